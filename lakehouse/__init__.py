@@ -1,0 +1,1 @@
+"""Shared core of the lakehouse: settings, event schemas, reference data, table registry, Spark."""

@@ -1,0 +1,119 @@
+"""Event schemas, written once.
+
+The pydantic models below are the single definition of what travels on the Kafka topics.
+Everything else is derived from them: producers serialise with ``to_json``, the API validates
+request bodies with the models themselves, Spark parses with ``spark_schema(model)`` and the
+JSON Schema for outside users comes from ``json_schema(model)``.
+"""
+
+from __future__ import annotations
+
+import types
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from pyspark.sql.types import DataType, StructType
+
+SCHEMA_VERSION = 1
+
+
+class Metric(StrEnum):
+    """What a market sensor measures (physical ranges: conf/sensors.yaml)."""
+
+    temperature_c = "temperature_c"
+    humidity_pct = "humidity_pct"
+    crowd_count = "crowd_count"
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=True)
+
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    schema_version: int = Field(SCHEMA_VERSION, ge=1)
+    market_id: str = Field(min_length=1, max_length=64)
+    observed_at: AwareDatetime = Field(description="ISO-8601 time of observation, with offset")
+    source: str = Field(min_length=1, max_length=128, description="feed or device that reported")
+
+    def to_json(self) -> bytes:
+        """The wire format: compact UTF-8 JSON."""
+        return self.model_dump_json().encode()
+
+
+class PriceEvent(_Event):
+    """A price observed at a market: IDR per ``unit`` of ``commodity``."""
+
+    event_type: Literal["price"] = "price"
+    commodity: str = Field(min_length=1, max_length=64, examples=["bawang_merah"])
+    price: float = Field(gt=0, description="IDR per unit", examples=[42054.0])
+    unit: str = Field(min_length=1, max_length=16, examples=["kg"])
+    region: str | None = Field(None, max_length=128, examples=["DKI Jakarta"])
+    device_id: str | None = Field(None, max_length=64)
+
+    @property
+    def key(self) -> str:
+        """Kafka message key: all prices of one market × commodity stay in order."""
+        return f"{self.market_id}:{self.commodity}"
+
+
+class SensorEvent(_Event):
+    """One reading of a market sensor device."""
+
+    event_type: Literal["sensor"] = "sensor"
+    device_id: str = Field(min_length=1, max_length=64)
+    metric: Metric
+    value: float
+
+    @property
+    def key(self) -> str:
+        """Kafka message key: all readings of one device stay in order."""
+        return f"{self.market_id}:{self.device_id}"
+
+
+EVENT_MODELS: dict[str, type[_Event]] = {"price": PriceEvent, "sensor": SensorEvent}
+
+
+def json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """JSON Schema of an event, as published for producers outside this code base."""
+    return model.model_json_schema(mode="serialization")
+
+
+def _spark_type(annotation: Any) -> DataType:
+    from pyspark.sql import types as T
+
+    if get_origin(annotation) in (Union, types.UnionType):
+        (inner,) = [a for a in get_args(annotation) if a is not type(None)]
+        return _spark_type(inner)
+    if get_origin(annotation) is Literal:
+        return _spark_type(type(get_args(annotation)[0]))
+    if isinstance(annotation, type) and issubclass(annotation, StrEnum):
+        return T.StringType()
+    mapping: dict[Any, DataType] = {
+        str: T.StringType(),
+        uuid.UUID: T.StringType(),
+        int: T.IntegerType(),
+        float: T.DoubleType(),
+        bool: T.BooleanType(),
+        datetime: T.TimestampType(),
+        AwareDatetime: T.TimestampType(),
+    }
+    if annotation not in mapping:
+        raise TypeError(f"no Spark type for {annotation!r}")
+    return mapping[annotation]
+
+
+def spark_schema(model: type[BaseModel]) -> StructType:
+    """Spark StructType of an event model, in field order; every field nullable so that a
+    missing field parses to null and is reported by validation rather than lost."""
+    from pyspark.sql import types as T
+
+    return T.StructType(
+        [
+            T.StructField(name, _spark_type(f.annotation), True)
+            for name, f in model.model_fields.items()
+        ]
+    )

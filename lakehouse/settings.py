@@ -1,0 +1,188 @@
+"""One typed settings object for every component.
+
+Values come, lowest priority first, from the defaults below, ``conf/settings.yaml`` (or the file
+named by ``SMARTMARKET_CONFIG``), then environment variables ``SMARTMARKET_<SECTION>__<KEY>``
+(and ``LAKEHOUSE_ROOT``). Relative paths resolve against the project folder, so commands behave
+the same from any working directory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONF_DIR = PROJECT_ROOT / "conf"
+CONFIG_ENV = "SMARTMARKET_CONFIG"
+
+
+class ConfigError(RuntimeError):
+    """The configuration cannot be used; the message says what to fix."""
+
+
+class Paths(BaseModel):
+    data_dir: Path = Path("data")
+    lakehouse_root: Path = Path("data/lakehouse")
+    checkpoint_root: Path = Path("data/checkpoints")
+    jvm_lib_dir: Path = Path("jvm/lib")
+
+    def model_post_init(self, _context: Any) -> None:
+        for name in type(self).model_fields:
+            value: Path = getattr(self, name)
+            if not value.is_absolute():
+                setattr(self, name, (PROJECT_ROOT / value).resolve())
+
+    @property
+    def run_dir(self) -> Path:
+        """Pid files and status files of running services."""
+        return self.data_dir / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+
+class Topics(BaseModel):
+    prices: str = "market.prices"
+    sensors: str = "market.sensors"
+    deadletter: str = "market.deadletter"
+
+    def all(self) -> list[str]:
+        return [self.prices, self.sensors, self.deadletter]
+
+
+class KafkaSettings(BaseModel):
+    embedded: bool = True
+    host: str = "localhost"
+    port: int = Field(9092, ge=1, le=65535)
+    controller_port: int = Field(9093, ge=1, le=65535)
+    bootstrap_servers: str = ""
+    heap: str = "512m"
+    partitions: int = Field(3, ge=1)
+    replication_factor: int = Field(1, ge=1)
+    topics: Topics = Topics()
+
+    @property
+    def bootstrap(self) -> str:
+        """Bootstrap servers clients connect to."""
+        return self.bootstrap_servers or f"{self.host}:{self.port}"
+
+
+class MqttSettings(BaseModel):
+    host: str = "localhost"
+    port: int = Field(1883, ge=1, le=65535)
+    topic_root: str = "markets"
+
+
+class MlflowSettings(BaseModel):
+    host: str = "localhost"
+    port: int = Field(5000, ge=1, le=65535)
+    experiment: str = "smart-market"
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class ApiSettings(BaseModel):
+    host: str = "localhost"
+    port: int = Field(8000, ge=1, le=65535)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class SparkSettings(BaseModel):
+    master: str = "local[2]"
+    app_name: str = "smart-market-pipeline"
+    driver_memory: str = "2g"
+    shuffle_partitions: int = Field(4, ge=1)
+    ui_port: int = Field(4040, ge=1, le=65535)
+    trigger_seconds: float = Field(2.0, gt=0)
+    max_offsets_per_trigger: int = Field(200_000, ge=1)
+    conf: dict[str, str] = {}
+
+
+class ServiceSettings(BaseModel):
+    start_timeout_seconds: float = Field(120, gt=0)
+    stop_timeout_seconds: float = Field(30, gt=0)
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Reads the YAML configuration file; a missing or unreadable file is a ConfigError."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        super().__init__(settings_cls)
+        self.path = path
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ returns the whole mapping
+
+    def __call__(self) -> dict[str, Any]:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read configuration file {self.path}: {exc.strerror or exc}. "
+                f"Restore it (git checkout conf/) or point {CONFIG_ENV} at a readable file."
+            ) from exc
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"configuration file {self.path} is not valid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"configuration file {self.path} must hold a mapping of sections")
+        return data
+
+
+class Settings(BaseSettings):
+    """Configuration of the whole platform (see conf/settings.yaml for the meaning of each knob)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SMARTMARKET_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    paths: Paths = Paths()
+    kafka: KafkaSettings = KafkaSettings()
+    mqtt: MqttSettings = MqttSettings()
+    mlflow: MlflowSettings = MlflowSettings()
+    api: ApiSettings = ApiSettings()
+    spark: SparkSettings = SparkSettings()
+    services: ServiceSettings = ServiceSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls, config_path()))
+
+
+def config_path() -> Path:
+    """The YAML file in force: ``$SMARTMARKET_CONFIG`` or ``conf/settings.yaml``."""
+    return Path(os.environ.get(CONFIG_ENV) or CONF_DIR / "settings.yaml")
+
+
+def load_settings() -> Settings:
+    """Load and validate the settings; raise ConfigError with a readable message if invalid."""
+    overrides: dict[str, Any] = {}
+    if root := os.environ.get("LAKEHOUSE_ROOT"):
+        overrides["paths"] = {"lakehouse_root": root}
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration ({config_path()}): {problems}") from exc
+    return settings

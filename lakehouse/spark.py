@@ -1,0 +1,72 @@
+"""The SparkSession of the platform: Delta Lake and the Spark–Kafka connector on the classpath.
+
+Jars come from ``jvm/lib/spark-libs`` (resolved by Maven at set-up), never from Ivy at run time.
+Jars the pyspark wheel already ships (Scala, Hadoop client, …) are skipped so that each class is
+on the classpath once.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from lakehouse.settings import ConfigError, Settings
+
+_VERSIONED_JAR = re.compile(r"^(?P<artifact>.+?)-\d[\w.\-]*\.jar$")
+
+
+def _artifact(jar: Path) -> str:
+    match = _VERSIONED_JAR.match(jar.name)
+    return match["artifact"] if match else jar.stem
+
+
+def extra_jars(settings: Settings) -> list[Path]:
+    """Jars to add to Spark: the Maven-resolved closure minus what pyspark already has."""
+    import pyspark
+
+    lib = settings.paths.jvm_lib_dir / "spark-libs"
+    jars = sorted(lib.glob("*.jar"))
+    if not any(_artifact(j).startswith("delta-spark") for j in jars):
+        raise ConfigError(
+            f"no Delta jars in {lib}: run `./run.sh setup` to resolve them with Maven"
+        )
+    shipped = {_artifact(j) for j in (Path(pyspark.__file__).parent / "jars").glob("*.jar")}
+    return [j for j in jars if _artifact(j) not in shipped]
+
+
+def spark_conf(settings: Settings) -> dict[str, str]:
+    """All Spark options of the platform's application (settings.spark.conf wins)."""
+    s = settings.spark
+    conf = {
+        "spark.master": s.master,
+        "spark.app.name": s.app_name,
+        "spark.driver.memory": s.driver_memory,
+        "spark.jars": ",".join(str(j) for j in extra_jars(settings)),
+        "spark.jars.ivy": str(settings.paths.data_dir / "ivy-unused"),
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.sql.shuffle.partitions": str(s.shuffle_partitions),
+        "spark.default.parallelism": str(s.shuffle_partitions),
+        "spark.ui.port": str(s.ui_port),
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.driver.host": "127.0.0.1",
+        "spark.sql.streaming.stopGracefullyOnShutdown": "true",
+        "spark.databricks.delta.schema.autoMerge.enabled": "false",
+        "spark.sql.warehouse.dir": str(settings.paths.data_dir / "spark-warehouse"),
+    }
+    conf.update(s.conf)
+    return conf
+
+
+def get_spark(settings: Settings):  # noqa: ANN201 - pyspark is imported lazily
+    """Create (or return the running) SparkSession configured for the lakehouse."""
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder
+    for key, value in spark_conf(settings).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark

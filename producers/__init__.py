@@ -1,0 +1,1 @@
+"""Ways events enter the platform; all of them publish JSON events to Kafka."""

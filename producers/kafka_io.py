@@ -1,0 +1,97 @@
+"""Kafka plumbing shared by every producer: topic creation and the idempotent producer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from lakehouse.events import PriceEvent, SensorEvent
+from lakehouse.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
+    """Create the platform's topics if missing; return the ones created."""
+    k = settings.kafka
+    admin = AdminClient({"bootstrap.servers": k.bootstrap})
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    missing = [t for t in k.topics.all() if t not in existing]
+    if not missing:
+        return []
+    futures = admin.create_topics(
+        [
+            NewTopic(t, num_partitions=k.partitions, replication_factor=k.replication_factor)
+            for t in missing
+        ],
+        operation_timeout=timeout,
+    )
+    for future in futures.values():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+    log.info("topics created", extra={"topics": missing})
+    return missing
+
+
+class DeliveryError(RuntimeError):
+    """Kafka did not confirm one or more messages."""
+
+
+class EventProducer:
+    """Idempotent producer (``acks=all``, ``enable.idempotence=true``) that checks every delivery
+    report: ``flush()`` raises DeliveryError if any message was not confirmed."""
+
+    def __init__(self, settings: Settings, **overrides: Any) -> None:
+        self.settings = settings
+        config = {
+            "bootstrap.servers": settings.kafka.bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 20,
+            "compression.type": "lz4",
+            **overrides,
+        }
+        self._producer = Producer(config)
+        self.delivered = 0
+        self.failed: list[str] = []
+
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self.failed.append(f"{msg.topic()} key={msg.key()!r}: {err.str()}")
+        else:
+            self.delivered += 1
+
+    def produce(self, topic: str, value: bytes, key: str | None = None) -> None:
+        while True:
+            try:
+                self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
+                break
+            except BufferError:  # local queue full: serve delivery reports, then retry
+                self._producer.poll(0.1)
+        self._producer.poll(0)
+
+    def send(self, event: PriceEvent | SensorEvent) -> None:
+        """Produce one event to its topic, keyed so its series stays in order."""
+        topics = self.settings.kafka.topics
+        topic = topics.prices if isinstance(event, PriceEvent) else topics.sensors
+        self.produce(topic, event.to_json(), key=event.key)
+
+    def send_all(self, events: Iterable[PriceEvent | SensorEvent]) -> None:
+        for event in events:
+            self.send(event)
+
+    def flush(self, timeout: float = 60.0) -> int:
+        """Wait for all delivery reports; return how many were delivered in total."""
+        remaining = self._producer.flush(timeout)
+        if remaining:
+            raise DeliveryError(f"{remaining} message(s) still unconfirmed after {timeout}s")
+        if self.failed:
+            raise DeliveryError(f"{len(self.failed)} message(s) failed: {self.failed[:5]}")
+        return self.delivered

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Smart Market Lakehouse — the single entry point.
+#
+#   ./run.sh [up]            set up on first use, then start services + pipeline
+#   ./run.sh down            stop everything
+#   ./run.sh status          what runs, where, healthy or not (exit 1 if something is down)
+#   ./run.sh logs [SERVICE] [-f]
+#   ./run.sh test [PYTEST ARGS]   the full test suite
+#   ./run.sh setup           only install: Python venv, Maven jars, Mosquitto
+#   ./run.sh lint            ruff
+#   ./run.sh lock            re-resolve requirements.lock from pyproject.toml
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+VENV="$ROOT/.venv"
+PY="$VENV/bin/python"
+UV_VERSION="0.13.9"
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null; then sudo "$@"
+  else die "need root to run: $* (install it yourself, or run as root)"; fi
+}
+
+stamp_ok() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
+
+setup_python() {
+  command -v python3.11 >/dev/null || command -v python3 >/dev/null || die "Python 3.11 not found"
+  local python; python="$(command -v python3.11 || command -v python3)"
+  "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
+    || die "Python 3.11 is required ($python is $("$python" --version 2>&1))"
+  local want; want="$(sha256sum requirements.lock | cut -d' ' -f1)"
+  stamp_ok "$VENV/.installed" "$want" && return
+  say "installing Python packages (requirements.lock) into .venv"
+  [ -x "$PY" ] || "$python" -m venv "$VENV"
+  "$PY" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+  "$VENV/bin/uv" pip sync --quiet --python "$PY" requirements.lock
+  echo "$want" > "$VENV/.installed"
+}
+
+setup_jvm() {
+  command -v java >/dev/null || [ -n "${JAVA_HOME:-}" ] \
+    || die "Java not found: install a Java 17+ runtime (apt-get install openjdk-17-jre-headless)"
+  command -v mvn >/dev/null || die "Maven not found: install it (apt-get install maven)"
+  local want; want="$(cat jvm/pom.xml jvm/*/pom.xml | sha256sum | cut -d' ' -f1)"
+  stamp_ok jvm/lib/.resolved "$want" && return
+  say "resolving JVM artifacts with Maven into jvm/lib (Kafka broker, Delta, Spark-Kafka)"
+  rm -rf jvm/lib
+  mvn --batch-mode --quiet -Dstyle.color=never -f jvm/pom.xml package
+  echo "$want" > jvm/lib/.resolved
+}
+
+setup_mosquitto() {
+  command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] && return
+  say "installing Mosquitto (apt-get install mosquitto)"
+  # keep the package from starting a system-wide broker on 1883: the stack starts its own
+  local policy=/usr/sbin/policy-rc.d created=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+    as_root chmod +x "$policy"; created=1
+  fi
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends mosquitto >/dev/null
+  [ -n "$created" ] && as_root rm -f "$policy"
+  return 0
+}
+
+setup() {
+  setup_python
+  setup_jvm
+  setup_mosquitto
+}
+
+cmd="${1:-up}"
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  setup) setup ;;
+  test)
+    setup
+    exec "$PY" -m pytest "$@" ;;
+  lint)
+    setup_python
+    "$VENV/bin/ruff" check . && exec "$VENV/bin/ruff" format --check . ;;
+  lock)
+    setup_python
+    exec "$VENV/bin/uv" pip compile --quiet pyproject.toml --extra dev --python-version 3.11 \
+      --generate-hashes -o requirements.lock ;;
+  up)
+    setup
+    exec "$PY" -m scripts.cli up "$@" ;;
+  -h|--help|help)
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *)
+    [ -x "$PY" ] || die "not set up yet: run ./run.sh first"
+    exec "$PY" -m scripts.cli "$cmd" "$@" ;;
+esac

@@ -1,0 +1,1 @@
+"""Operational commands behind ./run.sh: services, replay, retrain, query."""

@@ -1,0 +1,88 @@
+"""The Spark application of the pipeline: starts every streaming query and supervises them.
+
+Run by ``./run.sh up`` (as the ``pipeline`` service). It reports its state to
+``<data_dir>/run/pipeline.status.json`` every few seconds; on SIGTERM it stops the queries
+gracefully, so the next start resumes from their checkpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+from pyspark.sql import SparkSession
+from pyspark.sql.streaming import StreamingQuery
+
+from lakehouse.logs import configure_logging
+from lakehouse.settings import Settings, load_settings
+from lakehouse.spark import get_spark
+from scripts.services import PIPELINE_STATUS_FILE
+from streaming_jobs.bronze import bronze_query
+
+log = logging.getLogger(__name__)
+
+QueryFactory = Callable[[SparkSession, Settings], StreamingQuery]
+QUERIES: tuple[QueryFactory, ...] = (bronze_query,)
+STATUS_INTERVAL_SECONDS = 2.0
+
+
+def _write_status(settings: Settings, state: str, queries: list[StreamingQuery]) -> None:
+    status = {
+        "state": state,
+        "updated_at": time.time(),
+        "queries": [
+            {
+                "name": q.name,
+                "id": str(q.id),
+                "active": q.isActive,
+                "batch": (q.lastProgress or {}).get("batchId"),
+            }
+            for q in queries
+        ],
+    }
+    path = settings.paths.run_dir / PIPELINE_STATUS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(status))
+    tmp.replace(path)
+
+
+def run(settings: Settings, stop: threading.Event) -> int:
+    """Start all queries and supervise them until ``stop`` is set or one fails."""
+    spark = get_spark(settings)
+    queries = [factory(spark, settings) for factory in QUERIES]
+    log.info("pipeline running", extra={"queries": [q.name for q in queries]})
+    code = 0
+    try:
+        while not stop.wait(STATUS_INTERVAL_SECONDS):
+            failed = [q for q in queries if not q.isActive]
+            if failed:
+                for q in failed:
+                    log.error("query stopped", extra={"query": q.name, "error": str(q.exception())})
+                code = 1
+                break
+            _write_status(settings, "running", queries)
+    finally:
+        for q in queries:
+            q.stop()
+        _write_status(settings, "failed" if code else "stopped", queries)
+        spark.stop()
+    return code
+
+
+def main() -> int:
+    configure_logging()
+    settings = load_settings()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return run(settings, stop)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
