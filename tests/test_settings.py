@@ -1,0 +1,59 @@
+from pathlib import Path
+
+import pytest
+
+from lakehouse.settings import PROJECT_ROOT, ConfigError, load_settings
+
+
+def test_defaults_from_conf(monkeypatch: pytest.MonkeyPatch):
+    for var in ("LAKEHOUSE_ROOT", "SMARTMARKET_CONFIG", "SMARTMARKET_KAFKA__PORT"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv("SMARTMARKET_PATHS__DATA_DIR", raising=False)
+    s = load_settings()
+    assert s.kafka.topics.all() == ["market.prices", "market.sensors", "market.deadletter"]
+    assert s.paths.lakehouse_root == PROJECT_ROOT / "data" / "lakehouse"
+    assert s.kafka.bootstrap == "localhost:9092"
+
+
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    monkeypatch.setenv("LAKEHOUSE_ROOT", str(tmp_path / "lh"))
+    monkeypatch.setenv("SMARTMARKET_KAFKA__PORT", "19092")
+    monkeypatch.setenv("SMARTMARKET_KAFKA__TOPICS__PRICES", "x.prices")
+    s = load_settings()
+    assert s.paths.lakehouse_root == tmp_path / "lh"
+    assert s.kafka.bootstrap == "localhost:19092"
+    assert s.kafka.topics.prices == "x.prices"
+    assert s.kafka.topics.sensors == "market.sensors"  # untouched keys keep the file's value
+
+
+def test_relative_paths_resolve_against_project(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("LAKEHOUSE_ROOT", "somewhere/lh")
+    assert load_settings().paths.lakehouse_root == PROJECT_ROOT / "somewhere" / "lh"
+
+
+def test_invalid_value_names_the_key(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("SMARTMARKET_API__PORT", "eighty")
+    with pytest.raises(ConfigError, match=r"api\.port"):
+        load_settings()
+
+
+@pytest.mark.parametrize("make", ["missing", "directory", "not-yaml", "not-mapping"])
+def test_unreadable_config_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, make: str):
+    path = tmp_path / "settings.yaml"
+    if make == "directory":
+        path.mkdir()
+    elif make == "not-yaml":
+        path.write_text("kafka: [unclosed")
+    elif make == "not-mapping":
+        path.write_text("- a list")
+    monkeypatch.setenv("SMARTMARKET_CONFIG", str(path))
+    with pytest.raises(ConfigError, match=str(path)):
+        load_settings()
+
+
+def test_unknown_section_is_rejected(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    path = tmp_path / "settings.yaml"
+    path.write_text("kafak: {port: 1}\n")
+    monkeypatch.setenv("SMARTMARKET_CONFIG", str(path))
+    with pytest.raises(ConfigError, match="kafak"):
+        load_settings()
