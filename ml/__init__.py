@@ -1,0 +1,1 @@
+"""Forecasting and anomaly models over the silver/gold tables, tracked in MLflow."""
