@@ -15,10 +15,25 @@ from lakehouse.settings import Settings
 log = logging.getLogger(__name__)
 
 
+def admin_client(settings: Settings) -> AdminClient:
+    """Admin client that stays silent while the broker is unreachable (callers report it)."""
+    return AdminClient({"bootstrap.servers": settings.kafka.bootstrap, "log_level": 0})
+
+
+def kafka_reachable(settings: Settings, timeout: float = 2.0) -> tuple[bool, str]:
+    """Whether the cluster answers a metadata request, and a one-line detail."""
+    try:
+        metadata = admin_client(settings).list_topics(timeout=timeout)
+    except KafkaException as exc:
+        return False, f"{settings.kafka.bootstrap}: {exc.args[0].str()}"
+    brokers = len(metadata.brokers)
+    return brokers > 0, f"{brokers} broker(s) at {settings.kafka.bootstrap}"
+
+
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
     """Create the platform's topics if missing; return the ones created."""
     k = settings.kafka
-    admin = AdminClient({"bootstrap.servers": k.bootstrap})
+    admin = admin_client(settings)
     existing = set(admin.list_topics(timeout=timeout).topics)
     missing = [t for t in k.topics.all() if t not in existing]
     if not missing:

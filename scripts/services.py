@@ -29,6 +29,7 @@ import httpx
 import psutil
 
 from lakehouse.settings import PROJECT_ROOT, ConfigError, Settings
+from producers.kafka_io import ensure_topics, kafka_reachable
 
 log = logging.getLogger(__name__)
 
@@ -332,19 +333,9 @@ class KafkaBroker(Service):
         return self._java_command("kafka.Kafka", str(self.properties_file))
 
     def health(self) -> Health:
-        from confluent_kafka.admin import AdminClient
-
-        try:
-            metadata = AdminClient(
-                {"bootstrap.servers": self.settings.kafka.bootstrap}
-            ).list_topics(timeout=2)
-        except Exception as exc:  # noqa: BLE001 - any client error means "not healthy"
-            return Health(False, str(exc))
-        return Health(bool(metadata.brokers), f"{len(metadata.brokers)} broker(s)")
+        return Health(*kafka_reachable(self.settings))
 
     def after_start(self) -> None:
-        from producers.kafka_io import ensure_topics
-
         ensure_topics(self.settings)
 
 

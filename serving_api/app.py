@@ -10,6 +10,7 @@ from fastapi import FastAPI, Response, status
 from pydantic import BaseModel
 
 from lakehouse.settings import Settings, load_settings
+from producers.kafka_io import kafka_reachable
 
 READY_CACHE_SECONDS = 2.0
 
@@ -25,15 +26,8 @@ class Readiness(BaseModel):
 
 
 def _kafka_check(settings: Settings) -> Check:
-    from confluent_kafka.admin import AdminClient
-
-    try:
-        metadata = AdminClient({"bootstrap.servers": settings.kafka.bootstrap}).list_topics(
-            timeout=2
-        )
-    except Exception as exc:  # noqa: BLE001 - report any client failure as "not reachable"
-        return Check(ok=False, detail=f"{settings.kafka.bootstrap}: {exc}")
-    return Check(ok=bool(metadata.brokers), detail=f"{len(metadata.brokers)} broker(s)")
+    ok, detail = kafka_reachable(settings)
+    return Check(ok=ok, detail=detail)
 
 
 def _lakehouse_check(settings: Settings) -> Check:
