@@ -5,6 +5,9 @@
 #   ./run.sh down            stop everything
 #   ./run.sh status          what runs, where, healthy or not (exit 1 if something is down)
 #   ./run.sh logs [SERVICE] [-f]
+#   ./run.sh ingest FILE...       publish CSV reports once;  ./run.sh watch DIR  (folder watcher)
+#   ./run.sh replay FILE [--speed X|max] [--start T] [--end T] [--fan-out N]
+#   ./run.sh simulate | bridge    MQTT devices / MQTT→Kafka bridge in the foreground
 #   ./run.sh test [PYTEST ARGS]   the full test suite
 #   ./run.sh setup           only install: Python venv, Maven jars, Mosquitto
 #   ./run.sh lint            ruff
@@ -94,7 +97,7 @@ case "$cmd" in
     setup
     exec "$PY" -m scripts.cli up "$@" ;;
   -h|--help|help)
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' ;;
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' ;;
   *)
     [ -x "$PY" ] || die "not set up yet: run ./run.sh first"
     exec "$PY" -m scripts.cli "$cmd" "$@" ;;

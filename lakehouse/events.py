@@ -8,9 +8,10 @@ JSON Schema for outside users comes from ``json_schema(model)``.
 
 from __future__ import annotations
 
+import base64
 import types
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal, Union, get_args, get_origin
 
@@ -20,6 +21,14 @@ if TYPE_CHECKING:
     from pyspark.sql.types import DataType, StructType
 
 SCHEMA_VERSION = 1
+#: namespace of the deterministic event ids (uuid5): the same reading always gets the same id
+EVENT_ID_NAMESPACE = uuid.UUID("6f1c2a52-5d0e-4d8e-9a51-8f3f0c6b7a10")
+
+
+def deterministic_id(*parts: object) -> uuid.UUID:
+    """Event id derived from what identifies a reading, so a re-sent copy is a recognisable
+    duplicate (silver keeps one)."""
+    return uuid.uuid5(EVENT_ID_NAMESPACE, "|".join(str(p) for p in parts))
 
 
 class Metric(StrEnum):
@@ -53,6 +62,9 @@ class PriceEvent(_Event):
     unit: str = Field(min_length=1, max_length=16, examples=["kg"])
     region: str | None = Field(None, max_length=128, examples=["DKI Jakarta"])
     device_id: str | None = Field(None, max_length=64)
+    attributes: dict[str, str] | None = Field(
+        None, description="extra columns of the report, kept as text"
+    )
 
     @property
     def key(self) -> str:
@@ -73,6 +85,44 @@ class SensorEvent(_Event):
         """Kafka message key: all readings of one device stay in order."""
         return f"{self.market_id}:{self.device_id}"
 
+    @staticmethod
+    def reading_id(device_id: str, metric: str, observed_at: datetime) -> uuid.UUID:
+        """The event id of a reading: the same device, metric and time give the same id."""
+        return deterministic_id("sensor", device_id, metric, observed_at.isoformat())
+
+
+class DeadLetter(BaseModel):
+    """Input that could not become an event, with where it came from and why.
+
+    Published to the dead-letter topic so that nothing that entered the platform is silently
+    lost. Binary input is kept base64-encoded (``raw_encoding``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_type: Literal["deadletter"] = "deadletter"
+    schema_version: int = SCHEMA_VERSION
+    dead_letter_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    origin: Literal["csv", "replay", "mqtt", "api"]
+    reason: str
+    raw: str
+    raw_encoding: Literal["utf-8", "base64"] = "utf-8"
+    file: str | None = None
+    line: int | None = None
+    mqtt_topic: str | None = None
+    received_at: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @classmethod
+    def of_bytes(cls, raw: bytes, **fields: Any) -> DeadLetter:
+        """Dead letter for raw bytes: kept as text when valid UTF-8, base64 otherwise."""
+        try:
+            return cls(raw=raw.decode("utf-8"), **fields)
+        except UnicodeDecodeError:
+            return cls(raw=base64.b64encode(raw).decode(), raw_encoding="base64", **fields)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()
+
 
 EVENT_MODELS: dict[str, type[_Event]] = {"price": PriceEvent, "sensor": SensorEvent}
 
@@ -92,6 +142,9 @@ def _spark_type(annotation: Any) -> DataType:
         return _spark_type(type(get_args(annotation)[0]))
     if isinstance(annotation, type) and issubclass(annotation, StrEnum):
         return T.StringType()
+    if get_origin(annotation) is dict:
+        key, value = get_args(annotation)
+        return T.MapType(_spark_type(key), _spark_type(value), True)
     mapping: dict[Any, DataType] = {
         str: T.StringType(),
         uuid.UUID: T.StringType(),

@@ -92,7 +92,7 @@ def commodities(path: Path = CONF_DIR / "commodities.yaml") -> dict[str, Commodi
     }
 
 
-def _normal_form(name: str) -> str:
+def normal_form(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_")
 
 
@@ -101,14 +101,14 @@ def _commodity_lookup() -> dict[str, str]:
     lookup: dict[str, str] = {}
     for c in commodities().values():
         for name in (c.id, c.name, *c.aliases):
-            lookup[_normal_form(name)] = c.id
+            lookup[normal_form(name)] = c.id
     return lookup
 
 
 def commodity_id(name: str) -> str | None:
     """Canonical commodity id for a name as people write it (``Bawang Merah`` → ``bawang_merah``),
     or None if the catalogue does not know it."""
-    return _commodity_lookup().get(_normal_form(name))
+    return _commodity_lookup().get(normal_form(name))
 
 
 @cache

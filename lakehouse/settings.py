@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -77,6 +78,32 @@ class MqttSettings(BaseModel):
     host: str = "localhost"
     port: int = Field(1883, ge=1, le=65535)
     topic_root: str = "markets"
+
+
+class ProducerSettings(BaseModel):
+    timezone: str = "Asia/Jakarta"
+    watch_poll_seconds: float = Field(1.0, gt=0)
+    bridge_client_id: str = "smartmarket-bridge"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (e.g. Asia/Jakarta)") from None
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class SimulatorSettings(BaseModel):
+    enabled: bool = True
+    devices_per_market: int = Field(3, ge=1)
+    interval_seconds: float = Field(30.0, gt=0)
+    fault_rate: float = Field(0.0, ge=0, le=1)
 
 
 class MlflowSettings(BaseModel):
@@ -151,6 +178,8 @@ class Settings(BaseSettings):
     paths: Paths = Paths()
     kafka: KafkaSettings = KafkaSettings()
     mqtt: MqttSettings = MqttSettings()
+    producers: ProducerSettings = ProducerSettings()
+    simulator: SimulatorSettings = SimulatorSettings()
     mlflow: MlflowSettings = MlflowSettings()
     api: ApiSettings = ApiSettings()
     spark: SparkSettings = SparkSettings()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from lakehouse.events import PriceEvent, SensorEvent
+from lakehouse.events import DeadLetter, PriceEvent, SensorEvent
 from lakehouse.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,35 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
+    _wait_until_served(settings, missing, timeout)
     log.info("topics created", extra={"topics": missing})
     return missing
+
+
+def _wait_until_served(settings: Settings, topics: list[str], timeout: float) -> None:
+    """Block until every partition of ``topics`` answers an offset request: new partitions need
+    a moment before their leader serves them."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka.bootstrap,
+            "group.id": "smartmarket-admin",
+            "log_level": 0,
+        }
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        for topic in topics:
+            for partition in range(settings.kafka.partitions):
+                while True:
+                    try:
+                        consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=2)
+                        break
+                    except KafkaException:
+                        if time.monotonic() > deadline:
+                            raise
+                        time.sleep(0.1)
+    finally:
+        consumer.close()
 
 
 class DeliveryError(RuntimeError):
@@ -77,20 +105,44 @@ class EventProducer:
         self.delivered = 0
         self.failed: list[str] = []
 
-    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+    def _on_delivery(
+        self, err: KafkaError | None, msg: Message, then: Callable[[], None] | None
+    ) -> None:
         if err is not None:
             self.failed.append(f"{msg.topic()} key={msg.key()!r}: {err.str()}")
-        else:
-            self.delivered += 1
+            return
+        self.delivered += 1
+        if then is not None:
+            then()
 
-    def produce(self, topic: str, value: bytes, key: str | None = None) -> None:
+    def produce(
+        self,
+        topic: str,
+        value: bytes,
+        key: str | None = None,
+        on_delivered: Callable[[], None] | None = None,
+    ) -> None:
+        """Queue one message; ``on_delivered`` runs (inside ``poll``/``flush``) once Kafka has
+        confirmed it — never for a message that failed."""
+
+        def report(err: KafkaError | None, msg: Message) -> None:
+            self._on_delivery(err, msg, on_delivered)
+
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key, on_delivery=self._on_delivery)
+                self._producer.produce(topic, value=value, key=key, on_delivery=report)
                 break
             except BufferError:  # local queue full: serve delivery reports, then retry
                 self._producer.poll(0.1)
         self._producer.poll(0)
+
+    def __len__(self) -> int:
+        """Messages still waiting for their delivery report."""
+        return len(self._producer)
+
+    def poll(self, timeout: float = 0) -> None:
+        """Serve delivery reports."""
+        self._producer.poll(timeout)
 
     def send(self, event: PriceEvent | SensorEvent) -> None:
         """Produce one event to its topic, keyed so its series stays in order."""
@@ -101,6 +153,11 @@ class EventProducer:
     def send_all(self, events: Iterable[PriceEvent | SensorEvent]) -> None:
         for event in events:
             self.send(event)
+
+    def send_dead_letter(self, letter: DeadLetter) -> None:
+        """Produce input that could not become an event to the dead-letter topic."""
+        key = letter.file or letter.mqtt_topic or letter.origin
+        self.produce(self.settings.kafka.topics.deadletter, letter.to_json(), key=key)
 
     def flush(self, timeout: float = 60.0) -> int:
         """Wait for all delivery reports; return how many were delivered in total."""

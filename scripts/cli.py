@@ -1,19 +1,26 @@
-"""Command line behind ``./run.sh``: up, down, status, logs.
+"""Command line behind ``./run.sh``.
 
-Errors the user can fix (a port taken, Java missing, a bad configuration file) print one line
-starting with ``error:`` and exit with status 2, never a traceback.
+Errors the user can fix (a port taken, Java missing, a bad configuration or input file) print
+one line starting with ``error:`` and exit with status 2, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
 
 from lakehouse.logs import configure_logging
 from lakehouse.settings import ConfigError, Settings, load_settings
+from producers.reports import InputError, parse_time
 from scripts.services import Service, services
+
+Handler = Callable[[Settings, argparse.Namespace], int]
 
 
 def _find(settings: Settings, name: str | None) -> list[Service]:
@@ -70,23 +77,132 @@ def cmd_logs(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: dict[str, tuple[Callable[[Settings, argparse.Namespace], int], str]] = {
-    "up": (cmd_up, "start the services and the pipeline (idempotent)"),
-    "down": (cmd_down, "stop everything `up` started"),
-    "status": (cmd_status, "show what runs and whether it is healthy (exit 1 if not)"),
-    "logs": (cmd_logs, "show the logs of one service or all"),
-}
+def _stop_event() -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
+    from producers.csv_ingest import ingest_file
+    from producers.kafka_io import EventProducer
+
+    producer = EventProducer(settings)
+    for path in args.files:
+        print(ingest_file(path, settings, producer), flush=True)
+    return 0
+
+
+def cmd_watch(settings: Settings, args: argparse.Namespace) -> int:
+    from producers.csv_ingest import FolderWatcher
+    from producers.kafka_io import EventProducer
+
+    watcher = FolderWatcher(args.folder, settings, EventProducer(settings))
+    if args.once:
+        for summary in watcher.scan_once() + watcher.scan_once():
+            print(summary)
+        return 0
+    print(f"watching {args.folder} (Ctrl-C to stop)", flush=True)
+    watcher.run(_stop_event())
+    return 0
+
+
+def _speed(text: str) -> float | None:
+    if text == "max":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a speed: {text!r} (a number or 'max')") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("speed must be > 0")
+    return value
+
+
+def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from producers.kafka_io import EventProducer
+    from producers.replay import replay
+
+    def when(text: str | None) -> datetime | None:
+        try:
+            return parse_time(text, settings.producers.tz) if text else None
+        except ValueError as exc:
+            raise InputError(f"--start/--end: {exc}") from None
+
+    summary = replay(
+        args.file,
+        settings,
+        EventProducer(settings),
+        speed=args.speed,
+        start=when(args.start),
+        end=when(args.end),
+        fan_out_markets=args.fan_out,
+    )
+    print(summary)
+    return 0
+
+
+def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from producers.devices import run
+
+    print(
+        f"simulating devices on mqtt://{settings.mqtt.host}:{settings.mqtt.port} (Ctrl-C to stop)"
+    )
+    run(settings, _stop_event())
+    return 0
+
+
+def cmd_bridge(settings: Settings, args: argparse.Namespace) -> int:
+    from producers.mqtt_bridge import MqttBridge
+
+    return MqttBridge(settings).run(_stop_event())
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="./run.sh", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
-    for name, (_, help_text) in COMMANDS.items():
+
+    def command(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=help_text, description=help_text)
+        cmd.set_defaults(handler=handler)
+        return cmd
+
+    for name, handler, help_text in (
+        ("up", cmd_up, "start the services and the pipeline (idempotent)"),
+        ("down", cmd_down, "stop everything `up` started"),
+        ("status", cmd_status, "show what runs and whether it is healthy (exit 1 if not)"),
+        ("logs", cmd_logs, "show the logs of one service or all"),
+    ):
+        cmd = command(name, handler, help_text)
         cmd.add_argument("service", nargs="?", help="only this service")
         if name == "logs":
             cmd.add_argument("-n", "--lines", type=int, default=50)
             cmd.add_argument("-f", "--follow", action="store_true")
+
+    ingest = command("ingest", cmd_ingest, "publish CSV price/sensor reports to Kafka, once")
+    ingest.add_argument("files", nargs="+", type=Path, metavar="FILE")
+
+    watch = command("watch", cmd_watch, "publish each CSV file dropped into a folder, once")
+    watch.add_argument("folder", type=Path, metavar="DIR")
+    watch.add_argument("--once", action="store_true", help="take what is there now, then exit")
+
+    rep = command("replay", cmd_replay, "stream a historical CSV into Kafka in event-time order")
+    rep.add_argument("file", type=Path, metavar="FILE")
+    rep.add_argument(
+        "--speed",
+        type=_speed,
+        default=86400.0,
+        help="history seconds per wall-clock second (default 86400: a day per second), or max",
+    )
+    rep.add_argument("--start", help="replay from this time (inclusive), e.g. 2025-01-01")
+    rep.add_argument("--end", help="replay until this time (exclusive)")
+    rep.add_argument(
+        "--fan-out", type=int, default=0, metavar="N", help="synthesise N markets from each series"
+    )
+
+    command("simulate", cmd_simulate, "run the simulated MQTT sensor devices in the foreground")
+    command("bridge", cmd_bridge, "run the MQTT → Kafka bridge in the foreground")
     return p
 
 
@@ -95,8 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(default_level="WARNING")
     try:
         settings = load_settings()
-        return COMMANDS[args.command][0](settings, args)
-    except ConfigError as exc:
+        return args.handler(settings, args)
+    except (ConfigError, InputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -29,12 +29,10 @@ import httpx
 import psutil
 
 from lakehouse.settings import PROJECT_ROOT, ConfigError, Settings
+from lakehouse.status import STALE_SECONDS, read_status, status_path
 from producers.kafka_io import ensure_topics, kafka_reachable
 
 log = logging.getLogger(__name__)
-
-PIPELINE_STATUS_FILE = "pipeline.status.json"
-PIPELINE_STALE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -375,7 +373,8 @@ class Mosquitto(Service):
                     "persistence true",
                     f"persistence_location {self.home}/",
                     "autosave_interval 10",
-                    "max_queued_messages 100000",
+                    "max_queued_messages 1000000",
+                    "max_inflight_messages 1000",
                     f"user {getpass.getuser()}",
                     "log_dest stdout",
                     "log_type error",
@@ -432,39 +431,81 @@ class MlflowServer(Service):
         return _http_ok(f"http://{self.host}:{self.settings.mlflow.port}/health")
 
 
-class Pipeline(Service):
-    """The Spark application running the Structured Streaming queries (streaming_jobs.main)."""
+class StatusFileService(Service):
+    """A Python process of ours that reports its state in a status file (lakehouse.status)."""
 
-    name = "pipeline"
-    signal_group = False  # the driver stops its queries, then its JVM
+    module: str = ""
 
     def ports(self) -> list[int]:
         return []
+
+    def prepare(self) -> None:
+        status_path(self.settings, self.name).unlink(missing_ok=True)
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", self.module]
+
+    def check_status(self, status: dict) -> Health:
+        """Service-specific verdict on a fresh, running status."""
+        return Health(True, status.get("detail", "running"))
+
+    def health(self) -> Health:
+        status = read_status(self.settings, self.name)
+        if status is None:
+            return Health(False, "no status reported yet")
+        age = time.time() - status["updated_at"]
+        if status["state"] != "running" or age > STALE_SECONDS:
+            return Health(False, f"state={status['state']}, last report {age:.0f}s ago")
+        return self.check_status(status)
+
+
+class Pipeline(StatusFileService):
+    """The Spark application running the Structured Streaming queries (streaming_jobs.main)."""
+
+    name = "pipeline"
+    module = "streaming_jobs.main"
+    signal_group = False  # the driver stops its queries, then its JVM
 
     def endpoint(self) -> str:
         return f"lakehouse {self.settings.paths.lakehouse_root}"
 
     def prepare(self) -> None:
         _java()
-        self.status_file.unlink(missing_ok=True)
+        super().prepare()
 
-    @property
-    def status_file(self) -> Path:
-        return self.settings.paths.run_dir / PIPELINE_STATUS_FILE
-
-    def command(self) -> list[str]:
-        return [sys.executable, "-m", "streaming_jobs.main"]
-
-    def health(self) -> Health:
-        try:
-            status = json.loads(self.status_file.read_text())
-        except (OSError, ValueError):
-            return Health(False, "no status reported yet")
-        age = time.time() - status["updated_at"]
+    def check_status(self, status: dict) -> Health:
         inactive = [q["name"] for q in status["queries"] if not q["active"]]
-        if status["state"] != "running" or inactive or age > PIPELINE_STALE_SECONDS:
-            return Health(False, f"state={status['state']} inactive={inactive} age={age:.0f}s")
+        if inactive:
+            return Health(False, f"inactive queries: {inactive}")
         return Health(True, f"{len(status['queries'])} queries active")
+
+
+class Bridge(StatusFileService):
+    """MQTT → Kafka bridge (producers.mqtt_bridge)."""
+
+    name = "bridge"
+    module = "producers.mqtt_bridge"
+
+    def endpoint(self) -> str:
+        m, k = self.settings.mqtt, self.settings.kafka
+        return f"{m.topic_root}/+/devices/+/+ -> {k.topics.sensors}"
+
+    def check_status(self, status: dict) -> Health:
+        return Health(status.get("connected", False), f"{status.get('forwarded', 0)} forwarded")
+
+
+class Devices(StatusFileService):
+    """Simulated market sensor devices publishing to MQTT (producers.devices)."""
+
+    name = "devices"
+    module = "producers.devices"
+
+    def enabled(self) -> bool:
+        return self.settings.simulator.enabled
+
+    def endpoint(self) -> str:
+        sim = self.settings.simulator
+        return f"{sim.devices_per_market}/market every {sim.interval_seconds:g}s"
 
 
 class Api(Service):
@@ -496,7 +537,15 @@ class Api(Service):
         return _http_ok(f"http://{self.host}:{self.settings.api.port}/health")
 
 
-SERVICE_TYPES: tuple[type[Service], ...] = (KafkaBroker, Mosquitto, MlflowServer, Pipeline, Api)
+SERVICE_TYPES: tuple[type[Service], ...] = (
+    KafkaBroker,
+    Mosquitto,
+    MlflowServer,
+    Bridge,
+    Devices,
+    Pipeline,
+    Api,
+)
 
 
 def services(settings: Settings) -> list[Service]:

@@ -7,12 +7,10 @@ gracefully, so the next start resumes from their checkpoints.
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable
 
 from pyspark.sql import SparkSession
@@ -21,7 +19,7 @@ from pyspark.sql.streaming import StreamingQuery
 from lakehouse.logs import configure_logging
 from lakehouse.settings import Settings, load_settings
 from lakehouse.spark import get_spark
-from scripts.services import PIPELINE_STATUS_FILE
+from lakehouse.status import write_status
 from streaming_jobs.bronze import bronze_query
 
 log = logging.getLogger(__name__)
@@ -29,13 +27,15 @@ log = logging.getLogger(__name__)
 QueryFactory = Callable[[SparkSession, Settings], StreamingQuery]
 QUERIES: tuple[QueryFactory, ...] = (bronze_query,)
 STATUS_INTERVAL_SECONDS = 2.0
+STATUS_NAME = "pipeline"
 
 
-def _write_status(settings: Settings, state: str, queries: list[StreamingQuery]) -> None:
-    status = {
-        "state": state,
-        "updated_at": time.time(),
-        "queries": [
+def _report(settings: Settings, state: str, queries: list[StreamingQuery]) -> None:
+    write_status(
+        settings,
+        STATUS_NAME,
+        state,
+        queries=[
             {
                 "name": q.name,
                 "id": str(q.id),
@@ -44,12 +44,7 @@ def _write_status(settings: Settings, state: str, queries: list[StreamingQuery])
             }
             for q in queries
         ],
-    }
-    path = settings.paths.run_dir / PIPELINE_STATUS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(status))
-    tmp.replace(path)
+    )
 
 
 def run(settings: Settings, stop: threading.Event) -> int:
@@ -66,11 +61,11 @@ def run(settings: Settings, stop: threading.Event) -> int:
                     log.error("query stopped", extra={"query": q.name, "error": str(q.exception())})
                 code = 1
                 break
-            _write_status(settings, "running", queries)
+            _report(settings, "running", queries)
     finally:
         for q in queries:
             q.stop()
-        _write_status(settings, "failed" if code else "stopped", queries)
+        _report(settings, "failed" if code else "stopped", queries)
         spark.stop()
     return code
 

@@ -1,0 +1,37 @@
+"""Status files: how long-running processes (the Spark pipeline, the MQTT bridge, the device
+simulator) tell the supervisor they are alive and well.
+
+Each writes ``<data_dir>/run/<name>.status.json`` every few seconds; a status older than
+``STALE_SECONDS`` means the process hangs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from lakehouse.settings import Settings
+
+STALE_SECONDS = 30.0
+
+
+def status_path(settings: Settings, name: str) -> Path:
+    return settings.paths.run_dir / f"{name}.status.json"
+
+
+def write_status(settings: Settings, name: str, state: str, **details: Any) -> None:
+    """Atomically record ``state`` ("starting", "running", "stopped", "failed") and details."""
+    path = status_path(settings, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"state": state, "updated_at": time.time(), **details}, default=str))
+    tmp.replace(path)
+
+
+def read_status(settings: Settings, name: str) -> dict[str, Any] | None:
+    try:
+        return json.loads(status_path(settings, name).read_text())
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,167 @@
+"""Simulated market sensor devices publishing to MQTT.
+
+Each device of a market reports temperature (°C), humidity (%) and crowd count on
+``<topic_root>/<market_id>/devices/<device_id>/<metric>`` with QoS 1, as JSON
+``{"value": 27.4, "observed_at": "2026-11-22T08:00:00+07:00"}``. Values follow daily cycles of a
+tropical market (warm afternoons, humid nights, crowds at dawn and late afternoon) with noise.
+Faults can be injected at a given rate: stuck-at-zero, spikes, dropouts and clock skew.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import random
+import signal
+import sys
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import count, islice
+
+import paho.mqtt.client as mqtt
+
+from lakehouse.events import Metric
+from lakehouse.logs import configure_logging
+from lakehouse.reference import markets
+from lakehouse.settings import Settings, load_settings
+from lakehouse.status import write_status
+
+log = logging.getLogger(__name__)
+
+FAULTS = ("stuck_at_zero", "spike", "dropout", "clock_skew")
+STATUS_NAME = "devices"
+
+
+@dataclass(frozen=True)
+class Device:
+    market_id: str
+    device_id: str
+
+    def topic(self, root: str, metric: Metric) -> str:
+        return f"{root}/{self.market_id}/devices/{self.device_id}/{metric.value}"
+
+
+def fleet(per_market: int, market_ids: list[str] | None = None) -> list[Device]:
+    """``per_market`` devices in each physical market of conf/markets.csv (or of the given ids)."""
+    ids = market_ids or [m.market_id for m in markets().values() if m.kind == "pasar"]
+    return [Device(m, f"{m}-d{i}") for m in ids for i in range(1, per_market + 1)]
+
+
+def _seed(*parts: object) -> int:
+    return zlib.crc32("|".join(map(str, parts)).encode())
+
+
+def true_value(device: Device, metric: Metric, at: datetime, rng: random.Random) -> float:
+    """What a healthy sensor reads at local time ``at``."""
+    hour = at.hour + at.minute / 60
+    offset = random.Random(_seed(device.device_id, metric)).uniform(-1, 1)  # per-device bias
+    daily = math.sin(2 * math.pi * (hour - 9) / 24)  # peaks mid-afternoon
+    if metric is Metric.temperature_c:
+        return round(27.5 + offset + 4 * daily + rng.gauss(0, 0.4), 2)
+    if metric is Metric.humidity_pct:
+        return round(min(100.0, max(20.0, 78 + 3 * offset - 12 * daily + rng.gauss(0, 2))), 1)
+    peaks = 400 * math.exp(-(((hour - 7) / 2) ** 2)) + 150 * math.exp(-(((hour - 16) / 2.5) ** 2))
+    return float(max(0, round(peaks * (1 + 0.2 * offset) + 10 + rng.gauss(0, 15))))
+
+
+@dataclass(frozen=True)
+class Reading:
+    topic: str
+    payload: bytes
+    fault: str | None
+
+
+class Simulator:
+    """Generates readings of a fleet at simulated times; deterministic for a given seed."""
+
+    def __init__(
+        self, settings: Settings, devices: list[Device], fault_rate: float = 0.0, seed: int = 0
+    ) -> None:
+        self.root = settings.mqtt.topic_root
+        self.devices = devices
+        self.fault_rate = fault_rate
+        self.rng = random.Random(seed)
+
+    def readings_at(self, at: datetime) -> Iterator[Reading]:
+        for device in self.devices:
+            for metric in Metric:
+                fault = self.rng.choice(FAULTS) if self.rng.random() < self.fault_rate else None
+                if fault == "dropout":
+                    continue
+                value = true_value(device, metric, at, self.rng)
+                observed_at = at
+                if fault == "stuck_at_zero":
+                    value = 0.0
+                elif fault == "spike":
+                    value = round(value * self.rng.uniform(3, 8) + 50, 2)
+                elif fault == "clock_skew":
+                    observed_at = at + timedelta(hours=self.rng.choice([-6, -3, 2, 5]))
+                payload = json.dumps({"value": value, "observed_at": observed_at.isoformat()})
+                yield Reading(device.topic(self.root, metric), payload.encode(), fault)
+
+    def readings(self, start: datetime, step: timedelta) -> Iterator[Reading]:
+        """Readings of every device at start, start + step, … (endless)."""
+        for i in count():
+            yield from self.readings_at(start + i * step)
+
+
+def connect(settings: Settings, client_id: str = "") -> mqtt.Client:
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311
+    )
+    client.max_queued_messages_set(0)
+    client.max_inflight_messages_set(200)
+    client.connect(settings.mqtt.host, settings.mqtt.port, keepalive=30)
+    client.loop_start()
+    return client
+
+
+def publish(client: mqtt.Client, readings: Iterator[Reading], limit: int) -> int:
+    """Publish ``limit`` readings with QoS 1 and wait until the broker has acknowledged them."""
+    infos = [client.publish(r.topic, r.payload, qos=1) for r in islice(readings, limit)]
+    for info in infos:
+        info.wait_for_publish(timeout=60)
+    return sum(info.is_published() for info in infos)
+
+
+def run(settings: Settings, stop: threading.Event) -> None:
+    """Publish the fleet's readings every ``simulator.interval_seconds`` until stopped."""
+    sim = settings.simulator
+    simulator = Simulator(
+        settings, fleet(sim.devices_per_market), sim.fault_rate, seed=time.time_ns()
+    )
+    client = connect(settings)
+    published = 0
+    try:
+        while not stop.is_set():
+            now = datetime.now(settings.producers.tz).replace(microsecond=0)
+            batch = list(simulator.readings_at(now))
+            published += publish(client, iter(batch), len(batch))
+            write_status(settings, STATUS_NAME, "running", detail=f"{published} readings published")
+            stop.wait(sim.interval_seconds)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+        write_status(settings, STATUS_NAME, "stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="simulated market sensor devices (MQTT)")
+    parser.parse_args(argv)
+    configure_logging()
+    settings = load_settings()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    run(settings, stop)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""MQTT → Kafka bridge for the market sensor devices.
+
+Subscribes with a persistent session (``clean_session=False``, QoS 1) and acknowledges an MQTT
+message only once Kafka has confirmed the event made from it. A crash between the two therefore
+loses nothing: the broker redelivers what was not acknowledged (at-least-once), and because a
+sensor event's id is derived from device, metric and time, the copies are recognisable
+duplicates that silver drops. Payloads that cannot become an event go to the dead-letter topic
+with their raw bytes, MQTT topic and reason — and are acknowledged once that is confirmed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from datetime import datetime
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from pydantic import ValidationError
+
+from lakehouse.events import DeadLetter, SensorEvent
+from lakehouse.logs import configure_logging
+from lakehouse.settings import Settings, load_settings
+from lakehouse.status import write_status
+from producers.kafka_io import EventProducer
+
+log = logging.getLogger(__name__)
+
+STATUS_NAME = "bridge"
+STATUS_INTERVAL_SECONDS = 2.0
+
+
+class PayloadError(ValueError):
+    """An MQTT message that cannot become a sensor event."""
+
+
+def to_sensor_event(topic: str, payload: bytes, root: str) -> SensorEvent:
+    """The sensor event of one MQTT message; PayloadError says why there is none."""
+    parts = topic.split("/")
+    if len(parts) != 5 or parts[0] != root or parts[2] != "devices":
+        raise PayloadError(f"topic {topic!r} is not {root}/<market>/devices/<device>/<metric>")
+    _, market_id, _, device_id, metric = parts
+    try:
+        body = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PayloadError(f"payload is not JSON: {exc}") from None
+    if not isinstance(body, dict) or "value" not in body or "observed_at" not in body:
+        raise PayloadError('payload must be a JSON object with "value" and "observed_at"')
+    try:
+        observed_at = datetime.fromisoformat(str(body["observed_at"]))
+        return SensorEvent(
+            event_id=SensorEvent.reading_id(device_id, metric, observed_at),
+            market_id=market_id,
+            device_id=device_id,
+            metric=metric,
+            value=body["value"],
+            observed_at=observed_at,
+            source=f"mqtt:{device_id}",
+        )
+    except ValueError as exc:  # includes pydantic's ValidationError
+        detail = (
+            "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            if isinstance(exc, ValidationError)
+            else str(exc)
+        )
+        raise PayloadError(detail) from None
+
+
+class MqttBridge:
+    def __init__(self, settings: Settings, client_id: str | None = None) -> None:
+        self.settings = settings
+        self.producer = EventProducer(settings)
+        self.forwarded = 0
+        self.dead_lettered = 0
+        self.connected = False
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id or settings.producers.bridge_client_id,
+            clean_session=False,
+            protocol=mqtt.MQTTv311,
+            manual_ack=True,
+        )
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+
+    @property
+    def subscription(self) -> str:
+        return f"{self.settings.mqtt.topic_root}/+/devices/+/+"
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        _userdata: object,
+        _flags: object,
+        reason: ReasonCode,
+        _props: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            log.error("MQTT connection refused", extra={"reason": str(reason)})
+            return
+        self.connected = True
+        client.subscribe(self.subscription, qos=1)
+        log.info("bridge connected", extra={"subscription": self.subscription})
+
+    def _on_disconnect(
+        self,
+        _client: mqtt.Client,
+        _userdata: object,
+        _flags: object,
+        reason: ReasonCode,
+        _props: Properties | None,
+    ) -> None:
+        self.connected = False
+        log.warning("bridge disconnected", extra={"reason": str(reason)})
+
+    def _ack(self, message: mqtt.MQTTMessage, forwarded: bool) -> None:
+        self.client.ack(message.mid, message.qos)
+        if forwarded:
+            self.forwarded += 1
+        else:
+            self.dead_lettered += 1
+
+    def _on_message(
+        self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage
+    ) -> None:
+        try:
+            event = to_sensor_event(message.topic, message.payload, self.settings.mqtt.topic_root)
+        except PayloadError as exc:
+            letter = DeadLetter.of_bytes(
+                message.payload, origin="mqtt", reason=str(exc), mqtt_topic=message.topic
+            )
+            self.producer.produce(
+                self.settings.kafka.topics.deadletter,
+                letter.to_json(),
+                key=message.topic,
+                on_delivered=lambda: self._ack(message, forwarded=False),
+            )
+            return
+        self.producer.produce(
+            self.settings.kafka.topics.sensors,
+            event.to_json(),
+            key=event.key,
+            on_delivered=lambda: self._ack(message, forwarded=True),
+        )
+
+    def _report(self, state: str) -> None:
+        write_status(
+            self.settings,
+            STATUS_NAME,
+            state,
+            connected=self.connected,
+            forwarded=self.forwarded,
+            dead_lettered=self.dead_lettered,
+        )
+
+    def run(self, stop: threading.Event) -> int:
+        """Forward until ``stop`` is set; non-zero if Kafka refused a message (the broker then
+        keeps it for the next run, since it was not acknowledged)."""
+        mqtt_settings = self.settings.mqtt
+        self.client.connect(mqtt_settings.host, mqtt_settings.port, keepalive=30)
+        next_report = 0.0
+        try:
+            while not stop.is_set() and not self.producer.failed:
+                self.client.loop(timeout=0.05)
+                self.producer.poll(0)
+                if time.monotonic() >= next_report:
+                    self._report("running")
+                    next_report = time.monotonic() + STATUS_INTERVAL_SECONDS
+        finally:
+            self.producer.poll(0)
+            self._drain()
+            self.client.disconnect()
+        if self.producer.failed:
+            log.error("Kafka refused messages", extra={"errors": self.producer.failed[:5]})
+            self._report("failed")
+            return 1
+        self._report("stopped")
+        return 0
+
+    def _drain(self) -> None:
+        """Wait for outstanding deliveries and send their MQTT acknowledgements."""
+        deadline = time.monotonic() + 30
+        while len(self.producer) and time.monotonic() < deadline:
+            self.producer.poll(0.1)
+            self.client.loop(timeout=0.01)
+        for _ in range(5):
+            self.client.loop(timeout=0.05)
+
+
+def main() -> int:
+    configure_logging()
+    settings = load_settings()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return MqttBridge(settings).run(stop)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
