@@ -9,6 +9,7 @@
 #   ./run.sh replay FILE [--speed X|max] [--start T] [--end T] [--fan-out N]
 #   ./run.sh simulate | bridge    MQTT devices / MQTT→Kafka bridge in the foreground
 #   ./run.sh test [PYTEST ARGS]   the full test suite
+#   ./run.sh bench NAME [ARGS]    a benchmark of bench/ (prints numbers)
 #   ./run.sh setup           only install: Python venv, Maven jars, Mosquitto
 #   ./run.sh lint            ruff
 #   ./run.sh lock            re-resolve requirements.lock from pyproject.toml
@@ -86,6 +87,12 @@ case "$cmd" in
   test)
     setup
     exec "$PY" -m pytest "$@" ;;
+  bench)
+    setup
+    [ $# -gt 0 ] || die "usage: ./run.sh bench NAME [ARGS] (NAME: $(ls bench/*.py | xargs -n1 basename | sed 's/\.py$//' | grep -v __init__ | tr '\n' ' '))"
+    name="$1"; shift
+    [ -f "bench/$name.py" ] || die "no benchmark named '$name'"
+    exec "$PY" -m "bench.$name" "$@" ;;
   lint)
     setup_python
     "$VENV/bin/ruff" check . && exec "$VENV/bin/ruff" format --check . ;;
@@ -97,7 +104,7 @@ case "$cmd" in
     setup
     exec "$PY" -m scripts.cli up "$@" ;;
   -h|--help|help)
-    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' ;;
+    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' ;;
   *)
     [ -x "$PY" ] || die "not set up yet: run ./run.sh first"
     exec "$PY" -m scripts.cli "$cmd" "$@" ;;

@@ -78,25 +78,14 @@ class MqttSettings(BaseModel):
     host: str = "localhost"
     port: int = Field(1883, ge=1, le=65535)
     topic_root: str = "markets"
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
 
 class ProducerSettings(BaseModel):
-    timezone: str = "Asia/Jakarta"
     watch_poll_seconds: float = Field(1.0, gt=0)
     bridge_client_id: str = "smartmarket-bridge"
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (e.g. Asia/Jakarta)") from None
-        return value
-
-    @property
-    def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
 
 
 class SimulatorSettings(BaseModel):
@@ -175,6 +164,7 @@ class Settings(BaseSettings):
         env_prefix="SMARTMARKET_", env_nested_delimiter="__", extra="forbid"
     )
 
+    timezone: str = "Asia/Jakarta"
     paths: Paths = Paths()
     kafka: KafkaSettings = KafkaSettings()
     mqtt: MqttSettings = MqttSettings()
@@ -184,6 +174,20 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     spark: SparkSettings = SparkSettings()
     services: ServiceSettings = ServiceSettings()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (e.g. Asia/Jakarta)") from None
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """Local time of the markets: times without an offset, local dates and hours in gold."""
+        return ZoneInfo(self.timezone)
 
     @classmethod
     def settings_customise_sources(

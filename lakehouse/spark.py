@@ -54,6 +54,10 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.driver.host": "127.0.0.1",
         "spark.sql.streaming.stopGracefullyOnShutdown": "true",
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
+        # small tables on few cores: rebuild Delta snapshots and shuffle with few partitions
+        "spark.databricks.delta.snapshotPartitions": str(s.shuffle_partitions),
+        "spark.sql.adaptive.enabled": "true",
+        "spark.sql.adaptive.coalescePartitions.enabled": "true",
         "spark.sql.warehouse.dir": str(settings.paths.data_dir / "spark-warehouse"),
     }
     conf.update(s.conf)

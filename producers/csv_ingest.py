@@ -46,7 +46,7 @@ def dead_letter(row: ParsedRow, origin: str, path: Path) -> DeadLetter:
 def publish_report(report: ReportFile, settings: Settings, producer: EventProducer) -> Summary:
     """Publish every row of a report (events or dead letters) and wait until Kafka has them."""
     published = dead_lettered = 0
-    for row in parse_rows(report, settings.producers.tz):
+    for row in parse_rows(report, settings.tz):
         if row.event is not None:
             producer.send(row.event)
             published += 1

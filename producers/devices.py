@@ -31,6 +31,7 @@ from lakehouse.logs import configure_logging
 from lakehouse.reference import markets
 from lakehouse.settings import Settings, load_settings
 from lakehouse.status import write_status
+from producers.mqtt_io import make_client
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +113,7 @@ class Simulator:
 
 
 def connect(settings: Settings, client_id: str = "") -> mqtt.Client:
-    client = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311
-    )
+    client = make_client(settings, client_id)
     client.max_queued_messages_set(0)
     client.max_inflight_messages_set(200)
     client.connect(settings.mqtt.host, settings.mqtt.port, keepalive=30)
@@ -140,7 +139,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
     published = 0
     try:
         while not stop.is_set():
-            now = datetime.now(settings.producers.tz).replace(microsecond=0)
+            now = datetime.now(settings.tz).replace(microsecond=0)
             batch = list(simulator.readings_at(now))
             published += publish(client, iter(batch), len(batch))
             write_status(settings, STATUS_NAME, "running", detail=f"{published} readings published")

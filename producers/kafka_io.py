@@ -93,14 +93,7 @@ class EventProducer:
 
     def __init__(self, settings: Settings, **overrides: Any) -> None:
         self.settings = settings
-        config = {
-            "bootstrap.servers": settings.kafka.bootstrap,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 20,
-            "compression.type": "lz4",
-            **overrides,
-        }
+        config = {**self.config(settings), **overrides}
         self._producer = Producer(config)
         self.delivered = 0
         self.failed: list[str] = []
@@ -135,6 +128,17 @@ class EventProducer:
             except BufferError:  # local queue full: serve delivery reports, then retry
                 self._producer.poll(0.1)
         self._producer.poll(0)
+
+    @staticmethod
+    def config(settings: Settings) -> dict[str, Any]:
+        """The librdkafka configuration of every producer of the platform."""
+        return {
+            "bootstrap.servers": settings.kafka.bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 20,
+            "compression.type": "lz4",
+        }
 
     def __len__(self) -> int:
         """Messages still waiting for their delivery report."""

@@ -28,6 +28,7 @@ from lakehouse.logs import configure_logging
 from lakehouse.settings import Settings, load_settings
 from lakehouse.status import write_status
 from producers.kafka_io import EventProducer
+from producers.mqtt_io import make_client
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +79,10 @@ class MqttBridge:
         self.forwarded = 0
         self.dead_lettered = 0
         self.connected = False
-        self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=client_id or settings.producers.bridge_client_id,
-            clean_session=False,
-            protocol=mqtt.MQTTv311,
+        self.client = make_client(
+            settings,
+            client_id or settings.producers.bridge_client_id,
+            persistent=True,
             manual_ack=True,
         )
         self.client.on_connect = self._on_connect

@@ -111,7 +111,7 @@ def replay(
     synthetic = _synthetic_markets(fan_out_markets) if fan_out_markets else []
     events: list[PriceEvent | SensorEvent] = []
     rows = dead_lettered = 0
-    for row in parse_rows(report, settings.producers.tz):
+    for row in parse_rows(report, settings.tz):
         rows += 1
         if row.event is None:
             producer.send_dead_letter(dead_letter(row, "replay", path))

@@ -126,7 +126,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
 
     def when(text: str | None) -> datetime | None:
         try:
-            return parse_time(text, settings.producers.tz) if text else None
+            return parse_time(text, settings.tz) if text else None
         except ValueError as exc:
             raise InputError(f"--start/--end: {exc}") from None
 

@@ -6,6 +6,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
+from lakehouse import delta_io
 from lakehouse.settings import Settings
 from lakehouse.tables import BRONZE_EVENTS
 
@@ -51,6 +52,7 @@ def bronze_query(spark: SparkSession, settings: Settings) -> StreamingQuery:
     """Kafka (all platform topics) → ``bronze.market_events``; exactly once via the Delta sink's
     checkpointed batch ids."""
     table = BRONZE_EVENTS
+    delta_io.ensure_table(spark, table, settings)  # the silver query streams from it at once
     source = read_kafka(spark, settings, settings.kafka.topics.all())
     return (
         to_bronze(source)

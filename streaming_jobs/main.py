@@ -21,11 +21,12 @@ from lakehouse.settings import Settings, load_settings
 from lakehouse.spark import get_spark
 from lakehouse.status import write_status
 from streaming_jobs.bronze import bronze_query
+from streaming_jobs.medallion import medallion_query
 
 log = logging.getLogger(__name__)
 
 QueryFactory = Callable[[SparkSession, Settings], StreamingQuery]
-QUERIES: tuple[QueryFactory, ...] = (bronze_query,)
+QUERIES: tuple[QueryFactory, ...] = (bronze_query, medallion_query)
 STATUS_INTERVAL_SECONDS = 2.0
 STATUS_NAME = "pipeline"
 

@@ -7,36 +7,13 @@ variables a user would use, so the code under test reads them with ``load_settin
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 
 import pytest
 
 from lakehouse.settings import Settings, load_settings
+from scripts.isolated_stack import stack_env
 from scripts.services import KafkaBroker, Mosquitto
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def stack_env(data_dir: str) -> dict[str, str]:
-    """Environment for an isolated stack: its own data folder and free ports."""
-    return {
-        "SMARTMARKET_PATHS__DATA_DIR": data_dir,
-        "LAKEHOUSE_ROOT": f"{data_dir}/lakehouse",
-        "SMARTMARKET_PATHS__CHECKPOINT_ROOT": f"{data_dir}/checkpoints",
-        "SMARTMARKET_KAFKA__PORT": str(free_port()),
-        "SMARTMARKET_KAFKA__CONTROLLER_PORT": str(free_port()),
-        "SMARTMARKET_MQTT__PORT": str(free_port()),
-        "SMARTMARKET_MLFLOW__PORT": str(free_port()),
-        "SMARTMARKET_API__PORT": str(free_port()),
-        "SMARTMARKET_SPARK__UI_PORT": str(free_port()),
-        "SMARTMARKET_SPARK__SHUFFLE_PARTITIONS": "2",
-        "SMARTMARKET_SPARK__TRIGGER_SECONDS": "1",
-    }
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from lakehouse.settings import PROJECT_ROOT
-from tests.conftest import stack_env
+from scripts.isolated_stack import stack_env
 
 RUN_SH = str(PROJECT_ROOT / "run.sh")
 SERVICES = ("kafka", "mosquitto", "mlflow", "bridge", "devices", "pipeline", "api")

@@ -1,0 +1,1 @@
+"""Benchmarks: each module prints measured numbers next to a baseline measured in the same run."""

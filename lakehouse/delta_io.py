@@ -1,0 +1,67 @@
+"""Delta writes of the pipeline, all idempotent: a micro-batch replayed after a crash writes
+nothing twice."""
+
+from __future__ import annotations
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+
+from lakehouse.settings import Settings
+from lakehouse.tables import Table
+
+
+def ensure_table(spark: SparkSession, table: Table, settings: Settings) -> None:
+    """Create an empty table from its declared schema if it does not exist yet."""
+    (
+        DeltaTable.createIfNotExists(spark)
+        .location(str(table.path(settings)))
+        .addColumns(spark.createDataFrame([], table.schema).schema)
+        .partitionedBy(*table.partition_by)
+        .execute()
+    )
+
+
+def read(spark: SparkSession, table: Table, settings: Settings) -> DataFrame:
+    return spark.read.format("delta").load(str(table.path(settings)))
+
+
+def exists(spark: SparkSession, table: Table, settings: Settings) -> bool:
+    return DeltaTable.isDeltaTable(spark, str(table.path(settings)))
+
+
+def append_once(df: DataFrame, table: Table, settings: Settings, app_id: str, version: int) -> None:
+    """Append ``df`` unless this (app_id, version) was already committed to the table — Delta's
+    idempotent writes (txnAppId/txnVersion), so a replayed micro-batch appends nothing."""
+    writer = (
+        df.write.format("delta")
+        .mode("append")
+        .option("txnAppId", app_id)
+        .option("txnVersion", version)
+    )
+    if table.partition_by:
+        writer = writer.partitionBy(*table.partition_by)
+    writer.save(str(table.path(settings)))
+
+
+def upsert(
+    spark: SparkSession, df: DataFrame, table: Table, settings: Settings, only_if: str = ""
+) -> None:
+    """MERGE ``df`` into the table on its keys (insert new keys, replace existing rows, or only
+    those where ``only_if`` holds); creates the table on first use. Re-running with the same
+    rows leaves the table as it was."""
+    path = str(table.path(settings))
+    if not DeltaTable.isDeltaTable(spark, path):
+        writer = df.write.format("delta").mode("append")
+        if table.partition_by:
+            writer = writer.partitionBy(*table.partition_by)
+        writer.save(path)
+        return
+    condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in table.keys)
+    (
+        DeltaTable.forPath(spark, path)
+        .alias("t")
+        .merge(df.alias("s"), condition)
+        .whenMatchedUpdateAll(condition=only_if or None)
+        .whenNotMatchedInsertAll()
+        .execute()
+    )

@@ -1,0 +1,429 @@
+"""Silver: parse, validate and deduplicate bronze records — pure DataFrame → DataFrame functions.
+
+Every bronze record ends in exactly one place: ``silver.prices`` or ``silver.sensors`` (valid,
+possibly carrying statistical flags), ``silver.quarantine`` (with the ids of the rules it broke
+and their details), or the duplicate count (an ``event_id`` seen before).
+
+Rule ids (the ``reasons`` of a quarantine row, or the ``flags`` of a silver row):
+
+- parsing: ``malformed_json``, ``schema_mismatch``, ``missing_field``, ``producer_rejected``
+  (a dead letter: the producer could not make an event of its input);
+- hard rules, one of which quarantines: ``unknown_market``, ``unknown_commodity``,
+  ``unit_mismatch``, ``non_positive_price``, ``price_out_of_range``, ``future_timestamp``,
+  ``late``, ``sensor_out_of_range``, ``sensor_zero``, ``sensor_jump``;
+- statistical flags on prices, against the history of the same market × commodity: ``zscore``,
+  ``iqr``, ``median_deviation``, ``cross_market`` (the median of the other markets of the region
+  that day). Two or more flags — or a cross-market deviation above the strong threshold —
+  quarantine; a single flag is kept in silver. Sensors: ``sensor_stuck`` (flag).
+
+Thresholds: conf/quality.yaml.
+"""
+
+from __future__ import annotations
+
+import types
+from datetime import datetime
+from typing import Union, get_args, get_origin
+
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from lakehouse.events import SCHEMA_VERSION, PriceEvent, SensorEvent, spark_schema
+from lakehouse.reference import commodities, markets, metric_ranges
+from lakehouse.rules import QualityRules
+
+CORRUPT = "_corrupt_record"
+LINEAGE = ("topic", "partition", "offset", "kafka_timestamp", "ingest_time")
+EVENT_TYPES = {"price": PriceEvent, "sensor": SensorEvent}
+
+
+def event_schema() -> T.StructType:
+    """The union of the event schemas (one struct parses every topic) plus the corrupt-record
+    column from_json fills when a record does not match."""
+    fields: dict[str, T.StructField] = {}
+    for model in EVENT_TYPES.values():
+        for field in spark_schema(model).fields:
+            known = fields.setdefault(field.name, field)
+            if known.dataType != field.dataType:
+                raise TypeError(f"field {field.name} has two types across event schemas")
+    return T.StructType([*fields.values(), T.StructField(CORRUPT, T.StringType(), True)])
+
+
+def _required(model: type) -> list[str]:
+    """Fields an event of ``model`` must carry on the wire (not optional in the schema)."""
+
+    def optional(annotation: object) -> bool:
+        return get_origin(annotation) in (Union, types.UnionType) and type(None) in get_args(
+            annotation
+        )
+
+    return [name for name, f in model.model_fields.items() if not optional(f.annotation)]
+
+
+def local_date(ts: Column, tz: str) -> Column:
+    return F.to_date(F.from_utc_timestamp(ts, tz))
+
+
+def parse_events(
+    bronze: DataFrame, topic_types: dict[str, str], deadletter_topic: str
+) -> DataFrame:
+    """Bronze rows → one row per record with its text (``raw``), the event's fields and, for
+    records that are not a usable event, ``parse_error`` (a rule id) and ``error`` (in words).
+
+    ``topic_types`` maps each event topic to the event type it carries."""
+    parsed = bronze.select(
+        *LINEAGE,
+        F.col("value").alias("raw"),
+        F.from_json("value", event_schema(), {"columnNameOfCorruptRecord": CORRUPT}).alias("e"),
+        F.from_json("value", "map<string,string>").isNotNull().alias("_is_json_object"),
+    ).select(*LINEAGE, "raw", "_is_json_object", "e.*")
+
+    expected_type = F.lit(None).cast("string")
+    for topic, event_type in topic_types.items():
+        expected_type = F.when(F.col("topic") == topic, F.lit(event_type)).otherwise(expected_type)
+
+    missing = F.lit("")
+    for event_type, model in EVENT_TYPES.items():
+        names = F.concat_ws(", ", *[F.when(F.col(n).isNull(), F.lit(n)) for n in _required(model)])
+        missing = F.when(F.col("event_type") == event_type, names).otherwise(missing)
+
+    rule_and_error = (
+        F.when(
+            F.col("topic") == deadletter_topic,
+            F.struct(
+                F.lit("producer_rejected").alias("rule"),
+                F.get_json_object("raw", "$.reason").alias("text"),
+            ),
+        )
+        .when(
+            ~F.col("_is_json_object"),
+            F.struct(
+                F.lit("malformed_json").alias("rule"), F.lit("not a JSON object").alias("text")
+            ),
+        )
+        .when(
+            F.col(CORRUPT).isNotNull(),
+            F.struct(
+                F.lit("schema_mismatch").alias("rule"),
+                F.lit("a field has the wrong type or format").alias("text"),
+            ),
+        )
+        .when(
+            F.col("event_type").isNull() | expected_type.isNull(),
+            F.struct(
+                F.lit("missing_field").alias("rule"),
+                F.lit("missing: event_type (or unknown topic)").alias("text"),
+            ),
+        )
+        .when(
+            F.col("event_type") != expected_type,
+            F.struct(
+                F.lit("schema_mismatch").alias("rule"),
+                F.concat(
+                    F.lit("event_type "), F.col("event_type"), F.lit(" on topic "), F.col("topic")
+                ).alias("text"),
+            ),
+        )
+        .when(
+            missing != "",
+            F.struct(
+                F.lit("missing_field").alias("rule"),
+                F.concat(F.lit("missing: "), missing).alias("text"),
+            ),
+        )
+        .when(
+            F.col("schema_version") > SCHEMA_VERSION,
+            F.struct(
+                F.lit("schema_mismatch").alias("rule"),
+                F.concat(F.lit("unsupported schema_version "), F.col("schema_version")).alias(
+                    "text"
+                ),
+            ),
+        )
+    )
+    return (
+        parsed.withColumn("_verdict", rule_and_error)
+        .withColumn("parse_error", F.col("_verdict.rule"))
+        .withColumn("error", F.col("_verdict.text"))
+        .drop("_verdict", "_is_json_object", CORRUPT)
+    )
+
+
+def split_duplicates(events: DataFrame, seen_ids: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """(first occurrences not seen before, duplicates). Within the batch the copy with the lowest
+    Kafka coordinates wins; ``seen_ids`` (column ``event_id``) holds earlier batches' ids."""
+    first = Window.partitionBy("event_id").orderBy("topic", "partition", "offset")
+    ranked = events.withColumn("_copy", F.row_number().over(first))
+    seen = seen_ids.select("event_id").distinct().withColumn("_seen", F.lit(True))
+    marked = ranked.join(seen, "event_id", "left")
+    duplicate = (F.col("_copy") > 1) | F.col("_seen").isNotNull()
+    fresh = marked.where(~duplicate).drop("_copy", "_seen")
+    dups = marked.where(duplicate).drop("_copy", "_seen")
+    return fresh, dups
+
+
+def _reasons(*checks: tuple[str, Column]) -> Column:
+    """Array of the rule ids whose condition holds (nulls count as not holding)."""
+    return F.filter(
+        F.array(*[F.when(cond, F.lit(rule)) for rule, cond in checks]), lambda r: r.isNotNull()
+    )
+
+
+def reference_frames(spark: SparkSession, rules: QualityRules) -> dict[str, DataFrame]:
+    """Reference data of conf/ as small DataFrames for the validation joins."""
+    market_rows = [(m.market_id, m.province) for m in markets().values()]
+    commodity_rows = [(c.id, c.unit, c.min_price, c.max_price) for c in commodities().values()]
+    unit_rows = [
+        (unit, target, factor)
+        for unit, targets in rules.units.items()
+        for target, factor in targets.items()
+    ]
+    range_rows = [(m.value, r.min, r.max) for m, r in metric_ranges().items()]
+    return {
+        "markets": spark.createDataFrame(market_rows, "market_id string, province string"),
+        "commodities": spark.createDataFrame(
+            commodity_rows,
+            "commodity string, catalogue_unit string, min_price double, max_price double",
+        ),
+        "units": spark.createDataFrame(
+            unit_rows, "unit_key string, catalogue_unit string, factor double"
+        ),
+        "metric_ranges": spark.createDataFrame(
+            range_rows, "metric string, min_value double, max_value double"
+        ),
+    }
+
+
+def _time_rules(rules: QualityRules, now: datetime, watermark: datetime | None) -> list:
+    future = F.col("observed_at") > F.lit(now) + F.expr(
+        f"INTERVAL {int(rules.hard.future_tolerance_seconds)} SECONDS"
+    )
+    checks = [("future_timestamp", future)]
+    if watermark is not None:
+        horizon = F.lit(watermark) - F.expr(f"INTERVAL {int(rules.hard.late_horizon_hours)} HOURS")
+        checks.append(("late", F.col("observed_at") < horizon))
+    return checks
+
+
+def validate_prices(
+    prices: DataFrame,
+    ref: dict[str, DataFrame],
+    rules: QualityRules,
+    now: datetime,
+    watermark: datetime | None,
+) -> DataFrame:
+    """Hard rules on parsed price events. Adds ``region`` (from the market when absent), the
+    price converted to the catalogue unit, and ``hard_reasons``."""
+    known_markets = ref["markets"].withColumn("_market_known", F.lit(True))
+    known_commodities = ref["commodities"].withColumn("_commodity_known", F.lit(True))
+    joined = (
+        prices.join(F.broadcast(known_markets), "market_id", "left")
+        .join(F.broadcast(known_commodities), "commodity", "left")
+        .withColumn("unit_key", F.lower(F.trim("unit")))
+        .join(F.broadcast(ref["units"]), ["unit_key", "catalogue_unit"], "left")
+    )
+    converted = F.col("price") * F.col("factor")
+    return (
+        joined.withColumn("reported_unit", F.col("unit"))
+        .withColumn("region", F.coalesce("region", "province"))
+        .withColumn(
+            "hard_reasons",
+            _reasons(
+                ("unknown_market", F.col("_market_known").isNull()),
+                ("unknown_commodity", F.col("_commodity_known").isNull()),
+                (
+                    "unit_mismatch",
+                    F.col("_commodity_known").isNotNull() & F.col("factor").isNull(),
+                ),
+                ("non_positive_price", F.col("price") <= 0),
+                (
+                    "price_out_of_range",
+                    (F.col("price") > 0)
+                    & ((converted < F.col("min_price")) | (converted > F.col("max_price"))),
+                ),
+                *_time_rules(rules, now, watermark),
+            ),
+        )
+        .withColumn("price", F.coalesce(converted, F.col("price")))
+        .withColumn("unit", F.coalesce("catalogue_unit", "unit"))
+        .drop("_market_known", "_commodity_known", "province", "unit_key", "factor")
+        .drop("min_price", "max_price", "catalogue_unit")
+    )
+
+
+def price_statistics(
+    candidates: DataFrame, history: DataFrame, rules: QualityRules, tz: str
+) -> DataFrame:
+    """Statistical flags of candidate prices against their series' history.
+
+    ``history`` (market_id, commodity, region, observed_at, price) holds earlier prices that
+    passed the hard rules; candidates are compared with the ``history_days`` before their own
+    time (themselves and same-time rows excluded), so the verdict does not depend on how the
+    stream was cut into micro-batches. Adds ``stat_flags``, ``stat_quarantine`` and ``details``.
+    """
+    p = rules.prices
+    cols = ["event_id", "market_id", "commodity", "region", "observed_at", "price"]
+    pool = (
+        history.select(*cols)
+        .withColumn("_candidate", F.lit(False))
+        .unionByName(candidates.select(*cols).withColumn("_candidate", F.lit(True)))
+    )
+    ts = F.col("observed_at").cast("long")
+    window = (
+        Window.partitionBy("market_id", "commodity")
+        .orderBy(ts)
+        .rangeBetween(-p.history_days * 86400, -1)
+    )
+    quartiles = F.percentile("price", F.array(F.lit(0.25), F.lit(0.5), F.lit(0.75)))
+    stats = (
+        pool.withColumn("_n", F.count("price").over(window))
+        .withColumn("_mean", F.avg("price").over(window))
+        .withColumn("_std", F.stddev_samp("price").over(window))
+        .withColumn("_q", quartiles.over(window))
+        .where("_candidate")
+    )
+
+    # cross-market: the median of the other markets' prices of the same region, commodity, day
+    day = local_date(F.col("observed_at"), tz)
+    daily = (
+        pool.withColumn("_day", day)
+        .groupBy("region", "commodity", "_day", "market_id")
+        .agg(F.percentile("price", 0.5).alias("_market_price"))
+    )
+    others = (
+        candidates.select("event_id", "region", "commodity", "market_id", day.alias("_day"))
+        .alias("c")
+        .join(
+            daily.alias("d"),
+            on=[
+                F.col("c.region") == F.col("d.region"),
+                F.col("c.commodity") == F.col("d.commodity"),
+                F.col("c._day") == F.col("d._day"),
+                F.col("c.market_id") != F.col("d.market_id"),
+            ],
+        )
+        .groupBy("c.event_id")
+        .agg(
+            F.percentile("d._market_price", 0.5).alias("_cross_median"),
+            F.count("*").alias("_cross_n"),
+        )
+    )
+
+    enough = F.col("_n") >= p.min_history
+    q1, median, q3 = F.col("_q")[0], F.col("_q")[1], F.col("_q")[2]
+    iqr = F.greatest(q3 - q1, median * 0.01)  # a flat series still tolerates 1 % moves
+    z = (F.col("price") - F.col("_mean")) / F.col("_std")
+    cross = F.abs(F.col("price") / F.col("_cross_median") - 1)
+    cross_ok = F.col("_cross_n") >= p.cross_market_min_markets
+    flags = _reasons(
+        ("zscore", enough & (F.col("_std") > 0) & (F.abs(z) > p.zscore_max)),
+        (
+            "iqr",
+            enough
+            & (
+                (F.col("price") < q1 - p.iqr_factor * iqr)
+                | (F.col("price") > q3 + p.iqr_factor * iqr)
+            ),
+        ),
+        (
+            "median_deviation",
+            enough & (F.abs(F.col("price") / median - 1) > p.median_deviation_max),
+        ),
+        ("cross_market", cross_ok & (cross > p.cross_market_deviation)),
+    )
+    details = F.map_filter(
+        F.create_map(
+            F.lit("history_n"),
+            F.col("_n").cast("double"),
+            F.lit("z_score"),
+            F.when(enough, z),
+            F.lit("iqr_low"),
+            F.when(enough, q1 - p.iqr_factor * iqr),
+            F.lit("iqr_high"),
+            F.when(enough, q3 + p.iqr_factor * iqr),
+            F.lit("rolling_median"),
+            F.when(enough, median),
+            F.lit("cross_market_median"),
+            F.when(cross_ok, F.col("_cross_median")),
+        ),
+        lambda _k, v: v.isNotNull(),
+    )
+    verdicts = stats.join(others, "event_id", "left").select(
+        "event_id",
+        flags.alias("stat_flags"),
+        (
+            (F.size(flags) >= p.quarantine_min_flags) | (cross_ok & (cross > p.cross_market_strong))
+        ).alias("stat_quarantine"),
+        details.alias("details"),
+    )
+    return candidates.join(verdicts, "event_id", "left")
+
+
+def validate_sensors(
+    sensors: DataFrame,
+    ref: dict[str, DataFrame],
+    rules: QualityRules,
+    now: datetime,
+    watermark: datetime | None,
+) -> DataFrame:
+    """Hard rules on parsed sensor events; adds ``hard_reasons``."""
+    known_markets = ref["markets"].select("market_id").withColumn("_market_known", F.lit(True))
+    joined = sensors.join(F.broadcast(known_markets), "market_id", "left").join(
+        F.broadcast(ref["metric_ranges"]), "metric", "left"
+    )
+    zero_metrics = [m.value for m in rules.sensors.impossible_zero]
+    return joined.withColumn(
+        "hard_reasons",
+        _reasons(
+            ("unknown_market", F.col("_market_known").isNull()),
+            (
+                "sensor_out_of_range",
+                (F.col("value") < F.col("min_value")) | (F.col("value") > F.col("max_value")),
+            ),
+            ("sensor_zero", (F.col("value") == 0) & F.col("metric").isin(zero_metrics)),
+            *_time_rules(rules, now, watermark),
+        ),
+    ).drop("_market_known", "min_value", "max_value")
+
+
+def sensor_statistics(candidates: DataFrame, history: DataFrame, rules: QualityRules) -> DataFrame:
+    """Per device × metric, against its latest readings (``history``: device_id, metric,
+    observed_at, value): ``sensor_jump`` (far from the median of the previous readings — robust
+    to a single spike) quarantines, ``sensor_stuck`` (the same value N times in a row) flags."""
+    s = rules.sensors
+    cols = ["event_id", "device_id", "metric", "observed_at", "value"]
+    pool = (
+        history.select(*cols)
+        .withColumn("_candidate", F.lit(False))
+        .unionByName(candidates.select(*cols).withColumn("_candidate", F.lit(True)))
+    )
+    order = Window.partitionBy("device_id", "metric").orderBy("observed_at", "event_id")
+    previous = order.rowsBetween(-s.stuck_readings, -1)
+    stuck_window = order.rowsBetween(-(s.stuck_readings - 1), 0)
+    jump_limit = F.lit(None).cast("double")
+    for metric, limit in s.max_jump.items():
+        jump_limit = F.when(F.col("metric") == metric.value, F.lit(limit)).otherwise(jump_limit)
+    stats = (
+        pool.withColumn("_prev_median", F.percentile("value", 0.5).over(previous))
+        .withColumn("_stuck_n", F.count("value").over(stuck_window))
+        .withColumn("_stuck_distinct", F.size(F.collect_set("value").over(stuck_window)))
+        .where("_candidate")
+        .select(
+            "event_id",
+            _reasons(
+                ("sensor_jump", F.abs(F.col("value") - F.col("_prev_median")) > jump_limit)
+            ).alias("stat_hard"),
+            _reasons(
+                (
+                    "sensor_stuck",
+                    (F.col("_stuck_n") == s.stuck_readings) & (F.col("_stuck_distinct") == 1),
+                )
+            ).alias("stat_flags"),
+            F.map_filter(
+                F.create_map(F.lit("previous_median"), F.col("_prev_median")),
+                lambda _k, v: v.isNotNull(),
+            ).alias("details"),
+        )
+    )
+    return candidates.join(stats, "event_id", "left")
