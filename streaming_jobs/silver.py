@@ -35,6 +35,8 @@ from lakehouse.rules import QualityRules
 
 CORRUPT = "_corrupt_record"
 LINEAGE = ("topic", "partition", "offset", "kafka_timestamp", "ingest_time")
+RECENT = 3  # a price's change is measured against the median of this many previous prices
+MIN_IQR = 0.005  # spread floor of the changes (0.5 %): a flat series still tolerates small moves
 EVENT_TYPES = {"price": PriceEvent, "sensor": SensorEvent}
 
 
@@ -258,9 +260,17 @@ def price_statistics(
     """Statistical flags of candidate prices against their series' history.
 
     ``history`` (market_id, commodity, region, observed_at, price) holds earlier prices that
-    passed the hard rules; candidates are compared with the ``history_days`` before their own
-    time (themselves and same-time rows excluded), so the verdict does not depend on how the
-    stream was cut into micro-batches. Adds ``stat_flags``, ``stat_quarantine`` and ``details``.
+    passed the hard rules. Each candidate is compared with the ``history_days`` before its own
+    time (itself and same-time rows excluded), so the verdict does not depend on how the stream
+    was cut into micro-batches:
+
+    - ``zscore`` and ``iqr`` look at the *change* of a price against the median of the series'
+      previous ``RECENT`` prices, scored against the changes in the history — a trend is not an
+      outlier, an abrupt jump is, and the price after a spike is not flagged for coming back;
+    - ``median_deviation`` compares the price level with the rolling median;
+    - ``cross_market`` compares it with the median of the other markets of the region that day.
+
+    Adds ``stat_flags``, ``stat_quarantine`` and ``details``.
     """
     p = rules.prices
     cols = ["event_id", "market_id", "commodity", "region", "observed_at", "price"]
@@ -270,17 +280,21 @@ def price_statistics(
         .unionByName(candidates.select(*cols).withColumn("_candidate", F.lit(True)))
     )
     ts = F.col("observed_at").cast("long")
+    series = Window.partitionBy("market_id", "commodity").orderBy(ts, "event_id")
     window = (
         Window.partitionBy("market_id", "commodity")
         .orderBy(ts)
         .rangeBetween(-p.history_days * 86400, -1)
     )
-    quartiles = F.percentile("price", F.array(F.lit(0.25), F.lit(0.5), F.lit(0.75)))
+    quartiles = F.percentile("_change", F.array(F.lit(0.25), F.lit(0.5), F.lit(0.75)))
     stats = (
-        pool.withColumn("_n", F.count("price").over(window))
-        .withColumn("_mean", F.avg("price").over(window))
-        .withColumn("_std", F.stddev_samp("price").over(window))
+        pool.withColumn("_base", F.percentile("price", 0.5).over(series.rowsBetween(-RECENT, -1)))
+        .withColumn("_change", F.col("price") / F.col("_base") - 1)
+        .withColumn("_n", F.count("_change").over(window))
+        .withColumn("_mean", F.avg("_change").over(window))
+        .withColumn("_std", F.stddev_samp("_change").over(window))
         .withColumn("_q", quartiles.over(window))
+        .withColumn("_median", F.percentile("price", 0.5).over(window))
         .where("_candidate")
     )
 
@@ -310,21 +324,18 @@ def price_statistics(
         )
     )
 
-    enough = F.col("_n") >= p.min_history
-    q1, median, q3 = F.col("_q")[0], F.col("_q")[1], F.col("_q")[2]
-    iqr = F.greatest(q3 - q1, median * 0.01)  # a flat series still tolerates 1 % moves
-    z = (F.col("price") - F.col("_mean")) / F.col("_std")
+    enough = (F.col("_n") >= p.min_history) & F.col("_change").isNotNull()
+    change, median = F.col("_change"), F.col("_median")
+    q1, q3 = F.col("_q")[0], F.col("_q")[2]
+    iqr = F.greatest(q3 - q1, F.lit(MIN_IQR))
+    z = (change - F.col("_mean")) / F.greatest(F.col("_std"), F.lit(MIN_IQR))
     cross = F.abs(F.col("price") / F.col("_cross_median") - 1)
     cross_ok = F.col("_cross_n") >= p.cross_market_min_markets
     flags = _reasons(
-        ("zscore", enough & (F.col("_std") > 0) & (F.abs(z) > p.zscore_max)),
+        ("zscore", enough & (F.abs(z) > p.zscore_max)),
         (
             "iqr",
-            enough
-            & (
-                (F.col("price") < q1 - p.iqr_factor * iqr)
-                | (F.col("price") > q3 + p.iqr_factor * iqr)
-            ),
+            enough & ((change < q1 - p.iqr_factor * iqr) | (change > q3 + p.iqr_factor * iqr)),
         ),
         (
             "median_deviation",
@@ -336,11 +347,13 @@ def price_statistics(
         F.create_map(
             F.lit("history_n"),
             F.col("_n").cast("double"),
+            F.lit("change"),
+            F.when(enough, change),
             F.lit("z_score"),
             F.when(enough, z),
-            F.lit("iqr_low"),
+            F.lit("change_iqr_low"),
             F.when(enough, q1 - p.iqr_factor * iqr),
-            F.lit("iqr_high"),
+            F.lit("change_iqr_high"),
             F.when(enough, q3 + p.iqr_factor * iqr),
             F.lit("rolling_median"),
             F.when(enough, median),
@@ -352,8 +365,10 @@ def price_statistics(
     verdicts = stats.join(others, "event_id", "left").select(
         "event_id",
         flags.alias("stat_flags"),
-        (
-            (F.size(flags) >= p.quarantine_min_flags) | (cross_ok & (cross > p.cross_market_strong))
+        F.coalesce(
+            (F.size(flags) >= p.quarantine_min_flags)
+            | (cross_ok & (cross > p.cross_market_strong)),
+            F.lit(False),
         ).alias("stat_quarantine"),
         details.alias("details"),
     )

@@ -1,0 +1,283 @@
+"""Silver rules on small frames (chispa): each rule, exact flags and quarantine reasons."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+
+from lakehouse.rules import quality_rules
+from streaming_jobs import gold
+from streaming_jobs.silver import (
+    parse_events,
+    price_statistics,
+    reference_frames,
+    sensor_statistics,
+    split_duplicates,
+    validate_prices,
+    validate_sensors,
+)
+
+TOPICS = {"market.prices": "price", "market.sensors": "sensor"}
+NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
+T0 = datetime(2025, 3, 1, 1, 0, tzinfo=UTC)
+BRONZE = (
+    "topic string, partition int, offset long, kafka_timestamp timestamp, key string, "
+    "value string, ingest_time timestamp, ingest_date date"
+)
+
+
+def price(event_id: str = "p1", **change) -> dict:
+    return {
+        "event_id": event_id, "schema_version": 1, "event_type": "price", "market_id": "IP-001",
+        "commodity": "beras", "price": 14000.0, "unit": "kg", "source": "test",
+        "observed_at": T0.isoformat(), "region": "DKI Jakarta", **change,
+    }  # fmt: skip
+
+
+def sensor(event_id: str = "s1", **change) -> dict:
+    return {
+        "event_id": event_id, "schema_version": 1, "event_type": "sensor", "market_id": "IP-001",
+        "device_id": "IP-001-d1", "metric": "temperature_c", "value": 28.0, "source": "dev",
+        "observed_at": T0.isoformat(), **change,
+    }  # fmt: skip
+
+
+def bronze(spark, records: list[tuple[str, str]]):
+    rows = [
+        (topic, 0, offset, T0, None, value, NOW, NOW.date())
+        for offset, (topic, value) in enumerate(records)
+    ]
+    return spark.createDataFrame(rows, BRONZE)
+
+
+@pytest.fixture(scope="module")
+def ref(spark):
+    return reference_frames(spark, quality_rules())
+
+
+def test_parse_events_names_what_is_wrong(spark):
+    records = [
+        ("market.prices", json.dumps(price())),
+        ("market.sensors", json.dumps(sensor())),
+        ("market.prices", "{not json"),
+        ("market.prices", json.dumps(price(price="cheap"))),
+        ("market.prices", json.dumps({k: v for k, v in price().items() if k != "unit"})),
+        ("market.deadletter", json.dumps({"reason": "row has 5 fields", "raw": "a;b"})),
+        ("market.prices", json.dumps(sensor())),
+        ("market.prices", json.dumps(price(schema_version=99))),
+        ("market.prices", json.dumps({k: v for k, v in price().items() if k != "event_type"})),
+        ("market.prices", json.dumps(price(surprise="new optional field"))),
+    ]
+    out = parse_events(bronze(spark, records), TOPICS, "market.deadletter")
+    expected = spark.createDataFrame(
+        [
+            (0, None, None),
+            (1, None, None),
+            (2, "malformed_json", "not a JSON object"),
+            (3, "schema_mismatch", "a field has the wrong type or format"),
+            (4, "missing_field", "missing: unit"),
+            (5, "producer_rejected", "row has 5 fields"),
+            (6, "schema_mismatch", "event_type sensor on topic market.prices"),
+            (7, "schema_mismatch", "unsupported schema_version 99"),
+            (8, "missing_field", "missing: event_type (or unknown topic)"),
+            (9, None, None),  # an unknown extra field does not break parsing
+        ],
+        "offset long, parse_error string, error string",
+    )
+    assert_df_equality(out.select("offset", "parse_error", "error"), expected, ignore_nullable=True)
+    assert out.where("offset = 1").first().value == 28.0
+    assert out.where("offset = 0").first().raw == records[0][1]
+
+
+def test_split_duplicates_within_batch_and_across_batches(spark):
+    events = spark.createDataFrame(
+        [("a", "market.prices", 0, 1), ("a", "market.prices", 0, 2), ("b", "market.prices", 1, 3),
+         ("c", "market.prices", 2, 4)],
+        "event_id string, topic string, partition int, offset long",
+    )  # fmt: skip
+    seen = spark.createDataFrame([("c",)], "event_id string")
+    fresh, dups = split_duplicates(events, seen)
+    assert sorted((r.event_id, r.offset) for r in fresh.collect()) == [("a", 1), ("b", 3)]
+    assert sorted((r.event_id, r.offset) for r in dups.collect()) == [("a", 2), ("c", 4)]
+
+
+def _parsed(spark, events: list[dict], topic: str = "market.prices"):
+    records = [(topic, json.dumps(e)) for e in events]
+    return parse_events(bronze(spark, records), TOPICS, "market.deadletter")
+
+
+def test_hard_price_rules(spark, ref):
+    late_time = (T0 - timedelta(days=10)).isoformat()
+    events = [
+        price("ok"),
+        price("grams", price=15.0, unit="g"),  # 15 IDR/g = 15 000 IDR/kg
+        price("unknown-market", market_id="ZZ-404"),
+        price("unknown-commodity", commodity="durian"),
+        price("zero", price=0.0),
+        price("absurd", price=9_999_999.0),
+        price("wrong-unit", unit="liter"),
+        price("future", observed_at=(NOW + timedelta(hours=1)).isoformat()),
+        price("late", observed_at=late_time),
+    ]
+    out = validate_prices(_parsed(spark, events), ref, quality_rules(), NOW, watermark=T0)
+    result = {r.event_id: (r.hard_reasons, r.price, r.unit) for r in out.collect()}
+    assert result["ok"] == ([], 14000.0, "kg")
+    assert result["grams"] == ([], 15000.0, "kg")
+    assert result["unknown-market"][0] == ["unknown_market"]
+    assert result["unknown-commodity"][0] == ["unknown_commodity"]
+    assert result["zero"][0] == ["non_positive_price"]
+    assert result["absurd"][0] == ["price_out_of_range"]
+    assert result["wrong-unit"][0] == ["unit_mismatch"]
+    assert result["future"][0] == ["future_timestamp"]
+    assert result["late"][0] == ["late"]
+    region = out.where("event_id = 'ok'").first().region
+    assert region == "DKI Jakarta"
+
+
+def _series(spark, market: str, days: int, level: float, start: datetime = T0):
+    rows = [
+        (f"{market}-{d}", market, "beras", "DKI Jakarta", start + timedelta(days=d),
+         level * (1 + 0.001 * ((d % 3) - 1)))
+        for d in range(days)
+    ]  # fmt: skip
+    return spark.createDataFrame(
+        rows,
+        "event_id string, market_id string, commodity string, region string, "
+        "observed_at timestamp, price double",
+    )
+
+
+def test_price_statistics_flags_a_spike_and_not_a_calm_price(spark):
+    rules = quality_rules()
+    history = _series(spark, "IP-001", 20, 14000.0)
+    for other, level in (("IP-003", 14200.0), ("IP-004", 13900.0), ("IP-005", 14100.0)):
+        history = history.unionByName(_series(spark, other, 21, level))
+    day = T0 + timedelta(days=20)
+    candidates = spark.createDataFrame(
+        [("spike", "IP-001", "beras", "DKI Jakarta", day, 31000.0),
+         ("calm", "IP-001", "beras", "DKI Jakarta", day + timedelta(hours=1), 14010.0)],
+        history.schema,
+    )  # fmt: skip
+    out = {
+        r.event_id: r
+        for r in price_statistics(candidates, history, rules, "Asia/Jakarta").collect()
+    }
+    spike, calm = out["spike"], out["calm"]
+    assert spike.stat_flags == ["zscore", "iqr", "median_deviation", "cross_market"]
+    assert spike.stat_quarantine is True
+    assert spike.details["rolling_median"] == pytest.approx(14000.0, rel=0.01)
+    assert spike.details["cross_market_median"] == pytest.approx(14100.0, rel=0.01)
+    # the spike itself is in the history of the calm price; its median baseline shrugs it off
+    assert calm.stat_flags == [] and calm.stat_quarantine is False
+
+
+def test_single_flag_is_kept_and_short_history_abstains(spark):
+    rules = quality_rules()
+    history = _series(spark, "IP-001", 20, 14000.0)
+    for other in ("IP-003", "IP-004"):  # the region's other markets are much cheaper
+        history = history.unionByName(_series(spark, other, 21, 9000.0))
+    candidates = spark.createDataFrame(
+        [("steady", "IP-001", "beras", "DKI Jakarta", T0 + timedelta(days=20), 14000.0)],
+        history.schema,
+    )
+    (row,) = price_statistics(candidates, history, rules, "Asia/Jakarta").collect()
+    assert row.stat_flags == ["cross_market"] and row.stat_quarantine is False
+
+    history = _series(spark, "IP-001", 3, 14000.0)  # fewer than min_history
+    candidates = spark.createDataFrame(
+        [("new", "IP-001", "beras", "DKI Jakarta", T0 + timedelta(days=3), 20000.0)],
+        history.schema,
+    )
+    (row,) = price_statistics(candidates, history, rules, "Asia/Jakarta").collect()
+    assert row.stat_flags == [] and row.stat_quarantine is False
+    assert row.details == {"history_n": 2.0}
+
+
+def test_sensor_rules(spark, ref):
+    rules = quality_rules()
+    at = lambda minutes: (T0 + timedelta(minutes=minutes)).isoformat()  # noqa: E731
+    events = [
+        sensor("hot", value=75.0, observed_at=at(1)),
+        sensor("zero", metric="humidity_pct", value=0.0, observed_at=at(2)),
+        sensor("crowd-zero", metric="crowd_count", value=0.0, observed_at=at(3)),
+        sensor("unknown", market_id="ZZ-404", observed_at=at(4)),
+    ]
+    out = validate_sensors(_parsed(spark, events, "market.sensors"), ref, rules, NOW, None)
+    reasons = {r.event_id: r.hard_reasons for r in out.collect()}
+    assert reasons == {
+        "hot": ["sensor_out_of_range"],
+        "zero": ["sensor_zero"],
+        "crowd-zero": [],
+        "unknown": ["unknown_market"],
+    }
+
+    history = spark.createDataFrame(
+        [(f"h{i}", "d1", "temperature_c", T0 + timedelta(minutes=i), 28.0) for i in range(4)],
+        "event_id string, device_id string, metric string, observed_at timestamp, value double",
+    )
+    candidates = spark.createDataFrame(
+        [("stuck", "d1", "temperature_c", T0 + timedelta(minutes=4), 28.0),
+         ("jump", "d1", "temperature_c", T0 + timedelta(minutes=5), 45.0),
+         ("back", "d1", "temperature_c", T0 + timedelta(minutes=6), 28.5)],
+        history.schema,
+    )  # fmt: skip
+    stats = {r.event_id: r for r in sensor_statistics(candidates, history, rules).collect()}
+    assert stats["stuck"].stat_flags == ["sensor_stuck"] and stats["stuck"].stat_hard == []
+    assert stats["jump"].stat_hard == ["sensor_jump"]
+    assert stats["back"].stat_hard == [] and stats["back"].stat_flags == []
+
+
+def test_gold_price_daily_and_region(spark):
+    rows = [
+        ("IP-001", "beras", "DKI Jakarta", datetime(2025, 3, 1, 1), 100.0, 0),
+        ("IP-001", "beras", "DKI Jakarta", datetime(2025, 3, 1, 5), 130.0, 1),
+        ("IP-001", "beras", "DKI Jakarta", datetime(2025, 3, 1, 3), 90.0, 2),
+        ("IP-003", "beras", "DKI Jakarta", datetime(2025, 3, 1, 2), 120.0, 3),
+    ]
+    prices = spark.createDataFrame(
+        rows,
+        "market_id string, commodity string, region string, observed_at timestamp, "
+        "price double, offset long",
+    ).withColumns({"topic": F.lit("market.prices"), "partition": F.lit(0)})
+    daily = gold.price_daily(prices, "Asia/Jakarta")
+    expected = spark.createDataFrame(
+        [("IP-001", "beras", "DKI Jakarta", datetime(2025, 3, 1).date(), 100.0, 130.0, 90.0,
+          130.0, 320.0 / 3, 3),
+         ("IP-003", "beras", "DKI Jakarta", datetime(2025, 3, 1).date(), 120.0, 120.0, 120.0,
+          120.0, 120.0, 1)],
+        "market_id string, commodity string, region string, date date, open double, "
+        "high double, low double, close double, mean double, count long",
+    )  # fmt: skip
+    assert_df_equality(
+        daily.drop("last_observed_at"), expected, ignore_nullable=True, ignore_row_order=True
+    )
+    (region,) = gold.region_daily(daily).collect()
+    assert (region.median, region.min, region.max, region.spread, region.markets) == (
+        125.0,
+        120.0,
+        130.0,
+        10.0,
+        2,
+    )
+
+
+def test_quality_daily_merges_reasons(spark):
+    batches = spark.createDataFrame(
+        [(datetime(2025, 3, 1).date(), "feed", "", 10, 7, 2, 1, 0, {"iqr": 1, "late": 1}),
+         (datetime(2025, 3, 1).date(), "feed", "", 5, 4, 1, 0, 1, {"late": 1})],
+        "date date, source string, device_id string, received long, accepted long, "
+        "quarantined long, duplicates long, late long, quarantined_by_reason map<string,bigint>",
+    )  # fmt: skip
+    (row,) = gold.quality_daily(batches).collect()
+    assert (row.received, row.accepted, row.quarantined, row.duplicates, row.late) == (
+        15,
+        11,
+        3,
+        1,
+        1,
+    )
+    assert row.quarantined_by_reason == {"iqr": 1, "late": 2}
