@@ -1,0 +1,138 @@
+"""A replay of 10 000 events for the end-to-end medallion tests: clean prices and sensor
+readings, and 500 faulty events of every kind, in two phases (so that late data is late)."""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from lakehouse.events import PriceEvent, SensorEvent
+from lakehouse.reference import commodities, markets
+from lakehouse.settings import Settings
+from producers.kafka_io import EventProducer
+
+START = datetime(2025, 1, 1, 1, 0, tzinfo=UTC)  # 08:00 in Jakarta
+MARKETS = sorted(m for m in markets() if m.startswith("IP-"))[:10]
+COMMODITIES = ["beras", "gula_pasir", "bawang_merah", "cabai_merah", "telur_ayam"]
+DAYS_PER_PHASE = 90
+FAULTS_PER_KIND = 70
+PHASE_TWO_FAULTS = 75  # late and spikes
+SENSORS_PER_PHASE = 250
+
+
+@dataclass
+class Dataset:
+    phases: list[list[tuple[str, bytes, str]]] = field(default_factory=lambda: [[], []])
+    faulty: dict[str, set[str]] = field(default_factory=dict)  # kind → event ids (or raw)
+    clean: set[str] = field(default_factory=set)
+
+    @property
+    def total(self) -> int:
+        return sum(len(p) for p in self.phases)
+
+
+def _base(commodity: str) -> float:
+    c = commodities()[commodity]
+    return (c.min_price + c.max_price) / 3
+
+
+def _price(market: str, commodity: str, day: int) -> PriceEvent:
+    level = 1 + 0.05 * math.sin(MARKETS.index(market))
+    trend = 1 + 0.1 * math.sin(2 * math.pi * day / 180)
+    return PriceEvent(
+        event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"{market}/{commodity}/{day}"),
+        market_id=market,
+        commodity=commodity,
+        price=round(_base(commodity) * level * trend, 2),
+        unit=commodities()[commodity].unit,
+        observed_at=START + timedelta(days=day),
+        source="replay-test",
+    )
+
+
+def _sensor(device: int, metric: str, i: int, phase: int) -> SensorEvent:
+    market = MARKETS[device]
+    at = START + timedelta(days=phase * DAYS_PER_PHASE, minutes=10 * i)
+    value = {"temperature_c": 27 + 0.01 * i, "humidity_pct": 70 + 0.02 * i, "crowd_count": 100 + i}
+    return SensorEvent(
+        event_id=SensorEvent.reading_id(f"{market}-d1", metric, at),
+        market_id=market,
+        device_id=f"{market}-d1",
+        metric=metric,
+        value=value[metric],
+        observed_at=at,
+        source="sensor-test",
+    )
+
+
+def _fault_id(kind: str, i: int) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{kind}/{i}"))
+
+
+def make_dataset(settings: Settings) -> Dataset:
+    topics = settings.kafka.topics
+    data = Dataset()
+
+    def add(phase: int, event: PriceEvent | SensorEvent, raw: bytes | None = None) -> None:
+        topic = topics.prices if isinstance(event, PriceEvent) else topics.sensors
+        data.phases[phase].append((topic, raw or event.to_json(), event.key))
+
+    def faulty(kind: str, phase: int, event: PriceEvent, **change: object) -> None:
+        body = {**json.loads(event.to_json()), **change}
+        data.phases[phase].append((topics.prices, json.dumps(body).encode(), event.key))
+        data.faulty.setdefault(kind, set()).add(body["event_id"])
+
+    for phase in (0, 1):
+        for day in range(phase * DAYS_PER_PHASE, (phase + 1) * DAYS_PER_PHASE):
+            for market in MARKETS:
+                for commodity in COMMODITIES:
+                    event = _price(market, commodity, day)
+                    add(phase, event)
+                    data.clean.add(str(event.event_id))
+        readings = [
+            _sensor(device, metric, i, phase)
+            for i in range(42)
+            for device in (0, 1)
+            for metric in ("temperature_c", "humidity_pct", "crowd_count")
+        ][:SENSORS_PER_PHASE]
+        for event in readings:
+            add(phase, event)
+            data.clean.add(str(event.event_id))
+
+    first = data.phases[0][:FAULTS_PER_KIND]
+    for topic, raw, key in first:  # the same bytes again: duplicates
+        data.phases[0].append((topic, raw, key))
+        data.faulty.setdefault("duplicate", set()).add(json.loads(raw)["event_id"])
+    for i in range(FAULTS_PER_KIND):
+        template = _price(MARKETS[i % 10], COMMODITIES[i % 5], i % DAYS_PER_PHASE)
+        faulty("unknown_market", 0, template, event_id=_fault_id("um", i), market_id="ZZ-404")
+        faulty("non_positive_price", 0, template, event_id=_fault_id("neg", i), price=-1000.0)
+        faulty("price_out_of_range", 0, template, event_id=_fault_id("abs", i), price=9_999_999.0)
+        raw = f'{{"event_id": "{_fault_id("bad", i)}", "price": 1'.encode()
+        data.phases[0].append((topics.prices, raw, "broken"))
+        data.faulty.setdefault("malformed_json", set()).add(raw.decode())
+    for i in range(PHASE_TWO_FAULTS):
+        market, commodity = MARKETS[i % 10], COMMODITIES[(i // 10) % 5]
+        late = _price(market, commodity, 10)
+        faulty("late", 1, late, event_id=_fault_id("late", i))
+        day = DAYS_PER_PHASE + 10 + (i // 50) * 20 + i % 7
+        normal = _price(market, commodity, day)
+        faulty(
+            "spike",
+            1,
+            normal,
+            event_id=_fault_id("spike", i),
+            price=round(normal.price * 2.2, 2),
+            observed_at=(normal.observed_at + timedelta(hours=6)).isoformat(),
+        )
+    return data
+
+
+def produce(settings: Settings, records: list[tuple[str, bytes, str]]) -> None:
+    producer = EventProducer(settings)
+    for topic, raw, key in records:
+        producer.produce(topic, raw, key=key)
+    producer.flush()
