@@ -3,6 +3,7 @@ set through the same environment variables a user would use."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -14,24 +15,29 @@ from lakehouse.settings import Settings, load_settings
 from scripts.services import Service, services
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports free on loopback (all held open while choosing, so no two are
+    the same)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
 
 
 def stack_env(data_dir: str) -> dict[str, str]:
     """Environment for an isolated stack rooted at ``data_dir``."""
+    kafka, controller, mqtt, mlflow, api, spark_ui = free_ports(6)
     return {
         "SMARTMARKET_PATHS__DATA_DIR": data_dir,
         "LAKEHOUSE_ROOT": f"{data_dir}/lakehouse",
         "SMARTMARKET_PATHS__CHECKPOINT_ROOT": f"{data_dir}/checkpoints",
-        "SMARTMARKET_KAFKA__PORT": str(free_port()),
-        "SMARTMARKET_KAFKA__CONTROLLER_PORT": str(free_port()),
-        "SMARTMARKET_MQTT__PORT": str(free_port()),
-        "SMARTMARKET_MLFLOW__PORT": str(free_port()),
-        "SMARTMARKET_API__PORT": str(free_port()),
-        "SMARTMARKET_SPARK__UI_PORT": str(free_port()),
+        "SMARTMARKET_KAFKA__PORT": str(kafka),
+        "SMARTMARKET_KAFKA__CONTROLLER_PORT": str(controller),
+        "SMARTMARKET_MQTT__PORT": str(mqtt),
+        "SMARTMARKET_MLFLOW__PORT": str(mlflow),
+        "SMARTMARKET_API__PORT": str(api),
+        "SMARTMARKET_SPARK__UI_PORT": str(spark_ui),
         "SMARTMARKET_SPARK__SHUFFLE_PARTITIONS": "2",
         "SMARTMARKET_SPARK__TRIGGER_SECONDS": "1",
     }
