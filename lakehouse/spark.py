@@ -57,6 +57,7 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         # small tables on few cores: rebuild Delta snapshots and shuffle with few partitions
         "spark.databricks.delta.snapshotPartitions": str(s.shuffle_partitions),
         "spark.sql.adaptive.enabled": "true",
+        "spark.scheduler.mode": "FAIR",  # concurrent Delta writes of a micro-batch share the cores
         "spark.sql.adaptive.coalescePartitions.enabled": "true",
         "spark.sql.warehouse.dir": str(settings.paths.data_dir / "spark-warehouse"),
     }

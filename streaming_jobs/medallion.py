@@ -11,7 +11,10 @@ is replayed after a crash writes nothing twice. State reads only see earlier bat
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -90,6 +93,14 @@ SENSOR_COLUMNS = (
 )
 
 
+def in_parallel(tasks: list[Callable[[], None]]) -> None:
+    """Run independent Delta writes concurrently: most of a small write is driver-side latency
+    (snapshot, commit), which overlaps well even on two cores. Re-raises the first failure."""
+    with ThreadPoolExecutor(max_workers=len(tasks)) as pool:
+        for future in [pool.submit(task) for task in tasks]:
+            future.result()
+
+
 class MedallionBatch:
     """The ``foreachBatch`` function of the silver/gold query."""
 
@@ -140,76 +151,51 @@ class MedallionBatch:
         accepted_sensors = sensors.where(F.size("reasons") == 0)
         quarantine = self._quarantine(parsed, prices, sensors, now, batch_id)
 
-        version = batch_id
-        batch = F.lit(batch_id).cast("bigint")
-        delta_io.append_once(
-            accepted_prices.select(
-                *PRICE_COLUMNS,
-                "flags",
-                "details",
-                *LINEAGE,
-                local_date(F.col("observed_at"), self.tz).alias("observed_date"),
-                batch.alias("silver_batch_id"),
-            ),
-            SILVER_PRICES,
-            self.settings,
-            APP_ID,
-            version,
-        )
-        delta_io.append_once(
-            accepted_sensors.select(
-                *SENSOR_COLUMNS,
-                "flags",
-                "details",
-                *LINEAGE,
-                local_date(F.col("observed_at"), self.tz).alias("observed_date"),
-                batch.alias("silver_batch_id"),
-            ),
-            SILVER_SENSORS,
-            self.settings,
-            APP_ID,
-            version,
-        )
-        delta_io.append_once(quarantine, SILVER_QUARANTINE, self.settings, APP_ID, version)
-        delta_io.append_once(
-            prices.where(F.col("hard_ok")).select(
-                "event_id",
-                "market_id",
-                "commodity",
-                "region",
-                "observed_at",
-                "price",
-                batch.alias("silver_batch_id"),
-            ),
-            SILVER_PRICE_HISTORY,
-            self.settings,
-            APP_ID,
-            version,
-        )
-        log_rows = (
-            prices.select("event_id", "observed_at", "reasons")
-            .withColumn("event_type", F.lit("price"))
-            .unionByName(
-                sensors.select("event_id", "observed_at", "reasons").withColumn(
-                    "event_type", F.lit("sensor")
-                )
+        batch = F.lit(batch_id).cast("bigint").alias("silver_batch_id")
+        observed_date = local_date(F.col("observed_at"), self.tz).alias("observed_date")
+        log_rows = prices.select(
+            "event_id", "observed_at", "reasons", F.lit("price").alias("event_type")
+        ).unionByName(
+            sensors.select(
+                "event_id", "observed_at", "reasons", F.lit("sensor").alias("event_type")
             )
         )
-        delta_io.append_once(
-            log_rows.select(
+        silver = {
+            SILVER_PRICES: accepted_prices.select(
+                *PRICE_COLUMNS, "flags", "details", *LINEAGE, observed_date, batch
+            ),
+            SILVER_SENSORS: accepted_sensors.select(
+                *SENSOR_COLUMNS, "flags", "details", *LINEAGE, observed_date, batch
+            ),
+            SILVER_QUARANTINE: quarantine,
+            SILVER_PRICE_HISTORY: prices.where(F.col("hard_ok")).select(
+                "event_id", "market_id", "commodity", "region", "observed_at", "price", batch
+            ),
+            SILVER_EVENT_LOG: log_rows.select(
                 "event_id",
                 "event_type",
                 "observed_at",
                 (F.size("reasons") == 0).alias("accepted"),
-                batch.alias("silver_batch_id"),
+                batch,
             ),
-            SILVER_EVENT_LOG,
-            self.settings,
-            APP_ID,
-            version,
+        }
+        # the latest price needs nothing but this batch's verdicts: publish it with silver
+        in_parallel(
+            [
+                partial(self._latest_price, accepted_prices),
+                *[
+                    partial(delta_io.append_once, rows, table, self.settings, APP_ID, batch_id)
+                    for table, rows in silver.items()
+                ],
+            ]
         )
-
-        self._gold(accepted_prices, accepted_sensors)
+        in_parallel(
+            [
+                partial(self._gold_prices, accepted_prices),
+                partial(self._gold_sensors, accepted_sensors),
+            ]
+        )
+        # last: a batch's data-quality rows mark it as complete, gold included
         self._quality(parsed, prices, sensors, duplicates, batch_id, now)
 
     def _prices(
@@ -317,41 +303,62 @@ class MedallionBatch:
         )
 
     # ---- gold -----------------------------------------------------------------------------
-    def _gold(self, accepted_prices: DataFrame, accepted_sensors: DataFrame) -> None:
-        spark, settings, tz = self.spark, self.settings, self.tz
-        if not accepted_prices.isEmpty():
+    def _latest_price(self, accepted: DataFrame) -> None:
+        """MERGE the batch's newest price per market × commodity (only if newer than gold's)."""
+        if not accepted.isEmpty():
             delta_io.upsert(
-                spark,
-                gold.price_latest(accepted_prices),
+                self.spark,
+                gold.price_latest(accepted),
                 GOLD_PRICE_LATEST,
-                settings,
+                self.settings,
                 only_if="s.observed_at >= t.observed_at",
             )
-            touched_days = accepted_prices.select(
-                "market_id",
-                "commodity",
-                local_date(F.col("observed_at"), tz).alias("observed_date"),
-            ).distinct()
-            silver = delta_io.read(spark, SILVER_PRICES, settings).join(
-                F.broadcast(touched_days), ["market_id", "commodity", "observed_date"]
-            )
-            daily = gold.price_daily(silver, tz).persist()
+
+    def _gold_prices(self, accepted: DataFrame) -> None:
+        if accepted.isEmpty():
+            return
+        spark, settings, tz = self.spark, self.settings, self.tz
+        touched = accepted.select(
+            "market_id", "commodity", local_date(F.col("observed_at"), tz).alias("observed_date")
+        ).distinct()
+        silver = delta_io.read(spark, SILVER_PRICES, settings).join(
+            F.broadcast(touched), ["market_id", "commodity", "observed_date"]
+        )
+
+        def daily_then_regions() -> None:
+            daily = gold.price_daily(silver, tz).localCheckpoint()
             delta_io.upsert(spark, daily, GOLD_PRICE_DAILY, settings)
-            delta_io.upsert(spark, gold.price_hourly(silver, tz), GOLD_PRICE_HOURLY, settings)
             regions = daily.select("region", "commodity", "date").distinct()
             all_daily = delta_io.read(spark, GOLD_PRICE_DAILY, settings).join(
                 F.broadcast(regions), ["region", "commodity", "date"]
             )
             delta_io.upsert(spark, gold.region_daily(all_daily), GOLD_REGION_DAILY, settings)
-            daily.unpersist()
-        if not accepted_sensors.isEmpty():
-            touched = accepted_sensors.select(
-                "market_id", "metric", local_date(F.col("observed_at"), tz).alias("observed_date")
-            ).distinct()
-            silver = delta_io.read(spark, SILVER_SENSORS, settings).join(
-                F.broadcast(touched), ["market_id", "metric", "observed_date"]
-            )
-            delta_io.upsert(spark, gold.sensor_hourly(silver, tz), GOLD_SENSOR_HOURLY, settings)
+
+        in_parallel(
+            [
+                daily_then_regions,
+                partial(
+                    delta_io.upsert,
+                    spark,
+                    gold.price_hourly(silver, tz),
+                    GOLD_PRICE_HOURLY,
+                    settings,
+                ),
+            ]
+        )
+
+    def _gold_sensors(self, accepted: DataFrame) -> None:
+        if accepted.isEmpty():
+            return
+        touched = accepted.select(
+            "market_id", "metric", local_date(F.col("observed_at"), self.tz).alias("observed_date")
+        ).distinct()
+        silver = delta_io.read(self.spark, SILVER_SENSORS, self.settings).join(
+            F.broadcast(touched), ["market_id", "metric", "observed_date"]
+        )
+        delta_io.upsert(
+            self.spark, gold.sensor_hourly(silver, self.tz), GOLD_SENSOR_HOURLY, self.settings
+        )
 
     def _quality(
         self,

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from lakehouse.settings import Settings, load_settings
+from lakehouse.settings import PROJECT_ROOT, Settings, load_settings
 from scripts.isolated_stack import stack_env
 from scripts.services import KafkaBroker, Mosquitto
 
@@ -48,6 +49,15 @@ def spark(settings: Settings):
     session = get_spark(settings)
     yield session
     session.stop()
+
+
+@pytest.fixture
+def shared_prices() -> Path:
+    """The real PIHPS daily price file of ../shared/data (beside the checkout)."""
+    path = PROJECT_ROOT.parent / "shared" / "data" / "prices_pihps_daily_2024_2025.csv"
+    if not path.exists():
+        pytest.skip(f"{path} is not beside the checkout")
+    return path
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -27,7 +28,8 @@ from lakehouse.tables import (
     SILVER_SENSORS,
     Table,
 )
-from producers.kafka_io import ensure_topics
+from producers.kafka_io import EventProducer, ensure_topics
+from producers.replay import replay
 from streaming_jobs.bronze import bronze_query
 from streaming_jobs.medallion import medallion_query
 from tests.medallion_data import Dataset, make_dataset, produce
@@ -121,6 +123,28 @@ def test_replay_with_faults_end_to_end(spark, kafka, settings, tmp_path):
             finally:
                 query.stop()
     check_outcome(settings, data)
+
+
+def test_real_file_keeps_its_real_moves_and_quarantines_its_wild_days(
+    spark, kafka, settings, tmp_path, shared_prices
+):
+    settings = isolated(settings, tmp_path)
+    ensure_topics(settings)
+    summary = replay(shared_prices, settings, EventProducer(settings), speed=None)
+    for make_query in (bronze_query, medallion_query):
+        query = make_query(spark, settings)
+        try:
+            query.processAllAvailable()
+        finally:
+            query.stop()
+    quarantine = table(settings, SILVER_QUARANTINE)
+    accepted = table(settings, SILVER_PRICES)
+    assert len(accepted) + len(quarantine) == summary.published
+    assert len(quarantine) < 0.03 * summary.published  # real daily moves are not outliers
+    wild = quarantine[quarantine["raw"].str.contains('"price":75080.0')]
+    assert len(wild) == 1  # 2025-03-21 shallots: +27 % in a day, back the next
+    assert {"zscore", "iqr"} <= set(wild["reasons"].iloc[0])
+    assert not accepted[accepted["observed_date"] == date(2025, 3, 22)].empty
 
 
 def _received(settings: Settings) -> int:

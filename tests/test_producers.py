@@ -12,7 +12,6 @@ import uuid
 from collections import defaultdict
 from datetime import datetime, timedelta
 from itertools import islice
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -25,7 +24,6 @@ from producers.kafka_io import EventProducer
 from tests.kafka_helpers import consume, end_offsets
 from tests.test_reports import MESSY
 
-SHARED_PRICES = PROJECT_ROOT.parent / "shared" / "data" / "prices_pihps_daily_2024_2025.csv"
 RUN_SH = str(PROJECT_ROOT / "run.sh")
 
 
@@ -113,13 +111,6 @@ def test_bad_input_files_give_a_clear_error(settings, tmp_path, name, content, m
         assert result.returncode == 2, result.stderr
         assert result.stderr.startswith("error: ") and message in result.stderr
         assert "Traceback" not in result.stderr
-
-
-@pytest.fixture
-def shared_prices() -> Path:
-    if not SHARED_PRICES.exists():
-        pytest.skip(f"{SHARED_PRICES} is not beside the checkout")
-    return SHARED_PRICES
 
 
 def test_replay_of_the_real_file_puts_every_row_in_kafka(kafka, settings, shared_prices):
