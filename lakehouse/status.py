@@ -8,6 +8,8 @@ Each writes ``<data_dir>/run/<name>.status.json`` every few seconds; a status ol
 from __future__ import annotations
 
 import json
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -35,3 +37,11 @@ def read_status(settings: Settings, name: str) -> dict[str, Any] | None:
         return json.loads(status_path(settings, name).read_text())
     except (OSError, ValueError):
         return None
+
+
+def stop_event() -> threading.Event:
+    """An event set by SIGTERM or SIGINT: long-running loops poll it to stop gracefully."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop

@@ -14,7 +14,6 @@ import json
 import logging
 import math
 import random
-import signal
 import sys
 import threading
 import time
@@ -30,7 +29,7 @@ from lakehouse.events import Metric
 from lakehouse.logs import configure_logging
 from lakehouse.reference import markets
 from lakehouse.settings import Settings, load_settings
-from lakehouse.status import write_status
+from lakehouse.status import stop_event, write_status
 from producers.mqtt_io import make_client
 
 log = logging.getLogger(__name__)
@@ -155,9 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.parse_args(argv)
     configure_logging()
     settings = load_settings()
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_event()
     run(settings, stop)
     return 0
 

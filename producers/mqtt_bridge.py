@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import sys
 import threading
 import time
@@ -26,7 +25,7 @@ from pydantic import ValidationError
 from lakehouse.events import DeadLetter, SensorEvent
 from lakehouse.logs import configure_logging
 from lakehouse.settings import Settings, load_settings
-from lakehouse.status import write_status
+from lakehouse.status import stop_event, write_status
 from producers.kafka_io import EventProducer
 from producers.mqtt_io import make_client
 
@@ -196,9 +195,7 @@ class MqttBridge:
 def main() -> int:
     configure_logging()
     settings = load_settings()
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_event()
     return MqttBridge(settings).run(stop)
 
 

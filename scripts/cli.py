@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import threading
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 from lakehouse.logs import configure_logging
 from lakehouse.settings import ConfigError, Settings, load_settings
+from lakehouse.status import stop_event
 from producers.reports import InputError, parse_time
 from scripts.services import Service, services
 
@@ -77,13 +76,6 @@ def cmd_logs(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _stop_event() -> threading.Event:
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
-
-
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     from producers.csv_ingest import ingest_file
     from producers.kafka_io import EventProducer
@@ -104,7 +96,7 @@ def cmd_watch(settings: Settings, args: argparse.Namespace) -> int:
             print(summary)
         return 0
     print(f"watching {args.folder} (Ctrl-C to stop)", flush=True)
-    watcher.run(_stop_event())
+    watcher.run(stop_event())
     return 0
 
 
@@ -149,14 +141,14 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     print(
         f"simulating devices on mqtt://{settings.mqtt.host}:{settings.mqtt.port} (Ctrl-C to stop)"
     )
-    run(settings, _stop_event())
+    run(settings, stop_event())
     return 0
 
 
 def cmd_bridge(settings: Settings, args: argparse.Namespace) -> int:
     from producers.mqtt_bridge import MqttBridge
 
-    return MqttBridge(settings).run(_stop_event())
+    return MqttBridge(settings).run(stop_event())
 
 
 def parser() -> argparse.ArgumentParser:

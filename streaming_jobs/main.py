@@ -8,7 +8,6 @@ gracefully, so the next start resumes from their checkpoints.
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from pyspark.sql.streaming import StreamingQuery
 from lakehouse.logs import configure_logging
 from lakehouse.settings import Settings, load_settings
 from lakehouse.spark import get_spark
-from lakehouse.status import write_status
+from lakehouse.status import stop_event, write_status
 from streaming_jobs.bronze import bronze_query
 from streaming_jobs.medallion import medallion_query
 
@@ -74,9 +73,7 @@ def run(settings: Settings, stop: threading.Event) -> int:
 def main() -> int:
     configure_logging()
     settings = load_settings()
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_event()
     return run(settings, stop)
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from lakehouse.settings import PROJECT_ROOT, Settings, load_settings
 from scripts.isolated_stack import stack_env
-from scripts.services import KafkaBroker, Mosquitto
+from scripts.services import KafkaBroker, Mosquitto, Service
 
 
 @pytest.fixture(scope="session")
@@ -26,20 +26,20 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         yield load_settings()
 
 
-@pytest.fixture(scope="session")
-def kafka(settings: Settings) -> Iterator[KafkaBroker]:
-    broker = KafkaBroker(settings)
-    broker.start()
-    yield broker
-    broker.stop()
+def _running(service: Service) -> Iterator[Service]:
+    service.start()
+    yield service
+    service.stop()
 
 
 @pytest.fixture(scope="session")
-def mosquitto(settings: Settings) -> Iterator[Mosquitto]:
-    broker = Mosquitto(settings)
-    broker.start()
-    yield broker
-    broker.stop()
+def kafka(settings: Settings) -> Iterator[Service]:
+    yield from _running(KafkaBroker(settings))
+
+
+@pytest.fixture(scope="session")
+def mosquitto(settings: Settings) -> Iterator[Service]:
+    yield from _running(Mosquitto(settings))
 
 
 @pytest.fixture(scope="session")
@@ -64,3 +64,13 @@ def shared_prices() -> Path:
 def clean_env() -> dict[str, str]:
     """The current environment, for subprocesses that must see the session's settings."""
     return dict(os.environ)
+
+
+def drain(spark, settings: Settings, *queries) -> None:
+    """Start each streaming query in turn, let it process everything available, stop it."""
+    for make_query in queries:
+        query = make_query(spark, settings)
+        try:
+            query.processAllAvailable()
+        finally:
+            query.stop()
