@@ -41,6 +41,9 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.master": s.master,
         "spark.app.name": s.app_name,
         "spark.driver.memory": s.driver_memory,
+        # deep plans (the silver/gold batch) overflow the default thread stack when Spark
+        # formats them, e.g. in the error raised when a query is stopped mid-batch
+        "spark.driver.extraJavaOptions": "-Xss16m",
         "spark.jars": ",".join(str(j) for j in extra_jars(settings)),
         "spark.jars.ivy": str(settings.paths.data_dir / "ivy-unused"),
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
