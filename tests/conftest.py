@@ -6,7 +6,6 @@ variables a user would use, so the code under test reads them with ``load_settin
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,12 +57,6 @@ def shared_prices() -> Path:
     if not path.exists():
         pytest.skip(f"{path} is not beside the checkout")
     return path
-
-
-@pytest.fixture
-def clean_env() -> dict[str, str]:
-    """The current environment, for subprocesses that must see the session's settings."""
-    return dict(os.environ)
 
 
 def drain(spark, settings: Settings, *queries) -> None:
