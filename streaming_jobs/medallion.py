@@ -201,57 +201,62 @@ class MedallionBatch:
     def _prices(
         self, fresh: DataFrame, batch_id: int, now: datetime, watermark: datetime | None
     ) -> DataFrame:
+        def history(start: datetime, candidates: DataFrame) -> DataFrame:
+            since = start - timedelta(days=self.rules.prices.history_days)
+            return (
+                self._earlier(SILVER_PRICE_HISTORY, batch_id)
+                .where(F.col("observed_at") >= F.lit(since))
+                .join(candidates.select("region", "commodity").distinct(), ["region", "commodity"])
+            )
+
         checked = validate_prices(
             fresh.where(F.col("event_type") == "price"), self.ref, self.rules, now, watermark
-        ).withColumn("hard_ok", F.size("hard_reasons") == 0)
-        candidates = checked.where("hard_ok")
-        bounds = candidates.agg(F.min("observed_at").alias("start")).first()
-        history = self._earlier(SILVER_PRICE_HISTORY, batch_id)
-        if bounds and bounds.start:
-            since = bounds.start - timedelta(days=self.rules.prices.history_days)
-            history = history.where(F.col("observed_at") >= F.lit(since)).join(
-                candidates.select("region", "commodity").distinct(), ["region", "commodity"]
-            )
-        scored = price_statistics(candidates, history, self.rules, self.tz)
-        stat = scored.select("event_id", "stat_flags", "stat_quarantine", "details")
-        return (
-            checked.join(stat, "event_id", "left")
-            .withColumn("flags", F.coalesce("stat_flags", no_reasons()))
-            .withColumn(
-                "reasons",
-                F.when(~F.col("hard_ok"), F.col("hard_reasons"))
-                .when(F.col("stat_quarantine"), F.col("flags"))
-                .otherwise(no_reasons()),
-            )
-            .withColumn("details", F.coalesce("details", no_details()))
+        )
+        return self._judge(
+            checked, partial(price_statistics, rules=self.rules, tz=self.tz), history
         )
 
     def _sensors(
         self, fresh: DataFrame, batch_id: int, now: datetime, watermark: datetime | None
     ) -> DataFrame:
+        def history(start: datetime, candidates: DataFrame) -> DataFrame:
+            if not delta_io.exists(self.spark, SILVER_SENSORS, self.settings):
+                return candidates.limit(0)
+            return self._earlier(SILVER_SENSORS, batch_id).where(
+                F.col("observed_at") >= F.lit(start - SENSOR_HISTORY)
+            )
+
         checked = validate_sensors(
             fresh.where(F.col("event_type") == "sensor"), self.ref, self.rules, now, watermark
-        ).withColumn("hard_ok", F.size("hard_reasons") == 0)
-        candidates = checked.where("hard_ok")
-        bounds = candidates.agg(F.min("observed_at").alias("start")).first()
-        history = (
-            self._earlier(SILVER_SENSORS, batch_id)
-            if delta_io.exists(self.spark, SILVER_SENSORS, self.settings)
-            else None
         )
-        if history is None or not (bounds and bounds.start):
-            history = candidates.limit(0)
-        else:
-            history = history.where(F.col("observed_at") >= F.lit(bounds.start - SENSOR_HISTORY))
-        scored = sensor_statistics(candidates, history, self.rules)
-        stat = scored.select("event_id", "stat_hard", "stat_flags", "details")
+        return self._judge(checked, partial(sensor_statistics, rules=self.rules), history)
+
+    @staticmethod
+    def _judge(
+        checked: DataFrame,
+        statistics: Callable[[DataFrame, DataFrame], DataFrame],
+        history: Callable[[datetime, DataFrame], DataFrame],
+    ) -> DataFrame:
+        """The verdict on validated events: rows that broke a hard rule are quarantined for it;
+        the others get the statistical flags they carry and the reasons, if any, to quarantine.
+        Adds ``hard_ok``, ``flags``, ``reasons`` (empty: accepted) and ``details``."""
+        checked = checked.withColumn("hard_ok", F.size("hard_reasons") == 0)
+        candidates = checked.where("hard_ok")
+        start = candidates.agg(F.min("observed_at")).first()[0]
+        if start is None:
+            return checked.withColumns(
+                {"flags": no_reasons(), "reasons": F.col("hard_reasons"), "details": no_details()}
+            )
+        stat = statistics(candidates, history(start.replace(tzinfo=UTC), candidates)).select(
+            "event_id", "stat_flags", "stat_reasons", "details"
+        )
         return (
             checked.join(stat, "event_id", "left")
             .withColumn("flags", F.coalesce("stat_flags", no_reasons()))
             .withColumn(
                 "reasons",
                 F.when(~F.col("hard_ok"), F.col("hard_reasons")).otherwise(
-                    F.coalesce("stat_hard", no_reasons())
+                    F.coalesce("stat_reasons", no_reasons())
                 ),
             )
             .withColumn("details", F.coalesce("details", no_details()))

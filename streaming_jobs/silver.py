@@ -270,7 +270,8 @@ def price_statistics(
     - ``median_deviation`` compares the price level with the rolling median;
     - ``cross_market`` compares it with the median of the other markets of the region that day.
 
-    Adds ``stat_flags``, ``stat_quarantine`` and ``details``.
+    Adds ``stat_flags`` (recorded on the row), ``stat_reasons`` (the flags again when they
+    quarantine it, else empty) and ``details``.
     """
     p = rules.prices
     cols = ["event_id", "market_id", "commodity", "region", "observed_at", "price"]
@@ -365,11 +366,13 @@ def price_statistics(
     verdicts = stats.join(others, "event_id", "left").select(
         "event_id",
         flags.alias("stat_flags"),
-        F.coalesce(
+        F.when(
             (F.size(flags) >= p.quarantine_min_flags)
             | (cross_ok & (cross > p.cross_market_strong)),
-            F.lit(False),
-        ).alias("stat_quarantine"),
+            flags,
+        )
+        .otherwise(F.array().cast("array<string>"))
+        .alias("stat_reasons"),
         details.alias("details"),
     )
     return candidates.join(verdicts, "event_id", "left")
@@ -405,7 +408,8 @@ def validate_sensors(
 def sensor_statistics(candidates: DataFrame, history: DataFrame, rules: QualityRules) -> DataFrame:
     """Per device × metric, against its latest readings (``history``: device_id, metric,
     observed_at, value): ``sensor_jump`` (far from the median of the previous readings — robust
-    to a single spike) quarantines, ``sensor_stuck`` (the same value N times in a row) flags."""
+    to a single spike) quarantines (``stat_reasons``), ``sensor_stuck`` (the same value N times
+    in a row) flags (``stat_flags``)."""
     s = rules.sensors
     cols = ["event_id", "device_id", "metric", "observed_at", "value"]
     pool = (
@@ -428,7 +432,7 @@ def sensor_statistics(candidates: DataFrame, history: DataFrame, rules: QualityR
             "event_id",
             _reasons(
                 ("sensor_jump", F.abs(F.col("value") - F.col("_prev_median")) > jump_limit)
-            ).alias("stat_hard"),
+            ).alias("stat_reasons"),
             _reasons(
                 (
                     "sensor_stuck",

@@ -168,11 +168,11 @@ def test_price_statistics_flags_a_spike_and_not_a_calm_price(spark):
     }
     spike, calm = out["spike"], out["calm"]
     assert spike.stat_flags == ["zscore", "iqr", "median_deviation", "cross_market"]
-    assert spike.stat_quarantine is True
+    assert spike.stat_reasons == spike.stat_flags
     assert spike.details["rolling_median"] == pytest.approx(14000.0, rel=0.01)
     assert spike.details["cross_market_median"] == pytest.approx(14100.0, rel=0.01)
     # the spike itself is in the history of the calm price; its median baseline shrugs it off
-    assert calm.stat_flags == [] and calm.stat_quarantine is False
+    assert calm.stat_flags == [] and calm.stat_reasons == []
 
 
 def test_single_flag_is_kept_and_short_history_abstains(spark):
@@ -185,7 +185,7 @@ def test_single_flag_is_kept_and_short_history_abstains(spark):
         history.schema,
     )
     (row,) = price_statistics(candidates, history, rules, "Asia/Jakarta").collect()
-    assert row.stat_flags == ["cross_market"] and row.stat_quarantine is False
+    assert row.stat_flags == ["cross_market"] and row.stat_reasons == []
 
     history = _series(spark, "IP-001", 3, 14000.0)  # fewer than min_history
     candidates = spark.createDataFrame(
@@ -193,7 +193,7 @@ def test_single_flag_is_kept_and_short_history_abstains(spark):
         history.schema,
     )
     (row,) = price_statistics(candidates, history, rules, "Asia/Jakarta").collect()
-    assert row.stat_flags == [] and row.stat_quarantine is False
+    assert row.stat_flags == [] and row.stat_reasons == []
     assert row.details == {"history_n": 2.0}
 
 
@@ -226,9 +226,9 @@ def test_sensor_rules(spark, ref):
         history.schema,
     )  # fmt: skip
     stats = {r.event_id: r for r in sensor_statistics(candidates, history, rules).collect()}
-    assert stats["stuck"].stat_flags == ["sensor_stuck"] and stats["stuck"].stat_hard == []
-    assert stats["jump"].stat_hard == ["sensor_jump"]
-    assert stats["back"].stat_hard == [] and stats["back"].stat_flags == []
+    assert stats["stuck"].stat_flags == ["sensor_stuck"] and stats["stuck"].stat_reasons == []
+    assert stats["jump"].stat_reasons == ["sensor_jump"]
+    assert stats["back"].stat_reasons == [] and stats["back"].stat_flags == []
 
 
 def test_gold_price_daily_and_region(spark):
