@@ -18,9 +18,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from confluent_kafka import Producer
 from deltalake import DeltaTable
 
+from bench.baseline import raw_produce_rate
 from lakehouse.events import PriceEvent
 from lakehouse.reference import commodities, markets
 from lakehouse.settings import Settings
@@ -124,23 +124,7 @@ def raw_rate(settings: Settings, count: int = 200_000) -> float:
         market_id="IP-001", commodity="beras", price=14000, unit="kg",
         observed_at=datetime.now(UTC), source="bench",
     ).to_json()  # fmt: skip
-    producer = Producer(EventProducer.config(settings))
-    topic = f"{settings.kafka.topics.prices}.raw"
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap})
-    admin.create_topics([NewTopic(topic, settings.kafka.partitions, 1)])[topic].result()
-    began = time.monotonic()
-    for i in range(count):
-        while True:
-            try:
-                producer.produce(topic, payload, key=str(i % 660))
-                break
-            except BufferError:
-                producer.poll(0.1)
-        producer.poll(0)
-    producer.flush()
-    return count / (time.monotonic() - began)
+    return raw_produce_rate(settings, [(payload, str(i % 660)) for i in range(count)])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,8 +14,7 @@ from datetime import datetime, timedelta
 from itertools import islice
 from pathlib import Path
 
-from confluent_kafka import Producer
-
+from bench.baseline import raw_produce_rate
 from lakehouse.reference import commodities, markets
 from lakehouse.settings import Settings
 from producers.devices import Simulator, connect, fleet, publish
@@ -41,25 +40,6 @@ def write_rows(path: Path, rows: int) -> None:
             out.write(
                 f"{at:%Y-%m-%dT%H:%M:%S}+07:00,{market},,{item.id},{price},{item.unit},bench\n"
             )
-
-
-def raw_rate(settings: Settings, payloads: list[tuple[bytes, str]]) -> float:
-    producer = Producer(EventProducer.config(settings))
-    topic = settings.kafka.topics.prices
-    for value, key in payloads[:1000]:  # warm up: connection, producer id, metadata
-        producer.produce(topic, value, key)
-    producer.flush()
-    began = time.monotonic()
-    for value, key in payloads:
-        while True:
-            try:
-                producer.produce(topic, value, key)
-                break
-            except BufferError:
-                producer.poll(0.1)
-        producer.poll(0)
-    producer.flush()
-    return len(payloads) / (time.monotonic() - began)
 
 
 def bridge_rate(settings: Settings, readings: int) -> float:
@@ -100,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
                 for row in parse_rows(open_report(csv_path), settings.tz)
                 if row.event
             ]
-            raw = raw_rate(settings, payloads)
+            raw = raw_produce_rate(settings, payloads)
             del payloads
             began = time.monotonic()
             summary = replay(csv_path, settings, EventProducer(settings), speed=None)

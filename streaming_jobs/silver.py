@@ -29,7 +29,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse.events import SCHEMA_VERSION, PriceEvent, SensorEvent, spark_schema
+from lakehouse.events import EVENT_MODELS, SCHEMA_VERSION, spark_schema
 from lakehouse.reference import commodities, markets, metric_ranges
 from lakehouse.rules import QualityRules
 
@@ -37,14 +37,13 @@ CORRUPT = "_corrupt_record"
 LINEAGE = ("topic", "partition", "offset", "kafka_timestamp", "ingest_time")
 RECENT = 3  # a price's change is measured against the median of this many previous prices
 MIN_IQR = 0.005  # spread floor of the changes (0.5 %): a flat series still tolerates small moves
-EVENT_TYPES = {"price": PriceEvent, "sensor": SensorEvent}
 
 
 def event_schema() -> T.StructType:
     """The union of the event schemas (one struct parses every topic) plus the corrupt-record
     column from_json fills when a record does not match."""
     fields: dict[str, T.StructField] = {}
-    for model in EVENT_TYPES.values():
+    for model in EVENT_MODELS.values():
         for field in spark_schema(model).fields:
             known = fields.setdefault(field.name, field)
             if known.dataType != field.dataType:
@@ -86,7 +85,7 @@ def parse_events(
         expected_type = F.when(F.col("topic") == topic, F.lit(event_type)).otherwise(expected_type)
 
     missing = F.lit("")
-    for event_type, model in EVENT_TYPES.items():
+    for event_type, model in EVENT_MODELS.items():
         names = F.concat_ws(", ", *[F.when(F.col(n).isNull(), F.lit(n)) for n in _required(model)])
         missing = F.when(F.col("event_type") == event_type, names).otherwise(missing)
 

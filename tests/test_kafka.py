@@ -4,10 +4,10 @@ import json
 import uuid
 from collections import defaultdict
 
-from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from producers.kafka_io import EventProducer, ensure_topics
+from tests.kafka_helpers import consume
 
 
 def test_platform_topics_exist(kafka, settings):
@@ -29,29 +29,11 @@ def test_thousand_keyed_messages_come_back_in_order_per_key(kafka, settings):
         producer.produce(topic, json.dumps({"key": key, "seq": seq}).encode(), key=key)
     assert producer.flush() == 1000
 
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka.bootstrap,
-            "group.id": f"test-{uuid.uuid4()}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topic])
     seen: dict[str, list[int]] = defaultdict(list)
-    received = 0
-    try:
-        for _ in range(600):
-            if received == 1000:
-                break
-            for msg in consumer.consume(num_messages=500, timeout=0.5):
-                assert msg.error() is None, msg.error()
-                body = json.loads(msg.value())
-                assert msg.key().decode() == body["key"]
-                seen[body["key"]].append(body["seq"])
-                received += 1
-    finally:
-        consumer.close()
+    for key, body in consume(settings, topic, expected=1000):
+        assert key == body["key"]
+        seen[key].append(body["seq"])
+    received = sum(len(seqs) for seqs in seen.values())
     assert received == 1000
     assert set(seen) == set(keys)
     for key, seqs in seen.items():
