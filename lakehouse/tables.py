@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+import pyarrow as pa
+
 from lakehouse.settings import Settings
 
 
@@ -127,6 +129,40 @@ GOLD_DATA_QUALITY_DAILY = Table(
     keys=("date", "source", "device_id"),
 )
 
+GOLD_FORECASTS = Table(
+    Layer.gold,
+    "forecasts",
+    "7-day daily price forecasts per series (market × commodity or region × commodity) with 80 % "
+    "and 95 % intervals and the model, registry version and MLflow run that made them.",
+    keys=("series_id", "origin_date", "target_date"),
+    schema="series_id string, series_kind string, market_id string, region string, "
+    "commodity string, origin_date date, target_date date, horizon int, yhat double, "
+    "yhat_lower_80 double, yhat_upper_80 double, yhat_lower_95 double, yhat_upper_95 double, "
+    "model_name string, model_version string, run_id string, data_version bigint, "
+    "created_at timestamp",
+)
+GOLD_ANOMALIES = Table(
+    Layer.gold,
+    "anomalies",
+    "Anomaly scores 0..1 per market × commodity × day: temporal (IsolationForest on the "
+    "series) or geographic (DBSCAN against the other markets that day), with an explanation.",
+    keys=("market_id", "commodity", "date", "kind"),
+    schema="market_id string, region string, commodity string, date date, kind string, "
+    "score double, price double, explanation string, model_name string, model_version string, "
+    "run_id string, created_at timestamp",
+)
+GOLD_ALERTS = Table(
+    Layer.gold,
+    "alerts",
+    "Early-warning alerts: one row per alert (rule × key episode), opened and later resolved, "
+    "with severity, value, reference and messages in Indonesian and English.",
+    keys=("alert_id",),
+    schema="alert_id string, rule string, severity string, status string, market_id string, "
+    "region string, commodity string, metric string, value double, reference double, "
+    "message_id string, message_en string, details string, opened_at timestamp, "
+    "resolved_at timestamp, updated_at timestamp",
+)
+
 TABLES: dict[str, Table] = {
     t.qualified_name: t
     for t in (
@@ -143,5 +179,31 @@ TABLES: dict[str, Table] = {
         GOLD_SENSOR_HOURLY,
         GOLD_DATA_QUALITY,
         GOLD_DATA_QUALITY_DAILY,
+        GOLD_FORECASTS,
+        GOLD_ANOMALIES,
+        GOLD_ALERTS,
     )
 }
+
+
+_ARROW_TYPES = {
+    "string": pa.string(),
+    "int": pa.int32(),
+    "bigint": pa.int64(),
+    "double": pa.float64(),
+    "boolean": pa.bool_(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+}
+
+
+def arrow_schema(table: Table) -> pa.Schema:
+    """The declared DDL ``schema`` of a table as a pyarrow schema, for writers without Spark
+    (delta-rs). Only the simple types the registry uses are supported."""
+    if not table.schema:
+        raise ValueError(f"{table.qualified_name} has no declared schema")
+    fields = []
+    for column in table.schema.split(","):
+        name, type_name = column.split()
+        fields.append(pa.field(name, _ARROW_TYPES[type_name.lower()]))
+    return pa.schema(fields)

@@ -7,6 +7,7 @@ one line starting with ``error:`` and exit with status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Callable
@@ -20,6 +21,11 @@ from producers.reports import InputError, parse_time
 from scripts.services import Service, services
 
 Handler = Callable[[Settings, argparse.Namespace], int]
+CommandFactory = Callable[[str, Handler, str], argparse.ArgumentParser]
+
+# Feature packages that add subcommands: each module has ``register(command: CommandFactory)``
+# and keeps its module-level imports light (heavy ones go inside the handlers).
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def _find(settings: Settings, name: str | None) -> list[Service]:
@@ -195,6 +201,8 @@ def parser() -> argparse.ArgumentParser:
 
     command("simulate", cmd_simulate, "run the simulated MQTT sensor devices in the foreground")
     command("bridge", cmd_bridge, "run the MQTT → Kafka bridge in the foreground")
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(command)
     return p
 
 

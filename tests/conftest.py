@@ -6,12 +6,14 @@ variables a user would use, so the code under test reads them with ``load_settin
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from lakehouse.settings import PROJECT_ROOT, Settings, load_settings
+from lakehouse.settings import PROJECT_ROOT, Settings, Topics, load_settings
 from scripts.isolated_stack import stack_env
 from scripts.services import KafkaBroker, Mosquitto, Service
 
@@ -50,13 +52,68 @@ def spark(settings: Settings):
     session.stop()
 
 
-@pytest.fixture
+SHARED_PRICES = PROJECT_ROOT.parent / "shared" / "data" / "prices_pihps_daily_2024_2025.csv"
+REPLAY_MARKETS = 6  # synthetic markets fanned out of the real series in ``replayed``
+
+
+@pytest.fixture(scope="session")
 def shared_prices() -> Path:
     """The real PIHPS daily price file of ../shared/data (beside the checkout)."""
-    path = PROJECT_ROOT.parent / "shared" / "data" / "prices_pihps_daily_2024_2025.csv"
-    if not path.exists():
-        pytest.skip(f"{path} is not beside the checkout")
-    return path
+    if not SHARED_PRICES.exists():
+        pytest.skip(f"{SHARED_PRICES} is not beside the checkout")
+    return SHARED_PRICES
+
+
+def isolated(settings: Settings, root: Path) -> Settings:
+    """The session's services, but topics and tables of their own under ``root``."""
+    tag = f"t{uuid.uuid4().hex[:8]}"
+    topics = Topics(prices=f"{tag}.prices", sensors=f"{tag}.sensors", deadletter=f"{tag}.dead")
+    return settings.model_copy(
+        update={
+            "kafka": settings.kafka.model_copy(update={"topics": topics}),
+            "paths": settings.paths.model_copy(
+                update={"lakehouse_root": root / "lakehouse", "checkpoint_root": root / "chk"}
+            ),
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def replayed(settings, kafka, spark, shared_prices, tmp_path_factory) -> Settings:
+    """A lakehouse filled once per session by the real pipeline: the shared PIHPS file replayed
+    into Kafka with ``REPLAY_MARKETS`` synthetic markets, plus a day of sensor readings of two
+    devices, drained through bronze → silver → gold. Returns settings pointing at it; tests
+    must only read it (copy it, or use ``isolated``, to write)."""
+    from lakehouse.events import SensorEvent
+    from producers.kafka_io import EventProducer, ensure_topics
+    from producers.replay import replay
+    from streaming_jobs.bronze import bronze_query
+    from streaming_jobs.medallion import medallion_query
+
+    replay_settings = isolated(settings, tmp_path_factory.mktemp("replayed"))
+    ensure_topics(replay_settings)
+    producer = EventProducer(replay_settings)
+    replay(shared_prices, replay_settings, producer, speed=None, fan_out_markets=REPLAY_MARKETS)
+    start = datetime(2025, 6, 1, tzinfo=UTC)
+    for market_id in ("IP-001", "IP-002"):
+        device = f"{market_id}-d1"
+        for i in range(48):
+            at = start + timedelta(minutes=30 * i)
+            for metric, value in (("temperature_c", 27 + i % 5), ("humidity_pct", 70 + i % 9)):
+                producer.send(
+                    SensorEvent(
+                        event_id=SensorEvent.reading_id(device, metric, at),
+                        market_id=market_id,
+                        device_id=device,
+                        metric=metric,
+                        value=value,
+                        observed_at=at,
+                        source="sensor-test",
+                    )
+                )
+    producer.flush()
+    drain(spark, replay_settings, bronze_query, medallion_query)
+    return replay_settings
 
 
 def drain(spark, settings: Settings, *queries) -> None:

@@ -8,15 +8,13 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from datetime import date
-from pathlib import Path
 
 import pandas as pd
 import pytest
 from deltalake import DeltaTable
 
-from lakehouse.settings import PROJECT_ROOT, Settings, Topics
+from lakehouse.settings import PROJECT_ROOT, Settings
 from lakehouse.tables import (
     BRONZE_EVENTS,
     GOLD_DATA_QUALITY,
@@ -32,7 +30,7 @@ from producers.kafka_io import EventProducer, ensure_topics
 from producers.replay import replay
 from streaming_jobs.bronze import bronze_query
 from streaming_jobs.medallion import medallion_query
-from tests.conftest import drain
+from tests.conftest import drain, isolated
 from tests.medallion_data import Dataset, make_dataset, produce
 
 EXPECTED_REASON = {
@@ -42,20 +40,6 @@ EXPECTED_REASON = {
     "late": "late",
     "spike": "median_deviation",
 }
-
-
-def isolated(settings: Settings, root: Path) -> Settings:
-    """The session's services, but topics and tables of this test only."""
-    tag = f"t{uuid.uuid4().hex[:8]}"
-    topics = Topics(prices=f"{tag}.prices", sensors=f"{tag}.sensors", deadletter=f"{tag}.dead")
-    return settings.model_copy(
-        update={
-            "kafka": settings.kafka.model_copy(update={"topics": topics}),
-            "paths": settings.paths.model_copy(
-                update={"lakehouse_root": root / "lakehouse", "checkpoint_root": root / "chk"}
-            ),
-        }
-    )
 
 
 def table(settings: Settings, t: Table) -> pd.DataFrame:
