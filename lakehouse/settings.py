@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -105,9 +105,25 @@ class MlflowSettings(BaseModel):
         return f"http://{self.host}:{self.port}"
 
 
+class ApiKey(BaseModel):
+    """An API key as stored in configuration: only its SHA-256, never the key itself."""
+
+    name: str = Field(min_length=1)
+    role: Literal["reader", "ingest", "admin"]
+    sha256: str = Field(pattern="^[0-9a-f]{64}$")
+
+
 class ApiSettings(BaseModel):
     host: str = "localhost"
     port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1)
+    open_reads: bool = True
+    keys: list[ApiKey] = []
+    cache_check_ms: float = Field(250, ge=0)
+    alerts_poll_seconds: float = Field(0.25, gt=0)
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    max_events_per_request: int = Field(1000, ge=1)
+    ingest_timeout_seconds: float = Field(10, gt=0)
 
     @property
     def url(self) -> str:

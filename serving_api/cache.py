@@ -1,0 +1,136 @@
+"""Gold tables in memory, keyed by Delta version.
+
+A *view* is a structure prepared once from one or more gold tables (an index, precomputed
+changes, encoded responses) and kept until one of its tables gets a new Delta version. A request
+costs one ``stat`` per input table — does the commit file of the next version,
+``_delta_log/<version + 1>.json``, exist? — at most every ``api.cache_check_ms``, and a lookup.
+Commits are atomic, so that file appearing is exactly "a new version". Only then is the table
+re-read with delta-rs, in a worker thread, while other requests for that view wait for the new
+one (never a half-built view, never a blocked event loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import pyarrow as pa
+
+from lakehouse.fast_read import TableMissing, open_table
+from lakehouse.settings import Settings
+from lakehouse.tables import Table, arrow_schema
+from serving_api.metrics import ApiMetrics
+
+log = logging.getLogger(__name__)
+
+V = TypeVar("V")
+Tables = dict[str, pa.Table]
+Builder = Callable[[Settings, Tables], V]
+
+
+@dataclass(frozen=True)
+class ViewSpec(Generic[V]):
+    """How to prepare a view: its input tables and a pure builder (tables → structure)."""
+
+    name: str
+    tables: tuple[Table, ...]
+    build: Builder[V]
+
+
+def empty_table(table: Table) -> pa.Table:
+    """A table not written yet reads as empty (with its declared schema when it has one)."""
+    schema = arrow_schema(table) if table.schema else pa.schema([])
+    return schema.empty_table()
+
+
+@dataclass
+class _Built(Generic[V]):
+    versions: tuple[int | None, ...]
+    value: V
+
+
+@dataclass
+class _Slot:
+    built: _Built | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class GoldCache:
+    """Prepared views over gold tables, rebuilt when a table's Delta version changes."""
+
+    def __init__(self, settings: Settings, metrics: ApiMetrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self._check_every = settings.api.cache_check_ms / 1000
+        # table → (version checked, when, whether a newer version exists)
+        self._checks: dict[str, tuple[int | None, float, bool]] = {}
+        self._slots: dict[str, _Slot] = {}
+
+    def advanced(self, table: Table, version: int | None) -> bool:
+        """Whether ``table`` has a version newer than ``version`` (None: not written yet),
+        looked at no more often than ``api.cache_check_ms``."""
+        now = time.monotonic()
+        checked = self._checks.get(table.qualified_name)
+        if checked and checked[0] == version and now - checked[1] < self._check_every:
+            return checked[2]
+        following = 0 if version is None else version + 1
+        commit = table.path(self.settings) / "_delta_log" / f"{following:020d}.json"
+        newer = os.path.exists(commit)
+        self._checks[table.qualified_name] = (version, now, newer)
+        return newer
+
+    def current(self, spec: ViewSpec[V]) -> V | None:
+        """The view as last built, without looking for a newer version (None: never built)."""
+        slot = self._slots.get(spec.name)
+        return slot.built.value if slot and slot.built else None
+
+    def _stale(self, spec: ViewSpec[Any], built: _Built | None) -> bool:
+        return built is None or any(
+            self.advanced(t, v) for t, v in zip(spec.tables, built.versions, strict=True)
+        )
+
+    async def get(self, spec: ViewSpec[V]) -> V:
+        """The view for the newest versions of its tables."""
+        slot = self._slots.setdefault(spec.name, _Slot())
+        if not self._stale(spec, slot.built):
+            self.metrics.cache.labels(spec.name, "hit").inc()
+            return slot.built.value  # type: ignore[union-attr]
+        async with slot.lock:
+            result = "hit"  # another request rebuilt it while this one waited
+            if self._stale(spec, slot.built):
+                slot.built = await asyncio.to_thread(self._build, spec)
+                result = "miss"
+        self.metrics.cache.labels(spec.name, result).inc()
+        return slot.built.value  # type: ignore[union-attr]
+
+    def _build(self, spec: ViewSpec[V]) -> _Built[V]:
+        began = time.perf_counter()
+        tables: Tables = {}
+        versions: list[int | None] = []
+        for table in spec.tables:
+            try:
+                delta = open_table(table, self.settings)
+            except TableMissing:
+                tables[table.qualified_name] = empty_table(table)
+                versions.append(None)
+            else:
+                versions.append(delta.version())
+                tables[table.qualified_name] = delta.to_pyarrow_table()
+            self.metrics.table_version.labels(table.qualified_name).set(
+                -1 if versions[-1] is None else versions[-1]
+            )
+        value = spec.build(self.settings, tables)
+        log.info(
+            "view built",
+            extra={
+                "view": spec.name,
+                "versions": versions,
+                "seconds": round(time.perf_counter() - began, 3),
+            },
+        )
+        return _Built(tuple(versions), value)

@@ -1,0 +1,106 @@
+"""Prometheus metrics of one application instance, and the ASGI middleware that times requests.
+
+Each app has its own registry (tests create many apps in one process). Requests are labelled by
+route template (``/api/v1/regions/{province}/summary``), never by the raw path, so the number of
+series stays bounded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class ApiMetrics:
+    """The API's metrics, registered in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "smartmarket_api_requests",
+            "HTTP requests by method, route template and status code",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "smartmarket_api_request_seconds",
+            "Time to answer a request, by route template",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.cache = Counter(
+            "smartmarket_api_cache",
+            "Prepared-view lookups: hit (current) or miss (rebuilt after a new Delta version)",
+            ["view", "result"],
+            registry=r,
+        )
+        self.table_version = Gauge(
+            "smartmarket_api_table_version",
+            "Delta version of each gold table the API serves (-1: not written yet)",
+            ["table"],
+            registry=r,
+        )
+        self.lag = Gauge(
+            "smartmarket_api_data_lag_seconds",
+            "Seconds between now and the newest observation in gold.price_latest",
+            registry=r,
+        )
+        self.ws_clients = Gauge(
+            "smartmarket_api_alert_subscribers",
+            "WebSocket clients subscribed to alerts",
+            registry=r,
+        )
+        self.alerts_pushed = Counter(
+            "smartmarket_api_alerts_pushed", "Alert messages sent to WebSocket clients", registry=r
+        )
+        self.events_ingested = Counter(
+            "smartmarket_api_events_ingested",
+            "Price events accepted by POST /prices and confirmed by Kafka",
+            registry=r,
+        )
+
+    def watch_lag(self, newest: Callable[[], float | None]) -> None:
+        """Compute the lag at scrape time from ``newest`` (a POSIX time, or None: no data)."""
+
+        def lag() -> float:
+            at = newest()
+            return float("nan") if at is None else max(0.0, time.time() - at)
+
+        self.lag.set_function(lag)
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware (no per-request task as with BaseHTTPMiddleware): counts and times
+    every HTTP request by the template of the route that answered it."""
+
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        began = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            self.metrics.requests.labels(scope["method"], template, str(status)).inc()
+            self.metrics.latency.labels(template).observe(time.perf_counter() - began)

@@ -1,0 +1,277 @@
+"""Response and request bodies of the API (pydantic), with the examples the OpenAPI docs show."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def _example(**values: object) -> ConfigDict:
+    return ConfigDict(json_schema_extra={"examples": [values]})
+
+
+class Error(BaseModel):
+    model_config = _example(
+        detail="unknown commodity 'beras_x'", choices=["bawang_merah", "beras_medium"]
+    )
+    detail: str = Field(description="what is wrong, in words")
+    choices: list[str] | None = Field(None, description="valid values, when a name was unknown")
+
+
+class Market(BaseModel):
+    model_config = _example(
+        market_id="IP-001",
+        name="Pasar Induk Kramat Jati",
+        city="Jakarta Timur",
+        province="DKI Jakarta",
+        lat=-6.2799,
+        lon=106.8686,
+        kind="pasar",
+        commodities=["bawang_merah", "cabai_rawit_merah"],
+    )
+    market_id: str
+    name: str
+    city: str
+    province: str
+    lat: float | None
+    lon: float | None
+    kind: Literal["pasar", "aggregate"] | str
+    commodities: list[str] = Field(description="commodities with a price in gold.price_latest")
+
+
+class LivePrice(BaseModel):
+    model_config = _example(
+        market_id="IP-001",
+        commodity="bawang_merah",
+        region="DKI Jakarta",
+        price=42054.0,
+        unit="kg",
+        observed_at="2025-03-21T10:00:00+07:00",
+        event_id="ea6480ff-d360-5c51-99af-1ff0c16f680f",
+        source="pasar-report",
+        flags=[],
+        previous_close=41500.0,
+        change_previous_day=554.0,
+        change_previous_day_pct=1.33,
+        median_7d=41000.0,
+        change_median_7d_pct=2.57,
+    )
+    market_id: str
+    commodity: str
+    region: str | None
+    price: float = Field(description="IDR per unit")
+    unit: str
+    observed_at: datetime = Field(description="local market time (with offset)")
+    event_id: str
+    source: str
+    flags: list[str] = Field(description="statistical validation flags the price carried")
+    previous_close: float | None = Field(description="close of the series' previous day")
+    change_previous_day: float | None
+    change_previous_day_pct: float | None
+    median_7d: float | None = Field(description="median daily close of the 7 days before")
+    change_median_7d_pct: float | None
+
+
+class OhlcPoint(BaseModel):
+    model_config = _example(
+        market_id="IP-001",
+        commodity="bawang_merah",
+        region="DKI Jakarta",
+        period="2025-03-21",
+        open=41800.0,
+        high=42100.0,
+        low=41800.0,
+        close=42054.0,
+        mean=41985.0,
+        count=3,
+    )
+    market_id: str
+    commodity: str
+    region: str | None
+    period: str = Field(description="local day (YYYY-MM-DD) or local hour (ISO-8601 with offset)")
+    open: float
+    high: float
+    low: float
+    close: float
+    mean: float
+    count: int
+
+
+class HistoryPage(BaseModel):
+    model_config = _example(
+        granularity="day",
+        items=[OhlcPoint.model_config["json_schema_extra"]["examples"][0]],  # type: ignore[index]
+        next_cursor="WyJkYXkiLCJiYXdhbmdfbWVyYWgiLCJJUC0wMDEiXQ",
+    )
+    granularity: Literal["day", "hour"]
+    items: list[OhlcPoint]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: done")
+
+
+class RegionCommodity(BaseModel):
+    model_config = _example(
+        commodity="bawang_merah",
+        date="2025-03-21",
+        median=42000.0,
+        min=40100.0,
+        max=45500.0,
+        spread=5400.0,
+        markets=12,
+    )
+    commodity: str
+    date: date
+    median: float
+    min: float
+    max: float
+    spread: float
+    markets: int
+
+
+class RegionSummary(BaseModel):
+    model_config = _example(
+        province="DKI Jakarta",
+        items=[RegionCommodity.model_config["json_schema_extra"]["examples"][0]],  # type: ignore[index]
+    )
+    province: str
+    items: list[RegionCommodity] = Field(description="the newest day of each commodity")
+
+
+class ForecastPoint(BaseModel):
+    target_date: date
+    horizon: int
+    yhat: float
+    yhat_lower_80: float | None
+    yhat_upper_80: float | None
+    yhat_lower_95: float | None
+    yhat_upper_95: float | None
+
+
+class ForecastSeries(BaseModel):
+    model_config = _example(
+        series_id="IP-001:bawang_merah",
+        series_kind="market",
+        market_id="IP-001",
+        region="DKI Jakarta",
+        commodity="bawang_merah",
+        origin_date="2025-03-21",
+        model_name="prophet",
+        model_version="3",
+        run_id="6c1f0e9a7b2d4f3e8a1b2c3d4e5f6a7b",
+        points=[
+            {
+                "target_date": "2025-03-22",
+                "horizon": 1,
+                "yhat": 42300.0,
+                "yhat_lower_80": 41200.0,
+                "yhat_upper_80": 43400.0,
+                "yhat_lower_95": 40600.0,
+                "yhat_upper_95": 44000.0,
+            }
+        ],
+    )
+    series_id: str
+    series_kind: str | None
+    market_id: str | None
+    region: str | None
+    commodity: str
+    origin_date: date
+    model_name: str | None
+    model_version: str | None
+    run_id: str | None
+    points: list[ForecastPoint]
+
+
+class Anomaly(BaseModel):
+    model_config = _example(
+        market_id="IP-001",
+        region="DKI Jakarta",
+        commodity="cabai_rawit_merah",
+        date="2025-03-21",
+        kind="temporal",
+        score=0.91,
+        price=98000.0,
+        explanation="price 2.4x the series' 30-day median",
+        model_name="isolation_forest",
+        model_version="2",
+        run_id="6c1f0e9a7b2d4f3e8a1b2c3d4e5f6a7b",
+    )
+    market_id: str
+    region: str | None
+    commodity: str
+    date: date
+    kind: str
+    score: float
+    price: float | None
+    explanation: str | None
+    model_name: str | None
+    model_version: str | None
+    run_id: str | None
+
+
+class QualityRow(BaseModel):
+    model_config = _example(
+        date="2025-03-21",
+        source="pihps-export",
+        device_id="",
+        received=7998,
+        accepted=7869,
+        quarantined=129,
+        quarantined_by_reason={"iqr": 129, "zscore": 116},
+        duplicates=0,
+        late=0,
+    )
+    date: date
+    source: str
+    device_id: str
+    received: int
+    accepted: int
+    quarantined: int
+    quarantined_by_reason: dict[str, int]
+    duplicates: int
+    late: int
+
+
+class Alert(BaseModel):
+    model_config = _example(
+        alert_id="price_spike:IP-001:cabai_rawit_merah:2025-03-21",
+        rule="price_spike",
+        severity="critical",
+        status="open",
+        market_id="IP-001",
+        region="DKI Jakarta",
+        commodity="cabai_rawit_merah",
+        metric="price",
+        value=98000.0,
+        reference=61000.0,
+        message_id="Harga cabai rawit merah naik 61% dari median 7 hari",
+        message_en="Bird's eye chili price up 61% vs the 7-day median",
+        details="{}",
+        opened_at="2025-03-21T03:00:00Z",
+        resolved_at=None,
+        updated_at="2025-03-21T03:00:00Z",
+    )
+    alert_id: str
+    rule: str | None
+    severity: str | None
+    status: str | None = Field(description="open or resolved")
+    market_id: str | None
+    region: str | None
+    commodity: str | None
+    metric: str | None
+    value: float | None
+    reference: float | None
+    message_id: str | None
+    message_en: str | None
+    details: str | None
+    opened_at: datetime | None
+    resolved_at: datetime | None
+    updated_at: datetime | None
+
+
+class Accepted(BaseModel):
+    model_config = _example(accepted=1, event_ids=["0b6f7d38-6f5e-4cf1-9d2b-1f7c4f0b9a11"])
+    accepted: int
+    event_ids: list[uuid.UUID] = Field(description="in the order of the request")

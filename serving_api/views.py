@@ -1,0 +1,424 @@
+"""Prepared views of the gold tables: pure builders (Arrow tables → in-memory structures, built
+once per Delta version by ``serving_api.cache``) and the lookups a request makes on them.
+
+Nothing here sees a request: filters arrive validated, so no user input reaches a query engine.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import statistics
+from bisect import bisect_left
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from functools import partial
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lakehouse.reference import markets
+from lakehouse.settings import Settings
+from lakehouse.tables import (
+    GOLD_ALERTS,
+    GOLD_ANOMALIES,
+    GOLD_DATA_QUALITY_DAILY,
+    GOLD_FORECASTS,
+    GOLD_PRICE_DAILY,
+    GOLD_PRICE_HOURLY,
+    GOLD_PRICE_LATEST,
+    GOLD_REGION_DAILY,
+)
+from serving_api.cache import Tables, ViewSpec
+
+Granularity = Literal["day", "hour"]
+SeriesKey = tuple[str, str, str]  # commodity, market_id, region ("" when null)
+EPOCH = datetime(1970, 1, 1)
+MEDIAN_DAYS = 7
+_PRICE_COLUMNS = ("open", "high", "low", "close", "mean")
+
+
+def encode(payload: Any) -> bytes:
+    """JSON bytes of a response body (orjson: datetimes as ISO-8601, non-str keys allowed)."""
+    return orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS)
+
+
+def _rows(table: pa.Table, sort: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    return table.sort_by(sort).to_pylist() if table.num_rows else []
+
+
+# ---- price history ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HistoryIndex:
+    """OHLC rows sorted by (commodity, market_id, region, period), as numpy columns, with the
+    row range of each series. ``period`` is days since 1970-01-01 (day) or microseconds since
+    1970-01-01 of the naive local hour (hour)."""
+
+    granularity: Granularity
+    tz: ZoneInfo
+    keys: list[SeriesKey]
+    bounds: list[tuple[int, int]]
+    period: np.ndarray
+    columns: dict[str, np.ndarray]
+
+    def series(self, key: SeriesKey) -> tuple[int, int] | None:
+        i = bisect_left(self.keys, key)
+        return self.bounds[i] if i < len(self.keys) and self.keys[i] == key else None
+
+    def to_period(self, day: date) -> int:
+        """The first period of a local day."""
+        days = (day - EPOCH.date()).days
+        return days if self.granularity == "day" else days * 86_400_000_000
+
+    def label(self, periods: list[int]) -> list[str]:
+        if self.granularity == "day":
+            return [(EPOCH + timedelta(days=p)).date().isoformat() for p in periods]
+        return [
+            (EPOCH + timedelta(microseconds=p)).replace(tzinfo=self.tz).isoformat() for p in periods
+        ]
+
+
+def build_history(settings: Settings, tables: Tables, granularity: Granularity) -> HistoryIndex:
+    source = GOLD_PRICE_DAILY if granularity == "day" else GOLD_PRICE_HOURLY
+    table = tables[source.qualified_name]
+    period_column = "date" if granularity == "day" else "hour"
+    if table.num_rows == 0:
+        empty = np.empty(0, dtype=np.int64)
+        return HistoryIndex(
+            granularity, settings.tz, [], [], empty, {c: empty for c in (*_PRICE_COLUMNS, "count")}
+        )
+    table = table.set_column(
+        table.schema.get_field_index("region"), "region", pc.fill_null(table["region"], "")
+    ).sort_by([(c, "ascending") for c in ("commodity", "market_id", "region", period_column)])
+    unit = pa.int32() if granularity == "day" else pa.int64()
+    period = table[period_column].cast(unit).to_numpy().astype(np.int64)
+    key_columns = [
+        table[c].to_numpy(zero_copy_only=False) for c in ("commodity", "market_id", "region")
+    ]
+    changed = np.zeros(table.num_rows, dtype=bool)
+    changed[0] = True
+    for column in key_columns:
+        changed[1:] |= column[1:] != column[:-1]
+    starts = np.flatnonzero(changed).tolist()
+    ends = [*starts[1:], table.num_rows]
+    keys = [tuple(str(c[s]) for c in key_columns) for s in starts]
+    columns = {c: table[c].to_numpy() for c in _PRICE_COLUMNS}
+    columns["count"] = table["count"].to_numpy()
+    return HistoryIndex(
+        granularity,
+        settings.tz,
+        keys,  # type: ignore[arg-type]
+        list(zip(starts, ends, strict=True)),
+        period,
+        columns,
+    )
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    """A validated history request; ``fingerprint`` ties a cursor to the query that made it."""
+
+    granularity: Granularity
+    commodity: str | None = None
+    market_id: str | None = None
+    region: str | None = None
+    start: date | None = None
+    end: date | None = None
+
+    @property
+    def fingerprint(self) -> list[str | None]:
+        return [
+            self.granularity,
+            self.commodity,
+            self.market_id,
+            self.region,
+            self.start and self.start.isoformat(),
+            self.end and self.end.isoformat(),
+        ]
+
+    def matches(self, key: SeriesKey) -> bool:
+        commodity, market_id, region = key
+        return (
+            (self.commodity is None or commodity == self.commodity)
+            and (self.market_id is None or market_id == self.market_id)
+            and (self.region is None or region == self.region)
+        )
+
+
+class CursorError(ValueError):
+    """A cursor this API did not issue for this query."""
+
+
+def encode_cursor(query: HistoryQuery, key: SeriesKey, period: int) -> str:
+    raw = encode({"q": query.fingerprint, "k": list(key), "p": period})
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(query: HistoryQuery, cursor: str) -> tuple[SeriesKey, int]:
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        key, period, fingerprint = tuple(data["k"]), int(data["p"]), data["q"]
+        if len(key) != 3 or not all(isinstance(k, str) for k in key):
+            raise TypeError
+    except (binascii.Error, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        raise CursorError("cursor is not one this API issued: pass next_cursor as is") from None
+    if fingerprint != query.fingerprint:
+        raise CursorError(
+            "cursor belongs to another query: keep the other parameters the same while paging"
+        )
+    return key, period  # type: ignore[return-value]
+
+
+def history_page(
+    index: HistoryIndex, query: HistoryQuery, limit: int, cursor: str | None
+) -> dict[str, Any]:
+    """One page of the series matching ``query``, in (commodity, market, region, period)
+    order, after ``cursor`` (keyset pagination: no gaps or repeats while new rows land)."""
+    after = decode_cursor(query, cursor) if cursor else None
+    first = index.to_period(query.start) if query.start else None
+    last = index.to_period(query.end + timedelta(days=1)) if query.end else None
+    picked: list[tuple[SeriesKey, int, int]] = []  # (series, from row, to row)
+    wanted = limit + 1  # one more than a page tells whether another page follows
+    start_at = bisect_left(index.keys, after[0]) if after else 0
+    for key, (a, b) in zip(index.keys[start_at:], index.bounds[start_at:], strict=True):
+        if not query.matches(key):
+            continue
+        periods = index.period[a:b]
+        lo = a + int(np.searchsorted(periods, first, "left")) if first is not None else a
+        hi = a + int(np.searchsorted(periods, last, "left")) if last is not None else b
+        if after and key == after[0]:
+            lo = max(lo, a + int(np.searchsorted(periods, after[1], "right")))
+        if lo < hi:
+            picked.append((key, lo, min(hi, lo + wanted)))
+            wanted -= picked[-1][2] - lo
+            if wanted <= 0:
+                break
+    items: list[dict[str, Any]] = []
+    for key, lo, hi in picked:
+        commodity, market_id, region = key
+        values = {c: index.columns[c][lo:hi].tolist() for c in index.columns}
+        labels = index.label(index.period[lo:hi].tolist())
+        for i, label in enumerate(labels):
+            items.append(
+                {
+                    "market_id": market_id,
+                    "commodity": commodity,
+                    "region": region or None,
+                    "period": label,
+                    **{c: values[c][i] for c in values},
+                }
+            )
+    next_cursor = None
+    if len(items) > limit:
+        items = items[:limit]
+        key, row = _last_of_page(picked, limit)
+        next_cursor = encode_cursor(query, key, int(index.period[row]))
+    return {"granularity": index.granularity, "items": items, "next_cursor": next_cursor}
+
+
+def _last_of_page(picked: list[tuple[SeriesKey, int, int]], limit: int) -> tuple[SeriesKey, int]:
+    """The series and row of the ``limit``-th picked row."""
+    remaining = limit
+    for key, lo, hi in picked:
+        if remaining <= hi - lo:
+            return key, lo + remaining - 1
+        remaining -= hi - lo
+    raise AssertionError("page shorter than its limit")
+
+
+# ---- live prices ----------------------------------------------------------------------------
+
+
+@dataclass
+class LiveView:
+    """The newest price per market × commodity with its changes, and encoded answers per
+    filter (computed on first use, kept until the next version)."""
+
+    rows: list[dict[str, Any]]
+    newest: float | None  # POSIX time of the newest observation
+    answers: dict[tuple[str | None, ...], bytes] = field(default_factory=dict)
+
+    def answer(self, commodity: str | None, region: str | None, market_id: str | None) -> bytes:
+        key = (commodity, region, market_id)
+        body = self.answers.get(key)
+        if body is None:
+            body = self.answers[key] = encode(
+                [
+                    r
+                    for r in self.rows
+                    if (commodity is None or r["commodity"] == commodity)
+                    and (region is None or r["region"] == region)
+                    and (market_id is None or r["market_id"] == market_id)
+                ]
+            )
+        return body
+
+
+def _pct(change: float | None, base: float | None) -> float | None:
+    return None if change is None or not base else round(100 * change / base, 2)
+
+
+def build_live(settings: Settings, tables: Tables) -> LiveView:
+    daily = build_history(settings, tables, "day")
+    rows = []
+    newest = None
+    for r in _rows(
+        tables[GOLD_PRICE_LATEST.qualified_name],
+        [("commodity", "ascending"), ("market_id", "ascending")],
+    ):
+        observed: datetime = r["observed_at"]
+        newest = max(newest or observed, observed)
+        local = observed.astimezone(settings.tz)
+        previous, median = None, None
+        bounds = daily.series((r["commodity"], r["market_id"], r["region"] or ""))
+        if bounds is not None:
+            a, b = bounds
+            periods = daily.period[a:b]
+            today = daily.to_period(local.date())
+            before = a + int(np.searchsorted(periods, today, "left"))
+            if before > a:
+                previous = float(daily.columns["close"][before - 1])
+            week = a + int(np.searchsorted(periods, today - MEDIAN_DAYS, "left"))
+            if before > week:
+                median = float(statistics.median(daily.columns["close"][week:before].tolist()))
+        change = None if previous is None else r["price"] - previous
+        rows.append(
+            {
+                **r,
+                "observed_at": local,
+                "flags": r["flags"] or [],
+                "previous_close": previous,
+                "change_previous_day": change,
+                "change_previous_day_pct": _pct(change, previous),
+                "median_7d": median,
+                "change_median_7d_pct": _pct(
+                    None if median is None else r["price"] - median, median
+                ),
+            }
+        )
+    return LiveView(rows, newest.timestamp() if newest else None)
+
+
+# ---- markets, regions ---------------------------------------------------------------------
+
+
+def build_markets(settings: Settings, tables: Tables) -> bytes:
+    seen: dict[str, set[str]] = defaultdict(set)
+    for r in tables[GOLD_PRICE_LATEST.qualified_name].to_pylist():
+        seen[r["market_id"]].add(r["commodity"])
+    return encode(
+        [
+            {
+                "market_id": m.market_id,
+                "name": m.name,
+                "city": m.city,
+                "province": m.province,
+                "lat": m.latitude,
+                "lon": m.longitude,
+                "kind": m.kind,
+                "commodities": sorted(seen.get(m.market_id, ())),
+            }
+            for m in sorted(markets().values(), key=lambda m: m.market_id)
+        ]
+    )
+
+
+def build_regions(settings: Settings, tables: Tables) -> dict[str, list[dict[str, Any]]]:
+    """Per province, the newest day of each commodity, by commodity."""
+    newest: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in _rows(tables[GOLD_REGION_DAILY.qualified_name], [("date", "ascending")]):
+        newest[(r["region"], r["commodity"])] = r
+    by_region: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for (region, _commodity), r in sorted(newest.items()):
+        by_region[region].append({k: v for k, v in r.items() if k != "region"})
+    return dict(by_region)
+
+
+# ---- ML outputs, quality, alerts ----------------------------------------------------------
+
+_FORECAST_HEADER = (
+    "series_id",
+    "series_kind",
+    "market_id",
+    "region",
+    "commodity",
+    "origin_date",
+    "model_name",
+    "model_version",
+    "run_id",
+)
+_POINT_FIELDS = (
+    "target_date",
+    "horizon",
+    "yhat",
+    "yhat_lower_80",
+    "yhat_upper_80",
+    "yhat_lower_95",
+    "yhat_upper_95",
+)
+
+
+def build_forecasts(settings: Settings, tables: Tables) -> list[dict[str, Any]]:
+    """The newest forecast (latest origin date) of each series, with its points."""
+    rows = _rows(
+        tables[GOLD_FORECASTS.qualified_name],
+        [("series_id", "ascending"), ("origin_date", "ascending"), ("target_date", "ascending")],
+    )
+    newest_origin = {r["series_id"]: r["origin_date"] for r in rows}
+    series: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if r["origin_date"] != newest_origin[r["series_id"]]:
+            continue
+        s = series.setdefault(
+            r["series_id"],
+            {k: r[k] for k in _FORECAST_HEADER} | {"points": []},
+        )
+        s["points"].append({k: r[k] for k in _POINT_FIELDS})
+    return list(series.values())
+
+
+def build_anomalies(settings: Settings, tables: Tables) -> list[dict[str, Any]]:
+    return _rows(
+        tables[GOLD_ANOMALIES.qualified_name],
+        [("date", "descending"), ("score", "descending"), ("market_id", "ascending")],
+    )
+
+
+def build_quality(settings: Settings, tables: Tables) -> list[dict[str, Any]]:
+    rows = _rows(
+        tables[GOLD_DATA_QUALITY_DAILY.qualified_name],
+        [("date", "descending"), ("source", "ascending"), ("device_id", "ascending")],
+    )
+    for r in rows:
+        r["quarantined_by_reason"] = dict(r["quarantined_by_reason"] or [])
+    return rows
+
+
+def build_alerts(settings: Settings, tables: Tables) -> list[dict[str, Any]]:
+    """Every alert, most recently updated first."""
+    return _rows(
+        tables[GOLD_ALERTS.qualified_name],
+        [("updated_at", "descending"), ("alert_id", "ascending")],
+    )
+
+
+LIVE = ViewSpec("live", (GOLD_PRICE_LATEST, GOLD_PRICE_DAILY), build_live)
+MARKETS = ViewSpec("markets", (GOLD_PRICE_LATEST,), build_markets)
+HISTORY: dict[Granularity, ViewSpec[HistoryIndex]] = {
+    "day": ViewSpec("history_day", (GOLD_PRICE_DAILY,), partial(build_history, granularity="day")),
+    "hour": ViewSpec(
+        "history_hour", (GOLD_PRICE_HOURLY,), partial(build_history, granularity="hour")
+    ),
+}
+REGIONS = ViewSpec("regions", (GOLD_REGION_DAILY,), build_regions)
+FORECASTS = ViewSpec("forecasts", (GOLD_FORECASTS,), build_forecasts)
+ANOMALIES = ViewSpec("anomalies", (GOLD_ANOMALIES,), build_anomalies)
+QUALITY = ViewSpec("quality", (GOLD_DATA_QUALITY_DAILY,), build_quality)
+ALERTS = ViewSpec("alerts", (GOLD_ALERTS,), build_alerts)
