@@ -1,81 +1,63 @@
-"""FastAPI application: liveness and readiness for now; the gold endpoints grow here."""
+"""The FastAPI application: gold tables served from memory, HTTP ingest, live alerts, metrics.
+
+``create_app(settings)`` wires the parts; ``app`` is what uvicorn runs
+(``uvicorn serving_api.app:app``).
+"""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from typing import Literal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Response, status
-from pydantic import BaseModel
+from fastapi import FastAPI
 
 from lakehouse.settings import Settings, load_settings
-from producers.kafka_io import kafka_reachable
+from serving_api import errors
+from serving_api.alert_push import AlertHub
+from serving_api.auth import Keyring
+from serving_api.cache import GoldCache
+from serving_api.ingest import PricePublisher
+from serving_api.limits import BodySizeLimit
+from serving_api.metrics import ApiMetrics, MetricsMiddleware
+from serving_api.routers import alerts, ingest, insights, ops, prices
+from serving_api.views import LIVE
 
-READY_CACHE_SECONDS = 2.0
-
-
-class Check(BaseModel):
-    ok: bool
-    detail: str
-
-
-class Readiness(BaseModel):
-    status: Literal["ready", "not ready"]
-    checks: dict[str, Check]
-
-
-def _kafka_check(settings: Settings) -> Check:
-    ok, detail = kafka_reachable(settings)
-    return Check(ok=ok, detail=detail)
-
-
-def _lakehouse_check(settings: Settings) -> Check:
-    root = settings.paths.lakehouse_root
-    if not root.is_dir():
-        return Check(ok=False, detail=f"{root} does not exist yet")
-    return Check(ok=True, detail=str(root))
+API_PREFIX = "/api/v1"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
+    metrics = ApiMetrics()
+    cache = GoldCache(settings, metrics)
+    hub = AlertHub(cache, metrics, settings.api.alerts_poll_seconds)
+    metrics.watch_lag(lambda: view.newest if (view := cache.current(LIVE)) else None)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        hub.start()
+        yield
+        await hub.stop()
+
     app = FastAPI(
         title="Smart Market Lakehouse API",
-        version="0.1.0",
+        version="1.0.0",
         description="Prices, markets, forecasts, alerts and data quality of Indonesian "
         "traditional markets, served from the gold Delta tables.",
+        lifespan=lifespan,
     )
-    cache: dict[str, tuple[float, Readiness]] = {}
-
-    @app.get("/health", tags=["ops"], summary="Liveness: the process answers")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get(
-        "/ready",
-        tags=["ops"],
-        summary="Readiness: Kafka and the lakehouse are reachable (503 otherwise)",
-        response_model=Readiness,
-        responses={503: {"model": Readiness}},
-    )
-    async def ready(response: Response) -> Readiness:
-        cached = cache.get("ready")
-        if cached is None or time.monotonic() - cached[0] > READY_CACHE_SECONDS:
-            kafka, lakehouse = await asyncio.gather(
-                asyncio.to_thread(_kafka_check, settings),
-                asyncio.to_thread(_lakehouse_check, settings),
-            )
-            ok = kafka.ok and lakehouse.ok
-            result = Readiness(
-                status="ready" if ok else "not ready",
-                checks={"kafka": kafka, "lakehouse": lakehouse},
-            )
-            cache["ready"] = cached = (time.monotonic(), result)
-        readiness = cached[1]
-        if readiness.status != "ready":
-            response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-        return readiness
-
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.cache = cache
+    app.state.alerts = hub
+    app.state.keyring = Keyring(settings)
+    app.state.publisher = PricePublisher(settings)
+    app.state.readiness = {}
+    errors.install(app)
+    app.include_router(ops.router)
+    for router in (prices.router, insights.router, alerts.router, ingest.router):
+        app.include_router(router, prefix=API_PREFIX)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 
 

@@ -19,6 +19,7 @@ class Error(BaseModel):
     )
     detail: str = Field(description="what is wrong, in words")
     choices: list[str] | None = Field(None, description="valid values, when a name was unknown")
+    errors: list[str] | None = Field(None, description="each invalid parameter, in words (422)")
 
 
 class Market(BaseModel):

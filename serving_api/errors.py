@@ -1,0 +1,95 @@
+"""Errors a person can act on: one JSON shape ``{"detail": "...", "choices": [...]}``, and the
+request-validation errors of FastAPI rewritten into the same plain sentences."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from lakehouse.reference import commodities, commodity_id, markets
+
+
+class ApiError(Exception):
+    """An answer other than 2xx, with a message and optionally the valid choices."""
+
+    def __init__(self, status_code: int, detail: str, choices: Iterable[str] | None = None) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+        self.choices = sorted(choices) if choices is not None else None
+
+
+def unknown(kind: str, value: str, valid: Iterable[str]) -> ApiError:
+    """404 for a name that is not one of ``valid``, with the closest match suggested."""
+    valid = list(valid)
+    close = difflib.get_close_matches(value, valid, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return ApiError(status.HTTP_404_NOT_FOUND, f"unknown {kind} {value!r}{hint}", valid)
+
+
+def resolve_commodity(name: str | None) -> str | None:
+    """The catalogue id of a commodity as people write it (``Bawang Merah`` → ``bawang_merah``)."""
+    if name is None:
+        return None
+    found = commodity_id(name)
+    if found is None:
+        raise unknown("commodity", name, commodities())
+    return found
+
+
+def resolve_market(market_id: str | None) -> str | None:
+    if market_id is None or market_id in markets():
+        return market_id
+    raise unknown("market_id", market_id, markets())
+
+
+def provinces() -> dict[str, str]:
+    """Province names of the markets, by lower-case name."""
+    return {m.province.lower(): m.province for m in markets().values()}
+
+
+def resolve_province(name: str | None) -> str | None:
+    if name is None:
+        return None
+    found = provinces().get(name.strip().lower())
+    if found is None:
+        raise unknown("province", name, provinces().values())
+    return found
+
+
+def _sentence(error: dict[str, Any]) -> str:
+    where = error.get("loc", ())
+    if where and where[0] in ("query", "path", "header"):
+        place = f"{where[0]} parameter {'.'.join(str(p) for p in where[1:])!r}"
+    elif where and where[0] == "body":
+        place = "body" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in where[1:])
+    else:
+        place = ".".join(str(p) for p in where) or "request"
+    message = error.get("msg", "is invalid")
+    given = error.get("input")
+    shown = f" (got {given!r})" if isinstance(given, (str, int, float)) else ""
+    return f"{place}: {message}{shown}"
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that give every error the same shape."""
+
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        body: dict[str, Any] = {"detail": exc.detail}
+        if exc.choices is not None:
+            body["choices"] = exc.choices
+        return JSONResponse(body, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        sentences = [_sentence(e) for e in exc.errors()]
+        return JSONResponse(
+            {"detail": "; ".join(sentences[:10]) or "invalid request", "errors": sentences},
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )

@@ -1,0 +1,27 @@
+"""HTTP and WebSocket routes: thin — validate, look up a prepared view, answer."""
+
+from __future__ import annotations
+
+from fastapi import Request, Response
+
+from serving_api.cache import GoldCache
+from serving_api.models import Error
+
+JSON = "application/json"
+
+#: error answers every read route documents
+READ_ERRORS: dict[int | str, dict] = {
+    401: {"model": Error, "description": "missing or unknown API key (reads closed)"},
+    403: {"model": Error, "description": "the key's role may not read"},
+    404: {"model": Error, "description": "unknown commodity, market or province"},
+    422: {"model": Error, "description": "a parameter is malformed or out of range"},
+}
+
+
+def gold(request: Request) -> GoldCache:
+    return request.app.state.cache
+
+
+def json_bytes(body: bytes) -> Response:
+    """An answer already encoded (prepared views keep their JSON)."""
+    return Response(content=body, media_type=JSON)

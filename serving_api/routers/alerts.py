@@ -1,0 +1,104 @@
+"""Early-warning alerts from ``gold.alerts``: a query, and a WebSocket that pushes new and changed
+alerts as they land."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, status
+
+from serving_api.alert_push import AlertFilter, AlertHub
+from serving_api.auth import Keyring, Permission, require, websocket_key
+from serving_api.errors import ApiError, resolve_commodity, resolve_province
+from serving_api.models import Alert
+from serving_api.routers import READ_ERRORS, gold
+from serving_api.routers.insights import Limit
+from serving_api.routers.prices import Commodity, Region
+from serving_api.views import ALERTS, encode
+
+router = APIRouter(tags=["alerts"])
+
+Severity = Annotated[
+    str | None,
+    Query(max_length=128, description="one or more, comma-separated", examples=["critical"]),
+]
+
+
+def alert_filter(severity: str | None, province: str | None, commodity: str | None) -> AlertFilter:
+    severities = (
+        frozenset(s.strip().lower() for s in severity.split(",") if s.strip()) if severity else None
+    )
+    return AlertFilter(severities or None, resolve_province(province), resolve_commodity(commodity))
+
+
+@router.get(
+    "/alerts",
+    response_model=list[Alert],
+    summary="Alerts, most recently updated first",
+    dependencies=[require(Permission.read)],
+    responses=READ_ERRORS,
+)
+async def alerts(
+    request: Request,
+    since: Annotated[
+        datetime | None,
+        Query(description="updated at or after (ISO-8601; without offset: local market time)"),
+    ] = None,
+    severity: Severity = None,
+    province: Region = None,
+    commodity: Commodity = None,
+    limit: Limit = 100,
+) -> list[dict[str, Any]]:
+    wanted = alert_filter(severity, province, commodity)
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=request.app.state.settings.tz)
+    rows = (
+        a
+        for a in await gold(request).get(ALERTS)
+        if wanted.matches(a)
+        and (since is None or (a["updated_at"] is not None and a["updated_at"] >= since))
+    )
+    return [row for row, _ in zip(rows, range(limit), strict=False)]
+
+
+@router.websocket("/alerts/ws")
+async def alerts_ws(
+    websocket: WebSocket,
+    severity: str | None = None,
+    province: str | None = None,
+    commodity: str | None = None,
+) -> None:
+    """Each message is ``{"type": "alert", "alert": {...}}`` — a new alert or a change of one
+    (e.g. resolved) — as a JSON text frame, within a second or two of it landing in gold."""
+    keyring: Keyring = websocket.app.state.keyring
+    hub: AlertHub = websocket.app.state.alerts
+    try:
+        keyring.check(websocket_key(websocket), Permission.read)
+        wanted = alert_filter(severity, province, commodity)
+    except (HTTPException, ApiError) as exc:
+        await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=str(exc.detail)[:120])
+        return
+    await websocket.accept()
+    subscriber = hub.subscribe(wanted)
+
+    async def pump() -> None:
+        while (alert := await subscriber.queue.get()) is not None:
+            await websocket.send_text(encode({"type": "alert", "alert": alert}).decode())
+        await websocket.close(code=status.WS_1013_TRY_AGAIN_LATER, reason="too slow")
+
+    async def until_disconnect() -> None:
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass
+
+    tasks = [asyncio.create_task(pump()), asyncio.create_task(until_disconnect())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        hub.unsubscribe(subscriber)
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task

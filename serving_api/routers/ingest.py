@@ -1,0 +1,63 @@
+"""HTTP ingest of price events (for partners and devices without MQTT or Kafka)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Request, status
+
+from lakehouse.events import PriceEvent
+from serving_api.auth import Permission, require
+from serving_api.errors import ApiError
+from serving_api.ingest import KafkaUnavailable, PricePublisher
+from serving_api.models import Accepted, Error
+
+router = APIRouter(tags=["ingest"])
+
+EXAMPLE = {
+    "market_id": "IP-001",
+    "commodity": "bawang_merah",
+    "price": 42054,
+    "unit": "kg",
+    "observed_at": "2025-03-21T10:00:00+07:00",
+    "source": "partner-a",
+}
+
+
+@router.post(
+    "/prices",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    summary="Send one or many price events (needs an ingest or admin key)",
+    description="Each event is validated against the price event schema and produced to the "
+    "prices topic; 202 means Kafka confirmed all of them. Send your own `event_id` to retry "
+    "safely: the pipeline keeps one copy per id.",
+    dependencies=[require(Permission.ingest)],
+    responses={
+        401: {"model": Error, "description": "missing or unknown API key"},
+        403: {"model": Error, "description": "the key's role may not ingest"},
+        413: {"model": Error, "description": "body or event count over the limit"},
+        422: {"model": Error, "description": "an event does not match the schema"},
+        503: {"model": Error, "description": "Kafka did not confirm in time; retry"},
+    },
+)
+async def post_prices(
+    request: Request,
+    body: Annotated[
+        PriceEvent | list[PriceEvent],
+        Body(examples=[EXAMPLE, [EXAMPLE, {**EXAMPLE, "market_id": "IP-002"}]]),
+    ],
+) -> Accepted:
+    events = body if isinstance(body, list) else [body]
+    cap = request.app.state.settings.api.max_events_per_request
+    if len(events) > cap:
+        raise ApiError(413, f"{len(events)} events in one request; send at most {cap}")
+    if not events:
+        raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, "no events: send one or a list")
+    publisher: PricePublisher = request.app.state.publisher
+    try:
+        await publisher.publish(events)
+    except KafkaUnavailable as exc:
+        raise ApiError(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+    request.app.state.metrics.events_ingested.inc(len(events))
+    return Accepted(accepted=len(events), event_ids=[e.event_id for e in events])

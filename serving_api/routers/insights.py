@@ -1,0 +1,79 @@
+"""Forecasts, anomalies and data quality (empty lists until the tables exist)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+
+from serving_api.auth import Permission, require
+from serving_api.errors import resolve_commodity, resolve_market
+from serving_api.models import Anomaly, ForecastSeries, QualityRow
+from serving_api.routers import READ_ERRORS, gold
+from serving_api.routers.prices import Commodity, MarketId
+from serving_api.views import ANOMALIES, FORECASTS, QUALITY
+
+router = APIRouter(
+    tags=["insights"], dependencies=[require(Permission.read)], responses=READ_ERRORS
+)
+
+Limit = Annotated[int, Query(ge=1, le=1000, description="at most this many rows")]
+Since = Annotated[date | None, Query(description="from this date on (YYYY-MM-DD)")]
+
+
+@router.get(
+    "/forecasts",
+    response_model=list[ForecastSeries],
+    summary="The newest 7-day forecast of each series, with 80 % and 95 % intervals",
+)
+async def forecasts(
+    request: Request, commodity: Commodity = None, market_id: MarketId = None
+) -> list[dict[str, Any]]:
+    wanted, market = resolve_commodity(commodity), resolve_market(market_id)
+    return [
+        s
+        for s in await gold(request).get(FORECASTS)
+        if (wanted is None or s["commodity"] == wanted)
+        and (market is None or s["market_id"] == market)
+    ]
+
+
+@router.get(
+    "/anomalies",
+    response_model=list[Anomaly],
+    summary="Anomalous prices, newest first, then by score",
+)
+async def anomalies(
+    request: Request,
+    commodity: Commodity = None,
+    since: Since = None,
+    min_score: Annotated[float, Query(ge=0, le=1, description="score 0..1")] = 0.0,
+    limit: Limit = 100,
+) -> list[dict[str, Any]]:
+    wanted = resolve_commodity(commodity)
+    rows = (
+        a
+        for a in await gold(request).get(ANOMALIES)
+        if (wanted is None or a["commodity"] == wanted)
+        and (since is None or a["date"] >= since)
+        and a["score"] >= min_score
+    )
+    return [row for row, _ in zip(rows, range(limit), strict=False)]
+
+
+@router.get(
+    "/quality",
+    response_model=list[QualityRow],
+    summary="Received / accepted / quarantined (by reason) / duplicates / late per day × source",
+)
+async def quality(
+    request: Request,
+    since: Since = None,
+    source: Annotated[str | None, Query(max_length=128, examples=["pihps-export"])] = None,
+) -> list[dict[str, Any]]:
+    return [
+        q
+        for q in await gold(request).get(QUALITY)
+        if (since is None or q["date"] >= since) and (source is None or q["source"] == source)
+    ]

@@ -1,0 +1,84 @@
+"""Liveness, readiness and Prometheus metrics (open: meant for the supervisor and the scraper)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Literal
+
+from fastapi import APIRouter, Request, Response, status
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+
+from lakehouse.settings import Settings
+from producers.kafka_io import kafka_reachable
+
+READY_CACHE_SECONDS = 2.0
+
+router = APIRouter(tags=["ops"])
+
+
+class Check(BaseModel):
+    ok: bool
+    detail: str
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    checks: dict[str, Check]
+
+
+def _kafka_check(settings: Settings) -> Check:
+    ok, detail = kafka_reachable(settings)
+    return Check(ok=ok, detail=detail)
+
+
+def _lakehouse_check(settings: Settings) -> Check:
+    root = settings.paths.lakehouse_root
+    if not root.is_dir():
+        return Check(ok=False, detail=f"{root} does not exist yet")
+    return Check(ok=True, detail=str(root))
+
+
+@router.get("/health", summary="Liveness: the process answers")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/ready",
+    summary="Readiness: Kafka and the lakehouse are reachable (503 otherwise)",
+    response_model=Readiness,
+    responses={503: {"model": Readiness}},
+)
+async def ready(request: Request, response: Response) -> Readiness:
+    settings: Settings = request.app.state.settings
+    cache: dict[str, tuple[float, Readiness]] = request.app.state.readiness
+    cached = cache.get("ready")
+    if cached is None or time.monotonic() - cached[0] > READY_CACHE_SECONDS:
+        kafka, lakehouse = await asyncio.gather(
+            asyncio.to_thread(_kafka_check, settings),
+            asyncio.to_thread(_lakehouse_check, settings),
+        )
+        ok = kafka.ok and lakehouse.ok
+        result = Readiness(
+            status="ready" if ok else "not ready",
+            checks={"kafka": kafka, "lakehouse": lakehouse},
+        )
+        cache["ready"] = cached = (time.monotonic(), result)
+    readiness = cached[1]
+    if readiness.status != "ready":
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return readiness
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics: requests and latency per route, cache, table versions, lag",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+)
+async def metrics(request: Request) -> Response:
+    return Response(
+        generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
+    )

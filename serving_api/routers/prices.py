@@ -1,0 +1,116 @@
+"""Markets, live prices, price history and regional summaries."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Request, Response, status
+
+from serving_api.auth import Permission, require
+from serving_api.errors import ApiError, resolve_commodity, resolve_market, resolve_province
+from serving_api.models import HistoryPage, LivePrice, Market, RegionSummary
+from serving_api.routers import READ_ERRORS, gold, json_bytes
+from serving_api.views import (
+    HISTORY,
+    LIVE,
+    MARKETS,
+    REGIONS,
+    CursorError,
+    HistoryQuery,
+    encode,
+    history_page,
+)
+
+router = APIRouter(tags=["prices"], dependencies=[require(Permission.read)], responses=READ_ERRORS)
+
+Commodity = Annotated[
+    str | None,
+    Query(
+        max_length=64,
+        description="catalogue id or name (`bawang_merah`, `Bawang Merah`)",
+        examples=["bawang_merah"],
+    ),
+]
+MarketId = Annotated[
+    str | None, Query(max_length=64, description="a market of GET /markets", examples=["IP-001"])
+]
+Region = Annotated[
+    str | None, Query(max_length=128, description="province", examples=["DKI Jakarta"])
+]
+
+
+@router.get("/markets", response_model=list[Market], summary="Markets and what they sell")
+async def list_markets(request: Request) -> Response:
+    return json_bytes(await gold(request).get(MARKETS))
+
+
+@router.get(
+    "/prices/live",
+    response_model=list[LivePrice],
+    summary="Newest price per market × commodity, with its change vs the previous day and the "
+    "7-day median",
+)
+async def live_prices(
+    request: Request, commodity: Commodity = None, region: Region = None, market_id: MarketId = None
+) -> Response:
+    filters = resolve_commodity(commodity), resolve_province(region), resolve_market(market_id)
+    view = await gold(request).get(LIVE)
+    return json_bytes(view.answer(*filters))
+
+
+@router.get(
+    "/prices/history",
+    response_model=HistoryPage,
+    summary="Open/high/low/close per local day or hour, a page at a time",
+    description="Rows come in (commodity, market, region, period) order. Pass `next_cursor` "
+    "back as `cursor` with the same other parameters for the next page; `next_cursor` is null "
+    "on the last page. `start` and `end` are local dates, both included.",
+)
+async def price_history(
+    request: Request,
+    commodity: Commodity = None,
+    market_id: MarketId = None,
+    region: Region = None,
+    start: Annotated[date | None, Query(description="first local day (YYYY-MM-DD)")] = None,
+    end: Annotated[date | None, Query(description="last local day (YYYY-MM-DD)")] = None,
+    granularity: Literal["day", "hour"] = "day",
+    limit: Annotated[int, Query(ge=1, le=1000, description="rows per page")] = 100,
+    cursor: Annotated[str | None, Query(max_length=512, description="next_cursor")] = None,
+) -> Response:
+    if start and end and start > end:
+        raise ApiError(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"start ({start}) is after end ({end}): swap them or leave one out",
+        )
+    query = HistoryQuery(
+        granularity,
+        resolve_commodity(commodity),
+        resolve_market(market_id),
+        resolve_province(region),
+        start,
+        end,
+    )
+    index = await gold(request).get(HISTORY[granularity])
+    try:
+        page = history_page(index, query, limit, cursor)
+    except CursorError as exc:
+        raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    return json_bytes(encode(page))
+
+
+@router.get(
+    "/regions/{province}/summary",
+    response_model=RegionSummary,
+    summary="Median, min, max and spread of the markets' prices in a province (newest day)",
+)
+async def region_summary(
+    request: Request,
+    province: Annotated[str, Path(max_length=128, examples=["DKI Jakarta"])],
+    commodity: Commodity = None,
+) -> RegionSummary:
+    name = resolve_province(province)
+    wanted = resolve_commodity(commodity)
+    regions = await gold(request).get(REGIONS)
+    items = [r for r in regions.get(name, []) if wanted is None or r["commodity"] == wanted]
+    return RegionSummary.model_validate({"province": name, "items": items})
