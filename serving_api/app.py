@@ -17,12 +17,9 @@ from serving_api.alert_push import AlertHub
 from serving_api.auth import Keyring
 from serving_api.cache import GoldCache
 from serving_api.ingest import PricePublisher
-from serving_api.limits import BodySizeLimit
 from serving_api.metrics import ApiMetrics, MetricsMiddleware
 from serving_api.routers import alerts, ingest, insights, ops, prices
 from serving_api.views import LIVE
-
-API_PREFIX = "/api/v1"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -44,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Prices, markets, forecasts, alerts and data quality of Indonesian "
         "traditional markets, served from the gold Delta tables.",
         lifespan=lifespan,
+        max_body_size=settings.api.max_body_bytes,
     )
     app.state.settings = settings
     app.state.metrics = metrics
@@ -53,10 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.publisher = PricePublisher(settings)
     app.state.readiness = {}
     errors.install(app)
-    app.include_router(ops.router)
-    for router in (prices.router, insights.router, alerts.router, ingest.router):
-        app.include_router(router, prefix=API_PREFIX)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
+    for router in (ops.router, prices.router, insights.router, alerts.router, ingest.router):
+        app.include_router(router)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 

@@ -8,6 +8,7 @@ from serving_api.cache import GoldCache
 from serving_api.models import Error
 
 JSON = "application/json"
+API_PREFIX = "/api/v1"
 
 #: error answers every read route documents
 READ_ERRORS: dict[int | str, dict] = {

@@ -14,12 +14,12 @@ from serving_api.alert_push import AlertFilter, AlertHub
 from serving_api.auth import Keyring, Permission, require, websocket_key
 from serving_api.errors import ApiError, resolve_commodity, resolve_province
 from serving_api.models import Alert
-from serving_api.routers import READ_ERRORS, gold
+from serving_api.routers import API_PREFIX, READ_ERRORS, gold
 from serving_api.routers.insights import Limit
 from serving_api.routers.prices import Commodity, Region
 from serving_api.views import ALERTS, encode
 
-router = APIRouter(tags=["alerts"])
+router = APIRouter(prefix=API_PREFIX, tags=["alerts"])
 
 Severity = Annotated[
     str | None,

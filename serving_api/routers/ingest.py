@@ -11,8 +11,9 @@ from serving_api.auth import Permission, require
 from serving_api.errors import ApiError
 from serving_api.ingest import KafkaUnavailable, PricePublisher
 from serving_api.models import Accepted, Error
+from serving_api.routers import API_PREFIX
 
-router = APIRouter(tags=["ingest"])
+router = APIRouter(prefix=API_PREFIX, tags=["ingest"])
 
 EXAMPLE = {
     "market_id": "IP-001",

@@ -10,12 +10,15 @@ from fastapi import APIRouter, Query, Request
 from serving_api.auth import Permission, require
 from serving_api.errors import resolve_commodity, resolve_market
 from serving_api.models import Anomaly, ForecastSeries, QualityRow
-from serving_api.routers import READ_ERRORS, gold
+from serving_api.routers import API_PREFIX, READ_ERRORS, gold
 from serving_api.routers.prices import Commodity, MarketId
 from serving_api.views import ANOMALIES, FORECASTS, QUALITY
 
 router = APIRouter(
-    tags=["insights"], dependencies=[require(Permission.read)], responses=READ_ERRORS
+    prefix=API_PREFIX,
+    tags=["insights"],
+    dependencies=[require(Permission.read)],
+    responses=READ_ERRORS,
 )
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="at most this many rows")]

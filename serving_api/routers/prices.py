@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from serving_api.auth import Permission, require
 from serving_api.errors import ApiError, resolve_commodity, resolve_market, resolve_province
 from serving_api.models import HistoryPage, LivePrice, Market, RegionSummary
-from serving_api.routers import READ_ERRORS, gold, json_bytes
+from serving_api.routers import API_PREFIX, READ_ERRORS, gold, json_bytes
 from serving_api.views import (
     HISTORY,
     LIVE,
@@ -22,7 +22,12 @@ from serving_api.views import (
     history_page,
 )
 
-router = APIRouter(tags=["prices"], dependencies=[require(Permission.read)], responses=READ_ERRORS)
+router = APIRouter(
+    prefix=API_PREFIX,
+    tags=["prices"],
+    dependencies=[require(Permission.read)],
+    responses=READ_ERRORS,
+)
 
 Commodity = Annotated[
     str | None,
