@@ -530,6 +530,12 @@ class Api(Service):
             self.host,
             "--port",
             str(self.settings.api.port),
+            "--workers",
+            str(self.settings.api.workers),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
             "--no-access-log",
         ]
 
