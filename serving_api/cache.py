@@ -5,8 +5,9 @@ changes, encoded responses) and kept until one of its tables gets a new Delta ve
 costs one ``stat`` per input table — does the commit file of the next version,
 ``_delta_log/<version + 1>.json``, exist? — at most every ``api.cache_check_ms``, and a lookup.
 Commits are atomic, so that file appearing is exactly "a new version". Only then is the table
-re-read with delta-rs, in a worker thread, while other requests for that view wait for the new
-one (never a half-built view, never a blocked event loop).
+re-read with delta-rs and the view rebuilt, in a worker thread (never a blocked event loop), while
+requests keep getting the previous view until the new one is complete (stale-while-revalidate:
+a rebuild never adds its time to a request's latency; only the very first build is waited for).
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ class _Built(Generic[V]):
 @dataclass
 class _Slot:
     built: _Built | None = None
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # the first build
+    refresh: asyncio.Task[None] | None = None  # a rebuild under way
 
 
 class GoldCache:
@@ -95,18 +97,29 @@ class GoldCache:
         )
 
     async def get(self, spec: ViewSpec[V]) -> V:
-        """The view for the newest versions of its tables."""
+        """The view for the newest versions of its tables — or, while a rebuild for a newer
+        version runs, the previous one. Metrics: ``hit`` (current), ``stale`` (answered from
+        the previous version during a rebuild), ``miss`` (built before answering)."""
         slot = self._slots.setdefault(spec.name, _Slot())
-        if not self._stale(spec, slot.built):
-            self.metrics.cache.labels(spec.name, "hit").inc()
-            return slot.built.value  # type: ignore[union-attr]
-        async with slot.lock:
-            result = "hit"  # another request rebuilt it while this one waited
-            if self._stale(spec, slot.built):
-                slot.built = await asyncio.to_thread(self._build, spec)
-                result = "miss"
-        self.metrics.cache.labels(spec.name, result).inc()
-        return slot.built.value  # type: ignore[union-attr]
+        built = slot.built
+        if built is None:
+            async with slot.lock:
+                if slot.built is None:
+                    slot.built = await asyncio.to_thread(self._build, spec)
+                    self.metrics.cache.labels(spec.name, "miss").inc()
+            return slot.built.value
+        if slot.refresh is None and self._stale(spec, built):
+            slot.refresh = asyncio.create_task(self._refresh(spec, slot))
+        self.metrics.cache.labels(spec.name, "hit" if slot.refresh is None else "stale").inc()
+        return built.value
+
+    async def _refresh(self, spec: ViewSpec[Any], slot: _Slot) -> None:
+        try:
+            slot.built = await asyncio.to_thread(self._build, spec)
+        except Exception:
+            log.exception("view rebuild failed", extra={"view": spec.name})
+        finally:
+            slot.refresh = None
 
     def _build(self, spec: ViewSpec[V]) -> _Built[V]:
         began = time.perf_counter()

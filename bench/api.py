@@ -1,0 +1,314 @@
+"""Serving API latency and throughput, next to a bare FastAPI endpoint measured in the same run.
+
+    ./run.sh bench api [--seconds 10] [--concurrency 50 200] [--workers N] [--clients N]
+
+Builds a lakehouse of realistic gold tables with delta-rs (every physical market of conf/ ×
+every commodity × two years of days: ~480 000 daily rows), starts the API exactly as the `api`
+service does (uvicorn command line of ``scripts.services.Api``) on a free loopback port, and loads
+it from separate processes with an asynchronous client (aiohttp):
+
+- *saturation*: every connection sends its next request as soon as the last one is answered —
+  requests/s, and p50/p99 latency (by Little's law p99 then grows with the connection count);
+- *fixed rate*: the same connections, requests sent on a schedule at half the bare endpoint's
+  saturation rate, latency counted from the scheduled time (no coordinated omission) — the
+  latency a client sees when the server is busy but not overloaded.
+
+The bare endpoint is a FastAPI app returning a constant, run with the same uvicorn options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, timedelta
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from deltalake import write_deltalake
+from fastapi import FastAPI
+from tqdm import tqdm
+
+from lakehouse.reference import commodities, markets
+from lakehouse.settings import Settings, load_settings
+from lakehouse.tables import GOLD_PRICE_DAILY, GOLD_PRICE_LATEST, GOLD_REGION_DAILY
+from scripts.isolated_stack import free_ports
+from scripts.services import Api
+
+DAYS = 730
+FIRST_DAY = date(2024, 1, 1)
+WARM_UP_SECONDS = 1.0
+
+bare_app = FastAPI()
+
+
+@bare_app.get("/bare")
+async def bare() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+# ---- data -----------------------------------------------------------------------------------
+
+
+def write_gold(settings: Settings, days: int = DAYS) -> int:
+    """Daily OHLC, latest prices and regional summaries of a random walk per series; returns
+    the number of daily rows."""
+    rng = np.random.default_rng(7)
+    series = [
+        (m, c) for m in markets().values() if m.kind == "pasar" for c in commodities().values()
+    ]
+    frames = []
+    dates = pd.date_range(FIRST_DAY, periods=days, freq="D")
+    for market, commodity in tqdm(series, desc="series", disable=None):
+        level = (commodity.min_price + commodity.max_price) / 3
+        close = level * np.exp(np.cumsum(rng.normal(0, 0.01, days)))
+        spread = close * np.abs(rng.normal(0, 0.01, days))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "market_id": market.market_id,
+                    "commodity": commodity.id,
+                    "region": market.province,
+                    "date": dates.date,
+                    "open": close - spread / 2,
+                    "high": close + spread,
+                    "low": close - spread,
+                    "close": close,
+                    "mean": close,
+                    "count": rng.integers(1, 4, days),
+                    "last_observed_at": (dates.tz_localize(UTC) + pd.Timedelta(hours=3)).astype(
+                        "datetime64[us, UTC]"
+                    ),
+                }
+            )
+        )
+    daily = pd.concat(frames, ignore_index=True)
+    write_deltalake(str(GOLD_PRICE_DAILY.path(settings)), daily)
+    last = daily[daily["date"] == daily["date"].max()]
+    latest = pd.DataFrame(
+        {
+            "market_id": last["market_id"],
+            "commodity": last["commodity"],
+            "region": last["region"],
+            "price": last["close"],
+            "unit": [commodities()[c].unit for c in last["commodity"]],
+            "observed_at": last["last_observed_at"],
+            "event_id": [f"00000000-0000-4000-8000-{i:012d}" for i in range(len(last))],
+            "source": "bench",
+            "flags": [[] for _ in range(len(last))],
+        }
+    )
+    table = pa.Table.from_pandas(latest, preserve_index=False)
+    flags = pa.array(latest["flags"], pa.list_(pa.string()))
+    table = table.set_column(table.schema.get_field_index("flags"), "flags", flags)
+    write_deltalake(str(GOLD_PRICE_LATEST.path(settings)), table)
+    regions = (
+        daily.groupby(["region", "commodity", "date"])["close"]
+        .agg(median="median", min="min", max="max", markets="count")
+        .reset_index()
+    )
+    regions["spread"] = regions["max"] - regions["min"]
+    write_deltalake(str(GOLD_REGION_DAILY.path(settings)), regions)
+    return len(daily)
+
+
+# ---- server ---------------------------------------------------------------------------------
+
+
+@contextmanager
+def server(settings: Settings, env: dict[str, str], app: str | None = None) -> Iterator[str]:
+    """The API (or ``app``) started with the `api` service's command line; yields its URL."""
+    command = Api(settings).command()
+    if app is not None:
+        command[command.index("serving_api.app:app")] = app
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{settings.api.port}"
+    try:
+        deadline = time.monotonic() + 60
+        while Api(settings).health().ok is False:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"error: the server did not start: {proc.stderr.read().decode()}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+# ---- load -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    requests: int
+    errors: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies, q)) * 1000 if self.latencies else float("nan")
+
+
+async def _load(urls: list[str], connections: int, seconds: float, rate: float | None) -> Result:
+    import aiohttp
+
+    latencies: list[float] = []
+    errors = 0
+    connector = aiohttp.TCPConnector(limit=connections, limit_per_host=connections)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(url: str) -> float:
+            nonlocal errors
+            async with session.get(url) as response:
+                await response.read()
+                if response.status != 200:
+                    errors += 1
+            return time.perf_counter()
+
+        async def connection(i: int, began: float, record_from: float) -> None:
+            n = i
+            while True:
+                if rate is None:
+                    due = time.perf_counter()
+                else:  # open loop: request n is due at n / rate, whatever happened before
+                    due = began + n / rate
+                    if (wait := due - time.perf_counter()) > 0:
+                        await asyncio.sleep(wait)
+                if due - began > seconds + WARM_UP_SECONDS:
+                    return
+                done = await one(urls[n % len(urls)])
+                if due >= record_from:
+                    latencies.append(done - due)
+                n += connections
+
+        began = time.perf_counter()
+        record_from = began + WARM_UP_SECONDS
+        await asyncio.gather(*(connection(i, began, record_from) for i in range(connections)))
+    return Result(len(latencies), errors, seconds, latencies)
+
+
+def _client(urls, connections, seconds, rate, results) -> None:  # noqa: ANN001 - a process entry
+    results.put(asyncio.run(_load(urls, connections, seconds, rate)))
+
+
+def load(
+    urls: list[str], connections: int, seconds: float, rate: float | None, clients: int
+) -> Result:
+    """Load from ``clients`` separate processes sharing ``connections`` and ``rate``."""
+    ctx = mp.get_context("spawn")
+    results = ctx.Queue()
+    per_client = max(1, connections // clients)
+    procs = [
+        ctx.Process(
+            target=_client,
+            args=(urls[i::clients] or urls, per_client, seconds, rate and rate / clients, results),
+        )
+        for i in range(clients)
+    ]
+    for p in procs:
+        p.start()
+    parts = [results.get() for _ in procs]
+    for p in procs:
+        p.join()
+    return Result(
+        sum(p.requests for p in parts),
+        sum(p.errors for p in parts),
+        seconds,
+        [x for p in parts for x in p.latencies],
+    )
+
+
+# ---- main -----------------------------------------------------------------------------------
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(prog="./run.sh bench api", description=__doc__.splitlines()[0])
+    p.add_argument("--seconds", type=float, default=10.0, help="per measurement")
+    p.add_argument("--concurrency", type=int, nargs="+", default=[50, 200])
+    p.add_argument("--workers", type=int, help="uvicorn workers (default: api.workers)")
+    p.add_argument("--clients", type=int, default=1, help="load generator processes")
+    p.add_argument("--days", type=int, default=DAYS)
+    args = p.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
+        (port,) = free_ports(1)
+        overrides = {
+            "LAKEHOUSE_ROOT": f"{tmp}/lakehouse",
+            "SMARTMARKET_PATHS__DATA_DIR": tmp,
+            "SMARTMARKET_API__PORT": str(port),
+            "SMARTMARKET_LOG_LEVEL": "WARNING",
+        }
+        if args.workers:
+            overrides["SMARTMARKET_API__WORKERS"] = str(args.workers)
+        os.environ.update(overrides)
+        settings = load_settings()
+        env = dict(os.environ)
+        began = time.monotonic()
+        rows = write_gold(settings, args.days)
+        print(f"gold: {rows} daily rows written in {time.monotonic() - began:.1f} s")
+
+        live_commodities = sorted(commodities())
+        provinces = sorted({m.province for m in markets().values() if m.kind == "pasar"})
+        some_markets = sorted(m.market_id for m in markets().values() if m.kind == "pasar")
+        end = FIRST_DAY + timedelta(days=args.days - 1)
+        start = end - timedelta(days=90)
+        api = "/api/v1"
+        paths = {
+            "bare": ["/bare"],
+            "/prices/live": [f"{api}/prices/live?commodity={c}" for c in live_commodities]
+            + [f"{api}/prices/live?region={r}" for r in provinces],
+            "/prices/history": [
+                f"{api}/prices/history?commodity={c}&market_id={m}&start={start}&end={end}"
+                for c in live_commodities
+                for m in some_markets
+            ],
+        }
+        command = " ".join(Api(settings).command()[1:])
+        print(f"server: {command}")
+        print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
+        measured: dict[tuple[str, int], tuple[Result, Result]] = {}
+        for name, targets in paths.items():
+            app = "bench.api:bare_app" if name == "bare" else None
+            with server(settings, env, app) as url:
+                urls = [url + t for t in targets]
+                load(urls, 10, 2, None, 1)  # warm the caches and the interpreter
+                for connections in args.concurrency:
+                    busy = load(urls, connections, args.seconds, None, args.clients)
+                    bare_rate = measured.get(("bare", connections), (busy,))[0].rate
+                    steady = load(urls, connections, args.seconds, bare_rate / 2, args.clients)
+                    measured[(name, connections)] = (busy, steady)
+
+        print(
+            f"\n{'endpoint':<16} {'conns':>5} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+            f"{'vs bare':>7} | {'fixed rate':>10} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}"
+        )
+        for (name, connections), (busy, steady) in measured.items():
+            bare_busy = measured[("bare", connections)][0]
+            print(
+                f"{name:<16} {connections:>5} {busy.rate:>8.0f} {busy.percentile(50):>7.1f} "
+                f"{busy.percentile(99):>7.1f} {busy.rate / bare_busy.rate:>7.0%} | "
+                f"{steady.rate:>10.0f} {steady.percentile(50):>7.1f} "
+                f"{steady.percentile(99):>7.1f} {busy.errors + steady.errors:>6}"
+            )
+        print(
+            "\ntargets: /prices/live p99 <= 25 ms at 200 connections, >= 70 % of the bare rate. "
+            "Saturation latency is connections / rate (Little's law); the fixed-rate columns "
+            "show latency at half the bare endpoint's saturation rate."
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
