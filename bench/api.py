@@ -200,7 +200,9 @@ async def _load(urls: list[str], connections: int, seconds: float, rate: float |
     return Result(len(latencies), errors, seconds, latencies)
 
 
-def _client(urls, connections, seconds, rate, results) -> None:  # noqa: ANN001 - a process entry
+def _client(
+    urls: list[str], connections: int, seconds: float, rate: float | None, results: mp.Queue
+) -> None:
     results.put(asyncio.run(_load(urls, connections, seconds, rate)))
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, WebSocket, status
 from fastapi.security import APIKeyHeader
@@ -83,7 +83,7 @@ _header = APIKeyHeader(
 )
 
 
-def require(permission: Permission):  # noqa: ANN201 - a FastAPI dependency
+def require(permission: Permission) -> Any:
     """Dependency: the caller may ``permission``."""
 
     def dependency(request: Request, key: Annotated[str | None, Depends(_header)]) -> ApiKey | None:
