@@ -272,7 +272,7 @@ def test_cache_refreshes_when_a_new_version_lands(replayed: Settings, tmp_path: 
         }
         write_deltalake(
             latest.table_uri,
-            pa.Table.from_pylist([row], schema=latest.schema().to_arrow()),
+            pa.Table.from_pylist([row], schema=latest.to_pyarrow_table().schema),
             mode="append",
         )
         # the request that notices the new version starts the rebuild and gets the previous
