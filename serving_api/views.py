@@ -67,6 +67,22 @@ class HistoryIndex:
     bounds: list[tuple[int, int]]
     period: np.ndarray
     columns: dict[str, np.ndarray]
+    #: positions in ``keys`` of each commodity, market and region (to skip the other series)
+    positions: dict[tuple[int, str], list[int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for i, key in enumerate(self.keys):
+            for part, name in enumerate(key):
+                self.positions.setdefault((part, name), []).append(i)
+
+    def candidates(self, query: HistoryQuery) -> list[int]:
+        """Positions of the series that may match ``query`` (the narrowest list at hand)."""
+        lists = [
+            self.positions.get((part, name), [])
+            for part, name in enumerate((query.commodity, query.market_id, query.region))
+            if name is not None
+        ]
+        return min(lists, key=len) if lists else list(range(len(self.keys)))
 
     def series(self, key: SeriesKey) -> tuple[int, int] | None:
         i = bisect_left(self.keys, key)
@@ -77,11 +93,12 @@ class HistoryIndex:
         days = (day - EPOCH.date()).days
         return days if self.granularity == "day" else days * 86_400_000_000
 
-    def label(self, periods: list[int]) -> list[str]:
+    def label(self, periods: np.ndarray) -> list[str]:
         if self.granularity == "day":
-            return [(EPOCH + timedelta(days=p)).date().isoformat() for p in periods]
+            return np.datetime_as_string(periods.astype("datetime64[D]")).tolist()
         return [
-            (EPOCH + timedelta(microseconds=p)).replace(tzinfo=self.tz).isoformat() for p in periods
+            (EPOCH + timedelta(microseconds=p)).replace(tzinfo=self.tz).isoformat()
+            for p in periods.tolist()
         ]
 
 
@@ -186,8 +203,12 @@ def history_page(
     last = index.to_period(query.end + timedelta(days=1)) if query.end else None
     picked: list[tuple[SeriesKey, int, int]] = []  # (series, from row, to row)
     wanted = limit + 1  # one more than a page tells whether another page follows
-    start_at = bisect_left(index.keys, after[0]) if after else 0
-    for key, (a, b) in zip(index.keys[start_at:], index.bounds[start_at:], strict=True):
+    candidates = index.candidates(query)
+    if after:
+        first_key = bisect_left(index.keys, after[0])
+        candidates = candidates[bisect_left(candidates, first_key) :]
+    for position in candidates:
+        key, (a, b) = index.keys[position], index.bounds[position]
         if not query.matches(key):
             continue
         periods = index.period[a:b]
@@ -201,20 +222,12 @@ def history_page(
             if wanted <= 0:
                 break
     items: list[dict[str, Any]] = []
-    for key, lo, hi in picked:
-        commodity, market_id, region = key
-        values = {c: index.columns[c][lo:hi].tolist() for c in index.columns}
-        labels = index.label(index.period[lo:hi].tolist())
-        for i, label in enumerate(labels):
-            items.append(
-                {
-                    "market_id": market_id,
-                    "commodity": commodity,
-                    "region": region or None,
-                    "period": label,
-                    **{c: values[c][i] for c in values},
-                }
-            )
+    names = ("period", *index.columns)
+    for (commodity, market_id, region), lo, hi in picked:
+        values = [index.label(index.period[lo:hi])]
+        values += [column[lo:hi].tolist() for column in index.columns.values()]
+        series = {"market_id": market_id, "commodity": commodity, "region": region or None}
+        items += [series | dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
     next_cursor = None
     if len(items) > limit:
         items = items[:limit]

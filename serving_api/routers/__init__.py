@@ -12,7 +12,7 @@ API_PREFIX = "/api/v1"
 
 #: error answers every read route documents
 READ_ERRORS: dict[int | str, dict] = {
-    401: {"model": Error, "description": "missing or unknown API key (reads closed)"},
+    401: {"model": Error, "description": "missing or unknown X-API-Key (api.open_reads off)"},
     403: {"model": Error, "description": "the key's role may not read"},
     404: {"model": Error, "description": "unknown commodity, market or province"},
     422: {"model": Error, "description": "a parameter is malformed or out of range"},

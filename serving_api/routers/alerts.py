@@ -8,10 +8,9 @@ import contextlib
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, status
+from fastapi import APIRouter, Query, Request, WebSocket, status
 
 from serving_api.alert_push import AlertFilter, AlertHub
-from serving_api.auth import Keyring, Permission, require, websocket_key
 from serving_api.errors import ApiError, resolve_commodity, resolve_province
 from serving_api.models import Alert
 from serving_api.routers import API_PREFIX, READ_ERRORS, gold
@@ -38,7 +37,6 @@ def alert_filter(severity: str | None, province: str | None, commodity: str | No
     "/alerts",
     response_model=list[Alert],
     summary="Alerts, most recently updated first",
-    dependencies=[require(Permission.read)],
     responses=READ_ERRORS,
 )
 async def alerts(
@@ -73,12 +71,10 @@ async def alerts_ws(
 ) -> None:
     """Each message is ``{"type": "alert", "alert": {...}}`` — a new alert or a change of one
     (e.g. resolved) — as a JSON text frame, within a second or two of it landing in gold."""
-    keyring: Keyring = websocket.app.state.keyring
     hub: AlertHub = websocket.app.state.alerts
     try:
-        keyring.check(websocket_key(websocket), Permission.read)
         wanted = alert_filter(severity, province, commodity)
-    except (HTTPException, ApiError) as exc:
+    except ApiError as exc:
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=str(exc.detail)[:120])
         return
     await websocket.accept()

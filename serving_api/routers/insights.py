@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from serving_api.auth import Permission, require
 from serving_api.errors import resolve_commodity, resolve_market
 from serving_api.models import Anomaly, ForecastSeries, QualityRow
 from serving_api.routers import API_PREFIX, READ_ERRORS, gold
@@ -17,7 +16,6 @@ from serving_api.views import ANOMALIES, FORECASTS, QUALITY
 router = APIRouter(
     prefix=API_PREFIX,
     tags=["insights"],
-    dependencies=[require(Permission.read)],
     responses=READ_ERRORS,
 )
 

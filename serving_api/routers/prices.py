@@ -7,7 +7,6 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
-from serving_api.auth import Permission, require
 from serving_api.errors import ApiError, resolve_commodity, resolve_market, resolve_province
 from serving_api.models import HistoryPage, LivePrice, Market, RegionSummary
 from serving_api.routers import API_PREFIX, READ_ERRORS, gold, json_bytes
@@ -25,7 +24,6 @@ from serving_api.views import (
 router = APIRouter(
     prefix=API_PREFIX,
     tags=["prices"],
-    dependencies=[require(Permission.read)],
     responses=READ_ERRORS,
 )
 
@@ -45,9 +43,22 @@ Region = Annotated[
 ]
 
 
-@router.get("/markets", response_model=list[Market], summary="Markets and what they sell")
-async def list_markets(request: Request) -> Response:
-    return json_bytes(await gold(request).get(MARKETS))
+LIVE_FILTERS = {  # name → (maximum length, description, example)
+    "commodity": (64, "catalogue id or name (`bawang_merah`, `Bawang Merah`)", "bawang_merah"),
+    "region": (128, "province", "DKI Jakarta"),
+    "market_id": (64, "a market of GET /markets", "IP-001"),
+}
+
+
+def _filter(request: Request, name: str) -> str | None:
+    value = request.query_params.get(name)
+    limit = LIVE_FILTERS[name][0]
+    if value is not None and len(value) > limit:
+        raise ApiError(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"query parameter {name!r}: at most {limit} characters",
+        )
+    return value
 
 
 @router.get(
@@ -55,13 +66,34 @@ async def list_markets(request: Request) -> Response:
     response_model=list[LivePrice],
     summary="Newest price per market × commodity, with its change vs the previous day and the "
     "7-day median",
+    openapi_extra={
+        "parameters": [
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "description": description,
+                "schema": {"type": "string", "maxLength": limit, "examples": [example]},
+            }
+            for name, (limit, description, example) in LIVE_FILTERS.items()
+        ]
+    },
 )
-async def live_prices(
-    request: Request, commodity: Commodity = None, region: Region = None, market_id: MarketId = None
-) -> Response:
-    filters = resolve_commodity(commodity), resolve_province(region), resolve_market(market_id)
+async def live_prices(request: Request) -> Response:
+    # The hottest route reads its three optional filters itself (documented above through
+    # openapi_extra): FastAPI's per-parameter injection would double the cost of a request.
+    filters = (
+        resolve_commodity(_filter(request, "commodity")),
+        resolve_province(_filter(request, "region")),
+        resolve_market(_filter(request, "market_id")),
+    )
     view = await gold(request).get(LIVE)
     return json_bytes(view.answer(*filters))
+
+
+@router.get("/markets", response_model=list[Market], summary="Markets and what they sell")
+async def list_markets(request: Request) -> Response:
+    return json_bytes(await gold(request).get(MARKETS))
 
 
 @router.get(
