@@ -39,7 +39,7 @@ class Market(BaseModel):
     province: str
     lat: float | None
     lon: float | None
-    kind: Literal["pasar", "aggregate"] | str
+    kind: str = Field(description="pasar (a physical market) or aggregate (a published average)")
     commodities: list[str] = Field(description="commodities with a price in gold.price_latest")
 
 
