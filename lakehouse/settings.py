@@ -130,6 +130,25 @@ class ServiceSettings(BaseModel):
     stop_timeout_seconds: float = Field(30, gt=0)
 
 
+class AnomalySettings(BaseModel):
+    """Knobs of the anomaly models in ``ml.anomalies`` (meaning of each in conf/settings.yaml)."""
+
+    temporal_floor: float = Field(0.55, ge=0, le=1)
+    geographic_floor: float = Field(0.65, ge=0, le=1)
+    window_days: int = Field(28, ge=3)
+    return_lookback: int = Field(3, ge=1)
+    min_history: int = Field(7, ge=2)
+    n_estimators: int = Field(200, ge=10)
+    max_samples: int = Field(256, ge=16)
+    contamination: float = Field(0.01, gt=0, lt=0.5)
+    random_state: int = 0
+    geo_eps: float = Field(1.0, gt=0)
+    geo_min_samples: int = Field(3, ge=2)
+    geo_price_scale: float = Field(0.05, gt=0)
+    geo_distance_km: float = Field(50.0, gt=0)
+    geo_min_markets: int = Field(4, ge=3)
+
+
 class _YamlSource(PydanticBaseSettingsSource):
     """Reads the YAML configuration file; a missing or unreadable file is a ConfigError."""
 
@@ -174,6 +193,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     spark: SparkSettings = SparkSettings()
     services: ServiceSettings = ServiceSettings()
+    anomalies: AnomalySettings = AnomalySettings()
 
     @field_validator("timezone")
     @classmethod

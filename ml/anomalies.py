@@ -1,0 +1,274 @@
+"""Anomaly models over daily closes: temporal (IsolationForest) and geographic (DBSCAN).
+
+``detect(daily)`` takes one close per market × commodity × date (columns ``market_id, region,
+commodity, date, price``) and returns the rows of ``gold.anomalies`` without the lineage columns
+(``model_name, model_version, run_id, created_at``, which the caller adds; ``MODEL_NAMES`` and
+``model_params`` say what to log). Both kinds score 0..1 with the same meaning: 0.5 is the model's
+own boundary, 1 is as far beyond it as can be; rows below the floor of their kind
+(``anomalies.temporal_floor``, ``anomalies.geographic_floor``) are not returned.
+
+* **temporal** — per commodity, an IsolationForest over every market's observations, each
+  described only by its past and itself: the return (log price vs the median of the previous
+  ``return_lookback`` observations, so the day after a one-day glitch does not look like a
+  glitch), the deviation from the median of the past ``window_days``, the robust volatility of
+  daily returns over that window, and the day of week. The forest's anomaly score ``s`` (0..1,
+  from path length) is mapped piecewise-linearly so that its ``contamination`` threshold becomes
+  0.5.
+* **geographic** — per commodity × day, DBSCAN over the markets with coordinates. A market's
+  price is taken relative to the day's median and corrected by its own usual premium (median of
+  that relative price over the past window), so a structurally dear market is not an anomaly,
+  a market that leaves its usual place is. Distances: ``geo_price_scale`` of log price and
+  ``geo_distance_km`` of place are one unit each. A market DBSCAN leaves as noise is scored by
+  its price gap ``g`` to the nearest cluster (the day's median if there is none):
+  ``g / (g + geo_eps * geo_price_scale)`` — 0.5 exactly at the DBSCAN radius — so a market that
+  is alone only because it is far away scores near 0.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.cluster import DBSCAN
+from sklearn.ensemble import IsolationForest
+from tqdm import tqdm
+
+from lakehouse.reference import markets
+from lakehouse.settings import AnomalySettings, Settings, load_settings
+from producers.reports import InputError
+
+INPUT_COLUMNS = ("market_id", "region", "commodity", "date", "price")
+OUTPUT_COLUMNS = (
+    "market_id",
+    "region",
+    "commodity",
+    "date",
+    "kind",
+    "score",
+    "price",
+    "explanation",
+)
+TEMPORAL_FEATURES = ("ret", "dev", "vol", "dow")
+MODEL_NAMES = {"temporal": "anomaly-isolation-forest", "geographic": "anomaly-dbscan"}
+
+_MAD_TO_SD = 1.4826  # median absolute deviation → standard deviation of a normal distribution
+_KM_PER_DEG_LAT = 110.57
+_KM_PER_DEG_LON_EQUATOR = 111.32
+
+
+def model_params(settings: Settings | None = None) -> dict[str, dict[str, Any]]:
+    """The parameters of each model, by ``MODEL_NAMES`` value, for MLflow."""
+    a = (settings or load_settings()).anomalies
+    shared = {"window_days": a.window_days, "min_history": a.min_history}
+    return {
+        MODEL_NAMES["temporal"]: shared
+        | {
+            "score_floor": a.temporal_floor,
+            "features": ",".join(TEMPORAL_FEATURES),
+            "return_lookback": a.return_lookback,
+            "n_estimators": a.n_estimators,
+            "max_samples": a.max_samples,
+            "contamination": a.contamination,
+            "random_state": a.random_state,
+        },
+        MODEL_NAMES["geographic"]: shared
+        | {
+            "score_floor": a.geographic_floor,
+            "eps": a.geo_eps,
+            "min_samples": a.geo_min_samples,
+            "price_scale": a.geo_price_scale,
+            "distance_km": a.geo_distance_km,
+            "min_markets": a.geo_min_markets,
+        },
+    }
+
+
+def detect(daily: pd.DataFrame, settings: Settings | None = None) -> pd.DataFrame:
+    """Temporal and geographic anomalies of daily closes, one row per market × commodity × date
+    × kind whose score reaches the floor of its kind (see the module docstring)."""
+    a = (settings or load_settings()).anomalies
+    frame = _clean(daily)
+    temporal = _temporal(frame, a)
+    geographic = _geographic(frame, a)
+    found = pd.concat(
+        [
+            temporal[temporal["score"] >= a.temporal_floor],
+            geographic[geographic["score"] >= a.geographic_floor],
+        ],
+        ignore_index=True,
+    )
+    found = found.sort_values(["commodity", "market_id", "date", "kind"], ignore_index=True)
+    found["date"] = found["date"].dt.date
+    return found.loc[:, list(OUTPUT_COLUMNS)]
+
+
+def _clean(daily: pd.DataFrame) -> pd.DataFrame:
+    missing = [c for c in INPUT_COLUMNS if c not in daily.columns]
+    if missing:
+        raise InputError(f"daily prices lack the column(s) {', '.join(missing)}")
+    frame = daily.loc[:, list(INPUT_COLUMNS)].copy()
+    frame["date"] = pd.to_datetime(frame["date"]).dt.normalize()
+    frame["price"] = frame["price"].astype(float)
+    if not (frame["price"] > 0).all():
+        bad = int((~(frame["price"] > 0)).sum())
+        raise InputError(f"daily prices must be positive numbers; {bad} row(s) are not")
+    keys = ["market_id", "commodity", "date"]
+    if frame.duplicated(keys).any():
+        raise InputError("daily prices hold more than one close per market × commodity × date")
+    frame = frame.sort_values(keys, ignore_index=True)
+    frame["logp"] = np.log(frame["price"])
+    return frame
+
+
+def _rolling_past(series: pd.Series, dates: pd.Series, a: AnomalySettings) -> Any:
+    """Rolling window over the past ``window_days`` (the current day excluded)."""
+    return series.set_axis(dates).rolling(
+        f"{a.window_days}D", closed="left", min_periods=a.min_history
+    )
+
+
+def _series_features(group: pd.DataFrame, a: AnomalySettings) -> pd.DataFrame:
+    """Features of one market × commodity series (sorted by date), from its past and itself."""
+    logp, dates = group["logp"], group["date"]
+    past_median = _rolling_past(logp, dates, a).median().to_numpy()
+    abs_returns = logp.diff().abs()
+    return group.assign(
+        ret=logp - logp.shift(1).rolling(a.return_lookback, min_periods=1).median(),
+        dev=logp - past_median,
+        vol=_MAD_TO_SD * _rolling_past(abs_returns, dates, a).median().to_numpy(),
+        dow=dates.dt.dayofweek,
+        reference=np.exp(past_median),
+    )
+
+
+def _temporal(frame: pd.DataFrame, a: AnomalySettings) -> pd.DataFrame:
+    parts = []
+    groups = frame.groupby(["market_id", "commodity"], sort=False)
+    for _, group in tqdm(groups, desc="temporal features", unit="series", disable=None):
+        parts.append(_series_features(group, a))
+    if not parts:
+        return _empty()
+    featured = pd.concat(parts).dropna(subset=list(TEMPORAL_FEATURES))
+    scored = []
+    for _, rows in featured.groupby("commodity", sort=True):
+        if len(rows) < a.min_history:
+            continue
+        forest = IsolationForest(
+            n_estimators=a.n_estimators,
+            max_samples=min(a.max_samples, len(rows)),
+            contamination=a.contamination,
+            random_state=a.random_state,
+        )
+        features = rows.loc[:, list(TEMPORAL_FEATURES)].to_numpy()
+        forest.fit(features)
+        s = -forest.score_samples(features)  # the paper's anomaly score, 0..1
+        scored.append(rows.assign(score=_boundary_at_half(s, -forest.offset_)))
+    if not scored:
+        return _empty()
+    out = pd.concat(scored, ignore_index=True)
+    out["kind"] = "temporal"
+    out["explanation"] = [
+        f"price {_idr(p)} is {_percent_off(p, ref)} the {a.window_days}-day median {_idr(ref)}"
+        for p, ref in zip(out["price"], out["reference"], strict=True)
+    ]
+    return out
+
+
+def _boundary_at_half(s: np.ndarray, threshold: float) -> np.ndarray:
+    """Map scores in 0..1 monotonically to 0..1 with ``threshold`` going to 0.5."""
+    below = 0.5 * s / threshold
+    above = 0.5 + 0.5 * (s - threshold) / (1 - threshold)
+    return np.clip(np.where(s <= threshold, below, above), 0.0, 1.0)
+
+
+def _geographic(frame: pd.DataFrame, a: AnomalySettings) -> pd.DataFrame:
+    places = {
+        m.market_id: (m.latitude, m.longitude)
+        for m in markets().values()
+        if m.latitude is not None and m.longitude is not None
+    }
+    located = frame[frame["market_id"].isin(places)].copy()
+    if located.empty:
+        return _empty()
+    located["lat"] = located["market_id"].map(lambda m: places[m][0])
+    located["lon"] = located["market_id"].map(lambda m: places[m][1])
+    located["rel"] = located["logp"] - located.groupby(["commodity", "date"])["logp"].transform(
+        "median"
+    )
+    premium = [
+        pd.Series(_rolling_past(g["rel"], g["date"], a).median().to_numpy(), index=g.index)
+        for _, g in located.groupby(["market_id", "commodity"], sort=False)
+    ]
+    located["adj"] = located["rel"] - pd.concat(premium)
+    located = located.dropna(subset=["adj"])  # a market's usual premium is not known yet
+
+    rows = []
+    days = located.groupby(["commodity", "date"], sort=True)
+    for _, day in tqdm(days, desc="geographic", unit="day", disable=None):
+        if len(day) >= a.geo_min_markets:
+            rows.extend(_outlying_markets(day, a))
+    if not rows:
+        return _empty()
+    return pd.DataFrame(rows)
+
+
+def _outlying_markets(day: pd.DataFrame, a: AnomalySettings) -> list[dict[str, Any]]:
+    """The markets DBSCAN leaves as noise on one commodity × day, scored by their price gap."""
+    lat0 = day["lat"].mean()
+    x = np.column_stack(
+        [
+            day["adj"] / a.geo_price_scale,
+            (day["lat"] - lat0) * _KM_PER_DEG_LAT / a.geo_distance_km,
+            (day["lon"] - day["lon"].mean())
+            * _KM_PER_DEG_LON_EQUATOR
+            * math.cos(math.radians(lat0))
+            / a.geo_distance_km,
+        ]
+    )
+    dbscan = DBSCAN(eps=a.geo_eps, min_samples=a.geo_min_samples).fit(x)
+    labels = dbscan.labels_
+    core = dbscan.core_sample_indices_
+    adj = day["adj"].to_numpy()
+    out = []
+    for i in np.flatnonzero(labels == -1):
+        if len(core):
+            nearest = core[np.argmin(np.linalg.norm(x[core] - x[i], axis=1))]
+            members = labels == labels[nearest]
+        else:
+            members = np.ones(len(day), dtype=bool)
+        gap = adj[i] - np.median(adj[members])
+        row = day.iloc[i]
+        reference = row["price"] * math.exp(-gap)
+        off = _percent_off(row["price"], reference)
+        neighbours = int(members.sum()) - (0 if len(core) else 1)
+        out.append(
+            {
+                "market_id": row["market_id"],
+                "region": row["region"],
+                "commodity": row["commodity"],
+                "date": row["date"],
+                "kind": "geographic",
+                "score": abs(gap) / (abs(gap) + a.geo_eps * a.geo_price_scale),
+                "price": row["price"],
+                "explanation": f"price {_idr(row['price'])} is {off} the {_idr(reference)}"
+                f" that {neighbours} nearby markets imply",
+            }
+        )
+    return out
+
+
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame(
+        {c: pd.Series(dtype="datetime64[ns]" if c == "date" else object) for c in OUTPUT_COLUMNS}
+    ).astype({"score": float, "price": float})
+
+
+def _idr(value: float) -> str:
+    return f"{value:,.0f}".replace(",", " ")
+
+
+def _percent_off(value: float, reference: float) -> str:
+    change = value / reference - 1
+    return f"{abs(change):.0%}".replace("%", " %") + (" above" if change >= 0 else " below")
