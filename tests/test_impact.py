@@ -3,6 +3,7 @@ fanned out to a few markets): fit quality on held-out months, stable explanation
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -131,3 +132,20 @@ def test_daily_prices_get_models_per_commodity(inputs: ImpactInputs, shared_pric
     for commodity in ("bawang_merah", "bawang_putih", "cabai_merah"):
         m = model.metrics[commodity]
         print(f"\nimpact hold-out {commodity}: R² {m['r2']:.3f}, MAPE {m['mape']:.2f} %")
+
+
+def test_cli_explains_and_saves_the_model(inputs: ImpactInputs, tmp_path: Path, capsys):
+    from scripts.cli import main
+
+    saved = tmp_path / "impact.joblib"
+    args = ["impact", "--commodity", "beras", "--region", "Bandung", "--date", "2025-07-01"]
+    assert main([*args, "--model", str(saved), "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert saved.exists() and sum(first["factors_with_weights"].values()) == 100
+    assert main([*args, "--model", str(saved), "--json"]) == 0  # now loaded, same answer
+    assert json.loads(capsys.readouterr().out) == first
+    assert main(["impact", "--commodity", "durian", "--region", "Bandung", "--date", "2025-07-01",
+                 "--model", str(saved)]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert err.startswith("error: no impact model for commodity 'durian'")
+    assert len(err.strip().splitlines()) == 1
