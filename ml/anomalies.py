@@ -204,58 +204,51 @@ def _geographic(frame: pd.DataFrame, a: AnomalySettings) -> pd.DataFrame:
     located["adj"] = located["rel"] - pd.concat(premium)
     located = located.dropna(subset=["adj"])  # a market's usual premium is not known yet
 
-    rows = []
-    days = located.groupby(["commodity", "date"], sort=True)
-    for _, day in tqdm(days, desc="geographic", unit="day", disable=None):
-        if len(day) >= a.geo_min_markets:
-            rows.extend(_outlying_markets(day, a))
-    if not rows:
-        return _empty()
-    return pd.DataFrame(rows)
-
-
-def _outlying_markets(day: pd.DataFrame, a: AnomalySettings) -> list[dict[str, Any]]:
-    """The markets DBSCAN leaves as noise on one commodity × day, scored by their price gap."""
-    lat0 = day["lat"].mean()
+    lat0 = math.radians(located["lat"].mean())
     x = np.column_stack(
         [
-            day["adj"] / a.geo_price_scale,
-            (day["lat"] - lat0) * _KM_PER_DEG_LAT / a.geo_distance_km,
-            (day["lon"] - day["lon"].mean())
-            * _KM_PER_DEG_LON_EQUATOR
-            * math.cos(math.radians(lat0))
-            / a.geo_distance_km,
+            located["adj"] / a.geo_price_scale,
+            located["lat"] * _KM_PER_DEG_LAT / a.geo_distance_km,
+            located["lon"] * _KM_PER_DEG_LON_EQUATOR * math.cos(lat0) / a.geo_distance_km,
         ]
     )
+    adj = located["adj"].to_numpy()
+    found: list[tuple[int, float, int]] = []  # position in ``located``, price gap, neighbours
+    days = located.groupby(["commodity", "date"], sort=True).indices
+    for key in tqdm(sorted(days), desc="geographic", unit="day", disable=None):
+        at = days[key]
+        if len(at) >= a.geo_min_markets:
+            found.extend((at[i], gap, n) for i, gap, n in _outlying_markets(x[at], adj[at], a))
+    if not found:
+        return _empty()
+    positions, gaps, neighbours = (np.array(column) for column in zip(*found, strict=True))
+    out = located.iloc[positions].loc[:, ["market_id", "region", "commodity", "date", "price"]]
+    reference = out["price"].to_numpy() * np.exp(-gaps)
+    out["kind"] = "geographic"
+    out["score"] = np.abs(gaps) / (np.abs(gaps) + a.geo_eps * a.geo_price_scale)
+    out["explanation"] = [
+        f"price {_idr(p)} is {_percent_off(p, ref)} the {_idr(ref)} that {n} nearby markets imply"
+        for p, ref, n in zip(out["price"], reference, neighbours, strict=True)
+    ]
+    return out
+
+
+def _outlying_markets(
+    x: np.ndarray, adj: np.ndarray, a: AnomalySettings
+) -> list[tuple[int, float, int]]:
+    """The markets DBSCAN leaves as noise on one commodity × day (rows of ``x``, scaled price and
+    place), each with its price gap to the nearest cluster (to the day's median if there is no
+    cluster) and how many markets that reference holds."""
     dbscan = DBSCAN(eps=a.geo_eps, min_samples=a.geo_min_samples).fit(x)
-    labels = dbscan.labels_
-    core = dbscan.core_sample_indices_
-    adj = day["adj"].to_numpy()
+    labels, core = dbscan.labels_, dbscan.core_sample_indices_
     out = []
     for i in np.flatnonzero(labels == -1):
         if len(core):
             nearest = core[np.argmin(np.linalg.norm(x[core] - x[i], axis=1))]
             members = labels == labels[nearest]
         else:
-            members = np.ones(len(day), dtype=bool)
-        gap = adj[i] - np.median(adj[members])
-        row = day.iloc[i]
-        reference = row["price"] * math.exp(-gap)
-        off = _percent_off(row["price"], reference)
-        neighbours = int(members.sum()) - (0 if len(core) else 1)
-        out.append(
-            {
-                "market_id": row["market_id"],
-                "region": row["region"],
-                "commodity": row["commodity"],
-                "date": row["date"],
-                "kind": "geographic",
-                "score": abs(gap) / (abs(gap) + a.geo_eps * a.geo_price_scale),
-                "price": row["price"],
-                "explanation": f"price {_idr(row['price'])} is {off} the {_idr(reference)}"
-                f" that {neighbours} nearby markets imply",
-            }
-        )
+            members = np.arange(len(x)) != i
+        out.append((int(i), float(adj[i] - np.median(adj[members])), int(members.sum())))
     return out
 
 
