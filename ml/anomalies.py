@@ -37,9 +37,8 @@ from tqdm import tqdm
 
 from lakehouse.reference import markets
 from lakehouse.settings import AnomalySettings, Settings, load_settings
-from producers.reports import InputError
+from ml.daily import validated_daily
 
-INPUT_COLUMNS = ("market_id", "region", "commodity", "date", "price")
 OUTPUT_COLUMNS = (
     "market_id",
     "region",
@@ -105,19 +104,7 @@ def detect(daily: pd.DataFrame, settings: Settings | None = None) -> pd.DataFram
 
 
 def _clean(daily: pd.DataFrame) -> pd.DataFrame:
-    missing = [c for c in INPUT_COLUMNS if c not in daily.columns]
-    if missing:
-        raise InputError(f"daily prices lack the column(s) {', '.join(missing)}")
-    frame = daily.loc[:, list(INPUT_COLUMNS)].copy()
-    frame["date"] = pd.to_datetime(frame["date"]).dt.normalize()
-    frame["price"] = frame["price"].astype(float)
-    if not (frame["price"] > 0).all():
-        bad = int((~(frame["price"] > 0)).sum())
-        raise InputError(f"daily prices must be positive numbers; {bad} row(s) are not")
-    keys = ["market_id", "commodity", "date"]
-    if frame.duplicated(keys).any():
-        raise InputError("daily prices hold more than one close per market × commodity × date")
-    frame = frame.sort_values(keys, ignore_index=True)
+    frame = validated_daily(daily)
     frame["logp"] = np.log(frame["price"])
     return frame
 

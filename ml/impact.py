@@ -46,6 +46,7 @@ from tqdm import tqdm
 
 from lakehouse.reference import markets
 from lakehouse.settings import ImpactSettings, Settings, load_settings
+from ml.daily import validated_daily
 from producers.reports import InputError
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,6 @@ FAMILIES: dict[str, tuple[str, ...]] = {
 FEATURES: tuple[str, ...] = tuple(f for names in FAMILIES.values() for f in names)
 MODEL_NAME = "impact-xgboost"
 PANEL_COMMODITY = "beras"  # the monthly panel holds rice prices
-DAILY_COLUMNS = ("market_id", "region", "commodity", "date", "price")
 SHARED_FILES = {
     "panel": "panel_monthly_jabar_jakarta.csv",
     "fuel": "indonesia_gasoline_prices_5y.csv",
@@ -326,11 +326,9 @@ def build_design(inputs: ImpactInputs, settings: ImpactSettings) -> pd.DataFrame
 
 
 def _daily_prices(daily: pd.DataFrame, panel_locations: set[str]) -> pd.DataFrame:
-    missing = [c for c in DAILY_COLUMNS if c not in daily.columns]
-    if missing:
-        raise InputError(f"daily prices lack the column(s) {', '.join(missing)}")
+    daily = validated_daily(daily)
     monthly = (
-        daily.assign(month=pd.to_datetime(daily["date"]).dt.to_period("M"))
+        daily.assign(month=daily["date"].dt.to_period("M"))
         .groupby(["commodity", "market_id", "month"], as_index=False)
         .agg(price=("price", "mean"), region=("region", "last"))
         .rename(columns={"market_id": "location"})

@@ -183,6 +183,8 @@ def test_markets_without_coordinates_get_temporal_scores_only():
     [
         (lambda d: d.drop(columns="region"), "lack the column(s) region"),
         (lambda d: d.assign(price=d["price"].where(d.index != 3, -1.0)), "must be positive"),
+        (lambda d: d.assign(price=d["price"].astype(object).where(d.index != 3, "n/a")), "posi"),
+        (lambda d: d.assign(date=d["date"].astype(object).where(d.index != 3, "?")), "a date"),
         (lambda d: pd.concat([d, d.iloc[:1]]), "more than one close"),
     ],
 )
