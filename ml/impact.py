@@ -165,7 +165,7 @@ class ImpactModel:
     def load(cls, path: Path) -> ImpactModel:
         try:
             model = joblib.load(path)
-        except (OSError, EOFError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - unpickling a wrong file can raise anything
             raise InputError(f"cannot load the impact model {path}: {exc}") from None
         if not isinstance(model, cls):
             raise InputError(f"{path} does not hold an impact model")

@@ -86,6 +86,6 @@ def register(command: CommandFactory) -> None:
         "--model",
         type=Path,
         metavar="FILE",
-        help="load the fitted model from FILE if it exists, else fit and save it there",
+        help="load the model saved in FILE (unless --daily is given), else fit and save it there",
     )
     cmd.add_argument("--json", action="store_true", help="print the result as JSON")

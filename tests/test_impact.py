@@ -97,6 +97,15 @@ def test_weights_sum_to_100_and_dominant_is_the_largest(model: ImpactModel):
         assert 0 <= result.impact_score <= 100
 
 
+def test_a_file_that_is_not_a_model_is_a_clear_error(tmp_path: Path):
+    garbage = tmp_path / "impact.joblib"
+    garbage.write_bytes(b"not a pickle")
+    with pytest.raises(InputError, match="cannot load the impact model"):
+        ImpactModel.load(garbage)
+    with pytest.raises(InputError, match="cannot load the impact model"):
+        ImpactModel.load(tmp_path / "missing.joblib")
+
+
 def test_whole_percent_sums_exactly():
     assert sum(_whole_percent({"a": 1, "b": 1, "c": 1}).values()) == 100
     assert _whole_percent({"a": 0.0, "b": 0.0}) == {"a": 50, "b": 50}
