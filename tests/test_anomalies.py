@@ -130,6 +130,31 @@ def test_precision_and_recall_on_injected_anomalies(shared_prices: Path):
     assert recall >= RECALL_FLOOR
 
 
+def test_single_series_has_temporal_scores_only(shared_prices: Path):
+    """The national aggregate alone (no geography): what the temporal model finds by itself.
+    Precision-first defaults: it flags about ``contamination`` of the days at most."""
+    base, _ = _base(shared_prices)
+    rng = np.random.default_rng(11)
+    frames, labels = [], set()
+    for commodity, g in base.groupby("commodity"):
+        price, dates, taken = g["price"].to_numpy().copy(), g["date"].to_numpy(), set()
+        for size in SPIKES * 3:
+            while (day := int(rng.integers(WARM_UP, len(dates)))) in taken:
+                pass
+            taken.update(range(day - 4, day + 5))
+            price[day] *= 1 + size
+            labels.add(("PIHPS-AGG", commodity, pd.Timestamp(dates[day])))
+        frames.append(g.assign(market_id="PIHPS-AGG", region="Indonesia", price=price))
+    found = detect(pd.concat(frames, ignore_index=True), Settings())
+    assert set(found["kind"]) <= {"temporal"}
+    precision, recall = _scores(_flagged(found), labels)
+    print(
+        f"\nsingle national series, {len(labels)} injected one-day moves: "
+        f"precision {precision:.3f}, recall {recall:.3f}"
+    )
+    assert precision >= PRECISION_FLOOR
+
+
 def _small(days: int = 60, markets_ids: tuple[str, ...] = EVAL_MARKETS[:5]) -> pd.DataFrame:
     """A calm synthetic commodity in a few markets with one obvious spike on the last day."""
     rng = np.random.default_rng(1)
