@@ -26,6 +26,7 @@ own boundary, 1 is as far beyond it as can be; rows below the floor of their kin
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -51,6 +52,8 @@ OUTPUT_COLUMNS = (
 )
 TEMPORAL_FEATURES = ("ret", "dev", "vol", "dow")
 MODEL_NAMES = {"temporal": "anomaly-isolation-forest", "geographic": "anomaly-dbscan"}
+
+log = logging.getLogger(__name__)
 
 _MAD_TO_SD = 1.4826  # median absolute deviation → standard deviation of a normal distribution
 _KM_PER_DEG_LAT = 110.57
@@ -100,6 +103,8 @@ def detect(daily: pd.DataFrame, settings: Settings | None = None) -> pd.DataFram
     )
     found = found.sort_values(["commodity", "market_id", "date", "kind"], ignore_index=True)
     found["date"] = found["date"].dt.date
+    counts = found["kind"].value_counts().to_dict()
+    log.info("anomalies detected", extra={"rows_in": len(frame), **counts})
     return found.loc[:, list(OUTPUT_COLUMNS)]
 
 
