@@ -146,6 +146,45 @@ class ServiceSettings(BaseModel):
     stop_timeout_seconds: float = Field(30, gt=0)
 
 
+class AnomalySettings(BaseModel):
+    """Knobs of the anomaly models in ``ml.anomalies`` (meaning of each in conf/settings.yaml)."""
+
+    temporal_floor: float = Field(0.55, ge=0, le=1)
+    geographic_floor: float = Field(0.65, ge=0, le=1)
+    window_days: int = Field(28, ge=3)
+    return_lookback: int = Field(3, ge=1)
+    min_history: int = Field(7, ge=2)
+    n_estimators: int = Field(200, ge=10)
+    max_samples: int = Field(256, ge=16)
+    contamination: float = Field(0.01, gt=0, lt=0.5)
+    random_state: int = 0
+    geo_eps: float = Field(1.0, gt=0)
+    geo_min_samples: int = Field(3, ge=2)
+    geo_price_scale: float = Field(0.05, gt=0)
+    geo_distance_km: float = Field(50.0, gt=0)
+    geo_min_markets: int = Field(4, ge=3)
+
+
+class ImpactSettings(BaseModel):
+    """Knobs of the price-impact model in ``ml.impact`` (meaning of each in conf/settings.yaml)."""
+
+    data_dir: Path = Path("../shared/data")
+    holdout_months: int = Field(6, ge=1)
+    min_rows: int = Field(24, ge=4)
+    n_estimators: int = Field(200, ge=10)
+    max_depth: int = Field(3, ge=1)
+    learning_rate: float = Field(0.03, gt=0, le=1)
+    subsample: float = Field(0.8, gt=0, le=1)
+    min_child_weight: float = Field(30, ge=0)
+    reg_lambda: float = Field(10, ge=0)
+    random_state: int = 0
+    ramadan_days: int = Field(30, ge=1)
+
+    def model_post_init(self, _context: Any) -> None:
+        if not self.data_dir.is_absolute():
+            self.data_dir = (PROJECT_ROOT / self.data_dir).resolve()
+
+
 class _YamlSource(PydanticBaseSettingsSource):
     """Reads the YAML configuration file; a missing or unreadable file is a ConfigError."""
 
@@ -190,6 +229,8 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     spark: SparkSettings = SparkSettings()
     services: ServiceSettings = ServiceSettings()
+    anomalies: AnomalySettings = AnomalySettings()
+    impact: ImpactSettings = ImpactSettings()
 
     @field_validator("timezone")
     @classmethod

@@ -1,0 +1,31 @@
+"""Daily closes, the input of the anomaly and impact models: one validated shape for both."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from producers.reports import InputError
+
+DAILY_COLUMNS = ("market_id", "region", "commodity", "date", "price")
+
+
+def validated_daily(daily: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``daily`` (one close per market × commodity × date, as in ``gold.price_daily``
+    with ``close`` renamed ``price``) with datetime dates and float prices, sorted by market,
+    commodity and date; ``InputError`` says what is wrong otherwise."""
+    missing = [c for c in DAILY_COLUMNS if c not in daily.columns]
+    if missing:
+        raise InputError(f"daily prices lack the column(s) {', '.join(missing)}")
+    frame = daily.loc[:, list(DAILY_COLUMNS)].copy()
+    frame["date"] = pd.to_datetime(frame["date"], errors="coerce").dt.normalize()
+    if frame["date"].isna().any():
+        bad = int(frame["date"].isna().sum())
+        raise InputError(f"daily prices need a date on every row; {bad} row(s) have none")
+    frame["price"] = pd.to_numeric(frame["price"], errors="coerce")
+    if not (frame["price"] > 0).all():
+        bad = int((~(frame["price"] > 0)).sum())
+        raise InputError(f"daily prices must be positive numbers; {bad} row(s) are not")
+    keys = ["market_id", "commodity", "date"]
+    if frame.duplicated(keys).any():
+        raise InputError("daily prices hold more than one close per market × commodity × date")
+    return frame.sort_values(keys, ignore_index=True)

@@ -1,0 +1,160 @@
+"""Impact engine on the real monthly panel, fuel and inflation files (and the real daily series
+fanned out to a few markets): fit quality on held-out months, stable explanations, weights."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lakehouse.reference import markets
+from lakehouse.settings import Settings
+from ml.impact import (
+    FAMILIES,
+    ImpactInputs,
+    ImpactModel,
+    _whole_percent,
+    explain,
+    fit_impact_model,
+    load_inputs,
+)
+from producers.reports import InputError
+
+# Measured on the held-out last 6 months of the rice panel (12 locations): R² 0.24 of the monthly
+# change, price MAPE 0.53 % vs 0.55 % for "no change". Monthly rice prices are sticky (a third of
+# the changes are 0) so the bar is modest, but it must stay clearly above zero and beat naive.
+R2_FLOOR = 0.15
+DAILY_MARKETS = ("IP-001", "IP-009", "IP-063", "JB-BDG-KOSAMBI")
+
+
+@pytest.fixture(scope="module")
+def inputs() -> ImpactInputs:
+    data_dir = Settings().impact.data_dir
+    if not (data_dir / "panel_monthly_jabar_jakarta.csv").exists():
+        pytest.skip(f"the shared data is not in {data_dir}")
+    return load_inputs(data_dir)
+
+
+@pytest.fixture(scope="module")
+def model(inputs: ImpactInputs) -> ImpactModel:
+    return fit_impact_model(inputs, Settings())
+
+
+def _daily(shared_prices: Path) -> pd.DataFrame:
+    """The real PIHPS daily series as closes of a few markets (deterministic level and noise)."""
+    real = pd.read_csv(shared_prices).groupby(["commodity", "observed_at"], as_index=False).last()
+    rng = np.random.default_rng(3)
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "market_id": m,
+                    "region": markets()[m].province,
+                    "commodity": real["commodity"],
+                    "date": real["observed_at"],
+                    "price": real["price"] * rng.normal(1, 0.05) * rng.normal(1, 0.02, len(real)),
+                }
+            )
+            for m in DAILY_MARKETS
+        ],
+        ignore_index=True,
+    )
+
+
+def test_fit_quality_on_held_out_months(model: ImpactModel):
+    rice = model.metrics["beras"]
+    print(
+        f"\nimpact hold-out (beras, last 6 months, {rice['test_rows']:.0f} location-months): "
+        f"R² {rice['r2']:.3f}, MAPE {rice['mape']:.3f} % (naive {rice['naive_mape']:.3f} %)"
+    )
+    assert rice["r2"] >= R2_FLOOR
+    assert rice["mape"] < rice["naive_mape"]
+
+
+def test_same_input_same_output(inputs: ImpactInputs, model: ImpactModel, tmp_path: Path):
+    again = fit_impact_model(inputs, Settings())
+    loaded = ImpactModel.load(model.save(tmp_path / "impact.joblib"))
+    for where in ({"region": "Bandung"}, {"market_id": "IP-001"}, {"region": "Jawa Barat"}):
+        first = explain(model, "beras", "2025-07-15", **where)
+        assert explain(again, "beras", "2025-07-15", **where) == first
+        assert explain(loaded, "beras", "2025-07-15", **where) == first
+
+
+def test_weights_sum_to_100_and_dominant_is_the_largest(model: ImpactModel):
+    design = model.design[model.design["change"].notna()]
+    for location, month in (
+        design[["location", "month"]].drop_duplicates().iloc[::7].itertuples(index=False)
+    ):
+        result = explain(model, "beras", month.start_time, region=location)
+        weights = result.factors_with_weights
+        assert list(weights) == list(FAMILIES)
+        assert sum(weights.values()) == 100
+        assert all(w >= 0 for w in weights.values())
+        assert weights[result.dominant_factor] == max(weights.values())
+        assert 0 <= result.impact_score <= 100
+
+
+def test_a_file_that_is_not_a_model_is_a_clear_error(tmp_path: Path):
+    garbage = tmp_path / "impact.joblib"
+    garbage.write_bytes(b"not a pickle")
+    with pytest.raises(InputError, match="cannot load the impact model"):
+        ImpactModel.load(garbage)
+    with pytest.raises(InputError, match="cannot load the impact model"):
+        ImpactModel.load(tmp_path / "missing.joblib")
+
+
+def test_whole_percent_sums_exactly():
+    assert sum(_whole_percent({"a": 1, "b": 1, "c": 1}).values()) == 100
+    assert _whole_percent({"a": 0.0, "b": 0.0}) == {"a": 50, "b": 50}
+    assert _whole_percent({"a": 2.0, "b": 1.0}) == {"a": 67, "b": 33}
+
+
+@pytest.mark.parametrize(
+    ("commodity", "where", "day", "message"),
+    [
+        ("durian", {"region": "Bandung"}, "2025-01-01", "no impact model for commodity 'durian'"),
+        ("beras", {"market_id": "XX-999"}, "2025-01-01", "unknown market 'XX-999'"),
+        ("beras", {"market_id": "SU-MDN-PETISAH"}, "2025-01-01", "no beras data for market"),
+        ("beras", {"region": "Atlantis"}, "2025-01-01", "no beras data for region 'Atlantis'"),
+        ("beras", {"region": "Bandung"}, "2030-01-01", "2030-01 is outside the beras data"),
+        ("beras", {"region": "Bandung"}, "2021-02-01", "2021-02 is outside the beras data"),
+        ("beras", {}, "2025-01-01", "give either a market id or a region"),
+        ("beras", {"region": "Bandung"}, "someday", "not a date"),
+    ],
+)
+def test_clear_errors(model: ImpactModel, commodity: str, where: dict, day: str, message: str):
+    with pytest.raises(InputError, match=message):
+        explain(model, commodity, day, **where)
+
+
+def test_daily_prices_get_models_per_commodity(inputs: ImpactInputs, shared_prices: Path):
+    with_daily = ImpactInputs(**{**inputs.__dict__, "daily": _daily(shared_prices)})
+    model = fit_impact_model(with_daily, Settings())
+    assert {"beras", "bawang_merah", "bawang_putih", "cabai_merah"} <= set(model.models)
+    result = explain(model, "bawang_merah", "2024-04-20", market_id="IP-001")
+    assert result.locations == ["IP-001"] and result.price_change > 0
+    region = explain(model, "cabai_merah", "2024-03-05", region="DKI Jakarta")
+    assert region.locations == ["IP-001", "IP-009"]
+    for commodity in ("bawang_merah", "bawang_putih", "cabai_merah"):
+        m = model.metrics[commodity]
+        print(f"\nimpact hold-out {commodity}: R² {m['r2']:.3f}, MAPE {m['mape']:.2f} %")
+
+
+def test_cli_explains_and_saves_the_model(inputs: ImpactInputs, tmp_path: Path, capsys):
+    from scripts.cli import main
+
+    saved = tmp_path / "impact.joblib"
+    args = ["impact", "--commodity", "beras", "--region", "Bandung", "--date", "2025-07-01"]
+    assert main([*args, "--model", str(saved), "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert saved.exists() and sum(first["factors_with_weights"].values()) == 100
+    assert main([*args, "--model", str(saved), "--json"]) == 0  # now loaded, same answer
+    assert json.loads(capsys.readouterr().out) == first
+    assert main(["impact", "--commodity", "durian", "--region", "Bandung", "--date", "2025-07-01",
+                 "--model", str(saved)]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert err.startswith("error: no impact model for commodity 'durian'")
+    assert len(err.strip().splitlines()) == 1
