@@ -15,8 +15,9 @@ Series too short for ``min_history_days`` get the naive fallback (backtested if 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,7 @@ from ml.models import FALLBACK, INTERVAL_COLUMNS, make_model
 from ml.series import regular
 
 SELECTED = "selected"
+T = TypeVar("T")
 METRICS = ("mape", "smape", "mase", "coverage80", "coverage95")
 
 
@@ -97,16 +99,23 @@ def _selected_rows(forecasts: pd.DataFrame, candidates: list[str], warm_up: int)
 
 
 def backtest_series(
-    series_id: str, y: pd.Series, models: list[str], ml: MlSettings
+    series_id: str,
+    y: pd.Series,
+    models: list[str],
+    ml: MlSettings,
+    candidates: list[str] | None = None,
 ) -> SeriesBacktest:
     """Backtest ``models`` on one series (values indexed by date; gaps and duplicate days are
-    fine). Pure apart from the model fits."""
+    fine); ``candidates`` (default: all of ``models``) are those that may be selected — the
+    naive fallback always runs and may be. Pure apart from the model fits."""
+    models = list(dict.fromkeys([FALLBACK, *models]))
+    candidates = list(dict.fromkeys([FALLBACK, *(candidates or models)]))
     filled, observed = regular(y)
     days = filled.index
     note = ""
     origins = origins_for(days, ml, ml.min_history_days)
     if len(origins) == 0:
-        models = [FALLBACK]
+        models = candidates = [FALLBACK]
         origins = origins_for(days, ml, 2 * ml.horizon)
         note = f"too short to model ({len(days)} days < {ml.min_history_days}): naive fallback"
         if len(origins) == 0:
@@ -140,25 +149,32 @@ def backtest_series(
     scored_origins = sorted(forecasts["origin"].unique())[warm_up:]
     forecasts["scored"] = forecasts["origin"].isin(scored_origins)
     if warm_up:
-        chosen = _selected_rows(forecasts, models, warm_up)
+        chosen = _selected_rows(forecasts, candidates, warm_up)
     else:  # nothing earlier to choose on: the fallback is what would be served
         chosen = forecasts[forecasts["model"] == FALLBACK].assign(model=SELECTED, chosen=FALLBACK)
     forecasts = pd.concat([forecasts, chosen.assign(scored=True)], ignore_index=True)
-    selected = _best(forecasts[forecasts["model"] != SELECTED], models)
+    selected = _best(forecasts[forecasts["model"] != SELECTED], candidates)
     return SeriesBacktest(series_id, forecasts, selected, note, seconds)
 
 
-def run_backtests(
-    series: pd.DataFrame, models: list[str], ml: MlSettings, n_jobs: int | None = None
-) -> Iterator[SeriesBacktest]:
-    """Backtest every series of a ``SERIES_COLUMNS`` frame across ``n_jobs`` processes (Prophet
-    fits are single-threaded, so processes — not threads — use the cores), with a progress bar.
-    Yields in series order."""
+def per_series(
+    fn: Callable[..., T], series: pd.DataFrame, n_jobs: int, desc: str, *args: Any
+) -> Iterator[T]:
+    """``fn(series_id, y, *args)`` for every series of a ``SERIES_COLUMNS`` frame, in series
+    order, across ``n_jobs`` worker processes with a progress bar. Processes, not threads:
+    Prophet (CmdStan) and the pandas feature code are single-threaded per series, so one series
+    per core is what uses a small box fully (XGBoost runs with ``n_jobs=1`` inside)."""
     groups = [(sid, g.set_index("date")["y"]) for sid, g in series.groupby("series_id", sort=True)]
-    jobs = n_jobs or ml.n_jobs
-    tasks = (delayed(backtest_series)(sid, y, models, ml) for sid, y in groups)
-    runner = Parallel(n_jobs=min(jobs, len(groups)) or 1, return_as="generator")
-    yield from tqdm(runner(tasks), total=len(groups), desc="backtest", unit="series", disable=None)
+    tasks = (delayed(fn)(sid, y, *args) for sid, y in groups)
+    runner = Parallel(n_jobs=max(1, min(n_jobs, len(groups))), return_as="generator")
+    yield from tqdm(runner(tasks), total=len(groups), desc=desc, unit="series", disable=None)
+
+
+def run_backtests(
+    series: pd.DataFrame, models: list[str], ml: MlSettings, candidates: list[str] | None = None
+) -> Iterator[SeriesBacktest]:
+    """Backtest every series of a ``SERIES_COLUMNS`` frame (see ``per_series``)."""
+    yield from per_series(backtest_series, series, ml.n_jobs, "backtest", models, ml, candidates)
 
 
 def summary(results: list[SeriesBacktest], horizon: int) -> dict:
