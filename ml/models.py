@@ -122,9 +122,10 @@ class XGBoost(Forecaster):
         from xgboost import XGBRegressor
 
         return XGBRegressor(
-            n_estimators=150,
+            n_estimators=100,
             max_depth=3,
-            learning_rate=0.05,
+            learning_rate=0.08,
+            max_bin=64,
             subsample=0.8,
             colsample_bytree=0.8,
             min_child_weight=5,
@@ -138,7 +139,7 @@ class XGBoost(Forecaster):
         rows = rows[rows["target"] <= y.index[-1]]
         target = np.log(y.loc[rows["target"]].to_numpy() / y.loc[rows["origin"]].to_numpy())
         model = self._model()
-        model.fit(rows[self._columns(rows)], target)
+        model.fit(rows[self._columns(rows)].to_numpy(), target)
         return model
 
     @staticmethod
@@ -149,7 +150,7 @@ class XGBoost(Forecaster):
         self, model: Any, y: pd.Series, origins: pd.DatetimeIndex
     ) -> pd.DataFrame:
         rows = design(y, origins, self.horizon)
-        rows["pred"] = model.predict(rows[self._columns(rows)])
+        rows["pred"] = model.predict(rows[self._columns(rows)].to_numpy())
         return rows
 
     def fit(self, y: pd.Series) -> XGBoost:

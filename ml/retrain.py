@@ -16,6 +16,7 @@ Other gold writers (e.g. anomalies) reuse ``write_gold`` and ``RunContext``.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -122,8 +123,11 @@ def train_series(
     """Backtest, select and fit the served model of one series on its whole history."""
     backtest = backtest_series(series_id, y, models, ml, candidates)
     filled, _ = regular(y)
+    began = time.perf_counter()
     model = make_model(backtest.selected, ml.horizon, ml.seed, ml.calibration_days).fit(filled)
-    return TrainedSeries(backtest, model, model.predict())
+    forecast = model.predict()
+    backtest.seconds[backtest.selected] += time.perf_counter() - began
+    return TrainedSeries(backtest, model, forecast)
 
 
 def forecast_rows(

@@ -121,7 +121,7 @@ class ForecastBundle(PythonModel):
 
 def _requirements() -> list[str]:
     """The packages the bundle needs, at the installed (pinned) versions."""
-    packages = ("mlflow", "pandas", "numpy", "prophet", "xgboost", "holidays")
+    packages = ("mlflow", "pandas", "numpy", "prophet", "xgboost-cpu", "holidays")
     return [f"{p}=={version(p)}" for p in packages]
 
 
