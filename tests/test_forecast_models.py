@@ -29,7 +29,7 @@ def test_every_model_forecasts_the_next_days_with_ordered_intervals(name: str) -
     assert list(forecast.index) == list(expected_days)
     assert list(forecast["horizon"]) == list(range(1, HORIZON + 1))
     assert forecast.notna().all().all()
-    low95, low80, high80, high95 = (forecast[c] for c in INTERVAL_COLUMNS)
+    low80, high80, low95, high95 = (forecast[c] for c in INTERVAL_COLUMNS)
     assert (low95 <= low80).all() and (low80 <= high80).all() and (high80 <= high95).all()
     assert (low95 <= forecast["yhat"]).all() and (forecast["yhat"] <= high95).all()
     assert (forecast["yhat"] > 0).all()
