@@ -130,7 +130,7 @@ class MlSettings(BaseModel):
     min_history_days: int = Field(120, ge=14)
     origins: int = Field(12, ge=2)
     selection_origins: int = Field(4, ge=1)
-    models: list[str] = ["naive", "seasonal_naive", "prophet", "xgboost"]
+    models: list[str] = ["naive", "seasonal_naive", "prophet", "xgboost", "xgboost_damped"]
     calibration_days: int = Field(182, ge=14)
     retrain_min_new_rows: int = Field(500, ge=1)
     n_jobs: int = Field(2, ge=1)

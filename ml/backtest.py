@@ -180,7 +180,7 @@ def run_backtests(
 def summary(results: list[SeriesBacktest], horizon: int) -> dict:
     """The backtest as the JSON document of ``./run.sh backtest --json``: overall metrics per
     model (pooled over every scored forecast of every series), per-series metrics, choices."""
-    scored = [r.forecasts[r.forecasts["scored"]] for r in results]
+    scored = [f for r in results if len(f := r.forecasts[r.forecasts["scored"]])]
     pooled = pd.concat(scored, ignore_index=True) if scored else pd.DataFrame()
     series = []
     for r in results:

@@ -103,17 +103,10 @@ def origin_features(y: pd.Series) -> pd.DataFrame:
 
 
 def target_features(targets: pd.DatetimeIndex, horizons: np.ndarray) -> pd.DataFrame:
-    """Features of the forecast target day: horizon, weekday, month, day of year and holiday
-    distances (all known in advance)."""
-    frame = pd.DataFrame(
-        {
-            "horizon": horizons,
-            "dow": targets.dayofweek,
-            "month": targets.month,
-            "doy": targets.dayofyear,
-        },
-        index=targets,
-    )
+    """Features of the forecast target day: horizon, weekday and holiday distances (all known
+    in advance). No month or day of year: with a year or so of history they would memorise last
+    year rather than learn a season; the holiday distances carry the calendar that matters."""
+    frame = pd.DataFrame({"horizon": horizons, "dow": targets.dayofweek}, index=targets)
     return pd.concat([frame, holiday_distances(targets)], axis=1)
 
 

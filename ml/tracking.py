@@ -9,6 +9,7 @@ that registered name, its version and the run id, so each number traces to a run
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import version
@@ -40,9 +41,12 @@ def connect(settings: Settings) -> None:
     """Point the MLflow client at the server of ``settings`` and its experiment; ConfigError
     with one readable line when the server does not answer."""
     import mlflow
+    from mlflow.utils.logging_utils import disable_logging
 
     if problem := reachable(settings):
         raise ConfigError(f"{problem}; start it with ./run.sh up mlflow")
+    os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"  # our commands print their own
+    disable_logging()  # MLflow's progress chatter; failures still raise
     mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
     mlflow.set_registry_uri(settings.mlflow.tracking_uri)
     mlflow.set_experiment(settings.mlflow.experiment)
