@@ -63,7 +63,7 @@ def _track_backtest(
 
 def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
     from ml.backtest import run_backtests, summary, table
-    from ml.models import BASELINES
+    from ml.models import BASELINES, configured_models
     from ml.series import csv_series
 
     update = {"horizon": args.horizon} if args.horizon else {}
@@ -74,7 +74,7 @@ def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
     ml = settings.ml.model_copy(update=update)
     if ml.selection_origins >= ml.origins:
         ml = ml.model_copy(update={"selection_origins": max(1, ml.origins // 3)})
-    models = args.models or list(dict.fromkeys([*BASELINES, *settings.ml.models]))
+    models = args.models or list(dict.fromkeys([*BASELINES, *configured_models(settings.ml)]))
     candidates = [m for m in models if m != "prophet_default"]
     series, skipped = csv_series(args.file, settings.tz)
     if skipped:

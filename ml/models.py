@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lakehouse.settings import ConfigError, MlSettings
 from ml.features import design, holiday_table
 
 INTERVAL_COLUMNS = ["yhat_lower_80", "yhat_upper_80", "yhat_lower_95", "yhat_upper_95"]
@@ -191,15 +192,27 @@ class XGBoostDamped(XGBoost):
     shrink = 0.5
 
 
+def _quiet_prophet() -> type:
+    """Prophet's class, with its chatter off: the optional plotly import, CmdStan progress and
+    the warning that yearly seasonality needs two years (we fit it on purpose on ~1 year; the
+    backtest decides whether that pays)."""
+    logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
+    from cmdstanpy.utils import get_logger
+    from prophet import Prophet
+
+    # after the imports: prophet sets its logger's level and cmdstanpy adds its own handler there
+    logging.getLogger("prophet").setLevel(logging.ERROR)
+    get_logger().setLevel(logging.WARNING)
+    return Prophet
+
+
 class ProphetDefault(Forecaster):
     """Prophet with the library's defaults on the price level: the baseline Prophet."""
 
     name = "prophet_default"
 
     def _prophet(self, y: pd.Series):
-        from prophet import Prophet
-
-        logging.getLogger("cmdstanpy").setLevel(logging.WARNING)
+        Prophet = _quiet_prophet()
         return Prophet()
 
     def _transform(self, y: pd.Series) -> pd.Series:
@@ -234,9 +247,7 @@ class ProphetTuned(ProphetDefault):
     name = "prophet"
 
     def _prophet(self, y: pd.Series):
-        from prophet import Prophet
-
-        logging.getLogger("cmdstanpy").setLevel(logging.WARNING)
+        Prophet = _quiet_prophet()
         table = holiday_table(y.index[0], y.index[-1] + pd.Timedelta(days=self.horizon))
         table = table.assign(lower_window=-7, upper_window=3)
         return Prophet(
@@ -274,3 +285,11 @@ def check_model_names(names: list[str]) -> list[str]:
     if unknown:
         raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
     return names
+
+
+def configured_models(ml: MlSettings) -> list[str]:
+    """``ml.models``, or ConfigError when the configuration names an unknown model."""
+    try:
+        return check_model_names(ml.models)
+    except ValueError as exc:
+        raise ConfigError(f"ml.models: {exc}") from None

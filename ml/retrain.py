@@ -35,7 +35,7 @@ from lakehouse.tables import (
     arrow_schema,
 )
 from ml.backtest import SeriesBacktest, backtest_series, per_series, summary, table
-from ml.models import Forecaster, make_model
+from ml.models import Forecaster, configured_models, make_model
 from ml.series import regular, series_frame
 
 RETRAIN = "retrain"
@@ -235,6 +235,7 @@ def retrain(settings: Settings) -> RetrainResult:
     from ml import tracking
 
     ml = settings.ml
+    models = configured_models(ml)
     series, versions = load_series(settings)
     if series.empty:
         raise ConfigError("gold.price_daily has no rows yet: nothing to train on")
@@ -247,9 +248,7 @@ def retrain(settings: Settings) -> RetrainResult:
         "series": series["series_id"].nunique(),
     }
     with tracking.tracked_run(RETRAIN, params, versions.tags()) as run:
-        trained = list(
-            per_series(train_series, series, ml.n_jobs, "retrain", ml.models, ml, ml.models)
-        )
+        trained = list(per_series(train_series, series, ml.n_jobs, "retrain", models, ml, models))
         doc = summary([t.backtest for t in trained], ml.horizon)
         tracking.log_backtest(doc, table(doc))
         by_model: dict[str, dict[str, Forecaster]] = {}
