@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,8 @@ INTERVAL_COLUMNS = ["yhat_lower_80", "yhat_upper_80", "yhat_lower_95", "yhat_upp
 FORECAST_COLUMNS = ["horizon", "yhat", *INTERVAL_COLUMNS]
 QUANTILES = (0.1, 0.9, 0.025, 0.975)  # in the order of INTERVAL_COLUMNS
 SEASON = 7  # days: the weekly season of seasonal naive
+TRAINED_CACHE = 4  # boosters kept per process for reuse (see XGBoost._train)
+_TRAINED: OrderedDict[tuple, Any] = OrderedDict()
 
 
 class Forecaster(ABC):
@@ -136,12 +139,20 @@ class XGBoost(Forecaster):
             random_state=self.seed,
         )
 
-    def _train(self, y: pd.Series, origins: pd.DatetimeIndex):
-        rows = design(y, origins, self.horizon)
-        rows = rows[rows["target"] <= y.index[-1]]
-        target = np.log(y.loc[rows["target"]].to_numpy() / y.loc[rows["origin"]].to_numpy())
-        model = self._model()
-        model.fit(rows[self._columns(rows)].to_numpy(), target)
+    def _train(self, y: pd.Series, origins: pd.DatetimeIndex) -> Any:
+        """The booster for ``y``; memoised per process (a few entries), so that xgboost and
+        xgboost_damped at the same backtest origin share one training."""
+        data = hash(y.to_numpy().tobytes())
+        key = (self.horizon, self.seed, origins[0], len(y), y.index[-1], data)
+        if (model := _TRAINED.get(key)) is None:
+            rows = design(y, origins, self.horizon)
+            rows = rows[rows["target"] <= y.index[-1]]
+            target = np.log(y.loc[rows["target"]].to_numpy() / y.loc[rows["origin"]].to_numpy())
+            model = self._model()
+            model.fit(rows[self._columns(rows)].to_numpy(), target)
+            _TRAINED[key] = model
+            while len(_TRAINED) > TRAINED_CACHE:
+                _TRAINED.popitem(last=False)
         return model
 
     @staticmethod
