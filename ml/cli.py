@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lakehouse.settings import Settings
+from producers.reports import InputError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -87,8 +88,11 @@ def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
     text = table(doc)
     print(text)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(doc, indent=2), encoding="utf-8")
+        try:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(doc, indent=2), encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"--json {args.json}: cannot write ({exc.strerror or exc})") from exc
     params = {
         "file": args.file,
         "horizon": ml.horizon,
