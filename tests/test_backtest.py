@@ -101,8 +101,8 @@ def test_short_series_get_the_naive_fallback_and_say_so() -> None:
 def test_backtest_json_on_the_shared_file(shared_prices: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "bt.json"
     models = "naive,seasonal_naive,prophet_default,xgboost"
-    code = main(["backtest", str(shared_prices), "--models", models, "--origins", "3",
-                 "--json", str(out)])  # fmt: skip
+    args = ["--models", models, "--origins", "3", "--jobs", "1", "--json", str(out)]
+    code = main(["backtest", str(shared_prices), *args])
     assert code == 0
     doc = json.loads(out.read_text())
     assert doc["horizon"] == 7
@@ -142,8 +142,8 @@ def test_messy_file(tmp_path: Path) -> None:
     path = tmp_path / "messy.csv"
     path.write_text(MESSY.format(rows="\n".join(lines)).replace(",", "."), encoding="utf-8")
     out = tmp_path / "bt.json"
-    assert main(["backtest", str(path), "--models", "naive,xgboost", "--origins", "3",
-                 "--json", str(out)]) == 0  # fmt: skip
+    args = ["--models", "naive,xgboost", "--origins", "3", "--jobs", "1", "--json", str(out)]
+    assert main(["backtest", str(path), *args]) == 0
     series = {s["series"]: s for s in json.loads(out.read_text())["series"]}
     assert set(series) == {
         "market:M1:cabai_merah",
