@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
-from lakehouse.fast_read import TableMissing, open_table
+from lakehouse.fast_read import TableMissing, open_table, table_version
 from lakehouse.settings import ConfigError, MlSettings, Settings
 from lakehouse.tables import (
     GOLD_FORECASTS,
@@ -40,6 +40,7 @@ from ml.series import regular, series_frame
 
 RETRAIN = "retrain"
 ROWS_TAG = "silver.prices.rows"
+DAILY_COLUMNS = ["market_id", "commodity", "region", "date", "close"]
 REGION_COLUMNS = ["region", "commodity", "date", "median"]
 
 
@@ -93,27 +94,29 @@ def silver_size(settings: Settings) -> tuple[int | None, int | None]:
     return delta.version(), int(pa.compute.sum(actions["num_records"]).as_py() or 0)
 
 
+def read_gold(
+    table: Table, settings: Settings, columns: list[str] | None = None
+) -> tuple[pd.DataFrame, int]:
+    """A gold table as pandas with the version read; ConfigError when it does not exist yet.
+    (The anomaly pass reads gold.price_daily the same way.)"""
+    try:
+        delta = open_table(table, settings)
+    except TableMissing as exc:
+        raise _missing(exc) from None
+    return delta.to_pandas(columns=columns), delta.version()
+
+
 def load_series(settings: Settings) -> tuple[pd.DataFrame, DataVersions]:
     """Every series from gold.price_daily (market closes) and gold.region_daily (region
     medians), with the versions read."""
-    try:
-        daily_table = open_table(GOLD_PRICE_DAILY, settings)
-    except TableMissing as exc:
-        raise _missing(exc) from None
-    daily = daily_table.to_pandas(columns=["market_id", "commodity", "region", "date", "close"])
+    daily, daily_version = read_gold(GOLD_PRICE_DAILY, settings, DAILY_COLUMNS)
     daily["region"] = daily["region"].fillna("")
-    try:
-        region_table: DeltaTable | None = open_table(GOLD_REGION_DAILY, settings)
-        regions = region_table.to_pandas(columns=REGION_COLUMNS)
-    except TableMissing:
-        region_table, regions = None, pd.DataFrame(columns=REGION_COLUMNS)
-    silver_version, silver_rows = silver_size(settings)
-    versions = DataVersions(
-        daily_table.version(),
-        region_table.version() if region_table else None,
-        silver_version,
-        silver_rows,
-    )
+    region_version: int | None = None
+    if table_version(GOLD_REGION_DAILY, settings) is None:
+        regions = pd.DataFrame(columns=REGION_COLUMNS)
+    else:
+        regions, region_version = read_gold(GOLD_REGION_DAILY, settings, REGION_COLUMNS)
+    versions = DataVersions(daily_version, region_version, *silver_size(settings))
     return series_frame(daily, regions), versions
 
 
