@@ -51,7 +51,9 @@ def _forecasts(settings: Settings):
     return rows.sort_values(list(GOLD_FORECASTS.keys), ignore_index=True)
 
 
-def test_retrain_writes_traceable_forecasts_idempotently(lake: Settings) -> None:
+def test_retrain_writes_traceable_forecasts_idempotently(
+    lake: Settings, monkeypatch, capsys
+) -> None:
     from mlflow import MlflowClient
 
     from ml import tracking
@@ -85,6 +87,11 @@ def test_retrain_writes_traceable_forecasts_idempotently(lake: Settings) -> None
 
     go, why = should_retrain(lake)
     assert not go and "grew by 0 rows" in why
+    monkeypatch.setenv("LAKEHOUSE_ROOT", str(lake.paths.lakehouse_root))
+    capsys.readouterr()
+    assert main(["retrain", "--if-changed"]) == 0  # the cron trigger: nothing new, no run
+    assert capsys.readouterr().out.startswith("no retrain: silver.prices grew by 0 rows")
+    assert tracking.last_run(lake, "retrain").info.run_id == second.run_id
 
 
 def test_cli_errors_when_mlflow_or_tables_are_missing(
