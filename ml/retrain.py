@@ -221,9 +221,12 @@ class RetrainResult:
     served: dict[str, int]
     written: dict[str, int]
     versions: DataVersions
+    too_short: int = 0  # series too short to model: the naive fallback serves them
 
     def __str__(self) -> str:
         served = ", ".join(f"{m} {n}" for m, n in sorted(self.served.items()))
+        if self.too_short:
+            served += f"; {self.too_short} too short to model, naive fallback"
         return (
             f"retrained {self.series} series (served: {served}) from gold.price_daily "
             f"v{self.versions.price_daily}; MLflow run {self.run_id}; gold.forecasts: "
@@ -275,4 +278,5 @@ def retrain(settings: Settings) -> RetrainResult:
             rows, GOLD_FORECASTS, settings, replace_when="s.data_version > t.data_version"
         )
         mlflow.log_metrics({f"gold.forecasts.{k}": v for k, v in written.items()})
-    return RetrainResult(ctx.run_id, len(trained), served, written, versions)
+    short = sum("too short" in t.backtest.note for t in trained)
+    return RetrainResult(ctx.run_id, len(trained), served, written, versions, short)
