@@ -29,6 +29,9 @@ QUANTILES = (0.1, 0.9, 0.025, 0.975)  # in the order of INTERVAL_COLUMNS
 SEASON = 7  # days: the weekly season of seasonal naive
 TRAINED_CACHE = 4  # boosters kept per process for reuse (see XGBoost._train)
 _TRAINED: OrderedDict[tuple, Any] = OrderedDict()
+# Prophet tries to import plotly (not installed, not needed) and logs an error when it cannot —
+# also where fitted Prophet models are only unpickled, so this is set before any import of it.
+logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
 
 
 class Forecaster(ABC):
@@ -207,7 +210,6 @@ def _quiet_prophet() -> type:
     """Prophet's class, with its chatter off: the optional plotly import, CmdStan progress and
     the warning that yearly seasonality needs two years (we fit it on purpose on ~1 year; the
     backtest decides whether that pays)."""
-    logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
     from cmdstanpy.utils import get_logger
     from prophet import Prophet
 
