@@ -207,9 +207,9 @@ class XGBoostDamped(XGBoost):
 
 
 def _quiet_prophet() -> type:
-    """Prophet's class, with its chatter off: the optional plotly import, CmdStan progress and
-    the warning that yearly seasonality needs two years (we fit it on purpose on ~1 year; the
-    backtest decides whether that pays)."""
+    """Prophet's class, with its chatter off: CmdStan progress and the warning that yearly
+    seasonality needs two years (we fit it on purpose on ~1 year; the backtest decides whether
+    that pays)."""
     from cmdstanpy.utils import get_logger
     from prophet import Prophet
 
