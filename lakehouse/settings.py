@@ -14,7 +14,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -141,6 +141,32 @@ class SparkSettings(BaseModel):
     conf: dict[str, str] = {}
 
 
+class MlSettings(BaseModel):
+    horizon: int = Field(7, ge=1, le=60)
+    min_history_days: int = Field(120, ge=14)
+    origins: int = Field(12, ge=2)
+    selection_origins: int = Field(4, ge=1)
+    models: list[str] = ["naive", "seasonal_naive", "prophet", "xgboost", "xgboost_damped"]
+    calibration_days: int = Field(182, ge=14)
+    retrain_min_new_rows: int = Field(500, ge=1)
+    n_jobs: int = Field(2, ge=1)
+    registered_model: str = "smartmarket-forecaster"
+    seed: int = 42
+
+    @field_validator("models")
+    @classmethod
+    def _some_models(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("list at least one model, e.g. [naive]")
+        return value
+
+    @model_validator(mode="after")
+    def _scored_origins_left(self) -> MlSettings:
+        if self.selection_origins >= self.origins:
+            raise ValueError("selection_origins must be smaller than origins")
+        return self
+
+
 class ServiceSettings(BaseModel):
     start_timeout_seconds: float = Field(120, gt=0)
     stop_timeout_seconds: float = Field(30, gt=0)
@@ -228,6 +254,7 @@ class Settings(BaseSettings):
     mlflow: MlflowSettings = MlflowSettings()
     api: ApiSettings = ApiSettings()
     spark: SparkSettings = SparkSettings()
+    ml: MlSettings = MlSettings()
     services: ServiceSettings = ServiceSettings()
     anomalies: AnomalySettings = AnomalySettings()
     impact: ImpactSettings = ImpactSettings()

@@ -1,0 +1,85 @@
+"""Retrain time for 100 series on this box: backtest (rolling origin) + selection + the final
+fit of every series with the configured models (``ml.models``: Prophet and XGBoost among them),
+spread over ``ml.n_jobs`` worker processes, with each model's share of the fitting time. The
+baseline, measured in the same run, is the same job with the naive model only (the floor set by
+reading, process start-up and the backtest loop).
+
+The 100 series are the 3 real series of the shared PIHPS file fanned out to synthetic markets
+with the replay producer's logic (own price level, noise, some lagging by days).
+
+    ./run.sh bench retrain [--series 100] [--jobs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from lakehouse.settings import PROJECT_ROOT, MlSettings, load_settings
+from ml.backtest import per_series
+from ml.retrain import train_series
+from ml.series import market_daily, region_daily, series_frame
+from producers.replay import _synthetic_markets, fan_out
+from producers.reports import open_report, parse_rows
+
+SHARED = PROJECT_ROOT.parent / "shared" / "data" / "prices_pihps_daily_2024_2025.csv"
+
+
+def fanned_out_series(path: Path, count: int, settings) -> pd.DataFrame:  # noqa: ANN001
+    """``count`` series (market × commodity, then region × commodity) from the real file."""
+    report = open_report(path)
+    events = [row.event for row in parse_rows(report, settings.tz) if row.event is not None]
+    commodities = len({e.commodity for e in events})
+    markets = _synthetic_markets(-(-count // commodities))
+    rows = [
+        (e.observed_at.astimezone(settings.tz).date(), e.market_id, e.region, e.commodity, e.price)
+        for event in events
+        for e in fan_out(event, markets)
+    ]
+    prices = pd.DataFrame(rows, columns=["date", "market_id", "region", "commodity", "price"])
+    prices["date"] = pd.to_datetime(prices["date"])
+    daily = market_daily(prices)
+    frame = series_frame(daily, region_daily(daily))
+    keep = sorted(frame["series_id"].unique())[:count]
+    return frame[frame["series_id"].isin(keep)]
+
+
+def timed(series: pd.DataFrame, models: list[str], ml: MlSettings) -> tuple[float, dict]:
+    began = time.monotonic()
+    trained = list(per_series(train_series, series, ml.n_jobs, "retrain", models, ml, models))
+    seconds: dict[str, float] = {}
+    for t in trained:
+        for model, s in t.backtest.seconds.items():
+            seconds[model] = seconds.get(model, 0.0) + s
+    return time.monotonic() - began, seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--series", type=int, default=100)
+    parser.add_argument("--jobs", type=int, help="worker processes (default ml.n_jobs)")
+    args = parser.parse_args()
+    settings = load_settings()
+    ml = settings.ml.model_copy(update={"n_jobs": args.jobs} if args.jobs else {})
+    series = fanned_out_series(SHARED, args.series, settings)
+    n = series["series_id"].nunique()
+    print(
+        f"{n} series, {ml.origins} origins, horizon {ml.horizon}, models {', '.join(ml.models)}, "
+        f"{ml.n_jobs} worker processes"
+    )
+    base_wall, _ = timed(series, ["naive"], ml)
+    wall, seconds = timed(series, ml.models, ml)
+    total = sum(seconds.values())
+    print(f"\n{'job':<28}{'wall s':>10}{'s/series':>10}{'vs naive-only':>15}")
+    print(f"{'naive only (baseline)':<28}{base_wall:>10.1f}{base_wall / n:>10.2f}{1:>15.2f}")
+    print(f"{'all models':<28}{wall:>10.1f}{wall / n:>10.2f}{wall / base_wall:>15.2f}")
+    print(f"\n{'model':<18}{'fit+predict s':>15}{'share':>8}  (summed over workers)")
+    for model, s in sorted(seconds.items(), key=lambda kv: -kv[1]):
+        print(f"{model:<18}{s:>15.1f}{s / total:>8.1%}")
+
+
+if __name__ == "__main__":
+    main()

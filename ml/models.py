@@ -1,0 +1,308 @@
+"""Forecasting models behind one small interface.
+
+``make_model(name, horizon, seed)`` returns a ``Forecaster``: ``fit(y)`` on a regular daily
+price series (DatetimeIndex, no gaps — see ``ml.series.regular``), then ``predict()`` the next
+``horizon`` days as a frame indexed by target date with ``yhat`` and 80 %/95 % intervals.
+
+Models without native intervals (naive, seasonal naive, XGBoost) take them from their own
+recent out-of-sample errors per horizon (split-conformal style): quantiles of the log ratio
+actual/forecast over the last ``calibration_days`` of the training series. Prophet samples
+its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lakehouse.settings import ConfigError, MlSettings
+from ml.features import design, holiday_table
+
+INTERVAL_COLUMNS = ["yhat_lower_80", "yhat_upper_80", "yhat_lower_95", "yhat_upper_95"]
+FORECAST_COLUMNS = ["horizon", "yhat", *INTERVAL_COLUMNS]
+QUANTILES = (0.1, 0.9, 0.025, 0.975)  # in the order of INTERVAL_COLUMNS
+SEASON = 7  # days: the weekly season of seasonal naive
+TRAINED_CACHE = 4  # boosters kept per process for reuse (see XGBoost._train)
+_TRAINED: OrderedDict[tuple, Any] = OrderedDict()
+# Prophet tries to import plotly (not installed, not needed) and logs an error when it cannot —
+# also where fitted Prophet models are only unpickled, so this is set before any import of it.
+logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
+
+
+class Forecaster(ABC):
+    name: str
+
+    def __init__(self, horizon: int, seed: int = 0, calibration_days: int = 182) -> None:
+        self.horizon = horizon
+        self.seed = seed
+        self.calibration_days = calibration_days
+        self.last_day: pd.Timestamp | None = None
+
+    @abstractmethod
+    def fit(self, y: pd.Series) -> Forecaster: ...
+
+    @abstractmethod
+    def predict(self) -> pd.DataFrame: ...
+
+    def _frame(self, yhat: np.ndarray, bands: np.ndarray) -> pd.DataFrame:
+        """Forecast frame from point forecasts (horizon,) and bands (horizon, 4)."""
+        assert self.last_day is not None, "fit first"
+        targets = pd.date_range(self.last_day + pd.Timedelta(days=1), periods=self.horizon)
+        frame = pd.DataFrame(bands, index=targets, columns=INTERVAL_COLUMNS)
+        frame.insert(0, "yhat", yhat)
+        frame.insert(0, "horizon", np.arange(1, self.horizon + 1))
+        frame.index.name = "target_date"
+        return frame
+
+
+def log_error_quantiles(errors: pd.DataFrame) -> np.ndarray:
+    """Per horizon (columns 1..H of ``errors``: log actual/forecast), the quantiles that bound
+    the 80 % and 95 % intervals; shape (H, 4). Zero width when there is nothing to learn from."""
+    out = np.zeros((errors.shape[1], len(QUANTILES)))
+    for i, column in enumerate(errors.columns):
+        values = errors[column].dropna().to_numpy()
+        if len(values):
+            out[i] = np.quantile(values, QUANTILES)
+    return out
+
+
+class Naive(Forecaster):
+    """Tomorrow and the next days cost what today cost."""
+
+    name = "naive"
+
+    def _reference(self, log_y: pd.Series, h: int) -> pd.Series:
+        """The log forecast made ``h`` days earlier for each day."""
+        return log_y.shift(h)
+
+    def fit(self, y: pd.Series) -> Naive:
+        self.y = y
+        self.last_day = y.index[-1]
+        log_y = np.log(y)
+        recent = slice(-self.calibration_days, None)
+        errors = pd.DataFrame(
+            {h: (log_y - self._reference(log_y, h)).iloc[recent] for h in self._hs()}
+        )
+        self.error_quantiles = log_error_quantiles(errors)
+        return self
+
+    def _hs(self) -> range:
+        return range(1, self.horizon + 1)
+
+    def _point(self) -> np.ndarray:
+        return np.full(self.horizon, self.y.iloc[-1])
+
+    def predict(self) -> pd.DataFrame:
+        yhat = self._point()
+        return self._frame(yhat, yhat[:, None] * np.exp(self.error_quantiles))
+
+
+class SeasonalNaive(Naive):
+    """Each day costs what the same weekday cost in the last observed week."""
+
+    name = "seasonal_naive"
+
+    def _reference(self, log_y: pd.Series, h: int) -> pd.Series:
+        back = SEASON * -(-h // SEASON)  # the nearest whole weeks back that are observed
+        return log_y.shift(back)
+
+    def _point(self) -> np.ndarray:
+        return np.array(
+            [self.y.iloc[-1 - (SEASON * -(-h // SEASON) - h)] for h in self._hs()], dtype=float
+        )
+
+
+class XGBoost(Forecaster):
+    """Gradient-boosted trees predicting the log ratio of the price h days ahead to today's,
+    from ``ml.features`` (one direct model for all horizons, horizon as a feature). Intervals
+    from the errors of a copy fitted without the last ``calibration_days`` // 3 days."""
+
+    name = "xgboost"
+    MIN_ROWS = 56
+    shrink = 1.0  # share of the predicted change that is kept (1: all of it)
+
+    def _model(self):
+        from xgboost import XGBRegressor
+
+        return XGBRegressor(
+            n_estimators=150,
+            max_depth=3,
+            learning_rate=0.03,
+            max_bin=64,
+            subsample=0.8,
+            colsample_bytree=0.8,
+            min_child_weight=20,  # strong regularisation: day-to-day changes are mostly noise
+            reg_lambda=20.0,
+            n_jobs=1,  # one thread: the parallelism is across series (joblib processes)
+            random_state=self.seed,
+        )
+
+    def _train(self, y: pd.Series, origins: pd.DatetimeIndex) -> Any:
+        """The booster for ``y``; memoised per process (a few entries), so that xgboost and
+        xgboost_damped at the same backtest origin share one training."""
+        data = hash(y.to_numpy().tobytes())
+        key = (self.horizon, self.seed, origins[0], len(y), y.index[-1], data)
+        if (model := _TRAINED.get(key)) is None:
+            rows = design(y, origins, self.horizon)
+            rows = rows[rows["target"] <= y.index[-1]]
+            target = np.log(y.loc[rows["target"]].to_numpy() / y.loc[rows["origin"]].to_numpy())
+            model = self._model()
+            model.fit(rows[self._columns(rows)].to_numpy(), target)
+            _TRAINED[key] = model
+            while len(_TRAINED) > TRAINED_CACHE:
+                _TRAINED.popitem(last=False)
+        return model
+
+    @staticmethod
+    def _columns(rows: pd.DataFrame) -> list[str]:
+        return [c for c in rows.columns if c not in ("origin", "target")]
+
+    def _predict_log_ratio(
+        self, model: Any, y: pd.Series, origins: pd.DatetimeIndex
+    ) -> pd.DataFrame:
+        rows = design(y, origins, self.horizon)
+        rows["pred"] = self.shrink * model.predict(rows[self._columns(rows)].to_numpy())
+        return rows
+
+    def fit(self, y: pd.Series) -> XGBoost:
+        self.y = y
+        self.last_day = y.index[-1]
+        holdout = max(self.calibration_days // 3, self.horizon * 4)
+        early = y.iloc[:-holdout]
+        if len(early) >= self.MIN_ROWS:
+            model = self._train(early, early.index[SEASON * 4 :])
+            origins = y.index[len(early) - 1 : -1]
+            rows = self._predict_log_ratio(model, y, origins)
+            rows = rows[rows["target"] <= y.index[-1]]
+            actual = np.log(y.loc[rows["target"]].to_numpy() / y.loc[rows["origin"]].to_numpy())
+            rows["error"] = actual - rows["pred"].to_numpy()
+            errors = rows.pivot_table(index="origin", columns="horizon", values="error")
+            self.error_quantiles = log_error_quantiles(
+                errors.reindex(columns=range(1, self.horizon + 1))
+            )
+        else:
+            self.error_quantiles = np.zeros((self.horizon, len(QUANTILES)))
+        self.model = self._train(y, y.index[min(SEASON * 4, len(y) - 2) :])
+        return self
+
+    def predict(self) -> pd.DataFrame:
+        rows = self._predict_log_ratio(self.model, self.y, pd.DatetimeIndex([self.last_day]))
+        log_yhat = np.log(self.y.iloc[-1]) + rows["pred"].to_numpy()
+        yhat = np.exp(log_yhat)
+        return self._frame(yhat, np.exp(log_yhat[:, None] + self.error_quantiles))
+
+
+class XGBoostDamped(XGBoost):
+    """XGBoost keeping half of the predicted change: the geometric mean of the XGBoost and the
+    naive forecast. On real daily food prices, where most day-to-day change is noise, the blend
+    beats both parts in the backtest (see bench/forecast_accuracy.py)."""
+
+    name = "xgboost_damped"
+    shrink = 0.5
+
+
+def _quiet_prophet() -> type:
+    """Prophet's class, with its chatter off: CmdStan progress and the warning that yearly
+    seasonality needs two years (we fit it on purpose on ~1 year; the backtest decides whether
+    that pays)."""
+    from cmdstanpy.utils import get_logger
+    from prophet import Prophet
+
+    # after the imports: prophet sets its logger's level and cmdstanpy adds its own handler there
+    logging.getLogger("prophet").setLevel(logging.ERROR)
+    get_logger().setLevel(logging.WARNING)
+    return Prophet
+
+
+class ProphetDefault(Forecaster):
+    """Prophet with the library's defaults on the price level: the baseline Prophet."""
+
+    name = "prophet_default"
+
+    def _prophet(self, y: pd.Series):
+        Prophet = _quiet_prophet()
+        return Prophet()
+
+    def _transform(self, y: pd.Series) -> pd.Series:
+        return y
+
+    def _inverse(self, values: np.ndarray) -> np.ndarray:
+        return values
+
+    def fit(self, y: pd.Series) -> ProphetDefault:
+        self.last_day = y.index[-1]
+        self.model = self._prophet(y)
+        history = pd.DataFrame({"ds": y.index, "y": self._transform(y).to_numpy()})
+        self.model.fit(history)
+        return self
+
+    def predict(self) -> pd.DataFrame:
+        future = pd.DataFrame(
+            {"ds": pd.date_range(self.last_day + pd.Timedelta(days=1), periods=self.horizon)}
+        )
+        np.random.seed(self.seed)  # Prophet samples its intervals with numpy's global generator
+        point = self.model.predict(future)["yhat"].to_numpy()
+        samples = self.model.predictive_samples(future)["yhat"]
+        bands = np.quantile(samples, QUANTILES, axis=1).T
+        return self._frame(self._inverse(point), self._inverse(bands))
+
+
+class ProphetTuned(ProphetDefault):
+    """Prophet on log prices with weekly and yearly seasonality and Indonesian holidays (Idul
+    Fitri with the run-up week, Idul Adha, Natal, Tahun Baru, Imlek, Ramadan start), a more
+    flexible recent trend."""
+
+    name = "prophet"
+
+    def _prophet(self, y: pd.Series):
+        Prophet = _quiet_prophet()
+        table = holiday_table(y.index[0], y.index[-1] + pd.Timedelta(days=self.horizon))
+        table = table.assign(lower_window=-7, upper_window=3)
+        return Prophet(
+            holidays=table,
+            weekly_seasonality=True,
+            yearly_seasonality=len(y) >= 365,
+            daily_seasonality=False,
+            changepoint_prior_scale=0.1,
+            changepoint_range=0.95,
+            holidays_prior_scale=5.0,
+            uncertainty_samples=300,
+        )
+
+    def _transform(self, y: pd.Series) -> pd.Series:
+        return np.log(y)
+
+    def _inverse(self, values: np.ndarray) -> np.ndarray:
+        return np.exp(values)
+
+
+MODELS: dict[str, type[Forecaster]] = {
+    m.name: m for m in (Naive, SeasonalNaive, ProphetDefault, ProphetTuned, XGBoost, XGBoostDamped)
+}
+BASELINES = ("naive", "seasonal_naive", "prophet_default")
+FALLBACK = "naive"
+
+
+def make_model(name: str, horizon: int, seed: int = 0, calibration_days: int = 182) -> Forecaster:
+    return MODELS[name](horizon, seed, calibration_days)
+
+
+def check_model_names(names: list[str]) -> list[str]:
+    """The names as given, or ValueError naming the unknown ones."""
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        raise ValueError(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
+    return names
+
+
+def configured_models(ml: MlSettings) -> list[str]:
+    """``ml.models``, or ConfigError when the configuration names an unknown model."""
+    try:
+        return check_model_names(ml.models)
+    except ValueError as exc:
+        raise ConfigError(f"ml.models: {exc}") from None

@@ -1,0 +1,282 @@
+"""``./run.sh retrain``: backtest and select a model per series from gold, fit it on the whole
+history, register it in MLflow and write the next ``ml.horizon`` days to gold.forecasts.
+
+Idempotent: a forecast row is keyed on (series_id, origin_date, target_date); the merge inserts
+new keys and replaces an existing row only when it was computed from an older version of
+gold.price_daily (``data_version``). Re-running on the same data therefore leaves gold.forecasts
+exactly as it was — rows keep the run, model version and ``created_at`` (the start of that run)
+of the first run that produced them — while a run on newer data replaces them.
+
+``--if-changed`` retrains only when silver.prices has grown by ``ml.retrain_min_new_rows`` rows
+since the last retrain (its silver version and row count are tags of that MLflow run); the
+check reads only the Delta log and one MLflow query.
+
+Other gold writers (e.g. anomalies) reuse ``write_gold`` and ``RunContext``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pandas as pd
+import pyarrow as pa
+from deltalake import DeltaTable, write_deltalake
+
+from lakehouse.fast_read import TableMissing, open_table, table_version
+from lakehouse.settings import ConfigError, MlSettings, Settings
+from lakehouse.tables import (
+    GOLD_FORECASTS,
+    GOLD_PRICE_DAILY,
+    GOLD_REGION_DAILY,
+    SILVER_PRICES,
+    Table,
+    arrow_schema,
+)
+from ml.backtest import SeriesBacktest, backtest_series, per_series, summary, table
+from ml.models import Forecaster, configured_models, make_model
+from ml.series import regular, series_frame
+
+RETRAIN = "retrain"
+ROWS_TAG = "silver.prices.rows"
+DAILY_COLUMNS = ["market_id", "commodity", "region", "date", "close"]
+REGION_COLUMNS = ["region", "commodity", "date", "median"]
+
+
+@dataclass(frozen=True)
+class DataVersions:
+    """The Delta versions a training read (tags of its MLflow run)."""
+
+    price_daily: int
+    region_daily: int | None
+    silver_prices: int | None
+    silver_rows: int | None
+
+    def tags(self) -> dict[str, str]:
+        values = {
+            "gold.price_daily.version": self.price_daily,
+            "gold.region_daily.version": self.region_daily,
+            "silver.prices.version": self.silver_prices,
+            ROWS_TAG: self.silver_rows,
+        }
+        return {k: str(v) for k, v in values.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What links written gold rows to their MLflow run."""
+
+    run_id: str
+    created_at: datetime
+    data_version: int
+    models: dict[str, tuple[str, str]] = field(default_factory=dict)  # algorithm → (name, version)
+
+
+@dataclass
+class TrainedSeries:
+    backtest: SeriesBacktest
+    model: Forecaster
+    forecast: pd.DataFrame  # ml.models forecast frame of the served model
+
+
+def _missing(exc: TableMissing) -> ConfigError:
+    return ConfigError(f"{exc}: run the pipeline first (./run.sh up) so that gold has prices")
+
+
+def silver_size(settings: Settings) -> tuple[int | None, int | None]:
+    """silver.prices' newest version and row count, from the Delta log only (no data read)."""
+    try:
+        delta = open_table(SILVER_PRICES, settings)
+    except TableMissing:
+        return None, None
+    actions = pa.table(delta.get_add_actions(flatten=True))
+    return delta.version(), int(pa.compute.sum(actions["num_records"]).as_py() or 0)
+
+
+def read_gold(
+    table: Table, settings: Settings, columns: list[str] | None = None
+) -> tuple[pd.DataFrame, int]:
+    """A gold table as pandas with the version read; ConfigError when it does not exist yet.
+    (The anomaly pass reads gold.price_daily the same way.)"""
+    try:
+        delta = open_table(table, settings)
+    except TableMissing as exc:
+        raise _missing(exc) from None
+    return delta.to_pandas(columns=columns), delta.version()
+
+
+def load_series(settings: Settings) -> tuple[pd.DataFrame, DataVersions]:
+    """Every series from gold.price_daily (market closes) and gold.region_daily (region
+    medians), with the versions read."""
+    daily, daily_version = read_gold(GOLD_PRICE_DAILY, settings, DAILY_COLUMNS)
+    daily["region"] = daily["region"].fillna("")
+    region_version: int | None = None
+    if table_version(GOLD_REGION_DAILY, settings) is None:
+        regions = pd.DataFrame(columns=REGION_COLUMNS)
+    else:
+        regions, region_version = read_gold(GOLD_REGION_DAILY, settings, REGION_COLUMNS)
+    versions = DataVersions(daily_version, region_version, *silver_size(settings))
+    return series_frame(daily, regions), versions
+
+
+def train_series(
+    series_id: str, y: pd.Series, models: list[str], ml: MlSettings, candidates: list[str]
+) -> TrainedSeries:
+    """Backtest, select and fit the served model of one series on its whole history."""
+    backtest = backtest_series(series_id, y, models, ml, candidates)
+    filled, _ = regular(y)
+    began = time.perf_counter()
+    model = make_model(backtest.selected, ml.horizon, ml.seed, ml.calibration_days).fit(filled)
+    forecast = model.predict()
+    backtest.seconds[backtest.selected] += time.perf_counter() - began
+    return TrainedSeries(backtest, model, forecast)
+
+
+def forecast_rows(
+    series: pd.DataFrame, trained: list[TrainedSeries], ctx: RunContext
+) -> pd.DataFrame:
+    """The gold.forecasts rows of a training run (pure)."""
+    keys = series.drop_duplicates("series_id").set_index("series_id")
+    frames = []
+    for t in trained:
+        sid = t.backtest.series_id
+        name, version = ctx.models[t.backtest.selected]
+        f = t.forecast.reset_index()
+        frames.append(
+            f.assign(
+                series_id=sid,
+                series_kind=keys.at[sid, "series_kind"],
+                market_id=keys.at[sid, "market_id"],
+                region=keys.at[sid, "region"] or None,
+                commodity=keys.at[sid, "commodity"],
+                origin_date=f["target_date"].iloc[0] - pd.Timedelta(days=1),
+                model_name=name,
+                model_version=version,
+                run_id=ctx.run_id,
+                data_version=ctx.data_version,
+                created_at=ctx.created_at,
+            )
+        )
+    rows = pd.concat(frames, ignore_index=True)
+    for column in ("origin_date", "target_date"):
+        rows[column] = rows[column].dt.date
+    return rows
+
+
+def write_gold(
+    frame: pd.DataFrame, table: Table, settings: Settings, replace_when: str | None = None
+) -> dict[str, int]:
+    """Idempotent write of ``frame`` to a gold table with a declared schema: MERGE on the
+    table's keys, inserting new keys; an existing row is replaced only where ``replace_when``
+    (a predicate over ``s.`` source and ``t.`` target columns) holds — never if it is None.
+    Creates the table on first use. Returns the rows inserted and replaced."""
+    schema = arrow_schema(table)
+    data = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+    path = str(table.path(settings))
+    try:
+        delta = DeltaTable(path)
+    except Exception:  # noqa: BLE001 — no table yet (delta-rs raises TableNotFoundError)
+        write_deltalake(path, data, partition_by=list(table.partition_by) or None)
+        return {"inserted": data.num_rows, "replaced": 0}
+    merge = delta.merge(
+        data,
+        " AND ".join(f"t.{k} = s.{k}" for k in table.keys),
+        source_alias="s",
+        target_alias="t",
+    )
+    if replace_when:
+        merge = merge.when_matched_update_all(predicate=replace_when)
+    stats = merge.when_not_matched_insert_all().execute()
+    return {
+        "inserted": int(stats.get("num_target_rows_inserted", 0)),
+        "replaced": int(stats.get("num_target_rows_updated", 0)),
+    }
+
+
+def should_retrain(settings: Settings) -> tuple[bool, str]:
+    """Whether silver.prices has grown by ``ml.retrain_min_new_rows`` since the last retrain
+    recorded in MLflow (needs ``tracking.connect`` first), and why."""
+    from ml.tracking import last_run
+
+    _, rows = silver_size(settings)
+    if rows is None:
+        return False, f"{SILVER_PRICES.qualified_name} does not exist yet: nothing to train on"
+    last = last_run(settings, RETRAIN)
+    if last is None or ROWS_TAG not in last.data.tags:
+        return True, "no earlier retrain recorded in MLflow"
+    grown = rows - int(last.data.tags[ROWS_TAG])
+    enough = grown >= settings.ml.retrain_min_new_rows
+    verdict = "≥" if enough else "<"
+    return enough, (
+        f"silver.prices grew by {grown} rows since run {last.info.run_id} "
+        f"({verdict} ml.retrain_min_new_rows = {settings.ml.retrain_min_new_rows})"
+    )
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    run_id: str
+    series: int
+    served: dict[str, int]
+    written: dict[str, int]
+    versions: DataVersions
+    too_short: int = 0  # series too short to model: the naive fallback serves them
+
+    def __str__(self) -> str:
+        served = ", ".join(f"{m} {n}" for m, n in sorted(self.served.items()))
+        if self.too_short:
+            served += f"; {self.too_short} too short to model, naive fallback"
+        return (
+            f"retrained {self.series} series (served: {served}) from gold.price_daily "
+            f"v{self.versions.price_daily}; MLflow run {self.run_id}; gold.forecasts: "
+            f"{self.written['inserted']} rows inserted, {self.written['replaced']} replaced"
+        )
+
+
+def retrain(settings: Settings) -> RetrainResult:
+    """The whole job: load, backtest and select, fit, register, write gold.forecasts."""
+    import mlflow
+
+    from ml import tracking
+
+    ml = settings.ml
+    models = configured_models(ml)
+    series, versions = load_series(settings)
+    if series.empty:
+        raise ConfigError("gold.price_daily has no rows yet: nothing to train on")
+    params = {
+        "horizon": ml.horizon,
+        "models": ",".join(ml.models),
+        "origins": ml.origins,
+        "selection_origins": ml.selection_origins,
+        "min_history_days": ml.min_history_days,
+        "series": series["series_id"].nunique(),
+    }
+    with tracking.tracked_run(RETRAIN, params, versions.tags()) as run:
+        trained = list(per_series(train_series, series, ml.n_jobs, "retrain", models, ml, models))
+        doc = summary([t.backtest for t in trained], ml.horizon)
+        tracking.log_backtest(doc, table(doc))
+        by_model: dict[str, dict[str, Forecaster]] = {}
+        for t in trained:
+            by_model.setdefault(t.backtest.selected, {})[t.backtest.series_id] = t.model
+        registered = {}
+        for algorithm, models in sorted(by_model.items()):
+            name = f"{ml.registered_model}-{algorithm}"
+            registered[algorithm] = (name, tracking.register(models, name))
+        served = {m: len(v) for m, v in by_model.items()}
+        mlflow.log_metrics({f"served.{m}": n for m, n in served.items()})
+        ctx = RunContext(
+            run.info.run_id,
+            datetime.fromtimestamp(run.info.start_time / 1000, UTC),
+            versions.price_daily,
+            registered,
+        )
+        rows = forecast_rows(series, trained, ctx)
+        tracking.log_plots(series, rows, "forecast")
+        written = write_gold(
+            rows, GOLD_FORECASTS, settings, replace_when="s.data_version > t.data_version"
+        )
+        mlflow.log_metrics({f"gold.forecasts.{k}": v for k, v in written.items()})
+    short = sum("too short" in t.backtest.note for t in trained)
+    return RetrainResult(ctx.run_id, len(trained), served, written, versions, short)

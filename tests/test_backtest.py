@@ -1,0 +1,183 @@
+"""The rolling-origin backtest and ``./run.sh backtest``: metrics, selection on earlier origins
+only, no leakage, gaps/duplicates/outliers/short series, the JSON on the real shared file, and
+one-line errors on bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lakehouse.settings import MlSettings
+from ml.backtest import SELECTED, _selected_rows, backtest_series, metrics_by_model
+from scripts.cli import main
+
+ML = MlSettings(origins=4, selection_origins=2, min_history_days=60, n_jobs=1)
+
+
+def _series(days: int = 120, seed: int = 2, start: str = "2024-01-01") -> pd.Series:
+    rng = np.random.default_rng(seed)
+    index = pd.date_range(start, periods=days, freq="D")
+    return pd.Series(50_000 * np.exp(np.cumsum(rng.normal(0, 0.01, days))), index=index)
+
+
+def test_metrics() -> None:
+    f = pd.DataFrame(
+        {
+            "model": "m",
+            "y": [100.0, 200.0],
+            "yhat": [110.0, 200.0],
+            "scale": [5.0, 5.0],
+            "yhat_lower_80": [105.0, 190.0],
+            "yhat_upper_80": [115.0, 210.0],
+            "yhat_lower_95": [95.0, 180.0],
+            "yhat_upper_95": [125.0, 220.0],
+        }
+    )
+    m = metrics_by_model(f)["m"]
+    assert m["mape"] == pytest.approx(5.0)
+    assert m["smape"] == pytest.approx(100 * (20 / 210) / 2)
+    assert m["mase"] == pytest.approx(1.0)
+    assert m["coverage80"] == 0.5 and m["coverage95"] == 1.0
+
+
+def test_selection_uses_earlier_origins_only() -> None:
+    origins = pd.date_range("2024-03-01", periods=4, freq="7D")
+    rows = []
+    for i, origin in enumerate(origins):
+        for model, error in (("a", 1 if i < 2 else 50), ("b", 10)):
+            rows.append(
+                {
+                    "model": model,
+                    "origin": origin,
+                    "target_date": origin + pd.Timedelta(days=7),
+                    "y": 100.0,
+                    "yhat": 100.0 + error,
+                }
+            )
+    chosen = _selected_rows(pd.DataFrame(rows), ["a", "b"], warm_up=2)
+    # origin 2: only origins 0-1 known, "a" was best; origin 3: a's bad origin 2 now counts
+    assert list(chosen["chosen"]) == ["a", "b"]
+    assert set(chosen["model"]) == {SELECTED}
+
+
+def test_backtest_forecasts_ignore_data_after_their_origin() -> None:
+    y = _series()
+    first = backtest_series("s", y, ["naive", "xgboost"], ML)
+    origin = first.forecasts["origin"].min()
+    altered = y.copy()
+    altered[altered.index > origin + pd.Timedelta(days=ML.horizon)] *= 2
+    again = backtest_series("s", altered, ["naive", "xgboost"], ML)
+    columns = ["model", "target_date", "yhat", "yhat_lower_95", "yhat_upper_95", "y"]
+    at = lambda r: r.forecasts[r.forecasts["origin"] == origin][columns].reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(at(first), at(again))
+
+
+def test_gaps_duplicates_and_outliers() -> None:
+    y = _series()
+    gappy = y.drop(y.index[[100, 101, 102, 110]])
+    gappy = pd.concat([gappy, gappy.iloc[[50, 60]] * 1.01])  # duplicate days
+    gappy.iloc[30] *= 10  # an outlier
+    result = backtest_series("s", gappy, ["naive", "seasonal_naive"], ML)
+    scored_days = set(result.forecasts["target_date"])
+    assert not scored_days & set(y.index[[100, 101, 102, 110]])  # never scored on a gap
+    assert result.forecasts["origin"].nunique() == ML.origins
+    assert np.isfinite(result.forecasts["yhat"]).all()
+    assert SELECTED in result.metrics()
+
+
+def test_short_series_get_the_naive_fallback_and_say_so() -> None:
+    result = backtest_series("s", _series(30), ["naive", "xgboost"], ML)
+    assert result.selected == "naive"
+    assert "too short" in result.note and "naive fallback" in result.note
+    assert set(result.forecasts["model"]) <= {"naive", SELECTED}
+    tiny = backtest_series("t", _series(5), ["naive", "xgboost"], ML)
+    assert tiny.forecasts.empty and "too short to backtest" in tiny.note
+
+
+def test_backtest_json_on_the_shared_file(shared_prices: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "bt.json"
+    models = "naive,seasonal_naive,prophet_default,xgboost"
+    args = ["--models", models, "--origins", "3", "--jobs", "1", "--json", str(out)]
+    code = main(["backtest", str(shared_prices), *args])
+    assert code == 0
+    doc = json.loads(out.read_text())
+    assert doc["horizon"] == 7
+    expected = {"naive", "seasonal_naive", "prophet_default", "xgboost", SELECTED}
+    assert set(doc["overall"]) == expected
+    metric_names = {"mape", "smape", "mase", "coverage80", "coverage95"}
+    assert all(set(v) == metric_names for v in doc["overall"].values())
+    assert [s["series"] for s in doc["series"]] == [
+        f"market:PIHPS-AGG:{c}" for c in ("bawang_merah", "bawang_putih", "cabai_merah")
+    ]
+    for entry in doc["series"]:
+        assert set(entry["models"]) == expected
+        assert entry["selected"] in {"naive", "seasonal_naive", "xgboost"}
+    printed = capsys.readouterr().out
+    assert "OVERALL" in printed and "market:PIHPS-AGG:cabai_merah" in printed
+
+
+MESSY = """observed_at;market_id;region;commodity;price
+{rows}
+"""
+
+
+def test_messy_file(tmp_path: Path) -> None:
+    lines = []
+    y = _series(130)
+    for i, (day, price) in enumerate(y.items()):
+        if i in (40, 41, 90):
+            continue  # gaps
+        for market in ("M1", "M2"):
+            value = price * (8 if (i == 70 and market == "M1") else 1)  # an outlier
+            lines.append(f"{day:%d/%m/%Y};{market};Jawa Barat;Cabai Merah;Rp {value:,.0f}")
+        if i == 60:
+            lines.append(f"{day:%d/%m/%Y};M1;Jawa Barat;Cabai Merah;{price * 1.02:.1f}")  # dup
+    for day, price in _series(20).items():  # too short to model
+        lines.append(f"{day:%Y-%m-%d};M3;Jawa Barat;bawang_merah;{price:.0f}")
+    lines.append("2024-02-01;M3;Jawa Barat;bawang_merah;not a price")
+    path = tmp_path / "messy.csv"
+    path.write_text(MESSY.format(rows="\n".join(lines)).replace(",", "."), encoding="utf-8")
+    out = tmp_path / "bt.json"
+    args = ["--models", "naive,xgboost", "--origins", "3", "--jobs", "1", "--json", str(out)]
+    assert main(["backtest", str(path), *args]) == 0
+    series = {s["series"]: s for s in json.loads(out.read_text())["series"]}
+    assert set(series) == {
+        "market:M1:cabai_merah",
+        "market:M2:cabai_merah",
+        "market:M3:bawang_merah",
+        "region:Jawa Barat:cabai_merah",
+    }
+    short = series["market:M3:bawang_merah"]
+    assert short["selected"] == "naive" and "too short" in short["note"]
+    assert "xgboost" in series["market:M1:cabai_merah"]["models"]
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "message"),
+    [
+        (None, [], "no such file"),
+        ("", [], "the file is empty"),
+        ("when,where,what\n1,2,3\n", [], "lacks column(s) observed_at, market_id"),
+        ("observed_at,market_id,device_id,metric,value\n2024-01-01,M,d,t,1\n", [], "sensor file"),
+        ("observed_at,market_id,commodity,price\n2024-01-01,M,x,abc\n", [], "no row could be"),
+    ],
+)
+def test_bad_input_is_one_error_line(tmp_path: Path, capsys, content, args, message) -> None:
+    path = tmp_path / "prices.csv"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    assert main(["backtest", str(path), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err
+
+
+def test_bad_options_exit_2(shared_prices: Path, capsys) -> None:
+    for args in (["--models", "naive,magic"], ["--horizon", "0"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(["backtest", str(shared_prices), *args])
+        assert exit_.value.code == 2
+    assert "unknown model(s) magic" in capsys.readouterr().err

@@ -1,0 +1,75 @@
+"""Forecasting models and features on small frames: shapes, ordered intervals, baselines'
+arithmetic, holidays from the `holidays` package, and no look-ahead in the features."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.features import design, holiday_table, origin_features
+from ml.models import INTERVAL_COLUMNS, MODELS, make_model
+
+HORIZON = 7
+
+
+def _series(days: int = 200, seed: int = 1) -> pd.Series:
+    rng = np.random.default_rng(seed)
+    index = pd.date_range("2024-01-01", periods=days, freq="D")
+    weekly = 1 + 0.03 * np.sin(2 * np.pi * index.dayofweek / 7)
+    trend = np.linspace(40_000, 46_000, days)
+    return pd.Series(trend * weekly * (1 + rng.normal(0, 0.01, days)), index=index)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_forecasts_the_next_days_with_ordered_intervals(name: str) -> None:
+    y = _series()
+    forecast = make_model(name, HORIZON, seed=3).fit(y).predict()
+    expected_days = pd.date_range(y.index[-1] + pd.Timedelta(days=1), periods=HORIZON)
+    assert list(forecast.index) == list(expected_days)
+    assert list(forecast["horizon"]) == list(range(1, HORIZON + 1))
+    assert forecast.notna().all().all()
+    low80, high80, low95, high95 = (forecast[c] for c in INTERVAL_COLUMNS)
+    assert (low95 <= low80).all() and (low80 <= high80).all() and (high80 <= high95).all()
+    assert (low95 <= forecast["yhat"]).all() and (forecast["yhat"] <= high95).all()
+    assert (forecast["yhat"] > 0).all()
+    assert ((forecast["yhat"] / y.iloc[-1] - 1).abs() < 0.3).all()  # sane on a calm series
+
+
+def test_same_data_same_forecast() -> None:
+    y = _series()
+    for name in ("xgboost", "prophet"):
+        first = make_model(name, HORIZON, seed=5).fit(y).predict()
+        again = make_model(name, HORIZON, seed=5).fit(y).predict()
+        pd.testing.assert_frame_equal(first, again)
+
+
+def test_baselines() -> None:
+    y = _series(60)
+    naive = make_model("naive", HORIZON).fit(y).predict()
+    assert (naive["yhat"] == y.iloc[-1]).all()
+    seasonal = make_model("seasonal_naive", HORIZON).fit(y).predict()
+    np.testing.assert_array_equal(seasonal["yhat"].to_numpy(), y.iloc[-7:].to_numpy())
+
+
+def test_holidays_come_from_the_package_with_ramadan_derived() -> None:
+    table = holiday_table(pd.Timestamp("2024-06-01"), pd.Timestamp("2024-06-30"))
+    days = table.groupby("holiday")["ds"].apply(set)
+    assert {"idul_fitri", "idul_adha", "natal", "tahun_baru", "imlek", "ramadan_start"} <= set(
+        days.index
+    )
+    assert pd.Timestamp("2024-04-10") in days["idul_fitri"]
+    assert pd.Timestamp("2024-03-11") in days["ramadan_start"]  # 30 days before Idul Fitri
+    assert pd.Timestamp("2024-04-11") not in days["idul_fitri"]  # second day is not counted
+
+
+def test_features_at_an_origin_ignore_later_prices() -> None:
+    y = _series()
+    origin = y.index[150]
+    altered = y.copy()
+    altered.iloc[151:] *= 3
+    pd.testing.assert_series_equal(
+        origin_features(y).loc[origin], origin_features(altered).loc[origin]
+    )
+    origins = pd.DatetimeIndex([origin])
+    pd.testing.assert_frame_equal(design(y, origins, HORIZON), design(altered, origins, HORIZON))

@@ -1,0 +1,109 @@
+"""``retrain`` end to end: the replayed lakehouse (copied), a real MLflow server, gold.forecasts
+rows traceable to MLflow runs and registered model versions, idempotent re-runs, the
+data-change trigger and clear errors when MLflow or the tables are missing."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from lakehouse.fast_read import open_table
+from lakehouse.settings import Settings
+from lakehouse.tables import GOLD_FORECASTS
+from scripts.cli import main
+from scripts.services import MlflowServer
+
+# The replayed lakehouse takes minutes to build on a busy box; setup counts against the timeout.
+pytestmark = pytest.mark.timeout(1800)
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(settings: Settings) -> Iterator[MlflowServer]:
+    server = MlflowServer(settings)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def lake(replayed: Settings, mlflow_server, tmp_path_factory) -> Settings:
+    """A writable copy of the replayed lakehouse; a fast model set (the models themselves are
+    tested on small frames elsewhere)."""
+    root = tmp_path_factory.mktemp("retrain") / "lakehouse"
+    shutil.copytree(replayed.paths.lakehouse_root, root)
+    ml = replayed.ml.model_copy(
+        update={
+            "models": ["naive", "xgboost_damped"],
+            "origins": 3,
+            "selection_origins": 1,
+            "min_history_days": 60,
+        }
+    )
+    return replayed.model_copy(
+        update={"paths": replayed.paths.model_copy(update={"lakehouse_root": root}), "ml": ml}
+    )
+
+
+def _forecasts(settings: Settings):
+    rows = open_table(GOLD_FORECASTS, settings).to_pandas()
+    return rows.sort_values(list(GOLD_FORECASTS.keys), ignore_index=True)
+
+
+def test_retrain_writes_traceable_forecasts_idempotently(
+    lake: Settings, monkeypatch, capsys
+) -> None:
+    from mlflow import MlflowClient
+
+    from ml import tracking
+    from ml.retrain import retrain, should_retrain
+
+    tracking.connect(lake)
+    first = retrain(lake)
+    rows = _forecasts(lake)
+    series = rows["series_id"].nunique()
+    assert first.series == series and len(rows) == series * lake.ml.horizon
+    assert {"market", "region"} <= set(rows["series_kind"])
+    assert (rows["yhat_lower_95"] <= rows["yhat_lower_80"]).all()
+    assert (rows["yhat_lower_80"] <= rows["yhat"]).all()
+    assert (rows["yhat"] <= rows["yhat_upper_80"]).all()
+    assert (rows["yhat_upper_80"] <= rows["yhat_upper_95"]).all()
+    assert (rows["data_version"] == first.versions.price_daily).all()
+
+    client = MlflowClient(lake.mlflow.tracking_uri)
+    assert client.get_run(first.run_id).data.tags["silver.prices.rows"] == str(
+        first.versions.silver_rows
+    )
+    for (name, version, run_id), _ in rows.groupby(["model_name", "model_version", "run_id"]):
+        assert run_id == first.run_id
+        assert client.get_model_version(name, version).run_id == run_id
+
+    second = retrain(lake)
+    assert second.run_id != first.run_id
+    assert second.written == {"inserted": 0, "replaced": 0}
+    again = _forecasts(lake)
+    assert again.equals(rows)
+
+    go, why = should_retrain(lake)
+    assert not go and "grew by 0 rows" in why
+    monkeypatch.setenv("LAKEHOUSE_ROOT", str(lake.paths.lakehouse_root))
+    capsys.readouterr()
+    assert main(["retrain", "--if-changed"]) == 0  # the cron trigger: nothing new, no run
+    assert capsys.readouterr().out.startswith("no retrain: silver.prices grew by 0 rows")
+    assert tracking.last_run(lake, "retrain").info.run_id == second.run_id
+
+
+def test_cli_errors_when_mlflow_or_tables_are_missing(
+    lake: Settings, tmp_path, monkeypatch, capsys
+) -> None:
+    monkeypatch.setenv("LAKEHOUSE_ROOT", str(tmp_path / "empty"))
+    assert main(["retrain"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: gold.price_daily does not exist yet") and "\n" not in err
+
+    monkeypatch.setenv("SMARTMARKET_MLFLOW__PORT", "1")
+    assert main(["retrain", "--if-changed"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: MLflow is not reachable at http://localhost:1")
+    assert "\n" not in err
