@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -130,6 +130,15 @@ class ServiceSettings(BaseModel):
     stop_timeout_seconds: float = Field(30, gt=0)
 
 
+class AnalystSettings(BaseModel):
+    """SQL over the lakehouse and table upkeep (`./run.sh query`, `tables`, `maintain`)."""
+
+    default_engine: Literal["spark", "duckdb"] = "spark"
+    retention_hours: float = Field(168, gt=0)
+    min_retention_hours: float = Field(24, gt=0)
+    table_rows: int = Field(200, ge=1)
+
+
 class _YamlSource(PydanticBaseSettingsSource):
     """Reads the YAML configuration file; a missing or unreadable file is a ConfigError."""
 
@@ -174,6 +183,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     spark: SparkSettings = SparkSettings()
     services: ServiceSettings = ServiceSettings()
+    analyst: AnalystSettings = AnalystSettings()
 
     @field_validator("timezone")
     @classmethod
