@@ -37,6 +37,7 @@ class Upkeep:
     """What maintenance did to one table (file counts on disk: data files, then log files)."""
 
     table: str
+    optimized: bool
     zorder_by: tuple[str, ...]
     live_files: tuple[int, int]  # files of the current version, before → after OPTIMIZE
     data_files: tuple[int, int]  # parquet files on disk, before → after VACUUM
@@ -45,6 +46,7 @@ class Upkeep:
 
     def __str__(self) -> str:
         zorder = f"z-order {', '.join(self.zorder_by)}" if self.zorder_by else "compaction"
+        zorder = zorder if self.optimized else "one file: not optimized"
         return (
             f"{self.table:<24} {zorder:<39} live files {self.live_files[0]}→{self.live_files[1]}"
             f"  on disk {self.data_files[0]}→{self.data_files[1]}"
@@ -84,8 +86,10 @@ def maintain_table(
     live_before = delta.detail().first().numFiles
     data_before, log_before = _files(settings, table)
     zorder = zorder_columns(table, delta.toDF().columns)
-    optimize = delta.optimize()
-    (optimize.executeZOrderBy(*zorder) if zorder else optimize.executeCompaction())
+    optimized = live_before > 1  # one file: nothing to compact, nothing to cluster across files
+    if optimized:
+        optimize = delta.optimize()
+        (optimize.executeZOrderBy(*zorder) if zorder else optimize.executeCompaction())
     check = "spark.databricks.delta.retentionDurationCheck.enabled"
     if retention_hours < DELTA_DEFAULT_RETENTION_HOURS:
         spark.conf.set(check, "false")  # checked against analyst.min_retention_hours instead
@@ -100,6 +104,7 @@ def maintain_table(
     data_after, log_after = _files(settings, table)
     return Upkeep(
         table=table.qualified_name,
+        optimized=optimized,
         zorder_by=zorder,
         live_files=(live_before, delta.detail().first().numFiles),
         data_files=(data_before, data_after),
