@@ -83,9 +83,10 @@ def referenced_tables(sql: str) -> list[Table]:
 
 def _opened(table: Table, settings: Settings, as_of: AsOf | None) -> DeltaTable:
     try:
-        newest = open_table(table, settings).version()
-        if isinstance(as_of, int) and as_of > newest:
-            raise QueryError(f"{table.qualified_name} has no version {as_of} (newest: {newest})")
+        if isinstance(as_of, int):
+            newest = open_table(table, settings).version()
+            if as_of > newest:
+                raise QueryError(f"{table.qualified_name} has no version {as_of} (newest: {newest})")
         return open_table(table, settings, as_of)
     except TableMissing as exc:
         raise QueryError(str(exc)) from None
