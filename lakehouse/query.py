@@ -86,7 +86,7 @@ def _opened(table: Table, settings: Settings, as_of: AsOf | None) -> DeltaTable:
         if isinstance(as_of, int):
             newest = open_table(table, settings).version()
             if as_of > newest:
-                raise QueryError(f"{table.qualified_name} has no version {as_of} (newest: {newest})")
+                raise QueryError(f"{table.qualified_name} has no version {as_of}; newest {newest}")
         return open_table(table, settings, as_of)
     except TableMissing as exc:
         raise QueryError(str(exc)) from None
