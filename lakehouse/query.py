@@ -149,7 +149,6 @@ def _pinned(sql: str, settings: Settings, as_of: AsOf) -> str:
 
     def pin(match: re.Match[str]) -> str:
         table = table_named(f"{match[1]}.{match[2]}")
-        _opened(table, settings, as_of)  # a clear error when that version does not exist
         return f"delta.`{table.path(settings)}` {clause}"
 
     return _QUALIFIED.sub(pin, sql)
@@ -163,7 +162,8 @@ def query_spark(
 
     from lakehouse.catalog import analyst_spark, register_tables
 
-    referenced_tables(sql)  # unknown names fail before Spark starts
+    for table in referenced_tables(sql):  # unknown or unwritten tables fail before Spark starts
+        _opened(table, settings, as_of)
     if spark is None:
         spark = analyst_spark(settings)
     else:
