@@ -101,9 +101,10 @@ BRONZE_EVENTS = Table(
     schema="topic string, partition int, offset bigint, kafka_timestamp timestamp, key string, "
     "value string, ingest_time timestamp, ingest_date date",
     columns={
-        **_LINEAGE,
+        **{k: v for k, v in _LINEAGE.items() if k != "ingest_time"},
         "key": "Kafka message key as text (market_id:commodity or market_id:device_id)",
         "value": "the record as sent, as text (JSON for events)",
+        "ingest_time": _LINEAGE["ingest_time"],
         "ingest_date": "UTC date of ingest_time (partition column)",
     },
 )
@@ -313,8 +314,9 @@ GOLD_FORECASTS = Table(
         "yhat_upper_80": "upper bound of the 80 % interval",
         "yhat_lower_95": "lower bound of the 95 % interval",
         "yhat_upper_95": "upper bound of the 95 % interval",
-        **_MODEL,
+        **{k: v for k, v in _MODEL.items() if k != "created_at"},
         "data_version": "Delta version of the data the model was trained on",
+        "created_at": _MODEL["created_at"],
     },
 )
 GOLD_ANOMALIES = Table(
@@ -327,7 +329,9 @@ GOLD_ANOMALIES = Table(
     "score double, price double, explanation string, model_name string, model_version string, "
     "run_id string, created_at timestamp",
     columns={
-        **_PRICE_SERIES,
+        "market_id": _PRICE_SERIES["market_id"],
+        "region": _PRICE_SERIES["region"],
+        "commodity": _PRICE_SERIES["commodity"],
         "date": "local market date",
         "kind": "temporal (against the series) or geographic (against other markets)",
         "score": "anomaly score, 0 (normal) … 1 (most anomalous)",
