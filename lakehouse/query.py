@@ -12,6 +12,7 @@ an unknown table or an unavailable engine raise ``QueryError`` with a one-line m
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -170,6 +171,8 @@ def query_spark(
         register_tables(spark, settings)
     if as_of is not None:
         sql = _pinned(sql, settings, as_of)
+    # pyspark also logs each failed query's error with its Java stack; QueryError says it once
+    logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
     try:
         return spark.sql(sql).toPandas()
     except PySparkException as exc:

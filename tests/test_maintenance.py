@@ -47,8 +47,8 @@ def contents(settings: Settings) -> dict[str, pd.DataFrame]:
     for table in TABLES.values():
         if (table.path(settings) / "_delta_log").exists():
             df = rows(settings, table)
-            key = [c for c in df.columns if df[c].map(lambda v: hasattr(v, "__len__")).sum() == 0]
-            frames[table.qualified_name] = df.sort_values(key, ignore_index=True)
+            order = df.astype(str).sort_values(list(df.columns)).index
+            frames[table.qualified_name] = df.loc[order].reset_index(drop=True)
     return frames
 
 
