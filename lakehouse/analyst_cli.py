@@ -91,7 +91,7 @@ def cmd_maintain(settings: Settings, args: argparse.Namespace) -> int:
         tables = [table_named(args.table)] if args.table else list(TABLES.values())
     except QueryError as exc:
         raise ConfigError(str(exc)) from None
-    for upkeep in maintain(analyst_spark(settings), tables, settings, hours):
+    for upkeep in maintain(analyst_spark(settings, catalog=False), tables, settings, hours):
         print(upkeep, flush=True)
     return 0
 
