@@ -4,6 +4,7 @@ nothing twice."""
 from __future__ import annotations
 
 from delta.tables import DeltaTable
+from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 
 from lakehouse.settings import Settings
@@ -31,10 +32,12 @@ def exists(spark: SparkSession, table: Table, settings: Settings) -> bool:
 
 def append_once(df: DataFrame, table: Table, settings: Settings, app_id: str, version: int) -> None:
     """Append ``df`` unless this (app_id, version) was already committed to the table — Delta's
-    idempotent writes (txnAppId/txnVersion), so a replayed micro-batch appends nothing."""
+    idempotent writes (txnAppId/txnVersion), so a replayed micro-batch appends nothing. A column
+    the table does not have yet (an optional event field added later) is added to its schema."""
     writer = (
         df.write.format("delta")
         .mode("append")
+        .option("mergeSchema", "true")
         .option("txnAppId", app_id)
         .option("txnVersion", version)
     )
@@ -43,12 +46,29 @@ def append_once(df: DataFrame, table: Table, settings: Settings, app_id: str, ve
     writer.save(str(table.path(settings)))
 
 
+MERGE_ATTEMPTS = 3
+
+
 def upsert(
     spark: SparkSession, df: DataFrame, table: Table, settings: Settings, only_if: str = ""
 ) -> None:
     """MERGE ``df`` into the table on its keys (insert new keys, replace existing rows, or only
     those where ``only_if`` holds); creates the table on first use. Re-running with the same
-    rows leaves the table as it was."""
+    rows leaves the table as it was, so a MERGE that lost a race with a concurrent commit (an
+    OPTIMIZE of ``./run.sh maintain`` replacing files it read) is simply run again."""
+    for attempt in range(1, MERGE_ATTEMPTS + 1):
+        try:
+            return _upsert(spark, df, table, settings, only_if)
+        except PySparkException as exc:
+            if attempt == MERGE_ATTEMPTS or not (exc.getCondition() or "").startswith(
+                "DELTA_CONCURRENT"
+            ):
+                raise
+
+
+def _upsert(
+    spark: SparkSession, df: DataFrame, table: Table, settings: Settings, only_if: str
+) -> None:
     path = str(table.path(settings))
     if not DeltaTable.isDeltaTable(spark, path):
         writer = df.write.format("delta").mode("append")

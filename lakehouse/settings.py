@@ -211,6 +211,15 @@ class ImpactSettings(BaseModel):
             self.data_dir = (PROJECT_ROOT / self.data_dir).resolve()
 
 
+class AnalystSettings(BaseModel):
+    """SQL over the lakehouse and table upkeep (`./run.sh query`, `tables`, `maintain`)."""
+
+    default_engine: Literal["spark", "duckdb"] = "spark"
+    retention_hours: float = Field(168, gt=0)
+    min_retention_hours: float = Field(24, gt=0)
+    table_rows: int = Field(200, ge=1)
+
+
 class _YamlSource(PydanticBaseSettingsSource):
     """Reads the YAML configuration file; a missing or unreadable file is a ConfigError."""
 
@@ -258,6 +267,8 @@ class Settings(BaseSettings):
     services: ServiceSettings = ServiceSettings()
     anomalies: AnomalySettings = AnomalySettings()
     impact: ImpactSettings = ImpactSettings()
+
+    analyst: AnalystSettings = AnalystSettings()
 
     @field_validator("timezone")
     @classmethod

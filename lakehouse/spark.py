@@ -8,6 +8,7 @@ on the classpath once.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from lakehouse.settings import ConfigError, Settings
@@ -34,8 +35,12 @@ def extra_jars(settings: Settings) -> list[Path]:
     return [j for j in jars if _artifact(j) not in shipped]
 
 
-def spark_conf(settings: Settings) -> dict[str, str]:
-    """All Spark options of the platform's application (settings.spark.conf wins)."""
+_JOINED_OPTIONS = ("spark.driver.extraJavaOptions",)  # extra values add to these, not replace
+
+
+def spark_conf(settings: Settings, extra_conf: Mapping[str, str] | None = None) -> dict[str, str]:
+    """All Spark options of the platform's application, plus ``extra_conf`` (e.g. the analyst
+    catalog of ``lakehouse.catalog``); settings.spark.conf wins."""
     s = settings.spark
     conf = {
         "spark.master": s.master,
@@ -64,16 +69,19 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.adaptive.coalescePartitions.enabled": "true",
         "spark.sql.warehouse.dir": str(settings.paths.data_dir / "spark-warehouse"),
     }
+    for key, value in (extra_conf or {}).items():
+        conf[key] = f"{conf[key]} {value}" if key in _JOINED_OPTIONS and key in conf else value
     conf.update(s.conf)
     return conf
 
 
-def get_spark(settings: Settings):  # noqa: ANN201 - pyspark is imported lazily
-    """Create (or return the running) SparkSession configured for the lakehouse."""
+def get_spark(settings: Settings, extra_conf: Mapping[str, str] | None = None):  # noqa: ANN201
+    """Create (or return the running) SparkSession configured for the lakehouse (pyspark is
+    imported lazily). ``extra_conf`` only takes effect when no session runs yet."""
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder
-    for key, value in spark_conf(settings).items():
+    for key, value in spark_conf(settings, extra_conf).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")

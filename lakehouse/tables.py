@@ -6,7 +6,8 @@ writes it) at ``<checkpoint_root>/<layer>/<name>``. Code never builds these path
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
@@ -29,6 +30,8 @@ class Table:
     partition_by: tuple[str, ...] = ()
     keys: tuple[str, ...] = ()  # what identifies a row (gold tables are upserted on it)
     schema: str = ""  # DDL of tables that must exist before their first write
+    #: one-line meaning of every column (the data dictionary: `./run.sh tables`, README)
+    columns: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def qualified_name(self) -> str:
@@ -41,6 +44,54 @@ class Table:
         return settings.paths.checkpoint_root / self.layer / self.name
 
 
+#: meanings shared by several tables (lineage of silver rows, the per-series keys, OHLC columns)
+_LINEAGE = {
+    "topic": "Kafka topic the record was read from",
+    "partition": "Kafka partition of the record",
+    "offset": "Kafka offset of the record within its partition",
+    "kafka_timestamp": "time Kafka stored the record (UTC)",
+    "ingest_time": "time bronze ingested the record (UTC)",
+}
+_SILVER_BATCH = {"silver_batch_id": "micro-batch of the silver query that wrote the row"}
+_EVENT = {
+    "event_id": "unique id of the event (uuid; re-sent copies share it)",
+    "market_id": "market id of conf/markets.csv (IP-… for InfoPangan markets)",
+    "observed_at": "when the price or reading was observed (UTC)",
+    "source": "feed, file or device that reported it",
+    "schema_version": "version of the event schema the producer used",
+}
+_PRICE_SERIES = {
+    "market_id": _EVENT["market_id"],
+    "commodity": "commodity id of conf/commodities.yaml (e.g. bawang_merah, cabai_merah)",
+    "region": "province of the market",
+}
+_OHLC = {
+    "open": "first price of the period (IDR per catalogue unit)",
+    "high": "highest price of the period",
+    "low": "lowest price of the period",
+    "close": "last price of the period",
+    "mean": "mean price of the period",
+    "count": "number of valid prices in the period",
+    "last_observed_at": "time of the newest price in the period (UTC)",
+}
+_QUALITY_COUNTS = {
+    "source": "feed or file that sent the records (the Kafka topic when unknown)",
+    "device_id": "reporting device (empty when none)",
+    "received": "records received (= accepted + quarantined + duplicates)",
+    "accepted": "records written to silver",
+    "quarantined": "records written to silver.quarantine",
+    "duplicates": "records dropped as copies of an event already seen",
+    "late": "records quarantined as late",
+    "quarantined_by_reason": "quarantined records per rule id",
+}
+_MODEL = {
+    "model_name": "name of the model in the MLflow registry",
+    "model_version": "registry version of the model",
+    "run_id": "MLflow run that produced the row",
+    "created_at": "when the row was written (UTC)",
+}
+
+
 BRONZE_EVENTS = Table(
     Layer.bronze,
     "market_events",
@@ -49,6 +100,13 @@ BRONZE_EVENTS = Table(
     partition_by=("ingest_date",),
     schema="topic string, partition int, offset bigint, kafka_timestamp timestamp, key string, "
     "value string, ingest_time timestamp, ingest_date date",
+    columns={
+        **{k: v for k, v in _LINEAGE.items() if k != "ingest_time"},
+        "key": "Kafka message key as text (market_id:commodity or market_id:device_id)",
+        "value": "the record as sent, as text (JSON for events)",
+        "ingest_time": _LINEAGE["ingest_time"],
+        "ingest_date": "UTC date of ingest_time (partition column)",
+    },
 )
 SILVER_PRICES = Table(
     Layer.silver,
@@ -56,12 +114,38 @@ SILVER_PRICES = Table(
     "Valid price events: typed, unit-normalised (IDR per catalogue unit), with statistical "
     "flags, rule details and Kafka lineage.",
     partition_by=("observed_date",),
+    columns={
+        **_EVENT,
+        **_PRICE_SERIES,
+        "region": "province of the market (from conf/markets.csv when the event has none)",
+        "price": "price in IDR per catalogue unit",
+        "unit": "catalogue unit of the commodity (e.g. kg)",
+        "reported_unit": "unit as reported, before normalisation",
+        "device_id": "reporting device, if any",
+        "attributes": "extra columns of the report, as text",
+        "flags": "statistical rules that flagged the price without quarantining it",
+        "details": "numbers behind the rules (z_score, rolling_median, …)",
+        **_LINEAGE,
+        "observed_date": "local market date of observed_at (partition column)",
+        **_SILVER_BATCH,
+    },
 )
 SILVER_SENSORS = Table(
     Layer.silver,
     "sensors",
     "Valid sensor readings with their flags and Kafka lineage.",
     partition_by=("observed_date",),
+    columns={
+        **_EVENT,
+        "device_id": "sensor device id",
+        "metric": "what was measured: temperature_c, humidity_pct or crowd_count",
+        "value": "the reading, in the metric's unit",
+        "flags": "rules that flagged the reading without quarantining it (sensor_stuck)",
+        "details": "numbers behind the rules (previous_median)",
+        **_LINEAGE,
+        "observed_date": "local market date of observed_at (partition column)",
+        **_SILVER_BATCH,
+    },
 )
 SILVER_QUARANTINE = Table(
     Layer.silver,
@@ -69,6 +153,23 @@ SILVER_QUARANTINE = Table(
     "Records that failed validation: the original value, Kafka coordinates, the ids of the "
     "rules broken (reasons), rule details and when.",
     partition_by=("quarantine_date",),
+    columns={
+        "raw": "the record as received, as text",
+        **_LINEAGE,
+        "event_id": "event id, when the record parsed",
+        "event_type": "price or sensor, when the record parsed",
+        "market_id": "market id, when the record parsed",
+        "source": "feed, file or device that reported it, when the record parsed",
+        "device_id": "reporting device, if any",
+        "subject": "commodity of a price or metric of a reading",
+        "observed_at": "when it was observed (UTC), when the record parsed",
+        "reasons": "ids of the rules the record broke",
+        "details": "numbers behind the rules (z_score, rolling_median, …)",
+        "error": "what was wrong, in words (parse errors and dead letters)",
+        "quarantined_at": "when the record was quarantined (UTC)",
+        "quarantine_date": "UTC date of quarantined_at (partition column)",
+        **_SILVER_BATCH,
+    },
 )
 SILVER_EVENT_LOG = Table(
     Layer.silver,
@@ -77,6 +178,13 @@ SILVER_EVENT_LOG = Table(
     "event-time watermark.",
     schema="event_id string, event_type string, observed_at timestamp, accepted boolean, "
     "silver_batch_id bigint",
+    columns={
+        "event_id": _EVENT["event_id"],
+        "event_type": "price or sensor",
+        "observed_at": _EVENT["observed_at"],
+        "accepted": "true when the event went to silver, false when quarantined",
+        **_SILVER_BATCH,
+    },
 )
 SILVER_PRICE_HISTORY = Table(
     Layer.silver,
@@ -85,48 +193,100 @@ SILVER_PRICE_HISTORY = Table(
     "statistical rules compare with.",
     schema="event_id string, market_id string, commodity string, region string, "
     "observed_at timestamp, price double, silver_batch_id bigint",
+    columns={
+        "event_id": _EVENT["event_id"],
+        **_PRICE_SERIES,
+        "observed_at": _EVENT["observed_at"],
+        "price": "price in IDR per catalogue unit",
+        **_SILVER_BATCH,
+    },
 )
 GOLD_PRICE_LATEST = Table(
     Layer.gold,
     "price_latest",
     "The newest valid price of each market × commodity.",
     keys=("market_id", "commodity"),
+    columns={
+        **_PRICE_SERIES,
+        "price": "newest valid price in IDR per catalogue unit",
+        "unit": "catalogue unit of the commodity",
+        "observed_at": "when the newest price was observed (UTC)",
+        "event_id": "event id of the newest price",
+        "source": "feed or file that reported it",
+        "flags": "statistical flags the price carries",
+    },
 )
 GOLD_PRICE_DAILY = Table(
     Layer.gold,
     "price_daily",
     "Open/high/low/close/mean/count per market × commodity × region × local day.",
     keys=("market_id", "commodity", "region", "date"),
+    columns={
+        **_PRICE_SERIES,
+        "date": "local market date",
+        **_OHLC,
+    },
 )
 GOLD_PRICE_HOURLY = Table(
     Layer.gold,
     "price_hourly",
     "Open/high/low/close/mean/count per market × commodity × region × local hour.",
     keys=("market_id", "commodity", "region", "hour"),
+    columns={
+        **_PRICE_SERIES,
+        "hour": "start of the local market hour (local time, no offset)",
+        **_OHLC,
+    },
 )
 GOLD_REGION_DAILY = Table(
     Layer.gold,
     "region_daily",
     "Per province × commodity × day: median, min, max and spread of the markets' closes.",
     keys=("region", "commodity", "date"),
+    columns={
+        "region": "province",
+        "commodity": _PRICE_SERIES["commodity"],
+        "date": "local market date",
+        "median": "median of the markets' daily closes",
+        "min": "lowest daily close among the markets",
+        "max": "highest daily close among the markets",
+        "spread": "max − min",
+        "markets": "number of markets with a price that day",
+    },
 )
 GOLD_SENSOR_HOURLY = Table(
     Layer.gold,
     "sensor_hourly",
     "Mean/min/max/count per market × sensor metric × local hour.",
     keys=("market_id", "metric", "hour"),
+    columns={
+        "market_id": _EVENT["market_id"],
+        "metric": "temperature_c, humidity_pct or crowd_count",
+        "hour": "start of the local market hour (local time, no offset)",
+        "mean": "mean reading of the hour",
+        "min": "lowest reading of the hour",
+        "max": "highest reading of the hour",
+        "count": "number of valid readings in the hour",
+    },
 )
 GOLD_DATA_QUALITY = Table(
     Layer.gold,
     "data_quality",
     "Per micro-batch × source × device: received, accepted, quarantined (by reason), "
     "duplicates and late records.",
+    columns={
+        "batch_id": "micro-batch of the silver query",
+        "batch_time": "when the micro-batch ran (UTC)",
+        "date": "UTC date of batch_time",
+        **_QUALITY_COUNTS,
+    },
 )
 GOLD_DATA_QUALITY_DAILY = Table(
     Layer.gold,
     "data_quality_daily",
     "The data-quality counts per ingest day × source × device.",
     keys=("date", "source", "device_id"),
+    columns={"date": "ingest date (UTC)", **_QUALITY_COUNTS},
 )
 
 GOLD_FORECASTS = Table(
@@ -140,6 +300,24 @@ GOLD_FORECASTS = Table(
     "yhat_lower_80 double, yhat_upper_80 double, yhat_lower_95 double, yhat_upper_95 double, "
     "model_name string, model_version string, run_id string, data_version bigint, "
     "created_at timestamp",
+    columns={
+        "series_id": "id of the forecast series",
+        "series_kind": "market (market × commodity) or region (region × commodity)",
+        "market_id": "market of a market series (empty for a region series)",
+        "region": "province of the series",
+        "commodity": _PRICE_SERIES["commodity"],
+        "origin_date": "date the forecast was made from",
+        "target_date": "the date forecast",
+        "horizon": "days from origin_date to target_date",
+        "yhat": "forecast price in IDR per catalogue unit",
+        "yhat_lower_80": "lower bound of the 80 % interval",
+        "yhat_upper_80": "upper bound of the 80 % interval",
+        "yhat_lower_95": "lower bound of the 95 % interval",
+        "yhat_upper_95": "upper bound of the 95 % interval",
+        **{k: v for k, v in _MODEL.items() if k != "created_at"},
+        "data_version": "Delta version of the data the model was trained on",
+        "created_at": _MODEL["created_at"],
+    },
 )
 GOLD_ANOMALIES = Table(
     Layer.gold,
@@ -150,6 +328,17 @@ GOLD_ANOMALIES = Table(
     schema="market_id string, region string, commodity string, date date, kind string, "
     "score double, price double, explanation string, model_name string, model_version string, "
     "run_id string, created_at timestamp",
+    columns={
+        "market_id": _PRICE_SERIES["market_id"],
+        "region": _PRICE_SERIES["region"],
+        "commodity": _PRICE_SERIES["commodity"],
+        "date": "local market date",
+        "kind": "temporal (against the series) or geographic (against other markets)",
+        "score": "anomaly score, 0 (normal) … 1 (most anomalous)",
+        "price": "the day's price in IDR per catalogue unit",
+        "explanation": "why it is anomalous, in words",
+        **_MODEL,
+    },
 )
 GOLD_ALERTS = Table(
     Layer.gold,
@@ -161,6 +350,24 @@ GOLD_ALERTS = Table(
     "region string, commodity string, metric string, value double, reference double, "
     "message_id string, message_en string, details string, opened_at timestamp, "
     "resolved_at timestamp, updated_at timestamp",
+    columns={
+        "alert_id": "id of the alert (rule × key episode)",
+        "rule": "alert rule that fired",
+        "severity": "how serious the alert is",
+        "status": "open or resolved",
+        "market_id": "market concerned, if any",
+        "region": "province concerned, if any",
+        "commodity": "commodity concerned, if any",
+        "metric": "what the rule measured",
+        "value": "measured value",
+        "reference": "value it was compared with",
+        "message_id": "the alert in Indonesian",
+        "message_en": "the alert in English",
+        "details": "more about the alert",
+        "opened_at": "when the alert opened (UTC)",
+        "resolved_at": "when it was resolved (UTC), empty while open",
+        "updated_at": "last change of the row (UTC)",
+    },
 )
 
 TABLES: dict[str, Table] = {

@@ -25,7 +25,12 @@ CommandFactory = Callable[[str, Handler, str], argparse.ArgumentParser]
 
 # Feature packages that add subcommands: each module has ``register(command: CommandFactory)``
 # and keeps its module-level imports light (heavy ones go inside the handlers).
-COMMAND_MODULES: tuple[str, ...] = ("serving_api.cli", "ml.cli", "ml.impact_cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "serving_api.cli",
+    "ml.cli",
+    "ml.impact_cli",
+    "lakehouse.analyst_cli",
+)
 
 
 def _find(settings: Settings, name: str | None) -> list[Service]:

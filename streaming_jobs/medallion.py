@@ -21,6 +21,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from lakehouse import delta_io
+from lakehouse.events import EVENT_MODELS
 from lakehouse.rules import QualityRules, quality_rules
 from lakehouse.settings import Settings
 from lakehouse.tables import (
@@ -93,6 +94,14 @@ SENSOR_COLUMNS = (
 )
 
 
+def event_columns(event_type: str, kept: tuple[str, ...]) -> list[str]:
+    """The columns silver keeps of an event: ``kept``, then any other field of the event model,
+    so that an optional field added to the model flows into silver without a rewrite (the
+    append adds the new column to the table's schema; older rows read it as null)."""
+    model = EVENT_MODELS[event_type]
+    return [*kept, *(f for f in model.model_fields if f not in kept and f != "event_type")]
+
+
 def in_parallel(tasks: list[Callable[[], None]]) -> None:
     """Run independent Delta writes concurrently: most of a small write is driver-side latency
     (snapshot, commit), which overlaps well even on two cores. Re-raises the first failure."""
@@ -162,10 +171,20 @@ class MedallionBatch:
         )
         silver = {
             SILVER_PRICES: accepted_prices.select(
-                *PRICE_COLUMNS, "flags", "details", *LINEAGE, observed_date, batch
+                *event_columns("price", PRICE_COLUMNS),
+                "flags",
+                "details",
+                *LINEAGE,
+                observed_date,
+                batch,
             ),
             SILVER_SENSORS: accepted_sensors.select(
-                *SENSOR_COLUMNS, "flags", "details", *LINEAGE, observed_date, batch
+                *event_columns("sensor", SENSOR_COLUMNS),
+                "flags",
+                "details",
+                *LINEAGE,
+                observed_date,
+                batch,
             ),
             SILVER_QUARANTINE: quarantine,
             SILVER_PRICE_HISTORY: prices.where(F.col("hard_ok")).select(

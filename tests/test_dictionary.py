@@ -1,0 +1,52 @@
+"""The data dictionary: every column of every table has a meaning next to its schema, the README
+shows the registry as it is, and `./run.sh tables` describes the live tables."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from lakehouse.analyst_cli import README
+from lakehouse.dictionary import describe, markdown, readme_section
+from lakehouse.settings import Settings
+from lakehouse.tables import TABLES, arrow_schema
+from scripts.cli import main
+
+
+def test_readme_data_dictionary_is_up_to_date() -> None:
+    assert readme_section(README.read_text(encoding="utf-8")) == markdown(), (
+        "README.md's data dictionary is stale: run `./run.sh tables --readme`"
+    )
+
+
+@pytest.mark.parametrize("table", [t for t in TABLES.values() if t.schema], ids=str)
+def test_declared_schemas_are_documented(table) -> None:
+    assert list(table.columns) == arrow_schema(table).names
+
+
+def test_written_tables_are_documented(replayed: Settings) -> None:
+    """Every column the pipeline writes has a meaning, and every meaning a column."""
+    for table in TABLES.values():
+        info = describe(table, replayed)
+        if info.version is None:
+            continue
+        undocumented = [c.name for c in info.columns if not c.meaning]
+        unwritten = [c.name for c in info.columns if not c.type]
+        assert not undocumented, f"{table.qualified_name}: no meaning for {undocumented}"
+        assert not unwritten, f"{table.qualified_name}: documented but not written: {unwritten}"
+
+
+def test_tables_command(replayed: Settings, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setenv("LAKEHOUSE_ROOT", str(replayed.paths.lakehouse_root))
+    assert main(["tables"]) == 0
+    out = capsys.readouterr().out
+    for table in TABLES.values():
+        info = describe(table, replayed)
+        header = next(line for line in out.splitlines() if line.startswith(table.qualified_name))
+        assert f"[{table.layer}]" in header
+        if info.version is None:
+            assert "not written yet" in header
+        else:
+            assert f"{info.rows:,} rows · version {info.version}" in header
+    assert re.search(r"^ +close +double +last price of the period$", out, re.MULTILINE)
