@@ -160,7 +160,17 @@ GOLD_ALERTS = Table(
     schema="alert_id string, rule string, severity string, status string, market_id string, "
     "region string, commodity string, metric string, value double, reference double, "
     "message_id string, message_en string, details string, opened_at timestamp, "
-    "resolved_at timestamp, updated_at timestamp",
+    "resolved_at timestamp, updated_at timestamp, alert_key string, last_firing_at timestamp",
+)
+GOLD_ALERT_DELIVERIES = Table(
+    Layer.gold,
+    "alert_deliveries",
+    "One row per alert state (status:severity) × notifier channel once its delivery finished: "
+    "delivered or undelivered after the last retry, with the attempts and the last error.",
+    keys=("alert_id", "channel", "state"),
+    schema="alert_id string, channel string, state string, rule string, severity string, "
+    "delivered boolean, attempts int, last_error string, first_attempt_at timestamp, "
+    "finished_at timestamp",
 )
 
 TABLES: dict[str, Table] = {
@@ -182,6 +192,7 @@ TABLES: dict[str, Table] = {
         GOLD_FORECASTS,
         GOLD_ANOMALIES,
         GOLD_ALERTS,
+        GOLD_ALERT_DELIVERIES,
     )
 }
 

@@ -40,6 +40,8 @@ from lakehouse.tables import (
     Table,
 )
 from streaming_jobs import gold
+from streaming_jobs.alerting import AlertStep
+from streaming_jobs.alerts import alert_rules
 from streaming_jobs.silver import (
     LINEAGE,
     local_date,
@@ -114,6 +116,7 @@ class MedallionBatch:
         self.topic_types = {topics.prices: "price", topics.sensors: "sensor"}
         for table in (SILVER_EVENT_LOG, SILVER_PRICE_HISTORY):
             delta_io.ensure_table(spark, table, settings)
+        self.alerts = AlertStep(spark, settings, alert_rules())
 
     # ---- state of earlier batches -------------------------------------------------------
     def _earlier(self, table: Table, batch_id: int) -> DataFrame:
@@ -195,8 +198,10 @@ class MedallionBatch:
                 partial(self._gold_sensors, accepted_sensors),
             ]
         )
-        # last: a batch's data-quality rows mark it as complete, gold included
+        # a batch's data-quality rows mark its silver and gold aggregates as complete
         self._quality(parsed, prices, sensors, duplicates, batch_id, now)
+        # last: alerts, evaluated on all of it (gold.alerts)
+        self.alerts(batch_id, accepted_prices, accepted_sensors, now)
 
     def _prices(
         self, fresh: DataFrame, batch_id: int, now: datetime, watermark: datetime | None
