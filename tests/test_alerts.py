@@ -81,8 +81,8 @@ def test_price_changes_compare_with_the_median_of_the_previous_days(spark):
 
 def test_price_spike_fires_and_resolves_calm_series_stays_quiet(spark):
     w, c = RULES.price_move.warning, RULES.price_move.critical
-    spiky = CALM[:8] + [100 * (1 + w + 0.01), 100 * (1 + c + 0.05), 100.0, 100.0]
-    drop = CALM[:8] + [100 * (1 - w - 0.02), 100.0, 100.0, 100.0]
+    spiky = [*CALM[:8], 100 * (1 + w + 0.01), 100 * (1 + c + 0.05), 100.0, 100.0]
+    drop = [*CALM[:8], 100 * (1 - w - 0.02), 100.0, 100.0, 100.0]
     changes = price_changes(
         daily(
             spark,
@@ -115,7 +115,7 @@ def test_a_sustained_spike_is_one_open_alert(spark):
     w = RULES.price_move.warning
     high = 100 * (1 + w + 0.02)
     # three high days: the 7-day median stays low enough for all of them to fire
-    closes = CALM[:8] + [high, high, high]
+    closes = [*CALM[:8], high, high, high]
     changes = price_changes(daily(spark, {("IP-001", "beras"): closes}), RULES)
     alerts = opened(price_move_signals(changes, RULES, TZ))
     assert alerts == [
@@ -132,7 +132,7 @@ def test_a_sustained_spike_is_one_open_alert(spark):
 
 def test_region_move_fires_when_most_markets_rise_together(spark):
     rise = RULES.region_move.rise
-    up = CALM[:8] + [100 * (1 + rise + 0.02)]
+    up = [*CALM[:8], 100 * (1 + rise + 0.02)]
     flat = CALM[:9]
     markets = ["IP-001", "IP-003", "IP-004", "IP-005"]
     together = {(m, "beras"): up for m in markets}
