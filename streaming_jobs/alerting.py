@@ -11,8 +11,10 @@ state and so writes the same alerts: exactly once, like the other gold tables.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import reduce
+from time import monotonic
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -26,6 +28,7 @@ from lakehouse.tables import (
     GOLD_FORECASTS,
     GOLD_PRICE_DAILY,
     GOLD_SENSOR_HOURLY,
+    Table,
 )
 from streaming_jobs.alerts import (
     CHANGED,
@@ -47,9 +50,35 @@ log = logging.getLogger(__name__)
 PRICE_RULES = ("price_spike", "price_drop", "region_move", "forecast_risk", "anomaly_score")
 
 
-def _pairs(df: DataFrame, *columns: str) -> list[str]:
-    """The distinct ``a|b`` keys of ``columns`` in a (small) frame."""
-    return [r[0] for r in df.select(F.concat_ws("|", *columns)).distinct().collect()]
+def _key(*columns: str) -> Column:
+    return F.concat_ws("|", *columns)
+
+
+@dataclass(frozen=True)
+class Touched:
+    """What a batch touched in one family of rules: the keys, the time re-evaluation is
+    anchored at, and which stored alerts may belong to those keys."""
+
+    anchor: datetime
+    keys: dict[str, list[str]]  # "a|b" keys by the columns they are made of
+    lookback_days: float
+    cooldown_hours: float
+    rules: tuple[str, ...]
+
+    @property
+    def since(self) -> datetime:
+        return self.anchor - timedelta(days=self.lookback_days)
+
+    def prior(self) -> Column:
+        """Stored alerts of these keys that are open or resolved within the cool-down."""
+        mine = reduce(
+            lambda a, b: a | b,
+            [_key(*cols.split("|")).isin(keys) for cols, keys in self.keys.items()],
+        )
+        live = F.col("resolved_at").isNull() | (
+            F.col("resolved_at") >= F.lit(self.since - timedelta(hours=self.cooldown_hours))
+        )
+        return F.col("rule").isin(*self.rules) & mine & live
 
 
 class AlertStep:
@@ -62,142 +91,147 @@ class AlertStep:
         self.tz = settings.timezone
         delta_io.ensure_table(spark, GOLD_ALERTS, settings)
 
-    def _read(self, table) -> DataFrame:  # noqa: ANN001 - a lakehouse.tables.Table
+    def _read(self, table: Table) -> DataFrame:
         return delta_io.read(self.spark, table, self.settings)
-
-    def _start(
-        self, anchor: datetime, lookback_days: float, cooldown_hours: float, prior: Column
-    ) -> datetime:
-        """Where re-evaluation starts: ``lookback_days`` before ``anchor``, or earlier at the
-        opening of an alert matching ``prior`` that is open or was resolved less than the
-        cool-down before that — so that its episode is recomputed whole, with the same id."""
-        start = anchor - timedelta(days=lookback_days)
-        live_since = start - timedelta(hours=cooldown_hours)
-        opened = (
-            self._read(GOLD_ALERTS)
-            .where(prior)
-            .where(F.col("resolved_at").isNull() | (F.col("resolved_at") >= F.lit(live_since)))
-            .agg(F.min("opened_at"))
-            .first()[0]
-        )
-        return min(start, opened.replace(tzinfo=UTC)) if opened else start
 
     def _day(self, day: date) -> datetime:
         return datetime.combine(day, time(), self.settings.tz).astimezone(UTC)
 
-    # ---- rule families ----------------------------------------------------------------------
-    def _price_signals(self, prices: DataFrame) -> DataFrame | None:
+    # ---- what the batch touched (one small job per family) ---------------------------------
+    def _touched_prices(self, prices: DataFrame) -> Touched | None:
+        row = prices.agg(
+            F.min(local_date(F.col("observed_at"), self.tz)),
+            F.collect_set(_key("market_id", "commodity")),
+            F.collect_set(_key("region", "commodity")),
+        ).first()
+        if row[0] is None:
+            return None
+        r = self.rules
+        families = (r.price_move, r.region_move, r.forecast_risk, r.anomaly_score)
+        return Touched(
+            anchor=self._day(row[0]),
+            keys={"market_id|commodity": row[1], "region|commodity": row[2]},
+            lookback_days=max(f.lookback_days for f in families),
+            cooldown_hours=max(f.cooldown_hours for f in families),
+            rules=PRICE_RULES,
+        )
+
+    def _touched_sensors(self, sensors: DataFrame) -> Touched | None:
+        row = sensors.agg(F.min("observed_at"), F.collect_set(_key("market_id", "metric"))).first()
+        if row[0] is None:
+            return None
+        r = self.rules.sensors
+        return Touched(
+            anchor=row[0].replace(tzinfo=UTC),
+            keys={"market_id|metric": row[1]},
+            lookback_days=r.lookback_days,
+            cooldown_hours=r.cooldown_hours,
+            rules=tuple(r.rules),
+        )
+
+    def _touched_sources(self, batch_id: int) -> Touched | None:
+        row = (
+            self._read(GOLD_DATA_QUALITY)
+            .where(F.col("batch_id") == batch_id)
+            .agg(F.min("batch_time"), F.collect_set(_key("source", "device_id")))
+            .first()
+        )
+        if row[0] is None:
+            return None
+        r = self.rules.data_quality
+        return Touched(
+            anchor=row[0].replace(tzinfo=UTC),
+            keys={"source|device_id": row[1]},
+            lookback_days=r.lookback_days,
+            cooldown_hours=r.cooldown_hours,
+            rules=("data_quality",),
+        )
+
+    def _starts(self, touched: list[Touched]) -> list[datetime]:
+        """Where re-evaluation starts for each family: ``lookback_days`` before its anchor, or
+        earlier at the opening of a stored alert of its keys that is open or was resolved less
+        than the cool-down before that — so that its episode is recomputed whole, with the
+        same id. One pass over ``gold.alerts`` for all families."""
+        opened = (
+            self._read(GOLD_ALERTS)
+            .agg(*[F.min(F.when(t.prior(), F.col("opened_at"))) for t in touched])
+            .first()
+        )
+        return [
+            min(t.since, at.replace(tzinfo=UTC)) if at else t.since
+            for t, at in zip(touched, opened, strict=True)
+        ]
+
+    # ---- signals of each family -------------------------------------------------------------
+    def _price_signals(self, touched: Touched, start: datetime) -> DataFrame:
         """Market moves, region moves, forecast risk and anomaly scores of the touched market ×
         commodity series (and their provinces)."""
-        touched = prices.select(
-            "market_id",
-            "commodity",
-            "region",
-            local_date(F.col("observed_at"), self.tz).alias("date"),
-        ).localCheckpoint()
-        first_day = touched.agg(F.min("date")).first()[0]
-        if first_day is None:
-            return None
-        rules = self.rules
-        series, regions = (
-            _pairs(touched, "market_id", "commodity"),
-            _pairs(touched, "region", "commodity"),
-        )
-        lookback = max(
-            rules.price_move.lookback_days,
-            rules.region_move.lookback_days,
-            rules.forecast_risk.lookback_days,
-            rules.anomaly_score.lookback_days,
-        )
-        cooldown = max(rules.cooldown_hours()[r] for r in PRICE_RULES)
-        prior = F.col("rule").isin(*PRICE_RULES) & (
-            F.concat_ws("|", "market_id", "commodity").isin(series)
-            | F.concat_ws("|", "region", "commodity").isin(regions)
-        )
-        start = self._start(self._day(first_day), lookback, cooldown, prior)
         start_day = start.astimezone(self.settings.tz).date()
-        read_from = start_day - timedelta(days=rules.price_move.reference_days)
+        read_from = start_day - timedelta(days=self.rules.price_move.reference_days)
         daily = (
             self._read(GOLD_PRICE_DAILY)
-            .where(F.concat_ws("|", "region", "commodity").isin(regions))
+            .where(_key("region", "commodity").isin(touched.keys["region|commodity"]))
             .where(F.col("date") >= F.lit(read_from))
-            .localCheckpoint()
         )
-        in_series = F.concat_ws("|", "market_id", "commodity").isin(series)
-        changes = price_changes(daily, rules)
+        in_series = _key("market_id", "commodity").isin(touched.keys["market_id|commodity"])
+        changes = price_changes(daily, self.rules)
         signals = [
-            price_move_signals(changes.where(in_series), rules, self.tz),
-            region_move_signals(changes, rules, self.tz),
+            price_move_signals(changes.where(in_series), self.rules, self.tz),
+            region_move_signals(changes, self.rules, self.tz),
         ]
         if delta_io.exists(self.spark, GOLD_FORECASTS, self.settings):
             forecasts = self._read(GOLD_FORECASTS).where(in_series)
-            signals.append(
-                forecast_signals(
-                    forecasts.where(F.col("origin_date") >= F.lit(start_day)),
-                    daily,
-                    rules,
-                    self.tz,
-                )
-            )
+            recent = forecasts.where(F.col("origin_date") >= F.lit(start_day))
+            signals.append(forecast_signals(recent, daily, self.rules, self.tz))
         if delta_io.exists(self.spark, GOLD_ANOMALIES, self.settings):
             anomalies = self._read(GOLD_ANOMALIES).where(in_series)
-            signals.append(
-                anomaly_signals(anomalies.where(F.col("date") >= F.lit(start_day)), rules, self.tz)
-            )
-        return reduce(DataFrame.unionByName, signals).where(F.col("at") >= F.lit(start))
+            recent = anomalies.where(F.col("date") >= F.lit(start_day))
+            signals.append(anomaly_signals(recent, self.rules, self.tz))
+        return reduce(DataFrame.unionByName, signals)
 
-    def _sensor_signals(self, sensors: DataFrame) -> DataFrame | None:
+    def _sensor_signals(self, touched: Touched, start: datetime) -> DataFrame:
         """Temperature, humidity and crowding of the touched market × metric series."""
-        first = sensors.agg(F.min("observed_at")).first()[0]
-        if first is None:
-            return None
-        rules = self.rules.sensors
-        keys = _pairs(sensors, "market_id", "metric")
-        prior = F.col("rule").isin(*rules.rules) & F.col("alert_key").isin(keys)
-        start = self._start(
-            first.replace(tzinfo=UTC), rules.lookback_days, rules.cooldown_hours, prior
-        )
         hourly = (
             self._read(GOLD_SENSOR_HOURLY)
-            .where(F.concat_ws("|", "market_id", "metric").isin(keys))
+            .where(_key("market_id", "metric").isin(touched.keys["market_id|metric"]))
             .where(F.to_utc_timestamp("hour", self.tz) >= F.lit(start - timedelta(hours=1)))
         )
-        return sensor_signals(hourly, self.rules, self.tz).where(F.col("at") >= F.lit(start))
+        return sensor_signals(hourly, self.rules, self.tz)
 
-    def _quality_signals(self, batch_id: int) -> DataFrame | None:
+    def _quality_signals(self, touched: Touched, start: datetime) -> DataFrame:
         """Quarantine ratio of the sources and devices this batch received records from."""
-        quality = self._read(GOLD_DATA_QUALITY)
-        batch = quality.where(F.col("batch_id") == batch_id).localCheckpoint()
-        batch_time = batch.agg(F.min("batch_time")).first()[0]
-        if batch_time is None:
-            return None
-        rules = self.rules.data_quality
-        keys = _pairs(batch, "source", "device_id")
-        prior = (F.col("rule") == "data_quality") & F.col("alert_key").isin(keys)
-        start = self._start(
-            batch_time.replace(tzinfo=UTC), rules.lookback_days, rules.cooldown_hours, prior
+        window = timedelta(minutes=self.rules.data_quality.window_minutes)
+        recent = (
+            self._read(GOLD_DATA_QUALITY)
+            .where(_key("source", "device_id").isin(touched.keys["source|device_id"]))
+            .where(F.col("batch_time") >= F.lit(start - window))
         )
-        recent = quality.where(F.concat_ws("|", "source", "device_id").isin(keys)).where(
-            F.col("batch_time") >= F.lit(start - timedelta(minutes=rules.window_minutes))
-        )
-        return quality_signals(recent, self.rules).where(F.col("at") >= F.lit(start))
+        return quality_signals(recent, self.rules)
 
     # ---- the step -----------------------------------------------------------------------------
     def __call__(self, batch_id: int, prices: DataFrame, sensors: DataFrame, now: datetime) -> None:
-        found = [
-            s
-            for s in (
-                self._price_signals(prices),
-                self._sensor_signals(sensors),
-                self._quality_signals(batch_id),
-            )
-            if s is not None
+        began = monotonic()
+        families = [
+            (self._touched_prices(prices), self._price_signals),
+            (self._touched_sensors(sensors), self._sensor_signals),
+            (self._touched_sources(batch_id), self._quality_signals),
         ]
-        if not found:
+        families = [(t, signals) for t, signals in families if t is not None]
+        if not families:
             return
-        signals = reduce(DataFrame.unionByName, found)
+        starts = self._starts([t for t, _ in families])
+        signals = reduce(
+            DataFrame.unionByName,
+            [
+                of(touched, start).where(F.col("at") >= F.lit(start))
+                for (touched, of), start in zip(families, starts, strict=True)
+            ],
+        )
         rows = alert_rows(
             episodes(signals, self.rules.cooldown_hours()), self.rules, F.lit(now)
         ).localCheckpoint()
         delta_io.upsert(self.spark, rows, GOLD_ALERTS, self.settings, only_if=CHANGED)
-        log.info("alerts evaluated", extra={"batch_id": batch_id})
+        log.info(
+            "alerts evaluated",
+            extra={"batch_id": batch_id, "seconds": round(monotonic() - began, 2)},
+        )
