@@ -60,7 +60,7 @@ class Touched:
     anchored at, and which stored alerts may belong to those keys."""
 
     anchor: datetime
-    keys: dict[str, list[str]]  # "a|b" keys by the columns they are made of
+    keys: dict[str, list[str]]  # "a|b" keys by the gold.alerts columns they are made of
     lookback_days: float
     cooldown_hours: float
     rules: tuple[str, ...]
@@ -141,7 +141,7 @@ class AlertStep:
         r = self.rules.data_quality
         return Touched(
             anchor=row[0].replace(tzinfo=UTC),
-            keys={"source|device_id": row[1]},
+            keys={"alert_key": row[1]},  # source|device_id
             lookback_days=r.lookback_days,
             cooldown_hours=r.cooldown_hours,
             rules=("data_quality",),
@@ -203,7 +203,7 @@ class AlertStep:
         window = timedelta(minutes=self.rules.data_quality.window_minutes)
         recent = (
             self._read(GOLD_DATA_QUALITY)
-            .where(_key("source", "device_id").isin(touched.keys["source|device_id"]))
+            .where(_key("source", "device_id").isin(touched.keys["alert_key"]))
             .where(F.col("batch_time") >= F.lit(start - window))
         )
         return quality_signals(recent, self.rules)
