@@ -1,8 +1,9 @@
 """Bronze → silver → gold: the micro-batch that wires the pure transforms to the Delta tables.
 
 One streaming query reads ``bronze.market_events`` and, per micro-batch, writes silver (prices,
-sensors, quarantine and the state behind deduplication and the statistical rules) and then
-updates gold for the keys the batch touched. Every silver append carries the batch id as
+sensors, quarantine and the state behind deduplication and the statistical rules), then
+updates gold for the keys the batch touched and, last, evaluates the alert rules on it
+(``streaming_jobs.alerting``). Every silver append carries the batch id as
 Delta's ``txnVersion`` and every gold write is a MERGE recomputed from silver, so a batch that
 is replayed after a crash writes nothing twice. State reads only see earlier batches
 (``silver_batch_id < batch_id``), so a replayed batch reaches the same verdicts.
