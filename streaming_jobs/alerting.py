@@ -37,6 +37,7 @@ from streaming_jobs.alerts import (
     anomaly_signals,
     episodes,
     forecast_signals,
+    key_column,
     price_changes,
     price_move_signals,
     quality_signals,
@@ -48,10 +49,6 @@ from streaming_jobs.silver import local_date
 log = logging.getLogger(__name__)
 
 PRICE_RULES = ("price_spike", "price_drop", "region_move", "forecast_risk", "anomaly_score")
-
-
-def _key(*columns: str) -> Column:
-    return F.concat_ws("|", *columns)
 
 
 @dataclass(frozen=True)
@@ -73,7 +70,7 @@ class Touched:
         """Stored alerts of these keys that are open or resolved within the cool-down."""
         mine = reduce(
             lambda a, b: a | b,
-            [_key(*cols.split("|")).isin(keys) for cols, keys in self.keys.items()],
+            [key_column(*cols.split("|")).isin(keys) for cols, keys in self.keys.items()],
         )
         live = F.col("resolved_at").isNull() | (
             F.col("resolved_at") >= F.lit(self.since - timedelta(hours=self.cooldown_hours))
@@ -101,8 +98,8 @@ class AlertStep:
     def _touched_prices(self, prices: DataFrame) -> Touched | None:
         row = prices.agg(
             F.min(local_date(F.col("observed_at"), self.tz)),
-            F.collect_set(_key("market_id", "commodity")),
-            F.collect_set(_key("region", "commodity")),
+            F.collect_set(key_column("market_id", "commodity")),
+            F.collect_set(key_column("region", "commodity")),
         ).first()
         if row[0] is None:
             return None
@@ -117,7 +114,9 @@ class AlertStep:
         )
 
     def _touched_sensors(self, sensors: DataFrame) -> Touched | None:
-        row = sensors.agg(F.min("observed_at"), F.collect_set(_key("market_id", "metric"))).first()
+        row = sensors.agg(
+            F.min("observed_at"), F.collect_set(key_column("market_id", "metric"))
+        ).first()
         if row[0] is None:
             return None
         r = self.rules.sensors
@@ -133,7 +132,7 @@ class AlertStep:
         row = (
             self._read(GOLD_DATA_QUALITY)
             .where(F.col("batch_id") == batch_id)
-            .agg(F.min("batch_time"), F.collect_set(_key("source", "device_id")))
+            .agg(F.min("batch_time"), F.collect_set(key_column("source", "device_id")))
             .first()
         )
         if row[0] is None:
@@ -170,10 +169,10 @@ class AlertStep:
         read_from = start_day - timedelta(days=self.rules.price_move.reference_days)
         daily = (
             self._read(GOLD_PRICE_DAILY)
-            .where(_key("region", "commodity").isin(touched.keys["region|commodity"]))
+            .where(key_column("region", "commodity").isin(touched.keys["region|commodity"]))
             .where(F.col("date") >= F.lit(read_from))
         )
-        in_series = _key("market_id", "commodity").isin(touched.keys["market_id|commodity"])
+        in_series = key_column("market_id", "commodity").isin(touched.keys["market_id|commodity"])
         changes = price_changes(daily, self.rules)
         signals = [
             price_move_signals(changes.where(in_series), self.rules, self.tz),
@@ -193,7 +192,7 @@ class AlertStep:
         """Temperature, humidity and crowding of the touched market × metric series."""
         hourly = (
             self._read(GOLD_SENSOR_HOURLY)
-            .where(_key("market_id", "metric").isin(touched.keys["market_id|metric"]))
+            .where(key_column("market_id", "metric").isin(touched.keys["market_id|metric"]))
             .where(F.to_utc_timestamp("hour", self.tz) >= F.lit(start - timedelta(hours=1)))
         )
         return sensor_signals(hourly, self.rules, self.tz)
@@ -203,7 +202,7 @@ class AlertStep:
         window = timedelta(minutes=self.rules.data_quality.window_minutes)
         recent = (
             self._read(GOLD_DATA_QUALITY)
-            .where(_key("source", "device_id").isin(touched.keys["alert_key"]))
+            .where(key_column("source", "device_id").isin(touched.keys["alert_key"]))
             .where(F.col("batch_time") >= F.lit(start - window))
         )
         return quality_signals(recent, self.rules)

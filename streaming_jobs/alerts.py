@@ -171,7 +171,8 @@ def _pct(x: Column) -> Column:
     return _number(F.abs(x) * 100, 1)
 
 
-def _key(*columns: str) -> Column:
+def key_column(*columns: str) -> Column:
+    """A rule's key (``alert_key``) from its columns: ``IP-001|beras``."""
     return F.concat_ws("|", *[F.coalesce(F.col(c), F.lit("")) for c in columns])
 
 
@@ -226,7 +227,7 @@ def price_move_signals(changes: DataFrame, rules: AlertRules, tz: str) -> DataFr
             _signals(
                 judged,
                 rule=F.lit(rule),
-                alert_key=_key("market_id", "commodity"),
+                alert_key=key_column("market_id", "commodity"),
                 at=day_start(F.col("date"), tz),
                 severity=level(F.col("change") * sign, r.warning, r.critical),
                 value=F.col("close"),
@@ -264,7 +265,7 @@ def region_move_signals(changes: DataFrame, rules: AlertRules, tz: str) -> DataF
     return _signals(
         per_day,
         rule=F.lit("region_move"),
-        alert_key=_key("region", "commodity"),
+        alert_key=key_column("region", "commodity"),
         at=day_start(F.col("date"), tz),
         severity=level(F.col("share"), r.warning, r.critical),
         value=F.col("share"),
@@ -299,7 +300,7 @@ def forecast_signals(
     return _signals(
         joined,
         rule=F.lit("forecast_risk"),
-        alert_key=_key("market_id", "commodity"),
+        alert_key=key_column("market_id", "commodity"),
         at=day_start(F.col("origin_date"), tz),
         severity=level(F.col("change"), r.warning, r.critical),
         value=F.col("forecast"),
@@ -322,7 +323,7 @@ def anomaly_signals(anomalies: DataFrame, rules: AlertRules, tz: str) -> DataFra
     return _signals(
         anomalies,
         rule=F.lit("anomaly_score"),
-        alert_key=_key("market_id", "commodity", "kind"),
+        alert_key=key_column("market_id", "commodity", "kind"),
         at=day_start(F.col("date"), tz),
         severity=level(F.col("score"), r.warning, r.critical),
         value=F.col("score"),
@@ -354,7 +355,7 @@ def sensor_signals(hourly: DataFrame, rules: AlertRules, tz: str) -> DataFrame:
         return _signals(
             hourly.where(F.col("metric") == rule.metric.value),
             rule=F.lit(name),
-            alert_key=_key("market_id", "metric"),
+            alert_key=key_column("market_id", "metric"),
             at=F.to_utc_timestamp(F.col("hour"), tz),
             severity=level(measure, rule.warning, rule.critical),
             value=value,
@@ -390,7 +391,7 @@ def quality_signals(quality: DataFrame, rules: AlertRules) -> DataFrame:
     return _signals(
         windowed,
         rule=F.lit("data_quality"),
-        alert_key=_key("source", "device_id"),
+        alert_key=key_column("source", "device_id"),
         at=F.col("batch_time"),
         severity=level(F.col("ratio"), r.warning, r.critical),
         value=F.col("ratio"),
@@ -470,9 +471,7 @@ def episodes(signals: DataFrame, cooldown_hours: dict[str, float]) -> DataFrame:
         )
         .select(
             F.substring(
-                F.sha2(
-                    F.concat_ws("|", "rule", "alert_key", F.col("opened_at").cast("string")), 256
-                ),
+                F.sha2(F.concat_ws("|", "rule", "alert_key", F.unix_micros("opened_at")), 256),
                 1,
                 32,
             ).alias("alert_id"),
