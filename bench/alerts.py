@@ -1,18 +1,21 @@
 """Cost of the alert step in the silver/gold micro-batch: the real PIHPS file (a window of it,
-fanned out to markets) through bronze → silver → gold → alerts, timing each micro-batch and its
-alert step. The baseline, measured in the same run, is the rest of the same micro-batches
-(silver and gold without alerts). Runs its own Kafka and the Spark application in this process.
+fanned out to markets) through bronze → silver → gold → alerts, a week of days per micro-batch,
+timing each micro-batch and its alert step. The baseline, measured in the same run, is the rest
+of the same micro-batches (silver and gold without alerts). Runs its own Kafka and the Spark
+application in this process.
 
-    ./run.sh bench alerts [--start 2025-01-01] [--end 2025-04-01] [--fan-out 6] [--per-batch 2000]
+    ./run.sh bench alerts [--start 2025-01-01] [--end 2025-04-01] [--fan-out 6]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,7 @@ from streaming_jobs.alerting import AlertStep
 from streaming_jobs.bronze import bronze_query
 from streaming_jobs.medallion import MedallionBatch, medallion_query
 
+CHUNK = timedelta(days=7)
 SHARED_PRICES = PROJECT_ROOT.parent / "shared" / "data" / "prices_pihps_daily_2024_2025.csv"
 
 
@@ -50,40 +54,42 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--start", default="2025-01-01")
     parser.add_argument("--end", default="2025-04-01")
     parser.add_argument("--fan-out", type=int, default=6)
-    parser.add_argument("--per-batch", type=int, default=2000, help="Kafka records per batch")
     args = parser.parse_args(argv)
 
     batches: list[float] = []
     alerting: list[float] = []
     MedallionBatch.__call__ = timed(MedallionBatch.__call__, batches)
     AlertStep.__call__ = timed(AlertStep.__call__, alerting)
-    with tempfile.TemporaryDirectory() as tmp, isolated_stack(Path(tmp), ("kafka",)) as stack:
-        spark_conf = stack.spark.model_copy(update={"max_offsets_per_trigger": args.per_batch})
-        settings = stack.model_copy(update={"spark": spark_conf})
+    with tempfile.TemporaryDirectory() as tmp, isolated_stack(Path(tmp), ("kafka",)) as settings:
         ensure_topics(settings)
-        summary = replay(
-            SHARED_PRICES,
-            settings,
-            EventProducer(settings),
-            speed=None,
-            start=parse_time(args.start, settings.tz),
-            end=parse_time(args.end, settings.tz),
-            fan_out_markets=args.fan_out,
-        )
+        start, end = parse_time(args.start, settings.tz), parse_time(args.end, settings.tz)
+        producer = EventProducer(settings)
         spark = get_spark(settings)
+        published = 0
         try:
-            for make_query in (bronze_query, medallion_query):
-                query = make_query(spark, settings)
-                try:
-                    query.processAllAvailable()
-                finally:
-                    query.stop()
+            # one chunk of days per micro-batch, as a live stream brings them
+            for chunk in range(math.ceil((end - start) / CHUNK)):
+                published += replay(
+                    SHARED_PRICES,
+                    settings,
+                    producer,
+                    speed=None,
+                    start=start + chunk * CHUNK,
+                    end=min(end, start + (chunk + 1) * CHUNK),
+                    fan_out_markets=args.fan_out,
+                ).published
+                for make_query in (bronze_query, medallion_query):
+                    query = make_query(spark, settings)
+                    try:
+                        query.processAllAvailable()
+                    finally:
+                        query.stop()
         finally:
             spark.stop()
         alerts = DeltaTable(str(GOLD_ALERTS.path(settings))).to_pandas()
 
     rest = [b - a for b, a in zip(batches, alerting, strict=True)]
-    print(f"\nalert step benchmark: {summary.published:,} price events, {len(batches)} batches")
+    print(f"\nalert step benchmark: {published:,} price events, {len(batches)} batches")
     print(f"{'':<28}{'median':>9}{'max':>9}{'total':>9}")
     for name, values in (("batch without alerts (base)", rest), ("alert step", alerting)):
         print(
