@@ -220,6 +220,33 @@ class AnalystSettings(BaseModel):
     table_rows: int = Field(200, ge=1)
 
 
+class NotifierChannel(BaseModel):
+    """Where alert notifications go: a generic webhook (HTTP POST of the alert as JSON), a
+    Telegram bot (``<url>/bot<token>/sendMessage`` with chat_id/text) or the WhatsApp Cloud API
+    (``<url>`` = the phone number's ``/messages`` endpoint, bearer ``token``, recipient ``to``)."""
+
+    name: str = Field(min_length=1)
+    kind: Literal["webhook", "telegram", "whatsapp"] = "webhook"
+    url: str = Field(pattern=r"^https?://")
+    token: str = ""
+    chat_id: str = ""
+    to: str = ""
+    min_severity: Literal["warning", "critical"] = "warning"
+
+
+class AlertSettings(BaseModel):
+    """Delivery of alerts (the rule thresholds live in conf/alerts.yaml)."""
+
+    channels: list[NotifierChannel] = []
+    language: Literal["id", "en", "both"] = "both"
+    poll_seconds: float = Field(1.0, gt=0)
+    max_age_hours: float = Field(48.0, gt=0)
+    max_attempts: int = Field(5, ge=1)
+    backoff_seconds: float = Field(1.0, gt=0)
+    backoff_max_seconds: float = Field(60.0, gt=0)
+    timeout_seconds: float = Field(5.0, gt=0)
+
+
 class _YamlSource(PydanticBaseSettingsSource):
     """Reads the YAML configuration file; a missing or unreadable file is a ConfigError."""
 
@@ -267,8 +294,8 @@ class Settings(BaseSettings):
     services: ServiceSettings = ServiceSettings()
     anomalies: AnomalySettings = AnomalySettings()
     impact: ImpactSettings = ImpactSettings()
-
     analyst: AnalystSettings = AnalystSettings()
+    alerts: AlertSettings = AlertSettings()
 
     @field_validator("timezone")
     @classmethod

@@ -349,7 +349,7 @@ GOLD_ALERTS = Table(
     schema="alert_id string, rule string, severity string, status string, market_id string, "
     "region string, commodity string, metric string, value double, reference double, "
     "message_id string, message_en string, details string, opened_at timestamp, "
-    "resolved_at timestamp, updated_at timestamp",
+    "resolved_at timestamp, updated_at timestamp, alert_key string, last_firing_at timestamp",
     columns={
         "alert_id": "id of the alert (rule × key episode)",
         "rule": "alert rule that fired",
@@ -367,6 +367,30 @@ GOLD_ALERTS = Table(
         "opened_at": "when the alert opened (UTC)",
         "resolved_at": "when it was resolved (UTC), empty while open",
         "updated_at": "last change of the row (UTC)",
+        "alert_key": "what the rule watches (e.g. market × commodity): one open alert per key",
+        "last_firing_at": "last time the condition held (UTC): the cool-down counts from here",
+    },
+)
+GOLD_ALERT_DELIVERIES = Table(
+    Layer.gold,
+    "alert_deliveries",
+    "One row per alert state (status:severity) × notifier channel once its delivery finished: "
+    "delivered or undelivered after the last retry, with the attempts and the last error.",
+    keys=("alert_id", "channel", "state"),
+    schema="alert_id string, channel string, state string, rule string, severity string, "
+    "delivered boolean, attempts int, last_error string, first_attempt_at timestamp, "
+    "finished_at timestamp",
+    columns={
+        "alert_id": "the alert delivered (gold.alerts)",
+        "channel": "notifier channel (webhook, telegram, whatsapp) by its configured name",
+        "state": "the alert state sent, status:severity (e.g. open:critical)",
+        "rule": "alert rule",
+        "severity": "severity of the state sent",
+        "delivered": "true if the receiver accepted it, false after the last retry failed",
+        "attempts": "delivery attempts made",
+        "last_error": "error of the last failed attempt, empty when delivered",
+        "first_attempt_at": "first delivery attempt (UTC)",
+        "finished_at": "when delivery succeeded or was given up (UTC)",
     },
 )
 
@@ -389,6 +413,7 @@ TABLES: dict[str, Table] = {
         GOLD_FORECASTS,
         GOLD_ANOMALIES,
         GOLD_ALERTS,
+        GOLD_ALERT_DELIVERIES,
     )
 }
 

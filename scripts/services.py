@@ -508,6 +508,27 @@ class Devices(StatusFileService):
         return f"{sim.devices_per_market}/market every {sim.interval_seconds:g}s"
 
 
+class Notifier(StatusFileService):
+    """Alert notifications to webhooks, Telegram and WhatsApp (streaming_jobs.notifier); runs
+    when ``alerts.channels`` lists at least one channel."""
+
+    name = "notifier"
+    module = "streaming_jobs.notifier"
+
+    def enabled(self) -> bool:
+        return bool(self.settings.alerts.channels)
+
+    def endpoint(self) -> str:
+        return "alerts -> " + ", ".join(c.name for c in self.settings.alerts.channels)
+
+    def check_status(self, status: dict) -> Health:
+        return Health(
+            True,
+            f"{status.get('delivered', 0)} delivered, {status.get('undelivered', 0)} undelivered,"
+            f" {status.get('retrying', 0)} retrying",
+        )
+
+
 class Api(Service):
     """The serving API (uvicorn + FastAPI)."""
 
@@ -550,6 +571,7 @@ SERVICE_TYPES: tuple[type[Service], ...] = (
     Bridge,
     Devices,
     Pipeline,
+    Notifier,
     Api,
 )
 

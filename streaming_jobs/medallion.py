@@ -1,8 +1,9 @@
 """Bronze → silver → gold: the micro-batch that wires the pure transforms to the Delta tables.
 
 One streaming query reads ``bronze.market_events`` and, per micro-batch, writes silver (prices,
-sensors, quarantine and the state behind deduplication and the statistical rules) and then
-updates gold for the keys the batch touched. Every silver append carries the batch id as
+sensors, quarantine and the state behind deduplication and the statistical rules), then
+updates gold for the keys the batch touched and, last, evaluates the alert rules on it
+(``streaming_jobs.alerting``). Every silver append carries the batch id as
 Delta's ``txnVersion`` and every gold write is a MERGE recomputed from silver, so a batch that
 is replayed after a crash writes nothing twice. State reads only see earlier batches
 (``silver_batch_id < batch_id``), so a replayed batch reaches the same verdicts.
@@ -41,6 +42,8 @@ from lakehouse.tables import (
     Table,
 )
 from streaming_jobs import gold
+from streaming_jobs.alerting import AlertStep
+from streaming_jobs.alerts import alert_rules
 from streaming_jobs.silver import (
     LINEAGE,
     local_date,
@@ -123,6 +126,7 @@ class MedallionBatch:
         self.topic_types = {topics.prices: "price", topics.sensors: "sensor"}
         for table in (SILVER_EVENT_LOG, SILVER_PRICE_HISTORY):
             delta_io.ensure_table(spark, table, settings)
+        self.alerts = AlertStep(spark, settings, alert_rules())
 
     # ---- state of earlier batches -------------------------------------------------------
     def _earlier(self, table: Table, batch_id: int) -> DataFrame:
@@ -214,8 +218,10 @@ class MedallionBatch:
                 partial(self._gold_sensors, accepted_sensors),
             ]
         )
-        # last: a batch's data-quality rows mark it as complete, gold included
+        # a batch's data-quality rows mark its silver and gold aggregates as complete
         self._quality(parsed, prices, sensors, duplicates, batch_id, now)
+        # last: alerts, evaluated on all of it (gold.alerts)
+        self.alerts(batch_id, accepted_prices, accepted_sensors, now)
 
     def _prices(
         self, fresh: DataFrame, batch_id: int, now: datetime, watermark: datetime | None

@@ -1,0 +1,103 @@
+"""Cost of the alert step in the silver/gold micro-batch: the real PIHPS file (a window of it,
+fanned out to markets) through bronze → silver → gold → alerts, a week of days per micro-batch,
+timing each micro-batch and its alert step. The baseline, measured in the same run, is the rest
+of the same micro-batches (silver and gold without alerts). Runs its own Kafka and the Spark
+application in this process.
+
+    ./run.sh bench alerts [--start 2025-01-01] [--end 2025-04-01] [--fan-out 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from deltalake import DeltaTable
+
+from lakehouse.settings import PROJECT_ROOT
+from lakehouse.spark import get_spark
+from lakehouse.tables import GOLD_ALERTS
+from producers.kafka_io import EventProducer, ensure_topics
+from producers.replay import replay
+from producers.reports import parse_time
+from scripts.isolated_stack import isolated_stack
+from streaming_jobs.alerting import AlertStep
+from streaming_jobs.bronze import bronze_query
+from streaming_jobs.medallion import MedallionBatch, medallion_query
+
+CHUNK = timedelta(days=7)
+SHARED_PRICES = PROJECT_ROOT.parent / "shared" / "data" / "prices_pihps_daily_2024_2025.csv"
+
+
+def timed(method: Callable[..., Any], into: list[float]) -> Callable[..., Any]:
+    """``method`` recording how long each call took."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        began = time.monotonic()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            into.append(time.monotonic() - began)
+
+    return wrapper
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--start", default="2025-01-01")
+    parser.add_argument("--end", default="2025-04-01")
+    parser.add_argument("--fan-out", type=int, default=6)
+    args = parser.parse_args(argv)
+
+    batches: list[float] = []
+    alerting: list[float] = []
+    MedallionBatch.__call__ = timed(MedallionBatch.__call__, batches)
+    AlertStep.__call__ = timed(AlertStep.__call__, alerting)
+    with tempfile.TemporaryDirectory() as tmp, isolated_stack(Path(tmp), ("kafka",)) as settings:
+        ensure_topics(settings)
+        start, end = parse_time(args.start, settings.tz), parse_time(args.end, settings.tz)
+        producer = EventProducer(settings)
+        spark = get_spark(settings)
+        published = 0
+        try:
+            # one chunk of days per micro-batch, as a live stream brings them
+            for chunk in range(math.ceil((end - start) / CHUNK)):
+                published += replay(
+                    SHARED_PRICES,
+                    settings,
+                    producer,
+                    speed=None,
+                    start=start + chunk * CHUNK,
+                    end=min(end, start + (chunk + 1) * CHUNK),
+                    fan_out_markets=args.fan_out,
+                ).published
+                for make_query in (bronze_query, medallion_query):
+                    query = make_query(spark, settings)
+                    try:
+                        query.processAllAvailable()
+                    finally:
+                        query.stop()
+        finally:
+            spark.stop()
+        alerts = DeltaTable(str(GOLD_ALERTS.path(settings))).to_pandas()
+
+    rest = [b - a for b, a in zip(batches, alerting, strict=True)]
+    print(f"\nalert step benchmark: {published:,} price events, {len(batches)} batches")
+    print(f"{'':<28}{'median':>9}{'max':>9}{'total':>9}")
+    for name, values in (("batch without alerts (base)", rest), ("alert step", alerting)):
+        print(
+            f"{name:<28}{statistics.median(values):>8.2f}s{max(values):>8.2f}s{sum(values):>8.1f}s"
+        )
+    print(f"alert step / rest of batch: {sum(alerting) / sum(rest):.2f}")
+    print(f"alerts: {len(alerts)} ({alerts['rule'].value_counts().to_dict()})")
+
+
+if __name__ == "__main__":
+    main()

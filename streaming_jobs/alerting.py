@@ -1,0 +1,236 @@
+"""The alert step of the medallion micro-batch: reads what the rules need, MERGEs ``gold.alerts``.
+
+It runs last in a batch, when silver and gold (``gold.data_quality`` included) hold the batch.
+For the keys the batch touched it re-evaluates the rules from ``lookback_days`` before the
+batch's oldest event (or from the start of a still-live alert of those keys, so an episode is
+always seen whole) and MERGEs the resulting alerts on their deterministic id, changing a row
+only when something in it changed. A batch replayed after a crash reads the same silver/gold
+state and so writes the same alerts: exactly once, like the other gold tables.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from functools import reduce
+from time import monotonic
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse import delta_io
+from lakehouse.settings import Settings
+from lakehouse.tables import (
+    GOLD_ALERTS,
+    GOLD_ANOMALIES,
+    GOLD_DATA_QUALITY,
+    GOLD_FORECASTS,
+    GOLD_PRICE_DAILY,
+    GOLD_SENSOR_HOURLY,
+    Table,
+)
+from streaming_jobs.alerts import (
+    CHANGED,
+    AlertRules,
+    alert_rows,
+    anomaly_signals,
+    episodes,
+    forecast_signals,
+    key_column,
+    price_changes,
+    price_move_signals,
+    quality_signals,
+    region_move_signals,
+    sensor_signals,
+)
+from streaming_jobs.silver import local_date
+
+log = logging.getLogger(__name__)
+
+PRICE_RULES = ("price_spike", "price_drop", "region_move", "forecast_risk", "anomaly_score")
+
+
+@dataclass(frozen=True)
+class Touched:
+    """What a batch touched in one family of rules: the keys, the time re-evaluation is
+    anchored at, and which stored alerts may belong to those keys."""
+
+    anchor: datetime
+    keys: dict[str, list[str]]  # "a|b" keys by the gold.alerts columns they are made of
+    lookback_days: float
+    cooldown_hours: float
+    rules: tuple[str, ...]
+
+    @property
+    def since(self) -> datetime:
+        return self.anchor - timedelta(days=self.lookback_days)
+
+    def prior(self) -> Column:
+        """Stored alerts of these keys that are open or resolved within the cool-down."""
+        mine = reduce(
+            lambda a, b: a | b,
+            [key_column(*cols.split("|")).isin(keys) for cols, keys in self.keys.items()],
+        )
+        live = F.col("resolved_at").isNull() | (
+            F.col("resolved_at") >= F.lit(self.since - timedelta(hours=self.cooldown_hours))
+        )
+        return F.col("rule").isin(*self.rules) & mine & live
+
+
+class AlertStep:
+    """Evaluates the alert rules for what one medallion micro-batch touched."""
+
+    def __init__(self, spark: SparkSession, settings: Settings, rules: AlertRules) -> None:
+        self.spark = spark
+        self.settings = settings
+        self.rules = rules
+        self.tz = settings.timezone
+        delta_io.ensure_table(spark, GOLD_ALERTS, settings)
+
+    def _read(self, table: Table) -> DataFrame:
+        return delta_io.read(self.spark, table, self.settings)
+
+    def _day(self, day: date) -> datetime:
+        return datetime.combine(day, time(), self.settings.tz).astimezone(UTC)
+
+    # ---- what the batch touched (one small job per family) ---------------------------------
+    def _touched_prices(self, prices: DataFrame) -> Touched | None:
+        row = prices.agg(
+            F.min(local_date(F.col("observed_at"), self.tz)),
+            F.collect_set(key_column("market_id", "commodity")),
+            F.collect_set(key_column("region", "commodity")),
+        ).first()
+        if row[0] is None:
+            return None
+        r = self.rules
+        families = (r.price_move, r.region_move, r.forecast_risk, r.anomaly_score)
+        return Touched(
+            anchor=self._day(row[0]),
+            keys={"market_id|commodity": row[1], "region|commodity": row[2]},
+            lookback_days=max(f.lookback_days for f in families),
+            cooldown_hours=max(f.cooldown_hours for f in families),
+            rules=PRICE_RULES,
+        )
+
+    def _touched_sensors(self, sensors: DataFrame) -> Touched | None:
+        row = sensors.agg(
+            F.min("observed_at"), F.collect_set(key_column("market_id", "metric"))
+        ).first()
+        if row[0] is None:
+            return None
+        r = self.rules.sensors
+        return Touched(
+            anchor=row[0].replace(tzinfo=UTC),
+            keys={"market_id|metric": row[1]},
+            lookback_days=r.lookback_days,
+            cooldown_hours=r.cooldown_hours,
+            rules=tuple(r.rules),
+        )
+
+    def _touched_sources(self, batch_id: int) -> Touched | None:
+        row = (
+            self._read(GOLD_DATA_QUALITY)
+            .where(F.col("batch_id") == batch_id)
+            .agg(F.min("batch_time"), F.collect_set(key_column("source", "device_id")))
+            .first()
+        )
+        if row[0] is None:
+            return None
+        r = self.rules.data_quality
+        return Touched(
+            anchor=row[0].replace(tzinfo=UTC),
+            keys={"alert_key": row[1]},  # source|device_id
+            lookback_days=r.lookback_days,
+            cooldown_hours=r.cooldown_hours,
+            rules=("data_quality",),
+        )
+
+    def _starts(self, touched: list[Touched]) -> list[datetime]:
+        """Where re-evaluation starts for each family: ``lookback_days`` before its anchor, or
+        earlier at the opening of a stored alert of its keys that is open or was resolved less
+        than the cool-down before that — so that its episode is recomputed whole, with the
+        same id. One pass over ``gold.alerts`` for all families."""
+        opened = (
+            self._read(GOLD_ALERTS)
+            .agg(*[F.min(F.when(t.prior(), F.col("opened_at"))) for t in touched])
+            .first()
+        )
+        return [
+            min(t.since, at.replace(tzinfo=UTC)) if at else t.since
+            for t, at in zip(touched, opened, strict=True)
+        ]
+
+    # ---- signals of each family -------------------------------------------------------------
+    def _price_signals(self, touched: Touched, start: datetime) -> DataFrame:
+        """Market moves, region moves, forecast risk and anomaly scores of the touched market ×
+        commodity series (and their provinces)."""
+        start_day = start.astimezone(self.settings.tz).date()
+        read_from = start_day - timedelta(days=self.rules.price_move.reference_days)
+        daily = (
+            self._read(GOLD_PRICE_DAILY)
+            .where(key_column("region", "commodity").isin(touched.keys["region|commodity"]))
+            .where(F.col("date") >= F.lit(read_from))
+        )
+        in_series = key_column("market_id", "commodity").isin(touched.keys["market_id|commodity"])
+        changes = price_changes(daily, self.rules)
+        signals = [
+            price_move_signals(changes.where(in_series), self.rules, self.tz),
+            region_move_signals(changes, self.rules, self.tz),
+        ]
+        if delta_io.exists(self.spark, GOLD_FORECASTS, self.settings):
+            forecasts = self._read(GOLD_FORECASTS).where(in_series)
+            recent = forecasts.where(F.col("origin_date") >= F.lit(start_day))
+            signals.append(forecast_signals(recent, daily, self.rules, self.tz))
+        if delta_io.exists(self.spark, GOLD_ANOMALIES, self.settings):
+            anomalies = self._read(GOLD_ANOMALIES).where(in_series)
+            recent = anomalies.where(F.col("date") >= F.lit(start_day))
+            signals.append(anomaly_signals(recent, self.rules, self.tz))
+        return reduce(DataFrame.unionByName, signals)
+
+    def _sensor_signals(self, touched: Touched, start: datetime) -> DataFrame:
+        """Temperature, humidity and crowding of the touched market × metric series."""
+        hourly = (
+            self._read(GOLD_SENSOR_HOURLY)
+            .where(key_column("market_id", "metric").isin(touched.keys["market_id|metric"]))
+            .where(F.to_utc_timestamp("hour", self.tz) >= F.lit(start - timedelta(hours=1)))
+        )
+        return sensor_signals(hourly, self.rules, self.tz)
+
+    def _quality_signals(self, touched: Touched, start: datetime) -> DataFrame:
+        """Quarantine ratio of the sources and devices this batch received records from."""
+        window = timedelta(minutes=self.rules.data_quality.window_minutes)
+        recent = (
+            self._read(GOLD_DATA_QUALITY)
+            .where(key_column("source", "device_id").isin(touched.keys["alert_key"]))
+            .where(F.col("batch_time") >= F.lit(start - window))
+        )
+        return quality_signals(recent, self.rules)
+
+    # ---- the step -----------------------------------------------------------------------------
+    def __call__(self, batch_id: int, prices: DataFrame, sensors: DataFrame, now: datetime) -> None:
+        began = monotonic()
+        families = [
+            (self._touched_prices(prices), self._price_signals),
+            (self._touched_sensors(sensors), self._sensor_signals),
+            (self._touched_sources(batch_id), self._quality_signals),
+        ]
+        families = [(t, signals) for t, signals in families if t is not None]
+        if not families:
+            return
+        starts = self._starts([t for t, _ in families])
+        signals = reduce(
+            DataFrame.unionByName,
+            [
+                of(touched, start).where(F.col("at") >= F.lit(start))
+                for (touched, of), start in zip(families, starts, strict=True)
+            ],
+        )
+        rows = alert_rows(
+            episodes(signals, self.rules.cooldown_hours()), self.rules, F.lit(now)
+        ).localCheckpoint()
+        delta_io.upsert(self.spark, rows, GOLD_ALERTS, self.settings, only_if=CHANGED)
+        log.info(
+            "alerts evaluated",
+            extra={"batch_id": batch_id, "seconds": round(monotonic() - began, 2)},
+        )

@@ -1,0 +1,554 @@
+"""Early-warning rules — pure functions from gold/silver rows to alert rows.
+
+Each rule turns its input into *signals*: one row per evaluation point (a local day, a local
+hour, a micro-batch) and key, saying whether the rule fires there, how badly, the value and
+what it was compared with. ``episodes`` then turns the signals of each rule × key into alerts:
+consecutive firing points are one alert, the first calm point after them resolves it, and a
+firing point within the rule's cool-down after a resolution re-opens the same alert. The alert
+id is derived from rule, key and the episode's first firing point, so recomputing the same
+signals always gives the same alerts (the micro-batch MERGEs them: exactly once).
+Thresholds and messages: ``conf/alerts.yaml``.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache, reduce
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, model_validator
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from lakehouse.events import Metric
+from lakehouse.settings import CONF_DIR, ConfigError
+
+# ---- thresholds (conf/alerts.yaml) ---------------------------------------------------------
+
+
+class Message(BaseModel):
+    id: str  # Indonesian
+    en: str
+
+
+class Levels(BaseModel):
+    warning: float
+    critical: float
+    cooldown_hours: float = Field(ge=0)
+    lookback_days: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Levels:
+        if self.critical < self.warning:
+            raise ValueError(f"critical ({self.critical}) is below warning ({self.warning})")
+        return self
+
+
+class PriceMoveRules(Levels):
+    reference_days: int = Field(ge=1)
+    min_reference_points: int = Field(ge=1)
+    message: dict[Literal["price_spike", "price_drop"], Message]
+
+
+class RegionMoveRules(Levels):
+    rise: float = Field(gt=0)
+    min_markets: int = Field(ge=1)
+    message: Message
+
+
+class ForecastRules(Levels):
+    horizon_days: int = Field(ge=1)
+    message: Message
+
+
+class AnomalyRules(Levels):
+    message: Message
+
+
+class SensorRule(BaseModel):
+    metric: Metric
+    statistic: Literal["mean", "max"]
+    warning: float
+    critical: float
+    message: Message
+
+
+class SensorRules(BaseModel):
+    cooldown_hours: float = Field(ge=0)
+    lookback_days: float = Field(gt=0)
+    rules: dict[str, SensorRule] = Field(min_length=1)
+
+
+class Capacity(BaseModel):
+    default: float = Field(gt=0)
+    markets: dict[str, float] = {}
+
+
+class QualityAlertRules(Levels):
+    window_minutes: float = Field(gt=0)
+    min_received: int = Field(ge=1)
+    message: Message
+
+
+class AlertRules(BaseModel):
+    price_move: PriceMoveRules
+    region_move: RegionMoveRules
+    forecast_risk: ForecastRules
+    anomaly_score: AnomalyRules
+    sensors: SensorRules
+    capacity: Capacity
+    data_quality: QualityAlertRules
+
+    def messages(self) -> dict[str, Message]:
+        """The message templates by rule name."""
+        return {
+            **self.price_move.message,
+            "region_move": self.region_move.message,
+            "forecast_risk": self.forecast_risk.message,
+            "anomaly_score": self.anomaly_score.message,
+            **{name: rule.message for name, rule in self.sensors.rules.items()},
+            "data_quality": self.data_quality.message,
+        }
+
+    def cooldown_hours(self) -> dict[str, float]:
+        """The cool-down by rule name."""
+        sensors = {name: self.sensors.cooldown_hours for name in self.sensors.rules}
+        return {
+            "price_spike": self.price_move.cooldown_hours,
+            "price_drop": self.price_move.cooldown_hours,
+            "region_move": self.region_move.cooldown_hours,
+            "forecast_risk": self.forecast_risk.cooldown_hours,
+            "anomaly_score": self.anomaly_score.cooldown_hours,
+            **sensors,
+            "data_quality": self.data_quality.cooldown_hours,
+        }
+
+
+@cache
+def alert_rules(path: Path = CONF_DIR / "alerts.yaml") -> AlertRules:
+    try:
+        return AlertRules.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        raise ConfigError(f"invalid alert rules file {path}: {exc}") from exc
+
+
+# ---- signals --------------------------------------------------------------------------------
+
+SEVERITIES = ("warning", "critical")  # in rising order
+SIGNAL_COLUMNS = (
+    "rule",
+    "alert_key",
+    "at",
+    "severity",
+    "value",
+    "reference",
+    "market_id",
+    "region",
+    "commodity",
+    "metric",
+    "details",
+    "fields",
+)
+
+
+def level(x: Column, warning: float, critical: float) -> Column:
+    """The severity of a point whose measure is ``x`` (null: calm)."""
+    return F.when(x >= critical, "critical").when(x >= warning, "warning")
+
+
+def day_start(date: Column, tz: str) -> Column:
+    """The start of a local day as a UTC timestamp (the evaluation time of daily points)."""
+    return F.to_utc_timestamp(date.cast("timestamp"), tz)
+
+
+def _number(x: Column, decimals: int = 0) -> Column:
+    return F.format_string(f"%.{decimals}f", x)
+
+
+def _pct(x: Column) -> Column:
+    return _number(F.abs(x) * 100, 1)
+
+
+def key_column(*columns: str) -> Column:
+    """A rule's key (``alert_key``) from its columns: ``IP-001|beras``."""
+    return F.concat_ws("|", *[F.coalesce(F.col(c), F.lit("")) for c in columns])
+
+
+def _fields(**values: Column) -> Column:
+    """The message placeholders of a signal, as a map of text."""
+    return F.create_map(*[x for k, v in values.items() for x in (F.lit(k), v.cast("string"))])
+
+
+def _signals(df: DataFrame, **columns: Column) -> DataFrame:
+    """Select the signal columns (missing descriptive ones are null)."""
+    selected = []
+    for name in SIGNAL_COLUMNS:
+        if name in columns:
+            selected.append(columns[name].alias(name))
+        elif name in ("market_id", "region", "commodity", "metric"):
+            column = F.col(name) if name in df.columns else F.lit(None).cast("string")
+            selected.append(column.alias(name))
+        else:
+            raise ValueError(f"signal column {name} missing")
+    return df.select(*selected)
+
+
+def price_changes(daily: DataFrame, rules: AlertRules) -> DataFrame:
+    """``gold.price_daily`` rows with ``reference`` (the median close of the market × commodity
+    over the ``reference_days`` before, when it has ``min_reference_points`` closes there)
+    and ``change`` (close / reference − 1)."""
+    r = rules.price_move
+    before = (
+        Window.partitionBy("market_id", "commodity")
+        .orderBy(F.unix_date("date"))
+        .rangeBetween(-r.reference_days, -1)
+    )
+    closes = F.array_sort(F.collect_list("close").over(before))
+    n = F.size(closes)
+    median = (
+        F.element_at(closes, F.floor((n + 1) / 2).cast("int"))
+        + F.element_at(closes, F.floor(n / 2 + 1).cast("int"))
+    ) / 2
+    reference = F.when(n >= r.min_reference_points, median)
+    return daily.withColumn("reference", reference).withColumn(
+        "change", F.col("close") / F.col("reference") - 1
+    )
+
+
+def price_move_signals(changes: DataFrame, rules: AlertRules, tz: str) -> DataFrame:
+    """``price_spike`` / ``price_drop`` per market × commodity × day (from ``price_changes``)."""
+    r = rules.price_move
+    judged = changes.where(F.col("reference").isNotNull())
+    return reduce(
+        DataFrame.unionByName,
+        [
+            _signals(
+                judged,
+                rule=F.lit(rule),
+                alert_key=key_column("market_id", "commodity"),
+                at=day_start(F.col("date"), tz),
+                severity=level(F.col("change") * sign, r.warning, r.critical),
+                value=F.col("close"),
+                reference=F.col("reference"),
+                metric=F.lit("price"),
+                details=F.to_json(F.struct("change", "date")),
+                fields=_fields(
+                    market=F.col("market_id"),
+                    commodity=F.col("commodity"),
+                    value=_number(F.col("close")),
+                    reference=_number(F.col("reference")),
+                    change_pct=_pct(F.col("change")),
+                ),
+            )
+            for rule, sign in (("price_spike", 1), ("price_drop", -1))
+        ],
+    )
+
+
+def region_move_signals(changes: DataFrame, rules: AlertRules, tz: str) -> DataFrame:
+    """``region_move`` per province × commodity × day: the share of its markets whose close is
+    ``rise`` or more above their own reference."""
+    r = rules.region_move
+    per_day = (
+        changes.where(F.col("change").isNotNull())
+        .groupBy("region", "commodity", "date")
+        .agg(
+            F.count("*").alias("markets"),
+            F.count(F.when(F.col("change") >= r.rise, 1)).alias("rising"),
+            F.percentile("change", 0.5).alias("median_change"),
+        )
+        .where(F.col("markets") >= r.min_markets)
+        .withColumn("share", F.col("rising") / F.col("markets"))
+    )
+    return _signals(
+        per_day,
+        rule=F.lit("region_move"),
+        alert_key=key_column("region", "commodity"),
+        at=day_start(F.col("date"), tz),
+        severity=level(F.col("share"), r.warning, r.critical),
+        value=F.col("share"),
+        reference=F.col("median_change"),
+        metric=F.lit("share_rising"),
+        details=F.to_json(F.struct("markets", "rising", "median_change", "date")),
+        fields=_fields(
+            region=F.col("region"),
+            commodity=F.col("commodity"),
+            share_pct=_pct(F.col("share")),
+            change_pct=_pct(F.col("median_change")),
+        ),
+    )
+
+
+def forecast_signals(
+    forecasts: DataFrame, daily: DataFrame, rules: AlertRules, tz: str
+) -> DataFrame:
+    """``forecast_risk`` per market × commodity × forecast origin: the highest forecast of the
+    next ``horizon_days`` against the close of the origin day."""
+    r = rules.forecast_risk
+    ahead = (
+        forecasts.where(F.col("market_id").isNotNull())
+        .where(F.col("horizon").between(1, r.horizon_days))
+        .groupBy("market_id", "commodity", "origin_date")
+        .agg(F.max("yhat").alias("forecast"))
+    )
+    today = daily.select("market_id", "commodity", F.col("date").alias("origin_date"), "close")
+    joined = ahead.join(today, ["market_id", "commodity", "origin_date"]).withColumn(
+        "change", F.col("forecast") / F.col("close") - 1
+    )
+    return _signals(
+        joined,
+        rule=F.lit("forecast_risk"),
+        alert_key=key_column("market_id", "commodity"),
+        at=day_start(F.col("origin_date"), tz),
+        severity=level(F.col("change"), r.warning, r.critical),
+        value=F.col("forecast"),
+        reference=F.col("close"),
+        metric=F.lit("forecast"),
+        details=F.to_json(F.struct("change", "origin_date")),
+        fields=_fields(
+            market=F.col("market_id"),
+            commodity=F.col("commodity"),
+            value=_number(F.col("forecast")),
+            reference=_number(F.col("close")),
+            change_pct=_pct(F.col("change")),
+        ),
+    )
+
+
+def anomaly_signals(anomalies: DataFrame, rules: AlertRules, tz: str) -> DataFrame:
+    """``anomaly_score`` per market × commodity × anomaly kind × day."""
+    r = rules.anomaly_score
+    return _signals(
+        anomalies,
+        rule=F.lit("anomaly_score"),
+        alert_key=key_column("market_id", "commodity", "kind"),
+        at=day_start(F.col("date"), tz),
+        severity=level(F.col("score"), r.warning, r.critical),
+        value=F.col("score"),
+        reference=F.lit(r.warning),
+        metric=F.col("kind"),
+        details=F.to_json(F.struct("price", "explanation", "date")),
+        fields=_fields(
+            market=F.col("market_id"),
+            commodity=F.col("commodity"),
+            metric=F.col("kind"),
+            value=_number(F.col("score"), 2),
+        ),
+    )
+
+
+def sensor_signals(hourly: DataFrame, rules: AlertRules, tz: str) -> DataFrame:
+    """Temperature, humidity and crowding per market × local hour (``gold.sensor_hourly``).
+    Crowding compares the hour's peak with the market's capacity (``capacity`` in the rules)."""
+    capacities = F.create_map(
+        *[x for m, c in rules.capacity.markets.items() for x in (F.lit(m), F.lit(float(c)))]
+    )
+    capacity = F.coalesce(capacities[F.col("market_id")], F.lit(float(rules.capacity.default)))
+
+    def signals(name: str, rule: SensorRule) -> DataFrame:
+        value = F.col(rule.statistic)
+        crowd = rule.metric == Metric.crowd_count
+        measure = value / capacity if crowd else value
+        reference = capacity if crowd else F.lit(rule.warning)
+        return _signals(
+            hourly.where(F.col("metric") == rule.metric.value),
+            rule=F.lit(name),
+            alert_key=key_column("market_id", "metric"),
+            at=F.to_utc_timestamp(F.col("hour"), tz),
+            severity=level(measure, rule.warning, rule.critical),
+            value=value,
+            reference=reference,
+            details=F.to_json(F.struct("mean", "min", "max", "count", "hour")),
+            fields=_fields(
+                market=F.col("market_id"),
+                value=_number(value, 0 if crowd else 1),
+                reference=_number(reference, 0 if crowd else 1),
+            ),
+        )
+
+    return reduce(
+        DataFrame.unionByName, [signals(name, rule) for name, rule in rules.sensors.rules.items()]
+    )
+
+
+def quality_signals(quality: DataFrame, rules: AlertRules) -> DataFrame:
+    """``data_quality`` per source × device × micro-batch: the share of records quarantined over
+    the micro-batches of the last ``window_minutes`` (``gold.data_quality``)."""
+    r = rules.data_quality
+    window = (
+        Window.partitionBy("source", "device_id")
+        .orderBy(F.unix_seconds("batch_time"))
+        .rangeBetween(-int(r.window_minutes * 60) + 1, 0)
+    )
+    windowed = (
+        quality.withColumn("window_received", F.sum("received").over(window))
+        .withColumn("window_quarantined", F.sum("quarantined").over(window))
+        .where(F.col("window_received") >= r.min_received)
+        .withColumn("ratio", F.col("window_quarantined") / F.col("window_received"))
+    )
+    return _signals(
+        windowed,
+        rule=F.lit("data_quality"),
+        alert_key=key_column("source", "device_id"),
+        at=F.col("batch_time"),
+        severity=level(F.col("ratio"), r.warning, r.critical),
+        value=F.col("ratio"),
+        reference=F.lit(r.warning),
+        metric=F.lit("quarantine_ratio"),
+        details=F.to_json(
+            F.struct("source", "device_id", "window_received", "window_quarantined", "batch_id")
+        ),
+        fields=_fields(
+            source=F.col("source"),
+            device=F.col("device_id"),
+            value_pct=_pct(F.col("ratio")),
+            window=F.lit(f"{r.window_minutes:g}"),
+        ),
+    )
+
+
+# ---- episodes -------------------------------------------------------------------------------
+
+
+def _rank(severity: Column) -> Column:
+    return F.array_position(F.array(*map(F.lit, SEVERITIES)), severity)
+
+
+def episodes(signals: DataFrame, cooldown_hours: dict[str, float]) -> DataFrame:
+    """The alerts of rule × key: runs of consecutive firing points; a run starting within the
+    cool-down after the previous run was resolved continues its episode. Per episode:
+    ``opened_at`` (first firing point), ``resolved_at`` (first calm point after the last
+    firing one; null: ``status`` open), the highest ``severity``, ``last_firing_at`` and the
+    value, reference and description of the last firing point."""
+    key = ("rule", "alert_key")
+    cooldown = F.create_map(
+        *[x for rule, hours in cooldown_hours.items() for x in (F.lit(rule), F.lit(hours * 3600))]
+    )
+    by_time = Window.partitionBy(*key).orderBy("at")
+    firing = F.col("severity").isNotNull()
+    changed = firing != F.lag(firing).over(by_time)
+    runs = (
+        signals.withColumn("firing", firing)
+        .withColumn("run", F.sum(F.coalesce(changed, F.lit(True)).cast("int")).over(by_time))
+        .groupBy(*key, "run")
+        .agg(
+            F.first("firing").alias("firing"),
+            F.min("at").alias("start"),
+            F.max("at").alias("last_at"),
+            F.max(_rank(F.col("severity"))).alias("rank"),
+            F.max_by(
+                F.struct(
+                    "value",
+                    "reference",
+                    "market_id",
+                    "region",
+                    "commodity",
+                    "metric",
+                    "details",
+                    "fields",
+                ),
+                "at",
+            ).alias("last"),
+        )
+    )
+    by_run = Window.partitionBy(*key).orderBy("run")
+    runs = runs.withColumn("resolved_at", F.lead("start").over(by_run)).where("firing")
+    previous_resolved = F.lag("resolved_at").over(by_run)
+    new_episode = previous_resolved.isNull() | (
+        F.unix_seconds("start") - F.unix_seconds(previous_resolved) > cooldown[F.col("rule")]
+    )
+    return (
+        runs.withColumn("episode", F.sum(new_episode.cast("int")).over(by_run))
+        .groupBy(*key, "episode")
+        .agg(
+            F.min("start").alias("opened_at"),
+            F.max_by("resolved_at", "run").alias("resolved_at"),
+            F.max("last_at").alias("last_firing_at"),
+            F.max("rank").alias("rank"),
+            F.max_by("last", "run").alias("last"),
+        )
+        .select(
+            F.substring(
+                F.sha2(F.concat_ws("|", "rule", "alert_key", F.unix_micros("opened_at")), 256),
+                1,
+                32,
+            ).alias("alert_id"),
+            *key,
+            F.element_at(F.array(*map(F.lit, SEVERITIES)), F.col("rank").cast("int")).alias(
+                "severity"
+            ),
+            F.when(F.col("resolved_at").isNull(), "open").otherwise("resolved").alias("status"),
+            "opened_at",
+            "resolved_at",
+            "last_firing_at",
+            "last.*",
+        )
+    )
+
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def _render(template: str, fields: Column) -> Column:
+    """A message template with its ``{placeholders}`` filled from the ``fields`` map."""
+    parts: list[Column] = []
+    for i, piece in enumerate(_PLACEHOLDER.split(template)):
+        if i % 2 == 0:
+            parts.append(F.lit(piece))
+        else:
+            parts.append(F.coalesce(fields[piece], F.lit("?")))
+    return F.concat(*parts)
+
+
+def alert_rows(alerts: DataFrame, rules: AlertRules, now: Column) -> DataFrame:
+    """``episodes`` as rows of ``gold.alerts``: messages in Indonesian and English rendered,
+    ``updated_at`` = ``now`` (the MERGE only keeps it where something else changed)."""
+    messages = rules.messages()
+
+    def render(language: str) -> Column:
+        out = F.lit(None).cast("string")
+        for rule, message in messages.items():
+            out = F.when(
+                F.col("rule") == rule, _render(getattr(message, language), F.col("fields"))
+            ).otherwise(out)
+        return out
+
+    return alerts.select(
+        "alert_id",
+        "rule",
+        "severity",
+        "status",
+        "market_id",
+        "region",
+        "commodity",
+        "metric",
+        "value",
+        "reference",
+        render("id").alias("message_id"),
+        render("en").alias("message_en"),
+        "details",
+        "opened_at",
+        "resolved_at",
+        now.cast("timestamp").alias("updated_at"),
+        "alert_key",
+        "last_firing_at",
+    )
+
+
+#: what makes a recomputed alert row different from the stored one (``updated_at`` aside)
+CHANGED = " OR ".join(
+    f"NOT (t.{c} <=> s.{c})"
+    for c in (
+        "severity",
+        "status",
+        "value",
+        "reference",
+        "message_id",
+        "message_en",
+        "details",
+        "resolved_at",
+        "last_firing_at",
+    )
+)

@@ -1,0 +1,329 @@
+"""Alert rules on small frames (chispa): each rule fires on a crafted series and stays quiet on
+a calm one; the lifecycle (one alert per episode, resolution, cool-down) is exact."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+
+from lakehouse.settings import ConfigError
+from streaming_jobs.alerts import (
+    SIGNAL_COLUMNS,
+    alert_rows,
+    alert_rules,
+    anomaly_signals,
+    episodes,
+    forecast_signals,
+    price_changes,
+    price_move_signals,
+    quality_signals,
+    region_move_signals,
+    sensor_signals,
+)
+
+TZ = "Asia/Jakarta"
+RULES = alert_rules()
+DAY0 = date(2025, 3, 1)
+T0 = datetime(2025, 3, 1, tzinfo=UTC)
+DAILY = "market_id string, commodity string, region string, date date, close double"
+SIGNALS = (
+    "rule string, alert_key string, at timestamp, severity string, value double, "
+    "reference double, market_id string, region string, commodity string, metric string, "
+    "details string, fields map<string,string>"
+)
+
+
+def day_at(day: date) -> datetime:
+    """Local midnight of ``day`` (WIB, UTC+7) in UTC: the evaluation time of a daily point."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC) - timedelta(hours=7)
+
+
+def daily(spark, closes: dict[tuple[str, str], list[float]], region: str = "DKI Jakarta"):
+    rows = [
+        (market, commodity, region, DAY0 + timedelta(days=i), close)
+        for (market, commodity), series in closes.items()
+        for i, close in enumerate(series)
+    ]
+    return spark.createDataFrame(rows, DAILY)
+
+
+def opened(df) -> list[tuple]:
+    """(rule, key, severity, status, opened_at, resolved_at) of each alert, sorted."""
+    out = episodes(df, RULES.cooldown_hours()).select(
+        "rule", "alert_key", "severity", "status", "opened_at", "resolved_at"
+    )
+    return sorted(tuple(r) for r in out.collect())
+
+
+def naive(at: datetime | None) -> datetime | None:
+    return at.astimezone(UTC).replace(tzinfo=None) if at else None
+
+
+CALM = [100.0, 101.0, 99.0, 100.0, 102.0, 100.0, 99.0, 101.0, 100.0, 100.0, 98.0, 101.0]
+
+
+# ---- price moves ------------------------------------------------------------------------------
+
+
+def test_price_changes_compare_with_the_median_of_the_previous_days(spark):
+    r = RULES.price_move
+    closes = [100.0, 300.0, 100.0, 100.0, 130.0]
+    out = price_changes(daily(spark, {("IP-001", "beras"): closes}), RULES).orderBy("date")
+    refs = [row.reference for row in out.collect()]
+    # fewer than min_reference_points earlier closes: no reference
+    assert refs[: r.min_reference_points] == [None] * r.min_reference_points
+    assert refs[3] == 100.0  # median of 100, 300, 100
+    assert refs[4] == 100.0  # median of 100, 300, 100, 100
+
+
+def test_price_spike_fires_and_resolves_calm_series_stays_quiet(spark):
+    w, c = RULES.price_move.warning, RULES.price_move.critical
+    spiky = [*CALM[:8], 100 * (1 + w + 0.01), 100 * (1 + c + 0.05), 100.0, 100.0]
+    drop = [*CALM[:8], 100 * (1 - w - 0.02), 100.0, 100.0, 100.0]
+    changes = price_changes(
+        daily(
+            spark,
+            {("IP-001", "beras"): spiky, ("IP-003", "beras"): CALM, ("IP-004", "cabai"): drop},
+        ),
+        RULES,
+    )
+    alerts = opened(price_move_signals(changes, RULES, TZ))
+    assert alerts == [
+        (
+            "price_drop",
+            "IP-004|cabai",
+            "warning",
+            "resolved",
+            naive(day_at(DAY0 + timedelta(days=8))),
+            naive(day_at(DAY0 + timedelta(days=9))),
+        ),
+        (
+            "price_spike",
+            "IP-001|beras",
+            "critical",  # escalated on day 9: the alert keeps the highest severity
+            "resolved",
+            naive(day_at(DAY0 + timedelta(days=8))),
+            naive(day_at(DAY0 + timedelta(days=10))),
+        ),
+    ]
+
+
+def test_a_sustained_spike_is_one_open_alert(spark):
+    w = RULES.price_move.warning
+    high = 100 * (1 + w + 0.02)
+    # three high days: the 7-day median stays low enough for all of them to fire
+    closes = [*CALM[:8], high, high, high]
+    changes = price_changes(daily(spark, {("IP-001", "beras"): closes}), RULES)
+    alerts = opened(price_move_signals(changes, RULES, TZ))
+    assert alerts == [
+        (
+            "price_spike",
+            "IP-001|beras",
+            "warning",
+            "open",
+            naive(day_at(DAY0 + timedelta(days=8))),
+            None,
+        )
+    ]
+
+
+def test_region_move_fires_when_most_markets_rise_together(spark):
+    rise = RULES.region_move.rise
+    up = [*CALM[:8], 100 * (1 + rise + 0.02)]
+    flat = CALM[:9]
+    markets = ["IP-001", "IP-003", "IP-004", "IP-005"]
+    together = {(m, "beras"): up for m in markets}
+    alone = {(m, "beras"): (up if m == "IP-001" else flat) for m in markets}
+    both = daily(spark, together).unionByName(daily(spark, alone, region="Jawa Barat"))
+    alerts = opened(region_move_signals(price_changes(both, RULES), RULES, TZ))
+    at = naive(day_at(DAY0 + timedelta(days=8)))
+    assert alerts == [("region_move", "DKI Jakarta|beras", "critical", "open", at, None)]
+
+
+# ---- forecasts and anomalies ------------------------------------------------------------------
+
+
+def test_forecast_risk_fires_when_the_week_ahead_is_well_above_today(spark):
+    w = RULES.forecast_risk.warning
+    today = daily(spark, {("IP-001", "beras"): [100.0], ("IP-003", "beras"): [100.0]})
+    rows = [
+        (market, "beras", DAY0, h, 100.0 + (h * (w * 100 + 1) / 7 if market == "IP-001" else h))
+        for market in ("IP-001", "IP-003")
+        for h in range(1, 8)
+    ]
+    forecasts = spark.createDataFrame(
+        rows, "market_id string, commodity string, origin_date date, horizon int, yhat double"
+    )
+    alerts = opened(forecast_signals(forecasts, today, RULES, TZ))
+    assert alerts == [
+        ("forecast_risk", "IP-001|beras", "warning", "open", naive(day_at(DAY0)), None)
+    ]
+
+
+def test_anomaly_score_above_threshold(spark):
+    c = RULES.anomaly_score.critical
+    rows = [
+        ("IP-001", "beras", DAY0, "temporal", c + 0.01, 100.0, "far from its trend"),
+        ("IP-001", "beras", DAY0 + timedelta(days=1), "temporal", 0.1, 100.0, ""),
+        ("IP-003", "beras", DAY0, "geographic", 0.2, 100.0, ""),
+    ]
+    anomalies = spark.createDataFrame(
+        rows,
+        "market_id string, commodity string, date date, kind string, score double, "
+        "price double, explanation string",
+    )
+    alerts = opened(anomaly_signals(anomalies, RULES, TZ))
+    assert alerts == [
+        (
+            "anomaly_score",
+            "IP-001|beras|temporal",
+            "critical",
+            "resolved",
+            naive(day_at(DAY0)),
+            naive(day_at(DAY0 + timedelta(days=1))),
+        )
+    ]
+
+
+# ---- sensors and data quality -----------------------------------------------------------------
+
+
+def hourly(spark, market: str, metric: str, values: list[float]):
+    rows = [
+        (
+            market,
+            metric,
+            datetime(2025, 3, 1, 8) + timedelta(hours=i),
+            float(v),
+            v - 1.0,
+            v + 1.0,
+            6,
+        )
+        for i, v in enumerate(values)
+    ]
+    return spark.createDataFrame(
+        rows,
+        "market_id string, metric string, hour timestamp, mean double, min double, max double, "
+        "count long",
+    )
+
+
+def test_sensor_rules_fire_on_heat_humidity_and_crowds_and_not_on_a_normal_day(spark):
+    temp, hum, crowd = (RULES.sensors.rules[n] for n in ("temperature", "humidity", "crowding"))
+    capacity = RULES.capacity.markets.get("IP-003", RULES.capacity.default)
+    frames = [
+        hourly(spark, "IP-001", "temperature_c", [28, 29, 28]),  # a normal day
+        hourly(spark, "IP-001", "humidity_pct", [80, 85, 82]),
+        hourly(spark, "IP-001", "crowd_count", [300, 800, 400]),
+        hourly(spark, "IP-003", "temperature_c", [28, temp.critical + 1, 28]),
+        hourly(spark, "IP-003", "humidity_pct", [80, hum.warning + 0.5, hum.warning + 1]),
+        # the hour's peak (mean + 1) over the market's capacity
+        hourly(spark, "IP-003", "crowd_count", [300, capacity * crowd.warning, 400]),
+    ]
+    signals = sensor_signals(frames[0].unionByName(frames[1]).unionByName(frames[2])
+                             .unionByName(frames[3]).unionByName(frames[4])
+                             .unionByName(frames[5]), RULES, TZ)  # fmt: skip
+    local = [datetime(2025, 3, 1, 1 + i) for i in range(3)]  # 08:00 WIB = 01:00 UTC
+    assert opened(signals) == [
+        ("crowding", "IP-003|crowd_count", "warning", "resolved", local[1], local[2]),
+        ("humidity", "IP-003|humidity_pct", "warning", "open", local[1], None),
+        ("temperature", "IP-003|temperature_c", "critical", "resolved", local[1], local[2]),
+    ]
+
+
+def test_data_quality_fires_on_a_suspect_device_within_its_window(spark):
+    r = RULES.data_quality
+    n = r.min_received
+    bad = int(n * (r.critical + 0.05)) + 1
+    step = timedelta(minutes=r.window_minutes / 2)
+    rows = [
+        (0, T0, "dev", "good-1", n, 0),
+        (1, T0 + step, "dev", "good-1", n, 1),
+        (0, T0, "dev", "bad-1", n, 0),
+        (1, T0 + step, "dev", "bad-1", n, 2 * bad),  # window: 2n received, 2·bad quarantined
+        (2, T0 + 3 * step, "dev", "bad-1", n, 0),  # the bad batch left the window: calm
+    ]
+    quality = spark.createDataFrame(
+        rows,
+        "batch_id long, batch_time timestamp, source string, device_id string, received long, "
+        "quarantined long",
+    )
+    assert opened(quality_signals(quality, RULES)) == [
+        (
+            "data_quality",
+            "dev|bad-1",
+            "critical",
+            "resolved",
+            naive(T0 + step),
+            naive(T0 + 3 * step),
+        )
+    ]
+
+
+# ---- lifecycle --------------------------------------------------------------------------------
+
+
+def signals(spark, points: list[tuple[datetime, str | None]], rule: str = "temperature"):
+    rows = [
+        (rule, "IP-001|temperature_c", at, severity, 1.0 + i, 35.0, "IP-001", None, None,
+         "temperature_c", "{}", {"market": "IP-001", "value": str(1.0 + i), "reference": "35"})
+        for i, (at, severity) in enumerate(points)
+    ]  # fmt: skip
+    return spark.createDataFrame(rows, SIGNALS)
+
+
+def test_cool_down_reopens_the_same_alert_and_later_opens_a_new_one(spark):
+    cooldown = timedelta(hours=RULES.sensors.cooldown_hours)
+    h = timedelta(hours=1)
+    fire, calm = "warning", None
+    points = [
+        (T0, calm),
+        (T0 + h, fire),  # opens alert A
+        (T0 + 2 * h, calm),  # resolves A
+        (T0 + 2 * h + cooldown, fire),  # within the cool-down: A again (same id), critical
+        (T0 + 3 * h + cooldown, calm),  # resolves A
+        (T0 + 4 * h + 2 * cooldown, fire),  # after the cool-down: alert B, still open
+    ]
+    out = episodes(signals(spark, points), RULES.cooldown_hours())
+    rows = alert_rows(out, RULES, F.lit(T0)).orderBy("opened_at")
+    expected = spark.createDataFrame(
+        [
+            ("warning", "resolved", T0 + h, T0 + 3 * h + cooldown, T0 + 2 * h + cooldown, 4.0),
+            ("warning", "open", T0 + 4 * h + 2 * cooldown, None, T0 + 4 * h + 2 * cooldown, 6.0),
+        ],
+        "severity string, status string, opened_at timestamp, resolved_at timestamp, "
+        "last_firing_at timestamp, value double",
+    )
+    assert_df_equality(rows.select(*expected.columns), expected, ignore_nullable=True)
+    ids = [r.alert_id for r in rows.collect()]
+    assert len(set(ids)) == 2
+    # the same signals always give the same ids (exactly-once MERGEs rely on it)
+    again = episodes(signals(spark, points), RULES.cooldown_hours()).orderBy("opened_at")
+    assert [r.alert_id for r in again.collect()] == ids
+
+
+def test_severity_is_the_highest_and_value_the_latest_firing_point(spark):
+    h = timedelta(hours=1)
+    points = [(T0, "warning"), (T0 + h, "critical"), (T0 + 2 * h, "warning")]
+    row = alert_rows(
+        episodes(signals(spark, points), RULES.cooldown_hours()), RULES, F.lit(T0)
+    ).first()
+    assert (row.severity, row.status, row.value) == ("critical", "open", 3.0)
+    assert row.message_en == "Temperature at IP-001 3.0 °C (limit 35 °C): cold-chain risk"
+    assert row.message_id.startswith("Suhu di IP-001 3.0 °C")
+
+
+def test_signal_frames_share_one_schema(spark):
+    changes = price_changes(daily(spark, {("IP-001", "beras"): CALM}), RULES)
+    assert tuple(price_move_signals(changes, RULES, TZ).columns) == SIGNAL_COLUMNS
+    assert tuple(region_move_signals(changes, RULES, TZ).columns) == SIGNAL_COLUMNS
+
+
+def test_invalid_rules_file_is_a_config_error(tmp_path):
+    bad = tmp_path / "alerts.yaml"
+    bad.write_text("price_move: {warning: 0.5, critical: 0.1}\n")
+    with pytest.raises(ConfigError, match="invalid alert rules file"):
+        alert_rules(bad)
