@@ -172,6 +172,11 @@ class ImpactModel:
         return model
 
 
+def model_path(settings: Settings) -> Path:
+    """Where ``./run.sh retrain`` keeps the fitted model that the API and alerts explain with."""
+    return settings.paths.data_dir / "models" / "impact.joblib"
+
+
 def load_inputs(data_dir: Path, daily: pd.DataFrame | None = None) -> ImpactInputs:
     """Read the shared real data files of ``data_dir`` (``impact.data_dir``)."""
     frames = {}

@@ -16,6 +16,7 @@ from serving_api import errors
 from serving_api.alert_push import AlertHub
 from serving_api.auth import Keyring, ReadAccess
 from serving_api.cache import GoldCache
+from serving_api.impact import ImpactExplainer
 from serving_api.ingest import PricePublisher
 from serving_api.metrics import ApiMetrics, MetricsMiddleware
 from serving_api.routers import API_PREFIX, alerts, ingest, insights, ops, prices
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.alerts = hub
     app.state.keyring = keyring = Keyring(settings)
     app.state.publisher = PricePublisher(settings)
+    app.state.impact = ImpactExplainer(settings)
     app.state.readiness = {}
     errors.install(app)
     # the hottest routes first: a request is matched against the routes in order

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, status
+from fastapi.concurrency import run_in_threadpool
 
-from serving_api.errors import resolve_commodity, resolve_market
+from ml.impact import ImpactResult
+from serving_api.errors import ApiError, resolve_commodity, resolve_market
 from serving_api.models import Anomaly, ForecastSeries, QualityRow
 from serving_api.routers import API_PREFIX, READ_ERRORS, gold
-from serving_api.routers.prices import Commodity, MarketId
+from serving_api.routers.prices import Commodity, MarketId, Region
 from serving_api.views import ANOMALIES, FORECASTS, QUALITY
 
 router = APIRouter(
@@ -78,3 +80,29 @@ async def quality(
         for q in await gold(request).get(QUALITY)
         if (since is None or q["date"] >= since) and (source is None or q["source"] == source)
     ]
+
+
+@router.get(
+    "/impact",
+    response_model=ImpactResult,
+    summary="Which factors drove the price change of a month (vs the month before)",
+    responses={503: {"description": "no impact model trained yet (run ./run.sh retrain)"}},
+)
+async def impact(
+    request: Request,
+    commodity: Annotated[str, Query(max_length=64, examples=["beras"])],
+    day: Annotated[date, Query(alias="date", description="any day of the month to explain")],
+    market_id: MarketId = None,
+    region: Region = None,
+) -> ImpactResult:
+    if (market_id is None) == (region is None):
+        raise ApiError(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "give exactly one of market_id and region"
+        )
+    return await run_in_threadpool(
+        request.app.state.impact.explain,
+        resolve_commodity(commodity),
+        day,
+        resolve_market(market_id),
+        region,  # a province or a city of the impact panel (e.g. Bandung): the model knows
+    )
