@@ -108,15 +108,22 @@ def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_retrain(settings: Settings, args: argparse.Namespace) -> int:
     from ml import tracking
-    from ml.retrain import retrain, should_retrain
+    from ml.retrain import fit_impact, retrain, score_anomalies, should_retrain
 
     tracking.connect(settings)
+    if args.anomalies_only:
+        written = score_anomalies(settings)
+        print(f"gold.anomalies: {written['inserted']} inserted, {written['replaced']} replaced")
+        return 0
     if args.if_changed:
         go, why = should_retrain(settings)
         print(f"{'retraining' if go else 'no retrain'}: {why}")
         if not go:
             return 0
     print(retrain(settings))
+    written = score_anomalies(settings)
+    print(f"gold.anomalies: {written['inserted']} inserted, {written['replaced']} replaced")
+    print(fit_impact(settings))
     return 0
 
 
@@ -142,4 +149,9 @@ def register(command) -> None:  # noqa: ANN001 — scripts.cli.CommandFactory (n
         "--if-changed",
         action="store_true",
         help="only if silver.prices grew by ml.retrain_min_new_rows since the last retrain",
+    )
+    retrain.add_argument(
+        "--anomalies-only",
+        action="store_true",
+        help="only rescore gold.anomalies (the hourly pass): no forecasting, no impact model",
     )

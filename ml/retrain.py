@@ -16,6 +16,8 @@ Other gold writers (e.g. anomalies) reuse ``write_gold`` and ``RunContext``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +29,7 @@ from deltalake import DeltaTable, write_deltalake
 from lakehouse.fast_read import TableMissing, open_table, table_version
 from lakehouse.settings import ConfigError, MlSettings, Settings
 from lakehouse.tables import (
+    GOLD_ANOMALIES,
     GOLD_FORECASTS,
     GOLD_PRICE_DAILY,
     GOLD_REGION_DAILY,
@@ -232,6 +235,80 @@ class RetrainResult:
             f"v{self.versions.price_daily}; MLflow run {self.run_id}; gold.forecasts: "
             f"{self.written['inserted']} rows inserted, {self.written['replaced']} replaced"
         )
+
+
+def daily_closes(settings: Settings) -> tuple[pd.DataFrame, int]:
+    """gold.price_daily as the daily-closes frame of ``ml.daily`` (one close per market ×
+    commodity × day: a market reported under two region spellings keeps the later one), with
+    the version read."""
+    daily, version = read_gold(GOLD_PRICE_DAILY, settings, DAILY_COLUMNS)
+    daily = daily.rename(columns={"close": "price"}).sort_values(["date", "region"])
+    return daily.drop_duplicates(["market_id", "commodity", "date"], keep="last"), version
+
+
+def anomaly_rows(daily: pd.DataFrame, settings: Settings, ctx: RunContext) -> pd.DataFrame:
+    """The gold.anomalies rows of a scoring run (pure given the data and settings)."""
+    from ml.anomalies import MODEL_NAMES, detect
+
+    found = detect(daily, settings)
+    found["date"] = pd.to_datetime(found["date"]).dt.date
+    return found.assign(
+        model_name=found["kind"].map(MODEL_NAMES),
+        model_version=ctx.models["anomalies"][1],
+        run_id=ctx.run_id,
+        created_at=ctx.created_at,
+    )
+
+
+def score_anomalies(settings: Settings) -> dict[str, int]:
+    """The anomaly pass (also run alone, hourly): score every daily close of gold.price_daily
+    and merge the anomalous ones into gold.anomalies — a row is replaced only when its score
+    changed, so the same data version writes nothing new. One MLflow run; the models' version
+    is a digest of their parameters."""
+    import mlflow
+
+    from ml import tracking
+    from ml.anomalies import model_params
+
+    daily, version = daily_closes(settings)
+    params = model_params(settings)
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+    flat = {f"{model}.{k}": v for model, ps in params.items() for k, v in ps.items()}
+    with tracking.tracked_run("anomalies", flat, {"gold.price_daily.version": version}) as run:
+        ctx = RunContext(
+            run.info.run_id,
+            datetime.fromtimestamp(run.info.start_time / 1000, UTC),
+            version,
+            {"anomalies": ("anomalies", digest)},
+        )
+        rows = anomaly_rows(daily, settings, ctx)
+        written = write_gold(rows, GOLD_ANOMALIES, settings, replace_when="s.score <> t.score")
+        counts = rows["kind"].value_counts()
+        mlflow.log_metrics({f"anomalies.{kind}": int(n) for kind, n in counts.items()})
+        mlflow.log_metrics({f"gold.anomalies.{k}": v for k, v in written.items()})
+    return written
+
+
+def fit_impact(settings: Settings) -> str:
+    """Fit the price-impact model on the shared real data plus gold's daily closes, save it
+    where the API loads it (``ml.impact.model_path``) and log it with its hold-out fit to
+    MLflow. Returns a one-line summary."""
+    import mlflow
+
+    from ml import tracking
+    from ml.impact import fit_impact_model, load_inputs, model_path
+    from ml.impact import model_params as impact_params
+
+    daily, version = daily_closes(settings)
+    tags = {"gold.price_daily.version": version}
+    with tracking.tracked_run("impact", impact_params(settings), tags):
+        model = fit_impact_model(load_inputs(settings.impact.data_dir, daily), settings)
+        path = model.save(model_path(settings))
+        mlflow.log_artifact(str(path))
+        overall = model.metrics.get("overall", {})
+        mlflow.log_metrics({f"impact.{k}": float(v) for k, v in overall.items()})
+    fit = ", ".join(f"{k} {v:.3f}" for k, v in overall.items())
+    return f"impact model: {len(model.models)} commodities ({fit}) saved to {path}"
 
 
 def retrain(settings: Settings) -> RetrainResult:

@@ -11,7 +11,7 @@ import pytest
 
 from lakehouse.fast_read import open_table
 from lakehouse.settings import Settings
-from lakehouse.tables import GOLD_FORECASTS
+from lakehouse.tables import GOLD_ANOMALIES, GOLD_FORECASTS
 from scripts.cli import main
 from scripts.services import MlflowServer
 
@@ -107,3 +107,40 @@ def test_cli_errors_when_mlflow_or_tables_are_missing(
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: MLflow is not reachable at http://localhost:1")
     assert "\n" not in err
+
+
+def test_anomaly_pass_and_impact_model_trace_to_mlflow(lake: Settings) -> None:
+    from fastapi.testclient import TestClient
+    from mlflow import MlflowClient
+
+    from ml import tracking
+    from ml.retrain import fit_impact, score_anomalies
+    from serving_api.app import create_app
+
+    tracking.connect(lake)
+    first = score_anomalies(lake)
+    rows = open_table(GOLD_ANOMALIES, lake).to_pandas()
+    assert first["inserted"] == len(rows) and first["replaced"] == 0
+    assert set(rows["kind"]) <= {"temporal", "geographic"}
+    assert rows["score"].between(0, 1).all()
+    client = MlflowClient(lake.mlflow.tracking_uri)
+    for run_id in rows["run_id"].unique():
+        assert client.get_run(run_id).data.tags["gold.price_daily.version"]
+    assert score_anomalies(lake) == {"inserted": 0, "replaced": 0}  # same data, same rows
+
+    assert "saved to" in fit_impact(lake)
+    api = TestClient(create_app(lake))
+    answer = api.get(
+        "/api/v1/impact", params={"commodity": "beras", "region": "Bandung", "date": "2025-03-10"}
+    )
+    assert answer.status_code == 200, answer.text
+    impact = answer.json()
+    assert sum(impact["factors_with_weights"].values()) == 100
+    assert 0 <= impact["impact_score"] <= 100
+    assert impact["dominant_factor"] == max(
+        impact["factors_with_weights"], key=impact["factors_with_weights"].get
+    )
+    outside = api.get(
+        "/api/v1/impact", params={"commodity": "beras", "region": "Bandung", "date": "1990-01-01"}
+    )
+    assert outside.status_code == 422 and "outside" in outside.json()["detail"]
