@@ -21,6 +21,7 @@ from serving_api.ingest import PricePublisher
 from serving_api.metrics import ApiMetrics, MetricsMiddleware
 from serving_api.routers import API_PREFIX, alerts, ingest, insights, ops, prices
 from serving_api.views import LIVE
+from streaming_jobs.notifier import delivery_counts
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -29,6 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     cache = GoldCache(settings, metrics)
     hub = AlertHub(cache, metrics, settings.api.alerts_poll_seconds)
     metrics.watch_lag(lambda: view.newest if (view := cache.current(LIVE)) else None)
+    metrics.watch_deliveries(lambda: delivery_counts(settings))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import threading
 from datetime import date
-from typing import TYPE_CHECKING
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 from fastapi import status
 
@@ -46,9 +47,39 @@ class ImpactExplainer:
         self, commodity: str, day: date, market_id: str | None, region: str | None
     ) -> ImpactResult:
         """Blocking (run it in a worker thread); a question the model cannot answer is a 422."""
-        from ml.impact import explain
+        model = self.model()
+        month = day.replace(day=1)  # the model explains whole months
+        return _explained(model, self._mtime, commodity, month, market_id, region)
 
+    def attach(self, alert: dict[str, Any]) -> dict[str, Any]:
+        """A critical price alert with the explanation of its market's (or region's) month
+        under ``impact``; other alerts, and those the model cannot explain, unchanged."""
+        if alert.get("severity") != "critical" or not alert.get("commodity"):
+            return alert
+        opened, market = alert.get("opened_at"), alert.get("market_id")
+        if opened is None or not (market or alert.get("region")):
+            return alert
         try:
-            return explain(self.model(), commodity, day, market_id=market_id, region=region)
-        except InputError as exc:
-            raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+            impact = self.explain(
+                alert["commodity"], opened.date(), market, None if market else alert["region"]
+            )
+        except ApiError:
+            return alert
+        return {**alert, "impact": impact.model_dump()}
+
+
+@lru_cache(maxsize=4096)
+def _explained(
+    model: ImpactModel,
+    _version: float | None,
+    commodity: str,
+    month: date,
+    market_id: str | None,
+    region: str | None,
+) -> ImpactResult:
+    from ml.impact import explain
+
+    try:
+        return explain(model, commodity, month, market_id=market_id, region=region)
+    except InputError as exc:
+        raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None

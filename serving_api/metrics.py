@@ -66,6 +66,19 @@ class ApiMetrics:
             registry=r,
         )
 
+    def watch_deliveries(self, counts: Callable[[], dict[str, int]]) -> None:
+        """Alert notifications by outcome, read from gold.alert_deliveries at scrape time: a
+        failing webhook shows as a growing ``undelivered``."""
+        gauge = Gauge(
+            "smartmarket_alert_deliveries",
+            "Finished alert notifications (all channels) by outcome: delivered or undelivered "
+            "after the last retry",
+            ["outcome"],
+            registry=self.registry,
+        )
+        for outcome in ("delivered", "undelivered"):
+            gauge.labels(outcome).set_function(lambda o=outcome: counts()[o])
+
     def watch_lag(self, newest: Callable[[], float | None]) -> None:
         """Compute the lag at scrape time from ``newest`` (a POSIX time, or None: no data)."""
 

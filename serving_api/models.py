@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ml.impact import ImpactResult
+
 
 def _example(**values: object) -> ConfigDict:
     return ConfigDict(json_schema_extra={"examples": [values]})
@@ -270,6 +272,11 @@ class Alert(BaseModel):
     opened_at: datetime | None
     resolved_at: datetime | None
     updated_at: datetime | None
+    impact: ImpactResult | None = Field(
+        None,
+        description="critical alerts: which factors drove the month's price change "
+        "(GET /impact), when the impact model can tell",
+    )
 
 
 class Accepted(BaseModel):

@@ -6,12 +6,21 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
+import pyarrow as pa
 import pytest
+from deltalake import write_deltalake
 
 from lakehouse.fast_read import open_table
 from lakehouse.settings import Settings
-from lakehouse.tables import GOLD_ANOMALIES, GOLD_FORECASTS
+from lakehouse.tables import (
+    GOLD_ALERTS,
+    GOLD_ANOMALIES,
+    GOLD_FORECASTS,
+    GOLD_PRICE_DAILY,
+    arrow_schema,
+)
 from scripts.cli import main
 from scripts.services import MlflowServer
 
@@ -144,3 +153,29 @@ def test_anomaly_pass_and_impact_model_trace_to_mlflow(lake: Settings) -> None:
         "/api/v1/impact", params={"commodity": "beras", "region": "Bandung", "date": "1990-01-01"}
     )
     assert outside.status_code == 422 and "outside" in outside.json()["detail"]
+
+    # critical alerts carry the explanation of their market's month
+    daily = open_table(GOLD_PRICE_DAILY, lake).to_pandas()
+    market, commodity = daily[["market_id", "commodity"]].iloc[0]
+    at = datetime(2025, 3, 10, tzinfo=UTC)
+    alert = {c: None for c in arrow_schema(GOLD_ALERTS).names} | {
+        "alert_id": "a-critical",
+        "rule": "price_spike",
+        "severity": "critical",
+        "status": "open",
+        "market_id": market,
+        "commodity": commodity,
+        "opened_at": at,
+        "updated_at": at,
+    }
+    calm = alert | {"alert_id": "a-warning", "severity": "warning"}
+    write_deltalake(
+        str(GOLD_ALERTS.path(lake)),
+        pa.Table.from_pylist([alert, calm], schema=arrow_schema(GOLD_ALERTS)),
+        mode="append",
+    )
+    served = {a["alert_id"]: a for a in api.get("/api/v1/alerts").json()}
+    assert served["a-warning"]["impact"] is None
+    explained = served["a-critical"]["impact"]
+    assert explained["month"] == "2025-03"
+    assert sum(explained["factors_with_weights"].values()) == 100

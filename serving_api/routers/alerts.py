@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, WebSocket, status
+from fastapi.concurrency import run_in_threadpool
 
 from serving_api.alert_push import AlertFilter, AlertHub
 from serving_api.errors import ApiError, resolve_commodity, resolve_province
@@ -59,7 +60,9 @@ async def alerts(
         if wanted.matches(a)
         and (since is None or (a["updated_at"] is not None and a["updated_at"] >= since))
     )
-    return [row for row, _ in zip(rows, range(limit), strict=False)]
+    attach = request.app.state.impact.attach
+    chosen = [row for row, _ in zip(rows, range(limit), strict=False)]
+    return await run_in_threadpool(lambda: [attach(row) for row in chosen])
 
 
 @router.websocket("/alerts/ws")
@@ -82,6 +85,7 @@ async def alerts_ws(
 
     async def pump() -> None:
         while (alert := await subscriber.queue.get()) is not None:
+            alert = await run_in_threadpool(websocket.app.state.impact.attach, alert)
             await websocket.send_text(encode({"type": "alert", "alert": alert}).decode())
         await websocket.close(code=status.WS_1013_TRY_AGAIN_LATER, reason="too slow")
 
