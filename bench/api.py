@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing as mp
 import os
 import queue
@@ -180,17 +181,18 @@ async def _load(urls: list[str], connections: int, seconds: float, rate: float |
     connector = aiohttp.TCPConnector(limit=connections, limit_per_host=connections)
     async with aiohttp.ClientSession(connector=connector) as session:
 
-        async def one(url: str) -> float:
-            nonlocal errors, body_bytes
+        async def one(url: str) -> tuple[float, int]:
+            nonlocal errors
             try:
                 async with session.get(url) as response:
-                    body_bytes += len(await response.read())
+                    size = len(await response.read())
                     errors += response.status != 200
             except (aiohttp.ClientError, TimeoutError):
-                errors += 1
-            return time.perf_counter()
+                errors, size = errors + 1, 0
+            return time.perf_counter(), size
 
         async def connection(i: int, began: float, record_from: float) -> None:
+            nonlocal body_bytes
             n = i
             while True:
                 if rate is None:
@@ -201,9 +203,10 @@ async def _load(urls: list[str], connections: int, seconds: float, rate: float |
                         await asyncio.sleep(wait)
                 if due - began > seconds + WARM_UP_SECONDS:
                     return
-                done = await one(urls[n % len(urls)])
+                done, size = await one(urls[n % len(urls)])
                 if due >= record_from:
                     latencies.append(done - due)
+                    body_bytes += size
                 n += connections
 
         began = time.perf_counter()
@@ -240,10 +243,15 @@ def load(
         raise SystemExit("error: a load generator process did not report back") from None
     for p in procs:
         p.join()
+    return merge(parts, together=True)
+
+
+def merge(parts: list[Result], together: bool = False) -> Result:
+    """Results of parts that ran at the same time (``together``) or one after the other."""
     return Result(
         sum(p.requests for p in parts),
         sum(p.errors for p in parts),
-        seconds,
+        parts[0].seconds if together else sum(p.seconds for p in parts),
         [x for p in parts for x in p.latencies],
         sum(p.body_bytes for p in parts),
     )
@@ -254,7 +262,8 @@ def load(
 
 def main() -> None:
     p = argparse.ArgumentParser(prog="./run.sh bench api", description=__doc__.splitlines()[0])
-    p.add_argument("--seconds", type=float, default=10.0, help="per measurement")
+    p.add_argument("--seconds", type=float, default=12.0, help="per measurement")
+    p.add_argument("--rounds", type=int, default=4, help="interleaved rounds per measurement")
     p.add_argument("--concurrency", type=int, nargs="+", default=[50, 200])
     p.add_argument("--workers", type=int, help="uvicorn workers (default: api.workers)")
     p.add_argument("--clients", type=int, default=1, help="load generator processes")
@@ -305,19 +314,38 @@ def main() -> None:
         print(f"server: {command}")
         print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
         measured: dict[tuple[str, int], tuple[Result, Result]] = {}
-        progress = tqdm(total=len(paths) * len(args.concurrency) * 2, disable=None)
-        for name, targets in paths.items():
-            app = "bench.api:bare_app" if name == "bare" else None
-            with server(settings, env, app) as url:
-                urls = [url + t for t in targets]
-                load(urls, 10, 2, None, 1)  # warm the caches and the interpreter
-                for connections in args.concurrency:
-                    progress.set_description(f"{name} x{connections}")
-                    busy = load(urls, connections, args.seconds, None, args.clients)
-                    progress.update()
-                    steady = load(urls, connections, args.seconds, busy.rate / 2, args.clients)
-                    progress.update()
-                    measured[(name, connections)] = (busy, steady)
+        step = args.seconds / args.rounds
+        progress = tqdm(
+            total=len(paths) * len(args.concurrency) * 2 * args.rounds, disable=None, unit="run"
+        )
+        with contextlib.ExitStack() as servers:
+            urls: dict[str, list[str]] = {}
+            for (name, targets), port in zip(paths.items(), free_ports(len(paths)), strict=True):
+                own = settings.model_copy(
+                    update={"api": settings.api.model_copy(update={"port": port})}
+                )
+                app = "bench.api:bare_app" if name == "bare" else None
+                url = servers.enter_context(server(own, env, app))
+                urls[name] = [url + t for t in targets]
+                load(urls[name], 10, 2, None, 1)  # warm the caches and the interpreter
+            # short rounds, endpoints interleaved: the other load on a shared machine comes
+            # and goes, and must weigh on every endpoint alike
+            for connections in args.concurrency:
+                rounds: dict[str, list[Result]] = {name: [] for name in paths}
+                for _ in range(args.rounds):
+                    for name in paths:
+                        progress.set_description(f"{name} x{connections}")
+                        rounds[name].append(load(urls[name], connections, step, None, args.clients))
+                        progress.update()
+                busy = {name: merge(results) for name, results in rounds.items()}
+                half = {name: [] for name in paths}
+                for _ in range(args.rounds):
+                    for name in paths:
+                        rate = busy[name].rate / 2
+                        half[name].append(load(urls[name], connections, step, rate, args.clients))
+                        progress.update()
+                for name in paths:
+                    measured[(name, connections)] = (busy[name], merge(half[name]))
         progress.close()
 
         print(
