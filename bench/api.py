@@ -9,7 +9,7 @@ it from separate processes with an asynchronous client (aiohttp):
 
 - *saturation*: every connection sends its next request as soon as the last one is answered —
   requests/s, and p50/p99 latency (by Little's law p99 then grows with the connection count);
-- *fixed rate*: the same connections, requests sent on a schedule at half the bare endpoint's
+- *half load*: the same connections, requests sent on a schedule at half the endpoint's own
   saturation rate, latency counted from the scheduled time (no coordinated omission) — the
   latency a client sees when the server is busy but not overloaded.
 
@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing as mp
 import os
+import queue
 import subprocess
 import sys
 import tempfile
@@ -53,6 +55,11 @@ bare_app = FastAPI()
 
 @bare_app.get("/bare")
 async def bare() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@bare_app.get("/health")  # what the `api` service's health check asks
+async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
@@ -130,13 +137,15 @@ def server(settings: Settings, env: dict[str, str], app: str | None = None) -> I
     command = Api(settings).command()
     if app is not None:
         command[command.index("serving_api.app:app")] = app
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = settings.paths.data_dir / "bench-api.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{settings.api.port}"
     try:
         deadline = time.monotonic() + 60
         while Api(settings).health().ok is False:
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"error: the server did not start: {proc.stderr.read().decode()}")
+                raise SystemExit(f"error: the server did not start: {log.read_text()[-2000:]}")
             time.sleep(0.2)
         yield url
     finally:
@@ -153,6 +162,7 @@ class Result:
     errors: int
     seconds: float
     latencies: list[float]
+    body_bytes: int = 0
 
     @property
     def rate(self) -> float:
@@ -167,18 +177,22 @@ async def _load(urls: list[str], connections: int, seconds: float, rate: float |
 
     latencies: list[float] = []
     errors = 0
+    body_bytes = 0
     connector = aiohttp.TCPConnector(limit=connections, limit_per_host=connections)
     async with aiohttp.ClientSession(connector=connector) as session:
 
-        async def one(url: str) -> float:
+        async def one(url: str) -> tuple[float, int]:
             nonlocal errors
-            async with session.get(url) as response:
-                await response.read()
-                if response.status != 200:
-                    errors += 1
-            return time.perf_counter()
+            try:
+                async with session.get(url) as response:
+                    size = len(await response.read())
+                    errors += response.status != 200
+            except (aiohttp.ClientError, TimeoutError):
+                errors, size = errors + 1, 0
+            return time.perf_counter(), size
 
         async def connection(i: int, began: float, record_from: float) -> None:
+            nonlocal body_bytes
             n = i
             while True:
                 if rate is None:
@@ -189,15 +203,16 @@ async def _load(urls: list[str], connections: int, seconds: float, rate: float |
                         await asyncio.sleep(wait)
                 if due - began > seconds + WARM_UP_SECONDS:
                     return
-                done = await one(urls[n % len(urls)])
+                done, size = await one(urls[n % len(urls)])
                 if due >= record_from:
                     latencies.append(done - due)
+                    body_bytes += size
                 n += connections
 
         began = time.perf_counter()
         record_from = began + WARM_UP_SECONDS
         await asyncio.gather(*(connection(i, began, record_from) for i in range(connections)))
-    return Result(len(latencies), errors, seconds, latencies)
+    return Result(len(latencies), errors, seconds, latencies, body_bytes)
 
 
 def _client(
@@ -222,14 +237,23 @@ def load(
     ]
     for p in procs:
         p.start()
-    parts = [results.get() for _ in procs]
+    try:
+        parts = [results.get(timeout=seconds + WARM_UP_SECONDS + 120) for _ in procs]
+    except queue.Empty:
+        raise SystemExit("error: a load generator process did not report back") from None
     for p in procs:
         p.join()
+    return merge(parts, together=True)
+
+
+def merge(parts: list[Result], together: bool = False) -> Result:
+    """Results of parts that ran at the same time (``together``) or one after the other."""
     return Result(
         sum(p.requests for p in parts),
         sum(p.errors for p in parts),
-        seconds,
+        parts[0].seconds if together else sum(p.seconds for p in parts),
         [x for p in parts for x in p.latencies],
+        sum(p.body_bytes for p in parts),
     )
 
 
@@ -238,7 +262,8 @@ def load(
 
 def main() -> None:
     p = argparse.ArgumentParser(prog="./run.sh bench api", description=__doc__.splitlines()[0])
-    p.add_argument("--seconds", type=float, default=10.0, help="per measurement")
+    p.add_argument("--seconds", type=float, default=12.0, help="per measurement")
+    p.add_argument("--rounds", type=int, default=4, help="interleaved rounds per measurement")
     p.add_argument("--concurrency", type=int, nargs="+", default=[50, 200])
     p.add_argument("--workers", type=int, help="uvicorn workers (default: api.workers)")
     p.add_argument("--clients", type=int, default=1, help="load generator processes")
@@ -270,8 +295,15 @@ def main() -> None:
         api = "/api/v1"
         paths = {
             "bare": ["/bare"],
+            # what a dashboard asks: one commodity everywhere, one market, one commodity in
+            # one province
             "/prices/live": [f"{api}/prices/live?commodity={c}" for c in live_commodities]
-            + [f"{api}/prices/live?region={r}" for r in provinces],
+            + [f"{api}/prices/live?market_id={m}" for m in some_markets]
+            + [
+                f"{api}/prices/live?commodity={c}&region={r}"
+                for c in live_commodities
+                for r in provinces
+            ],
             "/prices/history": [
                 f"{api}/prices/history?commodity={c}&market_id={m}&start={start}&end={end}"
                 for c in live_commodities
@@ -282,33 +314,59 @@ def main() -> None:
         print(f"server: {command}")
         print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
         measured: dict[tuple[str, int], tuple[Result, Result]] = {}
-        for name, targets in paths.items():
-            app = "bench.api:bare_app" if name == "bare" else None
-            with server(settings, env, app) as url:
-                urls = [url + t for t in targets]
-                load(urls, 10, 2, None, 1)  # warm the caches and the interpreter
-                for connections in args.concurrency:
-                    busy = load(urls, connections, args.seconds, None, args.clients)
-                    bare_rate = measured.get(("bare", connections), (busy,))[0].rate
-                    steady = load(urls, connections, args.seconds, bare_rate / 2, args.clients)
-                    measured[(name, connections)] = (busy, steady)
+        step = args.seconds / args.rounds
+        progress = tqdm(
+            total=len(paths) * len(args.concurrency) * 2 * args.rounds, disable=None, unit="run"
+        )
+        with contextlib.ExitStack() as servers:
+            urls: dict[str, list[str]] = {}
+            for (name, targets), port in zip(paths.items(), free_ports(len(paths)), strict=True):
+                own = settings.model_copy(
+                    update={"api": settings.api.model_copy(update={"port": port})}
+                )
+                app = "bench.api:bare_app" if name == "bare" else None
+                url = servers.enter_context(server(own, env, app))
+                urls[name] = [url + t for t in targets]
+                load(urls[name], 10, 2, None, 1)  # warm the caches and the interpreter
+            # short rounds, endpoints interleaved: the other load on a shared machine comes
+            # and goes, and must weigh on every endpoint alike
+            for connections in args.concurrency:
+                rounds: dict[str, list[Result]] = {name: [] for name in paths}
+                for _ in range(args.rounds):
+                    for name in paths:
+                        progress.set_description(f"{name} x{connections}")
+                        rounds[name].append(load(urls[name], connections, step, None, args.clients))
+                        progress.update()
+                busy = {name: merge(results) for name, results in rounds.items()}
+                half = {name: [] for name in paths}
+                for _ in range(args.rounds):
+                    for name in paths:
+                        rate = busy[name].rate / 2
+                        half[name].append(load(urls[name], connections, step, rate, args.clients))
+                        progress.update()
+                for name in paths:
+                    measured[(name, connections)] = (busy[name], merge(half[name]))
+        progress.close()
 
         print(
-            f"\n{'endpoint':<16} {'conns':>5} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-            f"{'vs bare':>7} | {'fixed rate':>10} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}"
+            f"\n{'endpoint':<16} {'conns':>5} {'bytes':>6} {'req/s':>8} {'p50 ms':>7} "
+            f"{'p99 ms':>7} {'vs bare':>7} | {'half load':>9} {'p50 ms':>7} {'p99 ms':>7} "
+            f"{'errors':>6}"
         )
         for (name, connections), (busy, steady) in measured.items():
             bare_busy = measured[("bare", connections)][0]
+            size = busy.body_bytes / max(busy.requests, 1)
             print(
-                f"{name:<16} {connections:>5} {busy.rate:>8.0f} {busy.percentile(50):>7.1f} "
-                f"{busy.percentile(99):>7.1f} {busy.rate / bare_busy.rate:>7.0%} | "
-                f"{steady.rate:>10.0f} {steady.percentile(50):>7.1f} "
-                f"{steady.percentile(99):>7.1f} {busy.errors + steady.errors:>6}"
+                f"{name:<16} {connections:>5} {size:>6.0f} {busy.rate:>8.0f} "
+                f"{busy.percentile(50):>7.1f} {busy.percentile(99):>7.1f} "
+                f"{busy.rate / bare_busy.rate:>7.0%} | {steady.rate:>9.0f} "
+                f"{steady.percentile(50):>7.1f} {steady.percentile(99):>7.1f} "
+                f"{busy.errors + steady.errors:>6}"
             )
         print(
             "\ntargets: /prices/live p99 <= 25 ms at 200 connections, >= 70 % of the bare rate. "
-            "Saturation latency is connections / rate (Little's law); the fixed-rate columns "
-            "show latency at half the bare endpoint's saturation rate."
+            "Saturation latency is connections / rate (Little's law); the half-load columns "
+            "show latency at half of each endpoint's saturation rate. bytes: mean response body."
         )
 
 
