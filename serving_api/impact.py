@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 from datetime import date
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from fastapi import status
@@ -26,6 +25,7 @@ class ImpactExplainer:
         self._lock = threading.Lock()
         self._model: ImpactModel | None = None
         self._mtime: float | None = None
+        self._answers: dict[tuple, ImpactResult | ApiError] = {}
 
     def model(self) -> ImpactModel:
         """The newest saved model; 503 while none has been trained."""
@@ -41,15 +41,29 @@ class ImpactExplainer:
         with self._lock:
             if self._model is None or mtime != self._mtime:
                 self._model, self._mtime = ImpactModel.load(self.path), mtime
+                self._answers.clear()
             return self._model
 
     def explain(
         self, commodity: str, day: date, market_id: str | None, region: str | None
     ) -> ImpactResult:
-        """Blocking (run it in a worker thread); a question the model cannot answer is a 422."""
+        """Blocking (run it in a worker thread); a question the model cannot answer is a 422.
+        Answers are kept per month until the model file changes."""
+        from ml.impact import explain
+
         model = self.model()
-        month = day.replace(day=1)  # the model explains whole months
-        return _explained(model, self._mtime, commodity, month, market_id, region)
+        key = (self._mtime, commodity, day.replace(day=1), market_id, region)
+        if key not in self._answers:
+            try:
+                self._answers[key] = explain(
+                    model, commodity, key[2], market_id=market_id, region=region
+                )
+            except InputError as exc:
+                self._answers[key] = ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc))
+        answer = self._answers[key]
+        if isinstance(answer, ApiError):
+            raise answer
+        return answer
 
     def attach(self, alert: dict[str, Any]) -> dict[str, Any]:
         """A critical price alert with the explanation of its market's (or region's) month
@@ -66,20 +80,3 @@ class ImpactExplainer:
         except ApiError:
             return alert
         return {**alert, "impact": impact.model_dump()}
-
-
-@lru_cache(maxsize=4096)
-def _explained(
-    model: ImpactModel,
-    _version: float | None,
-    commodity: str,
-    month: date,
-    market_id: str | None,
-    region: str | None,
-) -> ImpactResult:
-    from ml.impact import explain
-
-    try:
-        return explain(model, commodity, month, market_id=market_id, region=region)
-    except InputError as exc:
-        raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
