@@ -16,11 +16,13 @@ Why it does not disturb the streams:
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
+from lakehouse.fast_read import open_table
 from lakehouse.settings import ConfigError, Settings
 from lakehouse.tables import Table
 
@@ -46,7 +48,7 @@ class Upkeep:
 
     def __str__(self) -> str:
         zorder = f"z-order {', '.join(self.zorder_by)}" if self.zorder_by else "compaction"
-        zorder = zorder if self.optimized else "one file: not optimized"
+        zorder = zorder if self.optimized else "one file per partition: as is"
         return (
             f"{self.table:<24} {zorder:<39} live files {self.live_files[0]}→{self.live_files[1]}"
             f"  on disk {self.data_files[0]}→{self.data_files[1]}"
@@ -75,6 +77,11 @@ def _files(settings: Settings, table: Table) -> tuple[int, int]:
     return data, sum(1 for _ in (root / "_delta_log").iterdir())
 
 
+def _most_files_in_a_partition(table: Table, settings: Settings) -> int:
+    live = open_table(table, settings).file_uris()
+    return max(Counter(uri.rsplit("/", 1)[0] for uri in live).values(), default=0)
+
+
 def maintain_table(
     spark: SparkSession, table: Table, settings: Settings, retention_hours: float
 ) -> Upkeep:
@@ -86,7 +93,9 @@ def maintain_table(
     live_before = delta.detail().first().numFiles
     data_before, log_before = _files(settings, table)
     zorder = zorder_columns(table, delta.toDF().columns)
-    optimized = live_before > 1  # one file: nothing to compact, nothing to cluster across files
+    # a partition (or unpartitioned table) of one file has nothing to compact or cluster across
+    # files, and Z-ORDER is not incremental: skip rewriting tables where that holds everywhere
+    optimized = _most_files_in_a_partition(table, settings) > 1
     if optimized:
         optimize = delta.optimize()
         (optimize.executeZOrderBy(*zorder) if zorder else optimize.executeCompaction())
