@@ -22,7 +22,7 @@ from lakehouse.settings import PROJECT_ROOT, MlSettings, load_settings
 from ml.backtest import per_series
 from ml.retrain import train_series
 from ml.series import market_daily, region_daily, series_frame
-from producers.replay import _synthetic_markets, fan_out
+from producers.replay import fan_out, synthetic_markets
 from producers.reports import open_report, parse_rows
 
 SHARED = PROJECT_ROOT.parent / "shared" / "data" / "prices_pihps_daily_2024_2025.csv"
@@ -33,7 +33,7 @@ def fanned_out_series(path: Path, count: int, settings) -> pd.DataFrame:  # noqa
     report = open_report(path)
     events = [row.event for row in parse_rows(report, settings.tz) if row.event is not None]
     commodities = len({e.commodity for e in events})
-    markets = _synthetic_markets(-(-count // commodities))
+    markets = synthetic_markets(-(-count // commodities))
     rows = [
         (e.observed_at.astimezone(settings.tz).date(), e.market_id, e.region, e.commodity, e.price)
         for event in events

@@ -55,7 +55,7 @@ class _SyntheticMarket:
     lag: timedelta
 
 
-def _synthetic_markets(n: int) -> list[_SyntheticMarket]:
+def synthetic_markets(n: int) -> list[_SyntheticMarket]:
     physical = sorted(m.market_id for m in markets().values() if m.kind == "pasar")
     if n > len(physical):
         raise InputError(
@@ -108,7 +108,7 @@ def replay(
     report = open_report(path)
     if fan_out_markets and report.kind != "price":
         raise InputError("--fan-out applies to price files only")
-    synthetic = _synthetic_markets(fan_out_markets) if fan_out_markets else []
+    synthetic = synthetic_markets(fan_out_markets) if fan_out_markets else []
     events: list[PriceEvent | SensorEvent] = []
     rows = dead_lettered = 0
     for row in parse_rows(report, settings.tz):

@@ -9,7 +9,7 @@ import pytest
 from lakehouse.events import Metric, SensorEvent
 from producers.devices import Simulator, fleet
 from producers.mqtt_bridge import PayloadError, to_sensor_event
-from producers.replay import _synthetic_markets, fan_out
+from producers.replay import fan_out, synthetic_markets
 from producers.reports import InputError, open_report, parse_number, parse_rows, parse_time
 
 WIB = ZoneInfo("Asia/Jakarta")
@@ -207,7 +207,7 @@ def test_fan_out_is_deterministic_and_lags_some_markets():
         observed_at=datetime(2025, 1, 1, tzinfo=UTC),
         source="pihps",
     )
-    markets = _synthetic_markets(40)
+    markets = synthetic_markets(40)
     copies = fan_out(real, markets)
     assert copies == fan_out(real, markets)
     assert len({c.market_id for c in copies}) == 40
@@ -215,4 +215,4 @@ def test_fan_out_is_deterministic_and_lags_some_markets():
     assert all(9000 < c.price < 19000 for c in copies)
     assert any(c.observed_at > real.observed_at for c in copies)
     with pytest.raises(InputError, match="more than"):
-        _synthetic_markets(10_000)
+        synthetic_markets(10_000)
