@@ -142,10 +142,20 @@ def test_quality_equals_gold(client: TestClient, replayed: Settings) -> None:
 
 
 def test_tables_not_written_yet_are_empty_lists(client: TestClient) -> None:
-    for path in ("/forecasts", "/anomalies", "/alerts"):
+    for path in ("/forecasts", "/anomalies"):  # the replay ran no retrain
         answer = client.get(API + path)
         assert answer.status_code == 200, answer.text
         assert answer.json() == []
+
+
+def test_alerts_of_the_replay_equal_gold(client: TestClient, replayed: Settings) -> None:
+    """The replay's spikes opened alerts in the pipeline's alert step."""
+    gold = {row["alert_id"]: row for row in rows(GOLD_ALERTS, replayed)}
+    served = client.get(API + "/alerts", params={"limit": 1000}).json()
+    assert gold and len(served) == min(len(gold), 1000)
+    for alert in served:
+        assert alert["status"] == gold[alert["alert_id"]]["status"]
+        assert alert["severity"] == gold[alert["alert_id"]]["severity"]
 
 
 # ---- pagination -----------------------------------------------------------------------------
