@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lakehouse.settings import Settings
-from producers.reports import InputError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -17,30 +16,12 @@ if TYPE_CHECKING:
 
 
 def daily_closes(path: Path, settings: Settings) -> pd.DataFrame:
-    """The last valid price of each market × commodity × local day of a long-format price CSV
-    (rows the report parser rejects are left out)."""
-    import pandas as pd
+    """One close per market × commodity × local day of a long-format price CSV (the median of
+    the day's prices, as the backtest reads it), in the shape of ``ml.daily``."""
+    from ml.series import market_daily, read_price_csv
 
-    from producers.reports import open_report, parse_rows
-
-    report = open_report(path)
-    if report.kind != "price":
-        raise InputError(f"{path}: --daily needs a price file, not a sensor file")
-    events = [row.event for row in parse_rows(report, settings.tz) if row.event is not None]
-    frame = pd.DataFrame(
-        {
-            "market_id": [e.market_id for e in events],
-            "region": [e.region for e in events],
-            "commodity": [e.commodity for e in events],
-            "observed_at": [e.observed_at.astimezone(settings.tz) for e in events],
-            "price": [e.price for e in events],
-        }
-    )
-    if frame.empty:
-        raise InputError(f"{path}: no valid price rows")
-    frame["date"] = frame["observed_at"].map(lambda t: t.date())
-    frame = frame.sort_values("observed_at")
-    return frame.groupby(["market_id", "commodity", "date"], as_index=False).last()
+    prices = read_price_csv(path, settings.tz).prices
+    return market_daily(prices).rename(columns={"close": "price"})
 
 
 def cmd_impact(settings: Settings, args: argparse.Namespace) -> int:

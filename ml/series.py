@@ -32,7 +32,7 @@ def read_price_csv(path: Path, tz: ZoneInfo) -> CsvPrices:
     day-first dates). Raises ``InputError`` when the file is not a usable price file."""
     report = open_report(path)
     if report.kind != "price":
-        raise InputError(f"{path}: this is a sensor file; backtest needs the price format")
+        raise InputError(f"{path}: this is a sensor file, not a price file")
     rows, skipped = [], []
     for row in parse_rows(report, tz):
         if row.event is None:
