@@ -1,7 +1,7 @@
-"""Cost of the alert step in the silver/gold micro-batch: the real PIHPS file (a window of it,
-fanned out to markets) through bronze → silver → gold → alerts, a week of days per micro-batch,
-timing each micro-batch and its alert step. The baseline, measured in the same run, is the rest
-of the same micro-batches (silver and gold without alerts). Runs its own Kafka and the Spark
+"""Cost of the alert step in the gold micro-batch: the real PIHPS file (a window of it, fanned
+out to markets) through bronze → silver → gold → alerts, a week of days per micro-batch, timing
+each gold micro-batch and its alert step. The baseline, measured in the same run, is the rest of
+the same gold micro-batches (aggregates without alerts). Runs its own Kafka and the Spark
 application in this process.
 
     ./run.sh bench alerts [--start 2025-01-01] [--end 2025-04-01] [--fan-out 6]
@@ -29,8 +29,7 @@ from producers.replay import replay
 from producers.reports import parse_time
 from scripts.isolated_stack import isolated_stack
 from streaming_jobs.alerting import AlertStep
-from streaming_jobs.bronze import bronze_query
-from streaming_jobs.medallion import MedallionBatch, medallion_query
+from streaming_jobs.medallion import GoldBatch, gold_query, silver_query
 
 CHUNK = timedelta(days=7)
 SHARED_PRICES = PROJECT_ROOT.parent / "shared" / "data" / "prices_pihps_daily_2024_2025.csv"
@@ -58,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
 
     batches: list[float] = []
     alerting: list[float] = []
-    MedallionBatch.__call__ = timed(MedallionBatch.__call__, batches)
+    GoldBatch.__call__ = timed(GoldBatch.__call__, batches)
     AlertStep.__call__ = timed(AlertStep.__call__, alerting)
     with tempfile.TemporaryDirectory() as tmp, isolated_stack(Path(tmp), ("kafka",)) as settings:
         ensure_topics(settings)
@@ -78,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
                     end=min(end, start + (chunk + 1) * CHUNK),
                     fan_out_markets=args.fan_out,
                 ).published
-                for make_query in (bronze_query, medallion_query):
+                for make_query in (silver_query, gold_query):
                     query = make_query(spark, settings)
                     try:
                         query.processAllAvailable()
@@ -91,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     rest = [b - a for b, a in zip(batches, alerting, strict=True)]
     print(f"\nalert step benchmark: {published:,} price events, {len(batches)} batches")
     print(f"{'':<28}{'median':>9}{'max':>9}{'total':>9}")
-    for name, values in (("batch without alerts (base)", rest), ("alert step", alerting)):
+    for name, values in (("gold batch without alerts", rest), ("alert step", alerting)):
         print(
             f"{name:<28}{statistics.median(values):>8.2f}s{max(values):>8.2f}s{sum(values):>8.1f}s"
         )

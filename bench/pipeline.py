@@ -1,50 +1,113 @@
-"""End-to-end pipeline throughput and freshness: events produced to Kafka at a target rate, through
-bronze → silver → gold, next to the raw broker produce rate measured in the same run. Runs its
-own Kafka and the Spark application (local[2]) in this process.
+"""End-to-end freshness and throughput, measured from outside the pipeline: a raw confluent-kafka
+producer in; the public API and the Delta tables out. Starts its own stack in a temporary
+folder — Kafka, the pipeline service (``streaming_jobs.main``, local[2]) and the API — exactly as
+``./run.sh up`` starts them.
 
-    ./run.sh bench pipeline [--rates 1000 5000 max] [--seconds 20]
+    ./run.sh bench pipeline [--rates 1000 5000 20000] [--seconds 30] [--events 500000]
 
-- sustained throughput: events produced ÷ time until gold.data_quality has received them all;
-- freshness: for a sample of events, seconds from produce to the row being visible in
-  gold.price_latest (that market × commodity shows an observation at least as new).
+Prints, next to the raw produce rate of the same payloads measured in the same run:
+
+- **freshness** at each background rate: a probe price is produced every half second (on a
+  series of its own) and ``GET /api/v1/prices/live`` is polled every 50 ms until it shows it;
+  the same probes' arrival on ``WS /api/v1/prices/ws``; p50/p95/p99 of both;
+- **reads while writes flow**: ``GET /api/v1/prices/live`` at a fixed 1 000 requests/s offered
+  (open loop, latency from the scheduled time), during the 5 000 ev/s phase;
+- **throughput**: ``--events`` produced as fast as possible, then drained: events/s from the
+  first produce to the last event in silver (accepted + quarantined, from ``gold.data_quality``,
+  which a silver batch writes last), and silver checked to hold each of them exactly once.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
+import threading
 import time
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
+import orjson
+from confluent_kafka import Producer
 from deltalake import DeltaTable
+from websockets.sync.client import connect
 
+from bench.api import load
 from bench.baseline import raw_produce_rate
-from lakehouse.events import PriceEvent
 from lakehouse.reference import commodities, markets
 from lakehouse.settings import Settings
-from lakehouse.spark import get_spark
-from lakehouse.tables import GOLD_DATA_QUALITY, GOLD_PRICE_LATEST
+from lakehouse.tables import GOLD_DATA_QUALITY, SILVER_PRICES, SILVER_QUARANTINE
 from producers.kafka_io import EventProducer
 from scripts.isolated_stack import isolated_stack
-from streaming_jobs.bronze import bronze_query
-from streaming_jobs.medallion import medallion_query
 
-SAMPLE_EVERY = 250
+PROBE_EVERY = 0.5
+POLL_EVERY = 0.05
+READ_RATE = 1000.0
+PROBE_TIMEOUT = 120.0
 
 
-def series() -> list[tuple[str, str, float]]:
-    """Every physical market × commodity of conf/, with a plausible price."""
+def series() -> list[tuple[str, str, float, str]]:
+    """Every physical market × commodity of conf/ with a plausible price and its unit; the
+    first is the probes' own series."""
     return [
-        (m.market_id, c.id, round((c.min_price + c.max_price) / 3))
-        for m in markets().values()
+        (m.market_id, c.id, round((c.min_price + c.max_price) / 3), c.unit)
+        for m in sorted(markets().values(), key=lambda m: m.market_id)
         if m.kind == "pasar"
-        for c in commodities().values()
+        for c in sorted(commodities().values(), key=lambda c: c.id)
     ]
 
 
-def _received(settings: Settings) -> int:
+def payload(market: str, commodity: str, price: float, unit: str, at: datetime) -> bytes:
+    return orjson.dumps(
+        {
+            "event_id": str(uuid.uuid4()),
+            "schema_version": 1,
+            "event_type": "price",
+            "market_id": market,
+            "commodity": commodity,
+            "price": price,
+            "unit": unit,
+            "observed_at": at.isoformat(),
+            "source": "bench",
+        }
+    )
+
+
+def payloads(count: int, at: datetime) -> list[tuple[bytes, str]]:
+    """``count`` distinct price events over every series but the probes'."""
+    background = series()[1:]
+    out = []
+    for i in range(count):
+        market, commodity, price, unit = background[i % len(background)]
+        value = payload(market, commodity, price * (1 + 0.001 * (i % 5)), unit, at)
+        out.append((value, f"{market}:{commodity}"))
+    return out
+
+
+def produce(settings: Settings, events: list[tuple[bytes, str]], rate: float | None) -> float:
+    """Produce ``events`` at ``rate`` per second (None: as fast as possible); the produce rate."""
+    producer = Producer(EventProducer.config(settings))
+    topic = settings.kafka.topics.prices
+    began = time.monotonic()
+    for n, (value, key) in enumerate(events):
+        if rate and (wait := began + n / rate - time.monotonic()) > 0:
+            time.sleep(wait)
+        while True:
+            try:
+                producer.produce(topic, value, key)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    producer.flush()
+    return len(events) / (time.monotonic() - began)
+
+
+def received(settings: Settings) -> int:
+    """Kafka records silver has finished with (accepted + quarantined + duplicates)."""
     try:
         table = DeltaTable(str(GOLD_DATA_QUALITY.path(settings)))
     except Exception:  # noqa: BLE001 - not created yet
@@ -52,110 +115,169 @@ def _received(settings: Settings) -> int:
     return int(table.to_pyarrow_table(columns=["received"])["received"].to_numpy().sum())
 
 
-def _latest(settings: Settings) -> dict[tuple[str, str], datetime]:
-    try:
-        table = DeltaTable(str(GOLD_PRICE_LATEST.path(settings)))
-    except Exception:  # noqa: BLE001 - not created yet
-        return {}
-    rows = table.to_pyarrow_table(columns=["market_id", "commodity", "observed_at"]).to_pylist()
-    return {(r["market_id"], r["commodity"]): r["observed_at"].replace(tzinfo=UTC) for r in rows}
-
-
-def run_rate(settings: Settings, rate: float | None, seconds: float) -> dict[str, float]:
-    """Produce at ``rate`` events/s (None: as fast as possible) for ``seconds``; wait for gold."""
-    all_series = series()
-    producer = EventProducer(settings)
-    base = _received(settings)
-    samples: list[tuple[float, tuple[str, str], datetime]] = []
-    began = time.monotonic()
-    sent = 0
-    while (elapsed := time.monotonic() - began) < seconds:
-        due = sent - (rate * elapsed if rate else float("inf"))
-        if due > 0:
-            producer.poll(min(due / rate, 0.05))
-            continue
-        market, commodity, price = all_series[sent % len(all_series)]
-        now = datetime.now(UTC)
-        event = PriceEvent(
-            market_id=market,
-            commodity=commodity,
-            price=price * (1 + 0.001 * (sent % 5)),
-            unit=commodities()[commodity].unit,
-            observed_at=now,
-            source="bench",
-        )
-        producer.send(event)
-        if sent % SAMPLE_EVERY == 0:
-            samples.append((time.monotonic(), (market, commodity), now))
-        sent += 1
-    producer.flush()
-    produced_for = time.monotonic() - began
-
-    latencies: list[float] = []
-    pending = list(samples)
-    while _received(settings) - base < sent or pending:
-        latest = _latest(settings)
-        now = time.monotonic()
-        still = []
-        for produced_at, key, observed in pending:
-            if latest.get(key, datetime.min.replace(tzinfo=UTC)) >= observed:
-                latencies.append(now - produced_at)
-            else:
-                still.append((produced_at, key, observed))
-        pending = still
-        if now - began > seconds + 600:
-            raise TimeoutError("the pipeline did not catch up within 10 minutes")
+def wait_for(settings: Settings, count: int, timeout: float) -> float:
+    """Wait until silver has finished with ``count`` records; the monotonic time it did."""
+    deadline = time.monotonic() + timeout
+    while received(settings) < count:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"error: the pipeline did not drain {count} records in {timeout:.0f}s")
         time.sleep(0.25)
-    total = time.monotonic() - began
-    latencies.sort()
-    return {
-        "target": rate or 0.0,
-        "produced": sent,
-        "produce_rate": sent / produced_for,
-        "throughput": sent / total,
-        "p50": statistics.median(latencies),
-        "p95": latencies[int(0.95 * (len(latencies) - 1))],
-    }
+    return time.monotonic()
 
 
-def raw_rate(settings: Settings, count: int = 200_000) -> float:
-    """The broker's produce rate for the same kind of payload, with no pipeline involved."""
-    payload = PriceEvent(
-        market_id="IP-001", commodity="beras", price=14000, unit="kg",
-        observed_at=datetime.now(UTC), source="bench",
-    ).to_json()  # fmt: skip
-    return raw_produce_rate(settings, [(payload, str(i % 660)) for i in range(count)])
+class Probes:
+    """Probe prices on the probes' series; their arrival through the API and the WebSocket."""
+
+    def __init__(self, settings: Settings, api: str) -> None:
+        self.settings = settings
+        self.market, self.commodity, self.price, self.unit = series()[0]
+        self.api = api
+        self.producer = Producer(EventProducer.config(settings))
+        self.ws_seen: dict[str, float] = {}
+        self._stop = threading.Event()
+        url = f"{api.replace('http', 'ws', 1)}/api/v1/prices/ws?market_id={self.market}"
+        self._ws = connect(f"{url}&commodity={self.commodity}", open_timeout=30)
+        self._listener = threading.Thread(target=self._listen, daemon=True)
+        self._listener.start()
+
+    def _listen(self) -> None:
+        for message in self._ws:
+            price = json.loads(message)["price"]
+            self.ws_seen.setdefault(price["event_id"], time.monotonic())
+
+    def one(self, client: httpx.Client) -> tuple[float, float | None]:
+        """Produce a probe; seconds until /prices/live shows it, and until the socket did."""
+        at = datetime.now(UTC)
+        body = orjson.loads(
+            value := payload(self.market, self.commodity, self.price, self.unit, at)
+        )
+        sent = time.monotonic()
+        self.producer.produce(self.settings.kafka.topics.prices, value, f"{self.market}:probe")
+        self.producer.flush()
+        params = {"market_id": self.market, "commodity": self.commodity}
+        while time.monotonic() - sent < PROBE_TIMEOUT:
+            rows = client.get("/api/v1/prices/live", params=params).json()
+            if rows and datetime.fromisoformat(rows[0]["observed_at"]) >= at:
+                seen = time.monotonic() - sent
+                break
+            time.sleep(POLL_EVERY)
+        else:
+            raise SystemExit("error: a probe price did not appear within 120 s")
+        pushed = self.ws_seen.get(body["event_id"])
+        return seen, None if pushed is None else pushed - sent
+
+    def close(self) -> None:
+        self._ws.close()
+
+
+def percentiles(values: list[float]) -> tuple[float, float, float]:
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    return statistics.median(ordered), at(0.95), at(0.99)
+
+
+def freshness(settings: Settings, probes: Probes, rate: float, seconds: float) -> dict[str, object]:
+    """Probes every half second while a background load of ``rate`` events/s flows."""
+    events = payloads(int(rate * seconds), datetime.now(UTC) - timedelta(minutes=5))
+    base = received(settings)
+    background = threading.Thread(target=produce, args=(settings, events, rate))
+    reads: dict[str, object] = {}
+    reader = None
+    if rate == 5000:
+        url = f"{probes.api}/api/v1/prices/live"
+
+        def read_load() -> None:
+            reads["result"] = load([url], 100, seconds - 5, READ_RATE, clients=1)
+
+        reader = threading.Thread(target=read_load)
+    background.start()
+    if reader:
+        reader.start()
+    api_seen, ws_seen = [], []
+    began = time.monotonic()
+    with httpx.Client(base_url=probes.api, timeout=10) as client:
+        while time.monotonic() - began < seconds:
+            sent = time.monotonic()
+            seen, pushed = probes.one(client)
+            api_seen.append(seen)
+            if pushed is not None:
+                ws_seen.append(pushed)
+            time.sleep(max(0.0, PROBE_EVERY - (time.monotonic() - sent)))
+    background.join()
+    if reader:
+        reader.join()
+    wait_for(settings, base + len(events) + len(api_seen), 900)
+    return {"rate": rate, "api": api_seen, "ws": ws_seen, "reads": reads.get("result")}
+
+
+def throughput(settings: Settings, count: int) -> dict[str, float]:
+    events = payloads(count, datetime.now(UTC) - timedelta(minutes=5))
+    base = received(settings)
+    began = time.monotonic()
+    produce_rate = produce(settings, events, None)
+    done = wait_for(settings, base + count, 1800)
+    return {"events": count, "produce_rate": produce_rate, "rate": count / (done - began)}
+
+
+def exactly_once(settings: Settings) -> tuple[int, int]:
+    """(rows in silver.prices + silver.quarantine, distinct event ids among them)."""
+    ids = []
+    for table in (SILVER_PRICES, SILVER_QUARANTINE):
+        data = DeltaTable(str(table.path(settings))).to_pyarrow_table(columns=["event_id"])
+        ids.extend(data["event_id"].to_pylist())
+    return len(ids), len(set(ids))
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rates", nargs="+", default=["1000", "5000", "max"])
-    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--rates", nargs="+", type=float, default=[1000, 5000, 20000])
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--events", type=int, default=500_000)
     args = parser.parse_args(argv)
-    rates = [None if r == "max" else float(r) for r in args.rates]
-    results = []
-    with tempfile.TemporaryDirectory() as tmp, isolated_stack(Path(tmp), ("kafka",)) as settings:
-        raw = raw_rate(settings)
-        spark = get_spark(settings)
-        queries = [bronze_query(spark, settings), medallion_query(spark, settings)]
-        try:
-            run_rate(settings, 200, 5)  # warm-up: JIT, first table versions
-            results = [run_rate(settings, rate, args.seconds) for rate in rates]
-        finally:
-            for query in queries:
-                query.stop()
-            spark.stop()
 
-    print(f"\npipeline benchmark: {len(series())} series, {args.seconds:g}s per rate")
-    print(f"raw broker produce rate (same payloads): {raw:,.0f} events/s")
-    header = f"{'target/s':>9} {'produced':>9} {'sent/s':>9} {'end-to-end/s':>13} {'vs raw':>7}"
-    print(f"{header} {'fresh p50':>10} {'fresh p95':>10}")
-    for r in results:
-        target = f"{r['target']:,.0f}" if r["target"] else "max"
-        print(
-            f"{target:>9} {r['produced']:>9,} {r['produce_rate']:>9,.0f} {r['throughput']:>13,.0f}"
-            f" {r['throughput'] / raw:>7.3f} {r['p50']:>9.1f}s {r['p95']:>9.1f}s"
-        )
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        isolated_stack(Path(tmp), ("kafka", "pipeline", "api")) as settings,
+    ):
+        at = datetime.now(UTC)
+        raw = raw_produce_rate(settings, payloads(200_000, at))
+        api = f"http://{settings.api.host}:{settings.api.port}"
+        produce(settings, payloads(2_000, at), None)  # warm-up: first batches, first versions
+        wait_for(settings, 2_000, 600)
+        probes = Probes(settings, api)
+        try:
+            phases = [freshness(settings, probes, rate, args.seconds) for rate in args.rates]
+        finally:
+            probes.close()
+        burst = throughput(settings, args.events)
+        rows, distinct = exactly_once(settings)
+
+    print(f"\npipeline benchmark ({len(series())} series; {args.seconds:g}s per rate)")
+    print(f"raw confluent-kafka produce rate, same payloads: {raw:,.0f} events/s")
+    print("\nfreshness: produce → visible (s)")
+    print(f"{'load ev/s':>10} {'probes':>7} {'API p50':>8} {'p95':>6} {'p99':>6}", end="")
+    print(f" {'WS p50':>7} {'p95':>6} {'p99':>6}")
+    for p in phases:
+        api_q = percentiles(p["api"])
+        ws_q = percentiles(p["ws"]) if p["ws"] else (float("nan"),) * 3
+        print(f"{p['rate']:>10,.0f} {len(p['api']):>7} {api_q[0]:>8.2f} {api_q[1]:>6.2f}", end="")
+        print(f" {api_q[2]:>6.2f} {ws_q[0]:>7.2f} {ws_q[1]:>6.2f} {ws_q[2]:>6.2f}")
+    for p in phases:
+        if reads := p["reads"]:
+            print(
+                f"\nreads while writes flow (at {p['rate']:,.0f} ev/s): GET /prices/live at "
+                f"{READ_RATE:,.0f} req/s offered: {reads.rate:,.0f} req/s answered, "
+                f"p50 {reads.percentile(50):.1f} ms, p99 {reads.percentile(99):.1f} ms, "
+                f"{reads.errors} errors"
+            )
+    print(
+        f"\nthroughput: {burst['events']:,} events produced at {burst['produce_rate']:,.0f}/s, "
+        f"Kafka → silver {burst['rate']:,.0f} events/s = {burst['rate'] / raw:.3f} × raw"
+    )
+    print(f"exactly once: {rows:,} rows in silver.prices + silver.quarantine, {distinct:,} ids")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@ nothing twice."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from delta.tables import DeltaTable
 from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
@@ -50,15 +52,22 @@ MERGE_ATTEMPTS = 3
 
 
 def upsert(
-    spark: SparkSession, df: DataFrame, table: Table, settings: Settings, only_if: str = ""
+    spark: SparkSession,
+    df: DataFrame,
+    table: Table,
+    settings: Settings,
+    only_if: str = "",
+    matched: Mapping[str, str] | None = None,
 ) -> None:
     """MERGE ``df`` into the table on its keys (insert new keys, replace existing rows, or only
-    those where ``only_if`` holds); creates the table on first use. Re-running with the same
-    rows leaves the table as it was, so a MERGE that lost a race with a concurrent commit (an
-    OPTIMIZE of ``./run.sh maintain`` replacing files it read) is simply run again."""
+    those where ``only_if`` holds; ``matched`` overrides columns of a replaced row with SQL
+    expressions over the old row ``t`` and the new ``s``); creates the table on first use.
+    Re-running with the same rows leaves the table as it was, so a MERGE that lost a race with
+    a concurrent commit (an OPTIMIZE of ``./run.sh maintain`` replacing files it read) is
+    simply run again."""
     for attempt in range(1, MERGE_ATTEMPTS + 1):
         try:
-            return _upsert(spark, df, table, settings, only_if)
+            return _upsert(spark, df, table, settings, only_if, matched or {})
         except PySparkException as exc:
             if attempt == MERGE_ATTEMPTS or not (exc.getCondition() or "").startswith(
                 "DELTA_CONCURRENT"
@@ -67,7 +76,12 @@ def upsert(
 
 
 def _upsert(
-    spark: SparkSession, df: DataFrame, table: Table, settings: Settings, only_if: str
+    spark: SparkSession,
+    df: DataFrame,
+    table: Table,
+    settings: Settings,
+    only_if: str,
+    matched: Mapping[str, str],
 ) -> None:
     path = str(table.path(settings))
     if not DeltaTable.isDeltaTable(spark, path):
@@ -81,7 +95,9 @@ def _upsert(
         DeltaTable.forPath(spark, path)
         .alias("t")
         .merge(df.alias("s"), condition)
-        .whenMatchedUpdateAll(condition=only_if or None)
+        .whenMatchedUpdate(
+            condition=only_if or None, set={c: f"s.`{c}`" for c in df.columns} | dict(matched)
+        )
         .whenNotMatchedInsertAll()
         .execute()
     )

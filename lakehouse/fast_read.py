@@ -4,8 +4,15 @@ streaming writers."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
@@ -37,3 +44,46 @@ def table_version(table: Table, settings: Settings) -> int | None:
         return open_table(table, settings).version()
     except TableMissing:
         return None
+
+
+def _utc(table: pa.Table) -> pa.Table:
+    """Timestamps as delta-rs reads them (microseconds, UTC), whatever the writer used."""
+    for i, f in enumerate(table.schema):
+        if pa.types.is_timestamp(f.type) and (f.type.unit != "us" or f.type.tz != "UTC"):
+            column = table.column(i)
+            if f.type.tz is None:
+                column = pc.assume_timezone(column, "UTC")
+            table = table.set_column(i, f.name, column.cast(pa.timestamp("us", tz="UTC")))
+    return table
+
+
+def _added_rows(root: Path, add: dict[str, Any]) -> pa.Table:
+    """The rows of one added data file, with its partition values as columns (partition
+    columns of the registry are dates)."""
+    rows = pq.read_table(root / unquote(add["path"]))
+    for name, value in (add.get("partitionValues") or {}).items():
+        column = pa.array([value] * rows.num_rows, pa.string())
+        rows = rows.append_column(name, column.cast(pa.date32()))
+    return _utc(rows)
+
+
+def added_since(table: Table, settings: Settings, version: int) -> tuple[int, pa.Table]:
+    """The rows that the commits after ``version`` added to the table (new data files; files
+    that only re-arrange data, like OPTIMIZE's, are not counted), and the newest version read.
+    Commit files are read directly (one small JSON each), so the cost is that of the new data,
+    whatever the size of the table. A MERGE adds the files it rewrote whole: a reader keeps the
+    newest row per key."""
+    root = table.path(settings)
+    log_dir = root / "_delta_log"
+    files: list[dict[str, Any]] = []
+    current = version
+    while (commit := log_dir / f"{current + 1:020d}.json").exists():
+        for line in commit.read_text(encoding="utf-8").splitlines():
+            add = json.loads(line).get("add") if line else None
+            if add and add.get("dataChange", True):
+                files.append(add)
+        current += 1
+    if not files:
+        return current, pa.table({})
+    parts = [_added_rows(root, add) for add in files]
+    return current, pa.concat_tables(parts, promote_options="default")

@@ -14,7 +14,8 @@ from lakehouse.settings import CONF_DIR, ConfigError
 
 class HardRules(BaseModel):
     future_tolerance_seconds: float = Field(ge=0)
-    late_horizon_hours: float = Field(gt=0)
+    retention_days: float = Field(gt=0)
+    duplicate_horizon_hours: float = Field(gt=0)
 
 
 class PriceRules(BaseModel):
@@ -27,6 +28,7 @@ class PriceRules(BaseModel):
     cross_market_deviation: float = Field(gt=0)
     cross_market_strong: float = Field(gt=0)
     quarantine_min_flags: int = Field(ge=1)
+    history_points: int = Field(ge=2)
 
 
 class SensorRules(BaseModel):

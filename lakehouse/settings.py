@@ -121,6 +121,7 @@ class ApiSettings(BaseModel):
     keys: list[ApiKey] = []
     cache_check_ms: float = Field(250, ge=0)
     alerts_poll_seconds: float = Field(0.25, gt=0)
+    prices_poll_seconds: float = Field(0.1, gt=0)
     max_body_bytes: int = Field(1_048_576, ge=1024)
     max_events_per_request: int = Field(1000, ge=1)
     ingest_timeout_seconds: float = Field(10, gt=0)
@@ -136,7 +137,8 @@ class SparkSettings(BaseModel):
     driver_memory: str = "2g"
     shuffle_partitions: int = Field(4, ge=1)
     ui_port: int = Field(4040, ge=1, le=65535)
-    trigger_seconds: float = Field(2.0, gt=0)
+    trigger_seconds: float = Field(0.5, gt=0)
+    gold_trigger_seconds: float = Field(2.0, gt=0)
     max_offsets_per_trigger: int = Field(200_000, ge=1)
     conf: dict[str, str] = {}
 

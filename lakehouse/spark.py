@@ -61,6 +61,11 @@ def spark_conf(settings: Settings, extra_conf: Mapping[str, str] | None = None) 
         "spark.driver.bindAddress": "127.0.0.1",
         "spark.driver.host": "127.0.0.1",
         "spark.sql.streaming.stopGracefullyOnShutdown": "true",
+        # streaming state (the event ids seen, for deduplication) in RocksDB: lookups cost the
+        # same however many ids it holds, and each batch checkpoints only its changes
+        "spark.sql.streaming.stateStore.providerClass": "org.apache.spark.sql.execution."
+        "streaming.state.RocksDBStateStoreProvider",
+        "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         # small tables on few cores: rebuild Delta snapshots and shuffle with few partitions
         "spark.databricks.delta.snapshotPartitions": str(s.shuffle_partitions),

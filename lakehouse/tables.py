@@ -1,7 +1,8 @@
 """Table registry: every Delta table of the lakehouse, its layer, location and meaning.
 
-A table lives at ``<lakehouse_root>/<layer>/<name>``; its streaming checkpoint (if a query
-writes it) at ``<checkpoint_root>/<layer>/<name>``. Code never builds these paths by hand.
+A table lives at ``<lakehouse_root>/<layer>/<name>``; a streaming query's checkpoint at
+``<checkpoint_root>/queries/<query name>`` (``query_checkpoint``). Code never builds these paths
+by hand.
 """
 
 from __future__ import annotations
@@ -40,8 +41,10 @@ class Table:
     def path(self, settings: Settings) -> Path:
         return settings.paths.lakehouse_root / self.layer / self.name
 
-    def checkpoint(self, settings: Settings) -> Path:
-        return settings.paths.checkpoint_root / self.layer / self.name
+
+def query_checkpoint(settings: Settings, query_name: str) -> Path:
+    """Where the streaming query ``query_name`` keeps its offsets, commits and state."""
+    return settings.paths.checkpoint_root / "queries" / query_name
 
 
 #: meanings shared by several tables (lineage of silver rows, the per-series keys, OHLC columns)
@@ -171,34 +174,38 @@ SILVER_QUARANTINE = Table(
         **_SILVER_BATCH,
     },
 )
-SILVER_EVENT_LOG = Table(
+_SERIES_STATE = {
+    "points": "the series' newest points (observed_at, event_id, value), oldest first",
+    "previous": "points before the last batch that changed the row (what a replay of that "
+    "batch compares with)",
+    "silver_batch_id": "micro-batch of the silver query that last changed the row",
+}
+SILVER_PRICE_STATE = Table(
     Layer.silver,
-    "event_log",
-    "Every event id seen, with its time and verdict: the memory behind deduplication and the "
-    "event-time watermark.",
-    schema="event_id string, event_type string, observed_at timestamp, accepted boolean, "
+    "price_state",
+    "Per market × commodity, the newest prices that passed the hard rules (also those "
+    "quarantined on statistics): the bounded history the statistical rules compare with.",
+    keys=("market_id", "commodity"),
+    schema="market_id string, commodity string, region string, "
+    "points array<struct<observed_at:timestamp,event_id:string,value:double>>, "
+    "previous array<struct<observed_at:timestamp,event_id:string,value:double>>, "
+    "silver_batch_id bigint",
+    columns={**_PRICE_SERIES, **_SERIES_STATE},
+)
+SILVER_SENSOR_STATE = Table(
+    Layer.silver,
+    "sensor_state",
+    "Per device × metric, the newest accepted readings: the bounded history of the sensor "
+    "rules (jump, stuck).",
+    keys=("device_id", "metric"),
+    schema="device_id string, metric string, "
+    "points array<struct<observed_at:timestamp,event_id:string,value:double>>, "
+    "previous array<struct<observed_at:timestamp,event_id:string,value:double>>, "
     "silver_batch_id bigint",
     columns={
-        "event_id": _EVENT["event_id"],
-        "event_type": "price or sensor",
-        "observed_at": _EVENT["observed_at"],
-        "accepted": "true when the event went to silver, false when quarantined",
-        **_SILVER_BATCH,
-    },
-)
-SILVER_PRICE_HISTORY = Table(
-    Layer.silver,
-    "price_history",
-    "Prices that passed the hard rules (also those quarantined on statistics): the history the "
-    "statistical rules compare with.",
-    schema="event_id string, market_id string, commodity string, region string, "
-    "observed_at timestamp, price double, silver_batch_id bigint",
-    columns={
-        "event_id": _EVENT["event_id"],
-        **_PRICE_SERIES,
-        "observed_at": _EVENT["observed_at"],
-        "price": "price in IDR per catalogue unit",
-        **_SILVER_BATCH,
+        "device_id": "sensor device id",
+        "metric": "what the sensor measures (temperature_c, humidity_pct, crowd_count)",
+        **_SERIES_STATE,
     },
 )
 GOLD_PRICE_LATEST = Table(
@@ -273,7 +280,11 @@ GOLD_DATA_QUALITY = Table(
     Layer.gold,
     "data_quality",
     "Per micro-batch × source × device: received, accepted, quarantined (by reason), "
-    "duplicates and late records.",
+    "duplicates and late records. A batch's rows are written last: they mark it complete, and "
+    "the gold query follows them.",
+    schema="batch_id bigint, batch_time timestamp, date date, source string, device_id string, "
+    "received bigint, accepted bigint, quarantined bigint, duplicates bigint, late bigint, "
+    "quarantined_by_reason map<string,bigint>",
     columns={
         "batch_id": "micro-batch of the silver query",
         "batch_time": "when the micro-batch ran (UTC)",
@@ -401,8 +412,8 @@ TABLES: dict[str, Table] = {
         SILVER_PRICES,
         SILVER_SENSORS,
         SILVER_QUARANTINE,
-        SILVER_EVENT_LOG,
-        SILVER_PRICE_HISTORY,
+        SILVER_PRICE_STATE,
+        SILVER_SENSOR_STATE,
         GOLD_PRICE_LATEST,
         GOLD_PRICE_DAILY,
         GOLD_PRICE_HOURLY,
@@ -429,13 +440,38 @@ _ARROW_TYPES = {
 }
 
 
+def _split_top(text: str) -> list[str]:
+    """``text`` split at the commas that are not inside ``<…>``."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        depth += {"<": 1, ">": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    parts.append(text[start:].strip())
+    return parts
+
+
+def _arrow_type(ddl: str) -> pa.DataType:
+    """A Spark DDL type (simple, ``array<…>`` or ``struct<name:type,…>``) as a pyarrow type."""
+    lowered = ddl.strip().lower()
+    if lowered.startswith("array<"):
+        return pa.list_(_arrow_type(ddl.strip()[6:-1]))
+    if lowered.startswith("map<"):
+        key, item = _split_top(ddl.strip()[4:-1])
+        return pa.map_(_arrow_type(key), _arrow_type(item))
+    if lowered.startswith("struct<"):
+        fields = [f.split(":", 1) for f in _split_top(ddl.strip()[7:-1])]
+        return pa.struct([pa.field(name.strip(), _arrow_type(kind)) for name, kind in fields])
+    return _ARROW_TYPES[lowered]
+
+
 def arrow_schema(table: Table) -> pa.Schema:
     """The declared DDL ``schema`` of a table as a pyarrow schema, for writers without Spark
-    (delta-rs). Only the simple types the registry uses are supported."""
+    (delta-rs)."""
     if not table.schema:
         raise ValueError(f"{table.qualified_name} has no declared schema")
-    fields = []
-    for column in table.schema.split(","):
-        name, type_name = column.split()
-        fields.append(pa.field(name, _ARROW_TYPES[type_name.lower()]))
-    return pa.schema(fields)
+    return pa.schema(
+        pa.field(name, _arrow_type(kind))
+        for name, kind in (column.split(None, 1) for column in _split_top(table.schema))
+    )

@@ -13,12 +13,12 @@ from fastapi import FastAPI
 
 from lakehouse.settings import Settings, load_settings
 from serving_api import errors
-from serving_api.alert_push import AlertHub
 from serving_api.auth import Keyring, ReadAccess
 from serving_api.cache import GoldCache
 from serving_api.impact import ImpactExplainer
 from serving_api.ingest import PricePublisher
 from serving_api.metrics import ApiMetrics, MetricsMiddleware
+from serving_api.push import Hub, alert_feed, price_feed
 from serving_api.routers import API_PREFIX, alerts, ingest, insights, ops, prices
 from serving_api.views import LIVE
 from streaming_jobs.notifier import delivery_counts
@@ -28,15 +28,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     metrics = ApiMetrics()
     cache = GoldCache(settings, metrics)
-    hub = AlertHub(cache, metrics, settings.api.alerts_poll_seconds)
+    hubs = {
+        "alerts": Hub(
+            "alerts",
+            alert_feed(cache),
+            settings.api.alerts_poll_seconds,
+            metrics,
+            metrics.alerts_pushed,
+        ),
+        "prices": Hub(
+            "prices",
+            price_feed(settings, cache),
+            settings.api.prices_poll_seconds,
+            metrics,
+            metrics.prices_pushed,
+        ),
+    }
     metrics.watch_lag(lambda: view.newest if (view := cache.current(LIVE)) else None)
     metrics.watch_deliveries(lambda: delivery_counts(settings))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        hub.start()
+        for hub in hubs.values():
+            hub.start()
         yield
-        await hub.stop()
+        for hub in hubs.values():
+            await hub.stop()
 
     app = FastAPI(
         title="Smart Market Lakehouse API",
@@ -51,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.cache = cache
-    app.state.alerts = hub
+    app.state.hubs = hubs
     app.state.keyring = keyring = Keyring(settings)
     app.state.publisher = PricePublisher(settings)
     app.state.impact = ImpactExplainer(settings)

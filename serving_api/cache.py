@@ -4,10 +4,12 @@ A *view* is a structure prepared once from one or more gold tables (an index, pr
 changes, encoded responses) and kept until one of its tables gets a new Delta version. A request
 costs one ``stat`` per input table — does the commit file of the next version,
 ``_delta_log/<version + 1>.json``, exist? — at most every ``api.cache_check_ms``, and a lookup.
-Commits are atomic, so that file appearing is exactly "a new version". Only then is the table
-re-read with delta-rs and the view rebuilt, in a worker thread (never a blocked event loop), while
-requests keep getting the previous view until the new one is complete (stale-while-revalidate:
-a rebuild never adds its time to a request's latency; only the very first build is waited for).
+Commits are atomic, so that file appearing is exactly "a new version". Only then is the view
+moved forward — from the rows the new commits added, for a view with an updater (the live
+prices), else by re-reading its tables with delta-rs — in a worker thread (never a blocked event
+loop), while requests keep getting the previous view until the new one is complete
+(stale-while-revalidate: a rebuild never adds its time to a request's latency; only the very
+first build is waited for).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any, Generic, TypeVar
 
 import pyarrow as pa
 
-from lakehouse.fast_read import TableMissing, open_table
+from lakehouse.fast_read import TableMissing, added_since, open_table
 from lakehouse.settings import Settings
 from lakehouse.tables import Table, arrow_schema
 from serving_api.metrics import ApiMetrics
@@ -32,15 +34,19 @@ log = logging.getLogger(__name__)
 V = TypeVar("V")
 Tables = dict[str, pa.Table]
 Builder = Callable[[Settings, Tables], V]
+Updater = Callable[[Settings, V, Tables], V]
 
 
 @dataclass(frozen=True)
 class ViewSpec(Generic[V]):
-    """How to prepare a view: its input tables and a pure builder (tables → structure)."""
+    """How to prepare a view: its input tables and a pure builder (tables → structure); and,
+    for a view that can move forward incrementally, an updater (structure, rows the new
+    commits added → new structure)."""
 
     name: str
     tables: tuple[Table, ...]
     build: Builder[V]
+    update: Updater[V] | None = None
 
 
 def empty_table(table: Table) -> pa.Table:
@@ -115,11 +121,35 @@ class GoldCache:
 
     async def _refresh(self, spec: ViewSpec[Any], slot: _Slot) -> None:
         try:
-            slot.built = await asyncio.to_thread(self._build, spec)
+            slot.built = await asyncio.to_thread(self._rebuild, spec, slot.built)
         except Exception:
             log.exception("view rebuild failed", extra={"view": spec.name})
         finally:
             slot.refresh = None
+
+    def _rebuild(self, spec: ViewSpec[V], built: _Built[V]) -> _Built[V]:
+        """The view at the newest versions: moved forward from ``built`` with the rows the new
+        commits added when the view can be, else built anew."""
+        if spec.update is None or None in built.versions:
+            return self._build(spec)
+        began = time.perf_counter()
+        added: Tables = {}
+        versions: list[int | None] = []
+        for table, version in zip(spec.tables, built.versions, strict=True):
+            newest, added[table.qualified_name] = added_since(table, self.settings, version)
+            versions.append(newest)
+            self.metrics.table_version.labels(table.qualified_name).set(newest)
+        value = spec.update(self.settings, built.value, added)
+        log.debug(
+            "view updated",
+            extra={
+                "view": spec.name,
+                "versions": versions,
+                "rows": sum(t.num_rows for t in added.values()),
+                "seconds": round(time.perf_counter() - began, 4),
+            },
+        )
+        return _Built(tuple(versions), value)
 
     def _build(self, spec: ViewSpec[V]) -> _Built[V]:
         began = time.perf_counter()

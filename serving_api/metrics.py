@@ -53,12 +53,16 @@ class ApiMetrics:
             registry=r,
         )
         self.ws_clients = Gauge(
-            "smartmarket_api_alert_subscribers",
-            "WebSocket clients subscribed to alerts",
+            "smartmarket_api_ws_subscribers",
+            "WebSocket clients subscribed to a live feed (alerts, prices)",
+            ["feed"],
             registry=r,
         )
         self.alerts_pushed = Counter(
             "smartmarket_api_alerts_pushed", "Alert messages sent to WebSocket clients", registry=r
+        )
+        self.prices_pushed = Counter(
+            "smartmarket_api_prices_pushed", "Price messages sent to WebSocket clients", registry=r
         )
         self.events_ingested = Counter(
             "smartmarket_api_events_ingested",

@@ -249,12 +249,35 @@ def _last_of_page(picked: list[tuple[SeriesKey, int, int]], limit: int) -> tuple
 # ---- live prices ----------------------------------------------------------------------------
 
 
+LATEST_FIELDS = (
+    "market_id",
+    "commodity",
+    "region",
+    "price",
+    "unit",
+    "observed_at",
+    "event_id",
+    "source",
+    "flags",
+)
+RECENT_CLOSES = 2 * MEDIAN_DAYS  # daily closes the live view keeps per series
+LatestKey = tuple[str, str]  # market_id, commodity
+Closes = dict[SeriesKey, dict[date, float]]
+
+
 @dataclass
 class LiveView:
-    """The newest price per market × commodity with its changes, and encoded answers per
-    filter (computed on first use, kept until the next version)."""
+    """The newest price per market × commodity with its changes against the previous close and
+    the 7-day median, and encoded answers per filter (computed on first use).
 
-    rows: list[dict[str, Any]]
+    Built once from the tables, then moved forward with the rows each commit adds
+    (``update_live``): a refresh costs what changed, not the size of the history."""
+
+    tz: ZoneInfo
+    latest: dict[LatestKey, dict[str, Any]]  # gold.price_latest rows
+    closes: Closes  # the newest daily closes of each series
+    items: dict[LatestKey, dict[str, Any]]  # the rows as served
+    rows: list[dict[str, Any]]  # items by commodity, market
     newest: float | None  # POSIX time of the newest observation
     answers: dict[tuple[str | None, ...], bytes] = field(default_factory=dict)
 
@@ -273,50 +296,96 @@ class LiveView:
             )
         return body
 
+    def describe(self, price: dict[str, Any]) -> dict[str, Any]:
+        """A price (a row of gold.price_latest or silver.prices) as /prices/live serves it."""
+        r = {k: price.get(k) for k in LATEST_FIELDS}
+        local = r["observed_at"].astimezone(self.tz)
+        today = local.date()
+        series = self.closes.get((r["commodity"], r["market_id"], r["region"] or ""), {})
+        before = sorted(d for d in series if d < today)
+        previous = series[before[-1]] if before else None
+        week = [series[d] for d in before if d >= today - timedelta(days=MEDIAN_DAYS)]
+        median = float(statistics.median(week)) if week else None
+        change = None if previous is None else r["price"] - previous
+        return {
+            **r,
+            "observed_at": local,
+            "flags": list(r["flags"] or []),
+            "previous_close": previous,
+            "change_previous_day": change,
+            "change_previous_day_pct": _pct(change, previous),
+            "median_7d": median,
+            "change_median_7d_pct": _pct(None if median is None else r["price"] - median, median),
+        }
+
 
 def _pct(change: float | None, base: float | None) -> float | None:
     return None if change is None or not base else round(100 * change / base, 2)
 
 
+def _live(
+    tz: ZoneInfo,
+    latest: dict[LatestKey, dict[str, Any]],
+    closes: Closes,
+    items: dict[LatestKey, dict[str, Any]],
+    touched: set[LatestKey],
+) -> LiveView:
+    view = LiveView(tz, latest, closes, items, [], None)
+    for key in touched & latest.keys():
+        items[key] = view.describe(latest[key])
+    view.rows = [items[k] for k in sorted(items, key=lambda k: (k[1], k[0]))]
+    newest = max((r["observed_at"] for r in latest.values()), default=None)
+    view.newest = newest.timestamp() if newest else None
+    return view
+
+
+def _add_latest(latest: dict[LatestKey, dict[str, Any]], rows: pa.Table) -> set[LatestKey]:
+    touched = set()
+    for r in rows.to_pylist() if rows.num_rows else []:
+        key = (r["market_id"], r["commodity"])
+        known = latest.get(key)
+        if known is None or r["observed_at"] >= known["observed_at"]:
+            latest[key] = r
+            touched.add(key)
+    return touched
+
+
+def _add_closes(closes: Closes, rows: pa.Table) -> set[LatestKey]:
+    """Put the daily closes of ``rows`` into ``closes`` (copying each series it changes, so a
+    view that shares the old one is untouched); keep the newest ``RECENT_CLOSES`` days."""
+    touched: set[LatestKey] = set()
+    if not rows.num_rows:
+        return touched
+    columns = rows.select(["commodity", "market_id", "region", "date", "close"]).to_pydict()
+    changed: dict[SeriesKey, dict[date, float]] = {}
+    for commodity, market, region, day, close in zip(*columns.values(), strict=True):
+        series = (commodity, market, region or "")
+        if series not in changed:
+            changed[series] = dict(closes.get(series, {}))
+        changed[series][day] = close
+        touched.add((market, commodity))
+    for series, days in changed.items():
+        for old in sorted(days)[:-RECENT_CLOSES]:
+            del days[old]
+        closes[series] = days
+    return touched
+
+
 def build_live(settings: Settings, tables: Tables) -> LiveView:
-    daily = build_history(settings, tables, "day")
-    rows = []
-    newest = None
-    for r in _rows(
-        tables[GOLD_PRICE_LATEST.qualified_name],
-        [("commodity", "ascending"), ("market_id", "ascending")],
-    ):
-        observed: datetime = r["observed_at"]
-        newest = max(newest or observed, observed)
-        local = observed.astimezone(settings.tz)
-        previous, median = None, None
-        bounds = daily.series((r["commodity"], r["market_id"], r["region"] or ""))
-        if bounds is not None:
-            a, b = bounds
-            periods = daily.period[a:b]
-            today = daily.to_period(local.date())
-            before = a + int(np.searchsorted(periods, today, "left"))
-            if before > a:
-                previous = float(daily.columns["close"][before - 1])
-            week = a + int(np.searchsorted(periods, today - MEDIAN_DAYS, "left"))
-            if before > week:
-                median = float(statistics.median(daily.columns["close"][week:before].tolist()))
-        change = None if previous is None else r["price"] - previous
-        rows.append(
-            {
-                **r,
-                "observed_at": local,
-                "flags": r["flags"] or [],
-                "previous_close": previous,
-                "change_previous_day": change,
-                "change_previous_day_pct": _pct(change, previous),
-                "median_7d": median,
-                "change_median_7d_pct": _pct(
-                    None if median is None else r["price"] - median, median
-                ),
-            }
-        )
-    return LiveView(rows, newest.timestamp() if newest else None)
+    latest: dict[LatestKey, dict[str, Any]] = {}
+    closes: Closes = {}
+    touched = _add_latest(latest, tables[GOLD_PRICE_LATEST.qualified_name])
+    _add_closes(closes, tables[GOLD_PRICE_DAILY.qualified_name])
+    return _live(settings.tz, latest, closes, {}, touched)
+
+
+def update_live(settings: Settings, view: LiveView, added: Tables) -> LiveView:
+    """``view`` moved forward with the rows the new commits added (the old view keeps
+    answering meanwhile, unchanged)."""
+    latest, closes = dict(view.latest), dict(view.closes)
+    touched = _add_latest(latest, added[GOLD_PRICE_LATEST.qualified_name])
+    touched |= _add_closes(closes, added[GOLD_PRICE_DAILY.qualified_name])
+    return _live(view.tz, latest, closes, dict(view.items), touched)
 
 
 # ---- markets, regions ---------------------------------------------------------------------
@@ -422,7 +491,7 @@ def build_alerts(settings: Settings, tables: Tables) -> list[dict[str, Any]]:
     )
 
 
-LIVE = ViewSpec("live", (GOLD_PRICE_LATEST, GOLD_PRICE_DAILY), build_live)
+LIVE = ViewSpec("live", (GOLD_PRICE_LATEST, GOLD_PRICE_DAILY), build_live, update_live)
 MARKETS = ViewSpec("markets", (GOLD_PRICE_LATEST,), build_markets)
 HISTORY: dict[Granularity, ViewSpec[HistoryIndex]] = {
     "day": ViewSpec("history_day", (GOLD_PRICE_DAILY,), partial(build_history, granularity="day")),

@@ -1,6 +1,6 @@
-"""The alert step of the medallion micro-batch: reads what the rules need, MERGEs ``gold.alerts``.
+"""The alert step of the gold micro-batch: reads what the rules need, MERGEs ``gold.alerts``.
 
-It runs last in a batch, when silver and gold (``gold.data_quality`` included) hold the batch.
+It runs last in a gold batch, when silver and gold hold the silver batches it follows.
 For the keys the batch touched it re-evaluates the rules from ``lookback_days`` before the
 batch's oldest event (or from the start of a still-live alert of those keys, so an episode is
 always seen whole) and MERGEs the resulting alerts on their deterministic id, changing a row
@@ -79,7 +79,7 @@ class Touched:
 
 
 class AlertStep:
-    """Evaluates the alert rules for what one medallion micro-batch touched."""
+    """Evaluates the alert rules for what the silver batches of one gold batch touched."""
 
     def __init__(self, spark: SparkSession, settings: Settings, rules: AlertRules) -> None:
         self.spark = spark
@@ -128,13 +128,10 @@ class AlertStep:
             rules=tuple(r.rules),
         )
 
-    def _touched_sources(self, batch_id: int) -> Touched | None:
-        row = (
-            self._read(GOLD_DATA_QUALITY)
-            .where(F.col("batch_id") == batch_id)
-            .agg(F.min("batch_time"), F.collect_set(key_column("source", "device_id")))
-            .first()
-        )
+    def _touched_sources(self, quality: DataFrame) -> Touched | None:
+        row = quality.agg(
+            F.min("batch_time"), F.collect_set(key_column("source", "device_id"))
+        ).first()
         if row[0] is None:
             return None
         r = self.rules.data_quality
@@ -208,12 +205,21 @@ class AlertStep:
         return quality_signals(recent, self.rules)
 
     # ---- the step -----------------------------------------------------------------------------
-    def __call__(self, batch_id: int, prices: DataFrame, sensors: DataFrame, now: datetime) -> None:
+    def __call__(
+        self,
+        batch_id: int,
+        prices: DataFrame,
+        sensors: DataFrame,
+        quality: DataFrame,
+        now: datetime,
+    ) -> None:
+        """Alerts for the ``prices`` and ``sensors`` accepted by the silver batches whose
+        ``gold.data_quality`` rows are ``quality``; ``batch_id`` is the gold batch's."""
         began = monotonic()
         families = [
             (self._touched_prices(prices), self._price_signals),
             (self._touched_sensors(sensors), self._sensor_signals),
-            (self._touched_sources(batch_id), self._quality_signals),
+            (self._touched_sources(quality), self._quality_signals),
         ]
         families = [(t, signals) for t, signals in families if t is not None]
         if not families:

@@ -19,13 +19,12 @@ from lakehouse.logs import configure_logging
 from lakehouse.settings import Settings, load_settings
 from lakehouse.spark import get_spark
 from lakehouse.status import stop_event, write_status
-from streaming_jobs.bronze import bronze_query
-from streaming_jobs.medallion import medallion_query
+from streaming_jobs.medallion import gold_query, silver_query
 
 log = logging.getLogger(__name__)
 
 QueryFactory = Callable[[SparkSession, Settings], StreamingQuery]
-QUERIES: tuple[QueryFactory, ...] = (bronze_query, medallion_query)
+QUERIES: tuple[QueryFactory, ...] = (silver_query, gold_query)
 STATUS_INTERVAL_SECONDS = 2.0
 STATUS_NAME = "pipeline"
 

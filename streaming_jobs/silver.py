@@ -1,8 +1,8 @@
 """Silver: parse, validate and deduplicate bronze records — pure DataFrame → DataFrame functions.
 
-Every bronze record ends in exactly one place: ``silver.prices`` or ``silver.sensors`` (valid,
+Every Kafka record ends in exactly one place: ``silver.prices`` or ``silver.sensors`` (valid,
 possibly carrying statistical flags), ``silver.quarantine`` (with the ids of the rules it broke
-and their details), or the duplicate count (an ``event_id`` seen before).
+and their details), or the duplicate count (an ``event_id`` seen before: ``bronze.first_copies``).
 
 Rule ids (the ``reasons`` of a quarantine row, or the ``flags`` of a silver row):
 
@@ -10,7 +10,7 @@ Rule ids (the ``reasons`` of a quarantine row, or the ``flags`` of a silver row)
   (a dead letter: the producer could not make an event of its input);
 - hard rules, one of which quarantines: ``unknown_market``, ``unknown_commodity``,
   ``unit_mismatch``, ``non_positive_price``, ``price_out_of_range``, ``future_timestamp``,
-  ``late``, ``sensor_out_of_range``, ``sensor_zero``, ``sensor_jump``;
+  ``late`` (older than the retention), ``sensor_out_of_range``, ``sensor_zero``, ``sensor_jump``;
 - statistical flags on prices, against the history of the same market × commodity: ``zscore``,
   ``iqr``, ``median_deviation``, ``cross_market`` (the median of the other markets of the region
   that day). Two or more flags — or a cross-market deviation above the strong threshold —
@@ -22,7 +22,8 @@ Thresholds: conf/quality.yaml.
 from __future__ import annotations
 
 import types
-from datetime import datetime
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Union, get_args, get_origin
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
@@ -151,19 +152,6 @@ def parse_events(
     )
 
 
-def split_duplicates(events: DataFrame, seen_ids: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """(first occurrences not seen before, duplicates). Within the batch the copy with the lowest
-    Kafka coordinates wins; ``seen_ids`` (column ``event_id``) holds earlier batches' ids."""
-    first = Window.partitionBy("event_id").orderBy("topic", "partition", "offset")
-    ranked = events.withColumn("_copy", F.row_number().over(first))
-    seen = seen_ids.select("event_id").distinct().withColumn("_seen", F.lit(True))
-    marked = ranked.join(seen, "event_id", "left")
-    duplicate = (F.col("_copy") > 1) | F.col("_seen").isNotNull()
-    fresh = marked.where(~duplicate).drop("_copy", "_seen")
-    dups = marked.where(duplicate).drop("_copy", "_seen")
-    return fresh, dups
-
-
 def _reasons(*checks: tuple[str, Column]) -> Column:
     """Array of the rule ids whose condition holds (nulls count as not holding)."""
     return F.filter(
@@ -196,15 +184,13 @@ def reference_frames(spark: SparkSession, rules: QualityRules) -> dict[str, Data
     }
 
 
-def _time_rules(rules: QualityRules, now: datetime, watermark: datetime | None) -> list:
-    future = F.col("observed_at") > F.lit(now) + F.expr(
-        f"INTERVAL {int(rules.hard.future_tolerance_seconds)} SECONDS"
-    )
-    checks = [("future_timestamp", future)]
-    if watermark is not None:
-        horizon = F.lit(watermark) - F.expr(f"INTERVAL {int(rules.hard.late_horizon_hours)} HOURS")
-        checks.append(("late", F.col("observed_at") < horizon))
-    return checks
+def _time_rules(rules: QualityRules, now: datetime) -> list[tuple[str, Column]]:
+    """``future_timestamp`` beyond the tolerance; ``late`` older than the retention. Anything in
+    between is accepted, however far behind the newest event it is (backfills)."""
+    hard = rules.hard
+    future = F.col("observed_at") > F.lit(now + timedelta(seconds=hard.future_tolerance_seconds))
+    late = F.col("observed_at") < F.lit(now - timedelta(days=hard.retention_days))
+    return [("future_timestamp", future), ("late", late)]
 
 
 def validate_prices(
@@ -212,7 +198,6 @@ def validate_prices(
     ref: dict[str, DataFrame],
     rules: QualityRules,
     now: datetime,
-    watermark: datetime | None,
 ) -> DataFrame:
     """Hard rules on parsed price events. Adds ``region`` (from the market when absent), the
     price converted to the catalogue unit, and ``hard_reasons``."""
@@ -243,7 +228,7 @@ def validate_prices(
                     (F.col("price") > 0)
                     & ((converted < F.col("min_price")) | (converted > F.col("max_price"))),
                 ),
-                *_time_rules(rules, now, watermark),
+                *_time_rules(rules, now),
             ),
         )
         .withColumn("price", F.coalesce(converted, F.col("price")))
@@ -382,7 +367,6 @@ def validate_sensors(
     ref: dict[str, DataFrame],
     rules: QualityRules,
     now: datetime,
-    watermark: datetime | None,
 ) -> DataFrame:
     """Hard rules on parsed sensor events; adds ``hard_reasons``."""
     known_markets = ref["markets"].select("market_id").withColumn("_market_known", F.lit(True))
@@ -399,7 +383,7 @@ def validate_sensors(
                 (F.col("value") < F.col("min_value")) | (F.col("value") > F.col("max_value")),
             ),
             ("sensor_zero", (F.col("value") == 0) & F.col("metric").isin(zero_metrics)),
-            *_time_rules(rules, now, watermark),
+            *_time_rules(rules, now),
         ),
     ).drop("_market_known", "min_value", "max_value")
 
@@ -445,3 +429,77 @@ def sensor_statistics(candidates: DataFrame, history: DataFrame, rules: QualityR
         )
     )
     return candidates.join(stats, "event_id", "left")
+
+
+def no_reasons() -> Column:
+    return F.array().cast("array<string>")
+
+
+def no_details() -> Column:
+    return F.create_map().cast("map<string,double>")
+
+
+def quarantine_rows(
+    parsed: DataFrame, prices: DataFrame, sensors: DataFrame, now: datetime, batch_id: int
+) -> DataFrame:
+    """The ``silver.quarantine`` rows of a batch: records that did not parse (``parsed`` rows
+    with a ``parse_error``) and judged prices and sensor readings with reasons."""
+
+    def rows(df: DataFrame, subject: Column, reasons: Column, error: Column) -> DataFrame:
+        return df.select(
+            "raw",
+            *LINEAGE,
+            "event_id",
+            "event_type",
+            "market_id",
+            "source",
+            "device_id",
+            subject.alias("subject"),
+            "observed_at",
+            reasons.alias("reasons"),
+            F.col("details") if "details" in df.columns else no_details().alias("details"),
+            error.alias("error"),
+        )
+
+    no_error = F.lit(None).cast("string")
+    judged_rows = [
+        rows(df.where(F.size("reasons") > 0), F.col(subject), F.col("reasons"), no_error)
+        for df, subject in ((prices, "commodity"), (sensors, "metric"))
+    ]
+    return (
+        rows(
+            parsed.where(F.col("parse_error").isNotNull()),
+            F.coalesce("commodity", "metric"),
+            F.array("parse_error"),
+            F.col("error"),
+        )
+        .unionByName(judged_rows[0])
+        .unionByName(judged_rows[1])
+        .withColumn("quarantined_at", F.lit(now))
+        .withColumn("quarantine_date", F.to_date(F.lit(now)))
+        .withColumn("silver_batch_id", F.lit(batch_id).cast("bigint"))
+    )
+
+
+def judged(checked: DataFrame, statistics: Callable[[DataFrame], DataFrame]) -> DataFrame:
+    """The verdict on validated events: rows that broke a hard rule are quarantined for it;
+    the others get the statistical flags they carry and the reasons, if any, to quarantine.
+    ``statistics`` maps the rows that passed the hard rules to their ``stat_flags``,
+    ``stat_reasons`` and ``details``. Adds ``hard_ok``, ``flags``, ``reasons`` (empty:
+    accepted) and ``details``."""
+    checked = checked.withColumn("hard_ok", F.size("hard_reasons") == 0)
+    stat = statistics(checked.where("hard_ok")).select(
+        "event_id", "stat_flags", "stat_reasons", "details"
+    )
+    return (
+        checked.join(stat, "event_id", "left")
+        .withColumn("flags", F.coalesce("stat_flags", no_reasons()))
+        .withColumn(
+            "reasons",
+            F.when(~F.col("hard_ok"), F.col("hard_reasons")).otherwise(
+                F.coalesce("stat_reasons", no_reasons())
+            ),
+        )
+        .withColumn("details", F.coalesce("details", no_details()))
+        .drop("stat_flags", "stat_reasons")
+    )

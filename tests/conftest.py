@@ -87,8 +87,7 @@ def replayed(settings, kafka, spark, shared_prices, tmp_path_factory) -> Setting
     from lakehouse.events import SensorEvent
     from producers.kafka_io import EventProducer, ensure_topics
     from producers.replay import replay
-    from streaming_jobs.bronze import bronze_query
-    from streaming_jobs.medallion import medallion_query
+    from streaming_jobs.medallion import gold_query, silver_query
 
     replay_settings = isolated(settings, tmp_path_factory.mktemp("replayed"))
     ensure_topics(replay_settings)
@@ -112,7 +111,7 @@ def replayed(settings, kafka, spark, shared_prices, tmp_path_factory) -> Setting
                     )
                 )
     producer.flush()
-    drain(spark, replay_settings, bronze_query, medallion_query)
+    drain(spark, replay_settings, silver_query, gold_query)
     return replay_settings
 
 

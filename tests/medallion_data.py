@@ -1,5 +1,6 @@
 """A replay of 10 000 events for the end-to-end medallion tests: clean prices and sensor
-readings, and 500 faulty events of every kind, in two phases (so that late data is late)."""
+readings, and 500 faulty events of every kind, in two phases (the second brings backfill-free
+late rows — older than the retention — and spikes against the first's history)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from lakehouse.events import PriceEvent, SensorEvent
 from lakehouse.reference import commodities, markets
+from lakehouse.rules import quality_rules
 from lakehouse.settings import Settings
 from producers.kafka_io import EventProducer
 
@@ -117,7 +119,8 @@ def make_dataset(settings: Settings) -> Dataset:
     for i in range(PHASE_TWO_FAULTS):
         market, commodity = MARKETS[i % 10], COMMODITIES[(i // 10) % 5]
         late = _price(market, commodity, 10)
-        faulty("late", 1, late, event_id=_fault_id("late", i))
+        too_old = datetime.now(UTC) - timedelta(days=quality_rules().hard.retention_days + 1 + i)
+        faulty("late", 1, late, event_id=_fault_id("late", i), observed_at=too_old.isoformat())
         day = DAYS_PER_PHASE + 10 + (i // 50) * 20 + i % 7
         normal = _price(market, commodity, day)
         faulty(

@@ -34,8 +34,7 @@ from streaming_jobs.alerts import (
     region_move_signals,
     sensor_signals,
 )
-from streaming_jobs.bronze import bronze_query
-from streaming_jobs.medallion import medallion_query
+from streaming_jobs.medallion import gold_query, silver_query
 from tests.conftest import drain, isolated
 from tests.test_medallion import _pipeline
 
@@ -145,11 +144,11 @@ def test_kill_minus_nine_while_alerting_duplicates_and_loses_no_alert(
 
     pipeline = _pipeline(settings)
     try:
-        # a batch's quality rows are written right before its alerts: kill -9 then
-        quality = GOLD_DATA_QUALITY.path(settings) / "_delta_log"
+        # a gold batch writes the daily prices right before its alerts: kill -9 then
+        daily = GOLD_PRICE_DAILY.path(settings) / "_delta_log"
         deadline = time.monotonic() + 300
-        while not any(quality.glob("*.json")):
-            assert time.monotonic() < deadline, "no medallion batch within 300 s"
+        while not any(daily.glob("*.json")):
+            assert time.monotonic() < deadline, "no gold batch within 300 s"
             assert pipeline.poll() is None, "the pipeline exited"
             time.sleep(0.2)
         os.killpg(pipeline.pid, signal.SIGKILL)
@@ -160,7 +159,7 @@ def test_kill_minus_nine_while_alerting_duplicates_and_loses_no_alert(
 
     producer.send_all(events[half:])
     producer.flush()
-    drain(spark, settings, bronze_query, medallion_query)  # the restart, from the checkpoints
+    drain(spark, settings, silver_query, gold_query)  # the restart, from the checkpoints
 
     assert int(read(settings, GOLD_DATA_QUALITY)["received"].sum()) == len(events)
     alerts = read(settings, GOLD_ALERTS)

@@ -26,6 +26,7 @@ from lakehouse.tables import (
     GOLD_PRICE_HOURLY,
     GOLD_PRICE_LATEST,
     GOLD_REGION_DAILY,
+    SILVER_PRICES,
     Table,
     arrow_schema,
 )
@@ -300,6 +301,40 @@ def test_cache_refreshes_when_a_new_version_lands(replayed: Settings, tmp_path: 
         assert 'smartmarket_api_cache_total{result="miss",view="live"} 1.0' in scraped
         assert 'smartmarket_api_cache_total{result="stale",view="live"}' in scraped
         assert f'table_version{{table="gold.price_latest"}} {latest.version() + 1}.0' in scraped
+        # moved forward from the commit alone, the view answers what a full build answers
+        with TestClient(create_app(settings)) as fresh:
+            assert fresh.get(f"{API}/prices/live").json() == c.get(f"{API}/prices/live").json()
+
+
+def test_prices_websocket_pushes_each_new_silver_price(replayed: Settings, tmp_path: Path) -> None:
+    shutil.copytree(replayed.paths.lakehouse_root, tmp_path / "lakehouse")
+    settings = with_api(replayed, tmp_path / "lakehouse")
+    silver = open_table(SILVER_PRICES, settings)
+    template = silver.to_pyarrow_table().slice(0, 1).to_pylist()[0]
+    pool = ThreadPoolExecutor(1)
+    with (
+        TestClient(create_app(settings)) as c,
+        c.websocket_connect(f"{API}/prices/ws?market_id=IP-030&commodity=Beras") as ws,
+    ):
+        time.sleep(1)  # the poller has seen the table as it was: nothing old is pushed
+        new = [
+            template
+            | {"event_id": f"ws-{i}", "market_id": market, "commodity": "beras", "price": price}
+            | {"observed_at": datetime(2025, 3, 21, 3, i, tzinfo=UTC)}
+            for i, (market, price) in enumerate((("IP-030", 14100.0), ("IP-001", 1.0)))
+        ]
+        write_deltalake(
+            silver.table_uri,
+            pa.Table.from_pylist(new, schema=silver.to_pyarrow_table().schema),
+            mode="append",
+            partition_by=list(SILVER_PRICES.partition_by),
+        )
+        pushed = pool.submit(ws.receive_json).result(timeout=5)
+        assert pushed["type"] == "price"
+        price = pushed["price"]
+        assert (price["event_id"], price["market_id"], price["price"]) == ("ws-0", "IP-030", 14100)
+        assert set(price) == set(c.get(f"{API}/prices/live").json()[0])  # the live item's fields
+    pool.shutdown()
 
 
 # ---- auth -----------------------------------------------------------------------------------

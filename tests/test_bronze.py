@@ -8,7 +8,8 @@ from deltalake import DeltaTable
 from lakehouse.events import PriceEvent
 from lakehouse.tables import BRONZE_EVENTS
 from producers.kafka_io import EventProducer
-from streaming_jobs.bronze import BRONZE_COLUMNS, bronze_query, to_bronze
+from streaming_jobs.bronze import BRONZE_COLUMNS, to_bronze
+from streaming_jobs.medallion import silver_query
 from tests.conftest import drain
 
 KAFKA_SCHEMA = (
@@ -66,13 +67,13 @@ def _send(settings, price: float) -> PriceEvent:
 
 def test_event_reaches_bronze_once_across_restarts(spark, kafka, settings):
     first = _send(settings, 14000)
-    drain(spark, settings, bronze_query)
+    drain(spark, settings, silver_query)
     rows = _bronze_rows(settings)
     assert [r for r in rows if str(first.event_id) in r["value"]]
 
     # restart from the checkpoint: nothing is written again, new data still flows
     second = _send(settings, 14100)
-    drain(spark, settings, bronze_query)
+    drain(spark, settings, silver_query)
     rows = _bronze_rows(settings)
     coordinates = [(r["topic"], r["partition"], r["offset"]) for r in rows]
     assert len(coordinates) == len(set(coordinates)), "a Kafka record was written twice"

@@ -27,8 +27,7 @@ from lakehouse.tables import (
 from producers.kafka_io import EventProducer, ensure_topics
 from producers.replay import ReplaySummary, replay
 from scripts.cli import main
-from streaming_jobs.bronze import bronze_query
-from streaming_jobs.medallion import medallion_query
+from streaming_jobs.medallion import gold_query, silver_query
 from tests.conftest import isolated
 
 #: what the streams write to while maintenance runs: the streaming source (bronze), a partitioned
@@ -98,7 +97,7 @@ def test_maintain_during_live_replay(settings, kafka, spark, shared_prices, tmp_
         summaries.append(replay(shared_prices, live, producer, speed, start, end, MARKETS))
 
     publish(FIRST_HALF, None)
-    queries = [bronze_query(spark, live), medallion_query(spark, live)]
+    queries = [silver_query(spark, live), gold_query(spark, live)]
     try:
         deadline = time.monotonic() + 600
         while not delta_io.exists(spark, GOLD_DATA_QUALITY, live):  # a first batch is through

@@ -28,8 +28,7 @@ from lakehouse.tables import (
 )
 from producers.kafka_io import EventProducer, ensure_topics
 from producers.replay import replay
-from streaming_jobs.bronze import bronze_query
-from streaming_jobs.medallion import medallion_query
+from streaming_jobs.medallion import gold_query, silver_query
 from tests.conftest import drain, isolated
 from tests.medallion_data import Dataset, make_dataset, produce
 
@@ -101,7 +100,7 @@ def test_replay_with_faults_end_to_end(spark, kafka, settings, tmp_path):
     data = make_dataset(settings)
     for phase in data.phases:
         produce(settings, phase)
-        drain(spark, settings, bronze_query, medallion_query)
+        drain(spark, settings, silver_query, gold_query)
     check_outcome(settings, data)
 
 
@@ -111,7 +110,7 @@ def test_real_file_keeps_its_real_moves_and_quarantines_its_wild_days(
     settings = isolated(settings, tmp_path)
     ensure_topics(settings)
     summary = replay(shared_prices, settings, EventProducer(settings), speed=None)
-    drain(spark, settings, bronze_query, medallion_query)
+    drain(spark, settings, silver_query, gold_query)
     quarantine = table(settings, SILVER_QUARANTINE)
     accepted = table(settings, SILVER_PRICES)
     assert len(accepted) + len(quarantine) == summary.published

@@ -24,8 +24,7 @@ from lakehouse.events import EVENT_MODELS, PriceEvent
 from lakehouse.settings import Settings
 from lakehouse.tables import BRONZE_EVENTS, SILVER_PRICES, SILVER_QUARANTINE
 from producers.kafka_io import EventProducer, ensure_topics
-from streaming_jobs.bronze import bronze_query
-from streaming_jobs.medallion import medallion_query
+from streaming_jobs.medallion import gold_query, silver_query
 from tests.conftest import drain, isolated
 
 START = datetime(2025, 1, 6, 1, 0, tzinfo=UTC)
@@ -68,7 +67,7 @@ def test_optional_field_flows_to_silver_without_rewrite(
     ensure_topics(live)
     before = prices(0, 3)
     send(live, before)
-    drain(spark, live, bronze_query, medallion_query)
+    drain(spark, live, silver_query, gold_query)
     silver_path = str(SILVER_PRICES.path(live))
     first = DeltaTable(silver_path)
     assert "quality_grade" not in first.schema().to_arrow().names
@@ -77,7 +76,7 @@ def test_optional_field_flows_to_silver_without_rewrite(
     monkeypatch.setitem(EVENT_MODELS, "price", GradedPriceEvent)  # the model gains the field
     after = prices(3, 3, quality_grade="A")
     send(live, after + prices(6, 1))  # a producer that does not send it yet
-    drain(spark, live, bronze_query, medallion_query)
+    drain(spark, live, silver_query, gold_query)
 
     table = DeltaTable(silver_path)
     rows = table.to_pandas().set_index("event_id")

@@ -10,13 +10,14 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from lakehouse.rules import quality_rules
-from streaming_jobs import gold
+from streaming_jobs import gold, series_state
+from streaming_jobs.bronze import with_first_copies
+from streaming_jobs.quality import batch_quality
 from streaming_jobs.silver import (
     parse_events,
     price_statistics,
     reference_frames,
     sensor_statistics,
-    split_duplicates,
     validate_prices,
     validate_sensors,
 )
@@ -93,16 +94,63 @@ def test_parse_events_names_what_is_wrong(spark):
     assert out.where("offset = 0").first().raw == records[0][1]
 
 
-def test_split_duplicates_within_batch_and_across_batches(spark):
-    events = spark.createDataFrame(
-        [("a", "market.prices", 0, 1), ("a", "market.prices", 0, 2), ("b", "market.prices", 1, 3),
-         ("c", "market.prices", 2, 4)],
-        "event_id string, topic string, partition int, offset long",
+def test_first_copies_and_duplicate_counts(spark):
+    records = bronze(
+        spark,
+        [("market.prices", json.dumps(price("a"))), ("market.prices", json.dumps(price("a"))),
+         ("market.prices", json.dumps(price("b", source="feed-b"))), ("market.prices", "not json"),
+         ("market.prices", "not json")],
     )  # fmt: skip
-    seen = spark.createDataFrame([("c",)], "event_id string")
-    fresh, dups = split_duplicates(events, seen)
-    assert sorted((r.event_id, r.offset) for r in fresh.collect()) == [("a", 1), ("b", 3)]
-    assert sorted((r.event_id, r.offset) for r in dups.collect()) == [("a", 2), ("c", 4)]
+    tagged = with_first_copies(records, horizon_hours=1)
+    firsts = tagged.where("first_copy")
+    assert tagged.where("not first_copy").count() == 5  # every record stays in bronze
+    assert sorted(r.offset for r in firsts.collect() if "a" in r.value[:20]) in ([0], [1])
+    assert firsts.count() == 4  # a once, b, and each unparseable record (its own identity)
+
+    parsed = parse_events(firsts, TOPICS, "market.deadletter")
+    verdicts = parsed.where("parse_error is null").withColumn(
+        "reasons", F.array().cast("array<string>")
+    )
+    quality = batch_quality(
+        tagged, parsed, verdicts, verdicts.limit(0), batch_id=7, now=NOW
+    ).select("source", "received", "accepted", "quarantined", "duplicates")
+    expected = spark.createDataFrame(
+        [("test", 2, 1, 0, 1), ("feed-b", 1, 1, 0, 0), ("market.prices", 2, 0, 2, 0)],
+        quality.schema,
+    )
+    assert_df_equality(quality, expected, ignore_row_order=True, ignore_nullable=True)
+
+
+def test_series_state_keeps_the_newest_points_and_what_a_replay_needs(spark):
+    schema = "market_id string, commodity string, region string, observed_at timestamp, "
+    schema += "event_id string, price double"
+    points = [("IP-001", "beras", "DKI Jakarta", T0 + timedelta(days=d), f"e{d}", 100.0 + d)
+              for d in range(5)]  # fmt: skip
+    new = spark.createDataFrame(points[3:], schema)
+    earlier = spark.createDataFrame(points[:3], schema)
+    keys = ("market_id", "commodity")
+    state = series_state.advanced(
+        earlier, new, keys, ("region",), "price", 3, timedelta(days=30), batch_id=4
+    )
+    (row,) = state.collect()
+    assert [p.event_id for p in row.points] == ["e2", "e3", "e4"]  # the newest three, in order
+    assert row.silver_batch_id == 4 and row.region == "DKI Jakarta"
+
+    stored = state.withColumn("previous", F.col("points")).withColumn(
+        "points", F.array_remove("points", F.col("points")[0])
+    )
+    # batch 4 replayed after its own update was committed: it compares with ``previous``
+    assert [r.event_id for r in series_state.history(stored, 4, keys, "price").collect()] == [
+        "e2", "e3", "e4"
+    ]  # fmt: skip
+    # the next batch compares with ``points``
+    assert [r.event_id for r in series_state.history(stored, 5, keys, "price").collect()] == [
+        "e3", "e4"
+    ]  # fmt: skip
+    recent = series_state.advanced(
+        earlier, new, keys, ("region",), "price", 10, timedelta(days=1), batch_id=4
+    ).first()
+    assert [p.event_id for p in recent.points] == ["e3", "e4"]  # none older than the horizon
 
 
 def _parsed(spark, events: list[dict], topic: str = "market.prices"):
@@ -111,7 +159,8 @@ def _parsed(spark, events: list[dict], topic: str = "market.prices"):
 
 
 def test_hard_price_rules(spark, ref):
-    late_time = (T0 - timedelta(days=10)).isoformat()
+    retention = timedelta(days=quality_rules().hard.retention_days)
+    late_time = (NOW - retention - timedelta(days=1)).isoformat()
     events = [
         price("ok"),
         price("grams", price=15.0, unit="g"),  # 15 IDR/g = 15 000 IDR/kg
@@ -122,8 +171,9 @@ def test_hard_price_rules(spark, ref):
         price("wrong-unit", unit="liter"),
         price("future", observed_at=(NOW + timedelta(hours=1)).isoformat()),
         price("late", observed_at=late_time),
+        price("backfill", observed_at=(NOW - timedelta(days=400)).isoformat()),
     ]
-    out = validate_prices(_parsed(spark, events), ref, quality_rules(), NOW, watermark=T0)
+    out = validate_prices(_parsed(spark, events), ref, quality_rules(), NOW)
     result = {r.event_id: (r.hard_reasons, r.price, r.unit) for r in out.collect()}
     assert result["ok"] == ([], 14000.0, "kg")
     assert result["grams"] == ([], 15000.0, "kg")
@@ -134,6 +184,7 @@ def test_hard_price_rules(spark, ref):
     assert result["wrong-unit"][0] == ["unit_mismatch"]
     assert result["future"][0] == ["future_timestamp"]
     assert result["late"][0] == ["late"]
+    assert result["backfill"][0] == []  # far behind the newest event, within the retention
     region = out.where("event_id = 'ok'").first().region
     assert region == "DKI Jakarta"
 
@@ -206,7 +257,7 @@ def test_sensor_rules(spark, ref):
         sensor("crowd-zero", metric="crowd_count", value=0.0, observed_at=at(3)),
         sensor("unknown", market_id="ZZ-404", observed_at=at(4)),
     ]
-    out = validate_sensors(_parsed(spark, events, "market.sensors"), ref, rules, NOW, None)
+    out = validate_sensors(_parsed(spark, events, "market.sensors"), ref, rules, NOW)
     reasons = {r.event_id: r.hard_reasons for r in out.collect()}
     assert reasons == {
         "hot": ["sensor_out_of_range"],

@@ -3,21 +3,19 @@ alerts as they land."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, WebSocket, status
 from fastapi.concurrency import run_in_threadpool
 
-from serving_api.alert_push import AlertFilter, AlertHub
 from serving_api.errors import ApiError, resolve_commodity, resolve_province
 from serving_api.models import Alert
+from serving_api.push import Filter
 from serving_api.routers import API_PREFIX, READ_ERRORS, gold
 from serving_api.routers.insights import Limit
 from serving_api.routers.prices import Commodity, Region
-from serving_api.views import ALERTS, encode
+from serving_api.views import ALERTS
 
 router = APIRouter(prefix=API_PREFIX, tags=["alerts"])
 
@@ -27,11 +25,13 @@ Severity = Annotated[
 ]
 
 
-def alert_filter(severity: str | None, province: str | None, commodity: str | None) -> AlertFilter:
-    severities = (
-        frozenset(s.strip().lower() for s in severity.split(",") if s.strip()) if severity else None
+def alert_filter(severity: str | None, province: str | None, commodity: str | None) -> Filter:
+    severities = [s.strip() for s in severity.split(",") if s.strip()] if severity else None
+    return Filter.of(
+        severity=severities or None,
+        region=resolve_province(province),
+        commodity=resolve_commodity(commodity),
     )
-    return AlertFilter(severities or None, resolve_province(province), resolve_commodity(commodity))
 
 
 @router.get(
@@ -74,31 +74,14 @@ async def alerts_ws(
 ) -> None:
     """Each message is ``{"type": "alert", "alert": {...}}`` — a new alert or a change of one
     (e.g. resolved) — as a JSON text frame, within a second or two of it landing in gold."""
-    hub: AlertHub = websocket.app.state.alerts
     try:
         wanted = alert_filter(severity, province, commodity)
     except ApiError as exc:
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=str(exc.detail)[:120])
         return
-    await websocket.accept()
-    subscriber = hub.subscribe(wanted)
+    attach = websocket.app.state.impact.attach
 
-    async def pump() -> None:
-        while (alert := await subscriber.queue.get()) is not None:
-            alert = await run_in_threadpool(websocket.app.state.impact.attach, alert)
-            await websocket.send_text(encode({"type": "alert", "alert": alert}).decode())
-        await websocket.close(code=status.WS_1013_TRY_AGAIN_LATER, reason="too slow")
+    async def message(alert: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "alert", "alert": await run_in_threadpool(attach, alert)}
 
-    async def until_disconnect() -> None:
-        while (await websocket.receive())["type"] != "websocket.disconnect":
-            pass
-
-    tasks = [asyncio.create_task(pump()), asyncio.create_task(until_disconnect())]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        hub.unsubscribe(subscriber)
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+    await websocket.app.state.hubs["alerts"].serve(websocket, wanted, message)

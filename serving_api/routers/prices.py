@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, WebSocket, status
 
 from serving_api.errors import ApiError, resolve_commodity, resolve_market, resolve_province
 from serving_api.models import HistoryPage, LivePrice, Market, RegionSummary
+from serving_api.push import Filter
 from serving_api.routers import API_PREFIX, READ_ERRORS, gold, json_bytes
 from serving_api.views import (
     HISTORY,
@@ -89,6 +90,28 @@ async def live_prices(request: Request) -> Response:
     )
     view = await gold(request).get(LIVE)
     return json_bytes(view.answer(*filters))
+
+
+@router.websocket("/prices/ws")
+async def prices_ws(
+    websocket: WebSocket,
+    market_id: str | None = None,
+    commodity: str | None = None,
+    region: str | None = None,
+) -> None:
+    """Each message is ``{"type": "price", "price": {...}}`` — every accepted price as it lands
+    in silver, with the fields of an item of GET /prices/live — as a JSON text frame."""
+    try:
+        wanted = Filter.of(
+            market_id=resolve_market(market_id),
+            commodity=resolve_commodity(commodity),
+            region=resolve_province(region),
+        )
+    except ApiError as exc:
+        await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=str(exc.detail)[:120])
+        return
+    hub = websocket.app.state.hubs["prices"]
+    await hub.serve(websocket, wanted, lambda price: {"type": "price", "price": price})
 
 
 @router.get("/markets", response_model=list[Market], summary="Markets and what they sell")

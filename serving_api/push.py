@@ -1,0 +1,214 @@
+"""Live push over WebSocket: one background poller per feed and application fans new items out to
+the subscribers whose filters match.
+
+- alerts: new and changed rows of ``gold.alerts`` (through the gold cache);
+- prices: every row a commit adds to ``silver.prices`` — read from the commit files alone
+  (``lakehouse.fast_read.added_since``), so a poll costs what the new rows cost — with the
+  changes against the previous close and the 7-day median of the live view.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import WebSocket, status
+from prometheus_client import Counter
+
+from lakehouse.fast_read import TableMissing, added_since, open_table
+from lakehouse.settings import Settings
+from lakehouse.tables import SILVER_PRICES
+from serving_api.cache import GoldCache
+from serving_api.metrics import ApiMetrics
+from serving_api.views import ALERTS, LIVE, encode
+
+log = logging.getLogger(__name__)
+QUEUE_SIZE = 1000  # a client this far behind is disconnected rather than slowing the others
+Item = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Filter:
+    """What a subscriber wants: item field → accepted values (None: anything). Values compare
+    as text, case-insensitively."""
+
+    wanted: tuple[tuple[str, frozenset[str] | None], ...] = ()
+
+    @classmethod
+    def of(cls, **fields: str | Iterable[str] | None) -> Filter:
+        def values(v: str | Iterable[str] | None) -> frozenset[str] | None:
+            if v is None:
+                return None
+            return frozenset(x.lower() for x in ([v] if isinstance(v, str) else v))
+
+        return cls(tuple((name, values(v)) for name, v in fields.items()))
+
+    def matches(self, item: Item) -> bool:
+        return all(
+            accepted is None or str(item.get(name, "")).lower() in accepted
+            for name, accepted in self.wanted
+        )
+
+
+@dataclass(eq=False)
+class Subscriber:
+    filter: Filter
+    queue: asyncio.Queue[Item | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+
+
+class Hub:
+    """Subscribers of one feed, and the poller that feeds them: ``poll`` returns the items that
+    are new since its previous call, every ``poll_seconds``."""
+
+    def __init__(
+        self,
+        name: str,
+        poll: Callable[[], Any],
+        poll_seconds: float,
+        metrics: ApiMetrics,
+        pushed: Counter,
+    ) -> None:
+        self.name = name
+        self.poll = poll
+        self.poll_seconds = poll_seconds
+        self.metrics = metrics
+        self.pushed = pushed
+        self.subscribers: set[Subscriber] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def _count(self) -> None:
+        self.metrics.ws_clients.labels(self.name).set(len(self.subscribers))
+
+    def subscribe(self, wanted: Filter) -> Subscriber:
+        subscriber = Subscriber(wanted)
+        self.subscribers.add(subscriber)
+        self._count()
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self.subscribers.discard(subscriber)
+        self._count()
+
+    def publish(self, items: list[Item]) -> None:
+        for subscriber in list(self.subscribers):
+            for item in items:
+                if not subscriber.filter.matches(item):
+                    continue
+                try:
+                    subscriber.queue.put_nowait(item)
+                    self.pushed.inc()
+                except asyncio.QueueFull:
+                    log.warning("subscriber too slow, disconnecting", extra={"feed": self.name})
+                    self.unsubscribe(subscriber)
+                    with contextlib.suppress(asyncio.QueueFull):
+                        subscriber.queue.get_nowait()
+                        subscriber.queue.put_nowait(None)  # tells the connection to close
+                    break
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                if items := await self.poll():
+                    self.publish(items)
+            except Exception:
+                log.exception("poll failed", extra={"feed": self.name})
+            await asyncio.sleep(self.poll_seconds)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def serve(
+        self,
+        websocket: WebSocket,
+        wanted: Filter,
+        message: Callable[[Item], Any],
+    ) -> None:
+        """Push this feed to an accepted ``websocket`` until it disconnects: each item as the
+        JSON text frame ``message(item)`` (awaited when a coroutine)."""
+        await websocket.accept()
+        subscriber = self.subscribe(wanted)
+
+        async def pump() -> None:
+            while (item := await subscriber.queue.get()) is not None:
+                body = message(item)
+                if asyncio.iscoroutine(body):
+                    body = await body
+                await websocket.send_text(encode(body).decode())
+            await websocket.close(code=status.WS_1013_TRY_AGAIN_LATER, reason="too slow")
+
+        async def until_disconnect() -> None:
+            while (await websocket.receive())["type"] != "websocket.disconnect":
+                pass
+
+        tasks = [asyncio.create_task(pump()), asyncio.create_task(until_disconnect())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.unsubscribe(subscriber)
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+
+def _signature(alert: Item) -> tuple[Any, ...]:
+    return (alert.get("status"), alert.get("updated_at"), alert.get("resolved_at"))
+
+
+def changes(before: dict[str, tuple[Any, ...]], alerts: list[Item]) -> list[Item]:
+    """Rows of ``alerts`` that are new or changed since ``before`` (alert id → signature),
+    oldest update first."""
+    fresh = [a for a in alerts if before.get(a["alert_id"]) != _signature(a)]
+    return sorted(fresh, key=lambda a: (a.get("updated_at") is None, a.get("updated_at")))
+
+
+def alert_feed(cache: GoldCache) -> Callable[[], Any]:
+    """The alerts poll: new and changed alerts since the previous call (none on the first)."""
+    seen: dict[str, tuple[Any, ...]] | None = None
+
+    async def poll() -> list[Item]:
+        nonlocal seen
+        alerts = await cache.get(ALERTS)
+        fresh = changes(seen, alerts) if seen is not None else []
+        seen = {a["alert_id"]: _signature(a) for a in alerts}
+        return fresh
+
+    return poll
+
+
+def price_feed(settings: Settings, cache: GoldCache) -> Callable[[], Any]:
+    """The prices poll: every row added to ``silver.prices`` since the previous call (from the
+    version current at the first call, or from the start when the table appears later), as the
+    live view describes it."""
+    version: int | None = None
+    started = False
+
+    async def poll() -> list[Item]:
+        nonlocal version, started
+        if not started:
+            started = True
+            with contextlib.suppress(TableMissing):
+                version = open_table(SILVER_PRICES, settings).version()
+            return []
+        if version is None:
+            version = -1 if (SILVER_PRICES.path(settings) / "_delta_log").exists() else None
+            if version is None:
+                return []
+        version, rows = await asyncio.to_thread(added_since, SILVER_PRICES, settings, version)
+        if not rows.num_rows:
+            return []
+        live = await cache.get(LIVE)
+        ordered = sorted(rows.to_pylist(), key=lambda r: r["observed_at"])
+        return [live.describe(r) for r in ordered]
+
+    return poll
