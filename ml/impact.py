@@ -62,7 +62,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
 FEATURES: tuple[str, ...] = tuple(f for names in FAMILIES.values() for f in names)
 MODEL_NAME = "impact-xgboost"
 PANEL_COMMODITY = "beras"  # the monthly panel holds rice prices
-SHARED_FILES = {
+INPUT_FILES = {
     "panel": "panel_monthly_jabar_jakarta.csv",
     "fuel": "indonesia_gasoline_prices_5y.csv",
     "food_inflation": "indonesia_food_inflation.csv",
@@ -178,9 +178,9 @@ def model_path(settings: Settings) -> Path:
 
 
 def load_inputs(data_dir: Path, daily: pd.DataFrame | None = None) -> ImpactInputs:
-    """Read the shared real data files of ``data_dir`` (``impact.data_dir``)."""
+    """Read the real data files of ``data_dir`` (``impact.data_dir``)."""
     frames = {}
-    for name, file in SHARED_FILES.items():
+    for name, file in INPUT_FILES.items():
         try:
             frames[name] = pd.read_csv(data_dir / file)
         except (OSError, pd.errors.ParserError) as exc:

@@ -87,7 +87,7 @@ def test_retention_below_minimum_is_refused(settings: Settings, capsys) -> None:
 
 
 @pytest.mark.timeout(1800)  # a Spark streaming test on a shared two-core machine
-def test_maintain_during_live_replay(settings, kafka, spark, shared_prices, tmp_path) -> None:
+def test_maintain_during_live_replay(settings, kafka, spark, sample_prices, tmp_path) -> None:
     live = isolated(settings, tmp_path)
     ensure_topics(live)
     producer = EventProducer(live)
@@ -95,7 +95,7 @@ def test_maintain_during_live_replay(settings, kafka, spark, shared_prices, tmp_
 
     def publish(window: tuple[datetime, datetime], speed: float | None) -> None:
         start, end = window
-        summaries.append(replay(shared_prices, live, producer, speed, start, end, MARKETS))
+        summaries.append(replay(sample_prices, live, producer, speed, start, end, MARKETS))
 
     publish(FIRST_HALF, None)
     queries = [bronze_query(spark, live), medallion_query(spark, live)]
