@@ -181,7 +181,7 @@ def parse_time(text: str, tz: ZoneInfo) -> datetime:
 
 def _unit(text: str | None, commodity: str) -> str:
     if text and text.strip():
-        unit = re.sub(r"^(?:idr|rp)\s*/\s*", "", text.strip(), flags=re.IGNORECASE)
+        unit = re.sub(r"^(?:idr|rp)\.?\s*/\s*", "", text.strip(), flags=re.IGNORECASE)
         return unit.lower()
     known = commodities().get(commodity)
     return known.unit if known else "kg"
