@@ -177,6 +177,25 @@ def model_path(settings: Settings) -> Path:
     return settings.paths.data_dir / "models" / "impact.joblib"
 
 
+def describe(model: ImpactModel, path: Path) -> str:
+    """One line about a saved model: its commodities and hold-out fit."""
+    overall = model.metrics.get("overall", {})
+    fit = ", ".join(f"{k} {v:.3f}" for k, v in overall.items())
+    return f"impact model: {len(model.models)} commodities ({fit}) saved to {path}"
+
+
+def fit_if_missing(settings: Settings) -> str | None:
+    """On a first start: fit the model on the shipped data of ``impact.data_dir`` alone and save
+    it where the API loads it, so ``/api/v1/impact`` answers before the first retrain. Returns
+    what was done, or None when a model is already saved."""
+    path = model_path(settings)
+    if path.exists():
+        return None
+    model = fit_impact_model(load_inputs(settings.impact.data_dir), settings)
+    model.save(path)
+    return f"{describe(model, path)} (none yet: fitted from {settings.impact.data_dir})"
+
+
 def load_inputs(data_dir: Path, daily: pd.DataFrame | None = None) -> ImpactInputs:
     """Read the real data files of ``data_dir`` (``impact.data_dir``)."""
     frames = {}

@@ -46,7 +46,22 @@ def _find(settings: Settings, name: str | None) -> list[Service]:
     return chosen
 
 
+def _first_impact_model(settings: Settings) -> None:
+    """Fit the impact model from the shipped data when none is saved yet (and say so)."""
+    from ml.impact import fit_if_missing
+
+    try:
+        done = fit_if_missing(settings)
+    except InputError as exc:
+        print(f"impact model: not fitted ({exc}); /api/v1/impact answers 503", flush=True)
+        return
+    if done:
+        print(done, flush=True)
+
+
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    if args.service is None:
+        _first_impact_model(settings)
     for service in _find(settings, args.service):
         print(f"{service.name:<10} {service.start()}", flush=True)
     print()

@@ -18,8 +18,10 @@ from ml.impact import (
     ImpactModel,
     _whole_percent,
     explain,
+    fit_if_missing,
     fit_impact_model,
     load_inputs,
+    model_path,
 )
 from producers.reports import InputError
 
@@ -158,3 +160,15 @@ def test_cli_explains_and_saves_the_model(inputs: ImpactInputs, tmp_path: Path, 
     err = capsys.readouterr().err
     assert err.startswith("error: no impact model for commodity 'durian'")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_first_start_fits_the_model_from_the_shipped_data(tmp_path: Path) -> None:
+    settings = Settings()
+    settings = settings.model_copy(
+        update={"paths": settings.paths.model_copy(update={"data_dir": tmp_path})}
+    )
+    done = fit_if_missing(settings)
+    assert done is not None and "fitted from" in done and str(settings.impact.data_dir) in done
+    assert model_path(settings).is_file()
+    assert ImpactModel.load(model_path(settings)).models
+    assert fit_if_missing(settings) is None  # a saved model is kept
