@@ -1,6 +1,7 @@
 """Price file formats: the Bapanas panel export, the PIHPS table export, saved formats and
-``--map``/``--set``, parsed (pure) and then sent through the real Kafka by the CLI commands.
-Not-reported cells (0, empty, ``-``) become ``not_reported`` dead letters, never prices."""
+``--map``/``--set``, parsed (pure), sent through the real Kafka by the CLI commands, and once
+through bronze → silver. Not-reported cells (0, empty, ``-``) become ``not_reported`` dead
+letters, never prices."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from deltalake import DeltaTable
 
-from producers.csv_ingest import FolderWatcher
+from lakehouse.tables import SILVER_PRICES, SILVER_QUARANTINE
+from producers.csv_ingest import FolderWatcher, ingest_file
 from producers.formats import FormatChoice, FormatError, formats
-from producers.kafka_io import EventProducer
+from producers.kafka_io import EventProducer, ensure_topics
+from producers.replay import replay
 from producers.reports import NOT_REPORTED, InputError, not_reported, open_report, parse_rows
+from tests.conftest import drain, isolated
 from tests.kafka_helpers import consume, end_offsets
 from tests.test_producers import run_cli
 
@@ -230,3 +235,48 @@ def test_watched_folder_with_a_format_choice(kafka, settings, tmp_path: Path) ->
     assert summary.format == "format bapanas (--format) with --set market_id=PROV-32"
     prices, dead = _letters(settings, before, c)
     assert (len(prices), len(dead)) == (c["published"], c["dead"])
+
+
+@pytest.mark.timeout(1800)  # Spark on a shared two-core machine
+def test_both_exports_land_in_silver_with_not_reported_cells_accounted(
+    spark, kafka, settings, tmp_path: Path
+) -> None:
+    from streaming_jobs.bronze import bronze_query
+    from streaming_jobs.medallion import medallion_query
+
+    settings = isolated(settings, tmp_path)
+    ensure_topics(settings)
+    producer = EventProducer(settings)
+    bapanas = ingest_file(
+        _write(tmp_path, "bandung.csv", BAPANAS),
+        settings,
+        producer,
+        FormatChoice(sets=("market_id=PROV-32",)),
+    )
+    june = PIHPS.replace("01/ 03/", "02/ 06/").replace("04/ 03/", "03/ 06/")
+    pihps = replay(
+        _write(tmp_path, "pihps_jakarta.csv", june.replace("05/ 03/", "04/ 06/")),
+        settings,
+        producer,
+        speed=None,
+        choice=FormatChoice(sets=("market_id=PROV-31",)),
+    )
+    drain(spark, settings, bronze_query, medallion_query)
+
+    prices = DeltaTable(str(SILVER_PRICES.path(settings))).to_pandas()
+    quarantine = DeltaTable(str(SILVER_QUARANTINE.path(settings))).to_pandas()
+    records = bapanas.rows + pihps.rows
+    assert len(prices) + len(quarantine) == records == 21
+    missing = quarantine[quarantine["error"] == NOT_REPORTED]
+    assert len(missing) == BAPANAS_COUNTS["not_reported"] + PIHPS_COUNTS["not_reported"]
+    unknown = quarantine[quarantine["reasons"].map(lambda r: "unknown_commodity" in r)]
+    assert Counter(unknown["subject"]) == {"durian_montong": 1, "cabai_rawit_hijau": 3}
+    assert set(prices["commodity"]) == {
+        "beras_premium",
+        "beras",
+        "bawang_merah",
+        "cabai_merah",
+        "cabai_merah_keriting",
+    }
+    assert set(prices["market_id"]) == {"PROV-31", "PROV-32"}
+    assert set(prices[prices["market_id"] == "PROV-32"]["region"]) == {"Jawa Barat"}
