@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from lakehouse.events import PriceEvent, SensorEvent, deterministic_id
-from lakehouse.reference import commodities, commodity_id, normal_form
+from lakehouse.reference import commodities, commodity_id, normal_form, province_name
 from producers.formats import FIELDS, FormatChoice, PriceFormat
 
 Kind = Literal["price", "sensor"]
@@ -234,6 +234,11 @@ class NotReported(ValueError):
     """The price cell holds no price."""
 
 
+def _region(text: str) -> str | None:
+    """A province as tables name it (``Jabar`` → ``Jawa Barat``); other regions as written."""
+    return (province_name(text) or text.strip()) if text.strip() else None
+
+
 def _price_event(
     fields: dict[str, str], extra: dict[str, str], id_: str, source: str, tz: ZoneInfo
 ) -> PriceEvent:
@@ -251,7 +256,7 @@ def _price_event(
         unit=_unit(fields.get("unit"), commodity),
         observed_at=parse_time(fields["observed_at"], tz),
         source=(fields.get("source") or "").strip() or source,
-        region=(fields.get("region") or "").strip() or None,
+        region=_region(fields.get("region") or ""),
         attributes=extra or None,
     )
 

@@ -135,7 +135,7 @@ def test_any_csv_through_map_and_set(tmp_path: Path) -> None:
         open_report(path)
     choice = FormatChoice(
         maps=("observed_at=Tgl", "commodity=Barang", "price=Harga Jual"),
-        sets=("market_id=IP-001", "source=my-sheet"),
+        sets=("market_id=IP-001", "source=my-sheet", "region=Daerah Khusus Ibukota Jakarta"),
     )
     assert open_report(path, choice).chosen.startswith("format long with --map observed_at=tgl")
     events, errors = _parsed(path, choice)
@@ -147,6 +147,7 @@ def test_any_csv_through_map_and_set(tmp_path: Path) -> None:
         "my-sheet",
     )
     assert event.attributes == {"catatan": "pagi"}
+    assert event.region == "DKI Jakarta"  # a province's official name, as tables spell it
     assert [r.error for r in errors] == [NOT_REPORTED]
 
 

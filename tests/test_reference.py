@@ -148,3 +148,12 @@ def test_units_and_ranges_are_plausible() -> None:
         assert normal_form(c.id) == c.id
     oils = {"minyak_goreng", "minyak_goreng_kemasan", "minyakita"}
     assert {c.id for c in commodities().values() if c.unit == "liter"} == oils
+
+
+def test_the_api_takes_any_spelling_of_a_province() -> None:
+    from serving_api.errors import ApiError, resolve_province
+
+    assert resolve_province("jakarta") == resolve_province("31") == "DKI Jakarta"
+    with pytest.raises(ApiError, match="unknown province 'Atlantis'") as raised:
+        resolve_province("Atlantis")
+    assert len(raised.value.choices) == 39
