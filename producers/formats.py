@@ -118,12 +118,12 @@ def detect(header: list[str]) -> PriceFormat | None:
     return max(matching, key=lambda f: len(f.detect), default=None)
 
 
-def _pairs(items: list[str], option: str) -> dict[str, str]:
+def _pairs(items: list[str], option: str, shape: str) -> dict[str, str]:
     pairs = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise FormatError(f"{option} {item!r}: write {option} field=value")
+            raise FormatError(f"{option} {item!r}: write {option} {shape}")
         pairs[key.strip()] = value.strip()
     return _field_map(pairs, option)
 
@@ -139,8 +139,10 @@ class FormatChoice:
     def resolve(self, header: list[str]) -> tuple[PriceFormat | None, str]:
         """The format for a file with ``header`` (None: not a price file we know) and how it
         was chosen, in words."""
-        maps = {k: normal_form(v) for k, v in _pairs(list(self.maps), "--map").items()}
-        sets = _pairs(list(self.sets), "--set")
+        maps = {
+            k: normal_form(v) for k, v in _pairs(list(self.maps), "--map", "FIELD=COLUMN").items()
+        }
+        sets = _pairs(list(self.sets), "--set", "FIELD=VALUE")
         if self.name:
             if self.name not in formats():
                 raise FormatError(

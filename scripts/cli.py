@@ -104,16 +104,20 @@ def cmd_logs(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _format_choice(args: argparse.Namespace) -> FormatChoice:
-    return FormatChoice(args.format, tuple(args.map), tuple(args.set))
+    """The --format/--map/--set of a command, checked before any file is read."""
+    choice = FormatChoice(args.format, tuple(args.map), tuple(args.set))
+    choice.resolve([])  # an unknown format or a malformed option fails here
+    return choice
 
 
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     from producers.csv_ingest import ingest_file
     from producers.kafka_io import EventProducer
 
+    choice = _format_choice(args)
     producer = EventProducer(settings)
     for path in args.files:
-        print(ingest_file(path, settings, producer, _format_choice(args)), flush=True)
+        print(ingest_file(path, settings, producer, choice), flush=True)
     return 0
 
 
@@ -121,7 +125,8 @@ def cmd_watch(settings: Settings, args: argparse.Namespace) -> int:
     from producers.csv_ingest import FolderWatcher
     from producers.kafka_io import EventProducer
 
-    watcher = FolderWatcher(args.folder, settings, EventProducer(settings), _format_choice(args))
+    choice = _format_choice(args)
+    watcher = FolderWatcher(args.folder, settings, EventProducer(settings), choice)
     if args.once:
         for summary in watcher.scan_once() + watcher.scan_once():
             print(summary)
@@ -153,6 +158,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise InputError(f"--start/--end: {exc}") from None
 
+    choice = _format_choice(args)
     summary = replay(
         args.file,
         settings,
@@ -161,7 +167,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
         start=when(args.start),
         end=when(args.end),
         fan_out_markets=args.fan_out,
-        choice=_format_choice(args),
+        choice=choice,
     )
     print(summary)
     return 0

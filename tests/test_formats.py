@@ -164,7 +164,7 @@ def test_a_saved_format_is_detected_or_named(tmp_path: Path) -> None:
     ("choice", "message"),
     [
         (FormatChoice(name="nope"), "no such format"),
-        (FormatChoice(maps=("price",)), "field=value"),
+        (FormatChoice(maps=("price",)), "FIELD=COLUMN"),
         (FormatChoice(sets=("colour=red",)), "unknown field"),
     ],
 )
@@ -281,3 +281,10 @@ def test_both_exports_land_in_silver_with_not_reported_cells_accounted(
     }
     assert set(prices["market_id"]) == {"PROV-31", "PROV-32"}
     assert set(prices[prices["market_id"] == "PROV-32"]["region"]) == {"Jawa Barat"}
+
+
+def test_a_bad_format_option_is_one_error_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, "x.csv", BAPANAS)
+    result = run_cli("ingest", str(path), "--format", "nope")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: --format 'nope': no such format")
