@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -69,6 +70,18 @@ class ReportFile:
     format: PriceFormat | None = None  # the price format (None for sensor files)
     chosen: str = ""  # how the format was chosen, in words
     titles: list[str] = field(default_factory=list)  # the header cells as written
+
+    @cached_property
+    def date_columns(self) -> dict[str, str]:
+        """Column → header text of the date columns of a wide format (none for a long one)."""
+        if self.format is None or self.format.layout != "wide":
+            return {}
+        used = set(self.format.columns.values())
+        return {
+            column: title
+            for column, title in zip(self.header, self.titles, strict=True)
+            if column not in used and _date_column(title)
+        }
 
     @property
     def data_lines(self) -> int:
@@ -144,9 +157,9 @@ def open_report(path: Path, choice: FormatChoice | None = None) -> ReportFile:
                 f"--map FIELD=COLUMN or give its value with --set FIELD=VALUE "
                 f"(e.g. --set market_id=PROV-32)"
             )
-        if fmt.layout == "wide" and not any(_date_column(t) for t in titles):
-            raise InputError(f"{path}: {chosen}: no column header is a date")
     report = ReportFile(path, kind, delimiter, header, lines, sha256, fmt, chosen, titles)
+    if fmt is not None and fmt.layout == "wide" and not report.date_columns:
+        raise InputError(f"{path}: {chosen}: no column header is a date")
     if report.data_lines == 0:
         raise InputError(f"{path}: the file has a header but no data rows")
     return report
@@ -298,11 +311,7 @@ def _cells(report: ReportFile, values: dict[str, str]) -> Iterator[tuple[str, di
         extra = {k: v for k, v in values.items() if k not in used and v.strip()}
         yield "", fields, extra
         return
-    dates = {
-        column: title
-        for column, title in zip(report.header, report.titles, strict=True)
-        if column not in used and _date_column(title)
-    }
+    dates = report.date_columns
     extra = {k: v for k, v in values.items() if k not in used and k not in dates and v.strip()}
     for column, title in dates.items():
         day = {"observed_at": re.sub(r"\s+", "", title), "price": values[column]}
