@@ -21,7 +21,7 @@ from typing import Any
 
 from deltalake import DeltaTable
 
-from lakehouse.settings import PROJECT_ROOT
+from lakehouse.settings import SAMPLE_PRICES
 from lakehouse.spark import get_spark
 from lakehouse.tables import GOLD_ALERTS
 from producers.kafka_io import EventProducer, ensure_topics
@@ -32,7 +32,6 @@ from streaming_jobs.alerting import AlertStep
 from streaming_jobs.medallion import GoldBatch, gold_query, silver_query
 
 CHUNK = timedelta(days=7)
-SHARED_PRICES = PROJECT_ROOT.parent / "shared" / "data" / "prices_pihps_daily_2024_2025.csv"
 
 
 def timed(method: Callable[..., Any], into: list[float]) -> Callable[..., Any]:
@@ -69,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
             # one chunk of days per micro-batch, as a live stream brings them
             for chunk in range(math.ceil((end - start) / CHUNK)):
                 published += replay(
-                    SHARED_PRICES,
+                    SAMPLE_PRICES,
                     settings,
                     producer,
                     speed=None,

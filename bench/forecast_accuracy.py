@@ -1,4 +1,4 @@
-"""Forecast accuracy on the real shared PIHPS file: each model's 7-day MAPE (and sMAPE, MASE,
+"""Forecast accuracy on the real sample PIHPS file: each model's 7-day MAPE (and sMAPE, MASE,
 interval coverage) from the rolling-origin backtest, next to the baselines measured in the same
 run — naive, seasonal naive and Prophet with library defaults — and ``selected`` (the
 per-series choice made on earlier origins only), with the ratio to naive's MAPE.
@@ -12,17 +12,15 @@ import argparse
 import time
 from pathlib import Path
 
-from lakehouse.settings import PROJECT_ROOT, load_settings
+from lakehouse.settings import SAMPLE_PRICES, load_settings
 from ml.backtest import METRICS, SELECTED, run_backtests, summary
 from ml.models import BASELINES, MODELS
 from ml.series import csv_series
 
-SHARED = PROJECT_ROOT.parent / "shared" / "data" / "prices_pihps_daily_2024_2025.csv"
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("file", nargs="?", type=Path, default=SHARED)
+    parser.add_argument("file", nargs="?", type=Path, default=SAMPLE_PRICES)
     parser.add_argument("--origins", type=int, help="default: ml.origins")
     args = parser.parse_args()
     settings = load_settings()

@@ -19,6 +19,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = PROJECT_ROOT / "conf"
+DATASETS_DIR = PROJECT_ROOT / "datasets"  # the real sample data shipped with the project
+SAMPLE_PRICES = DATASETS_DIR / "prices_pihps_daily_2024_2025.csv"  # PIHPS daily, long format
 CONFIG_ENV = "SMARTMARKET_CONFIG"
 
 
@@ -196,7 +198,7 @@ class AnomalySettings(BaseModel):
 class ImpactSettings(BaseModel):
     """Knobs of the price-impact model in ``ml.impact`` (meaning of each in conf/settings.yaml)."""
 
-    data_dir: Path = Path("../shared/data")
+    data_dir: Path = Path("datasets")
     holdout_months: int = Field(6, ge=1)
     min_rows: int = Field(24, ge=4)
     n_estimators: int = Field(200, ge=10)

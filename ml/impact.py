@@ -62,7 +62,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
 FEATURES: tuple[str, ...] = tuple(f for names in FAMILIES.values() for f in names)
 MODEL_NAME = "impact-xgboost"
 PANEL_COMMODITY = "beras"  # the monthly panel holds rice prices
-SHARED_FILES = {
+INPUT_FILES = {
     "panel": "panel_monthly_jabar_jakarta.csv",
     "fuel": "indonesia_gasoline_prices_5y.csv",
     "food_inflation": "indonesia_food_inflation.csv",
@@ -177,10 +177,29 @@ def model_path(settings: Settings) -> Path:
     return settings.paths.data_dir / "models" / "impact.joblib"
 
 
+def describe(model: ImpactModel, path: Path) -> str:
+    """One line about a saved model: its commodities and hold-out fit."""
+    overall = model.metrics.get("overall", {})
+    fit = ", ".join(f"{k} {v:.3f}" for k, v in overall.items())
+    return f"impact model: {len(model.models)} commodities ({fit}) saved to {path}"
+
+
+def fit_if_missing(settings: Settings) -> str | None:
+    """On a first start: fit the model on the shipped data of ``impact.data_dir`` alone and save
+    it where the API loads it, so ``/api/v1/impact`` answers before the first retrain. Returns
+    what was done, or None when a model is already saved."""
+    path = model_path(settings)
+    if path.exists():
+        return None
+    model = fit_impact_model(load_inputs(settings.impact.data_dir), settings)
+    model.save(path)
+    return f"{describe(model, path)} (none yet: fitted from {settings.impact.data_dir})"
+
+
 def load_inputs(data_dir: Path, daily: pd.DataFrame | None = None) -> ImpactInputs:
-    """Read the shared real data files of ``data_dir`` (``impact.data_dir``)."""
+    """Read the real data files of ``data_dir`` (``impact.data_dir``)."""
     frames = {}
-    for name, file in SHARED_FILES.items():
+    for name, file in INPUT_FILES.items():
         try:
             frames[name] = pd.read_csv(data_dir / file)
         except (OSError, pd.errors.ParserError) as exc:

@@ -290,13 +290,13 @@ def score_anomalies(settings: Settings) -> dict[str, int]:
 
 
 def fit_impact(settings: Settings) -> str:
-    """Fit the price-impact model on the shared real data plus gold's daily closes, save it
+    """Fit the price-impact model on the sample real data plus gold's daily closes, save it
     where the API loads it (``ml.impact.model_path``) and log it with its hold-out fit to
     MLflow. Returns a one-line summary."""
     import mlflow
 
     from ml import tracking
-    from ml.impact import fit_impact_model, load_inputs, model_path
+    from ml.impact import describe, fit_impact_model, load_inputs, model_path
     from ml.impact import model_params as impact_params
 
     daily, version = daily_closes(settings)
@@ -307,8 +307,7 @@ def fit_impact(settings: Settings) -> str:
         mlflow.log_artifact(str(path))
         overall = model.metrics.get("overall", {})
         mlflow.log_metrics({f"impact.{k}": float(v) for k, v in overall.items()})
-    fit = ", ".join(f"{k} {v:.3f}" for k, v in overall.items())
-    return f"impact model: {len(model.models)} commodities ({fit}) saved to {path}"
+    return describe(model, path)
 
 
 def retrain(settings: Settings) -> RetrainResult:

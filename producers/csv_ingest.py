@@ -1,6 +1,8 @@
 """CSV price reports into Kafka: one file at a time (``./run.sh ingest``) or a watched folder
 (``./run.sh watch``). Good rows become events; bad rows go to the dead-letter topic with the
-file, line number, raw text and reason, and the rest of the file still goes through."""
+file, line number, raw text and reason (``not_reported`` for a price cell that holds no price),
+and the rest of the file still goes through. The file's format is detected from its header or
+chosen on the command line (``producers.formats``)."""
 
 from __future__ import annotations
 
@@ -12,10 +14,19 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from lakehouse.events import DeadLetter
+from lakehouse.events import DeadLetter, PriceEvent, SensorEvent
 from lakehouse.settings import Settings
+from producers.formats import FormatChoice
 from producers.kafka_io import EventProducer
-from producers.reports import InputError, ParsedRow, ReportFile, open_report, parse_rows
+from producers.reports import (
+    NOT_REPORTED,
+    InputError,
+    ParsedRow,
+    ReportFile,
+    open_report,
+    parse_rows,
+    previous_disagreements,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +39,18 @@ class Summary:
     rows: int
     published: int
     dead_lettered: int
+    not_reported: int = 0  # of the dead-lettered: price cells that hold no price
+    format: str = ""  # which format was used, and how it was chosen
+    previous_disagree: int = 0  # rows whose "yesterday" price differs from yesterday's row
 
     def __str__(self) -> str:
-        return (
-            f"{self.file}: {self.rows} rows read, {self.published} published, "
-            f"{self.dead_lettered} dead-lettered"
+        text = (
+            f"{self.file} ({self.format}): {self.rows} rows read, {self.published} published, "
+            f"{self.dead_lettered} dead-lettered ({self.not_reported} not reported)"
         )
+        if self.previous_disagree:
+            text += f"; {self.previous_disagree} rows give a previous-day price that differs"
+        return text
 
 
 def dead_letter(row: ParsedRow, origin: str, path: Path) -> DeadLetter:
@@ -45,23 +62,35 @@ def dead_letter(row: ParsedRow, origin: str, path: Path) -> DeadLetter:
 
 def publish_report(report: ReportFile, settings: Settings, producer: EventProducer) -> Summary:
     """Publish every row of a report (events or dead letters) and wait until Kafka has them."""
-    published = dead_lettered = 0
+    dead_lettered = missing = 0
+    events: list[PriceEvent | SensorEvent] = []
     for row in parse_rows(report, settings.tz):
         if row.event is not None:
             producer.send(row.event)
-            published += 1
+            events.append(row.event)
         else:
             producer.send_dead_letter(dead_letter(row, "csv", report.path))
             dead_lettered += 1
+            missing += row.error == NOT_REPORTED
     producer.flush()
-    summary = Summary(str(report.path), published + dead_lettered, published, dead_lettered)
+    summary = Summary(
+        str(report.path),
+        len(events) + dead_lettered,
+        len(events),
+        dead_lettered,
+        missing,
+        report.chosen,
+        previous_disagreements(report, events, settings.tz),
+    )
     log.info("report published", extra=asdict(summary))
     return summary
 
 
-def ingest_file(path: Path, settings: Settings, producer: EventProducer) -> Summary:
+def ingest_file(
+    path: Path, settings: Settings, producer: EventProducer, choice: FormatChoice | None = None
+) -> Summary:
     """One-shot: publish one CSV file. Raises InputError if the file cannot be read as a report."""
-    return publish_report(open_report(path), settings, producer)
+    return publish_report(open_report(path, choice), settings, producer)
 
 
 class FolderWatcher:
@@ -73,12 +102,19 @@ class FolderWatcher:
     Done files move to ``processed/``, unreadable ones to ``failed/`` (with a ``.reason.txt``).
     """
 
-    def __init__(self, folder: Path, settings: Settings, producer: EventProducer) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        settings: Settings,
+        producer: EventProducer,
+        choice: FormatChoice | None = None,
+    ) -> None:
         if not folder.is_dir():
             raise InputError(f"{folder}: not a folder")
         self.folder = folder
         self.settings = settings
         self.producer = producer
+        self.choice = choice
         self.state_path = folder / STATE_FILE
         self.state: dict[str, dict] = (
             json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
@@ -122,7 +158,7 @@ class FolderWatcher:
             if not self._stable(path):
                 continue
             try:
-                report = open_report(path)
+                report = open_report(path, self.choice)
             except InputError as exc:
                 moved = self._move(path, "failed")
                 moved.with_name(moved.name + ".reason.txt").write_text(f"{exc}\n")

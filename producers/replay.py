@@ -20,8 +20,9 @@ from lakehouse.events import PriceEvent, SensorEvent, deterministic_id
 from lakehouse.reference import markets
 from lakehouse.settings import Settings
 from producers.csv_ingest import dead_letter
+from producers.formats import FormatChoice
 from producers.kafka_io import EventProducer
-from producers.reports import InputError, open_report, parse_rows
+from producers.reports import NOT_REPORTED, InputError, open_report, parse_rows
 
 LEVEL_SHIFT_SD = 0.08  # spread of market price levels around the real series
 NOISE_SD = 0.02  # day-to-day noise of a synthetic market
@@ -35,6 +36,8 @@ class ReplaySummary:
     published: int
     dead_lettered: int
     seconds: float
+    not_reported: int = 0  # of the dead-lettered: price cells that hold no price
+    format: str = ""  # which format was used, and how it was chosen
 
     @property
     def rate(self) -> float:
@@ -43,7 +46,8 @@ class ReplaySummary:
     def __str__(self) -> str:
         return (
             f"{self.rows} rows read, {self.published} events published, "
-            f"{self.dead_lettered} dead-lettered in {self.seconds:.1f}s ({self.rate:,.0f} events/s)"
+            f"{self.dead_lettered} dead-lettered ({self.not_reported} not reported) in "
+            f"{self.seconds:.1f}s ({self.rate:,.0f} events/s); {self.format}"
         )
 
 
@@ -103,19 +107,22 @@ def replay(
     start: datetime | None = None,
     end: datetime | None = None,
     fan_out_markets: int = 0,
+    choice: FormatChoice | None = None,
 ) -> ReplaySummary:
-    """Stream ``path`` into Kafka in event-time order; ``speed=None`` means as fast as possible."""
-    report = open_report(path)
+    """Stream ``path`` into Kafka in event-time order; ``speed=None`` means as fast as possible.
+    ``choice``: the file's format as the command line gives it (default: from the header)."""
+    report = open_report(path, choice)
     if fan_out_markets and report.kind != "price":
         raise InputError("--fan-out applies to price files only")
     synthetic = synthetic_markets(fan_out_markets) if fan_out_markets else []
     events: list[PriceEvent | SensorEvent] = []
-    rows = dead_lettered = 0
+    rows = dead_lettered = missing = 0
     for row in parse_rows(report, settings.tz):
         rows += 1
         if row.event is None:
             producer.send_dead_letter(dead_letter(row, "replay", path))
             dead_lettered += 1
+            missing += row.error == NOT_REPORTED
         elif (start is None or row.event.observed_at >= start) and (
             end is None or row.event.observed_at < end
         ):
@@ -135,4 +142,5 @@ def replay(
                 bar.update(i - bar.n)
         producer.flush()
         bar.update(len(events) - bar.n)
-    return ReplaySummary(rows, len(events), dead_lettered, time.monotonic() - began)
+    seconds = time.monotonic() - began
+    return ReplaySummary(rows, len(events), dead_lettered, seconds, missing, report.chosen)

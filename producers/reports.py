@@ -1,10 +1,14 @@
 """Reading market-data CSV files as people really write them.
 
-Two long formats, told apart by their header:
+Formats, told apart by their header (or named on the command line, see ``producers.formats``):
 
 - prices: ``observed_at, market_id, region, commodity, price, unit, source`` (``region``, ``unit``
-  and ``source`` may be missing; any other column is kept in the event's ``attributes``);
+  and ``source`` may be missing; any other column is kept in the event's ``attributes``), or any
+  price format of ``conf/formats/`` (the Bapanas panel export, the PIHPS table export, yours);
 - sensors: ``observed_at, market_id, device_id, metric, value``.
+
+A price cell that is empty, ``-`` or 0 means "not reported": the row is returned with the reason
+``not_reported`` (for the dead-letter topic), never as a price.
 
 Files may be UTF-8 with or without a BOM, separated by ``,`` or ``;``, with Indonesian numbers
 (``42.054``, ``Rp 42.054``, ``42054,5``). A problem with the whole file raises ``InputError``;
@@ -20,6 +24,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -27,12 +32,15 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from lakehouse.events import PriceEvent, SensorEvent, deterministic_id
-from lakehouse.reference import commodities, commodity_id, normal_form
+from lakehouse.reference import commodities, commodity_id, normal_form, province_name
+from producers.formats import FIELDS, FormatChoice, PriceFormat
 
 Kind = Literal["price", "sensor"]
 
 PRICE_REQUIRED = ("observed_at", "market_id", "commodity", "price")
 PRICE_OPTIONAL = ("region", "unit", "source")
+NOT_REPORTED = "not_reported"  # dead-letter reason of a price cell that holds no price
+NOT_REPORTED_CELLS = ("", "-", "–", "—")
 SENSOR_REQUIRED = ("observed_at", "market_id", "device_id", "metric", "value")
 DELIMITERS = (",", ";")
 
@@ -59,6 +67,21 @@ class ReportFile:
     header: list[str]
     lines: list[str] = field(repr=False)
     sha256: str = ""
+    format: PriceFormat | None = None  # the price format (None for sensor files)
+    chosen: str = ""  # how the format was chosen, in words
+    titles: list[str] = field(default_factory=list)  # the header cells as written
+
+    @cached_property
+    def date_columns(self) -> dict[str, str]:
+        """Column → header text of the date columns of a wide format (none for a long one)."""
+        if self.format is None or self.format.layout != "wide":
+            return {}
+        used = set(self.format.columns.values())
+        return {
+            column: title
+            for column, title in zip(self.header, self.titles, strict=True)
+            if column not in used and _date_column(title)
+        }
 
     @property
     def data_lines(self) -> int:
@@ -90,31 +113,53 @@ def _decode(path: Path) -> tuple[str, str]:
 def _header(first_line: str) -> tuple[str, list[str]]:
     best: tuple[str, list[str]] | None = None
     for delimiter in DELIMITERS:
-        names = [normal_form(n) for n in next(csv.reader([first_line], delimiter=delimiter))]
-        if best is None or len(names) > len(best[1]):
-            best = (delimiter, names)
+        titles = [t.strip() for t in next(csv.reader([first_line], delimiter=delimiter))]
+        if best is None or len(titles) > len(best[1]):
+            best = (delimiter, titles)
     assert best is not None
     return best
 
 
-def open_report(path: Path) -> ReportFile:
-    """Read and check a report file: its format, delimiter and header."""
+def _date_column(title: str) -> bool:
+    try:
+        parse_time(re.sub(r"\s+", "", title), ZoneInfo("UTC"))
+    except ValueError:
+        return False
+    return True
+
+
+def open_report(path: Path, choice: FormatChoice | None = None) -> ReportFile:
+    """Read and check a report file: its format, delimiter and header. ``choice`` is what the
+    command line says about the format (default: detect it from the header)."""
     text, sha256 = _decode(path)
     lines = text.splitlines()
-    delimiter, header = _header(lines[0])
-    if set(SENSOR_REQUIRED) <= set(header):
+    delimiter, titles = _header(lines[0])
+    header = [normal_form(t) for t in titles]
+    choice = choice or FormatChoice()
+    fmt, chosen = choice.resolve(header)
+    if fmt is None and set(SENSOR_REQUIRED) <= set(header):
         kind: Kind = "sensor"
-    elif set(PRICE_REQUIRED) <= set(header):
-        kind = "price"
-    else:
+        chosen = "sensor format"
+    elif fmt is None:
         missing = [c for c in PRICE_REQUIRED if c not in header]
         hint = " — the file does not seem to be separated by ',' or ';'" if len(header) == 1 else ""
         raise InputError(
             f"{path}: header {lines[0][:120]!r} lacks column(s) {', '.join(missing)}{hint}. "
-            f"Expected the price format ({', '.join(PRICE_REQUIRED + PRICE_OPTIONAL)}) or the "
-            f"sensor format ({', '.join(SENSOR_REQUIRED)})."
+            f"Expected the price format ({', '.join(PRICE_REQUIRED + PRICE_OPTIONAL)}), the "
+            f"sensor format ({', '.join(SENSOR_REQUIRED)}), a format of conf/formats/ "
+            f"(--format NAME), or say which column is which (--map price=Harga --set market_id=…)."
         )
-    report = ReportFile(path, kind, delimiter, header, lines, sha256)
+    else:
+        kind = "price"
+        if missing := fmt.missing(header):
+            raise InputError(
+                f"{path}: {chosen}: nothing gives {', '.join(missing)}; name its column with "
+                f"--map FIELD=COLUMN or give its value with --set FIELD=VALUE "
+                f"(e.g. --set market_id=PROV-32)"
+            )
+    report = ReportFile(path, kind, delimiter, header, lines, sha256, fmt, chosen, titles)
+    if fmt is not None and fmt.layout == "wide" and not report.date_columns:
+        raise InputError(f"{path}: {chosen}: no column header is a date")
     if report.data_lines == 0:
         raise InputError(f"{path}: the file has a header but no data rows")
     return report
@@ -181,28 +226,50 @@ def parse_time(text: str, tz: ZoneInfo) -> datetime:
 
 def _unit(text: str | None, commodity: str) -> str:
     if text and text.strip():
-        unit = re.sub(r"^(?:idr|rp)\s*/\s*", "", text.strip(), flags=re.IGNORECASE)
+        unit = re.sub(r"^(?:idr|rp)\.?\s*/\s*", "", text.strip(), flags=re.IGNORECASE)
         return unit.lower()
     known = commodities().get(commodity)
     return known.unit if known else "kg"
 
 
-def _price_event(values: dict[str, str], id_: str, source: str, tz: ZoneInfo) -> PriceEvent:
-    for column in PRICE_REQUIRED:
-        if not values.get(column, "").strip():
-            raise ValueError(f"missing {column}")
-    commodity = commodity_id(values["commodity"]) or normal_form(values["commodity"])
-    known = set(PRICE_REQUIRED + PRICE_OPTIONAL)
-    extra = {k: v for k, v in values.items() if k not in known and v.strip()}
+def not_reported(cell: str) -> bool:
+    """Whether a price cell says "not reported" (empty, ``-`` or 0) rather than a price."""
+    text = cell.strip()
+    if text in NOT_REPORTED_CELLS:
+        return True
+    try:
+        return parse_number(text) == 0
+    except ValueError:
+        return False
+
+
+class NotReported(ValueError):
+    """The price cell holds no price."""
+
+
+def _region(text: str) -> str | None:
+    """A province as tables name it (``Jabar`` → ``Jawa Barat``); other regions as written."""
+    return (province_name(text) or text.strip()) if text.strip() else None
+
+
+def _price_event(
+    fields: dict[str, str], extra: dict[str, str], id_: str, source: str, tz: ZoneInfo
+) -> PriceEvent:
+    if not_reported(fields.get("price", "")):
+        raise NotReported(NOT_REPORTED)
+    for name in PRICE_REQUIRED:
+        if not fields.get(name, "").strip():
+            raise ValueError(f"missing {name}")
+    commodity = commodity_id(fields["commodity"]) or normal_form(fields["commodity"])
     return PriceEvent(
         event_id=id_,
-        market_id=values["market_id"].strip(),
+        market_id=fields["market_id"].strip(),
         commodity=commodity,
-        price=parse_number(values["price"]),
-        unit=_unit(values.get("unit"), commodity),
-        observed_at=parse_time(values["observed_at"], tz),
-        source=(values.get("source") or "").strip() or source,
-        region=(values.get("region") or "").strip() or None,
+        price=parse_number(fields["price"]),
+        unit=_unit(fields.get("unit"), commodity),
+        observed_at=parse_time(fields["observed_at"], tz),
+        source=(fields.get("source") or "").strip() or source,
+        region=_region(fields.get("region") or ""),
         attributes=extra or None,
     )
 
@@ -232,26 +299,86 @@ def _reason(exc: Exception) -> str:
     return str(exc)
 
 
+def _cells(report: ReportFile, values: dict[str, str]) -> Iterator[tuple[str, dict, dict]]:
+    """(column, event fields, attributes) of each price in one row: one for a long format, one
+    per date column for a wide one."""
+    fmt = report.format
+    assert fmt is not None
+    fields = {f: values.get(fmt.columns[f], "") for f in FIELDS if f in fmt.columns}
+    fields.update(fmt.values)
+    used = set(fmt.columns.values())
+    if fmt.layout == "long":
+        extra = {k: v for k, v in values.items() if k not in used and v.strip()}
+        yield "", fields, extra
+        return
+    dates = report.date_columns
+    extra = {k: v for k, v in values.items() if k not in used and k not in dates and v.strip()}
+    for column, title in dates.items():
+        day = {"observed_at": re.sub(r"\s+", "", title), "price": values[column]}
+        yield title, {**fields, **day}, extra
+
+
+def previous_disagreements(
+    report: ReportFile, events: list[PriceEvent | SensorEvent], tz: ZoneInfo
+) -> int:
+    """Rows whose previous-day price (the format's ``previous`` columns, e.g. Bapanas's ``Harga
+    Kemarin``/``Tanggal Kemarin``) differs from the same file's row for that day."""
+    previous = report.format.previous if report.format else {}
+    if not {"price", "observed_at"} <= set(previous):
+        return 0
+    prices = [e for e in events if isinstance(e, PriceEvent)]
+    by_day = {(e.market_id, e.commodity, e.observed_at.date()): e.price for e in prices}
+    disagree = 0
+    for e in prices:
+        attributes = e.attributes or {}
+        try:
+            price = parse_number(attributes[previous["price"]])
+            day = parse_time(attributes[previous["observed_at"]], tz).date()
+        except (KeyError, ValueError):
+            continue
+        known = by_day.get((e.market_id, e.commodity, day))
+        disagree += known is not None and price != 0 and abs(known - price) >= 0.5
+    return disagree
+
+
+def _skipped(report: ReportFile, values: dict[str, str]) -> bool:
+    skip = report.format.skip_rows if report.format else None
+    return skip is not None and bool(skip.pattern.match(values.get(skip.column, "").strip()))
+
+
 def parse_rows(report: ReportFile, tz: ZoneInfo) -> Iterator[ParsedRow]:
-    """Every data line of the report as an event or an error, in file order. Price event ids
-    are derived from the file's content and line, so re-sending a file sends the same ids."""
+    """Every price (or sensor reading) of the report as an event or an error, in file order: one
+    per data line, or one per date cell of a wide format. Price event ids are derived from the
+    file's content and position, so re-sending a file sends the same ids. Rows the format skips
+    (``skip_rows``) and rows of empty cells give nothing."""
     source = f"csv:{report.path.name}"
     width = len(report.header)
     for number, raw in enumerate(report.lines[1:], start=2):
         if not raw.strip():
             continue
-        fields = next(csv.reader([raw], delimiter=report.delimiter))
-        if len(fields) != width:
-            yield ParsedRow(number, raw, error=f"row has {len(fields)} fields, header has {width}")
+        cells = next(csv.reader([raw], delimiter=report.delimiter))
+        if not any(c.strip() for c in cells):
             continue
-        values = dict(zip(report.header, fields, strict=True))
-        try:
-            if report.kind == "price":
-                id_ = str(deterministic_id("price", report.sha256, number))
-                event: PriceEvent | SensorEvent = _price_event(values, id_, source, tz)
-            else:
-                event = _sensor_event(values, source, tz)
-        except (ValueError, ValidationError) as exc:
-            yield ParsedRow(number, raw, error=_reason(exc))
+        if len(cells) != width:
+            yield ParsedRow(number, raw, error=f"row has {len(cells)} fields, header has {width}")
             continue
-        yield ParsedRow(number, raw, event=event)
+        values = dict(zip(report.header, cells, strict=True))
+        if report.kind == "sensor":
+            try:
+                yield ParsedRow(number, raw, event=_sensor_event(values, source, tz))
+            except (ValueError, ValidationError) as exc:
+                yield ParsedRow(number, raw, error=_reason(exc))
+            continue
+        if _skipped(report, values):
+            continue
+        for column, fields, extra in _cells(report, values):
+            id_ = str(
+                deterministic_id("price", report.sha256, number, *([column] if column else []))
+            )
+            text = f"{column}: {fields['price']!r} | {raw}" if column else raw
+            try:
+                event = _price_event(fields, extra, id_, source, tz)
+            except (ValueError, ValidationError) as exc:
+                yield ParsedRow(number, text, error=_reason(exc))
+                continue
+            yield ParsedRow(number, text, event=event)

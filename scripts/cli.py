@@ -17,6 +17,7 @@ from pathlib import Path
 from lakehouse.logs import configure_logging
 from lakehouse.settings import ConfigError, Settings, load_settings
 from lakehouse.status import stop_event
+from producers.formats import FormatChoice
 from producers.reports import InputError, parse_time
 from scripts.services import Service, services
 
@@ -45,7 +46,22 @@ def _find(settings: Settings, name: str | None) -> list[Service]:
     return chosen
 
 
+def _first_impact_model(settings: Settings) -> None:
+    """Fit the impact model from the shipped data when none is saved yet (and say so)."""
+    from ml.impact import fit_if_missing
+
+    try:
+        done = fit_if_missing(settings)
+    except InputError as exc:
+        print(f"impact model: not fitted ({exc}); /api/v1/impact answers 503", flush=True)
+        return
+    if done:
+        print(done, flush=True)
+
+
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    if args.service is None:
+        _first_impact_model(settings)
     for service in _find(settings, args.service):
         print(f"{service.name:<10} {service.start()}", flush=True)
     print()
@@ -87,13 +103,21 @@ def cmd_logs(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _format_choice(args: argparse.Namespace) -> FormatChoice:
+    """The --format/--map/--set of a command, checked before any file is read."""
+    choice = FormatChoice(args.format, tuple(args.map), tuple(args.set))
+    choice.resolve([])  # an unknown format or a malformed option fails here
+    return choice
+
+
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     from producers.csv_ingest import ingest_file
     from producers.kafka_io import EventProducer
 
+    choice = _format_choice(args)
     producer = EventProducer(settings)
     for path in args.files:
-        print(ingest_file(path, settings, producer), flush=True)
+        print(ingest_file(path, settings, producer, choice), flush=True)
     return 0
 
 
@@ -101,7 +125,8 @@ def cmd_watch(settings: Settings, args: argparse.Namespace) -> int:
     from producers.csv_ingest import FolderWatcher
     from producers.kafka_io import EventProducer
 
-    watcher = FolderWatcher(args.folder, settings, EventProducer(settings))
+    choice = _format_choice(args)
+    watcher = FolderWatcher(args.folder, settings, EventProducer(settings), choice)
     if args.once:
         for summary in watcher.scan_once() + watcher.scan_once():
             print(summary)
@@ -133,6 +158,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise InputError(f"--start/--end: {exc}") from None
 
+    choice = _format_choice(args)
     summary = replay(
         args.file,
         settings,
@@ -141,6 +167,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
         start=when(args.start),
         end=when(args.end),
         fan_out_markets=args.fan_out,
+        choice=choice,
     )
     print(summary)
     return 0
@@ -160,6 +187,28 @@ def cmd_bridge(settings: Settings, args: argparse.Namespace) -> int:
     from producers.mqtt_bridge import MqttBridge
 
     return MqttBridge(settings).run(stop_event())
+
+
+def _format_options(command: argparse.ArgumentParser) -> None:
+    """--format/--map/--set: how the columns of a price file become event fields."""
+    command.add_argument(
+        "--format", metavar="NAME", help="a format of conf/formats/ (default: from the header)"
+    )
+    command.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="FIELD=COLUMN",
+        help="read FIELD (price, commodity, observed_at, market_id, region, unit, source) "
+        "from COLUMN, e.g. --map price=Harga",
+    )
+    command.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="give FIELD this value on every row, e.g. --set market_id=PROV-32",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -185,13 +234,16 @@ def parser() -> argparse.ArgumentParser:
 
     ingest = command("ingest", cmd_ingest, "publish CSV price/sensor reports to Kafka, once")
     ingest.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    _format_options(ingest)
 
     watch = command("watch", cmd_watch, "publish each CSV file dropped into a folder, once")
     watch.add_argument("folder", type=Path, metavar="DIR")
     watch.add_argument("--once", action="store_true", help="take what is there now, then exit")
+    _format_options(watch)
 
     rep = command("replay", cmd_replay, "stream a historical CSV into Kafka in event-time order")
     rep.add_argument("file", type=Path, metavar="FILE")
+    _format_options(rep)
     rep.add_argument(
         "--speed",
         type=_speed,

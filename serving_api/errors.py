@@ -11,7 +11,14 @@ from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from lakehouse.reference import commodities, commodity_id, markets
+from lakehouse.reference import (
+    NATIONAL,
+    commodities,
+    commodity_id,
+    markets,
+    province_name,
+    provinces,
+)
 
 
 class ApiError(Exception):
@@ -48,17 +55,14 @@ def resolve_market(market_id: str | None) -> str | None:
     raise unknown("market_id", market_id, markets())
 
 
-def provinces() -> dict[str, str]:
-    """Province names of the markets, by lower-case name."""
-    return {m.province.lower(): m.province for m in markets().values()}
-
-
 def resolve_province(name: str | None) -> str | None:
+    """The province's name as tables hold it, from its name, an alias or its BPS code
+    (``jakarta``, ``31`` → ``DKI Jakarta``)."""
     if name is None:
         return None
-    found = provinces().get(name.strip().lower())
+    found = province_name(name)
     if found is None:
-        raise unknown("province", name, provinces().values())
+        raise unknown("province", name, [p.name for p in provinces().values()] + [NATIONAL])
     return found
 
 

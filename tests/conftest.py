@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse.settings import PROJECT_ROOT, Settings, Topics, load_settings
+from lakehouse.settings import SAMPLE_PRICES, Settings, Topics, load_settings
 from scripts.isolated_stack import stack_env
 from scripts.services import KafkaBroker, Mosquitto, Service
 
@@ -52,16 +52,15 @@ def spark(settings: Settings):
     session.stop()
 
 
-SHARED_PRICES = PROJECT_ROOT.parent / "shared" / "data" / "prices_pihps_daily_2024_2025.csv"
 REPLAY_MARKETS = 6  # synthetic markets fanned out of the real series in ``replayed``
 
 
 @pytest.fixture(scope="session")
-def shared_prices() -> Path:
-    """The real PIHPS daily price file of ../shared/data (beside the checkout)."""
-    if not SHARED_PRICES.exists():
-        pytest.skip(f"{SHARED_PRICES} is not beside the checkout")
-    return SHARED_PRICES
+def sample_prices() -> Path:
+    """The real PIHPS daily price file shipped in ``datasets/``; a missing file fails the test."""
+    if not SAMPLE_PRICES.is_file():
+        pytest.fail(f"{SAMPLE_PRICES} is missing: the sample data ships with the repository")
+    return SAMPLE_PRICES
 
 
 def isolated(settings: Settings, root: Path) -> Settings:
@@ -79,8 +78,8 @@ def isolated(settings: Settings, root: Path) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def replayed(settings, kafka, spark, shared_prices, tmp_path_factory) -> Settings:
-    """A lakehouse filled once per session by the real pipeline: the shared PIHPS file replayed
+def replayed(settings, kafka, spark, sample_prices, tmp_path_factory) -> Settings:
+    """A lakehouse filled once per session by the real pipeline: the sample PIHPS file replayed
     into Kafka with ``REPLAY_MARKETS`` synthetic markets, plus a day of sensor readings of two
     devices, drained through bronze → silver → gold. Returns settings pointing at it; tests
     must only read it (copy it, or use ``isolated``, to write)."""
@@ -92,7 +91,7 @@ def replayed(settings, kafka, spark, shared_prices, tmp_path_factory) -> Setting
     replay_settings = isolated(settings, tmp_path_factory.mktemp("replayed"))
     ensure_topics(replay_settings)
     producer = EventProducer(replay_settings)
-    replay(shared_prices, replay_settings, producer, speed=None, fan_out_markets=REPLAY_MARKETS)
+    replay(sample_prices, replay_settings, producer, speed=None, fan_out_markets=REPLAY_MARKETS)
     start = datetime(2025, 6, 1, tzinfo=UTC)
     for market_id in ("IP-001", "IP-002"):
         device = f"{market_id}-d1"

@@ -1,4 +1,4 @@
-"""Anomaly models: evaluation on the real shared series with injected, labelled anomalies, plus
+"""Anomaly models: evaluation on the real sample series with injected, labelled anomalies, plus
 shape, determinism and edge-case checks."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from lakehouse.settings import Settings
 from ml.anomalies import MODEL_NAMES, OUTPUT_COLUMNS, detect, model_params
 from producers.reports import InputError
 
-# Real places around Jakarta (and one in Bandung) the shared national series is fanned out to.
+# Real places around Jakarta (and one in Bandung) the sample national series is fanned out to.
 EVAL_MARKETS = (
     "IP-001", "IP-005", "IP-007", "IP-009", "IP-013", "IP-020", "IP-063", "IP-065",
 )  # fmt: skip
@@ -110,8 +110,8 @@ def _scores(flagged: set[Label], labels: set[Label]) -> tuple[float, float]:
     return (hits / len(flagged) if flagged else 1.0), hits / len(labels)
 
 
-def test_precision_and_recall_on_injected_anomalies(shared_prices: Path):
-    daily, labels, repaired = _evaluation_set(shared_prices)
+def test_precision_and_recall_on_injected_anomalies(sample_prices: Path):
+    daily, labels, repaired = _evaluation_set(sample_prices)
     found = detect(daily, Settings())
     flagged = _flagged(found)
     precision, recall = _scores(flagged, set(labels))
@@ -130,10 +130,10 @@ def test_precision_and_recall_on_injected_anomalies(shared_prices: Path):
     assert recall >= RECALL_FLOOR
 
 
-def test_single_series_has_temporal_scores_only(shared_prices: Path):
+def test_single_series_has_temporal_scores_only(sample_prices: Path):
     """The national aggregate alone (no geography): what the temporal model finds by itself.
     Precision-first defaults: it flags about ``contamination`` of the days at most."""
-    base, _ = _base(shared_prices)
+    base, _ = _base(sample_prices)
     rng = np.random.default_rng(11)
     frames, labels = [], set()
     for commodity, g in base.groupby("commodity"):

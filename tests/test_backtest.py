@@ -1,5 +1,5 @@
 """The rolling-origin backtest and ``./run.sh backtest``: metrics, selection on earlier origins
-only, no leakage, gaps/duplicates/outliers/short series, the JSON on the real shared file, and
+only, no leakage, gaps/duplicates/outliers/short series, the JSON on the real sample file, and
 one-line errors on bad input."""
 
 from __future__ import annotations
@@ -98,11 +98,11 @@ def test_short_series_get_the_naive_fallback_and_say_so() -> None:
     assert tiny.forecasts.empty and "too short to backtest" in tiny.note
 
 
-def test_backtest_json_on_the_shared_file(shared_prices: Path, tmp_path: Path, capsys) -> None:
+def test_backtest_json_on_the_sample_file(sample_prices: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "bt.json"
     models = "naive,seasonal_naive,prophet_default,xgboost"
     args = ["--models", models, "--origins", "3", "--jobs", "1", "--json", str(out)]
-    code = main(["backtest", str(shared_prices), *args])
+    code = main(["backtest", str(sample_prices), *args])
     assert code == 0
     doc = json.loads(out.read_text())
     assert doc["horizon"] == 7
@@ -175,9 +175,9 @@ def test_bad_input_is_one_error_line(tmp_path: Path, capsys, content, args, mess
     assert err.startswith("error: ") and message in err and "\n" not in err
 
 
-def test_bad_options_exit_2(shared_prices: Path, capsys) -> None:
+def test_bad_options_exit_2(sample_prices: Path, capsys) -> None:
     for args in (["--models", "naive,magic"], ["--horizon", "0"]):
         with pytest.raises(SystemExit) as exit_:
-            main(["backtest", str(shared_prices), *args])
+            main(["backtest", str(sample_prices), *args])
         assert exit_.value.code == 2
     assert "unknown model(s) magic" in capsys.readouterr().err

@@ -18,8 +18,10 @@ from ml.impact import (
     ImpactModel,
     _whole_percent,
     explain,
+    fit_if_missing,
     fit_impact_model,
     load_inputs,
+    model_path,
 )
 from producers.reports import InputError
 
@@ -33,8 +35,8 @@ DAILY_MARKETS = ("IP-001", "IP-009", "IP-063", "JB-BDG-KOSAMBI")
 @pytest.fixture(scope="module")
 def inputs() -> ImpactInputs:
     data_dir = Settings().impact.data_dir
-    if not (data_dir / "panel_monthly_jabar_jakarta.csv").exists():
-        pytest.skip(f"the shared data is not in {data_dir}")
+    if not (data_dir / "panel_monthly_jabar_jakarta.csv").is_file():
+        pytest.fail(f"the sample data is missing from {data_dir}: it ships with the repository")
     return load_inputs(data_dir)
 
 
@@ -43,9 +45,9 @@ def model(inputs: ImpactInputs) -> ImpactModel:
     return fit_impact_model(inputs, Settings())
 
 
-def _daily(shared_prices: Path) -> pd.DataFrame:
+def _daily(sample_prices: Path) -> pd.DataFrame:
     """The real PIHPS daily series as closes of a few markets (deterministic level and noise)."""
-    real = pd.read_csv(shared_prices).groupby(["commodity", "observed_at"], as_index=False).last()
+    real = pd.read_csv(sample_prices).groupby(["commodity", "observed_at"], as_index=False).last()
     rng = np.random.default_rng(3)
     return pd.concat(
         [
@@ -130,8 +132,8 @@ def test_clear_errors(model: ImpactModel, commodity: str, where: dict, day: str,
         explain(model, commodity, day, **where)
 
 
-def test_daily_prices_get_models_per_commodity(inputs: ImpactInputs, shared_prices: Path):
-    with_daily = ImpactInputs(**{**inputs.__dict__, "daily": _daily(shared_prices)})
+def test_daily_prices_get_models_per_commodity(inputs: ImpactInputs, sample_prices: Path):
+    with_daily = ImpactInputs(**{**inputs.__dict__, "daily": _daily(sample_prices)})
     model = fit_impact_model(with_daily, Settings())
     assert {"beras", "bawang_merah", "bawang_putih", "cabai_merah"} <= set(model.models)
     result = explain(model, "bawang_merah", "2024-04-20", market_id="IP-001")
@@ -158,3 +160,15 @@ def test_cli_explains_and_saves_the_model(inputs: ImpactInputs, tmp_path: Path, 
     err = capsys.readouterr().err
     assert err.startswith("error: no impact model for commodity 'durian'")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_first_start_fits_the_model_from_the_shipped_data(tmp_path: Path) -> None:
+    settings = Settings()
+    settings = settings.model_copy(
+        update={"paths": settings.paths.model_copy(update={"data_dir": tmp_path})}
+    )
+    done = fit_if_missing(settings)
+    assert done is not None and "fitted from" in done and str(settings.impact.data_dir) in done
+    assert model_path(settings).is_file()
+    assert ImpactModel.load(model_path(settings)).models
+    assert fit_if_missing(settings) is None  # a saved model is kept

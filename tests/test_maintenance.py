@@ -86,7 +86,7 @@ def test_retention_below_minimum_is_refused(settings: Settings, capsys) -> None:
 
 
 @pytest.mark.timeout(1800)  # a Spark streaming test on a shared two-core machine
-def test_maintain_during_live_replay(settings, kafka, spark, shared_prices, tmp_path) -> None:
+def test_maintain_during_live_replay(settings, kafka, spark, sample_prices, tmp_path) -> None:
     live = isolated(settings, tmp_path)
     ensure_topics(live)
     producer = EventProducer(live)
@@ -94,7 +94,7 @@ def test_maintain_during_live_replay(settings, kafka, spark, shared_prices, tmp_
 
     def publish(window: tuple[datetime, datetime], speed: float | None) -> None:
         start, end = window
-        summaries.append(replay(shared_prices, live, producer, speed, start, end, MARKETS))
+        summaries.append(replay(sample_prices, live, producer, speed, start, end, MARKETS))
 
     publish(FIRST_HALF, None)
     queries = [silver_query(spark, live), gold_query(spark, live)]

@@ -105,11 +105,11 @@ def test_replay_with_faults_end_to_end(spark, kafka, settings, tmp_path):
 
 
 def test_real_file_keeps_its_real_moves_and_quarantines_its_wild_days(
-    spark, kafka, settings, tmp_path, shared_prices
+    spark, kafka, settings, tmp_path, sample_prices
 ):
     settings = isolated(settings, tmp_path)
     ensure_topics(settings)
-    summary = replay(shared_prices, settings, EventProducer(settings), speed=None)
+    summary = replay(sample_prices, settings, EventProducer(settings), speed=None)
     drain(spark, settings, silver_query, gold_query)
     quarantine = table(settings, SILVER_QUARANTINE)
     accepted = table(settings, SILVER_PRICES)

@@ -113,10 +113,10 @@ def test_bad_input_files_give_a_clear_error(settings, tmp_path, name, content, m
         assert "Traceback" not in result.stderr
 
 
-def test_replay_of_the_real_file_puts_every_row_in_kafka(kafka, settings, shared_prices):
-    rows = sum(1 for line in shared_prices.read_text().splitlines()[1:] if line.strip())
+def test_replay_of_the_real_file_puts_every_row_in_kafka(kafka, settings, sample_prices):
+    rows = sum(1 for line in sample_prices.read_text().splitlines()[1:] if line.strip())
     before = end_offsets(settings, settings.kafka.topics.prices)
-    result = run_cli("replay", str(shared_prices), "--speed", "max")
+    result = run_cli("replay", str(sample_prices), "--speed", "max")
     assert result.returncode == 0, result.stderr
     assert f"{rows} events published" in result.stdout
     records = consume(settings, settings.kafka.topics.prices, expected=rows, since=before)
@@ -129,11 +129,11 @@ def test_replay_of_the_real_file_puts_every_row_in_kafka(kafka, settings, shared
     assert all(t == sorted(t) for t in times.values())
 
 
-def test_replay_window_and_fan_out(kafka, settings, shared_prices):
+def test_replay_window_and_fan_out(kafka, settings, sample_prices):
     before = end_offsets(settings, settings.kafka.topics.prices)
     result = run_cli(
         "replay",
-        str(shared_prices),
+        str(sample_prices),
         "--speed",
         "max",
         "--start",

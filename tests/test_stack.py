@@ -40,16 +40,21 @@ def test_up_status_down_leaves_no_process(tmp_path: Path):
         assert up.returncode == 0, up.stdout + up.stderr
         for name in SERVICES:
             assert f"{name:<10} started" in up.stdout
+        assert "(none yet: fitted from" in up.stdout  # a first start fits the impact model
 
         again = run(env, "up")
         assert again.returncode == 0, again.stderr
         assert again.stdout.count("already running") == len(SERVICES)
+        assert "impact model" not in again.stdout
 
         status = run(env, "status")
         assert status.returncode == 0, status.stdout
         assert status.stdout.count("healthy") == len(SERVICES)
         api = f"http://127.0.0.1:{env['SMARTMARKET_API__PORT']}"
         assert httpx.get(f"{api}/ready", timeout=10).json()["status"] == "ready"
+        where = {"commodity": "beras", "region": "Bandung", "date": "2025-03-10"}
+        impact = httpx.get(f"{api}/api/v1/impact", params=where, timeout=60)
+        assert impact.status_code == 200, impact.text
 
         procs = _family(tmp_path / "run")
         assert len(procs) >= len(SERVICES)
