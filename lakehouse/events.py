@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from pyspark.sql.types import DataType, StructType
 
 SCHEMA_VERSION = 1
+#: the dead-letter reason of a report's price cell that holds no price (empty, 0, ``-``);
+#: silver quarantines such a record with this reason
+NOT_REPORTED = "not_reported"
 #: namespace of the deterministic event ids (uuid5): the same reading always gets the same id
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c2a52-5d0e-4d8e-9a51-8f3f0c6b7a10")
 

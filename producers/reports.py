@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from lakehouse.events import PriceEvent, SensorEvent, deterministic_id
+from lakehouse.events import NOT_REPORTED, PriceEvent, SensorEvent, deterministic_id
 from lakehouse.reference import commodities, commodity_id, normal_form, province_name
 from producers.formats import FIELDS, FormatChoice, PriceFormat
 
@@ -39,7 +39,6 @@ Kind = Literal["price", "sensor"]
 
 PRICE_REQUIRED = ("observed_at", "market_id", "commodity", "price")
 PRICE_OPTIONAL = ("region", "unit", "source")
-NOT_REPORTED = "not_reported"  # dead-letter reason of a price cell that holds no price
 NOT_REPORTED_CELLS = ("", "-", "–", "—")
 SENSOR_REQUIRED = ("observed_at", "market_id", "device_id", "metric", "value")
 DELIMITERS = (",", ";")

@@ -2,12 +2,14 @@
 
 Every Kafka record ends in exactly one place: ``silver.prices`` or ``silver.sensors`` (valid,
 possibly carrying statistical flags), ``silver.quarantine`` (with the ids of the rules it broke
-and their details), or the duplicate count (an ``event_id`` seen before: ``bronze.first_copies``).
+and their details), or the duplicate count (an ``event_id`` seen before:
+``bronze.with_first_copies``).
 
 Rule ids (the ``reasons`` of a quarantine row, or the ``flags`` of a silver row):
 
 - parsing: ``malformed_json``, ``schema_mismatch``, ``missing_field``, ``producer_rejected``
-  (a dead letter: the producer could not make an event of its input);
+  (a dead letter: the producer could not make an event of its input), ``not_reported`` (a dead
+  letter for a report's empty, 0 or ``-`` price cell: not a price);
 - hard rules, one of which quarantines: ``unknown_market``, ``unknown_commodity``,
   ``unit_mismatch``, ``non_positive_price``, ``price_out_of_range``, ``future_timestamp``,
   ``late`` (older than the retention), ``sensor_out_of_range``, ``sensor_zero``, ``sensor_jump``;
@@ -30,7 +32,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse.events import EVENT_MODELS, SCHEMA_VERSION, spark_schema
+from lakehouse.events import EVENT_MODELS, NOT_REPORTED, SCHEMA_VERSION, spark_schema
 from lakehouse.reference import commodities, markets, metric_ranges
 from lakehouse.rules import QualityRules
 
@@ -94,7 +96,9 @@ def parse_events(
         F.when(
             F.col("topic") == deadletter_topic,
             F.struct(
-                F.lit("producer_rejected").alias("rule"),
+                F.when(F.get_json_object("raw", "$.reason") == NOT_REPORTED, F.lit(NOT_REPORTED))
+                .otherwise(F.lit("producer_rejected"))
+                .alias("rule"),
                 F.get_json_object("raw", "$.reason").alias("text"),
             ),
         )
