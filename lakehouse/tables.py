@@ -282,6 +282,7 @@ GOLD_DATA_QUALITY = Table(
     "Per micro-batch × source × device: received, accepted, quarantined (by reason), "
     "duplicates and late records. A batch's rows are written last: they mark it complete, and "
     "the gold query follows them.",
+    partition_by=("date",),
     schema="batch_id bigint, batch_time timestamp, date date, source string, device_id string, "
     "received bigint, accepted bigint, quarantined bigint, duplicates bigint, late bigint, "
     "quarantined_by_reason map<string,bigint>",

@@ -200,6 +200,7 @@ class AlertStep:
         recent = (
             self._read(GOLD_DATA_QUALITY)
             .where(key_column("source", "device_id").isin(touched.keys["alert_key"]))
+            .where(F.col("date") >= F.lit((start - window).date()))  # its partitions
             .where(F.col("batch_time") >= F.lit(start - window))
         )
         return quality_signals(recent, self.rules)

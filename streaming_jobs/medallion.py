@@ -132,6 +132,12 @@ class SilverBatch:
         self.topic_types = {topics.prices: "price", topics.sensors: "sensor"}
         for table in (SILVER_PRICE_STATE, SILVER_SENSOR_STATE, BRONZE_EVENTS):
             delta_io.ensure_table(spark, table, settings)
+        self._existing: set[Table] = set()
+
+    def _exists(self, table: Table) -> bool:
+        if table not in self._existing and delta_io.exists(self.spark, table, self.settings):
+            self._existing.add(table)
+        return table in self._existing
 
     def _state(self, table: Table, keys: tuple[str, ...], value: str, batch_id: int) -> DataFrame:
         state = delta_io.read(self.spark, table, self.settings)
@@ -156,50 +162,44 @@ class SilverBatch:
         accepted_sensors = sensors.where(F.size("reasons") == 0)
         batch = F.lit(batch_id).cast("bigint").alias("silver_batch_id")
         observed_date = local_date(F.col("observed_at"), self.tz).alias("observed_date")
-        appends = {
-            BRONZE_EVENTS: records.where(~F.col("first_copy")).select(*BRONZE_COLUMNS),
-            SILVER_PRICES: accepted_prices.select(
+        has_prices, has_sensors = not prices.isEmpty(), not sensors.isEmpty()
+        appends = {BRONZE_EVENTS: records.where(~F.col("first_copy")).select(*BRONZE_COLUMNS)}
+        # an empty append is skipped, except the first: the gold query reads both tables
+        if has_prices or not self._exists(SILVER_PRICES):
+            appends[SILVER_PRICES] = accepted_prices.select(
                 *event_columns("price", PRICE_COLUMNS),
                 "flags",
                 "details",
                 *LINEAGE,
                 observed_date,
                 batch,
-            ),
-            SILVER_SENSORS: accepted_sensors.select(
+            )
+        if has_sensors or not self._exists(SILVER_SENSORS):
+            appends[SILVER_SENSORS] = accepted_sensors.select(
                 *event_columns("sensor", SENSOR_COLUMNS),
                 "flags",
                 "details",
                 *LINEAGE,
                 observed_date,
                 batch,
-            ),
-            SILVER_QUARANTINE: quarantine_rows(parsed, prices, sensors, now, batch_id),
-        }
-        advance = partial(delta_io.upsert, only_if="t.silver_batch_id < s.silver_batch_id")
+            )
+        if totals[2]:
+            appends[SILVER_QUARANTINE] = quarantine_rows(parsed, prices, sensors, now, batch_id)
+        merges = []  # skipped when empty: the same input skips them again on a replay
+        if has_prices:
+            merges += [
+                partial(self._latest_price, accepted_prices),
+                partial(self._advance, price_state, SILVER_PRICE_STATE),
+            ]
+        if has_sensors:
+            merges.append(partial(self._advance, sensor_state, SILVER_SENSOR_STATE))
         in_parallel(
             [
                 *[
                     partial(delta_io.append_once, rows, table, self.settings, APP_ID, batch_id)
                     for table, rows in appends.items()
                 ],
-                partial(self._latest_price, accepted_prices),
-                partial(
-                    advance,
-                    self.spark,
-                    price_state,
-                    SILVER_PRICE_STATE,
-                    self.settings,
-                    matched={"previous": "t.points"},
-                ),
-                partial(
-                    advance,
-                    self.spark,
-                    sensor_state,
-                    SILVER_SENSOR_STATE,
-                    self.settings,
-                    matched={"previous": "t.points"},
-                ),
+                *merges,
             ]
         )
         # last: the batch's quality rows say it is complete (the gold query follows them)
@@ -261,6 +261,18 @@ class SilverBatch:
         )
         return verdicts, state
 
+    def _advance(self, state: DataFrame, table: Table) -> None:
+        """MERGE the series state rows a batch changed; a row keeps its old points as
+        ``previous`` and is left alone by a replay of the batch that already changed it."""
+        delta_io.upsert(
+            self.spark,
+            state,
+            table,
+            self.settings,
+            only_if="t.silver_batch_id < s.silver_batch_id",
+            matched={"previous": "t.points"},
+        )
+
     def _latest_price(self, accepted: DataFrame) -> None:
         """MERGE the batch's newest price per market × commodity (only if newer than gold's)."""
         delta_io.upsert(
@@ -308,23 +320,32 @@ class GoldBatch:
         self.alerts(gold_batch_id, prices, sensors, quality, now)
         log.info("gold batch done", extra={"batch_id": gold_batch_id, "silver_batches": batch_ids})
 
+    def _touched(self, silver: Table, rows: DataFrame, keys: tuple[str, ...]) -> DataFrame:
+        """The silver rows of the ``keys`` × local days that ``rows`` touched: the partitions
+        of those days only."""
+        touched = rows.select(*keys, "observed_date").distinct().localCheckpoint()
+        days = [r[0] for r in touched.select("observed_date").distinct().collect()]
+        return (
+            delta_io.read(self.spark, silver, self.settings)
+            .where(F.col("observed_date").isin(days))
+            .join(F.broadcast(touched), [*keys, "observed_date"])
+        )
+
     def _gold_prices(self, accepted: DataFrame) -> None:
         if accepted.isEmpty():
             return
         spark, settings, tz = self.spark, self.settings, self.tz
-        touched = accepted.select(
-            "market_id", "commodity", local_date(F.col("observed_at"), tz).alias("observed_date")
-        ).distinct()
-        silver = delta_io.read(spark, SILVER_PRICES, settings).join(
-            F.broadcast(touched), ["market_id", "commodity", "observed_date"]
-        )
+        silver = self._touched(SILVER_PRICES, accepted, ("market_id", "commodity"))
 
         def daily_then_regions() -> None:
             daily = gold.price_daily(silver, tz).localCheckpoint()
             delta_io.upsert(spark, daily, GOLD_PRICE_DAILY, settings)
-            regions = daily.select("region", "commodity", "date").distinct()
-            all_daily = delta_io.read(spark, GOLD_PRICE_DAILY, settings).join(
-                F.broadcast(regions), ["region", "commodity", "date"]
+            regions = daily.select("region", "commodity", "date").distinct().localCheckpoint()
+            days = [r[0] for r in regions.select("date").distinct().collect()]
+            all_daily = (
+                delta_io.read(spark, GOLD_PRICE_DAILY, settings)
+                .where(F.col("date").isin(days))
+                .join(F.broadcast(regions), ["region", "commodity", "date"])
             )
             delta_io.upsert(spark, gold.region_daily(all_daily), GOLD_REGION_DAILY, settings)
 
@@ -344,21 +365,16 @@ class GoldBatch:
     def _gold_sensors(self, accepted: DataFrame) -> None:
         if accepted.isEmpty():
             return
-        touched = accepted.select(
-            "market_id", "metric", local_date(F.col("observed_at"), self.tz).alias("observed_date")
-        ).distinct()
-        silver = delta_io.read(self.spark, SILVER_SENSORS, self.settings).join(
-            F.broadcast(touched), ["market_id", "metric", "observed_date"]
-        )
+        silver = self._touched(SILVER_SENSORS, accepted, ("market_id", "metric"))
         delta_io.upsert(
             self.spark, gold.sensor_hourly(silver, self.tz), GOLD_SENSOR_HOURLY, self.settings
         )
 
     def _quality_daily(self, quality: DataFrame) -> None:
         """Recompute the per-day quality counts of the days these batches landed on."""
-        days = quality.select("date").distinct()
-        batches = delta_io.read(self.spark, GOLD_DATA_QUALITY, self.settings).join(
-            F.broadcast(days), "date"
+        days = [r[0] for r in quality.select("date").distinct().collect()]
+        batches = delta_io.read(self.spark, GOLD_DATA_QUALITY, self.settings).where(
+            F.col("date").isin(days)
         )
         delta_io.upsert(
             self.spark, gold.quality_daily(batches), GOLD_DATA_QUALITY_DAILY, self.settings
