@@ -39,7 +39,6 @@ def stack_env(data_dir: str) -> dict[str, str]:
         "SMARTMARKET_API__PORT": str(api),
         "SMARTMARKET_SPARK__UI_PORT": str(spark_ui),
         "SMARTMARKET_SPARK__SHUFFLE_PARTITIONS": "2",
-        "SMARTMARKET_SPARK__TRIGGER_SECONDS": "1",
     }
 
 
