@@ -8,7 +8,7 @@
 #   ./run.sh ingest FILE...       publish CSV reports once;  ./run.sh watch DIR  (folder watcher)
 #   ./run.sh replay FILE [--speed X|max] [--start T] [--end T] [--fan-out N]
 #   ./run.sh simulate | bridge    MQTT devices / MQTT→Kafka bridge in the foreground
-#   ./run.sh test [PYTEST ARGS]   the full test suite
+#   ./run.sh test [--fast] [PYTEST ARGS]   the full test suite (--fast: without Spark and services)
 #   ./run.sh bench NAME [ARGS]    a benchmark of bench/ (prints numbers)
 #   ./run.sh setup           only install: Python venv, Maven jars, Mosquitto
 #   ./run.sh lint            ruff
@@ -86,6 +86,10 @@ case "$cmd" in
   setup) setup ;;
   test)
     setup
+    if [ "${1:-}" = "--fast" ]; then  # the quick loop: no Spark, no real services
+      shift
+      exec "$PY" -m pytest -m "not services and not spark" "$@"
+    fi
     exec "$PY" -m pytest "$@" ;;
   bench)
     setup

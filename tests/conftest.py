@@ -17,6 +17,21 @@ from lakehouse.settings import SAMPLE_PRICES, Settings, Topics, load_settings
 from scripts.isolated_stack import stack_env
 from scripts.services import KafkaBroker, Mosquitto, Service
 
+SERVICE_FIXTURES = {"kafka", "mosquitto", "replayed", "mlflow_server"}
+SPARK_FIXTURES = {"spark", "replayed"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by what it needs, from the fixtures it uses: ``services`` (real Kafka,
+    Mosquitto, MLflow, or the replayed lakehouse) and ``spark`` — so ``./run.sh test --fast``
+    (``-m "not services and not spark"``) is the quick loop."""
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & SERVICE_FIXTURES:
+            item.add_marker(pytest.mark.services)
+        if used & SPARK_FIXTURES:
+            item.add_marker(pytest.mark.spark)
+
 
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:

@@ -33,6 +33,8 @@ def _family(run_dir: Path) -> list[psutil.Process]:
     return procs
 
 
+@pytest.mark.services  # the whole embedded stack, the pipeline (Spark) included
+@pytest.mark.spark
 def test_up_status_down_leaves_no_process(tmp_path: Path):
     env = {**os.environ, **stack_env(str(tmp_path))}
     try:
