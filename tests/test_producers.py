@@ -102,7 +102,7 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         ),
     ],
 )
-def test_bad_input_files_give_a_clear_error(settings, tmp_path, name, content, message):
+def test_bad_input_files_give_a_clear_error(settings, kafka, tmp_path, name, content, message):
     path = tmp_path / name
     if content is not None:
         path.write_bytes(content)
