@@ -314,8 +314,7 @@ class KafkaBroker(Service):
             self._java_command(
                 "kafka.tools.StorageTool",
                 "format",
-                "--cluster-id",
-                cluster_id,
+                f"--cluster-id={cluster_id}",  # one argument: an id may start with "-"
                 "--config",
                 str(self.properties_file),
                 "--ignore-formatted",
