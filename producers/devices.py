@@ -160,9 +160,10 @@ class FleetConnection:
         return client
 
     def close(self) -> None:
+        for client in self.clients.values():  # first all: each network thread then ends at once
+            client.disconnect()
         for client in self.clients.values():
             client.loop_stop()
-            client.disconnect()
         self.clients.clear()
 
 

@@ -20,7 +20,16 @@ from serving_api.impact import ImpactExplainer
 from serving_api.ingest import PricePublisher
 from serving_api.metrics import ApiMetrics, MetricsMiddleware
 from serving_api.ratelimit import RateLimit
-from serving_api.routers import API_PREFIX, alerts, devices, ingest, insights, ops, prices
+from serving_api.routers import (
+    API_PREFIX,
+    alerts,
+    devices,
+    ingest,
+    insights,
+    ledger,
+    ops,
+    prices,
+)
 from serving_api.views import LIVE
 from streaming_jobs.notifier import delivery_counts
 
@@ -62,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (prices.router, insights.router, alerts.router, ingest.router, ops.router):
         app.include_router(router)
     app.include_router(devices.router)
+    app.include_router(ledger.router)
     app.add_middleware(ReadAccess, keyring=keyring, prefix=API_PREFIX)
     app.add_middleware(RateLimit, security=settings.security)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
