@@ -191,11 +191,17 @@ class Registry:
             raise Conflict(f"device {device_id!r} is already registered") from None
         return self.device(device_id), password
 
-    def device(self, device_id: str) -> Device:
+    def _row(self, table: sa.Table, key: str) -> Any:
+        """The row of ``table`` whose primary key is ``key``, or None (also for a malformed
+        key, which cannot have been stored)."""
+        if not DEVICE_ID.match(key):
+            return None
+        (column,) = table.primary_key.columns
         with self.engine.connect() as conn:
-            row = conn.execute(
-                devices_table.select().where(devices_table.c.device_id == device_id)
-            ).first()
+            return conn.execute(table.select().where(column == key)).first()
+
+    def device(self, device_id: str) -> Device:
+        row = self._row(devices_table, device_id)
         if row is None:
             raise NotFound(f"no device {device_id!r}")
         return _device(row)
@@ -246,10 +252,7 @@ class Registry:
 
     def verify_device(self, device_id: str, password: str) -> Device | None:
         """The active device these credentials belong to, or None."""
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                devices_table.select().where(devices_table.c.device_id == device_id)
-            ).first()
+        row = self._row(devices_table, device_id)
         if row is None or row.status != "active":
             return None
         return _device(row) if check_password(password, row.password_hash) else None
@@ -287,10 +290,7 @@ class Registry:
 
     def verify_user(self, username: str, password: str) -> str | None:
         """The user's role when the password is right, else None."""
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                users_table.select().where(users_table.c.username == username)
-            ).first()
+        row = self._row(users_table, username)
         if row is None or not check_password(password, row.password_hash):
             return None
         return row.role

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
@@ -154,8 +156,13 @@ def _credentials(request: Request, device: Device, password: str) -> Credentials
     )
 
 
-def _registry_error(exc: RegistryError) -> ApiError:
-    return ApiError(exc.status, str(exc))
+@contextmanager
+def registry_answers() -> Iterator[None]:
+    """A refusal of the registry becomes the HTTP answer it names (404, 409, 422)."""
+    try:
+        yield
+    except RegistryError as exc:
+        raise ApiError(exc.status, str(exc)) from None
 
 
 @router.post(
@@ -172,12 +179,10 @@ def register_device(
     request: Request,
     body: Annotated[DeviceIn, Body(examples=[{"market_id": "IP-001", "metrics": ["crowd_count"]}])],
 ) -> Credentials:
-    try:
+    with registry_answers():
         device, password = registry(request).register_device(
             body.market_id, [m.value for m in body.metrics], body.device_id
         )
-    except RegistryError as exc:
-        raise _registry_error(exc) from None
     return _credentials(request, device, password)
 
 
@@ -205,10 +210,8 @@ def list_devices(
     responses=MANAGE_ERRORS,
 )
 def get_device(request: Request, device_id: str) -> DeviceOut:
-    try:
+    with registry_answers():
         return _out(registry(request).device(device_id), request.app.state.settings)
-    except RegistryError as exc:
-        raise _registry_error(exc) from None
 
 
 @router.post(
@@ -219,10 +222,8 @@ def get_device(request: Request, device_id: str) -> DeviceOut:
     responses=MANAGE_ERRORS,
 )
 def rotate_device(request: Request, device_id: str) -> Credentials:
-    try:
+    with registry_answers():
         device, password = registry(request).rotate(device_id)
-    except RegistryError as exc:
-        raise _registry_error(exc) from None
     return _credentials(request, device, password)
 
 
@@ -235,10 +236,8 @@ def rotate_device(request: Request, device_id: str) -> Credentials:
 )
 def revoke_device(request: Request, device_id: str) -> DeviceOut:
     settings = request.app.state.settings
-    try:
+    with registry_answers():
         device = registry(request).revoke(device_id)
-    except RegistryError as exc:
-        raise _registry_error(exc) from None
     sync_broker(settings, registry(request))
     return _out(device, settings)
 
