@@ -143,3 +143,40 @@ def test_integrity_and_proof_over_the_api(own: Settings) -> None:
         assert report["first_broken"]["reason"].endswith(": source")
         day = c.get(f"{API}/integrity", params={"date": "2025-06-02"}, headers=auditor).json()
         assert day["ok"] is True and day["checked"] == 20
+
+
+def test_ledger_over_silver_written_by_the_pipeline(settings, kafka, spark, tmp_path) -> None:
+    """Prices through the real Kafka → bronze → silver, then chained, verified and tampered."""
+    from lakehouse.events import PriceEvent
+    from producers.kafka_io import EventProducer, ensure_topics
+    from streaming_jobs.bronze import bronze_query
+    from streaming_jobs.medallion import medallion_query
+    from tests.conftest import drain, isolated
+
+    own = isolated(settings, tmp_path)
+    ensure_topics(own)
+    producer = EventProducer(own)
+    for day in range(10):
+        for i, market_id in enumerate(("IP-001", "IP-003", "IP-004")):
+            producer.send(
+                PriceEvent(
+                    market_id=market_id,
+                    commodity="beras",
+                    price=14000 + 20 * day + 5 * i,
+                    unit="kg",
+                    observed_at=DAY + timedelta(days=day),
+                    source="ledger-test",
+                )
+            )
+    producer.flush()
+    drain(spark, own, bronze_query, medallion_query)
+    accepted = open_table(SILVER_PRICES, own).to_pyarrow_table().num_rows
+    assert accepted == 30
+    assert ledger.build(own) == 30
+    assert ledger.build(own) == 0
+    assert ledger.verify(own).ok
+    victim = entries(own)[0]["event_id"]
+    DeltaTable(str(SILVER_PRICES.path(own))).update(
+        updates={"price": "1.0"}, predicate=f"event_id = '{victim}'"
+    )
+    assert [b.event_id for b in ledger.verify(own).broken] == [victim]
