@@ -20,7 +20,7 @@ from lakehouse import ledger
 from lakehouse.settings import Settings, load_settings
 from lakehouse.tables import SILVER_PRICES
 from serving_api.auth import Keyring, Permission, mint_key
-from serving_api.ratelimit import RateLimit
+from serving_api.hardening import RateLimit
 
 
 def silver(settings: Settings, rows: int, batches: int = 20) -> None:

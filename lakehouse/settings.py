@@ -269,6 +269,7 @@ class SecuritySettings(BaseModel):
     rate_limit_per_minute: int = Field(600, ge=0)
     rate_limit_burst: int = Field(100, ge=1)
     rate_limit_exempt: list[str] = ["127.0.0.1", "::1"]
+    cors_origins: list[str] = []
 
     def model_post_init(self, _context: Any) -> None:
         if self.secrets_file and not self.secrets_file.is_absolute():

@@ -210,3 +210,22 @@ def test_notifier_tokens_come_from_secrets(
     monkeypatch.setenv("SMARTMARKET_ALERTS__CHANNELS", channels)
     monkeypatch.setenv(env_name("alerts.ops.token"), "s3cret-token")
     assert load_settings().alerts.channels[0].token == "s3cret-token"
+
+
+def test_security_headers_and_configurable_cors(own: Settings) -> None:
+    origin = "https://dash.example.org"
+    with_cors = own.model_copy(
+        update={"security": own.security.model_copy(update={"cors_origins": [origin]})}
+    )
+    with TestClient(create_app(with_cors)) as c:
+        answer = c.get("/health", headers={"Origin": origin})
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert answer.headers["access-control-allow-origin"] == origin
+        other = c.get("/health", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+    with TestClient(create_app(own)) as c:  # no origins configured: no CORS at all
+        assert (
+            "access-control-allow-origin"
+            not in c.get("/health", headers={"Origin": origin}).headers
+        )

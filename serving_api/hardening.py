@@ -1,4 +1,6 @@
-"""Rate limits: a token bucket per caller, answering 429 with Retry-After when it is empty.
+"""HTTP hardening: rate limits and security headers (CORS, when configured, is Starlette's).
+
+Rate limits: a token bucket per caller, answering 429 with Retry-After when it is empty.
 
 The caller is its credential (API key or bearer token) when it sends one, its IP address
 otherwise. ``security.rate_limit_per_minute`` refills each bucket, ``rate_limit_burst`` is its
@@ -13,7 +15,7 @@ import math
 import time
 
 from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lakehouse.settings import SecuritySettings
 from serving_api.auth import presented
@@ -76,3 +78,31 @@ class RateLimit:
                 await answer(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+#: sent with every HTTP answer: no MIME sniffing, no framing, no referrer, HTTPS remembered
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"strict-transport-security", b"max-age=31536000"),
+]
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware adding ``SECURITY_HEADERS`` to every HTTP answer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
