@@ -169,15 +169,23 @@ class FleetConnection:
 
 def publish(fleet_connection: FleetConnection, readings: Iterator[Reading], limit: int) -> int:
     """Publish ``limit`` readings with QoS 1, each on its device's connection, and wait until
-    the broker has acknowledged them; readings of devices without credentials are skipped."""
+    the broker has acknowledged them; the number acknowledged. Readings of devices without
+    credentials are skipped; those of a device the broker turned away (revoked while running)
+    are not acknowledged."""
     infos = [
         fleet_connection.client(r.device_id).publish(r.topic, r.payload, qos=1)
         for r in islice(readings, limit)
         if r.device_id in fleet_connection.passwords
     ]
-    for info in infos:
+    return sum(_acknowledged(info) for info in infos)
+
+
+def _acknowledged(info: mqtt.MQTTMessageInfo) -> bool:
+    try:
         info.wait_for_publish(timeout=60)
-    return sum(info.is_published() for info in infos)
+    except RuntimeError:  # not connected: the broker refuses the device
+        return False
+    return info.is_published()
 
 
 def run(settings: Settings, stop: threading.Event) -> None:
