@@ -17,7 +17,7 @@ from pathlib import Path
 from bench.baseline import raw_produce_rate
 from lakehouse.reference import commodities, markets
 from lakehouse.settings import Settings
-from producers.devices import Simulator, connect, fleet, publish
+from producers.devices import FleetConnection, Simulator, fleet, provision, publish
 from producers.kafka_io import EventProducer
 from producers.mqtt_bridge import MqttBridge
 from producers.replay import replay
@@ -49,10 +49,11 @@ def bridge_rate(settings: Settings, readings: int) -> float:
     runner.start()
     while not bridge.connected:
         time.sleep(0.05)
-    sim = Simulator(settings, fleet(3), seed=1)
+    devices = fleet(3)
+    sim = Simulator(settings, devices, seed=1)
     start = datetime(2025, 1, 1, tzinfo=settings.tz)
     batch = list(islice(sim.readings(start, timedelta(minutes=1)), readings))
-    client = connect(settings)
+    client = FleetConnection(settings, provision(settings, devices))
     began = time.monotonic()
     publish(client, iter(batch), len(batch))
     while bridge.forwarded + bridge.dead_lettered < readings:
@@ -60,8 +61,7 @@ def bridge_rate(settings: Settings, readings: int) -> float:
     seconds = time.monotonic() - began
     stop.set()
     runner.join()
-    client.loop_stop()
-    client.disconnect()
+    client.close()
     return readings / seconds
 
 

@@ -17,6 +17,8 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from lakehouse.secrets import with_channel_tokens
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = PROJECT_ROOT / "conf"
 DATASETS_DIR = PROJECT_ROOT / "datasets"  # the real sample data shipped with the project
@@ -83,6 +85,8 @@ class MqttSettings(BaseModel):
     tls_ca: Path | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    broker_cert: Path | None = None
+    broker_key: Path | None = None
 
 
 class ProducerSettings(BaseModel):
@@ -107,11 +111,16 @@ class MlflowSettings(BaseModel):
         return f"http://{self.host}:{self.port}"
 
 
+#: roles of users and API keys: reader reads, ingest posts prices, central reads and audits (the
+#: price ledger), operator also manages devices, admin does everything
+Role = Literal["admin", "operator", "central", "reader", "ingest"]
+
+
 class ApiKey(BaseModel):
     """An API key as stored in configuration: only its SHA-256, never the key itself."""
 
     name: str = Field(min_length=1)
-    role: Literal["reader", "ingest", "admin"]
+    role: Role
     sha256: str = Field(pattern="^[0-9a-f]{64}$")
 
 
@@ -251,6 +260,26 @@ class AlertSettings(BaseModel):
     timeout_seconds: float = Field(5.0, gt=0)
 
 
+class SecuritySettings(BaseModel):
+    """Device registry, tokens, broker credentials and rate limits (see docs/security.md).
+    Secrets themselves (the JWT key, notifier tokens) never live here: see lakehouse.secrets."""
+
+    registry_url: str = ""
+    secrets_file: Path | None = None
+    token_minutes: float = Field(15, gt=0)
+    device_token_days: float = Field(365, gt=0)
+    mqtt_auth: bool = True
+    registry_refresh_seconds: float = Field(2.0, gt=0)
+    rate_limit_per_minute: int = Field(600, ge=0)
+    rate_limit_burst: int = Field(100, ge=1)
+    rate_limit_exempt: list[str] = ["127.0.0.1", "::1"]
+    cors_origins: list[str] = []
+
+    def model_post_init(self, _context: Any) -> None:
+        if self.secrets_file and not self.secrets_file.is_absolute():
+            self.secrets_file = (PROJECT_ROOT / self.secrets_file).resolve()
+
+
 class _YamlSource(PydanticBaseSettingsSource):
     """Reads the YAML configuration file; a missing or unreadable file is a ConfigError."""
 
@@ -300,6 +329,7 @@ class Settings(BaseSettings):
     impact: ImpactSettings = ImpactSettings()
     analyst: AnalystSettings = AnalystSettings()
     alerts: AlertSettings = AlertSettings()
+    security: SecuritySettings = SecuritySettings()
 
     @field_validator("timezone")
     @classmethod
@@ -344,4 +374,4 @@ def load_settings() -> Settings:
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"invalid configuration ({config_path()}): {problems}") from exc
-    return settings
+    return with_channel_tokens(settings)

@@ -405,6 +405,32 @@ GOLD_ALERT_DELIVERIES = Table(
         "finished_at": "when delivery succeeded or was given up (UTC)",
     },
 )
+GOLD_PRICE_LEDGER = Table(
+    Layer.gold,
+    "price_ledger",
+    "Tamper-evident ledger of accepted prices: one hash-chain entry per silver.prices row, a "
+    "chain per market × commodity (lakehouse.ledger; docs/security.md).",
+    keys=("chain", "seq"),
+    schema="chain string, seq bigint, event_id string, market_id string, commodity string, "
+    "observed_at timestamp, price double, unit string, source string, silver_batch_id bigint, "
+    "content_hash string, prev_hash string, entry_hash string, ledgered_at timestamp",
+    columns={
+        "chain": "market_id|commodity: the chain the entry belongs to",
+        "seq": "position in the chain, from 0",
+        "event_id": "the price event (silver.prices)",
+        "market_id": _PRICE_SERIES["market_id"],
+        "commodity": _PRICE_SERIES["commodity"],
+        "observed_at": _EVENT["observed_at"],
+        "price": "price in IDR per catalogue unit, as accepted",
+        "unit": "catalogue unit of the commodity",
+        "source": _EVENT["source"],
+        "silver_batch_id": _SILVER_BATCH["silver_batch_id"],
+        "content_hash": "SHA-256 of the canonical JSON of the price's fields",
+        "prev_hash": "entry_hash of the previous entry of the chain (64 zeros for the first)",
+        "entry_hash": "SHA-256 of prev_hash + content_hash",
+        "ledgered_at": "when the entry was appended (UTC)",
+    },
+)
 
 TABLES: dict[str, Table] = {
     t.qualified_name: t
@@ -426,6 +452,7 @@ TABLES: dict[str, Table] = {
         GOLD_ANOMALIES,
         GOLD_ALERTS,
         GOLD_ALERT_DELIVERIES,
+        GOLD_PRICE_LEDGER,
     )
 }
 

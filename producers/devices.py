@@ -5,6 +5,9 @@ Each device of a market reports temperature (°C), humidity (%) and crowd count 
 ``{"value": 27.4, "observed_at": "2026-11-22T08:00:00+07:00"}``. Values follow daily cycles of a
 tropical market (warm afternoons, humid nights, crowds at dawn and late afternoon) with noise.
 Faults can be injected at a given rate: stuck-at-zero, spikes, dropouts and clock skew.
+
+Each simulated device is a device of the registry like any other (``provision``): it connects
+with its own credentials and may publish only under its own topic; a revoked one stays silent.
 """
 
 from __future__ import annotations
@@ -25,9 +28,11 @@ from itertools import count, islice
 
 import paho.mqtt.client as mqtt
 
+from lakehouse.broker_auth import sync_broker
 from lakehouse.events import Metric
 from lakehouse.logs import configure_logging
 from lakehouse.reference import markets
+from lakehouse.registry import Conflict, open_registry
 from lakehouse.settings import Settings, load_settings
 from lakehouse.status import stop_event, write_status
 from producers.mqtt_io import make_client
@@ -72,6 +77,7 @@ def true_value(device: Device, metric: Metric, at: datetime, rng: random.Random)
 
 @dataclass(frozen=True)
 class Reading:
+    device_id: str
     topic: str
     payload: bytes
     fault: str | None
@@ -103,7 +109,8 @@ class Simulator:
                 elif fault == "clock_skew":
                     observed_at = at + timedelta(hours=self.rng.choice([-6, -3, 2, 5]))
                 payload = json.dumps({"value": value, "observed_at": observed_at.isoformat()})
-                yield Reading(device.topic(self.root, metric), payload.encode(), fault)
+                topic = device.topic(self.root, metric)
+                yield Reading(device.device_id, topic, payload.encode(), fault)
 
     def readings(self, start: datetime, step: timedelta) -> Iterator[Reading]:
         """Readings of every device at start, start + step, … (endless)."""
@@ -111,30 +118,82 @@ class Simulator:
             yield from self.readings_at(start + i * step)
 
 
-def connect(settings: Settings, client_id: str = "") -> mqtt.Client:
-    client = make_client(settings, client_id)
-    client.max_queued_messages_set(0)
-    client.max_inflight_messages_set(200)
-    client.connect(settings.mqtt.host, settings.mqtt.port, keepalive=30)
-    client.loop_start()
-    return client
+def provision(settings: Settings, devices: list[Device]) -> dict[str, str]:
+    """Register the devices in the registry (new credentials for those already there) and let
+    the broker know; their passwords by device id. Revoked devices stay revoked and silent."""
+    registry = open_registry(settings)
+    passwords = {}
+    for device in devices:
+        try:
+            _, password = registry.register_device(
+                device.market_id, [m.value for m in Metric], device.device_id
+            )
+        except Conflict:
+            try:
+                _, password = registry.rotate(device.device_id)
+            except Conflict:
+                continue
+        passwords[device.device_id] = password
+    sync_broker(settings, registry)
+    return passwords
 
 
-def publish(client: mqtt.Client, readings: Iterator[Reading], limit: int) -> int:
-    """Publish ``limit`` readings with QoS 1 and wait until the broker has acknowledged them."""
-    infos = [client.publish(r.topic, r.payload, qos=1) for r in islice(readings, limit)]
-    for info in infos:
+class FleetConnection:
+    """One MQTT connection per device, each with the device's own credentials (opened on its
+    first reading)."""
+
+    def __init__(self, settings: Settings, passwords: dict[str, str]) -> None:
+        self.settings = settings
+        self.passwords = passwords
+        self.clients: dict[str, mqtt.Client] = {}
+
+    def client(self, device_id: str) -> mqtt.Client:
+        if (client := self.clients.get(device_id)) is None:
+            client = make_client(
+                self.settings, device_id, credentials=(device_id, self.passwords[device_id])
+            )
+            client.max_queued_messages_set(0)
+            client.max_inflight_messages_set(200)
+            client.connect(self.settings.mqtt.host, self.settings.mqtt.port, keepalive=30)
+            client.loop_start()
+            self.clients[device_id] = client
+        return client
+
+    def close(self) -> None:
+        for client in self.clients.values():  # first all: each network thread then ends at once
+            client.disconnect()
+        for client in self.clients.values():
+            client.loop_stop()
+        self.clients.clear()
+
+
+def publish(fleet_connection: FleetConnection, readings: Iterator[Reading], limit: int) -> int:
+    """Publish ``limit`` readings with QoS 1, each on its device's connection, and wait until
+    the broker has acknowledged them; the number acknowledged. Readings of devices without
+    credentials are skipped; those of a device the broker turned away (revoked while running)
+    are not acknowledged."""
+    infos = [
+        fleet_connection.client(r.device_id).publish(r.topic, r.payload, qos=1)
+        for r in islice(readings, limit)
+        if r.device_id in fleet_connection.passwords
+    ]
+    return sum(_acknowledged(info) for info in infos)
+
+
+def _acknowledged(info: mqtt.MQTTMessageInfo) -> bool:
+    try:
         info.wait_for_publish(timeout=60)
-    return sum(info.is_published() for info in infos)
+    except RuntimeError:  # not connected: the broker refuses the device
+        return False
+    return info.is_published()
 
 
 def run(settings: Settings, stop: threading.Event) -> None:
     """Publish the fleet's readings every ``simulator.interval_seconds`` until stopped."""
     sim = settings.simulator
-    simulator = Simulator(
-        settings, fleet(sim.devices_per_market), sim.fault_rate, seed=time.time_ns()
-    )
-    client = connect(settings)
+    devices = fleet(sim.devices_per_market)
+    simulator = Simulator(settings, devices, sim.fault_rate, seed=time.time_ns())
+    client = FleetConnection(settings, provision(settings, devices))
     published = 0
     try:
         while not stop.is_set():
@@ -144,8 +203,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
             write_status(settings, STATUS_NAME, "running", detail=f"{published} readings published")
             stop.wait(sim.interval_seconds)
     finally:
-        client.loop_stop()
-        client.disconnect()
+        client.close()
         write_status(settings, STATUS_NAME, "stopped")
 
 

@@ -6,6 +6,10 @@ loses nothing: the broker redelivers what was not acknowledged (at-least-once), 
 sensor event's id is derived from device, metric and time, the copies are recognisable
 duplicates that silver drops. Payloads that cannot become an event go to the dead-letter topic
 with their raw bytes, MQTT topic and reason — and are acknowledged once that is confirmed.
+
+The market of a reading comes from the device registry, never from the topic: readings of an
+unknown or revoked device, of a device publishing under another market's topic or a metric it
+is not registered for, go to the dead-letter topic with that reason.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 
 import paho.mqtt.client as mqtt
@@ -22,8 +27,10 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import ValidationError
 
+from lakehouse.broker_auth import bridge_credentials
 from lakehouse.events import DeadLetter, SensorEvent
 from lakehouse.logs import configure_logging
+from lakehouse.registry import Device, open_registry
 from lakehouse.settings import Settings, load_settings
 from lakehouse.status import stop_event, write_status
 from producers.kafka_io import EventProducer
@@ -39,12 +46,35 @@ class PayloadError(ValueError):
     """An MQTT message that cannot become a sensor event."""
 
 
-def to_sensor_event(topic: str, payload: bytes, root: str) -> SensorEvent:
-    """The sensor event of one MQTT message; PayloadError says why there is none."""
+Lookup = Callable[[str], Device | None]
+
+
+def registered_device(lookup: Lookup, market_id: str, device_id: str, metric: str) -> Device:
+    """The registry's entry of the device that published under this market and metric;
+    PayloadError when it may not."""
+    device = lookup(device_id)
+    if device is None:
+        raise PayloadError(f"unknown device {device_id!r}: it is not in the device registry")
+    if not device.active:
+        raise PayloadError(f"device {device_id!r} is revoked")
+    if device.market_id != market_id:
+        raise PayloadError(
+            f"device {device_id!r} is registered for market {device.market_id!r} but published "
+            f"under market {market_id!r}"
+        )
+    if metric not in device.metrics:
+        raise PayloadError(f"metric {metric!r} is not registered for device {device_id!r}")
+    return device
+
+
+def to_sensor_event(topic: str, payload: bytes, root: str, lookup: Lookup) -> SensorEvent:
+    """The sensor event of one MQTT message, its market taken from the registry (``lookup``:
+    device id → entry); PayloadError says why there is none."""
     parts = topic.split("/")
     if len(parts) != 5 or parts[0] != root or parts[2] != "devices":
         raise PayloadError(f"topic {topic!r} is not {root}/<market>/devices/<device>/<metric>")
-    _, market_id, _, device_id, metric = parts
+    _, topic_market, _, device_id, metric = parts
+    market_id = registered_device(lookup, topic_market, device_id, metric).market_id
     try:
         body = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -71,10 +101,35 @@ def to_sensor_event(topic: str, payload: bytes, root: str) -> SensorEvent:
         raise PayloadError(detail) from None
 
 
+class DeviceDirectory:
+    """The registry's devices as the bridge sees them: re-read every
+    ``security.registry_refresh_seconds``, and at once (at most every MISS_RELOAD_SECONDS) when
+    an id is missing — a device registered a moment ago is not dead-lettered."""
+
+    MISS_RELOAD_SECONDS = 0.5
+
+    def __init__(self, settings: Settings) -> None:
+        self.registry = open_registry(settings)
+        self.refresh = settings.security.registry_refresh_seconds
+        self.devices: dict[str, Device] = {}
+        self.loaded_at = float("-inf")
+
+    def _reload(self) -> None:
+        self.devices = {d.device_id: d for d in self.registry.devices()}
+        self.loaded_at = time.monotonic()
+
+    def __call__(self, device_id: str) -> Device | None:
+        age = time.monotonic() - self.loaded_at
+        if age > self.refresh or (device_id not in self.devices and age > self.MISS_RELOAD_SECONDS):
+            self._reload()
+        return self.devices.get(device_id)
+
+
 class MqttBridge:
     def __init__(self, settings: Settings, client_id: str | None = None) -> None:
         self.settings = settings
         self.producer = EventProducer(settings)
+        self.directory = DeviceDirectory(settings)
         self.forwarded = 0
         self.dead_lettered = 0
         self.connected = False
@@ -83,6 +138,7 @@ class MqttBridge:
             client_id or settings.producers.bridge_client_id,
             persistent=True,
             manual_ack=True,
+            credentials=bridge_credentials(settings) if settings.security.mqtt_auth else None,
         )
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -129,7 +185,9 @@ class MqttBridge:
         self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage
     ) -> None:
         try:
-            event = to_sensor_event(message.topic, message.payload, self.settings.mqtt.topic_root)
+            event = to_sensor_event(
+                message.topic, message.payload, self.settings.mqtt.topic_root, self.directory
+            )
         except PayloadError as exc:
             letter = DeadLetter.of_bytes(
                 message.payload, origin="mqtt", reason=str(exc), mqtt_topic=message.topic

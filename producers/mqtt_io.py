@@ -8,10 +8,15 @@ from lakehouse.settings import Settings
 
 
 def make_client(
-    settings: Settings, client_id: str = "", *, persistent: bool = False, manual_ack: bool = False
+    settings: Settings,
+    client_id: str = "",
+    *,
+    persistent: bool = False,
+    manual_ack: bool = False,
+    credentials: tuple[str, str] | None = None,
 ) -> mqtt.Client:
     """An MQTT 3.1.1 client for the configured broker; ``persistent`` keeps the session (and
-    the QoS 1 messages queued for it) across disconnects."""
+    the QoS 1 messages queued for it) across disconnects; ``credentials`` = (user, password)."""
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2,
         client_id=client_id,
@@ -19,6 +24,8 @@ def make_client(
         protocol=mqtt.MQTTv311,
         manual_ack=manual_ack,
     )
+    if credentials:
+        client.username_pw_set(*credentials)
     m = settings.mqtt
     if m.tls_ca:
         client.tls_set(

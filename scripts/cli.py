@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ml.cli",
     "ml.impact_cli",
     "lakehouse.analyst_cli",
+    "lakehouse.ledger_cli",
 )
 
 

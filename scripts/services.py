@@ -28,6 +28,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from lakehouse.broker_auth import broker_auth_lines
 from lakehouse.settings import PROJECT_ROOT, ConfigError, Settings
 from lakehouse.status import STALE_SECONDS, read_status, status_path
 from producers.kafka_io import ensure_topics, kafka_reachable
@@ -368,7 +369,7 @@ class Mosquitto(Service):
             "\n".join(
                 [
                     f"listener {self.settings.mqtt.port} {self.host}",
-                    "allow_anonymous true",
+                    *broker_auth_lines(self.settings),
                     "persistence true",
                     f"persistence_location {self.home}/",
                     "autosave_interval 10",

@@ -10,16 +10,27 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from lakehouse.settings import Settings, load_settings
 from serving_api import errors
 from serving_api.auth import Keyring, ReadAccess
 from serving_api.cache import GoldCache
+from serving_api.hardening import RateLimit, SecurityHeaders
 from serving_api.impact import ImpactExplainer
 from serving_api.ingest import PricePublisher
 from serving_api.metrics import ApiMetrics, MetricsMiddleware
 from serving_api.push import Hub, alert_feed, price_feed
-from serving_api.routers import API_PREFIX, alerts, ingest, insights, ops, prices
+from serving_api.routers import (
+    API_PREFIX,
+    alerts,
+    devices,
+    ingest,
+    insights,
+    ledger,
+    ops,
+    prices,
+)
 from serving_api.views import LIVE
 from streaming_jobs.notifier import delivery_counts
 
@@ -77,7 +88,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # the hottest routes first: a request is matched against the routes in order
     for router in (prices.router, insights.router, alerts.router, ingest.router, ops.router):
         app.include_router(router)
+    app.include_router(devices.router)
+    app.include_router(ledger.router)
     app.add_middleware(ReadAccess, keyring=keyring, prefix=API_PREFIX)
+    app.add_middleware(RateLimit, security=settings.security)
+    if settings.security.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.security.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+        )
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 

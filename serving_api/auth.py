@@ -1,26 +1,32 @@
-"""API keys and roles.
+"""API keys, bearer tokens and roles.
 
-Keys live in configuration (``api.keys``) as the SHA-256 of the key only: a minted key is 32
-random bytes, so a fast hash is as safe as a slow one and keeps the check to microseconds. A
-role grants permissions: ``reader`` reads, ``ingest`` posts prices, ``admin`` does both. Reads are
-open when ``api.open_reads`` is on; writes never are. No key (or an unknown one) → 401, a key
-whose role does not grant the permission → 403.
+Machines present an API key (``X-API-Key``); people and devices a short-lived JWT
+(``Authorization: Bearer …``, from ``POST /api/v1/auth/token``). Keys live in configuration
+(``api.keys``) as the SHA-256 of the key only: a minted key is 32 random bytes, so a fast hash is
+as safe as a slow one and keeps the check to microseconds. A role grants permissions: ``reader``
+reads, ``ingest`` posts prices, ``central`` reads and audits the price ledger, ``operator`` also
+manages devices, ``admin`` does everything; a device token grants none of these. Reads are open
+when ``api.open_reads`` is on; writes never are. No credential, an unknown key or an invalid or
+expired token → 401, a role that does not grant the permission → 403.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
+import jwt
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.responses import JSONResponse
-from fastapi.security import APIKeyHeader
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lakehouse.settings import ApiKey, Settings
+from serving_api.tokens import Tokens
 
 KEY_PREFIX = "smk_"
 HEADER = "X-API-Key"
@@ -29,13 +35,34 @@ HEADER = "X-API-Key"
 class Permission(StrEnum):
     read = "read"
     ingest = "ingest"
+    devices = "manage devices"
+    audit = "audit the price ledger"
+    admin = "administer"
 
 
 GRANTS: dict[str, frozenset[Permission]] = {
     "reader": frozenset({Permission.read}),
     "ingest": frozenset({Permission.ingest}),
+    "central": frozenset({Permission.read, Permission.audit}),
+    "operator": frozenset({Permission.read, Permission.devices, Permission.audit}),
     "admin": frozenset(Permission),
+    "device": frozenset(),
 }
+UNAUTHORIZED = {"WWW-Authenticate": "Bearer, ApiKey"}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: an API key, a user or a device."""
+
+    name: str
+    role: str
+    kind: str  # key | user | device
+    market: str | None = None
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, headers=UNAUTHORIZED)
 
 
 def key_hash(key: str) -> str:
@@ -49,36 +76,50 @@ def mint_key(name: str, role: str) -> tuple[str, ApiKey]:
 
 
 class Keyring:
-    """The configured keys by hash, and the rule deciding who may do what."""
+    """The configured keys by hash, the token verifier, and the rule deciding who may do what."""
 
     def __init__(self, settings: Settings) -> None:
         self.open_reads = settings.api.open_reads
+        self.tokens = Tokens(settings)
         self._by_hash = {k.sha256: k for k in settings.api.keys}
 
-    def check(self, presented: str | None, needs: Permission) -> ApiKey | None:
-        """The key's entry, or None for an anonymous read allowed by ``open_reads``; raises
-        HTTPException 401/403 otherwise. An invalid key is refused even where none is needed."""
-        if presented is None:
+    def identify(self, key: str | None, bearer: str | None) -> Principal | None:
+        """Who presented these credentials (None: nobody); HTTPException 401 when they are
+        wrong — an invalid credential is refused even where none is needed."""
+        if key is not None:
+            entry = self._by_hash.get(key_hash(key))
+            if entry is None:
+                raise _unauthorized("unknown API key")
+            return Principal(entry.name, entry.role, "key")
+        if bearer is None:
+            return None
+        try:
+            claims = self.tokens.decode(bearer)
+        except jwt.ExpiredSignatureError:
+            raise _unauthorized("the token has expired: ask for a new one") from None
+        except jwt.InvalidTokenError as exc:
+            raise _unauthorized(f"invalid token: {exc}") from None
+        return Principal(
+            claims["sub"], claims["role"], claims.get("kind", "user"), claims.get("market")
+        )
+
+    def check(self, key: str | None, bearer: str | None, needs: Permission) -> Principal | None:
+        """The caller, or None for an anonymous read allowed by ``open_reads``; raises
+        HTTPException 401/403 otherwise."""
+        who = self.identify(key, bearer)
+        if who is None:
             if needs is Permission.read and self.open_reads:
                 return None
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                f"an API key is required: send it in the {HEADER} header",
-                headers={"WWW-Authenticate": "ApiKey"},
+            raise _unauthorized(
+                f"credentials are required: send an API key in the {HEADER} header or a token "
+                "from POST /api/v1/auth/token as Authorization: Bearer <token>"
             )
-        entry = self._by_hash.get(key_hash(presented))
-        if entry is None:
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                "unknown API key",
-                headers={"WWW-Authenticate": "ApiKey"},
-            )
-        if needs not in GRANTS[entry.role]:
+        if needs not in GRANTS.get(who.role, frozenset()):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
-                f"the key {entry.name!r} has role {entry.role!r}, which may not {needs}",
+                f"{who.kind} {who.name!r} has role {who.role!r}, which may not {needs}",
             )
-        return entry
+        return who
 
 
 _header = APIKeyHeader(
@@ -86,28 +127,40 @@ _header = APIKeyHeader(
 )
 
 
+_bearer = HTTPBearer(auto_error=False, description="JWT from POST /api/v1/auth/token")
+
+
 def require(permission: Permission) -> Any:
-    """Dependency: the caller may ``permission``."""
+    """Dependency: the caller may ``permission``; its value is the caller."""
 
     async def dependency(  # async: a plain def would cost a thread hop per request
-        request: Request, key: Annotated[str | None, Depends(_header)]
-    ) -> ApiKey | None:
+        request: Request,
+        key: Annotated[str | None, Depends(_header)],
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Principal | None:
         keyring: Keyring = request.app.state.keyring
-        return keyring.check(key, permission)
+        return keyring.check(key, bearer.credentials if bearer else None, permission)
 
     return Depends(dependency)
 
 
-def presented_key(scope: Scope) -> str | None:
-    """The key a client sent: the header, or for a WebSocket also ``api_key`` in the query
-    (browsers cannot set headers on a WebSocket)."""
+def presented(scope: Scope) -> tuple[str | None, str | None]:
+    """The API key and the bearer token a client sent: headers, or for a WebSocket also
+    ``api_key`` / ``access_token`` in the query (browsers cannot set headers on a WebSocket)."""
+    key = bearer = None
     wanted = HEADER.lower().encode()
     for name, value in scope["headers"]:
         if name == wanted:
-            return value.decode("latin-1")
-    if scope["type"] == "websocket":
-        return parse_qs(scope.get("query_string", b"").decode("latin-1")).get("api_key", [None])[0]
-    return None
+            key = value.decode("latin-1")
+        elif name == b"authorization":
+            scheme, _, credentials = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and credentials:
+                bearer = credentials.strip()
+    if scope["type"] == "websocket" and key is None and bearer is None:
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        key = query.get("api_key", [None])[0]
+        bearer = query.get("access_token", [None])[0]
+    return key, bearer
 
 
 class ReadAccess:
@@ -125,7 +178,7 @@ class ReadAccess:
             scope["path"].startswith(self.prefix)
         ):
             try:
-                self.keyring.check(presented_key(scope), Permission.read)
+                self.keyring.check(*presented(scope), Permission.read)
             except HTTPException as exc:
                 if kind == "websocket":
                     close = {"type": "websocket.close", "code": 1008, "reason": exc.detail}

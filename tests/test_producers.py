@@ -19,7 +19,7 @@ import pytest
 from lakehouse.settings import PROJECT_ROOT
 from lakehouse.status import read_status
 from producers.csv_ingest import FolderWatcher, ingest_file
-from producers.devices import Simulator, connect, fleet, publish
+from producers.devices import FleetConnection, Simulator, fleet, provision, publish
 from producers.kafka_io import EventProducer
 from tests.kafka_helpers import consume, end_offsets
 from tests.test_reports import MESSY
@@ -179,11 +179,12 @@ def test_bridge_loses_nothing_across_kill_minus_nine(kafka, mosquitto, settings)
     _wait_connected(settings, bridge)
 
     wib = ZoneInfo("Asia/Jakarta")
-    sim = Simulator(settings, fleet(3, ["IP-001", "IP-003", "IP-004", "IP-005"]), seed=7)
+    devices = fleet(3, ["IP-001", "IP-003", "IP-004", "IP-005"])
+    sim = Simulator(settings, devices, seed=7)
     readings = list(
         islice(sim.readings(datetime(2025, 3, 1, tzinfo=wib), timedelta(minutes=1)), 10_000)
     )
-    client = connect(settings)
+    client = FleetConnection(settings, provision(settings, devices))
 
     def publish_slowly() -> None:
         for i in range(0, len(readings), 500):
@@ -201,7 +202,7 @@ def test_bridge_loses_nothing_across_kill_minus_nine(kafka, mosquitto, settings)
     bridge.send_signal(signal.SIGKILL)
     bridge.wait()
     assert seen < 10_000, "the bridge finished before it could be killed"
-    client.publish(
+    client.client("IP-001-d1").publish(
         "markets/IP-001/devices/IP-001-d1/temperature_c", b"\xff\xfe garbage", qos=1
     ).wait_for_publish()
     publisher.join()
@@ -225,5 +226,4 @@ def test_bridge_loses_nothing_across_kill_minus_nine(kafka, mosquitto, settings)
     finally:
         restarted.send_signal(signal.SIGTERM)
         assert restarted.wait(timeout=60) == 0
-        client.loop_stop()
-        client.disconnect()
+        client.close()

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from lakehouse.events import Metric, SensorEvent
+from lakehouse.registry import Device
 from producers.devices import Simulator, fleet
 from producers.mqtt_bridge import PayloadError, to_sensor_event
 from producers.replay import fan_out, synthetic_markets
@@ -129,12 +130,20 @@ def test_unusable_files_raise_a_clear_error(tmp_path: Path, content, message: st
         open_report(path)
 
 
+def registered(market_id: str = "IP-001", status: str = "active", metrics=tuple(Metric)):
+    """A device lookup knowing one device, ``d1``."""
+    now = datetime(2025, 1, 1, tzinfo=WIB)
+    d1 = Device("d1", market_id, tuple(metrics), status, 1, now, now, None)
+    return {"d1": d1}.get
+
+
 def test_mqtt_payload_to_sensor_event():
     at = "2025-03-01T08:00:00+07:00"
     event = to_sensor_event(
         "markets/IP-001/devices/d1/humidity_pct",
         f'{{"value": 80.5, "observed_at": "{at}"}}'.encode(),
         "markets",
+        registered(),
     )
     assert (event.market_id, event.device_id, event.metric, event.value) == (
         "IP-001",
@@ -176,7 +185,31 @@ def test_mqtt_payload_to_sensor_event():
 )
 def test_bad_mqtt_payloads_are_explained(topic: str, payload: bytes, reason: str):
     with pytest.raises(PayloadError, match=reason):
-        to_sensor_event(topic, payload, "markets")
+        to_sensor_event(topic, payload, "markets", registered())
+
+
+@pytest.mark.parametrize(
+    ("topic", "lookup", "reason"),
+    [
+        ("markets/IP-001/devices/d9/humidity_pct", registered(), "unknown device 'd9'"),
+        ("markets/IP-001/devices/d1/humidity_pct", registered(status="revoked"), "revoked"),
+        (
+            "markets/IP-003/devices/d1/humidity_pct",
+            registered(),
+            "registered for market 'IP-001' but published under market 'IP-003'",
+        ),
+        (
+            "markets/IP-001/devices/d1/humidity_pct",
+            registered(metrics=["crowd_count"]),
+            "metric 'humidity_pct' is not registered",
+        ),
+    ],
+)
+def test_readings_the_registry_does_not_vouch_for_are_refused(topic, lookup, reason):
+    with pytest.raises(PayloadError, match=reason):
+        to_sensor_event(
+            topic, b'{"value": 1, "observed_at": "2025-01-01T00:00Z"}', "markets", lookup
+        )
 
 
 def test_simulator_is_deterministic_and_injects_faults(settings):

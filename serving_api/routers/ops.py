@@ -1,4 +1,5 @@
-"""Liveness, readiness and Prometheus metrics (open: meant for the supervisor and the scraper)."""
+"""Liveness, readiness and Prometheus metrics (open: meant for the supervisor and the scraper;
+``/metrics`` needs an admin credential when reads are closed)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pydantic import BaseModel
 
 from lakehouse.settings import Settings
 from producers.kafka_io import kafka_reachable
+from serving_api.auth import Keyring, Permission, presented
 
 READY_CACHE_SECONDS = 2.0
 
@@ -74,11 +76,15 @@ async def ready(request: Request, response: Response) -> Readiness:
 
 @router.get(
     "/metrics",
-    summary="Prometheus metrics: requests and latency per route, cache, table versions, lag",
+    summary="Prometheus metrics: requests and latency per route, cache, table versions, lag "
+    "(admin only when api.open_reads is off)",
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
 )
 async def metrics(request: Request) -> Response:
+    keyring: Keyring = request.app.state.keyring
+    if not keyring.open_reads:
+        keyring.check(*presented(request.scope), Permission.admin)
     return Response(
         generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
     )

@@ -1,0 +1,1 @@
+"""Alembic migrations of the device registry (applied by ``lakehouse.registry.open_registry``)."""
