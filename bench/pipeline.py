@@ -12,6 +12,9 @@ Prints, next to the raw produce rate of the same payloads measured in the same r
   the same probes' arrival on ``WS /api/v1/prices/ws``; p50/p95/p99 of both;
 - **reads while writes flow**: ``GET /api/v1/prices/live`` at a fixed 1 000 requests/s offered
   (open loop, latency from the scheduled time), during the 5 000 ev/s phase;
+- **alerts**: a planted 45 °C reading at one market after another (the cold-chain rule's
+  critical level): seconds until its alert is in ``GET /api/v1/alerts`` and on the alerts
+  WebSocket;
 - **throughput**: ``--events`` produced as fast as possible, then drained: events/s from the
   first produce to the last event in silver (accepted + quarantined, from ``gold.data_quality``,
   which a silver batch writes last), and silver checked to hold each of them exactly once.
@@ -170,6 +173,51 @@ class Probes:
         self._ws.close()
 
 
+def alert_probes(settings: Settings, api: str, count: int) -> tuple[list[float], list[float]]:
+    """A hot reading (45 °C: the cold-chain rule's critical level) at one market after another,
+    each seconds until its alert is in GET /api/v1/alerts and on WS /api/v1/alerts/ws."""
+    places = [m for m in sorted(markets().values(), key=lambda m: m.market_id) if m.kind == "pasar"]
+    producer = Producer(EventProducer.config(settings))
+    pushed: dict[str, float] = {}
+    socket = connect(f"{api.replace('http', 'ws', 1)}/api/v1/alerts/ws", open_timeout=30)
+
+    def listen() -> None:
+        for message in socket:
+            alert = json.loads(message)["alert"]
+            if alert["rule"] == "temperature":
+                pushed.setdefault(alert["market_id"], time.monotonic())
+
+    threading.Thread(target=listen, daemon=True).start()
+    listed, on_socket = [], []
+    with httpx.Client(base_url=api, timeout=10) as client:
+        for market in places[-count:]:
+            at = datetime.now(UTC)
+            reading = {
+                "event_id": str(uuid.uuid4()), "schema_version": 1, "event_type": "sensor",
+                "market_id": market.market_id, "device_id": f"{market.market_id}-bench",
+                "metric": "temperature_c", "value": 45.0, "observed_at": at.isoformat(),
+                "source": "bench",
+            }  # fmt: skip
+            sent = time.monotonic()
+            producer.produce(settings.kafka.topics.sensors, orjson.dumps(reading))
+            producer.flush()
+            while time.monotonic() - sent < PROBE_TIMEOUT:
+                alerts = client.get("/api/v1/alerts", params={"limit": 500}).json()
+                if any(
+                    a["rule"] == "temperature" and a["market_id"] == market.market_id
+                    for a in alerts
+                ):
+                    listed.append(time.monotonic() - sent)
+                    break
+                time.sleep(POLL_EVERY)
+            else:
+                raise SystemExit("error: a planted alert did not appear within 120 s")
+            if market.market_id in pushed:
+                on_socket.append(pushed[market.market_id] - sent)
+    socket.close()
+    return listed, on_socket
+
+
 def percentiles(values: list[float]) -> tuple[float, float, float]:
     ordered = sorted(values)
 
@@ -236,6 +284,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rates", nargs="+", type=float, default=[1000, 5000, 20000])
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--events", type=int, default=500_000)
+    parser.add_argument("--alerts", type=int, default=20, help="planted alerts")
     args = parser.parse_args(argv)
 
     with (
@@ -252,6 +301,7 @@ def main(argv: list[str] | None = None) -> None:
             phases = [freshness(settings, probes, rate, args.seconds) for rate in args.rates]
         finally:
             probes.close()
+        alerts = alert_probes(settings, api, args.alerts)
         burst = throughput(settings, args.events)
         rows, distinct = exactly_once(settings)
 
@@ -273,6 +323,12 @@ def main(argv: list[str] | None = None) -> None:
                 f"p50 {reads.percentile(50):.1f} ms, p99 {reads.percentile(99):.1f} ms, "
                 f"{reads.errors} errors"
             )
+    listed, on_socket = (percentiles(a) if a else (float("nan"),) * 3 for a in alerts)
+    print(
+        f"\nalerts: {len(alerts[0])} planted (45 °C readings): visible in GET /alerts p50 "
+        f"{listed[0]:.2f} s, p95 {listed[1]:.2f} s; pushed on WS /alerts/ws p50 "
+        f"{on_socket[0]:.2f} s, p95 {on_socket[1]:.2f} s"
+    )
     print(
         f"\nthroughput: {burst['events']:,} events produced at {burst['produce_rate']:,.0f}/s, "
         f"Kafka → silver {burst['rate']:,.0f} events/s = {burst['rate'] / raw:.3f} × raw"
