@@ -22,6 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from time import monotonic
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -119,6 +120,19 @@ def in_parallel(tasks: list[Callable[[], None]]) -> None:
             future.result()
 
 
+class Laps:
+    """Seconds spent in each step of a batch, for its log line."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = monotonic()
+
+    def __call__(self, step: str) -> None:
+        now = monotonic()
+        self.seconds[step] = round(now - self._last, 3)
+        self._last = now
+
+
 class SilverBatch:
     """The ``foreachBatch`` function of the silver query."""
 
@@ -145,7 +159,9 @@ class SilverBatch:
 
     def __call__(self, records: DataFrame, batch_id: int) -> None:
         now = datetime.now(UTC)
+        laps = Laps()
         records = records.localCheckpoint()
+        laps("read")
         parsed = parse_events(
             records.where("first_copy"), self.topic_types, self.settings.kafka.topics.deadletter
         ).localCheckpoint()
@@ -153,8 +169,10 @@ class SilverBatch:
         prices, price_state = self._prices(events, batch_id, now)
         sensors, sensor_state = self._sensors(events, batch_id, now)
         prices, sensors = prices.localCheckpoint(), sensors.localCheckpoint()
+        laps("judge")
         quality = batch_quality(records, parsed, prices, sensors, batch_id, now).localCheckpoint()
         totals = quality.agg(F.sum("received"), F.sum("accepted"), F.sum("quarantined")).first()
+        laps("count")
         if not totals[0]:
             return  # a batch without records (Spark runs some to expire state)
 
@@ -202,8 +220,10 @@ class SilverBatch:
                 *merges,
             ]
         )
+        laps("write")
         # last: the batch's quality rows say it is complete (the gold query follows them)
         delta_io.append_once(quality, GOLD_DATA_QUALITY, self.settings, APP_ID, batch_id)
+        laps("complete")
         log.info(
             "silver batch done",
             extra={
@@ -211,6 +231,7 @@ class SilverBatch:
                 "received": totals[0],
                 "accepted": totals[1],
                 "quarantined": totals[2],
+                "seconds": laps.seconds,
             },
         )
 
@@ -307,8 +328,10 @@ class GoldBatch:
         batch_ids = sorted(r[0] for r in quality.select("batch_id").distinct().collect())
         if not batch_ids:
             return
+        laps = Laps()
         prices = self._of_batches(SILVER_PRICES, batch_ids)
         sensors = self._of_batches(SILVER_SENSORS, batch_ids)
+        laps("read")
         in_parallel(
             [
                 partial(self._gold_prices, prices),
@@ -316,9 +339,18 @@ class GoldBatch:
                 partial(self._quality_daily, quality),
             ]
         )
+        laps("aggregates")
         # last: alerts, evaluated on all of it (gold.alerts)
         self.alerts(gold_batch_id, prices, sensors, quality, now)
-        log.info("gold batch done", extra={"batch_id": gold_batch_id, "silver_batches": batch_ids})
+        laps("alerts")
+        log.info(
+            "gold batch done",
+            extra={
+                "batch_id": gold_batch_id,
+                "silver_batches": batch_ids,
+                "seconds": laps.seconds,
+            },
+        )
 
     def _touched(self, silver: Table, rows: DataFrame, keys: tuple[str, ...]) -> DataFrame:
         """The silver rows of the ``keys`` × local days that ``rows`` touched: the partitions
