@@ -1,6 +1,9 @@
 """Property-based fuzz of the API's OpenAPI schema (schemathesis): whatever the parameters and
-bodies, the API answers with a 2xx or 4xx, never a server error. Runs over the replayed gold
-tables, with an admin key so that POST /prices reaches Kafka (topics of its own).
+bodies, the API answers with a 2xx or 4xx, or with a 503 that the operation documents for a
+state of the platform (no impact model trained yet, Kafka not confirming, not ready) — never an
+undocumented server error. Derandomized: the same examples on every run, whatever the order.
+Runs over the replayed gold tables, with an admin key so that POST /prices reaches Kafka
+(topics of its own).
 
 Each operation's hypothesis strategy is driven from a plain test (schemathesis' pytest plugin
 does not run under pytest 9)."""
@@ -12,7 +15,6 @@ import uuid
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from schemathesis.checks import not_a_server_error
 
 from lakehouse.settings import Settings, Topics
 from producers.kafka_io import ensure_topics
@@ -39,6 +41,11 @@ def key_and_schema(replayed: Settings, kafka) -> tuple[str, schemathesis.BaseSch
     return key, schemathesis.openapi.from_asgi("/openapi.json", create_app(own))
 
 
+def documented_errors(case: schemathesis.Case) -> set[str]:
+    """The status codes the operation's OpenAPI entry documents."""
+    return set(case.operation.definition.raw.get("responses", {}))
+
+
 def test_no_server_errors(key_and_schema: tuple[str, schemathesis.BaseSchema]) -> None:
     key, schema = key_and_schema
     operations = [result.ok() for result in schema.get_all_operations()]
@@ -52,8 +59,13 @@ def test_no_server_errors(key_and_schema: tuple[str, schemathesis.BaseSchema]) -
             deadline=None,
             suppress_health_check=list(HealthCheck),
             database=None,
+            derandomize=True,
         )
         def no_server_error(case: schemathesis.Case) -> None:
-            case.call_and_validate(headers={"X-API-Key": key}, checks=[not_a_server_error])
+            response = case.call(headers={"X-API-Key": key})
+            documented = str(response.status_code) in documented_errors(case)
+            assert response.status_code < 500 or (response.status_code == 503 and documented), (
+                f"{case.method} {case.formatted_path}: {response.status_code} {response.text}"
+            )
 
         no_server_error()

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
@@ -146,7 +147,8 @@ def test_backfill_behind_live_devices_lands_in_silver_and_gold(
     quarantine = table(settings, SILVER_QUARANTINE)
     accepted = table(settings, SILVER_PRICES)
     assert len(accepted) + len(quarantine) == summary.published
-    assert len(accepted) >= 0.98 * summary.published  # real daily moves are not outliers
+    reasons = Counter(r for rs in quarantine["reasons"] for r in rs)
+    assert len(accepted) >= 0.98 * summary.published, reasons  # real moves are not outliers
     assert not any("late" in reasons for reasons in quarantine["reasons"])
     daily = table(settings, GOLD_PRICE_DAILY)
     days = accepted.groupby(["market_id", "commodity", "observed_date"]).ngroups
