@@ -32,6 +32,9 @@ from serving_api.metrics import ApiMetrics
 log = logging.getLogger(__name__)
 
 V = TypeVar("V")
+#: a ``recent`` table's commits read at build time: more than the writes that can be in flight
+#: between it and its seed (one silver batch appends once, then MERGEs the seed)
+RECENT_COMMITS = 20
 Tables = dict[str, pa.Table]
 Builder = Callable[[Settings, Tables], V]
 Updater = Callable[[Settings, V, Tables], V]
@@ -47,6 +50,11 @@ class ViewSpec(Generic[V]):
     tables: tuple[Table, ...]
     build: Builder[V]
     update: Updater[V] | None = None
+    #: followed tables read at build time as their last ``RECENT_COMMITS`` commits' rows only
+    #: (a large append-only table whose past the view takes from a ``seeds`` table instead)
+    recent: tuple[Table, ...] = ()
+    #: tables read whole at build time but not followed
+    seeds: tuple[Table, ...] = ()
 
 
 def empty_table(table: Table) -> pa.Table:
@@ -163,10 +171,20 @@ class GoldCache:
                 versions.append(None)
             else:
                 versions.append(delta.version())
-                tables[table.qualified_name] = delta.to_pyarrow_table()
+                if table in spec.recent:
+                    since = max(delta.version() - RECENT_COMMITS, -1)
+                    versions[-1], rows = added_since(table, self.settings, since)
+                else:
+                    rows = delta.to_pyarrow_table()
+                tables[table.qualified_name] = rows
             self.metrics.table_version.labels(table.qualified_name).set(
                 -1 if versions[-1] is None else versions[-1]
             )
+        for seed in spec.seeds:
+            try:
+                tables[seed.qualified_name] = open_table(seed, self.settings).to_pyarrow_table()
+            except TableMissing:
+                tables[seed.qualified_name] = empty_table(seed)
         value = spec.build(self.settings, tables)
         log.info(
             "view built",

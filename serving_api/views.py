@@ -33,6 +33,7 @@ from lakehouse.tables import (
     GOLD_PRICE_HOURLY,
     GOLD_PRICE_LATEST,
     GOLD_REGION_DAILY,
+    SILVER_PRICES,
 )
 from serving_api.cache import Tables, ViewSpec
 
@@ -372,18 +373,22 @@ def _add_closes(closes: Closes, rows: pa.Table) -> set[LatestKey]:
 
 
 def build_live(settings: Settings, tables: Tables) -> LiveView:
+    """From ``gold.price_latest`` and the prices of silver's last commits (a batch appends to
+    silver before it MERGEs the latest prices), and the daily closes."""
     latest: dict[LatestKey, dict[str, Any]] = {}
     closes: Closes = {}
     touched = _add_latest(latest, tables[GOLD_PRICE_LATEST.qualified_name])
+    touched |= _add_latest(latest, tables[SILVER_PRICES.qualified_name])
     _add_closes(closes, tables[GOLD_PRICE_DAILY.qualified_name])
     return _live(settings.tz, latest, closes, {}, touched)
 
 
 def update_live(settings: Settings, view: LiveView, added: Tables) -> LiveView:
-    """``view`` moved forward with the rows the new commits added (the old view keeps
-    answering meanwhile, unchanged)."""
+    """``view`` moved forward with the prices silver's new commits added and the new daily
+    closes (the old view keeps answering meanwhile, unchanged): a price is live as soon as
+    silver holds it."""
     latest, closes = dict(view.latest), dict(view.closes)
-    touched = _add_latest(latest, added[GOLD_PRICE_LATEST.qualified_name])
+    touched = _add_latest(latest, added[SILVER_PRICES.qualified_name])
     touched |= _add_closes(closes, added[GOLD_PRICE_DAILY.qualified_name])
     return _live(view.tz, latest, closes, dict(view.items), touched)
 
@@ -491,7 +496,14 @@ def build_alerts(settings: Settings, tables: Tables) -> list[dict[str, Any]]:
     )
 
 
-LIVE = ViewSpec("live", (GOLD_PRICE_LATEST, GOLD_PRICE_DAILY), build_live, update_live)
+LIVE = ViewSpec(
+    "live",
+    (SILVER_PRICES, GOLD_PRICE_DAILY),
+    build_live,
+    update_live,
+    recent=(SILVER_PRICES,),
+    seeds=(GOLD_PRICE_LATEST,),
+)
 MARKETS = ViewSpec("markets", (GOLD_PRICE_LATEST,), build_markets)
 HISTORY: dict[Granularity, ViewSpec[HistoryIndex]] = {
     "day": ViewSpec("history_day", (GOLD_PRICE_DAILY,), partial(build_history, granularity="day")),

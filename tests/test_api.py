@@ -269,8 +269,9 @@ def test_cache_refreshes_when_a_new_version_lands(replayed: Settings, tmp_path: 
     with TestClient(create_app(settings)) as c:
         before = c.get(f"{API}/prices/live", params={"commodity": "beras"}).json()
         assert all(r["market_id"] != "IP-030" for r in before)
-        latest = open_table(GOLD_PRICE_LATEST, settings)
-        row = {
+        # a silver batch appends its prices (then MERGEs gold.price_latest): live from silver
+        silver = open_table(SILVER_PRICES, settings)
+        row = silver.to_pyarrow_table().slice(0, 1).to_pylist()[0] | {
             "market_id": "IP-030",
             "commodity": "beras",
             "region": "DKI Jakarta",
@@ -282,9 +283,10 @@ def test_cache_refreshes_when_a_new_version_lands(replayed: Settings, tmp_path: 
             "flags": ["zscore"],
         }
         write_deltalake(
-            latest.table_uri,
-            pa.Table.from_pylist([row], schema=latest.to_pyarrow_table().schema),
+            silver.table_uri,
+            pa.Table.from_pylist([row], schema=silver.to_pyarrow_table().schema),
             mode="append",
+            partition_by=list(SILVER_PRICES.partition_by),
         )
         # the request that notices the new version starts the rebuild and gets the previous
         # view (stale-while-revalidate); the new row shows as soon as the rebuild is done
@@ -300,7 +302,7 @@ def test_cache_refreshes_when_a_new_version_lands(replayed: Settings, tmp_path: 
         scraped = c.get("/metrics").text
         assert 'smartmarket_api_cache_total{result="miss",view="live"} 1.0' in scraped
         assert 'smartmarket_api_cache_total{result="stale",view="live"}' in scraped
-        assert f'table_version{{table="gold.price_latest"}} {latest.version() + 1}.0' in scraped
+        assert f'table_version{{table="silver.prices"}} {silver.version() + 1}.0' in scraped
         # moved forward from the commit alone, the view answers what a full build answers
         with TestClient(create_app(settings)) as fresh:
             assert fresh.get(f"{API}/prices/live").json() == c.get(f"{API}/prices/live").json()
