@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lakehouse.errors import InputError
 from lakehouse.settings import PROJECT_ROOT, ConfigError, Settings
-from producers.reports import InputError
 
 if TYPE_CHECKING:
     import pandas as pd

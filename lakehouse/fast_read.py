@@ -17,7 +17,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from lakehouse.settings import Settings
-from lakehouse.tables import Table
+from lakehouse.tables import GOLD_ALERT_DELIVERIES, Table
 
 
 class TableMissing(LookupError):
@@ -87,3 +87,13 @@ def added_since(table: Table, settings: Settings, version: int) -> tuple[int, pa
         return current, pa.table({})
     parts = [_added_rows(root, add) for add in files]
     return current, pa.concat_tables(parts, promote_options="default")
+
+
+def delivery_counts(settings: Settings) -> dict[str, int]:
+    """Finished deliveries per outcome (``delivered``, ``undelivered``), for metrics."""
+    try:
+        rows = open_table(GOLD_ALERT_DELIVERIES, settings).to_pyarrow_table(columns=["delivered"])
+    except TableMissing:
+        return {"delivered": 0, "undelivered": 0}
+    delivered = sum(1 for d in rows.column("delivered").to_pylist() if d)
+    return {"delivered": delivered, "undelivered": rows.num_rows - delivered}

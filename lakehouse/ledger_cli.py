@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from lakehouse.settings import Settings
 
 if TYPE_CHECKING:
-    from scripts.cli import CommandFactory
+    from lakehouse.errors import CommandFactory
 
 
 def cmd_ledger(settings: Settings, args: argparse.Namespace) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from producers.reports import InputError
+from lakehouse.errors import InputError
 
 DAILY_COLUMNS = ("market_id", "region", "commodity", "date", "price")
 

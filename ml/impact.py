@@ -40,14 +40,14 @@ import joblib
 import numpy as np
 import pandas as pd
 import xgboost as xgb
-from pydantic import BaseModel
 from sklearn.metrics import r2_score
 from tqdm import tqdm
 
+from lakehouse.errors import InputError
 from lakehouse.reference import markets
 from lakehouse.settings import ImpactSettings, Settings, load_settings
 from ml.daily import validated_daily
-from producers.reports import InputError
+from ml.impact_result import ImpactResult, model_path
 
 log = logging.getLogger(__name__)
 
@@ -80,25 +80,6 @@ class ImpactInputs:
     food_inflation: pd.DataFrame  # date, food_inflation_yoy_pct
     inflation_mom: pd.DataFrame  # date, inflation_rate_mom_pct
     daily: pd.DataFrame | None = None  # market_id, region, commodity, date, price (daily closes)
-
-
-class ImpactResult(BaseModel):
-    """Why the price of ``commodity`` at ``locations`` changed in ``month`` vs the month before."""
-
-    commodity: str
-    market_id: str | None
-    region: str | None
-    locations: list[str]  # the panel locations or markets whose data was used
-    month: str  # YYYY-MM
-    price: float  # mean price in the month, IDR
-    previous_price: float  # mean price the month before, IDR
-    price_change: float  # IDR
-    price_change_pct: float
-    explained_change_pct: float  # what the factors add up to (log %, beyond the average change)
-    impact_score: float  # 0..100, see the module docstring
-    dominant_factor: str
-    factors_with_weights: dict[str, int]  # family → whole percent, summing to 100
-    contributions: dict[str, float]  # family → signed contribution, log % points
 
 
 @dataclass
@@ -170,11 +151,6 @@ class ImpactModel:
         if not isinstance(model, cls):
             raise InputError(f"{path} does not hold an impact model")
         return model
-
-
-def model_path(settings: Settings) -> Path:
-    """Where ``./run.sh retrain`` keeps the fitted model that the API and alerts explain with."""
-    return settings.paths.data_dir / "models" / "impact.joblib"
 
 
 def describe(model: ImpactModel, path: Path) -> str:

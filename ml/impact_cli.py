@@ -12,7 +12,7 @@ from lakehouse.settings import Settings
 if TYPE_CHECKING:
     import pandas as pd
 
-    from scripts.cli import CommandFactory
+    from lakehouse.errors import CommandFactory
 
 
 def daily_closes(path: Path, settings: Settings) -> pd.DataFrame:

@@ -291,13 +291,14 @@ def score_anomalies(settings: Settings) -> dict[str, int]:
 
 def fit_impact(settings: Settings) -> str:
     """Fit the price-impact model on the sample real data plus gold's daily closes, save it
-    where the API loads it (``ml.impact.model_path``) and log it with its hold-out fit to
+    where the API loads it (``ml.impact_result.model_path``) and log it with its hold-out fit to
     MLflow. Returns a one-line summary."""
     import mlflow
 
     from ml import tracking
-    from ml.impact import describe, fit_impact_model, load_inputs, model_path
+    from ml.impact import describe, fit_impact_model, load_inputs
     from ml.impact import model_params as impact_params
+    from ml.impact_result import model_path
 
     daily, version = daily_closes(settings)
     tags = {"gold.price_daily.version": version}

@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from producers.reports import InputError, open_report, parse_rows
+from lakehouse.errors import InputError
+from producers.reports import open_report, parse_rows
 
 SERIES_COLUMNS = ["series_id", "series_kind", "market_id", "region", "commodity", "date", "y"]
 

@@ -14,13 +14,12 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from lakehouse.events import DeadLetter, PriceEvent, SensorEvent
+from lakehouse.errors import InputError
+from lakehouse.events import NOT_REPORTED, DeadLetter, PriceEvent, SensorEvent
 from lakehouse.settings import Settings
 from producers.formats import FormatChoice
 from producers.kafka_io import EventProducer
 from producers.reports import (
-    NOT_REPORTED,
-    InputError,
     ParsedRow,
     ReportFile,
     open_report,

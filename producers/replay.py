@@ -16,13 +16,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from lakehouse.events import PriceEvent, SensorEvent, deterministic_id
+from lakehouse.errors import InputError
+from lakehouse.events import NOT_REPORTED, PriceEvent, SensorEvent, deterministic_id
 from lakehouse.reference import markets
 from lakehouse.settings import Settings
 from producers.csv_ingest import dead_letter
 from producers.formats import FormatChoice
 from producers.kafka_io import EventProducer
-from producers.reports import NOT_REPORTED, InputError, open_report, parse_rows
+from producers.reports import open_report, parse_rows
 
 LEVEL_SHIFT_SD = 0.08  # spread of market price levels around the real series
 NOISE_SD = 0.02  # day-to-day noise of a synthetic market

@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
+from lakehouse.errors import InputError
 from lakehouse.events import NOT_REPORTED, PriceEvent, SensorEvent, deterministic_id
 from lakehouse.reference import commodities, commodity_id, normal_form, province_name
 from producers.formats import FIELDS, FormatChoice, PriceFormat
@@ -42,10 +43,6 @@ PRICE_OPTIONAL = ("region", "unit", "source")
 NOT_REPORTED_CELLS = ("", "-", "–", "—")
 SENSOR_REQUIRED = ("observed_at", "market_id", "device_id", "metric", "value")
 DELIMITERS = (",", ";")
-
-
-class InputError(Exception):
-    """The file as a whole cannot be read; the message tells the user what is wrong."""
 
 
 @dataclass(frozen=True)

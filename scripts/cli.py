@@ -10,19 +10,16 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+from lakehouse.errors import Handler, InputError
 from lakehouse.logs import configure_logging
 from lakehouse.settings import ConfigError, Settings, load_settings
 from lakehouse.status import stop_event
 from producers.formats import FormatChoice
-from producers.reports import InputError, parse_time
+from producers.reports import parse_time
 from scripts.services import Service, services
-
-Handler = Callable[[Settings, argparse.Namespace], int]
-CommandFactory = Callable[[str, Handler, str], argparse.ArgumentParser]
 
 # Feature packages that add subcommands: each module has ``register(command: CommandFactory)``
 # and keeps its module-level imports light (heavy ones go inside the handlers).

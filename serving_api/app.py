@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from lakehouse.fast_read import delivery_counts
 from lakehouse.settings import Settings, load_settings
 from serving_api import errors
 from serving_api.auth import Keyring, ReadAccess
@@ -32,7 +33,6 @@ from serving_api.routers import (
     prices,
 )
 from serving_api.views import LIVE
-from streaming_jobs.notifier import delivery_counts
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, get_args
 from lakehouse.settings import ConfigError, Role, Settings
 
 if TYPE_CHECKING:
-    from scripts.cli import CommandFactory
+    from lakehouse.errors import CommandFactory
 
 ROLES: tuple[str, ...] = get_args(Role)
 MIN_PASSWORD = 12

@@ -9,18 +9,18 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import status
 
+from lakehouse.errors import InputError
 from lakehouse.settings import Settings
-from producers.reports import InputError
+from ml.impact_result import model_path
 from serving_api.errors import ApiError
 
 if TYPE_CHECKING:
-    from ml.impact import ImpactModel, ImpactResult
+    from ml.impact import ImpactModel
+    from ml.impact_result import ImpactResult
 
 
 class ImpactExplainer:
     def __init__(self, settings: Settings) -> None:
-        from ml.impact import model_path
-
         self.path = model_path(settings)
         self._lock = threading.Lock()
         self._model: ImpactModel | None = None

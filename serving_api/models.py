@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ml.impact import ImpactResult
+from ml.impact_result import ImpactResult
 
 
 def _example(**values: object) -> ConfigDict:

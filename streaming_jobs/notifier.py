@@ -7,7 +7,8 @@ Each alert *state* (``status:severity`` — opened, escalated, resolved) is sent
 A failed attempt is retried with exponential backoff without blocking the other deliveries;
 when the attempts are exhausted the state is recorded as undelivered. Every finished delivery
 is a row of ``gold.alert_deliveries`` (delivered or not, attempts, last error): the notifier
-skips what is there after a restart, and ``delivery_counts`` gives the totals for metrics.
+skips what is there after a restart, and ``lakehouse.fast_read.delivery_counts`` gives the
+totals for metrics.
 Delivery is at least once: a crash between a successful POST and its record re-sends it, with
 the same ``Idempotency-Key`` header (``<alert_id>:<state>``) so receivers can drop the copy.
 """
@@ -99,16 +100,6 @@ class Delivery:
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.alert["alert_id"], self.channel.name, state_of(self.alert))
-
-
-def delivery_counts(settings: Settings) -> dict[str, int]:
-    """Finished deliveries per outcome (``delivered``, ``undelivered``), for metrics."""
-    try:
-        rows = open_table(GOLD_ALERT_DELIVERIES, settings).to_pyarrow_table(columns=["delivered"])
-    except TableMissing:
-        return {"delivered": 0, "undelivered": 0}
-    delivered = sum(1 for d in rows.column("delivered").to_pylist() if d)
-    return {"delivered": delivered, "undelivered": rows.num_rows - delivered}
 
 
 class Notifier:

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lakehouse.errors import InputError
 from lakehouse.reference import markets
 from lakehouse.settings import Settings
 from ml.anomalies import MODEL_NAMES, OUTPUT_COLUMNS, detect, model_params
-from producers.reports import InputError
 
 # Real places around Jakarta (and one in Bandung) the sample national series is fanned out to.
 EVAL_MARKETS = (

@@ -12,12 +12,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from deltalake import DeltaTable
 
+from lakehouse.errors import InputError
+from lakehouse.events import NOT_REPORTED
 from lakehouse.tables import SILVER_PRICES, SILVER_QUARANTINE
 from producers.csv_ingest import FolderWatcher, ingest_file
 from producers.formats import FormatChoice, FormatError, formats
 from producers.kafka_io import EventProducer, ensure_topics
 from producers.replay import replay
-from producers.reports import NOT_REPORTED, InputError, not_reported, open_report, parse_rows
+from producers.reports import not_reported, open_report, parse_rows
 from tests.conftest import drain, isolated
 from tests.kafka_helpers import consume, end_offsets
 from tests.test_producers import run_cli

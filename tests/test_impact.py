@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lakehouse.errors import InputError
 from lakehouse.reference import markets
 from lakehouse.settings import Settings
 from ml.impact import (
@@ -21,9 +22,8 @@ from ml.impact import (
     fit_if_missing,
     fit_impact_model,
     load_inputs,
-    model_path,
 )
-from producers.reports import InputError
+from ml.impact_result import model_path
 
 # Measured on the held-out last 6 months of the rice panel (12 locations): R² 0.24 of the monthly
 # change, price MAPE 0.53 % vs 0.55 % for "no change". Monthly rice prices are sticky (a third of

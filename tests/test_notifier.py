@@ -15,10 +15,11 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
+from lakehouse.fast_read import delivery_counts
 from lakehouse.settings import AlertSettings, NotifierChannel, Settings
 from lakehouse.tables import GOLD_ALERT_DELIVERIES, GOLD_ALERTS, arrow_schema
 from scripts.isolated_stack import free_ports
-from streaming_jobs.notifier import Notifier, delivery_counts
+from streaming_jobs.notifier import Notifier
 from tests.conftest import isolated
 
 NOW = datetime.now(UTC).replace(microsecond=0)

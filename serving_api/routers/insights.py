@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 
-from ml.impact import ImpactResult
+from ml.impact_result import ImpactResult
 from serving_api.errors import ApiError, resolve_commodity, resolve_market
 from serving_api.models import Anomaly, ForecastSeries, QualityRow
 from serving_api.routers import API_PREFIX, READ_ERRORS, gold
