@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,6 +89,19 @@ def isolated(settings: Settings, root: Path) -> Settings:
             "paths": settings.paths.model_copy(
                 update={"lakehouse_root": root / "lakehouse", "checkpoint_root": root / "chk"}
             ),
+        }
+    )
+
+
+def secured(settings: Settings, root: Path, keys: list | None = None, **security: Any) -> Settings:
+    """``settings`` with a data folder (registry, secrets) of its own and closed reads."""
+    return settings.model_copy(
+        update={
+            "paths": settings.paths.model_copy(
+                update={"data_dir": root, "lakehouse_root": root / "lakehouse"}
+            ),
+            "api": settings.api.model_copy(update={"open_reads": False, "keys": keys or []}),
+            "security": settings.security.model_copy(update=security),
         }
     )
 

@@ -36,7 +36,7 @@ from streaming_jobs.alerts import (
 )
 from streaming_jobs.medallion import gold_query, silver_query
 from tests.conftest import drain, isolated
-from tests.test_medallion import _pipeline
+from tests.processes import start_pipeline
 
 RULES = alert_rules()
 DAY0 = datetime(2025, 5, 1, 1, 0, tzinfo=UTC)  # 08:00 WIB
@@ -142,7 +142,7 @@ def test_kill_minus_nine_while_alerting_duplicates_and_loses_no_alert(
     producer.send_all(events[:half])
     producer.flush()
 
-    pipeline = _pipeline(settings)
+    pipeline = start_pipeline(settings)
     try:
         # a gold batch writes the daily prices right before its alerts: kill -9 then
         daily = GOLD_PRICE_DAILY.path(settings) / "_delta_log"

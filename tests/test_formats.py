@@ -22,7 +22,7 @@ from producers.replay import replay
 from producers.reports import not_reported, open_report, parse_rows
 from tests.conftest import drain, isolated
 from tests.kafka_helpers import consume, end_offsets
-from tests.test_producers import run_cli
+from tests.processes import run_cli
 
 WIB = ZoneInfo("Asia/Jakarta")
 

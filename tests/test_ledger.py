@@ -19,7 +19,7 @@ from lakehouse.settings import Settings
 from lakehouse.tables import GOLD_PRICE_LEDGER, SILVER_PRICES
 from serving_api.app import create_app
 from serving_api.auth import mint_key
-from tests.test_security_api import secured
+from tests.conftest import secured
 
 API = "/api/v1"
 DAY = datetime(2025, 6, 1, 3, tzinfo=UTC)  # 10:00 in Jakarta

@@ -6,9 +6,6 @@ from __future__ import annotations
 import math
 import os
 import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
@@ -17,7 +14,7 @@ import pytest
 from deltalake import DeltaTable
 
 from lakehouse.events import SensorEvent
-from lakehouse.settings import PROJECT_ROOT, Settings
+from lakehouse.settings import Settings
 from lakehouse.tables import (
     BRONZE_EVENTS,
     GOLD_DATA_QUALITY,
@@ -34,6 +31,7 @@ from producers.replay import replay
 from streaming_jobs.medallion import gold_query, silver_query
 from tests.conftest import drain, isolated
 from tests.medallion_data import Dataset, make_dataset, produce
+from tests.processes import start_pipeline, wait_for
 
 EXPECTED_REASON = {
     "unknown_market": "unknown_market",
@@ -171,40 +169,6 @@ def _received(settings: Settings) -> int:
     return int(quality["received"].sum())
 
 
-def _pipeline(settings: Settings) -> subprocess.Popen:
-    t = settings.kafka.topics
-    env = {
-        **os.environ,
-        "LAKEHOUSE_ROOT": str(settings.paths.lakehouse_root),
-        "SMARTMARKET_PATHS__CHECKPOINT_ROOT": str(settings.paths.checkpoint_root),
-        "SMARTMARKET_PATHS__DATA_DIR": str(settings.paths.checkpoint_root.parent / "data"),
-        "SMARTMARKET_KAFKA__TOPICS__PRICES": t.prices,
-        "SMARTMARKET_KAFKA__TOPICS__SENSORS": t.sensors,
-        "SMARTMARKET_KAFKA__TOPICS__DEADLETTER": t.deadletter,
-        "SMARTMARKET_SPARK__MAX_OFFSETS_PER_TRIGGER": "1500",
-    }
-    log = settings.paths.checkpoint_root.parent / "pipeline.log"
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "streaming_jobs.main"],
-            env=env,
-            cwd=PROJECT_ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def _wait(settings: Settings, condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    log = settings.paths.checkpoint_root.parent / "pipeline.log"
-    while not condition():
-        if time.monotonic() > deadline:
-            tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
-            raise AssertionError(f"timed out waiting for {what}; pipeline log:\n{tail}")
-        time.sleep(1)
-
-
 @pytest.mark.timeout(900)
 def test_kill_minus_nine_mid_replay_loses_and_duplicates_nothing(kafka, settings, tmp_path):
     settings = isolated(settings, tmp_path)
@@ -212,9 +176,9 @@ def test_kill_minus_nine_mid_replay_loses_and_duplicates_nothing(kafka, settings
     data = make_dataset(settings)
     produce(settings, data.phases[0])
 
-    first = _pipeline(settings)
+    first = start_pipeline(settings)
     try:
-        _wait(settings, lambda: _received(settings) > 0, 300, "a first silver batch")
+        wait_for(settings, lambda: _received(settings) > 0, 300, "a first silver batch")
         assert _received(settings) < data.total
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
@@ -223,9 +187,9 @@ def test_kill_minus_nine_mid_replay_loses_and_duplicates_nothing(kafka, settings
             os.killpg(first.pid, signal.SIGKILL)
 
     produce(settings, data.phases[1])
-    second = _pipeline(settings)
+    second = start_pipeline(settings)
     try:
-        _wait(settings, lambda: _received(settings) >= data.total, 600, "the whole replay")
+        wait_for(settings, lambda: _received(settings) >= data.total, 600, "the whole replay")
     finally:
         os.killpg(second.pid, signal.SIGTERM)
         second.wait(timeout=120)

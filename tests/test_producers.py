@@ -22,9 +22,8 @@ from producers.csv_ingest import FolderWatcher, ingest_file
 from producers.devices import FleetConnection, Simulator, fleet, provision, publish
 from producers.kafka_io import EventProducer
 from tests.kafka_helpers import consume, end_offsets
-from tests.test_reports import MESSY
-
-RUN_SH = str(PROJECT_ROOT / "run.sh")
+from tests.processes import run_cli
+from tests.report_samples import MESSY
 
 
 def test_csv_report_good_rows_published_bad_rows_dead_lettered(kafka, settings, tmp_path):
@@ -71,17 +70,6 @@ def test_watch_publishes_each_file_once_across_restarts(kafka, settings, tmp_pat
 
     records = consume(settings, settings.kafka.topics.prices, since=before)
     assert len(records) == 1
-
-
-def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [RUN_SH, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env=dict(os.environ),
-    )
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,6 @@ import multiprocessing
 import stat
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import jwt
 import pytest
@@ -22,22 +21,10 @@ from lakehouse.settings import PROJECT_ROOT, Settings, load_settings
 from serving_api.app import create_app
 from serving_api.auth import mint_key
 from serving_api.routers.devices import qr_png
+from tests.conftest import secured
 
 API = "/api/v1"
 PASSWORD = "correct horse battery"
-
-
-def secured(settings: Settings, root: Path, keys: list | None = None, **security: Any) -> Settings:
-    """``settings`` with a data folder (registry, secrets) of its own and closed reads."""
-    return settings.model_copy(
-        update={
-            "paths": settings.paths.model_copy(
-                update={"data_dir": root, "lakehouse_root": root / "lakehouse"}
-            ),
-            "api": settings.api.model_copy(update={"open_reads": False, "keys": keys or []}),
-            "security": settings.security.model_copy(update=security),
-        }
-    )
 
 
 def token(c: TestClient, user: str, password: str = PASSWORD) -> dict[str, str]:

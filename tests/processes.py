@@ -1,0 +1,59 @@
+"""Processes the end-to-end tests start as a user would: the command line and the pipeline."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from lakehouse.settings import PROJECT_ROOT, Settings
+
+RUN_SH = str(PROJECT_ROOT / "run.sh")
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [RUN_SH, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=dict(os.environ),
+    )
+
+
+def start_pipeline(settings: Settings) -> subprocess.Popen:
+    """The Spark application (``streaming_jobs.main``) as ``./run.sh up`` runs it, in its own
+    process group, on the tables and topics of ``settings``; its log beside the checkpoints."""
+    t = settings.kafka.topics
+    env = {
+        **os.environ,
+        "LAKEHOUSE_ROOT": str(settings.paths.lakehouse_root),
+        "SMARTMARKET_PATHS__CHECKPOINT_ROOT": str(settings.paths.checkpoint_root),
+        "SMARTMARKET_PATHS__DATA_DIR": str(settings.paths.checkpoint_root.parent / "data"),
+        "SMARTMARKET_KAFKA__TOPICS__PRICES": t.prices,
+        "SMARTMARKET_KAFKA__TOPICS__SENSORS": t.sensors,
+        "SMARTMARKET_KAFKA__TOPICS__DEADLETTER": t.deadletter,
+        "SMARTMARKET_SPARK__MAX_OFFSETS_PER_TRIGGER": "1500",
+    }
+    log = settings.paths.checkpoint_root.parent / "pipeline.log"
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "streaming_jobs.main"],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def wait_for(settings: Settings, condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    log = settings.paths.checkpoint_root.parent / "pipeline.log"
+    while not condition():
+        if time.monotonic() > deadline:
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+            raise AssertionError(f"timed out waiting for {what}; pipeline log:\n{tail}")
+        time.sleep(1)
