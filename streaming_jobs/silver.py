@@ -268,23 +268,33 @@ def price_statistics(
         .withColumn("_candidate", F.lit(False))
         .unionByName(candidates.select(*cols).withColumn("_candidate", F.lit(True)))
     )
-    ts = F.col("observed_at").cast("long")
-    series = Window.partitionBy("market_id", "commodity").orderBy(ts, "event_id")
-    window = (
-        Window.partitionBy("market_id", "commodity")
-        .orderBy(ts)
-        .rangeBetween(-p.history_days * 86400, -1)
+    series = Window.partitionBy("market_id", "commodity").orderBy(
+        F.col("observed_at").cast("long"), "event_id"
     )
-    quartiles = F.percentile("_change", F.array(F.lit(0.25), F.lit(0.5), F.lit(0.75)))
+    changes = pool.withColumn(
+        "_base", F.percentile("price", 0.5).over(series.rowsBetween(-RECENT, -1))
+    ).withColumn("_change", F.col("price") / F.col("_base") - 1)
+    # each candidate against the points of its series in the ``history_days`` before it (same-
+    # time points excluded): a range join, so only the candidates' statistics are computed
+    c, h = changes.where("_candidate").alias("c"), changes.alias("h")
+    span = F.col("c.observed_at").cast("long") - F.col("h.observed_at").cast("long")
+    quartiles = F.percentile("h._change", F.array(F.lit(0.25), F.lit(0.5), F.lit(0.75)))
     stats = (
-        pool.withColumn("_base", F.percentile("price", 0.5).over(series.rowsBetween(-RECENT, -1)))
-        .withColumn("_change", F.col("price") / F.col("_base") - 1)
-        .withColumn("_n", F.count("_change").over(window))
-        .withColumn("_mean", F.avg("_change").over(window))
-        .withColumn("_std", F.stddev_samp("_change").over(window))
-        .withColumn("_q", quartiles.over(window))
-        .withColumn("_median", F.percentile("price", 0.5).over(window))
-        .where("_candidate")
+        c.join(
+            h,
+            (F.col("c.market_id") == F.col("h.market_id"))
+            & (F.col("c.commodity") == F.col("h.commodity"))
+            & span.between(1, p.history_days * 86400),
+            "left",
+        )
+        .groupBy("c.event_id", "c.price", "c._change")
+        .agg(
+            F.count("h._change").alias("_n"),
+            F.avg("h._change").alias("_mean"),
+            F.stddev_samp("h._change").alias("_std"),
+            quartiles.alias("_q"),
+            F.percentile("h.price", 0.5).alias("_median"),
+        )
     )
 
     # cross-market: the median of the other markets' prices of the same region, commodity, day
