@@ -243,9 +243,17 @@ class SilverBatch:
         )
         earlier = self._state(SILVER_PRICE_STATE, PRICE_SERIES, "price", batch_id)
 
+        horizon = timedelta(days=p.history_days)
+
         def statistics(candidates: DataFrame) -> DataFrame:
             regions = candidates.select("region", "commodity").distinct()
             history = earlier.join(F.broadcast(regions), ["region", "commodity"], "left_semi")
+            late = series_state.uncovered(
+                candidates, earlier, PRICE_SERIES, p.history_points, horizon
+            )
+            if not late.isEmpty():  # a backfill: silver holds the history the state does not
+                history = self._backfill_history(late, horizon).unionByName(history)
+                history = history.dropDuplicates(["event_id"])
             return price_statistics(candidates, history, self.rules, self.tz)
 
         verdicts = judged(checked, statistics)
@@ -260,6 +268,26 @@ class SilverBatch:
             batch_id,
         )
         return verdicts, state
+
+    def _backfill_history(self, late: DataFrame, horizon: timedelta) -> DataFrame:
+        """Accepted prices of the provinces × commodities of ``late`` in the ``horizon`` before
+        each of their days: the partitions of those days only, so the read costs what the
+        backfill touches, not the size of silver."""
+        wanted = late.select("region", "commodity", "observed_at").localCheckpoint()
+        days = {
+            r[0] - timedelta(days=back)
+            for r in wanted.select(local_date(F.col("observed_at"), self.tz)).distinct().collect()
+            for back in range(horizon.days + 2)
+        }
+        return (
+            delta_io.read(self.spark, SILVER_PRICES, self.settings)
+            .where(F.col("observed_date").isin(sorted(days)))
+            .join(
+                F.broadcast(wanted.select("region", "commodity").distinct()),
+                ["region", "commodity"],
+            )
+            .select("market_id", "commodity", "region", "observed_at", "event_id", "price")
+        )
 
     def _sensors(self, events: DataFrame, batch_id: int, now: datetime) -> tuple[DataFrame, ...]:
         """The batch's sensor readings with their verdicts, and the sensor state after them."""

@@ -76,3 +76,29 @@ def advanced(
 
 def _interval(span: timedelta) -> str:
     return f"INTERVAL {int(span.total_seconds())} SECONDS"
+
+
+def uncovered(
+    candidates: DataFrame,
+    earlier: DataFrame,
+    keys: tuple[str, ...],
+    max_points: int,
+    horizon: timedelta,
+) -> DataFrame:
+    """The ``candidates`` whose ``horizon`` of history the state does not hold: older than what
+    their series keeps (a backfill behind the series' newest points). The state holds every
+    point from its ``horizon`` before the newest, or — when it is full (``max_points``) — from
+    its oldest point on; a series the state does not know has no history at all."""
+    coverage = earlier.groupBy(*keys).agg(
+        F.max("observed_at").alias("_newest"),
+        F.min("observed_at").alias("_oldest"),
+        F.count("*").alias("_points"),
+    )
+    start = F.when(F.col("_points") >= max_points, F.col("_oldest")).otherwise(
+        F.col("_newest") - F.expr(_interval(horizon))
+    )
+    return (
+        candidates.join(coverage, list(keys))
+        .where(F.col("observed_at") - F.expr(_interval(horizon)) < start)
+        .drop("_newest", "_oldest", "_points")
+    )

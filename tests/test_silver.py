@@ -152,6 +152,16 @@ def test_series_state_keeps_the_newest_points_and_what_a_replay_needs(spark):
     ).first()
     assert [p.event_id for p in recent.points] == ["e3", "e4"]  # none older than the horizon
 
+    # a candidate whose day of history the state does not hold is a backfill (read from silver)
+    history = series_state.history(state, 5, keys, "price")  # e2..e4, the state is full (3)
+    candidates = spark.createDataFrame(
+        [("IP-001", "beras", "DKI Jakarta", T0 + timedelta(days=d), f"c{d}", 100.0)
+         for d in (2, 5)],
+        schema,
+    )  # fmt: skip
+    late = series_state.uncovered(candidates, history, keys, 3, timedelta(days=1))
+    assert [r.event_id for r in late.collect()] == ["c2"]  # needs day 1; the state starts at e2
+
 
 def _parsed(spark, events: list[dict], topic: str = "market.prices"):
     records = [(topic, json.dumps(e)) for e in events]
