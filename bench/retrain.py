@@ -1,11 +1,11 @@
-"""Retrain time for 100 series on this box: backtest (rolling origin) + selection + the final
-fit of every series with the configured models (``ml.models``: Prophet and XGBoost among them),
-spread over ``ml.n_jobs`` worker processes, with each model's share of the fitting time. The
-baseline, measured in the same run, is the same job with the naive model only (the floor set by
-reading, process start-up and the backtest loop).
+"""Retrain time on this box: backtest (rolling origin) + selection + the final fit of every
+series with the configured models (``ml.models``), spread over ``ml.n_jobs`` worker processes,
+with each model's share of the fitting time. The baseline, measured in the same run, is the
+same job with the naive model only (the floor set by reading, process start-up and the
+backtest loop).
 
-The 100 series are the 3 real series of the shared PIHPS file fanned out to synthetic markets
-with the replay producer's logic (own price level, noise, some lagging by days).
+The series are the 3 real series of the PIHPS file in ``datasets/`` fanned out to synthetic
+markets with the replay producer's logic (own price level, noise, some lagging by days).
 
     ./run.sh bench retrain [--series 100] [--jobs 2]
 """
@@ -18,14 +18,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from lakehouse.settings import PROJECT_ROOT, MlSettings, load_settings
+from bench.forecast_accuracy import REAL_PRICES
+from lakehouse.settings import MlSettings, load_settings
 from ml.backtest import per_series
 from ml.retrain import train_series
 from ml.series import market_daily, region_daily, series_frame
 from producers.replay import fan_out, synthetic_markets
 from producers.reports import open_report, parse_rows
-
-SHARED = PROJECT_ROOT.parent / "shared" / "data" / "prices_pihps_daily_2024_2025.csv"
 
 
 def fanned_out_series(path: Path, count: int, settings) -> pd.DataFrame:  # noqa: ANN001
@@ -64,7 +63,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = load_settings()
     ml = settings.ml.model_copy(update={"n_jobs": args.jobs} if args.jobs else {})
-    series = fanned_out_series(SHARED, args.series, settings)
+    series = fanned_out_series(REAL_PRICES, args.series, settings)
     n = series["series_id"].nunique()
     print(
         f"{n} series, {ml.origins} origins, horizon {ml.horizon}, models {', '.join(ml.models)}, "
