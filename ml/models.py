@@ -251,7 +251,7 @@ class Combination(Forecaster):
     errors differ beats each of them more reliably than picking one by a noisy backtest."""
 
     name = "combo"
-    members: tuple[str, ...] = ("naive", "ets")
+    members: tuple[str, ...] = ("naive", "ets", "xgboost")
 
     def fit(self, y: pd.Series) -> Combination:
         self.last_day = y.index[-1]
