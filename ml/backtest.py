@@ -82,7 +82,10 @@ def residual_quantiles(forecasts: pd.DataFrame, horizon: int) -> np.ndarray | No
     if len(forecasts) < CONFORMAL_MIN_ORIGINS * horizon:
         return None
     z = np.log(forecasts["y"] / forecasts["yhat"]) / np.sqrt(forecasts["horizon"])
-    return np.quantile(z.to_numpy(dtype=float), QUANTILES)
+    n = len(z)
+    # split-conformal's finite-sample correction: each tail level moved out by a factor (n+1)/n
+    levels = np.clip(0.5 + (np.array(QUANTILES) - 0.5) * (n + 1) / n, 0, 1)
+    return np.quantile(z.to_numpy(dtype=float), levels)
 
 
 def with_conformal_bands(frame: pd.DataFrame, quantiles: np.ndarray) -> pd.DataFrame:

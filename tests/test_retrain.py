@@ -204,7 +204,8 @@ def _outside_env(settings: Settings) -> dict[str, str]:
     """This environment without PYTHONPATH (and the checkout not importable), pointing at the
     test's MLflow server."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    return env | {"MLFLOW_TRACKING_URI": settings.mlflow.tracking_uri}
+    path = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # venv activated
+    return env | {"MLFLOW_TRACKING_URI": settings.mlflow.tracking_uri, "PATH": path}
 
 
 def test_registered_model_loads_and_serves_outside_the_checkout(
