@@ -5,7 +5,7 @@ with library defaults — and ``selected`` (the per-series choice among ``ml.mod
 earlier origins only, i.e. what is served), with the ratio to naive's MAPE. Then, per series,
 how often ``selected`` beat naive: over the scored origins, and over the whole series.
 
-    ./run.sh bench forecast_accuracy [FILE] [--origins N]
+    ./run.sh bench forecast_accuracy [FILE] [--origins N] [--models a,b]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pandas as pd
 
 from lakehouse.settings import PROJECT_ROOT, load_settings
 from ml.backtest import METRICS, SELECTED, SeriesBacktest, run_backtests, summary
-from ml.models import BASELINES, MODELS, configured_models
+from ml.models import BASELINES, MODELS, check_model_names, configured_models
 from ml.series import csv_series
 
 REAL_PRICES = PROJECT_ROOT / "datasets" / "prices_pihps_daily_2024_2025.csv"
@@ -43,12 +43,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("file", nargs="?", type=Path, default=REAL_PRICES)
     parser.add_argument("--origins", type=int, help="default: ml.origins")
+    parser.add_argument(
+        "--models", help="comma-separated models beside naive and ml.models (default: all)"
+    )
     args = parser.parse_args()
     settings = load_settings()
     ml = settings.ml.model_copy(update={"origins": args.origins} if args.origins else {})
     series, _ = csv_series(args.file, settings.tz)
     candidates = configured_models(ml)
-    models = list(dict.fromkeys([*BASELINES, *candidates, *MODELS]))
+    others = check_model_names(args.models.split(",")) if args.models else [*BASELINES, *MODELS]
+    models = list(dict.fromkeys(["naive", *candidates, *others]))
     began = time.monotonic()
     results = list(run_backtests(series, models, ml, candidates))
     doc = summary(results, ml.horizon)

@@ -245,13 +245,13 @@ def test_registered_model_loads_and_serves_outside_the_checkout(
     (port,) = free_ports(1)
     mlflow_bin = str(Path(sys.executable).parent / "mlflow")
     serve = [mlflow_bin, "models", "serve", "-m", uri, "-p", str(port), "--env-manager", "local"]
-    server = subprocess.Popen(
-        serve, cwd=outside, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(serve, cwd=outside, env=env, stdout=out, stderr=out)
     try:
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + 600  # imports on a busy box take minutes
         while True:
-            assert server.poll() is None, server.stderr.read().decode()[-2000:]
+            assert server.poll() is None, log.read_text()[-2000:]
             try:
                 answer = httpx.post(
                     f"http://127.0.0.1:{port}/invocations",
