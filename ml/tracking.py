@@ -3,8 +3,10 @@ and forecast plots as artifacts, Delta table versions as tags); served models ar
 
 The served forecaster of a retrain is registered once per algorithm, as
 ``<ml.registered_model>-<algorithm>`` (e.g. ``smartmarket-forecaster-xgboost``): a pyfunc
-holding the fitted models of the series that algorithm serves. A row of gold.forecasts carries
-that registered name, its version and the run id, so each number traces to a run and a model.
+holding the fitted models of the series that algorithm serves (``ml.bundle``), with the code
+and requirements to load it elsewhere and a signature; the alias ``champion`` points at the
+newest version. A row of gold.forecasts carries that registered name, its version and the run
+id, so each number traces to a run and a model.
 """
 
 from __future__ import annotations
