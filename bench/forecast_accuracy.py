@@ -1,9 +1,11 @@
-"""Forecast accuracy on the real sample PIHPS file: each model's 7-day MAPE (and sMAPE, MASE,
-interval coverage) from the rolling-origin backtest, next to the baselines measured in the same
-run — naive, seasonal naive and Prophet with library defaults — and ``selected`` (the
-per-series choice made on earlier origins only), with the ratio to naive's MAPE.
+"""Forecast accuracy on a real daily price file (default: the PIHPS file in ``datasets/``):
+each model's 7-day MAPE (and sMAPE, MASE, interval coverage) from the rolling-origin
+backtest, next to the baselines measured in the same run — naive, seasonal naive and Prophet
+with library defaults — and ``selected`` (the per-series choice among ``ml.models`` made on
+earlier origins only, i.e. what is served), with the ratio to naive's MAPE. Then, per series,
+how often ``selected`` beat naive: over the scored origins, and over the whole series.
 
-    ./run.sh bench forecast_accuracy [FILE] [--origins N]
+    ./run.sh bench forecast_accuracy [FILE] [--origins N] [--models a,b]
 """
 
 from __future__ import annotations
@@ -12,40 +14,74 @@ import argparse
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from lakehouse.settings import SAMPLE_PRICES, load_settings
-from ml.backtest import METRICS, SELECTED, run_backtests, summary
-from ml.models import BASELINES, MODELS
+from ml.backtest import METRICS, SELECTED, SeriesBacktest, run_backtests, summary
+from ml.models import BASELINES, MODELS, check_model_names, configured_models
 from ml.series import csv_series
+
+
+def wins_over_naive(result: SeriesBacktest) -> tuple[int, int, float]:
+    """(scored origins where ``selected`` had a lower MAPE than naive, scored origins, the
+    series' selected MAPE over naive's)."""
+    f = result.forecasts[result.forecasts["scored"]]
+    f = f.assign(ape=(f["y"] - f["yhat"]).abs() / f["y"])
+    by_origin = f.pivot_table(index="origin", columns="model", values="ape", aggfunc="mean")
+    if SELECTED not in by_origin or by_origin.empty:
+        return 0, 0, float("nan")
+    won = int((by_origin[SELECTED] < by_origin["naive"]).sum())
+    ratio = float(
+        f.loc[f["model"] == SELECTED, "ape"].mean() / f.loc[f["model"] == "naive", "ape"].mean()
+    )
+    return won, len(by_origin), ratio
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("file", nargs="?", type=Path, default=SAMPLE_PRICES)
     parser.add_argument("--origins", type=int, help="default: ml.origins")
+    parser.add_argument(
+        "--models", help="comma-separated models beside naive and ml.models (default: all)"
+    )
     args = parser.parse_args()
     settings = load_settings()
     ml = settings.ml.model_copy(update={"origins": args.origins} if args.origins else {})
     series, _ = csv_series(args.file, settings.tz)
-    models = list(MODELS)
-    candidates = [m for m in models if m != "prophet_default"]
+    candidates = configured_models(ml)
+    others = check_model_names(args.models.split(",")) if args.models else [*BASELINES, *MODELS]
+    models = list(dict.fromkeys(["naive", *candidates, *others]))
     began = time.monotonic()
-    doc = summary(list(run_backtests(series, models, ml, candidates)), ml.horizon)
+    results = list(run_backtests(series, models, ml, candidates))
+    doc = summary(results, ml.horizon)
     seconds = time.monotonic() - began
 
     scored = ml.origins - ml.selection_origins
     print(
         f"{args.file.name}: {len(doc['series'])} series, {ml.horizon}-day horizon, "
-        f"{ml.origins} origins ({ml.selection_origins} select, {scored} scored), {seconds:.0f}s"
+        f"{ml.origins} origins ({ml.selection_origins} select, {scored} scored), {seconds:.0f}s; "
+        f"candidates {', '.join(candidates)} (preferred {ml.preferred_model}, "
+        f"margin {ml.selection_margin:.0%})"
     )
     naive = doc["overall"]["naive"]["mape"]
     header = f"{'model':<18}" + "".join(f"{m:>12}" for m in METRICS) + f"{'MAPE/naive':>12}"
     print(header + "\n" + "-" * len(header))
-    for model in [*BASELINES, *(m for m in models if m not in BASELINES), SELECTED]:
+    for model in [*models, SELECTED]:
         values = doc["overall"][model]
         cells = "".join(f"{values[m]:>12.3f}" for m in METRICS)
         print(f"{model:<18}{cells}{values['mape'] / naive:>12.3f}")
+
+    print(f"\n{'series':<40}{'served':>16}{'won/origins':>13}{'selected/naive':>16}")
+    rows = []
+    for result in results:
+        won, origins, ratio = wins_over_naive(result)
+        rows.append((won, origins, ratio))
+        print(f"{result.series_id:<40}{result.selected:>16}{f'{won}/{origins}':>13}{ratio:>16.3f}")
+    table = pd.DataFrame(rows, columns=["won", "origins", "ratio"])
     print(
-        "\nserved per series: " + ", ".join(f"{s['series']}={s['selected']}" for s in doc["series"])
+        f"selected beat naive at {table['won'].sum()} of {table['origins'].sum()} scored "
+        f"series-origins; on {(table['ratio'] < 1).sum()} of {len(table)} series over the "
+        "whole scored period"
     )
 
 

@@ -1,11 +1,11 @@
-"""Retrain time for 100 series on this box: backtest (rolling origin) + selection + the final
-fit of every series with the configured models (``ml.models``: Prophet and XGBoost among them),
-spread over ``ml.n_jobs`` worker processes, with each model's share of the fitting time. The
-baseline, measured in the same run, is the same job with the naive model only (the floor set by
-reading, process start-up and the backtest loop).
+"""Retrain time on this box: backtest (rolling origin) + selection + the final fit of every
+series with the configured models (``ml.models``), spread over ``ml.n_jobs`` worker processes,
+with each model's share of the fitting time. The baseline, measured in the same run, is the
+same job with the naive model only (the floor set by reading, process start-up and the
+backtest loop).
 
-The 100 series are the 3 real series of the sample PIHPS file fanned out to synthetic markets
-with the replay producer's logic (own price level, noise, some lagging by days).
+The series are the 3 real series of the PIHPS file in ``datasets/`` fanned out to synthetic
+markets with the replay producer's logic (own price level, noise, some lagging by days).
 
     ./run.sh bench retrain [--series 100] [--jobs 2]
 """
@@ -13,14 +13,16 @@ with the replay producer's logic (own price level, noise, some lagging by days).
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from lakehouse.settings import SAMPLE_PRICES, MlSettings, load_settings
 from ml.backtest import per_series
-from ml.retrain import train_series
+from ml.retrain import TrainedSeries, train_series
 from ml.series import market_daily, region_daily, series_frame
 from producers.replay import fan_out, synthetic_markets
 from producers.reports import open_report, parse_rows
@@ -45,14 +47,23 @@ def fanned_out_series(path: Path, count: int, settings) -> pd.DataFrame:  # noqa
     return frame[frame["series_id"].isin(keep)]
 
 
-def timed(series: pd.DataFrame, models: list[str], ml: MlSettings) -> tuple[float, dict]:
+def cpu_timed_train(series_id: str, y: pd.Series, *args: Any) -> tuple[TrainedSeries, float]:
+    """``train_series`` and the CPU seconds its worker spent on it (not inflated by a busy box,
+    unlike wall time)."""
+    began = time.process_time()
+    trained = train_series(series_id, y, *args)
+    return trained, time.process_time() - began
+
+
+def timed(series: pd.DataFrame, models: list[str], ml: MlSettings) -> tuple[float, float, dict]:
+    """(wall s, CPU s summed over workers, fit+predict CPU s per model) of retraining."""
     began = time.monotonic()
-    trained = list(per_series(train_series, series, ml.n_jobs, "retrain", models, ml, models))
+    done = list(per_series(cpu_timed_train, series, ml.n_jobs, "retrain", models, ml, models))
     seconds: dict[str, float] = {}
-    for t in trained:
-        for model, s in t.backtest.seconds.items():
+    for trained, _ in done:
+        for model, s in trained.backtest.seconds.items():
             seconds[model] = seconds.get(model, 0.0) + s
-    return time.monotonic() - began, seconds
+    return time.monotonic() - began, sum(cpu for _, cpu in done), seconds
 
 
 def main() -> None:
@@ -66,17 +77,28 @@ def main() -> None:
     n = series["series_id"].nunique()
     print(
         f"{n} series, {ml.origins} origins, horizon {ml.horizon}, models {', '.join(ml.models)}, "
-        f"{ml.n_jobs} worker processes"
+        f"{ml.n_jobs} worker processes; load average {os.getloadavg()[0]:.1f} at the start"
     )
-    base_wall, _ = timed(series, ["naive"], ml)
-    wall, seconds = timed(series, ml.models, ml)
+    base_wall, base_cpu, _ = timed(series, ["naive"], ml)
+    wall, cpu, seconds = timed(series, ml.models, ml)
     total = sum(seconds.values())
-    print(f"\n{'job':<28}{'wall s':>10}{'s/series':>10}{'vs naive-only':>15}")
-    print(f"{'naive only (baseline)':<28}{base_wall:>10.1f}{base_wall / n:>10.2f}{1:>15.2f}")
-    print(f"{'all models':<28}{wall:>10.1f}{wall / n:>10.2f}{wall / base_wall:>15.2f}")
-    print(f"\n{'model':<18}{'fit+predict s':>15}{'share':>8}  (summed over workers)")
+    jobs = ml.n_jobs
+    print(
+        f"\n{'job':<24}{'wall s':>9}{'vs naive':>10}{'CPU s':>9}{f'CPU s/{jobs}':>9}"
+        f"{'1000 series, min':>18}"
+    )
+    for name, w, c in (("naive only (baseline)", base_wall, base_cpu), ("ml.models", wall, cpu)):
+        print(
+            f"{name:<24}{w:>9.1f}{w / base_wall:>10.2f}{c:>9.1f}{c / jobs:>9.1f}"
+            f"{w / n * 1000 / 60:>9.1f} wall{c / jobs / n * 1000 / 60:>6.1f} cpu"
+        )
+    print(
+        f"(CPU s/{jobs}: the wall time on an otherwise idle box with {jobs} cores; 1000 series: "
+        "this run's per-series time × 1000, by wall and by CPU)"
+    )
+    print(f"\n{'model':<18}{'fit+predict CPU s':>19}{'share':>8}  (summed over workers)")
     for model, s in sorted(seconds.items(), key=lambda kv: -kv[1]):
-        print(f"{model:<18}{s:>15.1f}{s / total:>8.1%}")
+        print(f"{model:<18}{s:>19.1f}{s / total:>8.1%}")
 
 
 if __name__ == "__main__":

@@ -159,7 +159,9 @@ class MlSettings(BaseModel):
     min_history_days: int = Field(120, ge=14)
     origins: int = Field(12, ge=2)
     selection_origins: int = Field(4, ge=1)
-    models: list[str] = ["naive", "seasonal_naive", "prophet", "xgboost", "xgboost_damped"]
+    models: list[str] = ["naive", "xgboost_damped", "combo"]
+    preferred_model: str = "combo"
+    selection_margin: float = Field(0.1, ge=0, lt=1)
     calibration_days: int = Field(182, ge=14)
     retrain_min_new_rows: int = Field(500, ge=1)
     n_jobs: int = Field(2, ge=1)

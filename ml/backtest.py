@@ -25,10 +25,11 @@ from joblib import Parallel, delayed
 from tqdm import tqdm
 
 from lakehouse.settings import MlSettings
-from ml.models import FALLBACK, INTERVAL_COLUMNS, make_model
+from ml.models import FALLBACK, INTERVAL_COLUMNS, QUANTILES, conformal_bands, make_model
 from ml.series import regular
 
 SELECTED = "selected"
+CONFORMAL_MIN_ORIGINS = 3  # earlier origins' errors needed before a model's bands are conformal
 T = TypeVar("T")
 METRICS = ("mape", "smape", "mase", "coverage80", "coverage95")
 
@@ -41,7 +42,7 @@ class SeriesBacktest:
     forecasts: pd.DataFrame  # model, origin, target_date, horizon, y, yhat, bands, scale, scored
     selected: str
     note: str = ""
-    seconds: dict[str, float] = field(default_factory=dict)  # fitting+predicting per model
+    seconds: dict[str, float] = field(default_factory=dict)  # fit+predict CPU s per model
 
     def metrics(self) -> dict[str, dict[str, float]]:
         return metrics_by_model(self.forecasts[self.forecasts["scored"]])
@@ -74,25 +75,87 @@ def metrics_by_model(forecasts: pd.DataFrame) -> dict[str, dict[str, float]]:
     return out
 
 
+def residual_quantiles(forecasts: pd.DataFrame, horizon: int) -> np.ndarray | None:
+    """Quantiles (``QUANTILES``) of the scaled log errors log(y / yhat) / √horizon of earlier
+    backtest forecasts (rows with horizon, y, yhat), pooled over horizons; None when there are
+    fewer than ``CONFORMAL_MIN_ORIGINS`` origins' worth of them."""
+    if len(forecasts) < CONFORMAL_MIN_ORIGINS * horizon:
+        return None
+    z = np.log(forecasts["y"] / forecasts["yhat"]) / np.sqrt(forecasts["horizon"])
+    n = len(z)
+    # split-conformal's finite-sample correction: each tail level moved out by a factor (n+1)/n
+    levels = np.clip(0.5 + (np.array(QUANTILES) - 0.5) * (n + 1) / n, 0, 1)
+    return np.quantile(z.to_numpy(dtype=float), levels)
+
+
+def with_conformal_bands(frame: pd.DataFrame, quantiles: np.ndarray) -> pd.DataFrame:
+    """``frame`` (horizon, yhat, …) with its 80 %/95 % bands replaced by yhat · exp(q · √h)
+    for the scaled-error quantiles of ``residual_quantiles``."""
+    bands = conformal_bands(frame["yhat"].to_numpy(), frame["horizon"].to_numpy(), quantiles)
+    return frame.assign(**dict(zip(INTERVAL_COLUMNS, bands.T, strict=True)))
+
+
+def _conformal(forecasts: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    """Every model's bands at each origin recalibrated on its own errors at earlier origins
+    (targets at or before the origin: what was known then); native bands until enough."""
+    parts = []
+    for (_, origin), now in forecasts.groupby(["model", "origin"], sort=False):
+        model = now["model"].iloc[0]
+        known = forecasts[
+            (forecasts["model"] == model)
+            & (forecasts["origin"] < origin)
+            & (forecasts["target_date"] <= origin)
+        ]
+        quantiles = residual_quantiles(known, horizon)
+        parts.append(now if quantiles is None else with_conformal_bands(now, quantiles))
+    return pd.concat(parts).loc[forecasts.index] if parts else forecasts
+
+
 def _mape(f: pd.DataFrame) -> float:
     return float(((f["y"] - f["yhat"]).abs() / f["y"]).mean())
 
 
-def _best(forecasts: pd.DataFrame, candidates: list[str]) -> str:
-    """The candidate with the lowest MAPE in ``forecasts`` (naive on ties or no data)."""
+@dataclass(frozen=True)
+class Preference:
+    """The model kept unless another candidate's MAPE is lower by more than ``margin`` (a
+    share): the choice leaves the default only on clear evidence, not on noise."""
+
+    model: str = FALLBACK
+    margin: float = 0.0
+
+
+def preference(ml: MlSettings, candidates: list[str]) -> Preference:
+    """``ml.preferred_model`` with ``ml.selection_margin`` when it is a candidate, else naive."""
+    if ml.preferred_model in candidates:
+        return Preference(ml.preferred_model, ml.selection_margin)
+    return Preference()
+
+
+def _best(forecasts: pd.DataFrame, candidates: list[str], prefer: Preference) -> str:
+    """The candidate with the lowest MAPE in ``forecasts`` unless the preferred model is within
+    its margin (naive when there is no data)."""
     scores = {m: _mape(forecasts[forecasts["model"] == m]) for m in candidates}
     scores = {m: s for m, s in scores.items() if np.isfinite(s)}
     if not scores:
         return FALLBACK
-    return min(scores, key=lambda m: (scores[m], m != FALLBACK))
+    best = min(scores, key=lambda m: (scores[m], m != prefer.model, m != FALLBACK))
+    if prefer.model in scores and scores[best] >= scores[prefer.model] * (1 - prefer.margin):
+        return prefer.model
+    return best
 
 
-def _selected_rows(forecasts: pd.DataFrame, candidates: list[str], warm_up: int) -> pd.DataFrame:
+def _selected_rows(
+    forecasts: pd.DataFrame,
+    candidates: list[str],
+    warm_up: int,
+    prefer: Preference | None = None,
+) -> pd.DataFrame:
+    prefer = prefer or Preference()
     origins = sorted(forecasts["origin"].unique())
     rows = []
     for origin in origins[warm_up:]:
         earlier = forecasts[(forecasts["origin"] < origin) & (forecasts["target_date"] <= origin)]
-        choice = _best(earlier, candidates)
+        choice = _best(earlier, candidates, prefer)
         now = forecasts[(forecasts["origin"] == origin) & (forecasts["model"] == choice)]
         rows.append(now.assign(model=SELECTED, chosen=choice))
     return pd.concat(rows, ignore_index=True) if rows else forecasts.iloc[:0]
@@ -128,10 +191,10 @@ def backtest_series(
         scale = history.diff().abs().mean()
         actual = filled.where(observed)
         for name in models:
-            began = time.perf_counter()
+            began = time.process_time()
             forecast = make_model(name, ml.horizon, ml.seed, ml.calibration_days).fit(history)
             frame = forecast.predict()
-            seconds[name] += time.perf_counter() - began
+            seconds[name] += time.process_time() - began
             frame = frame.reset_index().assign(
                 model=name,
                 origin=origin,
@@ -145,15 +208,17 @@ def backtest_series(
         if parts
         else pd.DataFrame(columns=[*columns, "scale"])
     )
+    forecasts = _conformal(forecasts, ml.horizon)
     warm_up = ml.selection_origins if len(origins) > ml.selection_origins else 0
     scored_origins = sorted(forecasts["origin"].unique())[warm_up:]
     forecasts["scored"] = forecasts["origin"].isin(scored_origins)
+    prefer = preference(ml, candidates)
     if warm_up:
-        chosen = _selected_rows(forecasts, candidates, warm_up)
+        chosen = _selected_rows(forecasts, candidates, warm_up, prefer)
     else:  # nothing earlier to choose on: the fallback is what would be served
         chosen = forecasts[forecasts["model"] == FALLBACK].assign(model=SELECTED, chosen=FALLBACK)
     forecasts = pd.concat([forecasts, chosen.assign(scored=True)], ignore_index=True)
-    selected = _best(forecasts[forecasts["model"] != SELECTED], candidates)
+    selected = _best(forecasts[forecasts["model"] != SELECTED], candidates, prefer)
     return SeriesBacktest(series_id, forecasts, selected, note, seconds)
 
 

@@ -76,7 +76,12 @@ def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
     if ml.selection_origins >= ml.origins:
         ml = ml.model_copy(update={"selection_origins": max(1, ml.origins // 3)})
     models = args.models or list(dict.fromkeys([*BASELINES, *configured_models(settings.ml)]))
-    candidates = [m for m in models if m != "prophet_default"]
+    # the served pool: the models asked for (less the Prophet baseline), else ml.models
+    candidates = (
+        [m for m in models if m != "prophet_default"]
+        if args.models
+        else configured_models(settings.ml)
+    )
     series, skipped = csv_series(args.file, settings.tz)
     if skipped:
         print(

@@ -4,10 +4,11 @@
 price series (DatetimeIndex, no gaps — see ``ml.series.regular``), then ``predict()`` the next
 ``horizon`` days as a frame indexed by target date with ``yhat`` and 80 %/95 % intervals.
 
-Models without native intervals (naive, seasonal naive, XGBoost) take them from their own
-recent out-of-sample errors per horizon (split-conformal style): quantiles of the log ratio
-actual/forecast over the last ``calibration_days`` of the training series. Prophet samples
-its own.
+Naive and seasonal naive take their intervals from their own recent errors per horizon
+(quantiles of the log ratio actual/forecast over the last ``calibration_days``); XGBoost
+borrows naive's; ETS and Theta (statsforecast) and Prophet have native ones; a combination
+averages its members'. These are provisional: the backtest and the retrain replace every
+model's bands by conformal ones from its own backtest errors (``Forecaster.conformal``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ class Forecaster(ABC):
         self.seed = seed
         self.calibration_days = calibration_days
         self.last_day: pd.Timestamp | None = None
+        # scaled log-error quantiles from the backtest (see ml.backtest.residual_quantiles):
+        # when set, they give the bands instead of the model's own
+        self.conformal: np.ndarray | None = None
 
     @abstractmethod
     def fit(self, y: pd.Series) -> Forecaster: ...
@@ -53,11 +57,20 @@ class Forecaster(ABC):
         """Forecast frame from point forecasts (horizon,) and bands (horizon, 4)."""
         assert self.last_day is not None, "fit first"
         targets = pd.date_range(self.last_day + pd.Timedelta(days=1), periods=self.horizon)
+        if self.conformal is not None:
+            bands = conformal_bands(yhat, np.arange(1, self.horizon + 1), self.conformal)
         frame = pd.DataFrame(bands, index=targets, columns=INTERVAL_COLUMNS)
         frame.insert(0, "yhat", yhat)
         frame.insert(0, "horizon", np.arange(1, self.horizon + 1))
         frame.index.name = "target_date"
         return frame
+
+
+def conformal_bands(yhat: np.ndarray, horizons: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """Bands (n, 4) yhat · exp(q · √h) from quantiles ``q`` (in ``QUANTILES`` order) of log
+    errors scaled by 1/√horizon: errors of a random walk grow with the square root of h."""
+    scale = np.sqrt(np.asarray(horizons, dtype=float))[:, None]
+    return np.asarray(yhat, dtype=float)[:, None] * np.exp(quantiles[None, :] * scale)
 
 
 def log_error_quantiles(errors: pd.DataFrame) -> np.ndarray:
@@ -119,11 +132,9 @@ class SeasonalNaive(Naive):
 
 class XGBoost(Forecaster):
     """Gradient-boosted trees predicting the log ratio of the price h days ahead to today's,
-    from ``ml.features`` (one direct model for all horizons, horizon as a feature). Intervals
-    from the errors of a copy fitted without the last ``calibration_days`` // 3 days."""
+    from ``ml.features`` (one direct model for all horizons, horizon as a feature)."""
 
     name = "xgboost"
-    MIN_ROWS = 56
     shrink = 1.0  # share of the predicted change that is kept (1: all of it)
 
     def _model(self):
@@ -172,21 +183,10 @@ class XGBoost(Forecaster):
     def fit(self, y: pd.Series) -> XGBoost:
         self.y = y
         self.last_day = y.index[-1]
-        holdout = max(self.calibration_days // 3, self.horizon * 4)
-        early = y.iloc[:-holdout]
-        if len(early) >= self.MIN_ROWS:
-            model = self._train(early, early.index[SEASON * 4 :])
-            origins = y.index[len(early) - 1 : -1]
-            rows = self._predict_log_ratio(model, y, origins)
-            rows = rows[rows["target"] <= y.index[-1]]
-            actual = np.log(y.loc[rows["target"]].to_numpy() / y.loc[rows["origin"]].to_numpy())
-            rows["error"] = actual - rows["pred"].to_numpy()
-            errors = rows.pivot_table(index="origin", columns="horizon", values="error")
-            self.error_quantiles = log_error_quantiles(
-                errors.reindex(columns=range(1, self.horizon + 1))
-            )
-        else:
-            self.error_quantiles = np.zeros((self.horizon, len(QUANTILES)))
+        # provisional bands: naive's recent errors around this forecast (one training, not two);
+        # the backtest replaces them by this model's own out-of-sample errors (ml.backtest)
+        naive = Naive(self.horizon, self.seed, self.calibration_days).fit(y)
+        self.error_quantiles = naive.error_quantiles
         self.model = self._train(y, y.index[min(SEASON * 4, len(y) - 2) :])
         return self
 
@@ -204,6 +204,67 @@ class XGBoostDamped(XGBoost):
 
     name = "xgboost_damped"
     shrink = 0.5
+
+
+class StatsForecastModel(Forecaster):
+    """A statsforecast model fitted on log prices, with its native 80 %/95 % intervals."""
+
+    def _model(self) -> Any:
+        raise NotImplementedError
+
+    def fit(self, y: pd.Series) -> StatsForecastModel:
+        self.last_day = y.index[-1]
+        self.model = self._model().fit(np.log(y.to_numpy(dtype=float)))
+        return self
+
+    def predict(self) -> pd.DataFrame:
+        f = self.model.predict(self.horizon, level=[80, 95])
+        bands = np.column_stack([f["lo-80"], f["hi-80"], f["lo-95"], f["hi-95"]])
+        return self._frame(np.exp(f["mean"]), np.exp(bands))
+
+
+class ETS(StatsForecastModel):
+    """Exponential smoothing (statsforecast AutoETS: error, trend and damping chosen by AICc;
+    no seasonal term — a weekly one costs ten times the time and did not pay on real prices)."""
+
+    name = "ets"
+
+    def _model(self) -> Any:
+        from statsforecast.models import AutoETS
+
+        return AutoETS(season_length=1)
+
+
+class Theta(StatsForecastModel):
+    """The theta method (statsforecast AutoTheta, variant chosen by in-sample fit)."""
+
+    name = "theta"
+
+    def _model(self) -> Any:
+        from statsforecast.models import AutoTheta
+
+        return AutoTheta(season_length=1)
+
+
+class Combination(Forecaster):
+    """The mean, in log space, of several models' forecasts and bands: averaging models whose
+    errors differ beats each of them more reliably than picking one by a noisy backtest."""
+
+    name = "combo"
+    members: tuple[str, ...] = ("naive", "ets", "xgboost")
+
+    def fit(self, y: pd.Series) -> Combination:
+        self.last_day = y.index[-1]
+        self.parts = [
+            make_model(m, self.horizon, self.seed, self.calibration_days).fit(y)
+            for m in self.members
+        ]
+        return self
+
+    def predict(self) -> pd.DataFrame:
+        frames = [np.log(p.predict()[["yhat", *INTERVAL_COLUMNS]].to_numpy()) for p in self.parts]
+        mean = np.exp(np.mean(frames, axis=0))
+        return self._frame(mean[:, 0], mean[:, 1:])
 
 
 def _quiet_prophet() -> type:
@@ -282,7 +343,18 @@ class ProphetTuned(ProphetDefault):
 
 
 MODELS: dict[str, type[Forecaster]] = {
-    m.name: m for m in (Naive, SeasonalNaive, ProphetDefault, ProphetTuned, XGBoost, XGBoostDamped)
+    m.name: m
+    for m in (
+        Naive,
+        SeasonalNaive,
+        ProphetDefault,
+        ProphetTuned,
+        XGBoost,
+        XGBoostDamped,
+        ETS,
+        Theta,
+        Combination,
+    )
 }
 BASELINES = ("naive", "seasonal_naive", "prophet_default")
 FALLBACK = "naive"

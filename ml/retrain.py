@@ -37,7 +37,14 @@ from lakehouse.tables import (
     Table,
     arrow_schema,
 )
-from ml.backtest import SeriesBacktest, backtest_series, per_series, summary, table
+from ml.backtest import (
+    SeriesBacktest,
+    backtest_series,
+    per_series,
+    residual_quantiles,
+    summary,
+    table,
+)
 from ml.models import Forecaster, configured_models, make_model
 from ml.series import regular, series_frame
 
@@ -129,10 +136,12 @@ def train_series(
     """Backtest, select and fit the served model of one series on its whole history."""
     backtest = backtest_series(series_id, y, models, ml, candidates)
     filled, _ = regular(y)
-    began = time.perf_counter()
+    began = time.process_time()
     model = make_model(backtest.selected, ml.horizon, ml.seed, ml.calibration_days).fit(filled)
+    past = backtest.forecasts[backtest.forecasts["model"] == backtest.selected]
+    model.conformal = residual_quantiles(past, ml.horizon)  # the served bands: backtest errors
     forecast = model.predict()
-    backtest.seconds[backtest.selected] += time.perf_counter() - began
+    backtest.seconds[backtest.selected] += time.process_time() - began
     return TrainedSeries(backtest, model, forecast)
 
 
@@ -340,7 +349,7 @@ def retrain(settings: Settings) -> RetrainResult:
         registered = {}
         for algorithm, models in sorted(by_model.items()):
             name = f"{ml.registered_model}-{algorithm}"
-            registered[algorithm] = (name, tracking.register(models, name))
+            registered[algorithm] = (name, tracking.register(models, name, algorithm))
         served = {m: len(v) for m, v in by_model.items()}
         mlflow.log_metrics({f"served.{m}": n for m, n in served.items()})
         ctx = RunContext(

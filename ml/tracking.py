@@ -3,8 +3,10 @@ and forecast plots as artifacts, Delta table versions as tags); served models ar
 
 The served forecaster of a retrain is registered once per algorithm, as
 ``<ml.registered_model>-<algorithm>`` (e.g. ``smartmarket-forecaster-xgboost``): a pyfunc
-holding the fitted models of the series that algorithm serves. A row of gold.forecasts carries
-that registered name, its version and the run id, so each number traces to a run and a model.
+holding the fitted models of the series that algorithm serves (``ml.bundle``), with the code
+and requirements to load it elsewhere and a signature; the alias ``champion`` points at the
+newest version. A row of gold.forecasts carries that registered name, its version and the run
+id, so each number traces to a run and a model.
 """
 
 from __future__ import annotations
@@ -12,16 +14,16 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib.metadata import version
 from typing import Any
 
 import httpx
 import pandas as pd
-from mlflow.pyfunc import PythonModel
 
-from lakehouse.settings import ConfigError, Settings
+from lakehouse.settings import PROJECT_ROOT, ConfigError, Settings
+from ml.bundle import CODE_PACKAGES, ForecastBundle, requirements
 from ml.models import Forecaster
 
+CHAMPION = "champion"  # registry alias of the version a retrain serves
 KIND_TAG = "smartmarket.kind"  # "backtest" or "retrain"
 PLOT_SERIES = 6  # at most this many series per plot (the first of the group)
 PLOT_HISTORY_DAYS = 90
@@ -107,37 +109,26 @@ def log_plots(series: pd.DataFrame, forecasts: pd.DataFrame, title: str) -> None
         plt.close(fig)
 
 
-class ForecastBundle(PythonModel):
-    """The registered pyfunc: fitted forecasters by series id. ``predict`` takes a frame with
-    a ``series_id`` column and returns each requested series' next ``horizon`` days."""
-
-    def __init__(self, models: dict[str, Forecaster]) -> None:
-        self.models = models
-
-    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
-        frames = [
-            self.models[sid].predict().reset_index().assign(series_id=sid)
-            for sid in model_input["series_id"].unique()
-            if sid in self.models
-        ]
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def _requirements() -> list[str]:
-    """The packages the bundle needs, at the installed (pinned) versions."""
-    packages = ("mlflow", "pandas", "numpy", "prophet", "xgboost-cpu", "holidays")
-    return [f"{p}=={version(p)}" for p in packages]
-
-
-def register(models: dict[str, Forecaster], name: str) -> str:
-    """Log the fitted models as a pyfunc in the active run and register them as ``name``;
-    returns the new registry version."""
+def register(models: dict[str, Forecaster], name: str, algorithm: str) -> str:
+    """Log the fitted models of one algorithm as a pyfunc in the active run — with the project
+    code they need, their pinned requirements and a signature, so that it loads outside this
+    checkout — register it as ``name`` and point the alias ``champion`` at the new version,
+    which is returned."""
     import mlflow
+    from mlflow.models import infer_signature
 
+    bundle = ForecastBundle(models)
+    example = pd.DataFrame({"series_id": sorted(models)[:1]})
     info = mlflow.pyfunc.log_model(
-        name=name, python_model=ForecastBundle(models), pip_requirements=_requirements()
+        name=name,
+        python_model=bundle,
+        code_paths=[str(PROJECT_ROOT / package) for package in CODE_PACKAGES],
+        pip_requirements=requirements(algorithm),
+        signature=infer_signature(example, bundle.predict(None, example)),
+        input_example=example,
     )
     registered = mlflow.register_model(info.model_uri, name, await_registration_for=60)
+    mlflow.MlflowClient().set_registered_model_alias(name, CHAMPION, registered.version)
     return str(registered.version)
 
 

@@ -12,7 +12,17 @@ import pandas as pd
 import pytest
 
 from lakehouse.settings import MlSettings
-from ml.backtest import SELECTED, _selected_rows, backtest_series, metrics_by_model
+from ml.backtest import (
+    CONFORMAL_MIN_ORIGINS,
+    SELECTED,
+    Preference,
+    _best,
+    _selected_rows,
+    backtest_series,
+    metrics_by_model,
+    residual_quantiles,
+    with_conformal_bands,
+)
 from scripts.cli import main
 
 ML = MlSettings(origins=4, selection_origins=2, min_history_days=60, n_jobs=1)
@@ -62,6 +72,38 @@ def test_selection_uses_earlier_origins_only() -> None:
     # origin 2: only origins 0-1 known, "a" was best; origin 3: a's bad origin 2 now counts
     assert list(chosen["chosen"]) == ["a", "b"]
     assert set(chosen["model"]) == {SELECTED}
+
+
+def test_a_preferred_model_is_left_only_on_clear_evidence() -> None:
+    def rows(errors: dict[str, float]) -> pd.DataFrame:
+        return pd.DataFrame(
+            [{"model": m, "y": 100.0, "yhat": 100.0 + e} for m, e in errors.items()]
+        )
+
+    prefer = Preference("combo", margin=0.05)
+    assert (
+        _best(rows({"naive": 2.0, "combo": 2.0, "ets": 1.95}), ["naive", "combo", "ets"], prefer)
+        == "combo"
+    )
+    assert (
+        _best(rows({"naive": 2.0, "combo": 2.0, "ets": 1.5}), ["naive", "combo", "ets"], prefer)
+        == "ets"
+    )
+    assert _best(rows({"naive": 1.0, "ets": 2.0}), ["naive", "ets"], Preference()) == "naive"
+
+
+def test_conformal_bands_come_from_earlier_origins_errors() -> None:
+    y = _series(200)
+    result = backtest_series("s", y, ["naive"], ML.model_copy(update={"origins": 8}))
+    f = result.forecasts[result.forecasts["model"] == "naive"]
+    origins = sorted(f["origin"].unique())
+    for origin in origins[CONFORMAL_MIN_ORIGINS:]:
+        known = f[(f["origin"] < origin) & (f["target_date"] <= origin)]
+        quantiles = residual_quantiles(known, ML.horizon)
+        now = f[f["origin"] == origin]
+        expected = with_conformal_bands(now, quantiles)
+        pd.testing.assert_frame_equal(now, expected)
+    assert residual_quantiles(f[f["origin"] == origins[0]], ML.horizon) is None  # too few
 
 
 def test_backtest_forecasts_ignore_data_after_their_origin() -> None:

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from ml.features import design, holiday_table, origin_features
-from ml.models import INTERVAL_COLUMNS, MODELS, make_model
+from ml.models import INTERVAL_COLUMNS, MODELS, Combination, make_model
 
 HORIZON = 7
 
@@ -38,10 +38,34 @@ def test_every_model_forecasts_the_next_days_with_ordered_intervals(name: str) -
 
 def test_same_data_same_forecast() -> None:
     y = _series()
-    for name in ("xgboost", "prophet"):
+    for name in ("xgboost", "prophet", "ets", "combo"):
         first = make_model(name, HORIZON, seed=5).fit(y).predict()
         again = make_model(name, HORIZON, seed=5).fit(y).predict()
         pd.testing.assert_frame_equal(first, again)
+
+
+def test_combination_is_the_geometric_mean_of_its_members() -> None:
+    y = _series()
+    combo = make_model("combo", HORIZON, seed=2).fit(y).predict()
+    members = [make_model(m, HORIZON, seed=2).fit(y).predict() for m in Combination.members]
+    columns = ["yhat", *INTERVAL_COLUMNS]
+    logs = np.mean([np.log(m[columns].to_numpy()) for m in members], axis=0)
+    np.testing.assert_allclose(combo[columns].to_numpy(), np.exp(logs))
+
+
+def test_conformal_quantiles_replace_the_native_bands() -> None:
+    model = make_model("ets", HORIZON).fit(_series())
+    native = model.predict()
+    model.conformal = np.array([-0.01, 0.01, -0.02, 0.02])  # in QUANTILES order
+    calibrated = model.predict()
+    pd.testing.assert_series_equal(calibrated["yhat"], native["yhat"])
+    h = np.arange(1, HORIZON + 1)
+    np.testing.assert_allclose(
+        calibrated["yhat_upper_95"] / calibrated["yhat"], np.exp(0.02 * np.sqrt(h))
+    )
+    np.testing.assert_allclose(
+        calibrated["yhat_lower_80"] / calibrated["yhat"], np.exp(-0.01 * np.sqrt(h))
+    )
 
 
 def test_baselines() -> None:
