@@ -247,6 +247,14 @@ class AlertSettings(BaseModel):
     timeout_seconds: float = Field(5.0, gt=0)
 
 
+class DashboardSettings(BaseModel):
+    """The web dashboard the API serves at ``GET /``."""
+
+    tile_url: str = Field("", pattern=r"^(https?://.*)?$")
+    tile_attribution: str = ""
+    poll_seconds: float = Field(5.0, gt=0)
+
+
 class _YamlSource(PydanticBaseSettingsSource):
     """Reads the YAML configuration file; a missing or unreadable file is a ConfigError."""
 
@@ -296,6 +304,7 @@ class Settings(BaseSettings):
     impact: ImpactSettings = ImpactSettings()
     analyst: AnalystSettings = AnalystSettings()
     alerts: AlertSettings = AlertSettings()
+    dashboard: DashboardSettings = DashboardSettings()
 
     @field_validator("timezone")
     @classmethod

@@ -19,7 +19,16 @@ from serving_api.cache import GoldCache
 from serving_api.impact import ImpactExplainer
 from serving_api.ingest import PricePublisher
 from serving_api.metrics import ApiMetrics, MetricsMiddleware
-from serving_api.routers import API_PREFIX, alerts, ingest, insights, ops, prices
+from serving_api.routers import (
+    API_PREFIX,
+    alerts,
+    dashboard,
+    ingest,
+    insights,
+    ops,
+    prices,
+    quarantine,
+)
 from serving_api.views import LIVE
 from streaming_jobs.notifier import delivery_counts
 
@@ -58,8 +67,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.readiness = {}
     errors.install(app)
     # the hottest routes first: a request is matched against the routes in order
-    for router in (prices.router, insights.router, alerts.router, ingest.router, ops.router):
+    for router in (
+        prices.router,
+        insights.router,
+        quarantine.router,
+        alerts.router,
+        ingest.router,
+        ops.router,
+    ):
         app.include_router(router)
+    dashboard.install(app)
     app.add_middleware(ReadAccess, keyring=keyring, prefix=API_PREFIX)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
