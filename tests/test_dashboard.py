@@ -23,14 +23,19 @@ from deltalake import write_deltalake
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from lakehouse.events import PriceEvent
 from lakehouse.fast_read import open_table
 from lakehouse.reference import markets
 from lakehouse.settings import Settings
-from lakehouse.tables import GOLD_FORECASTS, GOLD_PRICE_LATEST, SILVER_QUARANTINE, arrow_schema
+from lakehouse.tables import GOLD_FORECASTS, SILVER_QUARANTINE, arrow_schema
+from producers.kafka_io import EventProducer
 from scripts.isolated_stack import free_ports
 from serving_api.app import create_app
 from serving_api.auth import mint_key
 from serving_api.routers.dashboard import BUNDLE_DIR
+from streaming_jobs.bronze import bronze_query
+from streaming_jobs.medallion import medallion_query
+from tests.conftest import drain
 from tests.test_api import API, alert, upsert_alerts, with_api
 
 CHROMIUM = "/usr/bin/chromium"
@@ -38,7 +43,7 @@ WAIT_MS = 20_000
 PAGES = ("board", "map", "series", "alerts", "quality")
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1366, "height": 900}
-SERIES = ("PIHPS-AGG", "bawang_merah")  # a real series of the replayed PIHPS file
+SERIES = ("IP-001", "cabai_merah")  # a series of the replayed PIHPS file
 
 
 @contextmanager
@@ -62,14 +67,20 @@ def serving(settings: Settings) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def lakehouse(replayed: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """A copy of the replayed lakehouse the tests may write to (new prices, alerts)."""
+    """A copy of the replayed lakehouse and its checkpoints, which the tests may write to (new
+    prices through the pipeline, alerts, forecasts)."""
     if not (BUNDLE_DIR / "main.js").is_file():
         pytest.fail(f"{BUNDLE_DIR} is not built: run ./run.sh setup")
-    root = tmp_path_factory.mktemp("dashboard") / "lakehouse"
-    shutil.copytree(replayed.paths.lakehouse_root, root)
-    own = with_api(replayed, root, cache_check_ms=0)
+    root = tmp_path_factory.mktemp("dashboard")
+    paths = {"lakehouse_root": root / "lakehouse", "checkpoint_root": root / "chk"}
+    for name, target in paths.items():
+        shutil.copytree(getattr(replayed.paths, name), target)
+    own = with_api(replayed, cache_check_ms=0)
     return own.model_copy(
-        update={"dashboard": own.dashboard.model_copy(update={"poll_seconds": 1.0})}
+        update={
+            "paths": own.paths.model_copy(update=paths),
+            "dashboard": own.dashboard.model_copy(update={"poll_seconds": 1.0}),
+        }
     )
 
 
@@ -104,8 +115,7 @@ class Watched:
     requested: list[str] = field(default_factory=list)
 
     def assert_clean(self, base: str) -> None:
-        assert self.errors == []
-        assert self.failed == []
+        assert (self.errors, self.failed) == ([], [])
         hosts = {urlparse(u).hostname for u in self.requested}
         assert hosts == {urlparse(base).hostname}, f"requests left the API: {hosts}"
 
@@ -168,30 +178,30 @@ def test_board_shows_the_live_prices_in_rupiah(browser: Browser, url: str) -> No
     page.context.close()
 
 
-def test_a_new_price_appears_without_reload(
-    browser: Browser, url: str, lakehouse: Settings
+def test_a_price_produced_to_kafka_appears_without_reload(
+    browser: Browser, url: str, lakehouse: Settings, spark
 ) -> None:
     watched = watch(browser, url)
     page = open_page(watched)
     page.evaluate("window.sameDocument = true")
     key = "IP-030|beras"
     assert page.locator(f'#board tr[data-key="{key}"]').count() == 0
-    latest = open_table(GOLD_PRICE_LATEST, lakehouse)
-    row = {
-        "market_id": "IP-030",
-        "commodity": "beras",
-        "region": "DKI Jakarta",
-        "price": 14100.0,
-        "unit": "kg",
-        "observed_at": datetime.now(UTC),
-        "event_id": "00000000-0000-4000-8000-00000000da5b",
-        "source": "dashboard-test",
-        "flags": [],
-    }
-    schema = latest.to_pyarrow_table().schema
-    write_deltalake(latest.table_uri, pa.Table.from_pylist([row], schema=schema), mode="append")
-    page.wait_for_selector(f'#board tr[data-key="{key}"]')
-    assert "Rp 14.100" in page.locator(f'#board tr[data-key="{key}"]').inner_text()
+    producer = EventProducer(lakehouse)
+    producer.send(
+        PriceEvent(
+            market_id="IP-030",
+            commodity="beras",
+            price=14100,
+            unit="kg",
+            observed_at=datetime.now(UTC),
+            source="dashboard-test",
+        )
+    )
+    producer.flush()
+    drain(spark, lakehouse, bronze_query, medallion_query)  # the pipeline, while the page is open
+    row = page.locator(f'#board tr[data-key="{key}"]')
+    row.wait_for()
+    assert "Rp 14.100" in row.inner_text()
     assert page.evaluate("window.sameDocument") is True
     watched.assert_clean(url)
     page.context.close()
@@ -242,7 +252,7 @@ def test_chart_draws_history_forecast_bands_and_alerts(
     last = date.fromisoformat(closes[-1]["period"])
     write_forecast(lakehouse, market_id, commodity, last)
     opened = datetime.combine(last, datetime.min.time(), UTC) + timedelta(hours=3)
-    planted = alert("dash-chart", "critical", "Indonesia") | {
+    planted = alert("dash-chart", "critical", "DKI Jakarta") | {
         "market_id": market_id,
         "commodity": commodity,
         "opened_at": opened,
@@ -331,7 +341,7 @@ def write_forecast(settings: Settings, market_id: str, commodity: str, origin: d
             "series_id": f"{market_id}:{commodity}",
             "series_kind": "market",
             "market_id": market_id,
-            "region": "Indonesia",
+            "region": "DKI Jakarta",
             "commodity": commodity,
             "origin_date": origin,
             "target_date": origin + timedelta(days=h),

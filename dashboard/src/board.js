@@ -36,14 +36,14 @@ function rowHtml(row) {
     market?.name ?? row.market_id,
   )}</a><small>${escapeHtml(provinceOf(row))}</small></td>
     <td>${escapeHtml(commodityName(row.commodity))}</td>
-    <td class="num price">${formatRupiah(row.price)}<small>/${escapeHtml(row.unit)}</small></td>
-    <td class="num ${changeClass(row.change_previous_day_pct)}">${formatPercent(
+    <td class="num price" data-label="${t("price")}">${formatRupiah(row.price)}<small>/${escapeHtml(row.unit)}</small></td>
+    <td class="num ${changeClass(row.change_previous_day_pct)}" data-label="${t("vs_yesterday")}">${formatPercent(
       row.change_previous_day_pct,
     )}</td>
-    <td class="num ${changeClass(row.change_median_7d_pct)}">${formatPercent(
+    <td class="num ${changeClass(row.change_median_7d_pct)}" data-label="${t("vs_median")}">${formatPercent(
       row.change_median_7d_pct,
     )}</td>
-    <td class="time">${formatTime(row.observed_at)}</td>`;
+    <td class="time" data-label="${t("observed")}">${formatTime(row.observed_at)}</td>`;
 }
 
 function rowKey(row) {

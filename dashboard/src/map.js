@@ -60,13 +60,24 @@ function colourOf(entry) {
 
 export function renderMap() {
   if (!map) return;
-  const found = deviations(commoditySelect.value, referenceSelect.value);
+  const commodity = commoditySelect.value;
+  const found = deviations(commodity, referenceSelect.value);
+  const byProvince = deviations(commodity, "province");
+  const national = deviations(commodity, "national");
   for (const [marketId, marker] of markers) {
     const entry = found.get(marketId);
     marker.setStyle({ fillColor: colourOf(entry) });
+    if (entry) marker.bringToFront(); // priced markets above the grey ones they overlap
     const market = state.markets.get(marketId);
+    const versus = (key, deviation) =>
+      deviation?.pct == null ? "" : `<br>${formatPercent(deviation.pct)} ${t("vs_reference", { ref: t(key) })}`;
     marker.setTooltipContent(
-      `${escapeHtml(market.name)}<br>${entry ? formatRupiah(entry.row.price) : t("no_price")}`,
+      entry
+        ? `<b>${escapeHtml(market.name)}</b><br>${formatRupiah(entry.row.price)}${versus(
+            "province_median",
+            byProvince.get(marketId),
+          )}${versus("national_median", national.get(marketId))}`
+        : `<b>${escapeHtml(market.name)}</b><br>${t("no_price")}`,
     );
   }
   if (openMarket) showPanel(openMarket);

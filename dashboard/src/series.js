@@ -102,7 +102,7 @@ export function drawSeries() {
   const marks = (items, dateOf, valueOf) =>
     items
       .filter((i) => at.has(dateOf(i)))
-      .map((i) => ({ x: at.get(dateOf(i)), y: valueOf(i) ?? close.get(dateOf(i)), item: i }));
+      .map((i) => ({ x: dateOf(i), y: valueOf(i) ?? close.get(dateOf(i)), item: i }));
   const datasets = [
     { label: t("history"), data: days.map((d) => close.get(d) ?? null), borderColor: "#1565c0", pointRadius: 0, borderWidth: 2, spanGaps: true },
     { label: t("band95"), data: band("yhat_upper_95"), borderWidth: 0, pointRadius: 0, backgroundColor: "rgba(239,108,0,0.15)", fill: "+1" },
@@ -125,7 +125,7 @@ export function drawSeries() {
       legend: { labels: { filter: (item) => !item.text.endsWith("-") } },
       tooltip: {
         callbacks: {
-          title: (items) => formatDate(days[items[0].dataIndex] ?? days[items[0].raw?.x]),
+          title: (items) => formatDate(items[0].raw?.x ?? days[items[0].dataIndex]),
           label: (item) => {
             const raw = item.raw;
             if (raw?.item?.alert_id) {
