@@ -8,11 +8,12 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import httpx
@@ -245,7 +246,7 @@ def test_map_has_one_marker_per_market_and_opens_its_panel(browser: Browser, url
 
 
 def test_chart_draws_history_forecast_bands_and_alerts(
-    browser: Browser, url: str, lakehouse: Settings
+    browser: Browser, url: str, lakehouse: Settings, shots: Path
 ) -> None:
     market_id, commodity = SERIES
     closes = page_of_history(url, market_id, commodity)
@@ -259,10 +260,19 @@ def test_chart_draws_history_forecast_bands_and_alerts(
         "updated_at": opened,
     }
     upsert_alerts(lakehouse, [planted])
+    wait_served(url, "/forecasts", {"market_id": market_id, "commodity": commodity}, bool)
+
+    def with_planted(alerts: list[dict]) -> bool:
+        return any(a["alert_id"] == "dash-chart" for a in alerts)
+
+    wait_served(url, "/alerts", {"commodity": commodity, "limit": 1000}, with_planted)
     watched = watch(browser, url)
     page = open_page(watched, f"series/{market_id}/{commodity}")
     page.wait_for_function("document.querySelector('#series-chart').dataset.forecast === '7'")
+    page.screenshot(path=str(shots / "series-forecast-desktop.png"))
     canvas = page.locator("#series-chart")
+    assert 80 <= int(canvas.get_attribute("data-history")) <= 91  # the last 90 days, by default
+    page.select_option("#series-range", "0")
     assert int(canvas.get_attribute("data-history")) == len(closes)
     assert canvas.get_attribute("data-band80") == canvas.get_attribute("data-band95") == "7"
     assert int(canvas.get_attribute("data-alerts")) >= 1
@@ -332,6 +342,16 @@ def page_of_history(url: str, market_id: str, commodity: str) -> list[dict]:
         ).json()
     assert answer["next_cursor"] is None
     return answer["items"]
+
+
+def wait_served(url: str, path: str, params: dict, done: Callable[[Any], bool]) -> None:
+    """Ask until the API's answer is ``done``: the first request after a new Delta version is
+    answered from the previous one while the view is rebuilt (stale-while-revalidate)."""
+    deadline = time.monotonic() + 30
+    with httpx.Client(base_url=url) as client:
+        while not done(client.get(f"{API}{path}", params=params).json()):
+            assert time.monotonic() < deadline, f"{path} did not serve the new rows"
+            time.sleep(0.1)
 
 
 def write_forecast(settings: Settings, market_id: str, commodity: str, origin: date) -> None:

@@ -122,7 +122,7 @@ function showPanel(marketId) {
 export async function setupMap(provinces) {
   const commodities = [...new Set([...state.live.values()].map((r) => r.commodity))].sort();
   fillSelect(commoditySelect, commodities.map((c) => [c, commodityName(c)]));
-  map = L.map("map", { preferCanvas: false, attributionControl: true }).setView([-2.5, 118], 5);
+  map = L.map("map", { zoomSnap: 0.5 }).setView([-2.5, 118], 5);
   const { tile_url: tileUrl, tile_attribution: attribution } = state.config;
   if (tileUrl) L.tileLayer(tileUrl, { attribution, maxZoom: 18 }).addTo(map);
   L.geoJSON(provinces, {
@@ -147,7 +147,7 @@ export async function setupMap(provinces) {
     markers.set(market.market_id, marker);
     placed.push([market.lat, market.lon]);
   }
-  if (placed.length) map.fitBounds(placed, { padding: [20, 20], maxZoom: 11 });
+  if (placed.length) map.fitBounds(placed, { padding: [20, 20], maxZoom: 11, animate: false });
   commoditySelect.addEventListener("change", renderMap);
   referenceSelect.addEventListener("change", renderMap);
   renderMap();
@@ -155,5 +155,5 @@ export async function setupMap(provinces) {
 
 /** Leaflet measures its box when shown: call when the map page becomes visible. */
 export function mapShown() {
-  map?.invalidateSize();
+  map?.invalidateSize({ animate: false });
 }

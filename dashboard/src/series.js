@@ -31,6 +31,7 @@ Chart.register(
 
 const marketSelect = document.getElementById("series-market");
 const commoditySelect = document.getElementById("series-commodity");
+const rangeSelect = document.getElementById("series-range");
 const note = document.getElementById("series-note");
 const impactBox = document.getElementById("impact");
 let chart = null;
@@ -81,6 +82,15 @@ async function loadSeries() {
   drawSeries();
 }
 
+/** The first day shown: `#series-range` days before the last close (0: everything). */
+function shownFrom(lastDay) {
+  const days = Number(rangeSelect.value);
+  if (!days || !lastDay) return "";
+  const day = new Date(`${lastDay}T00:00:00Z`);
+  day.setUTCDate(day.getUTCDate() - days);
+  return day.toISOString().slice(0, 10);
+}
+
 function dayOf(iso) {
   return new Intl.DateTimeFormat("en-CA", { timeZone: state.config.timezone }).format(new Date(iso));
 }
@@ -90,12 +100,14 @@ export function drawSeries() {
   if (!loaded) return;
   const { history, forecast, anomalies, alerts } = loaded;
   const points = forecast?.points ?? [];
+  const lastDay = history.length ? history[history.length - 1].period : null;
+  const from = shownFrom(lastDay);
   const days = [...new Set([...history.map((h) => h.period), ...points.map((p) => p.target_date)])]
+    .filter((d) => d >= from)
     .sort();
   const at = new Map(days.map((d, i) => [d, i]));
   const close = new Map(history.map((h) => [h.period, h.close]));
   const fc = new Map(points.map((p) => [p.target_date, p]));
-  const lastDay = history.length ? history[history.length - 1].period : null;
   // the forecast line starts at the last close, so that it joins the history
   const forecastValue = (d) => (fc.has(d) ? fc.get(d).yhat : d === lastDay && points.length ? close.get(d) : null);
   const band = (key) => days.map((d) => (fc.has(d) ? fc.get(d)[key] : d === lastDay && points.length ? close.get(d) : null));
@@ -191,4 +203,5 @@ export function setupSeries() {
     loadSeries();
   });
   commoditySelect.addEventListener("change", loadSeries);
+  rangeSelect.addEventListener("change", drawSeries);
 }
