@@ -40,7 +40,10 @@ from tests.conftest import drain
 from tests.test_api import API, alert, upsert_alerts, with_api
 
 CHROMIUM = "/usr/bin/chromium"
-WAIT_MS = 20_000
+WAIT_MS = 60_000  # generous: the box is shared, and a replay is heavy
+
+# the first test also waits for the session's replay (minutes on a busy 2-core box)
+pytestmark = pytest.mark.timeout(1800)
 PAGES = ("board", "map", "series", "alerts", "quality")
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1366, "height": 900}
