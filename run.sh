@@ -10,7 +10,7 @@
 #   ./run.sh simulate | bridge    MQTT devices / MQTT→Kafka bridge in the foreground
 #   ./run.sh test [--fast] [PYTEST ARGS]   the full test suite (--fast: without Spark and services)
 #   ./run.sh bench NAME [ARGS]    a benchmark of bench/ (prints numbers)
-#   ./run.sh setup           only install: Python venv, Maven jars, Mosquitto
+#   ./run.sh setup           only install: Python venv, Maven jars, Mosquitto, dashboard, Chromium
 #   ./run.sh lint            ruff
 #   ./run.sh lock            re-resolve requirements.lock from pyproject.toml
 set -euo pipefail
@@ -74,10 +74,34 @@ setup_mosquitto() {
   return 0
 }
 
+setup_dashboard() {
+  command -v npm >/dev/null || die "npm not found: install Node.js 20+ (apt-get install nodejs npm)"
+  local lock; lock="$(sha256sum dashboard/package-lock.json | cut -d' ' -f1)"
+  if ! stamp_ok dashboard/node_modules/.installed "$lock"; then
+    say "installing the dashboard's npm packages (dashboard/package-lock.json)"
+    (cd dashboard && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$lock" > dashboard/node_modules/.installed
+  fi
+  local want; want="$(cat dashboard/package-lock.json dashboard/src/* | sha256sum | cut -d' ' -f1)"
+  stamp_ok dashboard/dist/.built "$want" && return
+  say "building the dashboard (esbuild) into dashboard/dist"
+  (cd dashboard && npm run --silent build >/dev/null)
+  echo "$want" > dashboard/dist/.built
+}
+
+setup_chromium() {  # the browser of the dashboard tests (Playwright drives it; no download)
+  [ -x /usr/bin/chromium ] && return
+  say "installing Chromium (apt-get install chromium)"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends chromium >/dev/null
+}
+
 setup() {
   setup_python
   setup_jvm
   setup_mosquitto
+  setup_dashboard
+  setup_chromium
 }
 
 cmd="${1:-up}"

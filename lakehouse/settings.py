@@ -282,6 +282,14 @@ class SecuritySettings(BaseModel):
             self.secrets_file = (PROJECT_ROOT / self.secrets_file).resolve()
 
 
+class DashboardSettings(BaseModel):
+    """The web dashboard the API serves at ``GET /``."""
+
+    tile_url: str = Field("", pattern=r"^(https?://.*)?$")
+    tile_attribution: str = ""
+    poll_seconds: float = Field(5.0, gt=0)
+
+
 class _YamlSource(PydanticBaseSettingsSource):
     """Reads the YAML configuration file; a missing or unreadable file is a ConfigError."""
 
@@ -332,6 +340,8 @@ class Settings(BaseSettings):
     analyst: AnalystSettings = AnalystSettings()
     alerts: AlertSettings = AlertSettings()
     security: SecuritySettings = SecuritySettings()
+
+    dashboard: DashboardSettings = DashboardSettings()
 
     @field_validator("timezone")
     @classmethod

@@ -88,6 +88,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     if not settings.kafka.embedded:
         print(f"{'kafka':<10} {'external':<10} {'-':>7}  bootstrap {settings.kafka.bootstrap}")
     print(f"\nlakehouse  {settings.paths.lakehouse_root}\nlogs       {settings.paths.log_dir}")
+    print(f"dashboard  http://{settings.api.host}:{settings.api.port}/")
     return 1 if unhealthy else 0
 
 

@@ -25,12 +25,14 @@ from serving_api.push import Hub, alert_feed, price_feed
 from serving_api.routers import (
     API_PREFIX,
     alerts,
+    dashboard,
     devices,
     ingest,
     insights,
     ledger,
     ops,
     prices,
+    quarantine,
 )
 from serving_api.views import LIVE
 
@@ -86,10 +88,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.readiness = {}
     errors.install(app)
     # the hottest routes first: a request is matched against the routes in order
-    for router in (prices.router, insights.router, alerts.router, ingest.router, ops.router):
+    for router in (
+        prices.router,
+        insights.router,
+        quarantine.router,
+        alerts.router,
+        ingest.router,
+        ops.router,
+    ):
         app.include_router(router)
     app.include_router(devices.router)
     app.include_router(ledger.router)
+    dashboard.install(app)
     app.add_middleware(ReadAccess, keyring=keyring, prefix=API_PREFIX)
     app.add_middleware(RateLimit, security=settings.security)
     if settings.security.cors_origins:

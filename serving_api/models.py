@@ -283,3 +283,41 @@ class Accepted(BaseModel):
     model_config = _example(accepted=1, event_ids=["0b6f7d38-6f5e-4cf1-9d2b-1f7c4f0b9a11"])
     accepted: int
     event_ids: list[uuid.UUID] = Field(description="in the order of the request")
+
+
+class QuarantinedRecord(BaseModel):
+    model_config = _example(
+        quarantined_at="2025-03-21T03:00:02Z",
+        source="pihps-export",
+        market_id="PIHPS-AGG",
+        device_id=None,
+        event_type="price",
+        subject="bawang_merah",
+        observed_at="2025-03-21T03:00:00Z",
+        reasons=["iqr", "zscore"],
+        details={"z_score": 4.2, "rolling_median": 41000.0},
+        error=None,
+        raw='{"market_id": "PIHPS-AGG", "price": 420540, ...}',
+        topic="market.prices",
+        partition=0,
+        offset=1234,
+    )
+    quarantined_at: datetime | None
+    source: str | None
+    market_id: str | None
+    device_id: str | None
+    event_type: str | None
+    subject: str | None = Field(description="commodity of a price or metric of a reading")
+    observed_at: datetime | None
+    reasons: list[str] = Field(description="ids of the rules the record broke")
+    details: dict[str, float | str | None] = Field(description="numbers behind the rules")
+    error: str | None = Field(description="what was wrong, in words (unparseable records)")
+    raw: str | None = Field(description="the record as received")
+    topic: str | None
+    partition: int | None
+    offset: int | None
+
+
+class QuarantinePage(BaseModel):
+    total: int = Field(description="records matching the filters")
+    items: list[QuarantinedRecord]

@@ -1,0 +1,48 @@
+// Alerts feed: the newest alerts, then each new or changed one from the alerts WebSocket.
+import { follow, getJson } from "./api.js";
+import { language, t } from "./i18n.js";
+import { commodityName, escapeHtml, formatTime } from "./format.js";
+import { state } from "./state.js";
+
+const feed = document.getElementById("alert-feed");
+const alerts = new Map(); // alert_id → alert
+
+function itemHtml(alert) {
+  const message = language() === "id" ? alert.message_id : alert.message_en;
+  const market = state.markets.get(alert.market_id)?.name ?? alert.market_id ?? alert.region ?? "";
+  const severity = alert.severity ?? "info";
+  return `<span class="badge ${escapeHtml(severity)}">${escapeHtml(t(`severity_${severity}`))}</span>
+    <span class="badge status">${escapeHtml(t(`status_${alert.status}`))}</span>
+    <strong>${escapeHtml(message ?? alert.rule)}</strong>
+    <small>${escapeHtml(market)} · ${escapeHtml(commodityName(alert.commodity))} ·
+    ${formatTime(alert.updated_at ?? alert.opened_at)}</small>`;
+}
+
+export function renderAlerts() {
+  const items = [...alerts.values()].sort((a, b) =>
+    String(b.updated_at ?? "").localeCompare(String(a.updated_at ?? "")),
+  );
+  feed.innerHTML = items.length
+    ? items
+        .map(
+          (a) =>
+            `<li class="alert ${escapeHtml(a.severity ?? "")}" data-alert="${escapeHtml(
+              a.alert_id,
+            )}">${itemHtml(a)}</li>`,
+        )
+        .join("")
+    : `<li class="empty">${t("no_alerts")}</li>`;
+}
+
+export async function setupAlerts() {
+  for (const alert of await getJson("/alerts", { limit: 200 })) alerts.set(alert.alert_id, alert);
+  renderAlerts();
+  follow("/alerts/ws", {
+    onMessage: (message) => {
+      if (message.type !== "alert") return;
+      alerts.set(message.alert.alert_id, message.alert);
+      renderAlerts();
+      feed.querySelector(`[data-alert="${CSS.escape(message.alert.alert_id)}"]`)?.classList.add("flash");
+    },
+  });
+}

@@ -1,0 +1,107 @@
+// The dashboard: loads the registry and the newest prices once, keeps them live, and shows one
+// page at a time (#board, #map, #series/<market>/<commodity>, #alerts, #quality).
+import "./style.css";
+import { follow, getJson } from "./api.js";
+import { language, setLanguage, t } from "./i18n.js";
+import { setTimeZone } from "./format.js";
+import { state } from "./state.js";
+import { renderBoard, setupBoard, updateRow } from "./board.js";
+import { mapShown, renderMap, setupMap } from "./map.js";
+import { drawSeries, setupSeries, showSeries } from "./series.js";
+import { renderAlerts, setupAlerts } from "./alerts.js";
+import { renderQuality, setupQuality } from "./quality.js";
+
+const PAGES = ["board", "map", "series", "alerts", "quality"];
+const started = new Map(); // page → promise of its set-up
+const status = document.getElementById("live-status");
+let liveMode = "off";
+
+function showStatus(mode) {
+  liveMode = mode;
+  status.className = `status ${mode}`;
+  status.textContent =
+    mode === "ws" ? t("live_ws") : mode === "poll" ? t("live_poll", { s: state.config.poll_seconds }) : t("live_off");
+}
+
+async function refreshLive() {
+  for (const row of await getJson("/prices/live")) updateRow(row);
+  renderMap();
+}
+
+function startLive() {
+  const pollSeconds = state.config.poll_seconds;
+  if (state.config.live_prices_socket) {
+    follow("/prices/ws", {
+      onMessage: (message) => {
+        updateRow(message.price && typeof message.price === "object" ? message.price : message);
+        renderMap();
+      },
+      onFallback: refreshLive,
+      onState: showStatus,
+      pollSeconds,
+    });
+  } else {
+    setInterval(refreshLive, pollSeconds * 1000);
+    showStatus("poll");
+  }
+}
+
+const setups = {
+  map: async () => setupMap(await (await fetch("/dashboard/provinces.geojson")).json()),
+  series: async () => setupSeries(),
+  quality: setupQuality,
+};
+
+async function route() {
+  const [page, ...args] = (location.hash.slice(1) || "board").split("/").map(decodeURIComponent);
+  const name = PAGES.includes(page) ? page : "board";
+  for (const p of PAGES) document.getElementById(`page-${p}`).hidden = p !== name;
+  for (const a of document.querySelectorAll("#tabs a")) {
+    a.classList.toggle("active", a.dataset.page === name);
+  }
+  if (setups[name] && !started.has(name)) started.set(name, setups[name]());
+  await started.get(name);
+  if (name === "map") mapShown();
+  if (name === "series") await showSeries(args[0], args[1]);
+  document.body.dataset.page = name;
+}
+
+function rerender() {
+  renderBoard();
+  renderAlerts();
+  renderMap();
+  drawSeries();
+  if (started.has("quality")) renderQuality();
+  showStatus(liveMode);
+  document.getElementById("lang").textContent = language() === "id" ? "EN" : "ID";
+}
+
+async function main() {
+  setLanguage(language());
+  document.getElementById("lang").textContent = language() === "id" ? "EN" : "ID";
+  state.config = await (await fetch("/dashboard/config.json")).json();
+  setTimeZone(state.config.timezone);
+  const [markets, live] = await Promise.all([getJson("/markets"), getJson("/prices/live")]);
+  for (const market of markets) state.markets.set(market.market_id, market);
+  for (const row of live) state.live.set(`${row.market_id}|${row.commodity}`, row);
+  setupBoard();
+  renderBoard();
+  performance.mark("board-rendered"); // what `./run.sh bench dashboard` measures
+  startLive();
+  document.getElementById("lang").addEventListener("click", () => {
+    setLanguage(language() === "id" ? "en" : "id");
+    rerender();
+  });
+  window.addEventListener("hashchange", route);
+  await route();
+  await setupAlerts();
+  document.body.dataset.ready = "true";
+}
+
+main().catch((error) => {
+  document.querySelector("main").insertAdjacentHTML(
+    "afterbegin",
+    `<p class="error">${String(error.message ?? error).replace(/</g, "&lt;")}</p>`,
+  );
+  throw error;
+});

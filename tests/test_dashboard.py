@@ -1,0 +1,405 @@
+"""The dashboard at ``GET /`` in a real browser (Debian's Chromium driven by Playwright) against
+the real API serving a copy of the ``replayed`` lakehouse; plus the quarantine endpoint it
+browses. Screenshots of every page, at desktop and phone width, go to the test's output
+folder (printed)."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+import pyarrow as pa
+import pytest
+import uvicorn
+from deltalake import write_deltalake
+from fastapi.testclient import TestClient
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from lakehouse.events import PriceEvent
+from lakehouse.fast_read import open_table
+from lakehouse.reference import markets
+from lakehouse.settings import Settings
+from lakehouse.tables import GOLD_FORECASTS, SILVER_QUARANTINE, arrow_schema
+from producers.kafka_io import EventProducer
+from scripts.isolated_stack import free_ports
+from serving_api.app import create_app
+from serving_api.auth import mint_key
+from serving_api.routers.dashboard import BUNDLE_DIR
+from streaming_jobs.bronze import bronze_query
+from streaming_jobs.medallion import medallion_query
+from tests.conftest import drain
+from tests.test_api import API, alert, upsert_alerts, with_api
+
+CHROMIUM = "/usr/bin/chromium"
+WAIT_MS = 60_000  # generous: the box is shared, and a replay is heavy
+
+# the first test also waits for the session's replay (minutes on a busy 2-core box)
+pytestmark = pytest.mark.timeout(1800)
+PAGES = ("board", "map", "series", "alerts", "quality")
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1366, "height": 900}
+SERIES = ("IP-001", "cabai_merah")  # a series of the replayed PIHPS file
+
+
+@contextmanager
+def serving(settings: Settings) -> Iterator[str]:
+    """The API on a free loopback port, in a thread of this process; yields its URL."""
+    (port,) = free_ports(1)
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def lakehouse(replayed: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """A copy of the replayed lakehouse and its checkpoints, which the tests may write to (new
+    prices through the pipeline, alerts, forecasts)."""
+    if not (BUNDLE_DIR / "main.js").is_file():
+        pytest.fail(f"{BUNDLE_DIR} is not built: run ./run.sh setup")
+    root = tmp_path_factory.mktemp("dashboard")
+    paths = {"lakehouse_root": root / "lakehouse", "checkpoint_root": root / "chk"}
+    for name, target in paths.items():
+        shutil.copytree(getattr(replayed.paths, name), target)
+    own = with_api(replayed, cache_check_ms=0)
+    return own.model_copy(
+        update={
+            "paths": own.paths.model_copy(update=paths),
+            "dashboard": own.dashboard.model_copy(update={"poll_seconds": 1.0}),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def url(lakehouse: Settings) -> Iterator[str]:
+    with serving(lakehouse) as address:
+        yield address
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("dashboard-screenshots")
+    print(f"dashboard screenshots: {folder}")
+    return folder
+
+
+@dataclass
+class Watched:
+    """A page and what it did: console errors, failed requests, every URL it asked for."""
+
+    page: Page
+    errors: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    requested: list[str] = field(default_factory=list)
+
+    def assert_clean(self, base: str) -> None:
+        assert (self.errors, self.failed) == ([], [])
+        hosts = {urlparse(u).hostname for u in self.requested}
+        assert hosts == {urlparse(base).hostname}, f"requests left the API: {hosts}"
+
+
+def watch(browser: Browser, base: str, viewport: dict[str, int] = DESKTOP) -> Watched:
+    context = browser.new_context(viewport=viewport, base_url=base)
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    watched = Watched(page)
+    page.on("console", lambda m: m.type == "error" and watched.errors.append(m.text))
+    page.on("pageerror", lambda e: watched.errors.append(str(e)))
+    page.on("requestfailed", lambda r: watched.failed.append(f"{r.url}: {r.failure}"))
+    page.on("response", lambda r: r.status >= 400 and watched.failed.append(f"{r.url}: {r.status}"))
+    page.on("request", lambda r: watched.requested.append(r.url))
+    return watched
+
+
+def open_page(watched: Watched, name: str = "board") -> Page:
+    page = watched.page
+    page.goto(f"/#{name}")
+    page.wait_for_selector("body[data-ready=true]")
+    return page
+
+
+# ---- the pages ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_every_page_loads_clean_and_stays_local(
+    browser: Browser, url: str, shots: Path, viewport: dict[str, int]
+) -> None:
+    watched = watch(browser, url, viewport)
+    page = open_page(watched)
+    for name in PAGES:
+        page.click(f"#tabs a[data-page={name}]")
+        page.wait_for_selector(f"body[data-page={name}]")
+        page.wait_for_load_state("networkidle")
+        width = "phone" if viewport is PHONE else "desktop"
+        page.screenshot(path=str(shots / f"{name}-{width}.png"), full_page=name != "map")
+        if viewport is PHONE:  # nothing wider than the phone: no sideways scrolling of the page
+            assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+    watched.assert_clean(url)
+    page.context.close()
+
+
+def test_board_shows_the_live_prices_in_rupiah(browser: Browser, url: str) -> None:
+    watched = watch(browser, url)
+    page = open_page(watched)
+    live = page.request.get(f"{API}/prices/live").json()
+    assert page.locator("#board tbody tr").count() == len(live) > 0
+    row = live[0]
+    cells = page.locator(f'#board tr[data-key="{row["market_id"]}|{row["commodity"]}"] td')
+    grouped = f"{round(row['price']):,}".replace(",", ".")
+    assert cells.nth(2).inner_text().startswith(f"Rp {grouped}")
+    assert "WIB" in cells.nth(5).inner_text()
+    page.select_option("#board-commodity", row["commodity"])
+    same = [r for r in live if r["commodity"] == row["commodity"]]
+    assert page.locator("#board tbody tr").count() == len(same)
+    watched.assert_clean(url)
+    page.context.close()
+
+
+def test_a_price_produced_to_kafka_appears_without_reload(
+    browser: Browser, url: str, lakehouse: Settings, spark
+) -> None:
+    watched = watch(browser, url)
+    page = open_page(watched)
+    page.evaluate("window.sameDocument = true")
+    key = "IP-030|beras"
+    assert page.locator(f'#board tr[data-key="{key}"]').count() == 0
+    producer = EventProducer(lakehouse)
+    producer.send(
+        PriceEvent(
+            market_id="IP-030",
+            commodity="beras",
+            price=14100,
+            unit="kg",
+            observed_at=datetime.now(UTC),
+            source="dashboard-test",
+        )
+    )
+    producer.flush()
+    drain(spark, lakehouse, bronze_query, medallion_query)  # the pipeline, while the page is open
+    row = page.locator(f'#board tr[data-key="{key}"]')
+    row.wait_for()
+    assert "Rp 14.100" in row.inner_text()
+    assert page.evaluate("window.sameDocument") is True
+    watched.assert_clean(url)
+    page.context.close()
+
+
+def test_language_switch(browser: Browser, url: str) -> None:
+    watched = watch(browser, url)
+    page = open_page(watched)
+    assert page.inner_text("h1") == "Harga Pasar Rakyat"
+    assert page.inner_text("#tabs a[data-page=quality]") == "Kualitas data"
+    page.click("#lang")
+    assert page.inner_text("h1") == "Traditional Market Prices"
+    assert page.inner_text("#tabs a[data-page=quality]") == "Data quality"
+    assert page.get_attribute("html", "lang") == "en"
+    assert "prices" in page.inner_text("#board-count")
+    page.reload()  # the choice is remembered
+    page.wait_for_selector("body[data-ready=true]")
+    assert page.inner_text("h1") == "Traditional Market Prices"
+    page.click("#lang")
+    assert page.inner_text("h1") == "Harga Pasar Rakyat"
+    watched.assert_clean(url)
+    page.context.close()
+
+
+def test_map_has_one_marker_per_market_and_opens_its_panel(browser: Browser, url: str) -> None:
+    watched = watch(browser, url)
+    page = open_page(watched, "map")
+    placed = [m for m in markets().values() if m.latitude is not None]
+    markers = page.locator("path.market-marker")
+    assert markers.count() == len(placed) > 50
+    assert page.locator("path.leaflet-interactive").count() == len(placed)  # outlines are inert
+    assert page.locator(".leaflet-overlay-pane path").count() > len(placed)  # provinces drawn
+    page.locator("#map-commodity").select_option(SERIES[1])
+    markers.first.click(force=True)
+    panel = page.locator("#market-panel")
+    panel.wait_for(state="visible")
+    names = {m.name for m in placed}
+    assert panel.locator("h2").inner_text() in names
+    watched.assert_clean(url)
+    page.context.close()
+
+
+def test_chart_draws_history_forecast_bands_and_alerts(
+    browser: Browser, url: str, lakehouse: Settings, shots: Path
+) -> None:
+    market_id, commodity = SERIES
+    closes = page_of_history(url, market_id, commodity)
+    last = date.fromisoformat(closes[-1]["period"])
+    write_forecast(lakehouse, market_id, commodity, last)
+    opened = datetime.combine(last, datetime.min.time(), UTC) + timedelta(hours=3)
+    planted = alert("dash-chart", "critical", "DKI Jakarta") | {
+        "market_id": market_id,
+        "commodity": commodity,
+        "opened_at": opened,
+        "updated_at": opened,
+    }
+    upsert_alerts(lakehouse, [planted])
+    wait_served(url, "/forecasts", {"market_id": market_id, "commodity": commodity}, bool)
+
+    def with_planted(alerts: list[dict]) -> bool:
+        return any(a["alert_id"] == "dash-chart" for a in alerts)
+
+    wait_served(url, "/alerts", {"commodity": commodity, "limit": 1000}, with_planted)
+    watched = watch(browser, url)
+    page = open_page(watched, f"series/{market_id}/{commodity}")
+    page.wait_for_function("document.querySelector('#series-chart').dataset.forecast === '7'")
+    page.screenshot(path=str(shots / "series-forecast-desktop.png"))
+    canvas = page.locator("#series-chart")
+    assert 80 <= int(canvas.get_attribute("data-history")) <= 91  # the last 90 days, by default
+    page.select_option("#series-range", "0")
+    assert int(canvas.get_attribute("data-history")) == len(closes)
+    assert canvas.get_attribute("data-band80") == canvas.get_attribute("data-band95") == "7"
+    assert int(canvas.get_attribute("data-alerts")) >= 1
+    assert "prophet" in page.inner_text("#series-note")
+    watched.assert_clean(url)
+    page.context.close()
+
+
+def test_a_planted_alert_appears_in_the_feed(
+    browser: Browser, url: str, lakehouse: Settings
+) -> None:
+    watched = watch(browser, url)
+    page = open_page(watched, "alerts")
+    assert page.locator('[data-alert="dash-feed"]').count() == 0
+    upsert_alerts(lakehouse, [alert("dash-feed", "critical", "DKI Jakarta")])
+    item = page.locator('[data-alert="dash-feed"]')
+    item.wait_for()
+    assert "Harga naik" in item.inner_text() and "kritis" in item.inner_text().lower()
+    watched.assert_clean(url)
+    page.context.close()
+
+
+def test_quality_page_browses_the_quarantine(browser: Browser, url: str) -> None:
+    watched = watch(browser, url)
+    page = open_page(watched, "quality")
+    page.wait_for_selector("#quality-sources tbody tr")
+    total = page.request.get(f"{API}/quarantine", params={"limit": 1}).json()["total"]
+    assert total > 0
+    rows = page.locator("#quarantine tbody tr")
+    rows.first.wait_for()
+    assert rows.count() == min(total, 20)
+    assert f"{total}" in page.inner_text("#q-page")
+    watched.assert_clean(url)
+    page.context.close()
+
+
+def test_the_page_asks_for_a_key_when_reads_need_one(browser: Browser, lakehouse: Settings) -> None:
+    key, entry = mint_key("dashboard-test", "reader")
+    closed = with_api(lakehouse, open_reads=False, keys=[entry])
+    with serving(closed) as base:
+        context = browser.new_context(base_url=base)
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        page.goto("/")
+        page.wait_for_selector("#key-dialog[open]")
+        page.fill("#key-input", "smk_wrong")
+        page.click("#key-form button")
+        page.wait_for_selector("#key-dialog[open] #key-error:not([hidden])")
+        page.fill("#key-input", key)
+        page.click("#key-form button")
+        page.wait_for_selector("body[data-ready=true]")
+        assert page.locator("#board tbody tr").count() > 0
+        page.reload()  # kept for the session: not asked again
+        page.wait_for_selector("body[data-ready=true]")
+        assert not page.locator("#key-dialog").evaluate("d => d.open")
+        context.close()
+
+
+# ---- helpers and the quarantine endpoint -----------------------------------------------------
+
+
+def page_of_history(url: str, market_id: str, commodity: str) -> list[dict]:
+    with httpx.Client(base_url=url) as client:
+        answer = client.get(
+            f"{API}/prices/history",
+            params={"market_id": market_id, "commodity": commodity, "limit": 1000},
+        ).json()
+    assert answer["next_cursor"] is None
+    return answer["items"]
+
+
+def wait_served(url: str, path: str, params: dict, done: Callable[[Any], bool]) -> None:
+    """Ask until the API's answer is ``done``: the first request after a new Delta version is
+    answered from the previous one while the view is rebuilt (stale-while-revalidate)."""
+    deadline = time.monotonic() + 30
+    with httpx.Client(base_url=url) as client:
+        while not done(client.get(f"{API}{path}", params=params).json()):
+            assert time.monotonic() < deadline, f"{path} did not serve the new rows"
+            time.sleep(0.1)
+
+
+def write_forecast(settings: Settings, market_id: str, commodity: str, origin: date) -> None:
+    """What ``./run.sh retrain`` writes for one series: 7 days with both intervals."""
+    rows = [
+        {
+            "series_id": f"{market_id}:{commodity}",
+            "series_kind": "market",
+            "market_id": market_id,
+            "region": "DKI Jakarta",
+            "commodity": commodity,
+            "origin_date": origin,
+            "target_date": origin + timedelta(days=h),
+            "horizon": h,
+            "yhat": 40000.0 + 100 * h,
+            "yhat_lower_80": 38000.0,
+            "yhat_upper_80": 42000.0 + 100 * h,
+            "yhat_lower_95": 36000.0,
+            "yhat_upper_95": 44000.0 + 200 * h,
+            "model_name": "prophet",
+            "model_version": "1",
+            "run_id": "0" * 32,
+            "data_version": 1,
+            "created_at": datetime.now(UTC),
+        }
+        for h in range(1, 8)
+    ]
+    table = pa.Table.from_pylist(rows, schema=arrow_schema(GOLD_FORECASTS))
+    write_deltalake(str(GOLD_FORECASTS.path(settings)), table, mode="append")
+
+
+def test_quarantine_endpoint_pages_silver_quarantine(replayed: Settings) -> None:
+    stored = open_table(SILVER_QUARANTINE, replayed).to_pyarrow_table().to_pylist()
+    assert stored
+    with TestClient(create_app(replayed)) as client:
+        first = client.get(f"{API}/quarantine", params={"limit": 5}).json()
+        assert first["total"] == len(stored)
+        assert len(first["items"]) == min(5, len(stored))
+        times = [r["quarantined_at"] for r in first["items"]]
+        assert times == sorted(times, reverse=True)
+        reason = stored[0]["reasons"][0]
+        by_reason = client.get(f"{API}/quarantine", params={"reason": reason, "limit": 500})
+        expected = sum(reason in r["reasons"] for r in stored)
+        assert by_reason.json()["total"] == expected
+        assert all(reason in r["reasons"] for r in by_reason.json()["items"])
+        raws = {r["raw"] for r in stored}
+        assert {r["raw"] for r in by_reason.json()["items"]} <= raws
+        assert client.get(f"{API}/quarantine", params={"limit": 0}).status_code == 422
