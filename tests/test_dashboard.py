@@ -34,8 +34,7 @@ from scripts.isolated_stack import free_ports
 from serving_api.app import create_app
 from serving_api.auth import mint_key
 from serving_api.routers.dashboard import BUNDLE_DIR
-from streaming_jobs.bronze import bronze_query
-from streaming_jobs.medallion import medallion_query
+from streaming_jobs.medallion import gold_query, silver_query
 from tests.conftest import drain
 from tests.test_api import API, alert, upsert_alerts, with_api
 
@@ -202,7 +201,7 @@ def test_a_price_produced_to_kafka_appears_without_reload(
         )
     )
     producer.flush()
-    drain(spark, lakehouse, bronze_query, medallion_query)  # the pipeline, while the page is open
+    drain(spark, lakehouse, silver_query, gold_query)  # the pipeline, while the page is open
     row = page.locator(f'#board tr[data-key="{key}"]')
     row.wait_for()
     assert "Rp 14.100" in row.inner_text()

@@ -149,8 +149,7 @@ def test_ledger_over_silver_written_by_the_pipeline(settings, kafka, spark, tmp_
     """Prices through the real Kafka → bronze → silver, then chained, verified and tampered."""
     from lakehouse.events import PriceEvent
     from producers.kafka_io import EventProducer, ensure_topics
-    from streaming_jobs.bronze import bronze_query
-    from streaming_jobs.medallion import medallion_query
+    from streaming_jobs.medallion import gold_query, silver_query
     from tests.conftest import drain, isolated
 
     own = isolated(settings, tmp_path)
@@ -169,7 +168,7 @@ def test_ledger_over_silver_written_by_the_pipeline(settings, kafka, spark, tmp_
                 )
             )
     producer.flush()
-    drain(spark, own, bronze_query, medallion_query)
+    drain(spark, own, silver_query, gold_query)
     accepted = open_table(SILVER_PRICES, own).to_pyarrow_table().num_rows
     assert accepted == 30
     assert ledger.build(own) == 30
