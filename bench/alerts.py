@@ -13,14 +13,12 @@ import argparse
 import math
 import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from deltalake import DeltaTable
 
+from bench.timing import timed
 from lakehouse.settings import SAMPLE_PRICES
 from lakehouse.spark import get_spark
 from lakehouse.tables import GOLD_ALERTS
@@ -29,22 +27,9 @@ from producers.replay import replay
 from producers.reports import parse_time
 from scripts.isolated_stack import isolated_stack
 from streaming_jobs.alerting import AlertStep
-from streaming_jobs.medallion import GoldBatch, gold_query, silver_query
+from streaming_jobs.medallion import GoldBatch, drain
 
 CHUNK = timedelta(days=7)
-
-
-def timed(method: Callable[..., Any], into: list[float]) -> Callable[..., Any]:
-    """``method`` recording how long each call took."""
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        began = time.monotonic()
-        try:
-            return method(*args, **kwargs)
-        finally:
-            into.append(time.monotonic() - began)
-
-    return wrapper
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -76,12 +61,7 @@ def main(argv: list[str] | None = None) -> None:
                     end=min(end, start + (chunk + 1) * CHUNK),
                     fan_out_markets=args.fan_out,
                 ).published
-                for make_query in (silver_query, gold_query):
-                    query = make_query(spark, settings)
-                    try:
-                        query.processAllAvailable()
-                    finally:
-                        query.stop()
+                drain(spark, settings)
         finally:
             spark.stop()
         alerts = DeltaTable(str(GOLD_ALERTS.path(settings))).to_pandas()

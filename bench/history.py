@@ -18,33 +18,19 @@ import argparse
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from pyspark.sql import functions as F
 
 from bench.pipeline import payloads, produce
+from bench.timing import timed
 from lakehouse import delta_io
 from lakehouse.spark import get_spark
 from lakehouse.tables import SILVER_PRICES
 from producers.kafka_io import ensure_topics
 from scripts.isolated_stack import isolated_stack
-from streaming_jobs.medallion import GoldBatch, SilverBatch, gold_query, silver_query
-
-
-def timed(method: Callable[..., Any], into: list[float]) -> Callable[..., Any]:
-    """``method`` recording how long each call took."""
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        began = time.monotonic()
-        try:
-            return method(*args, **kwargs)
-        finally:
-            into.append(time.monotonic() - began)
-
-    return wrapper
+from streaming_jobs.medallion import GoldBatch, SilverBatch, drain
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -68,12 +54,7 @@ def main(argv: list[str] | None = None) -> None:
             gold_times.clear()
             for _ in range(args.rounds + 1):  # the first round warms up (JIT, first versions)
                 produce(settings, payloads(args.events, datetime.now(UTC)), None)
-                for make_query in (silver_query, gold_query):
-                    query = make_query(spark, settings)
-                    try:
-                        query.processAllAvailable()
-                    finally:
-                        query.stop()
+                drain(spark, settings)
             results[label] = (silver_times[1:], gold_times[1:])
 
         try:

@@ -10,20 +10,17 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from collections.abc import Callable
 
-from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from lakehouse.logs import configure_logging
 from lakehouse.settings import Settings, load_settings
 from lakehouse.spark import get_spark
 from lakehouse.status import stop_event, write_status
-from streaming_jobs.medallion import gold_query, silver_query
+from streaming_jobs.medallion import QueryFactory, gold_query, silver_query
 
 log = logging.getLogger(__name__)
 
-QueryFactory = Callable[[SparkSession, Settings], StreamingQuery]
 QUERIES: tuple[QueryFactory, ...] = (silver_query, gold_query)
 STATUS_INTERVAL_SECONDS = 2.0
 STATUS_NAME = "pipeline"

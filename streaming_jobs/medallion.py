@@ -68,6 +68,7 @@ from streaming_jobs.silver import (
 )
 
 log = logging.getLogger(__name__)
+QueryFactory = Callable[[SparkSession, Settings], StreamingQuery]
 
 APP_ID = "smartmarket-silver"
 SILVER_QUERY = "silver"
@@ -469,3 +470,14 @@ def gold_query(spark: SparkSession, settings: Settings) -> StreamingQuery:
         .trigger(processingTime=f"{settings.spark.gold_trigger_seconds} seconds")
         .start()
     )
+
+
+def drain(spark: SparkSession, settings: Settings, *queries: QueryFactory) -> None:
+    """Run each query in turn until it has processed everything available, then stop it (a
+    catch-up run: tests, benchmarks). Default: silver, then gold."""
+    for make_query in queries or (silver_query, gold_query):
+        query = make_query(spark, settings)
+        try:
+            query.processAllAvailable()
+        finally:
+            query.stop()

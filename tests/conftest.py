@@ -145,9 +145,6 @@ def replayed(settings, kafka, spark, sample_prices, tmp_path_factory) -> Setting
 
 def drain(spark, settings: Settings, *queries) -> None:
     """Start each streaming query in turn, let it process everything available, stop it."""
-    for make_query in queries:
-        query = make_query(spark, settings)
-        try:
-            query.processAllAvailable()
-        finally:
-            query.stop()
+    from streaming_jobs.medallion import drain as run_until_drained
+
+    run_until_drained(spark, settings, *queries)
