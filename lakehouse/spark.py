@@ -66,6 +66,9 @@ def spark_conf(settings: Settings, extra_conf: Mapping[str, str] | None = None) 
         "spark.sql.streaming.stateStore.providerClass": "org.apache.spark.sql.execution."
         "streaming.state.RocksDBStateStoreProvider",
         "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
+        # the ids' watermark moves with every batch: expire state in the next data batch rather
+        # than in an extra batch of its own after each one
+        "spark.sql.streaming.noDataMicroBatches.enabled": "false",
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         # small tables on few cores: rebuild Delta snapshots and shuffle with few partitions
         "spark.databricks.delta.snapshotPartitions": str(s.shuffle_partitions),

@@ -167,9 +167,12 @@ class SilverBatch:
             records.where("first_copy"), self.topic_types, self.settings.kafka.topics.deadletter
         ).localCheckpoint()
         events = parsed.where(F.col("parse_error").isNull())
-        prices, price_state = self._prices(events, batch_id, now)
+        kinds = dict(events.groupBy("event_type").count().collect())
+        prices, price_state = self._prices(events, batch_id, now, bool(kinds.get("price")))
         sensors, sensor_state = self._sensors(events, batch_id, now)
-        prices, sensors = prices.localCheckpoint(), sensors.localCheckpoint()
+        # a kind the batch does not bring is not judged (its empty frames cost no job)
+        prices = prices.localCheckpoint() if kinds.get("price") else prices.limit(0)
+        sensors = sensors.localCheckpoint() if kinds.get("sensor") else sensors.limit(0)
         laps("judge")
         quality = batch_quality(records, parsed, prices, sensors, batch_id, now).localCheckpoint()
         totals = quality.agg(F.sum("received"), F.sum("accepted"), F.sum("quarantined")).first()
@@ -181,7 +184,7 @@ class SilverBatch:
         accepted_sensors = sensors.where(F.size("reasons") == 0)
         batch = F.lit(batch_id).cast("bigint").alias("silver_batch_id")
         observed_date = local_date(F.col("observed_at"), self.tz).alias("observed_date")
-        has_prices, has_sensors = not prices.isEmpty(), not sensors.isEmpty()
+        has_prices, has_sensors = bool(kinds.get("price")), bool(kinds.get("sensor"))
         appends = {BRONZE_EVENTS: records.where(~F.col("first_copy")).select(*BRONZE_COLUMNS)}
         # an empty append is skipped, except the first: the gold query reads both tables
         if has_prices or not self._exists(SILVER_PRICES):
@@ -236,8 +239,11 @@ class SilverBatch:
             },
         )
 
-    def _prices(self, events: DataFrame, batch_id: int, now: datetime) -> tuple[DataFrame, ...]:
-        """The batch's prices with their verdicts, and the price state after them."""
+    def _prices(
+        self, events: DataFrame, batch_id: int, now: datetime, present: bool
+    ) -> tuple[DataFrame, ...]:
+        """The batch's prices with their verdicts, and the price state after them (``present``:
+        the batch has prices; else only the plans are built)."""
         p = self.rules.prices
         checked = validate_prices(
             events.where(F.col("event_type") == "price"), self.ref, self.rules, now
@@ -252,7 +258,9 @@ class SilverBatch:
             late = series_state.uncovered(
                 candidates, earlier, PRICE_SERIES, p.history_points, horizon
             )
-            if not late.isEmpty():  # a backfill: silver holds the history the state does not
+            if (
+                present and not late.isEmpty()
+            ):  # a backfill: silver holds the history the state does not
                 history = self._backfill_history(late, horizon).unionByName(history)
                 history = history.dropDuplicates(["event_id"])
             return price_statistics(candidates, history, self.rules, self.tz)
