@@ -40,6 +40,7 @@ from websockets.sync.client import connect
 
 from bench.api import load
 from bench.baseline import raw_produce_rate
+from lakehouse.fast_read import TableMissing, open_table
 from lakehouse.reference import commodities, markets
 from lakehouse.settings import Settings
 from lakehouse.tables import GOLD_DATA_QUALITY, SILVER_PRICES, SILVER_QUARANTINE
@@ -274,7 +275,10 @@ def exactly_once(settings: Settings) -> tuple[int, int]:
     """(rows in silver.prices + silver.quarantine, distinct event ids among them)."""
     ids = []
     for table in (SILVER_PRICES, SILVER_QUARANTINE):
-        data = DeltaTable(str(table.path(settings))).to_pyarrow_table(columns=["event_id"])
+        try:
+            data = open_table(table, settings).to_pyarrow_table(columns=["event_id"])
+        except TableMissing:  # nothing quarantined: the table was never written
+            continue
         ids.extend(data["event_id"].to_pylist())
     return len(ids), len(set(ids))
 
