@@ -100,7 +100,7 @@ def test_maintain_during_live_replay(settings, kafka, spark, sample_prices, tmp_
     queries = [silver_query(spark, live), gold_query(spark, live)]
     try:
         deadline = time.monotonic() + 600
-        while not delta_io.exists(spark, GOLD_DATA_QUALITY, live):  # a first batch is through
+        while not delta_io.exists(spark, SILVER_PRICES, live):  # a first silver batch is through
             assert time.monotonic() < deadline and all(q.isActive for q in queries)
             time.sleep(1)
         speed = (SECOND_HALF[1] - SECOND_HALF[0]).total_seconds() / SECOND_HALF_SECONDS
