@@ -205,7 +205,7 @@ class SilverBatch:
                 observed_date,
                 batch,
             )
-        if totals[2]:
+        if totals[2] or not self._exists(SILVER_QUARANTINE):
             appends[SILVER_QUARANTINE] = quarantine_rows(parsed, prices, sensors, now, batch_id)
         merges = []  # skipped when empty: the same input skips them again on a replay
         if has_prices:

@@ -173,4 +173,4 @@ def test_output_formats(lakehouse_env: Settings, capsys, tmp_path) -> None:
 def test_history_command(lakehouse_env: Settings, capsys) -> None:
     assert main(["query", "--history", "bronze.market_events"]) == 0
     out = capsys.readouterr().out
-    assert "CREATE TABLE" in out and "STREAMING UPDATE" in out
+    assert "CREATE TABLE" in out and "WRITE" in out  # created empty, then the batches' appends
