@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable
 
 import pandas as pd
-from deltalake import DeltaTable
 
+from lakehouse.fast_read import open_table
 from lakehouse.query import Engine, run_query
 from lakehouse.settings import ConfigError, Settings, load_settings
 from lakehouse.storage import exists
@@ -27,7 +27,7 @@ from lakehouse.tables import GOLD_PRICE_DAILY, SILVER_PRICES, Table
 
 
 def _read(settings: Settings, table: Table) -> pd.DataFrame:
-    return DeltaTable(str(table.path(settings))).to_pandas()
+    return open_table(table, settings).to_pandas()
 
 
 def _shallots(settings: Settings) -> pd.DataFrame:
