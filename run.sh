@@ -96,12 +96,20 @@ setup_chromium() {  # the browser of the dashboard tests (Playwright drives it; 
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends chromium >/dev/null
 }
 
+setup_compose_cli() {  # validates docker-compose.yml in the tests (no engine needed)
+  docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null && return
+  say "installing the Docker Compose CLI (apt-get install docker-compose)"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
+}
+
 setup() {
   setup_python
   setup_jvm
   setup_mosquitto
   setup_dashboard
   setup_chromium
+  setup_compose_cli
 }
 
 cmd="${1:-up}"

@@ -18,15 +18,16 @@ import time
 from collections.abc import Callable
 
 import pandas as pd
-from deltalake import DeltaTable
 
+from lakehouse.fast_read import open_table
 from lakehouse.query import Engine, run_query
 from lakehouse.settings import ConfigError, Settings, load_settings
+from lakehouse.storage import exists
 from lakehouse.tables import GOLD_PRICE_DAILY, SILVER_PRICES, Table
 
 
 def _read(settings: Settings, table: Table) -> pd.DataFrame:
-    return DeltaTable(str(table.path(settings))).to_pandas()
+    return open_table(table, settings).to_pandas()
 
 
 def _shallots(settings: Settings) -> pd.DataFrame:
@@ -84,7 +85,7 @@ def main() -> None:
     parser.add_argument("--spark", action="store_true", help="also time the Spark engine")
     args = parser.parse_args()
     settings = load_settings()
-    if not (GOLD_PRICE_DAILY.path(settings) / "_delta_log").exists():
+    if not exists(settings, GOLD_PRICE_DAILY.log(settings)):
         raise SystemExit(f"error: no lakehouse at {settings.paths.lakehouse_root}")
     rows = len(_read(settings, SILVER_PRICES))
     print(f"lakehouse {settings.paths.lakehouse_root}: silver.prices {rows:,} rows")

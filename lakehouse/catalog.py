@@ -96,7 +96,7 @@ def register_tables(spark: SparkSession, settings: Settings) -> list[Table]:
     registered = []
     for table in TABLES.values():
         path = table.path(settings)
-        if not DeltaTable.isDeltaTable(spark, str(path)):
+        if not DeltaTable.isDeltaTable(spark, path):
             continue
         location = _registered_location(spark, table)
         if location is not None and location.removeprefix("file:").rstrip("/") != str(path):

@@ -17,7 +17,7 @@ def ensure_table(spark: SparkSession, table: Table, settings: Settings) -> None:
     """Create an empty table from its declared schema if it does not exist yet."""
     (
         DeltaTable.createIfNotExists(spark)
-        .location(str(table.path(settings)))
+        .location(table.path(settings))
         .addColumns(spark.createDataFrame([], table.schema).schema)
         .partitionedBy(*table.partition_by)
         .execute()
@@ -25,11 +25,11 @@ def ensure_table(spark: SparkSession, table: Table, settings: Settings) -> None:
 
 
 def read(spark: SparkSession, table: Table, settings: Settings) -> DataFrame:
-    return spark.read.format("delta").load(str(table.path(settings)))
+    return spark.read.format("delta").load(table.path(settings))
 
 
 def exists(spark: SparkSession, table: Table, settings: Settings) -> bool:
-    return DeltaTable.isDeltaTable(spark, str(table.path(settings)))
+    return DeltaTable.isDeltaTable(spark, table.path(settings))
 
 
 def append_once(df: DataFrame, table: Table, settings: Settings, app_id: str, version: int) -> None:
@@ -45,7 +45,7 @@ def append_once(df: DataFrame, table: Table, settings: Settings, app_id: str, ve
     )
     if table.partition_by:
         writer = writer.partitionBy(*table.partition_by)
-    writer.save(str(table.path(settings)))
+    writer.save(table.path(settings))
 
 
 MERGE_ATTEMPTS = 3
@@ -83,7 +83,7 @@ def _upsert(
     only_if: str,
     matched: Mapping[str, str],
 ) -> None:
-    path = str(table.path(settings))
+    path = table.path(settings)
     if not DeltaTable.isDeltaTable(spark, path):
         writer = df.write.format("delta").mode("append")
         if table.partition_by:

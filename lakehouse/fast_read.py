@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -17,6 +16,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from lakehouse.settings import Settings
+from lakehouse.storage import delta_options, join, parquet_source, read_text
 from lakehouse.tables import GOLD_ALERT_DELIVERIES, Table
 
 
@@ -28,9 +28,13 @@ def open_table(table: Table, settings: Settings, as_of: int | datetime | None = 
     """The Delta table at its newest version, or ``as_of`` a version number or a time.
 
     Raises ``TableMissing`` when nothing has been written there yet."""
-    path = str(table.path(settings))
+    path = table.path(settings)
     try:
-        delta = DeltaTable(path, version=as_of if isinstance(as_of, int) else None)
+        delta = DeltaTable(
+            path,
+            version=as_of if isinstance(as_of, int) else None,
+            storage_options=delta_options(settings),
+        )
     except TableNotFoundError:
         raise TableMissing(f"{table.qualified_name} does not exist yet ({path})") from None
     if isinstance(as_of, datetime):
@@ -57,10 +61,11 @@ def _utc(table: pa.Table) -> pa.Table:
     return table
 
 
-def _added_rows(root: Path, add: dict[str, Any]) -> pa.Table:
+def _added_rows(settings: Settings, root: str, add: dict[str, Any]) -> pa.Table:
     """The rows of one added data file, with its partition values as columns (partition
     columns of the registry are dates)."""
-    rows = pq.read_table(root / unquote(add["path"]))
+    path, filesystem = parquet_source(settings, join(root, unquote(add["path"])))
+    rows = pq.read_table(path, filesystem=filesystem)
     for name, value in (add.get("partitionValues") or {}).items():
         column = pa.array([value] * rows.num_rows, pa.string())
         rows = rows.append_column(name, column.cast(pa.date32()))
@@ -73,19 +78,18 @@ def added_since(table: Table, settings: Settings, version: int) -> tuple[int, pa
     Commit files are read directly (one small JSON each), so the cost is that of the new data,
     whatever the size of the table. A MERGE adds the files it rewrote whole: a reader keeps the
     newest row per key."""
-    root = table.path(settings)
-    log_dir = root / "_delta_log"
     files: list[dict[str, Any]] = []
     current = version
-    while (commit := log_dir / f"{current + 1:020d}.json").exists():
-        for line in commit.read_text(encoding="utf-8").splitlines():
+    while (commit := read_text(settings, table.log(settings, current + 1))) is not None:
+        for line in commit.splitlines():
             add = json.loads(line).get("add") if line else None
             if add and add.get("dataChange", True):
                 files.append(add)
         current += 1
     if not files:
         return current, pa.table({})
-    parts = [_added_rows(root, add) for add in files]
+    root = table.path(settings)
+    parts = [_added_rows(settings, root, add) for add in files]
     return current, pa.concat_tables(parts, promote_options="default")
 
 

@@ -29,8 +29,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import write_deltalake
 
+from lakehouse import table_writes
 from lakehouse.fast_read import TableMissing, open_table
 from lakehouse.settings import Settings
 from lakehouse.tables import GOLD_PRICE_LEDGER, SILVER_PRICES, arrow_schema
@@ -136,10 +136,10 @@ def build(settings: Settings) -> int:
         if not fresh:
             return 0
         entries = extend(heads, fresh, datetime.now(UTC))
-        write_deltalake(
-            str(GOLD_PRICE_LEDGER.path(settings)),
+        table_writes.append(
+            GOLD_PRICE_LEDGER,
+            settings,
             pa.Table.from_pylist(entries, schema=arrow_schema(GOLD_PRICE_LEDGER)),
-            mode="append",
         )
         return len(entries)
 

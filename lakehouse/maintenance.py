@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from lakehouse.fast_read import open_table
 from lakehouse.settings import ConfigError, Settings
+from lakehouse.storage import files
 from lakehouse.tables import Table
 
 if TYPE_CHECKING:
@@ -71,10 +72,11 @@ def check_retention(hours: float, settings: Settings) -> None:
 
 
 def _files(settings: Settings, table: Table) -> tuple[int, int]:
-    """(data files, log files) of a table on disk."""
-    root = table.path(settings)
-    data = sum(1 for p in root.rglob("*.parquet") if "_delta_log" not in p.parts)
-    return data, sum(1 for _ in (root / "_delta_log").iterdir())
+    """(data files, log files) of a table in its store."""
+    found = files(settings, table.path(settings))
+    logs = sum(1 for f in found if f.startswith("_delta_log/"))
+    data = sum(1 for f in found if f.endswith(".parquet") and not f.startswith("_delta_log/"))
+    return data, logs
 
 
 def _most_files_in_a_partition(table: Table, settings: Settings) -> int:
@@ -88,7 +90,7 @@ def maintain_table(
     """OPTIMIZE (Z-ORDER), VACUUM and log cleanup of one existing table."""
     from delta.tables import DeltaTable
 
-    path = str(table.path(settings))
+    path = table.path(settings)
     delta = DeltaTable.forPath(spark, path)
     live_before = delta.detail().first().numFiles
     data_before, log_before = _files(settings, table)

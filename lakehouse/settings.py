@@ -9,6 +9,7 @@ the same from any working directory.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -30,17 +31,33 @@ class ConfigError(RuntimeError):
     """The configuration cannot be used; the message says what to fix."""
 
 
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_uri(location: str | Path) -> bool:
+    """Whether ``location`` names a store by URI (``s3a://bucket/prefix``) rather than a local
+    folder."""
+    return isinstance(location, str) and bool(_URI.match(location))
+
+
 class Paths(BaseModel):
+    """Local folders; the lakehouse and checkpoint roots may also be URIs (``s3a://bucket/x``,
+    see docs/storage.md), kept as text and never joined as paths."""
+
     data_dir: Path = Path("data")
-    lakehouse_root: Path = Path("data/lakehouse")
-    checkpoint_root: Path = Path("data/checkpoints")
+    lakehouse_root: Path | str = Path("data/lakehouse")
+    checkpoint_root: Path | str = Path("data/checkpoints")
     jvm_lib_dir: Path = Path("jvm/lib")
 
     def model_post_init(self, _context: Any) -> None:
         for name in type(self).model_fields:
-            value: Path = getattr(self, name)
-            if not value.is_absolute():
+            value: Path | str = getattr(self, name)
+            if is_uri(value):
+                setattr(self, name, str(value).rstrip("/"))
+            elif not Path(value).is_absolute():
                 setattr(self, name, (PROJECT_ROOT / value).resolve())
+            else:
+                setattr(self, name, Path(value))
 
     @property
     def run_dir(self) -> Path:
@@ -77,6 +94,17 @@ class KafkaSettings(BaseModel):
     def bootstrap(self) -> str:
         """Bootstrap servers clients connect to."""
         return self.bootstrap_servers or f"{self.host}:{self.port}"
+
+
+class StorageSettings(BaseModel):
+    """An S3-compatible object store for an ``s3a://`` lakehouse (AWS S3, MinIO, R2, …), for
+    Spark (hadoop-aws) and delta-rs alike. Credentials are secrets (``storage.access_key_id``,
+    ``storage.secret_access_key``: see lakehouse.secrets); without them each client falls back
+    to the AWS default chain (AWS_* variables, instance role)."""
+
+    endpoint: str = Field("", pattern=r"^(https?://.*)?$")  # empty: AWS S3 of the region
+    region: str = "us-east-1"
+    path_style: bool = False  # bucket in the path, not the host name: MinIO and most others
 
 
 class MqttSettings(BaseModel):
@@ -328,6 +356,7 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Jakarta"
     paths: Paths = Paths()
     kafka: KafkaSettings = KafkaSettings()
+    storage: StorageSettings = StorageSettings()
     mqtt: MqttSettings = MqttSettings()
     producers: ProducerSettings = ProducerSettings()
     simulator: SimulatorSettings = SimulatorSettings()

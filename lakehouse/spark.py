@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from lakehouse.settings import ConfigError, Settings
+from lakehouse.storage import hadoop_options
 
 _VERSIONED_JAR = re.compile(r"^(?P<artifact>.+?)-\d[\w.\-]*\.jar$")
 
@@ -77,6 +78,7 @@ def spark_conf(settings: Settings, extra_conf: Mapping[str, str] | None = None) 
         "spark.sql.adaptive.coalescePartitions.enabled": "true",
         "spark.sql.warehouse.dir": str(settings.paths.data_dir / "spark-warehouse"),
     }
+    conf.update(hadoop_options(settings))  # S3A of an s3a:// lakehouse (lakehouse.storage)
     for key, value in (extra_conf or {}).items():
         conf[key] = f"{conf[key]} {value}" if key in _JOINED_OPTIONS and key in conf else value
     conf.update(s.conf)

@@ -2,7 +2,8 @@
 
 A table lives at ``<lakehouse_root>/<layer>/<name>``; a streaming query's checkpoint at
 ``<checkpoint_root>/queries/<query name>`` (``query_checkpoint``). Code never builds these paths
-by hand.
+by hand. Both are text — a folder path or an ``s3a://`` URI (lakehouse.storage) — never
+``pathlib`` paths.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 
 import pyarrow as pa
 
 from lakehouse.settings import Settings
+from lakehouse.storage import join
 
 
 class Layer(StrEnum):
@@ -38,13 +39,20 @@ class Table:
     def qualified_name(self) -> str:
         return f"{self.layer}.{self.name}"
 
-    def path(self, settings: Settings) -> Path:
-        return settings.paths.lakehouse_root / self.layer / self.name
+    def path(self, settings: Settings) -> str:
+        """The table's location: a folder path or a URI (``s3a://bucket/prefix/silver/prices``)."""
+        return join(settings.paths.lakehouse_root, self.layer, self.name)
+
+    def log(self, settings: Settings, version: int | None = None) -> str:
+        """The table's ``_delta_log`` folder, or the commit file of ``version`` in it."""
+        if version is None:
+            return join(self.path(settings), "_delta_log")
+        return join(self.path(settings), "_delta_log", f"{version:020d}.json")
 
 
-def query_checkpoint(settings: Settings, query_name: str) -> Path:
+def query_checkpoint(settings: Settings, query_name: str) -> str:
     """Where the streaming query ``query_name`` keeps its offsets, commits and state."""
-    return settings.paths.checkpoint_root / "queries" / query_name
+    return join(settings.paths.checkpoint_root, "queries", query_name)
 
 
 #: meanings shared by several tables (lineage of silver rows, the per-series keys, OHLC columns)

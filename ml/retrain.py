@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 
 import pandas as pd
 import pyarrow as pa
-from deltalake import DeltaTable, write_deltalake
 
+from lakehouse import table_writes
 from lakehouse.fast_read import TableMissing, open_table, table_version
 from lakehouse.settings import ConfigError, MlSettings, Settings
 from lakehouse.tables import (
@@ -180,30 +180,14 @@ def write_gold(
     frame: pd.DataFrame, table: Table, settings: Settings, replace_when: str | None = None
 ) -> dict[str, int]:
     """Idempotent write of ``frame`` to a gold table with a declared schema: MERGE on the
-    table's keys, inserting new keys; an existing row is replaced only where ``replace_when``
-    (a predicate over ``s.`` source and ``t.`` target columns) holds — never if it is None.
-    Creates the table on first use. Returns the rows inserted and replaced."""
+    table's keys (``table_writes.merge``: retried on a concurrent commit), inserting new keys;
+    an existing row is replaced only where ``replace_when`` (a predicate over ``s.`` source and
+    ``t.`` target columns) holds — never if it is None. Returns the rows inserted and
+    replaced."""
     schema = arrow_schema(table)
     data = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
-    path = str(table.path(settings))
-    try:
-        delta = DeltaTable(path)
-    except Exception:  # noqa: BLE001 — no table yet (delta-rs raises TableNotFoundError)
-        write_deltalake(path, data, partition_by=list(table.partition_by) or None)
-        return {"inserted": data.num_rows, "replaced": 0}
-    merge = delta.merge(
-        data,
-        " AND ".join(f"t.{k} = s.{k}" for k in table.keys),
-        source_alias="s",
-        target_alias="t",
-    )
-    if replace_when:
-        merge = merge.when_matched_update_all(predicate=replace_when)
-    stats = merge.when_not_matched_insert_all().execute()
-    return {
-        "inserted": int(stats.get("num_target_rows_inserted", 0)),
-        "replaced": int(stats.get("num_target_rows_updated", 0)),
-    }
+    merged = table_writes.merge(table, settings, data, replace_when)
+    return {"inserted": merged.inserted, "replaced": merged.replaced}
 
 
 def should_retrain(settings: Settings) -> tuple[bool, str]:

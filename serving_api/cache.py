@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ import pyarrow as pa
 
 from lakehouse.fast_read import TableMissing, added_since, open_table
 from lakehouse.settings import Settings
+from lakehouse.storage import exists
 from lakehouse.tables import Table, arrow_schema
 from serving_api.metrics import ApiMetrics
 
@@ -95,8 +95,7 @@ class GoldCache:
         if checked and checked[0] == version and now - checked[1] < self._check_every:
             return checked[2]
         following = 0 if version is None else version + 1
-        commit = table.path(self.settings) / "_delta_log" / f"{following:020d}.json"
-        newer = os.path.exists(commit)
+        newer = exists(self.settings, table.log(self.settings, following))
         self._checks[table.qualified_name] = (version, now, newer)
         return newer
 

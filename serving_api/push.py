@@ -21,6 +21,7 @@ from prometheus_client import Counter
 
 from lakehouse.fast_read import TableMissing, added_since, open_table
 from lakehouse.settings import Settings
+from lakehouse.storage import exists
 from lakehouse.tables import SILVER_PRICES
 from serving_api.cache import GoldCache
 from serving_api.metrics import ApiMetrics
@@ -201,7 +202,7 @@ def price_feed(settings: Settings, cache: GoldCache) -> Callable[[], Any]:
                 version = open_table(SILVER_PRICES, settings).version()
             return []
         if version is None:
-            version = -1 if (SILVER_PRICES.path(settings) / "_delta_log").exists() else None
+            version = -1 if exists(settings, SILVER_PRICES.log(settings)) else None
             if version is None:
                 return []
         version, rows = await asyncio.to_thread(added_since, SILVER_PRICES, settings, version)

@@ -25,8 +25,8 @@ from typing import Any
 import httpx
 import pandas as pd
 import pyarrow as pa
-from deltalake import write_deltalake
 
+from lakehouse import table_writes
 from lakehouse.fast_read import TableMissing, open_table, table_version
 from lakehouse.logs import configure_logging
 from lakehouse.settings import AlertSettings, NotifierChannel, Settings, load_settings
@@ -194,10 +194,8 @@ class Notifier:
 
     def _record(self, rows: list[dict[str, Any]]) -> None:
         schema = arrow_schema(GOLD_ALERT_DELIVERIES)
-        write_deltalake(
-            str(GOLD_ALERT_DELIVERIES.path(self.settings)),
-            pa.Table.from_pylist(rows, schema=schema),
-            mode="append",
+        table_writes.append(
+            GOLD_ALERT_DELIVERIES, self.settings, pa.Table.from_pylist(rows, schema=schema)
         )
 
     def step(self, now: datetime | None = None) -> None:

@@ -10,6 +10,7 @@ import os
 import signal
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -145,7 +146,7 @@ def test_kill_minus_nine_while_alerting_duplicates_and_loses_no_alert(
     pipeline = start_pipeline(settings)
     try:
         # a gold batch writes the daily prices right before its alerts: kill -9 then
-        daily = GOLD_PRICE_DAILY.path(settings) / "_delta_log"
+        daily = Path(GOLD_PRICE_DAILY.log(settings))
         deadline = time.monotonic() + 300
         while not any(daily.glob("*.json")):
             assert time.monotonic() < deadline, "no gold batch within 300 s"

@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from lakehouse.settings import Settings
+from lakehouse.storage import exists
 from producers.kafka_io import kafka_reachable
 from serving_api.auth import Keyring, Permission, presented
 
@@ -37,7 +38,7 @@ def _kafka_check(settings: Settings) -> Check:
 
 def _lakehouse_check(settings: Settings) -> Check:
     root = settings.paths.lakehouse_root
-    if not root.is_dir():
+    if not exists(settings, str(root)):
         return Check(ok=False, detail=f"{root} does not exist yet")
     return Check(ok=True, detail=str(root))
 
