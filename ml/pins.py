@@ -69,6 +69,9 @@ def third_party_imports(root: str = ROOT_MODULE) -> frozenset[str]:
         seen.add(module)
         if (path := _module_file(module)) is None:
             continue
+        parent = module.rpartition(".")[0]
+        if parent:  # importing a.b runs a/__init__.py first
+            todo.append(parent)
         for name in _imports(path, module):
             top = name.partition(".")[0]
             if top in CODE_PACKAGES:
