@@ -25,10 +25,11 @@ from joblib import Parallel, delayed
 from tqdm import tqdm
 
 from lakehouse.settings import MlSettings
-from ml.models import FALLBACK, INTERVAL_COLUMNS, QUANTILES, conformal_bands, make_model
+from ml.models import FALLBACK, INTERVAL_COLUMNS, conformal_bands, make_model
 from ml.series import regular
 
 SELECTED = "selected"
+COVERAGES = (0.8, 0.95)  # of the bands, in INTERVAL_COLUMNS order
 CONFORMAL_MIN_ORIGINS = 3  # earlier origins' errors needed before a model's bands are conformal
 T = TypeVar("T")
 METRICS = ("mape", "smape", "mase", "coverage80", "coverage95")
@@ -76,16 +77,22 @@ def metrics_by_model(forecasts: pd.DataFrame) -> dict[str, dict[str, float]]:
 
 
 def residual_quantiles(forecasts: pd.DataFrame, horizon: int) -> np.ndarray | None:
-    """Quantiles (``QUANTILES``) of the scaled log errors log(y / yhat) / √horizon of earlier
-    backtest forecasts (rows with horizon, y, yhat), pooled over horizons; None when there are
-    fewer than ``CONFORMAL_MIN_ORIGINS`` origins' worth of them."""
+    """The conformal band of earlier backtest forecasts (rows with horizon, y, yhat), in
+    ``QUANTILES`` order: ±s₈₀ and ±s₉₅ around log yhat, per √horizon. Split conformal with the
+    absolute scaled log error |log(y / yhat)| / √horizon as the score, pooled over horizons, and
+    its finite-sample rank: s_c is the ⌈(n + 1)·c⌉-th smallest of the n scores (the largest when
+    n is small). None when there are fewer than ``CONFORMAL_MIN_ORIGINS`` origins' worth.
+
+    Symmetric on purpose: a tail quantile of its own from ~20–300 signed errors follows the last
+    few surges; one scale for both tails is what the coverage guarantee is about."""
     if len(forecasts) < CONFORMAL_MIN_ORIGINS * horizon:
         return None
-    z = np.log(forecasts["y"] / forecasts["yhat"]) / np.sqrt(forecasts["horizon"])
-    n = len(z)
-    # split-conformal's finite-sample correction: each tail level moved out by a factor (n+1)/n
-    levels = np.clip(0.5 + (np.array(QUANTILES) - 0.5) * (n + 1) / n, 0, 1)
-    return np.quantile(z.to_numpy(dtype=float), levels)
+    scores = np.abs(np.log(forecasts["y"] / forecasts["yhat"]) / np.sqrt(forecasts["horizon"]))
+    ordered = np.sort(scores.to_numpy(dtype=float))
+    n = len(ordered)
+    ranks = np.minimum(np.ceil((n + 1) * np.array(COVERAGES)).astype(int), n) - 1
+    s80, s95 = ordered[ranks]
+    return np.array([-s80, s80, -s95, s95])
 
 
 def with_conformal_bands(frame: pd.DataFrame, quantiles: np.ndarray) -> pd.DataFrame:

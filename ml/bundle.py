@@ -1,11 +1,12 @@
 """The registered forecaster: a pyfunc bundling the fitted models of the series that one
 algorithm serves. Kept apart from ``ml.tracking`` so that loading a registered model needs
 only this module, ``ml.models`` (+ ``ml.features``) and ``lakehouse.settings`` — which the
-registered model carries as ``code_paths`` — and the packages of ``requirements``."""
+registered model carries as ``code_paths`` — and the packages ``ml.pins.requirements``
+derives from that import graph.
+"""
 
 from __future__ import annotations
 
-from importlib.metadata import version
 from typing import Any
 
 import pandas as pd
@@ -13,28 +14,8 @@ from mlflow.pyfunc import PythonModel
 
 from ml.models import Forecaster
 
-# What unpickling and running the models imports (pydantic-settings and pyyaml through
-# lakehouse.settings, scikit-learn through xgboost's estimator); Prophet only when served.
-REQUIREMENTS = (
-    "mlflow",
-    "cloudpickle",
-    "numpy",
-    "pandas",
-    "pydantic",
-    "pydantic-settings",
-    "pyyaml",
-    "holidays",
-    "scikit-learn",
-    "xgboost-cpu",
-    "statsforecast",
-)
+ROOT_MODULE = "ml.bundle"  # what loading a registered model imports first
 CODE_PACKAGES = ("ml", "lakehouse")  # the project code a registered model carries
-
-
-def requirements(algorithm: str) -> list[str]:
-    """The pinned (installed) versions of the packages the ``algorithm``'s bundle needs."""
-    packages = [*REQUIREMENTS, *(["prophet"] if algorithm.startswith("prophet") else [])]
-    return [f"{p}=={version(p)}" for p in packages]
 
 
 class ForecastBundle(PythonModel):

@@ -27,6 +27,7 @@ from ml.features import design, holiday_table
 INTERVAL_COLUMNS = ["yhat_lower_80", "yhat_upper_80", "yhat_lower_95", "yhat_upper_95"]
 FORECAST_COLUMNS = ["horizon", "yhat", *INTERVAL_COLUMNS]
 QUANTILES = (0.1, 0.9, 0.025, 0.975)  # in the order of INTERVAL_COLUMNS
+ROBUST_DAYS = 3  # days whose median is the robust level (odd: the median is one of them)
 SEASON = 7  # days: the weekly season of seasonal naive
 TRAINED_CACHE = 4  # boosters kept per process for reuse (see XGBoost._train)
 _TRAINED: OrderedDict[tuple, Any] = OrderedDict()
@@ -113,6 +114,19 @@ class Naive(Forecaster):
     def predict(self) -> pd.DataFrame:
         yhat = self._point()
         return self._frame(yhat, yhat[:, None] * np.exp(self.error_quantiles))
+
+
+class RobustNaive(Naive):
+    """The next days cost the median of the last ``ROBUST_DAYS`` days: a level that ignores a
+    one-day data-entry spike (a +40 % day that comes back the next)."""
+
+    name = "naive_median3"
+
+    def _reference(self, log_y: pd.Series, h: int) -> pd.Series:
+        return log_y.rolling(ROBUST_DAYS).median().shift(h)
+
+    def _point(self) -> np.ndarray:
+        return np.full(self.horizon, self.y.iloc[-ROBUST_DAYS:].median())
 
 
 class SeasonalNaive(Naive):
@@ -346,6 +360,7 @@ MODELS: dict[str, type[Forecaster]] = {
     m.name: m
     for m in (
         Naive,
+        RobustNaive,
         SeasonalNaive,
         ProphetDefault,
         ProphetTuned,

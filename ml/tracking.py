@@ -20,8 +20,9 @@ import httpx
 import pandas as pd
 
 from lakehouse.settings import PROJECT_ROOT, ConfigError, Settings
-from ml.bundle import CODE_PACKAGES, ForecastBundle, requirements
+from ml.bundle import CODE_PACKAGES, ForecastBundle
 from ml.models import Forecaster
+from ml.pins import requirements
 
 CHAMPION = "champion"  # registry alias of the version a retrain serves
 KIND_TAG = "smartmarket.kind"  # "backtest" or "retrain"

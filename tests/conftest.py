@@ -16,7 +16,7 @@ import pytest
 
 from lakehouse.settings import SAMPLE_PRICES, Settings, Topics, load_settings
 from scripts.isolated_stack import stack_env
-from scripts.services import KafkaBroker, Mosquitto, Service
+from scripts.services import KafkaBroker, MlflowServer, Mosquitto, Service
 
 SERVICE_FIXTURES = {"kafka", "mosquitto", "replayed", "mlflow_server"}
 SPARK_FIXTURES = {"spark", "replayed"}
@@ -57,6 +57,11 @@ def kafka(settings: Settings) -> Iterator[Service]:
 @pytest.fixture(scope="session")
 def mosquitto(settings: Settings) -> Iterator[Service]:
     yield from _running(Mosquitto(settings))
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(settings: Settings) -> Iterator[Service]:
+    yield from _running(MlflowServer(settings))
 
 
 @pytest.fixture(scope="session")

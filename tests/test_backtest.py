@@ -106,6 +106,19 @@ def test_conformal_bands_come_from_earlier_origins_errors() -> None:
     assert residual_quantiles(f[f["origin"] == origins[0]], ML.horizon) is None  # too few
 
 
+def test_conformal_band_is_the_finite_sample_rank_of_absolute_scaled_errors() -> None:
+    n = 21  # three origins of 7 horizons: the fewest that give conformal bands
+    scores = np.arange(1, n + 1) / 100  # |log(y / yhat)| / √h = 0.01 … 0.21
+    horizons = np.tile(np.arange(1, 8), 3)
+    signs = np.where(np.arange(n) % 2, 1, -1)  # errors on both sides
+    rows = pd.DataFrame(
+        {"horizon": horizons, "yhat": 100.0, "y": 100 * np.exp(signs * scores * np.sqrt(horizons))}
+    )
+    # ⌈22 · 0.8⌉ = 18th and ⌈22 · 0.95⌉ = 21st smallest score
+    np.testing.assert_allclose(residual_quantiles(rows, 7), [-0.18, 0.18, -0.21, 0.21])
+    assert residual_quantiles(rows.iloc[:-1], 7) is None
+
+
 def test_backtest_forecasts_ignore_data_after_their_origin() -> None:
     y = _series()
     first = backtest_series("s", y, ["naive", "xgboost"], ML)

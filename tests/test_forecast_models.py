@@ -72,6 +72,10 @@ def test_baselines() -> None:
     y = _series(60)
     naive = make_model("naive", HORIZON).fit(y).predict()
     assert (naive["yhat"] == y.iloc[-1]).all()
+    spiked = y.copy()
+    spiked.iloc[-1] *= 1.4  # a one-day data-entry spike
+    robust = make_model("naive_median3", HORIZON).fit(spiked).predict()
+    assert (robust["yhat"] == y.iloc[-3:-1].max()).all()  # the median of the last three days
     seasonal = make_model("seasonal_naive", HORIZON).fit(y).predict()
     np.testing.assert_array_equal(seasonal["yhat"].to_numpy(), y.iloc[-7:].to_numpy())
 

@@ -4,19 +4,9 @@ data-change trigger and clear errors when MLflow or the tables are missing."""
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
-import httpx
-import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
@@ -31,19 +21,9 @@ from lakehouse.tables import (
     arrow_schema,
 )
 from scripts.cli import main
-from scripts.isolated_stack import free_ports
-from scripts.services import MlflowServer
 
 # The replayed lakehouse takes minutes to build on a busy box; setup counts against the timeout.
 pytestmark = pytest.mark.timeout(1800)
-
-
-@pytest.fixture(scope="module")
-def mlflow_server(settings: Settings) -> Iterator[MlflowServer]:
-    server = MlflowServer(settings)
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -189,82 +169,3 @@ def test_anomaly_pass_and_impact_model_trace_to_mlflow(lake: Settings) -> None:
     explained = served["a-critical"]["impact"]
     assert explained["month"] == "2025-03"
     assert sum(explained["factors_with_weights"].values()) == 100
-
-
-LOAD = """
-import json, sys
-import mlflow, pandas as pd
-model = mlflow.pyfunc.load_model(sys.argv[1])
-out = model.predict(pd.DataFrame({"series_id": [sys.argv[2]]}))
-print(json.dumps({"ml": sys.modules["ml"].__file__, "yhat": out["yhat"].tolist()}))
-"""
-
-
-def _outside_env(settings: Settings) -> dict[str, str]:
-    """This environment without PYTHONPATH (and the checkout not importable), pointing at the
-    test's MLflow server."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    path = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # venv activated
-    return env | {"MLFLOW_TRACKING_URI": settings.mlflow.tracking_uri, "PATH": path}
-
-
-def test_registered_model_loads_and_serves_outside_the_checkout(
-    settings: Settings, mlflow_server, tmp_path: Path
-) -> None:
-    from ml import tracking
-    from ml.models import make_model
-
-    days = pd.date_range("2024-01-01", periods=150, freq="D")
-    rng = np.random.default_rng(4)
-    y = pd.Series(40_000 * np.exp(np.cumsum(rng.normal(0, 0.01, len(days)))), index=days)
-    sid = "market:M1:cabai_merah"
-    fitted = make_model("combo", settings.ml.horizon, seed=1).fit(y)
-    expected = fitted.predict()["yhat"].tolist()
-    tracking.connect(settings)
-    with tracking.tracked_run("test", {}, {}):
-        tracking.register({sid: fitted}, "portable-forecaster", "combo")
-    uri = "models:/portable-forecaster@champion"
-
-    outside = tmp_path / "elsewhere"
-    outside.mkdir()
-    env = _outside_env(settings)
-    done = subprocess.run(
-        [sys.executable, "-c", LOAD, uri, sid],
-        cwd=outside,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    loaded = json.loads(done.stdout.strip().splitlines()[-1])
-    assert not loaded["ml"].startswith(str(Path.cwd()))  # the model's own copy of the code
-    assert loaded["yhat"] == pytest.approx(expected)
-
-    (port,) = free_ports(1)
-    mlflow_bin = str(Path(sys.executable).parent / "mlflow")
-    serve = [mlflow_bin, "models", "serve", "-m", uri, "-p", str(port), "--env-manager", "local"]
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        server = subprocess.Popen(serve, cwd=outside, env=env, stdout=out, stderr=out)
-    try:
-        deadline = time.monotonic() + 600  # imports on a busy box take minutes
-        while True:
-            assert server.poll() is None, log.read_text()[-2000:]
-            try:
-                answer = httpx.post(
-                    f"http://127.0.0.1:{port}/invocations",
-                    json={"dataframe_records": [{"series_id": sid}]},
-                    timeout=30,
-                )
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "mlflow models serve did not start"
-                time.sleep(1)
-        assert answer.status_code == 200, answer.text
-        served = [row["yhat"] for row in answer.json()["predictions"]]
-        assert served == pytest.approx(expected)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
