@@ -383,21 +383,29 @@ class KafkaBroker(Service):
     def command(self) -> list[str]:
         return self._java_command("kafka.Kafka", str(self.properties_file))
 
+    def _registered(self) -> set[int]:
+        """Node ids registered with the cluster, as this node answers."""
+        own = f"{self.host}:{self.ports()[0]}"
+        return set(admin_client(self.settings, own).list_topics(timeout=2.0).brokers)
+
     def health(self) -> Health:
         if self.settings.kafka.nodes == 1:
             return Health(*kafka_reachable(self.settings))
-        own = f"{self.host}:{self.ports()[0]}"
         try:
-            brokers = admin_client(self.settings, own).list_topics(timeout=2.0).brokers
+            registered = self._registered()
         except KafkaException as exc:
-            return Health(False, f"{own}: {exc.args[0].str()}")
-        if self.node not in brokers:
+            return Health(False, f"{self.host}:{self.ports()[0]}: {exc.args[0].str()}")
+        if self.node not in registered:
             return Health(False, f"node {self.node} not registered yet")
-        if self.waits_at_start() and len(brokers) < self.settings.kafka.nodes:
-            return Health(False, f"{len(brokers)} of {self.settings.kafka.nodes} nodes registered")
-        return Health(True, f"{len(brokers)} node(s) registered")
+        return Health(True, f"{len(registered)} of {self.settings.kafka.nodes} nodes registered")
 
     def after_start(self) -> None:
+        """Create the topics once every node is registered (their replicas need them all)."""
+        deadline = time.monotonic() + self.settings.services.start_timeout_seconds
+        while len(self._registered()) < self.settings.kafka.nodes:
+            if time.monotonic() > deadline:
+                raise ConfigError(f"not all {self.settings.kafka.nodes} Kafka nodes registered")
+            time.sleep(0.5)
         ensure_topics(self.settings)
 
 
