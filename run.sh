@@ -8,6 +8,8 @@
 #   ./run.sh ingest FILE...       publish CSV reports once;  ./run.sh watch DIR  (folder watcher)
 #   ./run.sh replay FILE [--speed X|max] [--start T] [--end T] [--fan-out N]
 #   ./run.sh simulate | bridge    MQTT devices / MQTT→Kafka bridge in the foreground
+#   ./run.sh up --cluster N  the same on a Spark standalone master and N workers (docs/cluster.md)
+#   ./run.sh topics          create the Kafka topics on the configured (external) cluster
 #   ./run.sh test [--fast] [PYTEST ARGS]   the full test suite (--fast: without Spark and services)
 #   ./run.sh bench NAME [ARGS]    a benchmark of bench/ (prints numbers)
 #   ./run.sh setup           only install: Python venv, Maven jars, Mosquitto, dashboard, Chromium
@@ -140,7 +142,7 @@ case "$cmd" in
     setup
     exec "$PY" -m scripts.cli up "$@" ;;
   -h|--help|help)
-    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' ;;
+    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' ;;
   *)
     [ -x "$PY" ] || die "not set up yet: run ./run.sh first"
     exec "$PY" -m scripts.cli "$cmd" "$@" ;;

@@ -8,6 +8,7 @@ import time
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from lakehouse.kafka_clients import client_config
 from lakehouse.settings import Settings
 from producers.kafka_io import EventProducer
 
@@ -18,7 +19,7 @@ def raw_produce_rate(settings: Settings, payloads: list[tuple[bytes, str]]) -> f
     """Messages/s for producing ``payloads`` (value, key) to a fresh topic of their own, after a
     warm-up (connection, producer id, metadata) that is not timed."""
     topic = f"{settings.kafka.topics.prices}.raw"
-    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap})
+    admin = AdminClient(client_config(settings))
     admin.create_topics([NewTopic(topic, settings.kafka.partitions, 1)])[topic].result()
     producer = Producer(EventProducer.config(settings))
     for value, key in payloads[:WARM_UP]:

@@ -87,13 +87,51 @@ class KafkaSettings(BaseModel):
     bootstrap_servers: str = ""
     heap: str = "512m"
     partitions: int = Field(3, ge=1)
-    replication_factor: int = Field(1, ge=1)
+    nodes: int = Field(1, ge=1)
+    replication_factor: int | None = Field(None, ge=1)
+    min_insync_replicas: int | None = Field(None, ge=1)
     topics: Topics = Topics()
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    sasl_username: str = ""
+    ssl_ca: Path | None = None
+    ssl_cert: Path | None = None
+    ssl_key: Path | None = None
+    ssl_check_hostname: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaSettings:
+        if (self.ssl_cert is None) != (self.ssl_key is None):
+            raise ValueError("ssl_cert and ssl_key go together (a client certificate and its key)")
+        if self.min_isr > self.replicas:
+            raise ValueError("min_insync_replicas cannot exceed replication_factor")
+        if self.embedded and self.replicas > self.nodes:
+            raise ValueError(
+                f"replication_factor {self.replicas} needs as many nodes (nodes: {self.nodes})"
+            )
+        return self
+
+    @property
+    def replicas(self) -> int:
+        """Replication factor of the topics: as set, else up to 3 nodes of the embedded cluster."""
+        return self.replication_factor or (min(self.nodes, 3) if self.embedded else 1)
+
+    @property
+    def min_isr(self) -> int:
+        """Replicas that must have a write before it is confirmed: as set, else all but one."""
+        return self.min_insync_replicas or max(1, self.replicas - 1)
+
+    def node_ports(self, node: int) -> tuple[int, int]:
+        """(client, controller) port of embedded node ``node`` (from 1): two ports on per node."""
+        return self.port + 2 * (node - 1), self.controller_port + 2 * (node - 1)
 
     @property
     def bootstrap(self) -> str:
         """Bootstrap servers clients connect to."""
-        return self.bootstrap_servers or f"{self.host}:{self.port}"
+        if self.bootstrap_servers:
+            return self.bootstrap_servers
+        nodes = range(1, self.nodes + 1)
+        return ",".join(f"{self.host}:{self.node_ports(n)[0]}" for n in nodes)
 
 
 class StorageSettings(BaseModel):
@@ -171,8 +209,33 @@ class ApiSettings(BaseModel):
         return f"http://{self.host}:{self.port}"
 
 
+class SparkClusterSettings(BaseModel):
+    """The embedded standalone cluster of `./run.sh up --cluster N`: a master and N workers,
+    each its own JVM on this machine (docs/cluster.md)."""
+
+    workers: int = Field(0, ge=0)
+    host: str = "127.0.0.1"
+    master_port: int = Field(7077, ge=1, le=65535)
+    ui_port: int = Field(8080, ge=1, le=65535)
+    worker_ui_port: int = Field(8081, ge=1, le=65535)
+    worker_cores: int = Field(1, ge=1)
+    worker_memory: str = "1g"
+    daemon_memory: str = "256m"
+
+    @property
+    def master_url(self) -> str:
+        return f"spark://{self.host}:{self.master_port}"
+
+
 class SparkSettings(BaseModel):
     master: str = "local[2]"
+    driver_host: str = "127.0.0.1"
+    driver_bind_address: str = "127.0.0.1"
+    driver_port: int = Field(0, ge=0, le=65535)
+    block_manager_port: int = Field(0, ge=0, le=65535)
+    executor_memory: str = "1g"
+    executor_cores: int = Field(1, ge=1)
+    cluster: SparkClusterSettings = SparkClusterSettings()
     app_name: str = "smart-market-pipeline"
     driver_memory: str = "2g"
     shuffle_partitions: int = Field(4, ge=1)

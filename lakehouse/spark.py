@@ -8,12 +8,15 @@ on the classpath once.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from lakehouse.settings import ConfigError, Settings
+from lakehouse.settings import PROJECT_ROOT, ConfigError, Settings
 from lakehouse.storage import hadoop_options
 
+#: log4j2 configuration of the cluster's JVMs other than the driver (quiet: warnings)
+CLUSTER_LOG_CONFIG = PROJECT_ROOT / "conf" / "spark-log4j2.properties"
 _VERSIONED_JAR = re.compile(r"^(?P<artifact>.+?)-\d[\w.\-]*\.jar$")
 
 
@@ -43,14 +46,15 @@ def spark_conf(settings: Settings, extra_conf: Mapping[str, str] | None = None) 
     """All Spark options of the platform's application, plus ``extra_conf`` (e.g. the analyst
     catalog of ``lakehouse.catalog``); settings.spark.conf wins."""
     s = settings.spark
+    master = master_url(settings)
+    jars = extra_jars(settings)
     conf = {
-        "spark.master": s.master,
+        "spark.master": master,
         "spark.app.name": s.app_name,
         "spark.driver.memory": s.driver_memory,
         # deep plans (the silver/gold batch) overflow the default thread stack when Spark
         # formats them, e.g. in the error raised when a query is stopped mid-batch
         "spark.driver.extraJavaOptions": "-Xss16m",
-        "spark.jars": ",".join(str(j) for j in extra_jars(settings)),
         "spark.jars.ivy": str(settings.paths.data_dir / "ivy-unused"),
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
@@ -59,8 +63,6 @@ def spark_conf(settings: Settings, extra_conf: Mapping[str, str] | None = None) 
         "spark.ui.port": str(s.ui_port),
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.session.timeZone": "UTC",
-        "spark.driver.bindAddress": "127.0.0.1",
-        "spark.driver.host": "127.0.0.1",
         "spark.sql.streaming.stopGracefullyOnShutdown": "true",
         # streaming state (the event ids seen, for deduplication) in RocksDB: lookups cost the
         # same however many ids it holds, and each batch checkpoints only its changes
@@ -77,12 +79,67 @@ def spark_conf(settings: Settings, extra_conf: Mapping[str, str] | None = None) 
         "spark.scheduler.mode": "FAIR",  # concurrent Delta writes of a micro-batch share the cores
         "spark.sql.adaptive.coalescePartitions.enabled": "true",
         "spark.sql.warehouse.dir": str(settings.paths.data_dir / "spark-warehouse"),
+        **driver_conf(settings),
+        **(cluster_conf(settings, jars) if master.startswith("spark://") else local_conf(jars)),
     }
     conf.update(hadoop_options(settings))  # S3A of an s3a:// lakehouse (lakehouse.storage)
     for key, value in (extra_conf or {}).items():
         conf[key] = f"{conf[key]} {value}" if key in _JOINED_OPTIONS and key in conf else value
     conf.update(s.conf)
     return conf
+
+
+def cluster_marker(settings: Settings) -> Path:
+    """The file that holds the master URL of the embedded standalone cluster while it runs
+    (written and removed by its ``spark-master`` service)."""
+    return settings.paths.run_dir / "spark-master.url"
+
+
+def master_url(settings: Settings) -> str:
+    """The master of the platform's Spark applications: ``spark.master``, except that a local
+    master means the embedded standalone cluster while one runs (``./run.sh up --cluster N``),
+    so the pipeline, queries and notebooks started meanwhile get their executors there."""
+    master = settings.spark.master
+    if master.startswith("local"):
+        try:
+            return cluster_marker(settings).read_text().strip() or master
+        except FileNotFoundError:
+            return master
+    return master
+
+
+def driver_conf(settings: Settings) -> dict[str, str]:
+    """Where executors reach the driver: its advertised host, bind address and, when set, fixed
+    RPC and block manager ports (loopback and any free port by default)."""
+    s = settings.spark
+    conf = {"spark.driver.host": s.driver_host, "spark.driver.bindAddress": s.driver_bind_address}
+    if s.driver_port:
+        conf["spark.driver.port"] = str(s.driver_port)
+    if s.block_manager_port:
+        conf["spark.driver.blockManager.port"] = str(s.block_manager_port)
+    return conf
+
+
+def local_conf(jars: list[Path]) -> dict[str, str]:
+    """Local mode: the driver is the only JVM; it adds the jars itself."""
+    return {"spark.jars": ",".join(str(j) for j in jars)}
+
+
+def cluster_conf(settings: Settings, jars: list[Path]) -> dict[str, str]:
+    """A standalone cluster: the jars of ``jvm/`` on the classpath of the driver and of every
+    executor (read from the same path on the workers, never shipped or downloaded at run time),
+    executors of the configured size, and this Python for any Python worker."""
+    classpath = ":".join(str(j) for j in jars)
+    s = settings.spark
+    return {
+        "spark.driver.extraClassPath": classpath,
+        "spark.executor.extraClassPath": classpath,
+        "spark.executor.extraJavaOptions": f"-Dlog4j2.configurationFile={CLUSTER_LOG_CONFIG}",
+        "spark.executor.memory": s.executor_memory,
+        "spark.executor.cores": str(s.executor_cores),
+        "spark.pyspark.python": sys.executable,
+        "spark.executorEnv.PYTHONPATH": str(PROJECT_ROOT),
+    }
 
 
 def get_spark(settings: Settings, extra_conf: Mapping[str, str] | None = None):  # noqa: ANN201

@@ -11,14 +11,17 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from lakehouse.events import DeadLetter, PriceEvent, SensorEvent
+from lakehouse.kafka_clients import client_config
 from lakehouse.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def admin_client(settings: Settings) -> AdminClient:
-    """Admin client that stays silent while the broker is unreachable (callers report it)."""
-    return AdminClient({"bootstrap.servers": settings.kafka.bootstrap, "log_level": 0})
+def admin_client(settings: Settings, bootstrap: str | None = None) -> AdminClient:
+    """Admin client (of the cluster, or only of the ``bootstrap`` broker) that stays silent
+    while the broker is unreachable (callers report it)."""
+    config = {**client_config(settings), "log_level": 0}
+    return AdminClient(config | {"bootstrap.servers": bootstrap} if bootstrap else config)
 
 
 def kafka_reachable(settings: Settings, timeout: float = 2.0) -> tuple[bool, str]:
@@ -32,7 +35,8 @@ def kafka_reachable(settings: Settings, timeout: float = 2.0) -> tuple[bool, str
 
 
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
-    """Create the platform's topics if missing; return the ones created."""
+    """Create the platform's topics if missing (``kafka.partitions``, ``replicas`` and
+    ``min_isr``); return the ones created. Existing topics are left as they are."""
     k = settings.kafka
     admin = admin_client(settings)
     existing = set(admin.list_topics(timeout=timeout).topics)
@@ -41,7 +45,12 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
         return []
     futures = admin.create_topics(
         [
-            NewTopic(t, num_partitions=k.partitions, replication_factor=k.replication_factor)
+            NewTopic(
+                t,
+                num_partitions=k.partitions,
+                replication_factor=k.replicas,
+                config={"min.insync.replicas": str(k.min_isr)},
+            )
             for t in missing
         ],
         operation_timeout=timeout,
@@ -57,15 +66,21 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
     return missing
 
 
+def topic_layout(settings: Settings, timeout: float = 30.0) -> dict[str, tuple[int, int]]:
+    """Partitions and replicas (of partition 0) of each of the platform's topics that exists."""
+    topics = admin_client(settings).list_topics(timeout=timeout).topics
+    return {
+        name: (len(meta.partitions), len(meta.partitions[0].replicas))
+        for name in settings.kafka.topics.all()
+        if (meta := topics.get(name)) is not None and meta.partitions
+    }
+
+
 def _wait_until_served(settings: Settings, topics: list[str], timeout: float) -> None:
     """Block until every partition of ``topics`` answers an offset request: new partitions need
     a moment before their leader serves them."""
     consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka.bootstrap,
-            "group.id": "smartmarket-admin",
-            "log_level": 0,
-        }
+        {**client_config(settings), "group.id": "smartmarket-admin", "log_level": 0}
     )
     deadline = time.monotonic() + timeout
     try:
@@ -133,7 +148,7 @@ class EventProducer:
     def config(settings: Settings) -> dict[str, Any]:
         """The librdkafka configuration of every producer of the platform."""
         return {
-            "bootstrap.servers": settings.kafka.bootstrap,
+            **client_config(settings),
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 20,

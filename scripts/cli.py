@@ -36,7 +36,8 @@ def _find(settings: Settings, name: str | None) -> list[Service]:
     all_services = services(settings)
     if name is None:
         return all_services
-    chosen = [s for s in all_services if s.name == name]
+    # a name picks that service, or the group it heads: "spark" = the master and its workers
+    chosen = [s for s in all_services if s.name == name or s.name.startswith(f"{name}-")]
     if not chosen:
         raise ConfigError(
             f"unknown service {name!r}; choose one of {', '.join(s.name for s in all_services)}"
@@ -58,6 +59,12 @@ def _first_impact_model(settings: Settings) -> None:
 
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    if args.cluster is not None:  # a standalone Spark master and N workers (docs/cluster.md)
+        spark = settings.spark
+        cluster = spark.cluster.model_copy(update={"workers": args.cluster})
+        settings = settings.model_copy(
+            update={"spark": spark.model_copy(update={"cluster": cluster})}
+        )
     if args.service is None:
         _first_impact_model(settings)
     for service in _find(settings, args.service):
@@ -182,6 +189,16 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_topics(settings: Settings, args: argparse.Namespace) -> int:
+    from producers.kafka_io import ensure_topics, topic_layout
+
+    created = ensure_topics(settings)
+    for topic, (partitions, replicas) in topic_layout(settings).items():
+        state = "created" if topic in created else "exists"
+        print(f"{topic:<28} {state:<8} partitions={partitions} replicas={replicas}")
+    return 0
+
+
 def cmd_bridge(settings: Settings, args: argparse.Namespace) -> int:
     from producers.mqtt_bridge import MqttBridge
 
@@ -227,6 +244,13 @@ def parser() -> argparse.ArgumentParser:
     ):
         cmd = command(name, handler, help_text)
         cmd.add_argument("service", nargs="?", help="only this service")
+        if name == "up":
+            cmd.add_argument(
+                "--cluster",
+                type=int,
+                metavar="N",
+                help="run Spark on a standalone master and N workers on this machine",
+            )
         if name == "logs":
             cmd.add_argument("-n", "--lines", type=int, default=50)
             cmd.add_argument("-f", "--follow", action="store_true")
@@ -257,6 +281,7 @@ def parser() -> argparse.ArgumentParser:
 
     command("simulate", cmd_simulate, "run the simulated MQTT sensor devices in the foreground")
     command("bridge", cmd_bridge, "run the MQTT → Kafka bridge in the foreground")
+    command("topics", cmd_topics, "create the platform's Kafka topics on the configured cluster")
     for module in COMMAND_MODULES:
         importlib.import_module(module).register(command)
     return p

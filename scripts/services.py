@@ -27,11 +27,13 @@ from pathlib import Path
 
 import httpx
 import psutil
+from confluent_kafka import KafkaException
 
 from lakehouse.broker_auth import broker_auth_lines
 from lakehouse.settings import PROJECT_ROOT, ConfigError, Settings
+from lakehouse.spark import CLUSTER_LOG_CONFIG, cluster_marker
 from lakehouse.status import STALE_SECONDS, read_status, status_path
-from producers.kafka_io import ensure_topics, kafka_reachable
+from producers.kafka_io import admin_client, ensure_topics, kafka_reachable
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,12 @@ class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
+    @classmethod
+    def instances(cls, settings: Settings) -> list[Service]:
+        """The services of this kind the stack runs (one, or none when disabled)."""
+        service = cls(settings)
+        return [service] if service.enabled() else []
+
     # --- what subclasses define -------------------------------------------------------
     def enabled(self) -> bool:
         return True
@@ -104,6 +112,14 @@ class Service:
 
     def after_start(self) -> None:
         """Work to do once the service is healthy (e.g. create topics)."""
+
+    def environment(self) -> dict[str, str]:
+        """Variables the process gets on top of ours."""
+        return {}
+
+    def waits_at_start(self) -> bool:
+        """Whether ``start`` waits until healthy (False: a later service's start waits for it)."""
+        return True
 
     # --- files ------------------------------------------------------------------------
     @property
@@ -142,7 +158,7 @@ class Service:
     def start(self) -> str:
         """Start the service unless it already runs; wait until healthy. Returns what it did."""
         if self.process() is not None:
-            if self.health().ok:
+            if self.health().ok or not self.waits_at_start():
                 return "already running"
             self.wait_healthy(self.process())
             return "already running (became healthy)"
@@ -150,7 +166,12 @@ class Service:
         self.prepare()
         self.settings.paths.run_dir.mkdir(parents=True, exist_ok=True)
         self.settings.paths.log_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(PROJECT_ROOT),
+            "PYTHONUNBUFFERED": "1",
+            **self.environment(),
+        }
         with self.log_file.open("ab") as out:
             popen = subprocess.Popen(
                 self.command(),
@@ -164,8 +185,9 @@ class Service:
         proc = psutil.Process(popen.pid)
         self.pid_file.write_text(json.dumps({"pid": proc.pid, "created": proc.create_time()}))
         log.info("service started", extra={"service": self.name, "pid": proc.pid})
-        self.wait_healthy(proc)
-        self.after_start()
+        if self.waits_at_start():
+            self.wait_healthy(proc)
+            self.after_start()
         return f"started (pid {proc.pid})"
 
     def wait_healthy(self, proc: psutil.Process | None) -> None:
@@ -234,23 +256,41 @@ def _java() -> str:
 
 
 class KafkaBroker(Service):
-    """Apache Kafka, single node in KRaft mode (broker + controller), from the Maven jars."""
+    """Apache Kafka in KRaft mode from the Maven jars: one node (broker + controller), or node
+    ``node`` of ``kafka.nodes`` such nodes, all of them voters of the controller quorum."""
 
     name = "kafka"
     port_keys = ("kafka.port", "kafka.controller_port")
 
+    def __init__(self, settings: Settings, node: int = 1) -> None:
+        super().__init__(settings)
+        self.node = node
+        if node > 1:
+            self.name = f"kafka-{node}"
+
+    @classmethod
+    def instances(cls, settings: Settings) -> list[Service]:
+        k = settings.kafka
+        return [cls(settings, n) for n in range(1, k.nodes + 1)] if k.embedded else []
+
     @property
     def home(self) -> Path:
-        return self.settings.paths.data_dir / "kafka"
+        return self.settings.paths.data_dir / self.name
 
     def enabled(self) -> bool:
         return self.settings.kafka.embedded
 
     def ports(self) -> list[int]:
-        return [self.settings.kafka.port, self.settings.kafka.controller_port]
+        return list(self.settings.kafka.node_ports(self.node))
 
     def endpoint(self) -> str:
-        return f"bootstrap {self.settings.kafka.bootstrap}"
+        if self.settings.kafka.nodes == 1:
+            return f"bootstrap {self.settings.kafka.bootstrap}"
+        return f"node {self.node} of {self.settings.kafka.nodes} at {self.host}:{self.ports()[0]}"
+
+    def waits_at_start(self) -> bool:
+        """Nodes start together: the quorum needs a majority, so the last one waits for all."""
+        return self.node == self.settings.kafka.nodes
 
     def _classpath(self) -> str:
         lib = self.settings.paths.jvm_lib_dir / "kafka-broker"
@@ -260,24 +300,28 @@ class KafkaBroker(Service):
 
     def _properties(self) -> str:
         k = self.settings.kafka
+        port, controller_port = k.node_ports(self.node)
+        voters = ",".join(f"{n}@{self.host}:{k.node_ports(n)[1]}" for n in range(1, k.nodes + 1))
         return "\n".join(
             [
                 "process.roles=broker,controller",
-                "node.id=1",
-                f"controller.quorum.voters=1@{self.host}:{k.controller_port}",
-                f"listeners=PLAINTEXT://{self.host}:{k.port},CONTROLLER://{self.host}:{k.controller_port}",
-                f"advertised.listeners=PLAINTEXT://{k.host}:{k.port}",
+                f"node.id={self.node}",
+                f"controller.quorum.voters={voters}",
+                f"listeners=PLAINTEXT://{self.host}:{port},CONTROLLER://{self.host}:{controller_port}",
+                f"advertised.listeners=PLAINTEXT://{k.host}:{port}",
                 "controller.listener.names=CONTROLLER",
                 "inter.broker.listener.name=PLAINTEXT",
                 "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
                 f"log.dirs={self.home / 'data'}",
                 f"num.partitions={k.partitions}",
+                f"default.replication.factor={k.replicas}",
+                f"min.insync.replicas={k.min_isr}",
                 "auto.create.topics.enable=false",
-                "offsets.topic.replication.factor=1",
-                "transaction.state.log.replication.factor=1",
-                "transaction.state.log.min.isr=1",
-                "share.coordinator.state.topic.replication.factor=1",
-                "share.coordinator.state.topic.min.isr=1",
+                f"offsets.topic.replication.factor={k.replicas}",
+                f"transaction.state.log.replication.factor={k.replicas}",
+                f"transaction.state.log.min.isr={k.min_isr}",
+                f"share.coordinator.state.topic.replication.factor={k.replicas}",
+                f"share.coordinator.state.topic.min.isr={k.min_isr}",
                 "group.initial.rebalance.delay.ms=0",
                 "log.retention.hours=168",
                 "",
@@ -310,7 +354,7 @@ class KafkaBroker(Service):
         self.properties_file.write_text(self._properties())
         if (self.home / "data" / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster_id = self._cluster_id()
         result = subprocess.run(
             self._java_command(
                 "kafka.tools.StorageTool",
@@ -327,13 +371,41 @@ class KafkaBroker(Service):
         if result.returncode != 0:
             raise ConfigError(f"formatting Kafka storage failed: {result.stderr or result.stdout}")
 
+    def _cluster_id(self) -> str:
+        """The id of node 1's formatted storage (all nodes share it), or a new one."""
+        first = KafkaBroker(self.settings).home / "data" / "meta.properties"
+        if self.node > 1 and first.exists():
+            for line in first.read_text().splitlines():
+                if line.startswith("cluster.id="):
+                    return line.removeprefix("cluster.id=")
+        return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+
     def command(self) -> list[str]:
         return self._java_command("kafka.Kafka", str(self.properties_file))
 
+    def _registered(self) -> set[int]:
+        """Node ids registered with the cluster, as this node answers."""
+        own = f"{self.host}:{self.ports()[0]}"
+        return set(admin_client(self.settings, own).list_topics(timeout=2.0).brokers)
+
     def health(self) -> Health:
-        return Health(*kafka_reachable(self.settings))
+        if self.settings.kafka.nodes == 1:
+            return Health(*kafka_reachable(self.settings))
+        try:
+            registered = self._registered()
+        except KafkaException as exc:
+            return Health(False, f"{self.host}:{self.ports()[0]}: {exc.args[0].str()}")
+        if self.node not in registered:
+            return Health(False, f"node {self.node} not registered yet")
+        return Health(True, f"{len(registered)} of {self.settings.kafka.nodes} nodes registered")
 
     def after_start(self) -> None:
+        """Create the topics once every node is registered (their replicas need them all)."""
+        deadline = time.monotonic() + self.settings.services.start_timeout_seconds
+        while len(self._registered()) < self.settings.kafka.nodes:
+            if time.monotonic() > deadline:
+                raise ConfigError(f"not all {self.settings.kafka.nodes} Kafka nodes registered")
+            time.sleep(0.5)
         ensure_topics(self.settings)
 
 
@@ -429,6 +501,151 @@ class MlflowServer(Service):
 
     def health(self) -> Health:
         return _http_ok(f"http://{self.host}:{self.settings.mlflow.port}/health")
+
+
+class SparkDaemon(Service):
+    """A JVM of the embedded standalone cluster, run by pyspark's own ``spark-class``."""
+
+    main_class: str = ""
+
+    @property
+    def host(self) -> str:
+        return self.settings.spark.cluster.host
+
+    @property
+    def master_ui(self) -> str:
+        return f"http://{self.host}:{self.settings.spark.cluster.ui_port}"
+
+    def arguments(self) -> list[str]:
+        raise NotImplementedError
+
+    def command(self) -> list[str]:
+        import pyspark
+
+        spark_class = Path(pyspark.__file__).parent / "bin" / "spark-class"
+        return [str(spark_class), self.main_class, *self.arguments()]
+
+    def environment(self) -> dict[str, str]:
+        import pyspark
+
+        return {
+            "SPARK_HOME": str(Path(pyspark.__file__).parent),
+            "SPARK_DAEMON_MEMORY": self.settings.spark.cluster.daemon_memory,
+            "SPARK_DAEMON_JAVA_OPTS": f"-Dlog4j2.configurationFile={CLUSTER_LOG_CONFIG}",
+            # every socket of the daemons and their executors (web UIs too) on this address
+            "SPARK_LOCAL_IP": self.host,
+        }
+
+    def prepare(self) -> None:
+        _java()
+
+    def master_state(self) -> dict | None:
+        """The master's view of the cluster (its JSON status page), None if it does not answer."""
+        try:
+            response = httpx.get(f"{self.master_ui}/json/", timeout=2.0)
+            return response.json() if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            return None
+
+
+def cluster_workers(settings: Settings) -> int:
+    """Workers of the embedded cluster: as configured (``up --cluster N``), or as many as run."""
+    running = [
+        p.stem.removeprefix("spark-worker-")
+        for p in settings.paths.run_dir.glob("spark-worker-*.pid")
+    ]
+    return max([settings.spark.cluster.workers, *(int(n) for n in running if n.isdigit())])
+
+
+class SparkMaster(SparkDaemon):
+    """Master of the embedded standalone cluster; while it runs, Spark applications that are
+    configured with a local master use it (lakehouse.spark.master_url)."""
+
+    name = "spark-master"
+    port_keys = ("spark.cluster.master_port", "spark.cluster.ui_port")
+    main_class = "org.apache.spark.deploy.master.Master"
+
+    def enabled(self) -> bool:
+        return cluster_workers(self.settings) > 0 or self.process() is not None
+
+    def ports(self) -> list[int]:
+        c = self.settings.spark.cluster
+        return [c.master_port, c.ui_port]
+
+    def endpoint(self) -> str:
+        return f"{self.settings.spark.cluster.master_url} (UI {self.master_ui}/)"
+
+    def arguments(self) -> list[str]:
+        c = self.settings.spark.cluster
+        return ["--host", c.host, "--port", str(c.master_port), "--webui-port", str(c.ui_port)]
+
+    def health(self) -> Health:
+        state = self.master_state()
+        if state is None or state.get("status") != "ALIVE":
+            return Health(False, f"{self.master_ui}/json/ does not report ALIVE")
+        alive = sum(w["state"] == "ALIVE" for w in state.get("workers", []))
+        return Health(True, f"{alive} worker(s) alive")
+
+    def after_start(self) -> None:
+        cluster_marker(self.settings).write_text(self.settings.spark.cluster.master_url)
+
+    def stop(self) -> str:
+        cluster_marker(self.settings).unlink(missing_ok=True)
+        return super().stop()
+
+
+class SparkWorker(SparkDaemon):
+    """Worker ``number`` (from 1) of the embedded cluster; its executors are its children."""
+
+    port_keys = ("spark.cluster.worker_ui_port",)
+    main_class = "org.apache.spark.deploy.worker.Worker"
+
+    def __init__(self, settings: Settings, number: int = 1) -> None:
+        super().__init__(settings)
+        self.number = number
+        self.name = f"spark-worker-{number}"
+
+    @classmethod
+    def instances(cls, settings: Settings) -> list[Service]:
+        return [cls(settings, n) for n in range(1, cluster_workers(settings) + 1)]
+
+    @property
+    def ui_port(self) -> int:
+        return self.settings.spark.cluster.worker_ui_port + self.number - 1
+
+    def ports(self) -> list[int]:
+        return [self.ui_port]
+
+    def endpoint(self) -> str:
+        c = self.settings.spark.cluster
+        return (
+            f"{c.worker_cores} core(s), {c.worker_memory} (UI http://{self.host}:{self.ui_port}/)"
+        )
+
+    def arguments(self) -> list[str]:
+        c = self.settings.spark.cluster
+        work = self.settings.paths.data_dir / "spark" / self.name
+        work.mkdir(parents=True, exist_ok=True)
+        return [
+            "--host",
+            c.host,
+            "--cores",
+            str(c.worker_cores),
+            "--memory",
+            c.worker_memory,
+            "--webui-port",
+            str(self.ui_port),
+            "--work-dir",
+            str(work),
+            c.master_url,
+        ]
+
+    def health(self) -> Health:
+        workers = (self.master_state() or {}).get("workers", [])
+        mine = [w for w in workers if w.get("webuiaddress", "").endswith(f":{self.ui_port}")]
+        if any(w["state"] == "ALIVE" for w in mine):
+            return Health(True, "registered with the master")
+        return Health(False, "not registered with the master")
 
 
 class StatusFileService(Service):
@@ -568,6 +785,8 @@ SERVICE_TYPES: tuple[type[Service], ...] = (
     KafkaBroker,
     Mosquitto,
     MlflowServer,
+    SparkMaster,
+    SparkWorker,
     Bridge,
     Devices,
     Pipeline,
@@ -578,4 +797,4 @@ SERVICE_TYPES: tuple[type[Service], ...] = (
 
 def services(settings: Settings) -> list[Service]:
     """The services of the embedded default, in start order."""
-    return [s for s in (cls(settings) for cls in SERVICE_TYPES) if s.enabled()]
+    return [s for cls in SERVICE_TYPES for s in cls.instances(settings)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from lakehouse.kafka_clients import spark_options
 from lakehouse.settings import Settings
 
 BRONZE_COLUMNS = (
@@ -72,7 +73,7 @@ def read_kafka(spark: SparkSession, settings: Settings, topics: list[str]) -> Da
     """Streaming source over the given topics, from the earliest offset on first start."""
     return (
         spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", settings.kafka.bootstrap)
+        .options(**spark_options(settings))
         .option("subscribe", ",".join(topics))
         .option("startingOffsets", "earliest")
         .option("maxOffsetsPerTrigger", settings.spark.max_offsets_per_trigger)

@@ -9,12 +9,13 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
+from lakehouse.kafka_clients import client_config
 from lakehouse.settings import Settings
 
 
 def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
     """High-water mark of each partition of ``topic``."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap, "group.id": "offsets"})
+    consumer = Consumer({**client_config(settings), "group.id": "offsets"})
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         return {
@@ -36,7 +37,7 @@ def consume(
     beginning), until ``expected`` were read or the topic stays quiet for two seconds."""
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.kafka.bootstrap,
+            **client_config(settings),
             "group.id": f"test-{uuid.uuid4()}",
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",

@@ -6,12 +6,13 @@ from collections import defaultdict
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from lakehouse.kafka_clients import client_config
 from producers.kafka_io import EventProducer, ensure_topics
 from tests.kafka_helpers import consume
 
 
 def test_platform_topics_exist(kafka, settings):
-    topics = AdminClient({"bootstrap.servers": settings.kafka.bootstrap}).list_topics(timeout=10)
+    topics = AdminClient(client_config(settings)).list_topics(timeout=10)
     for name in settings.kafka.topics.all():
         assert len(topics.topics[name].partitions) == settings.kafka.partitions
     assert ensure_topics(settings) == []  # idempotent
@@ -19,7 +20,7 @@ def test_platform_topics_exist(kafka, settings):
 
 def test_thousand_keyed_messages_come_back_in_order_per_key(kafka, settings):
     topic = f"test.order.{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap})
+    admin = AdminClient(client_config(settings))
     admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result()
 
     producer = EventProducer(settings)

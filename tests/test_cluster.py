@@ -1,0 +1,147 @@
+"""The pipeline on a Spark standalone cluster of two workers, started as a user would
+(``./run.sh up --cluster 2 spark``): the medallion fault dataset gives the silver, quarantine and
+gold that local mode gives (``check_outcome`` of the medallion tests), with one worker killed -9
+mid-replay; and the options that put a Spark application on such a cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from lakehouse.settings import Settings, load_settings
+from lakehouse.spark import cluster_marker, master_url, spark_conf
+from producers.kafka_io import ensure_topics
+from scripts.isolated_stack import free_ports
+from scripts.services import SparkMaster, port_is_free
+from tests.conftest import drain, isolated
+from tests.medallion_data import make_dataset, produce
+from tests.processes import run_cli, wait_for
+from tests.test_medallion import _received, check_outcome
+
+
+def _with_spark(settings: Settings, **update: object) -> Settings:
+    return settings.model_copy(update={"spark": settings.spark.model_copy(update=update)})
+
+
+def test_local_master_keeps_the_driver_on_loopback_and_adds_the_jars(settings: Settings):
+    conf = spark_conf(settings)
+    assert conf["spark.master"] == "local[2]"
+    assert conf["spark.driver.host"] == conf["spark.driver.bindAddress"] == "127.0.0.1"
+    assert "delta-spark" in conf["spark.jars"]
+    assert "spark.driver.port" not in conf and "spark.executor.extraClassPath" not in conf
+
+
+def test_cluster_master_puts_the_jars_on_every_classpath(settings: Settings):
+    remote = _with_spark(
+        settings,
+        master="spark://10.0.0.5:7077",
+        driver_host="10.0.0.9",
+        driver_bind_address="0.0.0.0",
+        driver_port=40000,
+        block_manager_port=40001,
+    )
+    conf = spark_conf(remote)
+    assert conf["spark.master"] == "spark://10.0.0.5:7077"
+    assert (conf["spark.driver.host"], conf["spark.driver.bindAddress"]) == ("10.0.0.9", "0.0.0.0")
+    assert (conf["spark.driver.port"], conf["spark.driver.blockManager.port"]) == ("40000", "40001")
+    assert "spark.jars" not in conf  # nothing shipped to the executors at run time
+    assert conf["spark.executor.extraClassPath"] == conf["spark.driver.extraClassPath"]
+    assert "spark-sql-kafka" in conf["spark.executor.extraClassPath"]
+
+
+def test_running_embedded_cluster_replaces_a_local_master(settings: Settings, tmp_path: Path):
+    own = settings.model_copy(
+        update={"paths": settings.paths.model_copy(update={"data_dir": tmp_path})}
+    )
+    assert master_url(own) == "local[2]"
+    cluster_marker(own).parent.mkdir(parents=True)
+    cluster_marker(own).write_text("spark://127.0.0.1:7177")
+    assert master_url(own) == "spark://127.0.0.1:7177"
+    assert master_url(_with_spark(own, master="spark://elsewhere:7077")) == "spark://elsewhere:7077"
+
+
+def consecutive_free_ports(count: int) -> int:
+    """The first of ``count`` consecutive ports free on loopback."""
+    while True:
+        (first,) = free_ports(1)
+        if all(port_is_free("127.0.0.1", first + i) for i in range(1, count)):
+            return first
+
+
+def _cluster_ports() -> dict[str, str]:
+    """Free ports for the master, its UI and the UIs of two workers."""
+    ui = consecutive_free_ports(3)
+    return {
+        "SMARTMARKET_SPARK__CLUSTER__MASTER_PORT": str(free_ports(1)[0]),
+        "SMARTMARKET_SPARK__CLUSTER__UI_PORT": str(ui),
+        "SMARTMARKET_SPARK__CLUSTER__WORKER_UI_PORT": str(ui + 1),
+    }
+
+
+def _states(status: str) -> dict[str, str]:
+    """Service → state of the lines of `./run.sh status`."""
+    return {line.split()[0]: line.split()[1] for line in status.splitlines() if line.strip()}
+
+
+def own_stack(settings: Settings, root: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The session's services, with a data folder, tables and topics of its own under ``root``,
+    set in the environment so that `./run.sh` commands of the test use them too."""
+    own = isolated(settings, root)
+    paths = {
+        "SMARTMARKET_PATHS__DATA_DIR": root / "data",
+        "LAKEHOUSE_ROOT": own.paths.lakehouse_root,
+        "SMARTMARKET_PATHS__CHECKPOINT_ROOT": own.paths.checkpoint_root,
+    }
+    topics = {f"SMARTMARKET_KAFKA__TOPICS__{k.upper()}": t for k, t in own.kafka.topics}
+    for key, value in (paths | topics).items():
+        monkeypatch.setenv(key, str(value))
+    monkeypatch.setenv("SMARTMARKET_SERVICES__START_TIMEOUT_SECONDS", "900")  # a busy CI box
+    return load_settings()
+
+
+@pytest.mark.timeout(2400)  # six JVMs on a 2-core box
+def test_two_workers_give_local_results_through_a_worker_kill(
+    spark, kafka, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    for key, value in _cluster_ports().items():
+        monkeypatch.setenv(key, value)
+    settings = own_stack(settings, tmp_path, monkeypatch)
+    master = SparkMaster(settings)
+    ensure_topics(settings)
+    data = make_dataset(settings)
+    produce(settings, data.phases[0])
+
+    workers = ("spark-worker-1", "spark-worker-2")
+    try:
+        up = run_cli("up", "--cluster", "2", "spark")
+        assert up.returncode == 0, up.stdout + up.stderr
+        up = run_cli("up", "pipeline")  # finds the cluster running
+        assert up.returncode == 0, up.stdout + up.stderr
+        status = run_cli("status")
+        states = _states(status.stdout)
+        assert {n: states[n] for n in ("spark-master", *workers, "pipeline")} == {
+            n: "healthy" for n in ("spark-master", *workers, "pipeline")
+        }
+        apps = (master.master_state() or {}).get("activeapps", [])
+        assert [a["name"] for a in apps] == [settings.spark.app_name]
+        wait_for(settings, lambda: _received(settings) > 0, 900, "a first silver batch")
+        assert _received(settings) < data.total
+
+        produce(settings, data.phases[1])
+        worker = json.loads((settings.paths.run_dir / f"{workers[0]}.pid").read_text())
+        os.killpg(worker["pid"], signal.SIGKILL)  # the worker and its executor, mid-batch
+        wait_for(settings, lambda: _received(settings) >= data.total, 900, "the whole replay")
+        assert "Lost executor" in (settings.paths.log_dir / "pipeline.log").read_text()
+        status = run_cli("status", "spark")
+        assert status.returncode == 1 and _states(status.stdout)[workers[0]] == "stopped"
+    finally:
+        down = run_cli("down")
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert not cluster_marker(settings).exists()
+    # silver is complete; gold follows in its own query, which the stop may have caught mid-batch
+    drain(spark, settings)
+    check_outcome(settings, data)
