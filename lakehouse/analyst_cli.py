@@ -114,9 +114,7 @@ def register(command) -> None:  # noqa: ANN001 - scripts.cli.CommandFactory
 
     tables = command("tables", cmd_tables, "the data dictionary: every table and its columns")
     tables.add_argument("--markdown", action="store_true", help="print the page's version")
-    tables.add_argument(
-        "--docs", action="store_true", help="rewrite it in docs/data-dictionary.md"
-    )
+    tables.add_argument("--docs", action="store_true", help="rewrite it in docs/data-dictionary.md")
 
     maintain = command(
         "maintain", cmd_maintain, "OPTIMIZE (Z-ORDER), VACUUM and log cleanup; safe while running"
