@@ -1,9 +1,10 @@
 """Supervision of the embedded stack: start, stop and check each service.
 
-Every service runs in its own process group, with a pid file under ``<data_dir>/run`` and its
-output in ``<data_dir>/logs/<name>.log``. ``up`` is idempotent (a healthy service is left alone),
-``down`` stops in reverse order (SIGTERM to the group, SIGKILL after the stop timeout), so no
-process is left behind.
+Every service runs in its own process group under its keeper (``scripts.keeper``), with a pid
+file under ``<data_dir>/run`` and its output in ``<data_dir>/logs/<name>.log``, rotated by size.
+The keeper restarts a service that exits without being asked to, with a back-off, and counts the
+restarts. ``up`` is idempotent (a healthy service is left alone), ``down`` stops in reverse order
+(SIGTERM to the group, SIGKILL after the stop timeout), so no process is left behind.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from lakehouse.broker_auth import broker_auth_lines
 from lakehouse.settings import PROJECT_ROOT, ConfigError, Settings
 from lakehouse.status import STALE_SECONDS, read_status, status_path
 from producers.kafka_io import ensure_topics, kafka_reachable
+from scripts.keeper import Restarts
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +117,33 @@ class Service:
         return self.settings.paths.log_dir / f"{self.name}.log"
 
     @property
+    def restarts_file(self) -> Path:
+        return self.settings.paths.run_dir / f"{self.name}.restarts.json"
+
+    def restarts(self) -> Restarts:
+        """How often the keeper restarted the running service, and its last exit."""
+        return Restarts.read(self.restarts_file)
+
+    def keeper_command(self) -> list[str]:
+        """The service's command under its keeper (log rotation, restarts with back-off)."""
+        svc = self.settings.services
+        return [
+            sys.executable,
+            "-m",
+            "scripts.keeper",
+            f"--name={self.name}",
+            f"--log={self.log_file}",
+            f"--state={self.restarts_file}",
+            f"--log-max-bytes={svc.log_max_bytes}",
+            f"--log-backups={svc.log_backups}",
+            f"--backoff={svc.restart_backoff_seconds}",
+            f"--backoff-max={svc.restart_backoff_max_seconds}",
+            *([] if self.signal_group else ["--forward-term"]),
+            "--",
+            *self.command(),
+        ]
+
+    @property
     def host(self) -> str:
         return "127.0.0.1"
 
@@ -150,10 +179,11 @@ class Service:
         self.prepare()
         self.settings.paths.run_dir.mkdir(parents=True, exist_ok=True)
         self.settings.paths.log_dir.mkdir(parents=True, exist_ok=True)
+        self.restarts_file.unlink(missing_ok=True)
         env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "PYTHONUNBUFFERED": "1"}
-        with self.log_file.open("ab") as out:
+        with self.log_file.open("ab") as out:  # the keeper's own errors; it writes the rest
             popen = subprocess.Popen(
-                self.command(),
+                self.keeper_command(),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -177,6 +207,12 @@ class Service:
                 raise ConfigError(
                     f"{self.name} exited during start-up. Last lines of {self.log_file}:\n"
                     + self.tail(20)
+                )
+            if self.restarts().restarts:  # no crash loop at start-up: say why and stop
+                self.stop()
+                raise ConfigError(
+                    f"{self.name} exited during start-up ({self.restarts().last_exit}). Last "
+                    f"lines of {self.log_file}:\n" + self.tail(20)
                 )
             health = self.health()
             if health.ok:
