@@ -31,7 +31,7 @@ class PriceRules(BaseModel):
     history_points: int = Field(ge=2)
 
 
-class SensorRules(BaseModel):
+class SensorQualityRules(BaseModel):
     stuck_readings: int = Field(ge=2)
     impossible_zero: list[Metric]
     max_jump: dict[Metric, float]
@@ -40,7 +40,7 @@ class SensorRules(BaseModel):
 class QualityRules(BaseModel):
     hard: HardRules
     prices: PriceRules
-    sensors: SensorRules
+    sensors: SensorQualityRules
     units: dict[str, dict[str, float]]
 
 

@@ -194,11 +194,17 @@ class Service:
         proc = psutil.Process(popen.pid)
         self.pid_file.write_text(json.dumps({"pid": proc.pid, "created": proc.create_time()}))
         log.info("service started", extra={"service": self.name, "pid": proc.pid})
-        self.wait_healthy(proc)
+        try:
+            self.wait_healthy(proc, fresh=True)
+        except ConfigError:
+            self.stop()  # no crash loop, nothing left behind
+            raise
         self.after_start()
         return f"started (pid {proc.pid})"
 
-    def wait_healthy(self, proc: psutil.Process | None) -> None:
+    def wait_healthy(self, proc: psutil.Process | None, fresh: bool = False) -> None:
+        """Wait until the service is healthy; ConfigError when its process ends first, when a
+        ``fresh`` start exited (the keeper would restart it) or after the start timeout."""
         deadline = time.monotonic() + self.settings.services.start_timeout_seconds
         health = Health(False, "not checked yet")
         while time.monotonic() < deadline:
@@ -208,8 +214,7 @@ class Service:
                     f"{self.name} exited during start-up. Last lines of {self.log_file}:\n"
                     + self.tail(20)
                 )
-            if self.restarts().restarts:  # no crash loop at start-up: say why and stop
-                self.stop()
+            if fresh and self.restarts().restarts:
                 raise ConfigError(
                     f"{self.name} exited during start-up ({self.restarts().last_exit}). Last "
                     f"lines of {self.log_file}:\n" + self.tail(20)
@@ -544,7 +549,7 @@ class Devices(StatusFileService):
         return f"{sim.devices_per_market}/market every {sim.interval_seconds:g}s"
 
 
-class Notifier(StatusFileService):
+class NotifierService(StatusFileService):
     """Alert notifications to webhooks, Telegram and WhatsApp (streaming_jobs.notifier); runs
     when ``alerts.channels`` lists at least one channel."""
 
@@ -607,7 +612,7 @@ SERVICE_TYPES: tuple[type[Service], ...] = (
     Bridge,
     Devices,
     Pipeline,
-    Notifier,
+    NotifierService,
     Api,
 )
 
