@@ -1,11 +1,10 @@
 """Anomaly models over daily closes: temporal (IsolationForest) and geographic (DBSCAN).
 
-``detect(daily, settings)`` takes one close per market × commodity × date (columns
-``market_id, region, commodity, date, price``) and returns the rows of ``gold.anomalies`` without
-the lineage columns (``model_name, model_version, run_id, created_at``, which the caller adds;
-``MODEL_NAMES`` and ``model_params`` say what to log). Both kinds score 0..1 with the same
-meaning: 0.5 is the model's own boundary, 1 is as far beyond it as can be; rows below the floor
-of their kind
+``detect(daily)`` takes one close per market × commodity × date (columns ``market_id, region,
+commodity, date, price``) and returns the rows of ``gold.anomalies`` without the lineage columns
+(``model_name, model_version, run_id, created_at``, which the caller adds; ``MODEL_NAMES`` and
+``model_params`` say what to log). Both kinds score 0..1 with the same meaning: 0.5 is the model's
+own boundary, 1 is as far beyond it as can be; rows below the floor of their kind
 (``anomalies.temporal_floor``, ``anomalies.geographic_floor``) are not returned.
 
 * **temporal** — per commodity, an IsolationForest over every market's observations, each
