@@ -1,5 +1,6 @@
 """The commands a user is told about are the commands ``run.sh`` dispatches: ``./run.sh help``
-and the README's Daily tasks list every one of them, and no page names one that does not exist."""
+and the README's Daily tasks list every one of them, and no page names one that does not exist
+(nor links a file that does not exist)."""
 
 from __future__ import annotations
 
@@ -46,12 +47,25 @@ def test_readme_daily_tasks_list_every_command() -> None:
     assert set().union(*map(named_in, rows)) == dispatched()
 
 
+PAGES = [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
 def test_pages_name_only_commands_that_exist() -> None:
-    pages = [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
     known = dispatched()
     unknown = {
         f"{Path(page).relative_to(PROJECT_ROOT)}: ./run.sh {name}"
-        for page in pages
+        for page in PAGES
         for name in named_in(page.read_text(encoding="utf-8")) - known
     }
     assert not unknown
+
+
+def test_pages_link_only_files_that_exist() -> None:
+    broken = [
+        f"{page.relative_to(PROJECT_ROOT)} -> {target}"
+        for page in PAGES
+        for target in LINK.findall(page.read_text(encoding="utf-8"))
+        if "://" not in target and not (page.parent / target).exists()
+    ]
+    assert not broken

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pandas as pd
-from pyspark.sql import functions as F
 
 from lakehouse.metrics import (
     DAILY_COLUMNS,
@@ -84,15 +83,10 @@ def test_the_price_alerts_use_the_same_reference_days() -> None:
 
 
 def test_gold_follows_the_definitions(spark) -> None:
-    rows = [
-        (m, "beras", "DKI Jakarta", datetime(2025, 3, 1, hour), p, offset)
-        for offset, (m, hour, p) in enumerate(PRICES)
-    ]
+    frame = price_frame().drop(columns="date")
     prices = spark.createDataFrame(
-        rows,
-        "market_id string, commodity string, region string, observed_at timestamp, "
-        "price double, offset long",
-    ).withColumns({"topic": F.lit("market.prices"), "partition": F.lit(0)})
+        frame.assign(topic="market.prices", partition=0, offset=range(len(frame)))
+    )
     daily = gold.price_daily(prices, "UTC")
     spark_closes = {r.market_id: r.close for r in daily.collect()}
     expected = daily_closes(price_frame())
