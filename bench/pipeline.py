@@ -43,7 +43,12 @@ from bench.baseline import raw_produce_rate
 from lakehouse.fast_read import TableMissing, open_table
 from lakehouse.reference import commodities, markets
 from lakehouse.settings import Settings
-from lakehouse.tables import GOLD_DATA_QUALITY, SILVER_PRICES, SILVER_QUARANTINE
+from lakehouse.tables import (
+    GOLD_DATA_QUALITY,
+    SILVER_HOLD_DECISIONS,
+    SILVER_PRICES,
+    SILVER_QUARANTINE,
+)
 from producers.kafka_io import EventProducer
 from scripts.isolated_stack import isolated_stack
 
@@ -272,14 +277,24 @@ def throughput(settings: Settings, count: int) -> dict[str, float]:
 
 
 def exactly_once(settings: Settings) -> tuple[int, int]:
-    """(rows in silver.prices + silver.quarantine, distinct event ids among them)."""
+    """(rows in silver.prices + silver.quarantine, distinct event ids among them) — a held price
+    released into silver counts once: its quarantine row is history."""
     ids = []
+    try:
+        decisions = open_table(SILVER_HOLD_DECISIONS, settings).to_pyarrow_table(
+            columns=["event_id", "decision"]
+        )
+    except TableMissing:
+        released = set()
+    else:
+        released = {d["event_id"] for d in decisions.to_pylist() if d["decision"] == "released"}
     for table in (SILVER_PRICES, SILVER_QUARANTINE):
         try:
             data = open_table(table, settings).to_pyarrow_table(columns=["event_id"])
         except TableMissing:  # nothing quarantined: the table was never written
             continue
-        ids.extend(data["event_id"].to_pylist())
+        column = data["event_id"].to_pylist()
+        ids.extend(i for i in column if table is SILVER_PRICES or i not in released)
     return len(ids), len(set(ids))
 
 

@@ -37,10 +37,19 @@ class SensorQualityRules(BaseModel):
     max_jump: dict[Metric, float]
 
 
+class HoldRules(BaseModel):
+    """When a price held by the statistical rules is released (see ``streaming_jobs.holds``)."""
+
+    window_days: float = Field(gt=0)
+    level_tolerance: float = Field(gt=0, lt=1)
+    confirm_reports: int = Field(ge=1)
+
+
 class QualityRules(BaseModel):
     hard: HardRules
     prices: PriceRules
     sensors: SensorQualityRules
+    hold: HoldRules
     units: dict[str, dict[str, float]]
 
 

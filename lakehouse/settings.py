@@ -56,9 +56,10 @@ class Topics(BaseModel):
     prices: str = "market.prices"
     sensors: str = "market.sensors"
     deadletter: str = "market.deadletter"
+    reviews: str = "market.reviews"  # operators' decisions on held prices (the review API)
 
     def all(self) -> list[str]:
-        return [self.prices, self.sensors, self.deadletter]
+        return [self.prices, self.sensors, self.deadletter, self.reviews]
 
 
 class KafkaSettings(BaseModel):

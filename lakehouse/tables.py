@@ -86,6 +86,8 @@ _QUALITY_COUNTS = {
     "duplicates": "records dropped as copies of an event already seen",
     "late": "records quarantined as late",
     "quarantined_by_reason": "quarantined records per rule id",
+    "released": "held prices released into silver (confirmed, or by an operator)",
+    "rejected": "held prices an operator rejected (they stay out of silver for good)",
 }
 _MODEL = {
     "model_name": "name of the model in the MLflow registry",
@@ -171,6 +173,53 @@ SILVER_QUARANTINE = Table(
         "error": "what was wrong, in words (parse errors and dead letters)",
         "quarantined_at": "when the record was quarantined (UTC)",
         "quarantine_date": "UTC date of quarantined_at (partition column)",
+        **_SILVER_BATCH,
+    },
+)
+_HOLD = {
+    "hold_reasons": "the statistical rules that held the price",
+    "baseline": "the level before the move: the series' rolling median (or the other markets' "
+    "median of the day)",
+    "move": "price / baseline - 1",
+    "held_at": "when the price was held (UTC)",
+}
+SILVER_HOLDS = Table(
+    Layer.silver,
+    "holds",
+    "Prices held by the statistical rules (a quarantine row with statistical reasons only): the "
+    "row silver would have had, and where its review stands. Released rows reach silver.",
+    keys=("event_id",),
+    columns={
+        **{c: m for c, m in SILVER_PRICES.columns.items() if c != "silver_batch_id"},
+        **_HOLD,
+        "held_batch_id": "micro-batch of the silver query that held the price",
+        "status": "held, not_confirmed (a later report came back: stays held), released or "
+        "rejected",
+        "previous_status": "status before the last decision (what a replay of that batch sees)",
+        "decided_batch_id": "micro-batch of the silver query that made the last decision",
+    },
+)
+SILVER_HOLD_DECISIONS = Table(
+    Layer.silver,
+    "hold_decisions",
+    "Every decision on a held price, once: released (confirmed by later reports, or by an "
+    "operator), not_confirmed, or rejected — who, when and why.",
+    columns={
+        "event_id": "the held price's event id",
+        "decision": "released, not_confirmed or rejected",
+        "decided_by": "rule:confirmation, or operator:<API key name>",
+        "note": "why, in words",
+        "decided_at": "when the silver batch recorded the decision (UTC)",
+        "supports": "reports at the new level within the window (rule decisions)",
+        "refutes": "later reports back at the earlier level (rule decisions)",
+        "market_id": _PRICE_SERIES["market_id"],
+        "commodity": _PRICE_SERIES["commodity"],
+        "region": _PRICE_SERIES["region"],
+        "source": _EVENT["source"],
+        "device_id": "reporting device, if any",
+        "price": "the held price (IDR per catalogue unit)",
+        "observed_at": _EVENT["observed_at"],
+        **_HOLD,
         **_SILVER_BATCH,
     },
 )
@@ -285,7 +334,7 @@ GOLD_DATA_QUALITY = Table(
     partition_by=("date",),
     schema="batch_id bigint, batch_time timestamp, date date, source string, device_id string, "
     "received bigint, accepted bigint, quarantined bigint, duplicates bigint, late bigint, "
-    "quarantined_by_reason map<string,bigint>",
+    "quarantined_by_reason map<string,bigint>, released bigint, rejected bigint",
     columns={
         "batch_id": "micro-batch of the silver query",
         "batch_time": "when the micro-batch ran (UTC)",
@@ -439,6 +488,8 @@ TABLES: dict[str, Table] = {
         SILVER_PRICES,
         SILVER_SENSORS,
         SILVER_QUARANTINE,
+        SILVER_HOLDS,
+        SILVER_HOLD_DECISIONS,
         SILVER_PRICE_STATE,
         SILVER_SENSOR_STATE,
         GOLD_PRICE_LATEST,

@@ -37,6 +37,7 @@ class Permission(StrEnum):
     ingest = "ingest"
     devices = "manage devices"
     audit = "audit the price ledger"
+    review = "release or reject held prices"
     admin = "administer"
 
 
@@ -44,7 +45,9 @@ GRANTS: dict[str, frozenset[Permission]] = {
     "reader": frozenset({Permission.read}),
     "ingest": frozenset({Permission.ingest}),
     "central": frozenset({Permission.read, Permission.audit}),
-    "operator": frozenset({Permission.read, Permission.devices, Permission.audit}),
+    "operator": frozenset(
+        {Permission.read, Permission.devices, Permission.audit, Permission.review}
+    ),
     "admin": frozenset(Permission),
     "device": frozenset(),
 }

@@ -32,7 +32,8 @@ class PricePublisher:
                 self._producer = EventProducer(self.settings)
             return self._producer
 
-    def _publish(self, events: list[PriceEvent]) -> int:
+    def _publish(self, topic: str, messages: list[tuple[str, str]]) -> int:
+        """Produce (key, JSON text) ``messages`` to ``topic``; how many Kafka confirmed."""
         producer = self._current()
         confirmed = 0
 
@@ -40,9 +41,8 @@ class PricePublisher:
             nonlocal confirmed
             confirmed += 1
 
-        topic = self.settings.kafka.topics.prices
-        for event in events:
-            producer.produce(topic, event.to_json(), key=event.key, on_delivered=one_more)
+        for key, text in messages:
+            producer.produce(topic, text, key=key, on_delivered=one_more)
         # only this request's confirmations count, not another request's failure
         with contextlib.suppress(DeliveryError):
             producer.flush(self.settings.api.ingest_timeout_seconds)
@@ -50,10 +50,19 @@ class PricePublisher:
 
     async def publish(self, events: list[PriceEvent]) -> None:
         """Produce ``events``; raise KafkaUnavailable unless Kafka confirmed all of them."""
-        confirmed = await asyncio.to_thread(self._publish, events)
-        if confirmed < len(events):
+        messages = [(event.key, event.to_json()) for event in events]
+        await self._confirmed(self.settings.kafka.topics.prices, messages)
+
+    async def review(self, target_event_id: str, text: str) -> None:
+        """Produce an operator's decision on a held price to the reviews topic (keyed by the
+        held price, so the reviews of one price stay in order)."""
+        await self._confirmed(self.settings.kafka.topics.reviews, [(target_event_id, text)])
+
+    async def _confirmed(self, topic: str, messages: list[tuple[str, str]]) -> None:
+        confirmed = await asyncio.to_thread(self._publish, topic, messages)
+        if confirmed < len(messages):
             raise KafkaUnavailable(
-                f"Kafka confirmed {confirmed} of {len(events)} events within "
+                f"Kafka confirmed {confirmed} of {len(messages)} events within "
                 f"{self.settings.api.ingest_timeout_seconds:g} s; retry with the same event_ids "
                 "(duplicates are dropped by event id)"
             )

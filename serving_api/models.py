@@ -321,3 +321,57 @@ class QuarantinedRecord(BaseModel):
 class QuarantinePage(BaseModel):
     total: int = Field(description="records matching the filters")
     items: list[QuarantinedRecord]
+
+
+class HoldDecision(BaseModel):
+    decision: Literal["released", "not_confirmed", "rejected"]
+    decided_by: str = Field(description="rule:confirmation, or operator:<API key name>")
+    note: str
+    decided_at: datetime
+
+
+class HeldPrice(BaseModel):
+    model_config = _example(
+        event_id="0b6f7d38-6f5e-4cf1-9d2b-1f7c4f0b9a11",
+        status="held",
+        market_id="IP-001",
+        commodity="cabai_merah",
+        region="DKI Jakarta",
+        price=90000.0,
+        baseline=50000.0,
+        move=0.8,
+        hold_reasons=["iqr", "median_deviation", "zscore"],
+        source="infopangan",
+        observed_at="2025-03-21T03:00:00Z",
+        held_at="2025-03-21T03:00:02Z",
+        decisions=[],
+    )
+    event_id: str
+    status: Literal["held", "not_confirmed", "released", "rejected"]
+    market_id: str
+    commodity: str
+    region: str | None
+    price: float = Field(description="IDR per catalogue unit")
+    baseline: float | None = Field(description="the level before the move")
+    move: float | None = Field(description="price / baseline - 1")
+    hold_reasons: list[str] = Field(description="the statistical rules that held it")
+    source: str | None
+    observed_at: datetime
+    held_at: datetime
+    decisions: list[HoldDecision] = Field(description="every decision on it, oldest first")
+
+
+class HeldPage(BaseModel):
+    total: int = Field(description="held prices matching the filters")
+    items: list[HeldPrice]
+
+
+class Review(BaseModel):
+    model_config = _example(note="confirmed by phone with the market office")
+    note: str = Field(min_length=1, max_length=500, description="why: kept with the decision")
+
+
+class ReviewAccepted(BaseModel):
+    review_id: uuid.UUID
+    event_id: str
+    decision: Literal["release", "reject"]

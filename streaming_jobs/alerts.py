@@ -53,6 +53,10 @@ class PriceMoveRules(Levels):
     message: dict[Literal["price_spike", "price_drop"], Message]
 
 
+class HeldMoveRules(BaseModel):
+    message: dict[Literal["price_unconfirmed", "price_confirmed"], Message]
+
+
 class RegionMoveRules(Levels):
     rise: float = Field(gt=0)
     min_markets: int = Field(ge=1)
@@ -95,6 +99,7 @@ class QualityAlertRules(Levels):
 
 class AlertRules(BaseModel):
     price_move: PriceMoveRules
+    held_move: HeldMoveRules
     region_move: RegionMoveRules
     forecast_risk: ForecastRules
     anomaly_score: AnomalyRules
@@ -106,6 +111,7 @@ class AlertRules(BaseModel):
         """The message templates by rule name."""
         return {
             **self.price_move.message,
+            **self.held_move.message,
             "region_move": self.region_move.message,
             "forecast_risk": self.forecast_risk.message,
             "anomaly_score": self.anomaly_score.message,
@@ -407,6 +413,73 @@ def quality_signals(quality: DataFrame, rules: AlertRules) -> DataFrame:
             value_pct=_pct(F.col("ratio")),
             window=F.lit(f"{r.window_minutes:g}"),
         ),
+    )
+
+
+# Outcome of a held price, in the words of its alert (``{outcome}``): by decision, else held
+_OUTCOMES = {
+    "not_confirmed": "tidak terkonfirmasi / not confirmed",
+    "rejected": "ditolak operator / rejected by an operator",
+}
+
+
+def held_move_alerts(fresh: DataFrame, decisions: DataFrame | None, rules: AlertRules) -> DataFrame:
+    """One alert per held price (``streaming_jobs.holds``), in the columns of ``episodes``:
+    ``fresh`` are ``silver.holds`` rows just held, ``decisions`` ``silver.hold_decisions`` rows
+    (a decision wins over the hold it ends; None: there are none yet). Held:
+    ``price_unconfirmed``, open; released: ``price_confirmed``, open; not confirmed or rejected:
+    ``price_unconfirmed``, resolved."""
+    r = rules.price_move
+    cols = ["event_id", "market_id", "region", "commodity", "price", "baseline", "move"]
+    held = fresh.select(
+        *cols,
+        F.col("hold_reasons"),
+        "held_at",
+        F.lit(None).cast("string").alias("decision"),
+        F.lit(None).cast("string").alias("note"),
+        F.lit(None).cast("timestamp").alias("decided_at"),
+    )
+    if decisions is None:
+        rows = held
+    else:
+        ended = decisions.select(*cols, "hold_reasons", "held_at", "decision", "note", "decided_at")
+        rows = ended.unionByName(held.join(ended.select("event_id"), "event_id", "left_anti"))
+    confirmed = F.col("decision") == "released"
+    outcome = F.create_map(*[F.lit(x) for kv in _OUTCOMES.items() for x in kv])
+    at = F.coalesce("decided_at", "held_at")
+    fields = _fields(
+        market=F.col("market_id"),
+        commodity=F.col("commodity"),
+        value=_number(F.col("price")),
+        reference=_number(F.col("baseline")),
+        move_pct=F.format_string("%+.1f", F.col("move") * 100),
+        reasons=F.array_join("hold_reasons", ", "),
+        outcome=F.coalesce(outcome[F.col("decision")], F.lit("ditahan / held")),
+        note=F.coalesce("note", F.lit("")),
+    )
+    return rows.select(
+        F.substring(F.sha2(F.concat(F.lit("held|"), "event_id"), 256), 1, 32).alias("alert_id"),
+        F.when(confirmed, "price_confirmed").otherwise("price_unconfirmed").alias("rule"),
+        key_column("market_id", "commodity").alias("alert_key"),
+        F.coalesce(level(F.abs(F.col("move")), r.warning, r.critical), F.lit("warning")).alias(
+            "severity"
+        ),
+        F.when(F.col("decision").isNull() | confirmed, "open")
+        .otherwise("resolved")
+        .alias("status"),
+        F.col("held_at").alias("opened_at"),
+        F.when(F.col("decision").isNotNull() & ~confirmed, at).alias("resolved_at"),
+        at.alias("last_firing_at"),
+        F.col("price").alias("value"),
+        F.col("baseline").alias("reference"),
+        "market_id",
+        "region",
+        "commodity",
+        F.lit("price").alias("metric"),
+        F.to_json(
+            F.struct("event_id", "move", "hold_reasons", "decision", "note", "decided_at")
+        ).alias("details"),
+        fields.alias("fields"),
     )
 
 

@@ -93,7 +93,7 @@ def sensor_hourly(sensors: DataFrame, tz: str) -> DataFrame:
 def quality_daily(batches: DataFrame) -> DataFrame:
     """Per ingest day × source × device: the per-batch quality counts summed, and their
     quarantine reasons merged."""
-    counts = ("received", "accepted", "quarantined", "duplicates", "late")
+    counts = ("received", "accepted", "quarantined", "duplicates", "late", "released", "rejected")
     merge = lambda acc, m: F.map_zip_with(  # noqa: E731 - a Spark lambda, not a Python helper
         acc, m, lambda _k, a, b: F.coalesce(a, F.lit(0)) + F.coalesce(b, F.lit(0))
     )

@@ -3,8 +3,10 @@ functions of ``bronze``, ``silver``, ``series_state``, ``quality``, ``gold`` and
 
 - **silver** (the freshness path): Kafka → one micro-batch writes ``bronze.market_events``,
   ``silver.prices`` / ``silver.sensors`` / ``silver.quarantine``, the bounded series state the
-  statistical rules need, ``gold.price_latest`` (what the live API serves) and, last, the
-  batch's ``gold.data_quality`` rows. Deduplication is Spark state (``bronze.with_first_copies``);
+  statistical rules need, the held prices and the decisions on them (``holds``: confirmed ones
+  and those an operator released reach ``silver.prices`` in the same batch),
+  ``gold.price_latest`` (what the live API serves) and, last, the batch's ``gold.data_quality``
+  rows. Deduplication is Spark state (``bronze.with_first_copies``);
   nothing in a batch reads more of the lakehouse than the series it touches.
 - **gold** (off the freshness path): a Delta stream of ``gold.data_quality`` — one row set per
   completed silver batch — drives the aggregates (daily, hourly, regional, sensors, quality per
@@ -20,6 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from time import monotonic
@@ -34,6 +37,7 @@ from lakehouse.rules import QualityRules, quality_rules
 from lakehouse.settings import Settings
 from lakehouse.tables import (
     BRONZE_EVENTS,
+    GOLD_ALERTS,
     GOLD_DATA_QUALITY,
     GOLD_DATA_QUALITY_DAILY,
     GOLD_PRICE_DAILY,
@@ -41,6 +45,8 @@ from lakehouse.tables import (
     GOLD_PRICE_LATEST,
     GOLD_REGION_DAILY,
     GOLD_SENSOR_HOURLY,
+    SILVER_HOLD_DECISIONS,
+    SILVER_HOLDS,
     SILVER_PRICE_STATE,
     SILVER_PRICES,
     SILVER_QUARANTINE,
@@ -49,9 +55,9 @@ from lakehouse.tables import (
     Table,
     query_checkpoint,
 )
-from streaming_jobs import gold, series_state
+from streaming_jobs import gold, holds, series_state
 from streaming_jobs.alerting import AlertStep
-from streaming_jobs.alerts import alert_rules
+from streaming_jobs.alerts import CHANGED, alert_rows, alert_rules, held_move_alerts
 from streaming_jobs.bronze import BRONZE_COLUMNS, read_kafka, to_bronze, with_first_copies
 from streaming_jobs.quality import batch_quality
 from streaming_jobs.silver import (
@@ -111,6 +117,12 @@ def event_columns(event_type: str, kept: tuple[str, ...]) -> list[str]:
     return [*kept, *(f for f in model.model_fields if f not in kept and f != "event_type")]
 
 
+def price_columns() -> list[str]:
+    """The columns of a ``silver.prices`` row (``silver_batch_id`` aside) — also what a held
+    price keeps in ``silver.holds`` until it is released."""
+    return [*event_columns("price", PRICE_COLUMNS), "flags", "details", *LINEAGE, "observed_date"]
+
+
 def in_parallel(tasks: list[Callable[[], None]]) -> None:
     """Run independent Delta writes concurrently: most of a small write is driver-side latency
     (snapshot, commit), which overlaps well even on two cores. Re-raises the first failure."""
@@ -134,6 +146,30 @@ class Laps:
         self._last = now
 
 
+class Existing:
+    """Whether a table exists yet, asked of Delta until it does (tables are never dropped)."""
+
+    def __init__(self, spark: SparkSession, settings: Settings) -> None:
+        self.spark = spark
+        self.settings = settings
+        self._seen: set[Table] = set()
+
+    def __call__(self, table: Table) -> bool:
+        if table not in self._seen and delta_io.exists(self.spark, table, self.settings):
+            self._seen.add(table)
+        return table in self._seen
+
+
+@dataclass(frozen=True)
+class HoldOutcome:
+    """What a silver batch does about held prices: the decisions it records, the released
+    rows it appends to silver, the ``silver.holds`` rows it MERGEs."""
+
+    decisions: DataFrame
+    released: DataFrame
+    changes: DataFrame
+
+
 class SilverBatch:
     """The ``foreachBatch`` function of the silver query."""
 
@@ -145,14 +181,10 @@ class SilverBatch:
         self.ref = {k: v.cache() for k, v in reference_frames(spark, rules).items()}
         topics = settings.kafka.topics
         self.topic_types = {topics.prices: "price", topics.sensors: "sensor"}
+        self.reviews_topic = topics.reviews
         for table in (SILVER_PRICE_STATE, SILVER_SENSOR_STATE, BRONZE_EVENTS):
             delta_io.ensure_table(spark, table, settings)
-        self._existing: set[Table] = set()
-
-    def _exists(self, table: Table) -> bool:
-        if table not in self._existing and delta_io.exists(self.spark, table, self.settings):
-            self._existing.add(table)
-        return table in self._existing
+        self._exists = Existing(spark, settings)
 
     def _state(self, table: Table, keys: tuple[str, ...], value: str, batch_id: int) -> DataFrame:
         state = delta_io.read(self.spark, table, self.settings)
@@ -161,8 +193,12 @@ class SilverBatch:
     def __call__(self, records: DataFrame, batch_id: int) -> None:
         now = datetime.now(UTC)
         laps = Laps()
-        records = records.localCheckpoint()
+        everything = records.localCheckpoint()
         laps("read")
+        records = everything.where(F.col("topic") != self.reviews_topic)  # events
+        reviews = holds.parse_reviews(
+            everything.where(F.col("first_copy") & (F.col("topic") == self.reviews_topic))
+        ).localCheckpoint()
         parsed = parse_events(
             records.where("first_copy"), self.topic_types, self.settings.kafka.topics.deadletter
         ).localCheckpoint()
@@ -174,28 +210,34 @@ class SilverBatch:
         prices = prices.localCheckpoint() if kinds.get("price") else prices.limit(0)
         sensors = sensors.localCheckpoint() if kinds.get("sensor") else sensors.limit(0)
         laps("judge")
-        quality = batch_quality(records, parsed, prices, sensors, batch_id, now).localCheckpoint()
-        totals = quality.agg(F.sum("received"), F.sum("accepted"), F.sum("quarantined")).first()
+        held = self._holds(prices, price_state, reviews, batch_id, now, bool(kinds.get("price")))
+        laps("holds")
+        quality = batch_quality(
+            records, parsed, prices, sensors, held.decisions if held else None, batch_id, now
+        ).localCheckpoint()
+        totals = quality.agg(
+            F.sum("received"),
+            F.sum("accepted"),
+            F.sum("quarantined"),
+            F.sum(F.col("released") + F.col("rejected")),
+        ).first()
         laps("count")
-        if not totals[0]:
+        if not (totals[0] or held):
             return  # a batch without records (Spark runs some to expire state)
 
-        accepted_prices = prices.where(F.size("reasons") == 0)
+        accepted_prices = prices.where(F.size("reasons") == 0).select(*price_columns())
+        if held:
+            accepted_prices = accepted_prices.unionByName(held.released)
         accepted_sensors = sensors.where(F.size("reasons") == 0)
         batch = F.lit(batch_id).cast("bigint").alias("silver_batch_id")
         observed_date = local_date(F.col("observed_at"), self.tz).alias("observed_date")
-        has_prices, has_sensors = bool(kinds.get("price")), bool(kinds.get("sensor"))
-        appends = {BRONZE_EVENTS: records.where(~F.col("first_copy")).select(*BRONZE_COLUMNS)}
+        has_prices, has_sensors = bool(kinds.get("price") or held), bool(kinds.get("sensor"))
+        appends = {BRONZE_EVENTS: everything.where(~F.col("first_copy")).select(*BRONZE_COLUMNS)}
         # an empty append is skipped, except the first: the gold query reads both tables
         if has_prices or not self._exists(SILVER_PRICES):
-            appends[SILVER_PRICES] = accepted_prices.select(
-                *event_columns("price", PRICE_COLUMNS),
-                "flags",
-                "details",
-                *LINEAGE,
-                observed_date,
-                batch,
-            )
+            appends[SILVER_PRICES] = accepted_prices.select(*price_columns(), batch)
+        if held and not held.decisions.isEmpty():
+            appends[SILVER_HOLD_DECISIONS] = held.decisions
         if has_sensors or not self._exists(SILVER_SENSORS):
             appends[SILVER_SENSORS] = accepted_sensors.select(
                 *event_columns("sensor", SENSOR_COLUMNS),
@@ -209,10 +251,9 @@ class SilverBatch:
             appends[SILVER_QUARANTINE] = quarantine_rows(parsed, prices, sensors, now, batch_id)
         merges = []  # skipped when empty: the same input skips them again on a replay
         if has_prices:
-            merges += [
-                partial(self._latest_price, accepted_prices),
-                partial(self._advance, price_state, SILVER_PRICE_STATE),
-            ]
+            merges.append(partial(self._latest_price, accepted_prices))
+        if kinds.get("price"):
+            merges.append(partial(self._advance, price_state, SILVER_PRICE_STATE))
         if has_sensors:
             merges.append(partial(self._advance, sensor_state, SILVER_SENSOR_STATE))
         in_parallel(
@@ -225,6 +266,8 @@ class SilverBatch:
             ]
         )
         laps("write")
+        if held:  # after the releases: a replay that finds them committed decides the same
+            delta_io.upsert(self.spark, held.changes, SILVER_HOLDS, self.settings)
         # last: the batch's quality rows say it is complete (the gold query follows them)
         delta_io.append_once(quality, GOLD_DATA_QUALITY, self.settings, APP_ID, batch_id)
         laps("complete")
@@ -235,6 +278,7 @@ class SilverBatch:
                 "received": totals[0],
                 "accepted": totals[1],
                 "quarantined": totals[2],
+                "decided": totals[3],
                 "seconds": laps.seconds,
             },
         )
@@ -265,7 +309,9 @@ class SilverBatch:
                 history = history.dropDuplicates(["event_id"])
             return price_statistics(candidates, history, self.rules, self.tz)
 
-        verdicts = judged(checked, statistics)
+        verdicts = judged(checked, statistics).withColumn(
+            "observed_date", local_date(F.col("observed_at"), self.tz)
+        )
         state = series_state.advanced(
             earlier,
             verdicts.where("hard_ok"),
@@ -277,6 +323,55 @@ class SilverBatch:
             batch_id,
         )
         return verdicts, state
+
+    def _holds(
+        self,
+        prices: DataFrame,
+        price_state: DataFrame,
+        reviews: DataFrame,
+        batch_id: int,
+        now: datetime,
+        has_prices: bool,
+    ) -> HoldOutcome | None:
+        """The batch's new holds, and the decisions on holds of the series it touched (from
+        the series state after it) or that operators reviewed; None when there is none."""
+        columns = price_columns()
+        pool = holds.new_holds(prices, columns, batch_id, now) if has_prices else None
+        has_reviews = not reviews.isEmpty()
+        if self._exists(SILVER_HOLDS) and (has_prices or has_reviews):
+            stored = holds.as_of(delta_io.read(self.spark, SILVER_HOLDS, self.settings), batch_id)
+            stored = stored.where(F.col("status").isin(*holds.REVIEWABLE))
+            touched = stored.join(
+                price_state.select(*PRICE_SERIES), list(PRICE_SERIES), "left_semi"
+            )
+            targeted = stored.join(
+                reviews.select(F.col("target_event_id").alias("event_id")), "event_id", "left_semi"
+            )
+            stored = touched.unionByName(targeted).dropDuplicates(["event_id"])
+            pool = stored if pool is None else stored.unionByName(pool, allowMissingColumns=True)
+        if pool is None:
+            return None
+        pool = pool.localCheckpoint()
+        if pool.isEmpty():
+            return None
+        points = price_state.select(*PRICE_SERIES, F.explode("points").alias("p")).select(
+            *PRICE_SERIES, "p.*"
+        )
+        decisions = holds.decided(
+            pool,
+            holds.confirmations(pool, points, self.rules.hold),
+            holds.reviewed(pool, reviews),
+            batch_id,
+            now,
+        ).localCheckpoint()
+        fresh = pool.where(F.col("held_batch_id") == batch_id)
+        return HoldOutcome(
+            decisions=decisions,
+            released=holds.released(pool, decisions, columns),
+            changes=fresh.join(decisions, "event_id", "left_anti").unionByName(
+                holds.updated(pool, decisions, batch_id)
+            ),
+        )
 
     def _backfill_history(self, late: DataFrame, horizon: timedelta) -> DataFrame:
         """Accepted prices of the provinces × commodities of ``late`` in the ``horizon`` before
@@ -351,6 +446,7 @@ class GoldBatch:
         self.settings = settings
         self.tz = settings.timezone
         self.alerts = AlertStep(spark, settings, alert_rules())
+        self._exists = Existing(spark, settings)
 
     def _of_batches(self, table: Table, batch_ids: list[int]) -> DataFrame:
         return (
@@ -379,6 +475,7 @@ class GoldBatch:
         laps("aggregates")
         # last: alerts, evaluated on all of it (gold.alerts)
         self.alerts(gold_batch_id, prices, sensors, quality, now)
+        self._held_move_alerts(batch_ids, now)
         laps("alerts")
         log.info(
             "gold batch done",
@@ -388,6 +485,39 @@ class GoldBatch:
                 "seconds": laps.seconds,
             },
         )
+
+    def _held_move_alerts(self, batch_ids: list[int], now: datetime) -> None:
+        """The alerts of the prices these silver batches held or decided on; a confirmed one
+        resolves ``price_move.cooldown_hours`` after its confirmation."""
+        if not self._exists(SILVER_HOLDS):
+            return
+        fresh = delta_io.read(self.spark, SILVER_HOLDS, self.settings).where(
+            F.col("held_batch_id").isin(batch_ids)
+        )
+        decisions = (
+            self._of_batches(SILVER_HOLD_DECISIONS, batch_ids)
+            if self._exists(SILVER_HOLD_DECISIONS)
+            else None
+        )
+        rules = self.alerts.rules
+        rows = alert_rows(held_move_alerts(fresh, decisions, rules), rules, F.lit(now))
+        cooldown = timedelta(hours=rules.price_move.cooldown_hours)
+        stale = (
+            delta_io.read(self.spark, GOLD_ALERTS, self.settings)
+            .where((F.col("rule") == "price_confirmed") & (F.col("status") == "open"))
+            .where(F.col("last_firing_at") < F.lit(now - cooldown))
+            .withColumn("status", F.lit("resolved"))
+            .withColumn(
+                "resolved_at",
+                F.col("last_firing_at")
+                + F.expr(f"INTERVAL {int(cooldown.total_seconds())} SECONDS"),
+            )
+            .withColumn("updated_at", F.lit(now).cast("timestamp"))
+        )
+        rows = rows.unionByName(stale.join(rows.select("alert_id"), "alert_id", "left_anti"))
+        rows = rows.localCheckpoint()
+        if not rows.isEmpty():
+            delta_io.upsert(self.spark, rows, GOLD_ALERTS, self.settings, only_if=CHANGED)
 
     def _touched(self, silver: Table, rows: DataFrame, keys: tuple[str, ...]) -> DataFrame:
         """The silver rows of the ``keys`` × local days that ``rows`` touched: the partitions

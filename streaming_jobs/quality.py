@@ -1,5 +1,6 @@
 """Data quality of a micro-batch — a pure function from its records and verdicts to the rows of
-``gold.data_quality``: per source × device, received = accepted + quarantined + duplicates."""
+``gold.data_quality``: per source × device, received = accepted + quarantined + duplicates;
+beside them, the held prices the batch released or rejected (``streaming_jobs.holds``)."""
 
 from __future__ import annotations
 
@@ -25,13 +26,15 @@ def batch_quality(
     parsed: DataFrame,
     prices: DataFrame,
     sensors: DataFrame,
+    decisions: DataFrame | None,
     batch_id: int,
     now: datetime,
 ) -> DataFrame:
     """``records``: the batch's Kafka records with ``first_copy`` (see
     ``streaming_jobs.bronze.with_first_copies``); ``parsed``: its first copies parsed
     (``parse_error`` set when unusable); ``prices`` and ``sensors``: the verdicts (``reasons``
-    empty: accepted). Duplicates are the records that are not a first copy."""
+    empty: accepted); ``decisions``: the batch's ``silver.hold_decisions`` rows, if any.
+    Duplicates are the records that are not a first copy."""
 
     def fates(df: DataFrame, text: str, fate: Column, reasons: Column) -> DataFrame:
         return df.select(
@@ -53,6 +56,15 @@ def batch_quality(
         .unionByName(fates(prices, "raw", verdict, F.col("reasons")))
         .unionByName(fates(sensors, "raw", verdict, F.col("reasons")))
     )
+    if decisions is not None:
+        outcome = outcome.unionByName(
+            decisions.select(
+                "source",
+                "device_id",
+                F.col("decision").alias("fate"),
+                no_reasons().alias("reasons"),
+            )
+        )
     keys = ["source", "device_id"]
     reason_counts = (
         outcome.select(*keys, F.explode("reasons").alias("reason"))
@@ -70,6 +82,8 @@ def batch_quality(
             count("quarantined").alias("quarantined"),
             (count("received") - count("first")).alias("duplicates"),
             F.count(F.when(F.array_contains("reasons", "late"), 1)).alias("late"),
+            count("released").alias("released"),
+            count("rejected").alias("rejected"),
         )
         .join(reason_counts, keys, "left")
         .select(
@@ -85,5 +99,7 @@ def batch_quality(
             F.coalesce("by_reason", F.create_map().cast("map<string,bigint>")).alias(
                 "quarantined_by_reason"
             ),
+            "released",
+            "rejected",
         )
     )

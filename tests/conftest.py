@@ -104,7 +104,12 @@ def sample_prices() -> Path:
 def isolated(settings: Settings, root: Path) -> Settings:
     """The session's services, but topics and tables of their own under ``root``."""
     tag = f"t{uuid.uuid4().hex[:8]}"
-    topics = Topics(prices=f"{tag}.prices", sensors=f"{tag}.sensors", deadletter=f"{tag}.dead")
+    topics = Topics(
+        prices=f"{tag}.prices",
+        sensors=f"{tag}.sensors",
+        deadletter=f"{tag}.dead",
+        reviews=f"{tag}.reviews",
+    )
     return settings.model_copy(
         update={
             "kafka": settings.kafka.model_copy(update={"topics": topics}),

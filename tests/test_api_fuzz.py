@@ -28,7 +28,12 @@ EXAMPLES_PER_OPERATION = 25
 def key_and_schema(replayed: Settings, kafka) -> tuple[str, schemathesis.BaseSchema]:
     key, entry = mint_key("fuzz", "admin")
     tag = f"fuzz{uuid.uuid4().hex[:8]}"
-    topics = Topics(prices=f"{tag}.prices", sensors=f"{tag}.sensors", deadletter=f"{tag}.dead")
+    topics = Topics(
+        prices=f"{tag}.prices",
+        sensors=f"{tag}.sensors",
+        deadletter=f"{tag}.dead",
+        reviews=f"{tag}.reviews",
+    )
     own = replayed.model_copy(
         update={
             "kafka": replayed.kafka.model_copy(update={"topics": topics}),

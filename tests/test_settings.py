@@ -7,7 +7,12 @@ from lakehouse.settings import PROJECT_ROOT, ConfigError, load_settings
 
 def test_defaults_from_conf(clean_env: None):
     s = load_settings()
-    assert s.kafka.topics.all() == ["market.prices", "market.sensors", "market.deadletter"]
+    assert s.kafka.topics.all() == [
+        "market.prices",
+        "market.sensors",
+        "market.deadletter",
+        "market.reviews",
+    ]
     assert s.paths.lakehouse_root == PROJECT_ROOT / "data" / "lakehouse"
     assert s.kafka.bootstrap == "localhost:9092"
 

@@ -112,7 +112,7 @@ def test_first_copies_and_duplicate_counts(spark):
         "reasons", F.array().cast("array<string>")
     )
     quality = batch_quality(
-        tagged, parsed, verdicts, verdicts.limit(0), batch_id=7, now=NOW
+        tagged, parsed, verdicts, verdicts.limit(0), None, batch_id=7, now=NOW
     ).select("source", "received", "accepted", "quarantined", "duplicates")
     expected = spark.createDataFrame(
         [("test", 2, 1, 0, 1), ("feed-b", 1, 1, 0, 0), ("market.prices", 2, 0, 2, 0)],

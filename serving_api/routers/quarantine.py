@@ -1,18 +1,24 @@
 """The quarantined records themselves (``silver.quarantine``), newest first, a page at a time:
-what ``GET /quality`` counts, browsable with their reasons and raw input."""
+what ``GET /quality`` counts, browsable with their reasons and raw input; and the review of held
+prices (``silver.holds``, see ``streaming_jobs.holds``): list them, release or reject one."""
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Annotated, Any
+import json
+import uuid
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
 
 import pyarrow as pa
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Body, Path, Query, Request, status
 
 from lakehouse.settings import Settings
-from lakehouse.tables import SILVER_QUARANTINE
+from lakehouse.tables import SILVER_HOLD_DECISIONS, SILVER_HOLDS, SILVER_QUARANTINE
+from serving_api.auth import Permission, Principal, require
 from serving_api.cache import Tables, ViewSpec
-from serving_api.models import QuarantinePage
+from serving_api.errors import ApiError
+from serving_api.ingest import KafkaUnavailable, PricePublisher
+from serving_api.models import Error, HeldPage, QuarantinePage, Review, ReviewAccepted
 from serving_api.routers import API_PREFIX, READ_ERRORS, gold
 
 router = APIRouter(prefix=API_PREFIX, tags=["insights"], responses=READ_ERRORS)
@@ -77,3 +83,126 @@ async def quarantine(
         and (since is None or (r["quarantined_at"] and r["quarantined_at"].date() >= since))
     ]
     return {"total": len(matching), "items": matching[offset : offset + limit]}
+
+
+HELD_COLUMNS = (
+    "event_id",
+    "status",
+    "market_id",
+    "commodity",
+    "region",
+    "price",
+    "baseline",
+    "move",
+    "hold_reasons",
+    "source",
+    "observed_at",
+    "held_at",
+)
+DECISION_COLUMNS = ("decision", "decided_by", "note", "decided_at")
+REVIEWABLE = ("held", "not_confirmed")
+
+
+def build_held(_settings: Settings, tables: Tables) -> dict[str, dict[str, Any]]:
+    """Every held price by event id, newest hold first, with its decisions (oldest first)."""
+    holds: pa.Table = tables[SILVER_HOLDS.qualified_name]
+    decisions: pa.Table = tables[SILVER_HOLD_DECISIONS.qualified_name]
+    by_event: dict[str, list[dict[str, Any]]] = {}
+    if decisions.num_rows:
+        for d in decisions.sort_by("decided_at").to_pylist():
+            by_event.setdefault(d["event_id"], []).append({c: d[c] for c in DECISION_COLUMNS})
+    if holds.num_rows == 0:
+        return {}
+    rows = holds.sort_by([("held_at", "descending"), ("event_id", "ascending")]).to_pylist()
+    return {
+        r["event_id"]: {c: r[c] for c in HELD_COLUMNS}
+        | {"decisions": by_event.get(r["event_id"], [])}
+        for r in rows
+    }
+
+
+HELD = ViewSpec("held", (SILVER_HOLDS, SILVER_HOLD_DECISIONS), build_held)
+
+
+@router.get(
+    "/quarantine/held",
+    response_model=HeldPage,
+    summary="Prices held by the statistical rules, newest first, with their review",
+    description="A price quarantined by the statistical rules only is held: it is released "
+    "into silver when later reports confirm it, or by an operator; `status` says where it "
+    "stands (held, not_confirmed, released, rejected).",
+)
+async def held(
+    request: Request,
+    state: Annotated[
+        Literal["held", "not_confirmed", "released", "rejected", "open"] | None,
+        Query(alias="status", description="open: held or not_confirmed"),
+    ] = None,
+    market_id: Annotated[str | None, Query(max_length=64, examples=["IP-001"])] = None,
+    commodity: Annotated[str | None, Query(max_length=64, examples=["cabai_merah"])] = None,
+    region: Annotated[str | None, Query(max_length=64, examples=["DKI Jakarta"])] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="rows per page")] = 50,
+    offset: Annotated[int, Query(ge=0, description="rows to skip")] = 0,
+) -> dict[str, Any]:
+    wanted = REVIEWABLE if state == "open" else (state,) if state else None
+    matching = [
+        r
+        for r in (await gold(request).get(HELD)).values()
+        if (wanted is None or r["status"] in wanted)
+        and (market_id is None or r["market_id"] == market_id)
+        and (commodity is None or r["commodity"] == commodity)
+        and (region is None or r["region"] == region)
+    ]
+    return {"total": len(matching), "items": matching[offset : offset + limit]}
+
+
+@router.post(
+    "/quarantine/{event_id}/{decision}",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ReviewAccepted,
+    summary="Release a held price into silver, or reject it for good (operator or admin key)",
+    description="The decision travels through Kafka like every event: 202 means Kafka has it; "
+    "the pipeline records it in silver.hold_decisions with your key's name and the note, and a "
+    "released price reaches silver and gold in its next micro-batch. Only held prices (a "
+    "statistical hold, not a hard-rule failure) can be reviewed; the first decision wins.",
+    responses={
+        401: {"model": Error, "description": "missing or unknown API key"},
+        403: {"model": Error, "description": "the key's role may not review"},
+        404: {"model": Error, "description": "no held price with this event id"},
+        409: {"model": Error, "description": "the price was already released or rejected"},
+        503: {"model": Error, "description": "Kafka did not confirm in time; retry"},
+    },
+)
+async def review(
+    request: Request,
+    event_id: Annotated[str, Path(max_length=64)],
+    decision: Literal["release", "reject"],
+    body: Annotated[Review, Body()],
+    who: Annotated[Principal, require(Permission.review)],
+) -> ReviewAccepted:
+    hold = (await gold(request).get(HELD)).get(event_id)
+    if hold is None:
+        raise ApiError(
+            404,
+            f"no held price {event_id!r}: only prices held by the statistical rules can be "
+            "reviewed (hard-rule failures never leave quarantine)",
+        )
+    if hold["status"] not in REVIEWABLE:
+        raise ApiError(409, f"price {event_id!r} was already {hold['status']}")
+    review_id = uuid.uuid4()
+    text = json.dumps(
+        {
+            "event_id": str(review_id),
+            "target_event_id": event_id,
+            "decision": decision,
+            "note": body.note,
+            "reviewer": who.name,
+            "requested_at": datetime.now(UTC).isoformat(),
+        }
+    )
+    publisher: PricePublisher = request.app.state.publisher
+    try:
+        await publisher.review(event_id, text)
+    except KafkaUnavailable as exc:
+        raise ApiError(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+    return ReviewAccepted(review_id=review_id, event_id=event_id, decision=decision)
