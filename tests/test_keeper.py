@@ -95,3 +95,25 @@ def test_a_killed_service_is_restarted_and_status_says_so(tmp_path: Path, capsys
         assert "last exit: killed by SIGKILL" in line
         family = [keeper, restarted]
     assert not [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_keeper_passes_sigterm_on_when_asked(tmp_path: Path) -> None:
+    """The pipeline's keeper alone gets SIGTERM (the driver then stops its JVM itself)."""
+    log = tmp_path / "svc.log"
+    graceful = (
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *_: (print('stopping'), sys.exit(0)))\n"
+        "print('up', flush=True)\ntime.sleep(60)"
+    )
+    keeper = subprocess.Popen(
+        [sys.executable, "-m", "scripts.keeper", "--name=svc", f"--log={log}",
+         f"--state={tmp_path / 'state.json'}", "--log-max-bytes=100000", "--log-backups=1",
+         "--backoff=1", "--backoff-max=5", "--forward-term",
+         "--", sys.executable, "-u", "-c", graceful],
+        start_new_session=True,
+    )  # fmt: skip
+    wait_for(lambda: log.exists() and b"up" in log.read_bytes(), "the service")
+    keeper.send_signal(signal.SIGTERM)  # the keeper only, not its group
+    assert keeper.wait(timeout=30) == 0
+    assert b"stopping" in log.read_bytes()
+    assert not (tmp_path / "state.json").exists()
