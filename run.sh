@@ -1,20 +1,32 @@
 #!/usr/bin/env bash
-# Smart Market Lakehouse — the single entry point.
+# Smart Market Lakehouse — the single entry point. Every command (README: Daily tasks):
 #
-#   ./run.sh [up]            set up on first use, then start services + pipeline
-#   ./run.sh down            stop everything
-#   ./run.sh status          what runs, where, healthy or not (exit 1 if something is down)
-#   ./run.sh logs [SERVICE] [-f]
-#   ./run.sh ingest FILE...       publish CSV reports once;  ./run.sh watch DIR  (folder watcher)
+#   ./run.sh [up] [SERVICE]       set up on first use, then start services + pipeline
+#   ./run.sh down [SERVICE]       stop everything (or one service)
+#   ./run.sh status [SERVICE]     what runs, where, healthy or not, restarts (exit 1 if down)
+#   ./run.sh logs [SERVICE] [-n N] [-f]   a service's log, or follow it
+#   ./run.sh ingest FILE...       publish CSV reports to Kafka once
+#   ./run.sh watch DIR [--once]   publish each CSV file dropped into DIR once
 #   ./run.sh replay FILE [--speed X|max] [--start T] [--end T] [--fan-out N]
-#   ./run.sh simulate | bridge    MQTT devices / MQTT→Kafka bridge in the foreground
-#   ./run.sh up --cluster N  the same on a Spark standalone master and N workers (docs/cluster.md)
-#   ./run.sh topics          create the Kafka topics on the configured (external) cluster
-#   ./run.sh test [--fast] [PYTEST ARGS]   the full test suite (--fast: without Spark and services)
+#   ./run.sh up --cluster N       the same on a Spark standalone master and N workers
+#   ./run.sh topics               create the Kafka topics on the configured (external) cluster
+#   ./run.sh simulate             the simulated MQTT devices in the foreground
+#   ./run.sh bridge               the MQTT → Kafka bridge in the foreground
+#   ./run.sh query "SQL" [--engine spark|duckdb] [--as-of V|T] | --history TABLE
+#   ./run.sh tables [--markdown|--docs]   the data dictionary
+#   ./run.sh maintain [--table T] OPTIMIZE/Z-ORDER, VACUUM, log cleanup
+#   ./run.sh backtest FILE        rolling-origin backtest of the forecasting models
+#   ./run.sh retrain [--if-changed|--anomalies-only]   forecasts, anomalies, impact model
+#   ./run.sh impact --commodity C (--market-id M|--region R) --date D
+#   ./run.sh api-key ROLE [--name N]      mint an API key
+#   ./run.sh user NAME ROLE       create or reset an API user
+#   ./run.sh ledger [--verify]    hash-chain new prices into gold.price_ledger, or verify it
+#   ./run.sh test [--fast] [PYTEST ARGS]  the test suite (--fast: without Spark and services)
 #   ./run.sh bench NAME [ARGS]    a benchmark of bench/ (prints numbers)
-#   ./run.sh setup           only install: Python venv, Maven jars, Mosquitto, dashboard, Chromium
-#   ./run.sh lint            ruff
-#   ./run.sh lock            re-resolve requirements.lock from pyproject.toml
+#   ./run.sh setup                only install: venv, Maven jars, Mosquitto, dashboard, Chromium
+#   ./run.sh lint                 ruff
+#   ./run.sh lock                 re-resolve requirements.lock from pyproject.toml
+#   ./run.sh help                 this list
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -141,8 +153,8 @@ case "$cmd" in
   up)
     setup
     exec "$PY" -m scripts.cli up "$@" ;;
-  -h|--help|help)
-    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' ;;
+  -h|--help|help)  # the comment block at the top of this file
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" ;;
   *)
     [ -x "$PY" ] || die "not set up yet: run ./run.sh first"
     exec "$PY" -m scripts.cli "$cmd" "$@" ;;

@@ -20,10 +20,11 @@ from typing import Any
 
 import pandas as pd
 
+from lakehouse.metrics import daily_closes, region_daily
 from lakehouse.settings import SAMPLE_PRICES, MlSettings, load_settings
 from ml.backtest import per_series
 from ml.retrain import TrainedSeries, train_series
-from ml.series import market_daily, region_daily, series_frame
+from ml.series import series_frame
 from producers.replay import fan_out, synthetic_markets
 from producers.reports import open_report, parse_rows
 
@@ -35,13 +36,15 @@ def fanned_out_series(path: Path, count: int, settings) -> pd.DataFrame:  # noqa
     commodities = len({e.commodity for e in events})
     markets = synthetic_markets(-(-count // commodities))
     rows = [
-        (e.observed_at.astimezone(settings.tz).date(), e.market_id, e.region, e.commodity, e.price)
+        (e.observed_at.astimezone(settings.tz).date(), e.observed_at, e.market_id, e.region,
+         e.commodity, e.price)
         for event in events
         for e in fan_out(event, markets)
-    ]
-    prices = pd.DataFrame(rows, columns=["date", "market_id", "region", "commodity", "price"])
+    ]  # fmt: skip
+    columns = ["date", "observed_at", "market_id", "region", "commodity", "price"]
+    prices = pd.DataFrame(rows, columns=columns)
     prices["date"] = pd.to_datetime(prices["date"])
-    daily = market_daily(prices)
+    daily = daily_closes(prices)
     frame = series_frame(daily, region_daily(daily))
     keep = sorted(frame["series_id"].unique())[:count]
     return frame[frame["series_id"].isin(keep)]

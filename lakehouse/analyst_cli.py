@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 FORMATS = ("table", "csv", "json", "parquet")
-README = PROJECT_ROOT / "README.md"
+DICTIONARY_DOC = PROJECT_ROOT / "docs" / "data-dictionary.md"
 
 
 def write_result(df: pd.DataFrame, fmt: str, out: Path | None, rows_shown: int) -> None:
@@ -67,9 +67,9 @@ def cmd_query(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_tables(settings: Settings, args: argparse.Namespace) -> int:
     from lakehouse import dictionary
 
-    if args.readme:
-        changed = dictionary.update_readme(README)
-        print(f"{README}: data dictionary {'updated' if changed else 'already up to date'}")
+    if args.docs:
+        changed = dictionary.update_doc(DICTIONARY_DOC)
+        print(f"{DICTIONARY_DOC}: data dictionary {'updated' if changed else 'already up to date'}")
     elif args.markdown:
         print(dictionary.markdown(), end="")
     else:
@@ -113,8 +113,8 @@ def register(command) -> None:  # noqa: ANN001 - scripts.cli.CommandFactory
     query.add_argument("--history", metavar="TABLE", help="the Delta history of a table")
 
     tables = command("tables", cmd_tables, "the data dictionary: every table and its columns")
-    tables.add_argument("--markdown", action="store_true", help="print the README's version")
-    tables.add_argument("--readme", action="store_true", help="rewrite it in README.md")
+    tables.add_argument("--markdown", action="store_true", help="print the page's version")
+    tables.add_argument("--docs", action="store_true", help="rewrite it in docs/data-dictionary.md")
 
     maintain = command(
         "maintain", cmd_maintain, "OPTIMIZE (Z-ORDER), VACUUM and log cleanup; safe while running"

@@ -2,8 +2,8 @@
 and columns (type from the Delta table, meaning from ``lakehouse.tables``).
 
 ``describe`` reads the live tables with delta-rs (no Spark); ``markdown`` renders the static part
-(tables, meanings, partitioning, keys) for the README, between ``README_START`` and
-``README_END``, so the README never drifts from the registry (a test checks it).
+(tables, meanings, partitioning, keys) for ``docs/data-dictionary.md``, between ``DOC_START`` and
+``DOC_END``, so the page never drifts from the registry (a test checks it).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from lakehouse.fast_read import TableMissing, open_table
 from lakehouse.settings import Settings
 from lakehouse.tables import TABLES, Table, arrow_schema
 
-README_START = "<!-- data-dictionary:start (generated: ./run.sh tables --readme) -->"
-README_END = "<!-- data-dictionary:end -->"
+DOC_START = "<!-- data-dictionary:start (generated: ./run.sh tables --docs) -->"
+DOC_END = "<!-- data-dictionary:end -->"
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def _cell(value: str) -> str:
 
 
 def markdown() -> str:
-    """The README's data dictionary: an overview table, then each table's columns."""
+    """The data dictionary page: an overview table, then each table's columns."""
     lines = [
         "| table | meaning | partitioned by | keys |",
         "|---|---|---|---|",
@@ -134,16 +134,16 @@ def markdown() -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def readme_section(readme: str) -> str:
-    """The generated part of a README text (between the markers)."""
-    start, end = readme.index(README_START) + len(README_START), readme.index(README_END)
-    return readme[start:end].strip("\n") + "\n"
+def doc_section(doc: str) -> str:
+    """The generated part of the page's text (between the markers)."""
+    start, end = doc.index(DOC_START) + len(DOC_START), doc.index(DOC_END)
+    return doc[start:end].strip("\n") + "\n"
 
 
-def update_readme(path: Path) -> bool:
-    """Rewrite the generated part of the README at ``path``; True if it changed."""
-    readme = path.read_text(encoding="utf-8")
-    start, end = readme.index(README_START) + len(README_START), readme.index(README_END)
-    updated = f"{readme[:start]}\n{markdown()}{readme[end:]}"
+def update_doc(path: Path) -> bool:
+    """Rewrite the generated part of the page at ``path``; True if it changed."""
+    doc = path.read_text(encoding="utf-8")
+    start, end = doc.index(DOC_START) + len(DOC_START), doc.index(DOC_END)
+    updated = f"{doc[:start]}\n{markdown()}{doc[end:]}"
     path.write_text(updated, encoding="utf-8")
-    return updated != readme
+    return updated != doc

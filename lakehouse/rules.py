@@ -31,7 +31,7 @@ class PriceRules(BaseModel):
     history_points: int = Field(ge=2)
 
 
-class SensorRules(BaseModel):
+class SensorQualityRules(BaseModel):
     stuck_readings: int = Field(ge=2)
     impossible_zero: list[Metric]
     max_jump: dict[Metric, float]
@@ -48,7 +48,7 @@ class HoldRules(BaseModel):
 class QualityRules(BaseModel):
     hard: HardRules
     prices: PriceRules
-    sensors: SensorRules
+    sensors: SensorQualityRules
     hold: HoldRules
     units: dict[str, dict[str, float]]
 

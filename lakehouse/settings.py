@@ -277,6 +277,10 @@ class MlSettings(BaseModel):
 class ServiceSettings(BaseModel):
     start_timeout_seconds: float = Field(120, gt=0)
     stop_timeout_seconds: float = Field(30, gt=0)
+    restart_backoff_seconds: float = Field(1.0, gt=0)
+    restart_backoff_max_seconds: float = Field(60.0, gt=0)
+    log_max_bytes: int = Field(10_000_000, ge=1024)
+    log_backups: int = Field(3, ge=0)
 
 
 class AnomalySettings(BaseModel):

@@ -37,7 +37,7 @@ from sklearn.ensemble import IsolationForest
 from tqdm import tqdm
 
 from lakehouse.reference import markets
-from lakehouse.settings import AnomalySettings, Settings, load_settings
+from lakehouse.settings import AnomalySettings, Settings
 from ml.daily import validated_daily
 
 OUTPUT_COLUMNS = (
@@ -60,9 +60,9 @@ _KM_PER_DEG_LAT = 110.57
 _KM_PER_DEG_LON_EQUATOR = 111.32
 
 
-def model_params(settings: Settings | None = None) -> dict[str, dict[str, Any]]:
+def model_params(settings: Settings) -> dict[str, dict[str, Any]]:
     """The parameters of each model, by ``MODEL_NAMES`` value, for MLflow."""
-    a = (settings or load_settings()).anomalies
+    a = settings.anomalies
     shared = {"window_days": a.window_days, "min_history": a.min_history}
     return {
         MODEL_NAMES["temporal"]: shared
@@ -87,10 +87,10 @@ def model_params(settings: Settings | None = None) -> dict[str, dict[str, Any]]:
     }
 
 
-def detect(daily: pd.DataFrame, settings: Settings | None = None) -> pd.DataFrame:
+def detect(daily: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     """Temporal and geographic anomalies of daily closes, one row per market × commodity × date
     × kind whose score reaches the floor of its kind (see the module docstring)."""
-    a = (settings or load_settings()).anomalies
+    a = settings.anomalies
     frame = _clean(daily)
     temporal = _temporal(frame, a)
     geographic = _geographic(frame, a)

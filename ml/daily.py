@@ -6,17 +6,17 @@ import pandas as pd
 
 from lakehouse.errors import InputError
 
-DAILY_COLUMNS = ("market_id", "region", "commodity", "date", "price")
+MODEL_COLUMNS = ("market_id", "region", "commodity", "date", "price")
 
 
 def validated_daily(daily: pd.DataFrame) -> pd.DataFrame:
     """A copy of ``daily`` (one close per market × commodity × date, as in ``gold.price_daily``
     with ``close`` renamed ``price``) with datetime dates and float prices, sorted by market,
     commodity and date; ``InputError`` says what is wrong otherwise."""
-    missing = [c for c in DAILY_COLUMNS if c not in daily.columns]
+    missing = [c for c in MODEL_COLUMNS if c not in daily.columns]
     if missing:
         raise InputError(f"daily prices lack the column(s) {', '.join(missing)}")
-    frame = daily.loc[:, list(DAILY_COLUMNS)].copy()
+    frame = daily.loc[:, list(MODEL_COLUMNS)].copy()
     frame["date"] = pd.to_datetime(frame["date"], errors="coerce").dt.normalize()
     if frame["date"].isna().any():
         bad = int(frame["date"].isna().sum())

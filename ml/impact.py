@@ -45,7 +45,7 @@ from tqdm import tqdm
 
 from lakehouse.errors import InputError
 from lakehouse.reference import markets
-from lakehouse.settings import ImpactSettings, Settings, load_settings
+from lakehouse.settings import ImpactSettings, Settings
 from ml.daily import validated_daily
 from ml.impact_result import ImpactResult, model_path
 
@@ -183,9 +183,9 @@ def load_inputs(data_dir: Path, daily: pd.DataFrame | None = None) -> ImpactInpu
     return ImpactInputs(daily=daily, **frames)
 
 
-def model_params(settings: Settings | None = None) -> dict[str, Any]:
+def model_params(settings: Settings) -> dict[str, Any]:
     """The model's parameters, for MLflow."""
-    s = (settings or load_settings()).impact
+    s = settings.impact
     return {
         "features": ",".join(FEATURES),
         "holdout_months": s.holdout_months,
@@ -370,11 +370,11 @@ def _holdout_metrics(rows: pd.DataFrame, held: pd.Series, s: ImpactSettings) -> 
     }
 
 
-def fit_impact_model(inputs: ImpactInputs, settings: Settings | None = None) -> ImpactModel:
+def fit_impact_model(inputs: ImpactInputs, settings: Settings) -> ImpactModel:
     """Fit one model per commodity with enough history; measure it on the held-out last
     ``impact.holdout_months`` months (``ImpactModel.metrics``), then refit on every month for
     serving. Deterministic for the same inputs and settings."""
-    s = (settings or load_settings()).impact
+    s = settings.impact
     design = build_design(inputs, s)
     models, metrics, skipped = {}, {}, {}
     pooled = []

@@ -15,13 +15,14 @@ if TYPE_CHECKING:
     from lakehouse.errors import CommandFactory
 
 
-def daily_closes(path: Path, settings: Settings) -> pd.DataFrame:
-    """One close per market × commodity × local day of a long-format price CSV (the median of
-    the day's prices, as the backtest reads it), in the shape of ``ml.daily``."""
-    from ml.series import market_daily, read_price_csv
+def file_daily_closes(path: Path, settings: Settings) -> pd.DataFrame:
+    """The daily closes (``lakehouse.metrics``) of a long-format price CSV, as the backtest reads
+    them, in the shape of ``ml.daily``."""
+    from lakehouse.metrics import daily_closes
+    from ml.series import read_price_csv
 
     prices = read_price_csv(path, settings.tz).prices
-    return market_daily(prices).rename(columns={"close": "price"})
+    return daily_closes(prices).rename(columns={"close": "price"})
 
 
 def cmd_impact(settings: Settings, args: argparse.Namespace) -> int:
@@ -30,7 +31,7 @@ def cmd_impact(settings: Settings, args: argparse.Namespace) -> int:
     if args.model and args.model.exists() and not args.daily:
         model = ImpactModel.load(args.model)
     else:
-        daily = daily_closes(args.daily, settings) if args.daily else None
+        daily = file_daily_closes(args.daily, settings) if args.daily else None
         model = fit_impact_model(load_inputs(settings.impact.data_dir, daily), settings)
         if args.model:
             model.save(args.model)

@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from lakehouse import table_writes
 from lakehouse.fast_read import TableMissing, open_table, table_version
+from lakehouse.metrics import DAILY_COLUMNS
 from lakehouse.settings import ConfigError, MlSettings, Settings
 from lakehouse.tables import (
     GOLD_ANOMALIES,
@@ -50,7 +51,6 @@ from ml.series import regular, series_frame
 
 RETRAIN = "retrain"
 ROWS_TAG = "silver.prices.rows"
-DAILY_COLUMNS = ["market_id", "commodity", "region", "date", "close"]
 REGION_COLUMNS = ["region", "commodity", "date", "median"]
 
 
@@ -119,7 +119,7 @@ def read_gold(
 def load_series(settings: Settings) -> tuple[pd.DataFrame, DataVersions]:
     """Every series from gold.price_daily (market closes) and gold.region_daily (region
     medians), with the versions read."""
-    daily, daily_version = read_gold(GOLD_PRICE_DAILY, settings, DAILY_COLUMNS)
+    daily, daily_version = read_gold(GOLD_PRICE_DAILY, settings, list(DAILY_COLUMNS))
     daily["region"] = daily["region"].fillna("")
     region_version: int | None = None
     if table_version(GOLD_REGION_DAILY, settings) is None:
@@ -230,11 +230,11 @@ class RetrainResult:
         )
 
 
-def daily_closes(settings: Settings) -> tuple[pd.DataFrame, int]:
+def gold_daily_closes(settings: Settings) -> tuple[pd.DataFrame, int]:
     """gold.price_daily as the daily-closes frame of ``ml.daily`` (one close per market ×
     commodity × day: a market reported under two region spellings keeps the later one), with
     the version read."""
-    daily, version = read_gold(GOLD_PRICE_DAILY, settings, DAILY_COLUMNS)
+    daily, version = read_gold(GOLD_PRICE_DAILY, settings, list(DAILY_COLUMNS))
     daily = daily.rename(columns={"close": "price"}).sort_values(["date", "region"])
     return daily.drop_duplicates(["market_id", "commodity", "date"], keep="last"), version
 
@@ -263,7 +263,7 @@ def score_anomalies(settings: Settings) -> dict[str, int]:
     from ml import tracking
     from ml.anomalies import model_params
 
-    daily, version = daily_closes(settings)
+    daily, version = gold_daily_closes(settings)
     params = model_params(settings)
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
     flat = {f"{model}.{k}": v for model, ps in params.items() for k, v in ps.items()}
@@ -293,7 +293,7 @@ def fit_impact(settings: Settings) -> str:
     from ml.impact import model_params as impact_params
     from ml.impact_result import model_path
 
-    daily, version = daily_closes(settings)
+    daily, version = gold_daily_closes(settings)
     tags = {"gold.price_daily.version": version}
     with tracking.tracked_run("impact", impact_params(settings), tags):
         model = fit_impact_model(load_inputs(settings.impact.data_dir, daily), settings)

@@ -2,8 +2,9 @@
 daily series per market × commodity and per region × commodity.
 
 A series is identified by ``series_id`` = ``market:<market_id>:<commodity>`` or
-``region:<region>:<commodity>``. Duplicate days are aggregated (median); gaps stay gaps here —
-``regular`` fills them for the models, and scoring uses observed days only.
+``region:<region>:<commodity>``. A day's value is its close as ``lakehouse.metrics`` defines it
+(the day's last price; a region's day is the median of its markets' closes); gaps stay gaps
+here — ``regular`` fills them for the models, and scoring uses observed days only.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from lakehouse.errors import InputError
+from lakehouse.metrics import daily_closes, region_daily
 from producers.reports import open_report, parse_rows
 
 SERIES_COLUMNS = ["series_id", "series_kind", "market_id", "region", "commodity", "date", "y"]
@@ -24,7 +26,7 @@ SERIES_COLUMNS = ["series_id", "series_kind", "market_id", "region", "commodity"
 class CsvPrices:
     """The valid rows of a price file (one row per price) and the lines that could not be read."""
 
-    prices: pd.DataFrame  # date, market_id, region, commodity, price
+    prices: pd.DataFrame  # date, observed_at, market_id, region, commodity, price (file order)
     skipped: list[str]
 
 
@@ -43,6 +45,7 @@ def read_price_csv(path: Path, tz: ZoneInfo) -> CsvPrices:
         rows.append(
             (
                 event.observed_at.astimezone(tz).date(),
+                event.observed_at,
                 event.market_id,
                 event.region or "",
                 event.commodity,
@@ -51,23 +54,10 @@ def read_price_csv(path: Path, tz: ZoneInfo) -> CsvPrices:
         )
     if not rows:
         raise InputError(f"{path}: no row could be read (first problem: {skipped[0]})")
-    frame = pd.DataFrame(rows, columns=["date", "market_id", "region", "commodity", "price"])
+    columns = ["date", "observed_at", "market_id", "region", "commodity", "price"]
+    frame = pd.DataFrame(rows, columns=columns)
     frame["date"] = pd.to_datetime(frame["date"])
     return CsvPrices(frame, skipped)
-
-
-def market_daily(prices: pd.DataFrame) -> pd.DataFrame:
-    """One price per market × commodity × day (the median of that day's prices) with the
-    market's region; columns ``market_id, region, commodity, date, close``."""
-    grouped = prices.groupby(["market_id", "commodity", "date"], as_index=False)
-    return grouped.agg(region=("region", "first"), close=("price", "median"))
-
-
-def region_daily(daily: pd.DataFrame) -> pd.DataFrame:
-    """Per region × commodity × day, the median of its markets' closes and how many reported
-    (the same rule as gold.region_daily)."""
-    grouped = daily[daily["region"] != ""].groupby(["region", "commodity", "date"], as_index=False)
-    return grouped.agg(median=("close", "median"), markets=("market_id", "nunique"))
 
 
 def series_frame(daily: pd.DataFrame, regions: pd.DataFrame) -> pd.DataFrame:
@@ -98,7 +88,7 @@ def series_frame(daily: pd.DataFrame, regions: pd.DataFrame) -> pd.DataFrame:
 def csv_series(path: Path, tz: ZoneInfo) -> tuple[pd.DataFrame, list[str]]:
     """The series of a price CSV and the lines skipped."""
     read = read_price_csv(path, tz)
-    daily = market_daily(read.prices)
+    daily = daily_closes(read.prices)
     return series_frame(daily, region_daily(daily)), read.skipped
 
 

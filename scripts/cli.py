@@ -10,6 +10,7 @@ import argparse
 import importlib
 import os
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -81,19 +82,27 @@ def cmd_down(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     unhealthy = 0
-    print(f"{'SERVICE':<10} {'STATE':<10} {'PID':>7}  ENDPOINT")
+    print(f"{'SERVICE':<10} {'STATE':<10} {'PID':>7} {'RESTARTS':>8}  ENDPOINT")
     for service in _find(settings, args.service):
         proc = service.process()
+        restarts = "-"
         if proc is None:
             state, detail = "stopped", ""
         else:
             health = service.health()
             state, detail = ("healthy", "") if health.ok else ("unhealthy", f"  ({health.detail})")
+            crashes = service.restarts()
+            restarts = str(crashes.restarts)
+            if crashes.restarts:
+                ago = time.time() - crashes.last_exit_at
+                detail += f"  (last exit: {crashes.last_exit}, {ago:.0f}s ago)"
         unhealthy += state != "healthy"
         pid = str(proc.pid) if proc else "-"
-        print(f"{service.name:<10} {state:<10} {pid:>7}  {service.endpoint()}{detail}")
+        where = service.endpoint()
+        print(f"{service.name:<10} {state:<10} {pid:>7} {restarts:>8}  {where}{detail}")
     if not settings.kafka.embedded:
-        print(f"{'kafka':<10} {'external':<10} {'-':>7}  bootstrap {settings.kafka.bootstrap}")
+        external = f"bootstrap {settings.kafka.bootstrap}"
+        print(f"{'kafka':<10} {'external':<10} {'-':>7} {'-':>8}  {external}")
     print(f"\nlakehouse  {settings.paths.lakehouse_root}\nlogs       {settings.paths.log_dir}")
     print(f"dashboard  http://{settings.api.host}:{settings.api.port}/")
     return 1 if unhealthy else 0

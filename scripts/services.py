@@ -1,9 +1,10 @@
 """Supervision of the embedded stack: start, stop and check each service.
 
-Every service runs in its own process group, with a pid file under ``<data_dir>/run`` and its
-output in ``<data_dir>/logs/<name>.log``. ``up`` is idempotent (a healthy service is left alone),
-``down`` stops in reverse order (SIGTERM to the group, SIGKILL after the stop timeout), so no
-process is left behind.
+Every service runs in its own process group under its keeper (``scripts.keeper``), with a pid
+file under ``<data_dir>/run`` and its output in ``<data_dir>/logs/<name>.log``, rotated by size.
+The keeper restarts a service that exits without being asked to, with a back-off, and counts the
+restarts. ``up`` is idempotent (a healthy service is left alone), ``down`` stops in reverse order
+(SIGTERM to the group, SIGKILL after the stop timeout), so no process is left behind.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from lakehouse.settings import PROJECT_ROOT, ConfigError, Settings
 from lakehouse.spark import CLUSTER_LOG_CONFIG, cluster_marker
 from lakehouse.status import STALE_SECONDS, read_status, status_path
 from producers.kafka_io import admin_client, ensure_topics, kafka_reachable
+from scripts.keeper import Restarts
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +133,33 @@ class Service:
         return self.settings.paths.log_dir / f"{self.name}.log"
 
     @property
+    def restarts_file(self) -> Path:
+        return self.settings.paths.run_dir / f"{self.name}.restarts.json"
+
+    def restarts(self) -> Restarts:
+        """How often the keeper restarted the running service, and its last exit."""
+        return Restarts.read(self.restarts_file)
+
+    def keeper_command(self) -> list[str]:
+        """The service's command under its keeper (log rotation, restarts with back-off)."""
+        svc = self.settings.services
+        return [
+            sys.executable,
+            "-m",
+            "scripts.keeper",
+            f"--name={self.name}",
+            f"--log={self.log_file}",
+            f"--state={self.restarts_file}",
+            f"--log-max-bytes={svc.log_max_bytes}",
+            f"--log-backups={svc.log_backups}",
+            f"--backoff={svc.restart_backoff_seconds}",
+            f"--backoff-max={svc.restart_backoff_max_seconds}",
+            *([] if self.signal_group else ["--forward-term"]),
+            "--",
+            *self.command(),
+        ]
+
+    @property
     def host(self) -> str:
         return "127.0.0.1"
 
@@ -166,15 +195,16 @@ class Service:
         self.prepare()
         self.settings.paths.run_dir.mkdir(parents=True, exist_ok=True)
         self.settings.paths.log_dir.mkdir(parents=True, exist_ok=True)
+        self.restarts_file.unlink(missing_ok=True)
         env = {
             **os.environ,
             "PYTHONPATH": str(PROJECT_ROOT),
             "PYTHONUNBUFFERED": "1",
             **self.environment(),
         }
-        with self.log_file.open("ab") as out:
+        with self.log_file.open("ab") as out:  # the keeper's own errors; it writes the rest
             popen = subprocess.Popen(
-                self.command(),
+                self.keeper_command(),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -186,11 +216,17 @@ class Service:
         self.pid_file.write_text(json.dumps({"pid": proc.pid, "created": proc.create_time()}))
         log.info("service started", extra={"service": self.name, "pid": proc.pid})
         if self.waits_at_start():
-            self.wait_healthy(proc)
+            try:
+                self.wait_healthy(proc, fresh=True)
+            except ConfigError:
+                self.stop()  # no crash loop, nothing left behind
+                raise
             self.after_start()
         return f"started (pid {proc.pid})"
 
-    def wait_healthy(self, proc: psutil.Process | None) -> None:
+    def wait_healthy(self, proc: psutil.Process | None, fresh: bool = False) -> None:
+        """Wait until the service is healthy; ConfigError when its process ends first, when a
+        ``fresh`` start exited (the keeper would restart it) or after the start timeout."""
         deadline = time.monotonic() + self.settings.services.start_timeout_seconds
         health = Health(False, "not checked yet")
         while time.monotonic() < deadline:
@@ -199,6 +235,11 @@ class Service:
                 raise ConfigError(
                     f"{self.name} exited during start-up. Last lines of {self.log_file}:\n"
                     + self.tail(20)
+                )
+            if fresh and self.restarts().restarts:
+                raise ConfigError(
+                    f"{self.name} exited during start-up ({self.restarts().last_exit}). Last "
+                    f"lines of {self.log_file}:\n" + self.tail(20)
                 )
             health = self.health()
             if health.ok:
@@ -725,7 +766,7 @@ class Devices(StatusFileService):
         return f"{sim.devices_per_market}/market every {sim.interval_seconds:g}s"
 
 
-class Notifier(StatusFileService):
+class NotifierService(StatusFileService):
     """Alert notifications to webhooks, Telegram and WhatsApp (streaming_jobs.notifier); runs
     when ``alerts.channels`` lists at least one channel."""
 
@@ -790,7 +831,7 @@ SERVICE_TYPES: tuple[type[Service], ...] = (
     Bridge,
     Devices,
     Pipeline,
-    Notifier,
+    NotifierService,
     Api,
 )
 

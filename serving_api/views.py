@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import statistics
 from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lakehouse.metrics import REFERENCE_DAYS, median_close_before
 from lakehouse.reference import markets
 from lakehouse.settings import Settings
 from lakehouse.tables import (
@@ -40,7 +40,6 @@ from serving_api.cache import Tables, ViewSpec
 Granularity = Literal["day", "hour"]
 SeriesKey = tuple[str, str, str]  # commodity, market_id, region ("" when null)
 EPOCH = datetime(1970, 1, 1)
-MEDIAN_DAYS = 7
 _PRICE_COLUMNS = ("open", "high", "low", "close", "mean")
 
 
@@ -261,7 +260,7 @@ LATEST_FIELDS = (
     "source",
     "flags",
 )
-RECENT_CLOSES = 2 * MEDIAN_DAYS  # daily closes the live view keeps per series
+RECENT_CLOSES = 2 * REFERENCE_DAYS  # daily closes the live view keeps per series
 LatestKey = tuple[str, str]  # market_id, commodity
 Closes = dict[SeriesKey, dict[date, float]]
 
@@ -305,8 +304,7 @@ class LiveView:
         series = self.closes.get((r["commodity"], r["market_id"], r["region"] or ""), {})
         before = sorted(d for d in series if d < today)
         previous = series[before[-1]] if before else None
-        week = [series[d] for d in before if d >= today - timedelta(days=MEDIAN_DAYS)]
-        median = float(statistics.median(week)) if week else None
+        median = median_close_before(series, today)
         change = None if previous is None else r["price"] - previous
         return {
             **r,

@@ -23,6 +23,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from lakehouse.events import Metric
+from lakehouse.metrics import REFERENCE_DAYS
 from lakehouse.settings import CONF_DIR, ConfigError
 
 # ---- thresholds (conf/alerts.yaml) ---------------------------------------------------------
@@ -47,7 +48,7 @@ class Levels(BaseModel):
 
 
 class PriceMoveRules(Levels):
-    reference_days: int = Field(ge=1)
+    reference_days: Literal[REFERENCE_DAYS] = REFERENCE_DAYS  # defined once: lakehouse.metrics
     min_reference_points: int = Field(ge=1)
     message: dict[Literal["price_spike", "price_drop"], Message]
 

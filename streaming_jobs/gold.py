@@ -10,6 +10,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from lakehouse.metrics import PRICE_ORDER
 from streaming_jobs.silver import local_date
 
 PRICE_KEYS = ("market_id", "commodity", "region")
@@ -21,7 +22,7 @@ def local_hour(ts: Column, tz: str) -> Column:
 
 
 def _ohlc(prices: DataFrame, period: Column, period_name: str) -> DataFrame:
-    order = F.struct("observed_at", "topic", "partition", "offset")
+    order = F.struct(*PRICE_ORDER)  # the close is the period's last price (lakehouse.metrics)
     return (
         prices.withColumn(period_name, period)
         .groupBy(*PRICE_KEYS, period_name)
@@ -49,7 +50,8 @@ def price_hourly(prices: DataFrame, tz: str) -> DataFrame:
 
 def region_daily(daily: DataFrame) -> DataFrame:
     """Per province × commodity × day, across its markets' daily closes: median, min, max,
-    spread (max − min) and how many markets reported."""
+    spread (max − min) and how many markets reported (``lakehouse.metrics.region_daily`` on
+    pandas)."""
     return daily.groupBy("region", "commodity", "date").agg(
         F.percentile("close", 0.5).alias("median"),
         F.min("close").alias("min"),
@@ -61,7 +63,7 @@ def region_daily(daily: DataFrame) -> DataFrame:
 
 def price_latest(prices: DataFrame) -> DataFrame:
     """The newest price of each market × commodity among ``prices``."""
-    order = F.struct("observed_at", "topic", "partition", "offset")
+    order = F.struct(*PRICE_ORDER)
     return (
         prices.groupBy("market_id", "commodity")
         .agg(

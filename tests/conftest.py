@@ -6,6 +6,7 @@ variables a user would use, so the code under test reads them with ``load_settin
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -32,6 +33,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.services)
         if used & SPARK_FIXTURES:
             item.add_marker(pytest.mark.spark)
+
+
+def _without_stack_env(mp: pytest.MonkeyPatch) -> None:
+    for key in [k for k in os.environ if k.startswith("SMARTMARKET_") or k == "LAKEHOUSE_ROOT"]:
+        mp.delenv(key)
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ``SMARTMARKET_*`` or ``LAKEHOUSE_ROOT`` variable during the test: neither the
+    session's (``settings`` sets them once it is used) nor the shell's reach it."""
+    _without_stack_env(monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def conf_settings() -> Settings:
+    """``conf/settings.yaml`` alone, whatever the environment says: the settings of unit tests,
+    so that their results never depend on which fixtures ran before them."""
+    with pytest.MonkeyPatch.context() as mp:
+        _without_stack_env(mp)
+        return load_settings()
 
 
 @pytest.fixture(scope="session")

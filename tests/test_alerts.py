@@ -317,9 +317,11 @@ def test_severity_is_the_highest_and_value_the_latest_firing_point(spark):
 
 
 def test_signal_frames_share_one_schema(spark):
+    """The rules' signals are unioned by position: same columns, in order, of the same types."""
     changes = price_changes(daily(spark, {("IP-001", "beras"): CALM}), RULES)
-    assert tuple(price_move_signals(changes, RULES, TZ).columns) == SIGNAL_COLUMNS
-    assert tuple(region_move_signals(changes, RULES, TZ).columns) == SIGNAL_COLUMNS
+    price, region = price_move_signals(changes, RULES, TZ), region_move_signals(changes, RULES, TZ)
+    assert tuple(price.columns) == SIGNAL_COLUMNS
+    assert price.dtypes == region.dtypes
 
 
 def test_invalid_rules_file_is_a_config_error(tmp_path):

@@ -110,9 +110,9 @@ def _scores(flagged: set[Label], labels: set[Label]) -> tuple[float, float]:
     return (hits / len(flagged) if flagged else 1.0), hits / len(labels)
 
 
-def test_precision_and_recall_on_injected_anomalies(sample_prices: Path):
+def test_precision_and_recall_on_injected_anomalies(sample_prices: Path, conf_settings: Settings):
     daily, labels, repaired = _evaluation_set(sample_prices)
-    found = detect(daily, Settings())
+    found = detect(daily, conf_settings)
     flagged = _flagged(found)
     precision, recall = _scores(flagged, set(labels))
     print(
@@ -130,7 +130,7 @@ def test_precision_and_recall_on_injected_anomalies(sample_prices: Path):
     assert recall >= RECALL_FLOOR
 
 
-def test_single_series_has_temporal_scores_only(sample_prices: Path):
+def test_single_series_has_temporal_scores_only(sample_prices: Path, conf_settings: Settings):
     """The national aggregate alone (no geography): what the temporal model finds by itself.
     Precision-first defaults: it flags about ``contamination`` of the days at most."""
     base, _ = _base(sample_prices)
@@ -145,7 +145,7 @@ def test_single_series_has_temporal_scores_only(sample_prices: Path):
             price[day] *= 1 + size
             labels.add(("PIHPS-AGG", commodity, pd.Timestamp(dates[day])))
         frames.append(g.assign(market_id="PIHPS-AGG", region="Indonesia", price=price))
-    found = detect(pd.concat(frames, ignore_index=True), Settings())
+    found = detect(pd.concat(frames, ignore_index=True), conf_settings)
     assert set(found["kind"]) <= {"temporal"}
     precision, recall = _scores(_flagged(found), labels)
     print(
@@ -175,32 +175,32 @@ def _small(days: int = 60, markets_ids: tuple[str, ...] = EVAL_MARKETS[:5]) -> p
     return frame
 
 
-def test_output_shape_and_explanation():
-    found = detect(_small(), Settings())
+def test_output_shape_and_explanation(conf_settings: Settings):
+    found = detect(_small(), conf_settings)
     assert tuple(found.columns) == OUTPUT_COLUMNS
     assert set(found["kind"]) <= set(MODEL_NAMES)
     assert found["score"].between(0, 1).all()
     spike = found[(found["market_id"] == EVAL_MARKETS[4]) & (found["date"] == found["date"].max())]
     assert set(spike["kind"]) == {"temporal", "geographic"}
     assert all("above" in text for text in spike["explanation"])
-    assert set(model_params(Settings())) == set(MODEL_NAMES.values())
+    assert set(model_params(conf_settings)) == set(MODEL_NAMES.values())
 
 
-def test_deterministic():
+def test_deterministic(conf_settings: Settings):
     daily = _small()
     pd.testing.assert_frame_equal(
-        detect(daily, Settings()), detect(daily.sample(frac=1, random_state=3), Settings())
+        detect(daily, conf_settings), detect(daily.sample(frac=1, random_state=3), conf_settings)
     )
 
 
-def test_empty_and_short_input_give_no_rows():
-    assert detect(_small().iloc[:0], Settings()).empty
-    assert detect(_small(days=3), Settings()).empty
+def test_empty_and_short_input_give_no_rows(conf_settings: Settings):
+    assert detect(_small().iloc[:0], conf_settings).empty
+    assert detect(_small(days=3), conf_settings).empty
 
 
-def test_markets_without_coordinates_get_temporal_scores_only():
+def test_markets_without_coordinates_get_temporal_scores_only(conf_settings: Settings):
     daily = _small(markets_ids=("PIHPS-AGG",))
-    assert set(detect(daily, Settings())["kind"]) == {"temporal"}
+    assert set(detect(daily, conf_settings)["kind"]) == {"temporal"}
 
 
 @pytest.mark.parametrize(
@@ -213,6 +213,6 @@ def test_markets_without_coordinates_get_temporal_scores_only():
         (lambda d: pd.concat([d, d.iloc[:1]]), "more than one close"),
     ],
 )
-def test_bad_input_is_a_clear_error(change, message: str):
+def test_bad_input_is_a_clear_error(change, message: str, conf_settings: Settings):
     with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        detect(change(_small()), Settings())
+        detect(change(_small()), conf_settings)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-from deltalake import DeltaTable, write_deltalake
+from deltalake import write_deltalake
 from fastapi.testclient import TestClient
 
 from lakehouse.fast_read import open_table
@@ -28,15 +28,13 @@ from lakehouse.tables import (
     GOLD_REGION_DAILY,
     SILVER_PRICES,
     Table,
-    arrow_schema,
 )
 from producers.kafka_io import ensure_topics
 from serving_api.app import create_app
 from serving_api.auth import mint_key
+from tests.api_samples import API, alert, upsert_alerts, with_api
 from tests.conftest import isolated
 from tests.kafka_helpers import consume, end_offsets
-
-API = "/api/v1"
 
 
 def rows(table: Table, settings: Settings) -> list[dict[str, Any]]:
@@ -44,17 +42,20 @@ def rows(table: Table, settings: Settings) -> list[dict[str, Any]]:
     return open_table(table, settings).to_pyarrow_table().to_pylist()
 
 
-def with_api(settings: Settings, lakehouse_root: Path | None = None, **api: Any) -> Settings:
-    """``settings`` with other API knobs and, optionally, another lakehouse."""
-    update: dict[str, Any] = {"api": settings.api.model_copy(update=api)}
-    if lakehouse_root is not None:
-        update["paths"] = settings.paths.model_copy(update={"lakehouse_root": lakehouse_root})
-    return settings.model_copy(update=update)
-
-
 @pytest.fixture(scope="module")
 def client(replayed: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(replayed)) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def bare_client(
+    conf_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestClient]:
+    """The API over an empty lakehouse: enough for answers that depend only on the request and
+    the reference data (no replay, no services)."""
+    own = with_api(conf_settings, tmp_path_factory.mktemp("empty") / "lakehouse")
+    with TestClient(create_app(own)) as c:
         yield c
 
 
@@ -154,9 +155,9 @@ def test_alerts_of_the_replay_equal_gold(client: TestClient, replayed: Settings)
     gold = {row["alert_id"]: row for row in rows(GOLD_ALERTS, replayed)}
     served = client.get(API + "/alerts", params={"limit": 1000}).json()
     assert gold and len(served) == min(len(gold), 1000)
-    for alert in served:
-        assert alert["status"] == gold[alert["alert_id"]]["status"]
-        assert alert["severity"] == gold[alert["alert_id"]]["severity"]
+    for item in served:
+        assert item["status"] == gold[item["alert_id"]]["status"]
+        assert item["severity"] == gold[item["alert_id"]]["severity"]
 
 
 # ---- pagination -----------------------------------------------------------------------------
@@ -251,9 +252,9 @@ def test_a_cursor_only_continues_its_own_query(client: TestClient) -> None:
     ],
 )
 def test_bad_input_is_explained(
-    client: TestClient, path: str, params: dict[str, Any], status: int, says: str
+    bare_client: TestClient, path: str, params: dict[str, Any], status: int, says: str
 ) -> None:
-    answer = client.get(API + path, params=params)
+    answer = bare_client.get(API + path, params=params)
     assert answer.status_code == status, answer.text
     assert says in answer.json()["detail"]
     if status == 404:
@@ -414,45 +415,6 @@ def test_posted_prices_land_in_kafka(settings: Settings, kafka, tmp_path: Path, 
 
 
 # ---- live alerts ----------------------------------------------------------------------------
-
-
-def alert(alert_id: str, severity: str, region: str, status: str = "open") -> dict[str, Any]:
-    now = datetime.now(UTC)
-    return {
-        "alert_id": alert_id,
-        "rule": "price_spike",
-        "severity": severity,
-        "status": status,
-        "market_id": "IP-001",
-        "region": region,
-        "commodity": "cabai_rawit",
-        "metric": "price",
-        "value": 98000.0,
-        "reference": 61000.0,
-        "message_id": "Harga naik",
-        "message_en": "Price up",
-        "details": "{}",
-        "opened_at": now,
-        "resolved_at": now if status == "resolved" else None,
-        "updated_at": now,
-    }
-
-
-def upsert_alerts(settings: Settings, alerts: list[dict[str, Any]]) -> None:
-    """What the alerting job does: MERGE on alert_id."""
-    path = str(GOLD_ALERTS.path(settings))
-    source = pa.Table.from_pylist(alerts, schema=arrow_schema(GOLD_ALERTS))
-    try:
-        target = DeltaTable(path)
-    except Exception:  # noqa: BLE001 - not created yet
-        write_deltalake(path, source)
-        return
-    (
-        target.merge(source, "t.alert_id = s.alert_id", source_alias="s", target_alias="t")
-        .when_matched_update_all()
-        .when_not_matched_insert_all()
-        .execute()
-    )
 
 
 def test_websocket_pushes_new_and_resolved_alerts(settings: Settings, tmp_path: Path) -> None:

@@ -35,8 +35,8 @@ from serving_api.app import create_app
 from serving_api.auth import mint_key
 from serving_api.routers.dashboard import BUNDLE_DIR
 from streaming_jobs.medallion import gold_query, silver_query
+from tests.api_samples import API, alert, upsert_alerts, with_api
 from tests.conftest import drain
-from tests.test_api import API, alert, upsert_alerts, with_api
 
 CHROMIUM = "/usr/bin/chromium"
 WAIT_MS = 60_000  # generous: the box is shared, and a replay is heavy

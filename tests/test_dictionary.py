@@ -1,5 +1,6 @@
-"""The data dictionary: every column of every table has a meaning next to its schema, the README
-shows the registry as it is, and `./run.sh tables` describes the live tables."""
+"""The data dictionary: every column of every table has a meaning next to its schema,
+docs/data-dictionary.md shows the registry as it is, and `./run.sh tables` describes the live
+tables."""
 
 from __future__ import annotations
 
@@ -7,16 +8,16 @@ import re
 
 import pytest
 
-from lakehouse.analyst_cli import README
-from lakehouse.dictionary import describe, markdown, readme_section
+from lakehouse.analyst_cli import DICTIONARY_DOC
+from lakehouse.dictionary import describe, doc_section, markdown
 from lakehouse.settings import Settings
 from lakehouse.tables import TABLES, arrow_schema
 from scripts.cli import main
 
 
-def test_readme_data_dictionary_is_up_to_date() -> None:
-    assert readme_section(README.read_text(encoding="utf-8")) == markdown(), (
-        "README.md's data dictionary is stale: run `./run.sh tables --readme`"
+def test_data_dictionary_page_is_up_to_date() -> None:
+    assert doc_section(DICTIONARY_DOC.read_text(encoding="utf-8")) == markdown(), (
+        "docs/data-dictionary.md is stale: run `./run.sh tables --docs`"
     )
 
 

@@ -33,16 +33,16 @@ DAILY_MARKETS = ("IP-001", "IP-009", "IP-063", "JB-BDG-KOSAMBI")
 
 
 @pytest.fixture(scope="module")
-def inputs() -> ImpactInputs:
-    data_dir = Settings().impact.data_dir
+def inputs(conf_settings: Settings) -> ImpactInputs:
+    data_dir = conf_settings.impact.data_dir
     if not (data_dir / "panel_monthly_jabar_jakarta.csv").is_file():
         pytest.fail(f"the sample data is missing from {data_dir}: it ships with the repository")
     return load_inputs(data_dir)
 
 
 @pytest.fixture(scope="module")
-def model(inputs: ImpactInputs) -> ImpactModel:
-    return fit_impact_model(inputs, Settings())
+def model(inputs: ImpactInputs, conf_settings: Settings) -> ImpactModel:
+    return fit_impact_model(inputs, conf_settings)
 
 
 def _daily(sample_prices: Path) -> pd.DataFrame:
@@ -76,8 +76,10 @@ def test_fit_quality_on_held_out_months(model: ImpactModel):
     assert rice["mape"] < rice["naive_mape"]
 
 
-def test_same_input_same_output(inputs: ImpactInputs, model: ImpactModel, tmp_path: Path):
-    again = fit_impact_model(inputs, Settings())
+def test_same_input_same_output(
+    inputs: ImpactInputs, model: ImpactModel, tmp_path: Path, conf_settings: Settings
+):
+    again = fit_impact_model(inputs, conf_settings)
     loaded = ImpactModel.load(model.save(tmp_path / "impact.joblib"))
     for where in ({"region": "Bandung"}, {"market_id": "IP-001"}, {"region": "Jawa Barat"}):
         first = explain(model, "beras", "2025-07-15", **where)
@@ -132,9 +134,11 @@ def test_clear_errors(model: ImpactModel, commodity: str, where: dict, day: str,
         explain(model, commodity, day, **where)
 
 
-def test_daily_prices_get_models_per_commodity(inputs: ImpactInputs, sample_prices: Path):
+def test_daily_prices_get_models_per_commodity(
+    inputs: ImpactInputs, sample_prices: Path, conf_settings: Settings
+):
     with_daily = ImpactInputs(**{**inputs.__dict__, "daily": _daily(sample_prices)})
-    model = fit_impact_model(with_daily, Settings())
+    model = fit_impact_model(with_daily, conf_settings)
     assert {"beras", "bawang_merah", "bawang_putih", "cabai_merah"} <= set(model.models)
     result = explain(model, "bawang_merah", "2024-04-20", market_id="IP-001")
     assert result.locations == ["IP-001"] and result.price_change > 0
@@ -162,10 +166,11 @@ def test_cli_explains_and_saves_the_model(inputs: ImpactInputs, tmp_path: Path, 
     assert len(err.strip().splitlines()) == 1
 
 
-def test_first_start_fits_the_model_from_the_shipped_data(tmp_path: Path) -> None:
-    settings = Settings()
-    settings = settings.model_copy(
-        update={"paths": settings.paths.model_copy(update={"data_dir": tmp_path})}
+def test_first_start_fits_the_model_from_the_shipped_data(
+    tmp_path: Path, conf_settings: Settings
+) -> None:
+    settings = conf_settings.model_copy(
+        update={"paths": conf_settings.paths.model_copy(update={"data_dir": tmp_path})}
     )
     done = fit_if_missing(settings)
     assert done is not None and "fitted from" in done and str(settings.impact.data_dir) in done

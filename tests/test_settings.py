@@ -5,12 +5,14 @@ import pytest
 from lakehouse.settings import PROJECT_ROOT, ConfigError, load_settings
 
 
-def test_defaults_from_conf(monkeypatch: pytest.MonkeyPatch):
-    for var in ("LAKEHOUSE_ROOT", "SMARTMARKET_CONFIG", "SMARTMARKET_KAFKA__PORT"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.delenv("SMARTMARKET_PATHS__DATA_DIR", raising=False)
+def test_defaults_from_conf(clean_env: None):
     s = load_settings()
-    assert s.kafka.topics.all() == ["market.prices", "market.sensors", "market.deadletter"]
+    assert s.kafka.topics.all() == [
+        "market.prices",
+        "market.sensors",
+        "market.deadletter",
+        "market.reviews",
+    ]
     assert s.paths.lakehouse_root == PROJECT_ROOT / "data" / "lakehouse"
     assert s.kafka.bootstrap == "localhost:9092"
 

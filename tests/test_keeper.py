@@ -1,0 +1,119 @@
+"""The keeper of a service: its log rotates by size, and a service that crashes (kill -9) is
+restarted with a back-off, which ``./run.sh status`` reports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from scripts.cli import main
+from scripts.isolated_stack import isolated_stack
+from scripts.keeper import RotatingLog, backoff_seconds, describe_exit
+from scripts.services import services
+
+
+def wait_for(condition, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_backoff_doubles_up_to_its_ceiling() -> None:
+    assert [backoff_seconds(n, 1.0, 10.0) for n in range(1, 7)] == [1, 2, 4, 8, 10, 10]
+
+
+def test_exits_are_described() -> None:
+    assert describe_exit(-9) == "killed by SIGKILL"
+    assert describe_exit(3) == "exit 3"
+
+
+def test_log_rotates_by_size_and_keeps_its_backups(tmp_path: Path) -> None:
+    path = tmp_path / "svc.log"
+    log = RotatingLog(path, max_bytes=1000, backups=2)
+    for n in range(50):
+        log.write(f"line {n:04d} {'x' * 90}\n".encode())
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["svc.log", "svc.log.1", "svc.log.2"]
+    assert all(p.stat().st_size < 1100 for p in tmp_path.iterdir())
+    assert (
+        b"line 0049" in path.read_bytes() or b"line 0049" in (tmp_path / "svc.log.1").read_bytes()
+    )
+
+
+def test_keeper_writes_the_service_output_to_a_rotated_log(tmp_path: Path) -> None:
+    log, state = tmp_path / "chatty.log", tmp_path / "chatty.restarts.json"
+    chatty = "import time\nfor n in range(3000): print('line', n, 'x' * 60)\ntime.sleep(60)"
+    keeper = subprocess.Popen(
+        [sys.executable, "-m", "scripts.keeper", "--name=chatty", f"--log={log}",
+         f"--state={state}", "--log-max-bytes=20000", "--log-backups=2", "--backoff=1",
+         "--backoff-max=5", "--", sys.executable, "-u", "-c", chatty],
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_for(
+            lambda: any(b"line 2999" in f.read_bytes() for f in tmp_path.glob("chatty.log*")),
+            "the output",
+        )
+    finally:
+        os.killpg(keeper.pid, signal.SIGTERM)  # as `./run.sh down` does
+        assert keeper.wait(timeout=30) == 0
+    assert sorted(p.name for p in tmp_path.glob("chatty.log*")) == [
+        "chatty.log", "chatty.log.1", "chatty.log.2"
+    ]  # fmt: skip
+    assert log.stat().st_size < 21000
+    assert not state.exists()  # stopped when asked: not a restart
+
+
+@pytest.mark.services  # a real Mosquitto under its keeper
+def test_a_killed_service_is_restarted_and_status_says_so(tmp_path: Path, capsys) -> None:
+    with isolated_stack(tmp_path, ("mosquitto",)) as settings:
+        (mosquitto,) = [s for s in services(settings) if s.name == "mosquitto"]
+        keeper = mosquitto.process()
+        assert keeper is not None
+        (broker,) = keeper.children()
+        broker.kill()  # kill -9
+        wait_for(lambda: mosquitto.restarts().restarts == 1, "the restart")
+        wait_for(lambda: mosquitto.health().ok, "a healthy broker again")
+        (restarted,) = keeper.children()
+        assert restarted.pid != broker.pid
+        assert mosquitto.process().pid == keeper.pid
+        assert mosquitto.restarts().last_exit == "killed by SIGKILL"
+        assert "keeper: mosquitto killed by SIGKILL" in mosquitto.tail(50)
+
+        capsys.readouterr()
+        assert main(["status", "mosquitto"]) == 0
+        line = next(li for li in capsys.readouterr().out.splitlines() if li.startswith("mosquitto"))
+        assert line.split()[1:2] + line.split()[3:4] == ["healthy", "1"]
+        assert "last exit: killed by SIGKILL" in line
+        family = [keeper, restarted]
+    assert not [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_keeper_passes_sigterm_on_when_asked(tmp_path: Path) -> None:
+    """The pipeline's keeper alone gets SIGTERM (the driver then stops its JVM itself)."""
+    log = tmp_path / "svc.log"
+    graceful = (
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *_: (print('stopping'), sys.exit(0)))\n"
+        "print('up', flush=True)\ntime.sleep(60)"
+    )
+    keeper = subprocess.Popen(
+        [sys.executable, "-m", "scripts.keeper", "--name=svc", f"--log={log}",
+         f"--state={tmp_path / 'state.json'}", "--log-max-bytes=100000", "--log-backups=1",
+         "--backoff=1", "--backoff-max=5", "--forward-term",
+         "--", sys.executable, "-u", "-c", graceful],
+        start_new_session=True,
+    )  # fmt: skip
+    wait_for(lambda: log.exists() and b"up" in log.read_bytes(), "the service")
+    keeper.send_signal(signal.SIGTERM)  # the keeper only, not its group
+    assert keeper.wait(timeout=30) == 0
+    assert b"stopping" in log.read_bytes()
+    assert not (tmp_path / "state.json").exists()

@@ -1,0 +1,56 @@
+"""Imports point down: ``lakehouse`` (settings, schemas, tables, errors) imports none of the
+packages built on it, and the API starts without loading any ML engine or Spark."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lakehouse.settings import PROJECT_ROOT
+
+UPPER_PACKAGES = {"producers", "streaming_jobs", "ml", "serving_api", "scripts"}
+#: what an API worker must not load at start: model training and the engines behind it
+NOT_IN_THE_API = {"xgboost", "sklearn", "holidays", "statsforecast", "prophet", "mlflow", "pyspark"}
+#: the one module of ``ml`` the API reads (the impact model's result type and path)
+API_ML_MODULES = {"ml", "ml.impact_result"}
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every absolute module a file imports, at module level or inside a function."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+    return found
+
+
+@pytest.mark.parametrize(
+    "path", sorted((PROJECT_ROOT / "lakehouse").rglob("*.py")), ids=lambda p: p.name
+)
+def test_lakehouse_imports_no_upper_package(path: Path) -> None:
+    upward = {m for m in imported_modules(path) if m.split(".")[0] in UPPER_PACKAGES}
+    assert not upward, f"{path.relative_to(PROJECT_ROOT)} imports {sorted(upward)}"
+
+
+def test_the_api_starts_without_ml_engines_or_spark() -> None:
+    probe = "import json, sys; import serving_api.app; print(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=PROJECT_ROOT,
+        timeout=120,
+    )
+    loaded = set(json.loads(result.stdout.splitlines()[-1]))
+    engines = {m for m in loaded if m.split(".")[0] in NOT_IN_THE_API}
+    assert not {m.split(".")[0] for m in engines}, sorted(engines)[:20]
+    ml = {m for m in loaded if m.split(".")[0] == "ml"} - API_ML_MODULES
+    assert not ml, f"the API loads {sorted(ml)}"
