@@ -35,6 +35,7 @@ def start_pipeline(settings: Settings) -> subprocess.Popen:
         "SMARTMARKET_KAFKA__TOPICS__PRICES": t.prices,
         "SMARTMARKET_KAFKA__TOPICS__SENSORS": t.sensors,
         "SMARTMARKET_KAFKA__TOPICS__DEADLETTER": t.deadletter,
+        "SMARTMARKET_KAFKA__TOPICS__REVIEWS": t.reviews,
         "SMARTMARKET_SPARK__MAX_OFFSETS_PER_TRIGGER": "1500",
     }
     log = settings.paths.checkpoint_root.parent / "pipeline.log"
