@@ -32,10 +32,7 @@ def start_pipeline(settings: Settings) -> subprocess.Popen:
         "LAKEHOUSE_ROOT": str(settings.paths.lakehouse_root),
         "SMARTMARKET_PATHS__CHECKPOINT_ROOT": str(settings.paths.checkpoint_root),
         "SMARTMARKET_PATHS__DATA_DIR": str(settings.paths.checkpoint_root.parent / "data"),
-        "SMARTMARKET_KAFKA__TOPICS__PRICES": t.prices,
-        "SMARTMARKET_KAFKA__TOPICS__SENSORS": t.sensors,
-        "SMARTMARKET_KAFKA__TOPICS__DEADLETTER": t.deadletter,
-        "SMARTMARKET_KAFKA__TOPICS__REVIEWS": t.reviews,
+        **{f"SMARTMARKET_KAFKA__TOPICS__{name.upper()}": topic for name, topic in t},
         "SMARTMARKET_SPARK__MAX_OFFSETS_PER_TRIGGER": "1500",
     }
     log = settings.paths.checkpoint_root.parent / "pipeline.log"
