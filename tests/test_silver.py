@@ -328,17 +328,14 @@ def test_gold_price_daily_and_region(spark):
 
 def test_quality_daily_merges_reasons(spark):
     batches = spark.createDataFrame(
-        [(datetime(2025, 3, 1).date(), "feed", "", 10, 7, 2, 1, 0, {"iqr": 1, "late": 1}),
-         (datetime(2025, 3, 1).date(), "feed", "", 5, 4, 1, 0, 1, {"late": 1})],
+        [(datetime(2025, 3, 1).date(), "feed", "", 10, 7, 2, 1, 0, {"iqr": 1, "late": 1}, 1, 0),
+         (datetime(2025, 3, 1).date(), "feed", "", 5, 4, 1, 0, 1, {"late": 1}, 0, 1)],
         "date date, source string, device_id string, received long, accepted long, "
-        "quarantined long, duplicates long, late long, quarantined_by_reason map<string,bigint>",
+        "quarantined long, duplicates long, late long, quarantined_by_reason map<string,bigint>, "
+        "released long, rejected long",
     )  # fmt: skip
     (row,) = gold.quality_daily(batches).collect()
-    assert (row.received, row.accepted, row.quarantined, row.duplicates, row.late) == (
-        15,
-        11,
-        3,
-        1,
-        1,
-    )
+    counts = (row.received, row.accepted, row.quarantined, row.duplicates, row.late)
+    assert counts == (15, 11, 3, 1, 1)
+    assert (row.released, row.rejected) == (1, 1)
     assert row.quarantined_by_reason == {"iqr": 1, "late": 2}
