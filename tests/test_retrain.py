@@ -157,7 +157,7 @@ def test_anomaly_pass_and_impact_model_trace_to_mlflow(lake: Settings) -> None:
         "market_id": market,
         "commodity": commodity,
         "opened_at": at,
-        "updated_at": at,
+        "updated_at": datetime.now(UTC),  # the newest: first in /alerts, within its default limit
     }
     calm = alert | {"alert_id": "a-warning", "severity": "warning"}
     write_deltalake(
