@@ -60,13 +60,13 @@ def describe(table: Table, settings: Settings) -> TableInfo:
         delta = open_table(table, settings)
     except TableMissing:
         types = _declared_types(table)
-        columns = tuple(Column(n, types.get(n, ""), m) for n, m in table.columns.items())
+        columns = tuple(Column(n, types.get(n, ""), m) for n, m in table.meanings.items())
         return TableInfo(table, None, None, None, columns)
     fields = delta.schema().fields
     written = {f.name for f in fields}
     columns = tuple(
-        Column(f.name, _type_name(f.type), table.columns.get(f.name, "")) for f in fields
-    ) + tuple(Column(n, "", m) for n, m in table.columns.items() if n not in written)
+        Column(f.name, _type_name(f.type), table.meanings.get(f.name, "")) for f in fields
+    ) + tuple(Column(n, "", m) for n, m in table.meanings.items() if n not in written)
     (last,) = delta.history(1)
     return TableInfo(
         table,
@@ -126,7 +126,7 @@ def markdown() -> str:
             "",
             "| column | meaning |",
             "|---|---|",
-            *[f"| `{name}` | {_cell(meaning)} |" for name, meaning in t.columns.items()],
+            *[f"| `{name}` | {_cell(meaning)} |" for name, meaning in t.meanings.items()],
             "",
             "</details>",
             "",

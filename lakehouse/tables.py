@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 import pyarrow as pa
 
@@ -24,20 +25,43 @@ class Layer(StrEnum):
     gold = "gold"
 
 
+class Typed(NamedTuple):
+    """A column declared with its Spark DDL type (``bigint``, ``array<struct<…>>``) and meaning."""
+
+    type: str
+    meaning: str
+
+
 @dataclass(frozen=True)
 class Table:
+    """One Delta table. Each column is declared once, in ``columns``: its meaning, and its type
+    where the table has a declared schema (every column ``Typed``: tables that must exist before
+    their first write, or that delta-rs writes). The other tables take their schema from the
+    frame their writer appends (silver from the event schemas, gold from its aggregates)."""
+
     layer: Layer
     name: str
     description: str
     partition_by: tuple[str, ...] = ()
     keys: tuple[str, ...] = ()  # what identifies a row (gold tables are upserted on it)
-    schema: str = ""  # DDL of tables that must exist before their first write
-    #: one-line meaning of every column (the data dictionary: `./run.sh tables`, README)
-    columns: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+    #: every column: its meaning, or its type and meaning (the data dictionary: `./run.sh tables`)
+    columns: Mapping[str, str | Typed] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def qualified_name(self) -> str:
         return f"{self.layer}.{self.name}"
+
+    @property
+    def meanings(self) -> dict[str, str]:
+        """Column name → one-line meaning."""
+        return {n: c.meaning if isinstance(c, Typed) else c for n, c in self.columns.items()}
+
+    @property
+    def schema(self) -> str:
+        """The declared DDL (``name type, …``) when every column is typed, else empty."""
+        if not self.columns or not all(isinstance(c, Typed) for c in self.columns.values()):
+            return ""
+        return ", ".join(f"{n} {c.type}" for n, c in self.columns.items())
 
     def path(self, settings: Settings) -> str:
         """The table's location: a folder path or a URI (``s3a://bucket/prefix/silver/prices``)."""
@@ -57,24 +81,28 @@ def query_checkpoint(settings: Settings, query_name: str) -> str:
 
 #: meanings shared by several tables (lineage of silver rows, the per-series keys, OHLC columns)
 _LINEAGE = {
-    "topic": "Kafka topic the record was read from",
-    "partition": "Kafka partition of the record",
-    "offset": "Kafka offset of the record within its partition",
-    "kafka_timestamp": "time Kafka stored the record (UTC)",
-    "ingest_time": "time bronze ingested the record (UTC)",
+    "topic": Typed("string", "Kafka topic the record was read from"),
+    "partition": Typed("int", "Kafka partition of the record"),
+    "offset": Typed("bigint", "Kafka offset of the record within its partition"),
+    "kafka_timestamp": Typed("timestamp", "time Kafka stored the record (UTC)"),
+    "ingest_time": Typed("timestamp", "time bronze ingested the record (UTC)"),
 }
-_SILVER_BATCH = {"silver_batch_id": "micro-batch of the silver query that wrote the row"}
+_SILVER_BATCH = {
+    "silver_batch_id": Typed("bigint", "micro-batch of the silver query that wrote the row")
+}
 _EVENT = {
-    "event_id": "unique id of the event (uuid; re-sent copies share it)",
-    "market_id": "market id of conf/markets.csv (IP-… for InfoPangan markets)",
-    "observed_at": "when the price or reading was observed (UTC)",
-    "source": "feed, file or device that reported it",
+    "event_id": Typed("string", "unique id of the event (uuid; re-sent copies share it)"),
+    "market_id": Typed("string", "market id of conf/markets.csv (IP-… for InfoPangan markets)"),
+    "observed_at": Typed("timestamp", "when the price or reading was observed (UTC)"),
+    "source": Typed("string", "feed, file or device that reported it"),
     "schema_version": "version of the event schema the producer used",
 }
 _PRICE_SERIES = {
     "market_id": _EVENT["market_id"],
-    "commodity": "commodity id of conf/commodities.yaml (e.g. bawang_merah, cabai_merah)",
-    "region": "province of the market",
+    "commodity": Typed(
+        "string", "commodity id of conf/commodities.yaml (e.g. bawang_merah, cabai_merah)"
+    ),
+    "region": Typed("string", "province of the market"),
 }
 _OHLC = {
     "open": "first price of the period (IDR per catalogue unit)",
@@ -86,22 +114,24 @@ _OHLC = {
     "last_observed_at": "time of the newest price in the period (UTC)",
 }
 _QUALITY_COUNTS = {
-    "source": "feed or file that sent the records (the Kafka topic when unknown)",
-    "device_id": "reporting device (empty when none)",
-    "received": "records received (= accepted + quarantined + duplicates)",
-    "accepted": "records written to silver",
-    "quarantined": "records written to silver.quarantine",
-    "duplicates": "records dropped as copies of an event already seen",
-    "late": "records quarantined as late",
-    "quarantined_by_reason": "quarantined records per rule id",
-    "released": "held prices released into silver (confirmed, or by an operator)",
-    "rejected": "held prices an operator rejected (they stay out of silver for good)",
+    "source": Typed("string", "feed or file that sent the records (the Kafka topic when unknown)"),
+    "device_id": Typed("string", "reporting device (empty when none)"),
+    "received": Typed("bigint", "records received (= accepted + quarantined + duplicates)"),
+    "accepted": Typed("bigint", "records written to silver"),
+    "quarantined": Typed("bigint", "records written to silver.quarantine"),
+    "duplicates": Typed("bigint", "records dropped as copies of an event already seen"),
+    "late": Typed("bigint", "records quarantined as late"),
+    "quarantined_by_reason": Typed("map<string,bigint>", "quarantined records per rule id"),
+    "released": Typed("bigint", "held prices released into silver (confirmed, or by an operator)"),
+    "rejected": Typed(
+        "bigint", "held prices an operator rejected (they stay out of silver for good)"
+    ),
 }
 _MODEL = {
-    "model_name": "name of the model in the MLflow registry",
-    "model_version": "registry version of the model",
-    "run_id": "MLflow run that produced the row",
-    "created_at": "when the row was written (UTC)",
+    "model_name": Typed("string", "name of the model in the MLflow registry"),
+    "model_version": Typed("string", "registry version of the model"),
+    "run_id": Typed("string", "MLflow run that produced the row"),
+    "created_at": Typed("timestamp", "when the row was written (UTC)"),
 }
 
 
@@ -111,14 +141,14 @@ BRONZE_EVENTS = Table(
     "Raw Kafka records of every topic, untouched: value as text plus topic, partition, offset, "
     "Kafka timestamp and ingest time.",
     partition_by=("ingest_date",),
-    schema="topic string, partition int, offset bigint, kafka_timestamp timestamp, key string, "
-    "value string, ingest_time timestamp, ingest_date date",
     columns={
         **{k: v for k, v in _LINEAGE.items() if k != "ingest_time"},
-        "key": "Kafka message key as text (market_id:commodity or market_id:device_id)",
-        "value": "the record as sent, as text (JSON for events)",
+        "key": Typed(
+            "string", "Kafka message key as text (market_id:commodity or market_id:device_id)"
+        ),
+        "value": Typed("string", "the record as sent, as text (JSON for events)"),
         "ingest_time": _LINEAGE["ingest_time"],
-        "ingest_date": "UTC date of ingest_time (partition column)",
+        "ingest_date": Typed("date", "UTC date of ingest_time (partition column)"),
     },
 )
 SILVER_PRICES = Table(
@@ -231,11 +261,17 @@ SILVER_HOLD_DECISIONS = Table(
         **_SILVER_BATCH,
     },
 )
+_POINTS = "array<struct<observed_at:timestamp,event_id:string,value:double>>"
 _SERIES_STATE = {
-    "points": "the series' newest points (observed_at, event_id, value), oldest first",
-    "previous": "points before the last batch that changed the row (what a replay of that "
-    "batch compares with)",
-    "silver_batch_id": "micro-batch of the silver query that last changed the row",
+    "points": Typed(
+        _POINTS, "the series' newest points (observed_at, event_id, value), oldest first"
+    ),
+    "previous": Typed(
+        _POINTS,
+        "points before the last batch that changed the row (what a replay of that batch "
+        "compares with)",
+    ),
+    "silver_batch_id": Typed("bigint", "micro-batch of the silver query that last changed the row"),
 }
 SILVER_PRICE_STATE = Table(
     Layer.silver,
@@ -243,10 +279,6 @@ SILVER_PRICE_STATE = Table(
     "Per market × commodity, the newest prices that passed the hard rules (also those "
     "quarantined on statistics): the bounded history the statistical rules compare with.",
     keys=("market_id", "commodity"),
-    schema="market_id string, commodity string, region string, "
-    "points array<struct<observed_at:timestamp,event_id:string,value:double>>, "
-    "previous array<struct<observed_at:timestamp,event_id:string,value:double>>, "
-    "silver_batch_id bigint",
     columns={**_PRICE_SERIES, **_SERIES_STATE},
 )
 SILVER_SENSOR_STATE = Table(
@@ -255,13 +287,11 @@ SILVER_SENSOR_STATE = Table(
     "Per device × metric, the newest accepted readings: the bounded history of the sensor "
     "rules (jump, stuck).",
     keys=("device_id", "metric"),
-    schema="device_id string, metric string, "
-    "points array<struct<observed_at:timestamp,event_id:string,value:double>>, "
-    "previous array<struct<observed_at:timestamp,event_id:string,value:double>>, "
-    "silver_batch_id bigint",
     columns={
-        "device_id": "sensor device id",
-        "metric": "what the sensor measures (temperature_c, humidity_pct, crowd_count)",
+        "device_id": Typed("string", "sensor device id"),
+        "metric": Typed(
+            "string", "what the sensor measures (temperature_c, humidity_pct, crowd_count)"
+        ),
         **_SERIES_STATE,
     },
 )
@@ -340,13 +370,10 @@ GOLD_DATA_QUALITY = Table(
     "duplicates and late records. A batch's rows are written last: they mark it complete, and "
     "the gold query follows them.",
     partition_by=("date",),
-    schema="batch_id bigint, batch_time timestamp, date date, source string, device_id string, "
-    "received bigint, accepted bigint, quarantined bigint, duplicates bigint, late bigint, "
-    "quarantined_by_reason map<string,bigint>, released bigint, rejected bigint",
     columns={
-        "batch_id": "micro-batch of the silver query",
-        "batch_time": "when the micro-batch ran (UTC)",
-        "date": "UTC date of batch_time",
+        "batch_id": Typed("bigint", "micro-batch of the silver query"),
+        "batch_time": Typed("timestamp", "when the micro-batch ran (UTC)"),
+        "date": Typed("date", "UTC date of batch_time"),
         **_QUALITY_COUNTS,
     },
 )
@@ -364,27 +391,24 @@ GOLD_FORECASTS = Table(
     "7-day daily price forecasts per series (market × commodity or region × commodity) with 80 % "
     "and 95 % intervals and the model, registry version and MLflow run that made them.",
     keys=("series_id", "origin_date", "target_date"),
-    schema="series_id string, series_kind string, market_id string, region string, "
-    "commodity string, origin_date date, target_date date, horizon int, yhat double, "
-    "yhat_lower_80 double, yhat_upper_80 double, yhat_lower_95 double, yhat_upper_95 double, "
-    "model_name string, model_version string, run_id string, data_version bigint, "
-    "created_at timestamp",
     columns={
-        "series_id": "id of the forecast series",
-        "series_kind": "market (market × commodity) or region (region × commodity)",
-        "market_id": "market of a market series (empty for a region series)",
-        "region": "province of the series",
+        "series_id": Typed("string", "id of the forecast series"),
+        "series_kind": Typed(
+            "string", "market (market × commodity) or region (region × commodity)"
+        ),
+        "market_id": Typed("string", "market of a market series (empty for a region series)"),
+        "region": Typed("string", "province of the series"),
         "commodity": _PRICE_SERIES["commodity"],
-        "origin_date": "date the forecast was made from",
-        "target_date": "the date forecast",
-        "horizon": "days from origin_date to target_date",
-        "yhat": "forecast price in IDR per catalogue unit",
-        "yhat_lower_80": "lower bound of the 80 % interval",
-        "yhat_upper_80": "upper bound of the 80 % interval",
-        "yhat_lower_95": "lower bound of the 95 % interval",
-        "yhat_upper_95": "upper bound of the 95 % interval",
+        "origin_date": Typed("date", "date the forecast was made from"),
+        "target_date": Typed("date", "the date forecast"),
+        "horizon": Typed("int", "days from origin_date to target_date"),
+        "yhat": Typed("double", "forecast price in IDR per catalogue unit"),
+        "yhat_lower_80": Typed("double", "lower bound of the 80 % interval"),
+        "yhat_upper_80": Typed("double", "upper bound of the 80 % interval"),
+        "yhat_lower_95": Typed("double", "lower bound of the 95 % interval"),
+        "yhat_upper_95": Typed("double", "upper bound of the 95 % interval"),
         **{k: v for k, v in _MODEL.items() if k != "created_at"},
-        "data_version": "Delta version of the data the model was trained on",
+        "data_version": Typed("bigint", "Delta version of the data the model was trained on"),
         "created_at": _MODEL["created_at"],
     },
 )
@@ -394,18 +418,17 @@ GOLD_ANOMALIES = Table(
     "Anomaly scores 0..1 per market × commodity × day: temporal (IsolationForest on the "
     "series) or geographic (DBSCAN against the other markets that day), with an explanation.",
     keys=("market_id", "commodity", "date", "kind"),
-    schema="market_id string, region string, commodity string, date date, kind string, "
-    "score double, price double, explanation string, model_name string, model_version string, "
-    "run_id string, created_at timestamp",
     columns={
         "market_id": _PRICE_SERIES["market_id"],
         "region": _PRICE_SERIES["region"],
         "commodity": _PRICE_SERIES["commodity"],
-        "date": "local market date",
-        "kind": "temporal (against the series) or geographic (against other markets)",
-        "score": "anomaly score, 0 (normal) … 1 (most anomalous)",
-        "price": "the day's price in IDR per catalogue unit",
-        "explanation": "why it is anomalous, in words",
+        "date": Typed("date", "local market date"),
+        "kind": Typed(
+            "string", "temporal (against the series) or geographic (against other markets)"
+        ),
+        "score": Typed("double", "anomaly score, 0 (normal) … 1 (most anomalous)"),
+        "price": Typed("double", "the day's price in IDR per catalogue unit"),
+        "explanation": Typed("string", "why it is anomalous, in words"),
         **_MODEL,
     },
 )
@@ -415,29 +438,29 @@ GOLD_ALERTS = Table(
     "Early-warning alerts: one row per alert (rule × key episode), opened and later resolved, "
     "with severity, value, reference and messages in Indonesian and English.",
     keys=("alert_id",),
-    schema="alert_id string, rule string, severity string, status string, market_id string, "
-    "region string, commodity string, metric string, value double, reference double, "
-    "message_id string, message_en string, details string, opened_at timestamp, "
-    "resolved_at timestamp, updated_at timestamp, alert_key string, last_firing_at timestamp",
     columns={
-        "alert_id": "id of the alert (rule × key episode)",
-        "rule": "alert rule that fired",
-        "severity": "how serious the alert is",
-        "status": "open or resolved",
-        "market_id": "market concerned, if any",
-        "region": "province concerned, if any",
-        "commodity": "commodity concerned, if any",
-        "metric": "what the rule measured",
-        "value": "measured value",
-        "reference": "value it was compared with",
-        "message_id": "the alert in Indonesian",
-        "message_en": "the alert in English",
-        "details": "more about the alert",
-        "opened_at": "when the alert opened (UTC)",
-        "resolved_at": "when it was resolved (UTC), empty while open",
-        "updated_at": "last change of the row (UTC)",
-        "alert_key": "what the rule watches (e.g. market × commodity): one open alert per key",
-        "last_firing_at": "last time the condition held (UTC): the cool-down counts from here",
+        "alert_id": Typed("string", "id of the alert (rule × key episode)"),
+        "rule": Typed("string", "alert rule that fired"),
+        "severity": Typed("string", "how serious the alert is"),
+        "status": Typed("string", "open or resolved"),
+        "market_id": Typed("string", "market concerned, if any"),
+        "region": Typed("string", "province concerned, if any"),
+        "commodity": Typed("string", "commodity concerned, if any"),
+        "metric": Typed("string", "what the rule measured"),
+        "value": Typed("double", "measured value"),
+        "reference": Typed("double", "value it was compared with"),
+        "message_id": Typed("string", "the alert in Indonesian"),
+        "message_en": Typed("string", "the alert in English"),
+        "details": Typed("string", "more about the alert"),
+        "opened_at": Typed("timestamp", "when the alert opened (UTC)"),
+        "resolved_at": Typed("timestamp", "when it was resolved (UTC), empty while open"),
+        "updated_at": Typed("timestamp", "last change of the row (UTC)"),
+        "alert_key": Typed(
+            "string", "what the rule watches (e.g. market × commodity): one open alert per key"
+        ),
+        "last_firing_at": Typed(
+            "timestamp", "last time the condition held (UTC): the cool-down counts from here"
+        ),
     },
 )
 GOLD_ALERT_DELIVERIES = Table(
@@ -446,20 +469,21 @@ GOLD_ALERT_DELIVERIES = Table(
     "One row per alert state (status:severity) × notifier channel once its delivery finished: "
     "delivered or undelivered after the last retry, with the attempts and the last error.",
     keys=("alert_id", "channel", "state"),
-    schema="alert_id string, channel string, state string, rule string, severity string, "
-    "delivered boolean, attempts int, last_error string, first_attempt_at timestamp, "
-    "finished_at timestamp",
     columns={
-        "alert_id": "the alert delivered (gold.alerts)",
-        "channel": "notifier channel (webhook, telegram, whatsapp) by its configured name",
-        "state": "the alert state sent, status:severity (e.g. open:critical)",
-        "rule": "alert rule",
-        "severity": "severity of the state sent",
-        "delivered": "true if the receiver accepted it, false after the last retry failed",
-        "attempts": "delivery attempts made",
-        "last_error": "error of the last failed attempt, empty when delivered",
-        "first_attempt_at": "first delivery attempt (UTC)",
-        "finished_at": "when delivery succeeded or was given up (UTC)",
+        "alert_id": Typed("string", "the alert delivered (gold.alerts)"),
+        "channel": Typed(
+            "string", "notifier channel (webhook, telegram, whatsapp) by its configured name"
+        ),
+        "state": Typed("string", "the alert state sent, status:severity (e.g. open:critical)"),
+        "rule": Typed("string", "alert rule"),
+        "severity": Typed("string", "severity of the state sent"),
+        "delivered": Typed(
+            "boolean", "true if the receiver accepted it, false after the last retry failed"
+        ),
+        "attempts": Typed("int", "delivery attempts made"),
+        "last_error": Typed("string", "error of the last failed attempt, empty when delivered"),
+        "first_attempt_at": Typed("timestamp", "first delivery attempt (UTC)"),
+        "finished_at": Typed("timestamp", "when delivery succeeded or was given up (UTC)"),
     },
 )
 GOLD_PRICE_LEDGER = Table(
@@ -468,24 +492,23 @@ GOLD_PRICE_LEDGER = Table(
     "Tamper-evident ledger of accepted prices: one hash-chain entry per silver.prices row, a "
     "chain per market × commodity (lakehouse.ledger; docs/security.md).",
     keys=("chain", "seq"),
-    schema="chain string, seq bigint, event_id string, market_id string, commodity string, "
-    "observed_at timestamp, price double, unit string, source string, silver_batch_id bigint, "
-    "content_hash string, prev_hash string, entry_hash string, ledgered_at timestamp",
     columns={
-        "chain": "market_id|commodity: the chain the entry belongs to",
-        "seq": "position in the chain, from 0",
-        "event_id": "the price event (silver.prices)",
+        "chain": Typed("string", "market_id|commodity: the chain the entry belongs to"),
+        "seq": Typed("bigint", "position in the chain, from 0"),
+        "event_id": Typed("string", "the price event (silver.prices)"),
         "market_id": _PRICE_SERIES["market_id"],
         "commodity": _PRICE_SERIES["commodity"],
         "observed_at": _EVENT["observed_at"],
-        "price": "price in IDR per catalogue unit, as accepted",
-        "unit": "catalogue unit of the commodity",
+        "price": Typed("double", "price in IDR per catalogue unit, as accepted"),
+        "unit": Typed("string", "catalogue unit of the commodity"),
         "source": _EVENT["source"],
         "silver_batch_id": _SILVER_BATCH["silver_batch_id"],
-        "content_hash": "SHA-256 of the canonical JSON of the price's fields",
-        "prev_hash": "entry_hash of the previous entry of the chain (64 zeros for the first)",
-        "entry_hash": "SHA-256 of prev_hash + content_hash",
-        "ledgered_at": "when the entry was appended (UTC)",
+        "content_hash": Typed("string", "SHA-256 of the canonical JSON of the price's fields"),
+        "prev_hash": Typed(
+            "string", "entry_hash of the previous entry of the chain (64 zeros for the first)"
+        ),
+        "entry_hash": Typed("string", "SHA-256 of prev_hash + content_hash"),
+        "ledgered_at": Typed("timestamp", "when the entry was appended (UTC)"),
     },
 )
 
