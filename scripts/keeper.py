@@ -59,10 +59,10 @@ def backoff_seconds(failures: int, first: float, most: float) -> float:
 
 class RotatingLog:
     """Appends bytes to ``path``; past ``max_bytes`` it becomes ``path.1`` (``.1`` → ``.2``, …,
-    ``backups`` kept) and a new file starts."""
+    ``backups`` kept) and a new file starts. ``line`` adds a time-stamped line of ``writer``."""
 
-    def __init__(self, path: Path, max_bytes: int, backups: int) -> None:
-        self.path, self.max_bytes, self.backups = path, max_bytes, backups
+    def __init__(self, path: Path, max_bytes: int, backups: int, writer: str = "keeper") -> None:
+        self.path, self.max_bytes, self.backups, self.writer = path, max_bytes, backups, writer
         self.out: BinaryIO = path.open("ab")
 
     def write(self, data: bytes) -> None:
@@ -85,7 +85,17 @@ class RotatingLog:
 
     def line(self, text: str) -> None:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        self.write(f"{stamp} keeper: {text}\n".encode())
+        self.write(f"{stamp} {self.writer}: {text}\n".encode())
+
+
+def copy_output(child: subprocess.Popen[bytes], log: RotatingLog) -> int:
+    """Copy the output of ``child`` (stdout, with stderr merged into it) into ``log`` until it
+    exits; its exit status."""
+    assert child.stdout is not None
+    fd = child.stdout.fileno()
+    while data := os.read(fd, CHUNK):
+        log.write(data)
+    return child.wait()
 
 
 class Keeper:
@@ -105,11 +115,7 @@ class Keeper:
         self.child = subprocess.Popen(
             self.args.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=None
         )
-        assert self.child.stdout is not None
-        fd = self.child.stdout.fileno()
-        while data := os.read(fd, CHUNK):
-            self.log.write(data)
-        return self.child.wait()
+        return copy_output(self.child, self.log)
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self.on_signal)

@@ -1,5 +1,6 @@
 """The keeper of a service: its log rotates by size, and a service that crashes (kill -9) is
-restarted with a back-off, which ``./run.sh status`` reports."""
+restarted with a back-off, which ``./run.sh status`` reports. Scheduled jobs (scripts/crontab)
+write to logs that rotate the same way."""
 
 from __future__ import annotations
 
@@ -70,6 +71,28 @@ def test_keeper_writes_the_service_output_to_a_rotated_log(tmp_path: Path) -> No
     ]  # fmt: skip
     assert log.stat().st_size < 21000
     assert not state.exists()  # stopped when asked: not a restart
+
+
+def test_a_scheduled_job_logs_to_a_rotated_log_and_keeps_its_exit_status(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "SMARTMARKET_PATHS__DATA_DIR": str(tmp_path),
+        "SMARTMARKET_SERVICES__LOG_MAX_BYTES": "4096",
+        "SMARTMARKET_SERVICES__LOG_BACKUPS": "1",
+    }
+    job = "for n in range(200): print('row', n, 'y' * 40)\nraise SystemExit(3)"
+    for _ in range(3):
+        run = subprocess.run(
+            [sys.executable, "-m", "scripts.scheduled", "nightly", sys.executable, "-c", job],
+            env=env, capture_output=True, timeout=60,
+        )  # fmt: skip
+        assert run.returncode == 3, run.stderr
+        assert run.stdout == b""  # everything went to the log, nothing to cron's mail
+    logs = tmp_path / "logs"
+    assert sorted(p.name for p in logs.iterdir()) == ["nightly.log", "nightly.log.1"]
+    text = b"".join(p.read_bytes() for p in logs.iterdir()).decode()
+    assert "nightly: ended: exit 3" in text
+    assert "row 199" in text
 
 
 @pytest.mark.services  # a real Mosquitto under its keeper
