@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from functools import cached_property
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -108,10 +109,15 @@ class EventProducer:
 
     def __init__(self, settings: Settings, **overrides: Any) -> None:
         self.settings = settings
-        config = {**self.config(settings), **overrides}
-        self._producer = Producer(config)
+        self._config = {**self.config(settings), **overrides}
         self.delivered = 0
         self.failed: list[str] = []
+
+    @cached_property
+    def _producer(self) -> Producer:
+        """The Kafka client, made at the first message: a command whose input is refused before
+        it sends anything never reaches for the broker (nor logs that it cannot)."""
+        return Producer(self._config)
 
     def _on_delivery(
         self, err: KafkaError | None, msg: Message, then: Callable[[], None] | None

@@ -76,7 +76,8 @@ def test_zorder_columns() -> None:
     assert zorder_columns(BRONZE_EVENTS, ["topic", "value", "ingest_date"]) == ()
 
 
-def test_retention_below_minimum_is_refused(settings: Settings, capsys) -> None:
+def test_retention_below_minimum_is_refused(conf_settings: Settings, clean_env, capsys) -> None:
+    settings = conf_settings
     hours = settings.analyst.min_retention_hours / 2
     assert main(["maintain", "--retention-hours", str(hours)]) == 2
     err = capsys.readouterr().err

@@ -90,7 +90,8 @@ def test_watch_publishes_each_file_once_across_restarts(kafka, settings, tmp_pat
         ),
     ],
 )
-def test_bad_input_files_give_a_clear_error(settings, kafka, tmp_path, name, content, message):
+def test_bad_input_files_give_a_clear_error(clean_env, tmp_path, name, content, message):
+    """Refused before anything is sent: no broker is running, and none is asked for."""
     path = tmp_path / name
     if content is not None:
         path.write_bytes(content)

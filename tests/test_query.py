@@ -133,7 +133,11 @@ def test_mistakes_are_one_error_line(
     assert message in err
 
 
-def test_bad_options_are_one_error_line(lakehouse_env: Settings, capsys) -> None:
+def test_bad_options_are_one_error_line(
+    clean_env, monkeypatch: pytest.MonkeyPatch, tmp_path, capsys
+) -> None:
+    """Refused from the arguments alone: an empty lakehouse will do."""
+    monkeypatch.setenv("LAKEHOUSE_ROOT", str(tmp_path))
     for argv in (
         ["query", "SELECT 1", "--engine", "duckdb", "--as-of", "yesterday"],
         ["query", "SELECT 1", "--engine", "duckdb", "--format", "parquet"],
