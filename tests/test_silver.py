@@ -184,19 +184,30 @@ def test_hard_price_rules(spark, ref):
         price("backfill", observed_at=(NOW - timedelta(days=400)).isoformat()),
     ]
     out = validate_prices(_parsed(spark, events), ref, quality_rules(), NOW)
-    result = {r.event_id: (r.hard_reasons, r.price, r.unit) for r in out.collect()}
-    assert result["ok"] == ([], 14000.0, "kg")
-    assert result["grams"] == ([], 15000.0, "kg")
-    assert result["unknown-market"][0] == ["unknown_market"]
-    assert result["unknown-commodity"][0] == ["unknown_commodity"]
-    assert result["zero"][0] == ["non_positive_price"]
-    assert result["absurd"][0] == ["price_out_of_range"]
-    assert result["wrong-unit"][0] == ["unit_mismatch"]
-    assert result["future"][0] == ["future_timestamp"]
-    assert result["late"][0] == ["late"]
-    assert result["backfill"][0] == []  # far behind the newest event, within the retention
-    region = out.where("event_id = 'ok'").first().region
-    assert region == "DKI Jakarta"
+    expected = spark.createDataFrame(
+        [("ok", []), ("grams", []), ("unknown-market", ["unknown_market"]),
+         ("unknown-commodity", ["unknown_commodity"]), ("zero", ["non_positive_price"]),
+         ("absurd", ["price_out_of_range"]), ("wrong-unit", ["unit_mismatch"]),
+         ("future", ["future_timestamp"]), ("late", ["late"]),
+         ("backfill", [])],  # far behind the newest event, within the retention
+        "event_id string, hard_reasons array<string>",
+    )  # fmt: skip
+    assert_df_equality(
+        out.select("event_id", "hard_reasons"),
+        expected,
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
+    normalised = spark.createDataFrame(
+        [("ok", 14000.0, "kg", "DKI Jakarta"), ("grams", 15000.0, "kg", "DKI Jakarta")],
+        "event_id string, price double, unit string, region string",
+    )
+    assert_df_equality(
+        out.where("event_id in ('ok', 'grams')").select(*normalised.columns),
+        normalised,
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
 
 
 def _series(spark, market: str, days: int, level: float, start: datetime = T0):
@@ -268,13 +279,14 @@ def test_sensor_rules(spark, ref):
         sensor("unknown", market_id="ZZ-404", observed_at=at(4)),
     ]
     out = validate_sensors(_parsed(spark, events, "market.sensors"), ref, rules, NOW)
-    reasons = {r.event_id: r.hard_reasons for r in out.collect()}
-    assert reasons == {
-        "hot": ["sensor_out_of_range"],
-        "zero": ["sensor_zero"],
-        "crowd-zero": [],
-        "unknown": ["unknown_market"],
-    }
+    reasons = spark.createDataFrame(
+        [("hot", ["sensor_out_of_range"]), ("zero", ["sensor_zero"]), ("crowd-zero", []),
+         ("unknown", ["unknown_market"])],
+        "event_id string, hard_reasons array<string>",
+    )  # fmt: skip
+    assert_df_equality(
+        out.select("event_id", "hard_reasons"), reasons, ignore_row_order=True, ignore_nullable=True
+    )
 
     history = spark.createDataFrame(
         [(f"h{i}", "d1", "temperature_c", T0 + timedelta(minutes=i), 28.0) for i in range(4)],
@@ -286,10 +298,17 @@ def test_sensor_rules(spark, ref):
          ("back", "d1", "temperature_c", T0 + timedelta(minutes=6), 28.5)],
         history.schema,
     )  # fmt: skip
-    stats = {r.event_id: r for r in sensor_statistics(candidates, history, rules).collect()}
-    assert stats["stuck"].stat_flags == ["sensor_stuck"] and stats["stuck"].stat_reasons == []
-    assert stats["jump"].stat_reasons == ["sensor_jump"]
-    assert stats["back"].stat_reasons == [] and stats["back"].stat_flags == []
+    stats = spark.createDataFrame(
+        [("stuck", ["sensor_stuck"], []), ("jump", [], ["sensor_jump"]),
+         ("back", [], [])],
+        "event_id string, stat_flags array<string>, stat_reasons array<string>",
+    )  # fmt: skip
+    assert_df_equality(
+        sensor_statistics(candidates, history, rules).select(*stats.columns),
+        stats,
+        ignore_row_order=True,
+        ignore_nullable=True,
+    )
 
 
 def test_gold_price_daily_and_region(spark):
@@ -316,13 +335,13 @@ def test_gold_price_daily_and_region(spark):
     assert_df_equality(
         daily.drop("last_observed_at"), expected, ignore_nullable=True, ignore_row_order=True
     )
-    (region,) = gold.region_daily(daily).collect()
-    assert (region.median, region.min, region.max, region.spread, region.markets) == (
-        125.0,
-        120.0,
-        130.0,
-        10.0,
-        2,
+    region = spark.createDataFrame(
+        [("DKI Jakarta", "beras", datetime(2025, 3, 1).date(), 125.0, 120.0, 130.0, 10.0, 2)],
+        "region string, commodity string, date date, median double, min double, max double, "
+        "spread double, markets long",
+    )
+    assert_df_equality(
+        gold.region_daily(daily).select(*region.columns), region, ignore_nullable=True
     )
 
 
