@@ -127,6 +127,48 @@ class DeadLetter(BaseModel):
         return self.model_dump_json().encode()
 
 
+class HoldStatus(StrEnum):
+    """Where a held price stands (``silver.holds``; streaming_jobs.holds decides)."""
+
+    held = "held"
+    not_confirmed = "not_confirmed"  # a later report came back to the earlier level: still held
+    released = "released"  # into silver: confirmed by later reports, or by an operator
+    rejected = "rejected"  # by an operator: out of silver for good
+
+    @classmethod
+    def reviewable(cls) -> tuple[HoldStatus, ...]:
+        """The statuses an operator may still release or reject."""
+        return cls.held, cls.not_confirmed
+
+
+class ReviewDecision(StrEnum):
+    """What an operator asks of a held price."""
+
+    release = "release"
+    reject = "reject"
+
+    @property
+    def outcome(self) -> HoldStatus:
+        return HoldStatus.released if self is ReviewDecision.release else HoldStatus.rejected
+
+
+class ReviewEvent(BaseModel):
+    """An operator's decision on a held price, as the API writes it to the reviews topic; the
+    next silver micro-batch applies it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=True)
+
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4, description="the review's own id")
+    target_event_id: str = Field(min_length=1, description="the held price's event id")
+    decision: ReviewDecision
+    note: str
+    reviewer: str = Field(description="name of the API key that decided")
+    requested_at: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
 EVENT_MODELS: dict[str, type[_Event]] = {"price": PriceEvent, "sensor": SensorEvent}
 
 

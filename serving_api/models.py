@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lakehouse.events import HoldStatus, ReviewDecision
 from ml.impact_result import ImpactResult
 
 
@@ -324,7 +325,7 @@ class QuarantinePage(BaseModel):
 
 
 class HoldDecision(BaseModel):
-    decision: Literal["released", "not_confirmed", "rejected"]
+    decision: HoldStatus
     decided_by: str = Field(description="rule:confirmation, or operator:<API key name>")
     note: str
     decided_at: datetime
@@ -347,7 +348,7 @@ class HeldPrice(BaseModel):
         decisions=[],
     )
     event_id: str
-    status: Literal["held", "not_confirmed", "released", "rejected"]
+    status: HoldStatus
     market_id: str
     commodity: str
     region: str | None
@@ -374,4 +375,4 @@ class Review(BaseModel):
 class ReviewAccepted(BaseModel):
     review_id: uuid.UUID
     event_id: str
-    decision: Literal["release", "reject"]
+    decision: ReviewDecision

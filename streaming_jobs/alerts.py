@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakehouse.events import Metric
+from lakehouse.events import HoldStatus, Metric
 from lakehouse.metrics import REFERENCE_DAYS
 from lakehouse.settings import CONF_DIR, ConfigError
 
@@ -418,8 +418,8 @@ def quality_signals(quality: DataFrame, rules: AlertRules) -> DataFrame:
 
 # Outcome of a held price, in the words of its alert (``{outcome}``): by decision, else held
 _OUTCOMES = {
-    "not_confirmed": "tidak terkonfirmasi / not confirmed",
-    "rejected": "ditolak operator / rejected by an operator",
+    HoldStatus.not_confirmed.value: "tidak terkonfirmasi / not confirmed",
+    HoldStatus.rejected.value: "ditolak operator / rejected by an operator",
 }
 
 
@@ -444,7 +444,7 @@ def held_move_alerts(fresh: DataFrame, decisions: DataFrame | None, rules: Alert
     else:
         ended = decisions.select(*cols, "hold_reasons", "held_at", "decision", "note", "decided_at")
         rows = ended.unionByName(held.join(ended.select("event_id"), "event_id", "left_anti"))
-    confirmed = F.col("decision") == "released"
+    confirmed = F.col("decision") == HoldStatus.released.value
     outcome = F.create_map(*[F.lit(x) for kv in _OUTCOMES.items() for x in kv])
     at = F.coalesce("decided_at", "held_at")
     fields = _fields(

@@ -24,25 +24,15 @@ from datetime import datetime
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
+from lakehouse.events import HoldStatus, ReviewDecision, ReviewEvent, spark_schema
 from lakehouse.rules import HoldRules
 
-HELD, NOT_CONFIRMED, RELEASED, REJECTED = "held", "not_confirmed", "released", "rejected"
-REVIEWABLE = (HELD, NOT_CONFIRMED)
 BY_RULE = "rule:confirmation"
 #: an operator's decision as it travels on the reviews topic (``serving_api`` writes it)
-REVIEW_SCHEMA = T.StructType(
-    [
-        T.StructField("event_id", T.StringType()),  # the review's own id
-        T.StructField("target_event_id", T.StringType()),  # the held price's
-        T.StructField("decision", T.StringType()),  # release | reject
-        T.StructField("note", T.StringType()),
-        T.StructField("reviewer", T.StringType()),
-        T.StructField("requested_at", T.TimestampType()),
-    ]
-)
-REVIEW_DECISIONS = {"release": RELEASED, "reject": REJECTED}
+REVIEW_SCHEMA = spark_schema(ReviewEvent)
+#: what a review's decision makes of the hold
+REVIEW_DECISIONS = {d.value: d.outcome.value for d in ReviewDecision}
 _DECISION_COLUMNS = ("event_id", "decision", "decided_by", "note", "supports", "refutes")
 
 
@@ -63,7 +53,7 @@ def new_holds(
         (F.col("price") / baseline - 1).alias("move"),
         F.lit(now).cast("timestamp").alias("held_at"),
         F.lit(batch_id).cast("bigint").alias("held_batch_id"),
-        F.lit(HELD).alias("status"),
+        F.lit(HoldStatus.held.value).alias("status"),
         F.lit(None).cast("string").alias("previous_status"),
         F.lit(None).cast("bigint").alias("decided_batch_id"),
     )
@@ -83,7 +73,7 @@ def confirmations(holds: DataFrame, points: DataFrame, rules: HoldRules) -> Data
     (``points``: market_id, commodity, observed_at, event_id, value — the series state after
     the batch, held prices included): ``not_confirmed`` when a later report is back at the
     baseline, ``released`` when ``confirm_reports`` others are at the held level."""
-    h, p = holds.where(F.col("status") == HELD).alias("h"), points.alias("p")
+    h, p = holds.where(F.col("status") == HoldStatus.held.value).alias("h"), points.alias("p")
     apart = F.abs(F.unix_seconds("p.observed_at") - F.unix_seconds("h.observed_at"))
     evidence = h.join(
         p,
@@ -102,8 +92,8 @@ def confirmations(holds: DataFrame, points: DataFrame, rules: HoldRules) -> Data
         F.count(F.when(at_level, 1)).alias("supports"),
         F.count(F.when(back, 1)).alias("refutes"),
     )
-    decision = F.when(F.col("refutes") > 0, NOT_CONFIRMED).when(
-        F.col("supports") >= rules.confirm_reports, RELEASED
+    decision = F.when(F.col("refutes") > 0, HoldStatus.not_confirmed.value).when(
+        F.col("supports") >= rules.confirm_reports, HoldStatus.released.value
     )
     note = F.when(
         F.col("refutes") > 0,
@@ -142,7 +132,7 @@ def reviewed(holds: DataFrame, reviews: DataFrame) -> DataFrame:
         .withColumn("_n", F.row_number().over(first))
         .where(F.col("_n") == 1)
         .join(
-            holds.where(F.col("status").isin(*REVIEWABLE)).select(
+            holds.where(F.col("status").isin(*HoldStatus.reviewable())).select(
                 F.col("event_id").alias("target_event_id")
             ),
             "target_event_id",
@@ -199,7 +189,10 @@ def updated(holds: DataFrame, decisions: DataFrame, batch_id: int) -> DataFrame:
 def released(holds: DataFrame, decisions: DataFrame, silver_columns: list[str]) -> DataFrame:
     """The released holds as ``silver.prices`` rows (their statistical reasons kept as flags)."""
     return (
-        holds.join(decisions.where(F.col("decision") == RELEASED).select("event_id"), "event_id")
+        holds.join(
+            decisions.where(F.col("decision") == HoldStatus.released.value).select("event_id"),
+            "event_id",
+        )
         .withColumn("flags", F.array_distinct(F.concat("flags", "hold_reasons")))
         .select(*silver_columns)
     )

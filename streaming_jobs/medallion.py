@@ -32,7 +32,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from lakehouse import delta_io
-from lakehouse.events import EVENT_MODELS
+from lakehouse.events import EVENT_MODELS, HoldStatus
 from lakehouse.rules import QualityRules, quality_rules
 from lakehouse.settings import Settings
 from lakehouse.tables import (
@@ -338,9 +338,15 @@ class SilverBatch:
         columns = price_columns()
         pool = holds.new_holds(prices, columns, batch_id, now) if has_prices else None
         has_reviews = not reviews.isEmpty()
+        if has_reviews and (ignored := reviews.where(~F.col("valid")).count()):
+            # only a writer other than the API can send one; it stays in bronze as it came
+            log.warning(
+                "reviews ignored: not a valid review (target_event_id, release|reject, reviewer)",
+                extra={"batch_id": batch_id, "count": ignored},
+            )
         if self._exists(SILVER_HOLDS) and (has_prices or has_reviews):
             stored = holds.as_of(delta_io.read(self.spark, SILVER_HOLDS, self.settings), batch_id)
-            stored = stored.where(F.col("status").isin(*holds.REVIEWABLE))
+            stored = stored.where(F.col("status").isin(*HoldStatus.reviewable()))
             touched = stored.join(
                 price_state.select(*PRICE_SERIES), list(PRICE_SERIES), "left_semi"
             )

@@ -4,14 +4,14 @@ prices (``silver.holds``, see ``streaming_jobs.holds``): list them, release or r
 
 from __future__ import annotations
 
-import json
-import uuid
-from datetime import UTC, date, datetime
-from typing import Annotated, Any, Literal
+from datetime import date
+from enum import StrEnum
+from typing import Annotated, Any
 
 import pyarrow as pa
 from fastapi import APIRouter, Body, Path, Query, Request, status
 
+from lakehouse.events import HoldStatus, ReviewDecision, ReviewEvent
 from lakehouse.settings import Settings
 from lakehouse.tables import SILVER_HOLD_DECISIONS, SILVER_HOLDS, SILVER_QUARANTINE
 from serving_api.auth import Permission, Principal, require
@@ -100,7 +100,8 @@ HELD_COLUMNS = (
     "held_at",
 )
 DECISION_COLUMNS = ("decision", "decided_by", "note", "decided_at")
-REVIEWABLE = ("held", "not_confirmed")
+#: the ``status`` filter of GET /quarantine/held: a hold status, or ``open`` (still reviewable)
+HeldFilter = StrEnum("HeldFilter", [*(s.value for s in HoldStatus), "open"])
 
 
 def build_held(_settings: Settings, tables: Tables) -> dict[str, dict[str, Any]]:
@@ -135,7 +136,7 @@ HELD = ViewSpec("held", (SILVER_HOLDS, SILVER_HOLD_DECISIONS), build_held)
 async def held(
     request: Request,
     state: Annotated[
-        Literal["held", "not_confirmed", "released", "rejected", "open"] | None,
+        HeldFilter | None,
         Query(alias="status", description="open: held or not_confirmed"),
     ] = None,
     market_id: Annotated[str | None, Query(max_length=64, examples=["IP-001"])] = None,
@@ -144,7 +145,7 @@ async def held(
     limit: Annotated[int, Query(ge=1, le=500, description="rows per page")] = 50,
     offset: Annotated[int, Query(ge=0, description="rows to skip")] = 0,
 ) -> dict[str, Any]:
-    wanted = REVIEWABLE if state == "open" else (state,) if state else None
+    wanted = HoldStatus.reviewable() if state == "open" else (state,) if state else None
     matching = [
         r
         for r in (await gold(request).get(HELD)).values()
@@ -176,7 +177,7 @@ async def held(
 async def review(
     request: Request,
     event_id: Annotated[str, Path(max_length=64)],
-    decision: Literal["release", "reject"],
+    decision: ReviewDecision,
     body: Annotated[Review, Body()],
     who: Annotated[Principal, require(Permission.review)],
 ) -> ReviewAccepted:
@@ -187,22 +188,14 @@ async def review(
             f"no held price {event_id!r}: only prices held by the statistical rules can be "
             "reviewed (hard-rule failures never leave quarantine)",
         )
-    if hold["status"] not in REVIEWABLE:
+    if hold["status"] not in HoldStatus.reviewable():
         raise ApiError(409, f"price {event_id!r} was already {hold['status']}")
-    review_id = uuid.uuid4()
-    text = json.dumps(
-        {
-            "event_id": str(review_id),
-            "target_event_id": event_id,
-            "decision": decision,
-            "note": body.note,
-            "reviewer": who.name,
-            "requested_at": datetime.now(UTC).isoformat(),
-        }
+    event = ReviewEvent(
+        target_event_id=event_id, decision=decision, note=body.note, reviewer=who.name
     )
     publisher: PricePublisher = request.app.state.publisher
     try:
-        await publisher.review(event_id, text)
+        await publisher.review(event_id, event.to_json().decode())
     except KafkaUnavailable as exc:
         raise ApiError(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
-    return ReviewAccepted(review_id=review_id, event_id=event_id, decision=decision)
+    return ReviewAccepted(review_id=event.event_id, event_id=event_id, decision=decision)
