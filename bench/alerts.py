@@ -19,12 +19,12 @@ from pathlib import Path
 from deltalake import DeltaTable
 
 from bench.timing import timed
+from lakehouse.kafka_io import EventProducer, ensure_topics
+from lakehouse.reports import parse_time
 from lakehouse.settings import SAMPLE_PRICES
 from lakehouse.spark import get_spark
 from lakehouse.tables import GOLD_ALERTS
-from producers.kafka_io import EventProducer, ensure_topics
 from producers.replay import replay
-from producers.reports import parse_time
 from scripts.isolated_stack import isolated_stack
 from streaming_jobs.alerting import AlertStep
 from streaming_jobs.medallion import GoldBatch, drain

@@ -41,6 +41,7 @@ from websockets.sync.client import connect
 from bench.api import load
 from bench.baseline import raw_produce_rate
 from lakehouse.fast_read import TableMissing, open_table
+from lakehouse.kafka_io import EventProducer
 from lakehouse.reference import commodities, markets
 from lakehouse.settings import Settings
 from lakehouse.tables import (
@@ -49,7 +50,6 @@ from lakehouse.tables import (
     SILVER_PRICES,
     SILVER_QUARANTINE,
 )
-from producers.kafka_io import EventProducer
 from scripts.isolated_stack import isolated_stack
 
 PROBE_EVERY = 0.5

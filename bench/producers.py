@@ -15,13 +15,13 @@ from itertools import islice
 from pathlib import Path
 
 from bench.baseline import raw_produce_rate
+from lakehouse.kafka_io import EventProducer
 from lakehouse.reference import commodities, markets
+from lakehouse.reports import open_report, parse_rows
 from lakehouse.settings import Settings
 from producers.devices import FleetConnection, Simulator, fleet, provision, publish
-from producers.kafka_io import EventProducer
 from producers.mqtt_bridge import MqttBridge
 from producers.replay import replay
-from producers.reports import open_report, parse_rows
 from scripts.isolated_stack import isolated_stack
 
 

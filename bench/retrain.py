@@ -21,12 +21,12 @@ from typing import Any
 import pandas as pd
 
 from lakehouse.metrics import daily_closes, region_daily
+from lakehouse.reports import open_report, parse_rows
 from lakehouse.settings import SAMPLE_PRICES, MlSettings, load_settings
 from ml.backtest import per_series
 from ml.retrain import TrainedSeries, train_series
 from ml.series import series_frame
 from producers.replay import fan_out, synthetic_markets
-from producers.reports import open_report, parse_rows
 
 
 def fanned_out_series(path: Path, count: int, settings) -> pd.DataFrame:  # noqa: ANN001

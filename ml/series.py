@@ -17,7 +17,7 @@ import pandas as pd
 
 from lakehouse.errors import InputError
 from lakehouse.metrics import daily_closes, region_daily
-from producers.reports import open_report, parse_rows
+from lakehouse.reports import open_report, parse_rows
 
 SERIES_COLUMNS = ["series_id", "series_kind", "market_id", "region", "commodity", "date", "y"]
 

@@ -2,7 +2,7 @@
 (``./run.sh watch``). Good rows become events; bad rows go to the dead-letter topic with the
 file, line number, raw text and reason (``not_reported`` for a price cell that holds no price),
 and the rest of the file still goes through. The file's format is detected from its header or
-chosen on the command line (``producers.formats``)."""
+chosen on the command line (``lakehouse.formats``)."""
 
 from __future__ import annotations
 
@@ -16,16 +16,16 @@ from pathlib import Path
 
 from lakehouse.errors import InputError
 from lakehouse.events import NOT_REPORTED, DeadLetter, PriceEvent, SensorEvent
-from lakehouse.settings import Settings
-from producers.formats import FormatChoice
-from producers.kafka_io import EventProducer
-from producers.reports import (
+from lakehouse.formats import FormatChoice
+from lakehouse.kafka_io import EventProducer
+from lakehouse.reports import (
     ParsedRow,
     ReportFile,
     open_report,
     parse_rows,
     previous_disagreements,
 )
+from lakehouse.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -29,11 +29,11 @@ from pydantic import ValidationError
 
 from lakehouse.broker_auth import bridge_credentials
 from lakehouse.events import DeadLetter, SensorEvent
+from lakehouse.kafka_io import EventProducer
 from lakehouse.logs import configure_logging
 from lakehouse.registry import Device, open_registry
 from lakehouse.settings import Settings, load_settings
 from lakehouse.status import stop_event, write_status
-from producers.kafka_io import EventProducer
 from producers.mqtt_io import make_client
 
 log = logging.getLogger(__name__)

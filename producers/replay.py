@@ -18,12 +18,12 @@ from tqdm import tqdm
 
 from lakehouse.errors import InputError
 from lakehouse.events import NOT_REPORTED, PriceEvent, SensorEvent, deterministic_id
+from lakehouse.formats import FormatChoice
+from lakehouse.kafka_io import EventProducer
 from lakehouse.reference import markets
+from lakehouse.reports import open_report, parse_rows
 from lakehouse.settings import Settings
 from producers.csv_ingest import dead_letter
-from producers.formats import FormatChoice
-from producers.kafka_io import EventProducer
-from producers.reports import open_report, parse_rows
 
 LEVEL_SHIFT_SD = 0.08  # spread of market price levels around the real series
 NOISE_SD = 0.02  # day-to-day noise of a synthetic market

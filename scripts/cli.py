@@ -15,11 +15,11 @@ from datetime import datetime
 from pathlib import Path
 
 from lakehouse.errors import Handler, InputError
+from lakehouse.formats import FormatChoice
 from lakehouse.logs import configure_logging
+from lakehouse.reports import parse_time
 from lakehouse.settings import ConfigError, Settings, load_settings
 from lakehouse.status import stop_event
-from producers.formats import FormatChoice
-from producers.reports import parse_time
 from scripts.services import Service, services
 
 # Feature packages that add subcommands: each module has ``register(command: CommandFactory)``
@@ -126,8 +126,8 @@ def _format_choice(args: argparse.Namespace) -> FormatChoice:
 
 
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
+    from lakehouse.kafka_io import EventProducer
     from producers.csv_ingest import ingest_file
-    from producers.kafka_io import EventProducer
 
     choice = _format_choice(args)
     producer = EventProducer(settings)
@@ -137,8 +137,8 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_watch(settings: Settings, args: argparse.Namespace) -> int:
+    from lakehouse.kafka_io import EventProducer
     from producers.csv_ingest import FolderWatcher
-    from producers.kafka_io import EventProducer
 
     choice = _format_choice(args)
     watcher = FolderWatcher(args.folder, settings, EventProducer(settings), choice)
@@ -164,7 +164,7 @@ def _speed(text: str) -> float | None:
 
 
 def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
-    from producers.kafka_io import EventProducer
+    from lakehouse.kafka_io import EventProducer
     from producers.replay import replay
 
     def when(text: str | None) -> datetime | None:
@@ -199,7 +199,7 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_topics(settings: Settings, args: argparse.Namespace) -> int:
-    from producers.kafka_io import ensure_topics, topic_layout
+    from lakehouse.kafka_io import ensure_topics, topic_layout
 
     created = ensure_topics(settings)
     for topic, (partitions, replicas) in topic_layout(settings).items():

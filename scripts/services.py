@@ -31,10 +31,10 @@ import psutil
 from confluent_kafka import KafkaException
 
 from lakehouse.broker_auth import broker_auth_lines
+from lakehouse.kafka_io import admin_client, ensure_topics, kafka_reachable
 from lakehouse.settings import PROJECT_ROOT, ConfigError, Settings
 from lakehouse.spark import CLUSTER_LOG_CONFIG, cluster_marker
 from lakehouse.status import STALE_SECONDS, read_status, status_path
-from producers.kafka_io import admin_client, ensure_topics, kafka_reachable
 from scripts.keeper import Restarts
 
 log = logging.getLogger(__name__)

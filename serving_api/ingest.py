@@ -8,8 +8,8 @@ import contextlib
 import threading
 
 from lakehouse.events import PriceEvent
+from lakehouse.kafka_io import DeliveryError, EventProducer
 from lakehouse.settings import Settings
-from producers.kafka_io import DeliveryError, EventProducer
 
 
 class KafkaUnavailable(RuntimeError):

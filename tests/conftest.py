@@ -145,7 +145,7 @@ def replayed(settings, kafka, spark, sample_prices, tmp_path_factory) -> Setting
     devices, drained through bronze → silver → gold. Returns settings pointing at it; tests
     must only read it (copy it, or use ``isolated``, to write)."""
     from lakehouse.events import SensorEvent
-    from producers.kafka_io import EventProducer, ensure_topics
+    from lakehouse.kafka_io import EventProducer, ensure_topics
     from producers.replay import replay
     from streaming_jobs.medallion import gold_query, silver_query
 

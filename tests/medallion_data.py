@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from lakehouse.events import PriceEvent, SensorEvent
+from lakehouse.kafka_io import EventProducer
 from lakehouse.reference import commodities, markets
 from lakehouse.rules import quality_rules
 from lakehouse.settings import Settings
-from producers.kafka_io import EventProducer
 
 START = datetime(2025, 1, 1, 1, 0, tzinfo=UTC)  # 08:00 in Jakarta
 MARKETS = sorted(m for m in markets() if m.startswith("IP-"))[:10]

@@ -17,6 +17,7 @@ import pytest
 from deltalake import DeltaTable
 
 from lakehouse.events import PriceEvent, SensorEvent
+from lakehouse.kafka_io import EventProducer, ensure_topics
 from lakehouse.settings import Settings
 from lakehouse.tables import (
     GOLD_ALERTS,
@@ -25,7 +26,6 @@ from lakehouse.tables import (
     GOLD_SENSOR_HOURLY,
     Table,
 )
-from producers.kafka_io import EventProducer, ensure_topics
 from streaming_jobs.alerts import (
     alert_rules,
     episodes,

@@ -18,6 +18,7 @@ from deltalake import write_deltalake
 from fastapi.testclient import TestClient
 
 from lakehouse.fast_read import open_table
+from lakehouse.kafka_io import ensure_topics
 from lakehouse.settings import ApiKey, Settings
 from lakehouse.tables import (
     GOLD_ALERTS,
@@ -29,7 +30,6 @@ from lakehouse.tables import (
     SILVER_PRICES,
     Table,
 )
-from producers.kafka_io import ensure_topics
 from serving_api.app import create_app
 from serving_api.auth import mint_key
 from tests.api_samples import API, alert, upsert_alerts, with_api

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from lakehouse.kafka_io import ensure_topics
 from lakehouse.settings import Settings, load_settings
 from lakehouse.spark import cluster_marker, master_url, spark_conf
-from producers.kafka_io import ensure_topics
 from scripts.isolated_stack import free_ports
 from scripts.services import SparkMaster, port_is_free
 from tests.conftest import drain, isolated

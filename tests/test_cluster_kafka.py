@@ -18,10 +18,10 @@ from deltalake import DeltaTable
 
 from lakehouse.events import PriceEvent
 from lakehouse.kafka_clients import client_config, spark_options
+from lakehouse.kafka_io import EventProducer, admin_client
 from lakehouse.reference import commodities, markets
 from lakehouse.settings import ConfigError, Settings, load_settings
 from lakehouse.tables import SILVER_PRICES
-from producers.kafka_io import EventProducer, admin_client
 from streaming_jobs.medallion import silver_query
 from tests.conftest import drain, isolated
 from tests.processes import run_cli

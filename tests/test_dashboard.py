@@ -26,10 +26,10 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from lakehouse.events import PriceEvent
 from lakehouse.fast_read import open_table
+from lakehouse.kafka_io import EventProducer
 from lakehouse.reference import markets
 from lakehouse.settings import Settings
 from lakehouse.tables import GOLD_FORECASTS, SILVER_QUARANTINE, arrow_schema
-from producers.kafka_io import EventProducer
 from scripts.isolated_stack import free_ports
 from serving_api.app import create_app
 from serving_api.auth import mint_key

@@ -14,12 +14,12 @@ from deltalake import DeltaTable
 
 from lakehouse.errors import InputError
 from lakehouse.events import NOT_REPORTED
+from lakehouse.formats import FormatChoice, FormatError, formats
+from lakehouse.kafka_io import EventProducer, ensure_topics
+from lakehouse.reports import not_reported, open_report, parse_rows
 from lakehouse.tables import SILVER_PRICES, SILVER_QUARANTINE
 from producers.csv_ingest import FolderWatcher, ingest_file
-from producers.formats import FormatChoice, FormatError, formats
-from producers.kafka_io import EventProducer, ensure_topics
 from producers.replay import replay
-from producers.reports import not_reported, open_report, parse_rows
 from tests.conftest import drain, isolated
 from tests.kafka_helpers import consume, end_offsets
 from tests.processes import run_cli

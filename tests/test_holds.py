@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from lakehouse import delta_io
 from lakehouse.events import PriceEvent
+from lakehouse.kafka_io import EventProducer, ensure_topics
 from lakehouse.settings import Settings
 from lakehouse.tables import (
     GOLD_ALERTS,
@@ -26,7 +27,6 @@ from lakehouse.tables import (
     SILVER_QUARANTINE,
     Table,
 )
-from producers.kafka_io import EventProducer, ensure_topics
 from serving_api.app import create_app
 from serving_api.auth import mint_key
 from streaming_jobs.medallion import gold_query, silver_query

@@ -7,7 +7,7 @@ from collections import defaultdict
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from lakehouse.kafka_clients import client_config
-from producers.kafka_io import EventProducer, ensure_topics
+from lakehouse.kafka_io import EventProducer, ensure_topics
 from tests.kafka_helpers import consume
 
 

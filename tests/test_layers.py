@@ -1,5 +1,7 @@
-"""Imports point down: ``lakehouse`` (settings, schemas, tables, errors) imports none of the
-packages built on it, and the API starts without loading any ML engine or Spark."""
+"""Imports point down: ``lakehouse`` (settings, schemas, tables, errors, the Kafka wrapper, the
+report parser) imports none of the packages built on it; those import one another only where
+listed (the API runs the impact model), ``scripts`` (the command line) sits on top of all; and the
+API starts without loading any ML engine or Spark."""
 
 from __future__ import annotations
 
@@ -37,6 +39,26 @@ def imported_modules(path: Path) -> set[str]:
 def test_lakehouse_imports_no_upper_package(path: Path) -> None:
     upward = {m for m in imported_modules(path) if m.split(".")[0] in UPPER_PACKAGES}
     assert not upward, f"{path.relative_to(PROJECT_ROOT)} imports {sorted(upward)}"
+
+
+#: the imports between packages of the same level that are meant: the API runs the impact model
+SIDEWAYS = {("serving_api", "ml")}
+SIDE_BY_SIDE = sorted(UPPER_PACKAGES - {"scripts"})
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for pkg in SIDE_BY_SIDE for p in (PROJECT_ROOT / pkg).rglob("*.py")),
+    ids=lambda p: str(p.relative_to(PROJECT_ROOT)),
+)
+def test_packages_of_one_level_import_each_other_only_where_meant(path: Path) -> None:
+    own = path.relative_to(PROJECT_ROOT).parts[0]
+    sideways = {
+        m
+        for m in imported_modules(path)
+        if (top := m.split(".")[0]) in UPPER_PACKAGES and top != own and (own, top) not in SIDEWAYS
+    }
+    assert not sideways, f"{path.relative_to(PROJECT_ROOT)} imports {sorted(sideways)}"
 
 
 def test_the_api_starts_without_ml_engines_or_spark() -> None:

@@ -148,7 +148,7 @@ def test_integrity_and_proof_over_the_api(own: Settings) -> None:
 def test_ledger_over_silver_written_by_the_pipeline(settings, kafka, spark, tmp_path) -> None:
     """Prices through the real Kafka → bronze → silver, then chained, verified and tampered."""
     from lakehouse.events import PriceEvent
-    from producers.kafka_io import EventProducer, ensure_topics
+    from lakehouse.kafka_io import EventProducer, ensure_topics
     from streaming_jobs.medallion import gold_query, silver_query
     from tests.conftest import drain, isolated
 

@@ -12,6 +12,7 @@ import pytest
 from deltalake import DeltaTable
 
 from lakehouse import delta_io
+from lakehouse.kafka_io import EventProducer, ensure_topics
 from lakehouse.maintenance import maintain, zorder_columns
 from lakehouse.settings import ConfigError, Settings
 from lakehouse.tables import (
@@ -24,7 +25,6 @@ from lakehouse.tables import (
     TABLES,
     Table,
 )
-from producers.kafka_io import EventProducer, ensure_topics
 from producers.replay import ReplaySummary, replay
 from scripts.cli import main
 from streaming_jobs.medallion import gold_query, silver_query

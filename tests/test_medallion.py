@@ -14,6 +14,7 @@ import pytest
 from deltalake import DeltaTable
 
 from lakehouse.events import SensorEvent
+from lakehouse.kafka_io import EventProducer, ensure_topics
 from lakehouse.settings import Settings
 from lakehouse.tables import (
     BRONZE_EVENTS,
@@ -27,7 +28,6 @@ from lakehouse.tables import (
     SILVER_SENSORS,
     Table,
 )
-from producers.kafka_io import EventProducer, ensure_topics
 from producers.replay import replay
 from streaming_jobs.medallion import gold_query, silver_query
 from tests.conftest import drain, isolated

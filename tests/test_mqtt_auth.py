@@ -20,9 +20,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from lakehouse.broker_auth import bridge_credentials, sync_broker
+from lakehouse.kafka_io import ensure_topics
 from lakehouse.registry import Registry, open_registry
 from lakehouse.settings import Settings
-from producers.kafka_io import ensure_topics
 from producers.mqtt_bridge import MqttBridge
 from producers.mqtt_io import make_client
 from scripts.isolated_stack import free_ports

@@ -16,11 +16,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from lakehouse.kafka_io import EventProducer
 from lakehouse.settings import PROJECT_ROOT
 from lakehouse.status import read_status
 from producers.csv_ingest import FolderWatcher, ingest_file
 from producers.devices import FleetConnection, Simulator, fleet, provision, publish
-from producers.kafka_io import EventProducer
 from tests.kafka_helpers import consume, end_offsets
 from tests.processes import run_cli
 from tests.report_samples import MESSY

@@ -9,10 +9,10 @@ import pytest
 from lakehouse.errors import InputError
 from lakehouse.events import Metric, SensorEvent
 from lakehouse.registry import Device
+from lakehouse.reports import open_report, parse_number, parse_rows, parse_time
 from producers.devices import Simulator, fleet
 from producers.mqtt_bridge import PayloadError, to_sensor_event
 from producers.replay import fan_out, synthetic_markets
-from producers.reports import open_report, parse_number, parse_rows, parse_time
 from tests.report_samples import MESSY
 
 WIB = ZoneInfo("Asia/Jakarta")

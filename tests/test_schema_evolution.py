@@ -21,9 +21,9 @@ from deltalake import DeltaTable
 from pydantic import Field
 
 from lakehouse.events import EVENT_MODELS, PriceEvent
+from lakehouse.kafka_io import EventProducer, ensure_topics
 from lakehouse.settings import Settings
 from lakehouse.tables import BRONZE_EVENTS, SILVER_PRICES, SILVER_QUARANTINE
-from producers.kafka_io import EventProducer, ensure_topics
 from streaming_jobs.medallion import gold_query, silver_query
 from tests.conftest import drain, isolated
 

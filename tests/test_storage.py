@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from pyarrow import fs
 
 from lakehouse.fast_read import TableMissing, open_table
+from lakehouse.kafka_io import EventProducer, ensure_topics
 from lakehouse.settings import PROJECT_ROOT, Settings, StorageSettings, load_settings
 from lakehouse.spark import spark_conf
 from lakehouse.storage import delta_options, exists, files, hadoop_options, join
@@ -26,7 +27,6 @@ from lakehouse.tables import (
     SILVER_PRICES,
     query_checkpoint,
 )
-from producers.kafka_io import EventProducer, ensure_topics
 from producers.replay import replay
 from scripts.isolated_stack import free_ports
 from serving_api.app import create_app

@@ -11,9 +11,9 @@ from fastapi import APIRouter, Request, Response, status
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
+from lakehouse.kafka_io import kafka_reachable
 from lakehouse.settings import Settings
 from lakehouse.storage import exists
-from producers.kafka_io import kafka_reachable
 from serving_api.auth import Keyring, Permission, presented
 
 READY_CACHE_SECONDS = 2.0

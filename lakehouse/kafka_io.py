@@ -1,4 +1,5 @@
-"""Kafka plumbing shared by every producer: topic creation and the idempotent producer."""
+"""Kafka plumbing shared by the producers, the API and the tools: topic creation, the idempotent
+producer and a checked consumer."""
 
 from __future__ import annotations
 

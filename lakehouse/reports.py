@@ -1,6 +1,6 @@
 """Reading market-data CSV files as people really write them.
 
-Formats, told apart by their header (or named on the command line, see ``producers.formats``):
+Formats, told apart by their header (or named on the command line, see ``lakehouse.formats``):
 
 - prices: ``observed_at, market_id, region, commodity, price, unit, source`` (``region``, ``unit``
   and ``source`` may be missing; any other column is kept in the event's ``attributes``), or any
@@ -33,8 +33,8 @@ from pydantic import ValidationError
 
 from lakehouse.errors import InputError
 from lakehouse.events import NOT_REPORTED, PriceEvent, SensorEvent, deterministic_id
+from lakehouse.formats import FIELDS, FormatChoice, PriceFormat
 from lakehouse.reference import commodities, commodity_id, normal_form, province_name
-from producers.formats import FIELDS, FormatChoice, PriceFormat
 
 Kind = Literal["price", "sensor"]
 
