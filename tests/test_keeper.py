@@ -95,6 +95,33 @@ def test_a_scheduled_job_logs_to_a_rotated_log_and_keeps_its_exit_status(tmp_pat
     assert "row 199" in text
 
 
+def test_jobs_sharing_a_lock_never_overlap_and_a_skipped_run_says_so(tmp_path: Path) -> None:
+    env = {**os.environ, "SMARTMARKET_PATHS__DATA_DIR": str(tmp_path)}
+
+    def scheduled(name: str, wait: str, seconds: float) -> subprocess.Popen[bytes]:
+        job = (
+            f"import time; print('{name} working', flush=True); "
+            f"print('from', time.time()); time.sleep({seconds}); print('until', time.time())"
+        )
+        return subprocess.Popen(
+            [sys.executable, "-m", "scripts.scheduled", "--lock", "jobs", "--wait", wait, name,
+             sys.executable, "-c", job],
+            env=env,
+        )  # fmt: skip
+
+    log = lambda name: (tmp_path / "logs" / f"{name}.log").read_text()  # noqa: E731
+    long = scheduled("nightly", "0", 4)
+    wait_for(lambda: (tmp_path / "logs" / "nightly.log").exists() and "working" in log("nightly"),
+             "the first job")  # fmt: skip
+    assert scheduled("frequent", "0", 0).wait(timeout=60) == 0  # skipped: the lock is taken
+    patient = scheduled("patient", "60", 0)  # waits for the lock, then runs
+    assert long.wait(timeout=60) == 0 and patient.wait(timeout=60) == 0
+    assert "skipped:" in log("frequent") and "working" not in log("frequent")
+    assert "patient working" in log("patient") and "ended: exit 0" in log("patient")
+    stamp = lambda name, word: float(log(name).split(f"{word} ")[1].split()[0])  # noqa: E731
+    assert stamp("patient", "from") >= stamp("nightly", "until")  # one after the other
+
+
 @pytest.mark.services  # a real Mosquitto under its keeper
 def test_a_killed_service_is_restarted_and_status_says_so(tmp_path: Path, capsys) -> None:
     with isolated_stack(tmp_path, ("mosquitto",)) as settings:
