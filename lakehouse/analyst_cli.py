@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lakehouse.errors import InputError
+from lakehouse.errors import CommandFactory, InputError
 from lakehouse.settings import PROJECT_ROOT, ConfigError, Settings
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ def cmd_maintain(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def register(command) -> None:  # noqa: ANN001 - scripts.cli.CommandFactory
+def register(command: CommandFactory) -> None:
     query = command("query", cmd_query, "run SQL over the lakehouse (bronze.*, silver.*, gold.*)")
     query.add_argument("sql", nargs="?", help='e.g. "SELECT * FROM gold.price_latest LIMIT 5"')
     query.add_argument(

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lakehouse.errors import InputError
+from lakehouse.errors import CommandFactory, InputError
 from lakehouse.settings import Settings
 
 if TYPE_CHECKING:
@@ -132,7 +132,7 @@ def cmd_retrain(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def register(command) -> None:  # noqa: ANN001 — scripts.cli.CommandFactory (not imported: cycle)
+def register(command: CommandFactory) -> None:
     backtest = command(
         "backtest",
         cmd_backtest,

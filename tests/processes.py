@@ -8,6 +8,8 @@ import sys
 import time
 
 from lakehouse.settings import PROJECT_ROOT, Settings
+from scripts.isolated_stack import free_ports
+from scripts.services import port_is_free
 
 RUN_SH = str(PROJECT_ROOT / "run.sh")
 
@@ -55,3 +57,11 @@ def wait_for(settings: Settings, condition, timeout: float, what: str) -> None:
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
             raise AssertionError(f"timed out waiting for {what}; pipeline log:\n{tail}")
         time.sleep(1)
+
+
+def consecutive_free_ports(count: int) -> int:
+    """The first of ``count`` consecutive ports free on loopback."""
+    while True:
+        (first,) = free_ports(1)
+        if all(port_is_free("127.0.0.1", first + i) for i in range(1, count)):
+            return first

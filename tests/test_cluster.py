@@ -16,11 +16,10 @@ from lakehouse.kafka_io import ensure_topics
 from lakehouse.settings import Settings, load_settings
 from lakehouse.spark import cluster_marker, master_url, spark_conf
 from scripts.isolated_stack import free_ports
-from scripts.services import SparkMaster, port_is_free
+from scripts.services import SparkMaster
 from tests.conftest import drain, isolated
-from tests.medallion_data import make_dataset, produce
-from tests.processes import run_cli, wait_for
-from tests.test_medallion import _received, check_outcome
+from tests.medallion_data import check_outcome, make_dataset, produce, received
+from tests.processes import consecutive_free_ports, run_cli, wait_for
 
 
 def _with_spark(settings: Settings, **update: object) -> Settings:
@@ -62,14 +61,6 @@ def test_running_embedded_cluster_replaces_a_local_master(settings: Settings, tm
     cluster_marker(own).write_text("spark://127.0.0.1:7177")
     assert master_url(own) == "spark://127.0.0.1:7177"
     assert master_url(_with_spark(own, master="spark://elsewhere:7077")) == "spark://elsewhere:7077"
-
-
-def consecutive_free_ports(count: int) -> int:
-    """The first of ``count`` consecutive ports free on loopback."""
-    while True:
-        (first,) = free_ports(1)
-        if all(port_is_free("127.0.0.1", first + i) for i in range(1, count)):
-            return first
 
 
 def _cluster_ports() -> dict[str, str]:
@@ -128,13 +119,13 @@ def test_two_workers_give_local_results_through_a_worker_kill(
         }
         apps = (master.master_state() or {}).get("activeapps", [])
         assert [a["name"] for a in apps] == [settings.spark.app_name]
-        wait_for(settings, lambda: _received(settings) > 0, 900, "a first silver batch")
-        assert _received(settings) < data.total
+        wait_for(settings, lambda: received(settings) > 0, 900, "a first silver batch")
+        assert received(settings) < data.total
 
         produce(settings, data.phases[1])
         worker = json.loads((settings.paths.run_dir / f"{workers[0]}.pid").read_text())
         os.killpg(worker["pid"], signal.SIGKILL)  # the worker and its executor, mid-batch
-        wait_for(settings, lambda: _received(settings) >= data.total, 900, "the whole replay")
+        wait_for(settings, lambda: received(settings) >= data.total, 900, "the whole replay")
         assert "Lost executor" in (settings.paths.log_dir / "pipeline.log").read_text()
         status = run_cli("status", "spark")
         assert status.returncode == 1 and _states(status.stdout)[workers[0]] == "stopped"

@@ -24,8 +24,7 @@ from lakehouse.settings import ConfigError, Settings, load_settings
 from lakehouse.tables import SILVER_PRICES
 from streaming_jobs.medallion import silver_query
 from tests.conftest import drain, isolated
-from tests.processes import run_cli
-from tests.test_cluster import consecutive_free_ports
+from tests.processes import consecutive_free_ports, run_cli
 
 
 def _kafka(settings: Settings, **update: object) -> Settings:

@@ -76,3 +76,12 @@ def test_the_api_starts_without_ml_engines_or_spark() -> None:
     assert not {m.split(".")[0] for m in engines}, sorted(engines)[:20]
     ml = {m for m in loaded if m.split(".")[0] == "ml"} - API_ML_MODULES
     assert not ml, f"the API loads {sorted(ml)}"
+
+
+@pytest.mark.parametrize(
+    "path", sorted((PROJECT_ROOT / "tests").glob("test_*.py")), ids=lambda p: p.name
+)
+def test_test_modules_share_helpers_not_each_other(path: Path) -> None:
+    """Helpers live in tests/*.py modules that are not tests; a test module imports no other."""
+    others = {m for m in imported_modules(path) if m.startswith("tests.test_")}
+    assert not others, f"{path.name} imports {sorted(others)}"

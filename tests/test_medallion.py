@@ -9,102 +9,21 @@ import signal
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
-import pandas as pd
 import pytest
-from deltalake import DeltaTable
 
 from lakehouse.events import SensorEvent
 from lakehouse.kafka_io import EventProducer, ensure_topics
-from lakehouse.settings import Settings
 from lakehouse.tables import (
-    BRONZE_EVENTS,
-    GOLD_DATA_QUALITY,
     GOLD_PRICE_DAILY,
-    GOLD_PRICE_LATEST,
-    GOLD_REGION_DAILY,
-    SILVER_HOLD_DECISIONS,
     SILVER_PRICES,
     SILVER_QUARANTINE,
     SILVER_SENSORS,
-    Table,
 )
 from producers.replay import replay
 from streaming_jobs.medallion import gold_query, silver_query
 from tests.conftest import drain, isolated
-from tests.medallion_data import Dataset, make_dataset, produce
+from tests.medallion_data import check_outcome, make_dataset, produce, received, released, table
 from tests.processes import start_pipeline, wait_for
-
-EXPECTED_REASON = {
-    "unknown_market": "unknown_market",
-    "non_positive_price": "non_positive_price",
-    "price_out_of_range": "price_out_of_range",
-    "late": "late",
-    "spike": "median_deviation",
-}
-
-
-def table(settings: Settings, t: Table) -> pd.DataFrame:
-    return DeltaTable(str(t.path(settings))).to_pandas()
-
-
-def released(settings: Settings) -> int:
-    """Held prices released into silver (they stay in quarantine too: its rows are history)."""
-    path = str(SILVER_HOLD_DECISIONS.path(settings))
-    if not DeltaTable.is_deltatable(path):
-        return 0
-    decisions = DeltaTable(path).to_pandas()
-    return int((decisions["decision"] == "released").sum())
-
-
-def check_outcome(settings: Settings, data: Dataset) -> None:
-    """Every event accounted for once; every faulty one quarantined for the right reason;
-    gold equal to an independent pandas computation on the accepted rows."""
-    bronze = table(settings, BRONZE_EVENTS)
-    prices = table(settings, SILVER_PRICES)
-    sensors = table(settings, SILVER_SENSORS)
-    quarantine = table(settings, SILVER_QUARANTINE)
-    quality = table(settings, GOLD_DATA_QUALITY)
-    duplicates = int(quality["duplicates"].sum())
-
-    assert len(bronze) == data.total
-    assert len(prices) + len(sensors) + len(quarantine) - released(settings) + duplicates == (
-        data.total
-    )
-    assert int(quality["received"].sum()) == data.total
-    assert duplicates == len(data.faulty["duplicate"])
-    assert prices["event_id"].is_unique and sensors["event_id"].is_unique
-    assert set(prices["event_id"]) | set(sensors["event_id"]) == data.clean
-
-    reasons = {r.event_id: list(r.reasons) for r in quarantine.itertuples() if r.event_id}
-    for kind, rule in EXPECTED_REASON.items():
-        for event_id in data.faulty[kind]:
-            assert rule in reasons.get(event_id, []), (kind, event_id, reasons.get(event_id))
-    malformed = quarantine[quarantine["raw"].isin(data.faulty["malformed_json"])]
-    assert len(malformed) == len(data.faulty["malformed_json"])
-    assert all(list(r) == ["malformed_json"] for r in malformed["reasons"])
-
-    prices["date"] = (
-        pd.to_datetime(prices["observed_at"], utc=True).dt.tz_convert(settings.timezone).dt.date
-    )
-    prices = prices.sort_values(["observed_at", "topic", "partition", "offset"])
-    expected = (
-        prices.groupby(["market_id", "commodity", "region", "date"])["price"]
-        .agg(open="first", high="max", low="min", close="last", mean="mean", count="count")
-        .reset_index()
-        .sort_values(["market_id", "commodity", "date"], ignore_index=True)
-    )
-    daily = table(settings, GOLD_PRICE_DAILY).sort_values(
-        ["market_id", "commodity", "date"], ignore_index=True
-    )
-    pd.testing.assert_frame_equal(
-        daily[expected.columns], expected, check_dtype=False, check_exact=False
-    )
-    latest = table(settings, GOLD_PRICE_LATEST).set_index(["market_id", "commodity"]).sort_index()
-    last = prices.groupby(["market_id", "commodity"]).last().sort_index()
-    assert (latest["price"] == last["price"]).all()
-    region = table(settings, GOLD_REGION_DAILY).set_index(["region", "commodity", "date"])
-    median = expected.groupby(["region", "commodity", "date"])["close"].median()
-    assert (region.loc[median.index, "median"] - median).abs().max() < 1e-6
 
 
 def test_replay_with_faults_end_to_end(spark, kafka, settings, tmp_path):
@@ -173,14 +92,6 @@ def test_backfill_behind_live_devices_lands_in_silver_and_gold(
     assert not accepted[accepted["observed_date"] == date(2025, 3, 22)].empty
 
 
-def _received(settings: Settings) -> int:
-    try:
-        quality = DeltaTable(str(GOLD_DATA_QUALITY.path(settings))).to_pandas()
-    except Exception:  # noqa: BLE001 - not created yet
-        return 0
-    return int(quality["received"].sum())
-
-
 @pytest.mark.timeout(900)
 def test_kill_minus_nine_mid_replay_loses_and_duplicates_nothing(spark, kafka, settings, tmp_path):
     settings = isolated(settings, tmp_path)
@@ -190,8 +101,8 @@ def test_kill_minus_nine_mid_replay_loses_and_duplicates_nothing(spark, kafka, s
 
     first = start_pipeline(settings)
     try:
-        wait_for(settings, lambda: _received(settings) > 0, 300, "a first silver batch")
-        assert _received(settings) < data.total
+        wait_for(settings, lambda: received(settings) > 0, 300, "a first silver batch")
+        assert received(settings) < data.total
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
     finally:
@@ -201,7 +112,7 @@ def test_kill_minus_nine_mid_replay_loses_and_duplicates_nothing(spark, kafka, s
     produce(settings, data.phases[1])
     second = start_pipeline(settings)
     try:
-        wait_for(settings, lambda: _received(settings) >= data.total, 600, "the whole replay")
+        wait_for(settings, lambda: received(settings) >= data.total, 600, "the whole replay")
     finally:
         os.killpg(second.pid, signal.SIGTERM)
         second.wait(timeout=120)

@@ -237,6 +237,7 @@ def _certificates(folder: Path) -> tuple[Path, Path, Path]:
     return paths
 
 
+@pytest.mark.services  # starts a real Mosquitto of its own
 def test_tls_listener_with_a_ca_of_our_own(settings: Settings, tmp_path: Path):
     ca, cert, key = _certificates(tmp_path)
     (port,) = free_ports(1)

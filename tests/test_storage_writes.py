@@ -18,8 +18,8 @@ from lakehouse.tables import GOLD_ALERT_DELIVERIES, GOLD_ANOMALIES, Table, arrow
 
 
 @pytest.fixture
-def lake(tmp_path: Path) -> Settings:
-    settings = Settings()
+def lake(conf_settings: Settings, tmp_path: Path) -> Settings:
+    settings = conf_settings
     paths = settings.paths.model_copy(update={"lakehouse_root": tmp_path / "lakehouse"})
     return settings.model_copy(update={"paths": paths})
 
