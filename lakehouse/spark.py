@@ -128,10 +128,14 @@ def local_conf(jars: list[Path]) -> dict[str, str]:
 def cluster_conf(settings: Settings, jars: list[Path]) -> dict[str, str]:
     """A standalone cluster: the jars of ``jvm/`` on the classpath of the driver and of every
     executor (read from the same path on the workers, never shipped or downloaded at run time),
-    executors of the configured size, and this Python for any Python worker."""
+    executors of the configured size, and this Python for any Python worker. An executor's
+    stdout/stderr in the worker's folder roll by size like the services' logs."""
     classpath = ":".join(str(j) for j in jars)
     s = settings.spark
     return {
+        "spark.executor.logs.rolling.strategy": "size",
+        "spark.executor.logs.rolling.maxSize": str(settings.services.log_max_bytes),
+        "spark.executor.logs.rolling.maxRetainedFiles": str(max(settings.services.log_backups, 1)),
         "spark.driver.extraClassPath": classpath,
         "spark.executor.extraClassPath": classpath,
         "spark.executor.extraJavaOptions": f"-Dlog4j2.configurationFile={CLUSTER_LOG_CONFIG}",

@@ -681,6 +681,11 @@ class SparkWorker(SparkDaemon):
             c.master_url,
         ]
 
+    def environment(self) -> dict[str, str]:
+        """The daemon's, and the worker removes the folders of applications that ended (their
+        executors' logs among them) once they are a week old."""
+        return {**super().environment(), "SPARK_WORKER_OPTS": "-Dspark.worker.cleanup.enabled=true"}
+
     def health(self) -> Health:
         workers = (self.master_state() or {}).get("workers", [])
         mine = [w for w in workers if w.get("webuiaddress", "").endswith(f":{self.ui_port}")]

@@ -50,9 +50,10 @@ def price_hourly(prices: DataFrame, tz: str) -> DataFrame:
 
 def region_daily(daily: DataFrame) -> DataFrame:
     """Per province × commodity × day, across its markets' daily closes: median, min, max,
-    spread (max − min) and how many markets reported (``lakehouse.metrics.region_daily`` on
-    pandas)."""
-    return daily.groupBy("region", "commodity", "date").agg(
+    spread (max − min) and how many markets reported; rows without a region are left out
+    (``lakehouse.metrics.region_daily`` on pandas)."""
+    with_region = daily.where(F.col("region").isNotNull() & (F.col("region") != ""))
+    return with_region.groupBy("region", "commodity", "date").agg(
         F.percentile("close", 0.5).alias("median"),
         F.min("close").alias("min"),
         F.max("close").alias("max"),

@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from ml.impact_result import ImpactResult
 from serving_api.errors import ApiError, resolve_commodity, resolve_market
-from serving_api.models import Anomaly, ForecastSeries, QualityRow
+from serving_api.models import Anomaly, Error, ForecastSeries, QualityRow
 from serving_api.routers import API_PREFIX, READ_ERRORS, gold
 from serving_api.routers.prices import Commodity, MarketId, Region
 from serving_api.views import ANOMALIES, FORECASTS, QUALITY
@@ -86,7 +86,9 @@ async def quality(
     "/impact",
     response_model=ImpactResult,
     summary="Which factors drove the price change of a month (vs the month before)",
-    responses={503: {"description": "no impact model trained yet (run ./run.sh retrain)"}},
+    responses={
+        503: {"model": Error, "description": "no impact model trained yet (run ./run.sh retrain)"}
+    },
 )
 async def impact(
     request: Request,
