@@ -57,7 +57,7 @@ from lakehouse.tables import (
 )
 from streaming_jobs import gold, holds, series_state
 from streaming_jobs.alerting import AlertStep
-from streaming_jobs.alerts import CHANGED, alert_rows, alert_rules, held_move_alerts
+from streaming_jobs.alerts import CHANGED, AlertRules, alert_rows, alert_rules, held_move_alerts
 from streaming_jobs.bronze import BRONZE_COLUMNS, read_kafka, to_bronze, with_first_copies
 from streaming_jobs.quality import batch_quality
 from streaming_jobs.silver import (
@@ -447,11 +447,11 @@ class GoldBatch:
     """The ``foreachBatch`` function of the gold query: its input is the ``gold.data_quality``
     rows of the silver batches completed since the last gold batch."""
 
-    def __init__(self, spark: SparkSession, settings: Settings) -> None:
+    def __init__(self, spark: SparkSession, settings: Settings, rules: AlertRules) -> None:
         self.spark = spark
         self.settings = settings
         self.tz = settings.timezone
-        self.alerts = AlertStep(spark, settings, alert_rules())
+        self.alerts = AlertStep(spark, settings, rules)
         self._exists = Existing(spark, settings)
 
     def _of_batches(self, table: Table, batch_ids: list[int]) -> DataFrame:
@@ -603,7 +603,7 @@ def silver_query(spark: SparkSession, settings: Settings) -> StreamingQuery:
 def gold_query(spark: SparkSession, settings: Settings) -> StreamingQuery:
     """``gold.data_quality`` (as a Delta stream of completed silver batches) → gold and alerts."""
     delta_io.ensure_table(spark, GOLD_DATA_QUALITY, settings)
-    handler = GoldBatch(spark, settings)
+    handler = GoldBatch(spark, settings, alert_rules())
     return (
         spark.readStream.format("delta")
         .option("maxFilesPerTrigger", 1000)
