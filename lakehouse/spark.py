@@ -17,6 +17,10 @@ from lakehouse.storage import hadoop_options
 
 #: log4j2 configuration of the cluster's JVMs other than the driver (quiet: warnings)
 CLUSTER_LOG_CONFIG = PROJECT_ROOT / "conf" / "spark-log4j2.properties"
+#: the FAIR scheduler's pools (``SILVER_POOL`` before ``GOLD_POOL``)
+SCHEDULER_POOLS = PROJECT_ROOT / "conf" / "fairscheduler.xml"
+SILVER_POOL = "silver"
+GOLD_POOL = "gold"
 _VERSIONED_JAR = re.compile(r"^(?P<artifact>.+?)-\d[\w.\-]*\.jar$")
 
 
@@ -76,7 +80,12 @@ def spark_conf(settings: Settings, extra_conf: Mapping[str, str] | None = None) 
         # small tables on few cores: rebuild Delta snapshots and shuffle with few partitions
         "spark.databricks.delta.snapshotPartitions": str(s.shuffle_partitions),
         "spark.sql.adaptive.enabled": "true",
-        "spark.scheduler.mode": "FAIR",  # concurrent Delta writes of a micro-batch share the cores
+        # concurrent Delta writes of a micro-batch share the cores; silver's jobs go first
+        "spark.scheduler.mode": "FAIR",
+        "spark.scheduler.allocation.file": str(SCHEDULER_POOLS),
+        # the same small plans run every micro-batch: keep their compiled code (the default
+        # 100 entries are fewer than one batch's stages, so every batch compiled them again)
+        "spark.sql.codegen.cache.maxEntries": "5000",
         "spark.sql.adaptive.coalescePartitions.enabled": "true",
         "spark.sql.warehouse.dir": str(settings.paths.data_dir / "spark-warehouse"),
         **driver_conf(settings),

@@ -32,8 +32,9 @@ from serving_api.metrics import ApiMetrics
 log = logging.getLogger(__name__)
 
 V = TypeVar("V")
-#: a ``recent`` table's commits read at build time: more than the writes that can be in flight
-#: between it and its seed (one silver batch appends once, then MERGEs the seed)
+#: a ``recent`` table's commits read at build time: usually more than the table it is summed
+#: up in lags behind (the gold query MERGEs silver's prices into ``gold.price_latest``); a view
+#: that follows both catches up on a longer lag when the summary commits
 RECENT_COMMITS = 20
 Tables = dict[str, pa.Table]
 Builder = Callable[[Settings, Tables], V]
@@ -51,10 +52,8 @@ class ViewSpec(Generic[V]):
     build: Builder[V]
     update: Updater[V] | None = None
     #: followed tables read at build time as their last ``RECENT_COMMITS`` commits' rows only
-    #: (a large append-only table whose past the view takes from a ``seeds`` table instead)
+    #: (a large append-only table whose past the view takes from another of its tables)
     recent: tuple[Table, ...] = ()
-    #: tables read whole at build time but not followed
-    seeds: tuple[Table, ...] = ()
 
 
 def empty_table(table: Table) -> pa.Table:
@@ -179,11 +178,6 @@ class GoldCache:
             self.metrics.table_version.labels(table.qualified_name).set(
                 -1 if versions[-1] is None else versions[-1]
             )
-        for seed in spec.seeds:
-            try:
-                tables[seed.qualified_name] = open_table(seed, self.settings).to_pyarrow_table()
-            except TableMissing:
-                tables[seed.qualified_name] = empty_table(seed)
         value = spec.build(self.settings, tables)
         log.info(
             "view built",

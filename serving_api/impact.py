@@ -28,9 +28,8 @@ class ImpactExplainer:
         self._answers: dict[tuple, ImpactResult | ApiError] = {}
 
     def model(self) -> ImpactModel:
-        """The newest saved model; 503 while none has been trained."""
-        from ml.impact import ImpactModel
-
+        """The newest saved model; 503 while none has been trained (answered without loading
+        the ML engine)."""
         try:
             mtime = self.path.stat().st_mtime
         except FileNotFoundError:
@@ -40,6 +39,8 @@ class ImpactExplainer:
             ) from None
         with self._lock:
             if self._model is None or mtime != self._mtime:
+                from ml.impact import ImpactModel
+
                 self._model, self._mtime = ImpactModel.load(self.path), mtime
                 self._answers.clear()
             return self._model
@@ -49,9 +50,9 @@ class ImpactExplainer:
     ) -> ImpactResult:
         """Blocking (run it in a worker thread); a question the model cannot answer is a 422.
         Answers are kept per month until the model file changes."""
+        model = self.model()
         from ml.impact import explain
 
-        model = self.model()
         key = (self._mtime, commodity, day.replace(day=1), market_id, region)
         if key not in self._answers:
             try:

@@ -371,8 +371,8 @@ def _add_closes(closes: Closes, rows: pa.Table) -> set[LatestKey]:
 
 
 def build_live(settings: Settings, tables: Tables) -> LiveView:
-    """From ``gold.price_latest`` and the prices of silver's last commits (a batch appends to
-    silver before it MERGEs the latest prices), and the daily closes."""
+    """From ``gold.price_latest``, the prices of silver's last commits (the gold query MERGEs
+    them into ``gold.price_latest`` later, off the freshness path) and the daily closes."""
     latest: dict[LatestKey, dict[str, Any]] = {}
     closes: Closes = {}
     touched = _add_latest(latest, tables[GOLD_PRICE_LATEST.qualified_name])
@@ -382,11 +382,13 @@ def build_live(settings: Settings, tables: Tables) -> LiveView:
 
 
 def update_live(settings: Settings, view: LiveView, added: Tables) -> LiveView:
-    """``view`` moved forward with the prices silver's new commits added and the new daily
-    closes (the old view keeps answering meanwhile, unchanged): a price is live as soon as
-    silver holds it."""
+    """``view`` moved forward with the prices silver's new commits added, the rows gold's
+    MERGEs of ``gold.price_latest`` rewrote (what a view built while gold lagged behind silver by
+    more than the recent commits it read did not have) and the new daily closes (the old view
+    keeps answering meanwhile, unchanged): a price is live as soon as silver holds it."""
     latest, closes = dict(view.latest), dict(view.closes)
     touched = _add_latest(latest, added[SILVER_PRICES.qualified_name])
+    touched |= _add_latest(latest, added[GOLD_PRICE_LATEST.qualified_name])
     touched |= _add_closes(closes, added[GOLD_PRICE_DAILY.qualified_name])
     return _live(view.tz, latest, closes, dict(view.items), touched)
 
@@ -496,11 +498,10 @@ def build_alerts(settings: Settings, tables: Tables) -> list[dict[str, Any]]:
 
 LIVE = ViewSpec(
     "live",
-    (SILVER_PRICES, GOLD_PRICE_DAILY),
+    (SILVER_PRICES, GOLD_PRICE_DAILY, GOLD_PRICE_LATEST),
     build_live,
     update_live,
     recent=(SILVER_PRICES,),
-    seeds=(GOLD_PRICE_LATEST,),
 )
 MARKETS = ViewSpec("markets", (GOLD_PRICE_LATEST,), build_markets)
 HISTORY: dict[Granularity, ViewSpec[HistoryIndex]] = {

@@ -4,13 +4,14 @@ functions of ``bronze``, ``silver``, ``series_state``, ``quality``, ``gold`` and
 - **silver** (the freshness path): Kafka → one micro-batch writes ``bronze.market_events``,
   ``silver.prices`` / ``silver.sensors`` / ``silver.quarantine``, the bounded series state the
   statistical rules need, the held prices and the decisions on them (``holds``: confirmed ones
-  and those an operator released reach ``silver.prices`` in the same batch),
-  ``gold.price_latest`` (what the live API serves) and, last, the batch's ``gold.data_quality``
-  rows. Deduplication is Spark state (``bronze.with_first_copies``);
+  and those an operator released reach ``silver.prices`` in the same batch) and, last, the
+  batch's ``gold.data_quality`` rows. The live API follows ``silver.prices`` itself, so a price
+  is live when this batch commits it. Deduplication is Spark state (``bronze.with_first_copies``);
   nothing in a batch reads more of the lakehouse than the series it touches.
 - **gold** (off the freshness path): a Delta stream of ``gold.data_quality`` — one row set per
-  completed silver batch — drives the aggregates (daily, hourly, regional, sensors, quality per
-  day) and the alert rules, recomputed from silver for the keys those batches touched.
+  completed silver batch — drives ``gold.price_latest``, the aggregates (daily, hourly,
+  regional, sensors, quality per day) and the alert rules, recomputed from silver for the
+  keys those batches touched.
 
 Exactly once: every append carries its batch id as Delta's ``txnVersion``, every other write is
 a MERGE that a replay repeats identically, and the series state keeps what a replayed batch
@@ -30,11 +31,13 @@ from time import monotonic
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
+from pyspark.util import inheritable_thread_target
 
 from lakehouse import delta_io
 from lakehouse.events import EVENT_MODELS, HoldStatus
 from lakehouse.rules import QualityRules, quality_rules
 from lakehouse.settings import Settings
+from lakehouse.spark import GOLD_POOL, SILVER_POOL
 from lakehouse.tables import (
     BRONZE_EVENTS,
     GOLD_ALERTS,
@@ -125,11 +128,12 @@ def price_columns() -> list[str]:
 
 def in_parallel(tasks: list[Callable[[], None]]) -> None:
     """Run independent Delta writes concurrently: most of a small write is driver-side latency
-    (snapshot, commit), which overlaps well even on two cores. Re-raises the first failure."""
+    (snapshot, commit), which overlaps well even on two cores. The tasks' jobs go to the
+    caller's scheduler pool. Re-raises the first failure."""
     if not tasks:
         return
     with ThreadPoolExecutor(max_workers=len(tasks)) as pool:
-        for future in [pool.submit(task) for task in tasks]:
+        for future in [pool.submit(inheritable_thread_target(task)) for task in tasks]:
             future.result()
 
 
@@ -191,6 +195,7 @@ class SilverBatch:
         return series_state.history(state, batch_id, keys, value)
 
     def __call__(self, records: DataFrame, batch_id: int) -> None:
+        self.spark.sparkContext.setLocalProperty("spark.scheduler.pool", SILVER_POOL)
         now = datetime.now(UTC)
         laps = Laps()
         everything = records.localCheckpoint()
@@ -250,8 +255,6 @@ class SilverBatch:
         if totals[2] or not self._exists(SILVER_QUARANTINE):
             appends[SILVER_QUARANTINE] = quarantine_rows(parsed, prices, sensors, now, batch_id)
         merges = []  # skipped when empty: the same input skips them again on a replay
-        if has_prices:
-            merges.append(partial(self._latest_price, accepted_prices))
         if kinds.get("price"):
             merges.append(partial(self._advance, price_state, SILVER_PRICE_STATE))
         if has_sensors:
@@ -432,16 +435,6 @@ class SilverBatch:
             matched={"previous": "t.points"},
         )
 
-    def _latest_price(self, accepted: DataFrame) -> None:
-        """MERGE the batch's newest price per market × commodity (only if newer than gold's)."""
-        delta_io.upsert(
-            self.spark,
-            gold.price_latest(accepted),
-            GOLD_PRICE_LATEST,
-            self.settings,
-            only_if="s.observed_at >= t.observed_at",
-        )
-
 
 class GoldBatch:
     """The ``foreachBatch`` function of the gold query: its input is the ``gold.data_quality``
@@ -462,6 +455,7 @@ class GoldBatch:
         )
 
     def __call__(self, quality: DataFrame, gold_batch_id: int) -> None:
+        self.spark.sparkContext.setLocalProperty("spark.scheduler.pool", GOLD_POOL)
         now = datetime.now(UTC)
         quality = quality.localCheckpoint()
         batch_ids = sorted(r[0] for r in quality.select("batch_id").distinct().collect())
@@ -563,6 +557,14 @@ class GoldBatch:
                     gold.price_hourly(silver, tz),
                     GOLD_PRICE_HOURLY,
                     settings,
+                ),
+                partial(  # the newest price per series, where newer than gold's
+                    delta_io.upsert,
+                    spark,
+                    gold.price_latest(accepted),
+                    GOLD_PRICE_LATEST,
+                    settings,
+                    only_if="s.observed_at >= t.observed_at",
                 ),
             ]
         )

@@ -270,7 +270,7 @@ def test_cache_refreshes_when_a_new_version_lands(replayed: Settings, tmp_path: 
     with TestClient(create_app(settings)) as c:
         before = c.get(f"{API}/prices/live", params={"commodity": "beras"}).json()
         assert all(r["market_id"] != "IP-030" for r in before)
-        # a silver batch appends its prices (then MERGEs gold.price_latest): live from silver
+        # a silver batch appends its prices (gold MERGEs gold.price_latest later): live from silver
         silver = open_table(SILVER_PRICES, settings)
         row = silver.to_pyarrow_table().slice(0, 1).to_pylist()[0] | {
             "market_id": "IP-030",
@@ -307,6 +307,33 @@ def test_cache_refreshes_when_a_new_version_lands(replayed: Settings, tmp_path: 
         # moved forward from the commit alone, the view answers what a full build answers
         with TestClient(create_app(settings)) as fresh:
             assert fresh.get(f"{API}/prices/live").json() == c.get(f"{API}/prices/live").json()
+
+
+def test_live_view_catches_up_with_gold_price_latest(replayed: Settings, tmp_path: Path) -> None:
+    """A view built while gold lagged behind silver by more commits than it reads of silver
+    gets the prices it missed when gold.price_latest commits them."""
+    shutil.copytree(replayed.paths.lakehouse_root, tmp_path / "lakehouse")
+    settings = with_api(replayed, tmp_path / "lakehouse", cache_check_ms=0)
+    with TestClient(create_app(settings)) as c:
+        before = c.get(f"{API}/prices/live", params={"commodity": "beras"}).json()
+        assert all(r["market_id"] != "IP-031" for r in before)
+        latest = open_table(GOLD_PRICE_LATEST, settings)
+        schema = latest.to_pyarrow_table().schema
+        row = latest.to_pyarrow_table().slice(0, 1).to_pylist()[0] | {
+            "market_id": "IP-031",
+            "commodity": "beras",
+            "price": 14200.0,
+            "observed_at": datetime(2025, 3, 21, 4, tzinfo=UTC),
+        }
+        write_deltalake(latest.table_uri, pa.Table.from_pylist([row], schema=schema), mode="append")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            after = c.get(f"{API}/prices/live", params={"commodity": "beras"}).json()
+            if len(after) > len(before):
+                break
+            time.sleep(0.05)
+        (new,) = [r for r in after if r["market_id"] == "IP-031"]
+        assert new["price"] == 14200.0
 
 
 def test_prices_websocket_pushes_each_new_silver_price(replayed: Settings, tmp_path: Path) -> None:
@@ -436,11 +463,11 @@ def test_websocket_pushes_new_and_resolved_alerts(settings: Settings, tmp_path: 
                 alert("a3", "critical", "Bali"),
             ],
         )
-        pushed = pool.submit(ws.receive_json).result(timeout=2)
+        pushed = pool.submit(ws.receive_json).result(timeout=10)
         assert pushed["type"] == "alert"
         assert (pushed["alert"]["alert_id"], pushed["alert"]["status"]) == ("a2", "open")
         upsert_alerts(own, [alert("a2", "critical", "DKI Jakarta", status="resolved")])
-        pushed = pool.submit(ws.receive_json).result(timeout=2)
+        pushed = pool.submit(ws.receive_json).result(timeout=10)
         assert (pushed["alert"]["alert_id"], pushed["alert"]["status"]) == ("a2", "resolved")
         listed = c.get(f"{API}/alerts", params={"severity": "critical"}).json()
         assert {a["alert_id"] for a in listed} == {"old", "a2", "a3"}
