@@ -218,6 +218,8 @@ def alert_probes(settings: Settings, api: str, count: int) -> tuple[list[float],
                 time.sleep(POLL_EVERY)
             else:
                 raise SystemExit("error: a planted alert did not appear within 120 s")
+            while market.market_id not in pushed and time.monotonic() - sent < PROBE_TIMEOUT:
+                time.sleep(POLL_EVERY)  # the socket may come after the listing
             if market.market_id in pushed:
                 on_socket.append(pushed[market.market_id] - sent)
     socket.close()
