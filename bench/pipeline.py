@@ -3,13 +3,15 @@ producer in; the public API and the Delta tables out. Starts its own stack in a 
 folder — Kafka, the pipeline service (``streaming_jobs.main``, local[2]) and the API — exactly as
 ``./run.sh up`` starts them.
 
-    ./run.sh bench pipeline [--rates 1000 5000 20000] [--seconds 30] [--events 500000]
+    ./run.sh bench pipeline [--rates 0 1000 5000 20000] [--seconds 30] [--probes 5]
+                            [--events 500000]
 
 Prints, next to the raw produce rate of the same payloads measured in the same run:
 
-- **freshness** at each background rate: a probe price is produced every half second (on a
-  series of its own) and ``GET /api/v1/prices/live`` is polled every 50 ms until it shows it;
-  the same probes' arrival on ``WS /api/v1/prices/ws``; p50/p95/p99 of both;
+- **freshness** at each background rate (0: idle), for ``--seconds`` and at least ``--probes``
+  probes: a probe price (on a series of its own) is produced when the previous one was seen,
+  at most one per half second, and ``GET /api/v1/prices/live`` is polled every 50 ms until it
+  shows it; the same probes' arrival on ``WS /api/v1/prices/ws``; p50/p95/p99 of both;
 - **reads while writes flow**: ``GET /api/v1/prices/live`` at a fixed 1 000 requests/s offered
   (open loop, latency from the scheduled time), during the 5 000 ev/s phase;
 - **alerts**: a planted 45 °C reading at one market after another (the cold-chain rule's
@@ -235,11 +237,26 @@ def percentiles(values: list[float]) -> tuple[float, float, float]:
     return statistics.median(ordered), at(0.95), at(0.99)
 
 
-def freshness(settings: Settings, probes: Probes, rate: float, seconds: float) -> dict[str, object]:
-    """Probes every half second while a background load of ``rate`` events/s flows."""
-    events = payloads(int(rate * seconds), datetime.now(UTC) - timedelta(minutes=5))
+def steady(settings: Settings, rate: float, stop: threading.Event, produced: list[int]) -> None:
+    """Produce ``rate`` events/s, a second's worth at a time, until ``stop`` is set; the count
+    of each second's events goes to ``produced``."""
+    at = datetime.now(UTC) - timedelta(minutes=5)
+    while not stop.is_set():
+        if rate:
+            produce(settings, second := payloads(int(rate), at), rate)
+            produced.append(len(second))
+        else:
+            stop.wait(1.0)
+
+
+def freshness(
+    settings: Settings, probes: Probes, rate: float, seconds: float, min_probes: int
+) -> dict[str, object]:
+    """Probes every half second while a background load of ``rate`` events/s flows, for
+    ``seconds`` and at least ``min_probes`` probes."""
     base = received(settings)
-    background = threading.Thread(target=produce, args=(settings, events, rate))
+    stop, produced = threading.Event(), []
+    background = threading.Thread(target=steady, args=(settings, rate, stop, produced))
     reads: dict[str, object] = {}
     reader = None
     if rate == 5000:
@@ -255,17 +272,18 @@ def freshness(settings: Settings, probes: Probes, rate: float, seconds: float) -
     api_seen, ws_seen = [], []
     began = time.monotonic()
     with httpx.Client(base_url=probes.api, timeout=10) as client:
-        while time.monotonic() - began < seconds:
+        while time.monotonic() - began < seconds or len(api_seen) < min_probes:
             sent = time.monotonic()
             seen, pushed = probes.one(client)
             api_seen.append(seen)
             if pushed is not None:
                 ws_seen.append(pushed)
             time.sleep(max(0.0, PROBE_EVERY - (time.monotonic() - sent)))
+    stop.set()
     background.join()
     if reader:
         reader.join()
-    wait_for(settings, base + len(events) + len(api_seen), 900)
+    wait_for(settings, base + sum(produced) + len(api_seen), 900)
     return {"rate": rate, "api": api_seen, "ws": ws_seen, "reads": reads.get("result")}
 
 
@@ -304,6 +322,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", nargs="+", type=float, default=[1000, 5000, 20000])
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--probes", type=int, default=5, help="at least this many per rate")
     parser.add_argument("--events", type=int, default=500_000)
     parser.add_argument("--alerts", type=int, default=20, help="planted alerts")
     args = parser.parse_args(argv)
@@ -319,14 +338,17 @@ def main(argv: list[str] | None = None) -> None:
         wait_for(settings, 2_000, 600)
         probes = Probes(settings, api)
         try:
-            phases = [freshness(settings, probes, rate, args.seconds) for rate in args.rates]
+            phases = [
+                freshness(settings, probes, rate, args.seconds, args.probes) for rate in args.rates
+            ]
         finally:
             probes.close()
         alerts = alert_probes(settings, api, args.alerts)
         burst = throughput(settings, args.events)
         rows, distinct = exactly_once(settings)
 
-    print(f"\npipeline benchmark ({len(series())} series; {args.seconds:g}s per rate)")
+    per_rate = f"≥ {args.seconds:g} s and ≥ {args.probes} probes per rate"
+    print(f"\npipeline benchmark ({len(series())} series; {per_rate})")
     print(f"raw confluent-kafka produce rate, same payloads: {raw:,.0f} events/s")
     print("\nfreshness: produce → visible (s)")
     print(f"{'load ev/s':>10} {'probes':>7} {'API p50':>8} {'p95':>6} {'p99':>6}", end="")
