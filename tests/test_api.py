@@ -264,9 +264,26 @@ def test_bad_input_is_explained(
 # ---- cache refresh --------------------------------------------------------------------------
 
 
-def test_cache_refreshes_when_a_new_version_lands(replayed: Settings, tmp_path: Path) -> None:
+def own_copy(replayed: Settings, tmp_path: Path, **api: Any) -> Settings:
+    """Settings of an API over a copy of the replayed lakehouse, for a test that writes to it."""
     shutil.copytree(replayed.paths.lakehouse_root, tmp_path / "lakehouse")
-    settings = with_api(replayed, tmp_path / "lakehouse", cache_check_ms=0)
+    return with_api(replayed, tmp_path / "lakehouse", **api)
+
+
+def live_beras_grows(c: TestClient, rows: int) -> list[dict[str, Any]]:
+    """``/prices/live?commodity=beras`` once it has more than ``rows`` rows (or after 30 s): the
+    request that notices a new version starts the rebuild and gets the previous view
+    (stale-while-revalidate); new rows show as soon as the rebuild is done."""
+    deadline = time.monotonic() + 30
+    while True:
+        after = c.get(f"{API}/prices/live", params={"commodity": "beras"}).json()
+        if len(after) > rows or time.monotonic() > deadline:
+            return after
+        time.sleep(0.05)
+
+
+def test_cache_refreshes_when_a_new_version_lands(replayed: Settings, tmp_path: Path) -> None:
+    settings = own_copy(replayed, tmp_path, cache_check_ms=0)
     with TestClient(create_app(settings)) as c:
         before = c.get(f"{API}/prices/live", params={"commodity": "beras"}).json()
         assert all(r["market_id"] != "IP-030" for r in before)
@@ -289,14 +306,7 @@ def test_cache_refreshes_when_a_new_version_lands(replayed: Settings, tmp_path: 
             mode="append",
             partition_by=list(SILVER_PRICES.partition_by),
         )
-        # the request that notices the new version starts the rebuild and gets the previous
-        # view (stale-while-revalidate); the new row shows as soon as the rebuild is done
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            after = c.get(f"{API}/prices/live", params={"commodity": "beras"}).json()
-            if len(after) > len(before):
-                break
-            time.sleep(0.05)
+        after = live_beras_grows(c, len(before))
         (new,) = [r for r in after if r["market_id"] == "IP-030"]
         assert new["price"] == 14100.0 and new["flags"] == ["zscore"]
         assert len(after) == len(before) + 1
@@ -312,8 +322,7 @@ def test_cache_refreshes_when_a_new_version_lands(replayed: Settings, tmp_path: 
 def test_live_view_catches_up_with_gold_price_latest(replayed: Settings, tmp_path: Path) -> None:
     """A view built while gold lagged behind silver by more commits than it reads of silver
     gets the prices it missed when gold.price_latest commits them."""
-    shutil.copytree(replayed.paths.lakehouse_root, tmp_path / "lakehouse")
-    settings = with_api(replayed, tmp_path / "lakehouse", cache_check_ms=0)
+    settings = own_copy(replayed, tmp_path, cache_check_ms=0)
     with TestClient(create_app(settings)) as c:
         before = c.get(f"{API}/prices/live", params={"commodity": "beras"}).json()
         assert all(r["market_id"] != "IP-031" for r in before)
@@ -326,19 +335,13 @@ def test_live_view_catches_up_with_gold_price_latest(replayed: Settings, tmp_pat
             "observed_at": datetime(2025, 3, 21, 4, tzinfo=UTC),
         }
         write_deltalake(latest.table_uri, pa.Table.from_pylist([row], schema=schema), mode="append")
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            after = c.get(f"{API}/prices/live", params={"commodity": "beras"}).json()
-            if len(after) > len(before):
-                break
-            time.sleep(0.05)
+        after = live_beras_grows(c, len(before))
         (new,) = [r for r in after if r["market_id"] == "IP-031"]
         assert new["price"] == 14200.0
 
 
 def test_prices_websocket_pushes_each_new_silver_price(replayed: Settings, tmp_path: Path) -> None:
-    shutil.copytree(replayed.paths.lakehouse_root, tmp_path / "lakehouse")
-    settings = with_api(replayed, tmp_path / "lakehouse")
+    settings = own_copy(replayed, tmp_path)
     silver = open_table(SILVER_PRICES, settings)
     template = silver.to_pyarrow_table().slice(0, 1).to_pylist()[0]
     pool = ThreadPoolExecutor(1)
