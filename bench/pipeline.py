@@ -252,8 +252,8 @@ def steady(settings: Settings, rate: float, stop: threading.Event, produced: lis
 def freshness(
     settings: Settings, probes: Probes, rate: float, seconds: float, min_probes: int
 ) -> dict[str, object]:
-    """Probes every half second while a background load of ``rate`` events/s flows, for
-    ``seconds`` and at least ``min_probes`` probes."""
+    """Probes, one after another (at most one per half second), while a background load of
+    ``rate`` events/s flows, for ``seconds`` and at least ``min_probes`` probes."""
     base = received(settings)
     stop, produced = threading.Event(), []
     background = threading.Thread(target=steady, args=(settings, rate, stop, produced))

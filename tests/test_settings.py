@@ -1,8 +1,10 @@
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
 from lakehouse.settings import PROJECT_ROOT, ConfigError, load_settings
+from lakehouse.spark import GOLD_POOL, SCHEDULER_POOLS, SILVER_POOL
 
 
 def test_defaults_from_conf(clean_env: None):
@@ -59,3 +61,10 @@ def test_unknown_section_is_rejected(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     monkeypatch.setenv("SMARTMARKET_CONFIG", str(path))
     with pytest.raises(ConfigError, match="kafak"):
         load_settings()
+
+
+def test_the_queries_pools_are_the_configured_ones():
+    """Spark silently makes an unknown pool with default weights: the pools the two queries
+    name must be those ``conf/fairscheduler.xml`` configures."""
+    pools = ElementTree.parse(SCHEDULER_POOLS).getroot().iter("pool")
+    assert {pool.get("name") for pool in pools} == {SILVER_POOL, GOLD_POOL}
