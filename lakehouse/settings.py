@@ -242,6 +242,7 @@ class SparkSettings(BaseModel):
     ui_port: int = Field(4040, ge=1, le=65535)
     trigger_seconds: float = Field(0.5, gt=0)
     gold_trigger_seconds: float = Field(2.0, gt=0)
+    gold_yield_seconds: float = Field(30.0, ge=0)
     max_offsets_per_trigger: int = Field(200_000, ge=1)
     conf: dict[str, str] = {}
 

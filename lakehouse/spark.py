@@ -7,6 +7,7 @@ on the classpath once.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Mapping
@@ -88,6 +89,8 @@ def spark_conf(settings: Settings, extra_conf: Mapping[str, str] | None = None) 
         "spark.sql.codegen.cache.maxEntries": "5000",
         "spark.sql.adaptive.coalescePartitions.enabled": "true",
         "spark.sql.warehouse.dir": str(settings.paths.data_dir / "spark-warehouse"),
+        # Python workers (the price rules' applyInPandas) import this project's modules
+        "spark.executorEnv.PYTHONPATH": str(PROJECT_ROOT),
         **driver_conf(settings),
         **(cluster_conf(settings, jars) if master.startswith("spark://") else local_conf(jars)),
     }
@@ -137,7 +140,7 @@ def local_conf(jars: list[Path]) -> dict[str, str]:
 def cluster_conf(settings: Settings, jars: list[Path]) -> dict[str, str]:
     """A standalone cluster: the jars of ``jvm/`` on the classpath of the driver and of every
     executor (read from the same path on the workers, never shipped or downloaded at run time),
-    executors of the configured size, and this Python for any Python worker. An executor's
+    executors of the configured size. An executor's
     stdout/stderr in the worker's folder roll by size like the services' logs."""
     classpath = ":".join(str(j) for j in jars)
     s = settings.spark
@@ -150,8 +153,6 @@ def cluster_conf(settings: Settings, jars: list[Path]) -> dict[str, str]:
         "spark.executor.extraJavaOptions": f"-Dlog4j2.configurationFile={CLUSTER_LOG_CONFIG}",
         "spark.executor.memory": s.executor_memory,
         "spark.executor.cores": str(s.executor_cores),
-        "spark.pyspark.python": sys.executable,
-        "spark.executorEnv.PYTHONPATH": str(PROJECT_ROOT),
     }
 
 
@@ -160,6 +161,8 @@ def get_spark(settings: Settings, extra_conf: Mapping[str, str] | None = None): 
     imported lazily). ``extra_conf`` only takes effect when no session runs yet."""
     from pyspark.sql import SparkSession
 
+    # Python workers run this interpreter (PySpark reads it from the environment, not the conf)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder
     for key, value in spark_conf(settings, extra_conf).items():
         builder = builder.config(key, value)

@@ -21,8 +21,10 @@ must compare with (``series_state``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -78,6 +80,7 @@ from streaming_jobs.silver import (
 
 log = logging.getLogger(__name__)
 QueryFactory = Callable[[SparkSession, Settings], StreamingQuery]
+StateAfter = Callable[[DataFrame], DataFrame]  # judged rows → the series state rows after them
 
 APP_ID = "smartmarket-silver"
 SILVER_QUERY = "silver"
@@ -150,6 +153,31 @@ class Laps:
         self._last = now
 
 
+class SilverFirst:
+    """The silver query's batches before the gold query's steps. The two queries share the
+    cores and the driver: a gold step that starts while a silver batch runs waits for it (at
+    most ``spark.gold_yield_seconds``), so a price does not wait for the aggregates of the one
+    before it. Under a steady load gold's steps start as silver batches end."""
+
+    def __init__(self) -> None:
+        self._silver_idle = threading.Event()
+        self._silver_idle.set()
+
+    @contextmanager
+    def silver_batch(self) -> Iterator[None]:
+        self._silver_idle.clear()
+        try:
+            yield
+        finally:
+            self._silver_idle.set()
+
+    def gold_step(self, max_wait: float) -> None:
+        self._silver_idle.wait(max_wait)
+
+
+PRIORITY = SilverFirst()  # shared by the two queries of this application
+
+
 class Existing:
     """Whether a table exists yet, asked of Delta until it does (tables are never dropped)."""
 
@@ -196,6 +224,10 @@ class SilverBatch:
 
     def __call__(self, records: DataFrame, batch_id: int) -> None:
         self.spark.sparkContext.setLocalProperty("spark.scheduler.pool", SILVER_POOL)
+        with PRIORITY.silver_batch():
+            self._batch(records, batch_id)
+
+    def _batch(self, records: DataFrame, batch_id: int) -> None:
         now = datetime.now(UTC)
         laps = Laps()
         everything = records.localCheckpoint()
@@ -209,11 +241,18 @@ class SilverBatch:
         ).localCheckpoint()
         events = parsed.where(F.col("parse_error").isNull())
         kinds = dict(events.groupBy("event_type").count().collect())
-        prices, price_state = self._prices(events, batch_id, now, bool(kinds.get("price")))
-        sensors, sensor_state = self._sensors(events, batch_id, now)
-        # a kind the batch does not bring is not judged (its empty frames cost no job)
-        prices = prices.localCheckpoint() if kinds.get("price") else prices.limit(0)
+        prices, price_state_after = self._prices(events, batch_id, now, bool(kinds.get("price")))
+        sensors, sensor_state_after = self._sensors(events, batch_id, now)
+        # a kind the batch does not bring is not judged (its empty frames cost no job); the
+        # series states follow from the judged rows, judged once
+        if kinds.get("price"):
+            prices = prices.localCheckpoint()
+            price_state = price_state_after(prices).localCheckpoint()
+        else:
+            prices = prices.limit(0)
+            price_state = price_state_after(prices)
         sensors = sensors.localCheckpoint() if kinds.get("sensor") else sensors.limit(0)
+        sensor_state = sensor_state_after(sensors)
         laps("judge")
         held = self._holds(prices, price_state, reviews, batch_id, now, bool(kinds.get("price")))
         laps("holds")
@@ -288,20 +327,23 @@ class SilverBatch:
 
     def _prices(
         self, events: DataFrame, batch_id: int, now: datetime, present: bool
-    ) -> tuple[DataFrame, ...]:
-        """The batch's prices with their verdicts, and the price state after them (``present``:
-        the batch has prices; else only the plans are built)."""
+    ) -> tuple[DataFrame, StateAfter]:
+        """The batch's prices with their verdicts, and how the price state follows from them
+        (``present``: the batch has prices; else only the plans are built)."""
         p = self.rules.prices
         checked = validate_prices(
             events.where(F.col("event_type") == "price"), self.ref, self.rules, now
         )
         earlier = self._state(SILVER_PRICE_STATE, PRICE_SERIES, "price", batch_id)
-
+        if present:  # the series of the provinces × commodities the batch touches, read once
+            regions = checked.select("region", "commodity").distinct()
+            earlier = earlier.join(
+                F.broadcast(regions), ["region", "commodity"], "left_semi"
+            ).localCheckpoint()
         horizon = timedelta(days=p.history_days)
 
         def statistics(candidates: DataFrame) -> DataFrame:
-            regions = candidates.select("region", "commodity").distinct()
-            history = earlier.join(F.broadcast(regions), ["region", "commodity"], "left_semi")
+            history = earlier
             late = series_state.uncovered(
                 candidates, earlier, PRICE_SERIES, p.history_points, horizon
             )
@@ -315,17 +357,20 @@ class SilverBatch:
         verdicts = judged(checked, statistics).withColumn(
             "observed_date", local_date(F.col("observed_at"), self.tz)
         )
-        state = series_state.advanced(
-            earlier,
-            verdicts.where("hard_ok"),
-            PRICE_SERIES,
-            ("region",),
-            "price",
-            p.history_points,
-            timedelta(days=p.history_days),
-            batch_id,
-        )
-        return verdicts, state
+
+        def state_after(judged_prices: DataFrame) -> DataFrame:
+            return series_state.advanced(
+                earlier,
+                judged_prices.where("hard_ok"),
+                PRICE_SERIES,
+                ("region",),
+                "price",
+                p.history_points,
+                horizon,
+                batch_id,
+            )
+
+        return verdicts, state_after
 
     def _holds(
         self,
@@ -402,8 +447,11 @@ class SilverBatch:
             .select("market_id", "commodity", "region", "observed_at", "event_id", "price")
         )
 
-    def _sensors(self, events: DataFrame, batch_id: int, now: datetime) -> tuple[DataFrame, ...]:
-        """The batch's sensor readings with their verdicts, and the sensor state after them."""
+    def _sensors(
+        self, events: DataFrame, batch_id: int, now: datetime
+    ) -> tuple[DataFrame, StateAfter]:
+        """The batch's sensor readings with their verdicts, and how the sensor state follows
+        from them."""
         checked = validate_sensors(
             events.where(F.col("event_type") == "sensor"), self.ref, self.rules, now
         )
@@ -411,17 +459,20 @@ class SilverBatch:
         verdicts = judged(
             checked, lambda candidates: sensor_statistics(candidates, earlier, self.rules)
         )
-        state = series_state.advanced(
-            earlier,
-            verdicts.where(F.size("reasons") == 0),
-            SENSOR_SERIES,
-            (),
-            "value",
-            self.rules.sensors.stuck_readings,
-            SENSOR_HISTORY,
-            batch_id,
-        )
-        return verdicts, state
+
+        def state_after(judged_sensors: DataFrame) -> DataFrame:
+            return series_state.advanced(
+                earlier,
+                judged_sensors.where(F.size("reasons") == 0),
+                SENSOR_SERIES,
+                (),
+                "value",
+                self.rules.sensors.stuck_readings,
+                SENSOR_HISTORY,
+                batch_id,
+            )
+
+        return verdicts, state_after
 
     def _advance(self, state: DataFrame, table: Table) -> None:
         """MERGE the series state rows a batch changed; a row keeps its old points as
@@ -446,6 +497,7 @@ class GoldBatch:
         self.tz = settings.timezone
         self.alerts = AlertStep(spark, settings, rules)
         self._exists = Existing(spark, settings)
+        self._yield = partial(PRIORITY.gold_step, settings.spark.gold_yield_seconds)
 
     def _of_batches(self, table: Table, batch_ids: list[int]) -> DataFrame:
         return (
@@ -462,9 +514,11 @@ class GoldBatch:
         if not batch_ids:
             return
         laps = Laps()
+        self._yield()
         prices = self._of_batches(SILVER_PRICES, batch_ids)
         sensors = self._of_batches(SILVER_SENSORS, batch_ids)
         laps("read")
+        self._yield()
         in_parallel(
             [
                 partial(self._gold_prices, prices),
@@ -474,7 +528,9 @@ class GoldBatch:
         )
         laps("aggregates")
         # last: alerts, evaluated on all of it (gold.alerts)
+        self._yield()
         self.alerts(gold_batch_id, prices, sensors, quality, now)
+        self._yield()
         self._held_move_alerts(batch_ids, now)
         laps("alerts")
         log.info(

@@ -26,6 +26,7 @@ from __future__ import annotations
 import types
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Union, get_args, get_origin
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
@@ -35,11 +36,10 @@ from pyspark.sql import types as T
 from lakehouse.events import EVENT_MODELS, NOT_REPORTED, SCHEMA_VERSION, spark_schema
 from lakehouse.reference import commodities, markets, metric_ranges
 from lakehouse.rules import QualityRules
+from streaming_jobs import price_judge
 
 CORRUPT = "_corrupt_record"
 LINEAGE = ("topic", "partition", "offset", "kafka_timestamp", "ingest_time")
-RECENT = 3  # a price's change is measured against the median of this many previous prices
-MIN_IQR = 0.005  # spread floor of the changes (0.5 %): a flat series still tolerates small moves
 
 
 def event_schema() -> T.StructType:
@@ -245,12 +245,14 @@ def validate_prices(
 def price_statistics(
     candidates: DataFrame, history: DataFrame, rules: QualityRules, tz: str
 ) -> DataFrame:
-    """Statistical flags of candidate prices against their series' history.
+    """Statistical verdicts on candidate prices against their series' history: ``event_id``,
+    ``stat_flags`` (recorded on the row), ``stat_reasons`` (the flags again when they quarantine
+    it, else empty) and ``details``, one row per candidate.
 
-    ``history`` (market_id, commodity, region, observed_at, price) holds earlier prices that
-    passed the hard rules. Each candidate is compared with the ``history_days`` before its own
-    time (itself and same-time rows excluded), so the verdict does not depend on how the stream
-    was cut into micro-batches:
+    ``history`` (event_id, market_id, commodity, region, observed_at, price) holds earlier prices
+    that passed the hard rules. Each candidate is compared with the ``history_days`` before its
+    own time (itself and same-second rows excluded), so the verdict does not depend on how the
+    stream was cut into micro-batches:
 
     - ``zscore`` and ``iqr`` look at the *change* of a price against the median of the series'
       previous ``RECENT`` prices, scored against the changes in the history — a trend is not an
@@ -258,122 +260,23 @@ def price_statistics(
     - ``median_deviation`` compares the price level with the rolling median;
     - ``cross_market`` compares it with the median of the other markets of the region that day.
 
-    Adds ``stat_flags`` (recorded on the row), ``stat_reasons`` (the flags again when they
-    quarantine it, else empty) and ``details``.
+    The rules run in one pass per province × commodity (:func:`streaming_jobs.price_judge.judge`).
     """
-    p = rules.prices
     cols = ["event_id", "market_id", "commodity", "region", "observed_at", "price"]
-    pool = (
-        history.select(*cols)
-        .withColumn("_candidate", F.lit(False))
-        .unionByName(candidates.select(*cols).withColumn("_candidate", F.lit(True)))
+    pool = history.select(*cols, F.lit(False).alias("_candidate")).unionByName(
+        candidates.select(*cols, F.lit(True).alias("_candidate"))
     )
-    series = Window.partitionBy("market_id", "commodity").orderBy(
-        F.col("observed_at").cast("long"), "event_id"
-    )
-    changes = pool.withColumn(
-        "_base", F.percentile("price", 0.5).over(series.rowsBetween(-RECENT, -1))
-    ).withColumn("_change", F.col("price") / F.col("_base") - 1)
-    # each candidate against the points of its series in the ``history_days`` before it (same-
-    # time points excluded): a range join, so only the candidates' statistics are computed
-    c, h = changes.where("_candidate").alias("c"), changes.alias("h")
-    span = F.col("c.observed_at").cast("long") - F.col("h.observed_at").cast("long")
-    quartiles = F.percentile("h._change", F.array(F.lit(0.25), F.lit(0.5), F.lit(0.75)))
-    stats = (
-        c.join(
-            h,
-            (F.col("c.market_id") == F.col("h.market_id"))
-            & (F.col("c.commodity") == F.col("h.commodity"))
-            & span.between(1, p.history_days * 86400),
-            "left",
+    return (
+        pool.select(
+            *cols[:4],
+            F.col("observed_at").cast("long").alias("_sec"),
+            F.datediff(local_date(F.col("observed_at"), tz), F.lit("1970-01-01")).alias("_day"),
+            F.col("price").cast("double").alias("price"),
+            "_candidate",
         )
-        .groupBy("c.event_id", "c.price", "c._change")
-        .agg(
-            F.count("h._change").alias("_n"),
-            F.avg("h._change").alias("_mean"),
-            F.stddev_samp("h._change").alias("_std"),
-            quartiles.alias("_q"),
-            F.percentile("h.price", 0.5).alias("_median"),
-        )
+        .groupBy("region", "commodity")
+        .applyInPandas(partial(price_judge.judge, rules=rules.prices), price_judge.VERDICT_SCHEMA)
     )
-
-    # cross-market: the median of the other markets' prices of the same region, commodity, day
-    day = local_date(F.col("observed_at"), tz)
-    daily = (
-        pool.withColumn("_day", day)
-        .groupBy("region", "commodity", "_day", "market_id")
-        .agg(F.percentile("price", 0.5).alias("_market_price"))
-    )
-    others = (
-        candidates.select("event_id", "region", "commodity", "market_id", day.alias("_day"))
-        .alias("c")
-        .join(
-            daily.alias("d"),
-            on=[
-                F.col("c.region") == F.col("d.region"),
-                F.col("c.commodity") == F.col("d.commodity"),
-                F.col("c._day") == F.col("d._day"),
-                F.col("c.market_id") != F.col("d.market_id"),
-            ],
-        )
-        .groupBy("c.event_id")
-        .agg(
-            F.percentile("d._market_price", 0.5).alias("_cross_median"),
-            F.count("*").alias("_cross_n"),
-        )
-    )
-
-    enough = (F.col("_n") >= p.min_history) & F.col("_change").isNotNull()
-    change, median = F.col("_change"), F.col("_median")
-    q1, q3 = F.col("_q")[0], F.col("_q")[2]
-    iqr = F.greatest(q3 - q1, F.lit(MIN_IQR))
-    z = (change - F.col("_mean")) / F.greatest(F.col("_std"), F.lit(MIN_IQR))
-    cross = F.abs(F.col("price") / F.col("_cross_median") - 1)
-    cross_ok = F.col("_cross_n") >= p.cross_market_min_markets
-    flags = _reasons(
-        ("zscore", enough & (F.abs(z) > p.zscore_max)),
-        (
-            "iqr",
-            enough & ((change < q1 - p.iqr_factor * iqr) | (change > q3 + p.iqr_factor * iqr)),
-        ),
-        (
-            "median_deviation",
-            enough & (F.abs(F.col("price") / median - 1) > p.median_deviation_max),
-        ),
-        ("cross_market", cross_ok & (cross > p.cross_market_deviation)),
-    )
-    details = F.map_filter(
-        F.create_map(
-            F.lit("history_n"),
-            F.col("_n").cast("double"),
-            F.lit("change"),
-            F.when(enough, change),
-            F.lit("z_score"),
-            F.when(enough, z),
-            F.lit("change_iqr_low"),
-            F.when(enough, q1 - p.iqr_factor * iqr),
-            F.lit("change_iqr_high"),
-            F.when(enough, q3 + p.iqr_factor * iqr),
-            F.lit("rolling_median"),
-            F.when(enough, median),
-            F.lit("cross_market_median"),
-            F.when(cross_ok, F.col("_cross_median")),
-        ),
-        lambda _k, v: v.isNotNull(),
-    )
-    verdicts = stats.join(others, "event_id", "left").select(
-        "event_id",
-        flags.alias("stat_flags"),
-        F.when(
-            (F.size(flags) >= p.quarantine_min_flags)
-            | (cross_ok & (cross > p.cross_market_strong)),
-            flags,
-        )
-        .otherwise(F.array().cast("array<string>"))
-        .alias("stat_reasons"),
-        details.alias("details"),
-    )
-    return candidates.join(verdicts, "event_id", "left")
 
 
 def validate_sensors(

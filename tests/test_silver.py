@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
@@ -12,6 +13,7 @@ from pyspark.sql import functions as F
 from lakehouse.rules import quality_rules
 from streaming_jobs import gold, series_state
 from streaming_jobs.bronze import with_first_copies
+from streaming_jobs.price_judge import percentile
 from streaming_jobs.quality import batch_quality
 from streaming_jobs.silver import (
     parse_events,
@@ -245,6 +247,15 @@ def test_price_statistics_flags_a_spike_and_not_a_calm_price(spark):
     assert spike.details["cross_market_median"] == pytest.approx(14100.0, rel=0.01)
     # the spike itself is in the history of the calm price; its median baseline shrugs it off
     assert calm.stat_flags == [] and calm.stat_reasons == []
+
+
+def test_price_rules_percentiles_are_sparks(spark):
+    """The price rules run in pandas (``price_judge``): their percentiles are Spark's."""
+    values = [3.0, 1.0, 4.0, 1.5, 9.0, 2.6, 14000.0, 13999.5]
+    quartiles = F.percentile("v", F.array(*[F.lit(q) for q in (0.25, 0.5, 0.75, 0.9)]))
+    (expected,) = spark.createDataFrame([(v,) for v in values], "v double").agg(quartiles).first()
+    ordered = np.sort(values)
+    assert [percentile(ordered, q) for q in (0.25, 0.5, 0.75, 0.9)] == expected
 
 
 def test_single_flag_is_kept_and_short_history_abstains(spark):
