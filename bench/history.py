@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> None:
                     F.to_date(F.from_utc_timestamp("observed_at", settings.timezone)),
                 )
                 .withColumn("silver_batch_id", F.lit(-1).cast("bigint"))
+                .drop("copy")
                 .limit(args.history)
             )
             history.write.format("delta").mode("append").partitionBy("observed_date").save(

@@ -140,8 +140,8 @@ def local_conf(jars: list[Path]) -> dict[str, str]:
 def cluster_conf(settings: Settings, jars: list[Path]) -> dict[str, str]:
     """A standalone cluster: the jars of ``jvm/`` on the classpath of the driver and of every
     executor (read from the same path on the workers, never shipped or downloaded at run time),
-    executors of the configured size. An executor's
-    stdout/stderr in the worker's folder roll by size like the services' logs."""
+    executors of the configured size. An executor's stdout/stderr in the worker's folder roll by
+    size like the services' logs."""
     classpath = ":".join(str(j) for j in jars)
     s = settings.spark
     return {

@@ -171,8 +171,9 @@ class SilverFirst:
         finally:
             self._silver_idle.set()
 
-    def gold_step(self, max_wait: float) -> None:
-        self._silver_idle.wait(max_wait)
+    def gold_step(self, max_wait: float) -> bool:
+        """Wait until no silver batch runs, at most ``max_wait`` seconds; whether none does."""
+        return self._silver_idle.wait(max_wait)
 
 
 PRIORITY = SilverFirst()  # shared by the two queries of this application
@@ -343,7 +344,7 @@ class SilverBatch:
         horizon = timedelta(days=p.history_days)
 
         def statistics(candidates: DataFrame) -> DataFrame:
-            history = earlier
+            history = earlier  # a backfill adds what the state does not hold
             late = series_state.uncovered(
                 candidates, earlier, PRICE_SERIES, p.history_points, horizon
             )

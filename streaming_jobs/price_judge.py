@@ -15,6 +15,7 @@ A group's frame holds the series' history and the candidates (``_candidate``), w
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -76,7 +77,10 @@ def _window_stats(changes: np.ndarray, prices: np.ndarray) -> tuple[float, ...]:
 
 
 def _cross_markets(
-    markets: np.ndarray, days: np.ndarray, prices: np.ndarray, wanted: pd.DataFrame
+    markets: np.ndarray,
+    days: np.ndarray,
+    prices: np.ndarray,
+    wanted: Iterable[tuple[str, int]],
 ) -> dict[tuple[str, int], tuple[float, int]]:
     """Per ``wanted`` market × day, the median of the other markets' daily medians that day
     and how many markets it rests on."""
@@ -85,7 +89,7 @@ def _cross_markets(
     for (day, market), rows in frame.groupby(["day", "market"], sort=False)["price"]:
         daily.setdefault(day, {})[market] = percentile(np.sort(rows.to_numpy()), 0.5)
     out = {}
-    for market, day in wanted.drop_duplicates().itertuples(index=False):
+    for market, day in set(wanted):
         others = np.sort([v for m, v in daily[day].items() if m != market])
         if len(others):
             out[(market, day)] = (percentile(others, 0.5), len(others))
@@ -99,6 +103,7 @@ def judge(group: pd.DataFrame, rules: PriceRules) -> pd.DataFrame:
     series = pd.factorize(markets)[0].astype(np.int64)
     secs = group["_sec"].to_numpy(dtype=np.int64)
     prices = group["price"].to_numpy(dtype=float)
+    days = group["_day"].to_numpy()
     changes = _changes(series, prices)
     candidate = group["_candidate"].to_numpy(dtype=bool)
     # each candidate's window: its series' points in the history_days before it (its own
@@ -116,12 +121,7 @@ def judge(group: pd.DataFrame, rules: PriceRules) -> pd.DataFrame:
     stats = np.array([_window_stats(changes[lo:hi], prices[lo:hi]) for lo, hi in windows])
     stats = stats.reshape(-1, 6)[which.reshape(-1)]
     cross = (
-        _cross_markets(
-            markets,
-            group["_day"].to_numpy(),
-            prices,
-            group.loc[candidate, ["market_id", "_day"]],
-        )
+        _cross_markets(markets, days, prices, zip(markets[candidate], days[candidate], strict=True))
         if group["region"].notna().all()
         else {}
     )
@@ -133,7 +133,7 @@ def judge(group: pd.DataFrame, rules: PriceRules) -> pd.DataFrame:
             changes[candidate],
             stats,
             markets[candidate],
-            group["_day"].to_numpy()[candidate],
+            days[candidate],
             strict=True,
         )
     ]

@@ -268,7 +268,10 @@ def price_statistics(
     )
     return (
         pool.select(
-            *cols[:4],
+            "event_id",
+            "market_id",
+            "commodity",
+            "region",
             F.col("observed_at").cast("long").alias("_sec"),
             F.datediff(local_date(F.col("observed_at"), tz), F.lit("1970-01-01")).alias("_day"),
             F.col("price").cast("double").alias("price"),

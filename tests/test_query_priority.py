@@ -29,5 +29,5 @@ def test_a_gold_step_waits_for_the_running_silver_batch():
 def test_a_gold_step_waits_at_most_its_limit_and_not_at_all_when_silver_is_idle():
     gate = SilverFirst()
     with gate.silver_batch():
-        gate.gold_step(0.05)  # returns while the silver batch still runs
-    gate.gold_step(60)  # silver idle: returns at once
+        assert not gate.gold_step(0.05)  # gave up waiting: the silver batch still runs
+    assert gate.gold_step(5)  # silver idle
