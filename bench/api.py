@@ -49,6 +49,7 @@ from scripts.services import Api
 DAYS = 730
 FIRST_DAY = date(2024, 1, 1)
 WARM_UP_SECONDS = 1.0
+API = "/api/v1"
 
 bare_app = FastAPI()
 
@@ -151,6 +152,22 @@ def server(settings: Settings, env: dict[str, str], app: str | None = None) -> I
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def pasar_markets() -> list[str]:
+    return sorted(m.market_id for m in markets().values() if m.kind == "pasar")
+
+
+def live_reads() -> list[str]:
+    """The ``/prices/live`` paths of the read load — what a dashboard asks: one commodity
+    everywhere, one market, one commodity in one province."""
+    provinces = sorted({m.province for m in markets().values() if m.kind == "pasar"})
+    goods = sorted(commodities())
+    return (
+        [f"{API}/prices/live?commodity={c}" for c in goods]
+        + [f"{API}/prices/live?market_id={m}" for m in pasar_markets()]
+        + [f"{API}/prices/live?commodity={c}&region={r}" for c in goods for r in provinces]
+    )
 
 
 # ---- load -----------------------------------------------------------------------------------
@@ -287,27 +304,15 @@ def main() -> None:
         rows = write_gold(settings, args.days)
         print(f"gold: {rows} daily rows written in {time.monotonic() - began:.1f} s")
 
-        live_commodities = sorted(commodities())
-        provinces = sorted({m.province for m in markets().values() if m.kind == "pasar"})
-        some_markets = sorted(m.market_id for m in markets().values() if m.kind == "pasar")
         end = FIRST_DAY + timedelta(days=args.days - 1)
         start = end - timedelta(days=90)
-        api = "/api/v1"
         paths = {
             "bare": ["/bare"],
-            # what a dashboard asks: one commodity everywhere, one market, one commodity in
-            # one province
-            "/prices/live": [f"{api}/prices/live?commodity={c}" for c in live_commodities]
-            + [f"{api}/prices/live?market_id={m}" for m in some_markets]
-            + [
-                f"{api}/prices/live?commodity={c}&region={r}"
-                for c in live_commodities
-                for r in provinces
-            ],
+            "/prices/live": live_reads(),
             "/prices/history": [
-                f"{api}/prices/history?commodity={c}&market_id={m}&start={start}&end={end}"
-                for c in live_commodities
-                for m in some_markets
+                f"{API}/prices/history?commodity={c}&market_id={m}&start={start}&end={end}"
+                for c in sorted(commodities())
+                for m in pasar_markets()
             ],
         }
         command = " ".join(Api(settings).command()[1:])

@@ -13,7 +13,9 @@ Prints, next to the raw produce rate of the same payloads measured in the same r
   at most one per half second, and ``GET /api/v1/prices/live`` is polled every 50 ms until it
   shows it; the same probes' arrival on ``WS /api/v1/prices/ws``; p50/p95/p99 of both;
 - **reads while writes flow**: ``GET /api/v1/prices/live`` at a fixed 1 000 requests/s offered
-  (open loop, latency from the scheduled time), during the 5 000 ev/s phase;
+  (open loop, latency from the scheduled time), during the 5 000 ev/s phase, with the read mix
+  of ``bench api`` (one commodity, one market, one commodity in one province; the unfiltered
+  list of every series is ~400 bytes a series);
 - **alerts**: a planted 45 °C reading at one market after another (the cold-chain rule's
   critical level): seconds until its alert is in ``GET /api/v1/alerts`` and on the alerts
   WebSocket;
@@ -40,7 +42,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from deltalake import DeltaTable
 from websockets.sync.client import connect
 
-from bench.api import load
+from bench.api import live_reads, load
 from bench.baseline import raw_produce_rate
 from lakehouse.fast_read import TableMissing, open_table
 from lakehouse.kafka_clients import client_config
@@ -287,10 +289,10 @@ def freshness(
     reads: dict[str, object] = {}
     reader = None
     if rate == 5000:
-        url = f"{probes.api}/api/v1/prices/live"
+        urls = [probes.api + path for path in live_reads()]
 
         def read_load() -> None:
-            reads["result"] = load([url], 100, seconds - 5, READ_RATE, clients=1)
+            reads["result"] = load(urls, 100, seconds - 5, READ_RATE, clients=1)
 
         reader = threading.Thread(target=read_load)
     background.start()

@@ -243,6 +243,9 @@ class SparkSettings(BaseModel):
     trigger_seconds: float = Field(0.5, gt=0)
     gold_trigger_seconds: float = Field(2.0, gt=0)
     gold_yield_seconds: float = Field(30.0, ge=0)
+    #: added to the pipeline process's nice value (its JVM and Python workers inherit it): on a
+    #: box shared with the API and Kafka, they get the CPU first when they need it
+    niceness: int = Field(10, ge=0, le=19)
     max_offsets_per_trigger: int = Field(200_000, ge=1)
     conf: dict[str, str] = {}
 

@@ -12,10 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from functools import reduce
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from fastapi import WebSocket, status
 from prometheus_client import Counter
 
@@ -25,7 +28,7 @@ from lakehouse.storage import exists
 from lakehouse.tables import SILVER_PRICES
 from serving_api.cache import GoldCache
 from serving_api.metrics import ApiMetrics
-from serving_api.views import ALERTS, LIVE, encode
+from serving_api.views import ALERTS, LIVE, LiveView, encode
 
 log = logging.getLogger(__name__)
 QUEUE_SIZE = 1000  # a client this far behind is disconnected rather than slowing the others
@@ -48,6 +51,16 @@ class Filter:
 
         return cls(tuple((name, values(v)) for name, v in fields.items()))
 
+    def mask(self, rows: pa.Table) -> pa.ChunkedArray | bool:
+        """Which of ``rows`` (with the fields as columns) match, by Arrow's compute kernels."""
+        mask: pa.ChunkedArray | bool = True
+        for name, accepted in self.wanted:
+            if accepted is not None:
+                text = pc.utf8_lower(pc.cast(rows[name], pa.string()))
+                matching = pc.fill_null(pc.is_in(text, pa.array(sorted(accepted))), False)
+                mask = matching if mask is True else pc.and_(mask, matching)
+        return mask
+
     def matches(self, item: Item) -> bool:
         return all(
             accepted is None or str(item.get(name, "")).lower() in accepted
@@ -61,14 +74,18 @@ class Subscriber:
     queue: asyncio.Queue[Item | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
 
 
+Poll = Callable[[list[Filter]], Awaitable[list[Item]]]
+
+
 class Hub:
     """Subscribers of one feed, and the poller that feeds them: ``poll`` returns the items that
-    are new since its previous call, every ``poll_seconds``."""
+    are new since its previous call, every ``poll_seconds``; it gets the subscribers' filters,
+    and may leave out what none of them wants."""
 
     def __init__(
         self,
         name: str,
-        poll: Callable[[], Any],
+        poll: Poll,
         poll_seconds: float,
         metrics: ApiMetrics,
         pushed: Counter,
@@ -113,7 +130,7 @@ class Hub:
     async def _run(self) -> None:
         while True:
             try:
-                if items := await self.poll():
+                if items := await self.poll([s.filter for s in self.subscribers]):
                     self.publish(items)
             except Exception:
                 log.exception("poll failed", extra={"feed": self.name})
@@ -173,11 +190,11 @@ def changes(before: dict[str, tuple[Any, ...]], alerts: list[Item]) -> list[Item
     return sorted(fresh, key=lambda a: (a.get("updated_at") is None, a.get("updated_at")))
 
 
-def alert_feed(cache: GoldCache) -> Callable[[], Any]:
+def alert_feed(cache: GoldCache) -> Poll:
     """The alerts poll: new and changed alerts since the previous call (none on the first)."""
     seen: dict[str, tuple[Any, ...]] | None = None
 
-    async def poll() -> list[Item]:
+    async def poll(_wanted: list[Filter]) -> list[Item]:
         nonlocal seen
         alerts = await cache.get(ALERTS)
         fresh = changes(seen, alerts) if seen is not None else []
@@ -187,14 +204,25 @@ def alert_feed(cache: GoldCache) -> Callable[[], Any]:
     return poll
 
 
-def price_feed(settings: Settings, cache: GoldCache) -> Callable[[], Any]:
+def wanted_prices(live: LiveView, rows: pa.Table, wanted: list[Filter]) -> list[Item]:
+    """The ``rows`` of ``silver.prices`` that one of the ``wanted`` filters matches, oldest
+    first, as the live view describes them: the rows nobody wants never become Python objects
+    (at thousands of prices a second, they would hold the event loop for seconds)."""
+    masks = [f.mask(rows) for f in wanted]
+    if not any(m is True for m in masks):
+        rows = rows.filter(reduce(pc.or_, masks))
+    ordered = rows.sort_by("observed_at").to_pylist() if rows.num_rows else []
+    return [live.describe(r) for r in ordered]
+
+
+def price_feed(settings: Settings, cache: GoldCache) -> Poll:
     """The prices poll: every row added to ``silver.prices`` since the previous call (from the
-    version current at the first call, or from the start when the table appears later), as the
-    live view describes it."""
+    version current at the first call, or from the start when the table appears later) that a
+    subscriber wants, as the live view describes it."""
     version: int | None = None
     started = False
 
-    async def poll() -> list[Item]:
+    async def poll(wanted: list[Filter]) -> list[Item]:
         nonlocal version, started
         if not started:
             started = True
@@ -206,10 +234,8 @@ def price_feed(settings: Settings, cache: GoldCache) -> Callable[[], Any]:
             if version is None:
                 return []
         version, rows = await asyncio.to_thread(added_since, SILVER_PRICES, settings, version)
-        if not rows.num_rows:
+        if not (rows.num_rows and wanted):
             return []
-        live = await cache.get(LIVE)
-        ordered = sorted(rows.to_pylist(), key=lambda r: r["observed_at"])
-        return [live.describe(r) for r in ordered]
+        return await asyncio.to_thread(wanted_prices, await cache.get(LIVE), rows, wanted)
 
     return poll

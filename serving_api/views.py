@@ -338,9 +338,24 @@ def _live(
     return view
 
 
+def newest_per_series(rows: pa.Table) -> pa.Table:
+    """The newest row of each market × commodity in ``rows`` (of equal times, the later row),
+    by Arrow's compute kernels: a commit of many prices becomes at most one Python row per
+    series, whatever its size."""
+    if rows.num_rows < 2:
+        return rows
+    keys = [("market_id", "ascending"), ("commodity", "ascending")]
+    ordered = rows.take(pc.sort_indices(rows, [*keys, ("observed_at", "ascending")]))
+    market, commodity = (ordered[k].combine_chunks() for k, _ in keys)
+    differs = pc.or_(
+        pc.not_equal(market[1:], market[:-1]), pc.not_equal(commodity[1:], commodity[:-1])
+    )
+    return ordered.filter(pa.concat_arrays([differs, pa.array([True])]))
+
+
 def _add_latest(latest: dict[LatestKey, dict[str, Any]], rows: pa.Table) -> set[LatestKey]:
     touched = set()
-    for r in rows.to_pylist() if rows.num_rows else []:
+    for r in newest_per_series(rows).to_pylist() if rows.num_rows else []:
         key = (r["market_id"], r["commodity"])
         known = latest.get(key)
         if known is None or r["observed_at"] >= known["observed_at"]:

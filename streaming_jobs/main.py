@@ -8,6 +8,7 @@ gracefully, so the next start resumes from their checkpoints.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 
@@ -69,6 +70,7 @@ def run(settings: Settings, stop: threading.Event) -> int:
 def main() -> int:
     configure_logging()
     settings = load_settings()
+    os.nice(settings.spark.niceness)  # before the JVM starts: it and its workers inherit it
     stop = stop_event()
     return run(settings, stop)
 
