@@ -40,7 +40,7 @@ from deltalake import write_deltalake
 from fastapi import FastAPI
 from tqdm import tqdm
 
-from lakehouse.reference import commodities, markets
+from lakehouse.reference import Market, commodities, markets
 from lakehouse.settings import Settings, load_settings
 from lakehouse.tables import GOLD_PRICE_DAILY, GOLD_PRICE_LATEST, GOLD_REGION_DAILY
 from scripts.isolated_stack import free_ports
@@ -154,18 +154,19 @@ def server(settings: Settings, env: dict[str, str], app: str | None = None) -> I
         proc.wait(30)
 
 
-def pasar_markets() -> list[str]:
-    return sorted(m.market_id for m in markets().values() if m.kind == "pasar")
+def pasar_markets() -> list[Market]:
+    """The traditional markets of the reference data, by id."""
+    return sorted((m for m in markets().values() if m.kind == "pasar"), key=lambda m: m.market_id)
 
 
 def live_reads() -> list[str]:
     """The ``/prices/live`` paths of the read load — what a dashboard asks: one commodity
     everywhere, one market, one commodity in one province."""
-    provinces = sorted({m.province for m in markets().values() if m.kind == "pasar"})
+    provinces = sorted({m.province for m in pasar_markets()})
     goods = sorted(commodities())
     return (
         [f"{API}/prices/live?commodity={c}" for c in goods]
-        + [f"{API}/prices/live?market_id={m}" for m in pasar_markets()]
+        + [f"{API}/prices/live?market_id={m.market_id}" for m in pasar_markets()]
         + [f"{API}/prices/live?commodity={c}&region={r}" for c in goods for r in provinces]
     )
 
@@ -310,7 +311,7 @@ def main() -> None:
             "bare": ["/bare"],
             "/prices/live": live_reads(),
             "/prices/history": [
-                f"{API}/prices/history?commodity={c}&market_id={m}&start={start}&end={end}"
+                f"{API}/prices/history?commodity={c}&market_id={m.market_id}&start={start}&end={end}"
                 for c in sorted(commodities())
                 for m in pasar_markets()
             ],
