@@ -154,12 +154,15 @@ class ReviewDecision(StrEnum):
 
 class ReviewEvent(BaseModel):
     """An operator's decision on a held price, as the API writes it to the reviews topic; the
-    next silver micro-batch applies it."""
+    next silver micro-batch applies it where the held price waits: in the state of its
+    market × commodity's province (a review without them cannot reach it and is ignored)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=True)
 
     event_id: uuid.UUID = Field(default_factory=uuid.uuid4, description="the review's own id")
     target_event_id: str = Field(min_length=1, description="the held price's event id")
+    market_id: str | None = Field(None, description="the held price's market")
+    commodity: str | None = Field(None, description="the held price's commodity")
     decision: ReviewDecision
     note: str
     reviewer: str = Field(description="name of the API key that decided")

@@ -29,6 +29,8 @@ class PriceRules(BaseModel):
     cross_market_strong: float = Field(gt=0)
     quarantine_min_flags: int = Field(ge=1)
     history_points: int = Field(ge=2)
+    state_days: int = Field(ge=1)
+    state_points: int = Field(ge=2)
 
 
 class SensorQualityRules(BaseModel):

@@ -247,6 +247,8 @@ class SparkSettings(BaseModel):
     #: box shared with the API and Kafka, they get the CPU first when they need it
     niceness: int = Field(10, ge=0, le=19)
     max_offsets_per_trigger: int = Field(200_000, ge=1)
+    #: how long the broker holds the Kafka source's idle fetch (bronze.read_kafka)
+    fetch_max_wait_ms: int = Field(10, ge=0)
     conf: dict[str, str] = {}
 
 

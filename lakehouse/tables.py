@@ -261,40 +261,6 @@ SILVER_HOLD_DECISIONS = Table(
         **_SILVER_BATCH,
     },
 )
-_POINTS = "array<struct<observed_at:timestamp,event_id:string,value:double>>"
-_SERIES_STATE = {
-    "points": Typed(
-        _POINTS, "the series' newest points (observed_at, event_id, value), oldest first"
-    ),
-    "previous": Typed(
-        _POINTS,
-        "points before the last batch that changed the row (what a replay of that batch "
-        "compares with)",
-    ),
-    "silver_batch_id": Typed("bigint", "micro-batch of the silver query that last changed the row"),
-}
-SILVER_PRICE_STATE = Table(
-    Layer.silver,
-    "price_state",
-    "Per market × commodity, the newest prices that passed the hard rules (also those "
-    "quarantined on statistics): the bounded history the statistical rules compare with.",
-    keys=("market_id", "commodity"),
-    columns={**_PRICE_SERIES, **_SERIES_STATE},
-)
-SILVER_SENSOR_STATE = Table(
-    Layer.silver,
-    "sensor_state",
-    "Per device × metric, the newest accepted readings: the bounded history of the sensor "
-    "rules (jump, stuck).",
-    keys=("device_id", "metric"),
-    columns={
-        "device_id": Typed("string", "sensor device id"),
-        "metric": Typed(
-            "string", "what the sensor measures (temperature_c, humidity_pct, crowd_count)"
-        ),
-        **_SERIES_STATE,
-    },
-)
 GOLD_PRICE_LATEST = Table(
     Layer.gold,
     "price_latest",
@@ -521,8 +487,6 @@ TABLES: dict[str, Table] = {
         SILVER_QUARANTINE,
         SILVER_HOLDS,
         SILVER_HOLD_DECISIONS,
-        SILVER_PRICE_STATE,
-        SILVER_SENSOR_STATE,
         GOLD_PRICE_LATEST,
         GOLD_PRICE_DAILY,
         GOLD_PRICE_HOURLY,

@@ -1,10 +1,9 @@
 """Bronze: every Kafka record, raw, with its coordinates. Nothing is parsed or dropped here.
 
-The silver query reads Kafka once and gets each record twice in a micro-batch: every record as
-bronze (``first_copy`` false), and the first copy of each event id again (``first_copy`` true)
-out of Spark's state store, which remembers the ids it has seen for
-``duplicate_horizon_hours`` — so deduplication costs the same whatever the size of the
-lakehouse, and ``received − first copies`` is the duplicate count of the batch.
+The silver query gets each record twice in a micro-batch: every record as bronze, and the first
+copy of each event id again (``first_copies``) out of Spark's state store, which remembers the
+ids it has seen for ``duplicate_horizon_hours`` — so deduplication costs the same whatever the
+size of the lakehouse, and ``received − first copies`` is the duplicate count of the batch.
 """
 
 from __future__ import annotations
@@ -52,30 +51,41 @@ def identity(bronze: DataFrame) -> Column:
     )
 
 
-def with_first_copies(bronze: DataFrame, horizon_hours: float) -> DataFrame:
-    """Bronze rows (``first_copy`` false) and, again, the first copy of each event not seen in
-    the last ``horizon_hours`` of ingest time (``first_copy`` true). Streaming: the seen ids are
-    state of the query (watermarked on ingest time, which never runs backwards, so no record is
-    ever dropped as late)."""
+def sender(text: str = "value") -> list[Column]:
+    """Who sent a record, read from its ``text`` the same way for every copy (``q_source``: the
+    event's source, the Kafka topic when it has none; ``q_device``: its device, empty when
+    none) — what the batch's data quality counts per."""
+    return [
+        F.coalesce(F.get_json_object(text, "$.source"), F.col("topic")).alias("q_source"),
+        F.coalesce(F.get_json_object(text, "$.device_id"), F.lit("")).alias("q_device"),
+    ]
+
+
+def first_copies(bronze: DataFrame, horizon_hours: float) -> DataFrame:
+    """The first copy of each event not seen in the last ``horizon_hours`` of ingest time (the
+    copies after it are duplicates). Streaming: the seen ids are state of the query (watermarked
+    on ingest time, which never runs backwards, so no record is ever dropped as late)."""
     keyed = bronze.withColumn("_identity", identity(bronze))
     if bronze.isStreaming:
         keyed = keyed.withWatermark("ingest_time", f"{int(horizon_hours * 3600)} seconds")
         firsts = keyed.dropDuplicatesWithinWatermark(["_identity"])
     else:  # one batch (tests, a one-off re-run): no state, its own first copies
         firsts = keyed.dropDuplicates(["_identity"])
-    firsts = firsts.drop("_identity")
-    return bronze.withColumn("first_copy", F.lit(False)).unionByName(
-        firsts.withColumn("first_copy", F.lit(True))
-    )
+    return firsts.drop("_identity")
 
 
 def read_kafka(spark: SparkSession, settings: Settings, topics: list[str]) -> DataFrame:
-    """Streaming source over the given topics, from the earliest offset on first start."""
+    """Streaming source over the given topics, from the earliest offset on first start.
+
+    The source's consumers are kept between micro-batches, each with a fetch in flight for the
+    offset after its last: ``fetch_max_wait_ms`` bounds how long the broker holds that fetch when
+    no record has come since (Kafka's default, 500 ms, was paid by every batch)."""
     return (
         spark.readStream.format("kafka")
         .options(**spark_options(settings))
         .option("subscribe", ",".join(topics))
         .option("startingOffsets", "earliest")
         .option("maxOffsetsPerTrigger", settings.spark.max_offsets_per_trigger)
+        .option("kafka.fetch.max.wait.ms", settings.spark.fetch_max_wait_ms)
         .load()
     )

@@ -1,21 +1,21 @@
 """The two streaming queries of the pipeline — wiring only; the transforms are the pure
-functions of ``bronze``, ``silver``, ``series_state``, ``quality``, ``gold`` and ``alerts``.
+functions of ``bronze``, ``silver``, ``series_judge``, ``quality``, ``gold`` and ``alerts``.
 
 - **silver** (the freshness path): Kafka → one micro-batch writes ``bronze.market_events``,
-  ``silver.prices`` / ``silver.sensors`` / ``silver.quarantine``, the bounded series state the
-  statistical rules need, the held prices and the decisions on them (``holds``: confirmed ones
-  and those an operator released reach ``silver.prices`` in the same batch) and, last, the
-  batch's ``gold.data_quality`` rows. The live API follows ``silver.prices`` itself, so a price
-  is live when this batch commits it. Deduplication is Spark state (``bronze.with_first_copies``);
-  nothing in a batch reads more of the lakehouse than the series it touches.
+  ``silver.prices`` / ``silver.sensors`` / ``silver.quarantine``, the held prices and the
+  decisions on them (``silver.holds``, ``silver.hold_decisions``: confirmed ones and those an
+  operator released reach ``silver.prices`` in the same batch) and, last, the batch's
+  ``gold.data_quality`` rows. The live API follows ``silver.prices`` itself, so a price is live
+  when this batch commits it. Deduplication and the series' history are Spark state
+  (``bronze.first_copies``, ``series_judge``): a batch reads nothing of the lakehouse.
 - **gold** (off the freshness path): a Delta stream of ``gold.data_quality`` — one row set per
   completed silver batch — drives ``gold.price_latest``, the aggregates (daily, hourly,
   regional, sensors, quality per day) and the alert rules, recomputed from silver for the
   keys those batches touched.
 
-Exactly once: every append carries its batch id as Delta's ``txnVersion``, every other write is
-a MERGE that a replay repeats identically, and the series state keeps what a replayed batch
-must compare with (``series_state``).
+Exactly once: the silver query's state commits with its checkpoint, after the batch's writes;
+every append records its batch (``delta_io.append_once``) and every other write is a MERGE that
+a replay repeats identically.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from time import monotonic
@@ -36,8 +35,7 @@ from pyspark.sql.streaming import StreamingQuery
 from pyspark.util import inheritable_thread_target
 
 from lakehouse import delta_io
-from lakehouse.events import EVENT_MODELS, HoldStatus
-from lakehouse.rules import QualityRules, quality_rules
+from lakehouse.rules import quality_rules
 from lakehouse.settings import Settings
 from lakehouse.spark import GOLD_POOL, SILVER_POOL
 from lakehouse.tables import (
@@ -52,81 +50,26 @@ from lakehouse.tables import (
     GOLD_SENSOR_HOURLY,
     SILVER_HOLD_DECISIONS,
     SILVER_HOLDS,
-    SILVER_PRICE_STATE,
     SILVER_PRICES,
     SILVER_QUARANTINE,
-    SILVER_SENSOR_STATE,
     SILVER_SENSORS,
     Table,
     query_checkpoint,
 )
-from streaming_jobs import gold, holds, series_state
+from streaming_jobs import gold, silver
 from streaming_jobs.alerting import AlertStep
 from streaming_jobs.alerts import CHANGED, AlertRules, alert_rows, alert_rules, held_move_alerts
-from streaming_jobs.bronze import BRONZE_COLUMNS, read_kafka, to_bronze, with_first_copies
+from streaming_jobs.bronze import BRONZE_COLUMNS, first_copies, read_kafka, sender, to_bronze
 from streaming_jobs.quality import batch_quality
-from streaming_jobs.silver import (
-    LINEAGE,
-    judged,
-    local_date,
-    parse_events,
-    price_statistics,
-    quarantine_rows,
-    reference_frames,
-    sensor_statistics,
-    validate_prices,
-    validate_sensors,
-)
 
 log = logging.getLogger(__name__)
 QueryFactory = Callable[[SparkSession, Settings], StreamingQuery]
-StateAfter = Callable[[DataFrame], DataFrame]  # judged rows → the series state rows after them
 
-APP_ID = "smartmarket-silver"
+WRITER = "silver"  # the silver query's appends record "silver:<query id>" and the batch
 SILVER_QUERY = "silver"
 GOLD_QUERY = "gold"
-SENSOR_HISTORY = timedelta(days=1)
-PRICE_SERIES = ("market_id", "commodity")
-SENSOR_SERIES = ("device_id", "metric")
-
-PRICE_COLUMNS = (
-    "event_id",
-    "market_id",
-    "commodity",
-    "region",
-    "price",
-    "unit",
-    "reported_unit",
-    "observed_at",
-    "source",
-    "device_id",
-    "attributes",
-    "schema_version",
-)
-SENSOR_COLUMNS = (
-    "event_id",
-    "market_id",
-    "device_id",
-    "metric",
-    "value",
-    "observed_at",
-    "source",
-    "schema_version",
-)
-
-
-def event_columns(event_type: str, kept: tuple[str, ...]) -> list[str]:
-    """The columns silver keeps of an event: ``kept``, then any other field of the event model,
-    so that an optional field added to the model flows into silver without a rewrite (the
-    append adds the new column to the table's schema; older rows read it as null)."""
-    model = EVENT_MODELS[event_type]
-    return [*kept, *(f for f in model.model_fields if f not in kept and f != "event_type")]
-
-
-def price_columns() -> list[str]:
-    """The columns of a ``silver.prices`` row (``silver_batch_id`` aside) — also what a held
-    price keeps in ``silver.holds`` until it is released."""
-    return [*event_columns("price", PRICE_COLUMNS), "flags", "details", *LINEAGE, "observed_date"]
+#: what a decision on a hold changes of its ``silver.holds`` row
+HOLD_STATUS_COLUMNS = ("status", "previous_status", "decided_batch_id")
 
 
 def in_parallel(tasks: list[Callable[[], None]]) -> None:
@@ -193,298 +136,96 @@ class Existing:
         return table in self._seen
 
 
-@dataclass(frozen=True)
-class HoldOutcome:
-    """What a silver batch does about held prices: the decisions it records, the released
-    rows it appends to silver, the ``silver.holds`` rows it MERGEs."""
-
-    decisions: DataFrame
-    released: DataFrame
-    changes: DataFrame
+def bronze_rows(batch: DataFrame) -> DataFrame:
+    """The bronze rows of a silver batch: its records, whose text is ``raw`` there (as a judged
+    row's: ``value`` is a sensor reading's)."""
+    return batch.where(F.col("kind") == "record").select(
+        *[F.col("raw").alias("value") if c == "value" else c for c in BRONZE_COLUMNS]
+    )
 
 
 class SilverBatch:
-    """The ``foreachBatch`` function of the silver query."""
+    """The ``foreachBatch`` function of the silver query: its input is every Kafka record of
+    the micro-batch (``kind`` ``record``) and the judged first copies with the decisions on
+    holds (``silver.judge``)."""
 
-    def __init__(self, spark: SparkSession, settings: Settings, rules: QualityRules) -> None:
+    def __init__(self, spark: SparkSession, settings: Settings) -> None:
         self.spark = spark
         self.settings = settings
-        self.rules = rules
-        self.tz = settings.timezone
-        self.ref = {k: v.cache() for k, v in reference_frames(spark, rules).items()}
-        topics = settings.kafka.topics
-        self.topic_types = {topics.prices: "price", topics.sensors: "sensor"}
-        self.reviews_topic = topics.reviews
-        for table in (SILVER_PRICE_STATE, SILVER_SENSOR_STATE, BRONZE_EVENTS):
-            delta_io.ensure_table(spark, table, settings)
+        self.reviews_topic = settings.kafka.topics.reviews
+        delta_io.ensure_table(spark, BRONZE_EVENTS, settings)
         self._exists = Existing(spark, settings)
 
-    def _state(self, table: Table, keys: tuple[str, ...], value: str, batch_id: int) -> DataFrame:
-        state = delta_io.read(self.spark, table, self.settings)
-        return series_state.history(state, batch_id, keys, value)
-
-    def __call__(self, records: DataFrame, batch_id: int) -> None:
-        self.spark.sparkContext.setLocalProperty("spark.scheduler.pool", SILVER_POOL)
+    def __call__(self, rows: DataFrame, batch_id: int) -> None:
+        context = self.spark.sparkContext
+        context.setLocalProperty("spark.scheduler.pool", SILVER_POOL)
+        writer = f"{WRITER}:{context.getLocalProperty('sql.streaming.queryId')}"
         with PRIORITY.silver_batch():
-            self._batch(records, batch_id)
+            self._batch(rows, batch_id, writer)
 
-    def _batch(self, records: DataFrame, batch_id: int) -> None:
-        now = datetime.now(UTC)
+    def _batch(self, rows: DataFrame, batch_id: int, writer: str) -> None:
         laps = Laps()
-        everything = records.localCheckpoint()
-        laps("read")
-        records = everything.where(F.col("topic") != self.reviews_topic)  # events
-        reviews = holds.parse_reviews(
-            everything.where(F.col("first_copy") & (F.col("topic") == self.reviews_topic))
-        ).localCheckpoint()
-        parsed = parse_events(
-            records.where("first_copy"), self.topic_types, self.settings.kafka.topics.deadletter
-        ).localCheckpoint()
-        events = parsed.where(F.col("parse_error").isNull())
-        kinds = dict(events.groupBy("event_type").count().collect())
-        prices, price_state_after = self._prices(events, batch_id, now, bool(kinds.get("price")))
-        sensors, sensor_state_after = self._sensors(events, batch_id, now)
-        # a kind the batch does not bring is not judged (its empty frames cost no job); the
-        # series states follow from the judged rows, judged once
-        if kinds.get("price"):
-            prices = prices.localCheckpoint()
-            price_state = price_state_after(prices).localCheckpoint()
-        else:
-            prices = prices.limit(0)
-            price_state = price_state_after(prices)
-        sensors = sensors.localCheckpoint() if kinds.get("sensor") else sensors.limit(0)
-        sensor_state = sensor_state_after(sensors)
+        batch = rows.localCheckpoint()  # the one run of the micro-batch (and of its state)
         laps("judge")
-        held = self._holds(prices, price_state, reviews, batch_id, now, bool(kinds.get("price")))
-        laps("holds")
-        quality = batch_quality(
-            records, parsed, prices, sensors, held.decisions if held else None, batch_id, now
-        ).localCheckpoint()
-        totals = quality.agg(
-            F.sum("received"),
-            F.sum("accepted"),
-            F.sum("quarantined"),
-            F.sum(F.col("released") + F.col("rejected")),
-        ).first()
+        quality = batch_quality(batch, self.reviews_topic, batch_id).localCheckpoint()
+        kinds = {
+            (r["kind"], r["event_type"], r["accepted"]): r["count"]
+            for r in batch.groupBy("kind", "event_type", (F.size("reasons") == 0).alias("accepted"))
+            .count()
+            .collect()
+        }
         laps("count")
-        if not (totals[0] or held):
+        if not kinds:
             return  # a batch without records (Spark runs some to expire state)
-
-        accepted_prices = prices.where(F.size("reasons") == 0).select(*price_columns())
-        if held:
-            accepted_prices = accepted_prices.unionByName(held.released)
-        accepted_sensors = sensors.where(F.size("reasons") == 0)
-        batch = F.lit(batch_id).cast("bigint").alias("silver_batch_id")
-        observed_date = local_date(F.col("observed_at"), self.tz).alias("observed_date")
-        has_prices, has_sensors = bool(kinds.get("price") or held), bool(kinds.get("sensor"))
-        appends = {BRONZE_EVENTS: everything.where(~F.col("first_copy")).select(*BRONZE_COLUMNS)}
-        # an empty append is skipped, except the first: the gold query reads both tables
-        if has_prices or not self._exists(SILVER_PRICES):
-            appends[SILVER_PRICES] = accepted_prices.select(*price_columns(), batch)
-        if held and not held.decisions.isEmpty():
-            appends[SILVER_HOLD_DECISIONS] = held.decisions
-        if has_sensors or not self._exists(SILVER_SENSORS):
-            appends[SILVER_SENSORS] = accepted_sensors.select(
-                *event_columns("sensor", SENSOR_COLUMNS),
-                "flags",
-                "details",
-                *LINEAGE,
-                observed_date,
-                batch,
+        if invalid := sum(n for (kind, _, _), n in kinds.items() if kind == "review"):
+            # only a writer other than the API can send one; it stays in bronze as it came
+            log.warning(
+                "reviews ignored: not a valid review (target_event_id, release|reject, "
+                "reviewer, market_id, commodity)",
+                extra={"batch_id": batch_id, "count": invalid},
             )
-        if totals[2] or not self._exists(SILVER_QUARANTINE):
-            appends[SILVER_QUARANTINE] = quarantine_rows(parsed, prices, sensors, now, batch_id)
-        merges = []  # skipped when empty: the same input skips them again on a replay
-        if kinds.get("price"):
-            merges.append(partial(self._advance, price_state, SILVER_PRICE_STATE))
-        if has_sensors:
-            merges.append(partial(self._advance, sensor_state, SILVER_SENSOR_STATE))
-        in_parallel(
-            [
-                *[
-                    partial(delta_io.append_once, rows, table, self.settings, APP_ID, batch_id)
-                    for table, rows in appends.items()
-                ],
-                *merges,
-            ]
+        has = lambda kind, event_type=None, accepted=None: any(  # noqa: E731
+            n
+            for (k, t, a), n in kinds.items()
+            if k == kind and event_type in (None, t) and accepted in (None, a)
         )
+        appends = {BRONZE_EVENTS: bronze_rows(batch)}
+        # an empty append is skipped, except the first: the gold query reads these tables
+        if has("event", "price", True) or has("release") or not self._exists(SILVER_PRICES):
+            appends[SILVER_PRICES] = silver.accepted_prices(batch, batch_id)
+        if has("event", "sensor", True) or not self._exists(SILVER_SENSORS):
+            appends[SILVER_SENSORS] = silver.accepted_sensors(batch, batch_id)
+        if has("event", accepted=False) or not self._exists(SILVER_QUARANTINE):
+            appends[SILVER_QUARANTINE] = silver.quarantine_rows(batch, batch_id)
+        if has("decision"):
+            appends[SILVER_HOLD_DECISIONS] = silver.hold_decisions(batch, batch_id)
+        tasks = [
+            partial(delta_io.append_once, frame, table, self.settings, writer, batch_id)
+            for table, frame in appends.items()
+        ]
+        if has("hold"):  # a new hold is inserted whole, a decision changes its status
+            tasks.append(
+                partial(
+                    delta_io.upsert,
+                    self.spark,
+                    silver.hold_changes(batch, batch_id),
+                    SILVER_HOLDS,
+                    self.settings,
+                    updated=HOLD_STATUS_COLUMNS,
+                )
+            )
+        in_parallel(tasks)
         laps("write")
-        if held:  # after the releases: a replay that finds them committed decides the same
-            delta_io.upsert(self.spark, held.changes, SILVER_HOLDS, self.settings)
-        # last: the batch's quality rows say it is complete (the gold query follows them)
-        delta_io.append_once(quality, GOLD_DATA_QUALITY, self.settings, APP_ID, batch_id)
-        laps("complete")
+        # last: the gold query follows gold.data_quality, a silver batch's "complete" mark
+        delta_io.append_once(quality, GOLD_DATA_QUALITY, self.settings, writer, batch_id)
+        laps("quality")
         log.info(
             "silver batch done",
             extra={
                 "batch_id": batch_id,
-                "received": totals[0],
-                "accepted": totals[1],
-                "quarantined": totals[2],
-                "decided": totals[3],
+                "rows": {f"{k}:{t or ''}:{a}": n for (k, t, a), n in kinds.items()},
                 "seconds": laps.seconds,
             },
-        )
-
-    def _prices(
-        self, events: DataFrame, batch_id: int, now: datetime, present: bool
-    ) -> tuple[DataFrame, StateAfter]:
-        """The batch's prices with their verdicts, and how the price state follows from them
-        (``present``: the batch has prices; else only the plans are built)."""
-        p = self.rules.prices
-        checked = validate_prices(
-            events.where(F.col("event_type") == "price"), self.ref, self.rules, now
-        )
-        earlier = self._state(SILVER_PRICE_STATE, PRICE_SERIES, "price", batch_id)
-        if present:  # the series of the provinces × commodities the batch touches, read once
-            regions = checked.select("region", "commodity").distinct()
-            earlier = earlier.join(
-                F.broadcast(regions), ["region", "commodity"], "left_semi"
-            ).localCheckpoint()
-        horizon = timedelta(days=p.history_days)
-
-        def statistics(candidates: DataFrame) -> DataFrame:
-            history = earlier  # a backfill adds what the state does not hold
-            late = series_state.uncovered(
-                candidates, earlier, PRICE_SERIES, p.history_points, horizon
-            )
-            if (
-                present and not late.isEmpty()
-            ):  # a backfill: silver holds the history the state does not
-                history = self._backfill_history(late, horizon).unionByName(history)
-                history = history.dropDuplicates(["event_id"])
-            return price_statistics(candidates, history, self.rules, self.tz)
-
-        verdicts = judged(checked, statistics).withColumn(
-            "observed_date", local_date(F.col("observed_at"), self.tz)
-        )
-
-        def state_after(judged_prices: DataFrame) -> DataFrame:
-            return series_state.advanced(
-                earlier,
-                judged_prices.where("hard_ok"),
-                PRICE_SERIES,
-                ("region",),
-                "price",
-                p.history_points,
-                horizon,
-                batch_id,
-            )
-
-        return verdicts, state_after
-
-    def _holds(
-        self,
-        prices: DataFrame,
-        price_state: DataFrame,
-        reviews: DataFrame,
-        batch_id: int,
-        now: datetime,
-        has_prices: bool,
-    ) -> HoldOutcome | None:
-        """The batch's new holds, and the decisions on holds of the series it touched (from
-        the series state after it) or that operators reviewed; None when there is none."""
-        columns = price_columns()
-        pool = holds.new_holds(prices, columns, batch_id, now) if has_prices else None
-        has_reviews = not reviews.isEmpty()
-        if has_reviews and (ignored := reviews.where(~F.col("valid")).count()):
-            # only a writer other than the API can send one; it stays in bronze as it came
-            log.warning(
-                "reviews ignored: not a valid review (target_event_id, release|reject, reviewer)",
-                extra={"batch_id": batch_id, "count": ignored},
-            )
-        if self._exists(SILVER_HOLDS) and (has_prices or has_reviews):
-            stored = holds.as_of(delta_io.read(self.spark, SILVER_HOLDS, self.settings), batch_id)
-            stored = stored.where(F.col("status").isin(*HoldStatus.reviewable()))
-            touched = stored.join(
-                price_state.select(*PRICE_SERIES), list(PRICE_SERIES), "left_semi"
-            )
-            targeted = stored.join(
-                reviews.select(F.col("target_event_id").alias("event_id")), "event_id", "left_semi"
-            )
-            stored = touched.unionByName(targeted).dropDuplicates(["event_id"])
-            pool = stored if pool is None else stored.unionByName(pool, allowMissingColumns=True)
-        if pool is None:
-            return None
-        pool = pool.localCheckpoint()
-        if pool.isEmpty():
-            return None
-        points = price_state.select(*PRICE_SERIES, F.explode("points").alias("p")).select(
-            *PRICE_SERIES, "p.*"
-        )
-        decisions = holds.decided(
-            pool,
-            holds.confirmations(pool, points, self.rules.hold),
-            holds.reviewed(pool, reviews),
-            batch_id,
-            now,
-        ).localCheckpoint()
-        fresh = pool.where(F.col("held_batch_id") == batch_id)
-        return HoldOutcome(
-            decisions=decisions,
-            released=holds.released(pool, decisions, columns),
-            changes=fresh.join(decisions, "event_id", "left_anti").unionByName(
-                holds.updated(pool, decisions, batch_id)
-            ),
-        )
-
-    def _backfill_history(self, late: DataFrame, horizon: timedelta) -> DataFrame:
-        """Accepted prices of the provinces × commodities of ``late`` in the ``horizon`` before
-        each of their days: the partitions of those days only, so the read costs what the
-        backfill touches, not the size of silver."""
-        wanted = late.select("region", "commodity", "observed_at").localCheckpoint()
-        days = {
-            r[0] - timedelta(days=back)
-            for r in wanted.select(local_date(F.col("observed_at"), self.tz)).distinct().collect()
-            for back in range(horizon.days + 2)
-        }
-        return (
-            delta_io.read(self.spark, SILVER_PRICES, self.settings)
-            .where(F.col("observed_date").isin(sorted(days)))
-            .join(
-                F.broadcast(wanted.select("region", "commodity").distinct()),
-                ["region", "commodity"],
-            )
-            .select("market_id", "commodity", "region", "observed_at", "event_id", "price")
-        )
-
-    def _sensors(
-        self, events: DataFrame, batch_id: int, now: datetime
-    ) -> tuple[DataFrame, StateAfter]:
-        """The batch's sensor readings with their verdicts, and how the sensor state follows
-        from them."""
-        checked = validate_sensors(
-            events.where(F.col("event_type") == "sensor"), self.ref, self.rules, now
-        )
-        earlier = self._state(SILVER_SENSOR_STATE, SENSOR_SERIES, "value", batch_id)
-        verdicts = judged(
-            checked, lambda candidates: sensor_statistics(candidates, earlier, self.rules)
-        )
-
-        def state_after(judged_sensors: DataFrame) -> DataFrame:
-            return series_state.advanced(
-                earlier,
-                judged_sensors.where(F.size("reasons") == 0),
-                SENSOR_SERIES,
-                (),
-                "value",
-                self.rules.sensors.stuck_readings,
-                SENSOR_HISTORY,
-                batch_id,
-            )
-
-        return verdicts, state_after
-
-    def _advance(self, state: DataFrame, table: Table) -> None:
-        """MERGE the series state rows a batch changed; a row keeps its old points as
-        ``previous`` and is left alone by a replay of the batch that already changed it."""
-        delta_io.upsert(
-            self.spark,
-            state,
-            table,
-            self.settings,
-            only_if="t.silver_batch_id < s.silver_batch_id",
-            matched={"previous": "t.points"},
         )
 
 
@@ -647,12 +388,26 @@ class GoldBatch:
 
 def silver_query(spark: SparkSession, settings: Settings) -> StreamingQuery:
     """Kafka (all platform topics) → bronze, silver, the live price and data quality."""
-    handler = SilverBatch(spark, settings, quality_rules())
-    records = to_bronze(read_kafka(spark, settings, settings.kafka.topics.all()))
+    rules = quality_rules()
+    topics = settings.kafka.topics
+    records = to_bronze(read_kafka(spark, settings, topics.all()))
+    parsed = silver.parse_events(
+        first_copies(records, rules.hard.duplicate_horizon_hours),
+        {topics.prices: "price", topics.sensors: "sensor"},
+        topics.deadletter,
+        topics.reviews,
+    )
+    validated = silver.validate_events(parsed, rules, F.col("ingest_time"))
+    judged = silver.judge(validated.select("*", *sender("raw")), rules, settings.timezone)
+    every_record = records.select(
+        F.lit("record").alias("kind"),
+        *[F.col("value").alias("raw") if c == "value" else c for c in BRONZE_COLUMNS],
+        *sender(),
+    )
     return (
-        with_first_copies(records, handler.rules.hard.duplicate_horizon_hours)
+        every_record.unionByName(judged, allowMissingColumns=True)
         .writeStream.queryName(SILVER_QUERY)
-        .foreachBatch(handler)
+        .foreachBatch(SilverBatch(spark, settings))
         .option("checkpointLocation", str(query_checkpoint(settings, SILVER_QUERY)))
         .trigger(processingTime=f"{settings.spark.trigger_seconds} seconds")
         .start()

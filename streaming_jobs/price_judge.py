@@ -1,33 +1,35 @@
-"""The statistical price rules on one province × commodity — pure pandas, run by Spark once per
-group (``groupBy(region, commodity).applyInPandas`` in
-:func:`streaming_jobs.silver.price_statistics`).
+"""The statistical price rules on one province × commodity — pure numpy, no loop per price.
 
-One pass over a group replaces the windows, range join and aggregates the rules would take as
-Spark operators (each a shuffle and a stage): a micro-batch's judging costs one shuffle, and on
-a cluster the groups spread over the executors. The rules and their thresholds are described in
-:mod:`streaming_jobs.silver`; percentiles interpolate linearly between the two nearest ranks,
-as Spark's ``percentile`` does.
+Run by the silver query's stateful step (``streaming_jobs.series_judge``) on a province ×
+commodity's pool: the points its state holds (earlier prices that passed the hard rules) and the
+batch's candidates. Each candidate is compared with the newest ``history_points`` prices of its
+market × commodity in the ``history_days`` before it (its own second excluded), so the verdict
+does not depend on how the stream was cut into micro-batches:
 
-A group's frame holds the series' history and the candidates (``_candidate``), with
-``observed_at`` as epoch seconds (``_sec``) and as a local day number (``_day``).
+- ``zscore`` and ``iqr`` look at the *change* of a price against the median of the series'
+  previous ``RECENT`` prices, scored against the changes in that window — a trend is not an
+  outlier, an abrupt jump is, and the price after a spike is not flagged for coming back;
+- ``median_deviation`` compares the price level with the window's median;
+- ``cross_market`` compares it with the median of the other markets' daily medians that day.
+
+Percentiles interpolate linearly between the two nearest ranks, as Spark's ``percentile`` does.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
 
 from lakehouse.rules import PriceRules
+from streaming_jobs.verdicts import DETAILS, FLAGS_MASK, REASONS_MASK, bit, detail_column
 
 RECENT = 3  # a price's change is measured against the median of this many previous prices
 MIN_IQR = 0.005  # spread floor of the changes (0.5 %): a flat series still tolerates small moves
-VERDICT_SCHEMA = (
-    "event_id string, stat_flags array<string>, stat_reasons array<string>, "
-    "details map<string,double>"
-)
+#: the pool a judge takes: one row per price, ``_candidate`` for the batch's own
+POOL_COLUMNS = ("event_id", "market_id", "_sec", "_day", "price", "_candidate")
+_CHUNK = 50_000  # candidates whose windows are gathered at once (memory: chunk × history_points)
 
 
 def percentile(ordered: np.ndarray, q: float) -> float:
@@ -42,7 +44,19 @@ def percentile(ordered: np.ndarray, q: float) -> float:
     return float((higher - position) * ordered[lower] + (position - lower) * ordered[higher])
 
 
-def _changes(series: np.ndarray, prices: np.ndarray) -> np.ndarray:
+def row_percentiles(ordered: np.ndarray, counts: np.ndarray, q: float) -> np.ndarray:
+    """:func:`percentile` of each row of ``ordered`` (ascending, its first ``counts`` values
+    valid, NaN after them)."""
+    position = q * (counts - 1)
+    lower = np.floor(position).astype(np.int64).clip(0)
+    higher = np.ceil(position).astype(np.int64).clip(0)
+    rows = np.arange(len(ordered))
+    low_value, high_value = ordered[rows, lower], ordered[rows, higher]
+    mixed = (higher - position) * low_value + (position - lower) * high_value
+    return np.where(counts == 0, np.nan, np.where(lower == higher, low_value, mixed))
+
+
+def changes(series: np.ndarray, prices: np.ndarray) -> np.ndarray:
     """Each price's change against the median of the ``RECENT`` prices before it in its series
     (NaN for a series' first); rows are in series order."""
     before = np.full((len(prices), RECENT), math.nan)
@@ -52,130 +66,132 @@ def _changes(series: np.ndarray, prices: np.ndarray) -> np.ndarray:
         before[back:, back - 1] = np.where(same[back:], prices[:-back], math.nan)
     ordered = np.sort(before, axis=1)  # NaN last
     count = RECENT - np.isnan(before).sum(axis=1)
-    # the median of 1, 2 or 3 values, interpolated as :func:`percentile` does
-    base = np.select(
-        [count == 1, count == 2, count == 3],
-        [ordered[:, 0], 0.5 * ordered[:, 0] + 0.5 * ordered[:, 1], ordered[:, 1]],
-        math.nan,
-    )
+    base = row_percentiles(ordered, count, 0.5)
     return prices / base - 1
 
 
-def _window_stats(changes: np.ndarray, prices: np.ndarray) -> tuple[float, ...]:
-    """n, mean, sample standard deviation, Q1, Q3 of the ``changes`` (NaN skipped) of a
-    window, and the median of its ``prices``."""
-    window = np.sort(changes[~np.isnan(changes)])
-    n = len(window)
-    return (
-        n,
-        float(window.mean()) if n else math.nan,
-        float(window.std(ddof=1)) if n > 1 else math.nan,
-        percentile(window, 0.25),
-        percentile(window, 0.75),
-        percentile(np.sort(prices), 0.5),
-    )
+def _window_stats(values: np.ndarray, ordered_prices: np.ndarray) -> dict[str, np.ndarray]:
+    """Per row of windows (NaN: no point): n, mean, sample standard deviation, Q1 and Q3 of the
+    changes (``values``), and the median of the prices (rows already ascending)."""
+    ordered = np.sort(values, axis=1)
+    n = (~np.isnan(ordered)).sum(axis=1)
+    total = np.nansum(ordered, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n > 0, total / n, np.nan)
+        squares = np.nansum((ordered - mean[:, None]) ** 2, axis=1)
+        std = np.where(n > 1, np.sqrt(squares / (n - 1)), np.nan)
+    price_n = (~np.isnan(ordered_prices)).sum(axis=1)
+    return {
+        "n": n,
+        "mean": mean,
+        "std": std,
+        "q1": row_percentiles(ordered, n, 0.25),
+        "q3": row_percentiles(ordered, n, 0.75),
+        "median": row_percentiles(ordered_prices, price_n, 0.5),
+    }
+
+
+def _windows(
+    key: np.ndarray,
+    values: np.ndarray,
+    prices: np.ndarray,
+    at: np.ndarray,
+    rules: PriceRules,
+) -> dict[str, np.ndarray]:
+    """The window statistics of each candidate at sorted position key ``at``: the newest
+    ``history_points`` of its series' points in the ``history_days`` before it."""
+    width = rules.history_points
+    lower = np.searchsorted(key, at - rules.history_days * 86400, "left")
+    upper = np.searchsorted(key, at - 1, "right")
+    lower = np.maximum(lower, upper - width)
+    parts = []
+    for start in range(0, len(at), _CHUNK):
+        lo, hi = lower[start : start + _CHUNK], upper[start : start + _CHUNK]
+        index = hi[:, None] - width + np.arange(width)[None, :]
+        inside = index >= lo[:, None]
+        index = index.clip(0, max(len(key) - 1, 0))
+        window_values = np.where(inside, values[index], np.nan)
+        window_prices = np.sort(np.where(inside, prices[index], np.nan), axis=1)
+        parts.append(_window_stats(window_values, window_prices))
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def _cross_markets(
-    markets: np.ndarray,
-    days: np.ndarray,
-    prices: np.ndarray,
-    wanted: Iterable[tuple[str, int]],
-) -> dict[tuple[str, int], tuple[float, int]]:
-    """Per ``wanted`` market × day, the median of the other markets' daily medians that day
-    and how many markets it rests on."""
-    daily: dict[int, dict[str, float]] = {}
-    frame = pd.DataFrame({"market": markets, "day": days, "price": prices})
-    for (day, market), rows in frame.groupby(["day", "market"], sort=False)["price"]:
-        daily.setdefault(day, {})[market] = percentile(np.sort(rows.to_numpy()), 0.5)
-    out = {}
-    for market, day in set(wanted):
-        others = np.sort([v for m, v in daily[day].items() if m != market])
-        if len(others):
-            out[(market, day)] = (percentile(others, 0.5), len(others))
-    return out
+    series: np.ndarray, days: np.ndarray, prices: np.ndarray, candidate: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per candidate, the median of the other markets' daily medians on its day and how many
+    markets it rests on (NaN and 0 when there is none)."""
+    daily = (
+        pd.DataFrame({"day": days, "series": series, "price": prices})
+        .groupby(["day", "series"], sort=True)["price"]
+        .median()
+    )
+    daily_days = daily.index.get_level_values("day").to_numpy()
+    daily_series = daily.index.get_level_values("series").to_numpy()
+    daily_values = daily.to_numpy()
+    wanted = pd.DataFrame({"day": days[candidate], "series": series[candidate]})
+    median = np.full(len(wanted), np.nan)
+    count = np.zeros(len(wanted), dtype=np.int64)
+    for (day, market), rows in wanted.groupby(["day", "series"]).indices.items():
+        start, end = np.searchsorted(daily_days, [day, day + 1])
+        others = daily_values[start:end][daily_series[start:end] != market]
+        median[rows] = percentile(np.sort(others), 0.5)
+        count[rows] = len(others)
+    return median, count
 
 
-def judge(group: pd.DataFrame, rules: PriceRules) -> pd.DataFrame:
-    """The verdicts (:data:`VERDICT_SCHEMA`) on the candidates of one province × commodity."""
-    group = group.sort_values(["market_id", "_sec", "event_id"], kind="stable")
-    markets = group["market_id"].to_numpy()
-    series = pd.factorize(markets)[0].astype(np.int64)
-    secs = group["_sec"].to_numpy(dtype=np.int64)
-    prices = group["price"].to_numpy(dtype=float)
-    days = group["_day"].to_numpy()
-    changes = _changes(series, prices)
-    candidate = group["_candidate"].to_numpy(dtype=bool)
-    # each candidate's window: its series' points in the history_days before it (its own
-    # second excluded), found by binary search on (series, time)
+def judge(pool: pd.DataFrame, rules: PriceRules) -> pd.DataFrame:
+    """The verdicts on the candidates of one province × commodity's ``pool`` (columns
+    :data:`POOL_COLUMNS`; ``_sec`` the observation time in epoch seconds, ``_day`` its local day
+    number): per candidate ``event_id``, the flags and reasons masks and the detail columns,
+    indexed as the candidates are in ``pool``."""
+    pool = pool.sort_values(["market_id", "_sec", "event_id"], kind="stable")
+    series = pd.factorize(pool["market_id"].to_numpy())[0].astype(np.int64)
+    secs = pool["_sec"].to_numpy(dtype=np.int64)
+    prices = pool["price"].to_numpy(dtype=float)
+    days = pool["_day"].to_numpy(dtype=np.int64)
+    candidate = pool["_candidate"].to_numpy(dtype=bool)
+    change = changes(series, prices)
     key = series << 40 | (secs - secs.min())
-    at = key[candidate]
-    bounds = np.stack(
-        [
-            np.searchsorted(key, at - rules.history_days * 86400, "left"),
-            np.searchsorted(key, at - 1, "right"),
-        ],
-        axis=1,
-    )
-    windows, which = np.unique(bounds, axis=0, return_inverse=True)
-    stats = np.array([_window_stats(changes[lo:hi], prices[lo:hi]) for lo, hi in windows])
-    stats = stats.reshape(-1, 6)[which.reshape(-1)]
-    cross = (
-        _cross_markets(markets, days, prices, zip(markets[candidate], days[candidate], strict=True))
-        if group["region"].notna().all()
-        else {}
-    )
-    verdicts = [
-        _verdict(event_id, price, change, row_stats, cross.get((market, day)), rules)
-        for event_id, price, change, row_stats, market, day in zip(
-            group["event_id"].to_numpy()[candidate],
-            prices[candidate],
-            changes[candidate],
-            stats,
-            markets[candidate],
-            days[candidate],
-            strict=True,
-        )
-    ]
-    return pd.DataFrame(verdicts, columns=["event_id", "stat_flags", "stat_reasons", "details"])
+    stats = _windows(key, change, prices, key[candidate], rules)
+    cross, cross_n = _cross_markets(series, days, prices, candidate)
 
-
-def _verdict(
-    event_id: str,
-    price: float,
-    change: float,
-    stats: np.ndarray,
-    cross: tuple[float, int] | None,
-    rules: PriceRules,
-) -> tuple[str, list[str], list[str], dict[str, float]]:
-    n, mean, std, q1, q3, median = stats
-    enough = n >= rules.min_history and not math.isnan(change)
-    details = {"history_n": float(n)}
-    flags = []
-    if enough:
-        spread = MIN_IQR if math.isnan(std) else max(std, MIN_IQR)
-        z = (change - mean) / spread
-        iqr = max(q3 - q1, MIN_IQR)
-        low, high = q1 - rules.iqr_factor * iqr, q3 + rules.iqr_factor * iqr
-        details |= {
-            "change": change,
-            "z_score": z,
-            "change_iqr_low": low,
-            "change_iqr_high": high,
-            "rolling_median": median,
-        }
-        if abs(z) > rules.zscore_max:
-            flags.append("zscore")
-        if change < low or change > high:
-            flags.append("iqr")
-        if abs(price / median - 1) > rules.median_deviation_max:
-            flags.append("median_deviation")
-    strong = False
-    if cross is not None and cross[1] >= rules.cross_market_min_markets:
-        details["cross_market_median"] = cross[0]
-        deviation = abs(price / cross[0] - 1)
-        if deviation > rules.cross_market_deviation:
-            flags.append("cross_market")
-        strong = deviation > rules.cross_market_strong
-    quarantined = len(flags) >= rules.quarantine_min_flags or strong
-    return event_id, flags, flags if quarantined else [], details
+    price, change = prices[candidate], change[candidate]
+    enough = (stats["n"] >= rules.min_history) & ~np.isnan(change)
+    spread = np.fmax(np.where(np.isnan(stats["std"]), MIN_IQR, stats["std"]), MIN_IQR)
+    z = (change - stats["mean"]) / spread
+    iqr = np.fmax(stats["q3"] - stats["q1"], MIN_IQR)
+    low, high = stats["q1"] - rules.iqr_factor * iqr, stats["q3"] + rules.iqr_factor * iqr
+    with np.errstate(invalid="ignore", divide="ignore"):
+        level = np.abs(price / stats["median"] - 1)
+        compared = cross_n >= rules.cross_market_min_markets
+        deviation = np.where(compared, np.abs(price / cross - 1), np.nan)
+    flagged = {
+        "zscore": enough & (np.abs(z) > rules.zscore_max),
+        "iqr": enough & ((change < low) | (change > high)),
+        "median_deviation": enough & (level > rules.median_deviation_max),
+        "cross_market": compared & (deviation > rules.cross_market_deviation),
+    }
+    flags = sum((hit.astype(np.int64) * bit(rule) for rule, hit in flagged.items()), np.int64(0))
+    count = sum(hit.astype(np.int64) for hit in flagged.values())
+    quarantined = (count >= rules.quarantine_min_flags) | (
+        compared & (deviation > rules.cross_market_strong)
+    )
+    numbers = {
+        "history_n": stats["n"].astype(float),
+        "change": np.where(enough, change, np.nan),
+        "z_score": np.where(enough, z, np.nan),
+        "change_iqr_low": np.where(enough, low, np.nan),
+        "change_iqr_high": np.where(enough, high, np.nan),
+        "rolling_median": np.where(enough, stats["median"], np.nan),
+        "cross_market_median": np.where(compared, cross, np.nan),
+    }
+    return pd.DataFrame(
+        {
+            "event_id": pool["event_id"].to_numpy()[candidate],
+            FLAGS_MASK: np.broadcast_to(flags, len(price)).astype(np.int64),
+            REASONS_MASK: np.where(quarantined, flags, 0).astype(np.int64),
+            **{detail_column(d): numbers.get(d, np.nan) for d in DETAILS},
+        },
+        index=pool.index[candidate],
+    )

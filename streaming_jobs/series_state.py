@@ -1,104 +1,83 @@
-"""The bounded history of each series — pure DataFrame → DataFrame functions.
+"""The bounded history of each series, as the silver query keeps it in Spark's state store.
 
-The statistical rules compare an event with the newest points of its series (a market ×
-commodity's prices, a device × metric's readings). Those points live in a small state table, one
-row per series (``silver.price_state``, ``silver.sensor_state``), so a micro-batch reads the
-series it touches and never the history of the lakehouse: its cost does not grow with it.
+The statistical rules compare an event with the newest points of its series. Those points live
+in the state of the silver query's stateful step (``streaming_jobs.series_judge``), one value per
+key — a province × commodity's prices and held prices, or a market's sensor readings — so a
+micro-batch reads the keys it touches and never the lakehouse: its cost does not grow with
+history. The state store commits with the query's checkpoint: a batch replayed after a crash
+starts from the state before it and reaches the verdicts of the first attempt.
 
-A row keeps, next to ``points``, the points it had before the batch that last changed it
-(``previous``, with that batch's id). A batch replayed after a crash may find its own update
-already committed; it then compares with ``previous`` and reaches the verdicts of the first
-attempt — exactly once, like the rest of silver.
+A value is two Arrow IPC streams (``STATE_SCHEMA``): the points, and the held prices still
+waiting for a decision (price keys only).
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
 
-from pyspark.sql import Column, DataFrame
-from pyspark.sql import functions as F
+import numpy as np
+import pandas as pd
+import pyarrow as pa
 
-POINTS = "array<struct<observed_at:timestamp,event_id:string,value:double>>"
-
-
-def history(state: DataFrame, batch_id: int, keys: tuple[str, ...], value: str) -> DataFrame:
-    """One row per stored point (``keys``, the state's other descriptive columns,
-    ``observed_at``, ``event_id`` and the point's value as ``value``) as it was before batch
-    ``batch_id``."""
-    before = F.when(F.col("silver_batch_id") >= batch_id, F.col("previous")).otherwise(
-        F.col("points")
-    )
-    carried = [
-        c for c in state.columns if c not in (*keys, "points", "previous", "silver_batch_id")
-    ]
-    return state.select(*keys, *carried, F.explode(before).alias("p")).select(
-        *keys,
-        *carried,
-        "p.observed_at",
-        "p.event_id",
-        F.col("p.value").alias(value),
-    )
+STATE_SCHEMA = "points binary, holds binary"
+PRICE_POINTS = ("market_id", "_sec", "_day", "price", "event_id")
+SENSOR_POINTS = ("device_id", "metric", "_sec", "value", "event_id")
 
 
-def advanced(
-    earlier: DataFrame,
-    new: DataFrame,
-    keys: tuple[str, ...],
-    carried: tuple[str, ...],
-    value: str,
-    max_points: int,
-    horizon: timedelta,
-    batch_id: int,
-) -> DataFrame:
-    """The state rows of the series ``new`` touches, after it: per series the newest
-    ``max_points`` of its ``earlier`` points (rows of :func:`history`) and ``new``, none more than
-    ``horizon`` older than the newest. ``carried`` columns take their newest value."""
-    cols = [*keys, *carried, "observed_at", "event_id", value]
-    touched = new.select(*keys).distinct()
-    pool = (
-        earlier.join(touched, list(keys), "left_semi").select(*cols).unionByName(new.select(*cols))
-    )
-    point = F.struct("observed_at", "event_id", F.col(value).cast("double").alias("value"))
-    newest_first = F.sort_array(F.collect_list(point), asc=False)
-    grouped = pool.groupBy(*keys).agg(
-        *[F.max_by(c, "observed_at").alias(c) for c in carried], newest_first.alias("_points")
-    )
-    newest: Column = F.col("_points")[0]["observed_at"]
-    recent = F.filter("_points", lambda p: p["observed_at"] >= newest - F.expr(_interval(horizon)))
-    return grouped.select(
-        *keys,
-        *carried,
-        F.reverse(F.slice(recent, 1, max_points)).alias("points"),
-        F.array().cast(POINTS).alias("previous"),
-        F.lit(batch_id).cast("bigint").alias("silver_batch_id"),
-    )
+def to_bytes(frame: pd.DataFrame | None) -> bytes | None:
+    """A frame as an Arrow IPC stream (None for no rows)."""
+    if frame is None or frame.empty:
+        return None
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
 
 
-def _interval(span: timedelta) -> str:
-    return f"INTERVAL {int(span.total_seconds())} SECONDS"
+def from_bytes(blob: bytes | None, columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The frame of :func:`to_bytes` (empty with ``columns`` when there is none)."""
+    if not blob:
+        return pd.DataFrame({c: [] for c in columns})
+    return pa.ipc.open_stream(blob).read_all().to_pandas()
 
 
-def uncovered(
-    candidates: DataFrame,
-    earlier: DataFrame,
-    keys: tuple[str, ...],
-    max_points: int,
-    horizon: timedelta,
-) -> DataFrame:
-    """The ``candidates`` whose ``horizon`` of history the state does not hold: older than what
-    their series keeps (a backfill behind the series' newest points). The state holds every
-    point from its ``horizon`` before the newest, or — when it is full (``max_points``) — from
-    its oldest point on; a series the state does not know has no history at all."""
-    coverage = earlier.groupBy(*keys).agg(
-        F.max("observed_at").alias("_newest"),
-        F.min("observed_at").alias("_oldest"),
-        F.count("*").alias("_points"),
-    )
-    start = F.when(F.col("_points") >= max_points, F.col("_oldest")).otherwise(
-        F.col("_newest") - F.expr(_interval(horizon))
-    )
-    return (
-        candidates.join(coverage, list(keys))
-        .where(F.col("observed_at") - F.expr(_interval(horizon)) < start)
-        .drop("_newest", "_oldest", "_points")
-    )
+@dataclass(frozen=True)
+class Window:
+    """Points to keep per series: the newest ``width`` at or before each of its ``anchors``
+    (the series columns and ``_sec``), at most ``horizon_seconds`` older."""
+
+    anchors: pd.DataFrame
+    width: int
+    horizon_seconds: float
+
+
+def newest_points(points: pd.DataFrame, series: list[str], windows: list[Window]) -> pd.DataFrame:
+    """The points any of ``windows`` keeps, ordered by series, time and event id (a point seen
+    twice kept once)."""
+    points = points.drop_duplicates("event_id", keep="last")
+    points = points.sort_values([*series, "_sec", "event_id"], kind="stable", ignore_index=True)
+    codes, uniques = pd.factorize(pd.MultiIndex.from_frame(points[series]))
+    secs = points["_sec"].to_numpy(dtype=np.int64)
+    origin = int(secs.min()) if len(secs) else 0
+    key = codes.astype(np.int64) << 40 | (secs - origin)
+    keep = np.zeros(len(points), dtype=bool)
+    for window in windows:
+        anchor_codes = uniques.get_indexer(pd.MultiIndex.from_frame(window.anchors[series]))
+        known = anchor_codes >= 0
+        anchor_key = anchor_codes[known].astype(np.int64) << 40 | (
+            window.anchors["_sec"].to_numpy(dtype=np.int64)[known] - origin
+        )
+        upper = np.searchsorted(key, anchor_key, "right")
+        lower = np.searchsorted(key, anchor_key - int(window.horizon_seconds), "left")
+        for lo, hi in zip(np.maximum(lower, upper - window.width), upper, strict=True):
+            keep[lo:hi] = True
+    return points[keep].reset_index(drop=True)
+
+
+def series_anchors(frames: list[pd.DataFrame], series: list[str]) -> pd.DataFrame:
+    """The newest time of each series in each of ``frames`` (anchors of a :class:`Window`)."""
+    parts = [f.groupby(series, as_index=False)["_sec"].max() for f in frames if not f.empty]
+    if not parts:
+        return pd.DataFrame({c: [] for c in [*series, "_sec"]})
+    return pd.concat(parts, ignore_index=True).drop_duplicates()

@@ -1,9 +1,10 @@
-"""Silver: parse, validate and deduplicate bronze records — pure DataFrame → DataFrame functions.
+"""Silver: parse, validate and judge the first copy of each record — pure DataFrame → DataFrame
+functions, streaming or not.
 
 Every Kafka record ends in exactly one place: ``silver.prices`` or ``silver.sensors`` (valid,
 possibly carrying statistical flags), ``silver.quarantine`` (with the ids of the rules it broke
 and their details), or the duplicate count (an ``event_id`` seen before:
-``bronze.with_first_copies``).
+``bronze.first_copies``).
 
 Rule ids (the ``reasons`` of a quarantine row, or the ``flags`` of a silver row):
 
@@ -12,34 +13,43 @@ Rule ids (the ``reasons`` of a quarantine row, or the ``flags`` of a silver row)
   letter for a report's empty, 0 or ``-`` price cell: not a price);
 - hard rules, one of which quarantines: ``unknown_market``, ``unknown_commodity``,
   ``unit_mismatch``, ``non_positive_price``, ``price_out_of_range``, ``future_timestamp``,
-  ``late`` (older than the retention), ``sensor_out_of_range``, ``sensor_zero``, ``sensor_jump``;
-- statistical flags on prices, against the history of the same market × commodity: ``zscore``,
-  ``iqr``, ``median_deviation``, ``cross_market`` (the median of the other markets of the region
-  that day). Two or more flags — or a cross-market deviation above the strong threshold —
-  quarantine; a single flag is kept in silver. Sensors: ``sensor_stuck`` (flag).
+  ``late`` (older than the retention), ``sensor_out_of_range``, ``sensor_zero``;
+- statistical rules (``streaming_jobs.series_judge``), against the history of the same
+  market × commodity: ``zscore``, ``iqr``, ``median_deviation``, ``cross_market`` (the median of
+  the other markets of the province that day). Two or more flags — or a cross-market deviation
+  above the strong threshold — quarantine (the price is *held*: ``streaming_jobs.holds``); a
+  single flag is kept in silver. Sensors, per device × metric: ``sensor_jump`` (quarantines),
+  ``sensor_stuck`` (flags).
 
-Thresholds: conf/quality.yaml.
+Thresholds: conf/quality.yaml. The hard rules are column expressions over the reference data of
+``conf/`` (map lookups, no join); the statistical ones run in the stateful step, one group per
+province × commodity (prices) or market (sensors), with the series' history in Spark's state.
 """
 
 from __future__ import annotations
 
 import types
-from collections.abc import Callable
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Union, get_args, get_origin
 
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from pyspark.sql.streaming.state import GroupStateTimeout
 
-from lakehouse.events import EVENT_MODELS, NOT_REPORTED, SCHEMA_VERSION, spark_schema
+from lakehouse.events import EVENT_MODELS, NOT_REPORTED, SCHEMA_VERSION, ReviewEvent, spark_schema
 from lakehouse.reference import commodities, markets, metric_ranges
 from lakehouse.rules import QualityRules
-from streaming_jobs import price_judge
+from streaming_jobs.holds import REVIEW_DECISIONS
+from streaming_jobs.series_judge import KEY, PASSED, VERDICT_DDL, SeriesJudge
+from streaming_jobs.series_state import STATE_SCHEMA
+from streaming_jobs.verdicts import FLAGS_MASK, REASONS_MASK, details_map, rule_ids
 
 CORRUPT = "_corrupt_record"
 LINEAGE = ("topic", "partition", "offset", "kafka_timestamp", "ingest_time")
+#: an operator's decision as it travels on the reviews topic (``serving_api`` writes it)
+REVIEW_SCHEMA = spark_schema(ReviewEvent)
+REVIEW_PREFIX = "review_"
 
 
 def event_schema() -> T.StructType:
@@ -69,19 +79,32 @@ def local_date(ts: Column, tz: str) -> Column:
     return F.to_date(F.from_utc_timestamp(ts, tz))
 
 
+def _lookup(mapping: dict[str, object]) -> Column:
+    """A literal map of reference data (a few hundred entries at most)."""
+    return F.create_map(*[F.lit(x) for kv in mapping.items() for x in kv])
+
+
 def parse_events(
-    bronze: DataFrame, topic_types: dict[str, str], deadletter_topic: str
+    bronze: DataFrame,
+    topic_types: dict[str, str],
+    deadletter_topic: str,
+    reviews_topic: str | None = None,
 ) -> DataFrame:
     """Bronze rows → one row per record with its text (``raw``), the event's fields and, for
     records that are not a usable event, ``parse_error`` (a rule id) and ``error`` (in words).
+    Records of ``reviews_topic`` are operators' reviews (``_kind`` ``review``, their fields
+    prefixed ``review_`` and ``review_valid``), not events.
 
     ``topic_types`` maps each event topic to the event type it carries."""
+    is_review = F.lit(False) if reviews_topic is None else F.col("topic") == reviews_topic
     parsed = bronze.select(
         *LINEAGE,
         F.col("value").alias("raw"),
         F.from_json("value", event_schema(), {"columnNameOfCorruptRecord": CORRUPT}).alias("e"),
         F.from_json("value", "map<string,string>").isNotNull().alias("_is_json_object"),
-    ).select(*LINEAGE, "raw", "_is_json_object", "e.*")
+        F.when(is_review, F.from_json("value", REVIEW_SCHEMA)).alias("_review"),
+        F.when(is_review, "review").otherwise("event").alias("_kind"),
+    ).select(*LINEAGE, "raw", "_is_json_object", "_review", "_kind", "e.*")
 
     expected_type = F.lit(None).cast("string")
     for topic, event_type in topic_types.items():
@@ -93,7 +116,8 @@ def parse_events(
         missing = F.when(F.col("event_type") == event_type, names).otherwise(missing)
 
     rule_and_error = (
-        F.when(
+        F.when(F.col("_kind") == "review", F.lit(None))
+        .when(
             F.col("topic") == deadletter_topic,
             F.struct(
                 F.when(F.get_json_object("raw", "$.reason") == NOT_REPORTED, F.lit(NOT_REPORTED))
@@ -148,11 +172,27 @@ def parse_events(
             ),
         )
     )
+    review = [
+        F.col(f"_review.{f.name}").alias(f"{REVIEW_PREFIX}{f.name}") for f in REVIEW_SCHEMA.fields
+    ]
+    known_market = _lookup({m.market_id: True for m in markets().values()})
+    valid_review = (
+        F.col("_review.target_event_id").isNotNull()
+        & F.col("_review.decision").isin(*REVIEW_DECISIONS)
+        & F.col("_review.reviewer").isNotNull()
+        & F.col("_review.commodity").isNotNull()
+        & known_market[F.col("_review.market_id")].isNotNull()
+    )
     return (
         parsed.withColumn("_verdict", rule_and_error)
         .withColumn("parse_error", F.col("_verdict.rule"))
         .withColumn("error", F.col("_verdict.text"))
-        .drop("_verdict", "_is_json_object", CORRUPT)
+        .select(
+            "*",
+            *review,
+            F.coalesce(valid_review, F.lit(False)).alias(f"{REVIEW_PREFIX}valid"),
+        )
+        .drop("_verdict", "_is_json_object", "_review", CORRUPT)
     )
 
 
@@ -163,263 +203,282 @@ def _reasons(*checks: tuple[str, Column]) -> Column:
     )
 
 
-def reference_frames(spark: SparkSession, rules: QualityRules) -> dict[str, DataFrame]:
-    """Reference data of conf/ as small DataFrames for the validation joins."""
-    market_rows = [(m.market_id, m.province) for m in markets().values()]
-    commodity_rows = [(c.id, c.unit, c.min_price, c.max_price) for c in commodities().values()]
-    unit_rows = [
-        (unit, target, factor)
-        for unit, targets in rules.units.items()
-        for target, factor in targets.items()
-    ]
-    range_rows = [(m.value, r.min, r.max) for m, r in metric_ranges().items()]
-    return {
-        "markets": spark.createDataFrame(market_rows, "market_id string, province string"),
-        "commodities": spark.createDataFrame(
-            commodity_rows,
-            "commodity string, catalogue_unit string, min_price double, max_price double",
-        ),
-        "units": spark.createDataFrame(
-            unit_rows, "unit_key string, catalogue_unit string, factor double"
-        ),
-        "metric_ranges": spark.createDataFrame(
-            range_rows, "metric string, min_value double, max_value double"
-        ),
-    }
+def _at(now: Column | datetime) -> Column:
+    return now if isinstance(now, Column) else F.lit(now)
 
 
-def _time_rules(rules: QualityRules, now: datetime) -> list[tuple[str, Column]]:
+def _time_rules(rules: QualityRules, now: Column | datetime) -> list[tuple[str, Column]]:
     """``future_timestamp`` beyond the tolerance; ``late`` older than the retention. Anything in
     between is accepted, however far behind the newest event it is (backfills)."""
     hard = rules.hard
-    future = F.col("observed_at") > F.lit(now + timedelta(seconds=hard.future_tolerance_seconds))
-    late = F.col("observed_at") < F.lit(now - timedelta(days=hard.retention_days))
+    tolerance = F.expr(f"INTERVAL {int(hard.future_tolerance_seconds)} SECONDS")
+    retention = F.expr(
+        f"INTERVAL {int(timedelta(days=hard.retention_days).total_seconds())} SECONDS"
+    )
+    future = F.col("observed_at") > _at(now) + tolerance
+    late = F.col("observed_at") < _at(now) - retention
     return [("future_timestamp", future), ("late", late)]
 
 
-def validate_prices(
-    prices: DataFrame,
-    ref: dict[str, DataFrame],
-    rules: QualityRules,
-    now: datetime,
-) -> DataFrame:
-    """Hard rules on parsed price events. Adds ``region`` (from the market when absent), the
-    price converted to the catalogue unit, and ``hard_reasons``."""
-    known_markets = ref["markets"].withColumn("_market_known", F.lit(True))
-    known_commodities = ref["commodities"].withColumn("_commodity_known", F.lit(True))
-    joined = (
-        prices.join(F.broadcast(known_markets), "market_id", "left")
-        .join(F.broadcast(known_commodities), "commodity", "left")
-        .withColumn("unit_key", F.lower(F.trim("unit")))
-        .join(F.broadcast(ref["units"]), ["unit_key", "catalogue_unit"], "left")
-    )
-    converted = F.col("price") * F.col("factor")
-    return (
-        joined.withColumn("reported_unit", F.col("unit"))
-        .withColumn("region", F.coalesce("region", "province"))
-        .withColumn(
-            "hard_reasons",
-            _reasons(
-                ("unknown_market", F.col("_market_known").isNull()),
-                ("unknown_commodity", F.col("_commodity_known").isNull()),
-                (
-                    "unit_mismatch",
-                    F.col("_commodity_known").isNotNull() & F.col("factor").isNull(),
-                ),
-                ("non_positive_price", F.col("price") <= 0),
-                (
-                    "price_out_of_range",
-                    (F.col("price") > 0)
-                    & ((converted < F.col("min_price")) | (converted > F.col("max_price"))),
-                ),
-                *_time_rules(rules, now),
-            ),
-        )
-        .withColumn("price", F.coalesce(converted, F.col("price")))
-        .withColumn("unit", F.coalesce("catalogue_unit", "unit"))
-        .drop("_market_known", "_commodity_known", "province", "unit_key", "factor")
-        .drop("min_price", "max_price", "catalogue_unit")
-    )
-
-
-def price_statistics(
-    candidates: DataFrame, history: DataFrame, rules: QualityRules, tz: str
-) -> DataFrame:
-    """Statistical verdicts on candidate prices against their series' history: ``event_id``,
-    ``stat_flags`` (recorded on the row), ``stat_reasons`` (the flags again when they quarantine
-    it, else empty) and ``details``, one row per candidate.
-
-    ``history`` (event_id, market_id, commodity, region, observed_at, price) holds earlier prices
-    that passed the hard rules. Each candidate is compared with the ``history_days`` before its
-    own time (itself and same-second rows excluded), so the verdict does not depend on how the
-    stream was cut into micro-batches:
-
-    - ``zscore`` and ``iqr`` look at the *change* of a price against the median of the series'
-      previous ``RECENT`` prices, scored against the changes in the history — a trend is not an
-      outlier, an abrupt jump is, and the price after a spike is not flagged for coming back;
-    - ``median_deviation`` compares the price level with the rolling median;
-    - ``cross_market`` compares it with the median of the other markets of the region that day.
-
-    The rules run in one pass per province × commodity (:func:`streaming_jobs.price_judge.judge`).
-    """
-    cols = ["event_id", "market_id", "commodity", "region", "observed_at", "price"]
-    pool = history.select(*cols, F.lit(False).alias("_candidate")).unionByName(
-        candidates.select(*cols, F.lit(True).alias("_candidate"))
-    )
-    return (
-        pool.select(
-            "event_id",
-            "market_id",
-            "commodity",
-            "region",
-            F.col("observed_at").cast("long").alias("_sec"),
-            F.datediff(local_date(F.col("observed_at"), tz), F.lit("1970-01-01")).alias("_day"),
-            F.col("price").cast("double").alias("price"),
-            "_candidate",
-        )
-        .groupBy("region", "commodity")
-        .applyInPandas(partial(price_judge.judge, rules=rules.prices), price_judge.VERDICT_SCHEMA)
-    )
-
-
-def validate_sensors(
-    sensors: DataFrame,
-    ref: dict[str, DataFrame],
-    rules: QualityRules,
-    now: datetime,
-) -> DataFrame:
-    """Hard rules on parsed sensor events; adds ``hard_reasons``."""
-    known_markets = ref["markets"].select("market_id").withColumn("_market_known", F.lit(True))
-    joined = sensors.join(F.broadcast(known_markets), "market_id", "left").join(
-        F.broadcast(ref["metric_ranges"]), "metric", "left"
-    )
+def validate_events(events: DataFrame, rules: QualityRules, now: Column | datetime) -> DataFrame:
+    """Hard rules on parsed events (prices and sensor readings alike; ``now`` the batch's time).
+    Adds ``hard_reasons``; a price gets its ``region`` (from the market when absent), is
+    converted to the catalogue unit and keeps the unit it came in as ``reported_unit``."""
+    province = _lookup({m.market_id: m.province for m in markets().values()})[F.col("market_id")]
+    unit_of = _lookup({c.id: c.unit for c in commodities().values()})[F.col("commodity")]
+    min_of = _lookup({c.id: c.min_price for c in commodities().values()})[F.col("commodity")]
+    max_of = _lookup({c.id: c.max_price for c in commodities().values()})[F.col("commodity")]
+    factor_of = _lookup(
+        {
+            f"{unit}|{target}": factor
+            for unit, targets in rules.units.items()
+            for target, factor in targets.items()
+        }
+    )[F.concat(F.lower(F.trim("unit")), F.lit("|"), unit_of)]
+    converted = F.col("price") * factor_of
+    ranges = metric_ranges()
+    low_of = _lookup({m.value: r.min for m, r in ranges.items()})[F.col("metric")]
+    high_of = _lookup({m.value: r.max for m, r in ranges.items()})[F.col("metric")]
     zero_metrics = [m.value for m in rules.sensors.impossible_zero]
-    return joined.withColumn(
-        "hard_reasons",
-        _reasons(
-            ("unknown_market", F.col("_market_known").isNull()),
-            (
-                "sensor_out_of_range",
-                (F.col("value") < F.col("min_value")) | (F.col("value") > F.col("max_value")),
-            ),
-            ("sensor_zero", (F.col("value") == 0) & F.col("metric").isin(zero_metrics)),
-            *_time_rules(rules, now),
+    price_reasons = _reasons(
+        ("unknown_market", province.isNull()),
+        ("unknown_commodity", unit_of.isNull()),
+        ("unit_mismatch", unit_of.isNotNull() & factor_of.isNull()),
+        ("non_positive_price", F.col("price") <= 0),
+        (
+            "price_out_of_range",
+            (F.col("price") > 0) & ((converted < min_of) | (converted > max_of)),
         ),
-    ).drop("_market_known", "min_value", "max_value")
-
-
-def sensor_statistics(candidates: DataFrame, history: DataFrame, rules: QualityRules) -> DataFrame:
-    """Per device × metric, against its latest readings (``history``: device_id, metric,
-    observed_at, value): ``sensor_jump`` (far from the median of the previous readings — robust
-    to a single spike) quarantines (``stat_reasons``), ``sensor_stuck`` (the same value N times
-    in a row) flags (``stat_flags``)."""
-    s = rules.sensors
-    cols = ["event_id", "device_id", "metric", "observed_at", "value"]
-    pool = (
-        history.select(*cols)
-        .withColumn("_candidate", F.lit(False))
-        .unionByName(candidates.select(*cols).withColumn("_candidate", F.lit(True)))
+        *_time_rules(rules, now),
     )
-    order = Window.partitionBy("device_id", "metric").orderBy("observed_at", "event_id")
-    previous = order.rowsBetween(-s.stuck_readings, -1)
-    stuck_window = order.rowsBetween(-(s.stuck_readings - 1), 0)
-    jump_limit = F.lit(None).cast("double")
-    for metric, limit in s.max_jump.items():
-        jump_limit = F.when(F.col("metric") == metric.value, F.lit(limit)).otherwise(jump_limit)
-    stats = (
-        pool.withColumn("_prev_median", F.percentile("value", 0.5).over(previous))
-        .withColumn("_stuck_n", F.count("value").over(stuck_window))
-        .withColumn("_stuck_distinct", F.size(F.collect_set("value").over(stuck_window)))
-        .where("_candidate")
-        .select(
-            "event_id",
-            _reasons(
-                ("sensor_jump", F.abs(F.col("value") - F.col("_prev_median")) > jump_limit)
-            ).alias("stat_reasons"),
-            _reasons(
-                (
-                    "sensor_stuck",
-                    (F.col("_stuck_n") == s.stuck_readings) & (F.col("_stuck_distinct") == 1),
-                )
-            ).alias("stat_flags"),
-            F.map_filter(
-                F.create_map(F.lit("previous_median"), F.col("_prev_median")),
-                lambda _k, v: v.isNotNull(),
-            ).alias("details"),
-        )
+    sensor_reasons = _reasons(
+        ("unknown_market", province.isNull()),
+        ("sensor_out_of_range", (F.col("value") < low_of) | (F.col("value") > high_of)),
+        ("sensor_zero", (F.col("value") == 0) & F.col("metric").isin(zero_metrics)),
+        *_time_rules(rules, now),
     )
-    return candidates.join(stats, "event_id", "left")
-
-
-def no_reasons() -> Column:
-    return F.array().cast("array<string>")
-
-
-def no_details() -> Column:
-    return F.create_map().cast("map<string,double>")
-
-
-def quarantine_rows(
-    parsed: DataFrame, prices: DataFrame, sensors: DataFrame, now: datetime, batch_id: int
-) -> DataFrame:
-    """The ``silver.quarantine`` rows of a batch: records that did not parse (``parsed`` rows
-    with a ``parse_error``) and judged prices and sensor readings with reasons."""
-
-    def rows(df: DataFrame, subject: Column, reasons: Column, error: Column) -> DataFrame:
-        return df.select(
-            "raw",
-            *LINEAGE,
-            "event_id",
-            "event_type",
-            "market_id",
-            "source",
-            "device_id",
-            subject.alias("subject"),
-            "observed_at",
-            reasons.alias("reasons"),
-            F.col("details") if "details" in df.columns else no_details().alias("details"),
-            error.alias("error"),
-        )
-
-    no_error = F.lit(None).cast("string")
-    judged_rows = [
-        rows(df.where(F.size("reasons") > 0), F.col(subject), F.col("reasons"), no_error)
-        for df, subject in ((prices, "commodity"), (sensors, "metric"))
-    ]
+    is_price = F.col("event_type") == "price"
     return (
-        rows(
-            parsed.where(F.col("parse_error").isNotNull()),
-            F.coalesce("commodity", "metric"),
-            F.array("parse_error"),
-            F.col("error"),
+        events.withColumn(
+            "hard_reasons",
+            F.when(is_price, price_reasons)
+            .when(F.col("event_type") == "sensor", sensor_reasons)
+            .otherwise(F.array().cast("array<string>")),
         )
-        .unionByName(judged_rows[0])
-        .unionByName(judged_rows[1])
-        .withColumn("quarantined_at", F.lit(now))
-        .withColumn("quarantine_date", F.to_date(F.lit(now)))
-        .withColumn("silver_batch_id", F.lit(batch_id).cast("bigint"))
+        .withColumn("reported_unit", F.when(is_price, F.col("unit")))
+        .withColumn("region", F.when(is_price, F.coalesce("region", province)))
+        .withColumn("price", F.coalesce(converted, F.col("price")))
+        .withColumn("unit", F.when(is_price, F.coalesce(unit_of, "unit")).otherwise(F.col("unit")))
     )
 
 
-def judged(checked: DataFrame, statistics: Callable[[DataFrame], DataFrame]) -> DataFrame:
-    """The verdict on validated events: rows that broke a hard rule are quarantined for it;
-    the others get the statistical flags they carry and the reasons, if any, to quarantine.
-    ``statistics`` maps the rows that passed the hard rules to their ``stat_flags``,
-    ``stat_reasons`` and ``details``. Adds ``hard_ok``, ``flags``, ``reasons`` (empty:
-    accepted) and ``details``."""
-    checked = checked.withColumn("hard_ok", F.size("hard_reasons") == 0)
-    stat = statistics(checked.where("hard_ok")).select(
-        "event_id", "stat_flags", "stat_reasons", "details"
-    )
+def series_key() -> Column:
+    """The group of a validated row in the stateful step (``series_judge``): its province ×
+    commodity for a price that passed the hard rules and for a valid review (of a held price of
+    that market × commodity), its market for a sensor reading that passed them, ``x`` for
+    anything else."""
+    province = _lookup({m.market_id: m.province for m in markets().values()})
+    passed = F.col("parse_error").isNull() & (F.size("hard_reasons") == 0)
     return (
-        checked.join(stat, "event_id", "left")
-        .withColumn("flags", F.coalesce("stat_flags", no_reasons()))
-        .withColumn(
-            "reasons",
-            F.when(~F.col("hard_ok"), F.col("hard_reasons")).otherwise(
-                F.coalesce("stat_reasons", no_reasons())
+        F.when(
+            (F.col("_kind") == "review") & F.col(f"{REVIEW_PREFIX}valid"),
+            F.concat_ws(
+                "|",
+                F.lit("p"),
+                province[F.col(f"{REVIEW_PREFIX}market_id")],
+                F.col(f"{REVIEW_PREFIX}commodity"),
             ),
         )
-        .withColumn("details", F.coalesce("details", no_details()))
-        .drop("stat_flags", "stat_reasons")
+        .when(
+            (F.col("_kind") == "event") & passed & (F.col("event_type") == "price"),
+            F.concat_ws("|", F.lit("p"), province[F.col("market_id")], F.col("commodity")),
+        )
+        .when(
+            (F.col("_kind") == "event") & passed & (F.col("event_type") == "sensor"),
+            F.concat_ws("|", F.lit("s"), F.col("market_id")),
+        )
+        .otherwise(F.lit(PASSED))
+    )
+
+
+def judge(validated: DataFrame, rules: QualityRules, tz: str) -> DataFrame:
+    """Validated first copies (``validate_events`` of ``parse_events``), streaming → the same
+    rows with their verdicts — ``flags``, ``reasons`` (empty: accepted) and ``details`` — and
+    the rows of the decisions on held prices (``kind``: see ``series_judge``). The statistical
+    rules compare with the series' history in the query's state."""
+    prepared = validated.select(
+        "*",
+        series_key().alias(KEY),
+        F.unix_seconds("observed_at").alias("_sec"),
+        F.datediff(local_date(F.col("observed_at"), tz), F.lit("1970-01-01")).alias("_day"),
+    )
+    # nested values cross to pandas as JSON text (one string per row, not a Python object)
+    nested = {
+        f.name: f.dataType
+        for f in prepared.schema.fields
+        if isinstance(f.dataType, T.MapType | T.StructType)
+    }
+    prepared = prepared.select(
+        *[F.to_json(c).alias(c) if c in nested else F.col(c) for c in prepared.columns]
+    )
+    verdicts = prepared.sparkSession.createDataFrame([], VERDICT_DDL).schema
+    output = T.StructType([f for f in prepared.schema.fields if f.name != KEY] + verdicts.fields)
+    judged = prepared.groupBy(KEY).applyInPandasWithState(
+        SeriesJudge(rules, output),
+        output,
+        STATE_SCHEMA,
+        "append",
+        GroupStateTimeout.NoTimeout,
+    )
+    reasons = (
+        F.when(F.col("parse_error").isNotNull(), F.array("parse_error"))
+        .when(F.size("hard_reasons") > 0, F.col("hard_reasons"))
+        .otherwise(rule_ids(F.col(REASONS_MASK)))
+    )
+    return judged.select(
+        *[F.from_json(c, t).alias(c) for c, t in nested.items()],
+        *[c for c in judged.columns if c not in nested],
+        rule_ids(F.col(FLAGS_MASK)).alias("flags"),
+        reasons.alias("reasons"),
+        details_map().alias("details"),
+        rule_ids(F.col("hold_reasons_mask")).alias("hold_reasons"),
+        local_date(F.col("observed_at"), tz).alias("observed_date"),
+        F.current_timestamp().alias("batch_time"),  # streaming: the micro-batch's time
+    )
+
+
+PRICE_COLUMNS = (
+    "event_id",
+    "market_id",
+    "commodity",
+    "region",
+    "price",
+    "unit",
+    "reported_unit",
+    "observed_at",
+    "source",
+    "device_id",
+    "attributes",
+    "schema_version",
+)
+SENSOR_COLUMNS = (
+    "event_id",
+    "market_id",
+    "device_id",
+    "metric",
+    "value",
+    "observed_at",
+    "source",
+    "schema_version",
+)
+
+
+def event_columns(event_type: str, kept: tuple[str, ...]) -> list[str]:
+    """The columns silver keeps of an event: ``kept``, then any other field of the event model,
+    so that an optional field added to the model flows into silver without a rewrite (the
+    append adds the new column to the table's schema; older rows read it as null)."""
+    model = EVENT_MODELS[event_type]
+    return [*kept, *(f for f in model.model_fields if f not in kept and f != "event_type")]
+
+
+def price_columns() -> list[str]:
+    """The columns of a ``silver.prices`` row (``silver_batch_id`` aside) — also what a held
+    price keeps in ``silver.holds`` until it is released."""
+    return [*event_columns("price", PRICE_COLUMNS), "flags", "details", *LINEAGE, "observed_date"]
+
+
+def sensor_columns() -> list[str]:
+    """The columns of a ``silver.sensors`` row (``silver_batch_id`` aside)."""
+    return [
+        *event_columns("sensor", SENSOR_COLUMNS),
+        "flags",
+        "details",
+        *LINEAGE,
+        "observed_date",
+    ]
+
+
+def _batch(batch_id: int) -> Column:
+    return F.lit(batch_id).cast("bigint").alias("silver_batch_id")
+
+
+def _judged_events(judged: DataFrame, event_type: str) -> DataFrame:
+    return judged.where(
+        (F.col("kind") == "event")
+        & F.col("parse_error").isNull()
+        & (F.col("event_type") == event_type)
+    )
+
+
+def accepted_prices(judged: DataFrame, batch_id: int) -> DataFrame:
+    """The ``silver.prices`` rows of a batch: its accepted prices and the held ones released."""
+    accepted = _judged_events(judged, "price").where(F.size("reasons") == 0)
+    return accepted.unionByName(judged.where(F.col("kind") == "release")).select(
+        *price_columns(), _batch(batch_id)
+    )
+
+
+def accepted_sensors(judged: DataFrame, batch_id: int) -> DataFrame:
+    """The ``silver.sensors`` rows of a batch."""
+    accepted = _judged_events(judged, "sensor").where(F.size("reasons") == 0)
+    return accepted.select(*sensor_columns(), _batch(batch_id))
+
+
+def quarantine_rows(judged: DataFrame, batch_id: int) -> DataFrame:
+    """The ``silver.quarantine`` rows of a batch: records that did not parse, and events with
+    reasons (hard rules, statistical quarantines — held prices among them)."""
+    return judged.where((F.col("kind") == "event") & (F.size("reasons") > 0)).select(
+        "raw",
+        *LINEAGE,
+        "event_id",
+        "event_type",
+        "market_id",
+        "source",
+        "device_id",
+        F.coalesce("commodity", "metric").alias("subject"),
+        "observed_at",
+        "reasons",
+        "details",
+        "error",
+        F.col("batch_time").alias("quarantined_at"),
+        F.to_date("batch_time").alias("quarantine_date"),
+        _batch(batch_id),
+    )
+
+
+HOLD_COLUMNS = ("hold_reasons", "baseline", "move", "held_at")
+
+
+def hold_changes(judged: DataFrame, batch_id: int) -> DataFrame:
+    """The ``silver.holds`` rows a batch writes: its new holds (whatever their status) and the
+    holds it decided (MERGEd on ``event_id``: a decision changes only the status columns)."""
+    return judged.where(F.col("kind") == "hold").select(
+        *price_columns(),
+        *HOLD_COLUMNS,
+        F.lit(batch_id).cast("bigint").alias("held_batch_id"),
+        "status",
+        "previous_status",
+        F.when(F.col("decided"), F.lit(batch_id)).cast("bigint").alias("decided_batch_id"),
+    )
+
+
+def hold_decisions(judged: DataFrame, batch_id: int) -> DataFrame:
+    """The ``silver.hold_decisions`` rows of a batch."""
+    return judged.where(F.col("kind") == "decision").select(
+        "event_id",
+        "decision",
+        "decided_by",
+        F.col("decision_note").alias("note"),
+        "supports",
+        "refutes",
+        F.col("batch_time").alias("decided_at"),
+        "market_id",
+        "commodity",
+        "region",
+        "source",
+        F.coalesce("device_id", F.lit("")).alias("device_id"),
+        "price",
+        "observed_at",
+        *HOLD_COLUMNS,
+        _batch(batch_id),
     )

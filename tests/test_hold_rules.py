@@ -1,48 +1,42 @@
-"""The hold rules on small frames (chispa): confirmation, not confirmed, operators' reviews, what
-a replay sees, what a release writes."""
+"""The hold rules on small frames: confirmation, not confirmed, operators' reviews (pandas), and
+what the stateful step makes of them across batches (``series_judge`` with an in-memory state:
+a hold, its confirmation, the released row; a replayed batch decides as the first attempt)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import json
+from datetime import UTC, datetime
 
+import pandas as pd
 from chispa import assert_df_equality
-from pyspark.sql import functions as F
+from pyspark.sql.types import LongType, StringType, StructField, StructType
 
 from lakehouse.rules import quality_rules
 from streaming_jobs import holds
+from streaming_jobs.series_judge import SeriesJudge
+from streaming_jobs.silver import parse_events
+from streaming_jobs.verdicts import FLAGS_MASK, REASONS_MASK, bit
+from tests.silver_samples import NOW, TOPICS, bronze
 
 T0 = datetime(2025, 3, 1, 1, 0, tzinfo=UTC)
-NOW = datetime(2025, 3, 10, tzinfo=UTC)
-HOLD = (
-    "event_id string, market_id string, commodity string, region string, source string, "
-    "device_id string, price double, observed_at timestamp, flags array<string>, "
-    "hold_reasons array<string>, baseline double, move double, held_at timestamp, "
-    "held_batch_id bigint, status string, previous_status string, decided_batch_id bigint"
-)
-POINTS = "market_id string, commodity string, observed_at timestamp, event_id string, value double"
-RULES = quality_rules().hold
+RULES = quality_rules()
+DAY = 86400
 
 
-def hold(event_id: str, market: str, day: int, status: str = "held", **change) -> tuple:
-    row = {
-        "event_id": event_id, "market_id": market, "commodity": "cabai_merah",
-        "region": "DKI Jakarta", "source": "test", "device_id": None, "price": 90000.0,
-        "observed_at": T0 + timedelta(days=day), "flags": [], "hold_reasons": ["iqr", "zscore"],
-        "baseline": 50000.0, "move": 0.8, "held_at": NOW, "held_batch_id": 3, "status": status,
-        "previous_status": None, "decided_batch_id": None, **change,
+def hold(event_id: str, market: str, day: int, status: str = "held") -> dict:
+    return {
+        "event_id": event_id, "market_id": market, "_sec": day * DAY, "price": 90000.0,
+        "baseline": 50000.0, "status": status,
     }  # fmt: skip
-    return tuple(row.values())
 
 
-def point(market: str, day: int, value: float, event_id: str) -> tuple:
-    return (market, "cabai_merah", T0 + timedelta(days=day), event_id, value)
+def point(market: str, day: int, price: float, event_id: str) -> dict:
+    return {"market_id": market, "_sec": day * DAY, "event_id": event_id, "price": price}
 
 
-def test_two_reports_at_the_new_level_confirm_one_back_refutes(spark):
-    held = spark.createDataFrame(
-        [hold("a", "IP-001", 14), hold("b", "IP-003", 14), hold("c", "IP-004", 14)], HOLD
-    )
-    points = spark.createDataFrame(
+def test_two_reports_at_the_new_level_confirm_one_back_refutes():
+    held = pd.DataFrame([hold("a", "IP-001", 14), hold("b", "IP-003", 14), hold("c", "IP-004", 14)])
+    points = pd.DataFrame(
         [
             point("IP-001", 14, 90000.0, "a"),  # itself: not evidence
             point("IP-001", 15, 91000.0, "a2"),
@@ -52,89 +46,154 @@ def test_two_reports_at_the_new_level_confirm_one_back_refutes(spark):
             point("IP-003", 16, 90000.0, "b3"),
             point("IP-004", 15, 90000.0, "c2"),  # one report only: not yet
             point("IP-004", 13, 50000.0, "c0"),  # the old level, but before: not a refutation
-        ],
-        POINTS,
+        ]
     )
-    decided = holds.confirmations(held, points, RULES).select(
-        "event_id", "decision", "supports", "refutes"
-    )
-    expected = spark.createDataFrame(
-        [("a", "released", 2, 0), ("b", "not_confirmed", 1, 1)],
-        "event_id string, decision string, supports long, refutes long",
-    )
-    assert_df_equality(decided, expected, ignore_row_order=True, ignore_nullable=True)
+    decided = holds.confirmations(held, points, RULES.hold)
+    assert decided[["event_id", "decision", "supports", "refutes"]].values.tolist() == [
+        ["a", "released", 2, 0],
+        ["b", "not_confirmed", 1, 1],
+    ]
 
 
-def test_reviews_first_wins_and_only_reviewable_holds(spark):
-    held = spark.createDataFrame(
+def test_reviews_first_wins_and_only_reviewable_holds():
+    held = pd.DataFrame(
         [
             hold("a", "IP-001", 14),
             hold("b", "IP-003", 14, status="not_confirmed"),
             hold("c", "IP-004", 14, status="rejected"),
-        ],
-        HOLD,
+        ]
     )
-    at = NOW + timedelta(minutes=1)
-    records = spark.createDataFrame(
+    at = pd.Timestamp(NOW) + pd.Timedelta(minutes=1)
+
+    def review(offset: int, target: str, decision: str, reviewer: str, note, seconds: int = 0):
+        return {
+            "partition": 0, "offset": offset, "review_target_event_id": target,
+            "review_decision": decision, "review_reviewer": reviewer, "review_note": note,
+            "review_requested_at": at + pd.Timedelta(seconds=seconds),
+        }  # fmt: skip
+
+    reviews = pd.DataFrame(
         [
-            (0, 1, f'{{"event_id":"r1","target_event_id":"a","decision":"reject","note":"typo",'
-             f'"reviewer":"ops","requested_at":"{at.isoformat()}"}}'),
-            (0, 2, f'{{"event_id":"r2","target_event_id":"a","decision":"release","note":"ok",'
-             f'"reviewer":"ops","requested_at":"{(at + timedelta(seconds=5)).isoformat()}"}}'),
-            (0, 3, f'{{"event_id":"r3","target_event_id":"b","decision":"release",'
-             f'"reviewer":"lead","requested_at":"{at.isoformat()}"}}'),
-            (0, 4, f'{{"event_id":"r4","target_event_id":"c","decision":"release",'
-             f'"reviewer":"ops","requested_at":"{at.isoformat()}"}}'),
-            (0, 5, '{"event_id":"r5","target_event_id":"a","decision":"maybe"}'),
-        ],
-        "partition int, offset long, value string",
-    )  # fmt: skip
-    reviews = holds.parse_reviews(records)
-    assert reviews.where(~F.col("valid")).count() == 1
-    decided = holds.reviewed(held, reviews).select("event_id", "decision", "decided_by", "note")
-    expected = spark.createDataFrame(
-        [("a", "rejected", "operator:ops", "typo"), ("b", "released", "operator:lead", "")],
-        "event_id string, decision string, decided_by string, note string",
+            review(1, "a", "reject", "ops", "typo"),
+            review(2, "a", "release", "ops", "ok", seconds=5),
+            review(3, "b", "release", "lead", None),
+            review(4, "c", "release", "ops", None),
+        ]
     )
-    assert_df_equality(decided, expected, ignore_row_order=True, ignore_nullable=True)
+    decided = holds.reviewed(held, reviews)
+    assert decided[["event_id", "decision", "decided_by", "decision_note"]].values.tolist() == [
+        ["a", "rejected", "operator:ops", "typo"],
+        ["b", "released", "operator:lead", ""],
+    ]
+    by_rule = pd.DataFrame(
+        [{"event_id": "a", "decision": "released", "decided_by": holds.BY_RULE,
+          "decision_note": "confirmed", "supports": 2, "refutes": 0}]
+    )  # fmt: skip
+    both = holds.decided(by_rule, decided)  # the operator's decision wins over the rule's
+    assert both.set_index("event_id")["decided_by"].to_dict() == {
+        "a": "operator:ops",
+        "b": "operator:lead",
+    }
 
 
-def test_a_replay_sees_the_holds_as_before_its_batch(spark):
-    stored = spark.createDataFrame(
+def test_a_review_must_name_its_held_price_market_and_commodity(spark):
+    target = {"target_event_id": "a", "decision": "reject", "note": "typo", "reviewer": "ops"}
+    at = NOW.isoformat()
+    records = [
+        ("market.reviews", json.dumps({**target, "market_id": "IP-001", "commodity": "beras",
+                                       "requested_at": at})),
+        ("market.reviews", json.dumps({**target, "requested_at": at})),  # cannot be routed
+        ("market.reviews", json.dumps({**target, "decision": "maybe", "market_id": "IP-001",
+                                       "commodity": "beras", "requested_at": at})),
+    ]  # fmt: skip
+    parsed = parse_events(bronze(spark, records), TOPICS, "market.deadletter", "market.reviews")
+    expected = spark.createDataFrame(
+        [(0, "review", None, True), (1, "review", None, False), (2, "review", None, False)],
+        "offset long, _kind string, parse_error string, review_valid boolean",
+    )
+    assert_df_equality(
+        parsed.select("offset", "_kind", "parse_error", "review_valid"),
+        expected,
+        ignore_nullable=True,
+        ignore_row_order=True,
+    )
+
+
+class MemoryState:
+    """The state of one key as ``applyInPandasWithState`` hands it over (a unit-test stand-in
+    for Spark's ``GroupState``)."""
+
+    def __init__(self, value: tuple | None = None) -> None:
+        self.value = value
+
+    @property
+    def exists(self) -> bool:
+        return self.value is not None
+
+    @property
+    def get(self) -> tuple:
+        return self.value
+
+    def update(self, value: tuple) -> None:
+        self.value = value
+
+    def remove(self) -> None:
+        self.value = None
+
+
+def _prices(rows: list[tuple[str, str, int, float]], now: datetime) -> pd.DataFrame:
+    """Price rows as the stateful step receives them (the columns it reads and passes on)."""
+    return pd.DataFrame(
         [
-            hold("a", "IP-001", 14, status="released", previous_status="held", decided_batch_id=7),
-            hold("b", "IP-003", 14, status="rejected", previous_status="not_confirmed",
-                 decided_batch_id=5),
-            hold("c", "IP-004", 14, held_batch_id=7),  # held by the batch itself
-        ],
-        HOLD,
+            {
+                "_kind": "event", "event_id": event_id, "market_id": market, "commodity": "beras",
+                "region": "DKI Jakarta", "price": price, "source": "test",
+                "observed_at": pd.Timestamp(T0) + pd.Timedelta(days=day),
+                "_sec": int(T0.timestamp()) + day * DAY, "_day": 20148 + day,
+                "ingest_time": pd.Timestamp(now), "review_valid": False, "partition": 0,
+                "offset": i,
+                **dict.fromkeys(REVIEW_FIELDS),
+            }
+            for i, (event_id, market, day, price) in enumerate(rows)
+        ]
     )  # fmt: skip
-    seen = holds.as_of(stored, 7).select("event_id", "status")
-    expected = spark.createDataFrame(
-        [("a", "held"), ("b", "rejected")], "event_id string, status string"
-    )
-    assert_df_equality(seen, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_a_release_is_a_silver_row_and_a_status_change(spark):
-    held = spark.createDataFrame([hold("a", "IP-001", 14, flags=["cross_market"])], HOLD)
-    decision = (
-        "event_id string, decision string, decided_by string, note string, supports long, "
-        "refutes long"
-    )
-    by_rule = spark.createDataFrame([], decision)
-    by_operator = spark.createDataFrame(
-        [("a", "released", "operator:ops", "ok", None, None)], decision
-    )
-    decisions = holds.decided(held, by_rule, by_operator, 9, NOW)
-    row = decisions.first()
-    assert (row.decision, row.decided_by, row.silver_batch_id, row.move) == (
-        "released", "operator:ops", 9, 0.8,
-    )  # fmt: skip
-    silver = holds.released(held, decisions, ["event_id", "price", "flags"]).first()
-    assert (silver.event_id, silver.price) == ("a", 90000.0)
-    assert sorted(silver.flags) == ["cross_market", "iqr", "zscore"]
-    changed = holds.updated(held, decisions, 9).first()
-    assert (changed.status, changed.previous_status, changed.decided_batch_id) == (
-        "released", "held", 9,
-    )  # fmt: skip
+REVIEW_FIELDS = [f"review_{f}" for f in ("target_event_id", "decision", "note", "reviewer")]
+REVIEW_FIELDS.append("review_requested_at")
+#: the step's output columns these tests look at
+OUTPUT = StructType(
+    [StructField("kind", StringType()), StructField("event_id", StringType()),
+     StructField("status", StringType()), StructField("decision", StringType()),
+     *[StructField(c, LongType()) for c in (FLAGS_MASK, REASONS_MASK, "hold_reasons_mask")]]
+)  # fmt: skip
+
+
+def _run(judge: SeriesJudge, state: MemoryState, rows: pd.DataFrame) -> pd.DataFrame:
+    return pd.concat(list(judge(("p|DKI Jakarta|beras",), iter([rows]), state)), ignore_index=True)
+
+
+def test_a_hold_is_confirmed_released_once_and_a_replay_decides_the_same():
+    judge = SeriesJudge(RULES, OUTPUT)
+    state = MemoryState()
+    calm = [(f"c{d}", "IP-001", d, 14000.0 * (1 + 0.001 * (d % 3))) for d in range(20)]
+    _run(judge, state, _prices(calm, NOW))
+    first = _run(judge, state, _prices([("spike", "IP-001", 20, 31000.0)], NOW))
+    (held,) = first[first["kind"] == "hold"].to_dict("records")
+    assert held["status"] == "held" and int(held["hold_reasons_mask"]) & bit("median_deviation")
+    assert first.loc[first["kind"] == "event", REASONS_MASK].item() != 0  # quarantined too
+
+    before = MemoryState(state.value)
+    confirming = _prices([("s2", "IP-001", 21, 30500.0), ("s3", "IP-001", 22, 31500.0)], NOW)
+    second = _run(judge, state, confirming)
+    # the two reports at the new level are themselves held, and confirm each other with it
+    kinds = second.groupby("kind")["event_id"].apply(sorted).to_dict()
+    assert kinds["decision"] == kinds["release"] == kinds["hold"] == ["s2", "s3", "spike"]
+    release = second[(second["kind"] == "release") & (second["event_id"] == "spike")].iloc[0]
+    assert release[REASONS_MASK] == 0 and int(release[FLAGS_MASK]) & bit("median_deviation")
+    assert set(second.loc[second["kind"] == "hold", "status"]) == {"released"}
+    assert state.get[1] is None  # nothing waits any more
+
+    replayed = _run(judge, before, confirming)  # the batch again, from the state before it
+    columns = ["kind", "event_id", "status", "decision", REASONS_MASK]
+    assert replayed[columns].equals(second[columns])

@@ -1,65 +1,26 @@
-"""Silver rules on small frames (chispa): each rule, exact flags and quarantine reasons."""
+"""Silver rules on small frames (chispa for Spark's, pandas for the statistical judges): each
+rule, exact flags and quarantine reasons."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
+import pandas as pd
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from lakehouse.rules import quality_rules
-from streaming_jobs import gold, series_state
-from streaming_jobs.bronze import with_first_copies
-from streaming_jobs.price_judge import percentile
+from streaming_jobs import gold, price_judge, sensor_judge
+from streaming_jobs.bronze import first_copies, sender
+from streaming_jobs.price_judge import percentile, row_percentiles
 from streaming_jobs.quality import batch_quality
-from streaming_jobs.silver import (
-    parse_events,
-    price_statistics,
-    reference_frames,
-    sensor_statistics,
-    validate_prices,
-    validate_sensors,
-)
-
-TOPICS = {"market.prices": "price", "market.sensors": "sensor"}
-NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
-T0 = datetime(2025, 3, 1, 1, 0, tzinfo=UTC)
-BRONZE = (
-    "topic string, partition int, offset long, kafka_timestamp timestamp, key string, "
-    "value string, ingest_time timestamp, ingest_date date"
-)
-
-
-def price(event_id: str = "p1", **change) -> dict:
-    return {
-        "event_id": event_id, "schema_version": 1, "event_type": "price", "market_id": "IP-001",
-        "commodity": "beras", "price": 14000.0, "unit": "kg", "source": "test",
-        "observed_at": T0.isoformat(), "region": "DKI Jakarta", **change,
-    }  # fmt: skip
-
-
-def sensor(event_id: str = "s1", **change) -> dict:
-    return {
-        "event_id": event_id, "schema_version": 1, "event_type": "sensor", "market_id": "IP-001",
-        "device_id": "IP-001-d1", "metric": "temperature_c", "value": 28.0, "source": "dev",
-        "observed_at": T0.isoformat(), **change,
-    }  # fmt: skip
-
-
-def bronze(spark, records: list[tuple[str, str]]):
-    rows = [
-        (topic, 0, offset, T0, None, value, NOW, NOW.date())
-        for offset, (topic, value) in enumerate(records)
-    ]
-    return spark.createDataFrame(rows, BRONZE)
-
-
-@pytest.fixture(scope="module")
-def ref(spark):
-    return reference_frames(spark, quality_rules())
+from streaming_jobs.series_state import Window, newest_points
+from streaming_jobs.silver import parse_events, validate_events
+from streaming_jobs.verdicts import DETAILS, STAT_RULES, detail_column
+from tests.silver_samples import NOW, T0, TOPICS, bronze, price, sensor
 
 
 def test_parse_events_names_what_is_wrong(spark):
@@ -103,19 +64,25 @@ def test_first_copies_and_duplicate_counts(spark):
          ("market.prices", json.dumps(price("b", source="feed-b"))), ("market.prices", "not json"),
          ("market.prices", "not json")],
     )  # fmt: skip
-    tagged = with_first_copies(records, horizon_hours=1)
-    firsts = tagged.where("first_copy")
-    assert tagged.where("not first_copy").count() == 5  # every record stays in bronze
+    firsts = first_copies(records, horizon_hours=1)
     assert sorted(r.offset for r in firsts.collect() if "a" in r.value[:20]) in ([0], [1])
     assert firsts.count() == 4  # a once, b, and each unparseable record (its own identity)
 
-    parsed = parse_events(firsts, TOPICS, "market.deadletter")
-    verdicts = parsed.where("parse_error is null").withColumn(
-        "reasons", F.array().cast("array<string>")
+    parsed = parse_events(firsts, TOPICS, "market.deadletter").select("*", *sender("raw"))
+    judged = parsed.select(
+        "*",
+        F.lit("event").alias("kind"),
+        F.when(F.col("parse_error").isNotNull(), F.array("parse_error"))
+        .otherwise(F.array().cast("array<string>"))
+        .alias("reasons"),
+        F.lit(None).cast("string").alias("decision"),
+        F.lit(NOW).alias("batch_time"),
     )
-    quality = batch_quality(
-        tagged, parsed, verdicts, verdicts.limit(0), None, batch_id=7, now=NOW
-    ).select("source", "received", "accepted", "quarantined", "duplicates")
+    every = records.select(F.lit("record").alias("kind"), "*", *sender())
+    batch = every.unionByName(judged, allowMissingColumns=True)
+    quality = batch_quality(batch, "market.reviews", batch_id=7).select(
+        "source", "received", "accepted", "quarantined", "duplicates"
+    )
     expected = spark.createDataFrame(
         [("test", 2, 1, 0, 1), ("feed-b", 1, 1, 0, 0), ("market.prices", 2, 0, 2, 0)],
         quality.schema,
@@ -123,46 +90,26 @@ def test_first_copies_and_duplicate_counts(spark):
     assert_df_equality(quality, expected, ignore_row_order=True, ignore_nullable=True)
 
 
-def test_series_state_keeps_the_newest_points_and_what_a_replay_needs(spark):
-    schema = "market_id string, commodity string, region string, observed_at timestamp, "
-    schema += "event_id string, price double"
-    points = [("IP-001", "beras", "DKI Jakarta", T0 + timedelta(days=d), f"e{d}", 100.0 + d)
-              for d in range(5)]  # fmt: skip
-    new = spark.createDataFrame(points[3:], schema)
-    earlier = spark.createDataFrame(points[:3], schema)
-    keys = ("market_id", "commodity")
-    state = series_state.advanced(
-        earlier, new, keys, ("region",), "price", 3, timedelta(days=30), batch_id=4
-    )
-    (row,) = state.collect()
-    assert [p.event_id for p in row.points] == ["e2", "e3", "e4"]  # the newest three, in order
-    assert row.silver_batch_id == 4 and row.region == "DKI Jakarta"
+def _points(rows: list[tuple[str, int, str, float]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["market_id", "_sec", "event_id", "price"])
 
-    stored = state.withColumn("previous", F.col("points")).withColumn(
-        "points", F.array_remove("points", F.col("points")[0])
-    )
-    # batch 4 replayed after its own update was committed: it compares with ``previous``
-    assert [r.event_id for r in series_state.history(stored, 4, keys, "price").collect()] == [
-        "e2", "e3", "e4"
-    ]  # fmt: skip
-    # the next batch compares with ``points``
-    assert [r.event_id for r in series_state.history(stored, 5, keys, "price").collect()] == [
-        "e3", "e4"
-    ]  # fmt: skip
-    recent = series_state.advanced(
-        earlier, new, keys, ("region",), "price", 10, timedelta(days=1), batch_id=4
-    ).first()
-    assert [p.event_id for p in recent.points] == ["e3", "e4"]  # none older than the horizon
 
-    # a candidate whose day of history the state does not hold is a backfill (read from silver)
-    history = series_state.history(state, 5, keys, "price")  # e2..e4, the state is full (3)
-    candidates = spark.createDataFrame(
-        [("IP-001", "beras", "DKI Jakarta", T0 + timedelta(days=d), f"c{d}", 100.0)
-         for d in (2, 5)],
-        schema,
-    )  # fmt: skip
-    late = series_state.uncovered(candidates, history, keys, 3, timedelta(days=1))
-    assert [r.event_id for r in late.collect()] == ["c2"]  # needs day 1; the state starts at e2
+def test_series_state_keeps_the_newest_points_and_a_backfills_past():
+    day = 86400
+    points = _points([("IP-001", d * day, f"e{d}", 100.0 + d) for d in range(10)])
+    newest = pd.DataFrame({"market_id": ["IP-001"], "_sec": [9 * day]})
+    kept = newest_points(points, ["market_id"], [Window(newest, 3, 30 * day)])
+    assert list(kept["event_id"]) == ["e7", "e8", "e9"]  # the newest three, in order
+    recent = newest_points(points, ["market_id"], [Window(newest, 10, 1.5 * day)])
+    assert list(recent["event_id"]) == ["e8", "e9"]  # none older than the horizon
+    # a backfill's batch ends at day 4: its own recent past is kept beside the live one
+    backfill = pd.DataFrame({"market_id": ["IP-001"], "_sec": [4 * day]})
+    both = newest_points(
+        points, ["market_id"], [Window(newest, 2, 30 * day), Window(backfill, 2, 30 * day)]
+    )
+    assert list(both["event_id"]) == ["e3", "e4", "e8", "e9"]
+    twice = pd.concat([points, points.tail(1)])  # a point seen twice is kept once
+    assert newest_points(twice, ["market_id"], [Window(newest, 5, 30 * day)])["event_id"].is_unique
 
 
 def _parsed(spark, events: list[dict], topic: str = "market.prices"):
@@ -170,7 +117,7 @@ def _parsed(spark, events: list[dict], topic: str = "market.prices"):
     return parse_events(bronze(spark, records), TOPICS, "market.deadletter")
 
 
-def test_hard_price_rules(spark, ref):
+def test_hard_price_rules(spark):
     retention = timedelta(days=quality_rules().hard.retention_days)
     late_time = (NOW - retention - timedelta(days=1)).isoformat()
     events = [
@@ -185,7 +132,7 @@ def test_hard_price_rules(spark, ref):
         price("late", observed_at=late_time),
         price("backfill", observed_at=(NOW - timedelta(days=400)).isoformat()),
     ]
-    out = validate_prices(_parsed(spark, events), ref, quality_rules(), NOW)
+    out = validate_events(_parsed(spark, events), quality_rules(), NOW)
     expected = spark.createDataFrame(
         [("ok", []), ("grams", []), ("unknown-market", ["unknown_market"]),
          ("unknown-commodity", ["unknown_commodity"]), ("zero", ["non_positive_price"]),
@@ -212,75 +159,89 @@ def test_hard_price_rules(spark, ref):
     )
 
 
-def _series(spark, market: str, days: int, level: float, start: datetime = T0):
-    rows = [
-        (f"{market}-{d}", market, "beras", "DKI Jakarta", start + timedelta(days=d),
-         level * (1 + 0.001 * ((d % 3) - 1)))
+def _series(market: str, days: int, level: float, start: datetime = T0) -> list[tuple]:
+    return [
+        (f"{market}-{d}", market, start + timedelta(days=d), level * (1 + 0.001 * ((d % 3) - 1)))
         for d in range(days)
-    ]  # fmt: skip
-    return spark.createDataFrame(
-        rows,
-        "event_id string, market_id string, commodity string, region string, "
-        "observed_at timestamp, price double",
-    )
+    ]
 
 
-def test_price_statistics_flags_a_spike_and_not_a_calm_price(spark):
-    rules = quality_rules()
-    history = _series(spark, "IP-001", 20, 14000.0)
+def _judge(history: list[tuple], candidates: list[tuple]) -> dict[str, dict]:
+    """The price judge on a pool of (event_id, market_id, observed_at, price) rows: per
+    candidate, its flags, reasons and details as silver names them."""
+    rows = [(*r, False) for r in history] + [(*r, True) for r in candidates]
+    pool = pd.DataFrame(rows, columns=["event_id", "market_id", "at", "price", "_candidate"])
+    local = pd.to_datetime(pool["at"], utc=True).dt.tz_convert("Asia/Jakarta")
+    pool["_sec"] = pd.to_datetime(pool["at"], utc=True).astype("int64") // 10**9
+    pool["_day"] = (local.dt.tz_localize(None).dt.normalize() - pd.Timestamp(0)).dt.days
+    out = price_judge.judge(pool[list(price_judge.POOL_COLUMNS)], quality_rules().prices)
+    return {r["event_id"]: _verdict(r) for r in out.to_dict("records")}
+
+
+def _verdict(row: dict) -> dict:
+    rules = lambda mask: [r for i, r in enumerate(STAT_RULES) if int(mask) >> i & 1]  # noqa: E731
+    details = {d: row[detail_column(d)] for d in DETAILS if not np.isnan(row[detail_column(d)])}
+    return {"flags": rules(row["stat_flags"]), "reasons": rules(row["stat_reasons"]), **details}
+
+
+def test_price_statistics_flags_a_spike_and_not_a_calm_price():
+    history = _series("IP-001", 20, 14000.0)
     for other, level in (("IP-003", 14200.0), ("IP-004", 13900.0), ("IP-005", 14100.0)):
-        history = history.unionByName(_series(spark, other, 21, level))
+        history += _series(other, 21, level)
     day = T0 + timedelta(days=20)
-    candidates = spark.createDataFrame(
-        [("spike", "IP-001", "beras", "DKI Jakarta", day, 31000.0),
-         ("calm", "IP-001", "beras", "DKI Jakarta", day + timedelta(hours=1), 14010.0)],
-        history.schema,
-    )  # fmt: skip
-    out = {
-        r.event_id: r
-        for r in price_statistics(candidates, history, rules, "Asia/Jakarta").collect()
-    }
+    out = _judge(
+        history,
+        [("spike", "IP-001", day, 31000.0), ("calm", "IP-001", day + timedelta(hours=1), 14010.0)],
+    )
     spike, calm = out["spike"], out["calm"]
-    assert spike.stat_flags == ["zscore", "iqr", "median_deviation", "cross_market"]
-    assert spike.stat_reasons == spike.stat_flags
-    assert spike.details["rolling_median"] == pytest.approx(14000.0, rel=0.01)
-    assert spike.details["cross_market_median"] == pytest.approx(14100.0, rel=0.01)
+    assert spike["flags"] == ["zscore", "iqr", "median_deviation", "cross_market"]
+    assert spike["reasons"] == spike["flags"]
+    assert spike["rolling_median"] == pytest.approx(14000.0, rel=0.01)
+    assert spike["cross_market_median"] == pytest.approx(14100.0, rel=0.01)
     # the spike itself is in the history of the calm price; its median baseline shrugs it off
-    assert calm.stat_flags == [] and calm.stat_reasons == []
+    assert calm["flags"] == [] and calm["reasons"] == []
 
 
 def test_price_rules_percentiles_are_sparks(spark):
-    """The price rules run in pandas (``price_judge``): their percentiles are Spark's."""
+    """The price rules run in numpy (``price_judge``): their percentiles are Spark's."""
     values = [3.0, 1.0, 4.0, 1.5, 9.0, 2.6, 14000.0, 13999.5]
     quartiles = F.percentile("v", F.array(*[F.lit(q) for q in (0.25, 0.5, 0.75, 0.9)]))
     (expected,) = spark.createDataFrame([(v,) for v in values], "v double").agg(quartiles).first()
     ordered = np.sort(values)
     assert [percentile(ordered, q) for q in (0.25, 0.5, 0.75, 0.9)] == expected
+    rows = np.array([[*ordered], [*ordered[:3], *[np.nan] * 5]])  # a full row, one of three
+    for q in (0.25, 0.5, 0.75, 0.9):
+        assert list(row_percentiles(rows, np.array([8, 3]), q)) == [
+            percentile(ordered, q),
+            percentile(ordered[:3], q),
+        ]
 
 
-def test_single_flag_is_kept_and_short_history_abstains(spark):
-    rules = quality_rules()
-    history = _series(spark, "IP-001", 20, 14000.0)
+def test_single_flag_is_kept_and_short_history_abstains():
+    history = _series("IP-001", 20, 14000.0)
     for other in ("IP-003", "IP-004"):  # the region's other markets are much cheaper
-        history = history.unionByName(_series(spark, other, 21, 9000.0))
-    candidates = spark.createDataFrame(
-        [("steady", "IP-001", "beras", "DKI Jakarta", T0 + timedelta(days=20), 14000.0)],
-        history.schema,
-    )
-    (row,) = price_statistics(candidates, history, rules, "Asia/Jakarta").collect()
-    assert row.stat_flags == ["cross_market"] and row.stat_reasons == []
+        history += _series(other, 21, 9000.0)
+    steady = ("steady", "IP-001", T0 + timedelta(days=20), 14000.0)
+    row = _judge(history, [steady])["steady"]
+    assert row["flags"] == ["cross_market"] and row["reasons"] == []
 
-    history = _series(spark, "IP-001", 3, 14000.0)  # fewer than min_history
-    candidates = spark.createDataFrame(
-        [("new", "IP-001", "beras", "DKI Jakarta", T0 + timedelta(days=3), 20000.0)],
-        history.schema,
-    )
-    (row,) = price_statistics(candidates, history, rules, "Asia/Jakarta").collect()
-    assert row.stat_flags == [] and row.stat_reasons == []
-    assert row.details == {"history_n": 2.0}
+    history = _series("IP-001", 3, 14000.0)  # fewer than min_history
+    row = _judge(history, [("new", "IP-001", T0 + timedelta(days=3), 20000.0)])["new"]
+    assert row == {"flags": [], "reasons": [], "history_n": 2.0}
 
 
-def test_sensor_rules(spark, ref):
+def test_a_window_holds_the_newest_history_points():
+    """A price is compared with at most ``history_points`` of its series' newest prices before
+    it, however many the batch brings: its verdict does not depend on how batches were cut."""
+    many = _series("IP-001", 28, 14000.0, start=T0)
+    hourly = [(f"h{i}", "IP-001", T0 + timedelta(days=27, minutes=i), 14000.0) for i in range(80)]
+    at = T0 + timedelta(days=28)
+    alone = _judge(many + hourly, [("p", "IP-001", at, 14000.0)])["p"]
+    together = _judge(many, [*hourly, ("p", "IP-001", at, 14000.0)])["p"]
+    assert alone == together and alone["history_n"] == quality_rules().prices.history_points
+
+
+def test_sensor_rules(spark):
     rules = quality_rules()
     at = lambda minutes: (T0 + timedelta(minutes=minutes)).isoformat()  # noqa: E731
     events = [
@@ -289,7 +250,7 @@ def test_sensor_rules(spark, ref):
         sensor("crowd-zero", metric="crowd_count", value=0.0, observed_at=at(3)),
         sensor("unknown", market_id="ZZ-404", observed_at=at(4)),
     ]
-    out = validate_sensors(_parsed(spark, events, "market.sensors"), ref, rules, NOW)
+    out = validate_events(_parsed(spark, events, "market.sensors"), rules, NOW)
     reasons = spark.createDataFrame(
         [("hot", ["sensor_out_of_range"]), ("zero", ["sensor_zero"]), ("crowd-zero", []),
          ("unknown", ["unknown_market"])],
@@ -299,27 +260,23 @@ def test_sensor_rules(spark, ref):
         out.select("event_id", "hard_reasons"), reasons, ignore_row_order=True, ignore_nullable=True
     )
 
-    history = spark.createDataFrame(
-        [(f"h{i}", "d1", "temperature_c", T0 + timedelta(minutes=i), 28.0) for i in range(4)],
-        "event_id string, device_id string, metric string, observed_at timestamp, value double",
-    )
-    candidates = spark.createDataFrame(
-        [("stuck", "d1", "temperature_c", T0 + timedelta(minutes=4), 28.0),
-         ("jump", "d1", "temperature_c", T0 + timedelta(minutes=5), 45.0),
-         ("back", "d1", "temperature_c", T0 + timedelta(minutes=6), 28.5)],
-        history.schema,
-    )  # fmt: skip
-    stats = spark.createDataFrame(
-        [("stuck", ["sensor_stuck"], []), ("jump", [], ["sensor_jump"]),
-         ("back", [], [])],
-        "event_id string, stat_flags array<string>, stat_reasons array<string>",
-    )  # fmt: skip
-    assert_df_equality(
-        sensor_statistics(candidates, history, rules).select(*stats.columns),
-        stats,
-        ignore_row_order=True,
-        ignore_nullable=True,
-    )
+    minute = 60
+    history = [(f"h{i}", "d1", "temperature_c", i * minute, 28.0, False) for i in range(4)]
+    candidates = [
+        ("stuck", "d1", "temperature_c", 4 * minute, 28.0, True),
+        ("jump", "d1", "temperature_c", 5 * minute, 45.0, True),
+        ("back", "d1", "temperature_c", 6 * minute, 28.5, True),
+    ]
+    pool = pd.DataFrame(history + candidates, columns=list(sensor_judge.POOL_COLUMNS))
+    verdicts = {
+        r["event_id"]: (_verdict(r)["flags"], _verdict(r)["reasons"])
+        for r in sensor_judge.judge(pool, rules.sensors).to_dict("records")
+    }
+    assert verdicts == {
+        "stuck": (["sensor_stuck"], []),
+        "jump": ([], ["sensor_jump"]),
+        "back": ([], []),
+    }
 
 
 def test_gold_price_daily_and_region(spark):

@@ -191,7 +191,12 @@ async def review(
     if hold["status"] not in HoldStatus.reviewable():
         raise ApiError(409, f"price {event_id!r} was already {hold['status']}")
     event = ReviewEvent(
-        target_event_id=event_id, decision=decision, note=body.note, reviewer=who.name
+        target_event_id=event_id,
+        market_id=hold["market_id"],
+        commodity=hold["commodity"],
+        decision=decision,
+        note=body.note,
+        reviewer=who.name,
     )
     publisher: PricePublisher = request.app.state.publisher
     try:
