@@ -72,25 +72,37 @@ def _added_rows(settings: Settings, root: str, add: dict[str, Any]) -> pa.Table:
     return _utc(rows)
 
 
-def added_since(table: Table, settings: Settings, version: int) -> tuple[int, pa.Table]:
-    """The rows that the commits after ``version`` added to the table (new data files; files
-    that only re-arrange data, like OPTIMIZE's, are not counted), and the newest version read.
-    Commit files are read directly (one small JSON each), so the cost is that of the new data,
-    whatever the size of the table. A MERGE adds the files it rewrote whole: a reader keeps the
-    newest row per key."""
-    files: list[dict[str, Any]] = []
-    current = version
-    while (commit := read_text(settings, table.log(settings, current + 1))) is not None:
-        for line in commit.splitlines():
-            add = json.loads(line).get("add") if line else None
-            if add and add.get("dataChange", True):
-                files.append(add)
-        current += 1
+def committed_files(table: Table, settings: Settings, version: int) -> list[dict[str, Any]] | None:
+    """The data files commit ``version`` of the table added (files that only re-arrange data,
+    like OPTIMIZE's, are not counted), from its commit file alone; None while that version is
+    not committed."""
+    commit = read_text(settings, table.log(settings, version))
+    if commit is None:
+        return None
+    actions = (json.loads(line) for line in commit.splitlines() if line)
+    return [a["add"] for a in actions if a.get("add") and a["add"].get("dataChange", True)]
+
+
+def files_rows(table: Table, settings: Settings, files: list[dict[str, Any]]) -> pa.Table:
+    """The rows of some of the table's data files (``add`` actions), in one table."""
     if not files:
-        return current, pa.table({})
+        return pa.table({})
     root = table.path(settings)
     parts = [_added_rows(settings, root, add) for add in files]
-    return current, pa.concat_tables(parts, promote_options="default")
+    return pa.concat_tables(parts, promote_options="default")
+
+
+def added_since(table: Table, settings: Settings, version: int) -> tuple[int, pa.Table]:
+    """The rows that the commits after ``version`` added to the table (``committed_files``),
+    and the newest version read. Commit files are read directly (one small JSON each), so the
+    cost is that of the new data, whatever the size of the table. A MERGE adds the files it
+    rewrote whole: a reader keeps the newest row per key."""
+    files: list[dict[str, Any]] = []
+    current = version
+    while (added := committed_files(table, settings, current + 1)) is not None:
+        files += added
+        current += 1
+    return current, files_rows(table, settings, files)
 
 
 def delivery_counts(settings: Settings) -> dict[str, int]:

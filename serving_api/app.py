@@ -21,7 +21,7 @@ from serving_api.hardening import RateLimit, SecurityHeaders
 from serving_api.impact import ImpactExplainer
 from serving_api.ingest import PricePublisher
 from serving_api.metrics import ApiMetrics, MetricsMiddleware
-from serving_api.push import Hub, alert_feed, price_feed
+from serving_api.push import Hub, alert_feed, alert_message, price_feed, price_message
 from serving_api.routers import (
     API_PREFIX,
     alerts,
@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     metrics = ApiMetrics()
     cache = GoldCache(settings, metrics)
+    impact = ImpactExplainer(settings)
     hubs = {
         "alerts": Hub(
             "alerts",
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.api.alerts_poll_seconds,
             metrics,
             metrics.alerts_pushed,
+            alert_message(impact.attach),
         ),
         "prices": Hub(
             "prices",
@@ -55,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.api.prices_poll_seconds,
             metrics,
             metrics.prices_pushed,
+            price_message,
         ),
     }
     metrics.watch_lag(lambda: view.newest if (view := cache.current(LIVE)) else None)
@@ -84,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.hubs = hubs
     app.state.keyring = keyring = Keyring(settings)
     app.state.publisher = PricePublisher(settings)
-    app.state.impact = ImpactExplainer(settings)
+    app.state.impact = impact
     app.state.readiness = {}
     errors.install(app)
     # the hottest routes first: a request is matched against the routes in order

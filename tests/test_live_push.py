@@ -23,6 +23,7 @@ from serving_api.views import (
     newest_per_series,
     update_live,
 )
+from tests.api_samples import PRICES
 
 MARKETS = ("IP-001", "IP-002", "IP-030")
 COMMODITIES = ("beras", "cabai_merah", "gula_pasir")
@@ -119,19 +120,6 @@ def filtered(items: list[dict[str, Any]], wanted: tuple[str | None, ...]) -> byt
     )
 
 
-PRICES = pa.schema(
-    [
-        ("event_id", pa.string()),
-        ("market_id", pa.string()),
-        ("commodity", pa.string()),
-        ("region", pa.string()),
-        ("price", pa.float64()),
-        ("unit", pa.string()),
-        ("observed_at", pa.timestamp("us", tz="UTC")),
-        ("source", pa.string()),
-        ("flags", pa.list_(pa.string())),
-    ]
-)
 CLOSES = pa.schema(
     [
         ("market_id", pa.string()),

@@ -110,8 +110,7 @@ async def prices_ws(
     except ApiError as exc:
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=str(exc.detail)[:120])
         return
-    hub = websocket.app.state.hubs["prices"]
-    await hub.serve(websocket, wanted, lambda price: {"type": "price", "price": price})
+    await websocket.app.state.hubs["prices"].serve(websocket, wanted)
 
 
 @router.get("/markets", response_model=list[Market], summary="Markets and what they sell")
