@@ -17,7 +17,8 @@ from lakehouse.settings import Settings, load_settings
 from serving_api import errors
 from serving_api.auth import Keyring, ReadAccess
 from serving_api.cache import GoldCache
-from serving_api.hardening import RateLimit, SecurityHeaders
+from serving_api.fast_path import LiveFastPath
+from serving_api.hardening import RateLimit, RateLimits, SecurityHeaders
 from serving_api.impact import ImpactExplainer
 from serving_api.ingest import PricePublisher
 from serving_api.metrics import ApiMetrics, MetricsMiddleware
@@ -104,7 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ledger.router)
     dashboard.install(app)
     app.add_middleware(ReadAccess, keyring=keyring, prefix=API_PREFIX)
-    app.add_middleware(RateLimit, security=settings.security)
+    app.add_middleware(RateLimit, limits=RateLimits(settings.security))
     if settings.security.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -114,6 +115,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(SecurityHeaders)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    # in front of everything above: the same middleware around a ready /prices/live answer
+    (live,) = (
+        r for r in prices.router.routes if getattr(r, "endpoint", None) is prices.live_prices
+    )
+    app.add_middleware(LiveFastPath, cache=cache, route=live, middleware=list(app.user_middleware))
     return app
 
 
