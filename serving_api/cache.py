@@ -53,6 +53,16 @@ Updater = Callable[[Settings, V, Tables], V]
 
 
 @dataclass(frozen=True)
+class Read:
+    """The columns of a table a view reads (None: all; partition columns included), and which
+    of them are read dictionary-encoded where the table is read file by file (strings
+    repeated on many rows: cheaper to decode and to group)."""
+
+    columns: tuple[str, ...] | None = None
+    dictionary: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ViewSpec(Generic[V]):
     """How to prepare a view: its input tables and a pure builder (tables → structure); and,
     for a view that can move forward incrementally, an updater (structure, rows the new
@@ -65,6 +75,11 @@ class ViewSpec(Generic[V]):
     #: followed tables read at build time as their last ``RECENT_COMMITS`` commits' rows only
     #: (a large append-only table whose past the view takes from another of its tables)
     recent: tuple[Table, ...] = ()
+    #: what the view reads of each table (by qualified name; unnamed tables: everything)
+    reads: dict[str, Read] = field(default_factory=dict)
+
+    def read(self, table: Table) -> Read:
+        return self.reads.get(table.qualified_name, Read())
 
 
 def empty_table(table: Table) -> pa.Table:
@@ -94,9 +109,10 @@ class CommitRows:
     refreshes, the prices WebSocket — which ask from worker threads. The rows of the newest
     ``RECENT_COMMITS`` commits read are kept."""
 
-    def __init__(self, table: Table, settings: Settings) -> None:
+    def __init__(self, table: Table, settings: Settings, read: Read) -> None:
         self.table = table
         self.settings = settings
+        self.read = read
         self._rows: dict[int, pa.Table] = {}  # version → the rows its commit added
         self._lock = threading.Lock()  # one reader of a commit at a time
 
@@ -125,7 +141,10 @@ class CommitRows:
             files = committed_files(self.table, self.settings, version)
             if files is None:
                 return None
-            rows = self._rows[version] = files_rows(self.table, self.settings, files)
+            rows = files_rows(
+                self.table, self.settings, files, self.read.columns, self.read.dictionary
+            )
+            self._rows[version] = rows
             while len(self._rows) > RECENT_COMMITS:
                 del self._rows[min(self._rows)]
         return rows
@@ -139,11 +158,14 @@ class GoldCache:
         self.metrics = metrics
         self._check_every = settings.api.cache_check_ms / 1000
         self._slots: dict[str, _Slot] = {}
-        self._commits: dict[str, CommitRows] = {}
+        self._commits: dict[tuple[str, str], CommitRows] = {}
 
-    def commits(self, table: Table) -> CommitRows:
-        """The one reader of ``table``'s commits."""
-        return self._commits.setdefault(table.qualified_name, CommitRows(table, self.settings))
+    def commits(self, spec: ViewSpec[Any], table: Table) -> CommitRows:
+        """The one reader of the commits of ``table`` as ``spec`` reads it."""
+        key = (spec.name, table.qualified_name)
+        if key not in self._commits:
+            self._commits[key] = CommitRows(table, self.settings, spec.read(table))
+        return self._commits[key]
 
     def advanced(self, table: Table, version: int | None) -> bool:
         """Whether ``table`` has a version newer than ``version`` (None: not written yet)."""
@@ -203,8 +225,9 @@ class GoldCache:
 
     def _added(self, spec: ViewSpec[Any], table: Table, version: int) -> tuple[int, pa.Table]:
         if table in spec.recent:
-            return self.commits(table).added_since(version)
-        return added_since(table, self.settings, version)
+            return self.commits(spec, table).added_since(version)
+        read = spec.read(table)
+        return added_since(table, self.settings, version, read.columns, read.dictionary)
 
     def _rebuild(self, spec: ViewSpec[V], built: _Built[V]) -> _Built[V]:
         """The view at the newest versions: moved forward from ``built`` with the rows the new
@@ -246,7 +269,8 @@ class GoldCache:
                     since = max(delta.version() - RECENT_COMMITS, -1)
                     versions[-1], rows = self._added(spec, table, since)
                 else:
-                    rows = delta.to_pyarrow_table()
+                    columns = spec.read(table).columns
+                    rows = delta.to_pyarrow_table(columns=list(columns) if columns else None)
                 tables[table.qualified_name] = rows
             self.metrics.table_version.labels(table.qualified_name).set(
                 -1 if versions[-1] is None else versions[-1]

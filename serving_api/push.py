@@ -245,7 +245,7 @@ def price_feed(settings: Settings, cache: GoldCache) -> Poll:
     version current at the first call, or from the start when the table appears later) that a
     subscriber wants, as the live view describes it. Without subscribers it only follows the
     table's versions (commit files, no data)."""
-    commits = cache.commits(SILVER_PRICES)
+    commits = cache.commits(LIVE, SILVER_PRICES)  # what the live view reads of it
     version: int | None = None
     started = False
 

@@ -35,7 +35,7 @@ from lakehouse.tables import (
     GOLD_REGION_DAILY,
     SILVER_PRICES,
 )
-from serving_api.cache import Tables, ViewSpec
+from serving_api.cache import Read, Tables, ViewSpec
 
 Granularity = Literal["day", "hour"]
 SeriesKey = tuple[str, str, str]  # commodity, market_id, region ("" when null)
@@ -261,6 +261,11 @@ LATEST_FIELDS = (
     "flags",
 )
 RECENT_CLOSES = 2 * REFERENCE_DAYS  # daily closes the live view keeps per series
+CLOSE_COLUMNS = ("commodity", "market_id", "region", "date", "close")  # of gold.price_daily
+#: rows turned into Python objects in one go: between two, the worker thread that prepares a
+#: view lets the event loop have the interpreter (one go holds it throughout)
+ROWS_AT_ONCE = 2048
+SERIES_CODES = 2**31  # series numbers of newest_closes beyond which they are renumbered
 LatestKey = tuple[str, str]  # market_id, commodity
 LiveFilter = tuple[str | None, str | None, str | None]  # commodity, region, market_id (None: any)
 Closes = dict[SeriesKey, dict[date, float]]
@@ -391,18 +396,33 @@ def newest_per_series(rows: pa.Table) -> pa.Table:
     return ordered.filter(pa.concat_arrays([differs, pa.array([True])]))
 
 
+def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, int]:
+    """Integer codes of a string column's values, equal for equal values (0 for null), and how
+    many codes there are: the indices of a dictionary-encoded column as they are."""
+    array = column.combine_chunks()  # one dictionary for all chunks
+    if not pa.types.is_dictionary(array.type):
+        array = pc.dictionary_encode(array)
+    codes = pc.fill_null(array.indices, -1).to_numpy().astype(np.int64) + 1
+    return codes, len(array.dictionary) + 1
+
+
 def newest_closes(rows: pa.Table, days: int = RECENT_CLOSES) -> pa.Table:
     """The rows of ``rows`` (of gold.price_daily) the live view can keep: of each series'
     newest ``days`` days, the last row of the day — by Arrow's kernels and numpy, so a MERGE
     that adds back a whole file of history becomes at most ``days`` Python rows per series."""
     if rows.num_rows < 2:
         return rows
-    region = pc.fill_null(rows["region"], "")
-    names = pc.binary_join_element_wise(rows["commodity"], rows["market_id"], region, "\x1f")
-    series = pc.dictionary_encode(names.combine_chunks()).indices.to_numpy().astype(np.int64)
+    series, size = np.zeros(rows.num_rows, dtype=np.int64), 1
+    for name in ("commodity", "market_id", "region"):
+        codes, count = _codes(rows[name])
+        series, size = series * count + codes, size * count
+        if size > SERIES_CODES:  # numbered densely again, to leave room for the days below
+            series = np.unique(series, return_inverse=True)[1]
+            size = int(series.max()) + 1
     day = rows["date"].cast(pa.int32()).to_numpy().astype(np.int64)
+    day -= day.min()
     # by series, day and position (a stable sort): the last row of a day is the last of its run
-    order = np.argsort(series << 32 | (day - day.min()), kind="stable")
+    order = np.argsort(series * (int(day.max()) + 1) + day, kind="stable")
     series, day = series[order], day[order]
     last_of_day = np.ones(len(order), dtype=bool)
     last_of_day[:-1] = (series[1:] != series[:-1]) | (day[1:] != day[:-1])
@@ -438,13 +458,14 @@ def _add_closes(closes: Closes, rows: pa.Table) -> set[LatestKey]:
     touched: set[LatestKey] = set()
     if not rows.num_rows:
         return touched
-    kept = newest_closes(rows).select(["commodity", "market_id", "region", "date", "close"])
+    kept = newest_closes(rows).select(list(CLOSE_COLUMNS))
     changed: dict[SeriesKey, dict[date, float]] = {}
-    for commodity, market, region, day, close in zip(*kept.to_pydict().values(), strict=True):
-        series = (commodity, market, region or "")
-        if series not in changed:
-            changed[series] = dict(closes.get(series, {}))
-        changed[series][day] = close
+    for batch in kept.to_batches(max_chunksize=ROWS_AT_ONCE):
+        for commodity, market, region, day, close in zip(*batch.to_pydict().values(), strict=True):
+            series = (commodity, market, region or "")
+            if series not in changed:
+                changed[series] = dict(closes.get(series, {}))
+            changed[series][day] = close
     for series, days in changed.items():
         for old in sorted(days)[:-RECENT_CLOSES]:
             del days[old]
@@ -586,6 +607,11 @@ LIVE = ViewSpec(
     build_live,
     update_live,
     recent=(SILVER_PRICES,),
+    reads={
+        SILVER_PRICES.qualified_name: Read(LATEST_FIELDS),
+        GOLD_PRICE_LATEST.qualified_name: Read(LATEST_FIELDS),
+        GOLD_PRICE_DAILY.qualified_name: Read(CLOSE_COLUMNS, ("commodity", "market_id", "region")),
+    },
 )
 MARKETS = ViewSpec("markets", (GOLD_PRICE_LATEST,), build_markets)
 HISTORY: dict[Granularity, ViewSpec[HistoryIndex]] = {
