@@ -68,11 +68,13 @@ def _added_rows(
     settings: Settings, root: str, add: dict[str, Any], columns: Columns, dictionary: Columns
 ) -> pa.Table:
     """The rows of one added data file, with its partition values as columns (partition
-    columns of the registry are dates)."""
+    columns of the registry are dates). Of ``columns``, those the file holds (a file written
+    before a column was added has not got it: concatenated with newer files, it reads null)."""
     partitions = add.get("partitionValues") or {}
     path, filesystem = parquet_source(settings, join(root, unquote(add["path"])))
-    stored = None if columns is None else [c for c in columns if c not in partitions]
-    rows = pq.read_table(path, filesystem=filesystem, columns=stored, read_dictionary=dictionary)
+    with pq.ParquetFile(path, filesystem=filesystem, read_dictionary=dictionary) as file:
+        held = file.schema_arrow.names
+        rows = file.read(columns=None if columns is None else [c for c in columns if c in held])
     for name, value in partitions.items():
         if columns is None or name in columns:
             column = pa.array([value] * rows.num_rows, pa.string())
@@ -100,7 +102,7 @@ def files_rows(
 ) -> pa.Table:
     """The rows of some of the table's data files (``add`` actions), in one table: only
     ``columns`` when given, ``dictionary`` of them dictionary-encoded (as
-    ``pyarrow.parquet.read_table`` reads them)."""
+    ``pyarrow.parquet.ParquetFile`` reads them)."""
     if not files:
         return pa.table({})
     root = table.path(settings)

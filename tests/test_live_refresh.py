@@ -1,7 +1,8 @@
 """The live view and the prices WebSocket while writes flow: each silver.prices commit is read
 once for both, and not at all while nobody wants it; no file is touched on the event loop;
 requests answered during a rebuild get the previous view (counted ``stale``); a pushed item is
-encoded once for all its subscribers. Over a lakehouse written with delta-rs (no Spark)."""
+encoded once for all its subscribers; of the columns read, one a file predates reads null. Over
+a lakehouse written with delta-rs (no Spark)."""
 
 from __future__ import annotations
 
@@ -14,25 +15,29 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from deltalake import write_deltalake
 from fastapi.testclient import TestClient
 
 import lakehouse.fast_read
 import serving_api.cache
 import serving_api.push
 import serving_api.routers.ops
+from lakehouse.fast_read import added_since
 from lakehouse.settings import Settings
 from lakehouse.tables import SILVER_PRICES
 from serving_api.app import create_app
 from serving_api.cache import GoldCache
 from serving_api.metrics import ApiMetrics
 from serving_api.push import Filter, Hub
-from serving_api.views import LIVE, encode
+from serving_api.views import LATEST_FIELDS, LIVE, encode
 from tests.api_samples import (
     API,
     LAST_DAY,
     LIVE_MARKETS,
+    PRICES,
     append_prices,
     price,
     with_api,
@@ -70,14 +75,14 @@ def test_silver_commits_are_read_once_and_only_when_wanted(
 ) -> None:
     read: list[str] = []  # the silver data files read
     silver = str(SILVER_PRICES.path(lake))
-    read_table = pq.read_table
+    parquet_file = pq.ParquetFile
 
     def counted(source: Any, **options: Any) -> Any:
         if str(source).startswith(silver):
             read.append(str(source))
-        return read_table(source, **options)
+        return parquet_file(source, **options)
 
-    monkeypatch.setattr(pq, "read_table", counted)
+    monkeypatch.setattr(pq, "ParquetFile", counted)
     market = LIVE_MARKETS[1]
     pool = ThreadPoolExecutor(1)
     with TestClient(create_app(lake)) as c:
@@ -122,7 +127,7 @@ def test_no_file_is_touched_on_the_event_loop(
         (serving_api.routers.ops, "exists"),
         (lakehouse.fast_read, "read_text"),
         (lakehouse.fast_read, "DeltaTable"),
-        (pq, "read_table"),
+        (pq, "ParquetFile"),
     ):
         guard(module, name)
     market = LIVE_MARKETS[2]
@@ -206,3 +211,24 @@ def test_an_item_is_encoded_once_for_all_its_subscribers() -> None:
         assert metrics.registry.get_sample_value("smartmarket_api_prices_pushed_total") == 3
 
     asyncio.run(test())
+
+
+def test_a_file_older_than_a_column_reads_it_as_null(lake: Settings, tmp_path: Path) -> None:
+    """The live view reads some columns of each file: one written before a column existed
+    has not got it (schema evolution)."""
+    own = with_api(lake, tmp_path / "evolved")
+    old = price(LIVE_MARKETS[0], "beras", 12001.0, later(7))
+    write_deltalake(
+        str(SILVER_PRICES.path(own)),
+        pa.Table.from_pylist([{k: v for k, v in old.items() if k != "flags"}]),
+    )
+    write_deltalake(
+        str(SILVER_PRICES.path(own)),
+        pa.Table.from_pylist([price(LIVE_MARKETS[0], "beras", 12002.0, later(8))], PRICES),
+        mode="append",
+        schema_mode="merge",
+    )
+    read = LIVE.read(SILVER_PRICES)
+    _, rows = added_since(SILVER_PRICES, own, -1, read.columns, read.dictionary)
+    assert rows.column_names == list(LATEST_FIELDS)
+    assert rows.sort_by("price")["flags"].to_pylist() == [None, []]
