@@ -371,13 +371,13 @@ def _live(
         at = latest[key]["observed_at"].timestamp()
         newest = at if newest is None else max(newest, at)
     for f in joined:
-        keys = [k for k in members.get(f, ()) if k not in removed[f]] + added[f]
-        if keys:
+        if added[f] or removed[f]:  # else the same items, some of them new
+            keys = [k for k in members.get(f, ()) if k not in removed[f]] + added[f]
             members[f] = sorted(keys, key=_served_order)
+        if members[f]:
             answers[f] = b"[" + b",".join(encoded[k] for k in members[f]) + b"]"
         else:
-            members.pop(f, None)
-            answers.pop(f, None)
+            del members[f], answers[f]
     return LiveView(tz, latest, closes, items, encoded, members, answers, newest)
 
 
