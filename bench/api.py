@@ -4,7 +4,7 @@
     ./run.sh bench api --rate 1000 --writes 5000 [--seconds 20]
 
 Builds a lakehouse of realistic gold tables with delta-rs (every physical market of conf/ ×
-every commodity × two years of days: ~480 000 daily rows), starts the API exactly as the `api`
+every commodity × two years of days: ~1.2 M daily rows), starts the API exactly as the `api`
 service does (uvicorn command line of ``scripts.services.Api``) on a free loopback port, and loads
 it from separate processes with an asynchronous client (aiohttp):
 
