@@ -1,9 +1,10 @@
 """Serving API latency and throughput, next to a bare FastAPI endpoint measured in the same run.
 
     ./run.sh bench api [--seconds 10] [--concurrency 50 200] [--workers N] [--clients N]
+    ./run.sh bench api --rate 1000 --writes 5000 [--seconds 20]
 
 Builds a lakehouse of realistic gold tables with delta-rs (every physical market of conf/ ×
-every commodity × two years of days: ~480 000 daily rows), starts the API exactly as the `api`
+every commodity × two years of days: ~1.2 M daily rows), starts the API exactly as the `api`
 service does (uvicorn command line of ``scripts.services.Api``) on a free loopback port, and loads
 it from separate processes with an asynchronous client (aiohttp):
 
@@ -14,6 +15,13 @@ it from separate processes with an asynchronous client (aiohttp):
   latency a client sees when the server is busy but not overloaded.
 
 The bare endpoint is a FastAPI app returning a constant, run with the same uvicorn options.
+
+With ``--rate``, it measures instead ``/prices/live`` alone (the same read mix) at that fixed
+offered rate (open loop, 100 connections, latency from the scheduled time), first idle, then
+while a writer process commits what the pipeline commits to the live view's tables at
+``--writes`` events/s (delta-rs, at the pipeline's ``spark.niceness``): a silver.prices commit
+every second, and every second commit MERGEs into gold.price_latest and gold.price_daily, which
+rewrite the whole files holding the rows they update.
 """
 
 from __future__ import annotations
@@ -28,21 +36,28 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from deltalake import write_deltalake
+from deltalake import DeltaTable, write_deltalake
 from fastapi import FastAPI
 from tqdm import tqdm
 
 from lakehouse.reference import Market, commodities, markets
 from lakehouse.settings import Settings, load_settings
-from lakehouse.tables import GOLD_PRICE_DAILY, GOLD_PRICE_LATEST, GOLD_REGION_DAILY
+from lakehouse.tables import (
+    GOLD_PRICE_DAILY,
+    GOLD_PRICE_LATEST,
+    GOLD_REGION_DAILY,
+    SILVER_PRICES,
+    Table,
+)
 from scripts.isolated_stack import free_ports
 from scripts.services import Api
 
@@ -50,6 +65,9 @@ DAYS = 730
 FIRST_DAY = date(2024, 1, 1)
 WARM_UP_SECONDS = 1.0
 API = "/api/v1"
+FIXED_CONNECTIONS = 100  # as bench pipeline's read load
+COMMIT_SECONDS = 1.0  # a silver commit this often under write load
+GOLD_EVERY = 2  # silver commits per gold commit
 
 bare_app = FastAPI()
 
@@ -112,13 +130,9 @@ def write_gold(settings: Settings, days: int = DAYS) -> int:
             "observed_at": last["last_observed_at"],
             "event_id": [f"00000000-0000-4000-8000-{i:012d}" for i in range(len(last))],
             "source": "bench",
-            "flags": [[] for _ in range(len(last))],
         }
     )
-    table = pa.Table.from_pandas(latest, preserve_index=False)
-    flags = pa.array(latest["flags"], pa.list_(pa.string()))
-    table = table.set_column(table.schema.get_field_index("flags"), "flags", flags)
-    write_deltalake(str(GOLD_PRICE_LATEST.path(settings)), table)
+    write_deltalake(str(GOLD_PRICE_LATEST.path(settings)), with_flags(latest))
     regions = (
         daily.groupby(["region", "commodity", "date"])["close"]
         .agg(median="median", min="min", max="max", markets="count")
@@ -127,6 +141,78 @@ def write_gold(settings: Settings, days: int = DAYS) -> int:
     regions["spread"] = regions["max"] - regions["min"]
     write_deltalake(str(GOLD_REGION_DAILY.path(settings)), regions)
     return len(daily)
+
+
+def with_flags(prices: pd.DataFrame) -> pa.Table:
+    """Price rows as Arrow, with the empty list of flags a clean price carries."""
+    table = pa.Table.from_pandas(prices, preserve_index=False)
+    return table.append_column("flags", pa.array([[]] * len(prices), pa.list_(pa.string())))
+
+
+def upsert(settings: Settings, table: Table, rows: pa.Table) -> None:
+    """Upsert ``rows`` into ``table`` on its keys, as the gold query does."""
+    on = " AND ".join(f"t.{k} = s.{k}" for k in table.keys)
+    (
+        DeltaTable(str(table.path(settings)))
+        .merge(rows, on, source_alias="s", target_alias="t")
+        .when_matched_update_all()
+        .when_not_matched_insert_all()
+        .execute()
+    )
+
+
+def write_load(settings: Settings, rate: int, day: date, seconds: float, done: mp.Queue) -> None:
+    """Commit for ``seconds`` what the pipeline commits at ``rate`` prices/s to the live view's
+    tables, observed on ``day``: silver.prices appends, gold.price_latest and gold.price_daily
+    MERGEs. Puts the number of (silver, gold) commits on ``done``."""
+    os.nice(settings.spark.niceness)
+    rng = np.random.default_rng(11)
+    series = pd.DataFrame(
+        [
+            (m.market_id, c.id, m.province, c.unit, (c.min_price + c.max_price) / 3)
+            for m in pasar_markets()
+            for c in sorted(commodities().values(), key=lambda c: c.id)
+        ],
+        columns=["market_id", "commodity", "region", "unit", "level"],
+    )
+    start = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=1)
+    count = max(1, round(rate * COMMIT_SECONDS))
+    silver = gold = 0
+    began = time.monotonic()
+    while (elapsed := time.monotonic() - began) < seconds:
+        picked = series.sample(count, replace=True, random_state=rng).reset_index(drop=True)
+        prices = picked[["market_id", "commodity", "region", "unit"]].assign(
+            price=picked["level"] * rng.lognormal(0, 0.01, count),
+            observed_at=pd.Series([start + timedelta(seconds=elapsed)] * count).astype(
+                "datetime64[us, UTC]"
+            ),
+            event_id=[str(uuid.uuid4()) for _ in range(count)],
+            source="bench",
+            observed_date=day,
+        )
+        write_deltalake(
+            str(SILVER_PRICES.path(settings)),
+            with_flags(prices),
+            mode="append",
+            partition_by=list(SILVER_PRICES.partition_by),
+        )
+        silver += 1
+        if silver % GOLD_EVERY == 0:
+            newest = prices.drop_duplicates(["market_id", "commodity"], keep="last")
+            upsert(settings, GOLD_PRICE_LATEST, with_flags(newest.drop(columns="observed_date")))
+            closes = newest.rename(columns={"observed_date": "date", "price": "close"})
+            daily = closes[["market_id", "commodity", "region", "date", "close"]].assign(
+                open=closes["close"],
+                high=closes["close"],
+                low=closes["close"],
+                mean=closes["close"],
+                count=1,
+                last_observed_at=closes["observed_at"],
+            )
+            upsert(settings, GOLD_PRICE_DAILY, pa.Table.from_pandas(daily, preserve_index=False))
+            gold += 1
+        time.sleep(max(0.0, began + silver * COMMIT_SECONDS - time.monotonic()))
+    done.put((silver, gold))
 
 
 # ---- server ---------------------------------------------------------------------------------
@@ -278,6 +364,39 @@ def merge(parts: list[Result], together: bool = False) -> Result:
 # ---- main -----------------------------------------------------------------------------------
 
 
+def fixed_rate(settings: Settings, env: dict[str, str], args: argparse.Namespace) -> None:
+    """``/prices/live`` at ``args.rate`` offered, idle, then while ``args.writes`` events/s are
+    committed."""
+    with server(settings, env) as url:
+        urls = [url + path for path in live_reads()]
+        load(urls, 10, 2, None, 1)  # warm the caches and the interpreter
+        print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
+        idle = load(urls, FIXED_CONNECTIONS, args.seconds, args.rate, args.clients)
+        ctx = mp.get_context("spawn")
+        done = ctx.Queue()
+        day = FIRST_DAY + timedelta(days=args.days)
+        writer = ctx.Process(
+            target=write_load,
+            args=(settings, args.writes, day, args.seconds + WARM_UP_SECONDS + 2, done),
+        )
+        writer.start()
+        time.sleep(2)  # the first commits land before the reads are measured
+        writing = load(urls, FIXED_CONNECTIONS, args.seconds, args.rate, args.clients)
+        silver, gold = done.get(timeout=args.seconds + 120)
+        writer.join()
+    print(
+        f"\n/prices/live at {args.rate:,.0f} req/s offered, {FIXED_CONNECTIONS} connections, "
+        f"{args.seconds:.0f} s each"
+    )
+    for name, result in (("idle", idle), (f"writes {args.writes:,} ev/s", writing)):
+        print(
+            f"{name:<20} answered {result.rate:>6,.0f} req/s  p50 {result.percentile(50):7.1f} ms"
+            f"  p99 {result.percentile(99):7.1f} ms  errors {result.errors}"
+        )
+    print(f"writer: {silver} silver.prices commits, {gold} gold MERGE rounds (2 tables each)")
+    print("target: p99 <= 25 ms at 1 000 req/s offered while writes flow")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(prog="./run.sh bench api", description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=12.0, help="per measurement")
@@ -286,6 +405,10 @@ def main() -> None:
     p.add_argument("--workers", type=int, help="uvicorn workers (default: api.workers)")
     p.add_argument("--clients", type=int, default=1, help="load generator processes")
     p.add_argument("--days", type=int, default=DAYS)
+    p.add_argument(
+        "--rate", type=float, help="measure /prices/live alone at this offered rate (req/s)"
+    )
+    p.add_argument("--writes", type=int, default=5000, help="events/s committed with --rate")
     args = p.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
@@ -305,6 +428,9 @@ def main() -> None:
         rows = write_gold(settings, args.days)
         print(f"gold: {rows} daily rows written in {time.monotonic() - began:.1f} s")
 
+        if args.rate:
+            fixed_rate(settings, env, args)
+            return
         end = FIRST_DAY + timedelta(days=args.days - 1)
         start = end - timedelta(days=90)
         paths = {

@@ -20,7 +20,7 @@ from lakehouse import ledger
 from lakehouse.settings import Settings, load_settings
 from lakehouse.tables import SILVER_PRICES
 from serving_api.auth import Keyring, Permission, mint_key
-from serving_api.hardening import RateLimit
+from serving_api.hardening import RateLimits
 
 
 def silver(settings: Settings, rows: int, batches: int = 20) -> None:
@@ -81,16 +81,13 @@ def main(argv: list[str] | None = None) -> None:
             settings.model_copy(update={"api": settings.api.model_copy(update={"keys": [entry]})})
         )
         token, _ = keyring.tokens.issue("bench", "reader", "user", timedelta(minutes=5))
-        limiter = RateLimit(
-            lambda *_: None,  # type: ignore[arg-type, return-value]
-            settings.security.model_copy(update={"rate_limit_per_minute": 10**9}),
-        )
+        limits = RateLimits(settings.security.model_copy(update={"rate_limit_per_minute": 10**9}))
         costs = {
             "API key check": per_call_us(lambda: keyring.check(key, None, Permission.read)),
             "JWT check (HS256 decode)": per_call_us(
                 lambda: keyring.check(None, token, Permission.read)
             ),
-            "rate limiter (one bucket)": per_call_us(lambda: limiter._take("c:bench")),
+            "rate limiter (one bucket)": per_call_us(lambda: limits.take("c:bench")),
         }
 
     print(f"\nprice ledger over {args.rows:,} silver rows ({verdict.chains} chains)")

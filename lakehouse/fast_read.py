@@ -5,6 +5,7 @@ streaming writers."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
@@ -18,6 +19,8 @@ from deltalake.exceptions import TableNotFoundError
 from lakehouse.settings import Settings
 from lakehouse.storage import delta_options, join, parquet_source, read_text
 from lakehouse.tables import GOLD_ALERT_DELIVERIES, Table
+
+Columns = Sequence[str] | None  # some of a table's columns (None: all)
 
 
 class TableMissing(LookupError):
@@ -61,36 +64,69 @@ def _utc(table: pa.Table) -> pa.Table:
     return table
 
 
-def _added_rows(settings: Settings, root: str, add: dict[str, Any]) -> pa.Table:
+def _added_rows(
+    settings: Settings, root: str, add: dict[str, Any], columns: Columns, dictionary: Columns
+) -> pa.Table:
     """The rows of one added data file, with its partition values as columns (partition
-    columns of the registry are dates)."""
+    columns of the registry are dates). Of ``columns``, those the file holds (a file written
+    before a column was added has not got it: concatenated with newer files, it reads null)."""
+    partitions = add.get("partitionValues") or {}
     path, filesystem = parquet_source(settings, join(root, unquote(add["path"])))
-    rows = pq.read_table(path, filesystem=filesystem)
-    for name, value in (add.get("partitionValues") or {}).items():
-        column = pa.array([value] * rows.num_rows, pa.string())
-        rows = rows.append_column(name, column.cast(pa.date32()))
+    with pq.ParquetFile(path, filesystem=filesystem, read_dictionary=dictionary) as file:
+        held = file.schema_arrow.names
+        rows = file.read(columns=None if columns is None else [c for c in columns if c in held])
+    for name, value in partitions.items():
+        if columns is None or name in columns:
+            column = pa.array([value] * rows.num_rows, pa.string())
+            rows = rows.append_column(name, column.cast(pa.date32()))
     return _utc(rows)
 
 
-def added_since(table: Table, settings: Settings, version: int) -> tuple[int, pa.Table]:
-    """The rows that the commits after ``version`` added to the table (new data files; files
-    that only re-arrange data, like OPTIMIZE's, are not counted), and the newest version read.
-    Commit files are read directly (one small JSON each), so the cost is that of the new data,
-    whatever the size of the table. A MERGE adds the files it rewrote whole: a reader keeps the
-    newest row per key."""
+def committed_files(table: Table, settings: Settings, version: int) -> list[dict[str, Any]] | None:
+    """The data files commit ``version`` of the table added (files that only re-arrange data,
+    like OPTIMIZE's, are not counted), from its commit file alone; None while that version is
+    not committed."""
+    commit = read_text(settings, table.log(settings, version))
+    if commit is None:
+        return None
+    actions = (json.loads(line) for line in commit.splitlines() if line)
+    return [a["add"] for a in actions if a.get("add") and a["add"].get("dataChange", True)]
+
+
+def files_rows(
+    table: Table,
+    settings: Settings,
+    files: list[dict[str, Any]],
+    columns: Columns = None,
+    dictionary: Columns = None,
+) -> pa.Table:
+    """The rows of some of the table's data files (``add`` actions), in one table: only
+    ``columns`` when given, ``dictionary`` of them dictionary-encoded (as
+    ``pyarrow.parquet.ParquetFile`` reads them)."""
+    if not files:
+        return pa.table({})
+    root = table.path(settings)
+    parts = [_added_rows(settings, root, add, columns, dictionary) for add in files]
+    return pa.concat_tables(parts, promote_options="default")
+
+
+def added_since(
+    table: Table,
+    settings: Settings,
+    version: int,
+    columns: Columns = None,
+    dictionary: Columns = None,
+) -> tuple[int, pa.Table]:
+    """The rows that the commits after ``version`` added to the table (``committed_files``,
+    read as ``files_rows`` reads them), and the newest version read. Commit files are read
+    directly (one small JSON each), so the cost is that of the new data, whatever the size of
+    the table. A MERGE adds the files it rewrote whole: a reader keeps the newest row per key."""
     files: list[dict[str, Any]] = []
     current = version
-    while (commit := read_text(settings, table.log(settings, current + 1))) is not None:
-        for line in commit.splitlines():
-            add = json.loads(line).get("add") if line else None
-            if add and add.get("dataChange", True):
-                files.append(add)
+    while (added := committed_files(table, settings, current + 1)) is not None:
+        files += added
         current += 1
-    if not files:
-        return current, pa.table({})
-    root = table.path(settings)
-    parts = [_added_rows(settings, root, add) for add in files]
-    return current, pa.concat_tables(parts, promote_options="default")
+    return current, files_rows(table, settings, files, columns, dictionary)
 
 
 def delivery_counts(settings: Settings) -> dict[str, int]:

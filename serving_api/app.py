@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import gc
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,11 +19,12 @@ from lakehouse.settings import Settings, load_settings
 from serving_api import errors
 from serving_api.auth import Keyring, ReadAccess
 from serving_api.cache import GoldCache
-from serving_api.hardening import RateLimit, SecurityHeaders
+from serving_api.fast_path import LiveFastPath
+from serving_api.hardening import RateLimit, RateLimits, SecurityHeaders
 from serving_api.impact import ImpactExplainer
 from serving_api.ingest import PricePublisher
 from serving_api.metrics import ApiMetrics, MetricsMiddleware
-from serving_api.push import Hub, alert_feed, price_feed
+from serving_api.push import Hub, alert_feed, alert_message, price_feed, price_message
 from serving_api.routers import (
     API_PREFIX,
     alerts,
@@ -36,11 +39,14 @@ from serving_api.routers import (
 )
 from serving_api.views import LIVE
 
+SWITCH_SECONDS = 0.001
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     metrics = ApiMetrics()
     cache = GoldCache(settings, metrics)
+    impact = ImpactExplainer(settings)
     hubs = {
         "alerts": Hub(
             "alerts",
@@ -48,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.api.alerts_poll_seconds,
             metrics,
             metrics.alerts_pushed,
+            alert_message(impact.attach),
         ),
         "prices": Hub(
             "prices",
@@ -55,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.api.prices_poll_seconds,
             metrics,
             metrics.prices_pushed,
+            price_message,
         ),
     }
     metrics.watch_lag(lambda: view.newest if (view := cache.current(LIVE)) else None)
@@ -62,6 +70,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # What the process holds once started (modules, reference data) is left out of the
+        # cyclic garbage collector's full passes, which hold the interpreter — and so the event
+        # loop — for every object they look at: ~70 ms each before, ~10 ms after.
+        gc.freeze()
+        # A worker thread preparing a view hands the interpreter back to the event loop within
+        # SWITCH_SECONDS of its asking, not Python's default 5 ms.
+        sys.setswitchinterval(SWITCH_SECONDS)
         for hub in hubs.values():
             hub.start()
         yield
@@ -84,7 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.hubs = hubs
     app.state.keyring = keyring = Keyring(settings)
     app.state.publisher = PricePublisher(settings)
-    app.state.impact = ImpactExplainer(settings)
+    app.state.impact = impact
     app.state.readiness = {}
     errors.install(app)
     # the hottest routes first: a request is matched against the routes in order
@@ -101,7 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ledger.router)
     dashboard.install(app)
     app.add_middleware(ReadAccess, keyring=keyring, prefix=API_PREFIX)
-    app.add_middleware(RateLimit, security=settings.security)
+    app.add_middleware(RateLimit, limits=RateLimits(settings.security))
     if settings.security.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -111,6 +126,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(SecurityHeaders)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    # in front of everything above: the same middleware around a ready /prices/live answer
+    (live,) = (
+        r for r in prices.router.routes if getattr(r, "endpoint", None) is prices.live_prices
+    )
+    app.add_middleware(LiveFastPath, cache=cache, route=live, middleware=list(app.user_middleware))
     return app
 
 

@@ -2,20 +2,25 @@
 
 A *view* is a structure prepared once from one or more gold tables (an index, precomputed
 changes, encoded responses) and kept until one of its tables gets a new Delta version. A request
-costs one ``stat`` per input table — does the commit file of the next version,
-``_delta_log/<version + 1>.json``, exist? — at most every ``api.cache_check_ms``, and a lookup.
-Commits are atomic, so that file appearing is exactly "a new version". Only then is the view
-moved forward — from the rows the new commits added, for a view with an updater (the live
-prices), else by re-reading its tables with delta-rs — in a worker thread (never a blocked event
-loop), while requests keep getting the previous view until the new one is complete
+costs a lookup: at most every ``api.cache_check_ms`` it also starts a look, in a worker thread,
+for the next version of the view's tables — one ``stat`` each: does the commit file of the next
+version, ``_delta_log/<version + 1>.json``, exist? Commits are atomic, so that file appearing is
+exactly "a new version". Only then is the view moved forward — from the rows the new commits
+added, for a view with an updater (the live prices), else by re-reading its tables with
+delta-rs — in that worker thread too (nothing touches the file system on the event loop),
+while requests keep getting the previous view until the new one is complete
 (stale-while-revalidate: a rebuild never adds its time to a request's latency; only the very
 first build is waited for).
+
+A large append-only table a view follows (``silver.prices``) is read commit by commit through
+one ``CommitRows`` per table, which the prices WebSocket shares: each commit is read once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +28,13 @@ from typing import Any, Generic, TypeVar
 
 import pyarrow as pa
 
-from lakehouse.fast_read import TableMissing, added_since, open_table
+from lakehouse.fast_read import (
+    TableMissing,
+    added_since,
+    committed_files,
+    files_rows,
+    open_table,
+)
 from lakehouse.settings import Settings
 from lakehouse.storage import exists
 from lakehouse.tables import Table, arrow_schema
@@ -42,6 +53,16 @@ Updater = Callable[[Settings, V, Tables], V]
 
 
 @dataclass(frozen=True)
+class Read:
+    """The columns of a table a view reads (None: all; partition columns included), and which
+    of them are read dictionary-encoded where the table is read file by file (strings
+    repeated on many rows: cheaper to decode and to group)."""
+
+    columns: tuple[str, ...] | None = None
+    dictionary: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ViewSpec(Generic[V]):
     """How to prepare a view: its input tables and a pure builder (tables → structure); and,
     for a view that can move forward incrementally, an updater (structure, rows the new
@@ -54,6 +75,11 @@ class ViewSpec(Generic[V]):
     #: followed tables read at build time as their last ``RECENT_COMMITS`` commits' rows only
     #: (a large append-only table whose past the view takes from another of its tables)
     recent: tuple[Table, ...] = ()
+    #: what the view reads of each table (by qualified name; unnamed tables: everything)
+    reads: dict[str, Read] = field(default_factory=dict)
+
+    def read(self, table: Table) -> Read:
+        return self.reads.get(table.qualified_name, Read())
 
 
 def empty_table(table: Table) -> pa.Table:
@@ -72,7 +98,56 @@ class _Built(Generic[V]):
 class _Slot:
     built: _Built | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # the first build
-    refresh: asyncio.Task[None] | None = None  # a rebuild under way
+    looked: float = float("-inf")  # when the last look for newer versions began (monotonic)
+    follow: asyncio.Task[None] | None = None  # a look under way, and the rebuild it started
+    rebuilding: bool = False
+
+
+class CommitRows:
+    """The rows each commit of one table added (``lakehouse.fast_read.added_since``), read
+    from storage once for all of the process's readers of the table — the live view's
+    refreshes, the prices WebSocket — which ask from worker threads. The rows of the newest
+    ``RECENT_COMMITS`` commits read are kept."""
+
+    def __init__(self, table: Table, settings: Settings, read: Read) -> None:
+        self.table = table
+        self.settings = settings
+        self.read = read
+        self._rows: dict[int, pa.Table] = {}  # version → the rows its commit added
+        self._lock = threading.Lock()  # one reader of a commit at a time
+
+    def added_since(self, version: int) -> tuple[int, pa.Table]:
+        """The rows the commits after ``version`` added, and the newest version read."""
+        parts = []
+        with self._lock:
+            while (rows := self._commit(version + 1)) is not None:
+                parts.append(rows)
+                version += 1
+        if not (parts := [rows for rows in parts if rows.num_rows]):
+            return version, pa.table({})
+        return version, pa.concat_tables(parts, promote_options="default")
+
+    def newest(self, version: int) -> int:
+        """The newest committed version after ``version``, reading no data file."""
+        while version + 1 in self._rows or exists(
+            self.settings, self.table.log(self.settings, version + 1)
+        ):
+            version += 1
+        return version
+
+    def _commit(self, version: int) -> pa.Table | None:
+        rows = self._rows.get(version)
+        if rows is None:
+            files = committed_files(self.table, self.settings, version)
+            if files is None:
+                return None
+            rows = files_rows(
+                self.table, self.settings, files, self.read.columns, self.read.dictionary
+            )
+            self._rows[version] = rows
+            while len(self._rows) > RECENT_COMMITS:
+                del self._rows[min(self._rows)]
+        return rows
 
 
 class GoldCache:
@@ -82,56 +157,77 @@ class GoldCache:
         self.settings = settings
         self.metrics = metrics
         self._check_every = settings.api.cache_check_ms / 1000
-        # table → (version checked, when, whether a newer version exists)
-        self._checks: dict[str, tuple[int | None, float, bool]] = {}
         self._slots: dict[str, _Slot] = {}
+        self._commits: dict[tuple[str, str], CommitRows] = {}
+
+    def commits(self, spec: ViewSpec[Any], table: Table) -> CommitRows:
+        """The one reader of the commits of ``table`` as ``spec`` reads it."""
+        key = (spec.name, table.qualified_name)
+        if key not in self._commits:
+            self._commits[key] = CommitRows(table, self.settings, spec.read(table))
+        return self._commits[key]
 
     def advanced(self, table: Table, version: int | None) -> bool:
-        """Whether ``table`` has a version newer than ``version`` (None: not written yet),
-        looked at no more often than ``api.cache_check_ms``."""
-        now = time.monotonic()
-        checked = self._checks.get(table.qualified_name)
-        if checked and checked[0] == version and now - checked[1] < self._check_every:
-            return checked[2]
+        """Whether ``table`` has a version newer than ``version`` (None: not written yet)."""
         following = 0 if version is None else version + 1
-        newer = exists(self.settings, table.log(self.settings, following))
-        self._checks[table.qualified_name] = (version, now, newer)
-        return newer
+        return exists(self.settings, table.log(self.settings, following))
 
     def current(self, spec: ViewSpec[V]) -> V | None:
         """The view as last built, without looking for a newer version (None: never built)."""
         slot = self._slots.get(spec.name)
         return slot.built.value if slot and slot.built else None
 
-    def _stale(self, spec: ViewSpec[Any], built: _Built | None) -> bool:
-        return built is None or any(
-            self.advanced(t, v) for t, v in zip(spec.tables, built.versions, strict=True)
-        )
+    def _stale(self, spec: ViewSpec[Any], built: _Built) -> bool:
+        return any(self.advanced(t, v) for t, v in zip(spec.tables, built.versions, strict=True))
+
+    def ready(self, spec: ViewSpec[V]) -> V | None:
+        """The view as ``get`` answers it once built, without waiting (None: not built yet).
+        Starts a look for newer versions of its tables when none ran for
+        ``api.cache_check_ms``. Metrics: ``hit`` (current), ``stale`` (answered from the
+        previous version during a rebuild)."""
+        slot = self._slots.get(spec.name)
+        if slot is None or slot.built is None:
+            return None
+        now = time.monotonic()
+        if slot.follow is None and now - slot.looked >= self._check_every:
+            slot.looked = now
+            slot.follow = asyncio.create_task(self._follow(spec, slot))
+        self.metrics.looked_up(spec.name, "stale" if slot.rebuilding else "hit")
+        return slot.built.value
 
     async def get(self, spec: ViewSpec[V]) -> V:
         """The view for the newest versions of its tables — or, while a rebuild for a newer
-        version runs, the previous one. Metrics: ``hit`` (current), ``stale`` (answered from
-        the previous version during a rebuild), ``miss`` (built before answering)."""
+        version runs, the previous one (``ready``); the first build is waited for (metrics:
+        ``miss``)."""
+        value = self.ready(spec)
+        if value is not None:
+            return value
         slot = self._slots.setdefault(spec.name, _Slot())
-        built = slot.built
-        if built is None:
-            async with slot.lock:
-                if slot.built is None:
-                    slot.built = await asyncio.to_thread(self._build, spec)
-                    self.metrics.cache.labels(spec.name, "miss").inc()
-            return slot.built.value
-        if slot.refresh is None and self._stale(spec, built):
-            slot.refresh = asyncio.create_task(self._refresh(spec, slot))
-        self.metrics.cache.labels(spec.name, "hit" if slot.refresh is None else "stale").inc()
-        return built.value
+        async with slot.lock:
+            if slot.built is None:
+                slot.built = await asyncio.to_thread(self._build, spec)
+                self.metrics.looked_up(spec.name, "miss")
+        return slot.built.value
 
-    async def _refresh(self, spec: ViewSpec[Any], slot: _Slot) -> None:
+    async def _follow(self, spec: ViewSpec[Any], slot: _Slot) -> None:
+        """Look for newer versions of the view's tables and, when there are, move the view
+        forward — both in worker threads."""
         try:
-            slot.built = await asyncio.to_thread(self._rebuild, spec, slot.built)
+            built = slot.built
+            if await asyncio.to_thread(self._stale, spec, built):
+                slot.rebuilding = True
+                slot.built = await asyncio.to_thread(self._rebuild, spec, built)
         except Exception:
             log.exception("view rebuild failed", extra={"view": spec.name})
         finally:
-            slot.refresh = None
+            slot.rebuilding = False
+            slot.follow = None
+
+    def _added(self, spec: ViewSpec[Any], table: Table, version: int) -> tuple[int, pa.Table]:
+        if table in spec.recent:
+            return self.commits(spec, table).added_since(version)
+        read = spec.read(table)
+        return added_since(table, self.settings, version, read.columns, read.dictionary)
 
     def _rebuild(self, spec: ViewSpec[V], built: _Built[V]) -> _Built[V]:
         """The view at the newest versions: moved forward from ``built`` with the rows the new
@@ -142,7 +238,7 @@ class GoldCache:
         added: Tables = {}
         versions: list[int | None] = []
         for table, version in zip(spec.tables, built.versions, strict=True):
-            newest, added[table.qualified_name] = added_since(table, self.settings, version)
+            newest, added[table.qualified_name] = self._added(spec, table, version)
             versions.append(newest)
             self.metrics.table_version.labels(table.qualified_name).set(newest)
         value = spec.update(self.settings, built.value, added)
@@ -171,9 +267,10 @@ class GoldCache:
                 versions.append(delta.version())
                 if table in spec.recent:
                     since = max(delta.version() - RECENT_COMMITS, -1)
-                    versions[-1], rows = added_since(table, self.settings, since)
+                    versions[-1], rows = self._added(spec, table, since)
                 else:
-                    rows = delta.to_pyarrow_table()
+                    columns = spec.read(table).columns
+                    rows = delta.to_pyarrow_table(columns=list(columns) if columns else None)
                 tables[table.qualified_name] = rows
             self.metrics.table_version.labels(table.qualified_name).set(
                 -1 if versions[-1] is None else versions[-1]

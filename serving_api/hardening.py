@@ -23,17 +23,18 @@ from serving_api.auth import presented
 MAX_BUCKETS = 100_000  # beyond this, full (idle) buckets are forgotten
 
 
-class RateLimit:
-    """Pure ASGI middleware (no per-request cost beyond a dict look-up)."""
+class RateLimits:
+    """The token buckets, one per caller (no per-request cost beyond a dict look-up), shared by
+    every middleware instance that enforces them."""
 
-    def __init__(self, app: ASGIApp, security: SecuritySettings) -> None:
-        self.app = app
+    def __init__(self, security: SecuritySettings) -> None:
         self.rate = security.rate_limit_per_minute / 60.0
         self.burst = float(security.rate_limit_burst)
         self.exempt = frozenset(security.rate_limit_exempt)
         self.buckets: dict[str, tuple[float, float]] = {}  # caller -> (tokens, at)
 
-    def _caller(self, scope: Scope) -> str | None:
+    def caller(self, scope: Scope) -> str | None:
+        """Whose bucket a request takes from (None: an exempt client)."""
         client = scope.get("client")
         host = client[0] if client else "unknown"
         if host in self.exempt:
@@ -44,7 +45,7 @@ class RateLimit:
             return "c:" + hashlib.blake2b(credential.encode(), digest_size=16).hexdigest()
         return "ip:" + host
 
-    def _take(self, caller: str) -> float:
+    def take(self, caller: str) -> float:
         """0 when a request may pass, else the seconds until it may."""
         now = time.monotonic()
         tokens, at = self.buckets.get(caller, (self.burst, now))
@@ -61,10 +62,18 @@ class RateLimit:
         full_after = self.burst / self.rate
         self.buckets = {c: (t, a) for c, (t, a) in self.buckets.items() if now - a < full_after}
 
+
+class RateLimit:
+    """Pure ASGI middleware: a request whose caller's bucket in ``limits`` is empty gets 429."""
+
+    def __init__(self, app: ASGIApp, limits: RateLimits) -> None:
+        self.app = app
+        self.limits = limits
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.rate and scope["type"] in ("http", "websocket"):
-            caller = self._caller(scope)
-            wait = self._take(caller) if caller else 0.0
+        if self.limits.rate and scope["type"] in ("http", "websocket"):
+            caller = self.limits.caller(scope)
+            wait = self.limits.take(caller) if caller else 0.0
             if wait:
                 retry = str(max(1, math.ceil(wait)))
                 if scope["type"] == "websocket":

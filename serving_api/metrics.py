@@ -10,10 +10,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+DELIVERIES_SECONDS = 5.0  # how long counts read from gold.alert_deliveries are served
 
 
 class ApiMetrics:
@@ -70,9 +71,34 @@ class ApiMetrics:
             registry=r,
         )
 
+        # the children of labelled metrics, looked up once per label set (per request, the
+        # lookup would cost more than the count)
+        self._answered: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._looked_up: dict[tuple[str, str], Counter] = {}
+
+    def answered(self, method: str, route: str, status: int, seconds: float) -> None:
+        """One HTTP request answered: counted by method, route template and status, timed."""
+        children = self._answered.get((method, route, status))
+        if children is None:
+            children = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(route),
+            )
+            self._answered[(method, route, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def looked_up(self, view: str, result: str) -> None:
+        """One lookup of a prepared view: hit, stale or miss."""
+        child = self._looked_up.get((view, result))
+        if child is None:
+            child = self._looked_up[(view, result)] = self.cache.labels(view, result)
+        child.inc()
+
     def watch_deliveries(self, counts: Callable[[], dict[str, int]]) -> None:
-        """Alert notifications by outcome, read from gold.alert_deliveries at scrape time: a
-        failing webhook shows as a growing ``undelivered``."""
+        """Alert notifications by outcome, read from gold.alert_deliveries at scrape time (a
+        scrape runs in a worker thread), at most every ``DELIVERIES_SECONDS``: a failing
+        webhook shows as a growing ``undelivered``."""
         gauge = Gauge(
             "smartmarket_alert_deliveries",
             "Finished alert notifications (all channels) by outcome: delivered or undelivered "
@@ -80,8 +106,21 @@ class ApiMetrics:
             ["outcome"],
             registry=self.registry,
         )
+        read: tuple[float, dict[str, int]] | None = None  # when, what
+
+        def count(outcome: str) -> int:
+            nonlocal read
+            if read is None or time.monotonic() - read[0] >= DELIVERIES_SECONDS:
+                read = (time.monotonic(), counts())
+            return read[1][outcome]
+
         for outcome in ("delivered", "undelivered"):
-            gauge.labels(outcome).set_function(lambda o=outcome: counts()[o])
+            gauge.labels(outcome).set_function(lambda o=outcome: count(o))
+
+    def scrape(self) -> bytes:
+        """The metrics in Prometheus' text format: blocking (the delivery counts read a
+        table), so called from a worker thread."""
+        return generate_latest(self.registry)
 
     def watch_lag(self, newest: Callable[[], float | None]) -> None:
         """Compute the lag at scrape time from ``newest`` (a POSIX time, or None: no data)."""
@@ -117,7 +156,5 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(scope["method"], template, str(status)).inc()
-            self.metrics.latency.labels(template).observe(time.perf_counter() - began)
+            template = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.answered(scope["method"], template, status, time.perf_counter() - began)

@@ -1,10 +1,13 @@
 """Live push over WebSocket: one background poller per feed and application fans new items out to
-the subscribers whose filters match.
+the subscribers whose filters match, each item encoded once whoever gets it.
 
 - alerts: new and changed rows of ``gold.alerts`` (through the gold cache);
-- prices: every row a commit adds to ``silver.prices`` — read from the commit files alone
-  (``lakehouse.fast_read.added_since``), so a poll costs what the new rows cost — with the
-  changes against the previous close and the 7-day median of the live view.
+- prices: every row a commit adds to ``silver.prices`` — read from the commit files alone,
+  through the reader the live view shares (``GoldCache.commits``: each commit read once), and
+  only while someone is subscribed — with the changes against the previous close and the
+  7-day median of the live view.
+
+Nothing here reads a file or walks a whole table on the event loop: worker threads do.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import pyarrow.compute as pc
 from fastapi import WebSocket, status
 from prometheus_client import Counter
 
-from lakehouse.fast_read import TableMissing, added_since, open_table
+from lakehouse.fast_read import table_version
 from lakehouse.settings import Settings
 from lakehouse.storage import exists
 from lakehouse.tables import SILVER_PRICES
@@ -33,6 +36,7 @@ from serving_api.views import ALERTS, LIVE, LiveView, encode
 log = logging.getLogger(__name__)
 QUEUE_SIZE = 1000  # a client this far behind is disconnected rather than slowing the others
 Item = dict[str, Any]
+Message = Callable[[Item], Awaitable[Item]]  # an item → the JSON message that pushes it
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,8 @@ class Filter:
 @dataclass(eq=False)
 class Subscriber:
     filter: Filter
-    queue: asyncio.Queue[Item | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    #: the encoded messages to send; None: disconnect
+    queue: asyncio.Queue[str | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
 
 
 Poll = Callable[[list[Filter]], Awaitable[list[Item]]]
@@ -80,7 +85,8 @@ Poll = Callable[[list[Filter]], Awaitable[list[Item]]]
 class Hub:
     """Subscribers of one feed, and the poller that feeds them: ``poll`` returns the items that
     are new since its previous call, every ``poll_seconds``; it gets the subscribers' filters,
-    and may leave out what none of them wants."""
+    and may leave out what none of them wants. Each item someone wants is sent as the JSON of
+    ``message(item)``, made and encoded once for all its subscribers."""
 
     def __init__(
         self,
@@ -89,12 +95,14 @@ class Hub:
         poll_seconds: float,
         metrics: ApiMetrics,
         pushed: Counter,
+        message: Message,
     ) -> None:
         self.name = name
         self.poll = poll
         self.poll_seconds = poll_seconds
         self.metrics = metrics
         self.pushed = pushed
+        self.message = message
         self.subscribers: set[Subscriber] = set()
         self._task: asyncio.Task[None] | None = None
 
@@ -111,13 +119,17 @@ class Hub:
         self.subscribers.discard(subscriber)
         self._count()
 
-    def publish(self, items: list[Item]) -> None:
-        for subscriber in list(self.subscribers):
-            for item in items:
-                if not subscriber.filter.matches(item):
+    async def publish(self, items: list[Item]) -> None:
+        for item in items:
+            wanting = [s for s in self.subscribers if s.filter.matches(item)]
+            if not wanting:
+                continue
+            text = encode(await self.message(item)).decode()
+            for subscriber in wanting:
+                if subscriber not in self.subscribers:  # too slow, or left meanwhile
                     continue
                 try:
-                    subscriber.queue.put_nowait(item)
+                    subscriber.queue.put_nowait(text)
                     self.pushed.inc()
                 except asyncio.QueueFull:
                     log.warning("subscriber too slow, disconnecting", extra={"feed": self.name})
@@ -125,13 +137,12 @@ class Hub:
                     with contextlib.suppress(asyncio.QueueFull):
                         subscriber.queue.get_nowait()
                         subscriber.queue.put_nowait(None)  # tells the connection to close
-                    break
 
     async def _run(self) -> None:
         while True:
             try:
                 if items := await self.poll([s.filter for s in self.subscribers]):
-                    self.publish(items)
+                    await self.publish(items)
             except Exception:
                 log.exception("poll failed", extra={"feed": self.name})
             await asyncio.sleep(self.poll_seconds)
@@ -145,23 +156,15 @@ class Hub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def serve(
-        self,
-        websocket: WebSocket,
-        wanted: Filter,
-        message: Callable[[Item], Any],
-    ) -> None:
-        """Push this feed to an accepted ``websocket`` until it disconnects: each item as the
-        JSON text frame ``message(item)`` (awaited when a coroutine)."""
+    async def serve(self, websocket: WebSocket, wanted: Filter) -> None:
+        """Push this feed's items that ``wanted`` matches to an accepted ``websocket``, as JSON
+        text frames, until it disconnects."""
         await websocket.accept()
         subscriber = self.subscribe(wanted)
 
         async def pump() -> None:
-            while (item := await subscriber.queue.get()) is not None:
-                body = message(item)
-                if asyncio.iscoroutine(body):
-                    body = await body
-                await websocket.send_text(encode(body).decode())
+            while (text := await subscriber.queue.get()) is not None:
+                await websocket.send_text(text)
             await websocket.close(code=status.WS_1013_TRY_AGAIN_LATER, reason="too slow")
 
         async def until_disconnect() -> None:
@@ -191,17 +194,39 @@ def changes(before: dict[str, tuple[Any, ...]], alerts: list[Item]) -> list[Item
 
 
 def alert_feed(cache: GoldCache) -> Poll:
-    """The alerts poll: new and changed alerts since the previous call (none on the first)."""
+    """The alerts poll: new and changed alerts since the previous call (none on the first),
+    compared in a worker thread, and only when the alerts view changed."""
     seen: dict[str, tuple[Any, ...]] | None = None
+    compared: list[Item] | None = None
 
-    async def poll(_wanted: list[Filter]) -> list[Item]:
+    def compare(alerts: list[Item]) -> list[Item]:
         nonlocal seen
-        alerts = await cache.get(ALERTS)
         fresh = changes(seen, alerts) if seen is not None else []
         seen = {a["alert_id"]: _signature(a) for a in alerts}
         return fresh
 
+    async def poll(_wanted: list[Filter]) -> list[Item]:
+        nonlocal compared
+        alerts = await cache.get(ALERTS)
+        if alerts is compared:
+            return []
+        compared = alerts
+        return await asyncio.to_thread(compare, alerts)
+
     return poll
+
+
+def alert_message(attach: Callable[[Item], Item]) -> Message:
+    """An alert's message, with the price-impact explanation ``attach`` adds (in a thread)."""
+
+    async def message(alert: Item) -> Item:
+        return {"type": "alert", "alert": await asyncio.to_thread(attach, alert)}
+
+    return message
+
+
+async def price_message(price: Item) -> Item:
+    return {"type": "price", "price": price}
 
 
 def wanted_prices(live: LiveView, rows: pa.Table, wanted: list[Filter]) -> list[Item]:
@@ -218,7 +243,9 @@ def wanted_prices(live: LiveView, rows: pa.Table, wanted: list[Filter]) -> list[
 def price_feed(settings: Settings, cache: GoldCache) -> Poll:
     """The prices poll: every row added to ``silver.prices`` since the previous call (from the
     version current at the first call, or from the start when the table appears later) that a
-    subscriber wants, as the live view describes it."""
+    subscriber wants, as the live view describes it. Without subscribers it only follows the
+    table's versions (commit files, no data)."""
+    commits = cache.commits(LIVE, SILVER_PRICES)  # what the live view reads of it
     version: int | None = None
     started = False
 
@@ -226,15 +253,17 @@ def price_feed(settings: Settings, cache: GoldCache) -> Poll:
         nonlocal version, started
         if not started:
             started = True
-            with contextlib.suppress(TableMissing):
-                version = open_table(SILVER_PRICES, settings).version()
+            version = await asyncio.to_thread(table_version, SILVER_PRICES, settings)
             return []
         if version is None:
-            version = -1 if exists(settings, SILVER_PRICES.log(settings)) else None
-            if version is None:
+            if not await asyncio.to_thread(exists, settings, SILVER_PRICES.log(settings)):
                 return []
-        version, rows = await asyncio.to_thread(added_since, SILVER_PRICES, settings, version)
-        if not (rows.num_rows and wanted):
+            version = -1
+        if not wanted:
+            version = await asyncio.to_thread(commits.newest, version)
+            return []
+        version, rows = await asyncio.to_thread(commits.added_since, version)
+        if not rows.num_rows:
             return []
         return await asyncio.to_thread(wanted_prices, await cache.get(LIVE), rows, wanted)
 

@@ -35,7 +35,7 @@ from lakehouse.tables import (
     GOLD_REGION_DAILY,
     SILVER_PRICES,
 )
-from serving_api.cache import Tables, ViewSpec
+from serving_api.cache import Read, Tables, ViewSpec
 
 Granularity = Literal["day", "hour"]
 SeriesKey = tuple[str, str, str]  # commodity, market_id, region ("" when null)
@@ -261,61 +261,79 @@ LATEST_FIELDS = (
     "flags",
 )
 RECENT_CLOSES = 2 * REFERENCE_DAYS  # daily closes the live view keeps per series
+CLOSE_COLUMNS = ("commodity", "market_id", "region", "date", "close")  # of gold.price_daily
+#: rows turned into Python objects in one go: between two, the worker thread that prepares a
+#: view lets the event loop have the interpreter (one go holds it throughout)
+ROWS_AT_ONCE = 2048
+SERIES_CODES = 2**31  # series numbers of newest_closes beyond which they are renumbered
 LatestKey = tuple[str, str]  # market_id, commodity
+LiveFilter = tuple[str | None, str | None, str | None]  # commodity, region, market_id (None: any)
 Closes = dict[SeriesKey, dict[date, float]]
 
 
-@dataclass
+def _served_order(key: LatestKey) -> tuple[str, str]:
+    """Items are served by commodity, then market."""
+    return key[1], key[0]
+
+
+def _filters(item: dict[str, Any]) -> set[LiveFilter]:
+    """Every filter that matches ``item``: each part either its value or any."""
+    return {
+        (commodity, region, market_id)
+        for commodity in (None, item["commodity"])
+        for region in (None, item["region"])
+        for market_id in (None, item["market_id"])
+    }
+
+
+@dataclass(frozen=True)
 class LiveView:
     """The newest price per market × commodity with its changes against the previous close and
-    the 7-day median, and encoded answers per filter (computed on first use).
+    the 7-day median, and the encoded answer of every filter that matches an item.
 
     Built once from the tables, then moved forward with the rows each commit adds
-    (``update_live``): a refresh costs what changed, not the size of the history."""
+    (``update_live``): a refresh costs what changed, not the size of the history — only the
+    items whose inputs changed are described and encoded again, only the answers holding them
+    joined again. Everything is prepared where the view is built (a worker thread), so an
+    answer costs a request one dict lookup."""
 
     tz: ZoneInfo
-    latest: dict[LatestKey, dict[str, Any]]  # gold.price_latest rows
+    latest: dict[LatestKey, dict[str, Any]]  # the newest price of each series (LATEST_FIELDS)
     closes: Closes  # the newest daily closes of each series
     items: dict[LatestKey, dict[str, Any]]  # the rows as served
-    rows: list[dict[str, Any]]  # items by commodity, market
+    encoded: dict[LatestKey, bytes]  # each item's JSON
+    members: dict[LiveFilter, list[LatestKey]]  # the items each filter matches, in served order
+    answers: dict[LiveFilter, bytes]  # the JSON list of each filter's items
     newest: float | None  # POSIX time of the newest observation
-    answers: dict[tuple[str | None, ...], bytes] = field(default_factory=dict)
 
     def answer(self, commodity: str | None, region: str | None, market_id: str | None) -> bytes:
-        key = (commodity, region, market_id)
-        body = self.answers.get(key)
-        if body is None:
-            body = self.answers[key] = encode(
-                [
-                    r
-                    for r in self.rows
-                    if (commodity is None or r["commodity"] == commodity)
-                    and (region is None or r["region"] == region)
-                    and (market_id is None or r["market_id"] == market_id)
-                ]
-            )
-        return body
+        """The JSON list of the items matching the filters (None: any), in served order."""
+        return self.answers.get((commodity, region, market_id), b"[]")
 
     def describe(self, price: dict[str, Any]) -> dict[str, Any]:
         """A price (a row of gold.price_latest or silver.prices) as /prices/live serves it."""
-        r = {k: price.get(k) for k in LATEST_FIELDS}
-        local = r["observed_at"].astimezone(self.tz)
-        today = local.date()
-        series = self.closes.get((r["commodity"], r["market_id"], r["region"] or ""), {})
-        before = sorted(d for d in series if d < today)
-        previous = series[before[-1]] if before else None
-        median = median_close_before(series, today)
-        change = None if previous is None else r["price"] - previous
-        return {
-            **r,
-            "observed_at": local,
-            "flags": list(r["flags"] or []),
-            "previous_close": previous,
-            "change_previous_day": change,
-            "change_previous_day_pct": _pct(change, previous),
-            "median_7d": median,
-            "change_median_7d_pct": _pct(None if median is None else r["price"] - median, median),
-        }
+        return _describe(self.tz, self.closes, price)
+
+
+def _describe(tz: ZoneInfo, closes: Closes, price: dict[str, Any]) -> dict[str, Any]:
+    r = {k: price.get(k) for k in LATEST_FIELDS}
+    local = r["observed_at"].astimezone(tz)
+    today = local.date()
+    series = closes.get((r["commodity"], r["market_id"], r["region"] or ""), {})
+    before = sorted(d for d in series if d < today)
+    previous = series[before[-1]] if before else None
+    median = median_close_before(series, today)
+    change = None if previous is None else r["price"] - previous
+    return {
+        **r,
+        "observed_at": local,
+        "flags": list(r["flags"] or []),
+        "previous_close": previous,
+        "change_previous_day": change,
+        "change_previous_day_pct": _pct(change, previous),
+        "median_7d": median,
+        "change_median_7d_pct": _pct(None if median is None else r["price"] - median, median),
+    }
 
 
 def _pct(change: float | None, base: float | None) -> float | None:
@@ -326,16 +344,41 @@ def _live(
     tz: ZoneInfo,
     latest: dict[LatestKey, dict[str, Any]],
     closes: Closes,
-    items: dict[LatestKey, dict[str, Any]],
+    before: LiveView | None,
     touched: set[LatestKey],
 ) -> LiveView:
-    view = LiveView(tz, latest, closes, items, [], None)
+    """The view of ``latest`` and ``closes``: ``before``'s items, answers and newest time, with
+    the ``touched`` series described, encoded and joined into their answers again (the
+    structures of ``before`` are copied where they change, never changed: it keeps
+    answering meanwhile)."""
+    items = dict(before.items) if before else {}
+    encoded = dict(before.encoded) if before else {}
+    members = dict(before.members) if before else {}
+    answers = dict(before.answers) if before else {}
+    newest = before.newest if before else None
+    joined: set[LiveFilter] = set()  # the answers to join again
+    added: dict[LiveFilter, list[LatestKey]] = defaultdict(list)
+    removed: dict[LiveFilter, set[LatestKey]] = defaultdict(set)
     for key in touched & latest.keys():
-        items[key] = view.describe(latest[key])
-    view.rows = [items[k] for k in sorted(items, key=lambda k: (k[1], k[0]))]
-    newest = max((r["observed_at"] for r in latest.values()), default=None)
-    view.newest = newest.timestamp() if newest else None
-    return view
+        old, new = items.get(key), _describe(tz, closes, latest[key])
+        items[key], encoded[key] = new, encode(new)
+        was, now = _filters(old) if old else set(), _filters(new)
+        for f in now - was:
+            added[f].append(key)
+        for f in was - now:  # the price moved to another region
+            removed[f].add(key)
+        joined |= was | now
+        at = latest[key]["observed_at"].timestamp()
+        newest = at if newest is None else max(newest, at)
+    for f in joined:
+        if added[f] or removed[f]:  # else the same items, some of them new
+            keys = [k for k in members.get(f, ()) if k not in removed[f]] + added[f]
+            members[f] = sorted(keys, key=_served_order)
+        if members[f]:
+            answers[f] = b"[" + b",".join(encoded[k] for k in members[f]) + b"]"
+        else:
+            del members[f], answers[f]
+    return LiveView(tz, latest, closes, items, encoded, members, answers, newest)
 
 
 def newest_per_series(rows: pa.Table) -> pa.Table:
@@ -353,12 +396,56 @@ def newest_per_series(rows: pa.Table) -> pa.Table:
     return ordered.filter(pa.concat_arrays([differs, pa.array([True])]))
 
 
+def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, int]:
+    """Integer codes of a string column's values, equal for equal values (0 for null), and how
+    many codes there are: the indices of a dictionary-encoded column as they are."""
+    array = column.combine_chunks()  # one dictionary for all chunks
+    if not pa.types.is_dictionary(array.type):
+        array = pc.dictionary_encode(array)
+    codes = pc.fill_null(array.indices, -1).to_numpy().astype(np.int64) + 1
+    return codes, len(array.dictionary) + 1
+
+
+def newest_closes(rows: pa.Table, days: int = RECENT_CLOSES) -> pa.Table:
+    """The rows of ``rows`` (of gold.price_daily) the live view can keep: of each series'
+    newest ``days`` days, the last row of the day — by Arrow's kernels and numpy, so a MERGE
+    that adds back a whole file of history becomes at most ``days`` Python rows per series."""
+    if rows.num_rows < 2:
+        return rows
+    series, size = np.zeros(rows.num_rows, dtype=np.int64), 1
+    for name in ("commodity", "market_id", "region"):
+        codes, count = _codes(rows[name])
+        series, size = series * count + codes, size * count
+        if size > SERIES_CODES:  # numbered densely again, to leave room for the days below
+            series = np.unique(series, return_inverse=True)[1]
+            size = int(series.max()) + 1
+    day = rows["date"].cast(pa.int32()).to_numpy().astype(np.int64)
+    day -= day.min()
+    # by series, day and position (a stable sort): the last row of a day is the last of its run
+    order = np.argsort(series * (int(day.max()) + 1) + day, kind="stable")
+    series, day = series[order], day[order]
+    last_of_day = np.ones(len(order), dtype=bool)
+    last_of_day[:-1] = (series[1:] != series[:-1]) | (day[1:] != day[:-1])
+    order, series = order[last_of_day], series[last_of_day]
+    # how many later days of the same series follow each day
+    position = np.arange(len(order))
+    last_of_series = np.ones(len(order), dtype=bool)
+    last_of_series[:-1] = series[1:] != series[:-1]
+    ends = np.minimum.accumulate(np.where(last_of_series, position, len(order))[::-1])[::-1]
+    return rows.take(np.sort(order[ends - position < days]))
+
+
 def _add_latest(latest: dict[LatestKey, dict[str, Any]], rows: pa.Table) -> set[LatestKey]:
+    """Put the newest price of each series of ``rows`` into ``latest`` when it is at least as
+    new as the one there; the series whose price changed."""
     touched = set()
-    for r in newest_per_series(rows).to_pylist() if rows.num_rows else []:
+    if not rows.num_rows:
+        return touched
+    fields = [f for f in LATEST_FIELDS if f in rows.column_names]
+    for r in newest_per_series(rows).select(fields).to_pylist():
         key = (r["market_id"], r["commodity"])
         known = latest.get(key)
-        if known is None or r["observed_at"] >= known["observed_at"]:
+        if known is None or (r["observed_at"] >= known["observed_at"] and r != known):
             latest[key] = r
             touched.add(key)
     return touched
@@ -366,22 +453,25 @@ def _add_latest(latest: dict[LatestKey, dict[str, Any]], rows: pa.Table) -> set[
 
 def _add_closes(closes: Closes, rows: pa.Table) -> set[LatestKey]:
     """Put the daily closes of ``rows`` into ``closes`` (copying each series it changes, so a
-    view that shares the old one is untouched); keep the newest ``RECENT_CLOSES`` days."""
+    view that shares the old one is untouched); keep the newest ``RECENT_CLOSES`` days. The
+    series whose closes changed."""
     touched: set[LatestKey] = set()
     if not rows.num_rows:
         return touched
-    columns = rows.select(["commodity", "market_id", "region", "date", "close"]).to_pydict()
+    kept = newest_closes(rows).select(list(CLOSE_COLUMNS))
     changed: dict[SeriesKey, dict[date, float]] = {}
-    for commodity, market, region, day, close in zip(*columns.values(), strict=True):
-        series = (commodity, market, region or "")
-        if series not in changed:
-            changed[series] = dict(closes.get(series, {}))
-        changed[series][day] = close
-        touched.add((market, commodity))
+    for batch in kept.to_batches(max_chunksize=ROWS_AT_ONCE):
+        for commodity, market, region, day, close in zip(*batch.to_pydict().values(), strict=True):
+            series = (commodity, market, region or "")
+            if series not in changed:
+                changed[series] = dict(closes.get(series, {}))
+            changed[series][day] = close
     for series, days in changed.items():
         for old in sorted(days)[:-RECENT_CLOSES]:
             del days[old]
-        closes[series] = days
+        if days != closes.get(series):
+            closes[series] = days
+            touched.add((series[1], series[0]))
     return touched
 
 
@@ -393,7 +483,7 @@ def build_live(settings: Settings, tables: Tables) -> LiveView:
     touched = _add_latest(latest, tables[GOLD_PRICE_LATEST.qualified_name])
     touched |= _add_latest(latest, tables[SILVER_PRICES.qualified_name])
     _add_closes(closes, tables[GOLD_PRICE_DAILY.qualified_name])
-    return _live(settings.tz, latest, closes, {}, touched)
+    return _live(settings.tz, latest, closes, None, touched)
 
 
 def update_live(settings: Settings, view: LiveView, added: Tables) -> LiveView:
@@ -405,7 +495,7 @@ def update_live(settings: Settings, view: LiveView, added: Tables) -> LiveView:
     touched = _add_latest(latest, added[SILVER_PRICES.qualified_name])
     touched |= _add_latest(latest, added[GOLD_PRICE_LATEST.qualified_name])
     touched |= _add_closes(closes, added[GOLD_PRICE_DAILY.qualified_name])
-    return _live(view.tz, latest, closes, dict(view.items), touched)
+    return _live(view.tz, latest, closes, view, touched)
 
 
 # ---- markets, regions ---------------------------------------------------------------------
@@ -517,6 +607,11 @@ LIVE = ViewSpec(
     build_live,
     update_live,
     recent=(SILVER_PRICES,),
+    reads={
+        SILVER_PRICES.qualified_name: Read(LATEST_FIELDS),
+        GOLD_PRICE_LATEST.qualified_name: Read(LATEST_FIELDS),
+        GOLD_PRICE_DAILY.qualified_name: Read(CLOSE_COLUMNS, ("commodity", "market_id", "region")),
+    },
 )
 MARKETS = ViewSpec("markets", (GOLD_PRICE_LATEST,), build_markets)
 HISTORY: dict[Granularity, ViewSpec[HistoryIndex]] = {

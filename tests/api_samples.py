@@ -1,17 +1,26 @@
-"""What the API tests share: the API prefix, settings with other API knobs, and alert rows
-written as the alerting job writes them."""
+"""What the API tests share: the API prefix, settings with other API knobs, alert rows written as
+the alerting job writes them, and the live view's tables written as the pipeline writes them
+(delta-rs: no Spark)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import itertools
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
+from lakehouse.reference import markets
 from lakehouse.settings import Settings
-from lakehouse.tables import GOLD_ALERTS, arrow_schema
+from lakehouse.tables import (
+    GOLD_ALERTS,
+    GOLD_PRICE_DAILY,
+    GOLD_PRICE_LATEST,
+    SILVER_PRICES,
+    arrow_schema,
+)
 
 API = "/api/v1"
 
@@ -61,3 +70,81 @@ def upsert_alerts(settings: Settings, alerts: list[dict[str, Any]]) -> None:
         .when_not_matched_insert_all()
         .execute()
     )
+
+
+# ---- the live view's tables ----------------------------------------------------------------
+
+#: markets of two provinces
+LIVE_MARKETS = (
+    "IP-001",
+    "IP-003",
+    *sorted(m for m, v in markets().items() if v.province == "Jawa Barat")[:2],
+)
+LIVE_COMMODITIES = ("beras", "bawang_merah", "cabai_rawit")
+LAST_DAY = date(2025, 3, 21)
+PRICES = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("market_id", pa.string()),
+        ("commodity", pa.string()),
+        ("region", pa.string()),
+        ("price", pa.float64()),
+        ("unit", pa.string()),
+        ("observed_at", pa.timestamp("us", tz="UTC")),
+        ("source", pa.string()),
+        ("flags", pa.list_(pa.string())),
+    ]
+)
+
+
+def price(market_id: str, commodity: str, value: float, at: datetime, **more: Any) -> dict:
+    """A price row of silver.prices (the columns the live view reads)."""
+    return {
+        "event_id": f"{market_id}-{commodity}-{at.isoformat()}",
+        "market_id": market_id,
+        "commodity": commodity,
+        "region": markets()[market_id].province,
+        "price": value,
+        "unit": "kg",
+        "observed_at": at,
+        "source": "test",
+        "flags": [],
+    } | more
+
+
+def append_prices(settings: Settings, rows: list[dict[str, Any]]) -> None:
+    """One commit of silver.prices, partitioned as the silver query writes it."""
+    table = pa.Table.from_pylist(rows, schema=PRICES)
+    days = pa.array([r["observed_at"].astimezone(settings.tz).date() for r in rows], pa.date32())
+    write_deltalake(
+        str(SILVER_PRICES.path(settings)),
+        table.append_column("observed_date", days),
+        mode="append",
+        partition_by=list(SILVER_PRICES.partition_by),
+    )
+
+
+def write_live_tables(settings: Settings, days: int = 20) -> None:
+    """Daily closes of ``days`` days up to ``LAST_DAY``, each series' newest price of that day
+    in gold.price_latest, and one commit of silver.prices with a newer price of half of them."""
+    series = list(itertools.product(LIVE_MARKETS, LIVE_COMMODITIES))
+    daily = [
+        {
+            "market_id": m,
+            "commodity": c,
+            "region": markets()[m].province,
+            "date": LAST_DAY - timedelta(days=d),
+        }
+        | dict.fromkeys(("open", "high", "low", "close", "mean"), 10000.0 + 100 * i + d)
+        | {"count": 1}
+        for i, (m, c) in enumerate(series)
+        for d in range(days)
+    ]
+    write_deltalake(str(GOLD_PRICE_DAILY.path(settings)), pa.Table.from_pylist(daily))
+    noon = datetime.combine(LAST_DAY, datetime.min.time(), UTC) + timedelta(hours=5)
+    latest = [price(m, c, 10000.0 + 100 * i, noon) for i, (m, c) in enumerate(series)]
+    write_deltalake(
+        str(GOLD_PRICE_LATEST.path(settings)), pa.Table.from_pylist(latest, schema=PRICES)
+    )
+    newer = noon + timedelta(hours=1)
+    append_prices(settings, [price(m, c, 11000.0, newer) for m, c in series[::2]])

@@ -79,9 +79,4 @@ async def alerts_ws(
     except ApiError as exc:
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=str(exc.detail)[:120])
         return
-    attach = websocket.app.state.impact.attach
-
-    async def message(alert: dict[str, Any]) -> dict[str, Any]:
-        return {"type": "alert", "alert": await run_in_threadpool(attach, alert)}
-
-    await websocket.app.state.hubs["alerts"].serve(websocket, wanted, message)
+    await websocket.app.state.hubs["alerts"].serve(websocket, wanted)

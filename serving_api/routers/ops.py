@@ -8,7 +8,7 @@ import time
 from typing import Literal
 
 from fastapi import APIRouter, Request, Response, status
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
 from lakehouse.kafka_io import kafka_reachable
@@ -86,6 +86,5 @@ async def metrics(request: Request) -> Response:
     keyring: Keyring = request.app.state.keyring
     if not keyring.open_reads:
         keyring.check(*presented(request.scope), Permission.admin)
-    return Response(
-        generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
-    )
+    scraped = await asyncio.to_thread(request.app.state.metrics.scrape)
+    return Response(scraped, media_type=CONTENT_TYPE_LATEST)

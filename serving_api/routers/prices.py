@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from typing import Annotated, Literal
 
@@ -18,6 +19,7 @@ from serving_api.views import (
     REGIONS,
     CursorError,
     HistoryQuery,
+    LiveFilter,
     encode,
     history_page,
 )
@@ -51,8 +53,8 @@ LIVE_FILTERS = {  # name → (maximum length, description, example)
 }
 
 
-def _filter(request: Request, name: str) -> str | None:
-    value = request.query_params.get(name)
+def _filter(params: Mapping[str, str], name: str) -> str | None:
+    value = params.get(name)
     limit = LIVE_FILTERS[name][0]
     if value is not None and len(value) > limit:
         raise ApiError(
@@ -60,6 +62,16 @@ def _filter(request: Request, name: str) -> str | None:
             f"query parameter {name!r}: at most {limit} characters",
         )
     return value
+
+
+def live_filters(params: Mapping[str, str]) -> LiveFilter:
+    """The filters of a /prices/live query, checked and resolved (a 422 or 404 ApiError
+    otherwise): commodity, region, market_id — None for one not given."""
+    return (
+        resolve_commodity(_filter(params, "commodity")),
+        resolve_province(_filter(params, "region")),
+        resolve_market(_filter(params, "market_id")),
+    )
 
 
 @router.get(
@@ -83,11 +95,8 @@ def _filter(request: Request, name: str) -> str | None:
 async def live_prices(request: Request) -> Response:
     # The hottest route reads its three optional filters itself (documented above through
     # openapi_extra): FastAPI's per-parameter injection would double the cost of a request.
-    filters = (
-        resolve_commodity(_filter(request, "commodity")),
-        resolve_province(_filter(request, "region")),
-        resolve_market(_filter(request, "market_id")),
-    )
+    # Once the view is built, serving_api.fast_path answers the valid queries before FastAPI.
+    filters = live_filters(request.query_params)
     view = await gold(request).get(LIVE)
     return json_bytes(view.answer(*filters))
 
@@ -110,8 +119,7 @@ async def prices_ws(
     except ApiError as exc:
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=str(exc.detail)[:120])
         return
-    hub = websocket.app.state.hubs["prices"]
-    await hub.serve(websocket, wanted, lambda price: {"type": "price", "price": price})
+    await websocket.app.state.hubs["prices"].serve(websocket, wanted)
 
 
 @router.get("/markets", response_model=list[Market], summary="Markets and what they sell")
