@@ -249,6 +249,9 @@ class SparkSettings(BaseModel):
     max_offsets_per_trigger: int = Field(200_000, ge=1)
     #: how long the broker holds the Kafka source's idle fetch (bronze.read_kafka)
     fetch_max_wait_ms: int = Field(10, ge=0)
+    #: groups of series the silver query's stateful step judges together (series_judge); the
+    #: state is kept per group, so another count starts the series' history again
+    series_buckets: int = Field(16, ge=1)
     conf: dict[str, str] = {}
 
 

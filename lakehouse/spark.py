@@ -75,6 +75,9 @@ def spark_conf(settings: Settings, extra_conf: Mapping[str, str] | None = None) 
         "spark.sql.streaming.stateStore.providerClass": "org.apache.spark.sql.execution."
         "streaming.state.RocksDBStateStoreProvider",
         "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
+        # a put need not look the key up first to keep a count of the rows (the state
+        # operators' numRowsTotal metric goes; what the pipeline reports does not use it)
+        "spark.sql.streaming.stateStore.rocksdb.trackTotalNumberOfRows": "false",
         # the ids' watermark moves with every batch: expire state in the next data batch rather
         # than in an extra batch of its own after each one
         "spark.sql.streaming.noDataMicroBatches.enabled": "false",
@@ -94,6 +97,9 @@ def spark_conf(settings: Settings, extra_conf: Mapping[str, str] | None = None) 
         # daemon keeps pyspark.zip's directory between tasks (lakehouse/python_daemon.py)
         "spark.executorEnv.PYTHONPATH": str(PROJECT_ROOT),
         "spark.python.daemon.module": "lakehouse.python_daemon",
+        # pyspark's own stateful serializer concatenates frames in a way pandas 2 warns about
+        # (once per group, into the pipeline's log)
+        "spark.executorEnv.PYTHONWARNINGS": "ignore::FutureWarning",
         **driver_conf(settings),
         **(cluster_conf(settings, jars) if master.startswith("spark://") else local_conf(jars)),
     }

@@ -26,6 +26,7 @@ import pandas as pd
 
 from lakehouse.events import HoldStatus, ReviewDecision
 from lakehouse.rules import HoldRules
+from streaming_jobs.series_state import PRICE_SERIES
 from streaming_jobs.verdicts import REASONS_MASK, detail_column
 
 BY_RULE = "rule:confirmation"
@@ -53,13 +54,13 @@ def new_holds(judged: pd.DataFrame, now: pd.Timestamp) -> pd.DataFrame:
 
 def confirmations(holds: pd.DataFrame, points: pd.DataFrame, rules: HoldRules) -> pd.DataFrame:
     """Rule decisions (:data:`DECISION_COLUMNS`) on the ``held`` rows of ``holds`` from the
-    points of their series (``points``: market_id, _sec, event_id, price — the series state after
-    the batch, held prices included): ``not_confirmed`` when a later report is back at the
-    baseline, ``released`` when ``confirm_reports`` others are at the held level."""
+    points of their series (``points``: commodity, market_id, _sec, event_id, price — the series
+    state after the batch, held prices included): ``not_confirmed`` when a later report is back
+    at the baseline, ``released`` when ``confirm_reports`` others are at the held level."""
     held = holds[holds["status"] == HoldStatus.held.value]
-    evidence = held[["event_id", "market_id", "_sec", "price", "baseline"]].merge(
-        points[["market_id", "_sec", "event_id", "price"]],
-        on="market_id",
+    evidence = held[["event_id", *PRICE_SERIES, "_sec", "price", "baseline"]].merge(
+        points[[*PRICE_SERIES, "_sec", "event_id", "price"]],
+        on=list(PRICE_SERIES),
         suffixes=("", "_p"),
     )
     evidence = evidence[

@@ -398,7 +398,7 @@ def silver_query(spark: SparkSession, settings: Settings) -> StreamingQuery:
         topics.reviews,
     )
     validated = silver.validate_events(parsed, rules, F.col("ingest_time"))
-    judged = silver.judge(validated.select("*", *sender("raw")), rules, settings.timezone)
+    judged = silver.judge(validated, rules, settings.timezone, settings.spark.series_buckets)
     every_record = records.select(
         F.lit("record").alias("kind"),
         *[F.col("value").alias("raw") if c == "value" else c for c in BRONZE_COLUMNS],

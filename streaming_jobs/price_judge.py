@@ -1,16 +1,18 @@
-"""The statistical price rules on one province × commodity — pure numpy, no loop per price.
+"""The statistical price rules — pure numpy, no loop per price.
 
-Run by the silver query's stateful step (``streaming_jobs.series_judge``) on a province ×
-commodity's pool: the points its state holds (earlier prices that passed the hard rules) and the
-batch's candidates. Each candidate is compared with the newest ``history_points`` prices of its
-market × commodity in the ``history_days`` before it (its own second excluded), so the verdict
-does not depend on how the stream was cut into micro-batches:
+Run by the silver query's stateful step (``streaming_jobs.series_judge``) on a pool of prices:
+the points its state holds (earlier prices that passed the hard rules) and the batch's
+candidates, of one or several provinces × commodities (``_group``). Each candidate is compared
+with the newest ``history_points`` prices of its market × commodity in the ``history_days``
+before it (its own second excluded), so the verdict does not depend on how the stream was cut
+into micro-batches:
 
 - ``zscore`` and ``iqr`` look at the *change* of a price against the median of the series'
   previous ``RECENT`` prices, scored against the changes in that window — a trend is not an
   outlier, an abrupt jump is, and the price after a spike is not flagged for coming back;
 - ``median_deviation`` compares the price level with the window's median;
-- ``cross_market`` compares it with the median of the other markets' daily medians that day.
+- ``cross_market`` compares it with the median of the daily medians of the other markets of its
+  province that day.
 
 Percentiles interpolate linearly between the two nearest ranks, as Spark's ``percentile`` does.
 """
@@ -23,12 +25,13 @@ import numpy as np
 import pandas as pd
 
 from lakehouse.rules import PriceRules
+from streaming_jobs.series_state import PRICE_SERIES, series_codes
 from streaming_jobs.verdicts import DETAILS, FLAGS_MASK, REASONS_MASK, bit, detail_column
 
 RECENT = 3  # a price's change is measured against the median of this many previous prices
 MIN_IQR = 0.005  # spread floor of the changes (0.5 %): a flat series still tolerates small moves
 #: the pool a judge takes: one row per price, ``_candidate`` for the batch's own
-POOL_COLUMNS = ("event_id", "market_id", "_sec", "_day", "price", "_candidate")
+POOL_COLUMNS = ("event_id", "_group", *PRICE_SERIES, "_sec", "_day", "price", "_candidate")
 _CHUNK = 50_000  # candidates whose windows are gathered at once (memory: chunk × history_points)
 
 
@@ -117,44 +120,56 @@ def _windows(
 
 
 def _cross_markets(
-    series: np.ndarray, days: np.ndarray, prices: np.ndarray, candidate: np.ndarray
+    groups: np.ndarray,
+    series: np.ndarray,
+    days: np.ndarray,
+    prices: np.ndarray,
+    candidate: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per candidate, the median of the other markets' daily medians on its day and how many
-    markets it rests on (NaN and 0 when there is none)."""
-    daily = (
-        pd.DataFrame({"day": days, "series": series, "price": prices})
-        .groupby(["day", "series"], sort=True)["price"]
-        .median()
-    )
-    daily_days = daily.index.get_level_values("day").to_numpy()
-    daily_series = daily.index.get_level_values("series").to_numpy()
-    daily_values = daily.to_numpy()
-    wanted = pd.DataFrame({"day": days[candidate], "series": series[candidate]})
-    median = np.full(len(wanted), np.nan)
-    count = np.zeros(len(wanted), dtype=np.int64)
-    for (day, market), rows in wanted.groupby(["day", "series"]).indices.items():
-        start, end = np.searchsorted(daily_days, [day, day + 1])
-        others = daily_values[start:end][daily_series[start:end] != market]
+    """Per candidate, the median of the daily medians of the other series of its group on its
+    day and how many series it rests on (NaN and 0 when there is none)."""
+    # one number per group × day; the daily median of each series: the middle of its run
+    slot = groups * (int(days.max()) - int(days.min()) + 2) + (days - int(days.min()))
+    order = np.lexsort((prices, series, slot))
+    at, market, price = slot[order], series[order], prices[order]
+    starts = np.flatnonzero(np.r_[True, (at[1:] != at[:-1]) | (market[1:] != market[:-1])])
+    sizes = np.diff(np.r_[starts, len(order)])
+    low, high = starts + (sizes - 1) // 2, starts + sizes // 2
+    daily_slot, daily_market = at[starts], market[starts]
+    daily_median = 0.5 * (price[low] + price[high])
+    median = np.full(int(candidate.sum()), np.nan)
+    count = np.zeros(len(median), dtype=np.int64)
+    wanted = np.stack([slot[candidate], series[candidate]], axis=1)
+    pairs, which = np.unique(wanted, axis=0, return_inverse=True)
+    which = which.reshape(-1)
+    for i, (that_slot, that_market) in enumerate(pairs):
+        start, end = np.searchsorted(daily_slot, [that_slot, that_slot + 1])
+        others = daily_median[start:end][daily_market[start:end] != that_market]
+        rows = which == i
         median[rows] = percentile(np.sort(others), 0.5)
         count[rows] = len(others)
     return median, count
 
 
 def judge(pool: pd.DataFrame, rules: PriceRules) -> pd.DataFrame:
-    """The verdicts on the candidates of one province × commodity's ``pool`` (columns
-    :data:`POOL_COLUMNS`; ``_sec`` the observation time in epoch seconds, ``_day`` its local day
-    number): per candidate ``event_id``, the flags and reasons masks and the detail columns,
-    indexed as the candidates are in ``pool``."""
-    pool = pool.sort_values(["market_id", "_sec", "event_id"], kind="stable")
-    series = pd.factorize(pool["market_id"].to_numpy())[0].astype(np.int64)
+    """The verdicts on the candidates of a ``pool`` (columns :data:`POOL_COLUMNS`; ``_sec`` the
+    observation time in epoch seconds, ``_day`` its local day number): per candidate
+    ``event_id``, the flags and reasons masks and the detail columns, indexed as the candidates
+    are in ``pool``."""
     secs = pool["_sec"].to_numpy(dtype=np.int64)
-    prices = pool["price"].to_numpy(dtype=float)
-    days = pool["_day"].to_numpy(dtype=np.int64)
-    candidate = pool["_candidate"].to_numpy(dtype=bool)
+    event_ids = pool["event_id"].to_numpy()
+    codes = series_codes(pool, PRICE_SERIES)
+    order = np.lexsort((event_ids, secs, codes))
+    series = codes[order]
+    secs = secs[order]
+    groups = pd.factorize(pool["_group"].to_numpy())[0].astype(np.int64)[order]
+    prices = pool["price"].to_numpy(dtype=float)[order]
+    days = pool["_day"].to_numpy(dtype=np.int64)[order]
+    candidate = pool["_candidate"].to_numpy(dtype=bool)[order]
     change = changes(series, prices)
     key = series << 40 | (secs - secs.min())
     stats = _windows(key, change, prices, key[candidate], rules)
-    cross, cross_n = _cross_markets(series, days, prices, candidate)
+    cross, cross_n = _cross_markets(groups, series, days, prices, candidate)
 
     price, change = prices[candidate], change[candidate]
     enough = (stats["n"] >= rules.min_history) & ~np.isnan(change)
@@ -188,10 +203,10 @@ def judge(pool: pd.DataFrame, rules: PriceRules) -> pd.DataFrame:
     }
     return pd.DataFrame(
         {
-            "event_id": pool["event_id"].to_numpy()[candidate],
+            "event_id": event_ids[order][candidate],
             FLAGS_MASK: np.broadcast_to(flags, len(price)).astype(np.int64),
             REASONS_MASK: np.where(quarantined, flags, 0).astype(np.int64),
             **{detail_column(d): numbers.get(d, np.nan) for d in DETAILS},
         },
-        index=pool.index[candidate],
+        index=pool.index[order][candidate],
     )

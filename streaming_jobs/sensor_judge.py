@@ -1,4 +1,4 @@
-"""The statistical sensor rules on one market's devices — pure numpy, no loop per reading.
+"""The statistical sensor rules — pure numpy, no loop per reading.
 
 Per device × metric, each candidate reading is compared with the readings before it (the
 accepted ones its state holds, and the batch's own, in time order):
@@ -15,10 +15,11 @@ import pandas as pd
 
 from lakehouse.rules import SensorQualityRules
 from streaming_jobs.price_judge import row_percentiles
+from streaming_jobs.series_state import SENSOR_SERIES
 from streaming_jobs.verdicts import DETAILS, FLAGS_MASK, REASONS_MASK, bit, detail_column
 
 #: the pool a judge takes: one row per reading, ``_candidate`` for the batch's own
-POOL_COLUMNS = ("event_id", "device_id", "metric", "_sec", "value", "_candidate")
+POOL_COLUMNS = ("event_id", *SENSOR_SERIES, "_sec", "value", "_candidate")
 
 
 def _before(series: np.ndarray, values: np.ndarray, back: int) -> np.ndarray:

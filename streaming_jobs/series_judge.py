@@ -4,14 +4,19 @@ the key's state (``streaming_jobs.series_state``) — the function Spark's
 
 A key (``_key``, built by ``streaming_jobs.silver.series_key``) is one of:
 
-- ``p|<province>|<commodity>``: the prices of that province × commodity that passed the hard
-  rules, and operators' reviews of its held prices. The prices are judged against the state's
-  points (``price_judge``), the state keeps each market's newest points, and the holds are
-  created, confirmed, refuted or reviewed (``holds``);
-- ``s|<market_id>``: the sensor readings of a market's devices that passed the hard rules,
-  judged against the state's newest accepted readings (``sensor_judge``);
+- ``p|<bucket>``: the prices that passed the hard rules of the provinces × commodities
+  (``_group``) that hash to the bucket, and operators' reviews of their held prices. The prices
+  are judged against the state's points (``price_judge``), the state keeps each series' newest
+  points, and the holds are created, confirmed, refuted or reviewed (``holds``);
+- ``s|<bucket>``: the sensor readings that passed the hard rules of the markets that hash to
+  the bucket, judged against the state's newest accepted readings (``sensor_judge``);
 - ``x``: everything already decided before this step (parse errors, hard-rule failures, reviews
   that name no hold) — passed through untouched.
+
+A bucket holds many series, so that a micro-batch costs a few calls of this function, each
+judging thousands of prices at once, rather than one call per series (a call costs
+milliseconds of pandas whatever its size); the price of it is that a batch rewrites the state
+of the buckets it touches whole (``spark.series_buckets``).
 
 Every input row comes out once with its verdict (``kind`` ``event``, or ``review`` for a review
 that is not valid); the decisions on holds add rows of their own: ``hold`` (a new hold or a
@@ -27,18 +32,21 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from pyspark.sql.streaming.state import GroupState
-from pyspark.sql.types import DataType, NumericType, StructType
+from pyspark.sql.types import NumericType, StructType
 
 from lakehouse.events import HoldStatus
 from lakehouse.rules import QualityRules
 from streaming_jobs import holds, price_judge, sensor_judge
 from streaming_jobs.series_state import (
     PRICE_POINTS,
+    PRICE_SERIES,
     SENSOR_POINTS,
+    SENSOR_SERIES,
     Window,
     from_bytes,
     newest_points,
     series_anchors,
+    series_codes,
     to_bytes,
 )
 from streaming_jobs.verdicts import DETAILS, FLAGS_MASK, REASONS_MASK, detail_column
@@ -75,22 +83,22 @@ class Output:
 
     schema: StructType
 
-    @staticmethod
-    def _blank(data_type: DataType, rows: int) -> pd.Series:
-        if isinstance(data_type, NumericType):
-            return pd.Series(np.full(rows, np.nan))
-        return pd.Series([None] * rows, dtype=object)
-
-    def conform(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """``frame`` with exactly the output columns, in order (missing ones null)."""
-        rows = len(frame)
-        columns = {}
+    def frame(self, rows: pd.DataFrame, **columns: object) -> pd.DataFrame:
+        """``rows`` with ``columns`` (arrays, or a value for every row) added, as exactly the
+        output columns in order (missing ones null) — one frame built, no copy per column."""
+        n = len(rows)
+        data = {}
         for field in self.schema.fields:
-            if field.name in frame.columns:
-                columns[field.name] = frame[field.name].to_numpy()
+            if field.name in columns:
+                value = columns[field.name]
+                data[field.name] = value if isinstance(value, np.ndarray) else np.full(n, value)
+            elif field.name in rows.columns:
+                data[field.name] = rows[field.name].to_numpy()
+            elif isinstance(field.dataType, NumericType):
+                data[field.name] = np.full(n, np.nan)
             else:
-                columns[field.name] = self._blank(field.dataType, rows).to_numpy()
-        return pd.DataFrame(columns)
+                data[field.name] = np.full(n, None, dtype=object)
+        return pd.DataFrame(data)
 
 
 class SeriesJudge:
@@ -113,17 +121,20 @@ class SeriesJudge:
             out = self._sensors(rows, state)
         else:
             out = [self._passed(rows)]
-        for frame in out:
-            if not frame.empty:
-                yield self.output.conform(frame)
+        yield from (frame for frame in out if not frame.empty)
 
-    @staticmethod
-    def _passed(rows: pd.DataFrame) -> pd.DataFrame:
-        reviews = rows["_kind"] == "review"
-        return rows.assign(
-            kind=np.where(reviews, "review", "event"),
-            **{FLAGS_MASK: 0, REASONS_MASK: 0},
+    def _passed(self, rows: pd.DataFrame) -> pd.DataFrame:
+        reviews = (rows["_kind"] == "review").to_numpy()
+        return self.output.frame(
+            rows, kind=np.where(reviews, "review", "event"), **{FLAGS_MASK: 0, REASONS_MASK: 0}
         )
+
+    def _judged(self, rows: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
+        """``rows`` (positions 0…n-1) as output with the judge's masks and detail columns
+        (indexed by the same positions)."""
+        verdicts = verdicts.sort_index()
+        columns = [FLAGS_MASK, REASONS_MASK, *[detail_column(d) for d in DETAILS]]
+        return self.output.frame(rows, kind="event", **{c: verdicts[c].to_numpy() for c in columns})
 
     @staticmethod
     def _stored(state: GroupState) -> tuple[bytes | None, bytes | None]:
@@ -137,81 +148,76 @@ class SeriesJudge:
         elif state.exists:
             state.remove()
 
+    @staticmethod
+    def _pool(candidates: pd.DataFrame, earlier: pd.DataFrame) -> pd.DataFrame:
+        """The candidates (positions 0…n-1) and the state's points (after them) in one frame."""
+        n = len(candidates)
+        pool = pd.concat([candidates, earlier], ignore_index=True) if len(earlier) else candidates
+        return pool.assign(_candidate=np.arange(len(pool)) < n)
+
     def _sensors(self, rows: pd.DataFrame, state: GroupState) -> list[pd.DataFrame]:
         rules = self.rules.sensors
         points_blob, _ = self._stored(state)
         earlier = from_bytes(points_blob, SENSOR_POINTS)
-        readings = rows.assign(kind="event")
-        pool = pd.concat(
-            [
-                readings[list(SENSOR_POINTS)].assign(_candidate=True),
-                earlier.set_axis(range(len(readings), len(readings) + len(earlier))).assign(
-                    _candidate=False
-                ),
-            ]
-        )
-        verdicts = sensor_judge.judge(pool, rules).sort_index()
-        readings = _with_verdicts(readings, verdicts)
-        accepted = readings.loc[readings[REASONS_MASK] == 0, list(SENSOR_POINTS)]
-        kept = pd.concat([earlier, accepted], ignore_index=True)
-        series = ["device_id", "metric"]
+        candidates = rows[list(SENSOR_POINTS)]
+        verdicts = sensor_judge.judge(self._pool(candidates, earlier), rules)
+        judged = self._judged(rows, verdicts)
+        accepted = candidates[judged[REASONS_MASK].to_numpy() == 0]
+        kept = pd.concat([earlier, accepted], ignore_index=True) if len(earlier) else accepted
+        series = series_codes(kept, SENSOR_SERIES)
         windows = [  # behind the newest reading, and behind the batch's (a backfill's) newest
-            Window(series_anchors([frame], series), rules.stuck_readings, SECONDS_PER_DAY)
-            for frame in (kept, accepted)
+            Window(anchors, rules.stuck_readings, SECONDS_PER_DAY)
+            for anchors in (
+                series_anchors(series, kept["_sec"].to_numpy()),
+                series_anchors(series[len(earlier) :], accepted["_sec"].to_numpy()),
+            )
         ]
         self._save(state, newest_points(kept, series, windows), None)
-        return [readings]
+        return [judged]
 
     def _prices(self, rows: pd.DataFrame, state: GroupState) -> list[pd.DataFrame]:
         rules = self.rules
         points_blob, holds_blob = self._stored(state)
         earlier = from_bytes(points_blob, PRICE_POINTS)
-        is_review = rows["_kind"] == "review"
-        reviews, prices = rows[is_review], rows[~is_review].reset_index(drop=True)
-        prices = prices.assign(kind="event")
-        out = [prices]
-        if not prices.empty:
-            pool = pd.concat(
-                [
-                    prices[list(PRICE_POINTS)].assign(_candidate=True),
-                    earlier.set_axis(range(len(prices), len(prices) + len(earlier))).assign(
-                        _candidate=False
-                    ),
-                ]
-            )
-            verdicts = price_judge.judge(pool, rules.prices).sort_index()
-            out[0] = prices = _with_verdicts(prices, verdicts)
+        is_review = (rows["_kind"] == "review").to_numpy()
+        reviews = rows[is_review] if is_review.any() else rows.iloc[0:0]
+        prices = rows[~is_review].reset_index(drop=True) if is_review.any() else rows
         candidates = prices[list(PRICE_POINTS)]
-        points = pd.concat([earlier, candidates], ignore_index=True)
+        judged = (  # a batch may bring the key only reviews
+            self._judged(prices, price_judge.judge(self._pool(candidates, earlier), rules.prices))
+            if len(prices)
+            else self.output.frame(prices, kind="event")
+        )
+        out = [judged]
+        points = pd.concat([earlier, candidates], ignore_index=True) if len(earlier) else candidates
+        series = series_codes(points, PRICE_SERIES)
+        secs = points["_sec"].to_numpy()
         p = rules.prices
         points = newest_points(
             points,
-            ["market_id"],
+            series,
             [
                 Window(  # what a late price, behind its series' newest, is compared with
-                    series_anchors([points], ["market_id"]),
-                    p.state_points,
-                    p.state_days * SECONDS_PER_DAY,
+                    series_anchors(series, secs), p.state_points, p.state_days * SECONDS_PER_DAY
                 ),
                 Window(  # a backfill's own recent past, for its next batch
-                    series_anchors([candidates], ["market_id"]),
+                    series_anchors(series[len(earlier) :], secs[len(earlier) :]),
                     p.history_points,
                     p.history_days * SECONDS_PER_DAY,
                 ),
             ],
         )
-        now = rows["ingest_time"].iloc[0]
         stored = from_bytes(holds_blob)
-        fresh = holds.new_holds(prices, now) if not prices.empty else stored.iloc[0:0]
-        waiting = [p for p in (stored, fresh) if not p.empty]
-        if not waiting:
+        held = judged[REASONS_MASK].to_numpy() != 0
+        if stored.empty and not held.any():
             self._save(state, points, None)
-            return [*out, reviews[~reviews["review_valid"]].assign(kind="review")]
-        pool = pd.concat(waiting, ignore_index=True)
+            return [*out, self._invalid(reviews)]
+        now = rows["ingest_time"].iloc[0]
+        fresh = holds.new_holds(judged[held], now)
+        pool = pd.concat([f for f in (stored, fresh) if not f.empty], ignore_index=True)
         decisions = holds.decided(
             holds.confirmations(pool, points, rules.hold), holds.reviewed(pool, reviews)
         )
-        fresh_ids = set(fresh["event_id"])
         pool["previous_status"] = None
         pool["decided"] = False
         changed = pool["event_id"].isin(decisions["event_id"])
@@ -220,24 +226,32 @@ class SeriesJudge:
             pool.loc[changed, "previous_status"] = pool.loc[changed, "status"].to_numpy()
             pool.loc[changed, "status"] = outcome["decision"].to_numpy()
             pool.loc[changed, "decided"] = True
-        hold_rows = pool[changed | pool["event_id"].isin(fresh_ids)].assign(kind="hold")
-        decided_rows = pool[changed].merge(decisions, on="event_id").assign(kind="decision")
-        released = pool[changed & (pool["status"] == HoldStatus.released.value)]
-        release_rows = released.assign(
-            kind="release",
-            **{
-                FLAGS_MASK: released[FLAGS_MASK] | released["hold_reasons_mask"],
-                REASONS_MASK: 0,
-            },
+        hold_rows = pool[changed | pool["event_id"].isin(fresh["event_id"])]
+        decided_rows = (  # a fresh hold carries the (empty) decision columns of the output
+            pool[changed]
+            .drop(columns=list(holds.DECISION_COLUMNS[1:]), errors="ignore")
+            .merge(decisions, on="event_id")
         )
+        released = pool[changed & (pool["status"] == HoldStatus.released.value)]
         waiting = pool[pool["status"].isin(HoldStatus.reviewable())]
         self._save(state, points, waiting.drop(columns=["previous_status", "decided"]))
-        invalid = reviews[~reviews["review_valid"]].assign(kind="review")
-        return [*out, hold_rows, decided_rows, release_rows, invalid]
+        return [
+            *out,
+            self.output.frame(hold_rows, kind="hold"),
+            self.output.frame(decided_rows, kind="decision"),
+            self.output.frame(
+                released,
+                kind="release",
+                **{
+                    FLAGS_MASK: (released[FLAGS_MASK] | released["hold_reasons_mask"]).to_numpy(),
+                    REASONS_MASK: 0,
+                },
+            ),
+            self._invalid(reviews),
+        ]
 
-
-def _with_verdicts(rows: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
-    """``rows`` (positions 0…n-1) with the judge's masks and detail columns (indexed by the same
-    positions)."""
-    columns = [FLAGS_MASK, REASONS_MASK, *[detail_column(d) for d in DETAILS]]
-    return rows.assign(**{c: verdicts[c].to_numpy() for c in columns})
+    def _invalid(self, reviews: pd.DataFrame) -> pd.DataFrame:
+        """The reviews that are not valid, passed on to be reported."""
+        if reviews.empty:
+            return reviews
+        return self.output.frame(reviews[~reviews["review_valid"].astype(bool)], kind="review")

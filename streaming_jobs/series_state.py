@@ -20,8 +20,13 @@ import pandas as pd
 import pyarrow as pa
 
 STATE_SCHEMA = "points binary, holds binary"
-PRICE_POINTS = ("market_id", "_sec", "_day", "price", "event_id")
-SENSOR_POINTS = ("device_id", "metric", "_sec", "value", "event_id")
+#: a price series is a market × commodity; ``_group`` its province × commodity (the markets its
+#: prices are compared with)
+PRICE_SERIES = ("commodity", "market_id")
+PRICE_POINTS = ("_group", *PRICE_SERIES, "_sec", "_day", "price", "event_id")
+#: a sensor series is a device's metric
+SENSOR_SERIES = ("market_id", "device_id", "metric")
+SENSOR_POINTS = (*SENSOR_SERIES, "_sec", "value", "event_id")
 
 
 def to_bytes(frame: pd.DataFrame | None) -> bytes | None:
@@ -42,42 +47,52 @@ def from_bytes(blob: bytes | None, columns: tuple[str, ...] = ()) -> pd.DataFram
     return pa.ipc.open_stream(blob).read_all().to_pandas()
 
 
+def series_codes(points: pd.DataFrame, columns: tuple[str, ...]) -> np.ndarray:
+    """A number per series (the values of ``columns``), in the order of the series: 0, 1, …"""
+    combined = np.zeros(len(points), dtype=np.int64)
+    for column in columns:
+        codes, uniques = pd.factorize(points[column].to_numpy(), sort=True)
+        combined = combined * (len(uniques) + 1) + codes
+    return np.unique(combined, return_inverse=True)[1].reshape(-1).astype(np.int64)
+
+
+def series_anchors(series: np.ndarray, secs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The newest time of each series among points (``series`` codes, ``secs``): the
+    anchors of a :class:`Window`."""
+    if len(series) == 0:
+        return series, secs
+    order = np.lexsort((secs, series))
+    last = np.r_[series[order][1:] != series[order][:-1], True]
+    return series[order][last], secs[order][last]
+
+
 @dataclass(frozen=True)
 class Window:
     """Points to keep per series: the newest ``width`` at or before each of its ``anchors``
-    (the series columns and ``_sec``), at most ``horizon_seconds`` older."""
+    (series code and time), at most ``horizon_seconds`` older."""
 
-    anchors: pd.DataFrame
+    anchors: tuple[np.ndarray, np.ndarray]
     width: int
     horizon_seconds: float
 
 
-def newest_points(points: pd.DataFrame, series: list[str], windows: list[Window]) -> pd.DataFrame:
-    """The points any of ``windows`` keeps, ordered by series, time and event id (a point seen
-    twice kept once)."""
-    points = points.drop_duplicates("event_id", keep="last")
-    points = points.sort_values([*series, "_sec", "event_id"], kind="stable", ignore_index=True)
-    codes, uniques = pd.factorize(pd.MultiIndex.from_frame(points[series]))
+def newest_points(points: pd.DataFrame, series: np.ndarray, windows: list[Window]) -> pd.DataFrame:
+    """The points (of the ``series`` codes) any of ``windows`` keeps, ordered by series, time
+    and event id (a point seen twice kept once)."""
+    event_ids = points["event_id"].to_numpy()
+    once = ~pd.Series(event_ids).duplicated(keep="last").to_numpy()
+    if not once.all():
+        points, series, event_ids = points[once], series[once], event_ids[once]
     secs = points["_sec"].to_numpy(dtype=np.int64)
+    order = np.lexsort((event_ids, secs, series))
+    key = series[order] << 40 | (secs[order] - (int(secs.min()) if len(secs) else 0))
     origin = int(secs.min()) if len(secs) else 0
-    key = codes.astype(np.int64) << 40 | (secs - origin)
     keep = np.zeros(len(points), dtype=bool)
     for window in windows:
-        anchor_codes = uniques.get_indexer(pd.MultiIndex.from_frame(window.anchors[series]))
-        known = anchor_codes >= 0
-        anchor_key = anchor_codes[known].astype(np.int64) << 40 | (
-            window.anchors["_sec"].to_numpy(dtype=np.int64)[known] - origin
-        )
+        codes, times = window.anchors
+        anchor_key = codes << 40 | (times.astype(np.int64) - origin)
         upper = np.searchsorted(key, anchor_key, "right")
         lower = np.searchsorted(key, anchor_key - int(window.horizon_seconds), "left")
         for lo, hi in zip(np.maximum(lower, upper - window.width), upper, strict=True):
             keep[lo:hi] = True
-    return points[keep].reset_index(drop=True)
-
-
-def series_anchors(frames: list[pd.DataFrame], series: list[str]) -> pd.DataFrame:
-    """The newest time of each series in each of ``frames`` (anchors of a :class:`Window`)."""
-    parts = [f.groupby(series, as_index=False)["_sec"].max() for f in frames if not f.empty]
-    if not parts:
-        return pd.DataFrame({c: [] for c in [*series, "_sec"]})
-    return pd.concat(parts, ignore_index=True).drop_duplicates()
+    return points.iloc[order[keep]].reset_index(drop=True)

@@ -40,6 +40,7 @@ from pyspark.sql.streaming.state import GroupStateTimeout
 from lakehouse.events import EVENT_MODELS, NOT_REPORTED, SCHEMA_VERSION, ReviewEvent, spark_schema
 from lakehouse.reference import commodities, markets, metric_ranges
 from lakehouse.rules import QualityRules
+from streaming_jobs.bronze import sender
 from streaming_jobs.holds import REVIEW_DECISIONS
 from streaming_jobs.series_judge import KEY, PASSED, VERDICT_DDL, SeriesJudge
 from streaming_jobs.series_state import STATE_SCHEMA
@@ -50,6 +51,8 @@ LINEAGE = ("topic", "partition", "offset", "kafka_timestamp", "ingest_time")
 #: an operator's decision as it travels on the reviews topic (``serving_api`` writes it)
 REVIEW_SCHEMA = spark_schema(ReviewEvent)
 REVIEW_PREFIX = "review_"
+#: the columns the stateful step passes on only for the rows it does not judge (key ``x``)
+PASSED_ONLY = ("raw", "parse_error", "error", "hard_reasons")
 
 
 def event_schema() -> T.StructType:
@@ -272,43 +275,56 @@ def validate_events(events: DataFrame, rules: QualityRules, now: Column | dateti
     )
 
 
-def series_key() -> Column:
-    """The group of a validated row in the stateful step (``series_judge``): its province ×
-    commodity for a price that passed the hard rules and for a valid review (of a held price of
-    that market × commodity), its market for a sensor reading that passed them, ``x`` for
-    anything else."""
+def series_group() -> Column:
+    """The province × commodity (``_group``) of a price that passed the hard rules, or of the
+    held price a review names: the markets its prices are compared with."""
     province = _lookup({m.market_id: m.province for m in markets().values()})
+    review = F.col("_kind") == "review"
+    market = F.when(review, F.col(f"{REVIEW_PREFIX}market_id")).otherwise(F.col("market_id"))
+    commodity = F.when(review, F.col(f"{REVIEW_PREFIX}commodity")).otherwise(F.col("commodity"))
+    return F.concat_ws("|", province[market], commodity)
+
+
+def series_key(buckets: int) -> Column:
+    """The group of a validated row in the stateful step (``series_judge``): the bucket of its
+    province × commodity (``_group``) for a price that passed the hard rules and for a valid
+    review, the bucket of its market for a sensor reading that passed them, ``x`` for anything
+    else. The key names the count of buckets too: with another count the series' history
+    starts again in new keys, it is never split across them."""
     passed = F.col("parse_error").isNull() & (F.size("hard_reasons") == 0)
+    event = (F.col("_kind") == "event") & passed
+
+    def bucket(kind: str, of: Column) -> Column:  # "p|3/16": with another count, other keys
+        number = F.pmod(F.xxhash64(of), F.lit(buckets)).cast("string")
+        return F.concat(F.lit(f"{kind}|"), number, F.lit(f"/{buckets}"))
+
     return (
         F.when(
-            (F.col("_kind") == "review") & F.col(f"{REVIEW_PREFIX}valid"),
-            F.concat_ws(
-                "|",
-                F.lit("p"),
-                province[F.col(f"{REVIEW_PREFIX}market_id")],
-                F.col(f"{REVIEW_PREFIX}commodity"),
-            ),
+            ((F.col("_kind") == "review") & F.col(f"{REVIEW_PREFIX}valid"))
+            | (event & (F.col("event_type") == "price")),
+            bucket("p", F.col("_group")),
         )
-        .when(
-            (F.col("_kind") == "event") & passed & (F.col("event_type") == "price"),
-            F.concat_ws("|", F.lit("p"), province[F.col("market_id")], F.col("commodity")),
-        )
-        .when(
-            (F.col("_kind") == "event") & passed & (F.col("event_type") == "sensor"),
-            F.concat_ws("|", F.lit("s"), F.col("market_id")),
-        )
+        .when(event & (F.col("event_type") == "sensor"), bucket("s", F.col("market_id")))
         .otherwise(F.lit(PASSED))
     )
 
 
-def judge(validated: DataFrame, rules: QualityRules, tz: str) -> DataFrame:
+def judge(validated: DataFrame, rules: QualityRules, tz: str, buckets: int) -> DataFrame:
     """Validated first copies (``validate_events`` of ``parse_events``), streaming → the same
     rows with their verdicts — ``flags``, ``reasons`` (empty: accepted) and ``details`` — and
     the rows of the decisions on held prices (``kind``: see ``series_judge``). The statistical
     rules compare with the series' history in the query's state."""
-    prepared = validated.select(
-        "*",
-        series_key().alias(KEY),
+    keyed = validated.withColumn("_group", series_group()).withColumn(KEY, series_key(buckets))
+    passed = F.col(KEY) == PASSED
+    # what only a row decided before the step needs crosses to pandas as null for the others
+    # (a column of Python objects is the dearest part of the crossing): the record's text (a
+    # judged row that ends in quarantine gets it back from its record: ``with_raw``), why it
+    # failed to parse or broke a hard rule
+    prepared = keyed.select(
+        *[
+            F.when(passed, F.col(c)).alias(c) if c in PASSED_ONLY else F.col(c)
+            for c in keyed.columns
+        ],
         F.unix_seconds("observed_at").alias("_sec"),
         F.datediff(local_date(F.col("observed_at"), tz), F.lit("1970-01-01")).alias("_day"),
     )
@@ -337,7 +353,16 @@ def judge(validated: DataFrame, rules: QualityRules, tz: str) -> DataFrame:
     )
     return judged.select(
         *[F.from_json(c, t).alias(c) for c, t in nested.items()],
-        *[c for c in judged.columns if c not in nested],
+        *[c for c in judged.columns if c not in nested and c != "hard_reasons"],
+        F.coalesce("hard_reasons", F.array().cast("array<string>")).alias("hard_reasons"),
+        # who sent it: an event's own fields, or for a record decided before the step its text
+        # (both read as ``bronze.sender`` reads the record)
+        F.when(F.col("raw").isNotNull(), sender("raw")[0])
+        .otherwise(F.coalesce("source", "topic"))
+        .alias("q_source"),
+        F.when(F.col("raw").isNotNull(), sender("raw")[1])
+        .otherwise(F.coalesce("device_id", F.lit("")))
+        .alias("q_device"),
         rule_ids(F.col(FLAGS_MASK)).alias("flags"),
         reasons.alias("reasons"),
         details_map().alias("details"),
@@ -424,10 +449,24 @@ def accepted_sensors(judged: DataFrame, batch_id: int) -> DataFrame:
     return accepted.select(*sensor_columns(), _batch(batch_id))
 
 
-def quarantine_rows(judged: DataFrame, batch_id: int) -> DataFrame:
+def with_raw(batch: DataFrame) -> DataFrame:
+    """A batch's judged rows that ended in quarantine (``kind`` ``event``, ``reasons``), with
+    the text of their record (``raw``): a row the stateful step judged crossed it without
+    (``PASSED_ONLY``); it is found again among the batch's records (``kind`` ``record``) by its
+    Kafka coordinates — few rows, broadcast."""
+    quarantined = batch.where((F.col("kind") == "event") & (F.size("reasons") > 0))
+    coordinates = ["topic", "partition", "offset"]
+    judged = quarantined.where(F.col("raw").isNull()).drop("raw")
+    texts = batch.where(F.col("kind") == "record").select(*coordinates, "raw")
+    return quarantined.where(F.col("raw").isNotNull()).unionByName(
+        texts.join(F.broadcast(judged), coordinates).select(*quarantined.columns)
+    )
+
+
+def quarantine_rows(batch: DataFrame, batch_id: int) -> DataFrame:
     """The ``silver.quarantine`` rows of a batch: records that did not parse, and events with
     reasons (hard rules, statistical quarantines — held prices among them)."""
-    return judged.where((F.col("kind") == "event") & (F.size("reasons") > 0)).select(
+    return with_raw(batch).select(
         "raw",
         *LINEAGE,
         "event_id",

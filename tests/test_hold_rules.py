@@ -9,11 +9,18 @@ from datetime import UTC, datetime
 
 import pandas as pd
 from chispa import assert_df_equality
-from pyspark.sql.types import LongType, StringType, StructField, StructType
+from pyspark.sql.types import (
+    BooleanType,
+    DoubleType,
+    LongType,
+    StringType,
+    StructField,
+    StructType,
+)
 
 from lakehouse.rules import quality_rules
 from streaming_jobs import holds
-from streaming_jobs.series_judge import SeriesJudge
+from streaming_jobs.series_judge import VERDICT_DDL, SeriesJudge
 from streaming_jobs.silver import parse_events
 from streaming_jobs.verdicts import FLAGS_MASK, REASONS_MASK, bit
 from tests.silver_samples import NOW, TOPICS, bronze
@@ -25,13 +32,16 @@ DAY = 86400
 
 def hold(event_id: str, market: str, day: int, status: str = "held") -> dict:
     return {
-        "event_id": event_id, "market_id": market, "_sec": day * DAY, "price": 90000.0,
-        "baseline": 50000.0, "status": status,
+        "event_id": event_id, "market_id": market, "commodity": "cabai_merah", "_sec": day * DAY,
+        "price": 90000.0, "baseline": 50000.0, "status": status,
     }  # fmt: skip
 
 
 def point(market: str, day: int, price: float, event_id: str) -> dict:
-    return {"market_id": market, "_sec": day * DAY, "event_id": event_id, "price": price}
+    return {
+        "market_id": market, "commodity": "cabai_merah", "_sec": day * DAY,
+        "event_id": event_id, "price": price,
+    }  # fmt: skip
 
 
 def test_two_reports_at_the_new_level_confirm_one_back_refutes():
@@ -147,6 +157,7 @@ def _prices(rows: list[tuple[str, str, int, float]], now: datetime) -> pd.DataFr
         [
             {
                 "_kind": "event", "event_id": event_id, "market_id": market, "commodity": "beras",
+                "_group": "DKI Jakarta|beras",
                 "region": "DKI Jakarta", "price": price, "source": "test",
                 "observed_at": pd.Timestamp(T0) + pd.Timedelta(days=day),
                 "_sec": int(T0.timestamp()) + day * DAY, "_day": 20148 + day,
@@ -161,20 +172,23 @@ def _prices(rows: list[tuple[str, str, int, float]], now: datetime) -> pd.DataFr
 
 REVIEW_FIELDS = [f"review_{f}" for f in ("target_event_id", "decision", "note", "reviewer")]
 REVIEW_FIELDS.append("review_requested_at")
-#: the step's output columns these tests look at
-OUTPUT = StructType(
-    [StructField("kind", StringType()), StructField("event_id", StringType()),
-     StructField("status", StringType()), StructField("decision", StringType()),
-     *[StructField(c, LongType()) for c in (FLAGS_MASK, REASONS_MASK, "hold_reasons_mask")]]
-)  # fmt: skip
+
+
+def _output(spark, rows: pd.DataFrame) -> StructType:
+    """The step's output columns for ``rows``: theirs and the step's own (``VERDICT_DDL``)."""
+    types = {"int64": LongType(), "float64": DoubleType(), "bool": BooleanType()}
+    own = spark.createDataFrame([], VERDICT_DDL).schema.fields
+    return StructType(
+        [StructField(c, types.get(str(t), StringType())) for c, t in rows.dtypes.items()] + own
+    )
 
 
 def _run(judge: SeriesJudge, state: MemoryState, rows: pd.DataFrame) -> pd.DataFrame:
-    return pd.concat(list(judge(("p|DKI Jakarta|beras",), iter([rows]), state)), ignore_index=True)
+    return pd.concat(list(judge(("p|0/1",), iter([rows]), state)), ignore_index=True)
 
 
-def test_a_hold_is_confirmed_released_once_and_a_replay_decides_the_same():
-    judge = SeriesJudge(RULES, OUTPUT)
+def test_a_hold_is_confirmed_released_once_and_a_replay_decides_the_same(spark):
+    judge = SeriesJudge(RULES, _output(spark, _prices([("x", "IP-001", 0, 1.0)], NOW)))
     state = MemoryState()
     calm = [(f"c{d}", "IP-001", d, 14000.0 * (1 + 0.001 * (d % 3))) for d in range(20)]
     _run(judge, state, _prices(calm, NOW))
@@ -192,8 +206,26 @@ def test_a_hold_is_confirmed_released_once_and_a_replay_decides_the_same():
     release = second[(second["kind"] == "release") & (second["event_id"] == "spike")].iloc[0]
     assert release[REASONS_MASK] == 0 and int(release[FLAGS_MASK]) & bit("median_deviation")
     assert set(second.loc[second["kind"] == "hold", "status"]) == {"released"}
+    assert set(second.loc[second["kind"] == "decision", "decision"]) == {"released"}
     assert state.get[1] is None  # nothing waits any more
 
     replayed = _run(judge, before, confirming)  # the batch again, from the state before it
     columns = ["kind", "event_id", "status", "decision", REASONS_MASK]
     assert replayed[columns].equals(second[columns])
+
+
+def test_a_batch_of_only_a_review_decides_the_hold(spark):
+    judge = SeriesJudge(RULES, _output(spark, _prices([("x", "IP-001", 0, 1.0)], NOW)))
+    state = MemoryState()
+    calm = [(f"c{d}", "IP-001", d, 14000.0 * (1 + 0.001 * (d % 3))) for d in range(20)]
+    _run(judge, state, _prices([*calm, ("spike", "IP-001", 20, 31000.0)], NOW))
+    review = _prices([("r1", "IP-001", 21, 0.0)], NOW).assign(
+        _kind="review", review_valid=True, review_target_event_id="spike",
+        review_decision="reject", review_reviewer="ops", review_note="typo",
+        review_requested_at=pd.Timestamp(NOW),
+    )  # fmt: skip
+    out = _run(judge, state, review)
+    assert out.loc[out["kind"] == "decision", ["event_id", "decision"]].values.tolist() == [
+        ["spike", "rejected"]
+    ]
+    assert "event" not in set(out["kind"])  # no price in the batch, none judged

@@ -17,7 +17,13 @@ from streaming_jobs import gold, price_judge, sensor_judge
 from streaming_jobs.bronze import first_copies, sender
 from streaming_jobs.price_judge import percentile, row_percentiles
 from streaming_jobs.quality import batch_quality
-from streaming_jobs.series_state import Window, newest_points
+from streaming_jobs.series_state import (
+    PRICE_SERIES,
+    Window,
+    newest_points,
+    series_anchors,
+    series_codes,
+)
 from streaming_jobs.silver import parse_events, validate_events
 from streaming_jobs.verdicts import DETAILS, STAT_RULES, detail_column
 from tests.silver_samples import NOW, T0, TOPICS, bronze, price, sensor
@@ -91,25 +97,30 @@ def test_first_copies_and_duplicate_counts(spark):
 
 
 def _points(rows: list[tuple[str, int, str, float]]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=["market_id", "_sec", "event_id", "price"])
+    return pd.DataFrame(rows, columns=["market_id", "_sec", "event_id", "price"]).assign(
+        commodity="beras"
+    )
 
 
 def test_series_state_keeps_the_newest_points_and_a_backfills_past():
     day = 86400
     points = _points([("IP-001", d * day, f"e{d}", 100.0 + d) for d in range(10)])
-    newest = pd.DataFrame({"market_id": ["IP-001"], "_sec": [9 * day]})
-    kept = newest_points(points, ["market_id"], [Window(newest, 3, 30 * day)])
-    assert list(kept["event_id"]) == ["e7", "e8", "e9"]  # the newest three, in order
-    recent = newest_points(points, ["market_id"], [Window(newest, 10, 1.5 * day)])
-    assert list(recent["event_id"]) == ["e8", "e9"]  # none older than the horizon
+    series = series_codes(points, PRICE_SERIES)
+    newest = series_anchors(series, points["_sec"].to_numpy())
+
+    def kept(*windows: Window, frame: pd.DataFrame = points) -> list[str]:
+        codes = series_codes(frame, PRICE_SERIES)
+        return list(newest_points(frame, codes, list(windows))["event_id"])
+
+    assert kept(Window(newest, 3, 30 * day)) == ["e7", "e8", "e9"]  # the newest three, in order
+    assert kept(Window(newest, 10, 1.5 * day)) == ["e8", "e9"]  # none older than the horizon
     # a backfill's batch ends at day 4: its own recent past is kept beside the live one
-    backfill = pd.DataFrame({"market_id": ["IP-001"], "_sec": [4 * day]})
-    both = newest_points(
-        points, ["market_id"], [Window(newest, 2, 30 * day), Window(backfill, 2, 30 * day)]
-    )
-    assert list(both["event_id"]) == ["e3", "e4", "e8", "e9"]
-    twice = pd.concat([points, points.tail(1)])  # a point seen twice is kept once
-    assert newest_points(twice, ["market_id"], [Window(newest, 5, 30 * day)])["event_id"].is_unique
+    backfill = series_anchors(series[:5], points["_sec"].to_numpy()[:5])
+    assert kept(Window(newest, 2, 30 * day), Window(backfill, 2, 30 * day)) == [
+        "e3", "e4", "e8", "e9",
+    ]  # fmt: skip
+    twice = pd.concat([points, points.tail(1)], ignore_index=True)  # a point seen twice: once
+    assert kept(Window(newest, 5, 30 * day), frame=twice) == ["e5", "e6", "e7", "e8", "e9"]
 
 
 def _parsed(spark, events: list[dict], topic: str = "market.prices"):
@@ -171,6 +182,7 @@ def _judge(history: list[tuple], candidates: list[tuple]) -> dict[str, dict]:
     candidate, its flags, reasons and details as silver names them."""
     rows = [(*r, False) for r in history] + [(*r, True) for r in candidates]
     pool = pd.DataFrame(rows, columns=["event_id", "market_id", "at", "price", "_candidate"])
+    pool["commodity"], pool["_group"] = "beras", "DKI Jakarta|beras"
     local = pd.to_datetime(pool["at"], utc=True).dt.tz_convert("Asia/Jakarta")
     pool["_sec"] = pd.to_datetime(pool["at"], utc=True).astype("int64") // 10**9
     pool["_day"] = (local.dt.tz_localize(None).dt.normalize() - pd.Timestamp(0)).dt.days
@@ -261,11 +273,13 @@ def test_sensor_rules(spark):
     )
 
     minute = 60
-    history = [(f"h{i}", "d1", "temperature_c", i * minute, 28.0, False) for i in range(4)]
+    history = [
+        (f"h{i}", "IP-001", "d1", "temperature_c", i * minute, 28.0, False) for i in range(4)
+    ]
     candidates = [
-        ("stuck", "d1", "temperature_c", 4 * minute, 28.0, True),
-        ("jump", "d1", "temperature_c", 5 * minute, 45.0, True),
-        ("back", "d1", "temperature_c", 6 * minute, 28.5, True),
+        ("stuck", "IP-001", "d1", "temperature_c", 4 * minute, 28.0, True),
+        ("jump", "IP-001", "d1", "temperature_c", 5 * minute, 45.0, True),
+        ("back", "IP-001", "d1", "temperature_c", 6 * minute, 28.5, True),
     ]
     pool = pd.DataFrame(history + candidates, columns=list(sensor_judge.POOL_COLUMNS))
     verdicts = {
