@@ -61,6 +61,7 @@ PROBE_EVERY = 0.5
 POLL_EVERY = 0.05
 READ_RATE = 1000.0
 PROBE_TIMEOUT = 600.0  # a loaded phase may build a backlog of minutes: it is measured, not cut
+LOAD_CAP = 3  # a phase's background load lasts at most this many times --seconds
 
 
 def series() -> list[tuple[str, str, float, str]]:
@@ -282,7 +283,9 @@ def freshness(
     settings: Settings, probes: Probes, rate: float, seconds: float, min_probes: int
 ) -> dict[str, object]:
     """Probes, one after another (at most one per half second), while a background load of
-    ``rate`` events/s flows, for ``seconds`` and at least ``min_probes`` probes."""
+    ``rate`` events/s flows, for ``seconds`` and at least ``min_probes`` probes — the load for
+    at most ``LOAD_CAP`` × ``seconds``: above the pipeline's capacity a probe waits for the
+    backlog, which grows as long as the load lasts (the later probes then see it drain)."""
     base = received(settings)
     stop, produced = threading.Event(), []
     background = threading.Thread(target=steady, args=(settings, rate, stop, produced))
@@ -302,18 +305,39 @@ def freshness(
     began = time.monotonic()
     with httpx.Client(base_url=probes.api, timeout=10) as client:
         while time.monotonic() - began < seconds or len(api_seen) < min_probes:
+            if time.monotonic() - began > LOAD_CAP * seconds:
+                stop.set()
             sent = time.monotonic()
             seen, pushed = probes.one(client)
             api_seen.append(seen)
             if pushed is not None:
                 ws_seen.append(pushed)
             time.sleep(max(0.0, PROBE_EVERY - (time.monotonic() - sent)))
+    loaded = min(time.monotonic() - began, LOAD_CAP * seconds)
     stop.set()
     background.join()
     if reader:
         reader.join()
     wait_for(settings, base + sum(produced) + len(api_seen), 900)
-    return {"rate": rate, "api": api_seen, "ws": ws_seen, "reads": reads.get("result")}
+    phase = {"rate": rate, "api": api_seen, "ws": ws_seen, "reads": reads.get("result")}
+    report_phase(phase, loaded)
+    return phase
+
+
+def report_phase(phase: dict, loaded: float) -> None:
+    """Print a freshness phase's line (and its reads) as soon as it is measured."""
+    api_q = percentiles(phase["api"])
+    ws_q = percentiles(phase["ws"]) if phase["ws"] else (float("nan"),) * 3
+    print(f"{phase['rate']:>10,.0f} {loaded:>7.0f} {len(phase['api']):>7}", end="")
+    print(f" {api_q[0]:>8.2f} {api_q[1]:>6.2f} {api_q[2]:>6.2f}", end="")
+    print(f" {ws_q[0]:>7.2f} {ws_q[1]:>6.2f} {ws_q[2]:>6.2f}", flush=True)
+    if reads := phase["reads"]:
+        print(
+            f"{'':>10} reads while writes flow: GET /prices/live at {READ_RATE:,.0f} req/s "
+            f"offered: {reads.rate:,.0f} req/s answered, p50 {reads.percentile(50):.1f} ms, "
+            f"p99 {reads.percentile(99):.1f} ms, {reads.errors} errors",
+            flush=True,
+        )
 
 
 def throughput(settings: Settings, count: int) -> dict[str, float]:
@@ -363,52 +387,37 @@ def main(argv: list[str] | None = None) -> None:
     ):
         at = datetime.now(UTC)
         raw = raw_produce_rate(settings, payloads(200_000, at))
+        per_rate = f"≥ {args.seconds:g} s and ≥ {args.probes} probes per rate"
+        print(f"\npipeline benchmark ({len(series())} series; {per_rate})")
+        print(f"raw confluent-kafka produce rate, same payloads: {raw:,.0f} events/s")
+        print("\nfreshness: produce → visible (s); load: seconds the background load lasted")
+        print(f"{'load ev/s':>10} {'load s':>7} {'probes':>7} {'API p50':>8} {'p95':>6}", end="")
+        print(f" {'p99':>6} {'WS p50':>7} {'p95':>6} {'p99':>6}", flush=True)
         api = f"http://{settings.api.host}:{settings.api.port}"
         produce(settings, payloads(2_000, at), None)  # warm-up: first batches, first versions
         wait_for(settings, 2_000, 600)
         probes = Probes(settings, api)
         try:
-            phases = [
-                freshness(settings, probes, rate, args.seconds, args.probes) for rate in args.rates
-            ]
+            for rate in args.rates:
+                freshness(settings, probes, rate, args.seconds, args.probes)
         finally:
             probes.close()
-        backlog = drain(settings)
+        print(f"\nbacklog after the loaded phases drained in {drain(settings):.0f} s", flush=True)
         alerts = alert_probes(settings, api, args.alerts)
+        listed, on_socket = (percentiles(a) if a else (float("nan"),) * 3 for a in alerts)
+        print(
+            f"\nalerts: {len(alerts[0])} planted (45 °C readings): visible in GET /alerts p50 "
+            f"{listed[0]:.2f} s, p95 {listed[1]:.2f} s; pushed on WS /alerts/ws p50 "
+            f"{on_socket[0]:.2f} s, p95 {on_socket[1]:.2f} s",
+            flush=True,
+        )
         burst = throughput(settings, args.events)
+        print(
+            f"\nthroughput: {burst['events']:,} events produced at {burst['produce_rate']:,.0f}/s"
+            f", Kafka → silver {burst['rate']:,.0f} events/s = {burst['rate'] / raw:.3f} × raw"
+        )
         rows, distinct = exactly_once(settings)
-
-    per_rate = f"≥ {args.seconds:g} s and ≥ {args.probes} probes per rate"
-    print(f"\npipeline benchmark ({len(series())} series; {per_rate})")
-    print(f"raw confluent-kafka produce rate, same payloads: {raw:,.0f} events/s")
-    print("\nfreshness: produce → visible (s)")
-    print(f"{'load ev/s':>10} {'probes':>7} {'API p50':>8} {'p95':>6} {'p99':>6}", end="")
-    print(f" {'WS p50':>7} {'p95':>6} {'p99':>6}")
-    for p in phases:
-        api_q = percentiles(p["api"])
-        ws_q = percentiles(p["ws"]) if p["ws"] else (float("nan"),) * 3
-        print(f"{p['rate']:>10,.0f} {len(p['api']):>7} {api_q[0]:>8.2f} {api_q[1]:>6.2f}", end="")
-        print(f" {api_q[2]:>6.2f} {ws_q[0]:>7.2f} {ws_q[1]:>6.2f} {ws_q[2]:>6.2f}")
-    for p in phases:
-        if reads := p["reads"]:
-            print(
-                f"\nreads while writes flow (at {p['rate']:,.0f} ev/s): GET /prices/live at "
-                f"{READ_RATE:,.0f} req/s offered: {reads.rate:,.0f} req/s answered, "
-                f"p50 {reads.percentile(50):.1f} ms, p99 {reads.percentile(99):.1f} ms, "
-                f"{reads.errors} errors"
-            )
-    print(f"\nbacklog after the loaded phases drained in {backlog:.0f} s")
-    listed, on_socket = (percentiles(a) if a else (float("nan"),) * 3 for a in alerts)
-    print(
-        f"\nalerts: {len(alerts[0])} planted (45 °C readings): visible in GET /alerts p50 "
-        f"{listed[0]:.2f} s, p95 {listed[1]:.2f} s; pushed on WS /alerts/ws p50 "
-        f"{on_socket[0]:.2f} s, p95 {on_socket[1]:.2f} s"
-    )
-    print(
-        f"\nthroughput: {burst['events']:,} events produced at {burst['produce_rate']:,.0f}/s, "
-        f"Kafka → silver {burst['rate']:,.0f} events/s = {burst['rate'] / raw:.3f} × raw"
-    )
-    print(f"exactly once: {rows:,} rows in silver.prices + silver.quarantine, {distinct:,} ids")
+        print(f"exactly once: {rows:,} rows in silver.prices + silver.quarantine, {distinct:,} ids")
 
 
 if __name__ == "__main__":

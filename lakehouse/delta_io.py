@@ -11,7 +11,7 @@ from delta.tables import DeltaTable
 from deltalake import DeltaTable as LogReader
 from deltalake.exceptions import TableNotFoundError
 from pyspark.errors import PySparkException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 
 from lakehouse.settings import Settings
 from lakehouse.storage import delta_options
@@ -113,19 +113,22 @@ def upsert(
     table: Table,
     settings: Settings,
     only_if: str = "",
-    matched: Mapping[str, str] | None = None,
+    matched: Mapping[str, str | Column] | None = None,
     updated: Sequence[str] | None = None,
+    within: str = "",
 ) -> None:
     """MERGE ``df`` into the table on its keys (insert new keys, replace existing rows — only
     their ``updated`` columns when given — or only those where ``only_if`` holds; ``matched``
-    overrides columns of a replaced row with SQL expressions over the old row ``t`` and the new
-    ``s``); creates the table on first use.
+    overrides columns of a replaced row with expressions over the old row ``t`` and the new
+    ``s``); creates the table on first use. ``within``, a condition on ``t`` with literals only
+    (``t.date BETWEEN …``) that every row ``df`` matches meets, lets Delta skip the files of
+    the other rows.
     Re-running with the same rows leaves the table as it was, so a MERGE that lost a race with
     a concurrent commit (an OPTIMIZE of ``./run.sh maintain`` replacing files it read) is
     simply run again."""
     for attempt in range(1, MERGE_ATTEMPTS + 1):
         try:
-            return _upsert(spark, df, table, settings, only_if, matched or {}, updated)
+            return _upsert(spark, df, table, settings, only_if, matched or {}, updated, within)
         except PySparkException as exc:
             if attempt == MERGE_ATTEMPTS or not (exc.getCondition() or "").startswith(
                 "DELTA_CONCURRENT"
@@ -139,8 +142,9 @@ def _upsert(
     table: Table,
     settings: Settings,
     only_if: str,
-    matched: Mapping[str, str],
+    matched: Mapping[str, str | Column],
     updated: Sequence[str] | None,
+    within: str,
 ) -> None:
     path = table.path(settings)
     if not DeltaTable.isDeltaTable(spark, path):
@@ -149,7 +153,9 @@ def _upsert(
             writer = writer.partitionBy(*table.partition_by)
         writer.save(path)
         return
-    condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in table.keys)
+    condition = " AND ".join(
+        [*(f"t.`{k}` <=> s.`{k}`" for k in table.keys), *([within] if within else [])]
+    )
     (
         DeltaTable.forPath(spark, path)
         .alias("t")

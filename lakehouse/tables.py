@@ -112,6 +112,11 @@ _OHLC = {
     "mean": "mean price of the period",
     "count": "number of valid prices in the period",
     "last_observed_at": "time of the newest price in the period (UTC)",
+    "open_order": "when the open was reported (observed_at, topic, partition, offset): a later "
+    "batch with an earlier price replaces it",
+    "close_order": "when the close was reported: a later batch with a later price replaces it",
+    "total": "sum of the prices of the period (mean = total / count as batches add up)",
+    "silver_batch_id": "newest silver micro-batch counted in the row",
 }
 _QUALITY_COUNTS = {
     "source": Typed("string", "feed or file that sent the records (the Kafka topic when unknown)"),
@@ -327,6 +332,8 @@ GOLD_SENSOR_HOURLY = Table(
         "min": "lowest reading of the hour",
         "max": "highest reading of the hour",
         "count": "number of valid readings in the hour",
+        "total": "sum of the readings of the hour (mean = total / count as batches add up)",
+        "silver_batch_id": _OHLC["silver_batch_id"],
     },
 )
 GOLD_DATA_QUALITY = Table(
@@ -348,7 +355,11 @@ GOLD_DATA_QUALITY_DAILY = Table(
     "data_quality_daily",
     "The data-quality counts per ingest day × source × device.",
     keys=("date", "source", "device_id"),
-    columns={"date": "ingest date (UTC)", **_QUALITY_COUNTS},
+    columns={
+        "date": "ingest date (UTC)",
+        **_QUALITY_COUNTS,
+        "silver_batch_id": Typed("bigint", _OHLC["silver_batch_id"]),
+    },
 )
 
 GOLD_FORECASTS = Table(

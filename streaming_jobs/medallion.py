@@ -10,26 +10,28 @@ functions of ``bronze``, ``silver``, ``series_judge``, ``quality``, ``gold`` and
   (``bronze.first_copies``, ``series_judge``): a batch reads nothing of the lakehouse.
 - **gold** (off the freshness path): a Delta stream of ``gold.data_quality`` — one row set per
   completed silver batch — drives ``gold.price_latest``, the aggregates (daily, hourly,
-  regional, sensors, quality per day) and the alert rules, recomputed from silver for the
-  keys those batches touched.
+  regional, sensors, quality per day) and the alert rules. The aggregates take in only the
+  rows of those batches, MERGEd into the rows there (``gold``): a gold batch costs what its
+  silver batches brought, whatever the history.
 
 Exactly once: the silver query's state commits with its checkpoint, after the batch's writes;
-every append records its batch (``delta_io.append_once``) and every other write is a MERGE that
-a replay repeats identically.
+every append records its batch (``delta_io.append_once``), a gold aggregate row the newest
+silver batch it counts (``gold.NEW_BATCHES``), and every other write is a MERGE that a replay
+repeats identically.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from time import monotonic
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 from pyspark.util import inheritable_thread_target
@@ -261,11 +263,12 @@ class GoldBatch:
         sensors = self._of_batches(SILVER_SENSORS, batch_ids)
         laps("read")
         self._yield()
+        through = batch_ids[-1]
         in_parallel(
             [
-                partial(self._gold_prices, prices),
-                partial(self._gold_sensors, sensors),
-                partial(self._quality_daily, quality),
+                partial(self._gold_prices, prices, through),
+                partial(self._gold_sensors, sensors, through),
+                partial(self._quality_daily, quality, through),
             ]
         )
         laps("aggregates")
@@ -317,26 +320,34 @@ class GoldBatch:
         if not rows.isEmpty():
             delta_io.upsert(self.spark, rows, GOLD_ALERTS, self.settings, only_if=CHANGED)
 
-    def _touched(self, silver: Table, rows: DataFrame, keys: tuple[str, ...]) -> DataFrame:
-        """The silver rows of the ``keys`` × local days that ``rows`` touched: the partitions
-        of those days only."""
-        touched = rows.select(*keys, "observed_date").distinct().localCheckpoint()
-        days = [r[0] for r in touched.select("observed_date").distinct().collect()]
-        return (
-            delta_io.read(self.spark, silver, self.settings)
-            .where(F.col("observed_date").isin(days))
-            .join(F.broadcast(touched), [*keys, "observed_date"])
+    def _combine(
+        self, rows: DataFrame, table: Table, period: str, matched: Mapping[str, str | Column]
+    ) -> None:
+        """MERGE a batch's aggregate ``rows`` into ``table`` (``gold``: combined with the rows
+        there, once), reading only the files of the ``period`` span the rows cover."""
+        rows = rows.localCheckpoint()
+        low, high = rows.agg(F.min(period).cast("string"), F.max(period).cast("string")).first()
+        if low is None:
+            return
+        kind = "DATE" if period == "date" else "TIMESTAMP"
+        delta_io.upsert(
+            self.spark,
+            rows,
+            table,
+            self.settings,
+            only_if=gold.NEW_BATCHES,
+            matched=matched,
+            within=f"t.`{period}` BETWEEN {kind} '{low}' AND {kind} '{high}'",
         )
 
-    def _gold_prices(self, accepted: DataFrame) -> None:
+    def _gold_prices(self, accepted: DataFrame, through: int) -> None:
         if accepted.isEmpty():
             return
         spark, settings, tz = self.spark, self.settings, self.tz
-        silver = self._touched(SILVER_PRICES, accepted, ("market_id", "commodity"))
 
         def daily_then_regions() -> None:
-            daily = gold.price_daily(silver, tz).localCheckpoint()
-            delta_io.upsert(spark, daily, GOLD_PRICE_DAILY, settings)
+            daily = gold.price_daily(accepted, tz, through).localCheckpoint()
+            self._combine(daily, GOLD_PRICE_DAILY, "date", gold.OHLC_COMBINED)
             regions = daily.select("region", "commodity", "date").distinct().localCheckpoint()
             days = [r[0] for r in regions.select("date").distinct().collect()]
             all_daily = (
@@ -350,11 +361,11 @@ class GoldBatch:
             [
                 daily_then_regions,
                 partial(
-                    delta_io.upsert,
-                    spark,
-                    gold.price_hourly(silver, tz),
+                    self._combine,
+                    gold.price_hourly(accepted, tz, through),
                     GOLD_PRICE_HOURLY,
-                    settings,
+                    "hour",
+                    gold.OHLC_COMBINED,
                 ),
                 partial(  # the newest price per series, where newer than gold's
                     delta_io.upsert,
@@ -367,22 +378,21 @@ class GoldBatch:
             ]
         )
 
-    def _gold_sensors(self, accepted: DataFrame) -> None:
-        if accepted.isEmpty():
-            return
-        silver = self._touched(SILVER_SENSORS, accepted, ("market_id", "metric"))
-        delta_io.upsert(
-            self.spark, gold.sensor_hourly(silver, self.tz), GOLD_SENSOR_HOURLY, self.settings
+    def _gold_sensors(self, accepted: DataFrame, through: int) -> None:
+        self._combine(
+            gold.sensor_hourly(accepted, self.tz, through),
+            GOLD_SENSOR_HOURLY,
+            "hour",
+            gold.SENSOR_COMBINED,
         )
 
-    def _quality_daily(self, quality: DataFrame) -> None:
-        """Recompute the per-day quality counts of the days these batches landed on."""
-        days = [r[0] for r in quality.select("date").distinct().collect()]
-        batches = delta_io.read(self.spark, GOLD_DATA_QUALITY, self.settings).where(
-            F.col("date").isin(days)
-        )
-        delta_io.upsert(
-            self.spark, gold.quality_daily(batches), GOLD_DATA_QUALITY_DAILY, self.settings
+    def _quality_daily(self, quality: DataFrame, through: int) -> None:
+        """Add these batches' quality counts to the per-day counts."""
+        self._combine(
+            gold.quality_daily(quality, through),
+            GOLD_DATA_QUALITY_DAILY,
+            "date",
+            gold.quality_combined(),
         )
 
 

@@ -87,7 +87,7 @@ def test_gold_follows_the_definitions(spark) -> None:
     prices = spark.createDataFrame(
         frame.assign(topic="market.prices", partition=0, offset=range(len(frame)))
     )
-    daily = gold.price_daily(prices, "UTC")
+    daily = gold.price_daily(prices, "UTC", 0)
     spark_closes = {r.market_id: r.close for r in daily.collect()}
     expected = daily_closes(price_frame())
     assert spark_closes == dict(zip(expected["market_id"], expected["close"], strict=True))
