@@ -8,8 +8,9 @@ process (local[2]).
 The history is written straight into ``silver.prices`` (copies of the first rounds' rows spread
 over the two years before them, in the table's own partitioning) — producing 20 M events
 through Kafka would take most of an hour on two cores and measure nothing more: what a batch
-could read of the history is silver itself and the state tables, whose size is one row per
-series whatever the history.
+could read of the history is silver itself (the gold query reads the rows of its silver batches
+there); the series' history in the silver query's state is bounded per series
+(``prices.state_points``) whatever the lakehouse holds.
 """
 
 from __future__ import annotations
