@@ -281,7 +281,7 @@ def steady(settings: Settings, rate: float, stop: threading.Event, produced: lis
 
 def freshness(
     settings: Settings, probes: Probes, rate: float, seconds: float, min_probes: int
-) -> dict[str, object]:
+) -> None:
     """Probes, one after another (at most one per half second), while a background load of
     ``rate`` events/s flows, for ``seconds`` and at least ``min_probes`` probes — the load for
     at most ``LOAD_CAP`` × ``seconds``: above the pipeline's capacity a probe waits for the
@@ -321,7 +321,6 @@ def freshness(
     wait_for(settings, base + sum(produced) + len(api_seen), 900)
     phase = {"rate": rate, "api": api_seen, "ws": ws_seen, "reads": reads.get("result")}
     report_phase(phase, loaded)
-    return phase
 
 
 def report_phase(phase: dict, loaded: float) -> None:

@@ -104,6 +104,8 @@ _PRICE_SERIES = {
     ),
     "region": Typed("string", "province of the market"),
 }
+#: what a gold aggregate row records to take in each silver batch once
+_COUNTED = {"silver_batch_id": "newest silver micro-batch counted in the row"}
 _OHLC = {
     "open": "first price of the period (IDR per catalogue unit)",
     "high": "highest price of the period",
@@ -116,7 +118,7 @@ _OHLC = {
     "batch with an earlier price replaces it",
     "close_order": "when the close was reported: a later batch with a later price replaces it",
     "total": "sum of the prices of the period (mean = total / count as batches add up)",
-    "silver_batch_id": "newest silver micro-batch counted in the row",
+    **_COUNTED,
 }
 _QUALITY_COUNTS = {
     "source": Typed("string", "feed or file that sent the records (the Kafka topic when unknown)"),
@@ -238,7 +240,7 @@ SILVER_HOLDS = Table(
         "held_batch_id": "micro-batch of the silver query that held the price",
         "status": "held, not_confirmed (a later report came back: stays held), released or "
         "rejected",
-        "previous_status": "status before the last decision (what a replay of that batch sees)",
+        "previous_status": "status before the last decision",
         "decided_batch_id": "micro-batch of the silver query that made the last decision",
     },
 )
@@ -333,7 +335,7 @@ GOLD_SENSOR_HOURLY = Table(
         "max": "highest reading of the hour",
         "count": "number of valid readings in the hour",
         "total": "sum of the readings of the hour (mean = total / count as batches add up)",
-        "silver_batch_id": _OHLC["silver_batch_id"],
+        **_COUNTED,
     },
 )
 GOLD_DATA_QUALITY = Table(
@@ -358,7 +360,7 @@ GOLD_DATA_QUALITY_DAILY = Table(
     columns={
         "date": "ingest date (UTC)",
         **_QUALITY_COUNTS,
-        "silver_batch_id": Typed("bigint", _OHLC["silver_batch_id"]),
+        **_COUNTED,
     },
 )
 

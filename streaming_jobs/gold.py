@@ -75,6 +75,10 @@ def _added(*columns: str) -> dict[str, str]:
     return {c: f"s.`{c}` + t.`{c}`" for c in columns}
 
 
+#: a mean kept as its sum (``total``) and ``count``, which add up
+_MEAN = {**_added("count", "total"), "mean": "(s.total + t.total) / (s.count + t.count)"}
+
+
 #: per gold table, how a MERGE combines a new row ``s`` into the table's row ``t`` of its key
 OHLC_COMBINED = {
     "open": "CASE WHEN s.open_order < t.open_order THEN s.open ELSE t.open END",
@@ -83,15 +87,13 @@ OHLC_COMBINED = {
     "low": "least(s.low, t.low)",
     "close": "CASE WHEN s.close_order > t.close_order THEN s.close ELSE t.close END",
     "close_order": "greatest(s.close_order, t.close_order)",
-    **_added("count", "total"),
-    "mean": "(s.total + t.total) / (s.count + t.count)",
+    **_MEAN,
     "last_observed_at": "greatest(s.last_observed_at, t.last_observed_at)",
 }
 SENSOR_COMBINED = {
     "min": "least(s.min, t.min)",
     "max": "greatest(s.max, t.max)",
-    **_added("count", "total"),
-    "mean": "(s.total + t.total) / (s.count + t.count)",
+    **_MEAN,
 }
 
 

@@ -1,5 +1,5 @@
-"""Held prices — pure pandas, run per province × commodity by the silver query's stateful step
-(``streaming_jobs.series_judge``), next to the series state they read.
+"""Held prices — pure pandas, run per bucket of provinces × commodities by the silver query's
+stateful step (``streaming_jobs.series_judge``), next to the series state they read.
 
 A price that passed every hard rule but was quarantined by the statistical ones (``zscore``,
 ``iqr``, ``median_deviation``, ``cross_market``) is *held*, not binned: a real spike looks like a
@@ -26,7 +26,7 @@ import pandas as pd
 
 from lakehouse.events import HoldStatus, ReviewDecision
 from lakehouse.rules import HoldRules
-from streaming_jobs.series_state import PRICE_SERIES
+from streaming_jobs.series_state import PRICE_SERIES, SECONDS_PER_DAY
 from streaming_jobs.verdicts import REASONS_MASK, detail_column
 
 BY_RULE = "rule:confirmation"
@@ -65,7 +65,10 @@ def confirmations(holds: pd.DataFrame, points: pd.DataFrame, rules: HoldRules) -
     )
     evidence = evidence[
         (evidence["event_id_p"] != evidence["event_id"])
-        & ((evidence["_sec_p"] - evidence["_sec"]).abs() <= int(rules.window_days * 86400))
+        & (
+            (evidence["_sec_p"] - evidence["_sec"]).abs()
+            <= int(rules.window_days * SECONDS_PER_DAY)
+        )
     ]
     tolerance = rules.level_tolerance
     at_level = (evidence["price_p"] / evidence["price"] - 1).abs() <= tolerance

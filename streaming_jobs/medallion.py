@@ -322,13 +322,14 @@ class GoldBatch:
 
     def _combine(
         self, rows: DataFrame, table: Table, period: str, matched: Mapping[str, str | Column]
-    ) -> None:
+    ) -> DataFrame:
         """MERGE a batch's aggregate ``rows`` into ``table`` (``gold``: combined with the rows
-        there, once), reading only the files of the ``period`` span the rows cover."""
+        there, once), reading only the files of the ``period`` span the rows cover; the rows,
+        computed once."""
         rows = rows.localCheckpoint()
         low, high = rows.agg(F.min(period).cast("string"), F.max(period).cast("string")).first()
         if low is None:
-            return
+            return rows
         kind = "DATE" if period == "date" else "TIMESTAMP"
         delta_io.upsert(
             self.spark,
@@ -339,6 +340,7 @@ class GoldBatch:
             matched=matched,
             within=f"t.`{period}` BETWEEN {kind} '{low}' AND {kind} '{high}'",
         )
+        return rows
 
     def _gold_prices(self, accepted: DataFrame, through: int) -> None:
         if accepted.isEmpty():
@@ -346,8 +348,12 @@ class GoldBatch:
         spark, settings, tz = self.spark, self.settings, self.tz
 
         def daily_then_regions() -> None:
-            daily = gold.price_daily(accepted, tz, through).localCheckpoint()
-            self._combine(daily, GOLD_PRICE_DAILY, "date", gold.OHLC_COMBINED)
+            daily = self._combine(
+                gold.price_daily(accepted, tz, through),
+                GOLD_PRICE_DAILY,
+                "date",
+                gold.OHLC_COMBINED,
+            )
             regions = daily.select("region", "commodity", "date").distinct().localCheckpoint()
             days = [r[0] for r in regions.select("date").distinct().collect()]
             all_daily = (

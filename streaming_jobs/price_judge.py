@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from lakehouse.rules import PriceRules
-from streaming_jobs.series_state import PRICE_SERIES, series_codes
+from streaming_jobs.series_state import PRICE_SERIES, SECONDS_PER_DAY, series_codes
 from streaming_jobs.verdicts import DETAILS, FLAGS_MASK, REASONS_MASK, bit, detail_column
 
 RECENT = 3  # a price's change is measured against the median of this many previous prices
@@ -104,7 +104,7 @@ def _windows(
     """The window statistics of each candidate at sorted position key ``at``: the newest
     ``history_points`` of its series' points in the ``history_days`` before it."""
     width = rules.history_points
-    lower = np.searchsorted(key, at - rules.history_days * 86400, "left")
+    lower = np.searchsorted(key, at - rules.history_days * SECONDS_PER_DAY, "left")
     upper = np.searchsorted(key, at - 1, "right")
     lower = np.maximum(lower, upper - width)
     parts = []

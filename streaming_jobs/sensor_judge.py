@@ -32,9 +32,10 @@ def _before(series: np.ndarray, values: np.ndarray, back: int) -> np.ndarray:
 
 
 def judge(pool: pd.DataFrame, rules: SensorQualityRules) -> pd.DataFrame:
-    """The verdicts on the candidates of one market's ``pool`` (columns :data:`POOL_COLUMNS`;
-    ``_sec`` the observation time in epoch seconds): per candidate ``event_id``, the flags and
-    reasons masks and the detail columns, indexed as the candidates are in ``pool``."""
+    """The verdicts on the candidates of a ``pool`` (a bucket of markets' readings; columns
+    :data:`POOL_COLUMNS`; ``_sec`` the observation time in epoch seconds): per candidate
+    ``event_id``, the flags and reasons masks and the detail columns, indexed as the candidates
+    are in ``pool``."""
     pool = pool.sort_values(["device_id", "metric", "_sec", "event_id"], kind="stable")
     series = pd.factorize(pool["device_id"].astype(str) + "\x00" + pool["metric"].astype(str))[
         0

@@ -11,15 +11,16 @@ A key (``_key``, built by ``streaming_jobs.silver.series_key``) is one of:
 - ``s|<bucket>``: the sensor readings that passed the hard rules of the markets that hash to
   the bucket, judged against the state's newest accepted readings (``sensor_judge``);
 - ``x``: everything already decided before this step (parse errors, hard-rule failures, reviews
-  that name no hold) — passed through untouched.
+  that are not valid) — passed through untouched.
 
 A bucket holds many series, so that a micro-batch costs a few calls of this function, each
 judging thousands of prices at once, rather than one call per series (a call costs
 milliseconds of pandas whatever its size); the price of it is that a batch rewrites the state
 of the buckets it touches whole (``spark.series_buckets``).
 
-Every input row comes out once with its verdict (``kind`` ``event``, or ``review`` for a review
-that is not valid); the decisions on holds add rows of their own: ``hold`` (a new hold or a
+Every event comes out once with its verdict (``kind`` ``event``), a review that is not valid as
+``review``; a valid review becomes the decision it makes, if its hold still waits for one. The
+decisions on holds add rows of their own: ``hold`` (a new hold or a
 status change, for ``silver.holds``), ``decision`` (for ``silver.hold_decisions``) and
 ``release`` (the released price, for ``silver.prices``).
 """
@@ -40,6 +41,7 @@ from streaming_jobs import holds, price_judge, sensor_judge
 from streaming_jobs.series_state import (
     PRICE_POINTS,
     PRICE_SERIES,
+    SECONDS_PER_DAY,
     SENSOR_POINTS,
     SENSOR_SERIES,
     Window,
@@ -74,7 +76,6 @@ VERDICT_DDL = ", ".join(
         "refutes bigint",
     ]
 )
-SECONDS_PER_DAY = 86400
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,7 @@ class SeriesJudge:
         held = judged[REASONS_MASK].to_numpy() != 0
         if stored.empty and not held.any():
             self._save(state, points, None)
-            return [*out, self._invalid(reviews)]
+            return out
         now = rows["ingest_time"].iloc[0]
         fresh = holds.new_holds(judged[held], now)
         pool = pd.concat([f for f in (stored, fresh) if not f.empty], ignore_index=True)
@@ -239,19 +240,6 @@ class SeriesJudge:
             *out,
             self.output.frame(hold_rows, kind="hold"),
             self.output.frame(decided_rows, kind="decision"),
-            self.output.frame(
-                released,
-                kind="release",
-                **{
-                    FLAGS_MASK: (released[FLAGS_MASK] | released["hold_reasons_mask"]).to_numpy(),
-                    REASONS_MASK: 0,
-                },
-            ),
-            self._invalid(reviews),
+            # its statistical reasons stay as flags: a price's reasons are among its flags
+            self.output.frame(released, kind="release", **{REASONS_MASK: 0}),
         ]
-
-    def _invalid(self, reviews: pd.DataFrame) -> pd.DataFrame:
-        """The reviews that are not valid, passed on to be reported."""
-        if reviews.empty:
-            return reviews
-        return self.output.frame(reviews[~reviews["review_valid"].astype(bool)], kind="review")

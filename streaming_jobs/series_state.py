@@ -2,7 +2,8 @@
 
 The statistical rules compare an event with the newest points of its series. Those points live
 in the state of the silver query's stateful step (``streaming_jobs.series_judge``), one value per
-key — a province × commodity's prices and held prices, or a market's sensor readings — so a
+key — the prices and held prices of a bucket of provinces × commodities, or the sensor readings
+of a bucket of markets (``silver.series_key``) — so a
 micro-batch reads the keys it touches and never the lakehouse: its cost does not grow with
 history. The state store commits with the query's checkpoint: a batch replayed after a crash
 starts from the state before it and reaches the verdicts of the first attempt.
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+
+SECONDS_PER_DAY = 86400
 
 STATE_SCHEMA = "points binary, holds binary"
 #: a price series is a market × commodity; ``_group`` its province × commodity (the markets its

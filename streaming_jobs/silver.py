@@ -23,7 +23,8 @@ Rule ids (the ``reasons`` of a quarantine row, or the ``flags`` of a silver row)
 
 Thresholds: conf/quality.yaml. The hard rules are column expressions over the reference data of
 ``conf/`` (map lookups, no join); the statistical ones run in the stateful step, one group per
-province × commodity (prices) or market (sensors), with the series' history in Spark's state.
+bucket of provinces × commodities (prices) or of markets (sensors) (``series_key``), with the
+series' history in Spark's state.
 """
 
 from __future__ import annotations

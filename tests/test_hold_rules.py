@@ -5,7 +5,7 @@ a hold, its confirmation, the released row; a replayed batch decides as the firs
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pandas as pd
 from chispa import assert_df_equality
@@ -23,9 +23,8 @@ from streaming_jobs import holds
 from streaming_jobs.series_judge import VERDICT_DDL, SeriesJudge
 from streaming_jobs.silver import parse_events
 from streaming_jobs.verdicts import FLAGS_MASK, REASONS_MASK, bit
-from tests.silver_samples import NOW, TOPICS, bronze
+from tests.silver_samples import NOW, T0, TOPICS, bronze
 
-T0 = datetime(2025, 3, 1, 1, 0, tzinfo=UTC)
 RULES = quality_rules()
 DAY = 86400
 
@@ -206,7 +205,12 @@ def test_a_hold_is_confirmed_released_once_and_a_replay_decides_the_same(spark):
     release = second[(second["kind"] == "release") & (second["event_id"] == "spike")].iloc[0]
     assert release[REASONS_MASK] == 0 and int(release[FLAGS_MASK]) & bit("median_deviation")
     assert set(second.loc[second["kind"] == "hold", "status"]) == {"released"}
-    assert set(second.loc[second["kind"] == "decision", "decision"]) == {"released"}
+    decided = second[second["kind"] == "decision"]
+    assert set(decided["decision"]) == {"released"} and set(decided["decided_by"]) == {
+        holds.BY_RULE
+    }
+    assert set(second.loc[second["kind"] == "hold", "previous_status"]) == {"held"}
+    assert release["price"] == 31000.0
     assert state.get[1] is None  # nothing waits any more
 
     replayed = _run(judge, before, confirming)  # the batch again, from the state before it

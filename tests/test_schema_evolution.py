@@ -3,7 +3,7 @@ rewrite and no migration step.
 
 - bronze keeps each record's raw JSON (``value``): it never changes;
 - silver parses with the model's Spark schema (``events.spark_schema``), keeps every field of
-  the model (``medallion.event_columns``) and appends with ``mergeSchema``: the first batch
+  the model (``silver.event_columns``) and appends with ``mergeSchema``: the first batch
   carrying the field adds the column to ``silver.prices``; rows written before read it as null
   and their files stay as they were;
 - producers that do not know the field yet keep working: it is optional.
