@@ -16,9 +16,10 @@ Prints, next to the raw produce rate of the same payloads measured in the same r
   (open loop, latency from the scheduled time), during the 5 000 ev/s phase, with the read mix
   of ``bench api`` (one commodity, one market, one commodity in one province; the unfiltered
   list of every series is ~400 bytes a series);
-- **alerts**: a planted 45 °C reading at one market after another (the cold-chain rule's
-  critical level): seconds until its alert is in ``GET /api/v1/alerts`` and on the alerts
-  WebSocket;
+- **alerts**: once silver has drained the loaded phases' backlog and gold has aggregated it
+  (both waits printed), a planted 45 °C reading at one market after another (the cold-chain
+  rule's critical level): seconds until its alert is in ``GET /api/v1/alerts`` and on the
+  alerts WebSocket;
 - **throughput**: ``--events`` produced as fast as possible, then drained: events/s from the
   first produce to the last event in silver (accepted + quarantined, from ``gold.data_quality``,
   which a silver batch writes last), and silver checked to hold each of them exactly once.
@@ -51,9 +52,11 @@ from lakehouse.reference import commodities, markets
 from lakehouse.settings import Settings
 from lakehouse.tables import (
     GOLD_DATA_QUALITY,
+    GOLD_DATA_QUALITY_DAILY,
     SILVER_HOLD_DECISIONS,
     SILVER_PRICES,
     SILVER_QUARANTINE,
+    Table,
 )
 from scripts.isolated_stack import isolated_stack
 
@@ -121,10 +124,11 @@ def produce(settings: Settings, events: list[tuple[bytes, str]], rate: float | N
     return len(events) / (time.monotonic() - began)
 
 
-def received(settings: Settings) -> int:
-    """Kafka records silver has finished with (accepted + quarantined + duplicates)."""
+def received(settings: Settings, counted_in: Table = GOLD_DATA_QUALITY) -> int:
+    """Kafka records silver has finished with (accepted + quarantined + duplicates) — or, in
+    ``gold.data_quality_daily``, those the gold query has aggregated."""
     try:
-        table = DeltaTable(str(GOLD_DATA_QUALITY.path(settings)))
+        table = DeltaTable(str(counted_in.path(settings)))
     except Exception:  # noqa: BLE001 - not created yet
         return 0
     return int(table.to_pyarrow_table(columns=["received"])["received"].to_numpy().sum())
@@ -161,6 +165,19 @@ def drain(settings: Settings) -> float:
     left), so that the next phase measures itself; seconds waited."""
     began = time.monotonic()
     return wait_for(settings, in_kafka(settings), 1800) - began
+
+
+def gold_catch_up(settings: Settings) -> float:
+    """Wait until the gold query has aggregated every record silver has finished with (after a
+    loaded phase it still digests the backlog), so that the alert probes measure a stack that
+    keeps up; seconds waited."""
+    began = time.monotonic()
+    deadline = began + 1800
+    while received(settings, GOLD_DATA_QUALITY_DAILY) < received(settings):
+        if time.monotonic() > deadline:
+            raise SystemExit("error: the gold query did not catch up with silver in 1800 s")
+        time.sleep(0.25)
+    return time.monotonic() - began
 
 
 class Probes:
@@ -402,6 +419,7 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             probes.close()
         print(f"\nbacklog after the loaded phases drained in {drain(settings):.0f} s", flush=True)
+        print(f"gold caught up with silver {gold_catch_up(settings):.0f} s later", flush=True)
         alerts = alert_probes(settings, api, args.alerts)
         listed, on_socket = (percentiles(a) if a else (float("nan"),) * 3 for a in alerts)
         print(

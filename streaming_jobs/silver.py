@@ -329,11 +329,11 @@ def judge(validated: DataFrame, rules: QualityRules, tz: str, buckets: int) -> D
         F.unix_seconds("observed_at").alias("_sec"),
         F.datediff(local_date(F.col("observed_at"), tz), F.lit("1970-01-01")).alias("_day"),
     )
-    # nested values cross to pandas as JSON text (one string per row, not a Python object)
+    # nested values cross to pandas as JSON text (one string per row, not Python objects)
     nested = {
         f.name: f.dataType
         for f in prepared.schema.fields
-        if isinstance(f.dataType, T.MapType | T.StructType)
+        if isinstance(f.dataType, T.MapType | T.StructType | T.ArrayType)
     }
     prepared = prepared.select(
         *[F.to_json(c).alias(c) if c in nested else F.col(c) for c in prepared.columns]
@@ -347,15 +347,16 @@ def judge(validated: DataFrame, rules: QualityRules, tz: str, buckets: int) -> D
         "append",
         GroupStateTimeout.NoTimeout,
     )
+    judged = judged.select(
+        *[F.from_json(c, nested[c]).alias(c) if c in nested else F.col(c) for c in judged.columns]
+    ).withColumn("hard_reasons", F.coalesce("hard_reasons", F.array().cast("array<string>")))
     reasons = (
         F.when(F.col("parse_error").isNotNull(), F.array("parse_error"))
         .when(F.size("hard_reasons") > 0, F.col("hard_reasons"))
         .otherwise(rule_ids(F.col(REASONS_MASK)))
     )
     return judged.select(
-        *[F.from_json(c, t).alias(c) for c, t in nested.items()],
-        *[c for c in judged.columns if c not in nested and c != "hard_reasons"],
-        F.coalesce("hard_reasons", F.array().cast("array<string>")).alias("hard_reasons"),
+        *judged.columns,
         # who sent it: an event's own fields, or for a record decided before the step its text
         # (both read as ``bronze.sender`` reads the record)
         F.when(F.col("raw").isNotNull(), sender("raw")[0])

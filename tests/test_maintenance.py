@@ -111,7 +111,7 @@ def test_maintain_during_live_replay(settings, kafka, spark, sample_prices, tmp_
         feeder.join()
         assert {u.table for u in done} >= {"bronze.market_events", "silver.prices"}
         assert all(q.isActive and q.exception() is None for q in queries)
-        for query in queries:  # drain: bronze takes all of Kafka, then silver all of bronze
+        for query in queries:  # drain: silver takes all of Kafka, then gold all of silver
             query.processAllAvailable()
         assert all(q.isActive and q.exception() is None for q in queries)
     finally:
