@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from datetime import UTC, datetime
+from time import monotonic
 
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 _OWN_PACKAGES = ("lakehouse", "producers", "streaming_jobs", "ml", "serving_api", "scripts")
@@ -43,3 +44,16 @@ def configure_logging(default_level: str = "INFO", stream=sys.stderr) -> None:  
     level = os.environ.get("SMARTMARKET_LOG_LEVEL", default_level).upper()
     for package in _OWN_PACKAGES:
         logging.getLogger(package).setLevel(level)
+
+
+class Laps:
+    """Seconds spent in each step of a piece of work (a micro-batch), for its log line."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = monotonic()
+
+    def __call__(self, step: str) -> None:
+        now = monotonic()
+        self.seconds[step] = round(now - self._last, 3)
+        self._last = now

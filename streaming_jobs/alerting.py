@@ -14,12 +14,12 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import reduce
-from time import monotonic
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse import delta_io
+from lakehouse.logs import Laps
 from lakehouse.settings import Settings
 from lakehouse.tables import (
     GOLD_ALERTS,
@@ -216,7 +216,7 @@ class AlertStep:
     ) -> None:
         """Alerts for the ``prices`` and ``sensors`` accepted by the silver batches whose
         ``gold.data_quality`` rows are ``quality``; ``batch_id`` is the gold batch's."""
-        began = monotonic()
+        laps = Laps()
         families = [
             (self._touched_prices(prices), self._price_signals),
             (self._touched_sensors(sensors), self._sensor_signals),
@@ -225,7 +225,9 @@ class AlertStep:
         families = [(t, signals) for t, signals in families if t is not None]
         if not families:
             return
+        laps("touched")
         starts = self._starts([t for t, _ in families])
+        laps("starts")
         signals = reduce(
             DataFrame.unionByName,
             [
@@ -236,8 +238,7 @@ class AlertStep:
         rows = alert_rows(
             episodes(signals, self.rules.cooldown_hours()), self.rules, F.lit(now)
         ).localCheckpoint()
+        laps("signals")
         delta_io.upsert(self.spark, rows, GOLD_ALERTS, self.settings, only_if=CHANGED)
-        log.info(
-            "alerts evaluated",
-            extra={"batch_id": batch_id, "seconds": round(monotonic() - began, 2)},
-        )
+        laps("merge")
+        log.info("alerts evaluated", extra={"batch_id": batch_id, "seconds": laps.seconds})

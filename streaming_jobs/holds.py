@@ -100,16 +100,14 @@ def confirmations(holds: pd.DataFrame, points: pd.DataFrame, rules: HoldRules) -
 
 def reviewed(holds: pd.DataFrame, reviews: pd.DataFrame) -> pd.DataFrame:
     """Operators' decisions (:data:`DECISION_COLUMNS`) on reviewable holds, from valid
-    ``reviews`` (``review_target_event_id``, ``review_decision``, ``review_reviewer``,
+    ``reviews`` (``review_valid`` of ``silver.parse_events``: a decision of
+    :data:`REVIEW_DECISIONS`; ``review_target_event_id``, ``review_decision``, ``review_reviewer``,
     ``review_note``, ``review_requested_at`` and their Kafka ``partition`` and ``offset``): of
     several reviews of one hold the first requested wins; a review of a hold no longer
     reviewable changes nothing."""
     reviewable = holds.loc[holds["status"].isin(HoldStatus.reviewable()), "event_id"]
-    valid = reviews[
-        reviews["review_target_event_id"].isin(reviewable)
-        & reviews["review_decision"].isin(REVIEW_DECISIONS)
-    ]
-    first = valid.sort_values(
+    mine = reviews[reviews["review_target_event_id"].isin(reviewable)]
+    first = mine.sort_values(
         ["review_requested_at", "partition", "offset"], kind="stable"
     ).drop_duplicates("review_target_event_id")
     return pd.DataFrame(

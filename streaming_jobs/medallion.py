@@ -29,7 +29,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from time import monotonic
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -37,6 +36,7 @@ from pyspark.sql.streaming import StreamingQuery
 from pyspark.util import inheritable_thread_target
 
 from lakehouse import delta_io
+from lakehouse.logs import Laps
 from lakehouse.rules import quality_rules
 from lakehouse.settings import Settings
 from lakehouse.spark import GOLD_POOL, SILVER_POOL
@@ -83,19 +83,6 @@ def in_parallel(tasks: list[Callable[[], None]]) -> None:
     with ThreadPoolExecutor(max_workers=len(tasks)) as pool:
         for future in [pool.submit(inheritable_thread_target(task)) for task in tasks]:
             future.result()
-
-
-class Laps:
-    """Seconds spent in each step of a batch, for its log line."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self._last = monotonic()
-
-    def __call__(self, step: str) -> None:
-        now = monotonic()
-        self.seconds[step] = round(now - self._last, 3)
-        self._last = now
 
 
 class SilverFirst:
@@ -275,9 +262,10 @@ class GoldBatch:
         # last: alerts, evaluated on all of it (gold.alerts)
         self._yield()
         self.alerts(gold_batch_id, prices, sensors, quality, now)
+        laps("alerts")
         self._yield()
         self._held_move_alerts(batch_ids, now)
-        laps("alerts")
+        laps("held_moves")
         log.info(
             "gold batch done",
             extra={

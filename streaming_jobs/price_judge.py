@@ -25,7 +25,12 @@ import numpy as np
 import pandas as pd
 
 from lakehouse.rules import PriceRules
-from streaming_jobs.series_state import PRICE_SERIES, SECONDS_PER_DAY, series_codes
+from streaming_jobs.series_state import (
+    PRICE_SERIES,
+    SECONDS_PER_DAY,
+    earlier_values,
+    series_codes,
+)
 from streaming_jobs.verdicts import DETAILS, FLAGS_MASK, REASONS_MASK, bit, detail_column
 
 RECENT = 3  # a price's change is measured against the median of this many previous prices
@@ -62,11 +67,7 @@ def row_percentiles(ordered: np.ndarray, counts: np.ndarray, q: float) -> np.nda
 def changes(series: np.ndarray, prices: np.ndarray) -> np.ndarray:
     """Each price's change against the median of the ``RECENT`` prices before it in its series
     (NaN for a series' first); rows are in series order."""
-    before = np.full((len(prices), RECENT), math.nan)
-    for back in range(1, RECENT + 1):
-        same = np.zeros(len(prices), dtype=bool)
-        same[back:] = series[back:] == series[:-back]
-        before[back:, back - 1] = np.where(same[back:], prices[:-back], math.nan)
+    before = earlier_values(series, prices, RECENT)
     ordered = np.sort(before, axis=1)  # NaN last
     count = RECENT - np.isnan(before).sum(axis=1)
     base = row_percentiles(ordered, count, 0.5)

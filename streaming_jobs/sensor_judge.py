@@ -15,20 +15,11 @@ import pandas as pd
 
 from lakehouse.rules import SensorQualityRules
 from streaming_jobs.price_judge import row_percentiles
-from streaming_jobs.series_state import SENSOR_SERIES
+from streaming_jobs.series_state import SENSOR_SERIES, earlier_values, series_codes
 from streaming_jobs.verdicts import DETAILS, FLAGS_MASK, REASONS_MASK, bit, detail_column
 
 #: the pool a judge takes: one row per reading, ``_candidate`` for the batch's own
 POOL_COLUMNS = ("event_id", *SENSOR_SERIES, "_sec", "value", "_candidate")
-
-
-def _before(series: np.ndarray, values: np.ndarray, back: int) -> np.ndarray:
-    """Each row's value ``back`` rows earlier in its series (NaN before the series' start)."""
-    out = np.full(len(values), np.nan)
-    if back < len(values):
-        same = series[back:] == series[:-back]
-        out[back:] = np.where(same, values[:-back], np.nan)
-    return out
 
 
 def judge(pool: pd.DataFrame, rules: SensorQualityRules) -> pd.DataFrame:
@@ -36,14 +27,13 @@ def judge(pool: pd.DataFrame, rules: SensorQualityRules) -> pd.DataFrame:
     :data:`POOL_COLUMNS`; ``_sec`` the observation time in epoch seconds): per candidate
     ``event_id``, the flags and reasons masks and the detail columns, indexed as the candidates
     are in ``pool``."""
-    pool = pool.sort_values(["device_id", "metric", "_sec", "event_id"], kind="stable")
-    series = pd.factorize(pool["device_id"].astype(str) + "\x00" + pool["metric"].astype(str))[
-        0
-    ].astype(np.int64)
+    codes = series_codes(pool, SENSOR_SERIES)
+    order = np.lexsort((pool["event_id"].to_numpy(), pool["_sec"].to_numpy(), codes))
+    pool, series = pool.iloc[order], codes[order]
     values = pool["value"].to_numpy(dtype=float)
     candidate = pool["_candidate"].to_numpy(dtype=bool)
     n = rules.stuck_readings
-    previous = np.stack([_before(series, values, back) for back in range(1, n + 1)], axis=1)
+    previous = earlier_values(series, values, n)
     ordered = np.sort(previous, axis=1)
     median = row_percentiles(ordered, (~np.isnan(previous)).sum(axis=1), 0.5)
     # the stuck window: this reading and the n - 1 before it, all present and all equal

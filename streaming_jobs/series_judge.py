@@ -245,7 +245,7 @@ class SeriesJudge:
             self._save(state, points, None)
             return out
         now = rows["ingest_time"].iloc[0]
-        fresh = holds.new_holds(judged[held], now)
+        fresh = holds.new_holds(judged, now)
         pool = pd.concat([f for f in (stored, fresh) if not f.empty], ignore_index=True)
         decisions = holds.decided(
             holds.confirmations(pool, points, rules.hold), holds.reviewed(pool, reviews)

@@ -59,6 +59,16 @@ def series_codes(points: pd.DataFrame, columns: tuple[str, ...]) -> np.ndarray:
     return np.unique(combined, return_inverse=True)[1].reshape(-1).astype(np.int64)
 
 
+def earlier_values(series: np.ndarray, values: np.ndarray, count: int) -> np.ndarray:
+    """Per row (rows in series order), the values 1 … ``count`` rows before it in its series,
+    one column each (NaN before the series' start)."""
+    out = np.full((len(values), count), np.nan)
+    for back in range(1, count + 1):
+        same = series[back:] == series[:-back]
+        out[back:, back - 1] = np.where(same, values[:-back], np.nan)
+    return out
+
+
 def series_anchors(series: np.ndarray, secs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The newest time of each series among points (``series`` codes, ``secs``): the
     anchors of a :class:`Window`."""

@@ -45,7 +45,7 @@ from streaming_jobs.bronze import sender
 from streaming_jobs.holds import REVIEW_DECISIONS
 from streaming_jobs.series_judge import KEY, PASSED, VERDICT_DDL, SeriesJudge
 from streaming_jobs.series_state import STATE_SCHEMA
-from streaming_jobs.verdicts import FLAGS_MASK, REASONS_MASK, details_map, rule_ids
+from streaming_jobs.verdicts import FLAGS_MASK, REASONS_MASK, details_map, ids_where, rule_ids
 
 CORRUPT = "_corrupt_record"
 LINEAGE = ("topic", "partition", "offset", "kafka_timestamp", "ingest_time")
@@ -86,6 +86,11 @@ def local_date(ts: Column, tz: str) -> Column:
 def _lookup(mapping: dict[str, object]) -> Column:
     """A literal map of reference data (a few hundred entries at most)."""
     return F.create_map(*[F.lit(x) for kv in mapping.items() for x in kv])
+
+
+def _province_of() -> Column:
+    """The literal map of each market to its province (conf/markets)."""
+    return _lookup({m.market_id: m.province for m in markets().values()})
 
 
 def parse_events(
@@ -179,13 +184,12 @@ def parse_events(
     review = [
         F.col(f"_review.{f.name}").alias(f"{REVIEW_PREFIX}{f.name}") for f in REVIEW_SCHEMA.fields
     ]
-    known_market = _lookup({m.market_id: True for m in markets().values()})
     valid_review = (
         F.col("_review.target_event_id").isNotNull()
         & F.col("_review.decision").isin(*REVIEW_DECISIONS)
         & F.col("_review.reviewer").isNotNull()
         & F.col("_review.commodity").isNotNull()
-        & known_market[F.col("_review.market_id")].isNotNull()
+        & _province_of()[F.col("_review.market_id")].isNotNull()
     )
     return (
         parsed.withColumn("_verdict", rule_and_error)
@@ -197,13 +201,6 @@ def parse_events(
             F.coalesce(valid_review, F.lit(False)).alias(f"{REVIEW_PREFIX}valid"),
         )
         .drop("_verdict", "_is_json_object", "_review", CORRUPT)
-    )
-
-
-def _reasons(*checks: tuple[str, Column]) -> Column:
-    """Array of the rule ids whose condition holds (nulls count as not holding)."""
-    return F.filter(
-        F.array(*[F.when(cond, F.lit(rule)) for rule, cond in checks]), lambda r: r.isNotNull()
     )
 
 
@@ -228,7 +225,7 @@ def validate_events(events: DataFrame, rules: QualityRules, now: Column | dateti
     """Hard rules on parsed events (prices and sensor readings alike; ``now`` the batch's time).
     Adds ``hard_reasons``; a price gets its ``region`` (from the market when absent), is
     converted to the catalogue unit and keeps the unit it came in as ``reported_unit``."""
-    province = _lookup({m.market_id: m.province for m in markets().values()})[F.col("market_id")]
+    province = _province_of()[F.col("market_id")]
     unit_of = _lookup({c.id: c.unit for c in commodities().values()})[F.col("commodity")]
     min_of = _lookup({c.id: c.min_price for c in commodities().values()})[F.col("commodity")]
     max_of = _lookup({c.id: c.max_price for c in commodities().values()})[F.col("commodity")]
@@ -244,7 +241,7 @@ def validate_events(events: DataFrame, rules: QualityRules, now: Column | dateti
     low_of = _lookup({m.value: r.min for m, r in ranges.items()})[F.col("metric")]
     high_of = _lookup({m.value: r.max for m, r in ranges.items()})[F.col("metric")]
     zero_metrics = [m.value for m in rules.sensors.impossible_zero]
-    price_reasons = _reasons(
+    price_reasons = ids_where(
         ("unknown_market", province.isNull()),
         ("unknown_commodity", unit_of.isNull()),
         ("unit_mismatch", unit_of.isNotNull() & factor_of.isNull()),
@@ -255,7 +252,7 @@ def validate_events(events: DataFrame, rules: QualityRules, now: Column | dateti
         ),
         *_time_rules(rules, now),
     )
-    sensor_reasons = _reasons(
+    sensor_reasons = ids_where(
         ("unknown_market", province.isNull()),
         ("sensor_out_of_range", (F.col("value") < low_of) | (F.col("value") > high_of)),
         ("sensor_zero", (F.col("value") == 0) & F.col("metric").isin(zero_metrics)),
@@ -279,7 +276,7 @@ def validate_events(events: DataFrame, rules: QualityRules, now: Column | dateti
 def series_group() -> Column:
     """The province × commodity (``_group``) of a price that passed the hard rules, or of the
     held price a review names: the markets its prices are compared with."""
-    province = _lookup({m.market_id: m.province for m in markets().values()})
+    province = _province_of()
     review = F.col("_kind") == "review"
     market = F.when(review, F.col(f"{REVIEW_PREFIX}market_id")).otherwise(F.col("market_id"))
     commodity = F.when(review, F.col(f"{REVIEW_PREFIX}commodity")).otherwise(F.col("commodity"))
@@ -408,21 +405,20 @@ def event_columns(event_type: str, kept: tuple[str, ...]) -> list[str]:
     return [*kept, *(f for f in model.model_fields if f not in kept and f != "event_type")]
 
 
+def _silver_columns(event_type: str, kept: tuple[str, ...]) -> list[str]:
+    """The columns of a silver row of ``event_type`` (``silver_batch_id`` aside)."""
+    return [*event_columns(event_type, kept), "flags", "details", *LINEAGE, "observed_date"]
+
+
 def price_columns() -> list[str]:
     """The columns of a ``silver.prices`` row (``silver_batch_id`` aside) — also what a held
     price keeps in ``silver.holds`` until it is released."""
-    return [*event_columns("price", PRICE_COLUMNS), "flags", "details", *LINEAGE, "observed_date"]
+    return _silver_columns("price", PRICE_COLUMNS)
 
 
 def sensor_columns() -> list[str]:
     """The columns of a ``silver.sensors`` row (``silver_batch_id`` aside)."""
-    return [
-        *event_columns("sensor", SENSOR_COLUMNS),
-        "flags",
-        "details",
-        *LINEAGE,
-        "observed_date",
-    ]
+    return _silver_columns("sensor", SENSOR_COLUMNS)
 
 
 def _batch(batch_id: int) -> Column:

@@ -37,10 +37,17 @@ def detail_column(name: str) -> str:
     return f"{DETAIL_PREFIX}{name}"
 
 
+def ids_where(*checks: tuple[str, Column]) -> Column:
+    """Array of the rule ids whose condition holds, in the order given (a null condition does
+    not hold)."""
+    return F.filter(
+        F.array(*[F.when(cond, F.lit(rule)) for rule, cond in checks]), lambda r: r.isNotNull()
+    )
+
+
 def rule_ids(mask: Column) -> Column:
     """The rule ids of a mask column, as an array in :data:`STAT_RULES` order."""
-    ids = [F.when((mask.bitwiseAND(bit(r))) != 0, F.lit(r)) for r in STAT_RULES]
-    return F.filter(F.array(*ids), lambda r: r.isNotNull())
+    return ids_where(*[(r, mask.bitwiseAND(bit(r)) != 0) for r in STAT_RULES])
 
 
 def details_map() -> Column:
