@@ -241,7 +241,7 @@ class SparkSettings(BaseModel):
     shuffle_partitions: int = Field(4, ge=1)
     ui_port: int = Field(4040, ge=1, le=65535)
     trigger_seconds: float = Field(0.5, gt=0)
-    gold_trigger_seconds: float = Field(2.0, gt=0)
+    gold_trigger_seconds: float = Field(0.5, gt=0)
     gold_yield_seconds: float = Field(30.0, ge=0)
     #: added to the pipeline process's nice value (its JVM and Python workers inherit it): on a
     #: box shared with the API and Kafka, they get the CPU first when they need it

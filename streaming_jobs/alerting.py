@@ -1,17 +1,18 @@
 """The alert step of the gold micro-batch: reads what the rules need, MERGEs ``gold.alerts``.
 
-It runs last in a gold batch, when silver and gold hold the silver batches it follows.
-For the keys the batch touched it re-evaluates the rules from ``lookback_days`` before the
-batch's oldest event (or from the start of a still-live alert of those keys, so an episode is
-always seen whole) and MERGEs the resulting alerts on their deterministic id, changing a row
-only when something in it changed. A batch replayed after a crash reads the same silver/gold
-state and so writes the same alerts: exactly once, like the other gold tables.
+It runs beside the gold aggregates, in three calls: ``plan`` (what the batch touched, from
+``gold.alerts``), ``signals`` of each family of rules once its gold table holds the batch, and
+``write``. For the keys the batch touched it re-evaluates the rules from ``lookback_days``
+before the batch's oldest event (or from the start of a still-live alert of those keys, so an
+episode is always seen whole) and MERGEs the resulting alerts on their deterministic id,
+changing a row only when something in it changed. A batch replayed after a crash reads the same
+silver/gold state and so writes the same alerts: exactly once, like the other gold tables.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import reduce
 
@@ -49,6 +50,8 @@ from streaming_jobs.silver import local_date
 log = logging.getLogger(__name__)
 
 PRICE_RULES = ("price_spike", "price_drop", "region_move", "forecast_risk", "anomaly_score")
+#: the families of rules, each evaluated from its own gold table
+PRICES, SENSORS, QUALITY = "prices", "sensors", "quality"
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,16 @@ class Touched:
             F.col("resolved_at") >= F.lit(self.since - timedelta(hours=self.cooldown_hours))
         )
         return F.col("rule").isin(*self.rules) & mine & live
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one gold batch re-evaluates: the touched families, where each one starts, and the
+    seconds each call spent (for the step's log line)."""
+
+    touched: dict[str, Touched]
+    starts: dict[str, datetime]
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 class AlertStep:
@@ -143,21 +156,6 @@ class AlertStep:
             rules=("data_quality",),
         )
 
-    def _starts(self, touched: list[Touched]) -> list[datetime]:
-        """Where re-evaluation starts for each family: ``lookback_days`` before its anchor, or
-        earlier at the opening of a stored alert of its keys that is open or was resolved less
-        than the cool-down before that — so that its episode is recomputed whole, with the
-        same id. One pass over ``gold.alerts`` for all families."""
-        opened = (
-            self._read(GOLD_ALERTS)
-            .agg(*[F.min(F.when(t.prior(), F.col("opened_at"))) for t in touched])
-            .first()
-        )
-        return [
-            min(t.since, at.replace(tzinfo=UTC)) if at else t.since
-            for t, at in zip(touched, opened, strict=True)
-        ]
-
     # ---- signals of each family -------------------------------------------------------------
     def _price_signals(self, touched: Touched, start: datetime) -> DataFrame:
         """Market moves, region moves, forecast risk and anomaly scores of the touched market ×
@@ -205,40 +203,72 @@ class AlertStep:
         )
         return quality_signals(recent, self.rules)
 
-    # ---- the step -----------------------------------------------------------------------------
-    def __call__(
-        self,
-        batch_id: int,
-        prices: DataFrame,
-        sensors: DataFrame,
-        quality: DataFrame,
-        now: datetime,
-    ) -> None:
-        """Alerts for the ``prices`` and ``sensors`` accepted by the silver batches whose
-        ``gold.data_quality`` rows are ``quality``; ``batch_id`` is the gold batch's."""
+    # ---- the step, in three calls -----------------------------------------------------------
+    def plan(self, prices: DataFrame, sensors: DataFrame, quality: DataFrame) -> Plan:
+        """The families of rules these rows touched and where each one's re-evaluation starts:
+        ``lookback_days`` before its anchor, or earlier at the opening of a stored alert of its
+        keys that is open or was resolved less than the cool-down before that — so that its
+        episode is recomputed whole, with the same id. Reads ``gold.alerts`` only (one pass for
+        all families), so it can run while the gold aggregates are written."""
         laps = Laps()
-        families = [
-            (self._touched_prices(prices), self._price_signals),
-            (self._touched_sensors(sensors), self._sensor_signals),
-            (self._touched_sources(quality), self._quality_signals),
-        ]
-        families = [(t, signals) for t, signals in families if t is not None]
-        if not families:
+        touched = {
+            family: t
+            for family, t in (
+                (PRICES, self._touched_prices(prices)),
+                (SENSORS, self._touched_sensors(sensors)),
+                (QUALITY, self._touched_sources(quality)),
+            )
+            if t is not None
+        }
+        starts: dict[str, datetime] = {}
+        if touched:
+            opened = (
+                self._read(GOLD_ALERTS)
+                .agg(*[F.min(F.when(t.prior(), F.col("opened_at"))) for t in touched.values()])
+                .first()
+            )
+            starts = {
+                family: min(t.since, at.replace(tzinfo=UTC)) if at else t.since
+                for (family, t), at in zip(touched.items(), opened, strict=True)
+            }
+        laps("plan")
+        return Plan(touched, starts, laps.seconds)
+
+    def signals(self, plan: Plan, family: str) -> DataFrame | None:
+        """The signals of one family since its start, computed (None: the family is not
+        touched). Reads the gold table of its family: call it once that table holds the batch
+        (``gold.price_daily``: prices; ``gold.sensor_hourly``: sensors; quality any time)."""
+        if family not in plan.touched:
+            return None
+        laps = Laps()
+        touched, start = plan.touched[family], plan.starts[family]
+        of = {
+            PRICES: self._price_signals,
+            SENSORS: self._sensor_signals,
+            QUALITY: self._quality_signals,
+        }[family]
+        rows = of(touched, start).where(F.col("at") >= F.lit(start)).localCheckpoint()
+        laps(f"signals_{family}")
+        plan.seconds.update(laps.seconds)
+        return rows
+
+    def write(
+        self, batch_id: int, plan: Plan, signals: list[DataFrame | None], now: datetime
+    ) -> None:
+        """MERGE the alerts of the families' ``signals`` into ``gold.alerts``; ``batch_id`` is
+        the gold batch's."""
+        computed = [s for s in signals if s is not None]
+        if not computed:
             return
-        laps("touched")
-        starts = self._starts([t for t, _ in families])
-        laps("starts")
-        signals = reduce(
-            DataFrame.unionByName,
-            [
-                of(touched, start).where(F.col("at") >= F.lit(start))
-                for (touched, of), start in zip(families, starts, strict=True)
-            ],
-        )
+        laps = Laps()
         rows = alert_rows(
-            episodes(signals, self.rules.cooldown_hours()), self.rules, F.lit(now)
+            episodes(reduce(DataFrame.unionByName, computed), self.rules.cooldown_hours()),
+            self.rules,
+            F.lit(now),
         ).localCheckpoint()
-        laps("signals")
         delta_io.upsert(self.spark, rows, GOLD_ALERTS, self.settings, only_if=CHANGED)
         laps("merge")
-        log.info("alerts evaluated", extra={"batch_id": batch_id, "seconds": laps.seconds})
+        log.info(
+            "alerts evaluated",
+            extra={"batch_id": batch_id, "seconds": plan.seconds | laps.seconds},
+        )

@@ -60,6 +60,9 @@ def run(settings: Settings, stop: threading.Event) -> int:
                 break
             _report(settings, "running", queries)
     finally:
+        # a batch that stop interrupts is replayed from the checkpoint at the next start; py4j
+        # would log its InterruptedException as an error of the foreachBatch callback
+        logging.getLogger("py4j.clientserver").setLevel(logging.CRITICAL)
         for q in queries:
             q.stop()
         _report(settings, "failed" if code else "stopped", queries)

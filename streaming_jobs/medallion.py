@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -59,7 +59,7 @@ from lakehouse.tables import (
     query_checkpoint,
 )
 from streaming_jobs import gold, silver
-from streaming_jobs.alerting import AlertStep
+from streaming_jobs.alerting import PRICES, QUALITY, SENSORS, AlertStep
 from streaming_jobs.alerts import CHANGED, AlertRules, alert_rows, alert_rules, held_move_alerts
 from streaming_jobs.bronze import BRONZE_COLUMNS, first_copies, read_kafka, sender, to_bronze
 from streaming_jobs.quality import batch_quality
@@ -72,6 +72,8 @@ SILVER_QUERY = "silver"
 GOLD_QUERY = "gold"
 #: what a decision on a hold changes of its ``silver.holds`` row
 HOLD_STATUS_COLUMNS = ("status", "previous_status", "decided_batch_id")
+#: a gold batch's concurrent tasks at most: six aggregates, the alert plan, three signal families
+GOLD_TASKS = 10
 
 
 def in_parallel(tasks: list[Callable[[], None]]) -> None:
@@ -246,23 +248,46 @@ class GoldBatch:
             return
         laps = Laps()
         self._yield()
-        prices = self._of_batches(SILVER_PRICES, batch_ids)
-        sensors = self._of_batches(SILVER_SENSORS, batch_ids)
-        laps("read")
-        self._yield()
-        through = batch_ids[-1]
-        in_parallel(
-            [
-                partial(self._gold_prices, prices, through),
-                partial(self._gold_sensors, sensors, through),
-                partial(self._quality_daily, quality, through),
-            ]
-        )
+        # the aggregates and the alert step's calls as soon as what each reads is written; the
+        # alerts need only gold.price_daily, gold.sensor_hourly and gold.data_quality (silver's)
+        with ThreadPoolExecutor(max_workers=GOLD_TASKS) as pool:
+
+            def start(task: Callable[..., object], *args: object) -> Future:
+                return pool.submit(inheritable_thread_target(partial(task, *args)))
+
+            reads = [start(self._of_batches, t, batch_ids) for t in (SILVER_PRICES, SILVER_SENSORS)]
+            prices, sensors = (r.result() for r in reads)
+            laps("read")
+            self._yield()
+            through = batch_ids[-1]
+            priced = not prices.isEmpty()
+
+            def signals(family: str, ready: Future | None) -> DataFrame | None:
+                if ready is not None:
+                    ready.result()
+                return self.alerts.signals(plan.result(), family)
+
+            plan = start(self.alerts.plan, prices, sensors, quality)
+            sensor_hourly = start(self._gold_sensors, sensors, through)
+            aggregates = [sensor_hourly, start(self._quality_daily, quality, through)]
+            price_daily = None
+            if priced:
+                price_daily = start(self._price_daily, prices, through)
+                aggregates += [
+                    price_daily,
+                    start(lambda: self._region_daily(price_daily.result())),
+                    start(self._price_hourly, prices, through),
+                    start(self._price_latest, prices),
+                ]
+            families = ((PRICES, price_daily), (SENSORS, sensor_hourly), (QUALITY, None))
+            found = [start(signals, family, ready) for family, ready in families]
+            computed = [f.result() for f in found]
+            self._yield()
+            self.alerts.write(gold_batch_id, plan.result(), computed, now)
+            laps("alerts")
+            for task in aggregates:
+                task.result()
         laps("aggregates")
-        # last: alerts, evaluated on all of it (gold.alerts)
-        self._yield()
-        self.alerts(gold_batch_id, prices, sensors, quality, now)
-        laps("alerts")
         self._yield()
         self._held_move_alerts(batch_ids, now)
         laps("held_moves")
@@ -330,46 +355,43 @@ class GoldBatch:
         )
         return rows
 
-    def _gold_prices(self, accepted: DataFrame, through: int) -> None:
-        if accepted.isEmpty():
-            return
-        spark, settings, tz = self.spark, self.settings, self.tz
+    def _price_daily(self, accepted: DataFrame, through: int) -> DataFrame:
+        """``gold.price_daily`` of the accepted prices; the batch's daily rows."""
+        return self._combine(
+            gold.price_daily(accepted, self.tz, through),
+            GOLD_PRICE_DAILY,
+            "date",
+            gold.OHLC_COMBINED,
+        )
 
-        def daily_then_regions() -> None:
-            daily = self._combine(
-                gold.price_daily(accepted, tz, through),
-                GOLD_PRICE_DAILY,
-                "date",
-                gold.OHLC_COMBINED,
-            )
-            regions = daily.select("region", "commodity", "date").distinct().localCheckpoint()
-            days = [r[0] for r in regions.select("date").distinct().collect()]
-            all_daily = (
-                delta_io.read(spark, GOLD_PRICE_DAILY, settings)
-                .where(F.col("date").isin(days))
-                .join(F.broadcast(regions), ["region", "commodity", "date"])
-            )
-            delta_io.upsert(spark, gold.region_daily(all_daily), GOLD_REGION_DAILY, settings)
+    def _region_daily(self, daily: DataFrame) -> None:
+        """``gold.region_daily`` of the province × commodity × days of the batch's ``daily``
+        rows, from all of ``gold.price_daily`` there."""
+        regions = daily.select("region", "commodity", "date").distinct().localCheckpoint()
+        days = [r[0] for r in regions.select("date").distinct().collect()]
+        all_daily = (
+            delta_io.read(self.spark, GOLD_PRICE_DAILY, self.settings)
+            .where(F.col("date").isin(days))
+            .join(F.broadcast(regions), ["region", "commodity", "date"])
+        )
+        delta_io.upsert(self.spark, gold.region_daily(all_daily), GOLD_REGION_DAILY, self.settings)
 
-        in_parallel(
-            [
-                daily_then_regions,
-                partial(
-                    self._combine,
-                    gold.price_hourly(accepted, tz, through),
-                    GOLD_PRICE_HOURLY,
-                    "hour",
-                    gold.OHLC_COMBINED,
-                ),
-                partial(  # the newest price per series, where newer than gold's
-                    delta_io.upsert,
-                    spark,
-                    gold.price_latest(accepted),
-                    GOLD_PRICE_LATEST,
-                    settings,
-                    only_if="s.observed_at >= t.observed_at",
-                ),
-            ]
+    def _price_hourly(self, accepted: DataFrame, through: int) -> None:
+        self._combine(
+            gold.price_hourly(accepted, self.tz, through),
+            GOLD_PRICE_HOURLY,
+            "hour",
+            gold.OHLC_COMBINED,
+        )
+
+    def _price_latest(self, accepted: DataFrame) -> None:
+        """The newest price per series, where newer than gold's."""
+        delta_io.upsert(
+            self.spark,
+            gold.price_latest(accepted),
+            GOLD_PRICE_LATEST,
+            self.settings,
+            only_if="s.observed_at >= t.observed_at",
         )
 
     def _gold_sensors(self, accepted: DataFrame, through: int) -> None:
