@@ -76,14 +76,14 @@ HOLD_STATUS_COLUMNS = ("status", "previous_status", "decided_batch_id")
 GOLD_TASKS = 10
 
 
-def in_parallel(tasks: list[Callable[[], None]]) -> None:
+def in_parallel(spark: SparkSession, tasks: list[Callable[[], None]]) -> None:
     """Run independent Delta writes concurrently: most of a small write is driver-side latency
     (snapshot, commit), which overlaps well even on two cores. The tasks' jobs go to the
     caller's scheduler pool. Re-raises the first failure."""
     if not tasks:
         return
     with ThreadPoolExecutor(max_workers=len(tasks)) as pool:
-        for future in [pool.submit(inheritable_thread_target(task)) for task in tasks]:
+        for future in [pool.submit(inheritable_thread_target(spark)(task)) for task in tasks]:
             future.result()
 
 
@@ -158,7 +158,6 @@ class SilverBatch:
         laps = Laps()
         batch = rows.localCheckpoint()  # the one run of the micro-batch (and of its state)
         laps("judge")
-        quality = batch_quality(batch, self.reviews_topic, batch_id).localCheckpoint()
         kinds = {
             (r["kind"], r["event_type"], r["accepted"]): r["count"]
             for r in batch.groupBy("kind", "event_type", (F.size("reasons") == 0).alias("accepted"))
@@ -205,9 +204,10 @@ class SilverBatch:
                     updated=HOLD_STATUS_COLUMNS,
                 )
             )
-        in_parallel(tasks)
+        in_parallel(self.spark, tasks)
         laps("write")
         # last: the gold query follows gold.data_quality, a silver batch's "complete" mark
+        quality = batch_quality(batch, self.reviews_topic, batch_id)
         delta_io.append_once(quality, GOLD_DATA_QUALITY, self.settings, writer, batch_id)
         laps("quality")
         log.info(
@@ -253,7 +253,7 @@ class GoldBatch:
         with ThreadPoolExecutor(max_workers=GOLD_TASKS) as pool:
 
             def start(task: Callable[..., object], *args: object) -> Future:
-                return pool.submit(inheritable_thread_target(partial(task, *args)))
+                return pool.submit(inheritable_thread_target(self.spark)(partial(task, *args)))
 
             reads = [start(self._of_batches, t, batch_ids) for t in (SILVER_PRICES, SILVER_SENSORS)]
             prices, sensors = (r.result() for r in reads)
