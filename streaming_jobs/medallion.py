@@ -76,14 +76,21 @@ HOLD_STATUS_COLUMNS = ("status", "previous_status", "decided_batch_id")
 GOLD_TASKS = 10
 
 
+def submit(
+    pool: ThreadPoolExecutor, spark: SparkSession, task: Callable[..., object], *args: object
+) -> Future:
+    """``task(*args)`` on a thread of ``pool`` whose Spark jobs go to the caller's scheduler
+    pool (the thread inherits the caller's local properties)."""
+    return pool.submit(inheritable_thread_target(spark)(partial(task, *args)))
+
+
 def in_parallel(spark: SparkSession, tasks: list[Callable[[], None]]) -> None:
     """Run independent Delta writes concurrently: most of a small write is driver-side latency
-    (snapshot, commit), which overlaps well even on two cores. The tasks' jobs go to the
-    caller's scheduler pool. Re-raises the first failure."""
+    (snapshot, commit), which overlaps well even on two cores. Re-raises the first failure."""
     if not tasks:
         return
     with ThreadPoolExecutor(max_workers=len(tasks)) as pool:
-        for future in [pool.submit(inheritable_thread_target(spark)(task)) for task in tasks]:
+        for future in [submit(pool, spark, task) for task in tasks]:
             future.result()
 
 
@@ -251,23 +258,20 @@ class GoldBatch:
         # the aggregates and the alert step's calls as soon as what each reads is written; the
         # alerts need only gold.price_daily, gold.sensor_hourly and gold.data_quality (silver's)
         with ThreadPoolExecutor(max_workers=GOLD_TASKS) as pool:
-
-            def start(task: Callable[..., object], *args: object) -> Future:
-                return pool.submit(inheritable_thread_target(self.spark)(partial(task, *args)))
-
+            start = partial(submit, pool, self.spark)
             reads = [start(self._of_batches, t, batch_ids) for t in (SILVER_PRICES, SILVER_SENSORS)]
             prices, sensors = (r.result() for r in reads)
             laps("read")
             self._yield()
             through = batch_ids[-1]
             priced = not prices.isEmpty()
+            plan = start(self.alerts.plan, prices, sensors, quality)
 
             def signals(family: str, ready: Future | None) -> DataFrame | None:
                 if ready is not None:
                     ready.result()
                 return self.alerts.signals(plan.result(), family)
 
-            plan = start(self.alerts.plan, prices, sensors, quality)
             sensor_hourly = start(self._gold_sensors, sensors, through)
             aggregates = [sensor_hourly, start(self._quality_daily, quality, through)]
             price_daily = None
