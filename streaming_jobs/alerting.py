@@ -45,6 +45,7 @@ from streaming_jobs.alerts import (
     region_move_signals,
     sensor_signals,
 )
+from streaming_jobs.batch_values import batch_clock
 from streaming_jobs.silver import local_date
 
 log = logging.getLogger(__name__)
@@ -264,7 +265,7 @@ class AlertStep:
         rows = alert_rows(
             episodes(reduce(DataFrame.unionByName, computed), self.rules.cooldown_hours()),
             self.rules,
-            F.lit(now),
+            batch_clock(now),
         ).localCheckpoint()
         delta_io.upsert(self.spark, rows, GOLD_ALERTS, self.settings, only_if=CHANGED)
         laps("merge")

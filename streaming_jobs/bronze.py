@@ -13,6 +13,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.kafka_clients import spark_options
 from lakehouse.settings import Settings
+from streaming_jobs.batch_values import batch_time
 
 BRONZE_COLUMNS = (
     "topic",
@@ -30,7 +31,7 @@ def to_bronze(kafka_records: DataFrame) -> DataFrame:
     """Kafka source rows (key/value as bytes) → bronze rows (key/value as UTF-8 text). In a
     stream, ``ingest_time`` is the micro-batch's time: the same for its rows, and again the
     same when the batch is replayed after a crash."""
-    return kafka_records.withColumn("ingest_time", F.current_timestamp()).select(
+    return kafka_records.withColumn("ingest_time", batch_time()).select(
         F.col("topic"),
         F.col("partition"),
         F.col("offset"),

@@ -19,6 +19,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse.metrics import PRICE_ORDER
+from streaming_jobs.batch_values import batch_number
 from streaming_jobs.silver import local_date
 
 PRICE_KEYS = ("market_id", "commodity", "region")
@@ -35,7 +36,7 @@ NEW_BATCHES = "s.silver_batch_id > t.silver_batch_id"
 
 
 def _through(batch: int) -> Column:
-    return F.lit(batch).cast("bigint").alias("silver_batch_id")
+    return batch_number(batch).alias("silver_batch_id")
 
 
 def _ohlc(prices: DataFrame, period: Column, period_name: str, through: int) -> DataFrame:

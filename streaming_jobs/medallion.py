@@ -61,6 +61,7 @@ from lakehouse.tables import (
 from streaming_jobs import gold, silver
 from streaming_jobs.alerting import PRICES, QUALITY, SENSORS, AlertStep
 from streaming_jobs.alerts import CHANGED, AlertRules, alert_rows, alert_rules, held_move_alerts
+from streaming_jobs.batch_values import batch_clock
 from streaming_jobs.bronze import BRONZE_COLUMNS, first_copies, read_kafka, sender, to_bronze
 from streaming_jobs.quality import batch_quality
 
@@ -318,7 +319,7 @@ class GoldBatch:
             else None
         )
         rules = self.alerts.rules
-        rows = alert_rows(held_move_alerts(fresh, decisions, rules), rules, F.lit(now))
+        rows = alert_rows(held_move_alerts(fresh, decisions, rules), rules, batch_clock(now))
         cooldown = timedelta(hours=rules.price_move.cooldown_hours)
         stale = (
             delta_io.read(self.spark, GOLD_ALERTS, self.settings)
@@ -330,7 +331,7 @@ class GoldBatch:
                 F.col("last_firing_at")
                 + F.expr(f"INTERVAL {int(cooldown.total_seconds())} SECONDS"),
             )
-            .withColumn("updated_at", F.lit(now).cast("timestamp"))
+            .withColumn("updated_at", batch_clock(now))
         )
         rows = rows.unionByName(stale.join(rows.select("alert_id"), "alert_id", "left_anti"))
         rows = rows.localCheckpoint()

@@ -8,6 +8,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse.events import HoldStatus
+from streaming_jobs.batch_values import batch_number
 
 KEYS = ("source", "device_id")
 
@@ -56,7 +57,7 @@ def batch_quality(batch: DataFrame, reviews_topic: str, batch_id: int) -> DataFr
         )
         .join(reason_counts, list(KEYS), "left")
         .select(
-            F.lit(batch_id).cast("bigint").alias("batch_id"),
+            batch_number(batch_id).alias("batch_id"),
             "batch_time",
             F.to_date("batch_time").alias("date"),
             *KEYS,

@@ -41,6 +41,7 @@ from pyspark.sql.streaming.state import GroupStateTimeout
 from lakehouse.events import EVENT_MODELS, NOT_REPORTED, SCHEMA_VERSION, ReviewEvent, spark_schema
 from lakehouse.reference import commodities, markets, metric_ranges
 from lakehouse.rules import QualityRules
+from streaming_jobs.batch_values import batch_number, batch_time
 from streaming_jobs.bronze import sender
 from streaming_jobs.holds import REVIEW_DECISIONS
 from streaming_jobs.series_judge import KEY, PASSED, VERDICT_DDL, SeriesJudge
@@ -367,7 +368,7 @@ def judge(validated: DataFrame, rules: QualityRules, tz: str, buckets: int) -> D
         details_map().alias("details"),
         rule_ids(F.col("hold_reasons_mask")).alias("hold_reasons"),
         local_date(F.col("observed_at"), tz).alias("observed_date"),
-        F.current_timestamp().alias("batch_time"),  # streaming: the micro-batch's time
+        batch_time().alias("batch_time"),  # streaming: the micro-batch's time
     )
 
 
@@ -422,7 +423,7 @@ def sensor_columns() -> list[str]:
 
 
 def _batch(batch_id: int) -> Column:
-    return F.lit(batch_id).cast("bigint").alias("silver_batch_id")
+    return batch_number(batch_id).alias("silver_batch_id")
 
 
 def _judged_events(judged: DataFrame, event_type: str) -> DataFrame:
@@ -492,10 +493,10 @@ def hold_changes(judged: DataFrame, batch_id: int) -> DataFrame:
     return judged.where(F.col("kind") == "hold").select(
         *price_columns(),
         *HOLD_COLUMNS,
-        F.lit(batch_id).cast("bigint").alias("held_batch_id"),
+        batch_number(batch_id).alias("held_batch_id"),
         "status",
         "previous_status",
-        F.when(F.col("decided"), F.lit(batch_id)).cast("bigint").alias("decided_batch_id"),
+        F.when(F.col("decided"), batch_number(batch_id)).alias("decided_batch_id"),
     )
 
 

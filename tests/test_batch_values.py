@@ -1,0 +1,92 @@
+"""A micro-batch's id and time reach its rows without new generated code each batch
+(``streaming_jobs.batch_values``): the silver query's parsing and rules, and the frames a batch
+writes, reuse the classes Spark compiled for the batches before."""
+
+from __future__ import annotations
+
+import time
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from lakehouse.reference import commodities, markets
+from lakehouse.rules import quality_rules
+from streaming_jobs import silver
+from streaming_jobs.batch_values import batch_number
+from streaming_jobs.bronze import to_bronze
+
+BATCHES = 6
+MARKET = min(markets().values(), key=lambda m: m.market_id)
+COMMODITY = min(commodities().values(), key=lambda c: c.id)
+WARM = 3  # batches after which every class a batch needs has been compiled once
+
+
+def compilations(spark: SparkSession) -> int:
+    """How many classes Spark's code generator has compiled in this JVM so far."""
+    metrics = spark._jvm.org.apache.spark.metrics.source.CodegenMetrics
+    return metrics.METRIC_COMPILATION_TIME().getCount()
+
+
+def kafka_shaped(spark: SparkSession) -> DataFrame:
+    """A stream of Kafka-source rows (topic, partition, offset, timestamp, key, value) carrying
+    price events, a few rows each micro-batch."""
+    event = F.to_json(
+        F.struct(
+            F.concat(F.lit("e-"), F.col("value").cast("string")).alias("event_id"),
+            F.lit(1).alias("schema_version"),
+            F.lit("price").alias("event_type"),
+            F.lit(MARKET.market_id).alias("market_id"),
+            F.lit(COMMODITY.id).alias("commodity"),
+            F.lit(COMMODITY.min_price * 2).alias("price"),
+            F.lit(COMMODITY.unit).alias("unit"),
+            F.date_format("timestamp", "yyyy-MM-dd'T'HH:mm:ss'Z'").alias("observed_at"),
+            F.lit("test").alias("source"),
+        )
+    )
+    return (
+        spark.readStream.format("rate-micro-batch")
+        .option("rowsPerBatch", 5)
+        .option("startTimestamp", int(time.time() * 1000) - 60_000)  # a minute ago
+        .load()
+        .select(
+            F.lit("prices").alias("topic"),
+            F.lit(0).alias("partition"),
+            F.col("value").alias("offset"),
+            F.col("timestamp"),
+            F.lit(None).cast("binary").alias("key"),
+            event.cast("binary").alias("value"),
+        )
+    )
+
+
+def test_a_micro_batch_compiles_no_new_code(spark: SparkSession) -> None:
+    rules = quality_rules()
+    parsed = silver.parse_events(to_bronze(kafka_shaped(spark)), {"prices": "price"}, "dead")
+    validated = silver.validate_events(parsed, rules, F.col("ingest_time"))
+    seen: list[tuple[int, int, int, list]] = []
+
+    def each(batch: DataFrame, batch_id: int) -> None:
+        rows = batch.select(
+            batch_number(batch_id).alias("batch"),
+            "ingest_time",
+            "hard_reasons",
+        ).collect()
+        seen.append((batch_id, compilations(spark), len(rows), rows))
+
+    query = validated.writeStream.foreachBatch(each).trigger(processingTime="0 seconds").start()
+    try:
+        deadline = time.monotonic() + 120
+        while len(seen) < BATCHES and time.monotonic() < deadline and query.isActive:
+            time.sleep(0.1)
+    finally:
+        query.stop()
+    assert len(seen) >= BATCHES, query.exception()
+    counts = [count for _, count, _, _ in seen]
+    assert counts[WARM:] == [counts[WARM]] * len(counts[WARM:]), counts
+    for batch_id, _, size, rows in seen:
+        assert size == 5
+        assert {r["batch"] for r in rows} == {batch_id}
+        assert len({r["ingest_time"] for r in rows}) == 1  # one time per batch …
+        assert all(not r["hard_reasons"] for r in rows)
+    times = [rows[0]["ingest_time"] for _, _, _, rows in seen]
+    assert times == sorted(times) and len(set(times)) == len(times)  # … a new one each batch
