@@ -3,8 +3,8 @@ price events in Kafka, drained in micro-batches of ``spark.max_offsets_per_trigg
 
 - a bare copy: each record's text and Kafka coordinates appended to one Delta table;
 - the same with each record parsed (``from_json``) into the event's columns;
-- the same with the first copy of each event id kept (``dropDuplicatesWithinWatermark``,
-  RocksDB) before parsing;
+- the same with the first copy of each event id kept before parsing, as the silver query keeps
+  it (``bronze.first_copies``: ``dropDuplicatesWithinWatermark``, RocksDB);
 - the silver query itself (``streaming_jobs.medallion.silver_query``: bronze, deduplication,
   parsing, rules, the stateful step, silver, quarantine and data quality),
 
@@ -30,11 +30,12 @@ from pyspark.sql import functions as F
 from bench.baseline import raw_produce_rate
 from bench.pipeline import payloads, produce
 from lakehouse.events import EVENT_MODELS, spark_schema
+from lakehouse.rules import quality_rules
 from lakehouse.settings import Settings
 from lakehouse.spark import get_spark
 from scripts.isolated_stack import isolated_stack
 from streaming_jobs import medallion
-from streaming_jobs.bronze import identity, read_kafka, to_bronze
+from streaming_jobs.bronze import first_copies, read_kafka, to_bronze
 
 Transform = Callable[[DataFrame], DataFrame]
 WARM_UP = 2_000  # events the silver query takes before it is timed
@@ -46,21 +47,14 @@ def parsed(records: DataFrame) -> DataFrame:
     return records.select(event, "offset").select("event.*", "offset")
 
 
-def first_copies(records: DataFrame) -> DataFrame:
-    """The first copy of each event id, as the silver query keeps it (RocksDB state)."""
-    return (
-        records.withColumn("_identity", identity(records))
-        .withWatermark("ingest_time", "1 hour")
-        .dropDuplicatesWithinWatermark(["_identity"])
-    )
-
-
 VARIANTS: dict[str, Transform] = {
     "bare copy (text + Kafka coordinates)": lambda r: r.select(
         "topic", "partition", "offset", "value"
     ),
     "parsed (from_json)": parsed,
-    "first copies (RocksDB) + parsed": lambda r: parsed(first_copies(r)),
+    "first copies (RocksDB) + parsed": lambda r: parsed(
+        first_copies(r, quality_rules().hard.duplicate_horizon_hours)
+    ),
 }
 
 
