@@ -123,7 +123,7 @@ def checkpoint_conf(settings: Settings) -> dict[str, str]:
         return {}
     return {
         "spark.sql.streaming.checkpointFileManagerClass": "org.apache.spark.sql.execution."
-        "streaming.FileSystemBasedCheckpointFileManager"
+        "streaming.checkpointing.FileSystemBasedCheckpointFileManager"
     }
 
 
