@@ -66,8 +66,6 @@ from ml.impact_design import (
 )
 from ml.impact_result import ImpactResult, NoImpactModel, model_path
 
-__all__ = ["FAMILIES", "FAMILY_SPECS", "ImpactInputs", "ImpactModel", "explain"]
-
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "impact-xgboost"

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 
 import holidays
 import numpy as np
@@ -88,6 +88,18 @@ def period_label(start: pd.Timestamp, freq: str) -> str:
     return str(pd.Period(start, freq=freq))
 
 
+def period_bounds(dates: pd.Series, freqs: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """The first and last day of the period (of the row's ``freqs``) each date falls in."""
+    start = pd.Series(pd.NaT, index=dates.index, dtype="datetime64[ns]")
+    end = start.copy()
+    for freq in freqs.unique():
+        mask = freqs == freq
+        periods = pd.to_datetime(dates[mask]).dt.to_period(freq)
+        start[mask] = periods.dt.start_time
+        end[mask] = periods.dt.end_time.dt.normalize()
+    return start, end
+
+
 def _month_weights(periods: pd.DataFrame) -> pd.DataFrame:
     """Per distinct period (start, end): the months its days fall in, with the number of days."""
     rows = []
@@ -117,12 +129,9 @@ def _daily_by_period(
     place (``aggregate``: output → (column, pandas aggregation)), aligned with ``ctx.rows``. A
     national location (``Indonesia``) takes every province's rows."""
     s = ctx.settings
-    frame = daily.assign(date=pd.to_datetime(daily["date"]))
-    frame = frame[frame["commodity"].isin(set(ctx.rows["commodity"]))]
-    freq = frame["commodity"].map(lambda c: resolution(c, s))
-    frame = frame.assign(
-        start=[pd.Period(d, freq=f).start_time for d, f in zip(frame["date"], freq, strict=True)]
-    )
+    frame = daily[daily["commodity"].isin(set(ctx.rows["commodity"]))]
+    freqs = frame["commodity"].map(lambda c: resolution(c, s))
+    frame = frame.assign(start=period_bounds(frame["date"], freqs)[0])
     national = frame.assign(province=NATIONAL)
     keys = ["commodity", "province", "start"]
     out = (
@@ -214,7 +223,7 @@ def _season_holidays(ctx: FeatureContext) -> pd.DataFrame:
     return rows.loc[:, ["start", "end"]].merge(pd.DataFrame(out), how="left").loc[:, features]
 
 
-def _overlap_days(start, end, first, last) -> int:  # noqa: ANN001 - dates
+def _overlap_days(start: date, end: date, first: date, last: date) -> int:
     return max(0, (min(end, last) - max(start, first)).days + 1)
 
 
@@ -227,7 +236,7 @@ def _supply(ctx: FeatureContext) -> pd.DataFrame:
         ["weather_location", "month", "harvest_change", "harvest_anomaly"],
     ]
     out = _spread(harvest, ctx.rows, ["weather_location"])
-    out[ctx.rows["commodity"].to_numpy() != PANEL_COMMODITY] = np.nan
+    out.loc[ctx.rows["commodity"].to_numpy() != PANEL_COMMODITY, :] = np.nan
     streams = ctx.inputs.gold.get(SUPPLY_REGION_DAILY)
     aggregate = {
         "days_of_cover": ("days_of_cover", "mean"),
@@ -342,10 +351,7 @@ def _daily_prices(daily: pd.DataFrame, s: ImpactSettings, panel: set[str]) -> pd
     """Daily closes as mean prices per market × period (of the commodity's resolution)."""
     daily = validated_daily(daily)
     daily["resolution"] = daily["commodity"].map(lambda c: resolution(c, s))
-    daily["start"] = [
-        pd.Period(d, freq=f).start_time
-        for d, f in zip(daily["date"], daily["resolution"], strict=True)
-    ]
+    daily["start"] = period_bounds(daily["date"], daily["resolution"])[0]
     out = (
         daily.groupby(["commodity", "market_id", "resolution", "start"], as_index=False)
         .agg(price=("price", "mean"), region=("region", "last"))
@@ -365,10 +371,7 @@ def price_rows(inputs: ImpactInputs, s: ImpactSettings) -> pd.DataFrame:
     if inputs.daily is not None and not inputs.daily.empty:
         parts.append(_daily_prices(inputs.daily, s, set(inputs.panel["location_name"])))
     rows = pd.concat(parts, ignore_index=True).sort_values(["commodity", "location", "start"])
-    rows["end"] = [
-        pd.Period(t, freq=f).end_time.normalize()
-        for t, f in zip(rows["start"], rows["resolution"], strict=True)
-    ]
+    rows["end"] = period_bounds(rows["start"], rows["resolution"])[1]
     previous = rows.groupby(["commodity", "location"])[["end", "price"]].shift(1)
     consecutive = previous["end"] + pd.Timedelta(days=1) == rows["start"]
     rows["previous_price"] = previous["price"].where(consecutive)
