@@ -50,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         gold, absent = optional_gold([NEWS_SIGNAL, SUPPLY_REGION_DAILY], settings)
     inputs = load_inputs(settings.impact.data_dir, daily, gold, absent)
     full = fit_impact_model(inputs, settings)
+    overall = full.metrics.get("overall", {})
+    print(
+        "overall (weighted by held-out rows): "
+        + ", ".join(f"{k} {v:.3f}" for k, v in overall.items())
+    )
 
     print("| commodity | period | train / held-out | R² | MAE of change | price MAPE |")
     print("|---|---|---|---|---|---|")
