@@ -63,6 +63,7 @@ from ml.impact_design import (
     ImpactInputs,
     build_design,
     period_label,
+    resolution,
 )
 from ml.impact_result import ImpactResult, NoImpactModel, model_path
 
@@ -291,10 +292,10 @@ def _unavailable(
     return out
 
 
-def _holdout_split(rows: pd.DataFrame, s: ImpactSettings) -> tuple[pd.Series, str]:
+def _holdout_split(rows: pd.DataFrame, commodity: str, s: ImpactSettings) -> tuple[pd.Series, str]:
     """Which rows are held out (those of the last periods), and why the commodity gets no model
     (empty when it has enough rows before them)."""
-    freq = rows["resolution"].iloc[0] if len(rows) else MONTHLY
+    freq = resolution(commodity, s)
     unit, n = RESOLUTION_NAMES[freq], holdout_periods(freq, s)
     held = rows["start"].isin(sorted(rows["start"].unique())[-n:])
     train = int((~held).sum())
@@ -321,7 +322,7 @@ def fit_impact_model(
     commodities = sorted(design["commodity"].unique())
     for commodity in tqdm(commodities, desc="impact models", unit="commodity", disable=None):
         rows = design[(design["commodity"] == commodity) & design["change"].notna()]
-        held, why_not = _holdout_split(rows, s)
+        held, why_not = _holdout_split(rows, commodity, s)
         if why_not:
             skipped[commodity] = why_not
             continue
