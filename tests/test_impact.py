@@ -289,16 +289,28 @@ def test_an_absent_gold_table_leaves_its_family_unavailable_not_an_error(
     assert result.unavailable_factors["news"] == absent[NEWS_SIGNAL]
     assert result.factors_with_weights["news"] == 0
 
+    signal = _news_signal("cabai_merah")
+    supply = signal.loc[:, ["date", "commodity", "province"]].assign(
+        stock=1000.0,
+        days_of_cover=signal["headlines"] * 3.0,
+        shipments_in_transit=2,
+        shipments_late=signal["up"],
+    )  # a fake in the shape of gold.supply_region_daily, same purpose
     with_news = ImpactInputs(
-        **{**inputs.__dict__, "gold": {NEWS_SIGNAL: _news_signal("cabai_merah")}}
+        **{**inputs.__dict__, "gold": {NEWS_SIGNAL: signal, SUPPLY_REGION_DAILY: supply}}
     )
     model = fit_impact_model(with_news, conf_settings)
+    assert "supply" not in model.models["cabai_merah"].unavailable
+    assert model.models["bawang_merah"].unavailable["supply"] == (
+        f"{SUPPLY_REGION_DAILY} has no rows for bawang_merah"
+    )
     assert "news" not in model.models["cabai_merah"].unavailable
     assert model.models["bawang_putih"].unavailable["news"] == (
         f"{NEWS_SIGNAL} has no rows for bawang_putih"
     )
     rows = model.design[model.design["commodity"] == "cabai_merah"]
     assert rows["news_direction"].between(0, 1).all() and rows["news_intensity"].notna().all()
+    assert rows["days_of_cover"].between(3, 6).all() and rows["shipments_late"].notna().all()
     gains = family_gain(with_news, conf_settings, "news", model)
     assert set(gains) == {"cabai_merah"}
     assert set(gains["cabai_merah"]) == {"r2", "r2_without", "mae", "mae_without"}
