@@ -325,6 +325,9 @@ class ImpactSettings(BaseModel):
     reg_lambda: float = Field(10, ge=0)
     random_state: int = 0
     ramadan_days: int = Field(30, ge=1)
+    daily_resolution: Literal["W", "M"] = "W"
+    holdout_weeks: int = Field(12, ge=1)
+    min_child_weight_weekly: float = Field(10, ge=0)
 
     def model_post_init(self, _context: Any) -> None:
         if not self.data_dir.is_absolute():

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
 import pandas as pd
 
 from lakehouse.errors import InputError
@@ -29,3 +32,13 @@ def validated_daily(daily: pd.DataFrame) -> pd.DataFrame:
     if frame.duplicated(keys).any():
         raise InputError("daily prices hold more than one close per market × commodity × date")
     return frame.sort_values(keys, ignore_index=True)
+
+
+def file_daily_closes(path: Path, tz: ZoneInfo | None = None) -> pd.DataFrame:
+    """The daily closes (``lakehouse.metrics``) of a long-format price CSV, as the backtest reads
+    them, in the shape of ``validated_daily`` (``tz``: of naive times; default UTC)."""
+    from lakehouse.metrics import daily_closes
+    from ml.series import read_price_csv
+
+    prices = read_price_csv(path, tz or ZoneInfo("UTC")).prices
+    return validated_daily(daily_closes(prices).rename(columns={"close": "price"}))

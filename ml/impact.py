@@ -1,27 +1,35 @@
-"""Impact engine: which factors drove the monthly price change of a market × commodity.
+"""Impact engine: which factors drove the price change of a market × commodity over a period.
 
-For each commodity, an XGBoost regression of the month-on-month change of a location's mean price
-(``100 × log(p_m / p_{m-1})``, i.e. in %) on factor features, fitted on real data: the monthly rice
-panel of Jakarta/West Java cities (``beras``), and optionally daily closes of any commodity
-(aggregated to months per market). A location is a panel city/province or a market. Features,
-grouped into the factor families of ``FAMILIES``:
+For each commodity, an XGBoost regression of the period-on-period change of a location's mean
+price (``100 × log(p_t / p_{t-1})``, i.e. in %) on factor features, fitted on real data: the
+monthly rice panel of Jakarta/West Java cities (``beras``, monthly periods), and daily closes of
+any commodity — the shipped PIHPS series of shallot, garlic and red chili at first start, plus
+gold.price_daily after a retrain — aggregated per market to weeks (``impact.daily_resolution``;
+rice stays monthly). A location is a panel city/province or a market. The features, grouped into
+the factor families of ``ml.impact_design.FAMILY_SPECS``:
 
-* weather — rainfall, and rainfall/temperature anomalies against the location's past 12 months;
+* weather — rainfall, and rainfall/temperature anomalies against the location's past 12 months
+  (the panel's; a market outside it takes the panel's mean);
 * distribution_cost — national fuel price change over 1 and 3 months;
-* season_holidays — month of year, Ramadan days in the month and distance to Idul Fitri (dates
+* season_holidays — month of year, Ramadan days in the period and distance to Idul Fitri (dates
   from the ``holidays`` package);
-* supply — harvested-area change and anomaly (rice panel only);
-* national_demand — the same month's mean change of the other locations (co-movement) and last
-  month's;
-* macro — food inflation (year on year) and its change, headline inflation (month on month).
+* supply — harvested-area change and anomaly (rice panel only), and days of stock cover and late
+  shipments from gold.supply_region_daily when it exists;
+* national_demand — the same period's mean change of the other locations (co-movement) and the
+  previous period's;
+* macro — food inflation (year on year) and its change, headline inflation (month on month);
+* news — net direction and intensity of the headlines in gold.news_signal when it exists.
+
+A family with no data for a commodity (its gold table is absent, or has no rows for it) is listed
+in the answer's ``unavailable_factors`` with the reason, and weighs 0.
 
 Each explanation is the model's SHAP contributions (``pred_contribs=True``) summed per family.
 ``factors_with_weights`` are the families' shares of the absolute contributions, in whole
 percent summing to exactly 100. ``impact_score`` (0..100) = 100 × share × magnitude, where
-*move* is the month's change minus the model's average change (its bias), *share* is how much of
-the move the factors explain (Σ contributions / move, clipped to 0..1; 0 if they point the other
-way) and *magnitude* is ``1 − exp(−|move| / σ)`` with σ the standard deviation of the
-commodity's monthly changes: a large move the factors account for scores high, a small move or
+*move* is the period's change minus the model's average change (its bias), *share* is how much
+of the move the factors explain (Σ contributions / move, clipped to 0..1; 0 if they point the
+other way) and *magnitude* is ``1 − exp(−|move| / σ)`` with σ the standard deviation of the
+commodity's period changes: a large move the factors account for scores high, a small move or
 one they do not account for scores low.
 """
 
@@ -29,13 +37,12 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date as Date
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import holidays
 import joblib
 import numpy as np
 import pandas as pd
@@ -46,40 +53,31 @@ from tqdm import tqdm
 from lakehouse.errors import InputError
 from lakehouse.reference import markets
 from lakehouse.settings import ImpactSettings, Settings
-from ml.daily import validated_daily
-from ml.impact_result import ImpactResult, model_path
+from ml.daily import file_daily_closes
+from ml.impact_design import (
+    FAMILIES,
+    FAMILY_SPECS,
+    FEATURES,
+    MONTHLY,
+    RESOLUTION_NAMES,
+    ImpactInputs,
+    build_design,
+    period_label,
+    resolution,
+)
+from ml.impact_result import ImpactResult, NoImpactModel, model_path
 
 log = logging.getLogger(__name__)
 
-FAMILIES: dict[str, tuple[str, ...]] = {
-    "weather": ("rain_mm", "rain_anomaly", "temperature_anomaly"),
-    "distribution_cost": ("fuel_change", "fuel_change_3m"),
-    "season_holidays": ("month_sin", "month_cos", "ramadan_days", "days_to_idul_fitri"),
-    "supply": ("harvest_change", "harvest_anomaly"),
-    "national_demand": ("national_change", "national_change_lag"),
-    "macro": ("food_inflation", "food_inflation_change", "inflation_mom"),
-}
-FEATURES: tuple[str, ...] = tuple(f for names in FAMILIES.values() for f in names)
 MODEL_NAME = "impact-xgboost"
-PANEL_COMMODITY = "beras"  # the monthly panel holds rice prices
+FORMAT = 2  # the saved model's layout; a model of another layout is fitted again at start
 INPUT_FILES = {
     "panel": "panel_monthly_jabar_jakarta.csv",
     "fuel": "indonesia_gasoline_prices_5y.csv",
     "food_inflation": "indonesia_food_inflation.csv",
     "inflation_mom": "indonesia_inflation_rate_mom.csv",
 }
-_TRAILING = 12  # months of a location's past that weather anomalies are measured against
-
-
-@dataclass(frozen=True)
-class ImpactInputs:
-    """The real data the model is fitted on (see ``load_inputs``)."""
-
-    panel: pd.DataFrame  # location_name, year_month, price, precipitation_mm, ... (rice)
-    fuel: pd.DataFrame  # Date, Price_IDR_per_Liter
-    food_inflation: pd.DataFrame  # date, food_inflation_yoy_pct
-    inflation_mom: pd.DataFrame  # date, inflation_rate_mom_pct
-    daily: pd.DataFrame | None = None  # market_id, region, commodity, date, price (daily closes)
+DAILY_FILE = "prices_pihps_daily_2024_2025.csv"  # real daily closes: shallot, garlic, red chili
 
 
 @dataclass
@@ -92,7 +90,9 @@ class CommodityModel:
     slope: float  # change per point of national_change
     national_mean: float  # mean national_change in training (its SHAP reference)
     booster: xgb.XGBRegressor  # fitted on change − linear term
-    sigma: float  # standard deviation of the monthly change, %
+    sigma: float  # standard deviation of the period change, %
+    #: family → why it had no data for this commodity (it weighs 0 in every explanation)
+    unavailable: dict[str, str] = field(default_factory=dict)
 
     def _linear(self, rows: pd.DataFrame) -> np.ndarray:
         """The co-movement term's SHAP contribution (0 where national_change is unknown)."""
@@ -115,12 +115,17 @@ class CommodityModel:
         return per_feature, contribs[:, -1] + self._bias
 
     @classmethod
-    def fit(cls, rows: pd.DataFrame, s: ImpactSettings) -> CommodityModel:
+    def fit(
+        cls, rows: pd.DataFrame, s: ImpactSettings, unavailable: dict[str, str] | None = None
+    ) -> CommodityModel:
         known = rows["national_change"].notna()
         x, y = rows.loc[known, "national_change"], rows.loc[known, "change"]
         slope, intercept = np.polyfit(x, y, 1) if known.sum() >= 2 and x.std() > 0 else (0, 0)
         mean = float(x.mean()) if known.any() else 0.0
-        linear = cls(float(intercept), float(slope), mean, _regressor(s), 0.0)
+        freq = rows["resolution"].iloc[0]
+        linear = cls(
+            float(intercept), float(slope), mean, _regressor(s, freq), 0.0, unavailable or {}
+        )
         residual = rows["change"] - linear._bias - linear._linear(rows)
         linear.booster.fit(rows.loc[:, list(FEATURES)], residual)
         linear.sigma = float(rows["change"].std())
@@ -129,7 +134,7 @@ class CommodityModel:
 
 @dataclass
 class ImpactModel:
-    """One model per commodity plus the monthly design table it explains from."""
+    """One model per commodity plus the design table (rows per period) it explains from."""
 
     models: dict[str, CommodityModel]
     design: pd.DataFrame
@@ -150,6 +155,8 @@ class ImpactModel:
             raise InputError(f"cannot load the impact model {path}: {exc}") from None
         if not isinstance(model, cls):
             raise InputError(f"{path} does not hold an impact model")
+        if model.params.get("format") != FORMAT:
+            raise InputError(f"{path} holds an impact model of an older layout: retrain it")
         return model
 
 
@@ -163,206 +170,100 @@ def describe(model: ImpactModel, path: Path) -> str:
 def fit_if_missing(settings: Settings) -> str | None:
     """On a first start: fit the model on the shipped data of ``impact.data_dir`` alone and save
     it where the API loads it, so ``/api/v1/impact`` answers before the first retrain. Returns
-    what was done, or None when a model is already saved."""
+    what was done, or None when a usable model is already saved (one that cannot be loaded, or
+    of an older layout, is replaced)."""
     path = model_path(settings)
     if path.exists():
-        return None
+        try:
+            ImpactModel.load(path)
+        except InputError as exc:
+            log.warning("impact model refitted", extra={"reason": str(exc)})
+        else:
+            return None
     model = fit_impact_model(load_inputs(settings.impact.data_dir), settings)
     model.save(path)
     return f"{describe(model, path)} (none yet: fitted from {settings.impact.data_dir})"
 
 
-def load_inputs(data_dir: Path, daily: pd.DataFrame | None = None) -> ImpactInputs:
-    """Read the real data files of ``data_dir`` (``impact.data_dir``)."""
+def load_inputs(
+    data_dir: Path,
+    daily: pd.DataFrame | None = None,
+    gold: dict[str, pd.DataFrame] | None = None,
+    absent: dict[str, str] | None = None,
+) -> ImpactInputs:
+    """Read the real data files of ``data_dir`` (``impact.data_dir``): the monthly files and the
+    shipped daily closes, to which ``daily`` (gold.price_daily) is added — its close wins where
+    both have a market × commodity × day. ``gold``/``absent``: the optional gold tables of the
+    families (``ml.impact_design.SOURCES``) read, and why the others were not."""
     frames = {}
     for name, file in INPUT_FILES.items():
         try:
             frames[name] = pd.read_csv(data_dir / file)
         except (OSError, pd.errors.ParserError) as exc:
             raise InputError(f"cannot read {data_dir / file}: {exc}") from None
-    return ImpactInputs(daily=daily, **frames)
+    shipped = file_daily_closes(data_dir / DAILY_FILE)
+    if daily is not None and not daily.empty:
+        both = [shipped, daily.assign(date=pd.to_datetime(daily["date"]))]
+        shipped = pd.concat(both, ignore_index=True).drop_duplicates(
+            ["market_id", "commodity", "date"], keep="last"
+        )
+    return ImpactInputs(daily=shipped, gold=gold or {}, absent=absent or {}, **frames)
 
 
 def model_params(settings: Settings) -> dict[str, Any]:
     """The model's parameters, for MLflow."""
     s = settings.impact
     return {
+        "format": FORMAT,
         "features": ",".join(FEATURES),
         "holdout_months": s.holdout_months,
+        "holdout_weeks": s.holdout_weeks,
+        "daily_resolution": s.daily_resolution,
         "min_rows": s.min_rows,
         "n_estimators": s.n_estimators,
         "max_depth": s.max_depth,
         "learning_rate": s.learning_rate,
         "subsample": s.subsample,
         "min_child_weight": s.min_child_weight,
+        "min_child_weight_weekly": s.min_child_weight_weekly,
         "reg_lambda": s.reg_lambda,
         "random_state": s.random_state,
         "ramadan_days": s.ramadan_days,
     }
 
 
-# --- design table -----------------------------------------------------------------------------
-
-
-def _monthly(frame: pd.DataFrame, date_column: str, value_column: str) -> pd.Series:
-    months = pd.to_datetime(frame[date_column]).dt.to_period("M")
-    return frame.assign(month=months).groupby("month")[value_column].mean()
-
-
-def _overlap_days(start: Date, end: Date, first: Date, last: Date) -> int:
-    return max(0, (min(end, last) - max(start, first)).days + 1)
-
-
-def _season(months: pd.PeriodIndex, ramadan_days: int) -> pd.DataFrame:
-    """Month of year, days of Ramadan in the month, days from mid-month to the nearest Idul
-    Fitri (negative: it is past)."""
-    years = range(months.min().year - 1, months.max().year + 2)
-    calendar = holidays.Indonesia(years=years, language="en_US")
-    fitri = sorted(d for d, name in calendar.items() if name == "Eid al-Fitr")
-    rows = []
-    for month in months:
-        start, end = month.start_time.date(), month.end_time.date()
-        middle = start + timedelta(days=(end - start).days // 2)
-        rows.append(
-            {
-                "month": month,
-                "month_sin": math.sin(2 * math.pi * month.month / 12),
-                "month_cos": math.cos(2 * math.pi * month.month / 12),
-                "ramadan_days": sum(
-                    _overlap_days(start, end, f - timedelta(days=ramadan_days), f - timedelta(1))
-                    for f in fitri
-                ),
-                "days_to_idul_fitri": min(((f - middle).days for f in fitri), key=abs),
-            }
-        )
-    return pd.DataFrame(rows).set_index("month")
-
-
-def _national(inputs: ImpactInputs, months: pd.PeriodIndex, ramadan_days: int) -> pd.DataFrame:
-    """Features that are the same for every location in a month."""
-    fuel = np.log(_monthly(inputs.fuel, "Date", "Price_IDR_per_Liter"))
-    food = _monthly(inputs.food_inflation, "date", "food_inflation_yoy_pct")
-    out = pd.DataFrame(
-        {
-            "fuel_change": 100 * fuel.diff(),
-            "fuel_change_3m": 100 * (fuel - fuel.shift(3)),
-            "food_inflation": food,
-            "food_inflation_change": food.diff(),
-            "inflation_mom": _monthly(inputs.inflation_mom, "date", "inflation_rate_mom_pct"),
-        }
-    )
-    return out.reindex(months).join(_season(months, ramadan_days))
-
-
-def _local(panel: pd.DataFrame) -> pd.DataFrame:
-    """Weather and supply features per panel location × month."""
-    parts = []
-    for location, g in panel.groupby("location_name"):
-        g = g.sort_values("month").set_index("month")
-        past = g.shift(1).rolling(_TRAILING, min_periods=_TRAILING // 2)
-        harvest = np.log(g["luas_panen_ha"].where(g["luas_panen_ha"] > 0))
-        parts.append(
-            pd.DataFrame(
-                {
-                    "weather_location": location,
-                    "rain_mm": g["precipitation_mm"],
-                    "rain_anomaly": g["precipitation_mm"] - past["precipitation_mm"].mean(),
-                    "temperature_anomaly": g["temperature_mean_c"]
-                    - past["temperature_mean_c"].mean(),
-                    "harvest_change": 100 * harvest.diff(),
-                    "harvest_anomaly": 100
-                    * (harvest - harvest.shift(1).rolling(24, min_periods=12).mean()),
-                }
-            )
-        )
-    return pd.concat(parts).reset_index()
-
-
-def _weather_location(market_id: str, known: set[str]) -> str | None:
-    """The panel location whose weather a market shares: its city, else its province."""
-    market = markets().get(market_id)
-    if market is None:
-        return None
-    return next((name for name in (market.city, market.province) if name in known), None)
-
-
-def build_design(inputs: ImpactInputs, settings: ImpactSettings) -> pd.DataFrame:
-    """One row per commodity × location × month: mean price, change (the target) and features."""
-    panel = inputs.panel.assign(month=pd.PeriodIndex(inputs.panel["year_month"], freq="M"))
-    local = _local(panel)
-    prices = [
-        panel.assign(commodity=PANEL_COMMODITY, location=panel["location_name"], region=None)
-        .assign(weather_location=panel["location_name"])
-        .loc[:, ["commodity", "location", "region", "weather_location", "month", "price"]]
-    ]
-    if inputs.daily is not None and not inputs.daily.empty:
-        prices.append(_daily_prices(inputs.daily, set(local["weather_location"])))
-    design = pd.concat(prices, ignore_index=True).sort_values(["commodity", "location", "month"])
-
-    previous = design.groupby(["commodity", "location"])[["month", "price"]].shift(1)
-    consecutive = (design["month"] - previous["month"]).map(lambda d: getattr(d, "n", None)) == 1
-    design["previous_price"] = previous["price"].where(consecutive)
-    design["change"] = 100 * np.log(design["price"] / design["previous_price"])
-
-    by_month = design.groupby(["commodity", "month"])["change"]
-    total, count = by_month.transform("sum"), by_month.transform("count")
-    own = design["change"].fillna(0)
-    others = count - design["change"].notna()
-    design["national_change"] = ((total - own) / others).where(others > 0)
-    design["national_change_lag"] = design.groupby(["commodity", "location"])[
-        "national_change"
-    ].shift(1)
-
-    # Markets outside the panel's places get the mean weather of all panel locations.
-    national_weather = local.groupby("month")[["rain_mm", "rain_anomaly", "temperature_anomaly"]]
-    mean_weather = national_weather.mean().reset_index().assign(weather_location=None)
-    local_all = pd.concat([local, mean_weather], ignore_index=True)
-    design = design.merge(local_all, on=["weather_location", "month"], how="left")
-    supply = ["harvest_change", "harvest_anomaly"]
-    design.loc[design["commodity"] != PANEL_COMMODITY, supply] = np.nan  # rice harvest only
-    months = pd.period_range(design["month"].min(), design["month"].max(), freq="M")
-    design = design.join(_national(inputs, months, settings.ramadan_days), on="month")
-    return design.reset_index(drop=True)
-
-
-def _daily_prices(daily: pd.DataFrame, panel_locations: set[str]) -> pd.DataFrame:
-    daily = validated_daily(daily)
-    monthly = (
-        daily.assign(month=daily["date"].dt.to_period("M"))
-        .groupby(["commodity", "market_id", "month"], as_index=False)
-        .agg(price=("price", "mean"), region=("region", "last"))
-        .rename(columns={"market_id": "location"})
-    )
-    monthly["weather_location"] = monthly["location"].map(
-        lambda m: _weather_location(m, panel_locations)
-    )
-    return monthly.loc[:, ["commodity", "location", "region", "weather_location", "month", "price"]]
-
-
 # --- fitting ----------------------------------------------------------------------------------
 
 
-def _regressor(s: ImpactSettings) -> xgb.XGBRegressor:
+def _regressor(s: ImpactSettings, freq: str) -> xgb.XGBRegressor:
     return xgb.XGBRegressor(
         n_estimators=s.n_estimators,
         max_depth=s.max_depth,
         learning_rate=s.learning_rate,
         subsample=s.subsample,
-        min_child_weight=s.min_child_weight,
+        min_child_weight=s.min_child_weight if freq == MONTHLY else s.min_child_weight_weekly,
         reg_lambda=s.reg_lambda,
         random_state=s.random_state,
         n_jobs=1,
     )
 
 
-def _holdout_metrics(rows: pd.DataFrame, held: pd.Series, s: ImpactSettings) -> dict[str, float]:
-    """Fit on the earlier months, score the held-out ones: R² of the change, MAPE of the price it
-    implies (previous price × predicted change), and the naive (no change) MAPE beside it."""
+def holdout_periods(freq: str, s: ImpactSettings) -> int:
+    """How many of a commodity's last periods are held out to measure its model."""
+    return s.holdout_months if freq == MONTHLY else s.holdout_weeks
+
+
+def holdout_metrics(rows: pd.DataFrame, held: pd.Series, s: ImpactSettings) -> dict[str, float]:
+    """Fit on the earlier periods, score the held-out ones: R² of the change, its mean absolute
+    error beside that of "no change" (predicting 0), and the MAPE of the price it implies
+    (previous price × predicted change) beside the naive (no change) MAPE."""
     test = rows[held]
     predicted = CommodityModel.fit(rows[~held], s).predict(test)
     implied = test["previous_price"] * np.exp(predicted / 100)
     return {
         "r2": float(r2_score(test["change"], predicted)),
+        "mae": float(np.mean(np.abs(test["change"] - predicted))),
+        "naive_mae": float(np.mean(np.abs(test["change"]))),
         "mape": float(np.mean(np.abs(implied / test["price"] - 1)) * 100),
         "naive_mape": float(np.mean(np.abs(test["previous_price"] / test["price"] - 1)) * 100),
         "test_rows": float(len(test)),
@@ -370,28 +271,65 @@ def _holdout_metrics(rows: pd.DataFrame, held: pd.Series, s: ImpactSettings) -> 
     }
 
 
-def fit_impact_model(inputs: ImpactInputs, settings: Settings) -> ImpactModel:
-    """Fit one model per commodity with enough history; measure it on the held-out last
-    ``impact.holdout_months`` months (``ImpactModel.metrics``), then refit on every month for
-    serving. Deterministic for the same inputs and settings."""
+def _unavailable(
+    rows: pd.DataFrame, commodity: str, inputs: ImpactInputs, without: set[str]
+) -> dict[str, str]:
+    """The families with no value for any of ``rows``, with the reason."""
+    out = {}
+    for family in FAMILY_SPECS:
+        if rows.loc[:, list(family.features)].notna().to_numpy().any():
+            continue
+        if family.name in without:
+            out[family.name] = "left out of this fit"
+        elif family.source in inputs.gold:
+            out[family.name] = f"{family.source} has no rows for {commodity}"
+        elif family.source:
+            out[family.name] = inputs.absent.get(
+                family.source, f"{family.source} is read by ./run.sh retrain, not at first start"
+            )
+        else:
+            out[family.name] = f"no {family.name} data for {commodity}"
+    return out
+
+
+def _holdout_split(rows: pd.DataFrame, commodity: str, s: ImpactSettings) -> tuple[pd.Series, str]:
+    """Which rows are held out (those of the last periods), and why the commodity gets no model
+    (empty when it has enough rows before them)."""
+    freq = resolution(commodity, s)
+    unit, n = RESOLUTION_NAMES[freq], holdout_periods(freq, s)
+    held = rows["start"].isin(sorted(rows["start"].unique())[-n:])
+    train = int((~held).sum())
+    if train >= s.min_rows:
+        return held, ""
+    return held, (
+        f"it has {len(rows)} {unit}ly price changes, {train} of them before the {n} held-out "
+        f"{unit}s, and needs {s.min_rows} there (impact.min_rows)"
+    )
+
+
+def fit_impact_model(
+    inputs: ImpactInputs, settings: Settings, without: Iterable[str] = ()
+) -> ImpactModel:
+    """Fit one model per commodity with enough history; measure it on the held-out last periods
+    (``impact.holdout_months`` / ``holdout_weeks``: ``ImpactModel.metrics``), then refit on every
+    period for serving. ``without``: families left out (to measure what one adds). Deterministic
+    for the same inputs and settings."""
     s = settings.impact
-    design = build_design(inputs, s)
+    left_out = set(without)
+    design = build_design(inputs, s, left_out)
     models, metrics, skipped = {}, {}, {}
     pooled = []
     commodities = sorted(design["commodity"].unique())
     for commodity in tqdm(commodities, desc="impact models", unit="commodity", disable=None):
         rows = design[(design["commodity"] == commodity) & design["change"].notna()]
-        months = sorted(rows["month"].unique())
-        held = rows["month"].isin(months[-s.holdout_months :])
-        if (~held).sum() < s.min_rows:
-            skipped[commodity] = (
-                f"{len(rows)} monthly changes, {s.min_rows} needed besides the "
-                f"{s.holdout_months} held-out months"
-            )
+        held, why_not = _holdout_split(rows, commodity, s)
+        if why_not:
+            skipped[commodity] = why_not
             continue
-        metrics[commodity] = _holdout_metrics(rows, held, s)
+        unavailable = _unavailable(rows, commodity, inputs, left_out)
+        metrics[commodity] = holdout_metrics(rows, held, s)
         pooled.append(metrics[commodity])
-        models[commodity] = CommodityModel.fit(rows, s)
+        models[commodity] = CommodityModel.fit(rows, s, unavailable)
         log.info("impact model fitted", extra={"commodity": commodity, **metrics[commodity]})
     if pooled:
         weights = np.array([m["test_rows"] for m in pooled])
@@ -400,6 +338,26 @@ def fit_impact_model(inputs: ImpactInputs, settings: Settings) -> ImpactModel:
             for k in ("r2", "mape", "naive_mape")
         } | {"test_rows": float(weights.sum())}
     return ImpactModel(models, design, metrics, model_params(settings), skipped)
+
+
+def family_gain(
+    inputs: ImpactInputs, settings: Settings, family: str, full: ImpactModel | None = None
+) -> dict[str, dict[str, float]]:
+    """What one family adds, per commodity where it has data: the hold-out R² and MAE of the
+    model with every family (``full``, fitted here when not given) and of the same model
+    without ``family``, on the same held-out periods."""
+    full = full or fit_impact_model(inputs, settings)
+    without = fit_impact_model(inputs, settings, without=[family])
+    return {
+        commodity: {
+            "r2": full.metrics[commodity]["r2"],
+            "r2_without": without.metrics[commodity]["r2"],
+            "mae": full.metrics[commodity]["mae"],
+            "mae_without": without.metrics[commodity]["mae"],
+        }
+        for commodity, fitted in full.models.items()
+        if family not in fitted.unavailable and commodity in without.metrics
+    }
 
 
 # --- explaining -------------------------------------------------------------------------------
@@ -444,6 +402,25 @@ def _whole_percent(values: dict[str, float]) -> dict[str, int]:
     return out
 
 
+def _no_model(model: ImpactModel, commodity: str) -> NoImpactModel:
+    """Why ``commodity`` has no model: how much history it has and needs, when it is known."""
+    from lakehouse.reference import commodities
+
+    why = model.skipped.get(commodity)
+    if why is None and commodity in commodities():
+        s = model.params
+        why = (
+            f"it has 0 price changes in the data the model was fitted on, and needs "
+            f"{s['min_rows']} besides the held-out periods (impact.min_rows)"
+        )
+    known = ", ".join(sorted(model.models))
+    return NoImpactModel(
+        f"no impact model for commodity {commodity!r}"
+        + (f": {why}" if why else "")
+        + f"; known: {known}"
+    )
+
+
 def explain(
     model: ImpactModel,
     commodity: str,
@@ -452,37 +429,37 @@ def explain(
     market_id: str | None = None,
     region: str | None = None,
 ) -> ImpactResult:
-    """Explain the change of the month containing ``date`` vs the month before, for one market
-    (or the panel city/province it lies in) or one region; raises ``InputError`` with a readable
-    message for an unknown commodity, market or region, or a month outside the data."""
+    """Explain the change of the period (month, or week for commodities known from daily closes)
+    containing ``date`` vs the period before, for one market (or the panel city/province it lies
+    in) or one region; raises ``NoImpactModel`` for a commodity without a model and
+    ``InputError`` with a readable message for an unknown market or region, or a date outside
+    the data."""
     if commodity not in model.models:
-        why = model.skipped.get(commodity)
-        known = ", ".join(sorted(model.models))
-        raise InputError(
-            f"no impact model for commodity {commodity!r}"
-            + (f" (too little history: {why})" if why else "")
-            + f"; known: {known}"
-        )
+        raise _no_model(model, commodity)
+    d = model.design
+    series = d[d["commodity"] == commodity]
+    freq = series["resolution"].iloc[0]
     try:
-        month = pd.Period(pd.Timestamp(date), freq="M")
+        start = pd.Period(pd.Timestamp(date), freq=freq).start_time
     except ValueError:
         raise InputError(f"not a date: {date!r}") from None
     locations = _locations(model, commodity, market_id, region)
-    d = model.design
-    series = d[(d["commodity"] == commodity) & d["location"].isin(locations)]
-    rows = series[(series["month"] == month) & series["change"].notna()]
+    series = series[series["location"].isin(locations)]
+    rows = series[(series["start"] == start) & series["change"].notna()]
     if rows.empty:
-        with_change = series.loc[series["change"].notna(), "month"]
+        with_change = series.loc[series["change"].notna(), "start"]
         raise InputError(
-            f"{month} is outside the {commodity} data of {', '.join(locations)} "
-            f"({with_change.min()} … {with_change.max()})"
+            f"{period_label(start, freq)} is outside the {commodity} data of "
+            f"{', '.join(locations)} ({period_label(with_change.min(), freq)} … "
+            f"{period_label(with_change.max(), freq)})"
         )
     fitted = model.models[commodity]
     per_feature, bias = fitted.contributions(rows)
     by_feature = dict(zip(FEATURES, per_feature.mean(axis=0), strict=True))
     families = {f: float(sum(by_feature[x] for x in names)) for f, names in FAMILIES.items()}
-    weights = _whole_percent({f: abs(v) for f, v in families.items()})
-    dominant = max(FAMILIES, key=lambda f: (weights[f], abs(families[f])))
+    available = {f: abs(v) for f, v in families.items() if f not in fitted.unavailable}
+    weights = dict.fromkeys(FAMILIES, 0) | _whole_percent(available)
+    dominant = max(available, key=lambda f: (weights[f], abs(families[f])))
 
     change = float(rows["change"].mean())
     move = change - float(bias.mean())
@@ -495,7 +472,9 @@ def explain(
         market_id=market_id,
         region=region,
         locations=locations,
-        month=str(month),
+        month=str(pd.Period(start, freq="M")),
+        resolution=RESOLUTION_NAMES[freq],
+        period=period_label(start, freq),
         price=round(price, 2),
         previous_price=round(previous, 2),
         price_change=round(price - previous, 2),
@@ -505,4 +484,5 @@ def explain(
         dominant_factor=dominant,
         factors_with_weights=weights,
         contributions={f: round(v, 4) for f, v in families.items()},
+        unavailable_factors=dict(fitted.unavailable),
     )

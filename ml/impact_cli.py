@@ -10,28 +10,17 @@ from typing import TYPE_CHECKING
 from lakehouse.settings import Settings
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from lakehouse.errors import CommandFactory
 
 
-def file_daily_closes(path: Path, settings: Settings) -> pd.DataFrame:
-    """The daily closes (``lakehouse.metrics``) of a long-format price CSV, as the backtest reads
-    them, in the shape of ``ml.daily``."""
-    from lakehouse.metrics import daily_closes
-    from ml.series import read_price_csv
-
-    prices = read_price_csv(path, settings.tz).prices
-    return daily_closes(prices).rename(columns={"close": "price"})
-
-
 def cmd_impact(settings: Settings, args: argparse.Namespace) -> int:
+    from ml.daily import file_daily_closes
     from ml.impact import ImpactModel, explain, fit_impact_model, load_inputs
 
     if args.model and args.model.exists() and not args.daily:
         model = ImpactModel.load(args.model)
     else:
-        daily = file_daily_closes(args.daily, settings) if args.daily else None
+        daily = file_daily_closes(args.daily, settings.tz) if args.daily else None
         model = fit_impact_model(load_inputs(settings.impact.data_dir, daily), settings)
         if args.model:
             model.save(args.model)
@@ -41,8 +30,9 @@ def cmd_impact(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     where = ", ".join(result.locations)
     print(
-        f"{result.commodity} at {where}, {result.month}: {result.previous_price:,.0f} → "
-        f"{result.price:,.0f} IDR ({result.price_change_pct:+.1f} %)\n"
+        f"{result.commodity} at {where}, {result.resolution} {result.period}: "
+        f"{result.previous_price:,.0f} → {result.price:,.0f} IDR "
+        f"({result.price_change_pct:+.1f} %)\n"
         f"impact score {result.impact_score:.0f}/100, dominant factor {result.dominant_factor}"
     )
     for family, weight in sorted(result.factors_with_weights.items(), key=lambda kv: -kv[1]):
@@ -52,12 +42,14 @@ def cmd_impact(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def register(command: CommandFactory) -> None:
-    cmd = command("impact", cmd_impact, "explain which factors drove a monthly price change")
+    cmd = command("impact", cmd_impact, "explain which factors drove a price change")
     cmd.add_argument("--commodity", required=True, help="e.g. beras, cabai_merah")
     where = cmd.add_mutually_exclusive_group(required=True)
     where.add_argument("--market-id", help="a market of conf/markets.csv, e.g. IP-001")
-    where.add_argument("--region", help="a panel city/province or a province, e.g. Bandung")
-    cmd.add_argument("--date", required=True, help="any day of the month to explain")
+    where.add_argument(
+        "--region", help="a panel city/province or a province, e.g. Bandung; Indonesia: national"
+    )
+    cmd.add_argument("--date", required=True, help="any day of the month (or week) to explain")
     cmd.add_argument(
         "--daily",
         type=Path,

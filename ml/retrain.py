@@ -35,6 +35,7 @@ from lakehouse.tables import (
     GOLD_PRICE_DAILY,
     GOLD_REGION_DAILY,
     SILVER_PRICES,
+    TABLES,
     Table,
     arrow_schema,
 )
@@ -282,21 +283,48 @@ def score_anomalies(settings: Settings) -> dict[str, int]:
     return written
 
 
+def optional_gold(
+    names: list[str], settings: Settings
+) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """The gold tables of ``names`` (registry names) that exist and hold rows, and for each of
+    the others why not — absent from the registry, not written yet, or empty."""
+    frames, absent = {}, {}
+    for name in names:
+        table = TABLES.get(name)
+        if table is None:
+            absent[name] = f"{name} is not a table of this lakehouse"
+            continue
+        try:
+            frame = open_table(table, settings).to_pandas()
+        except TableMissing:
+            absent[name] = f"{name} does not exist yet"
+            continue
+        if frame.empty:
+            absent[name] = f"{name} has no rows yet"
+        else:
+            frames[name] = frame
+    return frames, absent
+
+
 def fit_impact(settings: Settings) -> str:
-    """Fit the price-impact model on the sample real data plus gold's daily closes, save it
-    where the API loads it (``ml.impact_result.model_path``) and log it with its hold-out fit to
-    MLflow. Returns a one-line summary."""
+    """Fit the price-impact model on the sample real data plus gold's daily closes and the
+    optional gold tables its families read (news signal, supply), save it where the API loads
+    it (``ml.impact_result.model_path``) and log it with its hold-out fit to MLflow. Returns a
+    one-line summary."""
     import mlflow
 
     from ml import tracking
     from ml.impact import describe, fit_impact_model, load_inputs
     from ml.impact import model_params as impact_params
+    from ml.impact_design import SOURCES
     from ml.impact_result import model_path
 
     daily, version = gold_daily_closes(settings)
+    gold, absent = optional_gold(sorted(set(SOURCES.values())), settings)
     tags = {"gold.price_daily.version": version}
     with tracking.tracked_run("impact", impact_params(settings), tags):
-        model = fit_impact_model(load_inputs(settings.impact.data_dir, daily), settings)
+        inputs = load_inputs(settings.impact.data_dir, daily, gold, absent)
+        model = fit_impact_model(inputs, settings)
         path = model.save(model_path(settings))
         mlflow.log_artifact(str(path))
         overall = model.metrics.get("overall", {})

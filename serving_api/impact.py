@@ -11,7 +11,7 @@ from fastapi import status
 
 from lakehouse.errors import InputError
 from lakehouse.settings import Settings
-from ml.impact_result import model_path
+from ml.impact_result import NoImpactModel, model_path
 from serving_api.errors import ApiError
 
 if TYPE_CHECKING:
@@ -48,17 +48,20 @@ class ImpactExplainer:
     def explain(
         self, commodity: str, day: date, market_id: str | None, region: str | None
     ) -> ImpactResult:
-        """Blocking (run it in a worker thread); a question the model cannot answer is a 422.
-        Answers are kept per month until the model file changes."""
+        """Blocking (run it in a worker thread); a commodity without a model is a 404 saying how
+        much history it has and needs, another question the model cannot answer a 422. Answers
+        are kept until the model file changes."""
         model = self.model()
         from ml.impact import explain
 
-        key = (self._mtime, commodity, day.replace(day=1), market_id, region)
+        key = (self._mtime, commodity, day, market_id, region)
         if key not in self._answers:
             try:
                 self._answers[key] = explain(
-                    model, commodity, key[2], market_id=market_id, region=region
+                    model, commodity, day, market_id=market_id, region=region
                 )
+            except NoImpactModel as exc:
+                self._answers[key] = ApiError(status.HTTP_404_NOT_FOUND, str(exc))
             except InputError as exc:
                 self._answers[key] = ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc))
         answer = self._answers[key]

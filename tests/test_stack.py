@@ -57,6 +57,10 @@ def test_up_status_down_leaves_no_process(tmp_path: Path):
         where = {"commodity": "beras", "region": "Bandung", "date": "2025-03-10"}
         impact = httpx.get(f"{api}/api/v1/impact", params=where, timeout=60)
         assert impact.status_code == 200, impact.text
+        for commodity in ("cabai_merah", "bawang_merah", "bawang_putih"):  # the shipped daily file
+            where = {"commodity": commodity, "region": "Indonesia", "date": "2025-02-12"}
+            impact = httpx.get(f"{api}/api/v1/impact", params=where, timeout=60)
+            assert impact.status_code == 200, impact.text
 
         procs = _family(tmp_path / "run")
         assert len(procs) >= len(SERVICES)

@@ -85,15 +85,16 @@ async def quality(
 @router.get(
     "/impact",
     response_model=ImpactResult,
-    summary="Which factors drove the price change of a month (vs the month before)",
+    summary="Which factors drove the price change of a month or week (vs the one before)",
     responses={
-        503: {"model": Error, "description": "no impact model trained yet (run ./run.sh retrain)"}
+        404: {"model": Error, "description": "no impact model for the commodity (how much data)"},
+        503: {"model": Error, "description": "no impact model trained yet (run ./run.sh retrain)"},
     },
 )
 async def impact(
     request: Request,
     commodity: Annotated[str, Query(max_length=64, examples=["beras"])],
-    day: Annotated[date, Query(alias="date", description="any day of the month to explain")],
+    day: Annotated[date, Query(alias="date", description="any day of the period to explain")],
     market_id: MarketId = None,
     region: Region = None,
 ) -> ImpactResult:
