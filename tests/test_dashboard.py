@@ -210,6 +210,27 @@ def test_a_price_produced_to_kafka_appears_without_reload(
     page.context.close()
 
 
+def test_an_empty_board_says_how_to_get_data_in(
+    browser: Browser, settings: Settings, tmp_path: Path
+) -> None:
+    """A first start before any price: the board names the ways in, in both languages."""
+    paths = settings.paths.model_copy(update={"lakehouse_root": tmp_path / "lakehouse"})
+    empty = with_api(settings.model_copy(update={"paths": paths}), cache_check_ms=0)
+    with serving(empty) as address:
+        watched = watch(browser, address)
+        page = open_page(watched)
+        box = page.locator("#board-empty")
+        assert box.is_visible() and not page.locator("#board").is_visible()
+        assert "Belum ada harga." in box.inner_text()
+        for way in ("price_simulator.enabled: false", "./run.sh ingest", "./run.sh watch DIR"):
+            assert way in box.inner_text()
+        page.click("#lang")
+        assert "No prices yet." in box.inner_text()
+        assert "docs/ingestion.md" in box.inner_text()
+        watched.assert_clean(address)
+        page.context.close()
+
+
 def test_language_switch(browser: Browser, url: str) -> None:
     watched = watch(browser, url)
     page = open_page(watched)
