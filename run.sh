@@ -74,8 +74,8 @@ setup_jvm() {
   echo "$want" > jvm/lib/.resolved
 }
 
-apt_install() {  # apt-get install PKG…; no package may start a system-wide service (the stack
-  # and the tests start their own Mosquitto and PostgreSQL on their own ports)
+apt_install_quietly() {  # Debian packages whose own services must not start: the stack (and
+  # the tests) start their own Mosquitto and PostgreSQL on their own ports
   local policy=/usr/sbin/policy-rc.d created=""
   if [ ! -e "$policy" ]; then
     printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
@@ -90,7 +90,7 @@ apt_install() {  # apt-get install PKG…; no package may start a system-wide se
 setup_mosquitto() {
   command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] && return
   say "installing Mosquitto (apt-get install mosquitto)"
-  apt_install mosquitto
+  apt_install_quietly mosquitto
 }
 
 setup_dashboard() {
@@ -111,19 +111,19 @@ setup_dashboard() {
 setup_chromium() {  # the browser of the dashboard tests (Playwright drives it; no download)
   [ -x /usr/bin/chromium ] && return
   say "installing Chromium (apt-get install chromium)"
-  apt_install chromium
+  apt_install_quietly chromium
 }
 
 setup_compose_cli() {  # validates docker-compose.yml in the tests (no engine needed)
   docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null && return
   say "installing the Docker Compose CLI (apt-get install docker-compose)"
-  apt_install docker-compose
+  apt_install_quietly docker-compose
 }
 
 setup_postgresql() {  # the registry's tests run on PostgreSQL too (their fixture starts one)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && return
   say "installing PostgreSQL (apt-get install postgresql)"
-  apt_install postgresql
+  apt_install_quietly postgresql
 }
 
 setup() {  # what running the platform needs
