@@ -170,3 +170,16 @@ def test_scheduled_jobs_run_from_the_crontab_under_a_container_cron(
     assert "ln -s /usr/local/bin/python /app/.venv/bin/python" in dockerfile
     assert "ln -s /app /opt/smart-market" in dockerfile
     assert "sha256sum -c" in dockerfile and "supercronic" in dockerfile
+
+
+def test_the_status_health_check_of_a_project_container(clean_env, tmp_path, monkeypatch) -> None:
+    from lakehouse.settings import load_settings
+    from lakehouse.status import main as status_check
+    from lakehouse.status import write_status
+
+    monkeypatch.setenv("SMARTMARKET_PATHS__DATA_DIR", str(tmp_path))
+    assert status_check(["bridge"]) == 1  # nothing reported yet
+    write_status(load_settings(), "bridge", "running", connected=True)
+    assert status_check(["bridge"]) == 0
+    write_status(load_settings(), "bridge", "stopped")
+    assert status_check(["bridge"]) == 1
