@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.events import HoldStatus, Metric
 from lakehouse.metrics import REFERENCE_DAYS
+from lakehouse.reference import commodities, markets
 from lakehouse.settings import CONF_DIR, ConfigError
 
 # ---- thresholds (conf/alerts.yaml) ---------------------------------------------------------
@@ -106,6 +107,7 @@ class AlertRules(BaseModel):
     sensors: SensorRules
     capacity: Capacity
     data_quality: QualityAlertRules
+    titles: dict[str, Message] = {}  # what each rule is called in notifications
 
     def messages(self) -> dict[str, Message]:
         """The message templates by rule name."""
@@ -565,14 +567,16 @@ def episodes(signals: DataFrame, cooldown_hours: dict[str, float]) -> DataFrame:
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
-def _render(template: str, fields: Column) -> Column:
-    """A message template with its ``{placeholders}`` filled from the ``fields`` map."""
+def _render(template: str, fields: Column, names: dict[str, Column] | None = None) -> Column:
+    """A message template with its ``{placeholders}`` filled from ``names`` (the words people
+    read, ``_people_words``) or else from the ``fields`` map."""
+    names = names or {}
     parts: list[Column] = []
     for i, piece in enumerate(_PLACEHOLDER.split(template)):
         if i % 2 == 0:
             parts.append(F.lit(piece))
         else:
-            parts.append(F.coalesce(fields[piece], F.lit("?")))
+            parts.append(F.coalesce(names.get(piece, fields[piece]), F.lit("?")))
     return F.concat(*parts)
 
 
@@ -582,10 +586,11 @@ def alert_rows(alerts: DataFrame, rules: AlertRules, now: Column) -> DataFrame:
     messages = rules.messages()
 
     def render(language: str) -> Column:
+        names = _people_words(language)
         out = F.lit(None).cast("string")
         for rule, message in messages.items():
             out = F.when(
-                F.col("rule") == rule, _render(getattr(message, language), F.col("fields"))
+                F.col("rule") == rule, _render(getattr(message, language), F.col("fields"), names)
             ).otherwise(out)
         return out
 
@@ -626,3 +631,27 @@ CHANGED = " OR ".join(
         "last_firing_at",
     )
 )
+
+
+# ---- the words people read in messages (ids stay in the alert's columns and fields) ---------
+
+
+def _literal_map(mapping: dict[str, str]) -> Column:
+    return F.create_map(*[F.lit(x) for kv in mapping.items() for x in kv])
+
+
+def _people_words(language: str) -> dict[str, Column]:
+    """Placeholders rendered as names in ``language`` (``id`` or ``en``) from the alert's ids:
+    ``{market}`` the market's name, ``{commodity}`` the catalogue's name, ``{province}`` the
+    market's province (or the alert's region). An id the reference data does not know is shown
+    as it is."""
+    known = markets()
+    market_name = _literal_map({m.market_id: m.name for m in known.values()})
+    province = _literal_map({m.market_id: m.province for m in known.values()})
+    label = _literal_map({c.id: c.label(language) for c in commodities().values()})
+    fields = F.col("fields")
+    return {
+        "market": F.coalesce(market_name[F.col("market_id")], fields["market"]),
+        "commodity": F.coalesce(label[F.col("commodity")], fields["commodity"]),
+        "province": F.coalesce(province[F.col("market_id")], F.col("region"), F.lit("")),
+    }
