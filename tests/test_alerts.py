@@ -137,11 +137,11 @@ def test_price_messages_name_market_commodity_and_province_ids_stay_in_fields(sp
     out = episodes(price_move_signals(changes, RULES, TZ), RULES.cooldown_hours())
     row = alert_rows(out, RULES, F.lit(T0)).first()
     assert row.message_id == (
-        "Harga Cabai Merah Besar di Pasar Jembatan Merah, DKI Jakarta naik +17.0% menjadi "
+        "Harga Cabai Merah Besar di Pasar Jembatan Merah, DKI Jakarta naik 17.0% menjadi "
         "Rp 117 (median 7 hari Rp 100)"
     )
     assert row.message_en == (
-        "Big red chili price at Pasar Jembatan Merah, DKI Jakarta up +17.0% to IDR 117 "
+        "Big red chili price at Pasar Jembatan Merah, DKI Jakarta up 17.0% to IDR 117 "
         "(7-day median IDR 100)"
     )
     assert (row.market_id, row.commodity) == ("IP-004", "cabai_merah")
