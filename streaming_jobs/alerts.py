@@ -586,7 +586,11 @@ def alert_rows(alerts: DataFrame, rules: AlertRules, now: Column) -> DataFrame:
     messages = rules.messages()
 
     def render(language: str) -> Column:
-        names = _people_words(language)
+        names = {
+            "market": F.col(f"{WORDS}market"),
+            "province": F.col(f"{WORDS}province"),
+            "commodity": F.col(f"{WORDS}commodity_{language}"),
+        }
         out = F.lit(None).cast("string")
         for rule, message in messages.items():
             out = F.when(
@@ -594,7 +598,7 @@ def alert_rows(alerts: DataFrame, rules: AlertRules, now: Column) -> DataFrame:
             ).otherwise(out)
         return out
 
-    return alerts.select(
+    return _with_people_words(alerts).select(
         "alert_id",
         "rule",
         "severity",
@@ -640,18 +644,24 @@ def _literal_map(mapping: dict[str, str]) -> Column:
     return F.create_map(*[F.lit(x) for kv in mapping.items() for x in kv])
 
 
-def _people_words(language: str) -> dict[str, Column]:
-    """Placeholders rendered as names in ``language`` (``id`` or ``en``) from the alert's ids:
-    ``{market}`` the market's name, ``{commodity}`` the catalogue's name, ``{province}`` the
-    market's province (or the alert's region). An id the reference data does not know is shown
-    as it is."""
+#: prefix of the columns ``_with_people_words`` adds (``alert_rows`` does not keep them)
+WORDS = "_words_"
+
+
+def _with_people_words(alerts: DataFrame) -> DataFrame:
+    """``alerts`` with the names its messages show: the market's name, the province (the
+    market's, or the alert's region) and the commodity's catalogue name in each language (``id``,
+    ``en``), from the alert's ids. An id the reference data does not know is shown as it is."""
     known = markets()
     market_name = _literal_map({m.market_id: m.name for m in known.values()})
     province = _literal_map({m.market_id: m.province for m in known.values()})
-    label = _literal_map({c.id: c.label(language) for c in commodities().values()})
-    fields = F.col("fields")
-    return {
-        "market": F.coalesce(market_name[F.col("market_id")], fields["market"]),
-        "commodity": F.coalesce(label[F.col("commodity")], fields["commodity"]),
-        "province": F.coalesce(province[F.col("market_id")], F.col("region"), F.lit("")),
+    words = {
+        f"{WORDS}market": F.coalesce(market_name[F.col("market_id")], F.col("fields")["market"]),
+        f"{WORDS}province": F.coalesce(province[F.col("market_id")], F.col("region"), F.lit("")),
     }
+    for language in ("id", "en"):
+        label = _literal_map({c.id: c.label(language) for c in commodities().values()})
+        words[f"{WORDS}commodity_{language}"] = F.coalesce(
+            label[F.col("commodity")], F.col("fields")["commodity"]
+        )
+    return alerts.withColumns(words)
