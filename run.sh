@@ -23,7 +23,8 @@
 #   ./run.sh ledger [--verify]    hash-chain new prices into gold.price_ledger, or verify it
 #   ./run.sh test [--fast] [PYTEST ARGS]  the test suite (--fast: without Spark and services)
 #   ./run.sh bench NAME [ARGS]    a benchmark of bench/ (prints numbers)
-#   ./run.sh setup                only install: venv, Maven jars, Mosquitto, dashboard, Chromium
+#   ./run.sh setup [--dev]        only install: venv, Maven jars, Mosquitto, dashboard
+#                                 (--dev: also Chromium, Compose CLI, PostgreSQL for the tests)
 #   ./run.sh lint                 ruff
 #   ./run.sh lock                 re-resolve requirements.lock from pyproject.toml
 #   ./run.sh help                 this list
@@ -73,19 +74,23 @@ setup_jvm() {
   echo "$want" > jvm/lib/.resolved
 }
 
-setup_mosquitto() {
-  command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] && return
-  say "installing Mosquitto (apt-get install mosquitto)"
-  # keep the package from starting a system-wide broker on 1883: the stack starts its own
+apt_install_quietly() {  # Debian packages whose own services must not start: the stack (and
+  # the tests) start their own Mosquitto and PostgreSQL on their own ports
   local policy=/usr/sbin/policy-rc.d created=""
   if [ ! -e "$policy" ]; then
     printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
     as_root chmod +x "$policy"; created=1
   fi
   as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends mosquitto >/dev/null
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$@" >/dev/null
   [ -n "$created" ] && as_root rm -f "$policy"
   return 0
+}
+
+setup_mosquitto() {
+  command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] && return
+  say "installing Mosquitto (apt-get install mosquitto)"
+  apt_install_quietly mosquitto
 }
 
 setup_dashboard() {
@@ -106,32 +111,42 @@ setup_dashboard() {
 setup_chromium() {  # the browser of the dashboard tests (Playwright drives it; no download)
   [ -x /usr/bin/chromium ] && return
   say "installing Chromium (apt-get install chromium)"
-  as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  apt_install_quietly chromium
 }
 
 setup_compose_cli() {  # validates docker-compose.yml in the tests (no engine needed)
   docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null && return
   say "installing the Docker Compose CLI (apt-get install docker-compose)"
-  as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
+  apt_install_quietly docker-compose
 }
 
-setup() {
+setup_postgresql() {  # the registry's tests run on PostgreSQL too (their fixture starts one)
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && return
+  say "installing PostgreSQL (apt-get install postgresql)"
+  apt_install_quietly postgresql
+}
+
+setup() {  # what running the platform needs
   setup_python
   setup_jvm
   setup_mosquitto
   setup_dashboard
+}
+
+setup_dev() {  # and what only the tests need: a browser, the Compose CLI, PostgreSQL
+  setup
   setup_chromium
   setup_compose_cli
+  setup_postgresql
 }
 
 cmd="${1:-up}"
 [ $# -gt 0 ] && shift
 case "$cmd" in
-  setup) setup ;;
+  setup)
+    if [ "${1:-}" = "--dev" ]; then setup_dev; else setup; fi ;;
   test)
-    setup
+    setup_dev
     if [ "${1:-}" = "--fast" ]; then  # the quick loop: no Spark, no real services
       shift
       exec "$PY" -m pytest -m "not services and not spark" "$@"

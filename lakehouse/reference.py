@@ -51,6 +51,11 @@ class Commodity:
     min_price: float
     max_price: float
     aliases: tuple[str, ...] = ()
+    name_en: str = ""  # English name; empty: the Indonesian one
+
+    def label(self, language: str) -> str:
+        """The name people read: Indonesian (``id``) or English (``en``)."""
+        return (self.name_en or self.name) if language == "en" else self.name
 
 
 @dataclass(frozen=True)
@@ -161,6 +166,7 @@ def commodities(path: Path = CONF_DIR / "commodities.yaml") -> dict[str, Commodi
             min_price=float(e["min_price"]),
             max_price=float(e["max_price"]),
             aliases=tuple(e.get("aliases", ())),
+            name_en=e.get("en", ""),
         )
         for e in entries
     }

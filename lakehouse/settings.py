@@ -398,6 +398,19 @@ class DashboardSettings(BaseModel):
     poll_seconds: float = Field(5.0, gt=0)
 
 
+class PriceSimulatorSettings(BaseModel):
+    """The ``prices`` service: the shipped real price files replayed as today's prices across
+    the reference markets (producers.price_simulator); ``enabled: false`` turns it off."""
+
+    enabled: bool = True
+    files: list[Path] = [Path("datasets/prices_pihps_daily_2024_2025.csv")]
+    interval_seconds: float = Field(15.0, gt=0)
+    markets: int = Field(0, ge=0)
+
+    def model_post_init(self, _context: Any) -> None:
+        self.files = [f if f.is_absolute() else (PROJECT_ROOT / f).resolve() for f in self.files]
+
+
 class _YamlSource(PydanticBaseSettingsSource):
     """Reads the YAML configuration file; a missing or unreadable file is a ConfigError."""
 
@@ -451,6 +464,7 @@ class Settings(BaseSettings):
     security: SecuritySettings = SecuritySettings()
 
     dashboard: DashboardSettings = DashboardSettings()
+    price_simulator: PriceSimulatorSettings = PriceSimulatorSettings()
 
     @field_validator("timezone")
     @classmethod

@@ -45,3 +45,21 @@ def stop_event() -> threading.Event:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     return stop
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lakehouse.status NAME``: exit 0 when process NAME reports itself running and
+    its status is fresh, 1 otherwise — the health check of a container that runs one process."""
+    import argparse
+
+    from lakehouse.settings import load_settings
+
+    parser = argparse.ArgumentParser(description="is this process's status running and fresh?")
+    parser.add_argument("name")
+    status = read_status(load_settings(), parser.parse_args(argv).name)
+    fresh = status is not None and time.time() - status["updated_at"] <= STALE_SECONDS
+    return 0 if fresh and status["state"] == "running" else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -771,6 +771,22 @@ class Devices(StatusFileService):
         return f"{sim.devices_per_market}/market every {sim.interval_seconds:g}s"
 
 
+class PriceFeed(StatusFileService):
+    """Real price history replayed as today's prices (producers.price_simulator); on unless
+    ``price_simulator.enabled`` is false."""
+
+    name = "prices"
+    module = "producers.price_simulator"
+
+    def enabled(self) -> bool:
+        return self.settings.price_simulator.enabled
+
+    def endpoint(self) -> str:
+        sim = self.settings.price_simulator
+        where = f"{sim.markets} markets" if sim.markets else "every market"
+        return f"{where} every {sim.interval_seconds:g}s -> {self.settings.kafka.topics.prices}"
+
+
 class NotifierService(StatusFileService):
     """Alert notifications to webhooks, Telegram and WhatsApp (streaming_jobs.notifier); runs
     when ``alerts.channels`` lists at least one channel."""
@@ -835,6 +851,7 @@ SERVICE_TYPES: tuple[type[Service], ...] = (
     SparkWorker,
     Bridge,
     Devices,
+    PriceFeed,
     Pipeline,
     NotifierService,
     Api,

@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.events import HoldStatus, Metric
 from lakehouse.metrics import REFERENCE_DAYS
+from lakehouse.reference import commodities, markets
 from lakehouse.settings import CONF_DIR, ConfigError
 
 # ---- thresholds (conf/alerts.yaml) ---------------------------------------------------------
@@ -106,6 +107,7 @@ class AlertRules(BaseModel):
     sensors: SensorRules
     capacity: Capacity
     data_quality: QualityAlertRules
+    titles: dict[str, Message] = {}  # what each rule is called in notifications
 
     def messages(self) -> dict[str, Message]:
         """The message templates by rule name."""
@@ -565,14 +567,16 @@ def episodes(signals: DataFrame, cooldown_hours: dict[str, float]) -> DataFrame:
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
-def _render(template: str, fields: Column) -> Column:
-    """A message template with its ``{placeholders}`` filled from the ``fields`` map."""
+def _render(template: str, fields: Column, names: dict[str, Column] | None = None) -> Column:
+    """A message template with its ``{placeholders}`` filled from ``names`` (the words people
+    read, ``_people_words``) or else from the ``fields`` map."""
+    names = names or {}
     parts: list[Column] = []
     for i, piece in enumerate(_PLACEHOLDER.split(template)):
         if i % 2 == 0:
             parts.append(F.lit(piece))
         else:
-            parts.append(F.coalesce(fields[piece], F.lit("?")))
+            parts.append(F.coalesce(names.get(piece, fields[piece]), F.lit("?")))
     return F.concat(*parts)
 
 
@@ -582,14 +586,19 @@ def alert_rows(alerts: DataFrame, rules: AlertRules, now: Column) -> DataFrame:
     messages = rules.messages()
 
     def render(language: str) -> Column:
+        names = {
+            "market": F.col(f"{WORDS}market"),
+            "province": F.col(f"{WORDS}province"),
+            "commodity": F.col(f"{WORDS}commodity_{language}"),
+        }
         out = F.lit(None).cast("string")
         for rule, message in messages.items():
             out = F.when(
-                F.col("rule") == rule, _render(getattr(message, language), F.col("fields"))
+                F.col("rule") == rule, _render(getattr(message, language), F.col("fields"), names)
             ).otherwise(out)
         return out
 
-    return alerts.select(
+    return _with_people_words(alerts).select(
         "alert_id",
         "rule",
         "severity",
@@ -626,3 +635,33 @@ CHANGED = " OR ".join(
         "last_firing_at",
     )
 )
+
+
+# ---- the words people read in messages (ids stay in the alert's columns and fields) ---------
+
+
+def _literal_map(mapping: dict[str, str]) -> Column:
+    return F.create_map(*[F.lit(x) for kv in mapping.items() for x in kv])
+
+
+#: prefix of the columns ``_with_people_words`` adds (``alert_rows`` does not keep them)
+WORDS = "_words_"
+
+
+def _with_people_words(alerts: DataFrame) -> DataFrame:
+    """``alerts`` with the names its messages show: the market's name, the province (the
+    market's, or the alert's region) and the commodity's catalogue name in each language (``id``,
+    ``en``), from the alert's ids. An id the reference data does not know is shown as it is."""
+    known = markets()
+    market_name = _literal_map({m.market_id: m.name for m in known.values()})
+    province = _literal_map({m.market_id: m.province for m in known.values()})
+    words = {
+        f"{WORDS}market": F.coalesce(market_name[F.col("market_id")], F.col("fields")["market"]),
+        f"{WORDS}province": F.coalesce(province[F.col("market_id")], F.col("region"), F.lit("")),
+    }
+    for language in ("id", "en"):
+        label = _literal_map({c.id: c.label(language) for c in commodities().values()})
+        words[f"{WORDS}commodity_{language}"] = F.coalesce(
+            label[F.col("commodity")], F.col("fields")["commodity"]
+        )
+    return alerts.withColumns(words)

@@ -32,6 +32,7 @@ from lakehouse.logs import configure_logging
 from lakehouse.settings import AlertSettings, NotifierChannel, Settings, load_settings
 from lakehouse.status import stop_event, write_status
 from lakehouse.tables import GOLD_ALERT_DELIVERIES, GOLD_ALERTS, arrow_schema
+from streaming_jobs.alerts import Message, alert_rules
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +46,27 @@ def state_of(alert: dict[str, Any]) -> str:
     return f"{alert['status']}:{alert['severity']}"
 
 
+#: the status line's words: a resolved alert, else its severity
+STATE_WORDS = {
+    "resolved": Message(id="SELESAI", en="RESOLVED"),
+    "critical": Message(id="KRITIS", en="CRITICAL"),
+    "warning": Message(id="WASPADA", en="WARNING"),
+}
+
+
 def text_of(alert: dict[str, Any], language: str) -> str:
-    """The human message: a status line, then the Indonesian and/or English text."""
-    head = "SELESAI / RESOLVED" if alert["status"] == "resolved" else alert["severity"].upper()
-    lines = [f"[{head}] {alert['rule']}"]
-    if language in ("id", "both"):
-        lines.append(alert["message_id"])
-    if language in ("en", "both"):
-        lines.append(alert["message_en"])
+    """The human message in people's words: a status line (state and what the rule is called,
+    conf/alerts.yaml ``titles``), then the Indonesian and/or English text. The ids (rule,
+    market, commodity) travel in the webhook's JSON, not in the text."""
+    state = "resolved" if alert["status"] == "resolved" else alert["severity"]
+    words = STATE_WORDS.get(state, Message(id=state.upper(), en=state.upper()))
+    rule = alert["rule"]
+    title = alert_rules().titles.get(rule, Message(id=rule, en=rule))
+    languages = {"id": ["id"], "en": ["en"]}.get(language, ["id", "en"])
+    head = " / ".join(getattr(words, lang) for lang in languages)
+    name = " / ".join(getattr(title, lang) for lang in languages)
+    lines = [f"[{head}] {name}"]
+    lines += [alert["message_id"] if lang == "id" else alert["message_en"] for lang in languages]
     return "\n".join(lines)
 
 

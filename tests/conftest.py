@@ -19,7 +19,7 @@ from lakehouse.settings import SAMPLE_PRICES, Settings, Topics, load_settings
 from scripts.isolated_stack import stack_env
 from scripts.services import KafkaBroker, MlflowServer, Mosquitto, Service
 
-SERVICE_FIXTURES = {"kafka", "mosquitto", "replayed", "mlflow_server"}
+SERVICE_FIXTURES = {"kafka", "mosquitto", "replayed", "mlflow_server", "postgres"}
 SPARK_FIXTURES = {"spark", "replayed"}
 
 
@@ -180,3 +180,28 @@ def drain(spark, settings: Settings, *queries) -> None:
     from streaming_jobs.medallion import drain as run_until_drained
 
     run_until_drained(spark, settings, *queries)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[str]:
+    """A real PostgreSQL server (Debian's package) for the session; the URL of its ``postgres``
+    database. Missing PostgreSQL fails the test: ``./run.sh setup --dev`` installs it."""
+    from tests.postgres_server import PostgresMissing, binaries, running_postgres
+
+    try:
+        binaries()
+    except PostgresMissing as exc:
+        pytest.fail(str(exc))
+    with running_postgres() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
+def registry_url(request: pytest.FixtureRequest) -> str:
+    """``security.registry_url`` of a registry test, once per backend: "" (SQLite under the
+    data folder, the default) and a new database on the session's PostgreSQL."""
+    if request.param == "sqlite":
+        return ""
+    from tests.postgres_server import new_database
+
+    return new_database(request.getfixturevalue("postgres"))

@@ -130,6 +130,25 @@ def test_a_sustained_spike_is_one_open_alert(spark):
     ]
 
 
+def test_price_messages_name_market_commodity_and_province_ids_stay_in_fields(spark):
+    w = RULES.price_move.warning
+    closes = [*CALM[:8], 100 * (1 + w + 0.02)]
+    changes = price_changes(daily(spark, {("IP-004", "cabai_merah"): closes}), RULES)
+    out = episodes(price_move_signals(changes, RULES, TZ), RULES.cooldown_hours())
+    row = alert_rows(out, RULES, F.lit(T0)).first()
+    assert row.message_id == (
+        "Harga Cabai Merah Besar di Pasar Jembatan Merah, DKI Jakarta naik 17.0% menjadi "
+        "Rp 117 (median 7 hari Rp 100)"
+    )
+    assert row.message_en == (
+        "Big red chili price at Pasar Jembatan Merah, DKI Jakarta up 17.0% to IDR 117 "
+        "(7-day median IDR 100)"
+    )
+    assert (row.market_id, row.commodity) == ("IP-004", "cabai_merah")
+    fields = out.first().fields
+    assert (fields["market"], fields["commodity"]) == ("IP-004", "cabai_merah")
+
+
 def test_region_move_fires_when_most_markets_rise_together(spark):
     rise = RULES.region_move.rise
     up = [*CALM[:8], 100 * (1 + rise + 0.02)]
@@ -312,8 +331,10 @@ def test_severity_is_the_highest_and_value_the_latest_firing_point(spark):
         episodes(signals(spark, points), RULES.cooldown_hours()), RULES, F.lit(T0)
     ).first()
     assert (row.severity, row.status, row.value) == ("critical", "open", 3.0)
-    assert row.message_en == "Temperature at IP-001 3.0 °C (limit 35 °C): cold-chain risk"
-    assert row.message_id.startswith("Suhu di IP-001 3.0 °C")
+    where = "Pasar Induk Kramat Jati, DKI Jakarta"  # IP-001's name and province
+    assert row.message_en == f"Temperature at {where} 3.0 °C (limit 35 °C): cold-chain risk"
+    assert row.message_id.startswith(f"Suhu di {where} 3.0 °C")
+    assert row.market_id == "IP-001" and row.alert_key == "IP-001|temperature_c"  # ids kept
 
 
 def test_signal_frames_share_one_schema(spark):

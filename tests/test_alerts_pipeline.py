@@ -178,4 +178,6 @@ def test_kill_minus_nine_while_alerting_duplicates_and_loses_no_alert(
     assert {("price_spike", f"{m}|beras") for m in PRICE_MARKETS} <= set(fired)
     assert not any(rule == "temperature" and key.startswith("IP-001") for rule, key in fired)
     messages = alerts.set_index("rule").loc["region_move"]
-    assert "DKI Jakarta" in messages["message_id"] and "beras" in messages["message_en"]
+    # people's words in the messages, the ids in the columns
+    assert "DKI Jakarta" in messages["message_id"] and "Beras Medium" in messages["message_id"]
+    assert "Medium rice" in messages["message_en"] and messages["commodity"] == "beras"

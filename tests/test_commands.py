@@ -69,3 +69,28 @@ def test_pages_link_only_files_that_exist() -> None:
         if "://" not in target and not (page.parent / target).exists()
     ]
     assert not broken
+
+
+def _calls(function: str) -> set[str]:
+    """The ``setup*`` functions that run.sh's shell function ``function`` calls."""
+    script = RUN_SH.read_text(encoding="utf-8")
+    body = re.search(rf"^{function}\(\) \{{.*?^\}}", script, re.MULTILINE | re.DOTALL)
+    assert body, f"run.sh has no function {function}"
+    return set(re.findall(r"^\s+(setup\w*)\s*$", body.group(0), re.MULTILINE))
+
+
+def _branch(command: str) -> str:
+    script = RUN_SH.read_text(encoding="utf-8")
+    dispatcher = script[script.index('case "$cmd" in') : script.index("esac")]
+    return re.search(rf"^  {command}\)(.*?);;", dispatcher, re.MULTILINE | re.DOTALL).group(1)
+
+
+def test_running_installs_runtime_only_and_tests_bring_their_tools() -> None:
+    test_tools = {"setup_chromium", "setup_compose_cli", "setup_postgresql"}
+    assert _calls("setup") == {"setup_python", "setup_jvm", "setup_mosquitto", "setup_dashboard"}
+    assert _calls("setup_dev") == {"setup"} | test_tools
+    assert re.search(r"^\s+setup$", _branch("up"), re.MULTILINE)  # `./run.sh` and `up`
+    assert re.search(r"^\s+setup_dev$", _branch("test"), re.MULTILINE)
+    assert "setup_dev" in _branch("setup")  # `./run.sh setup --dev`
+    ci = (PROJECT_ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "./run.sh test" in ci

@@ -27,7 +27,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from lakehouse.events import PriceEvent
 from lakehouse.fast_read import open_table
 from lakehouse.kafka_io import EventProducer
-from lakehouse.reference import markets
+from lakehouse.reference import commodities, markets
 from lakehouse.settings import Settings
 from lakehouse.tables import GOLD_FORECASTS, SILVER_QUARANTINE, arrow_schema
 from scripts.isolated_stack import free_ports
@@ -206,6 +206,48 @@ def test_a_price_produced_to_kafka_appears_without_reload(
     row.wait_for()
     assert "Rp 14.100" in row.inner_text()
     assert page.evaluate("window.sameDocument") is True
+    watched.assert_clean(url)
+    page.context.close()
+
+
+def test_an_empty_board_says_how_to_get_data_in(
+    browser: Browser, settings: Settings, tmp_path: Path
+) -> None:
+    """A first start before any price: the board names the ways in, in both languages."""
+    paths = settings.paths.model_copy(update={"lakehouse_root": tmp_path / "lakehouse"})
+    empty = with_api(settings.model_copy(update={"paths": paths}), cache_check_ms=0)
+    with serving(empty) as address:
+        watched = watch(browser, address)
+        page = open_page(watched)
+        box = page.locator("#board-empty")
+        assert box.is_visible() and not page.locator("#board").is_visible()
+        assert "Belum ada harga." in box.inner_text()
+        for way in ("price_simulator.enabled: false", "./run.sh ingest", "./run.sh watch DIR"):
+            assert way in box.inner_text()
+        page.click("#lang")
+        assert "No prices yet." in box.inner_text()
+        assert "docs/ingestion.md" in box.inner_text()
+        watched.assert_clean(address)
+        page.context.close()
+
+
+def test_config_names_every_commodity_in_both_languages(conf_settings: Settings) -> None:
+    with TestClient(create_app(conf_settings)) as c:
+        names = c.get("/dashboard/config.json").json()["commodities"]
+    assert set(names) == set(commodities())
+    assert names["cabai_merah"] == ["Cabai Merah Besar", "Big red chili"]
+
+
+def test_board_and_alerts_name_commodities_in_the_page_language(browser: Browser, url: str) -> None:
+    watched = watch(browser, url)
+    page = open_page(watched)
+    market, commodity = SERIES
+    cells = page.locator(f'#board tr[data-key="{market}|{commodity}"] td')
+    assert cells.nth(1).inner_text() == "Cabai Merah Besar"
+    assert "DKI Jakarta" in cells.nth(0).inner_text()  # the market's province under its name
+    page.click("#lang")
+    assert cells.nth(1).inner_text() == "Big red chili"
+    page.click("#lang")
     watched.assert_clean(url)
     page.context.close()
 

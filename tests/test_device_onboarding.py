@@ -1,5 +1,6 @@
 """End to end on the real services: a device registered over the API reaches silver with its
-onboarding payload alone; once revoked, nothing more of it does."""
+onboarding payload alone; once revoked, nothing more of it does — with the registry on SQLite
+and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -50,9 +51,12 @@ def reading(onboarding: dict, i: int) -> tuple[str, bytes]:
 
 
 def test_onboarding_payload_alone_takes_a_device_to_silver(
-    settings: Settings, kafka, mosquitto, spark, tmp_path: Path
+    settings: Settings, kafka, mosquitto, spark, tmp_path: Path, registry_url: str
 ) -> None:
     own = isolated(settings, tmp_path)
+    own = own.model_copy(
+        update={"security": own.security.model_copy(update={"registry_url": registry_url})}
+    )
     ensure_topics(own)
     operator_key, operator = mint_key("field-team", "operator")
     own = own.model_copy(update={"api": own.api.model_copy(update={"keys": [operator]})})

@@ -75,7 +75,8 @@ def alert(alert_id: str, status: str = "open", severity: str = "warning", **chan
         "alert_id": alert_id, "rule": "price_spike", "severity": severity, "status": status,
         "market_id": "IP-001", "region": "DKI Jakarta", "commodity": "beras", "metric": "price",
         "value": 17000.0, "reference": 14000.0,
-        "message_id": "Harga beras di IP-001 naik 21.4%", "message_en": "beras at IP-001 up 21.4%",
+        "message_id": "Harga Beras Medium di Pasar Induk Kramat Jati, DKI Jakarta naik 21.4%",
+        "message_en": "Medium rice price at Pasar Induk Kramat Jati, DKI Jakarta up 21.4%",
         "details": "{}", "opened_at": NOW - timedelta(hours=2),
         "resolved_at": NOW if status == "resolved" else None, "updated_at": NOW,
         "alert_key": "IP-001|beras", "last_firing_at": NOW - timedelta(hours=1), **change,
@@ -124,8 +125,15 @@ def test_each_state_is_sent_once_in_each_channel_shape(settings, tmp_path, recei
     telegram = by_path["/bot123:ABC/sendMessage"]["json"]
     assert telegram == {
         "chat_id": "-100",
-        "text": "[WARNING] price_spike\nHarga beras di IP-001 naik 21.4%\nberas at IP-001 up 21.4%",
+        "text": "[WASPADA / WARNING] Lonjakan harga / Price spike\n"
+        "Harga Beras Medium di Pasar Induk Kramat Jati, DKI Jakarta naik 21.4%\n"
+        "Medium rice price at Pasar Induk Kramat Jati, DKI Jakarta up 21.4%",
     }
+    # the ids travel in the webhook's JSON
+    assert (hook["json"]["alert"]["market_id"], hook["json"]["alert"]["commodity"]) == (
+        "IP-001",
+        "beras",
+    )
 
     receiver.requests.clear()
     write_alerts(settings, [alert("a1", severity="critical")])  # escalated
@@ -142,7 +150,7 @@ def test_each_state_is_sent_once_in_each_channel_shape(settings, tmp_path, recei
     assert whatsapp["headers"]["Authorization"] == "Bearer wa"
     assert whatsapp["json"]["messaging_product"] == "whatsapp"
     assert whatsapp["json"]["to"] == "62811"
-    assert whatsapp["json"]["text"]["body"].startswith("[")
+    assert whatsapp["json"]["text"]["body"].startswith("[KRITIS / CRITICAL] Lonjakan harga")
     assert all(d["delivered"] and d["attempts"] == 1 for d in deliveries(settings))
     assert delivery_counts(settings) == {"delivered": 8, "undelivered": 0}
 

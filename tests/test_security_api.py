@@ -1,5 +1,6 @@
-"""Device registry, users, roles, tokens and rate limits of the API, on a real SQLite registry
-(and real processes writing it at once)."""
+"""Device registry, users, roles, tokens and rate limits of the API, on a real registry — each
+registry test twice: on SQLite (the default) and on a real PostgreSQL (``registry_url``) — and
+real processes writing it at once."""
 
 from __future__ import annotations
 
@@ -12,10 +13,14 @@ from pathlib import Path
 
 import jwt
 import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 from fastapi.testclient import TestClient
 
 from lakehouse.broker_auth import acl_file, password_file
-from lakehouse.registry import check_password, open_registry
+from lakehouse.registry import MIGRATIONS, check_password, open_registry
 from lakehouse.secrets import ensure_secret, env_name, secret, secrets_path
 from lakehouse.settings import PROJECT_ROOT, Settings, load_settings
 from serving_api.app import create_app
@@ -34,8 +39,8 @@ def token(c: TestClient, user: str, password: str = PASSWORD) -> dict[str, str]:
 
 
 @pytest.fixture
-def own(settings: Settings, tmp_path: Path) -> Settings:
-    own = secured(settings, tmp_path)
+def own(settings: Settings, tmp_path: Path, registry_url: str) -> Settings:
+    own = secured(settings, tmp_path, registry_url=registry_url)
     registry = open_registry(own)
     for role in ("admin", "operator", "central", "reader", "ingest"):
         registry.add_user(role, role, PASSWORD)
@@ -167,13 +172,36 @@ def _register_many(args: tuple[Settings, int]) -> int:
     return worker
 
 
-def test_registry_survives_restarts_and_concurrent_writers(settings: Settings, tmp_path: Path):
-    own = secured(settings, tmp_path)
+def test_registry_survives_restarts_and_concurrent_writers(
+    settings: Settings, tmp_path: Path, registry_url: str
+):
+    own = secured(settings, tmp_path, registry_url=registry_url)
     with multiprocessing.get_context("spawn").Pool(4) as pool:
         assert sorted(pool.map(_register_many, [(own, w) for w in range(4)])) == [0, 1, 2, 3]
     reopened = open_registry(own)  # a new engine: what a restarted service sees
     assert len(reopened.devices(market_id="IP-003")) == 80
-    assert (tmp_path / "registry.db").exists()
+    assert (tmp_path / "registry.db").exists() == (not registry_url)
+    assert reopened.engine.dialect.name == ("postgresql" if registry_url else "sqlite")
+
+
+def test_migrations_run_down_and_up_again(settings: Settings, tmp_path: Path, registry_url: str):
+    own = secured(settings, tmp_path, registry_url=registry_url)
+    engine = open_registry(own).engine  # migrated to the newest revision on open
+    assert engine.dialect.name == ("postgresql" if registry_url else "sqlite")
+    assert {"devices", "users", "alembic_version"} <= set(sa.inspect(engine).get_table_names())
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "base")
+    assert set(sa.inspect(engine).get_table_names()) <= {"alembic_version"}
+
+    reopened = open_registry(own)  # the next start migrates it up again
+    _, password = reopened.register_device("IP-001", ["temperature_c"], "migrated-1")
+    assert reopened.verify_device("migrated-1", password) is not None
+    with engine.connect() as conn:
+        version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    assert version == ScriptDirectory.from_config(config).get_current_head()
 
 
 def test_secrets_come_from_the_environment_or_a_private_file(

@@ -65,6 +65,7 @@ export function renderBoard() {
     .map((row) => `<tr data-key="${escapeHtml(rowKey(row))}">${rowHtml(row)}</tr>`)
     .join("");
   document.getElementById("board-count").textContent = t("rows", { n: rows.length });
+  showEmptyBoard(state.live.size === 0);
 }
 
 /** One price arrived: update its row (or add it) and let it flash. */
@@ -91,4 +92,26 @@ export function setupBoard() {
   const markets = [...state.markets.values()].sort((a, b) => a.name.localeCompare(b.name));
   fillSelect(filters.market, markets.map((m) => [m.market_id, m.name]), t("all"));
   for (const select of Object.values(filters)) select.addEventListener("change", renderBoard);
+}
+
+const WAYS_IN = [
+  ["./run.sh ingest FILE.csv", "empty_ingest"],
+  ["./run.sh watch DIR", "empty_watch"],
+  ["./run.sh replay FILE.csv --speed max", "empty_replay"],
+  ["POST /api/v1/prices", "empty_api"],
+];
+
+/** No price at all yet: say how to get prices in (the table is hidden until one arrives). */
+function showEmptyBoard(empty) {
+  const box = document.getElementById("board-empty");
+  document.querySelector("#page-board .table-wrap").hidden = empty;
+  box.hidden = !empty;
+  if (!empty) return;
+  const ways = WAYS_IN.map(
+    ([command, key]) => `<li><code>${escapeHtml(command)}</code> — ${escapeHtml(t(key))}</li>`,
+  ).join("");
+  box.innerHTML = `<strong>${escapeHtml(t("empty_title"))}</strong>
+    <p>${escapeHtml(t("empty_simulator"))}</p>
+    <p>${escapeHtml(t("empty_own"))}</p><ul>${ways}</ul>
+    <p><small>${escapeHtml(t("empty_docs"))}</small></p>`;
 }

@@ -50,8 +50,17 @@ export function formatDate(day) {
   }).format(new Date(Date.UTC(y, m - 1, d)));
 }
 
-/** `bawang_merah` → `Bawang Merah`. */
+let commodityNames = {}; // catalogue id → [Indonesian, English] (GET /dashboard/config.json)
+
+export function setCommodityNames(names) {
+  commodityNames = names ?? {};
+}
+
+/** The catalogue's name of a commodity in the page's language (`cabai_merah` → `Cabai Merah
+ * Besar` / `Big red chili`); an id the catalogue does not know: `bawang_merah` → `Bawang Merah`. */
 export function commodityName(id) {
+  const names = commodityNames[id];
+  if (names) return names[language() === "id" ? 0 : 1];
   return id ? id.replace(/_/g, " ").replace(/\b\w/g, (c) => c.toUpperCase()) : "–";
 }
 

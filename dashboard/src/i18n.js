@@ -66,6 +66,18 @@ const WORDS = {
   key_wrong: ["Kunci tidak diterima.", "The key was not accepted."],
   key_use: ["Gunakan", "Use"],
   load_error: ["Gagal memuat: {detail}", "Could not load: {detail}"],
+  // the empty board: how to get prices in
+  empty_title: ["Belum ada harga.", "No prices yet."],
+  empty_simulator: [
+    "Layanan prices memutar data harga nyata sebagai harga hari ini (bawaan ./run.sh, dimatikan dengan price_simulator.enabled: false); harga pertama muncul dalam satu menit.",
+    "The prices service replays real price data as today's prices (on by default with ./run.sh, off with price_simulator.enabled: false); the first prices appear within a minute.",
+  ],
+  empty_own: ["Data sendiri:", "Your own data:"],
+  empty_ingest: ["kirim berkas laporan CSV sekali", "publish CSV report files once"],
+  empty_watch: ["setiap berkas CSV yang ditaruh di folder", "every CSV file dropped into a folder"],
+  empty_replay: ["putar ulang riwayat harga", "replay a price history"],
+  empty_api: ["kirim harga lewat API (kunci ingest)", "send prices through the API (an ingest key)"],
+  empty_docs: ["Panduan: docs/ingestion.md", "Guide: docs/ingestion.md"],
 };
 
 let lang = localStorage.getItem("smartmarket.lang") === "en" ? "en" : "id";

@@ -3,7 +3,7 @@
 import "./style.css";
 import { follow, getJson } from "./api.js";
 import { language, setLanguage, t } from "./i18n.js";
-import { setTimeZone } from "./format.js";
+import { setCommodityNames, setTimeZone } from "./format.js";
 import { state } from "./state.js";
 import { renderBoard, setupBoard, updateRow } from "./board.js";
 import { mapShown, renderMap, setupMap } from "./map.js";
@@ -81,6 +81,7 @@ async function main() {
   document.getElementById("lang").textContent = language() === "id" ? "EN" : "ID";
   state.config = await (await fetch("/dashboard/config.json")).json();
   setTimeZone(state.config.timezone);
+  setCommodityNames(state.config.commodities);
   const [markets, live] = await Promise.all([getJson("/markets"), getJson("/prices/live")]);
   for (const market of markets) state.markets.set(market.market_id, market);
   for (const row of live) state.live.set(`${row.market_id}|${row.commodity}`, row);

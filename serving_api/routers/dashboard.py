@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.gzip import GZipMiddleware
 
+from lakehouse.reference import commodities
 from lakehouse.settings import PROJECT_ROOT
 from serving_api.errors import ApiError
 from serving_api.routers import API_PREFIX
@@ -42,6 +43,8 @@ async def config(request: Request) -> dict[str, Any]:
         "timezone": settings.timezone,
         # the page follows prices over this socket when the API has it, else it polls
         "live_prices_socket": f"{API_PREFIX}/prices/ws" in paths,
+        # the names people read, by catalogue id: [Indonesian, English] (conf/commodities.yaml)
+        "commodities": {c.id: [c.label("id"), c.label("en")] for c in commodities().values()},
     }
 
 
