@@ -19,6 +19,7 @@ from lakehouse.settings import Settings, load_settings
 from lakehouse.spark import get_spark
 from lakehouse.status import stop_event, write_status
 from streaming_jobs.medallion import QueryFactory, gold_query, silver_query
+from streaming_jobs.progress_metrics import serve_metrics
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ def _report(settings: Settings, state: str, queries: list[StreamingQuery]) -> No
 def run(settings: Settings, stop: threading.Event) -> int:
     """Start all queries and supervise them until ``stop`` is set or one fails."""
     spark = get_spark(settings)
+    endpoint = serve_metrics(spark, settings)  # before the queries: it sees them start
     queries = [factory(spark, settings) for factory in QUERIES]
     log.info("pipeline running", extra={"queries": [q.name for q in queries]})
     code = 0
@@ -66,6 +68,8 @@ def run(settings: Settings, stop: threading.Event) -> int:
         for q in queries:
             q.stop()
         _report(settings, "failed" if code else "stopped", queries)
+        if endpoint is not None:
+            endpoint.close()
         spark.stop()
     return code
 
