@@ -45,3 +45,39 @@ def stop_event() -> threading.Event:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     return stop
+
+
+RESTARTS_SUFFIX = ".restarts.json"  # what a service's keeper records (scripts.keeper.Restarts)
+
+
+def restarts_path(settings: Settings, name: str) -> Path:
+    return settings.paths.run_dir / f"{name}{RESTARTS_SUFFIX}"
+
+
+def restart_counts(settings: Settings) -> dict[str, int]:
+    """How often each service's keeper restarted it since the stack started it, from the
+    keepers' files (a service never restarted has a count of 0 once it has a file)."""
+    counts: dict[str, int] = {}
+    for path in settings.paths.run_dir.glob(f"*{RESTARTS_SUFFIX}"):
+        try:
+            counts[path.name.removesuffix(RESTARTS_SUFFIX)] = int(
+                json.loads(path.read_text())["restarts"]
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return counts
+
+
+def pipeline_progress(settings: Settings) -> str | None:
+    """``./run.sh status``'s line on the running pipeline: per query, the records waiting in
+    Kafka and the age of its last completed batch (None: the pipeline does not run)."""
+    status = read_status(settings, "pipeline")
+    if not status or status.get("state") != "running":
+        return None
+    parts = []
+    for query in status.get("queries", []):
+        lag, at = query.get("lag"), query.get("last_batch_at")
+        lag_text = "" if lag is None else f"{lag} records behind in Kafka, "
+        age_text = "no batch yet" if at is None else f"last batch {time.time() - at:.0f}s ago"
+        parts.append(f"{query['name']}: {lag_text}{age_text}")
+    return "; ".join(parts)

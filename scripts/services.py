@@ -34,7 +34,7 @@ from lakehouse.broker_auth import broker_auth_lines
 from lakehouse.kafka_io import admin_client, ensure_topics, kafka_reachable
 from lakehouse.settings import PROJECT_ROOT, ConfigError, Settings
 from lakehouse.spark import CLUSTER_LOG_CONFIG, cluster_marker
-from lakehouse.status import STALE_SECONDS, read_status, status_path
+from lakehouse.status import STALE_SECONDS, read_status, restarts_path, status_path
 from scripts.keeper import Restarts
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ class Service:
 
     @property
     def restarts_file(self) -> Path:
-        return self.settings.paths.run_dir / f"{self.name}.restarts.json"
+        return restarts_path(self.settings, self.name)
 
     def restarts(self) -> Restarts:
         """How often the keeper restarted the running service, and its last exit."""
@@ -301,7 +301,7 @@ class KafkaBroker(Service):
     ``node`` of ``kafka.nodes`` such nodes, all of them voters of the controller quorum."""
 
     name = "kafka"
-    port_keys = ("kafka.port", "kafka.controller_port")  # the JMX exporter's: prometheus.kafka_jmx_port
+    port_keys = ("kafka.port", "kafka.controller_port")  # JMX exporter: prometheus.kafka_jmx_port
 
     def __init__(self, settings: Settings, node: int = 1) -> None:
         super().__init__(settings)
@@ -431,7 +431,8 @@ class KafkaBroker(Service):
 
         if not self.settings.prometheus.enabled:
             return []
-        jars = sorted((self.settings.paths.jvm_lib_dir / "jmx-exporter").glob("jmx_prometheus_javaagent-*.jar"))
+        lib = self.settings.paths.jvm_lib_dir / "jmx-exporter"
+        jars = sorted(lib.glob("jmx_prometheus_javaagent-*.jar"))
         if not jars:
             raise ConfigError("no JMX exporter jar in jvm/lib/jmx-exporter: run `./run.sh setup`")
         port = kafka_jmx_port(self.settings, self.node)

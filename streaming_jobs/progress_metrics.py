@@ -120,9 +120,10 @@ class PipelineMetrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         gauge = lambda d: Gauge(d.name, d.help, d.labels, registry=r)  # noqa: E731
+        counter = lambda d: Counter(d.name, d.help, d.labels, registry=r)  # noqa: E731
         self.input_rate = gauge(m.INPUT_ROWS_PER_SECOND)
         self.processed_rate = gauge(m.PROCESSED_ROWS_PER_SECOND)
-        self.input_rows = Counter(m.INPUT_ROWS.name, m.INPUT_ROWS.help, m.INPUT_ROWS.labels, registry=r)
+        self.input_rows = counter(m.INPUT_ROWS)
         self.batch_seconds = Histogram(
             m.BATCH_SECONDS.name,
             m.BATCH_SECONDS.help,
@@ -133,17 +134,16 @@ class PipelineMetrics:
         self.phase_seconds = gauge(m.TRIGGER_PHASE_SECONDS)
         self.offsets_behind = gauge(m.OFFSETS_BEHIND)
         self.state_rows = gauge(m.STATE_ROWS)
-        self.quarantined = Counter(
-            m.QUARANTINED.name, m.QUARANTINED.help, m.QUARANTINED.labels, registry=r
-        )
-        self.received = Counter(m.RECEIVED.name, m.RECEIVED.help, m.RECEIVED.labels, registry=r)
+        self.quarantined = counter(m.QUARANTINED)
+        self.received = counter(m.RECEIVED)
         self.holds_open = gauge(m.HOLDS_OPEN)
         self.last_batch = gauge(m.LAST_BATCH)
         self.last_batch_age = gauge(m.LAST_BATCH_AGE)
         self.active = gauge(m.QUERY_ACTIVE)
         r.register(_StepCollector(steps))
         self._names: dict[str, str] = {}  # query id → name
-        self._completed: dict[str, float] = {}
+        self._completed: dict[str, float] = {}  # query name → when its last batch ended
+        self._behind: dict[str, int] = {}  # query name → records behind in Kafka
 
     def started(self, query_id: str, name: str) -> None:
         self._names[query_id] = name
@@ -153,6 +153,11 @@ class PipelineMetrics:
     def terminated(self, query_id: str) -> None:
         if name := self._names.get(query_id):
             self.active.labels(name).set(0)
+
+    def summary(self, name: str) -> dict[str, float | int | None]:
+        """A query's records behind in Kafka (None: it reads no Kafka topic) and when its last
+        batch ended (None: none yet), for the status file."""
+        return {"lag": self._behind.get(name), "last_batch_at": self._completed.get(name)}
 
     def _age(self, name: str) -> float:
         completed = self._completed.get(name)
@@ -166,10 +171,14 @@ class PipelineMetrics:
         self.processed_rate.labels(name).set(float(p.get("processedRowsPerSecond") or 0.0))
         for phase, ms in (p.get("durationMs") or {}).items():
             self.phase_seconds.labels(name, phase).set(ms / 1000)
-        for source in p.get("sources") or []:
-            latest = source.get("latestOffset")
-            for topic, behind in offsets_behind(latest, source.get("endOffset")).items():
-                self.offsets_behind.labels(name, topic).set(behind)
+        kafka = [
+            offsets_behind(source.get("latestOffset"), source.get("endOffset"))
+            for source in p.get("sources") or []
+        ]
+        for topic, behind in (pair for topics in kafka for pair in topics.items()):
+            self.offsets_behind.labels(name, topic).set(behind)
+        if any(kafka):
+            self._behind[name] = sum(sum(topics.values()) for topics in kafka)
         for operator in p.get("stateOperators") or []:
             self.state_rows.labels(name, operator.get("operatorName", "state")).set(
                 operator.get("numRowsTotal", 0)
