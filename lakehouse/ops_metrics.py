@@ -144,3 +144,45 @@ JOB_API = "api"
 JOB_PIPELINE = "pipeline"
 JOB_KAFKA = "kafka"
 JOB_PROMETHEUS = "prometheus"
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One panel of the operations view (the dashboard's Operations tab and the Grafana
+    dashboard): a PromQL query over the metrics above or the recording rules of
+    ``conf/prometheus/rules.yml``, one series per value of ``legend``."""
+
+    id: str
+    title: str
+    unit: str
+    query: str
+    legend: str = ""
+
+
+OPS_PANELS: tuple[Panel, ...] = (
+    Panel("ingest", "Ingest rate", "rows/s", "smartmarket:pipeline_input_rows:rate1m", "query"),
+    Panel("lag", "Kafka lag", "records", "smartmarket:pipeline_offsets_behind:sum", "topic"),
+    Panel(
+        "batch",
+        "Batch duration (5 min average)",
+        "s",
+        "smartmarket:pipeline_batch_seconds:avg5m",
+        "query",
+    ),
+    Panel("freshness", "Age of the last batch", "s", LAST_BATCH_AGE.series, "query"),
+    Panel(
+        "quarantine",
+        "Quarantined by reason",
+        "rows/s",
+        "smartmarket:pipeline_quarantined:rate5m",
+        "reason",
+    ),
+    Panel("holds", "Holds open", "holds", HOLDS_OPEN.series),
+    Panel(
+        "restarts",
+        "Restarts per service (last hour)",
+        "restarts",
+        "smartmarket:service_restarts:increase1h",
+        "service",
+    ),
+)

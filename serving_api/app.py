@@ -34,6 +34,7 @@ from serving_api.routers import (
     ingest,
     insights,
     ledger,
+    operations,
     ops,
     prices,
     quarantine,
@@ -116,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.include_router(devices.router)
     app.include_router(ledger.router)
+    app.include_router(operations.router)
     dashboard.install(app)
     app.add_middleware(ReadAccess, keyring=keyring, prefix=API_PREFIX)
     app.add_middleware(RateLimit, limits=RateLimits(settings.security))

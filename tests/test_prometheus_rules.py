@@ -83,3 +83,9 @@ def test_generated_config_is_valid(conf_settings: Settings, tmp_path: Path):
     assert targets[m.JOB_PIPELINE] == [f"127.0.0.1:{conf_settings.pipeline_metrics.port}"]
     assert targets[m.JOB_API] == [f"127.0.0.1:{conf_settings.api.port}"]
     assert targets[m.JOB_KAFKA] == [f"127.0.0.1:{conf_settings.prometheus.kafka_jmx_port}"]
+
+
+def test_operations_panels_ask_for_recorded_or_defined_series():
+    recorded = set(re.findall(r"record: (\S+)", RULES_FILE.read_text()))
+    ours = {metric.series for metric in m.ALL_METRICS}
+    assert {panel.query for panel in m.OPS_PANELS} <= recorded | ours
