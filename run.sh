@@ -73,19 +73,29 @@ setup_jvm() {
   echo "$want" > jvm/lib/.resolved
 }
 
-setup_mosquitto() {
-  command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] && return
-  say "installing Mosquitto (apt-get install mosquitto)"
-  # keep the package from starting a system-wide broker on 1883: the stack starts its own
+apt_install_quietly() {  # Debian packages whose own services must not start: the stack starts them
+  # keep the packages from starting system-wide daemons (a broker on 1883, Prometheus on 9090)
   local policy=/usr/sbin/policy-rc.d created=""
   if [ ! -e "$policy" ]; then
     printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
     as_root chmod +x "$policy"; created=1
   fi
   as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends mosquitto >/dev/null
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$@" >/dev/null
   [ -n "$created" ] && as_root rm -f "$policy"
   return 0
+}
+
+setup_mosquitto() {
+  command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] && return
+  say "installing Mosquitto (apt-get install mosquitto)"
+  apt_install_quietly mosquitto
+}
+
+setup_prometheus() {  # the metrics server of the stack; its promtool checks the shipped rules
+  command -v prometheus >/dev/null && command -v promtool >/dev/null && return
+  say "installing Prometheus (apt-get install prometheus)"
+  apt_install_quietly prometheus
 }
 
 setup_dashboard() {
@@ -121,6 +131,7 @@ setup() {
   setup_python
   setup_jvm
   setup_mosquitto
+  setup_prometheus
   setup_dashboard
   setup_chromium
   setup_compose_cli
