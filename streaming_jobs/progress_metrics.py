@@ -21,6 +21,7 @@ from typing import Any
 
 import pyarrow.compute as pc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from pyspark.sql import Column, SparkSession
 from pyspark.sql import functions as F
@@ -68,9 +69,7 @@ class _StepCollector(Collector):
     def __init__(self, steps: StepTimes) -> None:
         self.steps = steps
 
-    def collect(self) -> Iterable[Any]:
-        from prometheus_client.core import GaugeMetricFamily
-
+    def collect(self) -> Iterable[GaugeMetricFamily]:
         metric = m.BATCH_STEP_SECONDS
         family = GaugeMetricFamily(metric.name, metric.help, labels=list(metric.labels))
         for query, step, seconds in self.steps.items():
