@@ -55,10 +55,12 @@ def restarts_path(settings: Settings, name: str) -> Path:
 
 
 def restart_counts(settings: Settings) -> dict[str, int]:
-    """How often each service's keeper restarted it since the stack started it, from the
-    keepers' files (a service never restarted has a count of 0 once it has a file)."""
-    counts: dict[str, int] = {}
-    for path in settings.paths.run_dir.glob(f"*{RESTARTS_SUFFIX}"):
+    """How often each service's keeper restarted it since the stack started it: 0 for a
+    service that has a pid file (``<run_dir>/<name>.pid``) and no restart yet — so that its
+    first restart is an increase — else its keeper's count."""
+    run_dir = settings.paths.run_dir
+    counts = {path.stem: 0 for path in run_dir.glob("*.pid")}
+    for path in run_dir.glob(f"*{RESTARTS_SUFFIX}"):
         try:
             counts[path.name.removesuffix(RESTARTS_SUFFIX)] = int(
                 json.loads(path.read_text())["restarts"]

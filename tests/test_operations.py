@@ -56,7 +56,7 @@ def test_api_metrics_serve_the_keepers_restart_counts(settings: Settings, tmp_pa
     )
     own.paths.run_dir.mkdir(parents=True)
     restarts_path(own, "pipeline").write_text(json.dumps({"restarts": 3, "last_exit": "exit 1"}))
-    restarts_path(own, "api").write_text(json.dumps({"restarts": 0}))
+    (own.paths.run_dir / "api.pid").write_text("{}")  # running, never restarted: no file
     restarts_path(own, "broken").write_text("{not json")
     with TestClient(create_app(own)) as c:
         text = c.get("/metrics").text
