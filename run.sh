@@ -75,7 +75,7 @@ setup_jvm() {
 }
 
 apt_install_quietly() {  # Debian packages whose own services must not start: the stack (and
-  # the tests) start their own Mosquitto and PostgreSQL on their own ports
+  # the tests) start their own Mosquitto, Prometheus and PostgreSQL on their own ports
   local policy=/usr/sbin/policy-rc.d created=""
   if [ ! -e "$policy" ]; then
     printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
@@ -91,6 +91,12 @@ setup_mosquitto() {
   command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] && return
   say "installing Mosquitto (apt-get install mosquitto)"
   apt_install_quietly mosquitto
+}
+
+setup_prometheus() {  # the metrics server of the stack; its promtool checks the shipped rules
+  command -v prometheus >/dev/null && command -v promtool >/dev/null && return
+  say "installing Prometheus (apt-get install prometheus)"
+  apt_install_quietly prometheus
 }
 
 setup_dashboard() {
@@ -130,6 +136,7 @@ setup() {  # what running the platform needs
   setup_python
   setup_jvm
   setup_mosquitto
+  setup_prometheus
   setup_dashboard
 }
 

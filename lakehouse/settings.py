@@ -438,6 +438,33 @@ class _YamlSource(PydanticBaseSettingsSource):
         return data
 
 
+class PipelineMetricsSettings(BaseModel):
+    """The pipeline's Prometheus endpoint (``streaming_jobs.progress_metrics``)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(9464, ge=1, le=65535)
+    holds_seconds: float = Field(15.0, gt=0)
+
+
+class PrometheusSettings(BaseModel):
+    """The Prometheus server of the embedded stack and the exporters it scrapes
+    (docs/operations.md)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(9090, ge=1, le=65535)
+    url: str = ""  # the server the operations view asks; empty: the embedded one
+    scrape_seconds: float = Field(10.0, gt=0)
+    retention: str = "15d"
+    kafka_jmx_port: int = Field(9404, ge=1, le=65535)
+    query_timeout_seconds: float = Field(5.0, gt=0)
+
+    @property
+    def base_url(self) -> str:
+        return (self.url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
 class Settings(BaseSettings):
     """Configuration of the whole platform (see conf/settings.yaml for the meaning of each knob)."""
 
@@ -465,6 +492,8 @@ class Settings(BaseSettings):
 
     dashboard: DashboardSettings = DashboardSettings()
     price_simulator: PriceSimulatorSettings = PriceSimulatorSettings()
+    pipeline_metrics: PipelineMetricsSettings = PipelineMetricsSettings()
+    prometheus: PrometheusSettings = PrometheusSettings()
 
     @field_validator("timezone")
     @classmethod

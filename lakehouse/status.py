@@ -61,5 +61,43 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if fresh and status["state"] == "running" else 1
 
 
+RESTARTS_SUFFIX = ".restarts.json"  # what a service's keeper records (scripts.keeper.Restarts)
+
+
+def restarts_path(settings: Settings, name: str) -> Path:
+    return settings.paths.run_dir / f"{name}{RESTARTS_SUFFIX}"
+
+
+def restart_counts(settings: Settings) -> dict[str, int]:
+    """How often each service's keeper restarted it since the stack started it: 0 for a
+    service that has a pid file (``<run_dir>/<name>.pid``) and no restart yet — so that its
+    first restart is an increase — else its keeper's count."""
+    run_dir = settings.paths.run_dir
+    counts = {path.stem: 0 for path in run_dir.glob("*.pid")}
+    for path in run_dir.glob(f"*{RESTARTS_SUFFIX}"):
+        try:
+            counts[path.name.removesuffix(RESTARTS_SUFFIX)] = int(
+                json.loads(path.read_text())["restarts"]
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return counts
+
+
+def pipeline_progress(settings: Settings) -> str | None:
+    """``./run.sh status``'s line on the running pipeline: per query, the records waiting in
+    Kafka and the age of its last completed batch (None: the pipeline does not run)."""
+    status = read_status(settings, "pipeline")
+    if not status or status.get("state") != "running":
+        return None
+    parts = []
+    for query in status.get("queries", []):
+        lag, at = query.get("lag"), query.get("last_batch_at")
+        lag_text = "" if lag is None else f"{lag} records behind in Kafka, "
+        age_text = "no batch yet" if at is None else f"last batch {time.time() - at:.0f}s ago"
+        parts.append(f"{query['name']}: {lag_text}{age_text}")
+    return "; ".join(parts)
+
+
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -19,7 +19,7 @@ from lakehouse.formats import FormatChoice
 from lakehouse.logs import configure_logging
 from lakehouse.reports import parse_time
 from lakehouse.settings import ConfigError, Settings, load_settings
-from lakehouse.status import stop_event
+from lakehouse.status import pipeline_progress, stop_event
 from scripts.services import Service, services
 
 # Feature packages that add subcommands: each module has ``register(command: CommandFactory)``
@@ -103,6 +103,8 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     if not settings.kafka.embedded:
         external = f"bootstrap {settings.kafka.bootstrap}"
         print(f"{'kafka':<10} {'external':<10} {'-':>7} {'-':>8}  {external}")
+    if (progress := pipeline_progress(settings)) is not None:
+        print(f"\npipeline   {progress}")
     print(f"\nlakehouse  {settings.paths.lakehouse_root}\nlogs       {settings.paths.log_dir}")
     print(f"dashboard  http://{settings.api.host}:{settings.api.port}/")
     return 1 if unhealthy else 0

@@ -27,7 +27,9 @@ def free_ports(count: int) -> list[int]:
 
 def stack_env(data_dir: str) -> dict[str, str]:
     """Environment for an isolated stack rooted at ``data_dir``."""
-    kafka, controller, mqtt, mlflow, api, spark_ui = free_ports(6)
+    ports = free_ports(9)  # all at once: no two the same
+    kafka, controller, mqtt, mlflow, api, spark_ui = ports[:6]
+    prometheus, pipeline_metrics, kafka_jmx = ports[6:]
     return {
         "SMARTMARKET_PATHS__DATA_DIR": data_dir,
         "LAKEHOUSE_ROOT": f"{data_dir}/lakehouse",
@@ -39,6 +41,9 @@ def stack_env(data_dir: str) -> dict[str, str]:
         "SMARTMARKET_API__PORT": str(api),
         "SMARTMARKET_SPARK__UI_PORT": str(spark_ui),
         "SMARTMARKET_SPARK__SHUFFLE_PARTITIONS": "2",
+        "SMARTMARKET_PROMETHEUS__PORT": str(prometheus),
+        "SMARTMARKET_PROMETHEUS__KAFKA_JMX_PORT": str(kafka_jmx),
+        "SMARTMARKET_PIPELINE_METRICS__PORT": str(pipeline_metrics),
     }
 
 

@@ -34,7 +34,7 @@ from lakehouse.broker_auth import broker_auth_lines
 from lakehouse.kafka_io import admin_client, ensure_topics, kafka_reachable
 from lakehouse.settings import PROJECT_ROOT, ConfigError, Settings
 from lakehouse.spark import CLUSTER_LOG_CONFIG, cluster_marker
-from lakehouse.status import STALE_SECONDS, read_status, status_path
+from lakehouse.status import STALE_SECONDS, read_status, restarts_path, status_path
 from scripts.keeper import Restarts
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ class Service:
 
     @property
     def restarts_file(self) -> Path:
-        return self.settings.paths.run_dir / f"{self.name}.restarts.json"
+        return restarts_path(self.settings, self.name)
 
     def restarts(self) -> Restarts:
         """How often the keeper restarted the running service, and its last exit."""
@@ -301,7 +301,7 @@ class KafkaBroker(Service):
     ``node`` of ``kafka.nodes`` such nodes, all of them voters of the controller quorum."""
 
     name = "kafka"
-    port_keys = ("kafka.port", "kafka.controller_port")
+    port_keys = ("kafka.port", "kafka.controller_port")  # JMX exporter: prometheus.kafka_jmx_port
 
     def __init__(self, settings: Settings, node: int = 1) -> None:
         super().__init__(settings)
@@ -422,7 +422,21 @@ class KafkaBroker(Service):
         return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
 
     def command(self) -> list[str]:
-        return self._java_command("kafka.Kafka", str(self.properties_file))
+        java, *rest = self._java_command("kafka.Kafka", str(self.properties_file))
+        return [java, *self._jmx_agent(), *rest]
+
+    def _jmx_agent(self) -> list[str]:
+        """The Prometheus JMX exporter as the broker's Java agent (when Prometheus runs)."""
+        from scripts.prometheus_config import KAFKA_JMX_RULES, LOOPBACK, kafka_jmx_port
+
+        if not self.settings.prometheus.enabled:
+            return []
+        lib = self.settings.paths.jvm_lib_dir / "jmx-exporter"
+        jars = sorted(lib.glob("jmx_prometheus_javaagent-*.jar"))
+        if not jars:
+            raise ConfigError("no JMX exporter jar in jvm/lib/jmx-exporter: run `./run.sh setup`")
+        port = kafka_jmx_port(self.settings, self.node)
+        return [f"-javaagent:{jars[-1]}={LOOPBACK}:{port}:{KAFKA_JMX_RULES}"]
 
     def _registered(self) -> set[int]:
         """Node ids registered with the cluster, as this node answers."""
@@ -861,3 +875,69 @@ SERVICE_TYPES: tuple[type[Service], ...] = (
 def services(settings: Settings) -> list[Service]:
     """The services of the embedded default, in start order."""
     return [s for cls in SERVICE_TYPES for s in cls.instances(settings)]
+
+
+# --- the Prometheus server (docs/operations.md, "Prometheus") ----------------------------------
+
+
+class PrometheusServer(Service):
+    """Prometheus (Debian's ``prometheus`` package): scrapes the API, the pipeline and the
+    Kafka broker's JMX exporter, evaluates ``conf/prometheus/rules.yml``; its data in
+    ``<data_dir>/prometheus``."""
+
+    name = "prometheus"
+    port_keys = ("prometheus.port",)
+
+    def enabled(self) -> bool:
+        return self.settings.prometheus.enabled
+
+    @property
+    def home(self) -> Path:
+        return self.settings.paths.data_dir / "prometheus"
+
+    @property
+    def config_file(self) -> Path:
+        return self.home / "prometheus.yml"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.settings.prometheus.port}"
+
+    def ports(self) -> list[int]:
+        return [self.settings.prometheus.port]
+
+    def endpoint(self) -> str:
+        return f"{self.url}/"
+
+    def _binary(self) -> str:
+        found = shutil.which("prometheus")
+        if not found:
+            raise ConfigError(
+                "prometheus not found: run `./run.sh setup` (it installs it with apt-get) "
+                "or `apt-get install prometheus`."
+            )
+        return found
+
+    def prepare(self) -> None:
+        from scripts.prometheus_config import config_text
+
+        self._binary()
+        (self.home / "data").mkdir(parents=True, exist_ok=True)
+        self.config_file.write_text(config_text(self.settings))
+
+    def command(self) -> list[str]:
+        p = self.settings.prometheus
+        return [
+            self._binary(),
+            f"--config.file={self.config_file}",
+            f"--storage.tsdb.path={self.home / 'data'}",
+            f"--storage.tsdb.retention.time={p.retention}",
+            f"--web.listen-address={self.host}:{p.port}",
+            "--log.level=warn",
+        ]
+
+    def health(self) -> Health:
+        return _http_ok(f"{self.url}/-/ready")
+
+
+SERVICE_TYPES = (*SERVICE_TYPES, PrometheusServer)

@@ -16,6 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from lakehouse.fast_read import delivery_counts
 from lakehouse.settings import Settings, load_settings
+from lakehouse.status import restart_counts
 from serving_api import errors
 from serving_api.auth import Keyring, ReadAccess
 from serving_api.cache import GoldCache
@@ -23,7 +24,7 @@ from serving_api.fast_path import LiveFastPath
 from serving_api.hardening import RateLimit, RateLimits, SecurityHeaders
 from serving_api.impact import ImpactExplainer
 from serving_api.ingest import PricePublisher
-from serving_api.metrics import ApiMetrics, MetricsMiddleware
+from serving_api.metrics import ApiMetrics, MetricsMiddleware, RestartCollector
 from serving_api.push import Hub, alert_feed, alert_message, price_feed, price_message
 from serving_api.routers import (
     API_PREFIX,
@@ -33,6 +34,7 @@ from serving_api.routers import (
     ingest,
     insights,
     ledger,
+    operations,
     ops,
     prices,
     quarantine,
@@ -67,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     }
     metrics.watch_lag(lambda: view.newest if (view := cache.current(LIVE)) else None)
     metrics.watch_deliveries(lambda: delivery_counts(settings))
+    metrics.registry.register(RestartCollector(lambda: restart_counts(settings)))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -114,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.include_router(devices.router)
     app.include_router(ledger.router)
+    app.include_router(operations.router)
     dashboard.install(app)
     app.add_middleware(ReadAccess, keyring=keyring, prefix=API_PREFIX)
     app.add_middleware(RateLimit, limits=RateLimits(settings.security))

@@ -5,9 +5,9 @@ Machines present an API key (``X-API-Key``); people and devices a short-lived JW
 (``api.keys``) as the SHA-256 of the key only: a minted key is 32 random bytes, so a fast hash is
 as safe as a slow one and keeps the check to microseconds. A role grants permissions: ``reader``
 reads, ``ingest`` posts prices, ``central`` reads and audits the price ledger, ``operator`` also
-manages devices, ``admin`` does everything; a device token grants none of these. Reads are open
-when ``api.open_reads`` is on; writes never are. No credential, an unknown key or an invalid or
-expired token → 401, a role that does not grant the permission → 403.
+manages devices and watches operations, ``admin`` does everything; a device token grants none of
+these. Reads are open when ``api.open_reads`` is on; writes never are. No credential, an unknown
+key or an invalid or expired token → 401, a role that does not grant the permission → 403.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ class Permission(StrEnum):
     audit = "audit the price ledger"
     review = "release or reject held prices"
     admin = "administer"
+    operations = "watch operations"  # the operations view (with closed reads)
 
 
 GRANTS: dict[str, frozenset[Permission]] = {
@@ -46,7 +47,13 @@ GRANTS: dict[str, frozenset[Permission]] = {
     "ingest": frozenset({Permission.ingest}),
     "central": frozenset({Permission.read, Permission.audit}),
     "operator": frozenset(
-        {Permission.read, Permission.devices, Permission.audit, Permission.review}
+        {
+            Permission.read,
+            Permission.devices,
+            Permission.audit,
+            Permission.review,
+            Permission.operations,
+        }
     ),
     "admin": frozenset(Permission),
     "device": frozenset(),

@@ -8,10 +8,14 @@ series stays bounded.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lakehouse.ops_metrics import SERVICE_RESTARTS
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 DELIVERIES_SECONDS = 5.0  # how long counts read from gold.alert_deliveries are served
@@ -130,6 +134,21 @@ class ApiMetrics:
             return float("nan") if at is None else max(0.0, time.time() - at)
 
         self.lag.set_function(lag)
+
+
+class RestartCollector(Collector):
+    """The keepers' restart counts (``smartmarket_service_restarts_total``), read from their
+    files at scrape time: the API serves them for the whole embedded stack."""
+
+    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        metric = SERVICE_RESTARTS
+        family = CounterMetricFamily(metric.name, metric.help, labels=list(metric.labels))
+        for service, restarts in sorted(self.counts().items()):
+            family.add_metric([service], restarts)
+        yield family
 
 
 class MetricsMiddleware:

@@ -19,6 +19,7 @@ from lakehouse.settings import Settings, load_settings
 from lakehouse.spark import get_spark
 from lakehouse.status import stop_event, write_status
 from streaming_jobs.medallion import QueryFactory, gold_query, silver_query
+from streaming_jobs.progress_metrics import MetricsEndpoint, serve_metrics
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,12 @@ STATUS_INTERVAL_SECONDS = 2.0
 STATUS_NAME = "pipeline"
 
 
-def _report(settings: Settings, state: str, queries: list[StreamingQuery]) -> None:
+def _report(
+    settings: Settings,
+    state: str,
+    queries: list[StreamingQuery],
+    endpoint: MetricsEndpoint | None = None,
+) -> None:
     write_status(
         settings,
         STATUS_NAME,
@@ -38,6 +44,7 @@ def _report(settings: Settings, state: str, queries: list[StreamingQuery]) -> No
                 "id": str(q.id),
                 "active": q.isActive,
                 "batch": (q.lastProgress or {}).get("batchId"),
+                **(endpoint.metrics.summary(q.name) if endpoint else {}),
             }
             for q in queries
         ],
@@ -47,6 +54,7 @@ def _report(settings: Settings, state: str, queries: list[StreamingQuery]) -> No
 def run(settings: Settings, stop: threading.Event) -> int:
     """Start all queries and supervise them until ``stop`` is set or one fails."""
     spark = get_spark(settings)
+    endpoint = serve_metrics(spark, settings)  # before the queries: it sees them start
     queries = [factory(spark, settings) for factory in QUERIES]
     log.info("pipeline running", extra={"queries": [q.name for q in queries]})
     code = 0
@@ -58,7 +66,7 @@ def run(settings: Settings, stop: threading.Event) -> int:
                     log.error("query stopped", extra={"query": q.name, "error": str(q.exception())})
                 code = 1
                 break
-            _report(settings, "running", queries)
+            _report(settings, "running", queries, endpoint)
     finally:
         # a batch that stop interrupts is replayed from the checkpoint at the next start; py4j
         # would log its InterruptedException as an error of the foreachBatch callback
@@ -66,6 +74,8 @@ def run(settings: Settings, stop: threading.Event) -> int:
         for q in queries:
             q.stop()
         _report(settings, "failed" if code else "stopped", queries)
+        if endpoint is not None:
+            endpoint.close()
         spark.stop()
     return code
 

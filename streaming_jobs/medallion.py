@@ -63,6 +63,7 @@ from streaming_jobs.alerting import PRICES, QUALITY, SENSORS, AlertStep
 from streaming_jobs.alerts import CHANGED, AlertRules, alert_rows, alert_rules, held_move_alerts
 from streaming_jobs.batch_values import batch_clock
 from streaming_jobs.bronze import BRONZE_COLUMNS, first_copies, read_kafka, sender, to_bronze
+from streaming_jobs.progress_metrics import QUALITY_OBSERVATION, STEPS, quality_observed
 from streaming_jobs.quality import batch_quality
 
 log = logging.getLogger(__name__)
@@ -218,6 +219,7 @@ class SilverBatch:
         quality = batch_quality(batch, self.reviews_topic, batch_id)
         delta_io.append_once(quality, GOLD_DATA_QUALITY, self.settings, writer, batch_id)
         laps("quality")
+        STEPS.record(SILVER_QUERY, laps.seconds)
         log.info(
             "silver batch done",
             extra={
@@ -296,6 +298,7 @@ class GoldBatch:
         self._yield()
         self._held_move_alerts(batch_ids, now)
         laps("held_moves")
+        STEPS.record(GOLD_QUERY, laps.seconds)
         log.info(
             "gold batch done",
             extra={
@@ -453,6 +456,7 @@ def gold_query(spark: SparkSession, settings: Settings) -> StreamingQuery:
         spark.readStream.format("delta")
         .option("maxFilesPerTrigger", 1000)
         .load(str(GOLD_DATA_QUALITY.path(settings)))
+        .observe(QUALITY_OBSERVATION, *quality_observed())
         .writeStream.queryName(GOLD_QUERY)
         .foreachBatch(handler)
         .option("checkpointLocation", str(query_checkpoint(settings, GOLD_QUERY)))

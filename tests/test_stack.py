@@ -16,7 +16,17 @@ from lakehouse.settings import PROJECT_ROOT
 from scripts.isolated_stack import stack_env
 
 RUN_SH = str(PROJECT_ROOT / "run.sh")
-SERVICES = ("kafka", "mosquitto", "mlflow", "bridge", "devices", "prices", "pipeline", "api")
+SERVICES = (
+    "kafka",
+    "mosquitto",
+    "mlflow",
+    "bridge",
+    "devices",
+    "prices",
+    "pipeline",
+    "api",
+    "prometheus",
+)
 
 
 def run(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -78,6 +78,17 @@ const WORDS = {
   empty_replay: ["putar ulang riwayat harga", "replay a price history"],
   empty_api: ["kirim harga lewat API (kunci ingest)", "send prices through the API (an ingest key)"],
   empty_docs: ["Panduan: docs/ingestion.md", "Guide: docs/ingestion.md"],
+  tab_ops: ["Operasional", "Operations"],
+  ops_ingest: ["Laju masuk (baris/dtk)", "Ingest rate (rows/s)"],
+  ops_lag: ["Antrean Kafka (rekaman)", "Kafka lag (records)"],
+  ops_batch: ["Durasi batch (rata-rata 5 mnt)", "Batch duration (5 min average)"],
+  ops_freshness: ["Umur batch terakhir", "Age of the last batch"],
+  ops_quarantine: ["Karantina per alasan", "Quarantined by reason"],
+  ops_holds: ["Harga ditahan", "Holds open"],
+  ops_restarts: ["Restart per layanan (1 jam)", "Restarts per service (last hour)"],
+  ops_alerts: ["Peringatan Prometheus", "Prometheus alerts"],
+  ops_no_data: ["Belum ada data.", "No data yet."],
+  ops_no_alerts: ["Tidak ada peringatan aktif.", "No alert firing."],
 };
 
 let lang = localStorage.getItem("smartmarket.lang") === "en" ? "en" : "id";

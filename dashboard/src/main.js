@@ -1,5 +1,5 @@
 // The dashboard: loads the registry and the newest prices once, keeps them live, and shows one
-// page at a time (#board, #map, #series/<market>/<commodity>, #alerts, #quality).
+// page at a time (#board, #map, #series/<market>/<commodity>, #alerts, #quality, #ops).
 import "./style.css";
 import { follow, getJson } from "./api.js";
 import { language, setLanguage, t } from "./i18n.js";
@@ -10,8 +10,9 @@ import { mapShown, renderMap, setupMap } from "./map.js";
 import { drawSeries, setupSeries, showSeries } from "./series.js";
 import { renderAlerts, setupAlerts } from "./alerts.js";
 import { renderQuality, setupQuality } from "./quality.js";
+import { renderOperations, setupOperations } from "./operations.js";
 
-const PAGES = ["board", "map", "series", "alerts", "quality"];
+const PAGES = ["board", "map", "series", "alerts", "quality", "ops"];
 const started = new Map(); // page → promise of its set-up
 const status = document.getElementById("live-status");
 let liveMode = "off";
@@ -50,6 +51,7 @@ const setups = {
   map: async () => setupMap(await (await fetch("/dashboard/provinces.geojson")).json()),
   series: async () => setupSeries(),
   quality: setupQuality,
+  ops: setupOperations,
 };
 
 async function route() {
@@ -72,6 +74,7 @@ function rerender() {
   renderMap();
   drawSeries();
   if (started.has("quality")) renderQuality();
+  if (started.has("ops")) renderOperations();
   showStatus(liveMode);
   document.getElementById("lang").textContent = language() === "id" ? "EN" : "ID";
 }

@@ -1,0 +1,188 @@
+"""The operations metrics, defined once: their names, kinds, labels and help texts.
+
+The pipeline serves them (``streaming_jobs.progress_metrics``), the API serves the keepers'
+restart counts (``serving_api.metrics``), the rules in ``conf/prometheus/`` alert on them and the
+operations view asks Prometheus for them (``serving_api.routers.operations``); a test checks
+that every metric those rules and queries name is one of these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["counter", "gauge", "histogram"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str  # as prometheus_client is given it (a counter's samples add ``_total``)
+    kind: Kind
+    help: str
+    labels: tuple[str, ...] = ()
+
+    @property
+    def series(self) -> str:
+        """The name PromQL uses: a counter's ``_total`` sample; a histogram's family name."""
+        return f"{self.name}_total" if self.kind == "counter" else self.name
+
+
+#: the seconds of a micro-batch (``triggerExecution``) as buckets
+BATCH_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0)
+
+INPUT_ROWS_PER_SECOND = Metric(
+    "smartmarket_pipeline_input_rows_per_second",
+    "gauge",
+    "Rows per second arriving at a streaming query's sources (last batch)",
+    ("query",),
+)
+PROCESSED_ROWS_PER_SECOND = Metric(
+    "smartmarket_pipeline_processed_rows_per_second",
+    "gauge",
+    "Rows per second a streaming query processed (last batch)",
+    ("query",),
+)
+INPUT_ROWS = Metric(
+    "smartmarket_pipeline_input_rows",
+    "counter",
+    "Rows a streaming query read from its sources",
+    ("query",),
+)
+BATCH_SECONDS = Metric(
+    "smartmarket_pipeline_batch_seconds",
+    "histogram",
+    "Seconds of a streaming query's micro-batches (Spark's triggerExecution)",
+    ("query",),
+)
+TRIGGER_PHASE_SECONDS = Metric(
+    "smartmarket_pipeline_trigger_phase_seconds",
+    "gauge",
+    "Seconds of each phase of a query's last micro-batch, as Spark times them (durationMs: "
+    "latestOffset, addBatch, walCommit, ...)",
+    ("query", "phase"),
+)
+BATCH_STEP_SECONDS = Metric(
+    "smartmarket_pipeline_batch_step_seconds",
+    "gauge",
+    "Seconds of each step of a query's last batch function (inside addBatch: judge, write, ...)",
+    ("query", "step"),
+)
+OFFSETS_BEHIND = Metric(
+    "smartmarket_pipeline_kafka_offsets_behind",
+    "gauge",
+    "Kafka records of a topic not read yet by a query: latest offset minus the batch's end "
+    "offset, summed over the partitions",
+    ("query", "topic"),
+)
+STATE_ROWS = Metric(
+    "smartmarket_pipeline_state_rows",
+    "gauge",
+    "Rows in a stateful operator's state store",
+    ("query", "operator"),
+)
+QUARANTINED = Metric(
+    "smartmarket_pipeline_quarantined_rows",
+    "counter",
+    "Events quarantined, by reason (an event with several reasons counts under each)",
+    ("reason",),
+)
+RECEIVED = Metric(
+    "smartmarket_pipeline_received_rows",
+    "counter",
+    "Records the silver query completed, by outcome: accepted, quarantined or duplicate",
+    ("outcome",),
+)
+HOLDS_OPEN = Metric(
+    "smartmarket_pipeline_holds_open",
+    "gauge",
+    "Held prices still waiting for confirmation or an operator's decision (silver.holds)",
+)
+LAST_BATCH = Metric(
+    "smartmarket_pipeline_last_batch_timestamp_seconds",
+    "gauge",
+    "When a query last completed a micro-batch with input (POSIX seconds)",
+    ("query",),
+)
+LAST_BATCH_AGE = Metric(
+    "smartmarket_pipeline_last_batch_age_seconds",
+    "gauge",
+    "Seconds since a query last completed a micro-batch with input",
+    ("query",),
+)
+QUERY_ACTIVE = Metric(
+    "smartmarket_pipeline_query_active",
+    "gauge",
+    "1 while a streaming query runs, 0 once it stopped or failed",
+    ("query",),
+)
+SERVICE_RESTARTS = Metric(
+    "smartmarket_service_restarts",
+    "counter",
+    "Restarts of a service by its keeper since the stack started it (scripts.keeper)",
+    ("service",),
+)
+PIPELINE_METRICS: tuple[Metric, ...] = (
+    INPUT_ROWS_PER_SECOND,
+    PROCESSED_ROWS_PER_SECOND,
+    INPUT_ROWS,
+    BATCH_SECONDS,
+    TRIGGER_PHASE_SECONDS,
+    BATCH_STEP_SECONDS,
+    OFFSETS_BEHIND,
+    STATE_ROWS,
+    QUARANTINED,
+    RECEIVED,
+    HOLDS_OPEN,
+    LAST_BATCH,
+    LAST_BATCH_AGE,
+    QUERY_ACTIVE,
+)
+ALL_METRICS: tuple[Metric, ...] = (*PIPELINE_METRICS, SERVICE_RESTARTS)
+
+#: Prometheus jobs of the embedded stack's scrape configuration (``scripts.prometheus_config``)
+JOB_API = "api"
+JOB_PIPELINE = "pipeline"
+JOB_KAFKA = "kafka"
+JOB_PROMETHEUS = "prometheus"
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One panel of the operations view (the dashboard's Operations tab and the Grafana
+    dashboard): a PromQL query over the metrics above or the recording rules of
+    ``conf/prometheus/rules.yml``, one series per value of ``legend``."""
+
+    id: str
+    title: str
+    unit: str
+    query: str
+    legend: str = ""
+
+
+OPS_PANELS: tuple[Panel, ...] = (
+    Panel("ingest", "Ingest rate", "rows/s", "smartmarket:pipeline_input_rows:rate1m", "query"),
+    Panel("lag", "Kafka lag", "records", "smartmarket:pipeline_offsets_behind:sum", "topic"),
+    Panel(
+        "batch",
+        "Batch duration (5 min average)",
+        "s",
+        "smartmarket:pipeline_batch_seconds:avg5m",
+        "query",
+    ),
+    Panel("freshness", "Age of the last batch", "s", LAST_BATCH_AGE.series, "query"),
+    Panel(
+        "quarantine",
+        "Quarantined by reason",
+        "rows/s",
+        "smartmarket:pipeline_quarantined:rate5m",
+        "reason",
+    ),
+    Panel("holds", "Holds open", "holds", HOLDS_OPEN.series),
+    Panel(
+        "restarts",
+        "Restarts per service (last hour)",
+        "restarts",
+        "smartmarket:service_restarts:increase1h",
+        "service",
+    ),
+)

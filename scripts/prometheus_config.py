@@ -1,0 +1,60 @@
+"""The Prometheus configuration of the embedded stack, generated from the settings (every port
+is the one the scraped service listens on: defined once, in conf/settings.yaml).
+
+Jobs: the API's ``/metrics``, the pipeline's (``pipeline_metrics``), each embedded Kafka node's
+JMX exporter and Prometheus itself; the rules are ``conf/prometheus/rules.yml``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from lakehouse import ops_metrics as m
+from lakehouse.settings import PROJECT_ROOT, Settings
+
+RULES_FILE = PROJECT_ROOT / "conf" / "prometheus" / "rules.yml"
+KAFKA_JMX_RULES = PROJECT_ROOT / "conf" / "prometheus" / "kafka-jmx.yaml"
+LOOPBACK = "127.0.0.1"
+
+
+def kafka_jmx_port(settings: Settings, node: int) -> int:
+    """The port of node ``node``'s JMX exporter (``prometheus.kafka_jmx_port`` + node - 1)."""
+    return settings.prometheus.kafka_jmx_port + node - 1
+
+
+def scrape_targets(settings: Settings) -> dict[str, list[str]]:
+    """Per job, the ``host:port`` of each target the embedded stack runs."""
+    targets = {
+        m.JOB_PROMETHEUS: [f"{settings.prometheus.host}:{settings.prometheus.port}"],
+        m.JOB_API: [f"{LOOPBACK}:{settings.api.port}"],
+    }
+    if settings.pipeline_metrics.enabled:
+        p = settings.pipeline_metrics
+        targets[m.JOB_PIPELINE] = [f"{p.host}:{p.port}"]
+    if settings.kafka.embedded:
+        nodes = range(1, settings.kafka.nodes + 1)
+        targets[m.JOB_KAFKA] = [f"{LOOPBACK}:{kafka_jmx_port(settings, n)}" for n in nodes]
+    return targets
+
+
+def prometheus_config(settings: Settings) -> dict[str, Any]:
+    """The ``prometheus.yml`` of the embedded stack."""
+    interval = f"{settings.prometheus.scrape_seconds:g}s"
+    return {
+        "global": {
+            "scrape_interval": interval,
+            "evaluation_interval": interval,
+            "external_labels": {"stack": "smartmarket"},
+        },
+        "rule_files": [str(RULES_FILE)],
+        "scrape_configs": [
+            {"job_name": job, "static_configs": [{"targets": targets}]}
+            for job, targets in scrape_targets(settings).items()
+        ],
+    }
+
+
+def config_text(settings: Settings) -> str:
+    return yaml.safe_dump(prometheus_config(settings), sort_keys=False)
