@@ -26,13 +26,12 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache
 from pathlib import Path
+from typing import Any
 
-import holidays
 import numpy as np
-from scipy.optimize import nnls
 
 from lakehouse.settings import DATASETS_DIR, SupplySettings
-from lakehouse.supply import Regency, great_circle_km, regencies
+from lakehouse.supply import ROUTE_SEPARATOR, Regency, great_circle_km, regencies, route_id
 
 RAINFALL_FILE = DATASETS_DIR / "panel_monthly_jabar_jakarta.csv"
 #: the panel's locations at their regency (the province-wide rows are left out)
@@ -88,9 +87,12 @@ def rainfall_mm(place: Regency, month: int) -> tuple[float, str]:
     return climate[nearest][month], regencies()[nearest].name
 
 
-def festive_days(years: Sequence[int]) -> tuple[set[date], set[date]]:
+@cache
+def festive_days(years: tuple[int, ...]) -> tuple[set[date], set[date]]:
     """Indonesia's public holidays of ``years`` and the days in the ``PRE_FESTIVE_DAYS`` before
-    Lebaran and Christmas."""
+    Lebaran and Christmas (the package is loaded on first use: the API starts without it)."""
+    import holidays
+
     calendar = holidays.country_holidays("ID", years=list(years), language="en_US")
     public = set(calendar)
     before: set[date] = set()
@@ -104,7 +106,7 @@ def holiday_score(departure: date, days: float) -> float:
     """1 when a public holiday falls during the trip, 0.7 when it runs in the weeks before
     Lebaran or Nataru, else 0."""
     trip = {departure + timedelta(days=d) for d in range(int(days) + 1)}
-    public, before = festive_days(sorted({d.year for d in trip}))
+    public, before = festive_days(tuple(sorted({d.year for d in trip})))
     if trip & public:
         return 1.0
     return 0.7 if trip & before else 0.0
@@ -164,6 +166,8 @@ def fit_hours(samples: Sequence[tuple[dict[str, float], float]]) -> tuple[dict[s
     Returns the hours and whether they were fitted."""
     if len(samples) < MIN_FIT_SHIPMENTS:
         return dict(RULE_HOURS), False
+    from scipy.optimize import nnls
+
     x = np.array([[s[f] for f in FACTORS] for s, _ in samples])
     y = np.array([delay for _, delay in samples])
     coef, _ = nnls(x, y)
@@ -184,3 +188,109 @@ def expected_delay(score: dict[str, float], hours: dict[str, float]) -> tuple[fl
     """Expected delay in hours and the delay risk 0–100."""
     w = weights(hours)
     return sum(score[f] * hours[f] for f in FACTORS), sum(score[f] * w[f] for f in FACTORS)
+
+
+@dataclass(frozen=True)
+class PastShipment:
+    """An arrived shipment of ``gold.shipments``, what the fit learns from."""
+
+    route_id: str
+    departed: date
+    planned_hours: float
+    delay_hours: float
+
+
+def _ends(route: str) -> tuple[Regency, Regency] | None:
+    origin, _, destination = route.partition(ROUTE_SEPARATOR)
+    known = regencies()
+    return (known[origin], known[destination]) if origin in known and destination in known else None
+
+
+def training_samples(history: Sequence[PastShipment]) -> list[tuple[dict[str, float], float]]:
+    """Each past shipment's factor scores — its route's history from the shipments before it —
+    and its delay."""
+    samples = []
+    earlier: dict[str, list[float]] = {}
+    for past in sorted(history, key=lambda p: p.departed):
+        ends = _ends(past.route_id)
+        if ends is None:
+            continue
+        crossing = ends[0].island != ends[1].island
+        score = scores(
+            *ends, past.departed, crossing, past.planned_hours, earlier.get(past.route_id, [])
+        )
+        samples.append((score, past.delay_hours))
+        earlier.setdefault(past.route_id, []).append(past.delay_hours)
+    return samples
+
+
+def analyze(
+    origin: Regency,
+    destination: Regency,
+    departure: date,
+    history: Sequence[PastShipment],
+    cfg: SupplySettings,
+    distance_km: float | None = None,
+) -> dict[str, Any]:
+    """The route analysis answered by ``GET /api/v1/supply/route/analyze``."""
+    route = route_id(origin.code, destination.code)
+    trip = leg(origin, destination, cfg, distance_km)
+    own = [p.delay_hours for p in history if p.route_id == route]
+    score = scores(origin, destination, departure, trip.crossing, trip.hours, own)
+    samples = training_samples(history)
+    hours, fitted = fit_hours(samples)
+    delay, risk = expected_delay(score, hours)
+    share = weights(hours)
+    month = departure.month
+    details = {
+        "rainfall": "mean monthly rainfall {:.0f} mm near {} and {:.0f} mm near {} "
+        "(Open-Meteo, nearest panel place)".format(
+            *rainfall_mm(origin, month), *rainfall_mm(destination, month)
+        ),
+        "holidays": "public holiday during the trip (1), the weeks before Lebaran or Nataru "
+        "(0.7), none (0)",
+        "sea_crossing": f"{origin.island} → {destination.island}",
+        "route_history": f"{len(own)} arrived shipments on this route, mean delay "
+        f"{(sum(own) / len(own)) if own else 0:.1f} h",
+    }
+    return {
+        "route_id": route,
+        "origin": _place(origin),
+        "destination": _place(destination),
+        "departure": departure,
+        "distance_km": round(trip.road_km + trip.sea_km, 1),
+        "road_km": round(trip.road_km, 1),
+        "sea_km": round(trip.sea_km, 1),
+        "sea_crossing": trip.crossing,
+        "transit_hours": round(trip.hours, 1),
+        "expected_delay_hours": round(delay, 1),
+        "expected_arrival_hours": round(trip.hours + delay, 1),
+        "delay_risk": round(risk, 1),
+        "factors": [
+            {
+                "name": f,
+                "score": round(score[f], 3),
+                "weight": share[f],
+                "hours_at_full_score": round(hours[f], 2),
+                "detail": details[f],
+            }
+            for f in FACTORS
+        ],
+        "weights_fitted": fitted,
+        "fitted_on_shipments": len(samples),
+        "rules": [
+            "distance: great-circle × road factor; a sea leg of half of it between islands",
+            "transit: road and sea speeds, port hours per crossing",
+            "factor scores: rainfall / 400 mm, holiday calendar, crossing, route mean delay / 24 h",
+        ]
+        + ([] if fitted else ["factor hours: rule defaults (too few arrived shipments to fit)"]),
+    }
+
+
+def _place(regency: Regency) -> dict[str, str]:
+    return {
+        "regency_code": regency.code,
+        "regency": regency.name,
+        "province": regency.province,
+        "island": regency.island,
+    }
