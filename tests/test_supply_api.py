@@ -3,8 +3,9 @@ bad input, the reference data (issue 35)."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
@@ -22,6 +23,7 @@ from lakehouse.supply_routes import (
     training_samples,
     weights,
 )
+from producers.supply_csv import read_supply_csv, supply_kind
 from serving_api.app import create_app
 from serving_api.auth import mint_key
 
@@ -148,3 +150,33 @@ def test_holidays_and_the_weeks_before_lebaran_raise_the_score():
     assert holiday_score(date(2025, 3, 31), 1) == 1.0  # Idul Fitri 2025
     assert holiday_score(date(2025, 3, 20), 1) == 0.7  # the weeks before it
     assert holiday_score(date(2025, 7, 8), 1) == 0.0
+
+
+def test_supply_csv_files_are_recognised_by_their_header(tmp_path: Path):
+    stock = tmp_path / "stock.csv"
+    stock.write_text(
+        "entity_id;commodity;quantity;observed_at\n"
+        "WH-3212-BULOG;Beras Medium;1250000;2025-03-21 18:00\n"
+        "WH-3212-BULOG;beras;banyak;2025-03-21 18:00\n",
+        encoding="utf-8",
+    )
+    shipment = tmp_path / "shipments.csv"
+    shipment.write_text(
+        "shipment_id,commodity,quantity,origin_id,destination_id,departed_at,expected_at,arrived_at\n"
+        "S-1,beras,20000,FG-3215-KRWG,WH-3172-BULOG,2025-03-21 06:00,2025-03-21 12:00,"
+        "2025-03-21 14:30\n",
+        encoding="utf-8",
+    )
+    prices = tmp_path / "prices.csv"
+    prices.write_text("market_id,commodity,price,observed_at\nIP-001,beras,14000,2025-03-21\n")
+    assert (supply_kind(stock), supply_kind(shipment), supply_kind(prices)) == (
+        "stock",
+        "shipment",
+        None,
+    )
+    found = read_supply_csv(stock, ZoneInfo("Asia/Jakarta"))
+    (event,) = found.events
+    assert event.commodity == "beras" and event.observed_at.utcoffset() == timedelta(hours=7)
+    assert [(line, "quantity" in reason) for line, _, reason in found.rejected] == [(3, True)]
+    (moved,) = read_supply_csv(shipment, ZoneInfo("Asia/Jakarta")).events
+    assert moved.observed_at == moved.arrived_at  # an arrival report

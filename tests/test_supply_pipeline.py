@@ -24,6 +24,8 @@ from lakehouse.tables import (
     SILVER_SHIPMENTS,
     SILVER_SUPPLY_STOCK,
 )
+from producers.csv_ingest import ingest_file
+from producers.supply_csv import read_supply_csv
 from producers.supply_sim import simulate
 from streaming_jobs.supply_query import supply_query
 from tests.conftest import drain, isolated
@@ -119,6 +121,15 @@ def supplied(settings, kafka, spark, tmp_path_factory):
     for text in bad.values():
         producer.produce(supply_settings.kafka.topics.supply, text, key="bad")
     producer.flush()
+    report = root / "stock.csv"  # the CSV producer: one stock row and one it dead-letters
+    report.write_text(
+        "entity_id,commodity,quantity,observed_at\n"
+        "MK-3171-SNEN,Beras Medium,2500,2025-03-20 07:00\n"
+        "MK-3171-SNEN,beras,lots,2025-03-20 08:00\n"
+    )
+    summary = ingest_file(report, supply_settings, producer)
+    assert (summary.published, summary.dead_lettered) == (1, 1)
+    events += read_supply_csv(report, supply_settings.tz).events
     drain(spark, supply_settings, supply_query)
     drain(spark, supply_settings, supply_query)
     return supply_settings, events, bad
