@@ -317,7 +317,13 @@ def stock_daily(
         daily.join(inflow, ["entity_id", "commodity", "date"], "left")
         .withColumn("inflow", F.coalesce("inflow", F.lit(0.0)))
         .withColumn("net_flow", net_flow)
-        .withColumn("outflow", F.greatest(F.col("inflow") - F.col("net_flow"), F.lit(0.0)))
+        .withColumn(  # none on an entity's first reported day (greatest() would skip the null)
+            "outflow",
+            F.when(
+                F.col("net_flow").isNotNull(),
+                F.greatest(F.col("inflow") - F.col("net_flow"), F.lit(0.0)),
+            ),
+        )
         .withColumn("mean_outflow", F.avg("outflow").over(window))
         .withColumn(
             "days_of_cover",

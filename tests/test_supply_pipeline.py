@@ -30,6 +30,7 @@ from producers.supply_sim import simulate
 from streaming_jobs.supply_query import supply_query
 from tests.conftest import drain, isolated
 
+pytestmark = pytest.mark.timeout(1800)  # a Spark streaming test on a shared two-core machine
 START = datetime(2025, 3, 17, tzinfo=UTC)
 AT = START + timedelta(days=2, hours=3)
 

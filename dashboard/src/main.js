@@ -10,8 +10,9 @@ import { mapShown, renderMap, setupMap } from "./map.js";
 import { drawSeries, setupSeries, showSeries } from "./series.js";
 import { renderAlerts, setupAlerts } from "./alerts.js";
 import { renderQuality, setupQuality } from "./quality.js";
+import { setupSupply, supplyShown } from "./supply.js";
 
-const PAGES = ["board", "map", "series", "alerts", "quality"];
+const PAGES = ["board", "map", "series", "alerts", "quality", "supply"];
 const started = new Map(); // page → promise of its set-up
 const status = document.getElementById("live-status");
 let liveMode = "off";
@@ -50,6 +51,7 @@ const setups = {
   map: async () => setupMap(await (await fetch("/dashboard/provinces.geojson")).json()),
   series: async () => setupSeries(),
   quality: setupQuality,
+  supply: async () => setupSupply(await (await fetch("/dashboard/provinces.geojson")).json()),
 };
 
 async function route() {
@@ -62,6 +64,7 @@ async function route() {
   if (setups[name] && !started.has(name)) started.set(name, setups[name]());
   await started.get(name);
   if (name === "map") mapShown();
+  if (name === "supply") supplyShown();
   if (name === "series") await showSeries(args[0], args[1]);
   document.body.dataset.page = name;
 }
