@@ -33,16 +33,18 @@ API = "/api/v1/supply"
 @pytest.fixture
 def api(conf_settings: Settings, tmp_path: Path):
     operator_key, operator = mint_key("logistics", "operator")
+    ingest_key, ingest = mint_key("bulog-wms", "ingest")
     own = conf_settings.model_copy(
         update={
             "paths": conf_settings.paths.model_copy(
                 update={"data_dir": tmp_path, "lakehouse_root": tmp_path / "lakehouse"}
             ),
-            "api": conf_settings.api.model_copy(update={"keys": [operator]}),
+            "api": conf_settings.api.model_copy(update={"keys": [operator, ingest]}),
         }
     )
     with TestClient(create_app(own)) as client:
         client.headers["X-API-Key"] = operator_key
+        client.ingest_key = ingest_key
         yield client
 
 
@@ -180,3 +182,21 @@ def test_supply_csv_files_are_recognised_by_their_header(tmp_path: Path):
     assert [(line, "quantity" in reason) for line, _, reason in found.rejected] == [(3, True)]
     (moved,) = read_supply_csv(shipment, ZoneInfo("Asia/Jakarta")).events
     assert moved.observed_at == moved.arrived_at  # an arrival report
+
+
+def test_supply_events_are_checked_before_kafka(api: TestClient):
+    stock = {
+        "event_type": "stock",
+        "entity_id": "WH-3212-BULOG",
+        "commodity": "beras",
+        "quantity": 1000,
+        "observed_at": "2025-03-21T18:00:00+07:00",
+        "source": "test",
+    }
+    assert api.post(f"{API}/events", json=stock).status_code == 403  # an operator may not ingest
+    ingest = {"X-API-Key": api.ingest_key}
+    assert api.post(f"{API}/events", json=[], headers=ingest).status_code == 422
+    wrong = api.post(f"{API}/events", json={**stock, "event_type": "price"}, headers=ingest)
+    assert wrong.status_code == 422
+    missing = api.post(f"{API}/events", json={**stock, "entity_id": None}, headers=ingest)
+    assert missing.status_code == 422 and "entity_id" in missing.json()["detail"]

@@ -21,10 +21,10 @@ from lakehouse.supply_routes import PastShipment, analyze
 from lakehouse.tables import GOLD_SHIPMENTS, GOLD_STOCK_DAILY, GOLD_SUPPLY_REGION_DAILY, Table
 from serving_api.auth import Permission, require
 from serving_api.errors import ApiError, resolve_commodity, resolve_province
-from serving_api.ingest import KafkaUnavailable, PricePublisher
 from serving_api.models import Accepted, Error
 from serving_api.routers import API_PREFIX, READ_ERRORS
 from serving_api.routers.devices import MANAGE_ERRORS, registry_answers
+from serving_api.routers.ingest import publish_checked
 
 router = APIRouter(prefix=f"{API_PREFIX}/supply", tags=["supply"])
 
@@ -201,16 +201,7 @@ async def post_events(
     body: Annotated[SupplyEvent | list[SupplyEvent], Body(examples=[EXAMPLE])],
 ) -> Accepted:
     events = body if isinstance(body, list) else [body]
-    cap = request.app.state.settings.api.max_events_per_request
-    if len(events) > cap:
-        raise ApiError(413, f"{len(events)} events in one request; send at most {cap}")
-    if not events:
-        raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, "no events: send one or a list")
-    publisher: PricePublisher = request.app.state.publisher
-    try:
-        await publisher.publish_supply(events)
-    except KafkaUnavailable as exc:
-        raise ApiError(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+    await publish_checked(request, events, request.app.state.publisher.publish_supply)
     return Accepted(accepted=len(events), event_ids=[e.event_id for e in events])
 
 
