@@ -53,7 +53,7 @@ from streaming_jobs.alerts import (
 )
 from streaming_jobs.batch_values import batch_clock
 from streaming_jobs.bronze import BRONZE_COLUMNS, first_copies, read_kafka, to_bronze
-from streaming_jobs.medallion import Existing, in_parallel
+from streaming_jobs.medallion import PRIORITY, Existing, in_parallel
 
 log = logging.getLogger(__name__)
 SUPPLY_QUERY = "supply"
@@ -81,7 +81,9 @@ class SupplyBatch:
 
     def __call__(self, rows: DataFrame, batch_id: int) -> None:
         context = self.spark.sparkContext
+        # the gold pool's share, after the price query's running batch (its freshness path)
         context.setLocalProperty("spark.scheduler.pool", GOLD_POOL)
+        PRIORITY.gold_step(self.settings.spark.gold_yield_seconds)
         writer = f"{WRITER}:{context.getLocalProperty('sql.streaming.queryId')}"
         laps = Laps()
         batch = rows.localCheckpoint()
