@@ -114,6 +114,8 @@ def test_route_analysis_names_weighted_factors(api: TestClient):
         ({"origin": "32.15", "destination": "31.71", "distance_km": 0}, 422),
         ({"origin": "32.15", "destination": "31.71", "distance_km": -5}, 422),
         ({"origin": "32.15"}, 422),
+        ({"origin": "32.15", "destination": "31.71", "distance_km": 1e300}, 422),
+        ({"origin": "32.15", "destination": "31.71", "departure": "9999-12-31"}, 422),
         ({"route_id": "32.15"}, 422),
         ({"origin": "32.15", "destination": "31.71", "commodity": "durian"}, 404),
     ],

@@ -36,6 +36,8 @@ ENTITY_ERRORS: dict[int | str, dict] = {
 }
 #: days of history behind a stock trend
 TREND_DAYS = 7
+MAX_DISTANCE_KM = 20_000.0  # farther than any two places of Indonesia by road and sea
+DEPARTURE_YEARS = (2000, 2100)  # the holiday calendar's useful span
 
 
 class EntityIn(BaseModel):
@@ -443,9 +445,15 @@ async def route_analyze(
     route_id: str | None = None,
     commodity: str | None = None,
     departure: date | None = None,
-    distance_km: Annotated[float | None, Query(gt=0, description="km, > 0")] = None,
+    distance_km: Annotated[
+        float | None, Query(gt=0, le=MAX_DISTANCE_KM, description="km, > 0")
+    ] = None,
 ) -> dict[str, Any]:
     resolve_commodity(commodity)
+    if departure is not None and not DEPARTURE_YEARS[0] <= departure.year <= DEPARTURE_YEARS[1]:
+        raise ApiError(
+            422, f"departure must be in the years {DEPARTURE_YEARS[0]}–{DEPARTURE_YEARS[1]}"
+        )
     if route_id:
         origin, _, destination = route_id.partition(ROUTE_SEPARATOR)
         if not destination:
