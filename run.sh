@@ -11,6 +11,7 @@
 #   ./run.sh up --cluster N       the same on a Spark standalone master and N workers
 #   ./run.sh topics               create the Kafka topics on the configured (external) cluster
 #   ./run.sh simulate             the simulated MQTT devices in the foreground
+#   ./run.sh simulate-supply [--days N] [--start D]   a simulated supply chain into Kafka
 #   ./run.sh bridge               the MQTT → Kafka bridge in the foreground
 #   ./run.sh query "SQL" [--engine spark|duckdb] [--as-of V|T] | --history TABLE
 #   ./run.sh tables [--markdown|--docs]   the data dictionary

@@ -175,6 +175,83 @@ class ReviewEvent(BaseModel):
 EVENT_MODELS: dict[str, type[_Event]] = {"price": PriceEvent, "sensor": SensorEvent}
 
 
+# ---- supply chain (issue 35): stock and shipment events on the supply topic ------------------
+
+
+class EntityKind(StrEnum):
+    """What a supply entity is (lakehouse.supply: the registry)."""
+
+    warehouse = "warehouse"
+    distributor = "distributor"
+    farmer_group = "farmer_group"
+    market = "market"
+
+
+class _SupplyEvent(BaseModel):
+    """What stock and shipment events share. Quantities are not range-checked here: a negative
+    or implausible quantity still reaches Kafka and is quarantined by silver with its reason."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=True)
+
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    schema_version: int = Field(SCHEMA_VERSION, ge=1)
+    commodity: str = Field(min_length=1, max_length=64, examples=["beras"])
+    quantity: float = Field(description="kg, or litres for oils", examples=[125000.0])
+    unit: str = Field("kg", min_length=1, max_length=16, examples=["kg"])
+    observed_at: AwareDatetime = Field(description="ISO-8601 time of the report, with offset")
+    source: str = Field(min_length=1, max_length=128, description="feed or system that reported")
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+class StockEvent(_SupplyEvent):
+    """The stock of one commodity held by one supply entity at ``observed_at``."""
+
+    event_type: Literal["stock"] = "stock"
+    entity_id: str = Field(min_length=1, max_length=64, examples=["WH-3273-BULOG"])
+
+    @property
+    def key(self) -> str:
+        """Kafka message key: the stock reports of one entity × commodity stay in order."""
+        return f"{self.entity_id}:{self.commodity}"
+
+    @staticmethod
+    def report_id(entity_id: str, commodity: str, observed_at: datetime) -> uuid.UUID:
+        """The same entity, commodity and time give the same id (a re-sent copy is a
+        duplicate)."""
+        return deterministic_id("stock", entity_id, commodity, observed_at.isoformat())
+
+
+class ShipmentEvent(_SupplyEvent):
+    """One report of a shipment: sent when it departs, again as it moves, and when it arrives
+    (``arrived_at``). Silver keeps the latest report of each ``shipment_id``."""
+
+    event_type: Literal["shipment"] = "shipment"
+    shipment_id: str = Field(min_length=1, max_length=64)
+    origin_id: str = Field(min_length=1, max_length=64, description="entity shipping")
+    destination_id: str = Field(min_length=1, max_length=64, description="entity receiving")
+    departed_at: AwareDatetime
+    expected_at: AwareDatetime = Field(description="when the shipment is due at its destination")
+    arrived_at: AwareDatetime | None = Field(None, description="set once it has arrived")
+
+    @property
+    def key(self) -> str:
+        """Kafka message key: the reports of one shipment stay in order."""
+        return self.shipment_id
+
+    @staticmethod
+    def report_id(shipment_id: str, observed_at: datetime) -> uuid.UUID:
+        """The same shipment reported at the same time gives the same id."""
+        return deterministic_id("shipment", shipment_id, observed_at.isoformat())
+
+
+SUPPLY_EVENT_MODELS: dict[str, type[_SupplyEvent]] = {
+    "stock": StockEvent,
+    "shipment": ShipmentEvent,
+}
+
+
 def json_schema(model: type[BaseModel]) -> dict[str, Any]:
     """JSON Schema of an event, as published for producers outside this code base."""
     return model.model_json_schema(mode="serialization")

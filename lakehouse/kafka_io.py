@@ -12,7 +12,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from lakehouse.events import DeadLetter, PriceEvent, SensorEvent
+from lakehouse.events import DeadLetter, PriceEvent, SensorEvent, ShipmentEvent, StockEvent
 from lakehouse.kafka_clients import client_config
 from lakehouse.settings import Settings
 
@@ -179,6 +179,11 @@ class EventProducer:
     def send_all(self, events: Iterable[PriceEvent | SensorEvent]) -> None:
         for event in events:
             self.send(event)
+
+    def send_supply(self, event: StockEvent | ShipmentEvent) -> None:
+        """Produce a stock or shipment event to the supply topic, keyed by its entity ×
+        commodity or shipment."""
+        self.produce(self.settings.kafka.topics.supply, event.to_json(), key=event.key)
 
     def send_dead_letter(self, letter: DeadLetter) -> None:
         """Produce input that could not become an event to the dead-letter topic."""

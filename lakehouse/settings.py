@@ -74,9 +74,10 @@ class Topics(BaseModel):
     sensors: str = "market.sensors"
     deadletter: str = "market.deadletter"
     reviews: str = "market.reviews"  # operators' decisions on held prices (the review API)
+    supply: str = "market.supply"  # stock and shipment events (the supply query reads it alone)
 
     def all(self) -> list[str]:
-        return [self.prices, self.sensors, self.deadletter, self.reviews]
+        return [self.prices, self.sensors, self.deadletter, self.reviews, self.supply]
 
 
 class KafkaSettings(BaseModel):
@@ -465,6 +466,29 @@ class PrometheusSettings(BaseModel):
         return (self.url or f"http://{self.host}:{self.port}").rstrip("/")
 
 
+class SupplySettings(BaseModel):
+    """The supply-chain query and route analysis (docs/supply.md)."""
+
+    #: the supply query's own trigger: its idle micro-batches cost the price pipeline CPU
+    trigger_seconds: float = Field(5.0, gt=0)
+    max_offsets_per_trigger: int = Field(20_000, ge=1)
+    #: days of outflow averaged for days of cover (stock / mean daily outflow)
+    cover_window_days: int = Field(7, ge=1)
+    #: the largest plausible quantity (kg or l) one report may carry, per entity kind
+    max_quantity: dict[str, float] = {
+        "warehouse": 50_000_000.0,
+        "distributor": 5_000_000.0,
+        "farmer_group": 500_000.0,
+        "market": 200_000.0,
+    }
+    road_factor: float = Field(1.3, ge=1)  # road km per great-circle km
+    road_speed_kmh: float = Field(40.0, gt=0)  # a loaded truck's mean speed, stops included
+    sea_speed_kmh: float = Field(25.0, gt=0)  # a ro-ro ferry or coaster
+    port_hours: float = Field(12.0, ge=0)  # waiting and loading per sea crossing
+    #: an in-transit shipment is late when this many hours past its expected time
+    late_after_hours: float = Field(0.0, ge=0)
+
+
 class Settings(BaseSettings):
     """Configuration of the whole platform (see conf/settings.yaml for the meaning of each knob)."""
 
@@ -489,6 +513,7 @@ class Settings(BaseSettings):
     analyst: AnalystSettings = AnalystSettings()
     alerts: AlertSettings = AlertSettings()
     security: SecuritySettings = SecuritySettings()
+    supply: SupplySettings = SupplySettings()
 
     dashboard: DashboardSettings = DashboardSettings()
     price_simulator: PriceSimulatorSettings = PriceSimulatorSettings()

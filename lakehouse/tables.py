@@ -491,6 +491,124 @@ GOLD_PRICE_LEDGER = Table(
     },
 )
 
+# ---- supply chain (issue 35; docs/supply.md) -------------------------------------------------
+_SUPPLY = {
+    "commodity": _PRICE_SERIES["commodity"],
+    "quantity": Typed("double", "quantity in kg (litres for oils)"),
+    "unit": Typed("string", "kg or l"),
+}
+_SHIPMENT = {
+    "shipment_id": Typed("string", "id of the shipment (the sender's)"),
+    **_SUPPLY,
+    "origin_id": Typed("string", "supply entity shipping (the registry)"),
+    "destination_id": Typed("string", "supply entity receiving"),
+    "origin_province": Typed("string", "province of the origin"),
+    "destination_province": Typed("string", "province of the destination"),
+    "route_id": Typed("string", "origin regency > destination regency, e.g. 32.12>31.72"),
+    "departed_at": Typed("timestamp", "when it left the origin (UTC)"),
+    "expected_at": Typed("timestamp", "when it is due at the destination (UTC)"),
+    "arrived_at": Typed("timestamp", "when it arrived (UTC); empty while in transit"),
+    "observed_at": Typed("timestamp", "time of the latest report of the shipment (UTC)"),
+}
+SILVER_SUPPLY_STOCK = Table(
+    Layer.silver,
+    "supply_stock",
+    "Valid stock reports: one row per entity × commodity × report time, with the entity's "
+    "kind and place from the supply registry.",
+    columns={
+        "event_id": _EVENT["event_id"],
+        "entity_id": Typed("string", "supply entity (the registry, /api/v1/supply/entities)"),
+        "kind": Typed("string", "warehouse, distributor, farmer_group or market"),
+        "regency_code": Typed("string", "regency of the entity (PP.RR)"),
+        "province": Typed("string", "province of the entity"),
+        **_SUPPLY,
+        "observed_at": Typed("timestamp", "when the stock was counted (UTC)"),
+        "source": _EVENT["source"],
+        **_LINEAGE,
+        **_SILVER_BATCH,
+    },
+)
+SILVER_SHIPMENTS = Table(
+    Layer.silver,
+    "shipments",
+    "The latest valid report of each shipment (a shipment reported as it moves keeps one row: "
+    "a later report replaces it, an earlier one arriving late does not).",
+    keys=("shipment_id",),
+    columns={
+        **_SHIPMENT,
+        "event_id": Typed("string", "event id of the latest report"),
+        "source": _EVENT["source"],
+        **_SILVER_BATCH,
+    },
+)
+GOLD_SHIPMENTS = Table(
+    Layer.gold,
+    "shipments",
+    "One row per shipment: its current state (in_transit, arrived) and delay.",
+    keys=("shipment_id",),
+    columns={
+        **_SHIPMENT,
+        "state": Typed("string", "in_transit or arrived"),
+        "late": Typed("boolean", "arrived after expected_at, or still in transit past it"),
+        "delay_hours": Typed(
+            "double", "arrived_at (in transit: as_of) − expected_at in hours, at least 0"
+        ),
+        "planned_hours": Typed("double", "expected_at − departed_at in hours"),
+        "as_of": Typed("timestamp", "the newest report time of the supply stream (its 'now')"),
+    },
+)
+GOLD_STOCK_DAILY = Table(
+    Layer.gold,
+    "stock_daily",
+    "Per supply entity × commodity × local day: the day's closing stock, inflow (shipments "
+    "arrived), outflow and days of cover = stock / mean daily outflow of the last "
+    "supply.cover_window_days days.",
+    keys=("entity_id", "commodity", "date"),
+    columns={
+        "entity_id": SILVER_SUPPLY_STOCK.columns["entity_id"],
+        "commodity": _PRICE_SERIES["commodity"],
+        "date": Typed("date", "local date"),
+        "kind": SILVER_SUPPLY_STOCK.columns["kind"],
+        "regency_code": SILVER_SUPPLY_STOCK.columns["regency_code"],
+        "province": SILVER_SUPPLY_STOCK.columns["province"],
+        "stock": Typed("double", "the day's last stock report (kg or l)"),
+        "inflow": Typed("double", "quantity of the shipments that arrived here that day"),
+        "net_flow": Typed("double", "stock − the previous reported day's stock"),
+        "outflow": Typed("double", "inflow − net_flow, at least 0: consumed or shipped out"),
+        "mean_outflow": Typed("double", "mean daily outflow over the cover window"),
+        "days_of_cover": Typed("double", "stock / mean_outflow; empty when no outflow"),
+        "reports": Typed("bigint", "stock reports of the day"),
+    },
+)
+GOLD_SUPPLY_REGION_DAILY = Table(
+    Layer.gold,
+    "supply_region_daily",
+    "Per local day × province × commodity: the entities' stock, days of cover, shipments in "
+    "transit to the province and those late (contract read by ml/impact.py).",
+    keys=("date", "province", "commodity"),
+    columns={
+        "date": Typed("date", "local date"),
+        "province": Typed("string", "province name as in conf/provinces.csv"),
+        "commodity": _PRICE_SERIES["commodity"],
+        "stock": Typed("double", "sum of the entities' stock that day (kg or l)"),
+        "days_of_cover": Typed(
+            "double", "stock / sum of the entities' mean daily outflow; empty when no outflow"
+        ),
+        "shipments_in_transit": Typed("bigint", "shipments to the province in transit at day end"),
+        "shipments_late": Typed(
+            "bigint", "of those and the ones arrived that day: past their expected time"
+        ),
+    },
+)
+SUPPLY_TABLES = (
+    SILVER_SUPPLY_STOCK,
+    SILVER_SHIPMENTS,
+    GOLD_SHIPMENTS,
+    GOLD_STOCK_DAILY,
+    GOLD_SUPPLY_REGION_DAILY,
+)
+
+
 TABLES: dict[str, Table] = {
     t.qualified_name: t
     for t in (
@@ -512,6 +630,7 @@ TABLES: dict[str, Table] = {
         GOLD_ALERTS,
         GOLD_ALERT_DELIVERIES,
         GOLD_PRICE_LEDGER,
+        *SUPPLY_TABLES,
     )
 }
 

@@ -26,6 +26,7 @@ from lakehouse.reports import (
     previous_disagreements,
 )
 from lakehouse.settings import Settings
+from producers.supply_csv import SupplyFile, read_supply_csv, supply_kind
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +86,28 @@ def publish_report(report: ReportFile, settings: Settings, producer: EventProduc
     return summary
 
 
+def publish_supply(found: SupplyFile, producer: EventProducer, origin: str = "csv") -> Summary:
+    """Publish a stock or shipment file's events (the supply topic) and its rejected rows (the
+    dead-letter topic), and wait until Kafka has them."""
+    for event in found.events:
+        producer.send_supply(event)
+    for line, raw, reason in found.rejected:
+        letter = DeadLetter(origin=origin, reason=reason, raw=raw, file=str(found.path), line=line)
+        producer.send_dead_letter(letter)
+    producer.flush()
+    published, rejected = len(found.events), len(found.rejected)
+    summary = Summary(str(found.path), published + rejected, published, rejected, 0, found.kind)
+    log.info("supply file published", extra=asdict(summary))
+    return summary
+
+
 def ingest_file(
     path: Path, settings: Settings, producer: EventProducer, choice: FormatChoice | None = None
 ) -> Summary:
-    """One-shot: publish one CSV file. Raises InputError if the file cannot be read as a report."""
+    """One-shot: publish one CSV file — a stock or shipment file when its header says so
+    (producers.supply_csv). Raises InputError if the file cannot be read as a report."""
+    if supply_kind(path):
+        return publish_supply(read_supply_csv(path, settings.tz), producer)
     return publish_report(open_report(path, choice), settings, producer)
 
 
@@ -156,6 +175,9 @@ class FolderWatcher:
         for path in self._candidates():
             if not self._stable(path):
                 continue
+            if supply_kind(path):
+                done.extend(self._supply(path))
+                continue
             try:
                 report = open_report(path, self.choice)
             except InputError as exc:
@@ -175,6 +197,18 @@ class FolderWatcher:
             self._save_state()
             self._move(path, "processed")
             done.append(summary)
+        return done
+
+    def _supply(self, path: Path) -> list[Summary]:
+        """A stock or shipment file: published once (by content hash), then processed/."""
+        found = read_supply_csv(path, self.settings.tz)
+        done = []
+        if found.sha256 not in self.state:
+            summary = publish_supply(found, self.producer)
+            self.state[found.sha256] = {**asdict(summary), "at": datetime.now(UTC).isoformat()}
+            self._save_state()
+            done.append(summary)
+        self._move(path, "processed")
         return done
 
     def run(self, stop: threading.Event) -> None:

@@ -10,20 +10,33 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
 from lakehouse.errors import InputError
-from lakehouse.events import NOT_REPORTED, PriceEvent, SensorEvent, deterministic_id
+from lakehouse.events import (
+    NOT_REPORTED,
+    DeadLetter,
+    PriceEvent,
+    SensorEvent,
+    ShipmentEvent,
+    StockEvent,
+    deterministic_id,
+)
 from lakehouse.formats import FormatChoice
 from lakehouse.kafka_io import EventProducer
 from lakehouse.reference import markets
 from lakehouse.reports import open_report, parse_rows
 from lakehouse.settings import Settings
 from producers.csv_ingest import dead_letter
+from producers.supply_csv import read_supply_csv, supply_kind
+
+Event = PriceEvent | SensorEvent | StockEvent | ShipmentEvent
 
 LEVEL_SHIFT_SD = 0.08  # spread of market price levels around the real series
 NOISE_SD = 0.02  # day-to-day noise of a synthetic market
@@ -111,7 +124,10 @@ def replay(
     choice: FormatChoice | None = None,
 ) -> ReplaySummary:
     """Stream ``path`` into Kafka in event-time order; ``speed=None`` means as fast as possible.
-    ``choice``: the file's format as the command line gives it (default: from the header)."""
+    ``choice``: the file's format as the command line gives it (default: from the header). A
+    stock or shipment file (``producers.supply_csv``) goes to the supply topic."""
+    if supply_kind(path):
+        return _replay_supply(path, settings, producer, speed, start, end)
     report = open_report(path, choice)
     if fan_out_markets and report.kind != "price":
         raise InputError("--fan-out applies to price files only")
@@ -128,8 +144,16 @@ def replay(
             end is None or row.event.observed_at < end
         ):
             events.extend(fan_out(row.event, synthetic) if synthetic else [row.event])
-    events.sort(key=lambda e: e.observed_at)
+    seconds = _stream(events, producer.send, producer, speed)
+    return ReplaySummary(rows, len(events), dead_lettered, seconds, missing, report.chosen)
 
+
+def _stream(
+    events: list[Event], send: Callable[[Any], None], producer: EventProducer, speed: float | None
+) -> float:
+    """Send ``events`` in event-time order, ``speed`` × real time (None: at once); the
+    seconds it took."""
+    events.sort(key=lambda e: e.observed_at)
     began = time.monotonic()
     with tqdm(total=len(events), unit="ev", desc="replay", disable=None) as bar:
         first = events[0].observed_at if events else None
@@ -138,10 +162,32 @@ def replay(
                 due = began + (event.observed_at - first).total_seconds() / speed
                 while (wait := due - time.monotonic()) > 0:
                     producer.poll(min(wait, 0.1))
-            producer.send(event)
+            send(event)
             if i % 1000 == 0:
                 bar.update(i - bar.n)
         producer.flush()
         bar.update(len(events) - bar.n)
-    seconds = time.monotonic() - began
-    return ReplaySummary(rows, len(events), dead_lettered, seconds, missing, report.chosen)
+    return time.monotonic() - began
+
+
+def _replay_supply(
+    path: Path,
+    settings: Settings,
+    producer: EventProducer,
+    speed: float | None,
+    start: datetime | None,
+    end: datetime | None,
+) -> ReplaySummary:
+    found = read_supply_csv(path, settings.tz)
+    for line, raw, reason in found.rejected:
+        producer.send_dead_letter(
+            DeadLetter(origin="replay", reason=reason, raw=raw, file=str(path), line=line)
+        )
+    events: list[Event] = [
+        e
+        for e in found.events
+        if (start is None or e.observed_at >= start) and (end is None or e.observed_at < end)
+    ]
+    seconds = _stream(events, producer.send_supply, producer, speed)
+    rows = len(found.events) + len(found.rejected)
+    return ReplaySummary(rows, len(events), len(found.rejected), seconds, 0, found.kind)

@@ -200,6 +200,26 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate_supply(settings: Settings, args: argparse.Namespace) -> int:
+    from lakehouse.kafka_io import EventProducer
+    from lakehouse.supply_registry import open_supply_registry
+    from producers.supply_sim import simulate
+
+    start = parse_time(args.start, settings.tz)
+    producer = EventProducer(settings)
+    entities = open_supply_registry(settings).entities()
+    sent = 0
+    for event in simulate(entities, settings, start, args.days, args.seed):
+        producer.send_supply(event)
+        sent += 1
+    producer.flush()
+    print(
+        f"{sent} stock and shipment events of {len(entities)} entities, {args.days} days from "
+        f"{start:%Y-%m-%d} -> {settings.kafka.topics.supply}"
+    )
+    return 0
+
+
 def cmd_topics(settings: Settings, args: argparse.Namespace) -> int:
     from lakehouse.kafka_io import ensure_topics, topic_layout
 
@@ -291,6 +311,14 @@ def parser() -> argparse.ArgumentParser:
     )
 
     command("simulate", cmd_simulate, "run the simulated MQTT sensor devices in the foreground")
+    sim = command(
+        "simulate-supply",
+        cmd_simulate_supply,
+        "publish a simulated supply chain (stock, shipments) of the registry's entities",
+    )
+    sim.add_argument("--start", default="2025-03-17", help="first simulated day (local)")
+    sim.add_argument("--days", type=int, default=7, help="days to simulate (default 7)")
+    sim.add_argument("--seed", type=int, default=7, help="random seed (same seed, same events)")
     command("bridge", cmd_bridge, "run the MQTT → Kafka bridge in the foreground")
     command("topics", cmd_topics, "create the platform's Kafka topics on the configured cluster")
     for module in COMMAND_MODULES:

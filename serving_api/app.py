@@ -38,6 +38,7 @@ from serving_api.routers import (
     ops,
     prices,
     quarantine,
+    supply,
 )
 from serving_api.views import LIVE
 
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(devices.router)
     app.include_router(ledger.router)
     app.include_router(operations.router)
+    app.include_router(supply.router)
     dashboard.install(app)
     app.add_middleware(ReadAccess, keyring=keyring, prefix=API_PREFIX)
     app.add_middleware(RateLimit, limits=RateLimits(settings.security))

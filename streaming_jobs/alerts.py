@@ -98,7 +98,41 @@ class QualityAlertRules(Levels):
     message: Message
 
 
+class StockCoverRules(BaseModel):
+    """Days of cover below ``warning`` (``critical``) days, for an entity or a province."""
+
+    warning: float = Field(gt=0)
+    critical: float = Field(gt=0)
+    cooldown_hours: float = Field(ge=0)
+    message: Message
+
+    @model_validator(mode="after")
+    def _ordered(self) -> StockCoverRules:
+        if self.critical > self.warning:
+            raise ValueError("stock_cover_low: critical must be at most warning (fewer days)")
+        return self
+
+
+class RouteDelayRules(Levels):
+    recent_days: int = Field(ge=1)  # the recent delays: arrivals of these days
+    min_history: int = Field(ge=1)  # earlier arrivals the route needs for its usual delay
+    message: Message
+
+
+class ShipmentLateRules(Levels):
+    message: Message
+
+
+class SupplyAlertRules(BaseModel):
+    """The supply-chain rules (docs/supply.md); levels in days (cover) or hours (delays)."""
+
+    stock_cover_low: StockCoverRules
+    shipment_late: ShipmentLateRules
+    route_delay: RouteDelayRules
+
+
 class AlertRules(BaseModel):
+    supply: SupplyAlertRules | None = None
     price_move: PriceMoveRules
     held_move: HeldMoveRules
     region_move: RegionMoveRules
@@ -119,6 +153,7 @@ class AlertRules(BaseModel):
             "anomaly_score": self.anomaly_score.message,
             **{name: rule.message for name, rule in self.sensors.rules.items()},
             "data_quality": self.data_quality.message,
+            **({r: getattr(self.supply, r).message for r in SUPPLY_RULES} if self.supply else {}),
         }
 
     def cooldown_hours(self) -> dict[str, float]:
@@ -132,7 +167,15 @@ class AlertRules(BaseModel):
             "anomaly_score": self.anomaly_score.cooldown_hours,
             **sensors,
             "data_quality": self.data_quality.cooldown_hours,
+            **(
+                {r: getattr(self.supply, r).cooldown_hours for r in SUPPLY_RULES}
+                if self.supply
+                else {}
+            ),
         }
+
+
+SUPPLY_RULES = ("stock_cover_low", "shipment_late", "route_delay")
 
 
 @cache
@@ -665,3 +708,118 @@ def _with_people_words(alerts: DataFrame) -> DataFrame:
             label[F.col("commodity")], F.col("fields")["commodity"]
         )
     return alerts.withColumns(words)
+
+
+# ---- supply chain (issue 35): stock_cover_low, shipment_late, route_delay -------------------
+
+
+def stock_cover_signals(
+    daily: DataFrame, rules: SupplyAlertRules, tz: str, scope: Literal["entity", "province"]
+) -> DataFrame:
+    """Per entity (``gold.stock_daily``) or province (``gold.supply_region_daily``) ×
+    commodity × day: days of cover below the rule's levels (fewer days: worse)."""
+    rule = rules.stock_cover_low
+    who = "entity_id" if scope == "entity" else "province"
+    cover = F.col("days_of_cover")
+    return _signals(
+        daily.where(cover.isNotNull()),
+        rule=F.lit("stock_cover_low"),
+        alert_key=F.concat(F.lit(f"{scope}:"), key_column(who, "commodity")),
+        at=day_start(F.col("date"), tz),
+        severity=level(-cover, -rule.warning, -rule.critical),
+        value=cover,
+        reference=F.lit(rule.warning),
+        region=F.col("province"),
+        metric=F.lit("days_of_cover"),
+        details=F.lit(None).cast("string"),
+        fields=_fields(
+            place=F.col(who),
+            commodity=F.col("commodity"),
+            value=_number(cover, 1),
+            reference=_number(F.lit(rule.warning), 1),
+        ),
+    )
+
+
+def shipment_late_signals(shipments: DataFrame, rules: SupplyAlertRules) -> DataFrame:
+    """Per shipment (``gold.shipments``): a point at its expected time, firing by its delay
+    in hours, and a calm one when it arrived — so a late shipment is one alert, resolved on
+    arrival."""
+    rule = rules.shipment_late
+    delay = F.col("delay_hours")
+    fields = _fields(
+        shipment=F.col("shipment_id"),
+        commodity=F.col("commodity"),
+        origin=F.col("origin_id"),
+        destination=F.col("destination_id"),
+        value=_number(delay, 1),
+    )
+    common = dict(
+        rule=F.lit("shipment_late"),
+        alert_key=F.col("shipment_id"),
+        value=delay,
+        reference=F.lit(rule.warning),
+        region=F.col("destination_province"),
+        metric=F.lit("delay_hours"),
+        details=F.col("route_id"),
+        fields=fields,
+    )
+    due = _signals(
+        shipments,
+        at=F.col("expected_at"),
+        severity=level(delay, rule.warning, rule.critical),
+        **common,
+    )
+    arrived = _signals(
+        shipments.where(
+            F.col("arrived_at").isNotNull() & (F.col("arrived_at") > F.col("expected_at"))
+        ),
+        at=F.col("arrived_at"),
+        severity=F.lit(None).cast("string"),
+        **common,
+    )
+    return due.unionByName(arrived)
+
+
+def route_delay_signals(shipments: DataFrame, rules: SupplyAlertRules, tz: str) -> DataFrame:
+    """Per route × arrival day: the mean delay (hours) of the last ``recent_days`` days'
+    arrivals against the route's usual delay (the mean of the arrivals before them, at least
+    ``min_history``); fires when recent − usual reaches the levels."""
+    rule = rules.route_delay
+    arrived = shipments.where(F.col("arrived_at").isNotNull()).withColumn(
+        "date", F.to_date(F.from_utc_timestamp("arrived_at", tz))
+    )
+    day = F.datediff(F.col("date"), F.lit("1970-01-01").cast("date"))
+    by_route = Window.partitionBy("route_id").orderBy(day)
+    recent = by_route.rangeBetween(-(rule.recent_days - 1), 0)
+    before = by_route.rangeBetween(Window.unboundedPreceding, -rule.recent_days)
+    daily = (
+        arrived.groupBy("route_id", "date")
+        .agg(
+            F.sum("delay_hours").alias("total"),
+            F.count(F.lit(1)).alias("n"),
+            F.first("destination_province").alias("province"),
+            F.first("commodity").alias("commodity"),
+        )
+        .withColumn("recent", F.sum("total").over(recent) / F.sum("n").over(recent))
+        .withColumn("usual_n", F.coalesce(F.sum("n").over(before), F.lit(0)))
+        .withColumn("usual", F.sum("total").over(before) / F.col("usual_n"))
+    )
+    excess = F.when(F.col("usual_n") >= rule.min_history, F.col("recent") - F.col("usual"))
+    return _signals(
+        daily,
+        rule=F.lit("route_delay"),
+        alert_key=F.col("route_id"),
+        at=day_start(F.col("date"), tz),
+        severity=level(excess, rule.warning, rule.critical),
+        value=F.col("recent"),
+        reference=F.col("usual"),
+        region=F.col("province"),
+        metric=F.lit("delay_hours"),
+        details=F.lit(None).cast("string"),
+        fields=_fields(
+            route=F.col("route_id"),
+            value=_number(F.col("recent"), 1),
+            reference=_number(F.col("usual"), 1),
+        ),
+    )

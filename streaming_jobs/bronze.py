@@ -75,18 +75,21 @@ def first_copies(bronze: DataFrame, horizon_hours: float) -> DataFrame:
     return firsts.drop("_identity")
 
 
-def read_kafka(spark: SparkSession, settings: Settings, topics: list[str]) -> DataFrame:
+def read_kafka(
+    spark: SparkSession, settings: Settings, topics: list[str], max_offsets: int | None = None
+) -> DataFrame:
     """Streaming source over the given topics, from the earliest offset on first start.
 
     The source's consumers are kept between micro-batches, each with a fetch in flight for the
     offset after its last: ``fetch_max_wait_ms`` bounds how long the broker holds that fetch when
-    no record has come since (Kafka's default, 500 ms, was paid by every batch)."""
+    no record has come since (Kafka's default, 500 ms, was paid by every batch). ``max_offsets``:
+    records per micro-batch at most (default ``spark.max_offsets_per_trigger``)."""
     return (
         spark.readStream.format("kafka")
         .options(**spark_options(settings))
         .option("subscribe", ",".join(topics))
         .option("startingOffsets", "earliest")
-        .option("maxOffsetsPerTrigger", settings.spark.max_offsets_per_trigger)
+        .option("maxOffsetsPerTrigger", max_offsets or settings.spark.max_offsets_per_trigger)
         .option("kafka.fetch.max.wait.ms", settings.spark.fetch_max_wait_ms)
         .load()
     )

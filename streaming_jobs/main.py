@@ -20,10 +20,11 @@ from lakehouse.spark import get_spark
 from lakehouse.status import stop_event, write_status
 from streaming_jobs.medallion import QueryFactory, gold_query, silver_query
 from streaming_jobs.progress_metrics import MetricsEndpoint, serve_metrics
+from streaming_jobs.supply_query import supply_query
 
 log = logging.getLogger(__name__)
 
-QUERIES: tuple[QueryFactory, ...] = (silver_query, gold_query)
+QUERIES: tuple[QueryFactory, ...] = (silver_query, gold_query, supply_query)
 STATUS_INTERVAL_SECONDS = 2.0
 STATUS_NAME = "pipeline"
 

@@ -14,6 +14,7 @@ def test_defaults_from_conf(clean_env: None):
         "market.sensors",
         "market.deadletter",
         "market.reviews",
+        "market.supply",
     ]
     assert s.paths.lakehouse_root == PROJECT_ROOT / "data" / "lakehouse"
     assert s.kafka.bootstrap == "localhost:9092"

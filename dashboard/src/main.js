@@ -11,8 +11,9 @@ import { drawSeries, setupSeries, showSeries } from "./series.js";
 import { renderAlerts, setupAlerts } from "./alerts.js";
 import { renderQuality, setupQuality } from "./quality.js";
 import { renderOperations, setupOperations } from "./operations.js";
+import { setupSupply, supplyShown } from "./supply.js";
 
-const PAGES = ["board", "map", "series", "alerts", "quality", "ops"];
+const PAGES = ["board", "map", "series", "alerts", "quality", "supply", "ops"];
 const started = new Map(); // page → promise of its set-up
 const status = document.getElementById("live-status");
 let liveMode = "off";
@@ -52,6 +53,7 @@ const setups = {
   series: async () => setupSeries(),
   quality: setupQuality,
   ops: setupOperations,
+  supply: async () => setupSupply(await (await fetch("/dashboard/provinces.geojson")).json()),
 };
 
 async function route() {
@@ -64,6 +66,7 @@ async function route() {
   if (setups[name] && !started.has(name)) started.set(name, setups[name]());
   await started.get(name);
   if (name === "map") mapShown();
+  if (name === "supply") supplyShown();
   if (name === "series") await showSeries(args[0], args[1]);
   document.body.dataset.page = name;
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Request, status
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Body, Request, status
 from lakehouse.events import PriceEvent
 from serving_api.auth import Permission, require
 from serving_api.errors import ApiError
-from serving_api.ingest import KafkaUnavailable, PricePublisher
+from serving_api.ingest import KafkaUnavailable
 from serving_api.models import Accepted, Error
 from serving_api.routers import API_PREFIX
 
@@ -50,15 +51,22 @@ async def post_prices(
     ],
 ) -> Accepted:
     events = body if isinstance(body, list) else [body]
+    await publish_checked(request, events, request.app.state.publisher.publish)
+    request.app.state.metrics.events_ingested.inc(len(events))
+    return Accepted(accepted=len(events), event_ids=[e.event_id for e in events])
+
+
+async def publish_checked(
+    request: Request, events: list, publish: Callable[[list], Awaitable[None]]
+) -> None:
+    """``publish(events)`` once the request's event count is within ``api.max_events_per_request``
+    (413) and not zero (422); Kafka not confirming in time is a 503."""
     cap = request.app.state.settings.api.max_events_per_request
     if len(events) > cap:
         raise ApiError(413, f"{len(events)} events in one request; send at most {cap}")
     if not events:
         raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, "no events: send one or a list")
-    publisher: PricePublisher = request.app.state.publisher
     try:
-        await publisher.publish(events)
+        await publish(events)
     except KafkaUnavailable as exc:
         raise ApiError(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
-    request.app.state.metrics.events_ingested.inc(len(events))
-    return Accepted(accepted=len(events), event_ids=[e.event_id for e in events])

@@ -1,0 +1,129 @@
+"""A simulated supply chain (docs/supply.md#simulation): the registry's warehouses, distributors
+and markets hold stock that consumption draws down every day and shipments from farmer groups
+and warehouses refill, along the real regency pairs of the entities. A shipment's transit time
+is the route model's (``lakehouse.supply_routes``) and its delay follows the same factors —
+the month's rainfall at both ends, holidays and the weeks before Lebaran and Nataru, a sea
+crossing — with noise. Deterministic for a seed: the tests run on it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from lakehouse.events import ShipmentEvent, StockEvent
+from lakehouse.settings import Settings
+from lakehouse.supply import Entity
+from lakehouse.supply_routes import RULE_HOURS, leg, scores
+
+SOURCE = "supply-simulator"
+HOLDERS = ("warehouse", "distributor", "market")
+SENDERS = ("farmer_group", "warehouse")
+#: days of consumption a holder starts with, and what a shipment brings
+START_COVER_DAYS = (4.0, 12.0)
+SHIPMENT_DAYS = (2.0, 5.0)
+DAILY_USE = {"warehouse": 40_000.0, "distributor": 8_000.0, "market": 1_500.0}
+
+
+@dataclass
+class _Shipment:
+    event: ShipmentEvent
+    arrives: datetime
+
+
+def simulate(
+    entities: list[Entity], settings: Settings, start: datetime, days: int, seed: int = 7
+) -> Iterator[StockEvent | ShipmentEvent]:
+    """Events of ``days`` days from ``start``: a stock report per holder × commodity each
+    evening, a shipment report when one departs and when it arrives (shipments still on the
+    road at the end stay in transit)."""
+    rng = random.Random(seed)
+    holders = [e for e in entities if e.kind in HOLDERS]
+    senders = [e for e in entities if e.kind in SENDERS]
+    stock = {
+        (h.entity_id, c): DAILY_USE[h.kind] * rng.uniform(*START_COVER_DAYS)
+        for h in holders
+        for c in h.commodities
+    }
+    in_transit: list[_Shipment] = []
+    number = 0
+    for day in range(days):
+        evening = start + timedelta(days=day, hours=11)  # 18:00 in Jakarta
+        # arrivals of the day refill their destination
+        for shipment in [s for s in in_transit if s.arrives <= evening]:
+            in_transit.remove(shipment)
+            e = shipment.event
+            stock[(e.destination_id, e.commodity)] += e.quantity
+            arrived = e.model_copy(
+                update={
+                    "arrived_at": shipment.arrives,
+                    "observed_at": shipment.arrives,
+                    "event_id": ShipmentEvent.report_id(e.shipment_id, shipment.arrives),
+                }
+            )
+            yield arrived
+        for holder in holders:
+            for commodity in holder.commodities:
+                key = (holder.entity_id, commodity)
+                use = DAILY_USE[holder.kind] * rng.uniform(0.7, 1.3)
+                stock[key] = max(stock[key] - use, 0.0)
+                at = evening + timedelta(minutes=rng.randint(0, 50))
+                yield StockEvent(
+                    event_id=StockEvent.report_id(holder.entity_id, commodity, at),
+                    entity_id=holder.entity_id,
+                    commodity=commodity,
+                    quantity=round(stock[key], 1),
+                    observed_at=at,
+                    source=SOURCE,
+                )
+                if stock[key] < DAILY_USE[holder.kind] * 3 and not any(
+                    s.event.destination_id == holder.entity_id and s.event.commodity == commodity
+                    for s in in_transit
+                ):
+                    origin = _sender(senders, holder, commodity, rng)
+                    if origin is not None:
+                        number += 1
+                        shipment = _ship(origin, holder, commodity, evening, number, settings, rng)
+                        in_transit.append(shipment)
+                        yield shipment.event
+
+
+def _sender(senders: list[Entity], to: Entity, commodity: str, rng: random.Random) -> Entity | None:
+    able = [s for s in senders if commodity in s.commodities and s.entity_id != to.entity_id]
+    return rng.choice(able) if able else None
+
+
+def _ship(
+    origin: Entity,
+    destination: Entity,
+    commodity: str,
+    at: datetime,
+    number: int,
+    settings: Settings,
+    rng: random.Random,
+) -> _Shipment:
+    route = leg(origin.regency, destination.regency, settings.supply)
+    departed = at + timedelta(hours=1)
+    planned = timedelta(hours=route.hours)
+    factor = scores(
+        origin.regency, destination.regency, departed.date(), route.crossing, route.hours, []
+    )
+    delay_hours = sum(factor[f] * RULE_HOURS[f] for f in factor) * rng.uniform(-0.6, 1.6)
+    quantity = DAILY_USE[destination.kind] * rng.uniform(*SHIPMENT_DAYS)
+    shipment_id = f"SIM-{at:%Y%m%d}-{number:04d}"
+    event = ShipmentEvent(
+        event_id=ShipmentEvent.report_id(shipment_id, departed),
+        shipment_id=shipment_id,
+        commodity=commodity,
+        quantity=round(quantity, 1),
+        origin_id=origin.entity_id,
+        destination_id=destination.entity_id,
+        departed_at=departed,
+        expected_at=departed + planned,
+        observed_at=departed,
+        source=SOURCE,
+    )
+    arrives = departed + planned + timedelta(hours=max(delay_hours, -1.0))
+    return _Shipment(event, arrives.astimezone(UTC))

@@ -1,0 +1,228 @@
+"""The supply query — wiring only; the transforms are ``streaming_jobs.supply``'s and the alert
+rules ``streaming_jobs.alerts``'.
+
+Its own Structured Streaming query in the pipeline's Spark application, on its own topic and
+trigger (``supply.trigger_seconds``), so the price query's freshness path never waits for it.
+One micro-batch: every record to ``bronze.market_events`` (with its Kafka coordinates), the
+first copies judged against the supply registry (read at each batch) into
+``silver.supply_stock``, ``silver.shipments`` (latest report per shipment, MERGEd) or
+``silver.quarantine``; then ``gold.shipments``, ``gold.stock_daily``,
+``gold.supply_region_daily`` for what the batch touched, and the supply alerts.
+
+Exactly once: appends record their batch (``delta_io.append_once``), everything else is a
+MERGE that a replayed batch repeats identically; deduplication is the query's state.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from functools import partial
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming import StreamingQuery
+
+from lakehouse import delta_io
+from lakehouse.logs import Laps
+from lakehouse.reference import commodities
+from lakehouse.rules import quality_rules
+from lakehouse.settings import Settings
+from lakehouse.spark import GOLD_POOL
+from lakehouse.supply_registry import open_supply_registry
+from lakehouse.tables import (
+    BRONZE_EVENTS,
+    GOLD_ALERTS,
+    GOLD_SHIPMENTS,
+    GOLD_STOCK_DAILY,
+    GOLD_SUPPLY_REGION_DAILY,
+    SILVER_QUARANTINE,
+    SILVER_SHIPMENTS,
+    SILVER_SUPPLY_STOCK,
+    query_checkpoint,
+)
+from streaming_jobs import supply
+from streaming_jobs.alerts import (
+    CHANGED,
+    alert_rows,
+    alert_rules,
+    episodes,
+    route_delay_signals,
+    shipment_late_signals,
+    stock_cover_signals,
+)
+from streaming_jobs.batch_values import batch_clock
+from streaming_jobs.bronze import BRONZE_COLUMNS, first_copies, read_kafka, to_bronze
+from streaming_jobs.medallion import PRIORITY, Existing, in_parallel
+
+log = logging.getLogger(__name__)
+SUPPLY_QUERY = "supply"
+WRITER = "supply"
+ENTITY_COLUMNS = "entity_id string, kind string, regency_code string, province string"
+
+
+class SupplyBatch:
+    """The ``foreachBatch`` function of the supply query: every record (``kind`` ``record``)
+    and the coordinates of the first copies (``kind`` ``first``)."""
+
+    def __init__(self, spark: SparkSession, settings: Settings) -> None:
+        self.spark = spark
+        self.settings = settings
+        self.registry = open_supply_registry(settings)
+        self.commodity_ids = sorted(commodities())
+        self.rules = alert_rules().supply
+        self._exists = Existing(spark, settings)
+        delta_io.ensure_table(spark, BRONZE_EVENTS, settings)
+
+    def entities(self) -> DataFrame:
+        """The registry now: an entity registered a moment ago is known to this batch."""
+        rows = [(e.entity_id, e.kind, e.regency_code, e.province) for e in self.registry.entities()]
+        return self.spark.createDataFrame(rows, ENTITY_COLUMNS)
+
+    def __call__(self, rows: DataFrame, batch_id: int) -> None:
+        context = self.spark.sparkContext
+        # the gold pool's share, after the price query's running batch (its freshness path)
+        context.setLocalProperty("spark.scheduler.pool", GOLD_POOL)
+        PRIORITY.gold_step(self.settings.spark.gold_yield_seconds)
+        writer = f"{WRITER}:{context.getLocalProperty('sql.streaming.queryId')}"
+        laps = Laps()
+        batch = rows.localCheckpoint()
+        records = batch.where(F.col("kind") == "record").drop("kind")
+        if records.isEmpty():
+            return
+        firsts = batch.where(F.col("kind") == "first").select(
+            *supply.COORDINATES, F.lit(True).alias("first_copy")
+        )
+        marked = records.join(firsts, list(supply.COORDINATES), "left").fillna(
+            False, ["first_copy"]
+        )
+        validated = supply.validate_supply(
+            supply.parse_supply(marked),
+            self.entities(),
+            self.commodity_ids,
+            self.settings.supply.max_quantity,
+        ).localCheckpoint()
+        laps("judge")
+        appends = {
+            BRONZE_EVENTS: records.select(*BRONZE_COLUMNS),
+            SILVER_SUPPLY_STOCK: supply.stock_rows(validated, batch_id),
+            SILVER_QUARANTINE: supply.quarantine_rows(validated, batch_id),
+        }
+        shipments = supply.shipment_rows(validated, batch_id).localCheckpoint()
+        tasks = [
+            partial(delta_io.append_once, frame, table, self.settings, writer, batch_id)
+            for table, frame in appends.items()
+        ]
+        if not shipments.isEmpty() or not self._exists(SILVER_SHIPMENTS):
+            tasks.append(
+                partial(
+                    delta_io.upsert,
+                    self.spark,
+                    shipments,
+                    SILVER_SHIPMENTS,
+                    self.settings,
+                    only_if="s.observed_at >= t.observed_at",
+                )
+            )
+        in_parallel(self.spark, tasks)
+        laps("silver")
+        self._gold(appends[SILVER_SUPPLY_STOCK], shipments)
+        laps("gold")
+        self._alerts()
+        laps("alerts")
+        log.info("supply batch done", extra={"batch_id": batch_id, "seconds": laps.seconds})
+
+    def _read(self, table) -> DataFrame:  # noqa: ANN001
+        return delta_io.read(self.spark, table, self.settings)
+
+    def _gold(self, stock: DataFrame, shipments: DataFrame) -> None:
+        """The gold rows the batch's stock reports and shipment reports touch."""
+        tz = self.settings.timezone
+        cfg = self.settings.supply
+        silver_shipments = self._read(SILVER_SHIPMENTS)
+        as_of = silver_shipments.agg(F.max("observed_at")).first()[0]
+        if as_of is not None:
+            # every in-transit shipment's delay grows with the stream's time
+            current = silver_shipments.where(
+                F.col("arrived_at").isNull()
+                | F.col("shipment_id").isin(
+                    [r[0] for r in shipments.select("shipment_id").collect()]
+                )
+            )
+            delta_io.upsert(
+                self.spark,
+                supply.gold_shipments(current, batch_clock(as_of), cfg.late_after_hours),
+                GOLD_SHIPMENTS,
+                self.settings,
+            )
+        arrivals = shipments.where(F.col("arrived_at").isNotNull()).select(
+            F.col("destination_id").alias("entity_id"), "commodity"
+        )
+        pairs = stock.select("entity_id", "commodity").union(arrivals).distinct().localCheckpoint()
+        if pairs.isEmpty() or not self._exists(SILVER_SUPPLY_STOCK):
+            return
+        history = self._read(SILVER_SUPPLY_STOCK).join(
+            F.broadcast(pairs), ["entity_id", "commodity"]
+        )
+        daily = supply.stock_daily(
+            history, silver_shipments, tz, cfg.cover_window_days
+        ).localCheckpoint()
+        delta_io.upsert(self.spark, daily, GOLD_STOCK_DAILY, self.settings)
+        regions = daily.select("province", "commodity").distinct()
+        all_daily = self._read(GOLD_STOCK_DAILY).join(
+            F.broadcast(regions), ["province", "commodity"]
+        )
+        delta_io.upsert(
+            self.spark,
+            supply.supply_region_daily(all_daily, self._read(GOLD_SHIPMENTS), tz),
+            GOLD_SUPPLY_REGION_DAILY,
+            self.settings,
+        )
+
+    def _alerts(self) -> None:
+        """The supply rules over the supply gold tables, MERGEd into ``gold.alerts``."""
+        if self.rules is None or not self._exists(GOLD_SHIPMENTS):
+            return
+        tz = self.settings.timezone
+        signals = [
+            shipment_late_signals(self._read(GOLD_SHIPMENTS), self.rules),
+            route_delay_signals(self._read(GOLD_SHIPMENTS), self.rules, tz),
+        ]
+        if self._exists(GOLD_STOCK_DAILY):
+            signals += [
+                stock_cover_signals(self._read(GOLD_STOCK_DAILY), self.rules, tz, "entity"),
+                stock_cover_signals(
+                    self._read(GOLD_SUPPLY_REGION_DAILY), self.rules, tz, "province"
+                ),
+            ]
+        every = signals[0]
+        for more in signals[1:]:
+            every = every.unionByName(more)
+        rules = alert_rules()
+        rows = alert_rows(
+            episodes(every, rules.cooldown_hours()), rules, batch_clock(datetime.now(UTC))
+        ).localCheckpoint()
+        if not rows.isEmpty():
+            delta_io.ensure_table(self.spark, GOLD_ALERTS, self.settings)
+            delta_io.upsert(self.spark, rows, GOLD_ALERTS, self.settings, only_if=CHANGED)
+
+
+def supply_query(spark: SparkSession, settings: Settings) -> StreamingQuery:
+    """Kafka (the supply topic) → bronze, supply silver, gold and alerts."""
+    topic = settings.kafka.topics.supply
+    records = to_bronze(
+        read_kafka(spark, settings, [topic], settings.supply.max_offsets_per_trigger)
+    )
+    horizon = quality_rules().hard.duplicate_horizon_hours
+    firsts = first_copies(records, horizon).select(
+        F.lit("first").alias("kind"), *supply.COORDINATES
+    )
+    every = records.select(F.lit("record").alias("kind"), *BRONZE_COLUMNS)
+    return (
+        every.unionByName(firsts, allowMissingColumns=True)
+        .writeStream.queryName(SUPPLY_QUERY)
+        .foreachBatch(SupplyBatch(spark, settings))
+        .option("checkpointLocation", str(query_checkpoint(settings, SUPPLY_QUERY)))
+        .trigger(processingTime=f"{settings.supply.trigger_seconds} seconds")
+        .start()
+    )
