@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -90,13 +91,21 @@ def _reviews(settings: Settings, held: pd.DataFrame) -> list[tuple[str, bytes, s
     return out
 
 
+def _text(value: object) -> str:
+    """A map's or an array's value as text (a map's keys sorted; None as None)."""
+    if isinstance(value, dict):
+        return repr(sorted(value.items()))
+    if isinstance(value, list | tuple | np.ndarray):
+        items = [tuple(v) if isinstance(v, list | tuple | np.ndarray) else v for v in value]
+        return repr(sorted(items) if all(isinstance(v, tuple) for v in items) else items)
+    return repr(value)
+
+
 def _comparable(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.drop(columns=[c for c in frame.columns if c in RUN_TIME])
     for column in frame.columns:  # maps and arrays as text, keys sorted
-        if frame[column].map(lambda v: isinstance(v, list | tuple | dict)).any():
-            frame[column] = frame[column].map(
-                lambda v: repr(sorted(v.items()) if isinstance(v, dict) else list(v))
-            )
+        if frame[column].map(lambda v: isinstance(v, list | tuple | dict | np.ndarray)).any():
+            frame[column] = frame[column].map(_text)
     keys = [c for c in ("event_id", "decision", "raw", "offset") if c in frame.columns]
     return frame.sort_values(keys).reset_index(drop=True)[sorted(frame.columns)]
 

@@ -158,6 +158,7 @@ final class PriceJudge {
     /** province × commodity and day → market × commodity → that day's prices. */
     private final Map<String, Map<String, List<Double>>> slots = new HashMap<>();
     private final Map<String, double[]> known = new HashMap<>();
+    private final Map<String, Map<String, Double>> daily = new HashMap<>();
 
     CrossMarkets(List<PricePoint> pool, List<PricePoint> candidates) {
       for (PricePoint c : candidates) {
@@ -178,20 +179,30 @@ final class PriceJudge {
     double[] of(PricePoint candidate) {
       String slot = slot(candidate);
       String series = candidate.series();
+      Map<String, Double> medians = daily.computeIfAbsent(slot, this::dailyMedians);
       return known.computeIfAbsent(
           slot + '\u0003' + series,
           k -> {
-            List<Double> medians = new ArrayList<>();
-            for (Map.Entry<String, List<Double>> e : slots.get(slot).entrySet()) {
-              if (!e.getKey().equals(series)) {
-                double[] day = e.getValue().stream().mapToDouble(Double::doubleValue).sorted().toArray();
-                int m = day.length;
-                medians.add(0.5 * (day[(m - 1) / 2] + day[m / 2]));
-              }
-            }
-            double[] ordered = medians.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+            double[] ordered =
+                medians.entrySet().stream()
+                    .filter(e -> !e.getKey().equals(series))
+                    .mapToDouble(Map.Entry::getValue)
+                    .sorted()
+                    .toArray();
             return new double[] {Stats.percentile(ordered, ordered.length, 0.5), ordered.length};
           });
+    }
+
+    /** Each market × commodity's median price of a slot: the middle of its sorted prices. */
+    private Map<String, Double> dailyMedians(String slot) {
+      Map<String, Double> out = new HashMap<>();
+      slots.get(slot).forEach(
+          (series, prices) -> {
+            double[] day = prices.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+            int m = day.length;
+            out.put(series, 0.5 * (day[(m - 1) / 2] + day[m / 2]));
+          });
+      return out;
     }
   }
 }

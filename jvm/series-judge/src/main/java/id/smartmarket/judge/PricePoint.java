@@ -2,6 +2,7 @@ package id.smartmarket.judge;
 
 /** A price that passed the hard rules: a market × commodity's point, in a province × commodity. */
 final class PricePoint extends Point {
+  private String series;
   final String group;
   final String commodity;
   final String market;
@@ -20,7 +21,10 @@ final class PricePoint extends Point {
 
   @Override
   String series() {
-    return key(commodity, market);
+    if (series == null) {
+      series = key(commodity, market);
+    }
+    return series;
   }
 
   @Override

@@ -2,6 +2,7 @@ package id.smartmarket.judge;
 
 /** An accepted sensor reading: a point of a device's metric. */
 final class SensorPoint extends Point {
+  private String series;
   final String market;
   final String device;
   final String metric;
@@ -17,7 +18,10 @@ final class SensorPoint extends Point {
 
   @Override
   String series() {
-    return key(market, device, metric);
+    if (series == null) {
+      series = key(market, device, metric);
+    }
+    return series;
   }
 
   @Override
