@@ -11,6 +11,8 @@ WORKDIR /src
 COPY jvm/pom.xml jvm/pom.xml
 COPY jvm/kafka-broker/pom.xml jvm/kafka-broker/pom.xml
 COPY jvm/spark-libs/pom.xml jvm/spark-libs/pom.xml
+COPY jvm/jmx-exporter/pom.xml jvm/jmx-exporter/pom.xml
+COPY jvm/series-judge jvm/series-judge
 RUN mvn --batch-mode --quiet -Dstyle.color=never -f jvm/pom.xml package
 
 # ---- the dashboard the API serves (esbuild, from dashboard/package-lock.json) ----------------

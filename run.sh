@@ -67,9 +67,11 @@ setup_jvm() {
   command -v java >/dev/null || [ -n "${JAVA_HOME:-}" ] \
     || die "Java not found: install a Java 17+ runtime (apt-get install openjdk-17-jre-headless)"
   command -v mvn >/dev/null || die "Maven not found: install it (apt-get install maven)"
-  local want; want="$(cat jvm/pom.xml jvm/*/pom.xml | sha256sum | cut -d' ' -f1)"
+  # the poms and the JVM sources (jvm/series-judge): a change to either builds again
+  local want; want="$(cat jvm/pom.xml jvm/*/pom.xml $(find jvm/*/src -type f 2>/dev/null | LC_ALL=C sort) \
+    | sha256sum | cut -d' ' -f1)"
   stamp_ok jvm/lib/.resolved "$want" && return
-  say "resolving JVM artifacts with Maven into jvm/lib (Kafka broker, Delta, Spark-Kafka)"
+  say "resolving JVM artifacts with Maven into jvm/lib (Kafka broker, Delta, Spark-Kafka, series judge)"
   rm -rf jvm/lib
   mvn --batch-mode --quiet -Dstyle.color=never -f jvm/pom.xml package
   echo "$want" > jvm/lib/.resolved

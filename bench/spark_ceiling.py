@@ -6,13 +6,15 @@ price events in Kafka, drained in micro-batches of ``spark.max_offsets_per_trigg
 - the same with the first copy of each event id kept before parsing, as the silver query keeps
   it (``bronze.first_copies``: ``dropDuplicatesWithinWatermark``, RocksDB);
 - the silver query itself (``streaming_jobs.medallion.silver_query``: bronze, deduplication,
-  parsing, rules, the stateful step, silver, quarantine and data quality),
+  parsing, rules, the stateful step, silver, quarantine and data quality) — with ``--judges
+  python,jvm`` once per judge of the statistical rules (``spark.judge``), each on a lakehouse
+  and checkpoint of its own, the same events,
 
 each in events/s and as a share of the bare copy, next to the raw confluent-kafka produce rate
 of the same payloads measured in the same run. The bare copy bounds what any Spark pipeline on
 this box can sustain: the silver query writes two tables of every event and judges it on top.
 
-    ./run.sh bench spark_ceiling [--events 800000]
+    ./run.sh bench spark_ceiling [--events 800000] [--judges python,jvm] [--silver-only]
 """
 
 from __future__ import annotations
@@ -86,9 +88,30 @@ def silver_seconds(spark: SparkSession, settings: Settings) -> float:
     return time.monotonic() - began
 
 
+def with_judge(settings: Settings, folder: Path, judge: str) -> Settings:
+    """``settings`` with the silver query's judge ``judge`` and a lakehouse of its own."""
+    return settings.model_copy(
+        update={
+            "spark": settings.spark.model_copy(update={"judge": judge}),
+            "paths": settings.paths.model_copy(
+                update={
+                    "lakehouse_root": folder / judge / "lakehouse",
+                    "checkpoint_root": folder / judge / "checkpoints",
+                }
+            ),
+        }
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=800_000)
+    parser.add_argument(
+        "--judges", help="comma-separated judges of the silver query (default: spark.judge)"
+    )
+    parser.add_argument(
+        "--silver-only", action="store_true", help="only the silver query, not the bare variants"
+    )
     args = parser.parse_args(argv)
     with (
         tempfile.TemporaryDirectory() as tmp,
@@ -98,21 +121,28 @@ def main(argv: list[str] | None = None) -> None:
         events = payloads(args.events, at)
         raw = raw_produce_rate(settings, events[:200_000])
         spark = get_spark(settings)
+        judges = {
+            judge: with_judge(settings, Path(tmp), judge)
+            for judge in (args.judges or settings.spark.judge).split(",")
+        }
         produce(settings, payloads(WARM_UP, at), None)  # the silver query's first batches: JVM,
-        medallion.drain(spark, settings, medallion.silver_query)  # Python workers, state
+        for judged in judges.values():  # Python workers, state
+            medallion.drain(spark, judged, medallion.silver_query)
         produce(settings, events, None)
         batch = settings.spark.max_offsets_per_trigger
         print(f"\nSpark ceiling: {args.events:,} price events, micro-batches of ≤ {batch:,}")
         print(f"raw confluent-kafka produce rate, same payloads: {raw:,.0f} events/s")
         print(f"{'Kafka → Delta':44} {'events/s':>10} {'× bare copy':>12} {'× raw':>7}")
         bare = None
-        for name, transform in VARIANTS.items():
+        for name, transform in {} if args.silver_only else VARIANTS.items():
             rate = args.events / drained(spark, settings, Path(tmp), name, transform)
             bare = bare or rate
             print(f"{name:44} {rate:10,.0f} {rate / bare:12.2f} {rate / raw:7.3f}", flush=True)
-        rate = args.events / silver_seconds(spark, settings)
-        name = "silver query (the pipeline)"
-        print(f"{name:44} {rate:10,.0f} {rate / bare:12.2f} {rate / raw:7.3f}")
+        for judge, judged in judges.items():
+            rate = args.events / silver_seconds(spark, judged)
+            name = f"silver query (the pipeline), {judge} judge"
+            share = f"{rate / bare:12.2f}" if bare else f"{'-':>12}"
+            print(f"{name:44} {rate:10,.0f} {share} {rate / raw:7.3f}", flush=True)
         spark.stop()
 
 

@@ -253,6 +253,9 @@ class SparkSettings(BaseModel):
     #: groups of series the silver query's stateful step judges together (series_judge); the
     #: state is kept per group, so another count starts the series' history again
     series_buckets: int = Field(16, ge=1)
+    #: where the silver query's statistical rules run: pandas (series_judge) or the JVM
+    #: (jvm/series-judge, through streaming_jobs.jvm_judge); the same verdicts, another state
+    judge: Literal["python", "jvm"] = "python"
     conf: dict[str, str] = {}
 
 

@@ -33,6 +33,9 @@ BY_RULE = "rule:confirmation"
 #: what a review's decision makes of the hold
 REVIEW_DECISIONS = {d.value: d.outcome.value for d in ReviewDecision}
 DECISION_COLUMNS = ("event_id", "decision", "decided_by", "decision_note", "supports", "refutes")
+#: the notes of the rule's decisions
+NOT_CONFIRMED_NOTE = "a later report came back to the level before the move"
+CONFIRMED_NOTE = "confirmed by {supports} reports at the new level"
 
 
 def new_holds(judged: pd.DataFrame, now: pd.Timestamp) -> pd.DataFrame:
@@ -89,9 +92,7 @@ def confirmations(holds: pd.DataFrame, points: pd.DataFrame, rules: HoldRules) -
     )
     counted["decided_by"] = BY_RULE
     counted["decision_note"] = [
-        "a later report came back to the level before the move"
-        if r
-        else f"confirmed by {s} reports at the new level"
+        NOT_CONFIRMED_NOTE if r else CONFIRMED_NOTE.format(supports=s)
         for r, s in zip(refuted, counted["supports"], strict=True)
     ]
     decided = counted[counted["decision"] != ""]

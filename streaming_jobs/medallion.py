@@ -434,7 +434,13 @@ def silver_query(spark: SparkSession, settings: Settings) -> StreamingQuery:
         topics.reviews,
     )
     validated = silver.validate_events(parsed, rules, F.col("ingest_time"))
-    judged = silver.judge(validated, rules, settings.timezone, settings.spark.series_buckets)
+    judged = silver.judge(
+        validated,
+        rules,
+        settings.timezone,
+        settings.spark.series_buckets,
+        settings.spark.judge,
+    )
     every_record = records.select(
         F.lit("record").alias("kind"),
         *[F.col("value").alias("raw") if c == "value" else c for c in BRONZE_COLUMNS],

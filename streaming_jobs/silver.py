@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import types
 from datetime import datetime, timedelta
-from typing import Union, get_args, get_origin
+from typing import Literal, Union, get_args, get_origin
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -41,6 +41,7 @@ from pyspark.sql.streaming.state import GroupStateTimeout
 from lakehouse.events import EVENT_MODELS, NOT_REPORTED, SCHEMA_VERSION, ReviewEvent, spark_schema
 from lakehouse.reference import commodities, markets, metric_ranges
 from lakehouse.rules import QualityRules
+from streaming_jobs import jvm_judge
 from streaming_jobs.batch_values import batch_number, batch_time
 from streaming_jobs.bronze import sender
 from streaming_jobs.holds import REVIEW_DECISIONS
@@ -308,11 +309,18 @@ def series_key(buckets: int) -> Column:
     )
 
 
-def judge(validated: DataFrame, rules: QualityRules, tz: str, buckets: int) -> DataFrame:
+def judge(
+    validated: DataFrame,
+    rules: QualityRules,
+    tz: str,
+    buckets: int,
+    engine: Literal["python", "jvm"] = "python",
+) -> DataFrame:
     """Validated first copies (``validate_events`` of ``parse_events``), streaming → the same
     rows with their verdicts — ``flags``, ``reasons`` (empty: accepted) and ``details`` — and
     the rows of the decisions on held prices (``kind``: see ``series_judge``). The statistical
-    rules compare with the series' history in the query's state."""
+    rules compare with the series' history in the query's state, in pandas (``series_judge``)
+    or, ``engine`` ``jvm``, in the JVM (``jvm_judge``: the same verdicts)."""
     keyed = validated.withColumn("_group", series_group()).withColumn(KEY, series_key(buckets))
     passed = F.col(KEY) == PASSED
     # what only a row decided before the step needs crosses to pandas as null for the others
@@ -338,13 +346,16 @@ def judge(validated: DataFrame, rules: QualityRules, tz: str, buckets: int) -> D
     )
     verdicts = prepared.sparkSession.createDataFrame([], VERDICT_DDL).schema
     output = T.StructType([f for f in prepared.schema.fields if f.name != KEY] + verdicts.fields)
-    judged = prepared.groupBy(KEY).applyInPandasWithState(
-        SeriesJudge(rules, output),
-        output,
-        STATE_SCHEMA,
-        "append",
-        GroupStateTimeout.NoTimeout,
-    )
+    if engine == "jvm":
+        judged = jvm_judge.judge(prepared, KEY, output, rules)
+    else:
+        judged = prepared.groupBy(KEY).applyInPandasWithState(
+            SeriesJudge(rules, output),
+            output,
+            STATE_SCHEMA,
+            "append",
+            GroupStateTimeout.NoTimeout,
+        )
     judged = judged.select(
         *[F.from_json(c, nested[c]).alias(c) if c in nested else F.col(c) for c in judged.columns]
     ).withColumn("hard_reasons", F.coalesce("hard_reasons", F.array().cast("array<string>")))
