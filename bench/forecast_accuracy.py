@@ -121,7 +121,7 @@ def main() -> None:
     models = list(dict.fromkeys(["naive", *candidates, *others]))
     began = time.monotonic()
     results = list(run_backtests(series, models, ml, candidates))
-    doc = summary(results, ml.horizon)
+    doc = summary(results, ml)
     seconds = time.monotonic() - began
 
     scored = ml.origins - ml.selection_origins
