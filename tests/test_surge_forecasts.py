@@ -129,3 +129,19 @@ def test_calendar_of_the_global_model() -> None:
     assert list(ramadan_day(days)) == [1, 30, 0, 0, 0]
     assert list(weeks_to_idul_fitri(days))[:3] == [4, 0, 0]
     assert weeks_to_nataru(days)[3] == 2  # 14 days to Christmas 2024
+
+
+def test_retrain_serves_the_global_model_with_its_surge_probability() -> None:
+    from ml.retrain import global_series, train_series
+
+    panel = _panel()
+    models = ["naive", "lgbm_global"]
+    ml = ML.model_copy(update={"preferred_model": "lgbm_global", "selection_margin": 0.99})
+    points = global_series(panel, models, ml)
+    sid = "market:M0:cabai_merah"
+    y = panel[panel["series_id"] == sid].set_index("date")["y"]
+    trained = train_series(sid, y, models, ml, models, points[sid])
+    assert trained.backtest.selected == "lgbm_global"  # preferred, by a wide margin
+    np.testing.assert_allclose(trained.forecast["yhat"], points[sid].served)
+    assert trained.forecast["surge_prob"].between(0, 1).all()
+    assert trained.forecast["surge_prob"].nunique() == 1
