@@ -10,6 +10,10 @@ The model served for a series is the one with the lowest MAPE over all origins.
 
 Series too short for ``min_history_days`` get the naive fallback (backtested if at least
 ``2 × horizon`` days, so their numbers still show) and a note saying so.
+
+The global models (``ml.global_model``) are fitted once per origin across all series before
+the per-series loop (``global_points_for``); every forecast carries the surge probability of
+its model at its origin (``ml.models.surge_probability``), scored by ``surge_scores``.
 """
 
 from __future__ import annotations
