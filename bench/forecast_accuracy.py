@@ -2,8 +2,9 @@
 each model's 7-day MAPE (and sMAPE, MASE, interval coverage) from the rolling-origin
 backtest, next to the baselines measured in the same run — naive, seasonal naive and Prophet
 with library defaults — and ``selected`` (the per-series choice among ``ml.models`` made on
-earlier origins only, i.e. what is served), with the ratio to naive's MAPE. Then, per series,
-how often ``selected`` beat naive: over the scored origins, and over the whole series. Last,
+earlier origins only, i.e. what is served), with the ratio to naive's MAPE and the surge
+warnings' recall and precision at ``surge_prob`` ≥ 0.5. Then, per series, how often
+``selected`` beat naive: over the scored origins, and over the whole series. Last,
 other ways to choose or combine (pooled per commodity, median/mean of the best k, shrinkage
 towards naive), each scored at the same origins on the same forecasts, from earlier ones only.
 
@@ -121,7 +122,7 @@ def main() -> None:
     models = list(dict.fromkeys(["naive", *candidates, *others]))
     began = time.monotonic()
     results = list(run_backtests(series, models, ml, candidates))
-    doc = summary(results, ml.horizon)
+    doc = summary(results, ml)
     seconds = time.monotonic() - began
 
     scored = ml.origins - ml.selection_origins
@@ -132,12 +133,20 @@ def main() -> None:
         f"margin {ml.selection_margin:.0%})"
     )
     naive = doc["overall"]["naive"]["mape"]
+    surge = ("surge_recall", "surge_precision")
     header = f"{'model':<18}" + "".join(f"{m:>12}" for m in METRICS) + f"{'MAPE/naive':>12}"
+    header += "".join(f"{m.replace('surge_', 'surge '):>16}" for m in surge)
     print(header + "\n" + "-" * len(header))
     for model in [*models, SELECTED]:
         values = doc["overall"][model]
         cells = "".join(f"{values[m]:>12.3f}" for m in METRICS)
-        print(f"{model:<18}{cells}{values['mape'] / naive:>12.3f}")
+        warned = "".join(f"{'–' if values[m] is None else f'{values[m]:.3f}':>16}" for m in surge)
+        print(f"{model:<18}{cells}{values['mape'] / naive:>12.3f}{warned}")
+    first = doc["overall"][SELECTED]
+    print(
+        f"surges (≥ +{ml.surge_rise:.0%} within {ml.horizon} days) at {first['surges']} "
+        "scored series-origins"
+    )
 
     print(f"\n{'series':<40}{'served':>16}{'won/origins':>13}{'selected/naive':>16}")
     rows = []

@@ -264,14 +264,15 @@ class MlSettings(BaseModel):
     min_history_days: int = Field(120, ge=14)
     origins: int = Field(12, ge=2)
     selection_origins: int = Field(4, ge=1)
-    models: list[str] = ["naive", "xgboost_damped", "combo"]
-    preferred_model: str = "combo"
+    models: list[str] = ["naive", "ets", "xgboost_damped", "combo", "lgbm_global"]
+    preferred_model: str = "lgbm_global"
     selection_margin: float = Field(0.1, ge=0, lt=1)
     calibration_days: int = Field(182, ge=14)
     retrain_min_new_rows: int = Field(500, ge=1)
     n_jobs: int = Field(2, ge=1)
     registered_model: str = "smartmarket-forecaster"
     seed: int = 42
+    surge_rise: float = Field(0.1, gt=0)  # a surge: ≥ this rise over the last price in horizon
 
     @field_validator("models")
     @classmethod

@@ -386,6 +386,11 @@ GOLD_FORECASTS = Table(
         "yhat_upper_80": Typed("double", "upper bound of the 80 % interval"),
         "yhat_lower_95": Typed("double", "lower bound of the 95 % interval"),
         "yhat_upper_95": Typed("double", "upper bound of the 95 % interval"),
+        "surge_prob": Typed(
+            "double",
+            "probability that the price rises ≥ ml.surge_rise (10 %) above the origin day's "
+            "price within the horizon (same on every row of an origin; null if not computed)",
+        ),
         **{k: v for k, v in _MODEL.items() if k != "created_at"},
         "data_version": Typed("bigint", "Delta version of the data the model was trained on"),
         "created_at": _MODEL["created_at"],

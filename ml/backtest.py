@@ -10,12 +10,16 @@ The model served for a series is the one with the lowest MAPE over all origins.
 
 Series too short for ``min_history_days`` get the naive fallback (backtested if at least
 ``2 × horizon`` days, so their numbers still show) and a note saying so.
+
+The global models (``ml.global_model``) are fitted once per origin across all series before
+the per-series loop (``global_points_for``); every forecast carries the surge probability of
+its model at its origin (``ml.models.surge_probability``), scored by ``surge_scores``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -25,14 +29,25 @@ from joblib import Parallel, delayed
 from tqdm import tqdm
 
 from lakehouse.settings import MlSettings
-from ml.models import FALLBACK, INTERVAL_COLUMNS, conformal_bands, make_model
+from ml.models import (
+    FALLBACK,
+    GLOBAL_MODELS,
+    INTERVAL_COLUMNS,
+    conformal_bands,
+    make_model,
+    recent_volatility,
+    surge_probability,
+)
 from ml.series import regular
 
 SELECTED = "selected"
+BAND_KEYS = dict(zip(("lo80", "hi80", "lo95", "hi95"), INTERVAL_COLUMNS, strict=True))
 COVERAGES = (0.8, 0.95)  # of the bands, in INTERVAL_COLUMNS order
 CONFORMAL_MIN_ORIGINS = 3  # earlier origins' errors needed before a model's bands are conformal
 T = TypeVar("T")
 METRICS = ("mape", "smape", "mase", "coverage80", "coverage95")
+WARN_AT = 0.5  # surge_prob at or above which a surge counts as warned (recall/precision)
+GlobalPoints = Mapping[pd.Timestamp, np.ndarray]  # origin → the global model's points
 
 
 @dataclass
@@ -40,13 +55,40 @@ class SeriesBacktest:
     """The backtest of one series: every forecast made at every origin, and the choice."""
 
     series_id: str
-    forecasts: pd.DataFrame  # model, origin, target_date, horizon, y, yhat, bands, scale, scored
+    # model, origin, target_date, horizon, y, yhat, bands, scale, last (the price at the
+    # origin), vol (recent volatility there), surge_prob (of the model at the origin), scored
+    forecasts: pd.DataFrame
     selected: str
     note: str = ""
     seconds: dict[str, float] = field(default_factory=dict)  # fit+predict CPU s per model
+    surge_rise: float = 0.1  # ml.surge_rise of the run
 
-    def metrics(self) -> dict[str, dict[str, float]]:
-        return metrics_by_model(self.forecasts[self.forecasts["scored"]])
+    def metrics(self) -> dict[str, dict[str, Any]]:
+        return metrics_by_model(self.forecasts[self.forecasts["scored"]], self.surge_rise)
+
+    def origins(self) -> list[dict[str, Any]]:
+        """The served (``selected``) forecast at every scored origin, as lists over horizons
+        1..H (null where the target day was not observed): what ``summary`` writes per
+        series, from which MAPE, coverage and surge recall/precision can be recomputed."""
+        f = self.forecasts[self.forecasts["model"] == SELECTED]
+        out = []
+        for origin, g in f.groupby("origin", sort=True):
+            g = g.set_index("horizon").reindex(range(1, int(f["horizon"].max()) + 1))
+
+            def values(column: str, g: pd.DataFrame = g) -> list[float | None]:
+                return [None if pd.isna(v) else float(v) for v in g[column]]
+
+            out.append(
+                {
+                    "origin": pd.Timestamp(origin).date().isoformat(),
+                    "last": float(g["last"].dropna().iloc[0]),
+                    "actual": values("y"),
+                    "point": values("yhat"),
+                    **{key: values(column) for key, column in BAND_KEYS.items()},
+                    "surge_prob": float(g["surge_prob"].dropna().iloc[0]),
+                }
+            )
+        return out
 
 
 def origins_for(days: pd.DatetimeIndex, ml: MlSettings, min_history: int) -> pd.DatetimeIndex:
@@ -60,9 +102,12 @@ def origins_for(days: pd.DatetimeIndex, ml: MlSettings, min_history: int) -> pd.
     return wanted[wanted >= earliest]
 
 
-def metrics_by_model(forecasts: pd.DataFrame) -> dict[str, dict[str, float]]:
+def metrics_by_model(
+    forecasts: pd.DataFrame, rise: float | None = None
+) -> dict[str, dict[str, Any]]:
     """MAPE and sMAPE (%), MASE (error over the origin's in-sample one-day naive error) and the
-    share of actuals inside the 80 %/95 % intervals, per model."""
+    share of actuals inside the 80 %/95 % intervals, per model; given the surge ``rise``, also
+    the surge warnings' counts, recall and precision (``surge_scores``)."""
     out = {}
     for model, f in forecasts.groupby("model", sort=False):
         error = (f["y"] - f["yhat"]).abs()
@@ -73,7 +118,29 @@ def metrics_by_model(forecasts: pd.DataFrame) -> dict[str, dict[str, float]]:
             "coverage80": float(f["y"].between(f["yhat_lower_80"], f["yhat_upper_80"]).mean()),
             "coverage95": float(f["y"].between(f["yhat_lower_95"], f["yhat_upper_95"]).mean()),
         }
+        if rise is not None:
+            out[str(model)].update(surge_scores(f, rise))
     return out
+
+
+def surge_scores(forecasts: pd.DataFrame, rise: float) -> dict[str, float | int | None]:
+    """Per forecast origin (of a series: ``series`` and ``origin`` columns), whether a surge
+    came — an observed price within the horizon ≥ (1 + ``rise``) × the price at the origin —
+    and whether it was warned (``surge_prob`` ≥ ``WARN_AT``): the counts, recall and precision
+    (None when undefined: no surge, no warning)."""
+    keys = [k for k in ("series", "origin") if k in forecasts]
+    per_origin = forecasts.groupby(keys).agg(
+        peak=("y", "max"), last=("last", "first"), prob=("surge_prob", "first")
+    )
+    came = per_origin["peak"] >= (1 + rise) * per_origin["last"]
+    warned = per_origin["prob"] >= WARN_AT
+    hits = int((came & warned).sum())
+    return {
+        "surges": int(came.sum()),
+        "warnings": int(warned.sum()),
+        "surge_recall": hits / int(came.sum()) if came.any() else None,
+        "surge_precision": hits / int(warned.sum()) if warned.any() else None,
+    }
 
 
 def residual_quantiles(forecasts: pd.DataFrame, horizon: int) -> np.ndarray | None:
@@ -83,11 +150,17 @@ def residual_quantiles(forecasts: pd.DataFrame, horizon: int) -> np.ndarray | No
     its finite-sample rank: s_c is the ⌈(n + 1)·c⌉-th smallest of the n scores (the largest when
     n is small). None when there are fewer than ``CONFORMAL_MIN_ORIGINS`` origins' worth.
 
+    Locally adaptive: each error is divided by the recent volatility at its origin (``vol``,
+    ``ml.models.recent_volatility``), and the band is multiplied by the volatility at the
+    origin it is used for — so the band widens as soon as a surge makes prices jumpy, instead
+    of waiting for the surge's errors to dominate the score sample.
+
     Symmetric on purpose: a tail quantile of its own from ~20–300 signed errors follows the last
     few surges; one scale for both tails is what the coverage guarantee is about."""
     if len(forecasts) < CONFORMAL_MIN_ORIGINS * horizon:
         return None
-    scores = np.abs(np.log(forecasts["y"] / forecasts["yhat"]) / np.sqrt(forecasts["horizon"]))
+    scale = forecasts["vol"] * np.sqrt(forecasts["horizon"])
+    scores = np.abs(np.log(forecasts["y"] / forecasts["yhat"]) / scale)
     ordered = np.sort(scores.to_numpy(dtype=float))
     n = len(ordered)
     ranks = np.minimum(np.ceil((n + 1) * np.array(COVERAGES)).astype(int), n) - 1
@@ -114,7 +187,9 @@ def _conformal(forecasts: pd.DataFrame, horizon: int) -> pd.DataFrame:
             & (forecasts["target_date"] <= origin)
         ]
         quantiles = residual_quantiles(known, horizon)
-        parts.append(now if quantiles is None else with_conformal_bands(now, quantiles))
+        if quantiles is not None:
+            now = with_conformal_bands(now, quantiles * now["vol"].iloc[0])
+        parts.append(now)
     return pd.concat(parts).loc[forecasts.index] if parts else forecasts
 
 
@@ -168,54 +243,93 @@ def _selected_rows(
     return pd.concat(rows, ignore_index=True) if rows else forecasts.iloc[:0]
 
 
+@dataclass(frozen=True)
+class SeriesPlan:
+    """What a series' backtest runs: the models, the candidates, the origins and a note."""
+
+    models: list[str]
+    candidates: list[str]
+    origins: pd.DatetimeIndex
+    note: str = ""
+
+
+def plan_series(
+    y: pd.Series, models: list[str], ml: MlSettings, candidates: list[str] | None = None
+) -> SeriesPlan:
+    """The plan of ``backtest_series`` for ``y``: series too short for ``ml.min_history_days``
+    get the naive fallback only (backtested from ``2 × horizon`` days)."""
+    models = list(dict.fromkeys([FALLBACK, *models]))
+    candidates = list(dict.fromkeys([FALLBACK, *(candidates or models)]))
+    days = regular(y)[0].index
+    origins = origins_for(days, ml, ml.min_history_days)
+    if len(origins) == 0:
+        origins = origins_for(days, ml, 2 * ml.horizon)
+        note = f"too short to model ({len(days)} days < {ml.min_history_days}): naive fallback"
+        if len(origins) == 0:
+            note += ", too short to backtest"
+        return SeriesPlan([FALLBACK], [FALLBACK], origins, note)
+    note = ""
+    if len(origins) <= ml.selection_origins:
+        note = f"only {len(origins)} origins: scored as naive, served model chosen on all"
+    return SeriesPlan(models, candidates, origins, note)
+
+
+def _surge_probs(forecasts: pd.DataFrame, rise: float) -> pd.Series:
+    """``surge_prob`` of every row: that of its model's forecast at its origin."""
+    probs = pd.Series(np.nan, index=forecasts.index)
+    for _, f in forecasts.groupby(["model", "origin"], sort=False):
+        probs[f.index] = surge_probability(f["last"].iloc[0], f, rise)
+    return probs
+
+
 def backtest_series(
     series_id: str,
     y: pd.Series,
     models: list[str],
     ml: MlSettings,
     candidates: list[str] | None = None,
+    global_points: GlobalPoints | None = None,
 ) -> SeriesBacktest:
     """Backtest ``models`` on one series (values indexed by date; gaps and duplicate days are
     fine); ``candidates`` (default: all of ``models``) are those that may be selected — the
-    naive fallback always runs and may be. Pure apart from the model fits."""
-    models = list(dict.fromkeys([FALLBACK, *models]))
-    candidates = list(dict.fromkeys([FALLBACK, *(candidates or models)]))
+    naive fallback always runs and may be. The global models (``GLOBAL_MODELS``) take their
+    points from ``global_points`` (``ml.global_model.global_backtest``) and are left out at an
+    origin without. Pure apart from the model fits."""
+    plan = plan_series(y, models, ml, candidates)
+    models, candidates, origins = plan.models, plan.candidates, plan.origins
     filled, observed = regular(y)
-    days = filled.index
-    note = ""
-    origins = origins_for(days, ml, ml.min_history_days)
-    if len(origins) == 0:
-        models = candidates = [FALLBACK]
-        origins = origins_for(days, ml, 2 * ml.horizon)
-        note = f"too short to model ({len(days)} days < {ml.min_history_days}): naive fallback"
-        if len(origins) == 0:
-            note += ", too short to backtest"
-    elif len(origins) <= ml.selection_origins:
-        note = f"only {len(origins)} origins: scored as naive, served model chosen on all"
+    actual = filled.where(observed)
     parts, seconds = [], dict.fromkeys(models, 0.0)
     for origin in origins:
         history = filled.loc[:origin]
         scale = history.diff().abs().mean()
-        actual = filled.where(observed)
+        at_origin = {
+            "origin": origin,
+            "last": history.iloc[-1],
+            "vol": recent_volatility(history),
+            "scale": scale if scale > 0 else np.nan,
+        }
         for name in models:
             began = time.process_time()
-            forecast = make_model(name, ml.horizon, ml.seed, ml.calibration_days).fit(history)
-            frame = forecast.predict()
+            forecast = make_model(name, ml.horizon, ml.seed, ml.calibration_days)
+            if name in GLOBAL_MODELS:
+                forecast.global_points = (global_points or {}).get(origin)
+                if forecast.global_points is None:
+                    continue
+            frame = forecast.fit(history).predict()
             seconds[name] += time.process_time() - began
             frame = frame.reset_index().assign(
-                model=name,
-                origin=origin,
-                y=actual.reindex(frame.index).to_numpy(),
-                scale=scale if scale > 0 else np.nan,
+                model=name, y=actual.reindex(frame.index).to_numpy(), **at_origin
             )
             parts.append(frame)
     columns = ["model", "origin", "target_date", "horizon", "y", "yhat", *INTERVAL_COLUMNS]
     forecasts = (
         pd.concat(parts, ignore_index=True).dropna(subset=["y"])
         if parts
-        else pd.DataFrame(columns=[*columns, "scale"])
+        else pd.DataFrame(columns=[*columns, "scale", "last", "vol"])
     )
     forecasts = _conformal(forecasts, ml.horizon)
+    forecasts["surge_prob"] = _surge_probs(forecasts, ml.surge_rise)
     warm_up = ml.selection_origins if len(origins) > ml.selection_origins else 0
     scored_origins = sorted(forecasts["origin"].unique())[warm_up:]
     forecasts["scored"] = forecasts["origin"].isin(scored_origins)
@@ -226,18 +340,44 @@ def backtest_series(
         chosen = forecasts[forecasts["model"] == FALLBACK].assign(model=SELECTED, chosen=FALLBACK)
     forecasts = pd.concat([forecasts, chosen.assign(scored=True)], ignore_index=True)
     selected = _best(forecasts[forecasts["model"] != SELECTED], candidates, prefer)
-    return SeriesBacktest(series_id, forecasts, selected, note, seconds)
+    forecasts["series"] = series_id
+    return SeriesBacktest(series_id, forecasts, selected, plan.note, seconds, ml.surge_rise)
+
+
+def global_points_for(
+    series: pd.DataFrame, models: list[str], ml: MlSettings, candidates: list[str] | None = None
+) -> dict[str, dict[pd.Timestamp, np.ndarray]] | None:
+    """The global model's backtest points of every series at its origins (``plan_series``),
+    or None when no global model is among ``models``."""
+    if not set(models) & set(GLOBAL_MODELS):
+        return None
+    from ml.global_model import global_backtest
+
+    origins = {
+        sid: plan.origins
+        for sid, g in series.groupby("series_id", sort=True)
+        if set((plan := plan_series(g.set_index("date")["y"], models, ml, candidates)).models)
+        & set(GLOBAL_MODELS)
+    }
+    return global_backtest(series, origins, ml)
 
 
 def per_series(
-    fn: Callable[..., T], series: pd.DataFrame, n_jobs: int, desc: str, *args: Any
+    fn: Callable[..., T],
+    series: pd.DataFrame,
+    n_jobs: int,
+    desc: str,
+    *args: Any,
+    per_id: Mapping[str, Any] | None = None,
 ) -> Iterator[T]:
     """``fn(series_id, y, *args)`` for every series of a ``SERIES_COLUMNS`` frame, in series
-    order, across ``n_jobs`` worker processes with a progress bar. Processes, not threads:
-    Prophet (CmdStan) and the pandas feature code are single-threaded per series, so one series
-    per core is what uses a small box fully (XGBoost runs with ``n_jobs=1`` inside)."""
+    order, across ``n_jobs`` worker processes with a progress bar — with ``per_id``, also
+    ``per_id.get(series_id)`` as the last argument. Processes, not threads: Prophet (CmdStan)
+    and the pandas feature code are single-threaded per series, so one series per core is what
+    uses a small box fully (XGBoost runs with ``n_jobs=1`` inside)."""
     groups = [(sid, g.set_index("date")["y"]) for sid, g in series.groupby("series_id", sort=True)]
-    tasks = (delayed(fn)(sid, y, *args) for sid, y in groups)
+    extra = (lambda sid: (per_id.get(sid),)) if per_id is not None else (lambda sid: ())
+    tasks = (delayed(fn)(sid, y, *args, *extra(sid)) for sid, y in groups)
     runner = Parallel(n_jobs=max(1, min(n_jobs, len(groups))), return_as="generator")
     yield from tqdm(runner(tasks), total=len(groups), desc=desc, unit="series", disable=None)
 
@@ -245,13 +385,19 @@ def per_series(
 def run_backtests(
     series: pd.DataFrame, models: list[str], ml: MlSettings, candidates: list[str] | None = None
 ) -> Iterator[SeriesBacktest]:
-    """Backtest every series of a ``SERIES_COLUMNS`` frame (see ``per_series``)."""
-    yield from per_series(backtest_series, series, ml.n_jobs, "backtest", models, ml, candidates)
+    """Backtest every series of a ``SERIES_COLUMNS`` frame (see ``per_series``); the global
+    models are fitted first, across all series, at every origin."""
+    points = global_points_for(series, models, ml, candidates)
+    yield from per_series(
+        backtest_series, series, ml.n_jobs, "backtest", models, ml, candidates, per_id=points
+    )
 
 
-def summary(results: list[SeriesBacktest], horizon: int) -> dict:
+def summary(results: list[SeriesBacktest], ml: MlSettings) -> dict:
     """The backtest as the JSON document of ``./run.sh backtest --json``: overall metrics per
-    model (pooled over every scored forecast of every series), per-series metrics, choices."""
+    model (pooled over every scored forecast of every series, with surge recall/precision at
+    ``WARN_AT``), per series its metrics, choice and the served forecast at every scored
+    origin (``SeriesBacktest.origins``)."""
     scored = [f for r in results if len(f := r.forecasts[r.forecasts["scored"]])]
     pooled = pd.concat(scored, ignore_index=True) if scored else pd.DataFrame()
     series = []
@@ -259,9 +405,15 @@ def summary(results: list[SeriesBacktest], horizon: int) -> dict:
         entry: dict = {"series": r.series_id, "models": r.metrics(), "selected": r.selected}
         if r.note:
             entry["note"] = r.note
+        entry["origins"] = r.origins()
         series.append(entry)
-    overall = metrics_by_model(pooled) if len(pooled) else {}
-    return {"overall": overall, "series": series, "horizon": horizon}
+    overall = metrics_by_model(pooled, ml.surge_rise) if len(pooled) else {}
+    return {
+        "overall": overall,
+        "series": series,
+        "horizon": ml.horizon,
+        "surge": {"rise": ml.surge_rise, "warn_at": WARN_AT},
+    }
 
 
 def table(doc: dict) -> str:

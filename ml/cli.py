@@ -89,7 +89,7 @@ def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     results = list(run_backtests(series, models, ml, candidates))
-    doc = summary(results, ml.horizon)
+    doc = summary(results, ml)
     text = table(doc)
     print(text)
     if args.json:

@@ -123,3 +123,56 @@ def design(y: pd.Series, origins: pd.DatetimeIndex, horizon: int) -> pd.DataFram
     rows["origin"] = origin_index
     rows["target"] = targets
     return rows
+
+
+# ---- calendar of a target day (the global model's ``date_features``, ml.global_model) -------
+WEEKS_CAP = 9  # weeks to a holiday further away than this count as this many
+
+
+def _days_to(days: pd.DatetimeIndex, holiday: str) -> np.ndarray:
+    """Days from each day to the next ``holiday`` (a name of ``holiday_table``)."""
+    table = holiday_table(days.min(), days.max())
+    dates = np.sort(table.loc[table["holiday"] == holiday, "ds"].to_numpy())
+    pos = np.minimum(np.searchsorted(dates, days.to_numpy()), len(dates) - 1)
+    return (dates[pos] - days.to_numpy()) / np.timedelta64(1, "D")
+
+
+def _weeks_to(days: pd.DatetimeIndex, holiday: str) -> np.ndarray:
+    return np.clip(np.floor(_days_to(days, holiday) / 7), 0, WEEKS_CAP)
+
+
+def dayofweek(days: pd.DatetimeIndex) -> np.ndarray:
+    return np.asarray(days.dayofweek)
+
+
+def month(days: pd.DatetimeIndex) -> np.ndarray:
+    return np.asarray(days.month)
+
+
+def ramadan_day(days: pd.DatetimeIndex) -> np.ndarray:
+    """1..30 inside Ramadan (the ``RAMADAN_DAYS`` before Idul Fitri), 0 outside."""
+    until = _days_to(days, "idul_fitri")
+    return np.where((until >= 1) & (until <= RAMADAN_DAYS), RAMADAN_DAYS + 1 - until, 0)
+
+
+def weeks_to_idul_fitri(days: pd.DatetimeIndex) -> np.ndarray:
+    return _weeks_to(days, "idul_fitri")
+
+
+def weeks_to_idul_adha(days: pd.DatetimeIndex) -> np.ndarray:
+    return _weeks_to(days, "idul_adha")
+
+
+def weeks_to_nataru(days: pd.DatetimeIndex) -> np.ndarray:
+    """Weeks to Christmas (Natal), which opens the Nataru season with the New Year."""
+    return _weeks_to(days, "natal")
+
+
+CALENDAR = (
+    dayofweek,
+    month,
+    ramadan_day,
+    weeks_to_idul_fitri,
+    weeks_to_idul_adha,
+    weeks_to_nataru,
+)

@@ -47,6 +47,9 @@ class Forecaster(ABC):
         # scaled log-error quantiles from the backtest (see ml.backtest.residual_quantiles):
         # when set, they give the bands instead of the model's own
         self.conformal: np.ndarray | None = None
+        # the global model's points for this series and origin (ml.global_model): set before
+        # ``fit`` for the models that serve or combine them
+        self.global_points: np.ndarray | None = None
 
     @abstractmethod
     def fit(self, y: pd.Series) -> Forecaster: ...
@@ -142,6 +145,19 @@ class SeasonalNaive(Naive):
         return np.array(
             [self.y.iloc[-1 - (SEASON * -(-h // SEASON) - h)] for h in self._hs()], dtype=float
         )
+
+
+class GlobalForecast(Naive):
+    """The global model's forecast of this series (``ml.global_model``: one LightGBM model over
+    every series, calendar features), handed in as ``global_points``; provisional bands from
+    naive's recent errors until the backtest's conformal ones replace them."""
+
+    name = "lgbm_global"
+
+    def _point(self) -> np.ndarray:
+        if self.global_points is None:
+            raise ValueError("lgbm_global: no global forecast for this series and origin")
+        return np.asarray(self.global_points, dtype=float)
 
 
 class XGBoost(Forecaster):
@@ -269,16 +285,25 @@ class Combination(Forecaster):
 
     def fit(self, y: pd.Series) -> Combination:
         self.last_day = y.index[-1]
-        self.parts = [
-            make_model(m, self.horizon, self.seed, self.calibration_days).fit(y)
-            for m in self.members
-        ]
+        self.parts = []
+        for m in self.members:
+            part = make_model(m, self.horizon, self.seed, self.calibration_days)
+            part.global_points = self.global_points
+            self.parts.append(part.fit(y))
         return self
 
     def predict(self) -> pd.DataFrame:
         frames = [np.log(p.predict()[["yhat", *INTERVAL_COLUMNS]].to_numpy()) for p in self.parts]
         mean = np.exp(np.mean(frames, axis=0))
         return self._frame(mean[:, 0], mean[:, 1:])
+
+
+class CombinationGlobal(Combination):
+    """The combination with the global model in XGBoost's place: naive, ETS and
+    ``lgbm_global``."""
+
+    name = "combo_global"
+    members = ("naive", "ets", "lgbm_global")
 
 
 def _quiet_prophet() -> type:
@@ -369,8 +394,11 @@ MODELS: dict[str, type[Forecaster]] = {
         ETS,
         Theta,
         Combination,
+        GlobalForecast,
+        CombinationGlobal,
     )
 }
+GLOBAL_MODELS = ("lgbm_global", "combo_global")  # need ``global_points`` (ml.global_model)
 BASELINES = ("naive", "seasonal_naive", "prophet_default")
 FALLBACK = "naive"
 
@@ -393,3 +421,40 @@ def configured_models(ml: MlSettings) -> list[str]:
         return check_model_names(ml.models)
     except ValueError as exc:
         raise ConfigError(f"ml.models: {exc}") from None
+
+
+# ---- surge warnings --------------------------------------------------------------------------
+Z80 = 1.2815515655446004  # the standard normal's 90 % quantile: an 80 % band is ±Z80 σ
+VOLATILITY_DAYS = 28  # recent days whose log returns give the volatility that scales the bands
+MIN_VOLATILITY = 0.002  # a floor (0.2 % a day): a flat stretch must not give a zero-width band
+
+
+def recent_volatility(y: pd.Series) -> float:
+    """The standard deviation of the daily log returns over the last ``VOLATILITY_DAYS`` days
+    of a regular daily series (at least ``MIN_VOLATILITY``)."""
+    returns = np.diff(np.log(y.to_numpy(dtype=float)[-VOLATILITY_DAYS - 1 :]))
+    sd = float(np.std(returns, ddof=1)) if len(returns) > 1 else 0.0
+    return max(sd, MIN_VOLATILITY) if np.isfinite(sd) else MIN_VOLATILITY
+
+
+def surge_probability(last: float, forecast: pd.DataFrame, rise: float) -> float:
+    """P(the price rises to ≥ (1 + rise) × ``last`` on some day of the forecast horizon), from
+    the forecast frame's point path and 80 % band: the log price is taken as a Brownian motion
+    with the drift of the point forecast to the last horizon and the spread of its 80 % band
+    there, and the probability is that of its maximum reaching the threshold (first passage:
+    Φ((μT − a)/σ√T) + e^{2μa/σ²} Φ((−a − μT)/σ√T)). A point forecast at or above the
+    threshold on any day is probability ≥ 0.5 by itself."""
+    from scipy.stats import norm
+
+    end = forecast.iloc[-1]
+    a = float(np.log1p(rise))
+    drift = float(np.log(end["yhat"] / last))  # μT
+    spread = float(np.log(end["yhat_upper_80"] / end["yhat_lower_80"])) / (2 * Z80)  # σ√T
+    peak = float(np.log(forecast["yhat"].max() / last))
+    if not spread > 0:
+        return float(peak >= a)
+    first_passage = norm.cdf((drift - a) / spread) + np.exp(
+        2 * drift * a / spread**2 + norm.logcdf((-a - drift) / spread)
+    )
+    at_peak = norm.sf((a - peak) / spread)  # the day the point path is highest
+    return float(np.clip(max(first_passage, at_peak), 0.0, 1.0))

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -40,14 +41,23 @@ from lakehouse.tables import (
     arrow_schema,
 )
 from ml.backtest import (
+    GlobalPoints,
     SeriesBacktest,
     backtest_series,
+    global_points_for,
     per_series,
     residual_quantiles,
     summary,
     table,
 )
-from ml.models import Forecaster, configured_models, make_model
+from ml.models import (
+    GLOBAL_MODELS,
+    Forecaster,
+    configured_models,
+    make_model,
+    recent_volatility,
+    surge_probability,
+)
 from ml.series import regular, series_frame
 
 RETRAIN = "retrain"
@@ -88,7 +98,30 @@ class RunContext:
 class TrainedSeries:
     backtest: SeriesBacktest
     model: Forecaster
-    forecast: pd.DataFrame  # ml.models forecast frame of the served model
+    forecast: pd.DataFrame  # ml.models forecast frame of the served model, with surge_prob
+
+
+@dataclass(frozen=True)
+class GlobalSeries:
+    """The global model's points for one series: at its backtest origins and after its last
+    day (``ml.global_model``)."""
+
+    backtest: GlobalPoints
+    served: np.ndarray | None
+
+
+def global_series(
+    series: pd.DataFrame, models: list[str], ml: MlSettings
+) -> dict[str, GlobalSeries] | None:
+    """Per series, the global model's backtest and served points (None without a global
+    model among ``models``): one fit per backtest origin and one on all the history."""
+    backtest = global_points_for(series, models, ml, models)
+    if backtest is None:
+        return None
+    from ml.global_model import global_forecast
+
+    served = global_forecast(series, ml)
+    return {sid: GlobalSeries(points, served.get(sid)) for sid, points in backtest.items()}
 
 
 def _missing(exc: TableMissing) -> ConfigError:
@@ -132,16 +165,30 @@ def load_series(settings: Settings) -> tuple[pd.DataFrame, DataVersions]:
 
 
 def train_series(
-    series_id: str, y: pd.Series, models: list[str], ml: MlSettings, candidates: list[str]
+    series_id: str,
+    y: pd.Series,
+    models: list[str],
+    ml: MlSettings,
+    candidates: list[str],
+    points: GlobalSeries | None = None,
 ) -> TrainedSeries:
-    """Backtest, select and fit the served model of one series on its whole history."""
-    backtest = backtest_series(series_id, y, models, ml, candidates)
+    """Backtest, select and fit the served model of one series on its whole history; its
+    forecast carries ``surge_prob``."""
+    backtest = backtest_series(
+        series_id, y, models, ml, candidates, points.backtest if points else None
+    )
     filled, _ = regular(y)
     began = time.process_time()
-    model = make_model(backtest.selected, ml.horizon, ml.seed, ml.calibration_days).fit(filled)
+    model = make_model(backtest.selected, ml.horizon, ml.seed, ml.calibration_days)
+    if backtest.selected in GLOBAL_MODELS:
+        model.global_points = points.served if points else None
+    model.fit(filled)
     past = backtest.forecasts[backtest.forecasts["model"] == backtest.selected]
-    model.conformal = residual_quantiles(past, ml.horizon)  # the served bands: backtest errors
+    # the served bands: backtest errors per unit of volatility, at today's volatility
+    quantiles = residual_quantiles(past, ml.horizon)
+    model.conformal = None if quantiles is None else quantiles * recent_volatility(filled)
     forecast = model.predict()
+    forecast["surge_prob"] = surge_probability(filled.iloc[-1], forecast, ml.surge_rise)
     backtest.seconds[backtest.selected] += time.process_time() - began
     return TrainedSeries(backtest, model, forecast)
 
@@ -352,8 +399,13 @@ def retrain(settings: Settings) -> RetrainResult:
         "series": series["series_id"].nunique(),
     }
     with tracking.tracked_run(RETRAIN, params, versions.tags()) as run:
-        trained = list(per_series(train_series, series, ml.n_jobs, "retrain", models, ml, models))
-        doc = summary([t.backtest for t in trained], ml.horizon)
+        points = global_series(series, models, ml)
+        trained = list(
+            per_series(
+                train_series, series, ml.n_jobs, "retrain", models, ml, models, per_id=points
+            )
+        )
+        doc = summary([t.backtest for t in trained], ml)
         tracking.log_backtest(doc, table(doc))
         by_model: dict[str, dict[str, Forecaster]] = {}
         for t in trained:

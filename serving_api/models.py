@@ -164,6 +164,7 @@ class ForecastSeries(BaseModel):
         model_name="prophet",
         model_version="3",
         run_id="6c1f0e9a7b2d4f3e8a1b2c3d4e5f6a7b",
+        surge_prob=0.12,
         points=[
             {
                 "target_date": "2025-03-22",
@@ -185,6 +186,11 @@ class ForecastSeries(BaseModel):
     model_name: str | None
     model_version: str | None
     run_id: str | None
+    surge_prob: float | None = Field(
+        None,
+        description="probability that the price rises ≥ ml.surge_rise (10 %) above the origin "
+        "day's price within the forecast horizon (null when not computed)",
+    )
     points: list[ForecastPoint]
 
 

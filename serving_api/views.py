@@ -570,7 +570,7 @@ def build_forecasts(settings: Settings, tables: Tables) -> list[dict[str, Any]]:
             continue
         s = series.setdefault(
             r["series_id"],
-            {k: r[k] for k in _FORECAST_HEADER} | {"points": []},
+            {k: r[k] for k in _FORECAST_HEADER} | {"surge_prob": r.get("surge_prob"), "points": []},
         )
         s["points"].append({k: r[k] for k in _POINT_FIELDS})
     return list(series.values())

@@ -44,6 +44,7 @@ from streaming_jobs.alerts import (
     quality_signals,
     region_move_signals,
     sensor_signals,
+    surge_signals,
 )
 from streaming_jobs.batch_values import batch_clock
 from streaming_jobs.silver import local_date
@@ -51,6 +52,7 @@ from streaming_jobs.silver import local_date
 log = logging.getLogger(__name__)
 
 PRICE_RULES = ("price_spike", "price_drop", "region_move", "forecast_risk", "anomaly_score")
+PRICE_RULES += ("surge_risk",)
 #: the families of rules, each evaluated from its own gold table
 PRICES, SENSORS, QUALITY = "prices", "sensors", "quality"
 
@@ -118,7 +120,7 @@ class AlertStep:
         if row[0] is None:
             return None
         r = self.rules
-        families = (r.price_move, r.region_move, r.forecast_risk, r.anomaly_score)
+        families = (r.price_move, r.region_move, r.forecast_risk, r.anomaly_score, r.surge_risk)
         return Touched(
             anchor=self._day(row[0]),
             keys={"market_id|commodity": row[1], "region|commodity": row[2]},
@@ -178,6 +180,8 @@ class AlertStep:
             forecasts = self._read(GOLD_FORECASTS).where(in_series)
             recent = forecasts.where(F.col("origin_date") >= F.lit(start_day))
             signals.append(forecast_signals(recent, daily, self.rules, self.tz))
+            rise = self.settings.ml.surge_rise
+            signals.append(surge_signals(recent, self.rules, rise, self.tz))
         if delta_io.exists(self.spark, GOLD_ANOMALIES, self.settings):
             anomalies = self._read(GOLD_ANOMALIES).where(in_series)
             recent = anomalies.where(F.col("date") >= F.lit(start_day))

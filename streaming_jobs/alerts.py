@@ -73,6 +73,10 @@ class AnomalyRules(Levels):
     message: Message
 
 
+class SurgeRules(Levels):
+    message: Message
+
+
 class SensorRule(BaseModel):
     metric: Metric
     statistic: Literal["mean", "max"]
@@ -137,6 +141,7 @@ class AlertRules(BaseModel):
     held_move: HeldMoveRules
     region_move: RegionMoveRules
     forecast_risk: ForecastRules
+    surge_risk: SurgeRules
     anomaly_score: AnomalyRules
     sensors: SensorRules
     capacity: Capacity
@@ -150,6 +155,7 @@ class AlertRules(BaseModel):
             **self.held_move.message,
             "region_move": self.region_move.message,
             "forecast_risk": self.forecast_risk.message,
+            "surge_risk": self.surge_risk.message,
             "anomaly_score": self.anomaly_score.message,
             **{name: rule.message for name, rule in self.sensors.rules.items()},
             "data_quality": self.data_quality.message,
@@ -164,6 +170,7 @@ class AlertRules(BaseModel):
             "price_drop": self.price_move.cooldown_hours,
             "region_move": self.region_move.cooldown_hours,
             "forecast_risk": self.forecast_risk.cooldown_hours,
+            "surge_risk": self.surge_risk.cooldown_hours,
             "anomaly_score": self.anomaly_score.cooldown_hours,
             **sensors,
             "data_quality": self.data_quality.cooldown_hours,
@@ -365,6 +372,38 @@ def forecast_signals(
             value=_number(F.col("forecast")),
             reference=_number(F.col("close")),
             change_pct=_pct(F.col("change")),
+        ),
+    )
+
+
+def surge_signals(forecasts: DataFrame, rules: AlertRules, rise: float, tz: str) -> DataFrame:
+    """``surge_risk`` per market × commodity × forecast origin: the forecast's probability of a
+    rise ≥ ``rise`` (``ml.surge_rise``) within its horizon (rows without one are skipped)."""
+    r = rules.surge_risk
+    per_origin = (
+        forecasts.where(F.col("market_id").isNotNull() & F.col("surge_prob").isNotNull())
+        .groupBy("market_id", "commodity", "origin_date")
+        .agg(
+            F.max("surge_prob").alias("surge_prob"),
+            F.max("horizon").alias("horizon"),
+        )
+    )
+    return _signals(
+        per_origin,
+        rule=F.lit("surge_risk"),
+        alert_key=key_column("market_id", "commodity"),
+        at=day_start(F.col("origin_date"), tz),
+        severity=level(F.col("surge_prob"), r.warning, r.critical),
+        value=F.col("surge_prob"),
+        reference=F.lit(r.warning),
+        metric=F.lit("surge_prob"),
+        details=F.to_json(F.struct("surge_prob", "horizon", "origin_date")),
+        fields=_fields(
+            market=F.col("market_id"),
+            commodity=F.col("commodity"),
+            value_pct=_pct(F.col("surge_prob")),
+            rise_pct=_number(F.lit(rise * 100)),
+            horizon=F.col("horizon"),
         ),
     )
 

@@ -22,6 +22,7 @@ from streaming_jobs.alerts import (
     quality_signals,
     region_move_signals,
     sensor_signals,
+    surge_signals,
 )
 
 TZ = "Asia/Jakarta"
@@ -205,6 +206,39 @@ def test_anomaly_score_above_threshold(spark):
             naive(day_at(DAY0 + timedelta(days=1))),
         )
     ]
+
+
+def test_surge_risk_fires_once_while_a_surge_is_likely(spark):
+    w = RULES.surge_risk.warning
+    probs = {  # per market, the surge_prob of the forecasts made on DAY0, DAY0 + 1, DAY0 + 2
+        "IP-001": [w + 0.1, w + 0.2, w - 0.3],  # likely twice in a row, then calm: one alert
+        "IP-003": [0.1, 0.2, 0.1],  # never likely: quiet
+        "IP-004": [None, None, None],  # not computed (an older model): no verdict
+    }
+    rows = [
+        (market, "cabai_merah", DAY0 + timedelta(days=d), h, 50_000.0, p)
+        for market, by_day in probs.items()
+        for d, p in enumerate(by_day)
+        for h in range(1, 8)
+    ]
+    forecasts = spark.createDataFrame(
+        rows,
+        "market_id string, commodity string, origin_date date, horizon int, yhat double, "
+        "surge_prob double",
+    )
+    signals = surge_signals(forecasts, RULES, 0.1, TZ)
+    assert opened(signals) == [
+        (
+            "surge_risk",
+            "IP-001|cabai_merah",
+            "warning",
+            "resolved",
+            naive(day_at(DAY0)),
+            naive(day_at(DAY0 + timedelta(days=2))),
+        )
+    ]
+    fields = signals.where("severity IS NOT NULL").orderBy("at").first()["fields"]
+    assert fields["value_pct"] == f"{(w + 0.1) * 100:.1f}" and fields["rise_pct"] == "10"
 
 
 # ---- sensors and data quality -----------------------------------------------------------------

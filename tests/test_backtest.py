@@ -21,6 +21,7 @@ from ml.backtest import (
     backtest_series,
     metrics_by_model,
     residual_quantiles,
+    summary,
     with_conformal_bands,
 )
 from scripts.cli import main
@@ -101,7 +102,8 @@ def test_conformal_bands_come_from_earlier_origins_errors() -> None:
         known = f[(f["origin"] < origin) & (f["target_date"] <= origin)]
         quantiles = residual_quantiles(known, ML.horizon)
         now = f[f["origin"] == origin]
-        expected = with_conformal_bands(now, quantiles)
+        # errors per unit of recent volatility, the band at the origin's volatility
+        expected = with_conformal_bands(now, quantiles * now["vol"].iloc[0])
         pd.testing.assert_frame_equal(now, expected)
     assert residual_quantiles(f[f["origin"] == origins[0]], ML.horizon) is None  # too few
 
@@ -112,7 +114,12 @@ def test_conformal_band_is_the_finite_sample_rank_of_absolute_scaled_errors() ->
     horizons = np.tile(np.arange(1, 8), 3)
     signs = np.where(np.arange(n) % 2, 1, -1)  # errors on both sides
     rows = pd.DataFrame(
-        {"horizon": horizons, "yhat": 100.0, "y": 100 * np.exp(signs * scores * np.sqrt(horizons))}
+        {
+            "horizon": horizons,
+            "yhat": 100.0,
+            "y": 100 * np.exp(signs * scores * np.sqrt(horizons)),
+            "vol": 1.0,
+        }
     )
     # ⌈22 · 0.8⌉ = 18th and ⌈22 · 0.95⌉ = 21st smallest score
     np.testing.assert_allclose(residual_quantiles(rows, 7), [-0.18, 0.18, -0.21, 0.21])
@@ -155,24 +162,71 @@ def test_short_series_get_the_naive_fallback_and_say_so() -> None:
 
 def test_backtest_json_on_the_sample_file(sample_prices: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "bt.json"
-    models = "naive,seasonal_naive,prophet_default,xgboost"
+    models = "naive,seasonal_naive,prophet_default,xgboost,lgbm_global"
     args = ["--models", models, "--origins", "3", "--jobs", "1", "--json", str(out)]
     code = main(["backtest", str(sample_prices), *args])
     assert code == 0
     doc = json.loads(out.read_text())
     assert doc["horizon"] == 7
-    expected = {"naive", "seasonal_naive", "prophet_default", "xgboost", SELECTED}
+    expected = {"naive", "seasonal_naive", "prophet_default", "xgboost", "lgbm_global", SELECTED}
     assert set(doc["overall"]) == expected
     metric_names = {"mape", "smape", "mase", "coverage80", "coverage95"}
-    assert all(set(v) == metric_names for v in doc["overall"].values())
+    surge_names = {"surges", "warnings", "surge_recall", "surge_precision"}
+    assert all(set(v) == metric_names | surge_names for v in doc["overall"].values())
+    assert_recomputable(doc)
     assert [s["series"] for s in doc["series"]] == [
         f"market:PIHPS-AGG:{c}" for c in ("bawang_merah", "bawang_putih", "cabai_merah")
     ]
     for entry in doc["series"]:
         assert set(entry["models"]) == expected
-        assert entry["selected"] in {"naive", "seasonal_naive", "xgboost"}
+        assert entry["selected"] in {"naive", "seasonal_naive", "xgboost", "lgbm_global"}
     printed = capsys.readouterr().out
     assert "OVERALL" in printed and "market:PIHPS-AGG:cabai_merah" in printed
+
+
+ORIGIN_KEYS = {"origin", "last", "actual", "point", "lo80", "hi80", "lo95", "hi95", "surge_prob"}
+
+
+def assert_recomputable(doc: dict) -> None:
+    """The per-origin lists of the JSON have the documented shape, and MAPE, coverage and
+    surge recall/precision recomputed from them alone equal ``overall["selected"]``."""
+    errors, inside80, inside95, came, warned = [], [], [], [], []
+    for entry in doc["series"]:
+        for o in entry["origins"]:
+            assert set(o) == ORIGIN_KEYS
+            assert all(
+                len(o[k]) == doc["horizon"] for k in ORIGIN_KEYS - {"origin", "last", "surge_prob"}
+            )
+            assert 0.0 <= o["surge_prob"] <= 1.0
+            seen = [i for i, a in enumerate(o["actual"]) if a is not None]
+            for i in seen:
+                a = o["actual"][i]
+                errors.append(abs(a - o["point"][i]) / a)
+                inside80.append(o["lo80"][i] <= a <= o["hi80"][i])
+                inside95.append(o["lo95"][i] <= a <= o["hi95"][i])
+            came.append(max(o["actual"][i] for i in seen) >= (1 + doc["surge"]["rise"]) * o["last"])
+            warned.append(o["surge_prob"] >= doc["surge"]["warn_at"])
+    served = doc["overall"][SELECTED]
+    assert served["mape"] == pytest.approx(100 * np.mean(errors))
+    assert served["coverage80"] == pytest.approx(np.mean(inside80))
+    assert served["coverage95"] == pytest.approx(np.mean(inside95))
+    hits = sum(c and w for c, w in zip(came, warned, strict=True))
+    assert served["surges"] == sum(came) and served["warnings"] == sum(warned)
+    if sum(came):
+        assert served["surge_recall"] == pytest.approx(hits / sum(came))
+    if sum(warned):
+        assert served["surge_precision"] == pytest.approx(hits / sum(warned))
+
+
+def test_backtest_json_origins_recompute_the_overall_numbers() -> None:
+    ml = ML.model_copy(update={"origins": 8})
+    results = [
+        backtest_series(f"s{seed}", _series(200, seed=seed), ["naive", "ets"], ml)
+        for seed in (1, 2, 3)
+    ]
+    doc = json.loads(json.dumps(summary(results, ml)))
+    assert len(doc["series"][0]["origins"]) == ml.origins - ml.selection_origins
+    assert_recomputable(doc)
 
 
 MESSY = """observed_at;market_id;region;commodity;price

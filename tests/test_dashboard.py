@@ -321,6 +321,7 @@ def test_chart_draws_history_forecast_bands_and_alerts(
     assert canvas.get_attribute("data-band80") == canvas.get_attribute("data-band95") == "7"
     assert int(canvas.get_attribute("data-alerts")) >= 1
     assert "prophet" in page.inner_text("#series-note")
+    assert canvas.get_attribute("data-surge") == "0.62"  # the surge warning is marked
     watched.assert_clean(url)
     page.context.close()
 
@@ -415,6 +416,7 @@ def write_forecast(settings: Settings, market_id: str, commodity: str, origin: d
             "yhat_upper_80": 42000.0 + 100 * h,
             "yhat_lower_95": 36000.0,
             "yhat_upper_95": 44000.0 + 200 * h,
+            "surge_prob": 0.62,
             "model_name": "prophet",
             "model_version": "1",
             "run_id": "0" * 32,

@@ -35,7 +35,7 @@ def lake(replayed: Settings, mlflow_server, tmp_path_factory) -> Settings:
     shutil.copytree(replayed.paths.lakehouse_root, root)
     ml = replayed.ml.model_copy(
         update={
-            "models": ["naive", "xgboost_damped"],
+            "models": ["naive", "xgboost_damped", "lgbm_global"],  # and the global model
             "origins": 3,
             "selection_origins": 1,
             "min_history_days": 60,
@@ -70,6 +70,8 @@ def test_retrain_writes_traceable_forecasts_idempotently(
     assert (rows["yhat"] <= rows["yhat_upper_80"]).all()
     assert (rows["yhat_upper_80"] <= rows["yhat_upper_95"]).all()
     assert (rows["data_version"] == first.versions.price_daily).all()
+    assert rows["surge_prob"].between(0, 1).all()  # one probability per series and origin
+    assert (rows.groupby(["series_id", "origin_date"])["surge_prob"].nunique() == 1).all()
 
     client = MlflowClient(lake.mlflow.tracking_uri)
     assert client.get_run(first.run_id).data.tags["silver.prices.rows"] == str(

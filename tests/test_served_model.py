@@ -39,6 +39,8 @@ def test_requirements_are_the_project_pins_of_what_the_model_imports() -> None:
     assert {"mlflow", "pandas", "numpy", "scikit-learn"} <= names
     assert "prophet" not in names and "pyspark" not in names
     assert "prophet" in {r.split("==")[0] for r in requirements("prophet")}
+    # the global model's bundle serves its stored points: no mlforecast or LightGBM to load it
+    assert not {"mlforecast", "lightgbm"} & {r.split("==")[0] for r in requirements("lgbm_global")}
     project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     assert "pyyaml==6.0.3" in combo and "pyyaml==6.0.3" in project["project"]["dependencies"]
     for requirement in combo:  # the pins are what this environment runs

@@ -150,6 +150,7 @@ export function drawSeries() {
               }
               return lines;
             }
+            if (raw?.item?.surge_prob != null) return surgeText(raw.item.surge_prob);
             if (raw?.item?.kind) return `${t("anomaly")}: ${raw.item.explanation ?? raw.item.kind}`;
             if (item.dataset.label.endsWith("-")) return null;
             return `${item.dataset.label}: ${formatRupiah(item.parsed.y)}`;
@@ -158,10 +159,12 @@ export function drawSeries() {
       },
     },
   };
+  datasets.push(surgeMark(forecast, points));
   if (chart) chart.destroy();
   chart = new Chart(document.getElementById("series-chart"), { type: "line", data: { labels: days, datasets }, options });
   const notes = [history.length ? "" : t("no_history")];
   notes.push(forecast ? t("forecast_from", { model: forecast.model_name ?? "", date: formatDate(forecast.origin_date) }) : t("no_forecast"));
+  if (forecast?.surge_prob != null) notes.push(surgeText(forecast.surge_prob) + ".");
   note.textContent = notes.filter(Boolean).join(" ");
   // what is drawn, for the tests and for people reading the page source
   const drawn = (i) => datasets[i].data.filter((v) => v != null).length;
@@ -172,6 +175,7 @@ export function drawSeries() {
     band80: points.filter((p) => p.yhat_lower_80 != null && p.yhat_upper_80 != null).length,
     anomalies: drawn(6),
     alerts: drawn(7),
+    surge: forecast?.surge_prob ?? "",
   });
   drawImpact(alerts.find((a) => a.severity === "critical" && a.impact));
 }
@@ -204,4 +208,20 @@ export function setupSeries() {
   });
   commoditySelect.addEventListener("change", loadSeries);
   rangeSelect.addEventListener("change", drawSeries);
+}
+
+// ---- surge warning (gold.forecasts surge_prob) ----------------------------------------------
+const SURGE_WARN = 0.5; // conf/alerts.yaml surge_risk.warning: marked red from here on
+
+function surgeText(prob) {
+  return t("surge", { pct: Math.round(prob * 100) });
+}
+
+/** A diamond on the last forecast day: red when a surge is likely (≥ SURGE_WARN), grey below. */
+function surgeMark(forecast, points) {
+  const last = points[points.length - 1];
+  const prob = forecast?.surge_prob;
+  const data = prob != null && last ? [{ x: last.target_date, y: last.yhat_upper_80 ?? last.yhat, item: { surge_prob: prob } }] : [];
+  const color = prob >= SURGE_WARN ? "#c62828" : "#9e9e9e";
+  return { type: "scatter", label: t("surge", { pct: prob != null ? Math.round(prob * 100) : "–" }), data, backgroundColor: color, pointStyle: "rectRot", pointRadius: 9 };
 }
