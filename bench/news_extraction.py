@@ -113,9 +113,9 @@ def main() -> None:
     parser.add_argument("--errors", action="store_true", help="list the held-out misreadings")
     args = parser.parse_args()
     dev, held_out = split(load())
-    report("development (ids 1-%d)" % dev[-1].id, score(dev))
+    report(f"development (ids 1-{dev[-1].id})", score(dev))
     held = score(held_out)
-    report("held-out (ids %d-%d)" % (held_out[0].id, held_out[-1].id), held)
+    report(f"held-out (ids {held_out[0].id}-{held_out[-1].id})", held)
     if args.errors:
         for row, found, province in held.wrong:
             print(f"  #{row.id} {row.title!r}\n     labelled {sorted(row.mentions)} {row.province}")

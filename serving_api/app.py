@@ -33,6 +33,7 @@ from serving_api.routers import (
     ingest,
     insights,
     ledger,
+    news,
     ops,
     prices,
     quarantine,
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.include_router(devices.router)
     app.include_router(ledger.router)
+    app.include_router(news.router)
     dashboard.install(app)
     app.add_middleware(ReadAccess, keyring=keyring, prefix=API_PREFIX)
     app.add_middleware(RateLimit, limits=RateLimits(settings.security))

@@ -19,10 +19,11 @@ from lakehouse.settings import Settings, load_settings
 from lakehouse.spark import get_spark
 from lakehouse.status import stop_event, write_status
 from streaming_jobs.medallion import QueryFactory, gold_query, silver_query
+from streaming_jobs.news import news_query
 
 log = logging.getLogger(__name__)
 
-QUERIES: tuple[QueryFactory, ...] = (silver_query, gold_query)
+QUERIES: tuple[QueryFactory, ...] = (silver_query, gold_query, news_query)
 STATUS_INTERVAL_SECONDS = 2.0
 STATUS_NAME = "pipeline"
 

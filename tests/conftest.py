@@ -114,6 +114,7 @@ def isolated(settings: Settings, root: Path) -> Settings:
         sensors=f"{tag}.sensors",
         deadletter=f"{tag}.dead",
         reviews=f"{tag}.reviews",
+        news=f"{tag}.news",
     )
     return settings.model_copy(
         update={

@@ -14,7 +14,9 @@ def test_defaults_from_conf(clean_env: None):
         "market.sensors",
         "market.deadletter",
         "market.reviews",
+        "market.news",
     ]
+    assert s.kafka.topics.of_price_pipeline() == s.kafka.topics.all()[:4]
     assert s.paths.lakehouse_root == PROJECT_ROOT / "data" / "lakehouse"
     assert s.kafka.bootstrap == "localhost:9092"
 
