@@ -647,11 +647,13 @@ NEWS_SURGE = "news_surge"
 
 @cache
 def news_surge_rules(path: Path = CONF_DIR / "alerts.yaml") -> NewsSurgeRules:
-    try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        return NewsSurgeRules.model_validate(spec.get(NEWS_SURGE))
-    except (OSError, yaml.YAMLError, ValidationError) as exc:
-        raise ConfigError(f"invalid alert rules file {path} ({NEWS_SURGE}): {exc}") from exc
+    """The ``news_surge`` section of the alert rules file (read whole by ``alert_rules``
+    first, so a broken file says so once)."""
+    alert_rules(path)
+    section = yaml.safe_load(path.read_text(encoding="utf-8")).get(NEWS_SURGE)
+    if section is None:
+        raise ConfigError(f"{path}: no {NEWS_SURGE} section")
+    return NewsSurgeRules.model_validate(section)
 
 
 def news_surge_signals(
@@ -678,7 +680,7 @@ def news_surge_signals(
         "date",
         *[F.sum(F.coalesce(F.col(c), F.lit(0))).over(window).alias(c) for c in counts],
     )
-    net = (F.col("up") - F.col("down")) / F.col("headlines")
+    net = F.when(F.col("headlines") > 0, (F.col("up") - F.col("down")) / F.col("headlines"))
     judged = F.when(F.col("headlines") >= rules.min_headlines, F.abs(net))
     rising = net > 0
     return _signals(

@@ -95,6 +95,10 @@ def _read(title: str | None, text: str | None) -> dict[str, Any] | None:
 read_news = F.udf(_read, READING)
 
 
+def _rule(rule: str, text: Column) -> Column:
+    return F.struct(F.lit(rule).alias("rule"), text.alias("text"))
+
+
 def parse_news(records: DataFrame) -> DataFrame:
     """Bronze rows of the news topic → one row per record: ``raw``, the headline's fields and
     ``reasons`` (empty for a headline; else ``malformed_json``, ``schema_mismatch`` or
@@ -111,27 +115,27 @@ def parse_news(records: DataFrame) -> DataFrame:
     ).select("*", "e.*")
     missing = F.concat_ws(", ", *[F.when(F.col(c).isNull(), F.lit(c)) for c in REQUIRED])
     rule_error = (
-        F.when(~F.col("_is_object"), F.struct(F.lit("malformed_json"), F.lit("not a JSON object")))
+        F.when(~F.col("_is_object"), _rule("malformed_json", F.lit("not a JSON object")))
         .when(
             F.col(CORRUPT).isNotNull()
             | F.col("event_type").isNull()
             | (F.col("event_type") != "news"),
-            F.struct(
-                F.lit("schema_mismatch"),
+            _rule(
+                "schema_mismatch",
                 F.lit("not a news event (event_type news, published_at ISO-8601 with offset)"),
             ),
         )
-        .when(missing != "", F.struct(F.lit("missing_field"), F.concat(F.lit("missing "), missing)))
+        .when(missing != "", _rule("missing_field", F.concat(F.lit("missing "), missing)))
     )
     return (
         parsed.withColumn("_rule", rule_error)
         .withColumn(
             "reasons",
             F.when(F.col("_rule").isNull(), F.array().cast("array<string>")).otherwise(
-                F.array(F.col("_rule").getField("col1"))
+                F.array(F.col("_rule").getField("rule"))
             ),
         )
-        .withColumn("error", F.col("_rule").getField("col2"))
+        .withColumn("error", F.col("_rule").getField("text"))
         .drop("e", "_is_object", "_rule", CORRUPT)
     )
 

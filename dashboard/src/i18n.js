@@ -45,6 +45,8 @@ const WORDS = {
   forecast_from: ["Prakiraan {model} dari {date}.", "{model} forecast from {date}."],
   impact_title: ["Penjelasan dampak ({month}): faktor dominan {factor}, skor {score}", "Impact explanation ({month}): dominant factor {factor}, score {score}"],
   no_alerts: ["Belum ada peringatan.", "No alerts yet."],
+  news: ["Berita harga", "Price news"],
+  no_news: ["Belum ada berita.", "No headlines yet."],
   status_open: ["aktif", "open"],
   status_resolved: ["selesai", "resolved"],
   severity_critical: ["kritis", "critical"],

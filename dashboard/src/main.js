@@ -10,6 +10,7 @@ import { mapShown, renderMap, setupMap } from "./map.js";
 import { drawSeries, setupSeries, showSeries } from "./series.js";
 import { renderAlerts, setupAlerts } from "./alerts.js";
 import { renderQuality, setupQuality } from "./quality.js";
+import { renderNews, setupNews } from "./news.js";
 
 const PAGES = ["board", "map", "series", "alerts", "quality"];
 const started = new Map(); // page → promise of its set-up
@@ -69,6 +70,7 @@ async function route() {
 function rerender() {
   renderBoard();
   renderAlerts();
+  renderNews();
   renderMap();
   drawSeries();
   if (started.has("quality")) renderQuality();
@@ -95,6 +97,7 @@ async function main() {
   window.addEventListener("hashchange", route);
   await route();
   await setupAlerts();
+  await setupNews();
   document.body.dataset.ready = "true";
 }
 

@@ -11,11 +11,12 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from lakehouse.events import NewsEvent
 from serving_api.auth import Permission, require
-from serving_api.errors import ApiError, resolve_commodity, resolve_province
-from serving_api.ingest import KafkaUnavailable, PricePublisher
-from serving_api.models import Accepted, Error
+from serving_api.errors import resolve_commodity, resolve_province
+from serving_api.ingest import PricePublisher
+from serving_api.models import Accepted
 from serving_api.news_views import NEWS, NEWS_SIGNAL, NewsQuery, news_page
 from serving_api.routers import API_PREFIX, READ_ERRORS, gold
+from serving_api.routers.ingest import INGEST_RESPONSES, accept
 from serving_api.routers.prices import Commodity, Region
 
 router = APIRouter(prefix=API_PREFIX, tags=["news"])
@@ -144,29 +145,11 @@ EXAMPLE = {
     "(else its source and title): the same headline sent twice is kept once. 202 means Kafka "
     "confirmed all of them.",
     dependencies=[require(Permission.ingest)],
-    responses={
-        401: {"model": Error, "description": "missing or unknown API key"},
-        403: {"model": Error, "description": "the key's role may not ingest"},
-        413: {"model": Error, "description": "body or headline count over the limit"},
-        422: {"model": Error, "description": "a headline does not match the schema"},
-        503: {"model": Error, "description": "Kafka did not confirm in time; retry"},
-    },
+    responses=INGEST_RESPONSES,
 )
 async def post_news(
     request: Request,
     body: Annotated[HeadlineIn | list[HeadlineIn], Body(examples=[EXAMPLE, [EXAMPLE]])],
 ) -> Accepted:
     headlines = body if isinstance(body, list) else [body]
-    cap = request.app.state.settings.api.max_events_per_request
-    if len(headlines) > cap:
-        raise ApiError(413, f"{len(headlines)} headlines in one request; send at most {cap}")
-    if not headlines:
-        raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, "no headlines: send one or a list")
-    events = [h.event() for h in headlines]
-    publisher: PricePublisher = request.app.state.publisher
-    try:
-        await publisher.publish_news(events)
-    except KafkaUnavailable as exc:
-        raise ApiError(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
-    request.app.state.metrics.events_ingested.inc(len(events))
-    return Accepted(accepted=len(events), event_ids=[e.event_id for e in events])
+    return await accept(request, [h.event() for h in headlines], PricePublisher.publish_news)
