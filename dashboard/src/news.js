@@ -37,6 +37,7 @@ async function refresh() {
 }
 
 export async function setupNews() {
-  await refresh();
+  // the feed is an extra: a failing read leaves it empty, never the page unready
+  await refresh().catch(renderNews);
   setInterval(() => refresh().catch(() => {}), REFRESH_MS);
 }
