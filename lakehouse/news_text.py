@@ -255,11 +255,15 @@ def _has(tokens: list[str], phrases: frozenset[tuple[str, ...]], longest: int) -
     return any(True for _ in _matches(tokens, phrases, longest))
 
 
+def _commodity_phrases_in(tokens: list[str], lex: Lexicon) -> Iterator[tuple[int, int, tuple]]:
+    """(start, end, phrase) of the commodity phrases, specific and generic, of a clause."""
+    return _matches(tokens, {**lex.commodities, **dict.fromkeys(lex.generic, "")}, lex.longest)
+
+
 def _commodities_in(tokens: list[str], lex: Lexicon) -> list[tuple[str, bool]]:
     """(commodity, generic?) of each commodity phrase of a clause, in order."""
-    table = {**lex.commodities, **dict.fromkeys(lex.generic, "")}
     found = []
-    for _, _, phrase in _matches(tokens, table, lex.longest):
+    for _, _, phrase in _commodity_phrases_in(tokens, lex):
         if phrase in lex.commodities:
             found.append((lex.commodities[phrase], False))
         else:
@@ -272,11 +276,18 @@ def _direction_of(tokens: list[str], lex: Lexicon) -> Direction | None:
     blocked: set[int] = set()
     for start, end, _ in _matches(tokens, lex.not_directions, lex.longest):
         blocked.update(range(start, end))
+    # a subject word inside a commodity's name ("kedelai impor") is no other subject
+    named = {i for start, end, _ in _commodity_phrases_in(tokens, lex) for i in range(start, end)}
+    subjects = {
+        i
+        for start, end, _ in _matches(tokens, lex.subjects, lex.longest)
+        if not named & set(range(start, end))
+        for i in range(start, end)
+    }
     for start, end, phrase in _matches(tokens, lex.directions, lex.longest):
         if blocked & set(range(start, end)):
             continue
-        before = tokens[max(0, start - lex.subject_window) : start]
-        if _has(before, lex.subjects, lex.longest):
+        if subjects & set(range(max(0, start - lex.subject_window), start)):
             continue
         direction = lex.directions[phrase]
         window = tokens[max(0, start - lex.negation_window) : start]
