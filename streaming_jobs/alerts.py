@@ -661,9 +661,11 @@ def news_surge_signals(
 ) -> DataFrame:
     """``news_surge`` per province × commodity × local day, from ``gold.news_signal`` rows of
     the keys to judge: over the ``window_days`` ending that day, the headlines and the share
-    saying one way, ``|up − down| / headlines``. Every day from a key's first headline to
-    ``today`` is a point (a quiet day after a surge is a calm point: it resolves the alert)."""
+    saying one way, ``|up − down| / headlines``. Every day from a key's first headline (within
+    ``lookback_days``) to ``today`` is a point (a quiet day after a surge is a calm point: it
+    resolves the alert)."""
     keys = ("province", "commodity")
+    signal = signal.where(F.col("date") >= F.date_sub(today, int(rules.lookback_days)))
     spans = signal.groupBy(*keys).agg(
         F.sequence(F.min("date"), F.greatest(F.max("date"), today)).alias("dates")
     )

@@ -118,3 +118,11 @@ def test_the_labelled_headlines_are_read_well() -> None:
         assert scores.commodities.precision >= 0.95 and scores.commodities.recall >= 0.95
         assert scores.pairs.precision >= 0.9 and scores.pairs.recall >= 0.9
         assert scores.provinces.precision >= 0.95
+
+
+def test_the_news_surge_rule_reads_from_the_alert_rules() -> None:
+    from streaming_jobs.alerts import news_surge_rules
+
+    rules = news_surge_rules()
+    assert rules.min_headlines >= 1 and rules.warning <= rules.critical
+    assert set(rules.messages()) == {"news_surge"}
