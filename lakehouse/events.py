@@ -295,3 +295,52 @@ def spark_schema(model: type[BaseModel]) -> StructType:
             for name, f in model.model_fields.items()
         ]
     )
+
+
+# --- news (issue 36) -------------------------------------------------------------------------
+
+
+class NewsEvent(BaseModel):
+    """A news headline (with its lead paragraph when known) as it enters the platform on the
+    news topic; what it says (commodities, direction, place) is read in silver
+    (``lakehouse.news_text``), so a better lexicon re-reads old headlines."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_type: Literal["news"] = "news"
+    event_id: uuid.UUID = Field(
+        description="same headline (its link, else source + title), same id"
+    )
+    schema_version: int = Field(SCHEMA_VERSION, ge=1)
+    published_at: AwareDatetime = Field(description="ISO-8601 publication time, with offset")
+    title: str = Field(min_length=1, max_length=1000, examples=["Harga Cabai Rawit Melonjak"])
+    source: str = Field(
+        min_length=1, max_length=200, description="publisher", examples=["kompas.tv"]
+    )
+    url: str | None = Field(None, max_length=2048, description="link to the article")
+    text: str | None = Field(None, max_length=20000, description="lead paragraph, when given")
+    collected_from: str | None = Field(
+        None, max_length=2048, description="file, feed or API that brought the headline in"
+    )
+
+    @property
+    def key(self) -> str:
+        """Kafka message key: the headline's id (one headline, one partition)."""
+        return str(self.event_id)
+
+    @property
+    def observed_at(self) -> datetime:
+        """When it happened, the name replay and the producers sort events by."""
+        return self.published_at
+
+    @staticmethod
+    def headline_id(title: str, source: str, url: str | None) -> uuid.UUID:
+        """The event id of a headline: its link when it has one (the same article re-sent,
+        whatever its date), else its publisher and title in normal form."""
+        if url and url.strip():
+            return deterministic_id("news", url.strip())
+        normal = " ".join(title.lower().split())
+        return deterministic_id("news", " ".join(source.lower().split()), normal)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()

@@ -12,7 +12,14 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from lakehouse.events import DeadLetter, PriceEvent, SensorEvent, ShipmentEvent, StockEvent
+from lakehouse.events import (
+    DeadLetter,
+    NewsEvent,
+    PriceEvent,
+    SensorEvent,
+    ShipmentEvent,
+    StockEvent,
+)
 from lakehouse.kafka_clients import client_config
 from lakehouse.settings import Settings
 
@@ -170,13 +177,19 @@ class EventProducer:
         """Serve delivery reports."""
         self._producer.poll(timeout)
 
-    def send(self, event: PriceEvent | SensorEvent) -> None:
+    def send(self, event: PriceEvent | SensorEvent | NewsEvent) -> None:
         """Produce one event to its topic, keyed so its series stays in order."""
         topics = self.settings.kafka.topics
-        topic = topics.prices if isinstance(event, PriceEvent) else topics.sensors
+        topic = (
+            topics.prices
+            if isinstance(event, PriceEvent)
+            else topics.news
+            if isinstance(event, NewsEvent)
+            else topics.sensors
+        )
         self.produce(topic, event.to_json(), key=event.key)
 
-    def send_all(self, events: Iterable[PriceEvent | SensorEvent]) -> None:
+    def send_all(self, events: Iterable[PriceEvent | SensorEvent | NewsEvent]) -> None:
         for event in events:
             self.send(event)
 

@@ -5,7 +5,9 @@ Formats, told apart by their header (or named on the command line, see ``lakehou
 - prices: ``observed_at, market_id, region, commodity, price, unit, source`` (``region``, ``unit``
   and ``source`` may be missing; any other column is kept in the event's ``attributes``), or any
   price format of ``conf/formats/`` (the Bapanas panel export, the PIHPS table export, yours);
-- sensors: ``observed_at, market_id, device_id, metric, value``.
+- sensors: ``observed_at, market_id, device_id, metric, value``;
+- news headlines: ``published_at, title, source, url[, text]`` or a news-search export
+  ``Title, Media, Date, Link`` (``lakehouse.news_files``; relative dates count back from ``now``).
 
 A price cell that is empty, ``-`` or 0 means "not reported": the row is returned with the reason
 ``not_reported`` (for the dead-letter topic), never as a price.
@@ -23,7 +25,7 @@ import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -32,11 +34,16 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from lakehouse.errors import InputError
-from lakehouse.events import NOT_REPORTED, PriceEvent, SensorEvent, deterministic_id
+from lakehouse.events import NOT_REPORTED, NewsEvent, PriceEvent, SensorEvent, deterministic_id
 from lakehouse.formats import FIELDS, FormatChoice, PriceFormat
+from lakehouse.news_files import EXPORT as NEWS_EXPORT
+from lakehouse.news_files import LONG as NEWS_LONG
+from lakehouse.news_files import news_event
+from lakehouse.news_files import shape as news_shape
 from lakehouse.reference import commodities, commodity_id, normal_form, province_name
 
-Kind = Literal["price", "sensor"]
+Kind = Literal["price", "sensor", "news", "news_export"]
+NEWS_KINDS = ("news", "news_export")
 
 PRICE_REQUIRED = ("observed_at", "market_id", "commodity", "price")
 PRICE_OPTIONAL = ("region", "unit", "source")
@@ -51,7 +58,7 @@ class ParsedRow:
 
     line: int
     raw: str
-    event: PriceEvent | SensorEvent | None = None
+    event: PriceEvent | SensorEvent | NewsEvent | None = None
     error: str | None = None
 
 
@@ -66,6 +73,7 @@ class ReportFile:
     format: PriceFormat | None = None  # the price format (None for sensor files)
     chosen: str = ""  # how the format was chosen, in words
     titles: list[str] = field(default_factory=list)  # the header cells as written
+    now: datetime | None = None  # what relative dates of a news file count back from
 
     @cached_property
     def date_columns(self) -> dict[str, str]:
@@ -124,17 +132,25 @@ def _date_column(title: str) -> bool:
     return True
 
 
-def open_report(path: Path, choice: FormatChoice | None = None) -> ReportFile:
+def open_report(
+    path: Path, choice: FormatChoice | None = None, now: datetime | None = None
+) -> ReportFile:
     """Read and check a report file: its format, delimiter and header. ``choice`` is what the
-    command line says about the format (default: detect it from the header)."""
+    command line says about the format (default: detect it from the header); ``now`` is what
+    a news file's relative dates count back from (default: the file's modification time)."""
     text, sha256 = _decode(path)
     lines = text.splitlines()
     delimiter, titles = _header(lines[0])
     header = [normal_form(t) for t in titles]
     choice = choice or FormatChoice()
-    fmt, chosen = choice.resolve(header)
-    if fmt is None and set(SENSOR_REQUIRED) <= set(header):
-        kind: Kind = "sensor"
+    news = news_shape(header) if choice == FormatChoice() else None
+    fmt, chosen = (None, "") if news else choice.resolve(header)
+    if news is not None:
+        kind: Kind = news
+        chosen = "news file" if news == "news" else "news-search export"
+        now = now or datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    elif fmt is None and set(SENSOR_REQUIRED) <= set(header):
+        kind = "sensor"
         chosen = "sensor format"
     elif fmt is None:
         missing = [c for c in PRICE_REQUIRED if c not in header]
@@ -142,7 +158,8 @@ def open_report(path: Path, choice: FormatChoice | None = None) -> ReportFile:
         raise InputError(
             f"{path}: header {lines[0][:120]!r} lacks column(s) {', '.join(missing)}{hint}. "
             f"Expected the price format ({', '.join(PRICE_REQUIRED + PRICE_OPTIONAL)}), the "
-            f"sensor format ({', '.join(SENSOR_REQUIRED)}), a format of conf/formats/ "
+            f"sensor format ({', '.join(SENSOR_REQUIRED)}), a news file ({', '.join(NEWS_LONG)}) "
+            f"or news-search export ({', '.join(NEWS_EXPORT)}), a format of conf/formats/ "
             f"(--format NAME), or say which column is which (--map price=Harga --set market_id=…)."
         )
     else:
@@ -153,7 +170,7 @@ def open_report(path: Path, choice: FormatChoice | None = None) -> ReportFile:
                 f"--map FIELD=COLUMN or give its value with --set FIELD=VALUE "
                 f"(e.g. --set market_id=PROV-32)"
             )
-    report = ReportFile(path, kind, delimiter, header, lines, sha256, fmt, chosen, titles)
+    report = ReportFile(path, kind, delimiter, header, lines, sha256, fmt, chosen, titles, now)
     if fmt is not None and fmt.layout == "wide" and not report.date_columns:
         raise InputError(f"{path}: {chosen}: no column header is a date")
     if report.data_lines == 0:
@@ -315,7 +332,7 @@ def _cells(report: ReportFile, values: dict[str, str]) -> Iterator[tuple[str, di
 
 
 def previous_disagreements(
-    report: ReportFile, events: list[PriceEvent | SensorEvent], tz: ZoneInfo
+    report: ReportFile, events: list[PriceEvent | SensorEvent | NewsEvent], tz: ZoneInfo
 ) -> int:
     """Rows whose previous-day price (the format's ``previous`` columns, e.g. Bapanas's ``Harga
     Kemarin``/``Tanggal Kemarin``) differs from the same file's row for that day."""
@@ -359,6 +376,15 @@ def parse_rows(report: ReportFile, tz: ZoneInfo) -> Iterator[ParsedRow]:
             yield ParsedRow(number, raw, error=f"row has {len(cells)} fields, header has {width}")
             continue
         values = dict(zip(report.header, cells, strict=True))
+        if report.kind in NEWS_KINDS:
+            assert report.now is not None
+            try:
+                event = news_event(values, report.kind, report.path.name, report.now, tz)
+            except (ValueError, ValidationError) as exc:
+                yield ParsedRow(number, raw, error=_reason(exc))
+                continue
+            yield ParsedRow(number, raw, event=event)
+            continue
         if report.kind == "sensor":
             try:
                 yield ParsedRow(number, raw, event=_sensor_event(values, source, tz))

@@ -75,9 +75,15 @@ class Topics(BaseModel):
     deadletter: str = "market.deadletter"
     reviews: str = "market.reviews"  # operators' decisions on held prices (the review API)
     supply: str = "market.supply"  # stock and shipment events (the supply query reads it alone)
+    news: str = "market.news"  # news headlines (issue 36), read by their own streaming query
 
     def all(self) -> list[str]:
-        return [self.prices, self.sensors, self.deadletter, self.reviews, self.supply]
+        return [self.prices, self.sensors, self.deadletter, self.reviews, self.supply, self.news]
+
+    def of_price_pipeline(self) -> list[str]:
+        """The topics the price/sensor silver query reads: all but those of domains with a
+        streaming query of their own (supply, news)."""
+        return [t for t in self.all() if t not in (self.supply, self.news)]
 
 
 class KafkaSettings(BaseModel):
@@ -416,6 +422,23 @@ class PriceSimulatorSettings(BaseModel):
         self.files = [f if f.is_absolute() else (PROJECT_ROOT / f).resolve() for f in self.files]
 
 
+class NewsFeed(BaseModel):
+    """One RSS/Atom feed the feed collector polls."""
+
+    url: str = Field(min_length=1, description="http(s) URL (or file path) of the feed")
+    source: str = Field("", description="publisher name for its items; empty: the feed's title")
+
+
+class NewsSettings(BaseModel):
+    """News headlines (issue 36): their streaming query and the feed collector."""
+
+    trigger_seconds: float = Field(10.0, gt=0)  # the news query's micro-batch interval
+    feeds: list[NewsFeed] = []  # RSS/Atom feeds polled by the news_feeds service (none: off)
+    feed_poll_seconds: float = Field(300.0, gt=0)  # how often each feed is polled
+    feed_timeout_seconds: float = Field(20.0, gt=0)  # HTTP timeout of one poll
+    seen_items: int = Field(20000, ge=100)  # item ids remembered across restarts (newest kept)
+
+
 class _YamlSource(PydanticBaseSettingsSource):
     """Reads the YAML configuration file; a missing or unreadable file is a ConfigError."""
 
@@ -523,6 +546,7 @@ class Settings(BaseSettings):
     price_simulator: PriceSimulatorSettings = PriceSimulatorSettings()
     pipeline_metrics: PipelineMetricsSettings = PipelineMetricsSettings()
     prometheus: PrometheusSettings = PrometheusSettings()
+    news: NewsSettings = NewsSettings()
 
     @field_validator("timezone")
     @classmethod

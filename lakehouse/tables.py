@@ -686,3 +686,59 @@ def arrow_schema(table: Table) -> pa.Schema:
         pa.field(name, _arrow_type(kind))
         for name, kind in (column.split(None, 1) for column in _split_top(table.schema))
     )
+
+
+# --- news (issue 36) -------------------------------------------------------------------------
+
+_NEWS_MENTIONS = "array<struct<commodity:string,direction:string>>"
+SILVER_NEWS = Table(
+    Layer.silver,
+    "news",
+    "One row per news headline (the first copy of each event id), with what it says: the "
+    "catalogue commodities it names and the direction it states for each, the province and "
+    "regency it names and its topic (lakehouse.news_text). A headline naming no commodity is "
+    "kept with no mentions.",
+    keys=("event_id",),
+    columns={
+        "event_id": Typed("string", "id of the headline (its link, else publisher + title)"),
+        "published_at": Typed("timestamp", "when it was published (UTC)"),
+        "title": Typed("string", "the headline"),
+        "source": Typed("string", "publisher"),
+        "url": Typed("string", "link to the article, if known"),
+        "text": Typed("string", "lead paragraph, if given"),
+        "collected_from": Typed("string", "file, feed or API that brought it in"),
+        "mentions": Typed(
+            _NEWS_MENTIONS,
+            "commodities named (ids of conf/commodities.yaml) and the direction stated for each: "
+            "up, down, stable or null (none stated)",
+        ),
+        "province": Typed("string", "province named (conf/provinces.csv), null: none"),
+        "regency": Typed("string", "regency or city named (datasets/indonesia_regencies.csv)"),
+        "topic": Typed("string", "price, stock, supply_disruption, intervention or other"),
+        "partition": _LINEAGE["partition"],
+        "offset": _LINEAGE["offset"],
+        "kafka_timestamp": _LINEAGE["kafka_timestamp"],
+        "ingest_time": _LINEAGE["ingest_time"],
+        "news_batch_id": Typed("bigint", "micro-batch of the news query that wrote the row"),
+    },
+)
+GOLD_NEWS_SIGNAL = Table(
+    Layer.gold,
+    "news_signal",
+    "Per local day × commodity × province: how many headlines named the commodity there and "
+    "which way they said its price goes (national headlines: province Indonesia).",
+    keys=("date", "commodity", "province"),
+    columns={
+        "date": Typed("date", "local date of publication"),
+        "commodity": _PRICE_SERIES["commodity"],
+        "province": Typed("string", "province named by the headlines, Indonesia when none"),
+        "headlines": Typed("bigint", "headlines naming the commodity there that day"),
+        "up": Typed("bigint", "of them, saying its price rises"),
+        "down": Typed("bigint", "saying it falls"),
+        "stable": Typed("bigint", "saying it is stable (or supply is safe)"),
+        "net_direction": Typed("double", "(up − down) / headlines, in [-1, 1]"),
+        "intensity": Typed("double", "ln(1 + headlines): how loudly the news speaks, ≥ 0"),
+        "updated_at": Typed("timestamp", "when the row was last recomputed (UTC)"),
+    },
+)
+TABLES.update({t.qualified_name: t for t in (SILVER_NEWS, GOLD_NEWS_SIGNAL)})

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from lakehouse.errors import InputError
-from lakehouse.events import NOT_REPORTED, DeadLetter, PriceEvent, SensorEvent
+from lakehouse.events import NOT_REPORTED, DeadLetter, NewsEvent, PriceEvent, SensorEvent
 from lakehouse.formats import FormatChoice
 from lakehouse.kafka_io import EventProducer
 from lakehouse.reports import (
@@ -63,7 +63,7 @@ def dead_letter(row: ParsedRow, origin: str, path: Path) -> DeadLetter:
 def publish_report(report: ReportFile, settings: Settings, producer: EventProducer) -> Summary:
     """Publish every row of a report (events or dead letters) and wait until Kafka has them."""
     dead_lettered = missing = 0
-    events: list[PriceEvent | SensorEvent] = []
+    events: list[PriceEvent | SensorEvent | NewsEvent] = []
     for row in parse_rows(report, settings.tz):
         if row.event is not None:
             producer.send(row.event)
@@ -102,13 +102,18 @@ def publish_supply(found: SupplyFile, producer: EventProducer, origin: str = "cs
 
 
 def ingest_file(
-    path: Path, settings: Settings, producer: EventProducer, choice: FormatChoice | None = None
+    path: Path,
+    settings: Settings,
+    producer: EventProducer,
+    choice: FormatChoice | None = None,
+    now: datetime | None = None,
 ) -> Summary:
     """One-shot: publish one CSV file — a stock or shipment file when its header says so
-    (producers.supply_csv). Raises InputError if the file cannot be read as a report."""
+    (producers.supply_csv); ``now``: what a news file's relative dates count back from, default
+    its modification time. Raises InputError if the file cannot be read as a report."""
     if supply_kind(path):
         return publish_supply(read_supply_csv(path, settings.tz), producer)
-    return publish_report(open_report(path, choice), settings, producer)
+    return publish_report(open_report(path, choice, now), settings, producer)
 
 
 class FolderWatcher:

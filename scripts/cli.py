@@ -132,9 +132,13 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     from producers.csv_ingest import ingest_file
 
     choice = _format_choice(args)
+    try:
+        now = parse_time(args.now, settings.tz) if args.now else None
+    except ValueError as exc:
+        raise InputError(f"--now: {exc}") from None
     producer = EventProducer(settings)
     for path in args.files:
-        print(ingest_file(path, settings, producer, choice), flush=True)
+        print(ingest_file(path, settings, producer, choice, now), flush=True)
     return 0
 
 
@@ -286,8 +290,13 @@ def parser() -> argparse.ArgumentParser:
             cmd.add_argument("-n", "--lines", type=int, default=50)
             cmd.add_argument("-f", "--follow", action="store_true")
 
-    ingest = command("ingest", cmd_ingest, "publish CSV price/sensor reports to Kafka, once")
+    ingest = command("ingest", cmd_ingest, "publish CSV price/sensor/news files to Kafka, once")
     ingest.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    ingest.add_argument(
+        "--now",
+        help="news files: the time relative dates ('2 jam yang lalu') count back from "
+        "(default: the file's modification time), e.g. 2026-11-25T14:00+07:00",
+    )
     _format_options(ingest)
 
     watch = command("watch", cmd_watch, "publish each CSV file dropped into a folder, once")

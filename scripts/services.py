@@ -857,6 +857,25 @@ class Api(Service):
         return _http_ok(f"http://{self.host}:{self.settings.api.port}/health")
 
 
+class NewsFeeds(StatusFileService):
+    """The feed collector (producers.news_feeds): polls the RSS/Atom feeds of ``news.feeds``
+    and publishes each new item once; runs when at least one feed is listed."""
+
+    name = "news_feeds"
+    module = "producers.news_feeds"
+
+    def enabled(self) -> bool:
+        return bool(self.settings.news.feeds)
+
+    def endpoint(self) -> str:
+        return f"{len(self.settings.news.feeds)} feeds -> {self.settings.kafka.topics.news}"
+
+    def check_status(self, status: dict) -> Health:
+        failing = status.get("failing") or []
+        detail = status.get("detail", "running")
+        return Health(True, f"{detail}; failing: {', '.join(failing)}" if failing else detail)
+
+
 SERVICE_TYPES: tuple[type[Service], ...] = (
     KafkaBroker,
     Mosquitto,
@@ -866,6 +885,7 @@ SERVICE_TYPES: tuple[type[Service], ...] = (
     Bridge,
     Devices,
     PriceFeed,
+    NewsFeeds,
     Pipeline,
     NotifierService,
     Api,

@@ -34,6 +34,7 @@ from serving_api.routers import (
     ingest,
     insights,
     ledger,
+    news,
     operations,
     ops,
     prices,
@@ -120,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ledger.router)
     app.include_router(operations.router)
     app.include_router(supply.router)
+    app.include_router(news.router)
     dashboard.install(app)
     app.add_middleware(ReadAccess, keyring=keyring, prefix=API_PREFIX)
     app.add_middleware(RateLimit, limits=RateLimits(settings.security))

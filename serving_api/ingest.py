@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import threading
 
-from lakehouse.events import PriceEvent, ShipmentEvent, StockEvent
+from lakehouse.events import NewsEvent, PriceEvent, ShipmentEvent, StockEvent
 from lakehouse.kafka_io import DeliveryError, EventProducer
 from lakehouse.settings import Settings
 
@@ -58,6 +58,11 @@ class PricePublisher:
         unless Kafka confirmed all of them."""
         messages = [(event.key, event.to_json()) for event in events]
         await self._confirmed(self.settings.kafka.topics.supply, messages)
+
+    async def publish_news(self, events: list[NewsEvent]) -> None:
+        """Produce news headlines to the news topic; KafkaUnavailable unless all confirmed."""
+        messages = [(event.key, event.to_json()) for event in events]
+        await self._confirmed(self.settings.kafka.topics.news, messages)
 
     async def review(self, target_event_id: str, text: str) -> None:
         """Produce an operator's decision on a held price to the reviews topic (keyed by the

@@ -862,3 +862,90 @@ def route_delay_signals(shipments: DataFrame, rules: SupplyAlertRules, tz: str) 
             reference=_number(F.col("usual"), 1),
         ),
     )
+
+
+# ---- news_surge (issue 36): many recent headlines one way --------------------------------------
+
+
+class NewsSurgeRules(Levels):
+    """``news_surge`` of conf/alerts.yaml."""
+
+    window_days: int = Field(ge=1)
+    min_headlines: int = Field(ge=1)
+    message: Message
+
+    def messages(self) -> dict[str, Message]:
+        return {NEWS_SURGE: self.message}
+
+
+NEWS_SURGE = "news_surge"
+
+
+@cache
+def news_surge_rules(path: Path = CONF_DIR / "alerts.yaml") -> NewsSurgeRules:
+    """The ``news_surge`` section of the alert rules file (read whole by ``alert_rules``
+    first, so a broken file says so once)."""
+    alert_rules(path)
+    section = yaml.safe_load(path.read_text(encoding="utf-8")).get(NEWS_SURGE)
+    if section is None:
+        raise ConfigError(f"{path}: no {NEWS_SURGE} section")
+    return NewsSurgeRules.model_validate(section)
+
+
+def news_surge_signals(
+    signal: DataFrame, rules: NewsSurgeRules, tz: str, today: Column
+) -> DataFrame:
+    """``news_surge`` per province × commodity × local day, from ``gold.news_signal`` rows of
+    the keys to judge: over the ``window_days`` ending that day, the headlines and the share
+    saying one way, ``|up − down| / headlines``. Every day from a key's first headline (within
+    ``lookback_days``) to ``today`` is a point (a quiet day after a surge is a calm point: it
+    resolves the alert)."""
+    keys = ("province", "commodity")
+    signal = signal.where(F.col("date") >= F.date_sub(today, int(rules.lookback_days)))
+    spans = signal.groupBy(*keys).agg(
+        F.sequence(F.min("date"), F.greatest(F.max("date"), today)).alias("dates")
+    )
+    calendar = spans.select(*keys, F.explode("dates").alias("date"))
+    counts = ("headlines", "up", "down")
+    daily = calendar.join(signal.select(*keys, "date", *counts), [*keys, "date"], "left")
+    window = (
+        Window.partitionBy(*keys)
+        .orderBy(F.unix_date("date"))
+        .rangeBetween(-(rules.window_days - 1), 0)
+    )
+    summed = daily.select(
+        *keys,
+        "date",
+        *[F.sum(F.coalesce(F.col(c), F.lit(0))).over(window).alias(c) for c in counts],
+    )
+    net = F.when(F.col("headlines") > 0, (F.col("up") - F.col("down")) / F.col("headlines"))
+    judged = F.when(F.col("headlines") >= rules.min_headlines, F.abs(net))
+    rising = net > 0
+    return _signals(
+        summed.withColumn("net", net),
+        rule=F.lit(NEWS_SURGE),
+        alert_key=key_column("province", "commodity"),
+        at=day_start(F.col("date"), tz),
+        severity=level(judged, rules.warning, rules.critical),
+        value=F.col("net"),
+        reference=F.col("headlines").cast("double"),
+        region=F.col("province"),
+        metric=F.lit("news_net_direction"),
+        details=F.to_json(F.struct("headlines", "up", "down", "date")),
+        fields=_fields(
+            region=F.col("province"),
+            commodity=F.col("commodity"),
+            headlines=F.col("headlines"),
+            window=F.lit(rules.window_days),
+            share_pct=_pct(F.col("net")),
+            direction_id=F.when(rising, "naik").otherwise("turun"),
+            direction_en=F.when(rising, "rising").otherwise("falling"),
+        ),
+    )
+
+
+def news_surge_alerts(signals: DataFrame, rules: NewsSurgeRules, now: Column) -> DataFrame:
+    """The ``gold.alerts`` rows of ``news_surge`` signals: episodes and messages, made as
+    ``alert_rows`` makes them for the other rules."""
+    found = episodes(signals, {NEWS_SURGE: rules.cooldown_hours})
+    return alert_rows(found, rules, now)  # type: ignore[arg-type]  # it asks messages() only

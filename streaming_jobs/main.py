@@ -19,12 +19,13 @@ from lakehouse.settings import Settings, load_settings
 from lakehouse.spark import get_spark
 from lakehouse.status import stop_event, write_status
 from streaming_jobs.medallion import QueryFactory, gold_query, silver_query
+from streaming_jobs.news import news_query
 from streaming_jobs.progress_metrics import MetricsEndpoint, serve_metrics
 from streaming_jobs.supply_query import supply_query
 
 log = logging.getLogger(__name__)
 
-QUERIES: tuple[QueryFactory, ...] = (silver_query, gold_query, supply_query)
+QUERIES: tuple[QueryFactory, ...] = (silver_query, gold_query, supply_query, news_query)
 STATUS_INTERVAL_SECONDS = 2.0
 STATUS_NAME = "pipeline"
 

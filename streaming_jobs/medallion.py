@@ -424,9 +424,7 @@ def silver_query(spark: SparkSession, settings: Settings) -> StreamingQuery:
     """Kafka (all platform topics) → bronze, silver, the live price and data quality."""
     rules = quality_rules()
     topics = settings.kafka.topics
-    # the supply topic has its own query (streaming_jobs.supply_query)
-    price_topics = [t for t in topics.all() if t != topics.supply]
-    records = to_bronze(read_kafka(spark, settings, price_topics))
+    records = to_bronze(read_kafka(spark, settings, topics.of_price_pipeline()))
     parsed = silver.parse_events(
         first_copies(records, rules.hard.duplicate_horizon_hours),
         {topics.prices: "price", topics.sensors: "sensor"},

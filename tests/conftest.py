@@ -115,6 +115,7 @@ def isolated(settings: Settings, root: Path) -> Settings:
         deadletter=f"{tag}.dead",
         reviews=f"{tag}.reviews",
         supply=f"{tag}.supply",
+        news=f"{tag}.news",
     )
     return settings.model_copy(
         update={

@@ -15,7 +15,9 @@ def test_defaults_from_conf(clean_env: None):
         "market.deadletter",
         "market.reviews",
         "market.supply",
+        "market.news",
     ]
+    assert s.kafka.topics.of_price_pipeline() == s.kafka.topics.all()[:4]
     assert s.paths.lakehouse_root == PROJECT_ROOT / "data" / "lakehouse"
     assert s.kafka.bootstrap == "localhost:9092"
 

@@ -46,6 +46,8 @@ const WORDS = {
   surge: ["Peluang lonjakan ≥ 10 % dalam 7 hari: {pct} %", "Chance of a ≥ 10 % surge within 7 days: {pct} %"],
   impact_title: ["Penjelasan dampak ({month}): faktor dominan {factor}, skor {score}", "Impact explanation ({month}): dominant factor {factor}, score {score}"],
   no_alerts: ["Belum ada peringatan.", "No alerts yet."],
+  news: ["Berita harga", "Price news"],
+  no_news: ["Belum ada berita.", "No headlines yet."],
   status_open: ["aktif", "open"],
   status_resolved: ["selesai", "resolved"],
   severity_critical: ["kritis", "critical"],

@@ -12,6 +12,7 @@ import { renderAlerts, setupAlerts } from "./alerts.js";
 import { renderQuality, setupQuality } from "./quality.js";
 import { renderOperations, setupOperations } from "./operations.js";
 import { setupSupply, supplyShown } from "./supply.js";
+import { renderNews, setupNews } from "./news.js";
 
 const PAGES = ["board", "map", "series", "alerts", "quality", "supply", "ops"];
 const started = new Map(); // page → promise of its set-up
@@ -74,6 +75,7 @@ async function route() {
 function rerender() {
   renderBoard();
   renderAlerts();
+  renderNews();
   renderMap();
   drawSeries();
   if (started.has("quality")) renderQuality();
@@ -102,6 +104,7 @@ async function main() {
   window.addEventListener("hashchange", route);
   await route();
   await setupAlerts();
+  await setupNews();
   document.body.dataset.ready = "true";
 }
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, status
 
 from lakehouse.events import PriceEvent
 from serving_api.auth import Permission, require
 from serving_api.errors import ApiError
-from serving_api.ingest import KafkaUnavailable
+from serving_api.ingest import KafkaUnavailable, PricePublisher
 from serving_api.models import Accepted, Error
 from serving_api.routers import API_PREFIX
 
@@ -26,6 +26,36 @@ EXAMPLE = {
 }
 
 
+#: the error answers of every ingest route
+INGEST_RESPONSES: dict[int | str, dict] = {
+    401: {"model": Error, "description": "missing or unknown API key"},
+    403: {"model": Error, "description": "the key's role may not ingest"},
+    413: {"model": Error, "description": "body or event count over the limit"},
+    422: {"model": Error, "description": "an event does not match the schema"},
+    503: {"model": Error, "description": "Kafka did not confirm in time; retry"},
+}
+
+
+async def accept(
+    request: Request,
+    events: list[Any],
+    publish: Callable[[PricePublisher, list[Any]], Awaitable[None]],
+) -> Accepted:
+    """Check the number of ``events`` of a request, ``publish`` them with the application's
+    publisher and answer which were accepted (a 413, 422 or 503 ApiError otherwise)."""
+    cap = request.app.state.settings.api.max_events_per_request
+    if len(events) > cap:
+        raise ApiError(413, f"{len(events)} events in one request; send at most {cap}")
+    if not events:
+        raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, "no events: send one or a list")
+    try:
+        await publish(request.app.state.publisher, events)
+    except KafkaUnavailable as exc:
+        raise ApiError(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+    request.app.state.metrics.events_ingested.inc(len(events))
+    return Accepted(accepted=len(events), event_ids=[e.event_id for e in events])
+
+
 @router.post(
     "/prices",
     status_code=status.HTTP_202_ACCEPTED,
@@ -35,13 +65,7 @@ EXAMPLE = {
     "prices topic; 202 means Kafka confirmed all of them. Send your own `event_id` to retry "
     "safely: the pipeline keeps one copy per id.",
     dependencies=[require(Permission.ingest)],
-    responses={
-        401: {"model": Error, "description": "missing or unknown API key"},
-        403: {"model": Error, "description": "the key's role may not ingest"},
-        413: {"model": Error, "description": "body or event count over the limit"},
-        422: {"model": Error, "description": "an event does not match the schema"},
-        503: {"model": Error, "description": "Kafka did not confirm in time; retry"},
-    },
+    responses=INGEST_RESPONSES,
 )
 async def post_prices(
     request: Request,
@@ -50,23 +74,4 @@ async def post_prices(
         Body(examples=[EXAMPLE, [EXAMPLE, {**EXAMPLE, "market_id": "IP-002"}]]),
     ],
 ) -> Accepted:
-    events = body if isinstance(body, list) else [body]
-    await publish_checked(request, events, request.app.state.publisher.publish)
-    request.app.state.metrics.events_ingested.inc(len(events))
-    return Accepted(accepted=len(events), event_ids=[e.event_id for e in events])
-
-
-async def publish_checked(
-    request: Request, events: list, publish: Callable[[list], Awaitable[None]]
-) -> None:
-    """``publish(events)`` once the request's event count is within ``api.max_events_per_request``
-    (413) and not zero (422); Kafka not confirming in time is a 503."""
-    cap = request.app.state.settings.api.max_events_per_request
-    if len(events) > cap:
-        raise ApiError(413, f"{len(events)} events in one request; send at most {cap}")
-    if not events:
-        raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, "no events: send one or a list")
-    try:
-        await publish(events)
-    except KafkaUnavailable as exc:
-        raise ApiError(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+    return await accept(request, body if isinstance(body, list) else [body], PricePublisher.publish)

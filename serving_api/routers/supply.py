@@ -21,10 +21,11 @@ from lakehouse.supply_routes import PastShipment, analyze
 from lakehouse.tables import GOLD_SHIPMENTS, GOLD_STOCK_DAILY, GOLD_SUPPLY_REGION_DAILY, Table
 from serving_api.auth import Permission, require
 from serving_api.errors import ApiError, resolve_commodity, resolve_province
+from serving_api.ingest import PricePublisher
 from serving_api.models import Accepted, Error
 from serving_api.routers import API_PREFIX, READ_ERRORS
 from serving_api.routers.devices import MANAGE_ERRORS, registry_answers
-from serving_api.routers.ingest import publish_checked
+from serving_api.routers.ingest import INGEST_RESPONSES, accept
 
 router = APIRouter(prefix=f"{API_PREFIX}/supply", tags=["supply"])
 
@@ -190,21 +191,14 @@ EXAMPLE = {
     "and produced to the supply topic; the pipeline judges it against the entity registry "
     "(an unknown entity is quarantined, never created).",
     dependencies=[require(Permission.ingest)],
-    responses={
-        401: {"model": Error, "description": "missing or unknown API key"},
-        403: {"model": Error, "description": "the key's role may not ingest"},
-        413: {"model": Error, "description": "too many events in one request"},
-        422: {"model": Error, "description": "an event does not match its schema"},
-        503: {"model": Error, "description": "Kafka did not confirm in time; retry"},
-    },
+    responses=INGEST_RESPONSES,
 )
 async def post_events(
     request: Request,
     body: Annotated[SupplyEvent | list[SupplyEvent], Body(examples=[EXAMPLE])],
 ) -> Accepted:
     events = body if isinstance(body, list) else [body]
-    await publish_checked(request, events, request.app.state.publisher.publish_supply)
-    return Accepted(accepted=len(events), event_ids=[e.event_id for e in events])
+    return await accept(request, events, PricePublisher.publish_supply)
 
 
 # ---- stock views ------------------------------------------------------------------------------
