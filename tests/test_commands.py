@@ -87,7 +87,13 @@ def _branch(command: str) -> str:
 
 def test_running_installs_runtime_only_and_tests_bring_their_tools() -> None:
     test_tools = {"setup_chromium", "setup_compose_cli", "setup_postgresql"}
-    runtime = {"setup_python", "setup_jvm", "setup_mosquitto", "setup_prometheus", "setup_dashboard"}
+    runtime = {
+        "setup_python",
+        "setup_jvm",
+        "setup_mosquitto",
+        "setup_prometheus",
+        "setup_dashboard",
+    }
     assert _calls("setup") == runtime
     assert _calls("setup_dev") == {"setup"} | test_tools
     assert re.search(r"^\s+setup$", _branch("up"), re.MULTILINE)  # `./run.sh` and `up`
