@@ -66,12 +66,15 @@ class NewsSignalPoint(BaseModel):
     intensity: float = Field(description="ln(1 + headlines)")
 
 
+NOT_BLANK = r"^\s*\S"  # a title or publisher of white space alone is no headline (422)
+
+
 class HeadlineIn(BaseModel):
     """A headline as a partner sends it; its id is derived (link, else source + title)."""
 
     model_config = ConfigDict(extra="forbid")
-    title: str = Field(min_length=1, max_length=1000, examples=["Harga Cabai Rawit Melonjak"])
-    source: str = Field(min_length=1, max_length=200, examples=["kompas.tv"])
+    title: str = Field(max_length=1000, pattern=NOT_BLANK, examples=["Harga Cabai Rawit Melonjak"])
+    source: str = Field(max_length=200, pattern=NOT_BLANK, examples=["kompas.tv"])
     url: str | None = Field(None, max_length=2048)
     published_at: AwareDatetime
     text: str | None = Field(None, max_length=20000, description="lead paragraph")
