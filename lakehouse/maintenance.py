@@ -111,7 +111,8 @@ def maintain_table(
     # what Delta does after every checkpointInterval-th commit, now: checkpoint, drop old logs
     delta_log = spark._jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
     delta_log.checkpoint()
-    delta_log.doLogCleanup(delta_log.unsafeVolatileSnapshot())
+    no_catalog_table = spark._jvm.scala.Option.empty()  # a path table, not a catalog one
+    delta_log.doLogCleanup(delta_log.unsafeVolatileSnapshot(), no_catalog_table)
     data_after, log_after = _files(settings, table)
     return Upkeep(
         table=table.qualified_name,

@@ -104,7 +104,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         external = f"bootstrap {settings.kafka.bootstrap}"
         print(f"{'kafka':<10} {'external':<10} {'-':>7} {'-':>8}  {external}")
     if (progress := pipeline_progress(settings)) is not None:
-        print(f"\npipeline   {progress}")
+        print(f"\nqueries    {progress}")
     print(f"\nlakehouse  {settings.paths.lakehouse_root}\nlogs       {settings.paths.log_dir}")
     print(f"dashboard  http://{settings.api.host}:{settings.api.port}/")
     return 1 if unhealthy else 0

@@ -170,12 +170,14 @@ def _wait_in_sync(settings: Settings, replicas: int, timeout: float = 180) -> No
 def test_three_nodes_lose_nothing_when_one_is_killed(
     spark, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    first_port = consecutive_free_ports(6)
+    first_port = consecutive_free_ports(9)  # per node a listener and a controller, then JMX
     env = {
         "SMARTMARKET_PATHS__DATA_DIR": str(tmp_path / "data"),
         "SMARTMARKET_KAFKA__NODES": "3",
         "SMARTMARKET_KAFKA__PORT": str(first_port),
         "SMARTMARKET_KAFKA__CONTROLLER_PORT": str(first_port + 1),
+        # the session's broker holds the session's JMX exporter port: three of our own
+        "SMARTMARKET_PROMETHEUS__KAFKA_JMX_PORT": str(first_port + 6),
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
