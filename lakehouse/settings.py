@@ -261,7 +261,7 @@ class SparkSettings(BaseModel):
     series_buckets: int = Field(16, ge=1)
     #: where the silver query's statistical rules run: pandas (series_judge) or the JVM
     #: (jvm/series-judge, through streaming_jobs.jvm_judge); the same verdicts, another state
-    judge: Literal["python", "jvm"] = "python"
+    judge: Literal["python", "jvm"] = "jvm"
     conf: dict[str, str] = {}
 
 
