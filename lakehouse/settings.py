@@ -265,6 +265,15 @@ class SparkSettings(BaseModel):
     conf: dict[str, str] = {}
 
 
+class Hyperparameters(BaseModel):
+    """Hyper-parameters of the tree models, passed as keyword arguments to the estimator
+    (``ml.hyperparameters`` in conf/settings.yaml; empty: the library's defaults). Threads
+    (one: the parallelism is across series) and the seed (``ml.seed``) are set by the code."""
+
+    xgboost: dict[str, int | float] = {}  # XGBRegressor of xgboost, xgboost_damped and combo
+    lgbm_global: dict[str, int | float] = {}  # LGBMRegressor of the global model (ml.global_model)
+
+
 class MlSettings(BaseModel):
     horizon: int = Field(7, ge=1, le=60)
     min_history_days: int = Field(120, ge=14)
@@ -278,6 +287,7 @@ class MlSettings(BaseModel):
     n_jobs: int = Field(2, ge=1)
     registered_model: str = "smartmarket-forecaster"
     seed: int = 42
+    hyperparameters: Hyperparameters = Hyperparameters()
     surge_rise: float = Field(0.1, gt=0)  # a surge: ≥ this rise over the last price in horizon
 
     @field_validator("models")

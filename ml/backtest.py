@@ -33,8 +33,8 @@ from ml.models import (
     FALLBACK,
     GLOBAL_MODELS,
     INTERVAL_COLUMNS,
+    configured_model,
     conformal_bands,
-    make_model,
     recent_volatility,
     surge_probability,
 )
@@ -311,7 +311,7 @@ def backtest_series(
         }
         for name in models:
             began = time.process_time()
-            forecast = make_model(name, ml.horizon, ml.seed, ml.calibration_days)
+            forecast = configured_model(name, ml)
             if name in GLOBAL_MODELS:
                 forecast.global_points = (global_points or {}).get(origin)
                 if forecast.global_points is None:

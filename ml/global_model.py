@@ -66,16 +66,8 @@ def _forecaster(ml: MlSettings) -> MLForecast:
     from mlforecast.target_transforms import Differences
 
     model = LGBMRegressor(
-        n_estimators=200,
-        learning_rate=0.03,
-        num_leaves=15,
-        min_child_samples=50,  # day-to-day changes are mostly noise: large leaves
-        subsample=0.8,
-        subsample_freq=1,
-        colsample_bytree=0.8,
-        reg_lambda=10.0,
+        **ml.hyperparameters.lgbm_global,
         n_jobs=1,  # one thread: OpenMP threads spin against each other on a busy 2-core box
-        max_bin=63,
         random_state=ml.seed,
         verbose=-1,
     )

@@ -1,6 +1,7 @@
 """Forecasting models behind one small interface.
 
-``make_model(name, horizon, seed)`` returns a ``Forecaster``: ``fit(y)`` on a regular daily
+``make_model(name, horizon, seed)`` (or ``configured_model(name, ml)``, with the trees'
+hyper-parameters of ``ml.hyperparameters``) returns a ``Forecaster``: ``fit(y)`` on a regular daily
 price series (DatetimeIndex, no gaps — see ``ml.series.regular``), then ``predict()`` the next
 ``horizon`` days as a frame indexed by target date with ``yhat`` and 80 %/95 % intervals.
 
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lakehouse.settings import ConfigError, MlSettings
+from lakehouse.settings import ConfigError, Hyperparameters, MlSettings
 from ml.features import design, holiday_table
 
 INTERVAL_COLUMNS = ["yhat_lower_80", "yhat_upper_80", "yhat_lower_95", "yhat_upper_95"]
@@ -39,10 +40,17 @@ logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
 class Forecaster(ABC):
     name: str
 
-    def __init__(self, horizon: int, seed: int = 0, calibration_days: int = 182) -> None:
+    def __init__(
+        self,
+        horizon: int,
+        seed: int = 0,
+        calibration_days: int = 182,
+        hyperparameters: Hyperparameters | None = None,
+    ) -> None:
         self.horizon = horizon
         self.seed = seed
         self.calibration_days = calibration_days
+        self.hyperparameters = hyperparameters or Hyperparameters()
         self.last_day: pd.Timestamp | None = None
         # scaled log-error quantiles from the backtest (see ml.backtest.residual_quantiles):
         # when set, they give the bands instead of the model's own
@@ -171,14 +179,7 @@ class XGBoost(Forecaster):
         from xgboost import XGBRegressor
 
         return XGBRegressor(
-            n_estimators=150,
-            max_depth=3,
-            learning_rate=0.03,
-            max_bin=64,
-            subsample=0.8,
-            colsample_bytree=0.8,
-            min_child_weight=20,  # strong regularisation: day-to-day changes are mostly noise
-            reg_lambda=20.0,
+            **self.hyperparameters.xgboost,
             n_jobs=1,  # one thread: the parallelism is across series (joblib processes)
             random_state=self.seed,
         )
@@ -187,7 +188,8 @@ class XGBoost(Forecaster):
         """The booster for ``y``; memoised per process (a few entries), so that xgboost and
         xgboost_damped at the same backtest origin share one training."""
         data = hash(y.to_numpy().tobytes())
-        key = (self.horizon, self.seed, origins[0], len(y), y.index[-1], data)
+        params = tuple(sorted(self.hyperparameters.xgboost.items()))
+        key = (self.horizon, self.seed, params, origins[0], len(y), y.index[-1], data)
         if (model := _TRAINED.get(key)) is None:
             rows = design(y, origins, self.horizon)
             rows = rows[rows["target"] <= y.index[-1]]
@@ -287,7 +289,9 @@ class Combination(Forecaster):
         self.last_day = y.index[-1]
         self.parts = []
         for m in self.members:
-            part = make_model(m, self.horizon, self.seed, self.calibration_days)
+            part = make_model(
+                m, self.horizon, self.seed, self.calibration_days, self.hyperparameters
+            )
             part.global_points = self.global_points
             self.parts.append(part.fit(y))
         return self
@@ -403,8 +407,19 @@ BASELINES = ("naive", "seasonal_naive", "prophet_default")
 FALLBACK = "naive"
 
 
-def make_model(name: str, horizon: int, seed: int = 0, calibration_days: int = 182) -> Forecaster:
-    return MODELS[name](horizon, seed, calibration_days)
+def make_model(
+    name: str,
+    horizon: int,
+    seed: int = 0,
+    calibration_days: int = 182,
+    hyperparameters: Hyperparameters | None = None,
+) -> Forecaster:
+    return MODELS[name](horizon, seed, calibration_days, hyperparameters)
+
+
+def configured_model(name: str, ml: MlSettings) -> Forecaster:
+    """Model ``name`` as the ``ml`` settings configure it (horizon, seed, bands, trees)."""
+    return make_model(name, ml.horizon, ml.seed, ml.calibration_days, ml.hyperparameters)
 
 
 def check_model_names(names: list[str]) -> list[str]:

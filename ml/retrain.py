@@ -53,8 +53,8 @@ from ml.backtest import (
 from ml.models import (
     GLOBAL_MODELS,
     Forecaster,
+    configured_model,
     configured_models,
-    make_model,
     recent_volatility,
     surge_probability,
 )
@@ -179,7 +179,7 @@ def train_series(
     )
     filled, _ = regular(y)
     began = time.process_time()
-    model = make_model(backtest.selected, ml.horizon, ml.seed, ml.calibration_days)
+    model = configured_model(backtest.selected, ml)
     if backtest.selected in GLOBAL_MODELS:
         model.global_points = points.served if points else None
     model.fit(filled)
