@@ -279,7 +279,7 @@ class MlSettings(BaseModel):
     min_history_days: int = Field(120, ge=14)
     origins: int = Field(12, ge=2)
     selection_origins: int = Field(4, ge=1)
-    models: list[str] = ["naive", "ets", "xgboost_damped", "combo", "lgbm_global"]
+    models: list[str] = ["naive", "ets", "lgbm_global"]
     preferred_model: str = "lgbm_global"
     selection_margin: float = Field(0.1, ge=0, lt=1)
     calibration_days: int = Field(182, ge=14)
