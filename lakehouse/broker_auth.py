@@ -2,9 +2,9 @@
 
 Every active device gets one password-file line (the registry's PBKDF2 hash, Mosquitto's ``$7$``
 format) and may publish only under ``<topic_root>/<market>/devices/<device>/#``; the bridge's
-service account may only read ``<topic_root>/#``. Revoked devices have no line at all. After
-each registry change the files are rewritten atomically and the embedded Mosquitto re-reads them
-on SIGHUP — no restart, no dropped sessions.
+service account may only read ``<topic_root>/#`` and the broker's own numbers, ``$SYS/broker/#``.
+Revoked devices have no line at all. After each registry change the files are rewritten
+atomically and the embedded Mosquitto re-reads them on SIGHUP — no restart, no dropped sessions.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 BRIDGE_SECRET = "mqtt.bridge_password"
 #: the bridge's broker account (its MQTT client id, ``producers.bridge_client_id``, is separate)
 BRIDGE_USER = "smartmarket-bridge"
+#: the broker's numbers (Mosquitto's ``$SYS`` tree), read by the bridge for its metrics
+BROKER_SYS_TOPICS = "$SYS/broker/#"
 
 
 def broker_home(settings: Settings) -> Path:
@@ -73,7 +75,9 @@ def write_broker_files(settings: Settings, registry: Registry) -> int:
     """Rewrite the password and ACL files from the registry; returns the number of accounts."""
     root = settings.mqtt.topic_root
     bridge_user, bridge_password = bridge_credentials(settings)
-    bridge = BrokerAccount(bridge_user, hash_password(bridge_password), read=(f"{root}/#",))
+    bridge = BrokerAccount(
+        bridge_user, hash_password(bridge_password), read=(f"{root}/#", BROKER_SYS_TOPICS)
+    )
     home = broker_home(settings)
     home.mkdir(parents=True, exist_ok=True)
     with (home / ".sync.lock").open("a") as lock, contextlib.ExitStack() as stack:

@@ -1,7 +1,8 @@
 """The operations metrics, defined once: their names, kinds, labels and help texts.
 
 The pipeline serves them (``streaming_jobs.progress_metrics``), the API serves the keepers'
-restart counts (``serving_api.metrics``), the rules in ``conf/prometheus/`` alert on them and the
+restart counts (``serving_api.metrics``), the MQTT bridge its own counts and Mosquitto's ``$SYS``
+numbers (``producers.bridge_metrics``), the rules in ``conf/prometheus/`` alert on them and the
 operations view asks Prometheus for them (``serving_api.routers.operations``); a test checks
 that every metric those rules and queries name is one of these.
 """
@@ -137,12 +138,88 @@ PIPELINE_METRICS: tuple[Metric, ...] = (
     LAST_BATCH_AGE,
     QUERY_ACTIVE,
 )
-ALL_METRICS: tuple[Metric, ...] = (*PIPELINE_METRICS, SERVICE_RESTARTS)
+
+BRIDGE_FORWARDED = Metric(
+    "smartmarket_mqtt_bridge_forwarded_messages",
+    "counter",
+    "MQTT messages the bridge forwarded to Kafka's sensor topic (confirmed by Kafka)",
+)
+BRIDGE_DEAD_LETTERED = Metric(
+    "smartmarket_mqtt_bridge_dead_lettered_messages",
+    "counter",
+    "MQTT messages the bridge could not make a sensor event of, sent to the dead-letter topic",
+)
+BRIDGE_CONNECTED = Metric(
+    "smartmarket_mqtt_bridge_connected",
+    "gauge",
+    "1 while the bridge is connected to the MQTT broker, else 0",
+)
+BRIDGE_METRICS: tuple[Metric, ...] = (BRIDGE_FORWARDED, BRIDGE_DEAD_LETTERED, BRIDGE_CONNECTED)
+
+# Mosquitto's numbers, as its ``$SYS/broker/...`` topics publish them (``producers.bridge_metrics``
+# maps each topic to one of these); they count since the broker started
+BROKER_CLIENTS_CONNECTED = Metric(
+    "smartmarket_mqtt_broker_clients_connected",
+    "gauge",
+    "Clients connected to the MQTT broker",
+)
+BROKER_MESSAGES_RECEIVED = Metric(
+    "smartmarket_mqtt_broker_messages_received",
+    "counter",
+    "PUBLISH messages the MQTT broker received",
+)
+BROKER_MESSAGES_SENT = Metric(
+    "smartmarket_mqtt_broker_messages_sent",
+    "counter",
+    "PUBLISH messages the MQTT broker sent",
+)
+BROKER_MESSAGES_DROPPED = Metric(
+    "smartmarket_mqtt_broker_messages_dropped",
+    "counter",
+    "PUBLISH messages the MQTT broker dropped, e.g. past a client's queue limit",
+)
+BROKER_MESSAGES_STORED = Metric(
+    "smartmarket_mqtt_broker_messages_stored",
+    "gauge",
+    "Messages the MQTT broker holds: retained ones and those queued for persistent sessions",
+)
+BROKER_BYTES_RECEIVED = Metric(
+    "smartmarket_mqtt_broker_received_bytes",
+    "counter",
+    "Bytes the MQTT broker received",
+)
+BROKER_BYTES_SENT = Metric(
+    "smartmarket_mqtt_broker_sent_bytes",
+    "counter",
+    "Bytes the MQTT broker sent",
+)
+BROKER_UPTIME = Metric(
+    "smartmarket_mqtt_broker_uptime_seconds",
+    "gauge",
+    "Seconds since the MQTT broker started",
+)
+BROKER_METRICS: tuple[Metric, ...] = (
+    BROKER_CLIENTS_CONNECTED,
+    BROKER_MESSAGES_RECEIVED,
+    BROKER_MESSAGES_SENT,
+    BROKER_MESSAGES_DROPPED,
+    BROKER_MESSAGES_STORED,
+    BROKER_BYTES_RECEIVED,
+    BROKER_BYTES_SENT,
+    BROKER_UPTIME,
+)
+ALL_METRICS: tuple[Metric, ...] = (
+    *PIPELINE_METRICS,
+    SERVICE_RESTARTS,
+    *BRIDGE_METRICS,
+    *BROKER_METRICS,
+)
 
 #: Prometheus jobs of the embedded stack's scrape configuration (``scripts.prometheus_config``)
 JOB_API = "api"
 JOB_PIPELINE = "pipeline"
 JOB_KAFKA = "kafka"
+JOB_MQTT = "mqtt"  # the MQTT bridge's endpoint: its own counts and Mosquitto's $SYS numbers
 JOB_PROMETHEUS = "prometheus"
 
 

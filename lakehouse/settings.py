@@ -485,6 +485,15 @@ class PipelineMetricsSettings(BaseModel):
     holds_seconds: float = Field(15.0, gt=0)
 
 
+class BridgeMetricsSettings(BaseModel):
+    """The MQTT bridge's Prometheus endpoint: its own counts and the broker's ``$SYS`` numbers
+    (``producers.bridge_metrics``)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(9465, ge=1, le=65535)
+
+
 class PrometheusSettings(BaseModel):
     """The Prometheus server of the embedded stack and the exporters it scrapes
     (docs/operations.md)."""
@@ -555,6 +564,7 @@ class Settings(BaseSettings):
     dashboard: DashboardSettings = DashboardSettings()
     price_simulator: PriceSimulatorSettings = PriceSimulatorSettings()
     pipeline_metrics: PipelineMetricsSettings = PipelineMetricsSettings()
+    bridge_metrics: BridgeMetricsSettings = BridgeMetricsSettings()
     prometheus: PrometheusSettings = PrometheusSettings()
     news: NewsSettings = NewsSettings()
 

@@ -10,6 +10,9 @@ with their raw bytes, MQTT topic and reason — and are acknowledged once that i
 The market of a reading comes from the device registry, never from the topic: readings of an
 unknown or revoked device, of a device publishing under another market's topic or a metric it
 is not registered for, go to the dead-letter topic with that reason.
+
+On the same connection the bridge reads the broker's ``$SYS/broker/#`` numbers (QoS 0) and
+serves them with its own counts to Prometheus (``producers.bridge_metrics``).
 """
 
 from __future__ import annotations
@@ -27,13 +30,15 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import ValidationError
 
-from lakehouse.broker_auth import bridge_credentials
+from lakehouse import ops_metrics as m
+from lakehouse.broker_auth import BROKER_SYS_TOPICS, bridge_credentials
 from lakehouse.events import DeadLetter, SensorEvent
 from lakehouse.kafka_io import EventProducer
 from lakehouse.logs import configure_logging
 from lakehouse.registry import Device, open_registry
 from lakehouse.settings import Settings, load_settings
 from lakehouse.status import stop_event, write_status
+from producers.bridge_metrics import BridgeMetrics, serve
 from producers.mqtt_io import make_client
 
 log = logging.getLogger(__name__)
@@ -133,6 +138,7 @@ class MqttBridge:
         self.forwarded = 0
         self.dead_lettered = 0
         self.connected = False
+        self.metrics = BridgeMetrics(self._counts)
         self.client = make_client(
             settings,
             client_id or settings.producers.bridge_client_id,
@@ -143,6 +149,7 @@ class MqttBridge:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.message_callback_add(BROKER_SYS_TOPICS, self._on_broker_numbers)
 
     @property
     def subscription(self) -> str:
@@ -160,7 +167,7 @@ class MqttBridge:
             log.error("MQTT connection refused", extra={"reason": str(reason)})
             return
         self.connected = True
-        client.subscribe(self.subscription, qos=1)
+        client.subscribe([(self.subscription, 1), (BROKER_SYS_TOPICS, 0)])
         log.info("bridge connected", extra={"subscription": self.subscription})
 
     def _on_disconnect(
@@ -172,7 +179,20 @@ class MqttBridge:
         _props: Properties | None,
     ) -> None:
         self.connected = False
+        self.metrics.forget_broker()
         log.warning("bridge disconnected", extra={"reason": str(reason)})
+
+    def _on_broker_numbers(
+        self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage
+    ) -> None:
+        self.metrics.broker_message(message.topic, message.payload)
+
+    def _counts(self) -> dict[m.Metric, float]:
+        return {
+            m.BRIDGE_FORWARDED: self.forwarded,
+            m.BRIDGE_DEAD_LETTERED: self.dead_lettered,
+            m.BRIDGE_CONNECTED: float(self.connected),
+        }
 
     def _ack(self, message: mqtt.MQTTMessage, forwarded: bool) -> None:
         self.client.ack(message.mid, message.qos)
@@ -218,7 +238,17 @@ class MqttBridge:
 
     def run(self, stop: threading.Event) -> int:
         """Forward until ``stop`` is set; non-zero if Kafka refused a message (the broker then
-        keeps it for the next run, since it was not acknowledged)."""
+        keeps it for the next run, since it was not acknowledged). Serves the metrics meanwhile
+        (``bridge_metrics``)."""
+        server = serve(self.metrics, self.settings)
+        try:
+            return self._forward(stop)
+        finally:
+            if server is not None:
+                server.shutdown()
+                server.server_close()
+
+    def _forward(self, stop: threading.Event) -> int:
         mqtt_settings = self.settings.mqtt
         self.client.connect(mqtt_settings.host, mqtt_settings.port, keepalive=30)
         next_report = 0.0

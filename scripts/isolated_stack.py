@@ -27,9 +27,9 @@ def free_ports(count: int) -> list[int]:
 
 def stack_env(data_dir: str) -> dict[str, str]:
     """Environment for an isolated stack rooted at ``data_dir``."""
-    ports = free_ports(9)  # all at once: no two the same
+    ports = free_ports(10)  # all at once: no two the same
     kafka, controller, mqtt, mlflow, api, spark_ui = ports[:6]
-    prometheus, pipeline_metrics, kafka_jmx = ports[6:]
+    prometheus, pipeline_metrics, bridge_metrics, kafka_jmx = ports[6:]
     return {
         "SMARTMARKET_PATHS__DATA_DIR": data_dir,
         "LAKEHOUSE_ROOT": f"{data_dir}/lakehouse",
@@ -44,6 +44,7 @@ def stack_env(data_dir: str) -> dict[str, str]:
         "SMARTMARKET_PROMETHEUS__PORT": str(prometheus),
         "SMARTMARKET_PROMETHEUS__KAFKA_JMX_PORT": str(kafka_jmx),
         "SMARTMARKET_PIPELINE_METRICS__PORT": str(pipeline_metrics),
+        "SMARTMARKET_BRIDGE_METRICS__PORT": str(bridge_metrics),
     }
 
 

@@ -1,8 +1,9 @@
 """The Prometheus configuration of the embedded stack, generated from the settings (every port
 is the one the scraped service listens on: defined once, in conf/settings.yaml).
 
-Jobs: the API's ``/metrics``, the pipeline's (``pipeline_metrics``), each embedded Kafka node's
-JMX exporter and Prometheus itself; the rules are ``conf/prometheus/rules.yml``.
+Jobs: the API's ``/metrics``, the pipeline's (``pipeline_metrics``), the MQTT bridge's with the
+broker's numbers (``bridge_metrics``), each embedded Kafka node's JMX exporter and Prometheus
+itself; the rules are ``conf/prometheus/rules.yml``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ def scrape_targets(settings: Settings) -> dict[str, list[str]]:
     if settings.pipeline_metrics.enabled:
         p = settings.pipeline_metrics
         targets[m.JOB_PIPELINE] = [f"{p.host}:{p.port}"]
+    if settings.bridge_metrics.enabled:
+        b = settings.bridge_metrics
+        targets[m.JOB_MQTT] = [f"{b.host}:{b.port}"]
     if settings.kafka.embedded:
         nodes = range(1, settings.kafka.nodes + 1)
         targets[m.JOB_KAFKA] = [f"{LOOPBACK}:{kafka_jmx_port(settings, n)}" for n in nodes]

@@ -502,6 +502,7 @@ class Mosquitto(Service):
                     "autosave_interval 10",
                     "max_queued_messages 1000000",
                     "max_inflight_messages 1000",
+                    "sys_interval 5",  # $SYS/broker numbers, the bridge's metrics, every 5 s
                     f"user {getpass.getuser()}",
                     "log_dest stdout",
                     "log_type error",
@@ -901,8 +902,8 @@ def services(settings: Settings) -> list[Service]:
 
 
 class PrometheusServer(Service):
-    """Prometheus (Debian's ``prometheus`` package): scrapes the API, the pipeline and the
-    Kafka broker's JMX exporter, evaluates ``conf/prometheus/rules.yml``; its data in
+    """Prometheus (Debian's ``prometheus`` package): scrapes the API, the pipeline, the MQTT
+    bridge and the Kafka broker's JMX exporter, evaluates ``conf/prometheus/rules.yml``; its data in
     ``<data_dir>/prometheus``."""
 
     name = "prometheus"

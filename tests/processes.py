@@ -1,13 +1,18 @@
-"""Processes the end-to-end tests start as a user would: the command line and the pipeline."""
+"""Processes the end-to-end tests start as a user would: the command line and the pipeline;
+and the MQTT bridge, in a thread."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from lakehouse.settings import PROJECT_ROOT, Settings
+from producers.mqtt_bridge import MqttBridge
 from scripts.isolated_stack import free_ports
 from scripts.services import port_is_free
 
@@ -47,6 +52,25 @@ def start_pipeline(settings: Settings) -> subprocess.Popen:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+@contextmanager
+def running_bridge(settings: Settings, client_id: str, wait: float = 30.0) -> Iterator[MqttBridge]:
+    """The MQTT bridge of ``settings`` running in a thread, connected to the broker (within
+    ``wait`` seconds); stopped on exit."""
+    bridge = MqttBridge(settings, client_id=client_id)
+    stop = threading.Event()
+    runner = threading.Thread(target=bridge.run, args=(stop,))
+    runner.start()
+    try:
+        deadline = time.monotonic() + wait
+        while not bridge.connected:
+            assert runner.is_alive() and time.monotonic() < deadline, "bridge did not connect"
+            time.sleep(0.05)
+        yield bridge
+    finally:
+        stop.set()
+        runner.join()
 
 
 def wait_for(settings: Settings, condition, timeout: float, what: str) -> None:

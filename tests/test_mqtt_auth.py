@@ -1,5 +1,6 @@
 """Authenticated MQTT against the real Mosquitto and Kafka: credentials and ACLs from the
-registry, reloaded without a restart; the bridge vouches for every reading with the registry;
+registry, reloaded without a restart; the bridge vouches for every reading with the registry and
+serves its counts and the broker's ``$SYS`` numbers (its account may read them) to Prometheus;
 TLS with a CA made here."""
 
 from __future__ import annotations
@@ -7,18 +8,20 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import queue
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import paho.mqtt.client as mqtt
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from prometheus_client.parser import text_string_to_metric_families
 
+from lakehouse import ops_metrics as m
 from lakehouse.broker_auth import bridge_credentials, sync_broker
 from lakehouse.kafka_io import ensure_topics
 from lakehouse.registry import Registry, open_registry
@@ -29,6 +32,7 @@ from scripts.isolated_stack import free_ports
 from scripts.services import Mosquitto
 from tests.conftest import isolated
 from tests.kafka_helpers import consume, end_offsets
+from tests.processes import running_bridge
 
 READING = b'{"value": 27.5, "observed_at": "2025-06-01T10:00:00+07:00"}'
 WAIT = 30.0
@@ -150,17 +154,8 @@ def test_broker_admits_only_registered_devices_under_their_own_topic(settings, r
 def bridge(settings: Settings, kafka, mosquitto, tmp_path: Path) -> Iterator[MqttBridge]:
     own = isolated(settings, tmp_path)
     ensure_topics(own)
-    bridge = MqttBridge(own, client_id=f"bridge-{tmp_path.name}")
-    stop = threading.Event()
-    runner = threading.Thread(target=bridge.run, args=(stop,))
-    runner.start()
-    deadline = time.monotonic() + WAIT
-    while not bridge.connected:
-        assert time.monotonic() < deadline, "bridge did not connect"
-        time.sleep(0.05)
-    yield bridge
-    stop.set()
-    runner.join()
+    with running_bridge(own, f"bridge-{tmp_path.name}", WAIT) as bridge:
+        yield bridge
 
 
 def test_bridge_takes_the_market_from_the_registry_and_dead_letters_the_rest(
@@ -193,6 +188,43 @@ def test_bridge_takes_the_market_from_the_registry_and_dead_letters_the_rest(
         ]
     finally:
         close(client)
+
+
+def scrape(settings: Settings) -> dict[str, float]:
+    """The bridge's metrics endpoint over HTTP, parsed: sample name → value."""
+    b = settings.bridge_metrics
+    text = httpx.get(f"http://{b.host}:{b.port}/metrics", timeout=5).text
+    return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+
+
+def test_bridge_serves_its_counts_and_the_brokers_numbers(bridge: MqttBridge, registry: Registry):
+    settings = bridge.settings
+    device, password = registry.register_device("IP-005", ["temperature_c"])
+    sync_broker(settings, registry)
+    client = try_connect(settings, (device.device_id, password))
+    assert client is not None
+    try:
+        send(client, f"{device.topic_prefix(settings.mqtt.topic_root)}/temperature_c")
+
+        def complete(values: dict[str, float]) -> bool:
+            """The reading forwarded, and the broker's $SYS numbers (every 5 s: sys_interval)
+            count the bridge and the device among its clients."""
+            forwarded = values.get(m.BRIDGE_FORWARDED.series, 0)
+            return forwarded >= 1 and values.get(m.BROKER_CLIENTS_CONNECTED.series, 0) >= 2
+
+        deadline = time.monotonic() + WAIT
+        while not complete(values := scrape(settings)):
+            assert time.monotonic() < deadline, f"bridge metrics incomplete: {values}"
+            time.sleep(0.5)
+    finally:
+        close(client)
+    assert values[m.BRIDGE_FORWARDED.series] == 1
+    assert values[m.BRIDGE_DEAD_LETTERED.series] == 0
+    assert values[m.BRIDGE_CONNECTED.series] == 1
+    assert values[m.BROKER_UPTIME.series] > 0
+    assert values[m.BROKER_MESSAGES_RECEIVED.series] >= 1
+    defined = {d.series for d in (*m.BRIDGE_METRICS, *m.BROKER_METRICS)}
+    assert set(values) <= defined, "a metric not defined in lakehouse.ops_metrics"
 
 
 def _certificates(folder: Path) -> tuple[Path, Path, Path]:

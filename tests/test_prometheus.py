@@ -1,7 +1,8 @@
 """The whole scrape, for real: the pipeline (``streaming_jobs.main``) on a replay with faults,
-the API and Kafka with its JMX exporter, scraped by a real Prometheus on free ports; its HTTP
-API says every target is up and has the pipeline's numbers, and the operations view reads them
-back through the serving API. Waits on metrics, never on the clock."""
+the API, Kafka with its JMX exporter and the MQTT bridge with Mosquitto's numbers, scraped by a
+real Prometheus on free ports; its HTTP API says every target is up and has the pipeline's and
+the broker's numbers, and the operations view reads them back through the serving API. Waits on
+metrics, never on the clock."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from lakehouse.status import pipeline_progress
 from scripts.services import Api, PrometheusServer
 from tests.conftest import isolated
 from tests.medallion_data import make_dataset, produce
-from tests.processes import start_pipeline
+from tests.processes import running_bridge, start_pipeline
 
 SCRAPE_SECONDS = 1.0
 
@@ -52,9 +53,9 @@ def prometheus_query(url: str, query: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def scraped(settings: Settings, kafka, tmp_path: Path) -> Iterator[tuple[Settings, str]]:
-    """The pipeline on its own topics and tables, the API and a Prometheus scraping them and
-    the session's Kafka broker every second."""
+def scraped(settings: Settings, kafka, mosquitto, tmp_path: Path) -> Iterator[tuple[Settings, str]]:
+    """The pipeline and the MQTT bridge on their own topics and tables, the API and a
+    Prometheus scraping them and the session's Kafka broker every second."""
     own = isolated(settings, tmp_path)
     ensure_topics(own)
     pipeline = start_pipeline(own)
@@ -62,9 +63,10 @@ def scraped(settings: Settings, kafka, tmp_path: Path) -> Iterator[tuple[Setting
     prometheus = PrometheusServer(settings.model_copy(update={"prometheus": fast}))
     api = Api(settings)
     try:
-        api.start()
-        prometheus.start()
-        yield own, prometheus.url
+        with running_bridge(own, f"bridge-{tmp_path.name}"):
+            api.start()
+            prometheus.start()
+            yield own, prometheus.url
     finally:
         os.killpg(pipeline.pid, signal.SIGTERM)
         pipeline.wait(timeout=120)
@@ -72,7 +74,7 @@ def scraped(settings: Settings, kafka, tmp_path: Path) -> Iterator[tuple[Setting
         api.stop()
 
 
-def test_prometheus_scrapes_pipeline_api_and_kafka(scraped: tuple[Settings, str]):
+def test_prometheus_scrapes_pipeline_api_kafka_and_mqtt(scraped: tuple[Settings, str]):
     own, url = scraped
     data = make_dataset(own)
     produce(own, data.phases[0])
@@ -108,6 +110,7 @@ def test_prometheus_scrapes_pipeline_api_and_kafka(scraped: tuple[Settings, str]
         m.JOB_API,
         m.JOB_PIPELINE,
         m.JOB_KAFKA,
+        m.JOB_MQTT,
         m.JOB_PROMETHEUS,
     }
     rows = wait_until(
@@ -117,6 +120,14 @@ def test_prometheus_scrapes_pipeline_api_and_kafka(scraped: tuple[Settings, str]
     assert float(rows[0]["value"][1]) > 0
     assert prometheus_query(url, '{__name__=~"kafka_server_brokertopicmetrics_messagesin.*"}')
     assert prometheus_query(url, f'{m.SERVICE_RESTARTS.series}{{service="api"}}')
+    broker = wait_until(
+        "the MQTT bridge connected and Mosquitto's clients in Prometheus",
+        lambda: (
+            prometheus_query(url, f"{m.BRIDGE_CONNECTED.series} == 1")
+            and prometheus_query(url, f"{m.BROKER_CLIENTS_CONNECTED.series} >= 1")
+        ),
+    )
+    assert broker[0]["metric"]["job"] == m.JOB_MQTT
 
     # the operations view, through the serving API, from this Prometheus
     overview_url = f"http://127.0.0.1:{own.api.port}/api/v1/ops/overview"

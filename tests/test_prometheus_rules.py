@@ -83,6 +83,7 @@ def test_generated_config_is_valid(conf_settings: Settings, tmp_path: Path):
     assert targets[m.JOB_PIPELINE] == [f"127.0.0.1:{conf_settings.pipeline_metrics.port}"]
     assert targets[m.JOB_API] == [f"127.0.0.1:{conf_settings.api.port}"]
     assert targets[m.JOB_KAFKA] == [f"127.0.0.1:{conf_settings.prometheus.kafka_jmx_port}"]
+    assert targets[m.JOB_MQTT] == [f"127.0.0.1:{conf_settings.bridge_metrics.port}"]
 
 
 def test_operations_panels_ask_for_recorded_or_defined_series():
