@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from lakehouse import ops_metrics as m
 from lakehouse.broker_auth import bridge_credentials, sync_broker
 from lakehouse.kafka_io import ensure_topics
-from lakehouse.registry import Registry, open_registry
+from lakehouse.registry import Device, Registry, open_registry
 from lakehouse.settings import Settings
 from producers.mqtt_bridge import MqttBridge
 from producers.mqtt_io import make_client
@@ -96,6 +96,17 @@ def send(client: mqtt.Client, topic: str) -> None:
     client.publish(topic, READING, qos=1).wait_for_publish(timeout=WAIT)
 
 
+def connected_device(
+    settings: Settings, registry: Registry, market: str
+) -> tuple[Device, mqtt.Client]:
+    """A device registered at ``market`` for temperature, known to the broker and connected."""
+    device, password = registry.register_device(market, ["temperature_c"])
+    sync_broker(settings, registry)
+    client = try_connect(settings, (device.device_id, password))
+    assert client is not None
+    return device, client
+
+
 def wait_refused(settings: Settings, credentials: tuple[str, str]) -> None:
     """Until the broker (after its reload) refuses these credentials."""
     deadline = time.monotonic() + WAIT
@@ -165,10 +176,7 @@ def test_bridge_takes_the_market_from_the_registry_and_dead_letters_the_rest(
     topics = settings.kafka.topics
     before = {t: end_offsets(settings, t) for t in (topics.sensors, topics.deadletter)}
     root = settings.mqtt.topic_root
-    device, password = registry.register_device("IP-004", ["temperature_c"])
-    sync_broker(settings, registry)
-    client = try_connect(settings, (device.device_id, password))
-    assert client is not None
+    device, client = connected_device(settings, registry, "IP-004")
     try:
         send(client, f"{device.topic_prefix(root)}/temperature_c")
         send(client, f"{device.topic_prefix(root)}/humidity_pct")  # not registered for it
@@ -199,10 +207,7 @@ def scrape(settings: Settings) -> dict[str, float]:
 
 def test_bridge_serves_its_counts_and_the_brokers_numbers(bridge: MqttBridge, registry: Registry):
     settings = bridge.settings
-    device, password = registry.register_device("IP-005", ["temperature_c"])
-    sync_broker(settings, registry)
-    client = try_connect(settings, (device.device_id, password))
-    assert client is not None
+    device, client = connected_device(settings, registry, "IP-005")
     try:
         send(client, f"{device.topic_prefix(settings.mqtt.topic_root)}/temperature_c")
 
