@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import threading
+from functools import partial
 
 from pyspark.sql.streaming import StreamingQuery
 
@@ -21,13 +22,23 @@ from lakehouse.status import stop_event, write_status
 from streaming_jobs.medallion import QueryFactory, gold_query, silver_query
 from streaming_jobs.news import news_query
 from streaming_jobs.progress_metrics import MetricsEndpoint, serve_metrics
+from streaming_jobs.query_priority import SilverFirst
 from streaming_jobs.supply_query import supply_query
 
 log = logging.getLogger(__name__)
 
-QUERIES: tuple[QueryFactory, ...] = (silver_query, gold_query, supply_query, news_query)
 STATUS_INTERVAL_SECONDS = 2.0
 STATUS_NAME = "pipeline"
+
+
+def queries_of(priority: SilverFirst) -> tuple[QueryFactory, ...]:
+    """The application's streaming queries; those competing for the cores share ``priority``."""
+    return (
+        partial(silver_query, priority=priority),
+        partial(gold_query, priority=priority),
+        partial(supply_query, priority=priority),
+        news_query,
+    )
 
 
 def _report(
@@ -57,7 +68,7 @@ def run(settings: Settings, stop: threading.Event) -> int:
     """Start all queries and supervise them until ``stop`` is set or one fails."""
     spark = get_spark(settings)
     endpoint = serve_metrics(spark, settings)  # before the queries: it sees them start
-    queries = [factory(spark, settings) for factory in QUERIES]
+    queries = [factory(spark, settings) for factory in queries_of(SilverFirst())]
     log.info("pipeline running", extra={"queries": [q.name for q in queries]})
     code = 0
     try:

@@ -23,10 +23,8 @@ repeats identically.
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -59,12 +57,14 @@ from lakehouse.tables import (
     query_checkpoint,
 )
 from streaming_jobs import gold, silver
-from streaming_jobs.alerting import PRICES, QUALITY, SENSORS, AlertStep
+from streaming_jobs.alerting import PRICES, QUALITY, SENSORS, AlertStep, Plan
 from streaming_jobs.alerts import CHANGED, AlertRules, alert_rows, alert_rules, held_move_alerts
+from streaming_jobs.batch_graph import BatchGraph, Step
 from streaming_jobs.batch_values import batch_clock
 from streaming_jobs.bronze import BRONZE_COLUMNS, first_copies, read_kafka, sender, to_bronze
 from streaming_jobs.progress_metrics import QUALITY_OBSERVATION, STEPS, quality_observed
 from streaming_jobs.quality import batch_quality
+from streaming_jobs.query_priority import SilverFirst
 
 log = logging.getLogger(__name__)
 QueryFactory = Callable[[SparkSession, Settings], StreamingQuery]
@@ -72,10 +72,12 @@ QueryFactory = Callable[[SparkSession, Settings], StreamingQuery]
 WRITER = "silver"  # the silver query's appends record "silver:<query id>" and the batch
 SILVER_QUERY = "silver"
 GOLD_QUERY = "gold"
+#: what a gold batch's steps start from
+GOLD_INPUTS = ("quality", "batch_ids", "through", "gold_batch_id", "now")
+#: the gold batch's steps computing the alert signals of a family each
+SIGNAL_STEPS = ("price_signals", "sensor_signals", "quality_signals")
 #: what a decision on a hold changes of its ``silver.holds`` row
 HOLD_STATUS_COLUMNS = ("status", "previous_status", "decided_batch_id")
-#: a gold batch's concurrent tasks at most: six aggregates, the alert plan, three signal families
-GOLD_TASKS = 10
 
 
 def submit(
@@ -94,32 +96,6 @@ def in_parallel(spark: SparkSession, tasks: list[Callable[[], None]]) -> None:
     with ThreadPoolExecutor(max_workers=len(tasks)) as pool:
         for future in [submit(pool, spark, task) for task in tasks]:
             future.result()
-
-
-class SilverFirst:
-    """The silver query's batches before the gold query's steps. The two queries share the
-    cores and the driver: a gold step that starts while a silver batch runs waits for it (at
-    most ``spark.gold_yield_seconds``), so a price does not wait for the aggregates of the one
-    before it. Under a steady load gold's steps start as silver batches end."""
-
-    def __init__(self) -> None:
-        self._silver_idle = threading.Event()
-        self._silver_idle.set()
-
-    @contextmanager
-    def silver_batch(self) -> Iterator[None]:
-        self._silver_idle.clear()
-        try:
-            yield
-        finally:
-            self._silver_idle.set()
-
-    def gold_step(self, max_wait: float) -> bool:
-        """Wait until no silver batch runs, at most ``max_wait`` seconds; whether none does."""
-        return self._silver_idle.wait(max_wait)
-
-
-PRIORITY = SilverFirst()  # shared by the two queries of this application
 
 
 class Existing:
@@ -149,9 +125,10 @@ class SilverBatch:
     the micro-batch (``kind`` ``record``) and the judged first copies with the decisions on
     holds (``silver.judge``)."""
 
-    def __init__(self, spark: SparkSession, settings: Settings) -> None:
+    def __init__(self, spark: SparkSession, settings: Settings, priority: SilverFirst) -> None:
         self.spark = spark
         self.settings = settings
+        self.priority = priority
         self.reviews_topic = settings.kafka.topics.reviews
         delta_io.ensure_table(spark, BRONZE_EVENTS, settings)
         self._exists = Existing(spark, settings)
@@ -160,7 +137,7 @@ class SilverBatch:
         context = self.spark.sparkContext
         context.setLocalProperty("spark.scheduler.pool", SILVER_POOL)
         writer = f"{WRITER}:{context.getLocalProperty('sql.streaming.queryId')}"
-        with PRIORITY.silver_batch():
+        with self.priority.silver_batch():
             self._batch(rows, batch_id, writer)
 
     def _batch(self, rows: DataFrame, batch_id: int, writer: str) -> None:
@@ -234,13 +211,16 @@ class GoldBatch:
     """The ``foreachBatch`` function of the gold query: its input is the ``gold.data_quality``
     rows of the silver batches completed since the last gold batch."""
 
-    def __init__(self, spark: SparkSession, settings: Settings, rules: AlertRules) -> None:
+    def __init__(
+        self, spark: SparkSession, settings: Settings, rules: AlertRules, priority: SilverFirst
+    ) -> None:
         self.spark = spark
         self.settings = settings
         self.tz = settings.timezone
         self.alerts = AlertStep(spark, settings, rules)
         self._exists = Existing(spark, settings)
-        self._yield = partial(PRIORITY.gold_step, settings.spark.gold_yield_seconds)
+        gate = partial(priority.gold_step, settings.spark.gold_yield_seconds)
+        self.graph = BatchGraph(GOLD_INPUTS, self._steps(), gate)
 
     def _of_batches(self, table: Table, batch_ids: list[int]) -> DataFrame:
         return (
@@ -251,61 +231,58 @@ class GoldBatch:
 
     def __call__(self, quality: DataFrame, gold_batch_id: int) -> None:
         self.spark.sparkContext.setLocalProperty("spark.scheduler.pool", GOLD_POOL)
-        now = datetime.now(UTC)
         quality = quality.localCheckpoint()
         batch_ids = sorted(r[0] for r in quality.select("batch_id").distinct().collect())
         if not batch_ids:
             return
-        laps = Laps()
-        self._yield()
-        # the aggregates and the alert step's calls as soon as what each reads is written; the
-        # alerts need only gold.price_daily, gold.sensor_hourly and gold.data_quality (silver's)
-        with ThreadPoolExecutor(max_workers=GOLD_TASKS) as pool:
-            start = partial(submit, pool, self.spark)
-            reads = [start(self._of_batches, t, batch_ids) for t in (SILVER_PRICES, SILVER_SENSORS)]
-            prices, sensors = (r.result() for r in reads)
-            laps("read")
-            self._yield()
-            through = batch_ids[-1]
-            priced = not prices.isEmpty()
-            plan = start(self.alerts.plan, prices, sensors, quality)
-
-            def signals(family: str, ready: Future | None) -> DataFrame | None:
-                if ready is not None:
-                    ready.result()
-                return self.alerts.signals(plan.result(), family)
-
-            sensor_hourly = start(self._gold_sensors, sensors, through)
-            aggregates = [sensor_hourly, start(self._quality_daily, quality, through)]
-            price_daily = None
-            if priced:
-                price_daily = start(self._price_daily, prices, through)
-                aggregates += [
-                    price_daily,
-                    start(lambda: self._region_daily(price_daily.result())),
-                    start(self._price_hourly, prices, through),
-                    start(self._price_latest, prices),
-                ]
-            families = ((PRICES, price_daily), (SENSORS, sensor_hourly), (QUALITY, None))
-            found = [start(signals, family, ready) for family, ready in families]
-            computed = [f.result() for f in found]
-            self._yield()
-            self.alerts.write(gold_batch_id, plan.result(), computed, now)
-            laps("alerts")
-            for task in aggregates:
-                task.result()
-        laps("aggregates")
-        self._yield()
-        self._held_move_alerts(batch_ids, now)
-        laps("held_moves")
-        STEPS.record(GOLD_QUERY, laps.seconds)
+        inputs = {  # GOLD_INPUTS
+            "quality": quality,
+            "batch_ids": batch_ids,
+            "through": batch_ids[-1],
+            "gold_batch_id": gold_batch_id,
+            "now": datetime.now(UTC),
+        }
+        seconds = self.graph.run(inputs, inheritable_thread_target(self.spark))
+        STEPS.record(GOLD_QUERY, seconds)
         log.info(
             "gold batch done",
-            extra={
-                "batch_id": gold_batch_id,
-                "silver_batches": batch_ids,
-                "seconds": laps.seconds,
-            },
+            extra={"batch_id": gold_batch_id, "silver_batches": batch_ids, "seconds": seconds},
+        )
+
+    def _steps(self) -> tuple[Step, ...]:
+        """The gold batch: the aggregates and the alert step's calls as soon as what each reads
+        is written — the alerts read only ``gold.price_daily``, ``gold.sensor_hourly`` and
+        (silver's) ``gold.data_quality``."""
+        signals = self.alerts.signals
+        return (
+            Step("prices", partial(self._of_batches, SILVER_PRICES), ("batch_ids",)),
+            Step("sensors", partial(self._of_batches, SILVER_SENSORS), ("batch_ids",)),
+            Step("priced", lambda prices: not prices.isEmpty(), ("prices",)),
+            Step("plan", self.alerts.plan, ("prices", "sensors", "quality")),
+            Step("sensor_hourly", self._gold_sensors, ("sensors", "through")),
+            Step("quality_daily", self._quality_daily, ("quality", "through")),
+            Step("price_daily", self._price_daily, ("prices", "through"), when="priced"),
+            Step("region_daily", self._region_daily, ("price_daily",)),
+            Step("price_hourly", self._price_hourly, ("prices", "through"), when="priced"),
+            Step("price_latest", self._price_latest, ("prices",), when="priced"),
+            Step("price_signals", partial(signals, family=PRICES), ("plan",), ("price_daily",)),
+            Step("sensor_signals", partial(signals, family=SENSORS), ("plan",), ("sensor_hourly",)),
+            Step("quality_signals", partial(signals, family=QUALITY), ("plan",)),
+            Step("alerts", self._write_alerts, ("gold_batch_id", "plan", "now", *SIGNAL_STEPS)),
+            Step("held_moves", self._held_move_alerts, ("batch_ids", "now"), ("alerts",)),
+        )
+
+    def _write_alerts(
+        self,
+        gold_batch_id: int,
+        plan: Plan,
+        now: datetime,
+        price_signals: DataFrame | None,
+        sensor_signals: DataFrame | None,
+        quality_signals: DataFrame | None,
+    ) -> None:
+        self.alerts.write(
+            gold_batch_id, plan, [price_signals, sensor_signals, quality_signals], now
         )
 
     def _held_move_alerts(self, batch_ids: list[int], now: datetime) -> None:
@@ -363,19 +340,19 @@ class GoldBatch:
         )
         return rows
 
-    def _price_daily(self, accepted: DataFrame, through: int) -> DataFrame:
+    def _price_daily(self, prices: DataFrame, through: int) -> DataFrame:
         """``gold.price_daily`` of the accepted prices; the batch's daily rows."""
         return self._combine(
-            gold.price_daily(accepted, self.tz, through),
+            gold.price_daily(prices, self.tz, through),
             GOLD_PRICE_DAILY,
             "date",
             gold.OHLC_COMBINED,
         )
 
-    def _region_daily(self, daily: DataFrame) -> None:
-        """``gold.region_daily`` of the province × commodity × days of the batch's ``daily``
-        rows, from all of ``gold.price_daily`` there."""
-        regions = daily.select("region", "commodity", "date").distinct().localCheckpoint()
+    def _region_daily(self, price_daily: DataFrame) -> None:
+        """``gold.region_daily`` of the province × commodity × days of the batch's daily rows,
+        from all of ``gold.price_daily`` there."""
+        regions = price_daily.select("region", "commodity", "date").distinct().localCheckpoint()
         days = [r[0] for r in regions.select("date").distinct().collect()]
         all_daily = (
             delta_io.read(self.spark, GOLD_PRICE_DAILY, self.settings)
@@ -384,27 +361,27 @@ class GoldBatch:
         )
         delta_io.upsert(self.spark, gold.region_daily(all_daily), GOLD_REGION_DAILY, self.settings)
 
-    def _price_hourly(self, accepted: DataFrame, through: int) -> None:
+    def _price_hourly(self, prices: DataFrame, through: int) -> None:
         self._combine(
-            gold.price_hourly(accepted, self.tz, through),
+            gold.price_hourly(prices, self.tz, through),
             GOLD_PRICE_HOURLY,
             "hour",
             gold.OHLC_COMBINED,
         )
 
-    def _price_latest(self, accepted: DataFrame) -> None:
+    def _price_latest(self, prices: DataFrame) -> None:
         """The newest price per series, where newer than gold's."""
         delta_io.upsert(
             self.spark,
-            gold.price_latest(accepted),
+            gold.price_latest(prices),
             GOLD_PRICE_LATEST,
             self.settings,
             only_if="s.observed_at >= t.observed_at",
         )
 
-    def _gold_sensors(self, accepted: DataFrame, through: int) -> None:
+    def _gold_sensors(self, sensors: DataFrame, through: int) -> None:
         self._combine(
-            gold.sensor_hourly(accepted, self.tz, through),
+            gold.sensor_hourly(sensors, self.tz, through),
             GOLD_SENSOR_HOURLY,
             "hour",
             gold.SENSOR_COMBINED,
@@ -420,8 +397,11 @@ class GoldBatch:
         )
 
 
-def silver_query(spark: SparkSession, settings: Settings) -> StreamingQuery:
-    """Kafka (all platform topics) → bronze, silver, the live price and data quality."""
+def silver_query(
+    spark: SparkSession, settings: Settings, priority: SilverFirst | None = None
+) -> StreamingQuery:
+    """Kafka (all platform topics) → bronze, silver, the live price and data quality;
+    ``priority``: shared with the application's other queries."""
     rules = quality_rules()
     topics = settings.kafka.topics
     records = to_bronze(read_kafka(spark, settings, topics.of_price_pipeline()))
@@ -447,17 +427,20 @@ def silver_query(spark: SparkSession, settings: Settings) -> StreamingQuery:
     return (
         every_record.unionByName(judged, allowMissingColumns=True)
         .writeStream.queryName(SILVER_QUERY)
-        .foreachBatch(SilverBatch(spark, settings))
+        .foreachBatch(SilverBatch(spark, settings, priority or SilverFirst()))
         .option("checkpointLocation", str(query_checkpoint(settings, SILVER_QUERY)))
         .trigger(processingTime=f"{settings.spark.trigger_seconds} seconds")
         .start()
     )
 
 
-def gold_query(spark: SparkSession, settings: Settings) -> StreamingQuery:
-    """``gold.data_quality`` (as a Delta stream of completed silver batches) → gold and alerts."""
+def gold_query(
+    spark: SparkSession, settings: Settings, priority: SilverFirst | None = None
+) -> StreamingQuery:
+    """``gold.data_quality`` (as a Delta stream of completed silver batches) → gold and alerts;
+    ``priority``: shared with the application's other queries."""
     delta_io.ensure_table(spark, GOLD_DATA_QUALITY, settings)
-    handler = GoldBatch(spark, settings, alert_rules())
+    handler = GoldBatch(spark, settings, alert_rules(), priority or SilverFirst())
     return (
         spark.readStream.format("delta")
         .option("maxFilesPerTrigger", 1000)

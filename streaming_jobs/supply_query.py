@@ -53,7 +53,8 @@ from streaming_jobs.alerts import (
 )
 from streaming_jobs.batch_values import batch_clock
 from streaming_jobs.bronze import BRONZE_COLUMNS, first_copies, read_kafka, to_bronze
-from streaming_jobs.medallion import PRIORITY, Existing, in_parallel
+from streaming_jobs.medallion import Existing, in_parallel
+from streaming_jobs.query_priority import SilverFirst
 
 log = logging.getLogger(__name__)
 SUPPLY_QUERY = "supply"
@@ -65,9 +66,10 @@ class SupplyBatch:
     """The ``foreachBatch`` function of the supply query: every record (``kind`` ``record``)
     and the coordinates of the first copies (``kind`` ``first``)."""
 
-    def __init__(self, spark: SparkSession, settings: Settings) -> None:
+    def __init__(self, spark: SparkSession, settings: Settings, priority: SilverFirst) -> None:
         self.spark = spark
         self.settings = settings
+        self.priority = priority
         self.registry = open_supply_registry(settings)
         self.commodity_ids = sorted(commodities())
         self.rules = alert_rules().supply
@@ -83,7 +85,7 @@ class SupplyBatch:
         context = self.spark.sparkContext
         # the gold pool's share, after the price query's running batch (its freshness path)
         context.setLocalProperty("spark.scheduler.pool", GOLD_POOL)
-        PRIORITY.gold_step(self.settings.spark.gold_yield_seconds)
+        self.priority.gold_step(self.settings.spark.gold_yield_seconds)
         writer = f"{WRITER}:{context.getLocalProperty('sql.streaming.queryId')}"
         laps = Laps()
         batch = rows.localCheckpoint()
@@ -207,8 +209,11 @@ class SupplyBatch:
             delta_io.upsert(self.spark, rows, GOLD_ALERTS, self.settings, only_if=CHANGED)
 
 
-def supply_query(spark: SparkSession, settings: Settings) -> StreamingQuery:
-    """Kafka (the supply topic) → bronze, supply silver, gold and alerts."""
+def supply_query(
+    spark: SparkSession, settings: Settings, priority: SilverFirst | None = None
+) -> StreamingQuery:
+    """Kafka (the supply topic) → bronze, supply silver, gold and alerts; ``priority``: shared
+    with the application's other queries."""
     topic = settings.kafka.topics.supply
     records = to_bronze(
         read_kafka(spark, settings, [topic], settings.supply.max_offsets_per_trigger)
@@ -221,7 +226,7 @@ def supply_query(spark: SparkSession, settings: Settings) -> StreamingQuery:
     return (
         every.unionByName(firsts, allowMissingColumns=True)
         .writeStream.queryName(SUPPLY_QUERY)
-        .foreachBatch(SupplyBatch(spark, settings))
+        .foreachBatch(SupplyBatch(spark, settings, priority or SilverFirst()))
         .option("checkpointLocation", str(query_checkpoint(settings, SUPPLY_QUERY)))
         .trigger(processingTime=f"{settings.supply.trigger_seconds} seconds")
         .start()

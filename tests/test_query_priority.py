@@ -1,11 +1,11 @@
-"""The silver query's batches go before the gold query's steps (``medallion.SilverFirst``)."""
+"""The silver query's batches go before the gold query's steps (``query_priority.SilverFirst``)."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from streaming_jobs.medallion import SilverFirst
+from streaming_jobs.query_priority import SilverFirst
 
 
 def test_a_gold_step_waits_for_the_running_silver_batch():

@@ -1,0 +1,92 @@
+"""A micro-batch declared as a graph of named steps, run by one small runner.
+
+Each ``Step`` names the values it needs — the batch's inputs or the results of earlier steps,
+handed to ``run`` as keyword arguments of those names —, the steps it merely follows
+(``after``) and, optionally, the value that decides whether it runs at all (``when``).
+``BatchGraph`` checks the declaration once (unique names, every name declared before it is
+used, so there is no cycle) and runs a batch with every step on a thread of its own that
+starts it as soon as what it waits for is done: the order and the parallelism follow from the
+declaration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from time import monotonic
+
+Wrap = Callable[[Callable[[], object]], Callable[[], object]]
+#: the result of a step that did not run: its ``when`` was false, or a step it needs did not run
+SKIPPED = object()
+
+
+@dataclass(frozen=True)
+class Step:
+    """``run(**{name: value for name in needs})`` once the steps of ``after`` have ended; not
+    run when the value named ``when`` is false or a value it needs is ``SKIPPED``."""
+
+    name: str
+    run: Callable[..., object]
+    needs: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    when: str | None = None
+
+
+class BatchGraph:
+    """Steps over a batch's ``inputs``; ``gate()`` is called as each step starts (the gold
+    query's steps wait there for a running silver batch)."""
+
+    def __init__(
+        self,
+        inputs: Collection[str],
+        steps: Sequence[Step],
+        gate: Callable[[], object] = lambda: None,
+    ) -> None:
+        declared = set(inputs)
+        for step in steps:
+            used = (*step.needs, *step.after, *([step.when] if step.when else []))
+            if step.name in declared or any(n not in declared for n in used):
+                raise ValueError(f"step {step.name!r}: repeated, or one of {used} undeclared")
+            declared.add(step.name)
+        self.inputs = frozenset(inputs)
+        self.steps = tuple(steps)
+        self.gate = gate
+
+    def run(
+        self, inputs: Mapping[str, object], inherit: Wrap = lambda target: target
+    ) -> dict[str, float]:
+        """Run a batch; the seconds of each step that ran (they overlap). ``inherit`` wraps each
+        step's thread target (``inheritable_thread_target(spark)``: its Spark jobs go to the
+        caller's scheduler pool). Re-raises the first failure once every step has ended."""
+        if missing := self.inputs - inputs.keys():
+            raise ValueError(f"batch inputs missing: {sorted(missing)}")
+        results: dict[str, object] = dict(inputs)
+        seconds: dict[str, float] = {}
+        with ThreadPoolExecutor(max_workers=len(self.steps)) as pool:
+            for step in self.steps:
+                task = partial(self._step, step, results, seconds)
+                results[step.name] = pool.submit(inherit(task))
+            for step in self.steps:
+                results[step.name].result()  # type: ignore[union-attr]
+        return seconds
+
+    def _step(self, step: Step, results: Mapping[str, object], seconds: dict[str, float]) -> object:
+        for name in step.after:
+            _value(results[name])
+        values = {n: _value(results[n]) for n in step.needs}
+        wanted = _value(results[step.when]) if step.when else True
+        if wanted is SKIPPED or not wanted or any(v is SKIPPED for v in values.values()):
+            return SKIPPED
+        self.gate()
+        began = monotonic()
+        try:
+            return step.run(**values)
+        finally:
+            seconds[step.name] = round(monotonic() - began, 3)
+
+
+def _value(result: object) -> object:
+    """A step's result (waiting for it) or an input."""
+    return result.result() if isinstance(result, Future) else result

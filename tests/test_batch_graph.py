@@ -1,0 +1,104 @@
+"""The runner of a declared micro-batch (``batch_graph``): order, parallelism, skips, errors."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from streaming_jobs.batch_graph import BatchGraph, Step
+
+
+def test_steps_get_what_they_need_and_the_independent_ones_run_at_once():
+    both_started = threading.Barrier(2, timeout=10)  # broken unless a and b run side by side
+    seen: dict[str, int] = {}
+
+    def side(x: int) -> int:
+        both_started.wait()
+        return x + 1
+
+    graph = BatchGraph(
+        ["x"],
+        [
+            Step("a", side, ("x",)),
+            Step("b", side, ("x",)),
+            Step("total", lambda a, b, x: seen.setdefault("total", a + b + x), ("a", "b", "x")),
+        ],
+    )
+    seconds = graph.run({"x": 1})
+    assert seen == {"total": 5}
+    assert set(seconds) == {"a", "b", "total"}
+
+
+def test_a_step_follows_its_after_steps_without_their_result():
+    order: list[str] = []
+    slow_done = threading.Event()
+
+    def slow() -> None:
+        slow_done.wait(0.2)
+        order.append("slow")
+
+    graph = BatchGraph(
+        [],
+        [Step("slow", slow), Step("then", lambda: order.append("then"), after=("slow",))],
+    )
+    graph.run({})
+    assert order == ["slow", "then"]
+
+
+def test_a_false_when_skips_the_step_and_what_needs_it_but_not_what_follows_it():
+    ran: list[str] = []
+    mark = lambda name: lambda **_: ran.append(name) or name  # noqa: E731
+    graph = BatchGraph(
+        ["go"],
+        [
+            Step("maybe", mark("maybe"), when="go"),
+            Step("needs_maybe", mark("needs_maybe"), ("maybe",)),
+            Step("after_maybe", mark("after_maybe"), after=("maybe",)),
+        ],
+    )
+    assert set(graph.run({"go": False})) == {"after_maybe"}
+    assert ran == ["after_maybe"]
+    ran.clear()
+    graph.run({"go": True})
+    assert sorted(ran) == ["after_maybe", "maybe", "needs_maybe"]
+
+
+def test_every_step_passes_the_gate_as_it_starts():
+    gate_calls: list[int] = []
+    graph = BatchGraph(
+        [], [Step("a", lambda: None), Step("b", lambda: None)], lambda: gate_calls.append(1)
+    )
+    graph.run({})
+    assert len(gate_calls) == 2
+
+
+def test_a_failure_is_raised_after_the_other_steps_end():
+    ended = threading.Event()
+
+    def fails() -> None:
+        raise RuntimeError("boom")
+
+    graph = BatchGraph([], [Step("fails", fails), Step("other", ended.set)])
+    with pytest.raises(RuntimeError, match="boom"):
+        graph.run({})
+    assert ended.is_set()
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        [Step("a", lambda b: b, ("b",)), Step("b", lambda: 1)],  # used before it is declared
+        [Step("a", lambda: 1), Step("a", lambda: 2)],  # a repeated name
+        [Step("a", lambda: 1, when="nowhere")],
+    ],
+)
+def test_a_declaration_with_an_unknown_or_repeated_name_is_refused(steps: list[Step]):
+    with pytest.raises(ValueError, match="step 'a'"):
+        BatchGraph([], steps)
+
+
+def test_a_batch_without_a_declared_input_is_refused():
+    graph = BatchGraph(["x"], [Step("a", lambda x: x, ("x",))])
+    with pytest.raises(ValueError, match="inputs missing"):
+        graph.run({})
