@@ -19,6 +19,7 @@ from pyspark.sql.types import StructType
 from lakehouse.events import HoldStatus
 from lakehouse.rules import QualityRules
 from streaming_jobs import holds, price_judge
+from streaming_jobs.row_kinds import RowKind, SeriesKey
 from streaming_jobs.verdicts import DETAIL_PREFIX, DETAILS, FLAGS_MASK, REASONS_MASK, STAT_RULES
 
 ENTRY = "id.smartmarket.judge.SeriesJudge"
@@ -46,6 +47,8 @@ def rules_json(rules: QualityRules) -> str:
                 "not_confirmed": HoldStatus.not_confirmed.value,
                 "reviewable": [s.value for s in HoldStatus.reviewable()],
                 "review_decisions": holds.REVIEW_DECISIONS,
+                "kinds": {k.name.lower(): k.value for k in RowKind},
+                "series_keys": {k.name.lower(): k.value for k in SeriesKey},
             },
         }
     )

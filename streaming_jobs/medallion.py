@@ -65,6 +65,7 @@ from streaming_jobs.bronze import BRONZE_COLUMNS, first_copies, read_kafka, send
 from streaming_jobs.progress_metrics import QUALITY_OBSERVATION, STEPS, quality_observed
 from streaming_jobs.quality import batch_quality
 from streaming_jobs.query_priority import SilverFirst
+from streaming_jobs.row_kinds import KIND, KindCounts, RowKind, SilverRows
 
 log = logging.getLogger(__name__)
 QueryFactory = Callable[[SparkSession, Settings], StreamingQuery]
@@ -112,10 +113,10 @@ class Existing:
         return table in self._seen
 
 
-def bronze_rows(batch: DataFrame) -> DataFrame:
-    """The bronze rows of a silver batch: its records, whose text is ``raw`` there (as a judged
+def bronze_rows(records: DataFrame) -> DataFrame:
+    """The bronze rows of a silver batch's records, whose text is ``raw`` there (as a judged
     row's: ``value`` is a sensor reading's)."""
-    return batch.where(F.col("kind") == "record").select(
+    return records.select(
         *[F.col("raw").alias("value") if c == "value" else c for c in BRONZE_COLUMNS]
     )
 
@@ -144,47 +145,39 @@ class SilverBatch:
         laps = Laps()
         batch = rows.localCheckpoint()  # the one run of the micro-batch (and of its state)
         laps("judge")
-        kinds = {
-            (r["kind"], r["event_type"], r["accepted"]): r["count"]
-            for r in batch.groupBy("kind", "event_type", (F.size("reasons") == 0).alias("accepted"))
-            .count()
-            .collect()
-        }
+        kinds = KindCounts.of(batch)
         laps("count")
         if not kinds:
             return  # a batch without records (Spark runs some to expire state)
-        if invalid := sum(n for (kind, _, _), n in kinds.items() if kind == "review"):
+        if invalid := kinds.count(RowKind.REVIEW):
             # only a writer other than the API can send one; it stays in bronze as it came
             log.warning(
                 "reviews ignored: not a valid review (target_event_id, release|reject, "
                 "reviewer, market_id, commodity)",
                 extra={"batch_id": batch_id, "count": invalid},
             )
-        has = lambda kind, event_type=None, accepted=None: any(  # noqa: E731
-            n
-            for (k, t, a), n in kinds.items()
-            if k == kind and event_type in (None, t) and accepted in (None, a)
-        )
-        appends = {BRONZE_EVENTS: bronze_rows(batch)}
+        has, split = kinds.has, SilverRows.of(batch)
+        appends = {BRONZE_EVENTS: bronze_rows(split.records)}
         # an empty append is skipped, except the first: the gold query reads these tables
-        if has("event", "price", True) or has("release") or not self._exists(SILVER_PRICES):
-            appends[SILVER_PRICES] = silver.accepted_prices(batch, batch_id)
-        if has("event", "sensor", True) or not self._exists(SILVER_SENSORS):
-            appends[SILVER_SENSORS] = silver.accepted_sensors(batch, batch_id)
-        if has("event", accepted=False) or not self._exists(SILVER_QUARANTINE):
-            appends[SILVER_QUARANTINE] = silver.quarantine_rows(batch, batch_id)
-        if has("decision"):
-            appends[SILVER_HOLD_DECISIONS] = silver.hold_decisions(batch, batch_id)
+        priced = has(RowKind.EVENT, "price", True) or has(RowKind.RELEASE)
+        if priced or not self._exists(SILVER_PRICES):
+            appends[SILVER_PRICES] = silver.accepted_prices(split, batch_id)
+        if has(RowKind.EVENT, "sensor", True) or not self._exists(SILVER_SENSORS):
+            appends[SILVER_SENSORS] = silver.accepted_sensors(split, batch_id)
+        if has(RowKind.EVENT, accepted=False) or not self._exists(SILVER_QUARANTINE):
+            appends[SILVER_QUARANTINE] = silver.quarantine_rows(split, batch_id)
+        if has(RowKind.DECISION):
+            appends[SILVER_HOLD_DECISIONS] = silver.hold_decisions(split, batch_id)
         tasks = [
             partial(delta_io.append_once, frame, table, self.settings, writer, batch_id)
             for table, frame in appends.items()
         ]
-        if has("hold"):  # a new hold is inserted whole, a decision changes its status
+        if has(RowKind.HOLD):  # a new hold is inserted whole, a decision changes its status
             tasks.append(
                 partial(
                     delta_io.upsert,
                     self.spark,
-                    silver.hold_changes(batch, batch_id),
+                    silver.hold_changes(split, batch_id),
                     SILVER_HOLDS,
                     self.settings,
                     updated=HOLD_STATUS_COLUMNS,
@@ -201,7 +194,7 @@ class SilverBatch:
             "silver batch done",
             extra={
                 "batch_id": batch_id,
-                "rows": {f"{k}:{t or ''}:{a}": n for (k, t, a), n in kinds.items()},
+                "rows": kinds.for_log(),
                 "seconds": laps.seconds,
             },
         )
@@ -420,7 +413,7 @@ def silver_query(
         settings.spark.judge,
     )
     every_record = records.select(
-        F.lit("record").alias("kind"),
+        RowKind.RECORD.lit().alias(KIND),
         *[F.col("value").alias("raw") if c == "value" else c for c in BRONZE_COLUMNS],
         *sender(),
     )

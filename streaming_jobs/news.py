@@ -49,6 +49,7 @@ from streaming_jobs.alerts import (
 )
 from streaming_jobs.batch_values import batch_clock, batch_number
 from streaming_jobs.bronze import BRONZE_COLUMNS, first_copies, read_kafka, to_bronze
+from streaming_jobs.row_kinds import KIND, RowKind
 
 log = logging.getLogger(__name__)
 
@@ -247,9 +248,9 @@ class NewsBatch:
         if batch.isEmpty():
             return
         now = datetime.now(UTC)
-        records = batch.where(F.col("kind") == "record").select(*BRONZE_COLUMNS)
+        records = RowKind.RECORD.rows(batch).select(*BRONZE_COLUMNS)
         delta_io.append_once(records, BRONZE_EVENTS, self.settings, writer, batch_id)
-        parsed = parse_news(batch.where(F.col("kind") == "first")).localCheckpoint()
+        parsed = parse_news(RowKind.FIRST.rows(batch)).localCheckpoint()
         headlines = news_rows(parsed, batch_id).localCheckpoint()
         laps("read")
         if not headlines.isEmpty():
@@ -307,8 +308,8 @@ def news_query(spark: SparkSession, settings: Settings) -> StreamingQuery:
     """Kafka (the news topic) → bronze, ``silver.news`` / quarantine, ``gold.news_signal``."""
     records = to_bronze(read_kafka(spark, settings, [settings.kafka.topics.news]))
     firsts = first_copies(records, quality_rules().hard.duplicate_horizon_hours)
-    every = records.select(F.lit("record").alias("kind"), *BRONZE_COLUMNS)
-    first = firsts.select(F.lit("first").alias("kind"), *BRONZE_COLUMNS)
+    every = records.select(RowKind.RECORD.lit().alias(KIND), *BRONZE_COLUMNS)
+    first = firsts.select(RowKind.FIRST.lit().alias(KIND), *BRONZE_COLUMNS)
     return (
         every.unionByName(first)
         .writeStream.queryName(NEWS_QUERY)

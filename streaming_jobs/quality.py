@@ -9,6 +9,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.events import HoldStatus
 from streaming_jobs.batch_values import batch_number
+from streaming_jobs.row_kinds import KIND, RowKind
 
 KEYS = ("source", "device_id")
 
@@ -20,20 +21,18 @@ def batch_quality(batch: DataFrame, reviews_topic: str, batch_id: int) -> DataFr
     (``kind`` ``decision``). Operators' reviews are not counted. Duplicates are the records
     that are not a first copy. The batch's time is its records' ``ingest_time`` (judged rows:
     ``batch_time``)."""
+    record = RowKind.RECORD.of()
     rows = batch.where(
-        F.col("kind").isin("event", "decision")
-        | ((F.col("kind") == "record") & (F.col("topic") != reviews_topic))
+        RowKind.EVENT.of() | RowKind.DECISION.of() | (record & (F.col("topic") != reviews_topic))
     ).select(
         F.col("q_source").alias("source"),
         F.col("q_device").alias("device_id"),
-        "kind",
+        KIND,
         "reasons",
         "decision",
-        F.when(F.col("kind") == "record", F.col("ingest_time"))
-        .otherwise(F.col("batch_time"))
-        .alias("batch_time"),
+        F.when(record, F.col("ingest_time")).otherwise(F.col("batch_time")).alias("batch_time"),
     )
-    event = F.col("kind") == "event"
+    event = RowKind.EVENT.of()
     count = lambda condition: F.count(F.when(condition, 1))  # noqa: E731 - a Spark expression
     reason_counts = (
         rows.where(event)
@@ -46,10 +45,10 @@ def batch_quality(batch: DataFrame, reviews_topic: str, batch_id: int) -> DataFr
     return (
         rows.groupBy(*KEYS)
         .agg(
-            count(F.col("kind") == "record").alias("received"),
+            count(record).alias("received"),
             count(event & (F.size("reasons") == 0)).alias("accepted"),
             count(event & (F.size("reasons") > 0)).alias("quarantined"),
-            (count(F.col("kind") == "record") - count(event)).alias("duplicates"),
+            (count(record) - count(event)).alias("duplicates"),
             count(event & F.array_contains("reasons", "late")).alias("late"),
             count(F.col("decision") == HoldStatus.released.value).alias("released"),
             count(F.col("decision") == HoldStatus.rejected.value).alias("rejected"),

@@ -40,6 +40,7 @@ from pyspark.sql.types import NumericType, StructType, TimestampType
 from lakehouse.events import HoldStatus
 from lakehouse.rules import QualityRules
 from streaming_jobs import holds, price_judge, sensor_judge
+from streaming_jobs.row_kinds import RowKind, SeriesKey
 from streaming_jobs.series_state import (
     PRICE_POINTS,
     PRICE_SERIES,
@@ -56,7 +57,6 @@ from streaming_jobs.series_state import (
 from streaming_jobs.verdicts import DETAILS, FLAGS_MASK, REASONS_MASK, detail_column
 
 KEY = "_key"
-PASSED = "x"  # the key of rows this step only passes on
 #: the columns the step adds to its input rows
 VERDICT_DDL = ", ".join(
     [
@@ -146,27 +146,27 @@ class SeriesJudge:
         self, key: tuple[str], frames: Iterator[pd.DataFrame], state: GroupState
     ) -> Iterator[pd.DataFrame]:
         rows = stacked(list(frames))
-        kind = key[0].split("|", 1)[0]
-        if kind == "p":
+        series = SeriesKey.of(key[0])
+        if series is SeriesKey.PRICE:
             out = self._prices(rows, state)
-        elif kind == "s":
+        elif series is SeriesKey.SENSOR:
             out = self._sensors(rows, state)
         else:
             out = [self._passed(rows)]
         yield from (self.output.for_spark(frame) for frame in out if not frame.empty)
 
     def _passed(self, rows: pd.DataFrame) -> pd.DataFrame:
-        reviews = (rows["_kind"] == "review").to_numpy()
-        return self.output.frame(
-            rows, kind=np.where(reviews, "review", "event"), **{FLAGS_MASK: 0, REASONS_MASK: 0}
-        )
+        reviews = (rows["_kind"] == RowKind.REVIEW).to_numpy()
+        kinds = np.where(reviews, RowKind.REVIEW.value, RowKind.EVENT.value)
+        return self.output.frame(rows, kind=kinds, **{FLAGS_MASK: 0, REASONS_MASK: 0})
 
     def _judged(self, rows: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
         """``rows`` (positions 0…n-1) as output with the judge's masks and detail columns
         (indexed by the same positions)."""
         verdicts = verdicts.sort_index()
         columns = [FLAGS_MASK, REASONS_MASK, *[detail_column(d) for d in DETAILS]]
-        return self.output.frame(rows, kind="event", **{c: verdicts[c].to_numpy() for c in columns})
+        values = {c: verdicts[c].to_numpy() for c in columns}
+        return self.output.frame(rows, kind=RowKind.EVENT.value, **values)
 
     @staticmethod
     def _stored(state: GroupState) -> tuple[bytes | None, bytes | None]:
@@ -211,14 +211,14 @@ class SeriesJudge:
         rules = self.rules
         points_blob, holds_blob = self._stored(state)
         earlier = from_bytes(points_blob, PRICE_POINTS)
-        is_review = (rows["_kind"] == "review").to_numpy()
+        is_review = (rows["_kind"] == RowKind.REVIEW).to_numpy()
         reviews = rows[is_review] if is_review.any() else rows.iloc[0:0]
         prices = rows[~is_review].reset_index(drop=True) if is_review.any() else rows
         candidates = prices[list(PRICE_POINTS)]
         judged = (  # a batch may bring the key only reviews
             self._judged(prices, price_judge.judge(self._pool(candidates, earlier), rules.prices))
             if len(prices)
-            else self.output.frame(prices, kind="event")
+            else self.output.frame(prices, kind=RowKind.EVENT.value)
         )
         out = [judged]
         points = pd.concat([earlier, candidates], ignore_index=True) if len(earlier) else candidates
@@ -269,8 +269,8 @@ class SeriesJudge:
         self._save(state, points, waiting.drop(columns=["previous_status", "decided"]))
         return [
             *out,
-            self.output.frame(hold_rows, kind="hold"),
-            self.output.frame(decided_rows, kind="decision"),
+            self.output.frame(hold_rows, kind=RowKind.HOLD.value),
+            self.output.frame(decided_rows, kind=RowKind.DECISION.value),
             # its statistical reasons stay as flags: a price's reasons are among its flags
-            self.output.frame(released, kind="release", **{REASONS_MASK: 0}),
+            self.output.frame(released, kind=RowKind.RELEASE.value, **{REASONS_MASK: 0}),
         ]

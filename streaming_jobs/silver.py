@@ -45,7 +45,8 @@ from streaming_jobs import jvm_judge
 from streaming_jobs.batch_values import batch_number, batch_time
 from streaming_jobs.bronze import sender
 from streaming_jobs.holds import REVIEW_DECISIONS
-from streaming_jobs.series_judge import KEY, PASSED, VERDICT_DDL, SeriesJudge
+from streaming_jobs.row_kinds import PASSED, RowKind, SeriesKey, SilverRows
+from streaming_jobs.series_judge import KEY, VERDICT_DDL, SeriesJudge
 from streaming_jobs.series_state import STATE_SCHEMA
 from streaming_jobs.verdicts import FLAGS_MASK, REASONS_MASK, details_map, ids_where, rule_ids
 
@@ -114,7 +115,7 @@ def parse_events(
         F.from_json("value", event_schema(), {"columnNameOfCorruptRecord": CORRUPT}).alias("e"),
         F.from_json("value", "map<string,string>").isNotNull().alias("_is_json_object"),
         F.when(is_review, F.from_json("value", REVIEW_SCHEMA)).alias("_review"),
-        F.when(is_review, "review").otherwise("event").alias("_kind"),
+        F.when(is_review, RowKind.REVIEW.lit()).otherwise(RowKind.EVENT.lit()).alias("_kind"),
     ).select(*LINEAGE, "raw", "_is_json_object", "_review", "_kind", "e.*")
 
     expected_type = F.lit(None).cast("string")
@@ -127,7 +128,7 @@ def parse_events(
         missing = F.when(F.col("event_type") == event_type, names).otherwise(missing)
 
     rule_and_error = (
-        F.when(F.col("_kind") == "review", F.lit(None))
+        F.when(RowKind.REVIEW.of("_kind"), F.lit(None))
         .when(
             F.col("topic") == deadletter_topic,
             F.struct(
@@ -279,7 +280,7 @@ def series_group() -> Column:
     """The province × commodity (``_group``) of a price that passed the hard rules, or of the
     held price a review names: the markets its prices are compared with."""
     province = _province_of()
-    review = F.col("_kind") == "review"
+    review = RowKind.REVIEW.of("_kind")
     market = F.when(review, F.col(f"{REVIEW_PREFIX}market_id")).otherwise(F.col("market_id"))
     commodity = F.when(review, F.col(f"{REVIEW_PREFIX}commodity")).otherwise(F.col("commodity"))
     return F.concat_ws("|", province[market], commodity)
@@ -292,19 +293,21 @@ def series_key(buckets: int) -> Column:
     else. The key names the count of buckets too: with another count the series' history
     starts again in new keys, it is never split across them."""
     passed = F.col("parse_error").isNull() & (F.size("hard_reasons") == 0)
-    event = (F.col("_kind") == "event") & passed
+    event = RowKind.EVENT.of("_kind") & passed
 
-    def bucket(kind: str, of: Column) -> Column:  # "p|3/16": with another count, other keys
+    def bucket(series: SeriesKey, of: Column) -> Column:  # "p|3/16": another count, other keys
         number = F.pmod(F.xxhash64(of), F.lit(buckets)).cast("string")
-        return F.concat(F.lit(f"{kind}|"), number, F.lit(f"/{buckets}"))
+        return F.concat(F.lit(f"{series.value}|"), number, F.lit(f"/{buckets}"))
 
     return (
         F.when(
-            ((F.col("_kind") == "review") & F.col(f"{REVIEW_PREFIX}valid"))
+            (RowKind.REVIEW.of("_kind") & F.col(f"{REVIEW_PREFIX}valid"))
             | (event & (F.col("event_type") == "price")),
-            bucket("p", F.col("_group")),
+            bucket(SeriesKey.PRICE, F.col("_group")),
         )
-        .when(event & (F.col("event_type") == "sensor"), bucket("s", F.col("market_id")))
+        .when(
+            event & (F.col("event_type") == "sensor"), bucket(SeriesKey.SENSOR, F.col("market_id"))
+        )
         .otherwise(F.lit(PASSED))
     )
 
@@ -437,46 +440,45 @@ def _batch(batch_id: int) -> Column:
     return batch_number(batch_id).alias("silver_batch_id")
 
 
-def _judged_events(judged: DataFrame, event_type: str) -> DataFrame:
-    return judged.where(
-        (F.col("kind") == "event")
-        & F.col("parse_error").isNull()
+def _accepted_events(rows: SilverRows, event_type: str) -> DataFrame:
+    return rows.events.where(
+        F.col("parse_error").isNull()
         & (F.col("event_type") == event_type)
+        & (F.size("reasons") == 0)
     )
 
 
-def accepted_prices(judged: DataFrame, batch_id: int) -> DataFrame:
+def accepted_prices(rows: SilverRows, batch_id: int) -> DataFrame:
     """The ``silver.prices`` rows of a batch: its accepted prices and the held ones released."""
-    accepted = _judged_events(judged, "price").where(F.size("reasons") == 0)
-    return accepted.unionByName(judged.where(F.col("kind") == "release")).select(
-        *price_columns(), _batch(batch_id)
+    return (
+        _accepted_events(rows, "price")
+        .unionByName(rows.releases)
+        .select(*price_columns(), _batch(batch_id))
     )
 
 
-def accepted_sensors(judged: DataFrame, batch_id: int) -> DataFrame:
+def accepted_sensors(rows: SilverRows, batch_id: int) -> DataFrame:
     """The ``silver.sensors`` rows of a batch."""
-    accepted = _judged_events(judged, "sensor").where(F.size("reasons") == 0)
-    return accepted.select(*sensor_columns(), _batch(batch_id))
+    return _accepted_events(rows, "sensor").select(*sensor_columns(), _batch(batch_id))
 
 
-def with_raw(batch: DataFrame) -> DataFrame:
-    """A batch's judged rows that ended in quarantine (``kind`` ``event``, ``reasons``), with
-    the text of their record (``raw``): a row the stateful step judged crossed it without
-    (``PASSED_ONLY``); it is found again among the batch's records (``kind`` ``record``) by its
-    Kafka coordinates — few rows, broadcast."""
-    quarantined = batch.where((F.col("kind") == "event") & (F.size("reasons") > 0))
+def with_raw(rows: SilverRows) -> DataFrame:
+    """A batch's judged events that ended in quarantine (``reasons``), with the text of their
+    record (``raw``): a row the stateful step judged crossed it without (``PASSED_ONLY``); it
+    is found again among the batch's records by its Kafka coordinates — few rows, broadcast."""
+    quarantined = rows.events.where(F.size("reasons") > 0)
     coordinates = ["topic", "partition", "offset"]
     judged = quarantined.where(F.col("raw").isNull()).drop("raw")
-    texts = batch.where(F.col("kind") == "record").select(*coordinates, "raw")
+    texts = rows.records.select(*coordinates, "raw")
     return quarantined.where(F.col("raw").isNotNull()).unionByName(
         texts.join(F.broadcast(judged), coordinates).select(*quarantined.columns)
     )
 
 
-def quarantine_rows(batch: DataFrame, batch_id: int) -> DataFrame:
+def quarantine_rows(rows: SilverRows, batch_id: int) -> DataFrame:
     """The ``silver.quarantine`` rows of a batch: records that did not parse, and events with
     reasons (hard rules, statistical quarantines — held prices among them)."""
-    return with_raw(batch).select(
+    return with_raw(rows).select(
         "raw",
         *LINEAGE,
         "event_id",
@@ -498,10 +500,10 @@ def quarantine_rows(batch: DataFrame, batch_id: int) -> DataFrame:
 HOLD_COLUMNS = ("hold_reasons", "baseline", "move", "held_at")
 
 
-def hold_changes(judged: DataFrame, batch_id: int) -> DataFrame:
+def hold_changes(rows: SilverRows, batch_id: int) -> DataFrame:
     """The ``silver.holds`` rows a batch writes: its new holds (whatever their status) and the
     holds it decided (MERGEd on ``event_id``: a decision changes only the status columns)."""
-    return judged.where(F.col("kind") == "hold").select(
+    return rows.holds.select(
         *price_columns(),
         *HOLD_COLUMNS,
         batch_number(batch_id).alias("held_batch_id"),
@@ -511,9 +513,9 @@ def hold_changes(judged: DataFrame, batch_id: int) -> DataFrame:
     )
 
 
-def hold_decisions(judged: DataFrame, batch_id: int) -> DataFrame:
+def hold_decisions(rows: SilverRows, batch_id: int) -> DataFrame:
     """The ``silver.hold_decisions`` rows of a batch."""
-    return judged.where(F.col("kind") == "decision").select(
+    return rows.decisions.select(
         "event_id",
         "decision",
         "decided_by",

@@ -55,6 +55,7 @@ from streaming_jobs.batch_values import batch_clock
 from streaming_jobs.bronze import BRONZE_COLUMNS, first_copies, read_kafka, to_bronze
 from streaming_jobs.medallion import Existing, in_parallel
 from streaming_jobs.query_priority import SilverFirst
+from streaming_jobs.row_kinds import KIND, RowKind
 
 log = logging.getLogger(__name__)
 SUPPLY_QUERY = "supply"
@@ -89,10 +90,10 @@ class SupplyBatch:
         writer = f"{WRITER}:{context.getLocalProperty('sql.streaming.queryId')}"
         laps = Laps()
         batch = rows.localCheckpoint()
-        records = batch.where(F.col("kind") == "record").drop("kind")
+        records = RowKind.RECORD.rows(batch).drop(KIND)
         if records.isEmpty():
             return
-        firsts = batch.where(F.col("kind") == "first").select(
+        firsts = RowKind.FIRST.rows(batch).select(
             *supply.COORDINATES, F.lit(True).alias("first_copy")
         )
         marked = records.join(firsts, list(supply.COORDINATES), "left").fillna(
@@ -220,9 +221,9 @@ def supply_query(
     )
     horizon = quality_rules().hard.duplicate_horizon_hours
     firsts = first_copies(records, horizon).select(
-        F.lit("first").alias("kind"), *supply.COORDINATES
+        RowKind.FIRST.lit().alias(KIND), *supply.COORDINATES
     )
-    every = records.select(F.lit("record").alias("kind"), *BRONZE_COLUMNS)
+    every = records.select(RowKind.RECORD.lit().alias(KIND), *BRONZE_COLUMNS)
     return (
         every.unionByName(firsts, allowMissingColumns=True)
         .writeStream.queryName(SUPPLY_QUERY)

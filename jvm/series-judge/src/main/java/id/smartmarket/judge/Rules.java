@@ -36,6 +36,8 @@ final class Rules implements Serializable {
   final String held, released, notConfirmed;
   final Set<String> reviewable = new HashSet<>();
   final Map<String, String> reviewDecisions = new HashMap<>();
+  // row kinds (streaming_jobs/row_kinds.py RowKind) and the key prefixes of price and sensor groups
+  final String eventKind, reviewKind, holdKind, decisionKind, releaseKind, priceKeys, sensorKeys;
 
   Rules(String json) {
     JsonNode root;
@@ -82,6 +84,14 @@ final class Rules implements Serializable {
     k.get("review_decisions")
         .fields()
         .forEachRemaining(e -> reviewDecisions.put(e.getKey(), e.getValue().asText()));
+    JsonNode kinds = k.get("kinds");
+    eventKind = kinds.get("event").asText();
+    reviewKind = kinds.get("review").asText();
+    holdKind = kinds.get("hold").asText();
+    decisionKind = kinds.get("decision").asText();
+    releaseKind = kinds.get("release").asText();
+    priceKeys = k.get("series_keys").get("price").asText() + "|";
+    sensorKeys = k.get("series_keys").get("sensor").asText() + "|";
   }
 
   private static List<String> strings(JsonNode array) {

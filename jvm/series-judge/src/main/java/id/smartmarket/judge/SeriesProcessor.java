@@ -46,9 +46,9 @@ final class SeriesProcessor extends StatefulProcessor<String, Row, Row> {
   public Iterator<Row> handleInputRows(String key, Iterator<Row> input, TimerValues timers) {
     List<Row> rows = new ArrayList<>(CollectionConverters.asJava(input.toSeq()));
     List<Object[]> out;
-    if (key.startsWith("p|")) {
+    if (key.startsWith(rules.priceKeys)) {
       out = prices(rows);
-    } else if (key.startsWith("s|")) {
+    } else if (key.startsWith(rules.sensorKeys)) {
       out = sensors(rows);
     } else {
       out = passed(rows);
@@ -65,7 +65,8 @@ final class SeriesProcessor extends StatefulProcessor<String, Row, Row> {
     List<Object[]> out = new ArrayList<>(rows.size());
     for (Row row : rows) {
       Object[] values = layout.copy(row);
-      values[layout.out("kind")] = "review".equals(row.get(kind)) ? "review" : "event";
+      values[layout.out("kind")] =
+          rules.reviewKind.equals(row.get(kind)) ? rules.reviewKind : rules.eventKind;
       values[layout.out(rules.flagsMask)] = 0L;
       values[layout.out(rules.reasonsMask)] = 0L;
       out.add(values);
@@ -78,7 +79,7 @@ final class SeriesProcessor extends StatefulProcessor<String, Row, Row> {
     List<Object[]> out = new ArrayList<>(rows.size());
     for (int i = 0; i < rows.size(); i++) {
       Object[] values = layout.copy(rows.get(i));
-      values[layout.out("kind")] = "event";
+      values[layout.out("kind")] = rules.eventKind;
       values[layout.out(rules.flagsMask)] = verdicts[i].flags;
       values[layout.out(rules.reasonsMask)] = verdicts[i].reasons;
       for (int d = 0; d < rules.details.size(); d++) {
@@ -130,7 +131,7 @@ final class SeriesProcessor extends StatefulProcessor<String, Row, Row> {
     List<Row> prices = new ArrayList<>(rows.size());
     int kind = layout.in("_kind");
     for (Row r : rows) {
-      ("review".equals(r.get(kind)) ? reviews : prices).add(r);
+      (rules.reviewKind.equals(r.get(kind)) ? reviews : prices).add(r);
     }
     List<PricePoint> earlier = StateCodec.points(points.exists() ? points.get() : null, StateCodec.PRICE_READER);
     List<PricePoint> candidates = new ArrayList<>(prices.size());
@@ -194,10 +195,10 @@ final class SeriesProcessor extends StatefulProcessor<String, Row, Row> {
         hold[decided] = true;
       }
       if (decision != null || fresh.contains((String) hold[eventId])) {
-        extra.add(withKind(hold, "hold"));
+        extra.add(withKind(hold, rules.holdKind));
       }
       if (decision != null) {
-        Object[] row = withKind(hold, "decision");
+        Object[] row = withKind(hold, rules.decisionKind);
         row[layout.out("decision")] = decision.decision();
         row[layout.out("decided_by")] = decision.decidedBy();
         row[layout.out("decision_note")] = decision.note();
@@ -205,7 +206,7 @@ final class SeriesProcessor extends StatefulProcessor<String, Row, Row> {
         row[layout.out("refutes")] = decision.refutes();
         extra.add(row);
         if (rules.released.equals(hold[status])) {
-          Object[] release = withKind(hold, "release");
+          Object[] release = withKind(hold, rules.releaseKind);
           // its statistical reasons stay as flags: a price's reasons are among its flags
           release[layout.out(rules.reasonsMask)] = 0L;
           extra.add(release);
