@@ -414,7 +414,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         (port,) = free_ports(1)
         overrides = {
-            "LAKEHOUSE_ROOT": f"{tmp}/lakehouse",
+            "SMARTMARKET_PATHS__LAKEHOUSE_ROOT": f"{tmp}/lakehouse",
             "SMARTMARKET_PATHS__DATA_DIR": tmp,
             "SMARTMARKET_API__PORT": str(port),
             "SMARTMARKET_LOG_LEVEL": "WARNING",

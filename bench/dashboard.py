@@ -74,7 +74,7 @@ def main() -> None:
         (port,) = free_ports(1)
         os.environ.update(
             {
-                "LAKEHOUSE_ROOT": f"{tmp}/lakehouse",
+                "SMARTMARKET_PATHS__LAKEHOUSE_ROOT": f"{tmp}/lakehouse",
                 "SMARTMARKET_PATHS__DATA_DIR": tmp,
                 "SMARTMARKET_API__PORT": str(port),
                 "SMARTMARKET_LOG_LEVEL": "WARNING",

@@ -1,6 +1,6 @@
 """Query latency of the two engines of `./run.sh query` on the configured lakehouse
-(``LAKEHOUSE_ROOT``), next to a baseline measured in the same run: the same answer computed by
-reading the whole Delta table with delta-rs into pandas.
+(``SMARTMARKET_PATHS__LAKEHOUSE_ROOT``), next to a baseline measured in the same run: the same
+answer computed by reading the whole Delta table with delta-rs into pandas.
 
     ./run.sh bench query [--repeat 5] [--spark]
 

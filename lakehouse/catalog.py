@@ -7,7 +7,8 @@ between sessions and any Spark session started with ``catalog_conf(settings)`` s
 pipeline's own session keeps Spark's in-memory catalog (it addresses tables by path), so it never
 holds the metastore lock. ``register_tables`` is idempotent and cheap; it runs at every analyst
 session start to add tables the pipeline created since and to re-point names when the lakehouse
-moved (``LAKEHOUSE_ROOT``). Registration never touches the data: the tables are external.
+moved (``SMARTMARKET_PATHS__LAKEHOUSE_ROOT``). Registration never touches the data: the tables
+are external.
 """
 
 from __future__ import annotations

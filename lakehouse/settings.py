@@ -2,8 +2,9 @@
 
 Values come, lowest priority first, from the defaults below, ``conf/settings.yaml`` (or the file
 named by ``SMARTMARKET_CONFIG``), then environment variables ``SMARTMARKET_<SECTION>__<KEY>``
-(and ``LAKEHOUSE_ROOT``). Relative paths resolve against the project folder, so commands behave
-the same from any working directory.
+(one name per setting: the lakehouse root is ``SMARTMARKET_PATHS__LAKEHOUSE_ROOT``). Relative
+paths resolve against the project folder, so commands behave the same from any working
+directory.
 """
 
 from __future__ import annotations
@@ -601,11 +602,8 @@ def config_path() -> Path:
 
 def load_settings() -> Settings:
     """Load and validate the settings; raise ConfigError with a readable message if invalid."""
-    overrides: dict[str, Any] = {}
-    if root := os.environ.get("LAKEHOUSE_ROOT"):
-        overrides["paths"] = {"lakehouse_root": root}
     try:
-        settings = Settings(**overrides)
+        settings = Settings()
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()

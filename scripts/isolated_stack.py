@@ -32,7 +32,7 @@ def stack_env(data_dir: str) -> dict[str, str]:
     prometheus, pipeline_metrics, bridge_metrics, kafka_jmx = ports[6:]
     return {
         "SMARTMARKET_PATHS__DATA_DIR": data_dir,
-        "LAKEHOUSE_ROOT": f"{data_dir}/lakehouse",
+        "SMARTMARKET_PATHS__LAKEHOUSE_ROOT": f"{data_dir}/lakehouse",
         "SMARTMARKET_PATHS__CHECKPOINT_ROOT": f"{data_dir}/checkpoints",
         "SMARTMARKET_KAFKA__PORT": str(kafka),
         "SMARTMARKET_KAFKA__CONTROLLER_PORT": str(controller),

@@ -36,14 +36,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def _without_stack_env(mp: pytest.MonkeyPatch) -> None:
-    for key in [k for k in os.environ if k.startswith("SMARTMARKET_") or k == "LAKEHOUSE_ROOT"]:
+    for key in [k for k in os.environ if k.startswith("SMARTMARKET_")]:
         mp.delenv(key)
 
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No ``SMARTMARKET_*`` or ``LAKEHOUSE_ROOT`` variable during the test: neither the
-    session's (``settings`` sets them once it is used) nor the shell's reach it."""
+    """No ``SMARTMARKET_*`` variable during the test: neither the session's (``settings`` sets
+    them once it is used) nor the shell's reach it."""
     _without_stack_env(monkeypatch)
 
 

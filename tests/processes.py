@@ -36,7 +36,7 @@ def start_pipeline(settings: Settings) -> subprocess.Popen:
     t = settings.kafka.topics
     env = {
         **os.environ,
-        "LAKEHOUSE_ROOT": str(settings.paths.lakehouse_root),
+        "SMARTMARKET_PATHS__LAKEHOUSE_ROOT": str(settings.paths.lakehouse_root),
         "SMARTMARKET_PATHS__CHECKPOINT_ROOT": str(settings.paths.checkpoint_root),
         "SMARTMARKET_PATHS__DATA_DIR": str(settings.paths.checkpoint_root.parent / "data"),
         **{f"SMARTMARKET_KAFKA__TOPICS__{name.upper()}": topic for name, topic in t},

@@ -84,7 +84,7 @@ def own_stack(settings: Settings, root: Path, monkeypatch: pytest.MonkeyPatch) -
     own = isolated(settings, root)
     paths = {
         "SMARTMARKET_PATHS__DATA_DIR": root / "data",
-        "LAKEHOUSE_ROOT": own.paths.lakehouse_root,
+        "SMARTMARKET_PATHS__LAKEHOUSE_ROOT": own.paths.lakehouse_root,
         "SMARTMARKET_PATHS__CHECKPOINT_ROOT": own.paths.checkpoint_root,
     }
     topics = {f"SMARTMARKET_KAFKA__TOPICS__{k.upper()}": t for k, t in own.kafka.topics}

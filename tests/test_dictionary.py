@@ -50,7 +50,7 @@ def test_written_tables_are_documented(replayed: Settings) -> None:
 
 
 def test_tables_command(replayed: Settings, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    monkeypatch.setenv("LAKEHOUSE_ROOT", str(replayed.paths.lakehouse_root))
+    monkeypatch.setenv("SMARTMARKET_PATHS__LAKEHOUSE_ROOT", str(replayed.paths.lakehouse_root))
     assert main(["tables"]) == 0
     out = capsys.readouterr().out
     for table in TABLES.values():

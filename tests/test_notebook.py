@@ -23,9 +23,10 @@ def _text(cell: nbformat.NotebookNode) -> str:
 
 
 def test_market_questions(replayed: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LAKEHOUSE_ROOT", str(replayed.paths.lakehouse_root))
+    monkeypatch.setenv("SMARTMARKET_PATHS__LAKEHOUSE_ROOT", str(replayed.paths.lakehouse_root))
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    # the kernel is a child of this process: it inherits LAKEHOUSE_ROOT and runs the venv's python
+    # the kernel is a child of this process: it inherits the lakehouse root and runs the venv's
+    # python
     NotebookClient(
         notebook,
         timeout=600,

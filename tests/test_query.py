@@ -42,7 +42,7 @@ def query(settings: Settings, engine: Engine, spark, sql: str, as_of=None) -> pd
 @pytest.fixture
 def lakehouse_env(replayed: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """The CLI (``load_settings``) pointed at the replayed lakehouse."""
-    monkeypatch.setenv("LAKEHOUSE_ROOT", str(replayed.paths.lakehouse_root))
+    monkeypatch.setenv("SMARTMARKET_PATHS__LAKEHOUSE_ROOT", str(replayed.paths.lakehouse_root))
     return replayed
 
 
@@ -137,7 +137,7 @@ def test_bad_options_are_one_error_line(
     clean_env, monkeypatch: pytest.MonkeyPatch, tmp_path, capsys
 ) -> None:
     """Refused from the arguments alone: an empty lakehouse will do."""
-    monkeypatch.setenv("LAKEHOUSE_ROOT", str(tmp_path))
+    monkeypatch.setenv("SMARTMARKET_PATHS__LAKEHOUSE_ROOT", str(tmp_path))
     for argv in (
         ["query", "SELECT 1", "--engine", "duckdb", "--as-of", "yesterday"],
         ["query", "SELECT 1", "--engine", "duckdb", "--format", "parquet"],

@@ -89,7 +89,7 @@ def test_retrain_writes_traceable_forecasts_idempotently(
 
     go, why = should_retrain(lake)
     assert not go and "grew by 0 rows" in why
-    monkeypatch.setenv("LAKEHOUSE_ROOT", str(lake.paths.lakehouse_root))
+    monkeypatch.setenv("SMARTMARKET_PATHS__LAKEHOUSE_ROOT", str(lake.paths.lakehouse_root))
     capsys.readouterr()
     assert main(["retrain", "--if-changed"]) == 0  # the cron trigger: nothing new, no run
     assert capsys.readouterr().out.startswith("no retrain: silver.prices grew by 0 rows")
@@ -99,7 +99,7 @@ def test_retrain_writes_traceable_forecasts_idempotently(
 def test_cli_errors_when_mlflow_or_tables_are_missing(
     lake: Settings, tmp_path, monkeypatch, capsys
 ) -> None:
-    monkeypatch.setenv("LAKEHOUSE_ROOT", str(tmp_path / "empty"))
+    monkeypatch.setenv("SMARTMARKET_PATHS__LAKEHOUSE_ROOT", str(tmp_path / "empty"))
     assert main(["retrain"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: gold.price_daily does not exist yet") and "\n" not in err

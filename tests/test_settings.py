@@ -23,7 +23,7 @@ def test_defaults_from_conf(clean_env: None):
 
 
 def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    monkeypatch.setenv("LAKEHOUSE_ROOT", str(tmp_path / "lh"))
+    monkeypatch.setenv("SMARTMARKET_PATHS__LAKEHOUSE_ROOT", str(tmp_path / "lh"))
     monkeypatch.setenv("SMARTMARKET_KAFKA__PORT", "19092")
     monkeypatch.setenv("SMARTMARKET_KAFKA__TOPICS__PRICES", "x.prices")
     s = load_settings()
@@ -34,7 +34,7 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
 
 
 def test_relative_paths_resolve_against_project(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("LAKEHOUSE_ROOT", "somewhere/lh")
+    monkeypatch.setenv("SMARTMARKET_PATHS__LAKEHOUSE_ROOT", "somewhere/lh")
     assert load_settings().paths.lakehouse_root == PROJECT_ROOT / "somewhere" / "lh"
 
 

@@ -43,7 +43,7 @@ KEYS = {
 
 
 def test_a_uri_root_stays_a_uri_and_a_folder_resolves(monkeypatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("LAKEHOUSE_ROOT", "s3a://bucket/prefix/")
+    monkeypatch.setenv("SMARTMARKET_PATHS__LAKEHOUSE_ROOT", "s3a://bucket/prefix/")
     monkeypatch.setenv("SMARTMARKET_PATHS__CHECKPOINT_ROOT", "s3a://bucket/chk")
     settings = load_settings()
     assert settings.paths.lakehouse_root == "s3a://bucket/prefix"
@@ -53,7 +53,7 @@ def test_a_uri_root_stays_a_uri_and_a_folder_resolves(monkeypatch, tmp_path: Pat
     )
     assert query_checkpoint(settings, "silver") == "s3a://bucket/chk/queries/silver"
 
-    monkeypatch.setenv("LAKEHOUSE_ROOT", "lh")
+    monkeypatch.setenv("SMARTMARKET_PATHS__LAKEHOUSE_ROOT", "lh")
     local = load_settings()
     assert local.paths.lakehouse_root == PROJECT_ROOT / "lh"
     assert SILVER_PRICES.path(local) == f"{PROJECT_ROOT}/lh/silver/prices"

@@ -109,7 +109,7 @@ def test_project_containers_run_the_built_image_on_the_s3_lakehouse(stack: dict[
         command = " ".join(map(str, service["command"]))
         assert "pip install" not in command and "apt-get" not in command, name
         env = service["environment"]
-        assert env["LAKEHOUSE_ROOT"] == "s3a://lakehouse/lake"
+        assert env["SMARTMARKET_PATHS__LAKEHOUSE_ROOT"] == "s3a://lakehouse/lake"
         assert env["SMARTMARKET_STORAGE__ENDPOINT"] == "http://s3:7070"
         assert env["SMARTMARKET_SECRET_STORAGE__ACCESS_KEY_ID"] == KEYS["S3_ACCESS_KEY"]
         assert env["SMARTMARKET_SPARK__MASTER"] == "spark://spark-master:7077"
