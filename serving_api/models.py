@@ -9,7 +9,34 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from lakehouse.events import HoldStatus, ReviewDecision
+from lakehouse.tables import GOLD_ALERTS, GOLD_ANOMALIES, GOLD_FORECASTS
 from ml.impact_result import ImpactResult
+from serving_api.table_models import table_model
+
+#: what ``GET /alerts`` serves of a ``gold.alerts`` row (the rule's own bookkeeping stays out)
+ALERT_FIELDS = tuple(c for c in GOLD_ALERTS.columns if c not in ("alert_key", "last_firing_at"))
+#: the model that made an ML output row
+MODEL_FIELDS = ("model_name", "model_version", "run_id")
+#: a forecast series' fields of ``gold.forecasts`` and those of each of its points
+FORECAST_HEADER_FIELDS = (
+    "series_id",
+    "series_kind",
+    "market_id",
+    "region",
+    "commodity",
+    "origin_date",
+    *MODEL_FIELDS,
+    "surge_prob",
+)
+FORECAST_POINT_FIELDS = (
+    "target_date",
+    "horizon",
+    "yhat",
+    "yhat_lower_80",
+    "yhat_upper_80",
+    "yhat_lower_95",
+    "yhat_upper_95",
+)
 
 
 def _example(**values: object) -> ConfigDict:
@@ -143,17 +170,19 @@ class RegionSummary(BaseModel):
     items: list[RegionCommodity] = Field(description="the newest day of each commodity")
 
 
-class ForecastPoint(BaseModel):
-    target_date: date
-    horizon: int
-    yhat: float
-    yhat_lower_80: float | None
-    yhat_upper_80: float | None
-    yhat_lower_95: float | None
-    yhat_upper_95: float | None
+ForecastPoint = table_model(
+    "ForecastPoint", GOLD_FORECASTS, FORECAST_POINT_FIELDS, ("target_date", "horizon", "yhat")
+)
 
 
-class ForecastSeries(BaseModel):
+class ForecastSeries(
+    table_model(
+        "ForecastHeader",
+        GOLD_FORECASTS,
+        FORECAST_HEADER_FIELDS,
+        ("series_id", "commodity", "origin_date"),
+    )
+):
     model_config = _example(
         series_id="IP-001:bawang_merah",
         series_kind="market",
@@ -177,25 +206,25 @@ class ForecastSeries(BaseModel):
             }
         ],
     )
-    series_id: str
-    series_kind: str | None
-    market_id: str | None
-    region: str | None
-    commodity: str
-    origin_date: date
-    model_name: str | None
-    model_version: str | None
-    run_id: str | None
-    surge_prob: float | None = Field(
-        None,
-        description="probability that the price rises ≥ ml.surge_rise (10 %) above the origin "
-        "day's price within the forecast horizon (null when not computed)",
-    )
-    points: list[ForecastPoint]
+    points: list[ForecastPoint]  # type: ignore[valid-type]
 
 
-class Anomaly(BaseModel):
-    model_config = _example(
+Anomaly = table_model(
+    "Anomaly",
+    GOLD_ANOMALIES,
+    (
+        "market_id",
+        "region",
+        "commodity",
+        "date",
+        "kind",
+        "score",
+        "price",
+        "explanation",
+        *MODEL_FIELDS,
+    ),
+    (*GOLD_ANOMALIES.keys, "score"),
+    example=dict(
         market_id="IP-001",
         region="DKI Jakarta",
         commodity="cabai_rawit_merah",
@@ -207,18 +236,8 @@ class Anomaly(BaseModel):
         model_name="isolation_forest",
         model_version="2",
         run_id="6c1f0e9a7b2d4f3e8a1b2c3d4e5f6a7b",
-    )
-    market_id: str
-    region: str | None
-    commodity: str
-    date: date
-    kind: str
-    score: float
-    price: float | None
-    explanation: str | None
-    model_name: str | None
-    model_version: str | None
-    run_id: str | None
+    ),
+)
 
 
 class QualityRow(BaseModel):
@@ -244,7 +263,7 @@ class QualityRow(BaseModel):
     late: int
 
 
-class Alert(BaseModel):
+class Alert(table_model("AlertRow", GOLD_ALERTS, ALERT_FIELDS, GOLD_ALERTS.keys)):
     model_config = _example(
         alert_id="price_spike:IP-001:cabai_rawit_merah:2025-03-21",
         rule="price_spike",
@@ -263,22 +282,6 @@ class Alert(BaseModel):
         resolved_at=None,
         updated_at="2025-03-21T03:00:00Z",
     )
-    alert_id: str
-    rule: str | None
-    severity: str | None
-    status: str | None = Field(description="open or resolved")
-    market_id: str | None
-    region: str | None
-    commodity: str | None
-    metric: str | None
-    value: float | None
-    reference: float | None
-    message_id: str | None
-    message_en: str | None
-    details: str | None
-    opened_at: datetime | None
-    resolved_at: datetime | None
-    updated_at: datetime | None
     impact: ImpactResult | None = Field(
         None,
         description="critical alerts: which factors drove the month's price change "

@@ -36,6 +36,7 @@ from lakehouse.tables import (
     SILVER_PRICES,
 )
 from serving_api.cache import Read, Tables, ViewSpec
+from serving_api.models import FORECAST_HEADER_FIELDS, FORECAST_POINT_FIELDS
 
 Granularity = Literal["day", "hour"]
 SeriesKey = tuple[str, str, str]  # commodity, market_id, region ("" when null)
@@ -535,27 +536,6 @@ def build_regions(settings: Settings, tables: Tables) -> dict[str, list[dict[str
 
 # ---- ML outputs, quality, alerts ----------------------------------------------------------
 
-_FORECAST_HEADER = (
-    "series_id",
-    "series_kind",
-    "market_id",
-    "region",
-    "commodity",
-    "origin_date",
-    "model_name",
-    "model_version",
-    "run_id",
-)
-_POINT_FIELDS = (
-    "target_date",
-    "horizon",
-    "yhat",
-    "yhat_lower_80",
-    "yhat_upper_80",
-    "yhat_lower_95",
-    "yhat_upper_95",
-)
-
 
 def build_forecasts(settings: Settings, tables: Tables) -> list[dict[str, Any]]:
     """The newest forecast (latest origin date) of each series, with its points."""
@@ -568,11 +548,10 @@ def build_forecasts(settings: Settings, tables: Tables) -> list[dict[str, Any]]:
     for r in rows:
         if r["origin_date"] != newest_origin[r["series_id"]]:
             continue
-        s = series.setdefault(
-            r["series_id"],
-            {k: r[k] for k in _FORECAST_HEADER} | {"surge_prob": r.get("surge_prob"), "points": []},
-        )
-        s["points"].append({k: r[k] for k in _POINT_FIELDS})
+        # surge_prob: absent from the forecasts of a lakehouse older than the column
+        header = {k: r.get(k) for k in FORECAST_HEADER_FIELDS}
+        s = series.setdefault(r["series_id"], header | {"points": []})
+        s["points"].append({k: r[k] for k in FORECAST_POINT_FIELDS})
     return list(series.values())
 
 
