@@ -36,6 +36,7 @@ from lakehouse.settings import PROJECT_ROOT, ConfigError, Settings
 from lakehouse.spark import CLUSTER_LOG_CONFIG, cluster_marker
 from lakehouse.status import STALE_SECONDS, read_status, restarts_path, status_path
 from scripts.keeper import Restarts
+from scripts.prometheus_config import KAFKA_JMX_RULES, LOOPBACK, config_text, kafka_jmx_port
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,10 @@ class Service:
 
     def ports(self) -> list[int]:
         raise NotImplementedError
+
+    def metrics_ports(self) -> dict[str, int]:
+        """The ports of the service's Prometheus endpoint, by setting (none by default)."""
+        return {}
 
     def endpoint(self) -> str:
         raise NotImplementedError
@@ -176,7 +181,9 @@ class Service:
         return None
 
     def check_ports(self) -> None:
-        for port, key in zip(self.ports(), self.port_keys, strict=True):
+        """Fail before starting when a port the service would listen on is taken."""
+        taken = [*zip(self.port_keys, self.ports(), strict=True), *self.metrics_ports().items()]
+        for key, port in taken:
             if not port_is_free(self.host, port):
                 env = "SMARTMARKET_" + key.upper().replace(".", "__")
                 raise ConfigError(
@@ -301,7 +308,7 @@ class KafkaBroker(Service):
     ``node`` of ``kafka.nodes`` such nodes, all of them voters of the controller quorum."""
 
     name = "kafka"
-    port_keys = ("kafka.port", "kafka.controller_port")  # JMX exporter: prometheus.kafka_jmx_port
+    port_keys = ("kafka.port", "kafka.controller_port")
 
     def __init__(self, settings: Settings, node: int = 1) -> None:
         super().__init__(settings)
@@ -323,6 +330,11 @@ class KafkaBroker(Service):
 
     def ports(self) -> list[int]:
         return list(self.settings.kafka.node_ports(self.node))
+
+    def metrics_ports(self) -> dict[str, int]:
+        if not self.settings.prometheus.enabled:
+            return {}
+        return {"prometheus.kafka_jmx_port": kafka_jmx_port(self.settings, self.node)}
 
     def endpoint(self) -> str:
         if self.settings.kafka.nodes == 1:
@@ -427,8 +439,6 @@ class KafkaBroker(Service):
 
     def _jmx_agent(self) -> list[str]:
         """The Prometheus JMX exporter as the broker's Java agent (when Prometheus runs)."""
-        from scripts.prometheus_config import KAFKA_JMX_RULES, LOOPBACK, kafka_jmx_port
-
         if not self.settings.prometheus.enabled:
             return []
         lib = self.settings.paths.jvm_lib_dir / "jmx-exporter"
@@ -747,6 +757,10 @@ class Pipeline(StatusFileService):
     def endpoint(self) -> str:
         return f"lakehouse {self.settings.paths.lakehouse_root}"
 
+    def metrics_ports(self) -> dict[str, int]:
+        metrics = self.settings.pipeline_metrics
+        return {"pipeline_metrics.port": metrics.port} if metrics.enabled else {}
+
     def prepare(self) -> None:
         _java()
         super().prepare()
@@ -767,6 +781,10 @@ class Bridge(StatusFileService):
     def endpoint(self) -> str:
         m, k = self.settings.mqtt, self.settings.kafka
         return f"{m.topic_root}/+/devices/+/+ -> {k.topics.sensors}"
+
+    def metrics_ports(self) -> dict[str, int]:
+        metrics = self.settings.bridge_metrics
+        return {"bridge_metrics.port": metrics.port} if metrics.enabled else {}
 
     def check_status(self, status: dict) -> Health:
         return Health(status.get("connected", False), f"{status.get('forwarded', 0)} forwarded")
@@ -940,8 +958,6 @@ class PrometheusServer(Service):
         return found
 
     def prepare(self) -> None:
-        from scripts.prometheus_config import config_text
-
         self._binary()
         (self.home / "data").mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(config_text(self.settings))

@@ -12,8 +12,9 @@ import httpx
 import psutil
 import pytest
 
-from lakehouse.settings import PROJECT_ROOT
+from lakehouse.settings import PROJECT_ROOT, ConfigError, load_settings
 from scripts.isolated_stack import stack_env
+from scripts.services import Bridge, KafkaBroker, Pipeline, Service
 
 RUN_SH = str(PROJECT_ROOT / "run.sh")
 SERVICES = (
@@ -95,6 +96,28 @@ def test_port_taken_fails_fast_and_says_what_to_change(tmp_path: Path):
     assert f"port {port} (mqtt.port) is already taken" in result.stderr
     assert "SMARTMARKET_MQTT__PORT" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("service", "key"),
+    [
+        (Pipeline, "pipeline_metrics.port"),
+        (Bridge, "bridge_metrics.port"),
+        (KafkaBroker, "prometheus.kafka_jmx_port"),
+    ],
+)
+def test_a_taken_metrics_port_fails_before_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, service: type[Service], key: str
+):
+    for name, value in stack_env(str(tmp_path)).items():
+        monkeypatch.setenv(name, value)
+    env = "SMARTMARKET_" + key.upper().replace(".", "__")
+    port = int(os.environ[env])
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        with pytest.raises(ConfigError, match=rf"port {port} \({key}\) is already taken.*{env}"):
+            service(load_settings()).check_ports()
 
 
 def test_missing_java_fails_fast(tmp_path: Path):
