@@ -221,6 +221,9 @@ JOB_PIPELINE = "pipeline"
 JOB_KAFKA = "kafka"
 JOB_MQTT = "mqtt"  # the MQTT bridge's endpoint: its own counts and Mosquitto's $SYS numbers
 JOB_PROMETHEUS = "prometheus"
+#: the secret Prometheus presents as a bearer token to scrape the API's /metrics when reads are
+#: closed (``lakehouse.secrets``: generated on first use, shared by the installation's processes)
+SCRAPE_TOKEN_SECRET = "prometheus.scrape_token"
 
 
 @dataclass(frozen=True)

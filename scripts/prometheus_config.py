@@ -8,11 +8,14 @@ itself; the rules are ``conf/prometheus/rules.yml``.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from lakehouse import ops_metrics as m
+from lakehouse.secrets import ensure_secret
 from lakehouse.settings import PROJECT_ROOT, Settings
 
 RULES_FILE = PROJECT_ROOT / "conf" / "prometheus" / "rules.yml"
@@ -43,6 +46,30 @@ def scrape_targets(settings: Settings) -> dict[str, list[str]]:
     return targets
 
 
+def scrape_token_file(settings: Settings) -> Path:
+    """The file Prometheus reads the API's scrape token from (mode 600; closed reads only)."""
+    return settings.paths.data_dir / "prometheus" / "scrape-token"
+
+
+def write_scrape_token(settings: Settings) -> None:
+    """With ``api.open_reads`` off, the API's scrape token where Prometheus reads it."""
+    if settings.api.open_reads:
+        return
+    path = scrape_token_file(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(ensure_secret(settings, m.SCRAPE_TOKEN_SECRET))
+
+
+def _scrape_config(settings: Settings, job: str, targets: list[str]) -> dict[str, Any]:
+    config: dict[str, Any] = {"job_name": job, "static_configs": [{"targets": targets}]}
+    if job == m.JOB_API and not settings.api.open_reads:
+        token = str(scrape_token_file(settings))
+        config["authorization"] = {"type": "Bearer", "credentials_file": token}
+    return config
+
+
 def prometheus_config(settings: Settings) -> dict[str, Any]:
     """The ``prometheus.yml`` of the embedded stack."""
     interval = f"{settings.prometheus.scrape_seconds:g}s"
@@ -54,7 +81,7 @@ def prometheus_config(settings: Settings) -> dict[str, Any]:
         },
         "rule_files": [str(RULES_FILE)],
         "scrape_configs": [
-            {"job_name": job, "static_configs": [{"targets": targets}]}
+            _scrape_config(settings, job, targets)
             for job, targets in scrape_targets(settings).items()
         ],
     }

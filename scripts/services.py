@@ -36,7 +36,13 @@ from lakehouse.settings import PROJECT_ROOT, ConfigError, Settings
 from lakehouse.spark import CLUSTER_LOG_CONFIG, cluster_marker
 from lakehouse.status import STALE_SECONDS, read_status, restarts_path, status_path
 from scripts.keeper import Restarts
-from scripts.prometheus_config import KAFKA_JMX_RULES, LOOPBACK, config_text, kafka_jmx_port
+from scripts.prometheus_config import (
+    KAFKA_JMX_RULES,
+    LOOPBACK,
+    config_text,
+    kafka_jmx_port,
+    write_scrape_token,
+)
 
 log = logging.getLogger(__name__)
 
@@ -961,6 +967,7 @@ class PrometheusServer(Service):
         self._binary()
         (self.home / "data").mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(config_text(self.settings))
+        write_scrape_token(self.settings)
 
     def command(self) -> list[str]:
         p = self.settings.prometheus

@@ -25,6 +25,8 @@ from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from lakehouse.ops_metrics import SCRAPE_TOKEN_SECRET
+from lakehouse.secrets import ensure_secret
 from lakehouse.settings import ApiKey, Settings
 from serving_api.tokens import Tokens
 
@@ -92,6 +94,9 @@ class Keyring:
         self.open_reads = settings.api.open_reads
         self.tokens = Tokens(settings)
         self._by_hash = {k.sha256: k for k in settings.api.keys}
+        self._scrape_token = (
+            None if self.open_reads else ensure_secret(settings, SCRAPE_TOKEN_SECRET)
+        )
 
     def identify(self, key: str | None, bearer: str | None) -> Principal | None:
         """Who presented these credentials (None: nobody); HTTPException 401 when they are
@@ -130,6 +135,15 @@ class Keyring:
                 f"{who.kind} {who.name!r} has role {who.role!r}, which may not {needs}",
             )
         return who
+
+    def check_scrape(self, key: str | None, bearer: str | None) -> None:
+        """Who may read ``/metrics``: anyone with open reads; else Prometheus, presenting the
+        installation's scrape token as its bearer token, or an admin. Raises 401/403."""
+        if self._scrape_token is None:
+            return
+        if bearer is not None and secrets.compare_digest(bearer, self._scrape_token):
+            return
+        self.check(key, bearer, Permission.admin)
 
 
 _header = APIKeyHeader(

@@ -13,9 +13,17 @@ import pytest
 import yaml
 
 from lakehouse import ops_metrics as m
+from lakehouse.secrets import secret
 from lakehouse.settings import Settings
-from scripts.prometheus_config import RULES_FILE, config_text, scrape_targets
+from scripts.prometheus_config import (
+    RULES_FILE,
+    config_text,
+    scrape_targets,
+    scrape_token_file,
+    write_scrape_token,
+)
 from serving_api.metrics import ApiMetrics
+from tests.conftest import secured
 
 TESTS_DIR = RULES_FILE.parent / "tests"
 
@@ -84,6 +92,25 @@ def test_generated_config_is_valid(conf_settings: Settings, tmp_path: Path):
     assert targets[m.JOB_API] == [f"127.0.0.1:{conf_settings.api.port}"]
     assert targets[m.JOB_KAFKA] == [f"127.0.0.1:{conf_settings.prometheus.kafka_jmx_port}"]
     assert targets[m.JOB_MQTT] == [f"127.0.0.1:{conf_settings.bridge_metrics.port}"]
+
+
+def test_with_closed_reads_the_api_job_presents_the_scrape_token(
+    conf_settings: Settings, tmp_path: Path
+):
+    closed = secured(conf_settings, tmp_path)
+    write_scrape_token(closed)
+    token = scrape_token_file(closed)
+    assert token.stat().st_mode & 0o777 == 0o600
+    assert token.read_text() == secret(closed, m.SCRAPE_TOKEN_SECRET)
+    config = tmp_path / "prometheus.yml"
+    config.write_text(config_text(closed))
+    result = run_promtool("check", "config", str(config))
+    assert result.returncode == 0, result.stdout + result.stderr
+    jobs = {j["job_name"]: j for j in yaml.safe_load(config.read_text())["scrape_configs"]}
+    assert jobs[m.JOB_API]["authorization"] == {"type": "Bearer", "credentials_file": str(token)}
+    assert "authorization" not in jobs[m.JOB_PIPELINE]
+    open_reads = yaml.safe_load(config_text(conf_settings))["scrape_configs"]
+    assert all("authorization" not in job for job in open_reads)
 
 
 def test_operations_panels_ask_for_recorded_or_defined_series():

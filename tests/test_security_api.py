@@ -23,6 +23,7 @@ from lakehouse.broker_auth import acl_file, password_file
 from lakehouse.registry import MIGRATIONS, check_password, open_registry
 from lakehouse.secrets import ensure_secret, env_name, secret, secrets_path
 from lakehouse.settings import PROJECT_ROOT, Settings, load_settings
+from scripts.prometheus_config import scrape_token_file, write_scrape_token
 from serving_api.app import create_app
 from serving_api.auth import mint_key
 from serving_api.routers.devices import qr_png
@@ -137,9 +138,19 @@ def test_every_write_checks_the_role(own: Settings) -> None:
         )
         assert c.get(devices, headers={"Authorization": f"Bearer {forged}"}).status_code == 401
 
-        assert c.get("/metrics").status_code == 401  # reads closed: admin only
+        assert c.get("/metrics").status_code == 401  # reads closed: admin (or the scrape token)
         assert c.get("/metrics", headers=token(c, "reader")).status_code == 403
         assert c.get("/metrics", headers=token(c, "admin")).status_code == 200
+
+
+def test_prometheus_scrapes_metrics_with_its_token_when_reads_are_closed(own: Settings) -> None:
+    write_scrape_token(own)
+    scrape = {"Authorization": f"Bearer {scrape_token_file(own).read_text()}"}
+    with TestClient(create_app(own)) as c:
+        assert c.get("/metrics", headers=scrape).status_code == 200
+        assert c.get("/metrics", headers={"Authorization": "Bearer not-it"}).status_code == 401
+        # the token opens /metrics only
+        assert c.get(f"{API}/prices/live", headers=scrape).status_code == 401
 
 
 def test_rate_limit_answers_429_with_retry_after(own: Settings) -> None:

@@ -1,5 +1,5 @@
 """Liveness, readiness and Prometheus metrics (open: meant for the supervisor and the scraper;
-``/metrics`` needs an admin credential when reads are closed)."""
+``/metrics`` needs the scrape token or an admin credential when reads are closed)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from lakehouse.kafka_io import kafka_reachable
 from lakehouse.settings import Settings
 from lakehouse.storage import exists
-from serving_api.auth import Keyring, Permission, presented
+from serving_api.auth import Keyring, presented
 
 READY_CACHE_SECONDS = 2.0
 
@@ -84,7 +84,6 @@ async def ready(request: Request, response: Response) -> Readiness:
 )
 async def metrics(request: Request) -> Response:
     keyring: Keyring = request.app.state.keyring
-    if not keyring.open_reads:
-        keyring.check(*presented(request.scope), Permission.admin)
+    keyring.check_scrape(*presented(request.scope))
     scraped = await asyncio.to_thread(request.app.state.metrics.scrape)
     return Response(scraped, media_type=CONTENT_TYPE_LATEST)
