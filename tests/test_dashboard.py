@@ -10,11 +10,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import httpx
 import pyarrow as pa
@@ -22,7 +20,7 @@ import pytest
 import uvicorn
 from deltalake import write_deltalake
 from fastapi.testclient import TestClient
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser
 
 from lakehouse.events import PriceEvent
 from lakehouse.fast_read import open_table
@@ -36,16 +34,13 @@ from serving_api.auth import mint_key
 from serving_api.routers.dashboard import BUNDLE_DIR
 from streaming_jobs.medallion import gold_query, silver_query
 from tests.api_samples import API, alert, upsert_alerts, with_api
+from tests.browser import DESKTOP, WAIT_MS, chromium, open_page, watch
 from tests.conftest import drain
-
-CHROMIUM = "/usr/bin/chromium"
-WAIT_MS = 60_000  # generous: the box is shared, and a replay is heavy
 
 # the first test also waits for the session's replay (minutes on a busy 2-core box)
 pytestmark = pytest.mark.timeout(1800)
 PAGES = ("board", "map", "series", "alerts", "quality")
 PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1366, "height": 900}
 SERIES = ("IP-001", "cabai_merah")  # a series of the replayed PIHPS file
 
 
@@ -95,10 +90,8 @@ def url(lakehouse: Settings) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")
@@ -106,41 +99,6 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("dashboard-screenshots")
     print(f"dashboard screenshots: {folder}")
     return folder
-
-
-@dataclass
-class Watched:
-    """A page and what it did: console errors, failed requests, every URL it asked for."""
-
-    page: Page
-    errors: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    requested: list[str] = field(default_factory=list)
-
-    def assert_clean(self, base: str) -> None:
-        assert (self.errors, self.failed) == ([], [])
-        hosts = {urlparse(u).hostname for u in self.requested}
-        assert hosts == {urlparse(base).hostname}, f"requests left the API: {hosts}"
-
-
-def watch(browser: Browser, base: str, viewport: dict[str, int] = DESKTOP) -> Watched:
-    context = browser.new_context(viewport=viewport, base_url=base)
-    page = context.new_page()
-    page.set_default_timeout(WAIT_MS)
-    watched = Watched(page)
-    page.on("console", lambda m: m.type == "error" and watched.errors.append(m.text))
-    page.on("pageerror", lambda e: watched.errors.append(str(e)))
-    page.on("requestfailed", lambda r: watched.failed.append(f"{r.url}: {r.failure}"))
-    page.on("response", lambda r: r.status >= 400 and watched.failed.append(f"{r.url}: {r.status}"))
-    page.on("request", lambda r: watched.requested.append(r.url))
-    return watched
-
-
-def open_page(watched: Watched, name: str = "board") -> Page:
-    page = watched.page
-    page.goto(f"/#{name}")
-    page.wait_for_selector("body[data-ready=true]")
-    return page
 
 
 # ---- the pages ------------------------------------------------------------------------------

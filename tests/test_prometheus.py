@@ -1,8 +1,8 @@
 """The whole scrape, for real: the pipeline (``streaming_jobs.main``) on a replay with faults,
 the API, Kafka with its JMX exporter and the MQTT bridge with Mosquitto's numbers, scraped by a
 real Prometheus on free ports; its HTTP API says every target is up and has the pipeline's and
-the broker's numbers, and the operations view reads them back through the serving API. Waits on
-metrics, never on the clock."""
+the broker's numbers, and the operations view reads them back through the serving API and
+shows them on the dashboard's Operations tab in Chromium. Waits on metrics, never on the clock."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from lakehouse.kafka_io import ensure_topics
 from lakehouse.settings import Settings
 from lakehouse.status import pipeline_progress
 from scripts.services import Api, PrometheusServer
+from tests.browser import chromium, open_page, watch
 from tests.conftest import isolated
 from tests.medallion_data import make_dataset, produce
 from tests.processes import running_bridge, start_pipeline
@@ -145,6 +146,17 @@ def test_prometheus_scrapes_pipeline_api_kafka_and_mqtt(scraped: tuple[Settings,
             if s["label"] == "silver" and s["points"]
         ],
     )
+
+    # the dashboard's Operations tab draws the same panels, in a real browser
+    with chromium() as browser:
+        watched = watch(browser, f"http://127.0.0.1:{own.api.port}")
+        page = open_page(watched, "ops")
+        ingest = page.wait_for_selector('.ops-panel[data-panel="ingest"] polyline')
+        assert ingest is not None
+        assert page.locator(".ops-panel").count() == len(m.OPS_PANELS)
+        assert "silver" in page.locator('.ops-panel[data-panel="ingest"]').inner_text()
+        assert page.locator("#ops-error").is_hidden()
+        assert watched.errors == []
 
     # ./run.sh status's line on the pipeline
     status_settings = own.model_copy(

@@ -1,0 +1,60 @@
+"""The dashboard in a real browser: Debian's Chromium driven by Playwright (its own browser
+download is not reachable here), and a page watched for console errors and failed requests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+from playwright.sync_api import Browser, Page, sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+WAIT_MS = 60_000  # generous: the box is shared, and a replay is heavy
+DESKTOP = {"width": 1366, "height": 900}
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@dataclass
+class Watched:
+    """A page and what it did: console errors, failed requests, every URL it asked for."""
+
+    page: Page
+    errors: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    requested: list[str] = field(default_factory=list)
+
+    def assert_clean(self, base: str) -> None:
+        assert (self.errors, self.failed) == ([], [])
+        hosts = {urlparse(u).hostname for u in self.requested}
+        assert hosts == {urlparse(base).hostname}, f"requests left the API: {hosts}"
+
+
+def watch(browser: Browser, base: str, viewport: dict[str, int] = DESKTOP) -> Watched:
+    context = browser.new_context(viewport=viewport, base_url=base)
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    watched = Watched(page)
+    page.on("console", lambda m: m.type == "error" and watched.errors.append(m.text))
+    page.on("pageerror", lambda e: watched.errors.append(str(e)))
+    page.on("requestfailed", lambda r: watched.failed.append(f"{r.url}: {r.failure}"))
+    page.on("response", lambda r: r.status >= 400 and watched.failed.append(f"{r.url}: {r.status}"))
+    page.on("request", lambda r: watched.requested.append(r.url))
+    return watched
+
+
+def open_page(watched: Watched, name: str = "board") -> Page:
+    page = watched.page
+    page.goto(f"/#{name}")
+    page.wait_for_selector("body[data-ready=true]")
+    return page
