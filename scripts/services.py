@@ -828,6 +828,7 @@ class Api(Service):
 
     name = "api"
     port_keys = ("api.port",)
+    factory = "serving_api.app:create_app"  # what uvicorn calls (--factory) for the app
 
     def ports(self) -> list[int]:
         return [self.settings.api.port]
@@ -840,7 +841,8 @@ class Api(Service):
             sys.executable,
             "-m",
             "uvicorn",
-            "serving_api.app:app",
+            "--factory",
+            self.factory,
             "--host",
             self.host,
             "--port",

@@ -1,7 +1,7 @@
 """The FastAPI application: gold tables served from memory, HTTP ingest, live alerts, metrics.
 
-``create_app(settings)`` wires the parts; ``app`` is what uvicorn runs
-(``uvicorn serving_api.app:app``).
+``create_app(settings)`` wires the parts; it is the factory uvicorn runs
+(``uvicorn --factory serving_api.app:create_app``).
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ SWITCH_SECONDS = 0.001
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API of ``settings`` (default: ``load_settings()``); what ``uvicorn --factory`` runs."""
     settings = settings or load_settings()
     metrics = ApiMetrics()
     cache = GoldCache(settings, metrics)
@@ -140,6 +141,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(LiveFastPath, cache=cache, route=live, middleware=list(app.user_middleware))
     return app
-
-
-app = create_app()
