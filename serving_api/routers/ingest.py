@@ -38,11 +38,16 @@ INGEST_RESPONSES: dict[int | str, dict] = {
 
 
 Publish = Callable[[PricePublisher, list[Any]], Awaitable[None]]
+Acceptor = Callable[[list[Any], Publish], Awaitable[Accepted]]
 
 
-async def _accept(
+async def _acceptor(
     settings: SettingsDep, publisher: PublisherDep, metrics: MetricsDep
-) -> Callable[[list[Any], Publish], Awaitable[Accepted]]:
+) -> Acceptor:
+    """Dependency of the ingest routes: ``await accept(events, publish)`` checks the number of a
+    request's ``events``, ``publish``es them with the application's publisher and answers which
+    were accepted (a 413, 422 or 503 ApiError otherwise)."""
+
     async def accept(events: list[Any], publish: Publish) -> Accepted:
         cap = settings.api.max_events_per_request
         if len(events) > cap:
@@ -59,10 +64,7 @@ async def _accept(
     return accept
 
 
-#: dependency of the ingest routes: ``await accept(events, publish)`` checks the number of a
-#: request's ``events``, ``publish``es them with the application's publisher and answers which
-#: were accepted (a 413, 422 or 503 ApiError otherwise)
-Accept = Annotated[Callable[[list[Any], Publish], Awaitable[Accepted]], Depends(_accept)]
+Accept = Annotated[Acceptor, Depends(_acceptor)]
 
 
 @router.post(
