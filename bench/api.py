@@ -69,17 +69,20 @@ FIXED_CONNECTIONS = 100  # as bench pipeline's read load
 COMMIT_SECONDS = 1.0  # a silver commit this often under write load
 GOLD_EVERY = 2  # silver commits per gold commit
 
-bare_app = FastAPI()
 
+def bare_app() -> FastAPI:
+    """The bare endpoint's app, a factory as the API's is (same command line)."""
+    app = FastAPI()
 
-@bare_app.get("/bare")
-async def bare() -> dict[str, str]:
-    return {"status": "ok"}
+    @app.get("/bare")
+    async def bare() -> dict[str, str]:
+        return {"status": "ok"}
 
+    @app.get("/health")  # what the `api` service's health check asks
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
 
-@bare_app.get("/health")  # what the `api` service's health check asks
-async def health() -> dict[str, str]:
-    return {"status": "ok"}
+    return app
 
 
 # ---- data -----------------------------------------------------------------------------------
@@ -220,10 +223,11 @@ def write_load(settings: Settings, rate: int, day: date, seconds: float, done: m
 
 @contextmanager
 def server(settings: Settings, env: dict[str, str], app: str | None = None) -> Iterator[str]:
-    """The API (or ``app``) started with the `api` service's command line; yields its URL."""
+    """The API (or the app factory ``app``) started with the `api` service's command line;
+    yields its URL."""
     command = Api(settings).command()
     if app is not None:
-        command[command.index("serving_api.app:app")] = app
+        command[command.index(Api.factory)] = app
     log = settings.paths.data_dir / "bench-api.log"
     with log.open("ab") as out:
         proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)

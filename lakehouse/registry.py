@@ -154,6 +154,10 @@ class Registry:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
+    def close(self) -> None:
+        """Close the pooled connections (a later call opens new ones)."""
+        self.engine.dispose()
+
     # --- devices ----------------------------------------------------------------------
     def register_device(
         self, market_id: str, metrics: Iterable[str], device_id: str | None = None

@@ -852,6 +852,7 @@ class Api(Service):
 
     name = "api"
     port_keys = ("api.port",)
+    factory = "serving_api.app:create_app"  # what uvicorn calls (--factory) for the app
 
     def ports(self) -> list[int]:
         return [self.settings.api.port]
@@ -864,7 +865,8 @@ class Api(Service):
             sys.executable,
             "-m",
             "uvicorn",
-            "serving_api.app:app",
+            "--factory",
+            self.factory,
             "--host",
             self.host,
             "--port",

@@ -1,11 +1,15 @@
 """The FastAPI application: gold tables served from memory, HTTP ingest, live alerts, metrics.
 
-``create_app(settings)`` wires the parts; ``app`` is what uvicorn runs
-(``uvicorn serving_api.app:app``).
+``create_app(settings)`` is the factory uvicorn runs (``uvicorn --factory
+serving_api.app:create_app``). It makes the application's resources — a
+``serving_api.deps.Resources``, the one thing on ``app.state``, which the routes take as
+dependencies — and wires the routers and middleware around them; the lifespan starts the push
+hubs and closes the publisher and the registry.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import sys
 from collections.abc import AsyncIterator
@@ -15,11 +19,14 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from lakehouse.fast_read import delivery_counts
+from lakehouse.registry import open_registry
 from lakehouse.settings import Settings, load_settings
 from lakehouse.status import restart_counts
+from lakehouse.supply_registry import SupplyRegistry
 from serving_api import errors
 from serving_api.auth import Keyring, ReadAccess
 from serving_api.cache import GoldCache
+from serving_api.deps import Resources
 from serving_api.fast_path import LiveFastPath
 from serving_api.hardening import RateLimit, RateLimits, SecurityHeaders
 from serving_api.impact import ImpactExplainer
@@ -46,13 +53,23 @@ from serving_api.views import LIVE
 SWITCH_SECONDS = 0.001
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or load_settings()
+def _resources(settings: Settings) -> Resources:
+    """The resources of one application; its lifespan starts the hubs and closes the rest."""
     metrics = ApiMetrics()
     cache = GoldCache(settings, metrics)
     impact = ImpactExplainer(settings)
-    hubs = {
-        "alerts": Hub(
+    metrics.watch_lag(lambda: view.newest if (view := cache.current(LIVE)) else None)
+    metrics.watch_deliveries(lambda: delivery_counts(settings))
+    metrics.registry.register(RestartCollector(lambda: restart_counts(settings)))
+    registry = open_registry(settings)
+    return Resources(
+        settings=settings,
+        metrics=metrics,
+        cache=cache,
+        impact=impact,
+        keyring=Keyring(settings),
+        publisher=PricePublisher(settings),
+        alert_hub=Hub(
             "alerts",
             alert_feed(cache),
             settings.api.alerts_poll_seconds,
@@ -60,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             metrics.alerts_pushed,
             alert_message(impact.attach),
         ),
-        "prices": Hub(
+        price_hub=Hub(
             "prices",
             price_feed(settings, cache),
             settings.api.prices_poll_seconds,
@@ -68,10 +85,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             metrics.prices_pushed,
             price_message,
         ),
-    }
-    metrics.watch_lag(lambda: view.newest if (view := cache.current(LIVE)) else None)
-    metrics.watch_deliveries(lambda: delivery_counts(settings))
-    metrics.registry.register(RestartCollector(lambda: restart_counts(settings)))
+        registry=registry,
+        supply_registry=SupplyRegistry(registry.engine),
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API of ``settings`` (default: ``load_settings()``); what ``uvicorn --factory`` runs."""
+    settings = settings or load_settings()
+    resources = _resources(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -82,11 +104,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # A worker thread preparing a view hands the interpreter back to the event loop within
         # SWITCH_SECONDS of its asking, not Python's default 5 ms.
         sys.setswitchinterval(SWITCH_SECONDS)
-        for hub in hubs.values():
+        for hub in resources.hubs:
             hub.start()
         yield
-        for hub in hubs.values():
+        for hub in resources.hubs:
             await hub.stop()
+        await asyncio.to_thread(resources.publisher.close)
+        resources.registry.close()
 
     app = FastAPI(
         title="Smart Market Lakehouse API",
@@ -98,14 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
         max_body_size=settings.api.max_body_bytes,
     )
-    app.state.settings = settings
-    app.state.metrics = metrics
-    app.state.cache = cache
-    app.state.hubs = hubs
-    app.state.keyring = keyring = Keyring(settings)
-    app.state.publisher = PricePublisher(settings)
-    app.state.impact = impact
-    app.state.readiness = {}
+    app.state.resources = resources
     errors.install(app)
     # the hottest routes first: a request is matched against the routes in order
     for router in (
@@ -123,7 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(supply.router)
     app.include_router(news.router)
     dashboard.install(app)
-    app.add_middleware(ReadAccess, keyring=keyring, prefix=API_PREFIX)
+    app.add_middleware(ReadAccess, keyring=resources.keyring, prefix=API_PREFIX)
     app.add_middleware(RateLimit, limits=RateLimits(settings.security))
     if settings.security.cors_origins:
         app.add_middleware(
@@ -133,13 +150,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "X-API-Key", "Content-Type"],
         )
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(MetricsMiddleware, metrics=resources.metrics)
     # in front of everything above: the same middleware around a ready /prices/live answer
-    (live,) = (
-        r for r in prices.router.routes if getattr(r, "endpoint", None) is prices.live_prices
+    app.add_middleware(
+        LiveFastPath,
+        cache=resources.cache,
+        route=prices.LIVE_ROUTE,
+        middleware=list(app.user_middleware),
     )
-    app.add_middleware(LiveFastPath, cache=cache, route=live, middleware=list(app.user_middleware))
     return app
-
-
-app = create_app()

@@ -8,6 +8,7 @@ reads, ``ingest`` posts prices, ``central`` reads and audits the price ledger, `
 manages devices and watches operations, ``admin`` does everything; a device token grants none of
 these. Reads are open when ``api.open_reads`` is on; writes never are. No credential, an unknown
 key or an invalid or expired token → 401, a role that does not grant the permission → 403.
+A route asks for a permission with ``serving_api.deps.require``.
 """
 
 from __future__ import annotations
@@ -16,13 +17,11 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 import jwt
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import HTTPException, status
 from fastapi.responses import JSONResponse
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lakehouse.ops_metrics import SCRAPE_TOKEN_SECRET
@@ -144,28 +143,6 @@ class Keyring:
         if bearer is not None and secrets.compare_digest(bearer, self._scrape_token):
             return
         self.check(key, bearer, Permission.admin)
-
-
-_header = APIKeyHeader(
-    name=HEADER, auto_error=False, description="API key (mint one with ./run.sh api-key ROLE)"
-)
-
-
-_bearer = HTTPBearer(auto_error=False, description="JWT from POST /api/v1/auth/token")
-
-
-def require(permission: Permission) -> Any:
-    """Dependency: the caller may ``permission``; its value is the caller."""
-
-    async def dependency(  # async: a plain def would cost a thread hop per request
-        request: Request,
-        key: Annotated[str | None, Depends(_header)],
-        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> Principal | None:
-        keyring: Keyring = request.app.state.keyring
-        return keyring.check(key, bearer.credentials if bearer else None, permission)
-
-    return Depends(dependency)
 
 
 def presented(scope: Scope) -> tuple[str | None, str | None]:

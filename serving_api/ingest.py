@@ -17,9 +17,9 @@ class KafkaUnavailable(RuntimeError):
 
 
 class PricePublisher:
-    """One producer per application, created on first use. Delivery is counted per request, so
-    one request's failure is never reported to another; a producer that saw a failure is
-    replaced (its failure list is sticky)."""
+    """One producer per application, created on first use and let go by ``close``. Delivery is
+    counted per request, so one request's failure is never reported to another; a producer that
+    saw a failure is replaced (its failure list is sticky)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -68,6 +68,15 @@ class PricePublisher:
         """Produce an operator's decision on a held price to the reviews topic (keyed by the
         held price, so the reviews of one price stay in order)."""
         await self._confirmed(self.settings.kafka.topics.reviews, [(target_event_id, text)])
+
+    def close(self) -> None:
+        """Wait up to ``api.ingest_timeout_seconds`` for the delivery of what is still queued,
+        then let the producer go (a later publish makes a new one)."""
+        with self._lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(DeliveryError):
+                producer.flush(self.settings.api.ingest_timeout_seconds)
 
     async def _confirmed(self, topic: str, messages: list[tuple[str, str]]) -> None:
         confirmed = await asyncio.to_thread(self._publish, topic, messages)

@@ -385,3 +385,13 @@ class ReviewAccepted(BaseModel):
     review_id: uuid.UUID
     event_id: str
     decision: ReviewDecision
+
+
+class Check(BaseModel):
+    ok: bool
+    detail: str
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    checks: dict[str, Check]

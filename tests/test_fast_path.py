@@ -152,10 +152,10 @@ class Stacks:
         return [
             {
                 line
-                for line in generate_latest(app.state.metrics.registry).decode().splitlines()
+                for line in generate_latest(metrics.registry).decode().splitlines()
                 if line.startswith(kept)
             }
-            for app in self.apps
+            for metrics in (app.state.resources.metrics for app in self.apps)
         ]
 
 

@@ -129,7 +129,7 @@ def test_every_write_checks_the_role(own: Settings) -> None:
 
         wrong = {"username": "admin", "password": "wrong password!"}
         assert c.post(f"{API}/auth/token", json=wrong).status_code == 401
-        keyring = c.app.state.keyring
+        keyring = c.app.state.resources.keyring
         expired, _ = keyring.tokens.issue("admin", "admin", "user", timedelta(seconds=-1))
         answer = c.get(devices, headers={"Authorization": f"Bearer {expired}"})
         assert answer.status_code == 401 and "expired" in answer.json()["detail"]

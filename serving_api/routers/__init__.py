@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from fastapi import Request, Response
+from fastapi import Response
 
-from serving_api.cache import GoldCache
 from serving_api.models import Error
 
 JSON = "application/json"
@@ -17,10 +16,6 @@ READ_ERRORS: dict[int | str, dict] = {
     404: {"model": Error, "description": "unknown commodity, market or province"},
     422: {"model": Error, "description": "a parameter is malformed or out of range"},
 }
-
-
-def gold(request: Request) -> GoldCache:
-    return request.app.state.cache
 
 
 def json_bytes(body: bytes) -> Response:

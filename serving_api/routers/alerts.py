@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, WebSocket, status
+from fastapi import APIRouter, Query, WebSocket, status
 from fastapi.concurrency import run_in_threadpool
 
+from serving_api.deps import AlertHubDep, GoldDep, ImpactDep, SettingsDep
 from serving_api.errors import ApiError, resolve_commodity, resolve_province
 from serving_api.models import Alert
 from serving_api.push import Filter
-from serving_api.routers import API_PREFIX, READ_ERRORS, gold
+from serving_api.routers import API_PREFIX, READ_ERRORS
 from serving_api.routers.insights import Limit
 from serving_api.routers.prices import Commodity, Region
 from serving_api.views import ALERTS
@@ -41,7 +42,9 @@ def alert_filter(severity: str | None, province: str | None, commodity: str | No
     responses=READ_ERRORS,
 )
 async def alerts(
-    request: Request,
+    cache: GoldDep,
+    settings: SettingsDep,
+    impact: ImpactDep,
     since: Annotated[
         datetime | None,
         Query(description="updated at or after (ISO-8601; without offset: local market time)"),
@@ -53,21 +56,21 @@ async def alerts(
 ) -> list[dict[str, Any]]:
     wanted = alert_filter(severity, province, commodity)
     if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=request.app.state.settings.tz)
+        since = since.replace(tzinfo=settings.tz)
     rows = (
         a
-        for a in await gold(request).get(ALERTS)
+        for a in await cache.get(ALERTS)
         if wanted.matches(a)
         and (since is None or (a["updated_at"] is not None and a["updated_at"] >= since))
     )
-    attach = request.app.state.impact.attach
     chosen = [row for row, _ in zip(rows, range(limit), strict=False)]
-    return await run_in_threadpool(lambda: [attach(row) for row in chosen])
+    return await run_in_threadpool(lambda: [impact.attach(row) for row in chosen])
 
 
 @router.websocket("/alerts/ws")
 async def alerts_ws(
     websocket: WebSocket,
+    hub: AlertHubDep,
     severity: str | None = None,
     province: str | None = None,
     commodity: str | None = None,
@@ -79,4 +82,4 @@ async def alerts_ws(
     except ApiError as exc:
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=str(exc.detail)[:120])
         return
-    await websocket.app.state.hubs["alerts"].serve(websocket, wanted)
+    await hub.serve(websocket, wanted)

@@ -13,6 +13,7 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from lakehouse.reference import commodities
 from lakehouse.settings import PROJECT_ROOT
+from serving_api.deps import SettingsDep
 from serving_api.errors import ApiError
 from serving_api.routers import API_PREFIX
 
@@ -35,8 +36,7 @@ async def page() -> FileResponse:
 
 
 @router.get("/dashboard/config.json")
-async def config(request: Request) -> dict[str, Any]:
-    settings = request.app.state.settings
+async def config(request: Request, settings: SettingsDep) -> dict[str, Any]:
     paths = {getattr(route, "path", None) for route in request.app.routes}
     return {
         **settings.dashboard.model_dump(),

@@ -15,14 +15,15 @@ from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 import segno
-from fastapi import APIRouter, Body, Request, status
+from fastapi import APIRouter, Body, status
 from pydantic import BaseModel, Field
 
 from lakehouse.broker_auth import sync_broker
 from lakehouse.events import Metric
-from lakehouse.registry import Device, Registry, RegistryError, open_registry
+from lakehouse.registry import Device, Registry, RegistryError
 from lakehouse.settings import Settings
-from serving_api.auth import Keyring, Permission, require
+from serving_api.auth import Keyring, Permission
+from serving_api.deps import KeyringDep, RegistryDep, SettingsDep, require
 from serving_api.errors import ApiError
 from serving_api.models import Error
 from serving_api.routers import API_PREFIX
@@ -97,14 +98,6 @@ class TokenOut(BaseModel):
     role: str
 
 
-def registry(request: Request) -> Registry:
-    """The app's registry, opened (and migrated) on first use."""
-    state = request.app.state
-    if getattr(state, "registry", None) is None:
-        state.registry = open_registry(state.settings)
-    return state.registry
-
-
 def _out(device: Device, settings: Settings) -> DeviceOut:
     return DeviceOut(
         device_id=device.device_id,
@@ -125,9 +118,11 @@ def qr_png(payload: str) -> bytes:
     return out.getvalue()
 
 
-def _credentials(request: Request, device: Device, password: str) -> Credentials:
-    settings: Settings = request.app.state.settings
-    keyring: Keyring = request.app.state.keyring
+def _credentials(
+    settings: Settings, keyring: Keyring, registry: Registry, device: Device, password: str
+) -> Credentials:
+    """What a device registered or rotated gets: its onboarding, a token and the QR code; the
+    broker accepts it from now on."""
     m = settings.mqtt
     onboarding = Onboarding(
         broker=Broker(host=m.host, port=m.port, tls=bool(m.tls_ca or m.broker_cert)),
@@ -146,7 +141,7 @@ def _credentials(request: Request, device: Device, password: str) -> Credentials
         timedelta(days=settings.security.device_token_days),
         market=device.market_id,
     )
-    sync_broker(settings, registry(request))
+    sync_broker(settings, registry)
     return Credentials(
         device=_out(device, settings),
         onboarding=onboarding,
@@ -176,14 +171,16 @@ def registry_answers() -> Iterator[None]:
     responses=MANAGE_ERRORS,
 )
 def register_device(
-    request: Request,
+    settings: SettingsDep,
+    keyring: KeyringDep,
+    registry: RegistryDep,
     body: Annotated[DeviceIn, Body(examples=[{"market_id": "IP-001", "metrics": ["crowd_count"]}])],
 ) -> Credentials:
     with registry_answers():
-        device, password = registry(request).register_device(
+        device, password = registry.register_device(
             body.market_id, [m.value for m in body.metrics], body.device_id
         )
-    return _credentials(request, device, password)
+    return _credentials(settings, keyring, registry, device, password)
 
 
 @router.get(
@@ -194,12 +191,12 @@ def register_device(
     responses=MANAGE_ERRORS,
 )
 def list_devices(
-    request: Request,
+    settings: SettingsDep,
+    registry: RegistryDep,
     market_id: str | None = None,
     status: Literal["active", "revoked"] | None = None,
 ) -> list[DeviceOut]:
-    settings = request.app.state.settings
-    return [_out(d, settings) for d in registry(request).devices(market_id, status)]
+    return [_out(d, settings) for d in registry.devices(market_id, status)]
 
 
 @router.get(
@@ -209,9 +206,9 @@ def list_devices(
     dependencies=[require(Permission.devices)],
     responses=MANAGE_ERRORS,
 )
-def get_device(request: Request, device_id: str) -> DeviceOut:
+def get_device(settings: SettingsDep, registry: RegistryDep, device_id: str) -> DeviceOut:
     with registry_answers():
-        return _out(registry(request).device(device_id), request.app.state.settings)
+        return _out(registry.device(device_id), settings)
 
 
 @router.post(
@@ -221,10 +218,12 @@ def get_device(request: Request, device_id: str) -> DeviceOut:
     dependencies=[require(Permission.devices)],
     responses=MANAGE_ERRORS,
 )
-def rotate_device(request: Request, device_id: str) -> Credentials:
+def rotate_device(
+    settings: SettingsDep, keyring: KeyringDep, registry: RegistryDep, device_id: str
+) -> Credentials:
     with registry_answers():
-        device, password = registry(request).rotate(device_id)
-    return _credentials(request, device, password)
+        device, password = registry.rotate(device_id)
+    return _credentials(settings, keyring, registry, device, password)
 
 
 @router.post(
@@ -234,11 +233,10 @@ def rotate_device(request: Request, device_id: str) -> Credentials:
     dependencies=[require(Permission.devices)],
     responses=MANAGE_ERRORS,
 )
-def revoke_device(request: Request, device_id: str) -> DeviceOut:
-    settings = request.app.state.settings
+def revoke_device(settings: SettingsDep, registry: RegistryDep, device_id: str) -> DeviceOut:
     with registry_answers():
-        device = registry(request).revoke(device_id)
-    sync_broker(settings, registry(request))
+        device = registry.revoke(device_id)
+    sync_broker(settings, registry)
     return _out(device, settings)
 
 
@@ -248,14 +246,13 @@ def revoke_device(request: Request, device_id: str) -> DeviceOut:
     summary="A short-lived bearer token for a user (or a device) and its password",
     responses={401: {"model": Error, "description": "wrong user name or password"}},
 )
-def issue_token(request: Request, body: TokenIn) -> TokenOut:
-    settings: Settings = request.app.state.settings
-    keyring: Keyring = request.app.state.keyring
+def issue_token(
+    settings: SettingsDep, keyring: KeyringDep, registry: RegistryDep, body: TokenIn
+) -> TokenOut:
     lifetime = timedelta(minutes=settings.security.token_minutes)
-    store = registry(request)
-    if role := store.verify_user(body.username, body.password):
+    if role := registry.verify_user(body.username, body.password):
         token, expires = keyring.tokens.issue(body.username, role, "user", lifetime)
-    elif device := store.verify_device(body.username, body.password):
+    elif device := registry.verify_device(body.username, body.password):
         token, expires = keyring.tokens.issue(
             device.device_id, "device", "device", lifetime, market=device.market_id
         )

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request, status
+from fastapi import APIRouter, Body, Depends, status
 
 from lakehouse.events import PriceEvent
-from serving_api.auth import Permission, require
+from serving_api.auth import Permission
+from serving_api.deps import MetricsDep, PublisherDep, SettingsDep, require
 from serving_api.errors import ApiError
 from serving_api.ingest import KafkaUnavailable, PricePublisher
 from serving_api.models import Accepted, Error
@@ -36,24 +37,34 @@ INGEST_RESPONSES: dict[int | str, dict] = {
 }
 
 
-async def accept(
-    request: Request,
-    events: list[Any],
-    publish: Callable[[PricePublisher, list[Any]], Awaitable[None]],
-) -> Accepted:
-    """Check the number of ``events`` of a request, ``publish`` them with the application's
-    publisher and answer which were accepted (a 413, 422 or 503 ApiError otherwise)."""
-    cap = request.app.state.settings.api.max_events_per_request
-    if len(events) > cap:
-        raise ApiError(413, f"{len(events)} events in one request; send at most {cap}")
-    if not events:
-        raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, "no events: send one or a list")
-    try:
-        await publish(request.app.state.publisher, events)
-    except KafkaUnavailable as exc:
-        raise ApiError(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
-    request.app.state.metrics.events_ingested.inc(len(events))
-    return Accepted(accepted=len(events), event_ids=[e.event_id for e in events])
+Publish = Callable[[PricePublisher, list[Any]], Awaitable[None]]
+Acceptor = Callable[[list[Any], Publish], Awaitable[Accepted]]
+
+
+async def _acceptor(
+    settings: SettingsDep, publisher: PublisherDep, metrics: MetricsDep
+) -> Acceptor:
+    """Dependency of the ingest routes: ``await accept(events, publish)`` checks the number of a
+    request's ``events``, ``publish``es them with the application's publisher and answers which
+    were accepted (a 413, 422 or 503 ApiError otherwise)."""
+
+    async def accept(events: list[Any], publish: Publish) -> Accepted:
+        cap = settings.api.max_events_per_request
+        if len(events) > cap:
+            raise ApiError(413, f"{len(events)} events in one request; send at most {cap}")
+        if not events:
+            raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, "no events: send one or a list")
+        try:
+            await publish(publisher, events)
+        except KafkaUnavailable as exc:
+            raise ApiError(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+        metrics.events_ingested.inc(len(events))
+        return Accepted(accepted=len(events), event_ids=[e.event_id for e in events])
+
+    return accept
+
+
+Accept = Annotated[Acceptor, Depends(_acceptor)]
 
 
 @router.post(
@@ -68,10 +79,10 @@ async def accept(
     responses=INGEST_RESPONSES,
 )
 async def post_prices(
-    request: Request,
+    accept: Accept,
     body: Annotated[
         PriceEvent | list[PriceEvent],
         Body(examples=[EXAMPLE, [EXAMPLE, {**EXAMPLE, "market_id": "IP-002"}]]),
     ],
 ) -> Accepted:
-    return await accept(request, body if isinstance(body, list) else [body], PricePublisher.publish)
+    return await accept(body if isinstance(body, list) else [body], PricePublisher.publish)

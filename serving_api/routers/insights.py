@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, status
 from fastapi.concurrency import run_in_threadpool
 
 from ml.impact_result import ImpactResult
+from serving_api.deps import GoldDep, ImpactDep
 from serving_api.errors import ApiError, resolve_commodity, resolve_market
 from serving_api.models import Anomaly, Error, ForecastSeries, QualityRow
-from serving_api.routers import API_PREFIX, READ_ERRORS, gold
+from serving_api.routers import API_PREFIX, READ_ERRORS
 from serving_api.routers.prices import Commodity, MarketId, Region
 from serving_api.views import ANOMALIES, FORECASTS, QUALITY
 
@@ -31,12 +32,12 @@ Since = Annotated[date | None, Query(description="from this date on (YYYY-MM-DD)
     summary="The newest 7-day forecast of each series, with 80 % and 95 % intervals",
 )
 async def forecasts(
-    request: Request, commodity: Commodity = None, market_id: MarketId = None
+    cache: GoldDep, commodity: Commodity = None, market_id: MarketId = None
 ) -> list[dict[str, Any]]:
     wanted, market = resolve_commodity(commodity), resolve_market(market_id)
     return [
         s
-        for s in await gold(request).get(FORECASTS)
+        for s in await cache.get(FORECASTS)
         if (wanted is None or s["commodity"] == wanted)
         and (market is None or s["market_id"] == market)
     ]
@@ -48,7 +49,7 @@ async def forecasts(
     summary="Anomalous prices, newest first, then by score",
 )
 async def anomalies(
-    request: Request,
+    cache: GoldDep,
     commodity: Commodity = None,
     since: Since = None,
     min_score: Annotated[float, Query(ge=0, le=1, description="score 0..1")] = 0.0,
@@ -57,7 +58,7 @@ async def anomalies(
     wanted = resolve_commodity(commodity)
     rows = (
         a
-        for a in await gold(request).get(ANOMALIES)
+        for a in await cache.get(ANOMALIES)
         if (wanted is None or a["commodity"] == wanted)
         and (since is None or a["date"] >= since)
         and a["score"] >= min_score
@@ -71,13 +72,13 @@ async def anomalies(
     summary="Received / accepted / quarantined (by reason) / duplicates / late per day × source",
 )
 async def quality(
-    request: Request,
+    cache: GoldDep,
     since: Since = None,
     source: Annotated[str | None, Query(max_length=128, examples=["pihps-export"])] = None,
 ) -> list[dict[str, Any]]:
     return [
         q
-        for q in await gold(request).get(QUALITY)
+        for q in await cache.get(QUALITY)
         if (since is None or q["date"] >= since) and (source is None or q["source"] == source)
     ]
 
@@ -92,7 +93,7 @@ async def quality(
     },
 )
 async def impact(
-    request: Request,
+    explainer: ImpactDep,
     commodity: Annotated[str, Query(max_length=64, examples=["beras"])],
     day: Annotated[date, Query(alias="date", description="any day of the period to explain")],
     market_id: MarketId = None,
@@ -103,7 +104,7 @@ async def impact(
             status.HTTP_422_UNPROCESSABLE_CONTENT, "give exactly one of market_id and region"
         )
     return await run_in_threadpool(
-        request.app.state.impact.explain,
+        explainer.explain,
         resolve_commodity(commodity),
         day,
         resolve_market(market_id),

@@ -6,11 +6,12 @@ import asyncio
 from datetime import date, datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel
 
 from lakehouse import ledger
-from serving_api.auth import Permission, require
+from serving_api.auth import Permission
+from serving_api.deps import SettingsDep, require
 from serving_api.errors import ApiError
 from serving_api.models import Error
 from serving_api.routers import API_PREFIX
@@ -57,8 +58,8 @@ class Integrity(BaseModel):
     dependencies=[require(Permission.audit)],
     responses=AUDIT_ERRORS,
 )
-async def integrity(request: Request, date: date | None = None) -> Any:
-    verdict = await asyncio.to_thread(ledger.verify, request.app.state.settings, date)
+async def integrity(settings: SettingsDep, date: date | None = None) -> Any:
+    verdict = await asyncio.to_thread(ledger.verify, settings, date)
     return verdict.as_dict()
 
 
@@ -68,8 +69,8 @@ async def integrity(request: Request, date: date | None = None) -> Any:
     dependencies=[require(Permission.audit)],
     responses={**AUDIT_ERRORS, 404: {"model": Error, "description": "the price is not chained"}},
 )
-async def price_proof(request: Request, event_id: str) -> dict[str, Any]:
-    found = await asyncio.to_thread(ledger.proof, request.app.state.settings, event_id)
+async def price_proof(settings: SettingsDep, event_id: str) -> dict[str, Any]:
+    found = await asyncio.to_thread(ledger.proof, settings, event_id)
     if found is None:
         raise ApiError(404, f"price {event_id!r} is not in the ledger (yet)")
     return found

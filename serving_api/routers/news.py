@@ -6,17 +6,18 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request, status
+from fastapi import APIRouter, Body, Query, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from lakehouse.events import NewsEvent
-from serving_api.auth import Permission, require
+from serving_api.auth import Permission
+from serving_api.deps import GoldDep, SettingsDep, require
 from serving_api.errors import resolve_commodity, resolve_province
 from serving_api.ingest import PricePublisher
 from serving_api.models import Accepted
 from serving_api.news_views import NEWS, NEWS_SIGNAL, NewsQuery, news_page
-from serving_api.routers import API_PREFIX, READ_ERRORS, gold
-from serving_api.routers.ingest import INGEST_RESPONSES, accept
+from serving_api.routers import API_PREFIX, READ_ERRORS
+from serving_api.routers.ingest import INGEST_RESPONSES, Accept
 from serving_api.routers.prices import Commodity, Region
 
 router = APIRouter(prefix=API_PREFIX, tags=["news"])
@@ -98,7 +99,8 @@ class HeadlineIn(BaseModel):
     responses=READ_ERRORS,
 )
 async def news(
-    request: Request,
+    cache: GoldDep,
+    settings: SettingsDep,
     commodity: Commodity = None,
     region: Region = None,
     since: Annotated[
@@ -108,9 +110,9 @@ async def news(
     limit: Annotated[int, Query(ge=1, le=500, description="at most this many, newest first")] = 50,
 ) -> list[dict[str, Any]]:
     if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=request.app.state.settings.tz)
+        since = since.replace(tzinfo=settings.tz)
     query = NewsQuery(resolve_commodity(commodity), resolve_province(region), since, limit)
-    return news_page(await gold(request).get(NEWS), query)
+    return news_page(await cache.get(NEWS), query)
 
 
 @router.get(
@@ -120,12 +122,12 @@ async def news(
     responses=READ_ERRORS,
 )
 async def news_signal(
-    request: Request, commodity: Commodity = None, region: Region = None
+    cache: GoldDep, commodity: Commodity = None, region: Region = None
 ) -> list[dict[str, Any]]:
     wanted_commodity, wanted_region = resolve_commodity(commodity), resolve_province(region)
     return [
         point
-        for point in await gold(request).get(NEWS_SIGNAL)
+        for point in await cache.get(NEWS_SIGNAL)
         if (wanted_commodity is None or point["commodity"] == wanted_commodity)
         and (wanted_region is None or point["province"] == wanted_region)
     ]
@@ -151,8 +153,8 @@ EXAMPLE = {
     responses=INGEST_RESPONSES,
 )
 async def post_news(
-    request: Request,
+    accept: Accept,
     body: Annotated[HeadlineIn | list[HeadlineIn], Body(examples=[EXAMPLE, [EXAMPLE]])],
 ) -> Accepted:
     headlines = body if isinstance(body, list) else [body]
-    return await accept(request, [h.event() for h in headlines], PricePublisher.publish_news)
+    return await accept([h.event() for h in headlines], PricePublisher.publish_news)

@@ -9,12 +9,12 @@ import time
 from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, status
 from pydantic import BaseModel
 
 from lakehouse.ops_metrics import OPS_PANELS, Panel
-from lakehouse.settings import Settings
-from serving_api.auth import Keyring, Permission, presented
+from serving_api.auth import Permission
+from serving_api.deps import SettingsDep, require_when_closed
 from serving_api.errors import ApiError
 from serving_api.routers import API_PREFIX, READ_ERRORS
 
@@ -105,13 +105,6 @@ def _alert(raw: dict[str, Any]) -> FiringAlert:
     )
 
 
-def _may_watch(request: Request) -> None:
-    """Open with open reads; otherwise the caller's role must grant watching operations."""
-    keyring: Keyring = request.app.state.keyring
-    needs = Permission.read if keyring.open_reads else Permission.operations
-    keyring.check(*presented(request.scope), needs)
-
-
 @router.get(
     "/ops/overview",
     response_model=Operations,
@@ -119,13 +112,12 @@ def _may_watch(request: Request) -> None:
     "quarantine by reason, holds open, restarts per service and the alerts firing, from "
     "Prometheus (operator or admin when api.open_reads is off)",
     responses={**READ_ERRORS, 503: {"description": "Prometheus does not answer"}},
+    dependencies=[require_when_closed(Permission.operations)],
 )
 async def overview(
-    request: Request,
+    settings: SettingsDep,
     minutes: Annotated[int, Query(ge=5, le=1440, description="the window, ending now")] = 60,
 ) -> Operations:
-    _may_watch(request)
-    settings: Settings = request.app.state.settings
     url = settings.prometheus.base_url
     end = time.time()
     start = end - minutes * 60

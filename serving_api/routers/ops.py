@@ -5,30 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Literal
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Response, status
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel
 
 from lakehouse.kafka_io import kafka_reachable
 from lakehouse.settings import Settings
 from lakehouse.storage import exists
-from serving_api.auth import Keyring, presented
+from serving_api.deps import MetricsDep, ReadinessDep, SettingsDep, may_scrape
+from serving_api.models import Check, Readiness
 
 READY_CACHE_SECONDS = 2.0
 
 router = APIRouter(tags=["ops"])
-
-
-class Check(BaseModel):
-    ok: bool
-    detail: str
-
-
-class Readiness(BaseModel):
-    status: Literal["ready", "not ready"]
-    checks: dict[str, Check]
 
 
 def _kafka_check(settings: Settings) -> Check:
@@ -54,9 +43,7 @@ async def health() -> dict[str, str]:
     response_model=Readiness,
     responses={503: {"model": Readiness}},
 )
-async def ready(request: Request, response: Response) -> Readiness:
-    settings: Settings = request.app.state.settings
-    cache: dict[str, tuple[float, Readiness]] = request.app.state.readiness
+async def ready(settings: SettingsDep, cache: ReadinessDep, response: Response) -> Readiness:
     cached = cache.get("ready")
     if cached is None or time.monotonic() - cached[0] > READY_CACHE_SECONDS:
         kafka, lakehouse = await asyncio.gather(
@@ -78,12 +65,11 @@ async def ready(request: Request, response: Response) -> Readiness:
 @router.get(
     "/metrics",
     summary="Prometheus metrics: requests and latency per route, cache, table versions, lag "
-    "(admin only when api.open_reads is off)",
+    "(the scrape token or an admin when api.open_reads is off)",
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+    dependencies=[may_scrape],
 )
-async def metrics(request: Request) -> Response:
-    keyring: Keyring = request.app.state.keyring
-    keyring.check_scrape(*presented(request.scope))
-    scraped = await asyncio.to_thread(request.app.state.metrics.scrape)
+async def metrics(metrics: MetricsDep) -> Response:
+    scraped = await asyncio.to_thread(metrics.scrape)
     return Response(scraped, media_type=CONTENT_TYPE_LATEST)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 from fastapi import APIRouter, Path, Query, Request, Response, WebSocket, status
+from fastapi.routing import APIRoute
 
+from serving_api.deps import GoldDep, PriceHubDep
 from serving_api.errors import ApiError, resolve_commodity, resolve_market, resolve_province
 from serving_api.models import HistoryPage, LivePrice, Market, RegionSummary
 from serving_api.push import Filter
-from serving_api.routers import API_PREFIX, READ_ERRORS, gold, json_bytes
+from serving_api.routers import API_PREFIX, READ_ERRORS, json_bytes
 from serving_api.views import (
     HISTORY,
     LIVE,
@@ -92,18 +94,24 @@ def live_filters(params: Mapping[str, str]) -> LiveFilter:
         ]
     },
 )
-async def live_prices(request: Request) -> Response:
+async def live_prices(request: Request, cache: GoldDep) -> Response:
     # The hottest route reads its three optional filters itself (documented above through
     # openapi_extra): FastAPI's per-parameter injection would double the cost of a request.
     # Once the view is built, serving_api.fast_path answers the valid queries before FastAPI.
     filters = live_filters(request.query_params)
-    view = await gold(request).get(LIVE)
+    view = await cache.get(LIVE)
     return json_bytes(view.answer(*filters))
+
+
+#: the route of ``live_prices`` (the router's only one so far), which ``serving_api.fast_path``
+#: answers for the full stack once the live view is built
+(LIVE_ROUTE,) = cast(list[APIRoute], router.routes)
 
 
 @router.websocket("/prices/ws")
 async def prices_ws(
     websocket: WebSocket,
+    hub: PriceHubDep,
     market_id: str | None = None,
     commodity: str | None = None,
     region: str | None = None,
@@ -119,12 +127,12 @@ async def prices_ws(
     except ApiError as exc:
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=str(exc.detail)[:120])
         return
-    await websocket.app.state.hubs["prices"].serve(websocket, wanted)
+    await hub.serve(websocket, wanted)
 
 
 @router.get("/markets", response_model=list[Market], summary="Markets and what they sell")
-async def list_markets(request: Request) -> Response:
-    return json_bytes(await gold(request).get(MARKETS))
+async def list_markets(cache: GoldDep) -> Response:
+    return json_bytes(await cache.get(MARKETS))
 
 
 @router.get(
@@ -136,7 +144,7 @@ async def list_markets(request: Request) -> Response:
     "on the last page. `start` and `end` are local dates, both included.",
 )
 async def price_history(
-    request: Request,
+    cache: GoldDep,
     commodity: Commodity = None,
     market_id: MarketId = None,
     region: Region = None,
@@ -159,7 +167,7 @@ async def price_history(
         start,
         end,
     )
-    index = await gold(request).get(HISTORY[granularity])
+    index = await cache.get(HISTORY[granularity])
     try:
         page = history_page(index, query, limit, cursor)
     except CursorError as exc:
@@ -173,12 +181,12 @@ async def price_history(
     summary="Median, min, max and spread of the markets' prices in a province (newest day)",
 )
 async def region_summary(
-    request: Request,
+    cache: GoldDep,
     province: Annotated[str, Path(max_length=128, examples=["DKI Jakarta"])],
     commodity: Commodity = None,
 ) -> RegionSummary:
     name = resolve_province(province)
     wanted = resolve_commodity(commodity)
-    regions = await gold(request).get(REGIONS)
+    regions = await cache.get(REGIONS)
     items = [r for r in regions.get(name, []) if wanted is None or r["commodity"] == wanted]
     return RegionSummary.model_validate({"province": name, "items": items})

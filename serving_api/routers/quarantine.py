@@ -9,17 +9,18 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import pyarrow as pa
-from fastapi import APIRouter, Body, Path, Query, Request, status
+from fastapi import APIRouter, Body, Path, Query, status
 
 from lakehouse.events import HoldStatus, ReviewDecision, ReviewEvent
 from lakehouse.settings import Settings
 from lakehouse.tables import SILVER_HOLD_DECISIONS, SILVER_HOLDS, SILVER_QUARANTINE
-from serving_api.auth import Permission, Principal, require
+from serving_api.auth import Permission, Principal
 from serving_api.cache import Tables, ViewSpec
+from serving_api.deps import GoldDep, PublisherDep, require
 from serving_api.errors import ApiError
-from serving_api.ingest import KafkaUnavailable, PricePublisher
+from serving_api.ingest import KafkaUnavailable
 from serving_api.models import Error, HeldPage, QuarantinePage, Review, ReviewAccepted
-from serving_api.routers import API_PREFIX, READ_ERRORS, gold
+from serving_api.routers import API_PREFIX, READ_ERRORS
 
 router = APIRouter(prefix=API_PREFIX, tags=["insights"], responses=READ_ERRORS)
 
@@ -68,7 +69,7 @@ QUARANTINE = ViewSpec("quarantine", (SILVER_QUARANTINE,), build_quarantine)
     summary="Quarantined records, newest first, with their reasons and raw input",
 )
 async def quarantine(
-    request: Request,
+    cache: GoldDep,
     source: Annotated[str | None, Query(max_length=128, examples=["pihps-export"])] = None,
     reason: Annotated[str | None, Query(max_length=64, examples=["iqr"])] = None,
     since: Annotated[date | None, Query(description="quarantined on or after (UTC date)")] = None,
@@ -77,7 +78,7 @@ async def quarantine(
 ) -> dict[str, Any]:
     matching = [
         r
-        for r in await gold(request).get(QUARANTINE)
+        for r in await cache.get(QUARANTINE)
         if (source is None or r["source"] == source)
         and (reason is None or reason in r["reasons"])
         and (since is None or (r["quarantined_at"] and r["quarantined_at"].date() >= since))
@@ -134,7 +135,7 @@ HELD = ViewSpec("held", (SILVER_HOLDS, SILVER_HOLD_DECISIONS), build_held)
     "stands (held, not_confirmed, released, rejected).",
 )
 async def held(
-    request: Request,
+    cache: GoldDep,
     state: Annotated[
         HeldFilter | None,
         Query(alias="status", description="open: held or not_confirmed"),
@@ -148,7 +149,7 @@ async def held(
     wanted = HoldStatus.reviewable() if state == "open" else (state,) if state else None
     matching = [
         r
-        for r in (await gold(request).get(HELD)).values()
+        for r in (await cache.get(HELD)).values()
         if (wanted is None or r["status"] in wanted)
         and (market_id is None or r["market_id"] == market_id)
         and (commodity is None or r["commodity"] == commodity)
@@ -175,13 +176,14 @@ async def held(
     },
 )
 async def review(
-    request: Request,
+    cache: GoldDep,
+    publisher: PublisherDep,
     event_id: Annotated[str, Path(max_length=64)],
     decision: ReviewDecision,
     body: Annotated[Review, Body()],
     who: Annotated[Principal, require(Permission.review)],
 ) -> ReviewAccepted:
-    hold = (await gold(request).get(HELD)).get(event_id)
+    hold = (await cache.get(HELD)).get(event_id)
     if hold is None:
         raise ApiError(
             404,
@@ -198,7 +200,6 @@ async def review(
         note=body.note,
         reviewer=who.name,
     )
-    publisher: PricePublisher = request.app.state.publisher
     try:
         await publisher.review(event_id, event.to_json().decode())
     except KafkaUnavailable as exc:

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 import pandas as pd
-from fastapi import APIRouter, Body, Query, Request, status
+from fastapi import APIRouter, Body, Query, status
 from pydantic import BaseModel, Field
 
 from lakehouse.events import EntityKind, ShipmentEvent, StockEvent
@@ -16,16 +16,17 @@ from lakehouse.fast_read import TableMissing, open_table
 from lakehouse.registry import NotFound
 from lakehouse.settings import Settings
 from lakehouse.supply import ROUTE_SEPARATOR, Entity, Regency, regencies
-from lakehouse.supply_registry import SupplyRegistry, open_supply_registry
+from lakehouse.supply_registry import SupplyRegistry
 from lakehouse.supply_routes import PastShipment, analyze
 from lakehouse.tables import GOLD_SHIPMENTS, GOLD_STOCK_DAILY, GOLD_SUPPLY_REGION_DAILY, Table
-from serving_api.auth import Permission, require
+from serving_api.auth import Permission
+from serving_api.deps import SettingsDep, SupplyRegistryDep, require
 from serving_api.errors import ApiError, resolve_commodity, resolve_province
 from serving_api.ingest import PricePublisher
 from serving_api.models import Accepted, Error
 from serving_api.routers import API_PREFIX, READ_ERRORS
 from serving_api.routers.devices import MANAGE_ERRORS, registry_answers
-from serving_api.routers.ingest import INGEST_RESPONSES, accept
+from serving_api.routers.ingest import INGEST_RESPONSES, Accept
 
 router = APIRouter(prefix=f"{API_PREFIX}/supply", tags=["supply"])
 
@@ -74,14 +75,6 @@ class EntityOut(BaseModel):
     commodities: list[str]
 
 
-def supply_registry(request: Request) -> SupplyRegistry:
-    """The app's supply registry, opened (and migrated) on first use."""
-    state = request.app.state
-    if getattr(state, "supply_registry", None) is None:
-        state.supply_registry = open_supply_registry(state.settings)
-    return state.supply_registry
-
-
 def _out(entity: Entity) -> EntityOut:
     return EntityOut(
         entity_id=entity.entity_id,
@@ -106,10 +99,10 @@ def _centroid(code: str) -> Regency:
     "/entities", response_model=list[EntityOut], summary="Supply entities", responses=READ_ERRORS
 )
 def list_entities(
-    request: Request, kind: EntityKind | None = None, region: str | None = None
+    registry: SupplyRegistryDep, kind: EntityKind | None = None, region: str | None = None
 ) -> list[EntityOut]:
     province = resolve_province(region)
-    return [_out(e) for e in supply_registry(request).entities(kind and kind.value, province)]
+    return [_out(e) for e in registry.entities(kind and kind.value, province)]
 
 
 @router.get(
@@ -118,9 +111,9 @@ def list_entities(
     summary="One supply entity",
     responses=ENTITY_ERRORS,
 )
-def get_entity(request: Request, entity_id: str) -> EntityOut:
+def get_entity(registry: SupplyRegistryDep, entity_id: str) -> EntityOut:
     with registry_answers():
-        return _out(supply_registry(request).entity(entity_id))
+        return _out(registry.entity(entity_id))
 
 
 @router.post(
@@ -131,7 +124,7 @@ def get_entity(request: Request, entity_id: str) -> EntityOut:
     dependencies=[require(Permission.devices)],
     responses=ENTITY_ERRORS,
 )
-def create_entity(request: Request, body: EntityIn) -> EntityOut:
+def create_entity(registry: SupplyRegistryDep, body: EntityIn) -> EntityOut:
     regency = _centroid(body.regency_code)
     entity = Entity(
         entity_id=body.entity_id,
@@ -143,7 +136,7 @@ def create_entity(request: Request, body: EntityIn) -> EntityOut:
         commodities=tuple(body.commodities),
     )
     with registry_answers():
-        return _out(supply_registry(request).create(entity))
+        return _out(registry.create(entity))
 
 
 @router.patch(
@@ -153,10 +146,10 @@ def create_entity(request: Request, body: EntityIn) -> EntityOut:
     dependencies=[require(Permission.devices)],
     responses=ENTITY_ERRORS,
 )
-def change_entity(request: Request, entity_id: str, body: EntityChange) -> EntityOut:
+def change_entity(registry: SupplyRegistryDep, entity_id: str, body: EntityChange) -> EntityOut:
     changes = body.model_dump(exclude_none=True, mode="json")
     with registry_answers():
-        return _out(supply_registry(request).update(entity_id, **changes))
+        return _out(registry.update(entity_id, **changes))
 
 
 @router.delete(
@@ -166,9 +159,9 @@ def change_entity(request: Request, entity_id: str, body: EntityChange) -> Entit
     dependencies=[require(Permission.devices)],
     responses=ENTITY_ERRORS,
 )
-def delete_entity(request: Request, entity_id: str) -> None:
+def delete_entity(registry: SupplyRegistryDep, entity_id: str) -> None:
     with registry_answers():
-        supply_registry(request).delete(entity_id)
+        registry.delete(entity_id)
 
 
 SupplyEvent = Annotated[StockEvent | ShipmentEvent, Field(discriminator="event_type")]
@@ -194,11 +187,11 @@ EXAMPLE = {
     responses=INGEST_RESPONSES,
 )
 async def post_events(
-    request: Request,
+    accept: Accept,
     body: Annotated[SupplyEvent | list[SupplyEvent], Body(examples=[EXAMPLE])],
 ) -> Accepted:
     events = body if isinstance(body, list) else [body]
-    return await accept(request, events, PricePublisher.publish_supply)
+    return await accept(events, PricePublisher.publish_supply)
 
 
 # ---- stock views ------------------------------------------------------------------------------
@@ -250,10 +243,11 @@ def _trend(series: pd.DataFrame) -> tuple[str, float | None]:
     summary="An entity's latest stock per commodity, days of cover and trend",
     responses={**READ_ERRORS, 404: {"model": Error, "description": "no such supply entity"}},
 )
-async def entity_stock(request: Request, entity_id: str) -> EntityStock:
-    settings = request.app.state.settings
+async def entity_stock(
+    settings: SettingsDep, registry: SupplyRegistryDep, entity_id: str
+) -> EntityStock:
     try:
-        entity = supply_registry(request).entity(entity_id)
+        entity = registry.entity(entity_id)
     except NotFound as exc:
         raise ApiError(404, str(exc)) from None
     rows = await asyncio.to_thread(
@@ -295,16 +289,14 @@ class ProvinceStock(BaseModel):
     responses=READ_ERRORS,
 )
 async def province_stock(
-    request: Request, commodity: str | None = None, region: str | None = None
+    settings: SettingsDep, commodity: str | None = None, region: str | None = None
 ) -> list[ProvinceStock]:
     filters = []
     if commodity := resolve_commodity(commodity):
         filters.append(("commodity", "=", commodity))
     if province := resolve_province(region):
         filters.append(("province", "=", province))
-    rows = await asyncio.to_thread(
-        _rows, GOLD_SUPPLY_REGION_DAILY, request.app.state.settings, filters
-    )
+    rows = await asyncio.to_thread(_rows, GOLD_SUPPLY_REGION_DAILY, settings, filters)
     latest = rows.sort_values("date").groupby(["province", "commodity"]).tail(1)
     return [
         ProvinceStock(
@@ -342,12 +334,12 @@ class ShipmentOut(BaseModel):
     responses=READ_ERRORS,
 )
 async def shipments(
-    request: Request,
+    settings: SettingsDep,
     state: Literal["in_transit", "arrived"] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[ShipmentOut]:
     filters = [("state", "=", state)] if state else []
-    rows = await asyncio.to_thread(_rows, GOLD_SHIPMENTS, request.app.state.settings, filters)
+    rows = await asyncio.to_thread(_rows, GOLD_SHIPMENTS, settings, filters)
     rows = rows.sort_values("departed_at", ascending=False).head(limit)
     return [
         ShipmentOut(
@@ -398,12 +390,12 @@ class RouteAnalysis(BaseModel):
     rules: list[str]
 
 
-def _place(request: Request, name: str) -> Regency:
+def _place(registry: SupplyRegistry, name: str) -> Regency:
     """A place given as a supply entity id or a regency code."""
     if name in regencies():
         return regencies()[name]
     try:
-        return supply_registry(request).entity(name).regency
+        return registry.entity(name).regency
     except NotFound:
         raise ApiError(
             404, f"unknown place {name!r}: give a supply entity id or a regency code (PP.RR)"
@@ -433,7 +425,8 @@ def _history(settings: Settings) -> list[PastShipment]:
     },
 )
 async def route_analyze(
-    request: Request,
+    settings: SettingsDep,
+    registry: SupplyRegistryDep,
     origin: str | None = None,
     destination: str | None = None,
     route_id: str | None = None,
@@ -456,8 +449,7 @@ async def route_analyze(
             )
     if not origin or not destination:
         raise ApiError(422, "give origin and destination, or route_id")
-    start, end = _place(request, origin), _place(request, destination)
-    settings = request.app.state.settings
+    start, end = _place(registry, origin), _place(registry, destination)
     history = await asyncio.to_thread(_history, settings)
     return await asyncio.to_thread(
         analyze, start, end, departure or date.today(), history, settings.supply, distance_km
