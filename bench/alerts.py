@@ -23,11 +23,11 @@ from typing import Any
 
 from deltalake import DeltaTable
 
-from lakehouse.kafka_io import EventProducer, ensure_topics
-from lakehouse.reports import parse_time
-from lakehouse.settings import SAMPLE_PRICES
-from lakehouse.spark import get_spark
-from lakehouse.tables import GOLD_ALERTS
+from lakehouse.catalog.tables import GOLD_ALERTS
+from lakehouse.config.settings import SAMPLE_PRICES
+from lakehouse.domain.reports import parse_time
+from lakehouse.io.kafka_io import EventProducer, ensure_topics
+from lakehouse.io.spark import get_spark
 from producers.replay import replay
 from scripts.isolated_stack import isolated_stack
 from streaming_jobs.alerting import AlertStep

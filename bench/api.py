@@ -49,15 +49,15 @@ from deltalake import DeltaTable, write_deltalake
 from fastapi import FastAPI
 from tqdm import tqdm
 
-from lakehouse.reference import Market, commodities, markets
-from lakehouse.settings import Settings, load_settings
-from lakehouse.tables import (
+from lakehouse.catalog.reference import Market, commodities, markets
+from lakehouse.catalog.tables import (
     GOLD_PRICE_DAILY,
     GOLD_PRICE_LATEST,
     GOLD_REGION_DAILY,
     SILVER_PRICES,
     Table,
 )
+from lakehouse.config.settings import Settings, load_settings
 from scripts.isolated_stack import free_ports
 from scripts.services import Api
 

@@ -8,9 +8,9 @@ import time
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from lakehouse.kafka_clients import client_config
-from lakehouse.kafka_io import EventProducer
-from lakehouse.settings import Settings
+from lakehouse.config.settings import Settings
+from lakehouse.io.kafka_clients import client_config
+from lakehouse.io.kafka_io import EventProducer
 
 WARM_UP = 1000
 

@@ -19,7 +19,7 @@ import tempfile
 from playwright.sync_api import sync_playwright
 
 from bench.api import server, write_gold
-from lakehouse.settings import load_settings
+from lakehouse.config.settings import load_settings
 from scripts.isolated_stack import free_ports
 
 CHROMIUM = "/usr/bin/chromium"

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lakehouse.settings import SAMPLE_PRICES, load_settings
+from lakehouse.config.settings import SAMPLE_PRICES, load_settings
 from ml.backtest import METRICS, SELECTED, SeriesBacktest, run_backtests, summary
 from ml.models import BASELINES, MODELS, check_model_names, configured_models
 from ml.series import csv_series

@@ -26,10 +26,10 @@ from pyspark.sql import functions as F
 
 from bench.pipeline import payloads, produce
 from bench.timing import timed
-from lakehouse import delta_io
-from lakehouse.kafka_io import ensure_topics
-from lakehouse.spark import get_spark
-from lakehouse.tables import SILVER_PRICES
+from lakehouse.catalog.tables import SILVER_PRICES
+from lakehouse.io import delta_io
+from lakehouse.io.kafka_io import ensure_topics
+from lakehouse.io.spark import get_spark
 from scripts.isolated_stack import isolated_stack
 from streaming_jobs.medallion import GoldBatch, SilverBatch, drain
 

@@ -20,10 +20,10 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame
 
-from lakehouse import delta_io
-from lakehouse.settings import Settings
-from lakehouse.spark import get_spark
-from lakehouse.tables import Table
+from lakehouse.catalog.tables import Table
+from lakehouse.config.settings import Settings
+from lakehouse.io import delta_io
+from lakehouse.io.spark import get_spark
 from scripts.isolated_stack import isolated_stack
 
 BENCH_TABLES = {

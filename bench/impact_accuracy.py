@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from lakehouse.settings import load_settings
+from lakehouse.config.settings import load_settings
 from ml.impact import family_gain, fit_impact_model, load_inputs
 from ml.impact_design import FAMILIES, NEWS_SIGNAL, SUPPLY_REGION_DAILY
 

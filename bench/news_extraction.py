@@ -1,4 +1,5 @@
-"""How well ``lakehouse.news_text`` reads real headlines: precision and recall of the commodities,
+"""How well ``lakehouse.domain.news_text`` reads real headlines: precision and recall of the
+commodities,
 commodity × direction pairs and provinces it finds, against the hand labels of
 ``datasets/news_headlines_labelled.csv``, on the part the lexicon was written on (the first 60 %
 of the rows by id) and on the held-out rest.
@@ -13,8 +14,8 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from lakehouse.news_text import read_headline
-from lakehouse.settings import PROJECT_ROOT
+from lakehouse.config.settings import PROJECT_ROOT
+from lakehouse.domain.news_text import read_headline
 
 LABELS = PROJECT_ROOT / "datasets" / "news_headlines_labelled.csv"
 DEV_SHARE = 0.6

@@ -45,12 +45,8 @@ from websockets.sync.client import connect
 
 from bench.api import live_reads, load
 from bench.baseline import raw_produce_rate
-from lakehouse.fast_read import TableMissing, open_table
-from lakehouse.kafka_clients import client_config
-from lakehouse.kafka_io import EventProducer
-from lakehouse.reference import commodities, markets
-from lakehouse.settings import Settings
-from lakehouse.tables import (
+from lakehouse.catalog.reference import commodities, markets
+from lakehouse.catalog.tables import (
     GOLD_DATA_QUALITY,
     GOLD_DATA_QUALITY_DAILY,
     SILVER_HOLD_DECISIONS,
@@ -58,6 +54,10 @@ from lakehouse.tables import (
     SILVER_QUARANTINE,
     Table,
 )
+from lakehouse.config.settings import Settings
+from lakehouse.io.fast_read import TableMissing, open_table
+from lakehouse.io.kafka_clients import client_config
+from lakehouse.io.kafka_io import EventProducer
 from scripts.isolated_stack import isolated_stack
 
 PROBE_EVERY = 0.5

@@ -15,10 +15,10 @@ from itertools import islice
 from pathlib import Path
 
 from bench.baseline import raw_produce_rate
-from lakehouse.kafka_io import EventProducer
-from lakehouse.reference import commodities, markets
-from lakehouse.reports import open_report, parse_rows
-from lakehouse.settings import Settings
+from lakehouse.catalog.reference import commodities, markets
+from lakehouse.config.settings import Settings
+from lakehouse.domain.reports import open_report, parse_rows
+from lakehouse.io.kafka_io import EventProducer
 from producers.devices import FleetConnection, Simulator, fleet, provision, publish
 from producers.mqtt_bridge import MqttBridge
 from producers.replay import replay

@@ -19,11 +19,11 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from lakehouse.fast_read import open_table
-from lakehouse.query import Engine, run_query
-from lakehouse.settings import ConfigError, Settings, load_settings
-from lakehouse.storage import exists
-from lakehouse.tables import GOLD_PRICE_DAILY, SILVER_PRICES, Table
+from lakehouse.catalog.tables import GOLD_PRICE_DAILY, SILVER_PRICES, Table
+from lakehouse.config.settings import ConfigError, Settings, load_settings
+from lakehouse.config.storage import exists
+from lakehouse.io.fast_read import open_table
+from lakehouse.io.query import Engine, run_query
 
 
 def _read(settings: Settings, table: Table) -> pd.DataFrame:
@@ -95,7 +95,7 @@ def main() -> None:
         base = median_seconds(lambda baseline=baseline: baseline(settings), args.repeat)
         print(f"{name:<22} {duck:>9.3f} {base:>9.3f} {base / duck:>5.1f}×")
     if args.spark:
-        from lakehouse.catalog import analyst_spark
+        from lakehouse.io.spark_catalog import analyst_spark
 
         began = time.perf_counter()
         spark = analyst_spark(settings)

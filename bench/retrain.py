@@ -20,9 +20,9 @@ from typing import Any
 
 import pandas as pd
 
-from lakehouse.metrics import daily_closes, region_daily
-from lakehouse.reports import open_report, parse_rows
-from lakehouse.settings import SAMPLE_PRICES, MlSettings, load_settings
+from lakehouse.config.settings import SAMPLE_PRICES, MlSettings, load_settings
+from lakehouse.domain.metrics import daily_closes, region_daily
+from lakehouse.domain.reports import open_report, parse_rows
 from ml.backtest import per_series
 from ml.retrain import TrainedSeries, global_series, train_series
 from ml.series import series_frame

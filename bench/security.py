@@ -16,9 +16,9 @@ from pathlib import Path
 import pyarrow as pa
 from deltalake import write_deltalake
 
-from lakehouse import ledger
-from lakehouse.settings import Settings, load_settings
-from lakehouse.tables import SILVER_PRICES
+from lakehouse.catalog.tables import SILVER_PRICES
+from lakehouse.config.settings import Settings, load_settings
+from lakehouse.domain import ledger
 from serving_api.auth import Keyring, Permission, mint_key
 from serving_api.hardening import RateLimits
 

@@ -31,10 +31,10 @@ from pyspark.sql import functions as F
 
 from bench.baseline import raw_produce_rate
 from bench.pipeline import payloads, produce
-from lakehouse.events import EVENT_MODELS, spark_schema
-from lakehouse.rules import quality_rules
-from lakehouse.settings import Settings
-from lakehouse.spark import get_spark
+from lakehouse.catalog.events import EVENT_MODELS, spark_schema
+from lakehouse.catalog.rules import quality_rules
+from lakehouse.config.settings import Settings
+from lakehouse.io.spark import get_spark
 from scripts.isolated_stack import isolated_stack
 from streaming_jobs import medallion
 from streaming_jobs.bronze import first_copies, read_kafka, to_bronze

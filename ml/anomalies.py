@@ -36,8 +36,8 @@ from sklearn.cluster import DBSCAN
 from sklearn.ensemble import IsolationForest
 from tqdm import tqdm
 
-from lakehouse.reference import markets
-from lakehouse.settings import AnomalySettings, Settings
+from lakehouse.catalog.reference import markets
+from lakehouse.config.settings import AnomalySettings, Settings
 from ml.daily import validated_daily
 
 OUTPUT_COLUMNS = (

@@ -28,7 +28,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from tqdm import tqdm
 
-from lakehouse.settings import MlSettings
+from lakehouse.config.settings import MlSettings
 from ml.models import (
     FALLBACK,
     GLOBAL_MODELS,

@@ -1,6 +1,6 @@
 """The registered forecaster: a pyfunc bundling the fitted models of the series that one
 algorithm serves. Kept apart from ``ml.tracking`` so that loading a registered model needs
-only this module, ``ml.models`` (+ ``ml.features``) and ``lakehouse.settings`` — which the
+only this module, ``ml.models`` (+ ``ml.features``) and ``lakehouse.config.settings`` — which the
 registered model carries as ``code_paths`` — and the packages ``ml.pins.requirements``
 derives from that import graph.
 """

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lakehouse.errors import CommandFactory, InputError
-from lakehouse.settings import Settings
+from lakehouse.config.errors import CommandFactory, InputError
+from lakehouse.config.settings import Settings
 
 if TYPE_CHECKING:
     import pandas as pd

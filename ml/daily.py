@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from lakehouse.errors import InputError
+from lakehouse.config.errors import InputError
 
 MODEL_COLUMNS = ("market_id", "region", "commodity", "date", "price")
 
@@ -35,9 +35,10 @@ def validated_daily(daily: pd.DataFrame) -> pd.DataFrame:
 
 
 def file_daily_closes(path: Path, tz: ZoneInfo | None = None) -> pd.DataFrame:
-    """The daily closes (``lakehouse.metrics``) of a long-format price CSV, as the backtest reads
+    """The daily closes (``lakehouse.domain.metrics``) of a long-format price CSV, as the backtest
+    reads
     them, in the shape of ``validated_daily`` (``tz``: of naive times; default UTC)."""
-    from lakehouse.metrics import daily_closes
+    from lakehouse.domain.metrics import daily_closes
     from ml.series import read_price_csv
 
     prices = read_price_csv(path, tz or ZoneInfo("UTC")).prices

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from lakehouse.settings import MlSettings
+from lakehouse.config.settings import MlSettings
 from ml.features import CALENDAR
 from ml.series import regular
 

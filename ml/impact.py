@@ -50,9 +50,9 @@ import xgboost as xgb
 from sklearn.metrics import r2_score
 from tqdm import tqdm
 
-from lakehouse.errors import InputError
-from lakehouse.reference import markets
-from lakehouse.settings import ImpactSettings, Settings
+from lakehouse.catalog.reference import markets
+from lakehouse.config.errors import InputError
+from lakehouse.config.settings import ImpactSettings, Settings
 from ml.daily import file_daily_closes
 from ml.impact_design import (
     FAMILIES,
@@ -404,7 +404,7 @@ def _whole_percent(values: dict[str, float]) -> dict[str, int]:
 
 def _no_model(model: ImpactModel, commodity: str) -> NoImpactModel:
     """Why ``commodity`` has no model: how much history it has and needs, when it is known."""
-    from lakehouse.reference import commodities
+    from lakehouse.catalog.reference import commodities
 
     why = model.skipped.get(commodity)
     if why is None and commodity in commodities():

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lakehouse.settings import Settings
+from lakehouse.config.settings import Settings
 
 if TYPE_CHECKING:
-    from lakehouse.errors import CommandFactory
+    from lakehouse.config.errors import CommandFactory
 
 
 def cmd_impact(settings: Settings, args: argparse.Namespace) -> int:

@@ -26,8 +26,8 @@ import holidays
 import numpy as np
 import pandas as pd
 
-from lakehouse.reference import NATIONAL, markets
-from lakehouse.settings import ImpactSettings
+from lakehouse.catalog.reference import NATIONAL, markets
+from lakehouse.config.settings import ImpactSettings
 from ml.daily import validated_daily
 
 PANEL_COMMODITY = "beras"  # the monthly panel holds rice prices

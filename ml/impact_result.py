@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from lakehouse.errors import InputError
-from lakehouse.settings import Settings
+from lakehouse.config.errors import InputError
+from lakehouse.config.settings import Settings
 
 
 class NoImpactModel(InputError):

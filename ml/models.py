@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lakehouse.settings import ConfigError, Hyperparameters, MlSettings
+from lakehouse.config.settings import ConfigError, Hyperparameters, MlSettings
 from ml.features import design, holiday_table
 
 INTERVAL_COLUMNS = ["yhat_lower_80", "yhat_upper_80", "yhat_lower_95", "yhat_upper_95"]

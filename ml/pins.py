@@ -18,7 +18,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from lakehouse.settings import PROJECT_ROOT
+from lakehouse.config.settings import PROJECT_ROOT
 from ml.bundle import CODE_PACKAGES, ROOT_MODULE
 
 # Needed at run time although no import of ours names it: XGBRegressor is a scikit-learn

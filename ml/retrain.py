@@ -26,11 +26,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from lakehouse import table_writes
-from lakehouse.fast_read import TableMissing, open_table, table_version
-from lakehouse.metrics import DAILY_COLUMNS
-from lakehouse.settings import ConfigError, MlSettings, Settings
-from lakehouse.tables import (
+from lakehouse.catalog.tables import (
     GOLD_ANOMALIES,
     GOLD_FORECASTS,
     GOLD_PRICE_DAILY,
@@ -40,6 +36,10 @@ from lakehouse.tables import (
     Table,
     arrow_schema,
 )
+from lakehouse.config.settings import ConfigError, MlSettings, Settings
+from lakehouse.domain.metrics import DAILY_COLUMNS
+from lakehouse.io import table_writes
+from lakehouse.io.fast_read import TableMissing, open_table, table_version
 from ml.backtest import (
     GlobalPoints,
     SeriesBacktest,

@@ -2,7 +2,8 @@
 daily series per market × commodity and per region × commodity.
 
 A series is identified by ``series_id`` = ``market:<market_id>:<commodity>`` or
-``region:<region>:<commodity>``. A day's value is its close as ``lakehouse.metrics`` defines it
+``region:<region>:<commodity>``. A day's value is its close as ``lakehouse.domain.metrics`` defines
+it
 (the day's last price; a region's day is the median of its markets' closes); gaps stay gaps
 here — ``regular`` fills them for the models, and scoring uses observed days only.
 """
@@ -15,9 +16,9 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from lakehouse.errors import InputError
-from lakehouse.metrics import daily_closes, region_daily
-from lakehouse.reports import open_report, parse_rows
+from lakehouse.config.errors import InputError
+from lakehouse.domain.metrics import daily_closes, region_daily
+from lakehouse.domain.reports import open_report, parse_rows
 
 SERIES_COLUMNS = ["series_id", "series_kind", "market_id", "region", "commodity", "date", "y"]
 

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pandas as pd
 
-from lakehouse.settings import PROJECT_ROOT, ConfigError, Settings
+from lakehouse.config.settings import PROJECT_ROOT, ConfigError, Settings
 from ml.bundle import CODE_PACKAGES, ForecastBundle
 from ml.models import Forecaster
 from ml.pins import requirements

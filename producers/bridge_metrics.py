@@ -1,4 +1,4 @@
-"""The MQTT bridge's Prometheus metrics (names: ``lakehouse.ops_metrics``), served on
+"""The MQTT bridge's Prometheus metrics (names: ``lakehouse.catalog.ops_metrics``), served on
 ``bridge_metrics.port``: the bridge's own counts and the broker's numbers.
 
 Mosquitto has no Prometheus endpoint; it publishes its numbers as retained messages under
@@ -21,8 +21,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.core import Metric as Family
 from prometheus_client.registry import Collector
 
-from lakehouse import ops_metrics as m
-from lakehouse.settings import Settings
+from lakehouse.catalog import ops_metrics as m
+from lakehouse.config.settings import Settings
 
 log = logging.getLogger(__name__)
 

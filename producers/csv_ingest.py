@@ -2,7 +2,7 @@
 (``./run.sh watch``). Good rows become events; bad rows go to the dead-letter topic with the
 file, line number, raw text and reason (``not_reported`` for a price cell that holds no price),
 and the rest of the file still goes through. The file's format is detected from its header or
-chosen on the command line (``lakehouse.formats``)."""
+chosen on the command line (``lakehouse.catalog.formats``)."""
 
 from __future__ import annotations
 
@@ -14,18 +14,18 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from lakehouse.errors import InputError
-from lakehouse.events import NOT_REPORTED, DeadLetter, NewsEvent, PriceEvent, SensorEvent
-from lakehouse.formats import FormatChoice
-from lakehouse.kafka_io import EventProducer
-from lakehouse.reports import (
+from lakehouse.catalog.events import NOT_REPORTED, DeadLetter, NewsEvent, PriceEvent, SensorEvent
+from lakehouse.catalog.formats import FormatChoice
+from lakehouse.config.errors import InputError
+from lakehouse.config.settings import Settings
+from lakehouse.domain.reports import (
     ParsedRow,
     ReportFile,
     open_report,
     parse_rows,
     previous_disagreements,
 )
-from lakehouse.settings import Settings
+from lakehouse.io.kafka_io import EventProducer
 from producers.supply_csv import SupplyFile, read_supply_csv, supply_kind
 
 log = logging.getLogger(__name__)

@@ -28,13 +28,13 @@ from itertools import count, islice
 
 import paho.mqtt.client as mqtt
 
-from lakehouse.broker_auth import sync_broker
-from lakehouse.events import Metric
-from lakehouse.logs import configure_logging
-from lakehouse.reference import markets
-from lakehouse.registry import Conflict, open_registry
-from lakehouse.settings import Settings, load_settings
-from lakehouse.status import stop_event, write_status
+from lakehouse.catalog.events import Metric
+from lakehouse.catalog.reference import markets
+from lakehouse.config.logs import configure_logging
+from lakehouse.config.settings import Settings, load_settings
+from lakehouse.domain.broker_auth import sync_broker
+from lakehouse.domain.registry import Conflict, open_registry
+from lakehouse.io.status import stop_event, write_status
 from producers.mqtt_io import make_client
 
 log = logging.getLogger(__name__)

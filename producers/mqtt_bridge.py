@@ -30,14 +30,14 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import ValidationError
 
-from lakehouse import ops_metrics as m
-from lakehouse.broker_auth import BROKER_SYS_TOPICS, bridge_credentials
-from lakehouse.events import DeadLetter, SensorEvent
-from lakehouse.kafka_io import EventProducer
-from lakehouse.logs import configure_logging
-from lakehouse.registry import Device, open_registry
-from lakehouse.settings import Settings, load_settings
-from lakehouse.status import stop_event, write_status
+from lakehouse.catalog import ops_metrics as m
+from lakehouse.catalog.events import DeadLetter, SensorEvent
+from lakehouse.config.logs import configure_logging
+from lakehouse.config.settings import Settings, load_settings
+from lakehouse.domain.broker_auth import BROKER_SYS_TOPICS, bridge_credentials
+from lakehouse.domain.registry import Device, open_registry
+from lakehouse.io.kafka_io import EventProducer
+from lakehouse.io.status import stop_event, write_status
 from producers.bridge_metrics import BridgeMetrics, serve
 from producers.mqtt_io import make_client
 

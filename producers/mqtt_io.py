@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import paho.mqtt.client as mqtt
 
-from lakehouse.settings import Settings
+from lakehouse.config.settings import Settings
 
 
 def make_client(

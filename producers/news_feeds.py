@@ -24,11 +24,11 @@ from typing import Any
 
 import feedparser
 
-from lakehouse.events import NewsEvent
-from lakehouse.kafka_io import EventProducer
-from lakehouse.logs import configure_logging
-from lakehouse.settings import NewsFeed, Settings, load_settings
-from lakehouse.status import stop_event, write_status
+from lakehouse.catalog.events import NewsEvent
+from lakehouse.config.logs import configure_logging
+from lakehouse.config.settings import NewsFeed, Settings, load_settings
+from lakehouse.io.kafka_io import EventProducer
+from lakehouse.io.status import stop_event, write_status
 
 log = logging.getLogger(__name__)
 

@@ -27,14 +27,14 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from statistics import fmean
 
-from lakehouse.errors import InputError
-from lakehouse.events import PriceEvent, deterministic_id
-from lakehouse.kafka_io import EventProducer
-from lakehouse.logs import configure_logging
-from lakehouse.reference import markets
-from lakehouse.reports import open_report, parse_rows
-from lakehouse.settings import Settings, load_settings
-from lakehouse.status import STALE_SECONDS, stop_event, write_status
+from lakehouse.catalog.events import PriceEvent, deterministic_id
+from lakehouse.catalog.reference import markets
+from lakehouse.config.errors import InputError
+from lakehouse.config.logs import configure_logging
+from lakehouse.config.settings import Settings, load_settings
+from lakehouse.domain.reports import open_report, parse_rows
+from lakehouse.io.kafka_io import EventProducer
+from lakehouse.io.status import STALE_SECONDS, stop_event, write_status
 from producers.replay import fan_out, synthetic_markets
 
 log = logging.getLogger(__name__)

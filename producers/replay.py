@@ -18,8 +18,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from lakehouse.errors import InputError
-from lakehouse.events import (
+from lakehouse.catalog.events import (
     NOT_REPORTED,
     DeadLetter,
     PriceEvent,
@@ -28,11 +27,12 @@ from lakehouse.events import (
     StockEvent,
     deterministic_id,
 )
-from lakehouse.formats import FormatChoice
-from lakehouse.kafka_io import EventProducer
-from lakehouse.reference import markets
-from lakehouse.reports import open_report, parse_rows
-from lakehouse.settings import Settings
+from lakehouse.catalog.formats import FormatChoice
+from lakehouse.catalog.reference import markets
+from lakehouse.config.errors import InputError
+from lakehouse.config.settings import Settings
+from lakehouse.domain.reports import open_report, parse_rows
+from lakehouse.io.kafka_io import EventProducer
 from producers.csv_ingest import dead_letter
 from producers.supply_csv import read_supply_csv, supply_kind
 

@@ -21,10 +21,10 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from lakehouse.errors import InputError
-from lakehouse.events import ShipmentEvent, StockEvent
-from lakehouse.reference import commodity_id
-from lakehouse.reports import parse_time
+from lakehouse.catalog.events import ShipmentEvent, StockEvent
+from lakehouse.catalog.reference import commodity_id
+from lakehouse.config.errors import InputError
+from lakehouse.domain.reports import parse_time
 
 REQUIRED = {
     "stock": ("entity_id", "commodity", "quantity", "observed_at"),

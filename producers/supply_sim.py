@@ -1,7 +1,7 @@
 """A simulated supply chain (docs/supply.md#simulation): the registry's warehouses, distributors
 and markets hold stock that consumption draws down every day and shipments from farmer groups
 and warehouses refill, along the real regency pairs of the entities. A shipment's transit time
-is the route model's (``lakehouse.supply_routes``) and its delay follows the same factors —
+is the route model's (``lakehouse.domain.supply_routes``) and its delay follows the same factors —
 the month's rainfall at both ends, holidays and the weeks before Lebaran and Nataru, a sea
 crossing — with noise. Deterministic for a seed: the tests run on it.
 """
@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from lakehouse.events import ShipmentEvent, StockEvent
-from lakehouse.settings import Settings
-from lakehouse.supply import Entity
-from lakehouse.supply_routes import RULE_HOURS, leg, scores
+from lakehouse.catalog.events import ShipmentEvent, StockEvent
+from lakehouse.config.settings import Settings
+from lakehouse.domain.supply import Entity
+from lakehouse.domain.supply_routes import RULE_HOURS, leg, scores
 
 SOURCE = "supply-simulator"
 HOLDERS = ("warehouse", "distributor", "market")

@@ -14,12 +14,12 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from lakehouse.errors import Handler, InputError
-from lakehouse.formats import FormatChoice
-from lakehouse.logs import configure_logging
-from lakehouse.reports import parse_time
-from lakehouse.settings import ConfigError, Settings, load_settings
-from lakehouse.status import pipeline_progress, stop_event
+from lakehouse.catalog.formats import FormatChoice
+from lakehouse.config.errors import Handler, InputError
+from lakehouse.config.logs import configure_logging
+from lakehouse.config.settings import ConfigError, Settings, load_settings
+from lakehouse.domain.reports import parse_time
+from lakehouse.io.status import pipeline_progress, stop_event
 from scripts.services import Service, services
 
 # Feature packages that add subcommands: each module has ``register(command: CommandFactory)``
@@ -28,8 +28,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "serving_api.cli",
     "ml.cli",
     "ml.impact_cli",
-    "lakehouse.analyst_cli",
-    "lakehouse.ledger_cli",
+    "lakehouse.cli.analyst",
+    "lakehouse.cli.ledger",
 )
 
 
@@ -128,7 +128,7 @@ def _format_choice(args: argparse.Namespace) -> FormatChoice:
 
 
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
-    from lakehouse.kafka_io import EventProducer
+    from lakehouse.io.kafka_io import EventProducer
     from producers.csv_ingest import ingest_file
 
     choice = _format_choice(args)
@@ -143,7 +143,7 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_watch(settings: Settings, args: argparse.Namespace) -> int:
-    from lakehouse.kafka_io import EventProducer
+    from lakehouse.io.kafka_io import EventProducer
     from producers.csv_ingest import FolderWatcher
 
     choice = _format_choice(args)
@@ -170,7 +170,7 @@ def _speed(text: str) -> float | None:
 
 
 def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
-    from lakehouse.kafka_io import EventProducer
+    from lakehouse.io.kafka_io import EventProducer
     from producers.replay import replay
 
     def when(text: str | None) -> datetime | None:
@@ -205,8 +205,8 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_simulate_supply(settings: Settings, args: argparse.Namespace) -> int:
-    from lakehouse.kafka_io import EventProducer
-    from lakehouse.supply_registry import open_supply_registry
+    from lakehouse.domain.supply_registry import open_supply_registry
+    from lakehouse.io.kafka_io import EventProducer
     from producers.supply_sim import simulate
 
     start = parse_time(args.start, settings.tz)
@@ -225,7 +225,7 @@ def cmd_simulate_supply(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_topics(settings: Settings, args: argparse.Namespace) -> int:
-    from lakehouse.kafka_io import ensure_topics, topic_layout
+    from lakehouse.io.kafka_io import ensure_topics, topic_layout
 
     created = ensure_topics(settings)
     for topic, (partitions, replicas) in topic_layout(settings).items():

@@ -1,5 +1,5 @@
 """The Grafana dashboard of the operations view, generated from the same panels as the
-dashboard's Operations tab (``lakehouse.ops_metrics.OPS_PANELS``) and written to
+dashboard's Operations tab (``lakehouse.catalog.ops_metrics.OPS_PANELS``) and written to
 ``docker/grafana/dashboards/smartmarket.json`` (compose provisions it; a test checks that the
 file is what this generates). Run ``python -m scripts.grafana_dashboard`` after changing the
 panels."""
@@ -10,8 +10,8 @@ import json
 import sys
 from typing import Any
 
-from lakehouse.ops_metrics import OPS_PANELS, Panel
-from lakehouse.settings import PROJECT_ROOT
+from lakehouse.catalog.ops_metrics import OPS_PANELS, Panel
+from lakehouse.config.settings import PROJECT_ROOT
 
 DASHBOARD_FILE = PROJECT_ROOT / "docker" / "grafana" / "dashboards" / "smartmarket.json"
 DATASOURCE = {"type": "prometheus", "uid": "prometheus"}  # the provisioned data source's uid

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from lakehouse.settings import Settings, load_settings
+from lakehouse.config.settings import Settings, load_settings
 from scripts.services import Service, services
 
 

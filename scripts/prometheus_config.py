@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
-from lakehouse import ops_metrics as m
-from lakehouse.secrets import ensure_secret
-from lakehouse.settings import PROJECT_ROOT, Settings
+from lakehouse.catalog import ops_metrics as m
+from lakehouse.config.secrets import ensure_secret
+from lakehouse.config.settings import PROJECT_ROOT, Settings
 
 RULES_FILE = PROJECT_ROOT / "conf" / "prometheus" / "rules.yml"
 KAFKA_JMX_RULES = PROJECT_ROOT / "conf" / "prometheus" / "kafka-jmx.yaml"

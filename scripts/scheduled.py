@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from lakehouse.settings import load_settings
+from lakehouse.config.settings import load_settings
 from scripts.keeper import RotatingLog, copy_output, describe_exit
 
 

@@ -30,11 +30,11 @@ import httpx
 import psutil
 from confluent_kafka import KafkaException
 
-from lakehouse.broker_auth import broker_auth_lines
-from lakehouse.kafka_io import admin_client, ensure_topics, kafka_reachable
-from lakehouse.settings import PROJECT_ROOT, ConfigError, Settings
-from lakehouse.spark import CLUSTER_LOG_CONFIG, cluster_marker
-from lakehouse.status import STALE_SECONDS, read_status, restarts_path, status_path
+from lakehouse.config.settings import PROJECT_ROOT, ConfigError, Settings
+from lakehouse.domain.broker_auth import broker_auth_lines
+from lakehouse.io.kafka_io import admin_client, ensure_topics, kafka_reachable
+from lakehouse.io.spark import CLUSTER_LOG_CONFIG, cluster_marker
+from lakehouse.io.status import STALE_SECONDS, read_status, restarts_path, status_path
 from scripts.keeper import Restarts
 from scripts.prometheus_config import (
     KAFKA_JMX_RULES,
@@ -631,7 +631,7 @@ def cluster_workers(settings: Settings) -> int:
 
 class SparkMaster(SparkDaemon):
     """Master of the embedded standalone cluster; while it runs, Spark applications that are
-    configured with a local master use it (lakehouse.spark.master_url)."""
+    configured with a local master use it (lakehouse.io.spark.master_url)."""
 
     name = "spark-master"
     port_keys = ("spark.cluster.master_port", "spark.cluster.ui_port")
@@ -726,7 +726,7 @@ class SparkWorker(SparkDaemon):
 
 
 class StatusFileService(Service):
-    """A Python process of ours that reports its state in a status file (lakehouse.status)."""
+    """A Python process of ours that reports its state in a status file (lakehouse.io.status)."""
 
     module: str = ""
 

@@ -18,11 +18,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from lakehouse.fast_read import delivery_counts
-from lakehouse.registry import open_registry
-from lakehouse.settings import Settings, load_settings
-from lakehouse.status import restart_counts
-from lakehouse.supply_registry import SupplyRegistry
+from lakehouse.config.settings import Settings, load_settings
+from lakehouse.domain.registry import open_registry
+from lakehouse.domain.supply_registry import SupplyRegistry
+from lakehouse.io.fast_read import delivery_counts
+from lakehouse.io.status import restart_counts
 from serving_api import errors
 from serving_api.auth import Keyring, ReadAccess
 from serving_api.cache import GoldCache

@@ -24,9 +24,9 @@ from fastapi import HTTPException, status
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from lakehouse.ops_metrics import SCRAPE_TOKEN_SECRET
-from lakehouse.secrets import ensure_secret
-from lakehouse.settings import ApiKey, Settings
+from lakehouse.catalog.ops_metrics import SCRAPE_TOKEN_SECRET
+from lakehouse.config.secrets import ensure_secret
+from lakehouse.config.settings import ApiKey, Settings
 from serving_api.tokens import Tokens
 
 KEY_PREFIX = "smk_"

@@ -28,16 +28,16 @@ from typing import Any, Generic, TypeVar
 
 import pyarrow as pa
 
-from lakehouse.fast_read import (
+from lakehouse.catalog.tables import Table, arrow_schema
+from lakehouse.config.settings import Settings
+from lakehouse.config.storage import exists
+from lakehouse.io.fast_read import (
     TableMissing,
     added_since,
     committed_files,
     files_rows,
     open_table,
 )
-from lakehouse.settings import Settings
-from lakehouse.storage import exists
-from lakehouse.tables import Table, arrow_schema
 from serving_api.metrics import ApiMetrics
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ class _Slot:
 
 
 class CommitRows:
-    """The rows each commit of one table added (``lakehouse.fast_read.added_since``), read
+    """The rows each commit of one table added (``lakehouse.io.fast_read.added_since``), read
     from storage once for all of the process's readers of the table — the live view's
     refreshes, the prices WebSocket — which ask from worker threads. The rows of the newest
     ``RECENT_COMMITS`` commits read are kept."""

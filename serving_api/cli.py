@@ -8,10 +8,10 @@ import getpass
 import sys
 from typing import TYPE_CHECKING, get_args
 
-from lakehouse.settings import ConfigError, Role, Settings
+from lakehouse.config.settings import ConfigError, Role, Settings
 
 if TYPE_CHECKING:
-    from lakehouse.errors import CommandFactory
+    from lakehouse.config.errors import CommandFactory
 
 ROLES: tuple[str, ...] = get_args(Role)
 MIN_PASSWORD = 12
@@ -32,7 +32,7 @@ def cmd_api_key(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_user(settings: Settings, args: argparse.Namespace) -> int:
-    from lakehouse.registry import RegistryError, open_registry
+    from lakehouse.domain.registry import RegistryError, open_registry
 
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")

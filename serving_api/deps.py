@@ -20,9 +20,9 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
-from lakehouse.registry import Registry
-from lakehouse.settings import Settings
-from lakehouse.supply_registry import SupplyRegistry
+from lakehouse.config.settings import Settings
+from lakehouse.domain.registry import Registry
+from lakehouse.domain.supply_registry import SupplyRegistry
 from serving_api.auth import HEADER, Keyring, Permission, Principal, presented
 from serving_api.cache import GoldCache
 from serving_api.impact import ImpactExplainer

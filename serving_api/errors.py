@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from lakehouse.reference import (
+from lakehouse.catalog.reference import (
     NATIONAL,
     commodities,
     commodity_id,

@@ -17,7 +17,7 @@ import time
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lakehouse.settings import SecuritySettings
+from lakehouse.config.settings import SecuritySettings
 from serving_api.auth import presented
 
 MAX_BUCKETS = 100_000  # beyond this, full (idle) buckets are forgotten

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import status
 
-from lakehouse.errors import InputError
-from lakehouse.settings import Settings
+from lakehouse.config.errors import InputError
+from lakehouse.config.settings import Settings
 from ml.impact_result import NoImpactModel, model_path
 from serving_api.errors import ApiError
 

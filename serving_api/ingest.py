@@ -7,9 +7,9 @@ import asyncio
 import contextlib
 import threading
 
-from lakehouse.events import NewsEvent, PriceEvent, ShipmentEvent, StockEvent
-from lakehouse.kafka_io import DeliveryError, EventProducer
-from lakehouse.settings import Settings
+from lakehouse.catalog.events import NewsEvent, PriceEvent, ShipmentEvent, StockEvent
+from lakehouse.config.settings import Settings
+from lakehouse.io.kafka_io import DeliveryError, EventProducer
 
 
 class KafkaUnavailable(RuntimeError):

@@ -15,7 +15,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lakehouse.ops_metrics import SERVICE_RESTARTS
+from lakehouse.catalog.ops_metrics import SERVICE_RESTARTS
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 DELIVERIES_SECONDS = 5.0  # how long counts read from gold.alert_deliveries are served

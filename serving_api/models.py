@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lakehouse.events import HoldStatus, ReviewDecision
-from lakehouse.tables import GOLD_ALERTS, GOLD_ANOMALIES, GOLD_FORECASTS
+from lakehouse.catalog.events import HoldStatus, ReviewDecision
+from lakehouse.catalog.tables import GOLD_ALERTS, GOLD_ANOMALIES, GOLD_FORECASTS
 from ml.impact_result import ImpactResult
 from serving_api.table_models import table_model
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from lakehouse.settings import Settings
-from lakehouse.tables import GOLD_NEWS_SIGNAL, SILVER_NEWS
+from lakehouse.catalog.tables import GOLD_NEWS_SIGNAL, SILVER_NEWS
+from lakehouse.config.settings import Settings
 from serving_api.cache import Tables, ViewSpec
 
 NEWS_ITEM_FIELDS = (

@@ -25,10 +25,10 @@ import pyarrow.compute as pc
 from fastapi import WebSocket, status
 from prometheus_client import Counter
 
-from lakehouse.fast_read import table_version
-from lakehouse.settings import Settings
-from lakehouse.storage import exists
-from lakehouse.tables import SILVER_PRICES
+from lakehouse.catalog.tables import SILVER_PRICES
+from lakehouse.config.settings import Settings
+from lakehouse.config.storage import exists
+from lakehouse.io.fast_read import table_version
 from serving_api.cache import GoldCache
 from serving_api.metrics import ApiMetrics
 from serving_api.views import ALERTS, LIVE, LiveView, encode

@@ -1,6 +1,6 @@
 """API bodies derived from the tables they serve: a field per ``Table`` column, its Python type
 from the column's Spark type and its description from the column's meaning — so a gold table's
-contract is written once, in ``lakehouse.tables``."""
+contract is written once, in ``lakehouse.catalog.tables``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from lakehouse.tables import Table, Typed
+from lakehouse.catalog.tables import Table, Typed
 
 _SCALARS: dict[str, type] = {
     "string": str,

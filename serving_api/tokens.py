@@ -1,7 +1,7 @@
 """JSON Web Tokens (HS256) for users and devices.
 
 Claims: ``sub`` (user name or device id), ``role``, ``kind`` (``user`` or ``device``), ``market``
-(devices), ``iat`` and ``exp``. The signing key is the secret ``jwt_key`` (lakehouse.secrets:
+(devices), ``iat`` and ``exp``. The signing key is the secret ``jwt_key`` (lakehouse.config.secrets:
 the environment or the git-ignored secrets file, generated on first use).
 """
 
@@ -12,8 +12,8 @@ from typing import Any
 
 import jwt
 
-from lakehouse.secrets import ensure_secret
-from lakehouse.settings import Settings
+from lakehouse.config.secrets import ensure_secret
+from lakehouse.config.settings import Settings
 
 ALGORITHM = "HS256"
 ISSUER = "smartmarket"

@@ -21,10 +21,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lakehouse.metrics import REFERENCE_DAYS, median_close_before
-from lakehouse.reference import markets
-from lakehouse.settings import Settings
-from lakehouse.tables import (
+from lakehouse.catalog.reference import markets
+from lakehouse.catalog.tables import (
     GOLD_ALERTS,
     GOLD_ANOMALIES,
     GOLD_DATA_QUALITY_DAILY,
@@ -35,6 +33,8 @@ from lakehouse.tables import (
     GOLD_REGION_DAILY,
     SILVER_PRICES,
 )
+from lakehouse.config.settings import Settings
+from lakehouse.domain.metrics import REFERENCE_DAYS, median_close_before
 from serving_api.cache import Read, Tables, ViewSpec
 from serving_api.models import FORECAST_HEADER_FIELDS, FORECAST_POINT_FIELDS
 

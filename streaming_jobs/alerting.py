@@ -19,10 +19,7 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse import delta_io
-from lakehouse.logs import Laps
-from lakehouse.settings import Settings
-from lakehouse.tables import (
+from lakehouse.catalog.tables import (
     GOLD_ALERTS,
     GOLD_ANOMALIES,
     GOLD_DATA_QUALITY,
@@ -31,6 +28,9 @@ from lakehouse.tables import (
     GOLD_SENSOR_HOURLY,
     Table,
 )
+from lakehouse.config.logs import Laps
+from lakehouse.config.settings import Settings
+from lakehouse.io import delta_io
 from streaming_jobs.alerts import (
     CHANGED,
     AlertRules,

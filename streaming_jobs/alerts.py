@@ -22,10 +22,10 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakehouse.events import HoldStatus, Metric
-from lakehouse.metrics import REFERENCE_DAYS
-from lakehouse.reference import commodities, markets
-from lakehouse.settings import CONF_DIR, ConfigError
+from lakehouse.catalog.events import HoldStatus, Metric
+from lakehouse.catalog.reference import commodities, markets
+from lakehouse.config.settings import CONF_DIR, ConfigError
+from lakehouse.domain.metrics import REFERENCE_DAYS
 
 # ---- thresholds (conf/alerts.yaml) ---------------------------------------------------------
 
@@ -49,7 +49,9 @@ class Levels(BaseModel):
 
 
 class PriceMoveRules(Levels):
-    reference_days: Literal[REFERENCE_DAYS] = REFERENCE_DAYS  # defined once: lakehouse.metrics
+    reference_days: Literal[REFERENCE_DAYS] = (
+        REFERENCE_DAYS  # defined once: lakehouse.domain.metrics
+    )
     min_reference_points: int = Field(ge=1)
     message: dict[Literal["price_spike", "price_drop"], Message]
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse.kafka_clients import spark_options
-from lakehouse.settings import Settings
+from lakehouse.config.settings import Settings
+from lakehouse.io.kafka_clients import spark_options
 from streaming_jobs.batch_values import batch_time
 
 BRONZE_COLUMNS = (

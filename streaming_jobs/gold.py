@@ -18,7 +18,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse.metrics import PRICE_ORDER
+from lakehouse.domain.metrics import PRICE_ORDER
 from streaming_jobs.batch_values import batch_number
 from streaming_jobs.silver import local_date
 
@@ -40,7 +40,9 @@ def _through(batch: int) -> Column:
 
 
 def _ohlc(prices: DataFrame, period: Column, period_name: str, through: int) -> DataFrame:
-    order = F.struct(*PRICE_ORDER)  # the close is the period's last price (lakehouse.metrics)
+    order = F.struct(
+        *PRICE_ORDER
+    )  # the close is the period's last price (lakehouse.domain.metrics)
     return (
         prices.withColumn(period_name, period)
         .groupBy(*PRICE_KEYS, period_name)
@@ -101,7 +103,7 @@ SENSOR_COMBINED = {
 def region_daily(daily: DataFrame) -> DataFrame:
     """Per province × commodity × day, across its markets' daily closes: median, min, max,
     spread (max − min) and how many markets reported; rows without a region are left out
-    (``lakehouse.metrics.region_daily`` on pandas)."""
+    (``lakehouse.domain.metrics.region_daily`` on pandas)."""
     with_region = daily.where(F.col("region").isNotNull() & (F.col("region") != ""))
     return with_region.groupBy("region", "commodity", "date").agg(
         F.percentile("close", 0.5).alias("median"),

@@ -24,8 +24,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lakehouse.events import HoldStatus, ReviewDecision
-from lakehouse.rules import HoldRules
+from lakehouse.catalog.events import HoldStatus, ReviewDecision
+from lakehouse.catalog.rules import HoldRules
 from streaming_jobs.series_state import PRICE_SERIES, SECONDS_PER_DAY
 from streaming_jobs.verdicts import REASONS_MASK, detail_column
 

@@ -16,8 +16,8 @@ import json
 from pyspark.sql import DataFrame
 from pyspark.sql.types import StructType
 
-from lakehouse.events import HoldStatus
-from lakehouse.rules import QualityRules
+from lakehouse.catalog.events import HoldStatus
+from lakehouse.catalog.rules import QualityRules
 from streaming_jobs import holds, price_judge
 from streaming_jobs.row_kinds import RowKind, SeriesKey
 from streaming_jobs.verdicts import DETAIL_PREFIX, DETAILS, FLAGS_MASK, REASONS_MASK, STAT_RULES

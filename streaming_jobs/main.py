@@ -15,10 +15,10 @@ from functools import partial
 
 from pyspark.sql.streaming import StreamingQuery
 
-from lakehouse.logs import configure_logging
-from lakehouse.settings import Settings, load_settings
-from lakehouse.spark import get_spark
-from lakehouse.status import stop_event, write_status
+from lakehouse.config.logs import configure_logging
+from lakehouse.config.settings import Settings, load_settings
+from lakehouse.io.spark import get_spark
+from lakehouse.io.status import stop_event, write_status
 from streaming_jobs.medallion import QueryFactory, gold_query, silver_query
 from streaming_jobs.news import news_query
 from streaming_jobs.progress_metrics import MetricsEndpoint, serve_metrics

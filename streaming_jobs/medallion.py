@@ -33,12 +33,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 from pyspark.util import inheritable_thread_target
 
-from lakehouse import delta_io
-from lakehouse.logs import Laps
-from lakehouse.rules import quality_rules
-from lakehouse.settings import Settings
-from lakehouse.spark import GOLD_POOL, SILVER_POOL
-from lakehouse.tables import (
+from lakehouse.catalog.rules import quality_rules
+from lakehouse.catalog.tables import (
     BRONZE_EVENTS,
     GOLD_ALERTS,
     GOLD_DATA_QUALITY,
@@ -56,6 +52,10 @@ from lakehouse.tables import (
     Table,
     query_checkpoint,
 )
+from lakehouse.config.logs import Laps
+from lakehouse.config.settings import Settings
+from lakehouse.io import delta_io
+from lakehouse.io.spark import GOLD_POOL, SILVER_POOL
 from streaming_jobs import gold, silver
 from streaming_jobs.alerting import PRICES, QUALITY, SENSORS, AlertStep, Plan
 from streaming_jobs.alerts import CHANGED, AlertRules, alert_rows, alert_rules, held_move_alerts

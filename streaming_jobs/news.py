@@ -4,7 +4,8 @@ lengthens a price batch.
 
 A micro-batch: every record → ``bronze.market_events`` (``append_once``); the first copy of each
 event id (``bronze.first_copies``: Spark state, as for prices) is parsed — a headline goes to
-``silver.news`` with what ``lakehouse.news_text`` reads in it (MERGEd on its id: inserted once,
+``silver.news`` with what ``lakehouse.domain.news_text`` reads in it (MERGEd on its id: inserted
+once,
 ever), a record that is not a headline to ``silver.quarantine`` with its reason; then the days,
 commodities and provinces the batch touched are recomputed in ``gold.news_signal`` from all of
 ``silver.news`` of those days, and the ``news_surge`` rule (``streaming_jobs.alerts``) judges
@@ -24,15 +25,10 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.streaming import StreamingQuery
 
-from lakehouse import delta_io
-from lakehouse.events import NewsEvent, spark_schema
-from lakehouse.logs import Laps
-from lakehouse.news_text import read_headline
-from lakehouse.reference import NATIONAL
-from lakehouse.rules import quality_rules
-from lakehouse.settings import Settings
-from lakehouse.spark import GOLD_POOL
-from lakehouse.tables import (
+from lakehouse.catalog.events import NewsEvent, spark_schema
+from lakehouse.catalog.reference import NATIONAL
+from lakehouse.catalog.rules import quality_rules
+from lakehouse.catalog.tables import (
     BRONZE_EVENTS,
     GOLD_ALERTS,
     GOLD_NEWS_SIGNAL,
@@ -40,6 +36,11 @@ from lakehouse.tables import (
     SILVER_QUARANTINE,
     query_checkpoint,
 )
+from lakehouse.config.logs import Laps
+from lakehouse.config.settings import Settings
+from lakehouse.domain.news_text import read_headline
+from lakehouse.io import delta_io
+from lakehouse.io.spark import GOLD_POOL
 from streaming_jobs.alerts import (
     CHANGED,
     NEWS_SURGE,

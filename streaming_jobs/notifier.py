@@ -7,7 +7,7 @@ Each alert *state* (``status:severity`` — opened, escalated, resolved) is sent
 A failed attempt is retried with exponential backoff without blocking the other deliveries;
 when the attempts are exhausted the state is recorded as undelivered. Every finished delivery
 is a row of ``gold.alert_deliveries`` (delivered or not, attempts, last error): the notifier
-skips what is there after a restart, and ``lakehouse.fast_read.delivery_counts`` gives the
+skips what is there after a restart, and ``lakehouse.io.fast_read.delivery_counts`` gives the
 totals for metrics.
 Delivery is at least once: a crash between a successful POST and its record re-sends it, with
 the same ``Idempotency-Key`` header (``<alert_id>:<state>``) so receivers can drop the copy.
@@ -26,12 +26,12 @@ import httpx
 import pandas as pd
 import pyarrow as pa
 
-from lakehouse import table_writes
-from lakehouse.fast_read import TableMissing, open_table, table_version
-from lakehouse.logs import configure_logging
-from lakehouse.settings import AlertSettings, NotifierChannel, Settings, load_settings
-from lakehouse.status import stop_event, write_status
-from lakehouse.tables import GOLD_ALERT_DELIVERIES, GOLD_ALERTS, arrow_schema
+from lakehouse.catalog.tables import GOLD_ALERT_DELIVERIES, GOLD_ALERTS, arrow_schema
+from lakehouse.config.logs import configure_logging
+from lakehouse.config.settings import AlertSettings, NotifierChannel, Settings, load_settings
+from lakehouse.io import table_writes
+from lakehouse.io.fast_read import TableMissing, open_table, table_version
+from lakehouse.io.status import stop_event, write_status
 from streaming_jobs.alerts import Message, alert_rules
 
 log = logging.getLogger(__name__)

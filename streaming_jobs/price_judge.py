@@ -24,7 +24,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from lakehouse.rules import PriceRules
+from lakehouse.catalog.rules import PriceRules
 from streaming_jobs.series_state import (
     PRICE_SERIES,
     SECONDS_PER_DAY,

@@ -1,4 +1,4 @@
-"""The pipeline's Prometheus metrics (names: ``lakehouse.ops_metrics``), served on
+"""The pipeline's Prometheus metrics (names: ``lakehouse.catalog.ops_metrics``), served on
 ``pipeline_metrics.port`` by the Spark application (``streaming_jobs.main``).
 
 What Spark offers comes first: a ``StreamingQueryListener`` receives every query's progress
@@ -33,11 +33,11 @@ from pyspark.sql.streaming.listener import (
     QueryTerminatedEvent,
 )
 
-from lakehouse import ops_metrics as m
-from lakehouse.events import HoldStatus
-from lakehouse.fast_read import TableMissing, open_table, table_version
-from lakehouse.settings import Settings
-from lakehouse.tables import SILVER_HOLDS
+from lakehouse.catalog import ops_metrics as m
+from lakehouse.catalog.events import HoldStatus
+from lakehouse.catalog.tables import SILVER_HOLDS
+from lakehouse.config.settings import Settings
+from lakehouse.io.fast_read import TableMissing, open_table, table_version
 
 log = logging.getLogger(__name__)
 

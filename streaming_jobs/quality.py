@@ -7,7 +7,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lakehouse.events import HoldStatus
+from lakehouse.catalog.events import HoldStatus
 from streaming_jobs.batch_values import batch_number
 from streaming_jobs.row_kinds import KIND, RowKind
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lakehouse.rules import SensorQualityRules
+from lakehouse.catalog.rules import SensorQualityRules
 from streaming_jobs.price_judge import row_percentiles
 from streaming_jobs.series_state import SENSOR_SERIES, earlier_values, series_codes
 from streaming_jobs.verdicts import DETAILS, FLAGS_MASK, REASONS_MASK, bit, detail_column

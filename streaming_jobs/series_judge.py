@@ -37,8 +37,8 @@ from pyspark.sql.pandas.types import to_arrow_type
 from pyspark.sql.streaming.state import GroupState
 from pyspark.sql.types import NumericType, StructType, TimestampType
 
-from lakehouse.events import HoldStatus
-from lakehouse.rules import QualityRules
+from lakehouse.catalog.events import HoldStatus
+from lakehouse.catalog.rules import QualityRules
 from streaming_jobs import holds, price_judge, sensor_judge
 from streaming_jobs.row_kinds import RowKind, SeriesKey
 from streaming_jobs.series_state import (

@@ -38,9 +38,15 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.streaming.state import GroupStateTimeout
 
-from lakehouse.events import EVENT_MODELS, NOT_REPORTED, SCHEMA_VERSION, ReviewEvent, spark_schema
-from lakehouse.reference import commodities, markets, metric_ranges
-from lakehouse.rules import QualityRules
+from lakehouse.catalog.events import (
+    EVENT_MODELS,
+    NOT_REPORTED,
+    SCHEMA_VERSION,
+    ReviewEvent,
+    spark_schema,
+)
+from lakehouse.catalog.reference import commodities, markets, metric_ranges
+from lakehouse.catalog.rules import QualityRules
 from streaming_jobs import jvm_judge
 from streaming_jobs.batch_values import batch_number, batch_time
 from streaming_jobs.bronze import sender

@@ -22,9 +22,9 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lakehouse.events import SCHEMA_VERSION, SUPPLY_EVENT_MODELS, spark_schema
-from lakehouse.supply import ROUTE_SEPARATOR
-from lakehouse.tables import GOLD_STOCK_DAILY, GOLD_SUPPLY_REGION_DAILY
+from lakehouse.catalog.events import SCHEMA_VERSION, SUPPLY_EVENT_MODELS, spark_schema
+from lakehouse.catalog.tables import GOLD_STOCK_DAILY, GOLD_SUPPLY_REGION_DAILY
+from lakehouse.domain.supply import ROUTE_SEPARATOR
 from streaming_jobs.batch_values import batch_number
 
 CORRUPT = "_corrupt_record"

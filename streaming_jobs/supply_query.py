@@ -23,14 +23,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
-from lakehouse import delta_io
-from lakehouse.logs import Laps
-from lakehouse.reference import commodities
-from lakehouse.rules import quality_rules
-from lakehouse.settings import Settings
-from lakehouse.spark import GOLD_POOL
-from lakehouse.supply_registry import open_supply_registry
-from lakehouse.tables import (
+from lakehouse.catalog.reference import commodities
+from lakehouse.catalog.rules import quality_rules
+from lakehouse.catalog.tables import (
     BRONZE_EVENTS,
     GOLD_ALERTS,
     GOLD_SHIPMENTS,
@@ -41,6 +36,11 @@ from lakehouse.tables import (
     SILVER_SUPPLY_STOCK,
     query_checkpoint,
 )
+from lakehouse.config.logs import Laps
+from lakehouse.config.settings import Settings
+from lakehouse.domain.supply_registry import open_supply_registry
+from lakehouse.io import delta_io
+from lakehouse.io.spark import GOLD_POOL
 from streaming_jobs import supply
 from streaming_jobs.alerts import (
     CHANGED,

@@ -12,15 +12,15 @@ from typing import Any
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
-from lakehouse.reference import markets
-from lakehouse.settings import Settings
-from lakehouse.tables import (
+from lakehouse.catalog.reference import markets
+from lakehouse.catalog.tables import (
     GOLD_ALERTS,
     GOLD_PRICE_DAILY,
     GOLD_PRICE_LATEST,
     SILVER_PRICES,
     arrow_schema,
 )
+from lakehouse.config.settings import Settings
 
 API = "/api/v1"
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from lakehouse.settings import SAMPLE_PRICES, Settings, Topics, load_settings
+from lakehouse.config.settings import SAMPLE_PRICES, Settings, Topics, load_settings
 from scripts.isolated_stack import stack_env
 from scripts.services import KafkaBroker, MlflowServer, Mosquitto, Service
 
@@ -88,7 +88,7 @@ def mlflow_server(settings: Settings) -> Iterator[Service]:
 
 @pytest.fixture(scope="session")
 def spark(settings: Settings):
-    from lakehouse.spark import get_spark
+    from lakehouse.io.spark import get_spark
 
     session = get_spark(settings)
     yield session
@@ -146,8 +146,8 @@ def replayed(settings, kafka, spark, sample_prices, tmp_path_factory) -> Setting
     into Kafka with ``REPLAY_MARKETS`` synthetic markets, plus a day of sensor readings of two
     devices, drained through bronze → silver → gold. Returns settings pointing at it; tests
     must only read it (copy it, or use ``isolated``, to write)."""
-    from lakehouse.events import SensorEvent
-    from lakehouse.kafka_io import EventProducer, ensure_topics
+    from lakehouse.catalog.events import SensorEvent
+    from lakehouse.io.kafka_io import EventProducer, ensure_topics
     from producers.replay import replay
     from streaming_jobs.medallion import gold_query, silver_query
 

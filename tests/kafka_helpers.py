@@ -9,8 +9,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
-from lakehouse.kafka_clients import client_config
-from lakehouse.settings import Settings
+from lakehouse.config.settings import Settings
+from lakehouse.io.kafka_clients import client_config
 
 
 def end_offsets(settings: Settings, topic: str) -> dict[int, int]:

@@ -14,12 +14,10 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 from deltalake import DeltaTable
 
-from lakehouse.events import PriceEvent, SensorEvent
-from lakehouse.kafka_io import EventProducer
-from lakehouse.reference import commodities, markets
-from lakehouse.rules import quality_rules
-from lakehouse.settings import Settings
-from lakehouse.tables import (
+from lakehouse.catalog.events import PriceEvent, SensorEvent
+from lakehouse.catalog.reference import commodities, markets
+from lakehouse.catalog.rules import quality_rules
+from lakehouse.catalog.tables import (
     BRONZE_EVENTS,
     GOLD_DATA_QUALITY,
     GOLD_PRICE_DAILY,
@@ -31,6 +29,8 @@ from lakehouse.tables import (
     SILVER_SENSORS,
     Table,
 )
+from lakehouse.config.settings import Settings
+from lakehouse.io.kafka_io import EventProducer
 
 START = datetime(2025, 1, 1, 1, 0, tzinfo=UTC)  # 08:00 in Jakarta
 MARKETS = sorted(m for m in markets() if m.startswith("IP-"))[:10]

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from lakehouse.settings import PROJECT_ROOT, Settings
+from lakehouse.config.settings import PROJECT_ROOT, Settings
 from producers.mqtt_bridge import MqttBridge
 from scripts.isolated_stack import free_ports
 from scripts.services import port_is_free

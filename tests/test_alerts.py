@@ -9,7 +9,7 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from lakehouse.settings import ConfigError
+from lakehouse.config.settings import ConfigError
 from streaming_jobs.alerts import (
     SIGNAL_COLUMNS,
     alert_rows,

@@ -16,16 +16,16 @@ import pandas as pd
 import pytest
 from deltalake import DeltaTable
 
-from lakehouse.events import PriceEvent, SensorEvent
-from lakehouse.kafka_io import EventProducer, ensure_topics
-from lakehouse.settings import Settings
-from lakehouse.tables import (
+from lakehouse.catalog.events import PriceEvent, SensorEvent
+from lakehouse.catalog.tables import (
     GOLD_ALERTS,
     GOLD_DATA_QUALITY,
     GOLD_PRICE_DAILY,
     GOLD_SENSOR_HOURLY,
     Table,
 )
+from lakehouse.config.settings import Settings
+from lakehouse.io.kafka_io import EventProducer, ensure_topics
 from streaming_jobs.alerts import (
     alert_rules,
     episodes,

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lakehouse.errors import InputError
-from lakehouse.reference import markets
-from lakehouse.settings import Settings
+from lakehouse.catalog.reference import markets
+from lakehouse.config.errors import InputError
+from lakehouse.config.settings import Settings
 from ml.anomalies import MODEL_NAMES, OUTPUT_COLUMNS, detect, model_params
 
 # Real places around Jakarta (and one in Bandung) the sample national series is fanned out to.

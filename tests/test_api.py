@@ -17,10 +17,7 @@ import pytest
 from deltalake import write_deltalake
 from fastapi.testclient import TestClient
 
-from lakehouse.fast_read import open_table
-from lakehouse.kafka_io import ensure_topics
-from lakehouse.settings import ApiKey, Settings
-from lakehouse.tables import (
+from lakehouse.catalog.tables import (
     GOLD_ALERTS,
     GOLD_DATA_QUALITY_DAILY,
     GOLD_PRICE_DAILY,
@@ -30,6 +27,9 @@ from lakehouse.tables import (
     SILVER_PRICES,
     Table,
 )
+from lakehouse.config.settings import ApiKey, Settings
+from lakehouse.io.fast_read import open_table
+from lakehouse.io.kafka_io import ensure_topics
 from serving_api.app import create_app
 from serving_api.auth import mint_key
 from tests.api_samples import API, alert, upsert_alerts, with_api

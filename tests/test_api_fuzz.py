@@ -16,8 +16,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from lakehouse.kafka_io import ensure_topics
-from lakehouse.settings import Settings, Topics
+from lakehouse.config.settings import Settings, Topics
+from lakehouse.io.kafka_io import ensure_topics
 from serving_api.app import create_app
 from serving_api.auth import mint_key
 

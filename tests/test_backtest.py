@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lakehouse.settings import MlSettings
+from lakehouse.config.settings import MlSettings
 from ml.backtest import (
     CONFORMAL_MIN_ORIGINS,
     SELECTED,

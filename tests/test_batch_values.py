@@ -9,8 +9,8 @@ import time
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse.reference import commodities, markets
-from lakehouse.rules import quality_rules
+from lakehouse.catalog.reference import commodities, markets
+from lakehouse.catalog.rules import quality_rules
 from streaming_jobs import silver
 from streaming_jobs.batch_values import batch_number
 from streaming_jobs.bronze import to_bronze

@@ -9,8 +9,8 @@ from prometheus_client import generate_latest
 from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from lakehouse import ops_metrics as m
-from lakehouse.settings import Settings
+from lakehouse.catalog import ops_metrics as m
+from lakehouse.config.settings import Settings
 from producers.bridge_metrics import SYS_TOPICS, BridgeMetrics, broker_sample
 from scripts.prometheus_config import scrape_targets
 

@@ -5,9 +5,9 @@ import datetime as dt
 from chispa import assert_df_equality
 from deltalake import DeltaTable
 
-from lakehouse.events import PriceEvent
-from lakehouse.kafka_io import EventProducer
-from lakehouse.tables import BRONZE_EVENTS
+from lakehouse.catalog.events import PriceEvent
+from lakehouse.catalog.tables import BRONZE_EVENTS
+from lakehouse.io.kafka_io import EventProducer
 from streaming_jobs.bronze import BRONZE_COLUMNS, to_bronze
 from streaming_jobs.medallion import silver_query
 from tests.conftest import drain

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse.kafka_io import ensure_topics
-from lakehouse.settings import Settings, load_settings
-from lakehouse.spark import cluster_marker, master_url, spark_conf
+from lakehouse.config.settings import Settings, load_settings
+from lakehouse.io.kafka_io import ensure_topics
+from lakehouse.io.spark import cluster_marker, master_url, spark_conf
 from scripts.isolated_stack import free_ports
 from scripts.services import SparkMaster
 from tests.conftest import drain, isolated

@@ -1,5 +1,5 @@
 """Kafka beyond one broker: the security settings of an external cluster reach confluent-kafka
-and Spark's Kafka source alike (lakehouse.kafka_clients), `./run.sh topics` creates the topics,
+and Spark's Kafka source alike (lakehouse.io.kafka_clients), `./run.sh topics` creates the topics,
 and the embedded 3-node KRaft cluster loses nothing when a node is killed -9."""
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from deltalake import DeltaTable
 
-from lakehouse.events import PriceEvent
-from lakehouse.kafka_clients import client_config, spark_options
-from lakehouse.kafka_io import EventProducer, admin_client
-from lakehouse.reference import commodities, markets
-from lakehouse.settings import ConfigError, Settings, load_settings
-from lakehouse.tables import SILVER_PRICES
+from lakehouse.catalog.events import PriceEvent
+from lakehouse.catalog.reference import commodities, markets
+from lakehouse.catalog.tables import SILVER_PRICES
+from lakehouse.config.settings import ConfigError, Settings, load_settings
+from lakehouse.io.kafka_clients import client_config, spark_options
+from lakehouse.io.kafka_io import EventProducer, admin_client
 from streaming_jobs.medallion import silver_query
 from tests.conftest import drain, isolated
 from tests.processes import consecutive_free_ports, run_cli

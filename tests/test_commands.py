@@ -9,7 +9,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from lakehouse.settings import PROJECT_ROOT
+from lakehouse.config.settings import PROJECT_ROOT
 from scripts.cli import parser
 
 RUN_SH = PROJECT_ROOT / "run.sh"

@@ -22,12 +22,12 @@ from deltalake import write_deltalake
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser
 
-from lakehouse.events import PriceEvent
-from lakehouse.fast_read import open_table
-from lakehouse.kafka_io import EventProducer
-from lakehouse.reference import commodities, markets
-from lakehouse.settings import Settings
-from lakehouse.tables import GOLD_FORECASTS, SILVER_QUARANTINE, arrow_schema
+from lakehouse.catalog.events import PriceEvent
+from lakehouse.catalog.reference import commodities, markets
+from lakehouse.catalog.tables import GOLD_FORECASTS, SILVER_QUARANTINE, arrow_schema
+from lakehouse.config.settings import Settings
+from lakehouse.io.fast_read import open_table
+from lakehouse.io.kafka_io import EventProducer
 from scripts.isolated_stack import free_ports
 from serving_api.app import create_app
 from serving_api.auth import mint_key

@@ -14,10 +14,10 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from fastapi.testclient import TestClient
 
-from lakehouse.fast_read import open_table
-from lakehouse.kafka_io import ensure_topics
-from lakehouse.settings import Settings
-from lakehouse.tables import SILVER_SENSORS
+from lakehouse.catalog.tables import SILVER_SENSORS
+from lakehouse.config.settings import Settings
+from lakehouse.io.fast_read import open_table
+from lakehouse.io.kafka_io import ensure_topics
 from producers.mqtt_bridge import MqttBridge
 from serving_api.app import create_app
 from serving_api.auth import mint_key

@@ -8,10 +8,10 @@ import re
 
 import pytest
 
-from lakehouse.analyst_cli import DICTIONARY_DOC
-from lakehouse.dictionary import describe, doc_section, markdown
-from lakehouse.settings import Settings
-from lakehouse.tables import TABLES, Layer, Table, Typed, arrow_schema
+from lakehouse.catalog.tables import TABLES, Layer, Table, Typed, arrow_schema
+from lakehouse.cli.analyst import DICTIONARY_DOC
+from lakehouse.config.settings import Settings
+from lakehouse.io.dictionary import describe, doc_section, markdown
 from scripts.cli import main
 
 

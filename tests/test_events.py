@@ -4,7 +4,7 @@ from datetime import datetime
 import pytest
 from pydantic import ValidationError
 
-from lakehouse.events import (
+from lakehouse.catalog.events import (
     EVENT_MODELS,
     Metric,
     PriceEvent,
@@ -12,7 +12,7 @@ from lakehouse.events import (
     json_schema,
     spark_schema,
 )
-from lakehouse.reference import commodities, commodity_id, markets, metric_ranges
+from lakehouse.catalog.reference import commodities, commodity_id, markets, metric_ranges
 
 PRICE = {
     "market_id": "IP-001",

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from prometheus_client import generate_latest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from lakehouse.settings import Settings
+from lakehouse.config.settings import Settings
 from serving_api.app import create_app
 from serving_api.auth import mint_key
 from serving_api.fast_path import LiveFastPath

@@ -12,12 +12,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from deltalake import DeltaTable
 
-from lakehouse.errors import InputError
-from lakehouse.events import NOT_REPORTED
-from lakehouse.formats import FormatChoice, FormatError, formats
-from lakehouse.kafka_io import EventProducer, ensure_topics
-from lakehouse.reports import not_reported, open_report, parse_rows
-from lakehouse.tables import SILVER_PRICES, SILVER_QUARANTINE
+from lakehouse.catalog.events import NOT_REPORTED
+from lakehouse.catalog.formats import FormatChoice, FormatError, formats
+from lakehouse.catalog.tables import SILVER_PRICES, SILVER_QUARANTINE
+from lakehouse.config.errors import InputError
+from lakehouse.domain.reports import not_reported, open_report, parse_rows
+from lakehouse.io.kafka_io import EventProducer, ensure_topics
 from producers.csv_ingest import FolderWatcher, ingest_file
 from producers.replay import replay
 from tests.conftest import drain, isolated

@@ -18,7 +18,7 @@ from pyspark.sql.types import (
     StructType,
 )
 
-from lakehouse.rules import quality_rules
+from lakehouse.catalog.rules import quality_rules
 from streaming_jobs import holds
 from streaming_jobs.series_judge import VERDICT_DDL, SeriesJudge
 from streaming_jobs.silver import parse_events

@@ -13,11 +13,8 @@ import pytest
 from deltalake import DeltaTable
 from fastapi.testclient import TestClient
 
-from lakehouse import delta_io
-from lakehouse.events import PriceEvent
-from lakehouse.kafka_io import EventProducer, ensure_topics
-from lakehouse.settings import Settings
-from lakehouse.tables import (
+from lakehouse.catalog.events import PriceEvent
+from lakehouse.catalog.tables import (
     GOLD_ALERTS,
     GOLD_DATA_QUALITY,
     GOLD_PRICE_DAILY,
@@ -27,6 +24,9 @@ from lakehouse.tables import (
     SILVER_QUARANTINE,
     Table,
 )
+from lakehouse.config.settings import Settings
+from lakehouse.io import delta_io
+from lakehouse.io.kafka_io import EventProducer, ensure_topics
 from serving_api.app import create_app
 from serving_api.auth import mint_key
 from streaming_jobs.medallion import gold_query, silver_query

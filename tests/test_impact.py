@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lakehouse.errors import InputError
-from lakehouse.reference import markets
-from lakehouse.settings import Settings
+from lakehouse.catalog.reference import markets
+from lakehouse.config.errors import InputError
+from lakehouse.config.settings import Settings
 from ml.impact import (
     FAMILIES,
     ImpactInputs,

@@ -15,16 +15,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lakehouse.events import ReviewDecision, ReviewEvent, SensorEvent
-from lakehouse.kafka_io import ensure_topics
-from lakehouse.settings import Settings
-from lakehouse.tables import (
+from lakehouse.catalog.events import ReviewDecision, ReviewEvent, SensorEvent
+from lakehouse.catalog.tables import (
     SILVER_HOLD_DECISIONS,
     SILVER_HOLDS,
     SILVER_PRICES,
     SILVER_QUARANTINE,
     SILVER_SENSORS,
 )
+from lakehouse.config.settings import Settings
+from lakehouse.io.kafka_io import ensure_topics
 from streaming_jobs.jvm_judge import rules_json
 from streaming_jobs.medallion import silver_query
 from tests.conftest import drain, isolated
@@ -113,7 +113,7 @@ def _comparable(frame: pd.DataFrame) -> pd.DataFrame:
 def test_rules_json_names_every_threshold(conf_settings):
     import json
 
-    from lakehouse.rules import quality_rules
+    from lakehouse.catalog.rules import quality_rules
 
     sent = json.loads(rules_json(quality_rules()))
     assert sent["prices"]["history_points"] == quality_rules().prices.history_points

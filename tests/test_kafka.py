@@ -6,8 +6,8 @@ from collections import defaultdict
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from lakehouse.kafka_clients import client_config
-from lakehouse.kafka_io import EventProducer, ensure_topics
+from lakehouse.io.kafka_clients import client_config
+from lakehouse.io.kafka_io import EventProducer, ensure_topics
 from tests.kafka_helpers import consume
 
 

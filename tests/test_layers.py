@@ -1,7 +1,7 @@
-"""Imports point down: ``lakehouse`` (settings, schemas, tables, errors, the Kafka wrapper, the
-report parser) imports none of the packages built on it; those import one another only where
-listed (the API runs the impact model), ``scripts`` (the command line) sits on top of all; and the
-API starts without loading any ML engine or Spark."""
+"""Imports point down: ``lakehouse`` (its packages config ← catalog ← io ← domain ← cli, each
+importing only those before it) imports none of the packages built on it; those import one
+another only where listed (the API runs the impact model), ``scripts`` (the command line) sits
+on top of all; and the API starts without loading any ML engine or Spark."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse.settings import PROJECT_ROOT
+from lakehouse.config.settings import PROJECT_ROOT
 
 UPPER_PACKAGES = {"producers", "streaming_jobs", "ml", "serving_api", "scripts"}
 #: what an API worker must not load at start: model training and the engines behind it
@@ -39,6 +39,32 @@ def imported_modules(path: Path) -> set[str]:
 def test_lakehouse_imports_no_upper_package(path: Path) -> None:
     upward = {m for m in imported_modules(path) if m.split(".")[0] in UPPER_PACKAGES}
     assert not upward, f"{path.relative_to(PROJECT_ROOT)} imports {sorted(upward)}"
+
+
+#: the packages of ``lakehouse``, lowest first: each imports only itself and those before it
+LAKEHOUSE_LAYERS = ("config", "catalog", "io", "domain", "cli")
+
+
+@pytest.mark.parametrize(
+    "path", sorted((PROJECT_ROOT / "lakehouse").rglob("*.py")), ids=lambda p: p.name
+)
+def test_lakehouse_packages_import_only_those_below(path: Path) -> None:
+    parts = path.relative_to(PROJECT_ROOT / "lakehouse").parts
+    if len(parts) == 1:  # lakehouse/__init__.py
+        return
+    allowed = LAKEHOUSE_LAYERS[: LAKEHOUSE_LAYERS.index(parts[0]) + 1]
+    above = {
+        m
+        for m in imported_modules(path)
+        if m.startswith("lakehouse.") and m.split(".")[1] not in allowed
+    }
+    assert not above, f"{path.relative_to(PROJECT_ROOT)} imports {sorted(above)}"
+
+
+def test_lakehouse_holds_only_its_packages() -> None:
+    loose = {p.name for p in (PROJECT_ROOT / "lakehouse").glob("*.py")} - {"__init__.py"}
+    packages = {p.name for p in (PROJECT_ROOT / "lakehouse").iterdir() if p.is_dir()}
+    assert loose == set() and packages - {"__pycache__"} == set(LAKEHOUSE_LAYERS)
 
 
 #: the imports between packages of the same level that are meant: the API runs the impact model

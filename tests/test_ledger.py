@@ -13,10 +13,10 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 from fastapi.testclient import TestClient
 
-from lakehouse import ledger
-from lakehouse.fast_read import open_table
-from lakehouse.settings import Settings
-from lakehouse.tables import GOLD_PRICE_LEDGER, SILVER_PRICES
+from lakehouse.catalog.tables import GOLD_PRICE_LEDGER, SILVER_PRICES
+from lakehouse.config.settings import Settings
+from lakehouse.domain import ledger
+from lakehouse.io.fast_read import open_table
 from serving_api.app import create_app
 from serving_api.auth import mint_key
 from tests.conftest import secured
@@ -147,8 +147,8 @@ def test_integrity_and_proof_over_the_api(own: Settings) -> None:
 
 def test_ledger_over_silver_written_by_the_pipeline(settings, kafka, spark, tmp_path) -> None:
     """Prices through the real Kafka → bronze → silver, then chained, verified and tampered."""
-    from lakehouse.events import PriceEvent
-    from lakehouse.kafka_io import EventProducer, ensure_topics
+    from lakehouse.catalog.events import PriceEvent
+    from lakehouse.io.kafka_io import EventProducer, ensure_topics
     from streaming_jobs.medallion import gold_query, silver_query
     from tests.conftest import drain, isolated
 

@@ -13,8 +13,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from lakehouse.settings import Settings
-from lakehouse.tables import GOLD_PRICE_DAILY, GOLD_PRICE_LATEST, SILVER_PRICES
+from lakehouse.catalog.tables import GOLD_PRICE_DAILY, GOLD_PRICE_LATEST, SILVER_PRICES
+from lakehouse.config.settings import Settings
 from serving_api import views
 from serving_api.push import Filter, wanted_prices
 from serving_api.views import (

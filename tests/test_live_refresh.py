@@ -21,13 +21,13 @@ import pytest
 from deltalake import write_deltalake
 from fastapi.testclient import TestClient
 
-import lakehouse.fast_read
+import lakehouse.io.fast_read
 import serving_api.cache
 import serving_api.push
 import serving_api.routers.ops
-from lakehouse.fast_read import added_since
-from lakehouse.settings import Settings
-from lakehouse.tables import SILVER_PRICES
+from lakehouse.catalog.tables import SILVER_PRICES
+from lakehouse.config.settings import Settings
+from lakehouse.io.fast_read import added_since
 from serving_api.app import create_app
 from serving_api.cache import GoldCache
 from serving_api.metrics import ApiMetrics
@@ -125,8 +125,8 @@ def test_no_file_is_touched_on_the_event_loop(
         (serving_api.cache, "exists"),
         (serving_api.push, "exists"),
         (serving_api.routers.ops, "exists"),
-        (lakehouse.fast_read, "read_text"),
-        (lakehouse.fast_read, "DeltaTable"),
+        (lakehouse.io.fast_read, "read_text"),
+        (lakehouse.io.fast_read, "DeltaTable"),
         (pq, "ParquetFile"),
     ):
         guard(module, name)

@@ -11,11 +11,7 @@ import pandas as pd
 import pytest
 from deltalake import DeltaTable
 
-from lakehouse import delta_io
-from lakehouse.kafka_io import EventProducer, ensure_topics
-from lakehouse.maintenance import maintain, zorder_columns
-from lakehouse.settings import ConfigError, Settings
-from lakehouse.tables import (
+from lakehouse.catalog.tables import (
     BRONZE_EVENTS,
     GOLD_DATA_QUALITY,
     GOLD_PRICE_DAILY,
@@ -25,6 +21,10 @@ from lakehouse.tables import (
     TABLES,
     Table,
 )
+from lakehouse.config.settings import ConfigError, Settings
+from lakehouse.io import delta_io
+from lakehouse.io.kafka_io import EventProducer, ensure_topics
+from lakehouse.io.maintenance import maintain, zorder_columns
 from producers.replay import ReplaySummary, replay
 from scripts.cli import main
 from streaming_jobs.medallion import gold_query, silver_query

@@ -11,14 +11,14 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from lakehouse.events import SensorEvent
-from lakehouse.kafka_io import EventProducer, ensure_topics
-from lakehouse.tables import (
+from lakehouse.catalog.events import SensorEvent
+from lakehouse.catalog.tables import (
     GOLD_PRICE_DAILY,
     SILVER_PRICES,
     SILVER_QUARANTINE,
     SILVER_SENSORS,
 )
+from lakehouse.io.kafka_io import EventProducer, ensure_topics
 from producers.replay import replay
 from streaming_jobs.medallion import gold_query, silver_query
 from tests.conftest import drain, isolated

@@ -1,4 +1,5 @@
-"""Each price metric has one definition (lakehouse.metrics): the daily close, the region's day
+"""Each price metric has one definition (lakehouse.domain.metrics): the daily close, the region's
+day
 and the reference median — and gold (Spark), the API and the alerts follow it."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from datetime import UTC, date, datetime
 
 import pandas as pd
 
-from lakehouse.metrics import (
+from lakehouse.domain.metrics import (
     DAILY_COLUMNS,
     REFERENCE_DAYS,
     daily_closes,

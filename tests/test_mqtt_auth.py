@@ -21,11 +21,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from prometheus_client.parser import text_string_to_metric_families
 
-from lakehouse import ops_metrics as m
-from lakehouse.broker_auth import bridge_credentials, sync_broker
-from lakehouse.kafka_io import ensure_topics
-from lakehouse.registry import Device, Registry, open_registry
-from lakehouse.settings import Settings
+from lakehouse.catalog import ops_metrics as m
+from lakehouse.config.settings import Settings
+from lakehouse.domain.broker_auth import bridge_credentials, sync_broker
+from lakehouse.domain.registry import Device, Registry, open_registry
+from lakehouse.io.kafka_io import ensure_topics
 from producers.mqtt_bridge import MqttBridge
 from producers.mqtt_io import make_client
 from scripts.isolated_stack import free_ports
@@ -229,7 +229,7 @@ def test_bridge_serves_its_counts_and_the_brokers_numbers(bridge: MqttBridge, re
     assert values[m.BROKER_UPTIME.series] > 0
     assert values[m.BROKER_MESSAGES_RECEIVED.series] >= 1
     defined = {d.series for d in (*m.BRIDGE_METRICS, *m.BROKER_METRICS)}
-    assert set(values) <= defined, "a metric not defined in lakehouse.ops_metrics"
+    assert set(values) <= defined, "a metric not defined in lakehouse.catalog.ops_metrics"
 
 
 def _certificates(folder: Path) -> tuple[Path, Path, Path]:

@@ -10,8 +10,8 @@ import pyarrow as pa
 from deltalake import write_deltalake
 from fastapi.testclient import TestClient
 
-from lakehouse.settings import Settings
-from lakehouse.tables import GOLD_NEWS_SIGNAL, SILVER_NEWS, arrow_schema
+from lakehouse.catalog.tables import GOLD_NEWS_SIGNAL, SILVER_NEWS, arrow_schema
+from lakehouse.config.settings import Settings
 from serving_api.app import create_app
 from tests.api_samples import API, with_api
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import feedparser
 import pytest
 
-from lakehouse.kafka_io import EventProducer, ensure_topics
-from lakehouse.settings import PROJECT_ROOT, NewsFeed, Settings
+from lakehouse.config.settings import PROJECT_ROOT, NewsFeed, Settings
+from lakehouse.io.kafka_io import EventProducer, ensure_topics
 from producers.news_feeds import FeedCollector, feed_events
 from scripts.services import services
 from tests.conftest import isolated

@@ -12,11 +12,11 @@ from zoneinfo import ZoneInfo
 
 from fastapi.testclient import TestClient
 
-from lakehouse.fast_read import open_table
-from lakehouse.kafka_io import EventProducer, ensure_topics
-from lakehouse.news_text import read_headline
-from lakehouse.settings import PROJECT_ROOT, Settings
-from lakehouse.tables import GOLD_ALERTS, GOLD_NEWS_SIGNAL, SILVER_NEWS, SILVER_QUARANTINE
+from lakehouse.catalog.tables import GOLD_ALERTS, GOLD_NEWS_SIGNAL, SILVER_NEWS, SILVER_QUARANTINE
+from lakehouse.config.settings import PROJECT_ROOT, Settings
+from lakehouse.domain.news_text import read_headline
+from lakehouse.io.fast_read import open_table
+from lakehouse.io.kafka_io import EventProducer, ensure_topics
 from producers.csv_ingest import ingest_file
 from serving_api.app import create_app
 from serving_api.auth import mint_key

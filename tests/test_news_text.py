@@ -1,4 +1,4 @@
-"""Reading headlines (lakehouse.news_text): commodities, directions, places and topics, on
+"""Reading headlines (lakehouse.domain.news_text): commodities, directions, places and topics, on
 headlines of the shipped labelled set (datasets/news_headlines_labelled.csv) and on the cases
 the lexicon must get right."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from bench.news_extraction import load, score, split
-from lakehouse.news_text import Mention, lexicon, read_headline
+from lakehouse.domain.news_text import Mention, lexicon, read_headline
 
 
 def mentions(title: str) -> set[tuple[str, str | None]]:

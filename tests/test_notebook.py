@@ -9,8 +9,8 @@ import pytest
 from deltalake import DeltaTable
 from nbclient import NotebookClient
 
-from lakehouse.settings import PROJECT_ROOT, Settings
-from lakehouse.tables import GOLD_PRICE_DAILY, SILVER_QUARANTINE
+from lakehouse.catalog.tables import GOLD_PRICE_DAILY, SILVER_QUARANTINE
+from lakehouse.config.settings import PROJECT_ROOT, Settings
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "market_questions.ipynb"
 

@@ -15,9 +15,9 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
-from lakehouse.fast_read import delivery_counts
-from lakehouse.settings import AlertSettings, NotifierChannel, Settings
-from lakehouse.tables import GOLD_ALERT_DELIVERIES, GOLD_ALERTS, arrow_schema
+from lakehouse.catalog.tables import GOLD_ALERT_DELIVERIES, GOLD_ALERTS, arrow_schema
+from lakehouse.config.settings import AlertSettings, NotifierChannel, Settings
+from lakehouse.io.fast_read import delivery_counts
 from scripts.isolated_stack import free_ports
 from streaming_jobs.notifier import Notifier
 from tests.conftest import isolated

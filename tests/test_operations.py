@@ -10,9 +10,9 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from lakehouse.ops_metrics import OPS_PANELS, SERVICE_RESTARTS
-from lakehouse.settings import Settings
-from lakehouse.status import restarts_path
+from lakehouse.catalog.ops_metrics import OPS_PANELS, SERVICE_RESTARTS
+from lakehouse.config.settings import Settings
+from lakehouse.io.status import restarts_path
 from scripts.grafana_dashboard import DASHBOARD_FILE, dashboard_text
 from scripts.isolated_stack import free_ports
 from serving_api.app import create_app

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from lakehouse import ops_metrics as m
+from lakehouse.catalog import ops_metrics as m
 from streaming_jobs.progress_metrics import (
     QUALITY_OBSERVATION,
     PipelineMetrics,

@@ -10,11 +10,11 @@ import sys
 import time
 from datetime import datetime, timedelta
 
-from lakehouse.kafka_io import EventProducer, ensure_topics
-from lakehouse.reference import commodities, markets
-from lakehouse.rules import quality_rules
-from lakehouse.settings import PROJECT_ROOT, load_settings
-from lakehouse.status import read_status
+from lakehouse.catalog.reference import commodities, markets
+from lakehouse.catalog.rules import quality_rules
+from lakehouse.config.settings import PROJECT_ROOT, load_settings
+from lakehouse.io.kafka_io import EventProducer, ensure_topics
+from lakehouse.io.status import read_status
 from producers.price_simulator import PriceSimulator, day_index, history, publish_round
 from scripts.services import services
 from streaming_jobs.silver import parse_events, validate_events

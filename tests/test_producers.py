@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from lakehouse.kafka_io import EventProducer
-from lakehouse.settings import PROJECT_ROOT
-from lakehouse.status import read_status
+from lakehouse.config.settings import PROJECT_ROOT
+from lakehouse.io.kafka_io import EventProducer
+from lakehouse.io.status import read_status
 from producers.csv_ingest import FolderWatcher, ingest_file
 from producers.devices import FleetConnection, Simulator, fleet, provision, publish
 from tests.kafka_helpers import consume, end_offsets

@@ -17,10 +17,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from lakehouse import ops_metrics as m
-from lakehouse.kafka_io import ensure_topics
-from lakehouse.settings import Settings
-from lakehouse.status import pipeline_progress
+from lakehouse.catalog import ops_metrics as m
+from lakehouse.config.settings import Settings
+from lakehouse.io.kafka_io import ensure_topics
+from lakehouse.io.status import pipeline_progress
 from scripts.services import Api, PrometheusServer
 from tests.browser import chromium, open_page, watch
 from tests.conftest import isolated

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lakehouse import ops_metrics as m
-from lakehouse.secrets import secret
-from lakehouse.settings import Settings
+from lakehouse.catalog import ops_metrics as m
+from lakehouse.config.secrets import secret
+from lakehouse.config.settings import Settings
 from scripts.prometheus_config import (
     RULES_FILE,
     config_text,

@@ -9,15 +9,15 @@ import pandas as pd
 import pytest
 from deltalake import DeltaTable
 
-from lakehouse.query import Engine, QueryError, history, referenced_tables, run_query
-from lakehouse.settings import Settings
-from lakehouse.tables import (
+from lakehouse.catalog.tables import (
     BRONZE_EVENTS,
     GOLD_PRICE_DAILY,
     GOLD_PRICE_LATEST,
     SILVER_PRICES,
     Table,
 )
+from lakehouse.config.settings import Settings
+from lakehouse.io.query import Engine, QueryError, history, referenced_tables, run_query
 from scripts.cli import main
 
 ENGINES = list(Engine)

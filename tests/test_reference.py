@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse.reference import (
+from lakehouse.catalog.reference import (
     commodities,
     commodity_id,
     markets,
@@ -16,7 +16,7 @@ from lakehouse.reference import (
     province_name,
     provinces,
 )
-from lakehouse.settings import DATASETS_DIR, ConfigError
+from lakehouse.config.settings import DATASETS_DIR, ConfigError
 
 # The items of Badan Pangan Nasional's consumer-price panel, as its export spells them.
 BAPANAS_ITEMS = {

@@ -6,10 +6,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from lakehouse.errors import InputError
-from lakehouse.events import Metric, SensorEvent
-from lakehouse.registry import Device
-from lakehouse.reports import open_report, parse_number, parse_rows, parse_time
+from lakehouse.catalog.events import Metric, SensorEvent
+from lakehouse.config.errors import InputError
+from lakehouse.domain.registry import Device
+from lakehouse.domain.reports import open_report, parse_number, parse_rows, parse_time
 from producers.devices import Simulator, fleet
 from producers.mqtt_bridge import PayloadError, to_sensor_event
 from producers.replay import fan_out, synthetic_markets
@@ -218,7 +218,7 @@ def test_simulator_is_deterministic_and_injects_faults(settings):
 
 
 def test_fan_out_is_deterministic_and_lags_some_markets():
-    from lakehouse.events import PriceEvent
+    from lakehouse.catalog.events import PriceEvent
 
     real = PriceEvent(
         market_id="PIHPS-AGG",

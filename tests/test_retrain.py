@@ -12,15 +12,15 @@ import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
 
-from lakehouse.fast_read import open_table
-from lakehouse.settings import Settings
-from lakehouse.tables import (
+from lakehouse.catalog.tables import (
     GOLD_ALERTS,
     GOLD_ANOMALIES,
     GOLD_FORECASTS,
     GOLD_PRICE_DAILY,
     arrow_schema,
 )
+from lakehouse.config.settings import Settings
+from lakehouse.io.fast_read import open_table
 from scripts.cli import main
 
 # The replayed lakehouse takes minutes to build on a busy box; setup counts against the timeout.

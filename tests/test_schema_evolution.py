@@ -8,8 +8,10 @@ rewrite and no migration step.
   and their files stay as they were;
 - producers that do not know the field yet keep working: it is optional.
 
-To add a field for real: add it to the model in ``lakehouse/events.py`` as optional (``X | None
-= None``) and give its column a meaning in ``lakehouse/tables.py`` (the dictionary test asks).
+To add a field for real: add it to the model in ``lakehouse/catalog/events.py`` as optional (``X |
+None
+= None``) and give its column a meaning in ``lakehouse/catalog/tables.py`` (the dictionary test
+asks).
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ import pytest
 from deltalake import DeltaTable
 from pydantic import Field
 
-from lakehouse.events import EVENT_MODELS, PriceEvent
-from lakehouse.kafka_io import EventProducer, ensure_topics
-from lakehouse.settings import Settings
-from lakehouse.tables import BRONZE_EVENTS, SILVER_PRICES, SILVER_QUARANTINE
+from lakehouse.catalog.events import EVENT_MODELS, PriceEvent
+from lakehouse.catalog.tables import BRONZE_EVENTS, SILVER_PRICES, SILVER_QUARANTINE
+from lakehouse.config.settings import Settings
+from lakehouse.io.kafka_io import EventProducer, ensure_topics
 from streaming_jobs.medallion import gold_query, silver_query
 from tests.conftest import drain, isolated
 

@@ -19,10 +19,10 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from fastapi.testclient import TestClient
 
-from lakehouse.broker_auth import acl_file, password_file
-from lakehouse.registry import MIGRATIONS, check_password, open_registry
-from lakehouse.secrets import ensure_secret, env_name, secret, secrets_path
-from lakehouse.settings import PROJECT_ROOT, Settings, load_settings
+from lakehouse.config.secrets import ensure_secret, env_name, secret, secrets_path
+from lakehouse.config.settings import PROJECT_ROOT, Settings, load_settings
+from lakehouse.domain.broker_auth import acl_file, password_file
+from lakehouse.domain.registry import MIGRATIONS, check_password, open_registry
 from scripts.prometheus_config import scrape_token_file, write_scrape_token
 from serving_api.app import create_app
 from serving_api.auth import mint_key

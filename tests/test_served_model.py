@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lakehouse.settings import PROJECT_ROOT, Settings
+from lakehouse.config.settings import PROJECT_ROOT, Settings
 from scripts.isolated_stack import free_ports
 
 SERIES = ("market:PIHPS-AGG:bawang_merah", "market:PIHPS-AGG:cabai_merah")
@@ -34,7 +34,7 @@ def test_requirements_are_the_project_pins_of_what_the_model_imports() -> None:
 
     combo = requirements("combo")
     names = {r.split("==")[0] for r in combo}
-    # imported by lakehouse.settings, ml.models (lazily) and ml.features; sklearn by xgboost
+    # imported by lakehouse.config.settings, ml.models (lazily) and ml.features; sklearn by xgboost
     assert {"pydantic-settings", "pyyaml", "statsforecast", "xgboost-cpu", "holidays"} <= names
     assert {"mlflow", "pandas", "numpy", "scikit-learn"} <= names
     assert "prophet" not in names and "pyspark" not in names

@@ -3,8 +3,8 @@ from xml.etree import ElementTree
 
 import pytest
 
-from lakehouse.settings import PROJECT_ROOT, ConfigError, load_settings
-from lakehouse.spark import GOLD_POOL, SCHEDULER_POOLS, SILVER_POOL
+from lakehouse.config.settings import PROJECT_ROOT, ConfigError, load_settings
+from lakehouse.io.spark import GOLD_POOL, SCHEDULER_POOLS, SILVER_POOL
 
 
 def test_defaults_from_conf(clean_env: None):

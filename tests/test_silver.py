@@ -12,9 +12,9 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from lakehouse import delta_io
-from lakehouse.rules import quality_rules
-from lakehouse.tables import GOLD_DATA_QUALITY_DAILY, GOLD_PRICE_DAILY
+from lakehouse.catalog.rules import quality_rules
+from lakehouse.catalog.tables import GOLD_DATA_QUALITY_DAILY, GOLD_PRICE_DAILY
+from lakehouse.io import delta_io
 from streaming_jobs import gold, price_judge, sensor_judge
 from streaming_jobs.bronze import first_copies, sender
 from streaming_jobs.price_judge import percentile, row_percentiles

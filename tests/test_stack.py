@@ -12,7 +12,7 @@ import httpx
 import psutil
 import pytest
 
-from lakehouse.settings import PROJECT_ROOT, ConfigError, load_settings
+from lakehouse.config.settings import PROJECT_ROOT, ConfigError, load_settings
 from scripts.isolated_stack import stack_env
 from scripts.services import Bridge, KafkaBroker, Pipeline, Service
 

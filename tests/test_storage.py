@@ -16,17 +16,17 @@ import pytest
 from fastapi.testclient import TestClient
 from pyarrow import fs
 
-from lakehouse.fast_read import TableMissing, open_table
-from lakehouse.kafka_io import EventProducer, ensure_topics
-from lakehouse.settings import PROJECT_ROOT, Settings, StorageSettings, load_settings
-from lakehouse.spark import spark_conf
-from lakehouse.storage import delta_options, exists, files, hadoop_options, join
-from lakehouse.tables import (
+from lakehouse.catalog.tables import (
     GOLD_DATA_QUALITY,
     GOLD_PRICE_LATEST,
     SILVER_PRICES,
     query_checkpoint,
 )
+from lakehouse.config.settings import PROJECT_ROOT, Settings, StorageSettings, load_settings
+from lakehouse.config.storage import delta_options, exists, files, hadoop_options, join
+from lakehouse.io.fast_read import TableMissing, open_table
+from lakehouse.io.kafka_io import EventProducer, ensure_topics
+from lakehouse.io.spark import spark_conf
 from producers.replay import replay
 from scripts.isolated_stack import free_ports
 from serving_api.app import create_app

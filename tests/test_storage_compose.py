@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from lakehouse.settings import PROJECT_ROOT
+from lakehouse.config.settings import PROJECT_ROOT
 
 KEYS = {
     "S3_ACCESS_KEY": "compose-test-key",
@@ -173,9 +173,9 @@ def test_scheduled_jobs_run_from_the_crontab_under_a_container_cron(
 
 
 def test_the_status_health_check_of_a_project_container(clean_env, tmp_path, monkeypatch) -> None:
-    from lakehouse.settings import load_settings
-    from lakehouse.status import main as status_check
-    from lakehouse.status import write_status
+    from lakehouse.config.settings import load_settings
+    from lakehouse.io.status import main as status_check
+    from lakehouse.io.status import write_status
 
     monkeypatch.setenv("SMARTMARKET_PATHS__DATA_DIR", str(tmp_path))
     assert status_check(["bridge"]) == 1  # nothing reported yet

@@ -1,4 +1,4 @@
-"""The delta-rs write façade (lakehouse.table_writes): idempotent appends, MERGE that retries a
+"""The delta-rs write façade (lakehouse.io.table_writes): idempotent appends, MERGE that retries a
 commit lost to a concurrent writer, typed errors. Real delta-rs tables in a temporary folder."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from lakehouse import table_writes
-from lakehouse.settings import Settings
-from lakehouse.table_writes import Retry, TableWriteError, WriteConflict
-from lakehouse.tables import GOLD_ALERT_DELIVERIES, GOLD_ANOMALIES, Table, arrow_schema
+from lakehouse.catalog.tables import GOLD_ALERT_DELIVERIES, GOLD_ANOMALIES, Table, arrow_schema
+from lakehouse.config.settings import Settings
+from lakehouse.io import table_writes
+from lakehouse.io.table_writes import Retry, TableWriteError, WriteConflict
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from fastapi.testclient import TestClient
 
-from lakehouse.settings import Settings
-from lakehouse.supply import island_of, reference_entities, regencies
-from lakehouse.supply_routes import (
+from lakehouse.config.settings import Settings
+from lakehouse.domain.supply import island_of, reference_entities, regencies
+from lakehouse.domain.supply_routes import (
     FACTORS,
     MIN_FIT_SHIPMENTS,
     RULE_HOURS,

@@ -10,11 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from lakehouse.events import ShipmentEvent, StockEvent
-from lakehouse.fast_read import open_table
-from lakehouse.kafka_io import EventProducer, ensure_topics
-from lakehouse.supply_registry import open_supply_registry
-from lakehouse.tables import (
+from lakehouse.catalog.events import ShipmentEvent, StockEvent
+from lakehouse.catalog.tables import (
     BRONZE_EVENTS,
     GOLD_ALERTS,
     GOLD_SHIPMENTS,
@@ -24,6 +21,9 @@ from lakehouse.tables import (
     SILVER_SHIPMENTS,
     SILVER_SUPPLY_STOCK,
 )
+from lakehouse.domain.supply_registry import open_supply_registry
+from lakehouse.io.fast_read import open_table
+from lakehouse.io.kafka_io import EventProducer, ensure_topics
 from producers.csv_ingest import ingest_file
 from producers.supply_csv import read_supply_csv
 from producers.supply_sim import simulate

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lakehouse.settings import MlSettings
+from lakehouse.config.settings import MlSettings
 from ml.backtest import backtest_series, global_points_for
 from ml.features import ramadan_day, weeks_to_idul_fitri, weeks_to_nataru
 from ml.global_model import global_forecast

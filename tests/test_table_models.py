@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 import pytest
 
-from lakehouse.tables import GOLD_ALERTS, GOLD_ANOMALIES, GOLD_FORECASTS, SILVER_PRICES
+from lakehouse.catalog.tables import GOLD_ALERTS, GOLD_ANOMALIES, GOLD_FORECASTS, SILVER_PRICES
 from serving_api.models import Alert, Anomaly, ForecastPoint, ForecastSeries
 from serving_api.table_models import python_type, table_model
 

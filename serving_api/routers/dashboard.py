@@ -11,8 +11,8 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.gzip import GZipMiddleware
 
-from lakehouse.reference import commodities
-from lakehouse.settings import PROJECT_ROOT
+from lakehouse.catalog.reference import commodities
+from lakehouse.config.settings import PROJECT_ROOT
 from serving_api.deps import SettingsDep
 from serving_api.errors import ApiError
 from serving_api.routers import API_PREFIX

@@ -18,10 +18,10 @@ import segno
 from fastapi import APIRouter, Body, status
 from pydantic import BaseModel, Field
 
-from lakehouse.broker_auth import sync_broker
-from lakehouse.events import Metric
-from lakehouse.registry import Device, Registry, RegistryError
-from lakehouse.settings import Settings
+from lakehouse.catalog.events import Metric
+from lakehouse.config.settings import Settings
+from lakehouse.domain.broker_auth import sync_broker
+from lakehouse.domain.registry import Device, Registry, RegistryError
 from serving_api.auth import Keyring, Permission
 from serving_api.deps import KeyringDep, RegistryDep, SettingsDep, require
 from serving_api.errors import ApiError

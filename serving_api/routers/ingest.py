@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, status
 
-from lakehouse.events import PriceEvent
+from lakehouse.catalog.events import PriceEvent
 from serving_api.auth import Permission
 from serving_api.deps import MetricsDep, PublisherDep, SettingsDep, require
 from serving_api.errors import ApiError

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from lakehouse import ledger
+from lakehouse.domain import ledger
 from serving_api.auth import Permission
 from serving_api.deps import SettingsDep, require
 from serving_api.errors import ApiError

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from lakehouse.events import NewsEvent
+from lakehouse.catalog.events import NewsEvent
 from serving_api.auth import Permission
 from serving_api.deps import GoldDep, SettingsDep, require
 from serving_api.errors import resolve_commodity, resolve_province

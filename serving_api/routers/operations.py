@@ -12,7 +12,7 @@ import httpx
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel
 
-from lakehouse.ops_metrics import OPS_PANELS, Panel
+from lakehouse.catalog.ops_metrics import OPS_PANELS, Panel
 from serving_api.auth import Permission
 from serving_api.deps import SettingsDep, require_when_closed
 from serving_api.errors import ApiError

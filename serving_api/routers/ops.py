@@ -9,9 +9,9 @@ import time
 from fastapi import APIRouter, Response, status
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from lakehouse.kafka_io import kafka_reachable
-from lakehouse.settings import Settings
-from lakehouse.storage import exists
+from lakehouse.config.settings import Settings
+from lakehouse.config.storage import exists
+from lakehouse.io.kafka_io import kafka_reachable
 from serving_api.deps import MetricsDep, ReadinessDep, SettingsDep, may_scrape
 from serving_api.models import Check, Readiness
 

@@ -11,9 +11,9 @@ from typing import Annotated, Any
 import pyarrow as pa
 from fastapi import APIRouter, Body, Path, Query, status
 
-from lakehouse.events import HoldStatus, ReviewDecision, ReviewEvent
-from lakehouse.settings import Settings
-from lakehouse.tables import SILVER_HOLD_DECISIONS, SILVER_HOLDS, SILVER_QUARANTINE
+from lakehouse.catalog.events import HoldStatus, ReviewDecision, ReviewEvent
+from lakehouse.catalog.tables import SILVER_HOLD_DECISIONS, SILVER_HOLDS, SILVER_QUARANTINE
+from lakehouse.config.settings import Settings
 from serving_api.auth import Permission, Principal
 from serving_api.cache import Tables, ViewSpec
 from serving_api.deps import GoldDep, PublisherDep, require

@@ -11,14 +11,19 @@ import pandas as pd
 from fastapi import APIRouter, Body, Query, status
 from pydantic import BaseModel, Field
 
-from lakehouse.events import EntityKind, ShipmentEvent, StockEvent
-from lakehouse.fast_read import TableMissing, open_table
-from lakehouse.registry import NotFound
-from lakehouse.settings import Settings
-from lakehouse.supply import ROUTE_SEPARATOR, Entity, Regency, regencies
-from lakehouse.supply_registry import SupplyRegistry
-from lakehouse.supply_routes import PastShipment, analyze
-from lakehouse.tables import GOLD_SHIPMENTS, GOLD_STOCK_DAILY, GOLD_SUPPLY_REGION_DAILY, Table
+from lakehouse.catalog.events import EntityKind, ShipmentEvent, StockEvent
+from lakehouse.catalog.tables import (
+    GOLD_SHIPMENTS,
+    GOLD_STOCK_DAILY,
+    GOLD_SUPPLY_REGION_DAILY,
+    Table,
+)
+from lakehouse.config.settings import Settings
+from lakehouse.domain.registry import NotFound
+from lakehouse.domain.supply import ROUTE_SEPARATOR, Entity, Regency, regencies
+from lakehouse.domain.supply_registry import SupplyRegistry
+from lakehouse.domain.supply_routes import PastShipment, analyze
+from lakehouse.io.fast_read import TableMissing, open_table
 from serving_api.auth import Permission
 from serving_api.deps import SettingsDep, SupplyRegistryDep, require
 from serving_api.errors import ApiError, resolve_commodity, resolve_province

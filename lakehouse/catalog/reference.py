@@ -1,0 +1,208 @@
+"""Reference data from ``conf/``: Indonesia's provinces, markets, the commodity catalogue and
+sensor metric ranges.
+
+Markets are the rows of ``conf/markets.csv`` (physical markets and city averages: add a row to add
+one) plus one aggregate market per province, ``PROV-<BPS code>`` (e.g. ``PROV-32`` for Jawa
+Barat), for province-level series such as PIHPS's; the national aggregate is ``PIHPS-AGG``.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from lakehouse.catalog.events import Metric
+from lakehouse.config.settings import CONF_DIR, ConfigError
+
+NATIONAL = "Indonesia"  # the region of national aggregates
+PROVINCE_MARKET_PREFIX = "PROV-"
+
+
+@dataclass(frozen=True)
+class Province:
+    code: str  # BPS / Kemendagri two-digit code
+    name: str
+    latitude: float
+    longitude: float
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Market:
+    market_id: str
+    name: str
+    city: str
+    province: str
+    latitude: float | None
+    longitude: float | None
+    kind: str  # "pasar" (a physical market) or "aggregate" (a published average)
+
+
+@dataclass(frozen=True)
+class Commodity:
+    id: str
+    name: str
+    unit: str
+    min_price: float
+    max_price: float
+    aliases: tuple[str, ...] = ()
+    name_en: str = ""  # English name; empty: the Indonesian one
+
+    def label(self, language: str) -> str:
+        """The name people read: Indonesian (``id``) or English (``en``)."""
+        return (self.name_en or self.name) if language == "en" else self.name
+
+
+@dataclass(frozen=True)
+class MetricRange:
+    unit: str
+    min: float
+    max: float
+
+
+def _optional_float(text: str) -> float | None:
+    return float(text) if text.strip() else None
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read reference data {path}: {exc}") from exc
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    """Rows of a reference CSV; lines starting with ``#`` are comments."""
+    try:
+        with path.open(encoding="utf-8", newline="") as fh:
+            return list(csv.DictReader(line for line in fh if not line.startswith("#")))
+    except OSError as exc:
+        raise ConfigError(f"cannot read reference data {path}: {exc}") from exc
+
+
+@cache
+def provinces(path: Path = CONF_DIR / "provinces.csv") -> dict[str, Province]:
+    """Indonesia's provinces by BPS code."""
+    return {
+        row["code"]: Province(
+            code=row["code"],
+            name=row["name"],
+            latitude=float(row["latitude"]),
+            longitude=float(row["longitude"]),
+            aliases=tuple(a for a in row["aliases"].split("|") if a.strip()),
+        )
+        for row in _read_csv(path)
+    }
+
+
+@cache
+def _province_lookup() -> dict[str, str]:
+    lookup = {normal_form(NATIONAL): NATIONAL}
+    for p in provinces().values():
+        for name in (p.code, p.name, *p.aliases):
+            lookup[normal_form(name)] = p.name
+    return lookup
+
+
+def province_name(name: str) -> str | None:
+    """The province's name as events and tables use it, from its name, an alias or its BPS code
+    (``Daerah Khusus Ibukota Jakarta``, ``jakarta`` and ``31`` → ``DKI Jakarta``); ``Indonesia``
+    for the nation; None if unknown."""
+    return _province_lookup().get(normal_form(name))
+
+
+def _province_markets() -> dict[str, Market]:
+    return {
+        f"{PROVINCE_MARKET_PREFIX}{p.code}": Market(
+            market_id=f"{PROVINCE_MARKET_PREFIX}{p.code}",
+            name=f"Rata-rata Provinsi {p.name}",
+            city=p.name,
+            province=p.name,
+            latitude=p.latitude,
+            longitude=p.longitude,
+            kind="aggregate",
+        )
+        for p in provinces().values()
+    }
+
+
+@cache
+def markets(path: Path = CONF_DIR / "markets.csv") -> dict[str, Market]:
+    """Markets by id: one aggregate per province, then the rows of ``path`` (which win)."""
+    found = _province_markets()
+    for row in _read_csv(path):
+        province = province_name(row["province"])
+        if province is None:
+            raise ConfigError(
+                f"{path}: market {row['market_id']} is in province {row['province']!r}, which is "
+                f"not in conf/provinces.csv (use a name, an alias or the BPS code)"
+            )
+        found[row["market_id"]] = Market(
+            market_id=row["market_id"],
+            name=row["name"],
+            city=row["city"],
+            province=province,
+            latitude=_optional_float(row["latitude"]),
+            longitude=_optional_float(row["longitude"]),
+            kind=row["kind"],
+        )
+    return found
+
+
+@cache
+def commodities(path: Path = CONF_DIR / "commodities.yaml") -> dict[str, Commodity]:
+    """The commodity catalogue by id."""
+    entries = _read_yaml(path).get("commodities", [])
+    return {
+        e["id"]: Commodity(
+            id=e["id"],
+            name=e["name"],
+            unit=e["unit"],
+            min_price=float(e["min_price"]),
+            max_price=float(e["max_price"]),
+            aliases=tuple(e.get("aliases", ())),
+            name_en=e.get("en", ""),
+        )
+        for e in entries
+    }
+
+
+def normal_form(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_")
+
+
+@cache
+def _commodity_lookup() -> dict[str, str]:
+    lookup: dict[str, str] = {}
+    for c in commodities().values():
+        for name in (c.id, c.name, *c.aliases):
+            key = normal_form(name)
+            if lookup.setdefault(key, c.id) != c.id:
+                raise ConfigError(
+                    f"conf/commodities.yaml: {name!r} names both {lookup[key]} and {c.id}"
+                )
+    return lookup
+
+
+def commodity_id(name: str) -> str | None:
+    """Canonical commodity id for a name as people write it (``Bawang Merah`` → ``bawang_merah``),
+    or None if the catalogue does not know it."""
+    return _commodity_lookup().get(normal_form(name))
+
+
+@cache
+def metric_ranges(path: Path = CONF_DIR / "sensors.yaml") -> dict[Metric, MetricRange]:
+    """Physical range of each sensor metric."""
+    entries = _read_yaml(path).get("metrics", {})
+    unknown = set(entries) - {m.value for m in Metric}
+    if unknown:
+        raise ConfigError(f"{path}: unknown sensor metrics {sorted(unknown)}")
+    return {
+        Metric(k): MetricRange(unit=v["unit"], min=v["min"], max=v["max"])
+        for k, v in entries.items()
+    }

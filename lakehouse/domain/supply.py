@@ -1,0 +1,172 @@
+"""Supply-chain reference data: regencies and their islands, the supply entities of the embedded
+default, and distances between places (docs/supply.md).
+
+A *place* is a regency (``PP.RR`` code of ``datasets/indonesia_regencies.csv``) with its
+centroid; an entity (warehouse, distributor, farmer group, market) sits in one. The islands are
+derived from the province code — the main island groups of the archipelago, a rule documented in
+docs/supply.md: two places on different islands are joined by a sea leg.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from lakehouse.catalog.events import EntityKind
+from lakehouse.catalog.reference import commodities
+from lakehouse.config.settings import CONF_DIR, DATASETS_DIR, ConfigError
+
+REGENCIES_FILE = DATASETS_DIR / "indonesia_regencies.csv"
+ENTITIES_FILE = CONF_DIR / "supply_entities.csv"
+EARTH_RADIUS_KM = 6371.0088
+ROUTE_SEPARATOR = ">"
+
+#: island group of each province (BPS code): the provinces of one group are joined by road,
+#: two groups by sea. Sumatra, Java, Kalimantan, Sulawesi and Papua by their first digit; the
+#: island provinces on their own.
+_ISLAND_BY_PREFIX = {
+    "1": "Sumatera",
+    "3": "Jawa",
+    "6": "Kalimantan",
+    "7": "Sulawesi",
+    "8": "Maluku",
+    "9": "Papua",
+}
+_ISLAND_PROVINCES = {
+    "19": "Bangka Belitung",
+    "21": "Kepulauan Riau",
+    "51": "Bali",
+    "52": "Nusa Tenggara Barat",
+    "53": "Nusa Tenggara Timur",
+    "81": "Maluku",
+    "82": "Maluku Utara",
+}
+
+
+def island_of(province_code: str) -> str:
+    """The island group of a province (``"32"`` → ``"Jawa"``)."""
+    if province_code in _ISLAND_PROVINCES:
+        return _ISLAND_PROVINCES[province_code]
+    if province_code[:1] in _ISLAND_BY_PREFIX:
+        return _ISLAND_BY_PREFIX[province_code[:1]]
+    raise ValueError(f"unknown province code {province_code!r}")
+
+
+@dataclass(frozen=True)
+class Regency:
+    code: str  # PP.RR
+    name: str
+    province_code: str
+    province: str  # the name of conf/provinces.csv
+    latitude: float
+    longitude: float
+
+    @property
+    def island(self) -> str:
+        return island_of(self.province_code)
+
+
+@cache
+def regencies(path: Path = REGENCIES_FILE) -> dict[str, Regency]:
+    """Indonesia's 514 regencies and cities by code."""
+    try:
+        with path.open(encoding="utf-8", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as exc:
+        raise ConfigError(f"cannot read reference data {path}: {exc}") from exc
+    return {
+        r["regency_code"]: Regency(
+            code=r["regency_code"],
+            name=r["regency"],
+            province_code=r["province_code"],
+            province=r["province"],
+            latitude=float(r["latitude"]),
+            longitude=float(r["longitude"]),
+        )
+        for r in rows
+    }
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A supply entity: where stock is held or goods are shipped from and to."""
+
+    entity_id: str
+    name: str
+    kind: str  # EntityKind
+    regency_code: str
+    latitude: float
+    longitude: float
+    commodities: tuple[str, ...]
+
+    @property
+    def regency(self) -> Regency:
+        return regencies()[self.regency_code]
+
+    @property
+    def province(self) -> str:
+        return self.regency.province
+
+
+def check_entity(entity: Entity) -> None:
+    """Raise ValueError naming what is wrong: an unknown kind, regency or commodity, a
+    coordinate off the globe."""
+    kinds = [k.value for k in EntityKind]
+    if entity.kind not in kinds:
+        raise ValueError(f"kind must be one of {kinds}, not {entity.kind!r}")
+    if entity.regency_code not in regencies():
+        raise ValueError(
+            f"unknown regency code {entity.regency_code!r} "
+            "(PP.RR, datasets/indonesia_regencies.csv)"
+        )
+    unknown = sorted(set(entity.commodities) - set(commodities()))
+    if not entity.commodities or unknown:
+        raise ValueError(
+            "commodities must be a non-empty list of conf/commodities.yaml ids"
+            + (f"; unknown: {unknown}" if unknown else "")
+        )
+    if not (-90 <= entity.latitude <= 90 and -180 <= entity.longitude <= 180):
+        raise ValueError("latitude must be in [-90, 90] and longitude in [-180, 180]")
+
+
+@cache
+def reference_entities(path: Path = ENTITIES_FILE) -> dict[str, Entity]:
+    """The shipped entities (``conf/supply_entities.csv``): what the registry is seeded with."""
+    try:
+        with path.open(encoding="utf-8", newline="") as fh:
+            rows = list(csv.DictReader(line for line in fh if not line.startswith("#")))
+    except OSError as exc:
+        raise ConfigError(f"cannot read reference data {path}: {exc}") from exc
+    found = {}
+    for r in rows:
+        entity = Entity(
+            entity_id=r["entity_id"],
+            name=r["name"],
+            kind=r["kind"],
+            regency_code=r["regency_code"],
+            latitude=float(r["latitude"]),
+            longitude=float(r["longitude"]),
+            commodities=tuple(c for c in r["commodities"].split("|") if c),
+        )
+        try:
+            check_entity(entity)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: entity {entity.entity_id}: {exc}") from None
+        found[entity.entity_id] = entity
+    return found
+
+
+def great_circle_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Haversine distance on the mean Earth sphere."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(math.sqrt(a))
+
+
+def route_id(origin_regency: str, destination_regency: str) -> str:
+    """The id of the route between two regencies: ``32.12>31.72``."""
+    return f"{origin_regency}{ROUTE_SEPARATOR}{destination_regency}"

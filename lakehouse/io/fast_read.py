@@ -1,0 +1,139 @@
+"""The read side without Spark: Delta tables opened with delta-rs, for the API, the DuckDB query
+engine and the ML jobs. Readers see committed versions only, so they never block or disturb the
+streaming writers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
+
+from lakehouse.catalog.tables import GOLD_ALERT_DELIVERIES, Table
+from lakehouse.config.settings import Settings
+from lakehouse.config.storage import delta_options, join, parquet_source, read_text
+
+Columns = Sequence[str] | None  # some of a table's columns (None: all)
+
+
+class TableMissing(LookupError):
+    """The table has not been written yet (the pipeline has not produced it)."""
+
+
+def open_table(table: Table, settings: Settings, as_of: int | datetime | None = None) -> DeltaTable:
+    """The Delta table at its newest version, or ``as_of`` a version number or a time.
+
+    Raises ``TableMissing`` when nothing has been written there yet."""
+    path = table.path(settings)
+    try:
+        delta = DeltaTable(
+            path,
+            version=as_of if isinstance(as_of, int) else None,
+            storage_options=delta_options(settings),
+        )
+    except TableNotFoundError:
+        raise TableMissing(f"{table.qualified_name} does not exist yet ({path})") from None
+    if isinstance(as_of, datetime):
+        delta.load_as_version(as_of)
+    return delta
+
+
+def table_version(table: Table, settings: Settings) -> int | None:
+    """The newest committed version, or None when the table does not exist yet."""
+    try:
+        return open_table(table, settings).version()
+    except TableMissing:
+        return None
+
+
+def _utc(table: pa.Table) -> pa.Table:
+    """Timestamps as delta-rs reads them (microseconds, UTC), whatever the writer used."""
+    for i, f in enumerate(table.schema):
+        if pa.types.is_timestamp(f.type) and (f.type.unit != "us" or f.type.tz != "UTC"):
+            column = table.column(i)
+            if f.type.tz is None:
+                column = pc.assume_timezone(column, "UTC")
+            table = table.set_column(i, f.name, column.cast(pa.timestamp("us", tz="UTC")))
+    return table
+
+
+def _added_rows(
+    settings: Settings, root: str, add: dict[str, Any], columns: Columns, dictionary: Columns
+) -> pa.Table:
+    """The rows of one added data file, with its partition values as columns (partition
+    columns of the registry are dates). Of ``columns``, those the file holds (a file written
+    before a column was added has not got it: concatenated with newer files, it reads null)."""
+    partitions = add.get("partitionValues") or {}
+    path, filesystem = parquet_source(settings, join(root, unquote(add["path"])))
+    with pq.ParquetFile(path, filesystem=filesystem, read_dictionary=dictionary) as file:
+        held = file.schema_arrow.names
+        rows = file.read(columns=None if columns is None else [c for c in columns if c in held])
+    for name, value in partitions.items():
+        if columns is None or name in columns:
+            column = pa.array([value] * rows.num_rows, pa.string())
+            rows = rows.append_column(name, column.cast(pa.date32()))
+    return _utc(rows)
+
+
+def committed_files(table: Table, settings: Settings, version: int) -> list[dict[str, Any]] | None:
+    """The data files commit ``version`` of the table added (files that only re-arrange data,
+    like OPTIMIZE's, are not counted), from its commit file alone; None while that version is
+    not committed."""
+    commit = read_text(settings, table.log(settings, version))
+    if commit is None:
+        return None
+    actions = (json.loads(line) for line in commit.splitlines() if line)
+    return [a["add"] for a in actions if a.get("add") and a["add"].get("dataChange", True)]
+
+
+def files_rows(
+    table: Table,
+    settings: Settings,
+    files: list[dict[str, Any]],
+    columns: Columns = None,
+    dictionary: Columns = None,
+) -> pa.Table:
+    """The rows of some of the table's data files (``add`` actions), in one table: only
+    ``columns`` when given, ``dictionary`` of them dictionary-encoded (as
+    ``pyarrow.parquet.ParquetFile`` reads them)."""
+    if not files:
+        return pa.table({})
+    root = table.path(settings)
+    parts = [_added_rows(settings, root, add, columns, dictionary) for add in files]
+    return pa.concat_tables(parts, promote_options="default")
+
+
+def added_since(
+    table: Table,
+    settings: Settings,
+    version: int,
+    columns: Columns = None,
+    dictionary: Columns = None,
+) -> tuple[int, pa.Table]:
+    """The rows that the commits after ``version`` added to the table (``committed_files``,
+    read as ``files_rows`` reads them), and the newest version read. Commit files are read
+    directly (one small JSON each), so the cost is that of the new data, whatever the size of
+    the table. A MERGE adds the files it rewrote whole: a reader keeps the newest row per key."""
+    files: list[dict[str, Any]] = []
+    current = version
+    while (added := committed_files(table, settings, current + 1)) is not None:
+        files += added
+        current += 1
+    return current, files_rows(table, settings, files, columns, dictionary)
+
+
+def delivery_counts(settings: Settings) -> dict[str, int]:
+    """Finished deliveries per outcome (``delivered``, ``undelivered``), for metrics."""
+    try:
+        rows = open_table(GOLD_ALERT_DELIVERIES, settings).to_pyarrow_table(columns=["delivered"])
+    except TableMissing:
+        return {"delivered": 0, "undelivered": 0}
+    delivered = sum(1 for d in rows.column("delivered").to_pylist() if d)
+    return {"delivered": delivered, "undelivered": rows.num_rows - delivered}

@@ -1,0 +1,139 @@
+"""Table upkeep, safe while the pipeline runs: OPTIMIZE (Z-ORDER on what analysts filter by),
+VACUUM, then a Delta log checkpoint and expired-log cleanup.
+
+Why it does not disturb the streams:
+
+- OPTIMIZE commits with ``dataChange = false``: the streaming Delta source (silver reads bronze)
+  skips such commits, and blind appends (bronze, silver) never conflict with it. A gold MERGE
+  that read files OPTIMIZE replaced is retried by ``delta_io.upsert`` (MERGE is idempotent).
+- VACUUM only deletes files unreferenced for longer than the retention (default 168 h, never
+  below ``analyst.min_retention_hours``): readers of any version within that window — time
+  travel, a stream that lags or was stopped — still find their files.
+- Log cleanup only removes log entries older than the table's ``delta.logRetentionDuration``
+  (Delta's default, 30 days) and behind a checkpoint, as Delta does on its own every few
+  commits; it is run here so that an idle table is tidied too.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from tqdm import tqdm
+
+from lakehouse.catalog.tables import Table
+from lakehouse.config.settings import ConfigError, Settings
+from lakehouse.config.storage import files
+from lakehouse.io.fast_read import open_table
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+#: columns analysts filter by; each table is Z-ordered on those it has (partition columns aside)
+FILTER_COLUMNS = ("commodity", "market_id", "date", "hour")
+DELTA_DEFAULT_RETENTION_HOURS = 168  # below it Delta refuses VACUUM unless its check is off
+
+
+@dataclass(frozen=True)
+class Upkeep:
+    """What maintenance did to one table (file counts on disk: data files, then log files)."""
+
+    table: str
+    optimized: bool
+    zorder_by: tuple[str, ...]
+    live_files: tuple[int, int]  # files of the current version, before → after OPTIMIZE
+    data_files: tuple[int, int]  # parquet files on disk, before → after VACUUM
+    log_files: tuple[int, int]  # _delta_log entries, before → after checkpoint + cleanup
+    version: int
+
+    def __str__(self) -> str:
+        zorder = f"z-order {', '.join(self.zorder_by)}" if self.zorder_by else "compaction"
+        zorder = zorder if self.optimized else "one file per partition: as is"
+        return (
+            f"{self.table:<24} {zorder:<39} live files {self.live_files[0]}→{self.live_files[1]}"
+            f"  on disk {self.data_files[0]}→{self.data_files[1]}"
+            f"  log {self.log_files[0]}→{self.log_files[1]}  version {self.version}"
+        )
+
+
+def zorder_columns(table: Table, columns: list[str]) -> tuple[str, ...]:
+    """The filter columns of a table with these ``columns`` (Z-ORDER cannot use partitions)."""
+    return tuple(c for c in FILTER_COLUMNS if c in columns and c not in table.partition_by)
+
+
+def check_retention(hours: float, settings: Settings) -> None:
+    minimum = settings.analyst.min_retention_hours
+    if hours < minimum:
+        raise ConfigError(
+            f"--retention-hours {hours:g} is below analyst.min_retention_hours ({minimum:g}): "
+            "a shorter retention could delete files a lagging stream or time travel still needs"
+        )
+
+
+def _files(settings: Settings, table: Table) -> tuple[int, int]:
+    """(data files, log files) of a table in its store."""
+    found = files(settings, table.path(settings))
+    logs = sum(1 for f in found if f.startswith("_delta_log/"))
+    data = sum(1 for f in found if f.endswith(".parquet") and not f.startswith("_delta_log/"))
+    return data, logs
+
+
+def _most_files_in_a_partition(table: Table, settings: Settings) -> int:
+    live = open_table(table, settings).file_uris()
+    return max(Counter(uri.rsplit("/", 1)[0] for uri in live).values(), default=0)
+
+
+def maintain_table(
+    spark: SparkSession, table: Table, settings: Settings, retention_hours: float
+) -> Upkeep:
+    """OPTIMIZE (Z-ORDER), VACUUM and log cleanup of one existing table."""
+    from delta.tables import DeltaTable
+
+    path = table.path(settings)
+    delta = DeltaTable.forPath(spark, path)
+    live_before = delta.detail().first().numFiles
+    data_before, log_before = _files(settings, table)
+    zorder = zorder_columns(table, delta.toDF().columns)
+    # a partition (or unpartitioned table) of one file has nothing to compact or cluster across
+    # files, and Z-ORDER is not incremental: skip rewriting tables where that holds everywhere
+    optimized = _most_files_in_a_partition(table, settings) > 1
+    if optimized:
+        optimize = delta.optimize()
+        (optimize.executeZOrderBy(*zorder) if zorder else optimize.executeCompaction())
+    check = "spark.databricks.delta.retentionDurationCheck.enabled"
+    if retention_hours < DELTA_DEFAULT_RETENTION_HOURS:
+        spark.conf.set(check, "false")  # checked against analyst.min_retention_hours instead
+    try:
+        delta.vacuum(retention_hours)
+    finally:
+        spark.conf.unset(check)
+    # what Delta does after every checkpointInterval-th commit, now: checkpoint, drop old logs
+    delta_log = spark._jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
+    delta_log.checkpoint()
+    no_catalog_table = spark._jvm.scala.Option.empty()  # a path table, not a catalog one
+    delta_log.doLogCleanup(delta_log.unsafeVolatileSnapshot(), no_catalog_table)
+    data_after, log_after = _files(settings, table)
+    return Upkeep(
+        table=table.qualified_name,
+        optimized=optimized,
+        zorder_by=zorder,
+        live_files=(live_before, delta.detail().first().numFiles),
+        data_files=(data_before, data_after),
+        log_files=(log_before, log_after),
+        version=delta.history(1).first().version,
+    )
+
+
+def maintain(
+    spark: SparkSession, tables: list[Table], settings: Settings, retention_hours: float
+) -> list[Upkeep]:
+    """Maintain each of ``tables`` that exists (a progress bar on a terminal)."""
+    from lakehouse.io import delta_io
+
+    check_retention(retention_hours, settings)
+    existing = [t for t in tables if delta_io.exists(spark, t, settings)]
+    return [
+        maintain_table(spark, table, settings, retention_hours)
+        for table in tqdm(existing, desc="maintain", unit="table", disable=None)
+    ]

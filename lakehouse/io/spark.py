@@ -1,0 +1,197 @@
+"""The SparkSession of the platform: Delta Lake and the Spark–Kafka connector on the classpath.
+
+Jars come from ``jvm/lib/spark-libs`` (resolved by Maven at set-up), never from Ivy at run time.
+Jars the pyspark wheel already ships (Scala, Hadoop client, …) are skipped so that each class is
+on the classpath once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from lakehouse.config.settings import PROJECT_ROOT, ConfigError, Settings, is_uri
+from lakehouse.config.storage import hadoop_options
+
+#: log4j2 configuration of the cluster's JVMs other than the driver (quiet: warnings)
+CLUSTER_LOG_CONFIG = PROJECT_ROOT / "conf" / "spark-log4j2.properties"
+#: the FAIR scheduler's pools (``SILVER_POOL`` before ``GOLD_POOL``)
+SCHEDULER_POOLS = PROJECT_ROOT / "conf" / "fairscheduler.xml"
+SILVER_POOL = "silver"
+GOLD_POOL = "gold"
+_VERSIONED_JAR = re.compile(r"^(?P<artifact>.+?)-\d[\w.\-]*\.jar$")
+
+
+def _artifact(jar: Path) -> str:
+    match = _VERSIONED_JAR.match(jar.name)
+    return match["artifact"] if match else jar.stem
+
+
+def extra_jars(settings: Settings) -> list[Path]:
+    """Jars to add to Spark: the Maven-resolved closure minus what pyspark already has."""
+    import pyspark
+
+    lib = settings.paths.jvm_lib_dir / "spark-libs"
+    jars = sorted(lib.glob("*.jar"))
+    if not any(_artifact(j).startswith("delta-spark") for j in jars):
+        raise ConfigError(
+            f"no Delta jars in {lib}: run `./run.sh setup` to resolve them with Maven"
+        )
+    shipped = {_artifact(j) for j in (Path(pyspark.__file__).parent / "jars").glob("*.jar")}
+    return [j for j in jars if _artifact(j) not in shipped]
+
+
+_JOINED_OPTIONS = ("spark.driver.extraJavaOptions",)  # extra values add to these, not replace
+
+
+def spark_conf(settings: Settings, extra_conf: Mapping[str, str] | None = None) -> dict[str, str]:
+    """All Spark options of the platform's application, plus ``extra_conf`` (e.g. the analyst
+    catalog of ``lakehouse.io.spark_catalog``); settings.spark.conf wins."""
+    s = settings.spark
+    master = master_url(settings)
+    jars = extra_jars(settings)
+    conf = {
+        "spark.master": master,
+        "spark.app.name": s.app_name,
+        "spark.driver.memory": s.driver_memory,
+        # deep plans (the silver/gold batch) overflow the default thread stack when Spark
+        # formats them, e.g. in the error raised when a query is stopped mid-batch
+        "spark.driver.extraJavaOptions": "-Xss16m",
+        "spark.jars.ivy": str(settings.paths.data_dir / "ivy-unused"),
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.sql.shuffle.partitions": str(s.shuffle_partitions),
+        "spark.default.parallelism": str(s.shuffle_partitions),
+        "spark.ui.port": str(s.ui_port),
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.streaming.stopGracefullyOnShutdown": "true",
+        **checkpoint_conf(settings),
+        # streaming state (the event ids seen, for deduplication) in RocksDB: lookups cost the
+        # same however many ids it holds, and each batch checkpoints only its changes
+        "spark.sql.streaming.stateStore.providerClass": "org.apache.spark.sql.execution."
+        "streaming.state.RocksDBStateStoreProvider",
+        "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
+        # a put need not look the key up first to keep a count of the rows (the state
+        # operators' numRowsTotal metric goes; what the pipeline reports does not use it)
+        "spark.sql.streaming.stateStore.rocksdb.trackTotalNumberOfRows": "false",
+        # the ids' watermark moves with every batch: expire state in the next data batch rather
+        # than in an extra batch of its own after each one
+        "spark.sql.streaming.noDataMicroBatches.enabled": "false",
+        "spark.databricks.delta.schema.autoMerge.enabled": "false",
+        # small tables on few cores: rebuild Delta snapshots and shuffle with few partitions
+        "spark.databricks.delta.snapshotPartitions": str(s.shuffle_partitions),
+        # VACUUM lists a table's folders in a job of this many tasks (default 10 000: 24 s for
+        # a table of 180 day partitions on two cores, 2.3 s with 4)
+        "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(s.shuffle_partitions),
+        "spark.sql.adaptive.enabled": "true",
+        # concurrent Delta writes of a micro-batch share the cores; silver's jobs go first
+        "spark.scheduler.mode": "FAIR",
+        "spark.scheduler.allocation.file": str(SCHEDULER_POOLS),
+        # the same small plans run every micro-batch: keep their compiled code (the default
+        # 100 entries are fewer than one batch's stages, so every batch compiled them again)
+        "spark.sql.codegen.cache.maxEntries": "5000",
+        "spark.sql.adaptive.coalescePartitions.enabled": "true",
+        "spark.sql.warehouse.dir": str(settings.paths.data_dir / "spark-warehouse"),
+        # Python workers (the silver query's stateful step) import this project's modules; their
+        # daemon keeps pyspark.zip's directory between tasks (lakehouse/io/python_daemon.py)
+        "spark.executorEnv.PYTHONPATH": str(PROJECT_ROOT),
+        "spark.python.daemon.module": "lakehouse.io.python_daemon",
+        # pyspark's own stateful serializer concatenates frames in a way pandas 2 warns about
+        # (once per group, into the pipeline's log)
+        "spark.executorEnv.PYTHONWARNINGS": "ignore::FutureWarning",
+        **driver_conf(settings),
+        **(cluster_conf(settings, jars) if master.startswith("spark://") else local_conf(jars)),
+    }
+    conf.update(hadoop_options(settings))  # S3A of an s3a:// lakehouse (lakehouse.config.storage)
+    for key, value in (extra_conf or {}).items():
+        conf[key] = f"{conf[key]} {value}" if key in _JOINED_OPTIONS and key in conf else value
+    conf.update(s.conf)
+    return conf
+
+
+def checkpoint_conf(settings: Settings) -> dict[str, str]:
+    """How streaming checkpoints are written. In a local folder through Hadoop's FileSystem
+    API: its default, FileContext, checks the target of every rename with a ``readlink``
+    process (Hadoop's native library is not on the classpath), ~40 ms for each offset, commit
+    and state file — ~0.1 s a micro-batch for each stateful operator. A rename in one folder of
+    a local file system is atomic either way. An ``s3a://`` root keeps Spark's default."""
+    if is_uri(settings.paths.checkpoint_root):
+        return {}
+    return {
+        "spark.sql.streaming.checkpointFileManagerClass": "org.apache.spark.sql.execution."
+        "streaming.checkpointing.FileSystemBasedCheckpointFileManager"
+    }
+
+
+def cluster_marker(settings: Settings) -> Path:
+    """The file that holds the master URL of the embedded standalone cluster while it runs
+    (written and removed by its ``spark-master`` service)."""
+    return settings.paths.run_dir / "spark-master.url"
+
+
+def master_url(settings: Settings) -> str:
+    """The master of the platform's Spark applications: ``spark.master``, except that a local
+    master means the embedded standalone cluster while one runs (``./run.sh up --cluster N``),
+    so the pipeline, queries and notebooks started meanwhile get their executors there."""
+    master = settings.spark.master
+    if master.startswith("local"):
+        try:
+            return cluster_marker(settings).read_text().strip() or master
+        except FileNotFoundError:
+            return master
+    return master
+
+
+def driver_conf(settings: Settings) -> dict[str, str]:
+    """Where executors reach the driver: its advertised host, bind address and, when set, fixed
+    RPC and block manager ports (loopback and any free port by default)."""
+    s = settings.spark
+    conf = {"spark.driver.host": s.driver_host, "spark.driver.bindAddress": s.driver_bind_address}
+    if s.driver_port:
+        conf["spark.driver.port"] = str(s.driver_port)
+    if s.block_manager_port:
+        conf["spark.driver.blockManager.port"] = str(s.block_manager_port)
+    return conf
+
+
+def local_conf(jars: list[Path]) -> dict[str, str]:
+    """Local mode: the driver is the only JVM; it adds the jars itself."""
+    return {"spark.jars": ",".join(str(j) for j in jars)}
+
+
+def cluster_conf(settings: Settings, jars: list[Path]) -> dict[str, str]:
+    """A standalone cluster: the jars of ``jvm/`` on the classpath of the driver and of every
+    executor (read from the same path on the workers, never shipped or downloaded at run time),
+    executors of the configured size. An executor's stdout/stderr in the worker's folder roll by
+    size like the services' logs."""
+    classpath = ":".join(str(j) for j in jars)
+    s = settings.spark
+    return {
+        "spark.executor.logs.rolling.strategy": "size",
+        "spark.executor.logs.rolling.maxSize": str(settings.services.log_max_bytes),
+        "spark.executor.logs.rolling.maxRetainedFiles": str(max(settings.services.log_backups, 1)),
+        "spark.driver.extraClassPath": classpath,
+        "spark.executor.extraClassPath": classpath,
+        "spark.executor.extraJavaOptions": f"-Dlog4j2.configurationFile={CLUSTER_LOG_CONFIG}",
+        "spark.executor.memory": s.executor_memory,
+        "spark.executor.cores": str(s.executor_cores),
+    }
+
+
+def get_spark(settings: Settings, extra_conf: Mapping[str, str] | None = None):  # noqa: ANN201
+    """Create (or return the running) SparkSession configured for the lakehouse (pyspark is
+    imported lazily). ``extra_conf`` only takes effect when no session runs yet."""
+    from pyspark.sql import SparkSession
+
+    # Python workers run this interpreter (PySpark reads it from the environment, not the conf)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder
+    for key, value in spark_conf(settings, extra_conf).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark

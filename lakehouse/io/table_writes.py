@@ -1,0 +1,170 @@
+"""Delta writes without Spark (delta-rs): the one way the API, ML, notifier and ledger write a
+registry table. (The pipeline's Spark writes are lakehouse.io.delta_io.)
+
+- ``append``: adds rows; with ``txn=(app_id, version)`` it is idempotent — a version the table
+  already records for that application appends nothing (Delta's app transactions, as
+  ``delta_io.append_once`` uses them for Spark).
+- ``merge``: upsert on the table's keys, creating the table on first use.
+
+Both retry a commit that lost to a concurrent writer (``CommitFailedError``) on a fresh snapshot,
+with exponential backoff, and raise typed errors: ``WriteConflict`` when every attempt lost,
+``TableWriteError`` for anything else delta-rs refused (schema mismatch, store unreachable).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+
+from lakehouse.catalog.tables import Table
+from lakehouse.config.settings import Settings
+from lakehouse.config.storage import delta_options
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class TableWriteError(RuntimeError):
+    """delta-rs refused a write; the message names the table and why."""
+
+
+class WriteConflict(TableWriteError):
+    """Every attempt to commit lost to a concurrent writer of the same table."""
+
+
+class _CreatedConcurrently(Exception):
+    """Another writer created the table between our look and our first commit."""
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How often and how patiently a conflicting commit is tried again."""
+
+    attempts: int = 6
+    backoff_seconds: float = 0.05
+    backoff_max_seconds: float = 2.0
+
+    def pause(self, attempt: int) -> float:
+        return min(self.backoff_seconds * 2**attempt, self.backoff_max_seconds)
+
+
+@dataclass(frozen=True)
+class Merged:
+    inserted: int
+    replaced: int
+    attempts: int  # commits tried (1: no conflict)
+
+
+def open_for_write(table: Table, settings: Settings) -> DeltaTable | None:
+    """The table at its newest version, or None when it does not exist yet."""
+    try:
+        return DeltaTable(table.path(settings), storage_options=delta_options(settings))
+    except TableNotFoundError:
+        return None
+
+
+def _with_retry(table: Table, retry: Retry, attempt: Callable[[int], T]) -> T:
+    for n in range(retry.attempts):
+        try:
+            return attempt(n + 1)
+        except (CommitFailedError, _CreatedConcurrently) as exc:
+            if n + 1 == retry.attempts:
+                raise WriteConflict(
+                    f"{table.qualified_name}: commit lost to concurrent writers "
+                    f"{retry.attempts} times ({exc})"
+                ) from exc
+            pause = retry.pause(n)
+            log.info(
+                "commit conflict, retrying",
+                extra={"table": table.qualified_name, "attempt": n + 1, "pause_s": pause},
+            )
+            time.sleep(pause)
+        except DeltaError as exc:
+            raise TableWriteError(f"{table.qualified_name}: {exc}") from exc
+    raise AssertionError("unreachable: Retry.attempts >= 1")
+
+
+def append(
+    table: Table,
+    settings: Settings,
+    rows: pa.Table,
+    txn: tuple[str, int] | None = None,
+    retry: Retry = Retry(),
+) -> bool:
+    """Append ``rows`` (creating the table on first use); False when ``txn`` was already
+    committed, so nothing was appended."""
+
+    def attempt(_: int) -> bool:
+        delta = open_for_write(table, settings)
+        properties = None
+        if txn is not None:
+            app_id, version = txn
+            done = delta.transaction_version(app_id) if delta is not None else None
+            if done is not None and done >= version:
+                return False
+            properties = CommitProperties(app_transactions=[Transaction(app_id, version)])
+        write_deltalake(
+            delta if delta is not None else table.path(settings),
+            rows,
+            mode="append",
+            partition_by=list(table.partition_by) or None,
+            storage_options=None if delta is not None else delta_options(settings),
+            commit_properties=properties,
+        )
+        return True
+
+    return _with_retry(table, retry, attempt)
+
+
+def merge(
+    table: Table,
+    settings: Settings,
+    rows: pa.Table,
+    replace_when: str | None = None,
+    retry: Retry = Retry(),
+) -> Merged:
+    """Upsert ``rows`` on the table's keys: new keys are inserted; an existing row is replaced
+    only where ``replace_when`` (a predicate over ``s.`` source and ``t.`` target columns)
+    holds — never if it is None. Creates the table on first use."""
+    if not table.keys:
+        raise TableWriteError(f"{table.qualified_name} declares no keys to merge on")
+
+    def attempt(n: int) -> Merged:
+        delta = open_for_write(table, settings)
+        if delta is None:
+            try:
+                write_deltalake(
+                    table.path(settings),
+                    rows,
+                    mode="error",  # a concurrent first writer wins; this attempt then merges
+                    partition_by=list(table.partition_by) or None,
+                    storage_options=delta_options(settings),
+                )
+            except DeltaError as exc:
+                if "already exists" not in str(exc):  # delta-rs has no type of its own for it
+                    raise
+                raise _CreatedConcurrently(str(exc)) from exc
+            return Merged(inserted=rows.num_rows, replaced=0, attempts=n)
+        merger = delta.merge(
+            rows,
+            " AND ".join(f"t.{k} = s.{k}" for k in table.keys),
+            source_alias="s",
+            target_alias="t",
+        )
+        if replace_when:
+            merger = merger.when_matched_update_all(predicate=replace_when)
+        stats = merger.when_not_matched_insert_all().execute()
+        return Merged(
+            inserted=int(stats.get("num_target_rows_inserted", 0)),
+            replaced=int(stats.get("num_target_rows_updated", 0)),
+            attempts=n,
+        )
+
+    return _with_retry(table, retry, attempt)

@@ -1,1 +1,0 @@
-"""Alembic migrations of the device registry (applied by ``lakehouse.registry.open_registry``)."""
