@@ -212,17 +212,7 @@ class ForecastSeries(
 Anomaly = table_model(
     "Anomaly",
     GOLD_ANOMALIES,
-    (
-        "market_id",
-        "region",
-        "commodity",
-        "date",
-        "kind",
-        "score",
-        "price",
-        "explanation",
-        *MODEL_FIELDS,
-    ),
+    tuple(c for c in GOLD_ANOMALIES.columns if c != "created_at"),
     (*GOLD_ANOMALIES.keys, "score"),
     example=dict(
         market_id="IP-001",

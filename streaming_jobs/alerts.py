@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, model_validator
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from lakehouse.catalog.events import HoldStatus, Metric
 from lakehouse.catalog.reference import commodities, markets
-from lakehouse.config.settings import CONF_DIR, ConfigError
+from lakehouse.config.settings import CONF_DIR, ConfigError, yaml_model
 from lakehouse.domain.metrics import REFERENCE_DAYS
 
 # ---- thresholds (conf/alerts.yaml) ---------------------------------------------------------
@@ -189,10 +189,7 @@ SUPPLY_RULES = ("stock_cover_low", "shipment_late", "route_delay")
 
 @cache
 def alert_rules(path: Path = CONF_DIR / "alerts.yaml") -> AlertRules:
-    try:
-        return AlertRules.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-    except (OSError, yaml.YAMLError, ValidationError) as exc:
-        raise ConfigError(f"invalid alert rules file {path}: {exc}") from exc
+    return yaml_model(path, AlertRules, "alert rules")
 
 
 # ---- signals --------------------------------------------------------------------------------

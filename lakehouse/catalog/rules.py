@@ -5,11 +5,10 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from lakehouse.catalog.events import Metric
-from lakehouse.config.settings import CONF_DIR, ConfigError
+from lakehouse.config.settings import CONF_DIR, yaml_model
 
 
 class HardRules(BaseModel):
@@ -57,7 +56,4 @@ class QualityRules(BaseModel):
 
 @cache
 def quality_rules(path: Path = CONF_DIR / "quality.yaml") -> QualityRules:
-    try:
-        return QualityRules.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-    except (OSError, yaml.YAMLError, ValidationError) as exc:
-        raise ConfigError(f"invalid rules file {path}: {exc}") from exc
+    return yaml_model(path, QualityRules, "rules")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -30,6 +30,17 @@ CONFIG_ENV = "SMARTMARKET_CONFIG"
 
 class ConfigError(RuntimeError):
     """The configuration cannot be used; the message says what to fix."""
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def yaml_model(path: Path, model: type[M], what: str) -> M:
+    """The YAML file ``path`` validated as ``model``; ConfigError naming ``what`` it holds."""
+    try:
+        return model.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        raise ConfigError(f"invalid {what} file {path}: {exc}") from exc
 
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
