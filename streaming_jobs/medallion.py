@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -81,21 +81,15 @@ SIGNAL_STEPS = ("price_signals", "sensor_signals", "quality_signals")
 HOLD_STATUS_COLUMNS = ("status", "previous_status", "decided_batch_id")
 
 
-def submit(
-    pool: ThreadPoolExecutor, spark: SparkSession, task: Callable[..., object], *args: object
-) -> Future:
-    """``task(*args)`` on a thread of ``pool`` whose Spark jobs go to the caller's scheduler
-    pool (the thread inherits the caller's local properties)."""
-    return pool.submit(inheritable_thread_target(spark)(partial(task, *args)))
-
-
 def in_parallel(spark: SparkSession, tasks: list[Callable[[], None]]) -> None:
     """Run independent Delta writes concurrently: most of a small write is driver-side latency
-    (snapshot, commit), which overlaps well even on two cores. Re-raises the first failure."""
+    (snapshot, commit), which overlaps well even on two cores. Each task's Spark jobs go to the
+    caller's scheduler pool (its thread inherits the caller's local properties). Re-raises the
+    first failure."""
     if not tasks:
         return
     with ThreadPoolExecutor(max_workers=len(tasks)) as pool:
-        for future in [submit(pool, spark, task) for task in tasks]:
+        for future in [pool.submit(inheritable_thread_target(spark)(task)) for task in tasks]:
             future.result()
 
 
