@@ -49,7 +49,7 @@ from deltalake import DeltaTable, write_deltalake
 from fastapi import FastAPI
 from tqdm import tqdm
 
-from lakehouse.catalog.reference import Market, commodities, markets
+from lakehouse.catalog.conf import Conf, conf_of
 from lakehouse.catalog.tables import (
     GOLD_PRICE_DAILY,
     GOLD_PRICE_LATEST,
@@ -92,9 +92,8 @@ def write_gold(settings: Settings, days: int = DAYS) -> int:
     """Daily OHLC, latest prices and regional summaries of a random walk per series; returns
     the number of daily rows."""
     rng = np.random.default_rng(7)
-    series = [
-        (m, c) for m in markets().values() if m.kind == "pasar" for c in commodities().values()
-    ]
+    conf = conf_of(settings)
+    series = [(m, c) for m in conf.physical_markets for c in conf.commodities.values()]
     frames = []
     dates = pd.date_range(FIRST_DAY, periods=days, freq="D")
     for market, commodity in tqdm(series, desc="series", disable=None):
@@ -129,7 +128,7 @@ def write_gold(settings: Settings, days: int = DAYS) -> int:
             "commodity": last["commodity"],
             "region": last["region"],
             "price": last["close"],
-            "unit": [commodities()[c].unit for c in last["commodity"]],
+            "unit": [conf.commodities[c].unit for c in last["commodity"]],
             "observed_at": last["last_observed_at"],
             "event_id": [f"00000000-0000-4000-8000-{i:012d}" for i in range(len(last))],
             "source": "bench",
@@ -173,8 +172,8 @@ def write_load(settings: Settings, rate: int, day: date, seconds: float, done: m
     series = pd.DataFrame(
         [
             (m.market_id, c.id, m.province, c.unit, (c.min_price + c.max_price) / 3)
-            for m in pasar_markets()
-            for c in sorted(commodities().values(), key=lambda c: c.id)
+            for m in conf_of(settings).physical_markets
+            for c in sorted(conf_of(settings).commodities.values(), key=lambda c: c.id)
         ],
         columns=["market_id", "commodity", "region", "unit", "level"],
     )
@@ -244,19 +243,14 @@ def server(settings: Settings, env: dict[str, str], app: str | None = None) -> I
         proc.wait(30)
 
 
-def pasar_markets() -> list[Market]:
-    """The traditional markets of the reference data, by id."""
-    return sorted((m for m in markets().values() if m.kind == "pasar"), key=lambda m: m.market_id)
-
-
-def live_reads() -> list[str]:
+def live_reads(conf: Conf) -> list[str]:
     """The ``/prices/live`` paths of the read load — what a dashboard asks: one commodity
-    everywhere, one market, one commodity in one province."""
-    provinces = sorted({m.province for m in pasar_markets()})
-    goods = sorted(commodities())
+    everywhere, one market, one commodity in one province (of ``conf``'s markets)."""
+    provinces = sorted({m.province for m in conf.physical_markets})
+    goods = sorted(conf.commodities)
     return (
         [f"{API}/prices/live?commodity={c}" for c in goods]
-        + [f"{API}/prices/live?market_id={m.market_id}" for m in pasar_markets()]
+        + [f"{API}/prices/live?market_id={m.market_id}" for m in conf.physical_markets]
         + [f"{API}/prices/live?commodity={c}&region={r}" for c in goods for r in provinces]
     )
 
@@ -372,7 +366,7 @@ def fixed_rate(settings: Settings, env: dict[str, str], args: argparse.Namespace
     """``/prices/live`` at ``args.rate`` offered, idle, then while ``args.writes`` events/s are
     committed."""
     with server(settings, env) as url:
-        urls = [url + path for path in live_reads()]
+        urls = [url + path for path in live_reads(conf_of(settings))]
         load(urls, 10, 2, None, 1)  # warm the caches and the interpreter
         print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
         idle = load(urls, FIXED_CONNECTIONS, args.seconds, args.rate, args.clients)
@@ -439,11 +433,11 @@ def main() -> None:
         start = end - timedelta(days=90)
         paths = {
             "bare": ["/bare"],
-            "/prices/live": live_reads(),
+            "/prices/live": live_reads(conf_of(settings)),
             "/prices/history": [
                 f"{API}/prices/history?commodity={c}&market_id={m.market_id}&start={start}&end={end}"
-                for c in sorted(commodities())
-                for m in pasar_markets()
+                for c in sorted(conf_of(settings).commodities)
+                for m in conf_of(settings).physical_markets
             ],
         }
         command = " ".join(Api(settings).command()[1:])

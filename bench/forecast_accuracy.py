@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lakehouse.catalog.conf import conf_of
 from lakehouse.config.settings import SAMPLE_PRICES, load_settings
 from ml.backtest import METRICS, SELECTED, SeriesBacktest, run_backtests, summary
 from ml.models import BASELINES, MODELS, check_model_names, configured_models
@@ -116,7 +117,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = load_settings()
     ml = settings.ml.model_copy(update={"origins": args.origins} if args.origins else {})
-    series, _ = csv_series(args.file, settings.tz)
+    series, _ = csv_series(args.file, settings.tz, conf_of(settings))
     candidates = configured_models(ml)
     others = check_model_names(args.models.split(",")) if args.models else [*BASELINES, *MODELS]
     models = list(dict.fromkeys(["naive", *candidates, *others]))

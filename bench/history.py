@@ -26,6 +26,7 @@ from pyspark.sql import functions as F
 
 from bench.pipeline import payloads, produce
 from bench.timing import timed
+from lakehouse.catalog.conf import conf_of
 from lakehouse.catalog.tables import SILVER_PRICES
 from lakehouse.io import delta_io
 from lakehouse.io.kafka_io import ensure_topics
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
             silver_times.clear()
             gold_times.clear()
             for _ in range(args.rounds + 1):  # the first round warms up (JIT, first versions)
-                produce(settings, payloads(args.events, datetime.now(UTC)), None)
+                produce(settings, payloads(args.events, datetime.now(UTC), conf_of(settings)), None)
                 drain(spark, settings)
             results[label] = (silver_times[1:], gold_times[1:])
 

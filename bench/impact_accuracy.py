@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from lakehouse.catalog.conf import conf_of
 from lakehouse.config.settings import load_settings
 from ml.impact import family_gain, fit_impact_model, load_inputs
 from ml.impact_design import FAMILIES, NEWS_SIGNAL, SUPPLY_REGION_DAILY
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
         daily, _ = gold_daily_closes(settings)
         gold, absent = optional_gold([NEWS_SIGNAL, SUPPLY_REGION_DAILY], settings)
-    inputs = load_inputs(settings.impact.data_dir, daily, gold, absent)
+    inputs = load_inputs(settings.impact.data_dir, conf_of(settings), daily, gold, absent)
     full = fit_impact_model(inputs, settings)
     overall = full.metrics.get("overall", {})
     print(

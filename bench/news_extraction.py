@@ -14,8 +14,9 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from lakehouse.config.settings import PROJECT_ROOT
-from lakehouse.domain.news_text import read_headline
+from lakehouse.catalog.conf import conf_of
+from lakehouse.config.settings import PROJECT_ROOT, load_settings
+from lakehouse.domain.news_text import Lexicon, lexicon, read_headline
 
 LABELS = PROJECT_ROOT / "datasets" / "news_headlines_labelled.csv"
 DEV_SHARE = 0.6
@@ -88,11 +89,11 @@ class Scores:
     wrong: list[tuple[Labelled, set, str | None]]
 
 
-def score(rows: list[Labelled]) -> Scores:
+def score(rows: list[Labelled], lex: Lexicon) -> Scores:
     commodities, pairs, places = Counts(), Counts(), Counts()
     wrong = []
     for row in rows:
-        reading = read_headline(row.title)
+        reading = read_headline(lex, row.title)
         found = {(m.commodity, m.direction or "none") for m in reading.mentions}
         commodities.add({c for c, _ in found}, {c for c, _ in row.mentions})
         pairs.add(found, set(row.mentions))
@@ -113,9 +114,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--errors", action="store_true", help="list the held-out misreadings")
     args = parser.parse_args()
+    lex = lexicon(conf_of(load_settings()))
     dev, held_out = split(load())
-    report(f"development (ids 1-{dev[-1].id})", score(dev))
-    held = score(held_out)
+    report(f"development (ids 1-{dev[-1].id})", score(dev, lex))
+    held = score(held_out, lex)
     report(f"held-out (ids {held_out[0].id}-{held_out[-1].id})", held)
     if args.errors:
         for row, found, province in held.wrong:

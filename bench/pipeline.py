@@ -45,7 +45,7 @@ from websockets.sync.client import connect
 
 from bench.api import live_reads, load
 from bench.baseline import raw_produce_rate
-from lakehouse.catalog.reference import commodities, markets
+from lakehouse.catalog.conf import Conf, conf_of
 from lakehouse.catalog.tables import (
     GOLD_DATA_QUALITY,
     GOLD_DATA_QUALITY_DAILY,
@@ -67,14 +67,13 @@ PROBE_TIMEOUT = 600.0  # a loaded phase may build a backlog of minutes: it is me
 LOAD_CAP = 3  # a phase's background load lasts at most this many times --seconds
 
 
-def series() -> list[tuple[str, str, float, str]]:
-    """Every physical market × commodity of conf/ with a plausible price and its unit; the
+def series(conf: Conf) -> list[tuple[str, str, float, str]]:
+    """Every physical market × commodity of ``conf`` with a plausible price and its unit; the
     first is the probes' own series."""
     return [
         (m.market_id, c.id, round((c.min_price + c.max_price) / 3), c.unit)
-        for m in sorted(markets().values(), key=lambda m: m.market_id)
-        if m.kind == "pasar"
-        for c in sorted(commodities().values(), key=lambda c: c.id)
+        for m in conf.physical_markets
+        for c in sorted(conf.commodities.values(), key=lambda c: c.id)
     ]
 
 
@@ -94,9 +93,9 @@ def payload(market: str, commodity: str, price: float, unit: str, at: datetime) 
     )
 
 
-def payloads(count: int, at: datetime) -> list[tuple[bytes, str]]:
-    """``count`` distinct price events over every series but the probes'."""
-    background = series()[1:]
+def payloads(count: int, at: datetime, conf: Conf) -> list[tuple[bytes, str]]:
+    """``count`` distinct price events over every series of ``conf`` but the probes'."""
+    background = series(conf)[1:]
     out = []
     for i in range(count):
         market, commodity, price, unit = background[i % len(background)]
@@ -185,7 +184,7 @@ class Probes:
 
     def __init__(self, settings: Settings, api: str) -> None:
         self.settings = settings
-        self.market, self.commodity, self.price, self.unit = series()[0]
+        self.market, self.commodity, self.price, self.unit = series(conf_of(settings))[0]
         self.api = api
         self.producer = Producer(EventProducer.config(settings))
         self.ws_seen: dict[str, float] = {}
@@ -231,7 +230,7 @@ class Probes:
 def alert_probes(settings: Settings, api: str, count: int) -> tuple[list[float], list[float]]:
     """A hot reading (45 °C: the cold-chain rule's critical level) at one market after another,
     each seconds until its alert is in GET /api/v1/alerts and on WS /api/v1/alerts/ws."""
-    places = [m for m in sorted(markets().values(), key=lambda m: m.market_id) if m.kind == "pasar"]
+    places = conf_of(settings).physical_markets
     producer = Producer(EventProducer.config(settings))
     pushed: dict[str, float] = {}
     socket = connect(f"{api.replace('http', 'ws', 1)}/api/v1/alerts/ws", open_timeout=30)
@@ -290,7 +289,7 @@ def steady(settings: Settings, rate: float, stop: threading.Event, produced: lis
     at = datetime.now(UTC) - timedelta(minutes=5)
     while not stop.is_set():
         if rate:
-            produce(settings, second := payloads(int(rate), at), rate)
+            produce(settings, second := payloads(int(rate), at, conf_of(settings)), rate)
             produced.append(len(second))
         else:
             stop.wait(1.0)
@@ -357,7 +356,7 @@ def report_phase(phase: dict, loaded: float) -> None:
 
 
 def throughput(settings: Settings, count: int) -> dict[str, float]:
-    events = payloads(count, datetime.now(UTC) - timedelta(minutes=5))
+    events = payloads(count, datetime.now(UTC) - timedelta(minutes=5), conf_of(settings))
     drain(settings)  # what the alert probes left
     base = received(settings)
     began = time.monotonic()
@@ -402,15 +401,16 @@ def main(argv: list[str] | None = None) -> None:
         isolated_stack(Path(tmp), ("kafka", "pipeline", "api")) as settings,
     ):
         at = datetime.now(UTC)
-        raw = raw_produce_rate(settings, payloads(200_000, at))
+        raw = raw_produce_rate(settings, payloads(200_000, at, conf_of(settings)))
         per_rate = f"≥ {args.seconds:g} s and ≥ {args.probes} probes per rate"
-        print(f"\npipeline benchmark ({len(series())} series; {per_rate})")
+        print(f"\npipeline benchmark ({len(series(conf_of(settings)))} series; {per_rate})")
         print(f"raw confluent-kafka produce rate, same payloads: {raw:,.0f} events/s")
         print("\nfreshness: produce → visible (s); load: seconds the background load lasted")
         print(f"{'load ev/s':>10} {'load s':>7} {'probes':>7} {'API p50':>8} {'p95':>6}", end="")
         print(f" {'p99':>6} {'WS p50':>7} {'p95':>6} {'p99':>6}", flush=True)
         api = f"http://{settings.api.host}:{settings.api.port}"
-        produce(settings, payloads(2_000, at), None)  # warm-up: first batches, first versions
+        # warm-up: first batches, first versions
+        produce(settings, payloads(2_000, at, conf_of(settings)), None)
         wait_for(settings, 2_000, 600)
         probes = Probes(settings, api)
         try:

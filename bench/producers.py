@@ -15,7 +15,7 @@ from itertools import islice
 from pathlib import Path
 
 from bench.baseline import raw_produce_rate
-from lakehouse.catalog.reference import commodities, markets
+from lakehouse.catalog.conf import Conf, conf_of
 from lakehouse.config.settings import Settings
 from lakehouse.domain.reports import open_report, parse_rows
 from lakehouse.io.kafka_io import EventProducer
@@ -25,10 +25,11 @@ from producers.replay import replay
 from scripts.isolated_stack import isolated_stack
 
 
-def write_rows(path: Path, rows: int) -> None:
-    """Synthetic price reports in the long format: every market × commodity, hour by hour."""
-    market_ids = [m.market_id for m in markets().values() if m.kind == "pasar"]
-    catalogue = list(commodities().values())
+def write_rows(path: Path, rows: int, conf: Conf) -> None:
+    """Synthetic price reports in the long format: every market × commodity of ``conf``, hour by
+    hour."""
+    market_ids = [m.market_id for m in conf.physical_markets]
+    catalogue = list(conf.commodities.values())
     start = datetime(2024, 1, 1, 6)
     with path.open("w") as out:
         out.write("observed_at,market_id,region,commodity,price,unit,source\n")
@@ -73,11 +74,11 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         csv_path = folder / "rows.csv"
-        write_rows(csv_path, args.rows)
         with isolated_stack(folder / "stack", ("kafka", "mosquitto")) as settings:
+            write_rows(csv_path, args.rows, conf_of(settings))
             payloads = [
                 (row.event.to_json(), row.event.key)
-                for row in parse_rows(open_report(csv_path), settings.tz)
+                for row in parse_rows(open_report(csv_path, conf_of(settings)), settings.tz)
                 if row.event
             ]
             raw = raw_produce_rate(settings, payloads)

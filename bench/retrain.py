@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from lakehouse.catalog.conf import conf_of
 from lakehouse.config.settings import SAMPLE_PRICES, MlSettings, load_settings
 from lakehouse.domain.metrics import daily_closes, region_daily
 from lakehouse.domain.reports import open_report, parse_rows
@@ -31,10 +32,10 @@ from producers.replay import fan_out, synthetic_markets
 
 def fanned_out_series(path: Path, count: int, settings) -> pd.DataFrame:  # noqa: ANN001
     """``count`` series (market × commodity, then region × commodity) from the real file."""
-    report = open_report(path)
+    report = open_report(path, conf_of(settings))
     events = [row.event for row in parse_rows(report, settings.tz) if row.event is not None]
     commodities = len({e.commodity for e in events})
-    markets = synthetic_markets(-(-count // commodities))
+    markets = synthetic_markets(-(-count // commodities), conf_of(settings))
     rows = [
         (e.observed_at.astimezone(settings.tz).date(), e.observed_at, e.market_id, e.region,
          e.commodity, e.price)

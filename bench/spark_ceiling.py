@@ -31,8 +31,8 @@ from pyspark.sql import functions as F
 
 from bench.baseline import raw_produce_rate
 from bench.pipeline import payloads, produce
+from lakehouse.catalog.conf import conf_of
 from lakehouse.catalog.events import EVENT_MODELS, spark_schema
-from lakehouse.catalog.rules import quality_rules
 from lakehouse.config.settings import Settings
 from lakehouse.io.spark import get_spark
 from scripts.isolated_stack import isolated_stack
@@ -49,15 +49,16 @@ def parsed(records: DataFrame) -> DataFrame:
     return records.select(event, "offset").select("event.*", "offset")
 
 
-VARIANTS: dict[str, Transform] = {
-    "bare copy (text + Kafka coordinates)": lambda r: r.select(
-        "topic", "partition", "offset", "value"
-    ),
-    "parsed (from_json)": parsed,
-    "first copies (RocksDB) + parsed": lambda r: parsed(
-        first_copies(r, quality_rules().hard.duplicate_horizon_hours)
-    ),
-}
+def variants(horizon_hours: float) -> dict[str, Transform]:
+    """The bare transforms timed before the silver query (``horizon_hours``: of the
+    deduplication, as silver's)."""
+    return {
+        "bare copy (text + Kafka coordinates)": lambda r: r.select(
+            "topic", "partition", "offset", "value"
+        ),
+        "parsed (from_json)": parsed,
+        "first copies (RocksDB) + parsed": lambda r: parsed(first_copies(r, horizon_hours)),
+    }
 
 
 def drained(
@@ -118,15 +119,16 @@ def main(argv: list[str] | None = None) -> None:
         isolated_stack(Path(tmp), ("kafka",)) as settings,
     ):
         at = datetime.now(UTC) - timedelta(minutes=5)
-        events = payloads(args.events, at)
+        events = payloads(args.events, at, conf_of(settings))
         raw = raw_produce_rate(settings, events[:200_000])
         spark = get_spark(settings)
         judges = {
             judge: with_judge(settings, Path(tmp), judge)
             for judge in (args.judges or settings.spark.judge).split(",")
         }
-        produce(settings, payloads(WARM_UP, at), None)  # the silver query's first batches: JVM,
-        for judged in judges.values():  # Python workers, state
+        # the silver query's first batches: JVM, Python workers, state
+        produce(settings, payloads(WARM_UP, at, conf_of(settings)), None)
+        for judged in judges.values():
             medallion.drain(spark, judged, medallion.silver_query)
         produce(settings, events, None)
         batch = settings.spark.max_offsets_per_trigger
@@ -134,7 +136,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"raw confluent-kafka produce rate, same payloads: {raw:,.0f} events/s")
         print(f"{'Kafka → Delta':44} {'events/s':>10} {'× bare copy':>12} {'× raw':>7}")
         bare = None
-        for name, transform in {} if args.silver_only else VARIANTS.items():
+        horizon = conf_of(settings).quality.hard.duplicate_horizon_hours
+        for name, transform in {} if args.silver_only else variants(horizon).items():
             rate = args.events / drained(spark, settings, Path(tmp), name, transform)
             bare = bare or rate
             print(f"{name:44} {rate:10,.0f} {rate / bare:12.2f} {rate / raw:7.3f}", flush=True)

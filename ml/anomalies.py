@@ -36,7 +36,8 @@ from sklearn.cluster import DBSCAN
 from sklearn.ensemble import IsolationForest
 from tqdm import tqdm
 
-from lakehouse.catalog.reference import markets
+from lakehouse.catalog.conf import conf_of
+from lakehouse.catalog.reference import Market
 from lakehouse.config.settings import AnomalySettings, Settings
 from ml.daily import validated_daily
 
@@ -93,7 +94,7 @@ def detect(daily: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     a = settings.anomalies
     frame = _clean(daily)
     temporal = _temporal(frame, a)
-    geographic = _geographic(frame, a)
+    geographic = _geographic(frame, a, conf_of(settings).markets)
     found = pd.concat(
         [
             temporal[temporal["score"] >= a.temporal_floor],
@@ -175,10 +176,12 @@ def _boundary_at_half(s: np.ndarray, threshold: float) -> np.ndarray:
     return np.clip(np.where(s <= threshold, below, above), 0.0, 1.0)
 
 
-def _geographic(frame: pd.DataFrame, a: AnomalySettings) -> pd.DataFrame:
+def _geographic(
+    frame: pd.DataFrame, a: AnomalySettings, markets: dict[str, Market]
+) -> pd.DataFrame:
     places = {
         m.market_id: (m.latitude, m.longitude)
-        for m in markets().values()
+        for m in markets.values()
         if m.latitude is not None and m.longitude is not None
     }
     located = frame[frame["market_id"].isin(places)].copy()

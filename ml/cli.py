@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lakehouse.catalog.conf import conf_of
 from lakehouse.config.errors import CommandFactory, InputError
 from lakehouse.config.settings import Settings
 
@@ -82,7 +83,7 @@ def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
         if args.models
         else configured_models(settings.ml)
     )
-    series, skipped = csv_series(args.file, settings.tz)
+    series, skipped = csv_series(args.file, settings.tz, conf_of(settings))
     if skipped:
         print(
             f"warning: skipped {len(skipped)} unreadable row(s) (first: {skipped[0]})",

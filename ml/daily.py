@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from lakehouse.catalog.conf import Conf
 from lakehouse.config.errors import InputError
 
 MODEL_COLUMNS = ("market_id", "region", "commodity", "date", "price")
@@ -34,12 +35,12 @@ def validated_daily(daily: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values(keys, ignore_index=True)
 
 
-def file_daily_closes(path: Path, tz: ZoneInfo | None = None) -> pd.DataFrame:
+def file_daily_closes(path: Path, conf: Conf, tz: ZoneInfo | None = None) -> pd.DataFrame:
     """The daily closes (``lakehouse.domain.metrics``) of a long-format price CSV, as the backtest
     reads
     them, in the shape of ``validated_daily`` (``tz``: of naive times; default UTC)."""
     from lakehouse.domain.metrics import daily_closes
     from ml.series import read_price_csv
 
-    prices = read_price_csv(path, tz or ZoneInfo("UTC")).prices
+    prices = read_price_csv(path, tz or ZoneInfo("UTC"), conf).prices
     return validated_daily(daily_closes(prices).rename(columns={"close": "price"}))

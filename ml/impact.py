@@ -50,7 +50,8 @@ import xgboost as xgb
 from sklearn.metrics import r2_score
 from tqdm import tqdm
 
-from lakehouse.catalog.reference import markets
+from lakehouse.catalog.conf import Conf, conf_of
+from lakehouse.catalog.reference import Market
 from lakehouse.config.errors import InputError
 from lakehouse.config.settings import ImpactSettings, Settings
 from ml.daily import file_daily_closes
@@ -180,13 +181,14 @@ def fit_if_missing(settings: Settings) -> str | None:
             log.warning("impact model refitted", extra={"reason": str(exc)})
         else:
             return None
-    model = fit_impact_model(load_inputs(settings.impact.data_dir), settings)
+    model = fit_impact_model(load_inputs(settings.impact.data_dir, conf_of(settings)), settings)
     model.save(path)
     return f"{describe(model, path)} (none yet: fitted from {settings.impact.data_dir})"
 
 
 def load_inputs(
     data_dir: Path,
+    conf: Conf,
     daily: pd.DataFrame | None = None,
     gold: dict[str, pd.DataFrame] | None = None,
     absent: dict[str, str] | None = None,
@@ -201,7 +203,7 @@ def load_inputs(
             frames[name] = pd.read_csv(data_dir / file)
         except (OSError, pd.errors.ParserError) as exc:
             raise InputError(f"cannot read {data_dir / file}: {exc}") from None
-    shipped = file_daily_closes(data_dir / DAILY_FILE)
+    shipped = file_daily_closes(data_dir / DAILY_FILE, conf)
     if daily is not None and not daily.empty:
         both = [shipped, daily.assign(date=pd.to_datetime(daily["date"]))]
         shipped = pd.concat(both, ignore_index=True).drop_duplicates(
@@ -316,7 +318,7 @@ def fit_impact_model(
     for the same inputs and settings."""
     s = settings.impact
     left_out = set(without)
-    design = build_design(inputs, s, left_out)
+    design = build_design(inputs, s, conf_of(settings).markets, left_out)
     models, metrics, skipped = {}, {}, {}
     pooled = []
     commodities = sorted(design["commodity"].unique())
@@ -364,7 +366,11 @@ def family_gain(
 
 
 def _locations(
-    model: ImpactModel, commodity: str, market_id: str | None, region: str | None
+    model: ImpactModel,
+    commodity: str,
+    markets: dict[str, Market],
+    market_id: str | None,
+    region: str | None,
 ) -> list[str]:
     known = set(model.design.loc[model.design["commodity"] == commodity, "location"])
     if (market_id is None) == (region is None):
@@ -372,9 +378,9 @@ def _locations(
     if market_id is not None:
         if market_id in known:
             return [market_id]
-        market = markets().get(market_id)
+        market = markets.get(market_id)
         if market is None:
-            raise InputError(f"unknown market {market_id!r} (see conf/markets.csv)")
+            raise InputError(f"unknown market {market_id!r} (see markets.csv)")
         place = next((n for n in (market.city, market.province) if n in known), None)
         if place is None:
             raise InputError(
@@ -383,7 +389,7 @@ def _locations(
         return [place]
     if region in known:
         return [region]
-    in_region = sorted(m for m in known if m in markets() and markets()[m].province == region)
+    in_region = sorted(m for m in known if m in markets and markets[m].province == region)
     if not in_region:
         raise InputError(f"no {commodity} data for region {region!r}")
     return in_region
@@ -402,12 +408,11 @@ def _whole_percent(values: dict[str, float]) -> dict[str, int]:
     return out
 
 
-def _no_model(model: ImpactModel, commodity: str) -> NoImpactModel:
-    """Why ``commodity`` has no model: how much history it has and needs, when it is known."""
-    from lakehouse.catalog.reference import commodities
-
+def _no_model(model: ImpactModel, commodity: str, conf: Conf) -> NoImpactModel:
+    """Why ``commodity`` has no model: how much history it has and needs, when ``conf``'s
+    catalogue knows it."""
     why = model.skipped.get(commodity)
-    if why is None and commodity in commodities():
+    if why is None and commodity in conf.commodities:
         s = model.params
         why = (
             f"it has 0 price changes in the data the model was fitted on, and needs "
@@ -425,17 +430,18 @@ def explain(
     model: ImpactModel,
     commodity: str,
     date: Date | str,
+    conf: Conf,
     *,
     market_id: str | None = None,
     region: str | None = None,
 ) -> ImpactResult:
     """Explain the change of the period (month, or week for commodities known from daily closes)
-    containing ``date`` vs the period before, for one market (or the panel city/province it lies
-    in) or one region; raises ``NoImpactModel`` for a commodity without a model and
-    ``InputError`` with a readable message for an unknown market or region, or a date outside
-    the data."""
+    containing ``date`` vs the period before, for one market of ``conf`` (or the panel
+    city/province it lies in) or one region; raises ``NoImpactModel`` for a commodity without a
+    model and ``InputError`` with a readable message for an unknown market or region, or a date
+    outside the data."""
     if commodity not in model.models:
-        raise _no_model(model, commodity)
+        raise _no_model(model, commodity, conf)
     d = model.design
     series = d[d["commodity"] == commodity]
     freq = series["resolution"].iloc[0]
@@ -443,7 +449,7 @@ def explain(
         start = pd.Period(pd.Timestamp(date), freq=freq).start_time
     except ValueError:
         raise InputError(f"not a date: {date!r}") from None
-    locations = _locations(model, commodity, market_id, region)
+    locations = _locations(model, commodity, conf.markets, market_id, region)
     series = series[series["location"].isin(locations)]
     rows = series[(series["start"] == start) & series["change"].notna()]
     if rows.empty:

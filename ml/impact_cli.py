@@ -14,17 +14,26 @@ if TYPE_CHECKING:
 
 
 def cmd_impact(settings: Settings, args: argparse.Namespace) -> int:
+    from lakehouse.catalog.conf import conf_of
     from ml.daily import file_daily_closes
     from ml.impact import ImpactModel, explain, fit_impact_model, load_inputs
 
     if args.model and args.model.exists() and not args.daily:
         model = ImpactModel.load(args.model)
     else:
-        daily = file_daily_closes(args.daily, settings.tz) if args.daily else None
-        model = fit_impact_model(load_inputs(settings.impact.data_dir, daily), settings)
+        conf = conf_of(settings)
+        daily = file_daily_closes(args.daily, conf, settings.tz) if args.daily else None
+        model = fit_impact_model(load_inputs(settings.impact.data_dir, conf, daily), settings)
         if args.model:
             model.save(args.model)
-    result = explain(model, args.commodity, args.date, market_id=args.market_id, region=args.region)
+    result = explain(
+        model,
+        args.commodity,
+        args.date,
+        conf_of(settings),
+        market_id=args.market_id,
+        region=args.region,
+    )
     if args.json:
         print(json.dumps(result.model_dump(), ensure_ascii=False, indent=2))
         return 0

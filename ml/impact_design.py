@@ -26,7 +26,7 @@ import holidays
 import numpy as np
 import pandas as pd
 
-from lakehouse.catalog.reference import NATIONAL, markets
+from lakehouse.catalog.reference import NATIONAL, Market
 from lakehouse.config.settings import ImpactSettings
 from ml.daily import validated_daily
 
@@ -322,10 +322,9 @@ SOURCES: dict[str, str] = {f.name: f.source for f in FAMILY_SPECS if f.source}
 # --- price rows -------------------------------------------------------------------------------
 
 
-def _weather_location(market_id: str, known: set[str]) -> str:
+def _weather_location(market: Market | None, known: set[str]) -> str:
     """The panel location whose weather a market shares: its city, else its province, else the
     mean of all panel locations."""
-    market = markets().get(market_id)
     if market is None:
         return ALL_PANEL
     return next((name for name in (market.city, market.province) if name in known), ALL_PANEL)
@@ -347,7 +346,9 @@ def _panel_prices(panel: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _daily_prices(daily: pd.DataFrame, s: ImpactSettings, panel: set[str]) -> pd.DataFrame:
+def _daily_prices(
+    daily: pd.DataFrame, s: ImpactSettings, panel: set[str], markets: dict[str, Market]
+) -> pd.DataFrame:
     """Daily closes as mean prices per market × period (of the commodity's resolution)."""
     daily = validated_daily(daily)
     daily["resolution"] = daily["commodity"].map(lambda c: resolution(c, s))
@@ -357,19 +358,22 @@ def _daily_prices(daily: pd.DataFrame, s: ImpactSettings, panel: set[str]) -> pd
         .agg(price=("price", "mean"), region=("region", "last"))
         .rename(columns={"market_id": "location"})
     )
-    known = markets()
-    out["province"] = out["location"].map(lambda m: known[m].province if m in known else None)
+    out["province"] = out["location"].map(lambda m: markets[m].province if m in markets else None)
     out["province"] = out["province"].fillna(out["region"])
-    out["weather_location"] = out["location"].map(lambda m: _weather_location(m, panel))
+    out["weather_location"] = out["location"].map(
+        lambda m: _weather_location(markets.get(m), panel)
+    )
     return out
 
 
-def price_rows(inputs: ImpactInputs, s: ImpactSettings) -> pd.DataFrame:
+def price_rows(inputs: ImpactInputs, s: ImpactSettings, markets: dict[str, Market]) -> pd.DataFrame:
     """One row per commodity × location × period: mean price, the previous period's and the
-    change (``100 × log`` ratio, the target; empty when the previous period is missing)."""
+    change (``100 × log`` ratio, the target; empty when the previous period is missing); a
+    market's province and weather from ``markets``."""
     parts = [_panel_prices(inputs.panel)]
     if inputs.daily is not None and not inputs.daily.empty:
-        parts.append(_daily_prices(inputs.daily, s, set(inputs.panel["location_name"])))
+        panel = set(inputs.panel["location_name"])
+        parts.append(_daily_prices(inputs.daily, s, panel, markets))
     rows = pd.concat(parts, ignore_index=True).sort_values(["commodity", "location", "start"])
     rows["end"] = period_bounds(rows["start"], rows["resolution"])[1]
     previous = rows.groupby(["commodity", "location"])[["end", "price"]].shift(1)
@@ -380,11 +384,14 @@ def price_rows(inputs: ImpactInputs, s: ImpactSettings) -> pd.DataFrame:
 
 
 def build_design(
-    inputs: ImpactInputs, s: ImpactSettings, without: Iterable[str] = ()
+    inputs: ImpactInputs,
+    s: ImpactSettings,
+    markets: dict[str, Market],
+    without: Iterable[str] = (),
 ) -> pd.DataFrame:
     """The price rows with every family's features (those of the ``without`` families left
     empty, to measure what a family adds)."""
-    rows = price_rows(inputs, s)
+    rows = price_rows(inputs, s, markets)
     ctx = FeatureContext(inputs, s, rows)
     skip = set(without)
     frames = [

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from lakehouse.catalog.conf import conf_of
 from lakehouse.catalog.tables import (
     GOLD_ANOMALIES,
     GOLD_FORECASTS,
@@ -370,7 +371,7 @@ def fit_impact(settings: Settings) -> str:
     gold, absent = optional_gold(sorted(set(SOURCES.values())), settings)
     tags = {"gold.price_daily.version": version}
     with tracking.tracked_run("impact", impact_params(settings), tags):
-        inputs = load_inputs(settings.impact.data_dir, daily, gold, absent)
+        inputs = load_inputs(settings.impact.data_dir, conf_of(settings), daily, gold, absent)
         model = fit_impact_model(inputs, settings)
         path = model.save(model_path(settings))
         mlflow.log_artifact(str(path))

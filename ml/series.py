@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from lakehouse.catalog.conf import Conf
 from lakehouse.config.errors import InputError
 from lakehouse.domain.metrics import daily_closes, region_daily
 from lakehouse.domain.reports import open_report, parse_rows
@@ -31,10 +32,11 @@ class CsvPrices:
     skipped: list[str]
 
 
-def read_price_csv(path: Path, tz: ZoneInfo) -> CsvPrices:
+def read_price_csv(path: Path, tz: ZoneInfo, conf: Conf) -> CsvPrices:
     """Read a long-format price CSV with the producers' parser (Indonesian numbers, ``;``,
-    day-first dates). Raises ``InputError`` when the file is not a usable price file."""
-    report = open_report(path)
+    day-first dates; the names of ``conf``'s catalogue). Raises ``InputError`` when the file is
+    not a usable price file."""
+    report = open_report(path, conf)
     if report.kind != "price":
         raise InputError(f"{path}: this is a sensor file, not a price file")
     rows, skipped = [], []
@@ -86,9 +88,9 @@ def series_frame(daily: pd.DataFrame, regions: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values(["series_id", "date"], ignore_index=True)
 
 
-def csv_series(path: Path, tz: ZoneInfo) -> tuple[pd.DataFrame, list[str]]:
+def csv_series(path: Path, tz: ZoneInfo, conf: Conf) -> tuple[pd.DataFrame, list[str]]:
     """The series of a price CSV and the lines skipped."""
-    read = read_price_csv(path, tz)
+    read = read_price_csv(path, tz, conf)
     daily = daily_closes(read.prices)
     return series_frame(daily, region_daily(daily)), read.skipped
 

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from lakehouse.catalog.conf import conf_of
 from lakehouse.catalog.events import NOT_REPORTED, DeadLetter, NewsEvent, PriceEvent, SensorEvent
 from lakehouse.catalog.formats import FormatChoice
 from lakehouse.config.errors import InputError
@@ -112,8 +113,8 @@ def ingest_file(
     (producers.supply_csv); ``now``: what a news file's relative dates count back from, default
     its modification time. Raises InputError if the file cannot be read as a report."""
     if supply_kind(path):
-        return publish_supply(read_supply_csv(path, settings.tz), producer)
-    return publish_report(open_report(path, choice, now), settings, producer)
+        return publish_supply(read_supply_csv(path, settings.tz, conf_of(settings)), producer)
+    return publish_report(open_report(path, conf_of(settings), choice, now), settings, producer)
 
 
 class FolderWatcher:
@@ -184,7 +185,7 @@ class FolderWatcher:
                 done.extend(self._supply(path))
                 continue
             try:
-                report = open_report(path, self.choice)
+                report = open_report(path, conf_of(self.settings), self.choice)
             except InputError as exc:
                 moved = self._move(path, "failed")
                 moved.with_name(moved.name + ".reason.txt").write_text(f"{exc}\n")
@@ -206,7 +207,7 @@ class FolderWatcher:
 
     def _supply(self, path: Path) -> list[Summary]:
         """A stock or shipment file: published once (by content hash), then processed/."""
-        found = read_supply_csv(path, self.settings.tz)
+        found = read_supply_csv(path, self.settings.tz, conf_of(self.settings))
         done = []
         if found.sha256 not in self.state:
             summary = publish_supply(found, self.producer)

@@ -21,15 +21,15 @@ import sys
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import count, islice
 
 import paho.mqtt.client as mqtt
 
+from lakehouse.catalog.conf import conf_of
 from lakehouse.catalog.events import Metric
-from lakehouse.catalog.reference import markets
 from lakehouse.config.logs import configure_logging
 from lakehouse.config.settings import Settings, load_settings
 from lakehouse.domain.broker_auth import sync_broker
@@ -52,10 +52,9 @@ class Device:
         return f"{root}/{self.market_id}/devices/{self.device_id}/{metric.value}"
 
 
-def fleet(per_market: int, market_ids: list[str] | None = None) -> list[Device]:
-    """``per_market`` devices in each physical market of conf/markets.csv (or of the given ids)."""
-    ids = market_ids or [m.market_id for m in markets().values() if m.kind == "pasar"]
-    return [Device(m, f"{m}-d{i}") for m in ids for i in range(1, per_market + 1)]
+def fleet(per_market: int, market_ids: Iterable[str]) -> list[Device]:
+    """``per_market`` devices in each of the markets ``market_ids``."""
+    return [Device(m, f"{m}-d{i}") for m in market_ids for i in range(1, per_market + 1)]
 
 
 def _seed(*parts: object) -> int:
@@ -191,7 +190,9 @@ def _acknowledged(info: mqtt.MQTTMessageInfo) -> bool:
 def run(settings: Settings, stop: threading.Event) -> None:
     """Publish the fleet's readings every ``simulator.interval_seconds`` until stopped."""
     sim = settings.simulator
-    devices = fleet(sim.devices_per_market)
+    devices = fleet(
+        sim.devices_per_market, [m.market_id for m in conf_of(settings).physical_markets]
+    )
     simulator = Simulator(settings, devices, sim.fault_rate, seed=time.time_ns())
     client = FleetConnection(settings, provision(settings, devices))
     published = 0

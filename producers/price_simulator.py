@@ -27,8 +27,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from statistics import fmean
 
+from lakehouse.catalog.conf import conf_of
 from lakehouse.catalog.events import PriceEvent, deterministic_id
-from lakehouse.catalog.reference import markets
 from lakehouse.config.errors import InputError
 from lakehouse.config.logs import configure_logging
 from lakehouse.config.settings import Settings, load_settings
@@ -61,7 +61,7 @@ def history(files: list[Path], settings: Settings) -> list[list[DayPrice]]:
         lambda: defaultdict(list)
     )
     for path in files:
-        report = open_report(path)
+        report = open_report(path, conf_of(settings))
         found = 0
         for row in parse_rows(report, settings.tz):
             if isinstance(row.event, PriceEvent):
@@ -92,9 +92,10 @@ class PriceSimulator:
     def __init__(self, settings: Settings) -> None:
         sim = settings.price_simulator
         self.days = history(sim.files, settings)
-        physical = sum(m.kind == "pasar" for m in markets().values())
+        conf = conf_of(settings)
+        count = sim.markets or len(conf.physical_markets)
         self.markets = [  # reported today: none of them lags
-            replace(m, lag=timedelta(0)) for m in synthetic_markets(sim.markets or physical)
+            replace(m, lag=timedelta(0)) for m in synthetic_markets(count, conf)
         ]
         self.interval = sim.interval_seconds
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from lakehouse.catalog.conf import Conf, conf_of
 from lakehouse.catalog.events import (
     NOT_REPORTED,
     DeadLetter,
@@ -28,7 +29,6 @@ from lakehouse.catalog.events import (
     deterministic_id,
 )
 from lakehouse.catalog.formats import FormatChoice
-from lakehouse.catalog.reference import markets
 from lakehouse.config.errors import InputError
 from lakehouse.config.settings import Settings
 from lakehouse.domain.reports import open_report, parse_rows
@@ -73,20 +73,19 @@ class _SyntheticMarket:
     lag: timedelta
 
 
-def synthetic_markets(n: int) -> list[_SyntheticMarket]:
-    physical = sorted(m.market_id for m in markets().values() if m.kind == "pasar")
+def synthetic_markets(n: int, conf: Conf) -> list[_SyntheticMarket]:
+    """The first ``n`` physical markets of ``conf``, each with its own level and lag."""
+    physical = conf.physical_markets
     if n > len(physical):
-        raise InputError(
-            f"--fan-out {n} is more than the {len(physical)} markets in conf/markets.csv"
-        )
+        raise InputError(f"--fan-out {n} is more than the {len(physical)} markets in markets.csv")
     out = []
-    for market_id in physical[:n]:
-        rng = random.Random(market_id)
+    for market in physical[:n]:
+        rng = random.Random(market.market_id)
         lagging = rng.random() < LAGGING_SHARE
         out.append(
             _SyntheticMarket(
-                market_id,
-                markets()[market_id].province,
+                market.market_id,
+                market.province,
                 level=1 + rng.gauss(0, LEVEL_SHIFT_SD),
                 lag=timedelta(days=rng.randint(1, MAX_LAG_DAYS) if lagging else 0),
             )
@@ -128,10 +127,10 @@ def replay(
     stock or shipment file (``producers.supply_csv``) goes to the supply topic."""
     if supply_kind(path):
         return _replay_supply(path, settings, producer, speed, start, end)
-    report = open_report(path, choice)
+    report = open_report(path, conf_of(settings), choice)
     if fan_out_markets and report.kind != "price":
         raise InputError("--fan-out applies to price files only")
-    synthetic = synthetic_markets(fan_out_markets) if fan_out_markets else []
+    synthetic = synthetic_markets(fan_out_markets, conf_of(settings)) if fan_out_markets else []
     events: list[PriceEvent | SensorEvent] = []
     rows = dead_lettered = missing = 0
     for row in parse_rows(report, settings.tz):
@@ -178,7 +177,7 @@ def _replay_supply(
     start: datetime | None,
     end: datetime | None,
 ) -> ReplaySummary:
-    found = read_supply_csv(path, settings.tz)
+    found = read_supply_csv(path, settings.tz, conf_of(settings))
     for line, raw, reason in found.rejected:
         producer.send_dead_letter(
             DeadLetter(origin="replay", reason=reason, raw=raw, file=str(path), line=line)

@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
+from lakehouse.catalog.conf import Conf
 from lakehouse.catalog.events import ShipmentEvent, StockEvent
-from lakehouse.catalog.reference import commodity_id
 from lakehouse.config.errors import InputError
 from lakehouse.domain.reports import parse_time
 
@@ -70,12 +70,14 @@ def supply_kind(path: Path) -> str | None:
     return None
 
 
-def _event(kind: str, row: dict[str, str], tz: ZoneInfo, source: str) -> StockEvent | ShipmentEvent:
+def _event(
+    kind: str, row: dict[str, str], tz: ZoneInfo, source: str, conf: Conf
+) -> StockEvent | ShipmentEvent:
     values: dict[str, Any] = {k: v.strip() for k, v in row.items() if k and v and v.strip()}
     for name in TIMES:
         if name in values:
             values[name] = parse_time(values[name], tz)
-    values["commodity"] = commodity_id(values.get("commodity", "")) or values.get("commodity")
+    values["commodity"] = conf.commodity_id(values.get("commodity", "")) or values.get("commodity")
     values.setdefault("source", source)
     if kind == "stock":
         if "observed_at" in values:
@@ -95,7 +97,7 @@ def _event(kind: str, row: dict[str, str], tz: ZoneInfo, source: str) -> StockEv
     return ShipmentEvent.model_validate(values)
 
 
-def read_supply_csv(path: Path, tz: ZoneInfo) -> SupplyFile:
+def read_supply_csv(path: Path, tz: ZoneInfo, conf: Conf) -> SupplyFile:
     """Every row of a stock or shipment file as an event or a rejected row."""
     kind = supply_kind(path)
     if kind is None:
@@ -111,7 +113,7 @@ def read_supply_csv(path: Path, tz: ZoneInfo) -> SupplyFile:
     for row in reader:
         line = reader.line_num
         try:
-            found.events.append(_event(kind, row, tz, f"csv:{path.name}"))
+            found.events.append(_event(kind, row, tz, f"csv:{path.name}", conf))
         except (ValueError, ValidationError) as exc:
             reason = (
                 "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())

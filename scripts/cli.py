@@ -14,6 +14,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from lakehouse.catalog.conf import conf_of
 from lakehouse.catalog.formats import FormatChoice
 from lakehouse.config.errors import Handler, InputError
 from lakehouse.config.logs import configure_logging
@@ -120,10 +121,10 @@ def cmd_logs(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _format_choice(args: argparse.Namespace) -> FormatChoice:
+def _format_choice(settings: Settings, args: argparse.Namespace) -> FormatChoice:
     """The --format/--map/--set of a command, checked before any file is read."""
     choice = FormatChoice(args.format, tuple(args.map), tuple(args.set))
-    choice.resolve([])  # an unknown format or a malformed option fails here
+    choice.resolve([], conf_of(settings).formats)  # an unknown format or bad option fails here
     return choice
 
 
@@ -131,7 +132,7 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     from lakehouse.io.kafka_io import EventProducer
     from producers.csv_ingest import ingest_file
 
-    choice = _format_choice(args)
+    choice = _format_choice(settings, args)
     try:
         now = parse_time(args.now, settings.tz) if args.now else None
     except ValueError as exc:
@@ -146,7 +147,7 @@ def cmd_watch(settings: Settings, args: argparse.Namespace) -> int:
     from lakehouse.io.kafka_io import EventProducer
     from producers.csv_ingest import FolderWatcher
 
-    choice = _format_choice(args)
+    choice = _format_choice(settings, args)
     watcher = FolderWatcher(args.folder, settings, EventProducer(settings), choice)
     if args.once:
         for summary in watcher.scan_once() + watcher.scan_once():
@@ -179,7 +180,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise InputError(f"--start/--end: {exc}") from None
 
-    choice = _format_choice(args)
+    choice = _format_choice(settings, args)
     summary = replay(
         args.file,
         settings,

@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from lakehouse.catalog.conf import conf_of
 from lakehouse.config.settings import Settings, load_settings
 from lakehouse.domain.registry import open_registry
 from lakehouse.domain.supply_registry import SupplyRegistry
@@ -64,6 +65,7 @@ def _resources(settings: Settings) -> Resources:
     registry = open_registry(settings)
     return Resources(
         settings=settings,
+        conf=conf_of(settings),
         metrics=metrics,
         cache=cache,
         impact=impact,
@@ -86,7 +88,7 @@ def _resources(settings: Settings) -> Resources:
             price_message,
         ),
         registry=registry,
-        supply_registry=SupplyRegistry(registry.engine),
+        supply_registry=SupplyRegistry(registry.engine, registry.conf),
     )
 
 
@@ -155,6 +157,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         LiveFastPath,
         cache=resources.cache,
+        conf=resources.conf,
         route=prices.LIVE_ROUTE,
         middleware=list(app.user_middleware),
     )

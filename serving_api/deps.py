@@ -20,6 +20,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
+from lakehouse.catalog.conf import Conf
 from lakehouse.config.settings import Settings
 from lakehouse.domain.registry import Registry
 from lakehouse.domain.supply_registry import SupplyRegistry
@@ -39,6 +40,7 @@ class Resources:
     """What one application holds; made by its factory, closed by its lifespan."""
 
     settings: Settings
+    conf: Conf  # the reference data of the settings' configuration folder
     metrics: ApiMetrics
     cache: GoldCache
     impact: ImpactExplainer
@@ -71,6 +73,7 @@ def _part(part: Callable[[Resources], T]) -> Any:
 
 
 SettingsDep = Annotated[Settings, _part(lambda r: r.settings)]
+ConfDep = Annotated[Conf, _part(lambda r: r.conf)]
 MetricsDep = Annotated[ApiMetrics, _part(lambda r: r.metrics)]
 GoldDep = Annotated[GoldCache, _part(lambda r: r.cache)]
 ImpactDep = Annotated[ImpactExplainer, _part(lambda r: r.impact)]

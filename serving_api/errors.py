@@ -11,14 +11,8 @@ from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from lakehouse.catalog.reference import (
-    NATIONAL,
-    commodities,
-    commodity_id,
-    markets,
-    province_name,
-    provinces,
-)
+from lakehouse.catalog.conf import Conf
+from lakehouse.catalog.reference import NATIONAL
 
 
 class ApiError(Exception):
@@ -39,30 +33,30 @@ def unknown(kind: str, value: str, valid: Iterable[str]) -> ApiError:
     return ApiError(status.HTTP_404_NOT_FOUND, f"unknown {kind} {value!r}{hint}", valid)
 
 
-def resolve_commodity(name: str | None) -> str | None:
+def resolve_commodity(conf: Conf, name: str | None) -> str | None:
     """The catalogue id of a commodity as people write it (``Bawang Merah`` → ``bawang_merah``)."""
     if name is None:
         return None
-    found = commodity_id(name)
+    found = conf.commodity_id(name)
     if found is None:
-        raise unknown("commodity", name, commodities())
+        raise unknown("commodity", name, conf.commodities)
     return found
 
 
-def resolve_market(market_id: str | None) -> str | None:
-    if market_id is None or market_id in markets():
+def resolve_market(conf: Conf, market_id: str | None) -> str | None:
+    if market_id is None or market_id in conf.markets:
         return market_id
-    raise unknown("market_id", market_id, markets())
+    raise unknown("market_id", market_id, conf.markets)
 
 
-def resolve_province(name: str | None) -> str | None:
+def resolve_province(conf: Conf, name: str | None) -> str | None:
     """The province's name as tables hold it, from its name, an alias or its BPS code
     (``jakarta``, ``31`` → ``DKI Jakarta``)."""
     if name is None:
         return None
-    found = province_name(name)
+    found = conf.province_name(name)
     if found is None:
-        raise unknown("province", name, [p.name for p in provinces().values()] + [NATIONAL])
+        raise unknown("province", name, [p.name for p in conf.provinces.values()] + [NATIONAL])
     return found
 
 

@@ -18,13 +18,14 @@ objects it is given (the rate limit's buckets in one ``RateLimits``, the metrics
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from fastapi.routing import APIRoute
 from starlette.datastructures import QueryParams
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from lakehouse.catalog.conf import Conf
 from serving_api.cache import GoldCache
 from serving_api.errors import ApiError
 from serving_api.routers import json_bytes
@@ -35,12 +36,11 @@ FILTERS = "smartmarket.live_filters"  # scope key: the resolved filters, for the
 QUERIES_KEPT = 4096  # distinct query strings whose filters are remembered
 
 
-@lru_cache(maxsize=QUERIES_KEPT)
-def valid_filters(query: bytes) -> LiveFilter | None:
+def valid_filters(conf: Conf, query: bytes) -> LiveFilter | None:
     """The resolved filters of a raw query string, parsed as Starlette parses it for the
     route; None when the route would answer an error."""
     try:
-        return live_filters(QueryParams(query))
+        return live_filters(QueryParams(query), conf)
     except ApiError:
         return None
 
@@ -53,11 +53,13 @@ class LiveFastPath:
         self,
         app: ASGIApp,
         cache: GoldCache,
+        conf: Conf,
         route: APIRoute,
         middleware: Sequence[Middleware],
     ) -> None:
         self.app = app
         self.cache = cache
+        self.filters = lru_cache(maxsize=QUERIES_KEPT)(partial(valid_filters, conf))
         self.route = route
         answer: ASGIApp = self._answer
         for cls, args, kwargs in reversed(middleware):
@@ -70,7 +72,7 @@ class LiveFastPath:
             and scope["method"] == "GET"
             and scope["path"] == self.route.path
             and not scope.get("root_path")
-            and (filters := valid_filters(scope["query_string"])) is not None
+            and (filters := self.filters(scope["query_string"])) is not None
             and self.cache.current(LIVE) is not None
         ):
             scope[FILTERS] = filters

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import status
 
+from lakehouse.catalog.conf import conf_of
 from lakehouse.config.errors import InputError
 from lakehouse.config.settings import Settings
 from ml.impact_result import NoImpactModel, model_path
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 class ImpactExplainer:
     def __init__(self, settings: Settings) -> None:
         self.path = model_path(settings)
+        self.conf = conf_of(settings)  # the markets a question may name
         self._lock = threading.Lock()
         self._model: ImpactModel | None = None
         self._mtime: float | None = None
@@ -58,7 +60,7 @@ class ImpactExplainer:
         if key not in self._answers:
             try:
                 self._answers[key] = explain(
-                    model, commodity, day, market_id=market_id, region=region
+                    model, commodity, day, self.conf, market_id=market_id, region=region
                 )
             except NoImpactModel as exc:
                 self._answers[key] = ApiError(status.HTTP_404_NOT_FOUND, str(exc))

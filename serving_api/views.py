@@ -21,7 +21,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lakehouse.catalog.reference import markets
+from lakehouse.catalog.conf import conf_of
 from lakehouse.catalog.tables import (
     GOLD_ALERTS,
     GOLD_ANOMALIES,
@@ -518,7 +518,7 @@ def build_markets(settings: Settings, tables: Tables) -> bytes:
                 "kind": m.kind,
                 "commodities": sorted(seen.get(m.market_id, ())),
             }
-            for m in sorted(markets().values(), key=lambda m: m.market_id)
+            for m in sorted(conf_of(settings).markets.values(), key=lambda m: m.market_id)
         ]
     )
 

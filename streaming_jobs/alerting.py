@@ -19,6 +19,7 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from lakehouse.catalog.conf import conf_of
 from lakehouse.catalog.tables import (
     GOLD_ALERTS,
     GOLD_ANOMALIES,
@@ -268,7 +269,8 @@ class AlertStep:
         laps = Laps()
         rows = alert_rows(
             episodes(reduce(DataFrame.unionByName, computed), self.rules.cooldown_hours()),
-            self.rules,
+            self.rules.messages(),
+            conf_of(self.settings),
             batch_clock(now),
         ).localCheckpoint()
         delta_io.upsert(self.spark, rows, GOLD_ALERTS, self.settings, only_if=CHANGED)

@@ -13,184 +13,22 @@ Thresholds and messages: ``conf/alerts.yaml``.
 from __future__ import annotations
 
 import re
-from functools import cache, reduce
-from pathlib import Path
+from functools import reduce
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, Field, model_validator
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from lakehouse.catalog.alert_rules import (
+    NEWS_SURGE,
+    AlertRules,
+    Message,
+    NewsSurgeRules,
+    SensorRule,
+    SupplyAlertRules,
+)
+from lakehouse.catalog.conf import Conf
 from lakehouse.catalog.events import HoldStatus, Metric
-from lakehouse.catalog.reference import commodities, markets
-from lakehouse.config.settings import CONF_DIR, ConfigError, yaml_model
-from lakehouse.domain.metrics import REFERENCE_DAYS
-
-# ---- thresholds (conf/alerts.yaml) ---------------------------------------------------------
-
-
-class Message(BaseModel):
-    id: str  # Indonesian
-    en: str
-
-
-class Levels(BaseModel):
-    warning: float
-    critical: float
-    cooldown_hours: float = Field(ge=0)
-    lookback_days: float = Field(gt=0)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Levels:
-        if self.critical < self.warning:
-            raise ValueError(f"critical ({self.critical}) is below warning ({self.warning})")
-        return self
-
-
-class PriceMoveRules(Levels):
-    reference_days: Literal[REFERENCE_DAYS] = (
-        REFERENCE_DAYS  # defined once: lakehouse.domain.metrics
-    )
-    min_reference_points: int = Field(ge=1)
-    message: dict[Literal["price_spike", "price_drop"], Message]
-
-
-class HeldMoveRules(BaseModel):
-    message: dict[Literal["price_unconfirmed", "price_confirmed"], Message]
-
-
-class RegionMoveRules(Levels):
-    rise: float = Field(gt=0)
-    min_markets: int = Field(ge=1)
-    message: Message
-
-
-class ForecastRules(Levels):
-    horizon_days: int = Field(ge=1)
-    message: Message
-
-
-class AnomalyRules(Levels):
-    message: Message
-
-
-class SurgeRules(Levels):
-    message: Message
-
-
-class SensorRule(BaseModel):
-    metric: Metric
-    statistic: Literal["mean", "max"]
-    warning: float
-    critical: float
-    message: Message
-
-
-class SensorRules(BaseModel):
-    cooldown_hours: float = Field(ge=0)
-    lookback_days: float = Field(gt=0)
-    rules: dict[str, SensorRule] = Field(min_length=1)
-
-
-class Capacity(BaseModel):
-    default: float = Field(gt=0)
-    markets: dict[str, float] = {}
-
-
-class QualityAlertRules(Levels):
-    window_minutes: float = Field(gt=0)
-    min_received: int = Field(ge=1)
-    message: Message
-
-
-class StockCoverRules(BaseModel):
-    """Days of cover below ``warning`` (``critical``) days, for an entity or a province."""
-
-    warning: float = Field(gt=0)
-    critical: float = Field(gt=0)
-    cooldown_hours: float = Field(ge=0)
-    message: Message
-
-    @model_validator(mode="after")
-    def _ordered(self) -> StockCoverRules:
-        if self.critical > self.warning:
-            raise ValueError("stock_cover_low: critical must be at most warning (fewer days)")
-        return self
-
-
-class RouteDelayRules(Levels):
-    recent_days: int = Field(ge=1)  # the recent delays: arrivals of these days
-    min_history: int = Field(ge=1)  # earlier arrivals the route needs for its usual delay
-    message: Message
-
-
-class ShipmentLateRules(Levels):
-    message: Message
-
-
-class SupplyAlertRules(BaseModel):
-    """The supply-chain rules (docs/supply.md); levels in days (cover) or hours (delays)."""
-
-    stock_cover_low: StockCoverRules
-    shipment_late: ShipmentLateRules
-    route_delay: RouteDelayRules
-
-
-class AlertRules(BaseModel):
-    supply: SupplyAlertRules | None = None
-    price_move: PriceMoveRules
-    held_move: HeldMoveRules
-    region_move: RegionMoveRules
-    forecast_risk: ForecastRules
-    surge_risk: SurgeRules
-    anomaly_score: AnomalyRules
-    sensors: SensorRules
-    capacity: Capacity
-    data_quality: QualityAlertRules
-    titles: dict[str, Message] = {}  # what each rule is called in notifications
-
-    def messages(self) -> dict[str, Message]:
-        """The message templates by rule name."""
-        return {
-            **self.price_move.message,
-            **self.held_move.message,
-            "region_move": self.region_move.message,
-            "forecast_risk": self.forecast_risk.message,
-            "surge_risk": self.surge_risk.message,
-            "anomaly_score": self.anomaly_score.message,
-            **{name: rule.message for name, rule in self.sensors.rules.items()},
-            "data_quality": self.data_quality.message,
-            **({r: getattr(self.supply, r).message for r in SUPPLY_RULES} if self.supply else {}),
-        }
-
-    def cooldown_hours(self) -> dict[str, float]:
-        """The cool-down by rule name."""
-        sensors = {name: self.sensors.cooldown_hours for name in self.sensors.rules}
-        return {
-            "price_spike": self.price_move.cooldown_hours,
-            "price_drop": self.price_move.cooldown_hours,
-            "region_move": self.region_move.cooldown_hours,
-            "forecast_risk": self.forecast_risk.cooldown_hours,
-            "surge_risk": self.surge_risk.cooldown_hours,
-            "anomaly_score": self.anomaly_score.cooldown_hours,
-            **sensors,
-            "data_quality": self.data_quality.cooldown_hours,
-            **(
-                {r: getattr(self.supply, r).cooldown_hours for r in SUPPLY_RULES}
-                if self.supply
-                else {}
-            ),
-        }
-
-
-SUPPLY_RULES = ("stock_cover_low", "shipment_late", "route_delay")
-
-
-@cache
-def alert_rules(path: Path = CONF_DIR / "alerts.yaml") -> AlertRules:
-    return yaml_model(path, AlertRules, "alert rules")
-
 
 # ---- signals --------------------------------------------------------------------------------
 
@@ -661,10 +499,12 @@ def _render(template: str, fields: Column, names: dict[str, Column] | None = Non
     return F.concat(*parts)
 
 
-def alert_rows(alerts: DataFrame, rules: AlertRules, now: Column) -> DataFrame:
-    """``episodes`` as rows of ``gold.alerts``: messages in Indonesian and English rendered,
-    ``updated_at`` = ``now`` (the MERGE only keeps it where something else changed)."""
-    messages = rules.messages()
+def alert_rows(
+    alerts: DataFrame, messages: dict[str, Message], conf: Conf, now: Column
+) -> DataFrame:
+    """``episodes`` as rows of ``gold.alerts``: the rules' ``messages`` in Indonesian and English
+    rendered with the names of ``conf``'s reference data, ``updated_at`` = ``now`` (the MERGE
+    only keeps it where something else changed)."""
 
     def render(language: str) -> Column:
         names = {
@@ -679,7 +519,7 @@ def alert_rows(alerts: DataFrame, rules: AlertRules, now: Column) -> DataFrame:
             ).otherwise(out)
         return out
 
-    return _with_people_words(alerts).select(
+    return _with_people_words(alerts, conf).select(
         "alert_id",
         "rule",
         "severity",
@@ -729,11 +569,11 @@ def _literal_map(mapping: dict[str, str]) -> Column:
 WORDS = "_words_"
 
 
-def _with_people_words(alerts: DataFrame) -> DataFrame:
+def _with_people_words(alerts: DataFrame, conf: Conf) -> DataFrame:
     """``alerts`` with the names its messages show: the market's name, the province (the
     market's, or the alert's region) and the commodity's catalogue name in each language (``id``,
     ``en``), from the alert's ids. An id the reference data does not know is shown as it is."""
-    known = markets()
+    known = conf.markets
     market_name = _literal_map({m.market_id: m.name for m in known.values()})
     province = _literal_map({m.market_id: m.province for m in known.values()})
     words = {
@@ -741,7 +581,7 @@ def _with_people_words(alerts: DataFrame) -> DataFrame:
         f"{WORDS}province": F.coalesce(province[F.col("market_id")], F.col("region"), F.lit("")),
     }
     for language in ("id", "en"):
-        label = _literal_map({c.id: c.label(language) for c in commodities().values()})
+        label = _literal_map({c.id: c.label(language) for c in conf.commodities.values()})
         words[f"{WORDS}commodity_{language}"] = F.coalesce(
             label[F.col("commodity")], F.col("fields")["commodity"]
         )
@@ -866,31 +706,6 @@ def route_delay_signals(shipments: DataFrame, rules: SupplyAlertRules, tz: str) 
 # ---- news_surge (issue 36): many recent headlines one way --------------------------------------
 
 
-class NewsSurgeRules(Levels):
-    """``news_surge`` of conf/alerts.yaml."""
-
-    window_days: int = Field(ge=1)
-    min_headlines: int = Field(ge=1)
-    message: Message
-
-    def messages(self) -> dict[str, Message]:
-        return {NEWS_SURGE: self.message}
-
-
-NEWS_SURGE = "news_surge"
-
-
-@cache
-def news_surge_rules(path: Path = CONF_DIR / "alerts.yaml") -> NewsSurgeRules:
-    """The ``news_surge`` section of the alert rules file (read whole by ``alert_rules``
-    first, so a broken file says so once)."""
-    alert_rules(path)
-    section = yaml.safe_load(path.read_text(encoding="utf-8")).get(NEWS_SURGE)
-    if section is None:
-        raise ConfigError(f"{path}: no {NEWS_SURGE} section")
-    return NewsSurgeRules.model_validate(section)
-
-
 def news_surge_signals(
     signal: DataFrame, rules: NewsSurgeRules, tz: str, today: Column
 ) -> DataFrame:
@@ -943,8 +758,10 @@ def news_surge_signals(
     )
 
 
-def news_surge_alerts(signals: DataFrame, rules: NewsSurgeRules, now: Column) -> DataFrame:
+def news_surge_alerts(
+    signals: DataFrame, rules: NewsSurgeRules, conf: Conf, now: Column
+) -> DataFrame:
     """The ``gold.alerts`` rows of ``news_surge`` signals: episodes and messages, made as
     ``alert_rows`` makes them for the other rules."""
     found = episodes(signals, {NEWS_SURGE: rules.cooldown_hours})
-    return alert_rows(found, rules, now)  # type: ignore[arg-type]  # it asks messages() only
+    return alert_rows(found, rules.messages(), conf, now)

@@ -33,7 +33,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 from pyspark.util import inheritable_thread_target
 
-from lakehouse.catalog.rules import quality_rules
+from lakehouse.catalog.alert_rules import AlertRules
+from lakehouse.catalog.conf import conf_of
 from lakehouse.catalog.tables import (
     BRONZE_EVENTS,
     GOLD_ALERTS,
@@ -58,7 +59,7 @@ from lakehouse.io import delta_io
 from lakehouse.io.spark import GOLD_POOL, SILVER_POOL
 from streaming_jobs import gold, silver
 from streaming_jobs.alerting import PRICES, QUALITY, SENSORS, AlertStep, Plan
-from streaming_jobs.alerts import CHANGED, AlertRules, alert_rows, alert_rules, held_move_alerts
+from streaming_jobs.alerts import CHANGED, alert_rows, held_move_alerts
 from streaming_jobs.batch_graph import BatchGraph, Step
 from streaming_jobs.batch_values import batch_clock
 from streaming_jobs.bronze import BRONZE_COLUMNS, first_copies, read_kafka, sender, to_bronze
@@ -286,7 +287,12 @@ class GoldBatch:
             else None
         )
         rules = self.alerts.rules
-        rows = alert_rows(held_move_alerts(fresh, decisions, rules), rules, batch_clock(now))
+        rows = alert_rows(
+            held_move_alerts(fresh, decisions, rules),
+            rules.messages(),
+            conf_of(self.settings),
+            batch_clock(now),
+        )
         cooldown = timedelta(hours=rules.price_move.cooldown_hours)
         stale = (
             delta_io.read(self.spark, GOLD_ALERTS, self.settings)
@@ -389,19 +395,22 @@ def silver_query(
 ) -> StreamingQuery:
     """Kafka (all platform topics) → bronze, silver, the live price and data quality;
     ``priority``: shared with the application's other queries."""
-    rules = quality_rules()
+    conf = conf_of(settings)
+    rules = conf.quality
     topics = settings.kafka.topics
     records = to_bronze(read_kafka(spark, settings, topics.of_price_pipeline()))
     parsed = silver.parse_events(
         first_copies(records, rules.hard.duplicate_horizon_hours),
         {topics.prices: "price", topics.sensors: "sensor"},
         topics.deadletter,
+        conf,
         topics.reviews,
     )
-    validated = silver.validate_events(parsed, rules, F.col("ingest_time"))
+    validated = silver.validate_events(parsed, rules, conf, F.col("ingest_time"))
     judged = silver.judge(
         validated,
         rules,
+        conf,
         settings.timezone,
         settings.spark.series_buckets,
         settings.spark.judge,
@@ -427,7 +436,7 @@ def gold_query(
     """``gold.data_quality`` (as a Delta stream of completed silver batches) → gold and alerts;
     ``priority``: shared with the application's other queries."""
     delta_io.ensure_table(spark, GOLD_DATA_QUALITY, settings)
-    handler = GoldBatch(spark, settings, alert_rules(), priority or SilverFirst())
+    handler = GoldBatch(spark, settings, conf_of(settings).alerts, priority or SilverFirst())
     return (
         spark.readStream.format("delta")
         .option("maxFilesPerTrigger", 1000)

@@ -24,10 +24,11 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.streaming import StreamingQuery
+from pyspark.sql.udf import UserDefinedFunction
 
+from lakehouse.catalog.conf import Conf, conf_of
 from lakehouse.catalog.events import NewsEvent, spark_schema
 from lakehouse.catalog.reference import NATIONAL
-from lakehouse.catalog.rules import quality_rules
 from lakehouse.catalog.tables import (
     BRONZE_EVENTS,
     GOLD_ALERTS,
@@ -38,14 +39,13 @@ from lakehouse.catalog.tables import (
 )
 from lakehouse.config.logs import Laps
 from lakehouse.config.settings import Settings
-from lakehouse.domain.news_text import read_headline
+from lakehouse.domain.news_text import lexicon, read_headline
 from lakehouse.io import delta_io
 from lakehouse.io.spark import GOLD_POOL
 from streaming_jobs.alerts import (
     CHANGED,
     NEWS_SURGE,
     news_surge_alerts,
-    news_surge_rules,
     news_surge_signals,
 )
 from streaming_jobs.batch_values import batch_clock, batch_number
@@ -80,21 +80,24 @@ READING = T.StructType(
 )
 
 
-def _read(title: str | None, text: str | None) -> dict[str, Any] | None:
-    if title is None:
-        return None
-    reading = read_headline(title, text)
-    return {
-        "mentions": [
-            {"commodity": m.commodity, "direction": m.direction} for m in reading.mentions
-        ],
-        "province": reading.province,
-        "regency": reading.regency,
-        "topic": reading.topic,
-    }
+def news_reader(conf: Conf) -> UserDefinedFunction:
+    """The UDF reading a headline and its lead with the lexicon of ``conf`` (loaded once per
+    Python worker)."""
 
+    def read(title: str | None, text: str | None) -> dict[str, Any] | None:
+        if title is None:
+            return None
+        reading = read_headline(lexicon(conf), title, text)
+        return {
+            "mentions": [
+                {"commodity": m.commodity, "direction": m.direction} for m in reading.mentions
+            ],
+            "province": reading.province,
+            "regency": reading.regency,
+            "topic": reading.topic,
+        }
 
-read_news = F.udf(_read, READING)
+    return F.udf(read, READING)
 
 
 def _rule(rule: str, text: Column) -> Column:
@@ -142,10 +145,10 @@ def parse_news(records: DataFrame) -> DataFrame:
     )
 
 
-def news_rows(parsed: DataFrame, batch_id: int) -> DataFrame:
-    """The ``silver.news`` rows of a batch: its headlines, read."""
+def news_rows(parsed: DataFrame, batch_id: int, conf: Conf) -> DataFrame:
+    """The ``silver.news`` rows of a batch: its headlines, read with ``conf``'s lexicon."""
     read = parsed.where(F.size("reasons") == 0).withColumn(
-        "reading", read_news(F.col("title"), F.col("text"))
+        "reading", news_reader(conf)(F.col("title"), F.col("text"))
     )
     return read.select(
         "event_id",
@@ -236,6 +239,7 @@ class NewsBatch:
     def __init__(self, spark: SparkSession, settings: Settings) -> None:
         self.spark = spark
         self.settings = settings
+        self.conf = conf_of(settings)
         delta_io.ensure_table(spark, BRONZE_EVENTS, settings)
         delta_io.ensure_table(spark, SILVER_NEWS, settings)
         delta_io.ensure_table(spark, GOLD_NEWS_SIGNAL, settings)
@@ -252,7 +256,7 @@ class NewsBatch:
         records = RowKind.RECORD.rows(batch).select(*BRONZE_COLUMNS)
         delta_io.append_once(records, BRONZE_EVENTS, self.settings, writer, batch_id)
         parsed = parse_news(RowKind.FIRST.rows(batch)).localCheckpoint()
-        headlines = news_rows(parsed, batch_id).localCheckpoint()
+        headlines = news_rows(parsed, batch_id, self.conf).localCheckpoint()
         laps("read")
         if not headlines.isEmpty():
             delta_io.upsert(self.spark, headlines, SILVER_NEWS, self.settings, only_if="false")
@@ -296,10 +300,10 @@ class NewsBatch:
         signal = delta_io.read(self.spark, GOLD_NEWS_SIGNAL, self.settings).join(
             keys.distinct(), ["province", "commodity"]
         )
-        rules = news_surge_rules()
+        rules = self.conf.alerts.news_surge
         today = local_day(batch_clock(now), self.tz)
         rows = news_surge_alerts(
-            news_surge_signals(signal, rules, self.tz, today), rules, batch_clock(now)
+            news_surge_signals(signal, rules, self.tz, today), rules, self.conf, batch_clock(now)
         ).localCheckpoint()
         if not rows.isEmpty():
             delta_io.upsert(self.spark, rows, GOLD_ALERTS, self.settings, only_if=CHANGED)
@@ -308,7 +312,7 @@ class NewsBatch:
 def news_query(spark: SparkSession, settings: Settings) -> StreamingQuery:
     """Kafka (the news topic) → bronze, ``silver.news`` / quarantine, ``gold.news_signal``."""
     records = to_bronze(read_kafka(spark, settings, [settings.kafka.topics.news]))
-    firsts = first_copies(records, quality_rules().hard.duplicate_horizon_hours)
+    firsts = first_copies(records, conf_of(settings).quality.hard.duplicate_horizon_hours)
     every = records.select(RowKind.RECORD.lit().alias(KIND), *BRONZE_COLUMNS)
     first = firsts.select(RowKind.FIRST.lit().alias(KIND), *BRONZE_COLUMNS)
     return (

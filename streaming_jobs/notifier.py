@@ -26,13 +26,14 @@ import httpx
 import pandas as pd
 import pyarrow as pa
 
+from lakehouse.catalog.alert_rules import Message
+from lakehouse.catalog.conf import conf_of
 from lakehouse.catalog.tables import GOLD_ALERT_DELIVERIES, GOLD_ALERTS, arrow_schema
 from lakehouse.config.logs import configure_logging
 from lakehouse.config.settings import AlertSettings, NotifierChannel, Settings, load_settings
 from lakehouse.io import table_writes
 from lakehouse.io.fast_read import TableMissing, open_table, table_version
 from lakehouse.io.status import stop_event, write_status
-from streaming_jobs.alerts import Message, alert_rules
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +55,14 @@ STATE_WORDS = {
 }
 
 
-def text_of(alert: dict[str, Any], language: str) -> str:
+def text_of(alert: dict[str, Any], language: str, titles: dict[str, Message]) -> str:
     """The human message in people's words: a status line (state and what the rule is called,
-    conf/alerts.yaml ``titles``), then the Indonesian and/or English text. The ids (rule,
+    ``titles`` of the alert rules), then the Indonesian and/or English text. The ids (rule,
     market, commodity) travel in the webhook's JSON, not in the text."""
     state = "resolved" if alert["status"] == "resolved" else alert["severity"]
     words = STATE_WORDS.get(state, Message(id=state.upper(), en=state.upper()))
     rule = alert["rule"]
-    title = alert_rules().titles.get(rule, Message(id=rule, en=rule))
+    title = titles.get(rule, Message(id=rule, en=rule))
     languages = {"id": ["id"], "en": ["en"]}.get(language, ["id", "en"])
     head = " / ".join(getattr(words, lang) for lang in languages)
     name = " / ".join(getattr(title, lang) for lang in languages)
@@ -78,10 +79,10 @@ def _json_safe(alert: dict[str, Any]) -> dict[str, Any]:
 
 
 def request_for(
-    channel: NotifierChannel, alert: dict[str, Any], language: str
+    channel: NotifierChannel, alert: dict[str, Any], language: str, titles: dict[str, Message]
 ) -> tuple[str, dict[str, Any], dict[str, str]]:
     """(url, JSON body, headers) of one notification in the channel's shape."""
-    text = text_of(alert, language)
+    text = text_of(alert, language, titles)
     headers = {"Idempotency-Key": f"{alert['alert_id']}:{state_of(alert)}"}
     if channel.kind == "telegram":
         url = f"{channel.url.rstrip('/')}/bot{channel.token}/sendMessage"
@@ -122,6 +123,7 @@ class Notifier:
     def __init__(self, settings: Settings, client: httpx.Client | None = None) -> None:
         self.settings = settings
         self.conf: AlertSettings = settings.alerts
+        self.titles = conf_of(settings).alerts.titles  # what each rule is called
         self.client = client or httpx.Client(timeout=self.conf.timeout_seconds)
         self.seen_version: int | None = None
         self.pending: dict[tuple[str, str, str], Delivery] = {}
@@ -158,7 +160,9 @@ class Notifier:
     # ---- sending -----------------------------------------------------------------------
     def _send(self, delivery: Delivery) -> tuple[bool, bool, str]:
         """One attempt: (delivered, worth retrying, error)."""
-        url, body, headers = request_for(delivery.channel, delivery.alert, self.conf.language)
+        url, body, headers = request_for(
+            delivery.channel, delivery.alert, self.conf.language, self.titles
+        )
         try:
             response = self.client.post(url, json=body, headers=headers)
         except httpx.HTTPError as exc:

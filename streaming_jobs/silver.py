@@ -38,6 +38,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.streaming.state import GroupStateTimeout
 
+from lakehouse.catalog.conf import Conf
 from lakehouse.catalog.events import (
     EVENT_MODELS,
     NOT_REPORTED,
@@ -45,7 +46,6 @@ from lakehouse.catalog.events import (
     ReviewEvent,
     spark_schema,
 )
-from lakehouse.catalog.reference import commodities, markets, metric_ranges
 from lakehouse.catalog.rules import QualityRules
 from streaming_jobs import jvm_judge
 from streaming_jobs.batch_values import batch_number, batch_time
@@ -97,15 +97,16 @@ def _lookup(mapping: dict[str, object]) -> Column:
     return F.create_map(*[F.lit(x) for kv in mapping.items() for x in kv])
 
 
-def _province_of() -> Column:
-    """The literal map of each market to its province (conf/markets)."""
-    return _lookup({m.market_id: m.province for m in markets().values()})
+def _province_of(conf: Conf) -> Column:
+    """The literal map of each market of ``conf`` to its province."""
+    return _lookup({m.market_id: m.province for m in conf.markets.values()})
 
 
 def parse_events(
     bronze: DataFrame,
     topic_types: dict[str, str],
     deadletter_topic: str,
+    conf: Conf,
     reviews_topic: str | None = None,
 ) -> DataFrame:
     """Bronze rows → one row per record with its text (``raw``), the event's fields and, for
@@ -113,7 +114,8 @@ def parse_events(
     Records of ``reviews_topic`` are operators' reviews (``_kind`` ``review``, their fields
     prefixed ``review_`` and ``review_valid``), not events.
 
-    ``topic_types`` maps each event topic to the event type it carries."""
+    ``topic_types`` maps each event topic to the event type it carries; a review must name a
+    market of ``conf``."""
     is_review = F.lit(False) if reviews_topic is None else F.col("topic") == reviews_topic
     parsed = bronze.select(
         *LINEAGE,
@@ -198,7 +200,7 @@ def parse_events(
         & F.col("_review.decision").isin(*REVIEW_DECISIONS)
         & F.col("_review.reviewer").isNotNull()
         & F.col("_review.commodity").isNotNull()
-        & _province_of()[F.col("_review.market_id")].isNotNull()
+        & _province_of(conf)[F.col("_review.market_id")].isNotNull()
     )
     return (
         parsed.withColumn("_verdict", rule_and_error)
@@ -230,14 +232,18 @@ def _time_rules(rules: QualityRules, now: Column | datetime) -> list[tuple[str, 
     return [("future_timestamp", future), ("late", late)]
 
 
-def validate_events(events: DataFrame, rules: QualityRules, now: Column | datetime) -> DataFrame:
-    """Hard rules on parsed events (prices and sensor readings alike; ``now`` the batch's time).
+def validate_events(
+    events: DataFrame, rules: QualityRules, conf: Conf, now: Column | datetime
+) -> DataFrame:
+    """Hard rules on parsed events (prices and sensor readings alike; ``now`` the batch's time;
+    the markets, commodities and sensor ranges of ``conf``).
     Adds ``hard_reasons``; a price gets its ``region`` (from the market when absent), is
     converted to the catalogue unit and keeps the unit it came in as ``reported_unit``."""
-    province = _province_of()[F.col("market_id")]
-    unit_of = _lookup({c.id: c.unit for c in commodities().values()})[F.col("commodity")]
-    min_of = _lookup({c.id: c.min_price for c in commodities().values()})[F.col("commodity")]
-    max_of = _lookup({c.id: c.max_price for c in commodities().values()})[F.col("commodity")]
+    province = _province_of(conf)[F.col("market_id")]
+    catalogue = conf.commodities.values()
+    unit_of = _lookup({c.id: c.unit for c in catalogue})[F.col("commodity")]
+    min_of = _lookup({c.id: c.min_price for c in catalogue})[F.col("commodity")]
+    max_of = _lookup({c.id: c.max_price for c in catalogue})[F.col("commodity")]
     factor_of = _lookup(
         {
             f"{unit}|{target}": factor
@@ -246,7 +252,7 @@ def validate_events(events: DataFrame, rules: QualityRules, now: Column | dateti
         }
     )[F.concat(F.lower(F.trim("unit")), F.lit("|"), unit_of)]
     converted = F.col("price") * factor_of
-    ranges = metric_ranges()
+    ranges = conf.metric_ranges
     low_of = _lookup({m.value: r.min for m, r in ranges.items()})[F.col("metric")]
     high_of = _lookup({m.value: r.max for m, r in ranges.items()})[F.col("metric")]
     zero_metrics = [m.value for m in rules.sensors.impossible_zero]
@@ -282,10 +288,10 @@ def validate_events(events: DataFrame, rules: QualityRules, now: Column | dateti
     )
 
 
-def series_group() -> Column:
+def series_group(conf: Conf) -> Column:
     """The province × commodity (``_group``) of a price that passed the hard rules, or of the
     held price a review names: the markets its prices are compared with."""
-    province = _province_of()
+    province = _province_of(conf)
     review = RowKind.REVIEW.of("_kind")
     market = F.when(review, F.col(f"{REVIEW_PREFIX}market_id")).otherwise(F.col("market_id"))
     commodity = F.when(review, F.col(f"{REVIEW_PREFIX}commodity")).otherwise(F.col("commodity"))
@@ -321,6 +327,7 @@ def series_key(buckets: int) -> Column:
 def judge(
     validated: DataFrame,
     rules: QualityRules,
+    conf: Conf,
     tz: str,
     buckets: int,
     engine: Literal["python", "jvm"] = "python",
@@ -329,8 +336,9 @@ def judge(
     rows with their verdicts — ``flags``, ``reasons`` (empty: accepted) and ``details`` — and
     the rows of the decisions on held prices (``kind``: see ``series_judge``). The statistical
     rules compare with the series' history in the query's state, in pandas (``series_judge``)
-    or, ``engine`` ``jvm``, in the JVM (``jvm_judge``: the same verdicts)."""
-    keyed = validated.withColumn("_group", series_group()).withColumn(KEY, series_key(buckets))
+    or, ``engine`` ``jvm``, in the JVM (``jvm_judge``: the same verdicts); the provinces of the
+    markets come from ``conf``."""
+    keyed = validated.withColumn("_group", series_group(conf)).withColumn(KEY, series_key(buckets))
     passed = F.col(KEY) == PASSED
     # what only a row decided before the step needs crosses to pandas as null for the others
     # (a column of Python objects is the dearest part of the crossing): the record's text (a

@@ -23,8 +23,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
-from lakehouse.catalog.reference import commodities
-from lakehouse.catalog.rules import quality_rules
+from lakehouse.catalog.conf import conf_of
 from lakehouse.catalog.tables import (
     BRONZE_EVENTS,
     GOLD_ALERTS,
@@ -45,7 +44,6 @@ from streaming_jobs import supply
 from streaming_jobs.alerts import (
     CHANGED,
     alert_rows,
-    alert_rules,
     episodes,
     route_delay_signals,
     shipment_late_signals,
@@ -72,8 +70,9 @@ class SupplyBatch:
         self.settings = settings
         self.priority = priority
         self.registry = open_supply_registry(settings)
-        self.commodity_ids = sorted(commodities())
-        self.rules = alert_rules().supply
+        self.alert_rules = conf_of(settings).alerts
+        self.commodity_ids = sorted(conf_of(settings).commodities)
+        self.rules = self.alert_rules.supply
         self._exists = Existing(spark, settings)
         delta_io.ensure_table(spark, BRONZE_EVENTS, settings)
 
@@ -201,9 +200,12 @@ class SupplyBatch:
         every = signals[0]
         for more in signals[1:]:
             every = every.unionByName(more)
-        rules = alert_rules()
+        rules = self.alert_rules
         rows = alert_rows(
-            episodes(every, rules.cooldown_hours()), rules, batch_clock(datetime.now(UTC))
+            episodes(every, rules.cooldown_hours()),
+            rules.messages(),
+            conf_of(self.settings),
+            batch_clock(datetime.now(UTC)),
         ).localCheckpoint()
         if not rows.isEmpty():
             delta_io.ensure_table(self.spark, GOLD_ALERTS, self.settings)
@@ -219,7 +221,7 @@ def supply_query(
     records = to_bronze(
         read_kafka(spark, settings, [topic], settings.supply.max_offsets_per_trigger)
     )
-    horizon = quality_rules().hard.duplicate_horizon_hours
+    horizon = conf_of(settings).quality.hard.duplicate_horizon_hours
     firsts = first_copies(records, horizon).select(
         RowKind.FIRST.lit().alias(KIND), *supply.COORDINATES
     )

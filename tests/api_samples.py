@@ -12,7 +12,6 @@ from typing import Any
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
-from lakehouse.catalog.reference import markets
 from lakehouse.catalog.tables import (
     GOLD_ALERTS,
     GOLD_PRICE_DAILY,
@@ -21,6 +20,7 @@ from lakehouse.catalog.tables import (
     arrow_schema,
 )
 from lakehouse.config.settings import Settings
+from tests.shipped import SHIPPED
 
 API = "/api/v1"
 
@@ -78,7 +78,7 @@ def upsert_alerts(settings: Settings, alerts: list[dict[str, Any]]) -> None:
 LIVE_MARKETS = (
     "IP-001",
     "IP-003",
-    *sorted(m for m, v in markets().items() if v.province == "Jawa Barat")[:2],
+    *sorted(m for m, v in SHIPPED.markets.items() if v.province == "Jawa Barat")[:2],
 )
 LIVE_COMMODITIES = ("beras", "bawang_merah", "cabai_rawit")
 LAST_DAY = date(2025, 3, 21)
@@ -103,7 +103,7 @@ def price(market_id: str, commodity: str, value: float, at: datetime, **more: An
         "event_id": f"{market_id}-{commodity}-{at.isoformat()}",
         "market_id": market_id,
         "commodity": commodity,
-        "region": markets()[market_id].province,
+        "region": SHIPPED.markets[market_id].province,
         "price": value,
         "unit": "kg",
         "observed_at": at,
@@ -132,7 +132,7 @@ def write_live_tables(settings: Settings, days: int = 20) -> None:
         {
             "market_id": m,
             "commodity": c,
-            "region": markets()[m].province,
+            "region": SHIPPED.markets[m].province,
             "date": LAST_DAY - timedelta(days=d),
         }
         | dict.fromkeys(("open", "high", "low", "close", "mean"), 10000.0 + 100 * i + d)

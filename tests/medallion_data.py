@@ -15,8 +15,6 @@ import pandas as pd
 from deltalake import DeltaTable
 
 from lakehouse.catalog.events import PriceEvent, SensorEvent
-from lakehouse.catalog.reference import commodities, markets
-from lakehouse.catalog.rules import quality_rules
 from lakehouse.catalog.tables import (
     BRONZE_EVENTS,
     GOLD_DATA_QUALITY,
@@ -31,9 +29,10 @@ from lakehouse.catalog.tables import (
 )
 from lakehouse.config.settings import Settings
 from lakehouse.io.kafka_io import EventProducer
+from tests.shipped import SHIPPED
 
 START = datetime(2025, 1, 1, 1, 0, tzinfo=UTC)  # 08:00 in Jakarta
-MARKETS = sorted(m for m in markets() if m.startswith("IP-"))[:10]
+MARKETS = sorted(m for m in SHIPPED.markets if m.startswith("IP-"))[:10]
 COMMODITIES = ["beras", "gula_pasir", "bawang_merah", "cabai_merah", "telur_ayam"]
 DAYS_PER_PHASE = 90
 FAULTS_PER_KIND = 70
@@ -53,7 +52,7 @@ class Dataset:
 
 
 def _base(commodity: str) -> float:
-    c = commodities()[commodity]
+    c = SHIPPED.commodities[commodity]
     return (c.min_price + c.max_price) / 3
 
 
@@ -65,7 +64,7 @@ def _price(market: str, commodity: str, day: int) -> PriceEvent:
         market_id=market,
         commodity=commodity,
         price=round(_base(commodity) * level * trend, 2),
-        unit=commodities()[commodity].unit,
+        unit=SHIPPED.commodities[commodity].unit,
         observed_at=START + timedelta(days=day),
         source="replay-test",
     )
@@ -135,7 +134,7 @@ def make_dataset(settings: Settings) -> Dataset:
     for i in range(PHASE_TWO_FAULTS):
         market, commodity = MARKETS[i % 10], COMMODITIES[(i // 10) % 5]
         late = _price(market, commodity, 10)
-        too_old = datetime.now(UTC) - timedelta(days=quality_rules().hard.retention_days + 1 + i)
+        too_old = datetime.now(UTC) - timedelta(days=SHIPPED.quality.hard.retention_days + 1 + i)
         faulty("late", 1, late, event_id=_fault_id("late", i), observed_at=too_old.isoformat())
         day = DAYS_PER_PHASE + 10 + (i // 50) * 20 + i % 7
         normal = _price(market, commodity, day)

@@ -9,11 +9,11 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
+from lakehouse.catalog.conf import Conf
 from lakehouse.config.settings import ConfigError
 from streaming_jobs.alerts import (
     SIGNAL_COLUMNS,
     alert_rows,
-    alert_rules,
     anomaly_signals,
     episodes,
     forecast_signals,
@@ -24,9 +24,10 @@ from streaming_jobs.alerts import (
     sensor_signals,
     surge_signals,
 )
+from tests.shipped import SHIPPED
 
 TZ = "Asia/Jakarta"
-RULES = alert_rules()
+RULES = SHIPPED.alerts
 DAY0 = date(2025, 3, 1)
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 DAILY = "market_id string, commodity string, region string, date date, close double"
@@ -136,7 +137,7 @@ def test_price_messages_name_market_commodity_and_province_ids_stay_in_fields(sp
     closes = [*CALM[:8], 100 * (1 + w + 0.02)]
     changes = price_changes(daily(spark, {("IP-004", "cabai_merah"): closes}), RULES)
     out = episodes(price_move_signals(changes, RULES, TZ), RULES.cooldown_hours())
-    row = alert_rows(out, RULES, F.lit(T0)).first()
+    row = alert_rows(out, RULES.messages(), SHIPPED, F.lit(T0)).first()
     assert row.message_id == (
         "Harga Cabai Merah Besar di Pasar Jembatan Merah, DKI Jakarta naik 17.0% menjadi "
         "Rp 117 (median 7 hari Rp 100)"
@@ -341,7 +342,7 @@ def test_cool_down_reopens_the_same_alert_and_later_opens_a_new_one(spark):
         (T0 + 4 * h + 2 * cooldown, fire),  # after the cool-down: alert B, still open
     ]
     out = episodes(signals(spark, points), RULES.cooldown_hours())
-    rows = alert_rows(out, RULES, F.lit(T0)).orderBy("opened_at")
+    rows = alert_rows(out, RULES.messages(), SHIPPED, F.lit(T0)).orderBy("opened_at")
     expected = spark.createDataFrame(
         [
             ("warning", "resolved", T0 + h, T0 + 3 * h + cooldown, T0 + 2 * h + cooldown, 4.0),
@@ -362,7 +363,10 @@ def test_severity_is_the_highest_and_value_the_latest_firing_point(spark):
     h = timedelta(hours=1)
     points = [(T0, "warning"), (T0 + h, "critical"), (T0 + 2 * h, "warning")]
     row = alert_rows(
-        episodes(signals(spark, points), RULES.cooldown_hours()), RULES, F.lit(T0)
+        episodes(signals(spark, points), RULES.cooldown_hours()),
+        RULES.messages(),
+        SHIPPED,
+        F.lit(T0),
     ).first()
     assert (row.severity, row.status, row.value) == ("critical", "open", 3.0)
     where = "Pasar Induk Kramat Jati, DKI Jakarta"  # IP-001's name and province
@@ -380,7 +384,6 @@ def test_signal_frames_share_one_schema(spark):
 
 
 def test_invalid_rules_file_is_a_config_error(tmp_path):
-    bad = tmp_path / "alerts.yaml"
-    bad.write_text("price_move: {warning: 0.5, critical: 0.1}\n")
+    (tmp_path / "alerts.yaml").write_text("price_move: {warning: 0.5, critical: 0.1}\n")
     with pytest.raises(ConfigError, match="invalid alert rules file"):
-        alert_rules(bad)
+        _ = Conf(tmp_path).alerts

@@ -27,7 +27,6 @@ from lakehouse.catalog.tables import (
 from lakehouse.config.settings import Settings
 from lakehouse.io.kafka_io import EventProducer, ensure_topics
 from streaming_jobs.alerts import (
-    alert_rules,
     episodes,
     price_changes,
     price_move_signals,
@@ -38,8 +37,9 @@ from streaming_jobs.alerts import (
 from streaming_jobs.medallion import gold_query, silver_query
 from tests.conftest import drain, isolated
 from tests.processes import start_pipeline
+from tests.shipped import SHIPPED
 
-RULES = alert_rules()
+RULES = SHIPPED.alerts
 DAY0 = datetime(2025, 5, 1, 1, 0, tzinfo=UTC)  # 08:00 WIB
 SENSOR_DAY = datetime(2025, 6, 1, 17, 0, tzinfo=UTC)  # 00:00 WIB, 2 June
 PRICE_MARKETS = ["IP-001", "IP-003", "IP-004", "IP-005"]

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lakehouse.catalog.reference import markets
 from lakehouse.config.errors import InputError
 from lakehouse.config.settings import Settings
 from ml.anomalies import MODEL_NAMES, OUTPUT_COLUMNS, detect, model_params
+from tests.shipped import SHIPPED
 
 # Real places around Jakarta (and one in Bandung) the sample national series is fanned out to.
 EVAL_MARKETS = (
@@ -90,7 +90,7 @@ def _evaluation_set(path: Path) -> tuple[pd.DataFrame, dict[Label, str], int]:
                 pd.DataFrame(
                     {
                         "market_id": market_id,
-                        "region": markets()[market_id].province,
+                        "region": SHIPPED.markets[market_id].province,
                         "commodity": commodity,
                         "date": g["date"].to_numpy(),
                         "price": np.round(g["price"].to_numpy() * factor),
@@ -162,7 +162,7 @@ def _small(days: int = 60, markets_ids: tuple[str, ...] = EVAL_MARKETS[:5]) -> p
     rows = [
         {
             "market_id": m,
-            "region": markets()[m].province,
+            "region": SHIPPED.markets[m].province,
             "commodity": "beras",
             "date": d,
             "price": 14_000 * np.exp(rng.normal(0, 0.01)),

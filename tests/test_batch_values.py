@@ -9,15 +9,14 @@ import time
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse.catalog.reference import commodities, markets
-from lakehouse.catalog.rules import quality_rules
 from streaming_jobs import silver
 from streaming_jobs.batch_values import batch_number
 from streaming_jobs.bronze import to_bronze
+from tests.shipped import SHIPPED
 
 BATCHES = 6
-MARKET = min(markets().values(), key=lambda m: m.market_id)
-COMMODITY = min(commodities().values(), key=lambda c: c.id)
+MARKET = min(SHIPPED.markets.values(), key=lambda m: m.market_id)
+COMMODITY = min(SHIPPED.commodities.values(), key=lambda c: c.id)
 WARM = 3  # batches after which every class a batch needs has been compiled once
 
 
@@ -60,9 +59,11 @@ def kafka_shaped(spark: SparkSession) -> DataFrame:
 
 
 def test_a_micro_batch_compiles_no_new_code(spark: SparkSession) -> None:
-    rules = quality_rules()
-    parsed = silver.parse_events(to_bronze(kafka_shaped(spark)), {"prices": "price"}, "dead")
-    validated = silver.validate_events(parsed, rules, F.col("ingest_time"))
+    rules = SHIPPED.quality
+    parsed = silver.parse_events(
+        to_bronze(kafka_shaped(spark)), {"prices": "price"}, "dead", SHIPPED
+    )
+    validated = silver.validate_events(parsed, rules, SHIPPED, F.col("ingest_time"))
     seen: list[tuple[int, int, list]] = []
 
     def each(batch: DataFrame, batch_id: int) -> None:

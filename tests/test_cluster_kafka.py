@@ -17,7 +17,6 @@ import pytest
 from deltalake import DeltaTable
 
 from lakehouse.catalog.events import PriceEvent
-from lakehouse.catalog.reference import commodities, markets
 from lakehouse.catalog.tables import SILVER_PRICES
 from lakehouse.config.settings import ConfigError, Settings, load_settings
 from lakehouse.io.kafka_clients import client_config, spark_options
@@ -25,6 +24,7 @@ from lakehouse.io.kafka_io import EventProducer, admin_client
 from streaming_jobs.medallion import silver_query
 from tests.conftest import drain, isolated
 from tests.processes import consecutive_free_ports, run_cli
+from tests.shipped import SHIPPED
 
 
 def _kafka(settings: Settings, **update: object) -> Settings:
@@ -127,8 +127,8 @@ KILL_AFTER = 30_000  # events produced when one node is killed -9
 def _replay_events() -> list[PriceEvent]:
     """Plausible prices (smooth seasonal moves, small level differences between markets) that
     pass every quality rule."""
-    markets_ = sorted(m for m in markets() if m.startswith("IP-"))[:50]
-    goods = sorted(commodities().items())[:20]
+    markets_ = sorted(m for m in SHIPPED.markets if m.startswith("IP-"))[:50]
+    goods = sorted(SHIPPED.commodities.items())[:20]
     start = datetime(2025, 1, 1, 1, tzinfo=UTC)
     return [
         PriceEvent(

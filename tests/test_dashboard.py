@@ -23,7 +23,6 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import Browser
 
 from lakehouse.catalog.events import PriceEvent
-from lakehouse.catalog.reference import commodities, markets
 from lakehouse.catalog.tables import GOLD_FORECASTS, SILVER_QUARANTINE, arrow_schema
 from lakehouse.config.settings import Settings
 from lakehouse.io.fast_read import open_table
@@ -36,6 +35,7 @@ from streaming_jobs.medallion import gold_query, silver_query
 from tests.api_samples import API, alert, upsert_alerts, with_api
 from tests.browser import DESKTOP, WAIT_MS, chromium, open_page, watch
 from tests.conftest import drain
+from tests.shipped import SHIPPED
 
 # the first test also waits for the session's replay (minutes on a busy 2-core box)
 pytestmark = pytest.mark.timeout(1800)
@@ -192,7 +192,7 @@ def test_an_empty_board_says_how_to_get_data_in(
 def test_config_names_every_commodity_in_both_languages(conf_settings: Settings) -> None:
     with TestClient(create_app(conf_settings)) as c:
         names = c.get("/dashboard/config.json").json()["commodities"]
-    assert set(names) == set(commodities())
+    assert set(names) == set(SHIPPED.commodities)
     assert names["cabai_merah"] == ["Cabai Merah Besar", "Big red chili"]
 
 
@@ -232,7 +232,7 @@ def test_language_switch(browser: Browser, url: str) -> None:
 def test_map_has_one_marker_per_market_and_opens_its_panel(browser: Browser, url: str) -> None:
     watched = watch(browser, url)
     page = open_page(watched, "map")
-    placed = [m for m in markets().values() if m.latitude is not None]
+    placed = [m for m in SHIPPED.markets.values() if m.latitude is not None]
     markers = page.locator("path.market-marker")
     assert markers.count() == len(placed) > 50
     assert page.locator("path.leaflet-interactive").count() == len(placed)  # outlines are inert

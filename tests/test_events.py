@@ -12,7 +12,7 @@ from lakehouse.catalog.events import (
     json_schema,
     spark_schema,
 )
-from lakehouse.catalog.reference import commodities, commodity_id, markets, metric_ranges
+from tests.shipped import SHIPPED
 
 PRICE = {
     "market_id": "IP-001",
@@ -69,11 +69,11 @@ def test_spark_and_json_schemas_derive_from_the_model(model):
 
 
 def test_reference_data_is_consistent():
-    assert markets()["IP-001"].name == "Pasar Induk Kramat Jati"
-    assert markets()["PIHPS-AGG"].kind == "aggregate"
-    assert all(c.min_price < c.max_price for c in commodities().values())
-    assert commodity_id("Bawang Merah") == "bawang_merah"
-    assert commodity_id(" CABAI  merah ") == "cabai_merah"
-    assert commodity_id("shallot") == "bawang_merah"
-    assert commodity_id("durian") is None
-    assert set(metric_ranges()) == set(Metric)
+    assert SHIPPED.markets["IP-001"].name == "Pasar Induk Kramat Jati"
+    assert SHIPPED.markets["PIHPS-AGG"].kind == "aggregate"
+    assert all(c.min_price < c.max_price for c in SHIPPED.commodities.values())
+    assert SHIPPED.commodity_id("Bawang Merah") == "bawang_merah"
+    assert SHIPPED.commodity_id(" CABAI  merah ") == "cabai_merah"
+    assert SHIPPED.commodity_id("shallot") == "bawang_merah"
+    assert SHIPPED.commodity_id("durian") is None
+    assert set(SHIPPED.metric_ranges) == set(Metric)

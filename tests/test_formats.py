@@ -13,7 +13,7 @@ import pytest
 from deltalake import DeltaTable
 
 from lakehouse.catalog.events import NOT_REPORTED
-from lakehouse.catalog.formats import FormatChoice, FormatError, formats
+from lakehouse.catalog.formats import FormatChoice, FormatError
 from lakehouse.catalog.tables import SILVER_PRICES, SILVER_QUARANTINE
 from lakehouse.config.errors import InputError
 from lakehouse.domain.reports import not_reported, open_report, parse_rows
@@ -23,6 +23,7 @@ from producers.replay import replay
 from tests.conftest import drain, isolated
 from tests.kafka_helpers import consume, end_offsets
 from tests.processes import run_cli
+from tests.shipped import SHIPPED
 
 WIB = ZoneInfo("Asia/Jakarta")
 
@@ -66,7 +67,7 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
 
 
 def _parsed(path: Path, choice: FormatChoice | None = None):
-    rows = list(parse_rows(open_report(path, choice), WIB))
+    rows = list(parse_rows(open_report(path, SHIPPED, choice), WIB))
     return [r.event for r in rows if r.event], [r for r in rows if r.error]
 
 
@@ -83,8 +84,8 @@ def test_prices_and_garbage_are_not_not_reported(cell: str) -> None:
 def test_bapanas_export_is_detected_and_needs_a_market(tmp_path: Path) -> None:
     path = _write(tmp_path, "bapanas.csv", BAPANAS)
     with pytest.raises(InputError, match=r"nothing gives market_id.*--set"):
-        open_report(path)
-    report = open_report(path, FormatChoice(sets=("market_id=PROV-32",)))
+        open_report(path, SHIPPED)
+    report = open_report(path, SHIPPED, FormatChoice(sets=("market_id=PROV-32",)))
     assert report.chosen == "format bapanas (detected from the header) with --set market_id=PROV-32"
     events, errors = _parsed(path, FormatChoice(sets=("market_id=PROV-32",)))
     assert [(e.commodity, e.price, e.unit, str(e.observed_at.date())) for e in events] == [
@@ -108,7 +109,7 @@ def test_bapanas_export_is_detected_and_needs_a_market(tmp_path: Path) -> None:
 
 def test_pihps_table_export_one_event_per_date_cell(tmp_path: Path) -> None:
     path = _write(tmp_path, "pihps.csv", PIHPS)
-    report = open_report(path)
+    report = open_report(path, SHIPPED)
     assert (report.chosen, report.delimiter) == ("format pihps (detected from the header)", ";")
     events, errors = _parsed(path)
     assert Counter(e.commodity for e in events) == {
@@ -134,12 +135,14 @@ def test_any_csv_through_map_and_set(tmp_path: Path) -> None:
         "03/06/2024;Garam;-;habis\n",
     )
     with pytest.raises(InputError, match=r"lacks column\(s\).*--map"):
-        open_report(path)
+        open_report(path, SHIPPED)
     choice = FormatChoice(
         maps=("observed_at=Tgl", "commodity=Barang", "price=Harga Jual"),
         sets=("market_id=IP-001", "source=my-sheet", "region=Daerah Khusus Ibukota Jakarta"),
     )
-    assert open_report(path, choice).chosen.startswith("format long with --map observed_at=tgl")
+    assert open_report(path, SHIPPED, choice).chosen.startswith(
+        "format long with --map observed_at=tgl"
+    )
     events, errors = _parsed(path, choice)
     (event,) = events
     assert (event.market_id, event.commodity, event.price, event.source) == (
@@ -156,10 +159,10 @@ def test_any_csv_through_map_and_set(tmp_path: Path) -> None:
 def test_a_saved_format_is_detected_or_named(tmp_path: Path) -> None:
     sheet = "Tanggal,Kode Pasar,Nama Komoditas,Harga Eceran (Rp),Keterangan\n"
     path = _write(tmp_path, "sheet.csv", sheet + "2024-06-03,IP-003,Ikan Bandeng,32.000,segar\n")
-    assert open_report(path).chosen == "format market_sheet (detected from the header)"
+    assert open_report(path, SHIPPED).chosen == "format market_sheet (detected from the header)"
     (event,), _ = _parsed(path, FormatChoice(name="market_sheet"))
     assert (event.market_id, event.commodity, event.price) == ("IP-003", "ikan_bandeng", 32000.0)
-    assert {"long", "bapanas", "pihps", "market_sheet"} <= set(formats())
+    assert {"long", "bapanas", "pihps", "market_sheet"} <= set(SHIPPED.formats)
 
 
 @pytest.mark.parametrize(
@@ -173,7 +176,7 @@ def test_a_saved_format_is_detected_or_named(tmp_path: Path) -> None:
 def test_bad_format_choices_say_what_is_wrong(tmp_path: Path, choice, message: str) -> None:
     path = _write(tmp_path, "x.csv", BAPANAS)
     with pytest.raises(FormatError, match=message):
-        open_report(path, choice)
+        open_report(path, SHIPPED, choice)
 
 
 def _letters(settings, before, expected):

@@ -18,14 +18,14 @@ from pyspark.sql.types import (
     StructType,
 )
 
-from lakehouse.catalog.rules import quality_rules
 from streaming_jobs import holds
 from streaming_jobs.series_judge import VERDICT_DDL, SeriesJudge
 from streaming_jobs.silver import parse_events
 from streaming_jobs.verdicts import FLAGS_MASK, REASONS_MASK, bit
+from tests.shipped import SHIPPED
 from tests.silver_samples import NOW, T0, TOPICS, bronze
 
-RULES = quality_rules()
+RULES = SHIPPED.quality
 DAY = 86400
 
 
@@ -115,7 +115,9 @@ def test_a_review_must_name_its_held_price_market_and_commodity(spark):
         ("market.reviews", json.dumps({**target, "decision": "maybe", "market_id": "IP-001",
                                        "commodity": "beras", "requested_at": at})),
     ]  # fmt: skip
-    parsed = parse_events(bronze(spark, records), TOPICS, "market.deadletter", "market.reviews")
+    parsed = parse_events(
+        bronze(spark, records), TOPICS, "market.deadletter", SHIPPED, "market.reviews"
+    )
     expected = spark.createDataFrame(
         [(0, "review", None, True), (1, "review", None, False), (2, "review", None, False)],
         "offset long, _kind string, parse_error string, review_valid boolean",

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lakehouse.catalog.reference import markets
 from lakehouse.config.errors import InputError
 from lakehouse.config.settings import Settings
 from ml.impact import (
@@ -27,6 +26,7 @@ from ml.impact import (
 )
 from ml.impact_design import FEATURES, NEWS_SIGNAL, SUPPLY_REGION_DAILY
 from ml.impact_result import NoImpactModel, model_path
+from tests.shipped import SHIPPED
 
 # Measured on the held-out last 6 months of the rice panel (12 locations): R² 0.24 of the monthly
 # change, price MAPE 0.53 % vs 0.55 % for "no change". Monthly rice prices are sticky (a third of
@@ -41,7 +41,7 @@ def inputs(conf_settings: Settings) -> ImpactInputs:
     data_dir = conf_settings.impact.data_dir
     if not (data_dir / "panel_monthly_jabar_jakarta.csv").is_file():
         pytest.fail(f"the sample data is missing from {data_dir}: it ships with the repository")
-    return load_inputs(data_dir)
+    return load_inputs(data_dir, SHIPPED)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def _daily(sample_prices: Path) -> pd.DataFrame:
             pd.DataFrame(
                 {
                     "market_id": m,
-                    "region": markets()[m].province,
+                    "region": SHIPPED.markets[m].province,
                     "commodity": real["commodity"],
                     "date": real["observed_at"],
                     "price": real["price"] * rng.normal(1, 0.05) * rng.normal(1, 0.02, len(real)),
@@ -86,9 +86,9 @@ def test_same_input_same_output(
     again = fit_impact_model(inputs, conf_settings)
     loaded = ImpactModel.load(model.save(tmp_path / "impact.joblib"))
     for where in ({"region": "Bandung"}, {"market_id": "IP-001"}, {"region": "Jawa Barat"}):
-        first = explain(model, "beras", "2025-07-15", **where)
-        assert explain(again, "beras", "2025-07-15", **where) == first
-        assert explain(loaded, "beras", "2025-07-15", **where) == first
+        first = explain(model, "beras", "2025-07-15", SHIPPED, **where)
+        assert explain(again, "beras", "2025-07-15", SHIPPED, **where) == first
+        assert explain(loaded, "beras", "2025-07-15", SHIPPED, **where) == first
 
 
 def test_weights_sum_to_100_and_dominant_is_the_largest(model: ImpactModel):
@@ -96,7 +96,7 @@ def test_weights_sum_to_100_and_dominant_is_the_largest(model: ImpactModel):
     for location, start in (
         design[["location", "start"]].drop_duplicates().iloc[::7].itertuples(index=False)
     ):
-        result = explain(model, "beras", start, region=location)
+        result = explain(model, "beras", start, SHIPPED, region=location)
         weights = result.factors_with_weights
         assert list(weights) == list(FAMILIES)
         assert sum(weights.values()) == 100
@@ -135,7 +135,7 @@ def test_whole_percent_sums_exactly():
 )
 def test_clear_errors(model: ImpactModel, commodity: str, where: dict, day: str, message: str):
     with pytest.raises(InputError, match=message):
-        explain(model, commodity, day, **where)
+        explain(model, commodity, day, SHIPPED, **where)
 
 
 def test_daily_prices_get_models_per_commodity(
@@ -144,9 +144,9 @@ def test_daily_prices_get_models_per_commodity(
     with_daily = ImpactInputs(**{**inputs.__dict__, "daily": _daily(sample_prices)})
     model = fit_impact_model(with_daily, conf_settings)
     assert {"beras", "bawang_merah", "bawang_putih", "cabai_merah"} <= set(model.models)
-    result = explain(model, "bawang_merah", "2024-04-20", market_id="IP-001")
+    result = explain(model, "bawang_merah", "2024-04-20", SHIPPED, market_id="IP-001")
     assert result.locations == ["IP-001"] and result.price_change > 0
-    region = explain(model, "cabai_merah", "2024-03-05", region="DKI Jakarta")
+    region = explain(model, "cabai_merah", "2024-03-05", SHIPPED, region="DKI Jakarta")
     assert region.locations == ["IP-001", "IP-009"]
     for commodity in ("bawang_merah", "bawang_putih", "cabai_merah"):
         m = model.metrics[commodity]
@@ -244,7 +244,7 @@ def test_too_little_history_is_a_404_saying_how_much(
     model = fit_impact_model(inputs, strict)
     assert "beras" in model.models and not set(SHIPPED_DAILY) & set(model.models)
     with pytest.raises(NoImpactModel) as raised:
-        explain(model, "cabai_merah", "2025-02-12", region="Indonesia")
+        explain(model, "cabai_merah", "2025-02-12", SHIPPED, region="Indonesia")
     assert str(raised.value).startswith(
         "no impact model for commodity 'cabai_merah': it has 63 weekly price changes, 51 of "
         "them before the 12 held-out weeks, and needs 60 there (impact.min_rows)"
@@ -285,7 +285,7 @@ def test_an_absent_gold_table_leaves_its_family_unavailable_not_an_error(
 
     missing = ImpactInputs(**{**inputs.__dict__, "absent": absent})
     model = fit_impact_model(missing, conf_settings)
-    result = explain(model, "cabai_merah", "2025-02-12", region="Indonesia")
+    result = explain(model, "cabai_merah", "2025-02-12", SHIPPED, region="Indonesia")
     assert result.unavailable_factors["news"] == absent[NEWS_SIGNAL]
     assert result.factors_with_weights["news"] == 0
 

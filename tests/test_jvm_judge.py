@@ -29,6 +29,7 @@ from streaming_jobs.jvm_judge import rules_json
 from streaming_jobs.medallion import silver_query
 from tests.conftest import drain, isolated
 from tests.medallion_data import COMMODITIES, MARKETS, START, _price, make_dataset, produce, table
+from tests.shipped import SHIPPED
 
 TABLES = (SILVER_PRICES, SILVER_SENSORS, SILVER_QUARANTINE, SILVER_HOLDS, SILVER_HOLD_DECISIONS)
 #: the wall-clock time of a run (the micro-batch's time), not a verdict
@@ -113,10 +114,8 @@ def _comparable(frame: pd.DataFrame) -> pd.DataFrame:
 def test_rules_json_names_every_threshold(conf_settings):
     import json
 
-    from lakehouse.catalog.rules import quality_rules
-
-    sent = json.loads(rules_json(quality_rules()))
-    assert sent["prices"]["history_points"] == quality_rules().prices.history_points
+    sent = json.loads(rules_json(SHIPPED.quality))
+    assert sent["prices"]["history_points"] == SHIPPED.quality.prices.history_points
     assert sent["constants"]["review_decisions"] == {"release": "released", "reject": "rejected"}
 
 

@@ -16,7 +16,7 @@ from lakehouse.domain.metrics import (
     region_daily,
 )
 from streaming_jobs import gold
-from streaming_jobs.alerts import alert_rules
+from tests.shipped import SHIPPED
 
 DAY = date(2025, 3, 1)
 # market, observed at (UTC hour), price — in arrival order; 05:00 twice: the later arrival wins
@@ -80,7 +80,7 @@ def test_the_reference_median_takes_the_days_before_only() -> None:
 
 
 def test_the_price_alerts_use_the_same_reference_days() -> None:
-    assert alert_rules().price_move.reference_days == REFERENCE_DAYS
+    assert SHIPPED.alerts.price_move.reference_days == REFERENCE_DAYS
 
 
 def test_gold_follows_the_definitions(spark) -> None:

@@ -17,6 +17,7 @@ from lakehouse.io.kafka_io import EventProducer
 from producers.csv_ingest import ingest_file
 from tests.kafka_helpers import consume, end_offsets
 from tests.processes import run_cli
+from tests.shipped import SHIPPED
 
 WIB = ZoneInfo("Asia/Jakarta")
 NOW = datetime(2026, 11, 25, 14, 0, tzinfo=WIB)
@@ -55,7 +56,7 @@ def test_unreadable_news_dates(text: str) -> None:
 
 
 def test_the_export_shape_becomes_news_events() -> None:
-    report = open_report(EXPORT, now=NOW)
+    report = open_report(EXPORT, SHIPPED, now=NOW)
     assert (report.kind, report.chosen) == ("news_export", "news-search export")
     rows = list(parse_rows(report, WIB))
     events = [r.event for r in rows]
@@ -78,7 +79,7 @@ def test_the_long_shape_and_its_bad_rows(tmp_path) -> None:
         '2026-11-24T09:00+07:00,"Harga Cabai Rawit di Bantul Naik",suara.com,,\n',
         encoding="utf-8",
     )
-    rows = list(parse_rows(open_report(path), WIB))
+    rows = list(parse_rows(open_report(path, SHIPPED), WIB))
     assert [r.error for r in rows] == [
         None,
         "missing title",

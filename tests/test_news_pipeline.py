@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from lakehouse.catalog.tables import GOLD_ALERTS, GOLD_NEWS_SIGNAL, SILVER_NEWS, SILVER_QUARANTINE
 from lakehouse.config.settings import PROJECT_ROOT, Settings
-from lakehouse.domain.news_text import read_headline
+from lakehouse.domain.news_text import lexicon, read_headline
 from lakehouse.io.fast_read import open_table
 from lakehouse.io.kafka_io import EventProducer, ensure_topics
 from producers.csv_ingest import ingest_file
@@ -23,6 +23,7 @@ from serving_api.auth import mint_key
 from streaming_jobs.news import news_query
 from tests.api_samples import API, with_api
 from tests.conftest import drain, isolated
+from tests.shipped import SHIPPED
 
 EXPORT = PROJECT_ROOT / "datasets" / "news_headlines_export.csv"
 WIB = ZoneInfo("Asia/Jakarta")
@@ -74,7 +75,7 @@ def test_real_headlines_through_kafka_spark_and_delta_to_the_api(
     news = rows(SILVER_NEWS, own)
     assert len(news) == 43 == len({r["event_id"] for r in news})  # duplicates kept once
     for row in news:  # what silver holds is what the extractor reads
-        reading = read_headline(row["title"], row["text"])
+        reading = read_headline(lexicon(SHIPPED), row["title"], row["text"])
         assert [(m["commodity"], m["direction"]) for m in row["mentions"]] == [
             (m.commodity, m.direction) for m in reading.mentions
         ]

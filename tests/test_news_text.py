@@ -8,10 +8,11 @@ import pytest
 
 from bench.news_extraction import load, score, split
 from lakehouse.domain.news_text import Mention, lexicon, read_headline
+from tests.shipped import SHIPPED
 
 
 def mentions(title: str) -> set[tuple[str, str | None]]:
-    return {(m.commodity, m.direction) for m in read_headline(title).mentions}
+    return {(m.commodity, m.direction) for m in read_headline(lexicon(SHIPPED), title).mentions}
 
 
 @pytest.mark.parametrize(
@@ -78,12 +79,14 @@ def test_commodities_and_directions(title: str, expected: set) -> None:
     ],
 )
 def test_places(title: str, province: str | None, regency: str | None) -> None:
-    reading = read_headline(title)
+    reading = read_headline(lexicon(SHIPPED), title)
     assert (reading.province, reading.regency) == (province, regency)
 
 
 def test_the_lead_gives_the_place_when_the_headline_does_not() -> None:
-    reading = read_headline("Harga Cabai Melonjak", "Harga cabai di Pasar Bantul naik tajam.")
+    reading = read_headline(
+        lexicon(SHIPPED), "Harga Cabai Melonjak", "Harga cabai di Pasar Bantul naik tajam."
+    )
     assert reading.province == "DI Yogyakarta"
     assert reading.mentions == (Mention("cabai_merah", "up"),)
 
@@ -99,11 +102,11 @@ def test_the_lead_gives_the_place_when_the_headline_does_not() -> None:
     ],
 )
 def test_topics(title: str, topic: str) -> None:
-    assert read_headline(title).topic == topic
+    assert read_headline(lexicon(SHIPPED), title).topic == topic
 
 
 def test_the_lexicon_names_only_catalogue_commodities_and_known_regencies() -> None:
-    lex = lexicon()  # loading checks both (ConfigError otherwise)
+    lex = lexicon(SHIPPED)  # loading checks both (ConfigError otherwise)
     assert lex.commodities[("cabai", "setan")] == "cabai_rawit"
     assert lex.places[("tangsel",)].province == "Banten"
 
@@ -114,15 +117,13 @@ def test_the_labelled_headlines_are_read_well() -> None:
     dev, held_out = split(load())
     assert len(dev) + len(held_out) >= 150
     for part in (dev, held_out):
-        scores = score(part)
+        scores = score(part, lexicon(SHIPPED))
         assert scores.commodities.precision >= 0.95 and scores.commodities.recall >= 0.95
         assert scores.pairs.precision >= 0.9 and scores.pairs.recall >= 0.9
         assert scores.provinces.precision >= 0.95
 
 
 def test_the_news_surge_rule_reads_from_the_alert_rules() -> None:
-    from streaming_jobs.alerts import news_surge_rules
-
-    rules = news_surge_rules()
+    rules = SHIPPED.alerts.news_surge
     assert rules.min_headlines >= 1 and rules.warning <= rules.critical
     assert set(rules.messages()) == {"news_surge"}

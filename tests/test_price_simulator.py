@@ -10,8 +10,6 @@ import sys
 import time
 from datetime import datetime, timedelta
 
-from lakehouse.catalog.reference import commodities, markets
-from lakehouse.catalog.rules import quality_rules
 from lakehouse.config.settings import PROJECT_ROOT, load_settings
 from lakehouse.io.kafka_io import EventProducer, ensure_topics
 from lakehouse.io.status import read_status
@@ -20,9 +18,10 @@ from scripts.services import services
 from streaming_jobs.silver import parse_events, validate_events
 from tests.conftest import isolated
 from tests.kafka_helpers import consume, end_offsets
+from tests.shipped import SHIPPED
 from tests.silver_samples import bronze
 
-PHYSICAL = sorted(m.market_id for m in markets().values() if m.kind == "pasar")
+PHYSICAL = sorted(m.market_id for m in SHIPPED.markets.values() if m.kind == "pasar")
 
 
 def test_days_go_forward_then_back_without_a_jump():
@@ -44,10 +43,10 @@ def test_a_round_is_today_at_every_market_and_passes_the_catalogue(conf_settings
     assert sorted({e.market_id for e in events}) == PHYSICAL
     assert len(events) == len(PHYSICAL) * 3
     assert len({e.event_id for e in events}) == len(events)
-    catalogue = commodities()
+    catalogue = SHIPPED.commodities
     for e in events:
         assert e.observed_at == at
-        assert e.region == markets()[e.market_id].province
+        assert e.region == SHIPPED.markets[e.market_id].province
         assert e.unit == catalogue[e.commodity].unit
         assert catalogue[e.commodity].min_price <= e.price <= catalogue[e.commodity].max_price
         assert e.source == "simulator:prices_pihps_daily_2024_2025.csv"
@@ -77,8 +76,9 @@ def test_simulated_prices_reach_kafka_and_pass_silver_validation(kafka, spark, s
         bronze(spark, [(topic, json.dumps(v)) for _, v in records]),
         {topic: "price"},
         own.kafka.topics.deadletter,
+        SHIPPED,
     )
-    checked = validate_events(parsed, quality_rules(), at + timedelta(seconds=1))
+    checked = validate_events(parsed, SHIPPED.quality, SHIPPED, at + timedelta(seconds=1))
     assert checked.where("parse_error is null and size(hard_reasons) = 0").count() == sent
 
 

@@ -4,19 +4,15 @@ configuration, and the national strategic commodity catalogue with the exports' 
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import pytest
 
-from lakehouse.catalog.reference import (
-    commodities,
-    commodity_id,
-    markets,
-    normal_form,
-    province_name,
-    provinces,
-)
-from lakehouse.config.settings import DATASETS_DIR, ConfigError
+from lakehouse.catalog.conf import Conf, conf_of
+from lakehouse.catalog.reference import normal_form
+from lakehouse.config.settings import DATASETS_DIR, ConfigError, load_settings
+from tests.shipped import SHIPPED
 
 # The items of Badan Pangan Nasional's consumer-price panel, as its export spells them.
 BAPANAS_ITEMS = {
@@ -63,66 +59,90 @@ ORIGINAL_IDS = [
 def test_every_province_with_its_bps_code_and_centroid() -> None:
     with (DATASETS_DIR / "indonesia_provinces.csv").open(encoding="utf-8") as fh:
         official = {row["province_code"]: row for row in csv.DictReader(fh)}
-    assert len(provinces()) == len(official) == 38
+    assert len(SHIPPED.provinces) == len(official) == 38
     for code, row in official.items():
-        p = provinces()[code]
+        p = SHIPPED.provinces[code]
         assert (p.latitude, p.longitude) == (float(row["latitude"]), float(row["longitude"]))
-        assert province_name(row["province"]) == p.name  # the official long name is an alias
-        assert province_name(code) == p.name
+        assert (
+            SHIPPED.province_name(row["province"]) == p.name
+        )  # the official long name is an alias
+        assert SHIPPED.province_name(code) == p.name
         assert -11 < p.latitude < 6 and 95 < p.longitude < 141
 
 
 def test_province_spellings() -> None:
-    assert province_name("Daerah Khusus Ibukota Jakarta") == "DKI Jakarta"
-    assert province_name(" jawa  BARAT ") == "Jawa Barat"
-    assert province_name("DIY") == "DI Yogyakarta"
-    assert province_name("Indonesia") == "Indonesia"
-    assert province_name("Atlantis") is None
+    assert SHIPPED.province_name("Daerah Khusus Ibukota Jakarta") == "DKI Jakarta"
+    assert SHIPPED.province_name(" jawa  BARAT ") == "Jawa Barat"
+    assert SHIPPED.province_name("DIY") == "DI Yogyakarta"
+    assert SHIPPED.province_name("Indonesia") == "Indonesia"
+    assert SHIPPED.province_name("Atlantis") is None
 
 
 def test_each_province_has_an_aggregate_market_and_conf_markets_stay() -> None:
-    for p in provinces().values():
-        m = markets()[f"PROV-{p.code}"]
+    for p in SHIPPED.provinces.values():
+        m = SHIPPED.markets[f"PROV-{p.code}"]
         assert (m.province, m.kind, m.latitude) == (p.name, "aggregate", p.latitude)
-    assert markets()["IP-001"].province == "DKI Jakarta"
-    assert markets()["PIHPS-AGG"].province == "Indonesia"
-    assert {m.province for m in markets().values()} <= {p.name for p in provinces().values()} | {
-        "Indonesia"
-    }
+    assert SHIPPED.markets["IP-001"].province == "DKI Jakarta"
+    assert SHIPPED.markets["PIHPS-AGG"].province == "Indonesia"
+    assert {m.province for m in SHIPPED.markets.values()} <= {
+        p.name for p in SHIPPED.provinces.values()
+    } | {"Indonesia"}
 
 
 def test_a_city_is_added_by_configuration(tmp_path: Path) -> None:
-    conf = tmp_path / "markets.csv"
-    conf.write_text(
+    folder = shutil.copytree(SHIPPED.folder, tmp_path / "conf")
+    (folder / "markets.csv").write_text(
         "market_id,name,city,province,latitude,longitude,kind,source\n"
         "BPN-3273,Panel Bapanas Kota Bandung,Bandung,Jabar,-6.91,107.61,aggregate,bapanas\n",
         encoding="utf-8",
     )
-    added = markets(conf)["BPN-3273"]
+    added = Conf(folder).markets["BPN-3273"]
     assert (added.province, added.city, added.kind) == ("Jawa Barat", "Bandung", "aggregate")
-    typo = tmp_path / "typo.csv"
-    typo.write_text(
+    (folder / "markets.csv").write_text(
         "market_id,name,city,province,latitude,longitude,kind,source\n"
         "X-1,Pasar X,Kota X,Atlantis,,,pasar,me\n",
         encoding="utf-8",
     )
     with pytest.raises(ConfigError, match="Atlantis"):
-        markets(typo)
+        _ = Conf(folder).markets
+
+
+def test_the_configuration_folder_moves_every_file_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_env: None
+) -> None:
+    """``paths.conf_dir`` names the folder of the reference data, the rules and the formats:
+    a copy with other thresholds, markets and formats is what the components read."""
+    folder = shutil.copytree(SHIPPED.folder, tmp_path / "conf")
+    with (folder / "markets.csv").open("a", encoding="utf-8") as out:
+        out.write("X-1,Pasar Percobaan,Kota Bandung,Jawa Barat,-6.9,107.6,pasar,test\n")
+    quality = (folder / "quality.yaml").read_text(encoding="utf-8")
+    (folder / "quality.yaml").write_text(
+        quality.replace("retention_days:", "retention_days: 3 #"), encoding="utf-8"
+    )
+    (folder / "formats" / "mine.yaml").write_text(
+        (folder / "formats" / "long.yaml").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    monkeypatch.setenv("SMARTMARKET_PATHS__CONF_DIR", str(folder))
+    conf = conf_of(load_settings())
+    assert conf.folder == folder
+    assert conf.markets["X-1"].province == "Jawa Barat" and "X-1" not in SHIPPED.markets
+    assert conf.quality.hard.retention_days == 3 != SHIPPED.quality.hard.retention_days
+    assert "mine" in conf.formats and "mine" not in SHIPPED.formats
 
 
 def test_the_national_strategic_list_as_the_exports_spell_it() -> None:
     for name, expected in BAPANAS_ITEMS.items():
-        assert commodity_id(name) == expected, name
-        assert commodity_id(name.upper()) == expected
-    assert set(BAPANAS_ITEMS.values()) == set(commodities())
-    assert commodity_id("Kedelai Biji Kering Impor") == "kedelai_impor"
-    assert commodity_id("Tepung Terigu") == "tepung_terigu_curah"
-    assert commodity_id("durian") is None
+        assert SHIPPED.commodity_id(name) == expected, name
+        assert SHIPPED.commodity_id(name.upper()) == expected
+    assert set(BAPANAS_ITEMS.values()) == set(SHIPPED.commodities)
+    assert SHIPPED.commodity_id("Kedelai Biji Kering Impor") == "kedelai_impor"
+    assert SHIPPED.commodity_id("Tepung Terigu") == "tepung_terigu_curah"
+    assert SHIPPED.commodity_id("durian") is None
 
 
 def test_original_ids_and_english_aliases_keep_working() -> None:
     for id_ in ORIGINAL_IDS:
-        assert commodity_id(id_) == id_
+        assert SHIPPED.commodity_id(id_) == id_
     english = {
         "shallot": "bawang_merah",
         "garlic": "bawang_putih",
@@ -138,22 +158,22 @@ def test_original_ids_and_english_aliases_keep_working() -> None:
         "corn": "jagung_peternak",
     }
     for alias, expected in english.items():
-        assert commodity_id(alias) == expected
+        assert SHIPPED.commodity_id(alias) == expected
 
 
 def test_units_and_ranges_are_plausible() -> None:
-    for c in commodities().values():
+    for c in SHIPPED.commodities.values():
         assert c.unit in {"kg", "liter"}
         assert 1000 <= c.min_price < c.max_price <= 300_000, c.id
         assert normal_form(c.id) == c.id
     oils = {"minyak_goreng", "minyak_goreng_kemasan", "minyakita"}
-    assert {c.id for c in commodities().values() if c.unit == "liter"} == oils
+    assert {c.id for c in SHIPPED.commodities.values() if c.unit == "liter"} == oils
 
 
 def test_the_api_takes_any_spelling_of_a_province() -> None:
     from serving_api.errors import ApiError, resolve_province
 
-    assert resolve_province("jakarta") == resolve_province("31") == "DKI Jakarta"
+    assert resolve_province(SHIPPED, "jakarta") == resolve_province(SHIPPED, "31") == "DKI Jakarta"
     with pytest.raises(ApiError, match="unknown province 'Atlantis'") as raised:
-        resolve_province("Atlantis")
+        resolve_province(SHIPPED, "Atlantis")
     assert len(raised.value.choices) == 39

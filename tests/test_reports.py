@@ -14,6 +14,7 @@ from producers.devices import Simulator, fleet
 from producers.mqtt_bridge import PayloadError, to_sensor_event
 from producers.replay import fan_out, synthetic_markets
 from tests.report_samples import MESSY
+from tests.shipped import SHIPPED
 
 WIB = ZoneInfo("Asia/Jakarta")
 
@@ -58,7 +59,7 @@ def test_parse_time_formats():
 def test_messy_price_report(tmp_path: Path):
     path = tmp_path / "report.csv"
     path.write_text(MESSY, encoding="utf-8")
-    report = open_report(path)
+    report = open_report(path, SHIPPED)
     assert (report.kind, report.delimiter) == ("price", ";")
     rows = list(parse_rows(report, WIB))
     good = [r.event for r in rows if r.event]
@@ -79,7 +80,7 @@ def test_messy_price_report(tmp_path: Path):
     assert "missing market_id" in bad[9]
     assert "ambiguous" in bad[10]
     # the same file gives the same event ids (a re-sent file is a recognisable duplicate)
-    assert [r.event.event_id for r in parse_rows(open_report(path), WIB) if r.event] == [
+    assert [r.event.event_id for r in parse_rows(open_report(path, SHIPPED), WIB) if r.event] == [
         e.event_id for e in good
     ]
 
@@ -91,7 +92,7 @@ def test_sensor_format_is_detected(tmp_path: Path):
         '2025-03-01T08:00:00+07:00,IP-001,IP-001-d1,temperature_c,"28,5"\n'
         "2025-03-01T08:00:00+07:00,IP-001,IP-001-d1,pressure,1\n"
     )
-    report = open_report(path)
+    report = open_report(path, SHIPPED)
     assert report.kind == "sensor"
     first, second = parse_rows(report, WIB)
     assert first.event.value == 28.5 and first.event.metric == Metric.temperature_c
@@ -115,7 +116,7 @@ def test_unusable_files_raise_a_clear_error(tmp_path: Path, content, message: st
     if content is not None:
         path.write_bytes(content)
     with pytest.raises(InputError, match=message):
-        open_report(path)
+        open_report(path, SHIPPED)
 
 
 def registered(market_id: str = "IP-001", status: str = "active", metrics=tuple(Metric)):
@@ -228,7 +229,7 @@ def test_fan_out_is_deterministic_and_lags_some_markets():
         observed_at=datetime(2025, 1, 1, tzinfo=UTC),
         source="pihps",
     )
-    markets = synthetic_markets(40)
+    markets = synthetic_markets(40, SHIPPED)
     copies = fan_out(real, markets)
     assert copies == fan_out(real, markets)
     assert len({c.market_id for c in copies}) == 40
@@ -236,4 +237,4 @@ def test_fan_out_is_deterministic_and_lags_some_markets():
     assert all(9000 < c.price < 19000 for c in copies)
     assert any(c.observed_at > real.observed_at for c in copies)
     with pytest.raises(InputError, match="more than"):
-        synthetic_markets(10_000)
+        synthetic_markets(10_000, SHIPPED)

@@ -62,12 +62,13 @@ def test_registered_model_loads_and_serves_outside_the_checkout(
     from mlflow.models import get_model_info
     from mlflow.pyfunc import get_model_dependencies
 
+    from lakehouse.catalog.conf import conf_of
     from ml import tracking
     from ml.models import make_model
     from ml.pins import requirements
     from ml.series import csv_series, regular
 
-    series, _ = csv_series(sample_prices, settings.tz)
+    series, _ = csv_series(sample_prices, settings.tz, conf_of(settings))
     fitted = {}
     for sid in SERIES:
         y, _ = regular(series[series["series_id"] == sid].set_index("date")["y"])

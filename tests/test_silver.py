@@ -12,7 +12,6 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from lakehouse.catalog.rules import quality_rules
 from lakehouse.catalog.tables import GOLD_DATA_QUALITY_DAILY, GOLD_PRICE_DAILY
 from lakehouse.io import delta_io
 from streaming_jobs import gold, price_judge, sensor_judge
@@ -29,6 +28,7 @@ from streaming_jobs.series_state import (
 from streaming_jobs.silver import parse_events, validate_events
 from streaming_jobs.verdicts import DETAILS, STAT_RULES, detail_column
 from tests.conftest import isolated
+from tests.shipped import SHIPPED
 from tests.silver_samples import NOW, T0, TOPICS, bronze, price, sensor
 
 
@@ -45,7 +45,7 @@ def test_parse_events_names_what_is_wrong(spark):
         ("market.prices", json.dumps({k: v for k, v in price().items() if k != "event_type"})),
         ("market.prices", json.dumps(price(surprise="new optional field"))),
     ]
-    out = parse_events(bronze(spark, records), TOPICS, "market.deadletter")
+    out = parse_events(bronze(spark, records), TOPICS, "market.deadletter", SHIPPED)
     expected = spark.createDataFrame(
         [
             (0, None, None),
@@ -77,7 +77,7 @@ def test_first_copies_and_duplicate_counts(spark):
     assert sorted(r.offset for r in firsts.collect() if "a" in r.value[:20]) in ([0], [1])
     assert firsts.count() == 4  # a once, b, and each unparseable record (its own identity)
 
-    parsed = parse_events(firsts, TOPICS, "market.deadletter").select("*", *sender("raw"))
+    parsed = parse_events(firsts, TOPICS, "market.deadletter", SHIPPED).select("*", *sender("raw"))
     judged = parsed.select(
         "*",
         F.lit("event").alias("kind"),
@@ -128,11 +128,11 @@ def test_series_state_keeps_the_newest_points_and_a_backfills_past():
 
 def _parsed(spark, events: list[dict], topic: str = "market.prices"):
     records = [(topic, json.dumps(e)) for e in events]
-    return parse_events(bronze(spark, records), TOPICS, "market.deadletter")
+    return parse_events(bronze(spark, records), TOPICS, "market.deadletter", SHIPPED)
 
 
 def test_hard_price_rules(spark):
-    retention = timedelta(days=quality_rules().hard.retention_days)
+    retention = timedelta(days=SHIPPED.quality.hard.retention_days)
     late_time = (NOW - retention - timedelta(days=1)).isoformat()
     events = [
         price("ok"),
@@ -146,7 +146,7 @@ def test_hard_price_rules(spark):
         price("late", observed_at=late_time),
         price("backfill", observed_at=(NOW - timedelta(days=400)).isoformat()),
     ]
-    out = validate_events(_parsed(spark, events), quality_rules(), NOW)
+    out = validate_events(_parsed(spark, events), SHIPPED.quality, SHIPPED, NOW)
     expected = spark.createDataFrame(
         [("ok", []), ("grams", []), ("unknown-market", ["unknown_market"]),
          ("unknown-commodity", ["unknown_commodity"]), ("zero", ["non_positive_price"]),
@@ -189,7 +189,7 @@ def _judge(history: list[tuple], candidates: list[tuple]) -> dict[str, dict]:
     local = pd.to_datetime(pool["at"], utc=True).dt.tz_convert("Asia/Jakarta")
     pool["_sec"] = pd.to_datetime(pool["at"], utc=True).astype("int64") // 10**9
     pool["_day"] = (local.dt.tz_localize(None).dt.normalize() - pd.Timestamp(0)).dt.days
-    out = price_judge.judge(pool[list(price_judge.POOL_COLUMNS)], quality_rules().prices)
+    out = price_judge.judge(pool[list(price_judge.POOL_COLUMNS)], SHIPPED.quality.prices)
     return {r["event_id"]: _verdict(r) for r in out.to_dict("records")}
 
 
@@ -253,11 +253,11 @@ def test_a_window_holds_the_newest_history_points():
     at = T0 + timedelta(days=28)
     alone = _judge(many + hourly, [("p", "IP-001", at, 14000.0)])["p"]
     together = _judge(many, [*hourly, ("p", "IP-001", at, 14000.0)])["p"]
-    assert alone == together and alone["history_n"] == quality_rules().prices.history_points
+    assert alone == together and alone["history_n"] == SHIPPED.quality.prices.history_points
 
 
 def test_sensor_rules(spark):
-    rules = quality_rules()
+    rules = SHIPPED.quality
     at = lambda minutes: (T0 + timedelta(minutes=minutes)).isoformat()  # noqa: E731
     events = [
         sensor("hot", value=75.0, observed_at=at(1)),
@@ -265,7 +265,7 @@ def test_sensor_rules(spark):
         sensor("crowd-zero", metric="crowd_count", value=0.0, observed_at=at(3)),
         sensor("unknown", market_id="ZZ-404", observed_at=at(4)),
     ]
-    out = validate_events(_parsed(spark, events, "market.sensors"), rules, NOW)
+    out = validate_events(_parsed(spark, events, "market.sensors"), rules, SHIPPED, NOW)
     reasons = spark.createDataFrame(
         [("hot", ["sensor_out_of_range"]), ("zero", ["sensor_zero"]), ("crowd-zero", []),
          ("unknown", ["unknown_market"])],

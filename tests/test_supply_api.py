@@ -26,6 +26,7 @@ from lakehouse.domain.supply_routes import (
 from producers.supply_csv import read_supply_csv, supply_kind
 from serving_api.app import create_app
 from serving_api.auth import mint_key
+from tests.shipped import SHIPPED
 
 API = "/api/v1/supply"
 
@@ -49,7 +50,7 @@ def api(conf_settings: Settings, tmp_path: Path):
 
 
 def test_reference_entities_sit_at_their_regency_centroid():
-    entities = reference_entities()
+    entities = reference_entities(SHIPPED)
     assert {e.kind for e in entities.values()} == {
         "warehouse",
         "distributor",
@@ -65,7 +66,7 @@ def test_reference_entities_sit_at_their_regency_centroid():
 
 def test_entity_registry_crud(api: TestClient):
     seeded = api.get(f"{API}/entities").json()
-    assert {e["entity_id"] for e in seeded} == set(reference_entities())
+    assert {e["entity_id"] for e in seeded} == set(reference_entities(SHIPPED))
     body = {
         "entity_id": "WH-3204-TEST",
         "name": "Gudang Uji",
@@ -178,11 +179,11 @@ def test_supply_csv_files_are_recognised_by_their_header(tmp_path: Path):
         "shipment",
         None,
     )
-    found = read_supply_csv(stock, ZoneInfo("Asia/Jakarta"))
+    found = read_supply_csv(stock, ZoneInfo("Asia/Jakarta"), SHIPPED)
     (event,) = found.events
     assert event.commodity == "beras" and event.observed_at.utcoffset() == timedelta(hours=7)
     assert [(line, "quantity" in reason) for line, _, reason in found.rejected] == [(3, True)]
-    (moved,) = read_supply_csv(shipment, ZoneInfo("Asia/Jakarta")).events
+    (moved,) = read_supply_csv(shipment, ZoneInfo("Asia/Jakarta"), SHIPPED).events
     assert moved.observed_at == moved.arrived_at  # an arrival report
 
 

@@ -29,6 +29,7 @@ from producers.supply_csv import read_supply_csv
 from producers.supply_sim import simulate
 from streaming_jobs.supply_query import supply_query
 from tests.conftest import drain, isolated
+from tests.shipped import SHIPPED
 
 pytestmark = pytest.mark.timeout(1800)  # a Spark streaming test on a shared two-core machine
 START = datetime(2025, 3, 17, tzinfo=UTC)
@@ -130,7 +131,7 @@ def supplied(settings, kafka, spark, tmp_path_factory):
     )
     summary = ingest_file(report, supply_settings, producer)
     assert (summary.published, summary.dead_lettered) == (1, 1)
-    events += read_supply_csv(report, supply_settings.tz).events
+    events += read_supply_csv(report, supply_settings.tz, SHIPPED).events
     drain(spark, supply_settings, supply_query)
     drain(spark, supply_settings, supply_query)
     return supply_settings, events, bad

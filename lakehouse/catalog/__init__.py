@@ -1,3 +1,4 @@
 """What the data is: the event schemas (``events``), the table registry (``tables``), the
-operations metrics (``ops_metrics``) and the reference data, quality rules and report formats
-read from ``conf/``. May import ``lakehouse.config``."""
+operations metrics (``ops_metrics``) and the configuration folder (``conf``: the reference data,
+quality and alert rules and report formats of ``paths.conf_dir``, each read once). May import
+``lakehouse.config``."""

@@ -1,6 +1,6 @@
 """Price file formats: how the columns of a CSV become the fields of a price event.
 
-A format is a YAML file in ``conf/formats/`` (its name is the file's stem):
+A format is a YAML file in ``formats/`` of the configuration folder (its name is the file's stem):
 
 ```yaml
 description: Badan Pangan Nasional consumer-price panel export (one file per city)
@@ -24,16 +24,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from functools import cache
 from pathlib import Path
 from typing import Literal
 
 import yaml
 
 from lakehouse.catalog.reference import normal_form
-from lakehouse.config.settings import CONF_DIR, ConfigError
+from lakehouse.config.settings import ConfigError
 
-FORMATS_DIR = CONF_DIR / "formats"
 FIELDS = ("observed_at", "market_id", "region", "commodity", "price", "unit", "source")
 REQUIRED = {"long": ("observed_at", "market_id", "commodity", "price"), "wide": ("market_id",)}
 Layout = Literal["long", "wide"]
@@ -99,9 +97,8 @@ def _format(name: str, spec: dict, where: str) -> PriceFormat:
     )
 
 
-@cache
-def formats(folder: Path = FORMATS_DIR) -> dict[str, PriceFormat]:
-    """The named formats of ``conf/formats/`` by name."""
+def read_formats(folder: Path) -> dict[str, PriceFormat]:
+    """The named formats of ``folder`` (``formats/`` of the configuration folder) by name."""
     found = {}
     for path in sorted(folder.glob("*.yaml")):
         try:
@@ -112,9 +109,10 @@ def formats(folder: Path = FORMATS_DIR) -> dict[str, PriceFormat]:
     return found
 
 
-def detect(header: list[str]) -> PriceFormat | None:
-    """The most specific named format whose ``detect`` columns are all in ``header``."""
-    matching = [f for f in formats().values() if f.detect and f.detect <= set(header)]
+def detect(header: list[str], known: dict[str, PriceFormat]) -> PriceFormat | None:
+    """The most specific of the ``known`` formats whose ``detect`` columns are all in
+    ``header``."""
+    matching = [f for f in known.values() if f.detect and f.detect <= set(header)]
     return max(matching, key=lambda f: len(f.detect), default=None)
 
 
@@ -136,24 +134,26 @@ class FormatChoice:
     maps: tuple[str, ...] = ()
     sets: tuple[str, ...] = ()
 
-    def resolve(self, header: list[str]) -> tuple[PriceFormat | None, str]:
-        """The format for a file with ``header`` (None: not a price file we know) and how it
-        was chosen, in words."""
+    def resolve(
+        self, header: list[str], known: dict[str, PriceFormat]
+    ) -> tuple[PriceFormat | None, str]:
+        """The format for a file with ``header`` among the ``known`` named formats (None: not a
+        price file we know) and how it was chosen, in words."""
         maps = {
             k: normal_form(v) for k, v in _pairs(list(self.maps), "--map", "FIELD=COLUMN").items()
         }
         sets = _pairs(list(self.sets), "--set", "FIELD=VALUE")
         if self.name:
-            if self.name not in formats():
+            if self.name not in known:
                 raise FormatError(
-                    f"--format {self.name!r}: no such format in {FORMATS_DIR} "
-                    f"(known: {', '.join(formats())})"
+                    f"--format {self.name!r}: no such format in formats/ of the configuration "
+                    f"folder (known: {', '.join(known)})"
                 )
-            base, how = formats()[self.name], f"format {self.name} (--format)"
-        elif found := detect(header):
+            base, how = known[self.name], f"format {self.name} (--format)"
+        elif found := detect(header, known):
             base, how = found, f"format {found.name} (detected from the header)"
         elif maps or sets:
-            base, how = formats()["long"], "format long"
+            base, how = known["long"], "format long"
         else:
             return None, ""
         if maps or sets:

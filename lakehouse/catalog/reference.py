@@ -1,4 +1,5 @@
-"""Reference data from ``conf/``: Indonesia's provinces, markets, the commodity catalogue and
+"""Reference data of the configuration folder (``paths.conf_dir``, read through
+``lakehouse.catalog.conf.Conf``): Indonesia's provinces, markets, the commodity catalogue and
 sensor metric ranges.
 
 Markets are the rows of ``conf/markets.csv`` (physical markets and city averages: add a row to add
@@ -11,13 +12,12 @@ from __future__ import annotations
 import csv
 import re
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import yaml
 
 from lakehouse.catalog.events import Metric
-from lakehouse.config.settings import CONF_DIR, ConfigError
+from lakehouse.config.settings import ConfigError
 
 NATIONAL = "Indonesia"  # the region of national aggregates
 PROVINCE_MARKET_PREFIX = "PROV-"
@@ -85,9 +85,8 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
         raise ConfigError(f"cannot read reference data {path}: {exc}") from exc
 
 
-@cache
-def provinces(path: Path = CONF_DIR / "provinces.csv") -> dict[str, Province]:
-    """Indonesia's provinces by BPS code."""
+def read_provinces(path: Path) -> dict[str, Province]:
+    """Indonesia's provinces by BPS code, from ``provinces.csv``."""
     return {
         row["code"]: Province(
             code=row["code"],
@@ -100,23 +99,16 @@ def provinces(path: Path = CONF_DIR / "provinces.csv") -> dict[str, Province]:
     }
 
 
-@cache
-def _province_lookup() -> dict[str, str]:
+def province_lookup(provinces: dict[str, Province]) -> dict[str, str]:
+    """Province names by the normal form of each name, alias and BPS code (and the nation's)."""
     lookup = {normal_form(NATIONAL): NATIONAL}
-    for p in provinces().values():
+    for p in provinces.values():
         for name in (p.code, p.name, *p.aliases):
             lookup[normal_form(name)] = p.name
     return lookup
 
 
-def province_name(name: str) -> str | None:
-    """The province's name as events and tables use it, from its name, an alias or its BPS code
-    (``Daerah Khusus Ibukota Jakarta``, ``jakarta`` and ``31`` → ``DKI Jakarta``); ``Indonesia``
-    for the nation; None if unknown."""
-    return _province_lookup().get(normal_form(name))
-
-
-def _province_markets() -> dict[str, Market]:
+def _province_markets(provinces: dict[str, Province]) -> dict[str, Market]:
     return {
         f"{PROVINCE_MARKET_PREFIX}{p.code}": Market(
             market_id=f"{PROVINCE_MARKET_PREFIX}{p.code}",
@@ -127,20 +119,20 @@ def _province_markets() -> dict[str, Market]:
             longitude=p.longitude,
             kind="aggregate",
         )
-        for p in provinces().values()
+        for p in provinces.values()
     }
 
 
-@cache
-def markets(path: Path = CONF_DIR / "markets.csv") -> dict[str, Market]:
-    """Markets by id: one aggregate per province, then the rows of ``path`` (which win)."""
-    found = _province_markets()
+def read_markets(path: Path, provinces: dict[str, Province]) -> dict[str, Market]:
+    """Markets by id: one aggregate per province, then the rows of ``markets.csv`` (which win)."""
+    found = _province_markets(provinces)
+    lookup = province_lookup(provinces)
     for row in _read_csv(path):
-        province = province_name(row["province"])
+        province = lookup.get(normal_form(row["province"]))
         if province is None:
             raise ConfigError(
                 f"{path}: market {row['market_id']} is in province {row['province']!r}, which is "
-                f"not in conf/provinces.csv (use a name, an alias or the BPS code)"
+                f"not in provinces.csv (use a name, an alias or the BPS code)"
             )
         found[row["market_id"]] = Market(
             market_id=row["market_id"],
@@ -154,9 +146,8 @@ def markets(path: Path = CONF_DIR / "markets.csv") -> dict[str, Market]:
     return found
 
 
-@cache
-def commodities(path: Path = CONF_DIR / "commodities.yaml") -> dict[str, Commodity]:
-    """The commodity catalogue by id."""
+def read_commodities(path: Path) -> dict[str, Commodity]:
+    """The commodity catalogue by id, from ``commodities.yaml``."""
     entries = _read_yaml(path).get("commodities", [])
     return {
         e["id"]: Commodity(
@@ -176,28 +167,20 @@ def normal_form(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_")
 
 
-@cache
-def _commodity_lookup() -> dict[str, str]:
+def commodity_lookup(path: Path, commodities: dict[str, Commodity]) -> dict[str, str]:
+    """Commodity ids by the normal form of each id, name and alias; a name given to two
+    commodities in ``path`` is a ConfigError."""
     lookup: dict[str, str] = {}
-    for c in commodities().values():
+    for c in commodities.values():
         for name in (c.id, c.name, *c.aliases):
             key = normal_form(name)
             if lookup.setdefault(key, c.id) != c.id:
-                raise ConfigError(
-                    f"conf/commodities.yaml: {name!r} names both {lookup[key]} and {c.id}"
-                )
+                raise ConfigError(f"{path}: {name!r} names both {lookup[key]} and {c.id}")
     return lookup
 
 
-def commodity_id(name: str) -> str | None:
-    """Canonical commodity id for a name as people write it (``Bawang Merah`` → ``bawang_merah``),
-    or None if the catalogue does not know it."""
-    return _commodity_lookup().get(normal_form(name))
-
-
-@cache
-def metric_ranges(path: Path = CONF_DIR / "sensors.yaml") -> dict[Metric, MetricRange]:
-    """Physical range of each sensor metric."""
+def read_metric_ranges(path: Path) -> dict[Metric, MetricRange]:
+    """Physical range of each sensor metric, from ``sensors.yaml``."""
     entries = _read_yaml(path).get("metrics", {})
     unknown = set(entries) - {m.value for m in Metric}
     if unknown:

@@ -1,14 +1,11 @@
-"""Validation thresholds of silver, from ``conf/quality.yaml`` (the only place they are set)."""
+"""Validation thresholds of silver: the model of ``quality.yaml`` in the configuration folder
+(the only place they are set; read by ``lakehouse.catalog.conf.Conf.quality``)."""
 
 from __future__ import annotations
-
-from functools import cache
-from pathlib import Path
 
 from pydantic import BaseModel, Field
 
 from lakehouse.catalog.events import Metric
-from lakehouse.config.settings import CONF_DIR, yaml_model
 
 
 class HardRules(BaseModel):
@@ -47,13 +44,10 @@ class HoldRules(BaseModel):
 
 
 class QualityRules(BaseModel):
+    """``quality.yaml`` of the configuration folder (``lakehouse.catalog.conf.Conf.quality``)."""
+
     hard: HardRules
     prices: PriceRules
     sensors: SensorQualityRules
     hold: HoldRules
     units: dict[str, dict[str, float]]
-
-
-@cache
-def quality_rules(path: Path = CONF_DIR / "quality.yaml") -> QualityRules:
-    return yaml_model(path, QualityRules, "rules")

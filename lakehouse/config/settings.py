@@ -60,6 +60,9 @@ class Paths(BaseModel):
     lakehouse_root: Path | str = Path("data/lakehouse")
     checkpoint_root: Path | str = Path("data/checkpoints")
     jvm_lib_dir: Path = Path("jvm/lib")
+    #: reference data, rules and formats (``lakehouse.catalog.conf``); settings.yaml is found
+    #: before this is known, through ``SMARTMARKET_CONFIG``
+    conf_dir: Path = Path("conf")
 
     def model_post_init(self, _context: Any) -> None:
         for name in type(self).model_fields:

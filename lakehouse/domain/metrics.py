@@ -21,13 +21,13 @@ from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
+from lakehouse.catalog.alert_rules import REFERENCE_DAYS
+
 if TYPE_CHECKING:
     import pandas as pd
 
 #: the order of a series' prices within a period: observation time, then arrival (Kafka position)
 PRICE_ORDER = ("observed_at", "topic", "partition", "offset")
-#: the days before a day whose closes make its reference median
-REFERENCE_DAYS = 7
 #: the daily closes as gold.price_daily holds them (one row per market × commodity × local day)
 DAILY_COLUMNS = ("market_id", "region", "commodity", "date", "close")
 

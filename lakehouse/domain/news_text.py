@@ -31,10 +31,9 @@ from typing import Literal
 
 import yaml
 
-from lakehouse.catalog.reference import commodities, markets, provinces
-from lakehouse.config.settings import CONF_DIR, PROJECT_ROOT, ConfigError
+from lakehouse.catalog.conf import Conf
+from lakehouse.config.settings import PROJECT_ROOT, ConfigError
 
-LEXICON_PATH = CONF_DIR / "news.yaml"
 REGENCIES_PATH = PROJECT_ROOT / "datasets" / "indonesia_regencies.csv"
 
 Direction = Literal["up", "down", "stable"]
@@ -105,12 +104,14 @@ def _regency_name(name: str) -> str:
     return _REGENCY_PREFIX.sub("", name.strip().lower())
 
 
-def _places(spec: dict, stopwords: frozenset[str]) -> dict[tuple[str, ...], Place]:
+def _places(
+    spec: dict, stopwords: frozenset[str], conf: Conf, where: Path
+) -> dict[tuple[str, ...], Place]:
     """Every place name → its province (and regency): provinces and their aliases, regencies
     and cities without their ``Kabupaten``/``Kota`` prefix (with it too, and written as one
-    word: ``tanjungpinang``), the markets of conf/markets.csv, and the lexicon's own."""
+    word: ``tanjungpinang``), the markets of ``conf``, and the lexicon's own (from ``where``)."""
     found: dict[tuple[str, ...], Place] = {}
-    by_code = {p.code: p.name for p in provinces().values()}
+    by_code = {p.code: p.name for p in conf.provinces.values()}
     regencies: dict[str, Place] = {}
     try:
         with REGENCIES_PATH.open(encoding="utf-8", newline="") as fh:
@@ -126,7 +127,7 @@ def _places(spec: dict, stopwords: frozenset[str]) -> dict[tuple[str, ...], Plac
             key = tuple(words(name))
             if key and not (len(key) == 1 and key[0] in stopwords):
                 found[key] = place
-    for market in markets().values():
+    for market in conf.markets.values():
         if market.kind == "pasar":
             found[tuple(words(market.name))] = Place(market.province)
             # without "Pasar" only a name of two words or more: "Pasar Minggu" is a market,
@@ -135,32 +136,33 @@ def _places(spec: dict, stopwords: frozenset[str]) -> dict[tuple[str, ...], Plac
             if len(bare) > 1:
                 found.setdefault(tuple(bare), Place(market.province))
                 found.setdefault(("".join(bare),), Place(market.province))
-    for p in provinces().values():
+    for p in conf.provinces.values():
         for name in (p.name, *p.aliases):
             found[tuple(words(name))] = Place(p.name)
     for name, regency in (spec.get("places") or {}).items():
         if regency.lower() not in regencies:
-            raise ConfigError(f"{LEXICON_PATH}: place {name!r}: no regency {regency!r}")
+            raise ConfigError(f"{where}: place {name!r}: no regency {regency!r}")
         found[tuple(words(name))] = regencies[regency.lower()]
     return found
 
 
-def _commodity_phrases(spec: dict) -> dict[tuple[str, ...], str]:
-    known = commodities()
+def _commodity_phrases(spec: dict, conf: Conf, where: Path) -> dict[tuple[str, ...], str]:
+    known = conf.commodities
     found: dict[tuple[str, ...], str] = {}
     for c in known.values():
         for name in (c.name, *c.aliases):
             found[tuple(words(name))] = c.id
     for phrase, commodity in (spec.get("commodities") or {}).items():
         if commodity not in known:
-            raise ConfigError(f"{LEXICON_PATH}: {phrase!r} names unknown commodity {commodity!r}")
+            raise ConfigError(f"{where}: {phrase!r} names unknown commodity {commodity!r}")
         found[tuple(words(phrase))] = commodity
     return found
 
 
 @cache
-def lexicon(path: Path = LEXICON_PATH) -> Lexicon:
-    """conf/news.yaml, read and checked once."""
+def lexicon(conf: Conf) -> Lexicon:
+    """``news.yaml`` of the configuration folder, read and checked once."""
+    path = conf.path("news.yaml")
     try:
         spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
@@ -174,8 +176,8 @@ def lexicon(path: Path = LEXICON_PATH) -> Lexicon:
         for word, g in (spec.get("generic") or {}).items()
     }
     stopwords = frozenset(spec.get("place_stopwords") or [])
-    phrases = _commodity_phrases(spec)
-    places = _places(spec, stopwords)
+    phrases = _commodity_phrases(spec, conf, path)
+    places = _places(spec, stopwords, conf, path)
     return Lexicon(
         spellings={k: tuple(words(v)) for k, v in (spec.get("spellings") or {}).items()},
         commodities=phrases,
@@ -339,12 +341,11 @@ def _topic(text: str, mentions: tuple[Mention, ...], lex: Lexicon) -> Topic:
     return "price" if any(m.direction for m in mentions) else "other"
 
 
-def read_headline(title: str, text: str | None = None, lex: Lexicon | None = None) -> Reading:
+def read_headline(lex: Lexicon, title: str, text: str | None = None) -> Reading:
     """What a headline (and its lead ``text``, when given) says: the commodities it names with
     their direction, the province and regency, the topic. Commodities and directions come from
     the headline alone (leads name many goods in passing); place and topic from the lead too
     when the headline has none."""
-    lex = lex or lexicon()
     mentions = _mentions(title, lex)
     place = _place(title, lex) or (_place(text, lex) if text else None)
     topic = _topic(title, mentions, lex)

@@ -28,8 +28,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
 
+from lakehouse.catalog.conf import Conf, conf_of
 from lakehouse.catalog.events import Metric
-from lakehouse.catalog.reference import markets
 from lakehouse.config.settings import Role, Settings
 
 MIGRATIONS = "lakehouse.domain:migrations"
@@ -151,8 +151,9 @@ def _utc(value: datetime) -> datetime:
 class Registry:
     """Devices and users in the SQL store; every method is one short transaction."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, conf: Conf) -> None:
         self.engine = engine
+        self.conf = conf  # the markets a device may be in
 
     def close(self) -> None:
         """Close the pooled connections (a later call opens new ones)."""
@@ -163,8 +164,8 @@ class Registry:
         self, market_id: str, metrics: Iterable[str], device_id: str | None = None
     ) -> tuple[Device, str]:
         """A new active device and its password (shown once: only its hash is kept)."""
-        if market_id not in markets():
-            raise RegistryError(f"unknown market {market_id!r} (see conf/markets.csv)")
+        if market_id not in self.conf.markets:
+            raise RegistryError(f"unknown market {market_id!r} (see markets.csv)")
         wanted = list(dict.fromkeys(metrics))
         unknown = sorted(set(wanted) - {m.value for m in Metric})
         if not wanted or unknown:
@@ -311,10 +312,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _migrate(conn: Connection) -> None:
+def _migrate(conn: Connection, conf: Conf) -> None:
     config = Config()
     config.set_main_option("script_location", MIGRATIONS)
     config.attributes["connection"] = conn
+    config.attributes["conf"] = conf  # the reference data a migration seeds from
     command.upgrade(config, "head")
 
 
@@ -331,5 +333,5 @@ def open_registry(settings: Settings) -> Registry:
         fcntl.flock(handle, fcntl.LOCK_EX)  # concurrent starters on this machine take turns
         stack.callback(fcntl.flock, handle, fcntl.LOCK_UN)
         with engine.begin() as conn:
-            _migrate(conn)
-    return Registry(engine)
+            _migrate(conn, conf_of(settings))
+    return Registry(engine, conf_of(settings))

@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
+from lakehouse.catalog.conf import Conf
 from lakehouse.catalog.events import (
     NOT_REPORTED,
     NewsEvent,
@@ -43,7 +44,7 @@ from lakehouse.catalog.events import (
     deterministic_id,
 )
 from lakehouse.catalog.formats import FIELDS, FormatChoice, PriceFormat
-from lakehouse.catalog.reference import commodities, commodity_id, normal_form, province_name
+from lakehouse.catalog.reference import normal_form
 from lakehouse.config.errors import InputError
 from lakehouse.domain.news_files import EXPORT as NEWS_EXPORT
 from lakehouse.domain.news_files import LONG as NEWS_LONG
@@ -77,6 +78,7 @@ class ReportFile:
     delimiter: str
     header: list[str]
     lines: list[str] = field(repr=False)
+    conf: Conf = field(repr=False)  # the catalogue its names are read against
     sha256: str = ""
     format: PriceFormat | None = None  # the price format (None for sensor files)
     chosen: str = ""  # how the format was chosen, in words
@@ -141,18 +143,19 @@ def _date_column(title: str) -> bool:
 
 
 def open_report(
-    path: Path, choice: FormatChoice | None = None, now: datetime | None = None
+    path: Path, conf: Conf, choice: FormatChoice | None = None, now: datetime | None = None
 ) -> ReportFile:
-    """Read and check a report file: its format, delimiter and header. ``choice`` is what the
-    command line says about the format (default: detect it from the header); ``now`` is what
-    a news file's relative dates count back from (default: the file's modification time)."""
+    """Read and check a report file: its format (among those of ``conf``), delimiter and
+    header. ``choice`` is what the command line says about the format (default: detect it from
+    the header); ``now`` is what a news file's relative dates count back from (default: the
+    file's modification time)."""
     text, sha256 = _decode(path)
     lines = text.splitlines()
     delimiter, titles = _header(lines[0])
     header = [normal_form(t) for t in titles]
     choice = choice or FormatChoice()
     news = news_shape(header) if choice == FormatChoice() else None
-    fmt, chosen = (None, "") if news else choice.resolve(header)
+    fmt, chosen = (None, "") if news else choice.resolve(header, conf.formats)
     if news is not None:
         kind: Kind = news
         chosen = "news file" if news == "news" else "news-search export"
@@ -167,7 +170,7 @@ def open_report(
             f"{path}: header {lines[0][:120]!r} lacks column(s) {', '.join(missing)}{hint}. "
             f"Expected the price format ({', '.join(PRICE_REQUIRED + PRICE_OPTIONAL)}), the "
             f"sensor format ({', '.join(SENSOR_REQUIRED)}), a news file ({', '.join(NEWS_LONG)}) "
-            f"or news-search export ({', '.join(NEWS_EXPORT)}), a format of conf/formats/ "
+            f"or news-search export ({', '.join(NEWS_EXPORT)}), a format of {conf.path('formats')} "
             f"(--format NAME), or say which column is which (--map price=Harga --set market_id=…)."
         )
     else:
@@ -178,7 +181,9 @@ def open_report(
                 f"--map FIELD=COLUMN or give its value with --set FIELD=VALUE "
                 f"(e.g. --set market_id=PROV-32)"
             )
-    report = ReportFile(path, kind, delimiter, header, lines, sha256, fmt, chosen, titles, now)
+    report = ReportFile(
+        path, kind, delimiter, header, lines, conf, sha256, fmt, chosen, titles, now
+    )
     if fmt is not None and fmt.layout == "wide" and not report.date_columns:
         raise InputError(f"{path}: {chosen}: no column header is a date")
     if report.data_lines == 0:
@@ -245,11 +250,11 @@ def parse_time(text: str, tz: ZoneInfo) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)
 
 
-def _unit(text: str | None, commodity: str) -> str:
+def _unit(text: str | None, commodity: str, conf: Conf) -> str:
     if text and text.strip():
         unit = re.sub(r"^(?:idr|rp)\.?\s*/\s*", "", text.strip(), flags=re.IGNORECASE)
         return unit.lower()
-    known = commodities().get(commodity)
+    known = conf.commodities.get(commodity)
     return known.unit if known else "kg"
 
 
@@ -268,29 +273,29 @@ class NotReported(ValueError):
     """The price cell holds no price."""
 
 
-def _region(text: str) -> str | None:
+def _region(text: str, conf: Conf) -> str | None:
     """A province as tables name it (``Jabar`` → ``Jawa Barat``); other regions as written."""
-    return (province_name(text) or text.strip()) if text.strip() else None
+    return (conf.province_name(text) or text.strip()) if text.strip() else None
 
 
 def _price_event(
-    fields: dict[str, str], extra: dict[str, str], id_: str, source: str, tz: ZoneInfo
+    fields: dict[str, str], extra: dict[str, str], id_: str, source: str, tz: ZoneInfo, conf: Conf
 ) -> PriceEvent:
     if not_reported(fields.get("price", "")):
         raise NotReported(NOT_REPORTED)
     for name in PRICE_REQUIRED:
         if not fields.get(name, "").strip():
             raise ValueError(f"missing {name}")
-    commodity = commodity_id(fields["commodity"]) or normal_form(fields["commodity"])
+    commodity = conf.commodity_id(fields["commodity"]) or normal_form(fields["commodity"])
     return PriceEvent(
         event_id=id_,
         market_id=fields["market_id"].strip(),
         commodity=commodity,
         price=parse_number(fields["price"]),
-        unit=_unit(fields.get("unit"), commodity),
+        unit=_unit(fields.get("unit"), commodity, conf),
         observed_at=parse_time(fields["observed_at"], tz),
         source=(fields.get("source") or "").strip() or source,
-        region=_region(fields.get("region") or ""),
+        region=_region(fields.get("region") or "", conf),
         attributes=extra or None,
     )
 
@@ -407,7 +412,7 @@ def parse_rows(report: ReportFile, tz: ZoneInfo) -> Iterator[ParsedRow]:
             )
             text = f"{column}: {fields['price']!r} | {raw}" if column else raw
             try:
-                event = _price_event(fields, extra, id_, source, tz)
+                event = _price_event(fields, extra, id_, source, tz, report.conf)
             except (ValueError, ValidationError) as exc:
                 yield ParsedRow(number, text, error=_reason(exc))
                 continue

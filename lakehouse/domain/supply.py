@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from lakehouse.catalog.conf import Conf
 from lakehouse.catalog.events import EntityKind
-from lakehouse.catalog.reference import commodities
-from lakehouse.config.settings import CONF_DIR, DATASETS_DIR, ConfigError
+from lakehouse.config.settings import DATASETS_DIR, ConfigError
 
 REGENCIES_FILE = DATASETS_DIR / "indonesia_regencies.csv"
-ENTITIES_FILE = CONF_DIR / "supply_entities.csv"
 EARTH_RADIUS_KM = 6371.0088
 ROUTE_SEPARATOR = ">"
 
@@ -111,9 +110,9 @@ class Entity:
         return self.regency.province
 
 
-def check_entity(entity: Entity) -> None:
-    """Raise ValueError naming what is wrong: an unknown kind, regency or commodity, a
-    coordinate off the globe."""
+def check_entity(entity: Entity, conf: Conf) -> None:
+    """Raise ValueError naming what is wrong: an unknown kind, regency or commodity (of
+    ``conf``), a coordinate off the globe."""
     kinds = [k.value for k in EntityKind]
     if entity.kind not in kinds:
         raise ValueError(f"kind must be one of {kinds}, not {entity.kind!r}")
@@ -122,10 +121,10 @@ def check_entity(entity: Entity) -> None:
             f"unknown regency code {entity.regency_code!r} "
             "(PP.RR, datasets/indonesia_regencies.csv)"
         )
-    unknown = sorted(set(entity.commodities) - set(commodities()))
+    unknown = sorted(set(entity.commodities) - set(conf.commodities))
     if not entity.commodities or unknown:
         raise ValueError(
-            "commodities must be a non-empty list of conf/commodities.yaml ids"
+            "commodities must be a non-empty list of commodities.yaml ids"
             + (f"; unknown: {unknown}" if unknown else "")
         )
     if not (-90 <= entity.latitude <= 90 and -180 <= entity.longitude <= 180):
@@ -133,8 +132,10 @@ def check_entity(entity: Entity) -> None:
 
 
 @cache
-def reference_entities(path: Path = ENTITIES_FILE) -> dict[str, Entity]:
-    """The shipped entities (``conf/supply_entities.csv``): what the registry is seeded with."""
+def reference_entities(conf: Conf) -> dict[str, Entity]:
+    """The entities of ``supply_entities.csv`` in the configuration folder: what the registry is
+    seeded with."""
+    path = conf.path("supply_entities.csv")
     try:
         with path.open(encoding="utf-8", newline="") as fh:
             rows = list(csv.DictReader(line for line in fh if not line.startswith("#")))
@@ -152,7 +153,7 @@ def reference_entities(path: Path = ENTITIES_FILE) -> dict[str, Entity]:
             commodities=tuple(c for c in r["commodities"].split("|") if c),
         )
         try:
-            check_entity(entity)
+            check_entity(entity, conf)
         except ValueError as exc:
             raise ConfigError(f"{path}: entity {entity.entity_id}: {exc}") from None
         found[entity.entity_id] = entity

@@ -1,7 +1,7 @@
 """The supply-entity registry: warehouses, distributors, farmer groups and markets in the SQL
 store of the device registry (``lakehouse.domain.registry``: SQLite by default, any SQLAlchemy URL
-in
-``security.registry_url``), seeded from ``conf/supply_entities.csv`` by its migration (0002).
+in ``security.registry_url``), seeded from ``supply_entities.csv`` of the configuration folder by
+its migration (0002).
 
 Operators keep it through ``/api/v1/supply/entities``; the supply query reads it at every
 micro-batch, so an entity registered now is known to the next batch. An event naming an entity
@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from lakehouse.catalog.conf import Conf, conf_of
 from lakehouse.config.settings import Settings
 from lakehouse.domain.registry import DEVICE_ID, Conflict, NotFound, RegistryError, open_registry
 from lakehouse.domain.supply import Entity, check_entity
@@ -50,11 +51,11 @@ def _entity(row: Any) -> Entity:
     )
 
 
-def _checked(entity: Entity) -> Entity:
+def _checked(entity: Entity, conf: Conf) -> Entity:
     if not DEVICE_ID.match(entity.entity_id):
         raise RegistryError(f"entity id {entity.entity_id!r} must match {DEVICE_ID.pattern}")
     try:
-        check_entity(entity)
+        check_entity(entity, conf)
     except ValueError as exc:
         raise RegistryError(str(exc)) from None
     return entity
@@ -63,8 +64,9 @@ def _checked(entity: Entity) -> Entity:
 class SupplyRegistry:
     """Supply entities in the SQL store; every method is one short transaction."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, conf: Conf) -> None:
         self.engine = engine
+        self.conf = conf  # the commodities an entity may trade
 
     def entities(self, kind: str | None = None, province: str | None = None) -> list[Entity]:
         query = entities_table.select().order_by(entities_table.c.entity_id)
@@ -84,7 +86,7 @@ class SupplyRegistry:
         return _entity(row)
 
     def create(self, entity: Entity) -> Entity:
-        entity = _checked(entity)
+        entity = _checked(entity, self.conf)
         now = datetime.now(UTC)
         values = {c: getattr(entity, c) for c in ("entity_id", *EDITABLE)}
         values["commodities"] = list(entity.commodities)
@@ -104,7 +106,7 @@ class SupplyRegistry:
             raise RegistryError(f"cannot change {unknown}; editable: {list(EDITABLE)}")
         if "commodities" in changes:
             changes["commodities"] = tuple(changes["commodities"])
-        entity = _checked(replace(self.entity(entity_id), **changes))
+        entity = _checked(replace(self.entity(entity_id), **changes), self.conf)
         values = {c: getattr(entity, c) for c in EDITABLE}
         values["commodities"] = list(entity.commodities)
         with self.engine.begin() as conn:
@@ -127,4 +129,4 @@ class SupplyRegistry:
 
 def open_supply_registry(settings: Settings) -> SupplyRegistry:
     """The supply registry of these settings (the store migrated to the newest revision)."""
-    return SupplyRegistry(open_registry(settings).engine)
+    return SupplyRegistry(open_registry(settings).engine, conf_of(settings))

@@ -9,7 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, WebSocket, status
 from fastapi.concurrency import run_in_threadpool
 
-from serving_api.deps import AlertHubDep, GoldDep, ImpactDep, SettingsDep
+from lakehouse.catalog.conf import Conf
+from serving_api.deps import AlertHubDep, ConfDep, GoldDep, ImpactDep, SettingsDep
 from serving_api.errors import ApiError, resolve_commodity, resolve_province
 from serving_api.models import Alert
 from serving_api.push import Filter
@@ -26,12 +27,14 @@ Severity = Annotated[
 ]
 
 
-def alert_filter(severity: str | None, province: str | None, commodity: str | None) -> Filter:
+def alert_filter(
+    conf: Conf, severity: str | None, province: str | None, commodity: str | None
+) -> Filter:
     severities = [s.strip() for s in severity.split(",") if s.strip()] if severity else None
     return Filter.of(
         severity=severities or None,
-        region=resolve_province(province),
-        commodity=resolve_commodity(commodity),
+        region=resolve_province(conf, province),
+        commodity=resolve_commodity(conf, commodity),
     )
 
 
@@ -43,6 +46,7 @@ def alert_filter(severity: str | None, province: str | None, commodity: str | No
 )
 async def alerts(
     cache: GoldDep,
+    conf: ConfDep,
     settings: SettingsDep,
     impact: ImpactDep,
     since: Annotated[
@@ -54,7 +58,7 @@ async def alerts(
     commodity: Commodity = None,
     limit: Limit = 100,
 ) -> list[dict[str, Any]]:
-    wanted = alert_filter(severity, province, commodity)
+    wanted = alert_filter(conf, severity, province, commodity)
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=settings.tz)
     rows = (
@@ -71,6 +75,7 @@ async def alerts(
 async def alerts_ws(
     websocket: WebSocket,
     hub: AlertHubDep,
+    conf: ConfDep,
     severity: str | None = None,
     province: str | None = None,
     commodity: str | None = None,
@@ -78,7 +83,7 @@ async def alerts_ws(
     """Each message is ``{"type": "alert", "alert": {...}}`` — a new alert or a change of one
     (e.g. resolved) — as a JSON text frame, within a second or two of it landing in gold."""
     try:
-        wanted = alert_filter(severity, province, commodity)
+        wanted = alert_filter(conf, severity, province, commodity)
     except ApiError as exc:
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=str(exc.detail)[:120])
         return

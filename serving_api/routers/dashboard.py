@@ -11,9 +11,8 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.gzip import GZipMiddleware
 
-from lakehouse.catalog.reference import commodities
 from lakehouse.config.settings import PROJECT_ROOT
-from serving_api.deps import SettingsDep
+from serving_api.deps import ConfDep, SettingsDep
 from serving_api.errors import ApiError
 from serving_api.routers import API_PREFIX
 
@@ -36,15 +35,15 @@ async def page() -> FileResponse:
 
 
 @router.get("/dashboard/config.json")
-async def config(request: Request, settings: SettingsDep) -> dict[str, Any]:
+async def config(request: Request, settings: SettingsDep, conf: ConfDep) -> dict[str, Any]:
     paths = {getattr(route, "path", None) for route in request.app.routes}
     return {
         **settings.dashboard.model_dump(),
         "timezone": settings.timezone,
         # the page follows prices over this socket when the API has it, else it polls
         "live_prices_socket": f"{API_PREFIX}/prices/ws" in paths,
-        # the names people read, by catalogue id: [Indonesian, English] (conf/commodities.yaml)
-        "commodities": {c.id: [c.label("id"), c.label("en")] for c in commodities().values()},
+        # the names people read, by catalogue id: [Indonesian, English] (commodities.yaml)
+        "commodities": {c.id: [c.label("id"), c.label("en")] for c in conf.commodities.values()},
     }
 
 

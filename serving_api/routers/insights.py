@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, status
 from fastapi.concurrency import run_in_threadpool
 
 from ml.impact_result import ImpactResult
-from serving_api.deps import GoldDep, ImpactDep
+from serving_api.deps import ConfDep, GoldDep, ImpactDep
 from serving_api.errors import ApiError, resolve_commodity, resolve_market
 from serving_api.models import Anomaly, Error, ForecastSeries, QualityRow
 from serving_api.routers import API_PREFIX, READ_ERRORS
@@ -32,9 +32,9 @@ Since = Annotated[date | None, Query(description="from this date on (YYYY-MM-DD)
     summary="The newest 7-day forecast of each series, with 80 % and 95 % intervals",
 )
 async def forecasts(
-    cache: GoldDep, commodity: Commodity = None, market_id: MarketId = None
+    conf: ConfDep, cache: GoldDep, commodity: Commodity = None, market_id: MarketId = None
 ) -> list[dict[str, Any]]:
-    wanted, market = resolve_commodity(commodity), resolve_market(market_id)
+    wanted, market = resolve_commodity(conf, commodity), resolve_market(conf, market_id)
     return [
         s
         for s in await cache.get(FORECASTS)
@@ -49,13 +49,14 @@ async def forecasts(
     summary="Anomalous prices, newest first, then by score",
 )
 async def anomalies(
+    conf: ConfDep,
     cache: GoldDep,
     commodity: Commodity = None,
     since: Since = None,
     min_score: Annotated[float, Query(ge=0, le=1, description="score 0..1")] = 0.0,
     limit: Limit = 100,
 ) -> list[dict[str, Any]]:
-    wanted = resolve_commodity(commodity)
+    wanted = resolve_commodity(conf, commodity)
     rows = (
         a
         for a in await cache.get(ANOMALIES)
@@ -93,6 +94,7 @@ async def quality(
     },
 )
 async def impact(
+    conf: ConfDep,
     explainer: ImpactDep,
     commodity: Annotated[str, Query(max_length=64, examples=["beras"])],
     day: Annotated[date, Query(alias="date", description="any day of the period to explain")],
@@ -105,8 +107,8 @@ async def impact(
         )
     return await run_in_threadpool(
         explainer.explain,
-        resolve_commodity(commodity),
+        resolve_commodity(conf, commodity),
         day,
-        resolve_market(market_id),
+        resolve_market(conf, market_id),
         region,  # a province or a city of the impact panel (e.g. Bandung): the model knows
     )

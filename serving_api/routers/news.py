@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from lakehouse.catalog.events import NewsEvent
 from serving_api.auth import Permission
-from serving_api.deps import GoldDep, SettingsDep, require
+from serving_api.deps import ConfDep, GoldDep, SettingsDep, require
 from serving_api.errors import resolve_commodity, resolve_province
 from serving_api.ingest import PricePublisher
 from serving_api.models import Accepted
@@ -99,6 +99,7 @@ class HeadlineIn(BaseModel):
     responses=READ_ERRORS,
 )
 async def news(
+    conf: ConfDep,
     cache: GoldDep,
     settings: SettingsDep,
     commodity: Commodity = None,
@@ -111,7 +112,9 @@ async def news(
 ) -> list[dict[str, Any]]:
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=settings.tz)
-    query = NewsQuery(resolve_commodity(commodity), resolve_province(region), since, limit)
+    query = NewsQuery(
+        resolve_commodity(conf, commodity), resolve_province(conf, region), since, limit
+    )
     return news_page(await cache.get(NEWS), query)
 
 
@@ -122,9 +125,12 @@ async def news(
     responses=READ_ERRORS,
 )
 async def news_signal(
-    cache: GoldDep, commodity: Commodity = None, region: Region = None
+    conf: ConfDep, cache: GoldDep, commodity: Commodity = None, region: Region = None
 ) -> list[dict[str, Any]]:
-    wanted_commodity, wanted_region = resolve_commodity(commodity), resolve_province(region)
+    wanted_commodity, wanted_region = (
+        resolve_commodity(conf, commodity),
+        resolve_province(conf, region),
+    )
     return [
         point
         for point in await cache.get(NEWS_SIGNAL)

@@ -9,7 +9,8 @@ from typing import Annotated, Literal, cast
 from fastapi import APIRouter, Path, Query, Request, Response, WebSocket, status
 from fastapi.routing import APIRoute
 
-from serving_api.deps import GoldDep, PriceHubDep
+from lakehouse.catalog.conf import Conf
+from serving_api.deps import ConfDep, GoldDep, PriceHubDep
 from serving_api.errors import ApiError, resolve_commodity, resolve_market, resolve_province
 from serving_api.models import HistoryPage, LivePrice, Market, RegionSummary
 from serving_api.push import Filter
@@ -66,13 +67,13 @@ def _filter(params: Mapping[str, str], name: str) -> str | None:
     return value
 
 
-def live_filters(params: Mapping[str, str]) -> LiveFilter:
-    """The filters of a /prices/live query, checked and resolved (a 422 or 404 ApiError
-    otherwise): commodity, region, market_id — None for one not given."""
+def live_filters(params: Mapping[str, str], conf: Conf) -> LiveFilter:
+    """The filters of a /prices/live query, checked and resolved against ``conf`` (a 422 or 404
+    ApiError otherwise): commodity, region, market_id — None for one not given."""
     return (
-        resolve_commodity(_filter(params, "commodity")),
-        resolve_province(_filter(params, "region")),
-        resolve_market(_filter(params, "market_id")),
+        resolve_commodity(conf, _filter(params, "commodity")),
+        resolve_province(conf, _filter(params, "region")),
+        resolve_market(conf, _filter(params, "market_id")),
     )
 
 
@@ -94,11 +95,11 @@ def live_filters(params: Mapping[str, str]) -> LiveFilter:
         ]
     },
 )
-async def live_prices(request: Request, cache: GoldDep) -> Response:
+async def live_prices(request: Request, cache: GoldDep, conf: ConfDep) -> Response:
     # The hottest route reads its three optional filters itself (documented above through
     # openapi_extra): FastAPI's per-parameter injection would double the cost of a request.
     # Once the view is built, serving_api.fast_path answers the valid queries before FastAPI.
-    filters = live_filters(request.query_params)
+    filters = live_filters(request.query_params, conf)
     view = await cache.get(LIVE)
     return json_bytes(view.answer(*filters))
 
@@ -110,6 +111,7 @@ async def live_prices(request: Request, cache: GoldDep) -> Response:
 
 @router.websocket("/prices/ws")
 async def prices_ws(
+    conf: ConfDep,
     websocket: WebSocket,
     hub: PriceHubDep,
     market_id: str | None = None,
@@ -120,9 +122,9 @@ async def prices_ws(
     in silver, with the fields of an item of GET /prices/live — as a JSON text frame."""
     try:
         wanted = Filter.of(
-            market_id=resolve_market(market_id),
-            commodity=resolve_commodity(commodity),
-            region=resolve_province(region),
+            market_id=resolve_market(conf, market_id),
+            commodity=resolve_commodity(conf, commodity),
+            region=resolve_province(conf, region),
         )
     except ApiError as exc:
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=str(exc.detail)[:120])
@@ -144,6 +146,7 @@ async def list_markets(cache: GoldDep) -> Response:
     "on the last page. `start` and `end` are local dates, both included.",
 )
 async def price_history(
+    conf: ConfDep,
     cache: GoldDep,
     commodity: Commodity = None,
     market_id: MarketId = None,
@@ -161,9 +164,9 @@ async def price_history(
         )
     query = HistoryQuery(
         granularity,
-        resolve_commodity(commodity),
-        resolve_market(market_id),
-        resolve_province(region),
+        resolve_commodity(conf, commodity),
+        resolve_market(conf, market_id),
+        resolve_province(conf, region),
         start,
         end,
     )
@@ -181,12 +184,13 @@ async def price_history(
     summary="Median, min, max and spread of the markets' prices in a province (newest day)",
 )
 async def region_summary(
+    conf: ConfDep,
     cache: GoldDep,
     province: Annotated[str, Path(max_length=128, examples=["DKI Jakarta"])],
     commodity: Commodity = None,
 ) -> RegionSummary:
-    name = resolve_province(province)
-    wanted = resolve_commodity(commodity)
+    name = resolve_province(conf, province)
+    wanted = resolve_commodity(conf, commodity)
     regions = await cache.get(REGIONS)
     items = [r for r in regions.get(name, []) if wanted is None or r["commodity"] == wanted]
     return RegionSummary.model_validate({"province": name, "items": items})

@@ -25,7 +25,7 @@ from lakehouse.domain.supply_registry import SupplyRegistry
 from lakehouse.domain.supply_routes import PastShipment, analyze
 from lakehouse.io.fast_read import TableMissing, open_table
 from serving_api.auth import Permission
-from serving_api.deps import SettingsDep, SupplyRegistryDep, require
+from serving_api.deps import ConfDep, SettingsDep, SupplyRegistryDep, require
 from serving_api.errors import ApiError, resolve_commodity, resolve_province
 from serving_api.ingest import PricePublisher
 from serving_api.models import Accepted, Error
@@ -104,9 +104,12 @@ def _centroid(code: str) -> Regency:
     "/entities", response_model=list[EntityOut], summary="Supply entities", responses=READ_ERRORS
 )
 def list_entities(
-    registry: SupplyRegistryDep, kind: EntityKind | None = None, region: str | None = None
+    conf: ConfDep,
+    registry: SupplyRegistryDep,
+    kind: EntityKind | None = None,
+    region: str | None = None,
 ) -> list[EntityOut]:
-    province = resolve_province(region)
+    province = resolve_province(conf, region)
     return [_out(e) for e in registry.entities(kind and kind.value, province)]
 
 
@@ -294,12 +297,12 @@ class ProvinceStock(BaseModel):
     responses=READ_ERRORS,
 )
 async def province_stock(
-    settings: SettingsDep, commodity: str | None = None, region: str | None = None
+    conf: ConfDep, settings: SettingsDep, commodity: str | None = None, region: str | None = None
 ) -> list[ProvinceStock]:
     filters = []
-    if commodity := resolve_commodity(commodity):
+    if commodity := resolve_commodity(conf, commodity):
         filters.append(("commodity", "=", commodity))
-    if province := resolve_province(region):
+    if province := resolve_province(conf, region):
         filters.append(("province", "=", province))
     rows = await asyncio.to_thread(_rows, GOLD_SUPPLY_REGION_DAILY, settings, filters)
     latest = rows.sort_values("date").groupby(["province", "commodity"]).tail(1)
@@ -430,6 +433,7 @@ def _history(settings: Settings) -> list[PastShipment]:
     },
 )
 async def route_analyze(
+    conf: ConfDep,
     settings: SettingsDep,
     registry: SupplyRegistryDep,
     origin: str | None = None,
@@ -441,7 +445,7 @@ async def route_analyze(
         float | None, Query(gt=0, le=MAX_DISTANCE_KM, description="km, > 0")
     ] = None,
 ) -> dict[str, Any]:
-    resolve_commodity(commodity)
+    resolve_commodity(conf, commodity)
     if departure is not None and not DEPARTURE_YEARS[0] <= departure.year <= DEPARTURE_YEARS[1]:
         raise ApiError(
             422, f"departure must be in the years {DEPARTURE_YEARS[0]}–{DEPARTURE_YEARS[1]}"

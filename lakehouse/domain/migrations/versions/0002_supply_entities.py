@@ -1,4 +1,5 @@
-"""Supply entities (issue 35), seeded from conf/supply_entities.csv.
+"""Supply entities (issue 35), seeded from ``supply_entities.csv`` of the configuration folder
+(the ``Conf`` that ``open_registry`` hands over).
 
 Revision ID: 0002
 """
@@ -17,6 +18,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    from alembic import context
+
     from lakehouse.domain.supply import reference_entities
 
     table = op.create_table(
@@ -46,7 +49,7 @@ def upgrade() -> None:
                 "created_at": now,
                 "updated_at": now,
             }
-            for e in reference_entities().values()
+            for e in reference_entities(context.config.attributes["conf"]).values()
         ],
     )
 
