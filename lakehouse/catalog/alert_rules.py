@@ -34,6 +34,12 @@ class Levels(BaseModel):
         return self
 
 
+class LeveledRule(Levels):
+    """A rule with levels and one message (Indonesian and English templates)."""
+
+    message: Message
+
+
 class PriceMoveRules(Levels):
     reference_days: Literal[REFERENCE_DAYS] = REFERENCE_DAYS
     min_reference_points: int = Field(ge=1)
@@ -44,23 +50,13 @@ class HeldMoveRules(BaseModel):
     message: dict[Literal["price_unconfirmed", "price_confirmed"], Message]
 
 
-class RegionMoveRules(Levels):
+class RegionMoveRules(LeveledRule):
     rise: float = Field(gt=0)
     min_markets: int = Field(ge=1)
-    message: Message
 
 
-class ForecastRules(Levels):
+class ForecastRules(LeveledRule):
     horizon_days: int = Field(ge=1)
-    message: Message
-
-
-class AnomalyRules(Levels):
-    message: Message
-
-
-class SurgeRules(Levels):
-    message: Message
 
 
 class SensorRule(BaseModel):
@@ -82,10 +78,9 @@ class Capacity(BaseModel):
     markets: dict[str, float] = {}
 
 
-class QualityAlertRules(Levels):
+class QualityAlertRules(LeveledRule):
     window_minutes: float = Field(gt=0)
     min_received: int = Field(ge=1)
-    message: Message
 
 
 class StockCoverRules(BaseModel):
@@ -103,30 +98,24 @@ class StockCoverRules(BaseModel):
         return self
 
 
-class RouteDelayRules(Levels):
+class RouteDelayRules(LeveledRule):
     recent_days: int = Field(ge=1)  # the recent delays: arrivals of these days
     min_history: int = Field(ge=1)  # earlier arrivals the route needs for its usual delay
-    message: Message
-
-
-class ShipmentLateRules(Levels):
-    message: Message
 
 
 class SupplyAlertRules(BaseModel):
     """The supply-chain rules (docs/supply.md); levels in days (cover) or hours (delays)."""
 
     stock_cover_low: StockCoverRules
-    shipment_late: ShipmentLateRules
+    shipment_late: LeveledRule
     route_delay: RouteDelayRules
 
 
-class NewsSurgeRules(Levels):
+class NewsSurgeRules(LeveledRule):
     """``news_surge``: many recent headlines saying one way (``gold.news_signal``)."""
 
     window_days: int = Field(ge=1)
     min_headlines: int = Field(ge=1)
-    message: Message
 
     def messages(self) -> dict[str, Message]:
         return {NEWS_SURGE: self.message}
@@ -140,8 +129,8 @@ class AlertRules(BaseModel):
     held_move: HeldMoveRules
     region_move: RegionMoveRules
     forecast_risk: ForecastRules
-    surge_risk: SurgeRules
-    anomaly_score: AnomalyRules
+    surge_risk: LeveledRule
+    anomaly_score: LeveledRule
     sensors: SensorRules
     capacity: Capacity
     data_quality: QualityAlertRules
