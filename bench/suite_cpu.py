@@ -28,7 +28,7 @@ KINDS = (
     ("Spark JVM", ("java", "org.apache.spark")),
     ("Kafka JVM", ("java", "kafka.Kafka")),
     ("other JVM", ("java",)),
-    ("Spark Python workers", ("pyspark.daemon",)),
+    ("Spark Python workers", ("python_daemon",)),  # lakehouse.io.python_daemon
     ("pytest", ("pytest",)),
     ("API (uvicorn)", ("uvicorn",)),
     ("MLflow", ("mlflow",)),
@@ -82,10 +82,12 @@ def box_busy_ticks() -> int:
 
 
 def sample(seen: dict[tuple[str, int], Seen], started: bool) -> None:
-    """Add or update every process of the box in ``seen`` (by pid and start time); a process
-    found before the command ``started`` counts only the CPU it uses from then on."""
+    """Add or update every process of the box but this one in ``seen`` (by pid and start
+    time); a process found before the command ``started`` counts only the CPU it uses from then
+    on."""
+    own = str(os.getpid())
     for pid in filter(str.isdigit, os.listdir("/proc")):
-        stat = _stat(pid)
+        stat = None if pid == own else _stat(pid)
         if stat is None:
             continue
         start, ticks = stat
@@ -111,8 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.monotonic() - began
     busy = (box_busy_ticks() - busy) / TICK
     by_kind: dict[str, float] = defaultdict(float)
+    processes: dict[str, int] = defaultdict(int)
     for s in seen.values():
         by_kind[s.kind] += (s.last - s.base) / TICK
+        processes[s.kind] += s.last > s.base
     cores = os.cpu_count() or 1
     print(f"\n{' '.join(command)}: exit {child.returncode}, {wall / 60:.1f} min wall")
     print(
@@ -122,7 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     seen_total = sum(by_kind.values())
     for kind, seconds in sorted(by_kind.items(), key=lambda kv: -kv[1]):
         if seconds >= 1:
-            print(f"  {kind:24} {seconds:8,.0f} CPU s {seconds / busy:6.1%}")
+            print(
+                f"  {kind:24} {seconds:8,.0f} CPU s {seconds / busy:6.1%}"
+                f"  in {processes[kind]:,} processes"
+            )
     print(f"  {'unseen (short-lived)':24} {busy - seen_total:8,.0f} CPU s")
     return child.returncode
 
