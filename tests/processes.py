@@ -30,9 +30,11 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     )
 
 
-def start_pipeline(settings: Settings) -> subprocess.Popen:
+def start_pipeline(settings: Settings, max_offsets: int = 1500) -> subprocess.Popen:
     """The Spark application (``streaming_jobs.main``) as ``./run.sh up`` runs it, in its own
-    process group, on the tables and topics of ``settings``; its log beside the checkpoints."""
+    process group, on the tables and topics of ``settings``; its log beside the checkpoints.
+    ``max_offsets`` records per silver batch at most: small, so that a replay takes several
+    batches and a kill lands mid-replay."""
     t = settings.kafka.topics
     env = {
         **os.environ,
@@ -40,7 +42,7 @@ def start_pipeline(settings: Settings) -> subprocess.Popen:
         "SMARTMARKET_PATHS__CHECKPOINT_ROOT": str(settings.paths.checkpoint_root),
         "SMARTMARKET_PATHS__DATA_DIR": str(settings.paths.checkpoint_root.parent / "data"),
         **{f"SMARTMARKET_KAFKA__TOPICS__{name.upper()}": topic for name, topic in t},
-        "SMARTMARKET_SPARK__MAX_OFFSETS_PER_TRIGGER": "1500",
+        "SMARTMARKET_SPARK__MAX_OFFSETS_PER_TRIGGER": str(max_offsets),
     }
     log = settings.paths.checkpoint_root.parent / "pipeline.log"
     with log.open("ab") as out:

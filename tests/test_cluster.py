@@ -17,6 +17,7 @@ from lakehouse.io.kafka_io import ensure_topics
 from lakehouse.io.spark import cluster_marker, master_url, spark_conf
 from scripts.isolated_stack import free_ports
 from scripts.services import SparkMaster
+from streaming_jobs.medallion import gold_query
 from tests.conftest import drain, isolated
 from tests.medallion_data import check_outcome, make_dataset, produce, received
 from tests.processes import consecutive_free_ports, run_cli, wait_for
@@ -134,5 +135,5 @@ def test_two_workers_give_local_results_through_a_worker_kill(
     assert down.returncode == 0, down.stdout + down.stderr
     assert not cluster_marker(settings).exists()
     # silver is complete; gold follows in its own query, which the stop may have caught mid-batch
-    drain(spark, settings)
+    drain(spark, settings, gold_query)
     check_outcome(settings, data)

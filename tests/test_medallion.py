@@ -110,13 +110,13 @@ def test_kill_minus_nine_mid_replay_loses_and_duplicates_nothing(spark, kafka, s
             os.killpg(first.pid, signal.SIGKILL)
 
     produce(settings, data.phases[1])
-    second = start_pipeline(settings)
+    second = start_pipeline(settings, max_offsets=data.total)  # the rest at once
     try:
         wait_for(settings, lambda: received(settings) >= data.total, 600, "the whole replay")
     finally:
         os.killpg(second.pid, signal.SIGTERM)
         second.wait(timeout=120)
     # silver is complete; gold follows it in its own query, which the stop may have caught
-    # mid-batch: a third start catches up from the checkpoints
-    drain(spark, settings)
+    # mid-batch: a third start of gold catches up from its checkpoint
+    drain(spark, settings, gold_query)
     check_outcome(settings, data)

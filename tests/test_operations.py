@@ -1,6 +1,6 @@
 """The operations view's API (who may see it, what it says when Prometheus is away), the
 keepers' restart counts on the API's /metrics, and the Grafana dashboard made of the same
-panels. With a real Prometheus: tests/test_prometheus.py."""
+panels. With a real Prometheus: tests/test_stack.py."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The pipeline's Prometheus metrics: computed from Spark's query progress, served in the text
 format a real Prometheus parser reads (``prometheus_client.parser``); end to end with the real
-pipeline in tests/test_prometheus.py."""
+pipeline in tests/test_stack.py."""
 
 from __future__ import annotations
 

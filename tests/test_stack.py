@@ -1,4 +1,10 @@
-"""`./run.sh` as a user runs it: the whole embedded stack up, status, down — and bad set-ups."""
+"""`./run.sh` as a user runs it: the whole embedded stack up, status, down — and bad set-ups.
+
+The stack's Prometheus scrapes all of it for real: the pipeline (``streaming_jobs.main``) on a
+replay with faults, the API, Kafka's JMX exporter and the MQTT bridge with Mosquitto's numbers;
+its HTTP API says every target is up and has the pipeline's and the broker's numbers, and the
+operations view reads them back through the serving API and shows them on the dashboard's
+Operations tab in Chromium. Waits on metrics, never on the clock."""
 
 from __future__ import annotations
 
@@ -6,15 +12,22 @@ import json
 import os
 import socket
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from lakehouse.config.settings import PROJECT_ROOT, ConfigError, load_settings
+from lakehouse.catalog import ops_metrics as m
+from lakehouse.config.settings import PROJECT_ROOT, ConfigError, Settings, load_settings
 from scripts.isolated_stack import stack_env
-from scripts.services import Bridge, KafkaBroker, Pipeline, Service
+from scripts.services import Bridge, KafkaBroker, Pipeline, PrometheusServer, Service
+from tests.browser import chromium, open_page, watch
+from tests.medallion_data import make_dataset, produce
 
 RUN_SH = str(PROJECT_ROOT / "run.sh")
 SERVICES = (
@@ -44,10 +57,125 @@ def _family(run_dir: Path) -> list[psutil.Process]:
     return procs
 
 
+def wait_until(what: str, found: Callable[[], Any], timeout: float = 600.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := found():
+            return value
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def pipeline_families(settings: Settings) -> dict[str, Any]:
+    p = settings.pipeline_metrics
+    try:
+        text = httpx.get(f"http://{p.host}:{p.port}/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return {}
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def prometheus_query(url: str, query: str) -> list[dict[str, Any]]:
+    answer = httpx.get(f"{url}/api/v1/query", params={"query": query}, timeout=10).json()
+    return answer["data"]["result"]
+
+
+def check_pipeline_metrics(settings: Settings) -> None:
+    """The pipeline's own endpoint, read by a real text-format parser, once the faults of a
+    replay are through silver."""
+    quarantined = m.QUARANTINED.name
+    families = wait_until(
+        "the pipeline's metrics to count quarantined rows",
+        lambda: (
+            (f := pipeline_families(settings)) and quarantined in f and f[quarantined].samples and f
+        ),
+    )
+    reasons = {
+        s.labels["reason"] for s in families[quarantined].samples if s.name.endswith("_total")
+    }
+    assert {"unknown_market", "non_positive_price", "price_out_of_range"} <= reasons
+    steps = {
+        (s.labels["query"], s.labels["step"]) for s in families[m.BATCH_STEP_SECONDS.name].samples
+    }
+    assert {("silver", "write"), ("gold", "price_daily"), ("gold", "alerts")} <= steps
+    behind = families[m.OFFSETS_BEHIND.name].samples
+    assert {s.labels["topic"] for s in behind} >= {
+        settings.kafka.topics.prices,
+        settings.kafka.topics.sensors,
+    }
+    assert [s for s in families[m.LAST_BATCH.name].samples if s.labels["query"] == "gold"]
+
+
+def check_prometheus(url: str) -> None:
+    """Every target up; the pipeline's, the API's, Kafka's and the MQTT side's numbers stored."""
+
+    def all_up() -> list[dict[str, Any]] | None:
+        targets = httpx.get(f"{url}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
+        return targets if targets and all(t["health"] == "up" for t in targets) else None
+
+    targets = wait_until("every Prometheus target up", all_up)
+    assert {t["labels"]["job"] for t in targets} == {
+        m.JOB_API,
+        m.JOB_PIPELINE,
+        m.JOB_KAFKA,
+        m.JOB_MQTT,
+        m.JOB_PROMETHEUS,
+    }
+    rows = wait_until(
+        "the pipeline's input rows in Prometheus",
+        lambda: prometheus_query(url, f'{m.INPUT_ROWS.series}{{query="silver"}}'),
+    )
+    assert float(rows[0]["value"][1]) > 0
+    assert prometheus_query(url, '{__name__=~"kafka_server_brokertopicmetrics_messagesin.*"}')
+    assert prometheus_query(url, f'{m.SERVICE_RESTARTS.series}{{service="api"}}')
+    broker = wait_until(
+        "the MQTT bridge connected and Mosquitto's clients in Prometheus",
+        lambda: (
+            prometheus_query(url, f"{m.BRIDGE_CONNECTED.series} == 1")
+            and prometheus_query(url, f"{m.BROKER_CLIENTS_CONNECTED.series} >= 1")
+        ),
+    )
+    assert broker[0]["metric"]["job"] == m.JOB_MQTT
+
+
+def check_operations_view(api: str) -> None:
+    """The operations view, through the serving API from Prometheus, and the dashboard's
+    Operations tab drawing the same panels in a real browser."""
+    overview_url = f"{api}/api/v1/ops/overview"
+    overview = httpx.get(overview_url, timeout=30)
+    assert overview.status_code == 200, overview.text
+    panels = {p["id"]: p for p in overview.json()["panels"]}
+    assert set(panels) == {p.id for p in m.OPS_PANELS}
+    assert wait_until(
+        "the ingest panel to have points",
+        lambda: [
+            s
+            for p in httpx.get(overview_url, timeout=30).json()["panels"]
+            if p["id"] == "ingest"
+            for s in p["series"]
+            if s["label"] == "silver" and s["points"]
+        ],
+    )
+    with chromium() as browser:
+        watched = watch(browser, api)
+        page = open_page(watched, "ops")
+        ingest = page.wait_for_selector('.ops-panel[data-panel="ingest"] polyline')
+        assert ingest is not None
+        assert page.locator(".ops-panel").count() == len(m.OPS_PANELS)
+        assert "silver" in page.locator('.ops-panel[data-panel="ingest"]').inner_text()
+        assert page.locator("#ops-error").is_hidden()
+        assert watched.errors == []
+
+
 @pytest.mark.services  # the whole embedded stack, the pipeline (Spark) included
 @pytest.mark.spark
-def test_up_status_down_leaves_no_process(tmp_path: Path):
-    env = {**os.environ, **stack_env(str(tmp_path))}
+def test_up_status_down_leaves_no_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Up (twice), status, the impact model, the whole scrape and the operations view, down."""
+    own = {**stack_env(str(tmp_path)), "SMARTMARKET_PROMETHEUS__SCRAPE_SECONDS": "1"}
+    for key, value in own.items():
+        monkeypatch.setenv(key, value)
+    env = {**os.environ, **own}
+    settings = load_settings()
     try:
         up = run(env, "up")
         assert up.returncode == 0, up.stdout + up.stderr
@@ -72,6 +200,13 @@ def test_up_status_down_leaves_no_process(tmp_path: Path):
             where = {"commodity": commodity, "region": "Indonesia", "date": "2025-02-12"}
             impact = httpx.get(f"{api}/api/v1/impact", params=where, timeout=60)
             assert impact.status_code == 200, impact.text
+
+        produce(settings, make_dataset(settings).phases[0])  # clean prices and faults of each kind
+        check_pipeline_metrics(settings)
+        check_prometheus(PrometheusServer(settings).url)
+        check_operations_view(api)
+        status = run(env, "status", "pipeline")
+        assert "silver: " in status.stdout and "records behind in Kafka" in status.stdout
 
         procs = _family(tmp_path / "run")
         assert len(procs) >= len(SERVICES)
