@@ -68,6 +68,7 @@ def entries(settings: Settings) -> list[dict]:
 
 
 def test_chains_are_built_incrementally_and_exactly_once(own: Settings) -> None:
+    assert ledger.verify(own) == ledger.Verdict(True, 0, 0, 0, [])  # nothing chained yet
     assert ledger.build(own) == 40
     assert ledger.build(own) == 0  # nothing new: nothing appended
     # a replayed batch carries copies of chained events beside new ones
