@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
@@ -232,8 +233,9 @@ def open_holds(settings: Settings) -> Callable[[], int | None]:
                 holds = open_table(SILVER_HOLDS, settings).to_pyarrow_table(columns=["status"])
             except TableMissing:
                 return None
-            reviewable = [s.value for s in HoldStatus.reviewable()]
-            counted = (version, int(pc.sum(pc.is_in(holds["status"], reviewable)).as_py() or 0))
+            reviewable = pa.array([s.value for s in HoldStatus.reviewable()])
+            open_now = pc.is_in(holds["status"], value_set=reviewable)
+            counted = (version, int(pc.sum(open_now).as_py() or 0))
         return counted[1]
 
     return count

@@ -8,16 +8,20 @@ import json
 import time
 from datetime import UTC, datetime
 
+import pyarrow as pa
 import pytest
+from deltalake import write_deltalake
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from lakehouse.catalog import ops_metrics as m
+from lakehouse.catalog.tables import SILVER_HOLDS
 from streaming_jobs.progress_metrics import (
     QUALITY_OBSERVATION,
     PipelineMetrics,
     StepTimes,
     offsets_behind,
+    open_holds,
 )
 
 # a silver progress as Spark 4 reports it (``StreamingQueryProgress.json``), trimmed
@@ -139,3 +143,23 @@ def test_an_idle_trigger_completes_no_batch():
     assert metrics.summary("silver")["last_batch_at"] is None
     metrics.terminated(SILVER_PROGRESS["id"])
     assert value(families(metrics)[m.QUERY_ACTIVE.name], m.QUERY_ACTIVE.name, query="silver") == 0
+
+
+def test_open_holds_counts_the_reviewable_rows_of_the_holds_table(settings, tmp_path):
+    own = settings.model_copy(
+        update={"paths": settings.paths.model_copy(update={"lakehouse_root": tmp_path})}
+    )
+    count = open_holds(own)
+    assert count() is None  # no table yet
+
+    def write(statuses: list[str]) -> None:
+        rows = pa.table({"event_id": [f"e{i}" for i in range(len(statuses))], "status": statuses})
+        write_deltalake(str(SILVER_HOLDS.path(own)), rows, mode="overwrite")
+
+    write(["held", "not_confirmed", "released", "rejected", "held"])
+    assert count() == 3
+    write(["released", "held"])  # a new version is counted again
+    assert count() == 1
+    metrics = PipelineMetrics(steps=StepTimes())
+    metrics.watch_holds(count, every=0)
+    assert value(families(metrics)[m.HOLDS_OPEN.name], m.HOLDS_OPEN.name) == 1

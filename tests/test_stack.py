@@ -69,10 +69,11 @@ def wait_until(what: str, found: Callable[[], Any], timeout: float = 600.0) -> A
 def pipeline_families(settings: Settings) -> dict[str, Any]:
     p = settings.pipeline_metrics
     try:
-        text = httpx.get(f"http://{p.host}:{p.port}/metrics", timeout=5).text
-    except httpx.HTTPError:
+        answer = httpx.get(f"http://{p.host}:{p.port}/metrics", timeout=5)
+    except httpx.TransportError:  # not listening yet
         return {}
-    return {f.name: f for f in text_string_to_metric_families(text)}
+    assert answer.status_code == 200, answer.text  # a collector that raises fails the scrape
+    return {f.name: f for f in text_string_to_metric_families(answer.text)}
 
 
 def prometheus_query(url: str, query: str) -> list[dict[str, Any]]:
