@@ -92,7 +92,10 @@ def sample(seen: dict[tuple[str, int], Seen], started: bool) -> None:
             continue
         start, ticks = stat
         if (pid, start) in seen:
-            seen[pid, start].last = ticks
+            known = seen[pid, start]
+            known.last = ticks
+            if known.kind == "other":  # an exec keeps pid and start: `./run.sh test` → pytest
+                known.kind = kind_of(_command(pid))
         else:
             seen[pid, start] = Seen(kind_of(_command(pid)), 0 if started else ticks, ticks)
 
