@@ -31,11 +31,16 @@ from streaming_jobs.medallion import gold_query, silver_query
 from tests.conftest import isolated
 
 #: what the streams write to while maintenance runs: the streaming source (bronze), a partitioned
-#: append table, a MERGEd gold table and the quality log (appended by silver, read by gold). The
-#: other gold tables are MERGEd like the daily prices; each table costs the test ~10 s of upkeep.
+#: append table, the MERGEd gold tables and the quality log
 LIVE_TABLES = [
     TABLES[name]
-    for name in ("bronze.market_events", "silver.prices", "gold.price_daily", "gold.data_quality")
+    for name in (
+        "bronze.market_events",
+        "silver.prices",
+        "gold.price_latest",
+        "gold.price_daily",
+        "gold.data_quality",
+    )
 ]
 FIRST_HALF = (datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 4, 1, tzinfo=UTC))
 SECOND_HALF = (datetime(2024, 4, 1, tzinfo=UTC), datetime(2024, 7, 1, tzinfo=UTC))

@@ -175,7 +175,7 @@ def test_up_status_down_leaves_no_process(tmp_path: Path, monkeypatch: pytest.Mo
     own = {**stack_env(str(tmp_path)), "SMARTMARKET_PROMETHEUS__SCRAPE_SECONDS": "1"}
     for key, value in own.items():
         monkeypatch.setenv(key, value)
-    env = {**os.environ, **own}
+    env = dict(os.environ)  # the `./run.sh` commands' and this process's settings: the same
     settings = load_settings()
     try:
         up = run(env, "up")
