@@ -308,7 +308,7 @@ def freshness(
     reads: dict[str, object] = {}
     reader = None
     if rate == 5000:
-        urls = [probes.api + path for path in live_reads()]
+        urls = [probes.api + path for path in live_reads(conf_of(settings))]
 
         def read_load() -> None:
             reads["result"] = load(urls, 100, seconds - 5, READ_RATE, clients=1)
