@@ -80,7 +80,7 @@ class Touched:
             [key_column(*cols.split("|")).isin(keys) for cols, keys in self.keys.items()],
         )
         live = F.col("resolved_at").isNull() | (
-            F.col("resolved_at") >= F.lit(self.since - timedelta(hours=self.cooldown_hours))
+            F.col("resolved_at") >= batch_clock(self.since - timedelta(hours=self.cooldown_hours))
         )
         return F.col("rule").isin(*self.rules) & mine & live
 
@@ -194,7 +194,7 @@ class AlertStep:
         hourly = (
             self._read(GOLD_SENSOR_HOURLY)
             .where(key_column("market_id", "metric").isin(touched.keys["market_id|metric"]))
-            .where(F.to_utc_timestamp("hour", self.tz) >= F.lit(start - timedelta(hours=1)))
+            .where(F.to_utc_timestamp("hour", self.tz) >= batch_clock(start - timedelta(hours=1)))
         )
         return sensor_signals(hourly, self.rules, self.tz)
 
@@ -205,7 +205,7 @@ class AlertStep:
             self._read(GOLD_DATA_QUALITY)
             .where(key_column("source", "device_id").isin(touched.keys["alert_key"]))
             .where(F.col("date") >= F.lit((start - window).date()))  # its partitions
-            .where(F.col("batch_time") >= F.lit(start - window))
+            .where(F.col("batch_time") >= batch_clock(start - window))
         )
         return quality_signals(recent, self.rules)
 
@@ -253,7 +253,7 @@ class AlertStep:
             SENSORS: self._sensor_signals,
             QUALITY: self._quality_signals,
         }[family]
-        rows = of(touched, start).where(F.col("at") >= F.lit(start)).localCheckpoint()
+        rows = of(touched, start).where(F.col("at") >= batch_clock(start)).localCheckpoint()
         laps(f"signals_{family}")
         plan.seconds.update(laps.seconds)
         return rows

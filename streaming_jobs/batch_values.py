@@ -30,7 +30,9 @@ def batch_number(value: int) -> Column:
 
 
 def batch_clock(value: datetime) -> Column:
-    """``value`` (the time a batch started, read by the driver) as a ``timestamp`` column."""
+    """``value`` (a time the driver took or computed for this batch: when it started, where a
+    window it reads begins) as a ``timestamp`` column. Not for a bound Delta should prune or skip
+    files by: that needs a literal (a date partition's bound changes once a day, not each batch)."""
     return _held(F.lit(value))
 
 

@@ -1,15 +1,17 @@
 """A micro-batch's id and time reach its rows without new generated code each batch
-(``streaming_jobs.batch_values``): the silver query's parsing and rules, and the frames a batch
-writes, reuse the classes Spark compiled for the batches before."""
+(``streaming_jobs.batch_values``): the silver query's parsing and rules, the frames a batch
+writes and the gold batch's alert plan reuse the classes Spark compiled for the batches before."""
 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from streaming_jobs import silver
+from streaming_jobs.alerting import Touched
 from streaming_jobs.batch_values import batch_number
 from streaming_jobs.bronze import to_bronze
 from tests.shipped import SHIPPED
@@ -91,3 +93,35 @@ def test_a_micro_batch_compiles_no_new_code(spark: SparkSession) -> None:
         assert all(not r["hard_reasons"] for r in rows)
     times = [rows[0]["ingest_time"] for _, _, rows in seen]
     assert times == sorted(times) and len(set(times)) == len(times)  # … a new one each batch
+
+
+def test_the_alert_plan_compiles_no_new_code_for_a_later_batch(spark: SparkSession) -> None:
+    """``Touched.prior`` (which stored alerts a batch re-evaluates) bounds ``resolved_at`` by a
+    time that moves with every batch; the same classes serve every anchor, and the answer moves."""
+    day = datetime(2025, 3, 1, tzinfo=UTC)
+    stored = spark.createDataFrame(
+        [
+            (
+                "price_spike",
+                "IP-001|beras",
+                day + timedelta(days=d),
+                day + timedelta(days=d, hours=6),
+            )
+            for d in range(8)
+        ],
+        "rule string, alert_key string, opened_at timestamp, resolved_at timestamp",
+    ).cache()
+    stored.count()
+    earliest = []
+    counts = []
+    for d in range(BATCHES):
+        touched = Touched(
+            day + timedelta(days=d), {"alert_key": ["IP-001|beras"]}, 1, 12, ("price_spike",)
+        )
+        earliest.append(stored.agg(F.min(F.when(touched.prior(), F.col("opened_at")))).first()[0])
+        counts.append(compilations(spark))
+    assert counts[WARM:] == [counts[WARM]] * len(counts[WARM:]), counts
+    # resolved at day d-1 + 6 h is within since (d-1) - 12 h: the episode opened on day d-1 is kept
+    assert [e.replace(tzinfo=UTC) for e in earliest] == [day] + [
+        day + timedelta(days=d - 1) for d in range(1, BATCHES)
+    ]
