@@ -28,9 +28,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
+from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
+from pyspark.sql.types import StructType
 from pyspark.util import inheritable_thread_target
 
 from lakehouse.catalog.alert_rules import AlertRules
@@ -78,6 +80,8 @@ GOLD_QUERY = "gold"
 GOLD_INPUTS = ("quality", "batch_ids", "through", "gold_batch_id", "now")
 #: the gold batch's steps computing the alert signals of a family each
 SIGNAL_STEPS = ("price_signals", "sensor_signals", "quality_signals")
+#: the silver tables the gold batch reads by the versions silver committed its batches in
+CHANGE_FED = (SILVER_PRICES, SILVER_SENSORS, SILVER_HOLD_DECISIONS)
 #: what a decision on a hold changes of its ``silver.holds`` row
 HOLD_STATUS_COLUMNS = ("status", "previous_status", "decided_batch_id")
 
@@ -127,6 +131,8 @@ class SilverBatch:
         self.priority = priority
         self.reviews_topic = settings.kafka.topics.reviews
         delta_io.ensure_table(spark, BRONZE_EVENTS, settings)
+        for table in CHANGE_FED:
+            delta_io.ensure_change_feed(spark, table, settings)
         self._exists = Existing(spark, settings)
 
     def __call__(self, rows: DataFrame, batch_id: int) -> None:
@@ -207,10 +213,33 @@ class GoldBatch:
         self.tz = settings.timezone
         self.alerts = AlertStep(spark, settings, rules)
         self._exists = Existing(spark, settings)
+        self.commits = delta_io.BatchCommits(f"{WRITER}:")
+        self._schemas: dict[Table, StructType] = {}  # of the tables read, for an empty read
         gate = partial(priority.gold_step, settings.spark.gold_yield_seconds)
         self.graph = BatchGraph(GOLD_INPUTS, self._steps(), gate)
 
     def _of_batches(self, table: Table, batch_ids: list[int]) -> DataFrame:
+        """The rows the silver batches ``batch_ids`` appended to ``table``: read by the versions
+        they committed (``delta_io.BatchCommits``), else — a commit cleaned from the log, or
+        written before the table's change feed was on — found in the whole table."""
+        span = self.commits.span(table, self.settings, batch_ids)
+        if span == range(0) and table in self._schemas:  # they appended nothing here
+            return self.spark.createDataFrame([], self._schemas[table])
+        if span:
+            try:
+                rows = delta_io.read_commits(
+                    self.spark, table, self.settings, span
+                ).localCheckpoint()
+            except AnalysisException as exc:
+                if exc.getCondition() != "DELTA_MISSING_CHANGE_DATA":
+                    raise
+            else:
+                self._schemas[table] = rows.schema
+                return rows
+        log.info(
+            "gold reads silver batches by filter: not by version",
+            extra={"table": table.qualified_name, "silver_batches": batch_ids},
+        )
         return (
             delta_io.read(self.spark, table, self.settings)
             .where(F.col("silver_batch_id").isin(batch_ids))

@@ -44,6 +44,9 @@ class Table:
     description: str
     partition_by: tuple[str, ...] = ()
     keys: tuple[str, ...] = ()  # what identifies a row (gold tables are upserted on it)
+    #: each commit's rows readable by version (Delta's change data feed), for a table that is
+    #: only appended to and read by the batches that wrote it (``delta_io.read_commits``)
+    change_feed: bool = False
     #: every column: its meaning, or its type and meaning (the data dictionary: `./run.sh tables`)
     columns: Mapping[str, str | Typed] = field(default_factory=dict, hash=False, compare=False)
 
@@ -164,6 +167,7 @@ SILVER_PRICES = Table(
     "Valid price events: typed, unit-normalised (IDR per catalogue unit), with statistical "
     "flags, rule details and Kafka lineage.",
     partition_by=("observed_date",),
+    change_feed=True,
     columns={
         **_EVENT,
         **_PRICE_SERIES,
@@ -185,6 +189,7 @@ SILVER_SENSORS = Table(
     "sensors",
     "Valid sensor readings with their flags and Kafka lineage.",
     partition_by=("observed_date",),
+    change_feed=True,
     columns={
         **_EVENT,
         "device_id": "sensor device id",
@@ -249,6 +254,7 @@ SILVER_HOLD_DECISIONS = Table(
     "hold_decisions",
     "Every decision on a held price, once: released (confirmed by later reports, or by an "
     "operator), not_confirmed, or rejected — who, when and why.",
+    change_feed=True,
     columns={
         "event_id": "the held price's event id",
         "decision": "released, not_confirmed or rejected",

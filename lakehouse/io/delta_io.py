@@ -6,26 +6,68 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from delta.tables import DeltaTable
 from deltalake import DeltaTable as LogReader
 from deltalake.exceptions import TableNotFoundError
 from pyspark.errors import PySparkException
 from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from lakehouse.catalog.tables import Table
 from lakehouse.config.settings import Settings
 from lakehouse.config.storage import delta_options
+from lakehouse.io.fast_read import TableMissing, changes_data, commit_actions, open_table
+
+#: the table property that makes Delta keep each commit's rows readable by version
+CHANGE_FEED = "delta.enableChangeDataFeed"
+#: the columns a change data feed read adds to the table's
+_CHANGE_COLUMNS = ("_change_type", "_commit_version", "_commit_timestamp")
 
 
 def ensure_table(spark: SparkSession, table: Table, settings: Settings) -> None:
     """Create an empty table from its declared schema if it does not exist yet."""
-    (
+    builder = (
         DeltaTable.createIfNotExists(spark)
         .location(table.path(settings))
         .addColumns(spark.createDataFrame([], table.schema).schema)
         .partitionedBy(*table.partition_by)
-        .execute()
+    )
+    if table.change_feed:
+        builder = builder.property(CHANGE_FEED, "true")
+    builder.execute()
+
+
+def ensure_change_feed(spark: SparkSession, table: Table, settings: Settings) -> None:
+    """Turn on the change data feed of a ``change_feed`` table written before the registry
+    asked for it (a table created since has it from its first write). Its older commits stay
+    unreadable by version: ``read_commits`` raises ``DELTA_MISSING_CHANGE_DATA`` for them."""
+    try:
+        configuration = open_table(table, settings).metadata().configuration
+    except TableMissing:
+        return
+    if table.change_feed and configuration.get(CHANGE_FEED) != "true":
+        spark.sql(
+            f"ALTER TABLE delta.`{table.path(settings)}` SET TBLPROPERTIES ({CHANGE_FEED} = true)"
+        )
+
+
+def read_commits(
+    spark: SparkSession, table: Table, settings: Settings, versions: range
+) -> DataFrame:
+    """The rows the commits ``versions`` added to a ``change_feed`` table, from Delta's change
+    data feed: only the files those commits added are listed and read, without rebuilding the
+    table's state or evaluating a filter against every file (``BatchCommits`` finds the
+    versions)."""
+    return (
+        spark.read.format("delta")
+        .option("readChangeFeed", "true")
+        .option("startingVersion", versions.start)
+        .option("endingVersion", versions.stop - 1)
+        .load(table.path(settings))
+        .where(F.col("_change_type") == "insert")
+        .drop(*_CHANGE_COLUMNS)
     )
 
 
@@ -57,18 +99,26 @@ class BatchLedger:
         return json.dumps({"writer": app_id, "batch": batch})
 
     @staticmethod
+    def mark(commit_info: dict[str, Any]) -> tuple[str, int] | None:
+        """The writer and batch a commit records (``metadata``), if it records one."""
+        try:
+            mark = json.loads(commit_info.get("userMetadata") or "{}")
+        except ValueError:
+            return None
+        if isinstance(mark, dict) and "writer" in mark and "batch" in mark:
+            return str(mark["writer"]), int(mark["batch"])
+        return None
+
+    @staticmethod
     def _recorded(table: Table, settings: Settings, app_id: str) -> int:
         try:
             log = LogReader(table.path(settings), storage_options=delta_options(settings))
         except TableNotFoundError:
             return -1
         for commit in log.history():  # newest first
-            try:
-                mark = json.loads(commit.get("userMetadata") or "{}")
-            except ValueError:
-                continue
-            if isinstance(mark, dict) and mark.get("writer") == app_id:
-                return int(mark["batch"])
+            mark = BatchLedger.mark(commit)
+            if mark is not None and mark[0] == app_id:
+                return mark[1]
         return -1
 
     def written(self, table: Table, settings: Settings, app_id: str, batch: int) -> bool:
@@ -86,6 +136,83 @@ class BatchLedger:
 LEDGER = BatchLedger()
 
 
+class BatchCommits:
+    """The versions in which the batches of one writer (``BatchLedger.metadata``; every writer
+    whose id starts with ``writer``, e.g. ``silver:`` whatever the query id) committed to a
+    table, so that a reader takes exactly their rows (``read_commits``).
+
+    Each commit file is read once: the first question about a table looks back from its newest
+    version to the oldest batch asked for, later ones read the commits since. The batches of a
+    writer commit in order, so a batch not found among the commits read appended nothing."""
+
+    def __init__(self, writer: str) -> None:
+        self.writer = writer
+        self._lock = threading.Lock()
+        self._next: dict[str, int] = {}  # table path → the first version not read yet
+        #: table path → version → the writer's batch, or None: another writer's rows
+        self._commits: dict[str, dict[int, int | None]] = {}
+        self._floor: dict[str, float] = {}  # every commit of a batch from this one on was read
+
+    def span(self, table: Table, settings: Settings, batches: Sequence[int]) -> range | None:
+        """The versions holding the rows of ``batches`` and nothing else (empty: they appended
+        none), or None when that cannot be said: a commit was cleaned from the log, or another
+        writer changed the table's rows in between."""
+        path = table.path(settings)
+        with self._lock:
+            if path not in self._next:
+                self._look_back(table, settings, path, min(batches))
+            self._read_since(table, settings, path)
+            if min(batches) < self._floor[path]:
+                return None
+            commits = self._commits[path]
+            newest = {b: v for v, b in sorted(commits.items()) if b is not None}
+            versions = sorted(newest[b] for b in set(batches) if b in newest)
+            if not versions:
+                return range(0)
+            span = range(versions[0], versions[-1] + 1)
+            if any(v not in versions for v in commits if v in span):
+                return None
+            for v in [v for v in commits if v < span.start]:  # read batches move forward
+                del commits[v]
+            self._floor[path] = max(self._floor[path], min(batches))
+            return span
+
+    def _note(self, path: str, version: int, actions: list[dict[str, Any]]) -> int | None:
+        """Remember what commit ``version`` holds; the writer's batch, if it is one."""
+        info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
+        mark = BatchLedger.mark(info)
+        batch = mark[1] if mark is not None and mark[0].startswith(self.writer) else None
+        if batch is not None or any(changes_data(a) for a in actions):
+            self._commits[path][version] = batch
+        return batch
+
+    def _look_back(self, table: Table, settings: Settings, path: str, oldest: int) -> None:
+        self._commits[path] = {}
+        try:
+            newest = open_table(table, settings).version()
+        except TableMissing:
+            newest = -1
+        self._next[path] = newest + 1
+        self._floor[path] = float("inf")
+        for version in range(newest, -1, -1):
+            actions = commit_actions(table, settings, version)
+            if actions is None:  # cleaned from the log: older batches cannot be told
+                return
+            batch = self._note(path, version, actions)
+            if batch is not None:
+                self._floor[path] = batch
+                if batch < oldest:
+                    return
+        self._floor[path] = float("-inf")  # the whole log was read
+
+    def _read_since(self, table: Table, settings: Settings, path: str) -> None:
+        version = self._next[path]
+        while (actions := commit_actions(table, settings, version)) is not None:
+            self._note(path, version, actions)
+            version += 1
+        self._next[path] = version
+
+
 def append_once(df: DataFrame, table: Table, settings: Settings, app_id: str, version: int) -> None:
     """Append ``df`` unless batch ``version`` of writer ``app_id`` was already committed to the
     table (``BatchLedger``), so a replayed micro-batch appends nothing. A column the table does
@@ -100,6 +227,8 @@ def append_once(df: DataFrame, table: Table, settings: Settings, app_id: str, ve
     )
     if table.partition_by:
         writer = writer.partitionBy(*table.partition_by)
+    if table.change_feed:  # taken when the append creates the table, ignored after
+        writer = writer.option(CHANGE_FEED, "true")
     writer.save(table.path(settings))
     LEDGER.record(table, settings, app_id, version)
 

@@ -82,15 +82,32 @@ def _added_rows(
     return _utc(rows)
 
 
-def committed_files(table: Table, settings: Settings, version: int) -> list[dict[str, Any]] | None:
-    """The data files commit ``version`` of the table added (files that only re-arrange data,
-    like OPTIMIZE's, are not counted), from its commit file alone; None while that version is
-    not committed."""
+def commit_actions(table: Table, settings: Settings, version: int) -> list[dict[str, Any]] | None:
+    """The actions of commit ``version`` of the table (``commitInfo``, ``add``, ``remove``, …),
+    from its commit file alone; None while that version is not committed (or once the log's
+    cleanup removed it)."""
     commit = read_text(settings, table.log(settings, version))
     if commit is None:
         return None
-    actions = (json.loads(line) for line in commit.splitlines() if line)
-    return [a["add"] for a in actions if a.get("add") and a["add"].get("dataChange", True)]
+    return [json.loads(line) for line in commit.splitlines() if line]
+
+
+def changes_data(action: dict[str, Any]) -> bool:
+    """Whether a commit's action adds or removes rows (files that only re-arrange data, like
+    OPTIMIZE's, do not)."""
+    if "cdc" in action:
+        return True
+    change = action.get("add") or action.get("remove")
+    return bool(change) and change.get("dataChange", True)
+
+
+def committed_files(table: Table, settings: Settings, version: int) -> list[dict[str, Any]] | None:
+    """The data files commit ``version`` of the table added (``changes_data``); None while that
+    version is not committed."""
+    actions = commit_actions(table, settings, version)
+    if actions is None:
+        return None
+    return [a["add"] for a in actions if "add" in a and changes_data(a)]
 
 
 def files_rows(

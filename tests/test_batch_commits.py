@@ -1,0 +1,129 @@
+"""The rows of a writer's batches read by the Delta versions they committed
+(``delta_io.BatchCommits``, ``delta_io.read_commits``) — what the gold batch reads of silver."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, SparkSession
+
+from lakehouse.catalog.tables import Layer, Table
+from lakehouse.config.settings import Settings
+from lakehouse.io import delta_io
+from lakehouse.io.fast_read import open_table
+
+_names = itertools.count()
+WRITER = "silver:query-1"
+
+
+def _table(change_feed: bool = True) -> Table:
+    return Table(
+        Layer.silver,
+        f"commits_{next(_names)}",
+        "a test table",
+        partition_by=("day",),
+        change_feed=change_feed,
+    )
+
+
+def _rows(spark: SparkSession, batch: int, n: int = 2) -> DataFrame:
+    return spark.createDataFrame(
+        [(f"e{batch}-{i}", f"2025-03-0{1 + i % 3}", batch) for i in range(n)],
+        "event_id string, day string, silver_batch_id bigint",
+    ).selectExpr("event_id", "cast(day as date) as day", "silver_batch_id")
+
+
+def _append(
+    spark: SparkSession, table: Table, settings: Settings, batch: int, writer: str = WRITER
+):
+    delta_io.append_once(_rows(spark, batch), table, settings, writer, batch)
+
+
+def _ids(rows: DataFrame) -> list[str]:
+    return sorted(r.event_id for r in rows.collect())
+
+
+def _read(spark, table, settings, commits, batches) -> list[str] | None:
+    span = commits.span(table, settings, batches)
+    if span is None:
+        return None
+    return _ids(delta_io.read_commits(spark, table, settings, span)) if span else []
+
+
+def test_the_batches_rows_are_read_by_version_and_nothing_else(spark, settings) -> None:
+    table = _table()
+    for batch in range(4):
+        _append(spark, table, settings, batch)
+    commits = delta_io.BatchCommits("silver:")
+    assert _read(spark, table, settings, commits, [2, 3]) == ["e2-0", "e2-1", "e3-0", "e3-1"]
+    # a batch that appended nothing to the table (here 4) has no rows, and costs no read
+    _append(spark, table, settings, 5)
+    assert commits.span(table, settings, [4]) == range(0)
+    assert _read(spark, table, settings, commits, [4, 5]) == ["e5-0", "e5-1"]
+    # a replay of a batch already written appends nothing, so its rows stay those of one commit
+    _append(spark, table, settings, 5)
+    assert _read(spark, table, settings, commits, [5]) == ["e5-0", "e5-1"]
+
+
+def test_a_compaction_between_batches_is_not_read_and_another_writer_is_refused(
+    spark, settings
+) -> None:
+    table = _table()
+    for batch in range(3):
+        _append(spark, table, settings, batch)
+    commits = delta_io.BatchCommits("silver:")
+    assert _read(spark, table, settings, commits, [0]) == ["e0-0", "e0-1"]
+    _append(spark, table, settings, 3)
+    spark.sql(f"OPTIMIZE delta.`{table.path(settings)}`")  # re-arranges, adds no rows
+    _append(spark, table, settings, 4)
+    assert _read(spark, table, settings, commits, [1, 2, 3, 4]) == [
+        f"e{b}-{i}" for b in range(1, 5) for i in range(2)
+    ]
+    # rows of another writer between the batches: the span cannot hold only theirs
+    _append(spark, table, settings, 5)
+    _append(spark, table, settings, 0, writer="backfill:1")
+    _append(spark, table, settings, 6)
+    assert commits.span(table, settings, [5, 6]) is None
+    assert _read(spark, table, settings, commits, [6]) == ["e6-0", "e6-1"]
+
+
+def test_a_reader_started_later_looks_back_and_a_cleaned_log_is_refused(spark, settings) -> None:
+    table = _table()
+    for batch in range(3):
+        _append(spark, table, settings, batch)
+    open_table(table, settings).create_checkpoint()  # at version 2
+    for batch in range(3, 6):
+        _append(spark, table, settings, batch)
+    assert _read(spark, table, settings, delta_io.BatchCommits("silver:"), [3, 4]) == [
+        "e3-0",
+        "e3-1",
+        "e4-0",
+        "e4-1",
+    ]
+    assert delta_io.BatchCommits("other:").span(table, settings, [3]) == range(0)
+    for version in (0, 1):  # what the log's cleanup removes before a checkpoint
+        Path(table.log(settings, version)).unlink()
+    cleaned = delta_io.BatchCommits("silver:")
+    assert cleaned.span(table, settings, [1]) is None
+    assert _read(spark, table, settings, cleaned, [3]) == ["e3-0", "e3-1"]
+
+
+def test_a_table_written_before_its_change_feed_was_on(spark, settings) -> None:
+    """The registry's tables have the feed from their first write; one written before gets it
+    turned on, and its older commits stay unreadable by version (the reader falls back)."""
+    table = _table(change_feed=False)
+    for batch in range(2):
+        _append(spark, table, settings, batch)
+    fed = Table(table.layer, table.name, table.description, table.partition_by, change_feed=True)
+    delta_io.ensure_change_feed(spark, fed, settings)
+    delta_io.ensure_change_feed(spark, fed, settings)  # once on, it is left as it is
+    _append(spark, fed, settings, 2)
+    commits = delta_io.BatchCommits("silver:")
+    assert _read(spark, fed, settings, commits, [2]) == ["e2-0", "e2-1"]
+    assert commits.span(fed, settings, [1]) is None  # read batches move forward
+    with pytest.raises(AnalysisException) as raised:
+        _read(spark, fed, settings, delta_io.BatchCommits("silver:"), [1])
+    assert raised.value.getCondition() == "DELTA_MISSING_CHANGE_DATA"
