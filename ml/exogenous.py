@@ -20,7 +20,8 @@ never sees at fit time a fresher feature than it is given at predict time.
 
 A feature whose source is absent (no gold table, no rows for the series, a month the panel does
 not cover) is NaN, which LightGBM treats as missing; a feature empty over the whole training
-data is not used at all (``ml.global_model``). Which families are used: ``ml.global_exogenous``.
+data is not used at all (``ml.global_model``). Which families are used: ``ml.global_exogenous``
+(default news and supply; the weather measured off: docs/forecasting.md).
 """
 
 from __future__ import annotations

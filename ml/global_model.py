@@ -18,7 +18,9 @@ model learns changes, not levels, as a random-walk-like series needs; it forecas
   forecast (``X_df``) hold only what was known at the origin, and the training rows are built
   the same way (no fresher feature at fit than at predict). A feature empty over the training
   rows (its gold table absent, no rows for these series) is left out of that fit; a missing
-  value elsewhere is NaN (LightGBM's missing).
+  value elsewhere is NaN (LightGBM's missing). Default families: news and supply; the weather
+  is off — on the PIHPS backtest it cost a warned surge for no MAPE gain (docs/forecasting.md,
+  "Exogenous features").
 
 Each series' points are handed to ``ml.models.GlobalForecast``, which serves them like any
 other model (bands and selection come from the backtest), so a registered model needs neither
