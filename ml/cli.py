@@ -65,7 +65,7 @@ def _track_backtest(
 
 def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
     from ml.backtest import run_backtests, summary, table
-    from ml.models import BASELINES, configured_models
+    from ml.models import BASELINES, GLOBAL_MODELS, configured_models
     from ml.retrain import exog_sources
     from ml.series import csv_series
 
@@ -90,7 +90,8 @@ def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
             f"warning: skipped {len(skipped)} unreadable row(s) (first: {skipped[0]})",
             file=sys.stderr,
         )
-    sources, absent = exog_sources(settings)
+    # the global model's features read the same sources as retrain (gold of the lakehouse)
+    sources, absent = exog_sources(settings) if set(models) & set(GLOBAL_MODELS) else (None, {})
     for why in absent.values():
         print(f"note: the global model does not use it: {why}", file=sys.stderr)
     results = list(run_backtests(series, models, ml, candidates, sources))
