@@ -25,6 +25,7 @@ from lakehouse.catalog.conf import conf_of
 from lakehouse.config.settings import SAMPLE_PRICES, load_settings
 from ml.backtest import METRICS, SELECTED, SeriesBacktest, run_backtests, summary
 from ml.models import BASELINES, MODELS, check_model_names, configured_models
+from ml.retrain import exog_sources
 from ml.series import csv_series
 
 
@@ -122,7 +123,8 @@ def main() -> None:
     others = check_model_names(args.models.split(",")) if args.models else [*BASELINES, *MODELS]
     models = list(dict.fromkeys(["naive", *candidates, *others]))
     began = time.monotonic()
-    results = list(run_backtests(series, models, ml, candidates))
+    sources, _ = exog_sources(settings)
+    results = list(run_backtests(series, models, ml, candidates, sources))
     doc = summary(results, ml)
     seconds = time.monotonic() - began
 

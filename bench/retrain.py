@@ -25,7 +25,8 @@ from lakehouse.config.settings import SAMPLE_PRICES, MlSettings, load_settings
 from lakehouse.domain.metrics import daily_closes, region_daily
 from lakehouse.domain.reports import open_report, parse_rows
 from ml.backtest import per_series
-from ml.retrain import TrainedSeries, global_series, train_series
+from ml.exogenous import ExogSources
+from ml.retrain import TrainedSeries, exog_sources, global_series, train_series
 from ml.series import series_frame
 from producers.replay import fan_out, synthetic_markets
 
@@ -59,11 +60,14 @@ def cpu_timed_train(series_id: str, y: pd.Series, *args: Any) -> tuple[TrainedSe
     return trained, time.process_time() - began
 
 
-def timed(series: pd.DataFrame, models: list[str], ml: MlSettings) -> tuple[float, float, dict]:
+def timed(
+    series: pd.DataFrame, models: list[str], ml: MlSettings, sources: ExogSources | None = None
+) -> tuple[float, float, dict]:
     """(wall s, CPU s summed over the main process and the workers, fit+predict CPU s per
-    model — the global model's fits, in the main process, as ``global fits``) of retraining."""
+    model — the global model's fits with their exogenous features, in the main process, as
+    ``global fits``) of retraining."""
     began, cpu_began = time.monotonic(), time.process_time()
-    points = global_series(series, models, ml)
+    points = global_series(series, models, ml, sources)
     global_cpu = time.process_time() - cpu_began
     done = list(
         per_series(cpu_timed_train, series, ml.n_jobs, "retrain", models, ml, models, per_id=points)
@@ -89,7 +93,7 @@ def main() -> None:
         f"{ml.n_jobs} worker processes; load average {os.getloadavg()[0]:.1f} at the start"
     )
     base_wall, base_cpu, _ = timed(series, ["naive"], ml)
-    wall, cpu, seconds = timed(series, ml.models, ml)
+    wall, cpu, seconds = timed(series, ml.models, ml, exog_sources(settings)[0])
     total = sum(seconds.values())
     jobs = ml.n_jobs
     print(

@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,9 @@ from ml.models import (
     surge_probability,
 )
 from ml.series import regular
+
+if TYPE_CHECKING:
+    from ml.exogenous import ExogSources
 
 SELECTED = "selected"
 BAND_KEYS = dict(zip(("lo80", "hi80", "lo95", "hi95"), INTERVAL_COLUMNS, strict=True))
@@ -345,10 +348,15 @@ def backtest_series(
 
 
 def global_points_for(
-    series: pd.DataFrame, models: list[str], ml: MlSettings, candidates: list[str] | None = None
+    series: pd.DataFrame,
+    models: list[str],
+    ml: MlSettings,
+    candidates: list[str] | None = None,
+    sources: ExogSources | None = None,
 ) -> dict[str, dict[pd.Timestamp, np.ndarray]] | None:
     """The global model's backtest points of every series at its origins (``plan_series``),
-    or None when no global model is among ``models``."""
+    or None when no global model is among ``models``. ``sources``: of its exogenous features
+    (``ml.exogenous``; None: none)."""
     if not set(models) & set(GLOBAL_MODELS):
         return None
     from ml.global_model import global_backtest
@@ -359,7 +367,7 @@ def global_points_for(
         if set((plan := plan_series(g.set_index("date")["y"], models, ml, candidates)).models)
         & set(GLOBAL_MODELS)
     }
-    return global_backtest(series, origins, ml)
+    return global_backtest(series, origins, ml, sources)
 
 
 def per_series(
@@ -383,11 +391,16 @@ def per_series(
 
 
 def run_backtests(
-    series: pd.DataFrame, models: list[str], ml: MlSettings, candidates: list[str] | None = None
+    series: pd.DataFrame,
+    models: list[str],
+    ml: MlSettings,
+    candidates: list[str] | None = None,
+    sources: ExogSources | None = None,
 ) -> Iterator[SeriesBacktest]:
     """Backtest every series of a ``SERIES_COLUMNS`` frame (see ``per_series``); the global
-    models are fitted first, across all series, at every origin."""
-    points = global_points_for(series, models, ml, candidates)
+    models are fitted first, across all series, at every origin (with the exogenous features
+    of ``sources``)."""
+    points = global_points_for(series, models, ml, candidates, sources)
     yield from per_series(
         backtest_series, series, ml.n_jobs, "backtest", models, ml, candidates, per_id=points
     )

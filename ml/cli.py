@@ -65,7 +65,8 @@ def _track_backtest(
 
 def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
     from ml.backtest import run_backtests, summary, table
-    from ml.models import BASELINES, configured_models
+    from ml.models import BASELINES, GLOBAL_MODELS, configured_models
+    from ml.retrain import exog_sources
     from ml.series import csv_series
 
     update = {"horizon": args.horizon} if args.horizon else {}
@@ -89,7 +90,11 @@ def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
             f"warning: skipped {len(skipped)} unreadable row(s) (first: {skipped[0]})",
             file=sys.stderr,
         )
-    results = list(run_backtests(series, models, ml, candidates))
+    # the global model's features read the same sources as retrain (gold of the lakehouse)
+    sources, absent = exog_sources(settings) if set(models) & set(GLOBAL_MODELS) else (None, {})
+    for why in absent.values():
+        print(f"note: the global model does not use it: {why}", file=sys.stderr)
+    results = list(run_backtests(series, models, ml, candidates, sources))
     doc = summary(results, ml)
     text = table(doc)
     print(text)
@@ -106,6 +111,7 @@ def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
         "origins": ml.origins,
         "selection_origins": ml.selection_origins,
         "min_history_days": ml.min_history_days,
+        "global_exogenous": ",".join(ml.global_exogenous),
         "series": len(results),
     }
     _track_backtest(settings, params, doc, text, series, results)

@@ -9,9 +9,18 @@ model learns changes, not levels, as a random-walk-like series needs; it forecas
 - lags 1, 2, 7, 14 of the daily return and its 7- and 28-day rolling mean and standard
   deviation (lagged one day: no look-ahead);
 - calendar of the target day (``ml.features.CALENDAR``): day of week, month, Ramadan day,
-  weeks to Idul Fitri, Idul Adha and Nataru — from the ``holidays`` package.
-
-Weather, the news signal and supply cover are not features yet (see docs/forecasting.md).
+  weeks to Idul Fitri, Idul Adha and Nataru — from the ``holidays`` package;
+- exogenous, dynamic features (``ml.exogenous``, the families of ``ml.global_exogenous``) when
+  ``ExogSources`` are given: the weather of the series' place (rain and temperature anomalies of
+  the last complete month), the news signal's direction and the days of supply cover (7-day
+  means) of its commodity and province where gold has them. Each is computed for a target day
+  from data dated at least ``ml.horizon`` days before it, so the rows of the recursive 7-day
+  forecast (``X_df``) hold only what was known at the origin, and the training rows are built
+  the same way (no fresher feature at fit than at predict). A feature empty over the training
+  rows (its gold table absent, no rows for these series) is left out of that fit; a missing
+  value elsewhere is NaN (LightGBM's missing). Default families: news and supply; the weather
+  is off — on the PIHPS backtest it cost a warned surge for no MAPE gain (docs/forecasting.md,
+  "Exogenous features").
 
 Each series' points are handed to ``ml.models.GlobalForecast``, which serves them like any
 other model (bands and selection come from the backtest), so a registered model needs neither
@@ -32,6 +41,8 @@ from ml.series import regular
 
 if TYPE_CHECKING:
     from mlforecast import MLForecast
+
+    from ml.exogenous import ExogSources
 
 LAGS = (1, 2, 7, 14)
 ROLLING = (7, 28)
@@ -82,16 +93,43 @@ def _forecaster(ml: MlSettings) -> MLForecast:
     )
 
 
-def _fit_predict(data: pd.DataFrame, ids: list[str], ml: MlSettings) -> pd.DataFrame:
+def features(
+    series: pd.DataFrame, ml: MlSettings, sources: ExogSources | None
+) -> pd.DataFrame | None:
+    """The exogenous features (``ml.exogenous``) of every series' days and the ``ml.horizon``
+    after its last, or None without sources or families."""
+    if sources is None or not ml.global_exogenous:
+        return None
+    from ml.exogenous import exogenous
+
+    return exogenous(series, sources, ml.horizon, ml.global_exogenous)
+
+
+def _fit_predict(
+    data: pd.DataFrame, ids: list[str], ml: MlSettings, exog: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Fit on ``data`` (series with at least ``MIN_ROWS`` days) and forecast ``ids``: frame
-    ``unique_id, ds, yhat`` (prices)."""
+    ``unique_id, ds, yhat`` (prices). ``exog``: the dynamic features of every day
+    (``features``), those of the forecast days included."""
     sizes = data.groupby("unique_id", observed=True)["ds"].transform("size")
     train = data[sizes >= MIN_ROWS]
     ids = [i for i in ids if i in set(train["unique_id"])]
     if not ids:
         return pd.DataFrame(columns=["unique_id", "ds", "yhat"])
+    used: list[str] = []
+    if exog is not None:
+        train = train.merge(exog, on=["unique_id", "ds"], how="left")
+        named = [c for c in exog.columns if c not in ("unique_id", "ds")]
+        used = [c for c in named if train[c].notna().any()]
+        train = train.drop(columns=[c for c in named if c not in used])
     fitted = _forecaster(ml).fit(train, static_features=["commodity"])
-    out = fitted.predict(ml.horizon, ids=ids)
+    future = None
+    if used:
+        future = fitted.make_future_dataframe(ml.horizon)
+        future = future[future["unique_id"].isin(ids)].merge(
+            exog.loc[:, ["unique_id", "ds", *used]], on=["unique_id", "ds"], how="left"
+        )
+    out = fitted.predict(ml.horizon, ids=ids, X_df=future)
     return pd.DataFrame(
         {"unique_id": out["unique_id"], "ds": out["ds"], "yhat": np.exp(out["lgbm"])}
     )
@@ -104,24 +142,32 @@ def _points(out: pd.DataFrame, horizon: int) -> Mapping[str, np.ndarray]:
     }
 
 
-def global_forecast(series: pd.DataFrame, ml: MlSettings) -> dict[str, np.ndarray]:
+def global_forecast(
+    series: pd.DataFrame, ml: MlSettings, sources: ExogSources | None = None
+) -> dict[str, np.ndarray]:
     """The next ``ml.horizon`` days of every series (long enough) from one model fitted on all
-    of their history: series id → prices (horizon,)."""
+    of their history: series id → prices (horizon,). ``sources``: of the exogenous features."""
     data = panel(series)
-    return dict(_points(_fit_predict(data, list(data["unique_id"].unique()), ml), ml.horizon))
+    ids = list(data["unique_id"].unique())
+    predicted = _fit_predict(data, ids, ml, features(series, ml, sources))
+    return dict(_points(predicted, ml.horizon))
 
 
 def global_backtest(
-    series: pd.DataFrame, origins: Mapping[str, pd.DatetimeIndex], ml: MlSettings
+    series: pd.DataFrame,
+    origins: Mapping[str, pd.DatetimeIndex],
+    ml: MlSettings,
+    sources: ExogSources | None = None,
 ) -> dict[str, dict[pd.Timestamp, np.ndarray]]:
     """For every backtest origin of every series, the global model's forecast made with data
     up to that origin only (one fit per distinct origin, on every series' history up to it):
     series id → origin → prices (horizon,)."""
     data = panel(series)
+    exog = features(series, ml, sources)
     out: dict[str, dict[pd.Timestamp, np.ndarray]] = {sid: {} for sid in origins}
     for origin in sorted({o for days in origins.values() for o in days}):
         ids = [sid for sid, days in origins.items() if origin in days]
-        predicted = _fit_predict(data[data["ds"] <= origin], ids, ml)
+        predicted = _fit_predict(data[data["ds"] <= origin], ids, ml, exog)
         for sid, points in _points(predicted, ml.horizon).items():
             out[sid][origin] = points
     return out

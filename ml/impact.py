@@ -186,6 +186,15 @@ def fit_if_missing(settings: Settings) -> str | None:
     return f"{describe(model, path)} (none yet: fitted from {settings.impact.data_dir})"
 
 
+def read_input(data_dir: Path, name: str) -> pd.DataFrame:
+    """One monthly file of ``INPUT_FILES`` (e.g. ``panel``: the rice panel with its weather)."""
+    file = data_dir / INPUT_FILES[name]
+    try:
+        return pd.read_csv(file)
+    except (OSError, pd.errors.ParserError) as exc:
+        raise InputError(f"cannot read {file}: {exc}") from None
+
+
 def load_inputs(
     data_dir: Path,
     conf: Conf,
@@ -197,12 +206,7 @@ def load_inputs(
     shipped daily closes, to which ``daily`` (gold.price_daily) is added — its close wins where
     both have a market × commodity × day. ``gold``/``absent``: the optional gold tables of the
     families (``ml.impact_design.SOURCES``) read, and why the others were not."""
-    frames = {}
-    for name, file in INPUT_FILES.items():
-        try:
-            frames[name] = pd.read_csv(data_dir / file)
-        except (OSError, pd.errors.ParserError) as exc:
-            raise InputError(f"cannot read {data_dir / file}: {exc}") from None
+    frames = {name: read_input(data_dir, name) for name in INPUT_FILES}
     shipped = file_daily_closes(data_dir / DAILY_FILE, conf)
     if daily is not None and not daily.empty:
         both = [shipped, daily.assign(date=pd.to_datetime(daily["date"]))]

@@ -122,6 +122,13 @@ def _spread(monthly: pd.DataFrame, rows: pd.DataFrame, keys: Iterable[str] = ())
     return rows.loc[:, [*keys, "start", "end"]].merge(spread, how="left").loc[:, values]
 
 
+def with_national(daily: pd.DataFrame) -> pd.DataFrame:
+    """A daily gold table (date × province × commodity) with every row also as a row of the
+    national location (``Indonesia``): a national series takes every province's rows (and the
+    national ones), a province only its own."""
+    return pd.concat([daily[daily["province"] != NATIONAL], daily.assign(province=NATIONAL)])
+
+
 def _daily_by_period(
     daily: pd.DataFrame, ctx: FeatureContext, aggregate: dict[str, tuple[str, str]]
 ) -> pd.DataFrame:
@@ -132,14 +139,8 @@ def _daily_by_period(
     frame = daily[daily["commodity"].isin(set(ctx.rows["commodity"]))]
     freqs = frame["commodity"].map(lambda c: resolution(c, s))
     frame = frame.assign(start=period_bounds(frame["date"], freqs)[0])
-    national = frame.assign(province=NATIONAL)
     keys = ["commodity", "province", "start"]
-    out = (
-        pd.concat([frame[frame["province"] != NATIONAL], national])
-        .groupby(keys)
-        .agg(**aggregate)
-        .reset_index()
-    )
+    out = with_national(frame).groupby(keys).agg(**aggregate).reset_index()
     return ctx.rows.loc[:, keys].merge(out, on=keys, how="left").loc[:, list(aggregate)]
 
 
@@ -151,7 +152,7 @@ def _monthly(frame: pd.DataFrame, date_column: str, value_column: str) -> pd.Ser
     return frame.assign(month=months).groupby("month")[value_column].mean()
 
 
-def _panel_local(panel: pd.DataFrame) -> pd.DataFrame:
+def panel_local(panel: pd.DataFrame) -> pd.DataFrame:
     """Weather and harvest figures per panel location × month, plus the mean weather of all
     panel locations (``ALL_PANEL``) for places outside the panel."""
     panel = panel.assign(month=pd.PeriodIndex(panel["year_month"], freq="M"))
@@ -181,7 +182,7 @@ def _panel_local(panel: pd.DataFrame) -> pd.DataFrame:
 
 
 def _weather(ctx: FeatureContext) -> pd.DataFrame:
-    local = _panel_local(ctx.inputs.panel)
+    local = panel_local(ctx.inputs.panel)
     columns = ["weather_location", "month", "rain_mm", "rain_anomaly", "temperature_anomaly"]
     return _spread(local.loc[:, columns], ctx.rows, ["weather_location"])
 
@@ -230,7 +231,7 @@ def _overlap_days(start: date, end: date, first: date, last: date) -> int:
 def _supply(ctx: FeatureContext) -> pd.DataFrame:
     """Harvested-area change and anomaly (the rice panel: rice only), and from
     ``gold.supply_region_daily`` the mean days of stock cover and late shipments per day."""
-    local = _panel_local(ctx.inputs.panel)
+    local = panel_local(ctx.inputs.panel)
     harvest = local.loc[
         local["weather_location"] != ALL_PANEL,
         ["weather_location", "month", "harvest_change", "harvest_anomaly"],
@@ -322,7 +323,7 @@ SOURCES: dict[str, str] = {f.name: f.source for f in FAMILY_SPECS if f.source}
 # --- price rows -------------------------------------------------------------------------------
 
 
-def _weather_location(market: Market | None, known: set[str]) -> str:
+def weather_location(market: Market | None, known: set[str]) -> str:
     """The panel location whose weather a market shares: its city, else its province, else the
     mean of all panel locations."""
     if market is None:
@@ -360,9 +361,7 @@ def _daily_prices(
     )
     out["province"] = out["location"].map(lambda m: markets[m].province if m in markets else None)
     out["province"] = out["province"].fillna(out["region"])
-    out["weather_location"] = out["location"].map(
-        lambda m: _weather_location(markets.get(m), panel)
-    )
+    out["weather_location"] = out["location"].map(lambda m: weather_location(markets.get(m), panel))
     return out
 
 

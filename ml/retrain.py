@@ -21,6 +21,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -60,6 +61,9 @@ from ml.models import (
     surge_probability,
 )
 from ml.series import regular, series_frame
+
+if TYPE_CHECKING:
+    from ml.exogenous import ExogSources
 
 RETRAIN = "retrain"
 ROWS_TAG = "silver.prices.rows"
@@ -112,16 +116,17 @@ class GlobalSeries:
 
 
 def global_series(
-    series: pd.DataFrame, models: list[str], ml: MlSettings
+    series: pd.DataFrame, models: list[str], ml: MlSettings, sources: ExogSources | None = None
 ) -> dict[str, GlobalSeries] | None:
     """Per series, the global model's backtest and served points (None without a global
-    model among ``models``): one fit per backtest origin and one on all the history."""
-    backtest = global_points_for(series, models, ml, models)
+    model among ``models``): one fit per backtest origin and one on all the history, with the
+    exogenous features of ``sources`` (``exog_sources``) in both."""
+    backtest = global_points_for(series, models, ml, models, sources)
     if backtest is None:
         return None
     from ml.global_model import global_forecast
 
-    served = global_forecast(series, ml)
+    served = global_forecast(series, ml, sources)
     return {sid: GlobalSeries(points, served.get(sid)) for sid, points in backtest.items()}
 
 
@@ -354,6 +359,21 @@ def optional_gold(
     return frames, absent
 
 
+def exog_sources(settings: Settings) -> tuple[ExogSources, dict[str, str]]:
+    """The sources of the global model's exogenous features (``ml.exogenous``) of the
+    families of ``ml.global_exogenous``: the rice panel's weather (``impact.data_dir``) and the
+    gold tables that exist and hold rows; and why the other gold tables are not used."""
+    from ml.exogenous import SOURCES as EXOG_SOURCES
+    from ml.exogenous import ExogSources
+    from ml.impact import read_input
+
+    families = settings.ml.global_exogenous
+    panel = read_input(settings.impact.data_dir, "panel") if "weather" in families else None
+    names = sorted(EXOG_SOURCES[f] for f in families if f in EXOG_SOURCES)
+    gold, absent = optional_gold(names, settings)
+    return ExogSources(panel, gold, conf_of(settings).markets), absent
+
+
 def fit_impact(settings: Settings) -> str:
     """Fit the price-impact model on the sample real data plus gold's daily closes and the
     optional gold tables its families read (news signal, supply), save it where the API loads
@@ -398,9 +418,12 @@ def retrain(settings: Settings) -> RetrainResult:
         "selection_origins": ml.selection_origins,
         "min_history_days": ml.min_history_days,
         "series": series["series_id"].nunique(),
+        "global_exogenous": ",".join(ml.global_exogenous),
     }
+    sources, absent = exog_sources(settings)
     with tracking.tracked_run(RETRAIN, params, versions.tags()) as run:
-        points = global_series(series, models, ml)
+        mlflow.set_tags({f"exogenous.absent.{name}": why for name, why in absent.items()})
+        points = global_series(series, models, ml, sources)
         trained = list(
             per_series(
                 train_series, series, ml.n_jobs, "retrain", models, ml, models, per_id=points

@@ -305,6 +305,8 @@ class MlSettings(BaseModel):
     seed: int = 42
     hyperparameters: Hyperparameters = Hyperparameters()
     surge_rise: float = Field(0.1, gt=0)  # a surge: ≥ this rise over the last price in horizon
+    # the exogenous feature families of the global model (ml.exogenous; weather: measured off)
+    global_exogenous: list[Literal["weather", "news", "supply"]] = ["news", "supply"]
 
     @field_validator("models")
     @classmethod
