@@ -52,6 +52,7 @@ from lakehouse.catalog.tables import (
     SILVER_PRICES,
     SILVER_QUARANTINE,
     SILVER_SENSORS,
+    TABLES,
     Table,
     query_checkpoint,
 )
@@ -81,7 +82,7 @@ GOLD_INPUTS = ("quality", "batch_ids", "through", "gold_batch_id", "now")
 #: the gold batch's steps computing the alert signals of a family each
 SIGNAL_STEPS = ("price_signals", "sensor_signals", "quality_signals")
 #: the silver tables the gold batch reads by the versions silver committed its batches in
-CHANGE_FED = (SILVER_PRICES, SILVER_SENSORS, SILVER_HOLD_DECISIONS)
+CHANGE_FED = tuple(t for t in TABLES.values() if t.change_feed)
 #: what a decision on a hold changes of its ``silver.holds`` row
 HOLD_STATUS_COLUMNS = ("status", "previous_status", "decided_batch_id")
 

@@ -28,15 +28,13 @@ _CHANGE_COLUMNS = ("_change_type", "_commit_version", "_commit_timestamp")
 
 def ensure_table(spark: SparkSession, table: Table, settings: Settings) -> None:
     """Create an empty table from its declared schema if it does not exist yet."""
-    builder = (
+    (
         DeltaTable.createIfNotExists(spark)
         .location(table.path(settings))
         .addColumns(spark.createDataFrame([], table.schema).schema)
         .partitionedBy(*table.partition_by)
+        .execute()
     )
-    if table.change_feed:
-        builder = builder.property(CHANGE_FEED, "true")
-    builder.execute()
 
 
 def ensure_change_feed(spark: SparkSession, table: Table, settings: Settings) -> None:
@@ -47,7 +45,7 @@ def ensure_change_feed(spark: SparkSession, table: Table, settings: Settings) ->
         configuration = open_table(table, settings).metadata().configuration
     except TableMissing:
         return
-    if table.change_feed and configuration.get(CHANGE_FEED) != "true":
+    if configuration.get(CHANGE_FEED) != "true":
         spark.sql(
             f"ALTER TABLE delta.`{table.path(settings)}` SET TBLPROPERTIES ({CHANGE_FEED} = true)"
         )
