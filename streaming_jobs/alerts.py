@@ -543,7 +543,7 @@ def alert_rows(
 
 #: what makes a recomputed alert row different from the stored one (``updated_at`` aside)
 CHANGED = " OR ".join(
-    f"NOT (t.{c} <=> s.{c})"
+    f"(t.{c} IS DISTINCT FROM s.{c})"
     for c in (
         "severity",
         "status",

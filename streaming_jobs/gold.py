@@ -75,7 +75,7 @@ def price_hourly(prices: DataFrame, tz: str, through: int) -> DataFrame:
 
 
 def _added(*columns: str) -> dict[str, str]:
-    return {c: f"s.`{c}` + t.`{c}`" for c in columns}
+    return {c: f"s.{c} + t.{c}" for c in columns}
 
 
 #: a mean kept as its sum (``total``) and ``count``, which add up

@@ -359,7 +359,7 @@ class GoldBatch:
             self.settings,
             only_if=gold.NEW_BATCHES,
             matched=matched,
-            within=f"t.`{period}` BETWEEN {kind} '{low}' AND {kind} '{high}'",
+            within=f"t.{period} BETWEEN {kind} '{low}' AND {kind} '{high}'",
         )
         return rows
 

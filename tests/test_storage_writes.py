@@ -68,6 +68,53 @@ def test_merge_inserts_new_keys_and_replaces_only_where_asked(lake: Settings) ->
     assert sorted(r["score"] for r in read(GOLD_ANOMALIES, lake)) == [3.0] * 6
 
 
+def test_merge_combines_within_a_span_and_checkpoints_as_spark(lake: Settings) -> None:
+    """What the pipeline's MERGEs ask of it (``delta_io.upsert``): a replaced row combines the
+    old ``t`` and new ``s`` values, only the ``columns`` named change, ``within`` is part of the
+    condition, a null key matches a null key; and a checkpoint every tenth version."""
+    first = keyed_rows(GOLD_ANOMALIES, range(3), 1.0)
+    first = first.set_column(
+        first.schema.get_field_index("kind"), "kind", pa.array(["x", "x", None])
+    )
+    table_writes.merge(GOLD_ANOMALIES, lake, first)
+    later = first.set_column(first.schema.get_field_index("score"), "score", pa.array([5.0] * 3))
+    later = later.set_column(
+        later.schema.get_field_index("explanation"), "explanation", pa.array(["new"] * 3)
+    )
+    merged = table_writes.merge(
+        GOLD_ANOMALIES,
+        lake,
+        later,
+        "s.score > t.score",
+        combined={"score": "s.score + t.score"},
+        columns=["score"],
+        within="t.date BETWEEN DATE '2025-01-01' AND DATE '2025-01-01'",
+    )
+    assert (merged.inserted, merged.replaced) == (0, 3)  # the null kind matched its row
+    rows = read(GOLD_ANOMALIES, lake)
+    assert sorted(r["score"] for r in rows) == [6.0] * 3
+    assert {r["explanation"] for r in rows} == {None}  # not among the columns replaced
+    outside = table_writes.merge(
+        GOLD_ANOMALIES,
+        lake,
+        later,
+        "true",
+        within="t.date BETWEEN DATE '2024-01-01' AND DATE '2024-12-31'",
+    )
+    assert (outside.inserted, outside.replaced) == (3, 0)  # no row of the span matched
+
+    log = Path(GOLD_ANOMALIES.path(lake)) / "_delta_log"
+    assert not list(log.glob("*.checkpoint.parquet"))
+    for score in range(8):  # versions 3 … 10
+        table_writes.merge(
+            GOLD_ANOMALIES, lake, keyed_rows(GOLD_ANOMALIES, range(1), score), "true"
+        )
+    assert DeltaTable(GOLD_ANOMALIES.path(lake)).version() == 10
+    assert [c.name for c in log.glob("*.checkpoint.parquet")] == [
+        "00000000000000000010.checkpoint.parquet"
+    ]
+
+
 def test_a_merge_that_loses_to_a_concurrent_commit_retries(lake: Settings, monkeypatch) -> None:
     """A writer opens the table, another commits a MERGE over the same rows, then the first
     commits: delta-rs rejects the stale commit and the façade retries on a fresh snapshot."""

@@ -1,5 +1,6 @@
 """Delta writes without Spark (delta-rs): the one way the API, ML, notifier and ledger write a
-registry table. (The pipeline's Spark writes are lakehouse.io.delta_io.)
+registry table, and how the pipeline's MERGEs commit (``delta_io.upsert`` hands them the
+micro-batch's rows; the pipeline's appends are Spark's, in lakehouse.io.delta_io).
 
 - ``append``: adds rows; with ``txn=(app_id, version)`` it is idempotent — a version the table
   already records for that application appends nothing (Delta's app transactions, as
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -29,6 +30,8 @@ from lakehouse.config.storage import delta_options
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+#: commits between two checkpoints of a table that does not set ``delta.checkpointInterval``
+SPARK_CHECKPOINT_INTERVAL = 10
 
 
 class TableWriteError(RuntimeError):
@@ -123,18 +126,50 @@ def append(
     return _with_retry(table, retry, attempt)
 
 
+def merge_condition(table: Table, within: str = "") -> str:
+    """A MERGE's condition: the table's keys equal (a null key matches a null key), and
+    ``within``."""
+    keys = [f"(t.{k} IS NOT DISTINCT FROM s.{k})" for k in table.keys]
+    return " AND ".join([*keys, *([within] if within else [])])
+
+
+def _checkpoint_when_due(delta: DeltaTable) -> None:
+    """A checkpoint at every ``delta.checkpointInterval``-th version, as Spark writes them
+    (delta-rs's own default is every 100th)."""
+    interval = delta.metadata().configuration.get("delta.checkpointInterval")
+    if delta.version() % int(interval or SPARK_CHECKPOINT_INTERVAL) == 0:
+        delta.create_checkpoint()
+
+
 def merge(
     table: Table,
     settings: Settings,
     rows: pa.Table,
     replace_when: str | None = None,
     retry: Retry = Retry(),
+    *,
+    combined: Mapping[str, str] | None = None,
+    columns: Sequence[str] | None = None,
+    within: str = "",
 ) -> Merged:
-    """Upsert ``rows`` on the table's keys: new keys are inserted; an existing row is replaced
-    only where ``replace_when`` (a predicate over ``s.`` source and ``t.`` target columns)
-    holds — never if it is None. Creates the table on first use."""
+    """Upsert ``rows`` on the table's keys (a null key matches a null key): new keys are
+    inserted; an existing row is replaced only where ``replace_when`` (a predicate over ``s.``
+    source and ``t.`` target columns) holds — never if it is None. A replaced row takes the
+    source's values of ``columns`` (default: all), except where ``combined`` gives an expression
+    over ``s`` and ``t`` for a column (``greatest(s.high, t.high)``). ``within``, a condition on
+    ``t`` with literals only that every row of ``rows`` meets, lets delta-rs skip the files of
+    the other rows. Creates the table on first use; writes a checkpoint every
+    ``delta.checkpointInterval`` commits (Spark's default 10), so that Spark's readers of the
+    table replay few commit files.
+
+    Expressions are SQL text, in the subset Spark SQL and DataFusion (delta-rs) read alike:
+    plain column names, ``CASE``, ``least``/``greatest``, ``IS [NOT] DISTINCT FROM`` in
+    parentheses (DataFusion's parser binds it looser than ``AND``), ``DATE '…'`` and
+    ``TIMESTAMP '…'`` literals."""
     if not table.keys:
         raise TableWriteError(f"{table.qualified_name} declares no keys to merge on")
+    predicate = merge_condition(table, within)
+    updates = {c: f"s.{c}" for c in columns or rows.column_names} | dict(combined or {})
 
     def attempt(n: int) -> Merged:
         delta = open_for_write(table, settings)
@@ -152,15 +187,11 @@ def merge(
                     raise
                 raise _CreatedConcurrently(str(exc)) from exc
             return Merged(inserted=rows.num_rows, replaced=0, attempts=n)
-        merger = delta.merge(
-            rows,
-            " AND ".join(f"t.{k} = s.{k}" for k in table.keys),
-            source_alias="s",
-            target_alias="t",
-        )
+        merger = delta.merge(rows, predicate, source_alias="s", target_alias="t")
         if replace_when:
-            merger = merger.when_matched_update_all(predicate=replace_when)
+            merger = merger.when_matched_update(updates, predicate=replace_when)
         stats = merger.when_not_matched_insert_all().execute()
+        _checkpoint_when_due(delta)
         return Merged(
             inserted=int(stats.get("num_target_rows_inserted", 0)),
             replaced=int(stats.get("num_target_rows_updated", 0)),
