@@ -5,7 +5,8 @@ Why it does not disturb the streams:
 
 - OPTIMIZE commits with ``dataChange = false``: the streaming Delta source (silver reads bronze)
   skips such commits, and blind appends (bronze, silver) never conflict with it. A gold MERGE
-  that read files OPTIMIZE replaced is retried by ``delta_io.upsert`` (MERGE is idempotent).
+  that read files OPTIMIZE replaced is refused by delta-rs at its commit and run again on a
+  fresh snapshot (``table_writes.merge``; MERGE is idempotent).
 - VACUUM only deletes files unreferenced for longer than the retention (default 168 h, never
   below ``analyst.min_retention_hours``): readers of any version within that window — time
   travel, a stream that lags or was stopped — still find their files.
