@@ -11,14 +11,13 @@ from typing import Any, cast
 from delta.tables import DeltaTable
 from deltalake import DeltaTable as LogReader
 from deltalake.exceptions import TableNotFoundError
-from pyspark.errors import PySparkException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.catalog.tables import Table
 from lakehouse.config.settings import Settings
 from lakehouse.config.storage import delta_options
-from lakehouse.io import table_writes
+from lakehouse.io import fast_read, table_writes
 from lakehouse.io.fast_read import TableMissing, changes_data, commit_actions, open_table
 
 #: the table property that makes Delta keep each commit's rows readable by version
@@ -232,9 +231,6 @@ def append_once(df: DataFrame, table: Table, settings: Settings, app_id: str, ve
     LEDGER.record(table, settings, app_id, version)
 
 
-MERGE_ATTEMPTS = 3
-
-
 def upsert(
     spark: SparkSession,
     df: DataFrame,
@@ -254,56 +250,67 @@ def upsert(
 
     The MERGE runs in delta-rs (``table_writes.merge``) on ``df``'s rows collected to the
     driver as Arrow: a micro-batch's few gold rows MERGE there in ~20 ms against ~1 s of Spark
-    jobs here (docs/benchmarks.md). A Spark ``Column`` in ``matched`` (a lambda over maps,
-    which DataFusion lacks) makes it a Spark MERGE. Expressions given as text are read by both
-    engines (``table_writes.merge``). Re-running with the same rows leaves the table as it was,
-    so a MERGE that lost a race with a concurrent commit (an OPTIMIZE of ``./run.sh maintain``
-    replacing files it read) is simply run again."""
+    jobs here (docs/benchmarks.md). ``matched`` given as SQL text is evaluated there (the
+    subset both engines read, ``table_writes.merge``); a Spark ``Column`` among them (a lambda
+    over maps, which DataFusion lacks) makes Spark combine the rows first, with the table's rows
+    read by delta-rs (``_combined_in_spark``). Re-running with the same rows leaves the table as
+    it was, so a MERGE that lost a race with a concurrent commit (an OPTIMIZE of ``./run.sh
+    maintain`` replacing files it read) is simply run again."""
     matched = matched or {}
     if not DeltaTable.isDeltaTable(spark, table.path(settings)):
         writer = df.write.format("delta").mode("append")
         if table.partition_by:
             writer = writer.partitionBy(*table.partition_by)
         writer.save(table.path(settings))
-    elif all(isinstance(e, str) for e in matched.values()):
-        table_writes.merge(
-            table,
-            settings,
-            df.toArrow(),
-            only_if or "true",
-            combined=cast(Mapping[str, str], matched),
-            columns=updated,
-            within=within,
-        )
+        return
+    if all(isinstance(e, str) for e in matched.values()):
+        rows, combined = df, cast(Mapping[str, str], matched)
     else:
-        for attempt in range(1, MERGE_ATTEMPTS + 1):
-            try:
-                return _spark_merge(spark, df, table, settings, only_if, matched, updated, within)
-            except PySparkException as exc:
-                if attempt == MERGE_ATTEMPTS or not (exc.getCondition() or "").startswith(
-                    "DELTA_CONCURRENT"
-                ):
-                    raise
+        rows, combined = _combined_in_spark(spark, df, table, settings, matched, within), {}
+    table_writes.merge(
+        table,
+        settings,
+        rows.toArrow(),
+        only_if or "true",
+        combined=combined,
+        columns=updated,
+        within=within,
+    )
 
 
-def _spark_merge(
+#: marks the table's rows joined to a batch's in ``_combined_in_spark``
+_FOUND = "_found_in_table"
+
+
+def _combined_in_spark(
     spark: SparkSession,
     df: DataFrame,
     table: Table,
     settings: Settings,
-    only_if: str,
     matched: Mapping[str, str | Column],
-    updated: Sequence[str] | None,
     within: str,
-) -> None:
-    (
-        DeltaTable.forPath(spark, table.path(settings))
-        .alias("t")
-        .merge(df.alias("s"), table_writes.merge_condition(table, within))
-        .whenMatchedUpdate(
-            condition=only_if or None,
-            set={c: f"s.{c}" for c in updated or df.columns} | dict(matched),
-        )
-        .whenNotMatchedInsertAll()
-        .execute()
+) -> DataFrame:
+    """``df``'s rows with each ``matched`` column combined with the table's row of the same key
+    (``t``, read by delta-rs: only the rows ``within``), where it has one — the values the
+    MERGE then writes. For expressions only Spark evaluates (``gold.quality_combined``'s sum of
+    two maps); the table's rows do not change meanwhile, as the query that MERGEs is the table's
+    only writer (a concurrent OPTIMIZE rewrites files, not rows)."""
+    existing = fast_read.rows_where(table, settings, within or "true")
+    if existing.num_rows == 0:
+        return df
+    t = spark.createDataFrame(existing).withColumn(_FOUND, F.lit(True)).alias("t")
+    same_key = [F.col(f"s.{k}").eqNullSafe(F.col(f"t.{k}")) for k in table.keys]
+    joined = df.alias("s").join(t, same_key, "left")
+    found = F.col(f"t.{_FOUND}").isNotNull()
+    return joined.select(
+        *[
+            F.when(found, _column(matched[c])).otherwise(F.col(f"s.{c}")).alias(c)
+            if c in matched
+            else F.col(f"s.{c}")
+            for c in df.columns
+        ]
     )
+
+
+def _column(expression: str | Column) -> Column:
+    return F.expr(expression) if isinstance(expression, str) else expression

@@ -13,7 +13,7 @@ from urllib.parse import unquote
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from deltalake import DeltaTable
+from deltalake import DeltaTable, QueryBuilder
 from deltalake.exceptions import TableNotFoundError
 
 from lakehouse.catalog.tables import GOLD_ALERT_DELIVERIES, Table
@@ -43,6 +43,15 @@ def open_table(table: Table, settings: Settings, as_of: int | datetime | None = 
     if isinstance(as_of, datetime):
         delta.load_as_version(as_of)
     return delta
+
+
+def rows_where(table: Table, settings: Settings, condition: str) -> pa.Table:
+    """The rows of the table's newest version where ``condition`` — SQL over ``t`` (``t.date
+    BETWEEN DATE '…' AND DATE '…'``) — holds, in the table's own Arrow types; delta-rs reads only
+    the files whose statistics or partitions may hold one."""
+    delta = open_table(table, settings)
+    found = QueryBuilder().register("t", delta).execute(f"SELECT * FROM t WHERE {condition}")
+    return pa.table(found).cast(pa.schema(delta.schema().to_arrow()))
 
 
 def table_version(table: Table, settings: Settings) -> int | None:

@@ -126,7 +126,7 @@ def append(
     return _with_retry(table, retry, attempt)
 
 
-def merge_condition(table: Table, within: str = "") -> str:
+def _merge_condition(table: Table, within: str = "") -> str:
     """A MERGE's condition: the table's keys equal (a null key matches a null key), and
     ``within``."""
     keys = [f"(t.{k} IS NOT DISTINCT FROM s.{k})" for k in table.keys]
@@ -168,7 +168,7 @@ def merge(
     ``TIMESTAMP '…'`` literals."""
     if not table.keys:
         raise TableWriteError(f"{table.qualified_name} declares no keys to merge on")
-    predicate = merge_condition(table, within)
+    predicate = _merge_condition(table, within)
     updates = {c: f"s.{c}" for c in columns or rows.column_names} | dict(combined or {})
 
     def attempt(n: int) -> Merged:
