@@ -45,7 +45,7 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from deltalake import DeltaTable, write_deltalake
+from deltalake import write_deltalake
 from fastapi import FastAPI
 from tqdm import tqdm
 
@@ -55,9 +55,9 @@ from lakehouse.catalog.tables import (
     GOLD_PRICE_LATEST,
     GOLD_REGION_DAILY,
     SILVER_PRICES,
-    Table,
 )
 from lakehouse.config.settings import Settings, load_settings
+from lakehouse.io import table_writes
 from scripts.isolated_stack import free_ports
 from scripts.services import Api
 
@@ -151,18 +151,6 @@ def with_flags(prices: pd.DataFrame) -> pa.Table:
     return table.append_column("flags", pa.array([[]] * len(prices), pa.list_(pa.string())))
 
 
-def upsert(settings: Settings, table: Table, rows: pa.Table) -> None:
-    """Upsert ``rows`` into ``table`` on its keys, as the gold query does."""
-    on = " AND ".join(f"t.{k} = s.{k}" for k in table.keys)
-    (
-        DeltaTable(str(table.path(settings)))
-        .merge(rows, on, source_alias="s", target_alias="t")
-        .when_matched_update_all()
-        .when_not_matched_insert_all()
-        .execute()
-    )
-
-
 def write_load(settings: Settings, rate: int, day: date, seconds: float, done: mp.Queue) -> None:
     """Commit for ``seconds`` what the pipeline commits at ``rate`` prices/s to the live view's
     tables, observed on ``day``: silver.prices appends, gold.price_latest and gold.price_daily
@@ -201,7 +189,8 @@ def write_load(settings: Settings, rate: int, day: date, seconds: float, done: m
         silver += 1
         if silver % GOLD_EVERY == 0:
             newest = prices.drop_duplicates(["market_id", "commodity"], keep="last")
-            upsert(settings, GOLD_PRICE_LATEST, with_flags(newest.drop(columns="observed_date")))
+            latest = with_flags(newest.drop(columns="observed_date"))
+            table_writes.merge(GOLD_PRICE_LATEST, settings, latest, "true")  # as gold does
             closes = newest.rename(columns={"observed_date": "date", "price": "close"})
             daily = closes[["market_id", "commodity", "region", "date", "close"]].assign(
                 open=closes["close"],
@@ -211,7 +200,12 @@ def write_load(settings: Settings, rate: int, day: date, seconds: float, done: m
                 count=1,
                 last_observed_at=closes["observed_at"],
             )
-            upsert(settings, GOLD_PRICE_DAILY, pa.Table.from_pandas(daily, preserve_index=False))
+            table_writes.merge(
+                GOLD_PRICE_DAILY,
+                settings,
+                pa.Table.from_pandas(daily, preserve_index=False),
+                "true",
+            )
             gold += 1
         time.sleep(max(0.0, began + silver * COMMIT_SECONDS - time.monotonic()))
     done.put((silver, gold))
