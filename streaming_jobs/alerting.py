@@ -58,6 +58,11 @@ PRICE_RULES += ("surge_risk",)
 PRICES, SENSORS, QUALITY = "prices", "sensors", "quality"
 
 
+def _sql_time(value: datetime) -> str:
+    """A time as the text of a SQL ``TIMESTAMP`` literal, in UTC."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
 @dataclass(frozen=True)
 class Touched:
     """What a batch touched in one family of rules: the keys, the time re-evaluation is
@@ -105,8 +110,11 @@ class AlertStep:
         self.tz = settings.timezone
         delta_io.ensure_table(spark, GOLD_ALERTS, settings)
 
-    def _read(self, table: Table) -> DataFrame:
-        return delta_io.read(self.spark, table, self.settings)
+    def _read(self, table: Table, condition: str) -> DataFrame:
+        """The rows of a gold table where ``condition`` (SQL over ``t``: a coarse bound the
+        rules then narrow) holds, read by delta-rs: these tables changed since Spark last read
+        them, and Spark would rebuild their state first (``delta_io.read_where``)."""
+        return delta_io.read_where(self.spark, table, self.settings, condition)
 
     def _day(self, day: date) -> datetime:
         return datetime.combine(day, time(), self.settings.tz).astimezone(UTC)
@@ -167,7 +175,7 @@ class AlertStep:
         start_day = start.astimezone(self.settings.tz).date()
         read_from = start_day - timedelta(days=self.rules.price_move.reference_days)
         daily = (
-            self._read(GOLD_PRICE_DAILY)
+            self._read(GOLD_PRICE_DAILY, f"t.date >= DATE '{read_from}'")
             .where(key_column("region", "commodity").isin(touched.keys["region|commodity"]))
             .where(F.col("date") >= F.lit(read_from))
         )
@@ -178,21 +186,24 @@ class AlertStep:
             region_move_signals(changes, self.rules, self.tz),
         ]
         if delta_io.exists(self.spark, GOLD_FORECASTS, self.settings):
-            forecasts = self._read(GOLD_FORECASTS).where(in_series)
+            forecasts = self._read(GOLD_FORECASTS, f"t.origin_date >= DATE '{start_day}'")
+            forecasts = forecasts.where(in_series)
             recent = forecasts.where(F.col("origin_date") >= F.lit(start_day))
             signals.append(forecast_signals(recent, daily, self.rules, self.tz))
             rise = self.settings.ml.surge_rise
             signals.append(surge_signals(recent, self.rules, rise, self.tz))
         if delta_io.exists(self.spark, GOLD_ANOMALIES, self.settings):
-            anomalies = self._read(GOLD_ANOMALIES).where(in_series)
+            anomalies = self._read(GOLD_ANOMALIES, f"t.date >= DATE '{start_day}'")
+            anomalies = anomalies.where(in_series)
             recent = anomalies.where(F.col("date") >= F.lit(start_day))
             signals.append(anomaly_signals(recent, self.rules, self.tz))
         return reduce(DataFrame.unionByName, signals)
 
     def _sensor_signals(self, touched: Touched, start: datetime) -> DataFrame:
         """Temperature, humidity and crowding of the touched market × metric series."""
+        local_hours = f"t.hour >= TIMESTAMP '{_sql_time(start - timedelta(days=1))}'"  # any zone
         hourly = (
-            self._read(GOLD_SENSOR_HOURLY)
+            self._read(GOLD_SENSOR_HOURLY, local_hours)
             .where(key_column("market_id", "metric").isin(touched.keys["market_id|metric"]))
             .where(F.to_utc_timestamp("hour", self.tz) >= batch_clock(start - timedelta(hours=1)))
         )
@@ -202,9 +213,8 @@ class AlertStep:
         """Quarantine ratio of the sources and devices this batch received records from."""
         window = timedelta(minutes=self.rules.data_quality.window_minutes)
         recent = (
-            self._read(GOLD_DATA_QUALITY)
+            self._read(GOLD_DATA_QUALITY, f"t.date >= DATE '{(start - window).date()}'")
             .where(key_column("source", "device_id").isin(touched.keys["alert_key"]))
-            .where(F.col("date") >= F.lit((start - window).date()))  # its partitions
             .where(F.col("batch_time") >= batch_clock(start - window))
         )
         return quality_signals(recent, self.rules)
@@ -228,8 +238,11 @@ class AlertStep:
         }
         starts: dict[str, datetime] = {}
         if touched:
+            rules = ", ".join(f"'{r}'" for t in touched.values() for r in t.rules)
+            live = min(t.since - timedelta(hours=t.cooldown_hours) for t in touched.values())
+            live_then = f"(t.resolved_at IS NULL OR t.resolved_at >= TIMESTAMP '{_sql_time(live)}')"
             opened = (
-                self._read(GOLD_ALERTS)
+                self._read(GOLD_ALERTS, f"t.rule IN ({rules}) AND {live_then}")
                 .agg(*[F.min(F.when(t.prior(), F.col("opened_at"))) for t in touched.values()])
                 .first()
             )

@@ -308,8 +308,9 @@ class GoldBatch:
         resolves ``price_move.cooldown_hours`` after its confirmation."""
         if not self._exists(SILVER_HOLDS):
             return
-        fresh = delta_io.read(self.spark, SILVER_HOLDS, self.settings).where(
-            F.col("held_batch_id").isin(batch_ids)
+        held = ", ".join(map(str, batch_ids))
+        fresh = delta_io.read_where(
+            self.spark, SILVER_HOLDS, self.settings, f"t.held_batch_id IN ({held})"
         )
         decisions = (
             self._of_batches(SILVER_HOLD_DECISIONS, batch_ids)
@@ -325,8 +326,12 @@ class GoldBatch:
         )
         cooldown = timedelta(hours=rules.price_move.cooldown_hours)
         stale = (
-            delta_io.read(self.spark, GOLD_ALERTS, self.settings)
-            .where((F.col("rule") == "price_confirmed") & (F.col("status") == "open"))
+            delta_io.read_where(
+                self.spark,
+                GOLD_ALERTS,
+                self.settings,
+                "t.rule = 'price_confirmed' AND t.status = 'open'",
+            )
             .where(F.col("last_firing_at") < F.lit(now - cooldown))
             .withColumn("status", F.lit("resolved"))
             .withColumn(
@@ -376,12 +381,10 @@ class GoldBatch:
         """``gold.region_daily`` of the province × commodity × days of the batch's daily rows,
         from all of ``gold.price_daily`` there."""
         regions = price_daily.select("region", "commodity", "date").distinct().localCheckpoint()
-        days = [r[0] for r in regions.select("date").distinct().collect()]
-        all_daily = (
-            delta_io.read(self.spark, GOLD_PRICE_DAILY, self.settings)
-            .where(F.col("date").isin(days))
-            .join(F.broadcast(regions), ["region", "commodity", "date"])
-        )
+        days = ", ".join(f"DATE '{r[0]}'" for r in regions.select("date").distinct().collect())
+        all_daily = delta_io.read_where(
+            self.spark, GOLD_PRICE_DAILY, self.settings, f"t.date IN ({days})"
+        ).join(F.broadcast(regions), ["region", "commodity", "date"])
         delta_io.upsert(self.spark, gold.region_daily(all_daily), GOLD_REGION_DAILY, self.settings)
 
     def _price_hourly(self, prices: DataFrame, through: int) -> None:

@@ -1,5 +1,6 @@
 """The rows of a writer's batches read by the Delta versions they committed
-(``delta_io.BatchCommits``, ``delta_io.read_commits``) — what the gold batch reads of silver."""
+(``delta_io.BatchCommits``, ``delta_io.read_commits``) — what the gold batch reads of silver —
+and the few rows it reads back from gold tables through delta-rs (``delta_io.read_where``)."""
 
 from __future__ import annotations
 
@@ -127,3 +128,30 @@ def test_a_table_written_before_its_change_feed_was_on(spark, settings) -> None:
     with pytest.raises(AnalysisException) as raised:
         _read(spark, fed, settings, delta_io.BatchCommits("silver:"), [1])
     assert raised.value.getCondition() == "DELTA_MISSING_CHANGE_DATA"
+
+
+def test_rows_read_by_delta_rs_are_the_rows_spark_reads(spark, settings) -> None:
+    """``delta_io.read_where``: the rows a condition selects, read by delta-rs, with the types
+    and values Spark reads (dates, UTC times, maps); none selected is an empty DataFrame of the
+    table's schema, not an error."""
+    table = _table()
+    rows = spark.createDataFrame(
+        [
+            ("a", "2025-03-01", "2025-03-01 23:30:00", {"late": 2}, 1),
+            ("b", "2025-03-02", "2025-03-02 00:15:00", {}, 2),
+            ("c", "2025-03-03", "2025-03-03 12:00:00", None, 3),
+        ],
+        "event_id string, day string, at string, reasons map<string,bigint>, n bigint",
+    ).selectExpr(
+        "event_id", "cast(day as date) as day", "cast(at as timestamp) as at", "reasons", "n"
+    )
+    rows.write.format("delta").partitionBy("day").save(table.path(settings))
+
+    condition = "t.day >= DATE '2025-03-02'"
+    read = delta_io.read_where(spark, table, settings, condition)
+    by_spark = delta_io.read(spark, table, settings).where("day >= DATE '2025-03-02'")
+    assert read.schema == by_spark.select(*read.columns).schema
+    assert sorted(read.collect()) == sorted(by_spark.select(*read.columns).collect())
+    assert [r.event_id for r in read.collect()] != []
+    none = delta_io.read_where(spark, table, settings, "t.day > DATE '2025-03-03'")
+    assert none.collect() == [] and none.schema == read.schema

@@ -73,6 +73,18 @@ def read(spark: SparkSession, table: Table, settings: Settings) -> DataFrame:
     return spark.read.format("delta").load(table.path(settings))
 
 
+def read_where(spark: SparkSession, table: Table, settings: Settings, condition: str) -> DataFrame:
+    """The table's rows where ``condition`` — SQL over ``t`` with literals only, as
+    ``fast_read.rows_where`` takes it — holds, read by delta-rs and handed to Spark as an
+    in-memory DataFrame. For the few rows a gold batch reads back from a table that changed
+    since Spark last read it: Spark would first rebuild the table's state from its log (1–2 s
+    of jobs on this box), delta-rs reads the log and the matching files in milliseconds
+    (docs/benchmarks.md). The rows are collected to the driver: keep ``condition`` narrow."""
+    rows = fast_read.rows_where(table, settings, condition)
+    # none found: columns of one empty chunk, as PySpark cannot convert a column of no chunks
+    return spark.createDataFrame(rows if rows.num_rows else rows.schema.empty_table())
+
+
 def exists(spark: SparkSession, table: Table, settings: Settings) -> bool:
     return DeltaTable.isDeltaTable(spark, table.path(settings))
 
