@@ -13,7 +13,7 @@ from deltalake import DeltaTable
 
 from lakehouse.catalog.tables import GOLD_ALERT_DELIVERIES, GOLD_ANOMALIES, Table, arrow_schema
 from lakehouse.config.settings import Settings
-from lakehouse.io import table_writes
+from lakehouse.io import delta_io, table_writes
 from lakehouse.io.table_writes import Retry, TableWriteError, WriteConflict
 
 
@@ -54,6 +54,28 @@ def test_append_with_a_transaction_is_idempotent(lake: Settings) -> None:
     assert table_writes.append(GOLD_ALERT_DELIVERIES, lake, rows, txn=("notifier", 8))
     assert table_writes.append(GOLD_ALERT_DELIVERIES, lake, rows)  # no txn: always appends
     assert len(read(GOLD_ALERT_DELIVERIES, lake)) == 9
+
+
+def test_append_marks_its_commit_adds_new_columns_and_checkpoints(lake: Settings) -> None:
+    """What the pipeline's appends ask of it (``delta_io.append_once``): the writer's batch in
+    the commit's ``userMetadata`` (``BatchLedger``), a new column added to the schema (and null
+    in rows without it), and a checkpoint every tenth version as Spark writes them."""
+    rows = keyed_rows(GOLD_ALERT_DELIVERIES, range(2))
+    table_writes.append(GOLD_ALERT_DELIVERIES, lake, rows)
+    mark = delta_io.BatchLedger.metadata("silver:q", 4)
+    wider = rows.append_column("note", pa.array(["new", None]))
+    table_writes.append(GOLD_ALERT_DELIVERIES, lake, wider, user_metadata=mark, merge_schema=True)
+    delta = DeltaTable(GOLD_ALERT_DELIVERIES.path(lake))
+    assert delta_io.BatchLedger.mark(delta.history(1)[0]) == ("silver:q", 4)
+    assert "note" in delta.schema().to_arrow().names
+    assert sorted(r["note"] or "" for r in read(GOLD_ALERT_DELIVERIES, lake)) == ["", "", "", "new"]
+    for _ in range(9):  # versions 2 … 10, without the new column: null there, as in Spark
+        table_writes.append(GOLD_ALERT_DELIVERIES, lake, rows, merge_schema=True)
+    assert [r["note"] for r in read(GOLD_ALERT_DELIVERIES, lake)].count(None) == 21
+    log = Path(GOLD_ALERT_DELIVERIES.path(lake)) / "_delta_log"
+    assert [c.name for c in log.glob("*.checkpoint.parquet")] == [
+        "00000000000000000010.checkpoint.parquet"
+    ]
 
 
 def test_merge_inserts_new_keys_and_replaces_only_where_asked(lake: Settings) -> None:

@@ -1,10 +1,10 @@
 """Delta writes without Spark (delta-rs): the one way the API, ML, notifier and ledger write a
-registry table, and how the pipeline's MERGEs commit (``delta_io.upsert`` hands them the
-micro-batch's rows; the pipeline's appends are Spark's, in lakehouse.io.delta_io).
+registry table, and how the pipeline's appends and MERGEs commit (``delta_io.append_once`` and
+``delta_io.upsert`` hand them the micro-batch's rows; a table's first write is Spark's).
 
 - ``append``: adds rows; with ``txn=(app_id, version)`` it is idempotent — a version the table
-  already records for that application appends nothing (Delta's app transactions, as
-  ``delta_io.append_once`` uses them for Spark).
+  already records for that application appends nothing (Delta's app transactions). The
+  pipeline marks its appends with ``user_metadata`` instead (``delta_io.BatchLedger``).
 - ``merge``: upsert on the table's keys, creating the table on first use.
 
 Both retry a commit that lost to a concurrent writer (``CommitFailedError``) on a fresh snapshot,
@@ -100,27 +100,40 @@ def append(
     rows: pa.Table,
     txn: tuple[str, int] | None = None,
     retry: Retry = Retry(),
+    *,
+    user_metadata: str | None = None,
+    merge_schema: bool = False,
 ) -> bool:
     """Append ``rows`` (creating the table on first use); False when ``txn`` was already
-    committed, so nothing was appended."""
+    committed, so nothing was appended. ``user_metadata`` is recorded in the commit (Delta's
+    ``commitInfo.userMetadata``, as Spark's writer option of that name does); ``merge_schema``
+    adds the columns of ``rows`` the table has not got yet. Writes a checkpoint every
+    ``delta.checkpointInterval`` commits, as ``merge`` does."""
 
     def attempt(_: int) -> bool:
         delta = open_for_write(table, settings)
-        properties = None
+        transactions = []
         if txn is not None:
             app_id, version = txn
             done = delta.transaction_version(app_id) if delta is not None else None
             if done is not None and done >= version:
                 return False
-            properties = CommitProperties(app_transactions=[Transaction(app_id, version)])
+            transactions = [Transaction(app_id, version)]
+        metadata = {"userMetadata": user_metadata} if user_metadata is not None else None
         write_deltalake(
             delta if delta is not None else table.path(settings),
             rows,
             mode="append",
             partition_by=list(table.partition_by) or None,
+            schema_mode="merge" if merge_schema else None,
             storage_options=None if delta is not None else delta_options(settings),
-            commit_properties=properties,
+            commit_properties=CommitProperties(
+                app_transactions=transactions or None, custom_metadata=metadata
+            ),
         )
+        if delta is not None:
+            delta.update_incremental()
+            _checkpoint_when_due(delta)
         return True
 
     return _with_retry(table, retry, attempt)
