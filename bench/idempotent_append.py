@@ -1,7 +1,8 @@
 """What an idempotent Delta append costs: the pipeline's commit marker (``delta_io.append_once``,
-the batch recorded in the commit's ``userMetadata`` and remembered by the process) next to
-Delta's own ``txnAppId`` / ``txnVersion`` options, and a plain append as the baseline — the same
-small frames appended to tables of the same history, in one SparkSession (local[2]).
+the batch recorded in the commit's ``userMetadata`` and remembered by the process; committed by
+delta-rs after a table's first write) next to Spark's ``txnAppId`` / ``txnVersion`` options, and
+a plain Spark append as the baseline — the same small frames appended to tables of the same
+history, in one SparkSession (local[2]).
 
     ./run.sh bench idempotent_append [--appends 30] [--rows 1000] [--history 60]
 

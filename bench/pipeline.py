@@ -425,7 +425,8 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"\nalerts: {len(alerts[0])} planted (45 °C readings): visible in GET /alerts p50 "
             f"{listed[0]:.2f} s, p95 {listed[1]:.2f} s; pushed on WS /alerts/ws p50 "
-            f"{on_socket[0]:.2f} s, p95 {on_socket[1]:.2f} s",
+            f"{on_socket[0]:.2f} s, p95 {on_socket[1]:.2f} s\n"
+            f"  in GET /alerts, in the order planted: {' '.join(f'{s:.1f}' for s in alerts[0])} s",
             flush=True,
         )
         burst = throughput(settings, args.events)
