@@ -41,10 +41,12 @@ import httpx
 import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 from deltalake import DeltaTable
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.sync.client import connect
 
 from bench.api import live_reads, load
 from bench.baseline import raw_produce_rate
+from lakehouse.catalog import ops_metrics as m
 from lakehouse.catalog.conf import Conf, conf_of
 from lakehouse.catalog.tables import (
     GOLD_DATA_QUALITY,
@@ -59,6 +61,7 @@ from lakehouse.io.fast_read import TableMissing, open_table
 from lakehouse.io.kafka_clients import client_config
 from lakehouse.io.kafka_io import EventProducer
 from scripts.isolated_stack import isolated_stack
+from streaming_jobs.medallion import GOLD_QUERY
 
 PROBE_EVERY = 0.5
 POLL_EVERY = 0.05
@@ -166,16 +169,39 @@ def drain(settings: Settings) -> float:
     return wait_for(settings, in_kafka(settings), 1800) - began
 
 
+def last_gold_batch(settings: Settings) -> float:
+    """When the gold query last completed a batch (POSIX seconds; 0: none yet), from the
+    pipeline's metrics endpoint."""
+    p = settings.pipeline_metrics
+    try:
+        text = httpx.get(f"http://{p.host}:{p.port}/metrics", timeout=5).text
+    except httpx.TransportError:
+        return 0.0
+    for family in text_string_to_metric_families(text):
+        if family.name == m.LAST_BATCH.name:
+            gold = [s.value for s in family.samples if s.labels["query"] == GOLD_QUERY]
+            return max(gold, default=0.0)
+    return 0.0
+
+
 def gold_catch_up(settings: Settings) -> float:
     """Wait until the gold query has aggregated every record silver has finished with (after a
-    loaded phase it still digests the backlog), so that the alert probes measure a stack that
-    keeps up; seconds waited."""
+    loaded phase it still digests the backlog) and the batch that did so has completed — its
+    alert step runs after its aggregates are committed — so that the alert probes measure an
+    idle stack that keeps up; seconds waited."""
     began = time.monotonic()
     deadline = began + 1800
-    while received(settings, GOLD_DATA_QUALITY_DAILY) < received(settings):
+
+    def waited(what: str) -> None:
         if time.monotonic() > deadline:
-            raise SystemExit("error: the gold query did not catch up with silver in 1800 s")
+            raise SystemExit(f"error: the gold query did not {what} in 1800 s")
         time.sleep(0.25)
+
+    while received(settings, GOLD_DATA_QUALITY_DAILY) < received(settings):
+        waited("catch up with silver")
+    counted = DeltaTable(GOLD_DATA_QUALITY_DAILY.path(settings)).history(1)[0]["timestamp"] / 1000
+    while last_gold_batch(settings) < counted:
+        waited("complete the batch that caught up")
     return time.monotonic() - began
 
 
