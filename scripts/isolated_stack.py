@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 from collections.abc import Iterator
@@ -14,15 +15,37 @@ from pathlib import Path
 from lakehouse.config.settings import Settings, load_settings
 from scripts.services import Service, services
 
+#: where ``free_ports`` looks: below Linux's default ephemeral range (32768–60999)
+LISTEN_PORTS = range(20000, 32768)
+
+
+def _ephemeral_start() -> int:
+    """The lowest port the kernel gives an outgoing connection (its ephemeral range)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return LISTEN_PORTS.stop
+
 
 def free_ports(count: int) -> list[int]:
     """``count`` distinct ports free on loopback (all held open while choosing, so no two are
-    the same)."""
+    the same), below the ephemeral range: a port the kernel hands out as the source port of an
+    outgoing connection — a Kafka or HTTP client's — could be taken between this choice and
+    the service's bind (a stack's test once lost its pipeline's metrics port that way)."""
+    candidates = [p for p in LISTEN_PORTS if p < _ephemeral_start()]
+    random.shuffle(candidates)
     with contextlib.ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
+        found: list[int] = []
+        for port in candidates:
+            sock = stack.enter_context(socket.socket())
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            found.append(port)
+            if len(found) == count:
+                return found
+    raise RuntimeError(f"fewer than {count} free ports in {LISTEN_PORTS}")
 
 
 def stack_env(data_dir: str) -> dict[str, str]:

@@ -174,10 +174,8 @@ class AlertStep:
         commodity series (and their provinces)."""
         start_day = start.astimezone(self.settings.tz).date()
         read_from = start_day - timedelta(days=self.rules.price_move.reference_days)
-        daily = (
-            self._read(GOLD_PRICE_DAILY, f"t.date >= DATE '{read_from}'")
-            .where(key_column("region", "commodity").isin(touched.keys["region|commodity"]))
-            .where(F.col("date") >= F.lit(read_from))
+        daily = self._read(GOLD_PRICE_DAILY, f"t.date >= DATE '{read_from}'").where(
+            key_column("region", "commodity").isin(touched.keys["region|commodity"])
         )
         in_series = key_column("market_id", "commodity").isin(touched.keys["market_id|commodity"])
         changes = price_changes(daily, self.rules)
@@ -186,16 +184,13 @@ class AlertStep:
             region_move_signals(changes, self.rules, self.tz),
         ]
         if delta_io.exists(self.spark, GOLD_FORECASTS, self.settings):
-            forecasts = self._read(GOLD_FORECASTS, f"t.origin_date >= DATE '{start_day}'")
-            forecasts = forecasts.where(in_series)
-            recent = forecasts.where(F.col("origin_date") >= F.lit(start_day))
+            recent = self._read(GOLD_FORECASTS, f"t.origin_date >= DATE '{start_day}'")
+            recent = recent.where(in_series)
             signals.append(forecast_signals(recent, daily, self.rules, self.tz))
             rise = self.settings.ml.surge_rise
             signals.append(surge_signals(recent, self.rules, rise, self.tz))
         if delta_io.exists(self.spark, GOLD_ANOMALIES, self.settings):
-            anomalies = self._read(GOLD_ANOMALIES, f"t.date >= DATE '{start_day}'")
-            anomalies = anomalies.where(in_series)
-            recent = anomalies.where(F.col("date") >= F.lit(start_day))
+            recent = self._read(GOLD_ANOMALIES, f"t.date >= DATE '{start_day}'").where(in_series)
             signals.append(anomaly_signals(recent, self.rules, self.tz))
         return reduce(DataFrame.unionByName, signals)
 

@@ -382,6 +382,8 @@ class GoldBatch:
         from all of ``gold.price_daily`` there."""
         regions = price_daily.select("region", "commodity", "date").distinct().localCheckpoint()
         days = ", ".join(f"DATE '{r[0]}'" for r in regions.select("date").distinct().collect())
+        if not days:
+            return
         all_daily = delta_io.read_where(
             self.spark, GOLD_PRICE_DAILY, self.settings, f"t.date IN ({days})"
         ).join(F.broadcast(regions), ["region", "commodity", "date"])

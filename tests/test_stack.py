@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from lakehouse.catalog import ops_metrics as m
 from lakehouse.config.settings import PROJECT_ROOT, ConfigError, Settings, load_settings
-from scripts.isolated_stack import stack_env
+from scripts.isolated_stack import free_ports, stack_env
 from scripts.services import Bridge, KafkaBroker, Pipeline, PrometheusServer, Service
 from tests.browser import chromium, open_page, watch
 from tests.medallion_data import make_dataset, produce
@@ -219,6 +219,18 @@ def test_up_status_down_leaves_no_process(tmp_path: Path, monkeypatch: pytest.Mo
     stopped = run(env, "status")
     assert stopped.returncode == 1
     assert stopped.stdout.count("stopped") == len(SERVICES)
+
+
+def test_free_ports_are_distinct_and_below_the_ephemeral_range():
+    """A stack's ports are chosen where no outgoing connection's source port can land between
+    the choice and the service's bind (``free_ports``), and each one can be bound."""
+    ports = free_ports(12)
+    assert len(set(ports)) == 12
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    assert all(port < low for port in ports)
+    for port in ports:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))
 
 
 def test_port_taken_fails_fast_and_says_what_to_change(tmp_path: Path):
