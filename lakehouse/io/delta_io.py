@@ -234,28 +234,25 @@ def append_once(df: DataFrame, table: Table, settings: Settings, app_id: str, ve
     0.86 s of Spark's write and commit jobs (docs/benchmarks.md)."""
     if LEDGER.written(table, settings, app_id, version):
         return
+    mark = BatchLedger.metadata(app_id, version)
     if exists(df.sparkSession, table, settings):
-        table_writes.append(
-            table,
-            settings,
-            df.toArrow(),
-            user_metadata=BatchLedger.metadata(app_id, version),
-            merge_schema=True,
-        )
-        LEDGER.record(table, settings, app_id, version)
-        return
-    writer = (
-        df.write.format("delta")
-        .mode("append")
-        .option("mergeSchema", "true")
-        .option("userMetadata", BatchLedger.metadata(app_id, version))
-    )
+        table_writes.append(table, settings, df.toArrow(), user_metadata=mark, merge_schema=True)
+    else:
+        _create(df, table, settings, user_metadata=mark)
+    LEDGER.record(table, settings, app_id, version)
+
+
+def _create(df: DataFrame, table: Table, settings: Settings, user_metadata: str = "") -> None:
+    """A table's first write, with Spark: Spark's protocol, the registry's partitioning and,
+    for a ``change_feed`` table, Delta's change data feed; ``user_metadata`` in its commit."""
+    writer = df.write.format("delta").mode("append")
+    if user_metadata:
+        writer = writer.option("userMetadata", user_metadata)
     if table.partition_by:
         writer = writer.partitionBy(*table.partition_by)
-    if table.change_feed:  # taken when the append creates the table, ignored after
+    if table.change_feed:
         writer = writer.option(CHANGE_FEED, "true")
     writer.save(table.path(settings))
-    LEDGER.record(table, settings, app_id, version)
 
 
 def upsert(
@@ -284,11 +281,8 @@ def upsert(
     it was, so a MERGE that lost a race with a concurrent commit (an OPTIMIZE of ``./run.sh
     maintain`` replacing files it read) is simply run again."""
     matched = matched or {}
-    if not DeltaTable.isDeltaTable(spark, table.path(settings)):
-        writer = df.write.format("delta").mode("append")
-        if table.partition_by:
-            writer = writer.partitionBy(*table.partition_by)
-        writer.save(table.path(settings))
+    if not exists(spark, table, settings):
+        _create(df, table, settings)
         return
     if all(isinstance(e, str) for e in matched.values()):
         rows, combined = df, cast(Mapping[str, str], matched)
