@@ -220,7 +220,7 @@ class ApiSettings(BaseModel):
     workers: int = Field(1, ge=1)
     open_reads: bool = True
     keys: list[ApiKey] = []
-    cache_check_ms: float = Field(250, ge=0)
+    cache_check_ms: float = Field(50, ge=0)
     alerts_poll_seconds: float = Field(0.25, gt=0)
     prices_poll_seconds: float = Field(0.1, gt=0)
     max_body_bytes: int = Field(1_048_576, ge=1024)
@@ -263,8 +263,8 @@ class SparkSettings(BaseModel):
     driver_memory: str = "2g"
     shuffle_partitions: int = Field(4, ge=1)
     ui_port: int = Field(4040, ge=1, le=65535)
-    trigger_seconds: float = Field(0.5, gt=0)
-    gold_trigger_seconds: float = Field(0.5, gt=0)
+    trigger_seconds: float = Field(0.25, gt=0)
+    gold_trigger_seconds: float = Field(0.25, gt=0)
     gold_yield_seconds: float = Field(30.0, ge=0)
     #: added to the pipeline process's nice value (its JVM and Python workers inherit it): on a
     #: box shared with the API and Kafka, they get the CPU first when they need it
