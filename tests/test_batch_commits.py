@@ -1,5 +1,6 @@
 """The rows of a writer's batches read by the Delta versions they committed
-(``delta_io.BatchCommits``, ``delta_io.read_commits``) — what the gold batch reads of silver —
+(``delta_io.BatchCommits``, ``delta_io.read_commits``: by delta-rs when small, else Spark's change
+data feed) — what the gold batch reads of silver —
 and the few rows it reads back from gold tables through delta-rs (``delta_io.read_where``)."""
 
 from __future__ import annotations
@@ -112,9 +113,10 @@ def test_a_reader_started_later_looks_back_and_a_cleaned_log_is_refused(spark, s
     assert _read(spark, table, settings, cleaned, [3]) == ["e3-0", "e3-1"]
 
 
-def test_a_table_written_before_its_change_feed_was_on(spark, settings) -> None:
+def test_a_table_written_before_its_change_feed_was_on(spark, settings, monkeypatch) -> None:
     """The registry's tables have the feed from their first write; one written before gets it
-    turned on, and its older commits stay unreadable by version (the reader falls back)."""
+    turned on. Its older commits are read by version from their commit files (delta-rs), and
+    stay unreadable from Spark's change data feed (the reader falls back)."""
     table = _table(change_feed=False)
     for batch in range(2):
         _append(spark, table, settings, batch)
@@ -125,9 +127,38 @@ def test_a_table_written_before_its_change_feed_was_on(spark, settings) -> None:
     commits = delta_io.BatchCommits("silver:")
     assert _read(spark, fed, settings, commits, [2]) == ["e2-0", "e2-1"]
     assert commits.span(fed, settings, [1]) is None  # read batches move forward
+    assert _read(spark, fed, settings, delta_io.BatchCommits("silver:"), [1]) == ["e1-0", "e1-1"]
+    monkeypatch.setattr(delta_io, "SMALL_COMMITS_BYTES", -1)  # every commit through Spark
     with pytest.raises(AnalysisException) as raised:
         _read(spark, fed, settings, delta_io.BatchCommits("silver:"), [1])
     assert raised.value.getCondition() == "DELTA_MISSING_CHANGE_DATA"
+
+
+def test_small_commits_read_by_delta_rs_are_the_rows_of_the_change_feed(
+    spark, settings, monkeypatch
+) -> None:
+    """``delta_io.read_commits`` of commits up to ``SMALL_COMMITS_BYTES`` (delta-rs, from their
+    commit files): the rows, columns and types Spark's change data feed reads, a column a later
+    commit added null in the older rows, the partition column in its place."""
+    table = _table()
+    for batch in range(2):
+        _append(spark, table, settings, batch)
+    wider = _rows(spark, 2).selectExpr(
+        "*",
+        "if(silver_batch_id > 0, timestamp'2025-03-01 23:30:00', null) as at",  # nullable
+        "if(silver_batch_id > 0, map('late', silver_batch_id), null) as reasons",
+    )
+    delta_io.append_once(wider, table, settings, WRITER, 2)
+    span = delta_io.BatchCommits("silver:").span(table, settings, [0, 1, 2])
+    assert span is not None and len(span) == 3
+    by_delta_rs = delta_io.read_commits(spark, table, settings, span)
+    monkeypatch.setattr(delta_io, "SMALL_COMMITS_BYTES", -1)  # every commit through Spark
+    by_spark = delta_io.read_commits(spark, table, settings, span)
+    assert by_delta_rs.schema == by_spark.schema
+    assert sorted(by_delta_rs.collect()) == sorted(by_spark.collect())
+    assert {r.event_id for r in by_delta_rs.where("reasons IS NULL").collect()} == {
+        "e0-0", "e0-1", "e1-0", "e1-1"
+    }  # fmt: skip
 
 
 def test_rows_read_by_delta_rs_are_the_rows_spark_reads(spark, settings) -> None:

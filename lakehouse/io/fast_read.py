@@ -27,8 +27,14 @@ class TableMissing(LookupError):
     """The table has not been written yet (the pipeline has not produced it)."""
 
 
-def open_table(table: Table, settings: Settings, as_of: int | datetime | None = None) -> DeltaTable:
-    """The Delta table at its newest version, or ``as_of`` a version number or a time.
+def open_table(
+    table: Table,
+    settings: Settings,
+    as_of: int | datetime | None = None,
+    metadata_only: bool = False,
+) -> DeltaTable:
+    """The Delta table at its newest version, or ``as_of`` a version number or a time;
+    ``metadata_only``: without its list of files (for its schema or version alone).
 
     Raises ``TableMissing`` when nothing has been written there yet."""
     path = table.path(settings)
@@ -37,6 +43,7 @@ def open_table(table: Table, settings: Settings, as_of: int | datetime | None = 
             path,
             version=as_of if isinstance(as_of, int) else None,
             storage_options=delta_options(settings),
+            without_files=metadata_only,
         )
     except TableNotFoundError:
         raise TableMissing(f"{table.qualified_name} does not exist yet ({path})") from None
@@ -84,8 +91,8 @@ def _added_rows(
     with pq.ParquetFile(path, filesystem=filesystem, read_dictionary=dictionary) as file:
         held = file.schema_arrow.names
         rows = file.read(columns=None if columns is None else [c for c in columns if c in held])
-    for name, value in partitions.items():
-        if columns is None or name in columns:
+    for name, value in partitions.items():  # unless the writer kept them in the file too
+        if (columns is None or name in columns) and name not in held:
             column = pa.array([value] * rows.num_rows, pa.string())
             rows = rows.append_column(name, column.cast(pa.date32()))
     return _utc(rows)
@@ -134,6 +141,24 @@ def files_rows(
     root = table.path(settings)
     parts = [_added_rows(settings, root, add, columns, dictionary) for add in files]
     return pa.concat_tables(parts, promote_options="default")
+
+
+def table_rows(table: Table, settings: Settings, files: list[dict[str, Any]]) -> pa.Table:
+    """The rows of some of the table's data files (``files_rows``) in the table's own schema:
+    its columns in its order and Arrow types, a column no file holds as nulls (so every column
+    may be null: older files lack a column added since)."""
+    stored = pa.schema(open_table(table, settings, metadata_only=True).schema().to_arrow())
+    schema = pa.schema([f.with_nullable(True) for f in stored])
+    rows = files_rows(table, settings, files)
+    return pa.Table.from_arrays(
+        [
+            rows.column(f.name).cast(f.type)
+            if f.name in rows.column_names
+            else pa.nulls(rows.num_rows, f.type)
+            for f in schema
+        ],
+        schema=schema,
+    )
 
 
 def added_since(
