@@ -228,8 +228,9 @@ class GoldBatch:
             return self.spark.createDataFrame([], self._schemas[table])
         if span:
             try:
+                added = self.commits.added(table, self.settings, span)
                 rows = delta_io.read_commits(
-                    self.spark, table, self.settings, span
+                    self.spark, table, self.settings, span, added
                 ).localCheckpoint()
             except AnalysisException as exc:
                 if exc.getCondition() != "DELTA_MISSING_CHANGE_DATA":

@@ -52,7 +52,10 @@ def _read(spark, table, settings, commits, batches) -> list[str] | None:
     span = commits.span(table, settings, batches)
     if span is None:
         return None
-    return _ids(delta_io.read_commits(spark, table, settings, span)) if span else []
+    if not span:
+        return []
+    added = commits.added(table, settings, span)
+    return _ids(delta_io.read_commits(spark, table, settings, span, added))
 
 
 def test_the_batches_rows_are_read_by_version_and_nothing_else(spark, settings) -> None:
@@ -149,11 +152,13 @@ def test_small_commits_read_by_delta_rs_are_the_rows_of_the_change_feed(
         "if(silver_batch_id > 0, map('late', silver_batch_id), null) as reasons",
     )
     delta_io.append_once(wider, table, settings, WRITER, 2)
-    span = delta_io.BatchCommits("silver:").span(table, settings, [0, 1, 2])
+    commits = delta_io.BatchCommits("silver:")
+    span = commits.span(table, settings, [0, 1, 2])
     assert span is not None and len(span) == 3
-    by_delta_rs = delta_io.read_commits(spark, table, settings, span)
+    added = commits.added(table, settings, span)
+    by_delta_rs = delta_io.read_commits(spark, table, settings, span, added)
     monkeypatch.setattr(delta_io, "SMALL_COMMITS_BYTES", -1)  # every commit through Spark
-    by_spark = delta_io.read_commits(spark, table, settings, span)
+    by_spark = delta_io.read_commits(spark, table, settings, span, added)
     assert by_delta_rs.schema == by_spark.schema
     assert sorted(by_delta_rs.collect()) == sorted(by_spark.collect())
     assert {r.event_id for r in by_delta_rs.where("reasons IS NULL").collect()} == {

@@ -19,7 +19,13 @@ from lakehouse.catalog.tables import Table
 from lakehouse.config.settings import Settings
 from lakehouse.config.storage import delta_options
 from lakehouse.io import fast_read, table_writes
-from lakehouse.io.fast_read import TableMissing, changes_data, commit_actions, open_table
+from lakehouse.io.fast_read import (
+    TableMissing,
+    added_files,
+    changes_data,
+    commit_actions,
+    open_table,
+)
 
 #: the table property that makes Delta keep each commit's rows readable by version
 CHANGE_FEED = "delta.enableChangeDataFeed"
@@ -57,21 +63,21 @@ SMALL_COMMITS_BYTES = 1 << 20
 
 
 def read_commits(
-    spark: SparkSession, table: Table, settings: Settings, versions: range
+    spark: SparkSession,
+    table: Table,
+    settings: Settings,
+    versions: range,
+    added: list[dict[str, Any]],
 ) -> DataFrame:
-    """The rows the commits ``versions`` added to a ``change_feed`` table (``BatchCommits``
-    finds the versions). Small ones (``SMALL_COMMITS_BYTES`` of files: an idle or lightly
-    loaded batch) are read by delta-rs from their commit files and handed to Spark in memory,
-    as ``read_where`` does: Spark's change data feed would first list them in jobs of its own
-    (0.2–0.4 s a gold batch on this box). Larger ones, or commits cleaned from the log, are read
-    from Delta's change data feed by Spark's executors: only the files those commits added are
-    listed and read, without rebuilding the table's state or evaluating a filter against every
-    file."""
-    files = [fast_read.committed_files(table, settings, v) for v in versions]
-    if all(f is not None for f in files):
-        added = [add for commit in cast(list[list[dict[str, Any]]], files) for add in commit]
-        if sum(add.get("size", 0) for add in added) <= SMALL_COMMITS_BYTES:
-            return _in_spark(spark, fast_read.table_rows(table, settings, added))
+    """The rows the commits ``versions`` added to a ``change_feed`` table — ``added``, the data
+    files they added (``BatchCommits`` finds both). Small ones (``SMALL_COMMITS_BYTES``: an idle
+    or lightly loaded batch) are read by delta-rs and handed to Spark in memory, as
+    ``read_where`` does: Spark's change data feed would first list them in jobs of its own
+    (0.2–0.4 s a gold batch on this box). Larger ones are read from Delta's change data feed by
+    Spark's executors: only the files those commits added are listed and read, without
+    rebuilding the table's state or evaluating a filter against every file."""
+    if sum(add.get("size", 0) for add in added) <= SMALL_COMMITS_BYTES:
+        return _in_spark(spark, fast_read.table_rows(table, settings, added))
     return (
         spark.read.format("delta")
         .option("readChangeFeed", "true")
@@ -179,6 +185,8 @@ class BatchCommits:
         self._next: dict[str, int] = {}  # table path → the first version not read yet
         #: table path → version → the writer's batch, or None: another writer's rows
         self._commits: dict[str, dict[int, int | None]] = {}
+        #: table path → version → the data files the writer's batch added there
+        self._added: dict[str, dict[int, list[dict[str, Any]]]] = {}
         self._floor: dict[str, float] = {}  # every commit of a batch from this one on was read
 
     def span(self, table: Table, settings: Settings, batches: Sequence[int]) -> range | None:
@@ -202,8 +210,16 @@ class BatchCommits:
                 return None
             for v in [v for v in commits if v < span.start]:  # read batches move forward
                 del commits[v]
+                self._added[path].pop(v, None)
             self._floor[path] = max(self._floor[path], min(batches))
             return span
+
+    def added(self, table: Table, settings: Settings, versions: range) -> list[dict[str, Any]]:
+        """The data files the commits ``versions`` (a ``span``) added, as their commits list
+        them (for ``read_commits``)."""
+        with self._lock:
+            added = self._added[table.path(settings)]
+            return [add for v in versions for add in added.get(v, [])]
 
     def _note(self, path: str, version: int, actions: list[dict[str, Any]]) -> int | None:
         """Remember what commit ``version`` holds; the writer's batch, if it is one."""
@@ -212,10 +228,13 @@ class BatchCommits:
         batch = mark[1] if mark is not None and mark[0].startswith(self.writer) else None
         if batch is not None or any(changes_data(a) for a in actions):
             self._commits[path][version] = batch
+        if batch is not None:
+            self._added[path][version] = added_files(actions)
         return batch
 
     def _look_back(self, table: Table, settings: Settings, path: str, oldest: int) -> None:
         self._commits[path] = {}
+        self._added[path] = {}
         try:
             newest = open_table(table, settings).version()
         except TableMissing:

@@ -121,8 +121,11 @@ def committed_files(table: Table, settings: Settings, version: int) -> list[dict
     """The data files commit ``version`` of the table added (``changes_data``); None while that
     version is not committed."""
     actions = commit_actions(table, settings, version)
-    if actions is None:
-        return None
+    return None if actions is None else added_files(actions)
+
+
+def added_files(actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The data files a commit's ``actions`` added (``changes_data``)."""
     return [a["add"] for a in actions if "add" in a and changes_data(a)]
 
 
