@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from lakehouse.config.settings import Settings, load_settings
-from scripts.services import Service, services
+from scripts.services import Service, services, stop_services
 
 #: where ``free_ports`` looks: below Linux's default ephemeral range (32768–60999)
 LISTEN_PORTS = range(20000, 32768)
@@ -92,8 +92,7 @@ def isolated_stack(data_dir: Path, names: tuple[str, ...]) -> Iterator[Settings]
                 started.append(service)
         yield settings
     finally:
-        for service in reversed(started):
-            service.stop()
+        list(stop_services(list(reversed(started))))
         signal.signal(signal.SIGTERM, previous_handler)
         for key, value in saved.items():
             if value is None:

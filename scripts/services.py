@@ -4,7 +4,8 @@ Every service runs in its own process group under its keeper (``scripts.keeper``
 file under ``<data_dir>/run`` and its output in ``<data_dir>/logs/<name>.log``, rotated by size.
 The keeper restarts a service that exits without being asked to, with a back-off, and counts the
 restarts. ``up`` is idempotent (a healthy service is left alone), ``down`` stops in reverse order
-(SIGTERM to the group, SIGKILL after the stop timeout), so no process is left behind.
+(SIGTERM to the group, SIGKILL after the stop timeout; the nodes of a Kafka cluster at once),
+so no process is left behind.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import base64
 import contextlib
 import errno
 import getpass
+import itertools
 import json
 import logging
 import os
@@ -23,6 +25,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,6 +93,8 @@ class Service:
     port_keys: tuple[str, ...] = ()
     #: SIGTERM the whole process group on stop (False: only the leader, which stops its children)
     signal_group: bool = True
+    #: ``down`` stops the instances of this kind at once (``stop_services``)
+    stops_together: bool = False
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -265,28 +270,11 @@ class Service:
         )
 
     def stop(self) -> str:
-        proc = self.process()
-        if proc is None:
-            self.pid_file.unlink(missing_ok=True)
-            return "not running"
-        family = [proc, *proc.children(recursive=True)]
-        with contextlib.suppress(ProcessLookupError):
-            if self.signal_group:
-                os.killpg(proc.pid, signal.SIGTERM)
-            else:
-                proc.send_signal(signal.SIGTERM)
-        _, alive = psutil.wait_procs(family, timeout=self.settings.services.stop_timeout_seconds)
-        for p in alive:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                p.kill()
-        psutil.wait_procs(alive, timeout=5)
-        self.pid_file.unlink(missing_ok=True)
-        log.info("service stopped", extra={"service": self.name, "killed": len(alive)})
-        return (
-            "stopped"
-            if not alive
-            else f"killed after {self.settings.services.stop_timeout_seconds:.0f}s"
-        )
+        """SIGTERM, SIGKILL after ``services.stop_timeout_seconds``: what became of it."""
+        return stop_together([self])[0]
+
+    def before_stop(self) -> None:
+        """Called by ``stop`` first, whether the service runs or not."""
 
     def tail(self, lines: int) -> str:
         try:
@@ -315,6 +303,9 @@ class KafkaBroker(Service):
 
     name = "kafka"
     port_keys = ("kafka.port", "kafka.controller_port")
+    #: every node is a voter of the controller quorum: stopped one after another, the last ones
+    #: wait for a quorum to shut down against and are killed after the stop timeout
+    stops_together = True
 
     def __init__(self, settings: Settings, node: int = 1) -> None:
         super().__init__(settings)
@@ -661,9 +652,8 @@ class SparkMaster(SparkDaemon):
     def after_start(self) -> None:
         cluster_marker(self.settings).write_text(self.settings.spark.cluster.master_url)
 
-    def stop(self) -> str:
+    def before_stop(self) -> None:
         cluster_marker(self.settings).unlink(missing_ok=True)
-        return super().stop()
 
 
 class SparkWorker(SparkDaemon):
@@ -917,6 +907,67 @@ SERVICE_TYPES: tuple[type[Service], ...] = (
     NotifierService,
     Api,
 )
+
+
+def _exited(proc: psutil.Process) -> bool:
+    """Gone, or a zombie: exited, waiting only to be reaped by its parent — a keeper's parent
+    is init, which may reap seconds later."""
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _wait_exited(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until each of ``procs`` has exited or ``timeout`` seconds have passed; those that
+    have not."""
+    deadline = time.monotonic() + timeout
+    while (alive := [p for p in procs if not _exited(p)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return alive
+
+
+def stop_together(stopping: list[Service]) -> list[str]:
+    """Stop ``stopping`` at once: SIGTERM to each, then one wait for them all, SIGKILL to what
+    is left after ``services.stop_timeout_seconds``. What became of each, in order."""
+    families: list[list[psutil.Process]] = []
+    for service in stopping:
+        service.before_stop()
+        proc = service.process()
+        family = [proc, *proc.children(recursive=True)] if proc is not None else []
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                if service.signal_group:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                else:
+                    proc.send_signal(signal.SIGTERM)
+        families.append(family)
+    timeout = max((s.settings.services.stop_timeout_seconds for s in stopping), default=0)
+    alive = _wait_exited([p for f in families for p in f], timeout)
+    for p in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    _wait_exited(alive, 5)
+    outcomes = []
+    for service, family in zip(stopping, families, strict=True):
+        service.pid_file.unlink(missing_ok=True)
+        killed = [p for p in family if p in alive]
+        if family:
+            log.info("service stopped", extra={"service": service.name, "killed": len(killed)})
+        outcomes.append(
+            "not running" if not family else f"killed after {timeout:.0f}s" if killed else "stopped"
+        )
+    return outcomes
+
+
+def stop_services(stopping: list[Service]) -> Iterator[tuple[Service, str]]:
+    """Stop ``stopping`` in their order, the nodes of a cluster that ``stops_together`` at once;
+    each service with what became of it, as it is stopped."""
+    for _, wave in itertools.groupby(
+        stopping, key=lambda s: type(s) if s.stops_together else id(s)
+    ):
+        wave = list(wave)
+        yield from zip(wave, stop_together(wave), strict=True)
 
 
 def services(settings: Settings) -> list[Service]:

@@ -209,6 +209,8 @@ def test_three_nodes_lose_nothing_when_one_is_killed(
     finally:
         down = run_cli("down", "kafka")
     assert down.returncode == 0, down.stdout + down.stderr
+    # the three voters stopped at once: none waits for a quorum gone and is killed
+    assert "kafka-3 stopped kafka-2 stopped kafka stopped" in " ".join(down.stdout.split())
     silver = DeltaTable(str(SILVER_PRICES.path(settings))).to_pandas()
     assert len(silver) == REPLAY_EVENTS and silver["event_id"].is_unique
     assert set(silver["event_id"]) == {str(e.event_id) for e in events}
