@@ -54,13 +54,19 @@ setup_python() {
   local python; python="$(command -v python3.11 || command -v python3)"
   "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
     || die "Python 3.11 is required ($python is $("$python" --version 2>&1))"
-  local want; want="$(sha256sum requirements.lock | cut -d' ' -f1)"
-  stamp_ok "$VENV/.installed" "$want" && return
-  say "installing Python packages (requirements.lock) into .venv"
-  [ -x "$PY" ] || "$python" -m venv "$VENV"
-  "$PY" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
-  "$VENV/bin/uv" pip sync --quiet --python "$PY" requirements.lock
-  echo "$want" > "$VENV/.installed"
+  # compiled to bytecode at install: where PYTHONDONTWRITEBYTECODE is set, each process would
+  # otherwise compile all it imports again (`import mlflow.server` 4.8 s → 2.2 s)
+  local want; want="$(sha256sum requirements.lock | cut -d' ' -f1) bytecode"
+  if ! stamp_ok "$VENV/.installed" "$want"; then
+    say "installing Python packages (requirements.lock) into .venv"
+    [ -x "$PY" ] || "$python" -m venv "$VENV"
+    "$PY" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+    "$VENV/bin/uv" pip sync --quiet --compile-bytecode --python "$PY" requirements.lock
+    echo "$want" > "$VENV/.installed"
+  fi
+  # the project's own modules likewise (only those changed since the last time)
+  "$PY" -m compileall -q -j 0 lakehouse streaming_jobs ml serving_api producers scripts bench \
+    >/dev/null
 }
 
 setup_jvm() {
@@ -75,6 +81,10 @@ setup_jvm() {
   rm -rf jvm/lib
   mvn --batch-mode --quiet -Dstyle.color=never -f jvm/pom.xml package
   echo "$want" > jvm/lib/.resolved
+}
+
+setup_class_archive() {  # the Spark driver's classes mapped at start (scripts/spark_class_archive.py)
+  "$PY" -m scripts.spark_class_archive
 }
 
 apt_install_quietly() {  # Debian packages whose own services must not start: the stack (and
@@ -138,6 +148,7 @@ setup_postgresql() {  # the registry's tests run on PostgreSQL too (their fixtur
 setup() {  # what running the platform needs
   setup_python
   setup_jvm
+  setup_class_archive
   setup_mosquitto
   setup_prometheus
   setup_dashboard

@@ -21,7 +21,7 @@ from lakehouse.config.logs import configure_logging
 from lakehouse.config.settings import ConfigError, Settings, load_settings
 from lakehouse.domain.reports import parse_time
 from lakehouse.io.status import pipeline_progress, stop_event
-from scripts.services import Service, services, stop_services
+from scripts.services import Service, services, start_services, stop_services
 
 # Feature packages that add subcommands: each module has ``register(command: CommandFactory)``
 # and keeps its module-level imports light (heavy ones go inside the handlers).
@@ -69,8 +69,8 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         )
     if args.service is None:
         _first_impact_model(settings)
-    for service in _find(settings, args.service):
-        print(f"{service.name:<10} {service.start()}", flush=True)
+    for service, outcome in start_services(_find(settings, args.service)):
+        print(f"{service.name:<10} {outcome}", flush=True)
     print()
     return cmd_status(settings, args)
 

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from lakehouse.config.settings import Settings, load_settings
-from scripts.services import Service, services, stop_services
+from scripts.services import Service, services, start_services, stop_services
 
 #: where ``free_ports`` looks: below Linux's default ephemeral range (32768–60999)
 LISTEN_PORTS = range(20000, 32768)
@@ -86,10 +86,8 @@ def isolated_stack(data_dir: Path, names: tuple[str, ...]) -> Iterator[Settings]
     previous_handler = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         settings = load_settings()
-        for service in services(settings):
-            if service.name in names:
-                service.start()
-                started.append(service)
+        started = [s for s in services(settings) if s.name in names]
+        list(start_services(started))
         yield settings
     finally:
         list(stop_services(list(reversed(started))))

@@ -18,11 +18,13 @@ import itertools
 import json
 import logging
 import os
+import queue
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -95,6 +97,8 @@ class Service:
     signal_group: bool = True
     #: ``down`` stops the instances of this kind at once (``stop_services``)
     stops_together: bool = False
+    #: the kinds of service that must be up before this one starts (``start_services``)
+    needs: tuple[type[Service], ...] = ()
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -283,7 +287,8 @@ class Service:
             return "(no log yet)"
 
 
-def _java() -> str:
+def java_binary() -> str:
+    """The ``java`` of ``JAVA_HOME``, else the one on the PATH (as Spark's launcher finds it)."""
     java_home = os.environ.get("JAVA_HOME")
     candidate = Path(java_home) / "bin" / "java" if java_home else None
     if candidate and candidate.exists():
@@ -295,6 +300,11 @@ def _java() -> str:
             "(apt-get install openjdk-17-jre-headless) or set JAVA_HOME."
         )
     return found
+
+
+def jdk_home() -> Path:
+    """The folder of the JDK (or JRE) that ``java_binary`` belongs to."""
+    return Path(java_binary()).resolve().parent.parent
 
 
 class KafkaBroker(Service):
@@ -386,7 +396,7 @@ class KafkaBroker(Service):
         heap = self.settings.kafka.heap
         log4j = PROJECT_ROOT / "conf" / "kafka-log4j2.properties"
         return [
-            _java(),
+            java_binary(),
             f"-Xms{heap}",
             f"-Xmx{heap}",
             "-XX:+UseG1GC",
@@ -600,7 +610,7 @@ class SparkDaemon(Service):
         }
 
     def prepare(self) -> None:
-        _java()
+        java_binary()
 
     def master_state(self) -> dict | None:
         """The master's view of the cluster (its JSON status page), None if it does not answer."""
@@ -661,6 +671,7 @@ class SparkWorker(SparkDaemon):
 
     port_keys = ("spark.cluster.worker_ui_port",)
     main_class = "org.apache.spark.deploy.worker.Worker"
+    needs = (SparkMaster,)
 
     def __init__(self, settings: Settings, number: int = 1) -> None:
         super().__init__(settings)
@@ -748,6 +759,7 @@ class Pipeline(StatusFileService):
 
     name = "pipeline"
     module = "streaming_jobs.main"
+    needs = (KafkaBroker, SparkMaster, SparkWorker)
     signal_group = False  # the driver stops its queries, then its JVM
 
     def endpoint(self) -> str:
@@ -758,7 +770,7 @@ class Pipeline(StatusFileService):
         return {"pipeline_metrics.port": metrics.port} if metrics.enabled else {}
 
     def prepare(self) -> None:
-        _java()
+        java_binary()
         super().prepare()
 
     def check_status(self, status: dict) -> Health:
@@ -773,6 +785,7 @@ class Bridge(StatusFileService):
 
     name = "bridge"
     module = "producers.mqtt_bridge"
+    needs = (KafkaBroker, Mosquitto)
 
     def endpoint(self) -> str:
         m, k = self.settings.mqtt, self.settings.kafka
@@ -791,6 +804,7 @@ class Devices(StatusFileService):
 
     name = "devices"
     module = "producers.devices"
+    needs = (Mosquitto,)
 
     def enabled(self) -> bool:
         return self.settings.simulator.enabled
@@ -806,6 +820,7 @@ class PriceFeed(StatusFileService):
 
     name = "prices"
     module = "producers.price_simulator"
+    needs = (KafkaBroker,)
 
     def enabled(self) -> bool:
         return self.settings.price_simulator.enabled
@@ -822,6 +837,7 @@ class NotifierService(StatusFileService):
 
     name = "notifier"
     module = "streaming_jobs.notifier"
+    needs = (Pipeline,)
 
     def enabled(self) -> bool:
         return bool(self.settings.alerts.channels)
@@ -842,6 +858,7 @@ class Api(Service):
 
     name = "api"
     port_keys = ("api.port",)
+    needs = (KafkaBroker,)
     factory = "serving_api.app:create_app"  # what uvicorn calls (--factory) for the app
 
     def ports(self) -> list[int]:
@@ -880,6 +897,7 @@ class NewsFeeds(StatusFileService):
 
     name = "news_feeds"
     module = "producers.news_feeds"
+    needs = (KafkaBroker,)
 
     def enabled(self) -> bool:
         return bool(self.settings.news.feeds)
@@ -925,6 +943,54 @@ def _wait_exited(procs: list[psutil.Process], timeout: float) -> list[psutil.Pro
     while (alive := [p for p in procs if not _exited(p)]) and time.monotonic() < deadline:
         time.sleep(0.05)
     return alive
+
+
+def start_services(starting: list[Service]) -> Iterator[tuple[Service, str]]:
+    """Start ``starting``: the instances of a kind one after another (the nodes of a Kafka
+    cluster share node 1's storage id), the kinds at once, each once the kinds it ``needs``
+    among ``starting`` are up. Yields each service with what its start did, as starts finish.
+    A kind whose need failed is not started; the first failure is raised once the other
+    starts are done."""
+    kinds: dict[type[Service], list[Service]] = {}
+    for service in starting:
+        kinds.setdefault(type(service), []).append(service)
+    finished = {kind: threading.Event() for kind in kinds}
+    failed: set[type[Service]] = set()
+    outcomes: queue.Queue[tuple[Service, str | Exception]] = queue.Queue()
+
+    def start_kind(kind: type[Service]) -> None:
+        try:
+            for need in kind.needs:
+                if need in finished:
+                    finished[need].wait()
+            if down := [s.name for need in kind.needs if need in failed for s in kinds[need]]:
+                failed.add(kind)
+                for service in kinds[kind]:
+                    outcomes.put((service, f"not started: {', '.join(down)} did not start"))
+                return
+            for i, service in enumerate(kinds[kind]):
+                try:
+                    outcomes.put((service, service.start()))
+                except Exception as exc:  # noqa: BLE001 - raised by the caller once all are done
+                    failed.add(kind)
+                    outcomes.put((service, exc))
+                    for later in kinds[kind][i + 1 :]:
+                        outcomes.put((later, f"not started: {service.name} did not start"))
+                    return
+        finally:
+            finished[kind].set()
+
+    for kind in kinds:
+        threading.Thread(target=start_kind, args=(kind,), name=f"start-{kind.__name__}").start()
+    errors: list[Exception] = []
+    for _ in starting:
+        service, outcome = outcomes.get()
+        if isinstance(outcome, Exception):
+            errors.append(outcome)
+            outcome = "failed"
+        yield service, outcome
+    if errors:
+        raise errors[0]
 
 
 def stop_together(stopping: list[Service]) -> list[str]:

@@ -14,7 +14,7 @@ import pytest
 
 from lakehouse.config.settings import Settings, load_settings
 from lakehouse.io.kafka_io import ensure_topics
-from lakehouse.io.spark import cluster_marker, master_url, spark_conf
+from lakehouse.io.spark import class_archive, cluster_marker, master_url, spark_conf
 from scripts.isolated_stack import free_ports
 from scripts.services import SparkMaster
 from streaming_jobs.medallion import gold_query
@@ -33,6 +33,8 @@ def test_local_master_keeps_the_driver_on_loopback_and_adds_the_jars(settings: S
     assert conf["spark.driver.host"] == conf["spark.driver.bindAddress"] == "127.0.0.1"
     assert "delta-spark" in conf["spark.jars"]
     assert "spark.driver.port" not in conf and "spark.executor.extraClassPath" not in conf
+    archive = f"-XX:SharedArchiveFile={class_archive(settings)}"
+    assert archive in conf["spark.driver.extraJavaOptions"].split()
 
 
 def test_cluster_master_puts_the_jars_on_every_classpath(settings: Settings):
@@ -51,6 +53,8 @@ def test_cluster_master_puts_the_jars_on_every_classpath(settings: Settings):
     assert "spark.jars" not in conf  # nothing shipped to the executors at run time
     assert conf["spark.executor.extraClassPath"] == conf["spark.driver.extraClassPath"]
     assert "spark-sql-kafka" in conf["spark.executor.extraClassPath"]
+    # the driver's classpath starts with jvm/lib's jars: not the one the class archive holds
+    assert "SharedArchiveFile" not in conf["spark.driver.extraJavaOptions"]
 
 
 def test_running_embedded_cluster_replaces_a_local_master(settings: Settings, tmp_path: Path):

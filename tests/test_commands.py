@@ -90,6 +90,7 @@ def test_running_installs_runtime_only_and_tests_bring_their_tools() -> None:
     runtime = {
         "setup_python",
         "setup_jvm",
+        "setup_class_archive",
         "setup_mosquitto",
         "setup_prometheus",
         "setup_dashboard",

@@ -1,6 +1,11 @@
 """Spark with real Delta Lake from the Maven-resolved jars."""
 
+from pathlib import Path
+
 from delta.tables import DeltaTable
+
+from lakehouse.io.spark import class_archive
+from scripts.spark_class_archive import is_current
 
 
 def test_delta_write_read_and_time_travel(spark, tmp_path):
@@ -25,3 +30,10 @@ def test_no_jar_is_fetched_at_run_time(spark, settings):
     jars = conf.get("spark.jars").split(",")
     assert all(j.startswith(str(settings.paths.jvm_lib_dir)) for j in jars)
     assert any("delta-spark" in j for j in jars) and any("sql-kafka" in j for j in jars)
+
+
+def test_the_driver_maps_the_class_archive_setup_built(spark, settings):
+    archive = class_archive(settings)
+    assert is_current(settings), f"{archive} is missing or stale: `./run.sh setup` builds it"
+    pid = spark._jvm.java.lang.ProcessHandle.current().pid()
+    assert str(archive) in Path(f"/proc/{pid}/maps").read_text()  # a refused archive is unmapped
