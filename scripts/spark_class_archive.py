@@ -118,6 +118,7 @@ def train(settings: Settings, out: Path) -> None:
 def build(settings: Settings) -> Path:
     """Run the training driver in a child process with a temporary data folder, its output in
     ``<log_dir>/class-archive.log``; replace the old archive only when the new one is whole."""
+    built_from = fingerprint(settings)  # no jars or no Java: said before anything runs
     archive = class_archive(settings)
     archive.parent.mkdir(parents=True, exist_ok=True)
     archive.unlink(missing_ok=True)  # the training driver must not map the archive it replaces
@@ -132,7 +133,7 @@ def build(settings: Settings) -> Path:
     if done.returncode != 0 or not partial.exists():
         raise ConfigError(f"building the Spark class archive failed: see {log}")
     partial.replace(archive)
-    _stamp(archive).write_text(fingerprint(settings) + "\n")
+    _stamp(archive).write_text(built_from + "\n")
     return archive
 
 
@@ -140,12 +141,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", type=Path, help=argparse.SUPPRESS)  # the child of build()
     args = parser.parse_args(argv)
-    settings = load_settings()
-    if args.train:
-        train(settings, args.train)
-    elif not is_current(settings):
-        print("==> building the Spark driver's class archive (once, ~30 s)", file=sys.stderr)
-        build(settings)
+    try:
+        settings = load_settings()
+        if args.train:
+            train(settings, args.train)
+        elif not is_current(settings):
+            print("==> building the Spark driver's class archive (once, ~30 s)", file=sys.stderr)
+            build(settings)
+    except ConfigError as exc:  # no jars, no Java, a failed training run: said, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 from delta.tables import DeltaTable
 
 from lakehouse.io.spark import class_archive
-from scripts.spark_class_archive import is_current
+from scripts.spark_class_archive import is_current, main
 
 
 def test_delta_write_read_and_time_travel(spark, tmp_path):
@@ -37,3 +37,10 @@ def test_the_driver_maps_the_class_archive_setup_built(spark, settings):
     assert is_current(settings), f"{archive} is missing or stale: `./run.sh setup` builds it"
     pid = spark._jvm.java.lang.ProcessHandle.current().pid()
     assert str(archive) in Path(f"/proc/{pid}/maps").read_text()  # a refused archive is unmapped
+
+
+def test_an_archive_without_jars_to_build_from_is_a_clear_error(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("SMARTMARKET_PATHS__JVM_LIB_DIR", str(tmp_path))
+    assert main([]) == 2
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert error.startswith("error: no Delta jars in") and "./run.sh setup" in error
