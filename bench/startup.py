@@ -123,12 +123,14 @@ def stack() -> None:
         assert up.stdout is not None
         try:
             for line in up.stdout:
-                if " started" in line or line.startswith("impact model"):
+                if " started" in line or line.startswith(("impact model", "error:")):
                     print(f"  {time.monotonic() - began:6.1f}s  {line.strip()[:70]}")
                 elif line.startswith("SERVICE"):
                     break  # the status table: every start is done
             first = time.monotonic() - began
             up.communicate()
+            if up.returncode != 0:  # its error line is printed above
+                raise SystemExit("./run.sh up failed")
             again = _seconds([*run_sh, "up"], env)
         finally:
             down = _seconds([*run_sh, "down"], env)

@@ -131,6 +131,7 @@ def build(settings: Settings) -> Path:
         command = [sys.executable, "-m", "scripts.spark_class_archive", "--train", str(partial)]
         done = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
     if done.returncode != 0 or not partial.exists():
+        partial.unlink(missing_ok=True)
         raise ConfigError(f"building the Spark class archive failed: see {log}")
     partial.replace(archive)
     _stamp(archive).write_text(built_from + "\n")
