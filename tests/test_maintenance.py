@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -44,7 +45,7 @@ LIVE_TABLES = [
 ]
 FIRST_HALF = (datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 4, 1, tzinfo=UTC))
 SECOND_HALF = (datetime(2024, 4, 1, tzinfo=UTC), datetime(2024, 7, 1, tzinfo=UTC))
-SECOND_HALF_SECONDS = 30  # the second half trickles in while maintenance runs
+SECOND_HALF_SECONDS = 12  # the second half trickles in while maintenance passes run
 MARKETS = 3
 
 
@@ -83,7 +84,7 @@ def test_retention_below_minimum_is_refused(conf_settings: Settings, clean_env, 
     err = capsys.readouterr().err
     assert err.startswith("error: --retention-hours") and err.count("\n") == 1
     with pytest.raises(ConfigError):
-        maintain(None, [], settings, hours)  # type: ignore[arg-type] - refused before Spark
+        maintain([], settings, hours)
 
 
 @pytest.mark.timeout(1800)  # a Spark streaming test on a shared two-core machine
@@ -107,9 +108,14 @@ def test_maintain_during_live_replay(settings, kafka, spark, sample_prices, tmp_
         speed = (SECOND_HALF[1] - SECOND_HALF[0]).total_seconds() / SECOND_HALF_SECONDS
         feeder = threading.Thread(target=publish, args=(SECOND_HALF, speed))
         feeder.start()
-        done = maintain(spark, LIVE_TABLES, live, live.analyst.retention_hours)
+        passes = []
+        while feeder.is_alive():  # one pass after another while the streams commit the trickle
+            passes.append(maintain(LIVE_TABLES, live, live.analyst.retention_hours))
+            time.sleep(1)
         feeder.join()
-        assert {u.table for u in done} >= {"bronze.market_events", "silver.prices"}
+        assert len(passes) >= 2
+        streamed = {"bronze.market_events", "silver.prices"}
+        assert all({u.table for u in done} >= streamed for done in passes)
         assert all(q.isActive and q.exception() is None for q in queries)
         for query in queries:  # drain: silver takes all of Kafka, then gold all of silver
             query.processAllAvailable()
@@ -134,8 +140,11 @@ def test_maintain_during_live_replay(settings, kafka, spark, sample_prices, tmp_
 
     # a second pass on the quiet lakehouse: each table keeps exactly its rows
     before = contents(live)
-    maintain(spark, LIVE_TABLES, live, live.analyst.retention_hours)
+    maintain(LIVE_TABLES, live, live.analyst.retention_hours)
     after = contents(live)
+    for table in LIVE_TABLES:  # compacted: nothing left to compact
+        live_files = DeltaTable(str(table.path(live))).file_uris()
+        assert max(Counter(uri.rsplit("/", 1)[0] for uri in live_files).values()) == 1
     assert before.keys() == after.keys()
     for name, frame in before.items():
         pd.testing.assert_frame_equal(frame, after[name], obj=name)

@@ -203,3 +203,40 @@ def test_a_write_delta_rs_refuses_is_a_typed_error(lake: Settings) -> None:
     wrong = pa.table({"something": ["else"]})
     with pytest.raises(TableWriteError, match=r"gold\.alert_deliveries"):
         table_writes.append(GOLD_ALERT_DELIVERIES, lake, wrong)
+
+
+def test_upkeep_compacts_retries_vacuums_and_tidies_the_log(lake: Settings, monkeypatch) -> None:
+    """``maintain``'s writes: OPTIMIZE on a snapshot a MERGE has since rewritten loses its commit
+    and runs again on a fresh one, leaving one file with the same rows and no data change;
+    VACUUM then deletes every unreferenced file, the lost attempt's output too (a retention of
+    0 h); the log gets a checkpoint."""
+    for keys in (range(0, 3), range(3, 6), range(6, 9)):
+        table_writes.append(GOLD_ANOMALIES, lake, keyed_rows(GOLD_ANOMALIES, keys))
+    stale = DeltaTable(GOLD_ANOMALIES.path(lake))
+    table_writes.merge(
+        GOLD_ANOMALIES, lake, keyed_rows(GOLD_ANOMALIES, range(9), 2.0), "s.score <> t.score"
+    )
+    opened = []
+    fresh = table_writes.open_for_write
+
+    def stale_first(table: Table, settings: Settings) -> DeltaTable | None:
+        opened.append(table)
+        return stale if len(opened) == 1 else fresh(table, settings)
+
+    monkeypatch.setattr(table_writes, "open_for_write", stale_first)
+    table_writes.optimize(GOLD_ANOMALIES, lake, ("commodity", "market_id"))
+    assert len(opened) == 2  # the stale attempt lost, the fresh one committed
+    monkeypatch.undo()
+
+    delta = DeltaTable(GOLD_ANOMALIES.path(lake))
+    assert delta.history(1)[0]["operation"] == "OPTIMIZE"
+    assert len(delta.file_uris()) == 1
+    assert sorted(r["score"] for r in read(GOLD_ANOMALIES, lake)) == [2.0] * 9
+
+    folder = Path(GOLD_ANOMALIES.path(lake))
+    table_writes.vacuum(GOLD_ANOMALIES, lake, 0)
+    on_disk = [p.name for p in folder.rglob("*.parquet") if "_delta_log" not in p.parts]
+    assert on_disk == [Path(uri).name for uri in DeltaTable(str(folder)).file_uris()]
+
+    table_writes.tidy_log(GOLD_ANOMALIES, lake)
+    assert (folder / "_delta_log" / "_last_checkpoint").is_file()

@@ -81,7 +81,6 @@ def cmd_maintain(settings: Settings, args: argparse.Namespace) -> int:
     from lakehouse.catalog.tables import TABLES
     from lakehouse.io.maintenance import check_retention, maintain
     from lakehouse.io.query import QueryError, table_named
-    from lakehouse.io.spark_catalog import analyst_spark
 
     hours = args.retention_hours
     if hours is None:
@@ -91,7 +90,7 @@ def cmd_maintain(settings: Settings, args: argparse.Namespace) -> int:
         tables = [table_named(args.table)] if args.table else list(TABLES.values())
     except QueryError as exc:
         raise ConfigError(str(exc)) from None
-    for upkeep in maintain(analyst_spark(settings, catalog=False), tables, settings, hours):
+    for upkeep in maintain(tables, settings, hours):
         print(upkeep, flush=True)
     return 0
 

@@ -1,12 +1,13 @@
 """Table upkeep, safe while the pipeline runs: OPTIMIZE (Z-ORDER on what analysts filter by),
-VACUUM, then a Delta log checkpoint and expired-log cleanup.
+VACUUM, then a Delta log checkpoint and expired-log cleanup — through delta-rs
+(``table_writes``), so that it starts no Spark session.
 
 Why it does not disturb the streams:
 
-- OPTIMIZE commits with ``dataChange = false``: the streaming Delta source (silver reads bronze)
-  skips such commits, and blind appends (bronze, silver) never conflict with it. A gold MERGE
-  that read files OPTIMIZE replaced is refused by delta-rs at its commit and run again on a
-  fresh snapshot (``table_writes.merge``; MERGE is idempotent).
+- OPTIMIZE commits with ``dataChange = false``: the streams skip such commits, and blind appends
+  (bronze, silver) never conflict with it. A gold MERGE that read files OPTIMIZE replaced is
+  refused at its commit and run again on a fresh snapshot (``table_writes.merge``; MERGE is
+  idempotent); an OPTIMIZE that lost to such a MERGE is run again likewise.
 - VACUUM only deletes files unreferenced for longer than the retention (default 168 h, never
   below ``analyst.min_retention_hours``): readers of any version within that window — time
   travel, a stream that lags or was stopped — still find their files.
@@ -19,21 +20,17 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
 from lakehouse.catalog.tables import Table
 from lakehouse.config.settings import ConfigError, Settings
 from lakehouse.config.storage import files
-from lakehouse.io.fast_read import open_table
-
-if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+from lakehouse.io import table_writes
+from lakehouse.io.fast_read import open_table, table_version
 
 #: columns analysts filter by; each table is Z-ordered on those it has (partition columns aside)
 FILTER_COLUMNS = ("commodity", "market_id", "date", "hour")
-DELTA_DEFAULT_RETENTION_HOURS = 168  # below it Delta refuses VACUUM unless its check is off
 
 
 @dataclass(frozen=True)
@@ -80,61 +77,41 @@ def _files(settings: Settings, table: Table) -> tuple[int, int]:
     return data, logs
 
 
-def _most_files_in_a_partition(table: Table, settings: Settings) -> int:
-    live = open_table(table, settings).file_uris()
-    return max(Counter(uri.rsplit("/", 1)[0] for uri in live).values(), default=0)
+def _most_files_in_a_partition(live_files: list[str]) -> int:
+    return max(Counter(uri.rsplit("/", 1)[0] for uri in live_files).values(), default=0)
 
 
-def maintain_table(
-    spark: SparkSession, table: Table, settings: Settings, retention_hours: float
-) -> Upkeep:
+def maintain_table(table: Table, settings: Settings, retention_hours: float) -> Upkeep:
     """OPTIMIZE (Z-ORDER), VACUUM and log cleanup of one existing table."""
-    from delta.tables import DeltaTable
-
-    path = table.path(settings)
-    delta = DeltaTable.forPath(spark, path)
-    live_before = delta.detail().first().numFiles
+    before = open_table(table, settings)
+    live_before = before.file_uris()
     data_before, log_before = _files(settings, table)
-    zorder = zorder_columns(table, delta.toDF().columns)
+    zorder = zorder_columns(table, [field.name for field in before.schema().fields])
     # a partition (or unpartitioned table) of one file has nothing to compact or cluster across
     # files, and Z-ORDER is not incremental: skip rewriting tables where that holds everywhere
-    optimized = _most_files_in_a_partition(table, settings) > 1
+    optimized = _most_files_in_a_partition(live_before) > 1
     if optimized:
-        optimize = delta.optimize()
-        (optimize.executeZOrderBy(*zorder) if zorder else optimize.executeCompaction())
-    check = "spark.databricks.delta.retentionDurationCheck.enabled"
-    if retention_hours < DELTA_DEFAULT_RETENTION_HOURS:
-        spark.conf.set(check, "false")  # checked against analyst.min_retention_hours instead
-    try:
-        delta.vacuum(retention_hours)
-    finally:
-        spark.conf.unset(check)
-    # what Delta does after every checkpointInterval-th commit, now: checkpoint, drop old logs
-    delta_log = spark._jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
-    delta_log.checkpoint()
-    no_catalog_table = spark._jvm.scala.Option.empty()  # a path table, not a catalog one
-    delta_log.doLogCleanup(delta_log.unsafeVolatileSnapshot(), no_catalog_table)
+        table_writes.optimize(table, settings, zorder)
+    table_writes.vacuum(table, settings, retention_hours)
+    table_writes.tidy_log(table, settings)
     data_after, log_after = _files(settings, table)
+    after = open_table(table, settings)
     return Upkeep(
         table=table.qualified_name,
         optimized=optimized,
         zorder_by=zorder,
-        live_files=(live_before, delta.detail().first().numFiles),
+        live_files=(len(live_before), len(after.file_uris())),
         data_files=(data_before, data_after),
         log_files=(log_before, log_after),
-        version=delta.history(1).first().version,
+        version=after.version(),
     )
 
 
-def maintain(
-    spark: SparkSession, tables: list[Table], settings: Settings, retention_hours: float
-) -> list[Upkeep]:
+def maintain(tables: list[Table], settings: Settings, retention_hours: float) -> list[Upkeep]:
     """Maintain each of ``tables`` that exists (a progress bar on a terminal)."""
-    from lakehouse.io import delta_io
-
     check_retention(retention_hours, settings)
-    existing = [t for t in tables if delta_io.exists(spark, t, settings)]
+    existing = [t for t in tables if table_version(t, settings) is not None]
     return [
-        maintain_table(spark, table, settings, retention_hours)
+        maintain_table(table, settings, retention_hours)
         for table in tqdm(existing, desc="maintain", unit="table", disable=None)
     ]

@@ -82,8 +82,8 @@ def spark_conf(settings: Settings, extra_conf: Mapping[str, str] | None = None) 
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
         # small tables on few cores: rebuild Delta snapshots and shuffle with few partitions
         "spark.databricks.delta.snapshotPartitions": str(s.shuffle_partitions),
-        # VACUUM lists a table's folders in a job of this many tasks (default 10 000: 24 s for
-        # a table of 180 day partitions on two cores, 2.3 s with 4)
+        # Spark's VACUUM (an analyst's, `query --engine spark`) lists a table's folders in a job
+        # of this many tasks (default 10 000: 24 s for a table of 180 day partitions, 2.3 s with 4)
         "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(s.shuffle_partitions),
         "spark.sql.adaptive.enabled": "true",
         # concurrent Delta writes of a micro-batch share the cores; silver's jobs go first

@@ -6,15 +6,17 @@ registry table, and how the pipeline's appends and MERGEs commit (``delta_io.app
   already records for that application appends nothing (Delta's app transactions). The
   pipeline marks its appends with ``user_metadata`` instead (``delta_io.BatchLedger``).
 - ``merge``: upsert on the table's keys, creating the table on first use.
+- ``optimize``, ``vacuum``, ``tidy_log``: table upkeep (``./run.sh maintain``).
 
-Both retry a commit that lost to a concurrent writer (``CommitFailedError``) on a fresh snapshot,
-with exponential backoff, and raise typed errors: ``WriteConflict`` when every attempt lost,
-``TableWriteError`` for anything else delta-rs refused (schema mismatch, store unreachable).
+The writes retry a commit that lost to a concurrent writer (``CommitFailedError``) on a fresh
+snapshot, with exponential backoff, and raise typed errors: ``WriteConflict`` when every attempt
+lost, ``TableWriteError`` for anything else delta-rs refused (schema mismatch, store unreachable).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -212,3 +214,54 @@ def merge(
         )
 
     return _with_retry(table, retry, attempt)
+
+
+def _existing(table: Table, settings: Settings) -> DeltaTable:
+    delta = open_for_write(table, settings)
+    if delta is None:
+        raise TableWriteError(f"{table.qualified_name} does not exist ({table.path(settings)})")
+    return delta
+
+
+def optimize(
+    table: Table, settings: Settings, zorder_by: Sequence[str], retry: Retry = Retry()
+) -> None:
+    """OPTIMIZE: small files compacted, Z-ordered by ``zorder_by`` when it names columns. The
+    commit changes no data (``dataChange = false``): streams skip it and blind appends never
+    conflict with it; one that lost to a concurrent commit (a MERGE that replaced a file this
+    one read) is run again on a fresh snapshot."""
+
+    def attempt(_: int) -> None:
+        optimizer = _existing(table, settings).optimize
+        optimizer.z_order(zorder_by) if zorder_by else optimizer.compact()
+
+    _with_retry(table, retry, attempt)
+
+
+def vacuum(
+    table: Table, settings: Settings, retention_hours: float, retry: Retry = Retry()
+) -> None:
+    """VACUUM: delete the files no version of the last ``retention_hours`` references (rounded
+    up to whole hours, delta-rs's unit) — removed ones and, as Spark's VACUUM does, files the
+    log never referenced (a failed or lost commit's). The table's own
+    ``delta.deletedFileRetentionDuration`` is not enforced: the caller checks the retention
+    against ``analyst.min_retention_hours``."""
+    hours = math.ceil(retention_hours)
+
+    def attempt(_: int) -> None:
+        delta = _existing(table, settings)
+        delta.vacuum(hours, dry_run=False, enforce_retention_duration=False, full=True)
+
+    _with_retry(table, retry, attempt)
+
+
+def tidy_log(table: Table, settings: Settings) -> None:
+    """A checkpoint of the newest version, then the log entries older than the table's
+    ``delta.logRetentionDuration`` (30 days by default) and behind a checkpoint removed — what
+    Delta does on its own every few commits, for an idle table too."""
+    delta = _existing(table, settings)
+    try:
+        delta.create_checkpoint()
+        delta.cleanup_metadata()
+    except DeltaError as exc:
+        raise TableWriteError(f"{table.qualified_name}: {exc}") from exc
