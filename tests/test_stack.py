@@ -141,17 +141,19 @@ def check_prometheus(url: str) -> None:
 
 def check_operations_view(api: str) -> None:
     """The operations view, through the serving API from Prometheus, and the dashboard's
-    Operations tab drawing the same panels in a real browser."""
+    Operations tab drawing the same panels in a real browser, over the shortest window it
+    offers (a point every 2.5 s at the test's 1 s scrape)."""
     overview_url = f"{api}/api/v1/ops/overview"
     overview = httpx.get(overview_url, timeout=30)
     assert overview.status_code == 200, overview.text
+    assert (overview.json()["minutes"], overview.json()["step_seconds"]) == (60, 30)
     panels = {p["id"]: p for p in overview.json()["panels"]}
     assert set(panels) == {p.id for p in m.OPS_PANELS}
     assert wait_until(  # two points draw a line: the page's first load shows it
         "the ingest panel to have two points",
         lambda: [
             s
-            for p in httpx.get(overview_url, timeout=30).json()["panels"]
+            for p in httpx.get(overview_url, params={"minutes": 5}, timeout=30).json()["panels"]
             if p["id"] == "ingest"
             for s in p["series"]
             if s["label"] == "silver" and len(s["points"]) >= 2
@@ -159,9 +161,10 @@ def check_operations_view(api: str) -> None:
     )
     with chromium() as browser:
         watched = watch(browser, api)
-        page = open_page(watched, "ops")
+        page = open_page(watched, "ops/5")
         ingest = page.wait_for_selector('.ops-panel[data-panel="ingest"] polyline')
         assert ingest is not None
+        assert page.locator("#ops-window").input_value() == "5"
         assert page.locator(".ops-panel").count() == len(m.OPS_PANELS)
         assert "silver" in page.locator('.ops-panel[data-panel="ingest"]').inner_text()
         assert page.locator("#ops-error").is_hidden()

@@ -1,5 +1,5 @@
 // The dashboard: loads the registry and the newest prices once, keeps them live, and shows one
-// page at a time (#board, #map, #series/<market>/<commodity>, #alerts, #quality, #ops).
+// page at a time (#board, #map, #series/<market>/<commodity>, #alerts, #quality, #ops/<minutes>).
 import "./style.css";
 import { follow, getJson } from "./api.js";
 import { language, setLanguage, t } from "./i18n.js";
@@ -10,7 +10,7 @@ import { mapShown, renderMap, setupMap } from "./map.js";
 import { drawSeries, setupSeries, showSeries } from "./series.js";
 import { renderAlerts, setupAlerts } from "./alerts.js";
 import { renderQuality, setupQuality } from "./quality.js";
-import { renderOperations, setupOperations } from "./operations.js";
+import { renderOperations, setupOperations, showOperations } from "./operations.js";
 import { setupSupply, supplyShown } from "./supply.js";
 import { renderNews, setupNews } from "./news.js";
 
@@ -69,6 +69,7 @@ async function route() {
   if (name === "map") mapShown();
   if (name === "supply") supplyShown();
   if (name === "series") await showSeries(args[0], args[1]);
+  if (name === "ops") await showOperations(args[0]);
   document.body.dataset.page = name;
 }
 

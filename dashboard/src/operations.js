@@ -1,14 +1,16 @@
-// Operations: the pipeline's and the stack's numbers over the last hour (ingest rate, Kafka
-// lag, batch duration, freshness, quarantine by reason, holds open, restarts) as sparklines,
-// and the alerts Prometheus has firing — from GET /ops/overview (operators when reads are closed).
+// Operations: the pipeline's and the stack's numbers over a window (#ops/<minutes>, one hour
+// by default: ingest rate, Kafka lag, batch duration, freshness, quarantine by reason, holds
+// open, restarts) as sparklines, and the alerts Prometheus has firing — from GET /ops/overview
+// (operators when reads are closed). The page asks again as often as a new point comes.
 import { getJson } from "./api.js";
 import { t } from "./i18n.js";
 import { escapeHtml } from "./format.js";
 
-const REFRESH_SECONDS = 30;
+const REFRESH_SECONDS = [5, 60]; // the fewest and most seconds between two asks
 const WIDTH = 160;
 const HEIGHT = 32;
 let overview = null;
+let timer = null;
 
 function formatValue(value, unit) {
   if (value == null) return "–";
@@ -61,18 +63,32 @@ export function renderOperations() {
 }
 
 async function load() {
+  clearTimeout(timer);
   const box = document.getElementById("ops-error");
+  const minutes = Number(document.getElementById("ops-window").value);
+  let step = REFRESH_SECONDS[1];
   try {
-    overview = await getJson("/ops/overview", { minutes: 60 });
+    overview = await getJson("/ops/overview", { minutes });
+    step = overview.step_seconds;
     box.hidden = true;
     renderOperations();
   } catch (error) {
     box.textContent = String(error.message ?? error);
     box.hidden = false;
   }
+  const [fewest, most] = REFRESH_SECONDS;
+  timer = setTimeout(load, Math.min(most, Math.max(fewest, step)) * 1000);
 }
 
-export async function setupOperations() {
+/** The page over the window of `minutes` (one of the choices; else the one chosen before). */
+export async function showOperations(minutes) {
+  const select = document.getElementById("ops-window");
+  if ([...select.options].some((o) => o.value === minutes)) select.value = minutes;
   await load();
-  setInterval(load, REFRESH_SECONDS * 1000);
+}
+
+export function setupOperations() {
+  document.getElementById("ops-window").addEventListener("change", (event) => {
+    location.hash = `#ops/${event.target.value}`;
+  });
 }

@@ -48,6 +48,7 @@ class FiringAlert(BaseModel):
 class Operations(BaseModel):
     prometheus: str
     minutes: int
+    step_seconds: float  # between two points of a series: a new one comes this often
     panels: list[PanelData]
     alerts: list[FiringAlert]
 
@@ -130,6 +131,7 @@ async def overview(
     return Operations(
         prometheus=url,
         minutes=minutes,
+        step_seconds=step,
         panels=panels,
         alerts=[_alert(a) for a in alerts["alerts"]],
     )
