@@ -22,7 +22,8 @@
 #   ./run.sh api-key ROLE [--name N]      mint an API key
 #   ./run.sh user NAME ROLE       create or reset an API user
 #   ./run.sh ledger [--verify]    hash-chain new prices into gold.price_ledger, or verify it
-#   ./run.sh test [--fast] [PYTEST ARGS]  the test suite (--fast: without Spark and services)
+#   ./run.sh test [--fast] [PYTEST ARGS]  the test suite (--fast: without Spark and services;
+#                                 without ARGS: the unit tests beside the integration tests)
 #   ./run.sh bench NAME [ARGS]    a benchmark of bench/ (prints numbers)
 #   ./run.sh setup [--dev]        only install: venv, Maven jars, Mosquitto, dashboard
 #                                 (--dev: also Chromium, Compose CLI, PostgreSQL for the tests)
@@ -161,6 +162,22 @@ setup_dev() {  # and what only the tests need: a browser, the Compose CLI, Postg
   setup_postgresql
 }
 
+test_suite() {  # the whole suite as two pytest sessions side by side: the unit tests (one
+  # core's work) beside the integration tests (Spark, services), each with its own share of the
+  # free ports; the unit tests' report follows the integration tests' live one
+  local unit_log unit rc=0 unit_rc=0
+  unit_log="$(mktemp)"
+  ISOLATED_STACK_PORTS=20000-26383 "$PY" -m pytest -m "not services and not spark" \
+    -p no:cacheprovider >"$unit_log" 2>&1 &
+  unit=$!
+  trap "kill $unit 2>/dev/null; rm -f '$unit_log'" EXIT
+  ISOLATED_STACK_PORTS=26384-32767 "$PY" -m pytest -m "services or spark" || rc=$?
+  wait "$unit" || unit_rc=$?
+  printf '\n==> the unit tests (no Spark, no services), run beside the tests above:\n'
+  cat "$unit_log"
+  return $((rc != 0 ? rc : unit_rc))
+}
+
 cmd="${1:-up}"
 [ $# -gt 0 ] && shift
 case "$cmd" in
@@ -172,6 +189,7 @@ case "$cmd" in
       shift
       exec "$PY" -m pytest -m "not services and not spark" "$@"
     fi
+    [ $# -gt 0 ] || { test_suite; exit 0; }  # the whole suite (set -e: a failure exits with it)
     exec "$PY" -m pytest "$@" ;;
   bench)
     setup

@@ -17,6 +17,14 @@ from scripts.services import Service, services, start_services, stop_services
 
 #: where ``free_ports`` looks: below Linux's default ephemeral range (32768–60999)
 LISTEN_PORTS = range(20000, 32768)
+#: "FIRST-LAST": a share of ``LISTEN_PORTS`` of this process's own, so that two test sessions
+#: side by side (``./run.sh test``) never choose the same port between a choice and its bind
+PORTS_VARIABLE = "ISOLATED_STACK_PORTS"
+
+
+def _listen_ports() -> range:
+    first, _, last = os.environ.get(PORTS_VARIABLE, "").partition("-")
+    return range(int(first), int(last) + 1) if last else LISTEN_PORTS
 
 
 def _ephemeral_start() -> int:
@@ -32,7 +40,8 @@ def free_ports(count: int) -> list[int]:
     the same), below the ephemeral range: a port the kernel hands out as the source port of an
     outgoing connection — a Kafka or HTTP client's — could be taken between this choice and
     the service's bind (a stack's test once lost its pipeline's metrics port that way)."""
-    candidates = [p for p in LISTEN_PORTS if p < _ephemeral_start()]
+    listen_ports = _listen_ports()
+    candidates = [p for p in listen_ports if p < _ephemeral_start()]
     random.shuffle(candidates)
     with contextlib.ExitStack() as stack:
         found: list[int] = []
@@ -45,7 +54,7 @@ def free_ports(count: int) -> list[int]:
             found.append(port)
             if len(found) == count:
                 return found
-    raise RuntimeError(f"fewer than {count} free ports in {LISTEN_PORTS}")
+    raise RuntimeError(f"fewer than {count} free ports in {listen_ports}")
 
 
 def stack_env(data_dir: str) -> dict[str, str]:

@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from lakehouse.catalog import ops_metrics as m
 from lakehouse.config.settings import PROJECT_ROOT, ConfigError, Settings, load_settings
-from scripts.isolated_stack import free_ports, stack_env
+from scripts.isolated_stack import PORTS_VARIABLE, free_ports, stack_env
 from scripts.services import Bridge, KafkaBroker, Pipeline, PrometheusServer, Service
 from tests.browser import chromium, open_page, watch
 from tests.medallion_data import make_dataset, produce
@@ -234,6 +234,16 @@ def test_free_ports_are_distinct_and_below_the_ephemeral_range():
     for port in ports:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", port))
+
+
+def test_free_ports_stay_within_the_share_a_session_is_given(monkeypatch: pytest.MonkeyPatch):
+    """``./run.sh test`` runs two sessions side by side, each in its own share of the ports."""
+    monkeypatch.setenv(PORTS_VARIABLE, "20100-20139")
+    ports = free_ports(5)
+    assert len(set(ports)) == 5 and all(20100 <= port <= 20139 for port in ports)
+    monkeypatch.setenv(PORTS_VARIABLE, "20100-20100")
+    with pytest.raises(RuntimeError, match=r"fewer than 2 free ports in range\(20100, 20101\)"):
+        free_ports(2)
 
 
 def test_port_taken_fails_fast_and_says_what_to_change(tmp_path: Path):
