@@ -170,7 +170,7 @@ test_suite() {  # the whole suite as two pytest sessions side by side: the unit 
   ISOLATED_STACK_PORTS=20000-26383 "$PY" -m pytest -m "not services and not spark" \
     -p no:cacheprovider >"$unit_log" 2>&1 &
   unit=$!
-  trap "kill $unit 2>/dev/null; rm -f '$unit_log'" EXIT
+  trap "kill $unit 2>/dev/null || true; rm -f '$unit_log'" EXIT
   ISOLATED_STACK_PORTS=26384-32767 "$PY" -m pytest -m "services or spark" || rc=$?
   wait "$unit" || unit_rc=$?
   printf '\n==> the unit tests (no Spark, no services), run beside the tests above:\n'
