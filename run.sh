@@ -146,31 +146,43 @@ setup_postgresql() {  # the registry's tests run on PostgreSQL too (their fixtur
   apt_install_quietly postgresql
 }
 
-setup() {  # what running the platform needs
+setup_installs() {  # what running the platform needs but the class archive, built from these
   setup_python
   setup_jvm
-  setup_class_archive
   setup_mosquitto
   setup_prometheus
   setup_dashboard
 }
 
-setup_dev() {  # and what only the tests need: a browser, the Compose CLI, PostgreSQL
-  setup
+setup() {  # what running the platform needs
+  setup_installs
+  setup_class_archive
+}
+
+setup_test_tools() {  # what only the tests need: a browser, the Compose CLI, PostgreSQL
   setup_chromium
   setup_compose_cli
   setup_postgresql
 }
 
+setup_dev() {
+  setup
+  setup_test_tools
+}
+
 test_suite() {  # the whole suite as two pytest sessions side by side: the unit tests (one
-  # core's work) beside the integration tests (Spark, services), each with its own share of the
-  # free ports; the unit tests' report follows the integration tests' live one
+  # core's work) beside the class archive's build, then the integration tests (Spark,
+  # services), each session with its own share of the free ports; the unit tests' report
+  # follows the integration tests' live one
   local unit_log unit rc=0 unit_rc=0
+  setup_installs
+  setup_test_tools
   unit_log="$(mktemp)"
   ISOLATED_STACK_PORTS=20000-26383 "$PY" -m pytest -m "not services and not spark" \
     -p no:cacheprovider >"$unit_log" 2>&1 &
   unit=$!
   trap "kill $unit 2>/dev/null || true; rm -f '$unit_log'" EXIT
+  setup_class_archive
   ISOLATED_STACK_PORTS=26384-32767 "$PY" -m pytest -m "services or spark" || rc=$?
   wait "$unit" || unit_rc=$?
   printf '\n==> the unit tests (no Spark, no services), run beside the tests above:\n'
@@ -184,12 +196,12 @@ case "$cmd" in
   setup)
     if [ "${1:-}" = "--dev" ]; then setup_dev; else setup; fi ;;
   test)
+    [ $# -gt 0 ] || { test_suite; exit 0; }  # the whole suite (set -e: a failure exits with it)
     setup_dev
-    if [ "${1:-}" = "--fast" ]; then  # the quick loop: no Spark, no real services
+    if [ "$1" = "--fast" ]; then  # the quick loop: no Spark, no real services
       shift
       exec "$PY" -m pytest -m "not services and not spark" "$@"
     fi
-    [ $# -gt 0 ] || { test_suite; exit 0; }  # the whole suite (set -e: a failure exits with it)
     exec "$PY" -m pytest "$@" ;;
   bench)
     setup

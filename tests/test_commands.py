@@ -87,18 +87,21 @@ def _branch(command: str) -> str:
 
 def test_running_installs_runtime_only_and_tests_bring_their_tools() -> None:
     test_tools = {"setup_chromium", "setup_compose_cli", "setup_postgresql"}
-    runtime = {
+    installs = {
         "setup_python",
         "setup_jvm",
-        "setup_class_archive",
         "setup_mosquitto",
         "setup_prometheus",
         "setup_dashboard",
     }
-    assert _calls("setup") == runtime
-    assert _calls("setup_dev") == {"setup"} | test_tools
+    assert _calls("setup_installs") == installs
+    assert _calls("setup") == {"setup_installs", "setup_class_archive"}
+    assert _calls("setup_test_tools") == test_tools
+    assert _calls("setup_dev") == {"setup", "setup_test_tools"}
     assert re.search(r"^\s+setup$", _branch("up"), re.MULTILINE)  # `./run.sh` and `up`
     assert re.search(r"^\s+setup_dev$", _branch("test"), re.MULTILINE)
+    # the whole suite installs the same, its class archive built beside the unit tests
+    assert _calls("test_suite") == _calls("setup") | _calls("setup_dev") - {"setup"}
     assert "setup_dev" in _branch("setup")  # `./run.sh setup --dev`
     ci = (PROJECT_ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert "./run.sh test" in ci
