@@ -14,7 +14,13 @@ import pytest
 
 from lakehouse.config.settings import Settings, load_settings
 from lakehouse.io.kafka_io import ensure_topics
-from lakehouse.io.spark import class_archive, cluster_marker, master_url, spark_conf
+from lakehouse.io.spark import (
+    class_archive,
+    cluster_marker,
+    driver_java_options,
+    master_url,
+    spark_conf,
+)
 from scripts.isolated_stack import free_ports
 from scripts.services import SparkMaster
 from streaming_jobs.medallion import gold_query
@@ -27,17 +33,35 @@ def _with_spark(settings: Settings, **update: object) -> Settings:
     return settings.model_copy(update={"spark": settings.spark.model_copy(update=update)})
 
 
-def test_local_master_keeps_the_driver_on_loopback_and_adds_the_jars(settings: Settings):
+def _with_class_archive(settings: Settings, root: Path) -> Settings:
+    """``settings`` whose ``jvm/lib`` is ``root``, holding a class archive (an empty file)."""
+    paths = settings.paths.model_copy(update={"jvm_lib_dir": root})
+    own = settings.model_copy(update={"paths": paths})
+    class_archive(own).parent.mkdir(parents=True)
+    class_archive(own).touch()
+    return own
+
+
+def test_local_master_keeps_the_driver_on_loopback_and_adds_the_jars(
+    settings: Settings, tmp_path: Path
+):
     conf = spark_conf(settings)
     assert conf["spark.master"] == "local[2]"
     assert conf["spark.driver.host"] == conf["spark.driver.bindAddress"] == "127.0.0.1"
     assert "delta-spark" in conf["spark.jars"]
     assert "spark.driver.port" not in conf and "spark.executor.extraClassPath" not in conf
-    archive = f"-XX:SharedArchiveFile={class_archive(settings)}"
-    assert archive in conf["spark.driver.extraJavaOptions"].split()
+    options = driver_java_options(settings, "local[2]")
+    assert conf["spark.driver.extraJavaOptions"].split() == options
+    # a local driver maps the class archive once setup has built it (and the test session's
+    # driver does: tests/test_spark_delta.py); without one it starts from the jars alone
+    without = settings.paths.model_copy(update={"jvm_lib_dir": tmp_path / "none"})
+    bare = driver_java_options(settings.model_copy(update={"paths": without}), "local[2]")
+    assert not [o for o in bare if "SharedArchiveFile" in o]
+    own = _with_class_archive(settings, tmp_path / "lib")
+    assert f"-XX:SharedArchiveFile={class_archive(own)}" in driver_java_options(own, "local[2]")
 
 
-def test_cluster_master_puts_the_jars_on_every_classpath(settings: Settings):
+def test_cluster_master_puts_the_jars_on_every_classpath(settings: Settings, tmp_path: Path):
     remote = _with_spark(
         settings,
         master="spark://10.0.0.5:7077",
@@ -54,7 +78,8 @@ def test_cluster_master_puts_the_jars_on_every_classpath(settings: Settings):
     assert conf["spark.executor.extraClassPath"] == conf["spark.driver.extraClassPath"]
     assert "spark-sql-kafka" in conf["spark.executor.extraClassPath"]
     # the driver's classpath starts with jvm/lib's jars: not the one the class archive holds
-    assert "SharedArchiveFile" not in conf["spark.driver.extraJavaOptions"]
+    own = _with_class_archive(settings, tmp_path)
+    assert not [o for o in driver_java_options(own, remote.spark.master) if "SharedArchive" in o]
 
 
 def test_running_embedded_cluster_replaces_a_local_master(settings: Settings, tmp_path: Path):
