@@ -137,15 +137,15 @@ def test_merge_combines_within_a_span_and_checkpoints_as_spark(lake: Settings) -
     ]
 
 
-def test_a_merge_that_loses_to_a_concurrent_commit_retries(lake: Settings, monkeypatch) -> None:
-    """A writer opens the table, another commits a MERGE over the same rows, then the first
-    commits: delta-rs rejects the stale commit and the façade retries on a fresh snapshot."""
-    table_writes.merge(GOLD_ANOMALIES, lake, keyed_rows(GOLD_ANOMALIES, range(4)))
+def stale_then_rewritten(lake: Settings, monkeypatch: pytest.MonkeyPatch, rows: int) -> list:
+    """Open ``gold.anomalies`` (keys 0 … ``rows`` - 1 written), then MERGE new scores over all
+    its rows; the façade's next open hands out that stale snapshot once, then fresh ones.
+    Returns the list of opens, one entry each."""
     stale = DeltaTable(GOLD_ANOMALIES.path(lake))
     table_writes.merge(
-        GOLD_ANOMALIES, lake, keyed_rows(GOLD_ANOMALIES, range(4), 2.0), "s.score <> t.score"
+        GOLD_ANOMALIES, lake, keyed_rows(GOLD_ANOMALIES, range(rows), 2.0), "s.score <> t.score"
     )
-    opened = []
+    opened: list[Table] = []
     fresh = table_writes.open_for_write
 
     def stale_first(table: Table, settings: Settings) -> DeltaTable | None:
@@ -153,6 +153,14 @@ def test_a_merge_that_loses_to_a_concurrent_commit_retries(lake: Settings, monke
         return stale if len(opened) == 1 else fresh(table, settings)
 
     monkeypatch.setattr(table_writes, "open_for_write", stale_first)
+    return opened
+
+
+def test_a_merge_that_loses_to_a_concurrent_commit_retries(lake: Settings, monkeypatch) -> None:
+    """A writer opens the table, another commits a MERGE over the same rows, then the first
+    commits: delta-rs rejects the stale commit and the façade retries on a fresh snapshot."""
+    table_writes.merge(GOLD_ANOMALIES, lake, keyed_rows(GOLD_ANOMALIES, range(4)))
+    stale_then_rewritten(lake, monkeypatch, 4)
     result = table_writes.merge(
         GOLD_ANOMALIES, lake, keyed_rows(GOLD_ANOMALIES, range(6), 3.0), "s.score <> t.score"
     )
@@ -212,18 +220,7 @@ def test_upkeep_compacts_retries_vacuums_and_tidies_the_log(lake: Settings, monk
     0 h); the log gets a checkpoint."""
     for keys in (range(0, 3), range(3, 6), range(6, 9)):
         table_writes.append(GOLD_ANOMALIES, lake, keyed_rows(GOLD_ANOMALIES, keys))
-    stale = DeltaTable(GOLD_ANOMALIES.path(lake))
-    table_writes.merge(
-        GOLD_ANOMALIES, lake, keyed_rows(GOLD_ANOMALIES, range(9), 2.0), "s.score <> t.score"
-    )
-    opened = []
-    fresh = table_writes.open_for_write
-
-    def stale_first(table: Table, settings: Settings) -> DeltaTable | None:
-        opened.append(table)
-        return stale if len(opened) == 1 else fresh(table, settings)
-
-    monkeypatch.setattr(table_writes, "open_for_write", stale_first)
+    opened = stale_then_rewritten(lake, monkeypatch, 9)
     table_writes.optimize(GOLD_ANOMALIES, lake, ("commodity", "market_id"))
     assert len(opened) == 2  # the stale attempt lost, the fresh one committed
     monkeypatch.undo()
