@@ -45,25 +45,21 @@ def catalog_conf(settings: Settings) -> dict[str, str]:
     }
 
 
-def analyst_spark(settings: Settings, catalog: bool = True) -> SparkSession:
-    """A SparkSession with the persistent catalog, every existing table registered (or, with
-    ``catalog=False``, one that addresses tables by path only and leaves the metastore free,
-    as table upkeep does).
+def analyst_spark(settings: Settings) -> SparkSession:
+    """A SparkSession with the persistent catalog, every existing table registered.
 
     Raises ``ConfigError`` when Spark cannot start or the metastore is held by another analyst
     session (embedded Derby admits one process at a time)."""
     from lakehouse.io.spark import get_spark
 
-    if catalog:
-        metastore_dir(settings).mkdir(parents=True, exist_ok=True)
+    metastore_dir(settings).mkdir(parents=True, exist_ok=True)
     try:
-        spark = get_spark(settings, extra_conf=catalog_conf(settings) if catalog else None)
+        spark = get_spark(settings, extra_conf=catalog_conf(settings))
     except ConfigError:
         raise
     except Exception as exc:  # noqa: BLE001 - Java missing, gateway failure: say so in one line
         raise ConfigError(f"Spark engine unavailable: {_first_line(exc)}") from None
-    if catalog:
-        register_tables(spark, settings)
+    register_tables(spark, settings)
     return spark
 
 
