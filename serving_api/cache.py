@@ -37,12 +37,17 @@ from lakehouse.io.fast_read import (
     committed_files,
     files_rows,
     open_table,
+    plain,
 )
 from serving_api.metrics import ApiMetrics
 
 log = logging.getLogger(__name__)
 
 V = TypeVar("V")
+#: the wait before the next try of a view whose rebuild failed, doubled for each failure in a
+#: row up to the longest
+BACKOFF_FIRST_SECONDS = 0.5
+BACKOFF_MAX_SECONDS = 30.0
 #: a ``recent`` table's commits read at build time: usually more than the table it is summed
 #: up in lags behind (the gold query MERGEs silver's prices into ``gold.price_latest``); a view
 #: that follows both catches up on a longer lag when the summary commits
@@ -101,6 +106,10 @@ class _Slot:
     looked: float = float("-inf")  # when the last look for newer versions began (monotonic)
     follow: asyncio.Task[None] | None = None  # a look under way, and the rebuild it started
     rebuilding: bool = False
+    #: why the last rebuild failed (None: it did not); the failures in a row since the last
+    #: success space the next looks out (``_backoff``)
+    failure: str | None = None
+    failures: int = 0
 
 
 class CommitRows:
@@ -177,6 +186,20 @@ class GoldCache:
         slot = self._slots.get(spec.name)
         return slot.built.value if slot and slot.built else None
 
+    def _backoff(self, slot: _Slot) -> float:
+        """The wait between two looks: ``api.cache_check_ms``; after rebuilds that failed in
+        a row, ``BACKOFF_FIRST_SECONDS`` (or that, if longer) doubled with each (up to
+        ``BACKOFF_MAX_SECONDS``), so a view that cannot be rebuilt costs no CPU retrying."""
+        if not slot.failures:
+            return self._check_every
+        first = max(self._check_every, BACKOFF_FIRST_SECONDS)
+        return min(first * 2 ** (slot.failures - 1), BACKOFF_MAX_SECONDS)
+
+    def failing(self) -> dict[str, str]:
+        """The views whose last rebuild failed (still answering from an older version of their
+        tables), with the reason: what readiness reports."""
+        return {name: slot.failure for name, slot in self._slots.items() if slot.failure}
+
     def _stale(self, spec: ViewSpec[Any], built: _Built) -> bool:
         return any(self.advanced(t, v) for t, v in zip(spec.tables, built.versions, strict=True))
 
@@ -189,7 +212,7 @@ class GoldCache:
         if slot is None or slot.built is None:
             return None
         now = time.monotonic()
-        if slot.follow is None and now - slot.looked >= self._check_every:
+        if slot.follow is None and now - slot.looked >= self._backoff(slot):
             slot.looked = now
             slot.follow = asyncio.create_task(self._follow(spec, slot))
         self.metrics.looked_up(spec.name, "stale" if slot.rebuilding else "hit")
@@ -217,8 +240,18 @@ class GoldCache:
             if await asyncio.to_thread(self._stale, spec, built):
                 slot.rebuilding = True
                 slot.built = await asyncio.to_thread(self._rebuild, spec, built)
-        except Exception:
-            log.exception("view rebuild failed", extra={"view": spec.name})
+        except Exception as error:  # noqa: BLE001 - counted, told once, shown by /ready
+            self.metrics.view_failures.labels(spec.name).inc()
+            if slot.failure is None:
+                log.error(
+                    "view rebuild failed: serving its previous version until a rebuild succeeds",
+                    extra={"view": spec.name, "error": f"{type(error).__name__}: {error}"},
+                )
+            slot.failure, slot.failures = f"{type(error).__name__}: {error}", slot.failures + 1
+        else:
+            if slot.failure is not None:
+                log.info("view rebuilt again", extra={"view": spec.name, "after": slot.failures})
+            slot.failure, slot.failures = None, 0
         finally:
             slot.rebuilding = False
             slot.follow = None
@@ -270,7 +303,7 @@ class GoldCache:
                     versions[-1], rows = self._added(spec, table, since)
                 else:
                     columns = spec.read(table).columns
-                    rows = delta.to_pyarrow_table(columns=list(columns) if columns else None)
+                    rows = plain(delta.to_pyarrow_table(columns=list(columns) if columns else None))
                 tables[table.qualified_name] = rows
             self.metrics.table_version.labels(table.qualified_name).set(
                 -1 if versions[-1] is None else versions[-1]

@@ -46,6 +46,13 @@ class ApiMetrics:
             ["view", "result"],
             registry=r,
         )
+        self.view_failures = Counter(
+            "smartmarket_api_view_failures",
+            "Rebuilds of a prepared view that failed (the view kept answering from the previous "
+            "versions of its tables)",
+            ["view"],
+            registry=r,
+        )
         self.table_version = Gauge(
             "smartmarket_api_table_version",
             "Delta version of each gold table the API serves (-1: not written yet)",

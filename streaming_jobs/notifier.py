@@ -32,7 +32,7 @@ from lakehouse.catalog.tables import GOLD_ALERT_DELIVERIES, GOLD_ALERTS, arrow_s
 from lakehouse.config.logs import configure_logging
 from lakehouse.config.settings import AlertSettings, NotifierChannel, Settings, load_settings
 from lakehouse.io import table_writes
-from lakehouse.io.fast_read import TableMissing, open_table, table_version
+from lakehouse.io.fast_read import TableMissing, open_table, read_rows, table_version
 from lakehouse.io.status import stop_event, write_status
 
 log = logging.getLogger(__name__)
@@ -132,9 +132,7 @@ class Notifier:
 
     def _finished(self) -> set[tuple[str, str, str]]:
         try:
-            rows = open_table(GOLD_ALERT_DELIVERIES, self.settings).to_pyarrow_table(
-                columns=["alert_id", "channel", "state"]
-            )
+            rows = read_rows(GOLD_ALERT_DELIVERIES, self.settings, ["alert_id", "channel", "state"])
         except TableMissing:
             return set()
         return set(zip(*(rows.column(c).to_pylist() for c in rows.column_names), strict=True))

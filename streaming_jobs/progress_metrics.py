@@ -38,7 +38,7 @@ from lakehouse.catalog import ops_metrics as m
 from lakehouse.catalog.events import HoldStatus
 from lakehouse.catalog.tables import SILVER_HOLDS
 from lakehouse.config.settings import Settings
-from lakehouse.io.fast_read import TableMissing, open_table, table_version
+from lakehouse.io.fast_read import TableMissing, read_rows, table_version
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +230,7 @@ def open_holds(settings: Settings) -> Callable[[], int | None]:
             return None
         if counted is None or counted[0] != version:
             try:
-                holds = open_table(SILVER_HOLDS, settings).to_pyarrow_table(columns=["status"])
+                holds = read_rows(SILVER_HOLDS, settings, ["status"])
             except TableMissing:
                 return None
             reviewable = pa.array([s.value for s in HoldStatus.reviewable()])

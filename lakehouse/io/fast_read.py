@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -69,15 +70,76 @@ def table_version(table: Table, settings: Settings) -> int | None:
         return None
 
 
-def _utc(table: pa.Table) -> pa.Table:
-    """Timestamps as delta-rs reads them (microseconds, UTC), whatever the writer used."""
-    for i, f in enumerate(table.schema):
-        if pa.types.is_timestamp(f.type) and (f.type.unit != "us" or f.type.tz != "UTC"):
-            column = table.column(i)
-            if f.type.tz is None:
-                column = pc.assume_timezone(column, "UTC")
-            table = table.set_column(i, f.name, column.cast(pa.timestamp("us", tz="UTC")))
-    return table
+def plain_type(kind: pa.DataType) -> pa.DataType:
+    """The one Arrow layout every reader of this module gets for ``kind``: strings and binaries
+    as plain (32-bit offset) arrays whatever a writer chose — delta-rs writes ``string_view``,
+    other writers ``large_string`` or dictionaries, and Arrow's kernels (sorting, grouping)
+    do not take every layout — lists as plain lists, timestamps as microseconds in UTC;
+    nested types likewise, all the way down."""
+    if pa.types.is_dictionary(kind):
+        return plain_type(kind.value_type)
+    if pa.types.is_string_view(kind) or pa.types.is_large_string(kind):
+        return pa.string()
+    if pa.types.is_binary_view(kind) or pa.types.is_large_binary(kind):
+        return pa.binary()
+    if pa.types.is_timestamp(kind):
+        return pa.timestamp("us", tz="UTC")
+    if pa.types.is_map(kind):
+        return pa.map_(plain_type(kind.key_type), plain_type(kind.item_type))
+    if (
+        pa.types.is_list(kind)
+        or pa.types.is_large_list(kind)
+        or pa.types.is_list_view(kind)
+        or pa.types.is_large_list_view(kind)
+    ):
+        return pa.list_(plain_type(kind.value_type))
+    if pa.types.is_struct(kind):
+        return pa.struct([f.with_type(plain_type(f.type)) for f in kind])
+    return kind
+
+
+def _list_of_view(chunk: pa.Array) -> pa.Array:
+    """A list view as the plain list of the same values (Arrow 25's cast between the two
+    writes a short offsets buffer)."""
+    sizes = pc.fill_null(pc.list_value_length(chunk), 0).to_numpy().astype(np.int64)
+    offsets = pa.array(np.concatenate([[0], np.cumsum(sizes)]), pa.int64())
+    values = pc.list_flatten(chunk)
+    return pa.LargeListArray.from_arrays(offsets, values, mask=chunk.is_null())
+
+
+def _plain_column(column: pa.ChunkedArray, dictionary: bool) -> pa.ChunkedArray:
+    kind, wanted = column.type, plain_type(column.type)
+    if pa.types.is_list_view(kind) or pa.types.is_large_list_view(kind):
+        column = pa.chunked_array(
+            [_list_of_view(c) for c in column.chunks], pa.large_list(kind.value_field)
+        )
+    if pa.types.is_timestamp(kind) and kind.tz is None:  # naive: a writer's UTC wall time
+        column = pc.assume_timezone(column, "UTC")
+    if pa.types.is_dictionary(kind):  # its values made plain first (a view cannot be taken)
+        column = column.cast(pa.dictionary(kind.index_type, wanted))
+        return column if dictionary else column.cast(wanted)
+    if dictionary and pa.types.is_string(wanted):
+        return pc.dictionary_encode(column.cast(wanted))
+    return column if kind == wanted else column.cast(wanted)
+
+
+def plain(table: pa.Table, dictionary: Columns = None) -> pa.Table:
+    """``table`` in the layout of ``plain_type``, with the columns named in ``dictionary``
+    dictionary-encoded (of string values): the one place a read's layout is settled, so every
+    caller — the API's views, the notifier, the metrics — gets the same types from any writer
+    (delta-rs MERGE or append, Spark) and any version of them."""
+    encoded = set(dictionary or ())
+    columns = [_plain_column(table[f.name], f.name in encoded) for f in table.schema]
+    if all(c.type == f.type for c, f in zip(columns, table.schema, strict=True)):
+        return table
+    return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+def read_rows(table: Table, settings: Settings, columns: Columns = None) -> pa.Table:
+    """The rows of the table's newest version (only ``columns`` when given), in the layout of
+    ``plain``. Raises ``TableMissing`` when nothing has been written there yet."""
+    delta = open_table(table, settings)
+    return plain(delta.to_pyarrow_table(columns=list(columns) if columns else None))
 
 
 def _added_rows(
@@ -95,7 +157,7 @@ def _added_rows(
         if (columns is None or name in columns) and name not in held:
             column = pa.array([value] * rows.num_rows, pa.string())
             rows = rows.append_column(name, column.cast(pa.date32()))
-    return _utc(rows)
+    return plain(rows, dictionary)
 
 
 def commit_actions(table: Table, settings: Settings, version: int) -> list[dict[str, Any]] | None:
@@ -186,7 +248,7 @@ def added_since(
 def delivery_counts(settings: Settings) -> dict[str, int]:
     """Finished deliveries per outcome (``delivered``, ``undelivered``), for metrics."""
     try:
-        rows = open_table(GOLD_ALERT_DELIVERIES, settings).to_pyarrow_table(columns=["delivered"])
+        rows = read_rows(GOLD_ALERT_DELIVERIES, settings, ["delivered"])
     except TableMissing:
         return {"delivered": 0, "undelivered": 0}
     delivered = sum(1 for d in rows.column("delivered").to_pylist() if d)

@@ -12,7 +12,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from lakehouse.config.settings import Settings
 from lakehouse.config.storage import exists
 from lakehouse.io.kafka_io import kafka_reachable
-from serving_api.deps import MetricsDep, ReadinessDep, SettingsDep, may_scrape
+from serving_api.cache import GoldCache
+from serving_api.deps import GoldDep, MetricsDep, ReadinessDep, SettingsDep, may_scrape
 from serving_api.models import Check, Readiness
 
 READY_CACHE_SECONDS = 2.0
@@ -32,6 +33,13 @@ def _lakehouse_check(settings: Settings) -> Check:
     return Check(ok=True, detail=str(root))
 
 
+def _views_check(cache: GoldCache) -> Check:
+    if failing := cache.failing():
+        reasons = (f"{view}: {why}" for view, why in sorted(failing.items()))
+        return Check(ok=False, detail="; ".join(reasons))
+    return Check(ok=True, detail="every view follows its tables")
+
+
 @router.get("/health", summary="Liveness: the process answers")
 async def health() -> dict[str, str]:
     return {"status": "ok"}
@@ -39,21 +47,25 @@ async def health() -> dict[str, str]:
 
 @router.get(
     "/ready",
-    summary="Readiness: Kafka and the lakehouse are reachable (503 otherwise)",
+    summary="Readiness: Kafka and the lakehouse are reachable and every prepared view follows "
+    "its tables (503 otherwise)",
     response_model=Readiness,
     responses={503: {"model": Readiness}},
 )
-async def ready(settings: SettingsDep, cache: ReadinessDep, response: Response) -> Readiness:
+async def ready(
+    settings: SettingsDep, cache: ReadinessDep, gold: GoldDep, response: Response
+) -> Readiness:
     cached = cache.get("ready")
     if cached is None or time.monotonic() - cached[0] > READY_CACHE_SECONDS:
         kafka, lakehouse = await asyncio.gather(
             asyncio.to_thread(_kafka_check, settings),
             asyncio.to_thread(_lakehouse_check, settings),
         )
-        ok = kafka.ok and lakehouse.ok
+        views = _views_check(gold)
+        ok = kafka.ok and lakehouse.ok and views.ok
         result = Readiness(
             status="ready" if ok else "not ready",
-            checks={"kafka": kafka, "lakehouse": lakehouse},
+            checks={"kafka": kafka, "lakehouse": lakehouse, "views": views},
         )
         cache["ready"] = cached = (time.monotonic(), result)
     readiness = cached[1]
