@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from lakehouse.config.backoff import backoff_seconds
+
 CHUNK = 65536
 
 
@@ -50,11 +52,6 @@ def describe_exit(returncode: int) -> str:
     if returncode < 0:
         return f"killed by {signal.Signals(-returncode).name}"
     return f"exit {returncode}"
-
-
-def backoff_seconds(failures: int, first: float, most: float) -> float:
-    """The wait before the restart after ``failures`` quick exits in a row (1, 2, 4, … × first)."""
-    return min(first * 2 ** max(failures - 1, 0), most)
 
 
 class RotatingLog:

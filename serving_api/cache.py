@@ -29,6 +29,7 @@ from typing import Any, Generic, TypeVar
 import pyarrow as pa
 
 from lakehouse.catalog.tables import Table, arrow_schema
+from lakehouse.config.backoff import backoff_seconds
 from lakehouse.config.settings import Settings
 from lakehouse.config.storage import exists
 from lakehouse.io.fast_read import (
@@ -193,7 +194,7 @@ class GoldCache:
         if not slot.failures:
             return self._check_every
         first = max(self._check_every, BACKOFF_FIRST_SECONDS)
-        return min(first * 2 ** (slot.failures - 1), BACKOFF_MAX_SECONDS)
+        return backoff_seconds(slot.failures, first, BACKOFF_MAX_SECONDS)
 
     def failing(self) -> dict[str, str]:
         """The views whose last rebuild failed (still answering from an older version of their

@@ -14,9 +14,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from lakehouse.config.backoff import backoff_seconds
 from scripts.cli import main
 from scripts.isolated_stack import isolated_stack
-from scripts.keeper import RotatingLog, backoff_seconds, describe_exit
+from scripts.keeper import RotatingLog, describe_exit
 from scripts.services import services
 
 

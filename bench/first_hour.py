@@ -1,0 +1,220 @@
+"""A user's first hour on the default stack, measured from outside (issue #53's targets).
+
+The stack is started as the README's first command starts it — ``./run.sh up`` with the default
+settings and every simulator running — on a fresh data folder and free ports of its own, then
+left running for ``--minutes`` while this script, as any client would:
+
+- produces a price **raw to Kafka** (a bare confluent-kafka producer, JSON) every
+  ``--probe-seconds`` for a market × commodity the simulators do not publish, and times when it
+  is served by ``GET /api/v1/prices/live`` — next to when the same price is in ``silver.prices``
+  (read with delta-rs: the baseline of the same run, what the pipeline alone takes);
+- counts the alerts ``GET /api/v1/alerts`` lists, per hour of the run;
+- reads the API process's CPU over a quiet minute at the end (no request but one a second);
+- asks the endpoint behind each dashboard tab whether it has data;
+- counts the tracebacks and ERROR lines in the services' logs.
+
+    ./run.sh bench first_hour [--minutes 10] [--probe-seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+from confluent_kafka import Producer
+
+from lakehouse.catalog.conf import conf_of
+from lakehouse.catalog.tables import SILVER_PRICES
+from lakehouse.config.settings import PROJECT_ROOT, Settings, load_settings
+from lakehouse.io.fast_read import TableMissing, read_rows
+from scripts.isolated_stack import stack_env
+from scripts.service_logs import FAULT, faults
+
+RUN_SH = str(PROJECT_ROOT / "run.sh")
+PROBE_TIMEOUT = 60.0  # a probe not served by then counts as this long
+#: the endpoint behind each tab of the dashboard (and the forecasts the chart draws)
+TABS = {
+    "board": "/prices/live",
+    "map": "/markets",
+    "chart": "/prices/history",
+    "alerts": "/alerts",
+    "news": "/news",
+    "quality": "/quality",
+    "supply": "/supply/stock",
+    "operations": "/ops/overview",
+    "forecasts": "/forecasts",
+}
+
+
+def _get(api: str, path: str, **params: Any) -> Any:
+    answer = httpx.get(f"{api}/api/v1{path}", params=params, timeout=30)
+    answer.raise_for_status()
+    return answer.json()
+
+
+def _probe_series(api: str, settings: Settings) -> tuple[str, str]:
+    """A market × commodity the simulators do not publish (its probes are not overwritten)."""
+    live = _get(api, "/prices/live")
+    shown = {(r["market_id"], r["commodity"]) for r in live}
+    for market_id in sorted({m for m, _ in shown}):
+        for commodity in sorted(conf_of(settings).commodities):
+            if (market_id, commodity) not in shown:
+                return market_id, commodity
+    raise SystemExit("every market × commodity is simulated: no series left to probe")
+
+
+def _in_silver(settings: Settings, event_id: str) -> bool:
+    try:
+        ids = read_rows(SILVER_PRICES, settings, ["event_id"])["event_id"]
+    except TableMissing:
+        return False
+    return event_id in set(ids.to_pylist())
+
+
+def _served(api: str, series: tuple[str, str], event_id: str) -> bool:
+    market_id, commodity = series
+    live = _get(api, "/prices/live", market_id=market_id, commodity=commodity)
+    return any(r["event_id"] == event_id for r in live)
+
+
+def probe(api: str, settings: Settings, series: tuple[str, str], price: float) -> dict[str, float]:
+    """Seconds from a raw produce to ``/prices/live`` serving it, and to ``silver.prices``."""
+    market_id, commodity = series
+    event_id = str(uuid.uuid4())
+    event = {
+        "event_id": event_id,
+        "event_type": "price",
+        "market_id": market_id,
+        "commodity": commodity,
+        "price": price,
+        "unit": conf_of(settings).commodities[commodity].unit,
+        "observed_at": datetime.now(UTC).isoformat(),
+        "source": "bench-first-hour",
+    }
+    producer = Producer({"bootstrap.servers": settings.kafka.bootstrap})
+    began = time.monotonic()
+    key = f"{market_id}:{commodity}"
+    producer.produce(settings.kafka.topics.prices, json.dumps(event).encode(), key)
+    producer.flush(30)
+    seen: dict[str, float] = {}
+    while len(seen) < 2 and (waited := time.monotonic() - began) < PROBE_TIMEOUT:
+        if "api" not in seen and _served(api, series, event_id):
+            seen["api"] = waited
+        if "silver" not in seen and _in_silver(settings, event_id):
+            seen["silver"] = time.monotonic() - began
+        time.sleep(0.05)
+    return {k: seen.get(k, PROBE_TIMEOUT) for k in ("api", "silver")}
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _api_process(run_dir: Path) -> psutil.Process:
+    return psutil.Process(json.loads((run_dir / "api.pid").read_text())["pid"])
+
+
+def _quiet_cpu(api: str, process: psutil.Process, seconds: float = 60.0) -> float:
+    """The API's CPU (percent of one core) over ``seconds`` with one ``/health`` a second."""
+    before = sum(process.cpu_times()[:2]) + sum(
+        sum(c.cpu_times()[:2]) for c in process.children(recursive=True)
+    )
+    began = time.monotonic()
+    while time.monotonic() - began < seconds:
+        httpx.get(f"{api}/health", timeout=10)
+        time.sleep(1)
+    after = sum(process.cpu_times()[:2]) + sum(
+        sum(c.cpu_times()[:2]) for c in process.children(recursive=True)
+    )
+    return 100 * (after - before) / (time.monotonic() - began)
+
+
+def _tabs(api: str) -> dict[str, bool]:
+    answers = {}
+    for tab, path in TABS.items():
+        try:
+            body = _get(api, path, **({"minutes": 5} if tab == "operations" else {}))
+        except httpx.HTTPError:
+            answers[tab] = False
+            continue
+        items = body.get("items", body.get("panels")) if isinstance(body, dict) else body
+        answers[tab] = bool(items)
+    return answers
+
+
+def measure(settings: Settings, env: dict[str, str], minutes: float, every: float) -> dict:
+    """Start the stack, probe it for ``minutes``, read what a user would meet; stop it."""
+    api = f"http://127.0.0.1:{settings.api.port}"
+    began = time.monotonic()
+    up = subprocess.run([RUN_SH, "up"], env=env, capture_output=True, text=True, check=False)
+    found: dict[str, Any] = {"up_seconds": time.monotonic() - began}
+    try:
+        if up.returncode != 0:
+            raise SystemExit(f"./run.sh up failed:\n{up.stdout}{up.stderr}")
+        print(f"./run.sh up (installed) to all healthy: {found['up_seconds']:.1f} s")
+        series = _probe_series(api, settings)
+        print(f"probing {series[0]} × {series[1]} every {every:g} s for {minutes:g} min")
+        times: list[dict[str, float]] = []
+        running = time.monotonic()
+        while time.monotonic() - running < 60 * minutes:
+            times.append(probe(api, settings, series, 10_000 + len(times)))
+            time.sleep(max(0.0, every - times[-1]["api"]))
+        found["times"] = times
+        found["hours"] = (time.monotonic() - began) / 3600
+        found["alerts"] = len(_get(api, "/alerts", limit=1000))
+        run_dir = Path(env["SMARTMARKET_PATHS__DATA_DIR"]) / "run"
+        found["cpu"] = _quiet_cpu(api, _api_process(run_dir))
+        found["tabs"] = _tabs(api)
+        found["faults"] = faults(settings.paths.log_dir)
+    finally:
+        subprocess.run([RUN_SH, "down"], env=env, capture_output=True, check=False)
+    return found
+
+
+def report(found: dict[str, Any]) -> None:
+    times = found["times"]
+    api_s, silver_s = ([t[k] for t in times] for k in ("api", "silver"))
+    print(f"\nprobes: {len(times)}")
+    print(f"  {'':<28} {'p50':>7} {'p95':>7} {'max':>7}")
+    for label, values in (("produce → /prices/live", api_s), ("produce → silver", silver_s)):
+        p50, p95 = statistics.median(values), _percentile(values, 0.95)
+        print(f"  {label:<28} {p50:>6.2f}s {p95:>6.2f}s {max(values):>6.2f}s")
+    ratio = _percentile(api_s, 0.95) / _percentile(silver_s, 0.95)
+    print(f"  /prices/live p95 against silver's (the baseline): {ratio:.2f}")
+    alerts, hours = found["alerts"], found["hours"]
+    print(f"alerts: {alerts} in {60 * hours:.1f} min ({alerts / hours:.0f} per hour)")
+    print(f"API CPU over a quiet minute: {found['cpu']:.1f} % of a core")
+    tabs = found["tabs"]
+    empty = ", ".join(t for t, ok in tabs.items() if not ok) or "none"
+    print(f"tabs with data: {sum(tabs.values())} of {len(tabs)} (empty: {empty})")
+    print(f"log lines matching {FAULT.pattern!r}: {len(found['faults'])}")
+    for line in found["faults"][:10]:
+        print(f"  {line}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=10.0, help="how long to probe")
+    parser.add_argument("--probe-seconds", type=float, default=10.0, help="a probe this often")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="first-hour-") as data:
+        own = stack_env(data)
+        os.environ.update(own)  # this process reads the stack's settings as its commands do
+        env = dict(os.environ)
+        report(measure(load_settings(), env, args.minutes, args.probe_seconds))
+
+
+if __name__ == "__main__":
+    main()
