@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import subprocess
 import time
@@ -25,6 +24,7 @@ import psutil
 import pytest
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
+from scripts.service_logs import faults
 
 from lakehouse.catalog import ops_metrics as m
 from lakehouse.catalog.conf import conf_of
@@ -178,8 +178,6 @@ def check_operations_view(api: str) -> None:
 
 #: how long the first-run journey lets the stack run, as a user leaves it running
 JOURNEY_SECONDS = 300.0
-#: what a service's log must never hold while the stack runs as it should
-LOG_FAULTS = re.compile(r"Traceback|\bERROR\b|\"level\": ?\"(ERROR|CRITICAL)\"")
 
 
 def live_prices(api: str) -> list[dict[str, Any]]:
@@ -262,17 +260,9 @@ def check_insights(api: str, series: tuple[str, str]) -> None:
     assert impact.status_code == 200, impact.text
 
 
-def log_faults(settings: Settings) -> list[str]:
-    return [
-        f"{path.name}: {line[:300]}"
-        for path in sorted(settings.paths.log_dir.glob("*.log*"))
-        for line in path.read_text(errors="replace").splitlines()
-        if LOG_FAULTS.search(line)
-    ]
-
-
 @pytest.mark.services  # the whole embedded stack, the pipeline (Spark) included
 @pytest.mark.spark
+@pytest.mark.timeout(JOURNEY_SECONDS + 900)  # up, the journey, down: on a busy box
 def test_first_run_as_a_user_lives_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The README's first command on an empty data folder (free ports of its own, Prometheus
     scraping every second), left running for ``JOURNEY_SECONDS`` and checked only from
@@ -337,7 +327,7 @@ def test_first_run_as_a_user_lives_it(tmp_path: Path, monkeypatch: pytest.Monkey
         status = run(env, "status")
         assert status.returncode == 0 and status.stdout.count("healthy") == len(SERVICES)
         assert httpx.get(f"{api}/ready", timeout=10).json()["status"] == "ready"
-        assert log_faults(settings) == []
+        assert faults(settings.paths.log_dir) == []
         procs = _family(tmp_path / "run")
         assert len(procs) >= len(SERVICES)
     finally:
