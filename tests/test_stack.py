@@ -24,12 +24,12 @@ import psutil
 import pytest
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
-from scripts.service_logs import faults
 
 from lakehouse.catalog import ops_metrics as m
 from lakehouse.catalog.conf import conf_of
 from lakehouse.config.settings import PROJECT_ROOT, ConfigError, Settings, load_settings
 from scripts.isolated_stack import PORTS_VARIABLE, free_ports, stack_env
+from scripts.service_logs import faults
 from scripts.services import Bridge, KafkaBroker, Pipeline, PrometheusServer, Service
 from tests.browser import chromium, open_page, watch
 from tests.medallion_data import make_dataset, produce
@@ -260,8 +260,7 @@ def check_insights(api: str, series: tuple[str, str]) -> None:
     assert impact.status_code == 200, impact.text
 
 
-@pytest.mark.services  # the whole embedded stack, the pipeline (Spark) included
-@pytest.mark.spark
+@pytest.mark.journey  # the whole embedded stack of its own, the pipeline (Spark) included
 @pytest.mark.timeout(JOURNEY_SECONDS + 900)  # up, the journey, down: on a busy box
 def test_first_run_as_a_user_lives_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The README's first command on an empty data folder (free ports of its own, Prometheus
