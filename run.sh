@@ -39,6 +39,9 @@ PY="$VENV/bin/python"
 UV_VERSION="0.13.9"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 
+#: the tests that need neither Spark nor a service (the quick loop, ./run.sh test --fast)
+UNIT_TESTS="not services and not spark and not journey"
+
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 2; }
 
@@ -170,24 +173,33 @@ setup_dev() {
   setup_test_tools
 }
 
-test_suite() {  # the whole suite as two pytest sessions side by side: the unit tests (one
-  # core's work) beside the class archive's build, then the integration tests (Spark,
-  # services), each session with its own share of the free ports; the unit tests' report
-  # follows the integration tests' live one
-  local unit_log unit rc=0 unit_rc=0
+test_suite() {  # the whole suite as three pytest sessions side by side, each with its own
+  # share of the free ports: the unit tests (one core's work) beside the class archive's build;
+  # then the first-run journey (a whole stack left running for minutes, mostly waiting) and the
+  # integration tests (Spark, services). The integration tests' report is live; the others'
+  # follow it
+  local rc=0 session
   setup_installs
   setup_test_tools
-  unit_log="$(mktemp)"
-  ISOLATED_STACK_PORTS=20000-26383 "$PY" -m pytest -m "not services and not spark" \
-    -p no:cacheprovider >"$unit_log" 2>&1 &
-  unit=$!
-  trap "kill $unit 2>/dev/null || true; rm -f '$unit_log'" EXIT
+  SESSION_LOGS="$(mktemp -d)"
+  SESSIONS=()
+  trap 'kill "${SESSIONS[@]}" 2>/dev/null || true; rm -rf "$SESSION_LOGS"' EXIT
+  ISOLATED_STACK_PORTS=20000-24999 "$PY" -m pytest -m "$UNIT_TESTS" -p no:cacheprovider \
+    >"$SESSION_LOGS/unit" 2>&1 &
+  SESSIONS+=($!)
   setup_class_archive
-  ISOLATED_STACK_PORTS=26384-32767 "$PY" -m pytest -m "services or spark" || rc=$?
-  wait "$unit" || unit_rc=$?
-  printf '\n==> the unit tests (no Spark, no services), run beside the tests above:\n'
-  cat "$unit_log"
-  return $((rc != 0 ? rc : unit_rc))
+  ISOLATED_STACK_PORTS=25000-27999 "$PY" -m pytest -m journey -p no:cacheprovider \
+    >"$SESSION_LOGS/journey" 2>&1 &
+  SESSIONS+=($!)
+  ISOLATED_STACK_PORTS=28000-32767 "$PY" -m pytest -m "(services or spark) and not journey" \
+    || rc=$?
+  for session in unit journey; do
+    wait "${SESSIONS[0]}" || rc=$((rc != 0 ? rc : $?))
+    SESSIONS=("${SESSIONS[@]:1}")
+    printf '\n==> the %s tests, run beside the tests above:\n' "$session"
+    cat "$SESSION_LOGS/$session"
+  done
+  return "$rc"
 }
 
 cmd="${1:-up}"
@@ -200,7 +212,7 @@ case "$cmd" in
     setup_dev
     if [ "$1" = "--fast" ]; then  # the quick loop: no Spark, no real services
       shift
-      exec "$PY" -m pytest -m "not services and not spark" "$@"
+      exec "$PY" -m pytest -m "$UNIT_TESTS" "$@"
     fi
     exec "$PY" -m pytest "$@" ;;
   bench)

@@ -26,7 +26,8 @@ SPARK_FIXTURES = {"spark", "replayed"}
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark each test by what it needs, from the fixtures it uses: ``services`` (real Kafka,
     Mosquitto, MLflow, or the replayed lakehouse) and ``spark`` — so ``./run.sh test --fast``
-    (``-m "not services and not spark"``) is the quick loop."""
+    (``-m "not services and not spark and not journey"``) is the quick loop. The first-run
+    journey is marked ``journey`` by hand: it starts a whole stack of its own."""
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
         if used & SERVICE_FIXTURES:

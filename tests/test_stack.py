@@ -13,18 +13,23 @@ import os
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
 import pytest
+from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
 from lakehouse.catalog import ops_metrics as m
+from lakehouse.catalog.conf import conf_of
 from lakehouse.config.settings import PROJECT_ROOT, ConfigError, Settings, load_settings
 from scripts.isolated_stack import PORTS_VARIABLE, free_ports, stack_env
+from scripts.service_logs import faults
 from scripts.services import Bridge, KafkaBroker, Pipeline, PrometheusServer, Service
 from tests.browser import chromium, open_page, watch
 from tests.medallion_data import make_dataset, produce
@@ -171,10 +176,98 @@ def check_operations_view(api: str) -> None:
         assert watched.errors == []
 
 
-@pytest.mark.services  # the whole embedded stack, the pipeline (Spark) included
-@pytest.mark.spark
-def test_up_status_down_leaves_no_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Up (twice), status, the impact model, the whole scrape and the operations view, down."""
+#: how long the first-run journey lets the stack run, as a user leaves it running
+JOURNEY_SECONDS = 300.0
+
+
+def live_prices(api: str) -> list[dict[str, Any]]:
+    answer = httpx.get(f"{api}/api/v1/prices/live", timeout=30)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def newest_observed(api: str) -> str | None:
+    return max((r["observed_at"] for r in live_prices(api)), default=None)
+
+
+def produce_raw_price(settings: Settings, market_id: str, commodity: str, price: float) -> None:
+    """A price as any producer writes it: JSON on the prices topic, by a bare Kafka client."""
+    producer = Producer({"bootstrap.servers": settings.kafka.bootstrap})
+    event = {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "price",
+        "market_id": market_id,
+        "commodity": commodity,
+        "price": price,
+        "unit": "kg",
+        "observed_at": datetime.now(UTC).isoformat(),
+        "source": "journey-test",
+    }
+    producer.produce(
+        settings.kafka.topics.prices, json.dumps(event).encode(), f"{market_id}:{commodity}"
+    )
+    assert producer.flush(30) == 0
+
+
+def check_tabs(api: str, settings: Settings, series: tuple[str, str]) -> None:
+    """As a user: the board moves while the page is open (a price produced to Kafka shows
+    without a reload), and every tab has data, not an empty page."""
+    market_id, commodity = series
+    shown = {r["commodity"] for r in live_prices(api) if r["market_id"] == market_id}
+    unseen = sorted(set(conf_of(settings).commodities) - shown)
+    with chromium() as browser:
+        watched = watch(browser, api)
+        page = open_page(watched)
+        page.evaluate("window.sameDocument = true")
+        assert page.locator("#board tbody tr").count() > 0
+        key = f"{market_id}|{unseen[0] if unseen else commodity}"
+        produce_raw_price(settings, market_id, key.split("|")[1], 12_345)
+        page.wait_for_function(
+            "key => document.querySelector(`#board tr[data-key='${key}']`)"
+            "?.innerText.includes('Rp 12.345')",
+            arg=key,
+        )
+        assert page.evaluate("window.sameDocument") is True
+        tabs = {  # tab → what shows it has data
+            "map": "path.market-marker",
+            "alerts": "#news-feed li.news",
+            "quality": "#quality-sources tbody tr",
+            "supply": "#supply-cover tbody tr",
+            "ops/5": '.ops-panel[data-panel="ingest"] polyline',
+        }
+        for tab, selector in tabs.items():
+            page.goto(f"/#{tab}")
+            page.wait_for_selector(f"body[data-page={tab.split('/')[0]}]")
+            page.wait_for_selector(selector)
+        page.goto(f"/#series/{market_id}/{commodity}")
+        page.wait_for_function(
+            "document.querySelector('#series-chart').dataset.forecast === '7'"
+            " && Number(document.querySelector('#series-chart').dataset.history) >= 30"
+        )
+        watched.assert_clean(api)
+
+
+def check_insights(api: str, series: tuple[str, str]) -> None:
+    """Forecasts, impact and anomalies answer for a simulated series."""
+    market_id, commodity = series
+    where = {"market_id": market_id, "commodity": commodity}
+    forecasts = httpx.get(f"{api}/api/v1/forecasts", params=where, timeout=30)
+    assert forecasts.status_code == 200 and forecasts.json(), forecasts.text
+    anomalies = httpx.get(f"{api}/api/v1/anomalies", params=where, timeout=30)
+    assert anomalies.status_code == 200, anomalies.text
+    day = date.fromisoformat(newest_observed(api)[:10]).isoformat()
+    impact = httpx.get(f"{api}/api/v1/impact", params=where | {"date": day}, timeout=60)
+    assert impact.status_code == 200, impact.text
+
+
+@pytest.mark.journey  # the whole embedded stack of its own, the pipeline (Spark) included
+@pytest.mark.timeout(JOURNEY_SECONDS + 900)  # up, the journey, down: on a busy box
+def test_first_run_as_a_user_lives_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The README's first command on an empty data folder (free ports of its own, Prometheus
+    scraping every second), left running for ``JOURNEY_SECONDS`` and checked only from
+    outside: up (twice), status, each simulator round moving ``/prices/live``, every tab with
+    data in Chromium, forecasts, impact and anomalies, the whole scrape and the operations
+    view, no traceback or ERROR in any service's log; down leaves no process."""
     own = {**stack_env(str(tmp_path)), "SMARTMARKET_PROMETHEUS__SCRAPE_SECONDS": "1"}
     for key, value in own.items():
         monkeypatch.setenv(key, value)
@@ -183,6 +276,7 @@ def test_up_status_down_leaves_no_process(tmp_path: Path, monkeypatch: pytest.Mo
     try:
         up = run(env, "up")
         assert up.returncode == 0, up.stdout + up.stderr
+        running = time.monotonic()
         for name in SERVICES:
             assert f"{name:<10} started" in up.stdout
         assert "(none yet: fitted from" in up.stdout  # a first start fits the impact model
@@ -197,6 +291,7 @@ def test_up_status_down_leaves_no_process(tmp_path: Path, monkeypatch: pytest.Mo
         assert status.stdout.count("healthy") == len(SERVICES)
         api = f"http://127.0.0.1:{env['SMARTMARKET_API__PORT']}"
         assert httpx.get(f"{api}/ready", timeout=10).json()["status"] == "ready"
+
         where = {"commodity": "beras", "region": "Bandung", "date": "2025-03-10"}
         impact = httpx.get(f"{api}/api/v1/impact", params=where, timeout=60)
         assert impact.status_code == 200, impact.text
@@ -205,13 +300,33 @@ def test_up_status_down_leaves_no_process(tmp_path: Path, monkeypatch: pytest.Mo
             impact = httpx.get(f"{api}/api/v1/impact", params=where, timeout=60)
             assert impact.status_code == 200, impact.text
 
+        rounds = [wait_until("the first prices on the board", lambda: newest_observed(api))]
+        row = live_prices(api)[0]
+        series = (row["market_id"], row["commodity"])
         produce(settings, make_dataset(settings).phases[0])  # clean prices and faults of each kind
         check_pipeline_metrics(settings)
         check_prometheus(PrometheusServer(settings).url)
         check_operations_view(api)
+        round_seconds = settings.price_simulator.interval_seconds
+        while (waited := time.monotonic() - running) < JOURNEY_SECONDS or len(rounds) < 3:
+            assert waited < 2 * JOURNEY_SECONDS, f"the board moved {len(rounds)} times"
+            newest = wait_until(  # every round moves the board: none is missed for long
+                "the next simulator round on /prices/live",
+                lambda: (n := newest_observed(api)) != rounds[-1] and n,
+                timeout=3 * round_seconds + 30,
+            )
+            rounds.append(newest)
+            if len(rounds) == 3:  # the tabs and insights once the stack has run a little
+                check_tabs(api, settings, series)
+                check_insights(api, series)
+        assert rounds == sorted(rounds)
+
         status = run(env, "status", "pipeline")
         assert "silver: " in status.stdout and "records behind in Kafka" in status.stdout
-
+        status = run(env, "status")
+        assert status.returncode == 0 and status.stdout.count("healthy") == len(SERVICES)
+        assert httpx.get(f"{api}/ready", timeout=10).json()["status"] == "ready"
+        assert faults(settings.paths.log_dir) == []
         procs = _family(tmp_path / "run")
         assert len(procs) >= len(SERVICES)
     finally:
