@@ -50,8 +50,21 @@ class HeldMoveRules(BaseModel):
     message: dict[Literal["price_unconfirmed", "price_confirmed"], Message]
 
 
+class MoveThresholds(BaseModel):
+    """How far a price must move from the median of the ``REFERENCE_DAYS`` before its day to
+    matter (``|price / median - 1|``): per commodity (catalogue id), else ``default``."""
+
+    default: float = Field(gt=0)
+    commodities: dict[str, float] = {}
+
+    @model_validator(mode="after")
+    def _positive(self) -> MoveThresholds:
+        if any(v <= 0 for v in self.commodities.values()):
+            raise ValueError("moves: every commodity's threshold must be above 0")
+        return self
+
+
 class RegionMoveRules(LeveledRule):
-    rise: float = Field(gt=0)
     min_markets: int = Field(ge=1)
 
 
@@ -125,6 +138,7 @@ class AlertRules(BaseModel):
     """``alerts.yaml`` of the configuration folder: every rule's levels, cool-down and message."""
 
     supply: SupplyAlertRules | None = None
+    moves: MoveThresholds
     price_move: PriceMoveRules
     held_move: HeldMoveRules
     region_move: RegionMoveRules
