@@ -424,6 +424,7 @@ def _alerting(held: DataFrame, earlier: DataFrame) -> DataFrame:
     ``threshold`` from the price last alerted that day."""
     day = ["market_id", "commodity", "date"]
     point = ["observed_at", "alert_id", "price", "stored", "matters", "threshold"]
+    earlier = earlier.join(held.select(*day).distinct(), day, "left_semi")
     stored = earlier.select("alert_id", F.lit(True).alias("stored"))
     before = (
         earlier.join(held.select("alert_id"), "alert_id", "left_anti")
