@@ -19,14 +19,13 @@ async function loadAlerts() {
 }
 
 function itemHtml(alert) {
-  const message = alert.message;
   const known = state.markets.get(alert.market_id);
   const market = known?.name ?? alert.market_id ?? alert.region ?? "";
   const province = known?.province ?? (alert.market_id ? alert.region : "") ?? "";
   const severity = alert.severity ?? "info";
   return `<span class="badge ${escapeHtml(severity)}">${escapeHtml(t(`severity_${severity}`))}</span>
     <span class="badge status">${escapeHtml(t(`status_${alert.status}`))}</span>
-    <strong>${escapeHtml(message ?? alert.rule)}</strong>
+    <strong>${escapeHtml(alert.message ?? alert.rule)}</strong>
     <small>${escapeHtml(market)}${province ? ` (${escapeHtml(province)})` : ""} ·
     ${escapeHtml(commodityName(alert.commodity))} ·
     ${formatTime(alert.updated_at ?? alert.opened_at)}</small>`;
