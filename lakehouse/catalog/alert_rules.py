@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, PositiveFloat, model_validator
 
 from lakehouse.catalog.events import Metric
 
@@ -54,14 +54,8 @@ class MoveThresholds(BaseModel):
     """How far a price must move from the median of the ``REFERENCE_DAYS`` before its day to
     matter (``|price / median - 1|``): per commodity (catalogue id), else ``default``."""
 
-    default: float = Field(gt=0)
-    commodities: dict[str, float] = {}
-
-    @model_validator(mode="after")
-    def _positive(self) -> MoveThresholds:
-        if any(v <= 0 for v in self.commodities.values()):
-            raise ValueError("moves: every commodity's threshold must be above 0")
-        return self
+    default: PositiveFloat
+    commodities: dict[str, PositiveFloat] = {}
 
 
 class RegionMoveRules(LeveledRule):
