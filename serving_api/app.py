@@ -32,6 +32,7 @@ from serving_api.fast_path import LiveFastPath
 from serving_api.hardening import RateLimit, RateLimits, SecurityHeaders
 from serving_api.impact import ImpactExplainer
 from serving_api.ingest import PricePublisher
+from serving_api.language import localized_alert
 from serving_api.metrics import ApiMetrics, MetricsMiddleware, RestartCollector
 from serving_api.push import Hub, alert_feed, alert_message, price_feed, price_message
 from serving_api.routers import (
@@ -78,6 +79,7 @@ def _resources(settings: Settings) -> Resources:
             metrics,
             metrics.alerts_pushed,
             alert_message(impact.attach),
+            localized_alert,
         ),
         price_hub=Hub(
             "prices",

@@ -11,10 +11,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from lakehouse.catalog.events import HoldStatus, ReviewDecision
 from lakehouse.catalog.tables import GOLD_ALERTS, GOLD_ANOMALIES, GOLD_FORECASTS
 from ml.impact_result import ImpactResult
+from serving_api.language import MESSAGE_COLUMNS, Language
 from serving_api.table_models import table_model
 
-#: what ``GET /alerts`` serves of a ``gold.alerts`` row (the rule's own bookkeeping stays out)
-ALERT_FIELDS = tuple(c for c in GOLD_ALERTS.columns if c not in ("alert_key", "last_firing_at"))
+#: what ``GET /alerts`` serves of a ``gold.alerts`` row (the rule's own bookkeeping stays out,
+#: the messages are served in the request's language: ``message``, ``lang``)
+ALERT_FIELDS = tuple(
+    c
+    for c in GOLD_ALERTS.columns
+    if c not in ("alert_key", "last_firing_at", *MESSAGE_COLUMNS.values())
+)
 #: the model that made an ML output row
 MODEL_FIELDS = ("model_name", "model_version", "run_id")
 #: a forecast series' fields of ``gold.forecasts`` and those of each of its points
@@ -255,23 +261,30 @@ class QualityRow(BaseModel):
 
 class Alert(table_model("AlertRow", GOLD_ALERTS, ALERT_FIELDS, GOLD_ALERTS.keys)):
     model_config = _example(
-        alert_id="price_spike:IP-001:cabai_rawit_merah:2025-03-21",
+        alert_id="price_spike:IP-001:cabai_rawit:2025-03-21",
         rule="price_spike",
         severity="critical",
         status="open",
         market_id="IP-001",
         region="DKI Jakarta",
-        commodity="cabai_rawit_merah",
+        commodity="cabai_rawit",
         metric="price",
         value=98000.0,
         reference=61000.0,
-        message_id="Harga cabai rawit merah naik 61% dari median 7 hari",
-        message_en="Bird's eye chili price up 61% vs the 7-day median",
         details="{}",
         opened_at="2025-03-21T03:00:00Z",
         resolved_at=None,
         updated_at="2025-03-21T03:00:00Z",
+        message="Harga Cabai Rawit Merah di Pasar Induk Kramat Jati, DKI Jakarta naik 60,7 % "
+        "menjadi Rp 98.000 (median 7 hari Rp 61.000)",
+        lang="id",
     )
+    message: str | None = Field(
+        description="the alert in words, in the request's language (?lang=id|en, else "
+        "Accept-Language, else Indonesian): names of market, province and commodity, rupiah "
+        "as Rp 98.000, percentages as 60,7 % (id) / 60.7% (en)"
+    )
+    lang: Language = Field(description="the language of message: id (Indonesian) or en")
     impact: ImpactResult | None = Field(
         None,
         description="critical alerts: which factors drove the month's price change "

@@ -75,18 +75,22 @@ class Filter:
 @dataclass(eq=False)
 class Subscriber:
     filter: Filter
+    #: the language items are shown in (a hub with ``localize``), e.g. ``id``
+    language: str | None = None
     #: the encoded messages to send; None: disconnect
     queue: asyncio.Queue[str | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
 
 
 Poll = Callable[[list[Filter]], Awaitable[list[Item]]]
+Localize = Callable[[Item, str], Item]  # an item, a language → the item in that language
 
 
 class Hub:
     """Subscribers of one feed, and the poller that feeds them: ``poll`` returns the items that
     are new since its previous call, every ``poll_seconds``; it gets the subscribers' filters,
     and may leave out what none of them wants. Each item someone wants is sent as the JSON of
-    ``message(item)``, made and encoded once for all its subscribers."""
+    ``message(item)`` — with ``localize``, of the item in the subscriber's language —, made and
+    encoded once for all its subscribers (of a language)."""
 
     def __init__(
         self,
@@ -96,8 +100,10 @@ class Hub:
         metrics: ApiMetrics,
         pushed: Counter,
         message: Message,
+        localize: Localize | None = None,
     ) -> None:
         self.name = name
+        self.localize = localize
         self.poll = poll
         self.poll_seconds = poll_seconds
         self.metrics = metrics
@@ -109,8 +115,8 @@ class Hub:
     def _count(self) -> None:
         self.metrics.ws_clients.labels(self.name).set(len(self.subscribers))
 
-    def subscribe(self, wanted: Filter) -> Subscriber:
-        subscriber = Subscriber(wanted)
+    def subscribe(self, wanted: Filter, language: str | None = None) -> Subscriber:
+        subscriber = Subscriber(wanted, language)
         self.subscribers.add(subscriber)
         self._count()
         return subscriber
@@ -122,10 +128,13 @@ class Hub:
     async def publish(self, items: list[Item]) -> None:
         for item in items:
             wanting = [s for s in self.subscribers if s.filter.matches(item)]
-            if not wanting:
-                continue
-            text = encode(await self.message(item)).decode()
+            texts: dict[str | None, str] = {}
             for subscriber in wanting:
+                language = subscriber.language if self.localize else None
+                if language not in texts:
+                    shown = item if language is None else self.localize(item, language)
+                    texts[language] = encode(await self.message(shown)).decode()
+                text = texts[language]
                 if subscriber not in self.subscribers:  # too slow, or left meanwhile
                     continue
                 try:
@@ -156,11 +165,13 @@ class Hub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def serve(self, websocket: WebSocket, wanted: Filter) -> None:
+    async def serve(
+        self, websocket: WebSocket, wanted: Filter, language: str | None = None
+    ) -> None:
         """Push this feed's items that ``wanted`` matches to an accepted ``websocket``, as JSON
-        text frames, until it disconnects."""
+        text frames (in ``language``, with ``localize``), until it disconnects."""
         await websocket.accept()
-        subscriber = self.subscribe(wanted)
+        subscriber = self.subscribe(wanted, language)
 
         async def pump() -> None:
             while (text := await subscriber.queue.get()) is not None:

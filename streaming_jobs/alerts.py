@@ -63,10 +63,6 @@ def _number(x: Column, decimals: int = 0) -> Column:
     return F.format_string(f"%.{decimals}f", x)
 
 
-def _pct(x: Column) -> Column:
-    return _number(F.abs(x) * 100, 1)
-
-
 def key_column(*columns: str) -> Column:
     """A rule's key (``alert_key``) from its columns: ``IP-001|beras``."""
     return F.concat_ws("|", *[F.coalesce(F.col(c), F.lit("")) for c in columns])
@@ -91,6 +87,17 @@ def _signals(df: DataFrame, **columns: Column) -> DataFrame:
     return df.select(*selected)
 
 
+def _median(closes: Column, min_points: int) -> Column:
+    """The median of an array of closes (null with fewer than ``min_points`` of them)."""
+    ordered = F.array_sort(closes)
+    n = F.size(ordered)
+    median = (
+        F.element_at(ordered, F.floor((n + 1) / 2).cast("int"))
+        + F.element_at(ordered, F.floor(n / 2 + 1).cast("int"))
+    ) / 2
+    return F.when(n >= min_points, median)
+
+
 def price_changes(daily: DataFrame, rules: AlertRules) -> DataFrame:
     """``gold.price_daily`` rows with ``reference`` (the median close of the market × commodity
     over the ``reference_days`` before, when it has ``min_reference_points`` closes there)
@@ -101,16 +108,37 @@ def price_changes(daily: DataFrame, rules: AlertRules) -> DataFrame:
         .orderBy(F.unix_date("date"))
         .rangeBetween(-r.reference_days, -1)
     )
-    closes = F.array_sort(F.collect_list("close").over(before))
-    n = F.size(closes)
-    median = (
-        F.element_at(closes, F.floor((n + 1) / 2).cast("int"))
-        + F.element_at(closes, F.floor(n / 2 + 1).cast("int"))
-    ) / 2
-    reference = F.when(n >= r.min_reference_points, median)
+    reference = _median(F.collect_list("close").over(before), r.min_reference_points)
     return daily.withColumn("reference", reference).withColumn(
         "change", F.col("close") / F.col("reference") - 1
     )
+
+
+def reference_medians(points: DataFrame, daily: DataFrame, rules: AlertRules) -> DataFrame:
+    """``points`` (``market_id``, ``commodity``, ``date`` and more) with ``reference``: the
+    median close of their market × commodity over the ``reference_days`` before ``date`` in
+    ``daily`` (``gold.price_daily``), as ``price_changes`` has it (null without
+    ``min_reference_points`` closes there)."""
+    r = rules.price_move
+    series = ["market_id", "commodity"]
+    days = points.select(*series, "date").distinct()
+    closes = daily.select(*series, F.col("date").alias("close_date"), "close")
+    within = F.col("close_date").between(
+        F.date_sub("date", r.reference_days), F.date_sub("date", 1)
+    )
+    medians = (
+        days.join(closes, series)
+        .where(within)
+        .groupBy(*series, "date")
+        .agg(_median(F.collect_list("close"), r.min_reference_points).alias("reference"))
+    )
+    return points.join(medians, [*series, "date"], "left")
+
+
+def move_threshold(rules: AlertRules) -> Column:
+    """The move of ``commodity``'s prices that matters (``moves`` of the rules)."""
+    by_commodity = _literal_map({c: str(v) for c, v in rules.moves.commodities.items()})
+    return F.coalesce(by_commodity[F.col("commodity")].cast("double"), F.lit(rules.moves.default))
 
 
 def price_move_signals(changes: DataFrame, rules: AlertRules, tz: str) -> DataFrame:
@@ -133,9 +161,9 @@ def price_move_signals(changes: DataFrame, rules: AlertRules, tz: str) -> DataFr
                 fields=_fields(
                     market=F.col("market_id"),
                     commodity=F.col("commodity"),
-                    value=_number(F.col("close")),
-                    reference=_number(F.col("reference")),
-                    change_pct=_pct(F.col("change")),
+                    value=F.col("close"),
+                    reference=F.col("reference"),
+                    change=F.abs(F.col("change")),
                 ),
             )
             for rule, sign in (("price_spike", 1), ("price_drop", -1))
@@ -145,14 +173,14 @@ def price_move_signals(changes: DataFrame, rules: AlertRules, tz: str) -> DataFr
 
 def region_move_signals(changes: DataFrame, rules: AlertRules, tz: str) -> DataFrame:
     """``region_move`` per province × commodity × day: the share of its markets whose close is
-    ``rise`` or more above their own reference."""
+    the commodity's ``moves`` threshold or more above their own reference."""
     r = rules.region_move
     per_day = (
         changes.where(F.col("change").isNotNull())
         .groupBy("region", "commodity", "date")
         .agg(
             F.count("*").alias("markets"),
-            F.count(F.when(F.col("change") >= r.rise, 1)).alias("rising"),
+            F.count(F.when(F.col("change") >= move_threshold(rules), 1)).alias("rising"),
             F.percentile("change", 0.5).alias("median_change"),
         )
         .where(F.col("markets") >= r.min_markets)
@@ -171,8 +199,8 @@ def region_move_signals(changes: DataFrame, rules: AlertRules, tz: str) -> DataF
         fields=_fields(
             region=F.col("region"),
             commodity=F.col("commodity"),
-            share_pct=_pct(F.col("share")),
-            change_pct=_pct(F.col("median_change")),
+            share=F.col("share"),
+            change=F.col("median_change"),
         ),
     )
 
@@ -206,9 +234,9 @@ def forecast_signals(
         fields=_fields(
             market=F.col("market_id"),
             commodity=F.col("commodity"),
-            value=_number(F.col("forecast")),
-            reference=_number(F.col("close")),
-            change_pct=_pct(F.col("change")),
+            value=F.col("forecast"),
+            reference=F.col("close"),
+            change=F.col("change"),
         ),
     )
 
@@ -238,8 +266,8 @@ def surge_signals(forecasts: DataFrame, rules: AlertRules, rise: float, tz: str)
         fields=_fields(
             market=F.col("market_id"),
             commodity=F.col("commodity"),
-            value_pct=_pct(F.col("surge_prob")),
-            rise_pct=_number(F.lit(rise * 100)),
+            value=F.col("surge_prob"),
+            rise=F.lit(rise),
             horizon=F.col("horizon"),
         ),
     )
@@ -331,58 +359,156 @@ def quality_signals(quality: DataFrame, rules: AlertRules) -> DataFrame:
         fields=_fields(
             source=F.col("source"),
             device=F.col("device_id"),
-            value_pct=_pct(F.col("ratio")),
+            value=F.col("ratio"),
             window=F.lit(f"{r.window_minutes:g}"),
         ),
     )
 
 
-# Outcome of a held price, in the words of its alert (``{outcome}``): by decision, else held
+#: what became of a held price, in the words of its alert (``{outcome_id}``, ``{outcome_en}``):
+#: by decision, else held
 _OUTCOMES = {
-    HoldStatus.not_confirmed.value: "tidak terkonfirmasi / not confirmed",
-    HoldStatus.rejected.value: "ditolak operator / rejected by an operator",
+    HoldStatus.held.value: Message(id="ditahan", en="held"),
+    HoldStatus.not_confirmed.value: Message(id="tidak terkonfirmasi", en="not confirmed"),
+    HoldStatus.rejected.value: Message(id="ditolak operator", en="rejected by an operator"),
 }
+#: how a released price was confirmed (``{confirmation_id}``, ``{confirmation_en}``): by
+#: ``{supports}`` reports at its level (the rule), else by an operator
+_CONFIRMATIONS = {
+    "rule": Message(
+        id="dikonfirmasi {supports} laporan di level baru",
+        en="confirmed by {supports} reports at the new level",
+    ),
+    "operator": Message(id="dirilis operator", en="released by an operator"),
+}
+#: the columns of a held price's last state (``held_prices``)
+_HELD = ("event_id", "market_id", "region", "commodity", "price", "move", "hold_reasons")
+_HELD += ("observed_at", "held_at", "decision", "decided_by", "supports", "note", "decided_at")
 
 
-def held_move_alerts(fresh: DataFrame, decisions: DataFrame | None, rules: AlertRules) -> DataFrame:
-    """One alert per held price (``streaming_jobs.holds``), in the columns of ``episodes``:
-    ``fresh`` are ``silver.holds`` rows just held, ``decisions`` ``silver.hold_decisions`` rows
-    (a decision wins over the hold it ends; None: there are none yet). Held:
-    ``price_unconfirmed``, open; released: ``price_confirmed``, open; not confirmed or rejected:
-    ``price_unconfirmed``, resolved."""
-    r = rules.price_move
-    cols = ["event_id", "market_id", "region", "commodity", "price", "baseline", "move"]
+def held_prices(fresh: DataFrame, decisions: DataFrame | None, tz: str) -> DataFrame:
+    """The last state of each held price (``streaming_jobs.holds``): ``fresh`` are
+    ``silver.holds`` rows just held, ``decisions`` ``silver.hold_decisions`` rows (a decision
+    wins over the hold it ends; None: there are none yet); with the local ``date`` it was
+    observed on."""
+    undecided = {"decision": "string", "decided_by": "string", "supports": "bigint"}
+    undecided |= {"note": "string", "decided_at": "timestamp"}
     held = fresh.select(
-        *cols,
-        F.col("hold_reasons"),
-        "held_at",
-        F.lit(None).cast("string").alias("decision"),
-        F.lit(None).cast("string").alias("note"),
-        F.lit(None).cast("timestamp").alias("decided_at"),
+        *[F.lit(None).cast(undecided[c]).alias(c) if c in undecided else c for c in _HELD]
     )
-    if decisions is None:
-        rows = held
-    else:
-        ended = decisions.select(*cols, "hold_reasons", "held_at", "decision", "note", "decided_at")
-        rows = ended.unionByName(held.join(ended.select("event_id"), "event_id", "left_anti"))
+    if decisions is not None:
+        ended = decisions.select(*_HELD)
+        held = ended.unionByName(held.join(ended.select("event_id"), "event_id", "left_anti"))
+    return held.withColumn("date", F.to_date(F.from_utc_timestamp("observed_at", tz)))
+
+
+def held_alert_days(alerts: DataFrame) -> DataFrame:
+    """Stored ``gold.alerts`` rows of held prices with the local ``date`` and ``observed_at`` of
+    their price (from ``details``): the ``earlier`` of ``held_move_alerts``."""
+    observed = F.get_json_object("details", "$.observed_at")
+    return alerts.select(
+        "alert_id",
+        "market_id",
+        "commodity",
+        F.to_date(F.get_json_object("details", "$.date")).alias("date"),
+        F.coalesce(F.to_timestamp(observed), F.col("opened_at")).alias("observed_at"),
+        F.col("value").alias("price"),
+    )
+
+
+def _alerting(held: DataFrame, earlier: DataFrame) -> DataFrame:
+    """The alert ids of ``held`` prices (``alert_id``, the series, ``date``, ``observed_at``,
+    ``price``, ``change`` from the reference, the commodity's ``threshold``) that alert: those
+    ``earlier`` (``held_alert_days``) already alerted, and those that moved ``threshold`` from
+    the reference — at most once per market × commodity and day, unless a price moved another
+    ``threshold`` from the price last alerted that day."""
+    day = ["market_id", "commodity", "date"]
+    point = ["observed_at", "alert_id", "price", "stored", "matters", "threshold"]
+    earlier = earlier.join(held.select(*day).distinct(), day, "left_semi")
+    stored = earlier.select("alert_id", F.lit(True).alias("stored"))
+    before = (
+        earlier.join(held.select("alert_id"), "alert_id", "left_anti")
+        .withColumn("stored", F.lit(True))
+        .withColumn("matters", F.lit(False))
+        .withColumn("threshold", F.lit(None).cast("double"))
+    )
+    mine = (
+        held.join(stored, "alert_id", "left")
+        .withColumn("stored", F.coalesce("stored", F.lit(False)))
+        .withColumn("matters", F.coalesce(F.abs("change") >= F.col("threshold"), F.lit(False)))
+    )
+    start = F.struct(
+        F.lit(None).cast("double").alias("last"), F.array().cast("array<string>").alias("ids")
+    )
+
+    def step(seen: Column, x: Column) -> Column:
+        again = seen["last"].isNull() | (F.abs(x["price"] / seen["last"] - 1) >= x["threshold"])
+        taken = F.struct(
+            x["price"].alias("last"), F.concat(seen["ids"], F.array(x["alert_id"])).alias("ids")
+        )
+        return F.when(x["stored"] | (x["matters"] & again), taken).otherwise(seen)
+
+    points = F.array_sort(F.collect_list(F.struct(*point)))
+    return (
+        before.select(*day, *point)
+        .unionByName(mine.select(*day, *point))
+        .groupBy(*day)
+        .agg(F.aggregate(points, start, step)["ids"].alias("ids"))
+        .select(F.explode("ids").alias("alert_id"))
+    )
+
+
+def _words(words: dict[str, Message], language: str, key: Column) -> Column:
+    return _literal_map({k: getattr(m, language) for k, m in words.items()})[key]
+
+
+def held_move_alerts(
+    held: DataFrame, daily: DataFrame, earlier: DataFrame, rules: AlertRules
+) -> DataFrame:
+    """The alerts of held prices (``held_prices``), in the columns of ``episodes``, one per held
+    price that matters: its price moved the commodity's ``moves`` threshold from the median
+    close of the days before (``reference_medians`` of ``daily``, ``gold.price_daily``), at most
+    once per market × commodity and day unless it moved that much again (``earlier``: the
+    stored alerts of held prices, ``held_alert_days``). Held: ``price_unconfirmed``, open;
+    released: ``price_confirmed``, open; not confirmed or rejected: ``price_unconfirmed``,
+    resolved."""
+    r = rules.price_move
+    alert_id = F.substring(F.sha2(F.concat(F.lit("held|"), "event_id"), 256), 1, 32)
+    judged = (
+        reference_medians(held, daily, rules)
+        .withColumn("alert_id", alert_id)
+        .withColumn("change", F.col("price") / F.col("reference") - 1)
+        .withColumn("threshold", move_threshold(rules))
+    )
+    rows = judged.join(_alerting(judged, earlier), "alert_id", "left_semi")
     confirmed = F.col("decision") == HoldStatus.released.value
-    outcome = F.create_map(*[F.lit(x) for kv in _OUTCOMES.items() for x in kv])
+    outcome = F.coalesce("decision", F.lit(HoldStatus.held.value))
+    by = F.when(F.col("decided_by").startswith("operator:"), "operator").otherwise("rule")
+    supports = F.coalesce(F.col("supports").cast("string"), F.lit("?"))
     at = F.coalesce("decided_at", "held_at")
     fields = _fields(
         market=F.col("market_id"),
         commodity=F.col("commodity"),
-        value=_number(F.col("price")),
-        reference=_number(F.col("baseline")),
-        move_pct=F.format_string("%+.1f", F.col("move") * 100),
-        reasons=F.array_join("hold_reasons", ", "),
-        outcome=F.coalesce(outcome[F.col("decision")], F.lit("ditahan / held")),
-        note=F.coalesce("note", F.lit("")),
+        value=F.col("price"),
+        reference=F.col("reference"),
+        change=F.col("change"),
+        **{
+            f"{name}_{language}": word
+            for language in ("id", "en")
+            for name, word in (
+                ("outcome", _words(_OUTCOMES, language, outcome)),
+                (
+                    "confirmation",
+                    F.replace(_words(_CONFIRMATIONS, language, by), F.lit("{supports}"), supports),
+                ),
+            )
+        },
     )
     return rows.select(
-        F.substring(F.sha2(F.concat(F.lit("held|"), "event_id"), 256), 1, 32).alias("alert_id"),
+        "alert_id",
         F.when(confirmed, "price_confirmed").otherwise("price_unconfirmed").alias("rule"),
         key_column("market_id", "commodity").alias("alert_key"),
-        F.coalesce(level(F.abs(F.col("move")), r.warning, r.critical), F.lit("warning")).alias(
+        F.coalesce(level(F.abs(F.col("change")), r.warning, r.critical), F.lit("warning")).alias(
             "severity"
         ),
         F.when(F.col("decision").isNull() | confirmed, "open")
@@ -392,13 +518,23 @@ def held_move_alerts(fresh: DataFrame, decisions: DataFrame | None, rules: Alert
         F.when(F.col("decision").isNotNull() & ~confirmed, at).alias("resolved_at"),
         at.alias("last_firing_at"),
         F.col("price").alias("value"),
-        F.col("baseline").alias("reference"),
+        "reference",
         "market_id",
         "region",
         "commodity",
         F.lit("price").alias("metric"),
         F.to_json(
-            F.struct("event_id", "move", "hold_reasons", "decision", "note", "decided_at")
+            F.struct(
+                "event_id",
+                "move",
+                "change",
+                "date",
+                "observed_at",
+                "hold_reasons",
+                "decision",
+                "note",
+                "decided_at",
+            )
         ).alias("details"),
         fields.alias("fields"),
     )
@@ -483,19 +619,47 @@ def episodes(signals: DataFrame, cooldown_hours: dict[str, float]) -> DataFrame:
     )
 
 
-_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+_PLACEHOLDER = re.compile(r"\{(\w+)(?::(\w+))?\}")
 
 
-def _render(template: str, fields: Column, names: dict[str, Column] | None = None) -> Column:
-    """A message template with its ``{placeholders}`` filled from ``names`` (the words people
-    read, ``_people_words``) or else from the ``fields`` map."""
+def _grouped(x: Column, decimals: int, language: str) -> Column:
+    """``x`` with thousands grouped and ``decimals`` decimals: ``40.216,5`` in Indonesian,
+    ``40,216.5`` in English."""
+    text = F.format_number(x, decimals)
+    return F.translate(text, ",.", ".,") if language == "id" else text
+
+
+def formatted(x: Column, kind: str, language: str) -> Column:
+    """A number of a message in its language's way: ``rp`` rupiah (``Rp 40.216``, Indonesian
+    grouping in both languages: how prices are written), ``pct`` a fraction as a percentage
+    (``-3,5 %`` / ``-3.5%``), ``spct`` the same with its sign (``+3,5 %`` / ``+3.5%``)."""
+    if kind == "rp":
+        return F.concat(F.lit("Rp "), _grouped(F.round(x), 0, "id"))
+    if kind in ("pct", "spct"):
+        number = _grouped(x * 100, 1, language)
+        if kind == "spct":
+            number = F.concat(F.when(x * 100 >= 0.05, "+").otherwise(""), number)
+        return F.concat(number, F.lit(" %" if language == "id" else "%"))
+    raise ValueError(f"unknown number format {{...:{kind}}} in an alert message")
+
+
+def _render(
+    template: str, fields: Column, language: str, names: dict[str, Column] | None = None
+) -> Column:
+    """A message template in ``language`` with its ``{placeholders}`` filled from ``names`` (the
+    words people read, ``_people_words``) or else from the ``fields`` map; ``{x:kind}`` formats
+    the number ``x`` (``formatted``)."""
     names = names or {}
     parts: list[Column] = []
-    for i, piece in enumerate(_PLACEHOLDER.split(template)):
-        if i % 2 == 0:
-            parts.append(F.lit(piece))
-        else:
-            parts.append(F.coalesce(names.get(piece, fields[piece]), F.lit("?")))
+    pieces = _PLACEHOLDER.split(template)
+    for i in range(0, len(pieces), 3):
+        parts.append(F.lit(pieces[i]))
+        if i + 1 < len(pieces):
+            name, kind = pieces[i + 1], pieces[i + 2]
+            value = names.get(name, fields[name])
+            if kind:
+                value = formatted(value.cast("double"), kind, language)
+            parts.append(F.coalesce(value, F.lit("?")))
     return F.concat(*parts)
 
 
@@ -515,7 +679,8 @@ def alert_rows(
         out = F.lit(None).cast("string")
         for rule, message in messages.items():
             out = F.when(
-                F.col("rule") == rule, _render(getattr(message, language), F.col("fields"), names)
+                F.col("rule") == rule,
+                _render(getattr(message, language), F.col("fields"), language, names),
             ).otherwise(out)
         return out
 
@@ -751,7 +916,7 @@ def news_surge_signals(
             commodity=F.col("commodity"),
             headlines=F.col("headlines"),
             window=F.lit(rules.window_days),
-            share_pct=_pct(F.col("net")),
+            share=F.abs(F.col("net")),
             direction_id=F.when(rising, "naik").otherwise("turun"),
             direction_en=F.when(rising, "rising").otherwise("falling"),
         ),

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 
 from pyspark.errors import AnalysisException
@@ -62,7 +62,13 @@ from lakehouse.io import delta_io
 from lakehouse.io.spark import GOLD_POOL, SILVER_POOL
 from streaming_jobs import gold, silver
 from streaming_jobs.alerting import PRICES, QUALITY, SENSORS, AlertStep, Plan
-from streaming_jobs.alerts import CHANGED, alert_rows, held_move_alerts
+from streaming_jobs.alerts import (
+    CHANGED,
+    alert_rows,
+    held_alert_days,
+    held_move_alerts,
+    held_prices,
+)
 from streaming_jobs.batch_graph import BatchGraph, Step
 from streaming_jobs.batch_values import batch_clock
 from streaming_jobs.bronze import BRONZE_COLUMNS, first_copies, read_kafka, sender, to_bronze
@@ -305,13 +311,14 @@ class GoldBatch:
         )
 
     def _held_move_alerts(self, batch_ids: list[int], now: datetime) -> None:
-        """The alerts of the prices these silver batches held or decided on; a confirmed one
-        resolves ``price_move.cooldown_hours`` after its confirmation."""
+        """The alerts of the prices these silver batches held or decided on that matter
+        (``alerts.held_move_alerts``); a confirmed one resolves ``price_move.cooldown_hours``
+        after its confirmation."""
         if not self._exists(SILVER_HOLDS):
             return
-        held = ", ".join(map(str, batch_ids))
+        held_in = ", ".join(map(str, batch_ids))
         fresh = delta_io.read_where(
-            self.spark, SILVER_HOLDS, self.settings, f"t.held_batch_id IN ({held})"
+            self.spark, SILVER_HOLDS, self.settings, f"t.held_batch_id IN ({held_in})"
         )
         decisions = (
             self._of_batches(SILVER_HOLD_DECISIONS, batch_ids)
@@ -319,14 +326,8 @@ class GoldBatch:
             else None
         )
         rules = self.alerts.rules
-        rows = alert_rows(
-            held_move_alerts(fresh, decisions, rules),
-            rules.messages(),
-            conf_of(self.settings),
-            batch_clock(now),
-        )
         cooldown = timedelta(hours=rules.price_move.cooldown_hours)
-        stale = (
+        rows = (
             delta_io.read_where(
                 self.spark,
                 GOLD_ALERTS,
@@ -342,10 +343,38 @@ class GoldBatch:
             )
             .withColumn("updated_at", batch_clock(now))
         )
-        rows = rows.unionByName(stale.join(rows.select("alert_id"), "alert_id", "left_anti"))
+        held = held_prices(fresh, decisions, self.tz).localCheckpoint()
+        first = held.agg(F.min("date")).first()[0]
+        if first is not None and self._exists(GOLD_PRICE_DAILY):
+            moves = self._held_rows(held, first, now)
+            rows = moves.unionByName(rows.join(moves.select("alert_id"), "alert_id", "left_anti"))
         rows = rows.localCheckpoint()
         if not rows.isEmpty():
             delta_io.upsert(self.spark, rows, GOLD_ALERTS, self.settings, only_if=CHANGED)
+
+    def _held_rows(self, held: DataFrame, first: date, now: datetime) -> DataFrame:
+        """The ``gold.alerts`` rows of ``held`` prices (``alerts.held_prices``; ``first``: the
+        earliest local day they were observed on), judged against ``gold.price_daily`` and the
+        stored alerts of held prices since the days their references begin."""
+        rules = self.alerts.rules
+        days_from = first - timedelta(days=rules.price_move.reference_days)
+        daily = delta_io.read_where(
+            self.spark, GOLD_PRICE_DAILY, self.settings, f"t.date >= DATE '{days_from}'"
+        )
+        opened_from = datetime.combine(days_from, time(), UTC)  # before any of those days began
+        earlier = delta_io.read_where(
+            self.spark,
+            GOLD_ALERTS,
+            self.settings,
+            "t.rule IN ('price_unconfirmed', 'price_confirmed') "
+            f"AND t.opened_at >= TIMESTAMP '{opened_from:%Y-%m-%d %H:%M:%S}'",
+        )
+        return alert_rows(
+            held_move_alerts(held, daily, held_alert_days(earlier), rules),
+            rules.messages(),
+            conf_of(self.settings),
+            batch_clock(now),
+        )
 
     def _combine(
         self, rows: DataFrame, table: Table, period: str, matched: Mapping[str, str | Column]

@@ -159,7 +159,10 @@ class Notifier:
     def _send(self, delivery: Delivery) -> tuple[bool, bool, str]:
         """One attempt: (delivered, worth retrying, error)."""
         url, body, headers = request_for(
-            delivery.channel, delivery.alert, self.conf.language, self.titles
+            delivery.channel,
+            delivery.alert,
+            delivery.channel.language or self.conf.language,
+            self.titles,
         )
         try:
             response = self.client.post(url, json=body, headers=headers)

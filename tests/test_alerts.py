@@ -5,18 +5,23 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import pandas as pd
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from lakehouse.catalog.conf import Conf
-from lakehouse.config.settings import ConfigError
+from lakehouse.config.settings import SAMPLE_PRICES, ConfigError
+from lakehouse.domain.metrics import REFERENCE_DAYS
 from streaming_jobs.alerts import (
     SIGNAL_COLUMNS,
     alert_rows,
     anomaly_signals,
     episodes,
     forecast_signals,
+    held_alert_days,
+    held_move_alerts,
+    held_prices,
     price_changes,
     price_move_signals,
     quality_signals,
@@ -134,17 +139,19 @@ def test_a_sustained_spike_is_one_open_alert(spark):
 
 def test_price_messages_name_market_commodity_and_province_ids_stay_in_fields(spark):
     w = RULES.price_move.warning
-    closes = [*CALM[:8], 100 * (1 + w + 0.02)]
+    closes = [400 * c for c in [*CALM[:8], 100 * (1 + w + 0.02)]]
     changes = price_changes(daily(spark, {("IP-004", "cabai_merah"): closes}), RULES)
     out = episodes(price_move_signals(changes, RULES, TZ), RULES.cooldown_hours())
     row = alert_rows(out, RULES.messages(), SHIPPED, F.lit(T0)).first()
+    # one language per message, each with its own number format (rupiah grouped the
+    # Indonesian way in both)
     assert row.message_id == (
-        "Harga Cabai Merah Besar di Pasar Jembatan Merah, DKI Jakarta naik 17.0% menjadi "
-        "Rp 117 (median 7 hari Rp 100)"
+        "Harga Cabai Merah Besar di Pasar Jembatan Merah, DKI Jakarta naik 17,0 % menjadi "
+        "Rp 46.800 (median 7 hari Rp 40.000)"
     )
     assert row.message_en == (
-        "Big red chili price at Pasar Jembatan Merah, DKI Jakarta up 17.0% to IDR 117 "
-        "(7-day median IDR 100)"
+        "Big red chili price at Pasar Jembatan Merah, DKI Jakarta up 17.0% to Rp 46.800 "
+        "(7-day median Rp 40.000)"
     )
     assert (row.market_id, row.commodity) == ("IP-004", "cabai_merah")
     fields = out.first().fields
@@ -152,7 +159,7 @@ def test_price_messages_name_market_commodity_and_province_ids_stay_in_fields(sp
 
 
 def test_region_move_fires_when_most_markets_rise_together(spark):
-    rise = RULES.region_move.rise
+    rise = RULES.moves.default  # beras: the default threshold of a move that matters
     up = [*CALM[:8], 100 * (1 + rise + 0.02)]
     flat = CALM[:9]
     markets = ["IP-001", "IP-003", "IP-004", "IP-005"]
@@ -162,6 +169,163 @@ def test_region_move_fires_when_most_markets_rise_together(spark):
     alerts = opened(region_move_signals(price_changes(both, RULES), RULES, TZ))
     at = naive(day_at(DAY0 + timedelta(days=8)))
     assert alerts == [("region_move", "DKI Jakarta|beras", "critical", "open", at, None)]
+
+
+# ---- held price moves (price_unconfirmed / price_confirmed) ----------------------------------
+
+HELD = (
+    "event_id string, market_id string, region string, commodity string, price double, "
+    "move double, hold_reasons array<string>, observed_at timestamp, held_at timestamp"
+)
+DECIDED = f"{HELD}, decision string, decided_by string, supports bigint, note string, " + (
+    "decided_at timestamp"
+)
+STORED = (
+    "alert_id string, market_id string, commodity string, value double, opened_at timestamp, "
+    "details string"
+)
+
+
+def held_alerts(spark, closes, holds, decisions=(), earlier=None):
+    """The gold.alerts rows of ``holds`` (market, commodity, price, observed at) and
+    ``decisions`` (the same and the decision, decided_by, supports) against the daily
+    ``closes`` ((market, commodity) → {date: close}); ``earlier``: stored alert rows."""
+    rows = [
+        (m, c, "DKI Jakarta", day, close)
+        for (m, c), by_day in closes.items()
+        for day, close in by_day.items()
+    ]
+
+    def held(m, c, price, at):
+        return (f"{m}|{c}|{at:%Y%m%dT%H%M}", m, "DKI Jakarta", c, price, 0.0, ["iqr"], at, at)
+
+    fresh = spark.createDataFrame([held(*h) for h in holds], HELD)
+    ended = spark.createDataFrame(
+        [
+            (*held(m, c, p, at), d, by, n, "", at + timedelta(hours=1))
+            for m, c, p, at, d, by, n in decisions
+        ],
+        DECIDED,
+    )
+    stored = earlier if earlier is not None else spark.createDataFrame([], STORED)
+    out = held_move_alerts(
+        held_prices(fresh, ended, TZ),
+        spark.createDataFrame(rows, DAILY),
+        held_alert_days(stored),
+        RULES,
+    )
+    return alert_rows(out, RULES.messages(), SHIPPED, F.lit(T0))
+
+
+def week_of(level: float, day: date) -> dict[date, float]:
+    """The closes of the ``REFERENCE_DAYS`` before ``day``, all at ``level``."""
+    return {day - timedelta(days=d): level for d in range(1, REFERENCE_DAYS + 1)}
+
+
+def test_a_held_move_alerts_once_per_series_and_day_and_again_only_after_another_move(spark):
+    day = DAY0 + timedelta(days=10)
+    at = datetime(day.year, day.month, day.day, 3, tzinfo=UTC)  # 10:00 WIB
+    beras, calm = ("IP-001", "beras"), ("IP-003", "beras")
+    closes = {beras: week_of(40_000.0, day), calm: week_of(40_000.0, day)}
+    threshold = RULES.moves.default
+    assert threshold == 0.10  # the shipped default: a move of 10 % or more matters
+    holds = [
+        (*beras, 44_400.0, at),  # +11 % from the 7-day median: alerts
+        (*beras, 44_800.0, at + timedelta(hours=1)),  # +12 %, but < 10 % from 44.400: no
+        (*beras, 49_000.0, at + timedelta(hours=2)),  # +10.4 % from 44.400: alerts again
+        (*beras, 49_400.0, at + timedelta(hours=3)),  # < 10 % from 49.000: no
+        (*calm, 42_800.0, at),  # +7 %: ordinary noise, no alert
+        (*calm, 38_000.0, at + timedelta(hours=1)),  # -5 %: no alert
+    ]
+    rows = held_alerts(spark, closes, holds).orderBy("value").collect()
+    assert [(r.rule, r.market_id, r.value, r.reference) for r in rows] == [
+        ("price_unconfirmed", "IP-001", 44_400.0, 40_000.0),
+        ("price_unconfirmed", "IP-001", 49_000.0, 40_000.0),
+    ]
+    assert {r.severity for r in rows} == {"warning"}  # below price_move.critical
+
+    # a later batch: the stored alerts count; the first one confirmed stays (now confirmed),
+    # a new report of the day near the level last alerted does not alert again
+    stored = spark.createDataFrame(
+        [(r.alert_id, r.market_id, r.commodity, r.value, r.opened_at, r.details) for r in rows],
+        STORED,
+    )
+    later = held_alerts(
+        spark,
+        closes,
+        [(*beras, 50_000.0, at + timedelta(hours=5))],
+        decisions=[(*beras, 44_400.0, at, "released", "rule:confirmation", 2)],
+        earlier=stored,
+    ).collect()
+    assert [(r.rule, r.status, r.value) for r in later] == [("price_confirmed", "open", 44_400.0)]
+    assert later[0].alert_id == rows[0].alert_id  # the same alert, one row for its life
+
+    # the next day is a new day: a price still 10 % above its 7-day median alerts once more
+    next_day = day + timedelta(days=1)
+    next_at = at + timedelta(days=1)
+    next_closes = {beras: {**week_of(40_000.0, next_day)}}
+    again = held_alerts(spark, next_closes, [(*beras, 44_400.0, next_at)], earlier=stored).collect()
+    assert [(r.rule, r.value) for r in again] == [("price_unconfirmed", 44_400.0)]
+
+
+def test_held_move_messages_in_indonesian_and_english_with_rupiah(spark):
+    day = DAY0 + timedelta(days=10)
+    at = datetime(day.year, day.month, day.day, 3, tzinfo=UTC)
+    chili = ("IP-004", "cabai_merah")
+    closes = {chili: week_of(41_661.0, day)}
+    decided = [(*chili, 48_216.0, at, "released", "rule:confirmation", 10)]
+    row = held_alerts(spark, closes, [], decisions=decided).first()
+    assert row.message_id == (
+        "Perubahan harga Cabai Merah Besar di Pasar Jembatan Merah, DKI Jakarta terkonfirmasi: "
+        "Rp 48.216, +15,7 % dari median 7 hari Rp 41.661 (dikonfirmasi 10 laporan di level baru)"
+    )
+    assert row.message_en == (
+        "Confirmed Big red chili price move at Pasar Jembatan Merah, DKI Jakarta: Rp 48.216, "
+        "+15.7% from the 7-day median Rp 41.661 (confirmed by 10 reports at the new level)"
+    )
+    dropped = [(*chili, 35_000.0, at, "not_confirmed", "rule:confirmation", 0)]
+    row = held_alerts(spark, closes, [], decisions=dropped).first()
+    assert (row.rule, row.status) == ("price_unconfirmed", "resolved")
+    assert "(tidak terkonfirmasi): Rp 35.000, -16,0 % dari median 7 hari Rp 41.661" in (
+        row.message_id
+    )
+    assert "(not confirmed): Rp 35.000, -16.0% from the 7-day median Rp 41.661" in row.message_en
+
+
+def test_a_replay_of_real_daily_prices_raises_few_confirmed_move_alerts(spark):
+    """The shipped real series (Bank Indonesia's PIHPS, 2024-2025), each day whose price moved
+    3 % or more from the day before held and confirmed — as the default stack holds them. The
+    code before issue 53 alerted every one of them (one price_confirmed per held price); now only
+    moves of the commodity's threshold from the 7-day median do."""
+    real = pd.read_csv(SAMPLE_PRICES)
+    real["date"] = pd.to_datetime(real["observed_at"]).dt.date
+    real = real.sort_values(["commodity", "date"])
+    closes = {
+        ("IP-001", c): dict(zip(g["date"], g["price"], strict=True))
+        for c, g in real.groupby("commodity")
+    }
+    day_move = real["price"] / real.groupby("commodity")["price"].shift() - 1
+    moved = real[day_move.abs() >= 0.03]
+    decided = [
+        (
+            "IP-001",
+            c,
+            p,
+            datetime(d.year, d.month, d.day, 3, tzinfo=UTC),
+            "released",
+            "rule:confirmation",
+            2,
+        )
+        for c, p, d in zip(moved["commodity"], moved["price"], moved["date"], strict=True)
+    ]
+    alerts = held_alerts(spark, closes, [], decisions=decided).collect()
+    before, after = len(decided), len(alerts)
+    assert before > 150  # the old code: one confirmed-move alert per held price
+    assert after <= 25  # now: the moves of 10 % (chilies: 15 %) from the 7-day median (19)
+    assert {a.rule for a in alerts} == {"price_confirmed"}
+    for a in alerts:
+        threshold = RULES.moves.commodities.get(a.commodity, RULES.moves.default)
+        assert abs(a.value / a.reference - 1) >= threshold
 
 
 # ---- forecasts and anomalies ------------------------------------------------------------------
@@ -239,7 +403,7 @@ def test_surge_risk_fires_once_while_a_surge_is_likely(spark):
         )
     ]
     fields = signals.where("severity IS NOT NULL").orderBy("at").first()["fields"]
-    assert fields["value_pct"] == f"{(w + 0.1) * 100:.1f}" and fields["rise_pct"] == "10"
+    assert float(fields["value"]) == pytest.approx(w + 0.1) and float(fields["rise"]) == 0.1
 
 
 # ---- sensors and data quality -----------------------------------------------------------------

@@ -468,12 +468,38 @@ def test_websocket_pushes_new_and_resolved_alerts(settings: Settings, tmp_path: 
         pushed = pool.submit(ws.receive_json).result(timeout=10)
         assert pushed["type"] == "alert"
         assert (pushed["alert"]["alert_id"], pushed["alert"]["status"]) == ("a2", "open")
+        # one language: Indonesian without ?lang or Accept-Language
+        assert (pushed["alert"]["message"], pushed["alert"]["lang"]) == ("Harga naik", "id")
+        assert "message_en" not in pushed["alert"]
         upsert_alerts(own, [alert("a2", "critical", "DKI Jakarta", status="resolved")])
         pushed = pool.submit(ws.receive_json).result(timeout=10)
         assert (pushed["alert"]["alert_id"], pushed["alert"]["status"]) == ("a2", "resolved")
         listed = c.get(f"{API}/alerts", params={"severity": "critical"}).json()
         assert {a["alert_id"] for a in listed} == {"old", "a2", "a3"}
     pool.shutdown()
+
+
+def test_alert_messages_in_the_language_asked_for(settings: Settings, tmp_path: Path) -> None:
+    own = with_api(settings, tmp_path / "lakehouse")
+    upsert_alerts(own, [alert("a1", "warning", "DKI Jakarta")])
+    english = {"Accept-Language": "en-GB,en;q=0.9,id;q=0.5"}
+    with TestClient(create_app(own)) as c:
+        for params, headers, message, lang in (
+            ({}, {}, "Harga naik", "id"),  # Indonesian by default
+            ({"lang": "en"}, {}, "Price up", "en"),
+            ({}, english, "Price up", "en"),
+            ({"lang": "id"}, english, "Harga naik", "id"),  # ?lang wins over the header
+            ({}, {"Accept-Language": "fr, id;q=0.3"}, "Harga naik", "id"),
+        ):
+            (served,) = c.get(f"{API}/alerts", params=params, headers=headers).json()
+            assert (served["message"], served["lang"]) == (message, lang)
+            assert not {"message_id", "message_en"} & set(served)
+        assert c.get(f"{API}/alerts", params={"lang": "fr"}).status_code == 422
+        with c.websocket_connect(f"{API}/alerts/ws?lang=en") as ws:
+            time.sleep(1)  # the poller has seen the table as it was
+            upsert_alerts(own, [alert("a1", "warning", "DKI Jakarta", status="resolved")])
+            pushed = ws.receive_json()
+            assert (pushed["alert"]["message"], pushed["alert"]["lang"]) == ("Price up", "en")
 
 
 def test_websocket_refuses_bad_filters_and_missing_keys(
@@ -484,7 +510,11 @@ def test_websocket_refuses_bad_filters_and_missing_keys(
     closed = with_api(settings, tmp_path, open_reads=False, keys=[keys["reader"][1]])
     with TestClient(create_app(closed)) as c:
         key = keys["reader"][0]
-        for query, reason in (("", "API key"), (f"?province=Atlantis&api_key={key}", "province")):
+        for query, reason in (
+            ("", "API key"),
+            (f"?province=Atlantis&api_key={key}", "province"),
+            (f"?lang=fr&api_key={key}", "lang"),
+        ):
             with (
                 pytest.raises(WebSocketDisconnect) as refused,
                 c.websocket_connect(f"{API}/alerts/ws{query}"),

@@ -294,6 +294,17 @@ def test_a_planted_alert_appears_in_the_feed(
     item = page.locator('[data-alert="dash-feed"]')
     item.wait_for()
     assert "Harga naik" in item.inner_text() and "kritis" in item.inner_text().lower()
+    # the page's language is the messages': a switch asks the API for them in English, and the
+    # WebSocket pushes the next ones in English too
+    page.click("#lang")
+    page.wait_for_function(
+        "document.querySelector('[data-alert=\"dash-feed\"]')?.innerText.includes('Price up')"
+    )
+    upsert_alerts(lakehouse, [alert("dash-feed-en", "warning", "DKI Jakarta")])
+    pushed = page.locator('[data-alert="dash-feed-en"]')
+    pushed.wait_for()
+    assert "Price up" in pushed.inner_text() and "Harga naik" not in pushed.inner_text()
+    assert any("/alerts?" in u and "lang=en" in u for u in watched.requested)
     watched.assert_clean(url)
     page.context.close()
 

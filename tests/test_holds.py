@@ -99,8 +99,11 @@ def test_hold_confirm_review(spark, kafka, settings, tmp_path, monkeypatch):
             "open",
             "critical",
         )
-        assert re.search(r"Unconfirmed .*IDR 90000, \+8\d\.\d%", alert["message_en"])
-        assert "belum terkonfirmasi" in alert["message_id"]
+        # against the median of the 7 days before (about 50.000), each language its own way
+        english = r"Unconfirmed .* \(held\): Rp 90\.000, \+[78]\d\.\d% from the 7-day median"
+        assert re.search(rf"{english} Rp [45]\d\.\d{{3}}$", alert["message_en"])
+        indonesian = r"belum terkonfirmasi \(ditahan\): Rp 90\.000, \+[78]\d,\d % dari median"
+        assert re.search(rf"{indonesian} 7 hari Rp [45]\d\.\d{{3}}$", alert["message_id"])
 
     # two more reports at the new level confirm it; the lone spike comes back the next day
     confirming = [report(CONFIRMED, 15, CALM * 1.8), report(CONFIRMED, 16, CALM * 1.82)]
@@ -120,7 +123,8 @@ def test_hold_confirm_review(spark, kafka, settings, tmp_path, monkeypatch):
     )
     alert = alert_of(settings, spikes[LONE])
     assert (alert["rule"], alert["status"]) == ("price_unconfirmed", "resolved")
-    assert "not confirmed" in alert["message_en"]
+    assert "(not confirmed)" in alert["message_en"]
+    assert "(tidak terkonfirmasi)" in alert["message_id"]
     daily = table(settings, GOLD_PRICE_DAILY).set_index(["market_id", "date"])
     day14 = (START + timedelta(days=14)).date()
     assert daily.loc[(CONFIRMED, day14), "close"] == pytest.approx(CALM * 1.8)

@@ -103,7 +103,8 @@ def test_each_state_is_sent_once_in_each_channel_shape(settings, tmp_path, recei
         tmp_path,
         NotifierChannel(name="hook", url=f"{receiver.url}/hook", token="s3cret"),
         NotifierChannel(
-            name="tg", kind="telegram", url=receiver.url, token="123:ABC", chat_id="-100"
+            name="tg", kind="telegram", url=receiver.url, token="123:ABC", chat_id="-100",
+            language="both",
         ),
         NotifierChannel(
             name="wa", kind="whatsapp", url=f"{receiver.url}/v20.0/555/messages", token="wa",
@@ -129,6 +130,11 @@ def test_each_state_is_sent_once_in_each_channel_shape(settings, tmp_path, recei
         "Harga Beras Medium di Pasar Induk Kramat Jati, DKI Jakarta naik 21.4%\n"
         "Medium rice price at Pasar Induk Kramat Jati, DKI Jakarta up 21.4%",
     }
+    # Indonesian only, by default
+    assert hook["json"]["text"] == (
+        "[WASPADA] Lonjakan harga\n"
+        "Harga Beras Medium di Pasar Induk Kramat Jati, DKI Jakarta naik 21.4%"
+    )
     # the ids travel in the webhook's JSON
     assert (hook["json"]["alert"]["market_id"], hook["json"]["alert"]["commodity"]) == (
         "IP-001",
@@ -150,7 +156,7 @@ def test_each_state_is_sent_once_in_each_channel_shape(settings, tmp_path, recei
     assert whatsapp["headers"]["Authorization"] == "Bearer wa"
     assert whatsapp["json"]["messaging_product"] == "whatsapp"
     assert whatsapp["json"]["to"] == "62811"
-    assert whatsapp["json"]["text"]["body"].startswith("[KRITIS / CRITICAL] Lonjakan harga")
+    assert whatsapp["json"]["text"]["body"].startswith("[KRITIS] Lonjakan harga\nHarga Beras")
     assert all(d["delivered"] and d["attempts"] == 1 for d in deliveries(settings))
     assert delivery_counts(settings) == {"delivered": 8, "undelivered": 0}
 

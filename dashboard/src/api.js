@@ -71,18 +71,25 @@ function socketUrl(path, params) {
 /**
  * Follow a WebSocket of the API: `onMessage(parsed)` for each frame. When the socket does not
  * open (or drops), `onFallback()` is called every `pollSeconds` until it is back; `onState` is
- * told "ws", "poll" or "off".
+ * told "ws", "poll" or "off". `params()`: the query of each connection. Returns `reconnect()`,
+ * which opens a new connection (with the params of then) at once.
  */
-export function follow(path, { onMessage, onFallback, onState = () => {}, pollSeconds = 5 }) {
+export function follow(
+  path,
+  { onMessage, onFallback, onState = () => {}, pollSeconds = 5, params = () => ({}) },
+) {
   let timer = null;
   let retry = 1;
+  let socket = null;
+  let pending = null;
   const poll = () => {
     if (timer || !onFallback) return;
     onState("poll");
     timer = setInterval(onFallback, pollSeconds * 1000);
   };
   const connect = () => {
-    const socket = new WebSocket(socketUrl(path, {}));
+    pending = null;
+    socket = new WebSocket(socketUrl(path, params()));
     socket.onopen = () => {
       retry = 1;
       clearInterval(timer);
@@ -96,8 +103,14 @@ export function follow(path, { onMessage, onFallback, onState = () => {}, pollSe
         onFallback();
       } else onState("off");
       retry = Math.min(retry * 2, 60);
-      setTimeout(connect, retry * 1000);
+      pending = setTimeout(connect, retry * 1000);
     };
   };
   connect();
+  return () => {
+    clearTimeout(pending);
+    if (socket) socket.onclose = null;
+    socket?.close();
+    connect();
+  };
 }

@@ -38,7 +38,7 @@ let chart = null;
 let loaded = null; // the last answer, redrawn on a language switch
 
 function alertMessage(alert) {
-  return (language() === "id" ? alert.message_id : alert.message_en) ?? alert.rule ?? "";
+  return alert.message ?? alert.rule ?? "";
 }
 
 function commoditiesOf(marketId) {
@@ -71,9 +71,10 @@ async function loadSeries() {
     getAllPages("/prices/history", { market_id, commodity, granularity: "day", limit: 1000 }),
     getJson("/forecasts", { market_id, commodity }),
     getJson("/anomalies", { commodity, limit: 1000 }),
-    getJson("/alerts", { commodity, limit: 1000 }),
+    getJson("/alerts", { commodity, limit: 1000, lang: language() }),
   ]);
   loaded = {
+    language: language(), // of the alerts' messages
     history,
     forecast: forecasts.find((f) => f.market_id === market_id) ?? forecasts[0] ?? null,
     anomalies: anomalies.filter((a) => a.market_id === market_id),
@@ -98,6 +99,10 @@ function dayOf(iso) {
 /** Draw `loaded` (again): labels and messages follow the language. */
 export function drawSeries() {
   if (!loaded) return;
+  if (loaded.language !== language()) {
+    loadSeries(); // the alerts' messages in the new language; draws again
+    return;
+  }
   const { history, forecast, anomalies, alerts } = loaded;
   const points = forecast?.points ?? [];
   const lastDay = history.length ? history[history.length - 1].period : null;

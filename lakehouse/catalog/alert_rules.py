@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, PositiveFloat, model_validator
 
 from lakehouse.catalog.events import Metric
 
@@ -50,8 +50,15 @@ class HeldMoveRules(BaseModel):
     message: dict[Literal["price_unconfirmed", "price_confirmed"], Message]
 
 
+class MoveThresholds(BaseModel):
+    """How far a price must move from the median of the ``REFERENCE_DAYS`` before its day to
+    matter (``|price / median - 1|``): per commodity (catalogue id), else ``default``."""
+
+    default: PositiveFloat
+    commodities: dict[str, PositiveFloat] = {}
+
+
 class RegionMoveRules(LeveledRule):
-    rise: float = Field(gt=0)
     min_markets: int = Field(ge=1)
 
 
@@ -125,6 +132,7 @@ class AlertRules(BaseModel):
     """``alerts.yaml`` of the configuration folder: every rule's levels, cool-down and message."""
 
     supply: SupplyAlertRules | None = None
+    moves: MoveThresholds
     price_move: PriceMoveRules
     held_move: HeldMoveRules
     region_move: RegionMoveRules

@@ -394,13 +394,15 @@ class NotifierChannel(BaseModel):
     chat_id: str = ""
     to: str = ""
     min_severity: Literal["warning", "critical"] = "warning"
+    #: the text's language here (id, en or both); None: ``alerts.language``
+    language: Literal["id", "en", "both"] | None = None
 
 
 class AlertSettings(BaseModel):
     """Delivery of alerts (the rule thresholds live in conf/alerts.yaml)."""
 
     channels: list[NotifierChannel] = []
-    language: Literal["id", "en", "both"] = "both"
+    language: Literal["id", "en", "both"] = "id"  # of the notifications' text
     poll_seconds: float = Field(1.0, gt=0)
     max_age_hours: float = Field(48.0, gt=0)
     max_attempts: int = Field(5, ge=1)

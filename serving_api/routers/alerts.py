@@ -1,17 +1,19 @@
 """Early-warning alerts from ``gold.alerts``: a query, and a WebSocket that pushes new and changed
-alerts as they land."""
+alerts as they land — each message in the language asked for (``?lang=id|en``, else the
+``Accept-Language`` header's, else Indonesian)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, WebSocket, status
+from fastapi import APIRouter, Header, Query, WebSocket, status
 from fastapi.concurrency import run_in_threadpool
 
 from lakehouse.catalog.conf import Conf
 from serving_api.deps import AlertHubDep, ConfDep, GoldDep, ImpactDep, SettingsDep
 from serving_api.errors import ApiError, resolve_commodity, resolve_province
+from serving_api.language import LANGUAGES, Language, localized_alert, preferred_language
 from serving_api.models import Alert
 from serving_api.push import Filter
 from serving_api.routers import API_PREFIX, READ_ERRORS
@@ -25,6 +27,15 @@ Severity = Annotated[
     str | None,
     Query(max_length=128, description="one or more, comma-separated", examples=["critical"]),
 ]
+
+Lang = Annotated[
+    Language | None,
+    Query(
+        description="the language of the messages: id (Indonesian) or en; without it the "
+        "Accept-Language header's, else Indonesian"
+    ),
+]
+AcceptLanguage = Annotated[str | None, Header(include_in_schema=False)]
 
 
 def alert_filter(
@@ -57,8 +68,11 @@ async def alerts(
     province: Region = None,
     commodity: Commodity = None,
     limit: Limit = 100,
+    lang: Lang = None,
+    accept_language: AcceptLanguage = None,
 ) -> list[dict[str, Any]]:
     wanted = alert_filter(conf, severity, province, commodity)
+    language = preferred_language(lang, accept_language)
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=settings.tz)
     rows = (
@@ -68,7 +82,9 @@ async def alerts(
         and (since is None or (a["updated_at"] is not None and a["updated_at"] >= since))
     )
     chosen = [row for row, _ in zip(rows, range(limit), strict=False)]
-    return await run_in_threadpool(lambda: [impact.attach(row) for row in chosen])
+    return await run_in_threadpool(
+        lambda: [localized_alert(impact.attach(row), language) for row in chosen]
+    )
 
 
 @router.websocket("/alerts/ws")
@@ -79,12 +95,18 @@ async def alerts_ws(
     severity: str | None = None,
     province: str | None = None,
     commodity: str | None = None,
+    lang: str | None = None,
 ) -> None:
     """Each message is ``{"type": "alert", "alert": {...}}`` — a new alert or a change of one
-    (e.g. resolved) — as a JSON text frame, within a second or two of it landing in gold."""
+    (e.g. resolved), as ``GET /alerts`` serves it in the connection's language (``lang``, else
+    the handshake's ``Accept-Language``) — as a JSON text frame, within a second or two of it
+    landing in gold."""
     try:
         wanted = alert_filter(conf, severity, province, commodity)
+        if lang is not None and lang not in LANGUAGES:
+            raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, f"lang {lang!r}", LANGUAGES)
     except ApiError as exc:
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=str(exc.detail)[:120])
         return
-    await hub.serve(websocket, wanted)
+    language = preferred_language(lang, websocket.headers.get("accept-language"))
+    await hub.serve(websocket, wanted, language)
