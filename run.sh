@@ -140,6 +140,12 @@ setup_compose_cli() {  # validates docker-compose.yml in the tests (no engine ne
   apt_install_quietly docker-compose
 }
 
+setup_alertmanager_tool() {  # amtool checks the Compose stack's generated Alertmanager file
+  command -v amtool >/dev/null && return
+  say "installing amtool (apt-get install prometheus-alertmanager)"
+  apt_install_quietly prometheus-alertmanager
+}
+
 setup_postgresql() {  # the registry's tests run on PostgreSQL too (their fixture starts one)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && return
   say "installing PostgreSQL (apt-get install postgresql)"
@@ -159,9 +165,10 @@ setup() {  # what running the platform needs
   setup_class_archive
 }
 
-setup_test_tools() {  # what only the tests need: a browser, the Compose CLI, PostgreSQL
+setup_test_tools() {  # what only the tests need: a browser, the Compose CLI, amtool, PostgreSQL
   setup_chromium
   setup_compose_cli
+  setup_alertmanager_tool
   setup_postgresql
 }
 
