@@ -1,6 +1,7 @@
 # Smart Market Lakehouse — one image for every process of the project (pipeline, Spark master
 # and workers, bridge, devices, price simulator, API, notifier, MLflow, the scheduler). Everything is installed here, at
-# build time: requirements.lock (with hashes) and the JVM jars Maven resolves from jvm/*/pom.xml.
+# build time: requirements.lock (with hashes: the platform's packages, no test tools) and the JVM
+# jars Maven resolves from jvm/*/pom.xml.
 # A container only starts its command.
 #
 #   docker build -t smartmarket .        (docker compose build does the same)
