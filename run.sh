@@ -50,13 +50,16 @@ as_root() {
 }
 
 stamp_ok() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
-lock_stamp() { echo "$(sha256sum "$1" | cut -d' ' -f1) bytecode"; }
+lock_stamp() { echo "$1 $(sha256sum "$1" | cut -d' ' -f1) bytecode"; }
 
-setup_python() {  # $1: the lock installed — requirements.lock (the platform's) unless .venv
-  # has requirements-dev.lock (the tests' packages beside the same platform's), which holds it
-  local lock="${1:-requirements.lock}"
-  [ "$lock" = requirements.lock ] && stamp_ok "$VENV/.installed" "$(lock_stamp requirements-dev.lock)" \
-    && lock=requirements-dev.lock
+setup_python() {  # $1: the lock installed. By default the platform's (requirements.lock), but
+  # a .venv that had the tests' (requirements-dev.lock: the same platform and the test tools), or
+  # one from before the split (its stamp names no lock), keeps the test tools
+  local lock="${1:-}"
+  case "$lock:$(cat "$VENV/.installed" 2>/dev/null)" in
+    :|":requirements.lock "*) lock=requirements.lock ;;
+    :*) lock=requirements-dev.lock ;;
+  esac
   command -v python3.11 >/dev/null || command -v python3 >/dev/null || die "Python 3.11 not found"
   local python; python="$(command -v python3.11 || command -v python3)"
   "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
