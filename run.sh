@@ -55,11 +55,11 @@ lock_stamp() { echo "$1 $(sha256sum "$1" | cut -d' ' -f1) bytecode"; }
 setup_python() {  # $1: the lock installed. By default the platform's (requirements.lock), but
   # a .venv that had the tests' (requirements-dev.lock: the same platform and the test tools), or
   # one from before the split (its stamp names no lock), keeps the test tools
-  local lock="${1:-}"
-  case "$lock:$(cat "$VENV/.installed" 2>/dev/null)" in
-    :|":requirements.lock "*) lock=requirements.lock ;;
-    :*) lock=requirements-dev.lock ;;
-  esac
+  local lock="${1:-}" installed; installed="$(cat "$VENV/.installed" 2>/dev/null || true)"
+  if [ -z "$lock" ]; then
+    lock=requirements.lock
+    [ -n "$installed" ] && [ "${installed%% *}" != requirements.lock ] && lock=requirements-dev.lock
+  fi
   command -v python3.11 >/dev/null || command -v python3 >/dev/null || die "Python 3.11 not found"
   local python; python="$(command -v python3.11 || command -v python3)"
   "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
@@ -212,14 +212,11 @@ cmd="${1:-up}"
 [ $# -gt 0 ] && shift
 case "$cmd" in
   setup)
-    case "${1:-}" in
-      --dev) setup_dev ;;
-      --analyst)  # added beside what .venv has; the next install of a changed lock removes it
-        setup
-        "$VENV/bin/uv" pip install --quiet --compile-bytecode --python "$PY" \
-          -r requirements-analyst.lock ;;
-      *) setup ;;
-    esac ;;
+    if [ "${1:-}" = "--dev" ]; then setup_dev
+    elif [ "${1:-}" = "--analyst" ]; then  # beside what .venv has, until a changed lock's install
+      setup
+      "$VENV/bin/uv" pip install --quiet --compile-bytecode --python "$PY" -r requirements-analyst.lock
+    else setup; fi ;;
   test)
     [ $# -gt 0 ] || { test_suite; exit 0; }  # the whole suite (set -e: a failure exits with it)
     setup_dev
