@@ -251,16 +251,10 @@ def test_ops_alerts_are_routed_to_the_notifier_channels(compose_settings, tmp_pa
     from lakehouse.config.settings import NotifierChannel
     from scripts.compose_config import UNROUTED, alertmanager_config
 
+    bot = {"kind": "telegram", "url": "https://api.telegram.org", "token": "123:abc"}
     channels = [
         NotifierChannel(name="ops", url="https://hooks.example.org/x", token="t0k"),
-        NotifierChannel(
-            name="oncall",
-            kind="telegram",
-            url="https://api.telegram.org",
-            token="123:abc",
-            chat_id="-1001234567890",
-            min_severity="critical",
-        ),
+        NotifierChannel(name="oncall", chat_id="-1001234567890", min_severity="critical", **bot),
         NotifierChannel(name="wa", kind="whatsapp", url="https://graph.example.org/1/messages"),
     ]
     alerts = compose_settings.alerts.model_copy(update={"channels": channels})
