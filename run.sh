@@ -52,13 +52,13 @@ as_root() {
 stamp_ok() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
 lock_stamp() { echo "$1 $(sha256sum "$1" | cut -d' ' -f1) bytecode"; }
 
-setup_python() {  # $1: the lock installed. By default the platform's (requirements.lock), but
-  # a .venv that had the tests' (requirements-dev.lock: the same platform and the test tools), or
-  # one from before the split (its stamp names no lock), keeps the test tools
+setup_python() {  # $1: the lock installed. By default the platform's (requirements.lock) into a
+  # new .venv or one that has it; any other .venv — the tests' (requirements-dev.lock: the same
+  # platform and the test tools), one from before the split — keeps the test tools
   local lock="${1:-}" installed; installed="$(cat "$VENV/.installed" 2>/dev/null || true)"
   if [ -z "$lock" ]; then
-    lock=requirements.lock
-    [ -n "$installed" ] && [ "${installed%% *}" != requirements.lock ] && lock=requirements-dev.lock
+    lock=requirements-dev.lock
+    [ ! -x "$PY" ] || [ "${installed%% *}" = requirements.lock ] && lock=requirements.lock
   fi
   command -v python3.11 >/dev/null || command -v python3 >/dev/null || die "Python 3.11 not found"
   local python; python="$(command -v python3.11 || command -v python3)"
