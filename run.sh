@@ -227,6 +227,7 @@ case "$cmd" in
     exec "$PY" -m pytest "$@" ;;
   bench)
     setup
+    setup_python requirements-dev.lock  # the load generators (aiohttp, playwright) are dev's
     [ $# -gt 0 ] || die "usage: ./run.sh bench NAME [ARGS] (NAME: $(ls bench/*.py | xargs -n1 basename | sed 's/\.py$//' | grep -v __init__ | tr '\n' ' '))"
     name="$1"; shift
     [ -f "bench/$name.py" ] || die "no benchmark named '$name'"
