@@ -27,7 +27,7 @@
 #   ./run.sh bench NAME [ARGS]    a benchmark of bench/ (prints numbers)
 #   ./run.sh setup [--dev|--analyst]   only install: venv, Maven jars, Mosquitto, dashboard
 #                                 (--dev: also the test packages, Chromium, Compose CLI, amtool,
-#                                 PostgreSQL for the tests; --analyst: also JupyterLab)
+#                                 MQTT clients, PostgreSQL for the tests; --analyst: JupyterLab)
 #   ./run.sh lint                 ruff
 #   ./run.sh lock                 re-resolve requirements{,-dev,-analyst}.lock from pyproject.toml
 #   ./run.sh help                 this list
@@ -149,10 +149,10 @@ setup_compose_cli() {  # validates docker-compose.yml in the tests (no engine ne
   apt_install_quietly docker-compose
 }
 
-setup_alertmanager_tool() {  # amtool checks the Compose stack's generated Alertmanager file
-  command -v amtool >/dev/null && return
-  say "installing amtool (apt-get install prometheus-alertmanager)"
-  apt_install_quietly prometheus-alertmanager
+setup_compose_tools() {  # amtool and mosquitto_sub check the Compose stack's generated files
+  command -v amtool >/dev/null && command -v mosquitto_sub >/dev/null && return
+  say "installing amtool and the MQTT clients (apt-get install prometheus-alertmanager mosquitto-clients)"
+  apt_install_quietly prometheus-alertmanager mosquitto-clients
 }
 
 setup_postgresql() {  # the registry's tests run on PostgreSQL too (their fixture starts one)
@@ -174,12 +174,12 @@ setup() {  # what running the platform needs
   setup_class_archive
 }
 
-setup_test_tools() {  # what only the tests need: their packages, a browser, the Compose CLI,
-  # amtool, PostgreSQL
+setup_test_tools() {  # what only the tests need: their packages, a browser, the Compose CLI and
+  # the tools that check its files, PostgreSQL
   setup_python requirements-dev.lock
   setup_chromium
   setup_compose_cli
-  setup_alertmanager_tool
+  setup_compose_tools
   setup_postgresql
 }
 

@@ -89,7 +89,7 @@ def test_running_installs_runtime_only_and_tests_bring_their_tools() -> None:
     test_tools = {
         "setup_chromium",
         "setup_compose_cli",
-        "setup_alertmanager_tool",
+        "setup_compose_tools",
         "setup_postgresql",
     }
     installs = {

@@ -285,8 +285,8 @@ def test_anonymous_mqtt_is_refused_by_the_compose_broker(
 ) -> None:
     """The mosquitto service's own command (the broker, reloaded when the registry rewrote its
     files) on the files config-init generates, with the real Mosquitto: an anonymous client
-    refused, the bridge's account admitted, a device registered afterwards admitted once the
-    service has reloaded the broker by itself."""
+    refused (what the service's health check asks too), the bridge's account admitted, a device
+    registered afterwards admitted once the service has reloaded the broker by itself."""
     from lakehouse.config.settings import load_settings
     from lakehouse.domain.broker_auth import bridge_credentials, broker_home, write_broker_files
     from lakehouse.domain.registry import open_registry
@@ -319,6 +319,9 @@ def test_anonymous_mqtt_is_refused_by_the_compose_broker(
         while port_is_free("127.0.0.1", port) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert try_connect(settings, None, wait=10) is None, "anonymous client accepted"
+        health = service["healthcheck"]["test"][1].replace("$$", "$").replace(" 1883 ", f" {port} ")
+        checked = subprocess.run(["sh", "-c", health], env={**os.environ, "PATH": path}, timeout=30)
+        assert checked.returncode == 0, "the service's health check fails on a healthy broker"
         bridge = try_connect(settings, bridge_credentials(settings))
         assert bridge is not None, "the bridge's account was refused"
         registry = open_registry(settings)
