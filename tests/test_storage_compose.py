@@ -300,8 +300,9 @@ def test_anonymous_mqtt_is_refused_by_the_compose_broker(
     monkeypatch.setenv("SMARTMARKET_MQTT__HOST", "127.0.0.1")
     settings = load_settings()
     service = stack["mosquitto"]
-    assert service["volumes"] == ["mosquitto:/data/mosquitto:rw"]
-    assert "mosquitto:/data/mosquitto:rw" in stack["devices"]["volumes"]  # it registers itself
+    assert service["volumes"] == ["broker:/data/mosquitto:rw"]
+    writers = {n for n, s in stack.items() if "broker:/data/mosquitto:rw" in s.get("volumes", [])}
+    assert writers == {"config-init", "api", "devices", "mosquitto"}  # only who registers devices
     write_all(settings, tmp_path / "etc")
     home = broker_home(settings)
     assert "allow_anonymous false" in (home / "mosquitto.conf").read_text().splitlines()
