@@ -1,6 +1,7 @@
 # Smart Market Lakehouse — one image for every process of the project (pipeline, Spark master
 # and workers, bridge, devices, price simulator, API, notifier, MLflow, the scheduler). Everything is installed here, at
-# build time: requirements.lock (with hashes) and the JVM jars Maven resolves from jvm/*/pom.xml.
+# build time: requirements.lock (with hashes: the platform's packages, no test tools) and the JVM
+# jars Maven resolves from jvm/*/pom.xml.
 # A container only starts its command.
 #
 #   docker build -t smartmarket .        (docker compose build does the same)
@@ -59,11 +60,14 @@ COPY scripts scripts
 COPY dashboard/index.html dashboard/index.html
 COPY --from=dashboard /src/dashboard/dist dashboard/dist
 COPY run.sh pyproject.toml ./
-# the project's processes run unprivileged; their state lives in /data (a volume)
+# the project's processes run unprivileged; their state lives in /data (a volume), the broker's
+# files in /data/mosquitto and config-init's output in /etc/smartmarket (volumes that take this
+# ownership when created)
 # scripts/crontab's job lines (`cd /opt/smart-market && .venv/bin/python …`) as they are: the
 # checkout is /app and its interpreter the image's Python
 RUN useradd --system --uid 10001 --home-dir /data smartmarket \
-    && mkdir -p /data /mlflow /app/.venv/bin && chown smartmarket /data /mlflow \
+    && mkdir -p /data/mosquitto /etc/smartmarket /mlflow /app/.venv/bin \
+    && chown smartmarket /data /data/mosquitto /etc/smartmarket /mlflow \
     && ln -s /usr/local/bin/python /app/.venv/bin/python && ln -s /app /opt/smart-market
 USER smartmarket
 ENV SMARTMARKET_PATHS__DATA_DIR=/data

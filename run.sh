@@ -25,10 +25,11 @@
 #   ./run.sh test [--fast] [PYTEST ARGS]  the test suite (--fast: without Spark and services;
 #                                 without ARGS: the unit tests beside the integration tests)
 #   ./run.sh bench NAME [ARGS]    a benchmark of bench/ (prints numbers)
-#   ./run.sh setup [--dev]        only install: venv, Maven jars, Mosquitto, dashboard
-#                                 (--dev: also Chromium, Compose CLI, PostgreSQL for the tests)
+#   ./run.sh setup [--dev|--analyst]   only install: venv, Maven jars, Mosquitto, dashboard
+#                                 (--dev: also the test packages, Chromium, Compose CLI, amtool,
+#                                 MQTT clients, PostgreSQL for the tests; --analyst: JupyterLab)
 #   ./run.sh lint                 ruff
-#   ./run.sh lock                 re-resolve requirements.lock from pyproject.toml
+#   ./run.sh lock                 re-resolve requirements{,-dev,-analyst}.lock from pyproject.toml
 #   ./run.sh help                 this list
 set -euo pipefail
 
@@ -52,20 +53,28 @@ as_root() {
 }
 
 stamp_ok() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
+lock_stamp() { echo "$1 $(sha256sum "$1" | cut -d' ' -f1) bytecode"; }
 
-setup_python() {
+setup_python() {  # $1: the lock installed. By default the platform's (requirements.lock) into a
+  # new .venv or one that has it; any other .venv — the tests' (requirements-dev.lock: the same
+  # platform and the test tools), one from before the split — keeps the test tools
+  local lock="${1:-}" installed; installed="$(cat "$VENV/.installed" 2>/dev/null || true)"
+  if [ -z "$lock" ]; then
+    lock=requirements-dev.lock
+    [ ! -x "$PY" ] || [ "${installed%% *}" = requirements.lock ] && lock=requirements.lock
+  fi
   command -v python3.11 >/dev/null || command -v python3 >/dev/null || die "Python 3.11 not found"
   local python; python="$(command -v python3.11 || command -v python3)"
   "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
     || die "Python 3.11 is required ($python is $("$python" --version 2>&1))"
   # compiled to bytecode at install: where PYTHONDONTWRITEBYTECODE is set, each process would
   # otherwise compile all it imports again (`import mlflow.server` 4.8 s → 2.2 s)
-  local want; want="$(sha256sum requirements.lock | cut -d' ' -f1) bytecode"
+  local want; want="$(lock_stamp "$lock")"
   if ! stamp_ok "$VENV/.installed" "$want"; then
-    say "installing Python packages (requirements.lock) into .venv"
+    say "installing Python packages ($lock) into .venv"
     [ -x "$PY" ] || "$python" -m venv "$VENV"
     "$PY" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
-    "$VENV/bin/uv" pip sync --quiet --compile-bytecode --python "$PY" requirements.lock
+    "$VENV/bin/uv" pip sync --quiet --compile-bytecode --python "$PY" "$lock"
     echo "$want" > "$VENV/.installed"
   fi
   # the project's own modules likewise (only those changed since the last time)
@@ -117,7 +126,7 @@ setup_prometheus() {  # the metrics server of the stack; its promtool checks the
 }
 
 setup_dashboard() {
-  command -v npm >/dev/null || die "npm not found: install Node.js 20+ (apt-get install nodejs npm)"
+  command -v npm >/dev/null || die "npm not found: install Node.js 22 LTS with npm"
   local lock; lock="$(sha256sum dashboard/package-lock.json | cut -d' ' -f1)"
   if ! stamp_ok dashboard/node_modules/.installed "$lock"; then
     say "installing the dashboard's npm packages (dashboard/package-lock.json)"
@@ -143,6 +152,12 @@ setup_compose_cli() {  # validates docker-compose.yml in the tests (no engine ne
   apt_install_quietly docker-compose
 }
 
+setup_compose_tools() {  # amtool and mosquitto_sub check the Compose stack's generated files
+  command -v amtool >/dev/null && command -v mosquitto_sub >/dev/null && return
+  say "installing amtool and the MQTT clients (apt-get install prometheus-alertmanager mosquitto-clients)"
+  apt_install_quietly prometheus-alertmanager mosquitto-clients
+}
+
 setup_postgresql() {  # the registry's tests run on PostgreSQL too (their fixture starts one)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && return
   say "installing PostgreSQL (apt-get install postgresql)"
@@ -162,9 +177,12 @@ setup() {  # what running the platform needs
   setup_class_archive
 }
 
-setup_test_tools() {  # what only the tests need: a browser, the Compose CLI, PostgreSQL
+setup_test_tools() {  # what only the tests need: their packages, a browser, the Compose CLI and
+  # the tools that check its files, PostgreSQL
+  setup_python requirements-dev.lock
   setup_chromium
   setup_compose_cli
+  setup_compose_tools
   setup_postgresql
 }
 
@@ -206,7 +224,11 @@ cmd="${1:-up}"
 [ $# -gt 0 ] && shift
 case "$cmd" in
   setup)
-    if [ "${1:-}" = "--dev" ]; then setup_dev; else setup; fi ;;
+    if [ "${1:-}" = "--dev" ]; then setup_dev
+    elif [ "${1:-}" = "--analyst" ]; then  # beside what .venv has, until a changed lock's install
+      setup
+      "$VENV/bin/uv" pip install --quiet --compile-bytecode --python "$PY" -r requirements-analyst.lock
+    else setup; fi ;;
   test)
     [ $# -gt 0 ] || { test_suite; exit 0; }  # the whole suite (set -e: a failure exits with it)
     setup_dev
@@ -217,17 +239,20 @@ case "$cmd" in
     exec "$PY" -m pytest "$@" ;;
   bench)
     setup
+    setup_python requirements-dev.lock  # the load generators (aiohttp, playwright) are dev's
     [ $# -gt 0 ] || die "usage: ./run.sh bench NAME [ARGS] (NAME: $(ls bench/*.py | xargs -n1 basename | sed 's/\.py$//' | grep -v __init__ | tr '\n' ' '))"
     name="$1"; shift
     [ -f "bench/$name.py" ] || die "no benchmark named '$name'"
     exec "$PY" -m "bench.$name" "$@" ;;
   lint)
-    setup_python
+    setup_python requirements-dev.lock
     "$VENV/bin/ruff" check . && exec "$VENV/bin/ruff" format --check . ;;
-  lock)
-    setup_python
-    exec "$VENV/bin/uv" pip compile --quiet pyproject.toml --extra dev --python-version 3.11 \
-      --generate-hashes -o requirements.lock ;;
+  lock)  # the platform's closure, then each extra's on the same versions (only uv is needed)
+    [ -x "$VENV/bin/uv" ] || setup_python
+    compile=("$VENV/bin/uv" pip compile --quiet pyproject.toml --python-version 3.11 --generate-hashes)
+    "${compile[@]}" -o requirements.lock
+    "${compile[@]}" --extra dev -c requirements.lock -o requirements-dev.lock
+    exec "${compile[@]}" --extra analyst -c requirements.lock -o requirements-analyst.lock ;;
   up)
     setup
     exec "$PY" -m scripts.cli up "$@" ;;

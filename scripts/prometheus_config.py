@@ -16,7 +16,7 @@ import yaml
 
 from lakehouse.catalog import ops_metrics as m
 from lakehouse.config.secrets import ensure_secret
-from lakehouse.config.settings import PROJECT_ROOT, Settings
+from lakehouse.config.settings import PROJECT_ROOT, ConfigError, Settings
 
 RULES_FILE = PROJECT_ROOT / "conf" / "prometheus" / "rules.yml"
 KAFKA_JMX_RULES = PROJECT_ROOT / "conf" / "prometheus" / "kafka-jmx.yaml"
@@ -26,6 +26,16 @@ LOOPBACK = "127.0.0.1"
 def kafka_jmx_port(settings: Settings, node: int) -> int:
     """The port of node ``node``'s JMX exporter (``prometheus.kafka_jmx_port`` + node - 1)."""
     return settings.prometheus.kafka_jmx_port + node - 1
+
+
+def jmx_agent_jar(settings: Settings) -> Path:
+    """The Prometheus JMX exporter's Java agent Maven resolved (jvm/jmx-exporter)."""
+    jars = sorted(
+        (settings.paths.jvm_lib_dir / "jmx-exporter").glob("jmx_prometheus_javaagent-*.jar")
+    )
+    if not jars:
+        raise ConfigError("no JMX exporter jar in jvm/lib/jmx-exporter: run `./run.sh setup`")
+    return jars[-1]
 
 
 def scrape_targets(settings: Settings) -> dict[str, list[str]]:
@@ -62,11 +72,15 @@ def write_scrape_token(settings: Settings) -> None:
         handle.write(ensure_secret(settings, m.SCRAPE_TOKEN_SECRET))
 
 
-def _scrape_config(settings: Settings, job: str, targets: list[str]) -> dict[str, Any]:
+def scrape_config(
+    settings: Settings, job: str, targets: list[str], token: Path | None = None
+) -> dict[str, Any]:
+    """One job; the API's carries its scrape token (``token``, by default where the embedded
+    Prometheus reads it) when reads are closed."""
     config: dict[str, Any] = {"job_name": job, "static_configs": [{"targets": targets}]}
     if job == m.JOB_API and not settings.api.open_reads:
-        token = str(scrape_token_file(settings))
-        config["authorization"] = {"type": "Bearer", "credentials_file": token}
+        credentials = str(token or scrape_token_file(settings))
+        config["authorization"] = {"type": "Bearer", "credentials_file": credentials}
     return config
 
 
@@ -81,7 +95,7 @@ def prometheus_config(settings: Settings) -> dict[str, Any]:
         },
         "rule_files": [str(RULES_FILE)],
         "scrape_configs": [
-            _scrape_config(settings, job, targets)
+            scrape_config(settings, job, targets)
             for job, targets in scrape_targets(settings).items()
         ],
     }

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import errno
-import getpass
 import itertools
 import json
 import logging
@@ -36,7 +35,7 @@ import psutil
 from confluent_kafka import KafkaException
 
 from lakehouse.config.settings import PROJECT_ROOT, ConfigError, Settings
-from lakehouse.domain.broker_auth import broker_auth_lines
+from lakehouse.domain.broker_auth import broker_config
 from lakehouse.io.kafka_io import admin_client, ensure_topics, kafka_reachable
 from lakehouse.io.spark import CLUSTER_LOG_CONFIG, cluster_marker
 from lakehouse.io.status import STALE_SECONDS, read_status, restarts_path, status_path
@@ -45,6 +44,7 @@ from scripts.prometheus_config import (
     KAFKA_JMX_RULES,
     LOOPBACK,
     config_text,
+    jmx_agent_jar,
     kafka_jmx_port,
     write_scrape_token,
 )
@@ -448,12 +448,8 @@ class KafkaBroker(Service):
         """The Prometheus JMX exporter as the broker's Java agent (when Prometheus runs)."""
         if not self.settings.prometheus.enabled:
             return []
-        lib = self.settings.paths.jvm_lib_dir / "jmx-exporter"
-        jars = sorted(lib.glob("jmx_prometheus_javaagent-*.jar"))
-        if not jars:
-            raise ConfigError("no JMX exporter jar in jvm/lib/jmx-exporter: run `./run.sh setup`")
         port = kafka_jmx_port(self.settings, self.node)
-        return [f"-javaagent:{jars[-1]}={LOOPBACK}:{port}:{KAFKA_JMX_RULES}"]
+        return [f"-javaagent:{jmx_agent_jar(self.settings)}={LOOPBACK}:{port}:{KAFKA_JMX_RULES}"]
 
     def _registered(self) -> set[int]:
         """Node ids registered with the cluster, as this node answers."""
@@ -509,26 +505,7 @@ class Mosquitto(Service):
     def prepare(self) -> None:
         self._binary()
         self.home.mkdir(parents=True, exist_ok=True)
-        (self.home / "mosquitto.conf").write_text(
-            "\n".join(
-                [
-                    f"listener {self.settings.mqtt.port} {self.host}",
-                    *broker_auth_lines(self.settings),
-                    "persistence true",
-                    f"persistence_location {self.home}/",
-                    "autosave_interval 10",
-                    "max_queued_messages 1000000",
-                    "max_inflight_messages 1000",
-                    "sys_interval 5",  # $SYS/broker numbers, the bridge's metrics, every 5 s
-                    f"user {getpass.getuser()}",
-                    "log_dest stdout",
-                    "log_type error",
-                    "log_type warning",
-                    "log_type notice",
-                    "",
-                ]
-            )
-        )
+        (self.home / "mosquitto.conf").write_text(broker_config(self.settings, self.host))
 
     def command(self) -> list[str]:
         return [self._binary(), "-c", str(self.home / "mosquitto.conf")]

@@ -86,7 +86,12 @@ def _branch(command: str) -> str:
 
 
 def test_running_installs_runtime_only_and_tests_bring_their_tools() -> None:
-    test_tools = {"setup_chromium", "setup_compose_cli", "setup_postgresql"}
+    test_tools = {
+        "setup_chromium",
+        "setup_compose_cli",
+        "setup_compose_tools",
+        "setup_postgresql",
+    }
     installs = {
         "setup_python",
         "setup_jvm",

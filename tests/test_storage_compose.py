@@ -2,14 +2,20 @@
 engine is needed) and beyond it: every service, the lakehouse on the S3 store, ports on loopback
 by default, every pulled image pinned by version and digest, every long-running service with a
 health check, the scheduled jobs from scripts/crontab, and the project's containers built from
-the Dockerfile with nothing installed at start."""
+the Dockerfile with nothing installed at start. The configuration config-init generates
+(scripts/compose_config.py) with the stack's own settings is checked by each tool's validator:
+every service with metrics scraped (promtool), the ops alerts routed to the channels (amtool),
+and the real Mosquitto on the generated broker files refusing an anonymous client."""
 
 from __future__ import annotations
 
 import os
 import re
 import shutil
+import signal
 import subprocess
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,9 +41,13 @@ PROJECT_SERVICES = {
     "mlflow",
     "scheduler",
     "s3-init",
+    "config-init",
 }
 OTHER_SERVICES = {"s3", "kafka-1", "kafka-2", "kafka-3", "kafka-init"}
-OTHER_SERVICES |= {"mosquitto", "prometheus", "grafana"}
+OTHER_SERVICES |= {"mosquitto", "prometheus", "alertmanager", "grafana"}
+#: the services that serve Prometheus metrics (Prometheus scrapes itself on localhost)
+WITH_METRICS = {"api", "pipeline", "bridge", "kafka-1", "kafka-2", "kafka-3"}
+WITH_METRICS |= {"alertmanager", "grafana", "localhost"}
 #: a pulled image: name, a version tag (never "latest") and the digest of that version
 PINNED = re.compile(r"^[a-z0-9./-]+:(?!latest@)[A-Za-z0-9._-]+@sha256:[0-9a-f]{64}$")
 
@@ -138,7 +148,7 @@ def test_every_pulled_image_is_pinned_by_version_and_digest(stack: dict[str, Any
 
 def test_every_long_running_service_has_a_health_check(stack: dict[str, Any]) -> None:
     one_shots = {name for name, s in stack.items() if s.get("restart") == "no"}
-    assert one_shots == {"s3-init", "kafka-init"}
+    assert one_shots == {"s3-init", "kafka-init", "config-init"}
     unchecked = [
         name
         for name, s in stack.items()
@@ -183,3 +193,148 @@ def test_the_status_health_check_of_a_project_container(clean_env, tmp_path, mon
     assert status_check(["bridge"]) == 0
     write_status(load_settings(), "bridge", "stopped")
     assert status_check(["bridge"]) == 1
+
+
+def tool(name: str) -> str:
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
+    if found is None:
+        pytest.fail(f"{name} not found: `./run.sh setup --dev` installs it (apt-get)")
+    return found
+
+
+@pytest.fixture
+def compose_settings(stack, clean_env, tmp_path, monkeypatch):
+    """The settings config-init runs with (its environment in the stack), a data folder here."""
+    from lakehouse.config.settings import load_settings
+
+    for name, value in stack["config-init"]["environment"].items():
+        monkeypatch.setenv(name, str(value))
+    monkeypatch.setenv("SMARTMARKET_PATHS__DATA_DIR", str(tmp_path / "data"))
+    return load_settings()
+
+
+def run_tool(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_every_service_with_metrics_is_scraped(stack, compose_settings, tmp_path) -> None:
+    from scripts.compose_config import write_all
+
+    write_all(compose_settings, tmp_path / "etc")
+    config = yaml.safe_load((tmp_path / "etc" / "prometheus.yml").read_text())
+    targets = {
+        job["job_name"]: [t for c in job["static_configs"] for t in c["targets"]]
+        for job in config["scrape_configs"]
+    }
+    hosts = {t.split(":")[0] for ts in targets.values() for t in ts}
+    assert hosts == WITH_METRICS, targets
+    assert hosts - {"localhost"} <= set(stack)
+    # each endpoint listens on the container network, on the port scraped
+    env = {name: stack[name]["environment"] for name in ("pipeline", "bridge", "kafka-1")}
+    assert env["pipeline"]["SMARTMARKET_PIPELINE_METRICS__HOST"] == "0.0.0.0"
+    assert env["bridge"]["SMARTMARKET_BRIDGE_METRICS__HOST"] == "0.0.0.0"
+    jmx = f"jmx_prometheus_javaagent.jar={compose_settings.prometheus.kafka_jmx_port}:"
+    assert jmx in env["kafka-1"]["KAFKA_OPTS"]
+    assert (tmp_path / "etc" / "jmx_prometheus_javaagent.jar").stat().st_size > 0
+    assert config["rule_files"] == ["/etc/prometheus-rules/rules.yml"]
+    assert "/etc/prometheus-rules:ro" in " ".join(stack["prometheus"]["volumes"])
+    assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == [
+        "alertmanager:9093"
+    ]
+    checked = run_tool(
+        tool("promtool"), "check", "config", "--syntax-only", str(tmp_path / "etc/prometheus.yml")
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_ops_alerts_are_routed_to_the_notifier_channels(compose_settings, tmp_path) -> None:
+    from lakehouse.config.settings import NotifierChannel
+    from scripts.compose_config import UNROUTED, alertmanager_config
+
+    bot = {"kind": "telegram", "url": "https://api.telegram.org", "token": "123:abc"}
+    channels = [
+        NotifierChannel(name="ops", url="https://hooks.example.org/x", token="t0k"),
+        NotifierChannel(name="oncall", chat_id="-1001234567890", min_severity="critical", **bot),
+        NotifierChannel(name="wa", kind="whatsapp", url="https://graph.example.org/1/messages"),
+    ]
+    alerts = compose_settings.alerts.model_copy(update={"channels": channels})
+    config = alertmanager_config(compose_settings.model_copy(update={"alerts": alerts}))
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(config))
+    amtool = tool("amtool")
+    checked = run_tool(amtool, "check-config", str(path))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    def receivers(severity: str) -> str:
+        routed = run_tool(amtool, "config", "routes", "test", f"--config.file={path}",
+                          "alertname=SilverBatchStale", f"severity={severity}")  # fmt: skip
+        assert routed.returncode == 0, routed.stderr
+        return routed.stdout.strip()
+
+    assert receivers("warning") == "ops"
+    assert receivers("critical") == "ops,oncall"
+    # no channel: the alerts stay in Alertmanager (valid configuration, nothing sent)
+    empty = tmp_path / "empty.yml"
+    empty.write_text(yaml.safe_dump(alertmanager_config(compose_settings)))
+    assert run_tool(amtool, "check-config", str(empty)).returncode == 0
+    assert config["route"]["receiver"] == UNROUTED
+
+
+def test_anonymous_mqtt_is_refused_by_the_compose_broker(
+    stack, compose_settings, tmp_path, monkeypatch
+) -> None:
+    """The mosquitto service's own command (the broker, reloaded when the registry rewrote its
+    files) on the files config-init generates, with the real Mosquitto: an anonymous client
+    refused (what the service's health check asks too), the bridge's account admitted, a device
+    registered afterwards admitted once the service has reloaded the broker by itself."""
+    from lakehouse.config.settings import load_settings
+    from lakehouse.domain.broker_auth import bridge_credentials, broker_home, write_broker_files
+    from lakehouse.domain.registry import open_registry
+    from scripts.compose_config import write_all
+    from scripts.isolated_stack import free_ports
+    from scripts.services import port_is_free
+    from tests.test_mqtt_auth import close, try_connect
+
+    (port,) = free_ports(1)
+    monkeypatch.setenv("SMARTMARKET_MQTT__PORT", str(port))
+    monkeypatch.setenv("SMARTMARKET_MQTT__HOST", "127.0.0.1")
+    settings = load_settings()
+    service = stack["mosquitto"]
+    assert service["volumes"] == ["broker:/data/mosquitto:rw"]
+    writers = {n for n, s in stack.items() if "broker:/data/mosquitto:rw" in s.get("volumes", [])}
+    assert writers == {"config-init", "api", "devices", "mosquitto"}  # only who registers devices
+    write_all(settings, tmp_path / "etc")
+    home = broker_home(settings)
+    assert "allow_anonymous false" in (home / "mosquitto.conf").read_text().splitlines()
+    script = service["command"][0].replace("$$", "$").replace("/data/mosquitto", str(home))
+    path = f"{Path(tool('mosquitto')).parent}:{os.environ['PATH']}"
+    broker = subprocess.Popen(
+        [*service["entrypoint"], script],
+        env={**os.environ, "PATH": path},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while port_is_free("127.0.0.1", port) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert try_connect(settings, None, wait=10) is None, "anonymous client accepted"
+        health = service["healthcheck"]["test"][1].replace("$$", "$").replace(" 1883 ", f" {port} ")
+        checked = subprocess.run(["sh", "-c", health], env={**os.environ, "PATH": path}, timeout=30)
+        assert checked.returncode == 0, "the service's health check fails on a healthy broker"
+        bridge = try_connect(settings, bridge_credentials(settings))
+        assert bridge is not None, "the bridge's account was refused"
+        registry = open_registry(settings)
+        device, password = registry.register_device("IP-001", ["temperature_c"])
+        # the files rewritten from another container: no signal reaches the broker from there
+        write_broker_files(settings, registry)
+        deadline = time.monotonic() + 20
+        client = None
+        while client is None and time.monotonic() < deadline:
+            client = try_connect(settings, (device.device_id, password), wait=3)
+        assert client is not None, "a device registered after the start stays refused"
+        close(bridge, client)
+    finally:
+        os.killpg(broker.pid, signal.SIGTERM)  # the shell, its sleep and the broker
+        broker.wait(timeout=10)

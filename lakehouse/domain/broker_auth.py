@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import getpass
 import logging
 import os
 import signal
@@ -127,3 +128,29 @@ def broker_auth_lines(settings: Settings) -> list[str]:
         f"password_file {password_file(settings)}",
         f"acl_file {acl_file(settings)}",
     ]
+
+
+def broker_config(settings: Settings, bind: str) -> str:
+    """The whole ``mosquitto.conf``: one listener on ``bind`` (empty: every interface, as in a
+    container), the authentication and ACL lines, persistence and the ``$SYS`` numbers in the
+    broker's folder. The embedded Mosquitto and the Compose stack's run this same file."""
+    home = broker_home(settings)
+    listener = f"listener {settings.mqtt.port} {bind}".rstrip()
+    return "\n".join(
+        [
+            listener,
+            *broker_auth_lines(settings),
+            "persistence true",
+            f"persistence_location {home}/",
+            "autosave_interval 10",
+            "max_queued_messages 1000000",
+            "max_inflight_messages 1000",
+            "sys_interval 5",  # $SYS/broker numbers, the bridge's metrics, every 5 s
+            f"user {getpass.getuser()}",  # dropped to when started as root, ignored otherwise
+            "log_dest stdout",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "",
+        ]
+    )
