@@ -164,12 +164,36 @@ setup_postgresql() {  # the registry's tests run on PostgreSQL too (their fixtur
   apt_install_quietly postgresql
 }
 
-setup_installs() {  # what running the platform needs but the class archive, built from these
-  setup_python
-  setup_jvm
+at_once() {  # the steps named in "$@" side by side (each a function; "a+b" runs a, then b),
+  # each waiting on its own registry — PyPI, Maven Central, npm, Debian (apt takes one step at a
+  # time: its steps go in one chain); fails once all ended if any failed
+  local step pids=() failed=0 pid
+  for step in "$@"; do
+    ( set -e; for part in ${step//+/ }; do "$part"; done ) &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+  [ "$failed" -eq 0 ] || die "an install step failed (its error is above)"
+}
+
+setup_platform_debs() {
   setup_mosquitto
   setup_prometheus
-  setup_dashboard
+}
+
+setup_test_debs() {  # what only the tests need of Debian's
+  setup_chromium
+  setup_compose_cli
+  setup_compose_tools
+  setup_postgresql
+}
+
+setup_dev_python() {  # the platform's packages and the tests' (pytest, Playwright, …)
+  setup_python requirements-dev.lock
+}
+
+setup_installs() {  # what running the platform needs but the class archive, built from these
+  at_once setup_python setup_jvm setup_platform_debs setup_dashboard
 }
 
 setup() {  # what running the platform needs
@@ -177,18 +201,14 @@ setup() {  # what running the platform needs
   setup_class_archive
 }
 
-setup_test_tools() {  # what only the tests need: their packages, a browser, the Compose CLI and
-  # the tools that check its files, PostgreSQL
-  setup_python requirements-dev.lock
-  setup_chromium
-  setup_compose_cli
-  setup_compose_tools
-  setup_postgresql
+setup_dev_installs() {  # the same with what only the tests need: their packages (the dev lock), a
+  # browser, the Compose CLI and the tools that check its files, PostgreSQL
+  at_once setup_dev_python setup_jvm setup_platform_debs+setup_test_debs setup_dashboard
 }
 
 setup_dev() {
-  setup
-  setup_test_tools
+  setup_dev_installs
+  setup_class_archive
 }
 
 test_suite() {  # the whole suite as three pytest sessions side by side, each with its own
@@ -197,8 +217,7 @@ test_suite() {  # the whole suite as three pytest sessions side by side, each wi
   # integration tests (Spark, services). The integration tests' report is live; the others'
   # follow it
   local rc=0 session
-  setup_installs
-  setup_test_tools
+  setup_dev_installs
   SESSION_LOGS="$(mktemp -d)"
   SESSIONS=()
   trap 'kill "${SESSIONS[@]}" 2>/dev/null || true; rm -rf "$SESSION_LOGS"' EXIT

@@ -72,11 +72,13 @@ def test_pages_link_only_files_that_exist() -> None:
 
 
 def _calls(function: str) -> set[str]:
-    """The ``setup*`` functions that run.sh's shell function ``function`` calls."""
+    """The ``setup*`` functions that run.sh's shell function ``function`` calls (or runs
+    ``at_once``)."""
     script = RUN_SH.read_text(encoding="utf-8")
     body = re.search(rf"^{function}\(\) \{{.*?^\}}", script, re.MULTILINE | re.DOTALL)
     assert body, f"run.sh has no function {function}"
-    return set(re.findall(r"^\s+(setup\w*)\s*$", body.group(0), re.MULTILINE))
+    code = re.sub(r"#.*", "", body.group(0).split("\n", 1)[1])  # the body without comments
+    return set(re.findall(r"\b(setup\w*)\b", code))
 
 
 def _branch(command: str) -> str:
@@ -92,21 +94,20 @@ def test_running_installs_runtime_only_and_tests_bring_their_tools() -> None:
         "setup_compose_tools",
         "setup_postgresql",
     }
-    installs = {
-        "setup_python",
-        "setup_jvm",
-        "setup_mosquitto",
-        "setup_prometheus",
-        "setup_dashboard",
-    }
+    installs = {"setup_python", "setup_jvm", "setup_platform_debs", "setup_dashboard"}
     assert _calls("setup_installs") == installs
+    assert _calls("setup_platform_debs") == {"setup_mosquitto", "setup_prometheus"}
     assert _calls("setup") == {"setup_installs", "setup_class_archive"}
-    assert _calls("setup_test_tools") == test_tools
-    assert _calls("setup_dev") == {"setup", "setup_test_tools"}
+    assert _calls("setup_test_debs") == test_tools
+    # the tests install the same, with the dev lock instead of the platform's and their tools
+    dev = installs - {"setup_python"} | {"setup_dev_python", "setup_test_debs"}
+    assert _calls("setup_dev_installs") == dev
+    assert _calls("setup_dev_python") == {"setup_python"}
+    assert _calls("setup_dev") == {"setup_dev_installs", "setup_class_archive"}
     assert re.search(r"^\s+setup$", _branch("up"), re.MULTILINE)  # `./run.sh` and `up`
     assert re.search(r"^\s+setup_dev$", _branch("test"), re.MULTILINE)
     # the whole suite installs the same, its class archive built beside the unit tests
-    assert _calls("test_suite") == _calls("setup") | _calls("setup_dev") - {"setup"}
+    assert _calls("test_suite") == _calls("setup_dev")
     assert "setup_dev" in _branch("setup")  # `./run.sh setup --dev`
     ci = (PROJECT_ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert "./run.sh test" in ci
