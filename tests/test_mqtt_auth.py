@@ -27,42 +27,14 @@ from lakehouse.domain.broker_auth import bridge_credentials, sync_broker
 from lakehouse.domain.registry import Device, Registry, open_registry
 from lakehouse.io.kafka_io import ensure_topics
 from producers.mqtt_bridge import MqttBridge
-from producers.mqtt_io import make_client
 from scripts.isolated_stack import free_ports
 from scripts.services import Mosquitto
 from tests.conftest import isolated
 from tests.kafka_helpers import consume, end_offsets
+from tests.mqtt_clients import WAIT, close, try_connect
 from tests.processes import running_bridge
 
 READING = b'{"value": 27.5, "observed_at": "2025-06-01T10:00:00+07:00"}'
-WAIT = 30.0
-
-
-def try_connect(
-    settings: Settings, credentials: tuple[str, str] | None, wait: float = WAIT
-) -> mqtt.Client | None:
-    """A connected client, or None when the broker refuses the credentials."""
-    answer: queue.Queue = queue.Queue()
-    client = make_client(settings, credentials=credentials)
-    client.on_connect = lambda _c, _u, _f, reason, _p: answer.put(reason)
-    client.connect(settings.mqtt.host, settings.mqtt.port, keepalive=30)
-    client.loop_start()
-    try:
-        reason = answer.get(timeout=wait)
-    except queue.Empty:
-        reason = None
-    if reason is None or reason.is_failure:
-        client.loop_stop()
-        client.disconnect()
-        return None
-    return client
-
-
-def close(*clients: mqtt.Client | None) -> None:
-    for client in clients:
-        if client is not None:
-            client.loop_stop()
-            client.disconnect()
 
 
 class Listener:

@@ -293,7 +293,7 @@ def test_anonymous_mqtt_is_refused_by_the_compose_broker(
     from scripts.compose_config import write_all
     from scripts.isolated_stack import free_ports
     from scripts.services import port_is_free
-    from tests.test_mqtt_auth import close, try_connect
+    from tests.mqtt_clients import close, try_connect
 
     (port,) = free_ports(1)
     monkeypatch.setenv("SMARTMARKET_MQTT__PORT", str(port))
