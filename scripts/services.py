@@ -815,7 +815,7 @@ class Devices(StatusFileService):
 
 
 class PriceFeed(StatusFileService):
-    """Real price history replayed as today's prices (producers.price_simulator); on unless
+    """Real price history as the markets' past and today (producers.price_simulator); on unless
     ``price_simulator.enabled`` is false."""
 
     name = "prices"
@@ -828,7 +828,10 @@ class PriceFeed(StatusFileService):
     def endpoint(self) -> str:
         sim = self.settings.price_simulator
         where = f"{sim.markets} markets" if sim.markets else "every market"
-        return f"{where} every {sim.interval_seconds:g}s -> {self.settings.kafka.topics.prices}"
+        return (
+            f"{where} in turns, {sim.markets_per_round} every {sim.interval_seconds:g}s"
+            f" -> {self.settings.kafka.topics.prices}"
+        )
 
 
 class NotifierService(StatusFileService):
