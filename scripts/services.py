@@ -834,6 +834,23 @@ class PriceFeed(StatusFileService):
         )
 
 
+class SupplyFeed(StatusFileService):
+    """The simulated supply chain's stock and shipment reports as they happen
+    (producers.supply_sim); on unless ``supply_simulator.enabled`` is false."""
+
+    name = "supply"
+    module = "producers.supply_sim"
+    needs = (KafkaBroker,)
+
+    def enabled(self) -> bool:
+        return self.settings.supply_simulator.enabled
+
+    def endpoint(self) -> str:
+        sim = self.settings.supply_simulator
+        topic = self.settings.kafka.topics.supply
+        return f"simulated entities every {sim.interval_seconds:g}s -> {topic}"
+
+
 class NotifierService(StatusFileService):
     """Alert notifications to webhooks, Telegram and WhatsApp (streaming_jobs.notifier); runs
     when ``alerts.channels`` lists at least one channel."""
@@ -923,6 +940,7 @@ SERVICE_TYPES: tuple[type[Service], ...] = (
     Bridge,
     Devices,
     PriceFeed,
+    SupplyFeed,
     NewsFeeds,
     Pipeline,
     NotifierService,
