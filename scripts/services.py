@@ -913,22 +913,20 @@ class Api(Service):
 
 class NewsFeeds(StatusFileService):
     """The feed collector (producers.news_feeds): polls the RSS/Atom feeds of ``news.feeds``
-    and publishes each new item once; runs when at least one feed is listed."""
+    and replays the headlines of ``news.replay_file``, each item once; runs when there is
+    either."""
 
     name = "news_feeds"
     module = "producers.news_feeds"
     needs = (KafkaBroker,)
 
     def enabled(self) -> bool:
-        return bool(self.settings.news.feeds)
+        return bool(self.settings.news.feeds) or self.settings.news.replay_file is not None
 
     def endpoint(self) -> str:
-        return f"{len(self.settings.news.feeds)} feeds -> {self.settings.kafka.topics.news}"
-
-    def check_status(self, status: dict) -> Health:
-        failing = status.get("failing") or []
-        detail = status.get("detail", "running")
-        return Health(True, f"{detail}; failing: {', '.join(failing)}" if failing else detail)
+        news = self.settings.news
+        replay = f" + {news.replay_file.name}" if news.replay_file else ""
+        return f"{len(news.feeds)} feeds{replay} -> {self.settings.kafka.topics.news}"
 
 
 SERVICE_TYPES: tuple[type[Service], ...] = (
