@@ -851,6 +851,22 @@ class SupplyFeed(StatusFileService):
         return f"simulated entities every {sim.interval_seconds:g}s -> {topic}"
 
 
+class FirstForecasts(StatusFileService):
+    """The first forecasts of a fresh stack, once the seeded history is in gold
+    (ml.first_forecasts); runs with the price simulator's history."""
+
+    name = "forecasts"
+    module = "ml.first_forecasts"
+    needs = (Pipeline, MlflowServer)
+
+    def enabled(self) -> bool:
+        sim = self.settings.price_simulator
+        return sim.enabled and sim.seed_days > 0
+
+    def endpoint(self) -> str:
+        return "first gold.forecasts, then idle"
+
+
 class NotifierService(StatusFileService):
     """Alert notifications to webhooks, Telegram and WhatsApp (streaming_jobs.notifier); runs
     when ``alerts.channels`` lists at least one channel."""
@@ -941,6 +957,7 @@ SERVICE_TYPES: tuple[type[Service], ...] = (
     SupplyFeed,
     NewsFeeds,
     Pipeline,
+    FirstForecasts,
     NotifierService,
     Api,
 )
