@@ -22,10 +22,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lakehouse.catalog.tables import GOLD_FORECASTS, GOLD_PRICE_DAILY
-from lakehouse.config.logs import configure_logging
-from lakehouse.config.settings import PROJECT_ROOT, Settings, load_settings
+from lakehouse.config.settings import PROJECT_ROOT, Settings
 from lakehouse.io.fast_read import TableMissing, open_table
-from lakehouse.io.status import STALE_SECONDS, stop_event, write_status
+from lakehouse.io.status import STALE_SECONDS, serve, write_status
 
 NAME = "forecasts"
 WAIT_SECONDS = 900.0  # after this long, fit on whatever history gold holds
@@ -91,15 +90,5 @@ def run(settings: Settings, stop: threading.Event) -> None:
         stop.wait(STALE_SECONDS / 3)
 
 
-def main() -> int:
-    configure_logging()
-    settings = load_settings()
-    stop = stop_event()
-    write_status(settings, NAME, "starting")
-    run(settings, stop)
-    write_status(settings, NAME, "stopped")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(serve(NAME, run))

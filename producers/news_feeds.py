@@ -34,10 +34,9 @@ import feedparser
 
 from lakehouse.catalog.events import NewsEvent
 from lakehouse.config.errors import InputError
-from lakehouse.config.logs import configure_logging
-from lakehouse.config.settings import NewsFeed, Settings, load_settings
+from lakehouse.config.settings import NewsFeed, Settings
 from lakehouse.io.kafka_io import EventProducer
-from lakehouse.io.status import STALE_SECONDS, stop_event, write_status
+from lakehouse.io.status import STALE_SECONDS, serve, write_status
 from producers.state import first_day
 
 log = logging.getLogger(__name__)
@@ -253,15 +252,9 @@ def _log_failing(failing: list[PollResult], feeds: int) -> None:
             log.warning("feed unreachable", extra={"feed": r.feed, "reason": r.error})
 
 
-def main() -> int:
-    configure_logging()
-    settings = load_settings()
-    stop = stop_event()
-    write_status(settings, NAME, "starting")
-    FeedCollector(settings, EventProducer(settings)).run(stop)
-    write_status(settings, NAME, "stopped")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(
+        serve(
+            NAME, lambda settings, stop: FeedCollector(settings, EventProducer(settings)).run(stop)
+        )
+    )

@@ -24,13 +24,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from lakehouse.catalog.events import ShipmentEvent, StockEvent
-from lakehouse.config.logs import configure_logging
-from lakehouse.config.settings import Settings, load_settings
+from lakehouse.config.settings import Settings
 from lakehouse.domain.supply import Entity
 from lakehouse.domain.supply_registry import open_supply_registry
 from lakehouse.domain.supply_routes import RULE_HOURS, leg, scores
 from lakehouse.io.kafka_io import EventProducer
-from lakehouse.io.status import STALE_SECONDS, stop_event, write_status
+from lakehouse.io.status import STALE_SECONDS, serve, write_status
 from producers.state import first_day, read_state, write_state
 
 SOURCE = "supply-simulator"
@@ -175,39 +174,26 @@ def run(settings: Settings, stop: threading.Event) -> None:
     through = datetime.fromisoformat(recorded) if recorded else None
     published = 0
     due = 0.0
-    try:
-        while not stop.is_set():
-            if time.time() >= due:
-                now = datetime.now(UTC).replace(microsecond=0)
-                events = due_events(entities, settings, first, through, now)
-                for event in events:
-                    producer.send_supply(event)
-                producer.flush()
-                through = now
-                write_state(settings, STATUS_NAME, {"through": now.isoformat()})
-                published += len(events)
-                due = time.time() + settings.supply_simulator.interval_seconds
-            write_status(
-                settings,
-                STATUS_NAME,
-                "running",
-                detail=f"{published} stock and shipment reports of {len(entities)} entities "
-                "published",
-                published=published,
-            )
-            stop.wait(max(0.0, min(due - time.time(), STALE_SECONDS / 3)))
-    finally:
-        write_status(settings, STATUS_NAME, "stopped")
-
-
-def main() -> int:
-    configure_logging()
-    settings = load_settings()
-    stop = stop_event()
-    write_status(settings, STATUS_NAME, "starting")
-    run(settings, stop)
-    return 0
+    while not stop.is_set():
+        if time.time() >= due:
+            now = datetime.now(UTC).replace(microsecond=0)
+            events = due_events(entities, settings, first, through, now)
+            for event in events:
+                producer.send_supply(event)
+            producer.flush()
+            through = now
+            write_state(settings, STATUS_NAME, {"through": now.isoformat()})
+            published += len(events)
+            due = time.time() + settings.supply_simulator.interval_seconds
+        write_status(
+            settings,
+            STATUS_NAME,
+            "running",
+            detail=f"{published} stock and shipment reports of {len(entities)} entities published",
+            published=published,
+        )
+        stop.wait(max(0.0, min(due - time.time(), STALE_SECONDS / 3)))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(serve(STATUS_NAME, run))
