@@ -10,9 +10,10 @@ market of conf/markets.csv has its own price level (``producers.replay.synthetic
 
 - **History, once.** At start the service first publishes, back-dated, the days before today
   that were never published (``seed_plan``): ``seed_days`` of them on a first start, the days it
-  was not running after that — one report per market × commodity per day, in date order. The
-  last day covered is recorded in ``<data_dir>/prices.json``; the event ids are deterministic,
-  so a crash that loses the record publishes the same events again and silver keeps one copy.
+  was not running at all after that — one report per market × commodity per day, in date order.
+  The last day covered (by history or by rounds) is recorded in ``<data_dir>/prices.json``; the
+  event ids are deterministic, so a crash that loses the record publishes the same events again
+  and silver keeps one copy.
 - **Today.** Every ``interval_seconds`` a round: ``markets_per_round`` markets (taking turns)
   report each commodity at the day's level ± at most ``noise_pct`` % — small intraday noise, a
   new observation time on every round.
@@ -213,16 +214,17 @@ def run(settings: Settings, stop: threading.Event) -> None:
     today = datetime.now(settings.tz).date()
     write_status(settings, STATUS_NAME, "running", detail="publishing the days before today")
     seeded = publish_history(simulator, producer, settings, today)
+    covered = today - timedelta(days=1)
     published = 0
     due = time.time()
     try:
         while not stop.is_set():
             if time.time() >= due:
                 at = datetime.now(settings.tz).replace(microsecond=0)
-                if at.date() != today:  # a new day: the one before was covered by the rounds
-                    today = at.date()
-                    _covered(settings, today - timedelta(days=1))
                 published += publish_round(simulator, producer, at)
+                if at.date() != covered:  # a day with rounds: no history of it after a restart
+                    covered = at.date()
+                    _covered(settings, covered)
                 due = (simulator.round_number(at) + 1) * simulator.interval
             write_status(
                 settings,

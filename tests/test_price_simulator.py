@@ -223,6 +223,7 @@ def test_the_service_publishes_rounds_until_stopped(kafka, settings, tmp_path):
     rounds = {v["observed_at"] for _, v in records if v["observed_at"].startswith(today)}
     assert len(rounds) >= 2  # two rounds, two times
     assert status["history"] == 2 * 4 * 3  # the two days before today came first
+    assert read_state(status_settings, "prices") == {"through": today}  # a restart: no history
 
 
 def test_the_stack_lists_the_service_with_its_pace(conf_settings):
