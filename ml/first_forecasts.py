@@ -3,11 +3,12 @@
 On a first start the ``prices`` service publishes ``price_simulator.seed_days`` days of history
 before today (``producers.price_simulator``); once the pipeline has them in gold.price_daily
 (``history_days`` of them, or whatever is there after ``WAIT_SECONDS``), this service runs
-``./run.sh retrain`` once — forecasts (gold.forecasts), anomalies (gold.anomalies) and the impact
-model refitted on gold — so that ``/api/v1/forecasts`` answers within minutes of the first
-``./run.sh``. When gold.forecasts already holds rows there is nothing to do. Either way the
-service then stays idle (the scheduled jobs of scripts/crontab keep the models fresh), so the
-supervisor neither restarts it nor runs it again until the next ``up``.
+``./run.sh retrain --keep-impact`` once — forecasts (gold.forecasts) and anomalies
+(gold.anomalies); the impact model fitted at start on the shipped data stays, rather than being
+refitted on a few weeks of simulated closes — so that ``/api/v1/forecasts`` answers within
+minutes of the first ``./run.sh``. When gold.forecasts already holds rows there is nothing to
+do. Either way the service then stays idle (the scheduled jobs of scripts/crontab keep the models
+fresh), so the supervisor neither restarts it nor runs it again until the next ``up``.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
         if stop.is_set():
             return
         retrain = subprocess.Popen(
-            [sys.executable, "-m", "scripts.cli", "retrain"],
+            [sys.executable, "-m", "scripts.cli", "retrain", "--keep-impact"],
             cwd=PROJECT_ROOT,
             env={**os.environ, "PYTHONWARNINGS": QUIET},
         )
