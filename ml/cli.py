@@ -135,7 +135,8 @@ def cmd_retrain(settings: Settings, args: argparse.Namespace) -> int:
     print(retrain(settings))
     written = score_anomalies(settings)
     print(f"gold.anomalies: {written['inserted']} inserted, {written['replaced']} replaced")
-    print(fit_impact(settings))
+    if not args.keep_impact:
+        print(fit_impact(settings))
     return 0
 
 
@@ -166,4 +167,10 @@ def register(command: CommandFactory) -> None:
         "--anomalies-only",
         action="store_true",
         help="only rescore gold.anomalies (the hourly pass): no forecasting, no impact model",
+    )
+    retrain.add_argument(
+        "--keep-impact",
+        action="store_true",
+        help="forecasts and anomalies only: the saved impact model stays (a first start's, fitted "
+        "on the shipped data, is not refitted on a few days of gold)",
     )

@@ -1,6 +1,13 @@
 """The feed collector (the ``news_feeds`` service): polls the RSS/Atom feeds of ``news.feeds``
 every ``news.feed_poll_seconds`` and publishes each new item once to the news topic.
 
+Beside the feeds, a dated replay of the shipped real headlines (``news.replay_file``: their
+titles, publishers and links, the "related" rows left out): one every ``news.replay_hours``,
+the first ones dated in the ``news.replay_days`` before the stack's first day
+(``producers.state.first_day``), so the news tab and the news signal have a past from the first
+minute, and the rest published as their time comes — also on a machine without internet, where
+the feeds are unreachable: that is one line in the log and the status, not one per poll.
+
 "Once" across restarts: the ids of the items published are remembered in
 ``<data_dir>/news_feeds.seen.json`` (the newest ``news.seen_items``), written after Kafka
 confirmed them — an item whose confirmation a crash lost is sent again with the same event id,
@@ -11,6 +18,7 @@ is logged and skipped (the feed is tried again at the next poll); nothing stops 
 from __future__ import annotations
 
 import calendar
+import csv
 import json
 import logging
 import sys
@@ -18,17 +26,18 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import feedparser
 
 from lakehouse.catalog.events import NewsEvent
-from lakehouse.config.logs import configure_logging
-from lakehouse.config.settings import NewsFeed, Settings, load_settings
+from lakehouse.config.errors import InputError
+from lakehouse.config.settings import NewsFeed, Settings
 from lakehouse.io.kafka_io import EventProducer
-from lakehouse.io.status import stop_event, write_status
+from lakehouse.io.status import STALE_SECONDS, serve, write_status
+from producers.state import first_day
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +94,45 @@ def feed_events(parsed: Any, feed: NewsFeed) -> tuple[list[NewsEvent], int]:
     return events, skipped
 
 
+def replay_headlines(path: Path) -> list[tuple[str, str, str]]:
+    """The (title, publisher, link) of the headlines of a labelled headline file
+    (``datasets/news_headlines_labelled.csv``) in file order, without the "related" rows (a
+    headline quoted on another article's page, whose link is that page)."""
+    try:
+        with path.open(encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as exc:
+        raise InputError(f"news.replay_file: cannot read {path}: {exc}") from None
+    return [(r["title"], r["publisher"], r["url"]) for r in rows if r["title_from"] != "related"]
+
+
+def replay_events(
+    headlines: list[tuple[str, str, str]], settings: Settings, first: date, now: datetime
+) -> list[NewsEvent]:
+    """The replayed headlines published by ``now``: headline ``i`` at ``(i + 1) ×
+    news.replay_hours`` after local midnight ``news.replay_days`` before ``first``."""
+    news = settings.news
+    start_day = first - timedelta(days=news.replay_days)
+    start = datetime(start_day.year, start_day.month, start_day.day, tzinfo=settings.tz)
+    source = f"replay:{news.replay_file.name if news.replay_file else ''}"
+    events = []
+    for i, (title, publisher, url) in enumerate(headlines):
+        published = start + timedelta(hours=(i + 1) * news.replay_hours)
+        if published > now:
+            break
+        events.append(
+            NewsEvent(
+                event_id=NewsEvent.headline_id(title, publisher, url),
+                published_at=published,
+                title=title,
+                source=publisher,
+                url=url or None,
+                collected_from=source,
+            )
+        )
+    return events
+
+
 class FeedCollector:
     """Polls the feeds and publishes what is new; remembers what it published."""
 
@@ -106,26 +154,30 @@ class FeedCollector:
         tmp.write_text(json.dumps(self.seen))
         tmp.replace(self.path)
 
-    def poll(self, feed: NewsFeed) -> PollResult:
-        result = PollResult(feed.url)
-        try:
-            parsed = feedparser.parse(self._fetch(feed.url))
-        except OSError as exc:  # unreachable, refused, timed out, HTTP error
-            result.error = str(exc)
-            log.warning("feed unreachable", extra={"feed": feed.url, "reason": result.error})
-            return result
-        if parsed.get("bozo") and not parsed.entries:
-            result.error = str(parsed.get("bozo_exception") or "not a feed")
-            log.warning("feed unreadable", extra={"feed": feed.url, "reason": result.error})
-            return result
-        events, result.skipped = feed_events(parsed, feed)
-        result.items = len(events) + result.skipped
+    def publish_new(self, events: list[NewsEvent]) -> int:
+        """Publish the events not published before, wait for Kafka, remember them; how many."""
         new = [e for e in events if str(e.event_id) not in self._seen]
         for event in new:
             self.producer.send(event)
         self.producer.flush(self.settings.news.feed_timeout_seconds)
         self._remember(list(dict.fromkeys(str(e.event_id) for e in new)))
-        result.published = len(new)
+        return len(new)
+
+    def poll(self, feed: NewsFeed) -> PollResult:
+        """Read one feed and publish its new items; an unreachable or unreadable feed is an
+        ``error`` of the result (``run`` logs a change of the failing feeds, once)."""
+        result = PollResult(feed.url)
+        try:
+            parsed = feedparser.parse(self._fetch(feed.url))
+        except OSError as exc:  # unreachable, refused, timed out, HTTP error
+            result.error = str(exc)
+            return result
+        if parsed.get("bozo") and not parsed.entries:
+            result.error = str(parsed.get("bozo_exception") or "not a feed")
+            return result
+        events, result.skipped = feed_events(parsed, feed)
+        result.items = len(events) + result.skipped
+        result.published = self.publish_new(events)
         log.info("feed polled", extra=vars(result))
         return result
 
@@ -147,32 +199,62 @@ class FeedCollector:
         return [self.poll(feed) for feed in self.settings.news.feeds]
 
     def run(self, stop: threading.Event) -> None:
-        published = 0
+        """Replay the headlines now due and poll the feeds every ``news.feed_poll_seconds``
+        until stopped; the status file is refreshed at least every ``STALE_SECONDS / 3``."""
+        news = self.settings.news
+        headlines = replay_headlines(news.replay_file) if news.replay_file else []
+        first = first_day(self.settings, datetime.now(self.settings.tz).date())
+        published = replayed = 0
+        failing: list[PollResult] = []
+        due = 0.0
         while not stop.is_set():
-            results = self.poll_all()
-            published += sum(r.published for r in results)
-            failing = [r.feed for r in results if r.error]
+            if time.time() >= due:
+                now = datetime.now(UTC)
+                new = self.publish_new(replay_events(headlines, self.settings, first, now))
+                replayed += new
+                results = self.poll_all()
+                published += new + sum(r.published for r in results)
+                was, failing = failing, [r for r in results if r.error]
+                if [r.feed for r in failing] != [r.feed for r in was]:
+                    _log_failing(failing, len(results))
+                due = time.time() + news.feed_poll_seconds
             write_status(
                 self.settings,
                 NAME,
                 "running",
-                detail=f"{len(results)} feeds, {published} items published",
+                detail=f"{published} items published ({replayed} replayed)"
+                + _feeds_state(failing, len(news.feeds)),
                 published=published,
-                failing=failing,
-                polled_at=time.time(),
+                failing=[r.feed for r in failing],
             )
-            stop.wait(self.settings.news.feed_poll_seconds)
+            stop.wait(max(0.0, min(due - time.time(), STALE_SECONDS / 3)))
 
 
-def main() -> int:
-    configure_logging()
-    settings = load_settings()
-    stop = stop_event()
-    write_status(settings, NAME, "starting")
-    FeedCollector(settings, EventProducer(settings)).run(stop)
-    write_status(settings, NAME, "stopped")
-    return 0
+def _feeds_state(failing: list[PollResult], feeds: int) -> str:
+    """The feeds' part of the status line."""
+    if not feeds:
+        return ""
+    if len(failing) == feeds:
+        return f"; feeds unreachable: offline ({failing[0].error})"
+    if failing:
+        return f"; {feeds} feeds, failing: {', '.join(r.feed for r in failing)}"
+    return f"; {feeds} feeds"
+
+
+def _log_failing(failing: list[PollResult], feeds: int) -> None:
+    """One line when the failing feeds change (not one per poll)."""
+    if not failing:
+        log.info("feeds reachable", extra={"feeds": feeds})
+    elif len(failing) == feeds:
+        log.warning("feeds unreachable: offline", extra={"reason": failing[0].error})
+    else:
+        for r in failing:
+            log.warning("feed unreachable", extra={"feed": r.feed, "reason": r.error})
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(
+        serve(
+            NAME, lambda settings, stop: FeedCollector(settings, EventProducer(settings)).run(stop)
+        )
+    )

@@ -1,14 +1,22 @@
-"""Simulated price reports: the shipped real price history replayed as today's prices.
+"""Simulated price reports: the shipped real price history as the reference markets' past and today.
 
 The ``prices`` service of ``./run.sh up`` (``price_simulator`` in conf/settings.yaml) makes a
-first run show a live board without any data of one's own. Every ``interval_seconds`` it takes
-the next day of the real files (``datasets/prices_pihps_daily_2024_2025.csv`` by default: Bank
-Indonesia's PIHPS daily series) and publishes that day's price of each commodity as a report
-observed *now* by each reference market of conf/markets.csv, each market at its own price level
-with a little noise (``producers.replay.fan_out``, the same spread as ``replay --fan-out``). The
-days go forward to the end of the files, then back to their start, so the prices move as the real
-ones did and never jump from the last day to the first. Which day comes next follows the wall
-clock, so a restarted service carries on where it was.
+first run show a live board, with its history, without any data of one's own. The real files
+(``datasets/prices_pihps_daily_2024_2025.csv`` by default: Bank Indonesia's PIHPS daily series)
+give every calendar day one day of theirs — consecutive days are consecutive days of the files,
+forward to their end, then back (``day_index`` of the date), so from one day to the next a
+price moves as the real one did and never jumps from the last day to the first. Each reference
+market of conf/markets.csv has its own price level (``producers.replay.synthetic_markets``).
+
+- **History, once.** At start the service first publishes, back-dated, the days before today
+  that were never published (``seed_plan``): ``seed_days`` of them on a first start, the days it
+  was not running at all after that — one report per market × commodity per day, in date order.
+  The last day covered (by history or by rounds) is recorded in ``<data_dir>/prices.json``; the
+  event ids are deterministic, so a crash that loses the record publishes the same events again
+  and silver keeps one copy.
+- **Today.** Every ``interval_seconds`` a round: ``markets_per_round`` markets (taking turns)
+  report each commodity at the day's level ± at most ``noise_pct`` % — small intraday noise, a
+  new observation time on every round.
 
 The events are ordinary price events (source ``simulator:<file>``) on the prices topic: they pass
 the same validation as any report and end in silver or quarantine like every other price.
@@ -18,11 +26,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import random
 import sys
 import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from statistics import fmean
@@ -35,7 +44,8 @@ from lakehouse.config.settings import Settings, load_settings
 from lakehouse.domain.reports import open_report, parse_rows
 from lakehouse.io.kafka_io import EventProducer
 from lakehouse.io.status import STALE_SECONDS, stop_event, write_status
-from producers.replay import fan_out, synthetic_markets
+from producers.replay import SyntheticMarket, synthetic_markets
+from producers.state import read_state, write_state
 
 log = logging.getLogger(__name__)
 
@@ -86,39 +96,76 @@ def day_index(round_number: int, days: int) -> int:
     return step if step < days else period - step
 
 
+def seed_plan(today: date, through: date | None, days: int) -> list[date]:
+    """The past days to publish before today's reports, oldest first: the ``days`` days before
+    ``today`` on a first start (``through`` None), else those after ``through`` (the last day
+    already published) — at most ``days`` of them, never today or later."""
+    first = today - timedelta(days=days)
+    if through is not None:
+        first = max(first, through + timedelta(days=1))
+    return [first + timedelta(days=n) for n in range((today - first).days)]
+
+
 class PriceSimulator:
-    """The price events of each round: one per reference market × commodity of the day."""
+    """The price events of history and of each round of today."""
 
     def __init__(self, settings: Settings) -> None:
         sim = settings.price_simulator
         self.days = history(sim.files, settings)
         conf = conf_of(settings)
         count = sim.markets or len(conf.physical_markets)
-        self.markets = [  # reported today: none of them lags
-            replace(m, lag=timedelta(0)) for m in synthetic_markets(count, conf)
-        ]
+        self.markets = synthetic_markets(count, conf)  # each with its level (lags: unused)
         self.interval = sim.interval_seconds
+        self.turns = -(-len(self.markets) // sim.markets_per_round)  # rounds until all reported
+        self.noise = sim.noise_pct / 100
+        self.tz = settings.tz
 
     def round_number(self, at: datetime) -> int:
         """The round the wall-clock time ``at`` falls in."""
         return int(at.timestamp() // self.interval)
 
-    def events(self, at: datetime) -> list[PriceEvent]:
-        """The prices reported at ``at``: the day of its round, at every market."""
-        day = self.days[day_index(self.round_number(at), len(self.days))]
+    def day_of(self, day: date) -> list[DayPrice]:
+        """The day of the files that the calendar day ``day`` plays."""
+        return self.days[day_index(day.toordinal(), len(self.days))]
+
+    def reports(self, markets: list[SyntheticMarket], at: datetime) -> list[PriceEvent]:
+        """The report of each commodity by each of ``markets`` at ``at``: the level of its
+        day at the market, ± at most ``noise_pct`` %."""
         events = []
-        for p in day:
-            base = PriceEvent(
-                event_id=deterministic_id("price-simulator", p.commodity, at.isoformat()),
-                market_id="simulated",
-                observed_at=at,
-                source=f"{SOURCE_PREFIX}{p.file}",
-                commodity=p.commodity,
-                price=p.price,
-                unit=p.unit,
-            )
-            events.extend(fan_out(base, self.markets))
+        for p in self.day_of(at.astimezone(self.tz).date()):
+            for m in markets:
+                noise = random.Random(f"{m.market_id}|{p.commodity}|{at.isoformat()}").uniform(
+                    -self.noise, self.noise
+                )
+                events.append(
+                    PriceEvent(
+                        event_id=deterministic_id(
+                            "price-simulator", m.market_id, p.commodity, at.isoformat()
+                        ),
+                        market_id=m.market_id,
+                        region=m.province,
+                        observed_at=at,
+                        source=f"{SOURCE_PREFIX}{p.file}",
+                        commodity=p.commodity,
+                        price=round(p.price * m.level * (1 + noise), 0),
+                        unit=p.unit,
+                    )
+                )
         return events
+
+    def events(self, at: datetime) -> list[PriceEvent]:
+        """The reports of ``at``'s round: the markets whose turn it is."""
+        return self.reports(self.markets[self.round_number(at) % self.turns :: self.turns], at)
+
+    def past_day(self, day: date) -> list[PriceEvent]:
+        """The back-dated reports of a past ``day``: each market once, at its own time of the
+        morning (07:00–10:59 local)."""
+        events = []
+        for m in self.markets:
+            hour, minute = divmod(7 * 60 + random.Random(m.market_id).randrange(240), 60)
+            at = datetime(day.year, day.month, day.day, hour, minute, tzinfo=self.tz)
+            events.extend(self.reports([m], at))
+        return sorted(events, key=lambda e: e.observed_at)
 
 
 def publish_round(simulator: PriceSimulator, producer: EventProducer, at: datetime) -> int:
@@ -129,11 +176,45 @@ def publish_round(simulator: PriceSimulator, producer: EventProducer, at: dateti
     return len(events)
 
 
+def publish_history(
+    simulator: PriceSimulator, producer: EventProducer, settings: Settings, today: date
+) -> int:
+    """Publish the days of ``seed_plan`` (oldest first) and record the last day covered once
+    Kafka has them; how many events."""
+    through = read_state(settings, STATUS_NAME).get("through")
+    plan = seed_plan(
+        today,
+        date.fromisoformat(through) if through else None,
+        settings.price_simulator.seed_days,
+    )
+    published = 0
+    for day in plan:
+        events = simulator.past_day(day)
+        producer.send_all(events)
+        published += len(events)
+    producer.flush()
+    _covered(settings, today - timedelta(days=1))
+    if plan:
+        log.info(
+            "history published",
+            extra={"days": len(plan), "first": plan[0], "last": plan[-1], "events": published},
+        )
+    return published
+
+
+def _covered(settings: Settings, through: date) -> None:
+    write_state(settings, STATUS_NAME, {"through": through.isoformat()})
+
+
 def run(settings: Settings, stop: threading.Event) -> None:
-    """Publish a round every ``price_simulator.interval_seconds`` until stopped; the status file
-    is refreshed at least every ``STALE_SECONDS / 3`` in between."""
+    """Publish the missing history, then a round every ``price_simulator.interval_seconds``
+    until stopped; the status file is refreshed at least every ``STALE_SECONDS / 3``."""
     simulator = PriceSimulator(settings)
     producer = EventProducer(settings)
+    today = datetime.now(settings.tz).date()
+    write_status(settings, STATUS_NAME, "running", detail="publishing the days before today")
+    seeded = publish_history(simulator, producer, settings, today)
+    covered = today - timedelta(days=1)
     published = 0
     due = time.time()
     try:
@@ -141,13 +222,17 @@ def run(settings: Settings, stop: threading.Event) -> None:
             if time.time() >= due:
                 at = datetime.now(settings.tz).replace(microsecond=0)
                 published += publish_round(simulator, producer, at)
+                if at.date() != covered:  # a day with rounds: no history of it after a restart
+                    covered = at.date()
+                    _covered(settings, covered)
                 due = (simulator.round_number(at) + 1) * simulator.interval
             write_status(
                 settings,
                 STATUS_NAME,
                 "running",
-                detail=f"{published} prices published",
+                detail=f"{published} prices published ({seeded} of the days before first)",
                 published=published,
+                history=seeded,
             )
             stop.wait(max(0.0, min(due - time.time(), STALE_SECONDS / 3)))
     finally:
@@ -156,7 +241,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description="real price history replayed as today's prices (price_simulator settings)"
+        description="real price history as the markets' past and today (price_simulator settings)"
     )
     parser.parse_args(argv)
     configure_logging()

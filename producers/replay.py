@@ -66,14 +66,14 @@ class ReplaySummary:
 
 
 @dataclass(frozen=True)
-class _SyntheticMarket:
+class SyntheticMarket:
     market_id: str
     province: str
     level: float
     lag: timedelta
 
 
-def synthetic_markets(n: int, conf: Conf) -> list[_SyntheticMarket]:
+def synthetic_markets(n: int, conf: Conf) -> list[SyntheticMarket]:
     """The first ``n`` physical markets of ``conf``, each with its own level and lag."""
     physical = conf.physical_markets
     if n > len(physical):
@@ -83,7 +83,7 @@ def synthetic_markets(n: int, conf: Conf) -> list[_SyntheticMarket]:
         rng = random.Random(market.market_id)
         lagging = rng.random() < LAGGING_SHARE
         out.append(
-            _SyntheticMarket(
+            SyntheticMarket(
                 market.market_id,
                 market.province,
                 level=1 + rng.gauss(0, LEVEL_SHIFT_SD),
@@ -93,7 +93,7 @@ def synthetic_markets(n: int, conf: Conf) -> list[_SyntheticMarket]:
     return out
 
 
-def fan_out(event: PriceEvent, synthetic: list[_SyntheticMarket]) -> list[PriceEvent]:
+def fan_out(event: PriceEvent, synthetic: list[SyntheticMarket]) -> list[PriceEvent]:
     """One copy of a real price per synthetic market; deterministic for the same input."""
     copies = []
     for m in synthetic:

@@ -4,21 +4,36 @@ and warehouses refill, along the real regency pairs of the entities. A shipment'
 is the route model's (``lakehouse.domain.supply_routes``) and its delay follows the same factors —
 the month's rainfall at both ends, holidays and the weeks before Lebaran and Nataru, a sea
 crossing — with noise. Deterministic for a seed: the tests run on it.
+
+The ``supply`` service of ``./run.sh up`` (``supply_simulator`` in conf/settings.yaml) runs the
+simulation from ``history_days`` before the stack's first day (``producers.state.first_day``)
+and publishes every ``interval_seconds`` the reports whose time has come — at the first start
+the whole history at once, then each evening's stock reports and shipments as they happen. The
+time up to which it published is recorded in ``<data_dir>/supply.json``, so a restart carries on
+without publishing anything twice (and the event ids are deterministic: silver keeps one copy).
 """
 
 from __future__ import annotations
 
 import random
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from lakehouse.catalog.events import ShipmentEvent, StockEvent
 from lakehouse.config.settings import Settings
 from lakehouse.domain.supply import Entity
+from lakehouse.domain.supply_registry import open_supply_registry
 from lakehouse.domain.supply_routes import RULE_HOURS, leg, scores
+from lakehouse.io.kafka_io import EventProducer
+from lakehouse.io.status import STALE_SECONDS, serve, write_status
+from producers.state import first_day, read_state, write_state
 
 SOURCE = "supply-simulator"
+STATUS_NAME = "supply"
 HOLDERS = ("warehouse", "distributor", "market")
 SENDERS = ("farmer_group", "warehouse")
 #: days of consumption a holder starts with, and what a shipment brings
@@ -127,3 +142,58 @@ def _ship(
     )
     arrives = departed + planned + timedelta(hours=max(delay_hours, -1.0))
     return _Shipment(event, arrives.astimezone(UTC))
+
+
+def due_events(
+    entities: list[Entity], settings: Settings, first: date, after: datetime | None, now: datetime
+) -> list[StockEvent | ShipmentEvent]:
+    """The simulation's reports observed after ``after`` (None: from its start) up to ``now``,
+    in time order; the simulation starts ``supply_simulator.history_days`` before ``first``
+    (its days begin at 00:00 UTC: the stock reports come at 18:00 in Jakarta). It runs a day
+    past ``now``: a day yields the arrivals since the evening before, some of them before
+    ``now``."""
+    sim = settings.supply_simulator
+    start_day = first - timedelta(days=sim.history_days)
+    start = datetime(start_day.year, start_day.month, start_day.day, tzinfo=UTC)
+    days = (now.astimezone(UTC).date() - start_day).days + 2
+    due = [
+        e
+        for e in simulate(entities, settings, start, days, sim.seed)
+        if (after is None or e.observed_at > after) and e.observed_at <= now
+    ]
+    return sorted(due, key=lambda e: e.observed_at)
+
+
+def run(settings: Settings, stop: threading.Event) -> None:
+    """Publish the reports now due every ``supply_simulator.interval_seconds`` until stopped;
+    the status file is refreshed at least every ``STALE_SECONDS / 3``."""
+    producer = EventProducer(settings)
+    entities = open_supply_registry(settings).entities()
+    first = first_day(settings, datetime.now(settings.tz).date())
+    recorded = read_state(settings, STATUS_NAME).get("through")
+    through = datetime.fromisoformat(recorded) if recorded else None
+    published = 0
+    due = 0.0
+    while not stop.is_set():
+        if time.time() >= due:
+            now = datetime.now(UTC).replace(microsecond=0)
+            events = due_events(entities, settings, first, through, now)
+            for event in events:
+                producer.send_supply(event)
+            producer.flush()
+            through = now
+            write_state(settings, STATUS_NAME, {"through": now.isoformat()})
+            published += len(events)
+            due = time.time() + settings.supply_simulator.interval_seconds
+        write_status(
+            settings,
+            STATUS_NAME,
+            "running",
+            detail=f"{published} stock and shipment reports of {len(entities)} entities published",
+            published=published,
+        )
+        stop.wait(max(0.0, min(due - time.time(), STALE_SECONDS / 3)))
+
+
+if __name__ == "__main__":
+    sys.exit(serve(STATUS_NAME, run))

@@ -792,7 +792,7 @@ class Devices(StatusFileService):
 
 
 class PriceFeed(StatusFileService):
-    """Real price history replayed as today's prices (producers.price_simulator); on unless
+    """Real price history as the markets' past and today (producers.price_simulator); on unless
     ``price_simulator.enabled`` is false."""
 
     name = "prices"
@@ -805,7 +805,43 @@ class PriceFeed(StatusFileService):
     def endpoint(self) -> str:
         sim = self.settings.price_simulator
         where = f"{sim.markets} markets" if sim.markets else "every market"
-        return f"{where} every {sim.interval_seconds:g}s -> {self.settings.kafka.topics.prices}"
+        return (
+            f"{where} in turns, {sim.markets_per_round} every {sim.interval_seconds:g}s"
+            f" -> {self.settings.kafka.topics.prices}"
+        )
+
+
+class SupplyFeed(StatusFileService):
+    """The simulated supply chain's stock and shipment reports as they happen
+    (producers.supply_sim); on unless ``supply_simulator.enabled`` is false."""
+
+    name = "supply"
+    module = "producers.supply_sim"
+    needs = (KafkaBroker,)
+
+    def enabled(self) -> bool:
+        return self.settings.supply_simulator.enabled
+
+    def endpoint(self) -> str:
+        sim = self.settings.supply_simulator
+        topic = self.settings.kafka.topics.supply
+        return f"simulated entities every {sim.interval_seconds:g}s -> {topic}"
+
+
+class FirstForecasts(StatusFileService):
+    """The first forecasts of a fresh stack, once the seeded history is in gold
+    (ml.first_forecasts); runs with the price simulator's history."""
+
+    name = "forecasts"
+    module = "ml.first_forecasts"
+    needs = (Pipeline, MlflowServer)
+
+    def enabled(self) -> bool:
+        sim = self.settings.price_simulator
+        return sim.enabled and sim.seed_days > 0
+
+    def endpoint(self) -> str:
+        return "first gold.forecasts, then idle"
 
 
 class NotifierService(StatusFileService):
@@ -870,22 +906,20 @@ class Api(Service):
 
 class NewsFeeds(StatusFileService):
     """The feed collector (producers.news_feeds): polls the RSS/Atom feeds of ``news.feeds``
-    and publishes each new item once; runs when at least one feed is listed."""
+    and replays the headlines of ``news.replay_file``, each item once; runs when there is
+    either."""
 
     name = "news_feeds"
     module = "producers.news_feeds"
     needs = (KafkaBroker,)
 
     def enabled(self) -> bool:
-        return bool(self.settings.news.feeds)
+        return bool(self.settings.news.feeds) or self.settings.news.replay_file is not None
 
     def endpoint(self) -> str:
-        return f"{len(self.settings.news.feeds)} feeds -> {self.settings.kafka.topics.news}"
-
-    def check_status(self, status: dict) -> Health:
-        failing = status.get("failing") or []
-        detail = status.get("detail", "running")
-        return Health(True, f"{detail}; failing: {', '.join(failing)}" if failing else detail)
+        news = self.settings.news
+        replay = f" + {news.replay_file.name}" if news.replay_file else ""
+        return f"{len(news.feeds)} feeds{replay} -> {self.settings.kafka.topics.news}"
 
 
 SERVICE_TYPES: tuple[type[Service], ...] = (
@@ -897,8 +931,10 @@ SERVICE_TYPES: tuple[type[Service], ...] = (
     Bridge,
     Devices,
     PriceFeed,
+    SupplyFeed,
     NewsFeeds,
     Pipeline,
+    FirstForecasts,
     NotifierService,
     Api,
 )

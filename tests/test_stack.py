@@ -42,7 +42,10 @@ SERVICES = (
     "bridge",
     "devices",
     "prices",
+    "supply",
+    "news_feeds",
     "pipeline",
+    "forecasts",
     "api",
     "prometheus",
 )

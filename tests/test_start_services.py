@@ -9,7 +9,14 @@ import threading
 import pytest
 
 from lakehouse.config.settings import ConfigError, Settings
-from scripts.services import Service, start_services
+from scripts.services import (
+    KafkaBroker,
+    MlflowServer,
+    Pipeline,
+    Service,
+    services,
+    start_services,
+)
 
 WAIT = 30.0  # seconds a stand-in waits for another's start before it gives up (never reached)
 
@@ -97,3 +104,14 @@ def test_a_failed_start_is_raised_after_the_others_and_stops_what_needs_it(
         "broker": "started",
     }
     assert "after begun" not in Recorded.log
+
+
+def test_the_default_stack_looks_like_a_real_day(conf_settings: Settings) -> None:
+    """Prices with their history, supply, news and the first forecasts run by default, each
+    after what it needs."""
+    stack = {s.name: s for s in services(conf_settings)}
+    real_day = ("prices", "supply", "news_feeds", "pipeline", "forecasts", "api")
+    assert [name for name in stack if name in real_day] == list(real_day)  # the start order
+    for name in ("prices", "supply", "news_feeds"):
+        assert type(stack[name]).needs == (KafkaBroker,)
+    assert type(stack["forecasts"]).needs == (Pipeline, MlflowServer)

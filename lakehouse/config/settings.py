@@ -441,13 +441,16 @@ class DashboardSettings(BaseModel):
 
 
 class PriceSimulatorSettings(BaseModel):
-    """The ``prices`` service: the shipped real price files replayed as today's prices across
-    the reference markets (producers.price_simulator); ``enabled: false`` turns it off."""
+    """The ``prices`` service: the shipped real price files as the reference markets' history
+    and today's reports (producers.price_simulator); ``enabled: false`` turns it off."""
 
     enabled: bool = True
     files: list[Path] = [Path("datasets/prices_pihps_daily_2024_2025.csv")]
     interval_seconds: float = Field(15.0, gt=0)
     markets: int = Field(0, ge=0)
+    markets_per_round: int = Field(4, ge=1)  # markets that report in one round, taking turns
+    noise_pct: float = Field(0.75, ge=0, le=5)  # intraday noise: uniform within ± this % of the day
+    seed_days: int = Field(60, ge=0)  # days of history published before today on a first start
 
     def model_post_init(self, _context: Any) -> None:
         self.files = [f if f.is_absolute() else (PROJECT_ROOT / f).resolve() for f in self.files]
@@ -468,6 +471,24 @@ class NewsSettings(BaseModel):
     feed_poll_seconds: float = Field(300.0, gt=0)  # how often each feed is polled
     feed_timeout_seconds: float = Field(20.0, gt=0)  # HTTP timeout of one poll
     seen_items: int = Field(20000, ge=100)  # item ids remembered across restarts (newest kept)
+    #: real headlines replayed by the news_feeds service, dated from the first start on (none: off)
+    replay_file: Path | None = Path("datasets/news_headlines_labelled.csv")
+    replay_days: int = Field(14, ge=0)  # headlines dated in the days before the first start
+    replay_hours: float = Field(6.0, gt=0)  # one replayed headline this often
+
+    def model_post_init(self, _context: Any) -> None:
+        if self.replay_file is not None and not self.replay_file.is_absolute():
+            self.replay_file = (PROJECT_ROOT / self.replay_file).resolve()
+
+
+class SupplySimulatorSettings(BaseModel):
+    """The ``supply`` service: the simulated supply chain of the registry's entities
+    (producers.supply_sim), published as its days pass; ``enabled: false`` turns it off."""
+
+    enabled: bool = True
+    history_days: int = Field(14, ge=0)  # days simulated before the first start
+    interval_seconds: float = Field(60.0, gt=0)  # how often the events now due are published
+    seed: int = 7  # random seed of the simulation (same seed and first day, same events)
 
 
 class _YamlSource(PydanticBaseSettingsSource):
@@ -584,6 +605,7 @@ class Settings(BaseSettings):
 
     dashboard: DashboardSettings = DashboardSettings()
     price_simulator: PriceSimulatorSettings = PriceSimulatorSettings()
+    supply_simulator: SupplySimulatorSettings = SupplySimulatorSettings()
     pipeline_metrics: PipelineMetricsSettings = PipelineMetricsSettings()
     bridge_metrics: BridgeMetricsSettings = BridgeMetricsSettings()
     prometheus: PrometheusSettings = PrometheusSettings()

@@ -11,6 +11,7 @@ import json
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,22 @@ def stop_event() -> threading.Event:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     return stop
+
+
+def serve(name: str, run: Callable[[Settings, threading.Event], None]) -> int:
+    """The ``main`` of a service that reports in status file ``name``: logging configured, the
+    settings loaded, ``run`` until SIGTERM or SIGINT, its state "starting" before and "stopped"
+    after. Returns the exit status."""
+    from lakehouse.config.logs import configure_logging
+    from lakehouse.config.settings import load_settings
+
+    configure_logging()
+    settings = load_settings()
+    stop = stop_event()
+    write_status(settings, name, "starting")
+    run(settings, stop)
+    write_status(settings, name, "stopped")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
