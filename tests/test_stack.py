@@ -92,7 +92,7 @@ def prometheus_query(url: str, query: str) -> list[dict[str, Any]]:
 def check_pipeline_metrics(settings: Settings) -> None:
     """The pipeline's own endpoint, read by a real text-format parser, once the faults of a
     replay are through silver."""
-    faults = {"unknown_market", "non_positive_price", "price_out_of_range"}
+    fault_reasons = {"unknown_market", "non_positive_price", "price_out_of_range"}
 
     def with_faults() -> dict[str, Any] | None:
         """The families once the faults' reasons are counted (the seeded history's statistical
@@ -104,7 +104,7 @@ def check_pipeline_metrics(settings: Settings) -> None:
             for s in (quarantined.samples if quarantined else ())
             if s.name.endswith("_total")
         }
-        return families if faults <= reasons else None
+        return families if fault_reasons <= reasons else None
 
     families = wait_until("the pipeline's metrics to count the faults' quarantines", with_faults)
     steps = {
