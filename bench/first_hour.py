@@ -35,6 +35,7 @@ import psutil
 from confluent_kafka import Producer
 
 from lakehouse.catalog.conf import conf_of
+from lakehouse.catalog.events import SCHEMA_VERSION
 from lakehouse.catalog.tables import SILVER_PRICES
 from lakehouse.config.settings import PROJECT_ROOT, Settings, load_settings
 from lakehouse.io.fast_read import TableMissing, read_rows
@@ -94,6 +95,7 @@ def probe(api: str, settings: Settings, series: tuple[str, str], price: float) -
     event_id = str(uuid.uuid4())
     event = {
         "event_id": event_id,
+        "schema_version": SCHEMA_VERSION,
         "event_type": "price",
         "market_id": market_id,
         "commodity": commodity,

@@ -27,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from lakehouse.catalog import ops_metrics as m
 from lakehouse.catalog.conf import conf_of
+from lakehouse.catalog.events import SCHEMA_VERSION
 from lakehouse.config.settings import PROJECT_ROOT, ConfigError, Settings, load_settings
 from scripts.isolated_stack import PORTS_VARIABLE, free_ports, stack_env
 from scripts.service_logs import faults
@@ -209,6 +210,7 @@ def produce_raw_price(settings: Settings, market_id: str, commodity: str, price:
     producer = Producer({"bootstrap.servers": settings.kafka.bootstrap})
     event = {
         "event_id": str(uuid.uuid4()),
+        "schema_version": SCHEMA_VERSION,
         "event_type": "price",
         "market_id": market_id,
         "commodity": commodity,
