@@ -254,10 +254,10 @@ def check_tabs(api: str, settings: Settings, series: tuple[str, str]) -> None:
             "supply": "#supply-cover tbody tr",
             "ops/5": '.ops-panel[data-panel="ingest"] polyline',
         }
-        for tab, selector in tabs.items():
+        for tab, selector in tabs.items():  # drawn on the page: there, if below the fold
             page.goto(f"/#{tab}")
             page.wait_for_selector(f"body[data-page={tab.split('/')[0]}]")
-            page.wait_for_selector(selector)
+            page.wait_for_selector(selector, state="attached", timeout=PAGE_WAIT_MS)
         watched.assert_clean(api)
 
 
