@@ -56,6 +56,7 @@ from lakehouse.catalog.tables import (
     GOLD_REGION_DAILY,
     SILVER_PRICES,
 )
+from lakehouse.config.cpu_priority import lower_priority
 from lakehouse.config.settings import Settings, load_settings
 from lakehouse.io import table_writes
 from scripts.isolated_stack import free_ports
@@ -155,7 +156,8 @@ def write_load(settings: Settings, rate: int, day: date, seconds: float, done: m
     """Commit for ``seconds`` what the pipeline commits at ``rate`` prices/s to the live view's
     tables, observed on ``day``: silver.prices appends, gold.price_latest and gold.price_daily
     MERGEs. Puts the number of (silver, gold) commits on ``done``."""
-    os.nice(settings.spark.niceness)
+    os.setsid()  # a session of its own, as the pipeline service has: its lower priority is not
+    lower_priority(settings.spark.niceness)  # the load generator's
     rng = np.random.default_rng(11)
     series = pd.DataFrame(
         [

@@ -8,13 +8,13 @@ gracefully, so the next start resumes from their checkpoints.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import threading
 from functools import partial
 
 from pyspark.sql.streaming import StreamingQuery
 
+from lakehouse.config.cpu_priority import lower_priority
 from lakehouse.config.logs import configure_logging
 from lakehouse.config.settings import Settings, load_settings
 from lakehouse.io.spark import get_spark
@@ -96,7 +96,9 @@ def run(settings: Settings, stop: threading.Event) -> int:
 def main() -> int:
     configure_logging()
     settings = load_settings()
-    os.nice(settings.spark.niceness)  # before the JVM starts: it and its workers inherit it
+    # before the JVM starts: it and its workers inherit it
+    priority = lower_priority(settings.spark.niceness)
+    log.info("pipeline CPU priority", extra={"priority": priority})
     stop = stop_event()
     return run(settings, stop)
 

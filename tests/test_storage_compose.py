@@ -112,6 +112,14 @@ def test_ports_listen_on_loopback_unless_opened(stack: dict[str, Any]) -> None:
     assert host_ips(yaml.safe_load(opened.stdout)["services"]["api"]) == ["0.0.0.0"]
 
 
+def test_the_api_weighs_more_on_the_cpu_than_the_batch_work(stack: dict[str, Any]) -> None:
+    """Where the API shares a box with Spark, Compose gives it the CPU first (``cpu_shares``:
+    the cgroup's weight), as ``spark.niceness`` does in the embedded stack."""
+    batch = ("pipeline", "scheduler", "spark-worker-1", "spark-worker-2")
+    weight = {name: int(stack[name].get("cpu_shares", 1024)) for name in ("api", *batch)}
+    assert all(weight["api"] >= 8 * weight[name] for name in batch), weight
+
+
 def test_project_containers_run_the_built_image_on_the_s3_lakehouse(stack: dict[str, Any]) -> None:
     for name in PROJECT_SERVICES:
         service = stack[name]

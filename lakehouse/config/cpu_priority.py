@@ -1,0 +1,43 @@
+"""A background process's lower share of the CPU beside the API on one box.
+
+Linux's scheduler weighs the CPU between *autogroups* first when the kernel has them
+(``/proc/sys/kernel/sched_autogroup_enabled``, on by default in most distributions): every
+session is one group, and every service of ``./run.sh up`` runs in a session of its own
+(``scripts.services``: ``start_new_session``). A process's own nice value then orders it only
+among the processes of its session — against the API, in another session, it changes nothing.
+So a lower priority is set twice: the process's nice value (its children — the pipeline's JVM
+and Python workers — inherit it) and its session group's (``/proc/self/autogroup``, which an
+unprivileged process may raise). Without autogroups the first is the one that counts.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+AUTOGROUP = Path("/proc/self/autogroup")
+
+
+def autogroup_nice(path: Path = AUTOGROUP) -> int | None:
+    """The nice value of this process's autogroup (``/autogroup-730 nice 10``), or None when
+    the kernel has no autogroups."""
+    try:
+        return int(path.read_text().split()[-1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def lower_priority(niceness: int, path: Path = AUTOGROUP) -> str:
+    """Run this process (and what it starts from now on) ``niceness`` below the default: its
+    nice value and, where the kernel has autogroups, its session group's. Says what was set,
+    for the service's log."""
+    if niceness <= 0:
+        return "default priority"
+    os.nice(niceness)
+    if autogroup_nice(path) is None:
+        return f"nice {niceness} (no autogroups)"
+    try:
+        path.write_text(str(niceness))
+    except OSError as exc:  # a kernel or sandbox that refuses: the nice value still holds
+        return f"nice {niceness} (autogroup unchanged: {exc.strerror})"
+    return f"nice {niceness}, its session's autogroup nice {niceness}"

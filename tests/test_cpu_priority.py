@@ -1,0 +1,63 @@
+"""A background service's lower CPU priority holds against the API's session too: its nice
+value and, where the kernel has autogroups, its session group's (``lakehouse.config.cpu_priority``).
+Each case runs in a child process of its own session, as a service of ``./run.sh up`` does."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from pathlib import Path
+
+from lakehouse.config.cpu_priority import AUTOGROUP, autogroup_nice, lower_priority
+
+
+def _in_own_session(niceness: int, path: Path, out: mp.Queue) -> None:
+    os.setsid()
+    before = os.nice(0)
+    said = lower_priority(niceness, path)
+    out.put((os.nice(0) - before, autogroup_nice(path), said))
+
+
+def _run(niceness: int, path: Path) -> tuple[int, int | None, str]:
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    child = ctx.Process(target=_in_own_session, args=(niceness, path, out))
+    child.start()
+    result = out.get(timeout=60)
+    child.join()
+    return result
+
+
+def test_the_autogroup_file_is_read(tmp_path: Path) -> None:
+    group = tmp_path / "autogroup"
+    group.write_text("/autogroup-730 nice 10\n")
+    assert autogroup_nice(group) == 10
+    assert autogroup_nice(tmp_path / "absent") is None
+
+
+def test_the_process_and_its_session_group_are_lowered() -> None:
+    """On this kernel's own ``/proc/self/autogroup`` when it has autogroups (the group's nice
+    is then 10), and the nice value alone when it has none."""
+    raised, group, said = _run(10, AUTOGROUP)
+    assert raised == 10
+    if autogroup_nice() is None:
+        assert (group, said) == (None, "nice 10 (no autogroups)")
+    else:
+        assert group == 10, said
+
+
+def test_a_refused_group_keeps_the_nice_value(tmp_path: Path) -> None:
+    group = tmp_path / "autogroup"
+    group.write_text("/autogroup-1 nice 0\n")
+    group.chmod(0o444)
+    raised, _, said = _run(5, group)
+    assert raised == 5
+    if os.geteuid() == 0:  # root writes a read-only file: the case of a writable group
+        assert said == "nice 5, its session's autogroup nice 5"
+    else:
+        assert said.startswith("nice 5 (autogroup unchanged")
+
+
+def test_no_niceness_changes_nothing() -> None:
+    raised, _, said = _run(0, AUTOGROUP)
+    assert (raised, said) == (0, "default priority")
