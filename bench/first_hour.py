@@ -38,7 +38,7 @@ from lakehouse.catalog.conf import conf_of
 from lakehouse.catalog.events import SCHEMA_VERSION
 from lakehouse.catalog.tables import SILVER_PRICES
 from lakehouse.config.settings import PROJECT_ROOT, Settings, load_settings
-from lakehouse.io.fast_read import TableMissing, read_rows
+from lakehouse.io.fast_read import added_since, table_version
 from scripts.isolated_stack import stack_env
 from scripts.service_logs import FAULT, faults
 
@@ -75,12 +75,21 @@ def _probe_series(api: str, settings: Settings) -> tuple[str, str]:
     raise SystemExit("every market × commodity is simulated: no series left to probe")
 
 
-def _in_silver(settings: Settings, event_id: str) -> bool:
-    try:
-        ids = read_rows(SILVER_PRICES, settings, ["event_id"])["event_id"]
-    except TableMissing:
-        return False
-    return event_id in set(ids.to_pylist())
+class SilverWatch:
+    """Which event ids the commits of ``silver.prices`` added since the watch began: each poll
+    reads only the new commits (``fast_read.added_since``), not the whole table."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        version = table_version(SILVER_PRICES, settings)
+        self.version = -1 if version is None else version  # none yet: from its first commit
+        self.ids: set[str] = set()
+
+    def holds(self, event_id: str) -> bool:
+        self.version, rows = added_since(SILVER_PRICES, self.settings, self.version, ["event_id"])
+        if rows.num_rows:  # no new commit: a table without columns
+            self.ids.update(rows["event_id"].to_pylist())
+        return event_id in self.ids
 
 
 def _served(api: str, series: tuple[str, str], event_id: str) -> bool:
@@ -105,6 +114,7 @@ def probe(api: str, settings: Settings, series: tuple[str, str], price: float) -
         "source": "bench-first-hour",
     }
     producer = Producer({"bootstrap.servers": settings.kafka.bootstrap})
+    silver = SilverWatch(settings)
     began = time.monotonic()
     key = f"{market_id}:{commodity}"
     producer.produce(settings.kafka.topics.prices, json.dumps(event).encode(), key)
@@ -113,7 +123,7 @@ def probe(api: str, settings: Settings, series: tuple[str, str], price: float) -
     while len(seen) < 2 and (waited := time.monotonic() - began) < PROBE_TIMEOUT:
         if "api" not in seen and _served(api, series, event_id):
             seen["api"] = waited
-        if "silver" not in seen and _in_silver(settings, event_id):
+        if "silver" not in seen and silver.holds(event_id):
             seen["silver"] = time.monotonic() - began
         time.sleep(0.05)
     return {k: seen.get(k, PROBE_TIMEOUT) for k in ("api", "silver")}

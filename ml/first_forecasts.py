@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from lakehouse.catalog.tables import GOLD_FORECASTS, GOLD_PRICE_DAILY
 from lakehouse.config.settings import PROJECT_ROOT, Settings
-from lakehouse.io.fast_read import TableMissing, open_table
+from lakehouse.io.fast_read import TableMissing, open_table, read_rows
 from lakehouse.io.status import STALE_SECONDS, serve, write_status
 
 NAME = "forecasts"
@@ -37,7 +37,7 @@ QUIET = "ignore::UserWarning,ignore::FutureWarning"
 def history_days(settings: Settings) -> int:
     """How many local days gold.price_daily holds (0 before its first row)."""
     try:
-        dates = open_table(GOLD_PRICE_DAILY, settings).to_pyarrow_table(columns=["date"])
+        dates = read_rows(GOLD_PRICE_DAILY, settings, ["date"])
     except TableMissing:
         return 0
     return len(pc.unique(dates["date"]))

@@ -37,8 +37,11 @@ STATUS_NAME = "supply"
 HOLDERS = ("warehouse", "distributor", "market")
 SENDERS = ("farmer_group", "warehouse")
 #: days of consumption a holder starts with, and what a shipment brings
-START_COVER_DAYS = (4.0, 12.0)
-SHIPMENT_DAYS = (2.0, 5.0)
+START_COVER_DAYS = (8.0, 14.0)
+SHIPMENT_DAYS = (6.0, 9.0)
+#: a holder orders when its stock covers fewer days than this: well above the stock_cover_low
+#: alert (conf/alerts.yaml), so that only a late or lost shipment takes it there
+REORDER_COVER_DAYS = 7.0
 DAILY_USE = {"warehouse": 40_000.0, "distributor": 8_000.0, "market": 1_500.0}
 
 
@@ -93,7 +96,7 @@ def simulate(
                     observed_at=at,
                     source=SOURCE,
                 )
-                if stock[key] < DAILY_USE[holder.kind] * 3 and not any(
+                if stock[key] < DAILY_USE[holder.kind] * REORDER_COVER_DAYS and not any(
                     s.event.destination_id == holder.entity_id and s.event.commodity == commodity
                     for s in in_transit
                 ):

@@ -63,6 +63,28 @@ def _sql_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def news_since(settings: Settings, now: datetime) -> datetime:
+    """The oldest event time that raises an alert at ``now``: ``alerts.max_age_hours`` before.
+    History loaded, back-filled or replayed is analysed in gold (prices, ``region_move``'s
+    province view, charts) but is not news: it raises, and pages, nobody."""
+    return now - timedelta(hours=settings.alerts.max_age_hours)
+
+
+def upsert_alerts(spark: SparkSession, rows: DataFrame, settings: Settings, now: datetime) -> None:
+    """MERGE alert rows (``alert_rows``, ``held_move_alerts`` …) into ``gold.alerts``: a stored
+    alert takes each change (``CHANGED``); a new one is stored only when its last firing point
+    is news (``news_since`` ``now``)."""
+    delta_io.ensure_table(spark, GOLD_ALERTS, settings)
+    delta_io.upsert(
+        spark,
+        rows,
+        GOLD_ALERTS,
+        settings,
+        only_if=CHANGED,
+        insert_when=f"s.last_firing_at >= TIMESTAMP '{_sql_time(news_since(settings, now))}'",
+    )
+
+
 @dataclass(frozen=True)
 class Touched:
     """What a batch touched in one family of rules: the keys, the time re-evaluation is
@@ -281,7 +303,7 @@ class AlertStep:
             conf_of(self.settings),
             batch_clock(now),
         ).localCheckpoint()
-        delta_io.upsert(self.spark, rows, GOLD_ALERTS, self.settings, only_if=CHANGED)
+        upsert_alerts(self.spark, rows, self.settings, now)
         laps("merge")
         log.info(
             "alerts evaluated",

@@ -13,6 +13,7 @@ Thresholds and messages: ``conf/alerts.yaml``.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from functools import reduce
 from typing import Literal
 
@@ -537,6 +538,19 @@ def held_move_alerts(
             )
         ).alias("details"),
         fields.alias("fields"),
+    )
+
+
+def held_news(rows: DataFrame, stored: DataFrame, since: datetime) -> DataFrame:
+    """The ``held_move_alerts`` rows still news: their price observed at or after ``since``
+    (``alerting.news_since``), or their alert already stored (``stored``: ``gold.alerts`` rows),
+    which then follows its price's decision whenever that comes."""
+    observed = F.to_timestamp(F.get_json_object("details", "$.observed_at"))
+    known = stored.select("alert_id", F.lit(True).alias("_stored"))
+    return (
+        rows.join(known, "alert_id", "left")
+        .where((observed >= F.lit(since)) | F.col("_stored").isNotNull())
+        .drop("_stored")
     )
 
 

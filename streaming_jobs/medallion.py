@@ -61,12 +61,20 @@ from lakehouse.config.settings import Settings
 from lakehouse.io import delta_io
 from lakehouse.io.spark import GOLD_POOL, SILVER_POOL
 from streaming_jobs import gold, silver
-from streaming_jobs.alerting import PRICES, QUALITY, SENSORS, AlertStep, Plan
+from streaming_jobs.alerting import (
+    PRICES,
+    QUALITY,
+    SENSORS,
+    AlertStep,
+    Plan,
+    news_since,
+    upsert_alerts,
+)
 from streaming_jobs.alerts import (
-    CHANGED,
     alert_rows,
     held_alert_days,
     held_move_alerts,
+    held_news,
     held_prices,
 )
 from streaming_jobs.batch_graph import BatchGraph, Step
@@ -350,7 +358,7 @@ class GoldBatch:
             rows = moves.unionByName(rows.join(moves.select("alert_id"), "alert_id", "left_anti"))
         rows = rows.localCheckpoint()
         if not rows.isEmpty():
-            delta_io.upsert(self.spark, rows, GOLD_ALERTS, self.settings, only_if=CHANGED)
+            upsert_alerts(self.spark, rows, self.settings, now)
 
     def _held_rows(self, held: DataFrame, first: date, now: datetime) -> DataFrame:
         """The ``gold.alerts`` rows of ``held`` prices (``alerts.held_prices``; ``first``: the
@@ -369,12 +377,13 @@ class GoldBatch:
             "t.rule IN ('price_unconfirmed', 'price_confirmed') "
             f"AND t.opened_at >= TIMESTAMP '{opened_from:%Y-%m-%d %H:%M:%S}'",
         )
-        return alert_rows(
+        rows = alert_rows(
             held_move_alerts(held, daily, held_alert_days(earlier), rules),
             rules.messages(),
             conf_of(self.settings),
             batch_clock(now),
         )
+        return held_news(rows, earlier, news_since(self.settings, now))
 
     def _combine(
         self, rows: DataFrame, table: Table, period: str, matched: Mapping[str, str | Column]

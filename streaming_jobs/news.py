@@ -42,8 +42,8 @@ from lakehouse.config.settings import Settings
 from lakehouse.domain.news_text import lexicon, read_headline
 from lakehouse.io import delta_io
 from lakehouse.io.spark import GOLD_POOL
+from streaming_jobs.alerting import upsert_alerts
 from streaming_jobs.alerts import (
-    CHANGED,
     NEWS_SURGE,
     news_surge_alerts,
     news_surge_signals,
@@ -306,7 +306,7 @@ class NewsBatch:
             news_surge_signals(signal, rules, self.tz, today), rules, self.conf, batch_clock(now)
         ).localCheckpoint()
         if not rows.isEmpty():
-            delta_io.upsert(self.spark, rows, GOLD_ALERTS, self.settings, only_if=CHANGED)
+            upsert_alerts(self.spark, rows, self.settings, now)
 
 
 def news_query(spark: SparkSession, settings: Settings) -> StreamingQuery:

@@ -26,7 +26,6 @@ from pyspark.sql.streaming import StreamingQuery
 from lakehouse.catalog.conf import conf_of
 from lakehouse.catalog.tables import (
     BRONZE_EVENTS,
-    GOLD_ALERTS,
     GOLD_SHIPMENTS,
     GOLD_STOCK_DAILY,
     GOLD_SUPPLY_REGION_DAILY,
@@ -41,8 +40,8 @@ from lakehouse.domain.supply_registry import open_supply_registry
 from lakehouse.io import delta_io
 from lakehouse.io.spark import GOLD_POOL
 from streaming_jobs import supply
+from streaming_jobs.alerting import upsert_alerts
 from streaming_jobs.alerts import (
-    CHANGED,
     alert_rows,
     episodes,
     route_delay_signals,
@@ -201,15 +200,15 @@ class SupplyBatch:
         for more in signals[1:]:
             every = every.unionByName(more)
         rules = self.alert_rules
+        now = datetime.now(UTC)
         rows = alert_rows(
             episodes(every, rules.cooldown_hours()),
             rules.messages(),
             conf_of(self.settings),
-            batch_clock(datetime.now(UTC)),
+            batch_clock(now),
         ).localCheckpoint()
         if not rows.isEmpty():
-            delta_io.ensure_table(self.spark, GOLD_ALERTS, self.settings)
-            delta_io.upsert(self.spark, rows, GOLD_ALERTS, self.settings, only_if=CHANGED)
+            upsert_alerts(self.spark, rows, self.settings, now)
 
 
 def supply_query(

@@ -107,8 +107,13 @@ def sample_prices() -> Path:
     return SAMPLE_PRICES
 
 
+#: the tests replay dated history and expect its alerts (the default raises only news)
+HISTORY_ALERTS_HOURS = 24.0 * 365 * 20
+
+
 def isolated(settings: Settings, root: Path) -> Settings:
-    """The session's services, but topics and tables of their own under ``root``."""
+    """The session's services, but topics and tables of their own under ``root``; the alerts
+    of replayed history raised (``HISTORY_ALERTS_HOURS``)."""
     tag = f"t{uuid.uuid4().hex[:8]}"
     topics = Topics(
         prices=f"{tag}.prices",
@@ -124,6 +129,7 @@ def isolated(settings: Settings, root: Path) -> Settings:
             "paths": settings.paths.model_copy(
                 update={"lakehouse_root": root / "lakehouse", "checkpoint_root": root / "chk"}
             ),
+            "alerts": settings.alerts.model_copy(update={"max_age_hours": HISTORY_ALERTS_HOURS}),
         }
     )
 

@@ -8,11 +8,14 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 import pytest
 from chispa import assert_df_equality
+from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
 from lakehouse.catalog.conf import Conf
+from lakehouse.catalog.tables import GOLD_ALERTS
 from lakehouse.config.settings import SAMPLE_PRICES, ConfigError
 from lakehouse.domain.metrics import REFERENCE_DAYS
+from streaming_jobs.alerting import news_since, upsert_alerts
 from streaming_jobs.alerts import (
     SIGNAL_COLUMNS,
     alert_rows,
@@ -21,6 +24,7 @@ from streaming_jobs.alerts import (
     forecast_signals,
     held_alert_days,
     held_move_alerts,
+    held_news,
     held_prices,
     price_changes,
     price_move_signals,
@@ -551,3 +555,60 @@ def test_invalid_rules_file_is_a_config_error(tmp_path):
     (tmp_path / "alerts.yaml").write_text("price_move: {warning: 0.5, critical: 0.1}\n")
     with pytest.raises(ConfigError, match="invalid alert rules file"):
         _ = Conf(tmp_path).alerts
+
+
+# ---- news, not history --------------------------------------------------------------------------
+
+
+def test_only_news_raises_an_alert_and_a_stored_one_follows_its_rule(spark, settings, tmp_path):
+    """``upsert_alerts`` with the default ``alerts.max_age_hours``: an alert whose last firing
+    point is older is not stored (history loaded or replayed); a younger one is; an alert
+    already stored takes its changes whatever their age."""
+    own = settings.model_copy(
+        update={"paths": settings.paths.model_copy(update={"lakehouse_root": tmp_path})}
+    )
+    now = datetime.now(UTC).replace(microsecond=0)
+    since = news_since(own, now)
+    assert since == now - timedelta(hours=48)  # the shipped default
+
+    def row(alert_id: str, last: datetime, status: str = "open") -> dict:
+        return {c: None for c in GOLD_ALERTS.schema.names} | {
+            "alert_id": alert_id,
+            "rule": "price_spike",
+            "severity": "warning",
+            "status": status,
+            "opened_at": last,
+            "last_firing_at": last,
+            "updated_at": now,
+        }
+
+    def write(rows: list[dict]) -> None:
+        upsert_alerts(spark, spark.createDataFrame(rows, GOLD_ALERTS.schema), own, now)
+
+    def stored() -> dict[str, str]:
+        table = DeltaTable(str(GOLD_ALERTS.path(own))).to_pandas()
+        return dict(zip(table["alert_id"], table["status"], strict=True))
+
+    write([row("news", now - timedelta(hours=1)), row("kept", since + timedelta(minutes=1))])
+    write([row("history", since - timedelta(days=30))])
+    assert stored() == {"news": "open", "kept": "open"}
+    write([row("kept", since - timedelta(days=1), status="resolved")])  # a stored one changes
+    assert stored() == {"news": "open", "kept": "resolved"}
+
+
+def test_a_held_price_of_history_alerts_only_once_stored(spark):
+    """``held_news``: a held move observed before the news horizon raises no new alert, but an
+    alert stored while it was news follows its price's decision."""
+    since = T0 + timedelta(days=3)
+    details = '{{"observed_at": "{}"}}'
+    rows = spark.createDataFrame(
+        [
+            ("old", details.format((since - timedelta(days=2)).isoformat())),
+            ("old-stored", details.format((since - timedelta(days=2)).isoformat())),
+            ("new", details.format((since + timedelta(hours=1)).isoformat())),
+        ],
+        "alert_id string, details string",
+    )
+    stored = spark.createDataFrame([("old-stored",)], "alert_id string")
+    kept = held_news(rows, stored, since).select("alert_id").collect()
+    assert sorted(r.alert_id for r in kept) == ["new", "old-stored"]

@@ -189,7 +189,8 @@ def test_days_of_cover_match_pandas(supplied):
 def test_each_late_shipment_raises_exactly_one_alert(supplied):
     settings, _, _ = supplied
     shipments = _frame(GOLD_SHIPMENTS, settings)
-    late = set(shipments.loc[shipments["delay_hours"] >= 1.0, "shipment_id"])
+    late_hours = SHIPPED.alerts.supply.shipment_late.warning
+    late = set(shipments.loc[shipments["delay_hours"] >= late_hours, "shipment_id"])
     assert late, "the simulated week has late shipments"
     alerts = _frame(GOLD_ALERTS, settings)
     shipment_alerts = alerts[alerts["rule"] == "shipment_late"]

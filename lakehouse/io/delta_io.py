@@ -301,8 +301,10 @@ def upsert(
     matched: Mapping[str, str | Column] | None = None,
     updated: Sequence[str] | None = None,
     within: str = "",
+    insert_when: str | None = None,
 ) -> None:
-    """MERGE ``df`` into the table on its keys (insert new keys, replace existing rows — only
+    """MERGE ``df`` into the table on its keys (insert new keys — where ``insert_when``, a
+    predicate over the new row ``s``, holds, when given —, replace existing rows — only
     their ``updated`` columns when given — or only those where ``only_if`` holds; ``matched``
     overrides columns of a replaced row with expressions over the old row ``t`` and the new
     ``s``). ``within``, a condition on ``t`` with literals only (``t.date BETWEEN …``) that
@@ -316,7 +318,8 @@ def upsert(
     over maps, which DataFusion lacks) makes Spark combine the rows first, with the table's rows
     read by delta-rs (``_combined_in_spark``). Re-running with the same rows leaves the table as
     it was, so a MERGE that lost a race with a concurrent commit (an OPTIMIZE of ``./run.sh
-    maintain`` replacing files it read) is simply run again."""
+    maintain`` replacing files it read) is simply run again. (The first write takes every row:
+    with ``insert_when``, create the table first, ``ensure_table``.)"""
     matched = matched or {}
     if not exists(spark, table, settings):
         _create(df, table, settings)
@@ -333,6 +336,7 @@ def upsert(
         combined=combined,
         columns=updated,
         within=within,
+        insert_when=insert_when,
     )
 
 

@@ -166,9 +166,11 @@ def merge(
     combined: Mapping[str, str] | None = None,
     columns: Sequence[str] | None = None,
     within: str = "",
+    insert_when: str | None = None,
 ) -> Merged:
     """Upsert ``rows`` on the table's keys (a null key matches a null key): new keys are
-    inserted; an existing row is replaced only where ``replace_when`` (a predicate over ``s.``
+    inserted (only where ``insert_when``, a predicate over ``s.``, holds, when given); an
+    existing row is replaced only where ``replace_when`` (a predicate over ``s.``
     source and ``t.`` target columns) holds — never if it is None. A replaced row takes the
     source's values of ``columns`` (default: all), except where ``combined`` gives an expression
     over ``s`` and ``t`` for a column (``greatest(s.high, t.high)``). ``within``, a condition on
@@ -205,7 +207,7 @@ def merge(
         merger = delta.merge(rows, predicate, source_alias="s", target_alias="t")
         if replace_when:
             merger = merger.when_matched_update(updates, predicate=replace_when)
-        stats = merger.when_not_matched_insert_all().execute()
+        stats = merger.when_not_matched_insert_all(predicate=insert_when).execute()
         _checkpoint_when_due(delta)
         return Merged(
             inserted=int(stats.get("num_target_rows_inserted", 0)),
