@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from lakehouse.config.backoff import backoff_seconds
+from lakehouse.config.cpu_priority import lower_priority
 
 CHUNK = 65536
 
@@ -151,10 +152,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backoff", type=float, required=True, help="first wait before a restart")
     p.add_argument("--backoff-max", type=float, required=True, help="longest wait")
     p.add_argument("--forward-term", action="store_true", help="pass SIGTERM to the service")
+    p.add_argument("--niceness", type=int, default=0, help="the service's CPU priority below")
     p.add_argument("command", nargs=argparse.REMAINDER)
     args = p.parse_args(argv)
     if args.command[:1] == ["--"]:
         args.command = args.command[1:]
+    lower_priority(args.niceness)  # the keeper leads the service's session: the service inherits
     return Keeper(args).run()
 
 

@@ -174,6 +174,7 @@ class Service:
             f"--log-backups={svc.log_backups}",
             f"--backoff={svc.restart_backoff_seconds}",
             f"--backoff-max={svc.restart_backoff_max_seconds}",
+            f"--niceness={svc.niceness}",
             *([] if self.signal_group else ["--forward-term"]),
             "--",
             *self.command(),
@@ -514,6 +515,10 @@ class Mosquitto(Service):
         return _tcp_open(self.host, self.settings.mqtt.port)
 
 
+#: MLflow's switch of its server's job runner
+JOB_EXECUTION = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"
+
+
 class MlflowServer(Service):
     """MLflow tracking server: SQLite backend store, local artifact folder."""
 
@@ -532,6 +537,12 @@ class MlflowServer(Service):
 
     def prepare(self) -> None:
         (self.home / "artifacts").mkdir(parents=True, exist_ok=True)
+
+    def environment(self) -> dict[str, str]:
+        """Without MLflow 3's job runner (GenAI evaluation, trace roll-ups; nothing of ours): by
+        default the server starts seven ``huey`` consumer processes that poll their queues —
+        about half a core of the box's two, idle."""
+        return {JOB_EXECUTION: "false"}
 
     def command(self) -> list[str]:
         return [

@@ -58,6 +58,15 @@ def test_a_refused_group_keeps_the_nice_value(tmp_path: Path) -> None:
         assert said.startswith("nice 5 (autogroup unchanged")
 
 
+def test_priorities_add_up_to_the_lowest(tmp_path: Path) -> None:
+    """A service of a stack run below the default (``services.niceness``) that lowers itself
+    again (the pipeline's ``spark.niceness``): both add, at most to 19."""
+    group = tmp_path / "autogroup"
+    group.write_text("/autogroup-1 nice 10\n")
+    _, now, said = _run(15, group)
+    assert now == 19, said
+
+
 def test_no_niceness_changes_nothing() -> None:
     raised, _, said = _run(0, AUTOGROUP)
     assert (raised, said) == (0, "default priority")

@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from lakehouse.config.backoff import backoff_seconds
+from lakehouse.config.cpu_priority import autogroup_nice
 from scripts.cli import main
 from scripts.isolated_stack import isolated_stack
 from scripts.keeper import RotatingLog, describe_exit
@@ -72,6 +73,27 @@ def test_keeper_writes_the_service_output_to_a_rotated_log(tmp_path: Path) -> No
     ]  # fmt: skip
     assert log.stat().st_size < 21000
     assert not state.exists()  # stopped when asked: not a restart
+
+
+def test_a_service_below_the_default_runs_with_its_session_lowered(tmp_path: Path) -> None:
+    """``--niceness`` (``services.niceness``): the keeper leads the service's session and lowers
+    it before the service starts — its nice value and, with autogroups, its session group's."""
+    log, state = tmp_path / "low.log", tmp_path / "low.restarts.json"
+    show = "import os, pathlib\ng = pathlib.Path('/proc/self/autogroup')\n"
+    show += "print('nice', os.nice(0), 'group', g.read_text().split()[-1] if g.exists() else None)"
+    keeper = subprocess.Popen(
+        [sys.executable, "-m", "scripts.keeper", "--name=low", f"--log={log}",
+         f"--state={state}", "--log-max-bytes=20000", "--log-backups=2", "--backoff=60",
+         "--backoff-max=60", "--niceness=7", "--", sys.executable, "-u", "-c", show],
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: b"nice" in log.read_bytes() if log.exists() else False, "the output")
+    finally:
+        os.killpg(keeper.pid, signal.SIGTERM)
+        keeper.wait(timeout=30)
+    group = "None" if autogroup_nice() is None else "7"
+    assert f"nice 7 group {group}" in log.read_text()
 
 
 def test_a_scheduled_job_logs_to_a_rotated_log_and_keeps_its_exit_status(tmp_path: Path) -> None:

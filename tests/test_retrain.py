@@ -4,10 +4,12 @@ data-change trigger and clear errors when MLflow or the tables are missing."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from datetime import UTC, datetime
 
+import psutil
 import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
@@ -176,3 +178,19 @@ def test_anomaly_pass_and_impact_model_trace_to_mlflow(lake: Settings) -> None:
     explained = served["a-critical"]["impact"]
     assert explained["month"] == "2025-03"
     assert sum(explained["factors_with_weights"].values()) == 100
+
+
+def test_the_tracking_server_runs_no_idle_job_runner(mlflow_server) -> None:
+    """MLflow 3's job runner (``huey`` consumers polling their queues, ~half a core of this
+    box) is off: nothing in the server's session but the server."""
+    session = mlflow_server.process().pid  # the keeper leads the service's session
+    members = [p for p in psutil.process_iter(["cmdline"]) if _session(p) == session]
+    assert members, "the server's session is empty"
+    assert not [p for p in members if "huey" in " ".join(p.info["cmdline"] or [])]
+
+
+def _session(process: psutil.Process) -> int | None:
+    try:
+        return os.getsid(process.pid)
+    except OSError:  # gone meanwhile
+        return None

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 AUTOGROUP = Path("/proc/self/autogroup")
+MAX_NICE = 19
 
 
 def autogroup_nice(path: Path = AUTOGROUP) -> int | None:
@@ -28,16 +29,18 @@ def autogroup_nice(path: Path = AUTOGROUP) -> int | None:
 
 
 def lower_priority(niceness: int, path: Path = AUTOGROUP) -> str:
-    """Run this process (and what it starts from now on) ``niceness`` below the default: its
-    nice value and, where the kernel has autogroups, its session group's. Says what was set,
-    for the service's log."""
+    """Run this process (and what it starts from now on) ``niceness`` lower: its nice value
+    and, where the kernel has autogroups, its session group's (each raised by ``niceness``, at
+    most to 19). Says what was set, for the service's log."""
     if niceness <= 0:
         return "default priority"
-    os.nice(niceness)
-    if autogroup_nice(path) is None:
-        return f"nice {niceness} (no autogroups)"
+    nice = os.nice(niceness)
+    group = autogroup_nice(path)
+    if group is None:
+        return f"nice {nice} (no autogroups)"
+    group = min(group + niceness, MAX_NICE)
     try:
-        path.write_text(str(niceness))
+        path.write_text(str(group))
     except OSError as exc:  # a kernel or sandbox that refuses: the nice value still holds
-        return f"nice {niceness} (autogroup unchanged: {exc.strerror})"
-    return f"nice {niceness}, its session's autogroup nice {niceness}"
+        return f"nice {nice} (autogroup unchanged: {exc.strerror})"
+    return f"nice {nice}, its session's autogroup nice {group}"

@@ -329,6 +329,7 @@ class ServiceSettings(BaseModel):
     restart_backoff_max_seconds: float = Field(60.0, gt=0)
     log_max_bytes: int = Field(10_000_000, ge=1024)
     log_backups: int = Field(3, ge=0)
+    niceness: int = Field(0, ge=0, le=19)  # every service this much below the default
 
 
 class AnomalySettings(BaseModel):
