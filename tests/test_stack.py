@@ -14,8 +14,9 @@ import socket
 import subprocess
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from lakehouse.catalog import ops_metrics as m
 from lakehouse.catalog.conf import conf_of
 from lakehouse.catalog.events import SCHEMA_VERSION
+from lakehouse.catalog.tables import GOLD_ALERTS
 from lakehouse.config.settings import PROJECT_ROOT, ConfigError, Settings, load_settings
+from lakehouse.io.fast_read import TableMissing, read_rows
 from scripts.isolated_stack import PORTS_VARIABLE, free_ports, stack_env
 from scripts.service_logs import faults
 from scripts.services import Bridge, KafkaBroker, Pipeline, PrometheusServer, Service
@@ -293,6 +296,25 @@ def check_insights(api: str, series: tuple[str, str]) -> None:
     assert impact.status_code == 200, impact.text
 
 
+def check_alerts_are_news(settings: Settings, started: datetime) -> None:
+    """Every alert the stack raised is news (``alerts.max_age_hours``): none about the weeks of
+    history the simulators seed at the first start. Read from ``gold.alerts`` (the API does not
+    serve a held price's observation time apart from its details)."""
+    since = started - timedelta(hours=settings.alerts.max_age_hours)
+    try:
+        alerts = read_rows(GOLD_ALERTS, settings, ["rule", "details", "last_firing_at"]).to_pylist()
+    except TableMissing:  # no rule has been evaluated yet: nothing raised
+        return
+    old = []
+    for alert in alerts:
+        observed = json.loads(alert["details"] or "{}").get("observed_at")
+        when = datetime.fromisoformat(observed) if observed else alert["last_firing_at"]
+        if when.replace(tzinfo=when.tzinfo or UTC) < since:
+            old.append((alert["rule"], when.isoformat()))
+    raised = Counter(a["rule"] for a in alerts)
+    assert old == [], f"alerts about history: {old[:10]} of {len(old)}; raised {dict(raised)}"
+
+
 @pytest.mark.journey  # the whole embedded stack of its own, the pipeline (Spark) included
 @pytest.mark.timeout(JOURNEY_SECONDS + FORECASTS_SECONDS + 900)  # up, down: on a busy box
 def test_first_run_as_a_user_lives_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -311,6 +333,7 @@ def test_first_run_as_a_user_lives_it(tmp_path: Path, monkeypatch: pytest.Monkey
         monkeypatch.setenv(key, value)
     env = dict(os.environ)  # the `./run.sh` commands' and this process's settings: the same
     settings = load_settings()
+    started = datetime.now(UTC)
     try:
         up = run(env, "up")
         assert up.returncode == 0, up.stdout + up.stderr
@@ -361,6 +384,7 @@ def test_first_run_as_a_user_lives_it(tmp_path: Path, monkeypatch: pytest.Monkey
         # the first forecasts are fitted in the background once the seeded history is in gold
         wait_until("the first forecasts", lambda: forecast_of(api, series), FORECASTS_SECONDS)
         check_chart(api, series)
+        check_alerts_are_news(settings, started)
 
         status = run(env, "status", "pipeline")
         assert "silver: " in status.stdout and "records behind in Kafka" in status.stdout
