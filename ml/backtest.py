@@ -355,8 +355,9 @@ def global_points_for(
     sources: ExogSources | None = None,
 ) -> dict[str, dict[pd.Timestamp, np.ndarray]] | None:
     """The global model's backtest points of every series at its origins (``plan_series``),
-    or None when no global model is among ``models``. ``sources``: of its exogenous features
-    (``ml.exogenous``; None: none)."""
+    or None when no global model is among ``models`` or no series is long enough for one (the
+    first start's seeded weeks: every series naive, nothing to fit). ``sources``: of its
+    exogenous features (``ml.exogenous``; None: none)."""
     if not set(models) & set(GLOBAL_MODELS):
         return None
     from ml.global_model import global_backtest
@@ -367,7 +368,7 @@ def global_points_for(
         if set((plan := plan_series(g.set_index("date")["y"], models, ml, candidates)).models)
         & set(GLOBAL_MODELS)
     }
-    return global_backtest(series, origins, ml, sources)
+    return global_backtest(series, origins, ml, sources) if origins else None
 
 
 def per_series(
