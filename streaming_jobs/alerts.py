@@ -30,6 +30,7 @@ from lakehouse.catalog.alert_rules import (
 )
 from lakehouse.catalog.conf import Conf
 from lakehouse.catalog.events import HoldStatus, Metric
+from lakehouse.catalog.tables import GOLD_ALERTS
 
 # ---- signals --------------------------------------------------------------------------------
 
@@ -698,42 +699,23 @@ def alert_rows(
             ).otherwise(out)
         return out
 
+    made = {
+        "message_id": render("id"),
+        "message_en": render("en"),
+        "updated_at": now.cast("timestamp"),
+    }
     return _with_people_words(alerts, conf).select(
-        "alert_id",
-        "rule",
-        "severity",
-        "status",
-        "market_id",
-        "region",
-        "commodity",
-        "metric",
-        "value",
-        "reference",
-        render("id").alias("message_id"),
-        render("en").alias("message_en"),
-        "details",
-        "opened_at",
-        "resolved_at",
-        now.cast("timestamp").alias("updated_at"),
-        "alert_key",
-        "last_firing_at",
+        *[made[c].alias(c) if c in made else c for c in GOLD_ALERTS.columns]
     )
 
 
+#: the columns that name an alert for its whole life (its id, what it is about, when it opened)
+_FIXED = ("alert_id", "market_id", "region", "commodity", "metric", "opened_at", "alert_key")
 #: what makes a recomputed alert row different from the stored one (``updated_at`` aside)
 CHANGED = " OR ".join(
     f"(t.{c} IS DISTINCT FROM s.{c})"
-    for c in (
-        "severity",
-        "status",
-        "value",
-        "reference",
-        "message_id",
-        "message_en",
-        "details",
-        "resolved_at",
-        "last_firing_at",
-    )
+    for c in GOLD_ALERTS.columns
+    if c not in (*_FIXED, "updated_at")
 )
 
 
