@@ -572,7 +572,7 @@ def test_only_news_raises_an_alert_and_a_stored_one_follows_its_rule(spark, sett
     assert since == now - timedelta(hours=48)  # the shipped default
 
     def row(alert_id: str, last: datetime, status: str = "open") -> dict:
-        return {c: None for c in GOLD_ALERTS.schema.names} | {
+        return {c: None for c in GOLD_ALERTS.columns} | {
             "alert_id": alert_id,
             "rule": "price_spike",
             "severity": "warning",
