@@ -12,10 +12,10 @@ Prints, next to the raw produce rate of the same payloads measured in the same r
   probes: a probe price (on a series of its own) is produced when the previous one was seen,
   at most one per half second, and ``GET /api/v1/prices/live`` is polled every 50 ms until it
   shows it; the same probes' arrival on ``WS /api/v1/prices/ws``; p50/p95/p99 of both;
-- **reads while writes flow**: ``GET /api/v1/prices/live`` at a fixed 1 000 requests/s offered
-  (open loop, latency from the scheduled time), during the 5 000 ev/s phase, with the read mix
-  of ``bench api`` (one commodity, one market, one commodity in one province; the unfiltered
-  list of every series is ~400 bytes a series);
+- **reads while writes flow**: ``GET /api/v1/prices/live`` at ``--read-rate`` (2 000) requests/s
+  offered (open loop, latency from the scheduled time), during the 5 000 ev/s phase, with the
+  read mix of ``bench api`` (one commodity, one market, one commodity in one province; the
+  unfiltered list of every series is ~400 bytes a series);
 - **alerts**: once silver has drained the loaded phases' backlog and gold has aggregated it
   (both waits printed), a planted 45 °C reading at one market after another (the cold-chain
   rule's critical level): seconds until its alert is in ``GET /api/v1/alerts`` and on the
@@ -65,7 +65,7 @@ from streaming_jobs.medallion import GOLD_QUERY
 
 PROBE_EVERY = 0.5
 POLL_EVERY = 0.05
-READ_RATE = 1000.0
+READ_RATE = 2000.0  # the /prices/live target's offered rate (docs/operations.md, #57)
 PROBE_TIMEOUT = 600.0  # a loaded phase may build a backlog of minutes: it is measured, not cut
 LOAD_CAP = 3  # a phase's background load lasts at most this many times --seconds
 
@@ -322,7 +322,12 @@ def steady(settings: Settings, rate: float, stop: threading.Event, produced: lis
 
 
 def freshness(
-    settings: Settings, probes: Probes, rate: float, seconds: float, min_probes: int
+    settings: Settings,
+    probes: Probes,
+    rate: float,
+    seconds: float,
+    min_probes: int,
+    read_rate: float = READ_RATE,
 ) -> None:
     """Probes, one after another (at most one per half second), while a background load of
     ``rate`` events/s flows, for ``seconds`` and at least ``min_probes`` probes — the load for
@@ -337,7 +342,7 @@ def freshness(
         urls = [probes.api + path for path in live_reads(conf_of(settings))]
 
         def read_load() -> None:
-            reads["result"] = load(urls, 100, seconds - 5, READ_RATE, clients=1)
+            reads["result"] = load(urls, 100, seconds - 5, read_rate, clients=1)
 
         reader = threading.Thread(target=read_load)
     background.start()
@@ -362,6 +367,7 @@ def freshness(
         reader.join()
     wait_for(settings, base + sum(produced) + len(api_seen), 900)
     phase = {"rate": rate, "api": api_seen, "ws": ws_seen, "reads": reads.get("result")}
+    phase["read_rate"] = read_rate
     report_phase(phase, loaded)
 
 
@@ -374,8 +380,9 @@ def report_phase(phase: dict, loaded: float) -> None:
     print(f" {ws_q[0]:>7.2f} {ws_q[1]:>6.2f} {ws_q[2]:>6.2f}", flush=True)
     if reads := phase["reads"]:
         print(
-            f"{'':>10} reads while writes flow: GET /prices/live at {READ_RATE:,.0f} req/s "
-            f"offered: {reads.rate:,.0f} req/s answered, p50 {reads.percentile(50):.1f} ms, "
+            f"{'':>10} reads while writes flow: GET /prices/live at "
+            f"{phase['read_rate']:,.0f} req/s offered: {reads.rate:,.0f} req/s answered, "
+            f"p50 {reads.percentile(50):.1f} ms, "
             f"p99 {reads.percentile(99):.1f} ms, {reads.errors} errors",
             flush=True,
         )
@@ -420,6 +427,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--probes", type=int, default=5, help="at least this many per rate")
     parser.add_argument("--events", type=int, default=500_000)
     parser.add_argument("--alerts", type=int, default=20, help="planted alerts")
+    parser.add_argument(
+        "--read-rate", type=float, default=READ_RATE, help="GET /prices/live req/s at 5 000 ev/s"
+    )
     args = parser.parse_args(argv)
 
     with (
@@ -441,7 +451,7 @@ def main(argv: list[str] | None = None) -> None:
         probes = Probes(settings, api)
         try:
             for rate in args.rates:
-                freshness(settings, probes, rate, args.seconds, args.probes)
+                freshness(settings, probes, rate, args.seconds, args.probes, args.read_rate)
         finally:
             probes.close()
         print(f"\nbacklog after the loaded phases drained in {drain(settings):.0f} s", flush=True)
