@@ -219,10 +219,11 @@ lowered() {  # "$@" in a session of its own, 10 below the default: its nice valu
 }
 
 test_suite() {  # the whole suite as three pytest sessions side by side, each with its own
-  # share of the free ports: the unit tests (one core's work) beside the class archive's build;
-  # then the first-run journey (a whole stack left running for minutes, mostly waiting) and the
-  # integration tests (Spark, services), the longest: the other two run `lowered`, so that the
-  # CPU goes to it first. The integration tests' report is live; the others' follow it
+  # share of the free ports: the unit tests (one core's work, `lowered`: the others' waits are
+  # the run's length) beside the class archive's build; then the first-run journey (a whole
+  # stack left running for minutes, mostly waiting) and the integration tests (Spark, services)
+  # on two workers (pytest-xdist, a file's tests on one), which mostly wait on Spark's batches
+  # and their services. The integration tests' report is live; the others' follow it
   local rc=0 session
   setup_dev_installs
   SESSION_LOGS="$(mktemp -d)"
@@ -232,11 +233,11 @@ test_suite() {  # the whole suite as three pytest sessions side by side, each wi
     >"$SESSION_LOGS/unit" 2>&1 &
   SESSIONS+=($!)
   setup_class_archive
-  ISOLATED_STACK_PORTS=25000-27999 lowered "$PY" -m pytest -m journey -p no:cacheprovider \
+  ISOLATED_STACK_PORTS=25000-27999 "$PY" -m pytest -m journey -p no:cacheprovider \
     >"$SESSION_LOGS/journey" 2>&1 &
   SESSIONS+=($!)
   ISOLATED_STACK_PORTS=28000-32767 "$PY" -m pytest -m "(services or spark) and not journey" \
-    || rc=$?
+    -n 2 --dist loadfile || rc=$?
   for session in unit journey; do
     wait "${SESSIONS[0]}" || rc=$((rc != 0 ? rc : $?))
     SESSIONS=("${SESSIONS[@]:1}")

@@ -323,12 +323,7 @@ def test_first_run_as_a_user_lives_it(tmp_path: Path, monkeypatch: pytest.Monkey
     outside: up (twice), status, each simulator round moving ``/prices/live``, every tab with
     data in Chromium, forecasts, impact and anomalies, the whole scrape and the operations
     view, no traceback or ERROR in any service's log; down leaves no process."""
-    own = {
-        **stack_env(str(tmp_path)),
-        "SMARTMARKET_PROMETHEUS__SCRAPE_SECONDS": "1",
-        # below the integration tests run beside it (it mostly waits): the CPU goes to them first
-        "SMARTMARKET_SERVICES__NICENESS": "10",
-    }
+    own = {**stack_env(str(tmp_path)), "SMARTMARKET_PROMETHEUS__SCRAPE_SECONDS": "1"}
     for key, value in own.items():
         monkeypatch.setenv(key, value)
     env = dict(os.environ)  # the `./run.sh` commands' and this process's settings: the same
