@@ -71,6 +71,8 @@ def compose_prometheus_config(settings: Settings, out: Path) -> dict[str, Any]:
 
 
 def _receiver(channel: NotifierChannel) -> dict[str, Any] | None:
+    if not channel.broadcast:
+        return None  # it carries users' subscriptions only
     if channel.kind == "webhook":
         hook: dict[str, Any] = {"url": channel.url, "send_resolved": True}
         if channel.token:
@@ -84,7 +86,7 @@ def _receiver(channel: NotifierChannel) -> dict[str, Any] | None:
             "send_resolved": True,
         }
         return {"name": channel.name, "telegram_configs": [bot]}
-    return None  # WhatsApp: no Alertmanager receiver
+    return None  # WhatsApp, e-mail: no Alertmanager receiver
 
 
 def alertmanager_config(settings: Settings) -> dict[str, Any]:

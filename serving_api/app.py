@@ -21,6 +21,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from lakehouse.catalog.conf import conf_of
 from lakehouse.config.settings import Settings, load_settings
 from lakehouse.domain.registry import open_registry
+from lakehouse.domain.subscriptions import SubscriptionStore
 from lakehouse.domain.supply_registry import SupplyRegistry
 from lakehouse.io.fast_read import delivery_counts
 from lakehouse.io.status import restart_counts
@@ -48,6 +49,7 @@ from serving_api.routers import (
     ops,
     prices,
     quarantine,
+    subscriptions,
     supply,
 )
 from serving_api.views import LIVE
@@ -91,6 +93,7 @@ def _resources(settings: Settings) -> Resources:
         ),
         registry=registry,
         supply_registry=SupplyRegistry(registry.engine, registry.conf),
+        subscriptions=SubscriptionStore(registry.engine, registry.conf),
     )
 
 
@@ -142,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ledger.router)
     app.include_router(operations.router)
     app.include_router(supply.router)
+    app.include_router(subscriptions.router)
     app.include_router(news.router)
     dashboard.install(app)
     app.add_middleware(ReadAccess, keyring=resources.keyring, prefix=API_PREFIX)

@@ -41,12 +41,13 @@ class Permission(StrEnum):
     review = "release or reject held prices"
     admin = "administer"
     operations = "watch operations"  # the operations view (with closed reads)
+    subscribe = "manage alert subscriptions"  # a user's own; an admin's anyone's
 
 
 GRANTS: dict[str, frozenset[Permission]] = {
-    "reader": frozenset({Permission.read}),
+    "reader": frozenset({Permission.read, Permission.subscribe}),
     "ingest": frozenset({Permission.ingest}),
-    "central": frozenset({Permission.read, Permission.audit}),
+    "central": frozenset({Permission.read, Permission.audit, Permission.subscribe}),
     "operator": frozenset(
         {
             Permission.read,
@@ -54,6 +55,7 @@ GRANTS: dict[str, frozenset[Permission]] = {
             Permission.audit,
             Permission.review,
             Permission.operations,
+            Permission.subscribe,
         }
     ),
     "admin": frozenset(Permission),

@@ -2,12 +2,12 @@
 
 ``serving_api.app.create_app`` makes one ``Resources`` per application — settings, metrics, the
 gold cache, the impact explainer, the key ring, the Kafka publisher, the two push hubs, the
-device and supply registries and the readiness answer of a moment ago — and puts it on
-``app.state.resources``, the only thing kept there; the app's lifespan starts the hubs and
-closes the publisher and the registry. A route takes what it needs as a parameter typed with
-one of the aliases below (``cache: GoldDep``), and the caller through ``require(permission)``;
-no route reads ``app.state``. Every dependency is ``async``: a plain ``def`` would cost a thread
-hop per request.
+device and supply registries, the alert subscriptions and the readiness answer of a moment
+ago — and puts it on ``app.state.resources``, the only thing kept there; the app's lifespan
+starts the hubs and closes the publisher and the registry. A route takes what it needs as a
+parameter typed with one of the aliases below (``cache: GoldDep``), and the caller through
+``require(permission)``; no route reads ``app.state``. Every dependency is ``async``: a plain
+``def`` would cost a thread hop per request.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from starlette.requests import HTTPConnection
 from lakehouse.catalog.conf import Conf
 from lakehouse.config.settings import Settings
 from lakehouse.domain.registry import Registry
+from lakehouse.domain.subscriptions import SubscriptionStore
 from lakehouse.domain.supply_registry import SupplyRegistry
 from serving_api.auth import HEADER, Keyring, Permission, Principal, presented
 from serving_api.cache import GoldCache
@@ -50,6 +51,7 @@ class Resources:
     price_hub: Hub  # prices as they land in silver (WebSocket /prices/ws)
     registry: Registry  # devices and users
     supply_registry: SupplyRegistry  # the same store: supply entities
+    subscriptions: SubscriptionStore  # the same store: users' alert subscriptions
     #: the last readiness answer, by "ready", with its time.monotonic()
     readiness: dict[str, tuple[float, Readiness]] = field(default_factory=dict)
 
@@ -83,6 +85,7 @@ AlertHubDep = Annotated[Hub, _part(lambda r: r.alert_hub)]
 PriceHubDep = Annotated[Hub, _part(lambda r: r.price_hub)]
 RegistryDep = Annotated[Registry, _part(lambda r: r.registry)]
 SupplyRegistryDep = Annotated[SupplyRegistry, _part(lambda r: r.supply_registry)]
+SubscriptionsDep = Annotated[SubscriptionStore, _part(lambda r: r.subscriptions)]
 ReadinessDep = Annotated[dict[str, tuple[float, Readiness]], _part(lambda r: r.readiness)]
 
 _header = APIKeyHeader(

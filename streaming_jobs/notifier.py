@@ -1,25 +1,28 @@
-"""Alert notifications: new alert states of ``gold.alerts`` pushed to webhooks, Telegram and
-WhatsApp, outside the pipeline.
+"""Alert notifications: new alert states of ``gold.alerts`` pushed to webhooks, Telegram,
+WhatsApp and e-mail, outside the pipeline — to every broadcast channel, and to each user whose
+subscription (``lakehouse.domain.subscriptions``) wants the alert, at once or in a daily digest.
 
 Runs as its own process (the ``notifier`` service, ``python -m streaming_jobs.notifier``) and
 reads the Delta table without Spark, so a slow or dead receiver never holds up a micro-batch.
 Each alert *state* (``status:severity`` — opened, escalated, resolved) is sent once per channel.
 A failed attempt is retried with exponential backoff without blocking the other deliveries;
 when the attempts are exhausted the state is recorded as undelivered. Every finished delivery
-is a row of ``gold.alert_deliveries`` (delivered or not, attempts, last error): the notifier
-skips what is there after a restart, and ``lakehouse.io.fast_read.delivery_counts`` gives the
-totals for metrics.
+is a row of ``gold.alert_deliveries`` (a subscriber's: ``gold.subscription_deliveries``;
+delivered or not, attempts, last error): the notifier skips what is there after a restart,
+and ``lakehouse.io.fast_read.delivery_counts`` gives the totals for metrics.
 Delivery is at least once: a crash between a successful POST and its record re-sends it, with
-the same ``Idempotency-Key`` header (``<alert_id>:<state>``) so receivers can drop the copy.
+the same ``Idempotency-Key`` header (``<alert_id>:<state>``; an e-mail the same
+``Message-ID``) so receivers can drop the copy.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sys
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 import httpx
@@ -28,17 +31,25 @@ import pyarrow as pa
 
 from lakehouse.catalog.alert_rules import Message
 from lakehouse.catalog.conf import conf_of
-from lakehouse.catalog.tables import GOLD_ALERT_DELIVERIES, GOLD_ALERTS, arrow_schema
+from lakehouse.catalog.tables import (
+    GOLD_ALERT_DELIVERIES,
+    GOLD_ALERTS,
+    GOLD_SUBSCRIPTION_DELIVERIES,
+    Table,
+    arrow_schema,
+)
 from lakehouse.config.logs import configure_logging
 from lakehouse.config.settings import AlertSettings, NotifierChannel, Settings, load_settings
+from lakehouse.domain.registry import open_registry
+from lakehouse.domain.subscriptions import SEVERITY_RANK, Subscription, SubscriptionStore, matches
 from lakehouse.io import table_writes
 from lakehouse.io.fast_read import TableMissing, open_table, read_rows, table_version
 from lakehouse.io.status import stop_event, write_status
+from streaming_jobs import mail
 
 log = logging.getLogger(__name__)
 
 STATUS_NAME = "notifier"
-SEVERITY_RANK = {"warning": 1, "critical": 2}
 RETRYABLE_STATUS = {408, 425, 429}  # and every 5xx
 
 
@@ -71,6 +82,25 @@ def text_of(alert: dict[str, Any], language: str, titles: dict[str, Message]) ->
     return "\n".join(lines)
 
 
+def digest_text(alerts: list[dict[str, Any]], language: str, titles: dict[str, Message]) -> str:
+    """A daily digest: a status line counting the alerts, then each alert's text."""
+    languages = {"id": ["id"], "en": ["en"]}.get(language, ["id", "en"])
+    n = len(alerts)
+    head = " / ".join(
+        f"RINGKASAN HARIAN] {n} peringatan" if lang == "id" else f"DAILY DIGEST] {n} alerts"
+        for lang in languages
+    )
+    return "\n\n".join(["[" + head, *(text_of(a, language, titles) for a in alerts)])
+
+
+def digest_due(at: datetime, hour: int, tz: tzinfo) -> datetime:
+    """When the digest holding an alert state of ``at`` goes: the first ``hour`` o'clock (local
+    time) after it — the same after a restart, so a digest that was due goes at once."""
+    local = at.astimezone(tz)
+    due = local.replace(hour=hour, minute=0, second=0, microsecond=0)
+    return (due if due > local else due + timedelta(days=1)).astimezone(UTC)
+
+
 def _json_safe(alert: dict[str, Any]) -> dict[str, Any]:
     return {
         k: (None if pd.isna(v) else v.isoformat() if isinstance(v, datetime) else v)
@@ -79,11 +109,11 @@ def _json_safe(alert: dict[str, Any]) -> dict[str, Any]:
 
 
 def request_for(
-    channel: NotifierChannel, alert: dict[str, Any], language: str, titles: dict[str, Message]
+    channel: NotifierChannel, alerts: list[dict[str, Any]], text: str, key: str
 ) -> tuple[str, dict[str, Any], dict[str, str]]:
-    """(url, JSON body, headers) of one notification in the channel's shape."""
-    text = text_of(alert, language, titles)
-    headers = {"Idempotency-Key": f"{alert['alert_id']}:{state_of(alert)}"}
+    """(url, JSON body, headers) of one notification — one alert state, or a digest of several —
+    in the channel's shape; ``key`` is its ``Idempotency-Key``."""
+    headers = {"Idempotency-Key": key}
     if channel.kind == "telegram":
         url = f"{channel.url.rstrip('/')}/bot{channel.token}/sendMessage"
         return url, {"chat_id": channel.chat_id, "text": text}, headers
@@ -97,73 +127,175 @@ def request_for(
             "text": {"body": text},
         }
         return channel.url, body, headers
+    if len(alerts) > 1:
+        body = {"event": "alert.digest", "text": text}
+        return channel.url, {**body, "alerts": [_json_safe(a) for a in alerts]}, headers
+    (alert,) = alerts
     body = {"event": f"alert.{alert['status']}", "state": state_of(alert), "text": text}
     return channel.url, {**body, "alert": _json_safe(alert)}, headers
 
 
 @dataclass
 class Delivery:
-    """One alert state on its way to one channel."""
+    """One alert state on its way to a channel's recipient: a broadcast channel's own, or a
+    subscription's (``channel`` is then the configured channel of its kind addressed to the
+    subscription's recipient; None when no channel of that kind is configured)."""
 
     alert: dict[str, Any]
-    channel: NotifierChannel
+    channel: NotifierChannel | None
+    subscription: Subscription | None = None
     first_attempt_at: datetime | None = None
     attempts: int = 0
     next_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     last_error: str = ""
+    delivered: bool = False
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.alert["alert_id"], self.channel.name, state_of(self.alert))
+    def key(self) -> tuple[str, ...]:
+        """What is delivered once: the key of its row in ``gold.alert_deliveries`` (broadcast)
+        or ``gold.subscription_deliveries``."""
+        alert_id, state = self.alert["alert_id"], state_of(self.alert)
+        if (sub := self.subscription) is None:
+            assert self.channel is not None
+            return (alert_id, self.channel.name, state)
+        return (alert_id, state, sub.username, sub.channel, sub.recipient)
+
+    @property
+    def batch(self) -> tuple[str, ...]:
+        """What goes out as one message: the delivery alone, or its recipient's digest."""
+        if (sub := self.subscription) is not None and sub.digest:
+            return ("digest", sub.username, sub.channel, sub.recipient)
+        return self.key
+
+    @property
+    def language(self) -> str | None:
+        return self.subscription.language if self.subscription else None
+
+    def row(self) -> dict[str, Any]:
+        """The finished delivery as a row of its table."""
+        common = {
+            "rule": self.alert["rule"],
+            "severity": self.alert["severity"],
+            "delivered": self.delivered,
+            "attempts": self.attempts,
+            "last_error": self.last_error or None,
+            "first_attempt_at": self.first_attempt_at,
+            "finished_at": datetime.now(UTC),
+        }
+        if (sub := self.subscription) is None:
+            return dict(zip(("alert_id", "channel", "state"), self.key, strict=True)) | common
+        names = ("alert_id", "state", "subscriber", "channel", "recipient")
+        own = {"subscription_id": sub.subscription_id, "digest": sub.digest}
+        return dict(zip(names, self.key, strict=True)) | own | common
 
 
 class Notifier:
-    """Polls ``gold.alerts`` for new states and delivers them to the configured channels."""
+    """Polls ``gold.alerts`` for new states and delivers them to the broadcast channels and to
+    the subscribers that want them."""
 
-    def __init__(self, settings: Settings, client: httpx.Client | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        client: httpx.Client | None = None,
+        subscriptions: SubscriptionStore | None = None,
+    ) -> None:
         self.settings = settings
         self.conf: AlertSettings = settings.alerts
-        self.titles = conf_of(settings).alerts.titles  # what each rule is called
+        self.rules = conf_of(settings)
+        self.titles = self.rules.alerts.titles  # what each rule is called
         self.client = client or httpx.Client(timeout=self.conf.timeout_seconds)
-        self.seen_version: int | None = None
-        self.pending: dict[tuple[str, str, str], Delivery] = {}
-        self.done = self._finished()
+        self.subscriptions = subscriptions or SubscriptionStore(
+            open_registry(settings).engine, self.rules
+        )
+        self.seen: tuple[int, list[Subscription]] | None = None
+        self.pending: dict[tuple[str, ...], Delivery] = {}
+        self.done = self._finished(GOLD_ALERT_DELIVERIES) | self._finished(
+            GOLD_SUBSCRIPTION_DELIVERIES
+        )
         self.counts = {"delivered": 0, "undelivered": 0, "attempts": 0}
 
-    def _finished(self) -> set[tuple[str, str, str]]:
+    def _finished(self, table: Table) -> set[tuple[str, ...]]:
         try:
-            rows = read_rows(GOLD_ALERT_DELIVERIES, self.settings, ["alert_id", "channel", "state"])
+            rows = read_rows(table, self.settings, list(table.keys))
         except TableMissing:
             return set()
-        return set(zip(*(rows.column(c).to_pylist() for c in rows.column_names), strict=True))
+        return set(zip(*(rows.column(c).to_pylist() for c in table.keys), strict=True))
+
+    def _carrier(self, sub: Subscription) -> NotifierChannel | None:
+        """The channel a subscription's deliveries go through, addressed to its recipient: its
+        own webhook, else the first configured channel of its kind."""
+        if sub.channel == "webhook":
+            return NotifierChannel(name=f"subscription:{sub.subscription_id}", url=sub.recipient)
+        address = {"telegram": "chat_id", "whatsapp": "to", "email": "to"}[sub.channel]
+        for channel in self.conf.channels:
+            if channel.kind == sub.channel:
+                return channel.model_copy(update={address: sub.recipient})
+        return None
 
     # ---- what to send ------------------------------------------------------------------
     def poll(self, now: datetime) -> None:
-        """Queue the alert states not delivered yet (if ``gold.alerts`` has a new version)."""
+        """Queue the alert states not delivered yet (if ``gold.alerts`` has a new version or
+        the subscriptions changed)."""
         version = table_version(GOLD_ALERTS, self.settings)
-        if version is None or version == self.seen_version:
+        if version is None:
+            return
+        subscriptions = self.subscriptions.subscriptions()
+        if self.seen == (version, subscriptions):
             return
         alerts = open_table(GOLD_ALERTS, self.settings).to_pandas()
-        self.seen_version = version
+        self.seen = (version, subscriptions)
         last_event = alerts[["last_firing_at", "resolved_at"]].max(axis=1)
         recent = alerts[last_event >= pd.Timestamp(now - timedelta(hours=self.conf.max_age_hours))]
         for alert in recent.to_dict("records"):
             for channel in self.conf.channels:
-                if SEVERITY_RANK[alert["severity"]] < SEVERITY_RANK[channel.min_severity]:
+                if (
+                    channel.broadcast
+                    and SEVERITY_RANK[alert["severity"]] >= SEVERITY_RANK[channel.min_severity]
+                ):
+                    self._queue(Delivery(alert, channel, next_at=now))
+            for sub in subscriptions:
+                # a subscription gets the alert states that appear after it was made
+                if alert["updated_at"] < sub.created_at or not matches(sub, alert, self.rules):
                     continue
-                delivery = Delivery(alert, channel, next_at=now)
-                if delivery.key not in self.done and delivery.key not in self.pending:
-                    self.pending[delivery.key] = delivery
+                due = (
+                    digest_due(alert["updated_at"], self.conf.digest_hour, self.settings.tz)
+                    if sub.digest
+                    else now
+                )
+                self._queue(Delivery(alert, self._carrier(sub), sub, next_at=due))
+
+    def _queue(self, delivery: Delivery) -> None:
+        if delivery.key not in self.done and delivery.key not in self.pending:
+            self.pending[delivery.key] = delivery
 
     # ---- sending -----------------------------------------------------------------------
-    def _send(self, delivery: Delivery) -> tuple[bool, bool, str]:
-        """One attempt: (delivered, worth retrying, error)."""
-        url, body, headers = request_for(
-            delivery.channel,
-            delivery.alert,
-            delivery.channel.language or self.conf.language,
-            self.titles,
-        )
+    def _send(self, batch: list[Delivery]) -> tuple[bool, bool, str]:
+        """One attempt at one message (one delivery, or a digest): (delivered, worth
+        retrying, error)."""
+        head = batch[0]
+        channel = head.channel
+        if channel is None:
+            assert head.subscription is not None
+            kind = head.subscription.channel
+            return False, False, f"no {kind} channel in alerts.channels carries subscriptions"
+        alerts = [d.alert for d in batch]
+        language = head.language or channel.language or self.conf.language
+        if head.batch == head.key:
+            text = text_of(head.alert, language, self.titles)
+            key = f"{head.alert['alert_id']}:{state_of(head.alert)}"
+        else:
+            text = digest_text(alerts, language, self.titles)
+            digest = "|".join(sorted("|".join(d.key) for d in batch))
+            key = f"digest:{hashlib.sha256(digest.encode()).hexdigest()[:24]}"
+        if channel.kind == "email":
+            subject = text.partition("\n")[0]
+            to = channel.to
+            return mail.send(
+                channel,
+                mail.message(channel, to, subject, text, f"{key}:{to}"),
+                self.conf.timeout_seconds,
+            )
+        url, body, headers = request_for(channel, alerts, text, key)
         try:
             response = self.client.post(url, json=body, headers=headers)
         except httpx.HTTPError as exc:
@@ -173,49 +305,45 @@ class Notifier:
         code = response.status_code
         return False, code >= 500 or code in RETRYABLE_STATUS, f"HTTP {code}"
 
-    def attempt_due(self, now: datetime) -> list[dict[str, Any]]:
-        """Try every delivery whose time has come; returns the rows of those that finished."""
+    def attempt_due(self, now: datetime) -> list[Delivery]:
+        """Try every message whose time has come; returns the deliveries that finished."""
+        batches: dict[tuple[str, ...], list[Delivery]] = {}
+        for d in self.pending.values():
+            if d.next_at <= now:
+                batches.setdefault(d.batch, []).append(d)
         finished = []
-        for key, d in list(self.pending.items()):
-            if d.next_at > now:
-                continue
-            d.first_attempt_at = d.first_attempt_at or now
-            d.attempts += 1
+        for batch in batches.values():
             self.counts["attempts"] += 1
-            ok, retry, d.last_error = self._send(d)
-            if not ok and retry and d.attempts < self.conf.max_attempts:
-                backoff = self.conf.backoff_seconds * 2 ** (d.attempts - 1)
-                d.next_at = now + timedelta(seconds=min(backoff, self.conf.backoff_max_seconds))
-                continue
-            del self.pending[key]
-            self.done.add(key)
-            self.counts["delivered" if ok else "undelivered"] += 1
-            if not ok:
-                log.warning(
-                    "alert undelivered",
-                    extra={"alert_id": key[0], "channel": key[1], "error": d.last_error},
-                )
-            finished.append(
-                {
-                    "alert_id": key[0],
-                    "channel": key[1],
-                    "state": key[2],
-                    "rule": d.alert["rule"],
-                    "severity": d.alert["severity"],
-                    "delivered": ok,
-                    "attempts": d.attempts,
-                    "last_error": d.last_error or None,
-                    "first_attempt_at": d.first_attempt_at,
-                    "finished_at": datetime.now(UTC),
-                }
-            )
+            ok, retry, error = self._send(batch)
+            for d in batch:
+                d.first_attempt_at = d.first_attempt_at or now
+                d.attempts += 1
+                d.last_error, d.delivered = error, ok
+                if not ok and retry and d.attempts < self.conf.max_attempts:
+                    backoff = self.conf.backoff_seconds * 2 ** (d.attempts - 1)
+                    d.next_at = now + timedelta(seconds=min(backoff, self.conf.backoff_max_seconds))
+                    continue
+                del self.pending[d.key]
+                self.done.add(d.key)
+                self.counts["delivered" if ok else "undelivered"] += 1
+                if not ok:
+                    log.warning(
+                        "alert undelivered",
+                        extra={"delivery": "|".join(d.key), "error": d.last_error},
+                    )
+                finished.append(d)
         return finished
 
-    def _record(self, rows: list[dict[str, Any]]) -> None:
-        schema = arrow_schema(GOLD_ALERT_DELIVERIES)
-        table_writes.append(
-            GOLD_ALERT_DELIVERIES, self.settings, pa.Table.from_pylist(rows, schema=schema)
-        )
+    def _record(self, finished: list[Delivery]) -> None:
+        """The finished deliveries as rows of their tables (broadcast, subscriptions)."""
+        for table, own in (
+            (GOLD_ALERT_DELIVERIES, [d for d in finished if d.subscription is None]),
+            (GOLD_SUBSCRIPTION_DELIVERIES, [d for d in finished if d.subscription is not None]),
+        ):
+            if own:
+                rows = [d.row() for d in own]
+                schema = arrow_schema(table)
+                table_writes.append(table, self.settings, pa.Table.from_pylist(rows, schema=schema))
 
     def step(self, now: datetime | None = None) -> None:
         """One round: look for new alert states, attempt what is due, record what finished."""

@@ -159,6 +159,24 @@ class AlertRules(BaseModel):
             **({r: getattr(self.supply, r).message for r in SUPPLY_RULES} if self.supply else {}),
         }
 
+    def families(self) -> dict[str, tuple[str, ...]]:
+        """The rule ids by family: what an alert subscription may name instead of single
+        rules (``prices``, ``sensors``, ``quality``, ``supply``, ``news``)."""
+        return {
+            "prices": (
+                *self.price_move.message,
+                *self.held_move.message,
+                "region_move",
+                "forecast_risk",
+                "surge_risk",
+                "anomaly_score",
+            ),
+            "sensors": tuple(self.sensors.rules),
+            "quality": ("data_quality",),
+            "supply": SUPPLY_RULES,
+            "news": (NEWS_SURGE,),
+        }
+
     def cooldown_hours(self) -> dict[str, float]:
         """The cool-down by rule name."""
         sensors = {name: self.sensors.cooldown_hours for name in self.sensors.rules}

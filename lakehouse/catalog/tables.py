@@ -476,6 +476,32 @@ GOLD_ALERT_DELIVERIES = Table(
         "finished_at": Typed("timestamp", "when delivery succeeded or was given up (UTC)"),
     },
 )
+GOLD_SUBSCRIPTION_DELIVERIES = Table(
+    Layer.gold,
+    "subscription_deliveries",
+    "One row per alert state × subscriber × channel and recipient once its delivery finished "
+    "(lakehouse.domain.subscriptions; docs/alerts.md#subscriptions): delivered or not after the "
+    "last retry, with the attempts and the last error; a digest's alerts share its send.",
+    keys=("alert_id", "state", "subscriber", "channel", "recipient"),
+    columns={
+        "alert_id": GOLD_ALERT_DELIVERIES.columns["alert_id"],
+        "state": GOLD_ALERT_DELIVERIES.columns["state"],
+        "subscriber": Typed("string", "the user subscribed (the registry's user name)"),
+        "channel": Typed("string", "email, webhook, telegram or whatsapp"),
+        "recipient": Typed("string", "e-mail address, webhook URL, chat id or phone number"),
+        "subscription_id": Typed("string", "the subscription that asked for it"),
+        "digest": Typed("boolean", "sent in the subscriber's daily digest"),
+        "rule": GOLD_ALERT_DELIVERIES.columns["rule"],
+        "severity": GOLD_ALERT_DELIVERIES.columns["severity"],
+        "delivered": GOLD_ALERT_DELIVERIES.columns["delivered"],
+        "attempts": GOLD_ALERT_DELIVERIES.columns["attempts"],
+        "last_error": Typed(
+            "string", "why the last attempt failed (e.g. SMTP 550 …), empty when delivered"
+        ),
+        "first_attempt_at": GOLD_ALERT_DELIVERIES.columns["first_attempt_at"],
+        "finished_at": GOLD_ALERT_DELIVERIES.columns["finished_at"],
+    },
+)
 GOLD_PRICE_LEDGER = Table(
     Layer.gold,
     "price_ledger",
@@ -640,6 +666,7 @@ TABLES: dict[str, Table] = {
         GOLD_ANOMALIES,
         GOLD_ALERTS,
         GOLD_ALERT_DELIVERIES,
+        GOLD_SUBSCRIPTION_DELIVERIES,
         GOLD_PRICE_LEDGER,
         *SUPPLY_TABLES,
     )

@@ -385,18 +385,37 @@ class AnalystSettings(BaseModel):
 
 class NotifierChannel(BaseModel):
     """Where alert notifications go: a generic webhook (HTTP POST of the alert as JSON), a
-    Telegram bot (``<url>/bot<token>/sendMessage`` with chat_id/text) or the WhatsApp Cloud API
-    (``<url>`` = the phone number's ``/messages`` endpoint, bearer ``token``, recipient ``to``)."""
+    Telegram bot (``<url>/bot<token>/sendMessage`` with chat_id/text), the WhatsApp Cloud API
+    (``<url>`` = the phone number's ``/messages`` endpoint, bearer ``token``, recipient ``to``)
+    or e-mail (``url`` = ``smtp://[user@]host:port``, or ``smtps://`` for TLS from the start;
+    the password is ``token``; ``sender`` the From address, ``to`` the recipient). The channels
+    of a kind also carry the subscriptions of that kind (their own recipients); a channel with
+    ``broadcast: false`` carries only those."""
 
     name: str = Field(min_length=1)
-    kind: Literal["webhook", "telegram", "whatsapp"] = "webhook"
-    url: str = Field(pattern=r"^https?://")
+    kind: Literal["webhook", "telegram", "whatsapp", "email"] = "webhook"
+    url: str = Field(pattern=r"^(https?|smtps?)://")
     token: str = ""
     chat_id: str = ""
     to: str = ""
+    sender: str = ""  # e-mail: the From address
     min_severity: Literal["warning", "critical"] = "warning"
     #: the text's language here (id, en or both); None: ``alerts.language``
     language: Literal["id", "en", "both"] | None = None
+    #: every alert to this channel's own recipient; false: only subscriptions' deliveries
+    broadcast: bool = True
+
+    @model_validator(mode="after")
+    def _scheme_fits_kind(self) -> NotifierChannel:
+        if (self.kind == "email") != self.url.startswith("smtp"):
+            raise ValueError(
+                f"channel {self.name!r}: e-mail takes smtp(s)://, the others http(s)://"
+            )
+        if self.kind == "email" and not (self.sender and (self.to or not self.broadcast)):
+            raise ValueError(
+                f"channel {self.name!r}: e-mail needs a sender (From) and, to broadcast, a to"
+            )
+        return self
 
 
 class AlertSettings(BaseModel):
@@ -410,6 +429,7 @@ class AlertSettings(BaseModel):
     backoff_seconds: float = Field(1.0, gt=0)
     backoff_max_seconds: float = Field(60.0, gt=0)
     timeout_seconds: float = Field(5.0, gt=0)
+    digest_hour: int = Field(7, ge=0, le=23)  # local hour the subscriptions' daily digests go
 
 
 class SecuritySettings(BaseModel):

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from deltalake import DeltaTable, QueryBuilder
 from deltalake.exceptions import TableNotFoundError
 
-from lakehouse.catalog.tables import GOLD_ALERT_DELIVERIES, Table
+from lakehouse.catalog.tables import GOLD_ALERT_DELIVERIES, GOLD_SUBSCRIPTION_DELIVERIES, Table
 from lakehouse.config.settings import Settings
 from lakehouse.config.storage import delta_options, join, parquet_source, read_text
 
@@ -246,10 +246,14 @@ def added_since(
 
 
 def delivery_counts(settings: Settings) -> dict[str, int]:
-    """Finished deliveries per outcome (``delivered``, ``undelivered``), for metrics."""
-    try:
-        rows = read_rows(GOLD_ALERT_DELIVERIES, settings, ["delivered"])
-    except TableMissing:
-        return {"delivered": 0, "undelivered": 0}
-    delivered = sum(1 for d in rows.column("delivered").to_pylist() if d)
-    return {"delivered": delivered, "undelivered": rows.num_rows - delivered}
+    """Finished deliveries per outcome (``delivered``, ``undelivered``) — the broadcast
+    channels' and the subscribers' — for metrics."""
+    delivered = undelivered = 0
+    for table in (GOLD_ALERT_DELIVERIES, GOLD_SUBSCRIPTION_DELIVERIES):
+        try:
+            rows = read_rows(table, settings, ["delivered"])
+        except TableMissing:
+            continue
+        done = sum(1 for d in rows.column("delivered").to_pylist() if d)
+        delivered, undelivered = delivered + done, undelivered + rows.num_rows - done
+    return {"delivered": delivered, "undelivered": undelivered}
