@@ -60,6 +60,16 @@ def resolve_province(conf: Conf, name: str | None) -> str | None:
     return found
 
 
+def resolve_regency(conf: Conf, name: str | None) -> str | None:
+    """A regency of the markets as ``markets.csv`` writes it (``bogor`` → ``Bogor``)."""
+    if name is None:
+        return None
+    found = conf.regency_name(name)
+    if found is None:
+        raise unknown("regency", name, conf.regencies)
+    return found
+
+
 def _sentence(error: dict[str, Any]) -> str:
     where = error.get("loc", ())
     if where and where[0] in ("query", "path", "header"):

@@ -58,6 +58,27 @@ class Error(BaseModel):
     errors: list[str] | None = Field(None, description="each invalid parameter, in words (422)")
 
 
+class CommodityOut(BaseModel):
+    """A commodity of the catalogue: the id events and tables use, and what people call it."""
+
+    model_config = _example(
+        id="beras",
+        name="Beras Medium",
+        name_en="Medium rice",
+        unit="kg",
+        min_price=7000,
+        max_price=30000,
+        aliases=["beras", "medium rice"],
+    )
+    id: str
+    name: str = Field(description="Indonesian name")
+    name_en: str = Field(description="English name")
+    unit: str = Field(description="every price is IDR per this unit")
+    min_price: float = Field(description="below it a price is quarantined (price_out_of_range)")
+    max_price: float = Field(description="above it likewise")
+    aliases: list[str] = Field(description="other spellings the API and the producers accept")
+
+
 class Market(BaseModel):
     model_config = _example(
         market_id="IP-001",

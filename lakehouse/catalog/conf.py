@@ -60,6 +60,16 @@ class Conf:
         )
 
     @cached_property
+    def regencies(self) -> dict[str, str]:
+        """The regencies (kabupaten / kota) the markets are in — their ``city`` in
+        ``markets.csv`` — each with its province."""
+        return {m.city: m.province for m in self.physical_markets}
+
+    @cached_property
+    def _regencies_by_name(self) -> dict[str, str]:
+        return {normal_form(city): city for city in self.regencies}
+
+    @cached_property
     def commodities(self) -> dict[str, Commodity]:
         """The commodity catalogue by id (``commodities.yaml``)."""
         return read_commodities(self.path("commodities.yaml"))
@@ -97,6 +107,19 @@ class Conf:
         code (``Daerah Khusus Ibukota Jakarta``, ``jakarta`` and ``31`` → ``DKI Jakarta``);
         ``Indonesia`` for the nation; None if unknown."""
         return self._provinces_by_name.get(normal_form(name))
+
+    def regency_name(self, name: str) -> str | None:
+        """A regency of the markets as ``markets.csv`` writes it (``jakarta timur`` →
+        ``Jakarta Timur``), or None if no market is there."""
+        return self._regencies_by_name.get(normal_form(name))
+
+    def place(self, market_id: str | None, province: str | None) -> tuple[str | None, str | None]:
+        """Where a row is (a row of a market, or of a whole ``province``): its province and
+        its regency (None for a province's row or a published average)."""
+        market = self.markets.get(market_id or "")
+        if market is None:
+            return province, None
+        return market.province, market.city if market.kind == "pasar" else None
 
     def commodity_id(self, name: str) -> str | None:
         """Canonical commodity id for a name as people write it (``Bawang Merah`` →

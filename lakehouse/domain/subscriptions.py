@@ -20,7 +20,6 @@ from typing import Any, Literal, get_args
 import sqlalchemy as sa
 
 from lakehouse.catalog.conf import Conf
-from lakehouse.catalog.reference import normal_form
 from lakehouse.domain.registry import DEVICE_ID, NotFound, RegistryError, users_table
 
 Channel = Literal["email", "webhook", "telegram", "whatsapp"]
@@ -104,12 +103,6 @@ def _subscription(row: Any) -> Subscription:
     return Subscription(**values)
 
 
-def regencies_of(conf: Conf) -> dict[str, tuple[str, str]]:
-    """The regencies alerts can name — the cities of the physical markets — by normal form:
-    (the name as ``markets.csv`` writes it, its province)."""
-    return {normal_form(m.city): (m.city, m.province) for m in conf.physical_markets}
-
-
 def _resolved(kind: str, given: tuple[str, ...], lookup: Any, choices: list[str]) -> tuple:
     """Each of ``given`` by its canonical name (``lookup`` → None when unknown: NotFound)."""
     found = []
@@ -136,18 +129,12 @@ def checked(sub: Subscription, conf: Conf) -> Subscription:
     if sub.language not in ("id", "en", "both"):
         raise RegistryError("language must be id, en or both")
     provinces = [p.name for p in conf.provinces.values()]
-    regencies = regencies_of(conf)
     families = conf.alerts.families()
     rules = {r for members in families.values() for r in members} | set(families)
     return replace(
         sub,
         provinces=_resolved("province", sub.provinces, conf.province_name, provinces),
-        regencies=_resolved(
-            "regency",
-            sub.regencies,
-            lambda name: regencies.get(normal_form(name), (None,))[0],
-            [name for name, _ in regencies.values()],
-        ),
+        regencies=_resolved("regency", sub.regencies, conf.regency_name, conf.regencies),
         commodities=_resolved("commodity", sub.commodities, conf.commodity_id, conf.commodities),
         rules=_resolved("rule", sub.rules, lambda r: r if r in rules else None, rules),
     )
@@ -166,15 +153,13 @@ def matches(sub: Subscription, alert: dict[str, Any], conf: Conf) -> bool:
             return False
     if sub.commodities and alert.get("commodity") not in sub.commodities:
         return False
-    market = conf.markets.get(alert.get("market_id") or "")
-    province = market.province if market else alert.get("region")
+    province, regency = conf.place(alert.get("market_id"), alert.get("region"))
     if sub.provinces and province not in sub.provinces:
         return False
     if sub.regencies:
-        if market is not None and market.kind == "pasar":
-            return market.city in sub.regencies
-        regencies = regencies_of(conf)
-        return province in {regencies[normal_form(r)][1] for r in sub.regencies}
+        if regency is not None:
+            return regency in sub.regencies
+        return province in {conf.regencies[r] for r in sub.regencies}
     return True
 
 

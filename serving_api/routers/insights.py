@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 from fastapi.concurrency import run_in_threadpool
 
+from lakehouse.catalog.conf import Conf
 from ml.impact_result import ImpactResult
 from serving_api.deps import ConfDep, GoldDep, ImpactDep
-from serving_api.errors import ApiError, resolve_commodity, resolve_market
-from serving_api.models import Anomaly, Error, ForecastSeries, QualityRow
+from serving_api.errors import (
+    ApiError,
+    resolve_commodity,
+    resolve_market,
+    resolve_province,
+    resolve_regency,
+)
+from serving_api.models import Anomaly, CommodityOut, Error, ForecastSeries, QualityRow
 from serving_api.routers import API_PREFIX, READ_ERRORS
 from serving_api.routers.prices import Commodity, MarketId, Region
 from serving_api.views import ANOMALIES, FORECASTS, QUALITY
@@ -23,6 +31,14 @@ router = APIRouter(
 )
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="at most this many rows")]
+Province = Annotated[
+    str | None,
+    Query(max_length=128, description="province: name, alias or BPS code", examples=["Jawa Barat"]),
+]
+Regency = Annotated[
+    str | None,
+    Query(max_length=128, description="regency / city of the markets", examples=["Bogor"]),
+]
 Since = Annotated[date | None, Query(description="from this date on (YYYY-MM-DD)")]
 
 
@@ -32,15 +48,38 @@ Since = Annotated[date | None, Query(description="from this date on (YYYY-MM-DD)
     summary="The newest 7-day forecast of each series, with 80 % and 95 % intervals",
 )
 async def forecasts(
-    conf: ConfDep, cache: GoldDep, commodity: Commodity = None, market_id: MarketId = None
+    conf: ConfDep,
+    cache: GoldDep,
+    commodity: Commodity = None,
+    market_id: MarketId = None,
+    province: Province = None,
+    regency: Regency = None,
 ) -> list[dict[str, Any]]:
     wanted, market = resolve_commodity(conf, commodity), resolve_market(conf, market_id)
+    where = place_filter(conf, province, regency)
     return [
         s
         for s in await cache.get(FORECASTS)
         if (wanted is None or s["commodity"] == wanted)
         and (market is None or s["market_id"] == market)
+        and where(s)
     ]
+
+
+def place_filter(
+    conf: Conf, province: str | None, regency: str | None
+) -> Callable[[dict[str, Any]], bool]:
+    """Whether a row (``market_id``, ``region``) is in the province and the regency asked for
+    (404 for one nobody knows); a regency takes only its markets' rows."""
+    wanted = resolve_province(conf, province), resolve_regency(conf, regency)
+    if wanted == (None, None):
+        return lambda _row: True
+
+    def inside(row: dict[str, Any]) -> bool:
+        place = conf.place(row["market_id"], row["region"])
+        return all(w is None or w == p for w, p in zip(wanted, place, strict=True))
+
+    return inside
 
 
 @router.get(
@@ -55,16 +94,40 @@ async def anomalies(
     since: Since = None,
     min_score: Annotated[float, Query(ge=0, le=1, description="score 0..1")] = 0.0,
     limit: Limit = 100,
+    province: Province = None,
+    regency: Regency = None,
 ) -> list[dict[str, Any]]:
     wanted = resolve_commodity(conf, commodity)
+    where = place_filter(conf, province, regency)
     rows = (
         a
         for a in await cache.get(ANOMALIES)
         if (wanted is None or a["commodity"] == wanted)
         and (since is None or a["date"] >= since)
         and a["score"] >= min_score
+        and where(a)
     )
     return [row for row, _ in zip(rows, range(limit), strict=False)]
+
+
+@router.get(
+    "/commodities",
+    response_model=list[CommodityOut],
+    summary="The commodity catalogue (conf/commodities.yaml): names, unit, plausible range",
+)
+async def commodities(conf: ConfDep) -> list[CommodityOut]:
+    return [
+        CommodityOut(
+            id=c.id,
+            name=c.name,
+            name_en=c.label("en"),
+            unit=c.unit,
+            min_price=c.min_price,
+            max_price=c.max_price,
+            aliases=list(c.aliases),
+        )
+        for c in conf.commodities.values()
+    ]
 
 
 @router.get(

@@ -85,7 +85,7 @@ EXAMPLE = {
     "channel": "email",
     "recipient": "tpid@jatimprov.go.id",
     "provinces": ["Jawa Timur"],
-    "commodities": ["beras", "cabai_rawit_merah"],
+    "commodities": ["beras", "cabai_rawit"],
     "rules": ["prices"],
     "min_severity": "warning",
 }
