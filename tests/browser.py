@@ -1,14 +1,22 @@
 """The dashboard in a real browser: Debian's Chromium driven by Playwright (its own browser
-download is not reachable here), and a page watched for console errors and failed requests."""
+download is not reachable here), a page watched for console errors and failed requests, and
+the API it talks to served on a loopback port."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
+import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
+
+from lakehouse.config.settings import Settings
+from scripts.isolated_stack import free_ports
+from serving_api.app import create_app
 
 CHROMIUM = "/usr/bin/chromium"
 WAIT_MS = 60_000  # generous: the box is shared, and a replay is heavy
@@ -58,3 +66,22 @@ def open_page(watched: Watched, name: str = "board") -> Page:
     page.goto(f"/#{name}")
     page.wait_for_selector("body[data-ready=true]")
     return page
+
+
+@contextmanager
+def serving(settings: Settings) -> Iterator[str]:
+    """The API on a free loopback port, in a thread of this process; yields its URL."""
+    (port,) = free_ports(1)
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

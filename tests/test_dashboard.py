@@ -6,10 +6,8 @@ folder (printed)."""
 from __future__ import annotations
 
 import shutil
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,6 @@ from typing import Any
 import httpx
 import pyarrow as pa
 import pytest
-import uvicorn
 from deltalake import write_deltalake
 from fastapi.testclient import TestClient
 from playwright.sync_api import Browser
@@ -27,13 +24,12 @@ from lakehouse.catalog.tables import GOLD_FORECASTS, SILVER_QUARANTINE, arrow_sc
 from lakehouse.config.settings import Settings
 from lakehouse.io.fast_read import open_table
 from lakehouse.io.kafka_io import EventProducer
-from scripts.isolated_stack import free_ports
 from serving_api.app import create_app
 from serving_api.auth import mint_key
 from serving_api.routers.dashboard import BUNDLE_DIR
 from streaming_jobs.medallion import gold_query, silver_query
 from tests.api_samples import API, alert, upsert_alerts, with_api
-from tests.browser import DESKTOP, WAIT_MS, chromium, open_page, watch
+from tests.browser import DESKTOP, WAIT_MS, chromium, open_page, serving, watch
 from tests.conftest import drain
 from tests.shipped import SHIPPED
 
@@ -42,25 +38,6 @@ pytestmark = pytest.mark.timeout(1800)
 PAGES = ("board", "map", "series", "alerts", "quality")
 PHONE = {"width": 390, "height": 844}
 SERIES = ("IP-001", "cabai_merah")  # a series of the replayed PIHPS file
-
-
-@contextmanager
-def serving(settings: Settings) -> Iterator[str]:
-    """The API on a free loopback port, in a thread of this process; yields its URL."""
-    (port,) = free_ports(1)
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,7 @@ from lakehouse.io.fast_read import delivery_counts
 from scripts.isolated_stack import free_ports
 from serving_api.app import create_app
 from streaming_jobs.notifier import Notifier, digest_due
+from tests.browser import chromium, open_page, serving, watch
 from tests.conftest import isolated, secured
 from tests.test_notifier import NOW, alert, write_alerts
 from tests.test_security_api import API, PASSWORD, token
@@ -301,3 +302,34 @@ def test_the_digest_hour_is_local_time(conf_settings):
     assert digest_due(late, 7, conf_settings.tz) == datetime(2026, 3, 3, 0, tzinfo=UTC)
     early = datetime(2026, 3, 1, 23, 0, tzinfo=UTC)  # 06:00 in Jakarta: today's
     assert digest_due(early, 7, conf_settings.tz) == datetime(2026, 3, 2, 0, tzinfo=UTC)
+
+
+def test_the_settings_page_logs_in_and_manages_subscriptions(settings, tmp_path):
+    """The dashboard's #subscriptions page in a real browser: log in, subscribe, a bad
+    recipient explained, remove."""
+    own = mailing(settings, tmp_path, 25)
+    registry = open_registry(own)
+    registry.add_user("ana", "reader", PASSWORD)
+    registry.close()
+    with serving(own) as url, chromium() as browser:
+        watched = watch(browser, url)
+        page = open_page(watched, "subscriptions")
+        page.fill("#login-user", "ana")
+        page.fill("#login-password", PASSWORD)
+        page.click("#login-form button[type=submit]")
+        page.wait_for_selector("#subs-panel:not([hidden])")
+        page.fill("#subs-recipient", "ana@example.org")
+        page.fill("#subs-provinces", "jatim")
+        page.fill("#subs-commodities", "beras")
+        page.click("#subs-form button[type=submit]")
+        row = page.wait_for_selector("#subs-table tbody tr")
+        assert "Jawa Timur, beras" in row.inner_text()
+        page.fill("#subs-recipient", "not-an-address")
+        page.click("#subs-form button[type=submit]")
+        error = page.wait_for_selector("[data-testid=subs-error]:not([hidden])")
+        assert "is not an e-mail address" in error.inner_text()
+        page.click("#subs-table button.remove")
+        page.wait_for_selector("#subs-table tbody tr", state="detached")
+        # the browser logs the refused request itself; nothing else went wrong
+        assert [e for e in watched.errors if "status of 422" not in e] == []
+    assert SubscriptionStore(open_registry(own).engine, conf_of(own)).subscriptions() == []

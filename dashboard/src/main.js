@@ -1,5 +1,6 @@
 // The dashboard: loads the registry and the newest prices once, keeps them live, and shows one
-// page at a time (#board, #map, #series/<market>/<commodity>, #alerts, #quality, #ops/<minutes>).
+// page at a time (#board, #map, #series/<market>/<commodity>, #alerts, #quality, #ops/<minutes>,
+// #supply, #subscriptions).
 import "./style.css";
 import { follow, getJson } from "./api.js";
 import { language, setLanguage, t } from "./i18n.js";
@@ -13,8 +14,9 @@ import { renderQuality, setupQuality } from "./quality.js";
 import { renderOperations, setupOperations, showOperations } from "./operations.js";
 import { setupSupply, supplyShown } from "./supply.js";
 import { renderNews, setupNews } from "./news.js";
+import { renderSubscriptions, setupSubscriptions } from "./subscriptions.js";
 
-const PAGES = ["board", "map", "series", "alerts", "quality", "supply", "ops"];
+const PAGES = ["board", "map", "series", "alerts", "quality", "supply", "ops", "subscriptions"];
 const started = new Map(); // page → promise of its set-up
 const status = document.getElementById("live-status");
 let liveMode = "off";
@@ -55,6 +57,7 @@ const setups = {
   quality: setupQuality,
   ops: setupOperations,
   supply: async () => setupSupply(await (await fetch("/dashboard/provinces.geojson")).json()),
+  subscriptions: setupSubscriptions,
 };
 
 async function route() {
@@ -81,6 +84,7 @@ function rerender() {
   drawSeries();
   if (started.has("quality")) renderQuality();
   if (started.has("ops")) renderOperations();
+  if (started.has("subscriptions")) renderSubscriptions();
   showStatus(liveMode);
   document.getElementById("lang").textContent = language() === "id" ? "EN" : "ID";
 }
