@@ -389,7 +389,7 @@ _HELD += ("observed_at", "held_at", "decision", "decided_by", "supports", "note"
 
 
 def held_prices(fresh: DataFrame, decisions: DataFrame | None, tz: str) -> DataFrame:
-    """The last state of each held price (``streaming_jobs.holds``): ``fresh`` are
+    """The last state of each held price (``lakehouse.domain.holds``): ``fresh`` are
     ``silver.holds`` rows just held, ``decisions`` ``silver.hold_decisions`` rows (a decision
     wins over the hold it ends; None: there are none yet); with the local ``date`` it was
     observed on."""

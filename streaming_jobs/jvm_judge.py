@@ -18,9 +18,9 @@ from pyspark.sql.types import StructType
 
 from lakehouse.catalog.events import HoldStatus
 from lakehouse.catalog.rules import QualityRules
-from streaming_jobs import holds, price_judge
+from lakehouse.domain import holds, price_judge
+from lakehouse.domain.verdicts import DETAIL_PREFIX, DETAILS, FLAGS_MASK, REASONS_MASK, STAT_RULES
 from streaming_jobs.row_kinds import RowKind, SeriesKey
-from streaming_jobs.verdicts import DETAIL_PREFIX, DETAILS, FLAGS_MASK, REASONS_MASK, STAT_RULES
 
 ENTRY = "id.smartmarket.judge.SeriesJudge"
 

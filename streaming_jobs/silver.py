@@ -17,7 +17,7 @@ Rule ids (the ``reasons`` of a quarantine row, or the ``flags`` of a silver row)
 - statistical rules (``streaming_jobs.series_judge``), against the history of the same
   market × commodity: ``zscore``, ``iqr``, ``median_deviation``, ``cross_market`` (the median of
   the other markets of the province that day). Two or more flags — or a cross-market deviation
-  above the strong threshold — quarantine (the price is *held*: ``streaming_jobs.holds``); a
+  above the strong threshold — quarantine (the price is *held*: ``lakehouse.domain.holds``); a
   single flag is kept in silver. Sensors, per device × metric: ``sensor_jump`` (quarantines),
   ``sensor_stuck`` (flags).
 
@@ -47,14 +47,15 @@ from lakehouse.catalog.events import (
     spark_schema,
 )
 from lakehouse.catalog.rules import QualityRules
+from lakehouse.domain.holds import REVIEW_DECISIONS
+from lakehouse.domain.series_state import STATE_SCHEMA
+from lakehouse.domain.verdicts import FLAGS_MASK, REASONS_MASK
 from streaming_jobs import jvm_judge
 from streaming_jobs.batch_values import batch_number, batch_time
 from streaming_jobs.bronze import sender
-from streaming_jobs.holds import REVIEW_DECISIONS
 from streaming_jobs.row_kinds import PASSED, RowKind, SeriesKey, SilverRows
 from streaming_jobs.series_judge import KEY, VERDICT_DDL, SeriesJudge
-from streaming_jobs.series_state import STATE_SCHEMA
-from streaming_jobs.verdicts import FLAGS_MASK, REASONS_MASK, details_map, ids_where, rule_ids
+from streaming_jobs.verdicts import details_map, ids_where, rule_ids
 
 CORRUPT = "_corrupt_record"
 LINEAGE = ("topic", "partition", "offset", "kafka_timestamp", "ingest_time")

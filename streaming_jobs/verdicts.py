@@ -1,40 +1,13 @@
-"""How the statistical judges hand their verdicts to Spark: each rule is a bit of a mask, each
-number behind a rule a column of its own (NaN: not computed) — plain numbers that cross the
-Arrow boundary without Python objects per row. Spark turns them back into the ``flags``,
-``reasons`` (rule ids) and ``details`` (name → number) of silver and quarantine rows.
-
-The rule ids and detail names are those of ``streaming_jobs.silver``'s docstring.
-"""
+"""The statistical judges' verdicts (``lakehouse.domain.verdicts``: a bit per rule, a column per
+number) turned back into the ``flags``, ``reasons`` and ``details`` of silver and quarantine
+rows, as Spark columns."""
 
 from __future__ import annotations
 
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-#: the statistical rules, one bit each (bit i = 1 << i), in the order they are listed on a row
-STAT_RULES = ("zscore", "iqr", "median_deviation", "cross_market", "sensor_jump", "sensor_stuck")
-#: the numbers behind the statistical rules, as ``details`` names them
-DETAILS = (
-    "history_n",
-    "change",
-    "z_score",
-    "change_iqr_low",
-    "change_iqr_high",
-    "rolling_median",
-    "cross_market_median",
-    "previous_median",
-)
-DETAIL_PREFIX = "d_"  # the column of detail ``name`` is ``d_<name>``
-FLAGS_MASK = "stat_flags"  # the rules that flagged the event (kept on its silver row)
-REASONS_MASK = "stat_reasons"  # the rules that quarantine it (empty: accepted)
-
-
-def bit(rule: str) -> int:
-    return 1 << STAT_RULES.index(rule)
-
-
-def detail_column(name: str) -> str:
-    return f"{DETAIL_PREFIX}{name}"
+from lakehouse.domain.verdicts import DETAILS, STAT_RULES, bit, detail_column
 
 
 def ids_where(*checks: tuple[str, Column]) -> Column:

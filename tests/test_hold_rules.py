@@ -18,10 +18,10 @@ from pyspark.sql.types import (
     StructType,
 )
 
-from streaming_jobs import holds
+from lakehouse.domain import holds
+from lakehouse.domain.verdicts import FLAGS_MASK, REASONS_MASK, bit
 from streaming_jobs.series_judge import VERDICT_DDL, SeriesJudge
 from streaming_jobs.silver import parse_events
-from streaming_jobs.verdicts import FLAGS_MASK, REASONS_MASK, bit
 from tests.shipped import SHIPPED
 from tests.silver_samples import NOW, T0, TOPICS, bronze
 

@@ -13,20 +13,21 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from lakehouse.catalog.tables import GOLD_DATA_QUALITY_DAILY, GOLD_PRICE_DAILY
-from lakehouse.io import delta_io
-from streaming_jobs import gold, price_judge, sensor_judge
-from streaming_jobs.bronze import first_copies, sender
-from streaming_jobs.price_judge import percentile, row_percentiles
-from streaming_jobs.quality import batch_quality
-from streaming_jobs.series_state import (
+from lakehouse.domain import price_judge
+from lakehouse.domain.price_judge import percentile, row_percentiles
+from lakehouse.domain.series_state import (
     PRICE_SERIES,
     Window,
     newest_points,
     series_anchors,
     series_codes,
 )
+from lakehouse.domain.verdicts import DETAILS, STAT_RULES, detail_column
+from lakehouse.io import delta_io
+from streaming_jobs import gold, sensor_judge
+from streaming_jobs.bronze import first_copies, sender
+from streaming_jobs.quality import batch_quality
 from streaming_jobs.silver import parse_events, validate_events
-from streaming_jobs.verdicts import DETAILS, STAT_RULES, detail_column
 from tests.conftest import isolated
 from tests.shipped import SHIPPED
 from tests.silver_samples import NOW, T0, TOPICS, bronze, price, sensor

@@ -128,7 +128,7 @@ class DeadLetter(BaseModel):
 
 
 class HoldStatus(StrEnum):
-    """Where a held price stands (``silver.holds``; streaming_jobs.holds decides)."""
+    """Where a held price stands (``silver.holds``; lakehouse.domain.holds decides)."""
 
     held = "held"
     not_confirmed = "not_confirmed"  # a later report came back to the earlier level: still held

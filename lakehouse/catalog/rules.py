@@ -36,7 +36,7 @@ class SensorQualityRules(BaseModel):
 
 
 class HoldRules(BaseModel):
-    """When a price held by the statistical rules is released (see ``streaming_jobs.holds``)."""
+    """When a price held by the statistical rules is released (see ``lakehouse.domain.holds``)."""
 
     window_days: float = Field(gt=0)
     level_tolerance: float = Field(gt=0, lt=1)
