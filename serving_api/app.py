@@ -51,6 +51,7 @@ from serving_api.routers import (
     quarantine,
     subscriptions,
     supply,
+    validation,
 )
 from serving_api.views import LIVE
 
@@ -146,6 +147,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(operations.router)
     app.include_router(supply.router)
     app.include_router(subscriptions.router)
+    app.include_router(validation.router)
     app.include_router(news.router)
     dashboard.install(app)
     app.add_middleware(ReadAccess, keyring=resources.keyring, prefix=API_PREFIX)

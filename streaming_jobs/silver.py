@@ -22,15 +22,16 @@ Rule ids (the ``reasons`` of a quarantine row, or the ``flags`` of a silver row)
   ``sensor_stuck`` (flags).
 
 Thresholds: conf/quality.yaml. The hard rules are column expressions over the reference data of
-``conf/`` (map lookups, no join); the statistical ones run in the stateful step, one group per
-bucket of provinces × commodities (prices) or of markets (sensors) (``series_key``), with the
-series' history in Spark's state.
+``conf/`` (map lookups, no join), the price rules' conditions those of
+``lakehouse.domain.hard_rules`` (which the API's price check evaluates over numpy arrays); the
+statistical ones run in the stateful step, one group per bucket of provinces × commodities
+(prices) or of markets (sensors) (``series_key``), with the series' history in Spark's state.
 """
 
 from __future__ import annotations
 
 import types
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal, Union, get_args, get_origin
 
 from pyspark.sql import Column, DataFrame
@@ -47,6 +48,7 @@ from lakehouse.catalog.events import (
     spark_schema,
 )
 from lakehouse.catalog.rules import QualityRules
+from lakehouse.domain.hard_rules import PriceTerms, price_rules, time_rules, unit_factors, window
 from lakehouse.domain.holds import REVIEW_DECISIONS
 from lakehouse.domain.series_state import STATE_SCHEMA
 from lakehouse.domain.verdicts import FLAGS_MASK, REASONS_MASK
@@ -220,17 +222,12 @@ def _at(now: Column | datetime) -> Column:
     return now if isinstance(now, Column) else F.lit(now)
 
 
-def _time_rules(rules: QualityRules, now: Column | datetime) -> list[tuple[str, Column]]:
-    """``future_timestamp`` beyond the tolerance; ``late`` older than the retention. Anything in
-    between is accepted, however far behind the newest event it is (backfills)."""
-    hard = rules.hard
-    tolerance = F.expr(f"INTERVAL {int(hard.future_tolerance_seconds)} SECONDS")
-    retention = F.expr(
-        f"INTERVAL {int(timedelta(days=hard.retention_days).total_seconds())} SECONDS"
+def _time_window(rules: QualityRules, now: Column | datetime) -> tuple[Column, Column]:
+    """(latest, earliest) observation time the time rules accept (``hard_rules.window``)."""
+    tolerance, retention = (
+        F.expr(f"INTERVAL {int(span.total_seconds())} SECONDS") for span in window(rules)
     )
-    future = F.col("observed_at") > _at(now) + tolerance
-    late = F.col("observed_at") < _at(now) - retention
-    return [("future_timestamp", future), ("late", late)]
+    return _at(now) + tolerance, _at(now) - retention
 
 
 def validate_events(
@@ -245,34 +242,34 @@ def validate_events(
     unit_of = _lookup({c.id: c.unit for c in catalogue})[F.col("commodity")]
     min_of = _lookup({c.id: c.min_price for c in catalogue})[F.col("commodity")]
     max_of = _lookup({c.id: c.max_price for c in catalogue})[F.col("commodity")]
-    factor_of = _lookup(
-        {
-            f"{unit}|{target}": factor
-            for unit, targets in rules.units.items()
-            for target, factor in targets.items()
-        }
-    )[F.concat(F.lower(F.trim("unit")), F.lit("|"), unit_of)]
+    factor_of = _lookup(unit_factors(rules))[F.concat(F.lower(F.trim("unit")), F.lit("|"), unit_of)]
     converted = F.col("price") * factor_of
     ranges = conf.metric_ranges
     low_of = _lookup({m.value: r.min for m, r in ranges.items()})[F.col("metric")]
     high_of = _lookup({m.value: r.max for m, r in ranges.items()})[F.col("metric")]
     zero_metrics = [m.value for m in rules.sensors.impossible_zero]
+    latest, earliest = _time_window(rules, now)
     price_reasons = ids_where(
-        ("unknown_market", province.isNull()),
-        ("unknown_commodity", unit_of.isNull()),
-        ("unit_mismatch", unit_of.isNotNull() & factor_of.isNull()),
-        ("non_positive_price", F.col("price") <= 0),
-        (
-            "price_out_of_range",
-            (F.col("price") > 0) & ((converted < min_of) | (converted > max_of)),
-        ),
-        *_time_rules(rules, now),
+        *price_rules(
+            PriceTerms(
+                known_market=province.isNotNull(),
+                known_commodity=unit_of.isNotNull(),
+                known_unit=factor_of.isNotNull(),
+                price=F.col("price"),
+                converted=converted,
+                min_price=min_of,
+                max_price=max_of,
+                observed_at=F.col("observed_at"),
+                latest=latest,
+                earliest=earliest,
+            )
+        )
     )
     sensor_reasons = ids_where(
         ("unknown_market", province.isNull()),
         ("sensor_out_of_range", (F.col("value") < low_of) | (F.col("value") > high_of)),
         ("sensor_zero", (F.col("value") == 0) & F.col("metric").isin(zero_metrics)),
-        *_time_rules(rules, now),
+        *time_rules(F.col("observed_at"), latest, earliest),
     )
     is_price = F.col("event_type") == "price"
     return (

@@ -38,14 +38,19 @@ NOT_CONFIRMED_NOTE = "a later report came back to the level before the move"
 CONFIRMED_NOTE = "confirmed by {supports} reports at the new level"
 
 
+def baseline_of(judged: pd.DataFrame) -> pd.Series:
+    """The level each judged price is measured against: the rolling median of its series, else
+    the median of the other markets that day (NaN: neither)."""
+    return judged[detail_column("rolling_median")].fillna(
+        judged[detail_column("cross_market_median")]
+    )
+
+
 def new_holds(judged: pd.DataFrame, now: pd.Timestamp) -> pd.DataFrame:
     """The judged prices (hard rules passed) that the statistical rules quarantined, as holds:
-    their row, the level before the move (``baseline``: the rolling median, else the other
-    markets' median), the move and ``status`` held."""
+    their row, the level before the move (``baseline_of``), the move and ``status`` held."""
     held = judged[judged[REASONS_MASK] != 0]
-    baseline = held[detail_column("rolling_median")].fillna(
-        held[detail_column("cross_market_median")]
-    )
+    baseline = baseline_of(held)
     return held.assign(
         hold_reasons_mask=held[REASONS_MASK],
         baseline=baseline,

@@ -1,0 +1,134 @@
+"""Validation on demand: the verdict the pipeline would give prices now, without publishing them
+(``lakehouse.domain.price_check``: the silver query's own rules, the history read here from
+``silver.prices`` and ``silver.holds`` with delta-rs)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+import pandas as pd
+from fastapi import APIRouter, Body, status
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from lakehouse.catalog.conf import Conf
+from lakehouse.catalog.events import PriceEvent
+from lakehouse.catalog.tables import SILVER_HOLDS, SILVER_PRICES
+from lakehouse.config.settings import Settings
+from lakehouse.domain.price_check import (
+    HISTORY_FIELDS,
+    PRICE_FIELDS,
+    Window,
+    check,
+    history_window,
+)
+from lakehouse.io.fast_read import TableMissing, rows_where
+from serving_api.auth import Permission
+from serving_api.deps import ConfDep, SettingsDep, require
+from serving_api.errors import ApiError
+from serving_api.routers import API_PREFIX
+from serving_api.routers.ingest import EXAMPLE, INGEST_RESPONSES
+
+router = APIRouter(prefix=API_PREFIX, tags=["validation"])
+
+
+class PriceVerdict(BaseModel):
+    event_id: str
+    verdict: Literal["accepted", "held", "quarantined"] = Field(
+        description="accepted into silver (perhaps with flags), held by the statistical rules "
+        "until confirmed, or quarantined by a hard rule"
+    )
+    reasons: list[str] = Field(description="the rules that quarantine or hold it")
+    flags: list[str] = Field(description="the statistical rules that flagged it")
+    price: float | None = Field(description="IDR per catalogue unit")
+    unit: str | None = Field(description="the catalogue's unit")
+    details: dict[str, float] = Field(description="the numbers behind the statistical rules")
+    baseline: float | None = Field(
+        description="the level it was measured against: its series' rolling median, else the "
+        "other markets' median that day"
+    )
+    move: float | None = Field(description="price / baseline − 1")
+
+
+class CheckOut(BaseModel):
+    checked_at: datetime
+    verdicts: list[PriceVerdict]
+
+
+def _sql_list(values: list[str]) -> str:
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+
+
+def price_history(settings: Settings, conf: Conf, window: Window) -> pd.DataFrame:
+    """The prices of ``window``'s provinces × commodities that passed the hard rules — accepted
+    (``silver.prices``) or held (``silver.holds``) — as ``price_check.HISTORY_FIELDS``."""
+    series = []
+    for province, commodity in window.groups:
+        markets = [m.market_id for m in conf.markets.values() if m.province == province]
+        series.append(f"(t.commodity = '{commodity}' AND t.market_id IN ({_sql_list(markets)}))")
+    if not series:
+        return pd.DataFrame({c: [] for c in HISTORY_FIELDS})
+    bounds = (window.start, window.end)
+    start, end = (at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") for at in bounds)
+    first, last = (at.astimezone(settings.tz).date() for at in bounds)
+    where = (
+        f"t.observed_at BETWEEN TIMESTAMP '{start}' AND TIMESTAMP '{end}'"
+        f" AND ({' OR '.join(series)})"
+    )
+    frames = []
+    for table, extra in (
+        (SILVER_PRICES, f" AND t.observed_date BETWEEN DATE '{first}' AND DATE '{last}'"),
+        (SILVER_HOLDS, ""),
+    ):
+        try:
+            rows = rows_where(table, settings, where + extra).select(list(HISTORY_FIELDS))
+        except TableMissing:
+            continue
+        frames.append(rows.to_pandas())
+    history = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return history if len(history) else pd.DataFrame({c: [] for c in HISTORY_FIELDS})
+
+
+def _verdicts(
+    settings: Settings, conf: Conf, events: list[PriceEvent], now: datetime
+) -> list[PriceVerdict]:
+    prices = pd.DataFrame(
+        [{f: getattr(e, f) for f in PRICE_FIELDS} for e in events], columns=list(PRICE_FIELDS)
+    )
+    prices["event_id"] = prices["event_id"].astype(str)
+    prices["observed_at"] = pd.to_datetime(prices["observed_at"], utc=True)
+    rules = conf.quality
+    history = price_history(settings, conf, history_window(prices, conf, rules))
+    history["event_id"] = history["event_id"].astype(str)
+    history["observed_at"] = pd.to_datetime(history["observed_at"], utc=True)
+    verdicts = check(prices, history, conf, rules, now, settings.tz)
+    return [PriceVerdict.model_validate(v, from_attributes=True) for v in verdicts]
+
+
+@router.post(
+    "/validation/price/check",
+    response_model=CheckOut,
+    summary="The verdict the pipeline would give prices now — nothing is published",
+    description="The same body as `POST /prices` (one event or a list, judged together as one "
+    "micro-batch would judge them). Each answer says accepted, held or quarantined, the rules "
+    "behind it and the level the price was measured against (`baseline`). The hard rules and "
+    "the statistical ones are the silver query's own, against the history its state would "
+    "hold: the series' accepted and held prices of the last `history_days`.",
+    dependencies=[require(Permission.ingest)],
+    responses={k: v for k, v in INGEST_RESPONSES.items() if k != 503},
+)
+async def check_prices(
+    settings: SettingsDep,
+    conf: ConfDep,
+    body: Annotated[PriceEvent | list[PriceEvent], Body(examples=[EXAMPLE])],
+) -> CheckOut:
+    events = body if isinstance(body, list) else [body]
+    cap = settings.api.max_events_per_request
+    if len(events) > cap:
+        raise ApiError(413, f"{len(events)} events in one request; send at most {cap}")
+    if not events:
+        raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, "no events: send one or a list")
+    now = datetime.now(UTC)
+    verdicts = await run_in_threadpool(_verdicts, settings, conf, events, now)
+    return CheckOut(checked_at=now, verdicts=verdicts)
