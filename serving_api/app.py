@@ -49,6 +49,7 @@ from serving_api.routers import (
     ops,
     prices,
     quarantine,
+    reports,
     subscriptions,
     supply,
     validation,
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(supply.router)
     app.include_router(subscriptions.router)
     app.include_router(validation.router)
+    app.include_router(reports.router)
     app.include_router(news.router)
     dashboard.install(app)
     app.add_middleware(ReadAccess, keyring=resources.keyring, prefix=API_PREFIX)
