@@ -1,6 +1,7 @@
 """Weekly briefs: planted gold and silver rows of Jawa Barat, the brief fetched from the API as
 CSV, XLSX and PDF and opened (cells read with openpyxl, text extracted with pypdf), every figure
-equal to what the planted tables say; bad provinces and weeks answered with a 4xx."""
+equal to what the planted tables say; bad provinces and weeks answered with a 4xx; the board's
+buttons download it in a real browser."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from lakehouse.domain.brief import Week
 from lakehouse.domain.brief_files import percent, rupiah
 from serving_api.app import create_app
 from tests.api_samples import API, with_api
+from tests.browser import chromium, open_page, serving, watch
 
 WEEK = Week(2026, 9)  # 23 February – 1 March 2026
 MARKETS = {"IP-060": 1.0, "JB-BDG-KOSAMBI": 1.1, "JB-CRB-KANOMAN": 0.9}  # Jawa Barat
@@ -225,3 +227,20 @@ def test_bad_provinces_and_weeks_are_a_4xx(client):
         assert answer.status_code == code, (params, answer.text)
     empty = client.get(f"{API}/reports/brief", params={"province": "Bali", "week": "2026-02-25"})
     assert empty.status_code == 200 and empty.content.startswith(b"%PDF")
+
+
+def test_the_board_s_button_downloads_the_brief_of_its_province(settings, tmp_path: Path):
+    own = with_api(settings, tmp_path / "lakehouse")
+    plant(own)
+    with serving(own) as url, chromium() as browser:
+        page = open_page(watch(browser, url))
+        assert page.is_disabled("#brief-pdf")  # no province chosen yet
+        page.select_option("#board-province", "Jawa Barat")
+        with page.expect_download() as pdf:
+            page.click("#brief-pdf")
+        assert pdf.value.suggested_filename.startswith("brief-Jawa_Barat-")
+        assert Path(pdf.value.path()).read_bytes().startswith(b"%PDF")
+        with page.expect_download() as xlsx:
+            page.click("#brief-xlsx")
+        book = load_workbook(io.BytesIO(Path(xlsx.value.path()).read_bytes()))
+        assert book.worksheets[0]["A1"].value.startswith("Ringkasan")

@@ -27,6 +27,12 @@ function askForKey(wrong) {
   return asking;
 }
 
+/** The headers of a read: the session's API key, if one was given. */
+export function readHeaders() {
+  const key = sessionStorage.getItem(KEY);
+  return key ? { "X-API-Key": key } : {};
+}
+
 /** GET `path` (under /api/v1) as JSON; on 401 asks for a key and tries again. */
 export async function getJson(path, params = {}) {
   const query = new URLSearchParams(
@@ -35,7 +41,7 @@ export async function getJson(path, params = {}) {
   const url = `${API}${path}${query ? `?${query}` : ""}`;
   for (;;) {
     const key = sessionStorage.getItem(KEY);
-    const response = await fetch(url, { headers: key ? { "X-API-Key": key } : {} });
+    const response = await fetch(url, { headers: readHeaders() });
     if (response.status === 401 || response.status === 403) {
       await askForKey(Boolean(key));
       continue;

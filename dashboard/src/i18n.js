@@ -98,6 +98,10 @@ const WORDS = {
   ops_alerts: ["Peringatan Prometheus", "Prometheus alerts"],
   ops_no_data: ["Belum ada data.", "No data yet."],
   ops_no_alerts: ["Tidak ada peringatan aktif.", "No alert firing."],
+  // the weekly brief of the board's province (docs/briefs.md)
+  brief_pdf: ["Ringkasan mingguan (PDF)", "Weekly brief (PDF)"],
+  brief_xlsx: ["Ringkasan mingguan (XLSX)", "Weekly brief (XLSX)"],
+  brief_pick: ["Pilih provinsi untuk ringkasannya", "Pick a province for its brief"],
   // subscriptions tab (docs/alerts.md#subscriptions)
   tab_subscriptions: ["Langganan", "Subscriptions"],
   subs_login: ["Masuk untuk mengatur langganan peringatan Anda.", "Log in to manage your alert subscriptions."],

@@ -7,6 +7,7 @@ import { language, setLanguage, t } from "./i18n.js";
 import { setCommodityNames, setTimeZone } from "./format.js";
 import { state } from "./state.js";
 import { renderBoard, setupBoard, updateRow } from "./board.js";
+import { setupBrief } from "./brief.js";
 import { mapShown, renderMap, setupMap } from "./map.js";
 import { drawSeries, setupSeries, showSeries } from "./series.js";
 import { renderAlerts, setupAlerts } from "./alerts.js";
@@ -99,6 +100,7 @@ async function main() {
   for (const market of markets) state.markets.set(market.market_id, market);
   for (const row of live) state.live.set(`${row.market_id}|${row.commodity}`, row);
   setupBoard();
+  setupBrief();
   renderBoard();
   performance.mark("board-rendered"); // what `./run.sh bench dashboard` measures
   startLive();
