@@ -11,6 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
+from fastapi.testclient import TestClient
 
 from lakehouse.catalog.tables import (
     GOLD_ALERTS,
@@ -23,6 +24,7 @@ from lakehouse.config.settings import Settings
 from tests.shipped import SHIPPED
 
 API = "/api/v1"
+PASSWORD = "correct horse battery"  # of the users the tests make
 
 
 def with_api(settings: Settings, lakehouse_root: Path | None = None, **api: Any) -> Settings:
@@ -148,3 +150,9 @@ def write_live_tables(settings: Settings, days: int = 20) -> None:
     )
     newer = noon + timedelta(hours=1)
     append_prices(settings, [price(m, c, 11000.0, newer) for m, c in series[::2]])
+
+
+def token(c: TestClient, user: str, password: str = PASSWORD) -> dict[str, str]:
+    answer = c.post(f"{API}/auth/token", json={"username": user, "password": password})
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}

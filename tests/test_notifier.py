@@ -8,21 +8,19 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import pyarrow as pa
 import pytest
-from deltalake import DeltaTable, write_deltalake
+from deltalake import DeltaTable
 
-from lakehouse.catalog.tables import GOLD_ALERT_DELIVERIES, GOLD_ALERTS, arrow_schema
+from lakehouse.catalog.tables import GOLD_ALERT_DELIVERIES
 from lakehouse.config.settings import AlertSettings, NotifierChannel, Settings
 from lakehouse.io.fast_read import delivery_counts
 from scripts.isolated_stack import free_ports
 from streaming_jobs.notifier import Notifier
 from tests.conftest import isolated
-
-NOW = datetime.now(UTC).replace(microsecond=0)
+from tests.notifier_samples import NOW, alert, write_alerts
 
 
 class Receiver:
@@ -68,28 +66,6 @@ def configured(settings: Settings, tmp_path, *channels: NotifierChannel, **knobs
     base = isolated(settings, tmp_path)
     conf = AlertSettings(channels=list(channels), backoff_seconds=0.05, **knobs)
     return base.model_copy(update={"alerts": conf})
-
-
-def alert(alert_id: str, status: str = "open", severity: str = "warning", **change) -> dict:
-    return {
-        "alert_id": alert_id, "rule": "price_spike", "severity": severity, "status": status,
-        "market_id": "IP-001", "region": "DKI Jakarta", "commodity": "beras", "metric": "price",
-        "value": 17000.0, "reference": 14000.0,
-        "message_id": "Harga Beras Medium di Pasar Induk Kramat Jati, DKI Jakarta naik 21.4%",
-        "message_en": "Medium rice price at Pasar Induk Kramat Jati, DKI Jakarta up 21.4%",
-        "details": "{}", "opened_at": NOW - timedelta(hours=2),
-        "resolved_at": NOW if status == "resolved" else None, "updated_at": NOW,
-        "alert_key": "IP-001|beras", "last_firing_at": NOW - timedelta(hours=1), **change,
-    }  # fmt: skip
-
-
-def write_alerts(settings: Settings, rows: list[dict]) -> None:
-    """A new version of gold.alerts holding ``rows`` (what the pipeline's MERGE leaves)."""
-    write_deltalake(
-        str(GOLD_ALERTS.path(settings)),
-        pa.Table.from_pylist(rows, schema=arrow_schema(GOLD_ALERTS)),
-        mode="overwrite",
-    )
 
 
 def deliveries(settings: Settings) -> list[dict]:

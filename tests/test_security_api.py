@@ -27,16 +27,8 @@ from scripts.prometheus_config import scrape_token_file, write_scrape_token
 from serving_api.app import create_app
 from serving_api.auth import mint_key
 from serving_api.routers.devices import qr_png
+from tests.api_samples import API, PASSWORD, token
 from tests.conftest import secured
-
-API = "/api/v1"
-PASSWORD = "correct horse battery"
-
-
-def token(c: TestClient, user: str, password: str = PASSWORD) -> dict[str, str]:
-    answer = c.post(f"{API}/auth/token", json={"username": user, "password": password})
-    assert answer.status_code == 200, answer.text
-    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
 
 
 @pytest.fixture

@@ -32,10 +32,10 @@ from lakehouse.io.fast_read import delivery_counts
 from scripts.isolated_stack import free_ports
 from serving_api.app import create_app
 from streaming_jobs.notifier import Notifier, digest_due
+from tests.api_samples import API, PASSWORD, token
 from tests.browser import chromium, open_page, serving, watch
 from tests.conftest import isolated, secured
-from tests.test_notifier import NOW, alert, write_alerts
-from tests.test_security_api import API, PASSWORD, token
+from tests.notifier_samples import NOW, alert, write_alerts
 
 SURABAYA = "JI-SBY-KEPUTRAN"  # Pasar Keputran, Surabaya, Jawa Timur
 MEDAN = "SU-MDN-PETISAH"  # Pasar Petisah, Medan, Sumatera Utara
