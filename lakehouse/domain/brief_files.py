@@ -27,11 +27,6 @@ from openpyxl.styles import Font
 from lakehouse.domain.brief import Brief, Line
 
 FONT = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
-MEDIA_TYPES = {
-    "pdf": "application/pdf",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "csv": "text/csv; charset=utf-8",
-}
 #: the words of a brief: Indonesian, English
 WORDS = {
     "title": ("Ringkasan mingguan harga pangan", "Weekly food price brief"),

@@ -23,7 +23,6 @@ from lakehouse.catalog.tables import (
 )
 from lakehouse.config.settings import Settings
 from lakehouse.domain.brief import Inputs, Week, make_brief
-from lakehouse.domain.brief_files import MEDIA_TYPES, RENDERERS
 from lakehouse.io.fast_read import TableMissing, rows_where
 from serving_api.deps import ConfDep, SettingsDep
 from serving_api.errors import ApiError, resolve_province
@@ -31,6 +30,11 @@ from serving_api.models import Error
 from serving_api.routers import API_PREFIX, READ_ERRORS
 
 router = APIRouter(prefix=API_PREFIX, tags=["reports"], responses=READ_ERRORS)
+MEDIA_TYPES = {
+    "pdf": "application/pdf",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "csv": "text/csv; charset=utf-8",
+}
 
 
 def _rows(settings: Settings, table: Table, columns: list[str], where: str) -> pd.DataFrame:
@@ -126,6 +130,10 @@ def _week(text: str | None, settings: Settings) -> Week:
 def _render(
     settings: Settings, conf: Conf, province: str, week: Week, fmt: str, lang: str
 ) -> bytes:
+    """The brief's file. Its renderers (matplotlib, fpdf2, openpyxl: ~1 s of imports) load with
+    the first brief, not when the API starts."""
+    from lakehouse.domain.brief_files import RENDERERS
+
     inputs = load_inputs(settings, conf, province, week)
     return RENDERERS[fmt](make_brief(inputs, province, week, lang, conf))
 
