@@ -62,6 +62,12 @@ def rows_where(table: Table, settings: Settings, condition: str) -> pa.Table:
     return pa.table(found).cast(pa.schema(delta.schema().to_arrow()))
 
 
+def sql_strings(values: Sequence[str]) -> str:
+    """``values`` as the SQL string literals of an ``IN (…)`` list or a comparison of a
+    ``rows_where`` condition (quotes doubled)."""
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+
+
 def table_version(table: Table, settings: Settings) -> int | None:
     """The newest committed version, or None when the table does not exist yet."""
     try:

@@ -23,7 +23,7 @@ from lakehouse.catalog.tables import (
 )
 from lakehouse.config.settings import Settings
 from lakehouse.domain.brief import Inputs, Week, make_brief
-from lakehouse.io.fast_read import TableMissing, rows_where
+from lakehouse.io.fast_read import TableMissing, rows_where, sql_strings
 from serving_api.deps import ConfDep, SettingsDep
 from serving_api.errors import ApiError, resolve_province
 from serving_api.models import Error
@@ -48,13 +48,9 @@ def _rows(settings: Settings, table: Table, columns: list[str], where: str) -> p
     return rows.reindex(columns=columns)
 
 
-def _sql(values: list[str]) -> str:
-    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
-
-
 def load_inputs(settings: Settings, conf: Conf, province: str, week: Week) -> Inputs:
     """What the brief of ``province`` and ``week`` is made of (lakehouse.domain.brief.Inputs)."""
-    markets = _sql([m.market_id for m in conf.markets.values() if m.province == province])
+    markets = sql_strings([m.market_id for m in conf.markets.values() if m.province == province])
     in_province = f"t.market_id IN ({markets})"
     this_week = f"BETWEEN DATE '{week.start}' AND DATE '{week.end}'"
     days = " OR ".join(
@@ -65,7 +61,7 @@ def load_inputs(settings: Settings, conf: Conf, province: str, week: Week) -> In
         at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") for at in week.bounds(settings.tz)
     )
     during = f"BETWEEN TIMESTAMP '{start}' AND TIMESTAMP '{end}'"
-    named = _sql([province])
+    named = sql_strings([province])
     return Inputs(
         daily=_rows(
             settings,

@@ -23,7 +23,7 @@ from lakehouse.domain.price_check import (
     check,
     history_window,
 )
-from lakehouse.io.fast_read import TableMissing, rows_where
+from lakehouse.io.fast_read import TableMissing, rows_where, sql_strings
 from serving_api.auth import Permission
 from serving_api.deps import ConfDep, SettingsDep, require
 from serving_api.errors import ApiError
@@ -56,17 +56,15 @@ class CheckOut(BaseModel):
     verdicts: list[PriceVerdict]
 
 
-def _sql_list(values: list[str]) -> str:
-    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
-
-
 def price_history(settings: Settings, conf: Conf, window: Window) -> pd.DataFrame:
     """The prices of ``window``'s provinces × commodities that passed the hard rules — accepted
     (``silver.prices``) or held (``silver.holds``) — as ``price_check.HISTORY_FIELDS``."""
     series = []
     for province, commodity in window.groups:
-        markets = [m.market_id for m in conf.markets.values() if m.province == province]
-        series.append(f"(t.commodity = '{commodity}' AND t.market_id IN ({_sql_list(markets)}))")
+        markets = sql_strings(
+            [m.market_id for m in conf.markets.values() if m.province == province]
+        )
+        series.append(f"(t.commodity = {sql_strings([commodity])} AND t.market_id IN ({markets}))")
     if not series:
         return pd.DataFrame({c: [] for c in HISTORY_FIELDS})
     bounds = (window.start, window.end)
