@@ -323,7 +323,13 @@ def test_first_run_as_a_user_lives_it(tmp_path: Path, monkeypatch: pytest.Monkey
     outside: up (twice), status, each simulator round moving ``/prices/live``, every tab with
     data in Chromium, forecasts, impact and anomalies, the whole scrape and the operations
     view, no traceback or ERROR in any service's log; down leaves no process."""
-    own = {**stack_env(str(tmp_path)), "SMARTMARKET_PROMETHEUS__SCRAPE_SECONDS": "1"}
+    own = {
+        **stack_env(str(tmp_path)),
+        "SMARTMARKET_PROMETHEUS__SCRAPE_SECONDS": "1",
+        # the integration tests share the box: a pipeline below them (spark.niceness, its
+        # session's autogroup too) would wait minutes for the CPU its start needs
+        "SMARTMARKET_SPARK__NICENESS": "0",
+    }
     for key, value in own.items():
         monkeypatch.setenv(key, value)
     env = dict(os.environ)  # the `./run.sh` commands' and this process's settings: the same
