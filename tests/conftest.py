@@ -69,7 +69,11 @@ def conf_settings() -> Settings:
 
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    env = stack_env(str(tmp_path_factory.mktemp("stack")))
+    """The session's services' settings (``stack_env``), read from the environment as a user's
+    are. The pipelines the tests start run at the default priority (``spark.niceness`` 0): the
+    other sessions of ``./run.sh test`` share the box, and a pipeline below them would wait for
+    the CPU (``tests/test_cpu_priority.py`` checks the lowering itself)."""
+    env = stack_env(str(tmp_path_factory.mktemp("stack"))) | {"SMARTMARKET_SPARK__NICENESS": "0"}
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)
