@@ -211,25 +211,18 @@ setup_dev() {
   setup_class_archive
 }
 
-lowered() {  # "$@" in a session of its own, 10 below the default: its nice value and its
-  # session's autogroup (the kernel weighs sessions first: lakehouse/config/cpu_priority.py).
-  # For a job in the background (&): it takes the job's process, so $! is the command's pid
-  exec setsid nice -n 10 sh -c '{ echo 10 >/proc/self/autogroup; } 2>/dev/null; exec "$@"' \
-    lowered "$@"
-}
-
 test_suite() {  # the whole suite as three pytest sessions side by side, each with its own
-  # share of the free ports: the unit tests (one core's work, `lowered`: the others' waits are
-  # the run's length) beside the class archive's build; then the first-run journey (a whole
-  # stack left running for minutes, mostly waiting) and the integration tests (Spark, services)
-  # on two workers (pytest-xdist, a file's tests on one), which mostly wait on Spark's batches
-  # and their services. The integration tests' report is live; the others' follow it
+  # share of the free ports: the unit tests (one core's work) beside the class archive's build;
+  # then the first-run journey (a whole stack left running for minutes, mostly waiting) and the
+  # integration tests (Spark, services) on two workers (pytest-xdist, a file's tests on one),
+  # which mostly wait on Spark's batches and their services. The integration tests' report is
+  # live; the others' follow it
   local rc=0 session
   setup_dev_installs
   SESSION_LOGS="$(mktemp -d)"
   SESSIONS=()
   trap 'kill "${SESSIONS[@]}" 2>/dev/null || true; rm -rf "$SESSION_LOGS"' EXIT
-  ISOLATED_STACK_PORTS=20000-24999 lowered "$PY" -m pytest -m "$UNIT_TESTS" -p no:cacheprovider \
+  ISOLATED_STACK_PORTS=20000-24999 "$PY" -m pytest -m "$UNIT_TESTS" -p no:cacheprovider \
     >"$SESSION_LOGS/unit" 2>&1 &
   SESSIONS+=($!)
   setup_class_archive
