@@ -8,13 +8,14 @@ gracefully, so the next start resumes from their checkpoints.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 from functools import partial
 
 from pyspark.sql.streaming import StreamingQuery
 
-from lakehouse.config.cpu_priority import lower_priority
+from lakehouse.config.cpu_priority import lower_session
 from lakehouse.config.logs import configure_logging
 from lakehouse.config.settings import Settings, load_settings
 from lakehouse.io.spark import get_spark
@@ -69,7 +70,11 @@ def run(settings: Settings, stop: threading.Event) -> int:
     spark = get_spark(settings)
     endpoint = serve_metrics(spark, settings)  # before the queries: it sees them start
     queries = [factory(spark, settings) for factory in queries_of(SilverFirst())]
-    log.info("pipeline running", extra={"queries": [q.name for q in queries]})
+    # started: now the whole session (the JVM with it) yields to the API; the start itself,
+    # a JVM's most CPU-hungry minute, ran at the session's default weight (on a busy box it
+    # otherwise waited past the service's start timeout)
+    priority = lower_session(settings.spark.niceness)
+    log.info("pipeline running", extra={"queries": [q.name for q in queries], "cpu": priority})
     code = 0
     try:
         while not stop.wait(STATUS_INTERVAL_SECONDS):
@@ -96,9 +101,7 @@ def run(settings: Settings, stop: threading.Event) -> int:
 def main() -> int:
     configure_logging()
     settings = load_settings()
-    # before the JVM starts: it and its workers inherit it
-    priority = lower_priority(settings.spark.niceness)
-    log.info("pipeline CPU priority", extra={"priority": priority})
+    os.nice(settings.spark.niceness)  # before the JVM starts: it and its workers inherit it
     stop = stop_event()
     return run(settings, stop)
 

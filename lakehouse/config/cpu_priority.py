@@ -30,17 +30,24 @@ def autogroup_nice(path: Path = AUTOGROUP) -> int | None:
 
 def lower_priority(niceness: int, path: Path = AUTOGROUP) -> str:
     """Run this process (and what it starts from now on) ``niceness`` lower: its nice value
-    and, where the kernel has autogroups, its session group's (each raised by ``niceness``, at
-    most to 19). Says what was set, for the service's log."""
+    and, where the kernel has autogroups, its session group's (``lower_session``). Says what
+    was set, for the service's log."""
     if niceness <= 0:
         return "default priority"
     nice = os.nice(niceness)
+    return f"nice {nice}, {lower_session(niceness, path)}"
+
+
+def lower_session(niceness: int, path: Path = AUTOGROUP) -> str:
+    """Lower this process's session group — every process of the session, those running
+    already included — by ``niceness`` (at most to 19), where the kernel has autogroups. Says
+    what was set."""
     group = autogroup_nice(path)
-    if group is None:
-        return f"nice {nice} (no autogroups)"
+    if niceness <= 0 or group is None:
+        return "no autogroups" if group is None else "session unchanged"
     group = min(group + niceness, MAX_NICE)
     try:
         path.write_text(str(group))
     except OSError as exc:  # a kernel or sandbox that refuses: the nice value still holds
-        return f"nice {nice} (autogroup unchanged: {exc.strerror})"
-    return f"nice {nice}, its session's autogroup nice {group}"
+        return f"autogroup unchanged: {exc.strerror}"
+    return f"its session's autogroup nice {group}"
