@@ -44,6 +44,7 @@ from scripts.service_logs import FAULT, faults
 
 RUN_SH = str(PROJECT_ROOT / "run.sh")
 PROBE_TIMEOUT = 60.0  # a probe not served by then counts as this long
+BOARD_TIMEOUT = 600.0  # the first prices on the board (the seeded weeks go first)
 #: the endpoint behind each tab of the dashboard (and the forecasts the chart draws)
 TABS = {
     "board": "/prices/live",
@@ -65,8 +66,13 @@ def _get(api: str, path: str, **params: Any) -> Any:
 
 
 def _probe_series(api: str, settings: Settings) -> tuple[str, str]:
-    """A market × commodity the simulators do not publish (its probes are not overwritten)."""
-    live = _get(api, "/prices/live")
+    """A market × commodity the simulators do not publish (its probes are not overwritten),
+    once the board shows the simulators' first prices."""
+    began = time.monotonic()
+    while not (live := _get(api, "/prices/live")):
+        if time.monotonic() - began > BOARD_TIMEOUT:
+            raise SystemExit(f"no price on the board {BOARD_TIMEOUT:.0f} s after the start")
+        time.sleep(1.0)
     shown = {(r["market_id"], r["commodity"]) for r in live}
     for market_id in sorted({m for m, _ in shown}):
         for commodity in sorted(conf_of(settings).commodities):
