@@ -296,6 +296,10 @@ def check_insights(api: str, series: tuple[str, str]) -> None:
     assert impact.status_code == 200, impact.text
 
 
+#: the rules of held prices (``streaming_jobs.alerts.held_move_alerts``)
+HELD_RULES = ("price_unconfirmed", "price_confirmed")
+
+
 def check_alerts_are_news(settings: Settings, started: datetime) -> None:
     """Every alert the stack raised is news (``alerts.max_age_hours``): none about the weeks of
     history the simulators seed at the first start. Read from ``gold.alerts`` (the API does not
@@ -307,7 +311,8 @@ def check_alerts_are_news(settings: Settings, started: datetime) -> None:
         return
     old = []
     for alert in alerts:
-        observed = json.loads(alert["details"] or "{}").get("observed_at")
+        held = alert["rule"] in HELD_RULES  # their details: JSON with the price's observed_at
+        observed = json.loads(alert["details"])["observed_at"] if held else None
         when = datetime.fromisoformat(observed) if observed else alert["last_firing_at"]
         if when.replace(tzinfo=when.tzinfo or UTC) < since:
             old.append((alert["rule"], when.isoformat()))
