@@ -189,3 +189,6 @@ def test_the_check_endpoint_needs_an_ingest_key_and_publishes_nothing(settings, 
         assert (verdict["event_id"], verdict["verdict"]) == (body[0]["event_id"], "accepted")
         bad = c.post(f"{API}/validation/price/check", json=[], headers={"X-API-Key": key})
         assert bad.status_code == 422
+        far = [{**body[0], "observed_at": "2263-01-01T00:00:00Z"}]  # found by the fuzzer: a 500
+        beyond = c.post(f"{API}/validation/price/check", json=far, headers={"X-API-Key": key})
+        assert beyond.status_code == 422 and "outside the times" in beyond.text

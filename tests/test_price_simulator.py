@@ -206,9 +206,10 @@ def test_the_service_publishes_rounds_until_stopped(kafka, settings, tmp_path):
     )
     try:
         deadline = time.monotonic() + 60
+        reports = 4 * 3  # a round's, and a seeded day's: 4 markets × 3 commodities
         while (status := read_status(status_settings, "prices")) is None or status.get(
             "published", 0
-        ) < 2 * 4 * 3:
+        ) < 2 * reports + 2 * reports:  # the two seeded days, then two rounds
             assert proc.poll() is None, "the price simulator exited"
             assert time.monotonic() < deadline, f"no two rounds published: {status}"
             time.sleep(0.2)

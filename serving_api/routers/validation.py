@@ -88,6 +88,11 @@ def price_history(settings: Settings, conf: Conf, window: Window) -> pd.DataFram
     return history if len(history) else pd.DataFrame({c: [] for c in HISTORY_FIELDS})
 
 
+#: the observation times a check judges: inside pandas' nanosecond timestamps (1677-09-21 to
+#: 2262-04-11) with room for the history window around them
+CHECKABLE = (datetime(1678, 1, 1, tzinfo=UTC), datetime(2261, 12, 31, tzinfo=UTC))
+
+
 def _verdicts(
     settings: Settings, conf: Conf, events: list[PriceEvent], now: datetime
 ) -> list[PriceVerdict]:
@@ -127,6 +132,13 @@ async def check_prices(
         raise ApiError(413, f"{len(events)} events in one request; send at most {cap}")
     if not events:
         raise ApiError(status.HTTP_422_UNPROCESSABLE_CONTENT, "no events: send one or a list")
+    beyond = [e.observed_at for e in events if not CHECKABLE[0] <= e.observed_at <= CHECKABLE[1]]
+    if beyond:  # the pipeline calls it future or late; the check's frames cannot hold it
+        raise ApiError(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"observed_at {beyond[0].isoformat()} is outside the times a check can judge "
+            f"({CHECKABLE[0]:%Y-%m-%d} to {CHECKABLE[1]:%Y-%m-%d})",
+        )
     now = datetime.now(UTC)
     verdicts = await run_in_threadpool(_verdicts, settings, conf, events, now)
     return CheckOut(checked_at=now, verdicts=verdicts)
