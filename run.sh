@@ -214,9 +214,8 @@ setup_dev() {
 test_suite() {  # the whole suite as three pytest sessions side by side, each with its own
   # share of the free ports: the unit tests (one core's work) beside the class archive's build;
   # then the first-run journey (a whole stack left running for minutes, mostly waiting) and the
-  # integration tests (Spark, services) on two workers (pytest-xdist, a file's tests on one),
-  # which mostly wait on Spark's batches and their services. The integration tests' report is
-  # live; the others' follow it
+  # integration tests (Spark, services). The integration tests' report is live; the others'
+  # follow it
   local rc=0 session
   setup_dev_installs
   SESSION_LOGS="$(mktemp -d)"
@@ -230,7 +229,7 @@ test_suite() {  # the whole suite as three pytest sessions side by side, each wi
     >"$SESSION_LOGS/journey" 2>&1 &
   SESSIONS+=($!)
   ISOLATED_STACK_PORTS=28000-32767 "$PY" -m pytest -m "(services or spark) and not journey" \
-    -n 2 --dist loadfile || rc=$?
+    || rc=$?
   for session in unit journey; do
     wait "${SESSIONS[0]}" || rc=$((rc != 0 ? rc : $?))
     SESSIONS=("${SESSIONS[@]:1}")

@@ -27,15 +27,6 @@ def _listen_ports() -> range:
     return range(int(first), int(last) + 1) if last else LISTEN_PORTS
 
 
-def share_of_ports(index: int, count: int) -> str:
-    """The ``index``-th of ``count`` equal shares of this process's ports, as the value of
-    ``PORTS_VARIABLE``: what one of ``count`` sessions side by side in it may use."""
-    ports = _listen_ports()
-    size = len(ports) // count
-    first = ports.start + index * size
-    return f"{first}-{first + size - 1}"
-
-
 def _ephemeral_start() -> int:
     """The lowest port the kernel gives an outgoing connection (its ephemeral range)."""
     try:

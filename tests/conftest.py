@@ -16,21 +16,11 @@ from typing import Any
 import pytest
 
 from lakehouse.config.settings import SAMPLE_PRICES, Settings, Topics, load_settings
-from scripts.isolated_stack import PORTS_VARIABLE, share_of_ports, stack_env
+from scripts.isolated_stack import stack_env
 from scripts.services import KafkaBroker, MlflowServer, Mosquitto, Service
 
 SERVICE_FIXTURES = {"kafka", "mosquitto", "replayed", "mlflow_server", "postgres"}
 SPARK_FIXTURES = {"spark", "replayed"}
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """A worker of ``pytest -n N`` (pytest-xdist: ``./run.sh test`` runs the integration tests
-    on two) is a session of its own — its own services, SparkSession and data folder — with
-    its own share of the session's ports."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, …
-    if worker:
-        count = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
-        os.environ[PORTS_VARIABLE] = share_of_ports(int(worker.removeprefix("gw")), count)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
