@@ -33,14 +33,19 @@ def unknown(kind: str, value: str, valid: Iterable[str]) -> ApiError:
     return ApiError(status.HTTP_404_NOT_FOUND, f"unknown {kind} {value!r}{hint}", valid)
 
 
-def resolve_commodity(conf: Conf, name: str | None) -> str | None:
-    """The catalogue id of a commodity as people write it (``Bawang Merah`` → ``bawang_merah``)."""
+def _resolved(kind: str, name: str | None, found: str | None, valid: Iterable[str]) -> str | None:
+    """``found`` (what ``name`` resolved to), or the 404 of an unknown ``kind``; None stays."""
     if name is None:
         return None
-    found = conf.commodity_id(name)
     if found is None:
-        raise unknown("commodity", name, conf.commodities)
+        raise unknown(kind, name, valid)
     return found
+
+
+def resolve_commodity(conf: Conf, name: str | None) -> str | None:
+    """The catalogue id of a commodity as people write it (``Bawang Merah`` → ``bawang_merah``)."""
+    found = conf.commodity_id(name) if name is not None else None
+    return _resolved("commodity", name, found, conf.commodities)
 
 
 def resolve_market(conf: Conf, market_id: str | None) -> str | None:
@@ -52,22 +57,15 @@ def resolve_market(conf: Conf, market_id: str | None) -> str | None:
 def resolve_province(conf: Conf, name: str | None) -> str | None:
     """The province's name as tables hold it, from its name, an alias or its BPS code
     (``jakarta``, ``31`` → ``DKI Jakarta``)."""
-    if name is None:
-        return None
-    found = conf.province_name(name)
-    if found is None:
-        raise unknown("province", name, [p.name for p in conf.provinces.values()] + [NATIONAL])
-    return found
+    found = conf.province_name(name) if name is not None else None
+    valid = [p.name for p in conf.provinces.values()] + [NATIONAL]
+    return _resolved("province", name, found, valid)
 
 
 def resolve_regency(conf: Conf, name: str | None) -> str | None:
     """A regency of the markets as ``markets.csv`` writes it (``bogor`` → ``Bogor``)."""
-    if name is None:
-        return None
-    found = conf.regency_name(name)
-    if found is None:
-        raise unknown("regency", name, conf.regencies)
-    return found
+    found = conf.regency_name(name) if name is not None else None
+    return _resolved("regency", name, found, conf.regencies)
 
 
 def _sentence(error: dict[str, Any]) -> str:

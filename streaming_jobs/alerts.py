@@ -35,6 +35,8 @@ from lakehouse.catalog.tables import GOLD_ALERTS
 # ---- signals --------------------------------------------------------------------------------
 
 SEVERITIES = ("warning", "critical")  # in rising order
+#: the rules of a held price's alert (``held_move_alerts``): unconfirmed, then confirmed
+HELD_UNCONFIRMED, HELD_CONFIRMED = HELD_RULES = ("price_unconfirmed", "price_confirmed")
 SIGNAL_COLUMNS = (
     "rule",
     "alert_key",
@@ -508,7 +510,7 @@ def held_move_alerts(
     )
     return rows.select(
         "alert_id",
-        F.when(confirmed, "price_confirmed").otherwise("price_unconfirmed").alias("rule"),
+        F.when(confirmed, HELD_CONFIRMED).otherwise(HELD_UNCONFIRMED).alias("rule"),
         key_column("market_id", "commodity").alias("alert_key"),
         F.coalesce(level(F.abs(F.col("change")), r.warning, r.critical), F.lit("warning")).alias(
             "severity"

@@ -71,6 +71,7 @@ from streaming_jobs.alerting import (
     upsert_alerts,
 )
 from streaming_jobs.alerts import (
+    HELD_RULES,
     alert_rows,
     held_alert_days,
     held_move_alerts,
@@ -374,7 +375,7 @@ class GoldBatch:
             self.spark,
             GOLD_ALERTS,
             self.settings,
-            "t.rule IN ('price_unconfirmed', 'price_confirmed') "
+            f"t.rule IN ({', '.join(repr(r) for r in HELD_RULES)}) "
             f"AND t.opened_at >= TIMESTAMP '{opened_from:%Y-%m-%d %H:%M:%S}'",
         )
         rows = alert_rows(

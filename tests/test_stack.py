@@ -35,6 +35,7 @@ from lakehouse.io.fast_read import TableMissing, read_rows
 from scripts.isolated_stack import PORTS_VARIABLE, free_ports, stack_env
 from scripts.service_logs import faults
 from scripts.services import Bridge, KafkaBroker, Pipeline, PrometheusServer, Service
+from streaming_jobs.alerts import HELD_RULES
 from tests.browser import chromium, open_page, watch
 from tests.medallion_data import make_dataset, produce
 
@@ -294,10 +295,6 @@ def check_insights(api: str, series: tuple[str, str]) -> None:
     national = {"commodity": commodity, "region": "Indonesia", "date": IMPACT_DAY}
     impact = httpx.get(f"{api}/api/v1/impact", params=national, timeout=60)
     assert impact.status_code == 200, impact.text
-
-
-#: the rules of held prices (``streaming_jobs.alerts.held_move_alerts``)
-HELD_RULES = ("price_unconfirmed", "price_confirmed")
 
 
 def check_alerts_are_news(settings: Settings, started: datetime) -> None:
