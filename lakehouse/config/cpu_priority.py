@@ -16,12 +16,23 @@ import os
 from pathlib import Path
 
 AUTOGROUP = Path("/proc/self/autogroup")
+AUTOGROUPS_ENABLED = Path("/proc/sys/kernel/sched_autogroup_enabled")
 MAX_NICE = 19
+
+
+def kernel_has_autogroups(path: Path = AUTOGROUPS_ENABLED) -> bool:
+    """Whether the kernel groups the CPU by session. A process of init's own session (a CI
+    runner's, a container's PID 1 and its children) is then in the root group all the same,
+    whose ``/proc/self/autogroup`` reads empty: ``autogroup_nice`` is None there too."""
+    try:
+        return path.read_text().strip() == "1"
+    except OSError:
+        return False
 
 
 def autogroup_nice(path: Path = AUTOGROUP) -> int | None:
     """The nice value of this process's autogroup (``/autogroup-730 nice 10``), or None when
-    the kernel has no autogroups."""
+    it has none: the kernel has no autogroups, or the process is in the root group."""
     try:
         return int(path.read_text().split()[-1])
     except (OSError, ValueError, IndexError):
@@ -43,8 +54,10 @@ def lower_session(niceness: int, path: Path = AUTOGROUP) -> str:
     already included — by ``niceness`` (at most to 19), where the kernel has autogroups. Says
     what was set."""
     group = autogroup_nice(path)
-    if niceness <= 0 or group is None:
-        return "no autogroups" if group is None else "session unchanged"
+    if group is None:
+        return "its session in the root group" if kernel_has_autogroups() else "no autogroups"
+    if niceness <= 0:
+        return "session unchanged"
     group = min(group + niceness, MAX_NICE)
     try:
         path.write_text(str(group))
