@@ -9,7 +9,7 @@ the threshold chosen on the earlier origins for ``ml.surge_precision``); which m
 each commodity and why (``ml.selection``); the wall time.
 
     ./run.sh bench forecast_panel [--origins 52] [--scored 26] [--models naive,lgbm_global]
-        [--series N] [--end DATE] [--json PATH]
+        [--provinces A,B] [--end DATE] [--json PATH]
 """
 
 from __future__ import annotations
@@ -95,10 +95,13 @@ def report(results: list[SeriesBacktest], ml: MlSettings, seconds: float) -> dic
     forecasts = pd.concat([r.forecasts for r in results], ignore_index=True)
     scored = forecasts[forecasts["scored"]]
     commodity = scored["series"].str.rsplit(":", n=1).str[-1]
-    overall = ratios(scored).iloc[0]
     per_commodity = ratios(scored, commodity)
-    volatile = ratios(scored[commodity.isin(VOLATILE)]).iloc[0]
-    west_java = ratios(scored[scored["series"].isin(WEST_JAVA)]).iloc[0]
+    groups = {
+        "volatile (3)": scored[commodity.isin(VOLATILE)],
+        "West Java (3)": scored[scored["series"].isin(WEST_JAVA)],
+        "ALL": scored,
+    }
+    totals = {name: ratios(f).iloc[0] for name, f in groups.items() if len(f)}
     by_model = scored.assign(ape=_ape(scored)).groupby("model")["ape"].mean() * 100
     served = scored[scored["model"] == SELECTED]
     coverage = [
@@ -126,7 +129,7 @@ def report(results: list[SeriesBacktest], ml: MlSettings, seconds: float) -> dic
     for name, row in per_commodity.iterrows():
         _, why = reasons.get(str(name), ("", ""))
         print(f"{name:<16}{row['served']:>9.3f}{row['naive']:>9.3f}{row['ratio']:>9.3f}  {why}")
-    for name, row in (("volatile (3)", volatile), ("West Java (3)", west_java), ("ALL", overall)):
+    for name, row in totals.items():
         print(f"{name:<16}{row['served']:>9.3f}{row['naive']:>9.3f}{row['ratio']:>9.3f}")
     print(f"\nserved bands: coverage 80 % {coverage[0]:.3f}, 95 % {coverage[1]:.3f}")
     print(
@@ -146,9 +149,7 @@ def report(results: list[SeriesBacktest], ml: MlSettings, seconds: float) -> dic
         print(f"\nreliability ({kind}):")
         print(surge[f"reliability_{kind}"].to_string(float_format=lambda v: f"{v:.3f}"))
     return {
-        "overall": overall.to_dict(),
-        "volatile": volatile.to_dict(),
-        "west_java": west_java.to_dict(),
+        **{name: row.to_dict() for name, row in totals.items()},
         "per_commodity": per_commodity.to_dict(orient="index"),
         "models": by_model.to_dict(),
         "coverage": dict(zip(map(str, COVERAGES), coverage, strict=True)),
@@ -163,7 +164,7 @@ def main() -> None:
     parser.add_argument("--origins", type=int, default=52, help="weekly origins in all")
     parser.add_argument("--scored", type=int, default=26, help="the last ones, scored")
     parser.add_argument("--models", default="naive,lgbm_global", help="the candidates")
-    parser.add_argument("--series", type=int, help="only the first N series (a quick look)")
+    parser.add_argument("--provinces", help="only these provinces, comma-separated")
     parser.add_argument(
         "--end", help="cut the panel after this day (develop on 2023, never on the scored 2024)"
     )
@@ -175,9 +176,8 @@ def main() -> None:
     )
     models = check_model_names(args.models.split(","))
     series = panel_series(PROVINCE_PANEL, conf_of(settings))
-    if args.series:  # every commodity, a few provinces
-        keep = sorted(series["series_id"].unique())  # region:<province>:<commodity>
-        series = series[series["series_id"].isin(keep[: args.series])]
+    if args.provinces:
+        series = series[series["region"].isin(args.provinces.split(","))]
     if args.end:
         series = series[series["date"] <= pd.Timestamp(args.end)]
     began = time.monotonic()
