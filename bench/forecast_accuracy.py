@@ -26,7 +26,7 @@ from lakehouse.config.settings import SAMPLE_PRICES, load_settings
 from ml.backtest import METRICS, SELECTED, SeriesBacktest, run_backtests, summary
 from ml.models import BASELINES, MODELS, check_model_names, configured_models
 from ml.retrain import exog_sources
-from ml.series import csv_series
+from ml.series import price_series
 
 
 def wins_over_naive(result: SeriesBacktest) -> tuple[int, int, float]:
@@ -118,13 +118,13 @@ def main() -> None:
     args = parser.parse_args()
     settings = load_settings()
     ml = settings.ml.model_copy(update={"origins": args.origins} if args.origins else {})
-    series, _ = csv_series(args.file, settings.tz, conf_of(settings))
+    series, _ = price_series(args.file, settings.tz, conf_of(settings))
     candidates = configured_models(ml)
     others = check_model_names(args.models.split(",")) if args.models else [*BASELINES, *MODELS]
     models = list(dict.fromkeys(["naive", *candidates, *others]))
     began = time.monotonic()
     sources, _ = exog_sources(settings)
-    results = list(run_backtests(series, models, ml, candidates, sources))
+    results = run_backtests(series, models, ml, candidates, sources)
     doc = summary(results, ml)
     seconds = time.monotonic() - began
 
@@ -132,8 +132,8 @@ def main() -> None:
     print(
         f"{args.file.name}: {len(doc['series'])} series, {ml.horizon}-day horizon, "
         f"{ml.origins} origins ({ml.selection_origins} select, {scored} scored), {seconds:.0f}s; "
-        f"candidates {', '.join(candidates)} (preferred {ml.preferred_model}, "
-        f"margin {ml.selection_margin:.0%})"
+        f"candidates {', '.join(candidates)} (naive unless a rival beats it by "
+        f"{ml.selection.margin:.0%}, p < {ml.selection.significance}, per {ml.selection.level})"
     )
     naive = doc["overall"]["naive"]["mape"]
     surge = ("surge_recall", "surge_precision")

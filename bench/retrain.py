@@ -13,20 +13,20 @@ markets with the replay producer's logic (own price level, noise, some lagging b
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
+import psutil
 
 from lakehouse.catalog.conf import conf_of
 from lakehouse.config.settings import SAMPLE_PRICES, MlSettings, load_settings
 from lakehouse.domain.metrics import daily_closes, region_daily
 from lakehouse.domain.reports import open_report, parse_rows
-from ml.backtest import per_series
 from ml.exogenous import ExogSources
-from ml.retrain import TrainedSeries, exog_sources, global_series, train_series
+from ml.retrain import exog_sources, train_all
 from ml.series import series_frame
 from producers.replay import fan_out, synthetic_markets
 
@@ -52,31 +52,29 @@ def fanned_out_series(path: Path, count: int, settings) -> pd.DataFrame:  # noqa
     return frame[frame["series_id"].isin(keep)]
 
 
-def cpu_timed_train(series_id: str, y: pd.Series, *args: Any) -> tuple[TrainedSeries, float]:
-    """``train_series`` and the CPU seconds its worker spent on it (not inflated by a busy box,
-    unlike wall time)."""
-    began = time.process_time()
-    trained = train_series(series_id, y, *args)
-    return trained, time.process_time() - began
+def _cpu_seconds(process: psutil.Process) -> float:
+    """CPU seconds of ``process`` and its live children (the worker processes)."""
+    total = 0.0
+    for p in (process, *process.children(recursive=True)):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = p.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 def timed(
     series: pd.DataFrame, models: list[str], ml: MlSettings, sources: ExogSources | None = None
 ) -> tuple[float, float, dict]:
-    """(wall s, CPU s summed over the main process and the workers, fit+predict CPU s per
-    model — the global model's fits with their exogenous features, in the main process, as
-    ``global fits``) of retraining."""
-    began, cpu_began = time.monotonic(), time.process_time()
-    points = global_series(series, models, ml, sources)
-    global_cpu = time.process_time() - cpu_began
-    done = list(
-        per_series(cpu_timed_train, series, ml.n_jobs, "retrain", models, ml, models, per_id=points)
-    )
-    seconds: dict[str, float] = {"global fits": global_cpu} if points is not None else {}
-    for trained, _ in done:
-        for model, s in trained.backtest.seconds.items():
+    """(wall s, CPU s of the main process and the workers, fit+predict CPU s per model) of
+    retraining (``ml.retrain.train_all``: the global fits run in the main process)."""
+    process = psutil.Process()
+    began, cpu_began = time.monotonic(), _cpu_seconds(process)
+    trained = train_all(series, models, ml, sources)
+    seconds: dict[str, float] = {}
+    for t in trained:
+        for model, s in t.backtest.seconds.items():
             seconds[model] = seconds.get(model, 0.0) + s
-    return time.monotonic() - began, global_cpu + sum(cpu for _, cpu in done), seconds
+    return time.monotonic() - began, _cpu_seconds(process) - cpu_began, seconds
 
 
 def main() -> None:

@@ -4,9 +4,10 @@ For each series: origins every ``horizon`` days, the last one ``horizon`` days b
 observation (expanding window: each model is fitted on everything up to the origin, then
 forecasts 1..horizon days). Forecasts are scored only on days that were really observed.
 The first ``selection_origins`` origins only select; every model is scored on the later ones,
-next to the pseudo-model ``selected``, which at each scored origin uses the model with the
-lowest MAPE on the origins before it (whose targets all lie at or before that origin).
-The model served for a series is the one with the lowest MAPE over all origins.
+next to the pseudo-model ``selected``, which at each scored origin uses the model that
+``ml.selection``'s rule (naive unless a rival beats it significantly) chose on the origins
+before it (whose targets all lie at or before that origin). The model served for a series is
+the one the same rule chooses on all origins (``select``), per series or pooled per commodity.
 
 Series too short for ``min_history_days`` get the naive fallback (backtested if at least
 ``2 × horizon`` days, so their numbers still show) and a note saying so.
@@ -28,7 +29,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from tqdm import tqdm
 
-from lakehouse.config.settings import MlSettings
+from lakehouse.config.settings import MlSettings, SelectionSettings
 from ml.models import (
     FALLBACK,
     GLOBAL_MODELS,
@@ -38,6 +39,7 @@ from ml.models import (
     recent_volatility,
     surge_probability,
 )
+from ml.selection import Choice, choices_by_origin, choose, groups_of, origin_losses
 from ml.series import regular
 
 if TYPE_CHECKING:
@@ -65,6 +67,7 @@ class SeriesBacktest:
     note: str = ""
     seconds: dict[str, float] = field(default_factory=dict)  # fit+predict CPU s per model
     surge_rise: float = 0.1  # ml.surge_rise of the run
+    reason: str = ""  # why ``selected`` serves (``ml.selection``): served_because
 
     def metrics(self) -> dict[str, dict[str, Any]]:
         return metrics_by_model(self.forecasts[self.forecasts["scored"]], self.surge_rise)
@@ -196,54 +199,51 @@ def _conformal(forecasts: pd.DataFrame, horizon: int) -> pd.DataFrame:
     return pd.concat(parts).loc[forecasts.index] if parts else forecasts
 
 
-def _mape(f: pd.DataFrame) -> float:
-    return float(((f["y"] - f["yhat"]).abs() / f["y"]).mean())
-
-
-@dataclass(frozen=True)
-class Preference:
-    """The model kept unless another candidate's MAPE is lower by more than ``margin`` (a
-    share): the choice leaves the default only on clear evidence, not on noise."""
-
-    model: str = FALLBACK
-    margin: float = 0.0
-
-
-def preference(ml: MlSettings, candidates: list[str]) -> Preference:
-    """``ml.preferred_model`` with ``ml.selection_margin`` when it is a candidate, else naive."""
-    if ml.preferred_model in candidates:
-        return Preference(ml.preferred_model, ml.selection_margin)
-    return Preference()
-
-
-def _best(forecasts: pd.DataFrame, candidates: list[str], prefer: Preference) -> str:
-    """The candidate with the lowest MAPE in ``forecasts`` unless the preferred model is within
-    its margin (naive when there is no data)."""
-    scores = {m: _mape(forecasts[forecasts["model"] == m]) for m in candidates}
-    scores = {m: s for m, s in scores.items() if np.isfinite(s)}
-    if not scores:
-        return FALLBACK
-    best = min(scores, key=lambda m: (scores[m], m != prefer.model, m != FALLBACK))
-    if prefer.model in scores and scores[best] >= scores[prefer.model] * (1 - prefer.margin):
-        return prefer.model
-    return best
-
-
-def _selected_rows(
-    forecasts: pd.DataFrame,
-    candidates: list[str],
-    warm_up: int,
-    prefer: Preference | None = None,
-) -> pd.DataFrame:
-    prefer = prefer or Preference()
-    origins = sorted(forecasts["origin"].unique())
+def _selected_rows(result: SeriesBacktest, per_origin: Mapping[Any, Choice]) -> pd.DataFrame:
+    """The ``selected`` rows of a series: at each scored origin the forecast of the model
+    chosen there (naive where that model did not forecast this series at that origin)."""
+    f = result.forecasts[result.forecasts["model"] != SELECTED]
     rows = []
-    for origin in origins[warm_up:]:
-        earlier = forecasts[(forecasts["origin"] < origin) & (forecasts["target_date"] <= origin)]
-        choice = _best(earlier, candidates, prefer)
-        now = forecasts[(forecasts["origin"] == origin) & (forecasts["model"] == choice)]
-        rows.append(now.assign(model=SELECTED, chosen=choice))
-    return pd.concat(rows, ignore_index=True) if rows else forecasts.iloc[:0]
+    for origin, now in f[f["scored"]].groupby("origin", sort=True):
+        choice = per_origin[origin].model
+        if not (now["model"] == choice).any():
+            choice = FALLBACK
+        rows.append(now[now["model"] == choice].assign(model=SELECTED, chosen=choice))
+    return pd.concat(rows, ignore_index=True) if rows else f.iloc[:0].assign(chosen="")
+
+
+def select(
+    results: list[SeriesBacktest],
+    candidates: list[str],
+    sel: SelectionSettings,
+    groups: Mapping[str, str] | None = None,
+) -> list[SeriesBacktest]:
+    """Choose the served model of every series by ``ml.selection`` (the rule of
+    ``ml.selection``), the series of a group (``groups``: series id → group; default: each
+    series alone) pooled; set each result's ``selected``, ``reason`` and its ``selected`` rows
+    (at each scored origin, the choice made on the group's earlier origins). Returns
+    ``results``."""
+    members: dict[str, list[SeriesBacktest]] = {}
+    for r in results:
+        members.setdefault(groups[r.series_id] if groups else r.series_id, []).append(r)
+    for group in members.values():
+        f = pd.concat([r.forecasts for r in group], ignore_index=True)
+        losses = origin_losses(f[f["model"].isin(candidates)])
+        served = choose(losses, candidates, sel)
+        scored = sorted(f.loc[f["scored"], "origin"].unique())
+        per_origin = choices_by_origin(losses, candidates, sel, scored)
+        for r in group:
+            own = r.forecasts[r.forecasts["model"] != SELECTED]
+            r.forecasts = pd.concat(
+                [own, _selected_rows(r, per_origin).assign(scored=True)], ignore_index=True
+            )
+            if r.note:  # too short to model: the naive fallback
+                r.selected, r.reason = FALLBACK, f"naive: {r.note}"
+            elif served.model == FALLBACK or (own["model"] == served.model).any():
+                r.selected, r.reason = served.model, served.reason
+            else:
+                r.selected, r.reason = FALLBACK, f"naive: no {served.model} forecast of it"
+    return results
 
 
 @dataclass(frozen=True)
@@ -271,10 +271,7 @@ def plan_series(
         if len(origins) == 0:
             note += ", too short to backtest"
         return SeriesPlan([FALLBACK], [FALLBACK], origins, note)
-    note = ""
-    if len(origins) <= ml.selection_origins:
-        note = f"only {len(origins)} origins: scored as naive, served model chosen on all"
-    return SeriesPlan(models, candidates, origins, note)
+    return SeriesPlan(models, candidates, origins)
 
 
 def _surge_probs(forecasts: pd.DataFrame, rise: float) -> pd.Series:
@@ -336,15 +333,9 @@ def backtest_series(
     warm_up = ml.selection_origins if len(origins) > ml.selection_origins else 0
     scored_origins = sorted(forecasts["origin"].unique())[warm_up:]
     forecasts["scored"] = forecasts["origin"].isin(scored_origins)
-    prefer = preference(ml, candidates)
-    if warm_up:
-        chosen = _selected_rows(forecasts, candidates, warm_up, prefer)
-    else:  # nothing earlier to choose on: the fallback is what would be served
-        chosen = forecasts[forecasts["model"] == FALLBACK].assign(model=SELECTED, chosen=FALLBACK)
-    forecasts = pd.concat([forecasts, chosen.assign(scored=True)], ignore_index=True)
-    selected = _best(forecasts[forecasts["model"] != SELECTED], candidates, prefer)
     forecasts["series"] = series_id
-    return SeriesBacktest(series_id, forecasts, selected, plan.note, seconds, ml.surge_rise)
+    result = SeriesBacktest(series_id, forecasts, FALLBACK, plan.note, seconds, ml.surge_rise)
+    return select([result], candidates, ml.selection)[0]
 
 
 def global_points_for(
@@ -397,14 +388,21 @@ def run_backtests(
     ml: MlSettings,
     candidates: list[str] | None = None,
     sources: ExogSources | None = None,
-) -> Iterator[SeriesBacktest]:
-    """Backtest every series of a ``SERIES_COLUMNS`` frame (see ``per_series``); the global
-    models are fitted first, across all series, at every origin (with the exogenous features
-    of ``sources``)."""
+) -> list[SeriesBacktest]:
+    """Backtest every series of a ``SERIES_COLUMNS`` frame (see ``per_series``) and choose
+    their served models (``select``, pooled per ``ml.selection.level``); the global models
+    are fitted first, across all series, at every origin (with the exogenous features of
+    ``sources``)."""
     points = global_points_for(series, models, ml, candidates, sources)
-    yield from per_series(
-        backtest_series, series, ml.n_jobs, "backtest", models, ml, candidates, per_id=points
+    results = list(
+        per_series(
+            backtest_series, series, ml.n_jobs, "backtest", models, ml, candidates, per_id=points
+        )
     )
+    if ml.selection.level == "series":  # backtest_series chose already
+        return results
+    pool = list(dict.fromkeys([FALLBACK, *(candidates or models)]))
+    return select(results, pool, ml.selection, groups_of(series, ml.selection))
 
 
 def summary(results: list[SeriesBacktest], ml: MlSettings) -> dict:
@@ -416,7 +414,12 @@ def summary(results: list[SeriesBacktest], ml: MlSettings) -> dict:
     pooled = pd.concat(scored, ignore_index=True) if scored else pd.DataFrame()
     series = []
     for r in results:
-        entry: dict = {"series": r.series_id, "models": r.metrics(), "selected": r.selected}
+        entry: dict = {
+            "series": r.series_id,
+            "models": r.metrics(),
+            "selected": r.selected,
+            "served_because": r.reason,
+        }
         if r.note:
             entry["note"] = r.note
         entry["origins"] = r.origins()
@@ -444,7 +447,7 @@ def table(doc: dict) -> str:
             lines.append(f"{'':<44} {suffix}")
 
     for entry in doc["series"]:
-        suffix = f"served: {entry['selected']}" + (f" — {entry['note']}" if "note" in entry else "")
+        suffix = f"served: {entry['served_because']}"
         block(entry["series"], entry["models"], suffix)
     block("OVERALL", doc["overall"])
     return "\n".join(lines)

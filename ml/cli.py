@@ -67,7 +67,7 @@ def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
     from ml.backtest import run_backtests, summary, table
     from ml.models import BASELINES, GLOBAL_MODELS, configured_models
     from ml.retrain import exog_sources
-    from ml.series import csv_series
+    from ml.series import price_series
 
     update = {"horizon": args.horizon} if args.horizon else {}
     if args.origins:
@@ -84,7 +84,7 @@ def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
         if args.models
         else configured_models(settings.ml)
     )
-    series, skipped = csv_series(args.file, settings.tz, conf_of(settings))
+    series, skipped = price_series(args.file, settings.tz, conf_of(settings))
     if skipped:
         print(
             f"warning: skipped {len(skipped)} unreadable row(s) (first: {skipped[0]})",

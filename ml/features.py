@@ -2,8 +2,9 @@
 
 Every feature at date *t* uses prices up to and including *t* only (lags, trailing windows,
 exponential averages), so a model trained at a backtest origin never sees the future.
-Indonesian holidays come from the ``holidays`` package; Ramadan start is derived from it
-(``RAMADAN_DAYS`` before Idul Fitri), never from a hand-written date list.
+Indonesian holidays come from the ``holidays`` package, Ramadan's first day too (its Islamic
+calendar for Indonesia: the MABIMS criterion, the government's confirmed dates where known),
+never from a hand-written date list.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from functools import cache
 import holidays
 import numpy as np
 import pandas as pd
+from holidays.countries.indonesia import IndonesiaIslamicHolidays
 
 # Holidays that move food prices, by their name in the `holidays` package (English).
 HOLIDAY_NAMES = {
@@ -22,7 +24,7 @@ HOLIDAY_NAMES = {
     "New Year's Day": "tahun_baru",
     "Lunar New Year": "imlek",
 }
-RAMADAN_DAYS = 30  # Ramadan starts about this many days before Idul Fitri
+RAMADAN_MAX_DAYS = 30  # a lunar month: Ramadan has 29 or 30 days
 LAGS = (1, 7, 14, 28)
 WINDOWS = (7, 28)
 
@@ -35,11 +37,14 @@ def _holiday_table(first_year: int, last_year: int) -> pd.DataFrame:
         for day, name in calendar.items()
         if name in HOLIDAY_NAMES
     ]
-    table = pd.DataFrame(rows, columns=["holiday", "ds"])
-    ramadan = table[table["holiday"] == "idul_fitri"].assign(
-        holiday="ramadan_start", ds=lambda t: t["ds"] - pd.Timedelta(days=RAMADAN_DAYS)
-    )
-    return pd.concat([table, ramadan]).sort_values("ds", ignore_index=True)
+    islamic = IndonesiaIslamicHolidays()
+    rows += [
+        ("ramadan_start", pd.Timestamp(day))
+        for year in range(first_year, last_year + 1)
+        for day, _ in islamic.ramadan_beginning_dates(year)
+    ]
+    table = pd.DataFrame(rows, columns=["holiday", "ds"]).drop_duplicates()
+    return table.sort_values("ds", ignore_index=True)
 
 
 def holiday_table(start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
@@ -129,12 +134,23 @@ def design(y: pd.Series, origins: pd.DatetimeIndex, horizon: int) -> pd.DataFram
 WEEKS_CAP = 9  # weeks to a holiday further away than this count as this many
 
 
+def _dates(days: pd.DatetimeIndex, holiday: str) -> np.ndarray:
+    table = holiday_table(days.min(), days.max())
+    return np.sort(table.loc[table["holiday"] == holiday, "ds"].to_numpy())
+
+
 def _days_to(days: pd.DatetimeIndex, holiday: str) -> np.ndarray:
     """Days from each day to the next ``holiday`` (a name of ``holiday_table``)."""
-    table = holiday_table(days.min(), days.max())
-    dates = np.sort(table.loc[table["holiday"] == holiday, "ds"].to_numpy())
+    dates = _dates(days, holiday)
     pos = np.minimum(np.searchsorted(dates, days.to_numpy()), len(dates) - 1)
     return (dates[pos] - days.to_numpy()) / np.timedelta64(1, "D")
+
+
+def _days_since(days: pd.DatetimeIndex, holiday: str) -> np.ndarray:
+    """Days from the last ``holiday`` on or before each day to it."""
+    dates = _dates(days, holiday)
+    pos = np.maximum(np.searchsorted(dates, days.to_numpy(), side="right") - 1, 0)
+    return (days.to_numpy() - dates[pos]) / np.timedelta64(1, "D")
 
 
 def _weeks_to(days: pd.DatetimeIndex, holiday: str) -> np.ndarray:
@@ -150,9 +166,10 @@ def month(days: pd.DatetimeIndex) -> np.ndarray:
 
 
 def ramadan_day(days: pd.DatetimeIndex) -> np.ndarray:
-    """1..30 inside Ramadan (the ``RAMADAN_DAYS`` before Idul Fitri), 0 outside."""
-    until = _days_to(days, "idul_fitri")
-    return np.where((until >= 1) & (until <= RAMADAN_DAYS), RAMADAN_DAYS + 1 - until, 0)
+    """1..29 or 30 inside Ramadan (from its first day to the eve of Idul Fitri), 0 outside."""
+    since = _days_since(days, "ramadan_start")
+    inside = (since >= 0) & (since < RAMADAN_MAX_DAYS) & (_days_to(days, "idul_fitri") >= 1)
+    return np.where(inside, since + 1, 0)
 
 
 def weeks_to_idul_fitri(days: pd.DatetimeIndex) -> np.ndarray:

@@ -49,9 +49,19 @@ ROLLING = (7, 28)
 MIN_ROWS = 60  # days of history a series needs to enter the training panel
 
 
+MOMENTUM = (3, 14, 56)  # the ``momentum`` family: mean daily return over these windows too
+
+
+def static_features(ml: MlSettings) -> list[str]:
+    """The static (per series) categorical features: the commodity, and the province with
+    the ``region`` family."""
+    return ["commodity", *(["region"] if "region" in ml.global_features else [])]
+
+
 def panel(series: pd.DataFrame) -> pd.DataFrame:
-    """``unique_id, ds, y, commodity`` with y the log price of every day (gaps forward-filled,
-    as the local models see them) of every series of a ``SERIES_COLUMNS`` frame."""
+    """``unique_id, ds, y, commodity, region`` with y the log price of every day (gaps
+    forward-filled, as the local models see them) of every series of a ``SERIES_COLUMNS``
+    frame."""
     parts = []
     for sid, g in series.groupby("series_id", sort=True):
         filled, _ = regular(g.set_index("date")["y"])
@@ -62,11 +72,13 @@ def panel(series: pd.DataFrame) -> pd.DataFrame:
                     "ds": filled.index,
                     "y": np.log(filled.to_numpy(dtype=float)),
                     "commodity": g["commodity"].iloc[0],
+                    "region": g["region"].iloc[0] or "",
                 }
             )
         )
     frame = pd.concat(parts, ignore_index=True)
-    frame["commodity"] = frame["commodity"].astype("category")
+    for column in ("commodity", "region"):
+        frame[column] = frame[column].astype("category")
     return frame
 
 
@@ -74,7 +86,7 @@ def _forecaster(ml: MlSettings) -> MLForecast:
     from lightgbm import LGBMRegressor
     from mlforecast import MLForecast
     from mlforecast.lag_transforms import RollingMean, RollingStd
-    from mlforecast.target_transforms import Differences
+    from mlforecast.target_transforms import Differences, LocalStandardScaler
 
     model = LGBMRegressor(
         **ml.hyperparameters.lgbm_global,
@@ -83,13 +95,18 @@ def _forecaster(ml: MlSettings) -> MLForecast:
         verbose=-1,
     )
     transforms = [t(window_size=w) for w in ROLLING for t in (RollingMean, RollingStd)]
+    if "momentum" in ml.global_features:
+        transforms += [RollingMean(window_size=w) for w in MOMENTUM]
+    targets = [Differences([1])]
+    if "scaled" in ml.global_features:  # each series' returns in units of its own spread
+        targets.append(LocalStandardScaler())
     return MLForecast(
         models={"lgbm": model},
         freq="D",
         lags=list(LAGS),
         lag_transforms={1: transforms},
         date_features=list(CALENDAR),
-        target_transforms=[Differences([1])],
+        target_transforms=targets,
     )
 
 
@@ -122,7 +139,9 @@ def _fit_predict(
         named = [c for c in exog.columns if c not in ("unique_id", "ds")]
         used = [c for c in named if train[c].notna().any()]
         train = train.drop(columns=[c for c in named if c not in used])
-    fitted = _forecaster(ml).fit(train, static_features=["commodity"])
+    statics = static_features(ml)
+    train = train.drop(columns=[c for c in ("commodity", "region") if c not in statics])
+    fitted = _forecaster(ml).fit(train, static_features=statics)
     future = None
     if used:
         future = fitted.make_future_dataframe(ml.horizon)

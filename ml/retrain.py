@@ -49,6 +49,7 @@ from ml.backtest import (
     global_points_for,
     per_series,
     residual_quantiles,
+    select,
     summary,
     table,
 )
@@ -60,7 +61,9 @@ from ml.models import (
     recent_volatility,
     surge_probability,
 )
+from ml.selection import groups_of
 from ml.series import regular, series_frame
+from ml.surge import Calibration, served_calibrations
 
 if TYPE_CHECKING:
     from ml.exogenous import ExogSources
@@ -170,33 +173,65 @@ def load_series(settings: Settings) -> tuple[pd.DataFrame, DataVersions]:
     return series_frame(daily, regions), versions
 
 
-def train_series(
-    series_id: str,
-    y: pd.Series,
-    models: list[str],
-    ml: MlSettings,
-    candidates: list[str],
-    points: GlobalSeries | None = None,
-) -> TrainedSeries:
-    """Backtest, select and fit the served model of one series on its whole history; its
-    forecast carries ``surge_prob``."""
-    backtest = backtest_series(
-        series_id, y, models, ml, candidates, points.backtest if points else None
-    )
+@dataclass(frozen=True)
+class ServedJob:
+    """What the final fit of a series needs: its backtest (with the served choice) and the
+    global model's points after its last day (None without a global model)."""
+
+    backtest: SeriesBacktest
+    global_points: np.ndarray | None = None
+    surge: Calibration = field(default_factory=lambda: Calibration(None, None))  # ml.surge
+
+
+def train_series(series_id: str, y: pd.Series, ml: MlSettings, job: ServedJob) -> TrainedSeries:
+    """Fit the served model of one series (``job.backtest.selected``) on its whole history;
+    its forecast carries the backtest's conformal bands and ``surge_prob``, calibrated
+    (``job.surge``)."""
+    backtest = job.backtest
     filled, _ = regular(y)
     began = time.process_time()
     model = configured_model(backtest.selected, ml)
     if backtest.selected in GLOBAL_MODELS:
-        model.global_points = points.served if points else None
+        model.global_points = job.global_points
     model.fit(filled)
     past = backtest.forecasts[backtest.forecasts["model"] == backtest.selected]
     # the served bands: backtest errors per unit of volatility, at today's volatility
     quantiles = residual_quantiles(past, ml.horizon)
     model.conformal = None if quantiles is None else quantiles * recent_volatility(filled)
     forecast = model.predict()
-    forecast["surge_prob"] = surge_probability(filled.iloc[-1], forecast, ml.surge_rise)
+    raw = surge_probability(filled.iloc[-1], forecast, ml.surge_rise)
+    forecast["surge_prob"] = float(job.surge(np.array([raw]))[0])
     backtest.seconds[backtest.selected] += time.process_time() - began
     return TrainedSeries(backtest, model, forecast)
+
+
+def train_all(
+    series: pd.DataFrame, models: list[str], ml: MlSettings, sources: ExogSources | None = None
+) -> list[TrainedSeries]:
+    """Backtest every series (the global model once per origin), choose the served models
+    (``ml.selection``, pooled per its level) and fit each on its whole history, across
+    ``ml.n_jobs`` worker processes."""
+    points = global_series(series, models, ml, sources)
+    backtest_points = {sid: p.backtest for sid, p in (points or {}).items()}
+    backtests = list(
+        per_series(
+            backtest_series,
+            series,
+            ml.n_jobs,
+            "backtest",
+            models,
+            ml,
+            models,
+            per_id=backtest_points,
+        )
+    )
+    select(backtests, models, ml.selection, groups_of(series, ml.selection))
+    surge = served_calibrations(backtests, ml.surge_rise, ml.surge_precision)
+    jobs = {
+        b.series_id: ServedJob(b, points[b.series_id].served if points else None, surge[b.selected])
+        for b in backtests
+    }
+    return list(per_series(train_series, series, ml.n_jobs, "fit", ml, per_id=jobs))
 
 
 def forecast_rows(
@@ -219,6 +254,7 @@ def forecast_rows(
                 origin_date=f["target_date"].iloc[0] - pd.Timedelta(days=1),
                 model_name=name,
                 model_version=version,
+                served_because=t.backtest.reason,
                 run_id=ctx.run_id,
                 data_version=ctx.data_version,
                 created_at=ctx.created_at,
@@ -236,11 +272,11 @@ def write_gold(
     """Idempotent write of ``frame`` to a gold table with a declared schema: MERGE on the
     table's keys (``table_writes.merge``: retried on a concurrent commit), inserting new keys;
     an existing row is replaced only where ``replace_when`` (a predicate over ``s.`` source and
-    ``t.`` target columns) holds — never if it is None. Returns the rows inserted and
-    replaced."""
+    ``t.`` target columns) holds — never if it is None. A table written before a column was
+    declared gets it (its earlier rows read null). Returns the rows inserted and replaced."""
     schema = arrow_schema(table)
     data = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
-    merged = table_writes.merge(table, settings, data, replace_when)
+    merged = table_writes.merge(table, settings, data, replace_when, merge_schema=True)
     return {"inserted": merged.inserted, "replaced": merged.replaced}
 
 
@@ -423,12 +459,7 @@ def retrain(settings: Settings) -> RetrainResult:
     sources, absent = exog_sources(settings)
     with tracking.tracked_run(RETRAIN, params, versions.tags()) as run:
         mlflow.set_tags({f"exogenous.absent.{name}": why for name, why in absent.items()})
-        points = global_series(series, models, ml, sources)
-        trained = list(
-            per_series(
-                train_series, series, ml.n_jobs, "retrain", models, ml, models, per_id=points
-            )
-        )
+        trained = train_all(series, models, ml, sources)
         doc = summary([t.backtest for t in trained], ml)
         tracking.log_backtest(doc, table(doc))
         by_model: dict[str, dict[str, Forecaster]] = {}

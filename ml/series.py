@@ -10,6 +10,7 @@ here — ``regular`` fills them for the models, and scoring uses observed days o
 
 from __future__ import annotations
 
+import gzip
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -93,6 +94,58 @@ def csv_series(path: Path, tz: ZoneInfo, conf: Conf) -> tuple[pd.DataFrame, list
     read = read_price_csv(path, tz, conf)
     daily = daily_closes(read.prices)
     return series_frame(daily, region_daily(daily)), read.skipped
+
+
+#: the columns of a province panel file (``datasets/prices_pihps_province_daily_2022_2024.csv.gz``:
+#: one price per province × commodity × day, no market)
+PANEL_COLUMNS = ("observed_at", "region", "commodity", "price")
+
+
+def is_panel(path: Path) -> bool:
+    """Whether ``path`` is a province panel (``PANEL_COLUMNS`` and no ``market_id``; plain or
+    gzip-compressed CSV) rather than a report the producers' parser reads."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8-sig") as f:
+            header = {c.strip() for c in f.readline().split(",")}
+    except (OSError, UnicodeDecodeError):
+        return False
+    return set(PANEL_COLUMNS) <= header and "market_id" not in header
+
+
+def panel_series(path: Path, conf: Conf) -> pd.DataFrame:
+    """The region series (``SERIES_COLUMNS``, ``region:<province>:<commodity>``) of a province
+    panel file: provinces and commodities named as ``conf`` names them (InputError for a name
+    it does not know), the price of each day as published (gaps stay gaps, typos stay)."""
+    raw = pd.read_csv(path, usecols=list(PANEL_COLUMNS), parse_dates=["observed_at"])
+    raw = raw.dropna(subset=["price"])
+    names = {n: conf.province_name(n) for n in raw["region"].unique()}
+    ids = {n: conf.commodity_id(n) for n in raw["commodity"].unique()}
+    if unknown := sorted(n for n, v in (names | ids).items() if v is None):
+        raise InputError(f"{path}: unknown province or commodity name(s): {', '.join(unknown)}")
+    frame = pd.DataFrame(
+        {
+            "region": raw["region"].map(names),
+            "commodity": raw["commodity"].map(ids),
+            "date": raw["observed_at"].dt.normalize(),
+            "y": raw["price"].astype(float),
+        }
+    )
+    frame = frame.groupby(["region", "commodity", "date"], as_index=False)["y"].median()
+    frame = frame.assign(
+        series_kind="region",
+        series_id="region:" + frame["region"] + ":" + frame["commodity"],
+        market_id=None,
+    )
+    return frame[SERIES_COLUMNS].sort_values(["series_id", "date"], ignore_index=True)
+
+
+def price_series(path: Path, tz: ZoneInfo, conf: Conf) -> tuple[pd.DataFrame, list[str]]:
+    """The series of a price file and the lines skipped: a province panel (``is_panel``) as
+    its region series, any other file through ``csv_series``."""
+    if is_panel(path):
+        return panel_series(path, conf), []
+    return csv_series(path, tz, conf)
 
 
 def regular(y: pd.Series) -> tuple[pd.Series, pd.Series]:

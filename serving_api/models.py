@@ -33,6 +33,7 @@ FORECAST_HEADER_FIELDS = (
     "origin_date",
     *MODEL_FIELDS,
     "surge_prob",
+    "served_because",
 )
 FORECAST_POINT_FIELDS = (
     "target_date",
@@ -221,6 +222,8 @@ class ForecastSeries(
         model_version="3",
         run_id="6c1f0e9a7b2d4f3e8a1b2c3d4e5f6a7b",
         surge_prob=0.12,
+        served_because="naive: no rival beat it by 2% (best: lgbm_global 0.991 × naive over 30 "
+        "origins, DM p = 0.31)",
         points=[
             {
                 "target_date": "2025-03-22",

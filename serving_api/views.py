@@ -548,7 +548,7 @@ def build_forecasts(settings: Settings, tables: Tables) -> list[dict[str, Any]]:
     for r in rows:
         if r["origin_date"] != newest_origin[r["series_id"]]:
             continue
-        # surge_prob: absent from the forecasts of a lakehouse older than the column
+        # surge_prob, served_because: absent from the forecasts of a lakehouse older than them
         header = {k: r.get(k) for k in FORECAST_HEADER_FIELDS}
         s = series.setdefault(r["series_id"], header | {"points": []})
         s["points"].append({k: r[k] for k in FORECAST_POINT_FIELDS})

@@ -15,7 +15,13 @@ from typing import Any
 
 import pytest
 
-from lakehouse.config.settings import SAMPLE_PRICES, Settings, Topics, load_settings
+from lakehouse.config.settings import (
+    PROVINCE_PANEL,
+    SAMPLE_PRICES,
+    Settings,
+    Topics,
+    load_settings,
+)
 from scripts.isolated_stack import stack_env
 from scripts.services import KafkaBroker, MlflowServer, Mosquitto, Service
 
@@ -109,6 +115,14 @@ def sample_prices() -> Path:
     if not SAMPLE_PRICES.is_file():
         pytest.fail(f"{SAMPLE_PRICES} is missing: the sample data ships with the repository")
     return SAMPLE_PRICES
+
+
+@pytest.fixture(scope="session")
+def province_panel() -> Path:
+    """The real PIHPS province panel shipped in ``datasets/``; a missing file fails the test."""
+    if not PROVINCE_PANEL.is_file():
+        pytest.fail(f"{PROVINCE_PANEL} is missing: the panel ships with the repository")
+    return PROVINCE_PANEL
 
 
 #: the tests replay dated history and expect its alerts (the default raises only news)

@@ -15,9 +15,6 @@ from lakehouse.config.settings import MlSettings
 from ml.backtest import (
     CONFORMAL_MIN_ORIGINS,
     SELECTED,
-    Preference,
-    _best,
-    _selected_rows,
     backtest_series,
     metrics_by_model,
     residual_quantiles,
@@ -53,44 +50,6 @@ def test_metrics() -> None:
     assert m["smape"] == pytest.approx(100 * (20 / 210) / 2)
     assert m["mase"] == pytest.approx(1.0)
     assert m["coverage80"] == 0.5 and m["coverage95"] == 1.0
-
-
-def test_selection_uses_earlier_origins_only() -> None:
-    origins = pd.date_range("2024-03-01", periods=4, freq="7D")
-    rows = []
-    for i, origin in enumerate(origins):
-        for model, error in (("a", 1 if i < 2 else 50), ("b", 10)):
-            rows.append(
-                {
-                    "model": model,
-                    "origin": origin,
-                    "target_date": origin + pd.Timedelta(days=7),
-                    "y": 100.0,
-                    "yhat": 100.0 + error,
-                }
-            )
-    chosen = _selected_rows(pd.DataFrame(rows), ["a", "b"], warm_up=2)
-    # origin 2: only origins 0-1 known, "a" was best; origin 3: a's bad origin 2 now counts
-    assert list(chosen["chosen"]) == ["a", "b"]
-    assert set(chosen["model"]) == {SELECTED}
-
-
-def test_a_preferred_model_is_left_only_on_clear_evidence() -> None:
-    def rows(errors: dict[str, float]) -> pd.DataFrame:
-        return pd.DataFrame(
-            [{"model": m, "y": 100.0, "yhat": 100.0 + e} for m, e in errors.items()]
-        )
-
-    prefer = Preference("combo", margin=0.05)
-    assert (
-        _best(rows({"naive": 2.0, "combo": 2.0, "ets": 1.95}), ["naive", "combo", "ets"], prefer)
-        == "combo"
-    )
-    assert (
-        _best(rows({"naive": 2.0, "combo": 2.0, "ets": 1.5}), ["naive", "combo", "ets"], prefer)
-        == "ets"
-    )
-    assert _best(rows({"naive": 1.0, "ets": 2.0}), ["naive", "ets"], Preference()) == "naive"
 
 
 def test_conformal_bands_come_from_earlier_origins_errors() -> None:

@@ -83,6 +83,7 @@ def _panel(days: int = 200) -> pd.DataFrame:
             pd.DataFrame(
                 {
                     "series_id": f"market:M{i}:{commodity}",
+                    "region": "Jawa Barat",
                     "commodity": commodity,
                     "date": y.index,
                     "y": y.to_numpy(),
@@ -124,24 +125,46 @@ def test_backtest_scores_the_global_model_like_any_other() -> None:
 
 
 def test_calendar_of_the_global_model() -> None:
-    days = pd.DatetimeIndex(["2025-03-01", "2025-03-30", "2025-03-31", "2024-12-11", "2025-05-01"])
-    # Idul Fitri 2025 is 31 March in the holidays package: Ramadan from 1 March
-    assert list(ramadan_day(days)) == [1, 30, 0, 0, 0]
+    days = pd.DatetimeIndex(["2024-03-12", "2024-04-09", "2024-04-10", "2024-12-11", "2024-03-11"])
+    # Ramadan 1445 began on 12 March 2024 in Indonesia (the holidays package's MABIMS calendar),
+    # not 30 days before Idul Fitri (10 April, confirmed): 29 days
+    assert list(ramadan_day(days)) == [1, 29, 0, 0, 0]
     assert list(weeks_to_idul_fitri(days))[:3] == [4, 0, 0]
     assert weeks_to_nataru(days)[3] == 2  # 14 days to Christmas 2024
 
 
 def test_retrain_serves_the_global_model_with_its_surge_probability() -> None:
-    from ml.retrain import global_series, train_series
+    from ml.retrain import ServedJob, global_series, train_series
 
     panel = _panel()
     models = ["naive", "lgbm_global"]
-    ml = ML.model_copy(update={"preferred_model": "lgbm_global", "selection_margin": 0.99})
-    points = global_series(panel, models, ml)
+    points = global_series(panel, models, ML)
     sid = "market:M0:cabai_merah"
     y = panel[panel["series_id"] == sid].set_index("date")["y"]
-    trained = train_series(sid, y, models, ml, models, points[sid])
-    assert trained.backtest.selected == "lgbm_global"  # preferred, by a wide margin
+    backtest = backtest_series(sid, y, models, ML, models, points[sid].backtest)
+    backtest.selected = "lgbm_global"  # as if it had beaten naive (ml.selection)
+    trained = train_series(sid, y, ML, ServedJob(backtest, points[sid].served))
     np.testing.assert_allclose(trained.forecast["yhat"], points[sid].served)
     assert trained.forecast["surge_prob"].between(0, 1).all()
     assert trained.forecast["surge_prob"].nunique() == 1
+
+
+def test_calibration_fixes_an_overconfident_probability_and_picks_a_precise_threshold() -> None:
+    from ml.surge import brier, calibrate, reliability, threshold_for_precision
+
+    rng = np.random.default_rng(5)
+    truth = rng.beta(0.5, 4, 4000)  # the real chance of a surge at each origin
+    came = rng.random(4000) < truth
+    raw = np.clip(2 * truth, 0, 1)  # a forecast that says twice the real chance
+    frame = pd.DataFrame({"prob": raw, "came": came})
+    fitted, held = frame.iloc[:2000], frame.iloc[2000:]
+    calibration = calibrate(fitted, precision=0.6)
+    calibrated = calibration(held["prob"])
+    assert brier(calibrated, held["came"]) < brier(held["prob"], held["came"])
+    table = reliability(calibrated, held["came"].to_numpy())
+    assert (abs(table["mean_prob"] - table["observed"]) < 0.1).all()
+    at = calibration.threshold
+    assert at is not None
+    warned = calibrated >= at
+    assert held["came"][warned].mean() > 0.5  # close to the 0.6 asked, on new origins
+    assert threshold_for_precision(np.array([0.9, 0.8]), np.array([False, False]), 0.6) is None

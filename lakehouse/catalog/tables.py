@@ -397,6 +397,12 @@ GOLD_FORECASTS = Table(
             "probability that the price rises ≥ ml.surge_rise (10 %) above the origin day's "
             "price within the horizon (same on every row of an origin; null if not computed)",
         ),
+        "served_because": Typed(
+            "string",
+            "why this model serves the series (ml.selection): the rival that beat naive "
+            "significantly with its evidence, or why naive serves (null in rows written before "
+            "the column)",
+        ),
         **{k: v for k, v in _MODEL.items() if k != "created_at"},
         "data_version": Typed("bigint", "Delta version of the data the model was trained on"),
         "created_at": _MODEL["created_at"],

@@ -25,6 +25,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = PROJECT_ROOT / "conf"
 DATASETS_DIR = PROJECT_ROOT / "datasets"  # the real sample data shipped with the project
 SAMPLE_PRICES = DATASETS_DIR / "prices_pihps_daily_2024_2025.csv"  # PIHPS daily, long format
+#: PIHPS daily province averages, 34 provinces × 10 commodities (ml.series.panel_series)
+PROVINCE_PANEL = DATASETS_DIR / "prices_pihps_province_daily_2022_2024.csv.gz"
 CONFIG_ENV = "SMARTMARKET_CONFIG"
 
 
@@ -290,14 +292,25 @@ class Hyperparameters(BaseModel):
     lgbm_global: dict[str, int | float] = {}  # LGBMRegressor of the global model (ml.global_model)
 
 
+class SelectionSettings(BaseModel):
+    """When a candidate replaces naive (``ml.selection``, applied by ``ml/selection.py``): its
+    per-origin MAPE must beat naive's by ``margin`` (a share) with a one-sided Diebold–Mariano
+    p-value below ``significance`` (Bonferroni: divided by the number of candidates tested) over
+    at least ``min_origins`` origins, the series of a ``level`` group pooled per origin."""
+
+    level: Literal["series", "commodity"] = "commodity"
+    min_origins: int = Field(26, ge=2)
+    margin: float = Field(0.02, ge=0, lt=1)
+    significance: float = Field(0.05, gt=0, lt=1)
+
+
 class MlSettings(BaseModel):
     horizon: int = Field(7, ge=1, le=60)
     min_history_days: int = Field(120, ge=14)
-    origins: int = Field(12, ge=2)
-    selection_origins: int = Field(4, ge=1)
+    origins: int = Field(38, ge=2)
+    selection_origins: int = Field(26, ge=1)
     models: list[str] = ["naive", "ets", "lgbm_global"]
-    preferred_model: str = "lgbm_global"
-    selection_margin: float = Field(0.1, ge=0, lt=1)
+    selection: SelectionSettings = SelectionSettings()
     calibration_days: int = Field(182, ge=14)
     retrain_min_new_rows: int = Field(500, ge=1)
     n_jobs: int = Field(2, ge=1)
@@ -305,8 +318,11 @@ class MlSettings(BaseModel):
     seed: int = 42
     hyperparameters: Hyperparameters = Hyperparameters()
     surge_rise: float = Field(0.1, gt=0)  # a surge: ≥ this rise over the last price in horizon
+    surge_precision: float = Field(0.6, gt=0, le=1)  # the warning threshold's precision (ml.surge)
     # the exogenous feature families of the global model (ml.exogenous; weather: measured off)
     global_exogenous: list[Literal["weather", "news", "supply"]] = ["news", "supply"]
+    # the global model's own feature families (ml.global_model), each measured on the panel
+    global_features: list[Literal["region", "scaled", "momentum"]] = []
 
     @field_validator("models")
     @classmethod

@@ -167,6 +167,7 @@ def merge(
     columns: Sequence[str] | None = None,
     within: str = "",
     insert_when: str | None = None,
+    merge_schema: bool = False,
 ) -> Merged:
     """Upsert ``rows`` on the table's keys (a null key matches a null key): new keys are
     inserted (only where ``insert_when``, a predicate over ``s.``, holds, when given); an
@@ -177,7 +178,8 @@ def merge(
     ``t`` with literals only that every row of ``rows`` meets, lets delta-rs skip the files of
     the other rows. Creates the table on first use; writes a checkpoint every
     ``delta.checkpointInterval`` commits (Spark's default 10), so that Spark's readers of the
-    table replay few commit files.
+    table replay few commit files. ``merge_schema`` adds the columns of ``rows`` the table has
+    not got yet (its earlier rows read them as null).
 
     Expressions are SQL text, in the subset Spark SQL and DataFusion (delta-rs) read alike:
     plain column names, ``CASE``, ``least``/``greatest``, ``IS [NOT] DISTINCT FROM`` in
@@ -204,7 +206,9 @@ def merge(
                     raise
                 raise _CreatedConcurrently(str(exc)) from exc
             return Merged(inserted=rows.num_rows, replaced=0, attempts=n)
-        merger = delta.merge(rows, predicate, source_alias="s", target_alias="t")
+        merger = delta.merge(
+            rows, predicate, source_alias="s", target_alias="t", merge_schema=merge_schema
+        )
         if replace_when:
             merger = merger.when_matched_update(updates, predicate=replace_when)
         stats = merger.when_not_matched_insert_all(predicate=insert_when).execute()
