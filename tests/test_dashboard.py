@@ -256,6 +256,10 @@ def test_chart_draws_history_forecast_bands_and_alerts(
     assert canvas.get_attribute("data-band80") == canvas.get_attribute("data-band95") == "7"
     assert int(canvas.get_attribute("data-alerts")) >= 1
     assert "prophet" in page.inner_text("#series-note")
+    # how good it has been, beside it: the backtest against naive, the bands' coverage
+    assert "MAPE) 2,1 %, naif 2,5 %" in page.inner_text("#series-note")
+    assert "80 %: 80,0 %, 95 %: 95,0 %" in page.inner_text("#series-note")
+    assert canvas.get_attribute("data-backtest") == "2.14"
     assert canvas.get_attribute("data-surge") == "0.62"  # the surge warning is marked
     watched.assert_clean(url)
     page.context.close()
@@ -363,6 +367,10 @@ def write_forecast(settings: Settings, market_id: str, commodity: str, origin: d
             "yhat_lower_95": 36000.0,
             "yhat_upper_95": 44000.0 + 200 * h,
             "surge_prob": 0.62,
+            "backtest_mape": 2.14,
+            "naive_mape": 2.5,
+            "coverage_80": 0.8,
+            "coverage_95": 0.95,
             "model_name": "prophet",
             "model_version": "1",
             "run_id": "0" * 32,
