@@ -60,6 +60,17 @@ def resolve_province(conf: Conf, name: str | None) -> str | None:
     return found
 
 
+def resolve_regency(conf: Conf, name: str | None) -> str | None:
+    """The official code (PP.RR) of a regency or city from its code or official name
+    (``32.73``, ``Kota Bandung``)."""
+    if name is None:
+        return None
+    found = conf.regency_code(name)
+    if found is None:
+        raise unknown("regency", name, conf.regency_markets)
+    return found
+
+
 def _sentence(error: dict[str, Any]) -> str:
     where = error.get("loc", ())
     if where and where[0] in ("query", "path", "header"):

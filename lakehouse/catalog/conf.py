@@ -24,10 +24,12 @@ from lakehouse.catalog.reference import (
     commodity_lookup,
     normal_form,
     province_lookup,
+    province_market_id,
     read_commodities,
     read_markets,
     read_metric_ranges,
     read_provinces,
+    regencies,
 )
 from lakehouse.catalog.rules import QualityRules
 from lakehouse.config.settings import Settings, yaml_model
@@ -97,6 +99,38 @@ class Conf:
         code (``Daerah Khusus Ibukota Jakarta``, ``jakarta`` and ``31`` → ``DKI Jakarta``);
         ``Indonesia`` for the nation; None if unknown."""
         return self._provinces_by_name.get(normal_form(name))
+
+    @cached_property
+    def _province_markets(self) -> dict[str, str]:
+        return {p.name: province_market_id(p) for p in self.provinces.values()}
+
+    def market_id(self, name: str) -> str:
+        """The market a report's ``market_id`` cell names: a market id as written, or — when it
+        names a province instead (name, alias or BPS code) — that province's aggregate market
+        (``Jawa Barat`` → ``PROV-32``), so a file of province averages maps its province column
+        to ``market_id``. Anything else is returned as written (validation judges it)."""
+        text = name.strip()
+        if text in self.markets:
+            return text
+        return self._province_markets.get(self.province_name(text) or "", text)
+
+    @cached_property
+    def _regencies_by_name(self) -> dict[str, str]:
+        return {normal_form(n): r.code for r in regencies().values() for n in (r.code, r.name)}
+
+    def regency_code(self, name: str) -> str | None:
+        """The official code (PP.RR) of a regency or city from its code or official name
+        (``32.73``, ``Kota Bandung``); None if unknown."""
+        return self._regencies_by_name.get(normal_form(name))
+
+    @cached_property
+    def regency_markets(self) -> dict[str, frozenset[str]]:
+        """The ids of the markets of each regency (by code) that has any."""
+        found: dict[str, set[str]] = {}
+        for m in self.markets.values():
+            if m.regency_code:
+                found.setdefault(m.regency_code, set()).add(m.market_id)
+        return {code: frozenset(ids) for code, ids in found.items()}
 
     def commodity_id(self, name: str) -> str | None:
         """Canonical commodity id for a name as people write it (``Bawang Merah`` →

@@ -443,10 +443,12 @@ class DashboardSettings(BaseModel):
 
 class PriceSimulatorSettings(BaseModel):
     """The ``prices`` service: the shipped real price files as the reference markets' history
-    and today's reports (producers.price_simulator); ``enabled: false`` turns it off."""
+    and today's reports, and the province averages' (producers.price_simulator);
+    ``enabled: false`` turns it off."""
 
     enabled: bool = True
     files: list[Path] = [Path("datasets/prices_pihps_daily_2024_2025.csv")]
+    province_files: list[Path] = [Path("datasets/prices_pihps_province_daily_2022_2024.csv.gz")]
     interval_seconds: float = Field(15.0, gt=0)
     markets: int = Field(0, ge=0)
     markets_per_round: int = Field(4, ge=1)  # markets that report in one round, taking turns
@@ -455,6 +457,9 @@ class PriceSimulatorSettings(BaseModel):
 
     def model_post_init(self, _context: Any) -> None:
         self.files = [f if f.is_absolute() else (PROJECT_ROOT / f).resolve() for f in self.files]
+        self.province_files = [
+            f if f.is_absolute() else (PROJECT_ROOT / f).resolve() for f in self.province_files
+        ]
 
 
 class NewsFeed(BaseModel):
