@@ -63,11 +63,11 @@ MARKETS_HEADER = [
 #: how far (degrees) a generated market lies from its regency's centroid at most: a city is
 #: small, a regency (kabupaten) spreads over its district towns
 SPREAD = {"kota": 0.05, "kabupaten": 0.35}
-SENSOR_METRICS = (Metric.TEMPERATURE, Metric.HUMIDITY, Metric.CROWD)
+SENSOR_METRICS = (Metric.temperature_c, Metric.humidity_pct, Metric.crowd_count)
 SENSOR_VALUE = {  # a plausible reading: (low, high)
-    Metric.TEMPERATURE: (24.0, 32.0),
-    Metric.HUMIDITY: (55.0, 90.0),
-    Metric.CROWD: (50.0, 2000.0),
+    Metric.temperature_c: (24.0, 32.0),
+    Metric.humidity_pct: (55.0, 90.0),
+    Metric.crowd_count: (50.0, 2000.0),
 }
 READS_EVERY = 0.2  # seconds between two sampled API reads
 

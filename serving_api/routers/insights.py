@@ -5,15 +5,15 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
 
 from ml.impact_result import ImpactResult
 from serving_api.deps import ConfDep, GoldDep, ImpactDep
 from serving_api.errors import ApiError, resolve_commodity, resolve_market
 from serving_api.models import Anomaly, Error, ForecastSeries, QualityRow
-from serving_api.routers import API_PREFIX, READ_ERRORS
-from serving_api.routers.prices import Commodity, MarketId, Region
+from serving_api.routers import API_PREFIX, READ_ERRORS, TOTAL_HEADER
+from serving_api.routers.prices import Commodity, MarketId, Offset, Region
 from serving_api.views import ANOMALIES, FORECASTS, QUALITY
 
 router = APIRouter(
@@ -49,22 +49,25 @@ async def forecasts(
     summary="Anomalous prices, newest first, then by score",
 )
 async def anomalies(
+    response: Response,  # its headers: the total
     conf: ConfDep,
     cache: GoldDep,
     commodity: Commodity = None,
     since: Since = None,
     min_score: Annotated[float, Query(ge=0, le=1, description="score 0..1")] = 0.0,
     limit: Limit = 100,
+    offset: Offset = 0,
 ) -> list[dict[str, Any]]:
     wanted = resolve_commodity(conf, commodity)
-    rows = (
+    rows = [
         a
         for a in await cache.get(ANOMALIES)
         if (wanted is None or a["commodity"] == wanted)
         and (since is None or a["date"] >= since)
         and a["score"] >= min_score
-    )
-    return [row for row, _ in zip(rows, range(limit), strict=False)]
+    ]
+    response.headers[TOTAL_HEADER] = str(len(rows))
+    return rows[offset : offset + limit]
 
 
 @router.get(
