@@ -129,7 +129,8 @@ def province_panel(files: list[Path], settings: Settings) -> Panel:
             raise InputError(f"{path}: no prices to simulate from")
         frames.append(prices.assign(file=path.name))
     found = pd.concat(frames, ignore_index=True)
-    found["date"] = [t.date() for t in found["observed_at"]]
+    times = found["observed_at"]
+    found["date"] = times.map({t: t.date() for t in times.drop_duplicates()})
     keys = ["market_id", "commodity", "unit", "file"]
     table = found.pivot_table(index="date", columns=keys, values="price", aggfunc="last")
     table = table.sort_index().ffill()  # carried forward over the days a series lacks
@@ -328,7 +329,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
     today = datetime.now(settings.tz).date()
     write_status(settings, STATUS_NAME, "running", detail="publishing the days before today")
     seeded = publish_history(simulator, producer, settings, today)
-    covered = date.fromisoformat(read_state(settings, STATUS_NAME)["through"])
+    covered = today - timedelta(days=1)
     published = 0
     due = time.time()
     try:

@@ -287,9 +287,14 @@ class LiveQuery:
     limit: int | None = None
 
 
-def page_of(encoded: list[bytes], offset: int, limit: int | None) -> bytes:
-    """The JSON list of ``encoded[offset:offset + limit]`` (each an item's JSON)."""
-    return b"[" + b",".join(encoded[offset : None if limit is None else offset + limit]) + b"]"
+def window(offset: int, limit: int | None) -> slice:
+    """The items of a page: ``limit`` (None: all) from ``offset`` on."""
+    return slice(offset, None if limit is None else offset + limit)
+
+
+def json_list(encoded: list[bytes]) -> bytes:
+    """The JSON list of items already encoded."""
+    return b"[" + b",".join(encoded) + b"]"
 
 
 def _served_order(key: LatestKey) -> tuple[str, str]:
@@ -341,7 +346,8 @@ class LiveView:
             return self.answers.get(wanted, b"[]"), len(keys)
         if query.markets is not None:
             keys = [k for k in keys if k[0] in query.markets]
-        return page_of([self.encoded[k] for k in keys], query.offset, query.limit), len(keys)
+        page = keys[window(query.offset, query.limit)]
+        return json_list([self.encoded[k] for k in page]), len(keys)
 
     def matching(self, commodity: str | None) -> list[dict[str, Any]]:
         """The items of ``commodity`` (None: all), in served order."""
@@ -622,7 +628,7 @@ class MarketsView:
             ]
         if chosen is self.encoded and offset == 0 and limit is None:
             return self.answer, len(chosen)
-        return page_of(chosen, offset, limit), len(chosen)
+        return json_list(chosen[window(offset, limit)]), len(chosen)
 
 
 def build_markets(settings: Settings, tables: Tables) -> MarketsView:
@@ -646,7 +652,7 @@ def build_markets(settings: Settings, tables: Tables) -> MarketsView:
         for m in sorted(conf_of(settings).markets.values(), key=lambda m: m.market_id)
     ]
     encoded = [encode(m) for m in items]
-    return MarketsView(items, encoded, page_of(encoded, 0, None))
+    return MarketsView(items, encoded, json_list(encoded))
 
 
 def build_regions(settings: Settings, tables: Tables) -> dict[str, list[dict[str, Any]]]:
