@@ -47,7 +47,7 @@ from lakehouse.config.settings import Settings, load_settings
 from lakehouse.io.kafka_io import EventProducer
 from scripts.isolated_stack import isolated_stack
 from scripts.services import services
-from streaming_jobs.medallion import GOLD_QUERY
+from streaming_jobs.medallion import GOLD_QUERY, SILVER_QUERY
 
 MARKETS_HEADER = [
     "market_id",
@@ -288,10 +288,10 @@ def run(args: argparse.Namespace) -> None:
                         f"{minute:>4} {load.produced:>9,} {done:>9,} "
                         f"{in_kafka(settings) - done:>8,} {percentiles(fresh)[0]:>9.2f} "
                         f"{percentiles(fresh)[1]:>6.2f} "
-                        f"{_mean_batch(batches, now, 'silver'):>8.1f} "
+                        f"{_mean_batch(batches, now, SILVER_QUERY):>8.1f} "
                         f"{_mean_batch(batches, now, GOLD_QUERY):>7.1f} "
                         f"{rss_mb(settings, 'pipeline'):>8.0f} {rss_mb(settings, 'api'):>7.0f} "
-                        f"{folder_mb(settings.paths.checkpoint_root):>8.0f} "
+                        f"{folder_mb(Path(settings.paths.checkpoint_root)):>8.0f} "
                         f"{percentiles(live_ms)[1]:>11.1f} {percentiles(map_ms)[1]:>10.1f}",
                         flush=True,
                     )
