@@ -9,7 +9,14 @@ import pytest
 from lakehouse.catalog.events import Metric, SensorEvent
 from lakehouse.config.errors import InputError
 from lakehouse.domain.registry import Device
-from lakehouse.domain.reports import open_report, parse_number, parse_rows, parse_time
+from lakehouse.domain.reports import (
+    FRAME_COLUMNS,
+    open_report,
+    parse_number,
+    parse_rows,
+    parse_time,
+    price_frame,
+)
 from producers.devices import Simulator, fleet
 from producers.mqtt_bridge import PayloadError, to_sensor_event
 from producers.replay import fan_out, synthetic_markets
@@ -83,6 +90,18 @@ def test_messy_price_report(tmp_path: Path):
     assert [r.event.event_id for r in parse_rows(open_report(path, SHIPPED), WIB) if r.event] == [
         e.event_id for e in good
     ]
+
+
+def test_a_whole_file_read_at_once_gives_the_fields_of_its_events(tmp_path: Path):
+    """``price_frame`` (large files, each distinct cell parsed once) reads what ``parse_rows``
+    reads: the same prices, every unusable row left out."""
+    path = tmp_path / "report.csv"
+    path.write_text(MESSY, encoding="utf-8")
+    report = open_report(path, SHIPPED)
+    events = [r.event for r in parse_rows(report, WIB) if r.event]
+    frame = price_frame(report, WIB)
+    assert list(frame.columns) == list(FRAME_COLUMNS)
+    assert frame.to_dict("records") == [{c: getattr(e, c) for c in FRAME_COLUMNS} for e in events]
 
 
 def test_sensor_format_is_detected(tmp_path: Path):
