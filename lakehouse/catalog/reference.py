@@ -25,8 +25,6 @@ from lakehouse.config.settings import DATASETS_DIR, ConfigError
 NATIONAL = "Indonesia"  # the region of national aggregates
 PROVINCE_MARKET_PREFIX = "PROV-"
 REGENCIES_FILE = DATASETS_DIR / "indonesia_regencies.csv"
-EARTH_RADIUS_KM = 6371.0088
-ROUTE_SEPARATOR = ">"
 
 #: island group of each province (BPS code): the provinces of one group are joined by road,
 #: two groups by sea. Sumatra, Java, Kalimantan, Sulawesi and Papua by their first digit; the
