@@ -108,6 +108,19 @@ def test_every_province_has_markets_each_in_its_regency() -> None:
     assert SHIPPED.markets["PIHPS-AGG"].regency_code is None
 
 
+def test_a_regency_reads_by_code_official_name_or_its_markets_city() -> None:
+    # one reading of a regency for the API's filters and the subscriptions
+    assert {SHIPPED.regency_code(n) for n in ("32.71", "Kota Bogor", " bogor ")} == {"32.71"}
+    assert SHIPPED.regency_code("Kota Administrasi Jakarta Timur") == "31.75"
+    assert SHIPPED.regency_code("Jakarta Timur") == "31.75"  # IP-001's city in markets.csv
+    assert SHIPPED.regency_code("Gotham") is None
+    assert SHIPPED.regencies["32.01"] == "Jawa Barat"  # Kabupaten Bogor: known, no market
+    assert "32.01" not in SHIPPED.regency_markets and "IP-060" in SHIPPED.regency_markets["32.71"]
+    assert SHIPPED.place("IP-060", None) == ("Jawa Barat", "32.71")
+    assert SHIPPED.place("PROV-32", "Jawa Barat") == ("Jawa Barat", None)  # its average
+    assert SHIPPED.place(None, "Bali") == ("Bali", None)  # a row of a whole province
+
+
 def test_a_market_in_another_provinces_regency_is_refused(tmp_path: Path) -> None:
     folder = shutil.copytree(SHIPPED.folder, tmp_path / "conf")
     (folder / "markets.csv").write_text(
