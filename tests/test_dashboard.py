@@ -24,20 +24,22 @@ from lakehouse.catalog.tables import GOLD_FORECASTS, SILVER_QUARANTINE, arrow_sc
 from lakehouse.config.settings import Settings
 from lakehouse.io.fast_read import open_table
 from lakehouse.io.kafka_io import EventProducer
+from producers.replay import synthetic_markets
 from serving_api.app import create_app
 from serving_api.auth import mint_key
 from serving_api.routers.dashboard import BUNDLE_DIR
 from streaming_jobs.medallion import gold_query, silver_query
 from tests.api_samples import API, alert, upsert_alerts, with_api
 from tests.browser import DESKTOP, WAIT_MS, chromium, open_page, serving, watch
-from tests.conftest import drain
+from tests.conftest import REPLAY_MARKETS, drain
 from tests.shipped import SHIPPED
 
 # the first test also waits for the session's replay (minutes on a busy 2-core box)
 pytestmark = pytest.mark.timeout(1800)
 PAGES = ("board", "map", "series", "alerts", "quality")
 PHONE = {"width": 390, "height": 844}
-SERIES = ("IP-001", "cabai_merah")  # a series of the replayed PIHPS file
+#: a series of the replayed PIHPS file: the red chili of the first market it is fanned out to
+SERIES = (synthetic_markets(REPLAY_MARKETS, SHIPPED)[0].market_id, "cabai_merah")
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +181,8 @@ def test_board_and_alerts_name_commodities_in_the_page_language(browser: Browser
     market, commodity = SERIES
     cells = page.locator(f'#board tr[data-key="{market}|{commodity}"] td')
     assert cells.nth(1).inner_text() == "Cabai Merah Besar"
-    assert "DKI Jakarta" in cells.nth(0).inner_text()  # the market's province under its name
+    province = SHIPPED.markets[market].province
+    assert province in cells.nth(0).inner_text()  # the market's province under its name
     page.click("#lang")
     assert cells.nth(1).inner_text() == "Big red chili"
     page.click("#lang")
@@ -232,7 +235,7 @@ def test_chart_draws_history_forecast_bands_and_alerts(
     last = date.fromisoformat(closes[-1]["period"])
     write_forecast(lakehouse, market_id, commodity, last)
     opened = datetime.combine(last, datetime.min.time(), UTC) + timedelta(hours=3)
-    planted = alert("dash-chart", "critical", "DKI Jakarta") | {
+    planted = alert("dash-chart", "critical", SHIPPED.markets[market_id].province) | {
         "market_id": market_id,
         "commodity": commodity,
         "opened_at": opened,
