@@ -24,22 +24,20 @@ from lakehouse.catalog.tables import GOLD_FORECASTS, SILVER_QUARANTINE, arrow_sc
 from lakehouse.config.settings import Settings
 from lakehouse.io.fast_read import open_table
 from lakehouse.io.kafka_io import EventProducer
-from producers.replay import synthetic_markets
 from serving_api.app import create_app
 from serving_api.auth import mint_key
 from serving_api.routers.dashboard import BUNDLE_DIR
 from streaming_jobs.medallion import gold_query, silver_query
 from tests.api_samples import API, alert, upsert_alerts, with_api
 from tests.browser import DESKTOP, WAIT_MS, chromium, open_page, serving, watch
-from tests.conftest import REPLAY_MARKETS, drain
+from tests.conftest import drain
 from tests.shipped import SHIPPED
 
 # the first test also waits for the session's replay (minutes on a busy 2-core box)
 pytestmark = pytest.mark.timeout(1800)
 PAGES = ("board", "map", "series", "alerts", "quality")
 PHONE = {"width": 390, "height": 844}
-#: a series of the replayed PIHPS file: the red chili of the first market it is fanned out to
-SERIES = (synthetic_markets(REPLAY_MARKETS, SHIPPED)[0].market_id, "cabai_merah")
+SERIES = ("IP-001", "cabai_merah")  # a series of the replayed PIHPS file
 
 
 @pytest.fixture(scope="module")
@@ -181,8 +179,7 @@ def test_board_and_alerts_name_commodities_in_the_page_language(browser: Browser
     market, commodity = SERIES
     cells = page.locator(f'#board tr[data-key="{market}|{commodity}"] td')
     assert cells.nth(1).inner_text() == "Cabai Merah Besar"
-    province = SHIPPED.markets[market].province
-    assert province in cells.nth(0).inner_text()  # the market's province under its name
+    assert "DKI Jakarta" in cells.nth(0).inner_text()  # the market's province under its name
     page.click("#lang")
     assert cells.nth(1).inner_text() == "Big red chili"
     page.click("#lang")
@@ -235,7 +232,7 @@ def test_chart_draws_history_forecast_bands_and_alerts(
     last = date.fromisoformat(closes[-1]["period"])
     write_forecast(lakehouse, market_id, commodity, last)
     opened = datetime.combine(last, datetime.min.time(), UTC) + timedelta(hours=3)
-    planted = alert("dash-chart", "critical", SHIPPED.markets[market_id].province) | {
+    planted = alert("dash-chart", "critical", "DKI Jakarta") | {
         "market_id": market_id,
         "commodity": commodity,
         "opened_at": opened,
@@ -259,6 +256,10 @@ def test_chart_draws_history_forecast_bands_and_alerts(
     assert canvas.get_attribute("data-band80") == canvas.get_attribute("data-band95") == "7"
     assert int(canvas.get_attribute("data-alerts")) >= 1
     assert "prophet" in page.inner_text("#series-note")
+    # how good it has been, beside it: the backtest against naive, the bands' coverage
+    assert "MAPE) 2,1 %, naif 2,5 %" in page.inner_text("#series-note")
+    assert "80 %: 80,0 %, 95 %: 95,0 %" in page.inner_text("#series-note")
+    assert canvas.get_attribute("data-backtest") == "2.14"
     assert canvas.get_attribute("data-surge") == "0.62"  # the surge warning is marked
     watched.assert_clean(url)
     page.context.close()
@@ -366,6 +367,10 @@ def write_forecast(settings: Settings, market_id: str, commodity: str, origin: d
             "yhat_lower_95": 36000.0,
             "yhat_upper_95": 44000.0 + 200 * h,
             "surge_prob": 0.62,
+            "backtest_mape": 2.14,
+            "naive_mape": 2.5,
+            "coverage_80": 0.8,
+            "coverage_95": 0.95,
             "model_name": "prophet",
             "model_version": "1",
             "run_id": "0" * 32,

@@ -19,7 +19,7 @@ from lakehouse.domain.reports import (
 )
 from producers.devices import Simulator, fleet
 from producers.mqtt_bridge import PayloadError, to_sensor_event
-from producers.replay import fan_out, synthetic_markets
+from producers.replay import fan_out, replay, synthetic_market, synthetic_markets
 from tests.report_samples import MESSY
 from tests.shipped import SHIPPED
 
@@ -257,3 +257,11 @@ def test_fan_out_is_deterministic_and_lags_some_markets():
     assert any(c.observed_at > real.observed_at for c in copies)
     with pytest.raises(InputError, match="more than"):
         synthetic_markets(10_000, SHIPPED)
+    # a market fans out alike whether it is among the first n or named
+    assert synthetic_market(SHIPPED.markets[markets[7].market_id]) == markets[7]
+
+
+def test_a_replay_fans_out_only_to_markets_of_the_registry(conf_settings, sample_prices):
+    wanted = ("IP-001", "IP-999")
+    with pytest.raises(InputError, match=r"no market IP-999 in markets\.csv"):
+        replay(sample_prices, conf_settings, None, speed=None, fan_out_to=wanted)  # type: ignore[arg-type]
