@@ -42,9 +42,6 @@ export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 
 #: the tests that need neither Spark nor a service (the quick loop, ./run.sh test --fast)
 UNIT_TESTS="not services and not spark and not journey"
-#: the integration tests (./run.sh test): those that start JVMs of their own in a session apart
-OWN_JVM_TESTS="own_jvms and not journey"
-INTEGRATION_TESTS="(services or spark) and not journey and not own_jvms"
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 2; }
@@ -214,29 +211,26 @@ setup_dev() {
   setup_class_archive
 }
 
-test_suite() {  # the whole suite as four pytest sessions side by side, each with its own share
-  # of the free ports: the unit tests (one core's work) beside the class archive's build; then
-  # the first-run journey (a whole stack left running for minutes, mostly waiting) and the
-  # integration tests (Spark, services) in two sessions — those that start JVMs of their own
-  # (a pipeline process, a Spark cluster, Kafka nodes: mostly waiting on them) apart from the
-  # others. The first integration session's report is live; the others' follow it
+test_suite() {  # the whole suite as three pytest sessions side by side, each with its own
+  # share of the free ports: the unit tests (one core's work) beside the class archive's build;
+  # then the first-run journey (a whole stack left running for minutes, mostly waiting) and the
+  # integration tests (Spark, services). The integration tests' report is live; the others'
+  # follow it
   local rc=0 session
   setup_dev_installs
   SESSION_LOGS="$(mktemp -d)"
   SESSIONS=()
   trap 'kill "${SESSIONS[@]}" 2>/dev/null || true; rm -rf "$SESSION_LOGS"' EXIT
-  ISOLATED_STACK_PORTS=20000-23999 "$PY" -m pytest -m "$UNIT_TESTS" -p no:cacheprovider \
+  ISOLATED_STACK_PORTS=20000-24999 "$PY" -m pytest -m "$UNIT_TESTS" -p no:cacheprovider \
     >"$SESSION_LOGS/unit" 2>&1 &
   SESSIONS+=($!)
   setup_class_archive
-  ISOLATED_STACK_PORTS=24000-26499 "$PY" -m pytest -m journey -p no:cacheprovider \
+  ISOLATED_STACK_PORTS=25000-27999 "$PY" -m pytest -m journey -p no:cacheprovider \
     >"$SESSION_LOGS/journey" 2>&1 &
   SESSIONS+=($!)
-  ISOLATED_STACK_PORTS=26500-29499 "$PY" -m pytest -m "$OWN_JVM_TESTS" -p no:cacheprovider \
-    >"$SESSION_LOGS/own-jvm" 2>&1 &
-  SESSIONS+=($!)
-  ISOLATED_STACK_PORTS=29500-32767 "$PY" -m pytest -m "$INTEGRATION_TESTS" || rc=$?
-  for session in unit journey own-jvm; do
+  ISOLATED_STACK_PORTS=28000-32767 "$PY" -m pytest -m "(services or spark) and not journey" \
+    || rc=$?
+  for session in unit journey; do
     wait "${SESSIONS[0]}" || rc=$((rc != 0 ? rc : $?))
     SESSIONS=("${SESSIONS[@]:1}")
     printf '\n==> the %s tests, run beside the tests above:\n' "$session"

@@ -37,7 +37,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -89,14 +89,13 @@ def bare_app() -> FastAPI:
 # ---- data -----------------------------------------------------------------------------------
 
 
-def write_gold(settings: Settings, days: int = DAYS) -> int:
-    """Daily OHLC, latest prices and regional summaries of a random walk per series; returns
-    the number of daily rows."""
+def daily_walks(conf: Conf, days: int = DAYS, first: date = FIRST_DAY) -> pd.DataFrame:
+    """Daily OHLC of a random walk per physical market × commodity of ``conf``, ``days`` days
+    from ``first``: the rows of gold.price_daily."""
     rng = np.random.default_rng(7)
-    conf = conf_of(settings)
     series = [(m, c) for m in conf.physical_markets for c in conf.commodities.values()]
     frames = []
-    dates = pd.date_range(FIRST_DAY, periods=days, freq="D")
+    dates = pd.date_range(first, periods=days, freq="D")
     for market, commodity in tqdm(series, desc="series", disable=None):
         level = (commodity.min_price + commodity.max_price) / 3
         close = level * np.exp(np.cumsum(rng.normal(0, 0.01, days)))
@@ -120,7 +119,16 @@ def write_gold(settings: Settings, days: int = DAYS) -> int:
                 }
             )
         )
-    daily = pd.concat(frames, ignore_index=True)
+    return pd.concat(frames, ignore_index=True)
+
+
+def write_gold(settings: Settings, days: int = DAYS, daily: pd.DataFrame | None = None) -> int:
+    """Daily OHLC, latest prices and regional summaries of a random walk per series (``daily``,
+    default ``daily_walks`` of ``days`` days from ``FIRST_DAY``); returns the number of daily
+    rows."""
+    conf = conf_of(settings)
+    if daily is None:
+        daily = daily_walks(conf, days)
     write_deltalake(str(GOLD_PRICE_DAILY.path(settings)), daily)
     last = daily[daily["date"] == daily["date"].max()]
     latest = pd.DataFrame(
@@ -214,6 +222,25 @@ def write_load(settings: Settings, rate: int, day: date, seconds: float, done: m
 
 
 # ---- server ---------------------------------------------------------------------------------
+
+
+def throwaway(
+    tmp: str, overrides: Mapping[str, str] | None = None
+) -> tuple[Settings, dict[str, str]]:
+    """Settings of a data folder and lakehouse in ``tmp`` and of the API on a free loopback
+    port (and ``overrides``, environment variables), set in this process's environment: the
+    settings and that environment, which ``server`` hands to the API."""
+    (port,) = free_ports(1)
+    os.environ.update(
+        {
+            "SMARTMARKET_PATHS__LAKEHOUSE_ROOT": f"{tmp}/lakehouse",
+            "SMARTMARKET_PATHS__DATA_DIR": tmp,
+            "SMARTMARKET_API__PORT": str(port),
+            "SMARTMARKET_LOG_LEVEL": "WARNING",
+            **(overrides or {}),
+        }
+    )
+    return load_settings(), dict(os.environ)
 
 
 @contextmanager
@@ -406,18 +433,8 @@ def main() -> None:
     args = p.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
-        (port,) = free_ports(1)
-        overrides = {
-            "SMARTMARKET_PATHS__LAKEHOUSE_ROOT": f"{tmp}/lakehouse",
-            "SMARTMARKET_PATHS__DATA_DIR": tmp,
-            "SMARTMARKET_API__PORT": str(port),
-            "SMARTMARKET_LOG_LEVEL": "WARNING",
-        }
-        if args.workers:
-            overrides["SMARTMARKET_API__WORKERS"] = str(args.workers)
-        os.environ.update(overrides)
-        settings = load_settings()
-        env = dict(os.environ)
+        workers = {"SMARTMARKET_API__WORKERS": str(args.workers)} if args.workers else {}
+        settings, env = throwaway(tmp, workers)
         began = time.monotonic()
         rows = write_gold(settings, args.days)
         print(f"gold: {rows} daily rows written in {time.monotonic() - began:.1f} s")

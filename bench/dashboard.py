@@ -12,15 +12,12 @@ the live board's rows are drawn, the page's load event, and what the page fetche
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 
 from playwright.sync_api import sync_playwright
 
-from bench.api import server, write_gold
-from lakehouse.config.settings import load_settings
-from scripts.isolated_stack import free_ports
+from bench.api import server, throwaway, write_gold
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -71,19 +68,10 @@ def main() -> None:
         measure(args.url.rstrip("/") + "/", args.loads)
         return
     with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as tmp:
-        (port,) = free_ports(1)
-        os.environ.update(
-            {
-                "SMARTMARKET_PATHS__LAKEHOUSE_ROOT": f"{tmp}/lakehouse",
-                "SMARTMARKET_PATHS__DATA_DIR": tmp,
-                "SMARTMARKET_API__PORT": str(port),
-                "SMARTMARKET_LOG_LEVEL": "WARNING",
-            }
-        )
-        settings = load_settings()
+        settings, env = throwaway(tmp)
         rows = write_gold(settings)
         print(f"gold: {rows} daily rows")
-        with server(settings, dict(os.environ)) as url:
+        with server(settings, env) as url:
             measure(url + "/", args.loads)
 
 

@@ -43,6 +43,7 @@ from lakehouse.domain.metrics import DAILY_COLUMNS
 from lakehouse.io import table_writes
 from lakehouse.io.fast_read import TableMissing, open_table, table_version
 from ml.backtest import (
+    SELECTED,
     GlobalPoints,
     SeriesBacktest,
     backtest_series,
@@ -234,6 +235,19 @@ def train_all(
     return list(per_series(train_series, series, ml.n_jobs, "fit", ml, per_id=jobs))
 
 
+def backtest_quality(backtest: SeriesBacktest) -> dict[str, float | None]:
+    """The served model's backtest MAPE and band coverage, and naive's MAPE, over the series'
+    scored origins (gold.forecasts' quality columns; None where a series had none)."""
+    metrics = backtest.metrics()
+    served, naive = metrics.get(SELECTED, {}), metrics.get("naive", {})
+    return {
+        "backtest_mape": served.get("mape"),
+        "naive_mape": naive.get("mape"),
+        "coverage_80": served.get("coverage80"),
+        "coverage_95": served.get("coverage95"),
+    }
+
+
 def forecast_rows(
     series: pd.DataFrame, trained: list[TrainedSeries], ctx: RunContext
 ) -> pd.DataFrame:
@@ -255,6 +269,7 @@ def forecast_rows(
                 model_name=name,
                 model_version=version,
                 served_because=t.backtest.reason,
+                **backtest_quality(t.backtest),
                 run_id=ctx.run_id,
                 data_version=ctx.data_version,
                 created_at=ctx.created_at,

@@ -314,8 +314,8 @@ class KafkaBroker(Service):
 
     name = "kafka"
     port_keys = ("kafka.port", "kafka.controller_port")
-    #: every node is a voter of the controller quorum: stopped one after another, the last ones
-    #: wait for a quorum to shut down against and are killed after the stop timeout
+    #: every node is a voter of the controller quorum: they stop together (``down``), each
+    #: without asking the quorum's leave first (``controlled.shutdown.enable=false``, below)
     stops_together = True
 
     def __init__(self, settings: Settings, node: int = 1) -> None:
@@ -385,6 +385,11 @@ class KafkaBroker(Service):
                 f"share.coordinator.state.topic.min.isr={k.min_isr}",
                 "group.initial.rebalance.delay.ms=0",
                 "log.retention.hours=168",
+                # the nodes only stop together: a controlled shutdown (leaders moved away, with
+                # the quorum's approval) has nowhere to move them, and a node still asking once
+                # the other voters are gone waits for a quorum that never comes until it is
+                # killed. Its logs are flushed and marked clean either way
+                "controlled.shutdown.enable=false",
                 "",
             ]
         )

@@ -131,7 +131,6 @@ def normalised(df: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values("alert_id", ignore_index=True)
 
 
-@pytest.mark.own_jvms
 @pytest.mark.timeout(600)
 def test_kill_minus_nine_while_alerting_duplicates_and_loses_no_alert(
     spark, kafka, settings, tmp_path

@@ -124,7 +124,6 @@ def own_stack(settings: Settings, root: Path, monkeypatch: pytest.MonkeyPatch) -
     return load_settings()
 
 
-@pytest.mark.own_jvms
 @pytest.mark.timeout(2400)  # six JVMs on a 2-core box
 def test_two_workers_give_local_results_through_a_worker_kill(
     spark, kafka, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -166,7 +166,6 @@ def _wait_in_sync(settings: Settings, replicas: int, timeout: float = 180) -> No
         time.sleep(1)
 
 
-@pytest.mark.own_jvms
 @pytest.mark.timeout(2400)  # 100 000 events through silver: minutes on a busy 2-core box
 def test_three_nodes_lose_nothing_when_one_is_killed(
     spark, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -92,7 +92,6 @@ def test_backfill_behind_live_devices_lands_in_silver_and_gold(
     assert not accepted[accepted["observed_date"] == date(2025, 3, 22)].empty
 
 
-@pytest.mark.own_jvms
 @pytest.mark.timeout(900)
 def test_kill_minus_nine_mid_replay_loses_and_duplicates_nothing(spark, kafka, settings, tmp_path):
     settings = isolated(settings, tmp_path)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from lakehouse.config.settings import MlSettings, SelectionSettings
 from ml.backtest import SELECTED, SeriesBacktest, select
@@ -92,3 +93,27 @@ def test_series_of_a_commodity_are_pooled() -> None:
     served = results[0].forecasts[results[0].forecasts["model"] == SELECTED]
     assert sorted(served["origin"].unique()) == list(ORIGINS[30:])
     assert set(served["chosen"]) == {"rival"}
+
+
+def test_each_forecast_carries_its_backtest_against_naive() -> None:
+    """gold.forecasts' quality columns (``ml.retrain.backtest_quality``): the served model's
+    MAPE and band coverage over the scored origins, naive's MAPE on the same origins."""
+    from ml.retrain import backtest_quality
+
+    frame = _forecasts("s", {"naive": np.full(40, 0.04), SELECTED: np.full(40, 0.02)})
+    frame = frame.assign(
+        scored=frame["origin"] >= ORIGINS[26],  # the first origins only select
+        scale=1.0,
+        last=100.0,
+        surge_prob=0.1,
+        yhat_lower_80=frame["yhat"] - 1.0,  # 102 ± 1 misses 100; 104 ± 1 too
+        yhat_upper_80=frame["yhat"] + 1.0,
+        yhat_lower_95=frame["yhat"] - 3.0,  # 102 ± 3 holds 100; 104 ± 3 does not
+        yhat_upper_95=frame["yhat"] + 3.0,
+    )
+    backtest = SeriesBacktest("s", frame, selected="naive")
+    assert backtest_quality(backtest) == pytest.approx(
+        {"backtest_mape": 2.0, "naive_mape": 4.0, "coverage_80": 0.0, "coverage_95": 1.0}
+    )
+    unscored = SeriesBacktest("s", frame.assign(scored=False), selected="naive")
+    assert backtest_quality(unscored) == dict.fromkeys(backtest_quality(backtest))

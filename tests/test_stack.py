@@ -331,6 +331,9 @@ def test_first_run_as_a_user_lives_it(tmp_path: Path, monkeypatch: pytest.Monkey
         # the integration tests share the box: a pipeline below them (spark.niceness, its
         # session's autogroup too) would wait minutes for the CPU its start needs
         "SMARTMARKET_SPARK__NICENESS": "0",
+        # ... and the cores: beside them the pipeline's start (Spark's, its tables created) took
+        # over the default two minutes in CI
+        "SMARTMARKET_SERVICES__START_TIMEOUT_SECONDS": "600",
     }
     for key, value in own.items():
         monkeypatch.setenv(key, value)

@@ -147,7 +147,6 @@ def stop(pipeline: subprocess.Popen) -> None:
             pipeline.wait()
 
 
-@pytest.mark.own_jvms
 @pytest.mark.timeout(1200)  # a Spark streaming test on a shared two-core machine
 def test_pipeline_and_api_on_an_s3_lakehouse(
     settings, kafka, sample_prices, s3_endpoint, tmp_path, monkeypatch

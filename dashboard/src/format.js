@@ -15,12 +15,13 @@ export function formatRupiah(value) {
   return value == null ? "–" : `Rp ${rupiah.format(Math.round(value))}`;
 }
 
-export function formatPercent(value) {
+/** A percentage (`value` in %), e.g. `+3,5 %`; `{ signed: false }` for an error or a share. */
+export function formatPercent(value, { signed = true } = {}) {
   if (value == null) return "–";
   const number = new Intl.NumberFormat(language() === "id" ? "id-ID" : "en-GB", {
     maximumFractionDigits: 1,
     minimumFractionDigits: 1,
-    signDisplay: "exceptZero",
+    signDisplay: signed ? "exceptZero" : "auto",
   }).format(value);
   return `${number} %`;
 }

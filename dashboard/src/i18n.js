@@ -43,6 +43,10 @@ const WORDS = {
   no_history: ["Belum ada riwayat harga untuk seri ini.", "No price history for this series yet."],
   no_forecast: ["Belum ada prakiraan (jalankan ./run.sh retrain).", "No forecast yet (run ./run.sh retrain)."],
   forecast_from: ["Prakiraan {model} dari {date}.", "{model} forecast from {date}."],
+  backtest: [
+    "Uji mundur: galat (MAPE) {mape}, naif {naive}; harga aktual di dalam interval 80 %: {c80}, 95 %: {c95}.",
+    "Backtest: error (MAPE) {mape}, naive {naive}; actual prices inside the 80 % interval: {c80}, 95 %: {c95}.",
+  ],
   surge: ["Peluang lonjakan ≥ 10 % dalam 7 hari: {pct} %", "Chance of a ≥ 10 % surge within 7 days: {pct} %"],
   impact_title: ["Penjelasan dampak ({month}): faktor dominan {factor}, skor {score}", "Impact explanation ({month}): dominant factor {factor}, score {score}"],
   no_alerts: ["Belum ada peringatan.", "No alerts yet."],

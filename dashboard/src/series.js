@@ -14,7 +14,7 @@ import {
 } from "chart.js";
 import { getAllPages, getJson } from "./api.js";
 import { language, t } from "./i18n.js";
-import { commodityName, escapeHtml, formatDate, formatRupiah } from "./format.js";
+import { commodityName, escapeHtml, formatDate, formatPercent, formatRupiah } from "./format.js";
 import { fillSelect, state } from "./state.js";
 
 Chart.register(
@@ -170,6 +170,7 @@ export function drawSeries() {
   const notes = [history.length ? "" : t("no_history")];
   notes.push(forecast ? t("forecast_from", { model: forecast.model_name ?? "", date: formatDate(forecast.origin_date) }) : t("no_forecast"));
   if (forecast?.surge_prob != null) notes.push(surgeText(forecast.surge_prob) + ".");
+  if (forecast?.backtest_mape != null) notes.push(backtestText(forecast));
   note.textContent = notes.filter(Boolean).join(" ");
   // what is drawn, for the tests and for people reading the page source
   const drawn = (i) => datasets[i].data.filter((v) => v != null).length;
@@ -181,6 +182,7 @@ export function drawSeries() {
     anomalies: drawn(6),
     alerts: drawn(7),
     surge: forecast?.surge_prob ?? "",
+    backtest: forecast?.backtest_mape ?? "",
   });
   drawImpact(alerts.find((a) => a.severity === "critical" && a.impact));
 }
@@ -213,6 +215,18 @@ export function setupSeries() {
   });
   commoditySelect.addEventListener("change", loadSeries);
   rangeSelect.addEventListener("change", drawSeries);
+}
+
+/** How good the served forecast has been: its backtest against naive, its bands' coverage. */
+function backtestText(forecast) {
+  const plain = (value) => formatPercent(value, { signed: false });
+  const share = (value) => (value == null ? "–" : plain(value * 100));
+  return t("backtest", {
+    mape: plain(forecast.backtest_mape),
+    naive: plain(forecast.naive_mape),
+    c80: share(forecast.coverage_80),
+    c95: share(forecast.coverage_95),
+  });
 }
 
 // ---- surge warning (gold.forecasts surge_prob) ----------------------------------------------

@@ -370,6 +370,16 @@ GOLD_DATA_QUALITY_DAILY = Table(
     },
 )
 
+#: how good a served forecast has been: its model's rolling-origin backtest on the series'
+#: scored origins (ml.backtest.metrics_by_model), beside naive's on the same origins
+_BACKTEST_QUALITY = {
+    "backtest_mape": Typed(
+        "double", "MAPE (%) of the served model's backtest forecasts (null: not backtested)"
+    ),
+    "naive_mape": Typed("double", "MAPE (%) of naive (same as today) on the same origins"),
+    "coverage_80": Typed("double", "share of backtest actuals inside the served 80 % band"),
+    "coverage_95": Typed("double", "share of backtest actuals inside the served 95 % band"),
+}
 GOLD_FORECASTS = Table(
     Layer.gold,
     "forecasts",
@@ -403,6 +413,7 @@ GOLD_FORECASTS = Table(
             "significantly with its evidence, or why naive serves (null in rows written before "
             "the column)",
         ),
+        **_BACKTEST_QUALITY,
         **{k: v for k, v in _MODEL.items() if k != "created_at"},
         "data_version": Typed("bigint", "Delta version of the data the model was trained on"),
         "created_at": _MODEL["created_at"],
