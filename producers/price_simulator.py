@@ -1,4 +1,5 @@
-"""Simulated price reports: the shipped real price history as the reference markets' past and today.
+"""Simulated price reports: the shipped real price history as the reference markets' past and
+today, and every province's real average.
 
 The ``prices`` service of ``./run.sh up`` (``price_simulator`` in conf/settings.yaml) makes a
 first run show a live board, with its history, without any data of one's own. The real files
@@ -17,6 +18,14 @@ market of conf/markets.csv has its own price level (``producers.replay.synthetic
 - **Today.** Every ``interval_seconds`` a round: ``markets_per_round`` markets (taking turns)
   report each commodity at the day's level ± at most ``noise_pct`` % — small intraday noise, a
   new observation time on every round.
+- **Province averages.** ``province_files`` (``datasets/prices_pihps_province_daily_2022_2024
+  .csv.gz`` by default: PIHPS's daily average of 10 foods in 34 provinces) are published as
+  they are, once a day (observed at the local day's start), each as its province's aggregate
+  market ``PROV-<code>`` — in the history and on the first round of each day. A day a series
+  lacks carries its last price forward (as the source does on weekends). A province the files
+  do not have takes the series of the province it was split from (``formed_from`` of
+  conf/provinces.csv: the four Papua provinces of 2022), its source marked
+  ``simulator:<file>#<that province>``; so every province has prices from the first start.
 
 The events are ordinary price events (source ``simulator:<file>``) on the prices topic: they pass
 the same validation as any report and end in silver or quarantine like every other price.
@@ -36,12 +45,16 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from statistics import fmean
 
-from lakehouse.catalog.conf import conf_of
+import numpy as np
+import pandas as pd
+
+from lakehouse.catalog.conf import Conf, conf_of
 from lakehouse.catalog.events import PriceEvent, deterministic_id
+from lakehouse.catalog.reference import province_market_id
 from lakehouse.config.errors import InputError
 from lakehouse.config.logs import configure_logging
 from lakehouse.config.settings import Settings, load_settings
-from lakehouse.domain.reports import open_report, parse_rows
+from lakehouse.domain.reports import open_report, parse_rows, price_frame
 from lakehouse.io.kafka_io import EventProducer
 from lakehouse.io.status import STALE_SECONDS, stop_event, write_status
 from producers.replay import SyntheticMarket, synthetic_markets
@@ -86,6 +99,74 @@ def history(files: list[Path], settings: Settings) -> list[list[DayPrice]]:
     ]
 
 
+@dataclass(frozen=True)
+class PanelSeries:
+    """A series of the province files: its market (a province average), commodity, unit, file."""
+
+    market_id: str
+    commodity: str
+    unit: str
+    file: str
+
+
+@dataclass(frozen=True)
+class Panel:
+    """The series of the province files with one price per day each, in date order (NaN before
+    a series' first price; a day it lacks carries its last price forward)."""
+
+    series: list[PanelSeries]
+    prices: np.ndarray  # days × series
+
+
+def province_panel(files: list[Path], settings: Settings) -> Panel:
+    """The price series of ``files`` (each row its market's, e.g. a province average), by day;
+    of two prices of a series on one day, the later row's. A file without any price raises
+    InputError."""
+    frames = []
+    for path in files:
+        prices = price_frame(open_report(path, conf_of(settings)), settings.tz)
+        if prices.empty:
+            raise InputError(f"{path}: no prices to simulate from")
+        frames.append(prices.assign(file=path.name))
+    found = pd.concat(frames, ignore_index=True)
+    times = found["observed_at"]
+    found["date"] = times.map({t: t.date() for t in times.drop_duplicates()})
+    keys = ["market_id", "commodity", "unit", "file"]
+    table = found.pivot_table(index="date", columns=keys, values="price", aggfunc="last")
+    table = table.sort_index().ffill()  # carried forward over the days a series lacks
+    series = [PanelSeries(*key) for key in table.columns]
+    return Panel(series, table.to_numpy(dtype=float))
+
+
+@dataclass(frozen=True)
+class Average:
+    """A province's average of one commodity: the panel column it is published from."""
+
+    market_id: str
+    province: str
+    column: int
+    source: str
+
+
+def province_averages(panel: Panel, conf: Conf) -> list[Average]:
+    """The series each province publishes as its aggregate market: its own of ``panel``, else
+    (a province formed after the files were made) those of the province it was split from."""
+    columns: dict[str, list[int]] = defaultdict(list)
+    for n, s in enumerate(panel.series):
+        columns[s.market_id].append(n)
+    averages = []
+    for p in conf.provinces.values():
+        own = province_market_id(p)
+        parent = conf.provinces.get(p.formed_from or "")
+        source, taken = "", columns.get(own)
+        if not taken and parent is not None:
+            source, taken = f"#{parent.name}", columns.get(province_market_id(parent))
+        for n in taken or ():
+            file = panel.series[n].file
+            averages.append(Average(own, p.name, n, f"{SOURCE_PREFIX}{file}{source}"))
+    return averages
+
+
 def day_index(round_number: int, days: int) -> int:
     """The day of ``days`` that round ``round_number`` plays: 0, 1, …, days-1, days-2, …, 1, 0,
     1, … (forward, then back)."""
@@ -119,6 +200,8 @@ class PriceSimulator:
         self.turns = -(-len(self.markets) // sim.markets_per_round)  # rounds until all reported
         self.noise = sim.noise_pct / 100
         self.tz = settings.tz
+        self.panel = province_panel(sim.province_files, settings) if sim.province_files else None
+        self.averages = province_averages(self.panel, conf) if self.panel else []
 
     def round_number(self, at: datetime) -> int:
         """The round the wall-clock time ``at`` falls in."""
@@ -167,13 +250,45 @@ class PriceSimulator:
             events.extend(self.reports([m], at))
         return sorted(events, key=lambda e: e.observed_at)
 
+    def province_day(self, day: date) -> list[PriceEvent]:
+        """The province averages of ``day``: the day of the province files it plays, each
+        series once, observed at the local day's start."""
+        if self.panel is None:
+            return []
+        prices = self.panel.prices[day_index(day.toordinal(), len(self.panel.prices))]
+        at = datetime(day.year, day.month, day.day, tzinfo=self.tz)
+        events = []
+        for a in self.averages:
+            series = self.panel.series[a.column]
+            if np.isnan(price := prices[a.column]):
+                continue
+            events.append(
+                PriceEvent(
+                    event_id=deterministic_id(
+                        "price-simulator", a.market_id, series.commodity, at.isoformat()
+                    ),
+                    market_id=a.market_id,
+                    region=a.province,
+                    observed_at=at,
+                    source=a.source,
+                    commodity=series.commodity,
+                    price=float(price),
+                    unit=series.unit,
+                )
+            )
+        return events
 
-def publish_round(simulator: PriceSimulator, producer: EventProducer, at: datetime) -> int:
-    """Publish the prices of ``at``'s round and wait until Kafka has them; how many."""
-    events = simulator.events(at)
+
+def publish_events(producer: EventProducer, events: list[PriceEvent]) -> int:
+    """Publish ``events`` and wait until Kafka has them; how many."""
     producer.send_all(events)
     producer.flush()
     return len(events)
+
+
+def publish_round(simulator: PriceSimulator, producer: EventProducer, at: datetime) -> int:
+    """Publish the prices of ``at``'s round and wait until Kafka has them; how many."""
+    return publish_events(producer, simulator.events(at))
 
 
 def publish_history(
@@ -189,7 +304,7 @@ def publish_history(
     )
     published = 0
     for day in plan:
-        events = simulator.past_day(day)
+        events = simulator.past_day(day) + simulator.province_day(day)
         producer.send_all(events)
         published += len(events)
     producer.flush()
@@ -221,10 +336,11 @@ def run(settings: Settings, stop: threading.Event) -> None:
         while not stop.is_set():
             if time.time() >= due:
                 at = datetime.now(settings.tz).replace(microsecond=0)
-                published += publish_round(simulator, producer, at)
-                if at.date() != covered:  # a day with rounds: no history of it after a restart
+                if at.date() != covered:  # a new day: its averages once, no history after a restart
+                    published += publish_events(producer, simulator.province_day(at.date()))
                     covered = at.date()
                     _covered(settings, covered)
+                published += publish_round(simulator, producer, at)
                 due = (simulator.round_number(at) + 1) * simulator.interval
             write_status(
                 settings,

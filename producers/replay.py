@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,6 +29,7 @@ from lakehouse.catalog.events import (
     deterministic_id,
 )
 from lakehouse.catalog.formats import FormatChoice
+from lakehouse.catalog.reference import Market
 from lakehouse.config.errors import InputError
 from lakehouse.config.settings import Settings
 from lakehouse.domain.reports import open_report, parse_rows
@@ -73,24 +74,24 @@ class SyntheticMarket:
     lag: timedelta
 
 
+def synthetic_market(market: Market) -> SyntheticMarket:
+    """``market`` with its own level and lag (the same every time: drawn from its id)."""
+    rng = random.Random(market.market_id)
+    lagging = rng.random() < LAGGING_SHARE
+    return SyntheticMarket(
+        market.market_id,
+        market.province,
+        level=1 + rng.gauss(0, LEVEL_SHIFT_SD),
+        lag=timedelta(days=rng.randint(1, MAX_LAG_DAYS) if lagging else 0),
+    )
+
+
 def synthetic_markets(n: int, conf: Conf) -> list[SyntheticMarket]:
-    """The first ``n`` physical markets of ``conf``, each with its own level and lag."""
+    """The first ``n`` physical markets of ``conf`` (by id), each with its own level and lag."""
     physical = conf.physical_markets
     if n > len(physical):
         raise InputError(f"--fan-out {n} is more than the {len(physical)} markets in markets.csv")
-    out = []
-    for market in physical[:n]:
-        rng = random.Random(market.market_id)
-        lagging = rng.random() < LAGGING_SHARE
-        out.append(
-            SyntheticMarket(
-                market.market_id,
-                market.province,
-                level=1 + rng.gauss(0, LEVEL_SHIFT_SD),
-                lag=timedelta(days=rng.randint(1, MAX_LAG_DAYS) if lagging else 0),
-            )
-        )
-    return out
+    return [synthetic_market(m) for m in physical[:n]]
 
 
 def fan_out(event: PriceEvent, synthetic: list[SyntheticMarket]) -> list[PriceEvent]:
@@ -121,16 +122,25 @@ def replay(
     end: datetime | None = None,
     fan_out_markets: int = 0,
     choice: FormatChoice | None = None,
+    fan_out_to: Sequence[str] = (),
 ) -> ReplaySummary:
     """Stream ``path`` into Kafka in event-time order; ``speed=None`` means as fast as possible.
     ``choice``: the file's format as the command line gives it (default: from the header). A
-    stock or shipment file (``producers.supply_csv``) goes to the supply topic."""
+    stock or shipment file (``producers.supply_csv``) goes to the supply topic. A price file's
+    series fan out to the first ``fan_out_markets`` markets, or to the markets ``fan_out_to``
+    names."""
     if supply_kind(path):
         return _replay_supply(path, settings, producer, speed, start, end)
-    report = open_report(path, conf_of(settings), choice)
-    if fan_out_markets and report.kind != "price":
+    conf = conf_of(settings)
+    report = open_report(path, conf, choice)
+    if (fan_out_markets or fan_out_to) and report.kind != "price":
         raise InputError("--fan-out applies to price files only")
-    synthetic = synthetic_markets(fan_out_markets, conf_of(settings)) if fan_out_markets else []
+    if unknown := [m for m in fan_out_to if m not in conf.markets]:
+        raise InputError(f"no market {', '.join(unknown)} in markets.csv to fan out to")
+    if fan_out_to:
+        synthetic = [synthetic_market(conf.markets[m]) for m in fan_out_to]
+    else:
+        synthetic = synthetic_markets(fan_out_markets, conf) if fan_out_markets else []
     events: list[PriceEvent | SensorEvent] = []
     rows = dead_lettered = missing = 0
     for row in parse_rows(report, settings.tz):

@@ -63,9 +63,11 @@ def resolve_province(conf: Conf, name: str | None) -> str | None:
 
 
 def resolve_regency(conf: Conf, name: str | None) -> str | None:
-    """A regency of the markets as ``markets.csv`` writes it (``bogor`` → ``Bogor``)."""
-    found = conf.regency_name(name) if name is not None else None
-    return _resolved("regency", name, found, conf.regencies)
+    """The official code (PP.RR) of a regency or city from its code, official name or its
+    markets' city (``32.71``, ``Kota Bogor``, ``bogor`` → ``32.71``); a 404's choices are the
+    regencies with markets."""
+    found = conf.regency_code(name) if name is not None else None
+    return _resolved("regency", name, found, conf.regency_markets)
 
 
 def _sentence(error: dict[str, Any]) -> str:

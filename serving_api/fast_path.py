@@ -30,14 +30,14 @@ from serving_api.cache import GoldCache
 from serving_api.errors import ApiError
 from serving_api.routers import json_bytes
 from serving_api.routers.prices import live_filters
-from serving_api.views import LIVE, LiveFilter
+from serving_api.views import LIVE, LiveQuery
 
-FILTERS = "smartmarket.live_filters"  # scope key: the resolved filters, for the answer
+FILTERS = "smartmarket.live_filters"  # scope key: the resolved query, for the answer
 QUERIES_KEPT = 4096  # distinct query strings whose filters are remembered
 
 
-def valid_filters(conf: Conf, query: bytes) -> LiveFilter | None:
-    """The resolved filters of a raw query string, parsed as Starlette parses it for the
+def valid_filters(conf: Conf, query: bytes) -> LiveQuery | None:
+    """The resolved query of a raw query string, parsed as Starlette parses it for the
     route; None when the route would answer an error."""
     try:
         return live_filters(QueryParams(query), conf)
@@ -85,4 +85,4 @@ class LiveFastPath:
         scope["route"] = self.route  # the metrics label requests by route template
         view = self.cache.ready(LIVE)  # counts the lookup, looks for a newer version
         assert view is not None  # built before this request was taken
-        await json_bytes(view.answer(*scope[FILTERS]))(scope, receive, send)
+        await json_bytes(*view.page(scope[FILTERS]))(scope, receive, send)

@@ -90,6 +90,8 @@ class Market(BaseModel):
         name="Pasar Induk Kramat Jati",
         city="Jakarta Timur",
         province="DKI Jakarta",
+        regency_code="31.75",
+        regency="Kota Administrasi Jakarta Timur",
         lat=-6.2799,
         lon=106.8686,
         kind="pasar",
@@ -99,6 +101,11 @@ class Market(BaseModel):
     name: str
     city: str
     province: str
+    regency_code: str | None = Field(
+        description="official code (PP.RR) of its regency or city; null for a province's or the "
+        "nation's own series"
+    )
+    regency: str | None = Field(description="the regency's or city's official name")
     lat: float | None
     lon: float | None
     kind: str = Field(description="pasar (a physical market) or aggregate (a published average)")
@@ -191,6 +198,38 @@ class RegionCommodity(BaseModel):
     max: float
     spread: float
     markets: int
+
+
+class RegionPrice(BaseModel):
+    model_config = _example(
+        code="32",
+        name="Jawa Barat",
+        province="Jawa Barat",
+        lat=-6.92063,
+        lon=107.60332,
+        markets=7,
+        median=41200.0,
+        average=40950.0,
+        price=40950.0,
+    )
+    code: str = Field(description="BPS code of the province (PP) or regency (PP.RR)")
+    name: str
+    province: str
+    lat: float = Field(description="centroid")
+    lon: float
+    markets: int = Field(description="physical markets with a price")
+    median: float | None = Field(description="median of the markets' newest prices")
+    average: float | None = Field(
+        description="the province's own published average (its PROV-<code> series); null for a "
+        "regency or a province without one"
+    )
+    price: float | None = Field(description="the average where there is one, else the median")
+
+
+class RegionPrices(BaseModel):
+    level: Literal["province", "regency"]
+    national_median: float | None = Field(description="median of the regions' prices")
+    items: list[RegionPrice]
 
 
 class RegionSummary(BaseModel):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import statistics
 from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -21,7 +22,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lakehouse.catalog.conf import conf_of
+from lakehouse.catalog.conf import Conf, conf_of
+from lakehouse.catalog.reference import NATIONAL, regencies
 from lakehouse.catalog.tables import (
     GOLD_ALERTS,
     GOLD_ANOMALIES,
@@ -272,6 +274,29 @@ LiveFilter = tuple[str | None, str | None, str | None]  # commodity, region, mar
 Closes = dict[SeriesKey, dict[date, float]]
 
 
+@dataclass(frozen=True)
+class LiveQuery:
+    """A /prices/live query, checked: the filters (None: any), the markets of the regency asked
+    for (None: any) and the page (``limit`` None: every item from ``offset`` on)."""
+
+    commodity: str | None = None
+    region: str | None = None
+    market_id: str | None = None
+    markets: frozenset[str] | None = None
+    offset: int = 0
+    limit: int | None = None
+
+
+def window(offset: int, limit: int | None) -> slice:
+    """The items of a page: ``limit`` (None: all) from ``offset`` on."""
+    return slice(offset, None if limit is None else offset + limit)
+
+
+def json_list(encoded: list[bytes]) -> bytes:
+    """The JSON list of items already encoded."""
+    return b"[" + b",".join(encoded) + b"]"
+
+
 def _served_order(key: LatestKey) -> tuple[str, str]:
     """Items are served by commodity, then market."""
     return key[1], key[0]
@@ -310,6 +335,23 @@ class LiveView:
     def answer(self, commodity: str | None, region: str | None, market_id: str | None) -> bytes:
         """The JSON list of the items matching the filters (None: any), in served order."""
         return self.answers.get((commodity, region, market_id), b"[]")
+
+    def page(self, query: LiveQuery) -> tuple[bytes, int]:
+        """The JSON list of ``query``'s page of items, in served order, and how many items
+        match in all. The whole list of three filters is prepared (a dict lookup); a regency's
+        or a page is joined from the prepared items (a pass over the filters' items)."""
+        wanted = (query.commodity, query.region, query.market_id)
+        keys = self.members.get(wanted, [])
+        if query.markets is None and query.offset == 0 and query.limit is None:
+            return self.answers.get(wanted, b"[]"), len(keys)
+        if query.markets is not None:
+            keys = [k for k in keys if k[0] in query.markets]
+        page = keys[window(query.offset, query.limit)]
+        return json_list([self.encoded[k] for k in page]), len(keys)
+
+    def matching(self, commodity: str | None) -> list[dict[str, Any]]:
+        """The items of ``commodity`` (None: all), in served order."""
+        return [self.items[k] for k in self.members.get((commodity, None, None), ())]
 
     def describe(self, price: dict[str, Any]) -> dict[str, Any]:
         """A price (a row of gold.price_latest or silver.prices) as /prices/live serves it."""
@@ -380,6 +422,59 @@ def _live(
         else:
             del members[f], answers[f]
     return LiveView(tz, latest, closes, items, encoded, members, answers, newest)
+
+
+MapLevel = Literal["province", "regency"]
+
+
+def _place(code: str, name: str, province: str, lat: float, lon: float) -> dict[str, Any]:
+    return {"code": code, "name": name, "province": province, "lat": lat, "lon": lon}
+
+
+def region_prices(items: list[dict[str, Any]], conf: Conf, level: MapLevel) -> dict[str, Any]:
+    """The figure of each province or regency for one commodity's live items: ``median`` of its
+    markets' newest prices, and — a province — ``average``, its own published average (its
+    aggregate market ``PROV-<code>``); ``price`` is that average where there is one, else the
+    median. ``national_median`` is the median of the regions' prices (the map's reference)."""
+    prices: dict[str, list[float]] = defaultdict(list)
+    averages: dict[str, float] = {}
+    for r in items:
+        market = conf.markets.get(r["market_id"])
+        if market is None or market.province == NATIONAL:
+            continue
+        if market.kind != "pasar":
+            if level == "province" and market.regency_code is None:
+                averages[market.province] = r["price"]
+            continue
+        key = market.province if level == "province" else market.regency_code
+        if key:
+            prices[key].append(r["price"])
+    if level == "province":
+        places = {
+            p.name: _place(p.code, p.name, p.name, p.latitude, p.longitude)
+            for p in conf.provinces.values()
+        }
+    else:
+        names = {p.code: p.name for p in conf.provinces.values()}
+        places = {
+            g.code: _place(g.code, g.name, names[g.province_code], g.latitude, g.longitude)
+            for g in regencies().values()
+        }
+    regions = []
+    for key in sorted(prices.keys() | averages.keys(), key=lambda k: places[k]["code"]):
+        median = statistics.median(prices[key]) if prices[key] else None
+        average = averages.get(key)
+        price = average if average is not None else median
+        regions.append(
+            places[key]
+            | {"markets": len(prices[key]), "median": median, "average": average, "price": price}
+        )
+    national = [r["price"] for r in regions]
+    return {
+        "level": level,
+        "national_median": statistics.median(national) if national else None,
+        "items": regions,
+    }
 
 
 def newest_per_series(rows: pa.Table) -> pa.Table:
@@ -502,25 +597,62 @@ def update_live(settings: Settings, view: LiveView, added: Tables) -> LiveView:
 # ---- markets, regions ---------------------------------------------------------------------
 
 
-def build_markets(settings: Settings, tables: Tables) -> bytes:
+@dataclass(frozen=True)
+class MarketsView:
+    """Every market of the reference with the commodities it has prices of, by id: each one's
+    JSON and the whole list's."""
+
+    items: list[dict[str, Any]]
+    encoded: list[bytes]
+    answer: bytes
+
+    def page(
+        self,
+        province: str | None = None,
+        regency: str | None = None,
+        kind: str | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> tuple[bytes, int]:
+        """The JSON list of a page of the markets in ``province`` and ``regency`` of ``kind``
+        (None: any), by id, and how many there are in all."""
+        if province is None and regency is None and kind is None:
+            chosen = self.encoded
+        else:
+            chosen = [
+                e
+                for m, e in zip(self.items, self.encoded, strict=True)
+                if province in (None, m["province"])
+                and regency in (None, m["regency_code"])
+                and kind in (None, m["kind"])
+            ]
+        if chosen is self.encoded and offset == 0 and limit is None:
+            return self.answer, len(chosen)
+        return json_list(chosen[window(offset, limit)]), len(chosen)
+
+
+def build_markets(settings: Settings, tables: Tables) -> MarketsView:
     seen: dict[str, set[str]] = defaultdict(set)
     for r in tables[GOLD_PRICE_LATEST.qualified_name].to_pylist():
         seen[r["market_id"]].add(r["commodity"])
-    return encode(
-        [
-            {
-                "market_id": m.market_id,
-                "name": m.name,
-                "city": m.city,
-                "province": m.province,
-                "lat": m.latitude,
-                "lon": m.longitude,
-                "kind": m.kind,
-                "commodities": sorted(seen.get(m.market_id, ())),
-            }
-            for m in sorted(conf_of(settings).markets.values(), key=lambda m: m.market_id)
-        ]
-    )
+    known = regencies()
+    items = [
+        {
+            "market_id": m.market_id,
+            "name": m.name,
+            "city": m.city,
+            "province": m.province,
+            "regency_code": m.regency_code,
+            "regency": known[m.regency_code].name if m.regency_code else None,
+            "lat": m.latitude,
+            "lon": m.longitude,
+            "kind": m.kind,
+            "commodities": sorted(seen.get(m.market_id, ())),
+        }
+        for m in sorted(conf_of(settings).markets.values(), key=lambda m: m.market_id)
+    ]
+    encoded = [encode(m) for m in items]
+    return MarketsView(items, encoded, json_list(encoded))
 
 
 def build_regions(settings: Settings, tables: Tables) -> dict[str, list[dict[str, Any]]]:

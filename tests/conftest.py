@@ -106,7 +106,9 @@ def spark(settings: Settings):
     session.stop()
 
 
-REPLAY_MARKETS = 6  # synthetic markets fanned out of the real series in ``replayed``
+#: the markets the real series in ``replayed`` fans out to: four of DKI Jakarta (a province with
+#: regional medians and region series) and one each of Bali and DI Yogyakarta
+REPLAY_MARKETS = ("BA-DPS-BADUNG", "DIY-YK-BERINGHARJO", "IP-001", "IP-003", "IP-004", "IP-005")
 
 
 @pytest.fixture(scope="session")
@@ -168,7 +170,7 @@ def secured(settings: Settings, root: Path, keys: list | None = None, **security
 @pytest.fixture(scope="session")
 def replayed(settings, kafka, spark, sample_prices, tmp_path_factory) -> Settings:
     """A lakehouse filled once per session by the real pipeline: the sample PIHPS file replayed
-    into Kafka with ``REPLAY_MARKETS`` synthetic markets, plus a day of sensor readings of two
+    into Kafka fanned out to the ``REPLAY_MARKETS``, plus a day of sensor readings of two
     devices, drained through bronze → silver → gold. Returns settings pointing at it; tests
     must only read it (copy it, or use ``isolated``, to write)."""
     from lakehouse.catalog.events import SensorEvent
@@ -179,7 +181,7 @@ def replayed(settings, kafka, spark, sample_prices, tmp_path_factory) -> Setting
     replay_settings = isolated(settings, tmp_path_factory.mktemp("replayed"))
     ensure_topics(replay_settings)
     producer = EventProducer(replay_settings)
-    replay(sample_prices, replay_settings, producer, speed=None, fan_out_markets=REPLAY_MARKETS)
+    replay(sample_prices, replay_settings, producer, speed=None, fan_out_to=REPLAY_MARKETS)
     start = datetime(2025, 6, 1, tzinfo=UTC)
     for market_id in ("IP-001", "IP-002"):
         device = f"{market_id}-d1"

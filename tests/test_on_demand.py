@@ -80,6 +80,9 @@ def test_forecasts_and_anomalies_filter_by_province_and_regency(settings, tmp_pa
         assert where("forecasts", province="32", regency="bogor") == [("IP-060", "Jawa Barat")]
         assert where("forecasts", province="Jawa Timur", regency="Bogor") == []
         assert where("anomalies", regency="Surabaya") == [("JI-SBY-KEPUTRAN", "Jawa Timur")]
+        for surabaya in ("35.78", "Kota Surabaya"):  # by official code and name
+            assert where("anomalies", regency=surabaya) == [("JI-SBY-KEPUTRAN", "Jawa Timur")]
+        assert where("forecasts", regency="Kota Bogor") == [("IP-060", "Jawa Barat")]
         assert len(where("anomalies", province="Jawa Barat")) == 2
         for path, params in (
             ("forecasts", {"regency": "Gotham"}),

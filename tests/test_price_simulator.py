@@ -13,7 +13,10 @@ import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from lakehouse.config.settings import PROJECT_ROOT, Settings, load_settings
+import numpy as np
+
+from lakehouse.config.settings import PROJECT_ROOT, PROVINCE_PANEL, Settings, load_settings
+from lakehouse.domain.reports import open_report, parse_rows
 from lakehouse.io.kafka_io import EventProducer, ensure_topics
 from lakehouse.io.status import read_status
 from producers.price_simulator import (
@@ -133,6 +136,43 @@ def test_a_past_day_is_every_market_once_in_the_morning(conf_settings):
     assert [e.event_id for e in sim.past_day(day)] == [e.event_id for e in events]
 
 
+def test_every_province_publishes_its_real_average_once_a_day(conf_settings):
+    sim = PriceSimulator(conf_settings)
+    assert len({s.market_id for s in sim.panel.series}) == 34  # the provinces of the file
+    assert not np.isnan(sim.panel.prices[1:]).any()  # every series from its first day on
+    day = date(2026, 11, 27)
+    events = sim.province_day(day)
+    assert len(events) == len(SHIPPED.provinces) * 10  # every province, the 10 foods
+    by_market = {(e.market_id, e.commodity): e for e in events}
+    for p in SHIPPED.provinces.values():
+        rice = by_market[(f"PROV-{p.code}", "beras")]
+        assert rice.region == p.name and SHIPPED.markets[rice.market_id].kind == "aggregate"
+        assert rice.observed_at == datetime(2026, 11, 27, tzinfo=conf_settings.tz)
+    file = f"simulator:{PROVINCE_PANEL.name}"
+    papua, highlands = by_market[("PROV-91", "beras")], by_market[("PROV-95", "beras")]
+    assert (papua.source, highlands.source) == (file, f"{file}#Papua")  # split from Papua, 2022
+    assert highlands.price == papua.price
+    assert by_market[("PROV-96", "beras")].source == f"{file}#Papua Barat"
+    assert [e.event_id for e in sim.province_day(day)] == [e.event_id for e in events]
+    assert not {e.event_id for e in sim.province_day(day + timedelta(days=1))} & {
+        e.event_id for e in events
+    }
+    # the file's prices as they are: the day it plays is a day of the file
+    played = sim.panel.prices[day_index(day.toordinal(), len(sim.panel.prices))]
+    column = {(s.market_id, s.commodity): n for n, s in enumerate(sim.panel.series)}
+    assert all(
+        e.price == played[column[(e.market_id, e.commodity)]] for e in events if "#" not in e.source
+    )
+
+
+def test_the_province_file_is_read_as_province_averages(conf_settings, province_panel: Path):
+    report = open_report(province_panel, SHIPPED)
+    assert report.chosen == "format pihps_province (detected from the header)"
+    first = next(parse_rows(report, conf_settings.tz)).event
+    assert (first.market_id, first.region, first.commodity) == ("PROV-11", "Aceh", "bawang_merah")
+    assert (first.price, first.unit, first.source) == (32000.0, "kg", "pihps-province")
+
+
 def test_on_by_default_off_with_one_setting(clean_env, monkeypatch):
     assert "prices" in [s.name for s in services(load_settings())]
     monkeypatch.setenv("SMARTMARKET_PRICE_SIMULATOR__ENABLED", "false")
@@ -163,7 +203,9 @@ def test_simulated_prices_reach_kafka_and_pass_silver_validation(kafka, spark, s
 
 
 def _seeding(settings: Settings, data_dir: Path, days: int) -> Settings:
-    sim = settings.price_simulator.model_copy(update={"markets": 4, "seed_days": days})
+    sim = settings.price_simulator.model_copy(
+        update={"markets": 4, "seed_days": days, "province_files": []}
+    )
     paths = settings.paths.model_copy(update={"data_dir": data_dir})
     return settings.model_copy(update={"price_simulator": sim, "paths": paths})
 
@@ -195,6 +237,7 @@ def test_the_service_publishes_rounds_until_stopped(kafka, settings, tmp_path):
         "SMARTMARKET_KAFKA__TOPICS__PRICES": topic,
         "SMARTMARKET_PATHS__DATA_DIR": str(tmp_path),
         "SMARTMARKET_PRICE_SIMULATOR__MARKETS": "4",
+        "SMARTMARKET_PRICE_SIMULATOR__PROVINCE_FILES": "[]",
         "SMARTMARKET_PRICE_SIMULATOR__SEED_DAYS": "2",
         "SMARTMARKET_PRICE_SIMULATOR__INTERVAL_SECONDS": "1",
     }

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lakehouse.catalog.conf import Conf, conf_of
-from lakehouse.catalog.reference import normal_form
+from lakehouse.catalog.reference import normal_form, regencies
 from lakehouse.config.settings import DATASETS_DIR, ConfigError, load_settings
 from tests.shipped import SHIPPED
 
@@ -87,6 +87,59 @@ def test_each_province_has_an_aggregate_market_and_conf_markets_stay() -> None:
     assert {m.province for m in SHIPPED.markets.values()} <= {
         p.name for p in SHIPPED.provinces.values()
     } | {"Indonesia"}
+
+
+ORIGINAL_MARKETS = 66  # the markets of conf/markets.csv before issue 54, ids kept
+
+
+def test_every_province_has_markets_each_in_its_regency() -> None:
+    physical = SHIPPED.physical_markets
+    assert {m.province for m in physical} == {p.name for p in SHIPPED.provinces.values()}
+    assert len(physical) == ORIGINAL_MARKETS + 29  # a market in each province that had none
+    codes = {p.name: p.code for p in SHIPPED.provinces.values()}
+    for m in physical:
+        regency = regencies()[m.regency_code]  # the official PP.RR code
+        assert regency.province_code == codes[m.province], m.market_id
+        # plausible coordinates: within ~1.5 degrees of the regency's centroid
+        assert abs(m.latitude - regency.latitude) < 1.5, m.market_id
+        assert abs(m.longitude - regency.longitude) < 1.5, m.market_id
+    assert SHIPPED.markets["IP-001"].regency_code == "31.75"  # Jakarta Timur
+    assert SHIPPED.markets["PROV-32"].regency_code is None  # a province's own series
+    assert SHIPPED.markets["PIHPS-AGG"].regency_code is None
+
+
+def test_a_regency_reads_by_code_official_name_or_its_markets_city() -> None:
+    # one reading of a regency for the API's filters and the subscriptions
+    assert {SHIPPED.regency_code(n) for n in ("32.71", "Kota Bogor", " bogor ")} == {"32.71"}
+    assert SHIPPED.regency_code("Kota Administrasi Jakarta Timur") == "31.75"
+    assert SHIPPED.regency_code("Jakarta Timur") == "31.75"  # IP-001's city in markets.csv
+    assert SHIPPED.regency_code("Gotham") is None
+    assert SHIPPED.regencies["32.01"] == "Jawa Barat"  # Kabupaten Bogor: known, no market
+    assert "32.01" not in SHIPPED.regency_markets and "IP-060" in SHIPPED.regency_markets["32.71"]
+    assert SHIPPED.place("IP-060", None) == ("Jawa Barat", "32.71")
+    assert SHIPPED.place("PROV-32", "Jawa Barat") == ("Jawa Barat", None)  # its average
+    assert SHIPPED.place(None, "Bali") == ("Bali", None)  # a row of a whole province
+
+
+def test_a_market_in_another_provinces_regency_is_refused(tmp_path: Path) -> None:
+    folder = shutil.copytree(SHIPPED.folder, tmp_path / "conf")
+    (folder / "markets.csv").write_text(
+        "market_id,name,city,province,latitude,longitude,kind,source,regency_code\n"
+        "X-1,Pasar X,Bandung,Jawa Barat,-6.9,107.6,pasar,me,31.71\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match=r"'31\.71' is not a regency of Jawa Barat"):
+        _ = Conf(folder).markets
+
+
+def test_a_province_named_as_a_market_is_its_average() -> None:
+    assert SHIPPED.market_id("IP-001") == "IP-001"
+    assert SHIPPED.market_id("Jawa Barat") == SHIPPED.market_id("jabar") == "PROV-32"
+    assert SHIPPED.market_id(" 31 ") == "PROV-31"
+    assert SHIPPED.market_id("Pasar Atlantis") == "Pasar Atlantis"  # validation judges it
+    assert SHIPPED.provinces["95"].formed_from == "91"  # Papua Pegunungan, split from Papua
+    assert SHIPPED.provinces["96"].formed_from == "92"
+    assert SHIPPED.provinces["32"].formed_from is None
 
 
 def test_a_city_is_added_by_configuration(tmp_path: Path) -> None:

@@ -9,10 +9,17 @@ import pytest
 from lakehouse.catalog.events import Metric, SensorEvent
 from lakehouse.config.errors import InputError
 from lakehouse.domain.registry import Device
-from lakehouse.domain.reports import open_report, parse_number, parse_rows, parse_time
+from lakehouse.domain.reports import (
+    FRAME_COLUMNS,
+    open_report,
+    parse_number,
+    parse_rows,
+    parse_time,
+    price_frame,
+)
 from producers.devices import Simulator, fleet
 from producers.mqtt_bridge import PayloadError, to_sensor_event
-from producers.replay import fan_out, synthetic_markets
+from producers.replay import fan_out, replay, synthetic_market, synthetic_markets
 from tests.report_samples import MESSY
 from tests.shipped import SHIPPED
 
@@ -83,6 +90,18 @@ def test_messy_price_report(tmp_path: Path):
     assert [r.event.event_id for r in parse_rows(open_report(path, SHIPPED), WIB) if r.event] == [
         e.event_id for e in good
     ]
+
+
+def test_a_whole_file_read_at_once_gives_the_fields_of_its_events(tmp_path: Path):
+    """``price_frame`` (large files, each distinct cell parsed once) reads what ``parse_rows``
+    reads: the same prices, every unusable row left out."""
+    path = tmp_path / "report.csv"
+    path.write_text(MESSY, encoding="utf-8")
+    report = open_report(path, SHIPPED)
+    events = [r.event for r in parse_rows(report, WIB) if r.event]
+    frame = price_frame(report, WIB)
+    assert list(frame.columns) == list(FRAME_COLUMNS)
+    assert frame.to_dict("records") == [{c: getattr(e, c) for c in FRAME_COLUMNS} for e in events]
 
 
 def test_sensor_format_is_detected(tmp_path: Path):
@@ -238,3 +257,11 @@ def test_fan_out_is_deterministic_and_lags_some_markets():
     assert any(c.observed_at > real.observed_at for c in copies)
     with pytest.raises(InputError, match="more than"):
         synthetic_markets(10_000, SHIPPED)
+    # a market fans out alike whether it is among the first n or named
+    assert synthetic_market(SHIPPED.markets[markets[7].market_id]) == markets[7]
+
+
+def test_a_replay_fans_out_only_to_markets_of_the_registry(conf_settings, sample_prices):
+    wanted = ("IP-001", "IP-999")
+    with pytest.raises(InputError, match=r"no market IP-999 in markets\.csv"):
+        replay(sample_prices, conf_settings, None, speed=None, fan_out_to=wanted)  # type: ignore[arg-type]

@@ -63,12 +63,15 @@ def test_a_subscription_matches_by_place_commodity_rule_family_and_severity(conf
     assert matches(critical, spike | {"severity": "critical"}, conf)
     # a regency: its markets' alerts, and the alerts of its whole province (no market)
     bogor = sub(conf_settings, regencies=("bogor",), rules=("region_move", "supply"))
-    assert bogor.regencies == ("Bogor",)
+    assert bogor.regencies == ("32.71",)  # Kota Bogor, by its official code
     assert matches(bogor, alert("b", market_id=BOGOR, rule="region_move"), conf)
     assert not matches(bogor, alert("b", market_id="JB-BDG-KOSAMBI", rule="region_move"), conf)
     province_wide = alert("c", rule="stock_cover_low", market_id=None, region="Jawa Barat")
     assert matches(bogor, province_wide, conf)
     assert not matches(bogor, province_wide | {"region": "Bali"}, conf)
+    kept_by_city = replace(bogor, regencies=("Bogor",))  # as kept before the official codes
+    assert matches(kept_by_city, alert("b", market_id=BOGOR, rule="region_move"), conf)
+    assert matches(kept_by_city, province_wide, conf)
 
 
 @pytest.mark.parametrize(

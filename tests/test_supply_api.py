@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from fastapi.testclient import TestClient
 
+from lakehouse.catalog.reference import island_of, regencies
 from lakehouse.config.settings import Settings
-from lakehouse.domain.supply import island_of, reference_entities, regencies
+from lakehouse.domain.supply import reference_entities
 from lakehouse.domain.supply_routes import (
     FACTORS,
     MIN_FIT_SHIPMENTS,

@@ -1,5 +1,5 @@
 // Live board: the newest price per market × commodity, its change vs yesterday and vs the
-// 7-day median, filterable; rows update in place as prices arrive.
+// 7-day median, filterable, PAGE_ROWS rows a page; rows update in place as prices arrive.
 import { t } from "./i18n.js";
 import {
   changeClass,
@@ -16,6 +16,16 @@ const filters = {
   commodity: document.getElementById("board-commodity"),
   province: document.getElementById("board-province"),
   market: document.getElementById("board-market"),
+};
+
+/** Rows drawn at once: a national board (16 000 markets × 25 commodities) stays light. */
+const PAGE_ROWS = 200;
+const pager = {
+  box: document.getElementById("board-pager"),
+  label: document.getElementById("board-page"),
+  prev: document.getElementById("board-prev"),
+  next: document.getElementById("board-next"),
+  page: 0,
 };
 
 function provinceOf(row) {
@@ -61,10 +71,18 @@ export function renderBoard() {
           state.markets.get(b.market_id)?.name ?? b.market_id,
         ),
     );
+  const pages = Math.max(1, Math.ceil(rows.length / PAGE_ROWS));
+  pager.page = Math.min(pager.page, pages - 1);
+  const first = pager.page * PAGE_ROWS;
   body().innerHTML = rows
+    .slice(first, first + PAGE_ROWS)
     .map((row) => `<tr data-key="${escapeHtml(rowKey(row))}">${rowHtml(row)}</tr>`)
     .join("");
   document.getElementById("board-count").textContent = t("rows", { n: rows.length });
+  pager.box.hidden = pages === 1;
+  pager.label.textContent = `${first + 1}–${Math.min(first + PAGE_ROWS, rows.length)}`;
+  pager.prev.disabled = pager.page === 0;
+  pager.next.disabled = pager.page === pages - 1;
   showEmptyBoard(state.live.size === 0);
 }
 
@@ -91,7 +109,20 @@ export function setupBoard() {
   fillSelect(filters.province, provinces.map((p) => [p, p]), t("all"));
   const markets = [...state.markets.values()].sort((a, b) => a.name.localeCompare(b.name));
   fillSelect(filters.market, markets.map((m) => [m.market_id, m.name]), t("all"));
-  for (const select of Object.values(filters)) select.addEventListener("change", renderBoard);
+  for (const select of Object.values(filters)) {
+    select.addEventListener("change", () => {
+      pager.page = 0;
+      renderBoard();
+    });
+  }
+  pager.prev.addEventListener("click", () => {
+    pager.page -= 1;
+    renderBoard();
+  });
+  pager.next.addEventListener("click", () => {
+    pager.page += 1;
+    renderBoard();
+  });
 }
 
 const WAYS_IN = [

@@ -1,7 +1,9 @@
-// Map: the offline province outlines (and tiles, when configured), one marker per market of
-// the registry, coloured by the chosen commodity's price against the provincial or national
-// median; a click opens the market's panel.
+// Map: the offline province outlines (and tiles, when configured), each province filled by the
+// chosen commodity's price there (its published average, else its markets' median, from
+// GET /prices/regions) against the national median; one marker per market of the registry,
+// coloured by its price against the provincial or national median; a click opens its panel.
 import L from "leaflet";
+import { getJson } from "./api.js";
 import { t } from "./i18n.js";
 import {
   changeClass,
@@ -14,12 +16,16 @@ import {
 import { fillSelect, state } from "./state.js";
 
 const COLOURS = { cheap: "#1a9850", near: "#fdae61", dear: "#d73027", none: "#9e9e9e" };
+const UNPRICED = "#e8eef3"; // a province without a price of the commodity
+const REGIONS_EVERY_MS = 5000; // the province fills follow live prices at most this often
 const commoditySelect = document.getElementById("map-commodity");
 const referenceSelect = document.getElementById("map-reference");
 const panel = document.getElementById("market-panel");
 let map = null;
 const markers = new Map();
 let openMarket = null;
+let outlines = null;
+let regionsDue = null; // the pending refresh of the province fills
 
 function median(values) {
   if (!values.length) return null;
@@ -58,8 +64,32 @@ function colourOf(entry) {
   return COLOURS.near;
 }
 
+/** Fill each province by its price of the chosen commodity against the national median. */
+async function fillProvinces() {
+  regionsDue = null;
+  const commodity = commoditySelect.value;
+  if (!commodity) return;
+  const found = await getJson("/prices/regions", { commodity, level: "province" });
+  if (commodity !== commoditySelect.value) return; // another commodity was chosen meanwhile
+  const national = found.national_median;
+  const byCode = new Map(found.items.map((r) => [r.code, r]));
+  outlines.setStyle((feature) => {
+    const region = byCode.get(feature.properties.province_code);
+    const pct = region?.price != null && national ? (100 * (region.price - national)) / national : null;
+    return { fillColor: pct == null ? UNPRICED : colourOf({ pct }) };
+  });
+  document.getElementById("map").dataset.provincesPriced = String(byCode.size);
+}
+
+function scheduleProvinces(now = false) {
+  if (now) clearTimeout(regionsDue);
+  else if (regionsDue) return;
+  regionsDue = setTimeout(fillProvinces, now ? 0 : REGIONS_EVERY_MS);
+}
+
 export function renderMap() {
   if (!map) return;
+  scheduleProvinces();
   const commodity = commoditySelect.value;
   const found = deviations(commodity, referenceSelect.value);
   const byProvince = deviations(commodity, "province");
@@ -125,8 +155,8 @@ export async function setupMap(provinces) {
   map = L.map("map", { zoomSnap: 0.5 }).setView([-2.5, 118], 5);
   const { tile_url: tileUrl, tile_attribution: attribution } = state.config;
   if (tileUrl) L.tileLayer(tileUrl, { attribution, maxZoom: 18 }).addTo(map);
-  L.geoJSON(provinces, {
-    style: { color: "#5b6b7a", weight: 1, fillColor: "#e8eef3", fillOpacity: tileUrl ? 0 : 1 },
+  outlines = L.geoJSON(provinces, {
+    style: { color: "#5b6b7a", weight: 1, fillColor: UNPRICED, fillOpacity: tileUrl ? 0.45 : 1 },
     interactive: false,
   }).addTo(map);
   map.attributionControl.addAttribution("Provinces: cahyadsn/wilayah_boundaries (MIT)");
@@ -148,9 +178,13 @@ export async function setupMap(provinces) {
     placed.push([market.lat, market.lon]);
   }
   if (placed.length) map.fitBounds(placed, { padding: [20, 20], maxZoom: 11, animate: false });
-  commoditySelect.addEventListener("change", renderMap);
+  commoditySelect.addEventListener("change", () => {
+    renderMap();
+    scheduleProvinces(true);
+  });
   referenceSelect.addEventListener("change", renderMap);
   renderMap();
+  scheduleProvinces(true);
 }
 
 /** Leaflet measures its box when shown: call when the map page becomes visible. */

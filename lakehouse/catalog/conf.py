@@ -24,11 +24,13 @@ from lakehouse.catalog.reference import (
     commodity_lookup,
     normal_form,
     province_lookup,
+    province_market_id,
     read_commodities,
     read_markets,
     read_metric_ranges,
     read_provinces,
 )
+from lakehouse.catalog.reference import regencies as official_regencies
 from lakehouse.catalog.rules import QualityRules
 from lakehouse.config.settings import Settings, yaml_model
 
@@ -61,13 +63,22 @@ class Conf:
 
     @cached_property
     def regencies(self) -> dict[str, str]:
-        """The regencies (kabupaten / kota) the markets are in — their ``city`` in
-        ``markets.csv`` — each with its province."""
-        return {m.city: m.province for m in self.physical_markets}
+        """Indonesia's regencies and cities (kabupaten / kota) by official code (``PP.RR``),
+        each with its province as events and tables name it."""
+        return {
+            r.code: p.name
+            for r in official_regencies().values()
+            if (p := self.provinces.get(r.province_code))
+        }
 
     @cached_property
-    def _regencies_by_name(self) -> dict[str, str]:
-        return {normal_form(city): city for city in self.regencies}
+    def regency_markets(self) -> dict[str, frozenset[str]]:
+        """The ids of the markets of each regency (by code) that has any."""
+        found: dict[str, set[str]] = {}
+        for m in self.markets.values():
+            if m.regency_code:
+                found.setdefault(m.regency_code, set()).add(m.market_id)
+        return {code: frozenset(ids) for code, ids in found.items()}
 
     @cached_property
     def commodities(self) -> dict[str, Commodity]:
@@ -108,18 +119,48 @@ class Conf:
         ``Indonesia`` for the nation; None if unknown."""
         return self._provinces_by_name.get(normal_form(name))
 
-    def regency_name(self, name: str) -> str | None:
-        """A regency of the markets as ``markets.csv`` writes it (``jakarta timur`` →
-        ``Jakarta Timur``), or None if no market is there."""
+    @cached_property
+    def _province_markets(self) -> dict[str, str]:
+        return {p.name: province_market_id(p) for p in self.provinces.values()}
+
+    def market_id(self, name: str) -> str:
+        """The market a report's ``market_id`` cell names: a market id as written, or — when it
+        names a province instead (name, alias or BPS code) — that province's aggregate market
+        (``Jawa Barat`` → ``PROV-32``), so a file of province averages maps its province column
+        to ``market_id``. Anything else is returned as written (validation judges it)."""
+        text = name.strip()
+        if text in self.markets:
+            return text
+        return self._province_markets.get(self.province_name(text) or "", text)
+
+    @cached_property
+    def _regencies_by_name(self) -> dict[str, str]:
+        found = {
+            normal_form(n): r.code for r in official_regencies().values() for n in (r.code, r.name)
+        }
+        cities: dict[str, set[str]] = {}  # the city as markets.csv writes it (``Bogor``)
+        for m in self.markets.values():
+            if m.regency_code:
+                cities.setdefault(normal_form(m.city), set()).add(m.regency_code)
+        for city, codes in cities.items():
+            if len(codes) == 1:  # not a city the markets of two regencies give
+                found.setdefault(city, next(iter(codes)))
+        return found
+
+    def regency_code(self, name: str) -> str | None:
+        """The official code (``PP.RR``) of a regency or city from its code, its official name
+        or the ``city`` its markets have in ``markets.csv`` (``32.71``, ``Kota Bogor``,
+        ``bogor``); None if unknown."""
         return self._regencies_by_name.get(normal_form(name))
 
     def place(self, market_id: str | None, province: str | None) -> tuple[str | None, str | None]:
         """Where a row is (a row of a market, or of a whole ``province``): its province and
-        its regency (None for a province's row or a published average)."""
+        its regency's code (None for a province's row or a province's or the nation's
+        published average)."""
         market = self.markets.get(market_id or "")
         if market is None:
             return province, None
-        return market.province, market.city if market.kind == "pasar" else None
+        return market.province, market.regency_code
 
     def commodity_id(self, name: str) -> str | None:
         """Canonical commodity id for a name as people write it (``Bawang Merah`` →

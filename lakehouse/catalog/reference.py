@@ -1,10 +1,12 @@
 """Reference data of the configuration folder (``paths.conf_dir``, read through
 ``lakehouse.catalog.conf.Conf``): Indonesia's provinces, markets, the commodity catalogue and
-sensor metric ranges.
+sensor metric ranges; and the country's regencies (``datasets/indonesia_regencies.csv``).
 
 Markets are the rows of ``conf/markets.csv`` (physical markets and city averages: add a row to add
-one) plus one aggregate market per province, ``PROV-<BPS code>`` (e.g. ``PROV-32`` for Jawa
-Barat), for province-level series such as PIHPS's; the national aggregate is ``PIHPS-AGG``.
+one), each in its regency (``regency_code``, ``PP.RR``), plus one aggregate market per province,
+``PROV-<BPS code>`` (e.g. ``PROV-32`` for Jawa Barat): the reporting point of province-level
+series such as PIHPS's province averages (kind ``aggregate``, no regency); the national aggregate
+is ``PIHPS-AGG``. Prices roll up market → regency → province → nation.
 """
 
 from __future__ import annotations
@@ -12,15 +14,84 @@ from __future__ import annotations
 import csv
 import re
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import yaml
 
 from lakehouse.catalog.events import Metric
-from lakehouse.config.settings import ConfigError
+from lakehouse.config.settings import DATASETS_DIR, ConfigError
 
 NATIONAL = "Indonesia"  # the region of national aggregates
 PROVINCE_MARKET_PREFIX = "PROV-"
+REGENCIES_FILE = DATASETS_DIR / "indonesia_regencies.csv"
+
+#: island group of each province (BPS code): the provinces of one group are joined by road,
+#: two groups by sea. Sumatra, Java, Kalimantan, Sulawesi and Papua by their first digit; the
+#: island provinces on their own.
+_ISLAND_BY_PREFIX = {
+    "1": "Sumatera",
+    "3": "Jawa",
+    "6": "Kalimantan",
+    "7": "Sulawesi",
+    "8": "Maluku",
+    "9": "Papua",
+}
+_ISLAND_PROVINCES = {
+    "19": "Bangka Belitung",
+    "21": "Kepulauan Riau",
+    "51": "Bali",
+    "52": "Nusa Tenggara Barat",
+    "53": "Nusa Tenggara Timur",
+    "81": "Maluku",
+    "82": "Maluku Utara",
+}
+
+
+def island_of(province_code: str) -> str:
+    """The island group of a province (``"32"`` → ``"Jawa"``)."""
+    if province_code in _ISLAND_PROVINCES:
+        return _ISLAND_PROVINCES[province_code]
+    if province_code[:1] in _ISLAND_BY_PREFIX:
+        return _ISLAND_BY_PREFIX[province_code[:1]]
+    raise ValueError(f"unknown province code {province_code!r}")
+
+
+@dataclass(frozen=True)
+class Regency:
+    code: str  # PP.RR
+    name: str
+    kind: str  # kabupaten (a regency) or kota (a city)
+    province_code: str
+    province: str  # as the file names it (``Daerah Khusus Ibukota Jakarta``)
+    latitude: float
+    longitude: float
+
+    @property
+    def island(self) -> str:
+        return island_of(self.province_code)
+
+
+@cache
+def regencies(path: Path = REGENCIES_FILE) -> dict[str, Regency]:
+    """Indonesia's 514 regencies and cities by code (the province as the file names it)."""
+    try:
+        with path.open(encoding="utf-8", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as exc:
+        raise ConfigError(f"cannot read reference data {path}: {exc}") from exc
+    return {
+        r["regency_code"]: Regency(
+            code=r["regency_code"],
+            name=r["regency"],
+            kind=r["kind"],
+            province_code=r["province_code"],
+            province=r["province"],
+            latitude=float(r["latitude"]),
+            longitude=float(r["longitude"]),
+        )
+        for r in rows
+    }
 
 
 @dataclass(frozen=True)
@@ -30,6 +101,7 @@ class Province:
     latitude: float
     longitude: float
     aliases: tuple[str, ...] = ()
+    formed_from: str | None = None  # code of the province it was split from (Papua, 2022)
 
 
 @dataclass(frozen=True)
@@ -41,6 +113,7 @@ class Market:
     latitude: float | None
     longitude: float | None
     kind: str  # "pasar" (a physical market) or "aggregate" (a published average)
+    regency_code: str | None = None  # PP.RR of its regency; None for a province or the nation
 
 
 @dataclass(frozen=True)
@@ -94,6 +167,7 @@ def read_provinces(path: Path) -> dict[str, Province]:
             latitude=float(row["latitude"]),
             longitude=float(row["longitude"]),
             aliases=tuple(a for a in row["aliases"].split("|") if a.strip()),
+            formed_from=row.get("formed_from") or None,
         )
         for row in _read_csv(path)
     }
@@ -108,10 +182,15 @@ def province_lookup(provinces: dict[str, Province]) -> dict[str, str]:
     return lookup
 
 
+def province_market_id(province: Province) -> str:
+    """The id of a province's aggregate market, its province-level series (``PROV-32``)."""
+    return f"{PROVINCE_MARKET_PREFIX}{province.code}"
+
+
 def _province_markets(provinces: dict[str, Province]) -> dict[str, Market]:
     return {
-        f"{PROVINCE_MARKET_PREFIX}{p.code}": Market(
-            market_id=f"{PROVINCE_MARKET_PREFIX}{p.code}",
+        province_market_id(p): Market(
+            market_id=province_market_id(p),
             name=f"Rata-rata Provinsi {p.name}",
             city=p.name,
             province=p.name,
@@ -123,8 +202,26 @@ def _province_markets(provinces: dict[str, Province]) -> dict[str, Market]:
     }
 
 
+def _regency_of(
+    path: Path, row: dict[str, str], province: str, provinces: dict[str, Province]
+) -> str | None:
+    """The regency code of a markets.csv row, checked: a regency of ``province``; None if the
+    row names none."""
+    code = (row.get("regency_code") or "").strip()
+    if not code:
+        return None
+    regency = regencies().get(code)
+    if regency is None or provinces[regency.province_code].name != province:
+        raise ConfigError(
+            f"{path}: market {row['market_id']}: regency_code {code!r} is not a regency of "
+            f"{province} (PP.RR of {REGENCIES_FILE.name})"
+        )
+    return code
+
+
 def read_markets(path: Path, provinces: dict[str, Province]) -> dict[str, Market]:
-    """Markets by id: one aggregate per province, then the rows of ``markets.csv`` (which win)."""
+    """Markets by id: one aggregate per province, then the rows of ``markets.csv`` (which win),
+    each in its province and regency (checked against ``provinces`` and ``regencies()``)."""
     found = _province_markets(provinces)
     lookup = province_lookup(provinces)
     for row in _read_csv(path):
@@ -142,6 +239,9 @@ def read_markets(path: Path, provinces: dict[str, Province]) -> dict[str, Market
             latitude=_optional_float(row["latitude"]),
             longitude=_optional_float(row["longitude"]),
             kind=row["kind"],
+            regency_code=None
+            if province == NATIONAL
+            else _regency_of(path, row, province, provinces),
         )
     return found
 

@@ -25,7 +25,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = PROJECT_ROOT / "conf"
 DATASETS_DIR = PROJECT_ROOT / "datasets"  # the real sample data shipped with the project
 SAMPLE_PRICES = DATASETS_DIR / "prices_pihps_daily_2024_2025.csv"  # PIHPS daily, long format
-#: PIHPS daily province averages, 34 provinces × 10 commodities (ml.series.panel_series)
+#: PIHPS daily province averages, 34 provinces × 10 commodities: the forecasting panel
+#: (ml.series.panel_series) and the prices service's province averages (price_simulator)
 PROVINCE_PANEL = DATASETS_DIR / "prices_pihps_province_daily_2022_2024.csv.gz"
 CONFIG_ENV = "SMARTMARKET_CONFIG"
 
@@ -479,10 +480,12 @@ class DashboardSettings(BaseModel):
 
 class PriceSimulatorSettings(BaseModel):
     """The ``prices`` service: the shipped real price files as the reference markets' history
-    and today's reports (producers.price_simulator); ``enabled: false`` turns it off."""
+    and today's reports, and the province averages' (producers.price_simulator);
+    ``enabled: false`` turns it off."""
 
     enabled: bool = True
-    files: list[Path] = [Path("datasets/prices_pihps_daily_2024_2025.csv")]
+    files: list[Path] = [SAMPLE_PRICES]
+    province_files: list[Path] = [PROVINCE_PANEL]
     interval_seconds: float = Field(15.0, gt=0)
     markets: int = Field(0, ge=0)
     markets_per_round: int = Field(4, ge=1)  # markets that report in one round, taking turns
@@ -491,6 +494,9 @@ class PriceSimulatorSettings(BaseModel):
 
     def model_post_init(self, _context: Any) -> None:
         self.files = [f if f.is_absolute() else (PROJECT_ROOT / f).resolve() for f in self.files]
+        self.province_files = [
+            f if f.is_absolute() else (PROJECT_ROOT / f).resolve() for f in self.province_files
+        ]
 
 
 class NewsFeed(BaseModel):

@@ -21,7 +21,6 @@ How a headline is read (``read_headline``):
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -32,9 +31,8 @@ from typing import Literal
 import yaml
 
 from lakehouse.catalog.conf import Conf
-from lakehouse.config.settings import PROJECT_ROOT, ConfigError
-
-REGENCIES_PATH = PROJECT_ROOT / "datasets" / "indonesia_regencies.csv"
+from lakehouse.catalog.reference import regencies as official_regencies
+from lakehouse.config.settings import ConfigError
 
 Direction = Literal["up", "down", "stable"]
 Topic = Literal["price", "stock", "supply_disruption", "intervention", "other"]
@@ -113,17 +111,12 @@ def _places(
     found: dict[tuple[str, ...], Place] = {}
     by_code = {p.code: p.name for p in conf.provinces.values()}
     regencies: dict[str, Place] = {}
-    try:
-        with REGENCIES_PATH.open(encoding="utf-8", newline="") as fh:
-            rows = list(csv.DictReader(fh))
-    except OSError as exc:
-        raise ConfigError(f"cannot read {REGENCIES_PATH}: {exc}") from exc
     # kabupaten first, then kota: a bare name shared by both ("Bandung") is the city
-    for row in sorted(rows, key=lambda r: r["kind"] != "kabupaten"):
-        place = Place(by_code[row["province_code"]], row["regency"])
-        regencies[row["regency"].lower()] = place
-        bare = _regency_name(row["regency"])
-        for name in (row["regency"], bare, bare.replace(" ", "")):
+    for regency in sorted(official_regencies().values(), key=lambda r: r.kind != "kabupaten"):
+        place = Place(by_code[regency.province_code], regency.name)
+        regencies[regency.name.lower()] = place
+        bare = _regency_name(regency.name)
+        for name in (regency.name, bare, bare.replace(" ", "")):
             key = tuple(words(name))
             if key and not (len(key) == 1 and key[0] in stopwords):
                 found[key] = place

@@ -14,25 +14,28 @@ Formats, told apart by their header (or named on the command line, see
 A price cell that is empty, ``-`` or 0 means "not reported": the row is returned with the reason
 ``not_reported`` (for the dead-letter topic), never as a price.
 
-Files may be UTF-8 with or without a BOM, separated by ``,`` or ``;``, with Indonesian numbers
-(``42.054``, ``Rp 42.054``, ``42054,5``). A problem with the whole file raises ``InputError``;
-a row that cannot become an event is returned with its reason, for the dead-letter topic.
+Files may be UTF-8 with or without a BOM, gzip-compressed (``.gz``), separated by ``,`` or
+``;``, with Indonesian numbers (``42.054``, ``Rp 42.054``, ``42054,5``). A problem with the whole
+file raises ``InputError``; a row that cannot become an event is returned with its reason, for
+the dead-letter topic.
 Each physical line is one row (quoted fields must not span lines).
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+import pandas as pd
 from pydantic import ValidationError
 
 from lakehouse.catalog.conf import Conf
@@ -109,8 +112,10 @@ def _decode(path: Path) -> tuple[str, str]:
         raise InputError(f"{path}: not a file")
     try:
         data = path.read_bytes()
+        if path.suffix == ".gz":
+            data = gzip.decompress(data)
     except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from exc
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     if not data.strip():
         raise InputError(f"{path}: the file is empty")
     if b"\x00" in data[:8192]:
@@ -289,7 +294,7 @@ def _price_event(
     commodity = conf.commodity_id(fields["commodity"]) or normal_form(fields["commodity"])
     return PriceEvent(
         event_id=id_,
-        market_id=fields["market_id"].strip(),
+        market_id=conf.market_id(fields["market_id"]),
         commodity=commodity,
         price=parse_number(fields["price"]),
         unit=_unit(fields.get("unit"), commodity, conf),
@@ -342,6 +347,61 @@ def _cells(report: ReportFile, values: dict[str, str]) -> Iterator[tuple[str, di
     for column, title in dates.items():
         day = {"observed_at": re.sub(r"\s+", "", title), "price": values[column]}
         yield title, {**fields, **day}, extra
+
+
+#: the columns of ``price_frame``
+FRAME_COLUMNS = ("market_id", "region", "commodity", "price", "unit", "observed_at")
+
+
+def _parsed(values: pd.Series, parse: Callable[[str], Any]) -> pd.Series:
+    """``parse`` of each distinct value of ``values`` once (None where it raises ValueError)."""
+
+    def safe(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError:
+            return None
+
+    distinct = values.drop_duplicates()
+    return values.map(dict(zip(distinct, map(safe, distinct), strict=True)))
+
+
+def price_frame(report: ReportFile, tz: ZoneInfo) -> pd.DataFrame:
+    """The prices of a long-format price report as one frame (``FRAME_COLUMNS``): the fields
+    ``parse_rows`` gives its price events, with the same parsing of each cell — done once per
+    distinct cell, so a file of hundreds of thousands of rows reads in a second (the price
+    simulator's province panel). Rows that are no price (not reported, unparseable, a field
+    missing) are left out; no event ids."""
+    fmt = report.format
+    if fmt is None or fmt.layout != "long":
+        raise InputError(f"{report.path}: {report.chosen or 'not a price file'}: not a long format")
+    width = len(report.header)
+    rows = [  # a row of another width is an error row of parse_rows; an empty one is skipped
+        cells
+        for cells in csv.reader(report.lines[1:], delimiter=report.delimiter)
+        if len(cells) == width and any(c.strip() for c in cells)
+    ]
+    raw = pd.DataFrame(rows, columns=report.header, dtype=str)
+    given = {f: pd.Series(fmt.values.get(f, ""), raw.index, dtype=str) for f in FIELDS}
+    cells = {f: raw[fmt.columns[f]] if fmt.columns.get(f) in raw else given[f] for f in FIELDS}
+    conf = report.conf
+    price = _parsed(cells["price"], lambda t: None if not_reported(t) else parse_number(t))
+    commodity = _parsed(cells["commodity"], lambda t: conf.commodity_id(t) or normal_form(t))
+    frame = pd.DataFrame(
+        {
+            "market_id": _parsed(cells["market_id"], conf.market_id),
+            "region": _parsed(cells["region"], lambda t: _region(t, conf)),
+            "commodity": commodity,
+            "price": price.astype(float),
+            "unit": _parsed(
+                cells["unit"] + "|" + commodity.fillna(""),
+                lambda t: _unit(t.rsplit("|", 1)[0], t.rsplit("|", 1)[1], conf),
+            ),
+            "observed_at": _parsed(cells["observed_at"], lambda t: parse_time(t, tz)),
+        }
+    )
+    present = frame["price"].notna() & frame["observed_at"].notna() & (frame["market_id"] != "")
+    return frame[present & (frame["commodity"] != "")].reset_index(drop=True)
 
 
 def previous_disagreements(

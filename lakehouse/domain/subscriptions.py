@@ -2,11 +2,12 @@
 
 A subscription belongs to one user (``users`` of ``lakehouse.domain.registry``) and names one
 channel and its recipient — an e-mail address, a webhook URL, a Telegram chat, a WhatsApp
-number — and what to send there: provinces, regencies (the markets' cities of
-``markets.csv``), commodities, rules or rule families (``AlertRules.families``), a minimum
-severity, immediately or batched into a daily digest. An empty list means "any". Kept in the
-registry's SQL store (migration 0003); the notifier (``streaming_jobs.notifier``) reads them
-and records each delivery in ``gold.subscription_deliveries``.
+number — and what to send there: provinces, regencies (by official code, ``PP.RR``; given
+also by name or as ``markets.csv`` writes its markets' city), commodities, rules or rule
+families (``AlertRules.families``), a minimum severity, immediately or batched into a daily
+digest. An empty list means "any". Kept in the registry's SQL store (migration 0003); the
+notifier (``streaming_jobs.notifier``) reads them and records each delivery in
+``gold.subscription_deliveries``.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def checked(sub: Subscription, conf: Conf) -> Subscription:
     return replace(
         sub,
         provinces=_resolved("province", sub.provinces, conf.province_name, provinces),
-        regencies=_resolved("regency", sub.regencies, conf.regency_name, conf.regencies),
+        regencies=_resolved("regency", sub.regencies, conf.regency_code, conf.regency_markets),
         commodities=_resolved("commodity", sub.commodities, conf.commodity_id, conf.commodities),
         rules=_resolved("rule", sub.rules, lambda r: r if r in rules else None, rules),
     )
@@ -157,9 +158,11 @@ def matches(sub: Subscription, alert: dict[str, Any], conf: Conf) -> bool:
     if sub.provinces and province not in sub.provinces:
         return False
     if sub.regencies:
+        # by code; one kept as its markets' city (before the codes) reads as the same code
+        codes = {conf.regency_code(r) for r in sub.regencies}
         if regency is not None:
-            return regency in sub.regencies
-        return province in {conf.regencies[r] for r in sub.regencies}
+            return regency in codes
+        return province in {conf.regencies[c] for c in codes if c in conf.regencies}
     return True
 
 

@@ -1,10 +1,10 @@
-"""Supply-chain reference data: regencies and their islands, the supply entities of the embedded
-default, and distances between places (docs/supply.md).
+"""Supply-chain reference data: the supply entities of the embedded default and distances
+between places (docs/supply.md).
 
-A *place* is a regency (``PP.RR`` code of ``datasets/indonesia_regencies.csv``) with its
-centroid; an entity (warehouse, distributor, farmer group, market) sits in one. The islands are
-derived from the province code — the main island groups of the archipelago, a rule documented in
-docs/supply.md: two places on different islands are joined by a sea leg.
+A *place* is a regency (``lakehouse.catalog.reference.regencies``: ``PP.RR`` code of
+``datasets/indonesia_regencies.csv``, its centroid and island group); an entity (warehouse,
+distributor, farmer group, market) sits in one. Two places on different islands are joined by a
+sea leg.
 """
 
 from __future__ import annotations
@@ -13,80 +13,14 @@ import csv
 import math
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
 from lakehouse.catalog.conf import Conf
 from lakehouse.catalog.events import EntityKind
-from lakehouse.config.settings import DATASETS_DIR, ConfigError
+from lakehouse.catalog.reference import Regency, regencies
+from lakehouse.config.settings import ConfigError
 
-REGENCIES_FILE = DATASETS_DIR / "indonesia_regencies.csv"
 EARTH_RADIUS_KM = 6371.0088
 ROUTE_SEPARATOR = ">"
-
-#: island group of each province (BPS code): the provinces of one group are joined by road,
-#: two groups by sea. Sumatra, Java, Kalimantan, Sulawesi and Papua by their first digit; the
-#: island provinces on their own.
-_ISLAND_BY_PREFIX = {
-    "1": "Sumatera",
-    "3": "Jawa",
-    "6": "Kalimantan",
-    "7": "Sulawesi",
-    "8": "Maluku",
-    "9": "Papua",
-}
-_ISLAND_PROVINCES = {
-    "19": "Bangka Belitung",
-    "21": "Kepulauan Riau",
-    "51": "Bali",
-    "52": "Nusa Tenggara Barat",
-    "53": "Nusa Tenggara Timur",
-    "81": "Maluku",
-    "82": "Maluku Utara",
-}
-
-
-def island_of(province_code: str) -> str:
-    """The island group of a province (``"32"`` → ``"Jawa"``)."""
-    if province_code in _ISLAND_PROVINCES:
-        return _ISLAND_PROVINCES[province_code]
-    if province_code[:1] in _ISLAND_BY_PREFIX:
-        return _ISLAND_BY_PREFIX[province_code[:1]]
-    raise ValueError(f"unknown province code {province_code!r}")
-
-
-@dataclass(frozen=True)
-class Regency:
-    code: str  # PP.RR
-    name: str
-    province_code: str
-    province: str  # the name of conf/provinces.csv
-    latitude: float
-    longitude: float
-
-    @property
-    def island(self) -> str:
-        return island_of(self.province_code)
-
-
-@cache
-def regencies(path: Path = REGENCIES_FILE) -> dict[str, Regency]:
-    """Indonesia's 514 regencies and cities by code."""
-    try:
-        with path.open(encoding="utf-8", newline="") as fh:
-            rows = list(csv.DictReader(fh))
-    except OSError as exc:
-        raise ConfigError(f"cannot read reference data {path}: {exc}") from exc
-    return {
-        r["regency_code"]: Regency(
-            code=r["regency_code"],
-            name=r["regency"],
-            province_code=r["province_code"],
-            province=r["province"],
-            latitude=float(r["latitude"]),
-            longitude=float(r["longitude"]),
-        )
-        for r in rows
-    }
 
 
 @dataclass(frozen=True)

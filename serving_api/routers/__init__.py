@@ -18,6 +18,11 @@ READ_ERRORS: dict[int | str, dict] = {
 }
 
 
-def json_bytes(body: bytes) -> Response:
-    """An answer already encoded (prepared views keep their JSON)."""
-    return Response(content=body, media_type=JSON)
+TOTAL_HEADER = "X-Total-Count"  # a list endpoint's count of matching items, whatever the page
+
+
+def json_bytes(body: bytes, total: int | None = None) -> Response:
+    """An answer already encoded (prepared views keep their JSON); ``total``: how many items
+    match whatever the page, in the ``TOTAL_HEADER``."""
+    headers = None if total is None else {TOTAL_HEADER: str(total)}
+    return Response(content=body, media_type=JSON, headers=headers)

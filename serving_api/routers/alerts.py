@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, WebSocket, status
+from fastapi import APIRouter, Header, Query, Response, WebSocket, status
 from fastapi.concurrency import run_in_threadpool
 
 from lakehouse.catalog.conf import Conf
@@ -16,9 +16,9 @@ from serving_api.errors import ApiError, resolve_commodity, resolve_province
 from serving_api.language import LANGUAGES, Language, localized_alert, preferred_language
 from serving_api.models import Alert
 from serving_api.push import Filter
-from serving_api.routers import API_PREFIX, READ_ERRORS
+from serving_api.routers import API_PREFIX, READ_ERRORS, TOTAL_HEADER
 from serving_api.routers.insights import Limit
-from serving_api.routers.prices import Commodity, Region
+from serving_api.routers.prices import Commodity, Offset, Region
 from serving_api.views import ALERTS
 
 router = APIRouter(prefix=API_PREFIX, tags=["alerts"])
@@ -56,6 +56,7 @@ def alert_filter(
     responses=READ_ERRORS,
 )
 async def alerts(
+    response: Response,  # its headers: the total
     cache: GoldDep,
     conf: ConfDep,
     settings: SettingsDep,
@@ -68,6 +69,7 @@ async def alerts(
     province: Region = None,
     commodity: Commodity = None,
     limit: Limit = 100,
+    offset: Offset = 0,
     lang: Lang = None,
     accept_language: AcceptLanguage = None,
 ) -> list[dict[str, Any]]:
@@ -75,13 +77,14 @@ async def alerts(
     language = preferred_language(lang, accept_language)
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=settings.tz)
-    rows = (
+    rows = [
         a
         for a in await cache.get(ALERTS)
         if wanted.matches(a)
         and (since is None or (a["updated_at"] is not None and a["updated_at"] >= since))
-    )
-    chosen = [row for row, _ in zip(rows, range(limit), strict=False)]
+    ]
+    response.headers[TOTAL_HEADER] = str(len(rows))
+    chosen = rows[offset : offset + limit]
     return await run_in_threadpool(
         lambda: [localized_alert(impact.attach(row), language) for row in chosen]
     )

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
 
 from lakehouse.catalog.conf import Conf
@@ -20,8 +20,8 @@ from serving_api.errors import (
     resolve_regency,
 )
 from serving_api.models import Anomaly, CommodityOut, Error, ForecastSeries, QualityRow
-from serving_api.routers import API_PREFIX, READ_ERRORS
-from serving_api.routers.prices import Commodity, MarketId, Region
+from serving_api.routers import API_PREFIX, READ_ERRORS, TOTAL_HEADER
+from serving_api.routers.prices import Commodity, MarketId, Offset, Regency, Region
 from serving_api.views import ANOMALIES, FORECASTS, QUALITY
 
 router = APIRouter(
@@ -34,10 +34,6 @@ Limit = Annotated[int, Query(ge=1, le=1000, description="at most this many rows"
 Province = Annotated[
     str | None,
     Query(max_length=128, description="province: name, alias or BPS code", examples=["Jawa Barat"]),
-]
-Regency = Annotated[
-    str | None,
-    Query(max_length=128, description="regency / city of the markets", examples=["Bogor"]),
 ]
 Since = Annotated[date | None, Query(description="from this date on (YYYY-MM-DD)")]
 
@@ -88,6 +84,7 @@ def place_filter(
     summary="Anomalous prices, newest first, then by score",
 )
 async def anomalies(
+    response: Response,  # its headers: the total
     conf: ConfDep,
     cache: GoldDep,
     commodity: Commodity = None,
@@ -96,18 +93,20 @@ async def anomalies(
     limit: Limit = 100,
     province: Province = None,
     regency: Regency = None,
+    offset: Offset = 0,
 ) -> list[dict[str, Any]]:
     wanted = resolve_commodity(conf, commodity)
     where = place_filter(conf, province, regency)
-    rows = (
+    rows = [
         a
         for a in await cache.get(ANOMALIES)
         if (wanted is None or a["commodity"] == wanted)
         and (since is None or a["date"] >= since)
         and a["score"] >= min_score
         and where(a)
-    )
-    return [row for row, _ in zip(rows, range(limit), strict=False)]
+    ]
+    response.headers[TOTAL_HEADER] = str(len(rows))
+    return rows[offset : offset + limit]
 
 
 @router.get(

@@ -48,7 +48,9 @@ class SubscriptionChange(BaseModel):
         description="e-mail address, webhook URL, Telegram chat id or WhatsApp number",
     )
     provinces: list[str] | None = Field(None, description="names, aliases or BPS codes")
-    regencies: list[str] | None = Field(None, description="regencies/cities of the markets")
+    regencies: list[str] | None = Field(
+        None, description="regencies/cities: official codes (PP.RR), names or markets' cities"
+    )
     commodities: list[str] | None = None
     rules: list[str] | None = Field(
         None,

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Body, Query, status
 from pydantic import BaseModel, Field
 
 from lakehouse.catalog.events import EntityKind, ShipmentEvent, StockEvent
+from lakehouse.catalog.reference import Regency, regencies
 from lakehouse.catalog.tables import (
     GOLD_SHIPMENTS,
     GOLD_STOCK_DAILY,
@@ -20,7 +21,7 @@ from lakehouse.catalog.tables import (
 )
 from lakehouse.config.settings import Settings
 from lakehouse.domain.registry import NotFound
-from lakehouse.domain.supply import ROUTE_SEPARATOR, Entity, Regency, regencies
+from lakehouse.domain.supply import ROUTE_SEPARATOR, Entity
 from lakehouse.domain.supply_registry import SupplyRegistry
 from lakehouse.domain.supply_routes import PastShipment, analyze
 from lakehouse.io.fast_read import TableMissing, open_table
