@@ -187,6 +187,29 @@ def seed_plan(today: date, through: date | None, days: int) -> list[date]:
     return [first + timedelta(days=n) for n in range((today - first).days)]
 
 
+def simulated_price(
+    market_id: str,
+    province: str,
+    commodity: str,
+    at: datetime,
+    source: str,
+    price: float,
+    unit: str,
+) -> PriceEvent:
+    """A simulated report, its id drawn from its market, commodity and time: a round sent again
+    (a restart) sends the same ids, which silver counts as duplicates."""
+    return PriceEvent(
+        event_id=deterministic_id("price-simulator", market_id, commodity, at.isoformat()),
+        market_id=market_id,
+        region=province,
+        observed_at=at,
+        source=source,
+        commodity=commodity,
+        price=price,
+        unit=unit,
+    )
+
+
 class PriceSimulator:
     """The price events of history and of each round of today."""
 
@@ -220,18 +243,16 @@ class PriceSimulator:
                 noise = random.Random(f"{m.market_id}|{p.commodity}|{at.isoformat()}").uniform(
                     -self.noise, self.noise
                 )
+                price = round(p.price * m.level * (1 + noise), 0)
                 events.append(
-                    PriceEvent(
-                        event_id=deterministic_id(
-                            "price-simulator", m.market_id, p.commodity, at.isoformat()
-                        ),
-                        market_id=m.market_id,
-                        region=m.province,
-                        observed_at=at,
-                        source=f"{SOURCE_PREFIX}{p.file}",
-                        commodity=p.commodity,
-                        price=round(p.price * m.level * (1 + noise), 0),
-                        unit=p.unit,
+                    simulated_price(
+                        m.market_id,
+                        m.province,
+                        p.commodity,
+                        at,
+                        f"{SOURCE_PREFIX}{p.file}",
+                        price,
+                        p.unit,
                     )
                 )
         return events
@@ -263,17 +284,14 @@ class PriceSimulator:
             if np.isnan(price := prices[a.column]):
                 continue
             events.append(
-                PriceEvent(
-                    event_id=deterministic_id(
-                        "price-simulator", a.market_id, series.commodity, at.isoformat()
-                    ),
-                    market_id=a.market_id,
-                    region=a.province,
-                    observed_at=at,
-                    source=a.source,
-                    commodity=series.commodity,
-                    price=float(price),
-                    unit=series.unit,
+                simulated_price(
+                    a.market_id,
+                    a.province,
+                    series.commodity,
+                    at,
+                    a.source,
+                    float(price),
+                    series.unit,
                 )
             )
         return events
