@@ -239,6 +239,8 @@ def check_tabs(api: str, settings: Settings, series: tuple[str, str]) -> None:
         watched = watch(browser, api)
         page = open_page(watched)
         page.evaluate("window.sameDocument = true")
+        # the board shows a page of its rows: the market's own, as a user looking for it would
+        page.select_option("#board-market", market_id)
         assert page.locator("#board tbody tr").count() > 0
         produced = unseen[0] if unseen else commodity
         plausible = conf_of(settings).commodities[produced]  # a price no rule holds back
