@@ -121,15 +121,27 @@ def test_a_regency_reads_by_code_official_name_or_its_markets_city() -> None:
     assert SHIPPED.place(None, "Bali") == ("Bali", None)  # a row of a whole province
 
 
+#: the columns of ``markets.csv`` without the optional ``regency_code``
+MARKET_COLUMNS = "market_id,name,city,province,latitude,longitude,kind,source"
+
+
+def with_markets(tmp_path: Path, header: str, *rows: str) -> Conf:
+    """The shipped configuration copied, its ``markets.csv`` holding only ``rows``."""
+    folder = tmp_path / "conf"
+    if not folder.exists():
+        shutil.copytree(SHIPPED.folder, folder)
+    (folder / "markets.csv").write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    return Conf(folder)
+
+
 def test_a_market_in_another_provinces_regency_is_refused(tmp_path: Path) -> None:
-    folder = shutil.copytree(SHIPPED.folder, tmp_path / "conf")
-    (folder / "markets.csv").write_text(
-        "market_id,name,city,province,latitude,longitude,kind,source,regency_code\n"
-        "X-1,Pasar X,Bandung,Jawa Barat,-6.9,107.6,pasar,me,31.71\n",
-        encoding="utf-8",
+    conf = with_markets(
+        tmp_path,
+        f"{MARKET_COLUMNS},regency_code",
+        "X-1,Pasar X,Bandung,Jawa Barat,-6.9,107.6,pasar,me,31.71",
     )
     with pytest.raises(ConfigError, match=r"'31\.71' is not a regency of Jawa Barat"):
-        _ = Conf(folder).markets
+        _ = conf.markets
 
 
 def test_a_province_named_as_a_market_is_its_average() -> None:
@@ -143,21 +155,16 @@ def test_a_province_named_as_a_market_is_its_average() -> None:
 
 
 def test_a_city_is_added_by_configuration(tmp_path: Path) -> None:
-    folder = shutil.copytree(SHIPPED.folder, tmp_path / "conf")
-    (folder / "markets.csv").write_text(
-        "market_id,name,city,province,latitude,longitude,kind,source\n"
-        "BPN-3273,Panel Bapanas Kota Bandung,Bandung,Jabar,-6.91,107.61,aggregate,bapanas\n",
-        encoding="utf-8",
+    conf = with_markets(
+        tmp_path,
+        MARKET_COLUMNS,
+        "BPN-3273,Panel Bapanas Kota Bandung,Bandung,Jabar,-6.91,107.61,aggregate,bapanas",
     )
-    added = Conf(folder).markets["BPN-3273"]
+    added = conf.markets["BPN-3273"]
     assert (added.province, added.city, added.kind) == ("Jawa Barat", "Bandung", "aggregate")
-    (folder / "markets.csv").write_text(
-        "market_id,name,city,province,latitude,longitude,kind,source\n"
-        "X-1,Pasar X,Kota X,Atlantis,,,pasar,me\n",
-        encoding="utf-8",
-    )
+    conf = with_markets(tmp_path, MARKET_COLUMNS, "X-1,Pasar X,Kota X,Atlantis,,,pasar,me")
     with pytest.raises(ConfigError, match="Atlantis"):
-        _ = Conf(folder).markets
+        _ = conf.markets
 
 
 def test_the_configuration_folder_moves_every_file_together(
