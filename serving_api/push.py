@@ -110,6 +110,7 @@ class Hub:
         self.pushed = pushed
         self.message = message
         self.subscribers: set[Subscriber] = set()
+        self.polls = 0  # completed polls: after the first, the feed knows where it starts
         self._task: asyncio.Task[None] | None = None
 
     def _count(self) -> None:
@@ -154,6 +155,7 @@ class Hub:
                     await self.publish(items)
             except Exception:
                 log.exception("poll failed", extra={"feed": self.name})
+            self.polls += 1
             await asyncio.sleep(self.poll_seconds)
 
     def start(self) -> None:

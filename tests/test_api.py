@@ -348,7 +348,11 @@ def test_prices_websocket_pushes_each_new_silver_price(replayed: Settings, tmp_p
         TestClient(create_app(settings)) as c,
         c.websocket_connect(f"{API}/prices/ws?market_id=IP-030&commodity=Beras") as ws,
     ):
-        time.sleep(1)  # the poller has seen the table as it was: nothing old is pushed
+        hub = c.app.state.resources.price_hub
+        deadline = time.monotonic() + 60
+        while hub.polls == 0:  # until the poller has seen the table as it was: nothing old
+            assert time.monotonic() < deadline, "the price feed never polled"  # is pushed
+            time.sleep(0.1)
         new = [
             template
             | {"event_id": f"ws-{i}", "market_id": market, "commodity": "beras", "price": price}
@@ -361,7 +365,7 @@ def test_prices_websocket_pushes_each_new_silver_price(replayed: Settings, tmp_p
             mode="append",
             partition_by=list(SILVER_PRICES.partition_by),
         )
-        pushed = pool.submit(ws.receive_json).result(timeout=5)
+        pushed = pool.submit(ws.receive_json).result(timeout=60)  # a busy box
         assert pushed["type"] == "price"
         price = pushed["price"]
         assert (price["event_id"], price["market_id"], price["price"]) == ("ws-0", "IP-030", 14100)
