@@ -330,17 +330,13 @@ def test_first_run_as_a_user_lives_it(tmp_path: Path, monkeypatch: pytest.Monkey
     own = {
         **stack_env(str(tmp_path)),
         "SMARTMARKET_PROMETHEUS__SCRAPE_SECONDS": "1",
-        # the integration tests share the box: a pipeline below them (spark.niceness, its
-        # session's autogroup too) would wait minutes for the CPU its start needs
+        # `./run.sh test` runs the journey alone, after the other sessions; run by hand beside
+        # other tests, a pipeline below them (spark.niceness, its session's autogroup too)
+        # would wait minutes for the CPU its start needs
         "SMARTMARKET_SPARK__NICENESS": "0",
         # ... and the cores: beside them the pipeline's start (Spark's, its tables created) took
         # over the default two minutes in CI
         "SMARTMARKET_SERVICES__START_TIMEOUT_SECONDS": "600",
-        # ... and the seeded history: the national default's (95 markets, 87 000 records
-        # judged in one batch, then gold and the first forecasts over them) left the faults
-        # queued behind it for over 10 minutes in CI. Twelve markets behave the same way;
-        # the default's first hour is measured by `bench first_hour` on a quiet box
-        "SMARTMARKET_PRICE_SIMULATOR__MARKETS": "12",
     }
     for key, value in own.items():
         monkeypatch.setenv(key, value)
