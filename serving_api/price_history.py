@@ -44,9 +44,8 @@ MARGIN_DAYS = 1
 def window_bounds(window: Window) -> tuple[datetime, datetime]:
     """The window's first and last times in UTC, to the whole second (as ``read_history``'s
     SQL compares them): a price observed between them, both included, is in the window."""
-    return tuple(  # type: ignore[return-value]
-        at.astimezone(UTC).replace(microsecond=0) for at in (window.start, window.end)
-    )
+    start, end = (at.astimezone(UTC).replace(microsecond=0) for at in (window.start, window.end))
+    return start, end
 
 
 def _markets(conf: Conf, province: str) -> list[str]:
@@ -141,22 +140,18 @@ class RecentHistory:
         """Without the prices observed before ``since`` (when it is later than ``self.since``)."""
         if since <= self.since:
             return self
-        return RecentHistory(
-            since,
-            *(
-                frame[frame["observed_at"] >= since].reset_index(drop=True)
-                for frame in (self.prices, self.holds)
-            ),
-        )
+        return RecentHistory(since, _since(self.prices, since), _since(self.holds, since))
+
+
+def _since(rows: pd.DataFrame, since: datetime) -> pd.DataFrame:
+    return rows[rows["observed_at"] >= since].reset_index(drop=True)
 
 
 def build_history(settings: Settings, tables: Tables) -> RecentHistory:
     """Memory from ``silver.prices``' kept partitions and ``silver.holds``."""
-    prices = _frame(tables[SILVER_PRICES.qualified_name])
-    holds = _frame(tables[SILVER_HOLDS.qualified_name])
-    return RecentHistory(datetime.min.replace(tzinfo=UTC), prices, holds).trimmed(
-        _kept_since(settings)
-    )
+    since = _kept_since(settings)
+    prices, holds = (_frame(tables[t.qualified_name]) for t in (SILVER_PRICES, SILVER_HOLDS))
+    return RecentHistory(since, _since(prices, since), _since(holds, since))
 
 
 def update_history(settings: Settings, view: RecentHistory, added: Tables) -> RecentHistory:
