@@ -94,8 +94,9 @@ def _frame(*tables: pa.Table) -> pd.DataFrame:
 
 
 def kept_from(settings: Settings) -> date:
-    """The first local day memory keeps: ``history_days`` before yesterday (the window of a
-    price observed now begins a day earlier still), less ``MARGIN_DAYS``."""
+    """The first local day memory keeps: the window of a price observed now reaches
+    ``history_days`` and a day back (``price_check.history_window``), and ``MARGIN_DAYS`` more
+    keep that of a price observed up to then too."""
     days = conf_of(settings).quality.prices.history_days + 1 + MARGIN_DAYS
     return (datetime.now(settings.tz) - timedelta(days=days)).date()
 
