@@ -62,10 +62,13 @@ Updater = Callable[[Settings, V, Tables], V]
 class Read:
     """The columns of a table a view reads (None: all; partition columns included), and which
     of them are read dictionary-encoded where the table is read file by file (strings
-    repeated on many rows: cheaper to decode and to group)."""
+    repeated on many rows: cheaper to decode and to group); and, for a view that keeps only a
+    table's recent part, the rows its build reads: delta-rs ``filters`` made at build time
+    (None: every row; the commits read since are read whole)."""
 
     columns: tuple[str, ...] | None = None
     dictionary: tuple[str, ...] = ()
+    filters: Callable[[Settings], list[tuple[str, str, Any]]] | None = None
 
 
 @dataclass(frozen=True)
@@ -303,8 +306,13 @@ class GoldCache:
                     since = max(delta.version() - RECENT_COMMITS, -1)
                     versions[-1], rows = self._added(spec, table, since)
                 else:
-                    columns = spec.read(table).columns
-                    rows = plain(delta.to_pyarrow_table(columns=list(columns) if columns else None))
+                    read = spec.read(table)
+                    rows = plain(
+                        delta.to_pyarrow_table(
+                            columns=list(read.columns) if read.columns else None,
+                            filters=read.filters(self.settings) if read.filters else None,
+                        )
+                    )
                 tables[table.qualified_name] = rows
             self.metrics.table_version.labels(table.qualified_name).set(
                 -1 if versions[-1] is None else versions[-1]

@@ -1,10 +1,12 @@
 """What the API tests share: the API prefix, settings with other API knobs, alert rows written as
 the alerting job writes them, and the live view's tables written as the pipeline writes them
-(delta-rs: no Spark)."""
+(delta-rs: no Spark), and a wait for work done in other threads."""
 
 from __future__ import annotations
 
 import itertools
+import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from tests.shipped import SHIPPED
 
 API = "/api/v1"
 PASSWORD = "correct horse battery"  # of the users the tests make
+WAIT = 30  # seconds before a step that should happen is declared not to
 
 
 def with_api(settings: Settings, lakehouse_root: Path | None = None, **api: Any) -> Settings:
@@ -156,3 +159,12 @@ def token(c: TestClient, user: str, password: str = PASSWORD) -> dict[str, str]:
     answer = c.post(f"{API}/auth/token", json={"username": user, "password": password})
     assert answer.status_code == 200, answer.text
     return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
+def until(done: Callable[[], Any]) -> Any:
+    """``done()`` once it is true (the work it waits for runs in other threads)."""
+    deadline = time.monotonic() + WAIT
+    while not (result := done()):
+        assert time.monotonic() < deadline, "waited in vain"
+        time.sleep(0.02)
+    return result

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,13 +37,13 @@ from tests.api_samples import (
     LAST_DAY,
     LIVE_MARKETS,
     PRICES,
+    WAIT,
     append_prices,
     price,
+    until,
     with_api,
     write_live_tables,
 )
-
-WAIT = 30  # seconds before a step that should happen is declared not to
 
 
 @pytest.fixture
@@ -59,15 +58,6 @@ def lake(conf_settings: Settings, tmp_path: Path) -> Settings:
 
 def later(hours: int) -> datetime:
     return datetime.combine(LAST_DAY, datetime.min.time(), UTC) + timedelta(hours=hours)
-
-
-def until(done: Callable[[], Any]) -> Any:
-    """``done()`` once it is true (the work it waits for runs in other threads)."""
-    deadline = time.monotonic() + WAIT
-    while not (result := done()):
-        assert time.monotonic() < deadline, "waited in vain"
-        time.sleep(0.02)
-    return result
 
 
 def test_silver_commits_are_read_once_and_only_when_wanted(

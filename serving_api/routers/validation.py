@@ -1,6 +1,7 @@
 """Validation on demand: the verdict the pipeline would give prices now, without publishing them
-(``lakehouse.domain.price_check``: the silver query's own rules, the history read here from
-``silver.prices`` and ``silver.holds`` with delta-rs)."""
+(``lakehouse.domain.price_check``: the silver query's own rules, against the history of
+``serving_api.price_history``: kept in memory, or read from the tables for a back-dated
+price)."""
 
 from __future__ import annotations
 
@@ -14,19 +15,12 @@ from pydantic import BaseModel, Field
 
 from lakehouse.catalog.conf import Conf
 from lakehouse.catalog.events import PriceEvent
-from lakehouse.catalog.tables import SILVER_HOLDS, SILVER_PRICES
 from lakehouse.config.settings import Settings
-from lakehouse.domain.price_check import (
-    HISTORY_FIELDS,
-    PRICE_FIELDS,
-    Window,
-    check,
-    history_window,
-)
-from lakehouse.io.fast_read import TableMissing, rows_where, sql_strings
+from lakehouse.domain.price_check import PRICE_FIELDS, check, history_window
 from serving_api.auth import Permission
-from serving_api.deps import ConfDep, SettingsDep, require
+from serving_api.deps import ConfDep, GoldDep, SettingsDep, require
 from serving_api.errors import ApiError
+from serving_api.price_history import PRICE_HISTORY, RecentHistory, price_history
 from serving_api.routers import API_PREFIX
 from serving_api.routers.ingest import EXAMPLE, INGEST_RESPONSES
 
@@ -56,45 +50,17 @@ class CheckOut(BaseModel):
     verdicts: list[PriceVerdict]
 
 
-def price_history(settings: Settings, conf: Conf, window: Window) -> pd.DataFrame:
-    """The prices of ``window``'s provinces × commodities that passed the hard rules — accepted
-    (``silver.prices``) or held (``silver.holds``) — as ``price_check.HISTORY_FIELDS``."""
-    series = []
-    for province, commodity in window.groups:
-        markets = sql_strings(
-            [m.market_id for m in conf.markets.values() if m.province == province]
-        )
-        series.append(f"(t.commodity = {sql_strings([commodity])} AND t.market_id IN ({markets}))")
-    if not series:
-        return pd.DataFrame({c: [] for c in HISTORY_FIELDS})
-    bounds = (window.start, window.end)
-    start, end = (at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") for at in bounds)
-    first, last = (at.astimezone(settings.tz).date() for at in bounds)
-    where = (
-        f"t.observed_at BETWEEN TIMESTAMP '{start}' AND TIMESTAMP '{end}'"
-        f" AND ({' OR '.join(series)})"
-    )
-    frames = []
-    for table, extra in (
-        (SILVER_PRICES, f" AND t.observed_date BETWEEN DATE '{first}' AND DATE '{last}'"),
-        (SILVER_HOLDS, ""),
-    ):
-        try:
-            rows = rows_where(table, settings, where + extra).select(list(HISTORY_FIELDS))
-        except TableMissing:
-            continue
-        frames.append(rows.to_pandas())
-    history = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    return history if len(history) else pd.DataFrame({c: [] for c in HISTORY_FIELDS})
-
-
 #: the observation times a check judges: inside pandas' nanosecond timestamps (1677-09-21 to
 #: 2262-04-11) with room for the history window around them
 CHECKABLE = (datetime(1678, 1, 1, tzinfo=UTC), datetime(2261, 12, 31, tzinfo=UTC))
 
 
 def _verdicts(
-    settings: Settings, conf: Conf, events: list[PriceEvent], now: datetime
+    settings: Settings,
+    conf: Conf,
+    recent: RecentHistory,
+    events: list[PriceEvent],
+    now: datetime,
 ) -> list[PriceVerdict]:
     prices = pd.DataFrame(
         [{f: getattr(e, f) for f in PRICE_FIELDS} for e in events], columns=list(PRICE_FIELDS)
@@ -102,9 +68,7 @@ def _verdicts(
     prices["event_id"] = prices["event_id"].astype(str)
     prices["observed_at"] = pd.to_datetime(prices["observed_at"], utc=True)
     rules = conf.quality
-    history = price_history(settings, conf, history_window(prices, conf, rules))
-    history["event_id"] = history["event_id"].astype(str)
-    history["observed_at"] = pd.to_datetime(history["observed_at"], utc=True)
+    history = price_history(settings, conf, recent, history_window(prices, conf, rules))
     verdicts = check(prices, history, conf, rules, now, settings.tz)
     return [PriceVerdict.model_validate(v, from_attributes=True) for v in verdicts]
 
@@ -124,6 +88,7 @@ def _verdicts(
 async def check_prices(
     settings: SettingsDep,
     conf: ConfDep,
+    cache: GoldDep,
     body: Annotated[PriceEvent | list[PriceEvent], Body(examples=[EXAMPLE])],
 ) -> CheckOut:
     events = body if isinstance(body, list) else [body]
@@ -140,5 +105,6 @@ async def check_prices(
             f"({CHECKABLE[0]:%Y-%m-%d} to {CHECKABLE[1]:%Y-%m-%d})",
         )
     now = datetime.now(UTC)
-    verdicts = await run_in_threadpool(_verdicts, settings, conf, events, now)
+    recent = await cache.get(PRICE_HISTORY)
+    verdicts = await run_in_threadpool(_verdicts, settings, conf, recent, events, now)
     return CheckOut(checked_at=now, verdicts=verdicts)
