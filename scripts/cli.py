@@ -19,7 +19,7 @@ from lakehouse.catalog.formats import FormatChoice
 from lakehouse.config.errors import Handler, InputError
 from lakehouse.config.logs import configure_logging
 from lakehouse.config.settings import ConfigError, Settings, load_settings
-from lakehouse.domain.reports import parse_time
+from lakehouse.domain.time_text import parse_time
 from lakehouse.io.status import pipeline_progress, stop_event
 from scripts.services import Service, services, start_services, stop_services
 

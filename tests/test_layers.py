@@ -1,11 +1,13 @@
 """Imports point down: ``lakehouse`` (its packages config ← catalog ← io ← domain ← cli, each
 importing only those before it) imports none of the packages built on it; those import one
 another only where listed (the API runs the impact model), ``scripts`` (the command line) sits
-on top of all; and the API starts without loading any ML engine or Spark."""
+on top of all; the API starts without loading any ML engine or Spark; and no module imports
+itself round a loop."""
 
 from __future__ import annotations
 
 import ast
+import graphlib
 import json
 import subprocess
 import sys
@@ -23,13 +25,14 @@ API_ML_MODULES = {"ml", "ml.impact_result"}
 
 
 def imported_modules(path: Path) -> set[str]:
-    """Every absolute module a file imports, at module level or inside a function."""
+    """Every absolute module a file imports, at module level, inside a function or for type
+    checking only; for ``from a import b``, ``a`` and ``a.b`` (which may be a module)."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.add(node.module)
+            found |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
     return found
 
 
@@ -102,6 +105,30 @@ def test_the_api_starts_without_ml_engines_or_spark() -> None:
     assert not {m.split(".")[0] for m in engines}, sorted(engines)[:20]
     ml = {m for m in loaded if m.split(".")[0] == "ml"} - API_ML_MODULES
     assert not ml, f"the API loads {sorted(ml)}"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PROJECT_ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_no_module_imports_itself_round_a_loop() -> None:
+    """No import loop among the project's modules, however an import is written (inside a
+    function or for type checking only, it still ties the two modules to each other)."""
+    files = [
+        p
+        for pkg in ("lakehouse", *UPPER_PACKAGES, "bench")
+        for p in (PROJECT_ROOT / pkg).rglob("*.py")
+    ]
+    modules = {module_name(p): p for p in files}
+    graph = {
+        name: {m for m in imported_modules(path) if m in modules and m != name}
+        for name, path in modules.items()
+    }
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as loop:
+        pytest.fail(f"an import loop: {' -> '.join(loop.args[1])}")
 
 
 @pytest.mark.parametrize(

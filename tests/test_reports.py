@@ -14,9 +14,9 @@ from lakehouse.domain.reports import (
     open_report,
     parse_number,
     parse_rows,
-    parse_time,
     price_frame,
 )
+from lakehouse.domain.time_text import parse_time
 from producers.devices import Simulator, fleet
 from producers.mqtt_bridge import PayloadError, to_sensor_event
 from producers.replay import fan_out, replay, synthetic_market, synthetic_markets

@@ -15,12 +15,9 @@ import fcntl
 import os
 import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import yaml
-
-if TYPE_CHECKING:  # lakehouse.config.settings uses this module while it loads the settings
-    from lakehouse.config.settings import Settings
 
 ENV_PREFIX = "SMARTMARKET_SECRET_"
 
@@ -29,8 +26,17 @@ def env_name(name: str) -> str:
     return ENV_PREFIX + name.upper().replace(".", "__").replace("-", "_")
 
 
-def secrets_path(settings: Settings) -> Path:
-    return settings.security.secrets_file or settings.paths.data_dir / "secrets.yaml"
+class Installation(Protocol):
+    """Where an installation keeps its secrets file: the settings
+    (``lakehouse.config.settings.Settings``, which loads its channel tokens through this
+    module, so this module does not import it)."""
+
+    @property
+    def secrets_file_path(self) -> Path: ...
+
+
+def secrets_path(settings: Installation) -> Path:
+    return settings.secrets_file_path
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -50,14 +56,14 @@ def _lookup(data: dict[str, Any], name: str) -> str | None:
     return None if node is None else str(node)
 
 
-def secret(settings: Settings, name: str) -> str | None:
+def secret(settings: Installation, name: str) -> str | None:
     """The secret ``name`` from the environment or the secrets file, or None."""
     if (value := os.environ.get(env_name(name))) is not None:
         return value
     return _lookup(_read(secrets_path(settings)), name)
 
 
-def ensure_secret(settings: Settings, name: str, nbytes: int = 32) -> str:
+def ensure_secret(settings: Installation, name: str, nbytes: int = 32) -> str:
     """The secret ``name``; when it is nowhere yet, a new random one stored in the secrets file
     (under an exclusive lock, so concurrent first uses agree on one value)."""
     if (value := secret(settings, name)) is not None:
@@ -79,16 +85,3 @@ def ensure_secret(settings: Settings, name: str, nbytes: int = 32) -> str:
         handle.truncate()
         handle.write(yaml.safe_dump(data, sort_keys=True))
     return value
-
-
-def with_channel_tokens(settings: Settings) -> Settings:
-    """The settings with each notifier channel's empty ``token`` taken from the secret
-    ``alerts.<channel name>.token``: tokens stay out of the tracked settings file."""
-    channels = [
-        c.model_copy(update={"token": secret(settings, f"alerts.{c.name}.token") or ""})
-        if not c.token
-        else c
-        for c in settings.alerts.channels
-    ]
-    alerts = settings.alerts.model_copy(update={"channels": channels})
-    return settings.model_copy(update={"alerts": alerts})

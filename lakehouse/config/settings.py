@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from lakehouse.config.secrets import with_channel_tokens
+from lakehouse.config.secrets import secret
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = PROJECT_ROOT / "conf"
@@ -668,6 +668,24 @@ class Settings(BaseSettings):
         """Local time of the markets: times without an offset, local dates and hours in gold."""
         return ZoneInfo(self.timezone)
 
+    @property
+    def secrets_file_path(self) -> Path:
+        """The secrets file (``lakehouse.config.secrets``): ``security.secrets_file``, else
+        ``secrets.yaml`` in the data folder."""
+        return self.security.secrets_file or self.paths.data_dir / "secrets.yaml"
+
+    def with_channel_tokens(self) -> Settings:
+        """These settings with each notifier channel's empty ``token`` taken from the secret
+        ``alerts.<channel name>.token``: tokens stay out of the tracked settings file."""
+        channels = [
+            c.model_copy(update={"token": secret(self, f"alerts.{c.name}.token") or ""})
+            if not c.token
+            else c
+            for c in self.alerts.channels
+        ]
+        alerts = self.alerts.model_copy(update={"channels": channels})
+        return self.model_copy(update={"alerts": alerts})
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -694,4 +712,4 @@ def load_settings() -> Settings:
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"invalid configuration ({config_path()}): {problems}") from exc
-    return with_channel_tokens(settings)
+    return settings.with_channel_tokens()

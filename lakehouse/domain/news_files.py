@@ -21,6 +21,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from lakehouse.catalog.events import NewsEvent
+from lakehouse.domain.time_text import parse_time
 
 NewsShape = Literal["news", "news_export"]
 LONG = ("published_at", "title", "source", "url")
@@ -81,8 +82,6 @@ def shape(header: list[str]) -> NewsShape | None:
 
 
 def _parse(text: str, now: datetime, tz: ZoneInfo) -> datetime:
-    from lakehouse.domain.reports import parse_time
-
     s = " ".join(text.strip().lower().split())
     if s in ("baru saja", "barusan", "sekarang", "hari ini"):
         return now

@@ -53,6 +53,7 @@ from lakehouse.domain.news_files import EXPORT as NEWS_EXPORT
 from lakehouse.domain.news_files import LONG as NEWS_LONG
 from lakehouse.domain.news_files import news_event
 from lakehouse.domain.news_files import shape as news_shape
+from lakehouse.domain.time_text import parse_time
 
 Kind = Literal["price", "sensor", "news", "news_export"]
 NEWS_KINDS = ("news", "news_export")
@@ -233,26 +234,6 @@ def parse_number(text: str) -> float:
             return float(whole + fraction)
         raise ValueError(f"ambiguous number {text!r}: write 42054 or 42054,0")
     return float(whole + "." + fraction)
-
-
-_DAY_FIRST = re.compile(r"(\d{1,2})[/-](\d{1,2})[/-](\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?")
-
-
-def parse_time(text: str, tz: ZoneInfo) -> datetime:
-    """ISO-8601 date or date-time, or ``dd/mm/yyyy [HH:MM[:SS]]``; a time without an offset is
-    local time in ``tz``."""
-    s = text.strip()
-    if match := _DAY_FIRST.fullmatch(s):
-        day, month, year, hour, minute, second = match.groups()
-        parsed = datetime(
-            int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0)
-        )
-    else:
-        try:
-            parsed = datetime.fromisoformat(s)
-        except ValueError:
-            raise ValueError(f"not a date/time: {text!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)
 
 
 def _unit(text: str | None, commodity: str, conf: Conf) -> str:
