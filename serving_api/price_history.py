@@ -16,16 +16,17 @@ previous one):
   replacing the older;
 - rows observed before the kept time are dropped as it moves on.
 
-A window inside what memory holds is answered from it (``RecentHistory.rows``); one reaching
-further back — a back-dated price — is read from the tables with delta-rs (``read_history``),
-as every window was before."""
+A window inside what memory holds is answered from it (``RecentHistory.rows``, each frame indexed
+by series: ``SeriesIndex``); one reaching further back — a back-dated price — is read from the
+tables with delta-rs (``read_history``), as every window was before."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -110,13 +111,73 @@ def _from_kept_days(settings: Settings) -> list[tuple[str, str, Any]]:
 
 
 @dataclass(frozen=True)
+class SeriesIndex:
+    """The rows of a frame of ``HISTORY_FIELDS`` by series (market × commodity), so that a
+    window's rows are found without a look at the others."""
+
+    markets: dict[str, int]  # a market's number
+    commodities: dict[str, int]  # a commodity's number
+    order: (
+        np.ndarray
+    )  # the frame's positions, series after series (code = commodity × markets + market)
+    starts: (
+        np.ndarray
+    )  # per series code, where its positions begin in ``order`` (one more at the end)
+    observed_at: np.ndarray  # per position, its time (UTC, tz-naive ``datetime64``)
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> SeriesIndex:
+        """The index of ``frame`` (a row without a market or commodity in no series)."""
+        market, markets = pd.factorize(frame["market_id"].to_numpy())
+        commodity, commodities = pd.factorize(frame["commodity"].to_numpy())
+        code = np.where(
+            (market < 0) | (commodity < 0), -1, commodity.astype(np.int64) * len(markets) + market
+        )
+        order = np.argsort(code, kind="stable")
+        starts = np.searchsorted(code[order], np.arange(len(markets) * len(commodities) + 1))
+        return cls(
+            {m: i for i, m in enumerate(markets)},
+            {c: i for i, c in enumerate(commodities)},
+            order,
+            starts,
+            frame["observed_at"].dt.tz_convert(UTC).dt.tz_localize(None).to_numpy(),
+        )
+
+    def positions(self, series: set[tuple[str, str]], start: datetime, end: datetime) -> np.ndarray:
+        """The positions, ascending, of the rows of ``series`` (market, commodity) observed from
+        ``start`` to ``end`` (UTC, both included)."""
+        codes = np.array(
+            [
+                self.commodities[c] * len(self.markets) + self.markets[m]
+                for m, c in series
+                if m in self.markets and c in self.commodities
+            ],
+            dtype=np.int64,
+        )
+        first, sizes = self.starts[codes], self.starts[codes + 1] - self.starts[codes]
+        # the runs first … first + size − 1 of ``order``, one after the other
+        offsets = np.repeat(first - (np.cumsum(sizes) - sizes), sizes)
+        rows = self.order[offsets + np.arange(int(sizes.sum()))]
+        at = self.observed_at[rows]
+        bounds = (np.datetime64(t.astimezone(UTC).replace(tzinfo=None), "us") for t in (start, end))
+        low, high = bounds
+        return np.sort(rows[(at >= low) & (at <= high)])
+
+
+@dataclass(frozen=True)
 class RecentHistory:
     """The accepted and held prices observed since ``since`` (every one of them), as
-    ``HISTORY_FIELDS``."""
+    ``HISTORY_FIELDS``, each frame indexed by series when the view is made (in the worker
+    thread that moves it forward, not in a request)."""
 
     since: datetime
     prices: pd.DataFrame
     holds: pd.DataFrame  # one row per event: its newest
+    indexes: tuple[SeriesIndex, SeriesIndex] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        indexes = (SeriesIndex.of(self.prices), SeriesIndex.of(self.holds))
+        object.__setattr__(self, "indexes", indexes)
 
     def covers(self, window: Window) -> bool:
         """Whether memory holds every price of ``window``."""
@@ -127,14 +188,10 @@ class RecentHistory:
         the accepted prices, then the held ones."""
         start, end = window_bounds(window)
         series = {(m, c) for province, c in window.groups for m in _markets(conf, province)}
-        commodities = {c for _, c in window.groups}
-        parts = []
-        for frame in (self.prices, self.holds):
-            near = frame[
-                frame["observed_at"].between(start, end) & frame["commodity"].isin(commodities)
-            ]
-            keys = zip(near["market_id"], near["commodity"], strict=True)
-            parts.append(near.loc[[key in series for key in keys]])
+        parts = [
+            frame.take(index.positions(series, start, end))
+            for frame, index in zip((self.prices, self.holds), self.indexes, strict=True)
+        ]
         return pd.concat(parts, ignore_index=True)
 
     def trimmed(self, since: datetime) -> RecentHistory:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -21,10 +22,11 @@ from fastapi.testclient import TestClient
 from lakehouse.catalog.conf import conf_of
 from lakehouse.catalog.tables import SILVER_HOLDS
 from lakehouse.config.settings import Settings
+from lakehouse.domain import price_check
 from lakehouse.domain.price_check import HISTORY_FIELDS, PRICE_FIELDS, Window, check, history_window
 from serving_api.app import create_app
 from serving_api.auth import HEADER, mint_key
-from serving_api.price_history import PRICE_HISTORY, read_history
+from serving_api.price_history import PRICE_HISTORY, SeriesIndex, read_history
 from serving_api.routers.validation import PriceVerdict
 from tests.api_samples import API, PRICES, append_prices, price, until, with_api
 
@@ -208,3 +210,54 @@ def test_new_commits_are_seen(lake: tuple[Settings, str]) -> None:
         verdict()  # a request looks for the new version
         until(lambda: len(held()) == 2)
         assert sorted(held()) == sorted(r["event_id"] for r in holds + more)
+
+
+def history_rows(rng: random.Random, markets: tuple[str, ...], days: int) -> pd.DataFrame:
+    """Accepted prices of ``markets`` × ``LEVELS``, a report or three a day for ``days`` days,
+    as memory keeps them."""
+    rows = [
+        {"event_id": f"r-{rng.getrandbits(64)}", "market_id": market, "commodity": commodity,
+         "observed_at": NOW - timedelta(days=day, minutes=rng.randrange(0, 1440)),
+         "price": level * (1 + rng.uniform(-0.03, 0.03))}
+        for day in range(days, -1, -1)
+        for market in markets
+        for commodity, level in LEVELS.items()
+        for _ in range(rng.randrange(1, 4))
+    ]  # fmt: skip
+    frame = pd.DataFrame(rows, columns=list(HISTORY_FIELDS))
+    return frame.assign(observed_at=pd.to_datetime(frame["observed_at"], utc=True))
+
+
+def test_the_series_index_finds_what_a_scan_finds() -> None:
+    rng = random.Random(7)
+    rows = history_rows(rng, MARKETS, 10)
+    rows.loc[3, "market_id"] = None  # in no series
+    index = SeriesIndex.of(rows)
+    for _ in range(20):
+        series = {
+            (rng.choice([*MARKETS, "XX-404"]), rng.choice([*LEVELS, "kopi"])) for _ in range(4)
+        }
+        start, end = sorted(rows["observed_at"].sample(2, random_state=rng.randrange(1000)))
+        start, end = start.to_pydatetime(), end.to_pydatetime()  # both bounds are rows' times
+        keys = zip(rows["market_id"], rows["commodity"], strict=True)
+        scan = rows["observed_at"].between(start, end) & np.array([k in series for k in keys])
+        assert list(index.positions(series, start, end)) == list(np.flatnonzero(scan))
+    assert len(SeriesIndex.of(rows.iloc[:0]).positions({(MARKETS[0], "beras")}, NOW, NOW)) == 0
+
+
+def test_the_pool_keeps_what_the_verdicts_rest_on(
+    conf_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check judges its prices with the rows of their series and of their days only
+    (``price_check._judged_with``): the verdicts of the whole window's pool."""
+    conf, rng = conf_of(conf_settings), random.Random(8)
+    history = history_rows(rng, MARKETS, 30)
+    prices = judged(
+        [p | {"observed_at": NOW - timedelta(days=rng.choice([0, 0, 3, 12]))} for b in
+         candidates(rng)[:-2] for p in b]
+    )  # fmt: skip
+    now = datetime.now(UTC)
+    pruned = check(prices, history, conf, conf.quality, now, conf_settings.tz)
+    monkeypatch.setattr(price_check, "_judged_with", lambda h, _: np.ones(len(h), dtype=bool))
+    assert pruned == check(prices, history, conf, conf.quality, now, conf_settings.tz)
+    assert {v.verdict for v in pruned} == {"accepted", "held"}

@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -114,11 +114,47 @@ def _hard(prices: pd.DataFrame, conf: Conf, rules: QualityRules, now: datetime) 
     )
 
 
+#: longer than any local day: the prices of a candidate's local day are observed less than this
+#: before or after it
+DAY_SPAN = np.timedelta64(2, "D")
+
+
+def _utc(times: pd.Series) -> pd.Series:
+    """``pd.to_datetime(times, utc=True)``, without its look at every value when ``times`` are
+    aware already (the same times, in the same unit)."""
+    if isinstance(times.dtype, pd.DatetimeTZDtype):
+        return times.dt.tz_convert(UTC)
+    return pd.to_datetime(times, utc=True)
+
+
+def _judged_with(history: pd.DataFrame, candidates: pd.DataFrame) -> np.ndarray:
+    """Which rows of ``history`` the judge's verdicts on ``candidates`` can rest on: those of a
+    candidate's series (its window, and the prices before them its changes are measured from)
+    and those observed within ``DAY_SPAN`` of a candidate (the other markets of its province that
+    day). The verdicts are the same without the others: a smaller pool costs less to judge."""
+    pairs = set(zip(candidates["market_id"], candidates["commodity"], strict=True))
+    markets = history["market_id"].to_numpy()
+    commodities = history["commodity"].to_numpy()
+    near = np.flatnonzero(history["market_id"].isin({m for m, _ in pairs}).to_numpy())
+    series = np.zeros(len(history), dtype=bool)
+    series[near] = [pair in pairs for pair in zip(markets[near], commodities[near], strict=True)]
+    at = _utc(history["observed_at"]).to_numpy(dtype="datetime64[ns]")
+    times = np.sort(candidates["observed_at"].to_numpy(dtype="datetime64[ns]"))
+    after = np.searchsorted(times, at)
+    nearest = np.minimum(
+        np.abs(at - times[np.maximum(after - 1, 0)]),
+        np.abs(times[np.minimum(after, len(times) - 1)] - at),
+    )
+    return series | (nearest < DAY_SPAN)
+
+
 def _pool(
     candidates: pd.DataFrame, history: pd.DataFrame, conf: Conf, tz: ZoneInfo
 ) -> pd.DataFrame:
-    """The candidates (first) and the history of their provinces × commodities, as the judge
-    takes them (``price_judge.POOL_COLUMNS``)."""
+    """The candidates (first) and the history the judge needs of their provinces × commodities
+    (``_judged_with``; the rows of an event agree on its market, commodity and time, so its
+    first is the one kept as before), as the judge takes them (``price_judge.POOL_COLUMNS``)."""
+    history = history[_judged_with(history, candidates)]
     earlier = history[~history["event_id"].isin(candidates["event_id"])].drop_duplicates("event_id")
     rows = pd.concat(
         [
@@ -129,7 +165,7 @@ def _pool(
         ],
         ignore_index=True,
     )
-    at = pd.to_datetime(rows["observed_at"], utc=True)
+    at = _utc(rows["observed_at"])
     local_day = at.dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()
     pool = rows.assign(
         _group=_group(conf, rows["market_id"], rows["commodity"]),
