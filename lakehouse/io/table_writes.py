@@ -44,10 +44,6 @@ class WriteConflict(TableWriteError):
     """Every attempt to commit lost to a concurrent writer of the same table."""
 
 
-class _CreatedConcurrently(Exception):
-    """Another writer created the table between our look and our first commit."""
-
-
 @dataclass(frozen=True)
 class Retry:
     """How often and how patiently a conflicting commit is tried again."""
@@ -79,7 +75,7 @@ def _with_retry(table: Table, retry: Retry, attempt: Callable[[int], T]) -> T:
     for n in range(retry.attempts):
         try:
             return attempt(n + 1)
-        except (CommitFailedError, _CreatedConcurrently) as exc:
+        except CommitFailedError as exc:
             if n + 1 == retry.attempts:
                 raise WriteConflict(
                     f"{table.qualified_name}: commit lost to concurrent writers "
@@ -141,6 +137,25 @@ def append(
     return _with_retry(table, retry, attempt)
 
 
+def _created(table: Table, settings: Settings, schema: pa.Schema) -> DeltaTable:
+    """The table created empty (or as a concurrent first writer created it). A MERGE's first
+    rows are never the creating commit: delta-rs retries a create that lost version 0 as a blind
+    append on top of the winner's commits, which would add keys another writer had merged in
+    meanwhile a second time; an empty create that lands twice adds nothing."""
+    try:
+        DeltaTable.create(
+            table.path(settings),
+            schema,
+            mode="ignore",
+            partition_by=list(table.partition_by) or None,
+            storage_options=delta_options(settings),
+        )
+    except DeltaError as exc:
+        if "already exists" not in str(exc):  # delta-rs has no type of its own for it
+            raise
+    return _existing(table, settings)
+
+
 def _merge_condition(table: Table, within: str = "") -> str:
     """A MERGE's condition: the table's keys equal (a null key matches a null key), and
     ``within``."""
@@ -191,21 +206,7 @@ def merge(
     updates = {c: f"s.{c}" for c in columns or rows.column_names} | dict(combined or {})
 
     def attempt(n: int) -> Merged:
-        delta = open_for_write(table, settings)
-        if delta is None:
-            try:
-                write_deltalake(
-                    table.path(settings),
-                    rows,
-                    mode="error",  # a concurrent first writer wins; this attempt then merges
-                    partition_by=list(table.partition_by) or None,
-                    storage_options=delta_options(settings),
-                )
-            except DeltaError as exc:
-                if "already exists" not in str(exc):  # delta-rs has no type of its own for it
-                    raise
-                raise _CreatedConcurrently(str(exc)) from exc
-            return Merged(inserted=rows.num_rows, replaced=0, attempts=n)
+        delta = open_for_write(table, settings) or _created(table, settings, rows.schema)
         merger = delta.merge(
             rows, predicate, source_alias="s", target_alias="t", merge_schema=merge_schema
         )
