@@ -390,20 +390,39 @@ _HELD = ("event_id", "market_id", "region", "commodity", "price", "move", "hold_
 _HELD += ("observed_at", "held_at", "decision", "decided_by", "supports", "note", "decided_at")
 
 
-def held_prices(fresh: DataFrame, decisions: DataFrame | None, tz: str) -> DataFrame:
-    """The last state of each held price (``lakehouse.domain.holds``): ``fresh`` are
-    ``silver.holds`` rows just held, ``decisions`` ``silver.hold_decisions`` rows (a decision
-    wins over the hold it ends; None: there are none yet); with the local ``date`` it was
-    observed on."""
+def held_prices(holds: DataFrame, decisions: DataFrame | None, tz: str) -> DataFrame:
+    """The last state of each held price (``lakehouse.domain.holds``): ``holds`` are
+    ``silver.holds`` rows, ``decisions`` ``silver.hold_decisions`` rows (an event's newest
+    decision wins over its hold; None: there are none yet); with the local ``date`` it was
+    observed on and its ``province`` (its market's, where a price names none)."""
     undecided = {"decision": "string", "decided_by": "string", "supports": "bigint"}
     undecided |= {"note": "string", "decided_at": "timestamp"}
-    held = fresh.select(
+    held = holds.select(
         *[F.lit(None).cast(undecided[c]).alias(c) if c in undecided else c for c in _HELD]
     )
     if decisions is not None:
-        ended = decisions.select(*_HELD)
+        newest = Window.partitionBy("event_id").orderBy(F.col("decided_at").desc())
+        ended = (
+            decisions.select(*_HELD)
+            .withColumn("_newest", F.row_number().over(newest))
+            .where(F.col("_newest") == 1)
+            .drop("_newest")
+        )
         held = ended.unionByName(held.join(ended.select("event_id"), "event_id", "left_anti"))
-    return held.withColumn("date", F.to_date(F.from_utc_timestamp("observed_at", tz)))
+    return held.withColumn("date", F.to_date(F.from_utc_timestamp("observed_at", tz))).withColumn(
+        "province", F.coalesce("region", "market_id")
+    )
+
+
+#: a held move's scope: every market of a province follows the day's real change together
+MOVE_SCOPE = ("province", "commodity", "date")
+
+
+def held_groups(touched: DataFrame, held: DataFrame) -> DataFrame:
+    """The held prices (``held_prices`` of ``silver.holds`` and ``silver.hold_decisions``) of
+    every province × commodity × day ``touched`` (``held_prices`` of a batch's holds and
+    decisions) has a price in: a held move's alert is recomputed from all of its prices."""
+    return held.join(touched.select(*MOVE_SCOPE).distinct(), list(MOVE_SCOPE), "left_semi")
 
 
 def held_alert_days(alerts: DataFrame) -> DataFrame:
@@ -413,6 +432,7 @@ def held_alert_days(alerts: DataFrame) -> DataFrame:
     return alerts.select(
         "alert_id",
         "market_id",
+        F.coalesce("region", "market_id").alias("province"),
         "commodity",
         F.to_date(F.get_json_object("details", "$.date")).alias("date"),
         F.coalesce(F.to_timestamp(observed), F.col("opened_at")).alias("observed_at"),
@@ -420,13 +440,16 @@ def held_alert_days(alerts: DataFrame) -> DataFrame:
     )
 
 
-def _alerting(held: DataFrame, earlier: DataFrame) -> DataFrame:
-    """The alert ids of ``held`` prices (``alert_id``, the series, ``date``, ``observed_at``,
-    ``price``, ``change`` from the reference, the commodity's ``threshold``) that alert: those
-    ``earlier`` (``held_alert_days``) already alerted, and those that moved ``threshold`` from
-    the reference — at most once per market × commodity and day, unless a price moved another
-    ``threshold`` from the price last alerted that day."""
-    day = ["market_id", "commodity", "date"]
+def _moves(held: DataFrame, earlier: DataFrame) -> DataFrame:
+    """Which alert each of the ``held`` prices (``alert_id``, ``MOVE_SCOPE``, ``observed_at``,
+    ``price``, ``change`` from the reference, the commodity's ``threshold``) belongs to: pairs of
+    its ``alert_id`` and the ``head``, the alert id of the price that opened its move. Walking a
+    province × commodity × day in time, a price heads a move when ``earlier``
+    (``held_alert_days``) already alerted it, or when it moved ``threshold`` from the reference
+    and — if a move was alerted there that day — another ``threshold`` from the price that
+    opened it; a price that moved ``threshold`` within the move belongs to it. So a move every
+    market of a province follows (the day's real change) is one alert, not one per market."""
+    day = list(MOVE_SCOPE)
     point = ["observed_at", "alert_id", "price", "stored", "matters", "threshold"]
     earlier = earlier.join(held.select(*day).distinct(), day, "left_semi")
     stored = earlier.select("alert_id", F.lit(True).alias("stored"))
@@ -441,24 +464,35 @@ def _alerting(held: DataFrame, earlier: DataFrame) -> DataFrame:
         .withColumn("stored", F.coalesce("stored", F.lit(False)))
         .withColumn("matters", F.coalesce(F.abs("change") >= F.col("threshold"), F.lit(False)))
     )
+    pair = "array<struct<alert_id:string,head:string>>"
     start = F.struct(
-        F.lit(None).cast("double").alias("last"), F.array().cast("array<string>").alias("ids")
+        F.lit(None).cast("double").alias("last"),
+        F.lit(None).cast("string").alias("head"),
+        F.array().cast(pair).alias("pairs"),
     )
+
+    def state(last: Column, head: Column, seen: Column, x: Column) -> Column:
+        joined = F.struct(x["alert_id"].alias("alert_id"), head.alias("head"))
+        pairs = F.concat(seen["pairs"], F.array(joined))
+        return F.struct(last.alias("last"), head.alias("head"), pairs.alias("pairs"))
 
     def step(seen: Column, x: Column) -> Column:
         again = seen["last"].isNull() | (F.abs(x["price"] / seen["last"] - 1) >= x["threshold"])
-        taken = F.struct(
-            x["price"].alias("last"), F.concat(seen["ids"], F.array(x["alert_id"])).alias("ids")
+        heads = state(x["price"], x["alert_id"], seen, x)
+        joins = state(seen["last"], seen["head"], seen, x)
+        return (
+            F.when(x["stored"] | (x["matters"] & again), heads)
+            .when(x["matters"] & seen["head"].isNotNull(), joins)
+            .otherwise(seen)
         )
-        return F.when(x["stored"] | (x["matters"] & again), taken).otherwise(seen)
 
     points = F.array_sort(F.collect_list(F.struct(*point)))
     return (
         before.select(*day, *point)
         .unionByName(mine.select(*day, *point))
         .groupBy(*day)
-        .agg(F.aggregate(points, start, step)["ids"].alias("ids"))
-        .select(F.explode("ids").alias("alert_id"))
+        .agg(F.aggregate(points, start, step)["pairs"].alias("pairs"))
+        .select(F.inline("pairs"))
     )
 
 
@@ -469,13 +503,16 @@ def _words(words: dict[str, Message], language: str, key: Column) -> Column:
 def held_move_alerts(
     held: DataFrame, daily: DataFrame, earlier: DataFrame, rules: AlertRules
 ) -> DataFrame:
-    """The alerts of held prices (``held_prices``), in the columns of ``episodes``, one per held
-    price that matters: its price moved the commodity's ``moves`` threshold from the median
-    close of the days before (``reference_medians`` of ``daily``, ``gold.price_daily``), at most
-    once per market × commodity and day unless it moved that much again (``earlier``: the
-    stored alerts of held prices, ``held_alert_days``). Held: ``price_unconfirmed``, open;
-    released: ``price_confirmed``, open; not confirmed or rejected: ``price_unconfirmed``,
-    resolved."""
+    """The alerts of held prices (``held_prices``; all of a province × commodity × day's,
+    ``held_groups``), in the columns of ``episodes``, one per held move: its prices moved the
+    commodity's ``moves`` threshold from the median close of the days before
+    (``reference_medians`` of ``daily``, ``gold.price_daily``), in one province × commodity and
+    day; a move again that day only when a price moved that much from the one that opened the
+    last (``_moves``; ``earlier``: the stored alerts of held prices, ``held_alert_days``). The
+    alert is the opening price's (its market, value, reference), with how many ``markets`` the
+    move has in ``details``. While a price of the move is held: ``price_unconfirmed``, open;
+    once one is released: ``price_confirmed``, open; when every one was not confirmed or
+    rejected: ``price_unconfirmed``, resolved."""
     r = rules.price_move
     alert_id = F.substring(F.sha2(F.concat(F.lit("held|"), "event_id"), 256), 1, 32)
     judged = (
@@ -484,12 +521,30 @@ def held_move_alerts(
         .withColumn("change", F.col("price") / F.col("reference") - 1)
         .withColumn("threshold", move_threshold(rules))
     )
-    rows = judged.join(_alerting(judged, earlier), "alert_id", "left_semi")
-    confirmed = F.col("decision") == HoldStatus.released.value
-    outcome = F.coalesce("decision", F.lit(HoldStatus.held.value))
-    by = F.when(F.col("decided_by").startswith("operator:"), "operator").otherwise("rule")
-    supports = F.coalesce(F.col("supports").cast("string"), F.lit("?"))
-    at = F.coalesce("decided_at", "held_at")
+    released = F.col("decision") == HoldStatus.released.value
+    moves = (
+        judged.join(_moves(judged, earlier), "alert_id")
+        .groupBy(F.col("head").alias("alert_id"))
+        .agg(
+            F.max(released).alias("confirmed"),
+            F.max(F.col("decision").isNull()).alias("pending"),
+            F.countDistinct("market_id").alias("markets"),
+            F.max(F.coalesce("decided_at", "held_at")).alias("last_at"),
+            F.max("decided_at").alias("last_decided_at"),
+            F.min(F.when(released, F.struct("decided_at", "decided_by", "supports"))).alias(
+                "release"
+            ),
+        )
+    )
+    rows = judged.join(moves, "alert_id")  # each move's alert: the row of the price opening it
+    confirmed, pending = F.col("confirmed"), F.col("pending")
+    outcome = F.when(pending, F.lit(HoldStatus.held.value)).otherwise(
+        F.coalesce("decision", F.lit(HoldStatus.held.value))
+    )
+    operator = F.col("release.decided_by").startswith("operator:")
+    by = F.when(operator, "operator").otherwise("rule")
+    supports = F.coalesce(F.col("release.supports").cast("string"), F.lit("?"))
+    at = F.col("last_at")
     fields = _fields(
         market=F.col("market_id"),
         commodity=F.col("commodity"),
@@ -515,11 +570,9 @@ def held_move_alerts(
         F.coalesce(level(F.abs(F.col("change")), r.warning, r.critical), F.lit("warning")).alias(
             "severity"
         ),
-        F.when(F.col("decision").isNull() | confirmed, "open")
-        .otherwise("resolved")
-        .alias("status"),
+        F.when(pending | confirmed, "open").otherwise("resolved").alias("status"),
         F.col("held_at").alias("opened_at"),
-        F.when(F.col("decision").isNotNull() & ~confirmed, at).alias("resolved_at"),
+        F.when(~pending & ~confirmed, F.col("last_decided_at")).alias("resolved_at"),
         at.alias("last_firing_at"),
         F.col("price").alias("value"),
         "reference",
@@ -538,6 +591,7 @@ def held_move_alerts(
                 "decision",
                 "note",
                 "decided_at",
+                "markets",
             )
         ).alias("details"),
         fields.alias("fields"),

@@ -74,6 +74,7 @@ from streaming_jobs.alerts import (
     HELD_RULES,
     alert_rows,
     held_alert_days,
+    held_groups,
     held_move_alerts,
     held_news,
     held_prices,
@@ -352,14 +353,28 @@ class GoldBatch:
             )
             .withColumn("updated_at", batch_clock(now))
         )
-        held = held_prices(fresh, decisions, self.tz).localCheckpoint()
-        first = held.agg(F.min("date")).first()[0]
+        touched = held_prices(fresh, decisions, self.tz).localCheckpoint()
+        first = touched.agg(F.min("date")).first()[0]
         if first is not None and self._exists(GOLD_PRICE_DAILY):
-            moves = self._held_rows(held, first, now)
+            moves = self._held_rows(self._held_moves(touched, first), first, now)
             rows = moves.unionByName(rows.join(moves.select("alert_id"), "alert_id", "left_anti"))
         rows = rows.localCheckpoint()
         if not rows.isEmpty():
             upsert_alerts(self.spark, rows, self.settings, now)
+
+    def _held_moves(self, touched: DataFrame, first: date) -> DataFrame:
+        """Every held price of the province × commodity × days ``touched`` has prices in
+        (``alerts.held_groups``; ``first``: the earliest of those days): a held move's alert
+        follows all of its prices' reviews."""
+        since = datetime.combine(first - timedelta(days=1), time(), UTC)  # any zone's day start
+        observed = f"t.observed_at >= TIMESTAMP '{since:%Y-%m-%d %H:%M:%S}'"
+        holds = delta_io.read_where(self.spark, SILVER_HOLDS, self.settings, observed)
+        decisions = (
+            delta_io.read_where(self.spark, SILVER_HOLD_DECISIONS, self.settings, observed)
+            if self._exists(SILVER_HOLD_DECISIONS)
+            else None
+        )
+        return held_groups(touched, held_prices(holds, decisions, self.tz)).localCheckpoint()
 
     def _held_rows(self, held: DataFrame, first: date, now: datetime) -> DataFrame:
         """The ``gold.alerts`` rows of ``held`` prices (``alerts.held_prices``; ``first``: the

@@ -3,6 +3,7 @@ a calm one; the lifecycle (one alert per episode, resolution, cool-down) is exac
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
@@ -185,9 +186,11 @@ DECIDED = f"{HELD}, decision string, decided_by string, supports bigint, note st
     "decided_at timestamp"
 )
 STORED = (
-    "alert_id string, market_id string, commodity string, value double, opened_at timestamp, "
-    "details string"
+    "alert_id string, market_id string, region string, commodity string, value double, "
+    "opened_at timestamp, details string"
 )
+#: the province of the markets of these tests that are not in DKI Jakarta
+PROVINCES = {"IP-059": "Jawa Barat"}
 
 
 def held_alerts(spark, closes, holds, decisions=(), earlier=None):
@@ -195,13 +198,14 @@ def held_alerts(spark, closes, holds, decisions=(), earlier=None):
     ``decisions`` (the same and the decision, decided_by, supports) against the daily
     ``closes`` ((market, commodity) → {date: close}); ``earlier``: stored alert rows."""
     rows = [
-        (m, c, "DKI Jakarta", day, close)
+        (m, c, PROVINCES.get(m, "DKI Jakarta"), day, close)
         for (m, c), by_day in closes.items()
         for day, close in by_day.items()
     ]
 
     def held(m, c, price, at):
-        return (f"{m}|{c}|{at:%Y%m%dT%H%M}", m, "DKI Jakarta", c, price, 0.0, ["iqr"], at, at)
+        province = PROVINCES.get(m, "DKI Jakarta")
+        return (f"{m}|{c}|{at:%Y%m%dT%H%M}", m, province, c, price, 0.0, ["iqr"], at, at)
 
     fresh = spark.createDataFrame([held(*h) for h in holds], HELD)
     ended = spark.createDataFrame(
@@ -219,6 +223,19 @@ def held_alerts(spark, closes, holds, decisions=(), earlier=None):
         RULES,
     )
     return alert_rows(out, RULES.messages(), SHIPPED, F.lit(T0))
+
+
+def stored_row(alert) -> tuple:
+    """An alert as ``gold.alerts`` stores the columns ``held_alert_days`` reads."""
+    return (
+        alert.alert_id,
+        alert.market_id,
+        alert.region,
+        alert.commodity,
+        alert.value,
+        alert.opened_at,
+        alert.details,
+    )
 
 
 def week_of(level: float, day: date) -> dict[date, float]:
@@ -251,7 +268,7 @@ def test_a_held_move_alerts_once_per_series_and_day_and_again_only_after_another
     # a later batch: the stored alerts count; the first one confirmed stays (now confirmed),
     # a new report of the day near the level last alerted does not alert again
     stored = spark.createDataFrame(
-        [(r.alert_id, r.market_id, r.commodity, r.value, r.opened_at, r.details) for r in rows],
+        [stored_row(r) for r in rows],
         STORED,
     )
     later = held_alerts(
@@ -270,6 +287,57 @@ def test_a_held_move_alerts_once_per_series_and_day_and_again_only_after_another
     next_closes = {beras: {**week_of(40_000.0, next_day)}}
     again = held_alerts(spark, next_closes, [(*beras, 44_400.0, next_at)], earlier=stored).collect()
     assert [(r.rule, r.value) for r in again] == [("price_unconfirmed", 44_400.0)]
+
+
+def test_a_move_every_market_of_a_province_follows_is_one_alert(spark):
+    """The day's real move, followed by the markets of a province, is one alert there (the
+    first price's, with how many markets moved); a market of another province alerts on its
+    own, and so does a price that moved another 10 % from the one that opened the move. The
+    alert is confirmed once any of its prices is, resolved once all were decided against."""
+    day = DAY0 + timedelta(days=10)
+    at = datetime(day.year, day.month, day.day, 3, tzinfo=UTC)  # 10:00 WIB
+    jakarta, bogor = ("IP-001", "IP-003", "IP-004"), "IP-059"
+    closes = {(m, "beras"): week_of(40_000.0, day) for m in (*jakarta, bogor, "IP-005")}
+    holds = [
+        (m, "beras", 44_400.0 + 100 * n, at + timedelta(minutes=n)) for n, m in enumerate(jakarta)
+    ]
+    holds += [
+        (bogor, "beras", 44_600.0, at),
+        ("IP-005", "beras", 49_200.0, at + timedelta(hours=1)),
+    ]
+    rows = held_alerts(spark, closes, holds).orderBy("value").collect()
+    assert [(r.region, r.market_id, r.value, r.rule, r.status) for r in rows] == [
+        ("DKI Jakarta", "IP-001", 44_400.0, "price_unconfirmed", "open"),
+        ("Jawa Barat", bogor, 44_600.0, "price_unconfirmed", "open"),
+        ("DKI Jakarta", "IP-005", 49_200.0, "price_unconfirmed", "open"),  # +10.8 % from 44.400
+    ]
+    assert [json.loads(r.details)["markets"] for r in rows] == [3, 1, 1]
+
+    # a later batch: the opening price is not confirmed, another market's is released — the
+    # province's move is confirmed, under the same alert
+    stored = spark.createDataFrame([stored_row(r) for r in rows], STORED)
+    first, second = jakarta[0], jakarta[1]
+    decided = [
+        (first, "beras", 44_400.0, at, "not_confirmed", "rule:confirmation", 0),
+        (second, "beras", 44_500.0, at + timedelta(minutes=1), "released", "rule:confirmation", 2),
+    ]
+    pending = [(jakarta[2], "beras", 44_600.0, at + timedelta(minutes=2))]
+    later = held_alerts(spark, closes, pending, decisions=decided, earlier=stored).collect()
+    assert [(r.alert_id, r.rule, r.status) for r in later] == [
+        (rows[0].alert_id, "price_confirmed", "open")
+    ]
+    assert "(dikonfirmasi 2 laporan di level baru)" in later[0].message_id
+
+    # every price of the move decided against: resolved, when the last decision came
+    against = [
+        (first, "beras", 44_400.0, at, "not_confirmed", "rule:confirmation", 0),
+        (jakarta[2], "beras", 44_600.0, at + timedelta(minutes=2), "rejected", "operator:a", 0),
+    ]
+    ended = held_alerts(spark, closes, [], decisions=against, earlier=stored).collect()
+    assert [(r.alert_id, r.rule, r.status) for r in ended] == [
+        (rows[0].alert_id, "price_unconfirmed", "resolved")
+    ]
+    assert ended[0].resolved_at.replace(tzinfo=UTC) == at + timedelta(minutes=2, hours=1)
 
 
 def test_held_move_messages_in_indonesian_and_english_with_rupiah(spark):

@@ -34,7 +34,9 @@ from tests.conftest import drain, isolated
 
 API = "/api/v1"
 COMMODITY = "cabai_merah"
-CONFIRMED, LONE, REVIEWED = "IP-001", "IP-003", "IP-004"  # three markets of DKI Jakarta
+# three markets of three provinces, so that each held move is an alert of its own (the markets
+# of one province moving together are one alert: tests/test_alerts.py)
+CONFIRMED, LONE, REVIEWED = "IP-001", "IP-059", "IP-065"  # DKI Jakarta, Jawa Barat, Banten
 CALM = 50_000.0
 START = datetime(2026, 3, 1, 1, tzinfo=UTC)  # 08:00 in Jakarta
 
