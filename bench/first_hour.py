@@ -26,6 +26,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -191,7 +192,7 @@ def measure(settings: Settings, env: dict[str, str], minutes: float, every: floa
             time.sleep(max(0.0, every - times[-1]["api"]))
         found["times"] = times
         found["hours"] = (time.monotonic() - began) / 3600
-        found["alerts"] = len(_get(api, "/alerts", limit=1000))
+        found["alerts"] = _get(api, "/alerts", limit=1000)
         run_dir = Path(env["SMARTMARKET_PATHS__DATA_DIR"]) / "run"
         found["cpu"] = _quiet_cpu(api, _api_process(run_dir))
         found["tabs"] = _tabs(api)
@@ -211,8 +212,15 @@ def report(found: dict[str, Any]) -> None:
         print(f"  {label:<28} {p50:>6.2f}s {p95:>6.2f}s {max(values):>6.2f}s")
     ratio = _percentile(api_s, 0.95) / _percentile(silver_s, 0.95)
     print(f"  /prices/live p95 against silver's (the baseline): {ratio:.2f}")
-    alerts, hours = found["alerts"], found["hours"]
+    alerts, hours = len(found["alerts"]), found["hours"]
     print(f"alerts: {alerts} in {60 * hours:.1f} min ({alerts / hours:.0f} per hour)")
+    by_rule = Counter(a["rule"] for a in found["alerts"])
+    print("  by rule: " + ", ".join(f"{r} {n}" for r, n in by_rule.most_common()))
+    by_place = Counter((a["rule"], a.get("region") or "–") for a in found["alerts"])
+    print(
+        "  most by rule × province: "
+        + ", ".join(f"{r} in {w} {n}" for (r, w), n in by_place.most_common(8))
+    )
     print(f"API CPU over a quiet minute: {found['cpu']:.1f} % of a core")
     tabs = found["tabs"]
     empty = ", ".join(t for t, ok in tabs.items() if not ok) or "none"
