@@ -410,12 +410,17 @@ def held_prices(holds: DataFrame, decisions: DataFrame | None, tz: str) -> DataF
         )
         held = ended.unionByName(held.join(ended.select("event_id"), "event_id", "left_anti"))
     return held.withColumn("date", F.to_date(F.from_utc_timestamp("observed_at", tz))).withColumn(
-        "province", F.coalesce("region", "market_id")
+        "province", _province()
     )
 
 
 #: a held move's scope: every market of a province follows the day's real change together
 MOVE_SCOPE = ("province", "commodity", "date")
+
+
+def _province() -> Column:
+    """The province of a held price or its alert: its ``region``, else its market."""
+    return F.coalesce("region", "market_id")
 
 
 def held_groups(touched: DataFrame, held: DataFrame) -> DataFrame:
@@ -432,7 +437,7 @@ def held_alert_days(alerts: DataFrame) -> DataFrame:
     return alerts.select(
         "alert_id",
         "market_id",
-        F.coalesce("region", "market_id").alias("province"),
+        _province().alias("province"),
         "commodity",
         F.to_date(F.get_json_object("details", "$.date")).alias("date"),
         F.coalesce(F.to_timestamp(observed), F.col("opened_at")).alias("observed_at"),
@@ -538,13 +543,10 @@ def held_move_alerts(
     )
     rows = judged.join(moves, "alert_id")  # each move's alert: the row of the price opening it
     confirmed, pending = F.col("confirmed"), F.col("pending")
-    outcome = F.when(pending, F.lit(HoldStatus.held.value)).otherwise(
-        F.coalesce("decision", F.lit(HoldStatus.held.value))
-    )
+    outcome = F.when(pending, F.lit(HoldStatus.held.value)).otherwise(F.col("decision"))
     operator = F.col("release.decided_by").startswith("operator:")
     by = F.when(operator, "operator").otherwise("rule")
     supports = F.coalesce(F.col("release.supports").cast("string"), F.lit("?"))
-    at = F.col("last_at")
     fields = _fields(
         market=F.col("market_id"),
         commodity=F.col("commodity"),
@@ -573,7 +575,7 @@ def held_move_alerts(
         F.when(pending | confirmed, "open").otherwise("resolved").alias("status"),
         F.col("held_at").alias("opened_at"),
         F.when(~pending & ~confirmed, F.col("last_decided_at")).alias("resolved_at"),
-        at.alias("last_firing_at"),
+        F.col("last_at").alias("last_firing_at"),
         F.col("price").alias("value"),
         "reference",
         "market_id",
