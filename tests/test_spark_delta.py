@@ -32,6 +32,16 @@ def test_no_jar_is_fetched_at_run_time(spark, settings):
     assert any("delta-spark" in j for j in jars) and any("sql-kafka" in j for j in jars)
 
 
+def test_the_driver_does_not_warn_of_each_batch_longer_than_its_trigger(spark):
+    """A busy pipeline's every micro-batch would log "falling behind" (the trigger-phase
+    metric counts it); an error of those loggers still reaches the log."""
+    runtime = "org.apache.spark.sql.execution.streaming.runtime"
+    log_manager = spark._jvm.org.apache.logging.log4j.LogManager
+    quiet = log_manager.getLogger(f"{runtime}.ProcessingTimeExecutor")
+    assert not quiet.isWarnEnabled() and quiet.isErrorEnabled()
+    assert log_manager.getLogger(f"{runtime}.MicroBatchExecution").isWarnEnabled()  # the others
+
+
 def test_the_driver_maps_the_class_archive_setup_built(spark, settings):
     archive = class_archive(settings)
     assert is_current(settings), f"{archive} is missing or stale: `./run.sh setup` builds it"

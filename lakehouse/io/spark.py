@@ -18,6 +18,12 @@ from lakehouse.config.storage import hadoop_options
 
 #: log4j2 configuration of the cluster's JVMs other than the driver (quiet: warnings)
 CLUSTER_LOG_CONFIG = PROJECT_ROOT / "conf" / "spark-log4j2.properties"
+#: the driver's loggers held above WARN: what they warn of is counted elsewhere — a micro-batch
+#: longer than its trigger ("Current batch is falling behind", once a batch on a busy box) is
+#: the pipeline's trigger-phase metric (``streaming_jobs/progress_metrics.py``)
+QUIET_DRIVER_LOGGERS = {
+    "org.apache.spark.sql.execution.streaming.runtime.ProcessingTimeExecutor": "ERROR",
+}
 #: the FAIR scheduler's pools (``SILVER_POOL`` before ``GOLD_POOL``)
 SCHEDULER_POOLS = PROJECT_ROOT / "conf" / "fairscheduler.xml"
 SILVER_POOL = "silver"
@@ -212,4 +218,7 @@ def get_spark(settings: Settings, extra_conf: Mapping[str, str] | None = None): 
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    log4j = spark._jvm.org.apache.logging.log4j
+    for name, level in QUIET_DRIVER_LOGGERS.items():
+        log4j.core.config.Configurator.setLevel(name, log4j.Level.toLevel(level))
     return spark
