@@ -515,9 +515,10 @@ def held_move_alerts(
     day; a move again that day only when a price moved that much from the one that opened the
     last (``_moves``; ``earlier``: the stored alerts of held prices, ``held_alert_days``). The
     alert is the opening price's (its market, value, reference), with how many ``markets`` the
-    move has in ``details``. While a price of the move is held: ``price_unconfirmed``, open;
-    once one is released: ``price_confirmed``, open; when every one was not confirmed or
-    rejected: ``price_unconfirmed``, resolved."""
+    move has in ``details``. While a price of the move is held: ``price_unconfirmed``, open —
+    only from ``held_move.unconfirmed_severity`` on; once one is released: ``price_confirmed``,
+    open; when every one was not confirmed or rejected: ``price_unconfirmed``, resolved (a move
+    below that severity that was never confirmed: no alert)."""
     r = rules.price_move
     alert_id = F.substring(F.sha2(F.concat(F.lit("held|"), "event_id"), 256), 1, 32)
     judged = (
@@ -541,8 +542,13 @@ def held_move_alerts(
             ),
         )
     )
-    rows = judged.join(moves, "alert_id")  # each move's alert: the row of the price opening it
+    severity = level(F.abs(F.col("change")), r.warning, r.critical)
+    rows = judged.join(moves, "alert_id").withColumn(  # each move's alert: its opening price's
+        "severity", F.coalesce(severity, F.lit("warning"))
+    )
     confirmed, pending = F.col("confirmed"), F.col("pending")
+    unconfirmed_from = _rank(F.lit(rules.held_move.unconfirmed_severity))
+    rows = rows.where(confirmed | (_rank(F.col("severity")) >= unconfirmed_from))
     outcome = F.when(pending, F.lit(HoldStatus.held.value)).otherwise(F.col("decision"))
     operator = F.col("release.decided_by").startswith("operator:")
     by = F.when(operator, "operator").otherwise("rule")
@@ -569,9 +575,7 @@ def held_move_alerts(
         "alert_id",
         F.when(confirmed, HELD_CONFIRMED).otherwise(HELD_UNCONFIRMED).alias("rule"),
         key_column("market_id", "commodity").alias("alert_key"),
-        F.coalesce(level(F.abs(F.col("change")), r.warning, r.critical), F.lit("warning")).alias(
-            "severity"
-        ),
+        "severity",
         F.when(pending | confirmed, "open").otherwise("resolved").alias("status"),
         F.col("held_at").alias("opened_at"),
         F.when(~pending & ~confirmed, F.col("last_decided_at")).alias("resolved_at"),

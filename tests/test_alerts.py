@@ -191,9 +191,14 @@ STORED = (
 )
 #: the province of the markets of these tests that are not in DKI Jakarta
 PROVINCES = {"IP-059": "Jawa Barat"}
+#: the shipped rules with every held move alerting while held: the lifecycle tests' moves are
+#: below ``price_move.critical``, where the shipped rules wait for a confirmation
+AT_ONCE = RULES.model_copy(
+    update={"held_move": RULES.held_move.model_copy(update={"unconfirmed_severity": "warning"})}
+)
 
 
-def held_alerts(spark, closes, holds, decisions=(), earlier=None):
+def held_alerts(spark, closes, holds, decisions=(), earlier=None, rules=AT_ONCE):
     """The gold.alerts rows of ``holds`` (market, commodity, price, observed at) and
     ``decisions`` (the same and the decision, decided_by, supports) against the daily
     ``closes`` ((market, commodity) → {date: close}); ``earlier``: stored alert rows."""
@@ -220,9 +225,9 @@ def held_alerts(spark, closes, holds, decisions=(), earlier=None):
         held_prices(fresh, ended, TZ),
         spark.createDataFrame(rows, DAILY),
         held_alert_days(stored),
-        RULES,
+        rules,
     )
-    return alert_rows(out, RULES.messages(), SHIPPED, F.lit(T0))
+    return alert_rows(out, rules.messages(), SHIPPED, F.lit(T0))
 
 
 def stored_row(alert) -> tuple:
@@ -287,6 +292,29 @@ def test_a_held_move_alerts_once_per_series_and_day_and_again_only_after_another
     next_closes = {beras: {**week_of(40_000.0, next_day)}}
     again = held_alerts(spark, next_closes, [(*beras, 44_400.0, next_at)], earlier=stored).collect()
     assert [(r.rule, r.value) for r in again] == [("price_unconfirmed", 44_400.0)]
+
+
+def test_a_held_move_below_critical_alerts_only_once_confirmed(spark):
+    """The shipped rules: a move of price_move.critical or more alerts while held; a smaller
+    one only once confirmed, and never when the evidence does not confirm it."""
+    assert RULES.held_move.unconfirmed_severity == "critical"
+    day = DAY0 + timedelta(days=10)
+    at = datetime(day.year, day.month, day.day, 3, tzinfo=UTC)
+    rice, chili = ("IP-001", "beras"), ("IP-003", "cabai_merah")
+    closes = {rice: week_of(40_000.0, day), chili: week_of(40_000.0, day)}
+    holds = [(*rice, 46_000.0, at), (*chili, 56_000.0, at)]  # +15 %: warning; +40 %: critical
+    rows = held_alerts(spark, closes, holds, rules=RULES).collect()
+    assert [(r.rule, r.market_id, r.severity, r.status) for r in rows] == [
+        ("price_unconfirmed", "IP-003", "critical", "open")
+    ]
+
+    confirmed = [(*rice, 46_000.0, at, "released", "rule:confirmation", 2)]
+    rows = held_alerts(spark, closes, [], decisions=confirmed, rules=RULES).collect()
+    assert [(r.rule, r.severity, r.status) for r in rows] == [
+        ("price_confirmed", "warning", "open")
+    ]
+    back = [(*rice, 46_000.0, at, "not_confirmed", "rule:confirmation", 0)]
+    assert held_alerts(spark, closes, [], decisions=back, rules=RULES).collect() == []
 
 
 def test_a_move_every_market_of_a_province_follows_is_one_alert(spark):

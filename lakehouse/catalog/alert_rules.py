@@ -47,6 +47,9 @@ class PriceMoveRules(Levels):
 
 
 class HeldMoveRules(BaseModel):
+    #: the least severity at which a move still held alerts (``price_unconfirmed``, open); a
+    #: smaller move alerts once confirmed (``price_confirmed``), and not at all when it is not
+    unconfirmed_severity: Literal["warning", "critical"]
     message: dict[Literal["price_unconfirmed", "price_confirmed"], Message]
 
 
