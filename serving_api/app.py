@@ -115,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sys.setswitchinterval(SWITCH_SECONDS)
         for hub in resources.hubs:
             hub.start()
+        reports.warm_up_briefs()
         yield
         for hub in resources.hubs:
             await hub.stop()

@@ -31,6 +31,7 @@ from lakehouse.catalog.tables import (
 from lakehouse.domain.brief import Week
 from lakehouse.domain.brief_files import percent, rupiah
 from serving_api.app import create_app
+from serving_api.routers.reports import warm_up_briefs
 from tests.api_samples import API, with_api
 from tests.browser import chromium, open_page, serving, watch
 
@@ -212,6 +213,17 @@ def test_the_brief_s_figures_are_the_tables_in_every_format(client):
     ):
         assert figure in text, (figure, text[:2000])
     assert "Beras di Surabaya" not in text and "pekan lalu" not in text
+
+
+def test_the_api_loads_the_renderers_once_it_has_started(settings, tmp_path: Path):
+    """The first brief after a start does not pay for the renderers: the API's start loads
+    them on a thread of their own (once a process), by rendering a brief in every format."""
+    warm_up_briefs.cache_clear()
+    with TestClient(create_app(with_api(settings, tmp_path / "lakehouse"))):
+        assert warm_up_briefs.cache_info().currsize == 1  # started by the lifespan
+        warming = warm_up_briefs()
+        warming.join(timeout=120)
+        assert not warming.is_alive()
 
 
 def test_bad_provinces_and_weeks_are_a_4xx(client):

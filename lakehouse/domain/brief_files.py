@@ -24,7 +24,7 @@ from openpyxl import Workbook
 from openpyxl.chart import BarChart, Reference
 from openpyxl.styles import Font
 
-from lakehouse.domain.brief import Brief, Line
+from lakehouse.domain.brief import Brief, Line, Week
 
 FONT = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 #: the words of a brief: Indonesian, English
@@ -237,3 +237,13 @@ def to_pdf(brief: Brief) -> bytes:
 
 
 RENDERERS: dict[str, Callable[[Brief], bytes]] = {"pdf": to_pdf, "xlsx": to_xlsx, "csv": to_csv}
+
+
+def warm_up() -> None:
+    """Render a one-line brief in every format and throw it away: what a process's first
+    brief would otherwise pay for once (the renderers' imports, matplotlib's fonts, fpdf2's
+    font files), paid ahead of it."""
+    line = Line("beras", "Beras", "kg", 14_050.0, 0.01, 0.02, 0.1, 5.0, 7, 0.0, 0.0)
+    brief = Brief("Indonesia", Week(2026, 1), "id", [line])
+    for render in RENDERERS.values():
+        render(brief)

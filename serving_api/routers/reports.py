@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
+from functools import cache
 from typing import Annotated, Literal
 
 import pandas as pd
@@ -126,12 +128,27 @@ def _week(text: str | None, settings: Settings) -> Week:
 def _render(
     settings: Settings, conf: Conf, province: str, week: Week, fmt: str, lang: str
 ) -> bytes:
-    """The brief's file. Its renderers (matplotlib, fpdf2, openpyxl: ~1 s of imports) load with
-    the first brief, not when the API starts."""
+    """The brief's file. Its renderers (matplotlib, fpdf2, openpyxl: ~1 s of imports) load in
+    the background once the API has started (``warm_up_briefs``), not before it answers."""
     from lakehouse.domain.brief_files import RENDERERS
 
     inputs = load_inputs(settings, conf, province, week)
     return RENDERERS[fmt](make_brief(inputs, province, week, lang, conf))
+
+
+@cache  # once a process: the modules stay loaded
+def warm_up_briefs() -> threading.Thread:
+    """Load the brief's renderers on a daemon thread (``brief_files.warm_up``), so that the
+    first brief an official asks for after a start costs what any later one does."""
+
+    def warm() -> None:
+        from lakehouse.domain.brief_files import warm_up
+
+        warm_up()
+
+    thread = threading.Thread(target=warm, name="brief-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 @router.get(
