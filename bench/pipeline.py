@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import tempfile
 import threading
@@ -301,6 +302,10 @@ def alert_probes(settings: Settings, api: str, count: int) -> tuple[list[float],
 
 
 def percentiles(values: list[float]) -> tuple[float, float, float]:
+    """p50, p95 and p99 of ``values``; NaN for none (a minute whose only probe was still
+    waiting when it ended)."""
+    if not values:
+        return math.nan, math.nan, math.nan
     ordered = sorted(values)
 
     def at(q: float) -> float:
