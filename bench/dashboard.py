@@ -6,7 +6,8 @@ Without ``--url`` it writes the gold tables of ``bench api`` (every physical mar
 commodity × two years of days) and starts the API as the `api` service does; with ``--url`` it
 measures a running API (e.g. the stack after ``./run.sh replay``). Each load is a new browser
 context (nothing cached). Prints, as medians over the loads: first contentful paint, the moment
-the live board's rows are drawn, the page's load event, and what the page fetched.
+the live board's rows are drawn, the page's load event, its JavaScript heap once ready
+(Chromium's ``performance.memory``), and what the page fetched.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ TIMINGS = """() => ({
     .reduce((sum, r) => sum + r.transferSize, 0)
     + performance.getEntriesByType("navigation")[0].transferSize) / 1024,
   rows: document.querySelectorAll("#board tbody tr").length,
+  heap: performance.memory ? performance.memory.usedJSHeapSize / 1048576 : NaN,
 })"""
 
 
@@ -47,7 +49,7 @@ def measure(url: str, loads: int) -> None:
             context.close()
         browser.close()
     print(f"dashboard {url}: {loads} cold loads, {samples[0]['rows']} board rows")
-    for name, unit in (("fcp", "ms"), ("board", "ms"), ("load", "ms")):
+    for name, unit in (("fcp", "ms"), ("board", "ms"), ("load", "ms"), ("heap", "MB")):
         values = [s[name] for s in samples]
         print(
             f"  {name:<8} median {statistics.median(values):7.0f} {unit}"
