@@ -7,13 +7,14 @@ left running for ``--minutes`` while this script, as any client would:
 - produces a price **raw to Kafka** (a bare confluent-kafka producer, JSON) every
   ``--probe-seconds`` for a market × commodity the simulators do not publish, and times when it
   is served by ``GET /api/v1/prices/live`` — next to when the same price is in ``silver.prices``
-  (read with delta-rs: the baseline of the same run, what the pipeline alone takes);
+  (read with delta-rs: the baseline of the same run, what the pipeline alone takes) — over every
+  probe, and over those sent once the first start's work is done (``--settled-minutes``);
 - counts the alerts ``GET /api/v1/alerts`` lists, per hour of the run;
 - reads the API process's CPU over a quiet minute at the end (no request but one a second);
 - asks the endpoint behind each dashboard tab whether it has data;
 - counts the tracebacks and ERROR lines in the services' logs.
 
-    ./run.sh bench first_hour [--minutes 10] [--probe-seconds 10]
+    ./run.sh bench first_hour [--minutes 10] [--probe-seconds 10] [--settled-minutes 5]
 """
 
 from __future__ import annotations
@@ -188,7 +189,8 @@ def measure(settings: Settings, env: dict[str, str], minutes: float, every: floa
         times: list[dict[str, float]] = []
         running = time.monotonic()
         while time.monotonic() - running < 60 * minutes:
-            times.append(probe(api, settings, series, 10_000 + len(times)))
+            sent = time.monotonic() - began
+            times.append(probe(api, settings, series, 10_000 + len(times)) | {"sent": sent})
             time.sleep(max(0.0, every - times[-1]["api"]))
         found["times"] = times
         found["hours"] = (time.monotonic() - began) / 3600
@@ -202,16 +204,24 @@ def measure(settings: Settings, env: dict[str, str], minutes: float, every: floa
     return found
 
 
-def report(found: dict[str, Any]) -> None:
-    times = found["times"]
+def _freshness(times: list[dict[str, float]], title: str) -> None:
     api_s, silver_s = ([t[k] for t in times] for k in ("api", "silver"))
-    print(f"\nprobes: {len(times)}")
+    print(f"\n{title}: {len(times)} probes")
+    if not times:
+        return
     print(f"  {'':<28} {'p50':>7} {'p95':>7} {'max':>7}")
     for label, values in (("produce → /prices/live", api_s), ("produce → silver", silver_s)):
         p50, p95 = statistics.median(values), _percentile(values, 0.95)
         print(f"  {label:<28} {p50:>6.2f}s {p95:>6.2f}s {max(values):>6.2f}s")
     ratio = _percentile(api_s, 0.95) / _percentile(silver_s, 0.95)
     print(f"  /prices/live p95 against silver's (the baseline): {ratio:.2f}")
+
+
+def report(found: dict[str, Any], settled_minutes: float) -> None:
+    times = found["times"]
+    _freshness(times, "every probe")
+    settled = [t for t in times if t["sent"] >= 60 * settled_minutes]
+    _freshness(settled, f"probes from minute {settled_minutes:g} after `up` (the first start done)")
     alerts, hours = len(found["alerts"]), found["hours"]
     print(f"alerts: {alerts} in {60 * hours:.1f} min ({alerts / hours:.0f} per hour)")
     by_rule = Counter(a["rule"] for a in found["alerts"])
@@ -234,12 +244,20 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="how long to probe")
     parser.add_argument("--probe-seconds", type=float, default=10.0, help="a probe this often")
+    parser.add_argument(
+        "--settled-minutes",
+        type=float,
+        default=5.0,
+        help="freshness is also reported for the probes sent this long after `up` on (the "
+        "first start's work — the seeded days through gold, the first forecasts — done)",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="first-hour-") as data:
         own = stack_env(data)
         os.environ.update(own)  # this process reads the stack's settings as its commands do
         env = dict(os.environ)
-        report(measure(load_settings(), env, args.minutes, args.probe_seconds))
+        found = measure(load_settings(), env, args.minutes, args.probe_seconds)
+        report(found, args.settled_minutes)
 
 
 if __name__ == "__main__":
