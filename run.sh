@@ -8,6 +8,7 @@
 #   ./run.sh ingest FILE...       publish CSV reports to Kafka once
 #   ./run.sh watch DIR [--once]   publish each CSV file dropped into DIR once
 #   ./run.sh replay FILE [--speed X|max] [--start T] [--end T] [--fan-out N]
+#   ./run.sh load-history [FILE...]   history into bronze/silver in bulk (Spark over the files)
 #   ./run.sh up --cluster N       the same on a Spark standalone master and N workers
 #   ./run.sh topics               create the Kafka topics on the configured (external) cluster
 #   ./run.sh simulate             the simulated MQTT devices in the foreground

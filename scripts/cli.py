@@ -195,6 +195,28 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_load_history(settings: Settings, args: argparse.Namespace) -> int:
+    from lakehouse.io.history_staging import Staging
+    from producers.history_files import stage_file
+
+    choice = _format_choice(settings, args)
+    for path in args.files:
+        load, new = stage_file(path, settings, choice)
+        print(load if new else f"{path}: staged before, as load {load.number}", flush=True)
+    staging = Staging(settings)
+    pending = staging.pending()
+    if not pending:
+        print("nothing to load: every staged file was loaded")
+        return 0
+    from lakehouse.io.spark import get_spark
+    from streaming_jobs.history import run_history
+
+    result = run_history(get_spark(settings), settings, sum(load.records for load in pending))
+    staging.mark_loaded(pending)
+    print(f"loaded {', '.join(str(load.number) for load in pending)}: {result}")
+    return 0
+
+
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     from producers.devices import run
 
@@ -319,6 +341,22 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--fan-out", type=int, default=0, metavar="N", help="synthesise N markets from each series"
     )
+
+    history = command(
+        "load-history",
+        cmd_load_history,
+        "load files of history into bronze/silver/quarantine in bulk: the stream's rules and "
+        "verdicts, Spark over the files instead of Kafka (exactly once, resumable)",
+    )
+    history.add_argument(
+        "files",
+        nargs="*",
+        type=Path,
+        metavar="FILE",
+        help="CSV price/sensor reports (as `ingest` reads them) or JSON lines of events; none: "
+        "load what was staged and not loaded yet (a run that stopped)",
+    )
+    _format_options(history)
 
     command("simulate", cmd_simulate, "run the simulated MQTT sensor devices in the foreground")
     sim = command(

@@ -12,6 +12,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.config.settings import Settings
+from lakehouse.io.history_staging import FIELDS, SEPARATOR, Role
 from lakehouse.io.kafka_clients import spark_options
 from streaming_jobs.batch_values import batch_time
 
@@ -92,4 +93,31 @@ def read_kafka(
         .option("maxOffsetsPerTrigger", max_offsets or settings.spark.max_offsets_per_trigger)
         .option("kafka.fetch.max.wait.ms", settings.spark.fetch_max_wait_ms)
         .load()
+    )
+
+
+def read_staged(spark: SparkSession, settings: Settings, folder: str) -> DataFrame:
+    """Streaming source over the staged records of the bulk history load in ``folder``
+    (``lakehouse.io.history_staging``), as the Kafka source's columns: the topic its role
+    names, the load as the partition, the record's position in it as the offset, and the
+    micro-batch's time as the Kafka timestamp (when the record entered the platform).
+    ``history.files_per_trigger`` staged files a micro-batch."""
+    fields = F.split(F.col("value"), SEPARATOR, FIELDS)
+    topic = F.lit(settings.kafka.topics.deadletter)
+    for role in Role:
+        topic = F.when(fields[0] == role.value, F.lit(role.topic(settings.kafka.topics))).otherwise(
+            topic
+        )
+    return (
+        spark.readStream.format("text")
+        .option("maxFilesPerTrigger", settings.history.files_per_trigger)
+        .load(folder)
+        .select(
+            F.nullif(fields[3], F.lit("")).alias("key"),
+            fields[4].alias("value"),
+            topic.alias("topic"),
+            fields[1].cast("int").alias("partition"),
+            fields[2].cast("bigint").alias("offset"),
+            batch_time().alias("timestamp"),
+        )
     )

@@ -47,6 +47,7 @@ from lakehouse.catalog.tables import (
     GOLD_PRICE_LATEST,
     GOLD_REGION_DAILY,
     GOLD_SENSOR_HOURLY,
+    HISTORY_BATCHES,
     SILVER_HOLD_DECISIONS,
     SILVER_HOLDS,
     SILVER_PRICES,
@@ -59,6 +60,7 @@ from lakehouse.catalog.tables import (
 from lakehouse.config.logs import Laps
 from lakehouse.config.settings import Settings
 from lakehouse.io import delta_io
+from lakehouse.io.history_staging import Staging
 from lakehouse.io.spark import GOLD_POOL, SILVER_POOL
 from streaming_jobs import gold, silver
 from streaming_jobs.alerting import (
@@ -81,7 +83,14 @@ from streaming_jobs.alerts import (
 )
 from streaming_jobs.batch_graph import BatchGraph, Step
 from streaming_jobs.batch_values import batch_clock
-from streaming_jobs.bronze import BRONZE_COLUMNS, first_copies, read_kafka, sender, to_bronze
+from streaming_jobs.bronze import (
+    BRONZE_COLUMNS,
+    first_copies,
+    read_kafka,
+    read_staged,
+    sender,
+    to_bronze,
+)
 from streaming_jobs.progress_metrics import QUALITY_OBSERVATION, STEPS, quality_observed
 from streaming_jobs.quality import batch_quality
 from streaming_jobs.query_priority import SilverFirst
@@ -92,6 +101,7 @@ QueryFactory = Callable[[SparkSession, Settings], StreamingQuery]
 
 WRITER = "silver"  # the silver query's appends record "silver:<query id>" and the batch
 SILVER_QUERY = "silver"
+HISTORY_QUERY = "history"  # the bulk history load (``history_query``)
 GOLD_QUERY = "gold"
 #: what a gold batch's steps start from
 GOLD_INPUTS = ("quality", "batch_ids", "through", "gold_batch_id", "now")
@@ -138,14 +148,19 @@ def bronze_rows(records: DataFrame) -> DataFrame:
 
 
 class SilverBatch:
-    """The ``foreachBatch`` function of the silver query: its input is every Kafka record of
-    the micro-batch (``kind`` ``record``) and the judged first copies with the decisions on
-    holds (``silver.judge``)."""
+    """The ``foreachBatch`` function of the silver query (and of the history query): its input
+    is every record of the micro-batch (``kind`` ``record``) and the judged first copies with
+    the decisions on holds (``silver_plan``). A query's batch n is silver batch
+    ``first_batch + n``: the number its rows, its ``gold.data_quality`` rows and its appends'
+    ledger (``delta_io.append_once``) carry."""
 
-    def __init__(self, spark: SparkSession, settings: Settings, priority: SilverFirst) -> None:
+    def __init__(
+        self, spark: SparkSession, settings: Settings, priority: SilverFirst, first_batch: int = 0
+    ) -> None:
         self.spark = spark
         self.settings = settings
         self.priority = priority
+        self.first_batch = first_batch  # the silver batch number of the query's batch 0
         self.reviews_topic = settings.kafka.topics.reviews
         delta_io.ensure_table(spark, BRONZE_EVENTS, settings)
         for table in CHANGE_FED:
@@ -157,7 +172,7 @@ class SilverBatch:
         context.setLocalProperty("spark.scheduler.pool", SILVER_POOL)
         writer = f"{WRITER}:{context.getLocalProperty('sql.streaming.queryId')}"
         with self.priority.silver_batch():
-            self._batch(rows, batch_id, writer)
+            self._batch(rows, self.first_batch + batch_id, writer)
 
     def _batch(self, rows: DataFrame, batch_id: int, writer: str) -> None:
         laps = Laps()
@@ -480,15 +495,14 @@ class GoldBatch:
         )
 
 
-def silver_query(
-    spark: SparkSession, settings: Settings, priority: SilverFirst | None = None
-) -> StreamingQuery:
-    """Kafka (all platform topics) → bronze, silver, the live price and data quality;
-    ``priority``: shared with the application's other queries."""
+def silver_plan(records: DataFrame, settings: Settings) -> DataFrame:
+    """The input of a silver query's batches (``SilverBatch``): every record of ``records``
+    (``bronze.to_bronze`` of a streaming source: Kafka, or the staged history) and the judged
+    first copies with the decisions on holds — one plan, whichever the source, so the live
+    stream and the bulk history load give the same verdicts."""
     conf = conf_of(settings)
     rules = conf.quality
     topics = settings.kafka.topics
-    records = to_bronze(read_kafka(spark, settings, topics.of_price_pipeline()))
     parsed = silver.parse_events(
         first_copies(records, rules.hard.duplicate_horizon_hours),
         {topics.prices: "price", topics.sensors: "sensor"},
@@ -510,12 +524,49 @@ def silver_query(
         *[F.col("value").alias("raw") if c == "value" else c for c in BRONZE_COLUMNS],
         *sender(),
     )
+    return every_record.unionByName(judged, allowMissingColumns=True)
+
+
+def silver_query(
+    spark: SparkSession, settings: Settings, priority: SilverFirst | None = None
+) -> StreamingQuery:
+    """Kafka (all platform topics) → bronze, silver, the live price and data quality;
+    ``priority``: shared with the application's other queries."""
+    records = to_bronze(read_kafka(spark, settings, settings.kafka.topics.of_price_pipeline()))
     return (
-        every_record.unionByName(judged, allowMissingColumns=True)
+        silver_plan(records, settings)
         .writeStream.queryName(SILVER_QUERY)
         .foreachBatch(SilverBatch(spark, settings, priority or SilverFirst()))
         .option("checkpointLocation", str(query_checkpoint(settings, SILVER_QUERY)))
         .trigger(processingTime=f"{settings.spark.trigger_seconds} seconds")
+        .start()
+    )
+
+
+def history_query(
+    spark: SparkSession, settings: Settings, priority: SilverFirst | None = None
+) -> StreamingQuery:
+    """The bulk history load: the staged records (``lakehouse.io.history_staging``) → the same
+    tables through the same plan and batch function as ``silver_query``, every record staged
+    so far and not read yet, then the query stops (``availableNow``).
+
+    Its checkpoint (``history``) is its own: which staged files it has read, and its
+    deduplication and judge state — history is judged against the history loaded before it,
+    never against the live stream's state (nor the live stream against it). Its batches are
+    silver batches ``HISTORY_BATCHES + n``, below the live query's, under a writer id of its
+    own (``silver:<query id>``): ``gold.data_quality`` gets a row set per batch, so the gold
+    query aggregates the history as it does the stream (docs/bulk_history.md: what a history
+    batch does to a gold row a live batch counted already)."""
+    staged = Staging(settings).staged
+    staged.mkdir(parents=True, exist_ok=True)
+    records = to_bronze(read_staged(spark, settings, str(staged)))
+    handler = SilverBatch(spark, settings, priority or SilverFirst(), first_batch=HISTORY_BATCHES)
+    return (
+        silver_plan(records, settings)
+        .writeStream.queryName(HISTORY_QUERY)
+        .foreachBatch(handler)
+        .option("checkpointLocation", str(query_checkpoint(settings, HISTORY_QUERY)))
+        .trigger(availableNow=True)
         .start()
     )
 

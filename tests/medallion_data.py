@@ -236,3 +236,61 @@ def received(settings: Settings) -> int:
     except Exception:  # noqa: BLE001 - not created yet
         return 0
     return int(quality["received"].sum())
+
+
+def mixed_records(settings: Settings, days: int = 30) -> list[tuple[str, bytes, str]]:
+    """A few hundred records of every kind the silver rules tell apart, for a test that runs
+    two paths over the same input: clean prices of three markets of one province × two
+    commodities, sensor readings with a jump, exact copies, records that are no JSON, prices
+    that break a hard rule or are older than the retention, spikes held — one confirmed by two
+    later reports at its level, so released."""
+    topics = settings.kafka.topics
+    prices = [
+        _price(market, commodity, day)
+        for day in range(days)
+        for market in MARKETS[:3]
+        for commodity in COMMODITIES[:2]
+    ]
+    readings = [_sensor(0, "temperature_c", i, 0) for i in range(12)]
+    last = readings[-1]
+    jump = last.observed_at + timedelta(minutes=10)
+    readings.append(
+        last.model_copy(
+            update={
+                "event_id": SensorEvent.reading_id(last.device_id, last.metric, jump),
+                "observed_at": jump,
+                "value": 60.0,
+            }
+        )
+    )
+    records = [(topics.prices, e.to_json(), e.key) for e in prices]
+    records += [(topics.sensors, e.to_json(), e.key) for e in readings]
+    records += records[:8]  # duplicates
+    too_old = datetime.now(UTC) - timedelta(days=SHIPPED.quality.hard.retention_days + 5)
+    for i, change in enumerate(
+        [
+            {"market_id": "ZZ-404"},
+            {"price": -1000.0},
+            {"price": 9_999_999.0},
+            {"observed_at": too_old.isoformat()},
+        ]
+    ):
+        for j in range(2):
+            body = {**json.loads(prices[i * 2 + j].to_json()), **change}
+            body["event_id"] = _fault_id(f"mixed-{i}", j)
+            records.append((topics.prices, json.dumps(body).encode(), prices[i * 2 + j].key))
+    records += [
+        (topics.prices, f'{{"event_id": "broken-{i}", "price"'.encode(), "x") for i in (1, 2)
+    ]
+    for market, hours in ((MARKETS[0], (6,)), (MARKETS[1], (3, 9, 15))):
+        normal = _price(market, COMMODITIES[0], days - 1)
+        for h in hours:
+            spike = normal.model_copy(
+                update={
+                    "event_id": uuid.uuid5(uuid.NAMESPACE_URL, f"mixed-spike/{market}/{h}"),
+                    "price": round(normal.price * 1.9, 2),
+                    "observed_at": normal.observed_at + timedelta(hours=h),
+                }
+            )
+            records.append((topics.prices, spike.to_json(), spike.key))
+    return records

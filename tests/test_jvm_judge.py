@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -21,7 +20,6 @@ from lakehouse.catalog.tables import (
     SILVER_HOLDS,
     SILVER_PRICES,
     SILVER_QUARANTINE,
-    SILVER_SENSORS,
 )
 from lakehouse.config.settings import Settings
 from lakehouse.io.kafka_io import ensure_topics
@@ -30,11 +28,7 @@ from streaming_jobs.medallion import silver_query
 from tests.conftest import drain, isolated
 from tests.medallion_data import COMMODITIES, MARKETS, START, _price, make_dataset, produce, table
 from tests.shipped import SHIPPED
-
-TABLES = (SILVER_PRICES, SILVER_SENSORS, SILVER_QUARANTINE, SILVER_HOLDS, SILVER_HOLD_DECISIONS)
-#: the wall-clock time of a run (the micro-batch's time), not a verdict
-RUN_TIME = {"ingest_time", "ingest_date", "quarantined_at", "quarantine_date", "held_at"}
-RUN_TIME |= {"decided_at"}
+from tests.silver_tables import SILVER_TABLES, comparable
 
 
 def _extras(settings: Settings) -> list[tuple[str, bytes, str]]:
@@ -92,25 +86,6 @@ def _reviews(settings: Settings, held: pd.DataFrame) -> list[tuple[str, bytes, s
     return out
 
 
-def _text(value: object) -> str:
-    """A map's or an array's value as text (a map's keys sorted; None as None)."""
-    if isinstance(value, dict):
-        return repr(sorted(value.items()))
-    if isinstance(value, list | tuple | np.ndarray):
-        items = [tuple(v) if isinstance(v, list | tuple | np.ndarray) else v for v in value]
-        return repr(sorted(items) if all(isinstance(v, tuple) for v in items) else items)
-    return repr(value)
-
-
-def _comparable(frame: pd.DataFrame) -> pd.DataFrame:
-    frame = frame.drop(columns=[c for c in frame.columns if c in RUN_TIME])
-    for column in frame.columns:  # maps and arrays as text, keys sorted
-        if frame[column].map(lambda v: isinstance(v, list | tuple | dict | np.ndarray)).any():
-            frame[column] = frame[column].map(_text)
-    keys = [c for c in ("event_id", "decision", "raw", "offset") if c in frame.columns]
-    return frame.sort_values(keys).reset_index(drop=True)[sorted(frame.columns)]
-
-
 def test_rules_json_names_every_threshold(conf_settings):
     import json
 
@@ -149,8 +124,8 @@ def test_jvm_judge_reaches_the_python_verdicts(spark, kafka, settings, tmp_path)
     for run in runs.values():  # each query again from its checkpoint and state
         drain(spark, run, silver_query)
 
-    for t in TABLES:
-        python, jvm = (_comparable(table(run, t)) for run in runs.values())
+    for t in SILVER_TABLES:
+        python, jvm = (comparable(table(run, t)) for run in runs.values())
         assert len(python) > 0, t.name
         pd.testing.assert_frame_equal(python, jvm, check_exact=True, obj=t.name)
     decisions = table(runs["jvm"], SILVER_HOLD_DECISIONS)

@@ -90,6 +90,10 @@ _LINEAGE = {
     "kafka_timestamp": Typed("timestamp", "time Kafka stored the record (UTC)"),
     "ingest_time": Typed("timestamp", "time bronze ingested the record (UTC)"),
 }
+#: the silver batch number of the history query's (``./run.sh load-history``) first micro-batch:
+#: its batch n is silver batch ``HISTORY_BATCHES + n``, below every batch of the live silver
+#: query (numbered from 0), so that the two never share a number (docs/bulk_history.md)
+HISTORY_BATCHES = -(1 << 40)
 _SILVER_BATCH = {
     "silver_batch_id": Typed("bigint", "micro-batch of the silver query that wrote the row")
 }

@@ -597,6 +597,14 @@ class PrometheusSettings(BaseModel):
         return (self.url or f"http://{self.host}:{self.port}").rstrip("/")
 
 
+class HistorySettings(BaseModel):
+    """The bulk history load (``./run.sh load-history``, docs/bulk_history.md)."""
+
+    #: records per staged file; the history query reads ``files_per_trigger`` files a batch
+    records_per_file: int = Field(250_000, ge=1)
+    files_per_trigger: int = Field(1, ge=1)
+
+
 class SupplySettings(BaseModel):
     """The supply-chain query and route analysis (docs/supply.md)."""
 
@@ -645,6 +653,7 @@ class Settings(BaseSettings):
     alerts: AlertSettings = AlertSettings()
     security: SecuritySettings = SecuritySettings()
     supply: SupplySettings = SupplySettings()
+    history: HistorySettings = HistorySettings()
 
     dashboard: DashboardSettings = DashboardSettings()
     price_simulator: PriceSimulatorSettings = PriceSimulatorSettings()

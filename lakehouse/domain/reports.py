@@ -106,7 +106,9 @@ class ReportFile:
         return sum(1 for line in self.lines[1:] if line.strip())
 
 
-def _decode(path: Path) -> tuple[str, str]:
+def decode(path: Path) -> tuple[str, str]:
+    """The text of a UTF-8 file (gzip-compressed when named ``.gz``) and the SHA-256 of its
+    bytes; ``InputError`` when it is missing, empty, binary or not UTF-8."""
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if not path.is_file():
@@ -155,7 +157,7 @@ def open_report(
     header. ``choice`` is what the command line says about the format (default: detect it from
     the header); ``now`` is what a news file's relative dates count back from (default: the
     file's modification time)."""
-    text, sha256 = _decode(path)
+    text, sha256 = decode(path)
     lines = text.splitlines()
     delimiter, titles = _header(lines[0])
     header = [normal_form(t) for t in titles]

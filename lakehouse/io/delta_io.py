@@ -125,7 +125,7 @@ class BatchLedger:
     so a batch at or below the newest recorded one is a replay, already written."""
 
     def __init__(self) -> None:
-        self._newest: dict[tuple[str, str], int] = {}
+        self._newest: dict[tuple[str, str], int | None] = {}  # None: no batch recorded
         self._lock = threading.Lock()
 
     @staticmethod
@@ -144,23 +144,26 @@ class BatchLedger:
         return None
 
     @staticmethod
-    def _recorded(table: Table, settings: Settings, app_id: str) -> int:
+    def _recorded(table: Table, settings: Settings, app_id: str) -> int | None:
+        """The newest batch of ``app_id`` the table records (None: none; a writer's batches
+        may be numbered below 0, as the history query's are)."""
         try:
             log = LogReader(table.path(settings), storage_options=delta_options(settings))
         except TableNotFoundError:
-            return -1
+            return None
         for commit in log.history():  # newest first
             mark = BatchLedger.mark(commit)
             if mark is not None and mark[0] == app_id:
                 return mark[1]
-        return -1
+        return None
 
     def written(self, table: Table, settings: Settings, app_id: str, batch: int) -> bool:
         key = (table.path(settings), app_id)
         with self._lock:
             if key not in self._newest:
                 self._newest[key] = self._recorded(table, settings, app_id)
-            return batch <= self._newest[key]
+            newest = self._newest[key]
+            return newest is not None and batch <= newest
 
     def record(self, table: Table, settings: Settings, app_id: str, batch: int) -> None:
         with self._lock:
