@@ -35,15 +35,10 @@ class Step:
 
 
 class BatchGraph:
-    """Steps over a batch's ``inputs``; ``gate()`` is called as each step starts (the gold
-    query's steps wait there for a running silver batch)."""
+    """Steps over a batch's ``inputs``; a batch's ``gate()`` is called as each of its steps
+    starts (the gold query's steps wait there for a running silver batch)."""
 
-    def __init__(
-        self,
-        inputs: Collection[str],
-        steps: Sequence[Step],
-        gate: Callable[[], object] = lambda: None,
-    ) -> None:
+    def __init__(self, inputs: Collection[str], steps: Sequence[Step]) -> None:
         declared = set(inputs)
         for step in steps:
             used = (*step.needs, *step.after, *([step.when] if step.when else []))
@@ -52,34 +47,43 @@ class BatchGraph:
             declared.add(step.name)
         self.inputs = frozenset(inputs)
         self.steps = tuple(steps)
-        self.gate = gate
 
     def run(
-        self, inputs: Mapping[str, object], inherit: Wrap = lambda target: target
+        self,
+        inputs: Mapping[str, object],
+        inherit: Wrap = lambda target: target,
+        gate: Callable[[], object] = lambda: None,
     ) -> dict[str, float]:
         """Run a batch; the seconds of each step that ran (they overlap). ``inherit`` wraps each
         step's thread target (``inheritable_thread_target(spark)``: its Spark jobs go to the
-        caller's scheduler pool). Re-raises the first failure once every step has ended."""
+        caller's scheduler pool); ``gate()`` is called as each step starts. Re-raises the first
+        failure once every step has ended."""
         if missing := self.inputs - inputs.keys():
             raise ValueError(f"batch inputs missing: {sorted(missing)}")
         results: dict[str, object] = dict(inputs)
         seconds: dict[str, float] = {}
         with ThreadPoolExecutor(max_workers=len(self.steps)) as pool:
             for step in self.steps:
-                task = partial(self._step, step, results, seconds)
+                task = partial(self._step, step, results, seconds, gate)
                 results[step.name] = pool.submit(inherit(task))
             for step in self.steps:
                 results[step.name].result()  # type: ignore[union-attr]
         return seconds
 
-    def _step(self, step: Step, results: Mapping[str, object], seconds: dict[str, float]) -> object:
+    def _step(
+        self,
+        step: Step,
+        results: Mapping[str, object],
+        seconds: dict[str, float],
+        gate: Callable[[], object],
+    ) -> object:
         for name in step.after:
             _value(results[name])
         values = {n: _value(results[n]) for n in step.needs}
         wanted = _value(results[step.when]) if step.when else True
         if wanted is SKIPPED or not wanted or any(v is SKIPPED for v in values.values()):
             return SKIPPED
-        self.gate()
+        gate()
         began = monotonic()
         try:
             return step.run(**values)

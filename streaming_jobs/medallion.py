@@ -247,8 +247,8 @@ class GoldBatch:
         self._exists = Existing(spark, settings)
         self.commits = delta_io.BatchCommits(f"{WRITER}:")
         self._schemas: dict[Table, StructType] = {}  # of the tables read, for an empty read
-        gate = partial(priority.gold_step, settings.spark.gold_yield_seconds)
-        self.graph = BatchGraph(GOLD_INPUTS, self._steps(), gate)
+        self.priority = priority
+        self.graph = BatchGraph(GOLD_INPUTS, self._steps())
 
     def _of_batches(self, table: Table, batch_ids: list[int]) -> DataFrame:
         """The rows the silver batches ``batch_ids`` appended to ``table``: read by the versions
@@ -292,7 +292,8 @@ class GoldBatch:
             "gold_batch_id": gold_batch_id,
             "now": datetime.now(UTC),
         }
-        seconds = self.graph.run(inputs, inheritable_thread_target(self.spark))
+        gate = self.priority.batch_gate(self.settings.spark.gold_yield_seconds)
+        seconds = self.graph.run(inputs, inheritable_thread_target(self.spark), gate)
         STEPS.record(GOLD_QUERY, seconds)
         log.info(
             "gold batch done",

@@ -66,10 +66,8 @@ def test_a_false_when_skips_the_step_and_what_needs_it_but_not_what_follows_it()
 
 def test_every_step_passes_the_gate_as_it_starts():
     gate_calls: list[int] = []
-    graph = BatchGraph(
-        [], [Step("a", lambda: None), Step("b", lambda: None)], lambda: gate_calls.append(1)
-    )
-    graph.run({})
+    graph = BatchGraph([], [Step("a", lambda: None), Step("b", lambda: None)])
+    graph.run({}, gate=lambda: gate_calls.append(1))
     assert len(gate_calls) == 2
 
 

@@ -31,3 +31,16 @@ def test_a_gold_step_waits_at_most_its_limit_and_not_at_all_when_silver_is_idle(
     with gate.silver_batch():
         assert not gate.gold_step(0.05)  # gave up waiting: the silver batch still runs
     assert gate.gold_step(5)  # silver idle
+
+
+def test_a_batch_s_steps_wait_for_silver_together_at_most_the_limit():
+    """Under a load that keeps silver busy, a gold batch is held back by the limit once, not
+    once a step: its gate's waits end together, the limit after the batch began."""
+    gate = SilverFirst()
+    with gate.silver_batch():
+        batch = gate.batch_gate(0.3)
+        began = time.monotonic()
+        assert not batch()  # the first step waited the limit
+        assert not batch() and not batch()  # the next ones: no more
+        assert time.monotonic() - began < 0.6
+    assert gate.batch_gate(5)()  # silver idle: no wait
