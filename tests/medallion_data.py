@@ -85,6 +85,17 @@ def _sensor(device: int, metric: str, i: int, phase: int) -> SensorEvent:
     )
 
 
+def spike(normal: PriceEvent, name: str, hours: int) -> PriceEvent:
+    """``normal`` at 1.9 × its price, ``hours`` later, with an id of its own (``name``)."""
+    return normal.model_copy(
+        update={
+            "event_id": uuid.uuid5(uuid.NAMESPACE_URL, name),
+            "price": round(normal.price * 1.9, 2),
+            "observed_at": normal.observed_at + timedelta(hours=hours),
+        }
+    )
+
+
 def _fault_id(kind: str, i: int) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{kind}/{i}"))
 
@@ -285,12 +296,6 @@ def mixed_records(settings: Settings, days: int = 30) -> list[tuple[str, bytes, 
     for market, hours in ((MARKETS[0], (6,)), (MARKETS[1], (3, 9, 15))):
         normal = _price(market, COMMODITIES[0], days - 1)
         for h in hours:
-            spike = normal.model_copy(
-                update={
-                    "event_id": uuid.uuid5(uuid.NAMESPACE_URL, f"mixed-spike/{market}/{h}"),
-                    "price": round(normal.price * 1.9, 2),
-                    "observed_at": normal.observed_at + timedelta(hours=h),
-                }
-            )
-            records.append((topics.prices, spike.to_json(), spike.key))
+            held = spike(normal, f"mixed-spike/{market}/{h}", h)
+            records.append((topics.prices, held.to_json(), held.key))
     return records

@@ -8,7 +8,6 @@ column."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 
 import pandas as pd
@@ -26,7 +25,16 @@ from lakehouse.io.kafka_io import ensure_topics
 from streaming_jobs.jvm_judge import rules_json
 from streaming_jobs.medallion import silver_query
 from tests.conftest import drain, isolated
-from tests.medallion_data import COMMODITIES, MARKETS, START, _price, make_dataset, produce, table
+from tests.medallion_data import (
+    COMMODITIES,
+    MARKETS,
+    START,
+    _price,
+    make_dataset,
+    produce,
+    spike,
+    table,
+)
 from tests.shipped import SHIPPED
 from tests.silver_tables import SILVER_TABLES, comparable
 
@@ -53,15 +61,8 @@ def _extras(settings: Settings) -> list[tuple[str, bytes, str]]:
     for i in range(6):
         market, commodity = MARKETS[i], COMMODITIES[i % 5]
         for hours in (3, 9, 15):
-            normal = _price(market, commodity, 120 + i)
-            spike = normal.model_copy(
-                update={
-                    "event_id": uuid.uuid5(uuid.NAMESPACE_URL, f"confirmed/{i}/{hours}"),
-                    "price": round(normal.price * 1.9, 2),
-                    "observed_at": normal.observed_at + timedelta(hours=hours),
-                }
-            )
-            records.append((topics.prices, spike.to_json(), spike.key))
+            held = spike(_price(market, commodity, 120 + i), f"confirmed/{i}/{hours}", hours)
+            records.append((topics.prices, held.to_json(), held.key))
     return records
 
 
