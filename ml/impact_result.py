@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from lakehouse.catalog.languages import Language
 from lakehouse.config.errors import InputError
 from lakehouse.config.settings import Settings
 
@@ -22,7 +23,6 @@ def model_path(settings: Settings) -> Path:
 
 
 Verdict = Literal["explained", "mostly_unexplained"]
-Language = Literal["id", "en"]
 
 
 class ImpactFit(BaseModel):
