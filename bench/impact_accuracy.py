@@ -1,6 +1,7 @@
 """Impact model accuracy per commodity on its held-out last periods (6 months for rice, 12
 weeks for the daily series): R² of the period's price change, its mean absolute error beside
-that of "no change", and the implied price's MAPE beside the naive one; then what each factor
+that of "no change", the implied price's MAPE beside the naive one, and the verdict answers
+give at ``impact.min_explained_r2`` (explained, or mostly unexplained); then what each factor
 family adds — the same model refitted without the family, scored on the same held-out periods.
 
 By default on the shipped files of ``impact.data_dir`` (what a first start fits). ``--news``
@@ -20,7 +21,7 @@ import pandas as pd
 
 from lakehouse.catalog.conf import conf_of
 from lakehouse.config.settings import load_settings
-from ml.impact import family_gain, fit_impact_model, load_inputs
+from ml.impact import family_gain, fit_impact_model, holdout_fit, load_inputs
 from ml.impact_design import FAMILIES, NEWS_SIGNAL, SUPPLY_REGION_DAILY
 
 
@@ -57,20 +58,25 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(f"{k} {v:.3f}" for k, v in overall.items())
     )
 
-    print("| commodity | period | train / held-out | R² | MAE of change | price MAPE |")
-    print("|---|---|---|---|---|---|")
+    least = settings.impact.min_explained_r2
+    print(
+        "| commodity | period | train / held-out | R² | MAE of change | price MAPE | "
+        f"verdict (R² ≥ {least}, MAPE < naive) |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for commodity, m in sorted(full.metrics.items()):
         if commodity == "overall":
             continue
         unit = full.design.loc[full.design["commodity"] == commodity, "resolution"].iloc[0]
+        verdict = holdout_fit(full, commodity, least).verdict.replace("_", " ")
         print(
             f"| {commodity} | {'month' if unit == 'M' else 'week'} | "
             f"{m['train_rows']:.0f} / {m['test_rows']:.0f} | {m['r2']:.3f} | "
             f"{m['mae']:.2f} % (no change {m['naive_mae']:.2f} %) | "
-            f"{m['mape']:.2f} % (no change {m['naive_mape']:.2f} %) |"
+            f"{m['mape']:.2f} % (no change {m['naive_mape']:.2f} %) | {verdict} |"
         )
     for commodity, why in sorted(full.skipped.items()):
-        print(f"| {commodity} | no model: {why} | | | | |")
+        print(f"| {commodity} | no model: {why} | | | | | |")
 
     print("\n| family | commodity | R² with | R² without | gain | MAE with | MAE without |")
     print("|---|---|---|---|---|---|---|")

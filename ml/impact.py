@@ -31,6 +31,11 @@ of the move the factors explain (Σ contributions / move, clipped to 0..1; 0 if 
 other way) and *magnitude* is ``1 − exp(−|move| / σ)`` with σ the standard deviation of the
 commodity's period changes: a large move the factors account for scores high, a small move or
 one they do not account for scores low.
+
+Every answer carries its commodity's hold-out fit (``ImpactResult.fit``: R² of the change and
+the price MAPE beside naive's, measured when the model was fitted) and a verdict: below
+``impact.min_explained_r2``, or with a MAPE not below naive's, the move is "mostly unexplained"
+— no dominant factor is named, and the weights stay as the model's attribution only.
 """
 
 from __future__ import annotations
@@ -66,7 +71,7 @@ from ml.impact_design import (
     period_label,
     resolution,
 )
-from ml.impact_result import ImpactResult, NoImpactModel, model_path
+from ml.impact_result import ImpactFit, ImpactResult, NoImpactModel, model_path, verdict_message
 
 log = logging.getLogger(__name__)
 
@@ -430,6 +435,19 @@ def _no_model(model: ImpactModel, commodity: str, conf: Conf) -> NoImpactModel:
     )
 
 
+def holdout_fit(model: ImpactModel, commodity: str, min_explained_r2: float) -> ImpactFit:
+    """``commodity``'s hold-out fit (``ImpactModel.metrics``), judged against
+    ``min_explained_r2``."""
+    m = model.metrics[commodity]
+    return ImpactFit(
+        r2=round(m["r2"], 4),
+        mape=round(m["mape"], 4),
+        naive_mape=round(m["naive_mape"], 4),
+        held_out_rows=int(m["test_rows"]),
+        min_r2=min_explained_r2,
+    )
+
+
 def explain(
     model: ImpactModel,
     commodity: str,
@@ -438,12 +456,14 @@ def explain(
     *,
     market_id: str | None = None,
     region: str | None = None,
+    min_explained_r2: float,
 ) -> ImpactResult:
     """Explain the change of the period (month, or week for commodities known from daily closes)
     containing ``date`` vs the period before, for one market of ``conf`` (or the panel
     city/province it lies in) or one region; raises ``NoImpactModel`` for a commodity without a
     model and ``InputError`` with a readable message for an unknown market or region, or a date
-    outside the data."""
+    outside the data. ``min_explained_r2`` (``impact.min_explained_r2``): the hold-out R² the
+    commodity's model needs for the answer to name a dominant factor."""
     if commodity not in model.models:
         raise _no_model(model, commodity, conf)
     d = model.design
@@ -469,7 +489,10 @@ def explain(
     families = {f: float(sum(by_feature[x] for x in names)) for f, names in FAMILIES.items()}
     available = {f: abs(v) for f, v in families.items() if f not in fitted.unavailable}
     weights = dict.fromkeys(FAMILIES, 0) | _whole_percent(available)
-    dominant = max(available, key=lambda f: (weights[f], abs(families[f])))
+    fit = holdout_fit(model, commodity, min_explained_r2)
+    dominant = None
+    if fit.verdict == "explained":
+        dominant = max(available, key=lambda f: (weights[f], abs(families[f])))
 
     change = float(rows["change"].mean())
     move = change - float(bias.mean())
@@ -491,7 +514,10 @@ def explain(
         price_change_pct=round(100 * (price / previous - 1), 3),
         explained_change_pct=round(explained, 3),
         impact_score=round(100 * share * magnitude, 1),
+        status=fit.verdict,
         dominant_factor=dominant,
+        fit=fit,
+        message=verdict_message(fit, dominant, "id"),
         factors_with_weights=weights,
         contributions={f: round(v, 4) for f, v in families.items()},
         unavailable_factors=dict(fitted.unavailable),

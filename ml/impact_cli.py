@@ -33,6 +33,7 @@ def cmd_impact(settings: Settings, args: argparse.Namespace) -> int:
         conf_of(settings),
         market_id=args.market_id,
         region=args.region,
+        min_explained_r2=settings.impact.min_explained_r2,
     )
     if args.json:
         print(json.dumps(result.model_dump(), ensure_ascii=False, indent=2))
@@ -42,7 +43,7 @@ def cmd_impact(settings: Settings, args: argparse.Namespace) -> int:
         f"{result.commodity} at {where}, {result.resolution} {result.period}: "
         f"{result.previous_price:,.0f} → {result.price:,.0f} IDR "
         f"({result.price_change_pct:+.1f} %)\n"
-        f"impact score {result.impact_score:.0f}/100, dominant factor {result.dominant_factor}"
+        f"impact score {result.impact_score:.0f}/100. {result.in_language('en').message}"
     )
     for family, weight in sorted(result.factors_with_weights.items(), key=lambda kv: -kv[1]):
         contribution = result.contributions[family]

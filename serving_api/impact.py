@@ -14,6 +14,7 @@ from lakehouse.config.errors import InputError
 from lakehouse.config.settings import Settings
 from ml.impact_result import NoImpactModel, model_path
 from serving_api.errors import ApiError
+from serving_api.language import DEFAULT_LANGUAGE
 
 if TYPE_CHECKING:
     from ml.impact import ImpactModel
@@ -24,6 +25,7 @@ class ImpactExplainer:
     def __init__(self, settings: Settings) -> None:
         self.path = model_path(settings)
         self.conf = conf_of(settings)  # the markets a question may name
+        self.min_explained_r2 = settings.impact.min_explained_r2
         self._lock = threading.Lock()
         self._model: ImpactModel | None = None
         self._mtime: float | None = None
@@ -60,7 +62,13 @@ class ImpactExplainer:
         if key not in self._answers:
             try:
                 self._answers[key] = explain(
-                    model, commodity, day, self.conf, market_id=market_id, region=region
+                    model,
+                    commodity,
+                    day,
+                    self.conf,
+                    market_id=market_id,
+                    region=region,
+                    min_explained_r2=self.min_explained_r2,
                 )
             except NoImpactModel as exc:
                 self._answers[key] = ApiError(status.HTTP_404_NOT_FOUND, str(exc))
@@ -73,7 +81,8 @@ class ImpactExplainer:
 
     def attach(self, alert: dict[str, Any]) -> dict[str, Any]:
         """A critical price alert with the explanation of its market's (or region's) month
-        under ``impact``; other alerts, and those the model cannot explain, unchanged."""
+        under ``impact``, its message in the alert's ``lang`` (``localized_alert``); other
+        alerts, and those the model cannot explain, unchanged."""
         if alert.get("severity") != "critical" or not alert.get("commodity"):
             return alert
         opened, market = alert.get("opened_at"), alert.get("market_id")
@@ -85,4 +94,5 @@ class ImpactExplainer:
             )
         except ApiError:
             return alert
-        return {**alert, "impact": impact.model_dump()}
+        language = alert.get("lang", DEFAULT_LANGUAGE)
+        return {**alert, "impact": impact.in_language(language).model_dump()}

@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+from typing import Any
 
-Language = Literal["id", "en"]
-LANGUAGES: tuple[str, ...] = get_args(Language)
-DEFAULT_LANGUAGE: Language = "id"
+from lakehouse.catalog.languages import DEFAULT_LANGUAGE, LANGUAGES, Language
+
 #: ``gold.alerts``' message columns by language (``streaming_jobs.alerts.alert_rows``)
 MESSAGE_COLUMNS = {language: f"message_{language}" for language in LANGUAGES}
 #: language tags that name one of ours ("in": Indonesian's former ISO 639 code)

@@ -20,15 +20,22 @@ from fastapi.testclient import TestClient
 from playwright.sync_api import Browser
 
 from lakehouse.catalog.events import PriceEvent
-from lakehouse.catalog.tables import GOLD_FORECASTS, SILVER_QUARANTINE, arrow_schema
+from lakehouse.catalog.tables import (
+    GOLD_FORECASTS,
+    GOLD_PRICE_DAILY,
+    GOLD_PRICE_LATEST,
+    SILVER_QUARANTINE,
+    arrow_schema,
+)
 from lakehouse.config.settings import Settings
 from lakehouse.io.fast_read import open_table
 from lakehouse.io.kafka_io import EventProducer
+from ml.impact import fit_if_missing
 from serving_api.app import create_app
 from serving_api.auth import mint_key
 from serving_api.routers.dashboard import BUNDLE_DIR
 from streaming_jobs.medallion import gold_query, silver_query
-from tests.api_samples import API, alert, upsert_alerts, with_api
+from tests.api_samples import API, PRICES, alert, price, upsert_alerts, with_api
 from tests.browser import DESKTOP, WAIT_MS, chromium, open_page, serving, watch
 from tests.conftest import drain
 from tests.shipped import SHIPPED
@@ -265,6 +272,65 @@ def test_chart_draws_history_forecast_bands_and_alerts(
     page.context.close()
 
 
+def test_the_impact_view_names_a_factor_only_when_the_model_earned_it(
+    browser: Browser, conf_settings: Settings, tmp_path: Path
+) -> None:
+    """Under the chart, a critical alert's impact: the dominant factor where the commodity's
+    model passes its hold-out bar (shallot, at a lenient impact.min_explained_r2); "mostly
+    unexplained" with the hold-out R², the bars greyed and no factor named where it does not
+    (red chili, whose MAPE is above naive's at any bar) — in the page's language."""
+    paths = {"data_dir": tmp_path, "lakehouse_root": tmp_path / "lakehouse"}
+    own = conf_settings.model_copy(
+        update={
+            "paths": conf_settings.paths.model_copy(update=paths),
+            "impact": conf_settings.impact.model_copy(update={"min_explained_r2": -1.0}),
+        }
+    )
+    own = with_api(own, cache_check_ms=0)
+    assert fit_if_missing(own) is not None  # a first start's model, of the shipped data
+    market, day = "PIHPS-AGG", date(2025, 2, 12)
+    write_series(own, market, ("bawang_merah", "cabai_merah"), day)
+    opened = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=3)
+    upsert_alerts(
+        own,
+        [
+            alert(f"impact-{commodity}", "critical", "Indonesia")
+            | {"market_id": market, "commodity": commodity, "opened_at": opened}
+            for commodity in ("bawang_merah", "cabai_merah")
+        ],
+    )
+    with serving(own) as address:
+        watched = watch(browser, address)
+        page = open_page(watched, f"series/{market}/cabai_merah")
+        box = page.locator("#impact[data-status=mostly_unexplained]")
+        box.wait_for()
+        where = {"commodity": "cabai_merah", "market_id": market, "date": day.isoformat()}
+        fit = page.request.get(f"{API}/impact", params=where).json()["fit"]
+        r2 = f"{fit['r2']:.2f}"
+        title = box.locator("h3").inner_text()
+        assert f"sebagian besar tidak terjelaskan (R² uji {r2.replace('.', ',')})" in title
+        assert "dominan" not in title
+        assert "tidak lebih baik dari naif" in box.locator(".verdict").inner_text()
+        assert box.locator(".bar").count() == 7  # the weights stay, greyed
+        page.click("#lang")
+        page.wait_for_function(
+            "document.querySelector('#impact h3').innerText.includes('mostly unexplained')"
+        )
+        assert f"mostly unexplained (hold-out R² {r2})" in box.locator("h3").inner_text()
+        assert "no better than naive" in box.locator(".verdict").inner_text()
+        page.click("#lang")
+
+        page = open_page(watched, f"series/{market}/bawang_merah")
+        box = page.locator("#impact[data-status=explained]")
+        box.wait_for()
+        where["commodity"] = "bawang_merah"
+        dominant = page.request.get(f"{API}/impact", params=where).json()["dominant_factor"]
+        assert dominant and f"faktor dominan {dominant}" in box.locator("h3").inner_text()
+        assert box.locator(".verdict").inner_text().startswith(f"Faktor dominan: {dominant}.")
+        watched.assert_clean(address)
+        page.context.close()
+
+
 def test_a_planted_alert_appears_in_the_feed(
     browser: Browser, url: str, lakehouse: Settings
 ) -> None:
@@ -347,6 +413,27 @@ def wait_served(url: str, path: str, params: dict, done: Callable[[Any], bool]) 
         while not done(client.get(f"{API}{path}", params=params).json()):
             assert time.monotonic() < deadline, f"{path} did not serve the new rows"
             time.sleep(0.1)
+
+
+def write_series(
+    settings: Settings, market_id: str, commodities: tuple[str, ...], last: date, days: int = 28
+) -> None:
+    """What gold holds of a few series of one market: ``days`` daily closes up to ``last`` and
+    the newest price (which lists the series under the market)."""
+    region = SHIPPED.markets[market_id].province
+    daily = [
+        {"market_id": market_id, "commodity": c, "region": region, "date": last - timedelta(d)}
+        | dict.fromkeys(("open", "high", "low", "close", "mean"), 30000.0 + 100 * d)
+        | {"count": 1}
+        for c in commodities
+        for d in range(days)
+    ]
+    write_deltalake(str(GOLD_PRICE_DAILY.path(settings)), pa.Table.from_pylist(daily))
+    noon = datetime.combine(last, datetime.min.time(), UTC) + timedelta(hours=5)
+    latest = [price(market_id, c, 30000.0, noon) for c in commodities]
+    write_deltalake(
+        str(GOLD_PRICE_LATEST.path(settings)), pa.Table.from_pylist(latest, schema=PRICES)
+    )
 
 
 def write_forecast(settings: Settings, market_id: str, commodity: str, origin: date) -> None:

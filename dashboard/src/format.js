@@ -26,6 +26,15 @@ export function formatPercent(value, { signed = true } = {}) {
   return `${number} %`;
 }
 
+/** A plain number with `digits` decimals, the language's way, e.g. `0,24` (id) / `0.24` (en). */
+export function formatDecimal(value, digits = 2) {
+  if (value == null) return "–";
+  return new Intl.NumberFormat(language() === "id" ? "id-ID" : "en-GB", {
+    maximumFractionDigits: digits,
+    minimumFractionDigits: digits,
+  }).format(value);
+}
+
 /** A timestamp in the markets' time zone, e.g. `21 Mar 2025 10.00 WIB`. */
 export function formatTime(iso) {
   if (!iso) return "–";

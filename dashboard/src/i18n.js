@@ -49,6 +49,11 @@ const WORDS = {
   ],
   surge: ["Peluang lonjakan ≥ 10 % dalam 7 hari: {pct} %", "Chance of a ≥ 10 % surge within 7 days: {pct} %"],
   impact_title: ["Penjelasan dampak ({month}): faktor dominan {factor}, skor {score}", "Impact explanation ({month}): dominant factor {factor}, score {score}"],
+  impact_unexplained: [
+    "Penjelasan dampak ({month}): sebagian besar tidak terjelaskan (R² uji {r2}), skor {score}",
+    "Impact explanation ({month}): mostly unexplained (hold-out R² {r2}), score {score}",
+  ],
+  impact_unexplained_short: ["sebagian besar tidak terjelaskan (R² uji {r2})", "mostly unexplained (hold-out R² {r2})"],
   no_alerts: ["Belum ada peringatan.", "No alerts yet."],
   news: ["Berita harga", "Price news"],
   no_news: ["Belum ada berita.", "No headlines yet."],

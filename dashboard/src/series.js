@@ -14,7 +14,7 @@ import {
 } from "chart.js";
 import { getAllPages, getJson } from "./api.js";
 import { language, t } from "./i18n.js";
-import { commodityName, escapeHtml, formatDate, formatPercent, formatRupiah } from "./format.js";
+import { commodityName, escapeHtml, formatDate, formatDecimal, formatPercent, formatRupiah } from "./format.js";
 import { fillSelect, state } from "./state.js";
 
 Chart.register(
@@ -149,6 +149,7 @@ export function drawSeries() {
               const lines = [`${t("alert")}: ${alertMessage(raw.item)}`];
               const impact = raw.item.impact;
               if (impact) {
+                if (!explained(impact)) lines.push(`  ${t("impact_unexplained_short", { r2: formatDecimal(impact.fit.r2) })}`);
                 for (const [factor, weight] of Object.entries(impact.factors_with_weights)) {
                   lines.push(`  ${factor}: ${weight} %`);
                 }
@@ -187,6 +188,13 @@ export function drawSeries() {
   drawImpact(alerts.find((a) => a.severity === "critical" && a.impact));
 }
 
+/** Whether the impact model's hold-out fit lets the answer name a dominant factor (the API's verdict). */
+function explained(impact) {
+  return impact.status === "explained";
+}
+
+/** The newest critical alert's impact explanation: its dominant factor, or — when the model's
+ * hold-out fit is too weak — "mostly unexplained" with that R², the factor bars greyed. */
 function drawImpact(alert) {
   impactBox.hidden = !alert;
   if (!alert) return;
@@ -198,9 +206,15 @@ function drawImpact(alert) {
         `<div class="bar"><span>${escapeHtml(factor)}</span><i style="width:${weight}%"></i><b>${weight} %</b></div>`,
     )
     .join("");
-  impactBox.innerHTML = `<h3>${escapeHtml(
-    t("impact_title", { month: impact.month, factor: impact.dominant_factor, score: Math.round(impact.impact_score) }),
-  )}</h3><p>${escapeHtml(alertMessage(alert))}</p>${bars}`;
+  const words = { month: impact.month, score: Math.round(impact.impact_score) };
+  const title = explained(impact)
+    ? t("impact_title", { ...words, factor: impact.dominant_factor })
+    : t("impact_unexplained", { ...words, r2: formatDecimal(impact.fit.r2) });
+  impactBox.dataset.status = impact.status;
+  impactBox.classList.toggle("unexplained", !explained(impact));
+  impactBox.innerHTML = `<h3>${escapeHtml(title)}</h3><p>${escapeHtml(alertMessage(alert))}</p><p class="verdict">${escapeHtml(
+    impact.message,
+  )}</p>${bars}`;
 }
 
 export function setupSeries() {

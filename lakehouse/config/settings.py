@@ -385,6 +385,7 @@ class ImpactSettings(BaseModel):
     daily_resolution: Literal["W", "M"] = "W"
     holdout_weeks: int = Field(12, ge=1)
     min_child_weight_weekly: float = Field(10, ge=0)
+    min_explained_r2: float = Field(0.3, le=1)
 
     def model_post_init(self, _context: Any) -> None:
         if not self.data_dir.is_absolute():

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import Response
+from typing import Annotated
 
+from fastapi import Header, Query, Response
+
+from serving_api.language import Language
 from serving_api.models import Error
 
 JSON = "application/json"
@@ -17,6 +20,16 @@ READ_ERRORS: dict[int | str, dict] = {
     422: {"model": Error, "description": "a parameter is malformed or out of range"},
 }
 
+
+#: the language of an answer's messages (``serving_api.language.preferred_language``)
+Lang = Annotated[
+    Language | None,
+    Query(
+        description="the language of the messages: id (Indonesian) or en; without it the "
+        "Accept-Language header's, else Indonesian"
+    ),
+]
+AcceptLanguage = Annotated[str | None, Header(include_in_schema=False)]
 
 TOTAL_HEADER = "X-Total-Count"  # a list endpoint's count of matching items, whatever the page
 

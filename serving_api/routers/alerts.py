@@ -7,16 +7,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response, WebSocket, status
+from fastapi import APIRouter, Query, Response, WebSocket, status
 from fastapi.concurrency import run_in_threadpool
 
 from lakehouse.catalog.conf import Conf
 from serving_api.deps import AlertHubDep, ConfDep, GoldDep, ImpactDep, SettingsDep
 from serving_api.errors import ApiError, resolve_commodity, resolve_province
-from serving_api.language import LANGUAGES, Language, localized_alert, preferred_language
+from serving_api.language import LANGUAGES, localized_alert, preferred_language
 from serving_api.models import Alert
 from serving_api.push import Filter
-from serving_api.routers import API_PREFIX, READ_ERRORS, TOTAL_HEADER
+from serving_api.routers import API_PREFIX, READ_ERRORS, TOTAL_HEADER, AcceptLanguage, Lang
 from serving_api.routers.insights import Limit
 from serving_api.routers.prices import Commodity, Offset, Region
 from serving_api.views import ALERTS
@@ -27,15 +27,6 @@ Severity = Annotated[
     str | None,
     Query(max_length=128, description="one or more, comma-separated", examples=["critical"]),
 ]
-
-Lang = Annotated[
-    Language | None,
-    Query(
-        description="the language of the messages: id (Indonesian) or en; without it the "
-        "Accept-Language header's, else Indonesian"
-    ),
-]
-AcceptLanguage = Annotated[str | None, Header(include_in_schema=False)]
 
 
 def alert_filter(
@@ -86,7 +77,7 @@ async def alerts(
     response.headers[TOTAL_HEADER] = str(len(rows))
     chosen = rows[offset : offset + limit]
     return await run_in_threadpool(
-        lambda: [localized_alert(impact.attach(row), language) for row in chosen]
+        lambda: [impact.attach(localized_alert(row, language)) for row in chosen]
     )
 
 

@@ -19,8 +19,9 @@ from serving_api.errors import (
     resolve_province,
     resolve_regency,
 )
+from serving_api.language import preferred_language
 from serving_api.models import Anomaly, CommodityOut, Error, ForecastSeries, QualityRow
-from serving_api.routers import API_PREFIX, READ_ERRORS, TOTAL_HEADER
+from serving_api.routers import API_PREFIX, READ_ERRORS, TOTAL_HEADER, AcceptLanguage, Lang
 from serving_api.routers.prices import Commodity, MarketId, Offset, Regency, Region
 from serving_api.views import ANOMALIES, FORECASTS, QUALITY
 
@@ -149,7 +150,8 @@ async def quality(
 @router.get(
     "/impact",
     response_model=ImpactResult,
-    summary="Which factors drove the price change of a month or week (vs the one before)",
+    summary="Which factors drove the price change of a month or week (vs the one before), "
+    "or that it is mostly unexplained",
     responses={
         404: {"model": Error, "description": "no impact model for the commodity (how much data)"},
         503: {"model": Error, "description": "no impact model trained yet (run ./run.sh retrain)"},
@@ -162,15 +164,18 @@ async def impact(
     day: Annotated[date, Query(alias="date", description="any day of the period to explain")],
     market_id: MarketId = None,
     region: Region = None,
+    lang: Lang = None,
+    accept_language: AcceptLanguage = None,
 ) -> ImpactResult:
     if (market_id is None) == (region is None):
         raise ApiError(
             status.HTTP_422_UNPROCESSABLE_CONTENT, "give exactly one of market_id and region"
         )
-    return await run_in_threadpool(
+    answer = await run_in_threadpool(
         explainer.explain,
         resolve_commodity(conf, commodity),
         day,
         resolve_market(conf, market_id),
         region,  # a province or a city of the impact panel (e.g. Bandung): the model knows
     )
+    return answer.in_language(preferred_language(lang, accept_language))
