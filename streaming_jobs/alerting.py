@@ -226,7 +226,10 @@ class AlertStep:
 
     def _sensor_signals(self, touched: Touched, start: datetime) -> DataFrame:
         """Temperature, humidity and crowding of the touched market × metric series."""
-        local_hours = f"t.hour >= TIMESTAMP '{_sql_time(start - timedelta(days=1))}'"  # any zone
+        # ``hour`` is the local wall clock: read from that of an hour earlier still (a clock
+        # change), so a day of every market's rows is not read to keep the last hour's
+        first = (start - timedelta(hours=2)).astimezone(self.settings.tz)
+        local_hours = f"t.hour >= TIMESTAMP '{first:%Y-%m-%d %H:%M:%S}'"
         hourly = touched.within(
             self._read(GOLD_SENSOR_HOURLY, local_hours), "market_id|metric"
         ).where(F.to_utc_timestamp("hour", self.tz) >= batch_clock(start - timedelta(hours=1)))
@@ -235,12 +238,14 @@ class AlertStep:
     def _quality_signals(self, touched: Touched, start: datetime) -> DataFrame:
         """Quarantine ratio of the sources and devices this batch received records from."""
         window = timedelta(minutes=self.rules.data_quality.window_minutes)
+        since = start - window  # a row per source × device × silver batch: read the window only
+        read = f"t.date >= DATE '{since.date()}' AND t.batch_time >= TIMESTAMP '{_sql_time(since)}'"
         recent = touched.within(
-            self._read(GOLD_DATA_QUALITY, f"t.date >= DATE '{(start - window).date()}'"),
+            self._read(GOLD_DATA_QUALITY, read),
             "alert_key",
             "source",
             "device_id",
-        ).where(F.col("batch_time") >= batch_clock(start - window))
+        ).where(F.col("batch_time") >= batch_clock(since))
         return quality_signals(recent, self.rules)
 
     # ---- the step, in three calls -----------------------------------------------------------
