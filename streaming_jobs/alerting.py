@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import reduce
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.catalog.conf import conf_of
@@ -88,10 +88,14 @@ def upsert_alerts(spark: SparkSession, rows: DataFrame, settings: Settings, now:
 @dataclass(frozen=True)
 class Touched:
     """What a batch touched in one family of rules: the keys, the time re-evaluation is
-    anchored at, and which stored alerts may belong to those keys."""
+    anchored at, and which stored alerts may belong to those keys.
+
+    The keys stay a DataFrame (one ``key`` column, from the batch's rows) that filters by a
+    broadcast semi-join: at the national count a batch touches ~10⁵ series, whose keys as literals
+    (``isin``) made every plan that huge — and new code to compile each batch."""
 
     anchor: datetime
-    keys: dict[str, list[str]]  # "a|b" keys by the gold.alerts columns they are made of
+    keys: dict[str, DataFrame]  # "a|b" keys by the gold.alerts columns they are made of
     lookback_days: float
     cooldown_hours: float
     rules: tuple[str, ...]
@@ -100,16 +104,25 @@ class Touched:
     def since(self) -> datetime:
         return self.anchor - timedelta(days=self.lookback_days)
 
-    def prior(self) -> Column:
-        """Stored alerts of these keys that are open or resolved within the cool-down."""
-        mine = reduce(
-            lambda a, b: a | b,
-            [key_column(*cols.split("|")).isin(keys) for cols, keys in self.keys.items()],
-        )
+    def within(self, rows: DataFrame, name: str, *columns: str) -> DataFrame:
+        """The ``rows`` whose key of ``columns`` (by default those ``name`` joins: the keys
+        ``"market_id|commodity"`` are of those two columns) is among the keys ``name``."""
+        keys = self.keys[name]
+        on = key_column(*(columns or name.split("|"))) == keys["key"]
+        return rows.join(F.broadcast(keys), on, "left_semi")
+
+    def prior(self, alerts: DataFrame) -> DataFrame:
+        """The stored ``alerts`` of these keys that are open or resolved within the cool-down."""
         live = F.col("resolved_at").isNull() | (
             F.col("resolved_at") >= batch_clock(self.since - timedelta(hours=self.cooldown_hours))
         )
-        return F.col("rule").isin(*self.rules) & mine & live
+        mine = alerts.where(F.col("rule").isin(*self.rules) & live)
+        return reduce(DataFrame.unionByName, [self.within(mine, cols) for cols in self.keys])
+
+
+def _keys(rows: DataFrame, *columns: str) -> DataFrame:
+    """The distinct keys (``key_column``) of ``columns`` in ``rows``, as a ``key`` column."""
+    return rows.select(key_column(*columns).alias("key")).distinct()
 
 
 @dataclass(frozen=True)
@@ -143,48 +156,43 @@ class AlertStep:
 
     # ---- what the batch touched (one small job per family) ---------------------------------
     def _touched_prices(self, prices: DataFrame) -> Touched | None:
-        row = prices.agg(
-            F.min(local_date(F.col("observed_at"), self.tz)),
-            F.collect_set(key_column("market_id", "commodity")),
-            F.collect_set(key_column("region", "commodity")),
-        ).first()
-        if row[0] is None:
+        first = prices.agg(F.min(local_date(F.col("observed_at"), self.tz))).first()[0]
+        if first is None:
             return None
         r = self.rules
         families = (r.price_move, r.region_move, r.forecast_risk, r.anomaly_score, r.surge_risk)
         return Touched(
-            anchor=self._day(row[0]),
-            keys={"market_id|commodity": row[1], "region|commodity": row[2]},
+            anchor=self._day(first),
+            keys={
+                "market_id|commodity": _keys(prices, "market_id", "commodity"),
+                "region|commodity": _keys(prices, "region", "commodity"),
+            },
             lookback_days=max(f.lookback_days for f in families),
             cooldown_hours=max(f.cooldown_hours for f in families),
             rules=PRICE_RULES,
         )
 
     def _touched_sensors(self, sensors: DataFrame) -> Touched | None:
-        row = sensors.agg(
-            F.min("observed_at"), F.collect_set(key_column("market_id", "metric"))
-        ).first()
-        if row[0] is None:
+        first = sensors.agg(F.min("observed_at")).first()[0]
+        if first is None:
             return None
         r = self.rules.sensors
         return Touched(
-            anchor=row[0].replace(tzinfo=UTC),
-            keys={"market_id|metric": row[1]},
+            anchor=first.replace(tzinfo=UTC),
+            keys={"market_id|metric": _keys(sensors, "market_id", "metric")},
             lookback_days=r.lookback_days,
             cooldown_hours=r.cooldown_hours,
             rules=tuple(r.rules),
         )
 
     def _touched_sources(self, quality: DataFrame) -> Touched | None:
-        row = quality.agg(
-            F.min("batch_time"), F.collect_set(key_column("source", "device_id"))
-        ).first()
-        if row[0] is None:
+        first = quality.agg(F.min("batch_time")).first()[0]
+        if first is None:
             return None
         r = self.rules.data_quality
         return Touched(
-            anchor=row[0].replace(tzinfo=UTC),
-            keys={"alert_key": row[1]},  # source|device_id
+            anchor=first.replace(tzinfo=UTC),
+            keys={"alert_key": _keys(quality, "source", "device_id")},  # source|device_id
             lookback_days=r.lookback_days,
             cooldown_hours=r.cooldown_hours,
             rules=("data_quality",),
@@ -196,44 +204,48 @@ class AlertStep:
         commodity series (and their provinces)."""
         start_day = start.astimezone(self.settings.tz).date()
         read_from = start_day - timedelta(days=self.rules.price_move.reference_days)
-        daily = self._read(GOLD_PRICE_DAILY, f"t.date >= DATE '{read_from}'").where(
-            key_column("region", "commodity").isin(touched.keys["region|commodity"])
+        daily = touched.within(
+            self._read(GOLD_PRICE_DAILY, f"t.date >= DATE '{read_from}'"), "region|commodity"
         )
-        in_series = key_column("market_id", "commodity").isin(touched.keys["market_id|commodity"])
         changes = price_changes(daily, self.rules)
+        series = "market_id|commodity"
         signals = [
-            price_move_signals(changes.where(in_series), self.rules, self.tz),
+            price_move_signals(touched.within(changes, series), self.rules, self.tz),
             region_move_signals(changes, self.rules, self.tz),
         ]
         if delta_io.exists(self.spark, GOLD_FORECASTS, self.settings):
             recent = self._read(GOLD_FORECASTS, f"t.origin_date >= DATE '{start_day}'")
-            recent = recent.where(in_series)
+            recent = touched.within(recent, series)
             signals.append(forecast_signals(recent, daily, self.rules, self.tz))
             rise = self.settings.ml.surge_rise
             signals.append(surge_signals(recent, self.rules, rise, self.tz))
         if delta_io.exists(self.spark, GOLD_ANOMALIES, self.settings):
-            recent = self._read(GOLD_ANOMALIES, f"t.date >= DATE '{start_day}'").where(in_series)
-            signals.append(anomaly_signals(recent, self.rules, self.tz))
+            recent = self._read(GOLD_ANOMALIES, f"t.date >= DATE '{start_day}'")
+            signals.append(anomaly_signals(touched.within(recent, series), self.rules, self.tz))
         return reduce(DataFrame.unionByName, signals)
 
     def _sensor_signals(self, touched: Touched, start: datetime) -> DataFrame:
         """Temperature, humidity and crowding of the touched market × metric series."""
-        local_hours = f"t.hour >= TIMESTAMP '{_sql_time(start - timedelta(days=1))}'"  # any zone
-        hourly = (
-            self._read(GOLD_SENSOR_HOURLY, local_hours)
-            .where(key_column("market_id", "metric").isin(touched.keys["market_id|metric"]))
-            .where(F.to_utc_timestamp("hour", self.tz) >= batch_clock(start - timedelta(hours=1)))
-        )
+        # ``hour`` is the local wall clock: read from that of an hour earlier still (a clock
+        # change), so a day of every market's rows is not read to keep the last hour's
+        first = (start - timedelta(hours=2)).astimezone(self.settings.tz)
+        local_hours = f"t.hour >= TIMESTAMP '{first:%Y-%m-%d %H:%M:%S}'"
+        hourly = touched.within(
+            self._read(GOLD_SENSOR_HOURLY, local_hours), "market_id|metric"
+        ).where(F.to_utc_timestamp("hour", self.tz) >= batch_clock(start - timedelta(hours=1)))
         return sensor_signals(hourly, self.rules, self.tz)
 
     def _quality_signals(self, touched: Touched, start: datetime) -> DataFrame:
         """Quarantine ratio of the sources and devices this batch received records from."""
         window = timedelta(minutes=self.rules.data_quality.window_minutes)
-        recent = (
-            self._read(GOLD_DATA_QUALITY, f"t.date >= DATE '{(start - window).date()}'")
-            .where(key_column("source", "device_id").isin(touched.keys["alert_key"]))
-            .where(F.col("batch_time") >= batch_clock(start - window))
-        )
+        since = start - window  # a row per source × device × silver batch: read the window only
+        read = f"t.date >= DATE '{since.date()}' AND t.batch_time >= TIMESTAMP '{_sql_time(since)}'"
+        recent = touched.within(
+            self._read(GOLD_DATA_QUALITY, read),
+            "alert_key",
+            "source",
+            "device_id",
+        ).where(F.col("batch_time") >= batch_clock(since))
         return quality_signals(recent, self.rules)
 
     # ---- the step, in three calls -----------------------------------------------------------
@@ -258,14 +270,20 @@ class AlertStep:
             rules = ", ".join(f"'{r}'" for t in touched.values() for r in t.rules)
             live = min(t.since - timedelta(hours=t.cooldown_hours) for t in touched.values())
             live_then = f"(t.resolved_at IS NULL OR t.resolved_at >= TIMESTAMP '{_sql_time(live)}')"
-            opened = (
-                self._read(GOLD_ALERTS, f"t.rule IN ({rules}) AND {live_then}")
-                .agg(*[F.min(F.when(t.prior(), F.col("opened_at"))) for t in touched.values()])
-                .first()
+            stored = self._read(GOLD_ALERTS, f"t.rule IN ({rules}) AND {live_then}")
+            opened = reduce(  # one pass over the stored alerts for every family
+                DataFrame.unionByName,
+                [
+                    t.prior(stored).select(F.lit(family).alias("family"), "opened_at")
+                    for family, t in touched.items()
+                ],
             )
+            earliest = dict(opened.groupBy("family").agg(F.min("opened_at")).collect())
             starts = {
-                family: min(t.since, at.replace(tzinfo=UTC)) if at else t.since
-                for (family, t), at in zip(touched.items(), opened, strict=True)
+                family: min(t.since, earliest[family].replace(tzinfo=UTC))
+                if earliest.get(family)
+                else t.since
+                for family, t in touched.items()
             }
         laps("plan")
         return Plan(touched, starts, laps.seconds)

@@ -112,13 +112,12 @@ def test_the_alert_plan_compiles_no_new_code_for_a_later_batch(spark: SparkSessi
         "rule string, alert_key string, opened_at timestamp, resolved_at timestamp",
     ).cache()
     stored.count()
+    keys = spark.createDataFrame([("IP-001|beras",)], "key string")
     earliest = []
     counts = []
     for d in range(BATCHES):
-        touched = Touched(
-            day + timedelta(days=d), {"alert_key": ["IP-001|beras"]}, 1, 12, ("price_spike",)
-        )
-        earliest.append(stored.agg(F.min(F.when(touched.prior(), F.col("opened_at")))).first()[0])
+        touched = Touched(day + timedelta(days=d), {"alert_key": keys}, 1, 12, ("price_spike",))
+        earliest.append(touched.prior(stored).agg(F.min("opened_at")).first()[0])
         counts.append(compilations(spark))
     assert counts[WARM:] == [counts[WARM]] * len(counts[WARM:]), counts
     # resolved at day d-1 + 6 h is within since (d-1) - 12 h: the episode opened on day d-1 is kept
