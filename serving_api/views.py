@@ -51,6 +51,13 @@ def encode(payload: Any) -> bytes:
     return orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS)
 
 
+def encode_kept(payload: Any) -> bytes:
+    """``encode``, copied into bytes of its own size: for JSON a view keeps. orjson returns its
+    output in the buffer it wrote it in, at least 4 KiB and rounded up to a power of two
+    (orjson 3.12 on): ten to twenty times the JSON of a live item or a market."""
+    return bytes(memoryview(encode(payload)))
+
+
 def _rows(table: pa.Table, sort: list[tuple[str, str]]) -> list[dict[str, Any]]:
     return table.sort_by(sort).to_pylist() if table.num_rows else []
 
@@ -302,6 +309,12 @@ def _served_order(key: LatestKey) -> tuple[str, str]:
     return key[1], key[0]
 
 
+def prepared(wanted: LiveFilter) -> bool:
+    """Whether the live view keeps the JSON list of the items of filter ``wanted``: one of no
+    market (a market's filters match at most its commodities' items)."""
+    return wanted[2] is None
+
+
 def _filters(item: dict[str, Any]) -> set[LiveFilter]:
     """Every filter that matches ``item``: each part either its value or any."""
     return {
@@ -315,13 +328,15 @@ def _filters(item: dict[str, Any]) -> set[LiveFilter]:
 @dataclass(frozen=True)
 class LiveView:
     """The newest price per market × commodity with its changes against the previous close and
-    the 7-day median, and the encoded answer of every filter that matches an item.
+    the 7-day median, and the encoded answer of every filter of no market that matches an item.
 
     Built once from the tables, then moved forward with the rows each commit adds
     (``update_live``): a refresh costs what changed, not the size of the history — only the
     items whose inputs changed are described and encoded again, only the answers holding them
     joined again. Everything is prepared where the view is built (a worker thread), so an
-    answer costs a request one dict lookup."""
+    answer costs a request one dict lookup — or, for a filter naming a market (at most its
+    commodities' items), the join of its items' JSON: prepared, those answers would keep four
+    more copies of every item (``prepared``)."""
 
     tz: ZoneInfo
     latest: dict[LatestKey, dict[str, Any]]  # the newest price of each series (LATEST_FIELDS)
@@ -329,12 +344,15 @@ class LiveView:
     items: dict[LatestKey, dict[str, Any]]  # the rows as served
     encoded: dict[LatestKey, bytes]  # each item's JSON
     members: dict[LiveFilter, list[LatestKey]]  # the items each filter matches, in served order
-    answers: dict[LiveFilter, bytes]  # the JSON list of each filter's items
+    answers: dict[LiveFilter, bytes]  # the JSON list of each ``prepared`` filter's items
     newest: float | None  # POSIX time of the newest observation
 
     def answer(self, commodity: str | None, region: str | None, market_id: str | None) -> bytes:
         """The JSON list of the items matching the filters (None: any), in served order."""
-        return self.answers.get((commodity, region, market_id), b"[]")
+        wanted = (commodity, region, market_id)
+        if prepared(wanted):
+            return self.answers.get(wanted, b"[]")
+        return json_list([self.encoded[k] for k in self.members.get(wanted, ())])
 
     def page(self, query: LiveQuery) -> tuple[bytes, int]:
         """The JSON list of ``query``'s page of items, in served order, and how many items
@@ -343,7 +361,7 @@ class LiveView:
         wanted = (query.commodity, query.region, query.market_id)
         keys = self.members.get(wanted, [])
         if query.markets is None and query.offset == 0 and query.limit is None:
-            return self.answers.get(wanted, b"[]"), len(keys)
+            return self.answer(*wanted), len(keys)
         if query.markets is not None:
             keys = [k for k in keys if k[0] in query.markets]
         page = keys[window(query.offset, query.limit)]
@@ -404,7 +422,7 @@ def _live(
     removed: dict[LiveFilter, set[LatestKey]] = defaultdict(set)
     for key in touched & latest.keys():
         old, new = items.get(key), _describe(tz, closes, latest[key])
-        items[key], encoded[key] = new, encode(new)
+        items[key], encoded[key] = new, encode_kept(new)
         was, now = _filters(old) if old else set(), _filters(new)
         for f in now - was:
             added[f].append(key)
@@ -417,10 +435,11 @@ def _live(
         if added[f] or removed[f]:  # else the same items, some of them new
             keys = [k for k in members.get(f, ()) if k not in removed[f]] + added[f]
             members[f] = sorted(keys, key=_served_order)
-        if members[f]:
-            answers[f] = b"[" + b",".join(encoded[k] for k in members[f]) + b"]"
-        else:
-            del members[f], answers[f]
+        if not members[f]:
+            del members[f]
+            answers.pop(f, None)
+        elif prepared(f):
+            answers[f] = json_list([encoded[k] for k in members[f]])
     return LiveView(tz, latest, closes, items, encoded, members, answers, newest)
 
 
@@ -651,7 +670,7 @@ def build_markets(settings: Settings, tables: Tables) -> MarketsView:
         }
         for m in sorted(conf_of(settings).markets.values(), key=lambda m: m.market_id)
     ]
-    encoded = [encode(m) for m in items]
+    encoded = [encode_kept(m) for m in items]
     return MarketsView(items, encoded, json_list(encoded))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import tracemalloc
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -256,3 +257,54 @@ def test_rows_added_back_unchanged_are_not_described_again(conf_settings: Settin
     again = update_live(conf_settings, view, tables)  # a MERGE rewrote the files as they were
     assert again.answers == view.answers
     assert all(again.items[key] is item for key, item in view.items.items())
+
+
+# ---- what the view keeps per series -----------------------------------------------------------
+
+
+#: bytes the live view may keep per series (the national load adds ~1 000 series a minute, up to
+#: 400 000): its price and served item, their JSON, the JSON lists of its filters of no market
+SERIES_BYTES = 5000
+
+
+def national_prices(count: int) -> pa.Table:
+    """The first price of ``count`` series, of as many markets × commodities as the national
+    load has: 25 commodities, 38 provinces."""
+    commodities = [f"commodity_{c:02d}" for c in range(25)]
+    at = datetime(2025, 3, 21, 9, tzinfo=UTC)
+    return pa.Table.from_pylist(
+        [
+            {
+                "event_id": f"00000000-0000-4000-8000-{i:012d}",
+                "market_id": f"NAT-{i // 25:05d}",
+                "commodity": commodities[i % 25],
+                "region": f"Province {i // 25 % 38}",
+                "price": 12_500.0 + i % 100,
+                "unit": "kg",
+                "observed_at": at + timedelta(seconds=i),
+                "source": "bench-national",
+                "flags": [],
+            }
+            for i in range(count)
+        ],
+        schema=PRICES,
+    )
+
+
+def test_the_live_view_keeps_a_bounded_size_per_series(conf_settings: Settings) -> None:
+    """Its memory is proportional to the series served, at a few KB each: every item's JSON
+    at its own size (not in orjson's buffer, 4 KiB or more), a filter naming a market joined
+    when asked (not four more copies of every item)."""
+    first = national_prices(4000)
+    view = update_live(conf_settings, build_live(conf_settings, no_rows()), no_rows())
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        added = {**no_rows(), SILVER_PRICES.qualified_name: first}
+        view = update_live(conf_settings, view, added)
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(view.items) == first.num_rows
+    assert all(views.prepared(f) for f in view.answers)
+    assert kept / first.num_rows < SERIES_BYTES, f"{kept / first.num_rows:.0f} bytes a series"
