@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import pyarrow as pa
+from deltalake import DeltaTable
 
 from lakehouse.catalog.tables import Table, arrow_schema
 from lakehouse.config.backoff import backoff_seconds
@@ -310,15 +311,22 @@ class GoldCache:
         began = time.perf_counter()
         tables: Tables = {}
         versions: list[int | None] = []
+        opened: dict[Table, DeltaTable | None] = {}
         for table in spec.tables:
             try:
-                delta = open_table(table, self.settings)
+                opened[table] = open_table(table, self.settings)
             except TableMissing:
+                opened[table] = None
+        # a recent table's older rows are in the view's other tables (gold's summaries): while
+        # one of those is not written yet, the recent table is read whole, not forgotten
+        summarised = all(delta is not None for t, delta in opened.items() if t not in spec.recent)
+        for table, delta in opened.items():
+            if delta is None:
                 tables[table.qualified_name] = empty_table(table)
                 versions.append(None)
             else:
                 versions.append(delta.version())
-                if table in spec.recent:
+                if table in spec.recent and summarised:
                     since = max(delta.version() - RECENT_COMMITS, -1)
                     versions[-1], rows = self._added(spec, table, since)
                 else:

@@ -44,6 +44,7 @@ from tests.api_samples import (
     with_api,
     write_live_tables,
 )
+from tests.shipped import SHIPPED
 
 
 @pytest.fixture
@@ -222,3 +223,26 @@ def test_a_file_older_than_a_column_reads_it_as_null(lake: Settings, tmp_path: P
     _, rows = added_since(SILVER_PRICES, own, -1, read.columns, read.dictionary)
     assert rows.column_names == list(LATEST_FIELDS)
     assert rows.sort_by("price")["flags"].to_pylist() == [None, []]
+
+
+def test_before_gold_is_written_the_live_view_keeps_every_silver_commit(
+    conf_settings: Settings, tmp_path: Path
+) -> None:
+    """The live view reads silver.prices' last ``RECENT_COMMITS`` commits over gold's latest
+    prices; before gold has written them (a first start, a gold batch minutes long at the
+    national count) it reads all of silver, so a series priced long ago stays on the board."""
+    own = with_api(conf_settings, tmp_path / "lakehouse", cache_check_ms=0)
+    markets = sorted(SHIPPED.markets)[: serving_api.cache.RECENT_COMMITS + 5]
+    for hour, market in enumerate(markets):  # a commit per series
+        append_prices(own, [price(market, "beras", 12000.0 + hour, later(hour % 24))])
+    with TestClient(create_app(own)) as c:
+        assert sorted(beras(c)) == markets
+        append_prices(own, [price(markets[0], "beras", 13000.0, later(23))])  # one more commit
+        moved = until(lambda: (rows := beras(c)) and rows[markets[0]] == 13000.0 and rows)
+    assert sorted(moved) == markets
+
+
+def beras(client: TestClient) -> dict[str, float]:
+    """Market → the live price of beras."""
+    live = client.get(f"{API}/prices/live", params={"commodity": "beras", "limit": 1000})
+    return {row["market_id"]: row["price"] for row in live.json()}
