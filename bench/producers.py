@@ -48,21 +48,24 @@ def bridge_rate(settings: Settings, readings: int) -> float:
     stop = threading.Event()
     runner = threading.Thread(target=bridge.run, args=(stop,))
     runner.start()
-    while not bridge.connected:
-        time.sleep(0.05)
-    devices = fleet(3)
-    sim = Simulator(settings, devices, seed=1)
-    start = datetime(2025, 1, 1, tzinfo=settings.tz)
-    batch = list(islice(sim.readings(start, timedelta(minutes=1)), readings))
-    client = FleetConnection(settings, provision(settings, devices))
-    began = time.monotonic()
-    publish(client, iter(batch), len(batch))
-    while bridge.forwarded + bridge.dead_lettered < readings:
-        time.sleep(0.01)
-    seconds = time.monotonic() - began
-    stop.set()
-    runner.join()
-    client.close()
+    try:
+        while not bridge.connected:
+            time.sleep(0.05)
+        markets = [m.market_id for m in conf_of(settings).physical_markets]
+        devices = fleet(3, markets[:4])
+        sim = Simulator(settings, devices, seed=1)
+        start = datetime(2025, 1, 1, tzinfo=settings.tz)
+        batch = list(islice(sim.readings(start, timedelta(minutes=1)), readings))
+        client = FleetConnection(settings, provision(settings, devices))
+        began = time.monotonic()
+        publish(client, iter(batch), len(batch))
+        while bridge.forwarded + bridge.dead_lettered < readings:
+            time.sleep(0.01)
+        seconds = time.monotonic() - began
+        client.close()
+    finally:  # a failure above would otherwise leave the bridge's thread holding the process
+        stop.set()
+        runner.join()
     return readings / seconds
 
 
