@@ -637,8 +637,12 @@ def episodes(signals: DataFrame, cooldown_hours: dict[str, float]) -> DataFrame:
     by_time = Window.partitionBy(*key).orderBy("at")
     firing = F.col("severity").isNotNull()
     changed = firing != F.lag(firing).over(by_time)
+    # a rule × key that never fires has no episode: its calm points (every healthy device's
+    # quarantine ratio after every batch, at the national count millions) are not windowed
+    fired = signals.where(firing).select(*key).distinct()
     runs = (
-        signals.withColumn("firing", firing)
+        signals.join(fired, list(key), "left_semi")
+        .withColumn("firing", firing)
         .withColumn("run", F.sum(F.coalesce(changed, F.lit(True)).cast("int")).over(by_time))
         .groupBy(*key, "run")
         .agg(
