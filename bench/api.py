@@ -198,27 +198,30 @@ def write_load(settings: Settings, rate: int, day: date, seconds: float, done: m
         )
         silver += 1
         if silver % GOLD_EVERY == 0:
-            newest = prices.drop_duplicates(["market_id", "commodity"], keep="last")
-            latest = with_flags(newest.drop(columns="observed_date"))
-            table_writes.merge(GOLD_PRICE_LATEST, settings, latest, "true")  # as gold does
-            closes = newest.rename(columns={"observed_date": "date", "price": "close"})
-            daily = closes[["market_id", "commodity", "region", "date", "close"]].assign(
-                open=closes["close"],
-                high=closes["close"],
-                low=closes["close"],
-                mean=closes["close"],
-                count=1,
-                last_observed_at=closes["observed_at"],
-            )
-            table_writes.merge(
-                GOLD_PRICE_DAILY,
-                settings,
-                pa.Table.from_pandas(daily, preserve_index=False),
-                "true",
-            )
+            merge_gold(settings, prices)
             gold += 1
         time.sleep(max(0.0, began + silver * COMMIT_SECONDS - time.monotonic()))
     done.put((silver, gold))
+
+
+def merge_gold(settings: Settings, prices: pd.DataFrame) -> None:
+    """MERGE the newest of ``prices`` (rows of silver.prices) into gold.price_latest and
+    gold.price_daily, as the gold query does."""
+    newest = prices.drop_duplicates(["market_id", "commodity"], keep="last")
+    table_writes.merge(
+        GOLD_PRICE_LATEST, settings, with_flags(newest.drop(columns="observed_date")), "true"
+    )
+    closes = newest.rename(columns={"observed_date": "date", "price": "close"})
+    daily = closes[["market_id", "commodity", "region", "date", "close"]].assign(
+        open=closes["close"],
+        high=closes["close"],
+        low=closes["close"],
+        mean=closes["close"],
+        count=1,
+        last_observed_at=closes["observed_at"],
+    )
+    daily_rows = pa.Table.from_pandas(daily, preserve_index=False)
+    table_writes.merge(GOLD_PRICE_DAILY, settings, daily_rows, "true")
 
 
 # ---- server ---------------------------------------------------------------------------------

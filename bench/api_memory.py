@@ -27,16 +27,14 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import psutil
-import pyarrow as pa
 from deltalake import write_deltalake
 from websockets.sync.client import connect
 
-from bench.api import server, throwaway, with_flags
+from bench.api import merge_gold, server, throwaway, with_flags
 from bench.national import national_registry, write_conf
 from lakehouse.catalog.conf import conf_at, conf_of
-from lakehouse.catalog.tables import GOLD_PRICE_DAILY, GOLD_PRICE_LATEST, SILVER_PRICES
+from lakehouse.catalog.tables import SILVER_PRICES
 from lakehouse.config.settings import Settings, load_settings
-from lakehouse.io import table_writes
 from serving_api.routers import TOTAL_HEADER
 
 REPORT_EVERY = 30  # commits between two lines
@@ -61,26 +59,6 @@ def commit(settings: Settings, rows: list[tuple[str, str, str, str, float]]) -> 
         partition_by=list(SILVER_PRICES.partition_by),
     )
     return prices
-
-
-def gold(settings: Settings, prices: pd.DataFrame) -> None:
-    """MERGE the newest of ``prices`` into gold.price_latest and gold.price_daily, as gold
-    does (``bench api``'s writer)."""
-    newest = prices.drop_duplicates(["market_id", "commodity"], keep="last")
-    table_writes.merge(
-        GOLD_PRICE_LATEST, settings, with_flags(newest.drop(columns="observed_date")), "true"
-    )
-    closes = newest.rename(columns={"observed_date": "date", "price": "close"})
-    daily = closes[["market_id", "commodity", "region", "date", "close"]].assign(
-        open=closes["close"],
-        high=closes["close"],
-        low=closes["close"],
-        mean=closes["close"],
-        count=1,
-        last_observed_at=closes["observed_at"],
-    )
-    daily_rows = pa.Table.from_pandas(daily, preserve_index=False)
-    table_writes.merge(GOLD_PRICE_DAILY, settings, daily_rows, "true")
 
 
 def resident_mb(process: psutil.Process) -> float:
@@ -126,7 +104,7 @@ def run(args: argparse.Namespace) -> None:
                 rows = [probe, *itertools.islice(fresh, args.prices - 1)]
                 pending.append(commit(settings, rows))
                 if n % args.gold == 0:
-                    gold(settings, pd.concat(pending, ignore_index=True))
+                    merge_gold(settings, pd.concat(pending, ignore_index=True))
                     pending = []
                 if n % REPORT_EVERY == 0:
                     answer = httpx.get(f"{url}/api/v1/prices/live", params={"limit": 1})
