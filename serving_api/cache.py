@@ -318,7 +318,7 @@ class GoldCache:
             except TableMissing:
                 opened[table] = None
         # a recent table's older rows are in the view's other tables (gold's summaries): while
-        # one of those is not written yet, the recent table is read whole, not forgotten
+        # one of those is not written yet, every commit of the recent table is read, not forgotten
         summarised = all(delta is not None for t, delta in opened.items() if t not in spec.recent)
         for table, delta in opened.items():
             if delta is None:
@@ -326,8 +326,8 @@ class GoldCache:
                 versions.append(None)
             else:
                 versions.append(delta.version())
-                if table in spec.recent and summarised:
-                    since = max(delta.version() - RECENT_COMMITS, -1)
+                if table in spec.recent:
+                    since = max(delta.version() - RECENT_COMMITS, -1) if summarised else -1
                     versions[-1], rows = self._added(spec, table, since)
                 else:
                     read = spec.read(table)
