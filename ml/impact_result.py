@@ -36,10 +36,16 @@ class ImpactFit(BaseModel):
     min_r2: float = Field(description="the R² an explanation needs (impact.min_explained_r2)")
 
     @property
+    def shortfalls(self) -> list[str]:
+        """What keeps the model from explaining: ``low_r2`` (the hold-out R² below ``min_r2``),
+        ``no_better`` (its MAPE not below naive's); none: it explains."""
+        failed = {"low_r2": self.r2 < self.min_r2, "no_better": self.mape >= self.naive_mape}
+        return [name for name, yes in failed.items() if yes]
+
+    @property
     def verdict(self) -> Verdict:
         """Explained when the hold-out R² reaches ``min_r2`` and the MAPE beats naive's."""
-        explained = self.r2 >= self.min_r2 and self.mape < self.naive_mape
-        return "explained" if explained else "mostly_unexplained"
+        return "mostly_unexplained" if self.shortfalls else "explained"
 
 
 #: the verdict's words: Indonesian, English
@@ -86,10 +92,9 @@ def verdict_message(fit: ImpactFit, dominant_factor: str | None, language: Langu
         "naive": _number(fit.naive_mape, language) + percent,
     }
     english = language == "en"
-    if fit.verdict == "explained":
+    if not fit.shortfalls:
         return WORDS["explained"][english].format(**values)
-    failed = {"low_r2": fit.r2 < fit.min_r2, "no_better": fit.mape >= fit.naive_mape}
-    reasons = "; ".join(WORDS[k][english].format(**values) for k, yes in failed.items() if yes)
+    reasons = "; ".join(WORDS[k][english].format(**values) for k in fit.shortfalls)
     return WORDS["unexplained"][english].format(reasons=reasons)
 
 
