@@ -940,6 +940,68 @@ class NewsFeeds(StatusFileService):
         return f"{len(news.feeds)} feeds{replay} -> {self.settings.kafka.topics.news}"
 
 
+# --- the Prometheus server (docs/operations.md, "Prometheus") ----------------------------------
+
+
+class PrometheusServer(Service):
+    """Prometheus (Debian's ``prometheus`` package): scrapes the API, the pipeline, the MQTT
+    bridge and the Kafka broker's JMX exporter, evaluates ``conf/prometheus/rules.yml``; its data in
+    ``<data_dir>/prometheus``."""
+
+    name = "prometheus"
+    port_keys = ("prometheus.port",)
+
+    def enabled(self) -> bool:
+        return self.settings.prometheus.enabled
+
+    @property
+    def home(self) -> Path:
+        return self.settings.paths.data_dir / "prometheus"
+
+    @property
+    def config_file(self) -> Path:
+        return self.home / "prometheus.yml"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.settings.prometheus.port}"
+
+    def ports(self) -> list[int]:
+        return [self.settings.prometheus.port]
+
+    def endpoint(self) -> str:
+        return f"{self.url}/"
+
+    def _binary(self) -> str:
+        found = shutil.which("prometheus")
+        if not found:
+            raise ConfigError(
+                "prometheus not found: run `./run.sh setup` (it installs it with apt-get) "
+                "or `apt-get install prometheus`."
+            )
+        return found
+
+    def prepare(self) -> None:
+        self._binary()
+        (self.home / "data").mkdir(parents=True, exist_ok=True)
+        self.config_file.write_text(config_text(self.settings))
+        write_scrape_token(self.settings)
+
+    def command(self) -> list[str]:
+        p = self.settings.prometheus
+        return [
+            self._binary(),
+            f"--config.file={self.config_file}",
+            f"--storage.tsdb.path={self.home / 'data'}",
+            f"--storage.tsdb.retention.time={p.retention}",
+            f"--web.listen-address={self.host}:{p.port}",
+            "--log.level=warn",
+        ]
+
+    def health(self) -> Health:
+        return _http_ok(f"{self.url}/-/ready")
+
+
 SERVICE_TYPES: tuple[type[Service], ...] = (
     KafkaBroker,
     Mosquitto,
@@ -955,6 +1017,7 @@ SERVICE_TYPES: tuple[type[Service], ...] = (
     FirstForecasts,
     NotifierService,
     Api,
+    PrometheusServer,
 )
 
 
@@ -1070,68 +1133,3 @@ def stop_services(stopping: list[Service]) -> Iterator[tuple[Service, str]]:
 def services(settings: Settings) -> list[Service]:
     """The services of the embedded default, in start order."""
     return [s for cls in SERVICE_TYPES for s in cls.instances(settings)]
-
-
-# --- the Prometheus server (docs/operations.md, "Prometheus") ----------------------------------
-
-
-class PrometheusServer(Service):
-    """Prometheus (Debian's ``prometheus`` package): scrapes the API, the pipeline, the MQTT
-    bridge and the Kafka broker's JMX exporter, evaluates ``conf/prometheus/rules.yml``; its data in
-    ``<data_dir>/prometheus``."""
-
-    name = "prometheus"
-    port_keys = ("prometheus.port",)
-
-    def enabled(self) -> bool:
-        return self.settings.prometheus.enabled
-
-    @property
-    def home(self) -> Path:
-        return self.settings.paths.data_dir / "prometheus"
-
-    @property
-    def config_file(self) -> Path:
-        return self.home / "prometheus.yml"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.settings.prometheus.port}"
-
-    def ports(self) -> list[int]:
-        return [self.settings.prometheus.port]
-
-    def endpoint(self) -> str:
-        return f"{self.url}/"
-
-    def _binary(self) -> str:
-        found = shutil.which("prometheus")
-        if not found:
-            raise ConfigError(
-                "prometheus not found: run `./run.sh setup` (it installs it with apt-get) "
-                "or `apt-get install prometheus`."
-            )
-        return found
-
-    def prepare(self) -> None:
-        self._binary()
-        (self.home / "data").mkdir(parents=True, exist_ok=True)
-        self.config_file.write_text(config_text(self.settings))
-        write_scrape_token(self.settings)
-
-    def command(self) -> list[str]:
-        p = self.settings.prometheus
-        return [
-            self._binary(),
-            f"--config.file={self.config_file}",
-            f"--storage.tsdb.path={self.home / 'data'}",
-            f"--storage.tsdb.retention.time={p.retention}",
-            f"--web.listen-address={self.host}:{p.port}",
-            "--log.level=warn",
-        ]
-
-    def health(self) -> Health:
-        return _http_ok(f"{self.url}/-/ready")
-
-
-SERVICE_TYPES = (*SERVICE_TYPES, PrometheusServer)

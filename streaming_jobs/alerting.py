@@ -52,8 +52,14 @@ from streaming_jobs.silver import local_date
 
 log = logging.getLogger(__name__)
 
-PRICE_RULES = ("price_spike", "price_drop", "region_move", "forecast_risk", "anomaly_score")
-PRICE_RULES += ("surge_risk",)
+PRICE_RULES = (
+    "price_spike",
+    "price_drop",
+    "region_move",
+    "forecast_risk",
+    "anomaly_score",
+    "surge_risk",
+)
 #: the families of rules, each evaluated from its own gold table
 PRICES, SENSORS, QUALITY = "prices", "sensors", "quality"
 

@@ -667,82 +667,7 @@ SUPPLY_TABLES = (
 )
 
 
-TABLES: dict[str, Table] = {
-    t.qualified_name: t
-    for t in (
-        BRONZE_EVENTS,
-        SILVER_PRICES,
-        SILVER_SENSORS,
-        SILVER_QUARANTINE,
-        SILVER_HOLDS,
-        SILVER_HOLD_DECISIONS,
-        GOLD_PRICE_LATEST,
-        GOLD_PRICE_DAILY,
-        GOLD_PRICE_HOURLY,
-        GOLD_REGION_DAILY,
-        GOLD_SENSOR_HOURLY,
-        GOLD_DATA_QUALITY,
-        GOLD_DATA_QUALITY_DAILY,
-        GOLD_FORECASTS,
-        GOLD_ANOMALIES,
-        GOLD_ALERTS,
-        GOLD_ALERT_DELIVERIES,
-        GOLD_SUBSCRIPTION_DELIVERIES,
-        GOLD_PRICE_LEDGER,
-        *SUPPLY_TABLES,
-    )
-}
-
-
-_ARROW_TYPES = {
-    "string": pa.string(),
-    "int": pa.int32(),
-    "bigint": pa.int64(),
-    "double": pa.float64(),
-    "boolean": pa.bool_(),
-    "date": pa.date32(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-}
-
-
-def _split_top(text: str) -> list[str]:
-    """``text`` split at the commas that are not inside ``<…>``."""
-    parts, depth, start = [], 0, 0
-    for i, char in enumerate(text):
-        depth += {"<": 1, ">": -1}.get(char, 0)
-        if char == "," and depth == 0:
-            parts.append(text[start:i].strip())
-            start = i + 1
-    parts.append(text[start:].strip())
-    return parts
-
-
-def _arrow_type(ddl: str) -> pa.DataType:
-    """A Spark DDL type (simple, ``array<…>`` or ``struct<name:type,…>``) as a pyarrow type."""
-    lowered = ddl.strip().lower()
-    if lowered.startswith("array<"):
-        return pa.list_(_arrow_type(ddl.strip()[6:-1]))
-    if lowered.startswith("map<"):
-        key, item = _split_top(ddl.strip()[4:-1])
-        return pa.map_(_arrow_type(key), _arrow_type(item))
-    if lowered.startswith("struct<"):
-        fields = [f.split(":", 1) for f in _split_top(ddl.strip()[7:-1])]
-        return pa.struct([pa.field(name.strip(), _arrow_type(kind)) for name, kind in fields])
-    return _ARROW_TYPES[lowered]
-
-
-def arrow_schema(table: Table) -> pa.Schema:
-    """The declared DDL ``schema`` of a table as a pyarrow schema, for writers without Spark
-    (delta-rs)."""
-    if not table.schema:
-        raise ValueError(f"{table.qualified_name} has no declared schema")
-    return pa.schema(
-        pa.field(name, _arrow_type(kind))
-        for name, kind in (column.split(None, 1) for column in _split_top(table.schema))
-    )
-
-
-# --- news (issue 36) -------------------------------------------------------------------------
+# --- news -------------------------------------------------------------------------
 
 _NEWS_MENTIONS = "array<struct<commodity:string,direction:string>>"
 SILVER_NEWS = Table(
@@ -795,4 +720,80 @@ GOLD_NEWS_SIGNAL = Table(
         "updated_at": Typed("timestamp", "when the row was last recomputed (UTC)"),
     },
 )
-TABLES.update({t.qualified_name: t for t in (SILVER_NEWS, GOLD_NEWS_SIGNAL)})
+
+
+TABLES: dict[str, Table] = {
+    t.qualified_name: t
+    for t in (
+        BRONZE_EVENTS,
+        SILVER_PRICES,
+        SILVER_SENSORS,
+        SILVER_QUARANTINE,
+        SILVER_HOLDS,
+        SILVER_HOLD_DECISIONS,
+        GOLD_PRICE_LATEST,
+        GOLD_PRICE_DAILY,
+        GOLD_PRICE_HOURLY,
+        GOLD_REGION_DAILY,
+        GOLD_SENSOR_HOURLY,
+        GOLD_DATA_QUALITY,
+        GOLD_DATA_QUALITY_DAILY,
+        GOLD_FORECASTS,
+        GOLD_ANOMALIES,
+        GOLD_ALERTS,
+        GOLD_ALERT_DELIVERIES,
+        GOLD_SUBSCRIPTION_DELIVERIES,
+        GOLD_PRICE_LEDGER,
+        *SUPPLY_TABLES,
+        SILVER_NEWS,
+        GOLD_NEWS_SIGNAL,
+    )
+}
+
+
+_ARROW_TYPES = {
+    "string": pa.string(),
+    "int": pa.int32(),
+    "bigint": pa.int64(),
+    "double": pa.float64(),
+    "boolean": pa.bool_(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+}
+
+
+def _split_top(text: str) -> list[str]:
+    """``text`` split at the commas that are not inside ``<…>``."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        depth += {"<": 1, ">": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    parts.append(text[start:].strip())
+    return parts
+
+
+def _arrow_type(ddl: str) -> pa.DataType:
+    """A Spark DDL type (simple, ``array<…>`` or ``struct<name:type,…>``) as a pyarrow type."""
+    lowered = ddl.strip().lower()
+    if lowered.startswith("array<"):
+        return pa.list_(_arrow_type(ddl.strip()[6:-1]))
+    if lowered.startswith("map<"):
+        key, item = _split_top(ddl.strip()[4:-1])
+        return pa.map_(_arrow_type(key), _arrow_type(item))
+    if lowered.startswith("struct<"):
+        fields = [f.split(":", 1) for f in _split_top(ddl.strip()[7:-1])]
+        return pa.struct([pa.field(name.strip(), _arrow_type(kind)) for name, kind in fields])
+    return _ARROW_TYPES[lowered]
+
+
+def arrow_schema(table: Table) -> pa.Schema:
+    """The declared DDL ``schema`` of a table as a pyarrow schema, for writers without Spark
+    (delta-rs)."""
+    if not table.schema:
+        raise ValueError(f"{table.qualified_name} has no declared schema")
+    return pa.schema(
+        pa.field(name, _arrow_type(kind))
+        for name, kind in (column.split(None, 1) for column in _split_top(table.schema))
+    )
