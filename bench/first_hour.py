@@ -10,11 +10,16 @@ left running for ``--minutes`` while this script, as any client would:
   (read with delta-rs: the baseline of the same run, what the pipeline alone takes) — over every
   probe, and over those sent once the first start's work is done (``--settled-minutes``);
 - counts the alerts ``GET /api/v1/alerts`` lists, per hour of the run;
-- reads the API process's CPU over a quiet minute at the end (no request but one a second);
+- then plants ``--alerts`` hot readings (45 °C, one market after another) and times each until
+  its alert is in ``GET /api/v1/alerts`` (``bench.pipeline.alert_probes``): the planted-spike
+  target on the stack a user runs, simulators and all, not on a bench stack of its own;
+- reads each service's CPU over a quiet minute at the end (no request but one a second to the
+  API): the API's against its target, the others' as what the default stack costs at rest;
 - asks the endpoint behind each dashboard tab whether it has data;
 - counts the tracebacks and ERROR lines in the services' logs.
 
     ./run.sh bench first_hour [--minutes 10] [--probe-seconds 10] [--settled-minutes 5]
+                              [--alerts 10]
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import httpx
 import psutil
 from confluent_kafka import Producer
 
+from bench.pipeline import alert_probes, percentiles
 from lakehouse.catalog.conf import conf_of
 from lakehouse.catalog.events import SCHEMA_VERSION
 from lakehouse.catalog.tables import SILVER_PRICES
@@ -142,23 +148,32 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def _api_process(run_dir: Path) -> psutil.Process:
-    return psutil.Process(json.loads((run_dir / "api.pid").read_text())["pid"])
+def _services(run_dir: Path) -> dict[str, psutil.Process]:
+    """The running services' processes, by name (their ``*.pid`` files)."""
+    return {
+        pid.stem: psutil.Process(json.loads(pid.read_text())["pid"])
+        for pid in sorted(run_dir.glob("*.pid"))
+    }
 
 
-def _quiet_cpu(api: str, process: psutil.Process, seconds: float = 60.0) -> float:
-    """The API's CPU (percent of one core) over ``seconds`` with one ``/health`` a second."""
-    before = sum(process.cpu_times()[:2]) + sum(
-        sum(c.cpu_times()[:2]) for c in process.children(recursive=True)
-    )
+def _cpu_seconds(process: psutil.Process) -> float:
+    try:
+        family = [process, *process.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    return sum(sum(p.cpu_times()[:2]) for p in family if p.is_running())
+
+
+def _quiet_cpu(api: str, services: dict[str, psutil.Process], seconds: float = 60.0) -> dict:
+    """Each service's CPU (percent of one core, its process and children) over ``seconds`` with
+    one ``/health`` a second to the API."""
+    before = {name: _cpu_seconds(p) for name, p in services.items()}
     began = time.monotonic()
     while time.monotonic() - began < seconds:
         httpx.get(f"{api}/health", timeout=10)
         time.sleep(1)
-    after = sum(process.cpu_times()[:2]) + sum(
-        sum(c.cpu_times()[:2]) for c in process.children(recursive=True)
-    )
-    return 100 * (after - before) / (time.monotonic() - began)
+    spent = time.monotonic() - began
+    return {n: 100 * (_cpu_seconds(p) - before[n]) / spent for n, p in services.items()}
 
 
 def _tabs(api: str) -> dict[str, bool]:
@@ -174,8 +189,11 @@ def _tabs(api: str) -> dict[str, bool]:
     return answers
 
 
-def measure(settings: Settings, env: dict[str, str], minutes: float, every: float) -> dict:
-    """Start the stack, probe it for ``minutes``, read what a user would meet; stop it."""
+def measure(
+    settings: Settings, env: dict[str, str], minutes: float, every: float, planted: int
+) -> dict:
+    """Start the stack, probe it for ``minutes``, plant ``planted`` alerts, read what a user
+    would meet; stop it."""
     api = f"http://127.0.0.1:{settings.api.port}"
     began = time.monotonic()
     up = subprocess.run([RUN_SH, "up"], env=env, capture_output=True, text=True, check=False)
@@ -195,8 +213,9 @@ def measure(settings: Settings, env: dict[str, str], minutes: float, every: floa
         found["times"] = times
         found["hours"] = (time.monotonic() - began) / 3600
         found["alerts"] = _get(api, "/alerts", limit=1000)
+        found["planted"] = alert_probes(settings, api, planted)[0] if planted else []
         run_dir = Path(env["SMARTMARKET_PATHS__DATA_DIR"]) / "run"
-        found["cpu"] = _quiet_cpu(api, _api_process(run_dir))
+        found["cpu"] = _quiet_cpu(api, _services(run_dir))
         found["tabs"] = _tabs(api)
         found["faults"] = faults(settings.paths.log_dir)
     finally:
@@ -231,7 +250,15 @@ def report(found: dict[str, Any], settled_minutes: float) -> None:
         "  most by rule × province: "
         + ", ".join(f"{r} in {w} {n}" for (r, w), n in by_place.most_common(8))
     )
-    print(f"API CPU over a quiet minute: {found['cpu']:.1f} % of a core")
+    if planted := found["planted"]:
+        p50, p95, _ = percentiles(planted)
+        print(f"planted alerts (45 °C) → /alerts: {len(planted)}, p50 {p50:.2f} s, p95 {p95:.2f} s")
+    cpu = found["cpu"]
+    print(f"API CPU over a quiet minute: {cpu.get('api', float('nan')):.1f} % of a core")
+    print(
+        f"  every service, {sum(cpu.values()):.0f} % of a core in all: "
+        + ", ".join(f"{n} {c:.0f} %" for n, c in sorted(cpu.items(), key=lambda i: -i[1]))
+    )
     tabs = found["tabs"]
     empty = ", ".join(t for t, ok in tabs.items() if not ok) or "none"
     print(f"tabs with data: {sum(tabs.values())} of {len(tabs)} (empty: {empty})")
@@ -251,12 +278,15 @@ def main(argv: list[str] | None = None) -> None:
         help="freshness is also reported for the probes sent this long after `up` on (the "
         "first start's work — the seeded days through gold, the first forecasts — done)",
     )
+    parser.add_argument(
+        "--alerts", type=int, default=10, help="planted alerts, after the alerts are counted"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="first-hour-") as data:
         own = stack_env(data)
         os.environ.update(own)  # this process reads the stack's settings as its commands do
         env = dict(os.environ)
-        found = measure(load_settings(), env, args.minutes, args.probe_seconds)
+        found = measure(load_settings(), env, args.minutes, args.probe_seconds, args.alerts)
         report(found, args.settled_minutes)
 
 

@@ -159,7 +159,7 @@ def check_prometheus(url: str) -> None:
 def check_operations_view(api: str) -> None:
     """The operations view, through the serving API from Prometheus, and the dashboard's
     Operations tab drawing the same panels in a real browser, over the shortest window it
-    offers (a point every 2.5 s at the test's 1 s scrape)."""
+    offers (a point a scrape: every 10 s by default)."""
     overview_url = f"{api}/api/v1/ops/overview"
     overview = httpx.get(overview_url, timeout=30)
     assert overview.status_code == 200, overview.text
@@ -322,14 +322,13 @@ def check_alerts_are_news(settings: Settings, started: datetime) -> None:
 @pytest.mark.journey  # the whole embedded stack of its own, the pipeline (Spark) included
 @pytest.mark.timeout(JOURNEY_SECONDS + FORECASTS_SECONDS + 900)  # up, down: on a busy box
 def test_first_run_as_a_user_lives_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """The README's first command on an empty data folder (free ports of its own, Prometheus
-    scraping every second), left running for ``JOURNEY_SECONDS`` and checked only from
+    """The README's first command on an empty data folder (free ports of its own, the default
+    settings otherwise), left running for ``JOURNEY_SECONDS`` and checked only from
     outside: up (twice), status, each simulator round moving ``/prices/live``, every tab with
     data in Chromium, forecasts, impact and anomalies, the whole scrape and the operations
     view, no traceback or ERROR in any service's log; down leaves no process."""
     own = {
         **stack_env(str(tmp_path)),
-        "SMARTMARKET_PROMETHEUS__SCRAPE_SECONDS": "1",
         # `./run.sh test` runs the journey alone, after the other sessions; run by hand beside
         # other tests, a pipeline below them (spark.niceness, its session's autogroup too)
         # would wait minutes for the CPU its start needs
