@@ -92,9 +92,19 @@ class SeriesBacktest:
                     "point": values("yhat"),
                     **{key: values(column) for key, column in BAND_KEYS.items()},
                     "surge_prob": float(g["surge_prob"].dropna().iloc[0]),
+                    "warn_at": _warn_at(g),
                 }
             )
         return out
+
+
+def _warn_at(rows: pd.DataFrame) -> float | None:
+    """The threshold an origin's ``surge_prob`` was warned at (``surge_scores``): the surge
+    classifier's, None when none was reached (never warned), else ``WARN_AT``."""
+    at = rows["warn_at"].iloc[0] if "warn_at" in rows else np.nan
+    if pd.isna(at):
+        return WARN_AT
+    return None if np.isinf(at) else float(at)
 
 
 def origins_for(days: pd.DatetimeIndex, ml: MlSettings, min_history: int) -> pd.DatetimeIndex:
@@ -132,14 +142,23 @@ def metrics_by_model(
 def surge_scores(forecasts: pd.DataFrame, rise: float) -> dict[str, float | int | None]:
     """Per forecast origin (of a series: ``series`` and ``origin`` columns), whether a surge
     came — an observed price within the horizon ≥ (1 + ``rise``) × the price at the origin —
-    and whether it was warned (``surge_prob`` ≥ ``WARN_AT``): the counts, recall and precision
-    (None when undefined: no surge, no warning)."""
+    and whether it was warned (``surge_prob`` ≥ the row's ``warn_at``, the surge classifier's
+    threshold where it gave the probability — ``ml.surge_model`` — else ``WARN_AT``): the
+    counts, recall and precision (None when undefined: no surge, no warning)."""
     keys = [k for k in ("series", "origin") if k in forecasts]
-    per_origin = forecasts.groupby(keys).agg(
-        peak=("y", "max"), last=("last", "first"), prob=("surge_prob", "first")
+    at = forecasts["warn_at"] if "warn_at" in forecasts else pd.Series(np.nan, forecasts.index)
+    per_origin = (
+        forecasts.assign(warn_at=at)
+        .groupby(keys)
+        .agg(
+            peak=("y", "max"),
+            last=("last", "first"),
+            prob=("surge_prob", "first"),
+            warn_at=("warn_at", "first"),
+        )
     )
     came = per_origin["peak"] >= (1 + rise) * per_origin["last"]
-    warned = per_origin["prob"] >= WARN_AT
+    warned = per_origin["prob"] >= per_origin["warn_at"].fillna(WARN_AT)
     hits = int((came & warned).sum())
     return {
         "surges": int(came.sum()),
@@ -388,11 +407,29 @@ def run_backtests(
     ml: MlSettings,
     candidates: list[str] | None = None,
     sources: ExogSources | None = None,
+    centroids: Mapping[str, tuple[float, float]] | None = None,
 ) -> list[SeriesBacktest]:
     """Backtest every series of a ``SERIES_COLUMNS`` frame (see ``per_series``) and choose
     their served models (``select``, pooled per ``ml.selection.level``); the global models
     are fitted first, across all series, at every origin (with the exogenous features of
-    ``sources``)."""
+    ``sources``). The served rows' ``surge_prob`` is then the surge classifier's where it is
+    trained (``ml.surge_model.apply_to_backtests``; ``centroids``: of the provinces, for the
+    neighbours' moves)."""
+    from ml.surge_model import apply_to_backtests
+
+    results = _backtests(series, models, ml, candidates, sources)
+    apply_to_backtests(results, series, ml, centroids)
+    return results
+
+
+def _backtests(
+    series: pd.DataFrame,
+    models: list[str],
+    ml: MlSettings,
+    candidates: list[str] | None,
+    sources: ExogSources | None,
+) -> list[SeriesBacktest]:
+    """``run_backtests`` before the surge classifier."""
     points = global_points_for(series, models, ml, candidates, sources)
     results = list(
         per_series(
@@ -429,6 +466,7 @@ def summary(results: list[SeriesBacktest], ml: MlSettings) -> dict:
         "overall": overall,
         "series": series,
         "horizon": ml.horizon,
+        # warn_at: of the raw probability; each origin carries the one it was warned at
         "surge": {"rise": ml.surge_rise, "warn_at": WARN_AT},
     }
 
