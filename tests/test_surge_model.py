@@ -248,3 +248,32 @@ def test_served_backtest_rows_carry_the_classifier(led: tuple) -> None:
     ]
     apply_to_backtests(off, series, ml_settings(enabled=False), CENTROIDS)
     assert "warn_at" not in off[0].forecasts  # disabled: left as it was
+
+
+def test_retrain_serves_the_classifier_and_says_why(led: tuple) -> None:
+    from ml.retrain import RunContext, forecast_rows, train_all
+
+    series, frame, _ = led
+    ml = ml_settings().model_copy(update={"origins": 4, "selection_origins": 2, "n_jobs": 1})
+    trained = train_all(series, ["naive"], ml, centroids=CENTROIDS)
+    ctx = RunContext("run", pd.Timestamp("2026-01-01", tz="UTC"), 1, {"naive": ("m", "1")})
+    rows = forecast_rows(series, trained, ctx)
+    assert rows["surge_because"].str.startswith("surge classifier").all()
+    per_series = rows.groupby("series_id")[["surge_prob", "surge_because"]].nunique()
+    assert (per_series == 1).all().all()  # one probability and one reason per forecast
+    # the served probability is the classifier fitted on everything, at each series' last day
+    model = fit_surge_model(frame, frame["date"].max(), ml)
+    last = frame.groupby("series_id").tail(1)
+    expected = dict(zip(last["series_id"], model.predict(last), strict=True))
+    served = rows.groupby("series_id")["surge_prob"].first()
+    assert served.to_dict() == pytest.approx(expected)
+    # without a classifier: the first passage of the forecast, and the reason says so
+    off = train_all(
+        series,
+        ["naive"],
+        ml.model_copy(update={"surge_model": ml_settings(enabled=False).surge_model}),
+        centroids=CENTROIDS,
+    )
+    rows = forecast_rows(series, off, ctx)
+    assert rows["surge_because"].str.startswith("first passage").all()
+    assert rows["surge_prob"].between(0, 1).all()
