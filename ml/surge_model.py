@@ -39,7 +39,14 @@ import numpy as np
 import pandas as pd
 
 from lakehouse.config.settings import MlSettings
-from ml.features import holiday_distances, month, ramadan_day, weeks_to_idul_adha, weeks_to_nataru
+from ml.features import (
+    dayofweek,
+    holiday_distances,
+    month,
+    ramadan_day,
+    weeks_to_idul_adha,
+    weeks_to_nataru,
+)
 from ml.models import MIN_VOLATILITY, VOLATILITY_DAYS
 from ml.series import regular
 from ml.surge import Calibration, calibrate
@@ -82,11 +89,12 @@ def feature_names(ml: MlSettings) -> list[str]:
     """The classifier's features in column order (their windows from ``ml.surge_model``)."""
     s = ml.surge_model
     own = [f"ret_{k}" for k in s.returns] + [f"vol_{w}" for w in s.volatility_days]
+    own += ["jump_7", "drop_7"]
     own += [f"from_{kind}_{w}" for w in s.level_days for kind in ("median", "max", "min")]
     panel = [f"nat_ret_{k}" for k in s.returns] + ["nat_up_share"]
     panel += [f"nb_ret_{k}" for k in s.returns] if s.neighbours else []
     calendar = [*holiday_distances(pd.DatetimeIndex([pd.Timestamp(0)])).columns]
-    calendar += ["ramadan_day_end", "weeks_to_idul_adha", "weeks_to_nataru", "month"]
+    calendar += ["ramadan_day_end", "weeks_to_idul_adha", "weeks_to_nataru", "month", "dow"]
     return [*own, "first_passage", *panel, *calendar, *CATEGORICAL]
 
 
@@ -101,6 +109,8 @@ def _series_rows(y: pd.Series, ml: MlSettings) -> pd.DataFrame:
     f: dict[str, pd.Series] = {f"ret_{k}": log_y - log_y.shift(k) for k in s.returns}
     for w in s.volatility_days:
         f[f"vol_{w}"] = daily.rolling(w, min_periods=max(2, w // 2)).std()
+    f["jump_7"] = daily.rolling(7, min_periods=1).max()  # the largest one-day move of the week
+    f["drop_7"] = daily.rolling(7, min_periods=1).min()
     for w in s.level_days:
         rolling = filled.rolling(w, min_periods=max(2, w // 2))
         f[f"from_median_{w}"] = log_y - np.log(rolling.median())
@@ -155,6 +165,7 @@ def _calendar(days: pd.DatetimeIndex, horizon: int) -> pd.DataFrame:
     out["weeks_to_idul_adha"] = weeks_to_idul_adha(days)
     out["weeks_to_nataru"] = weeks_to_nataru(days)
     out["month"] = month(days)
+    out["dow"] = dayofweek(days)  # PIHPS carries Friday's price over the weekend
     return out
 
 
@@ -195,7 +206,7 @@ def _format(feature: str, value: object) -> str:
     v = float(value)  # type: ignore[arg-type]
     if not np.isfinite(v):
         return "n/a"
-    if feature.startswith(("ret_", "nat_ret_", "nb_ret_", "from_", "vol_")):
+    if feature.startswith(("ret_", "nat_ret_", "nb_ret_", "from_", "vol_", "jump_", "drop_")):
         return f"{v:+.1%}" if not feature.startswith("vol_") else f"{v:.1%}"
     if feature in ("first_passage", "nat_up_share"):
         return f"{v:.2f}"
