@@ -316,7 +316,7 @@ class SurgeModelSettings(BaseModel):
     level_days: list[int] = [28, 90]  # windows of the distance to the rolling median / max / min
     neighbours: int = Field(3, ge=0)  # nearest provinces (by centroid) whose moves are a feature
     origin_step_days: int = Field(2, ge=1)  # training origins: one every this many days
-    calibration_weeks: int = Field(26, ge=4)  # latest weeks before the cutoff: calibrate, not fit
+    calibration_weeks: int = Field(8, ge=4)  # latest weeks before the cutoff: calibrate, not fit
     refit_origins: int = Field(4, ge=1)  # backtest: one fit per this many scored origins
     min_surges: int = Field(30, ge=1)  # surges among the fit's rows needed to train at all
     top_features: int = Field(3, ge=1)  # features named in a warning's explanation
