@@ -9,14 +9,15 @@ and its label ``came`` says whether an observed price of the next ``ml.horizon``
 .surge_scores``). A label is known ``ml.horizon`` days after its day.
 
 **Features** (windows in ``ml.surge_model``): trailing log returns, the volatility of daily
-returns, the distance of the price from its rolling median, maximum and minimum; the raw
-first-passage probability of a driftless walk at the recent volatility (``first_passage``:
-naive's ``surge_prob`` before its conformal scale, ``ml.models.surge_probability``); the
-commodity's median move over every province (``nat_ret_*``) and the share of provinces up by
-half a surge (``nat_up_share``), the mean move of the nearest provinces (``nb_ret_*``, by
-centroid, ``conf/provinces.csv``); the calendar of the origin from ``ml.features`` (days to and
-since the holidays that move food prices, Ramadan's day at the end of the horizon, weeks to Idul
-Adha and Nataru, month); the commodity and the province as categoricals.
+returns, the largest one-day rise and fall of the last ``ml.horizon`` days, the distance of the
+price from its rolling median, maximum and minimum; the raw first-passage probability of a
+driftless walk at the recent volatility (``first_passage``: naive's ``surge_prob`` before its
+conformal scale, ``ml.models.surge_probability``); the commodity's median move over every
+province (``nat_ret_*``) and the share of provinces up by half a surge over the horizon's length
+(``nat_up_share``), the mean move of the nearest provinces (``nb_ret_*``, by centroid,
+``conf/provinces.csv``); the calendar of the origin from ``ml.features`` (days to and since the
+holidays that move food prices, Ramadan's day at the end of the horizon, weeks to Idul Adha and
+Nataru, month, weekday); the commodity and the province as categoricals.
 
 **Fit, calibrate, threshold** (``fit_surge_model``, at a cutoff day): only rows whose label is
 known by the cutoff; the latest ``calibration_weeks`` of them calibrate (an isotonic map and
@@ -89,7 +90,7 @@ def feature_names(ml: MlSettings) -> list[str]:
     """The classifier's features in column order (their windows from ``ml.surge_model``)."""
     s = ml.surge_model
     own = [f"ret_{k}" for k in s.returns] + [f"vol_{w}" for w in s.volatility_days]
-    own += ["jump_7", "drop_7"]
+    own += [f"jump_{ml.horizon}", f"drop_{ml.horizon}"]
     own += [f"from_{kind}_{w}" for w in s.level_days for kind in ("median", "max", "min")]
     panel = [f"nat_ret_{k}" for k in s.returns] + ["nat_up_share"]
     panel += [f"nb_ret_{k}" for k in s.returns] if s.neighbours else []
@@ -109,8 +110,8 @@ def _series_rows(y: pd.Series, ml: MlSettings) -> pd.DataFrame:
     f: dict[str, pd.Series] = {f"ret_{k}": log_y - log_y.shift(k) for k in s.returns}
     for w in s.volatility_days:
         f[f"vol_{w}"] = daily.rolling(w, min_periods=max(2, w // 2)).std()
-    f["jump_7"] = daily.rolling(7, min_periods=1).max()  # the largest one-day move of the week
-    f["drop_7"] = daily.rolling(7, min_periods=1).min()
+    f[f"jump_{h}"] = daily.rolling(h, min_periods=1).max()  # the largest one-day rise …
+    f[f"drop_{h}"] = daily.rolling(h, min_periods=1).min()  # … and fall of the last h days
     for w in s.level_days:
         rolling = filled.rolling(w, min_periods=max(2, w // 2))
         f[f"from_median_{w}"] = log_y - np.log(rolling.median())
@@ -124,7 +125,8 @@ def _series_rows(y: pd.Series, ml: MlSettings) -> pd.DataFrame:
     peak = pd.concat([actual.shift(-j) for j in range(1, h + 1)], axis=1).max(axis=1)
     came = (peak >= (1 + ml.surge_rise) * filled).astype(float).where(peak.notna())
     came[filled.index > filled.index[-1] - pd.Timedelta(days=h)] = np.nan  # horizon not over
-    return pd.DataFrame(f, index=filled.index).assign(last=filled, came=came)
+    week = log_y - log_y.shift(h)  # the move over the horizon's length (nat_up_share)
+    return pd.DataFrame(f, index=filled.index).assign(last=filled, came=came, _move=week)
 
 
 def _panel_moves(frame: pd.DataFrame, ml: MlSettings, neighbours: Mapping[str, list[str]]) -> None:
@@ -148,9 +150,7 @@ def _panel_moves(frame: pd.DataFrame, ml: MlSettings, neighbours: Mapping[str, l
             stacked = near.stack().rename("v") if len(near.columns) else pd.Series(dtype=float)
             index = pd.MultiIndex.from_frame(frame[["commodity", "date", "region"]])
             frame[f"nb_ret_{k}"] = stacked.reindex(index).to_numpy() if len(stacked) else np.nan
-    up = frame.assign(
-        up=(frame["ret_7" if 7 in s.returns else f"ret_{s.returns[-1]}"] >= ml.surge_rise / 2)
-    )
+    up = frame.assign(up=frame["_move"] >= ml.surge_rise / 2)
     share = up.groupby(["commodity", "date"])["up"].mean().rename("nat_up_share")
     frame["nat_up_share"] = share.reindex(
         pd.MultiIndex.from_frame(frame[["commodity", "date"]])
