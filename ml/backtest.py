@@ -41,6 +41,7 @@ from ml.models import (
 )
 from ml.selection import Choice, choices_by_origin, choose, groups_of, origin_losses
 from ml.series import regular
+from ml.surge_model import backtest_warnings, surge_frame
 
 if TYPE_CHECKING:
     from ml.exogenous import ExogSources
@@ -413,12 +414,10 @@ def run_backtests(
     their served models (``select``, pooled per ``ml.selection.level``); the global models
     are fitted first, across all series, at every origin (with the exogenous features of
     ``sources``). The served rows' ``surge_prob`` is then the surge classifier's where it is
-    trained (``ml.surge_model.apply_to_backtests``; ``centroids``: of the provinces, for the
+    trained (``apply_surge_model``; ``centroids``: of the provinces, for the
     neighbours' moves)."""
-    from ml.surge_model import apply_to_backtests
-
     results = _backtests(series, models, ml, candidates, sources)
-    apply_to_backtests(results, series, ml, centroids)
+    apply_surge_model(results, series, ml, centroids)
     return results
 
 
@@ -440,6 +439,42 @@ def _backtests(
         return results
     pool = list(dict.fromkeys([FALLBACK, *(candidates or models)]))
     return select(results, pool, ml.selection, groups_of(series, ml.selection))
+
+
+def apply_surge_model(
+    results: list[SeriesBacktest],
+    series: pd.DataFrame,
+    ml: MlSettings,
+    centroids: Mapping[str, tuple[float, float]] | None = None,
+) -> None:
+    """Give the served (``selected``) rows of every backtest the classifier's warning at each
+    scored origin where one was fitted: ``surge_prob`` (calibrated), ``warn_at`` and
+    ``surge_because``; the first-passage probability stays in ``surge_prob_raw``. Rows without
+    a classifier keep the raw probability (``warn_at`` NaN: ``ml.backtest.WARN_AT``)."""
+    if not ml.surge_model.enabled or not results:
+        return
+    origins = {
+        o
+        for r in results
+        for o in r.forecasts.loc[r.forecasts["model"] == SELECTED, "origin"].unique()
+    }
+    warnings = (
+        backtest_warnings(surge_frame(series, ml, centroids), sorted(origins), ml)
+        if origins
+        else {}
+    )
+    for r in results:
+        f = r.forecasts.assign(
+            surge_prob_raw=r.forecasts["surge_prob"], warn_at=np.nan, surge_because=""
+        )
+        served = f.index[f["model"] == SELECTED]
+        for i in served:
+            w = warnings.get((r.series_id, f.at[i, "origin"]))
+            if w is not None:
+                f.at[i, "surge_prob"] = w.prob
+                f.at[i, "warn_at"] = np.inf if w.warn_at is None else w.warn_at
+                f.at[i, "surge_because"] = w.because
+        r.forecasts = f
 
 
 def summary(results: list[SeriesBacktest], ml: MlSettings) -> dict:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -65,7 +65,7 @@ from ml.models import (
 )
 from ml.selection import groups_of
 from ml.series import regular, series_frame
-from ml.surge import Calibration, served_calibrations
+from ml.surge import Calibration, calibrate, outcomes
 from ml.surge_model import SurgeWarning, latest_warnings, province_centroids, surge_frame
 
 if TYPE_CHECKING:
@@ -213,6 +213,27 @@ def train_series(series_id: str, y: pd.Series, ml: MlSettings, job: ServedJob) -
         forecast["surge_because"] = first_passage_because(job.surge)
     backtest.seconds[backtest.selected] += time.process_time() - began
     return TrainedSeries(backtest, model, forecast)
+
+
+def served_calibrations(
+    backtests: Iterable[SeriesBacktest], rise: float, precision: float
+) -> dict[str, Calibration]:
+    """Per served model (``selected`` of the backtests), the calibration of its raw
+    ``surge_prob`` fitted on its forecasts at every backtest origin of every series."""
+    backtests = list(backtests)
+    return {
+        model: calibrate(
+            outcomes(
+                pd.concat(
+                    [b.forecasts[b.forecasts["model"] == model] for b in backtests],
+                    ignore_index=True,
+                ),
+                rise,
+            ),
+            precision,
+        )
+        for model in sorted({b.selected for b in backtests})
+    }
 
 
 def first_passage_because(calibration: Calibration) -> str:

@@ -56,7 +56,6 @@ if TYPE_CHECKING:
     from lightgbm import LGBMClassifier
 
     from lakehouse.catalog.conf import Conf
-    from ml.backtest import SeriesBacktest
 
 CATEGORICAL = ("commodity", "region")
 KEYS = ["series_id", "date"]
@@ -363,41 +362,3 @@ def backtest_warnings(
         keys = zip(rows["series_id"], rows["date"], strict=True)
         out.update(zip(keys, model.warnings(rows), strict=True))
     return out
-
-
-def apply_to_backtests(
-    results: list[SeriesBacktest],
-    series: pd.DataFrame,
-    ml: MlSettings,
-    centroids: Mapping[str, tuple[float, float]] | None = None,
-) -> None:
-    """Give the served (``selected``) rows of every backtest the classifier's warning at each
-    scored origin where one was fitted: ``surge_prob`` (calibrated), ``warn_at`` and
-    ``surge_because``; the first-passage probability stays in ``surge_prob_raw``. Rows without
-    a classifier keep the raw probability (``warn_at`` NaN: ``ml.backtest.WARN_AT``)."""
-    from ml.backtest import SELECTED
-
-    if not ml.surge_model.enabled or not results:
-        return
-    origins = {
-        o
-        for r in results
-        for o in r.forecasts.loc[r.forecasts["model"] == SELECTED, "origin"].unique()
-    }
-    warnings = (
-        backtest_warnings(surge_frame(series, ml, centroids), sorted(origins), ml)
-        if origins
-        else {}
-    )
-    for r in results:
-        f = r.forecasts.assign(
-            surge_prob_raw=r.forecasts["surge_prob"], warn_at=np.nan, surge_because=""
-        )
-        served = f.index[f["model"] == SELECTED]
-        for i in served:
-            w = warnings.get((r.series_id, f.at[i, "origin"]))
-            if w is not None:
-                f.at[i, "surge_prob"] = w.prob
-                f.at[i, "warn_at"] = np.inf if w.warn_at is None else w.warn_at
-                f.at[i, "surge_because"] = w.because
-        r.forecasts = f

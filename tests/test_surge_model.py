@@ -10,10 +10,9 @@ import pandas as pd
 import pytest
 
 from lakehouse.config.settings import MlSettings
-from ml.backtest import SELECTED, surge_scores
+from ml.backtest import SELECTED, apply_surge_model, surge_scores
 from ml.surge import brier
 from ml.surge_model import (
-    apply_to_backtests,
     backtest_warnings,
     feature_names,
     fit_surge_model,
@@ -234,7 +233,7 @@ def test_served_backtest_rows_carry_the_classifier(led: tuple) -> None:
             for h in range(1, 8)
         ]
         results.append(SeriesBacktest(str(sid), pd.DataFrame(rows), "naive"))
-    apply_to_backtests(results, series, ml_settings(), CENTROIDS)
+    apply_surge_model(results, series, ml_settings(), CENTROIDS)
     f = pd.concat([r.forecasts for r in results], ignore_index=True)
     served, naive = f[f["model"] == SELECTED], f[f["model"] == "naive"]
     assert (naive["surge_prob"] == 0.9).all() and naive["warn_at"].isna().all()
@@ -246,7 +245,7 @@ def test_served_backtest_rows_carry_the_classifier(led: tuple) -> None:
     off = [
         SeriesBacktest(r.series_id, r.forecasts.drop(columns="warn_at"), "naive") for r in results
     ]
-    apply_to_backtests(off, series, ml_settings(enabled=False), CENTROIDS)
+    apply_surge_model(off, series, ml_settings(enabled=False), CENTROIDS)
     assert "warn_at" not in off[0].forecasts  # disabled: left as it was
 
 
