@@ -4,8 +4,9 @@ origins scored (2024 by default: Ramadan, Lebaran) and the earlier ones only sel
 calibrating — nothing is tuned on the scored window. Prints, against naive: the served
 (``selected``) MAPE overall, per commodity, over the volatile commodities and on three
 West-Java series; the served bands' coverage; the surge warnings (≥ +``ml.surge_rise`` within
-the horizon) raw and calibrated (``ml.surge``: Brier score, reliability, recall and precision at
-the threshold chosen on the earlier origins for ``ml.surge_precision``); which model serves
+the horizon) raw, calibrated (``ml.surge``) and by the surge classifier (``ml.surge_model``):
+Brier score, reliability, recall and precision at the threshold chosen on the earlier origins
+for ``ml.surge_precision``; which model serves
 each commodity and why (``ml.selection``); the wall time.
 
     ./run.sh bench forecast_panel [--origins 52] [--scored 26] [--models naive,lgbm_global]
@@ -29,6 +30,7 @@ from ml.backtest import COVERAGES, SELECTED, WARN_AT, SeriesBacktest, run_backte
 from ml.models import FALLBACK, check_model_names
 from ml.series import panel_series
 from ml.surge import brier, calibrate, outcomes, reliability
+from ml.surge_model import province_centroids
 
 VOLATILE = ("cabai_merah", "cabai_rawit", "bawang_merah")  # issue 55's volatile commodities
 WEST_JAVA = tuple(f"region:Jawa Barat:{c}" for c in ("bawang_merah", "bawang_putih", "cabai_rawit"))
@@ -48,45 +50,96 @@ def ratios(scored: pd.DataFrame, by: pd.Series | None = None) -> pd.DataFrame:
 
 
 def surge_report(forecasts: pd.DataFrame, rise: float, precision: float) -> dict:
-    """Raw and calibrated surge warnings of the served forecasts at the scored origins: each
-    model's calibration is fitted on its own forecasts at the unscored (earlier) origins."""
-    served = outcomes(forecasts[forecasts["model"] == SELECTED], rise)
-    chosen = forecasts[forecasts["model"] == SELECTED].groupby(["series", "origin"])["chosen"]
-    served = served.merge(chosen.first().reset_index(), on=["series", "origin"])
-    calibrated = served["prob"].to_numpy(dtype=float).copy()
+    """The surge warnings of the served forecasts at the scored origins, three ways: the raw
+    first-passage ``surge_prob`` at ``WARN_AT``; the same calibrated per served model on its own
+    forecasts at the unscored (earlier) origins, warned at the threshold chosen there; and the
+    surge classifier (``ml.surge_model``: fitted, calibrated and thresholded at origins before
+    the ones it warns at), where it was trained — the raw probability elsewhere. Also, as a
+    bound and not a result, the best precision any threshold gives at recall ≥ 0.6 on the
+    scored origins themselves (hindsight)."""
+    rows = forecasts[forecasts["model"] == SELECTED]
+    rows = rows.assign(
+        surge_prob_raw=rows.get("surge_prob_raw", rows["surge_prob"]),
+        warn_at=rows.get("warn_at", np.nan),
+        surge_because=rows.get("surge_because", ""),
+    )
+    served = outcomes(rows, rise)
+    extra = rows.groupby(["series", "origin"])[
+        ["chosen", "surge_prob_raw", "warn_at", "surge_because"]
+    ].first()
+    served = served.merge(extra.reset_index(), on=["series", "origin"])
+    raw = served["surge_prob_raw"].to_numpy(dtype=float)
+    calibrated = raw.copy()
     thresholds = {}
-    for model, rows in served.groupby("chosen"):
+    for model, group in served.groupby("chosen"):
         past = forecasts[(forecasts["model"] == model) & ~forecasts["scored"]]
         calibration = calibrate(outcomes(past, rise), precision)
-        calibrated[rows.index] = calibration(rows["prob"])
+        calibrated[group.index] = calibration(group["surge_prob_raw"])
         thresholds[model] = calibration.threshold
     came = served["came"].to_numpy(dtype=bool)
+    classified = served["warn_at"].notna().to_numpy()
+    classifier = served["prob"].to_numpy(dtype=float)
+    classifier_at = served["warn_at"].fillna(WARN_AT).to_numpy(dtype=float)
 
-    def scores(prob: np.ndarray, at: float | None) -> dict:
+    def scores(prob: np.ndarray, at: float | np.ndarray | None) -> dict:
         warned = prob >= at if at is not None else np.zeros(len(prob), dtype=bool)
         hits = int((warned & came).sum())
         return {
             "brier": brier(prob, came),
-            "warn_at": at,
+            "warn_at": at if at is None or np.isscalar(at) else _one(at),
             "warnings": int(warned.sum()),
             "recall": hits / came.sum() if came.any() else None,
             "precision": hits / warned.sum() if warned.any() else None,
+            "precision_at_recall_0.6": hindsight_precision(prob, came, 0.6),
         }
 
     served_at = {m: t for m, t in thresholds.items() if t is not None}
     at = min(served_at.values()) if served_at else None  # one alert threshold for all
+    top = served.iloc[np.argsort(-classifier, kind="stable")[:5]]
     return {
         "origins": len(served),
         "surges": int(came.sum()),
-        "raw": scores(served["prob"].to_numpy(dtype=float), WARN_AT),
+        "classified": int(classified.sum()),
+        "raw": scores(raw, WARN_AT),
         "calibrated": scores(calibrated, at),
+        "classifier": scores(classifier, classifier_at),
         "thresholds": thresholds,
-        "reliability_raw": reliability(served["prob"].to_numpy(dtype=float), came),
+        "classifier_thresholds": sorted({_fmt(t) for t in served.loc[classified, "warn_at"]}),
+        "top_warnings": [
+            f"{r.series} {r.origin:%Y-%m-%d} ({'surge' if r.came else 'no surge'}): "
+            f"{r.surge_because}"
+            for r in top.itertuples()
+            if r.surge_because
+        ],
+        "reliability_raw": reliability(raw, came),
         "reliability_calibrated": reliability(calibrated, came),
+        "reliability_classifier": reliability(classifier, came),
     }
 
 
-def _fmt(value: float | None, spec: str = ".3f") -> str:
+def _one(values: np.ndarray) -> float | str | None:
+    """A threshold column as one value: itself when all agree, else ``"per origin"``."""
+    unique = np.unique(values)
+    if len(unique) != 1:
+        return "per origin"
+    return None if np.isinf(unique[0]) else float(unique[0])
+
+
+def hindsight_precision(prob: np.ndarray, came: np.ndarray, recall: float) -> float | None:
+    """The best precision of any threshold whose recall is ≥ ``recall`` on these very
+    outcomes (hindsight: a bound on what a threshold could give, not a result)."""
+    if not came.any():
+        return None
+    order = np.argsort(-prob, kind="stable")
+    p, hits = prob[order], np.cumsum(came[order])
+    last = np.r_[p[1:] != p[:-1], True]
+    ok = last & (hits / came.sum() >= recall)
+    return float((hits / np.arange(1, len(p) + 1))[ok].max()) if ok.any() else None
+
+
+def _fmt(value: float | str | None, spec: str = ".3f") -> str:
+    if isinstance(value, str):
+        return value
     return "–" if value is None or not np.isfinite(value) else format(value, spec)
 
 
@@ -137,15 +190,24 @@ def report(results: list[SeriesBacktest], ml: MlSettings, seconds: float) -> dic
         f"{surge['origins']} scored series-origins"
     )
     print(
-        f"{'surge_prob':<12}{'warn at':>9}{'warned':>8}{'recall':>8}{'precision':>10}{'Brier':>8}"
+        f"surge classifier (ml.surge_model) at {surge['classified']} of them, thresholds "
+        f"{', '.join(surge['classifier_thresholds']) or '–'}; elsewhere the raw probability"
     )
-    for kind in ("raw", "calibrated"):
+    print(
+        f"{'surge_prob':<12}{'warn at':>11}{'warned':>8}{'recall':>8}{'precision':>10}"
+        f"{'Brier':>8}{'prec@rec0.6 (hindsight)':>25}"
+    )
+    for kind in ("raw", "calibrated", "classifier"):
         s = surge[kind]
         print(
-            f"{kind:<12}{_fmt(s['warn_at'], '.3f'):>9}{s['warnings']:>8}{_fmt(s['recall']):>8}"
+            f"{kind:<12}{_fmt(s['warn_at'], '.3f'):>11}{s['warnings']:>8}{_fmt(s['recall']):>8}"
             f"{_fmt(s['precision']):>10}{s['brier']:>8.4f}"
+            f"{_fmt(s['precision_at_recall_0.6']):>25}"
         )
-    for kind in ("raw", "calibrated"):
+    print("\nthe surge classifier's highest probabilities, and why:")
+    for line in surge["top_warnings"]:
+        print(f"  {line}")
+    for kind in ("raw", "calibrated", "classifier"):
         print(f"\nreliability ({kind}):")
         print(surge[f"reliability_{kind}"].to_string(float_format=lambda v: f"{v:.3f}"))
     return {
@@ -181,7 +243,9 @@ def main() -> None:
     if args.end:
         series = series[series["date"] <= pd.Timestamp(args.end)]
     began = time.monotonic()
-    results = run_backtests(series, models, ml, models)
+    results = run_backtests(
+        series, models, ml, models, centroids=province_centroids(conf_of(settings))
+    )
     doc = report(results, ml, time.monotonic() - began)
     if args.json:
         args.json.write_text(json.dumps(doc, indent=2, default=str), encoding="utf-8")

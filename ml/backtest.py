@@ -41,6 +41,7 @@ from ml.models import (
 )
 from ml.selection import Choice, choices_by_origin, choose, groups_of, origin_losses
 from ml.series import regular
+from ml.surge_model import backtest_warnings, surge_frame
 
 if TYPE_CHECKING:
     from ml.exogenous import ExogSources
@@ -92,9 +93,19 @@ class SeriesBacktest:
                     "point": values("yhat"),
                     **{key: values(column) for key, column in BAND_KEYS.items()},
                     "surge_prob": float(g["surge_prob"].dropna().iloc[0]),
+                    "warn_at": _warn_at(g),
                 }
             )
         return out
+
+
+def _warn_at(rows: pd.DataFrame) -> float | None:
+    """The threshold an origin's ``surge_prob`` was warned at (``surge_scores``): the surge
+    classifier's, None when none was reached (never warned), else ``WARN_AT``."""
+    at = rows["warn_at"].iloc[0] if "warn_at" in rows else np.nan
+    if pd.isna(at):
+        return WARN_AT
+    return None if np.isinf(at) else float(at)
 
 
 def origins_for(days: pd.DatetimeIndex, ml: MlSettings, min_history: int) -> pd.DatetimeIndex:
@@ -132,14 +143,23 @@ def metrics_by_model(
 def surge_scores(forecasts: pd.DataFrame, rise: float) -> dict[str, float | int | None]:
     """Per forecast origin (of a series: ``series`` and ``origin`` columns), whether a surge
     came — an observed price within the horizon ≥ (1 + ``rise``) × the price at the origin —
-    and whether it was warned (``surge_prob`` ≥ ``WARN_AT``): the counts, recall and precision
-    (None when undefined: no surge, no warning)."""
+    and whether it was warned (``surge_prob`` ≥ the row's ``warn_at``, the surge classifier's
+    threshold where it gave the probability — ``ml.surge_model`` — else ``WARN_AT``): the
+    counts, recall and precision (None when undefined: no surge, no warning)."""
     keys = [k for k in ("series", "origin") if k in forecasts]
-    per_origin = forecasts.groupby(keys).agg(
-        peak=("y", "max"), last=("last", "first"), prob=("surge_prob", "first")
+    at = forecasts["warn_at"] if "warn_at" in forecasts else pd.Series(np.nan, forecasts.index)
+    per_origin = (
+        forecasts.assign(warn_at=at)
+        .groupby(keys)
+        .agg(
+            peak=("y", "max"),
+            last=("last", "first"),
+            prob=("surge_prob", "first"),
+            warn_at=("warn_at", "first"),
+        )
     )
     came = per_origin["peak"] >= (1 + rise) * per_origin["last"]
-    warned = per_origin["prob"] >= WARN_AT
+    warned = per_origin["prob"] >= per_origin["warn_at"].fillna(WARN_AT)
     hits = int((came & warned).sum())
     return {
         "surges": int(came.sum()),
@@ -388,11 +408,27 @@ def run_backtests(
     ml: MlSettings,
     candidates: list[str] | None = None,
     sources: ExogSources | None = None,
+    centroids: Mapping[str, tuple[float, float]] | None = None,
 ) -> list[SeriesBacktest]:
     """Backtest every series of a ``SERIES_COLUMNS`` frame (see ``per_series``) and choose
     their served models (``select``, pooled per ``ml.selection.level``); the global models
     are fitted first, across all series, at every origin (with the exogenous features of
-    ``sources``)."""
+    ``sources``). The served rows' ``surge_prob`` is then the surge classifier's where it is
+    trained (``apply_surge_model``; ``centroids``: of the provinces, for the
+    neighbours' moves)."""
+    results = _backtests(series, models, ml, candidates, sources)
+    apply_surge_model(results, series, ml, centroids)
+    return results
+
+
+def _backtests(
+    series: pd.DataFrame,
+    models: list[str],
+    ml: MlSettings,
+    candidates: list[str] | None,
+    sources: ExogSources | None,
+) -> list[SeriesBacktest]:
+    """``run_backtests`` before the surge classifier."""
     points = global_points_for(series, models, ml, candidates, sources)
     results = list(
         per_series(
@@ -403,6 +439,42 @@ def run_backtests(
         return results
     pool = list(dict.fromkeys([FALLBACK, *(candidates or models)]))
     return select(results, pool, ml.selection, groups_of(series, ml.selection))
+
+
+def apply_surge_model(
+    results: list[SeriesBacktest],
+    series: pd.DataFrame,
+    ml: MlSettings,
+    centroids: Mapping[str, tuple[float, float]] | None = None,
+) -> None:
+    """Give the served (``selected``) rows of every backtest the classifier's warning at each
+    scored origin where one was fitted: ``surge_prob`` (calibrated), ``warn_at`` and
+    ``surge_because``; the first-passage probability stays in ``surge_prob_raw``. Rows without
+    a classifier keep the raw probability (``warn_at`` NaN: ``ml.backtest.WARN_AT``)."""
+    if not ml.surge_model.enabled or not results:
+        return
+    origins = {
+        o
+        for r in results
+        for o in r.forecasts.loc[r.forecasts["model"] == SELECTED, "origin"].unique()
+    }
+    warnings = (
+        backtest_warnings(surge_frame(series, ml, centroids), sorted(origins), ml)
+        if origins
+        else {}
+    )
+    for r in results:
+        f = r.forecasts.assign(
+            surge_prob_raw=r.forecasts["surge_prob"], warn_at=np.nan, surge_because=""
+        )
+        served = f.index[f["model"] == SELECTED]
+        for i in served:
+            w = warnings.get((r.series_id, f.at[i, "origin"]))
+            if w is not None:
+                f.at[i, "surge_prob"] = w.prob
+                f.at[i, "warn_at"] = np.inf if w.warn_at is None else w.warn_at
+                f.at[i, "surge_because"] = w.because
+        r.forecasts = f
 
 
 def summary(results: list[SeriesBacktest], ml: MlSettings) -> dict:
@@ -429,6 +501,7 @@ def summary(results: list[SeriesBacktest], ml: MlSettings) -> dict:
         "overall": overall,
         "series": series,
         "horizon": ml.horizon,
+        # warn_at: of the raw probability; each origin carries the one it was warned at
         "surge": {"rise": ml.surge_rise, "warn_at": WARN_AT},
     }
 

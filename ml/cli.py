@@ -94,7 +94,10 @@ def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
     sources, absent = exog_sources(settings) if set(models) & set(GLOBAL_MODELS) else (None, {})
     for why in absent.values():
         print(f"note: the global model does not use it: {why}", file=sys.stderr)
-    results = list(run_backtests(series, models, ml, candidates, sources))
+    from ml.surge_model import province_centroids
+
+    centroids = province_centroids(conf_of(settings))
+    results = list(run_backtests(series, models, ml, candidates, sources, centroids))
     doc = summary(results, ml)
     text = table(doc)
     print(text)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -64,7 +65,8 @@ from ml.models import (
 )
 from ml.selection import groups_of
 from ml.series import regular, series_frame
-from ml.surge import Calibration, served_calibrations
+from ml.surge import Calibration, calibrate, outcomes
+from ml.surge_model import SurgeWarning, latest_warnings, province_centroids, surge_frame
 
 if TYPE_CHECKING:
     from ml.exogenous import ExogSources
@@ -182,12 +184,14 @@ class ServedJob:
     backtest: SeriesBacktest
     global_points: np.ndarray | None = None
     surge: Calibration = field(default_factory=lambda: Calibration(None, None))  # ml.surge
+    warning: SurgeWarning | None = None  # the surge classifier's, where it is trained
 
 
 def train_series(series_id: str, y: pd.Series, ml: MlSettings, job: ServedJob) -> TrainedSeries:
     """Fit the served model of one series (``job.backtest.selected``) on its whole history;
-    its forecast carries the backtest's conformal bands and ``surge_prob``, calibrated
-    (``job.surge``)."""
+    its forecast carries the backtest's conformal bands, ``surge_prob`` — the surge
+    classifier's (``job.warning``) where it is trained, else the first-passage probability of
+    the forecast calibrated on the backtest (``job.surge``) — and ``surge_because``."""
     backtest = job.backtest
     filled, _ = regular(y)
     began = time.process_time()
@@ -200,18 +204,58 @@ def train_series(series_id: str, y: pd.Series, ml: MlSettings, job: ServedJob) -
     quantiles = residual_quantiles(past, ml.horizon)
     model.conformal = None if quantiles is None else quantiles * recent_volatility(filled)
     forecast = model.predict()
-    raw = surge_probability(filled.iloc[-1], forecast, ml.surge_rise)
-    forecast["surge_prob"] = float(job.surge(np.array([raw]))[0])
+    if job.warning is not None:
+        forecast["surge_prob"] = job.warning.prob
+        forecast["surge_because"] = job.warning.because
+    else:
+        raw = surge_probability(filled.iloc[-1], forecast, ml.surge_rise)
+        forecast["surge_prob"] = float(job.surge(np.array([raw]))[0])
+        forecast["surge_because"] = first_passage_because(job.surge)
     backtest.seconds[backtest.selected] += time.process_time() - began
     return TrainedSeries(backtest, model, forecast)
 
 
+def served_calibrations(
+    backtests: Iterable[SeriesBacktest], rise: float, precision: float
+) -> dict[str, Calibration]:
+    """Per served model (``selected`` of the backtests), the calibration of its raw
+    ``surge_prob`` fitted on its forecasts at every backtest origin of every series."""
+    backtests = list(backtests)
+    return {
+        model: calibrate(
+            outcomes(
+                pd.concat(
+                    [b.forecasts[b.forecasts["model"] == model] for b in backtests],
+                    ignore_index=True,
+                ),
+                rise,
+            ),
+            precision,
+        )
+        for model in sorted({b.selected for b in backtests})
+    }
+
+
+def first_passage_because(calibration: Calibration) -> str:
+    """``surge_because`` of a probability that is not the surge classifier's."""
+    kind = "raw" if calibration.model is None else "calibrated on the backtest's origins"
+    return (
+        f"first passage of the forecast's path and band ({kind}): no surge classifier trained "
+        "(too few surges or origins, or ml.surge_model.enabled is off)"
+    )
+
+
 def train_all(
-    series: pd.DataFrame, models: list[str], ml: MlSettings, sources: ExogSources | None = None
+    series: pd.DataFrame,
+    models: list[str],
+    ml: MlSettings,
+    sources: ExogSources | None = None,
+    centroids: Mapping[str, tuple[float, float]] | None = None,
 ) -> list[TrainedSeries]:
     """Backtest every series (the global model once per origin), choose the served models
     (``ml.selection``, pooled per its level) and fit each on its whole history, across
-    ``ml.n_jobs`` worker processes."""
+    ``ml.n_jobs`` worker processes; the surge classifier (``ml.surge_model``) is fitted once on
+    every series (``centroids``: of the provinces, for the neighbours' moves)."""
     points = global_series(series, models, ml, sources)
     backtest_points = {sid: p.backtest for sid, p in (points or {}).items()}
     backtests = list(
@@ -228,8 +272,14 @@ def train_all(
     )
     select(backtests, models, ml.selection, groups_of(series, ml.selection))
     surge = served_calibrations(backtests, ml.surge_rise, ml.surge_precision)
+    warnings = latest_warnings(surge_frame(series, ml, centroids), ml) if len(series) else {}
     jobs = {
-        b.series_id: ServedJob(b, points[b.series_id].served if points else None, surge[b.selected])
+        b.series_id: ServedJob(
+            b,
+            points[b.series_id].served if points else None,
+            surge[b.selected],
+            warnings.get(b.series_id),
+        )
         for b in backtests
     }
     return list(per_series(train_series, series, ml.n_jobs, "fit", ml, per_id=jobs))
@@ -474,7 +524,7 @@ def retrain(settings: Settings) -> RetrainResult:
     sources, absent = exog_sources(settings)
     with tracking.tracked_run(RETRAIN, params, versions.tags()) as run:
         mlflow.set_tags({f"exogenous.absent.{name}": why for name, why in absent.items()})
-        trained = train_all(series, models, ml, sources)
+        trained = train_all(series, models, ml, sources, province_centroids(conf_of(settings)))
         doc = summary([t.backtest for t in trained], ml)
         tracking.log_backtest(doc, table(doc))
         by_model: dict[str, dict[str, Forecaster]] = {}

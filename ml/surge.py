@@ -11,16 +11,11 @@ of those origins reach ``ml.surge_precision``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from sklearn.isotonic import IsotonicRegression
-
-if TYPE_CHECKING:
-    from ml.backtest import SeriesBacktest
 
 MIN_OUTCOMES = 200  # origins needed to fit a calibration (else the raw probability stays)
 MIN_SURGES = 5  # … of which surges
@@ -85,24 +80,3 @@ def reliability(prob: np.ndarray, came: np.ndarray) -> pd.DataFrame:
     return frame.groupby("bin", observed=True).agg(
         origins=("prob", "size"), mean_prob=("prob", "mean"), observed=("came", "mean")
     )
-
-
-def served_calibrations(
-    backtests: Iterable[SeriesBacktest], rise: float, precision: float
-) -> dict[str, Calibration]:
-    """Per served model (``selected`` of the backtests), the calibration of its raw
-    ``surge_prob`` fitted on its forecasts at every backtest origin of every series."""
-    backtests = list(backtests)
-    return {
-        model: calibrate(
-            outcomes(
-                pd.concat(
-                    [b.forecasts[b.forecasts["model"] == model] for b in backtests],
-                    ignore_index=True,
-                ),
-                rise,
-            ),
-            precision,
-        )
-        for model in sorted({b.selected for b in backtests})
-    }

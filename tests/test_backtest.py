@@ -143,7 +143,9 @@ def test_backtest_json_on_the_sample_file(sample_prices: Path, tmp_path: Path, c
     assert "OVERALL" in printed and "market:PIHPS-AGG:cabai_merah" in printed
 
 
-ORIGIN_KEYS = {"origin", "last", "actual", "point", "lo80", "hi80", "lo95", "hi95", "surge_prob"}
+ORIGIN_KEYS = {
+    "origin", "last", "actual", "point", "lo80", "hi80", "lo95", "hi95", "surge_prob", "warn_at"
+}  # fmt: skip
 
 
 def assert_recomputable(doc: dict) -> None:
@@ -154,7 +156,8 @@ def assert_recomputable(doc: dict) -> None:
         for o in entry["origins"]:
             assert set(o) == ORIGIN_KEYS
             assert all(
-                len(o[k]) == doc["horizon"] for k in ORIGIN_KEYS - {"origin", "last", "surge_prob"}
+                len(o[k]) == doc["horizon"]
+                for k in ORIGIN_KEYS - {"origin", "last", "surge_prob", "warn_at"}
             )
             assert 0.0 <= o["surge_prob"] <= 1.0
             seen = [i for i, a in enumerate(o["actual"]) if a is not None]
@@ -164,7 +167,8 @@ def assert_recomputable(doc: dict) -> None:
                 inside80.append(o["lo80"][i] <= a <= o["hi80"][i])
                 inside95.append(o["lo95"][i] <= a <= o["hi95"][i])
             came.append(max(o["actual"][i] for i in seen) >= (1 + doc["surge"]["rise"]) * o["last"])
-            warned.append(o["surge_prob"] >= doc["surge"]["warn_at"])
+            # the threshold it was warned at: the classifier's (None: never), else the raw one's
+            warned.append(o["warn_at"] is not None and o["surge_prob"] >= o["warn_at"])
     served = doc["overall"][SELECTED]
     assert served["mape"] == pytest.approx(100 * np.mean(errors))
     assert served["coverage80"] == pytest.approx(np.mean(inside80))

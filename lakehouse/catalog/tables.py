@@ -409,13 +409,22 @@ GOLD_FORECASTS = Table(
         "surge_prob": Typed(
             "double",
             "probability that the price rises ≥ ml.surge_rise (10 %) above the origin day's "
-            "price within the horizon (same on every row of an origin; null if not computed)",
+            "price within the horizon: the surge classifier's, calibrated, where it is trained, "
+            "else the forecast's first passage (same on every row of an origin; null if not "
+            "computed)",
         ),
         "served_because": Typed(
             "string",
             "why this model serves the series (ml.selection): the rival that beat naive "
             "significantly with its evidence, or why naive serves (null in rows written before "
             "the column)",
+        ),
+        "surge_because": Typed(
+            "string",
+            "why surge_prob is what it is: the surge classifier's (ml.surge_model) threshold "
+            "and the features that pushed the probability up most, with their values and "
+            "log-odds contributions; or that it is the forecast's first-passage probability "
+            "(no classifier trained). Null in rows written before the column",
         ),
         **_BACKTEST_QUALITY,
         **{k: v for k, v in _MODEL.items() if k != "created_at"},

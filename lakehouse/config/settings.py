@@ -305,6 +305,24 @@ class SelectionSettings(BaseModel):
     significance: float = Field(0.05, gt=0, lt=1)
 
 
+class SurgeModelSettings(BaseModel):
+    """The surge classifier (``ml.surge_model``): one LightGBM classifier over every series of
+    a run, on features known at the origin, calibrated and given its warning threshold on the
+    latest origins before the fit's cutoff (meaning of each knob in conf/settings.yaml)."""
+
+    enabled: bool = True
+    returns: list[int] = [1, 3, 7, 14, 28]  # days of the trailing log returns
+    volatility_days: list[int] = [7, 28]  # windows of the daily log returns' standard deviation
+    level_days: list[int] = [28, 90]  # windows of the distance to the rolling median / max / min
+    neighbours: int = Field(3, ge=0)  # nearest provinces (by centroid) whose moves are a feature
+    origin_step_days: int = Field(2, ge=1)  # training origins: one every this many days
+    calibration_weeks: int = Field(8, ge=4)  # latest weeks before the cutoff: calibrate, not fit
+    refit_origins: int = Field(4, ge=1)  # backtest: one fit per this many scored origins
+    min_surges: int = Field(30, ge=1)  # surges among the fit's rows needed to train at all
+    top_features: int = Field(3, ge=1)  # features named in a warning's explanation
+    hyperparameters: dict[str, int | float] = {}  # of its LGBMClassifier
+
+
 class MlSettings(BaseModel):
     horizon: int = Field(7, ge=1, le=60)
     min_history_days: int = Field(120, ge=14)
@@ -324,6 +342,7 @@ class MlSettings(BaseModel):
     global_exogenous: list[Literal["weather", "news", "supply"]] = ["news", "supply"]
     # the global model's own feature families (ml.global_model), each measured on the panel
     global_features: list[Literal["region", "scaled", "momentum"]] = []
+    surge_model: SurgeModelSettings = SurgeModelSettings()  # the surge classifier (ml.surge_model)
 
     @field_validator("models")
     @classmethod
