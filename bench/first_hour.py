@@ -10,16 +10,12 @@ left running for ``--minutes`` while this script, as any client would:
   (read with delta-rs: the baseline of the same run, what the pipeline alone takes) — over every
   probe, and over those sent once the first start's work is done (``--settled-minutes``);
 - counts the alerts ``GET /api/v1/alerts`` lists, per hour of the run;
-- then plants ``--alerts`` hot readings (45 °C, one market after another) and times each until
-  its alert is in ``GET /api/v1/alerts`` (``bench.pipeline.alert_probes``): the planted-spike
-  target on the stack a user runs, simulators and all, not on a bench stack of its own;
 - reads each service's CPU over a quiet minute at the end (no request but one a second to the
   API): the API's against its target, the others' as what the default stack costs at rest;
 - asks the endpoint behind each dashboard tab whether it has data;
 - counts the tracebacks and ERROR lines in the services' logs.
 
     ./run.sh bench first_hour [--minutes 10] [--probe-seconds 10] [--settled-minutes 5]
-                              [--alerts 10]
 """
 
 from __future__ import annotations
@@ -41,7 +37,6 @@ import httpx
 import psutil
 from confluent_kafka import Producer
 
-from bench.pipeline import alert_probes, percentiles
 from lakehouse.catalog.conf import conf_of
 from lakehouse.catalog.events import SCHEMA_VERSION
 from lakehouse.catalog.tables import SILVER_PRICES
@@ -189,11 +184,8 @@ def _tabs(api: str) -> dict[str, bool]:
     return answers
 
 
-def measure(
-    settings: Settings, env: dict[str, str], minutes: float, every: float, planted: int
-) -> dict:
-    """Start the stack, probe it for ``minutes``, plant ``planted`` alerts, read what a user
-    would meet; stop it."""
+def measure(settings: Settings, env: dict[str, str], minutes: float, every: float) -> dict:
+    """Start the stack, probe it for ``minutes``, read what a user would meet; stop it."""
     api = f"http://127.0.0.1:{settings.api.port}"
     began = time.monotonic()
     up = subprocess.run([RUN_SH, "up"], env=env, capture_output=True, text=True, check=False)
@@ -209,11 +201,17 @@ def measure(
         while time.monotonic() - running < 60 * minutes:
             sent = time.monotonic() - began
             times.append(probe(api, settings, series, 10_000 + len(times)) | {"sent": sent})
+            if len(times) % 30 == 0:  # a line every ~5 min: a long run shows where it is
+                served = [t["api"] for t in times[-30:]]
+                print(
+                    f"  minute {sent / 60:4.0f}: last 30 probes p50 {statistics.median(served):.2f}"
+                    f" s, p95 {_percentile(served, 0.95):.2f} s",
+                    flush=True,
+                )
             time.sleep(max(0.0, every - times[-1]["api"]))
         found["times"] = times
         found["hours"] = (time.monotonic() - began) / 3600
         found["alerts"] = _get(api, "/alerts", limit=1000)
-        found["planted"] = alert_probes(settings, api, planted)[0] if planted else []
         run_dir = Path(env["SMARTMARKET_PATHS__DATA_DIR"]) / "run"
         found["cpu"] = _quiet_cpu(api, _services(run_dir))
         found["tabs"] = _tabs(api)
@@ -250,9 +248,6 @@ def report(found: dict[str, Any], settled_minutes: float) -> None:
         "  most by rule × province: "
         + ", ".join(f"{r} in {w} {n}" for (r, w), n in by_place.most_common(8))
     )
-    if planted := found["planted"]:
-        p50, p95, _ = percentiles(planted)
-        print(f"planted alerts (45 °C) → /alerts: {len(planted)}, p50 {p50:.2f} s, p95 {p95:.2f} s")
     cpu = found["cpu"]
     print(f"API CPU over a quiet minute: {cpu.get('api', float('nan')):.1f} % of a core")
     print(
@@ -278,15 +273,12 @@ def main(argv: list[str] | None = None) -> None:
         help="freshness is also reported for the probes sent this long after `up` on (the "
         "first start's work — the seeded days through gold, the first forecasts — done)",
     )
-    parser.add_argument(
-        "--alerts", type=int, default=10, help="planted alerts, after the alerts are counted"
-    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="first-hour-") as data:
         own = stack_env(data)
         os.environ.update(own)  # this process reads the stack's settings as its commands do
         env = dict(os.environ)
-        found = measure(load_settings(), env, args.minutes, args.probe_seconds, args.alerts)
+        found = measure(load_settings(), env, args.minutes, args.probe_seconds)
         report(found, args.settled_minutes)
 
 
