@@ -129,8 +129,10 @@ def driver_java_options(settings: Settings, master: str) -> list[str]:
     classpath is the one the archive was built with; a stale archive is refused by the JVM with
     a warning, and the classes load from the jars as without one)."""
     # deep plans (the silver/gold batch) overflow the default thread stack when Spark formats
-    # them, e.g. in the error raised when a query is stopped mid-batch
-    options = ["-Xss16m"]
+    # them, e.g. in the error raised when a query is stopped mid-batch; a heap run out exits
+    # (the keeper restarts the pipeline from its checkpoints, counted) instead of leaving a
+    # driver that only collects garbage behind a "healthy" status (docs/streaming.md)
+    options = ["-Xss16m", "-XX:+ExitOnOutOfMemoryError"]
     archive = class_archive(settings)
     if master.startswith("local") and archive.exists():
         options.append(f"-XX:SharedArchiveFile={archive}")
