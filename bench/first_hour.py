@@ -152,11 +152,18 @@ def _services(run_dir: Path) -> dict[str, psutil.Process]:
 
 
 def _cpu_seconds(process: psutil.Process) -> float:
+    """User and system CPU seconds of ``process`` and its children (0 for any that is gone)."""
     try:
         family = [process, *process.children(recursive=True)]
     except psutil.NoSuchProcess:
         return 0.0
-    return sum(sum(p.cpu_times()[:2]) for p in family if p.is_running())
+    total = 0.0
+    for p in family:
+        try:
+            total += sum(p.cpu_times()[:2])
+        except psutil.NoSuchProcess:  # ended between the listing and its reading
+            continue
+    return total
 
 
 def _quiet_cpu(api: str, services: dict[str, psutil.Process], seconds: float = 60.0) -> dict:

@@ -68,6 +68,7 @@ def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
     from ml.models import BASELINES, GLOBAL_MODELS, configured_models
     from ml.retrain import exog_sources
     from ml.series import price_series
+    from ml.surge_model import province_centroids
 
     update = {"horizon": args.horizon} if args.horizon else {}
     if args.origins:
@@ -94,8 +95,6 @@ def cmd_backtest(settings: Settings, args: argparse.Namespace) -> int:
     sources, absent = exog_sources(settings) if set(models) & set(GLOBAL_MODELS) else (None, {})
     for why in absent.values():
         print(f"note: the global model does not use it: {why}", file=sys.stderr)
-    from ml.surge_model import province_centroids
-
     centroids = province_centroids(conf_of(settings))
     results = list(run_backtests(series, models, ml, candidates, sources, centroids))
     doc = summary(results, ml)
