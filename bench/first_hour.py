@@ -13,7 +13,9 @@ left running for ``--minutes`` while this script, as any client would:
 - reads each service's CPU over a quiet minute at the end (no request but one a second to the
   API): the API's against its target, the others' as what the default stack costs at rest;
 - asks the endpoint behind each dashboard tab whether it has data;
-- counts the tracebacks and ERROR lines in the services' logs.
+- counts the tracebacks and ERROR lines in the services' logs;
+- follows the pipeline's JVM: its heap after each line of progress (``jstat``) and how many JVMs
+  it took (a second one: the keeper restarted the pipeline, e.g. after an out-of-memory exit).
 
     ./run.sh bench first_hour [--minutes 10] [--probe-seconds 10] [--settled-minutes 5]
 """
@@ -166,6 +168,26 @@ def _cpu_seconds(process: psutil.Process) -> float:
     return total
 
 
+def _pipeline_jvm(run_dir: Path) -> psutil.Process | None:
+    """The pipeline service's Spark driver (the java process among its children), if running."""
+    try:
+        family = _services(run_dir)["pipeline"].children(recursive=True)
+    except (KeyError, psutil.NoSuchProcess):
+        return None
+    return next((p for p in family if p.name() == "java"), None)
+
+
+def _heap_mb(jvm: psutil.Process) -> tuple[float, float]:
+    """The heap ``jvm`` uses and its old generation, in MB (``jstat -gc``; NaN if unread)."""
+    out = subprocess.run(["jstat", "-gc", str(jvm.pid)], capture_output=True, text=True).stdout
+    try:
+        row = dict(zip(*(line.split() for line in out.splitlines()[:2]), strict=True))
+        used = sum(float(row[k]) for k in ("S0U", "S1U", "EU", "OU"))
+        return used / 1024, float(row["OU"]) / 1024
+    except (ValueError, KeyError):
+        return float("nan"), float("nan")
+
+
 def _quiet_cpu(api: str, services: dict[str, psutil.Process], seconds: float = 60.0) -> dict:
     """Each service's CPU (percent of one core, its process and children) over ``seconds`` with
     one ``/health`` a second to the API."""
@@ -204,22 +226,30 @@ def measure(settings: Settings, env: dict[str, str], minutes: float, every: floa
         series = _probe_series(api, settings)
         print(f"probing {series[0]} × {series[1]} every {every:g} s for {minutes:g} min")
         times: list[dict[str, float]] = []
+        run_dir = Path(env["SMARTMARKET_PATHS__DATA_DIR"]) / "run"
+        jvms: set[int] = set()
         running = time.monotonic()
         while time.monotonic() - running < 60 * minutes:
             sent = time.monotonic() - began
             times.append(probe(api, settings, series, 10_000 + len(times)) | {"sent": sent})
             if len(times) % 30 == 0:  # a line every ~5 min: a long run shows where it is
                 served = [t["api"] for t in times[-30:]]
+                jvm = _pipeline_jvm(run_dir)
+                jvms |= {jvm.pid} if jvm else set()
+                heap, old = _heap_mb(jvm) if jvm else (float("nan"),) * 2
                 print(
                     f"  minute {sent / 60:4.0f}: last 30 probes p50 {statistics.median(served):.2f}"
-                    f" s, p95 {_percentile(served, 0.95):.2f} s",
+                    f" s, p95 {_percentile(served, 0.95):.2f} s; pipeline heap {heap:.0f} MB"
+                    f" (old {old:.0f} MB), JVMs so far {len(jvms)}",
                     flush=True,
                 )
             time.sleep(max(0.0, every - times[-1]["api"]))
         found["times"] = times
         found["hours"] = (time.monotonic() - began) / 3600
         found["alerts"] = _get(api, "/alerts", limit=1000)
-        run_dir = Path(env["SMARTMARKET_PATHS__DATA_DIR"]) / "run"
+        found["pipeline_jvms"] = len(
+            jvms | ({jvm.pid} if (jvm := _pipeline_jvm(run_dir)) else set())
+        )
         found["cpu"] = _quiet_cpu(api, _services(run_dir))
         found["tabs"] = _tabs(api)
         found["faults"] = faults(settings.paths.log_dir)
@@ -261,6 +291,7 @@ def report(found: dict[str, Any], settled_minutes: float) -> None:
         f"  every service, {sum(cpu.values()):.0f} % of a core in all: "
         + ", ".join(f"{n} {c:.0f} %" for n, c in sorted(cpu.items(), key=lambda i: -i[1]))
     )
+    print(f"pipeline JVMs over the run: {found['pipeline_jvms']} (more than 1: restarted)")
     tabs = found["tabs"]
     empty = ", ".join(t for t, ok in tabs.items() if not ok) or "none"
     print(f"tabs with data: {sum(tabs.values())} of {len(tabs)} (empty: {empty})")

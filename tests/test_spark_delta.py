@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from delta.tables import DeltaTable
+from pyspark.sql import functions as F
 
 from lakehouse.io.spark import class_archive
 from scripts.spark_class_archive import is_current, main
@@ -40,6 +41,20 @@ def test_the_driver_does_not_warn_of_each_batch_longer_than_its_trigger(spark):
     quiet = log_manager.getLogger(f"{runtime}.ProcessingTimeExecutor")
     assert not quiet.isWarnEnabled() and quiet.isErrorEnabled()
     assert log_manager.getLogger(f"{runtime}.MicroBatchExecution").isWarnEnabled()  # the others
+
+
+def test_a_small_broadcast_join_holds_little_of_the_driver_heap(spark):
+    """A broadcast hash relation holds at least one Tungsten page until the cleaner's next GC
+    unpersists it, and a gold batch makes several: at Spark's default page on a 2 GB driver
+    (32 MB) they filled the heap within the hour (``spark.buffer.pageSize``)."""
+    memory = spark._jsc.sc().env().memoryManager()
+    before = memory.storageMemoryUsed()
+    left = spark.range(1000).select(F.concat(F.lit("M-"), F.col("id") % 3).alias("market"))
+    right = spark.createDataFrame(
+        [("M-0", "a"), ("M-1", "b"), ("M-2", "c")], "market string, n string"
+    )
+    assert left.join(F.broadcast(right), "market").count() == 1000
+    assert memory.storageMemoryUsed() - before < 4 * 2**20
 
 
 def test_the_driver_maps_the_class_archive_setup_built(spark, settings):
