@@ -191,7 +191,8 @@ def train_series(series_id: str, y: pd.Series, ml: MlSettings, job: ServedJob) -
     """Fit the served model of one series (``job.backtest.selected``) on its whole history;
     its forecast carries the backtest's conformal bands, ``surge_prob`` — the surge
     classifier's (``job.warning``) where it is trained, else the first-passage probability of
-    the forecast calibrated on the backtest (``job.surge``) — and ``surge_because``."""
+    the forecast calibrated on the backtest (``job.surge``) — with ``surge_because`` and the
+    threshold it warns at (``surge_warn_at``)."""
     backtest = job.backtest
     filled, _ = regular(y)
     began = time.process_time()
@@ -207,10 +208,13 @@ def train_series(series_id: str, y: pd.Series, ml: MlSettings, job: ServedJob) -
     if job.warning is not None:
         forecast["surge_prob"] = job.warning.prob
         forecast["surge_because"] = job.warning.because
+        warn_at = job.warning.warn_at
     else:
         raw = surge_probability(filled.iloc[-1], forecast, ml.surge_rise)
         forecast["surge_prob"] = float(job.surge(np.array([raw]))[0])
         forecast["surge_because"] = first_passage_because(job.surge)
+        warn_at = job.surge.threshold
+    forecast["surge_warn_at"] = np.nan if warn_at is None else warn_at
     backtest.seconds[backtest.selected] += time.process_time() - began
     return TrainedSeries(backtest, model, forecast)
 

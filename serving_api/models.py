@@ -33,6 +33,7 @@ FORECAST_HEADER_FIELDS = (
     "origin_date",
     *MODEL_FIELDS,
     "surge_prob",
+    "surge_warn_at",
     "surge_because",
     "served_because",
     "backtest_mape",
@@ -266,6 +267,7 @@ class ForecastSeries(
         model_version="3",
         run_id="6c1f0e9a7b2d4f3e8a1b2c3d4e5f6a7b",
         surge_prob=0.12,
+        surge_warn_at=0.55,
         surge_because="surge classifier 0.12 (warns at ≥ 0.55; cutoff 2025-03-21): ret_7 +4.1% "
         "(+0.61), nat_up_share 0.18 (+0.22), commodity bawang_merah (+0.15)",
         served_because="naive: no rival beat it by 2% (best: lgbm_global 0.991 × naive over 30 "

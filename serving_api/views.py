@@ -689,7 +689,10 @@ def build_regions(settings: Settings, tables: Tables) -> dict[str, list[dict[str
 
 
 def build_forecasts(settings: Settings, tables: Tables) -> list[dict[str, Any]]:
-    """The newest forecast (latest origin date) of each series, with its points."""
+    """The newest forecast (latest origin date) of each series, with its points; its
+    ``surge_warn_at`` the one the ``surge_risk`` alert uses (the rule's default where the
+    series has none)."""
+    default_warn_at = conf_of(settings).alerts.surge_risk.warning
     rows = _rows(
         tables[GOLD_FORECASTS.qualified_name],
         [("series_id", "ascending"), ("origin_date", "ascending"), ("target_date", "ascending")],
@@ -701,6 +704,8 @@ def build_forecasts(settings: Settings, tables: Tables) -> list[dict[str, Any]]:
             continue
         # surge_prob, served_because: absent from the forecasts of a lakehouse older than them
         header = {k: r.get(k) for k in FORECAST_HEADER_FIELDS}
+        if header["surge_warn_at"] is None:
+            header["surge_warn_at"] = default_warn_at
         s = series.setdefault(r["series_id"], header | {"points": []})
         s["points"].append({k: r[k] for k in FORECAST_POINT_FIELDS})
     return list(series.values())

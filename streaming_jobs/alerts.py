@@ -53,7 +53,7 @@ SIGNAL_COLUMNS = (
 )
 
 
-def level(x: Column, warning: float, critical: float) -> Column:
+def level(x: Column, warning: float | Column, critical: float | Column) -> Column:
     """The severity of a point whose measure is ``x`` (null: calm)."""
     return F.when(x >= critical, "critical").when(x >= warning, "warning")
 
@@ -247,30 +247,39 @@ def forecast_signals(
 
 def surge_signals(forecasts: DataFrame, rules: AlertRules, rise: float, tz: str) -> DataFrame:
     """``surge_risk`` per market × commodity × forecast origin: the forecast's probability of a
-    rise ≥ ``rise`` (``ml.surge_rise``) within its horizon (rows without one are skipped)."""
+    rise ≥ ``rise`` (``ml.surge_rise``) within its horizon (rows without one are skipped),
+    warned from the series' own ``surge_warn_at`` — the threshold its surge classifier reached
+    its precision at — else from ``surge_risk.warning`` (also for forecasts written before the
+    column); critical from ``surge_risk.critical`` or that threshold, the higher."""
     r = rules.surge_risk
+    own = "surge_warn_at" in forecasts.columns
     per_origin = (
         forecasts.where(F.col("market_id").isNotNull() & F.col("surge_prob").isNotNull())
         .groupBy("market_id", "commodity", "origin_date")
         .agg(
             F.max("surge_prob").alias("surge_prob"),
             F.max("horizon").alias("horizon"),
+            F.max(F.col("surge_warn_at") if own else F.lit(None).cast("double")).alias("warn_at"),
         )
+        .withColumn("warn_at", F.coalesce(F.col("warn_at"), F.lit(r.warning)))
     )
     return _signals(
         per_origin,
         rule=F.lit("surge_risk"),
         alert_key=key_column("market_id", "commodity"),
         at=day_start(F.col("origin_date"), tz),
-        severity=level(F.col("surge_prob"), r.warning, r.critical),
+        severity=level(
+            F.col("surge_prob"), F.col("warn_at"), F.greatest("warn_at", F.lit(r.critical))
+        ),
         value=F.col("surge_prob"),
-        reference=F.lit(r.warning),
+        reference=F.col("warn_at"),
         metric=F.lit("surge_prob"),
-        details=F.to_json(F.struct("surge_prob", "horizon", "origin_date")),
+        details=F.to_json(F.struct("surge_prob", "warn_at", "horizon", "origin_date")),
         fields=_fields(
             market=F.col("market_id"),
             commodity=F.col("commodity"),
             value=F.col("surge_prob"),
+            warn_at=F.col("warn_at"),
             rise=F.lit(rise),
             horizon=F.col("horizon"),
         ),

@@ -475,35 +475,44 @@ def test_anomaly_score_above_threshold(spark):
 
 def test_surge_risk_fires_once_while_a_surge_is_likely(spark):
     w = RULES.surge_risk.warning
-    probs = {  # per market, the surge_prob of the forecasts made on DAY0, DAY0 + 1, DAY0 + 2
-        "IP-001": [w + 0.1, w + 0.2, w - 0.3],  # likely twice in a row, then calm: one alert
-        "IP-003": [0.1, 0.2, 0.1],  # never likely: quiet
-        "IP-004": [None, None, None],  # not computed (an older model): no verdict
+    probs = {  # per market, the surge_prob of the forecasts made on DAY0, DAY0 + 1, DAY0 + 2,
+        # and the threshold its classifier reached its precision at (None: the rule's)
+        "IP-001": ([w + 0.1, w + 0.2, w - 0.3], None),  # likely twice, then calm: one alert
+        "IP-003": ([0.1, 0.2, 0.1], None),  # never likely: quiet
+        "IP-004": ([None, None, None], None),  # not computed (an older model): no verdict
+        "IP-005": ([0.3, 0.1, 0.1], 0.25),  # below the rule's, above its own: warned
+        "IP-006": ([w + 0.1, w + 0.2, w + 0.1], 0.9),  # above the rule's, below its own: quiet
     }
     rows = [
-        (market, "cabai_merah", DAY0 + timedelta(days=d), h, 50_000.0, p)
-        for market, by_day in probs.items()
+        (market, "cabai_merah", DAY0 + timedelta(days=d), h, 50_000.0, p, warn_at)
+        for market, (by_day, warn_at) in probs.items()
         for d, p in enumerate(by_day)
         for h in range(1, 8)
     ]
     forecasts = spark.createDataFrame(
         rows,
         "market_id string, commodity string, origin_date date, horizon int, yhat double, "
-        "surge_prob double",
+        "surge_prob double, surge_warn_at double",
     )
     signals = surge_signals(forecasts, RULES, 0.1, TZ)
+    first, second = day_at(DAY0), day_at(DAY0 + timedelta(days=1))
     assert opened(signals) == [
         (
             "surge_risk",
             "IP-001|cabai_merah",
             "warning",
             "resolved",
-            naive(day_at(DAY0)),
+            naive(first),
             naive(day_at(DAY0 + timedelta(days=2))),
-        )
+        ),
+        ("surge_risk", "IP-005|cabai_merah", "warning", "resolved", naive(first), naive(second)),
     ]
-    fields = signals.where("severity IS NOT NULL").orderBy("at").first()["fields"]
+    fields = signals.where("severity IS NOT NULL").orderBy("at", "alert_key").first()["fields"]
     assert float(fields["value"]) == pytest.approx(w + 0.1) and float(fields["rise"]) == 0.1
+    assert float(fields["warn_at"]) == w
+    # forecasts written before the column: the rule's threshold
+    older = surge_signals(forecasts.drop("surge_warn_at"), RULES, 0.1, TZ)
+    assert [a[1] for a in opened(older)] == ["IP-001|cabai_merah", "IP-006|cabai_merah"]
 
 
 # ---- sensors and data quality -----------------------------------------------------------------

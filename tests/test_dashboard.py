@@ -267,7 +267,10 @@ def test_chart_draws_history_forecast_bands_and_alerts(
     assert "MAPE) 2,1 %, naif 2,5 %" in page.inner_text("#series-note")
     assert "80 %: 80,0 %, 95 %: 95,0 %" in page.inner_text("#series-note")
     assert canvas.get_attribute("data-backtest") == "2.14"
-    assert canvas.get_attribute("data-surge") == "0.62"  # the surge warning is marked
+    assert canvas.get_attribute("data-surge") == "0.62"  # the surge warning is marked ...
+    assert canvas.get_attribute("data-surge-warned") == "true"  # ... red: at its own threshold
+    assert "peringatan mulai 55 %" in page.inner_text("#series-note")  # and why
+    assert "Mengapa: surge classifier 0.62 (warns at ≥ 0.55)" in page.inner_text("#series-note")
     watched.assert_clean(url)
     page.context.close()
 
@@ -454,6 +457,8 @@ def write_forecast(settings: Settings, market_id: str, commodity: str, origin: d
             "yhat_lower_95": 36000.0,
             "yhat_upper_95": 44000.0 + 200 * h,
             "surge_prob": 0.62,
+            "surge_warn_at": 0.55,
+            "surge_because": "surge classifier 0.62 (warns at ≥ 0.55): ret_7 +8.3% (+0.91)",
             "backtest_mape": 2.14,
             "naive_mape": 2.5,
             "coverage_80": 0.8,

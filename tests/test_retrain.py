@@ -74,6 +74,7 @@ def test_retrain_writes_traceable_forecasts_idempotently(
     assert (rows["data_version"] == first.versions.price_daily).all()
     assert rows["surge_prob"].between(0, 1).all()  # one probability per series and origin
     assert (rows.groupby(["series_id", "origin_date"])["surge_prob"].nunique() == 1).all()
+    assert rows["surge_warn_at"].dropna().between(0, 1).all()  # where a threshold was reached
     # how good each served forecast has been: its backtest against naive's, its bands' coverage
     assert (rows[["backtest_mape", "naive_mape"]] > 0).all().all()
     assert rows[["coverage_80", "coverage_95"]].stack().between(0, 1).all()

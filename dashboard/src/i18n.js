@@ -48,6 +48,8 @@ const WORDS = {
     "Backtest: error (MAPE) {mape}, naive {naive}; actual prices inside the 80 % interval: {c80}, 95 %: {c95}.",
   ],
   surge: ["Peluang lonjakan ≥ 10 % dalam 7 hari: {pct} %", "Chance of a ≥ 10 % surge within 7 days: {pct} %"],
+  surge_warns: ["peringatan mulai {pct} %", "warned from {pct} %"],
+  surge_why: ["Mengapa: {because}.", "Why: {because}."],
   impact_title: ["Penjelasan dampak ({month}): faktor dominan {factor}, skor {score}", "Impact explanation ({month}): dominant factor {factor}, score {score}"],
   impact_unexplained: [
     "Penjelasan dampak ({month}): sebagian besar tidak terjelaskan (R² uji {r2}), skor {score}",

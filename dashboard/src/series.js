@@ -170,7 +170,8 @@ export function drawSeries() {
   chart = new Chart(document.getElementById("series-chart"), { type: "line", data: { labels: days, datasets }, options });
   const notes = [history.length ? "" : t("no_history")];
   notes.push(forecast ? t("forecast_from", { model: forecast.model_name ?? "", date: formatDate(forecast.origin_date) }) : t("no_forecast"));
-  if (forecast?.surge_prob != null) notes.push(surgeText(forecast.surge_prob) + ".");
+  if (forecast?.surge_prob != null) notes.push(`${surgeText(forecast.surge_prob)} (${t("surge_warns", { pct: Math.round(forecast.surge_warn_at * 100) })}).`);
+  if (forecast?.surge_because) notes.push(t("surge_why", { because: forecast.surge_because }));
   if (forecast?.backtest_mape != null) notes.push(backtestText(forecast));
   note.textContent = notes.filter(Boolean).join(" ");
   // what is drawn, for the tests and for people reading the page source
@@ -183,6 +184,7 @@ export function drawSeries() {
     anomalies: drawn(6),
     alerts: drawn(7),
     surge: forecast?.surge_prob ?? "",
+    surgeWarned: surgeWarned(forecast),
     backtest: forecast?.backtest_mape ?? "",
   });
   drawImpact(alerts.find((a) => a.severity === "critical" && a.impact));
@@ -244,17 +246,21 @@ function backtestText(forecast) {
 }
 
 // ---- surge warning (gold.forecasts surge_prob) ----------------------------------------------
-const SURGE_WARN = 0.5; // conf/alerts.yaml surge_risk.warning: marked red from here on
-
 function surgeText(prob) {
   return t("surge", { pct: Math.round(prob * 100) });
 }
 
-/** A diamond on the last forecast day: red when a surge is likely (≥ SURGE_WARN), grey below. */
+/** Whether the series' surge probability reaches the threshold its surge_risk alert warns at
+ * (the API's surge_warn_at: the series' own, else conf/alerts.yaml surge_risk.warning). */
+function surgeWarned(forecast) {
+  return forecast?.surge_prob != null && forecast.surge_prob >= forecast.surge_warn_at;
+}
+
+/** A diamond on the last forecast day: red when the series warns of a surge, grey below. */
 function surgeMark(forecast, points) {
   const last = points[points.length - 1];
   const prob = forecast?.surge_prob;
   const data = prob != null && last ? [{ x: last.target_date, y: last.yhat_upper_80 ?? last.yhat, item: { surge_prob: prob } }] : [];
-  const color = prob >= SURGE_WARN ? "#c62828" : "#9e9e9e";
+  const color = surgeWarned(forecast) ? "#c62828" : "#9e9e9e";
   return { type: "scatter", label: t("surge", { pct: prob != null ? Math.round(prob * 100) : "–" }), data, backgroundColor: color, pointStyle: "rectRot", pointRadius: 9 };
 }

@@ -413,6 +413,13 @@ GOLD_FORECASTS = Table(
             "else the forecast's first passage (same on every row of an origin; null if not "
             "computed)",
         ),
+        "surge_warn_at": Typed(
+            "double",
+            "the surge_prob from which the series warns (the surge_risk alert, the chart's mark): "
+            "the threshold that reached ml.surge_model's precision on the classifier's latest "
+            "weeks, or on the backtest's origins for a first-passage probability; null: none "
+            "did (or a row written before the column), alerts' surge_risk.warning applies",
+        ),
         "served_because": Typed(
             "string",
             "why this model serves the series (ml.selection): the rival that beat naive "
