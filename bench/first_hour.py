@@ -168,13 +168,17 @@ def _cpu_seconds(process: psutil.Process) -> float:
     return total
 
 
-def _pipeline_jvm(run_dir: Path) -> psutil.Process | None:
-    """The pipeline service's Spark driver (the java process among its children), if running."""
+def _pipeline_jvm(run_dir: Path, seen: set[int]) -> psutil.Process | None:
+    """The pipeline service's Spark driver (the java process among its children), if running;
+    its pid is added to ``seen`` (more than one over a run: the pipeline was restarted)."""
     try:
         family = _services(run_dir)["pipeline"].children(recursive=True)
     except (KeyError, psutil.NoSuchProcess):
         return None
-    return next((p for p in family if p.name() == "java"), None)
+    jvm = next((p for p in family if p.name() == "java"), None)
+    if jvm is not None:
+        seen.add(jvm.pid)
+    return jvm
 
 
 def _heap_mb(jvm: psutil.Process) -> tuple[float, float]:
@@ -234,8 +238,7 @@ def measure(settings: Settings, env: dict[str, str], minutes: float, every: floa
             times.append(probe(api, settings, series, 10_000 + len(times)) | {"sent": sent})
             if len(times) % 30 == 0:  # a line every ~5 min: a long run shows where it is
                 served = [t["api"] for t in times[-30:]]
-                jvm = _pipeline_jvm(run_dir)
-                jvms |= {jvm.pid} if jvm else set()
+                jvm = _pipeline_jvm(run_dir, jvms)
                 heap, old = _heap_mb(jvm) if jvm else (float("nan"),) * 2
                 print(
                     f"  minute {sent / 60:4.0f}: last 30 probes p50 {statistics.median(served):.2f}"
@@ -247,9 +250,8 @@ def measure(settings: Settings, env: dict[str, str], minutes: float, every: floa
         found["times"] = times
         found["hours"] = (time.monotonic() - began) / 3600
         found["alerts"] = _get(api, "/alerts", limit=1000)
-        found["pipeline_jvms"] = len(
-            jvms | ({jvm.pid} if (jvm := _pipeline_jvm(run_dir)) else set())
-        )
+        _pipeline_jvm(run_dir, jvms)
+        found["pipeline_jvms"] = len(jvms)
         found["cpu"] = _quiet_cpu(api, _services(run_dir))
         found["tabs"] = _tabs(api)
         found["faults"] = faults(settings.paths.log_dir)

@@ -44,9 +44,9 @@ def test_the_driver_does_not_warn_of_each_batch_longer_than_its_trigger(spark):
 
 
 def test_a_small_broadcast_join_holds_little_of_the_driver_heap(spark):
-    """A broadcast hash relation holds at least one Tungsten page until the cleaner's next GC
-    unpersists it, and a gold batch makes several: at Spark's default page on a 2 GB driver
-    (32 MB) they filled the heap within the hour (``spark.buffer.pageSize``)."""
+    """A broadcast hash relation holds at least one Tungsten page as long as its plan lives,
+    and a gold batch makes several: at Spark's default page on a 2 GB driver (32 MB) they
+    filled the heap within the hour (``spark.buffer.pageSize``)."""
     memory = spark._jsc.sc().env().memoryManager()
     before = memory.storageMemoryUsed()
     left = spark.range(1000).select(F.concat(F.lit("M-"), F.col("id") % 3).alias("market"))

@@ -101,8 +101,8 @@ def spark_conf(settings: Settings, extra_conf: Mapping[str, str] | None = None) 
         "spark.sql.adaptive.coalescePartitions.enabled": "true",
         # Tungsten's page (default on a 2 GB driver: 32 MB) is the least a hash aggregate or a
         # broadcast hash relation holds, however few its rows: the relations of a gold batch's
-        # small broadcast joins, alive until the cleaner's next GC, took the heap (OOM at
-        # minute 68 of the default stack); a record larger than a page gets a page of its own
+        # small broadcast joins, on the heap as long as their plans, filled it within the hour
+        # of the default stack (docs/benchmarks.md); a record larger than a page gets its own
         "spark.buffer.pageSize": "1m",
         "spark.sql.warehouse.dir": str(settings.paths.data_dir / "spark-warehouse"),
         # Python workers (the silver query's stateful step) import this project's modules; their
