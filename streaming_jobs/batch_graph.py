@@ -55,7 +55,7 @@ class BatchGraph:
         gate: Callable[[], object] = lambda: None,
     ) -> dict[str, float]:
         """Run a batch; the seconds of each step that ran (they overlap). ``inherit`` wraps each
-        step's thread target (``inheritable_thread_target(spark)``: its Spark jobs go to the
+        step's thread target (``medallion.inherit_properties(spark)``: its Spark jobs go to the
         caller's scheduler pool); ``gate()`` is called as each step starts. Re-raises the first
         failure once every step has ended."""
         if missing := self.inputs - inputs.keys():

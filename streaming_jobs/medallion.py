@@ -81,7 +81,7 @@ from streaming_jobs.alerts import (
     held_news,
     held_prices,
 )
-from streaming_jobs.batch_graph import BatchGraph, Step
+from streaming_jobs.batch_graph import BatchGraph, Step, Wrap
 from streaming_jobs.batch_values import batch_clock
 from streaming_jobs.bronze import (
     BRONZE_COLUMNS,
@@ -113,6 +113,18 @@ CHANGE_FED = tuple(t for t in TABLES.values() if t.change_feed)
 HOLD_STATUS_COLUMNS = ("status", "previous_status", "decided_batch_id")
 
 
+def inherit_properties(spark: SparkSession) -> Wrap:
+    """Wraps a thread target so that its Spark jobs run with a copy of the calling thread's
+    local properties (scheduler pool, job group, SQL execution) — a copy of its own for each
+    target. pyspark's ``inheritable_thread_target(spark)`` copies them once, when it is called:
+    one decorator for several threads gives them one ``Properties`` object, so each thread's SQL
+    executions set their id on the others' jobs. A job filed under another thread's execution
+    that has ended stays in Spark's ``DAGScheduler.activeQueryToJobs`` for good, and its plan
+    with it (the pipeline's driver ran out of heap after an hour, #53); an execution's end may
+    also cancel the other threads' jobs filed under it."""
+    return lambda target: inheritable_thread_target(spark)(target)
+
+
 def in_parallel(spark: SparkSession, tasks: list[Callable[[], None]]) -> None:
     """Run independent Delta writes concurrently: most of a small write is driver-side latency
     (snapshot, commit), which overlaps well even on two cores. Each task's Spark jobs go to the
@@ -121,7 +133,7 @@ def in_parallel(spark: SparkSession, tasks: list[Callable[[], None]]) -> None:
     if not tasks:
         return
     with ThreadPoolExecutor(max_workers=len(tasks)) as pool:
-        for future in [pool.submit(inheritable_thread_target(spark)(task)) for task in tasks]:
+        for future in [pool.submit(inherit_properties(spark)(task)) for task in tasks]:
             future.result()
 
 
@@ -293,7 +305,7 @@ class GoldBatch:
             "now": datetime.now(UTC),
         }
         gate = self.priority.batch_gate(self.settings.spark.gold_yield_seconds)
-        seconds = self.graph.run(inputs, inheritable_thread_target(self.spark), gate)
+        seconds = self.graph.run(inputs, inherit_properties(self.spark), gate)
         STEPS.record(GOLD_QUERY, seconds)
         log.info(
             "gold batch done",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
 from streaming_jobs.batch_graph import BatchGraph, Step
+from streaming_jobs.medallion import inherit_properties
 
 
 def test_steps_get_what_they_need_and_the_independent_ones_run_at_once():
@@ -100,3 +102,33 @@ def test_a_batch_without_a_declared_input_is_refused():
     graph = BatchGraph(["x"], [Step("a", lambda x: x, ("x",))])
     with pytest.raises(ValueError, match="inputs missing"):
         graph.run({})
+
+
+def _ended_executions_holding_jobs(spark) -> set[int]:
+    """The SQL executions that have ended and still have jobs filed with Spark's scheduler."""
+    entries = spark._jsc.sc().dagScheduler().activeQueryToJobs().entrySet().iterator()
+    executions = spark._jvm.org.apache.spark.sql.execution.SQLExecution
+    ended = set()
+    while entries.hasNext():
+        execution = int(entries.next().getKey())
+        if executions.getQueryExecution(execution) is None:
+            ended.add(execution)
+    return ended
+
+
+def test_steps_on_spark_leave_no_job_with_the_scheduler(spark):
+    """Each step's thread gets local properties of its own (``inherit_properties``). When the
+    steps shared one set, a step's jobs were filed under another step's SQL execution; those
+    filed after that execution had ended stayed in Spark's scheduler, plans and all, for good:
+    the pipeline's driver ran out of heap after an hour (#53)."""
+
+    def step() -> int:  # several SQL executions, each with a job or two
+        return sum(spark.range(50).localCheckpoint().count() for _ in range(3))
+
+    graph = BatchGraph([], [Step(f"step{n}", step) for n in range(6)])
+    for _ in range(3):
+        graph.run({}, inherit_properties(spark))
+    deadline = time.monotonic() + 10  # the scheduler's loop takes each execution's end in turn
+    while (left := _ended_executions_holding_jobs(spark)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert left == set()
