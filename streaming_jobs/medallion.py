@@ -120,8 +120,7 @@ def inherit_properties(spark: SparkSession) -> Wrap:
     one decorator for several threads gives them one ``Properties`` object, so each thread's SQL
     executions set their id on the others' jobs. A job filed under another thread's execution
     that has ended stays in Spark's ``DAGScheduler.activeQueryToJobs`` for good, and its plan
-    with it (the pipeline's driver ran out of heap after an hour, #53); an execution's end may
-    also cancel the other threads' jobs filed under it."""
+    with it (the pipeline's driver ran out of heap after an hour, #53)."""
     return lambda target: inheritable_thread_target(spark)(target)
 
 
