@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import count, islice
+from typing import Any
 
 import paho.mqtt.client as mqtt
 
@@ -34,7 +35,7 @@ from lakehouse.config.logs import configure_logging
 from lakehouse.config.settings import Settings, load_settings
 from lakehouse.domain.broker_auth import sync_broker
 from lakehouse.domain.registry import Conflict, open_registry
-from lakehouse.io.status import stop_event, write_status
+from lakehouse.io.status import run_rounds, stop_event, write_status
 from producers.mqtt_io import make_client
 
 log = logging.getLogger(__name__)
@@ -196,13 +197,16 @@ def run(settings: Settings, stop: threading.Event) -> None:
     simulator = Simulator(settings, devices, sim.fault_rate, seed=time.time_ns())
     client = FleetConnection(settings, provision(settings, devices))
     published = 0
+
+    def round_() -> tuple[float, dict[str, Any]]:
+        nonlocal published
+        began = time.time()
+        batch = list(simulator.readings_at(datetime.now(settings.tz).replace(microsecond=0)))
+        published += publish(client, iter(batch), len(batch))
+        return began + sim.interval_seconds, {"detail": f"{published} readings published"}
+
     try:
-        while not stop.is_set():
-            now = datetime.now(settings.tz).replace(microsecond=0)
-            batch = list(simulator.readings_at(now))
-            published += publish(client, iter(batch), len(batch))
-            write_status(settings, STATUS_NAME, "running", detail=f"{published} readings published")
-            stop.wait(sim.interval_seconds)
+        run_rounds(settings, STATUS_NAME, stop, round_)
     finally:
         client.close()
         write_status(settings, STATUS_NAME, "stopped")

@@ -36,7 +36,7 @@ from lakehouse.catalog.events import NewsEvent
 from lakehouse.config.errors import InputError
 from lakehouse.config.settings import NewsFeed, Settings
 from lakehouse.io.kafka_io import EventProducer
-from lakehouse.io.status import STALE_SECONDS, serve, write_status
+from lakehouse.io.status import run_rounds, serve
 from producers.state import first_day
 
 log = logging.getLogger(__name__)
@@ -200,34 +200,31 @@ class FeedCollector:
 
     def run(self, stop: threading.Event) -> None:
         """Replay the headlines now due and poll the feeds every ``news.feed_poll_seconds``
-        until stopped; the status file is refreshed at least every ``STALE_SECONDS / 3``."""
+        until stopped; the status kept fresh by ``run_rounds``."""
         news = self.settings.news
         headlines = replay_headlines(news.replay_file) if news.replay_file else []
         first = first_day(self.settings, datetime.now(self.settings.tz).date())
         published = replayed = 0
         failing: list[PollResult] = []
-        due = 0.0
-        while not stop.is_set():
-            if time.time() >= due:
-                now = datetime.now(UTC)
-                new = self.publish_new(replay_events(headlines, self.settings, first, now))
-                replayed += new
-                results = self.poll_all()
-                published += new + sum(r.published for r in results)
-                was, failing = failing, [r for r in results if r.error]
-                if [r.feed for r in failing] != [r.feed for r in was]:
-                    _log_failing(failing, len(results))
-                due = time.time() + news.feed_poll_seconds
-            write_status(
-                self.settings,
-                NAME,
-                "running",
-                detail=f"{published} items published ({replayed} replayed)"
+
+        def round_() -> tuple[float, dict[str, Any]]:
+            nonlocal published, replayed, failing
+            now = datetime.now(UTC)
+            new = self.publish_new(replay_events(headlines, self.settings, first, now))
+            replayed += new
+            results = self.poll_all()
+            published += new + sum(r.published for r in results)
+            was, failing = failing, [r for r in results if r.error]
+            if [r.feed for r in failing] != [r.feed for r in was]:
+                _log_failing(failing, len(results))
+            return time.time() + news.feed_poll_seconds, {
+                "detail": f"{published} items published ({replayed} replayed)"
                 + _feeds_state(failing, len(news.feeds)),
-                published=published,
-                failing=[r.feed for r in failing],
-            )
-            stop.wait(max(0.0, min(due - time.time(), STALE_SECONDS / 3)))
+                "published": published,
+                "failing": [r.feed for r in failing],
+            }
+
+        run_rounds(self.settings, NAME, stop, round_)
 
 
 def _feeds_state(failing: list[PollResult], feeds: int) -> str:

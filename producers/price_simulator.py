@@ -38,12 +38,12 @@ import logging
 import random
 import sys
 import threading
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from statistics import fmean
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -56,7 +56,7 @@ from lakehouse.config.logs import configure_logging
 from lakehouse.config.settings import Settings, load_settings
 from lakehouse.domain.reports import open_report, parse_rows, price_frame
 from lakehouse.io.kafka_io import EventProducer
-from lakehouse.io.status import STALE_SECONDS, stop_event, write_status
+from lakehouse.io.status import run_rounds, stop_event, write_status
 from producers.replay import SyntheticMarket, synthetic_markets
 from producers.state import read_state, write_state
 
@@ -341,7 +341,7 @@ def _covered(settings: Settings, through: date) -> None:
 
 def run(settings: Settings, stop: threading.Event) -> None:
     """Publish the missing history, then a round every ``price_simulator.interval_seconds``
-    until stopped; the status file is refreshed at least every ``STALE_SECONDS / 3``."""
+    until stopped; the status kept fresh by ``run_rounds``."""
     simulator = PriceSimulator(settings)
     producer = EventProducer(settings)
     today = datetime.now(settings.tz).date()
@@ -349,26 +349,23 @@ def run(settings: Settings, stop: threading.Event) -> None:
     seeded = publish_history(simulator, producer, settings, today)
     covered = today - timedelta(days=1)
     published = 0
-    due = time.time()
+
+    def round_() -> tuple[float, dict[str, Any]]:
+        nonlocal covered, published
+        at = datetime.now(settings.tz).replace(microsecond=0)
+        if at.date() != covered:  # a new day: its averages once, no history after a restart
+            published += publish_events(producer, simulator.province_day(at.date()))
+            covered = at.date()
+            _covered(settings, covered)
+        published += publish_round(simulator, producer, at)
+        return (simulator.round_number(at) + 1) * simulator.interval, {
+            "detail": f"{published} prices published ({seeded} of the days before first)",
+            "published": published,
+            "history": seeded,
+        }
+
     try:
-        while not stop.is_set():
-            if time.time() >= due:
-                at = datetime.now(settings.tz).replace(microsecond=0)
-                if at.date() != covered:  # a new day: its averages once, no history after a restart
-                    published += publish_events(producer, simulator.province_day(at.date()))
-                    covered = at.date()
-                    _covered(settings, covered)
-                published += publish_round(simulator, producer, at)
-                due = (simulator.round_number(at) + 1) * simulator.interval
-            write_status(
-                settings,
-                STATUS_NAME,
-                "running",
-                detail=f"{published} prices published ({seeded} of the days before first)",
-                published=published,
-                history=seeded,
-            )
-            stop.wait(max(0.0, min(due - time.time(), STALE_SECONDS / 3)))
+        run_rounds(settings, STATUS_NAME, stop, round_)
     finally:
         write_status(settings, STATUS_NAME, "stopped")
 

@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from lakehouse.catalog.events import ShipmentEvent, StockEvent
 from lakehouse.config.settings import Settings
@@ -29,7 +30,7 @@ from lakehouse.domain.supply import Entity
 from lakehouse.domain.supply_registry import open_supply_registry
 from lakehouse.domain.supply_routes import RULE_HOURS, leg, scores
 from lakehouse.io.kafka_io import EventProducer
-from lakehouse.io.status import STALE_SECONDS, serve, write_status
+from lakehouse.io.status import run_rounds, serve
 from producers.state import first_day, read_state, write_state
 
 SOURCE = "supply-simulator"
@@ -169,33 +170,31 @@ def due_events(
 
 def run(settings: Settings, stop: threading.Event) -> None:
     """Publish the reports now due every ``supply_simulator.interval_seconds`` until stopped;
-    the status file is refreshed at least every ``STALE_SECONDS / 3``."""
+    the status kept fresh by ``run_rounds``."""
     producer = EventProducer(settings)
     entities = open_supply_registry(settings).entities()
     first = first_day(settings, datetime.now(settings.tz).date())
     recorded = read_state(settings, STATUS_NAME).get("through")
     through = datetime.fromisoformat(recorded) if recorded else None
     published = 0
-    due = 0.0
-    while not stop.is_set():
-        if time.time() >= due:
-            now = datetime.now(UTC).replace(microsecond=0)
-            events = due_events(entities, settings, first, through, now)
-            for event in events:
-                producer.send_supply(event)
-            producer.flush()
-            through = now
-            write_state(settings, STATUS_NAME, {"through": now.isoformat()})
-            published += len(events)
-            due = time.time() + settings.supply_simulator.interval_seconds
-        write_status(
-            settings,
-            STATUS_NAME,
-            "running",
-            detail=f"{published} stock and shipment reports of {len(entities)} entities published",
-            published=published,
-        )
-        stop.wait(max(0.0, min(due - time.time(), STALE_SECONDS / 3)))
+
+    def round_() -> tuple[float, dict[str, Any]]:
+        nonlocal through, published
+        now = datetime.now(UTC).replace(microsecond=0)
+        events = due_events(entities, settings, first, through, now)
+        for event in events:
+            producer.send_supply(event)
+        producer.flush()
+        through = now
+        write_state(settings, STATUS_NAME, {"through": now.isoformat()})
+        published += len(events)
+        return time.time() + settings.supply_simulator.interval_seconds, {
+            "detail": f"{published} stock and shipment reports of {len(entities)} entities"
+            " published",
+            "published": published,
+        }
+
+    run_rounds(settings, STATUS_NAME, stop, round_)
 
 
 if __name__ == "__main__":

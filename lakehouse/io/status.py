@@ -48,6 +48,23 @@ def stop_event() -> threading.Event:
     return stop
 
 
+Round = Callable[[], tuple[float, dict[str, Any]]]
+"""One round of a service's work: returns when the next round is due (``time.time()`` seconds)
+and the details its status should carry until then."""
+
+
+def run_rounds(settings: Settings, name: str, stop: threading.Event, round_: Round) -> None:
+    """Call ``round_`` whenever it is due until ``stop`` is set, writing status ``name`` as
+    "running" with its details after each round and at least every ``STALE_SECONDS / 3``
+    between rounds — so that a round as long as its interval never reads as a hang."""
+    due, details = 0.0, {}
+    while not stop.is_set():
+        if time.time() >= due:
+            due, details = round_()
+        write_status(settings, name, "running", **details)
+        stop.wait(max(0.0, min(due - time.time(), STALE_SECONDS / 3)))
+
+
 def serve(name: str, run: Callable[[Settings, threading.Event], None]) -> int:
     """The ``main`` of a service that reports in status file ``name``: logging configured, the
     settings loaded, ``run`` until SIGTERM or SIGINT, its state "starting" before and "stopped"
