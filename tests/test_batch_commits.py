@@ -166,10 +166,15 @@ def test_small_commits_read_by_delta_rs_are_the_rows_of_the_change_feed(
     }  # fmt: skip
 
 
-def test_rows_read_by_delta_rs_are_the_rows_spark_reads(spark, settings) -> None:
-    """``delta_io.read_where``: the rows a condition selects, read by delta-rs, with the types
-    and values Spark reads (dates, UTC times, maps); none selected is an empty DataFrame of the
-    table's schema, not an error."""
+@pytest.mark.parametrize("in_plan_rows", [delta_io.IN_PLAN_ROWS, 1])
+def test_rows_read_by_delta_rs_are_the_rows_spark_reads(
+    spark, settings, monkeypatch, in_plan_rows
+) -> None:
+    """``delta_io.read_where``: the rows a condition selects — up to ``IN_PLAN_ROWS`` read by
+    delta-rs into the plan, more by Spark from the table's files — with the types and values
+    Spark reads (dates, UTC times, maps); none selected is an empty DataFrame of the table's
+    schema, not an error."""
+    monkeypatch.setattr(delta_io, "IN_PLAN_ROWS", in_plan_rows)
     table = _table()
     rows = spark.createDataFrame(
         [
@@ -189,5 +194,7 @@ def test_rows_read_by_delta_rs_are_the_rows_spark_reads(spark, settings) -> None
     assert read.schema == by_spark.select(*read.columns).schema
     assert sorted(read.collect()) == sorted(by_spark.select(*read.columns).collect())
     assert [r.event_id for r in read.collect()] != []
+    in_plan = "LocalRelation" in read._jdf.queryExecution().analyzed().toString()
+    assert in_plan == (in_plan_rows > 1)  # the two rows selected
     none = delta_io.read_where(spark, table, settings, "t.day > DATE '2025-03-03'")
     assert none.collect() == [] and none.schema == read.schema

@@ -93,13 +93,22 @@ def read(spark: SparkSession, table: Table, settings: Settings) -> DataFrame:
     return spark.read.format("delta").load(table.path(settings))
 
 
+#: a ``read_where`` of more rows is read by Spark from the table's files: rows handed to Spark
+#: from the driver become a local relation, held in the driver's heap by every plan and task
+#: that uses it (the national load's gold batches ran a 2 GB driver out of heap that way)
+IN_PLAN_ROWS = 50_000
+
+
 def read_where(spark: SparkSession, table: Table, settings: Settings, condition: str) -> DataFrame:
     """The table's rows where ``condition`` — SQL over ``t`` with literals only, as
-    ``fast_read.rows_where`` takes it — holds, read by delta-rs and handed to Spark as an
-    in-memory DataFrame. For the few rows a gold batch reads back from a table that changed
-    since Spark last read it: Spark would first rebuild the table's state from its log (1–2 s
-    of jobs on this box), delta-rs reads the log and the matching files in milliseconds
-    (docs/benchmarks.md). The rows are collected to the driver: keep ``condition`` narrow."""
+    ``fast_read.rows_where`` takes it — holds. Up to ``IN_PLAN_ROWS`` of them are read by
+    delta-rs and handed to Spark as an in-memory DataFrame: for the few rows a gold batch reads
+    back from a table that changed since Spark last read it, Spark would first rebuild the
+    table's state from its log (1–2 s of jobs on this box), delta-rs reads the log and the
+    matching files in milliseconds (docs/benchmarks.md). More are read by Spark's executors,
+    skipping the files whose statistics rule ``condition`` out."""
+    if fast_read.count_where(table, settings, condition) > IN_PLAN_ROWS:
+        return spark.sql(f"SELECT * FROM delta.`{table.path(settings)}` AS t WHERE {condition}")
     return _in_spark(spark, fast_read.rows_where(table, settings, condition))
 
 
@@ -356,14 +365,14 @@ def _combined_in_spark(
     within: str,
 ) -> DataFrame:
     """``df``'s rows with each ``matched`` column combined with the table's row of the same key
-    (``t``, read by delta-rs: only the rows ``within``), where it has one — the values the
+    (``t``: only the rows ``within``, ``read_where``), where it has one — the values the
     MERGE then writes. For expressions only Spark evaluates (``gold.quality_combined``'s sum of
     two maps); the table's rows do not change meanwhile, as the query that MERGEs is the table's
     only writer (a concurrent OPTIMIZE rewrites files, not rows)."""
-    existing = fast_read.rows_where(table, settings, within or "true")
-    if existing.num_rows == 0:
+    within = within or "true"
+    if fast_read.count_where(table, settings, within) == 0:
         return df
-    t = spark.createDataFrame(existing).withColumn(_FOUND, F.lit(True)).alias("t")
+    t = read_where(spark, table, settings, within).withColumn(_FOUND, F.lit(True)).alias("t")
     same_key = [F.col(f"s.{k}").eqNullSafe(F.col(f"t.{k}")) for k in table.keys]
     joined = df.alias("s").join(t, same_key, "left")
     found = F.col(f"t.{_FOUND}").isNotNull()

@@ -62,6 +62,14 @@ def rows_where(table: Table, settings: Settings, condition: str) -> pa.Table:
     return pa.table(found).cast(pa.schema(delta.schema().to_arrow()))
 
 
+def count_where(table: Table, settings: Settings, condition: str) -> int:
+    """How many rows of the table's newest version ``rows_where`` would return: delta-rs
+    reads only the columns of ``condition`` of the files that may hold one."""
+    query = QueryBuilder().register("t", open_table(table, settings))
+    found = query.execute(f"SELECT count(*) AS n FROM t WHERE {condition}").read_all()
+    return found["n"][0].as_py()
+
+
 def sql_strings(values: Sequence[str]) -> str:
     """``values`` as the SQL string literals of an ``IN (…)`` list or a comparison of a
     ``rows_where`` condition (quotes doubled)."""
