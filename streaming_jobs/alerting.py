@@ -32,6 +32,7 @@ from lakehouse.catalog.tables import (
 from lakehouse.config.logs import Laps
 from lakehouse.config.settings import Settings
 from lakehouse.io import delta_io
+from lakehouse.io.spark import pinned
 from streaming_jobs.alerts import (
     CHANGED,
     AlertRules,
@@ -307,7 +308,7 @@ class AlertStep:
             SENSORS: self._sensor_signals,
             QUALITY: self._quality_signals,
         }[family]
-        rows = of(touched, start).where(F.col("at") >= batch_clock(start)).localCheckpoint()
+        rows = of(touched, start).where(F.col("at") >= batch_clock(start)).transform(pinned)
         laps(f"signals_{family}")
         plan.seconds.update(laps.seconds)
         return rows
@@ -326,7 +327,7 @@ class AlertStep:
             self.rules.messages(),
             conf_of(self.settings),
             batch_clock(now),
-        ).localCheckpoint()
+        ).transform(pinned)
         upsert_alerts(self.spark, rows, self.settings, now)
         laps("merge")
         log.info(

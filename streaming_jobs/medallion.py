@@ -61,7 +61,7 @@ from lakehouse.config.logs import Laps
 from lakehouse.config.settings import Settings
 from lakehouse.io import delta_io
 from lakehouse.io.history_staging import Staging
-from lakehouse.io.spark import GOLD_POOL, SILVER_POOL
+from lakehouse.io.spark import GOLD_POOL, SILVER_POOL, pinned
 from streaming_jobs import gold, silver
 from streaming_jobs.alerting import (
     PRICES,
@@ -187,7 +187,7 @@ class SilverBatch:
 
     def _batch(self, rows: DataFrame, batch_id: int, writer: str) -> None:
         laps = Laps()
-        batch = rows.localCheckpoint()  # the one run of the micro-batch (and of its state)
+        batch = rows.transform(pinned)  # the one run of the micro-batch (and of its state)
         laps("judge")
         kinds = KindCounts.of(batch)
         laps("count")
@@ -273,7 +273,7 @@ class GoldBatch:
                 added = self.commits.added(table, self.settings, span)
                 rows = delta_io.read_commits(
                     self.spark, table, self.settings, span, added
-                ).localCheckpoint()
+                ).transform(pinned)
             except AnalysisException as exc:
                 if exc.getCondition() != "DELTA_MISSING_CHANGE_DATA":
                     raise
@@ -287,12 +287,12 @@ class GoldBatch:
         return (
             delta_io.read(self.spark, table, self.settings)
             .where(F.col("silver_batch_id").isin(batch_ids))
-            .localCheckpoint()
+            .transform(pinned)
         )
 
     def __call__(self, quality: DataFrame, gold_batch_id: int) -> None:
         self.spark.sparkContext.setLocalProperty("spark.scheduler.pool", GOLD_POOL)
-        quality = quality.localCheckpoint()
+        quality = quality.transform(pinned)
         batch_ids = sorted(r[0] for r in quality.select("batch_id").distinct().collect())
         if not batch_ids:
             return
@@ -380,12 +380,12 @@ class GoldBatch:
             )
             .withColumn("updated_at", batch_clock(now))
         )
-        touched = held_prices(fresh, decisions, self.tz).localCheckpoint()
+        touched = held_prices(fresh, decisions, self.tz).transform(pinned)
         first = touched.agg(F.min("date")).first()[0]
         if first is not None and self._exists(GOLD_PRICE_DAILY):
             moves = self._held_rows(self._held_moves(touched, first), first, now)
             rows = moves.unionByName(rows.join(moves.select("alert_id"), "alert_id", "left_anti"))
-        rows = rows.localCheckpoint()
+        rows = rows.transform(pinned)
         if not rows.isEmpty():
             upsert_alerts(self.spark, rows, self.settings, now)
 
@@ -401,7 +401,7 @@ class GoldBatch:
             if self._exists(SILVER_HOLD_DECISIONS)
             else None
         )
-        return held_groups(touched, held_prices(holds, decisions, self.tz)).localCheckpoint()
+        return held_groups(touched, held_prices(holds, decisions, self.tz)).transform(pinned)
 
     def _held_rows(self, held: DataFrame, first: date, now: datetime) -> DataFrame:
         """The ``gold.alerts`` rows of ``held`` prices (``alerts.held_prices``; ``first``: the
@@ -434,7 +434,7 @@ class GoldBatch:
         """MERGE a batch's aggregate ``rows`` into ``table`` (``gold``: combined with the rows
         there, once), reading only the files of the ``period`` span the rows cover; the rows,
         computed once."""
-        rows = rows.localCheckpoint()
+        rows = rows.transform(pinned)
         low, high = rows.agg(F.min(period).cast("string"), F.max(period).cast("string")).first()
         if low is None:
             return rows
@@ -462,7 +462,7 @@ class GoldBatch:
     def _region_daily(self, price_daily: DataFrame) -> None:
         """``gold.region_daily`` of the province × commodity × days of the batch's daily rows,
         from all of ``gold.price_daily`` there."""
-        regions = price_daily.select("region", "commodity", "date").distinct().localCheckpoint()
+        regions = price_daily.select("region", "commodity", "date").distinct().transform(pinned)
         days = ", ".join(f"DATE '{r[0]}'" for r in regions.select("date").distinct().collect())
         if not days:
             return

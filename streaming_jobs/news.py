@@ -41,7 +41,7 @@ from lakehouse.config.logs import Laps
 from lakehouse.config.settings import Settings
 from lakehouse.domain.news_text import lexicon, read_headline
 from lakehouse.io import delta_io
-from lakehouse.io.spark import GOLD_POOL
+from lakehouse.io.spark import GOLD_POOL, pinned
 from streaming_jobs.alerting import upsert_alerts
 from streaming_jobs.alerts import (
     NEWS_SURGE,
@@ -249,14 +249,14 @@ class NewsBatch:
         context.setLocalProperty("spark.scheduler.pool", GOLD_POOL)  # after the price batches
         writer = f"{NEWS_QUERY}:{context.getLocalProperty('sql.streaming.queryId')}"
         laps = Laps()
-        batch = rows.localCheckpoint()
+        batch = rows.transform(pinned)
         if batch.isEmpty():
             return
         now = datetime.now(UTC)
         records = RowKind.RECORD.rows(batch).select(*BRONZE_COLUMNS)
         delta_io.append_once(records, BRONZE_EVENTS, self.settings, writer, batch_id)
-        parsed = parse_news(RowKind.FIRST.rows(batch)).localCheckpoint()
-        headlines = news_rows(parsed, batch_id, self.conf).localCheckpoint()
+        parsed = parse_news(RowKind.FIRST.rows(batch)).transform(pinned)
+        headlines = news_rows(parsed, batch_id, self.conf).transform(pinned)
         laps("read")
         if not headlines.isEmpty():
             delta_io.upsert(self.spark, headlines, SILVER_NEWS, self.settings, only_if="false")
@@ -282,7 +282,7 @@ class NewsBatch:
         news = delta_io.read(self.spark, SILVER_NEWS, self.settings).where(
             local_day(F.col("published_at"), self.tz).isin(days)
         )
-        signal = news_signal(news, self.tz, batch_clock(now)).localCheckpoint()
+        signal = news_signal(news, self.tz, batch_clock(now)).transform(pinned)
         delta_io.upsert(self.spark, signal, GOLD_NEWS_SIGNAL, self.settings)
         return signal
 
@@ -304,7 +304,7 @@ class NewsBatch:
         today = local_day(batch_clock(now), self.tz)
         rows = news_surge_alerts(
             news_surge_signals(signal, rules, self.tz, today), rules, self.conf, batch_clock(now)
-        ).localCheckpoint()
+        ).transform(pinned)
         if not rows.isEmpty():
             upsert_alerts(self.spark, rows, self.settings, now)
 

@@ -38,7 +38,7 @@ from lakehouse.config.logs import Laps
 from lakehouse.config.settings import Settings
 from lakehouse.domain.supply_registry import open_supply_registry
 from lakehouse.io import delta_io
-from lakehouse.io.spark import GOLD_POOL
+from lakehouse.io.spark import GOLD_POOL, pinned
 from streaming_jobs import supply
 from streaming_jobs.alerting import upsert_alerts
 from streaming_jobs.alerts import (
@@ -87,7 +87,7 @@ class SupplyBatch:
         self.priority.gold_step(self.settings.spark.gold_yield_seconds)
         writer = f"{WRITER}:{context.getLocalProperty('sql.streaming.queryId')}"
         laps = Laps()
-        batch = rows.localCheckpoint()
+        batch = rows.transform(pinned)
         records = RowKind.RECORD.rows(batch).drop(KIND)
         if records.isEmpty():
             return
@@ -102,14 +102,14 @@ class SupplyBatch:
             self.entities(),
             self.commodity_ids,
             self.settings.supply.max_quantity,
-        ).localCheckpoint()
+        ).transform(pinned)
         laps("judge")
         appends = {
             BRONZE_EVENTS: records.select(*BRONZE_COLUMNS),
             SILVER_SUPPLY_STOCK: supply.stock_rows(validated, batch_id),
             SILVER_QUARANTINE: supply.quarantine_rows(validated, batch_id),
         }
-        shipments = supply.shipment_rows(validated, batch_id).localCheckpoint()
+        shipments = supply.shipment_rows(validated, batch_id).transform(pinned)
         tasks = [
             partial(delta_io.append_once, frame, table, self.settings, writer, batch_id)
             for table, frame in appends.items()
@@ -159,15 +159,15 @@ class SupplyBatch:
         arrivals = shipments.where(F.col("arrived_at").isNotNull()).select(
             F.col("destination_id").alias("entity_id"), "commodity"
         )
-        pairs = stock.select("entity_id", "commodity").union(arrivals).distinct().localCheckpoint()
+        pairs = stock.select("entity_id", "commodity").union(arrivals).distinct().transform(pinned)
         if pairs.isEmpty() or not self._exists(SILVER_SUPPLY_STOCK):
             return
         history = self._read(SILVER_SUPPLY_STOCK).join(
             F.broadcast(pairs), ["entity_id", "commodity"]
         )
-        daily = supply.stock_daily(
-            history, silver_shipments, tz, cfg.cover_window_days
-        ).localCheckpoint()
+        daily = supply.stock_daily(history, silver_shipments, tz, cfg.cover_window_days).transform(
+            pinned
+        )
         delta_io.upsert(self.spark, daily, GOLD_STOCK_DAILY, self.settings)
         regions = daily.select("province", "commodity").distinct()
         all_daily = self._read(GOLD_STOCK_DAILY).join(
@@ -206,7 +206,7 @@ class SupplyBatch:
             rules.messages(),
             conf_of(self.settings),
             batch_clock(now),
-        ).localCheckpoint()
+        ).transform(pinned)
         if not rows.isEmpty():
             upsert_alerts(self.spark, rows, self.settings, now)
 

@@ -12,9 +12,13 @@ import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lakehouse.config.settings import PROJECT_ROOT, ConfigError, Settings, is_uri
 from lakehouse.config.storage import hadoop_options
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
 #: log4j2 configuration of the cluster's JVMs other than the driver (quiet: warnings)
 CLUSTER_LOG_CONFIG = PROJECT_ROOT / "conf" / "spark-log4j2.properties"
@@ -229,3 +233,15 @@ def get_spark(settings: Settings, extra_conf: Mapping[str, str] | None = None): 
     for name, level in QUIET_DRIVER_LOGGERS.items():
         log4j.core.config.Configurator.setLevel(name, log4j.Level.toLevel(level))
     return spark
+
+
+def pinned(df: DataFrame) -> DataFrame:
+    """``df`` computed once, now, and kept for the rest of its micro-batch (a local checkpoint;
+    ``df.transform(pinned)`` in a chain) — as serialized blocks, in memory while they fit, on
+    local disk after. Spark's default level keeps a local checkpoint's rows as objects, an
+    ``UnsafeRow`` and its array per row, which the memory store underestimates: at the national
+    load one gold batch's ~700 000 rows so kept ran a 2 GB driver out of heap
+    (docs/benchmarks.md, twenty-sixth entry). pyspark is imported lazily, as in ``get_spark``."""
+    from pyspark import StorageLevel
+
+    return df.localCheckpoint(storageLevel=StorageLevel.MEMORY_AND_DISK)  # not deserialized
