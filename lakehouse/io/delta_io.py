@@ -107,9 +107,10 @@ def read_where(spark: SparkSession, table: Table, settings: Settings, condition:
     table's state from its log (1–2 s of jobs on this box), delta-rs reads the log and the
     matching files in milliseconds (docs/benchmarks.md). More are read by Spark's executors,
     skipping the files whose statistics rule ``condition`` out."""
-    if fast_read.count_where(table, settings, condition) > IN_PLAN_ROWS:
+    rows = fast_read.rows_where(table, settings, condition, limit=IN_PLAN_ROWS + 1)
+    if rows.num_rows > IN_PLAN_ROWS:
         return spark.sql(f"SELECT * FROM delta.`{table.path(settings)}` AS t WHERE {condition}")
-    return _in_spark(spark, fast_read.rows_where(table, settings, condition))
+    return _in_spark(spark, rows)
 
 
 def _in_spark(spark: SparkSession, rows: pa.Table) -> DataFrame:
@@ -369,10 +370,11 @@ def _combined_in_spark(
     MERGE then writes. For expressions only Spark evaluates (``gold.quality_combined``'s sum of
     two maps); the table's rows do not change meanwhile, as the query that MERGEs is the table's
     only writer (a concurrent OPTIMIZE rewrites files, not rows)."""
-    within = within or "true"
-    if fast_read.count_where(table, settings, within) == 0:
-        return df
-    t = read_where(spark, table, settings, within).withColumn(_FOUND, F.lit(True)).alias("t")
+    t = (
+        read_where(spark, table, settings, within or "true")
+        .withColumn(_FOUND, F.lit(True))
+        .alias("t")
+    )
     same_key = [F.col(f"s.{k}").eqNullSafe(F.col(f"t.{k}")) for k in table.keys]
     joined = df.alias("s").join(t, same_key, "left")
     found = F.col(f"t.{_FOUND}").isNotNull()

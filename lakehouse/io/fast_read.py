@@ -53,21 +53,16 @@ def open_table(
     return delta
 
 
-def rows_where(table: Table, settings: Settings, condition: str) -> pa.Table:
+def rows_where(
+    table: Table, settings: Settings, condition: str, limit: int | None = None
+) -> pa.Table:
     """The rows of the table's newest version where ``condition`` — SQL over ``t`` (``t.date
-    BETWEEN DATE '…' AND DATE '…'``) — holds, in the table's own Arrow types; delta-rs reads only
-    the files whose statistics or partitions may hold one."""
+    BETWEEN DATE '…' AND DATE '…'``) — holds (at most ``limit`` of them), in the table's own Arrow
+    types; delta-rs reads only the files whose statistics or partitions may hold one."""
     delta = open_table(table, settings)
-    found = QueryBuilder().register("t", delta).execute(f"SELECT * FROM t WHERE {condition}")
+    query = f"SELECT * FROM t WHERE {condition}" + ("" if limit is None else f" LIMIT {limit}")
+    found = QueryBuilder().register("t", delta).execute(query)
     return pa.table(found).cast(pa.schema(delta.schema().to_arrow()))
-
-
-def count_where(table: Table, settings: Settings, condition: str) -> int:
-    """How many rows of the table's newest version ``rows_where`` would return: delta-rs
-    reads only the columns of ``condition`` of the files that may hold one."""
-    query = QueryBuilder().register("t", open_table(table, settings))
-    found = query.execute(f"SELECT count(*) AS n FROM t WHERE {condition}").read_all()
-    return found["n"][0].as_py()
 
 
 def sql_strings(values: Sequence[str]) -> str:
