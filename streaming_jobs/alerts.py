@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from functools import reduce
+from functools import cache, reduce
 from typing import Literal
 
 from pyspark.sql import Column, DataFrame, Window
@@ -759,29 +759,34 @@ def alert_rows(
     """``episodes`` as rows of ``gold.alerts``: the rules' ``messages`` in Indonesian and English
     rendered with the names of ``conf``'s reference data, ``updated_at`` = ``now`` (the MERGE
     only keeps it where something else changed)."""
-
-    def render(language: str) -> Column:
-        names = {
-            "market": F.col(f"{WORDS}market"),
-            "province": F.col(f"{WORDS}province"),
-            "commodity": F.col(f"{WORDS}commodity_{language}"),
-        }
-        out = F.lit(None).cast("string")
-        for rule, message in messages.items():
-            out = F.when(
-                F.col("rule") == rule,
-                _render(getattr(message, language), F.col("fields"), language, names),
-            ).otherwise(out)
-        return out
-
     made = {
-        "message_id": render("id"),
-        "message_en": render("en"),
-        "updated_at": now.cast("timestamp"),
+        f"message_{language}": _messages_in(
+            language, tuple((rule, getattr(m, language)) for rule, m in messages.items())
+        )
+        for language in ("id", "en")
     }
+    made["updated_at"] = now.cast("timestamp")
     return _with_people_words(alerts, conf).select(
         *[made[c].alias(c) if c in made else c for c in GOLD_ALERTS.columns]
     )
+
+
+@cache
+def _messages_in(language: str, templates: tuple[tuple[str, str], ...]) -> Column:
+    """The message column of ``language`` for the rules' ``templates`` ((rule, template)
+    pairs), built once per set of templates: its few thousand py4j calls took seconds of every
+    gold batch. A Column names its inputs and binds to no DataFrame, so one serves every batch."""
+    names = {
+        "market": F.col(f"{WORDS}market"),
+        "province": F.col(f"{WORDS}province"),
+        "commodity": F.col(f"{WORDS}commodity_{language}"),
+    }
+    out = F.lit(None).cast("string")
+    for rule, template in templates:
+        out = F.when(
+            F.col("rule") == rule, _render(template, F.col("fields"), language, names)
+        ).otherwise(out)
+    return out
 
 
 #: the columns that name an alert for its whole life (its id, what it is about, when it opened)
@@ -809,19 +814,30 @@ def _with_people_words(alerts: DataFrame, conf: Conf) -> DataFrame:
     """``alerts`` with the names its messages show: the market's name, the province (the
     market's, or the alert's region) and the commodity's catalogue name in each language (``id``,
     ``en``), from the alert's ids. An id the reference data does not know is shown as it is."""
-    known = conf.markets
-    market_name = _literal_map({m.market_id: m.name for m in known.values()})
-    province = _literal_map({m.market_id: m.province for m in known.values()})
+    markets = tuple((m.market_id, m.name, m.province) for m in conf.markets.values())
+    labels = tuple((c.id, c.label("id"), c.label("en")) for c in conf.commodities.values())
+    return alerts.withColumns(dict(_people_words(markets, labels)))
+
+
+@cache
+def _people_words(
+    markets: tuple[tuple[str, str, str], ...], labels: tuple[tuple[str, str, str], ...]
+) -> tuple[tuple[str, Column], ...]:
+    """The columns of ``_with_people_words`` for these ``markets`` (id, name, province) and
+    commodity ``labels`` (id, Indonesian, English), built once (``_messages_in``: a literal map
+    is two py4j calls an entry, ~10⁵ at the national count)."""
+    market_name = _literal_map({m: name for m, name, _ in markets})
+    province = _literal_map({m: p for m, _, p in markets})
     words = {
         f"{WORDS}market": F.coalesce(market_name[F.col("market_id")], F.col("fields")["market"]),
         f"{WORDS}province": F.coalesce(province[F.col("market_id")], F.col("region"), F.lit("")),
     }
-    for language in ("id", "en"):
-        label = _literal_map({c.id: c.label(language) for c in conf.commodities.values()})
+    for i, language in enumerate(("id", "en"), start=1):
+        label = _literal_map({c[0]: c[i] for c in labels})
         words[f"{WORDS}commodity_{language}"] = F.coalesce(
             label[F.col("commodity")], F.col("fields")["commodity"]
         )
-    return alerts.withColumns(words)
+    return tuple(words.items())
 
 
 # ---- supply chain (issue 35): stock_cover_low, shipment_late, route_delay -------------------

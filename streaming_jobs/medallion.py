@@ -61,7 +61,7 @@ from lakehouse.config.logs import Laps
 from lakehouse.config.settings import Settings
 from lakehouse.io import delta_io
 from lakehouse.io.history_staging import Staging
-from lakehouse.io.spark import GOLD_POOL, SILVER_POOL, pinned
+from lakehouse.io.spark import GOLD_POOL, SILVER_POOL, local_frame, pinned
 from streaming_jobs import gold, silver
 from streaming_jobs.alerting import (
     PRICES,
@@ -267,7 +267,7 @@ class GoldBatch:
         written before the table's change feed was on — found in the whole table."""
         span = self.commits.span(table, self.settings, batch_ids)
         if span == range(0) and table in self._schemas:  # they appended nothing here
-            return self.spark.createDataFrame([], self._schemas[table])
+            return local_frame(self.spark, [], self._schemas[table])
         if span:
             try:
                 added = self.commits.added(table, self.settings, span)

@@ -38,7 +38,7 @@ from lakehouse.config.logs import Laps
 from lakehouse.config.settings import Settings
 from lakehouse.domain.supply_registry import open_supply_registry
 from lakehouse.io import delta_io
-from lakehouse.io.spark import GOLD_POOL, pinned
+from lakehouse.io.spark import GOLD_POOL, local_frame, pinned
 from streaming_jobs import supply
 from streaming_jobs.alerting import upsert_alerts
 from streaming_jobs.alerts import (
@@ -78,7 +78,7 @@ class SupplyBatch:
     def entities(self) -> DataFrame:
         """The registry now: an entity registered a moment ago is known to this batch."""
         rows = [(e.entity_id, e.kind, e.regency_code, e.province) for e in self.registry.entities()]
-        return self.spark.createDataFrame(rows, ENTITY_COLUMNS)
+        return local_frame(self.spark, rows, ENTITY_COLUMNS)
 
     def __call__(self, rows: DataFrame, batch_id: int) -> None:
         context = self.spark.sparkContext

@@ -16,6 +16,7 @@ from lakehouse.catalog.conf import Conf
 from lakehouse.catalog.tables import GOLD_ALERTS
 from lakehouse.config.settings import SAMPLE_PRICES, ConfigError
 from lakehouse.domain.metrics import REFERENCE_DAYS
+from lakehouse.io.spark import local_frame
 from streaming_jobs.alerting import news_since, upsert_alerts
 from streaming_jobs.alerts import (
     SIGNAL_COLUMNS,
@@ -59,7 +60,7 @@ def daily(spark, closes: dict[tuple[str, str], list[float]], region: str = "DKI 
         for (market, commodity), series in closes.items()
         for i, close in enumerate(series)
     ]
-    return spark.createDataFrame(rows, DAILY)
+    return local_frame(spark, rows, DAILY)
 
 
 def opened(df) -> list[tuple]:
@@ -212,18 +213,19 @@ def held_alerts(spark, closes, holds, decisions=(), earlier=None, rules=AT_ONCE)
         province = PROVINCES.get(m, "DKI Jakarta")
         return (f"{m}|{c}|{at:%Y%m%dT%H%M}", m, province, c, price, 0.0, ["iqr"], at, at)
 
-    fresh = spark.createDataFrame([held(*h) for h in holds], HELD)
-    ended = spark.createDataFrame(
+    fresh = local_frame(spark, [held(*h) for h in holds], HELD)
+    ended = local_frame(
+        spark,
         [
             (*held(m, c, p, at), d, by, n, "", at + timedelta(hours=1))
             for m, c, p, at, d, by, n in decisions
         ],
         DECIDED,
     )
-    stored = earlier if earlier is not None else spark.createDataFrame([], STORED)
+    stored = earlier if earlier is not None else local_frame(spark, [], STORED)
     out = held_move_alerts(
         held_prices(fresh, ended, TZ),
-        spark.createDataFrame(rows, DAILY),
+        local_frame(spark, rows, DAILY),
         held_alert_days(stored),
         rules,
     )
@@ -272,7 +274,8 @@ def test_a_held_move_alerts_once_per_series_and_day_and_again_only_after_another
 
     # a later batch: the stored alerts count; the first one confirmed stays (now confirmed),
     # a new report of the day near the level last alerted does not alert again
-    stored = spark.createDataFrame(
+    stored = local_frame(
+        spark,
         [stored_row(r) for r in rows],
         STORED,
     )
@@ -343,7 +346,7 @@ def test_a_move_every_market_of_a_province_follows_is_one_alert(spark):
 
     # a later batch: the opening price is not confirmed, another market's is released — the
     # province's move is confirmed, under the same alert
-    stored = spark.createDataFrame([stored_row(r) for r in rows], STORED)
+    stored = local_frame(spark, [stored_row(r) for r in rows], STORED)
     first, second = jakarta[0], jakarta[1]
     decided = [
         (first, "beras", 44_400.0, at, "not_confirmed", "rule:confirmation", 0),
@@ -439,8 +442,10 @@ def test_forecast_risk_fires_when_the_week_ahead_is_well_above_today(spark):
         for market in ("IP-001", "IP-003")
         for h in range(1, 8)
     ]
-    forecasts = spark.createDataFrame(
-        rows, "market_id string, commodity string, origin_date date, horizon int, yhat double"
+    forecasts = local_frame(
+        spark,
+        rows,
+        "market_id string, commodity string, origin_date date, horizon int, yhat double",
     )
     alerts = opened(forecast_signals(forecasts, today, RULES, TZ))
     assert alerts == [
@@ -455,7 +460,8 @@ def test_anomaly_score_above_threshold(spark):
         ("IP-001", "beras", DAY0 + timedelta(days=1), "temporal", 0.1, 100.0, ""),
         ("IP-003", "beras", DAY0, "geographic", 0.2, 100.0, ""),
     ]
-    anomalies = spark.createDataFrame(
+    anomalies = local_frame(
+        spark,
         rows,
         "market_id string, commodity string, date date, kind string, score double, "
         "price double, explanation string",
@@ -489,7 +495,8 @@ def test_surge_risk_fires_once_while_a_surge_is_likely(spark):
         for d, p in enumerate(by_day)
         for h in range(1, 8)
     ]
-    forecasts = spark.createDataFrame(
+    forecasts = local_frame(
+        spark,
         rows,
         "market_id string, commodity string, origin_date date, horizon int, yhat double, "
         "surge_prob double, surge_warn_at double",
@@ -531,7 +538,8 @@ def hourly(spark, market: str, metric: str, values: list[float]):
         )
         for i, v in enumerate(values)
     ]
-    return spark.createDataFrame(
+    return local_frame(
+        spark,
         rows,
         "market_id string, metric string, hour timestamp, mean double, min double, max double, "
         "count long",
@@ -573,7 +581,8 @@ def test_data_quality_fires_on_a_suspect_device_within_its_window(spark):
         (1, T0 + step, "dev", "bad-1", n, 2 * bad),  # window: 2n received, 2·bad quarantined
         (2, T0 + 3 * step, "dev", "bad-1", n, 0),  # the bad batch left the window: calm
     ]
-    quality = spark.createDataFrame(
+    quality = local_frame(
+        spark,
         rows,
         "batch_id long, batch_time timestamp, source string, device_id string, received long, "
         "quarantined long",
@@ -599,7 +608,7 @@ def signals(spark, points: list[tuple[datetime, str | None]], rule: str = "tempe
          "temperature_c", "{}", {"market": "IP-001", "value": str(1.0 + i), "reference": "35"})
         for i, (at, severity) in enumerate(points)
     ]  # fmt: skip
-    return spark.createDataFrame(rows, SIGNALS)
+    return local_frame(spark, rows, SIGNALS)
 
 
 def test_cool_down_reopens_the_same_alert_and_later_opens_a_new_one(spark):
@@ -616,7 +625,8 @@ def test_cool_down_reopens_the_same_alert_and_later_opens_a_new_one(spark):
     ]
     out = episodes(signals(spark, points), RULES.cooldown_hours())
     rows = alert_rows(out, RULES.messages(), SHIPPED, F.lit(T0)).orderBy("opened_at")
-    expected = spark.createDataFrame(
+    expected = local_frame(
+        spark,
         [
             ("warning", "resolved", T0 + h, T0 + 3 * h + cooldown, T0 + 2 * h + cooldown, 4.0),
             ("warning", "open", T0 + 4 * h + 2 * cooldown, None, T0 + 4 * h + 2 * cooldown, 6.0),
@@ -688,7 +698,7 @@ def test_only_news_raises_an_alert_and_a_stored_one_follows_its_rule(spark, sett
         }
 
     def write(rows: list[dict]) -> None:
-        upsert_alerts(spark, spark.createDataFrame(rows, GOLD_ALERTS.schema), own, now)
+        upsert_alerts(spark, local_frame(spark, rows, GOLD_ALERTS.schema), own, now)
 
     def stored() -> dict[str, str]:
         table = DeltaTable(str(GOLD_ALERTS.path(own))).to_pandas()
@@ -706,7 +716,8 @@ def test_a_held_price_of_history_alerts_only_once_stored(spark):
     alert stored while it was news follows its price's decision."""
     since = T0 + timedelta(days=3)
     details = '{{"observed_at": "{}"}}'
-    rows = spark.createDataFrame(
+    rows = local_frame(
+        spark,
         [
             ("old", details.format((since - timedelta(days=2)).isoformat())),
             ("old-stored", details.format((since - timedelta(days=2)).isoformat())),
@@ -714,6 +725,6 @@ def test_a_held_price_of_history_alerts_only_once_stored(spark):
         ],
         "alert_id string, details string",
     )
-    stored = spark.createDataFrame([("old-stored",)], "alert_id string")
+    stored = local_frame(spark, [("old-stored",)], "alert_id string")
     kept = held_news(rows, stored, since).select("alert_id").collect()
     assert sorted(r.alert_id for r in kept) == ["new", "old-stored"]

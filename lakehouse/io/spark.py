@@ -10,15 +10,16 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lakehouse.config.settings import PROJECT_ROOT, ConfigError, Settings, is_uri
 from lakehouse.config.storage import hadoop_options
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
 
 #: log4j2 configuration of the cluster's JVMs other than the driver (quiet: warnings)
 CLUSTER_LOG_CONFIG = PROJECT_ROOT / "conf" / "spark-log4j2.properties"
@@ -245,3 +246,27 @@ def pinned(df: DataFrame) -> DataFrame:
     from pyspark import StorageLevel
 
     return df.localCheckpoint(storageLevel=StorageLevel.MEMORY_AND_DISK)  # not deserialized
+
+
+def local_frame(
+    spark: SparkSession,
+    rows: Sequence[Sequence[Any] | Mapping[str, Any]],
+    schema: StructType | str,
+) -> DataFrame:
+    """``rows`` (tuples in ``schema``'s column order, or mappings by column name; ``schema`` a
+    ``StructType`` or DDL text) as an in-memory DataFrame whose size Spark knows: a
+    ``LocalRelation``, by Arrow, as the rows ``delta_io`` reads through delta-rs are.
+    ``createDataFrame`` of a Python list is instead an RDD of unknown size, so every join with
+    it shuffles both sides: a few alert rows then took ~50 stages where broadcast joins take a
+    handful (docs/benchmarks.md, twenty-seventh entry)."""
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import to_arrow_schema
+    from pyspark.sql.types import DataType
+
+    struct = DataType.fromDDL(schema) if isinstance(schema, str) else schema
+    arrow = to_arrow_schema(struct, timezone="UTC")
+    named = [r if isinstance(r, Mapping) else dict(zip(struct.names, r, strict=True)) for r in rows]
+    # none: columns of one empty chunk, as PySpark cannot convert a column of no chunks
+    return spark.createDataFrame(
+        pa.Table.from_pylist(named, arrow) if named else arrow.empty_table()
+    )
