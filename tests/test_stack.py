@@ -262,7 +262,8 @@ def check_tabs(api: str, settings: Settings, series: tuple[str, str]) -> None:
         }
         for tab, selector in tabs.items():  # drawn on the page: there, if below the fold
             page.goto(f"/#{tab}")
-            page.wait_for_selector(f"body[data-page={tab.split('/')[0]}]")
+            shown = f"body[data-page={tab.split('/')[0]}]"  # once its first answers are in
+            page.wait_for_selector(shown, timeout=PAGE_WAIT_MS)
             page.wait_for_selector(selector, state="attached", timeout=PAGE_WAIT_MS)
         watched.assert_clean(api)
 
