@@ -8,7 +8,6 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-import pyarrow as pa
 from delta.tables import DeltaTable
 from deltalake import DeltaTable as LogReader
 from deltalake.exceptions import TableNotFoundError
@@ -26,6 +25,7 @@ from lakehouse.io.fast_read import (
     commit_actions,
     open_table,
 )
+from lakehouse.io.spark import arrow_frame
 
 #: the table property that makes Delta keep each commit's rows readable by version
 CHANGE_FEED = "delta.enableChangeDataFeed"
@@ -77,7 +77,7 @@ def read_commits(
     Spark's executors: only the files those commits added are listed and read, without
     rebuilding the table's state or evaluating a filter against every file."""
     if sum(add.get("size", 0) for add in added) <= SMALL_COMMITS_BYTES:
-        return _in_spark(spark, fast_read.table_rows(table, settings, added))
+        return arrow_frame(spark, fast_read.table_rows(table, settings, added))
     return (
         spark.read.format("delta")
         .option("readChangeFeed", "true")
@@ -110,13 +110,7 @@ def read_where(spark: SparkSession, table: Table, settings: Settings, condition:
     rows = fast_read.rows_where(table, settings, condition, limit=IN_PLAN_ROWS + 1)
     if rows.num_rows > IN_PLAN_ROWS:
         return spark.sql(f"SELECT * FROM delta.`{table.path(settings)}` AS t WHERE {condition}")
-    return _in_spark(spark, rows)
-
-
-def _in_spark(spark: SparkSession, rows: pa.Table) -> DataFrame:
-    """Rows read by delta-rs as an in-memory Spark DataFrame of their schema."""
-    # none: columns of one empty chunk, as PySpark cannot convert a column of no chunks
-    return spark.createDataFrame(rows if rows.num_rows else rows.schema.empty_table())
+    return arrow_frame(spark, rows)
 
 
 def exists(spark: SparkSession, table: Table, settings: Settings) -> bool:

@@ -18,6 +18,7 @@ from lakehouse.config.settings import PROJECT_ROOT, ConfigError, Settings, is_ur
 from lakehouse.config.storage import hadoop_options
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
     from pyspark.sql.types import StructType
 
@@ -266,7 +267,10 @@ def local_frame(
     struct = DataType.fromDDL(schema) if isinstance(schema, str) else schema
     arrow = to_arrow_schema(struct, timezone="UTC")
     named = [r if isinstance(r, Mapping) else dict(zip(struct.names, r, strict=True)) for r in rows]
+    return arrow_frame(spark, pa.Table.from_pylist(named, arrow))
+
+
+def arrow_frame(spark: SparkSession, rows: pa.Table) -> DataFrame:
+    """Arrow ``rows`` as an in-memory Spark DataFrame of their schema (a ``LocalRelation``)."""
     # none: columns of one empty chunk, as PySpark cannot convert a column of no chunks
-    return spark.createDataFrame(
-        pa.Table.from_pylist(named, arrow) if named else arrow.empty_table()
-    )
+    return spark.createDataFrame(rows if rows.num_rows else rows.schema.empty_table())
