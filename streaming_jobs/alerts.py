@@ -308,18 +308,43 @@ def anomaly_signals(anomalies: DataFrame, rules: AlertRules, tz: str) -> DataFra
     )
 
 
-def sensor_signals(hourly: DataFrame, rules: AlertRules, tz: str) -> DataFrame:
-    """Temperature, humidity and crowding per market × local hour (``gold.sensor_hourly``).
-    Crowding compares the hour's peak with the market's capacity (``capacity`` in the rules)."""
+def _capacity(rules: AlertRules) -> Column:
+    """The capacity of the row's market (``market_id``; ``capacity`` in the rules)."""
     capacities = F.create_map(
         *[x for m, c in rules.capacity.markets.items() for x in (F.lit(m), F.lit(float(c)))]
     )
-    capacity = F.coalesce(capacities[F.col("market_id")], F.lit(float(rules.capacity.default)))
+    return F.coalesce(capacities[F.col("market_id")], F.lit(float(rules.capacity.default)))
+
+
+def _measure(rule: SensorRule, value: Column, capacity: Column) -> Column:
+    """What a sensor rule's levels are compared with: the value, or a share of the capacity."""
+    return value / capacity if rule.metric == Metric.crowd_count else value
+
+
+def sensor_alarm(rules: AlertRules) -> Column:
+    """Whether a sensor reading (a row's ``market_id``, ``metric``, ``value``) alone reaches a
+    sensor rule's warning level. An hour's mean or peak reaches it only through such a reading,
+    so a silver batch without one raises no new sensor alert (``SilverFirst.urgent``)."""
+    capacity = _capacity(rules)
+    return reduce(
+        Column.__or__,
+        [
+            (F.col("metric") == rule.metric.value)
+            & (_measure(rule, F.col("value"), capacity) >= rule.warning)
+            for rule in rules.sensors.rules.values()
+        ],
+    )
+
+
+def sensor_signals(hourly: DataFrame, rules: AlertRules, tz: str) -> DataFrame:
+    """Temperature, humidity and crowding per market × local hour (``gold.sensor_hourly``).
+    Crowding compares the hour's peak with the market's capacity (``capacity`` in the rules)."""
+    capacity = _capacity(rules)
 
     def signals(name: str, rule: SensorRule) -> DataFrame:
         value = F.col(rule.statistic)
         crowd = rule.metric == Metric.crowd_count
-        measure = value / capacity if crowd else value
+        measure = _measure(rule, value, capacity)
         reference = capacity if crowd else F.lit(rule.warning)
         return _signals(
             hourly.where(F.col("metric") == rule.metric.value),

@@ -69,12 +69,13 @@ def run(settings: Settings, stop: threading.Event) -> int:
     """Start all queries and supervise them until ``stop`` is set or one fails."""
     spark = get_spark(settings)
     endpoint = serve_metrics(spark, settings)  # before the queries: it sees them start
-    queries = [factory(spark, settings) for factory in queries_of(SilverFirst())]
+    priority = SilverFirst(gold_interval=settings.spark.gold_interval_seconds)
+    queries = [factory(spark, settings) for factory in queries_of(priority)]
     # started: now the whole session (the JVM with it) yields to the API; the start itself,
     # a JVM's most CPU-hungry minute, ran at the session's default weight (on a busy box it
     # otherwise waited past the service's start timeout)
-    priority = lower_session(settings.spark.niceness)
-    log.info("pipeline running", extra={"queries": [q.name for q in queries], "cpu": priority})
+    cpu = lower_session(settings.spark.niceness)
+    log.info("pipeline running", extra={"queries": [q.name for q in queries], "cpu": cpu})
     code = 0
     try:
         while not stop.wait(STATUS_INTERVAL_SECONDS):
@@ -89,6 +90,7 @@ def run(settings: Settings, stop: threading.Event) -> int:
         # a batch that stop interrupts is replayed from the checkpoint at the next start; py4j
         # would log its InterruptedException as an error of the foreachBatch callback
         logging.getLogger("py4j.clientserver").setLevel(logging.CRITICAL)
+        priority.release()  # a gold batch resting ends now, not after its interval
         for q in queries:
             q.stop()
         _report(settings, "failed" if code else "stopped", queries)

@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
+from time import monotonic
 
 from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -80,6 +81,7 @@ from streaming_jobs.alerts import (
     held_move_alerts,
     held_news,
     held_prices,
+    sensor_alarm,
 )
 from streaming_jobs.batch_graph import BatchGraph, Step, Wrap
 from streaming_jobs.batch_values import batch_clock
@@ -91,7 +93,7 @@ from streaming_jobs.bronze import (
     sender,
     to_bronze,
 )
-from streaming_jobs.progress_metrics import QUALITY_OBSERVATION, STEPS, quality_observed
+from streaming_jobs.progress_metrics import QUALITY_OBSERVATION, REST, STEPS, quality_observed
 from streaming_jobs.quality import batch_quality
 from streaming_jobs.query_priority import SilverFirst
 from streaming_jobs.row_kinds import KIND, KindCounts, RowKind, SilverRows
@@ -177,6 +179,7 @@ class SilverBatch:
         for table in CHANGE_FED:
             delta_io.ensure_change_feed(spark, table, settings)
         self._exists = Existing(spark, settings)
+        self._alarm = sensor_alarm(conf_of(settings).alerts)  # a constant column: built once
 
     def __call__(self, rows: DataFrame, batch_id: int) -> None:
         context = self.spark.sparkContext
@@ -189,7 +192,7 @@ class SilverBatch:
         laps = Laps()
         batch = rows.transform(pinned)  # the one run of the micro-batch (and of its state)
         laps("judge")
-        kinds = KindCounts.of(batch)
+        kinds = KindCounts.of(batch, self._alarm)
         laps("count")
         if not kinds:
             return  # a batch without records (Spark runs some to expire state)
@@ -233,6 +236,8 @@ class SilverBatch:
         quality = batch_quality(batch, self.reviews_topic, batch_id)
         delta_io.append_once(quality, GOLD_DATA_QUALITY, self.settings, writer, batch_id)
         laps("quality")
+        if kinds.urgent:
+            self.priority.urgent(batch_id)
         STEPS.record(SILVER_QUERY, laps.seconds)
         log.info(
             "silver batch done",
@@ -291,6 +296,7 @@ class GoldBatch:
         )
 
     def __call__(self, quality: DataFrame, gold_batch_id: int) -> None:
+        began = monotonic()
         self.spark.sparkContext.setLocalProperty("spark.scheduler.pool", GOLD_POOL)
         quality = quality.transform(pinned)
         batch_ids = sorted(r[0] for r in quality.select("batch_id").distinct().collect())
@@ -305,11 +311,12 @@ class GoldBatch:
         }
         gate = self.priority.batch_gate(self.settings.spark.gold_yield_seconds)
         seconds = self.graph.run(inputs, inherit_properties(self.spark), gate)
-        STEPS.record(GOLD_QUERY, seconds)
         log.info(
             "gold batch done",
             extra={"batch_id": gold_batch_id, "silver_batches": batch_ids, "seconds": seconds},
         )
+        rested = self.priority.gold_rest(batch_ids[-1], began)
+        STEPS.record(GOLD_QUERY, seconds | {REST: rested})
 
     def _steps(self) -> tuple[Step, ...]:
         """The gold batch: the aggregates and the alert step's calls as soon as what each reads

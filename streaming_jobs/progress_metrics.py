@@ -46,6 +46,11 @@ log = logging.getLogger(__name__)
 QUALITY_OBSERVATION = "quality"
 
 
+#: the step a batch function records for the seconds it rested at its end (the gold query's
+#: pace, ``SilverFirst.gold_rest``): part of Spark's ``triggerExecution``, not of the batch's work
+REST = "rest"
+
+
 class StepTimes:
     """The seconds of each step of each query's last batch function; the batch functions
     record their ``Laps`` here, the exporter reads them at scrape time."""
@@ -57,6 +62,11 @@ class StepTimes:
     def record(self, query: str, seconds: Mapping[str, float]) -> None:
         with self._lock:
             self._last[query] = dict(seconds)
+
+    def rested(self, query: str) -> float:
+        """The seconds the last batch of ``query`` rested (``REST``)."""
+        with self._lock:
+            return self._last.get(query, {}).get(REST, 0.0)
 
     def items(self) -> list[tuple[str, str, float]]:
         with self._lock:
@@ -141,6 +151,7 @@ class PipelineMetrics:
         self.last_batch_age = gauge(m.LAST_BATCH_AGE)
         self.active = gauge(m.QUERY_ACTIVE)
         r.register(_StepCollector(steps))
+        self.steps = steps
         self._names: dict[str, str] = {}  # query id → name
         self._completed: dict[str, float] = {}  # query name → when its last batch ended
         self._behind: dict[str, int] = {}  # query name → records behind in Kafka
@@ -187,8 +198,10 @@ class PipelineMetrics:
             return  # an idle trigger: no batch completed
         self.input_rows.labels(name).inc(rows)
         trigger_ms = (p.get("durationMs") or {}).get("triggerExecution")
-        if trigger_ms is not None:
-            self.batch_seconds.labels(name).observe(trigger_ms / 1000)
+        if trigger_ms is not None:  # the batch's work: without its rest
+            self.batch_seconds.labels(name).observe(
+                max(trigger_ms / 1000 - self.steps.rested(name), 0.0)
+            )
         completed = _posix(p["timestamp"]) + (trigger_ms or 0) / 1000
         self._completed[name] = completed
         self.last_batch.labels(name).set(completed)

@@ -1,4 +1,5 @@
-"""Which of the Spark application's queries goes first when they compete for the two cores."""
+"""Which of the Spark application's queries goes first when they compete for the two cores,
+and how often the gold query runs when nothing is urgent."""
 
 from __future__ import annotations
 
@@ -15,11 +16,22 @@ class SilverFirst:
     steps start as silver batches end; the waits of one gold batch's steps end together at most
     ``spark.gold_yield_seconds`` after the batch began (``batch_gate``), so a load that keeps
     silver busy (a backlog) delays gold by that much a batch, not by that much a step. One per
-    Spark application, handed to the queries that share it."""
+    Spark application, handed to the queries that share it.
 
-    def __init__(self) -> None:
+    It also paces the gold query (``gold_interval`` seconds; 0: back to back). A gold batch's
+    cost is mostly fixed (a few dozen Spark jobs, whatever its rows), so at rest gold batches
+    back to back kept a core busy for a dozen prices. A gold batch ends by resting until
+    ``gold_interval`` seconds after it began, unless a silver batch after the ones it
+    aggregated had rows an alert may follow at once (``urgent``): then the next gold batch
+    starts as soon as it ends."""
+
+    def __init__(self, gold_interval: float = 0.0) -> None:
         self._silver_idle = threading.Event()
         self._silver_idle.set()
+        self.gold_interval = gold_interval
+        self._urgent = threading.Condition()
+        self._urgent_through = -1  # the newest silver batch that was urgent
+        self._released = False
 
     @contextmanager
     def silver_batch(self) -> Iterator[None]:
@@ -38,3 +50,28 @@ class SilverFirst:
         runs, until ``max_wait`` seconds from now at the latest; whether none does."""
         deadline = monotonic() + max_wait
         return lambda: self.gold_step(max(0.0, deadline - monotonic()))
+
+    def urgent(self, silver_batch: int) -> None:
+        """Silver batch ``silver_batch`` has rows an alert may follow at once: the gold batch
+        resting ends."""
+        with self._urgent:
+            self._urgent_through = max(self._urgent_through, silver_batch)
+            self._urgent.notify_all()
+
+    def gold_rest(self, through: int, began: float) -> float:
+        """Rest after a gold batch that began at ``began`` (``time.monotonic``) and aggregated
+        the silver batches up to ``through``: until ``gold_interval`` seconds after it began, a
+        silver batch after ``through`` was urgent, or ``release``. The seconds rested."""
+        start = monotonic()
+        with self._urgent:
+            self._urgent.wait_for(
+                lambda: self._released or self._urgent_through > through,
+                max(0.0, began + self.gold_interval - start),
+            )
+        return monotonic() - start
+
+    def release(self) -> None:
+        """No more rests (the queries are stopping: a resting batch would hold up the stop)."""
+        with self._urgent:
+            self._released = True
+            self._urgent.notify_all()

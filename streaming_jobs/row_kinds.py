@@ -62,15 +62,25 @@ PASSED = "x"  # the key of rows the stateful step only passes on
 
 @dataclass(frozen=True)
 class KindCounts:
-    """A silver batch's rows counted by kind, event type and whether accepted (no reasons)."""
+    """A silver batch's rows counted by kind, event type and whether accepted (no reasons),
+    and how many of them are an ``alarm`` (a condition the batch's rows are counted by too)."""
 
     counts: Mapping[tuple[str, str | None, bool], int]
+    alarms: int = 0
 
     @classmethod
-    def of(cls, batch: DataFrame) -> KindCounts:
+    def of(cls, batch: DataFrame, alarm: Column | None = None) -> KindCounts:
         accepted = (F.size("reasons") == 0).alias("accepted")
-        rows = batch.groupBy(KIND, "event_type", accepted).count().collect()
-        return cls({(r[KIND], r["event_type"], r["accepted"]): r["count"] for r in rows})
+        alarms = F.count_if(F.lit(False) if alarm is None else alarm).alias("alarms")
+        counted = (
+            batch.groupBy(KIND, "event_type", accepted)
+            .agg(F.count("*").alias("rows"), alarms)
+            .collect()
+        )
+        return cls(
+            {(r[KIND], r["event_type"], r["accepted"]): r["rows"] for r in counted},
+            sum(r["alarms"] for r in counted),
+        )
 
     def count(
         self, kind: RowKind, event_type: str | None = None, accepted: bool | None = None
@@ -86,6 +96,13 @@ class KindCounts:
         self, kind: RowKind, event_type: str | None = None, accepted: bool | None = None
     ) -> bool:
         return self.count(kind, event_type, accepted) > 0
+
+    @property
+    def urgent(self) -> bool:
+        """Whether an alert may follow these rows at once: a held price, a decision on one, a
+        quarantined event or an alarm (``SilverFirst.urgent``)."""
+        held = any(self.has(k) for k in (RowKind.HOLD, RowKind.DECISION, RowKind.RELEASE))
+        return held or self.has(RowKind.EVENT, accepted=False) or self.alarms > 0
 
     def __bool__(self) -> bool:
         return bool(self.counts)

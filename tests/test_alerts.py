@@ -32,9 +32,11 @@ from streaming_jobs.alerts import (
     price_move_signals,
     quality_signals,
     region_move_signals,
+    sensor_alarm,
     sensor_signals,
     surge_signals,
 )
+from streaming_jobs.row_kinds import KindCounts, RowKind
 from tests.shipped import SHIPPED
 
 TZ = "Asia/Jakarta"
@@ -567,6 +569,44 @@ def test_sensor_rules_fire_on_heat_humidity_and_crowds_and_not_on_a_normal_day(s
         ("humidity", "IP-003|humidity_pct", "warning", "open", local[1], None),
         ("temperature", "IP-003|temperature_c", "critical", "resolved", local[1], local[2]),
     ]
+
+
+def test_a_silver_batch_is_urgent_with_a_reading_at_a_warning_level_only(spark):
+    """``sensor_alarm``: a reading that alone reaches a rule's warning level (a crowd against its
+    market's capacity) — the silver batch with one wakes the gold query at once."""
+    temp, crowd = RULES.sensors.rules["temperature"], RULES.sensors.rules["crowding"]
+    hub = max(RULES.capacity.markets, key=RULES.capacity.markets.get)  # IP-001: 3 000 people
+    crowded = RULES.capacity.default * crowd.warning
+    calm = [
+        ("record", None, None, None, None),  # a batch's Kafka records carry no reading
+        ("event", "sensor", "IP-003", "temperature_c", temp.warning - 0.1),
+        ("event", "sensor", hub, "crowd_count", crowded),  # under the hub's own capacity
+        ("event", "price", "IP-003", None, None),
+    ]
+    alarming = [
+        ("event", "sensor", "IP-003", "temperature_c", temp.warning),
+        ("event", "sensor", "IP-003", "crowd_count", crowded),
+    ]
+    schema = "kind string, event_type string, market_id string, metric string, value double"
+
+    def counted(rows: list[tuple]) -> KindCounts:
+        batch = local_frame(spark, rows, schema).withColumn("reasons", F.array())
+        return KindCounts.of(batch, sensor_alarm(RULES))
+
+    assert counted(calm).alarms == 0 and not counted(calm).urgent
+    assert counted(calm + alarming).alarms == 2 and counted(calm + alarming).urgent
+    assert counted(calm).count(RowKind.EVENT, "sensor", True) == 2
+
+
+def test_held_prices_decisions_and_quarantines_are_urgent_accepted_rows_are_not():
+    accepted = {
+        ("record", None, True): 5,
+        ("event", "price", True): 3,
+        ("event", "sensor", True): 2,
+    }
+    assert not KindCounts(accepted).urgent
+    for more in (("hold", "price", True), ("decision", None, True), ("event", "price", False)):
+        assert KindCounts({**accepted, more: 1}).urgent, more
 
 
 def test_data_quality_fires_on_a_suspect_device_within_its_window(spark):

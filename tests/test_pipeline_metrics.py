@@ -18,6 +18,7 @@ from lakehouse.catalog import ops_metrics as m
 from lakehouse.catalog.tables import SILVER_HOLDS
 from streaming_jobs.progress_metrics import (
     QUALITY_OBSERVATION,
+    REST,
     PipelineMetrics,
     StepTimes,
     offsets_behind,
@@ -128,6 +129,16 @@ def test_progress_becomes_metrics_a_real_parser_reads():
     assert age == pytest.approx(time.time() - GOLD_END, abs=5)
     assert metrics.summary("silver") == {"lag": 70, "last_batch_at": ended}
     assert metrics.summary("gold") == {"lag": None, "last_batch_at": pytest.approx(GOLD_END)}
+
+
+def test_a_gold_batch_s_seconds_are_its_work_without_its_rest():
+    steps = StepTimes()
+    metrics = PipelineMetrics(steps=steps)
+    metrics.started(GOLD_PROGRESS["id"], "gold")
+    steps.record("gold", {"plan": 0.2, REST: 0.7})  # of 0.9 s of triggerExecution
+    metrics.progress(GOLD_PROGRESS)
+    batches = families(metrics)[m.BATCH_SECONDS.name]
+    assert value(batches, f"{m.BATCH_SECONDS.name}_sum", query="gold") == pytest.approx(0.2)
 
 
 def test_an_idle_trigger_completes_no_batch():

@@ -1,4 +1,5 @@
-"""The silver query's batches go before the gold query's steps (``query_priority.SilverFirst``)."""
+"""The silver query's batches go before the gold query's steps, and the gold query rests between
+batches unless a silver batch is urgent (``query_priority.SilverFirst``)."""
 
 from __future__ import annotations
 
@@ -44,3 +45,29 @@ def test_a_batch_s_steps_wait_for_silver_together_at_most_the_limit():
         assert not batch() and not batch()  # the next ones: no more
         assert time.monotonic() - began < 0.6
     assert gate.batch_gate(5)()  # silver idle: no wait
+
+
+def test_a_gold_batch_rests_until_its_interval_after_it_began():
+    pace = SilverFirst(gold_interval=0.4)
+    began = time.monotonic()
+    rested = pace.gold_rest(through=3, began=began)
+    assert rested >= 0.3 and time.monotonic() - began >= 0.4
+    assert pace.gold_rest(through=3, began=began) < 0.05  # its interval is over: no more rest
+    assert SilverFirst().gold_rest(through=3, began=time.monotonic()) < 0.05  # back to back
+
+
+def test_only_an_urgent_silver_batch_it_did_not_aggregate_ends_a_gold_rest():
+    pace = SilverFirst(gold_interval=30)
+    pace.urgent(3)  # aggregated by the batch resting below (through 3): no reason to wake
+    threading.Timer(0.2, pace.urgent, (4,)).start()
+    began = time.monotonic()
+    assert pace.gold_rest(through=3, began=began) < 5
+    assert time.monotonic() - began >= 0.2
+    assert pace.gold_rest(through=3, began=time.monotonic()) < 0.05  # batch 4 still waits
+
+
+def test_release_ends_a_rest_and_every_later_one():
+    pace = SilverFirst(gold_interval=30)
+    threading.Timer(0.2, pace.release).start()
+    assert pace.gold_rest(through=1, began=time.monotonic()) < 5
+    assert pace.gold_rest(through=1, began=time.monotonic()) < 0.05

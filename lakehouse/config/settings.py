@@ -268,6 +268,7 @@ class SparkSettings(BaseModel):
     ui_port: int = Field(4040, ge=1, le=65535)
     trigger_seconds: float = Field(0.25, gt=0)
     gold_trigger_seconds: float = Field(0.25, gt=0)
+    gold_interval_seconds: float = Field(60.0, ge=0)
     gold_yield_seconds: float = Field(30.0, ge=0)
     #: added to the pipeline process's nice value (its JVM and Python workers inherit it): on a
     #: box shared with the API and Kafka, they get the CPU first when they need it
