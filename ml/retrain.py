@@ -42,7 +42,7 @@ from lakehouse.catalog.tables import (
 from lakehouse.config.settings import ConfigError, MlSettings, Settings
 from lakehouse.domain.metrics import DAILY_COLUMNS
 from lakehouse.io import table_writes
-from lakehouse.io.fast_read import TableMissing, open_table, table_version
+from lakehouse.io.fast_read import TableMissing, open_table, read_rows, table_version
 from ml.backtest import (
     SELECTED,
     GlobalPoints,
@@ -453,7 +453,7 @@ def optional_gold(
             absent[name] = f"{name} is not a table of this lakehouse"
             continue
         try:
-            frame = open_table(table, settings).to_pandas()
+            frame = read_rows(table, settings).to_pandas()
         except TableMissing:
             absent[name] = f"{name} does not exist yet"
             continue

@@ -43,7 +43,7 @@ from lakehouse.config.settings import AlertSettings, NotifierChannel, Settings, 
 from lakehouse.domain.registry import open_registry
 from lakehouse.domain.subscriptions import SEVERITY_RANK, Subscription, SubscriptionStore, matches
 from lakehouse.io import table_writes
-from lakehouse.io.fast_read import TableMissing, open_table, read_rows, table_version
+from lakehouse.io.fast_read import TableMissing, read_rows, table_version
 from lakehouse.io.status import stop_event, write_status
 from streaming_jobs import mail
 
@@ -242,7 +242,7 @@ class Notifier:
         subscriptions = self.subscriptions.subscriptions()
         if self.seen == (version, subscriptions):
             return
-        alerts = open_table(GOLD_ALERTS, self.settings).to_pandas()
+        alerts = read_rows(GOLD_ALERTS, self.settings).to_pandas()
         self.seen = (version, subscriptions)
         last_event = alerts[["last_firing_at", "resolved_at"]].max(axis=1)
         recent = alerts[last_event >= pd.Timestamp(now - timedelta(hours=self.conf.max_age_hours))]

@@ -69,9 +69,9 @@ class KindCounts:
     alarms: int = 0
 
     @classmethod
-    def of(cls, batch: DataFrame, alarm: Column | None = None) -> KindCounts:
+    def of(cls, batch: DataFrame, alarm: Column) -> KindCounts:
         accepted = (F.size("reasons") == 0).alias("accepted")
-        alarms = F.count_if(F.lit(False) if alarm is None else alarm).alias("alarms")
+        alarms = F.count_if(alarm).alias("alarms")
         counted = (
             batch.groupBy(KIND, "event_type", accepted)
             .agg(F.count("*").alias("rows"), alarms)

@@ -373,6 +373,26 @@ def test_quality_page_browses_the_quarantine(browser: Browser, url: str) -> None
     page.context.close()
 
 
+def test_a_tab_whose_first_answer_failed_says_so_and_loads_when_shown_again(
+    browser: Browser, url: str
+) -> None:
+    """The Supply tab once stayed blank for good after one failed answer (its set-up kept as
+    failed): the error shows on the tab, and the tab is set up again the next time it is shown."""
+    watched = watch(browser, url)
+    page = open_page(watched)
+    page.route("**/api/v1/supply/stock*", lambda route: route.fulfill(status=500, body="{}"))
+    page.goto("/#supply")
+    page.wait_for_selector("#page-supply > p.error")
+    assert page.evaluate("document.body.dataset.page") == "board"
+    page.unroute("**/api/v1/supply/stock*")
+    page.goto("/#board")
+    page.goto("/#supply")
+    page.wait_for_selector("body[data-page=supply]")
+    assert page.locator("#page-supply > p.error").count() == 0
+    assert page.locator("#supply-map.leaflet-container").count() == 1
+    page.context.close()
+
+
 def test_the_page_asks_for_a_key_when_reads_need_one(browser: Browser, lakehouse: Settings) -> None:
     key, entry = mint_key("dashboard-test", "reader")
     closed = with_api(lakehouse, open_reads=False, keys=[entry])

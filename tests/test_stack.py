@@ -24,6 +24,7 @@ import httpx
 import psutil
 import pytest
 from confluent_kafka import Producer
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from prometheus_client.parser import text_string_to_metric_families
 
 from lakehouse.catalog import ops_metrics as m
@@ -263,8 +264,12 @@ def check_tabs(api: str, settings: Settings, series: tuple[str, str]) -> None:
         for tab, selector in tabs.items():  # drawn on the page: there, if below the fold
             page.goto(f"/#{tab}")
             shown = f"body[data-page={tab.split('/')[0]}]"  # once its first answers are in
-            page.wait_for_selector(shown, timeout=PAGE_WAIT_MS)
-            page.wait_for_selector(selector, state="attached", timeout=PAGE_WAIT_MS)
+            try:
+                page.wait_for_selector(shown, timeout=PAGE_WAIT_MS)
+                page.wait_for_selector(selector, state="attached", timeout=PAGE_WAIT_MS)
+            except PlaywrightTimeout as exc:  # what the page met, with the API's own account
+                log = (settings.paths.log_dir / "api.log").read_text()[-3000:]
+                raise AssertionError(f"#{tab}: {watched.errors} {watched.failed}\n{log}") from exc
         watched.assert_clean(api)
 
 

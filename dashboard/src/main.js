@@ -4,7 +4,7 @@
 import "./style.css";
 import { follow, getJson } from "./api.js";
 import { language, setLanguage, t } from "./i18n.js";
-import { setCommodityNames, setTimeZone } from "./format.js";
+import { escapeHtml, setCommodityNames, setTimeZone } from "./format.js";
 import { state } from "./state.js";
 import { renderBoard, setupBoard, updateRow } from "./board.js";
 import { setupBrief } from "./brief.js";
@@ -69,7 +69,15 @@ async function route() {
     a.classList.toggle("active", a.dataset.page === name);
   }
   if (setups[name] && !started.has(name)) started.set(name, setups[name]());
-  await started.get(name);
+  const shown = document.getElementById(`page-${name}`);
+  shown.querySelector(":scope > p.error")?.remove();
+  try {
+    await started.get(name);
+  } catch (error) {
+    started.delete(name); // set up again when the page is next shown: the API may answer then
+    shown.insertAdjacentHTML("afterbegin", `<p class="error">${escapeHtml(String(error.message ?? error))}</p>`);
+    throw error;
+  }
   if (name === "map") mapShown();
   if (name === "supply") supplyShown();
   if (name === "series") await showSeries(args[0], args[1]);

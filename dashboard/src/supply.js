@@ -55,8 +55,7 @@ function drawCover() {
     .join("");
 }
 
-async function drawShipments() {
-  const shipments = await getJson("/supply/shipments", { state: "in_transit", limit: 50 });
+function drawShipments(shipments) {
   document.querySelector("#supply-shipments tbody").innerHTML = shipments
     .map(
       (s) => `<tr class="${s.late ? "late" : ""}"><td>${escapeHtml(s.shipment_id)}</td>
@@ -90,15 +89,20 @@ async function analyze(event) {
 }
 
 export async function setupSupply(geojson) {
+  const [stock, shipments] = await Promise.all([
+    getJson("/supply/stock"),
+    getJson("/supply/shipments", { state: "in_transit", limit: 50 }),
+  ]);
+  // the answers first: a set-up that fails is tried again whole, with nothing made twice
   outlines = geojson;
+  rows = stock;
   map = L.map("supply-map", { zoomSnap: 0.5 }).setView([-2.5, 118], 4.5);
-  rows = await getJson("/supply/stock");
   const commodities = [...new Set(rows.map((r) => r.commodity))].sort();
   fillSelect(commoditySelect, commodities.map((c) => [c, commodityName(c)]), t("all"));
   commoditySelect.addEventListener("change", drawCover);
   form.addEventListener("submit", analyze);
   drawCover();
-  await drawShipments();
+  drawShipments(shipments);
 }
 
 export function supplyShown() {

@@ -22,7 +22,7 @@ import fcntl
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 from lakehouse.catalog.tables import GOLD_PRICE_LEDGER, SILVER_PRICES, arrow_schema
 from lakehouse.config.settings import Settings
 from lakehouse.io import table_writes
-from lakehouse.io.fast_read import TableMissing, open_table
+from lakehouse.io.fast_read import Condition, TableMissing, read_rows
 
 GENESIS = "0" * 64
 #: the fields of a price an entry vouches for, in their canonical order
@@ -93,24 +93,18 @@ def extend(
     return entries
 
 
-def _read(table: Any, columns: list[str], where: Any = None) -> pa.Table:
-    return table.to_pyarrow_dataset().to_table(columns=columns, filter=where)
-
-
 def _ledger(settings: Settings) -> pa.Table:
     try:
-        delta = open_table(GOLD_PRICE_LEDGER, settings)
+        return read_rows(GOLD_PRICE_LEDGER, settings)
     except TableMissing:
         return arrow_schema(GOLD_PRICE_LEDGER).empty_table()
-    return delta.to_pyarrow_dataset().to_table()
 
 
-def _silver(settings: Settings, columns: list[str], where: Any = None) -> pa.Table:
+def _silver(settings: Settings, columns: list[str], where: Sequence[Condition] = ()) -> pa.Table:
     try:
-        delta = open_table(SILVER_PRICES, settings)
+        return read_rows(SILVER_PRICES, settings, columns, where)
     except TableMissing:
         return pa.table({c: [] for c in columns})
-    return _read(delta, columns, where)
 
 
 def build(settings: Settings) -> int:
@@ -129,7 +123,7 @@ def build(settings: Settings) -> int:
                 heads[row["chain"]] = (row["seq"], row["entry_hash"])
         newest = pc.max(ledger["silver_batch_id"]).as_py() if len(ledger) else None
         # batches commit atomically: everything before the newest chained batch is chained
-        where = None if newest is None else pc.field("silver_batch_id") >= newest
+        where = [] if newest is None else [("silver_batch_id", ">=", newest)]
         silver = _silver(settings, [*FIELDS, "silver_batch_id"], where)
         chained = set(ledger["event_id"].to_pylist())
         fresh = [r for r in silver.to_pylist() if r["event_id"] not in chained]

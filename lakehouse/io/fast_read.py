@@ -144,11 +144,52 @@ def plain(table: pa.Table, dictionary: Columns = None) -> pa.Table:
     return pa.Table.from_arrays(columns, names=table.column_names)
 
 
-def read_rows(table: Table, settings: Settings, columns: Columns = None) -> pa.Table:
-    """The rows of the table's newest version (only ``columns`` when given), in the layout of
-    ``plain``. Raises ``TableMissing`` when nothing has been written there yet."""
+#: a condition on a column, as pyarrow's and delta-rs' ``filters`` take it: ``("state", "=",
+#: "in_transit")``, ``("silver_batch_id", ">=", 7)``, ``("commodity", "in", ["beras"])``
+Condition = tuple[str, str, Any]
+
+_COMPARISONS = {
+    "=": pc.Expression.__eq__,
+    "==": pc.Expression.__eq__,
+    "!=": pc.Expression.__ne__,
+    "<": pc.Expression.__lt__,
+    "<=": pc.Expression.__le__,
+    ">": pc.Expression.__gt__,
+    ">=": pc.Expression.__ge__,
+}
+
+
+def _condition(name: str, op: str, value: Any) -> pc.Expression:
+    """One condition as an expression that holds whatever layout a file has the column in: a
+    string column is compared as a plain string (Arrow has no kernel comparing a file's
+    ``string_view``, as delta-rs MERGE writes it, with a string literal)."""
+    values = value if op in ("in", "not in") else [value]
+    column = pc.field(name)
+    if values and all(isinstance(v, str) for v in values):
+        column = column.cast(pa.string())
+    if op in ("in", "not in"):
+        found = column.isin(list(values))
+        return ~found if op == "not in" else found
+    return _COMPARISONS[op](column, value)
+
+
+def read_rows(
+    table: Table,
+    settings: Settings,
+    columns: Columns = None,
+    where: Sequence[Condition] = (),
+) -> pa.Table:
+    """The rows of the table's newest version (only ``columns`` when given) where every
+    condition of ``where`` holds, in the layout of ``plain``: the one read of a whole table, so
+    no caller meets a writer's layout. Raises ``TableMissing`` when nothing has been written
+    there yet."""
     delta = open_table(table, settings)
-    return plain(delta.to_pyarrow_table(columns=list(columns) if columns else None))
+    condition = None
+    for name, op, value in where:
+        one = _condition(name, op, value)
+        condition = one if condition is None else condition & one
+    chosen = list(columns) if columns else None
+    return plain(delta.to_pyarrow_dataset().to_table(columns=chosen, filter=condition))
 
 
 def _added_rows(

@@ -4,6 +4,7 @@ events in, stock views and the route analysis out."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -24,7 +25,7 @@ from lakehouse.domain.registry import NotFound
 from lakehouse.domain.supply import ROUTE_SEPARATOR, Entity
 from lakehouse.domain.supply_registry import SupplyRegistry
 from lakehouse.domain.supply_routes import PastShipment, analyze
-from lakehouse.io.fast_read import TableMissing, open_table
+from lakehouse.io.fast_read import Condition, TableMissing, read_rows
 from serving_api.auth import Permission
 from serving_api.deps import ConfDep, SettingsDep, SupplyRegistryDep, require
 from serving_api.errors import ApiError, resolve_commodity, resolve_province
@@ -206,11 +207,9 @@ async def post_events(
 # ---- stock views ------------------------------------------------------------------------------
 
 
-def _rows(
-    table: Table, settings: Settings, filters: list[tuple[str, str, Any]] | None = None
-) -> pd.DataFrame:
+def _rows(table: Table, settings: Settings, where: Sequence[Condition] = ()) -> pd.DataFrame:
     try:
-        return open_table(table, settings).to_pandas(filters=filters or None)
+        return read_rows(table, settings, where=where).to_pandas()
     except TableMissing:
         return pd.DataFrame(columns=list(table.columns))
 
