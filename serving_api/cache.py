@@ -36,12 +36,13 @@ from lakehouse.config.backoff import backoff_seconds
 from lakehouse.config.settings import Settings
 from lakehouse.config.storage import exists
 from lakehouse.io.fast_read import (
+    Condition,
     TableMissing,
     added_since,
     committed_files,
     files_rows,
     open_table,
-    plain,
+    rows_of,
 )
 from serving_api.metrics import ApiMetrics
 
@@ -73,7 +74,7 @@ class Read:
 
     columns: tuple[str, ...] | None = None
     dictionary: tuple[str, ...] = ()
-    filters: Callable[[Settings], list[tuple[str, str, Any]]] | None = None
+    filters: Callable[[Settings], list[Condition]] | None = None
 
 
 @dataclass(frozen=True)
@@ -331,12 +332,8 @@ class GoldCache:
                     versions[-1], rows = self._added(spec, table, since)
                 else:
                     read = spec.read(table)
-                    rows = plain(
-                        delta.to_pyarrow_table(
-                            columns=list(read.columns) if read.columns else None,
-                            filters=read.filters(self.settings) if read.filters else None,
-                        )
-                    )
+                    where = read.filters(self.settings) if read.filters else ()
+                    rows = rows_of(delta, read.columns, where)
                 tables[table.qualified_name] = rows
             self.metrics.table_version.labels(table.qualified_name).set(
                 -1 if versions[-1] is None else versions[-1]

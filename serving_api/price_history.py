@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,7 +33,7 @@ from lakehouse.catalog.conf import Conf, conf_of
 from lakehouse.catalog.tables import SILVER_HOLDS, SILVER_PRICES
 from lakehouse.config.settings import Settings
 from lakehouse.domain.price_check import HISTORY_FIELDS, Window
-from lakehouse.io.fast_read import TableMissing, rows_where, sql_strings
+from lakehouse.io.fast_read import Condition, TableMissing, rows_where, sql_strings
 from serving_api.cache import Read, Tables, ViewSpec
 
 #: days kept before the window the newest prices need: a price observed up to this long before
@@ -106,7 +105,7 @@ def _kept_since(settings: Settings) -> datetime:
     return datetime.combine(kept_from(settings), time(), settings.tz).astimezone(UTC)
 
 
-def _from_kept_days(settings: Settings) -> list[tuple[str, str, Any]]:
+def _from_kept_days(settings: Settings) -> list[Condition]:
     return [("observed_date", ">=", kept_from(settings))]
 
 

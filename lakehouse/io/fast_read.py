@@ -180,10 +180,17 @@ def read_rows(
     where: Sequence[Condition] = (),
 ) -> pa.Table:
     """The rows of the table's newest version (only ``columns`` when given) where every
-    condition of ``where`` holds, in the layout of ``plain``: the one read of a whole table, so
-    no caller meets a writer's layout. Raises ``TableMissing`` when nothing has been written
-    there yet."""
-    delta = open_table(table, settings)
+    condition of ``where`` holds, in the layout of ``plain`` (``rows_of``). Raises
+    ``TableMissing`` when nothing has been written there yet."""
+    return rows_of(open_table(table, settings), columns, where)
+
+
+def rows_of(
+    delta: DeltaTable, columns: Columns = None, where: Sequence[Condition] = ()
+) -> pa.Table:
+    """The rows of an opened table (only ``columns`` when given) where every condition of
+    ``where`` holds, in the layout of ``plain``: the one read of a whole table, so no caller
+    meets a writer's layout."""
     condition = None
     for name, op, value in where:
         one = _condition(name, op, value)
