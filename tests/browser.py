@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 import uvicorn
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, Request, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from lakehouse.config.settings import Settings
 from scripts.isolated_stack import free_ports
@@ -41,6 +42,16 @@ class Watched:
     errors: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     requested: list[str] = field(default_factory=list)
+    pending: list[Request] = field(default_factory=list)  # asked for, not answered yet
+
+    def account(self) -> str:
+        """What the page met, for a failure's message: errors, failed and unanswered requests."""
+        waiting = [r.url for r in self.pending]
+        return f"errors {self.errors}, failed {self.failed}, unanswered {waiting}"
+
+    def _answered(self, request: Request) -> None:
+        if request in self.pending:
+            self.pending.remove(request)
 
     def assert_clean(self, base: str) -> None:
         assert (self.errors, self.failed) == ([], [])
@@ -57,14 +68,21 @@ def watch(browser: Browser, base: str, viewport: dict[str, int] = DESKTOP) -> Wa
     page.on("pageerror", lambda e: watched.errors.append(str(e)))
     page.on("requestfailed", lambda r: watched.failed.append(f"{r.url}: {r.failure}"))
     page.on("response", lambda r: r.status >= 400 and watched.failed.append(f"{r.url}: {r.status}"))
-    page.on("request", lambda r: watched.requested.append(r.url))
+    page.on("request", lambda r: (watched.requested.append(r.url), watched.pending.append(r)))
+    page.on("requestfinished", watched._answered)
+    page.on("requestfailed", watched._answered)
     return watched
 
 
-def open_page(watched: Watched, name: str = "board") -> Page:
+def open_page(watched: Watched, name: str = "board", timeout_ms: float = WAIT_MS) -> Page:
+    """The dashboard at page ``name``, once its start is done (``body[data-ready]``); a start
+    that does not end in ``timeout_ms`` fails with what the page met."""
     page = watched.page
     page.goto(f"/#{name}")
-    page.wait_for_selector("body[data-ready=true]")
+    try:
+        page.wait_for_selector("body[data-ready=true]", timeout=timeout_ms)
+    except PlaywrightTimeout as exc:
+        raise AssertionError(f"#{name} did not get ready: {watched.account()}") from exc
     return page
 
 

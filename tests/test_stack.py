@@ -179,7 +179,7 @@ def check_operations_view(api: str) -> None:
     )
     with chromium() as browser:
         watched = watch(browser, api)
-        page = open_page(watched, "ops/5")
+        page = open_page(watched, "ops/5", PAGE_WAIT_MS)
         ingest = page.wait_for_selector('.ops-panel[data-panel="ingest"] polyline')
         assert ingest is not None
         assert page.locator("#ops-window").input_value() == "5"
@@ -238,7 +238,7 @@ def check_tabs(api: str, settings: Settings, series: tuple[str, str]) -> None:
     unseen = sorted(set(conf_of(settings).commodities) - shown)
     with chromium() as browser:
         watched = watch(browser, api)
-        page = open_page(watched)
+        page = open_page(watched, timeout_ms=PAGE_WAIT_MS)
         page.evaluate("window.sameDocument = true")
         # the board shows a page of its rows: the market's own, as a user looking for it would
         page.select_option("#board-market", market_id)
@@ -269,7 +269,7 @@ def check_tabs(api: str, settings: Settings, series: tuple[str, str]) -> None:
                 page.wait_for_selector(selector, state="attached", timeout=PAGE_WAIT_MS)
             except PlaywrightTimeout as exc:  # what the page met, with the API's own account
                 log = (settings.paths.log_dir / "api.log").read_text()[-3000:]
-                raise AssertionError(f"#{tab}: {watched.errors} {watched.failed}\n{log}") from exc
+                raise AssertionError(f"#{tab}: {watched.account()}\n{log}") from exc
         watched.assert_clean(api)
 
 
@@ -277,7 +277,7 @@ def check_chart(api: str, series: tuple[str, str]) -> None:
     """The series' chart: the seeded weeks of history and the 7-day forecast."""
     with chromium() as browser:
         watched = watch(browser, api)
-        page = open_page(watched, "series/{}/{}".format(*series))
+        page = open_page(watched, "series/{}/{}".format(*series), PAGE_WAIT_MS)
         page.wait_for_function(
             "document.querySelector('#series-chart').dataset.forecast === '7'"
             " && Number(document.querySelector('#series-chart').dataset.history) >= 30"
