@@ -382,14 +382,19 @@ def test_a_tab_whose_first_answer_failed_says_so_and_loads_when_shown_again(
     page = open_page(watched)
     page.route("**/api/v1/supply/stock*", lambda route: route.fulfill(status=500, body="{}"))
     page.goto("/#supply")
-    page.wait_for_selector("#page-supply > p.error")
+    page.wait_for_selector("#page-supply > p[data-setup-error]")
     assert page.evaluate("document.body.dataset.page") == "board"
     page.unroute("**/api/v1/supply/stock*")
     page.goto("/#board")
     page.goto("/#supply")
     page.wait_for_selector("body[data-page=supply]")
-    assert page.locator("#page-supply > p.error").count() == 0
+    assert page.locator("#page-supply > p[data-setup-error]").count() == 0
     assert page.locator("#supply-map.leaflet-container").count() == 1
+    for own in ("#brief-error", "#ops-error"):  # the pages' own error lines stay
+        assert page.locator(own).count() == 1, own
+    page.goto("/#ops")
+    page.wait_for_selector("body[data-page=ops]")
+    assert page.locator("#ops-error").count() == 1
     page.context.close()
 
 

@@ -70,12 +70,13 @@ async function route() {
   }
   if (setups[name] && !started.has(name)) started.set(name, setups[name]());
   const shown = document.getElementById(`page-${name}`);
-  shown.querySelector(":scope > p.error")?.remove();
+  shown.querySelector(":scope > p[data-setup-error]")?.remove(); // not the page's own error lines
   try {
     await started.get(name);
   } catch (error) {
     started.delete(name); // set up again when the page is next shown: the API may answer then
-    shown.insertAdjacentHTML("afterbegin", `<p class="error">${escapeHtml(String(error.message ?? error))}</p>`);
+    const text = escapeHtml(String(error.message ?? error));
+    shown.insertAdjacentHTML("afterbegin", `<p class="error" data-setup-error>${text}</p>`);
     throw error;
   }
   if (name === "map") mapShown();
