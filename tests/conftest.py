@@ -6,6 +6,7 @@ variables a user would use, so the code under test reads them with ``load_settin
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -24,6 +25,17 @@ from lakehouse.config.settings import (
 )
 from scripts.isolated_stack import stack_env
 from scripts.services import KafkaBroker, MlflowServer, Mosquitto, Service
+
+#: Spark options of the tests' sessions and of the pipelines they start (not of the journey's,
+#: which runs the default settings): each test's plans run once or twice on a few rows, where
+#: compiling them (whole-stage code, then the JIT's work on the classes) and re-planning every
+#: stage (adaptive execution) cost more than they save — tests/test_alerts.py took 158 s with
+#: them and 96 s without; the results are Spark's either way
+TEST_SPARK_CONF = {
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+    "spark.sql.adaptive.enabled": "false",
+}
 
 SERVICE_FIXTURES = {"kafka", "mosquitto", "replayed", "mlflow_server", "postgres"}
 SPARK_FIXTURES = {"spark", "replayed"}
@@ -68,8 +80,12 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """The session's services' settings (``stack_env``), read from the environment as a user's
     are. The pipelines the tests start run at the default priority (``spark.niceness`` 0): the
     other sessions of ``./run.sh test`` share the box, and a pipeline below them would wait for
-    the CPU (``tests/test_cpu_priority.py`` checks the lowering itself)."""
-    env = stack_env(str(tmp_path_factory.mktemp("stack"))) | {"SMARTMARKET_SPARK__NICENESS": "0"}
+    the CPU (``tests/test_cpu_priority.py`` checks the lowering itself); they and the session's
+    own Spark run with ``TEST_SPARK_CONF``."""
+    env = stack_env(str(tmp_path_factory.mktemp("stack"))) | {
+        "SMARTMARKET_SPARK__NICENESS": "0",
+        "SMARTMARKET_SPARK__CONF": json.dumps(TEST_SPARK_CONF),
+    }
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)
