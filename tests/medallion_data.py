@@ -50,6 +50,12 @@ class Dataset:
     def total(self) -> int:
         return sum(len(p) for p in self.phases)
 
+    def faults(self) -> list[tuple[str, bytes, str]]:
+        """The first phase's faulty records alone (with the originals of its duplicates): a
+        few hundred, where the phase holds thousands of clean prices too."""
+        ids = set().union(*self.faulty.values())
+        return [r for r in self.phases[0] if _identity(r[1]) in ids]
+
 
 def _base(commodity: str) -> float:
     c = SHIPPED.commodities[commodity]
@@ -94,6 +100,14 @@ def spike(normal: PriceEvent, name: str, hours: int) -> PriceEvent:
             "observed_at": normal.observed_at + timedelta(hours=hours),
         }
     )
+
+
+def _identity(raw: bytes) -> str:
+    """How ``Dataset.faulty`` names a record: its event id, or its bytes when they are no JSON."""
+    try:
+        return json.loads(raw)["event_id"]
+    except ValueError:
+        return raw.decode()
 
 
 def _fault_id(kind: str, i: int) -> str:

@@ -61,6 +61,17 @@ def test_local_master_keeps_the_driver_on_loopback_and_adds_the_jars(
     assert f"-XX:SharedArchiveFile={class_archive(own)}" in driver_java_options(own, "local[2]")
 
 
+def test_options_of_the_settings_win_and_jvm_options_add_to_the_computed_ones(settings: Settings):
+    own = _with_spark(
+        settings,
+        conf={"spark.sql.adaptive.enabled": "false", "spark.driver.extraJavaOptions": "-Xss4m"},
+    )
+    conf = spark_conf(own, {"spark.driver.extraJavaOptions": "-Dextra=1"})
+    assert conf["spark.sql.adaptive.enabled"] == "false"
+    computed = driver_java_options(own, "local[2]")
+    assert conf["spark.driver.extraJavaOptions"].split() == [*computed, "-Dextra=1", "-Xss4m"]
+
+
 def test_cluster_master_puts_the_jars_on_every_classpath(settings: Settings, tmp_path: Path):
     remote = _with_spark(
         settings,

@@ -56,12 +56,15 @@ def extra_jars(settings: Settings) -> list[Path]:
     return [j for j in jars if _artifact(j) not in shipped]
 
 
-_JOINED_OPTIONS = ("spark.driver.extraJavaOptions",)  # extra values add to these, not replace
+#: options whose extra values (``extra_conf``, ``spark.conf``) add to the computed ones rather
+#: than replace them: a JVM flag given again wins over the earlier one, and the others stay
+_JOINED_OPTIONS = ("spark.driver.extraJavaOptions",)
 
 
 def spark_conf(settings: Settings, extra_conf: Mapping[str, str] | None = None) -> dict[str, str]:
     """All Spark options of the platform's application, plus ``extra_conf`` (e.g. the analyst
-    catalog of ``lakehouse.io.spark_catalog``); settings.spark.conf wins."""
+    catalog of ``lakehouse.io.spark_catalog``), then settings.spark.conf; each wins over what
+    came before, except that ``_JOINED_OPTIONS`` add to it."""
     s = settings.spark
     master = master_url(settings)
     jars = extra_jars(settings)
@@ -122,9 +125,10 @@ def spark_conf(settings: Settings, extra_conf: Mapping[str, str] | None = None) 
         **(cluster_conf(settings, jars) if master.startswith("spark://") else local_conf(jars)),
     }
     conf.update(hadoop_options(settings))  # S3A of an s3a:// lakehouse (lakehouse.config.storage)
-    for key, value in (extra_conf or {}).items():
-        conf[key] = f"{conf[key]} {value}" if key in _JOINED_OPTIONS and key in conf else value
-    conf.update(s.conf)
+    for extra in (extra_conf or {}, s.conf):
+        for key, value in extra.items():
+            joined = key in _JOINED_OPTIONS and key in conf
+            conf[key] = f"{conf[key]} {value}" if joined else value
     return conf
 
 
