@@ -11,7 +11,9 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from lakehouse.catalog.tables import BRONZE_EVENTS, SILVER_QUARANTINE
 from lakehouse.config.settings import Settings
+from lakehouse.io import delta_io
 from lakehouse.io.history_staging import FIELDS, SEPARATOR, Role
 from lakehouse.io.kafka_clients import spark_options
 from streaming_jobs.batch_values import batch_time
@@ -26,6 +28,17 @@ BRONZE_COLUMNS = (
     "ingest_time",
     "ingest_date",
 )
+
+#: the tables every query reading Kafka appends to (silver, supply, news): created before any of
+#: them starts, since the first appends of two queries to one empty folder race and the one that
+#: loses fails its batch (DELTA_PROTOCOL_CHANGED, seen on a first start)
+SHARED_APPENDS = (BRONZE_EVENTS, SILVER_QUARANTINE)
+
+
+def ensure_shared_tables(spark: SparkSession, settings: Settings) -> None:
+    """Create ``SHARED_APPENDS`` (empty, from the registry) where they do not exist yet."""
+    for table in SHARED_APPENDS:
+        delta_io.ensure_table(spark, table, settings)
 
 
 def to_bronze(kafka_records: DataFrame) -> DataFrame:

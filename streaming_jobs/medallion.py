@@ -87,6 +87,7 @@ from streaming_jobs.batch_graph import BatchGraph, Step, Wrap
 from streaming_jobs.batch_values import batch_clock
 from streaming_jobs.bronze import (
     BRONZE_COLUMNS,
+    ensure_shared_tables,
     first_copies,
     read_kafka,
     read_staged,
@@ -175,7 +176,7 @@ class SilverBatch:
         self.priority = priority
         self.first_batch = first_batch  # the silver batch number of the query's batch 0
         self.reviews_topic = settings.kafka.topics.reviews
-        delta_io.ensure_table(spark, BRONZE_EVENTS, settings)
+        ensure_shared_tables(spark, settings)
         for table in CHANGE_FED:
             delta_io.ensure_change_feed(spark, table, settings)
         self._exists = Existing(spark, settings)
@@ -211,7 +212,7 @@ class SilverBatch:
             appends[SILVER_PRICES] = silver.accepted_prices(split, batch_id)
         if has(RowKind.EVENT, "sensor", True) or not self._exists(SILVER_SENSORS):
             appends[SILVER_SENSORS] = silver.accepted_sensors(split, batch_id)
-        if has(RowKind.EVENT, accepted=False) or not self._exists(SILVER_QUARANTINE):
+        if has(RowKind.EVENT, accepted=False):
             appends[SILVER_QUARANTINE] = silver.quarantine_rows(split, batch_id)
         if has(RowKind.DECISION):
             appends[SILVER_HOLD_DECISIONS] = silver.hold_decisions(split, batch_id)

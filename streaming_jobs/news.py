@@ -49,7 +49,13 @@ from streaming_jobs.alerts import (
     news_surge_signals,
 )
 from streaming_jobs.batch_values import batch_clock, batch_number
-from streaming_jobs.bronze import BRONZE_COLUMNS, first_copies, read_kafka, to_bronze
+from streaming_jobs.bronze import (
+    BRONZE_COLUMNS,
+    ensure_shared_tables,
+    first_copies,
+    read_kafka,
+    to_bronze,
+)
 from streaming_jobs.row_kinds import KIND, RowKind
 
 log = logging.getLogger(__name__)
@@ -240,7 +246,7 @@ class NewsBatch:
         self.spark = spark
         self.settings = settings
         self.conf = conf_of(settings)
-        delta_io.ensure_table(spark, BRONZE_EVENTS, settings)
+        ensure_shared_tables(spark, settings)
         delta_io.ensure_table(spark, SILVER_NEWS, settings)
         delta_io.ensure_table(spark, GOLD_NEWS_SIGNAL, settings)
 

@@ -49,7 +49,13 @@ from streaming_jobs.alerts import (
     stock_cover_signals,
 )
 from streaming_jobs.batch_values import batch_clock
-from streaming_jobs.bronze import BRONZE_COLUMNS, first_copies, read_kafka, to_bronze
+from streaming_jobs.bronze import (
+    BRONZE_COLUMNS,
+    ensure_shared_tables,
+    first_copies,
+    read_kafka,
+    to_bronze,
+)
 from streaming_jobs.medallion import Existing, in_parallel
 from streaming_jobs.query_priority import SilverFirst
 from streaming_jobs.row_kinds import KIND, RowKind
@@ -73,7 +79,7 @@ class SupplyBatch:
         self.commodity_ids = sorted(conf_of(settings).commodities)
         self.rules = self.alert_rules.supply
         self._exists = Existing(spark, settings)
-        delta_io.ensure_table(spark, BRONZE_EVENTS, settings)
+        ensure_shared_tables(spark, settings)
 
     def entities(self) -> DataFrame:
         """The registry now: an entity registered a moment ago is known to this batch."""

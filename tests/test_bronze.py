@@ -2,15 +2,20 @@
 
 import datetime as dt
 
+import pytest
 from chispa import assert_df_equality
 from deltalake import DeltaTable
 
 from lakehouse.catalog.events import PriceEvent
 from lakehouse.catalog.tables import BRONZE_EVENTS
+from lakehouse.io import delta_io
 from lakehouse.io.kafka_io import EventProducer
-from streaming_jobs.bronze import BRONZE_COLUMNS, to_bronze
-from streaming_jobs.medallion import silver_query
-from tests.conftest import drain
+from streaming_jobs.bronze import BRONZE_COLUMNS, SHARED_APPENDS, to_bronze
+from streaming_jobs.medallion import SilverBatch, silver_query
+from streaming_jobs.news import NewsBatch
+from streaming_jobs.query_priority import SilverFirst
+from streaming_jobs.supply_query import SupplyBatch
+from tests.conftest import drain, isolated
 
 KAFKA_SCHEMA = (
     "key binary, value binary, topic string, partition int, offset long, "
@@ -63,6 +68,29 @@ def _send(settings, price: float) -> PriceEvent:
     producer.send(event)
     producer.flush()
     return event
+
+
+@pytest.mark.parametrize(
+    "batch",
+    [
+        lambda spark, settings: SilverBatch(spark, settings, SilverFirst()),
+        lambda spark, settings: SupplyBatch(spark, settings, SilverFirst()),
+        NewsBatch,
+    ],
+    ids=["silver", "supply", "news"],
+)
+def test_each_kafka_query_finds_the_shared_tables_before_its_first_batch(
+    spark, settings, tmp_path, batch
+):
+    """Two queries' first appends to one empty folder race (DELTA_PROTOCOL_CHANGED on a first
+    start): every query creates the tables they share before it runs a batch."""
+    settings = isolated(settings, tmp_path)
+    batch(spark, settings)
+    for table in SHARED_APPENDS:
+        assert delta_io.exists(spark, table, settings), table.name
+        assert DeltaTable(str(table.path(settings))).metadata().partition_columns == list(
+            table.partition_by
+        )
 
 
 def test_event_reaches_bronze_once_across_restarts(spark, kafka, settings):
