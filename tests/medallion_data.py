@@ -1,4 +1,4 @@
-"""A replay of 10 000 events for the end-to-end medallion tests: clean prices and sensor
+"""A replay of 5 500 events for the end-to-end medallion tests: clean prices and sensor
 readings, and 500 faulty events of every kind, in two phases (the second brings backfill-free
 late rows — older than the retention — and spikes against the first's history); and the check of
 what the pipeline made of them (``check_outcome``)."""
@@ -34,7 +34,7 @@ from tests.shipped import SHIPPED
 START = datetime(2025, 1, 1, 1, 0, tzinfo=UTC)  # 08:00 in Jakarta
 MARKETS = sorted(m for m in SHIPPED.markets if m.startswith("IP-"))[:10]
 COMMODITIES = ["beras", "gula_pasir", "bawang_merah", "cabai_merah", "telur_ayam"]
-DAYS_PER_PHASE = 90
+DAYS_PER_PHASE = 45  # the spikes of the second phase fall within its first 37 days
 FAULTS_PER_KIND = 70
 PHASE_TWO_FAULTS = 75  # late and spikes
 SENSORS_PER_PHASE = 250
@@ -64,7 +64,7 @@ def _base(commodity: str) -> float:
 
 def _price(market: str, commodity: str, day: int) -> PriceEvent:
     level = 1 + 0.05 * math.sin(MARKETS.index(market))
-    trend = 1 + 0.1 * math.sin(2 * math.pi * day / 180)
+    trend = 1 + 0.1 * math.sin(math.pi * day / DAYS_PER_PHASE)  # one cycle over both phases
     return PriceEvent(
         event_id=uuid.uuid5(uuid.NAMESPACE_URL, f"{market}/{commodity}/{day}"),
         market_id=market,

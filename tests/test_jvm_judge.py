@@ -1,5 +1,5 @@
 """The silver query's statistical rules in the JVM (``spark.judge: jvm``) reach the verdicts of
-the pandas judge: the same 10 000 events (``medallion_data``: ten markets × five commodities,
+the pandas judge: the same 5 500 events (``medallion_data``: ten markets × five commodities,
 two devices, faults of every kind, spikes held) plus sensor jumps and stuck readings, held
 prices confirmed by later reports and operators' reviews, drained from the same Kafka topics
 through both judges a few thousand records a micro-batch, then the reviews in a second run that

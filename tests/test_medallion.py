@@ -1,4 +1,4 @@
-"""End to end with the real Kafka, Spark and Delta: 10 000 events, 500 of them faulty, through
+"""End to end with the real Kafka, Spark and Delta: 5 500 events, 500 of them faulty, through
 bronze → silver → gold with the Spark application killed mid-replay and restarted from its
 checkpoints — the same ``check_outcome`` a run without a kill gives, so that run is not a test
 of its own; and a backfill behind live devices."""
