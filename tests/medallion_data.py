@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -45,10 +46,18 @@ class Dataset:
     phases: list[list[tuple[str, bytes, str]]] = field(default_factory=lambda: [[], []])
     faulty: dict[str, set[str]] = field(default_factory=dict)  # kind → event ids (or raw)
     clean: set[str] = field(default_factory=set)
+    #: the event ids of another test's stream replayed with the dataset (``extend``): each in
+    #: silver or quarantine once, their verdicts that test's to check
+    others: set[str] = field(default_factory=set)
 
     @property
     def total(self) -> int:
         return sum(len(p) for p in self.phases)
+
+    def extend(self, phase: int, records: list[tuple[str, bytes, str]]) -> None:
+        """Replay ``records`` (events of another test) in ``phase`` too."""
+        self.phases[phase].extend(records)
+        self.others.update(_identity(raw) for _, raw, _ in records)
 
     def faults(self) -> list[tuple[str, bytes, str]]:
         """The first phase's faulty records alone (with the originals of its duplicates): a
@@ -114,13 +123,23 @@ def _fault_id(kind: str, i: int) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{kind}/{i}"))
 
 
+def as_records(
+    settings: Settings, events: Sequence[PriceEvent | SensorEvent]
+) -> list[tuple[str, bytes, str]]:
+    """``events`` as the Kafka records (topic, value, key) their producers send."""
+    topics = settings.kafka.topics
+    return [
+        (topics.prices if isinstance(e, PriceEvent) else topics.sensors, e.to_json(), e.key)
+        for e in events
+    ]
+
+
 def make_dataset(settings: Settings) -> Dataset:
     topics = settings.kafka.topics
     data = Dataset()
 
-    def add(phase: int, event: PriceEvent | SensorEvent, raw: bytes | None = None) -> None:
-        topic = topics.prices if isinstance(event, PriceEvent) else topics.sensors
-        data.phases[phase].append((topic, raw or event.to_json(), event.key))
+    def add(phase: int, event: PriceEvent | SensorEvent) -> None:
+        data.phases[phase].extend(as_records(settings, [event]))
 
     def faulty(kind: str, phase: int, event: PriceEvent, **change: object) -> None:
         body = {**json.loads(event.to_json()), **change}
@@ -220,7 +239,9 @@ def check_outcome(settings: Settings, data: Dataset) -> None:
     assert int(quality["received"].sum()) == data.total
     assert duplicates == len(data.faulty["duplicate"])
     assert prices["event_id"].is_unique and sensors["event_id"].is_unique
-    assert set(prices["event_id"]) | set(sensors["event_id"]) == data.clean
+    accepted = set(prices["event_id"]) | set(sensors["event_id"])
+    assert accepted - data.others == data.clean
+    assert data.others <= accepted | set(quarantine["event_id"])
 
     reasons = {r.event_id: list(r.reasons) for r in quarantine.itertuples() if r.event_id}
     for kind, rule in EXPECTED_REASON.items():

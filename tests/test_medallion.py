@@ -1,17 +1,12 @@
-"""End to end with the real Kafka, Spark and Delta: 5 500 events, 500 of them faulty, through
-bronze → silver → gold with the Spark application killed mid-replay and restarted from its
-checkpoints — the same ``check_outcome`` a run without a kill gives, so that run is not a test
-of its own; and a backfill behind live devices."""
+"""End to end with the real Kafka, Spark and Delta: a backfill behind live devices. (The fault
+dataset of ``tests/medallion_data.py`` through a pipeline killed mid-replay:
+``tests/test_alerts_pipeline.py``.)"""
 
 from __future__ import annotations
 
 import math
-import os
-import signal
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
-
-import pytest
 
 from lakehouse.catalog.events import SensorEvent
 from lakehouse.catalog.tables import (
@@ -24,8 +19,7 @@ from lakehouse.io.kafka_io import EventProducer, ensure_topics
 from producers.replay import replay
 from streaming_jobs.medallion import gold_query, silver_query
 from tests.conftest import drain, isolated
-from tests.medallion_data import check_outcome, make_dataset, produce, received, released, table
-from tests.processes import start_pipeline, wait_for
+from tests.medallion_data import released, table
 
 
 def _readings(device: str, start: datetime, count: int, step: timedelta) -> list[SensorEvent]:
@@ -82,27 +76,3 @@ def test_backfill_behind_live_devices_lands_in_silver_and_gold(
     assert len(wild) == 1  # 2025-03-21 shallots: +27 % in a day, back the next
     assert {"zscore", "iqr"} <= set(wild["reasons"].iloc[0])
     assert not accepted[accepted["observed_date"] == date(2025, 3, 22)].empty
-
-
-@pytest.mark.timeout(900)
-def test_kill_minus_nine_mid_replay_loses_and_duplicates_nothing(spark, kafka, settings, tmp_path):
-    settings = isolated(settings, tmp_path)
-    ensure_topics(settings)
-    data = make_dataset(settings)
-    produce(settings, data.phases[0])
-
-    first = start_pipeline(settings)
-    try:
-        wait_for(settings, lambda: received(settings) > 0, 300, "a first silver batch")
-        assert received(settings) < data.total
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait()
-    finally:
-        if first.poll() is None:
-            os.killpg(first.pid, signal.SIGKILL)
-
-    produce(settings, data.phases[1])
-    # the restart: the same queries from the killed process's checkpoints, drained
-    drain(spark, settings, silver_query, gold_query)
-    assert received(settings) == data.total
-    check_outcome(settings, data)
