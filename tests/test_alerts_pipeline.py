@@ -40,7 +40,7 @@ from streaming_jobs.alerts import (
 )
 from streaming_jobs.medallion import gold_query, silver_query
 from tests.conftest import drain, isolated
-from tests.medallion_data import as_records, check_outcome, make_dataset, produce, received
+from tests.medallion_data import as_records, check_outcome, make_dataset, produce
 from tests.processes import start_pipeline
 from tests.shipped import SHIPPED
 
@@ -163,7 +163,6 @@ def test_kill_minus_nine_while_alerting_loses_duplicates_and_misses_nothing(
     finally:
         if pipeline.poll() is None:
             os.killpg(pipeline.pid, signal.SIGKILL)
-    assert received(settings) < data.total  # mid-replay: the second phase is not produced yet
 
     produce(settings, data.phases[1])
     drain(spark, settings, silver_query, gold_query)  # the restart, from the checkpoints

@@ -34,17 +34,14 @@ _CHANGE_COLUMNS = ("_change_type", "_commit_version", "_commit_timestamp")
 
 
 def ensure_table(spark: SparkSession, table: Table, settings: Settings) -> None:
-    """Create an empty table from its declared schema (its partitioning and, for a
-    ``change_feed`` table, Delta's change data feed) if it does not exist yet."""
-    builder = (
+    """Create an empty table from its declared schema if it does not exist yet."""
+    (
         DeltaTable.createIfNotExists(spark)
         .location(table.path(settings))
         .addColumns(spark.createDataFrame([], table.schema).schema)
         .partitionedBy(*table.partition_by)
+        .execute()
     )
-    if table.change_feed:
-        builder = builder.property(CHANGE_FEED, "true")
-    builder.execute()
 
 
 def ensure_change_feed(spark: SparkSession, table: Table, settings: Settings) -> None:
