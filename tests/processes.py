@@ -36,9 +36,8 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 #: (the medallion kill -9 test: 157 s with both tiers, 134 s). The quick tier alone reserves a
 #: code cache of 48 MB, not 240: the S3 test's pipeline filled it ("Out of space in CodeCache"),
 #: so it keeps the usual size
-SHORT_LIVED_DRIVER = {
-    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
-}
+SHORT_LIVED_JIT = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
+SHORT_LIVED_DRIVER = {"spark.driver.extraJavaOptions": SHORT_LIVED_JIT}
 
 
 def start_pipeline(settings: Settings, max_offsets: int = 1500) -> subprocess.Popen:

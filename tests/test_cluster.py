@@ -26,7 +26,13 @@ from scripts.services import SparkMaster
 from streaming_jobs.medallion import gold_query
 from tests.conftest import drain, isolated
 from tests.medallion_data import check_outcome, make_dataset, produce, received
-from tests.processes import consecutive_free_ports, run_cli, wait_for
+from tests.processes import (
+    SHORT_LIVED_DRIVER,
+    SHORT_LIVED_JIT,
+    consecutive_free_ports,
+    run_cli,
+    wait_for,
+)
 
 
 def _with_spark(settings: Settings, **update: object) -> Settings:
@@ -87,6 +93,9 @@ def test_cluster_master_puts_the_jars_on_every_classpath(settings: Settings, tmp
     assert (conf["spark.driver.port"], conf["spark.driver.blockManager.port"]) == ("40000", "40001")
     assert "spark.jars" not in conf  # nothing shipped to the executors at run time
     assert conf["spark.executor.extraClassPath"] == conf["spark.driver.extraClassPath"]
+    computed = conf["spark.executor.extraJavaOptions"]  # the executors' log configuration
+    extra = {"spark.executor.extraJavaOptions": "-Xss4m"}
+    assert spark_conf(remote, extra)["spark.executor.extraJavaOptions"] == f"{computed} -Xss4m"
     assert "spark-sql-kafka" in conf["spark.executor.extraClassPath"]
     # the driver's classpath starts with jvm/lib's jars: not the one the class archive holds
     own = _with_class_archive(settings, tmp_path)
@@ -141,6 +150,10 @@ def test_two_workers_give_local_results_through_a_worker_kill(
 ):
     for key, value in _cluster_ports().items():
         monkeypatch.setenv(key, value)
+    # the driver and the executors live a few minutes: the JIT's quick tier (SHORT_LIVED_DRIVER)
+    short_lived = {**settings.spark.conf, **SHORT_LIVED_DRIVER}
+    short_lived["spark.executor.extraJavaOptions"] = SHORT_LIVED_JIT
+    monkeypatch.setenv("SMARTMARKET_SPARK__CONF", json.dumps(short_lived))
     settings = own_stack(settings, tmp_path, monkeypatch)
     master = SparkMaster(settings)
     ensure_topics(settings)

@@ -58,7 +58,7 @@ def extra_jars(settings: Settings) -> list[Path]:
 
 #: options whose extra values (``extra_conf``, ``spark.conf``) add to the computed ones rather
 #: than replace them: a JVM flag given again wins over the earlier one, and the others stay
-_JOINED_OPTIONS = ("spark.driver.extraJavaOptions",)
+_JOINED_OPTIONS = ("spark.driver.extraJavaOptions", "spark.executor.extraJavaOptions")
 
 
 def spark_conf(settings: Settings, extra_conf: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -146,8 +146,10 @@ def driver_java_options(settings: Settings, master: str) -> list[str]:
     # deep plans (the silver/gold batch) overflow the default thread stack when Spark formats
     # them, e.g. in the error raised when a query is stopped mid-batch; a heap run out exits
     # (the keeper restarts the pipeline from its checkpoints, counted) instead of leaving a
-    # driver that only collects garbage behind a "healthy" status (docs/streaming.md)
-    options = ["-Xss16m", "-XX:+ExitOnOutOfMemoryError"]
+    # driver that only collects garbage behind a "healthy" status (docs/streaming.md). The
+    # throughput collector: G1 (the JVM's choice on two cores) spent ~10 % more CPU on the same
+    # Spark work, its barriers and concurrent marking (docs/benchmarks.md, thirty-second entry)
+    options = ["-Xss16m", "-XX:+ExitOnOutOfMemoryError", "-XX:+UseParallelGC"]
     archive = class_archive(settings)
     if master.startswith("local") and archive.exists():
         options.append(f"-XX:SharedArchiveFile={archive}")
