@@ -180,6 +180,16 @@ def test_a_merge_that_loses_to_a_concurrent_commit_retries(lake: Settings, monke
         )
 
 
+def test_writers_that_lost_the_same_commit_wait_apart() -> None:
+    """A retry's pause is its back-off step's upper half, drawn at random: equal pauses had the
+    losers of one commit try again in step and lose to each other again."""
+    retry = Retry(backoff_seconds=0.05, backoff_max_seconds=2.0)
+    for attempt, step in ((0, 0.05), (3, 0.4), (10, 2.0)):
+        pauses = [retry.pause(attempt) for _ in range(50)]
+        assert all(step / 2 <= p <= step for p in pauses)
+        assert len(set(pauses)) > 1
+
+
 def test_concurrent_writers_all_land_once(lake: Settings) -> None:
     """Four threads MERGE overlapping key ranges into one table at once, the first of them
     creating it: every key ends up there exactly once, with no error."""
