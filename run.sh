@@ -212,34 +212,27 @@ setup_dev() {
   setup_class_archive
 }
 
-in_the_background() {  # "$@" in a session of its own, its nice value and its session group's
-  # (autogroup: what Linux weighs the CPU between first) 10 lower: it runs on what CPU the
-  # sessions in front leave idle, and waits for little when they need the cores
-  setsid bash -c 'echo 10 > /proc/self/autogroup 2>/dev/null || true; exec nice -n 10 "$@"' \
-    in_the_background "$@"
-}
-
 test_suite() {  # the whole suite as three pytest sessions, each with its own share of the
-  # free ports: the integration tests (Spark, services; their report is live), then the
-  # first-run journey alone in front, as a user's machine runs the stack; the unit tests (one
-  # core's work) behind both from the start, on the CPU they leave idle — a session of them
-  # beside the others at the same priority took its cores from both (docs/benchmarks.md)
+  # free ports: the unit tests (one core's work) beside the class archive's build, then beside
+  # the integration tests (Spark, services; their report is live); then the first-run journey
+  # alone, as a user's machine runs the stack (beside the others its first start — the seeded
+  # weeks through silver and gold, the first forecasts — waited over ten minutes for the CPU)
   local rc=0
   setup_dev_installs
   SESSION_LOGS="$(mktemp -d)" UNIT_SESSION=""
   trap 'kill "$UNIT_SESSION" 2>/dev/null || true; rm -rf "$SESSION_LOGS"' EXIT
-  ISOLATED_STACK_PORTS=20000-24999 in_the_background \
-    "$PY" -m pytest -m "$UNIT_TESTS" -p no:cacheprovider >"$SESSION_LOGS/unit" 2>&1 &
+  ISOLATED_STACK_PORTS=20000-24999 "$PY" -m pytest -m "$UNIT_TESTS" -p no:cacheprovider \
+    >"$SESSION_LOGS/unit" 2>&1 &
   UNIT_SESSION=$!
   setup_class_archive
   ISOLATED_STACK_PORTS=28000-32767 "$PY" -m pytest -m "(services or spark) and not journey" \
     || rc=$?
-  printf '\n==> the first-run journey:\n'
+  wait "$UNIT_SESSION" || rc=$((rc != 0 ? rc : $?))
+  printf '\n==> the unit tests, run beside the tests above:\n'
+  cat "$SESSION_LOGS/unit"
+  printf '\n==> the first-run journey, alone:\n'
   ISOLATED_STACK_PORTS=25000-27999 "$PY" -m pytest -m journey -p no:cacheprovider \
     || rc=$((rc != 0 ? rc : $?))
-  wait "$UNIT_SESSION" || rc=$((rc != 0 ? rc : $?))
-  printf '\n==> the unit tests, run behind the tests above:\n'
-  cat "$SESSION_LOGS/unit"
   return "$rc"
 }
 
