@@ -124,8 +124,9 @@ class GlobalSeries:
 def global_series(
     series: pd.DataFrame, models: list[str], ml: MlSettings, sources: ExogSources | None = None
 ) -> dict[str, GlobalSeries] | None:
-    """Per series, the global model's backtest and served points (None without a global
-    model among ``models``): one fit per backtest origin and one on all the history, with the
+    """Per series long enough for the global model (``plan_series``; the others are absent),
+    its backtest and served points (None without a global model among ``models`` or without
+    such a series): one fit per backtest origin and one on all the history, with the
     exogenous features of ``sources`` (``exog_sources``) in both."""
     backtest = global_points_for(series, models, ml, models, sources)
     if backtest is None:
@@ -260,8 +261,8 @@ def train_all(
     (``ml.selection``, pooled per its level) and fit each on its whole history, across
     ``ml.n_jobs`` worker processes; the surge classifier (``ml.surge_model``) is fitted once on
     every series (``centroids``: of the provinces, for the neighbours' moves)."""
-    points = global_series(series, models, ml, sources)
-    backtest_points = {sid: p.backtest for sid, p in (points or {}).items()}
+    points = global_series(series, models, ml, sources) or {}  # the series long enough for it
+    backtest_points = {sid: p.backtest for sid, p in points.items()}
     backtests = list(
         per_series(
             backtest_series,
@@ -280,7 +281,7 @@ def train_all(
     jobs = {
         b.series_id: ServedJob(
             b,
-            points[b.series_id].served if points else None,
+            points[b.series_id].served if b.series_id in points else None,
             surge[b.selected],
             warnings.get(b.series_id),
         )

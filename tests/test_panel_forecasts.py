@@ -13,6 +13,7 @@ import pandas as pd
 from lakehouse.catalog.conf import conf_of
 from lakehouse.config.settings import MlSettings, SelectionSettings, Settings
 from ml.backtest import SELECTED, run_backtests
+from ml.retrain import train_all
 from ml.series import is_panel, panel_series
 from scripts.cli import main
 
@@ -66,3 +67,23 @@ def test_selection_on_real_series_is_pooled_and_explained(
         assert served["origin"].nunique() == 4  # the scored origins
         if r.selected == "naive":
             assert reason.startswith("naive: no rival beat it by 2%")
+
+
+def test_retrain_serves_short_series_beside_long_ones(
+    province_panel: Path, settings: Settings
+) -> None:
+    """A lakehouse where some series have years (a loaded history) and others weeks (a market
+    seen since the first start): the global model is fitted on the long ones, the short ones
+    are served naive — the retrain does not stop at them (it did, with a KeyError)."""
+    series = panel_series(province_panel, conf_of(settings))
+    long, short = "region:Aceh:beras", "region:Aceh:cabai_merah"
+    series = series[series["series_id"].isin([long, short])]
+    weeks = series["date"] >= series["date"].max() - pd.Timedelta(days=59)
+    series = series[(series["series_id"] == long) | weeks]
+    ml = MlSettings(origins=3, selection_origins=2, n_jobs=1)
+    trained = {t.backtest.series_id: t for t in train_all(series, ["naive", "lgbm_global"], ml)}
+    assert set(trained) == {long, short}
+    assert trained[short].backtest.selected == "naive"
+    assert trained[short].backtest.reason.startswith("naive: too short to model (60 days")
+    assert "lgbm_global" in set(trained[long].backtest.forecasts["model"])
+    assert len(trained[short].forecast) == len(trained[long].forecast) == ml.horizon
