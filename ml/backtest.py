@@ -37,9 +37,16 @@ from ml.models import (
     configured_model,
     conformal_bands,
     recent_volatility,
-    surge_probability,
+    surge_probabilities,
 )
-from ml.selection import Choice, choices_by_origin, choose, groups_of, origin_losses
+from ml.selection import (
+    NO_RIVAL,
+    Choice,
+    choices_by_origin,
+    choose,
+    groups_of,
+    origin_losses,
+)
 from ml.series import regular
 from ml.surge_model import backtest_warnings, surge_frame
 
@@ -183,53 +190,59 @@ def residual_quantiles(forecasts: pd.DataFrame, horizon: int) -> np.ndarray | No
 
     Symmetric on purpose: a tail quantile of its own from ~20–300 signed errors follows the last
     few surges; one scale for both tails is what the coverage guarantee is about."""
-    if len(forecasts) < CONFORMAL_MIN_ORIGINS * horizon:
+    return _score_quantiles(_scores(forecasts), horizon)
+
+
+def _scores(forecasts: pd.DataFrame) -> np.ndarray:
+    """Each forecast row's conformal score (``residual_quantiles``)."""
+    scale = forecasts["vol"].to_numpy(dtype=float) * np.sqrt(forecasts["horizon"].to_numpy())
+    y, yhat = forecasts["y"].to_numpy(dtype=float), forecasts["yhat"].to_numpy(dtype=float)
+    return np.abs(np.log(y / yhat) / scale)
+
+
+def _score_quantiles(scores: np.ndarray, horizon: int) -> np.ndarray | None:
+    """``residual_quantiles`` of these ``_scores``."""
+    if len(scores) < CONFORMAL_MIN_ORIGINS * horizon:
         return None
-    scale = forecasts["vol"] * np.sqrt(forecasts["horizon"])
-    scores = np.abs(np.log(forecasts["y"] / forecasts["yhat"]) / scale)
-    ordered = np.sort(scores.to_numpy(dtype=float))
+    ordered = np.sort(scores)
     n = len(ordered)
     ranks = np.minimum(np.ceil((n + 1) * np.array(COVERAGES)).astype(int), n) - 1
     s80, s95 = ordered[ranks]
     return np.array([-s80, s80, -s95, s95])
 
 
-def with_conformal_bands(frame: pd.DataFrame, quantiles: np.ndarray) -> pd.DataFrame:
-    """``frame`` (horizon, yhat, …) with its 80 %/95 % bands replaced by yhat · exp(q · √h)
-    for the scaled-error quantiles of ``residual_quantiles``."""
-    bands = conformal_bands(frame["yhat"].to_numpy(), frame["horizon"].to_numpy(), quantiles)
-    return frame.assign(**dict(zip(INTERVAL_COLUMNS, bands.T, strict=True)))
-
-
 def _conformal(forecasts: pd.DataFrame, horizon: int) -> pd.DataFrame:
     """Every model's bands at each origin recalibrated on its own errors at earlier origins
     (targets at or before the origin: what was known then); native bands until enough."""
-    parts = []
-    for (_, origin), now in forecasts.groupby(["model", "origin"], sort=False):
-        model = now["model"].iloc[0]
-        known = forecasts[
-            (forecasts["model"] == model)
-            & (forecasts["origin"] < origin)
-            & (forecasts["target_date"] <= origin)
-        ]
-        quantiles = residual_quantiles(known, horizon)
+    if forecasts.empty:
+        return forecasts
+    scores = _scores(forecasts)
+    model = forecasts["model"].to_numpy()
+    origin = forecasts["origin"].to_numpy()
+    target = forecasts["target_date"].to_numpy()
+    yhat = forecasts["yhat"].to_numpy(dtype=float)
+    steps = forecasts["horizon"].to_numpy()
+    vol = forecasts["vol"].to_numpy(dtype=float)
+    bands = forecasts[INTERVAL_COLUMNS].to_numpy(dtype=float)
+    for m, o in dict.fromkeys(zip(model, origin, strict=True)):
+        known = (model == m) & (origin < o) & (target <= o)
+        quantiles = _score_quantiles(scores[known], horizon)
         if quantiles is not None:
-            now = with_conformal_bands(now, quantiles * now["vol"].iloc[0])
-        parts.append(now)
-    return pd.concat(parts).loc[forecasts.index] if parts else forecasts
+            now = np.flatnonzero((model == m) & (origin == o))
+            bands[now] = conformal_bands(yhat[now], steps[now], quantiles * vol[now[0]])
+    return forecasts.assign(**dict(zip(INTERVAL_COLUMNS, bands.T, strict=True)))
 
 
 def _selected_rows(result: SeriesBacktest, per_origin: Mapping[Any, Choice]) -> pd.DataFrame:
     """The ``selected`` rows of a series: at each scored origin the forecast of the model
     chosen there (naive where that model did not forecast this series at that origin)."""
-    f = result.forecasts[result.forecasts["model"] != SELECTED]
-    rows = []
-    for origin, now in f[f["scored"]].groupby("origin", sort=True):
-        choice = per_origin[origin].model
-        if not (now["model"] == choice).any():
-            choice = FALLBACK
-        rows.append(now[now["model"] == choice].assign(model=SELECTED, chosen=choice))
-    return pd.concat(rows, ignore_index=True) if rows else f.iloc[:0].assign(chosen="")
+    f = result.forecasts
+    f = f[(f["model"] != SELECTED) & f["scored"]]
+    made = set(zip(f["origin"], f["model"], strict=True))
+    chosen = {o: (c.model if (o, c.model) in made else FALLBACK) for o, c in per_origin.items()}
+    choice = f["origin"].map(chosen).astype(object)
+    rows = f[f["model"] == choice].sort_values("origin", kind="stable")
+    return rows.assign(model=SELECTED, chosen=choice[rows.index]).reset_index(drop=True)
 
 
 def select(
@@ -248,10 +261,14 @@ def select(
         members.setdefault(groups[r.series_id] if groups else r.series_id, []).append(r)
     for group in members.values():
         f = pd.concat([r.forecasts for r in group], ignore_index=True)
-        losses = origin_losses(f[f["model"].isin(candidates)])
-        served = choose(losses, candidates, sel)
         scored = sorted(f.loc[f["scored"], "origin"].unique())
-        per_origin = choices_by_origin(losses, candidates, sel, scored)
+        if set(f["model"]) & set(candidates) - {FALLBACK}:
+            losses = origin_losses(f[f["model"].isin(candidates)])
+            served = choose(losses, candidates, sel)
+            per_origin = choices_by_origin(losses, candidates, sel, scored)
+        else:  # naive alone (a series too short to model): nothing to test
+            served = Choice(FALLBACK, NO_RIVAL)
+            per_origin = dict.fromkeys(scored, served)
         for r in group:
             own = r.forecasts[r.forecasts["model"] != SELECTED]
             r.forecasts = pd.concat(
@@ -294,12 +311,19 @@ def plan_series(
     return SeriesPlan(models, candidates, origins)
 
 
-def _surge_probs(forecasts: pd.DataFrame, rise: float) -> pd.Series:
-    """``surge_prob`` of every row: that of its model's forecast at its origin."""
-    probs = pd.Series(np.nan, index=forecasts.index)
-    for _, f in forecasts.groupby(["model", "origin"], sort=False):
-        probs[f.index] = surge_probability(f["last"].iloc[0], f, rise)
-    return probs
+def _surge_probs(forecasts: pd.DataFrame, rise: float) -> np.ndarray:
+    """``surge_prob`` of every row: that of its model's forecast at its origin (the rows of
+    each in horizon order; ``surge_probabilities``)."""
+    if forecasts.empty:
+        return np.full(0, np.nan)
+    of = forecasts.groupby(["model", "origin"], sort=False).ngroup().to_numpy()
+    rows = pd.Series(np.arange(len(forecasts))).groupby(of)
+    first, end = rows.min().to_numpy(), rows.max().to_numpy()
+    yhat = forecasts["yhat"].to_numpy(dtype=float)
+    peak = pd.Series(yhat).groupby(of).max().to_numpy()
+    band = [forecasts[c].to_numpy(dtype=float)[end] for c in INTERVAL_COLUMNS[:2]]
+    last = forecasts["last"].to_numpy(dtype=float)[first]
+    return surge_probabilities(last, yhat[end], *band, peak, rise)[of]
 
 
 def backtest_series(
@@ -320,6 +344,7 @@ def backtest_series(
     filled, observed = regular(y)
     actual = filled.where(observed)
     parts, seconds = [], dict.fromkeys(models, 0.0)
+    made: dict[str, list] = {"model": [], "origin": [], "last": [], "vol": [], "scale": []}
     for origin in origins:
         history = filled.loc[:origin]
         scale = history.diff().abs().mean()
@@ -336,18 +361,18 @@ def backtest_series(
                 forecast.global_points = (global_points or {}).get(origin)
                 if forecast.global_points is None:
                     continue
-            frame = forecast.fit(history).predict()
+            parts.append(forecast.fit(history).predict())
             seconds[name] += time.process_time() - began
-            frame = frame.reset_index().assign(
-                model=name, y=actual.reindex(frame.index).to_numpy(), **at_origin
-            )
-            parts.append(frame)
+            for key, value in {"model": name, **at_origin}.items():
+                made[key] += [value] * len(parts[-1])
     columns = ["model", "origin", "target_date", "horizon", "y", "yhat", *INTERVAL_COLUMNS]
-    forecasts = (
-        pd.concat(parts, ignore_index=True).dropna(subset=["y"])
-        if parts
-        else pd.DataFrame(columns=[*columns, "scale", "last", "vol"])
-    )
+    if parts:  # each forecast with its model, origin and the actual prices it is scored on
+        forecasts = pd.concat(parts).reset_index()
+        targets = pd.DatetimeIndex(forecasts["target_date"])
+        y = actual.reindex(targets).to_numpy()
+        forecasts = forecasts.assign(model=made.pop("model"), y=y, **made).dropna(subset=["y"])
+    else:
+        forecasts = pd.DataFrame(columns=[*columns, "scale", "last", "vol"])
     forecasts = _conformal(forecasts, ml.horizon)
     forecasts["surge_prob"] = _surge_probs(forecasts, ml.surge_rise)
     warm_up = ml.selection_origins if len(origins) > ml.selection_origins else 0

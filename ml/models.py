@@ -71,11 +71,9 @@ class Forecaster(ABC):
         targets = pd.date_range(self.last_day + pd.Timedelta(days=1), periods=self.horizon)
         if self.conformal is not None:
             bands = conformal_bands(yhat, np.arange(1, self.horizon + 1), self.conformal)
-        frame = pd.DataFrame(bands, index=targets, columns=INTERVAL_COLUMNS)
-        frame.insert(0, "yhat", yhat)
-        frame.insert(0, "horizon", np.arange(1, self.horizon + 1))
-        frame.index.name = "target_date"
-        return frame
+        columns = {"horizon": np.arange(1, self.horizon + 1), "yhat": yhat}
+        columns |= dict(zip(INTERVAL_COLUMNS, np.asarray(bands).T, strict=True))
+        return pd.DataFrame(columns, index=targets.rename("target_date"))
 
 
 def conformal_bands(yhat: np.ndarray, horizons: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
@@ -85,12 +83,13 @@ def conformal_bands(yhat: np.ndarray, horizons: np.ndarray, quantiles: np.ndarra
     return np.asarray(yhat, dtype=float)[:, None] * np.exp(quantiles[None, :] * scale)
 
 
-def log_error_quantiles(errors: pd.DataFrame) -> np.ndarray:
-    """Per horizon (columns 1..H of ``errors``: log actual/forecast), the quantiles that bound
-    the 80 % and 95 % intervals; shape (H, 4). Zero width when there is nothing to learn from."""
+def log_error_quantiles(errors: np.ndarray) -> np.ndarray:
+    """Per horizon (columns 1..H of ``errors``: log actual/forecast, NaN where there is none),
+    the quantiles that bound the 80 % and 95 % intervals; shape (H, 4). Zero width when there
+    is nothing to learn from."""
     out = np.zeros((errors.shape[1], len(QUANTILES)))
-    for i, column in enumerate(errors.columns):
-        values = errors[column].dropna().to_numpy()
+    for i, column in enumerate(errors.T):
+        values = column[~np.isnan(column)]
         if len(values):
             out[i] = np.quantile(values, QUANTILES)
     return out
@@ -101,19 +100,25 @@ class Naive(Forecaster):
 
     name = "naive"
 
-    def _reference(self, log_y: pd.Series, h: int) -> pd.Series:
-        """The log forecast made ``h`` days earlier for each day."""
-        return log_y.shift(h)
+    def _level(self, log_y: np.ndarray) -> np.ndarray:
+        """The log level each day's forecasts start from (``_point``'s, for every day)."""
+        return log_y
+
+    def _lag(self, h: int) -> int:
+        """How many days before its target day the ``h``-day forecast's level was read."""
+        return h
 
     def fit(self, y: pd.Series) -> Naive:
         self.y = y
         self.last_day = y.index[-1]
-        log_y = np.log(y)
-        recent = slice(-self.calibration_days, None)
-        errors = pd.DataFrame(
-            {h: (log_y - self._reference(log_y, h)).iloc[recent] for h in self._hs()}
-        )
-        self.error_quantiles = log_error_quantiles(errors)
+        log_y = np.log(y.to_numpy(dtype=float))
+        level = self._level(log_y)
+        errors = np.full((len(log_y), self.horizon), np.nan)  # day × horizon: log actual/forecast
+        for i, h in enumerate(self._hs()):
+            lag = self._lag(h)
+            if lag < len(log_y):
+                errors[lag:, i] = log_y[lag:] - level[:-lag]
+        self.error_quantiles = log_error_quantiles(errors[-self.calibration_days :])
         return self
 
     def _hs(self) -> range:
@@ -133,8 +138,8 @@ class RobustNaive(Naive):
 
     name = "naive_median3"
 
-    def _reference(self, log_y: pd.Series, h: int) -> pd.Series:
-        return log_y.rolling(ROBUST_DAYS).median().shift(h)
+    def _level(self, log_y: np.ndarray) -> np.ndarray:
+        return pd.Series(log_y).rolling(ROBUST_DAYS).median().to_numpy()
 
     def _point(self) -> np.ndarray:
         return np.full(self.horizon, self.y.iloc[-ROBUST_DAYS:].median())
@@ -145,14 +150,11 @@ class SeasonalNaive(Naive):
 
     name = "seasonal_naive"
 
-    def _reference(self, log_y: pd.Series, h: int) -> pd.Series:
-        back = SEASON * -(-h // SEASON)  # the nearest whole weeks back that are observed
-        return log_y.shift(back)
+    def _lag(self, h: int) -> int:
+        return SEASON * -(-h // SEASON)  # the nearest whole weeks back that are observed
 
     def _point(self) -> np.ndarray:
-        return np.array(
-            [self.y.iloc[-1 - (SEASON * -(-h // SEASON) - h)] for h in self._hs()], dtype=float
-        )
+        return np.array([self.y.iloc[-1 - (self._lag(h) - h)] for h in self._hs()], dtype=float)
 
 
 class GlobalForecast(Naive):
@@ -454,22 +456,38 @@ def recent_volatility(y: pd.Series) -> float:
 
 def surge_probability(last: float, forecast: pd.DataFrame, rise: float) -> float:
     """P(the price rises to ≥ (1 + rise) × ``last`` on some day of the forecast horizon), from
-    the forecast frame's point path and 80 % band: the log price is taken as a Brownian motion
-    with the drift of the point forecast to the last horizon and the spread of its 80 % band
-    there, and the probability is that of its maximum reaching the threshold (first passage:
+    the forecast frame's point path and 80 % band (``surge_probabilities``)."""
+    end = forecast.iloc[-1]
+    ends = [np.array([v], dtype=float) for v in end[["yhat", *INTERVAL_COLUMNS[:2]]]]
+    peak = np.array([forecast["yhat"].max()], dtype=float)
+    return float(surge_probabilities(np.array([last], dtype=float), *ends, peak, rise)[0])
+
+
+def surge_probabilities(
+    last: np.ndarray,
+    end: np.ndarray,
+    end_lower_80: np.ndarray,
+    end_upper_80: np.ndarray,
+    peak: np.ndarray,
+    rise: float,
+) -> np.ndarray:
+    """Per forecast, P(the price rises to ≥ (1 + rise) × ``last`` on some day of its horizon),
+    from its point at the last horizon (``end``), its 80 % band there and its highest point
+    (``peak``): the log price is taken as a Brownian motion with the drift of the point
+    forecast to the last horizon and the spread of its 80 % band there, and the probability is
+    that of its maximum reaching the threshold (first passage:
     Φ((μT − a)/σ√T) + e^{2μa/σ²} Φ((−a − μT)/σ√T)). A point forecast at or above the
     threshold on any day is probability ≥ 0.5 by itself."""
     from scipy.stats import norm
 
-    end = forecast.iloc[-1]
     a = float(np.log1p(rise))
-    drift = float(np.log(end["yhat"] / last))  # μT
-    spread = float(np.log(end["yhat_upper_80"] / end["yhat_lower_80"])) / (2 * Z80)  # σ√T
-    peak = float(np.log(forecast["yhat"].max() / last))
-    if not spread > 0:
-        return float(peak >= a)
-    first_passage = norm.cdf((drift - a) / spread) + np.exp(
-        2 * drift * a / spread**2 + norm.logcdf((-a - drift) / spread)
-    )
-    at_peak = norm.sf((a - peak) / spread)  # the day the point path is highest
-    return float(np.clip(max(first_passage, at_peak), 0.0, 1.0))
+    drift = np.log(end / last)  # μT
+    spread = np.log(end_upper_80 / end_lower_80) / (2 * Z80)  # σ√T
+    peak = np.log(peak / last)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        first_passage = norm.cdf((drift - a) / spread) + np.exp(
+            2 * drift * a / spread**2 + norm.logcdf((-a - drift) / spread)
+        )
+        at_peak = norm.sf((a - peak) / spread)  # the day the point path is highest
+    banded = np.clip(np.where(at_peak > first_passage, at_peak, first_passage), 0.0, 1.0)
+    return np.where(spread > 0, banded, (peak >= a).astype(float))

@@ -28,6 +28,8 @@ from scipy.stats import t as student_t
 from lakehouse.config.settings import SelectionSettings
 from ml.models import FALLBACK
 
+NO_RIVAL = "naive: no other candidate"  # the reason naive serves where nothing else forecast
+
 
 @dataclass(frozen=True)
 class Choice:
@@ -72,7 +74,7 @@ def choose(losses: pd.DataFrame, candidates: list[str], sel: SelectionSettings) 
     """The served model of a group from its ``origin_losses`` (the rule of the module)."""
     rivals = [m for m in candidates if m != FALLBACK and m in losses]
     if FALLBACK not in losses or not rivals:
-        return Choice(FALLBACK, "naive: no other candidate")
+        return Choice(FALLBACK, NO_RIVAL)
     level = sel.significance / len(rivals)
     tested = []
     for model in rivals:

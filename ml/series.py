@@ -151,7 +151,8 @@ def price_series(path: Path, tz: ZoneInfo, conf: Conf) -> tuple[pd.DataFrame, li
 def regular(y: pd.Series) -> tuple[pd.Series, pd.Series]:
     """A series indexed by date → (every day from first to last, gaps forward-filled; whether
     each day was observed)."""
-    y = y[y.notna() & (y > 0)].groupby(level=0).median().sort_index()
+    y = y[y.notna() & (y > 0)]
+    y = (y if y.index.is_unique else y.groupby(level=0).median()).sort_index()
     days = pd.date_range(y.index.min(), y.index.max(), freq="D")
     observed = pd.Series(days.isin(y.index), index=days)
     return y.reindex(days).ffill(), observed

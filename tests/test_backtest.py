@@ -19,8 +19,8 @@ from ml.backtest import (
     metrics_by_model,
     residual_quantiles,
     summary,
-    with_conformal_bands,
 )
+from ml.models import INTERVAL_COLUMNS, conformal_bands
 from scripts.cli import main
 
 ML = MlSettings(origins=4, selection_origins=2, min_history_days=60, n_jobs=1)
@@ -62,7 +62,8 @@ def test_conformal_bands_come_from_earlier_origins_errors() -> None:
         quantiles = residual_quantiles(known, ML.horizon)
         now = f[f["origin"] == origin]
         # errors per unit of recent volatility, the band at the origin's volatility
-        expected = with_conformal_bands(now, quantiles * now["vol"].iloc[0])
+        bands = conformal_bands(now["yhat"], now["horizon"], quantiles * now["vol"].iloc[0])
+        expected = now.assign(**dict(zip(INTERVAL_COLUMNS, bands.T, strict=True)))
         pd.testing.assert_frame_equal(now, expected)
     assert residual_quantiles(f[f["origin"] == origins[0]], ML.horizon) is None  # too few
 
