@@ -66,7 +66,7 @@ from ml.models import (
 from ml.selection import groups_of
 from ml.series import regular, series_frame
 from ml.surge import Calibration, calibrate, outcomes
-from ml.surge_model import SurgeWarning, latest_warnings, province_centroids, surge_frame
+from ml.surge_model import SurgeWarning, latest_warnings, province_centroids
 
 if TYPE_CHECKING:
     from ml.exogenous import ExogSources
@@ -277,7 +277,7 @@ def train_all(
     )
     select(backtests, models, ml.selection, groups_of(series, ml.selection))
     surge = served_calibrations(backtests, ml.surge_rise, ml.surge_precision)
-    warnings = latest_warnings(surge_frame(series, ml, centroids), ml) if len(series) else {}
+    warnings = latest_warnings(series, ml, centroids)
     jobs = {
         b.series_id: ServedJob(
             b,

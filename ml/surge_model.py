@@ -304,10 +304,10 @@ def fit_surge_model(frame: pd.DataFrame, cutoff: pd.Timestamp, ml: MlSettings) -
     few outcomes (``ml.surge.calibrate``)."""
     s, h = ml.surge_model, pd.Timedelta(days=ml.horizon)
     known = frame[frame["came"].notna() & (frame["date"] + h <= cutoff)]
-    calibration_start = cutoff - h - pd.Timedelta(weeks=s.calibration_weeks)
-    fit = known[known["date"] + h < calibration_start]
+    calibrating = calibration_start(cutoff, ml)
+    fit = known[known["date"] + h < calibrating]
     fit = fit[(fit["date"] - pd.Timestamp(0)).dt.days % s.origin_step_days == 0]
-    held = known[known["date"] >= calibration_start]
+    held = known[known["date"] >= calibrating]
     features = feature_names(ml)
     categories = {c: sorted(frame[c].astype(str).unique()) for c in CATEGORICAL}
     y = fit["came"].to_numpy(dtype=int)
@@ -332,11 +332,29 @@ def fit_surge_model(frame: pd.DataFrame, cutoff: pd.Timestamp, ml: MlSettings) -
     return dataclasses.replace(model, calibration=calibration)
 
 
-def latest_warnings(frame: pd.DataFrame, ml: MlSettings) -> dict[str, SurgeWarning]:
-    """Per series, the warning at its last day from a classifier fitted on everything (cutoff:
-    the panel's last day); empty when none could be fitted (``fit_surge_model``)."""
-    if not ml.surge_model.enabled:
+def calibration_start(cutoff: pd.Timestamp, ml: MlSettings) -> pd.Timestamp:
+    """The first day whose row calibrates a classifier fitted at ``cutoff``: the rows of the
+    ``calibration_weeks`` before the last known label; those whose label came before it fit."""
+    return (
+        cutoff
+        - pd.Timedelta(days=ml.horizon)
+        - pd.Timedelta(weeks=ml.surge_model.calibration_weeks)
+    )
+
+
+def latest_warnings(
+    series: pd.DataFrame, ml: MlSettings, centroids: Mapping[str, tuple[float, float]] | None
+) -> dict[str, SurgeWarning]:
+    """Per series of a ``SERIES_COLUMNS`` frame, the warning at its last day from a classifier
+    fitted on everything (cutoff: the last day; ``centroids`` as for ``surge_frame``); empty
+    when none could be fitted (``fit_surge_model``) — without building the classifier's rows
+    when no label is old enough to fit on (a first start's few weeks)."""
+    if not ml.surge_model.enabled or series.empty:
         return {}
+    first, last = series["date"].min(), series["date"].max()
+    if first + pd.Timedelta(days=ml.horizon) >= calibration_start(last, ml):
+        return {}
+    frame = surge_frame(series, ml, centroids)
     model = fit_surge_model(frame, frame["date"].max(), ml)
     if model is None:
         return {}

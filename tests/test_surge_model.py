@@ -16,6 +16,7 @@ from ml.surge_model import (
     backtest_warnings,
     feature_names,
     fit_surge_model,
+    latest_warnings,
     nearest,
     surge_frame,
 )
@@ -276,3 +277,16 @@ def test_retrain_serves_the_classifier_and_says_why(led: tuple) -> None:
     rows = forecast_rows(series, off, ctx)
     assert rows["surge_because"].str.startswith("first passage").all()
     assert rows["surge_prob"].between(0, 1).all()
+
+
+def test_weeks_of_history_build_no_classifier_rows(
+    led: tuple, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first start's 60 days hold no label old enough to fit on (``calibration_weeks`` and
+    two horizons): no warning, and the classifier's rows are not built for nothing."""
+    from ml import surge_model
+
+    series, _, _ = led
+    weeks = series[series["date"] > series["date"].max() - pd.Timedelta(days=60)]
+    monkeypatch.setattr(surge_model, "surge_frame", lambda *a: pytest.fail("rows built"))
+    assert latest_warnings(weeks, ml_settings(), CENTROIDS) == {}
