@@ -212,27 +212,30 @@ setup_dev() {
   setup_class_archive
 }
 
-test_suite() {  # the whole suite as three pytest sessions, each with its own share of the
-  # free ports: the unit tests (one core's work) beside the class archive's build, then beside
-  # the integration tests (Spark, services; their report is live); then the first-run journey
-  # alone, as a user's machine runs the stack (beside the others its first start — the seeded
-  # weeks through silver and gold, the first forecasts — waited over ten minutes for the CPU)
-  local rc=0
+test_suite() {  # the whole suite as three pytest sessions side by side, each with its own
+  # share of the free ports: the unit tests (one core's work) beside the class archive's build,
+  # then the first-run journey (a whole stack of its own, its pipeline at the others' priority)
+  # and the integration tests (Spark, services; their report is live). The three are CPU work
+  # that outlasts any order (~2 700 CPU s, docs/targets.md): run together, the box is never idle
+  local rc=0 session
   setup_dev_installs
-  SESSION_LOGS="$(mktemp -d)" UNIT_SESSION=""
-  trap 'kill "$UNIT_SESSION" 2>/dev/null || true; rm -rf "$SESSION_LOGS"' EXIT
+  SESSION_LOGS="$(mktemp -d)" SESSIONS=()
+  trap 'kill "${SESSIONS[@]}" 2>/dev/null || true; rm -rf "$SESSION_LOGS"' EXIT
   ISOLATED_STACK_PORTS=20000-24999 "$PY" -m pytest -m "$UNIT_TESTS" -p no:cacheprovider \
     >"$SESSION_LOGS/unit" 2>&1 &
-  UNIT_SESSION=$!
-  setup_class_archive
+  SESSIONS+=($!)
+  setup_class_archive  # the journey's pipeline starts from it
+  ISOLATED_STACK_PORTS=25000-27999 "$PY" -m pytest -m journey -p no:cacheprovider \
+    >"$SESSION_LOGS/journey" 2>&1 &
+  SESSIONS+=($!)
   ISOLATED_STACK_PORTS=28000-32767 "$PY" -m pytest -m "(services or spark) and not journey" \
     || rc=$?
-  wait "$UNIT_SESSION" || rc=$((rc != 0 ? rc : $?))
-  printf '\n==> the unit tests, run beside the tests above:\n'
-  cat "$SESSION_LOGS/unit"
-  printf '\n==> the first-run journey, alone:\n'
-  ISOLATED_STACK_PORTS=25000-27999 "$PY" -m pytest -m journey -p no:cacheprovider \
-    || rc=$((rc != 0 ? rc : $?))
+  for session in unit journey; do
+    wait "${SESSIONS[0]}" || rc=$((rc != 0 ? rc : $?))
+    SESSIONS=("${SESSIONS[@]:1}")
+    printf '\n==> the %s tests, run beside the tests above:\n' "$session"
+    cat "$SESSION_LOGS/$session"
+  done
   return "$rc"
 }
 

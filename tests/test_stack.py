@@ -335,9 +335,9 @@ def test_first_run_as_a_user_lives_it(tmp_path: Path, monkeypatch: pytest.Monkey
     view, no traceback or ERROR in any service's log; down leaves no process."""
     own = {
         **stack_env(str(tmp_path)),
-        # `./run.sh test` runs the journey alone, after the other sessions; run by hand beside
-        # other tests, a pipeline below them (spark.niceness, its session's autogroup too)
-        # would wait minutes for the CPU its start needs
+        # `./run.sh test` runs the journey beside the other sessions: a pipeline below them
+        # (spark.niceness, its session's autogroup too) would wait minutes for the CPU its
+        # start needs
         "SMARTMARKET_SPARK__NICENESS": "0",
         # ... and the cores: beside them the pipeline's start (Spark's, its tables created) took
         # over the default two minutes in CI
