@@ -34,6 +34,7 @@ from ml.models import (
     FALLBACK,
     GLOBAL_MODELS,
     INTERVAL_COLUMNS,
+    Forecaster,
     configured_model,
     conformal_bands,
     recent_volatility,
@@ -345,7 +346,8 @@ def backtest_series(
     actual = filled.where(observed)
     parts, seconds = [], dict.fromkeys(models, 0.0)
     made: dict[str, list] = {"model": [], "origin": [], "last": [], "vol": [], "scale": []}
-    for origin in origins:
+    kept: dict[str, Forecaster] = {}  # the models fitted at an earlier origin that keep parameters
+    for i, origin in enumerate(origins):
         history = filled.loc[:origin]
         scale = history.diff().abs().mean()
         at_origin = {
@@ -356,12 +358,18 @@ def backtest_series(
         }
         for name in models:
             began = time.process_time()
-            forecast = configured_model(name, ml)
-            if name in GLOBAL_MODELS:
-                forecast.global_points = (global_points or {}).get(origin)
-                if forecast.global_points is None:
-                    continue
-            parts.append(forecast.fit(history).predict())
+            if name in kept and i % ml.fit_every_origins:
+                forecast = kept[name].advance(history)
+            else:
+                forecast = configured_model(name, ml)
+                if name in GLOBAL_MODELS:
+                    forecast.global_points = (global_points or {}).get(origin)
+                    if forecast.global_points is None:
+                        continue
+                forecast.fit(history)
+                if forecast.keeps_parameters:
+                    kept[name] = forecast
+            parts.append(forecast.predict())
             seconds[name] += time.process_time() - began
             for key, value in {"model": name, **at_origin}.items():
                 made[key] += [value] * len(parts[-1])

@@ -30,6 +30,7 @@ other model (bands and selection come from the backtest), so a registered model 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -122,33 +123,70 @@ def features(
     return exogenous(series, sources, ml.horizon, ml.global_exogenous)
 
 
-def _fit_predict(
-    data: pd.DataFrame, ids: list[str], ml: MlSettings, exog: pd.DataFrame | None = None
-) -> pd.DataFrame:
-    """Fit on ``data`` (series with at least ``MIN_ROWS`` days) and forecast ``ids``: frame
-    ``unique_id, ds, yhat`` (prices). ``exog``: the dynamic features of every day
-    (``features``), those of the forecast days included."""
+@dataclass(frozen=True)
+class Fitted:
+    """The global model fitted on the panel up to ``through`` (its last day), and the
+    exogenous columns it was fitted with (``used``: those not empty over its rows)."""
+
+    model: MLForecast
+    used: list[str]
+    through: pd.Timestamp
+
+
+def _training_rows(data: pd.DataFrame, ml: MlSettings) -> pd.DataFrame:
+    """The series of ``data`` with at least ``MIN_ROWS`` days, with the static features only."""
     sizes = data.groupby("unique_id", observed=True)["ds"].transform("size")
-    train = data[sizes >= MIN_ROWS]
-    ids = [i for i in ids if i in set(train["unique_id"])]
-    if not ids:
-        return pd.DataFrame(columns=["unique_id", "ds", "yhat"])
+    statics = static_features(ml)
+    rows = data[sizes >= MIN_ROWS]
+    return rows.drop(columns=[c for c in ("commodity", "region") if c not in statics])
+
+
+def _fit(data: pd.DataFrame, ml: MlSettings, exog: pd.DataFrame | None) -> Fitted | None:
+    """The model fitted on ``data`` (None: no series long enough). ``exog``: the dynamic
+    features of every day (``features``), those of the forecast days included."""
+    train = _training_rows(data, ml)
+    if train.empty:
+        return None
     used: list[str] = []
     if exog is not None:
         train = train.merge(exog, on=["unique_id", "ds"], how="left")
         named = [c for c in exog.columns if c not in ("unique_id", "ds")]
         used = [c for c in named if train[c].notna().any()]
         train = train.drop(columns=[c for c in named if c not in used])
-    statics = static_features(ml)
-    train = train.drop(columns=[c for c in ("commodity", "region") if c not in statics])
-    fitted = _forecaster(ml).fit(train, static_features=statics)
+    model = _forecaster(ml).fit(train, static_features=static_features(ml))
+    return Fitted(model, used, data["ds"].max())
+
+
+def _predict(
+    fitted: Fitted,
+    data: pd.DataFrame,
+    ids: list[str],
+    ml: MlSettings,
+    exog: pd.DataFrame | None,
+) -> pd.DataFrame:
+    """Forecast ``ids`` from their history in ``data``: frame ``unique_id, ds, yhat`` (prices).
+    ``data`` may run past ``fitted.through``: the model then forecasts from the later days with
+    the parameters of its fit (nothing after ``through`` trained it)."""
+    rows = _training_rows(data, ml)
+    ids = [i for i in ids if i in set(rows["unique_id"])]
+    if not ids:
+        return pd.DataFrame(columns=["unique_id", "ds", "yhat"])
+    later = data["ds"].max() > fitted.through
+    if later and fitted.used:
+        columns = ["unique_id", "ds", *fitted.used]
+        rows = rows.merge(exog.loc[:, columns], on=["unique_id", "ds"], how="left")
     future = None
-    if used:
-        future = fitted.make_future_dataframe(ml.horizon)
-        future = future[future["unique_id"].isin(ids)].merge(
-            exog.loc[:, ["unique_id", "ds", *used]], on=["unique_id", "ds"], how="left"
-        )
-    out = fitted.predict(ml.horizon, ids=ids, X_df=future)
+    if fitted.used:
+        last = rows.groupby("unique_id", observed=True)["ds"].max().loc[ids]
+        days = np.arange(1, ml.horizon + 1) * pd.Timedelta(days=1)
+        future = pd.DataFrame(
+            {
+                "unique_id": np.repeat(last.index.to_numpy(), ml.horizon),
+                "ds": np.repeat(last.to_numpy(), ml.horizon) + np.tile(days, len(last)),
+            }
+        ).merge(exog.loc[:, ["unique_id", "ds", *fitted.used]], on=["unique_id", "ds"], how="left")
+    new_df = rows if later else None
+    out = fitted.model.predict(ml.horizon, new_df=new_df, ids=ids, X_df=future)
     return pd.DataFrame(
         {"unique_id": out["unique_id"], "ds": out["ds"], "yhat": np.exp(out["lgbm"])}
     )
@@ -167,9 +205,13 @@ def global_forecast(
     """The next ``ml.horizon`` days of every series (long enough) from one model fitted on all
     of their history: series id → prices (horizon,). ``sources``: of the exogenous features."""
     data = panel(series)
-    ids = list(data["unique_id"].unique())
-    predicted = _fit_predict(data, ids, ml, features(series, ml, sources))
-    return dict(_points(predicted, ml.horizon))
+    exog = features(series, ml, sources)
+    fitted = _fit(data, ml, exog)
+    if fitted is None:
+        return {}
+    return dict(
+        _points(_predict(fitted, data, list(data["unique_id"].unique()), ml, exog), ml.horizon)
+    )
 
 
 def global_backtest(
@@ -179,14 +221,23 @@ def global_backtest(
     sources: ExogSources | None = None,
 ) -> dict[str, dict[pd.Timestamp, np.ndarray]]:
     """For every backtest origin of every series, the global model's forecast made with data
-    up to that origin only (one fit per distinct origin, on every series' history up to it):
-    series id → origin → prices (horizon,)."""
+    up to that origin only: series id → origin → prices (horizon,). The model is fitted on
+    every series' history up to an origin, and again at the first origin more than
+    ``ml.fit_every_origins`` − 1 horizons after it (1: at every distinct origin); in between,
+    it forecasts from each origin's history with the parameters of that earlier fit."""
     data = panel(series)
     exog = features(series, ml, sources)
     out: dict[str, dict[pd.Timestamp, np.ndarray]] = {sid: {} for sid in origins}
+    reuse = pd.Timedelta(days=(ml.fit_every_origins - 1) * ml.horizon)
+    fitted: Fitted | None = None
     for origin in sorted({o for days in origins.values() for o in days}):
         ids = [sid for sid, days in origins.items() if origin in days]
-        predicted = _fit_predict(data[data["ds"] <= origin], ids, ml, exog)
+        known = data[data["ds"] <= origin]
+        if fitted is None or origin - fitted.through > reuse:
+            fitted = _fit(known, ml, exog)
+            if fitted is None:
+                continue
+        predicted = _predict(fitted, known, ids, ml, exog)
         for sid, points in _points(predicted, ml.horizon).items():
             out[sid][origin] = points
     return out

@@ -59,8 +59,19 @@ class Forecaster(ABC):
         # ``fit`` for the models that serve or combine them
         self.global_points: np.ndarray | None = None
 
+    #: whether ``advance`` keeps the parameters of the last ``fit`` (a backtest then fits only
+    #: every ``ml.fit_every_origins`` origins: see ``ml.backtest.backtest_series``)
+    keeps_parameters = False
+
     @abstractmethod
     def fit(self, y: pd.Series) -> Forecaster: ...
+
+    def advance(self, y: pd.Series) -> Forecaster:
+        """The forecaster at a later origin of the series it was fitted on, ``y`` being the
+        history up to there: by default fitted again; a model that ``keeps_parameters`` keeps
+        those of its last fit (estimated on an earlier history: no later day leaks in) and only
+        runs its states through the new days."""
+        return self.fit(y)
 
     @abstractmethod
     def predict(self) -> pd.DataFrame: ...
@@ -240,8 +251,16 @@ class XGBoostDamped(XGBoost):
     shrink = 0.5
 
 
+#: the bands statsforecast computes (80 % and 95 %: ``INTERVAL_COLUMNS``)
+NATIVE_LEVELS = [80, 95]
+
+
 class StatsForecastModel(Forecaster):
-    """A statsforecast model fitted on log prices, with its native 80 %/95 % intervals."""
+    """A statsforecast model fitted on log prices, with its native 80 %/95 % intervals. Its fit
+    (a search over model forms, each optimised) is most of a backtest's time; ``advance`` runs
+    the fitted form and parameters through a longer history (statsforecast's ``forward``)."""
+
+    keeps_parameters = True
 
     def _model(self) -> Any:
         raise NotImplementedError
@@ -249,10 +268,17 @@ class StatsForecastModel(Forecaster):
     def fit(self, y: pd.Series) -> StatsForecastModel:
         self.last_day = y.index[-1]
         self.model = self._model().fit(np.log(y.to_numpy(dtype=float)))
+        self.ahead = self.model.predict(self.horizon, level=NATIVE_LEVELS)
+        return self
+
+    def advance(self, y: pd.Series) -> StatsForecastModel:
+        self.last_day = y.index[-1]
+        log_y = np.log(y.to_numpy(dtype=float))
+        self.ahead = self.model.forward(log_y, self.horizon, level=NATIVE_LEVELS)
         return self
 
     def predict(self) -> pd.DataFrame:
-        f = self.model.predict(self.horizon, level=[80, 95])
+        f = self.ahead
         bands = np.column_stack([f["lo-80"], f["hi-80"], f["lo-95"], f["hi-95"]])
         return self._frame(np.exp(f["mean"]), np.exp(bands))
 

@@ -98,6 +98,29 @@ def test_backtest_forecasts_ignore_data_after_their_origin() -> None:
     pd.testing.assert_frame_equal(at(first), at(again))
 
 
+@pytest.mark.parametrize("every", [1, 3])
+def test_ets_is_fitted_every_few_origins_on_the_history_up_to_there(monkeypatch, every: int):
+    """Between its fits, ETS runs the parameters of the last one through the new days: the
+    backtest fits it at every ``fit_every_origins``-th origin, on that origin's history."""
+    from ml.models import ETS
+
+    fitted_through: list[pd.Timestamp] = []
+    fit = ETS.fit
+
+    def counted(self, y: pd.Series) -> ETS:
+        fitted_through.append(y.index[-1])
+        return fit(self, y)
+
+    monkeypatch.setattr(ETS, "fit", counted)
+    ml = ML.model_copy(update={"origins": 7, "fit_every_origins": every})
+    result = backtest_series("s", _series(200), ["naive", "ets"], ml)
+    origins = sorted(result.forecasts["origin"].unique())
+    assert len(origins) == 7
+    assert fitted_through == origins[::every]
+    ets = result.forecasts[result.forecasts["model"] == "ets"]
+    assert ets.groupby("origin").size().tolist() == [ML.horizon] * 7
+
+
 def test_gaps_duplicates_and_outliers() -> None:
     y = _series()
     gappy = y.drop(y.index[[100, 101, 102, 110]])

@@ -56,6 +56,24 @@ def test_combination_is_the_geometric_mean_of_its_members() -> None:
     np.testing.assert_allclose(combo[columns].to_numpy(), np.exp(logs))
 
 
+@pytest.mark.parametrize("name", ["ets", "theta"])
+def test_a_model_advanced_to_a_later_origin_keeps_its_fit_and_follows_the_new_days(name: str):
+    rng = np.random.default_rng(4)  # a random walk: the level follows the last prices
+    index = pd.date_range("2024-01-01", periods=200, freq="D")
+    y = pd.Series(50_000 * np.exp(np.cumsum(rng.normal(0, 0.01, 200))), index=index)
+    model = make_model(name, HORIZON).fit(y.iloc[:-14])
+    fitted = model.model.model_  # the form and parameters the fit chose
+    # advanced over the very history it was fitted on: the fit's own forecast
+    fresh = model.predict()
+    pd.testing.assert_frame_equal(model.advance(y.iloc[:-14]).predict(), fresh)
+    # two weeks later, 20 % dearer: the same parameters, a forecast from the new last day on
+    dearer = pd.concat([y.iloc[:-14], y.iloc[-14:] * 1.2])
+    later = model.advance(dearer).predict()
+    assert model.model.model_ is fitted
+    assert later.index[0] == dearer.index[-1] + pd.Timedelta(days=1)
+    assert abs(later["yhat"].iloc[0] / dearer.iloc[-1] - 1) < 0.02
+
+
 def test_conformal_quantiles_replace_the_native_bands() -> None:
     model = make_model("ets", HORIZON).fit(_series())
     native = model.predict()

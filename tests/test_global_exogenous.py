@@ -192,3 +192,39 @@ def test_absent_sources_leave_the_global_model_as_without_features() -> None:
     # with only the weather, the model runs too (news and supply not used)
     weather_only = global_forecast(series, ML, ExogSources(_panel(), {}, MARKETS))
     assert all(np.isfinite(p).all() and p.shape == (HORIZON,) for p in weather_only.values())
+
+
+def test_the_global_model_refits_every_few_origins_and_forecasts_from_each_origin_s_days(
+    monkeypatch,
+) -> None:
+    """Between its fits (``ml.fit_every_origins``), the global model forecasts each origin from
+    the days up to it with the parameters fitted at an earlier origin: the days since that fit
+    move the forecast, the days after the origin do not."""
+    import ml.global_model
+
+    fitted_through: list[pd.Timestamp] = []
+    fit = ml.global_model._fit
+
+    def counted(data: pd.DataFrame, *args):
+        fitted_through.append(data["ds"].max())
+        return fit(data, *args)
+
+    monkeypatch.setattr(ml.global_model, "_fit", counted)
+    series, sources = _series(), _sources()
+    at = global_points_for(series, MODELS, ML, MODELS, sources)
+    sid = "market:M0:cabai_merah"
+    origins = sorted(at[sid])
+    assert len(origins) == ML.origins == ML.fit_every_origins
+    assert fitted_through == origins[:1]
+    last = origins[-1]
+    after = series.assign(y=series["y"].where(series["date"] <= last, series["y"] * 2))
+    again = global_points_for(after, MODELS, ML, MODELS, _after(sources, last, 3.0))
+    np.testing.assert_allclose(again[sid][last], at[sid][last])
+    since_fit = series.assign(y=series["y"].where(series["date"] <= origins[0], series["y"] * 1.2))
+    moved = global_points_for(since_fit, MODELS, ML, MODELS, sources)
+    np.testing.assert_allclose(moved[sid][last] / at[sid][last], 1.2, rtol=0.05)
+
+    fitted_through.clear()
+    every = ML.model_copy(update={"fit_every_origins": 1})
+    global_points_for(series, MODELS, every, MODELS, sources)
+    assert fitted_through == origins

@@ -329,6 +329,7 @@ class MlSettings(BaseModel):
     min_history_days: int = Field(120, ge=14)
     origins: int = Field(38, ge=2)
     selection_origins: int = Field(26, ge=1)
+    fit_every_origins: int = Field(4, ge=1)  # backtest: ETS, Theta, global model fitted this often
     models: list[str] = ["naive", "ets", "lgbm_global"]
     selection: SelectionSettings = SelectionSettings()
     calibration_days: int = Field(182, ge=14)
