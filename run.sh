@@ -43,6 +43,10 @@ export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 
 #: the tests that need neither Spark nor a service (the quick loop, ./run.sh test --fast)
 UNIT_TESTS="not services and not spark and not journey"
+#: the tests that need Spark or services (``./run.sh test`` runs them in two sessions: the files
+#: of LATE_FILES, tests/test_m* onwards, in the second, once the unit tests are done)
+INTEGRATION_TESTS="(services or spark) and not journey"
+LATE_FILES=(tests/test_[m-z]*.py)
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 2; }
@@ -212,29 +216,37 @@ setup_dev() {
   setup_class_archive
 }
 
-test_suite() {  # the whole suite as three pytest sessions side by side, each with its own
-  # share of the free ports: the unit tests (one core's work) beside the class archive's build,
-  # then the first-run journey (a whole stack of its own, its pipeline at the others' priority)
-  # and the integration tests (Spark, services; their report is live). The three are CPU work
-  # that outlasts any order (~2 700 CPU s, docs/targets.md): run together, the box is never idle
-  local rc=0 session
+test_suite() {  # the whole suite as four pytest sessions, each with its own share of the free
+  # ports, so that the box is never idle: the unit tests (one core's work) beside the class
+  # archive's build; then the first-run journey (a whole stack of its own, its pipeline at the
+  # others' priority) and the integration tests (Spark, services; their report is live) beside
+  # them; once the unit tests are done, the integration tests of the files from LATE_FILES on
+  # in a session of their own, in their ports (alone, the integration session leaves a third
+  # of the box idle; docs/targets.md "CI run on a clean clone")
+  local rc=0 session failed
   setup_dev_installs
   SESSION_LOGS="$(mktemp -d)" SESSIONS=()
-  trap 'kill "${SESSIONS[@]}" 2>/dev/null || true; rm -rf "$SESSION_LOGS"' EXIT
-  ISOLATED_STACK_PORTS=20000-24999 "$PY" -m pytest -m "$UNIT_TESTS" -p no:cacheprovider \
-    >"$SESSION_LOGS/unit" 2>&1 &
+  trap 'for s in "${SESSIONS[@]}"; do pkill -P "$s" || true; kill "$s" || true; done 2>/dev/null
+    rm -rf "$SESSION_LOGS"' EXIT
+  {
+    ISOLATED_STACK_PORTS=20000-24999 "$PY" -m pytest -m "$UNIT_TESTS" -p no:cacheprovider \
+      >"$SESSION_LOGS/unit" 2>&1 || echo $? >"$SESSION_LOGS/unit.failed"
+    ISOLATED_STACK_PORTS=20000-24999 "$PY" -m pytest -m "$INTEGRATION_TESTS" -p no:cacheprovider \
+      "${LATE_FILES[@]}" >"$SESSION_LOGS/late" 2>&1 || echo $? >"$SESSION_LOGS/late.failed"
+  } &
   SESSIONS+=($!)
   setup_class_archive  # the journey's pipeline starts from it
   ISOLATED_STACK_PORTS=25000-27999 "$PY" -m pytest -m journey -p no:cacheprovider \
-    >"$SESSION_LOGS/journey" 2>&1 &
+    >"$SESSION_LOGS/journey" 2>&1 || echo $? >"$SESSION_LOGS/journey.failed" &
   SESSIONS+=($!)
-  ISOLATED_STACK_PORTS=28000-32767 "$PY" -m pytest -m "(services or spark) and not journey" \
-    || rc=$?
-  for session in unit journey; do
-    wait "${SESSIONS[0]}" || rc=$((rc != 0 ? rc : $?))
-    SESSIONS=("${SESSIONS[@]:1}")
+  ISOLATED_STACK_PORTS=28000-32767 "$PY" -m pytest -m "$INTEGRATION_TESTS" \
+    "${LATE_FILES[@]/#/--ignore=}" || rc=$?
+  wait "${SESSIONS[@]}"
+  for session in unit late journey; do
     printf '\n==> the %s tests, run beside the tests above:\n' "$session"
     cat "$SESSION_LOGS/$session"
+    failed="$SESSION_LOGS/$session.failed"
+    [ ! -f "$failed" ] || rc=$((rc != 0 ? rc : $(cat "$failed")))
   done
   return "$rc"
 }
