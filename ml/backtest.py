@@ -34,7 +34,7 @@ from ml.models import (
     FALLBACK,
     GLOBAL_MODELS,
     INTERVAL_COLUMNS,
-    Forecaster,
+    StatsForecastModel,
     configured_model,
     conformal_bands,
     recent_volatility,
@@ -346,7 +346,7 @@ def backtest_series(
     actual = filled.where(observed)
     parts, seconds = [], dict.fromkeys(models, 0.0)
     made: dict[str, list] = {"model": [], "origin": [], "last": [], "vol": [], "scale": []}
-    kept: dict[str, Forecaster] = {}  # the models fitted at an earlier origin that keep parameters
+    kept: dict[str, StatsForecastModel] = {}  # fitted at an earlier origin, advanced since
     for i, origin in enumerate(origins):
         history = filled.loc[:origin]
         scale = history.diff().abs().mean()
@@ -367,7 +367,7 @@ def backtest_series(
                     if forecast.global_points is None:
                         continue
                 forecast.fit(history)
-                if forecast.keeps_parameters:
+                if isinstance(forecast, StatsForecastModel):
                     kept[name] = forecast
             parts.append(forecast.predict())
             seconds[name] += time.process_time() - began

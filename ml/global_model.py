@@ -172,11 +172,11 @@ def _predict(
     if not ids:
         return pd.DataFrame(columns=["unique_id", "ds", "yhat"])
     later = data["ds"].max() > fitted.through
-    if later and fitted.used:
-        columns = ["unique_id", "ds", *fitted.used]
-        rows = rows.merge(exog.loc[:, columns], on=["unique_id", "ds"], how="left")
     future = None
     if fitted.used:
+        used = exog.loc[:, ["unique_id", "ds", *fitted.used]]
+        if later:
+            rows = rows.merge(used, on=["unique_id", "ds"], how="left")
         last = rows.groupby("unique_id", observed=True)["ds"].max().loc[ids]
         days = np.arange(1, ml.horizon + 1) * pd.Timedelta(days=1)
         future = pd.DataFrame(
@@ -184,7 +184,7 @@ def _predict(
                 "unique_id": np.repeat(last.index.to_numpy(), ml.horizon),
                 "ds": np.repeat(last.to_numpy(), ml.horizon) + np.tile(days, len(last)),
             }
-        ).merge(exog.loc[:, ["unique_id", "ds", *fitted.used]], on=["unique_id", "ds"], how="left")
+        ).merge(used, on=["unique_id", "ds"], how="left")
     new_df = rows if later else None
     out = fitted.model.predict(ml.horizon, new_df=new_df, ids=ids, X_df=future)
     return pd.DataFrame(

@@ -59,19 +59,8 @@ class Forecaster(ABC):
         # ``fit`` for the models that serve or combine them
         self.global_points: np.ndarray | None = None
 
-    #: whether ``advance`` keeps the parameters of the last ``fit`` (a backtest then fits only
-    #: every ``ml.fit_every_origins`` origins: see ``ml.backtest.backtest_series``)
-    keeps_parameters = False
-
     @abstractmethod
     def fit(self, y: pd.Series) -> Forecaster: ...
-
-    def advance(self, y: pd.Series) -> Forecaster:
-        """The forecaster at a later origin of the series it was fitted on, ``y`` being the
-        history up to there: by default fitted again; a model that ``keeps_parameters`` keeps
-        those of its last fit (estimated on an earlier history: no later day leaks in) and only
-        runs its states through the new days."""
-        return self.fit(y)
 
     @abstractmethod
     def predict(self) -> pd.DataFrame: ...
@@ -258,9 +247,8 @@ NATIVE_LEVELS = [80, 95]
 class StatsForecastModel(Forecaster):
     """A statsforecast model fitted on log prices, with its native 80 %/95 % intervals. Its fit
     (a search over model forms, each optimised) is most of a backtest's time; ``advance`` runs
-    the fitted form and parameters through a longer history (statsforecast's ``forward``)."""
-
-    keeps_parameters = True
+    the fitted form and parameters through a longer history (statsforecast's ``forward``), so
+    a backtest fits it only every ``ml.fit_every_origins`` origins."""
 
     def _model(self) -> Any:
         raise NotImplementedError
@@ -272,6 +260,8 @@ class StatsForecastModel(Forecaster):
         return self
 
     def advance(self, y: pd.Series) -> StatsForecastModel:
+        """The model at a later origin of the series it was fitted on (``y``: the history up to
+        there), with the form and parameters of its last fit: no later day estimated them."""
         self.last_day = y.index[-1]
         log_y = np.log(y.to_numpy(dtype=float))
         self.ahead = self.model.forward(log_y, self.horizon, level=NATIVE_LEVELS)
