@@ -81,36 +81,54 @@ class SeriesBacktest:
     def metrics(self) -> dict[str, dict[str, Any]]:
         return metrics_by_model(self.forecasts[self.forecasts["scored"]], self.surge_rise)
 
-    def origins(self) -> list[dict[str, Any]]:
-        """The served (``selected``) forecast at every scored origin, as lists over horizons
-        1..H (null where the target day was not observed): what ``summary`` writes per
-        series, from which MAPE, coverage and surge recall/precision can be recomputed."""
-        f = self.forecasts[self.forecasts["model"] == SELECTED]
-        out = []
-        for origin, g in f.groupby("origin", sort=True):
-            g = g.set_index("horizon").reindex(range(1, int(f["horizon"].max()) + 1))
 
-            def values(column: str, g: pd.DataFrame = g) -> list[float | None]:
-                return [None if pd.isna(v) else float(v) for v in g[column]]
+def served_origins(forecasts: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
+    """Per series (``series`` column) of backtest rows, the served (``selected``) forecast at
+    every scored origin, as lists over horizons 1..H (null where the target day was not
+    observed): what ``summary`` writes per series, from which MAPE, coverage and surge
+    recall/precision can be recomputed. All series at once: one reshape, not a loop."""
+    f = forecasts[forecasts["model"] == SELECTED]
+    if f.empty:
+        return {}
+    f = f.assign(warn_at=f.get("warn_at", np.nan))
+    columns = ["y", "yhat", *BAND_KEYS.values()]
+    every = pd.MultiIndex.from_product([columns, range(1, int(f["horizon"].max()) + 1)])
+    wide = f.set_index(["series", "origin", "horizon"])[columns].unstack("horizon")
+    wide = wide.reindex(columns=every).sort_index()
+    first = f.groupby(["series", "origin"]).agg(
+        last=("last", "first"),
+        surge_prob=("surge_prob", "first"),
+        warn_at=("warn_at", "first"),
+        h=("horizon", "max"),
+    )
+    series_h = first.groupby(level="series")["h"].transform("max").to_numpy()
+    lists = {  # column → per origin the values over horizons 1..H of its series
+        column: [
+            [None if np.isnan(v) else float(v) for v in row[:h]]
+            for row, h in zip(wide[column].to_numpy(dtype=float), series_h, strict=True)
+        ]
+        for column in columns
+    }
+    out: dict[str, list[dict[str, Any]]] = {}
+    for i, ((sid, origin), at) in enumerate(first.iterrows()):
+        out.setdefault(str(sid), []).append(
+            {
+                "origin": pd.Timestamp(origin).date().isoformat(),
+                "last": float(at["last"]),
+                "actual": lists["y"][i],
+                "point": lists["yhat"][i],
+                **{key: lists[column][i] for key, column in BAND_KEYS.items()},
+                "surge_prob": float(at["surge_prob"]),
+                "warn_at": _warn_at(at["warn_at"]),
+            }
+        )
+    return out
 
-            out.append(
-                {
-                    "origin": pd.Timestamp(origin).date().isoformat(),
-                    "last": float(g["last"].dropna().iloc[0]),
-                    "actual": values("y"),
-                    "point": values("yhat"),
-                    **{key: values(column) for key, column in BAND_KEYS.items()},
-                    "surge_prob": float(g["surge_prob"].dropna().iloc[0]),
-                    "warn_at": _warn_at(g),
-                }
-            )
-        return out
 
-
-def _warn_at(rows: pd.DataFrame) -> float | None:
-    """The threshold an origin's ``surge_prob`` was warned at (``surge_scores``): the surge
-    classifier's, None when none was reached (never warned), else ``WARN_AT``."""
-    at = rows["warn_at"].iloc[0] if "warn_at" in rows else np.nan
+def _warn_at(at: float) -> float | None:
+    """The threshold an origin's ``surge_prob`` was warned at (``surge_scores``) from its
+    ``warn_at``: the surge classifier's, None when none was reached (inf: never warned),
+    ``WARN_AT`` where no classifier gave it (NaN)."""
     if pd.isna(at):
         return WARN_AT
     return None if np.isinf(at) else float(at)
@@ -127,38 +145,38 @@ def origins_for(days: pd.DatetimeIndex, ml: MlSettings, min_history: int) -> pd.
     return wanted[wanted >= earliest]
 
 
-def metrics_by_model(
-    forecasts: pd.DataFrame, rise: float | None = None
-) -> dict[str, dict[str, Any]]:
-    """MAPE and sMAPE (%), MASE (error over the origin's in-sample one-day naive error) and the
-    share of actuals inside the 80 %/95 % intervals, per model; given the surge ``rise``, also
-    the surge warnings' counts, recall and precision (``surge_scores``)."""
-    out = {}
-    for model, f in forecasts.groupby("model", sort=False):
-        error = (f["y"] - f["yhat"]).abs()
-        out[str(model)] = {
-            "mape": float((error / f["y"].abs()).mean() * 100),
-            "smape": float((2 * error / (f["y"].abs() + f["yhat"].abs())).mean() * 100),
-            "mase": float((error / f["scale"]).mean()),
-            "coverage80": float(f["y"].between(f["yhat_lower_80"], f["yhat_upper_80"]).mean()),
-            "coverage95": float(f["y"].between(f["yhat_lower_95"], f["yhat_upper_95"]).mean()),
-        }
-        if rise is not None:
-            out[str(model)].update(surge_scores(f, rise))
-    return out
+def metrics_table(
+    forecasts: pd.DataFrame, by: list[str], rise: float | None = None
+) -> pd.DataFrame:
+    """Per group of the ``by`` columns (in order of first appearance), at once: MAPE and sMAPE
+    (%), MASE (error over the origin's in-sample one-day naive error) and the share of actuals
+    inside the 80 %/95 % intervals; given the surge ``rise``, also the surge warnings' counts,
+    recall and precision (``surge_scores``)."""
+    y, yhat = forecasts["y"].astype(float), forecasts["yhat"].astype(float)
+    error = (y - yhat).abs()
+    lo80, hi80, lo95, hi95 = (forecasts[c] for c in INTERVAL_COLUMNS)
+    table = (
+        pd.DataFrame(
+            {
+                "mape": error / y.abs() * 100,
+                "smape": 2 * error / (y.abs() + yhat.abs()) * 100,
+                "mase": error / forecasts["scale"].astype(float),
+                "coverage80": y.between(lo80, hi80).astype(float),
+                "coverage95": y.between(lo95, hi95).astype(float),
+            }
+        )
+        .groupby([forecasts[k] for k in by], sort=False)
+        .mean()
+    )
+    return table if rise is None else table.join(_surge_counts(forecasts, by, rise))
 
 
-def surge_scores(forecasts: pd.DataFrame, rise: float) -> dict[str, float | int | None]:
-    """Per forecast origin (of a series: ``series`` and ``origin`` columns), whether a surge
-    came — an observed price within the horizon ≥ (1 + ``rise``) × the price at the origin —
-    and whether it was warned (``surge_prob`` ≥ the row's ``warn_at``, the surge classifier's
-    threshold where it gave the probability — ``ml.surge_model`` — else ``WARN_AT``): the
-    counts, recall and precision (None when undefined: no surge, no warning)."""
-    keys = [k for k in ("series", "origin") if k in forecasts]
-    at = forecasts["warn_at"] if "warn_at" in forecasts else pd.Series(np.nan, forecasts.index)
+def _surge_counts(forecasts: pd.DataFrame, by: list[str], rise: float) -> pd.DataFrame:
+    """``surge_scores`` per group of the ``by`` columns (one row when ``by`` is empty)."""
+    keys = list(dict.fromkeys([*by, *(k for k in ("series", "origin") if k in forecasts)]))
     per_origin = (
-        forecasts.assign(warn_at=at)
-        .groupby(keys)
+        forecasts.assign(warn_at=forecasts.get("warn_at", np.nan))
+        .groupby(keys, sort=False)
         .agg(
             peak=("y", "max"),
             last=("last", "first"),
@@ -168,13 +186,71 @@ def surge_scores(forecasts: pd.DataFrame, rise: float) -> dict[str, float | int 
     )
     came = per_origin["peak"] >= (1 + rise) * per_origin["last"]
     warned = per_origin["prob"] >= per_origin["warn_at"].fillna(WARN_AT)
-    hits = int((came & warned).sum())
+    flags = pd.DataFrame({"surges": came, "warnings": warned, "hits": came & warned})
+    counts = flags.groupby(level=by, sort=False).sum() if by else flags.sum().to_frame().T
+    return counts.assign(
+        surge_recall=counts["hits"] / counts["surges"].where(counts["surges"] > 0),
+        surge_precision=counts["hits"] / counts["warnings"].where(counts["warnings"] > 0),
+    ).drop(columns="hits")
+
+
+def metrics_by_model(
+    forecasts: pd.DataFrame, rise: float | None = None
+) -> dict[str, dict[str, Any]]:
+    """``metrics_table`` per model, as plain values (``_metric_values``)."""
+    table = metrics_table(forecasts, ["model"], rise)
+    return {str(model): _metric_values(row) for model, row in table.iterrows()}
+
+
+def metrics_by_series(results: list[SeriesBacktest]) -> dict[str, dict[str, dict[str, Any]]]:
+    """``SeriesBacktest.metrics`` of every series at once (series without a scored forecast
+    left out)."""
+    return _per_series_metrics(scored_rows(results), results[0].surge_rise if results else None)
+
+
+def scored_rows(results: list[SeriesBacktest]) -> pd.DataFrame:
+    """The scored forecasts of every backtest, each with its ``series``."""
+    scored = [
+        f.assign(series=r.series_id)
+        for r in results
+        if len(f := r.forecasts[r.forecasts["scored"]])
+    ]
+    return pd.concat(scored, ignore_index=True) if scored else pd.DataFrame()
+
+
+def _per_series_metrics(
+    rows: pd.DataFrame, rise: float | None
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """``metrics_table`` per series and model of ``scored_rows``, as plain values."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    if rows.empty:
+        return out
+    for (sid, model), row in metrics_table(rows, ["series", "model"], rise).iterrows():
+        out.setdefault(str(sid), {})[str(model)] = _metric_values(row)
+    return out
+
+
+def _metric_values(row: pd.Series) -> dict[str, Any]:
+    """A ``metrics_table`` row as plain values: the ``METRICS`` as float (NaN where
+    undefined), the surge counts as int, their recall and precision None where undefined."""
     return {
-        "surges": int(came.sum()),
-        "warnings": int(warned.sum()),
-        "surge_recall": hits / int(came.sum()) if came.any() else None,
-        "surge_precision": hits / int(warned.sum()) if warned.any() else None,
+        k: float(v) if k in METRICS else int(v) if k in ("surges", "warnings") else _ratio(v)
+        for k, v in row.items()
     }
+
+
+def _ratio(value: float) -> float | None:
+    """A recall or precision: None where undefined (NaN)."""
+    return None if pd.isna(value) else float(value)
+
+
+def surge_scores(forecasts: pd.DataFrame, rise: float) -> dict[str, float | int | None]:
+    """Per forecast origin (of a series: ``series`` and ``origin`` columns), whether a surge
+    came — an observed price within the horizon ≥ (1 + ``rise``) × the price at the origin —
+    and whether it was warned (``surge_prob`` ≥ the row's ``warn_at``, the surge classifier's
+    threshold where it gave the probability — ``ml.surge_model`` — else ``WARN_AT``): the
+    counts, recall and precision (None when undefined: no surge, no warning)."""
+    return _metric_values(_surge_counts(forecasts, [], rise).iloc[0])
 
 
 def residual_quantiles(forecasts: pd.DataFrame, horizon: int) -> np.ndarray | None:
@@ -514,20 +590,21 @@ def summary(results: list[SeriesBacktest], ml: MlSettings) -> dict:
     """The backtest as the JSON document of ``./run.sh backtest --json``: overall metrics per
     model (pooled over every scored forecast of every series, with surge recall/precision at
     ``WARN_AT``), per series its metrics, choice and the served forecast at every scored
-    origin (``SeriesBacktest.origins``)."""
-    scored = [f for r in results if len(f := r.forecasts[r.forecasts["scored"]])]
-    pooled = pd.concat(scored, ignore_index=True) if scored else pd.DataFrame()
+    origin (``served_origins``)."""
+    pooled = scored_rows(results)
+    metrics = _per_series_metrics(pooled, ml.surge_rise)
+    origins = served_origins(pooled) if len(pooled) else {}
     series = []
     for r in results:
         entry: dict = {
             "series": r.series_id,
-            "models": r.metrics(),
+            "models": metrics.get(r.series_id, {}),
             "selected": r.selected,
             "served_because": r.reason,
         }
         if r.note:
             entry["note"] = r.note
-        entry["origins"] = r.origins()
+        entry["origins"] = origins.get(r.series_id, [])
         series.append(entry)
     overall = metrics_by_model(pooled, ml.surge_rise) if len(pooled) else {}
     return {

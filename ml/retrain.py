@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -49,6 +49,7 @@ from ml.backtest import (
     SeriesBacktest,
     backtest_series,
     global_points_for,
+    metrics_by_series,
     per_series,
     residual_quantiles,
     select,
@@ -290,10 +291,10 @@ def train_all(
     return list(per_series(train_series, series, ml.n_jobs, "fit", ml, per_id=jobs))
 
 
-def backtest_quality(backtest: SeriesBacktest) -> dict[str, float | None]:
-    """The served model's backtest MAPE and band coverage, and naive's MAPE, over the series'
-    scored origins (gold.forecasts' quality columns; None where a series had none)."""
-    metrics = backtest.metrics()
+def backtest_quality(metrics: Mapping[str, Mapping[str, Any]]) -> dict[str, float | None]:
+    """The served model's backtest MAPE and band coverage, and naive's MAPE, from a series'
+    backtest metrics (``SeriesBacktest.metrics``: over its scored origins) — gold.forecasts'
+    quality columns; None where a series had none."""
     served, naive = metrics.get(SELECTED, {}), metrics.get("naive", {})
     return {
         "backtest_mape": served.get("mape"),
@@ -308,6 +309,7 @@ def forecast_rows(
 ) -> pd.DataFrame:
     """The gold.forecasts rows of a training run (pure)."""
     keys = series.drop_duplicates("series_id").set_index("series_id")
+    metrics = metrics_by_series([t.backtest for t in trained])
     frames = []
     for t in trained:
         sid = t.backtest.series_id
@@ -324,7 +326,7 @@ def forecast_rows(
                 model_name=name,
                 model_version=version,
                 served_because=t.backtest.reason,
-                **backtest_quality(t.backtest),
+                **backtest_quality(metrics.get(sid, {})),
                 run_id=ctx.run_id,
                 data_version=ctx.data_version,
                 created_at=ctx.created_at,

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from lakehouse.config.settings import MlSettings, SelectionSettings
-from ml.backtest import SELECTED, SeriesBacktest, select
+from ml.backtest import SELECTED, SeriesBacktest, metrics_by_series, select
 from ml.selection import choices_by_origin, choose, dm_pvalue, origin_losses
 
 SEL = SelectionSettings(level="commodity", min_origins=26, margin=0.02, significance=0.05)
@@ -112,8 +112,10 @@ def test_each_forecast_carries_its_backtest_against_naive() -> None:
         yhat_upper_95=frame["yhat"] + 3.0,
     )
     backtest = SeriesBacktest("s", frame, selected="naive")
-    assert backtest_quality(backtest) == pytest.approx(
+    assert backtest_quality(backtest.metrics()) == pytest.approx(
         {"backtest_mape": 2.0, "naive_mape": 4.0, "coverage_80": 0.0, "coverage_95": 1.0}
     )
+    assert metrics_by_series([backtest]) == {"s": backtest.metrics()}
     unscored = SeriesBacktest("s", frame.assign(scored=False), selected="naive")
-    assert backtest_quality(unscored) == dict.fromkeys(backtest_quality(backtest))
+    assert metrics_by_series([unscored]) == {}
+    assert backtest_quality({}) == dict.fromkeys(backtest_quality(backtest.metrics()))
