@@ -139,6 +139,18 @@ def class_archive(settings: Settings) -> Path:
     return settings.paths.jvm_lib_dir / "class-archive" / "spark-driver.jsa"
 
 
+#: the JIT's optimising tier (C2) for methods ten times as hot as its defaults require: a
+#: batch's plans are new classes each time (Janino), most run a few thousand times and
+#: then never again, and C2 compiled them for a third of the driver's CPU, still after
+#: minutes of running (docs/benchmarks.md, thirty-fifth entry); what stays hot is compiled
+LATE_C2 = [
+    "-XX:Tier4InvocationThreshold=50000",
+    "-XX:Tier4MinInvocationThreshold=6000",
+    "-XX:Tier4CompileThreshold=150000",
+    "-XX:Tier4BackEdgeThreshold=400000",
+]
+
+
 def driver_java_options(settings: Settings, master: str) -> list[str]:
     """The driver JVM's options. A local driver maps the class archive when there is one (its
     classpath is the one the archive was built with; a stale archive is refused by the JVM with
@@ -149,7 +161,7 @@ def driver_java_options(settings: Settings, master: str) -> list[str]:
     # driver that only collects garbage behind a "healthy" status (docs/streaming.md). The
     # throughput collector: G1 (the JVM's choice on two cores) spent ~10 % more CPU on the same
     # Spark work, its barriers and concurrent marking (docs/benchmarks.md, thirty-second entry)
-    options = ["-Xss16m", "-XX:+ExitOnOutOfMemoryError", "-XX:+UseParallelGC"]
+    options = ["-Xss16m", "-XX:+ExitOnOutOfMemoryError", "-XX:+UseParallelGC", *LATE_C2]
     archive = class_archive(settings)
     if master.startswith("local") and archive.exists():
         options.append(f"-XX:SharedArchiveFile={archive}")
