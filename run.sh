@@ -226,6 +226,8 @@ test_suite() {  # the whole suite as four pytest sessions, each with its own sha
   local rc=0 session failed
   setup_dev_installs
   SESSION_LOGS="$(mktemp -d)" SESSIONS=()
+  # the replayed lakehouse (tests/conftest.py `replayed`): built once, by the first session
+  export SMARTMARKET_TEST_SHARED_DIR="$SESSION_LOGS/shared"
   trap 'for s in "${SESSIONS[@]}"; do pkill -P "$s" || true; kill "$s" || true; done 2>/dev/null
     rm -rf "$SESSION_LOGS"' EXIT
   {

@@ -6,8 +6,10 @@ variables a user would use, so the code under test reads them with ``load_settin
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -183,18 +185,43 @@ def secured(settings: Settings, root: Path, keys: list | None = None, **security
     )
 
 
+#: a folder the pytest sessions of ``./run.sh test`` share: the replayed lakehouse is built
+#: there once, by the first session that needs it, and read by the others
+SHARED_VARIABLE = "SMARTMARKET_TEST_SHARED_DIR"
+
+
 @pytest.fixture(scope="session")
 def replayed(settings, kafka, spark, sample_prices, tmp_path_factory) -> Settings:
-    """A lakehouse filled once per session by the real pipeline: the sample PIHPS file replayed
-    into Kafka fanned out to the ``REPLAY_MARKETS``, plus a day of sensor readings of two
-    devices, drained through bronze → silver → gold. Returns settings pointing at it; tests
-    must only read it (copy it, or use ``isolated``, to write)."""
+    """A lakehouse filled once by the real pipeline: the sample PIHPS file replayed into Kafka
+    fanned out to the ``REPLAY_MARKETS``, plus a day of sensor readings of two devices, drained
+    through bronze → silver → gold. Returns settings pointing at it; tests must only read it
+    (copy it, or use ``isolated``, to write), for it is built once per session — or once for
+    all the sessions that share ``SHARED_VARIABLE``'s folder (its checkpoints then name another
+    session's topics: nothing may stream on from them)."""
+    shared = os.environ.get(SHARED_VARIABLE)
+    if not shared:
+        return _replay(settings, spark, sample_prices, tmp_path_factory.mktemp("replayed"))
+    root = Path(shared) / "replayed"
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another session building it: wait for it
+        if (root / "done").exists():
+            return isolated(settings, root)
+        for leftover in ("lakehouse", "chk"):  # of a session that failed while building
+            shutil.rmtree(root / leftover, ignore_errors=True)
+        built = _replay(settings, spark, sample_prices, root)
+        (root / "done").touch()
+        return built
+
+
+def _replay(settings: Settings, spark, sample_prices: Path, root: Path) -> Settings:
+    """``replayed``'s lakehouse built under ``root``."""
     from lakehouse.catalog.events import SensorEvent
     from lakehouse.io.kafka_io import EventProducer, ensure_topics
     from producers.replay import replay
     from streaming_jobs.medallion import gold_query, silver_query
 
-    replay_settings = isolated(settings, tmp_path_factory.mktemp("replayed"))
+    replay_settings = isolated(settings, root)
     ensure_topics(replay_settings)
     producer = EventProducer(replay_settings)
     replay(sample_prices, replay_settings, producer, speed=None, fan_out_to=REPLAY_MARKETS)
