@@ -406,6 +406,7 @@ class KafkaBroker(Service):
             f"-Xms{heap}",
             f"-Xmx{heap}",
             "-XX:+UseG1GC",
+            *self.settings.kafka.java_options.split(),
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={log4j}",
             f"-Dkafka.logs.dir={self.settings.paths.log_dir}",

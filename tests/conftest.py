@@ -87,6 +87,10 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     env = stack_env(str(tmp_path_factory.mktemp("stack"))) | {
         "SMARTMARKET_SPARK__NICENESS": "0",
         "SMARTMARKET_SPARK__CONF": json.dumps(TEST_SPARK_CONF),
+        # the tests' brokers carry a few thousand events: the JIT's optimising tier would
+        # cost them more than it saves (tests/test_cluster_kafka.py, test_kafka.py and
+        # test_bronze.py: the Kafka JVMs 58 → 31 CPU s)
+        "SMARTMARKET_KAFKA__JAVA_OPTIONS": "-XX:TieredStopAtLevel=1",
     }
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():

@@ -111,6 +111,7 @@ class KafkaSettings(BaseModel):
     controller_port: int = Field(9093, ge=1, le=65535)
     bootstrap_servers: str = ""
     heap: str = "512m"
+    java_options: str = ""
     partitions: int = Field(3, ge=1)
     nodes: int = Field(1, ge=1)
     replication_factor: int | None = Field(None, ge=1)
