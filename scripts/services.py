@@ -598,7 +598,10 @@ class SparkDaemon(Service):
         return {
             "SPARK_HOME": str(Path(pyspark.__file__).parent),
             "SPARK_DAEMON_MEMORY": self.settings.spark.cluster.daemon_memory,
-            "SPARK_DAEMON_JAVA_OPTS": f"-Dlog4j2.configurationFile={CLUSTER_LOG_CONFIG}",
+            # the JIT's first tier only: the master and the workers pass messages and launch
+            # executors, nothing a C2 compilation would repay
+            "SPARK_DAEMON_JAVA_OPTS": f"-Dlog4j2.configurationFile={CLUSTER_LOG_CONFIG} "
+            "-XX:TieredStopAtLevel=1",
             # every socket of the daemons and their executors (web UIs too) on this address
             "SPARK_LOCAL_IP": self.host,
         }
