@@ -93,8 +93,9 @@ def log_plots(series: pd.DataFrame, forecasts: pd.DataFrame, title: str) -> None
         ids = sorted(group["series_id"].unique())[:PLOT_SERIES]
         height = 2.4 * len(ids)  # inches; fixed margins: tight_layout would draw it twice
         fig, axes = plt.subplots(len(ids), 1, figsize=(9, height), squeeze=False)
-        fig.subplots_adjust(left=0.08, right=0.98, bottom=0.3 / height, top=1 - 0.55 / height)
-        fig.subplots_adjust(hspace=0.55)
+        fig.subplots_adjust(
+            left=0.08, right=0.98, bottom=0.3 / height, top=1 - 0.55 / height, hspace=0.55
+        )
         for ax, sid in zip(axes[:, 0], ids, strict=True):
             history = group[group["series_id"] == sid].set_index("date")["y"]
             ax.plot(history.iloc[-PLOT_HISTORY_DAYS:], color="black", lw=1, label="price")
