@@ -35,7 +35,6 @@ import psutil
 from confluent_kafka import KafkaException
 
 from lakehouse.config.settings import PROJECT_ROOT, ConfigError, Settings
-from lakehouse.domain.broker_auth import broker_config
 from lakehouse.io.kafka_io import admin_client, ensure_topics, kafka_reachable
 from lakehouse.io.spark import CLUSTER_LOG_CONFIG, cluster_marker
 from lakehouse.io.status import STALE_SECONDS, read_status, restarts_path, status_path
@@ -510,6 +509,9 @@ class Mosquitto(Service):
         return found
 
     def prepare(self) -> None:
+        # the device registry (SQLAlchemy, Alembic) only here, not at every command's start
+        from lakehouse.domain.broker_auth import broker_config
+
         self._binary()
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "mosquitto.conf").write_text(broker_config(self.settings, self.host))

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-from pyarrow import fs
 
 from lakehouse.config.secrets import secret
 from lakehouse.config.settings import Settings, is_uri
+
+if TYPE_CHECKING:  # imported where a file is reached: every `./run.sh` command imports this module
+    from pyarrow import fs
 
 
 def join(root: str | Path, *parts: str) -> str:
@@ -74,6 +76,8 @@ def _s3(
     endpoint: str, region: str, path_style: bool, key: str | None, secret_key: str | None
 ) -> fs.S3FileSystem:
     """One client per store and keys (a client costs a connection pool and a credentials set-up)."""
+    from pyarrow import fs
+
     url = urlsplit(endpoint) if endpoint else None
     return fs.S3FileSystem(
         access_key=key if key and secret_key else None,
@@ -87,6 +91,8 @@ def _s3(
 
 def _filesystem(settings: Settings, location: str) -> tuple[fs.FileSystem, str]:
     """The pyarrow file system holding ``location`` and the path within it."""
+    from pyarrow import fs
+
     if not is_uri(location):
         return fs.LocalFileSystem(), location
     s = settings.storage
@@ -96,6 +102,8 @@ def _filesystem(settings: Settings, location: str) -> tuple[fs.FileSystem, str]:
 
 def exists(settings: Settings, location: str) -> bool:
     """Whether a file or folder (for an object store: any object under the prefix) is there."""
+    from pyarrow import fs
+
     store, path = _filesystem(settings, location)
     return store.get_file_info(path).type != fs.FileType.NotFound
 
@@ -112,6 +120,8 @@ def read_text(settings: Settings, location: str) -> str | None:
 
 def files(settings: Settings, location: str) -> list[str]:
     """Every file under the folder (or prefix) ``location``, as paths relative to it."""
+    from pyarrow import fs
+
     store, path = _filesystem(settings, location)
     try:
         found = store.get_file_info(fs.FileSelector(path, recursive=True))

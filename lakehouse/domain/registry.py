@@ -24,8 +24,6 @@ from datetime import UTC, datetime
 from typing import Any, get_args
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
 
 from lakehouse.catalog.conf import Conf, conf_of
@@ -313,6 +311,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def _migrate(conn: Connection, conf: Conf) -> None:
+    from alembic import command  # only where a registry is opened: not at every command's start
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", MIGRATIONS)
     config.attributes["connection"] = conn
