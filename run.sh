@@ -40,6 +40,11 @@ VENV="$ROOT/.venv"
 PY="$VENV/bin/python"
 UV_VERSION="0.13.9"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+# every process started from here caches the bytecode of what it imports, Python's default, also
+# where the environment sets PYTHONDONTWRITEBYTECODE: each module is compiled once, at its first
+# import — not in every process again, nor all 19 000 of the venv at install, ~95 CPU s for the
+# ~30 % that any process imports (docs/benchmarks.md, eleventh and thirty-seventh entries)
+unset PYTHONDONTWRITEBYTECODE
 
 #: the tests that need neither Spark nor a service (the quick loop, ./run.sh test --fast)
 UNIT_TESTS="not services and not spark and not journey"
@@ -58,7 +63,7 @@ as_root() {
 }
 
 stamp_ok() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
-lock_stamp() { echo "$1 $(sha256sum "$1" | cut -d' ' -f1) bytecode"; }
+lock_stamp() { echo "$1 $(sha256sum "$1" | cut -d' ' -f1)"; }
 
 setup_python() {  # $1: the lock installed. By default the platform's (requirements.lock) into a
   # new .venv or one that has it; any other .venv — the tests' (requirements-dev.lock: the same
@@ -72,19 +77,14 @@ setup_python() {  # $1: the lock installed. By default the platform's (requireme
   local python; python="$(command -v python3.11 || command -v python3)"
   "$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
     || die "Python 3.11 is required ($python is $("$python" --version 2>&1))"
-  # compiled to bytecode at install: where PYTHONDONTWRITEBYTECODE is set, each process would
-  # otherwise compile all it imports again (`import mlflow.server` 4.8 s → 2.2 s)
   local want; want="$(lock_stamp "$lock")"
   if ! stamp_ok "$VENV/.installed" "$want"; then
     say "installing Python packages ($lock) into .venv"
     [ -x "$PY" ] || "$python" -m venv "$VENV"
     "$PY" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
-    "$VENV/bin/uv" pip sync --quiet --compile-bytecode --python "$PY" "$lock"
+    "$VENV/bin/uv" pip sync --quiet --python "$PY" "$lock"
     echo "$want" > "$VENV/.installed"
   fi
-  # the project's own modules likewise (only those changed since the last time)
-  "$PY" -m compileall -q -j 0 lakehouse streaming_jobs ml serving_api producers scripts bench \
-    >/dev/null
 }
 
 setup_jvm() {
@@ -260,7 +260,7 @@ case "$cmd" in
     if [ "${1:-}" = "--dev" ]; then setup_dev
     elif [ "${1:-}" = "--analyst" ]; then  # beside what .venv has, until a changed lock's install
       setup
-      "$VENV/bin/uv" pip install --quiet --compile-bytecode --python "$PY" -r requirements-analyst.lock
+      "$VENV/bin/uv" pip install --quiet --python "$PY" -r requirements-analyst.lock
     else setup; fi ;;
   test)
     [ $# -gt 0 ] || { test_suite; exit 0; }  # the whole suite (set -e: a failure exits with it)

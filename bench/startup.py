@@ -1,8 +1,9 @@
 """What starting the platform's processes costs, each next to its baseline in the same run.
 
-- **Python imports** of the entry points, each in a fresh interpreter: from the bytecode that
-  ``./run.sh setup`` compiles at install, and compiled from source, as every process did before
-  where ``PYTHONDONTWRITEBYTECODE`` is set (the baseline: an empty ``PYTHONPYCACHEPREFIX``).
+- **Python imports** of the entry points, each in a fresh interpreter: from the bytecode cached
+  at a first import (``./run.sh`` lets its processes write it), and compiled from source, as
+  every process did before where ``PYTHONDONTWRITEBYTECODE`` is set (the baseline: an empty
+  ``PYTHONPYCACHEPREFIX``).
 - **A local Spark driver**: its start, a Delta write and read, and its JVM's CPU, mapping the
   class archive ``./run.sh setup`` builds (``scripts.spark_class_archive``), and with only the
   JDK's own archive (the baseline).
