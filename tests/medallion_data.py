@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
-from deltalake import DeltaTable
 
 from lakehouse.catalog.events import PriceEvent, SensorEvent
 from lakehouse.catalog.tables import (
@@ -29,6 +28,7 @@ from lakehouse.catalog.tables import (
     Table,
 )
 from lakehouse.config.settings import Settings
+from lakehouse.io.fast_read import TableMissing, open_table
 from lakehouse.io.kafka_io import EventProducer
 from tests.shipped import SHIPPED
 
@@ -210,15 +210,16 @@ EXPECTED_REASON = {
 
 
 def table(settings: Settings, t: Table) -> pd.DataFrame:
-    return DeltaTable(str(t.path(settings))).to_pandas()
+    """The rows of ``t`` wherever the lakehouse of ``settings`` is (a folder or a store)."""
+    return open_table(t, settings).to_pandas()
 
 
 def released(settings: Settings) -> int:
     """Held prices released into silver (they stay in quarantine too: its rows are history)."""
-    path = str(SILVER_HOLD_DECISIONS.path(settings))
-    if not DeltaTable.is_deltatable(path):
+    try:
+        decisions = table(settings, SILVER_HOLD_DECISIONS)
+    except TableMissing:
         return 0
-    decisions = DeltaTable(path).to_pandas()
     return int((decisions["decision"] == "released").sum())
 
 
@@ -278,8 +279,8 @@ def check_outcome(settings: Settings, data: Dataset) -> None:
 def received(settings: Settings) -> int:
     """Records the silver batches have counted so far (0 before the first)."""
     try:
-        quality = DeltaTable(str(GOLD_DATA_QUALITY.path(settings))).to_pandas()
-    except Exception:  # noqa: BLE001 - not created yet
+        quality = table(settings, GOLD_DATA_QUALITY)
+    except TableMissing:  # not created yet
         return 0
     return int(quality["received"].sum())
 

@@ -1,18 +1,24 @@
 """The pipeline on a Spark standalone cluster of two workers, started as a user would
-(``./run.sh up --cluster 2 spark``): the medallion fault dataset gives the silver, quarantine and
-gold that local mode gives (``check_outcome`` of the medallion tests), with one worker killed -9
-mid-replay; and the options that put a Spark application on such a cluster."""
+(``./run.sh up --cluster 2 spark``), its lakehouse in an S3 bucket: the medallion fault dataset
+gives the silver, quarantine and gold that local mode gives (``check_outcome`` of the medallion
+tests), with one worker killed -9 mid-replay, and the API serves gold from the bucket; and the
+options that put a Spark application on such a cluster."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+from functools import partial
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
-from lakehouse.config.settings import Settings, load_settings
+from lakehouse.catalog.tables import GOLD_PRICE_LATEST, SILVER_PRICES
+from lakehouse.config.settings import PROJECT_ROOT, Settings, load_settings
+from lakehouse.config.storage import exists, files
+from lakehouse.io.fast_read import TableMissing, open_table
 from lakehouse.io.kafka_io import ensure_topics
 from lakehouse.io.spark import (
     class_archive,
@@ -23,9 +29,10 @@ from lakehouse.io.spark import (
 )
 from scripts.isolated_stack import free_ports
 from scripts.services import SparkMaster
-from streaming_jobs.medallion import gold_query
-from tests.conftest import drain, isolated
-from tests.medallion_data import check_outcome, make_dataset, produce, received
+from serving_api.app import create_app
+from tests.conftest import isolated
+from tests.medallion_data import Dataset, check_outcome, make_dataset, produce, received
+from tests.object_store import BUCKET, on_store, running_moto, store_env
 from tests.processes import (
     SHORT_LIVED_DRIVER,
     SHORT_LIVED_JIT,
@@ -128,65 +135,96 @@ def _states(status: str) -> dict[str, str]:
     return {line.split()[0]: line.split()[1] for line in status.splitlines() if line.strip()}
 
 
-def own_stack(settings: Settings, root: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """The session's services, with a data folder, tables and topics of its own under ``root``,
-    set in the environment so that `./run.sh` commands of the test use them too."""
-    own = isolated(settings, root)
-    paths = {
-        "SMARTMARKET_PATHS__DATA_DIR": root / "data",
-        "SMARTMARKET_PATHS__LAKEHOUSE_ROOT": own.paths.lakehouse_root,
-        "SMARTMARKET_PATHS__CHECKPOINT_ROOT": own.paths.checkpoint_root,
+def own_stack(
+    settings: Settings, root: Path, monkeypatch: pytest.MonkeyPatch, endpoint: str
+) -> Settings:
+    """The session's services, with a data folder, topics and checkpoints of its own under
+    ``root`` and the lakehouse on the S3 ``endpoint`` (several machines' executors write to one
+    store), set in the environment so that `./run.sh` commands of the test use them too."""
+    own = on_store(isolated(settings, root), endpoint, BUCKET)
+    env = {
+        "SMARTMARKET_PATHS__DATA_DIR": str(root / "data"),
+        "SMARTMARKET_PATHS__CHECKPOINT_ROOT": str(own.paths.checkpoint_root),
+        **store_env(own),
+        **{f"SMARTMARKET_KAFKA__TOPICS__{k.upper()}": t for k, t in own.kafka.topics},
+        "SMARTMARKET_SERVICES__START_TIMEOUT_SECONDS": "900",  # a busy CI box
     }
-    topics = {f"SMARTMARKET_KAFKA__TOPICS__{k.upper()}": t for k, t in own.kafka.topics}
-    for key, value in (paths | topics).items():
-        monkeypatch.setenv(key, str(value))
-    monkeypatch.setenv("SMARTMARKET_SERVICES__START_TIMEOUT_SECONDS", "900")  # a busy CI box
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
     return load_settings()
 
 
+def _replayed(settings: Settings, data: Dataset) -> bool:
+    """True once silver counted every record and gold holds every silver batch
+    (``check_outcome`` passes): the pipeline's gold query follows silver in batches of its own."""
+    if received(settings) < data.total:
+        return False
+    try:
+        check_outcome(settings, data)
+    except (AssertionError, TableMissing, KeyError):
+        return False
+    return True
+
+
 @pytest.mark.timeout(2400)  # six JVMs on a 2-core box
-def test_two_workers_give_local_results_through_a_worker_kill(
-    spark, kafka, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_two_workers_on_an_s3_lakehouse_give_local_results_through_a_worker_kill(
+    kafka, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
+    """The pipeline on two workers, its lakehouse in an S3 bucket (moto's server on loopback),
+    one worker killed -9 mid-replay: silver, quarantine and gold as in local mode, every file in
+    the bucket, and the API serving gold from it."""
     for key, value in _cluster_ports().items():
         monkeypatch.setenv(key, value)
     # the driver and the executors live a few minutes: the JIT's quick tier (SHORT_LIVED_DRIVER)
     short_lived = {**settings.spark.conf, **SHORT_LIVED_DRIVER}
     short_lived["spark.executor.extraJavaOptions"] = SHORT_LIVED_JIT
     monkeypatch.setenv("SMARTMARKET_SPARK__CONF", json.dumps(short_lived))
-    settings = own_stack(settings, tmp_path, monkeypatch)
-    master = SparkMaster(settings)
-    ensure_topics(settings)
-    data = make_dataset(settings)
-    produce(settings, data.phases[0])
+    with running_moto(tmp_path / "moto.log") as endpoint:
+        settings = own_stack(settings, tmp_path, monkeypatch, endpoint)
+        master = SparkMaster(settings)
+        ensure_topics(settings)
+        data = make_dataset(settings)
+        produce(settings, data.phases[0])
 
-    workers = ("spark-worker-1", "spark-worker-2")
-    try:
-        up = run_cli("up", "--cluster", "2", "spark")
-        assert up.returncode == 0, up.stdout + up.stderr
-        up = run_cli("up", "pipeline")  # finds the cluster running
-        assert up.returncode == 0, up.stdout + up.stderr
-        status = run_cli("status")
-        states = _states(status.stdout)
-        assert {n: states[n] for n in ("spark-master", *workers, "pipeline")} == {
-            n: "healthy" for n in ("spark-master", *workers, "pipeline")
-        }
-        apps = (master.master_state() or {}).get("activeapps", [])
-        assert [a["name"] for a in apps] == [settings.spark.app_name]
-        wait_for(settings, lambda: received(settings) > 0, 900, "a first silver batch")
-        assert received(settings) < data.total
+        workers = ("spark-worker-1", "spark-worker-2")
+        try:
+            up = run_cli("up", "--cluster", "2", "spark")
+            assert up.returncode == 0, up.stdout + up.stderr
+            up = run_cli("up", "pipeline")  # finds the cluster running
+            assert up.returncode == 0, up.stdout + up.stderr
+            status = run_cli("status")
+            states = _states(status.stdout)
+            assert {n: states[n] for n in ("spark-master", *workers, "pipeline")} == {
+                n: "healthy" for n in ("spark-master", *workers, "pipeline")
+            }
+            apps = (master.master_state() or {}).get("activeapps", [])
+            assert [a["name"] for a in apps] == [settings.spark.app_name]
+            wait_for(settings, lambda: received(settings) > 0, 900, "a first silver batch")
+            assert received(settings) < data.total
 
-        produce(settings, data.phases[1])
-        worker = json.loads((settings.paths.run_dir / f"{workers[0]}.pid").read_text())
-        os.killpg(worker["pid"], signal.SIGKILL)  # the worker and its executor, mid-batch
-        wait_for(settings, lambda: received(settings) >= data.total, 900, "the whole replay")
-        assert "Lost executor" in (settings.paths.log_dir / "pipeline.log").read_text()
-        status = run_cli("status", "spark")
-        assert status.returncode == 1 and _states(status.stdout)[workers[0]] == "stopped"
-    finally:
-        down = run_cli("down")
-    assert down.returncode == 0, down.stdout + down.stderr
-    assert not cluster_marker(settings).exists()
-    # silver is complete; gold follows in its own query, which the stop may have caught mid-batch
-    drain(spark, settings, gold_query)
-    check_outcome(settings, data)
+            produce(settings, data.phases[1])
+            worker = json.loads((settings.paths.run_dir / f"{workers[0]}.pid").read_text())
+            os.killpg(worker["pid"], signal.SIGKILL)  # the worker and its executor, mid-batch
+            replayed = partial(_replayed, settings, data)
+            wait_for(settings, replayed, 900, "the whole replay in silver and gold")
+            assert "Lost executor" in (settings.paths.log_dir / "pipeline.log").read_text()
+            status = run_cli("status", "spark")
+            assert status.returncode == 1 and _states(status.stdout)[workers[0]] == "stopped"
+        finally:
+            down = run_cli("down")
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert not cluster_marker(settings).exists()
+        check_outcome(settings, data)
+
+        # every table went to the bucket: nothing local, no `…/s3a:/…` folder anywhere
+        assert exists(settings, SILVER_PRICES.log(settings, 0))
+        assert any(f.endswith(".parquet") for f in files(settings, SILVER_PRICES.path(settings)))
+        assert not list(PROJECT_ROOT.glob("s3a*")) and not list(tmp_path.rglob("s3a*"))
+        latest = open_table(GOLD_PRICE_LATEST, settings).to_pyarrow_table().to_pylist()
+        with TestClient(create_app(settings)) as client:
+            answer = client.get("/api/v1/prices/live")
+            assert answer.status_code == 200, answer.text
+            got = {(r["market_id"], r["commodity"]): r["price"] for r in answer.json()}
+            assert got == {(r["market_id"], r["commodity"]): r["price"] for r in latest}
+            ready = client.get("/ready").json()
+            assert ready["checks"]["lakehouse"]["ok"], ready
