@@ -23,7 +23,8 @@
 #   ./run.sh api-key ROLE [--name N]      mint an API key
 #   ./run.sh user NAME ROLE       create or reset an API user
 #   ./run.sh ledger [--verify]    hash-chain new prices into gold.price_ledger, or verify it
-#   ./run.sh test [--fast] [PYTEST ARGS]  the test suite (--fast: without Spark and services;
+#   ./run.sh test [--fast] [PYTEST ARGS]  the test suite (--fast: without Spark and services,
+#                                 a worker per core;
 #                                 without ARGS: the unit tests beside the integration tests)
 #   ./run.sh bench NAME [ARGS]    a benchmark of bench/ (prints numbers)
 #   ./run.sh setup [--dev|--analyst]   only install: venv, Maven jars, Mosquitto, dashboard
@@ -267,7 +268,7 @@ case "$cmd" in
     setup_dev
     if [ "$1" = "--fast" ]; then  # the quick loop: no Spark, no real services
       shift
-      exec "$PY" -m pytest -m "$UNIT_TESTS" "$@"
+      exec "$PY" -m pytest -m "$UNIT_TESTS" -n auto "$@"  # a worker per core (pytest-xdist)
     fi
     exec "$PY" -m pytest "$@" ;;
   bench)

@@ -27,6 +27,16 @@ def _listen_ports() -> range:
     return range(int(first), int(last) + 1) if last else LISTEN_PORTS
 
 
+def share_of_ports(index: int, count: int) -> str:
+    """Share ``index`` (from 0) of ``count`` equal shares of this process's ports, as a
+    ``PORTS_VARIABLE`` value: for processes side by side in one session's share (the workers
+    of ``./run.sh test --fast``)."""
+    ports = _listen_ports()
+    size = len(ports) // count
+    first = ports.start + index * size
+    return f"{first}-{first + size - 1}"
+
+
 def _ephemeral_start() -> int:
     """The lowest port the kernel gives an outgoing connection (its ephemeral range)."""
     try:

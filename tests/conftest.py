@@ -25,7 +25,7 @@ from lakehouse.config.settings import (
     Topics,
     load_settings,
 )
-from scripts.isolated_stack import stack_env
+from scripts.isolated_stack import PORTS_VARIABLE, share_of_ports, stack_env
 from scripts.services import KafkaBroker, MlflowServer, Mosquitto, Service
 
 #: Spark options of the tests' sessions and of the pipelines they start (not of the journey's,
@@ -41,6 +41,15 @@ TEST_SPARK_CONF = {
 
 SERVICE_FIXTURES = {"kafka", "mosquitto", "replayed", "mlflow_server", "postgres"}
 SPARK_FIXTURES = {"spark", "replayed"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A pytest-xdist worker (``./run.sh test --fast``) chooses free ports in a share of the
+    session's of its own, so that no two workers choose the same one between choice and bind."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # gw0, gw1, …
+    if worker:
+        count = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+        os.environ[PORTS_VARIABLE] = share_of_ports(int(worker.removeprefix("gw")), count)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

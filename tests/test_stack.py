@@ -33,7 +33,7 @@ from lakehouse.catalog.events import SCHEMA_VERSION
 from lakehouse.catalog.tables import GOLD_ALERTS
 from lakehouse.config.settings import PROJECT_ROOT, ConfigError, Settings, load_settings
 from lakehouse.io.fast_read import TableMissing, read_rows
-from scripts.isolated_stack import PORTS_VARIABLE, free_ports, stack_env
+from scripts.isolated_stack import PORTS_VARIABLE, free_ports, share_of_ports, stack_env
 from scripts.service_logs import faults
 from scripts.services import Bridge, KafkaBroker, Pipeline, PrometheusServer, Service
 from streaming_jobs.alerts import HELD_RULES
@@ -439,6 +439,17 @@ def test_free_ports_stay_within_the_share_a_session_is_given(monkeypatch: pytest
     monkeypatch.setenv(PORTS_VARIABLE, "20100-20100")
     with pytest.raises(RuntimeError, match=r"fewer than 2 free ports in range\(20100, 20101\)"):
         free_ports(2)
+
+
+def test_shares_of_the_ports_are_disjoint_and_within_the_session_s(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """The workers of ``./run.sh test --fast`` each choose in a share of the session's ports."""
+    monkeypatch.setenv(PORTS_VARIABLE, "20000-20999")
+    shares = [share_of_ports(i, 3) for i in range(3)]
+    assert shares == ["20000-20332", "20333-20665", "20666-20998"]
+    monkeypatch.setenv(PORTS_VARIABLE, shares[1])
+    assert all(20333 <= port <= 20665 for port in free_ports(5))
 
 
 def test_port_taken_fails_fast_and_says_what_to_change(tmp_path: Path):
