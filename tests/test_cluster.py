@@ -156,7 +156,9 @@ def own_stack(
 
 def _replayed(settings: Settings, data: Dataset) -> bool:
     """True once silver counted every record and gold holds every silver batch
-    (``check_outcome`` passes): the pipeline's gold query follows silver in batches of its own."""
+    (``check_outcome`` passes): the pipeline's gold query follows silver in batches of its own,
+    so meanwhile a gold table may not exist yet (``TableMissing``) or lack the days another one
+    has (a ``KeyError`` of its ``.loc``)."""
     if received(settings) < data.total:
         return False
     try:
