@@ -5,10 +5,12 @@ time, the CPU seconds by kind of process and how busy the box's cores were.
 If the cores were busy nearly all the time, the suite is bound by CPU and running its tests side by
 side cannot make it faster on this box: only less work can. The CPU by kind says which work.
 A process that lives less than a sampling interval is not seen; the difference between the box's
-busy time and what was seen is printed as ``unseen``.
+busy time and what was seen is printed as ``unseen``. ``--top N`` lists the N processes that used
+the most, each by the end of its command line and its parent's (a Spark driver's JVM is named
+by the Python process that started it: a test session, the pipeline, a benchmark).
 
     ./run.sh bench suite_cpu                      # the full suite
-    ./run.sh bench suite_cpu -- bash .ci/run      # any command
+    ./run.sh bench suite_cpu --top 20 -- bash .ci/run   # any command, its 20 heaviest processes
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class Seen:
     kind: str
     base: int  # CPU ticks not to count: what a process had used before the command started
     last: int  # CPU ticks at the newest sample
+    name: str  # the ends of its command line and its parent's (``--top``)
 
 
 def kind_of(command: str) -> str:
@@ -57,13 +60,13 @@ def kind_of(command: str) -> str:
     return "other"
 
 
-def _stat(pid: str) -> tuple[int, int] | None:
-    """(start time, CPU ticks used) of a process; None once it is gone."""
+def _stat(pid: str) -> tuple[int, int, str] | None:
+    """(start time, CPU ticks used, parent pid) of a process; None once it is gone."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return int(fields[19]), int(fields[11]) + int(fields[12])  # starttime, utime + stime
+    return int(fields[19]), int(fields[11]) + int(fields[12]), fields[1]
 
 
 def _command(pid: str) -> str:
@@ -73,6 +76,11 @@ def _command(pid: str) -> str:
         )
     except OSError:
         return ""
+
+
+def _name(pid: str, parent: str) -> str:
+    """A process by the ends of its command line and of its parent's."""
+    return f"{_command(pid)[-70:]}  <  {_command(parent)[-50:]}"
 
 
 def box_busy_ticks() -> int:
@@ -90,19 +98,21 @@ def sample(seen: dict[tuple[str, int], Seen], started: bool) -> None:
         stat = None if pid == own else _stat(pid)
         if stat is None:
             continue
-        start, ticks = stat
+        start, ticks, parent = stat
         if (pid, start) in seen:
             known = seen[pid, start]
             known.last = ticks
             if known.kind == "other":  # an exec keeps pid and start: `./run.sh test` → pytest
-                known.kind = kind_of(_command(pid))
+                known.kind, known.name = kind_of(_command(pid)), _name(pid, parent)
         else:
-            seen[pid, start] = Seen(kind_of(_command(pid)), 0 if started else ticks, ticks)
+            base = 0 if started else ticks
+            seen[pid, start] = Seen(kind_of(_command(pid)), base, ticks, _name(pid, parent))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--every", type=float, default=1.0, help="seconds between samples")
+    parser.add_argument("--top", type=int, default=0, help="list the N heaviest processes")
     parser.add_argument("command", nargs="*", help="default: ./run.sh test")
     args = parser.parse_args(argv)
     command = args.command or ["./run.sh", "test"]
@@ -134,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"  in {processes[kind]:,} processes"
             )
     print(f"  {'unseen (short-lived)':24} {busy - seen_total:8,.0f} CPU s")
+    heaviest = sorted(seen.values(), key=lambda s: s.base - s.last)[: args.top]
+    for s in heaviest:
+        print(f"{(s.last - s.base) / TICK:8,.0f} CPU s  {s.name}")
     return child.returncode
 
 

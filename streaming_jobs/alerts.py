@@ -31,6 +31,7 @@ from lakehouse.catalog.alert_rules import (
 from lakehouse.catalog.conf import Conf
 from lakehouse.catalog.events import HoldStatus, Metric
 from lakehouse.catalog.tables import GOLD_ALERTS
+from streaming_jobs.gold import sensor_hourly
 
 # ---- signals --------------------------------------------------------------------------------
 
@@ -323,8 +324,8 @@ def _measure(rule: SensorRule, value: Column, capacity: Column) -> Column:
 
 def sensor_alarm(rules: AlertRules) -> Column:
     """Whether a sensor reading (a row's ``market_id``, ``metric``, ``value``) alone reaches a
-    sensor rule's warning level. An hour's mean or peak reaches it only through such a reading,
-    so a silver batch without one raises no new sensor alert (``SilverFirst.urgent``)."""
+    sensor rule's warning level. A batch without one has no alarm (``sensor_alarms``): an
+    hour's statistic of readings — their mean, least or largest — is at most the largest."""
     capacity = _capacity(rules)
     return reduce(
         Column.__or__,
@@ -334,6 +335,27 @@ def sensor_alarm(rules: AlertRules) -> Column:
             for rule in rules.sensors.rules.values()
         ],
     )
+
+
+def sensor_alarms(sensors: DataFrame, rules: AlertRules, tz: str) -> DataFrame:
+    """The alarms of a silver batch's readings (``silver.sensors`` rows): ``alarm``, ``hour|rule|
+    market|metric|severity`` (the hour's start in UTC), where the statistic of a sensor rule over
+    the batch's own readings of a market × metric × local hour reaches the rule's level. An
+    hour's statistic newly reaches a level only in a batch whose own does (a mean or maximum of
+    parts is below a level when each part's is), so a silver batch without an alarm raises no
+    new sensor alert (``SilverFirst.silver_written``)."""
+    capacity = _capacity(rules)
+    hourly = sensor_hourly(sensors, tz, through=-1)
+    hour = F.to_utc_timestamp(F.col("hour"), tz).cast("string")
+
+    def alarm(name: str, rule: SensorRule) -> Column:
+        measure = _measure(rule, F.col(rule.statistic), capacity)
+        severity = level(measure, rule.warning, rule.critical)
+        reached = (F.col("metric") == rule.metric.value) & severity.isNotNull()
+        return F.when(reached, F.concat_ws("|", hour, F.lit(name), "market_id", "metric", severity))
+
+    alarms = F.array(*[alarm(name, rule) for name, rule in rules.sensors.rules.items()])
+    return hourly.select(F.explode(alarms).alias("alarm")).where(F.col("alarm").isNotNull())
 
 
 def sensor_signals(hourly: DataFrame, rules: AlertRules, tz: str) -> DataFrame:

@@ -82,6 +82,7 @@ from streaming_jobs.alerts import (
     held_news,
     held_prices,
     sensor_alarm,
+    sensor_alarms,
 )
 from streaming_jobs.batch_graph import BatchGraph, Step, Wrap
 from streaming_jobs.batch_values import batch_clock
@@ -180,7 +181,16 @@ class SilverBatch:
         for table in CHANGE_FED:
             delta_io.ensure_change_feed(spark, table, settings)
         self._exists = Existing(spark, settings)
-        self._alarm = sensor_alarm(conf_of(settings).alerts)  # a constant column: built once
+        self.rules = conf_of(settings).alerts
+        self._alarm = sensor_alarm(self.rules)  # a constant column: built once
+
+    def _alarms(self, kinds: KindCounts, readings: DataFrame | None) -> frozenset[str]:
+        """The alarms of the batch's accepted readings (``sensor_alarms``): a Spark job, run
+        only when a reading alone reaches a level (``kinds.alarms``)."""
+        if not kinds.alarms or readings is None:
+            return frozenset()
+        found = sensor_alarms(readings, self.rules, self.settings.timezone).collect()
+        return frozenset(row["alarm"] for row in found)
 
     def __call__(self, rows: DataFrame, batch_id: int) -> None:
         context = self.spark.sparkContext
@@ -233,18 +243,20 @@ class SilverBatch:
             )
         in_parallel(self.spark, tasks)
         laps("write")
+        alarms = self._alarms(kinds, appends.get(SILVER_SENSORS))
+        laps("alarms")
         # last: the gold query follows gold.data_quality, a silver batch's "complete" mark
         quality = batch_quality(batch, self.reviews_topic, batch_id)
         delta_io.append_once(quality, GOLD_DATA_QUALITY, self.settings, writer, batch_id)
         laps("quality")
-        if kinds.urgent:
-            self.priority.urgent(batch_id)
+        self.priority.silver_written(batch_id, kinds.urgent, alarms)
         STEPS.record(SILVER_QUERY, laps.seconds)
         log.info(
             "silver batch done",
             extra={
                 "batch_id": batch_id,
                 "rows": kinds.for_log(),
+                "alarms": len(alarms),
                 "seconds": laps.seconds,
             },
         )

@@ -22,8 +22,8 @@ class SilverFirst:
     cost is mostly fixed (a few dozen Spark jobs, whatever its rows), so at rest gold batches
     back to back kept a core busy for a dozen prices. A gold batch ends by resting until
     ``gold_interval`` seconds after it began, unless a silver batch after the ones it
-    aggregated had rows an alert may follow at once (``urgent``): then the next gold batch
-    starts as soon as it ends."""
+    aggregated had rows an alert may follow at once (``silver_written``): then the next gold
+    batch starts as soon as it ends."""
 
     def __init__(self, gold_interval: float = 0.0) -> None:
         self._silver_idle = threading.Event()
@@ -31,6 +31,7 @@ class SilverFirst:
         self.gold_interval = gold_interval
         self._urgent = threading.Condition()
         self._urgent_through = -1  # the newest silver batch that was urgent
+        self._alarmed: frozenset[str] = frozenset()  # the alarms that woke gold, latest hours
         self._released = False
 
     @contextmanager
@@ -51,12 +52,22 @@ class SilverFirst:
         deadline = monotonic() + max_wait
         return lambda: self.gold_step(max(0.0, deadline - monotonic()))
 
-    def urgent(self, silver_batch: int) -> None:
-        """Silver batch ``silver_batch`` has rows an alert may follow at once: the gold batch
-        resting ends."""
+    def silver_written(
+        self, silver_batch: int, urgent: bool, alarms: frozenset[str] = frozenset()
+    ) -> None:
+        """Silver batch ``silver_batch`` is written. When it has rows an alert may follow at
+        once (``urgent``) or an alarm that did not wake gold yet (``alarms``: ``hour|rule|market|
+        metric|severity`` where its readings of a market's hour reach a sensor rule's level,
+        ``alerts.sensor_alarms``), the gold batch resting ends. An alarm wakes gold once per
+        hour: a later batch of the same series and hour at the same level finds the alert
+        raised, or the hour's statistic still below the level — the paced gold batch, within
+        ``gold_interval`` seconds, aggregates it."""
         with self._urgent:
-            self._urgent_through = max(self._urgent_through, silver_batch)
-            self._urgent.notify_all()
+            woken = urgent or not alarms <= self._alarmed
+            self._alarmed = latest_hours(self._alarmed | alarms)
+            if woken:
+                self._urgent_through = max(self._urgent_through, silver_batch)
+                self._urgent.notify_all()
 
     def gold_rest(self, through: int, began: float) -> float:
         """Rest after a gold batch that began at ``began`` (``time.monotonic``) and aggregated
@@ -75,3 +86,9 @@ class SilverFirst:
         with self._urgent:
             self._released = True
             self._urgent.notify_all()
+
+
+def latest_hours(alarms: frozenset[str], hours: int = 2) -> frozenset[str]:
+    """The ``alarms`` (``local hour|…``) of the ``hours`` latest hours among them."""
+    latest = set(sorted({a.split("|", 1)[0] for a in alarms})[-hours:])
+    return frozenset(a for a in alarms if a.split("|", 1)[0] in latest)

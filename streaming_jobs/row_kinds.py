@@ -63,7 +63,7 @@ PASSED = "x"  # the key of rows the stateful step only passes on
 @dataclass(frozen=True)
 class KindCounts:
     """A silver batch's rows counted by kind, event type and whether accepted (no reasons),
-    and how many of them are an ``alarm`` (a condition the batch's rows are counted by too)."""
+    and how many of them meet ``alarm`` (a condition the batch's rows are counted by too)."""
 
     counts: Mapping[tuple[str, str | None, bool], int]
     alarms: int = 0
@@ -99,10 +99,10 @@ class KindCounts:
 
     @property
     def urgent(self) -> bool:
-        """Whether an alert may follow these rows at once: a held price, a decision on one, a
-        quarantined event or an alarm (``SilverFirst.urgent``)."""
+        """Whether an alert may follow these rows at once, whatever came before them: a held
+        price, a decision on one or a quarantined event (``SilverFirst.silver_written``)."""
         held = any(self.has(k) for k in (RowKind.HOLD, RowKind.DECISION, RowKind.RELEASE))
-        return held or self.has(RowKind.EVENT, accepted=False) or self.alarms > 0
+        return held or self.has(RowKind.EVENT, accepted=False)
 
     def __bool__(self) -> bool:
         return bool(self.counts)

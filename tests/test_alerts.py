@@ -33,6 +33,7 @@ from streaming_jobs.alerts import (
     quality_signals,
     region_move_signals,
     sensor_alarm,
+    sensor_alarms,
     sensor_signals,
     surge_signals,
 )
@@ -571,9 +572,9 @@ def test_sensor_rules_fire_on_heat_humidity_and_crowds_and_not_on_a_normal_day(s
     ]
 
 
-def test_a_silver_batch_is_urgent_with_a_reading_at_a_warning_level_only(spark):
+def test_readings_that_alone_reach_a_warning_level_are_counted(spark):
     """``sensor_alarm``: a reading that alone reaches a rule's warning level (a crowd against its
-    market's capacity) — the silver batch with one wakes the gold query at once."""
+    market's capacity) — a silver batch without one has no alarm (``sensor_alarms``)."""
     temp, crowd = RULES.sensors.rules["temperature"], RULES.sensors.rules["crowding"]
     hub = max(RULES.capacity.markets, key=RULES.capacity.markets.get)  # IP-001: 3 000 people
     crowded = RULES.capacity.default * crowd.warning
@@ -594,8 +595,41 @@ def test_a_silver_batch_is_urgent_with_a_reading_at_a_warning_level_only(spark):
         return KindCounts.of(batch, sensor_alarm(RULES))
 
     assert counted(calm).alarms == 0 and not counted(calm).urgent
-    assert counted(calm + alarming).alarms == 2 and counted(calm + alarming).urgent
+    assert counted(calm + alarming).alarms == 2 and not counted(calm + alarming).urgent
     assert counted(calm).count(RowKind.EVENT, "sensor", True) == 2
+
+
+def test_a_batch_s_readings_of_an_hour_at_a_rule_s_level_are_an_alarm(spark):
+    """``sensor_alarms``: where a batch's own readings of a market's hour reach a rule's level
+    (the hour's mean temperature, its peak crowd against the market's capacity) — the only
+    batches after which an hour's alert can newly open or escalate."""
+    temp, crowd = RULES.sensors.rules["temperature"], RULES.sensors.rules["crowding"]
+    hub = max(RULES.capacity.markets, key=RULES.capacity.markets.get)  # IP-001: 3 000 people
+    crowded = RULES.capacity.default * crowd.warning
+    at = datetime(2026, 11, 30, 19, 40, tzinfo=UTC)  # 02:40 WIB, on 1 December
+    calm = [
+        ("IP-003", "temperature_c", temp.warning + 3, at),  # a mean below the warning
+        ("IP-003", "temperature_c", temp.warning - 4, at),
+        ("IP-003", "humidity_pct", 60.0, at),
+        (hub, "crowd_count", crowded, at),  # under the hub's own capacity
+    ]
+    alarming = [
+        ("IP-002", "temperature_c", temp.critical, at),
+        ("IP-002", "temperature_c", temp.warning, at),  # the mean: a warning
+        ("IP-003", "crowd_count", crowded - 1, at + timedelta(minutes=20)),  # 03:00 WIB
+        ("IP-003", "crowd_count", crowded * crowd.critical, at + timedelta(minutes=25)),
+    ]
+    schema = "market_id string, metric string, value double, observed_at timestamp"
+
+    def alarms(rows: list[tuple]) -> set[str]:
+        found = sensor_alarms(local_frame(spark, rows, schema), RULES, TZ).collect()
+        return {row["alarm"] for row in found}
+
+    assert alarms(calm) == set()
+    assert alarms(calm + alarming) == {
+        "2026-11-30 19:00:00|temperature|IP-002|temperature_c|warning",
+        "2026-11-30 20:00:00|crowding|IP-003|crowd_count|critical",
+    }
 
 
 def test_held_prices_decisions_and_quarantines_are_urgent_accepted_rows_are_not():

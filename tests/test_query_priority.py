@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from streaming_jobs.query_priority import SilverFirst
+from streaming_jobs.query_priority import SilverFirst, latest_hours
 
 
 def test_a_gold_step_waits_for_the_running_silver_batch():
@@ -58,12 +58,32 @@ def test_a_gold_batch_rests_until_its_interval_after_it_began():
 
 def test_only_an_urgent_silver_batch_it_did_not_aggregate_ends_a_gold_rest():
     pace = SilverFirst(gold_interval=30)
-    pace.urgent(3)  # aggregated by the batch resting below (through 3): no reason to wake
+    pace.silver_written(3, urgent=True)  # aggregated by the rest below (through 3): no wake
     began = time.monotonic()  # before the timer starts: it cannot fire sooner after this
-    threading.Timer(0.2, pace.urgent, (4,)).start()
+    threading.Timer(0.2, pace.silver_written, (4, True)).start()
     assert pace.gold_rest(through=3, began=began) < 5
     assert time.monotonic() - began >= 0.15  # woken by batch 4, not by batch 3 (at once)
     assert pace.gold_rest(through=3, began=time.monotonic()) < 1  # batch 4 still waits
+
+
+def test_an_alarm_wakes_gold_once_a_new_severity_or_hour_again():
+    pace = SilverFirst(gold_interval=30)
+    humid = "2026-11-30 19:00:00|humidity|IP-001|humidity_pct|warning"  # 02:00 WIB
+
+    def wakes(batch: int, *alarms: str) -> bool:
+        pace.silver_written(batch, urgent=False, alarms=frozenset(alarms))
+        return pace.gold_rest(through=batch - 1, began=time.monotonic() - 29.8) < 0.1
+
+    assert not wakes(1)  # no alarm: the rest lasts its interval
+    assert wakes(2, humid)
+    assert not wakes(3, humid)  # the next round's reading at the level: no wake
+    assert wakes(4, humid, humid.replace("warning", "critical"))
+    assert wakes(5, humid.replace(" 19:", " 20:"))
+    assert not wakes(6, humid.replace(" 19:", " 20:"))
+    assert wakes(7, humid.replace(" 19:", " 18:"))  # older than the two latest hours: forgotten
+    assert latest_hours(frozenset({humid, humid.replace(" 19:", " 20:")}), hours=1) == {
+        humid.replace(" 19:", " 20:")
+    }
 
 
 def test_release_ends_a_rest_and_every_later_one():
