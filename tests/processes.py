@@ -31,15 +31,6 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     )
 
 
-#: the driver of a pipeline a test starts lives a minute or two: compiled by the JIT's quick tier
-#: alone, it spends less than on the optimising one's work it would not live to use
-#: (the medallion kill -9 test: 157 s with both tiers, 134 s). The quick tier alone reserves a
-#: code cache of 48 MB, not 240: the S3 test's pipeline filled it ("Out of space in CodeCache"),
-#: so it keeps the usual size
-SHORT_LIVED_JIT = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
-SHORT_LIVED_DRIVER = {"spark.driver.extraJavaOptions": SHORT_LIVED_JIT}
-
-
 def start_pipeline(settings: Settings, max_offsets: int = 1500) -> subprocess.Popen:
     """The Spark application (``streaming_jobs.main``) as ``./run.sh up`` runs it, in its own
     process group, on the tables and topics of ``settings``; its log beside the checkpoints.
@@ -53,7 +44,7 @@ def start_pipeline(settings: Settings, max_offsets: int = 1500) -> subprocess.Po
         "SMARTMARKET_PATHS__DATA_DIR": str(settings.paths.checkpoint_root.parent / "data"),
         **{f"SMARTMARKET_KAFKA__TOPICS__{name.upper()}": topic for name, topic in t},
         "SMARTMARKET_SPARK__MAX_OFFSETS_PER_TRIGGER": str(max_offsets),
-        "SMARTMARKET_SPARK__CONF": json.dumps({**settings.spark.conf, **SHORT_LIVED_DRIVER}),
+        "SMARTMARKET_SPARK__CONF": json.dumps(settings.spark.conf),
     }
     log = settings.paths.checkpoint_root.parent / "pipeline.log"
     with log.open("ab") as out:

@@ -34,8 +34,6 @@ from tests.conftest import isolated
 from tests.medallion_data import Dataset, check_outcome, make_dataset, produce, received
 from tests.object_store import BUCKET, on_store, running_moto, store_env
 from tests.processes import (
-    SHORT_LIVED_DRIVER,
-    SHORT_LIVED_JIT,
     consecutive_free_ports,
     run_cli,
     wait_for,
@@ -58,7 +56,7 @@ def _with_class_archive(settings: Settings, root: Path) -> Settings:
 def test_local_master_keeps_the_driver_on_loopback_and_adds_the_jars(
     settings: Settings, tmp_path: Path
 ):
-    conf = spark_conf(settings)
+    conf = spark_conf(_with_spark(settings, conf={}))  # without the tests' own JVM options
     assert conf["spark.master"] == "local[2]"
     assert conf["spark.driver.host"] == conf["spark.driver.bindAddress"] == "127.0.0.1"
     assert "delta-spark" in conf["spark.jars"]
@@ -88,6 +86,7 @@ def test_options_of_the_settings_win_and_jvm_options_add_to_the_computed_ones(se
 def test_cluster_master_puts_the_jars_on_every_classpath(settings: Settings, tmp_path: Path):
     remote = _with_spark(
         settings,
+        conf={},  # without the tests' own JVM options
         master="spark://10.0.0.5:7077",
         driver_host="10.0.0.9",
         driver_bind_address="0.0.0.0",
@@ -177,10 +176,6 @@ def test_two_workers_on_an_s3_lakehouse_give_local_results_through_a_worker_kill
     the bucket, and the API serving gold from it."""
     for key, value in _cluster_ports().items():
         monkeypatch.setenv(key, value)
-    # the driver and the executors live a few minutes: the JIT's quick tier (SHORT_LIVED_DRIVER)
-    short_lived = {**settings.spark.conf, **SHORT_LIVED_DRIVER}
-    short_lived["spark.executor.extraJavaOptions"] = SHORT_LIVED_JIT
-    monkeypatch.setenv("SMARTMARKET_SPARK__CONF", json.dumps(short_lived))
     with running_moto(tmp_path / "moto.log") as endpoint:
         settings = own_stack(settings, tmp_path, monkeypatch, endpoint)
         master = SparkMaster(settings)
