@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"  in {processes[kind]:,} processes"
             )
     print(f"  {'unseen (short-lived)':24} {busy - seen_total:8,.0f} CPU s")
-    heaviest = sorted(seen.values(), key=lambda s: s.base - s.last)[: args.top]
+    heaviest = sorted(seen.values(), key=lambda s: s.last - s.base, reverse=True)[: args.top]
     for s in heaviest:
         print(f"{(s.last - s.base) / TICK:8,.0f} CPU s  {s.name}")
     return child.returncode

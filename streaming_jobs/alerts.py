@@ -322,6 +322,16 @@ def _measure(rule: SensorRule, value: Column, capacity: Column) -> Column:
     return value / capacity if rule.metric == Metric.crowd_count else value
 
 
+def _hourly_severity(rule: SensorRule, capacity: Column) -> Column:
+    """A sensor rule's severity over a row of hourly statistics (``gold.sensor_hourly``'s)."""
+    return level(_measure(rule, F.col(rule.statistic), capacity), rule.warning, rule.critical)
+
+
+def _hour_start(tz: str) -> Column:
+    """The start of a row's local ``hour`` as a UTC timestamp (the hourly rules' points)."""
+    return F.to_utc_timestamp(F.col("hour"), tz)
+
+
 def sensor_alarm(rules: AlertRules) -> Column:
     """Whether a sensor reading (a row's ``market_id``, ``metric``, ``value``) alone reaches a
     sensor rule's warning level. A batch without one has no alarm (``sensor_alarms``): an
@@ -346,11 +356,10 @@ def sensor_alarms(sensors: DataFrame, rules: AlertRules, tz: str) -> DataFrame:
     new sensor alert (``SilverFirst.silver_written``)."""
     capacity = _capacity(rules)
     hourly = sensor_hourly(sensors, tz, through=-1)
-    hour = F.to_utc_timestamp(F.col("hour"), tz).cast("string")
+    hour = _hour_start(tz).cast("string")
 
     def alarm(name: str, rule: SensorRule) -> Column:
-        measure = _measure(rule, F.col(rule.statistic), capacity)
-        severity = level(measure, rule.warning, rule.critical)
+        severity = _hourly_severity(rule, capacity)
         reached = (F.col("metric") == rule.metric.value) & severity.isNotNull()
         return F.when(reached, F.concat_ws("|", hour, F.lit(name), "market_id", "metric", severity))
 
@@ -366,14 +375,13 @@ def sensor_signals(hourly: DataFrame, rules: AlertRules, tz: str) -> DataFrame:
     def signals(name: str, rule: SensorRule) -> DataFrame:
         value = F.col(rule.statistic)
         crowd = rule.metric == Metric.crowd_count
-        measure = _measure(rule, value, capacity)
         reference = capacity if crowd else F.lit(rule.warning)
         return _signals(
             hourly.where(F.col("metric") == rule.metric.value),
             rule=F.lit(name),
             alert_key=key_column("market_id", "metric"),
-            at=F.to_utc_timestamp(F.col("hour"), tz),
-            severity=level(measure, rule.warning, rule.critical),
+            at=_hour_start(tz),
+            severity=_hourly_severity(rule, capacity),
             value=value,
             reference=reference,
             details=F.to_json(F.struct("mean", "min", "max", "count", "hour")),
