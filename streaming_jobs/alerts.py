@@ -31,6 +31,7 @@ from lakehouse.catalog.alert_rules import (
 from lakehouse.catalog.conf import Conf
 from lakehouse.catalog.events import HoldStatus, Metric
 from lakehouse.catalog.tables import GOLD_ALERTS
+from lakehouse.io.spark import literal_map
 from streaming_jobs.gold import sensor_hourly
 
 # ---- signals --------------------------------------------------------------------------------
@@ -142,7 +143,7 @@ def reference_medians(points: DataFrame, daily: DataFrame, rules: AlertRules) ->
 
 def move_threshold(rules: AlertRules) -> Column:
     """The move of ``commodity``'s prices that matters (``moves`` of the rules)."""
-    by_commodity = _literal_map({c: str(v) for c, v in rules.moves.commodities.items()})
+    by_commodity = literal_map({c: str(v) for c, v in rules.moves.commodities.items()})
     return F.coalesce(by_commodity[F.col("commodity")].cast("double"), F.lit(rules.moves.default))
 
 
@@ -566,7 +567,7 @@ def _moves(held: DataFrame, earlier: DataFrame) -> DataFrame:
 
 
 def _words(words: dict[str, Message], language: str, key: Column) -> Column:
-    return _literal_map({k: getattr(m, language) for k, m in words.items()})[key]
+    return literal_map({k: getattr(m, language) for k, m in words.items()})[key]
 
 
 def held_move_alerts(
@@ -857,10 +858,6 @@ CHANGED = " OR ".join(
 # ---- the words people read in messages (ids stay in the alert's columns and fields) ---------
 
 
-def _literal_map(mapping: dict[str, str]) -> Column:
-    return F.create_map(*[F.lit(x) for kv in mapping.items() for x in kv])
-
-
 #: prefix of the columns ``_with_people_words`` adds (``alert_rows`` does not keep them)
 WORDS = "_words_"
 
@@ -881,14 +878,14 @@ def _people_words(
     """The columns of ``_with_people_words`` for these ``markets`` (id, name, province) and
     commodity ``labels`` (id, Indonesian, English), built once (``_messages_in``: a literal map
     is two py4j calls an entry, ~10⁵ at the national count)."""
-    market_name = _literal_map({m: name for m, name, _ in markets})
-    province = _literal_map({m: p for m, _, p in markets})
+    market_name = literal_map({m: name for m, name, _ in markets})
+    province = literal_map({m: p for m, _, p in markets})
     words = {
         f"{WORDS}market": F.coalesce(market_name[F.col("market_id")], F.col("fields")["market"]),
         f"{WORDS}province": F.coalesce(province[F.col("market_id")], F.col("region"), F.lit("")),
     }
     for i, language in enumerate(("id", "en"), start=1):
-        label = _literal_map({c[0]: c[i] for c in labels})
+        label = literal_map({c[0]: c[i] for c in labels})
         words[f"{WORDS}commodity_{language}"] = F.coalesce(
             label[F.col("commodity")], F.col("fields")["commodity"]
         )

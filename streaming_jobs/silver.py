@@ -52,6 +52,7 @@ from lakehouse.domain.hard_rules import PriceTerms, price_rules, time_rules, uni
 from lakehouse.domain.holds import REVIEW_DECISIONS
 from lakehouse.domain.series_state import STATE_SCHEMA
 from lakehouse.domain.verdicts import FLAGS_MASK, REASONS_MASK
+from lakehouse.io.spark import literal_map
 from streaming_jobs import jvm_judge
 from streaming_jobs.batch_values import batch_number, batch_time
 from streaming_jobs.bronze import sender
@@ -95,14 +96,9 @@ def local_date(ts: Column, tz: str) -> Column:
     return F.to_date(F.from_utc_timestamp(ts, tz))
 
 
-def _lookup(mapping: dict[str, object]) -> Column:
-    """A literal map of reference data (a few hundred entries at most)."""
-    return F.create_map(*[F.lit(x) for kv in mapping.items() for x in kv])
-
-
 def _province_of(conf: Conf) -> Column:
     """The literal map of each market of ``conf`` to its province."""
-    return _lookup({m.market_id: m.province for m in conf.markets.values()})
+    return literal_map({m.market_id: m.province for m in conf.markets.values()})
 
 
 def parse_events(
@@ -239,14 +235,16 @@ def validate_events(
     converted to the catalogue unit and keeps the unit it came in as ``reported_unit``."""
     province = _province_of(conf)[F.col("market_id")]
     catalogue = conf.commodities.values()
-    unit_of = _lookup({c.id: c.unit for c in catalogue})[F.col("commodity")]
-    min_of = _lookup({c.id: c.min_price for c in catalogue})[F.col("commodity")]
-    max_of = _lookup({c.id: c.max_price for c in catalogue})[F.col("commodity")]
-    factor_of = _lookup(unit_factors(rules))[F.concat(F.lower(F.trim("unit")), F.lit("|"), unit_of)]
+    unit_of = literal_map({c.id: c.unit for c in catalogue})[F.col("commodity")]
+    min_of = literal_map({c.id: c.min_price for c in catalogue})[F.col("commodity")]
+    max_of = literal_map({c.id: c.max_price for c in catalogue})[F.col("commodity")]
+    factor_of = literal_map(unit_factors(rules))[
+        F.concat(F.lower(F.trim("unit")), F.lit("|"), unit_of)
+    ]
     converted = F.col("price") * factor_of
     ranges = conf.metric_ranges
-    low_of = _lookup({m.value: r.min for m, r in ranges.items()})[F.col("metric")]
-    high_of = _lookup({m.value: r.max for m, r in ranges.items()})[F.col("metric")]
+    low_of = literal_map({m.value: r.min for m, r in ranges.items()})[F.col("metric")]
+    high_of = literal_map({m.value: r.max for m, r in ranges.items()})[F.col("metric")]
     zero_metrics = [m.value for m in rules.sensors.impossible_zero]
     latest, earliest = _time_window(rules, now)
     price_reasons = ids_where(

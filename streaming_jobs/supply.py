@@ -25,6 +25,7 @@ from pyspark.sql import types as T
 from lakehouse.catalog.events import SCHEMA_VERSION, SUPPLY_EVENT_MODELS, spark_schema
 from lakehouse.catalog.tables import GOLD_STOCK_DAILY, GOLD_SUPPLY_REGION_DAILY
 from lakehouse.domain.supply import ROUTE_SEPARATOR
+from lakehouse.io.spark import literal_map
 from streaming_jobs.batch_values import batch_number
 
 CORRUPT = "_corrupt_record"
@@ -130,7 +131,7 @@ def validate_supply(
     stock = F.col("event_type") == "stock"
     shipment = F.col("event_type") == "shipment"
     kind = F.when(stock, F.col("entity_kind")).otherwise(F.col("origin_kind"))
-    ceiling = F.create_map(*[F.lit(x) for kv in max_quantity.items() for x in kv])[kind]
+    ceiling = literal_map(max_quantity)[kind]
     rules = F.array_compact(
         F.array(
             F.when(

@@ -13,7 +13,7 @@ import pandas as pd
 from lakehouse.catalog.conf import conf_of
 from lakehouse.config.settings import MlSettings, SelectionSettings, Settings
 from ml.backtest import SELECTED, run_backtests
-from ml.retrain import train_all
+from ml.retrain import modelled, train_all
 from ml.series import is_panel, panel_series
 from scripts.cli import main
 
@@ -85,5 +85,7 @@ def test_retrain_serves_short_series_beside_long_ones(
     assert set(trained) == {long, short}
     assert trained[short].backtest.selected == "naive"
     assert trained[short].backtest.reason.startswith("naive: too short to model (60 days")
+    # one series long enough: the worker processes are worth their start, none: naive alone
+    assert modelled(series, ml) and not modelled(series[weeks], ml)
     assert "lgbm_global" in set(trained[long].backtest.forecasts["model"])
     assert len(trained[short].forecast) == len(trained[long].forecast) == ml.horizon
