@@ -5,7 +5,7 @@ from pathlib import Path
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
-from lakehouse.io.spark import class_archive
+from lakehouse.io.spark import class_archive, literal_map
 from scripts.spark_class_archive import is_current, main
 
 
@@ -69,3 +69,18 @@ def test_an_archive_without_jars_to_build_from_is_a_clear_error(monkeypatch, tmp
     assert main([]) == 2
     error = capsys.readouterr().err.splitlines()[-1]
     assert error.startswith("error: no Delta jars in") and "./run.sh setup" in error
+
+
+def test_a_literal_map_is_one_folded_literal_of_its_values_type(spark):
+    """``literal_map``: strings stay strings, numbers are doubles, an empty map answers null —
+    and the optimiser folds it to a map literal, not JSON parsed per row."""
+    picked = F.when(F.col("id") > 0, "b").otherwise("a")
+    rows = spark.range(2).select(
+        literal_map({"a": "x", "b": "y"})[picked].alias("text"),
+        literal_map({"a": 1, "b": 2.5})[picked].alias("number"),
+        literal_map({})["a"].alias("none"),
+    )
+    assert rows.schema.simpleString() == "struct<text:string,number:double,none:string>"
+    assert [tuple(r) for r in rows.collect()] == [("x", 1.0, None), ("y", 2.5, None)]
+    plan = rows._jdf.queryExecution().optimizedPlan().toString()
+    assert "map(keys: [a,b], values: [1.0,2.5])" in plan and "from_json" not in plan
