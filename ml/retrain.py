@@ -51,6 +51,7 @@ from ml.backtest import (
     global_points_for,
     metrics_by_series,
     per_series,
+    plan_series,
     residual_quantiles,
     select,
     summary,
@@ -252,13 +253,14 @@ def first_passage_because(calibration: Calibration) -> str:
 
 
 def modelled(series: pd.DataFrame, ml: MlSettings) -> bool:
-    """Whether any series of a ``SERIES_COLUMNS`` frame spans ``ml.min_history_days``, so that
-    a model is fitted at all: a fresh stack's weeks of history get the naive fallback alone,
-    whose work in ``ml.n_jobs`` worker processes cost their start and imports besides (the first
-    forecasts: 61 → 53 CPU s in one process)."""
-    dates = pd.to_datetime(series["date"]).groupby(series["series_id"])
-    spans = (dates.max() - dates.min()).dt.days + 1
-    return bool((spans >= ml.min_history_days).any())
+    """Whether any series of a ``SERIES_COLUMNS`` frame is long enough to model
+    (``plan_series``): a fresh stack's weeks of history get the naive fallback alone, whose work
+    in ``ml.n_jobs`` worker processes cost their start and imports besides (the first forecasts:
+    61 → 53 CPU s in one process)."""
+    return any(
+        not plan_series(g.set_index("date")["y"], [], ml).note
+        for _, g in series.groupby("series_id", sort=False)
+    )
 
 
 def train_all(
