@@ -251,7 +251,10 @@ class Probes:
         return seen, None if pushed is None else pushed - sent
 
     def close(self) -> None:
+        """Close the socket and the producer (an idle producer left open retries the broker
+        the benchmark stops, on stderr, until the process ends)."""
         self._ws.close()
+        self.producer.close()
 
 
 def alert_probes(settings: Settings, api: str, count: int) -> tuple[list[float], list[float]]:
