@@ -5,8 +5,17 @@ from pathlib import Path
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
+from lakehouse.catalog.tables import Layer, Table
+from lakehouse.io import delta_io
 from lakehouse.io.spark import class_archive, literal_map
 from scripts.spark_class_archive import is_current, main
+from tests.conftest import isolated
+from tests.test_batch_values import compilations
+
+#: a table the pipeline appends to as it does to silver's and gold.data_quality
+APPENDED = Table(Layer.gold, "appended", "batches appended by Spark, then by delta-rs")
+#: code generation, which the test session's Spark has off
+CODEGEN = ("spark.sql.codegen.wholeStage", "spark.sql.codegen.factoryMode")
 
 
 def test_delta_write_read_and_time_travel(spark, tmp_path):
@@ -84,3 +93,28 @@ def test_a_literal_map_is_one_folded_literal_of_its_values_type(spark):
     assert [tuple(r) for r in rows.collect()] == [("x", 1.0, None), ("y", 2.5, None)]
     plan = rows._jdf.queryExecution().optimizedPlan().toString()
     assert "map(keys: [a,b], values: [1.0,2.5])" in plan and "from_json" not in plan
+
+
+def test_spark_loads_a_delta_rs_commit_from_its_checksum(spark, settings, tmp_path):
+    """A table Spark created and delta-rs appended to since (``delta_io.append_once``, the
+    pipeline's appends): each new version carries a checksum (``version_checksum``), so Spark
+    loads its protocol and metadata without the log-replay job whose generated code names the
+    version — with code generation on, reading a new version compiles nothing new."""
+    own = isolated(settings, tmp_path)
+    rows = lambda n: spark.createDataFrame([(n, "x")], "batch_id long, v string")  # noqa: E731
+    delta_io.append_once(rows(0), APPENDED, own, "probe", 0)
+    was = {k: spark.conf.get(k) for k in CODEGEN}
+    spark.conf.set(CODEGEN[0], "true")
+    spark.conf.set(CODEGEN[1], "FALLBACK")
+    try:
+        compiled = []
+        for n in range(1, 5):
+            delta_io.append_once(rows(n), APPENDED, own, "probe", n)
+            before = compilations(spark)
+            read = delta_io.read(spark, APPENDED, own).where("batch_id >= 0")
+            assert read.count() == n + 1
+            compiled.append(compilations(spark) - before)
+    finally:
+        for key, value in was.items():
+            spark.conf.set(key, value)
+    assert compiled[2:] == [0, 0], compiled  # the first reads compile the count's own code

@@ -3,6 +3,7 @@ commit lost to a concurrent writer, typed errors. Real delta-rs tables in a temp
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import date
 from pathlib import Path
@@ -15,6 +16,7 @@ from lakehouse.catalog.tables import GOLD_ALERT_DELIVERIES, GOLD_ANOMALIES, Tabl
 from lakehouse.config.settings import Settings
 from lakehouse.io import delta_io, table_writes
 from lakehouse.io.table_writes import Retry, TableWriteError, WriteConflict
+from lakehouse.io.version_checksum import next_checksum
 
 
 @pytest.fixture
@@ -247,3 +249,59 @@ def test_upkeep_compacts_retries_vacuums_and_tidies_the_log(lake: Settings, monk
 
     table_writes.tidy_log(GOLD_ANOMALIES, lake)
     assert (folder / "_delta_log" / "_last_checkpoint").is_file()
+
+
+def _log(table: Table, settings: Settings, version: int, suffix: str) -> Path:
+    return Path(table.path(settings)) / "_delta_log" / f"{version:020d}.{suffix}"
+
+
+def _actions(table: Table, settings: Settings, version: int) -> list[dict]:
+    return [
+        json.loads(line) for line in _log(table, settings, version, "json").read_text().splitlines()
+    ]
+
+
+def test_delta_rs_commits_carry_checksums_that_add_up(lake: Settings) -> None:
+    """Each commit of ours after one with a checksum gets one (``version_checksum``): the
+    table's live files and bytes as delta-rs counts them, its newest protocol and metadata, its
+    app transactions. The first checksum is written here as Spark writes one for its commits."""
+    table = GOLD_ALERT_DELIVERIES
+    assert table_writes.append(table, lake, keyed_rows(table, range(3)), txn=("notifier", 1))
+    assert not _log(table, lake, 0, "crc").exists()  # delta-rs's own first commit: no base
+    first = {next(iter(a)): next(iter(a.values())) for a in _actions(table, lake, 0)}
+    delta = DeltaTable(table.path(lake))
+    sizes = delta.get_add_actions(flatten=True).column("size_bytes").to_pylist()
+    base = {
+        "tableSizeBytes": sum(sizes), "numFiles": len(sizes), "numMetadata": 1, "numProtocol": 1,
+        "setTransactions": [first["txn"]], "metadata": first["metaData"],
+        "protocol": first["protocol"],
+    }  # fmt: skip
+    _log(table, lake, 0, "crc").write_text(json.dumps(base))
+
+    table_writes.append(table, lake, keyed_rows(table, range(3, 5)), txn=("notifier", 2))
+    wider = keyed_rows(table, range(5, 6)).append_column("note", pa.array(["new"]))
+    table_writes.append(table, lake, wider, merge_schema=True)
+    table_writes.merge(table, lake, keyed_rows(table, range(4, 8)), replace_when="true")
+    table_writes.optimize(table, lake, [])
+    delta = DeltaTable(table.path(lake))
+    assert delta.version() == 4
+    for version in range(1, 5):
+        at = DeltaTable(table.path(lake), version=version)
+        sizes = at.get_add_actions(flatten=True).column("size_bytes").to_pylist()
+        checksum = json.loads(_log(table, lake, version, "crc").read_text())
+        assert (checksum["numFiles"], checksum["tableSizeBytes"]) == (len(sizes), sum(sizes))
+        assert json.loads(checksum["metadata"]["schemaString"]) == json.loads(at.schema().to_json())
+    assert [(t["appId"], t["version"]) for t in checksum["setTransactions"]] == [("notifier", 2)]
+    assert "note" in checksum["metadata"]["schemaString"]  # the merged schema's metaData action
+
+
+def test_a_commit_without_a_base_or_its_sizes_gets_no_checksum() -> None:
+    """``next_checksum`` derives nothing it cannot count: a file removed without its size, an
+    action it does not know, a base missing what Spark's checksums hold."""
+    base = {"tableSizeBytes": 10, "numFiles": 1, "metadata": {}, "protocol": {}}
+    assert next_checksum(base, [{"add": {"size": 5}}, {"commitInfo": {}}])["numFiles"] == 2
+    assert next_checksum(base, [{"remove": {"path": "a"}}]) is None
+    assert next_checksum(base, [{"domainMetadata": {"domain": "d"}}]) is None
+    assert next_checksum(base, [{"commitInfo": {"inCommitTimestamp": 1}}]) is None
+    assert next_checksum(base, [{"txn": {"appId": "a", "version": 1}}]) is None  # none kept
+    assert next_checksum({"numFiles": 1}, [{"add": {"size": 5}}]) is None

@@ -4,7 +4,7 @@ Table and checkpoint locations are text — a folder path or a URI — joined wi
 ``join`` and never through ``pathlib``. One set of settings (``storage``) and two secrets
 (``storage.access_key_id``, ``storage.secret_access_key``) configure every client: Spark's
 hadoop-aws (``hadoop_options``), delta-rs (``delta_options``) and pyarrow's file system for the
-few direct file reads (``exists``, ``read_text``, ``files``).
+few direct file reads and writes (``exists``, ``read_text``, ``files``, ``write_text``).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+from uuid import uuid4
 
 from lakehouse.config.secrets import secret
 from lakehouse.config.settings import Settings, is_uri
@@ -116,6 +117,17 @@ def read_text(settings: Settings, location: str) -> str | None:
             return stream.read().decode("utf-8")
     except FileNotFoundError:
         return None
+
+
+def write_text(settings: Settings, location: str, text: str) -> None:
+    """``text`` as the file at ``location``, whole or not at all: a local file is written aside
+    and renamed into place; an object store's PUT is atomic by itself."""
+    store, path = _filesystem(settings, location)
+    staged = path if is_uri(location) else f"{path.rsplit('/', 1)[0]}/.{uuid4()}.tmp"
+    with store.open_output_stream(staged) as stream:
+        stream.write(text.encode("utf-8"))
+    if staged != path:
+        store.move(staged, path)
 
 
 def files(settings: Settings, location: str) -> list[str]:

@@ -30,6 +30,7 @@ from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundErr
 from lakehouse.catalog.tables import Table
 from lakehouse.config.settings import Settings
 from lakehouse.config.storage import delta_options
+from lakehouse.io.version_checksum import write_checksum
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -136,7 +137,7 @@ def append(
         )
         if delta is not None:
             delta.update_incremental()
-            _checkpoint_when_due(delta)
+            _committed(table, settings, delta)
         return True
 
     return _with_retry(table, retry, attempt)
@@ -168,9 +169,11 @@ def _merge_condition(table: Table, within: str = "") -> str:
     return " AND ".join([*keys, *([within] if within else [])])
 
 
-def _checkpoint_when_due(delta: DeltaTable) -> None:
-    """A checkpoint at every ``delta.checkpointInterval``-th version, as Spark writes them
+def _committed(table: Table, settings: Settings, delta: DeltaTable) -> None:
+    """What follows a commit of ours, as it follows Spark's: the version's checksum
+    (``version_checksum``) and, at every ``delta.checkpointInterval``-th version, a checkpoint
     (delta-rs's own default is every 100th)."""
+    write_checksum(table, settings, delta.version())
     interval = delta.metadata().configuration.get("delta.checkpointInterval")
     if delta.version() % int(interval or SPARK_CHECKPOINT_INTERVAL) == 0:
         delta.create_checkpoint()
@@ -218,7 +221,7 @@ def merge(
         if replace_when:
             merger = merger.when_matched_update(updates, predicate=replace_when)
         stats = merger.when_not_matched_insert_all(predicate=insert_when).execute()
-        _checkpoint_when_due(delta)
+        _committed(table, settings, delta)
         return Merged(
             inserted=int(stats.get("num_target_rows_inserted", 0)),
             replaced=int(stats.get("num_target_rows_updated", 0)),
@@ -244,8 +247,9 @@ def optimize(
     one read) is run again on a fresh snapshot."""
 
     def attempt(_: int) -> None:
-        optimizer = _existing(table, settings).optimize
-        optimizer.z_order(zorder_by) if zorder_by else optimizer.compact()
+        delta = _existing(table, settings)
+        delta.optimize.z_order(zorder_by) if zorder_by else delta.optimize.compact()
+        _committed(table, settings, delta)
 
     _with_retry(table, retry, attempt)
 
