@@ -53,8 +53,15 @@ class Watched:
         if request in self.pending:
             self.pending.remove(request)
 
+    def settle(self, timeout_ms: float = WAIT_MS) -> None:
+        """Wait until every request the page made is answered: a reload aborts the ones in
+        flight, which would count as failed (a re-render's fetches on a slow box)."""
+        deadline = time.monotonic() + timeout_ms / 1000
+        while self.pending and time.monotonic() < deadline:
+            self.page.wait_for_timeout(50)  # Playwright delivers the page's events meanwhile
+
     def assert_clean(self, base: str) -> None:
-        assert (self.errors, self.failed) == ([], [])
+        assert (self.errors, self.failed) == ([], []), self.account()
         hosts = {urlparse(u).hostname for u in self.requested}
         assert hosts == {urlparse(base).hostname}, f"requests left the API: {hosts}"
 

@@ -14,18 +14,13 @@ from streaming_jobs import silver
 from streaming_jobs.alerting import Touched
 from streaming_jobs.batch_values import batch_number
 from streaming_jobs.bronze import to_bronze
+from tests.codegen import code_generated, compilations
 from tests.shipped import SHIPPED
 
 BATCHES = 6
 MARKET = min(SHIPPED.markets.values(), key=lambda m: m.market_id)
 COMMODITY = min(SHIPPED.commodities.values(), key=lambda c: c.id)
 WARM = 3  # batches after which every class a batch needs has been compiled once
-
-
-def compilations(spark: SparkSession) -> int:
-    """How many classes Spark's code generator has compiled in this JVM so far."""
-    metrics = spark._jvm.org.apache.spark.metrics.source.CodegenMetrics
-    return metrics.METRIC_COMPILATION_TIME().getCount()
 
 
 def kafka_shaped(spark: SparkSession) -> DataFrame:
@@ -76,7 +71,10 @@ def test_a_micro_batch_compiles_no_new_code(spark: SparkSession) -> None:
         ).collect()
         seen.append((batch_id, compilations(spark), rows))
 
-    query = validated.writeStream.foreachBatch(each).trigger(processingTime="0 seconds").start()
+    before = compilations(spark)
+    with code_generated(spark):  # the query's batches take the session's settings at its start
+        query = validated.writeStream.foreachBatch(each).trigger(processingTime="0 seconds")
+        query = query.start()
     try:
         deadline = time.monotonic() + 120
         while len(seen) < BATCHES and time.monotonic() < deadline and query.isActive:
@@ -85,7 +83,8 @@ def test_a_micro_batch_compiles_no_new_code(spark: SparkSession) -> None:
         query.stop()
     assert len(seen) >= BATCHES, query.exception()
     counts = [count for _, count, _ in seen]
-    assert counts[WARM:] == [counts[WARM]] * len(counts[WARM:]), counts
+    assert counts[0] > before  # code was generated …
+    assert counts[WARM:] == [counts[WARM]] * len(counts[WARM:]), counts  # … once
     for batch_id, _, rows in seen:
         assert len(rows) == 5
         assert {r["batch"] for r in rows} == {batch_id}
@@ -114,12 +113,15 @@ def test_the_alert_plan_compiles_no_new_code_for_a_later_batch(spark: SparkSessi
     stored.count()
     keys = spark.createDataFrame([("IP-001|beras",)], "key string")
     earliest = []
-    counts = []
-    for d in range(BATCHES):
-        touched = Touched(day + timedelta(days=d), {"alert_key": keys}, 1, 12, ("price_spike",))
-        earliest.append(touched.prior(stored).agg(F.min("opened_at")).first()[0])
-        counts.append(compilations(spark))
-    assert counts[WARM:] == [counts[WARM]] * len(counts[WARM:]), counts
+    counts = [compilations(spark)]
+    with code_generated(spark):
+        for d in range(BATCHES):
+            touched = Touched(day + timedelta(days=d), {"alert_key": keys}, 1, 12, ("price_spike",))
+            earliest.append(touched.prior(stored).agg(F.min("opened_at")).first()[0])
+            counts.append(compilations(spark))
+    assert counts[1] > counts[0]  # code was generated …
+    counts = counts[1:]
+    assert counts[WARM:] == [counts[WARM]] * len(counts[WARM:]), counts  # … once
     # resolved at day d-1 + 6 h is within since (d-1) - 12 h: the episode opened on day d-1 is kept
     assert [e.replace(tzinfo=UTC) for e in earliest] == [day] + [
         day + timedelta(days=d - 1) for d in range(1, BATCHES)

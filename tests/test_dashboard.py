@@ -204,6 +204,7 @@ def test_language_switch(browser: Browser, url: str) -> None:
     assert page.inner_text("#tabs a[data-page=quality]") == "Data quality"
     assert page.get_attribute("html", "lang") == "en"
     assert "prices" in page.inner_text("#board-count")
+    watched.settle()  # the re-render's fetches, before the reload
     page.reload()  # the choice is remembered
     page.wait_for_selector("body[data-ready=true]")
     assert page.inner_text("h1") == "Traditional Market Prices"

@@ -9,13 +9,11 @@ from lakehouse.catalog.tables import Layer, Table
 from lakehouse.io import delta_io
 from lakehouse.io.spark import class_archive, literal_map
 from scripts.spark_class_archive import is_current, main
+from tests.codegen import code_generated, compilations
 from tests.conftest import isolated
-from tests.test_batch_values import compilations
 
 #: a table the pipeline appends to as it does to silver's and gold.data_quality
 APPENDED = Table(Layer.gold, "appended", "batches appended by Spark, then by delta-rs")
-#: code generation, which the test session's Spark has off
-CODEGEN = ("spark.sql.codegen.wholeStage", "spark.sql.codegen.factoryMode")
 
 
 def test_delta_write_read_and_time_travel(spark, tmp_path):
@@ -103,18 +101,12 @@ def test_spark_loads_a_delta_rs_commit_from_its_checksum(spark, settings, tmp_pa
     own = isolated(settings, tmp_path)
     rows = lambda n: spark.createDataFrame([(n, "x")], "batch_id long, v string")  # noqa: E731
     delta_io.append_once(rows(0), APPENDED, own, "probe", 0)
-    was = {k: spark.conf.get(k) for k in CODEGEN}
-    spark.conf.set(CODEGEN[0], "true")
-    spark.conf.set(CODEGEN[1], "FALLBACK")
-    try:
-        compiled = []
+    compiled = []
+    with code_generated(spark):
         for n in range(1, 5):
             delta_io.append_once(rows(n), APPENDED, own, "probe", n)
             before = compilations(spark)
             read = delta_io.read(spark, APPENDED, own).where("batch_id >= 0")
             assert read.count() == n + 1
             compiled.append(compilations(spark) - before)
-    finally:
-        for key, value in was.items():
-            spark.conf.set(key, value)
     assert compiled[2:] == [0, 0], compiled  # the first reads compile the count's own code
