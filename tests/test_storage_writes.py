@@ -16,7 +16,7 @@ from lakehouse.catalog.tables import GOLD_ALERT_DELIVERIES, GOLD_ANOMALIES, Tabl
 from lakehouse.config.settings import Settings
 from lakehouse.io import delta_io, table_writes
 from lakehouse.io.table_writes import Retry, TableWriteError, WriteConflict
-from lakehouse.io.version_checksum import next_checksum
+from lakehouse.io.version_checksum import checksum_file, next_checksum
 
 
 @pytest.fixture
@@ -251,14 +251,8 @@ def test_upkeep_compacts_retries_vacuums_and_tidies_the_log(lake: Settings, monk
     assert (folder / "_delta_log" / "_last_checkpoint").is_file()
 
 
-def _log(table: Table, settings: Settings, version: int, suffix: str) -> Path:
-    return Path(table.path(settings)) / "_delta_log" / f"{version:020d}.{suffix}"
-
-
-def _actions(table: Table, settings: Settings, version: int) -> list[dict]:
-    return [
-        json.loads(line) for line in _log(table, settings, version, "json").read_text().splitlines()
-    ]
+def _crc(table: Table, settings: Settings, version: int) -> Path:
+    return Path(checksum_file(table, settings, version))
 
 
 def test_delta_rs_commits_carry_checksums_that_add_up(lake: Settings) -> None:
@@ -267,8 +261,9 @@ def test_delta_rs_commits_carry_checksums_that_add_up(lake: Settings) -> None:
     app transactions. The first checksum is written here as Spark writes one for its commits."""
     table = GOLD_ALERT_DELIVERIES
     assert table_writes.append(table, lake, keyed_rows(table, range(3)), txn=("notifier", 1))
-    assert not _log(table, lake, 0, "crc").exists()  # delta-rs's own first commit: no base
-    first = {next(iter(a)): next(iter(a.values())) for a in _actions(table, lake, 0)}
+    assert not _crc(table, lake, 0).exists()  # delta-rs's own first commit: no base
+    lines = Path(table.log(lake, 0)).read_text().splitlines()
+    first = {kind: body for line in lines for kind, body in json.loads(line).items()}
     delta = DeltaTable(table.path(lake))
     sizes = delta.get_add_actions(flatten=True).column("size_bytes").to_pylist()
     base = {
@@ -276,7 +271,7 @@ def test_delta_rs_commits_carry_checksums_that_add_up(lake: Settings) -> None:
         "setTransactions": [first["txn"]], "metadata": first["metaData"],
         "protocol": first["protocol"],
     }  # fmt: skip
-    _log(table, lake, 0, "crc").write_text(json.dumps(base))
+    _crc(table, lake, 0).write_text(json.dumps(base))
 
     table_writes.append(table, lake, keyed_rows(table, range(3, 5)), txn=("notifier", 2))
     wider = keyed_rows(table, range(5, 6)).append_column("note", pa.array(["new"]))
@@ -288,7 +283,7 @@ def test_delta_rs_commits_carry_checksums_that_add_up(lake: Settings) -> None:
     for version in range(1, 5):
         at = DeltaTable(table.path(lake), version=version)
         sizes = at.get_add_actions(flatten=True).column("size_bytes").to_pylist()
-        checksum = json.loads(_log(table, lake, version, "crc").read_text())
+        checksum = json.loads(_crc(table, lake, version).read_text())
         assert (checksum["numFiles"], checksum["tableSizeBytes"]) == (len(sizes), sum(sizes))
         assert json.loads(checksum["metadata"]["schemaString"]) == json.loads(at.schema().to_json())
     assert [(t["appId"], t["version"]) for t in checksum["setTransactions"]] == [("notifier", 2)]

@@ -37,7 +37,8 @@ CARRIED = (
 REQUIRED = frozenset({"tableSizeBytes", "numFiles", "metadata", "protocol"})
 
 
-def _checksum_file(table: Table, settings: Settings, version: int) -> str:
+def checksum_file(table: Table, settings: Settings, version: int) -> str:
+    """The checksum file of ``version``, beside its commit file (``Table.log``)."""
     return table.log(settings, version).removesuffix(".json") + ".crc"
 
 
@@ -72,9 +73,9 @@ def next_checksum(previous: dict[str, Any], actions: Iterable[dict[str, Any]]) -
 def write_checksum(table: Table, settings: Settings, version: int) -> bool:
     """Write the checksum of ``version`` of ``table``, a commit delta-rs has just made, when the
     version before it has one and it has none yet; whether it was written."""
-    if exists(settings, _checksum_file(table, settings, version)):
+    if exists(settings, checksum_file(table, settings, version)):
         return False  # Spark's commit, or ours written already
-    previous = read_text(settings, _checksum_file(table, settings, version - 1))
+    previous = read_text(settings, checksum_file(table, settings, version - 1))
     commit = read_text(settings, table.log(settings, version))
     if previous is None or commit is None:
         return False
@@ -82,5 +83,5 @@ def write_checksum(table: Table, settings: Settings, version: int) -> bool:
     checksum = next_checksum(json.loads(previous), actions)
     if checksum is None:
         return False
-    write_text(settings, _checksum_file(table, settings, version), json.dumps(checksum))
+    write_text(settings, checksum_file(table, settings, version), json.dumps(checksum))
     return True
