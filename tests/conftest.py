@@ -200,7 +200,9 @@ def isolated(settings: Settings, root: Path) -> Settings:
 
 
 def secured(settings: Settings, root: Path, keys: list | None = None, **security: Any) -> Settings:
-    """``settings`` with a data folder (registry, secrets) of its own and closed reads."""
+    """``settings`` with a data folder (registry, secrets) of its own and closed reads; users'
+    passwords hashed with the fewest rounds allowed (the tests set hundreds of them)."""
+    security = {"user_password_rounds": 1_000, **security}
     return settings.model_copy(
         update={
             "paths": settings.paths.model_copy(

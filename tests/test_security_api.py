@@ -29,6 +29,7 @@ from serving_api.auth import mint_key
 from serving_api.routers.devices import qr_png
 from tests.api_samples import API, PASSWORD, token
 from tests.conftest import secured
+from tests.registry_writers import register_many
 
 
 @pytest.fixture
@@ -167,20 +168,12 @@ def test_rate_limit_answers_429_with_retry_after(own: Settings) -> None:
         assert {c.get("/health").status_code for _ in range(5)} == {200}
 
 
-def _register_many(args: tuple[Settings, int]) -> int:
-    settings, worker = args
-    registry = open_registry(settings)
-    for i in range(20):
-        registry.register_device("IP-003", ["crowd_count"], f"w{worker}-{i}")
-    return worker
-
-
 def test_registry_survives_restarts_and_concurrent_writers(
     settings: Settings, tmp_path: Path, registry_url: str
 ):
     own = secured(settings, tmp_path, registry_url=registry_url)
     with multiprocessing.get_context("spawn").Pool(4) as pool:
-        assert sorted(pool.map(_register_many, [(own, w) for w in range(4)])) == [0, 1, 2, 3]
+        assert sorted(pool.map(register_many, [(own, w) for w in range(4)])) == [0, 1, 2, 3]
     reopened = open_registry(own)  # a new engine: what a restarted service sees
     assert len(reopened.devices(market_id="IP-003")) == 80
     assert (tmp_path / "registry.db").exists() == (not registry_url)

@@ -487,6 +487,9 @@ class SecuritySettings(BaseModel):
     rate_limit_burst: int = Field(100, ge=1)
     rate_limit_exempt: list[str] = ["127.0.0.1", "::1"]
     cors_origins: list[str] = []
+    #: PBKDF2-SHA512 rounds of a new user password (OWASP's recommendation); each stored hash
+    #: keeps its own count, so a change applies to passwords set from then on
+    user_password_rounds: int = Field(210_000, ge=1_000)
 
     def model_post_init(self, _context: Any) -> None:
         if self.secrets_file and not self.secrets_file.is_absolute():

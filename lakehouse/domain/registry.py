@@ -31,10 +31,9 @@ from lakehouse.catalog.events import Metric
 from lakehouse.config.settings import Role, Settings
 
 MIGRATIONS = "lakehouse.domain:migrations"
-#: PBKDF2 rounds: device passwords are 32 random bytes (Mosquitto's own default suffices);
-#: user passwords are chosen by people, so they get the OWASP-recommended count
+#: PBKDF2 rounds of device passwords: 32 random bytes, so Mosquitto's own default suffices (user
+#: passwords are chosen by people: ``security.user_password_rounds``)
 DEVICE_ROUNDS = 101
-USER_ROUNDS = 210_000
 DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 ROLES: tuple[str, ...] = get_args(Role)
 
@@ -149,9 +148,10 @@ def _utc(value: datetime) -> datetime:
 class Registry:
     """Devices and users in the SQL store; every method is one short transaction."""
 
-    def __init__(self, engine: Engine, conf: Conf) -> None:
+    def __init__(self, engine: Engine, conf: Conf, user_rounds: int) -> None:
         self.engine = engine
         self.conf = conf  # the markets a device may be in
+        self.user_rounds = user_rounds  # PBKDF2 rounds of a new user password
 
     def close(self) -> None:
         """Close the pooled connections (a later call opens new ones)."""
@@ -279,7 +279,7 @@ class Registry:
             raise RegistryError(f"role must be one of {list(ROLES)}")
         if not DEVICE_ID.match(username):
             raise RegistryError(f"user name {username!r} must match {DEVICE_ID.pattern}")
-        values = {"role": role, "password_hash": hash_password(password, USER_ROUNDS)}
+        values = {"role": role, "password_hash": hash_password(password, self.user_rounds)}
         with self.engine.begin() as conn:
             updated = conn.execute(
                 users_table.update().where(users_table.c.username == username).values(**values)
@@ -335,4 +335,4 @@ def open_registry(settings: Settings) -> Registry:
         stack.callback(fcntl.flock, handle, fcntl.LOCK_UN)
         with engine.begin() as conn:
             _migrate(conn, conf_of(settings))
-    return Registry(engine, conf_of(settings))
+    return Registry(engine, conf_of(settings), settings.security.user_password_rounds)
