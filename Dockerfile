@@ -28,11 +28,13 @@ RUN npm run build
 
 # ---- the runtime: Python 3.11, a Java 17 runtime for Spark, the locked packages -------------
 FROM python:3.11-slim-bookworm
+# OMP_WAIT_POLICY as ./run.sh sets it: the models' OpenMP threads sleep, not spin, beside Spark
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore \
-    PYTHONPATH=/app
+    PYTHONPATH=/app \
+    OMP_WAIT_POLICY=PASSIVE
 RUN mkdir -p /usr/share/man/man1 \
     && apt-get update -qq \
     && apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless procps tini tzdata \

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from delta.tables import DeltaTable
+from py4j.protocol import REFLECTION_COMMAND_NAME
 from pyspark.sql import functions as F
 
 from lakehouse.catalog.tables import Layer, Table
@@ -76,6 +77,31 @@ def test_an_archive_without_jars_to_build_from_is_a_clear_error(monkeypatch, tmp
     assert main([]) == 2
     error = capsys.readouterr().err.splitlines()[-1]
     assert error.startswith("error: no Delta jars in") and "./run.sh setup" in error
+
+
+def test_the_driver_resolves_each_jvm_name_once(spark, monkeypatch):
+    """A column built again asks the JVM for the column alone: ``functions`` and its ``col``
+    were resolved the first time (``lakehouse/io/jvm_names.py``); a field is read every time."""
+    client = spark._jvm._gateway_client
+    sent: list[str] = []
+    send = client.send_command
+    monkeypatch.setattr(client, "send_command", lambda c, *a: sent.append(c) or send(c, *a))
+
+    def lookups() -> int:
+        asked = [c for c in sent if c.startswith(REFLECTION_COMMAND_NAME)]
+        sent.clear()
+        return len(asked)
+
+    F.col("price")  # resolved here, if no test did before
+    integer = spark._jvm.java.lang.Integer
+    assert integer.toString(2) == "2"
+    lookups()
+    F.col("price")
+    assert sent and lookups() == 0
+    assert spark._jvm.java.lang.Integer.toString(3) == "3"  # a class, a static method
+    assert lookups() == 0
+    assert integer.MAX_VALUE == integer.MAX_VALUE == 2**31 - 1
+    assert lookups() == 2  # a field's value: asked each time
 
 
 def test_a_literal_map_is_one_folded_literal_of_its_values_type(spark):

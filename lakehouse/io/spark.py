@@ -243,12 +243,15 @@ def get_spark(settings: Settings, extra_conf: Mapping[str, str] | None = None): 
     imported lazily). ``extra_conf`` only takes effect when no session runs yet."""
     from pyspark.sql import SparkSession
 
+    from lakehouse.io.jvm_names import remember_jvm_names
+
     # Python workers run this interpreter (PySpark reads it from the environment, not the conf)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder
     for key, value in spark_conf(settings, extra_conf).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
+    remember_jvm_names(spark._jvm)
     spark.sparkContext.setLogLevel("WARN")
     log4j = spark._jvm.org.apache.logging.log4j
     for name, level in QUIET_DRIVER_LOGGERS.items():
