@@ -47,9 +47,9 @@ export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 # ~30 % that any process imports (docs/benchmarks.md, eleventh and thirty-seventh entries)
 unset PYTHONDONTWRITEBYTECODE
 # OpenMP's threads (scikit-learn's, LightGBM's) sleep while they wait for work rather than spin:
-# on a box that Spark and the services share, a spinning thread holds the core that the thread it
-# waits for needs (tests/test_anomalies.py's injected anomalies beside other work: 14.7–20.6 → 7.7–9.1
-# CPU s; docs/benchmarks.md, forty-third entry)
+# on a box that Spark and the services share, a spinning thread holds the core that the thread
+# it waits for needs (the model tests beside a busy core: 94–103 → 53–55 CPU s;
+# docs/benchmarks.md, forty-third entry)
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 
 #: the tests that need neither Spark nor a service (the quick loop, ./run.sh test --fast)

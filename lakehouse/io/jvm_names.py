@@ -33,19 +33,23 @@ def _remembered(owner: object, name: str, found: Any) -> Any:
     return found
 
 
-class _RememberingView(JVMView):
+class _Remembering:
+    """What a view, a package or a class of py4j's resolves, kept (``_remembered``)."""
+
     def __getattr__(self, name: str) -> Any:
-        return _remembered(self, name, super().__getattr__(name))
+        return _remembered(self, name, super().__getattr__(name))  # type: ignore[misc]
 
 
-class _RememberingPackage(JavaPackage):
-    def __getattr__(self, name: str) -> Any:
-        return _remembered(self, name, super().__getattr__(name))
+class _RememberingView(_Remembering, JVMView):
+    pass
 
 
-class _RememberingClass(JavaClass):
-    def __getattr__(self, name: str) -> Any:
-        return _remembered(self, name, super().__getattr__(name))
+class _RememberingPackage(_Remembering, JavaPackage):
+    pass
+
+
+class _RememberingClass(_Remembering, JavaClass):
+    pass
 
 
 def remember_jvm_names(view: JVMView) -> None:
