@@ -80,6 +80,8 @@ class SupplyBatch:
         self.rules = self.alert_rules.supply
         self._exists = Existing(spark, settings)
         ensure_shared_tables(spark, settings)
+        # the regions' daily rows read it: a first batch of stock reports alone finds it empty
+        delta_io.ensure_table(spark, GOLD_SHIPMENTS, settings)
 
     def entities(self) -> DataFrame:
         """The registry now: an entity registered a moment ago is known to this batch."""
@@ -188,7 +190,7 @@ class SupplyBatch:
 
     def _alerts(self) -> None:
         """The supply rules over the supply gold tables, MERGEd into ``gold.alerts``."""
-        if self.rules is None or not self._exists(GOLD_SHIPMENTS):
+        if self.rules is None:
             return
         tz = self.settings.timezone
         signals = [

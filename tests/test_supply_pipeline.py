@@ -199,3 +199,22 @@ def test_each_late_shipment_raises_exactly_one_alert(supplied):
     arrived_late = set(shipments.loc[shipments["arrived_at"].notna(), "shipment_id"]) & late
     resolved = set(shipment_alerts.loc[shipment_alerts["status"] == "resolved", "alert_key"])
     assert resolved == arrived_late
+
+
+def test_stock_reports_before_any_shipment(settings, kafka, spark, tmp_path):
+    """A first batch of stock reports alone (a stack started with ``history_days: 0``): their
+    cover reaches gold, and gold.shipments exists, empty, rather than failing the query."""
+    own = isolated(settings, tmp_path)
+    own = own.model_copy(update={"paths": own.paths.model_copy(update={"data_dir": tmp_path})})
+    ensure_topics(own)
+    entities = open_supply_registry(own).entities()
+    stock = [e for e in simulate(entities, own, START, days=1) if isinstance(e, StockEvent)]
+    producer = EventProducer(own)
+    for event in stock:
+        producer.send_supply(event)
+    producer.flush()
+    drain(spark, own, supply_query)
+    assert len(_frame(SILVER_SUPPLY_STOCK, own)) == len(stock)
+    assert not _frame(GOLD_STOCK_DAILY, own).empty
+    assert not _frame(GOLD_SUPPLY_REGION_DAILY, own).empty
+    assert _frame(GOLD_SHIPMENTS, own).empty
