@@ -120,9 +120,9 @@ def test_topics_command_creates_the_topics_once(
         assert f"{topic} exists {layout}" in " ".join(again.stdout.split())
 
 
-MARKETS, COMMODITIES, DAYS = 50, 20, 20
-REPLAY_EVENTS = MARKETS * COMMODITIES * DAYS  # 20 000
-KILL_AFTER = 6_000  # events produced when one node is killed -9
+MARKETS, COMMODITIES, DAYS = 30, 10, 20
+REPLAY_EVENTS = MARKETS * COMMODITIES * DAYS  # 6 000
+KILL_AFTER = 2_000  # events produced when one node is killed -9
 
 
 def _replay_events() -> list[PriceEvent]:
@@ -167,7 +167,7 @@ def _wait_in_sync(settings: Settings, replicas: int, timeout: float = 180) -> No
         time.sleep(1)
 
 
-@pytest.mark.timeout(1200)  # 20 000 events through silver: a minute or more on a busy 2-core box
+@pytest.mark.timeout(1200)  # 6 000 events through silver: a minute or more on a busy 2-core box
 def test_three_nodes_lose_nothing_when_one_is_killed(
     spark, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
