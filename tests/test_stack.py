@@ -57,10 +57,17 @@ SERVICES = (
 )
 
 
+def _said(what: str) -> None:
+    """A line of the test's timeline (pytest shows it with a failure, or with ``-rP``)."""
+    print(f"{time.strftime('%H:%M:%S')} {what}", flush=True)
+
+
 def run(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
+    result = subprocess.run(
         [RUN_SH, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
+    _said(f"./run.sh {' '.join(args)}: exit {result.returncode}")
+    return result
 
 
 def _family(run_dir: Path) -> list[psutil.Process]:
@@ -75,6 +82,7 @@ def wait_until(what: str, found: Callable[[], Any], timeout: float = 600.0) -> A
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if value := found():
+            _said(what)
             return value
         time.sleep(1)
     raise AssertionError(f"timed out waiting for {what}")
