@@ -18,7 +18,7 @@ from pyspark.sql.streaming import StreamingQuery
 from lakehouse.config.cpu_priority import lower_session
 from lakehouse.config.logs import configure_logging
 from lakehouse.config.settings import Settings, load_settings
-from lakehouse.io.spark import get_spark
+from lakehouse.io.spark import get_spark, set_log_levels
 from lakehouse.io.status import stop_event, write_status
 from streaming_jobs.medallion import QueryFactory, gold_query, silver_query
 from streaming_jobs.news import news_query
@@ -30,6 +30,15 @@ log = logging.getLogger(__name__)
 
 STATUS_INTERVAL_SECONDS = 2.0
 STATUS_NAME = "pipeline"
+#: the driver's loggers that report the work of a batch a stop interrupts: quiet once the
+#: pipeline stops (``./run.sh down`` otherwise left, now and then, "ERROR TorrentBroadcast: Store
+#: broadcast … fail" and a Hadoop ``Shell`` warning with a Java stack trace in its log, and
+#: always a "Failed to cancel job group" warning per job)
+INTERRUPTED_BATCH_LOGGERS = {
+    "org.apache.spark.broadcast.TorrentBroadcast": "OFF",
+    "org.apache.hadoop.util.Shell": "OFF",
+    "org.apache.spark.scheduler.DAGScheduler": "ERROR",
+}
 
 
 def queries_of(priority: SilverFirst) -> tuple[QueryFactory, ...]:
@@ -88,8 +97,10 @@ def run(settings: Settings, stop: threading.Event) -> int:
             _report(settings, "running", queries, endpoint)
     finally:
         # a batch that stop interrupts is replayed from the checkpoint at the next start; py4j
-        # would log its InterruptedException as an error of the foreachBatch callback
+        # would log its InterruptedException as an error of the foreachBatch callback, and the
+        # JVM the writes and broadcasts it cut short
         logging.getLogger("py4j.clientserver").setLevel(logging.CRITICAL)
+        set_log_levels(spark, INTERRUPTED_BATCH_LOGGERS)
         priority.release()  # a gold batch resting ends now, not after its interval
         for q in queries:
             q.stop()

@@ -340,7 +340,8 @@ def test_first_run_as_a_user_lives_it(tmp_path: Path, monkeypatch: pytest.Monkey
     settings otherwise), left running for ``JOURNEY_SECONDS`` and checked only from
     outside: up (twice), status, each simulator round moving ``/prices/live``, every tab with
     data in Chromium, forecasts, impact and anomalies, the whole scrape and the operations
-    view, no traceback or ERROR in any service's log; down leaves no process."""
+    view, no traceback or ERROR in any service's log, before ``down`` and after; ``down`` leaves
+    no process."""
     own = {
         **stack_env(str(tmp_path)),
         # `./run.sh test` runs the journey beside the other sessions: a pipeline below them
@@ -425,6 +426,8 @@ def test_first_run_as_a_user_lives_it(tmp_path: Path, monkeypatch: pytest.Monkey
     stopped = run(env, "status")
     assert stopped.returncode == 1
     assert stopped.stdout.count("stopped") == len(SERVICES)
+    # the stop interrupted whatever batch ran: replayed at the next start, not an error
+    assert faults(settings.paths.log_dir) == []
 
 
 def test_free_ports_are_distinct_and_below_the_ephemeral_range():

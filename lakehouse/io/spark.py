@@ -253,10 +253,15 @@ def get_spark(settings: Settings, extra_conf: Mapping[str, str] | None = None): 
     spark = builder.getOrCreate()
     remember_jvm_names(spark._jvm)
     spark.sparkContext.setLogLevel("WARN")
-    log4j = spark._jvm.org.apache.logging.log4j
-    for name, level in QUIET_DRIVER_LOGGERS.items():
-        log4j.core.config.Configurator.setLevel(name, log4j.Level.toLevel(level))
+    set_log_levels(spark, QUIET_DRIVER_LOGGERS)
     return spark
+
+
+def set_log_levels(spark, levels: Mapping[str, str]) -> None:  # noqa: ANN001
+    """Set the levels of the driver's log4j loggers in ``levels`` (name → ``ERROR``, ``OFF`` …)."""
+    log4j = spark._jvm.org.apache.logging.log4j
+    for name, level in levels.items():
+        log4j.core.config.Configurator.setLevel(name, log4j.Level.toLevel(level))
 
 
 def pinned(df: DataFrame) -> DataFrame:
