@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -21,6 +22,7 @@ from lakehouse.catalog.tables import (
     SILVER_SHIPMENTS,
     SILVER_SUPPLY_STOCK,
 )
+from lakehouse.config.settings import Settings
 from lakehouse.domain.supply_registry import open_supply_registry
 from lakehouse.io.fast_read import open_table
 from lakehouse.io.kafka_io import EventProducer, ensure_topics
@@ -102,16 +104,21 @@ def _frame(table, settings) -> pd.DataFrame:
     return open_table(table, settings).to_pandas()
 
 
+def _own(settings: Settings, root: Path) -> Settings:
+    """``settings`` with a lakehouse, checkpoints, topics (created) and a data folder (the
+    supply registry's) of their own under ``root``."""
+    own = isolated(settings, root)
+    own = own.model_copy(update={"paths": own.paths.model_copy(update={"data_dir": root})})
+    ensure_topics(own)
+    return own
+
+
 @pytest.fixture(scope="module")
 def supplied(settings, kafka, spark, tmp_path_factory):
     """A simulated week, a re-sent copy of some of it and the bad records, drained by the
     supply query twice (the second run finds nothing new)."""
     root = tmp_path_factory.mktemp("supply")
-    supply_settings = isolated(settings, root)
-    supply_settings = supply_settings.model_copy(
-        update={"paths": supply_settings.paths.model_copy(update={"data_dir": root})}
-    )
-    ensure_topics(supply_settings)
+    supply_settings = _own(settings, root)
     entities = open_supply_registry(supply_settings).entities()
     events = list(simulate(entities, supply_settings, START, days=7))
     producer = EventProducer(supply_settings)
@@ -204,9 +211,7 @@ def test_each_late_shipment_raises_exactly_one_alert(supplied):
 def test_stock_reports_before_any_shipment(settings, kafka, spark, tmp_path):
     """A first batch of stock reports alone (a stack started with ``history_days: 0``): their
     cover reaches gold, and gold.shipments exists, empty, rather than failing the query."""
-    own = isolated(settings, tmp_path)
-    own = own.model_copy(update={"paths": own.paths.model_copy(update={"data_dir": tmp_path})})
-    ensure_topics(own)
+    own = _own(settings, tmp_path)
     entities = open_supply_registry(own).entities()
     stock = [e for e in simulate(entities, own, START, days=1) if isinstance(e, StockEvent)]
     producer = EventProducer(own)
