@@ -41,14 +41,16 @@ INTERRUPTED_BATCH_LOGGERS = {
 }
 
 
-def queries_of(priority: SilverFirst) -> tuple[QueryFactory, ...]:
-    """The application's streaming queries; those competing for the cores share ``priority``."""
-    return (
-        partial(silver_query, priority=priority),
-        partial(gold_query, priority=priority),
-        partial(supply_query, priority=priority),
-        news_query,
-    )
+def queries_of(settings: Settings, priority: SilverFirst) -> list[QueryFactory]:
+    """The application's streaming queries (``spark.queries``, in this order); those competing
+    for the cores share ``priority``."""
+    factories: dict[str, QueryFactory] = {
+        "silver": partial(silver_query, priority=priority),
+        "gold": partial(gold_query, priority=priority),
+        "supply": partial(supply_query, priority=priority),
+        "news": news_query,
+    }
+    return [factory for name, factory in factories.items() if name in settings.spark.queries]
 
 
 def _report(
@@ -75,11 +77,12 @@ def _report(
 
 
 def run(settings: Settings, stop: threading.Event) -> int:
-    """Start all queries and supervise them until ``stop`` is set or one fails."""
+    """Start the queries of ``spark.queries`` and supervise them until ``stop`` is set or one
+    fails."""
     spark = get_spark(settings)
     endpoint = serve_metrics(spark, settings)  # before the queries: it sees them start
     priority = SilverFirst(gold_interval=settings.spark.gold_interval_seconds)
-    queries = [factory(spark, settings) for factory in queries_of(priority)]
+    queries = [factory(spark, settings) for factory in queries_of(settings, priority)]
     # started: now the whole session (the JVM with it) yields to the API; the start itself,
     # a JVM's most CPU-hungry minute, ran at the session's default weight (on a busy box it
     # otherwise waited past the service's start timeout)

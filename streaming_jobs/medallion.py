@@ -107,6 +107,8 @@ WRITER = "silver"  # the silver query's appends record "silver:<query id>" and t
 SILVER_QUERY = "silver"
 HISTORY_QUERY = "history"  # the bulk history load (``history_query``)
 GOLD_QUERY = "gold"
+#: the gold batch's log line once its tables are written (its commit follows its rest)
+GOLD_BATCH_DONE = "gold batch done"
 #: what a gold batch's steps start from
 GOLD_INPUTS = ("quality", "batch_ids", "through", "gold_batch_id", "now")
 #: the gold batch's steps computing the alert signals of a family each
@@ -325,7 +327,7 @@ class GoldBatch:
         gate = self.priority.batch_gate(self.settings.spark.gold_yield_seconds)
         seconds = self.graph.run(inputs, inherit_properties(self.spark), gate)
         log.info(
-            "gold batch done",
+            GOLD_BATCH_DONE,
             extra={"batch_id": gold_batch_id, "silver_batches": batch_ids, "seconds": seconds},
         )
         rested = self.priority.gold_rest(batch_ids[-1], began)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-from functools import partial
 from pathlib import Path
 
 import pytest
@@ -30,10 +29,12 @@ from lakehouse.io.spark import (
 from scripts.isolated_stack import free_ports
 from scripts.services import SparkMaster
 from serving_api.app import create_app
+from streaming_jobs.medallion import GOLD_BATCH_DONE
 from tests.conftest import isolated
 from tests.medallion_data import Dataset, check_outcome, make_dataset, produce, received
 from tests.object_store import BUCKET, on_store, running_moto, store_env
 from tests.processes import (
+    MEDALLION_QUERIES,
     consecutive_free_ports,
     run_cli,
     wait_for,
@@ -147,24 +148,40 @@ def own_stack(
         **store_env(own),
         **{f"SMARTMARKET_KAFKA__TOPICS__{k.upper()}": t for k, t in own.kafka.topics},
         "SMARTMARKET_SERVICES__START_TIMEOUT_SECONDS": "900",  # a busy CI box
+        "SMARTMARKET_SPARK__QUERIES": MEDALLION_QUERIES,  # what the test checks
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return load_settings()
 
 
-def _replayed(settings: Settings, data: Dataset) -> bool:
-    """True once silver counted every record and gold holds every silver batch
-    (``check_outcome`` passes): the pipeline's gold query follows silver in batches of its own,
-    so meanwhile a gold table may not exist yet (``TableMissing``) or lack the days another one
-    has (a ``KeyError`` of its ``.loc``)."""
-    if received(settings) < data.total:
-        return False
-    try:
-        check_outcome(settings, data)
-    except (AssertionError, TableMissing, KeyError):
-        return False
-    return True
+class Replayed:
+    """A ``wait_for`` condition: true once silver counted every record and gold holds every
+    silver batch (``check_outcome`` passes). The pipeline's gold query follows silver in
+    batches of its own, so meanwhile a gold table may not exist yet (``TableMissing``) or lack
+    the days another one has (a ``KeyError`` of its ``.loc``). The tables are read from the
+    bucket (through moto, ~3 s a look on a quiet box) only once another gold batch is done
+    since the last look (its line in the pipeline's log, a local file; the batch's commit
+    comes later, after its rest of ``spark.gold_interval_seconds``): gold writes every table
+    the check reads, the data quality counts included."""
+
+    def __init__(self, settings: Settings, data: Dataset) -> None:
+        self.settings, self.data = settings, data
+        self.log = settings.paths.log_dir / "pipeline.log"
+        self.looked_at = -1  # gold batches done at the last look
+
+    def __call__(self) -> bool:
+        done = self.log.read_text(errors="replace").count(GOLD_BATCH_DONE)
+        if done == self.looked_at:
+            return False
+        self.looked_at = done
+        if received(self.settings) < self.data.total:
+            return False
+        try:
+            check_outcome(self.settings, self.data)
+        except (AssertionError, TableMissing, KeyError):
+            return False
+        return True
 
 
 @pytest.mark.timeout(2400)  # six JVMs on a 2-core box
@@ -202,8 +219,7 @@ def test_two_workers_on_an_s3_lakehouse_give_local_results_through_a_worker_kill
             produce(settings, data.phases[1])
             worker = json.loads((settings.paths.run_dir / f"{workers[0]}.pid").read_text())
             os.killpg(worker["pid"], signal.SIGKILL)  # the worker and its executor, mid-batch
-            replayed = partial(_replayed, settings, data)
-            wait_for(settings, replayed, 900, "the whole replay in silver and gold")
+            wait_for(settings, Replayed(settings, data), 900, "the whole replay in silver and gold")
             assert "Lost executor" in (settings.paths.log_dir / "pipeline.log").read_text()
             status = run_cli("status", "spark")
             assert status.returncode == 1 and _states(status.stdout)[workers[0]] == "stopped"

@@ -71,3 +71,23 @@ def test_the_queries_pools_are_the_configured_ones():
     name must be those ``conf/fairscheduler.xml`` configures."""
     pools = ElementTree.parse(SCHEDULER_POOLS).getroot().iter("pool")
     assert {pool.get("name") for pool in pools} == {SILVER_POOL, GOLD_POOL}
+
+
+def test_the_pipeline_runs_the_queries_of_the_settings(
+    clean_env: None, monkeypatch: pytest.MonkeyPatch
+):
+    """``spark.queries`` chooses the pipeline's streaming queries, in the pipeline's order;
+    gold alone is refused (it reads silver's commits)."""
+    from streaming_jobs.main import queries_of
+    from streaming_jobs.query_priority import SilverFirst
+
+    def started(settings) -> list[str]:
+        factories = queries_of(settings, SilverFirst(gold_interval=0))
+        return [getattr(f, "func", f).__name__ for f in factories]
+
+    assert started(load_settings()) == ["silver_query", "gold_query", "supply_query", "news_query"]
+    monkeypatch.setenv("SMARTMARKET_SPARK__QUERIES", '["gold", "silver"]')
+    assert started(load_settings()) == ["silver_query", "gold_query"]
+    monkeypatch.setenv("SMARTMARKET_SPARK__QUERIES", '["gold", "news"]')
+    with pytest.raises(ConfigError, match=r"spark.*add silver"):
+        load_settings()

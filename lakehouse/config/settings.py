@@ -283,7 +283,19 @@ class SparkSettings(BaseModel):
     #: where the silver query's statistical rules run: pandas (series_judge) or the JVM
     #: (jvm/series-judge, through streaming_jobs.jvm_judge); the same verdicts, another state
     judge: Literal["python", "jvm"] = "jvm"
+    #: the streaming queries the pipeline runs (streaming_jobs.main): the medallion pair alone
+    #: where no supply or news events are published; gold reads silver's commits, so not
+    #: without it
+    queries: list[Literal["silver", "gold", "supply", "news"]] = Field(
+        ["silver", "gold", "supply", "news"], min_length=1
+    )
     conf: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _gold_follows_silver(self) -> SparkSettings:
+        if "gold" in self.queries and "silver" not in self.queries:
+            raise ValueError("spark.queries: gold reads silver's commits; add silver")
+        return self
 
 
 class Hyperparameters(BaseModel):
