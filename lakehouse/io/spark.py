@@ -140,15 +140,17 @@ def class_archive(settings: Settings) -> Path:
     return settings.paths.jvm_lib_dir / "class-archive" / "spark-driver.jsa"
 
 
-#: the JIT's optimising tier (C2) for methods ten times as hot as its defaults require: a
-#: batch's plans are new classes each time (Janino), most run a few thousand times and
+#: the JIT's optimising tier (C2) for methods a hundred times as hot as its defaults require:
+#: a batch's plans are new classes each time (Janino), most run a few thousand times and
 #: then never again, and C2 compiled them for a third of the driver's CPU, still after
-#: minutes of running (docs/benchmarks.md, thirty-fifth entry); what stays hot is compiled
+#: minutes of running (docs/benchmarks.md, thirty-fifth entry); what stays hot is compiled.
+#: Ten times spared most of that; a hundred times the default stack's first five minutes
+#: another ~10 CPU s of its pipeline's JVM (forty-fifth entry)
 LATE_C2 = [
-    "-XX:Tier4InvocationThreshold=50000",
-    "-XX:Tier4MinInvocationThreshold=6000",
-    "-XX:Tier4CompileThreshold=150000",
-    "-XX:Tier4BackEdgeThreshold=400000",
+    "-XX:Tier4InvocationThreshold=500000",
+    "-XX:Tier4MinInvocationThreshold=60000",
+    "-XX:Tier4CompileThreshold=1500000",
+    "-XX:Tier4BackEdgeThreshold=4000000",
 ]
 
 
