@@ -144,8 +144,8 @@ def class_archive(settings: Settings) -> Path:
 #: a batch's plans are new classes each time (Janino), most run a few thousand times and
 #: then never again, and C2 compiled them for a third of the driver's CPU, still after
 #: minutes of running (docs/benchmarks.md, thirty-fifth entry); what stays hot is compiled.
-#: Ten times spared most of that; a hundred times the default stack's first five minutes
-#: another ~10 CPU s of its pipeline's JVM (forty-fifth entry)
+#: Ten times spared most of that; a hundred times, the same at rest and a few CPU s less in
+#: the default stack's first five minutes (four pairs of fresh stacks, forty-fifth entry)
 LATE_C2 = [
     "-XX:Tier4InvocationThreshold=500000",
     "-XX:Tier4MinInvocationThreshold=60000",
