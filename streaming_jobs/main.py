@@ -20,11 +20,17 @@ from lakehouse.config.logs import configure_logging
 from lakehouse.config.settings import Settings, load_settings
 from lakehouse.io.spark import get_spark, set_log_levels
 from lakehouse.io.status import stop_event, write_status
-from streaming_jobs.medallion import QueryFactory, gold_query, silver_query
-from streaming_jobs.news import news_query
+from streaming_jobs.medallion import (
+    GOLD_QUERY,
+    SILVER_QUERY,
+    QueryFactory,
+    gold_query,
+    silver_query,
+)
+from streaming_jobs.news import NEWS_QUERY, news_query
 from streaming_jobs.progress_metrics import MetricsEndpoint, serve_metrics
 from streaming_jobs.query_priority import SilverFirst
-from streaming_jobs.supply_query import supply_query
+from streaming_jobs.supply_query import SUPPLY_QUERY, supply_query
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +48,13 @@ INTERRUPTED_BATCH_LOGGERS = {
 
 
 def queries_of(settings: Settings, priority: SilverFirst) -> list[QueryFactory]:
-    """The application's streaming queries (``spark.queries``, in this order); those competing
-    for the cores share ``priority``."""
+    """The application's streaming queries (``spark.queries``, by the queries' names, in this
+    order); those competing for the cores share ``priority``."""
     factories: dict[str, QueryFactory] = {
-        "silver": partial(silver_query, priority=priority),
-        "gold": partial(gold_query, priority=priority),
-        "supply": partial(supply_query, priority=priority),
-        "news": news_query,
+        SILVER_QUERY: partial(silver_query, priority=priority),
+        GOLD_QUERY: partial(gold_query, priority=priority),
+        SUPPLY_QUERY: partial(supply_query, priority=priority),
+        NEWS_QUERY: news_query,
     }
     return [factory for name, factory in factories.items() if name in settings.spark.queries]
 
