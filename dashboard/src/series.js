@@ -36,6 +36,7 @@ const note = document.getElementById("series-note");
 const impactBox = document.getElementById("impact");
 let chart = null;
 let loaded = null; // the last answer, redrawn on a language switch
+let asked = 0; // the newest load's number: an older answer that arrives after it is dropped
 
 function alertMessage(alert) {
   return alert.message ?? alert.rule ?? "";
@@ -67,12 +68,14 @@ async function loadSeries() {
   const market_id = marketSelect.value;
   const commodity = commoditySelect.value;
   if (!market_id || !commodity) return;
+  const ask = ++asked;
   const [history, forecasts, anomalies, alerts] = await Promise.all([
     getAllPages("/prices/history", { market_id, commodity, granularity: "day", limit: 1000 }),
     getJson("/forecasts", { market_id, commodity }),
     getJson("/anomalies", { commodity, limit: 1000 }),
     getJson("/alerts", { commodity, limit: 1000, lang: language() }),
   ]);
+  if (ask !== asked) return; // another series (or language) was asked for meanwhile
   loaded = {
     language: language(), // of the alerts' messages
     history,
