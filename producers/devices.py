@@ -203,7 +203,10 @@ def run(settings: Settings, stop: threading.Event) -> None:
         began = time.time()
         batch = list(simulator.readings_at(datetime.now(settings.tz).replace(microsecond=0)))
         published += publish(client, iter(batch), len(batch))
-        return began + sim.interval_seconds, {"detail": f"{published} readings published"}
+        # the next round on the clock's next multiple of the interval, as the price rounds are
+        # (``price_simulator``): both services' rounds reach Kafka together, in one silver batch
+        due = (began // sim.interval_seconds + 1) * sim.interval_seconds
+        return due, {"detail": f"{published} readings published"}
 
     try:
         run_rounds(settings, STATUS_NAME, stop, round_)
