@@ -11,14 +11,14 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.gzip import GZipMiddleware
 
-from lakehouse.config.settings import PROJECT_ROOT
+from lakehouse.config.settings import DATASETS_DIR, PROJECT_ROOT
 from serving_api.deps import ConfDep, SettingsDep
 from serving_api.errors import ApiError
 from serving_api.routers import API_PREFIX
 
 DASHBOARD_DIR = PROJECT_ROOT / "dashboard"
 BUNDLE_DIR = DASHBOARD_DIR / "dist"
-BASE_MAP = PROJECT_ROOT / "datasets" / "indonesia_provinces.geojson"
+BASE_MAP = DATASETS_DIR / "indonesia_provinces.geojson"
 ASSETS = "/dashboard/assets"
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
