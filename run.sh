@@ -56,8 +56,8 @@ export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 UNIT_TESTS="not services and not spark and not journey"
 #: the tests that need Spark or services (``./run.sh test`` runs them in two sessions: the files
 #: of LATE_FILES, the JVM judge's and tests/test_m* onwards, in the second, once the unit tests
-#: are done: the unit and late sessions together ended 35–60 s after the first in CI with the
-#: files from tests/test_k* on, whose first two letters' ~40 CPU s the first session now runs)
+#: are done; with tests/test_k* and test_l* there too, the unit and late sessions ended 35–90 s
+#: after the first in CI)
 INTEGRATION_TESTS="(services or spark) and not journey"
 LATE_FILES=(tests/test_jvm_judge.py tests/test_[m-z]*.py)
 

@@ -35,7 +35,7 @@ from lakehouse.config.logs import configure_logging
 from lakehouse.config.settings import Settings, load_settings
 from lakehouse.domain.broker_auth import sync_broker
 from lakehouse.domain.registry import Conflict, open_registry
-from lakehouse.io.status import run_rounds, stop_event, write_status
+from lakehouse.io.status import next_round_at, run_rounds, stop_event, write_status
 from producers.mqtt_io import make_client
 
 log = logging.getLogger(__name__)
@@ -203,9 +203,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
         began = time.time()
         batch = list(simulator.readings_at(datetime.now(settings.tz).replace(microsecond=0)))
         published += publish(client, iter(batch), len(batch))
-        # the next round on the clock's next multiple of the interval, as the price rounds are
-        # (``price_simulator``): both services' rounds reach Kafka together, in one silver batch
-        due = (began // sim.interval_seconds + 1) * sim.interval_seconds
+        due = next_round_at(sim.interval_seconds, began)  # in step with the price rounds
         return due, {"detail": f"{published} readings published"}
 
     try:

@@ -56,7 +56,7 @@ from lakehouse.config.logs import configure_logging
 from lakehouse.config.settings import Settings, load_settings
 from lakehouse.domain.reports import open_report, parse_rows, price_frame
 from lakehouse.io.kafka_io import EventProducer
-from lakehouse.io.status import run_rounds, stop_event, write_status
+from lakehouse.io.status import next_round_at, run_rounds, stop_event, write_status
 from producers.replay import SyntheticMarket, synthetic_markets
 from producers.state import read_state, write_state
 
@@ -358,7 +358,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
             covered = at.date()
             _covered(settings, covered)
         published += publish_round(simulator, producer, at)
-        return (simulator.round_number(at) + 1) * simulator.interval, {
+        return next_round_at(simulator.interval, at.timestamp()), {
             "detail": f"{published} prices published ({seeded} of the days before first)",
             "published": published,
             "history": seeded,

@@ -57,3 +57,17 @@ def test_a_status_never_goes_stale_between_slow_rounds(
     gaps = [b - a for (a, _), (b, _) in pairwise(writes)]
     assert max(gaps) < stale, gaps
     assert writes[-1][1] == {"detail": "round 3"}
+
+
+def test_services_with_intervals_that_divide_each_other_start_rounds_together():
+    """The devices (every 30 s) and the prices (every 15 s) started at any moment: every
+    device round begins with a price round, on the clock's multiples of the interval."""
+    for started in (0.0, 7.3, 29.999, 1_764_000_017.5):
+        devices, prices = [started], [started]
+        while devices[-1] < started + 300:
+            devices.append(status.next_round_at(30, devices[-1]))
+        while prices[-1] < started + 300:
+            prices.append(status.next_round_at(15, prices[-1]))
+        assert all(t % 30 == 0 for t in devices[1:])
+        assert set(devices[1:-1]) <= set(prices)
+        assert [b - a for a, b in pairwise(devices[1:])] == [30.0] * (len(devices) - 2)

@@ -53,6 +53,13 @@ Round = Callable[[], tuple[float, dict[str, Any]]]
 and the details its status should carry until then."""
 
 
+def next_round_at(interval: float, now: float) -> float:
+    """The first multiple of ``interval`` seconds since the epoch after ``now`` (a time in
+    seconds): services whose rounds start there run in step, so that their rounds of one
+    moment reach Kafka together (one silver batch, not one each)."""
+    return (now // interval + 1) * interval
+
+
 def run_rounds(settings: Settings, name: str, stop: threading.Event, round_: Round) -> None:
     """Call ``round_`` whenever it is due until ``stop`` is set, writing status ``name`` as
     "running" with its details after each round and at least every ``STALE_SECONDS / 3``
