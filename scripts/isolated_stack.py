@@ -82,7 +82,6 @@ def stack_env(data_dir: str) -> dict[str, str]:
         "SMARTMARKET_MLFLOW__PORT": str(mlflow),
         "SMARTMARKET_API__PORT": str(api),
         "SMARTMARKET_SPARK__UI_PORT": str(spark_ui),
-        "SMARTMARKET_SPARK__SHUFFLE_PARTITIONS": "2",
         "SMARTMARKET_PROMETHEUS__PORT": str(prometheus),
         "SMARTMARKET_PROMETHEUS__KAFKA_JMX_PORT": str(kafka_jmx),
         "SMARTMARKET_PIPELINE_METRICS__PORT": str(pipeline_metrics),

@@ -110,10 +110,6 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         # cost them more than it saves (tests/test_cluster_kafka.py, test_kafka.py and
         # test_bronze.py: the Kafka JVMs 58 → 31 CPU s)
         "SMARTMARKET_KAFKA__JAVA_OPTIONS": "-XX:TieredStopAtLevel=1",
-        # a shuffle (and a stateful operator's state stores) in a task per core: the tests'
-        # batches are a few rows (tests/test_alerts.py's Spark JVM 91 → 81 CPU s, test_holds.py
-        # 114 → 106 against the pipeline's 4)
-        "SMARTMARKET_SPARK__SHUFFLE_PARTITIONS": "2",
     }
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():

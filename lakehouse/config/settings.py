@@ -265,7 +265,7 @@ class SparkSettings(BaseModel):
     cluster: SparkClusterSettings = SparkClusterSettings()
     app_name: str = "smart-market-pipeline"
     driver_memory: str = "2g"
-    shuffle_partitions: int = Field(4, ge=1)
+    shuffle_partitions: int = Field(2, ge=1)
     ui_port: int = Field(4040, ge=1, le=65535)
     trigger_seconds: float = Field(0.25, gt=0)
     gold_trigger_seconds: float = Field(0.25, gt=0)
