@@ -20,6 +20,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lakehouse.catalog.conf import conf_of
+from lakehouse.catalog.reference import successor_markets
 from lakehouse.catalog.tables import (
     GOLD_ALERTS,
     GOLD_ANOMALIES,
@@ -32,7 +33,7 @@ from lakehouse.catalog.tables import (
 from lakehouse.config.logs import Laps
 from lakehouse.config.settings import Settings
 from lakehouse.io import delta_io
-from lakehouse.io.spark import pinned
+from lakehouse.io.spark import literal_map, pinned
 from streaming_jobs.alerts import (
     CHANGED,
     AlertRules,
@@ -47,6 +48,7 @@ from streaming_jobs.alerts import (
     region_move_signals,
     sensor_signals,
     surge_signals,
+    without_copies,
 )
 from streaming_jobs.batch_values import batch_clock
 from streaming_jobs.silver import local_date
@@ -150,6 +152,7 @@ class AlertStep:
         self.settings = settings
         self.rules = rules
         self.tz = settings.timezone
+        self.copied_from = literal_map(successor_markets(conf_of(settings).provinces))
         delta_io.ensure_table(spark, GOLD_ALERTS, settings)
 
     def _read(self, table: Table, condition: str) -> DataFrame:
@@ -216,8 +219,9 @@ class AlertStep:
         )
         changes = price_changes(daily, self.rules)
         series = "market_id|commodity"
+        moves = touched.within(without_copies(changes, self.copied_from), series)
         signals = [
-            price_move_signals(touched.within(changes, series), self.rules, self.tz),
+            price_move_signals(moves, self.rules, self.tz),
             region_move_signals(changes, self.rules, self.tz),
         ]
         if delta_io.exists(self.spark, GOLD_FORECASTS, self.settings):

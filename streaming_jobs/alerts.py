@@ -65,10 +65,6 @@ def day_start(date: Column, tz: str) -> Column:
     return F.to_utc_timestamp(date.cast("timestamp"), tz)
 
 
-def _number(x: Column, decimals: int = 0) -> Column:
-    return F.format_string(f"%.{decimals}f", x)
-
-
 def key_column(*columns: str) -> Column:
     """A rule's key (``alert_key``) from its columns: ``IP-001|beras``."""
     return F.concat_ws("|", *[F.coalesce(F.col(c), F.lit("")) for c in columns])
@@ -118,6 +114,24 @@ def price_changes(daily: DataFrame, rules: AlertRules) -> DataFrame:
     return daily.withColumn("reference", reference).withColumn(
         "change", F.col("close") / F.col("reference") - 1
     )
+
+
+def without_copies(changes: DataFrame, copied_from: Column) -> DataFrame:
+    """``price_changes`` rows less those of a series that repeats another's: a province formed
+    from another whose sources publish no series of its own has its parent's (the price
+    simulator's ``province_averages``; ``copied_from``: a map column, such a province's
+    aggregate market → its parent's, ``successor_markets``), and a move of both is one move,
+    alerted once, for the parent. A row is a copy when the parent's row of its commodity and day
+    has its close and reference; a series of its own that moves otherwise stays."""
+    parent = copied_from[F.col("market_id")]
+    same_day = Window.partitionBy(F.coalesce(parent, F.col("market_id")), "commodity", "date")
+    theirs = F.first(F.when(parent.isNull(), F.struct("close", "reference")), ignorenulls=True)
+    copy = (
+        parent.isNotNull()
+        & (F.col("_theirs.close") == F.col("close"))
+        & F.col("_theirs.reference").eqNullSafe(F.col("reference"))
+    )
+    return changes.withColumn("_theirs", theirs.over(same_day)).where(~copy).drop("_theirs")
 
 
 def reference_medians(points: DataFrame, daily: DataFrame, rules: AlertRules) -> DataFrame:
@@ -305,7 +319,7 @@ def anomaly_signals(anomalies: DataFrame, rules: AlertRules, tz: str) -> DataFra
             market=F.col("market_id"),
             commodity=F.col("commodity"),
             metric=F.col("kind"),
-            value=_number(F.col("score"), 2),
+            value=F.col("score"),
         ),
     )
 
@@ -388,8 +402,8 @@ def sensor_signals(hourly: DataFrame, rules: AlertRules, tz: str) -> DataFrame:
             details=F.to_json(F.struct("mean", "min", "max", "count", "hour")),
             fields=_fields(
                 market=F.col("market_id"),
-                value=_number(value, 0 if crowd else 1),
-                reference=_number(reference, 0 if crowd else 1),
+                value=value,
+                reference=reference,
             ),
         )
 
@@ -775,10 +789,17 @@ def _grouped(x: Column, decimals: int, language: str) -> Column:
     return F.translate(text, ",.", ".,") if language == "id" else text
 
 
+#: the ``{x:kind}`` of a number with that many decimals (``formatted``)
+DECIMALS = {"d0": 0, "d1": 1, "d2": 2}
+
+
 def formatted(x: Column, kind: str, language: str) -> Column:
     """A number of a message in its language's way: ``rp`` rupiah (``Rp 40.216``, Indonesian
     grouping in both languages: how prices are written), ``pct`` a fraction as a percentage
-    (``-3,5 %`` / ``-3.5%``), ``spct`` the same with its sign (``+3,5 %`` / ``+3.5%``)."""
+    (``-3,5 %`` / ``-3.5%``), ``spct`` the same with its sign (``+3,5 %`` / ``+3.5%``), ``d0``,
+    ``d1``, ``d2`` a number with that many decimals (``1.100``, ``2,4`` / ``1,100``, ``2.4``)."""
+    if kind in DECIMALS:
+        return _grouped(x, DECIMALS[kind], language)
     if kind == "rp":
         return F.concat(F.lit("Rp "), _grouped(F.round(x), 0, "id"))
     if kind in ("pct", "spct"):
@@ -895,11 +916,33 @@ def _people_words(
 # ---- supply chain (issue 35): stock_cover_low, shipment_late, route_delay -------------------
 
 
+def entity_places(stock: DataFrame, names: Column) -> DataFrame:
+    """``gold.stock_daily`` rows with ``place``, the words that name their entity: its name
+    and province (``Gudang Bulog Makassar (Sulawesi Selatan)``) from ``names`` (a map column,
+    entity id → name; the id where it has none)."""
+    name = F.coalesce(names[F.col("entity_id")], F.col("entity_id"))
+    return stock.withColumn("place", F.concat(name, F.lit(" ("), F.col("province"), F.lit(")")))
+
+
+def shared_provinces(regions: DataFrame, stock: DataFrame) -> DataFrame:
+    """``gold.supply_region_daily`` rows (``place``: the province) of a province × commodity ×
+    day whose stock more than one entity holds (``gold.stock_daily``): where one entity holds
+    it all, the province's cover is that entity's, and its own ``stock_cover_low`` says so once."""
+    keys = ["province", "commodity", "date"]
+    shared = (
+        stock.groupBy(*keys)
+        .agg(F.countDistinct("entity_id").alias("holders"))
+        .where(F.col("holders") > 1)
+    )
+    return regions.join(shared, keys, "left_semi").withColumn("place", F.col("province"))
+
+
 def stock_cover_signals(
     daily: DataFrame, rules: SupplyAlertRules, tz: str, scope: Literal["entity", "province"]
 ) -> DataFrame:
-    """Per entity (``gold.stock_daily``) or province (``gold.supply_region_daily``) ×
-    commodity × day: days of cover below the rule's levels (fewer days: worse)."""
+    """Per entity (``gold.stock_daily``, ``entity_places``) or province
+    (``gold.supply_region_daily``, ``shared_provinces``) × commodity × day: days of cover below
+    the rule's levels (fewer days: worse)."""
     rule = rules.stock_cover_low
     who = "entity_id" if scope == "entity" else "province"
     cover = F.col("days_of_cover")
@@ -915,26 +958,28 @@ def stock_cover_signals(
         metric=F.lit("days_of_cover"),
         details=F.lit(None).cast("string"),
         fields=_fields(
-            place=F.col(who),
+            place=F.col("place"),
             commodity=F.col("commodity"),
-            value=_number(cover, 1),
-            reference=_number(F.lit(rule.warning), 1),
+            value=cover,
+            reference=F.lit(rule.warning),
         ),
     )
 
 
-def shipment_late_signals(shipments: DataFrame, rules: SupplyAlertRules) -> DataFrame:
+def shipment_late_signals(
+    shipments: DataFrame, rules: SupplyAlertRules, names: Column
+) -> DataFrame:
     """Per shipment (``gold.shipments``): a point at its expected time, firing by its delay
     in hours, and a calm one when it arrived — so a late shipment is one alert, resolved on
-    arrival."""
+    arrival. Its origin and destination by name (``names``: entity id → name, a map column)."""
     rule = rules.shipment_late
     delay = F.col("delay_hours")
     fields = _fields(
         shipment=F.col("shipment_id"),
         commodity=F.col("commodity"),
-        origin=F.col("origin_id"),
-        destination=F.col("destination_id"),
-        value=_number(delay, 1),
+        origin=F.coalesce(names[F.col("origin_id")], F.col("origin_id")),
+        destination=F.coalesce(names[F.col("destination_id")], F.col("destination_id")),
+        value=delay,
     )
     common = dict(
         rule=F.lit("shipment_late"),
@@ -1001,8 +1046,8 @@ def route_delay_signals(shipments: DataFrame, rules: SupplyAlertRules, tz: str) 
         details=F.lit(None).cast("string"),
         fields=_fields(
             route=F.col("route_id"),
-            value=_number(F.col("recent"), 1),
-            reference=_number(F.col("usual"), 1),
+            value=F.col("recent"),
+            reference=F.col("usual"),
         ),
     )
 

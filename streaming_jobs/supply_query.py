@@ -38,13 +38,15 @@ from lakehouse.config.logs import Laps
 from lakehouse.config.settings import Settings
 from lakehouse.domain.supply_registry import open_supply_registry
 from lakehouse.io import delta_io
-from lakehouse.io.spark import GOLD_POOL, local_frame, pinned
+from lakehouse.io.spark import GOLD_POOL, literal_map, local_frame, pinned
 from streaming_jobs import supply
 from streaming_jobs.alerting import upsert_alerts
 from streaming_jobs.alerts import (
     alert_rows,
+    entity_places,
     episodes,
     route_delay_signals,
+    shared_provinces,
     shipment_late_signals,
     stock_cover_signals,
 )
@@ -193,16 +195,17 @@ class SupplyBatch:
         if self.rules is None:
             return
         tz = self.settings.timezone
+        names = literal_map({e.entity_id: e.name for e in self.registry.entities()})
         signals = [
-            shipment_late_signals(self._read(GOLD_SHIPMENTS), self.rules),
+            shipment_late_signals(self._read(GOLD_SHIPMENTS), self.rules, names),
             route_delay_signals(self._read(GOLD_SHIPMENTS), self.rules, tz),
         ]
         if self._exists(GOLD_STOCK_DAILY):
+            stock = self._read(GOLD_STOCK_DAILY)
+            regions = shared_provinces(self._read(GOLD_SUPPLY_REGION_DAILY), stock)
             signals += [
-                stock_cover_signals(self._read(GOLD_STOCK_DAILY), self.rules, tz, "entity"),
-                stock_cover_signals(
-                    self._read(GOLD_SUPPLY_REGION_DAILY), self.rules, tz, "province"
-                ),
+                stock_cover_signals(entity_places(stock, names), self.rules, tz, "entity"),
+                stock_cover_signals(regions, self.rules, tz, "province"),
             ]
         every = signals[0]
         for more in signals[1:]:

@@ -13,15 +13,17 @@ from deltalake import DeltaTable
 from pyspark.sql import functions as F
 
 from lakehouse.catalog.conf import Conf
+from lakehouse.catalog.reference import successor_markets
 from lakehouse.catalog.tables import GOLD_ALERTS
 from lakehouse.config.settings import SAMPLE_PRICES, ConfigError
 from lakehouse.domain.metrics import REFERENCE_DAYS
-from lakehouse.io.spark import local_frame
+from lakehouse.io.spark import literal_map, local_frame
 from streaming_jobs.alerting import news_since, upsert_alerts
 from streaming_jobs.alerts import (
     SIGNAL_COLUMNS,
     alert_rows,
     anomaly_signals,
+    entity_places,
     episodes,
     forecast_signals,
     held_alert_days,
@@ -35,7 +37,10 @@ from streaming_jobs.alerts import (
     sensor_alarm,
     sensor_alarms,
     sensor_signals,
+    shared_provinces,
+    stock_cover_signals,
     surge_signals,
+    without_copies,
 )
 from streaming_jobs.row_kinds import KindCounts, RowKind
 from tests.shipped import SHIPPED
@@ -165,6 +170,70 @@ def test_price_messages_name_market_commodity_and_province_ids_stay_in_fields(sp
     assert (row.market_id, row.commodity) == ("IP-004", "cabai_merah")
     fields = out.first().fields
     assert (fields["market"], fields["commodity"]) == ("IP-004", "cabai_merah")
+
+
+def test_a_move_of_a_series_a_new_province_takes_from_its_parent_alerts_once(spark):
+    """Papua Selatan, Tengah and Pegunungan (formed from Papua in 2022) publish Papua's
+    average where no source has their own: Papua's chili drop alerts for Papua alone; a new
+    province whose own series moves otherwise alerts for itself."""
+    w = RULES.price_move.warning
+    papua = [*CALM[:8], 100 * (1 - w - 0.03)]
+    own = [*CALM[:8], 100 * (1 - w - 0.05)]
+    closes = {
+        ("PROV-91", "cabai_merah"): papua,
+        ("PROV-93", "cabai_merah"): papua,  # the copy
+        ("PROV-95", "cabai_merah"): papua,  # the copy
+        ("PROV-94", "cabai_merah"): own,  # a series of its own
+        ("PROV-94", "beras"): papua,  # Papua has no rice series: its own
+    }
+    assert successor_markets(SHIPPED.provinces)["PROV-93"] == "PROV-91"
+    copied_from = literal_map(successor_markets(SHIPPED.provinces))
+    changes = without_copies(price_changes(daily(spark, closes, "Papua"), RULES), copied_from)
+    keys = {a[1] for a in opened(price_move_signals(changes, RULES, TZ))}
+    assert keys == {"PROV-91|cabai_merah", "PROV-94|cabai_merah", "PROV-94|beras"}
+
+
+def test_supply_messages_name_the_entities_and_a_lone_holder_s_province_alerts_once(spark):
+    """A warehouse short of rice: one alert, naming it and its province, with the days of
+    cover in each language's numbers; its province alerts of its own only where more than one
+    entity holds the commodity (Jawa Barat's sugar: two holders, both short)."""
+    rows = [
+        ("WH-1271-BULOG", "beras", "Sumatera Utara", 2.5),
+        ("WH-3212-BULOG", "gula_pasir", "Jawa Barat", 2.0),
+        ("DS-3273-BDG", "gula_pasir", "Jawa Barat", 2.6),
+    ]
+    stock = local_frame(
+        spark,
+        [(e, c, p, DAY0, cover) for e, c, p, cover in rows],
+        "entity_id string, commodity string, province string, date date, days_of_cover double",
+    )
+    regions = local_frame(
+        spark,
+        [("Sumatera Utara", "beras", DAY0, 2.5), ("Jawa Barat", "gula_pasir", DAY0, 2.3)],
+        "province string, commodity string, date date, days_of_cover double",
+    )
+    names = literal_map({"WH-1271-BULOG": "Gudang Bulog Medan"})  # the others: by their id
+    supply = RULES.supply
+    signals = stock_cover_signals(entity_places(stock, names), supply, TZ, "entity").unionByName(
+        stock_cover_signals(shared_provinces(regions, stock), supply, TZ, "province")
+    )
+    out = alert_rows(
+        episodes(signals, RULES.cooldown_hours()), RULES.messages(), SHIPPED, F.lit(T0)
+    )
+    messages = {r.alert_key: (r.message_id, r.message_en) for r in out.collect()}
+    assert set(messages) == {
+        "entity:WH-1271-BULOG|beras",
+        "entity:WH-3212-BULOG|gula_pasir",
+        "entity:DS-3273-BDG|gula_pasir",
+        "province:Jawa Barat|gula_pasir",
+    }
+    assert messages["entity:WH-1271-BULOG|beras"] == (
+        "Stok Beras Medium di Gudang Bulog Medan (Sumatera Utara) cukup untuk 2,5 hari "
+        "(batas 3,0 hari)",
+        "Medium rice stock at Gudang Bulog Medan (Sumatera Utara) covers 2.5 days "
+        "(threshold 3.0 days)",
+    )
+    assert "di Jawa Barat cukup untuk 2,3 hari" in messages["province:Jawa Barat|gula_pasir"][0]
 
 
 def test_region_move_fires_when_most_markets_rise_together(spark):
@@ -727,8 +796,8 @@ def test_severity_is_the_highest_and_value_the_latest_firing_point(spark):
     ).first()
     assert (row.severity, row.status, row.value) == ("critical", "open", 3.0)
     where = "Pasar Induk Kramat Jati, DKI Jakarta"  # IP-001's name and province
-    assert row.message_en == f"Temperature at {where} 3.0 °C (limit 35 °C): cold-chain risk"
-    assert row.message_id.startswith(f"Suhu di {where} 3.0 °C")
+    assert row.message_en == f"Temperature at {where} 3.0 °C (limit 35.0 °C): cold-chain risk"
+    assert row.message_id == f"Suhu di {where} 3,0 °C (batas 35,0 °C): risiko rantai dingin"
     assert row.market_id == "IP-001" and row.alert_key == "IP-001|temperature_c"  # ids kept
 
 

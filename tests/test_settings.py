@@ -2,8 +2,10 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
+import yaml
 
-from lakehouse.config.settings import PROJECT_ROOT, ConfigError, load_settings
+from lakehouse.config.settings import CONF_DIR, PROJECT_ROOT, ConfigError, load_settings
+from lakehouse.config.yaml_text import SAFE_LOADER, parse_yaml
 from lakehouse.io.spark import GOLD_POOL, SCHEDULER_POOLS, SILVER_POOL
 
 
@@ -91,3 +93,14 @@ def test_the_pipeline_runs_the_queries_of_the_settings(
     monkeypatch.setenv("SMARTMARKET_SPARK__QUERIES", '["gold", "news"]')
     with pytest.raises(ConfigError, match=r"spark.*add silver"):
         load_settings()
+
+
+def test_configuration_is_parsed_by_libyaml_with_the_pure_python_parser_s_values():
+    """Every configuration file gives the values PyYAML's own safe loader gives, parsed by
+    libyaml's (the wheels carry it); a Python object tag is refused by both."""
+    assert SAFE_LOADER is yaml.CSafeLoader
+    for path in sorted(CONF_DIR.rglob("*.yaml")):
+        text = path.read_text(encoding="utf-8")
+        assert parse_yaml(text) == yaml.safe_load(text), path
+    with pytest.raises(yaml.YAMLError):
+        parse_yaml("!!python/object/apply:os.system ['true']")

@@ -31,6 +31,7 @@ import yaml
 
 from lakehouse.catalog.reference import normal_form
 from lakehouse.config.settings import ConfigError
+from lakehouse.config.yaml_text import parse_yaml
 
 FIELDS = ("observed_at", "market_id", "region", "commodity", "price", "unit", "source")
 REQUIRED = {"long": ("observed_at", "market_id", "commodity", "price"), "wide": ("market_id",)}
@@ -102,7 +103,7 @@ def read_formats(folder: Path) -> dict[str, PriceFormat]:
     found = {}
     for path in sorted(folder.glob("*.yaml")):
         try:
-            spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            spec = parse_yaml(path.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise FormatError(f"cannot read format {path}: {exc}") from exc
         found[path.stem] = _format(path.stem, spec, str(path))

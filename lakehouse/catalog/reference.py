@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -21,6 +22,7 @@ import yaml
 
 from lakehouse.catalog.events import Metric
 from lakehouse.config.settings import DATASETS_DIR, ConfigError
+from lakehouse.config.yaml_text import parse_yaml
 
 NATIONAL = "Indonesia"  # the region of national aggregates
 PROVINCE_MARKET_PREFIX = "PROV-"
@@ -144,7 +146,7 @@ def _optional_float(text: str) -> float | None:
 
 def _read_yaml(path: Path) -> dict:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return parse_yaml(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read reference data {path}: {exc}") from exc
 
@@ -185,6 +187,17 @@ def province_lookup(provinces: dict[str, Province]) -> dict[str, str]:
 def province_market_id(province: Province) -> str:
     """The id of a province's aggregate market, its province-level series (``PROV-32``)."""
     return f"{PROVINCE_MARKET_PREFIX}{province.code}"
+
+
+def successor_markets(provinces: Mapping[str, Province]) -> dict[str, str]:
+    """The aggregate market of each province formed from another (``formed_from``: the four
+    Papua provinces of 2022) → that of the province it was formed from (``provinces`` by code):
+    where no source publishes a series of the new province, its parent's stands in for it."""
+    return {
+        province_market_id(p): province_market_id(provinces[p.formed_from])
+        for p in provinces.values()
+        if p.formed_from in provinces
+    }
 
 
 def _province_markets(provinces: dict[str, Province]) -> dict[str, Market]:

@@ -19,6 +19,8 @@ from typing import Any, Protocol
 
 import yaml
 
+from lakehouse.config.yaml_text import parse_yaml
+
 ENV_PREFIX = "SMARTMARKET_SECRET_"
 
 
@@ -41,7 +43,7 @@ def secrets_path(settings: Installation) -> Path:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = parse_yaml(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         return {}
     return data if isinstance(data, dict) else {}
@@ -73,7 +75,7 @@ def ensure_secret(settings: Installation, name: str, nbytes: int = 32) -> str:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     with contextlib.closing(os.fdopen(fd, "r+", encoding="utf-8")) as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
-        data = yaml.safe_load(handle.read()) or {}
+        data = parse_yaml(handle.read()) or {}
         if (value := _lookup(data, name)) is not None:
             return value
         node = data

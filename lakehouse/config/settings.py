@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from lakehouse.config.secrets import secret
+from lakehouse.config.yaml_text import parse_yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = PROJECT_ROOT / "conf"
@@ -41,7 +42,7 @@ M = TypeVar("M", bound=BaseModel)
 def yaml_model(path: Path, model: type[M], what: str) -> M:
     """The YAML file ``path`` validated as ``model``; ConfigError naming ``what`` it holds."""
     try:
-        return model.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+        return model.model_validate(parse_yaml(path.read_text(encoding="utf-8")))
     except (OSError, yaml.YAMLError, ValidationError) as exc:
         raise ConfigError(f"invalid {what} file {path}: {exc}") from exc
 
@@ -591,7 +592,7 @@ class _YamlSource(PydanticBaseSettingsSource):
                 f"Restore it (git checkout conf/) or point {CONFIG_ENV} at a readable file."
             ) from exc
         try:
-            data = yaml.safe_load(text) or {}
+            data = parse_yaml(text) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"configuration file {self.path} is not valid YAML: {exc}") from exc
         if not isinstance(data, dict):

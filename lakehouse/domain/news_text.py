@@ -33,6 +33,7 @@ import yaml
 from lakehouse.catalog.conf import Conf
 from lakehouse.catalog.reference import regencies as official_regencies
 from lakehouse.config.settings import ConfigError
+from lakehouse.config.yaml_text import parse_yaml
 
 Direction = Literal["up", "down", "stable"]
 Topic = Literal["price", "stock", "supply_disruption", "intervention", "other"]
@@ -157,7 +158,7 @@ def lexicon(conf: Conf) -> Lexicon:
     """``news.yaml`` of the configuration folder, read and checked once."""
     path = conf.path("news.yaml")
     try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        spec = parse_yaml(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
     directions: dict[tuple[str, ...], Direction] = {}
