@@ -916,11 +916,16 @@ def _people_words(
 # ---- supply chain (issue 35): stock_cover_low, shipment_late, route_delay -------------------
 
 
+def _name_of(entity_id: str, names: Column) -> Column:
+    """The name of the entity in column ``entity_id`` (``names``: a map column, entity id →
+    name), its id where it has none."""
+    return F.coalesce(names[F.col(entity_id)], F.col(entity_id))
+
+
 def entity_places(stock: DataFrame, names: Column) -> DataFrame:
     """``gold.stock_daily`` rows with ``place``, the words that name their entity: its name
-    and province (``Gudang Bulog Makassar (Sulawesi Selatan)``) from ``names`` (a map column,
-    entity id → name; the id where it has none)."""
-    name = F.coalesce(names[F.col("entity_id")], F.col("entity_id"))
+    and province (``Gudang Bulog Makassar (Sulawesi Selatan)``, ``_name_of``)."""
+    name = _name_of("entity_id", names)
     return stock.withColumn("place", F.concat(name, F.lit(" ("), F.col("province"), F.lit(")")))
 
 
@@ -977,8 +982,8 @@ def shipment_late_signals(
     fields = _fields(
         shipment=F.col("shipment_id"),
         commodity=F.col("commodity"),
-        origin=F.coalesce(names[F.col("origin_id")], F.col("origin_id")),
-        destination=F.coalesce(names[F.col("destination_id")], F.col("destination_id")),
+        origin=_name_of("origin_id", names),
+        destination=_name_of("destination_id", names),
         value=delay,
     )
     common = dict(

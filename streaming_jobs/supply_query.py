@@ -36,6 +36,7 @@ from lakehouse.catalog.tables import (
 )
 from lakehouse.config.logs import Laps
 from lakehouse.config.settings import Settings
+from lakehouse.domain.supply import Entity
 from lakehouse.domain.supply_registry import open_supply_registry
 from lakehouse.io import delta_io
 from lakehouse.io.spark import GOLD_POOL, literal_map, local_frame, pinned
@@ -85,9 +86,9 @@ class SupplyBatch:
         # the regions' daily rows read it: a first batch of stock reports alone finds it empty
         delta_io.ensure_table(spark, GOLD_SHIPMENTS, settings)
 
-    def entities(self) -> DataFrame:
-        """The registry now: an entity registered a moment ago is known to this batch."""
-        rows = [(e.entity_id, e.kind, e.regency_code, e.province) for e in self.registry.entities()]
+    def entities(self, registered: list[Entity]) -> DataFrame:
+        """The ``registered`` entities as a frame of ``ENTITY_COLUMNS``."""
+        rows = [(e.entity_id, e.kind, e.regency_code, e.province) for e in registered]
         return local_frame(self.spark, rows, ENTITY_COLUMNS)
 
     def __call__(self, rows: DataFrame, batch_id: int) -> None:
@@ -101,6 +102,8 @@ class SupplyBatch:
         records = RowKind.RECORD.rows(batch).drop(KIND)
         if records.isEmpty():
             return
+        # the registry now (read once a batch): an entity registered a moment ago is known
+        registered = self.registry.entities()
         firsts = RowKind.FIRST.rows(batch).select(
             *supply.COORDINATES, F.lit(True).alias("first_copy")
         )
@@ -109,7 +112,7 @@ class SupplyBatch:
         )
         validated = supply.validate_supply(
             supply.parse_supply(marked),
-            self.entities(),
+            self.entities(registered),
             self.commodity_ids,
             self.settings.supply.max_quantity,
         ).transform(pinned)
@@ -139,7 +142,7 @@ class SupplyBatch:
         laps("silver")
         self._gold(appends[SILVER_SUPPLY_STOCK], shipments)
         laps("gold")
-        self._alerts()
+        self._alerts(registered)
         laps("alerts")
         log.info("supply batch done", extra={"batch_id": batch_id, "seconds": laps.seconds})
 
@@ -190,12 +193,12 @@ class SupplyBatch:
             self.settings,
         )
 
-    def _alerts(self) -> None:
+    def _alerts(self, registered: list[Entity]) -> None:
         """The supply rules over the supply gold tables, MERGEd into ``gold.alerts``."""
         if self.rules is None:
             return
         tz = self.settings.timezone
-        names = literal_map({e.entity_id: e.name for e in self.registry.entities()})
+        names = literal_map({e.entity_id: e.name for e in registered})
         signals = [
             shipment_late_signals(self._read(GOLD_SHIPMENTS), self.rules, names),
             route_delay_signals(self._read(GOLD_SHIPMENTS), self.rules, tz),
