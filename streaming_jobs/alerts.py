@@ -856,6 +856,7 @@ def _messages_in(language: str, templates: tuple[tuple[str, str], ...]) -> Colum
     names = {
         "market": F.col(f"{WORDS}market"),
         "province": F.col(f"{WORDS}province"),
+        "location": F.col(f"{WORDS}location_{language}"),
         "commodity": F.col(f"{WORDS}commodity_{language}"),
     }
     out = F.lit(None).cast("string")
@@ -885,27 +886,36 @@ WORDS = "_words_"
 
 def _with_people_words(alerts: DataFrame, conf: Conf) -> DataFrame:
     """``alerts`` with the names its messages show: the market's name, the province (the
-    market's, or the alert's region) and the commodity's catalogue name in each language (``id``,
-    ``en``), from the alert's ids. An id the reference data does not know is shown as it is."""
-    markets = tuple((m.market_id, m.name, m.province) for m in conf.markets.values())
+    market's, or the alert's region), the location (``Market.location``) and the commodity's
+    catalogue name in each language (``id``, ``en``), from the alert's ids. An id the reference
+    data does not know is shown as it is."""
+    markets = tuple(
+        (m.market_id, m.name, m.province, m.location("id"), m.location("en"))
+        for m in conf.markets.values()
+    )
     labels = tuple((c.id, c.label("id"), c.label("en")) for c in conf.commodities.values())
     return alerts.withColumns(dict(_people_words(markets, labels)))
 
 
 @cache
 def _people_words(
-    markets: tuple[tuple[str, str, str], ...], labels: tuple[tuple[str, str, str], ...]
+    markets: tuple[tuple[str, str, str, str, str], ...], labels: tuple[tuple[str, str, str], ...]
 ) -> tuple[tuple[str, Column], ...]:
-    """The columns of ``_with_people_words`` for these ``markets`` (id, name, province) and
-    commodity ``labels`` (id, Indonesian, English), built once (``_messages_in``: a literal map
-    is two py4j calls an entry, ~10⁵ at the national count)."""
-    market_name = literal_map({m: name for m, name, _ in markets})
-    province = literal_map({m: p for m, _, p in markets})
+    """The columns of ``_with_people_words`` for these ``markets`` (id, name, province, location in
+    Indonesian and in English) and commodity ``labels`` (id, Indonesian, English), built once
+    (``_messages_in``: a literal map is two py4j calls an entry, ~10⁵ at the national count)."""
+    market_name = literal_map({m[0]: m[1] for m in markets})
+    province = literal_map({m[0]: m[2] for m in markets})
+    market = F.coalesce(market_name[F.col("market_id")], F.col("fields")["market"])
     words = {
-        f"{WORDS}market": F.coalesce(market_name[F.col("market_id")], F.col("fields")["market"]),
+        f"{WORDS}market": market,
         f"{WORDS}province": F.coalesce(province[F.col("market_id")], F.col("region"), F.lit("")),
     }
     for i, language in enumerate(("id", "en"), start=1):
+        location = literal_map({m[0]: m[2 + i] for m in markets})
+        words[f"{WORDS}location_{language}"] = F.coalesce(
+            location[F.col("market_id")], F.concat_ws(", ", market, F.col("region"))
+        )
         label = literal_map({c[0]: c[i] for c in labels})
         words[f"{WORDS}commodity_{language}"] = F.coalesce(
             label[F.col("commodity")], F.col("fields")["commodity"]

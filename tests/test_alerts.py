@@ -152,11 +152,18 @@ def test_a_sustained_spike_is_one_open_alert(spark):
 
 
 def test_price_messages_name_market_commodity_and_province_ids_stay_in_fields(spark):
+    """A market's move names the market and its province; a province average's, the average
+    alone, in each language ("Rata-rata Provinsi Bali", not "…Provinsi Bali, Bali")."""
     w = RULES.price_move.warning
     closes = [400 * c for c in [*CALM[:8], 100 * (1 + w + 0.02)]]
-    changes = price_changes(daily(spark, {("IP-004", "cabai_merah"): closes}), RULES)
+    series = {("IP-004", "cabai_merah"): closes, ("PROV-51", "cabai_merah"): closes}
+    changes = price_changes(daily(spark, series), RULES)
     out = episodes(price_move_signals(changes, RULES, TZ), RULES.cooldown_hours())
-    row = alert_rows(out, RULES.messages(), SHIPPED, F.lit(T0)).first()
+    rows = {r.market_id: r for r in alert_rows(out, RULES.messages(), SHIPPED, F.lit(T0)).collect()}
+    average = rows["PROV-51"]
+    assert average.message_id.startswith("Harga Cabai Merah Besar di Rata-rata Provinsi Bali naik")
+    assert average.message_en.startswith("Big red chili price at Bali province average up")
+    row = rows["IP-004"]
     # one language per message, each with its own number format (rupiah grouped the
     # Indonesian way in both)
     assert row.message_id == (
@@ -168,7 +175,7 @@ def test_price_messages_name_market_commodity_and_province_ids_stay_in_fields(sp
         "(7-day median Rp 40.000)"
     )
     assert (row.market_id, row.commodity) == ("IP-004", "cabai_merah")
-    fields = out.first().fields
+    fields = out.where(F.col("market_id") == "IP-004").first().fields
     assert (fields["market"], fields["commodity"]) == ("IP-004", "cabai_merah")
 
 

@@ -116,6 +116,14 @@ class Market:
     longitude: float | None
     kind: str  # "pasar" (a physical market) or "aggregate" (a published average)
     regency_code: str | None = None  # PP.RR of its regency; None for a province or the nation
+    name_en: str = ""  # English name; empty: the one name (a market's own name is not translated)
+
+    def location(self, language: str) -> str:
+        """Where the market is, as a message names it in ``language`` (``id``, ``en``): a market
+        with its province ("Pasar Gede Hardjonagoro, Jawa Tengah"); a published average by its
+        name alone, which says where ("Rata-rata Provinsi Bali", "Bali province average")."""
+        name = (self.name_en or self.name) if language == "en" else self.name
+        return name if self.kind == "aggregate" else f"{name}, {self.province}"
 
 
 @dataclass(frozen=True)
@@ -205,6 +213,7 @@ def _province_markets(provinces: dict[str, Province]) -> dict[str, Market]:
         province_market_id(p): Market(
             market_id=province_market_id(p),
             name=f"Rata-rata Provinsi {p.name}",
+            name_en=f"{p.name} province average",
             city=p.name,
             province=p.name,
             latitude=p.latitude,
