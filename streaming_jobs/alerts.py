@@ -904,19 +904,19 @@ def _people_words(
     """The columns of ``_with_people_words`` for these ``markets`` (id, name, province, location in
     Indonesian and in English) and commodity ``labels`` (id, Indonesian, English), built once
     (``_messages_in``: a literal map is two py4j calls an entry, ~10⁵ at the national count)."""
-    market_name = literal_map({m[0]: m[1] for m in markets})
-    province = literal_map({m[0]: m[2] for m in markets})
+    market_name = literal_map({market_id: name for market_id, name, *_ in markets})
+    province = literal_map({market_id: p for market_id, _, p, *_ in markets})
     market = F.coalesce(market_name[F.col("market_id")], F.col("fields")["market"])
     words = {
         f"{WORDS}market": market,
         f"{WORDS}province": F.coalesce(province[F.col("market_id")], F.col("region"), F.lit("")),
     }
-    for i, language in enumerate(("id", "en"), start=1):
-        location = literal_map({m[0]: m[2 + i] for m in markets})
+    for i, language in enumerate(("id", "en")):
+        location = literal_map({market_id: where[i] for market_id, _, _, *where in markets})
         words[f"{WORDS}location_{language}"] = F.coalesce(
             location[F.col("market_id")], F.concat_ws(", ", market, F.col("region"))
         )
-        label = literal_map({c[0]: c[i] for c in labels})
+        label = literal_map({c[0]: c[i + 1] for c in labels})
         words[f"{WORDS}commodity_{language}"] = F.coalesce(
             label[F.col("commodity")], F.col("fields")["commodity"]
         )
