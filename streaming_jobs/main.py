@@ -38,10 +38,12 @@ STATUS_INTERVAL_SECONDS = 2.0
 STATUS_NAME = "pipeline"
 #: the driver's loggers that report the work of a batch a stop interrupts: quiet once the
 #: pipeline stops (``./run.sh down`` otherwise left, now and then, "ERROR TorrentBroadcast: Store
-#: broadcast … fail" and a Hadoop ``Shell`` warning with a Java stack trace in its log, and
-#: always a "Failed to cancel job group" warning per job)
+#: broadcast … fail", "ERROR ShuffleBlockFetcherIterator: Error occurred while fetching local
+#: blocks, null" (a task's fetch interrupted) and a Hadoop ``Shell`` warning with a Java stack
+#: trace in its log, and always a "Failed to cancel job group" warning per job)
 INTERRUPTED_BATCH_LOGGERS = {
     "org.apache.spark.broadcast.TorrentBroadcast": "OFF",
+    "org.apache.spark.storage.ShuffleBlockFetcherIterator": "OFF",
     "org.apache.hadoop.util.Shell": "OFF",
     "org.apache.spark.scheduler.DAGScheduler": "ERROR",
 }
