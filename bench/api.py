@@ -60,7 +60,7 @@ from lakehouse.config.cpu_priority import lower_priority
 from lakehouse.config.settings import Settings, load_settings
 from lakehouse.io import table_writes
 from scripts.isolated_stack import free_ports
-from scripts.services import Api
+from scripts.services.api_server import Api
 
 DAYS = 730
 FIRST_DAY = date(2024, 1, 1)

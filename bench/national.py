@@ -53,7 +53,7 @@ from lakehouse.catalog.reference import regencies
 from lakehouse.config.settings import Settings, load_settings
 from lakehouse.io.kafka_io import EventProducer
 from scripts.isolated_stack import isolated_stack
-from scripts.services import services
+from scripts.services.supervisor import services
 from streaming_jobs.medallion import GOLD_QUERY, SILVER_QUERY
 
 MARKETS_HEADER = [

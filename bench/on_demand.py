@@ -88,7 +88,7 @@ from lakehouse.config.settings import Settings
 from lakehouse.domain.brief import HEADLINES, MOVERS, Week
 from lakehouse.domain.brief_files import COLUMNS, decimal, percent, rupiah, word
 from lakehouse.io import table_writes
-from scripts.services import Api
+from scripts.services.api_server import Api
 from serving_api.auth import HEADER, mint_key
 
 CHECK = f"{API}/validation/price/check"

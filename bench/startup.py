@@ -27,7 +27,7 @@ import time
 from lakehouse.config.settings import PROJECT_ROOT, ConfigError, load_settings
 from lakehouse.io.spark import class_archive
 from scripts.isolated_stack import stack_env
-from scripts.services import jdk_home
+from scripts.services.java import jdk_home
 
 MODULES = (
     "pandas",

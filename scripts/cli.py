@@ -21,7 +21,8 @@ from lakehouse.config.logs import configure_logging
 from lakehouse.config.settings import ConfigError, Settings, load_settings
 from lakehouse.domain.time_text import parse_time
 from lakehouse.io.status import pipeline_progress, stop_event
-from scripts.services import Service, services, start_services, stop_services
+from scripts.services.base import Service
+from scripts.services.supervisor import services, start_services, stop_services
 
 # Feature packages that add subcommands: each module has ``register(command: CommandFactory)``
 # and keeps its module-level imports light (heavy ones go inside the handlers).

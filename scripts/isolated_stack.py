@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from lakehouse.config.settings import Settings, load_settings
-from scripts.services import Service, services, start_services, stop_services
+from scripts.services.base import Service
+from scripts.services.supervisor import services, start_services, stop_services
 
 #: where ``free_ports`` looks: below Linux's default ephemeral range (32768–60999)
 LISTEN_PORTS = range(20000, 32768)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from lakehouse.config.settings import ConfigError, Settings, load_settings
 from lakehouse.io.spark import class_archive, extra_jars
-from scripts.services import jdk_home
+from scripts.services.java import jdk_home
 
 
 def fingerprint(settings: Settings) -> str:

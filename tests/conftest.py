@@ -26,7 +26,10 @@ from lakehouse.config.settings import (
     load_settings,
 )
 from scripts.isolated_stack import PORTS_VARIABLE, share_of_ports, stack_env
-from scripts.services import KafkaBroker, MlflowServer, Mosquitto, Service
+from scripts.services.base import Service
+from scripts.services.kafka_broker import KafkaBroker
+from scripts.services.mlflow_server import MlflowServer
+from scripts.services.mqtt_broker import Mosquitto
 
 #: the JIT's quick tier alone (C1) for a JVM that lives minutes: it spends less than the
 #: optimising tier's work it would not live to use. The session's driver runs each test's plans

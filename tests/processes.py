@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from lakehouse.config.settings import PROJECT_ROOT, Settings
 from producers.mqtt_bridge import MqttBridge
 from scripts.isolated_stack import free_ports
-from scripts.services import port_is_free
+from scripts.services.base import port_is_free
 
 RUN_SH = str(PROJECT_ROOT / "run.sh")
 

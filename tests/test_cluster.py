@@ -27,7 +27,7 @@ from lakehouse.io.spark import (
     spark_conf,
 )
 from scripts.isolated_stack import free_ports
-from scripts.services import SparkMaster
+from scripts.services.spark_cluster import SparkMaster
 from serving_api.app import create_app
 from streaming_jobs.medallion import GOLD_BATCH_DONE
 from tests.conftest import isolated

@@ -19,7 +19,7 @@ from lakehouse.config.cpu_priority import MAX_NICE, kernel_has_autogroups
 from scripts.cli import main
 from scripts.isolated_stack import isolated_stack
 from scripts.keeper import RotatingLog, describe_exit
-from scripts.services import services
+from scripts.services.supervisor import services
 
 
 def wait_for(condition, what: str, timeout: float = 60) -> None:

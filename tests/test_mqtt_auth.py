@@ -28,7 +28,7 @@ from lakehouse.domain.registry import Device, Registry, open_registry
 from lakehouse.io.kafka_io import ensure_topics
 from producers.mqtt_bridge import MqttBridge
 from scripts.isolated_stack import free_ports
-from scripts.services import Mosquitto
+from scripts.services.mqtt_broker import Mosquitto
 from tests.conftest import isolated
 from tests.kafka_helpers import consume, end_offsets
 from tests.mqtt_clients import WAIT, close, try_connect

@@ -19,7 +19,7 @@ from lakehouse.config.settings import PROJECT_ROOT, NewsFeed, Settings
 from lakehouse.io.kafka_io import EventProducer, ensure_topics
 from lakehouse.io.status import read_status
 from producers.news_feeds import FeedCollector, feed_events, replay_events, replay_headlines
-from scripts.services import services
+from scripts.services.supervisor import services
 from tests.conftest import isolated
 from tests.kafka_helpers import consume, end_offsets
 

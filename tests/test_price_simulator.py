@@ -28,7 +28,7 @@ from producers.price_simulator import (
     seed_plan,
 )
 from producers.state import read_state
-from scripts.services import services
+from scripts.services.supervisor import services
 from streaming_jobs.silver import parse_events, validate_events
 from tests.conftest import isolated
 from tests.kafka_helpers import consume, end_offsets

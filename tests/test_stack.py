@@ -35,7 +35,10 @@ from lakehouse.config.settings import PROJECT_ROOT, ConfigError, Settings, load_
 from lakehouse.io.fast_read import TableMissing, read_rows
 from scripts.isolated_stack import PORTS_VARIABLE, free_ports, share_of_ports, stack_env
 from scripts.service_logs import faults
-from scripts.services import Bridge, KafkaBroker, Pipeline, PrometheusServer, Service
+from scripts.services.base import Service
+from scripts.services.kafka_broker import KafkaBroker
+from scripts.services.platform_processes import Bridge, Pipeline
+from scripts.services.prometheus_server import PrometheusServer
 from streaming_jobs.alerts import HELD_RULES
 from tests.browser import chromium, open_page, watch
 from tests.medallion_data import make_dataset, produce

@@ -9,14 +9,11 @@ import threading
 import pytest
 
 from lakehouse.config.settings import ConfigError, Settings
-from scripts.services import (
-    KafkaBroker,
-    MlflowServer,
-    Pipeline,
-    Service,
-    services,
-    start_services,
-)
+from scripts.services.base import Service
+from scripts.services.kafka_broker import KafkaBroker
+from scripts.services.mlflow_server import MlflowServer
+from scripts.services.platform_processes import Pipeline
+from scripts.services.supervisor import services, start_services
 
 WAIT = 30.0  # seconds a stand-in waits for another's start before it gives up (never reached)
 

@@ -300,7 +300,7 @@ def test_anonymous_mqtt_is_refused_by_the_compose_broker(
     from lakehouse.domain.registry import open_registry
     from scripts.compose_config import write_all
     from scripts.isolated_stack import free_ports
-    from scripts.services import port_is_free
+    from scripts.services.base import port_is_free
     from tests.mqtt_clients import close, try_connect
 
     (port,) = free_ports(1)

@@ -10,7 +10,7 @@ from lakehouse.config.settings import Settings, load_settings
 from lakehouse.domain.supply_registry import open_supply_registry
 from producers.state import first_day
 from producers.supply_sim import due_events
-from scripts.services import services
+from scripts.services.supervisor import services
 
 
 def _own(settings: Settings, data_dir: Path) -> Settings:
