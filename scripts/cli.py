@@ -7,7 +7,6 @@ one line starting with ``error:`` and exit with status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 import time
@@ -16,23 +15,21 @@ from pathlib import Path
 
 from lakehouse.catalog.conf import conf_of
 from lakehouse.catalog.formats import FormatChoice
+from lakehouse.cli import analyst, ledger
 from lakehouse.config.errors import Handler, InputError
 from lakehouse.config.logs import configure_logging
 from lakehouse.config.settings import ConfigError, Settings, load_settings
 from lakehouse.domain.time_text import parse_time
 from lakehouse.io.status import pipeline_progress, stop_event
+from ml import cli as ml_cli
+from ml import impact_cli
 from scripts.services.base import Service
 from scripts.services.supervisor import services, start_services, stop_services
+from serving_api import cli as api_cli
 
 # Feature packages that add subcommands: each module has ``register(command: CommandFactory)``
 # and keeps its module-level imports light (heavy ones go inside the handlers).
-COMMAND_MODULES: tuple[str, ...] = (
-    "serving_api.cli",
-    "ml.cli",
-    "ml.impact_cli",
-    "lakehouse.cli.analyst",
-    "lakehouse.cli.ledger",
-)
+COMMAND_MODULES = (api_cli, ml_cli, impact_cli, analyst, ledger)
 
 
 def _find(settings: Settings, name: str | None) -> list[Service]:
@@ -371,7 +368,7 @@ def parser() -> argparse.ArgumentParser:
     command("bridge", cmd_bridge, "run the MQTT → Kafka bridge in the foreground")
     command("topics", cmd_topics, "create the platform's Kafka topics on the configured cluster")
     for module in COMMAND_MODULES:
-        importlib.import_module(module).register(command)
+        module.register(command)
     return p
 
 
