@@ -30,7 +30,7 @@ from lakehouse.io.kafka_io import EventProducer, ensure_topics
 from lakehouse.io.spark import get_spark
 from producers.replay import replay
 from scripts.isolated_stack import isolated_stack
-from streaming_jobs.alerting import AlertStep
+from streaming_jobs.alerts.step import AlertStep
 from streaming_jobs.medallion import GoldBatch, drain
 
 CHUNK = timedelta(days=7)

@@ -7,7 +7,7 @@ from typing import Any
 
 from lakehouse.catalog.languages import DEFAULT_LANGUAGE, LANGUAGES, Language
 
-#: ``gold.alerts``' message columns by language (``streaming_jobs.alerts.alert_rows``)
+#: ``gold.alerts``' message columns by language (``streaming_jobs.alerts.messages.alert_rows``)
 MESSAGE_COLUMNS = {language: f"message_{language}" for language in LANGUAGES}
 #: language tags that name one of ours ("in": Indonesian's former ISO 639 code)
 _ALIASES = {"in": "id"}

@@ -64,7 +64,17 @@ from lakehouse.io import delta_io
 from lakehouse.io.history_staging import Staging
 from lakehouse.io.spark import GOLD_POOL, SILVER_POOL, local_frame, pinned
 from streaming_jobs import gold, silver
-from streaming_jobs.alerting import (
+from streaming_jobs.alerts.held import (
+    HELD_RULES,
+    held_alert_days,
+    held_groups,
+    held_move_alerts,
+    held_news,
+    held_prices,
+)
+from streaming_jobs.alerts.messages import alert_rows
+from streaming_jobs.alerts.sensors import sensor_alarm, sensor_alarms
+from streaming_jobs.alerts.step import (
     PRICES,
     QUALITY,
     SENSORS,
@@ -72,17 +82,6 @@ from streaming_jobs.alerting import (
     Plan,
     news_since,
     upsert_alerts,
-)
-from streaming_jobs.alerts import (
-    HELD_RULES,
-    alert_rows,
-    held_alert_days,
-    held_groups,
-    held_move_alerts,
-    held_news,
-    held_prices,
-    sensor_alarm,
-    sensor_alarms,
 )
 from streaming_jobs.batch_graph import BatchGraph, Step, Wrap
 from streaming_jobs.batch_values import batch_clock
@@ -371,7 +370,7 @@ class GoldBatch:
 
     def _held_move_alerts(self, batch_ids: list[int], now: datetime) -> None:
         """The alerts of the prices these silver batches held or decided on that matter
-        (``alerts.held_move_alerts``); a confirmed one resolves ``price_move.cooldown_hours``
+        (``alerts.held.held_move_alerts``); a confirmed one resolves ``price_move.cooldown_hours``
         after its confirmation."""
         if not self._exists(SILVER_HOLDS):
             return

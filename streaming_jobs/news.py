@@ -26,6 +26,7 @@ from pyspark.sql import types as T
 from pyspark.sql.streaming import StreamingQuery
 from pyspark.sql.udf import UserDefinedFunction
 
+from lakehouse.catalog.alert_rules import NEWS_SURGE
 from lakehouse.catalog.conf import Conf, conf_of
 from lakehouse.catalog.events import NewsEvent, spark_schema
 from lakehouse.catalog.reference import NATIONAL
@@ -42,12 +43,8 @@ from lakehouse.config.settings import Settings
 from lakehouse.domain.news_text import lexicon, read_headline
 from lakehouse.io import delta_io
 from lakehouse.io.spark import GOLD_POOL, pinned
-from streaming_jobs.alerting import upsert_alerts
-from streaming_jobs.alerts import (
-    NEWS_SURGE,
-    news_surge_alerts,
-    news_surge_signals,
-)
+from streaming_jobs.alerts.news import news_surge_alerts, news_surge_signals
+from streaming_jobs.alerts.step import upsert_alerts
 from streaming_jobs.batch_values import batch_clock, batch_number
 from streaming_jobs.bronze import (
     BRONZE_COLUMNS,

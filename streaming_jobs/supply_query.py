@@ -41,11 +41,11 @@ from lakehouse.domain.supply_registry import open_supply_registry
 from lakehouse.io import delta_io
 from lakehouse.io.spark import GOLD_POOL, literal_map, local_frame, pinned
 from streaming_jobs import supply
-from streaming_jobs.alerting import upsert_alerts
-from streaming_jobs.alerts import (
-    alert_rows,
+from streaming_jobs.alerts.episodes import episodes
+from streaming_jobs.alerts.messages import alert_rows
+from streaming_jobs.alerts.step import upsert_alerts
+from streaming_jobs.alerts.supply import (
     entity_places,
-    episodes,
     route_delay_signals,
     shared_provinces,
     shipment_late_signals,

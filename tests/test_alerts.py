@@ -18,30 +18,27 @@ from lakehouse.catalog.tables import GOLD_ALERTS
 from lakehouse.config.settings import SAMPLE_PRICES, ConfigError
 from lakehouse.domain.metrics import REFERENCE_DAYS
 from lakehouse.io.spark import literal_map, local_frame
-from streaming_jobs.alerting import news_since, upsert_alerts
-from streaming_jobs.alerts import (
-    SIGNAL_COLUMNS,
-    alert_rows,
+from streaming_jobs.alerts.episodes import episodes
+from streaming_jobs.alerts.held import held_alert_days, held_move_alerts, held_news, held_prices
+from streaming_jobs.alerts.messages import alert_rows
+from streaming_jobs.alerts.prices import (
     anomaly_signals,
-    entity_places,
-    episodes,
     forecast_signals,
-    held_alert_days,
-    held_move_alerts,
-    held_news,
-    held_prices,
     price_changes,
     price_move_signals,
-    quality_signals,
     region_move_signals,
-    sensor_alarm,
-    sensor_alarms,
-    sensor_signals,
-    shared_provinces,
-    stock_cover_signals,
     surge_signals,
     without_copies,
 )
+from streaming_jobs.alerts.sensors import (
+    quality_signals,
+    sensor_alarm,
+    sensor_alarms,
+    sensor_signals,
+)
+from streaming_jobs.alerts.signals import SIGNAL_COLUMNS
+from streaming_jobs.alerts.step import news_since, upsert_alerts
+from streaming_jobs.alerts.supply import entity_places, shared_provinces, stock_cover_signals
 from streaming_jobs.row_kinds import KindCounts, RowKind
 from tests.shipped import SHIPPED
 

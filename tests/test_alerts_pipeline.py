@@ -29,15 +29,10 @@ from lakehouse.catalog.tables import (
 )
 from lakehouse.config.settings import Settings
 from lakehouse.io.kafka_io import ensure_topics
-from streaming_jobs.alerts import (
-    HELD_RULES,
-    episodes,
-    price_changes,
-    price_move_signals,
-    quality_signals,
-    region_move_signals,
-    sensor_signals,
-)
+from streaming_jobs.alerts.episodes import episodes
+from streaming_jobs.alerts.held import HELD_RULES
+from streaming_jobs.alerts.prices import price_changes, price_move_signals, region_move_signals
+from streaming_jobs.alerts.sensors import quality_signals, sensor_signals
 from streaming_jobs.medallion import gold_query, silver_query
 from tests.conftest import drain, isolated
 from tests.medallion_data import as_records, check_outcome, make_dataset, produce

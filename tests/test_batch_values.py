@@ -11,7 +11,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from streaming_jobs import silver
-from streaming_jobs.alerting import Touched
+from streaming_jobs.alerts.step import Touched
 from streaming_jobs.batch_values import batch_number
 from streaming_jobs.bronze import to_bronze
 from tests.codegen import code_generated, compilations

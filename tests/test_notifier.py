@@ -18,7 +18,7 @@ from lakehouse.catalog.tables import GOLD_ALERT_DELIVERIES
 from lakehouse.config.settings import AlertSettings, NotifierChannel, Settings
 from lakehouse.io.fast_read import delivery_counts
 from scripts.isolated_stack import free_ports
-from streaming_jobs.notifier import Notifier
+from streaming_jobs.alerts.notifier import Notifier
 from tests.conftest import isolated
 from tests.notifier_samples import NOW, alert, write_alerts
 

@@ -39,7 +39,7 @@ from scripts.services.base import Service
 from scripts.services.kafka_broker import KafkaBroker
 from scripts.services.platform_processes import Bridge, Pipeline
 from scripts.services.prometheus_server import PrometheusServer
-from streaming_jobs.alerts import HELD_RULES
+from streaming_jobs.alerts.held import HELD_RULES
 from tests.browser import chromium, open_page, watch
 from tests.medallion_data import make_dataset, produce
 

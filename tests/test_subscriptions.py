@@ -31,7 +31,7 @@ from lakehouse.domain.subscriptions import (
 from lakehouse.io.fast_read import delivery_counts
 from scripts.isolated_stack import free_ports
 from serving_api.app import create_app
-from streaming_jobs.notifier import Notifier, digest_due
+from streaming_jobs.alerts.notifier import Notifier, digest_due
 from tests.api_samples import API, PASSWORD, token
 from tests.browser import chromium, open_page, serving, watch
 from tests.conftest import isolated, secured

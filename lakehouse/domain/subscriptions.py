@@ -6,7 +6,7 @@ number — and what to send there: provinces, regencies (by official code, ``PP.
 also by name or as ``markets.csv`` writes its markets' city), commodities, rules or rule
 families (``AlertRules.families``), a minimum severity, immediately or batched into a daily
 digest. An empty list means "any". Kept in the registry's SQL store (migration 0003); the
-notifier (``streaming_jobs.notifier``) reads them and records each delivery in
+notifier (``streaming_jobs.alerts.notifier``) reads them and records each delivery in
 ``gold.subscription_deliveries``.
 """
 

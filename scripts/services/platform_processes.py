@@ -159,12 +159,12 @@ class FirstForecasts(StatusFileService):
 
 class NotifierService(StatusFileService):
     """Alert notifications to webhooks, Telegram, WhatsApp and e-mail, and to the users'
-    subscriptions (streaming_jobs.notifier); runs when ``alerts.channels`` lists at least one
+    subscriptions (streaming_jobs.alerts.notifier); runs when ``alerts.channels`` lists at least one
     channel (a subscription's e-mail, Telegram or WhatsApp goes through the channel of its
     kind)."""
 
     name = "notifier"
-    module = "streaming_jobs.notifier"
+    module = "streaming_jobs.alerts.notifier"
     needs = (Pipeline,)
 
     def enabled(self) -> bool:

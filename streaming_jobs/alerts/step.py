@@ -19,6 +19,7 @@ from functools import reduce
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from lakehouse.catalog.alert_rules import AlertRules
 from lakehouse.catalog.conf import conf_of
 from lakehouse.catalog.reference import successor_markets
 from lakehouse.catalog.tables import (
@@ -34,22 +35,19 @@ from lakehouse.config.logs import Laps
 from lakehouse.config.settings import Settings
 from lakehouse.io import delta_io
 from lakehouse.io.spark import literal_map, pinned
-from streaming_jobs.alerts import (
-    CHANGED,
-    AlertRules,
-    alert_rows,
+from streaming_jobs.alerts.episodes import episodes
+from streaming_jobs.alerts.messages import CHANGED, alert_rows
+from streaming_jobs.alerts.prices import (
     anomaly_signals,
-    episodes,
     forecast_signals,
-    key_column,
     price_changes,
     price_move_signals,
-    quality_signals,
     region_move_signals,
-    sensor_signals,
     surge_signals,
     without_copies,
 )
+from streaming_jobs.alerts.sensors import quality_signals, sensor_signals
+from streaming_jobs.alerts.signals import key_column
 from streaming_jobs.batch_values import batch_clock
 from streaming_jobs.silver import local_date
 

@@ -2,7 +2,7 @@
 WhatsApp and e-mail, outside the pipeline — to every broadcast channel, and to each user whose
 subscription (``lakehouse.domain.subscriptions``) wants the alert, at once or in a daily digest.
 
-Runs as its own process (the ``notifier`` service, ``python -m streaming_jobs.notifier``) and
+Runs as its own process (the ``notifier`` service, ``python -m streaming_jobs.alerts.notifier``) and
 reads the Delta table without Spark, so a slow or dead receiver never holds up a micro-batch.
 Each alert *state* (``status:severity`` — opened, escalated, resolved) is sent once per channel.
 A failed attempt is retried with exponential backoff without blocking the other deliveries;
@@ -45,7 +45,7 @@ from lakehouse.domain.subscriptions import SEVERITY_RANK, Subscription, Subscrip
 from lakehouse.io import table_writes
 from lakehouse.io.fast_read import TableMissing, read_rows, table_version
 from lakehouse.io.status import stop_event, write_status
-from streaming_jobs import mail
+from streaming_jobs.alerts import mail
 
 log = logging.getLogger(__name__)
 
