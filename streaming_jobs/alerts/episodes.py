@@ -7,7 +7,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from streaming_jobs.alerts.signals import SEVERITIES
+from streaming_jobs.alerts.signals import SEVERITIES, SIGNAL_COLUMNS
 
 
 def severity_rank(severity: Column) -> Column:
@@ -40,19 +40,7 @@ def episodes(signals: DataFrame, cooldown_hours: dict[str, float]) -> DataFrame:
             F.min("at").alias("start"),
             F.max("at").alias("last_at"),
             F.max(severity_rank(F.col("severity"))).alias("rank"),
-            F.max_by(
-                F.struct(
-                    "value",
-                    "reference",
-                    "market_id",
-                    "region",
-                    "commodity",
-                    "metric",
-                    "details",
-                    "fields",
-                ),
-                "at",
-            ).alias("last"),
+            F.max_by(F.struct(*SIGNAL_COLUMNS[4:]), "at").alias("last"),
         )
     )
     by_run = Window.partitionBy(*key).orderBy("run")

@@ -9,6 +9,7 @@ from pyspark.sql import functions as F
 SEVERITIES = ("warning", "critical")  # in rising order
 
 
+#: a signal's columns: what and when (the first four), then what an alert keeps of its last point
 SIGNAL_COLUMNS = (
     "rule",
     "alert_key",
