@@ -25,7 +25,7 @@ from deltalake import DeltaTable
 
 from lakehouse.catalog.tables import GOLD_ALERTS
 from lakehouse.config.settings import SAMPLE_PRICES
-from lakehouse.domain.time_text import parse_time
+from lakehouse.domain.intake.time_text import parse_time
 from lakehouse.io.kafka_io import EventProducer, ensure_topics
 from lakehouse.io.spark import get_spark
 from producers.replay import replay

@@ -1,4 +1,4 @@
-"""How well ``lakehouse.domain.news_text`` reads real headlines: precision and recall of the
+"""How well ``lakehouse.domain.intake.news_text`` reads real headlines: precision and recall of the
 commodities,
 commodity × direction pairs and provinces it finds, against the hand labels of
 ``datasets/news_headlines_labelled.csv``, on the part the lexicon was written on (the first 60 %
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from lakehouse.catalog.conf import conf_of
 from lakehouse.config.settings import PROJECT_ROOT, load_settings
-from lakehouse.domain.news_text import Lexicon, lexicon, read_headline
+from lakehouse.domain.intake.news_text import Lexicon, lexicon, read_headline
 
 LABELS = PROJECT_ROOT / "datasets" / "news_headlines_labelled.csv"
 DEV_SHARE = 0.6

@@ -85,8 +85,8 @@ from lakehouse.catalog.tables import (
     arrow_schema,
 )
 from lakehouse.config.settings import Settings
-from lakehouse.domain.brief import HEADLINES, MOVERS, Week
-from lakehouse.domain.brief_files import COLUMNS, decimal, percent, rupiah, word
+from lakehouse.domain.briefs.brief import HEADLINES, MOVERS, Week
+from lakehouse.domain.briefs.brief_files import COLUMNS, decimal, percent, rupiah, word
 from lakehouse.io import table_writes
 from scripts.services.api_server import Api
 from serving_api.auth import HEADER, mint_key

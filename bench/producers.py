@@ -17,7 +17,7 @@ from pathlib import Path
 from bench.baseline import raw_produce_rate
 from lakehouse.catalog.conf import Conf, conf_of
 from lakehouse.config.settings import Settings
-from lakehouse.domain.reports import open_report, parse_rows
+from lakehouse.domain.intake.reports import open_report, parse_rows
 from lakehouse.io.kafka_io import EventProducer
 from producers.devices import FleetConnection, Simulator, fleet, provision, publish
 from producers.mqtt_bridge import MqttBridge

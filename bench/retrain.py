@@ -23,8 +23,8 @@ import psutil
 
 from lakehouse.catalog.conf import conf_of
 from lakehouse.config.settings import SAMPLE_PRICES, MlSettings, load_settings
+from lakehouse.domain.intake.reports import open_report, parse_rows
 from lakehouse.domain.metrics import daily_closes, region_daily
-from lakehouse.domain.reports import open_report, parse_rows
 from ml.exogenous import ExogSources
 from ml.retrain import exog_sources, train_all
 from ml.series import series_frame

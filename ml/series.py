@@ -19,8 +19,8 @@ import pandas as pd
 
 from lakehouse.catalog.conf import Conf
 from lakehouse.config.errors import InputError
+from lakehouse.domain.intake.reports import open_report, parse_rows
 from lakehouse.domain.metrics import daily_closes, region_daily
-from lakehouse.domain.reports import open_report, parse_rows
 
 SERIES_COLUMNS = ["series_id", "series_kind", "market_id", "region", "commodity", "date", "y"]
 

@@ -19,7 +19,7 @@ from lakehouse.catalog.events import NOT_REPORTED, DeadLetter, NewsEvent, PriceE
 from lakehouse.catalog.formats import FormatChoice
 from lakehouse.config.errors import InputError
 from lakehouse.config.settings import Settings
-from lakehouse.domain.reports import (
+from lakehouse.domain.intake.reports import (
     ParsedRow,
     ReportFile,
     open_report,

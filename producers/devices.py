@@ -33,8 +33,8 @@ from lakehouse.catalog.conf import conf_of
 from lakehouse.catalog.events import Metric
 from lakehouse.config.logs import configure_logging
 from lakehouse.config.settings import Settings, load_settings
-from lakehouse.domain.broker_auth import sync_broker
-from lakehouse.domain.registry import Conflict, open_registry
+from lakehouse.domain.accounts.broker_auth import sync_broker
+from lakehouse.domain.accounts.registry import Conflict, open_registry
 from lakehouse.io.status import next_round_at, run_rounds, stop_event, write_status
 from producers.mqtt_io import make_client
 

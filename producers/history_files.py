@@ -1,9 +1,10 @@
 """Files of history → the staging folder of the bulk history load
 (``lakehouse.io.history_staging``): every row becomes the record a producer would send to Kafka.
 
-- a price or sensor report (any format ``./run.sh ingest`` reads: ``lakehouse.domain.reports``,
-  ``--format``/``--map``/``--set`` alike): its events, and a dead letter for each row that is no
-  event — the same events, ids and dead letters ``ingest`` publishes;
+- a price or sensor report (any format ``./run.sh ingest`` reads:
+  ``lakehouse.domain.intake.reports``, ``--format``/``--map``/``--set`` alike): its events, and a
+  dead letter for each row that is no event — the same events, ids and dead letters ``ingest``
+  publishes;
 - a JSON-lines file (``.jsonl``/``.ndjson``, ``.gz`` too) of events as the topics carry them:
   each line as it is, on the topic its ``event_type`` names (``sensor``: readings,
   ``deadletter``: dead letters, anything else — a price, a line that is no JSON — the prices
@@ -24,7 +25,7 @@ from lakehouse.catalog.events import PriceEvent, SensorEvent
 from lakehouse.catalog.formats import FormatChoice
 from lakehouse.config.errors import InputError
 from lakehouse.config.settings import Settings
-from lakehouse.domain.reports import NEWS_KINDS, decode, open_report, parse_rows
+from lakehouse.domain.intake.reports import NEWS_KINDS, decode, open_report, parse_rows
 from lakehouse.io.history_staging import Load, PartWriter, Role, Staging
 from producers.csv_ingest import dead_letter
 from producers.supply_csv import supply_kind

@@ -34,8 +34,8 @@ from lakehouse.catalog import ops_metrics as m
 from lakehouse.catalog.events import DeadLetter, SensorEvent
 from lakehouse.config.logs import configure_logging
 from lakehouse.config.settings import Settings, load_settings
-from lakehouse.domain.broker_auth import BROKER_SYS_TOPICS, bridge_credentials
-from lakehouse.domain.registry import Device, open_registry
+from lakehouse.domain.accounts.broker_auth import BROKER_SYS_TOPICS, bridge_credentials
+from lakehouse.domain.accounts.registry import Device, open_registry
 from lakehouse.io.kafka_io import EventProducer
 from lakehouse.io.status import stop_event, write_status
 from producers.bridge_metrics import BridgeMetrics, serve

@@ -54,7 +54,7 @@ from lakehouse.catalog.reference import province_market_id
 from lakehouse.config.errors import InputError
 from lakehouse.config.logs import configure_logging
 from lakehouse.config.settings import Settings, load_settings
-from lakehouse.domain.reports import open_report, parse_rows, price_frame
+from lakehouse.domain.intake.reports import open_report, parse_rows, price_frame
 from lakehouse.io.kafka_io import EventProducer
 from lakehouse.io.status import next_round_at, run_rounds, stop_event, write_status
 from producers.replay import SyntheticMarket, synthetic_markets

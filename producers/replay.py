@@ -32,7 +32,7 @@ from lakehouse.catalog.formats import FormatChoice
 from lakehouse.catalog.reference import Market
 from lakehouse.config.errors import InputError
 from lakehouse.config.settings import Settings
-from lakehouse.domain.reports import open_report, parse_rows
+from lakehouse.domain.intake.reports import open_report, parse_rows
 from lakehouse.io.kafka_io import EventProducer
 from producers.csv_ingest import dead_letter
 from producers.supply_csv import read_supply_csv, supply_kind

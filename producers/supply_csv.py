@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from lakehouse.catalog.conf import Conf
 from lakehouse.catalog.events import ShipmentEvent, StockEvent
 from lakehouse.config.errors import InputError
-from lakehouse.domain.time_text import parse_time
+from lakehouse.domain.intake.time_text import parse_time
 
 REQUIRED = {
     "stock": ("entity_id", "commodity", "quantity", "observed_at"),

@@ -1,9 +1,9 @@
 """A simulated supply chain (docs/supply.md#simulation): the registry's warehouses, distributors
 and markets hold stock that consumption draws down every day and shipments from farmer groups
 and warehouses refill, along the real regency pairs of the entities. A shipment's transit time
-is the route model's (``lakehouse.domain.supply_routes``) and its delay follows the same factors —
-the month's rainfall at both ends, holidays and the weeks before Lebaran and Nataru, a sea
-crossing — with noise. Deterministic for a seed: the tests run on it.
+is the route model's (``lakehouse.domain.supply_chain.supply_routes``) and its delay follows the
+same factors — the month's rainfall at both ends, holidays and the weeks before Lebaran and Nataru,
+a sea crossing — with noise. Deterministic for a seed: the tests run on it.
 
 The ``supply`` service of ``./run.sh up`` (``supply_simulator`` in conf/settings.yaml) runs the
 simulation from ``history_days`` before the stack's first day (``producers.state.first_day``)
@@ -26,9 +26,9 @@ from typing import Any
 
 from lakehouse.catalog.events import ShipmentEvent, StockEvent
 from lakehouse.config.settings import Settings
-from lakehouse.domain.supply import Entity
-from lakehouse.domain.supply_registry import open_supply_registry
-from lakehouse.domain.supply_routes import RULE_HOURS, leg, scores
+from lakehouse.domain.supply_chain.supply import Entity
+from lakehouse.domain.supply_chain.supply_registry import open_supply_registry
+from lakehouse.domain.supply_chain.supply_routes import RULE_HOURS, leg, scores
 from lakehouse.io.kafka_io import EventProducer
 from lakehouse.io.status import run_rounds, serve
 from producers.state import first_day, read_state, write_state

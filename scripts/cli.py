@@ -19,7 +19,7 @@ from lakehouse.cli import analyst, ledger
 from lakehouse.config.errors import Handler, InputError
 from lakehouse.config.logs import configure_logging
 from lakehouse.config.settings import ConfigError, Settings, load_settings
-from lakehouse.domain.time_text import parse_time
+from lakehouse.domain.intake.time_text import parse_time
 from lakehouse.io.status import pipeline_progress, stop_event
 from ml import cli as ml_cli
 from ml import impact_cli
@@ -226,7 +226,7 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_simulate_supply(settings: Settings, args: argparse.Namespace) -> int:
-    from lakehouse.domain.supply_registry import open_supply_registry
+    from lakehouse.domain.supply_chain.supply_registry import open_supply_registry
     from lakehouse.io.kafka_io import EventProducer
     from producers.supply_sim import simulate
 

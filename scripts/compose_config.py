@@ -8,8 +8,8 @@ uses, with the containers' names for hosts:
 - ``alertmanager.yml``: the ops alerts routed to ``alerts.channels`` (webhooks and Telegram bots;
   Alertmanager has no WhatsApp receiver), each channel from its ``min_severity``;
 - the Kafka nodes' JMX exporter agent (the jar Maven put in jvm/lib);
-- the broker's ``mosquitto.conf``, password file and ACL (``lakehouse.domain.broker_auth``) in
-  its folder, the volume the broker and the project's containers share: anonymous clients are
+- the broker's ``mosquitto.conf``, password file and ACL (``lakehouse.domain.accounts.broker_auth``)
+  in its folder, the volume the broker and the project's containers share: anonymous clients are
   refused, each device may publish only under its own topic, as in the embedded stack.
 
     python -m scripts.compose_config /etc/smartmarket
@@ -27,7 +27,7 @@ import yaml
 from lakehouse.catalog import ops_metrics as m
 from lakehouse.config.secrets import ensure_secret
 from lakehouse.config.settings import NotifierChannel, Settings, load_settings
-from lakehouse.domain.broker_auth import broker_config, broker_home
+from lakehouse.domain.accounts.broker_auth import broker_config, broker_home
 from scripts.prometheus_config import jmx_agent_jar, prometheus_config, scrape_config
 
 #: where docker-compose.yml mounts conf/prometheus/ (rules and the JMX exporter's rules)

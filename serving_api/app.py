@@ -20,9 +20,9 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from lakehouse.catalog.conf import conf_of
 from lakehouse.config.settings import Settings, load_settings
-from lakehouse.domain.registry import open_registry
-from lakehouse.domain.subscriptions import SubscriptionStore
-from lakehouse.domain.supply_registry import SupplyRegistry
+from lakehouse.domain.accounts.registry import open_registry
+from lakehouse.domain.accounts.subscriptions import SubscriptionStore
+from lakehouse.domain.supply_chain.supply_registry import SupplyRegistry
 from lakehouse.io.fast_read import delivery_counts
 from lakehouse.io.status import restart_counts
 from serving_api import errors

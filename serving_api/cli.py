@@ -32,7 +32,7 @@ def cmd_api_key(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_user(settings: Settings, args: argparse.Namespace) -> int:
-    from lakehouse.domain.registry import RegistryError, open_registry
+    from lakehouse.domain.accounts.registry import RegistryError, open_registry
 
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")

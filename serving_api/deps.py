@@ -22,9 +22,9 @@ from starlette.requests import HTTPConnection
 
 from lakehouse.catalog.conf import Conf
 from lakehouse.config.settings import Settings
-from lakehouse.domain.registry import Registry
-from lakehouse.domain.subscriptions import SubscriptionStore
-from lakehouse.domain.supply_registry import SupplyRegistry
+from lakehouse.domain.accounts.registry import Registry
+from lakehouse.domain.accounts.subscriptions import SubscriptionStore
+from lakehouse.domain.supply_chain.supply_registry import SupplyRegistry
 from serving_api.auth import HEADER, Keyring, Permission, Principal, presented
 from serving_api.cache import GoldCache
 from serving_api.impact import ImpactExplainer

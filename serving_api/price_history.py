@@ -1,5 +1,5 @@
-"""The history the price check judges prices against (``lakehouse.domain.price_check``): the
-prices of a window's provinces × commodities that passed the hard rules — accepted
+"""The history the price check judges prices against (``lakehouse.domain.validation.price_check``):
+the prices of a window's provinces × commodities that passed the hard rules — accepted
 (``silver.prices``) or held (``silver.holds``) — as ``price_check.HISTORY_FIELDS``.
 
 The API keeps the recent part of both tables in memory, as a view of the gold cache
@@ -32,7 +32,7 @@ import pyarrow as pa
 from lakehouse.catalog.conf import Conf, conf_of
 from lakehouse.catalog.tables import SILVER_HOLDS, SILVER_PRICES
 from lakehouse.config.settings import Settings
-from lakehouse.domain.price_check import HISTORY_FIELDS, Window
+from lakehouse.domain.validation.price_check import HISTORY_FIELDS, Window
 from lakehouse.io.fast_read import Condition, TableMissing, rows_where, sql_strings
 from serving_api.cache import Read, Tables, ViewSpec
 

@@ -18,8 +18,14 @@ from pyspark.sql.types import StructType
 
 from lakehouse.catalog.events import HoldStatus
 from lakehouse.catalog.rules import QualityRules
-from lakehouse.domain import holds, price_judge
-from lakehouse.domain.verdicts import DETAIL_PREFIX, DETAILS, FLAGS_MASK, REASONS_MASK, STAT_RULES
+from lakehouse.domain.validation import holds, price_judge
+from lakehouse.domain.validation.verdicts import (
+    DETAIL_PREFIX,
+    DETAILS,
+    FLAGS_MASK,
+    REASONS_MASK,
+    STAT_RULES,
+)
 from streaming_jobs.row_kinds import RowKind, SeriesKey
 
 ENTRY = "id.smartmarket.judge.SeriesJudge"

@@ -4,8 +4,8 @@ lengthens a price batch.
 
 A micro-batch: every record → ``bronze.market_events`` (``append_once``); the first copy of each
 event id (``bronze.first_copies``: Spark state, as for prices) is parsed — a headline goes to
-``silver.news`` with what ``lakehouse.domain.news_text`` reads in it (MERGEd on its id: inserted
-once,
+``silver.news`` with what ``lakehouse.domain.intake.news_text`` reads in it (MERGEd on its id:
+inserted once,
 ever), a record that is not a headline to ``silver.quarantine`` with its reason; then the days,
 commodities and provinces the batch touched are recomputed in ``gold.news_signal`` from all of
 ``silver.news`` of those days, and the ``news_surge`` rule (``streaming_jobs.alerts``) judges
@@ -40,7 +40,7 @@ from lakehouse.catalog.tables import (
 )
 from lakehouse.config.logs import Laps
 from lakehouse.config.settings import Settings
-from lakehouse.domain.news_text import lexicon, read_headline
+from lakehouse.domain.intake.news_text import lexicon, read_headline
 from lakehouse.io import delta_io
 from lakehouse.io.spark import GOLD_POOL, pinned
 from streaming_jobs.alerts.news import news_surge_alerts, news_surge_signals

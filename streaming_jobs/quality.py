@@ -1,6 +1,7 @@
 """Data quality of a micro-batch — a pure function from its rows to those of
 ``gold.data_quality``: per source × device, received = accepted + quarantined + duplicates;
-beside them, the held prices the batch released or rejected (``lakehouse.domain.holds``)."""
+beside them, the held prices the batch released or rejected
+(``lakehouse.domain.validation.holds``)."""
 
 from __future__ import annotations
 

@@ -14,9 +14,15 @@ import numpy as np
 import pandas as pd
 
 from lakehouse.catalog.rules import SensorQualityRules
-from lakehouse.domain.price_judge import row_percentiles
-from lakehouse.domain.series_state import SENSOR_SERIES, earlier_values, series_codes
-from lakehouse.domain.verdicts import DETAILS, FLAGS_MASK, REASONS_MASK, bit, detail_column
+from lakehouse.domain.validation.price_judge import row_percentiles
+from lakehouse.domain.validation.series_state import SENSOR_SERIES, earlier_values, series_codes
+from lakehouse.domain.validation.verdicts import (
+    DETAILS,
+    FLAGS_MASK,
+    REASONS_MASK,
+    bit,
+    detail_column,
+)
 
 #: the pool a judge takes: one row per reading, ``_candidate`` for the batch's own
 POOL_COLUMNS = ("event_id", *SENSOR_SERIES, "_sec", "value", "_candidate")

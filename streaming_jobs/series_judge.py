@@ -1,5 +1,5 @@
 """The silver query's stateful step: the statistical rules and the held prices of one key, with
-the key's state (``lakehouse.domain.series_state``) — the function Spark's
+the key's state (``lakehouse.domain.validation.series_state``) — the function Spark's
 ``applyInPandasWithState`` calls once per key and micro-batch.
 
 A key (``_key``, built by ``streaming_jobs.silver.series_key``) is one of:
@@ -39,8 +39,8 @@ from pyspark.sql.types import NumericType, StructType, TimestampType
 
 from lakehouse.catalog.events import HoldStatus
 from lakehouse.catalog.rules import QualityRules
-from lakehouse.domain import holds, price_judge
-from lakehouse.domain.series_state import (
+from lakehouse.domain.validation import holds, price_judge
+from lakehouse.domain.validation.series_state import (
     PRICE_POINTS,
     PRICE_SERIES,
     SECONDS_PER_DAY,
@@ -53,7 +53,7 @@ from lakehouse.domain.series_state import (
     series_codes,
     to_bytes,
 )
-from lakehouse.domain.verdicts import DETAILS, FLAGS_MASK, REASONS_MASK, detail_column
+from lakehouse.domain.validation.verdicts import DETAILS, FLAGS_MASK, REASONS_MASK, detail_column
 from streaming_jobs import sensor_judge
 from streaming_jobs.row_kinds import RowKind, SeriesKey
 

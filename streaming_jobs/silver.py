@@ -17,16 +17,16 @@ Rule ids (the ``reasons`` of a quarantine row, or the ``flags`` of a silver row)
 - statistical rules (``streaming_jobs.series_judge``), against the history of the same
   market × commodity: ``zscore``, ``iqr``, ``median_deviation``, ``cross_market`` (the median of
   the other markets of the province that day). Two or more flags — or a cross-market deviation
-  above the strong threshold — quarantine (the price is *held*: ``lakehouse.domain.holds``); a
-  single flag is kept in silver. Sensors, per device × metric: ``sensor_jump`` (quarantines),
-  ``sensor_stuck`` (flags).
+  above the strong threshold — quarantine (the price is *held*:
+  ``lakehouse.domain.validation.holds``); a single flag is kept in silver. Sensors, per device ×
+  metric: ``sensor_jump`` (quarantines), ``sensor_stuck`` (flags).
 
 Thresholds: conf/quality.yaml. The hard rules are column expressions over the reference data of
 ``conf/`` (map lookups, no join), the price rules' conditions those of
-``lakehouse.domain.hard_rules`` (which the API's price check evaluates over numpy arrays); the
-statistical ones run in the stateful step, one group per bucket of provinces × commodities
-(prices) or of markets (sensors) (``series_key``), with the series' history in Spark's state.
-"""
+``lakehouse.domain.validation.hard_rules`` (which the API's price check evaluates over numpy
+arrays); the statistical ones run in the stateful step, one group per bucket of provinces ×
+commodities (prices) or of markets (sensors) (``series_key``), with the series' history in Spark's
+state."""
 
 from __future__ import annotations
 
@@ -48,10 +48,16 @@ from lakehouse.catalog.events import (
     spark_schema,
 )
 from lakehouse.catalog.rules import QualityRules
-from lakehouse.domain.hard_rules import PriceTerms, price_rules, time_rules, unit_factors, window
-from lakehouse.domain.holds import REVIEW_DECISIONS
-from lakehouse.domain.series_state import STATE_SCHEMA
-from lakehouse.domain.verdicts import FLAGS_MASK, REASONS_MASK
+from lakehouse.domain.validation.hard_rules import (
+    PriceTerms,
+    price_rules,
+    time_rules,
+    unit_factors,
+    window,
+)
+from lakehouse.domain.validation.holds import REVIEW_DECISIONS
+from lakehouse.domain.validation.series_state import STATE_SCHEMA
+from lakehouse.domain.validation.verdicts import FLAGS_MASK, REASONS_MASK
 from lakehouse.io.spark import literal_map
 from streaming_jobs import jvm_judge
 from streaming_jobs.batch_values import batch_number, batch_time

@@ -24,7 +24,7 @@ from pyspark.sql import types as T
 
 from lakehouse.catalog.events import SCHEMA_VERSION, SUPPLY_EVENT_MODELS, spark_schema
 from lakehouse.catalog.tables import GOLD_STOCK_DAILY, GOLD_SUPPLY_REGION_DAILY
-from lakehouse.domain.supply import ROUTE_SEPARATOR
+from lakehouse.domain.supply_chain.supply import ROUTE_SEPARATOR
 from lakehouse.io.spark import literal_map
 from streaming_jobs.batch_values import batch_number
 

@@ -36,8 +36,8 @@ from lakehouse.catalog.tables import (
 )
 from lakehouse.config.logs import Laps
 from lakehouse.config.settings import Settings
-from lakehouse.domain.supply import Entity
-from lakehouse.domain.supply_registry import open_supply_registry
+from lakehouse.domain.supply_chain.supply import Entity
+from lakehouse.domain.supply_chain.supply_registry import open_supply_registry
 from lakehouse.io import delta_io
 from lakehouse.io.spark import GOLD_POOL, literal_map, local_frame, pinned
 from streaming_jobs import supply

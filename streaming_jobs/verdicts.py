@@ -1,13 +1,13 @@
-"""The statistical judges' verdicts (``lakehouse.domain.verdicts``: a bit per rule, a column per
-number) turned back into the ``flags``, ``reasons`` and ``details`` of silver and quarantine
-rows, as Spark columns."""
+"""The statistical judges' verdicts (``lakehouse.domain.validation.verdicts``: a bit per rule, a
+column per number) turned back into the ``flags``, ``reasons`` and ``details`` of silver and
+quarantine rows, as Spark columns."""
 
 from __future__ import annotations
 
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from lakehouse.domain.verdicts import DETAILS, STAT_RULES, bit, detail_column
+from lakehouse.domain.validation.verdicts import DETAILS, STAT_RULES, bit, detail_column
 
 
 def ids_where(*checks: tuple[str, Column]) -> Column:

@@ -4,7 +4,7 @@ its own, so that each spawned process imports the registry alone, not a test mod
 from __future__ import annotations
 
 from lakehouse.config.settings import Settings
-from lakehouse.domain.registry import open_registry
+from lakehouse.domain.accounts.registry import open_registry
 
 
 def register_many(args: tuple[Settings, int]) -> int:

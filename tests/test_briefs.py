@@ -28,8 +28,8 @@ from lakehouse.catalog.tables import (
     Table,
     arrow_schema,
 )
-from lakehouse.domain.brief import Week
-from lakehouse.domain.brief_files import percent, rupiah
+from lakehouse.domain.briefs.brief import Week
+from lakehouse.domain.briefs.brief_files import percent, rupiah
 from serving_api.app import create_app
 from serving_api.routers.reports import warm_up_briefs
 from tests.api_samples import API, with_api

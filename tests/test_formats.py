@@ -16,7 +16,7 @@ from lakehouse.catalog.events import NOT_REPORTED
 from lakehouse.catalog.formats import FormatChoice, FormatError
 from lakehouse.catalog.tables import SILVER_PRICES, SILVER_QUARANTINE
 from lakehouse.config.errors import InputError
-from lakehouse.domain.reports import not_reported, open_report, parse_rows
+from lakehouse.domain.intake.reports import not_reported, open_report, parse_rows
 from lakehouse.io.kafka_io import EventProducer, ensure_topics
 from producers.csv_ingest import FolderWatcher, ingest_file
 from producers.replay import replay

@@ -18,8 +18,8 @@ from pyspark.sql.types import (
     StructType,
 )
 
-from lakehouse.domain import holds
-from lakehouse.domain.verdicts import FLAGS_MASK, REASONS_MASK, bit
+from lakehouse.domain.validation import holds
+from lakehouse.domain.validation.verdicts import FLAGS_MASK, REASONS_MASK, bit
 from streaming_jobs.series_judge import VERDICT_DDL, SeriesJudge
 from streaming_jobs.silver import parse_events
 from tests.shipped import SHIPPED

@@ -23,8 +23,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from lakehouse.catalog import ops_metrics as m
 from lakehouse.config.settings import Settings
-from lakehouse.domain.broker_auth import bridge_credentials, sync_broker
-from lakehouse.domain.registry import Device, Registry, open_registry
+from lakehouse.domain.accounts.broker_auth import bridge_credentials, sync_broker
+from lakehouse.domain.accounts.registry import Device, Registry, open_registry
 from lakehouse.io.kafka_io import ensure_topics
 from producers.mqtt_bridge import MqttBridge
 from scripts.isolated_stack import free_ports

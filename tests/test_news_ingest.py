@@ -1,5 +1,5 @@
-"""News files into events (lakehouse.domain.news_files through lakehouse.domain.reports) and into
-Kafka: both
+"""News files into events (lakehouse.domain.intake.news_files through
+lakehouse.domain.intake.reports) and into Kafka: both
 header shapes, relative Indonesian dates, the same headline kept as one id, bad input."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 
 from lakehouse.catalog.events import NewsEvent
 from lakehouse.config.settings import PROJECT_ROOT
-from lakehouse.domain.news_files import parse_news_date
-from lakehouse.domain.reports import open_report, parse_rows
+from lakehouse.domain.intake.news_files import parse_news_date
+from lakehouse.domain.intake.reports import open_report, parse_rows
 from lakehouse.io.kafka_io import EventProducer
 from producers.csv_ingest import ingest_file
 from tests.kafka_helpers import consume, end_offsets

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from lakehouse.catalog.tables import GOLD_ALERTS, GOLD_NEWS_SIGNAL, SILVER_NEWS, SILVER_QUARANTINE
 from lakehouse.config.settings import PROJECT_ROOT, Settings
-from lakehouse.domain.news_text import lexicon, read_headline
+from lakehouse.domain.intake.news_text import lexicon, read_headline
 from lakehouse.io.fast_read import open_table
 from lakehouse.io.kafka_io import EventProducer, ensure_topics
 from producers.csv_ingest import ingest_file

@@ -1,13 +1,13 @@
-"""Reading headlines (lakehouse.domain.news_text): commodities, directions, places and topics, on
-headlines of the shipped labelled set (datasets/news_headlines_labelled.csv) and on the cases
-the lexicon must get right."""
+"""Reading headlines (lakehouse.domain.intake.news_text): commodities, directions, places and
+topics, on headlines of the shipped labelled set (datasets/news_headlines_labelled.csv) and on the
+cases the lexicon must get right."""
 
 from __future__ import annotations
 
 import pytest
 
 from bench.news_extraction import load, score, split
-from lakehouse.domain.news_text import Mention, lexicon, read_headline
+from lakehouse.domain.intake.news_text import Mention, lexicon, read_headline
 from tests.shipped import SHIPPED
 
 

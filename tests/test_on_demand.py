@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from lakehouse.catalog.conf import conf_of
 from lakehouse.catalog.tables import GOLD_ANOMALIES, GOLD_FORECASTS, Table, arrow_schema
 from lakehouse.config.settings import Settings
-from lakehouse.domain.price_check import HISTORY_FIELDS, check
+from lakehouse.domain.validation.price_check import HISTORY_FIELDS, check
 from serving_api.app import create_app
 from serving_api.auth import mint_key
 from tests.api_samples import API, with_api

@@ -22,8 +22,14 @@ from fastapi.testclient import TestClient
 from lakehouse.catalog.conf import conf_of
 from lakehouse.catalog.tables import SILVER_HOLDS
 from lakehouse.config.settings import Settings
-from lakehouse.domain import price_check
-from lakehouse.domain.price_check import HISTORY_FIELDS, PRICE_FIELDS, Window, check, history_window
+from lakehouse.domain.validation import price_check
+from lakehouse.domain.validation.price_check import (
+    HISTORY_FIELDS,
+    PRICE_FIELDS,
+    Window,
+    check,
+    history_window,
+)
 from serving_api.app import create_app
 from serving_api.auth import HEADER, mint_key
 from serving_api.price_history import PRICE_HISTORY, SeriesIndex, read_history

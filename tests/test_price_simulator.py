@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from lakehouse.config.settings import PROJECT_ROOT, PROVINCE_PANEL, Settings, load_settings
-from lakehouse.domain.reports import open_report, parse_rows
+from lakehouse.domain.intake.reports import open_report, parse_rows
 from lakehouse.io.kafka_io import EventProducer, ensure_topics
 from lakehouse.io.status import read_status
 from producers.price_simulator import (

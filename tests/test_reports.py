@@ -8,15 +8,15 @@ import pytest
 
 from lakehouse.catalog.events import Metric, SensorEvent
 from lakehouse.config.errors import InputError
-from lakehouse.domain.registry import Device
-from lakehouse.domain.reports import (
+from lakehouse.domain.accounts.registry import Device
+from lakehouse.domain.intake.reports import (
     FRAME_COLUMNS,
     open_report,
     parse_number,
     parse_rows,
     price_frame,
 )
-from lakehouse.domain.time_text import parse_time
+from lakehouse.domain.intake.time_text import parse_time
 from producers.devices import Simulator, fleet
 from producers.mqtt_bridge import PayloadError, to_sensor_event
 from producers.replay import fan_out, replay, synthetic_market, synthetic_markets

@@ -21,8 +21,8 @@ from fastapi.testclient import TestClient
 
 from lakehouse.config.secrets import ensure_secret, env_name, secret, secrets_path
 from lakehouse.config.settings import PROJECT_ROOT, Settings, load_settings
-from lakehouse.domain.broker_auth import acl_file, password_file
-from lakehouse.domain.registry import MIGRATIONS, check_password, open_registry
+from lakehouse.domain.accounts.broker_auth import acl_file, password_file
+from lakehouse.domain.accounts.registry import MIGRATIONS, check_password, open_registry
 from scripts.prometheus_config import scrape_token_file, write_scrape_token
 from serving_api.app import create_app
 from serving_api.auth import mint_key

@@ -13,16 +13,16 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from lakehouse.catalog.tables import GOLD_DATA_QUALITY_DAILY, GOLD_PRICE_DAILY
-from lakehouse.domain import price_judge
-from lakehouse.domain.price_judge import percentile, row_percentiles
-from lakehouse.domain.series_state import (
+from lakehouse.domain.validation import price_judge
+from lakehouse.domain.validation.price_judge import percentile, row_percentiles
+from lakehouse.domain.validation.series_state import (
     PRICE_SERIES,
     Window,
     newest_points,
     series_anchors,
     series_codes,
 )
-from lakehouse.domain.verdicts import DETAILS, STAT_RULES, detail_column
+from lakehouse.domain.validation.verdicts import DETAILS, STAT_RULES, detail_column
 from lakehouse.io import delta_io
 from streaming_jobs import gold, sensor_judge
 from streaming_jobs.bronze import first_copies, sender

@@ -296,8 +296,12 @@ def test_anonymous_mqtt_is_refused_by_the_compose_broker(
     refused (what the service's health check asks too), the bridge's account admitted, a device
     registered afterwards admitted once the service has reloaded the broker by itself."""
     from lakehouse.config.settings import load_settings
-    from lakehouse.domain.broker_auth import bridge_credentials, broker_home, write_broker_files
-    from lakehouse.domain.registry import open_registry
+    from lakehouse.domain.accounts.broker_auth import (
+        bridge_credentials,
+        broker_home,
+        write_broker_files,
+    )
+    from lakehouse.domain.accounts.registry import open_registry
     from scripts.compose_config import write_all
     from scripts.isolated_stack import free_ports
     from scripts.services.base import port_is_free

@@ -20,8 +20,8 @@ from fastapi.testclient import TestClient
 from lakehouse.catalog.conf import conf_of
 from lakehouse.catalog.tables import GOLD_SUBSCRIPTION_DELIVERIES
 from lakehouse.config.settings import AlertSettings, NotifierChannel, Settings
-from lakehouse.domain.registry import NotFound, RegistryError, open_registry
-from lakehouse.domain.subscriptions import (
+from lakehouse.domain.accounts.registry import NotFound, RegistryError, open_registry
+from lakehouse.domain.accounts.subscriptions import (
     Subscription,
     SubscriptionStore,
     checked,

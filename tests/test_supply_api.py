@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 
 from lakehouse.catalog.reference import island_of, regencies
 from lakehouse.config.settings import Settings
-from lakehouse.domain.supply import reference_entities
-from lakehouse.domain.supply_routes import (
+from lakehouse.domain.supply_chain.supply import reference_entities
+from lakehouse.domain.supply_chain.supply_routes import (
     FACTORS,
     MIN_FIT_SHIPMENTS,
     RULE_HOURS,

@@ -23,7 +23,7 @@ from lakehouse.catalog.tables import (
     SILVER_SUPPLY_STOCK,
 )
 from lakehouse.config.settings import Settings
-from lakehouse.domain.supply_registry import open_supply_registry
+from lakehouse.domain.supply_chain.supply_registry import open_supply_registry
 from lakehouse.io.fast_read import open_table
 from lakehouse.io.kafka_io import EventProducer, ensure_topics
 from producers.csv_ingest import ingest_file

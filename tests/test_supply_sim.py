@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from lakehouse.config.settings import Settings, load_settings
-from lakehouse.domain.supply_registry import open_supply_registry
+from lakehouse.domain.supply_chain.supply_registry import open_supply_registry
 from producers.state import first_day
 from producers.supply_sim import due_events
 from scripts.services.supervisor import services

@@ -128,7 +128,7 @@ class DeadLetter(BaseModel):
 
 
 class HoldStatus(StrEnum):
-    """Where a held price stands (``silver.holds``; lakehouse.domain.holds decides)."""
+    """Where a held price stands (``silver.holds``; lakehouse.domain.validation.holds decides)."""
 
     held = "held"
     not_confirmed = "not_confirmed"  # a later report came back to the earlier level: still held
@@ -179,7 +179,7 @@ EVENT_MODELS: dict[str, type[_Event]] = {"price": PriceEvent, "sensor": SensorEv
 
 
 class EntityKind(StrEnum):
-    """What a supply entity is (lakehouse.domain.supply: the registry)."""
+    """What a supply entity is (lakehouse.domain.supply_chain.supply: the registry)."""
 
     warehouse = "warehouse"
     distributor = "distributor"
@@ -303,7 +303,7 @@ def spark_schema(model: type[BaseModel]) -> StructType:
 class NewsEvent(BaseModel):
     """A news headline (with its lead paragraph when known) as it enters the platform on the
     news topic; what it says (commodities, direction, place) is read in silver
-    (``lakehouse.domain.news_text``), so a better lexicon re-reads old headlines."""
+    (``lakehouse.domain.intake.news_text``), so a better lexicon re-reads old headlines."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -36,7 +36,8 @@ class SensorQualityRules(BaseModel):
 
 
 class HoldRules(BaseModel):
-    """When a price held by the statistical rules is released (see ``lakehouse.domain.holds``)."""
+    """When a price held by the statistical rules is released (see
+    ``lakehouse.domain.validation.holds``)."""
 
     window_days: float = Field(gt=0)
     level_tolerance: float = Field(gt=0, lt=1)

@@ -519,8 +519,8 @@ GOLD_SUBSCRIPTION_DELIVERIES = Table(
     Layer.gold,
     "subscription_deliveries",
     "One row per alert state × subscriber × channel and recipient once its delivery finished "
-    "(lakehouse.domain.subscriptions; docs/alerts.md#subscriptions): delivered or not after the "
-    "last retry, with the attempts and the last error; a digest's alerts share its send.",
+    "(lakehouse.domain.accounts.subscriptions; docs/alerts.md#subscriptions): delivered or not "
+    "after the last retry, with the attempts and the last error; a digest's alerts share its send.",
     keys=("alert_id", "state", "subscriber", "channel", "recipient"),
     columns={
         "alert_id": GOLD_ALERT_DELIVERIES.columns["alert_id"],
@@ -693,7 +693,7 @@ SILVER_NEWS = Table(
     "news",
     "One row per news headline (the first copy of each event id), with what it says: the "
     "catalogue commodities it names and the direction it states for each, the province and "
-    "regency it names and its topic (lakehouse.domain.news_text). A headline naming no "
+    "regency it names and its topic (lakehouse.domain.intake.news_text). A headline naming no "
     "commodity is kept with no mentions.",
     keys=("event_id",),
     columns={

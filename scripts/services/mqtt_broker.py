@@ -36,7 +36,7 @@ class Mosquitto(Service):
 
     def prepare(self) -> None:
         # the device registry (SQLAlchemy, Alembic) only here, not at every command's start
-        from lakehouse.domain.broker_auth import broker_config
+        from lakehouse.domain.accounts.broker_auth import broker_config
 
         self._binary()
         self.home.mkdir(parents=True, exist_ok=True)

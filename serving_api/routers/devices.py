@@ -20,8 +20,8 @@ from pydantic import BaseModel, Field
 
 from lakehouse.catalog.events import Metric
 from lakehouse.config.settings import Settings
-from lakehouse.domain.broker_auth import sync_broker
-from lakehouse.domain.registry import Device, Registry, RegistryError
+from lakehouse.domain.accounts.broker_auth import sync_broker
+from lakehouse.domain.accounts.registry import Device, Registry, RegistryError
 from serving_api.auth import Keyring, Permission
 from serving_api.deps import KeyringDep, RegistryDep, SettingsDep, require
 from serving_api.errors import ApiError

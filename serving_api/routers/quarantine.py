@@ -1,6 +1,7 @@
 """The quarantined records themselves (``silver.quarantine``), newest first, a page at a time:
 what ``GET /quality`` counts, browsable with their reasons and raw input; and the review of held
-prices (``silver.holds``, see ``lakehouse.domain.holds``): list them, release or reject one."""
+prices (``silver.holds``, see ``lakehouse.domain.validation.holds``): list them, release or reject
+one."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Weekly briefs of a province as PDF, XLSX or CSV (``lakehouse.domain.brief``, rendered by
-``lakehouse.domain.brief_files``), from the gold and silver tables read here with delta-rs."""
+"""Weekly briefs of a province as PDF, XLSX or CSV (``lakehouse.domain.briefs.brief``, rendered by
+``lakehouse.domain.briefs.brief_files``), from the gold and silver tables read here with
+delta-rs."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from lakehouse.catalog.tables import (
     Table,
 )
 from lakehouse.config.settings import Settings
-from lakehouse.domain.brief import Inputs, Week, make_brief
+from lakehouse.domain.briefs.brief import Inputs, Week, make_brief
 from lakehouse.io.fast_read import TableMissing, rows_where, sql_strings
 from serving_api.deps import ConfDep, SettingsDep
 from serving_api.errors import ApiError, resolve_province
@@ -51,7 +52,8 @@ def _rows(settings: Settings, table: Table, columns: list[str], where: str) -> p
 
 
 def load_inputs(settings: Settings, conf: Conf, province: str, week: Week) -> Inputs:
-    """What the brief of ``province`` and ``week`` is made of (lakehouse.domain.brief.Inputs)."""
+    """What the brief of ``province`` and ``week`` is made of
+    (lakehouse.domain.briefs.brief.Inputs)."""
     markets = sql_strings([m.market_id for m in conf.markets.values() if m.province == province])
     in_province = f"t.market_id IN ({markets})"
     this_week = f"BETWEEN DATE '{week.start}' AND DATE '{week.end}'"
@@ -130,7 +132,7 @@ def _render(
 ) -> bytes:
     """The brief's file. Its renderers (matplotlib, fpdf2, openpyxl: ~1 s of imports) load in
     the background once the API has started (``warm_up_briefs``), not before it answers."""
-    from lakehouse.domain.brief_files import RENDERERS
+    from lakehouse.domain.briefs.brief_files import RENDERERS
 
     inputs = load_inputs(settings, conf, province, week)
     return RENDERERS[fmt](make_brief(inputs, province, week, lang, conf))
@@ -142,7 +144,7 @@ def warm_up_briefs() -> threading.Thread:
     first brief an official asks for after a start costs what any later one does."""
 
     def warm() -> None:
-        from lakehouse.domain.brief_files import warm_up
+        from lakehouse.domain.briefs.brief_files import warm_up
 
         warm_up()
 

@@ -1,5 +1,5 @@
 """Alert subscriptions over HTTP: a user (reader, central, operator) manages their own, an admin
-anyone's (``lakehouse.domain.subscriptions``; the notifier delivers them)."""
+anyone's (``lakehouse.domain.accounts.subscriptions``; the notifier delivers them)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, status
 from pydantic import BaseModel, Field
 
-from lakehouse.domain.subscriptions import Channel, Subscription
+from lakehouse.domain.accounts.subscriptions import Channel, Subscription
 from serving_api.auth import GRANTS, Permission, Principal
 from serving_api.deps import SettingsDep, SubscriptionsDep, require
 from serving_api.errors import ApiError

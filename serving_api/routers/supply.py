@@ -21,10 +21,10 @@ from lakehouse.catalog.tables import (
     Table,
 )
 from lakehouse.config.settings import Settings
-from lakehouse.domain.registry import NotFound
-from lakehouse.domain.supply import ROUTE_SEPARATOR, Entity
-from lakehouse.domain.supply_registry import SupplyRegistry
-from lakehouse.domain.supply_routes import PastShipment, analyze
+from lakehouse.domain.accounts.registry import NotFound
+from lakehouse.domain.supply_chain.supply import ROUTE_SEPARATOR, Entity
+from lakehouse.domain.supply_chain.supply_registry import SupplyRegistry
+from lakehouse.domain.supply_chain.supply_routes import PastShipment, analyze
 from lakehouse.io.fast_read import Condition, TableMissing, read_rows
 from serving_api.auth import Permission
 from serving_api.deps import ConfDep, SettingsDep, SupplyRegistryDep, require

@@ -1,5 +1,5 @@
 """Validation on demand: the verdict the pipeline would give prices now, without publishing them
-(``lakehouse.domain.price_check``: the silver query's own rules, against the history of
+(``lakehouse.domain.validation.price_check``: the silver query's own rules, against the history of
 ``serving_api.price_history``: kept in memory, or read from the tables for a back-dated
 price)."""
 
@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from lakehouse.catalog.conf import Conf
 from lakehouse.catalog.events import PriceEvent
 from lakehouse.config.settings import Settings
-from lakehouse.domain.price_check import PRICE_FIELDS, check, history_window
+from lakehouse.domain.validation.price_check import PRICE_FIELDS, check, history_window
 from serving_api.auth import Permission
 from serving_api.deps import ConfDep, GoldDep, SettingsDep, require
 from serving_api.errors import ApiError

@@ -46,7 +46,7 @@ _HELD += ("observed_at", "held_at", "decision", "decided_by", "supports", "note"
 
 
 def held_prices(holds: DataFrame, decisions: DataFrame | None, tz: str) -> DataFrame:
-    """The last state of each held price (``lakehouse.domain.holds``): ``holds`` are
+    """The last state of each held price (``lakehouse.domain.validation.holds``): ``holds`` are
     ``silver.holds`` rows, ``decisions`` ``silver.hold_decisions`` rows (an event's newest
     decision wins over its hold; None: there are none yet); with the local ``date`` it was
     observed on and its ``province`` (its market's, where a price names none)."""

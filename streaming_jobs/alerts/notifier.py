@@ -1,6 +1,7 @@
 """Alert notifications: new alert states of ``gold.alerts`` pushed to webhooks, Telegram,
 WhatsApp and e-mail, outside the pipeline — to every broadcast channel, and to each user whose
-subscription (``lakehouse.domain.subscriptions``) wants the alert, at once or in a daily digest.
+subscription (``lakehouse.domain.accounts.subscriptions``) wants the alert, at once or in a daily
+digest.
 
 Runs as its own process (the ``notifier`` service, ``python -m streaming_jobs.alerts.notifier``) and
 reads the Delta table without Spark, so a slow or dead receiver never holds up a micro-batch.
@@ -40,8 +41,13 @@ from lakehouse.catalog.tables import (
 )
 from lakehouse.config.logs import configure_logging
 from lakehouse.config.settings import AlertSettings, NotifierChannel, Settings, load_settings
-from lakehouse.domain.registry import open_registry
-from lakehouse.domain.subscriptions import SEVERITY_RANK, Subscription, SubscriptionStore, matches
+from lakehouse.domain.accounts.registry import open_registry
+from lakehouse.domain.accounts.subscriptions import (
+    SEVERITY_RANK,
+    Subscription,
+    SubscriptionStore,
+    matches,
+)
 from lakehouse.io import table_writes
 from lakehouse.io.fast_read import TableMissing, read_rows, table_version
 from lakehouse.io.status import stop_event, write_status

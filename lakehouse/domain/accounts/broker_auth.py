@@ -21,7 +21,7 @@ import psutil
 
 from lakehouse.config.secrets import ensure_secret
 from lakehouse.config.settings import Settings
-from lakehouse.domain.registry import BrokerAccount, Registry, hash_password, open_registry
+from lakehouse.domain.accounts.registry import BrokerAccount, Registry, hash_password, open_registry
 
 log = logging.getLogger(__name__)
 

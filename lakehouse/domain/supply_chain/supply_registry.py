@@ -1,7 +1,7 @@
 """The supply-entity registry: warehouses, distributors, farmer groups and markets in the SQL
-store of the device registry (``lakehouse.domain.registry``: SQLite by default, any SQLAlchemy URL
-in ``security.registry_url``), seeded from ``supply_entities.csv`` of the configuration folder by
-its migration (0002).
+store of the device registry (``lakehouse.domain.accounts.registry``: SQLite by default, any
+SQLAlchemy URL in ``security.registry_url``), seeded from ``supply_entities.csv`` of the
+configuration folder by its migration (0002).
 
 Operators keep it through ``/api/v1/supply/entities``; the supply query reads it at every
 micro-batch, so an entity registered now is known to the next batch. An event naming an entity
@@ -18,8 +18,14 @@ import sqlalchemy as sa
 
 from lakehouse.catalog.conf import Conf, conf_of
 from lakehouse.config.settings import Settings
-from lakehouse.domain.registry import DEVICE_ID, Conflict, NotFound, RegistryError, open_registry
-from lakehouse.domain.supply import Entity, check_entity
+from lakehouse.domain.accounts.registry import (
+    DEVICE_ID,
+    Conflict,
+    NotFound,
+    RegistryError,
+    open_registry,
+)
+from lakehouse.domain.supply_chain.supply import Entity, check_entity
 
 _meta = sa.MetaData()
 entities_table = sa.Table(

@@ -1,6 +1,6 @@
 """News files: the headers that mark a CSV as news, and how one of its rows becomes a
-``NewsEvent``. ``lakehouse.domain.reports`` opens the file (encoding, delimiter, header) as for
-prices.
+``NewsEvent``. ``lakehouse.domain.intake.reports`` opens the file (encoding, delimiter, header) as
+for prices.
 
 Two shapes, told apart by the header (column names in normal form):
 
@@ -21,7 +21,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from lakehouse.catalog.events import NewsEvent
-from lakehouse.domain.time_text import parse_time
+from lakehouse.domain.intake.time_text import parse_time
 
 NewsShape = Literal["news", "news_export"]
 LONG = ("published_at", "title", "source", "url")

@@ -1,7 +1,7 @@
 """Alert subscriptions: which alerts a user of the registry wants, on which channel.
 
-A subscription belongs to one user (``users`` of ``lakehouse.domain.registry``) and names one
-channel and its recipient — an e-mail address, a webhook URL, a Telegram chat, a WhatsApp
+A subscription belongs to one user (``users`` of ``lakehouse.domain.accounts.registry``) and names
+one channel and its recipient — an e-mail address, a webhook URL, a Telegram chat, a WhatsApp
 number — and what to send there: provinces, regencies (by official code, ``PP.RR``; given
 also by name or as ``markets.csv`` writes its markets' city), commodities, rules or rule
 families (``AlertRules.families``), a minimum severity, immediately or batched into a daily
@@ -21,7 +21,7 @@ from typing import Any, Literal, get_args
 import sqlalchemy as sa
 
 from lakehouse.catalog.conf import Conf
-from lakehouse.domain.registry import DEVICE_ID, NotFound, RegistryError, users_table
+from lakehouse.domain.accounts.registry import DEVICE_ID, NotFound, RegistryError, users_table
 
 Channel = Literal["email", "webhook", "telegram", "whatsapp"]
 CHANNELS: tuple[str, ...] = get_args(Channel)

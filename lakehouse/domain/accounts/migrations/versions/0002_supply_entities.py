@@ -20,7 +20,7 @@ depends_on = None
 def upgrade() -> None:
     from alembic import context
 
-    from lakehouse.domain.supply import reference_entities
+    from lakehouse.domain.supply_chain.supply import reference_entities
 
     table = op.create_table(
         "supply_entities",

@@ -32,7 +32,7 @@ import numpy as np
 
 from lakehouse.catalog.reference import Regency, regencies
 from lakehouse.config.settings import DATASETS_DIR, SupplySettings
-from lakehouse.domain.supply import ROUTE_SEPARATOR, great_circle_km, route_id
+from lakehouse.domain.supply_chain.supply import ROUTE_SEPARATOR, great_circle_km, route_id
 
 RAINFALL_FILE = DATASETS_DIR / "panel_monthly_jabar_jakarta.csv"
 #: the panel's locations at their regency (the province-wide rows are left out)

@@ -8,8 +8,8 @@ Formats, told apart by their header (or named on the command line, see
   price format of ``conf/formats/`` (the Bapanas panel export, the PIHPS table export, yours);
 - sensors: ``observed_at, market_id, device_id, metric, value``;
 - news headlines: ``published_at, title, source, url[, text]`` or a news-search export
-  ``Title, Media, Date, Link`` (``lakehouse.domain.news_files``; relative dates count back from
-  ``now``).
+  ``Title, Media, Date, Link`` (``lakehouse.domain.intake.news_files``; relative dates count back
+  from ``now``).
 
 A price cell that is empty, ``-`` or 0 means "not reported": the row is returned with the reason
 ``not_reported`` (for the dead-letter topic), never as a price.
@@ -49,11 +49,11 @@ from lakehouse.catalog.events import (
 from lakehouse.catalog.formats import FIELDS, FormatChoice, PriceFormat
 from lakehouse.catalog.reference import normal_form
 from lakehouse.config.errors import InputError
-from lakehouse.domain.news_files import EXPORT as NEWS_EXPORT
-from lakehouse.domain.news_files import LONG as NEWS_LONG
-from lakehouse.domain.news_files import news_event
-from lakehouse.domain.news_files import shape as news_shape
-from lakehouse.domain.time_text import parse_time
+from lakehouse.domain.intake.news_files import EXPORT as NEWS_EXPORT
+from lakehouse.domain.intake.news_files import LONG as NEWS_LONG
+from lakehouse.domain.intake.news_files import news_event
+from lakehouse.domain.intake.news_files import shape as news_shape
+from lakehouse.domain.intake.time_text import parse_time
 
 Kind = Literal["price", "sensor", "news", "news_export"]
 NEWS_KINDS = ("news", "news_export")

@@ -1,5 +1,5 @@
-"""A weekly brief (``lakehouse.domain.brief``) as the files people take into a meeting: CSV (one
-row per commodity), XLSX (``openpyxl``: the table, a bar chart of the week's changes, the
+"""A weekly brief (``lakehouse.domain.briefs.brief``) as the files people take into a meeting: CSV
+(one row per commodity), XLSX (``openpyxl``: the table, a bar chart of the week's changes, the
 headlines) and PDF (``fpdf2``: the table, the chart drawn with matplotlib, the markets that moved
 and the headlines), in Indonesian or English. The PDF's font is DejaVu Sans, shipped with
 matplotlib (its licence travels with the package), so every character of a headline prints.
@@ -24,7 +24,7 @@ from openpyxl import Workbook
 from openpyxl.chart import BarChart, Reference
 from openpyxl.styles import Font
 
-from lakehouse.domain.brief import Brief, Line, Week
+from lakehouse.domain.briefs.brief import Brief, Line, Week
 
 FONT = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 #: the words of a brief: Indonesian, English

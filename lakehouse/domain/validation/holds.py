@@ -26,8 +26,8 @@ import pandas as pd
 
 from lakehouse.catalog.events import HoldStatus, ReviewDecision
 from lakehouse.catalog.rules import HoldRules
-from lakehouse.domain.series_state import PRICE_SERIES, SECONDS_PER_DAY
-from lakehouse.domain.verdicts import REASONS_MASK, detail_column
+from lakehouse.domain.validation.series_state import PRICE_SERIES, SECONDS_PER_DAY
+from lakehouse.domain.validation.verdicts import REASONS_MASK, detail_column
 
 BY_RULE = "rule:confirmation"
 #: what a review's decision makes of the hold

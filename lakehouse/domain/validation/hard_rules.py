@@ -1,8 +1,8 @@
 """The hard rules of a price (docs/validation.md), written once over whatever holds the terms:
 Spark columns in the silver query (``streaming_jobs.silver.validate_events``), numpy arrays in
-the API's price check (``lakehouse.domain.price_check``). Both take ``&``, ``|``, ``~`` and the
-comparisons alike, and a missing number (Spark's null, numpy's NaN) compares false either way,
-so the two give one verdict.
+the API's price check (``lakehouse.domain.validation.price_check``). Both take ``&``, ``|``, ``~``
+and the comparisons alike, and a missing number (Spark's null, numpy's NaN) compares false either
+way, so the two give one verdict.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A SQL store through SQLAlchemy: SQLite under ``<data_dir>/registry.db`` by default (WAL mode and
 a busy timeout, so the API, the bridge and the simulator write it concurrently), any SQLAlchemy
 URL in ``security.registry_url`` otherwise — ``postgresql+psycopg://…`` in production. The schema
-is migrated with Alembic (``lakehouse/domain/migrations``) whenever the store is opened.
+is migrated with Alembic (``lakehouse/domain/accounts/migrations``) whenever the store is opened.
 
 Passwords are stored only as PBKDF2-SHA512 hashes in Mosquitto's own ``$7$`` format, so the
 broker's password file is written straight from the registry without ever knowing a password.
@@ -30,7 +30,7 @@ from lakehouse.catalog.conf import Conf, conf_of
 from lakehouse.catalog.events import Metric
 from lakehouse.config.settings import Role, Settings
 
-MIGRATIONS = "lakehouse.domain:migrations"
+MIGRATIONS = "lakehouse.domain.accounts:migrations"
 #: PBKDF2 rounds of device passwords: 32 random bytes, so Mosquitto's own default suffices (user
 #: passwords are chosen by people: ``security.user_password_rounds``)
 DEVICE_ROUNDS = 101

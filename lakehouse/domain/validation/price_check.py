@@ -24,9 +24,21 @@ import pandas as pd
 
 from lakehouse.catalog.conf import Conf
 from lakehouse.catalog.rules import QualityRules
-from lakehouse.domain import holds, price_judge
-from lakehouse.domain.hard_rules import PriceTerms, price_rules, unit_factors, unit_key, window
-from lakehouse.domain.verdicts import DETAILS, FLAGS_MASK, REASONS_MASK, STAT_RULES, detail_column
+from lakehouse.domain.validation import holds, price_judge
+from lakehouse.domain.validation.hard_rules import (
+    PriceTerms,
+    price_rules,
+    unit_factors,
+    unit_key,
+    window,
+)
+from lakehouse.domain.validation.verdicts import (
+    DETAILS,
+    FLAGS_MASK,
+    REASONS_MASK,
+    STAT_RULES,
+    detail_column,
+)
 
 #: what a candidate price brings: the fields of a price event
 PRICE_FIELDS = ("event_id", "market_id", "commodity", "price", "unit", "observed_at")

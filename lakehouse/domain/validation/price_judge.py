@@ -25,13 +25,19 @@ import numpy as np
 import pandas as pd
 
 from lakehouse.catalog.rules import PriceRules
-from lakehouse.domain.series_state import (
+from lakehouse.domain.validation.series_state import (
     PRICE_SERIES,
     SECONDS_PER_DAY,
     earlier_values,
     series_codes,
 )
-from lakehouse.domain.verdicts import DETAILS, FLAGS_MASK, REASONS_MASK, bit, detail_column
+from lakehouse.domain.validation.verdicts import (
+    DETAILS,
+    FLAGS_MASK,
+    REASONS_MASK,
+    bit,
+    detail_column,
+)
 
 RECENT = 3  # a price's change is measured against the median of this many previous prices
 MIN_IQR = 0.005  # spread floor of the changes (0.5 %): a flat series still tolerates small moves

@@ -1,0 +1,2 @@
+"""Alembic migrations of the device registry (applied by
+``lakehouse.domain.accounts.registry.open_registry``)."""

@@ -1,0 +1,1 @@
+"""A province's weekly brief: its content, and its PDF and spreadsheet files."""

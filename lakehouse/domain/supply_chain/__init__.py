@@ -1,0 +1,1 @@
+"""The supply chain: its entities (the registry's store), stock cover and routes."""
