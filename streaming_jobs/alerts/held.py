@@ -261,7 +261,7 @@ def held_move_alerts(
 
 def held_news(rows: DataFrame, stored: DataFrame, since: datetime) -> DataFrame:
     """The ``held_move_alerts`` rows still news: their price observed at or after ``since``
-    (``alerting.news_since``), or their alert already stored (``stored``: ``gold.alerts`` rows),
+    (``step.news_since``), or their alert already stored (``stored``: ``gold.alerts`` rows),
     which then follows its price's decision whenever that comes."""
     observed = F.to_timestamp(F.get_json_object("details", "$.observed_at"))
     known = stored.select("alert_id", F.lit(True).alias("_stored"))
