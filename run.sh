@@ -55,11 +55,11 @@ export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 #: the tests that need neither Spark nor a service (the quick loop, ./run.sh test --fast)
 UNIT_TESTS="not services and not spark and not journey"
 #: the tests that need Spark or services (``./run.sh test`` runs them in two sessions: the files
-#: of LATE_FILES, the JVM judge's and tests/test_m* onwards, in the second, once the unit tests
-#: are done; with tests/test_k* and test_l* there too, the unit and late sessions ended 35–90 s
-#: after the first in CI)
+#: of LATE_FILES, the JVM judge's, tests/test_ma*, test_me* and tests/test_n* onwards, in the
+#: second, once the unit tests are done; with tests/test_k* and test_l* there too, the unit and
+#: late sessions ended 35–90 s after the first in CI, with test_mqtt_auth.py 26–32 s after it)
 INTEGRATION_TESTS="(services or spark) and not journey"
-LATE_FILES=(tests/test_jvm_judge.py tests/test_[m-z]*.py)
+LATE_FILES=(tests/test_jvm_judge.py tests/test_m[ae]*.py tests/test_[n-z]*.py)
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 2; }
