@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime
 from functools import partial
 from time import monotonic
 
@@ -40,7 +40,6 @@ from lakehouse.catalog.alert_rules import AlertRules
 from lakehouse.catalog.conf import conf_of
 from lakehouse.catalog.tables import (
     BRONZE_EVENTS,
-    GOLD_ALERTS,
     GOLD_DATA_QUALITY,
     GOLD_DATA_QUALITY_DAILY,
     GOLD_PRICE_DAILY,
@@ -64,15 +63,6 @@ from lakehouse.io import delta_io
 from lakehouse.io.history_staging import Staging
 from lakehouse.io.spark import GOLD_POOL, SILVER_POOL, local_frame, pinned
 from streaming_jobs import gold, silver
-from streaming_jobs.alerts.held import (
-    HELD_RULES,
-    held_alert_days,
-    held_groups,
-    held_move_alerts,
-    held_news,
-    held_prices,
-)
-from streaming_jobs.alerts.messages import alert_rows
 from streaming_jobs.alerts.sensors import sensor_alarm, sensor_alarms
 from streaming_jobs.alerts.step import (
     PRICES,
@@ -80,11 +70,8 @@ from streaming_jobs.alerts.step import (
     SENSORS,
     AlertStep,
     Plan,
-    news_since,
-    upsert_alerts,
 )
 from streaming_jobs.batch_graph import BatchGraph, Step, Wrap
-from streaming_jobs.batch_values import batch_clock
 from streaming_jobs.bronze import (
     BRONZE_COLUMNS,
     ensure_shared_tables,
@@ -369,9 +356,8 @@ class GoldBatch:
         )
 
     def _held_move_alerts(self, batch_ids: list[int], now: datetime) -> None:
-        """The alerts of the prices these silver batches held or decided on that matter
-        (``alerts.held.held_move_alerts``); a confirmed one resolves ``price_move.cooldown_hours``
-        after its confirmation."""
+        """The alerts of the prices these silver batches held or decided on
+        (``AlertStep.held_moves``)."""
         if not self._exists(SILVER_HOLDS):
             return
         held_in = ", ".join(map(str, batch_ids))
@@ -383,71 +369,7 @@ class GoldBatch:
             if self._exists(SILVER_HOLD_DECISIONS)
             else None
         )
-        rules = self.alerts.rules
-        cooldown = timedelta(hours=rules.price_move.cooldown_hours)
-        rows = (
-            delta_io.read_where(
-                self.spark,
-                GOLD_ALERTS,
-                self.settings,
-                "t.rule = 'price_confirmed' AND t.status = 'open'",
-            )
-            .where(F.col("last_firing_at") < F.lit(now - cooldown))
-            .withColumn("status", F.lit("resolved"))
-            .withColumn(
-                "resolved_at",
-                F.col("last_firing_at")
-                + F.expr(f"INTERVAL {int(cooldown.total_seconds())} SECONDS"),
-            )
-            .withColumn("updated_at", batch_clock(now))
-        )
-        touched = held_prices(fresh, decisions, self.tz).transform(pinned)
-        first = touched.agg(F.min("date")).first()[0]
-        if first is not None and self._exists(GOLD_PRICE_DAILY):
-            moves = self._held_rows(self._held_moves(touched, first), first, now)
-            rows = moves.unionByName(rows.join(moves.select("alert_id"), "alert_id", "left_anti"))
-        rows = rows.transform(pinned)
-        if not rows.isEmpty():
-            upsert_alerts(self.spark, rows, self.settings, now)
-
-    def _held_moves(self, touched: DataFrame, first: date) -> DataFrame:
-        """Every held price of the province × commodity × days ``touched`` has prices in
-        (``alerts.held_groups``; ``first``: the earliest of those days): a held move's alert
-        follows all of its prices' reviews."""
-        since = datetime.combine(first - timedelta(days=1), time(), UTC)  # any zone's day start
-        observed = f"t.observed_at >= TIMESTAMP '{since:%Y-%m-%d %H:%M:%S}'"
-        holds = delta_io.read_where(self.spark, SILVER_HOLDS, self.settings, observed)
-        decisions = (
-            delta_io.read_where(self.spark, SILVER_HOLD_DECISIONS, self.settings, observed)
-            if self._exists(SILVER_HOLD_DECISIONS)
-            else None
-        )
-        return held_groups(touched, held_prices(holds, decisions, self.tz)).transform(pinned)
-
-    def _held_rows(self, held: DataFrame, first: date, now: datetime) -> DataFrame:
-        """The ``gold.alerts`` rows of ``held`` prices (``alerts.held_prices``; ``first``: the
-        earliest local day they were observed on), judged against ``gold.price_daily`` and the
-        stored alerts of held prices since the days their references begin."""
-        rules = self.alerts.rules
-        days_from = first - timedelta(days=rules.price_move.reference_days)
-        daily = delta_io.read_where(
-            self.spark, GOLD_PRICE_DAILY, self.settings, f"t.date >= DATE '{days_from}'"
-        )
-        opened_from = datetime.combine(days_from, time(), UTC)  # before any of those days began
-        earlier = delta_io.read_where(
-            self.spark,
-            GOLD_ALERTS,
-            self.settings,
-            f"t.rule IN ({', '.join(repr(r) for r in HELD_RULES)}) "
-            f"AND t.opened_at >= TIMESTAMP '{opened_from:%Y-%m-%d %H:%M:%S}'",
-        )
-        rows = alert_rows(
-            held_move_alerts(held, daily, held_alert_days(earlier), rules),
-            rules.messages(),
-            conf_of(self.settings),
-            batch_clock(now),
-        )
-        return held_news(rows, earlier, news_since(self.settings, now))
+        self.alerts.held_moves(fresh, decisions, now, self._exists)
 
     def _combine(
         self, rows: DataFrame, table: Table, period: str, matched: Mapping[str, str | Column]

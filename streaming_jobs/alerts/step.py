@@ -12,6 +12,7 @@ silver/gold state and so writes the same alerts: exactly once, like the other go
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import reduce
@@ -29,6 +30,8 @@ from lakehouse.catalog.tables import (
     GOLD_FORECASTS,
     GOLD_PRICE_DAILY,
     GOLD_SENSOR_HOURLY,
+    SILVER_HOLD_DECISIONS,
+    SILVER_HOLDS,
     Table,
 )
 from lakehouse.config.logs import Laps
@@ -36,6 +39,14 @@ from lakehouse.config.settings import Settings
 from lakehouse.io import delta_io
 from lakehouse.io.spark import literal_map, pinned
 from streaming_jobs.alerts.episodes import episodes
+from streaming_jobs.alerts.held import (
+    HELD_RULES,
+    held_alert_days,
+    held_groups,
+    held_move_alerts,
+    held_news,
+    held_prices,
+)
 from streaming_jobs.alerts.messages import CHANGED, alert_rows
 from streaming_jobs.alerts.prices import (
     anomaly_signals,
@@ -336,3 +347,72 @@ class AlertStep:
             "alerts evaluated",
             extra={"batch_id": batch_id, "seconds": plan.seconds | laps.seconds},
         )
+
+    # ---- held prices (silver's holds and decisions) -------------------------------------------
+    def held_moves(
+        self,
+        fresh: DataFrame,
+        decisions: DataFrame | None,
+        now: datetime,
+        exists: Callable[[Table], bool],
+    ) -> None:
+        """MERGE the alerts of the ``fresh`` holds and of the ``decisions`` on holds of a gold
+        batch's silver batches that matter (``held.held_move_alerts``); a confirmed one
+        resolves ``price_move.cooldown_hours`` after its confirmation. ``exists``: whether a
+        table is written yet."""
+        rules = self.rules
+        cooldown = timedelta(hours=rules.price_move.cooldown_hours)
+        rows = (
+            self._read(GOLD_ALERTS, "t.rule = 'price_confirmed' AND t.status = 'open'")
+            .where(F.col("last_firing_at") < F.lit(now - cooldown))
+            .withColumn("status", F.lit("resolved"))
+            .withColumn(
+                "resolved_at",
+                F.col("last_firing_at")
+                + F.expr(f"INTERVAL {int(cooldown.total_seconds())} SECONDS"),
+            )
+            .withColumn("updated_at", batch_clock(now))
+        )
+        touched = held_prices(fresh, decisions, self.tz).transform(pinned)
+        first = touched.agg(F.min("date")).first()[0]
+        if first is not None and exists(GOLD_PRICE_DAILY):
+            moves = self._held_rows(self._held_moves(touched, first, exists), first, now)
+            rows = moves.unionByName(rows.join(moves.select("alert_id"), "alert_id", "left_anti"))
+        rows = rows.transform(pinned)
+        if not rows.isEmpty():
+            upsert_alerts(self.spark, rows, self.settings, now)
+
+    def _held_moves(
+        self, touched: DataFrame, first: date, exists: Callable[[Table], bool]
+    ) -> DataFrame:
+        """Every held price of the province × commodity × days ``touched`` has prices in
+        (``held.held_groups``; ``first``: the earliest of those days): a held move's alert
+        follows all of its prices' reviews."""
+        since = datetime.combine(first - timedelta(days=1), time(), UTC)  # any zone's day start
+        observed = f"t.observed_at >= TIMESTAMP '{since:%Y-%m-%d %H:%M:%S}'"
+        holds = self._read(SILVER_HOLDS, observed)
+        decisions = (
+            self._read(SILVER_HOLD_DECISIONS, observed) if exists(SILVER_HOLD_DECISIONS) else None
+        )
+        return held_groups(touched, held_prices(holds, decisions, self.tz)).transform(pinned)
+
+    def _held_rows(self, held: DataFrame, first: date, now: datetime) -> DataFrame:
+        """The ``gold.alerts`` rows of ``held`` prices (``held.held_prices``; ``first``: the
+        earliest local day they were observed on), judged against ``gold.price_daily`` and the
+        stored alerts of held prices since the days their references begin."""
+        rules = self.rules
+        days_from = first - timedelta(days=rules.price_move.reference_days)
+        daily = self._read(GOLD_PRICE_DAILY, f"t.date >= DATE '{days_from}'")
+        opened_from = datetime.combine(days_from, time(), UTC)  # before any of those days began
+        earlier = self._read(
+            GOLD_ALERTS,
+            f"t.rule IN ({', '.join(repr(r) for r in HELD_RULES)}) "
+            f"AND t.opened_at >= TIMESTAMP '{opened_from:%Y-%m-%d %H:%M:%S}'",
+        )
+        rows = alert_rows(
+            held_move_alerts(held, daily, held_alert_days(earlier), rules),
+            rules.messages(),
+            conf_of(self.settings),
+            batch_clock(now),
+        )
+        return held_news(rows, earlier, news_since(self.settings, now))
