@@ -58,7 +58,7 @@ class SilverFirst:
         """Silver batch ``silver_batch`` is written. When it has rows an alert may follow at
         once (``urgent``) or an alarm that did not wake gold yet (``alarms``: ``hour|rule|market|
         metric|severity`` where its readings of a market's hour reach a sensor rule's level,
-        ``alerts.sensor_alarms``), the gold batch resting ends. An alarm wakes gold once per
+        ``alerts.sensors.sensor_alarms``), the gold batch resting ends. An alarm wakes gold once per
         hour: a later batch of the same series and hour at the same level finds the alert
         raised, or the hour's statistic still below the level — the paced gold batch, within
         ``gold_interval`` seconds, aggregates it."""
