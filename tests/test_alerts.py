@@ -15,11 +15,17 @@ from pyspark.sql import functions as F
 from lakehouse.catalog.conf import Conf
 from lakehouse.catalog.reference import successor_markets
 from lakehouse.catalog.tables import GOLD_ALERTS
-from lakehouse.config.settings import SAMPLE_PRICES, ConfigError
+from lakehouse.config.settings import PROJECT_ROOT, SAMPLE_PRICES, ConfigError
 from lakehouse.domain.metrics import REFERENCE_DAYS
 from lakehouse.io.spark import literal_map, local_frame
 from streaming_jobs.alerts.episodes import episodes
-from streaming_jobs.alerts.held import held_alert_days, held_move_alerts, held_news, held_prices
+from streaming_jobs.alerts.held import (
+    HELD_RULES,
+    held_alert_days,
+    held_move_alerts,
+    held_news,
+    held_prices,
+)
 from streaming_jobs.alerts.messages import alert_rows
 from streaming_jobs.alerts.prices import (
     anomaly_signals,
@@ -37,7 +43,7 @@ from streaming_jobs.alerts.sensors import (
     sensor_signals,
 )
 from streaming_jobs.alerts.signals import SIGNAL_COLUMNS
-from streaming_jobs.alerts.step import news_since, upsert_alerts
+from streaming_jobs.alerts.step import PRICE_RULES, news_since, upsert_alerts
 from streaming_jobs.alerts.supply import entity_places, shared_provinces, stock_cover_signals
 from streaming_jobs.row_kinds import KindCounts, RowKind
 from tests.shipped import SHIPPED
@@ -84,6 +90,30 @@ CALM = [100.0, 101.0, 99.0, 100.0, 102.0, 100.0, 99.0, 101.0, 100.0, 100.0, 98.0
 
 
 # ---- price moves ------------------------------------------------------------------------------
+
+
+def test_the_rule_table_is_the_one_list_of_rules():
+    """Messages, families and cool-downs are all derived from one table of rules; each rule
+    has a message in both languages, and every rule but a held move's has a cool-down."""
+    ids = [rule.id for rule in RULES.table()]
+    assert len(ids) == len(set(ids))
+    assert list(RULES.messages()) == ids
+    assert all(m.id and m.en for m in RULES.messages().values())
+    assert [r for family in RULES.families().values() for r in family] == ids
+    assert set(ids) - set(RULES.cooldown_hours()) == set(HELD_RULES)
+    assert set(PRICE_RULES) | set(HELD_RULES) == set(RULES.families()["prices"])
+
+
+def test_the_rule_table_of_the_docs_names_each_rule_and_what_it_reads():
+    """docs/alerts.md's table of rules: every rule in its first column, and in its last every
+    table the rule's signals are computed from (``Rule.reads``)."""
+    doc = (PROJECT_ROOT / "docs" / "alerts.md").read_text(encoding="utf-8")
+    rows = [line.split(" | ") for line in doc.splitlines() if line.startswith("| `")]
+    for rule in RULES.table():
+        row = next((r for r in rows if f"`{rule.id}`" in r[0]), None)
+        assert row is not None, f"{rule.id} is not in docs/alerts.md's table of rules"
+        for table in rule.reads:
+            assert f"`{table.qualified_name}`" in row[-1], (rule.id, table.qualified_name)
 
 
 def test_price_changes_compare_with_the_median_of_the_previous_days(spark):

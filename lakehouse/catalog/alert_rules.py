@@ -4,16 +4,77 @@ configuration folder (read once by ``lakehouse.catalog.conf.Conf``), evaluated b
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, Field, PositiveFloat, model_validator
 
 from lakehouse.catalog.events import Metric
+from lakehouse.catalog.tables import (
+    GOLD_ANOMALIES,
+    GOLD_DATA_QUALITY,
+    GOLD_FORECASTS,
+    GOLD_NEWS_SIGNAL,
+    GOLD_PRICE_DAILY,
+    GOLD_SENSOR_HOURLY,
+    GOLD_SHIPMENTS,
+    GOLD_STOCK_DAILY,
+    GOLD_SUPPLY_REGION_DAILY,
+    SILVER_HOLD_DECISIONS,
+    SILVER_HOLDS,
+    Table,
+)
 
 #: the days before a day whose closes make its reference median (``lakehouse.domain.metrics``)
 REFERENCE_DAYS = 7
-NEWS_SURGE = "news_surge"
-SUPPLY_RULES = ("stock_cover_low", "shipment_late", "route_delay")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A row of the rule table: an alert rule's id, the family an alert subscription names it
+    by, the section of ``alerts.yaml`` that holds its levels, cool-down and message (a dotted
+    path of ``AlertRules``), and the tables its signals are computed from."""
+
+    id: str
+    family: str
+    section: str
+    reads: tuple[Table, ...]
+
+
+#: a held price's alert: the holds, their decisions, the closes it is judged against
+HELD_INPUTS = (SILVER_HOLDS, SILVER_HOLD_DECISIONS, GOLD_PRICE_DAILY)
+
+#: every alert rule whose id is fixed, in the order people read them; the sensor rules are
+#: named in ``alerts.yaml`` itself (``sensors.rules``: ``AlertRules.table`` adds them)
+RULES = (
+    Rule("price_spike", "prices", "price_move", (GOLD_PRICE_DAILY,)),
+    Rule("price_drop", "prices", "price_move", (GOLD_PRICE_DAILY,)),
+    Rule("price_unconfirmed", "prices", "held_move", HELD_INPUTS),
+    Rule("price_confirmed", "prices", "held_move", HELD_INPUTS),
+    Rule("region_move", "prices", "region_move", (GOLD_PRICE_DAILY,)),
+    Rule("forecast_risk", "prices", "forecast_risk", (GOLD_FORECASTS, GOLD_PRICE_DAILY)),
+    Rule("surge_risk", "prices", "surge_risk", (GOLD_FORECASTS,)),
+    Rule("anomaly_score", "prices", "anomaly_score", (GOLD_ANOMALIES,)),
+    Rule("data_quality", "quality", "data_quality", (GOLD_DATA_QUALITY,)),
+    Rule(
+        "stock_cover_low",
+        "supply",
+        "supply.stock_cover_low",
+        (GOLD_STOCK_DAILY, GOLD_SUPPLY_REGION_DAILY),
+    ),
+    Rule("shipment_late", "supply", "supply.shipment_late", (GOLD_SHIPMENTS,)),
+    Rule("route_delay", "supply", "supply.route_delay", (GOLD_SHIPMENTS,)),
+    Rule("news_surge", "news", "news_surge", (GOLD_NEWS_SIGNAL,)),
+)
+
+
+def rule_ids(*, family: str | None = None, section: str | None = None) -> tuple[str, ...]:
+    """The ids of the fixed ``RULES`` of a ``family`` and/or a ``section``."""
+    return tuple(r.id for r in RULES if family in (None, r.family) and section in (None, r.section))
+
+
+NEWS_SURGE = rule_ids(family="news")[0]
+SUPPLY_RULES = rule_ids(family="supply")
 
 
 class Message(BaseModel):
@@ -148,53 +209,54 @@ class AlertRules(BaseModel):
     news_surge: NewsSurgeRules
     titles: dict[str, Message] = {}  # what each rule is called in notifications
 
+    def table(self) -> tuple[Rule, ...]:
+        """Every rule: ``RULES``, with the sensor rules of ``sensors.rules`` after the price
+        rules."""
+        sensors = tuple(
+            Rule(name, "sensors", f"sensors.rules.{name}", (GOLD_SENSOR_HOURLY,))
+            for name in self.sensors.rules
+        )
+        prices = tuple(r for r in RULES if r.family == "prices")
+        return (*prices, *sensors, *(r for r in RULES if r.family != "prices"))
+
+    def section(self, rule: Rule) -> BaseModel | None:
+        """The settings of ``rule``: the model at its ``section`` path (None: a section these
+        settings leave out, ``supply``)."""
+        found = self
+        for name in rule.section.split("."):
+            found = found[name] if isinstance(found, dict) else getattr(found, name)
+            if found is None:
+                return None
+        return found
+
+    def configured(self) -> tuple[tuple[Rule, BaseModel], ...]:
+        """The rules of ``table`` whose section these settings hold, with that section."""
+        return tuple((r, s) for r in self.table() if (s := self.section(r)) is not None)
+
     def messages(self) -> dict[str, Message]:
         """The message templates by rule name."""
         return {
-            **self.price_move.message,
-            **self.held_move.message,
-            "region_move": self.region_move.message,
-            "forecast_risk": self.forecast_risk.message,
-            "surge_risk": self.surge_risk.message,
-            "anomaly_score": self.anomaly_score.message,
-            **{name: rule.message for name, rule in self.sensors.rules.items()},
-            "data_quality": self.data_quality.message,
-            **({r: getattr(self.supply, r).message for r in SUPPLY_RULES} if self.supply else {}),
+            rule.id: section.message[rule.id]
+            if isinstance(section.message, dict)
+            else section.message
+            for rule, section in self.configured()
         }
 
     def families(self) -> dict[str, tuple[str, ...]]:
         """The rule ids by family: what an alert subscription may name instead of single
         rules (``prices``, ``sensors``, ``quality``, ``supply``, ``news``)."""
-        return {
-            "prices": (
-                *self.price_move.message,
-                *self.held_move.message,
-                "region_move",
-                "forecast_risk",
-                "surge_risk",
-                "anomaly_score",
-            ),
-            "sensors": tuple(self.sensors.rules),
-            "quality": ("data_quality",),
-            "supply": SUPPLY_RULES,
-            "news": (NEWS_SURGE,),
-        }
+        out: dict[str, tuple[str, ...]] = {}
+        for rule in self.table():
+            out[rule.family] = (*out.get(rule.family, ()), rule.id)
+        return out
 
     def cooldown_hours(self) -> dict[str, float]:
-        """The cool-down by rule name."""
-        sensors = {name: self.sensors.cooldown_hours for name in self.sensors.rules}
-        return {
-            "price_spike": self.price_move.cooldown_hours,
-            "price_drop": self.price_move.cooldown_hours,
-            "region_move": self.region_move.cooldown_hours,
-            "forecast_risk": self.forecast_risk.cooldown_hours,
-            "surge_risk": self.surge_risk.cooldown_hours,
-            "anomaly_score": self.anomaly_score.cooldown_hours,
-            **sensors,
-            "data_quality": self.data_quality.cooldown_hours,
-            **(
-                {r: getattr(self.supply, r).cooldown_hours for r in SUPPLY_RULES}
-                if self.supply
-                else {}
-            ),
-        }
+        """The cool-down by rule name (a held move's alert resolves by its own rule; a sensor
+        rule has its group's)."""
+        out = {}
+        for rule, section in self.configured():
+            if rule.family == "sensors":
+                out[rule.id] = self.sensors.cooldown_hours
+            elif (hours := getattr(section, "cooldown_hours", None)) is not None:
+                out[rule.id] = hours
+        return out

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import NamedTuple
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, NamedTuple
 
 from lakehouse.config.settings import Settings
 from lakehouse.config.storage import join
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class Layer(StrEnum):
@@ -769,17 +770,6 @@ TABLES: dict[str, Table] = {
 }
 
 
-_ARROW_TYPES = {
-    "string": pa.string(),
-    "int": pa.int32(),
-    "bigint": pa.int64(),
-    "double": pa.float64(),
-    "boolean": pa.bool_(),
-    "date": pa.date32(),
-    "timestamp": pa.timestamp("us", tz="UTC"),
-}
-
-
 def _split_top(text: str) -> list[str]:
     """``text`` split at the commas that are not inside ``<…>``."""
     parts, depth, start = [], 0, 0
@@ -793,7 +783,10 @@ def _split_top(text: str) -> list[str]:
 
 
 def _arrow_type(ddl: str) -> pa.DataType:
-    """A Spark DDL type (simple, ``array<…>`` or ``struct<name:type,…>``) as a pyarrow type."""
+    """A Spark DDL type (simple, ``array<…>`` or ``struct<name:type,…>``) as a pyarrow type.
+    pyarrow is imported here: the commands that read the registry alone start without it."""
+    import pyarrow as pa
+
     lowered = ddl.strip().lower()
     if lowered.startswith("array<"):
         return pa.list_(_arrow_type(ddl.strip()[6:-1]))
@@ -803,7 +796,16 @@ def _arrow_type(ddl: str) -> pa.DataType:
     if lowered.startswith("struct<"):
         fields = [f.split(":", 1) for f in _split_top(ddl.strip()[7:-1])]
         return pa.struct([pa.field(name.strip(), _arrow_type(kind)) for name, kind in fields])
-    return _ARROW_TYPES[lowered]
+    simple = {
+        "string": pa.string(),
+        "int": pa.int32(),
+        "bigint": pa.int64(),
+        "double": pa.float64(),
+        "boolean": pa.bool_(),
+        "date": pa.date32(),
+        "timestamp": pa.timestamp("us", tz="UTC"),
+    }
+    return simple[lowered]
 
 
 def arrow_schema(table: Table) -> pa.Schema:
@@ -811,6 +813,8 @@ def arrow_schema(table: Table) -> pa.Schema:
     (delta-rs)."""
     if not table.schema:
         raise ValueError(f"{table.qualified_name} has no declared schema")
+    import pyarrow as pa
+
     return pa.schema(
         pa.field(name, _arrow_type(kind))
         for name, kind in (column.split(None, 1) for column in _split_top(table.schema))

@@ -9,7 +9,7 @@ from datetime import datetime
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from lakehouse.catalog.alert_rules import AlertRules, Message
+from lakehouse.catalog.alert_rules import AlertRules, Message, rule_ids
 from lakehouse.catalog.events import HoldStatus
 from lakehouse.io.spark import literal_map
 from streaming_jobs.alerts.episodes import severity_rank
@@ -17,7 +17,7 @@ from streaming_jobs.alerts.prices import move_threshold, reference_medians
 from streaming_jobs.alerts.signals import key_column, level, signal_fields
 
 #: the rules of a held price's alert (``held_move_alerts``): unconfirmed, then confirmed
-HELD_UNCONFIRMED, HELD_CONFIRMED = HELD_RULES = ("price_unconfirmed", "price_confirmed")
+HELD_UNCONFIRMED, HELD_CONFIRMED = HELD_RULES = rule_ids(section="held_move")
 
 
 #: what became of a held price, in the words of its alert (``{outcome_id}``, ``{outcome_en}``):

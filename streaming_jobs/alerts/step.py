@@ -20,7 +20,7 @@ from functools import reduce
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from lakehouse.catalog.alert_rules import AlertRules
+from lakehouse.catalog.alert_rules import AlertRules, rule_ids
 from lakehouse.catalog.conf import conf_of
 from lakehouse.catalog.reference import successor_markets
 from lakehouse.catalog.tables import (
@@ -64,14 +64,8 @@ from streaming_jobs.silver import local_date
 
 log = logging.getLogger(__name__)
 
-PRICE_RULES = (
-    "price_spike",
-    "price_drop",
-    "region_move",
-    "forecast_risk",
-    "anomaly_score",
-    "surge_risk",
-)
+#: the price rules of the gold tables (the held prices' rules follow silver's holds: ``held_moves``)
+PRICE_RULES = tuple(r for r in rule_ids(family="prices") if r not in HELD_RULES)
 #: the families of rules, each evaluated from its own gold table
 PRICES, SENSORS, QUALITY = "prices", "sensors", "quality"
 
@@ -178,16 +172,15 @@ class AlertStep:
         first = prices.agg(F.min(local_date(F.col("observed_at"), self.tz))).first()[0]
         if first is None:
             return None
-        r = self.rules
-        families = (r.price_move, r.region_move, r.forecast_risk, r.anomaly_score, r.surge_risk)
+        sections = [s for rule, s in self.rules.configured() if rule.id in PRICE_RULES]
         return Touched(
             anchor=self._day(first),
             keys={
                 "market_id|commodity": _keys(prices, "market_id", "commodity"),
                 "region|commodity": _keys(prices, "region", "commodity"),
             },
-            lookback_days=max(f.lookback_days for f in families),
-            cooldown_hours=max(f.cooldown_hours for f in families),
+            lookback_days=max(s.lookback_days for s in sections),
+            cooldown_hours=max(s.cooldown_hours for s in sections),
             rules=PRICE_RULES,
         )
 
