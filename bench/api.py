@@ -58,7 +58,7 @@ from lakehouse.catalog.tables import (
 )
 from lakehouse.config.cpu_priority import lower_priority
 from lakehouse.config.settings import Settings, load_settings
-from lakehouse.io import table_writes
+from lakehouse.io.lake import Lakehouse
 from scripts.isolated_stack import free_ports
 from scripts.services.api_server import Api
 
@@ -208,8 +208,8 @@ def merge_gold(settings: Settings, prices: pd.DataFrame) -> None:
     """MERGE the newest of ``prices`` (rows of silver.prices) into gold.price_latest and
     gold.price_daily, as the gold query does."""
     newest = prices.drop_duplicates(["market_id", "commodity"], keep="last")
-    table_writes.merge(
-        GOLD_PRICE_LATEST, settings, with_flags(newest.drop(columns="observed_date")), "true"
+    Lakehouse(settings)[GOLD_PRICE_LATEST].merge(
+        with_flags(newest.drop(columns="observed_date")), "true"
     )
     closes = newest.rename(columns={"observed_date": "date", "price": "close"})
     daily = closes[["market_id", "commodity", "region", "date", "close"]].assign(
@@ -221,7 +221,7 @@ def merge_gold(settings: Settings, prices: pd.DataFrame) -> None:
         last_observed_at=closes["observed_at"],
     )
     daily_rows = pa.Table.from_pandas(daily, preserve_index=False)
-    table_writes.merge(GOLD_PRICE_DAILY, settings, daily_rows, "true")
+    Lakehouse(settings)[GOLD_PRICE_DAILY].merge(daily_rows, "true")
 
 
 # ---- server ---------------------------------------------------------------------------------

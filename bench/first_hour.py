@@ -43,7 +43,7 @@ from lakehouse.catalog.conf import conf_of
 from lakehouse.catalog.events import SCHEMA_VERSION
 from lakehouse.catalog.tables import SILVER_PRICES
 from lakehouse.config.settings import PROJECT_ROOT, Settings, load_settings
-from lakehouse.io.fast_read import added_since, table_version
+from lakehouse.io.lake import Lakehouse
 from scripts.isolated_stack import stack_env
 from scripts.service_logs import FAULT, faults
 
@@ -88,16 +88,16 @@ def _probe_series(api: str, settings: Settings) -> tuple[str, str]:
 
 class SilverWatch:
     """Which event ids the commits of ``silver.prices`` added since the watch began: each poll
-    reads only the new commits (``fast_read.added_since``), not the whole table."""
+    reads only the new commits (``LakeTable.added_since``), not the whole table."""
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        version = table_version(SILVER_PRICES, settings)
+        self.lake = Lakehouse(settings)
+        version = self.lake[SILVER_PRICES].version()
         self.version = -1 if version is None else version  # none yet: from its first commit
         self.ids: set[str] = set()
 
     def holds(self, event_id: str) -> bool:
-        self.version, rows = added_since(SILVER_PRICES, self.settings, self.version, ["event_id"])
+        self.version, rows = self.lake[SILVER_PRICES].added_since(self.version, ["event_id"])
         if rows.num_rows:  # no new commit: a table without columns
             self.ids.update(rows["event_id"].to_pylist())
         return event_id in self.ids

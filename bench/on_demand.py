@@ -87,7 +87,7 @@ from lakehouse.catalog.tables import (
 from lakehouse.config.settings import Settings
 from lakehouse.domain.briefs.brief import HEADLINES, MOVERS, Week
 from lakehouse.domain.briefs.brief_files import COLUMNS, decimal, percent, rupiah, word
-from lakehouse.io import table_writes
+from lakehouse.io.lake import Lakehouse
 from scripts.services.api_server import Api
 from serving_api.auth import HEADER, mint_key
 
@@ -294,11 +294,9 @@ def write_silver(
             flags=strings(count, []),
             details=details,
         )
-        table_writes.append(SILVER_PRICES, settings, table)
+        Lakehouse(settings)[SILVER_PRICES].append(table)
     held = rows[rows["kind"] == "held"]
-    table_writes.append(
-        SILVER_HOLDS,
-        settings,
+    Lakehouse(settings)[SILVER_HOLDS].append(
         as_table(
             held.assign(
                 baseline=held["close"],
@@ -314,9 +312,7 @@ def write_silver(
     )
     refused = rows[rows["kind"] != "accepted"]
     reasons = [HELD_REASONS if k == "held" else ["price_out_of_range"] for k in refused["kind"]]
-    table_writes.append(
-        SILVER_QUARANTINE,
-        settings,
+    Lakehouse(settings)[SILVER_QUARANTINE].append(
         as_table(
             refused.assign(
                 raw=[f'{{"event_id": "{i}"}}' for i in refused["event_id"]],
@@ -374,7 +370,7 @@ def write_forecasts(settings: Settings, daily: pd.DataFrame, rng: np.random.Gene
         data_version=1,
         created_at=(origin + pd.Timedelta(hours=19, minutes=30)).dt.tz_localize(UTC),
     )
-    table_writes.append(GOLD_FORECASTS, settings, as_table(rows, arrow_schema(GOLD_FORECASTS)))
+    Lakehouse(settings)[GOLD_FORECASTS].append(as_table(rows, arrow_schema(GOLD_FORECASTS)))
     return len(rows)
 
 
@@ -393,7 +389,7 @@ def write_supply(settings: Settings, daily: pd.DataFrame, rng: np.random.Generat
         shipments_late=rng.integers(0, 3, len(rows)),
     )
     table = as_table(rows, arrow_schema(GOLD_SUPPLY_REGION_DAILY))
-    table_writes.append(GOLD_SUPPLY_REGION_DAILY, settings, table)
+    Lakehouse(settings)[GOLD_SUPPLY_REGION_DAILY].append(table)
     return len(rows)
 
 
@@ -429,7 +425,7 @@ def write_news(
             }
         )
     news = pd.DataFrame([r for r in rows if r["published_at"] <= now])
-    table_writes.append(SILVER_NEWS, settings, as_table(news, arrow_schema(SILVER_NEWS)))
+    Lakehouse(settings)[SILVER_NEWS].append(as_table(news, arrow_schema(SILVER_NEWS)))
     return len(news)
 
 

@@ -58,9 +58,10 @@ from lakehouse.catalog.tables import (
     Table,
 )
 from lakehouse.config.settings import Settings
-from lakehouse.io.fast_read import TableMissing, open_table
+from lakehouse.io.fast_read import TableMissing
 from lakehouse.io.kafka_clients import client_config
 from lakehouse.io.kafka_io import EventProducer
+from lakehouse.io.lake import Lakehouse
 from scripts.isolated_stack import isolated_stack
 from streaming_jobs.medallion import GOLD_QUERY
 
@@ -411,8 +412,10 @@ def exactly_once(settings: Settings) -> tuple[int, int]:
     released into silver counts once: its quarantine row is history."""
     ids = []
     try:
-        decisions = open_table(SILVER_HOLD_DECISIONS, settings).to_pyarrow_table(
-            columns=["event_id", "decision"]
+        decisions = (
+            Lakehouse(settings)[SILVER_HOLD_DECISIONS]
+            .open()
+            .to_pyarrow_table(columns=["event_id", "decision"])
         )
     except TableMissing:
         released = set()
@@ -420,7 +423,7 @@ def exactly_once(settings: Settings) -> tuple[int, int]:
         released = {d["event_id"] for d in decisions.to_pylist() if d["decision"] == "released"}
     for table in (SILVER_PRICES, SILVER_QUARANTINE):
         try:
-            data = open_table(table, settings).to_pyarrow_table(columns=["event_id"])
+            data = Lakehouse(settings)[table].open().to_pyarrow_table(columns=["event_id"])
         except TableMissing:  # nothing quarantined: the table was never written
             continue
         column = data["event_id"].to_pylist()

@@ -22,12 +22,12 @@ import pandas as pd
 from lakehouse.catalog.tables import GOLD_PRICE_DAILY, SILVER_PRICES, Table
 from lakehouse.config.settings import ConfigError, Settings, load_settings
 from lakehouse.config.storage import exists
-from lakehouse.io.fast_read import open_table
+from lakehouse.io.lake import Lakehouse
 from lakehouse.io.query import Engine, run_query
 
 
 def _read(settings: Settings, table: Table) -> pd.DataFrame:
-    return open_table(table, settings).to_pandas()
+    return Lakehouse(settings)[table].open().to_pandas()
 
 
 def _shallots(settings: Settings) -> pd.DataFrame:

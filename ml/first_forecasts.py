@@ -24,7 +24,8 @@ import pyarrow.compute as pc
 
 from lakehouse.catalog.tables import GOLD_FORECASTS, GOLD_PRICE_DAILY
 from lakehouse.config.settings import PROJECT_ROOT, Settings
-from lakehouse.io.fast_read import TableMissing, open_table, read_rows
+from lakehouse.io.fast_read import TableMissing
+from lakehouse.io.lake import Lakehouse
 from lakehouse.io.status import STALE_SECONDS, serve, write_status
 
 NAME = "forecasts"
@@ -37,7 +38,7 @@ QUIET = "ignore::UserWarning,ignore::FutureWarning"
 def history_days(settings: Settings) -> int:
     """How many local days gold.price_daily holds (0 before its first row)."""
     try:
-        dates = read_rows(GOLD_PRICE_DAILY, settings, ["date"])
+        dates = Lakehouse(settings)[GOLD_PRICE_DAILY].read(["date"])
     except TableMissing:
         return 0
     return len(pc.unique(dates["date"]))
@@ -46,7 +47,7 @@ def history_days(settings: Settings) -> int:
 def has_forecasts(settings: Settings) -> bool:
     """Whether gold.forecasts exists and holds rows (from the Delta log alone)."""
     try:
-        files = pa.table(open_table(GOLD_FORECASTS, settings).get_add_actions(flatten=True))
+        files = pa.table(Lakehouse(settings)[GOLD_FORECASTS].open().get_add_actions(flatten=True))
     except TableMissing:
         return False
     return bool(pc.sum(files["num_records"]).as_py())

@@ -41,8 +41,8 @@ from lakehouse.catalog.tables import (
 )
 from lakehouse.config.settings import ConfigError, MlSettings, Settings
 from lakehouse.domain.metrics import DAILY_COLUMNS
-from lakehouse.io import table_writes
-from lakehouse.io.fast_read import TableMissing, open_table, read_rows, table_version
+from lakehouse.io.fast_read import TableMissing
+from lakehouse.io.lake import Lakehouse
 from ml.backtest import (
     SELECTED,
     GlobalPoints,
@@ -146,7 +146,7 @@ def _missing(exc: TableMissing) -> ConfigError:
 def silver_size(settings: Settings) -> tuple[int | None, int | None]:
     """silver.prices' newest version and row count, from the Delta log only (no data read)."""
     try:
-        delta = open_table(SILVER_PRICES, settings)
+        delta = Lakehouse(settings)[SILVER_PRICES].open()
     except TableMissing:
         return None, None
     actions = pa.table(delta.get_add_actions(flatten=True))
@@ -159,7 +159,7 @@ def read_gold(
     """A gold table as pandas with the version read; ConfigError when it does not exist yet.
     (The anomaly pass reads gold.price_daily the same way.)"""
     try:
-        delta = open_table(table, settings)
+        delta = Lakehouse(settings)[table].open()
     except TableMissing as exc:
         raise _missing(exc) from None
     return delta.to_pandas(columns=columns), delta.version()
@@ -171,7 +171,7 @@ def load_series(settings: Settings) -> tuple[pd.DataFrame, DataVersions]:
     daily, daily_version = read_gold(GOLD_PRICE_DAILY, settings, list(DAILY_COLUMNS))
     daily["region"] = daily["region"].fillna("")
     region_version: int | None = None
-    if table_version(GOLD_REGION_DAILY, settings) is None:
+    if Lakehouse(settings)[GOLD_REGION_DAILY].version() is None:
         regions = pd.DataFrame(columns=REGION_COLUMNS)
     else:
         regions, region_version = read_gold(GOLD_REGION_DAILY, settings, REGION_COLUMNS)
@@ -356,13 +356,13 @@ def write_gold(
     frame: pd.DataFrame, table: Table, settings: Settings, replace_when: str | None = None
 ) -> dict[str, int]:
     """Idempotent write of ``frame`` to a gold table with a declared schema: MERGE on the
-    table's keys (``table_writes.merge``: retried on a concurrent commit), inserting new keys;
+    table's keys (``LakeTable.merge``: retried on a concurrent commit), inserting new keys;
     an existing row is replaced only where ``replace_when`` (a predicate over ``s.`` source and
     ``t.`` target columns) holds — never if it is None. A table written before a column was
     declared gets it (its earlier rows read null). Returns the rows inserted and replaced."""
     schema = arrow_schema(table)
     data = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
-    merged = table_writes.merge(table, settings, data, replace_when, merge_schema=True)
+    merged = Lakehouse(settings)[table].merge(data, replace_when, merge_schema=True)
     return {"inserted": merged.inserted, "replaced": merged.replaced}
 
 
@@ -470,7 +470,7 @@ def optional_gold(
             absent[name] = f"{name} is not a table of this lakehouse"
             continue
         try:
-            frame = read_rows(table, settings).to_pandas()
+            frame = Lakehouse(settings)[table].read().to_pandas()
         except TableMissing:
             absent[name] = f"{name} does not exist yet"
             continue

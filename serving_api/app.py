@@ -23,7 +23,7 @@ from lakehouse.config.settings import Settings, load_settings
 from lakehouse.domain.accounts.registry import open_registry
 from lakehouse.domain.accounts.subscriptions import SubscriptionStore
 from lakehouse.domain.supply_chain.supply_registry import SupplyRegistry
-from lakehouse.io.fast_read import delivery_counts
+from lakehouse.io.lake import delivery_counts
 from lakehouse.io.status import restart_counts
 from serving_api import errors
 from serving_api.auth import Keyring, ReadAccess
@@ -65,7 +65,7 @@ def _resources(settings: Settings) -> Resources:
     cache = GoldCache(settings, metrics)
     impact = ImpactExplainer(settings)
     metrics.watch_lag(lambda: view.newest if (view := cache.current(LIVE)) else None)
-    metrics.watch_deliveries(lambda: delivery_counts(settings))
+    metrics.watch_deliveries(lambda: delivery_counts(cache.lake))
     metrics.registry.register(RestartCollector(lambda: restart_counts(settings)))
     registry = open_registry(settings)
     return Resources(
@@ -87,7 +87,7 @@ def _resources(settings: Settings) -> Resources:
         ),
         price_hub=Hub(
             "prices",
-            price_feed(settings, cache),
+            price_feed(cache),
             settings.api.prices_poll_seconds,
             metrics,
             metrics.prices_pushed,

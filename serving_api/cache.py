@@ -34,16 +34,8 @@ from deltalake import DeltaTable
 from lakehouse.catalog.tables import Table, arrow_schema
 from lakehouse.config.backoff import backoff_seconds
 from lakehouse.config.settings import Settings
-from lakehouse.config.storage import exists
-from lakehouse.io.fast_read import (
-    Condition,
-    TableMissing,
-    added_since,
-    committed_files,
-    files_rows,
-    open_table,
-    rows_of,
-)
+from lakehouse.io.fast_read import Condition, TableMissing, rows_of
+from lakehouse.io.lake import Lakehouse, LakeTable
 from serving_api.metrics import ApiMetrics
 
 log = logging.getLogger(__name__)
@@ -133,14 +125,13 @@ class _Slot:
 
 
 class CommitRows:
-    """The rows each commit of one table added (``lakehouse.io.fast_read.added_since``), read
+    """The rows each commit of one table added (``lakehouse.io.lake.LakeTable.added_since``), read
     from storage once for all of the process's readers of the table — the live view's
     refreshes, the prices WebSocket — which ask from worker threads. The rows of the newest
     ``RECENT_COMMITS`` commits read are kept."""
 
-    def __init__(self, table: Table, settings: Settings, read: Read) -> None:
+    def __init__(self, table: LakeTable, read: Read) -> None:
         self.table = table
-        self.settings = settings
         self.read = read
         self._rows: dict[int, pa.Table] = {}  # version → the rows its commit added
         self._lock = threading.Lock()  # one reader of a commit at a time
@@ -158,21 +149,17 @@ class CommitRows:
 
     def newest(self, version: int) -> int:
         """The newest committed version after ``version``, reading no data file."""
-        while version + 1 in self._rows or exists(
-            self.settings, self.table.log(self.settings, version + 1)
-        ):
+        while version + 1 in self._rows or self.table.has_commit(version + 1):
             version += 1
         return version
 
     def _commit(self, version: int) -> pa.Table | None:
         rows = self._rows.get(version)
         if rows is None:
-            files = committed_files(self.table, self.settings, version)
+            files = self.table.committed_files(version)
             if files is None:
                 return None
-            rows = files_rows(
-                self.table, self.settings, files, self.read.columns, self.read.dictionary
-            )
+            rows = self.table.files_rows(files, self.read.columns, self.read.dictionary)
             self._rows[version] = rows
             while len(self._rows) > RECENT_COMMITS:
                 del self._rows[min(self._rows)]
@@ -184,6 +171,7 @@ class GoldCache:
 
     def __init__(self, settings: Settings, metrics: ApiMetrics) -> None:
         self.settings = settings
+        self.lake = Lakehouse(settings)
         self.metrics = metrics
         self._check_every = settings.api.cache_check_ms / 1000
         self._slots: dict[str, _Slot] = {}
@@ -193,13 +181,13 @@ class GoldCache:
         """The one reader of the commits of ``table`` as ``spec`` reads it."""
         key = (spec.name, table.qualified_name)
         if key not in self._commits:
-            self._commits[key] = CommitRows(table, self.settings, spec.read(table))
+            self._commits[key] = CommitRows(self.lake[table], spec.read(table))
         return self._commits[key]
 
     def advanced(self, table: Table, version: int | None) -> bool:
         """Whether ``table`` has a version newer than ``version`` (None: not written yet)."""
         following = 0 if version is None else version + 1
-        return exists(self.settings, table.log(self.settings, following))
+        return self.lake[table].has_commit(following)
 
     def current(self, spec: ViewSpec[V]) -> V | None:
         """The view as last built, without looking for a newer version (None: never built)."""
@@ -282,7 +270,7 @@ class GoldCache:
         if table in spec.recent:
             return self.commits(spec, table).added_since(version)
         read = spec.read(table)
-        return added_since(table, self.settings, version, read.columns, read.dictionary)
+        return self.lake[table].added_since(version, read.columns, read.dictionary)
 
     def _rebuild(self, spec: ViewSpec[V], built: _Built[V]) -> _Built[V]:
         """The view at the newest versions: moved forward from ``built`` with the rows the new
@@ -315,7 +303,7 @@ class GoldCache:
         opened: dict[Table, DeltaTable | None] = {}
         for table in spec.tables:
             try:
-                opened[table] = open_table(table, self.settings)
+                opened[table] = self.lake[table].open()
             except TableMissing:
                 opened[table] = None
         # a recent table's older rows are in the view's other tables (gold's summaries): while

@@ -33,7 +33,8 @@ from lakehouse.catalog.conf import Conf, conf_of
 from lakehouse.catalog.tables import SILVER_HOLDS, SILVER_PRICES
 from lakehouse.config.settings import Settings
 from lakehouse.domain.validation.price_check import HISTORY_FIELDS, Window
-from lakehouse.io.fast_read import Condition, TableMissing, rows_where, sql_strings
+from lakehouse.io.fast_read import Condition, TableMissing, sql_strings
+from lakehouse.io.lake import Lakehouse
 from serving_api.cache import Read, Tables, ViewSpec
 
 #: days kept before the window the newest prices need: a price observed up to this long before
@@ -75,7 +76,7 @@ def read_history(settings: Settings, conf: Conf, window: Window) -> pd.DataFrame
         (SILVER_HOLDS, ""),
     ):
         try:
-            frames.append(rows_where(table, settings, where + extra))
+            frames.append(Lakehouse(settings)[table].where(where + extra))
         except TableMissing:
             continue
     return _frame(*frames)

@@ -26,9 +26,6 @@ from fastapi import WebSocket, status
 from prometheus_client import Counter
 
 from lakehouse.catalog.tables import SILVER_PRICES
-from lakehouse.config.settings import Settings
-from lakehouse.config.storage import exists
-from lakehouse.io.fast_read import table_version
 from serving_api.cache import GoldCache
 from serving_api.metrics import ApiMetrics
 from serving_api.views import ALERTS, LIVE, LiveView, encode
@@ -253,7 +250,7 @@ def wanted_prices(live: LiveView, rows: pa.Table, wanted: list[Filter]) -> list[
     return [live.describe(r) for r in ordered]
 
 
-def price_feed(settings: Settings, cache: GoldCache) -> Poll:
+def price_feed(cache: GoldCache) -> Poll:
     """The prices poll: every row added to ``silver.prices`` since the previous call (from the
     version current at the first call, or from the start when the table appears later) that a
     subscriber wants, as the live view describes it. Without subscribers it only follows the
@@ -266,10 +263,10 @@ def price_feed(settings: Settings, cache: GoldCache) -> Poll:
         nonlocal version, started
         if not started:
             started = True
-            version = await asyncio.to_thread(table_version, SILVER_PRICES, settings)
+            version = await asyncio.to_thread(commits.table.version)
             return []
         if version is None:
-            if not await asyncio.to_thread(exists, settings, SILVER_PRICES.log(settings)):
+            if not await asyncio.to_thread(commits.table.exists):
                 return []
             version = -1
         if not wanted:

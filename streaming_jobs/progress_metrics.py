@@ -38,7 +38,8 @@ from lakehouse.catalog import ops_metrics as m
 from lakehouse.catalog.events import HoldStatus
 from lakehouse.catalog.tables import SILVER_HOLDS
 from lakehouse.config.settings import Settings
-from lakehouse.io.fast_read import TableMissing, read_rows, table_version
+from lakehouse.io.fast_read import TableMissing
+from lakehouse.io.lake import Lakehouse
 
 log = logging.getLogger(__name__)
 
@@ -235,15 +236,16 @@ def open_holds(settings: Settings) -> Callable[[], int | None]:
     """How many holds of ``silver.holds`` are still reviewable, re-counted when the table
     has a new version."""
     counted: tuple[int, int] | None = None  # version, count
+    holds_table = Lakehouse(settings)[SILVER_HOLDS]
 
     def count() -> int | None:
         nonlocal counted
-        version = table_version(SILVER_HOLDS, settings)
+        version = holds_table.version()
         if version is None:
             return None
         if counted is None or counted[0] != version:
             try:
-                holds = read_rows(SILVER_HOLDS, settings, ["status"])
+                holds = holds_table.read(["status"])
             except TableMissing:
                 return None
             reviewable = pa.array([s.value for s in HoldStatus.reviewable()])

@@ -28,8 +28,9 @@ from lakehouse.catalog.tables import (
     Table,
 )
 from lakehouse.config.settings import Settings
-from lakehouse.io.fast_read import TableMissing, open_table
+from lakehouse.io.fast_read import TableMissing
 from lakehouse.io.kafka_io import EventProducer
+from lakehouse.io.lake import Lakehouse
 from tests.shipped import SHIPPED
 
 START = datetime(2025, 1, 1, 1, 0, tzinfo=UTC)  # 08:00 in Jakarta
@@ -211,7 +212,7 @@ EXPECTED_REASON = {
 
 def table(settings: Settings, t: Table) -> pd.DataFrame:
     """The rows of ``t`` wherever the lakehouse of ``settings`` is (a folder or a store)."""
-    return open_table(t, settings).to_pandas()
+    return Lakehouse(settings)[t].open().to_pandas()
 
 
 def released(settings: Settings) -> int:

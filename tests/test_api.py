@@ -28,8 +28,8 @@ from lakehouse.catalog.tables import (
     Table,
 )
 from lakehouse.config.settings import ApiKey, Settings
-from lakehouse.io.fast_read import open_table
 from lakehouse.io.kafka_io import ensure_topics
+from lakehouse.io.lake import Lakehouse
 from serving_api.app import create_app
 from serving_api.auth import mint_key
 from tests.api_samples import API, alert, upsert_alerts, with_api
@@ -39,7 +39,7 @@ from tests.kafka_helpers import consume, end_offsets
 
 def rows(table: Table, settings: Settings) -> list[dict[str, Any]]:
     """A gold table read directly with delta-rs, independent of the API."""
-    return open_table(table, settings).to_pyarrow_table().to_pylist()
+    return Lakehouse(settings)[table].open().to_pyarrow_table().to_pylist()
 
 
 @pytest.fixture(scope="module")
@@ -288,7 +288,7 @@ def test_cache_refreshes_when_a_new_version_lands(replayed: Settings, tmp_path: 
         before = c.get(f"{API}/prices/live", params={"commodity": "beras"}).json()
         assert all(r["market_id"] != "IP-030" for r in before)
         # a silver batch appends its prices (gold MERGEs gold.price_latest later): live from silver
-        silver = open_table(SILVER_PRICES, settings)
+        silver = Lakehouse(settings)[SILVER_PRICES].open()
         row = silver.to_pyarrow_table().slice(0, 1).to_pylist()[0] | {
             "market_id": "IP-030",
             "commodity": "beras",
@@ -325,7 +325,7 @@ def test_live_view_catches_up_with_gold_price_latest(replayed: Settings, tmp_pat
     with TestClient(create_app(settings)) as c:
         before = c.get(f"{API}/prices/live", params={"commodity": "beras"}).json()
         assert all(r["market_id"] != "IP-031" for r in before)
-        latest = open_table(GOLD_PRICE_LATEST, settings)
+        latest = Lakehouse(settings)[GOLD_PRICE_LATEST].open()
         schema = latest.to_pyarrow_table().schema
         row = latest.to_pyarrow_table().slice(0, 1).to_pylist()[0] | {
             "market_id": "IP-031",
@@ -341,7 +341,7 @@ def test_live_view_catches_up_with_gold_price_latest(replayed: Settings, tmp_pat
 
 def test_prices_websocket_pushes_each_new_silver_price(replayed: Settings, tmp_path: Path) -> None:
     settings = own_copy(replayed, tmp_path)
-    silver = open_table(SILVER_PRICES, settings)
+    silver = Lakehouse(settings)[SILVER_PRICES].open()
     template = silver.to_pyarrow_table().slice(0, 1).to_pylist()[0]
     pool = ThreadPoolExecutor(1)
     with (

@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame, SparkSession
 from lakehouse.catalog.tables import Layer, Table
 from lakehouse.config.settings import Settings
 from lakehouse.io import delta_io
-from lakehouse.io.fast_read import open_table
+from lakehouse.io.lake import Lakehouse
 
 _names = itertools.count()
 WRITER = "silver:query-1"
@@ -99,7 +99,7 @@ def test_a_reader_started_later_looks_back_and_a_cleaned_log_is_refused(spark, s
     table = _table()
     for batch in range(3):
         _append(spark, table, settings, batch)
-    open_table(table, settings).create_checkpoint()  # at version 2
+    Lakehouse(settings)[table].open().create_checkpoint()  # at version 2
     for batch in range(3, 6):
         _append(spark, table, settings, batch)
     assert _read(spark, table, settings, delta_io.BatchCommits("silver:"), [3, 4]) == [

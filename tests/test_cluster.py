@@ -17,8 +17,9 @@ from fastapi.testclient import TestClient
 from lakehouse.catalog.tables import GOLD_PRICE_LATEST, SILVER_PRICES
 from lakehouse.config.settings import PROJECT_ROOT, Settings, load_settings
 from lakehouse.config.storage import exists, files
-from lakehouse.io.fast_read import TableMissing, open_table
+from lakehouse.io.fast_read import TableMissing
 from lakehouse.io.kafka_io import ensure_topics
+from lakehouse.io.lake import Lakehouse
 from lakehouse.io.spark import (
     class_archive,
     cluster_marker,
@@ -233,7 +234,7 @@ def test_two_workers_on_an_s3_lakehouse_give_local_results_through_a_worker_kill
         assert exists(settings, SILVER_PRICES.log(settings, 0))
         assert any(f.endswith(".parquet") for f in files(settings, SILVER_PRICES.path(settings)))
         assert not list(PROJECT_ROOT.glob("s3a*")) and not list(tmp_path.rglob("s3a*"))
-        latest = open_table(GOLD_PRICE_LATEST, settings).to_pyarrow_table().to_pylist()
+        latest = Lakehouse(settings)[GOLD_PRICE_LATEST].open().to_pyarrow_table().to_pylist()
         with TestClient(create_app(settings)) as client:
             answer = client.get("/api/v1/prices/live")
             assert answer.status_code == 200, answer.text

@@ -28,8 +28,8 @@ from lakehouse.catalog.tables import (
     arrow_schema,
 )
 from lakehouse.config.settings import Settings
-from lakehouse.io.fast_read import open_table
 from lakehouse.io.kafka_io import EventProducer
+from lakehouse.io.lake import Lakehouse
 from ml.impact import fit_if_missing
 from serving_api.app import create_app
 from serving_api.auth import mint_key
@@ -504,7 +504,7 @@ def write_forecast(settings: Settings, market_id: str, commodity: str, origin: d
 
 
 def test_quarantine_endpoint_pages_silver_quarantine(replayed: Settings) -> None:
-    stored = open_table(SILVER_QUARANTINE, replayed).to_pyarrow_table().to_pylist()
+    stored = Lakehouse(replayed)[SILVER_QUARANTINE].open().to_pyarrow_table().to_pylist()
     assert stored
     with TestClient(create_app(replayed)) as client:
         first = client.get(f"{API}/quarantine", params={"limit": 5}).json()

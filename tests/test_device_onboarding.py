@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 
 from lakehouse.catalog.tables import SILVER_SENSORS
 from lakehouse.config.settings import Settings
-from lakehouse.io.fast_read import open_table
 from lakehouse.io.kafka_io import ensure_topics
+from lakehouse.io.lake import Lakehouse
 from producers.mqtt_bridge import MqttBridge
 from serving_api.app import create_app
 from serving_api.auth import mint_key
@@ -98,7 +98,7 @@ def test_onboarding_payload_alone_takes_a_device_to_silver(
     from streaming_jobs.medallion import silver_query
 
     drain(spark, own, silver_query)  # the readings in silver are what onboarding gives
-    rows = open_table(SILVER_SENSORS, own).to_pyarrow_table().to_pylist()
+    rows = Lakehouse(own)[SILVER_SENSORS].open().to_pyarrow_table().to_pylist()
     mine = [r for r in rows if r["device_id"] == onboarding["client_id"]]
     assert sorted(r["value"] for r in mine) == [26.0, 27.0, 28.0, 29.0, 30.0]
     assert {r["market_id"] for r in mine} == {"IP-005"}

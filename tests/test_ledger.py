@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from lakehouse.catalog.tables import GOLD_PRICE_LEDGER, SILVER_PRICES
 from lakehouse.config.settings import Settings
 from lakehouse.domain import ledger
-from lakehouse.io.fast_read import open_table
+from lakehouse.io.lake import Lakehouse
 from serving_api.app import create_app
 from serving_api.auth import mint_key
 from tests.conftest import secured
@@ -64,7 +64,7 @@ def own(settings: Settings, tmp_path: Path) -> Settings:
 
 
 def entries(settings: Settings) -> list[dict]:
-    return open_table(GOLD_PRICE_LEDGER, settings).to_pyarrow_table().to_pylist()
+    return Lakehouse(settings)[GOLD_PRICE_LEDGER].open().to_pyarrow_table().to_pylist()
 
 
 def test_chains_are_built_incrementally_and_exactly_once(own: Settings) -> None:
@@ -170,7 +170,7 @@ def test_ledger_over_silver_written_by_the_pipeline(settings, kafka, spark, tmp_
             )
     producer.flush()
     drain(spark, own, silver_query)  # the ledger chains silver alone
-    accepted = open_table(SILVER_PRICES, own).to_pyarrow_table().num_rows
+    accepted = Lakehouse(own)[SILVER_PRICES].open().to_pyarrow_table().num_rows
     assert accepted == 30
     assert ledger.build(own) == 30
     assert ledger.build(own) == 0

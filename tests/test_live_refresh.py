@@ -20,13 +20,11 @@ import pytest
 from deltalake import write_deltalake
 from fastapi.testclient import TestClient
 
-import lakehouse.io.fast_read
-import serving_api.cache
-import serving_api.push
+import lakehouse.io.lake
 import serving_api.routers.ops
 from lakehouse.catalog.tables import SILVER_PRICES
 from lakehouse.config.settings import Settings
-from lakehouse.io.fast_read import added_since
+from lakehouse.io.lake import Lakehouse
 from serving_api.app import create_app
 from serving_api.cache import GoldCache
 from serving_api.metrics import ApiMetrics
@@ -113,11 +111,10 @@ def test_no_file_is_touched_on_the_event_loop(
         monkeypatch.setattr(module, name, guarded)
 
     for module, name in (
-        (serving_api.cache, "exists"),
-        (serving_api.push, "exists"),
+        (lakehouse.io.lake, "exists"),
         (serving_api.routers.ops, "exists"),
-        (lakehouse.io.fast_read, "read_text"),
-        (lakehouse.io.fast_read, "DeltaTable"),
+        (lakehouse.io.lake, "read_text"),
+        (lakehouse.io.lake, "DeltaTable"),
         (pq, "ParquetFile"),
     ):
         guard(module, name)
@@ -220,7 +217,7 @@ def test_a_file_older_than_a_column_reads_it_as_null(lake: Settings, tmp_path: P
         schema_mode="merge",
     )
     read = LIVE.read(SILVER_PRICES)
-    _, rows = added_since(SILVER_PRICES, own, -1, read.columns, read.dictionary)
+    _, rows = Lakehouse(own)[SILVER_PRICES].added_since(-1, read.columns, read.dictionary)
     assert rows.column_names == list(LATEST_FIELDS)
     assert rows.sort_by("price")["flags"].to_pylist() == [None, []]
 

@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 from lakehouse.catalog.tables import GOLD_ALERTS, GOLD_NEWS_SIGNAL, SILVER_NEWS, SILVER_QUARANTINE
 from lakehouse.config.settings import PROJECT_ROOT, Settings
 from lakehouse.domain.intake.news_text import lexicon, read_headline
-from lakehouse.io.fast_read import open_table
 from lakehouse.io.kafka_io import EventProducer, ensure_topics
+from lakehouse.io.lake import Lakehouse
 from producers.csv_ingest import ingest_file
 from serving_api.app import create_app
 from serving_api.auth import mint_key
@@ -30,7 +30,7 @@ WIB = ZoneInfo("Asia/Jakarta")
 
 
 def rows(table, settings: Settings) -> list[dict]:
-    return open_table(table, settings).to_pyarrow_table().to_pylist()
+    return Lakehouse(settings)[table].open().to_pyarrow_table().to_pylist()
 
 
 def test_real_headlines_through_kafka_spark_and_delta_to_the_api(

@@ -16,7 +16,7 @@ from deltalake import DeltaTable
 
 from lakehouse.catalog.tables import GOLD_ALERT_DELIVERIES
 from lakehouse.config.settings import AlertSettings, NotifierChannel, Settings
-from lakehouse.io.fast_read import delivery_counts
+from lakehouse.io.lake import Lakehouse, delivery_counts
 from scripts.isolated_stack import free_ports
 from streaming_jobs.alerts.notifier import Notifier
 from tests.conftest import isolated
@@ -134,7 +134,7 @@ def test_each_state_is_sent_once_in_each_channel_shape(settings, tmp_path, recei
     assert whatsapp["json"]["to"] == "62811"
     assert whatsapp["json"]["text"]["body"].startswith("[KRITIS] Lonjakan harga\nHarga Beras")
     assert all(d["delivered"] and d["attempts"] == 1 for d in deliveries(settings))
-    assert delivery_counts(settings) == {"delivered": 8, "undelivered": 0}
+    assert delivery_counts(Lakehouse(settings)) == {"delivered": 8, "undelivered": 0}
 
 
 def test_a_failing_receiver_is_retried_with_backoff_until_it_answers(settings, tmp_path, receiver):
@@ -177,7 +177,7 @@ def test_receiver_down_means_undelivered_after_the_last_attempt_and_nothing_wait
         for i in range(2, 5):
             write_alerts(settings, [alert(f"a{j}") for j in range(1, i + 1)])
         deadline = time.monotonic() + 60
-        while delivery_counts(settings)["undelivered"] < 4:
+        while delivery_counts(Lakehouse(settings))["undelivered"] < 4:
             assert time.monotonic() < deadline, notifier.counts
             time.sleep(0.1)
     finally:

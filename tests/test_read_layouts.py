@@ -23,8 +23,8 @@ from fastapi.testclient import TestClient
 
 from lakehouse.catalog.tables import GOLD_PRICE_LATEST, Table
 from lakehouse.config.settings import Settings
-from lakehouse.io import table_writes
-from lakehouse.io.fast_read import TableMissing, plain, read_rows
+from lakehouse.io.fast_read import TableMissing, plain
+from lakehouse.io.lake import Lakehouse
 from serving_api import news_views, views
 from serving_api.app import create_app
 from serving_api.cache import GoldCache, ViewSpec
@@ -120,9 +120,7 @@ def _merge_newer_prices(settings: Settings, value: float) -> None:
     """A commit of gold.price_latest as the gold query makes it: a delta-rs MERGE."""
     at = datetime.combine(LAST_DAY, datetime.min.time(), UTC) + timedelta(hours=8)
     rows = [price(m, "beras", value, at) for m in LIVE_MARKETS]
-    table_writes.merge(
-        GOLD_PRICE_LATEST,
-        settings,
+    Lakehouse(settings)[GOLD_PRICE_LATEST].merge(
         pa.Table.from_pylist(rows, schema=PRICES),
         replace_when="s.observed_at >= t.observed_at",
     )
@@ -154,13 +152,15 @@ def test_the_live_view_follows_gold_merges_of_delta_rs(lake: Settings) -> None:
 def test_a_filtered_read_holds_over_files_of_a_merge(lake: Settings) -> None:
     """A filter on a string column (the supply views' ``state = 'in_transit'``) read over the
     ``string_view`` files of a MERGE: Arrow has no kernel comparing the two layouts, and the
-    Supply tab once stayed blank on it; ``read_rows`` compares them as plain strings."""
+    Supply tab once stayed blank on it; ``LakeTable.read`` compares them as plain strings."""
     _merge_newer_prices(lake, 12345.0)
     first = LIVE_MARKETS[0]
     where = [("commodity", "=", "beras"), ("market_id", "in", [first]), ("price", ">", 1.0)]
-    read = read_rows(GOLD_PRICE_LATEST, lake, ["market_id", "price"], where)
+    read = Lakehouse(lake)[GOLD_PRICE_LATEST].read(["market_id", "price"], where)
     assert read.to_pylist() == [{"market_id": first, "price": 12345.0}]
-    others = read_rows(GOLD_PRICE_LATEST, lake, ["market_id"], [("market_id", "not in", [first])])
+    others = Lakehouse(lake)[GOLD_PRICE_LATEST].read(
+        ["market_id"], [("market_id", "not in", [first])]
+    )
     assert first not in others["market_id"].to_pylist() and others.num_rows > 0
     assert read.schema.field("market_id").type == pa.string()
 
@@ -239,11 +239,11 @@ def _write_again(table: Table, settings: Settings) -> bool:
     """A delta-rs commit of the table's own rows: a MERGE on its keys replacing them, or an
     append where it has none. False when the pipeline did not write the table."""
     try:
-        rows = read_rows(table, settings)
+        rows = Lakehouse(settings)[table].read()
     except TableMissing:
         return False
     if table.keys:
-        table_writes.merge(table, settings, rows, replace_when="true")
+        Lakehouse(settings)[table].merge(rows, replace_when="true")
     else:
-        table_writes.append(table, settings, rows)
+        Lakehouse(settings)[table].append(rows)
     return True

@@ -22,7 +22,7 @@ from lakehouse.catalog.tables import (
     arrow_schema,
 )
 from lakehouse.config.settings import Settings
-from lakehouse.io.fast_read import open_table
+from lakehouse.io.lake import Lakehouse
 from scripts.cli import main
 
 # The replayed lakehouse takes minutes to build on a busy box; setup counts against the timeout.
@@ -49,7 +49,7 @@ def lake(replayed: Settings, mlflow_server, tmp_path_factory) -> Settings:
 
 
 def _forecasts(settings: Settings):
-    rows = open_table(GOLD_FORECASTS, settings).to_pandas()
+    rows = Lakehouse(settings)[GOLD_FORECASTS].open().to_pandas()
     return rows.sort_values(list(GOLD_FORECASTS.keys), ignore_index=True)
 
 
@@ -129,7 +129,7 @@ def test_anomaly_pass_and_impact_model_trace_to_mlflow(lake: Settings) -> None:
 
     tracking.connect(lake)
     first = score_anomalies(lake)
-    rows = open_table(GOLD_ANOMALIES, lake).to_pandas()
+    rows = Lakehouse(lake)[GOLD_ANOMALIES].open().to_pandas()
     assert first["inserted"] == len(rows) and first["replaced"] == 0
     assert set(rows["kind"]) <= {"temporal", "geographic"}
     assert rows["score"].between(0, 1).all()
@@ -159,7 +159,7 @@ def test_anomaly_pass_and_impact_model_trace_to_mlflow(lake: Settings) -> None:
     assert outside.status_code == 422 and "outside" in outside.json()["detail"]
 
     # critical alerts carry the explanation of their market's month
-    daily = open_table(GOLD_PRICE_DAILY, lake).to_pandas()
+    daily = Lakehouse(lake)[GOLD_PRICE_DAILY].open().to_pandas()
     market, commodity = daily[["market_id", "commodity"]].iloc[0]
     at = datetime(2025, 3, 10, tzinfo=UTC)
     alert = {c: None for c in arrow_schema(GOLD_ALERTS).names} | {

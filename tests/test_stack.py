@@ -32,7 +32,8 @@ from lakehouse.catalog.conf import conf_of
 from lakehouse.catalog.events import SCHEMA_VERSION
 from lakehouse.catalog.tables import GOLD_ALERTS
 from lakehouse.config.settings import PROJECT_ROOT, ConfigError, Settings, load_settings
-from lakehouse.io.fast_read import TableMissing, read_rows
+from lakehouse.io.fast_read import TableMissing
+from lakehouse.io.lake import Lakehouse
 from scripts.isolated_stack import PORTS_VARIABLE, free_ports, share_of_ports, stack_env
 from scripts.service_logs import faults
 from scripts.services.base import Service
@@ -322,7 +323,9 @@ def check_alerts_are_news(settings: Settings, started: datetime) -> None:
     serve a held price's observation time apart from its details)."""
     since = started - timedelta(hours=settings.alerts.max_age_hours)
     try:
-        alerts = read_rows(GOLD_ALERTS, settings, ["rule", "details", "last_firing_at"]).to_pylist()
+        alerts = (
+            Lakehouse(settings)[GOLD_ALERTS].read(["rule", "details", "last_firing_at"]).to_pylist()
+        )
     except TableMissing:  # no rule has been evaluated yet: nothing raised
         return
     old = []

@@ -1,5 +1,6 @@
-"""The delta-rs write façade (lakehouse.io.table_writes): idempotent appends, MERGE that retries a
-commit lost to a concurrent writer, typed errors. Real delta-rs tables in a temporary folder."""
+"""The delta-rs writes of the lakehouse (``lakehouse.io.lake``, ``LakeTable``): idempotent
+appends, MERGE that retries a commit lost to a concurrent writer, typed errors. Real delta-rs
+tables in a temporary folder."""
 
 from __future__ import annotations
 
@@ -14,16 +15,17 @@ from deltalake import DeltaTable
 
 from lakehouse.catalog.tables import GOLD_ALERT_DELIVERIES, GOLD_ANOMALIES, Table, arrow_schema
 from lakehouse.config.settings import Settings
-from lakehouse.io import delta_io, table_writes
+from lakehouse.io import delta_io
+from lakehouse.io.lake import Lakehouse, LakeTable
 from lakehouse.io.table_writes import Retry, TableWriteError, WriteConflict
 from lakehouse.io.version_checksum import checksum_file, next_checksum
 
 
 @pytest.fixture
-def lake(conf_settings: Settings, tmp_path: Path) -> Settings:
+def lake(conf_settings: Settings, tmp_path: Path) -> Lakehouse:
     settings = conf_settings
     paths = settings.paths.model_copy(update={"lakehouse_root": tmp_path / "lakehouse"})
-    return settings.model_copy(update={"paths": paths})
+    return Lakehouse(settings.model_copy(update={"paths": paths}))
 
 
 def keyed_rows(table: Table, keys: range, score: float = 1.0) -> pa.Table:
@@ -44,55 +46,60 @@ def keyed_rows(table: Table, keys: range, score: float = 1.0) -> pa.Table:
     return pa.Table.from_pydict(data, schema=schema)
 
 
-def read(table: Table, settings: Settings) -> list[dict]:
-    return DeltaTable(table.path(settings)).to_pyarrow_table().to_pylist()
+def read(table: Table, lake: Lakehouse) -> list[dict]:
+    return DeltaTable(lake[table].location).to_pyarrow_table().to_pylist()
 
 
-def test_append_with_a_transaction_is_idempotent(lake: Settings) -> None:
+def test_append_with_a_transaction_is_idempotent(lake: Lakehouse) -> None:
     rows = keyed_rows(GOLD_ALERT_DELIVERIES, range(3))
-    assert table_writes.append(GOLD_ALERT_DELIVERIES, lake, rows, txn=("notifier", 7))
-    assert not table_writes.append(GOLD_ALERT_DELIVERIES, lake, rows, txn=("notifier", 7))
-    assert not table_writes.append(GOLD_ALERT_DELIVERIES, lake, rows, txn=("notifier", 6))
-    assert table_writes.append(GOLD_ALERT_DELIVERIES, lake, rows, txn=("notifier", 8))
-    assert table_writes.append(GOLD_ALERT_DELIVERIES, lake, rows)  # no txn: always appends
+    assert lake[GOLD_ALERT_DELIVERIES].append(rows, txn=("notifier", 7))
+    assert not lake[GOLD_ALERT_DELIVERIES].append(rows, txn=("notifier", 7))
+    assert not lake[GOLD_ALERT_DELIVERIES].append(rows, txn=("notifier", 6))
+    assert lake[GOLD_ALERT_DELIVERIES].append(rows, txn=("notifier", 8))
+    assert lake[GOLD_ALERT_DELIVERIES].append(rows)  # no txn: always appends
     assert len(read(GOLD_ALERT_DELIVERIES, lake)) == 9
 
 
-def test_append_marks_its_commit_adds_new_columns_and_checkpoints(lake: Settings) -> None:
+def test_append_marks_its_commit_adds_new_columns_and_checkpoints(lake: Lakehouse) -> None:
     """What the pipeline's appends ask of it (``delta_io.append_once``): the writer's batch in
     the commit's ``userMetadata`` (``BatchLedger``), a new column added to the schema (and null
     in rows without it), and a checkpoint every tenth version as Spark writes them."""
     rows = keyed_rows(GOLD_ALERT_DELIVERIES, range(2))
-    table_writes.append(GOLD_ALERT_DELIVERIES, lake, rows)
+    lake[GOLD_ALERT_DELIVERIES].append(rows)
     mark = delta_io.BatchLedger.metadata("silver:q", 4)
     wider = rows.append_column("note", pa.array(["new", None]))
-    table_writes.append(GOLD_ALERT_DELIVERIES, lake, wider, user_metadata=mark, merge_schema=True)
-    delta = DeltaTable(GOLD_ALERT_DELIVERIES.path(lake))
+    lake[GOLD_ALERT_DELIVERIES].append(wider, user_metadata=mark, merge_schema=True)
+    delta = DeltaTable(lake[GOLD_ALERT_DELIVERIES].location)
     assert delta_io.BatchLedger.mark(delta.history(1)[0]) == ("silver:q", 4)
     assert "note" in delta.schema().to_arrow().names
-    assert sorted(r["note"] or "" for r in read(GOLD_ALERT_DELIVERIES, lake)) == ["", "", "", "new"]
+    assert sorted(r["note"] or "" for r in read(GOLD_ALERT_DELIVERIES, lake)) == [
+        "",
+        "",
+        "",
+        "new",
+    ]
     for _ in range(9):  # versions 2 … 10, without the new column: null there, as in Spark
-        table_writes.append(GOLD_ALERT_DELIVERIES, lake, rows, merge_schema=True)
+        lake[GOLD_ALERT_DELIVERIES].append(rows, merge_schema=True)
     assert [r["note"] for r in read(GOLD_ALERT_DELIVERIES, lake)].count(None) == 21
-    log = Path(GOLD_ALERT_DELIVERIES.path(lake)) / "_delta_log"
+    log = Path(lake[GOLD_ALERT_DELIVERIES].location) / "_delta_log"
     assert [c.name for c in log.glob("*.checkpoint.parquet")] == [
         "00000000000000000010.checkpoint.parquet"
     ]
 
 
-def test_merge_inserts_new_keys_and_replaces_only_where_asked(lake: Settings) -> None:
-    first = table_writes.merge(GOLD_ANOMALIES, lake, keyed_rows(GOLD_ANOMALIES, range(4)))
+def test_merge_inserts_new_keys_and_replaces_only_where_asked(lake: Lakehouse) -> None:
+    first = lake[GOLD_ANOMALIES].merge(keyed_rows(GOLD_ANOMALIES, range(4)))
     assert (first.inserted, first.replaced, first.attempts) == (4, 0, 1)
-    again = table_writes.merge(GOLD_ANOMALIES, lake, keyed_rows(GOLD_ANOMALIES, range(2, 6), 2.0))
+    again = lake[GOLD_ANOMALIES].merge(keyed_rows(GOLD_ANOMALIES, range(2, 6), 2.0))
     assert (again.inserted, again.replaced) == (2, 0)  # no replace_when: existing rows stay
-    moved = table_writes.merge(
-        GOLD_ANOMALIES, lake, keyed_rows(GOLD_ANOMALIES, range(6), 3.0), "s.score <> t.score"
+    moved = lake[GOLD_ANOMALIES].merge(
+        keyed_rows(GOLD_ANOMALIES, range(6), 3.0), "s.score <> t.score"
     )
     assert (moved.inserted, moved.replaced) == (0, 6)
     assert sorted(r["score"] for r in read(GOLD_ANOMALIES, lake)) == [3.0] * 6
 
 
-def test_merge_combines_within_a_span_and_checkpoints_as_spark(lake: Settings) -> None:
+def test_merge_combines_within_a_span_and_checkpoints_as_spark(lake: Lakehouse) -> None:
     """What the pipeline's MERGEs ask of it (``delta_io.upsert``): a replaced row combines the
     old ``t`` and new ``s`` values, only the ``columns`` named change, ``within`` is part of the
     condition, a null key matches a null key; and a checkpoint every tenth version."""
@@ -100,14 +107,12 @@ def test_merge_combines_within_a_span_and_checkpoints_as_spark(lake: Settings) -
     first = first.set_column(
         first.schema.get_field_index("kind"), "kind", pa.array(["x", "x", None])
     )
-    table_writes.merge(GOLD_ANOMALIES, lake, first)
+    lake[GOLD_ANOMALIES].merge(first)
     later = first.set_column(first.schema.get_field_index("score"), "score", pa.array([5.0] * 3))
     later = later.set_column(
         later.schema.get_field_index("explanation"), "explanation", pa.array(["new"] * 3)
     )
-    merged = table_writes.merge(
-        GOLD_ANOMALIES,
-        lake,
+    merged = lake[GOLD_ANOMALIES].merge(
         later,
         "s.score > t.score",
         combined={"score": "s.score + t.score"},
@@ -118,64 +123,56 @@ def test_merge_combines_within_a_span_and_checkpoints_as_spark(lake: Settings) -
     rows = read(GOLD_ANOMALIES, lake)
     assert sorted(r["score"] for r in rows) == [6.0] * 3
     assert {r["explanation"] for r in rows} == {None}  # not among the columns replaced
-    outside = table_writes.merge(
-        GOLD_ANOMALIES,
-        lake,
+    outside = lake[GOLD_ANOMALIES].merge(
         later,
         "true",
         within="t.date BETWEEN DATE '2024-01-01' AND DATE '2024-12-31'",
     )
     assert (outside.inserted, outside.replaced) == (3, 0)  # no row of the span matched
 
-    log = Path(GOLD_ANOMALIES.path(lake)) / "_delta_log"
+    log = Path(lake[GOLD_ANOMALIES].location) / "_delta_log"
     assert not list(log.glob("*.checkpoint.parquet"))
     for score in range(7):  # versions 4 … 10 (0: the empty table merge created)
-        table_writes.merge(
-            GOLD_ANOMALIES, lake, keyed_rows(GOLD_ANOMALIES, range(1), score), "true"
-        )
-    assert DeltaTable(GOLD_ANOMALIES.path(lake)).version() == 10
+        lake[GOLD_ANOMALIES].merge(keyed_rows(GOLD_ANOMALIES, range(1), score), "true")
+    assert DeltaTable(lake[GOLD_ANOMALIES].location).version() == 10
     assert [c.name for c in log.glob("*.checkpoint.parquet")] == [
         "00000000000000000010.checkpoint.parquet"
     ]
 
 
-def stale_then_rewritten(lake: Settings, monkeypatch: pytest.MonkeyPatch, rows: int) -> list:
+def stale_then_rewritten(lake: Lakehouse, monkeypatch: pytest.MonkeyPatch, rows: int) -> list:
     """Open ``gold.anomalies`` (keys 0 … ``rows`` - 1 written), then MERGE new scores over all
     its rows; the façade's next open hands out that stale snapshot once, then fresh ones.
     Returns the list of opens, one entry each."""
-    stale = DeltaTable(GOLD_ANOMALIES.path(lake))
-    table_writes.merge(
-        GOLD_ANOMALIES, lake, keyed_rows(GOLD_ANOMALIES, range(rows), 2.0), "s.score <> t.score"
-    )
+    stale = DeltaTable(lake[GOLD_ANOMALIES].location)
+    lake[GOLD_ANOMALIES].merge(keyed_rows(GOLD_ANOMALIES, range(rows), 2.0), "s.score <> t.score")
     opened: list[Table] = []
-    fresh = table_writes.open_for_write
+    fresh = LakeTable.open_for_write
 
-    def stale_first(table: Table, settings: Settings) -> DeltaTable | None:
-        opened.append(table)
-        return stale if len(opened) == 1 else fresh(table, settings)
+    def stale_first(bound: LakeTable) -> DeltaTable | None:
+        opened.append(bound.table)
+        return stale if len(opened) == 1 else fresh(bound)
 
-    monkeypatch.setattr(table_writes, "open_for_write", stale_first)
+    monkeypatch.setattr(LakeTable, "open_for_write", stale_first)
     return opened
 
 
-def test_a_merge_that_loses_to_a_concurrent_commit_retries(lake: Settings, monkeypatch) -> None:
+def test_a_merge_that_loses_to_a_concurrent_commit_retries(lake: Lakehouse, monkeypatch) -> None:
     """A writer opens the table, another commits a MERGE over the same rows, then the first
     commits: delta-rs rejects the stale commit and the façade retries on a fresh snapshot."""
-    table_writes.merge(GOLD_ANOMALIES, lake, keyed_rows(GOLD_ANOMALIES, range(4)))
+    lake[GOLD_ANOMALIES].merge(keyed_rows(GOLD_ANOMALIES, range(4)))
     stale_then_rewritten(lake, monkeypatch, 4)
-    result = table_writes.merge(
-        GOLD_ANOMALIES, lake, keyed_rows(GOLD_ANOMALIES, range(6), 3.0), "s.score <> t.score"
+    result = lake[GOLD_ANOMALIES].merge(
+        keyed_rows(GOLD_ANOMALIES, range(6), 3.0), "s.score <> t.score"
     )
     assert result.attempts == 2
     assert (result.inserted, result.replaced) == (2, 4)
     assert sorted(r["score"] for r in read(GOLD_ANOMALIES, lake)) == [3.0] * 6
 
-    always_stale = DeltaTable(GOLD_ANOMALIES.path(lake), version=0)
-    monkeypatch.setattr(table_writes, "open_for_write", lambda *_: always_stale)
+    always_stale = DeltaTable(lake[GOLD_ANOMALIES].location, version=0)
+    monkeypatch.setattr(LakeTable, "open_for_write", lambda _: always_stale)
     with pytest.raises(WriteConflict, match=r"gold\.anomalies"):
-        table_writes.merge(
-            GOLD_ANOMALIES,
-            lake,
+        lake[GOLD_ANOMALIES].merge(
             keyed_rows(GOLD_ANOMALIES, range(6), 4.0),
             "s.score <> t.score",
             Retry(attempts=2, backoff_seconds=0.01),
@@ -192,7 +189,7 @@ def test_writers_that_lost_the_same_commit_wait_apart() -> None:
         assert len(set(pauses)) > 1
 
 
-def test_concurrent_writers_all_land_once(lake: Settings) -> None:
+def test_concurrent_writers_all_land_once(lake: Lakehouse) -> None:
     """Four threads MERGE overlapping key ranges into one table at once, the first of them
     creating it: every key ends up there exactly once, with no error."""
     start = threading.Barrier(4)
@@ -203,7 +200,7 @@ def test_concurrent_writers_all_land_once(lake: Settings) -> None:
         try:
             for j in range(3):
                 keys = range(i * 10 + j * 3, i * 10 + j * 3 + 5)
-                table_writes.merge(GOLD_ANOMALIES, lake, keyed_rows(GOLD_ANOMALIES, keys))
+                lake[GOLD_ANOMALIES].merge(keyed_rows(GOLD_ANOMALIES, keys))
         except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
             errors.append(exc)
 
@@ -218,36 +215,36 @@ def test_concurrent_writers_all_land_once(lake: Settings) -> None:
     assert len(ids) == len(expected)
 
 
-def test_a_write_delta_rs_refuses_is_a_typed_error(lake: Settings) -> None:
-    table_writes.append(GOLD_ALERT_DELIVERIES, lake, keyed_rows(GOLD_ALERT_DELIVERIES, range(1)))
+def test_a_write_delta_rs_refuses_is_a_typed_error(lake: Lakehouse) -> None:
+    lake[GOLD_ALERT_DELIVERIES].append(keyed_rows(GOLD_ALERT_DELIVERIES, range(1)))
     wrong = pa.table({"something": ["else"]})
     with pytest.raises(TableWriteError, match=r"gold\.alert_deliveries"):
-        table_writes.append(GOLD_ALERT_DELIVERIES, lake, wrong)
+        lake[GOLD_ALERT_DELIVERIES].append(wrong)
 
 
-def test_upkeep_compacts_retries_vacuums_and_tidies_the_log(lake: Settings, monkeypatch) -> None:
+def test_upkeep_compacts_retries_vacuums_and_tidies_the_log(lake: Lakehouse, monkeypatch) -> None:
     """``maintain``'s writes: OPTIMIZE on a snapshot a MERGE has since rewritten loses its commit
     and runs again on a fresh one, leaving one file with the same rows and no data change;
     VACUUM then deletes every unreferenced file, the lost attempt's output too (a retention of
     0 h); the log gets a checkpoint."""
     for keys in (range(0, 3), range(3, 6), range(6, 9)):
-        table_writes.append(GOLD_ANOMALIES, lake, keyed_rows(GOLD_ANOMALIES, keys))
+        lake[GOLD_ANOMALIES].append(keyed_rows(GOLD_ANOMALIES, keys))
     opened = stale_then_rewritten(lake, monkeypatch, 9)
-    table_writes.optimize(GOLD_ANOMALIES, lake, ("commodity", "market_id"))
+    lake[GOLD_ANOMALIES].optimize(("commodity", "market_id"))
     assert len(opened) == 2  # the stale attempt lost, the fresh one committed
     monkeypatch.undo()
 
-    delta = DeltaTable(GOLD_ANOMALIES.path(lake))
+    delta = DeltaTable(lake[GOLD_ANOMALIES].location)
     assert delta.history(1)[0]["operation"] == "OPTIMIZE"
     assert len(delta.file_uris()) == 1
     assert sorted(r["score"] for r in read(GOLD_ANOMALIES, lake)) == [2.0] * 9
 
-    folder = Path(GOLD_ANOMALIES.path(lake))
-    table_writes.vacuum(GOLD_ANOMALIES, lake, 0)
+    folder = Path(lake[GOLD_ANOMALIES].location)
+    lake[GOLD_ANOMALIES].vacuum(0)
     on_disk = [p.name for p in folder.rglob("*.parquet") if "_delta_log" not in p.parts]
     assert on_disk == [Path(uri).name for uri in DeltaTable(str(folder)).file_uris()]
 
-    table_writes.tidy_log(GOLD_ANOMALIES, lake)
+    lake[GOLD_ANOMALIES].tidy_log()
     assert (folder / "_delta_log" / "_last_checkpoint").is_file()
 
 
@@ -255,35 +252,35 @@ def _crc(table: Table, settings: Settings, version: int) -> Path:
     return Path(checksum_file(table, settings, version))
 
 
-def test_delta_rs_commits_carry_checksums_that_add_up(lake: Settings) -> None:
+def test_delta_rs_commits_carry_checksums_that_add_up(lake: Lakehouse) -> None:
     """Each commit of ours after one with a checksum gets one (``version_checksum``): the
     table's live files and bytes as delta-rs counts them, its newest protocol and metadata, its
     app transactions. The first checksum is written here as Spark writes one for its commits."""
     table = GOLD_ALERT_DELIVERIES
-    assert table_writes.append(table, lake, keyed_rows(table, range(3)), txn=("notifier", 1))
-    assert not _crc(table, lake, 0).exists()  # delta-rs's own first commit: no base
-    lines = Path(table.log(lake, 0)).read_text().splitlines()
+    assert lake[table].append(keyed_rows(table, range(3)), txn=("notifier", 1))
+    assert not _crc(table, lake.settings, 0).exists()  # delta-rs's own first commit: no base
+    lines = Path(table.log(lake.settings, 0)).read_text().splitlines()
     first = {kind: body for line in lines for kind, body in json.loads(line).items()}
-    delta = DeltaTable(table.path(lake))
+    delta = DeltaTable(lake[table].location)
     sizes = delta.get_add_actions(flatten=True).column("size_bytes").to_pylist()
     base = {
         "tableSizeBytes": sum(sizes), "numFiles": len(sizes), "numMetadata": 1, "numProtocol": 1,
         "setTransactions": [first["txn"]], "metadata": first["metaData"],
         "protocol": first["protocol"],
     }  # fmt: skip
-    _crc(table, lake, 0).write_text(json.dumps(base))
+    _crc(table, lake.settings, 0).write_text(json.dumps(base))
 
-    table_writes.append(table, lake, keyed_rows(table, range(3, 5)), txn=("notifier", 2))
+    lake[table].append(keyed_rows(table, range(3, 5)), txn=("notifier", 2))
     wider = keyed_rows(table, range(5, 6)).append_column("note", pa.array(["new"]))
-    table_writes.append(table, lake, wider, merge_schema=True)
-    table_writes.merge(table, lake, keyed_rows(table, range(4, 8)), replace_when="true")
-    table_writes.optimize(table, lake, [])
-    delta = DeltaTable(table.path(lake))
+    lake[table].append(wider, merge_schema=True)
+    lake[table].merge(keyed_rows(table, range(4, 8)), replace_when="true")
+    lake[table].optimize([])
+    delta = DeltaTable(lake[table].location)
     assert delta.version() == 4
     for version in range(1, 5):
-        at = DeltaTable(table.path(lake), version=version)
+        at = DeltaTable(lake[table].location, version=version)
         sizes = at.get_add_actions(flatten=True).column("size_bytes").to_pylist()
-        checksum = json.loads(_crc(table, lake, version).read_text())
+        checksum = json.loads(_crc(table, lake.settings, version).read_text())
         assert (checksum["numFiles"], checksum["tableSizeBytes"]) == (len(sizes), sum(sizes))
         assert json.loads(checksum["metadata"]["schemaString"]) == json.loads(at.schema().to_json())
     assert [(t["appId"], t["version"]) for t in checksum["setTransactions"]] == [("notifier", 2)]

@@ -28,7 +28,7 @@ from lakehouse.domain.accounts.subscriptions import (
     matches,
     subscriptions_table,
 )
-from lakehouse.io.fast_read import delivery_counts
+from lakehouse.io.lake import Lakehouse, delivery_counts
 from scripts.isolated_stack import free_ports
 from serving_api.app import create_app
 from streaming_jobs.alerts.notifier import Notifier, digest_due
@@ -191,7 +191,7 @@ def test_an_alert_in_a_province_mails_its_subscribers_once_across_a_restart(
         ("a-sby", "jatim", "email", True),
         ("a-mdn", "sumut", "email", True),
     ]
-    assert delivery_counts(settings) == {"delivered": 2, "undelivered": 0}
+    assert delivery_counts(Lakehouse(settings)) == {"delivered": 2, "undelivered": 0}
 
 
 def test_a_refusing_smtp_server_is_a_recorded_failed_delivery_with_its_reason(

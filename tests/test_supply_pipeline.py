@@ -24,8 +24,8 @@ from lakehouse.catalog.tables import (
 )
 from lakehouse.config.settings import Settings
 from lakehouse.domain.supply_chain.supply_registry import open_supply_registry
-from lakehouse.io.fast_read import open_table
 from lakehouse.io.kafka_io import EventProducer, ensure_topics
+from lakehouse.io.lake import Lakehouse
 from producers.csv_ingest import ingest_file
 from producers.supply_csv import read_supply_csv
 from producers.supply_sim import simulate
@@ -101,7 +101,7 @@ def _expected_cover(stock: pd.DataFrame, shipments: pd.DataFrame, window: int) -
 
 
 def _frame(table, settings) -> pd.DataFrame:
-    return open_table(table, settings).to_pandas()
+    return Lakehouse(settings)[table].open().to_pandas()
 
 
 def _own(settings: Settings, root: Path) -> Settings:

@@ -32,8 +32,8 @@ import pyarrow.compute as pc
 
 from lakehouse.catalog.tables import GOLD_PRICE_LEDGER, SILVER_PRICES, arrow_schema
 from lakehouse.config.settings import Settings
-from lakehouse.io import table_writes
-from lakehouse.io.fast_read import Condition, TableMissing, read_rows
+from lakehouse.io.fast_read import Condition, TableMissing
+from lakehouse.io.lake import Lakehouse
 
 GENESIS = "0" * 64
 #: the fields of a price an entry vouches for, in their canonical order
@@ -95,14 +95,14 @@ def extend(
 
 def _ledger(settings: Settings) -> pa.Table:
     try:
-        return read_rows(GOLD_PRICE_LEDGER, settings)
+        return Lakehouse(settings)[GOLD_PRICE_LEDGER].read()
     except TableMissing:
         return arrow_schema(GOLD_PRICE_LEDGER).empty_table()
 
 
 def _silver(settings: Settings, columns: list[str], where: Sequence[Condition] = ()) -> pa.Table:
     try:
-        return read_rows(SILVER_PRICES, settings, columns, where)
+        return Lakehouse(settings)[SILVER_PRICES].read(columns, where)
     except TableMissing:
         return pa.table({c: [] for c in columns})
 
@@ -130,9 +130,7 @@ def build(settings: Settings) -> int:
         if not fresh:
             return 0
         entries = extend(heads, fresh, datetime.now(UTC))
-        table_writes.append(
-            GOLD_PRICE_LEDGER,
-            settings,
+        Lakehouse(settings)[GOLD_PRICE_LEDGER].append(
             pa.Table.from_pylist(entries, schema=arrow_schema(GOLD_PRICE_LEDGER)),
         )
         return len(entries)

@@ -17,14 +17,8 @@ from pyspark.sql import functions as F
 from lakehouse.catalog.tables import Table
 from lakehouse.config.settings import Settings
 from lakehouse.config.storage import delta_options
-from lakehouse.io import fast_read, table_writes
-from lakehouse.io.fast_read import (
-    TableMissing,
-    added_files,
-    changes_data,
-    commit_actions,
-    open_table,
-)
+from lakehouse.io.fast_read import TableMissing, added_files, changes_data
+from lakehouse.io.lake import Lakehouse
 from lakehouse.io.spark import arrow_frame
 
 #: the table property that makes Delta keep each commit's rows readable by version
@@ -49,7 +43,7 @@ def ensure_change_feed(spark: SparkSession, table: Table, settings: Settings) ->
     asked for it (a table created since has it from its first write). Its older commits stay
     unreadable by version: ``read_commits`` raises ``DELTA_MISSING_CHANGE_DATA`` for them."""
     try:
-        configuration = open_table(table, settings).metadata().configuration
+        configuration = Lakehouse(settings)[table].open().metadata().configuration
     except TableMissing:
         return
     if configuration.get(CHANGE_FEED) != "true":
@@ -77,7 +71,7 @@ def read_commits(
     Spark's executors: only the files those commits added are listed and read, without
     rebuilding the table's state or evaluating a filter against every file."""
     if sum(add.get("size", 0) for add in added) <= SMALL_COMMITS_BYTES:
-        return arrow_frame(spark, fast_read.table_rows(table, settings, added))
+        return arrow_frame(spark, Lakehouse(settings)[table].table_rows(added))
     return (
         spark.read.format("delta")
         .option("readChangeFeed", "true")
@@ -101,13 +95,13 @@ IN_PLAN_ROWS = 50_000
 
 def read_where(spark: SparkSession, table: Table, settings: Settings, condition: str) -> DataFrame:
     """The table's rows where ``condition`` — SQL over ``t`` with literals only, as
-    ``fast_read.rows_where`` takes it — holds. Up to ``IN_PLAN_ROWS`` of them are read by
+    ``LakeTable.where`` takes it — holds. Up to ``IN_PLAN_ROWS`` of them are read by
     delta-rs and handed to Spark as an in-memory DataFrame: for the few rows a gold batch reads
     back from a table that changed since Spark last read it, Spark would first rebuild the
     table's state from its log (1–2 s of jobs on this box), delta-rs reads the log and the
     matching files in milliseconds (docs/benchmarks.md). More are read by Spark's executors,
     skipping the files whose statistics rule ``condition`` out."""
-    rows = fast_read.rows_where(table, settings, condition, limit=IN_PLAN_ROWS + 1)
+    rows = Lakehouse(settings)[table].where(condition, limit=IN_PLAN_ROWS + 1)
     if rows.num_rows > IN_PLAN_ROWS:
         return spark.sql(f"SELECT * FROM delta.`{table.path(settings)}` AS t WHERE {condition}")
     return arrow_frame(spark, rows)
@@ -242,14 +236,15 @@ class BatchCommits:
     def _look_back(self, table: Table, settings: Settings, path: str, oldest: int) -> None:
         self._commits[path] = {}
         self._added[path] = {}
+        bound = Lakehouse(settings)[table]
         try:
-            newest = open_table(table, settings).version()
+            newest = bound.open().version()
         except TableMissing:
             newest = -1
         self._next[path] = newest + 1
         self._floor[path] = float("inf")
         for version in range(newest, -1, -1):
-            actions = commit_actions(table, settings, version)
+            actions = bound.commits(version)
             if actions is None:  # cleaned from the log: older batches cannot be told
                 return
             batch = self._note(path, version, actions)
@@ -260,8 +255,8 @@ class BatchCommits:
         self._floor[path] = float("-inf")  # the whole log was read
 
     def _read_since(self, table: Table, settings: Settings, path: str) -> None:
-        version = self._next[path]
-        while (actions := commit_actions(table, settings, version)) is not None:
+        version, bound = self._next[path], Lakehouse(settings)[table]
+        while (actions := bound.commits(version)) is not None:
             self._note(path, version, actions)
             version += 1
         self._next[path] = version
@@ -274,13 +269,13 @@ def append_once(df: DataFrame, table: Table, settings: Settings, app_id: str, ve
 
     The first append creates the table with Spark (its protocol, partitioning and change data
     feed); later ones collect ``df``'s rows to the driver as Arrow and commit them through
-    delta-rs (``table_writes.append``): an idle silver batch's appends took 0.23 s instead of
+    delta-rs (``LakeTable.append``): an idle silver batch's appends took 0.23 s instead of
     0.86 s of Spark's write and commit jobs (docs/benchmarks.md)."""
     if LEDGER.written(table, settings, app_id, version):
         return
     mark = BatchLedger.metadata(app_id, version)
     if exists(df.sparkSession, table, settings):
-        table_writes.append(table, settings, df.toArrow(), user_metadata=mark, merge_schema=True)
+        Lakehouse(settings)[table].append(df.toArrow(), user_metadata=mark, merge_schema=True)
     else:
         _create(df, table, settings, user_metadata=mark)
     LEDGER.record(table, settings, app_id, version)
@@ -318,10 +313,10 @@ def upsert(
     every row ``df`` matches meets, lets Delta skip the files of the other rows. The first
     write creates the table with Spark (its protocol, partitioning and layout).
 
-    The MERGE runs in delta-rs (``table_writes.merge``) on ``df``'s rows collected to the
+    The MERGE runs in delta-rs (``LakeTable.merge``) on ``df``'s rows collected to the
     driver as Arrow: a micro-batch's few gold rows MERGE there in ~20 ms against ~1 s of Spark
     jobs here (docs/benchmarks.md). ``matched`` given as SQL text is evaluated there (the
-    subset both engines read, ``table_writes.merge``); a Spark ``Column`` among them (a lambda
+    subset both engines read, ``LakeTable.merge``); a Spark ``Column`` among them (a lambda
     over maps, which DataFusion lacks) makes Spark combine the rows first, with the table's rows
     read by delta-rs (``_combined_in_spark``). Re-running with the same rows leaves the table as
     it was, so a MERGE that lost a race with a concurrent commit (an OPTIMIZE of ``./run.sh
@@ -335,9 +330,7 @@ def upsert(
         rows, combined = df, cast(Mapping[str, str], matched)
     else:
         rows, combined = _combined_in_spark(spark, df, table, settings, matched, within), {}
-    table_writes.merge(
-        table,
-        settings,
+    Lakehouse(settings)[table].merge(
         rows.toArrow(),
         only_if or "true",
         combined=combined,

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from lakehouse.catalog.tables import TABLES, Table, arrow_schema
 from lakehouse.config.settings import Settings
-from lakehouse.io.fast_read import TableMissing, open_table
+from lakehouse.io.fast_read import TableMissing
+from lakehouse.io.lake import Lakehouse
 
 DOC_START = "<!-- data-dictionary:start (generated: ./run.sh tables --docs) -->"
 DOC_END = "<!-- data-dictionary:end -->"
@@ -57,7 +58,7 @@ def _declared_types(table: Table) -> dict[str, str]:
 def describe(table: Table, settings: Settings) -> TableInfo:
     """What the dictionary says about one table, live."""
     try:
-        delta = open_table(table, settings)
+        delta = Lakehouse(settings)[table].open()
     except TableMissing:
         types = _declared_types(table)
         columns = tuple(Column(n, types.get(n, ""), m) for n, m in table.meanings.items())

@@ -1,12 +1,11 @@
-"""The read side without Spark: Delta tables opened with delta-rs, for the API, the DuckDB query
-engine and the ML jobs. Readers see committed versions only, so they never block or disturb the
-streaming writers."""
+"""What the read side without Spark (``lakehouse.io.lake``, delta-rs) hands its readers — the
+API, the DuckDB query engine, the ML jobs, the notifier: every read in one Arrow layout
+(``plain``), whatever writer and version wrote the files; conditions that hold on any layout;
+the data files a commit added."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -14,12 +13,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from deltalake import DeltaTable, QueryBuilder
-from deltalake.exceptions import TableNotFoundError
+from deltalake import DeltaTable
 
-from lakehouse.catalog.tables import GOLD_ALERT_DELIVERIES, GOLD_SUBSCRIPTION_DELIVERIES, Table
 from lakehouse.config.settings import Settings
-from lakehouse.config.storage import delta_options, join, parquet_source, read_text
+from lakehouse.config.storage import join, parquet_source
 
 Columns = Sequence[str] | None  # some of a table's columns (None: all)
 
@@ -28,55 +25,10 @@ class TableMissing(LookupError):
     """The table has not been written yet (the pipeline has not produced it)."""
 
 
-def open_table(
-    table: Table,
-    settings: Settings,
-    as_of: int | datetime | None = None,
-    metadata_only: bool = False,
-) -> DeltaTable:
-    """The Delta table at its newest version, or ``as_of`` a version number or a time;
-    ``metadata_only``: without its list of files (for its schema or version alone).
-
-    Raises ``TableMissing`` when nothing has been written there yet."""
-    path = table.path(settings)
-    try:
-        delta = DeltaTable(
-            path,
-            version=as_of if isinstance(as_of, int) else None,
-            storage_options=delta_options(settings),
-            without_files=metadata_only,
-        )
-    except TableNotFoundError:
-        raise TableMissing(f"{table.qualified_name} does not exist yet ({path})") from None
-    if isinstance(as_of, datetime):
-        delta.load_as_version(as_of)
-    return delta
-
-
-def rows_where(
-    table: Table, settings: Settings, condition: str, limit: int | None = None
-) -> pa.Table:
-    """The rows of the table's newest version where ``condition`` — SQL over ``t`` (``t.date
-    BETWEEN DATE '…' AND DATE '…'``) — holds (at most ``limit`` of them), in the table's own Arrow
-    types; delta-rs reads only the files whose statistics or partitions may hold one."""
-    delta = open_table(table, settings)
-    query = f"SELECT * FROM t WHERE {condition}" + ("" if limit is None else f" LIMIT {limit}")
-    found = QueryBuilder().register("t", delta).execute(query)
-    return pa.table(found).cast(pa.schema(delta.schema().to_arrow()))
-
-
 def sql_strings(values: Sequence[str]) -> str:
     """``values`` as the SQL string literals of an ``IN (…)`` list or a comparison of a
-    ``rows_where`` condition (quotes doubled)."""
+    ``LakeTable.where`` condition (quotes doubled)."""
     return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
-
-
-def table_version(table: Table, settings: Settings) -> int | None:
-    """The newest committed version, or None when the table does not exist yet."""
-    try:
-        return open_table(table, settings).version()
-    except TableMissing:
-        return None
 
 
 def plain_type(kind: pa.DataType) -> pa.DataType:
@@ -173,18 +125,6 @@ def _condition(name: str, op: str, value: Any) -> pc.Expression:
     return _COMPARISONS[op](column, value)
 
 
-def read_rows(
-    table: Table,
-    settings: Settings,
-    columns: Columns = None,
-    where: Sequence[Condition] = (),
-) -> pa.Table:
-    """The rows of the table's newest version (only ``columns`` when given) where every
-    condition of ``where`` holds, in the layout of ``plain`` (``rows_of``). Raises
-    ``TableMissing`` when nothing has been written there yet."""
-    return rows_of(open_table(table, settings), columns, where)
-
-
 def rows_of(
     delta: DeltaTable, columns: Columns = None, where: Sequence[Condition] = ()
 ) -> pa.Table:
@@ -199,12 +139,13 @@ def rows_of(
     return plain(delta.to_pyarrow_dataset().to_table(columns=chosen, filter=condition))
 
 
-def _added_rows(
+def file_rows(
     settings: Settings, root: str, add: dict[str, Any], columns: Columns, dictionary: Columns
 ) -> pa.Table:
-    """The rows of one added data file, with its partition values as columns (partition
-    columns of the registry are dates). Of ``columns``, those the file holds (a file written
-    before a column was added has not got it: concatenated with newer files, it reads null)."""
+    """The rows of one added data file (an ``add`` action) of the table at ``root``, with its
+    partition values as columns (partition columns of the registry are dates). Of ``columns``,
+    those the file holds (a file written before a column was added has not got it:
+    concatenated with newer files, it reads null)."""
     partitions = add.get("partitionValues") or {}
     path, filesystem = parquet_source(settings, join(root, unquote(add["path"])))
     with pq.ParquetFile(path, filesystem=filesystem, read_dictionary=dictionary) as file:
@@ -217,16 +158,6 @@ def _added_rows(
     return plain(rows, dictionary)
 
 
-def commit_actions(table: Table, settings: Settings, version: int) -> list[dict[str, Any]] | None:
-    """The actions of commit ``version`` of the table (``commitInfo``, ``add``, ``remove``, …),
-    from its commit file alone; None while that version is not committed (or once the log's
-    cleanup removed it)."""
-    commit = read_text(settings, table.log(settings, version))
-    if commit is None:
-        return None
-    return [json.loads(line) for line in commit.splitlines() if line]
-
-
 def changes_data(action: dict[str, Any]) -> bool:
     """Whether a commit's action adds or removes rows (files that only re-arrange data, like
     OPTIMIZE's, do not)."""
@@ -236,81 +167,6 @@ def changes_data(action: dict[str, Any]) -> bool:
     return bool(change) and change.get("dataChange", True)
 
 
-def committed_files(table: Table, settings: Settings, version: int) -> list[dict[str, Any]] | None:
-    """The data files commit ``version`` of the table added (``changes_data``); None while that
-    version is not committed."""
-    actions = commit_actions(table, settings, version)
-    return None if actions is None else added_files(actions)
-
-
 def added_files(actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The data files a commit's ``actions`` added (``changes_data``)."""
     return [a["add"] for a in actions if "add" in a and changes_data(a)]
-
-
-def files_rows(
-    table: Table,
-    settings: Settings,
-    files: list[dict[str, Any]],
-    columns: Columns = None,
-    dictionary: Columns = None,
-) -> pa.Table:
-    """The rows of some of the table's data files (``add`` actions), in one table: only
-    ``columns`` when given, ``dictionary`` of them dictionary-encoded (as
-    ``pyarrow.parquet.ParquetFile`` reads them)."""
-    if not files:
-        return pa.table({})
-    root = table.path(settings)
-    parts = [_added_rows(settings, root, add, columns, dictionary) for add in files]
-    return pa.concat_tables(parts, promote_options="default")
-
-
-def table_rows(table: Table, settings: Settings, files: list[dict[str, Any]]) -> pa.Table:
-    """The rows of some of the table's data files (``files_rows``) in the table's own schema:
-    its columns in its order and Arrow types, a column no file holds as nulls (so every column
-    may be null: older files lack a column added since)."""
-    stored = pa.schema(open_table(table, settings, metadata_only=True).schema().to_arrow())
-    schema = pa.schema([f.with_nullable(True) for f in stored])
-    rows = files_rows(table, settings, files)
-    return pa.Table.from_arrays(
-        [
-            rows.column(f.name).cast(f.type)
-            if f.name in rows.column_names
-            else pa.nulls(rows.num_rows, f.type)
-            for f in schema
-        ],
-        schema=schema,
-    )
-
-
-def added_since(
-    table: Table,
-    settings: Settings,
-    version: int,
-    columns: Columns = None,
-    dictionary: Columns = None,
-) -> tuple[int, pa.Table]:
-    """The rows that the commits after ``version`` added to the table (``committed_files``,
-    read as ``files_rows`` reads them), and the newest version read. Commit files are read
-    directly (one small JSON each), so the cost is that of the new data, whatever the size of
-    the table. A MERGE adds the files it rewrote whole: a reader keeps the newest row per key."""
-    files: list[dict[str, Any]] = []
-    current = version
-    while (added := committed_files(table, settings, current + 1)) is not None:
-        files += added
-        current += 1
-    return current, files_rows(table, settings, files, columns, dictionary)
-
-
-def delivery_counts(settings: Settings) -> dict[str, int]:
-    """Finished deliveries per outcome (``delivered``, ``undelivered``) — the broadcast
-    channels' and the subscribers' — for metrics."""
-    delivered = undelivered = 0
-    for table in (GOLD_ALERT_DELIVERIES, GOLD_SUBSCRIPTION_DELIVERIES):
-        try:
-            rows = read_rows(table, settings, ["delivered"])
-        except TableMissing:
-            continue
-        done = sum(1 for d in rows.column("delivered").to_pylist() if d)
-        delivered, undelivered = delivered + done, undelivered + rows.num_rows - done
-    return {"delivered": delivered, "undelivered": undelivered}

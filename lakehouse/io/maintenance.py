@@ -6,7 +6,7 @@ Why it does not disturb the streams:
 
 - OPTIMIZE commits with ``dataChange = false``: the streams skip such commits, and blind appends
   (bronze, silver) never conflict with it. A gold MERGE that read files OPTIMIZE replaced is
-  refused at its commit and run again on a fresh snapshot (``table_writes.merge``; MERGE is
+  refused at its commit and run again on a fresh snapshot (``LakeTable.merge``; MERGE is
   idempotent); an OPTIMIZE that lost to such a MERGE is run again likewise.
 - VACUUM only deletes files unreferenced for longer than the retention (default 168 h, never
   below ``analyst.min_retention_hours``): readers of any version within that window — time
@@ -26,8 +26,7 @@ from tqdm import tqdm
 from lakehouse.catalog.tables import Table
 from lakehouse.config.settings import ConfigError, Settings
 from lakehouse.config.storage import files
-from lakehouse.io import table_writes
-from lakehouse.io.fast_read import open_table, table_version
+from lakehouse.io.lake import Lakehouse
 
 #: columns analysts filter by; each table is Z-ordered on those it has (partition columns aside)
 FILTER_COLUMNS = ("commodity", "market_id", "date", "hour")
@@ -83,7 +82,8 @@ def _most_files_in_a_partition(live_files: list[str]) -> int:
 
 def maintain_table(table: Table, settings: Settings, retention_hours: float) -> Upkeep:
     """OPTIMIZE (Z-ORDER), VACUUM and log cleanup of one existing table."""
-    before = open_table(table, settings)
+    bound = Lakehouse(settings)[table]
+    before = bound.open()
     live_before = before.file_uris()
     data_before, log_before = _files(settings, table)
     zorder = zorder_columns(table, [field.name for field in before.schema().fields])
@@ -91,11 +91,11 @@ def maintain_table(table: Table, settings: Settings, retention_hours: float) -> 
     # files, and Z-ORDER is not incremental: skip rewriting tables where that holds everywhere
     optimized = _most_files_in_a_partition(live_before) > 1
     if optimized:
-        table_writes.optimize(table, settings, zorder)
-    table_writes.vacuum(table, settings, retention_hours)
-    table_writes.tidy_log(table, settings)
+        bound.optimize(zorder)
+    bound.vacuum(retention_hours)
+    bound.tidy_log()
     data_after, log_after = _files(settings, table)
-    after = open_table(table, settings)
+    after = bound.open()
     return Upkeep(
         table=table.qualified_name,
         optimized=optimized,
@@ -110,7 +110,8 @@ def maintain_table(table: Table, settings: Settings, retention_hours: float) -> 
 def maintain(tables: list[Table], settings: Settings, retention_hours: float) -> list[Upkeep]:
     """Maintain each of ``tables`` that exists (a progress bar on a terminal)."""
     check_retention(retention_hours, settings)
-    existing = [t for t in tables if table_version(t, settings) is not None]
+    lake = Lakehouse(settings)
+    existing = [t for t in tables if lake[t].version() is not None]
     return [
         maintain_table(table, settings, retention_hours)
         for table in tqdm(existing, desc="maintain", unit="table", disable=None)

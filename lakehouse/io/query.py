@@ -23,7 +23,8 @@ from deltalake import DeltaTable
 
 from lakehouse.catalog.tables import TABLES, Layer, Table
 from lakehouse.config.settings import Settings
-from lakehouse.io.fast_read import TableMissing, open_table
+from lakehouse.io.fast_read import TableMissing
+from lakehouse.io.lake import Lakehouse
 
 if TYPE_CHECKING:
     import duckdb
@@ -85,10 +86,10 @@ def referenced_tables(sql: str) -> list[Table]:
 def _opened(table: Table, settings: Settings, as_of: AsOf | None) -> DeltaTable:
     try:
         if isinstance(as_of, int):
-            newest = open_table(table, settings).version()
+            newest = Lakehouse(settings)[table].open().version()
             if as_of > newest:
                 raise QueryError(f"{table.qualified_name} has no version {as_of}; newest {newest}")
-        return open_table(table, settings, as_of)
+        return Lakehouse(settings)[table].open(as_of)
     except TableMissing as exc:
         raise QueryError(str(exc)) from None
     except QueryError:

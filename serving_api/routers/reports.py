@@ -26,7 +26,8 @@ from lakehouse.catalog.tables import (
 )
 from lakehouse.config.settings import Settings
 from lakehouse.domain.briefs.brief import Inputs, Week, make_brief
-from lakehouse.io.fast_read import TableMissing, rows_where, sql_strings
+from lakehouse.io.fast_read import TableMissing, sql_strings
+from lakehouse.io.lake import Lakehouse
 from serving_api.deps import ConfDep, SettingsDep
 from serving_api.errors import ApiError, resolve_province
 from serving_api.models import Error
@@ -40,12 +41,12 @@ MEDIA_TYPES = {
 }
 
 
-def _rows(settings: Settings, table: Table, columns: list[str], where: str) -> pd.DataFrame:
+def _rows(lake: Lakehouse, table: Table, columns: list[str], where: str) -> pd.DataFrame:
     """``columns`` of the rows of ``table`` where ``where`` holds (none before it exists; a
     column the table has not got yet, such as an older ``gold.forecasts``' ``surge_prob``,
     as nulls)."""
     try:
-        rows = rows_where(table, settings, where).to_pandas()
+        rows = lake[table].where(where).to_pandas()
     except TableMissing:
         rows = pd.DataFrame()
     return rows.reindex(columns=columns)
@@ -54,6 +55,7 @@ def _rows(settings: Settings, table: Table, columns: list[str], where: str) -> p
 def load_inputs(settings: Settings, conf: Conf, province: str, week: Week) -> Inputs:
     """What the brief of ``province`` and ``week`` is made of
     (lakehouse.domain.briefs.brief.Inputs)."""
+    lake = Lakehouse(settings)
     markets = sql_strings([m.market_id for m in conf.markets.values() if m.province == province])
     in_province = f"t.market_id IN ({markets})"
     this_week = f"BETWEEN DATE '{week.start}' AND DATE '{week.end}'"
@@ -68,40 +70,38 @@ def load_inputs(settings: Settings, conf: Conf, province: str, week: Week) -> In
     named = sql_strings([province])
     return Inputs(
         daily=_rows(
-            settings,
+            lake,
             GOLD_PRICE_DAILY,
             ["market_id", "commodity", "date", "close"],
             f"{in_province} AND ({days})",
         ),
         forecasts=_rows(
-            settings,
+            lake,
             GOLD_FORECASTS,
             ["series_id", "commodity", "origin_date", "surge_prob"],
             f"t.region = {named} AND t.origin_date {this_week}",
         ),
         cover=_rows(
-            settings,
+            lake,
             GOLD_SUPPLY_REGION_DAILY,
             ["commodity", "date", "days_of_cover"],
             f"t.province = {named} AND t.date {this_week}",
         ),
         accepted=_rows(
-            settings,
+            lake,
             SILVER_PRICES,
             ["event_id", "commodity"],
             f"{in_province} AND t.observed_date {this_week}",
         ),
         quarantined=_rows(
-            settings,
+            lake,
             SILVER_QUARANTINE,
             ["event_id", "subject"],
             f"t.event_type = 'price' AND {in_province} AND t.observed_at {during}",
         ),
-        held=_rows(
-            settings, SILVER_HOLDS, ["event_id"], f"{in_province} AND t.observed_at {during}"
-        ),
+        held=_rows(lake, SILVER_HOLDS, ["event_id"], f"{in_province} AND t.observed_at {during}"),
         news=_rows(
-            settings,
+            lake,
             SILVER_NEWS,
             ["published_at", "title", "source", "province", "mentions"],
             f"t.published_at {during} AND (t.province = {named} OR t.province IS NULL)",

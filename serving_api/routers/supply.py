@@ -25,7 +25,8 @@ from lakehouse.domain.accounts.registry import NotFound
 from lakehouse.domain.supply_chain.supply import ROUTE_SEPARATOR, Entity
 from lakehouse.domain.supply_chain.supply_registry import SupplyRegistry
 from lakehouse.domain.supply_chain.supply_routes import PastShipment, analyze
-from lakehouse.io.fast_read import Condition, TableMissing, read_rows
+from lakehouse.io.fast_read import Condition, TableMissing
+from lakehouse.io.lake import Lakehouse
 from serving_api.auth import Permission
 from serving_api.deps import ConfDep, SettingsDep, SupplyRegistryDep, require
 from serving_api.errors import ApiError, resolve_commodity, resolve_province
@@ -209,7 +210,7 @@ async def post_events(
 
 def _rows(table: Table, settings: Settings, where: Sequence[Condition] = ()) -> pd.DataFrame:
     try:
-        return read_rows(table, settings, where=where).to_pandas()
+        return Lakehouse(settings)[table].read(where=where).to_pandas()
     except TableMissing:
         return pd.DataFrame(columns=list(table.columns))
 

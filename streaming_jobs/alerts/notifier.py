@@ -10,7 +10,7 @@ A failed attempt is retried with exponential backoff without blocking the other 
 when the attempts are exhausted the state is recorded as undelivered. Every finished delivery
 is a row of ``gold.alert_deliveries`` (a subscriber's: ``gold.subscription_deliveries``;
 delivered or not, attempts, last error): the notifier skips what is there after a restart,
-and ``lakehouse.io.fast_read.delivery_counts`` gives the totals for metrics.
+and ``lakehouse.io.lake.delivery_counts`` gives the totals for metrics.
 Delivery is at least once: a crash between a successful POST and its record re-sends it, with
 the same ``Idempotency-Key`` header (``<alert_id>:<state>``; an e-mail the same
 ``Message-ID``) so receivers can drop the copy.
@@ -48,8 +48,8 @@ from lakehouse.domain.accounts.subscriptions import (
     SubscriptionStore,
     matches,
 )
-from lakehouse.io import table_writes
-from lakehouse.io.fast_read import TableMissing, read_rows, table_version
+from lakehouse.io.fast_read import TableMissing
+from lakehouse.io.lake import Lakehouse
 from lakehouse.io.status import stop_event, write_status
 from streaming_jobs.alerts import mail
 
@@ -206,6 +206,7 @@ class Notifier:
         subscriptions: SubscriptionStore | None = None,
     ) -> None:
         self.settings = settings
+        self.lake = Lakehouse(settings)
         self.conf: AlertSettings = settings.alerts
         self.rules = conf_of(settings)
         self.titles = self.rules.alerts.titles  # what each rule is called
@@ -222,7 +223,7 @@ class Notifier:
 
     def _finished(self, table: Table) -> set[tuple[str, ...]]:
         try:
-            rows = read_rows(table, self.settings, list(table.keys))
+            rows = self.lake[table].read(list(table.keys))
         except TableMissing:
             return set()
         return set(zip(*(rows.column(c).to_pylist() for c in table.keys), strict=True))
@@ -242,13 +243,13 @@ class Notifier:
     def poll(self, now: datetime) -> None:
         """Queue the alert states not delivered yet (if ``gold.alerts`` has a new version or
         the subscriptions changed)."""
-        version = table_version(GOLD_ALERTS, self.settings)
+        version = self.lake[GOLD_ALERTS].version()
         if version is None:
             return
         subscriptions = self.subscriptions.subscriptions()
         if self.seen == (version, subscriptions):
             return
-        alerts = read_rows(GOLD_ALERTS, self.settings).to_pandas()
+        alerts = self.lake[GOLD_ALERTS].read().to_pandas()
         self.seen = (version, subscriptions)
         last_event = alerts[["last_firing_at", "resolved_at"]].max(axis=1)
         recent = alerts[last_event >= pd.Timestamp(now - timedelta(hours=self.conf.max_age_hours))]
@@ -349,7 +350,7 @@ class Notifier:
             if own:
                 rows = [d.row() for d in own]
                 schema = arrow_schema(table)
-                table_writes.append(table, self.settings, pa.Table.from_pylist(rows, schema=schema))
+                self.lake[table].append(pa.Table.from_pylist(rows, schema=schema))
 
     def step(self, now: datetime | None = None) -> None:
         """One round: look for new alert states, attempt what is due, record what finished."""
