@@ -28,7 +28,7 @@ from bench.pipeline import payloads, produce
 from bench.timing import timed
 from lakehouse.catalog.conf import conf_of
 from lakehouse.catalog.tables import SILVER_PRICES
-from lakehouse.io import delta_io
+from lakehouse.io.delta_io import SparkLake
 from lakehouse.io.kafka_io import ensure_topics
 from lakehouse.io.spark import get_spark
 from scripts.isolated_stack import isolated_stack
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
         try:
             rounds("empty lakehouse")
             began = time.monotonic()
-            rows = delta_io.read(spark, SILVER_PRICES, settings)
+            rows = SparkLake(spark, settings)[SILVER_PRICES].read()
             copies = max(1, args.history // rows.count())
             day = F.col("copy") % 730 + 1
             history = (
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
             history.write.format("delta").mode("append").partitionBy("observed_date").save(
                 str(SILVER_PRICES.path(settings))
             )
-            filled = delta_io.read(spark, SILVER_PRICES, settings).count()
+            filled = SparkLake(spark, settings)[SILVER_PRICES].read().count()
             print(f"history: {filled:,} rows in silver.prices ({time.monotonic() - began:.0f}s)")
             rounds(f"{filled / 1e6:.0f} M rows of history")
         finally:

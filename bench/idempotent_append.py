@@ -1,4 +1,4 @@
-"""What an idempotent Delta append costs: the pipeline's commit marker (``delta_io.append_once``,
+"""What an idempotent Delta append costs: the pipeline's commit marker (``SparkTable.append_once``,
 the batch recorded in the commit's ``userMetadata`` and remembered by the process; committed by
 delta-rs after a table's first write) next to Spark's ``txnAppId`` / ``txnVersion`` options, and
 a plain Spark append as the baseline — the same small frames appended to tables of the same
@@ -23,7 +23,7 @@ from pyspark.sql import DataFrame
 
 from lakehouse.catalog.tables import Table
 from lakehouse.config.settings import Settings
-from lakehouse.io import delta_io
+from lakehouse.io.delta_io import SparkLake
 from lakehouse.io.spark import get_spark
 from scripts.isolated_stack import isolated_stack
 
@@ -55,8 +55,10 @@ def _methods(frame: DataFrame, settings: Settings) -> dict[str, Callable[[int], 
         write, path = writer("txn")
         write.option("txnAppId", "bench").option("txnVersion", batch).save(path)
 
+    marked = SparkLake(frame.sparkSession, settings)[BENCH_TABLES["marker"]]
+
     def marker(batch: int) -> None:
-        delta_io.append_once(frame, BENCH_TABLES["marker"], settings, "bench", batch)
+        marked.append_once(frame, "bench", batch)
 
     return {"plain append": plain, "txnAppId": txn, "commit marker": marker}
 

@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 
 from lakehouse.catalog.tables import BRONZE_EVENTS, SILVER_QUARANTINE
 from lakehouse.config.settings import Settings
-from lakehouse.io import delta_io
+from lakehouse.io.delta_io import SparkLake
 from lakehouse.io.history_staging import FIELDS, SEPARATOR, Role
 from lakehouse.io.kafka_clients import spark_options
 from streaming_jobs.batch_values import batch_time
@@ -37,8 +37,9 @@ SHARED_APPENDS = (BRONZE_EVENTS, SILVER_QUARANTINE)
 
 def ensure_shared_tables(spark: SparkSession, settings: Settings) -> None:
     """Create ``SHARED_APPENDS`` (empty, from the registry) where they do not exist yet."""
+    lake = SparkLake(spark, settings)
     for table in SHARED_APPENDS:
-        delta_io.ensure_table(spark, table, settings)
+        lake[table].ensure()
 
 
 def to_bronze(kafka_records: DataFrame) -> DataFrame:

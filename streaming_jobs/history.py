@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from lakehouse.catalog.tables import GOLD_DATA_QUALITY, HISTORY_BATCHES
 from lakehouse.config.settings import Settings
-from lakehouse.io import delta_io
+from lakehouse.io.delta_io import SparkLake
 from streaming_jobs.medallion import history_query
 
 #: the silver plan reads each record twice — as bronze and, the first copy, to judge it
@@ -61,11 +61,8 @@ def run_history(spark: SparkSession, settings: Settings, expected: int = 0) -> L
     if not batches:
         return LoadResult(0, 0, 0, 0, 0, seconds)
     numbers = sorted(HISTORY_BATCHES + b for b in batches)
-    quality = delta_io.read_where(
-        spark,
-        GOLD_DATA_QUALITY,
-        settings,
-        f"t.batch_id BETWEEN {numbers[0]} AND {numbers[-1]}",
+    quality = SparkLake(spark, settings)[GOLD_DATA_QUALITY].where(
+        f"t.batch_id BETWEEN {numbers[0]} AND {numbers[-1]}"
     )
     totals = quality.agg(*[F.sum(c).alias(c) for c in COUNTS]).first()
     return LoadResult(len(batches), *[int(totals[c] or 0) for c in COUNTS], seconds)

@@ -15,7 +15,7 @@ functions of ``bronze``, ``silver``, ``series_judge``, ``quality``, ``gold`` and
   silver batches brought, whatever the history.
 
 Exactly once: the silver query's state commits with its checkpoint, after the batch's writes;
-every append records its batch (``delta_io.append_once``), a gold aggregate row the newest
+every append records its batch (``SparkTable.append_once``), a gold aggregate row the newest
 silver batch it counts (``gold.NEW_BATCHES``), and every other write is a MERGE that a replay
 repeats identically.
 """
@@ -59,7 +59,7 @@ from lakehouse.catalog.tables import (
 )
 from lakehouse.config.logs import Laps
 from lakehouse.config.settings import Settings
-from lakehouse.io import delta_io
+from lakehouse.io.delta_io import BatchCommits, SparkLake
 from lakehouse.io.history_staging import Staging
 from lakehouse.io.spark import GOLD_POOL, SILVER_POOL, local_frame, pinned
 from streaming_jobs import gold, silver
@@ -131,13 +131,12 @@ def in_parallel(spark: SparkSession, tasks: list[Callable[[], None]]) -> None:
 class Existing:
     """Whether a table exists yet, asked of Delta until it does (tables are never dropped)."""
 
-    def __init__(self, spark: SparkSession, settings: Settings) -> None:
-        self.spark = spark
-        self.settings = settings
+    def __init__(self, lake: SparkLake) -> None:
+        self.lake = lake
         self._seen: set[Table] = set()
 
     def __call__(self, table: Table) -> bool:
-        if table not in self._seen and delta_io.exists(self.spark, table, self.settings):
+        if table not in self._seen and self.lake[table].exists():
             self._seen.add(table)
         return table in self._seen
 
@@ -155,20 +154,21 @@ class SilverBatch:
     is every record of the micro-batch (``kind`` ``record``) and the judged first copies with
     the decisions on holds (``silver_plan``). A query's batch n is silver batch
     ``first_batch + n``: the number its rows, its ``gold.data_quality`` rows and its appends'
-    ledger (``delta_io.append_once``) carry."""
+    ledger (``SparkTable.append_once``) carry."""
 
     def __init__(
         self, spark: SparkSession, settings: Settings, priority: SilverFirst, first_batch: int = 0
     ) -> None:
         self.spark = spark
         self.settings = settings
+        self.lake = SparkLake(spark, settings)
         self.priority = priority
         self.first_batch = first_batch  # the silver batch number of the query's batch 0
         self.reviews_topic = settings.kafka.topics.reviews
         ensure_shared_tables(spark, settings)
         for table in CHANGE_FED:
-            delta_io.ensure_change_feed(spark, table, settings)
-        self._exists = Existing(spark, settings)
+            self.lake[table].ensure_change_feed()
+        self._exists = Existing(self.lake)
         self.rules = conf_of(settings).alerts
         self._alarm = sensor_alarm(self.rules)  # a constant column: built once
 
@@ -215,17 +215,14 @@ class SilverBatch:
         if has(RowKind.DECISION):
             appends[SILVER_HOLD_DECISIONS] = silver.hold_decisions(split, batch_id)
         tasks = [
-            partial(delta_io.append_once, frame, table, self.settings, writer, batch_id)
+            partial(self.lake[table].append_once, frame, writer, batch_id)
             for table, frame in appends.items()
         ]
         if has(RowKind.HOLD):  # a new hold is inserted whole, a decision changes its status
             tasks.append(
                 partial(
-                    delta_io.upsert,
-                    self.spark,
+                    self.lake[SILVER_HOLDS].upsert,
                     silver.hold_changes(split, batch_id),
-                    SILVER_HOLDS,
-                    self.settings,
                     updated=HOLD_STATUS_COLUMNS,
                 )
             )
@@ -235,7 +232,7 @@ class SilverBatch:
         laps("alarms")
         # last: the gold query follows gold.data_quality, a silver batch's "complete" mark
         quality = batch_quality(batch, self.reviews_topic, batch_id)
-        delta_io.append_once(quality, GOLD_DATA_QUALITY, self.settings, writer, batch_id)
+        self.lake[GOLD_DATA_QUALITY].append_once(quality, writer, batch_id)
         laps("quality")
         self.priority.silver_written(batch_id, kinds.urgent, alarms)
         STEPS.record(SILVER_QUERY, laps.seconds)
@@ -259,27 +256,27 @@ class GoldBatch:
     ) -> None:
         self.spark = spark
         self.settings = settings
+        self.lake = SparkLake(spark, settings)
         self.tz = settings.timezone
-        self.alerts = AlertStep(spark, settings, rules)
-        self._exists = Existing(spark, settings)
-        self.commits = delta_io.BatchCommits(f"{WRITER}:")
+        self.alerts = AlertStep(self.lake, rules)
+        self._exists = Existing(self.lake)
+        self.commits = BatchCommits(f"{WRITER}:")
         self._schemas: dict[Table, StructType] = {}  # of the tables read, for an empty read
         self.priority = priority
         self.graph = BatchGraph(GOLD_INPUTS, self._steps())
 
     def _of_batches(self, table: Table, batch_ids: list[int]) -> DataFrame:
         """The rows the silver batches ``batch_ids`` appended to ``table``: read by the versions
-        they committed (``delta_io.BatchCommits``), else — a commit cleaned from the log, or
+        they committed (``BatchCommits``), else — a commit cleaned from the log, or
         written before the table's change feed was on — found in the whole table."""
-        span = self.commits.span(table, self.settings, batch_ids)
+        bound = self.lake[table]
+        span = self.commits.span(bound.bound, batch_ids)
         if span == range(0) and table in self._schemas:  # they appended nothing here
             return local_frame(self.spark, [], self._schemas[table])
         if span:
             try:
-                added = self.commits.added(table, self.settings, span)
-                rows = delta_io.read_commits(
-                    self.spark, table, self.settings, span, added
-                ).transform(pinned)
+                added = self.commits.added(bound.bound, span)
+                rows = bound.commits(span, added).transform(pinned)
             except AnalysisException as exc:
                 if exc.getCondition() != "DELTA_MISSING_CHANGE_DATA":
                     raise
@@ -290,11 +287,7 @@ class GoldBatch:
             "gold reads silver batches by filter: not by version",
             extra={"table": table.qualified_name, "silver_batches": batch_ids},
         )
-        return (
-            delta_io.read(self.spark, table, self.settings)
-            .where(F.col("silver_batch_id").isin(batch_ids))
-            .transform(pinned)
-        )
+        return bound.read().where(F.col("silver_batch_id").isin(batch_ids)).transform(pinned)
 
     def __call__(self, quality: DataFrame, gold_batch_id: int) -> None:
         began = monotonic()
@@ -361,9 +354,7 @@ class GoldBatch:
         if not self._exists(SILVER_HOLDS):
             return
         held_in = ", ".join(map(str, batch_ids))
-        fresh = delta_io.read_where(
-            self.spark, SILVER_HOLDS, self.settings, f"t.held_batch_id IN ({held_in})"
-        )
+        fresh = self.lake[SILVER_HOLDS].where(f"t.held_batch_id IN ({held_in})")
         decisions = (
             self._of_batches(SILVER_HOLD_DECISIONS, batch_ids)
             if self._exists(SILVER_HOLD_DECISIONS)
@@ -382,11 +373,8 @@ class GoldBatch:
         if low is None:
             return rows
         kind = "DATE" if period == "date" else "TIMESTAMP"
-        delta_io.upsert(
-            self.spark,
+        self.lake[table].upsert(
             rows,
-            table,
-            self.settings,
             only_if=gold.NEW_BATCHES,
             matched=matched,
             within=f"t.{period} BETWEEN {kind} '{low}' AND {kind} '{high}'",
@@ -409,10 +397,12 @@ class GoldBatch:
         days = ", ".join(f"DATE '{r[0]}'" for r in regions.select("date").distinct().collect())
         if not days:
             return
-        all_daily = delta_io.read_where(
-            self.spark, GOLD_PRICE_DAILY, self.settings, f"t.date IN ({days})"
-        ).join(F.broadcast(regions), ["region", "commodity", "date"])
-        delta_io.upsert(self.spark, gold.region_daily(all_daily), GOLD_REGION_DAILY, self.settings)
+        all_daily = (
+            self.lake[GOLD_PRICE_DAILY]
+            .where(f"t.date IN ({days})")
+            .join(F.broadcast(regions), ["region", "commodity", "date"])
+        )
+        self.lake[GOLD_REGION_DAILY].upsert(gold.region_daily(all_daily))
 
     def _price_hourly(self, prices: DataFrame, through: int) -> None:
         self._combine(
@@ -424,12 +414,8 @@ class GoldBatch:
 
     def _price_latest(self, prices: DataFrame) -> None:
         """The newest price per series, where newer than gold's."""
-        delta_io.upsert(
-            self.spark,
-            gold.price_latest(prices),
-            GOLD_PRICE_LATEST,
-            self.settings,
-            only_if="s.observed_at >= t.observed_at",
+        self.lake[GOLD_PRICE_LATEST].upsert(
+            gold.price_latest(prices), only_if="s.observed_at >= t.observed_at"
         )
 
     def _gold_sensors(self, sensors: DataFrame, through: int) -> None:
@@ -531,7 +517,7 @@ def gold_query(
 ) -> StreamingQuery:
     """``gold.data_quality`` (as a Delta stream of completed silver batches) → gold and alerts;
     ``priority``: shared with the application's other queries."""
-    delta_io.ensure_table(spark, GOLD_DATA_QUALITY, settings)
+    SparkLake(spark, settings)[GOLD_DATA_QUALITY].ensure()
     handler = GoldBatch(spark, settings, conf_of(settings).alerts, priority or SilverFirst())
     return (
         spark.readStream.format("delta")

@@ -41,7 +41,7 @@ from lakehouse.catalog.tables import (
 from lakehouse.config.logs import Laps
 from lakehouse.config.settings import Settings
 from lakehouse.domain.intake.news_text import lexicon, read_headline
-from lakehouse.io import delta_io
+from lakehouse.io.delta_io import SparkLake
 from lakehouse.io.spark import GOLD_POOL, pinned
 from streaming_jobs.alerts.news import news_surge_alerts, news_surge_signals
 from streaming_jobs.alerts.step import upsert_alerts
@@ -242,10 +242,11 @@ class NewsBatch:
     def __init__(self, spark: SparkSession, settings: Settings) -> None:
         self.spark = spark
         self.settings = settings
+        self.lake = SparkLake(spark, settings)
         self.conf = conf_of(settings)
         ensure_shared_tables(spark, settings)
-        delta_io.ensure_table(spark, SILVER_NEWS, settings)
-        delta_io.ensure_table(spark, GOLD_NEWS_SIGNAL, settings)
+        self.lake[SILVER_NEWS].ensure()
+        self.lake[GOLD_NEWS_SIGNAL].ensure()
 
     def __call__(self, rows: DataFrame, batch_id: int) -> None:
         context = self.spark.sparkContext
@@ -257,15 +258,15 @@ class NewsBatch:
             return
         now = datetime.now(UTC)
         records = RowKind.RECORD.rows(batch).select(*BRONZE_COLUMNS)
-        delta_io.append_once(records, BRONZE_EVENTS, self.settings, writer, batch_id)
+        self.lake[BRONZE_EVENTS].append_once(records, writer, batch_id)
         parsed = parse_news(RowKind.FIRST.rows(batch)).transform(pinned)
         headlines = news_rows(parsed, batch_id, self.conf).transform(pinned)
         laps("read")
         if not headlines.isEmpty():
-            delta_io.upsert(self.spark, headlines, SILVER_NEWS, self.settings, only_if="false")
+            self.lake[SILVER_NEWS].upsert(headlines, only_if="false")
         bad = quarantine_rows(parsed, batch_clock(now))
         if not bad.isEmpty():
-            delta_io.append_once(bad, SILVER_QUARANTINE, self.settings, writer, batch_id)
+            self.lake[SILVER_QUARANTINE].append_once(bad, writer, batch_id)
         laps("silver")
         days = [
             r[0] for r in headlines.select(local_day("published_at", self.tz)).distinct().collect()
@@ -282,34 +283,36 @@ class NewsBatch:
     def _signal(self, days: list, now: datetime) -> DataFrame:
         """Recompute ``gold.news_signal`` for ``days`` from all of ``silver.news`` there; the
         rows written."""
-        news = delta_io.read(self.spark, SILVER_NEWS, self.settings).where(
-            local_day(F.col("published_at"), self.tz).isin(days)
+        news = (
+            self.lake[SILVER_NEWS]
+            .read()
+            .where(local_day(F.col("published_at"), self.tz).isin(days))
         )
         signal = news_signal(news, self.tz, batch_clock(now)).transform(pinned)
-        delta_io.upsert(self.spark, signal, GOLD_NEWS_SIGNAL, self.settings)
+        self.lake[GOLD_NEWS_SIGNAL].upsert(signal)
         return signal
 
     def _surges(self, written: DataFrame, now: datetime) -> None:
         """The ``news_surge`` alerts of the province × commodity keys the batch wrote and of
         those with an open one, judged over their whole signal (a small table)."""
         keys = written.select("province", "commodity")
-        if delta_io.exists(self.spark, GOLD_ALERTS, self.settings):
-            still_open = delta_io.read(self.spark, GOLD_ALERTS, self.settings).where(
-                (F.col("rule") == NEWS_SURGE) & (F.col("status") == "open")
+        if self.lake[GOLD_ALERTS].exists():
+            still_open = (
+                self.lake[GOLD_ALERTS]
+                .read()
+                .where((F.col("rule") == NEWS_SURGE) & (F.col("status") == "open"))
             )
             keys = keys.unionByName(
                 still_open.select(F.col("region").alias("province"), "commodity")
             )
-        signal = delta_io.read(self.spark, GOLD_NEWS_SIGNAL, self.settings).join(
-            keys.distinct(), ["province", "commodity"]
-        )
+        signal = self.lake[GOLD_NEWS_SIGNAL].read().join(keys.distinct(), ["province", "commodity"])
         rules = self.conf.alerts.news_surge
         today = local_day(batch_clock(now), self.tz)
         rows = news_surge_alerts(
             news_surge_signals(signal, rules, self.tz, today), rules, self.conf, batch_clock(now)
         ).transform(pinned)
         if not rows.isEmpty():
-            upsert_alerts(self.spark, rows, self.settings, now)
+            upsert_alerts(self.lake, rows, now)
 
 
 def news_query(spark: SparkSession, settings: Settings) -> StreamingQuery:

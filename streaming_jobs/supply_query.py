@@ -9,7 +9,7 @@ first copies judged against the supply registry (read at each batch) into
 ``silver.quarantine``; then ``gold.shipments``, ``gold.stock_daily``,
 ``gold.supply_region_daily`` for what the batch touched, and the supply alerts.
 
-Exactly once: appends record their batch (``delta_io.append_once``), everything else is a
+Exactly once: appends record their batch (``SparkTable.append_once``), everything else is a
 MERGE that a replayed batch repeats identically; deduplication is the query's state.
 """
 
@@ -32,13 +32,14 @@ from lakehouse.catalog.tables import (
     SILVER_QUARANTINE,
     SILVER_SHIPMENTS,
     SILVER_SUPPLY_STOCK,
+    Table,
     query_checkpoint,
 )
 from lakehouse.config.logs import Laps
 from lakehouse.config.settings import Settings
 from lakehouse.domain.supply_chain.supply import Entity
 from lakehouse.domain.supply_chain.supply_registry import open_supply_registry
-from lakehouse.io import delta_io
+from lakehouse.io.delta_io import SparkLake
 from lakehouse.io.spark import GOLD_POOL, literal_map, local_frame, pinned
 from streaming_jobs import supply
 from streaming_jobs.alerts.episodes import episodes
@@ -76,15 +77,16 @@ class SupplyBatch:
     def __init__(self, spark: SparkSession, settings: Settings, priority: SilverFirst) -> None:
         self.spark = spark
         self.settings = settings
+        self.lake = SparkLake(spark, settings)
         self.priority = priority
         self.registry = open_supply_registry(settings)
         self.alert_rules = conf_of(settings).alerts
         self.commodity_ids = sorted(conf_of(settings).commodities)
         self.rules = self.alert_rules.supply
-        self._exists = Existing(spark, settings)
+        self._exists = Existing(self.lake)
         ensure_shared_tables(spark, settings)
         # the regions' daily rows read it: a first batch of stock reports alone finds it empty
-        delta_io.ensure_table(spark, GOLD_SHIPMENTS, settings)
+        self.lake[GOLD_SHIPMENTS].ensure()
 
     def entities(self, registered: list[Entity]) -> DataFrame:
         """The ``registered`` entities as a frame of ``ENTITY_COLUMNS``."""
@@ -124,17 +126,14 @@ class SupplyBatch:
         }
         shipments = supply.shipment_rows(validated, batch_id).transform(pinned)
         tasks = [
-            partial(delta_io.append_once, frame, table, self.settings, writer, batch_id)
+            partial(self.lake[table].append_once, frame, writer, batch_id)
             for table, frame in appends.items()
         ]
         if not shipments.isEmpty() or not self._exists(SILVER_SHIPMENTS):
             tasks.append(
                 partial(
-                    delta_io.upsert,
-                    self.spark,
+                    self.lake[SILVER_SHIPMENTS].upsert,
                     shipments,
-                    SILVER_SHIPMENTS,
-                    self.settings,
                     only_if="s.observed_at >= t.observed_at",
                 )
             )
@@ -146,8 +145,8 @@ class SupplyBatch:
         laps("alerts")
         log.info("supply batch done", extra={"batch_id": batch_id, "seconds": laps.seconds})
 
-    def _read(self, table) -> DataFrame:  # noqa: ANN001
-        return delta_io.read(self.spark, table, self.settings)
+    def _read(self, table: Table) -> DataFrame:
+        return self.lake[table].read()
 
     def _gold(self, stock: DataFrame, shipments: DataFrame) -> None:
         """The gold rows the batch's stock reports and shipment reports touch."""
@@ -163,11 +162,8 @@ class SupplyBatch:
                     [r[0] for r in shipments.select("shipment_id").collect()]
                 )
             )
-            delta_io.upsert(
-                self.spark,
-                supply.gold_shipments(current, batch_clock(as_of), cfg.late_after_hours),
-                GOLD_SHIPMENTS,
-                self.settings,
+            self.lake[GOLD_SHIPMENTS].upsert(
+                supply.gold_shipments(current, batch_clock(as_of), cfg.late_after_hours)
             )
         arrivals = shipments.where(F.col("arrived_at").isNotNull()).select(
             F.col("destination_id").alias("entity_id"), "commodity"
@@ -181,16 +177,13 @@ class SupplyBatch:
         daily = supply.stock_daily(history, silver_shipments, tz, cfg.cover_window_days).transform(
             pinned
         )
-        delta_io.upsert(self.spark, daily, GOLD_STOCK_DAILY, self.settings)
+        self.lake[GOLD_STOCK_DAILY].upsert(daily)
         regions = daily.select("province", "commodity").distinct()
         all_daily = self._read(GOLD_STOCK_DAILY).join(
             F.broadcast(regions), ["province", "commodity"]
         )
-        delta_io.upsert(
-            self.spark,
-            supply.supply_region_daily(all_daily, self._read(GOLD_SHIPMENTS), tz),
-            GOLD_SUPPLY_REGION_DAILY,
-            self.settings,
+        self.lake[GOLD_SUPPLY_REGION_DAILY].upsert(
+            supply.supply_region_daily(all_daily, self._read(GOLD_SHIPMENTS), tz)
         )
 
     def _alerts(self, registered: list[Entity]) -> None:
@@ -222,7 +215,7 @@ class SupplyBatch:
             batch_clock(now),
         ).transform(pinned)
         if not rows.isEmpty():
-            upsert_alerts(self.spark, rows, self.settings, now)
+            upsert_alerts(self.lake, rows, now)
 
 
 def supply_query(

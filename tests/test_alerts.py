@@ -17,6 +17,7 @@ from lakehouse.catalog.reference import successor_markets
 from lakehouse.catalog.tables import GOLD_ALERTS
 from lakehouse.config.settings import PROJECT_ROOT, SAMPLE_PRICES, ConfigError
 from lakehouse.domain.metrics import REFERENCE_DAYS
+from lakehouse.io.delta_io import SparkLake
 from lakehouse.io.spark import literal_map, local_frame
 from streaming_jobs.alerts.episodes import episodes
 from streaming_jobs.alerts.held import (
@@ -875,7 +876,7 @@ def test_only_news_raises_an_alert_and_a_stored_one_follows_its_rule(spark, sett
         }
 
     def write(rows: list[dict]) -> None:
-        upsert_alerts(spark, local_frame(spark, rows, GOLD_ALERTS.schema), own, now)
+        upsert_alerts(SparkLake(spark, own), local_frame(spark, rows, GOLD_ALERTS.schema), now)
 
     def stored() -> dict[str, str]:
         table = DeltaTable(str(GOLD_ALERTS.path(own))).to_pandas()

@@ -8,7 +8,7 @@ from deltalake import DeltaTable
 
 from lakehouse.catalog.events import PriceEvent
 from lakehouse.catalog.tables import BRONZE_EVENTS
-from lakehouse.io import delta_io
+from lakehouse.io.delta_io import SparkLake
 from lakehouse.io.kafka_io import EventProducer
 from streaming_jobs.bronze import BRONZE_COLUMNS, SHARED_APPENDS, to_bronze
 from streaming_jobs.medallion import SilverBatch, silver_query
@@ -87,7 +87,7 @@ def test_each_kafka_query_finds_the_shared_tables_before_its_first_batch(
     settings = isolated(settings, tmp_path)
     batch(spark, settings)
     for table in SHARED_APPENDS:
-        assert delta_io.exists(spark, table, settings), table.name
+        assert SparkLake(spark, settings)[table].exists(), table.name
         assert DeltaTable(str(table.path(settings))).metadata().partition_columns == list(
             table.partition_by
         )

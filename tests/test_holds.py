@@ -25,7 +25,7 @@ from lakehouse.catalog.tables import (
     Table,
 )
 from lakehouse.config.settings import Settings
-from lakehouse.io import delta_io
+from lakehouse.io.delta_io import SparkTable
 from lakehouse.io.kafka_io import EventProducer, ensure_topics
 from serving_api.app import create_app
 from serving_api.auth import mint_key
@@ -156,17 +156,17 @@ def test_hold_confirm_review(spark, kafka, settings, tmp_path, monkeypatch):
         assert c.post(url, json=note, headers=operator).status_code == 404
 
     # the batch applying the decisions dies after its silver writes, before the holds MERGE
-    upsert = delta_io.upsert
+    upsert = SparkTable.upsert
 
-    def dying(spark_, df, t, *args, **kwargs):
-        if t == SILVER_HOLDS:
+    def dying(bound: SparkTable, *args, **kwargs):
+        if bound.table == SILVER_HOLDS:
             raise Crash("killed")
-        return upsert(spark_, df, t, *args, **kwargs)
+        return upsert(bound, *args, **kwargs)
 
-    monkeypatch.setattr(delta_io, "upsert", dying)
+    monkeypatch.setattr(SparkTable, "upsert", dying)
     with pytest.raises(Exception, match="killed"):
         drain(spark, settings, silver_query)
-    monkeypatch.setattr(delta_io, "upsert", upsert)
+    monkeypatch.setattr(SparkTable, "upsert", upsert)
     drain(spark, settings, silver_query, gold_query)  # the restart replays the batch
 
     prices = table(settings, SILVER_PRICES)

@@ -23,7 +23,7 @@ from lakehouse.catalog.tables import (
     Table,
 )
 from lakehouse.config.settings import ConfigError, Settings
-from lakehouse.io import delta_io
+from lakehouse.io.delta_io import SparkLake
 from lakehouse.io.kafka_io import EventProducer, ensure_topics
 from lakehouse.io.maintenance import maintain, zorder_columns
 from producers.replay import ReplaySummary, replay
@@ -102,7 +102,7 @@ def test_maintain_during_live_replay(settings, kafka, spark, sample_prices, tmp_
     queries = [silver_query(spark, live), gold_query(spark, live)]
     try:
         deadline = time.monotonic() + 600
-        while not delta_io.exists(spark, SILVER_PRICES, live):  # a first silver batch is through
+        while not SparkLake(spark, live)[SILVER_PRICES].exists():  # a first silver batch is through
             assert time.monotonic() < deadline and all(q.isActive for q in queries)
             time.sleep(1)
         speed = (SECOND_HALF[1] - SECOND_HALF[0]).total_seconds() / SECOND_HALF_SECONDS

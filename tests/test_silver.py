@@ -23,7 +23,7 @@ from lakehouse.domain.validation.series_state import (
     series_codes,
 )
 from lakehouse.domain.validation.verdicts import DETAILS, STAT_RULES, detail_column
-from lakehouse.io import delta_io
+from lakehouse.io.delta_io import SparkLake
 from streaming_jobs import gold, sensor_judge
 from streaming_jobs.bronze import first_copies, sender
 from streaming_jobs.quality import batch_quality
@@ -376,12 +376,14 @@ def test_gold_rows_combine_each_batch_once(spark, settings, tmp_path):
             (GOLD_DATA_QUALITY_DAILY, gold.quality_daily(quality.where(of_batch), batch),
              gold.quality_combined()),
         ):  # fmt: skip
-            delta_io.upsert(spark, rows, table, settings, gold.NEW_BATCHES, matched, within=one_day)
+            SparkLake(spark, settings)[table].upsert(
+                rows, gold.NEW_BATCHES, matched, within=one_day
+            )
     for table, whole in (
         (GOLD_PRICE_DAILY, gold.price_daily(prices, "UTC", 2)),
         (GOLD_DATA_QUALITY_DAILY, gold.quality_daily(quality, 2)),
     ):
-        merged = delta_io.read(spark, table, settings)
+        merged = SparkLake(spark, settings)[table].read()
         assert _by_key(merged, table.keys) == _by_key(whole, table.keys)
 
 

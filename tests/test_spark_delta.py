@@ -7,7 +7,7 @@ from py4j.protocol import REFLECTION_COMMAND_NAME
 from pyspark.sql import functions as F
 
 from lakehouse.catalog.tables import Layer, Table
-from lakehouse.io import delta_io
+from lakehouse.io.delta_io import SparkLake
 from lakehouse.io.spark import class_archive, literal_map
 from scripts.spark_class_archive import is_current, main
 from tests.codegen import code_generated, compilations
@@ -120,19 +120,19 @@ def test_a_literal_map_is_one_folded_literal_of_its_values_type(spark):
 
 
 def test_spark_loads_a_delta_rs_commit_from_its_checksum(spark, settings, tmp_path):
-    """A table Spark created and delta-rs appended to since (``delta_io.append_once``, the
+    """A table Spark created and delta-rs appended to since (``SparkTable.append_once``, the
     pipeline's appends): each new version carries a checksum (``version_checksum``), so Spark
     loads its protocol and metadata without the log-replay job whose generated code names the
     version — with code generation on, reading a new version compiles nothing new."""
     own = isolated(settings, tmp_path)
     rows = lambda n: spark.createDataFrame([(n, "x")], "batch_id long, v string")  # noqa: E731
-    delta_io.append_once(rows(0), APPENDED, own, "probe", 0)
+    SparkLake(spark, own)[APPENDED].append_once(rows(0), "probe", 0)
     compiled = []
     with code_generated(spark):
         for n in range(1, 5):
-            delta_io.append_once(rows(n), APPENDED, own, "probe", n)
+            SparkLake(spark, own)[APPENDED].append_once(rows(n), "probe", n)
             before = compilations(spark)
-            read = delta_io.read(spark, APPENDED, own).where("batch_id >= 0")
+            read = SparkLake(spark, own)[APPENDED].read().where("batch_id >= 0")
             assert read.count() == n + 1
             compiled.append(compilations(spark) - before)
     assert compiled[2:] == [0, 0], compiled  # the first reads compile the count's own code

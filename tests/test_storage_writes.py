@@ -61,7 +61,7 @@ def test_append_with_a_transaction_is_idempotent(lake: Lakehouse) -> None:
 
 
 def test_append_marks_its_commit_adds_new_columns_and_checkpoints(lake: Lakehouse) -> None:
-    """What the pipeline's appends ask of it (``delta_io.append_once``): the writer's batch in
+    """What the pipeline's appends ask of it (``SparkTable.append_once``): the writer's batch in
     the commit's ``userMetadata`` (``BatchLedger``), a new column added to the schema (and null
     in rows without it), and a checkpoint every tenth version as Spark writes them."""
     rows = keyed_rows(GOLD_ALERT_DELIVERIES, range(2))
@@ -100,7 +100,7 @@ def test_merge_inserts_new_keys_and_replaces_only_where_asked(lake: Lakehouse) -
 
 
 def test_merge_combines_within_a_span_and_checkpoints_as_spark(lake: Lakehouse) -> None:
-    """What the pipeline's MERGEs ask of it (``delta_io.upsert``): a replaced row combines the
+    """What the pipeline's MERGEs ask of it (``SparkTable.upsert``): a replaced row combines the
     old ``t`` and new ``s`` values, only the ``columns`` named change, ``within`` is part of the
     condition, a null key matches a null key; and a checkpoint every tenth version."""
     first = keyed_rows(GOLD_ANOMALIES, range(3), 1.0)

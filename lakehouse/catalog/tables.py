@@ -46,7 +46,7 @@ class Table:
     partition_by: tuple[str, ...] = ()
     keys: tuple[str, ...] = ()  # what identifies a row (gold tables are upserted on it)
     #: each commit's rows readable by version (Delta's change data feed), for a table that is
-    #: only appended to and read by the batches that wrote it (``delta_io.read_commits``)
+    #: only appended to and read by the batches that wrote it (``SparkTable.commits``)
     change_feed: bool = False
     #: every column: its meaning, or its type and meaning (the data dictionary: `./run.sh tables`)
     columns: Mapping[str, str | Typed] = field(default_factory=dict, hash=False, compare=False)

@@ -1,11 +1,19 @@
-"""Delta writes of the pipeline, all idempotent: a micro-batch replayed after a crash writes
-nothing twice."""
+"""The lakehouse as a Spark job reads and writes it, every write idempotent: a micro-batch
+replayed after a crash writes nothing twice.
+
+``SparkLake(spark, settings)`` binds every registered table once to its location and the
+session: ``lake[GOLD_PRICE_DAILY]`` is a ``SparkTable`` — ``read``, ``where``, ``exists``,
+``ensure``, ``commits`` (the rows of some commits), ``append_once``, ``upsert`` — over the same
+``LakeTable`` (``lakehouse.io.lake``) the delta-rs side uses, which does the small reads and the
+commits after a table's first write.
+"""
 
 from __future__ import annotations
 
 import json
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 from delta.tables import DeltaTable
@@ -16,99 +24,20 @@ from pyspark.sql import functions as F
 
 from lakehouse.catalog.tables import Table
 from lakehouse.config.settings import Settings
-from lakehouse.config.storage import delta_options
 from lakehouse.io.fast_read import TableMissing, added_files, changes_data
-from lakehouse.io.lake import Lakehouse
+from lakehouse.io.lake import Lakehouse, LakeTable
 from lakehouse.io.spark import arrow_frame
 
 #: the table property that makes Delta keep each commit's rows readable by version
 CHANGE_FEED = "delta.enableChangeDataFeed"
 #: the columns a change data feed read adds to the table's
 _CHANGE_COLUMNS = ("_change_type", "_commit_version", "_commit_timestamp")
-
-
-def ensure_table(spark: SparkSession, table: Table, settings: Settings) -> None:
-    """Create an empty table from its declared schema if it does not exist yet."""
-    (
-        DeltaTable.createIfNotExists(spark)
-        .location(table.path(settings))
-        .addColumns(spark.createDataFrame([], table.schema).schema)
-        .partitionedBy(*table.partition_by)
-        .execute()
-    )
-
-
-def ensure_change_feed(spark: SparkSession, table: Table, settings: Settings) -> None:
-    """Turn on the change data feed of a ``change_feed`` table written before the registry
-    asked for it (a table created since has it from its first write). Its older commits stay
-    unreadable by version: ``read_commits`` raises ``DELTA_MISSING_CHANGE_DATA`` for them."""
-    try:
-        configuration = Lakehouse(settings)[table].open().metadata().configuration
-    except TableMissing:
-        return
-    if configuration.get(CHANGE_FEED) != "true":
-        spark.sql(
-            f"ALTER TABLE delta.`{table.path(settings)}` SET TBLPROPERTIES ({CHANGE_FEED} = true)"
-        )
-
-
-#: the commits ``read_commits`` reads by delta-rs add at most this many bytes of data files
+#: the commits ``SparkTable.commits`` reads by delta-rs add at most this many bytes of data files
 SMALL_COMMITS_BYTES = 1 << 20
-
-
-def read_commits(
-    spark: SparkSession,
-    table: Table,
-    settings: Settings,
-    versions: range,
-    added: list[dict[str, Any]],
-) -> DataFrame:
-    """The rows the commits ``versions`` added to a ``change_feed`` table — ``added``, the data
-    files they added (``BatchCommits`` finds both). Small ones (``SMALL_COMMITS_BYTES``: an idle
-    or lightly loaded batch) are read by delta-rs and handed to Spark in memory, as
-    ``read_where`` does: Spark's change data feed would first list them in jobs of its own
-    (0.2–0.4 s a gold batch on this box). Larger ones are read from Delta's change data feed by
-    Spark's executors: only the files those commits added are listed and read, without
-    rebuilding the table's state or evaluating a filter against every file."""
-    if sum(add.get("size", 0) for add in added) <= SMALL_COMMITS_BYTES:
-        return arrow_frame(spark, Lakehouse(settings)[table].table_rows(added))
-    return (
-        spark.read.format("delta")
-        .option("readChangeFeed", "true")
-        .option("startingVersion", versions.start)
-        .option("endingVersion", versions.stop - 1)
-        .load(table.path(settings))
-        .where(F.col("_change_type") == "insert")
-        .drop(*_CHANGE_COLUMNS)
-    )
-
-
-def read(spark: SparkSession, table: Table, settings: Settings) -> DataFrame:
-    return spark.read.format("delta").load(table.path(settings))
-
-
-#: a ``read_where`` of more rows is read by Spark from the table's files: rows handed to Spark
-#: from the driver become a local relation, held in the driver's heap by every plan and task
-#: that uses it (the national load's gold batches ran a 2 GB driver out of heap that way)
+#: a ``SparkTable.where`` of more rows is read by Spark from the table's files: rows handed to
+#: Spark from the driver become a local relation, held in the driver's heap by every plan and
+#: task that uses it (the national load's gold batches ran a 2 GB driver out of heap that way)
 IN_PLAN_ROWS = 50_000
-
-
-def read_where(spark: SparkSession, table: Table, settings: Settings, condition: str) -> DataFrame:
-    """The table's rows where ``condition`` — SQL over ``t`` with literals only, as
-    ``LakeTable.where`` takes it — holds. Up to ``IN_PLAN_ROWS`` of them are read by
-    delta-rs and handed to Spark as an in-memory DataFrame: for the few rows a gold batch reads
-    back from a table that changed since Spark last read it, Spark would first rebuild the
-    table's state from its log (1–2 s of jobs on this box), delta-rs reads the log and the
-    matching files in milliseconds (docs/benchmarks.md). More are read by Spark's executors,
-    skipping the files whose statistics rule ``condition`` out."""
-    rows = Lakehouse(settings)[table].where(condition, limit=IN_PLAN_ROWS + 1)
-    if rows.num_rows > IN_PLAN_ROWS:
-        return spark.sql(f"SELECT * FROM delta.`{table.path(settings)}` AS t WHERE {condition}")
-    return arrow_frame(spark, rows)
-
-
-def exists(spark: SparkSession, table: Table, settings: Settings) -> bool:
-    return DeltaTable.isDeltaTable(spark, table.path(settings))
 
 
 class BatchLedger:
@@ -142,11 +71,11 @@ class BatchLedger:
         return None
 
     @staticmethod
-    def _recorded(table: Table, settings: Settings, app_id: str) -> int | None:
+    def _recorded(table: LakeTable, app_id: str) -> int | None:
         """The newest batch of ``app_id`` the table records (None: none; a writer's batches
         may be numbered below 0, as the history query's are)."""
         try:
-            log = LogReader(table.path(settings), storage_options=delta_options(settings))
+            log = LogReader(table.location, storage_options=table.storage_options)
         except TableNotFoundError:
             return None
         for commit in log.history():  # newest first
@@ -155,17 +84,17 @@ class BatchLedger:
                 return mark[1]
         return None
 
-    def written(self, table: Table, settings: Settings, app_id: str, batch: int) -> bool:
-        key = (table.path(settings), app_id)
+    def written(self, table: LakeTable, app_id: str, batch: int) -> bool:
+        key = (table.location, app_id)
         with self._lock:
             if key not in self._newest:
-                self._newest[key] = self._recorded(table, settings, app_id)
+                self._newest[key] = self._recorded(table, app_id)
             newest = self._newest[key]
             return newest is not None and batch <= newest
 
-    def record(self, table: Table, settings: Settings, app_id: str, batch: int) -> None:
+    def record(self, table: LakeTable, app_id: str, batch: int) -> None:
         with self._lock:
-            self._newest[(table.path(settings), app_id)] = batch
+            self._newest[(table.location, app_id)] = batch
 
 
 LEDGER = BatchLedger()
@@ -174,7 +103,7 @@ LEDGER = BatchLedger()
 class BatchCommits:
     """The versions in which the batches of one writer (``BatchLedger.metadata``; every writer
     whose id starts with ``writer``, e.g. ``silver:`` whatever the query id) committed to a
-    table, so that a reader takes exactly their rows (``read_commits``).
+    table, so that a reader takes exactly their rows (``SparkTable.commits``).
 
     Each commit file is read once: the first question about a table looks back from its newest
     version to the oldest batch asked for, later ones read the commits since. The batches of a
@@ -190,15 +119,15 @@ class BatchCommits:
         self._added: dict[str, dict[int, list[dict[str, Any]]]] = {}
         self._floor: dict[str, float] = {}  # every commit of a batch from this one on was read
 
-    def span(self, table: Table, settings: Settings, batches: Sequence[int]) -> range | None:
+    def span(self, table: LakeTable, batches: Sequence[int]) -> range | None:
         """The versions holding the rows of ``batches`` and nothing else (empty: they appended
         none), or None when that cannot be said: a commit was cleaned from the log, or another
         writer changed the table's rows in between."""
-        path = table.path(settings)
+        path = table.location
         with self._lock:
             if path not in self._next:
-                self._look_back(table, settings, path, min(batches))
-            self._read_since(table, settings, path)
+                self._look_back(table, min(batches))
+            self._read_since(table)
             if min(batches) < self._floor[path]:
                 return None
             commits = self._commits[path]
@@ -215,11 +144,11 @@ class BatchCommits:
             self._floor[path] = max(self._floor[path], min(batches))
             return span
 
-    def added(self, table: Table, settings: Settings, versions: range) -> list[dict[str, Any]]:
+    def added(self, table: LakeTable, versions: range) -> list[dict[str, Any]]:
         """The data files the commits ``versions`` (a ``span``) added, as their commits list
-        them (for ``read_commits``)."""
+        them (for ``SparkTable.commits``)."""
         with self._lock:
-            added = self._added[table.path(settings)]
+            added = self._added[table.location]
             return [add for v in versions for add in added.get(v, [])]
 
     def _note(self, path: str, version: int, actions: list[dict[str, Any]]) -> int | None:
@@ -233,18 +162,18 @@ class BatchCommits:
             self._added[path][version] = added_files(actions)
         return batch
 
-    def _look_back(self, table: Table, settings: Settings, path: str, oldest: int) -> None:
+    def _look_back(self, table: LakeTable, oldest: int) -> None:
+        path = table.location
         self._commits[path] = {}
         self._added[path] = {}
-        bound = Lakehouse(settings)[table]
         try:
-            newest = bound.open().version()
+            newest = table.open().version()
         except TableMissing:
             newest = -1
         self._next[path] = newest + 1
         self._floor[path] = float("inf")
         for version in range(newest, -1, -1):
-            actions = bound.commits(version)
+            actions = table.commits(version)
             if actions is None:  # cleaned from the log: older batches cannot be told
                 return
             batch = self._note(path, version, actions)
@@ -254,126 +183,206 @@ class BatchCommits:
                     return
         self._floor[path] = float("-inf")  # the whole log was read
 
-    def _read_since(self, table: Table, settings: Settings, path: str) -> None:
-        version, bound = self._next[path], Lakehouse(settings)[table]
-        while (actions := bound.commits(version)) is not None:
+    def _read_since(self, table: LakeTable) -> None:
+        path = table.location
+        version = self._next[path]
+        while (actions := table.commits(version)) is not None:
             self._note(path, version, actions)
             version += 1
         self._next[path] = version
 
 
-def append_once(df: DataFrame, table: Table, settings: Settings, app_id: str, version: int) -> None:
-    """Append ``df`` unless batch ``version`` of writer ``app_id`` was already committed to the
-    table (``BatchLedger``), so a replayed micro-batch appends nothing. A column the table does
-    not have yet (an optional event field added later) is added to its schema.
+@dataclass(frozen=True)
+class SparkTable:
+    """A registered table as a Spark job reads and writes it: ``bound`` (its location and the
+    delta-rs side) and the ``spark`` session."""
 
-    The first append creates the table with Spark (its protocol, partitioning and change data
-    feed); later ones collect ``df``'s rows to the driver as Arrow and commit them through
-    delta-rs (``LakeTable.append``): an idle silver batch's appends took 0.23 s instead of
-    0.86 s of Spark's write and commit jobs (docs/benchmarks.md)."""
-    if LEDGER.written(table, settings, app_id, version):
-        return
-    mark = BatchLedger.metadata(app_id, version)
-    if exists(df.sparkSession, table, settings):
-        Lakehouse(settings)[table].append(df.toArrow(), user_metadata=mark, merge_schema=True)
-    else:
-        _create(df, table, settings, user_metadata=mark)
-    LEDGER.record(table, settings, app_id, version)
+    spark: SparkSession
+    bound: LakeTable
+
+    @property
+    def table(self) -> Table:
+        return self.bound.table
+
+    def ensure(self) -> None:
+        """Create an empty table from its declared schema if it does not exist yet."""
+        (
+            DeltaTable.createIfNotExists(self.spark)
+            .location(self.bound.location)
+            .addColumns(self.spark.createDataFrame([], self.table.schema).schema)
+            .partitionedBy(*self.table.partition_by)
+            .execute()
+        )
+
+    def ensure_change_feed(self) -> None:
+        """Turn on the change data feed of a ``change_feed`` table written before the registry
+        asked for it (a table created since has it from its first write). Its older commits
+        stay unreadable by version: ``commits`` raises ``DELTA_MISSING_CHANGE_DATA`` for them."""
+        try:
+            configuration = self.bound.open().metadata().configuration
+        except TableMissing:
+            return
+        if configuration.get(CHANGE_FEED) != "true":
+            at = self.bound.location
+            self.spark.sql(f"ALTER TABLE delta.`{at}` SET TBLPROPERTIES ({CHANGE_FEED} = true)")
+
+    def exists(self) -> bool:
+        return DeltaTable.isDeltaTable(self.spark, self.bound.location)
+
+    def read(self) -> DataFrame:
+        return self.spark.read.format("delta").load(self.bound.location)
+
+    def where(self, condition: str) -> DataFrame:
+        """The table's rows where ``condition`` — SQL over ``t`` with literals only, as
+        ``LakeTable.where`` takes it — holds. Up to ``IN_PLAN_ROWS`` of them are read by
+        delta-rs and handed to Spark as an in-memory DataFrame: for the few rows a gold batch
+        reads back from a table that changed since Spark last read it, Spark would first rebuild
+        the table's state from its log (1–2 s of jobs on this box), delta-rs reads the log and
+        the matching files in milliseconds (docs/benchmarks.md). More are read by Spark's
+        executors, skipping the files whose statistics rule ``condition`` out."""
+        rows = self.bound.where(condition, limit=IN_PLAN_ROWS + 1)
+        if rows.num_rows > IN_PLAN_ROWS:
+            return self.spark.sql(
+                f"SELECT * FROM delta.`{self.bound.location}` AS t WHERE {condition}"
+            )
+        return arrow_frame(self.spark, rows)
+
+    def commits(self, versions: range, added: list[dict[str, Any]]) -> DataFrame:
+        """The rows the commits ``versions`` added to a ``change_feed`` table — ``added``, the
+        data files they added (``BatchCommits`` finds both). Small ones
+        (``SMALL_COMMITS_BYTES``: an idle or lightly loaded batch) are read by delta-rs and
+        handed to Spark in memory, as ``where`` does: Spark's change data feed would first list
+        them in jobs of its own (0.2–0.4 s a gold batch on this box). Larger ones are read from
+        Delta's change data feed by Spark's executors: only the files those commits added are
+        listed and read, without rebuilding the table's state or evaluating a filter against
+        every file."""
+        if sum(add.get("size", 0) for add in added) <= SMALL_COMMITS_BYTES:
+            return arrow_frame(self.spark, self.bound.table_rows(added))
+        return (
+            self.spark.read.format("delta")
+            .option("readChangeFeed", "true")
+            .option("startingVersion", versions.start)
+            .option("endingVersion", versions.stop - 1)
+            .load(self.bound.location)
+            .where(F.col("_change_type") == "insert")
+            .drop(*_CHANGE_COLUMNS)
+        )
+
+    def append_once(self, df: DataFrame, app_id: str, version: int) -> None:
+        """Append ``df`` unless batch ``version`` of writer ``app_id`` was already committed to
+        the table (``BatchLedger``), so a replayed micro-batch appends nothing. A column the
+        table does not have yet (an optional event field added later) is added to its schema.
+
+        The first append creates the table with Spark (its protocol, partitioning and change
+        data feed); later ones collect ``df``'s rows to the driver as Arrow and commit them
+        through delta-rs (``LakeTable.append``): an idle silver batch's appends took 0.23 s
+        instead of 0.86 s of Spark's write and commit jobs (docs/benchmarks.md)."""
+        if LEDGER.written(self.bound, app_id, version):
+            return
+        mark = BatchLedger.metadata(app_id, version)
+        if self.exists():
+            self.bound.append(df.toArrow(), user_metadata=mark, merge_schema=True)
+        else:
+            self._create(df, user_metadata=mark)
+        LEDGER.record(self.bound, app_id, version)
+
+    def _create(self, df: DataFrame, user_metadata: str = "") -> None:
+        """The table's first write, with Spark: Spark's protocol, the registry's partitioning
+        and, for a ``change_feed`` table, Delta's change data feed; ``user_metadata`` in its
+        commit."""
+        writer = df.write.format("delta").mode("append")
+        if user_metadata:
+            writer = writer.option("userMetadata", user_metadata)
+        if self.table.partition_by:
+            writer = writer.partitionBy(*self.table.partition_by)
+        if self.table.change_feed:
+            writer = writer.option(CHANGE_FEED, "true")
+        writer.save(self.bound.location)
+
+    def upsert(
+        self,
+        df: DataFrame,
+        only_if: str = "",
+        matched: Mapping[str, str | Column] | None = None,
+        updated: Sequence[str] | None = None,
+        within: str = "",
+        insert_when: str | None = None,
+    ) -> None:
+        """MERGE ``df`` into the table on its keys (insert new keys — where ``insert_when``, a
+        predicate over the new row ``s``, holds, when given —, replace existing rows — only
+        their ``updated`` columns when given — or only those where ``only_if`` holds;
+        ``matched`` overrides columns of a replaced row with expressions over the old row ``t``
+        and the new ``s``). ``within``, a condition on ``t`` with literals only (``t.date
+        BETWEEN …``) that every row ``df`` matches meets, lets Delta skip the files of the other
+        rows. The first write creates the table with Spark (its protocol, partitioning and
+        layout).
+
+        The MERGE runs in delta-rs (``LakeTable.merge``) on ``df``'s rows collected to the
+        driver as Arrow: a micro-batch's few gold rows MERGE there in ~20 ms against ~1 s of
+        Spark jobs here (docs/benchmarks.md). ``matched`` given as SQL text is evaluated there
+        (the subset both engines read, ``LakeTable.merge``); a Spark ``Column`` among them (a
+        lambda over maps, which DataFusion lacks) makes Spark combine the rows first, with the
+        table's rows read by delta-rs (``_combined_in_spark``). Re-running with the same rows
+        leaves the table as it was, so a MERGE that lost a race with a concurrent commit (an
+        OPTIMIZE of ``./run.sh maintain`` replacing files it read) is simply run again. (The
+        first write takes every row: with ``insert_when``, create the table first,
+        ``ensure``.)"""
+        matched = matched or {}
+        if not self.exists():
+            self._create(df)
+            return
+        if all(isinstance(e, str) for e in matched.values()):
+            rows, combined = df, cast(Mapping[str, str], matched)
+        else:
+            rows, combined = self._combined_in_spark(df, matched, within), {}
+        self.bound.merge(
+            rows.toArrow(),
+            only_if or "true",
+            combined=combined,
+            columns=updated,
+            within=within,
+            insert_when=insert_when,
+        )
+
+    def _combined_in_spark(
+        self, df: DataFrame, matched: Mapping[str, str | Column], within: str
+    ) -> DataFrame:
+        """``df``'s rows with each ``matched`` column combined with the table's row of the same
+        key (``t``: only the rows ``within``, ``where``), where it has one — the values the
+        MERGE then writes. For expressions only Spark evaluates (``gold.quality_combined``'s sum
+        of two maps); the table's rows do not change meanwhile, as the query that MERGEs is the
+        table's only writer (a concurrent OPTIMIZE rewrites files, not rows)."""
+        t = self.where(within or "true").withColumn(_FOUND, F.lit(True)).alias("t")
+        same_key = [F.col(f"s.{k}").eqNullSafe(F.col(f"t.{k}")) for k in self.table.keys]
+        joined = df.alias("s").join(t, same_key, "left")
+        found = F.col(f"t.{_FOUND}").isNotNull()
+        return joined.select(
+            *[
+                F.when(found, _column(matched[c])).otherwise(F.col(f"s.{c}")).alias(c)
+                if c in matched
+                else F.col(f"s.{c}")
+                for c in df.columns
+            ]
+        )
 
 
-def _create(df: DataFrame, table: Table, settings: Settings, user_metadata: str = "") -> None:
-    """A table's first write, with Spark: Spark's protocol, the registry's partitioning and,
-    for a ``change_feed`` table, Delta's change data feed; ``user_metadata`` in its commit."""
-    writer = df.write.format("delta").mode("append")
-    if user_metadata:
-        writer = writer.option("userMetadata", user_metadata)
-    if table.partition_by:
-        writer = writer.partitionBy(*table.partition_by)
-    if table.change_feed:
-        writer = writer.option(CHANGE_FEED, "true")
-    writer.save(table.path(settings))
-
-
-def upsert(
-    spark: SparkSession,
-    df: DataFrame,
-    table: Table,
-    settings: Settings,
-    only_if: str = "",
-    matched: Mapping[str, str | Column] | None = None,
-    updated: Sequence[str] | None = None,
-    within: str = "",
-    insert_when: str | None = None,
-) -> None:
-    """MERGE ``df`` into the table on its keys (insert new keys — where ``insert_when``, a
-    predicate over the new row ``s``, holds, when given —, replace existing rows — only
-    their ``updated`` columns when given — or only those where ``only_if`` holds; ``matched``
-    overrides columns of a replaced row with expressions over the old row ``t`` and the new
-    ``s``). ``within``, a condition on ``t`` with literals only (``t.date BETWEEN …``) that
-    every row ``df`` matches meets, lets Delta skip the files of the other rows. The first
-    write creates the table with Spark (its protocol, partitioning and layout).
-
-    The MERGE runs in delta-rs (``LakeTable.merge``) on ``df``'s rows collected to the
-    driver as Arrow: a micro-batch's few gold rows MERGE there in ~20 ms against ~1 s of Spark
-    jobs here (docs/benchmarks.md). ``matched`` given as SQL text is evaluated there (the
-    subset both engines read, ``LakeTable.merge``); a Spark ``Column`` among them (a lambda
-    over maps, which DataFusion lacks) makes Spark combine the rows first, with the table's rows
-    read by delta-rs (``_combined_in_spark``). Re-running with the same rows leaves the table as
-    it was, so a MERGE that lost a race with a concurrent commit (an OPTIMIZE of ``./run.sh
-    maintain`` replacing files it read) is simply run again. (The first write takes every row:
-    with ``insert_when``, create the table first, ``ensure_table``.)"""
-    matched = matched or {}
-    if not exists(spark, table, settings):
-        _create(df, table, settings)
-        return
-    if all(isinstance(e, str) for e in matched.values()):
-        rows, combined = df, cast(Mapping[str, str], matched)
-    else:
-        rows, combined = _combined_in_spark(spark, df, table, settings, matched, within), {}
-    Lakehouse(settings)[table].merge(
-        rows.toArrow(),
-        only_if or "true",
-        combined=combined,
-        columns=updated,
-        within=within,
-        insert_when=insert_when,
-    )
-
-
-#: marks the table's rows joined to a batch's in ``_combined_in_spark``
+#: marks the table's rows joined to a batch's in ``SparkTable._combined_in_spark``
 _FOUND = "_found_in_table"
-
-
-def _combined_in_spark(
-    spark: SparkSession,
-    df: DataFrame,
-    table: Table,
-    settings: Settings,
-    matched: Mapping[str, str | Column],
-    within: str,
-) -> DataFrame:
-    """``df``'s rows with each ``matched`` column combined with the table's row of the same key
-    (``t``: only the rows ``within``, ``read_where``), where it has one — the values the
-    MERGE then writes. For expressions only Spark evaluates (``gold.quality_combined``'s sum of
-    two maps); the table's rows do not change meanwhile, as the query that MERGEs is the table's
-    only writer (a concurrent OPTIMIZE rewrites files, not rows)."""
-    t = (
-        read_where(spark, table, settings, within or "true")
-        .withColumn(_FOUND, F.lit(True))
-        .alias("t")
-    )
-    same_key = [F.col(f"s.{k}").eqNullSafe(F.col(f"t.{k}")) for k in table.keys]
-    joined = df.alias("s").join(t, same_key, "left")
-    found = F.col(f"t.{_FOUND}").isNotNull()
-    return joined.select(
-        *[
-            F.when(found, _column(matched[c])).otherwise(F.col(f"s.{c}")).alias(c)
-            if c in matched
-            else F.col(f"s.{c}")
-            for c in df.columns
-        ]
-    )
 
 
 def _column(expression: str | Column) -> Column:
     return F.expr(expression) if isinstance(expression, str) else expression
+
+
+class SparkLake:
+    """Every registered table of the lakehouse of ``settings`` as the Spark session ``spark``
+    reads and writes it: ``lake[T]`` (a ``SparkTable``); ``lake.delta`` is the same lakehouse
+    without Spark."""
+
+    def __init__(self, spark: SparkSession, settings: Settings) -> None:
+        self.spark = spark
+        self.settings = settings
+        self.delta = Lakehouse(settings)
+
+    def __getitem__(self, table: Table) -> SparkTable:
+        return SparkTable(self.spark, self.delta[table])

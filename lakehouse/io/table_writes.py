@@ -1,7 +1,7 @@
 """Delta writes without Spark (delta-rs): what every write of ``lakehouse.io.lake`` shares —
 the API, ML, notifier and ledger write a registry table through ``Lakehouse``, and the
-pipeline's appends and MERGEs commit through it (``delta_io.append_once`` and
-``delta_io.upsert`` hand them the micro-batch's rows; a table's first write is Spark's).
+pipeline's appends and MERGEs commit through it (``delta_io.SparkTable.append_once``
+and ``upsert`` hand them the micro-batch's rows; a table's first write is Spark's).
 
 - ``LakeTable.append``: adds rows; with ``txn=(app_id, version)`` it is idempotent — a version
   the table already records for that application appends nothing (Delta's app transactions).

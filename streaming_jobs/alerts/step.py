@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import reduce
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lakehouse.catalog.alert_rules import AlertRules, rule_ids
@@ -36,7 +36,7 @@ from lakehouse.catalog.tables import (
 )
 from lakehouse.config.logs import Laps
 from lakehouse.config.settings import Settings
-from lakehouse.io import delta_io
+from lakehouse.io.delta_io import SparkLake
 from lakehouse.io.spark import literal_map, pinned
 from streaming_jobs.alerts.episodes import episodes
 from streaming_jobs.alerts.held import (
@@ -82,19 +82,14 @@ def news_since(settings: Settings, now: datetime) -> datetime:
     return now - timedelta(hours=settings.alerts.max_age_hours)
 
 
-def upsert_alerts(spark: SparkSession, rows: DataFrame, settings: Settings, now: datetime) -> None:
+def upsert_alerts(lake: SparkLake, rows: DataFrame, now: datetime) -> None:
     """MERGE alert rows (``alert_rows``, ``held_move_alerts`` …) into ``gold.alerts``: a stored
     alert takes each change (``CHANGED``); a new one is stored only when its last firing point
     is news (``news_since`` ``now``)."""
-    delta_io.ensure_table(spark, GOLD_ALERTS, settings)
-    delta_io.upsert(
-        spark,
-        rows,
-        GOLD_ALERTS,
-        settings,
-        only_if=CHANGED,
-        insert_when=f"s.last_firing_at >= TIMESTAMP '{_sql_time(news_since(settings, now))}'",
-    )
+    alerts = lake[GOLD_ALERTS]
+    alerts.ensure()
+    since = _sql_time(news_since(lake.settings, now))
+    alerts.upsert(rows, only_if=CHANGED, insert_when=f"s.last_firing_at >= TIMESTAMP '{since}'")
 
 
 @dataclass(frozen=True)
@@ -150,19 +145,20 @@ class Plan:
 class AlertStep:
     """Evaluates the alert rules for what the silver batches of one gold batch touched."""
 
-    def __init__(self, spark: SparkSession, settings: Settings, rules: AlertRules) -> None:
-        self.spark = spark
-        self.settings = settings
+    def __init__(self, lake: SparkLake, rules: AlertRules) -> None:
+        self.lake = lake
+        self.spark = lake.spark
+        self.settings = lake.settings
         self.rules = rules
-        self.tz = settings.timezone
-        self.copied_from = literal_map(successor_markets(conf_of(settings).provinces))
-        delta_io.ensure_table(spark, GOLD_ALERTS, settings)
+        self.tz = self.settings.timezone
+        self.copied_from = literal_map(successor_markets(conf_of(self.settings).provinces))
+        lake[GOLD_ALERTS].ensure()
 
     def _read(self, table: Table, condition: str) -> DataFrame:
         """The rows of a gold table where ``condition`` (SQL over ``t``: a coarse bound the
         rules then narrow) holds, read by delta-rs: these tables changed since Spark last read
-        them, and Spark would rebuild their state first (``delta_io.read_where``)."""
-        return delta_io.read_where(self.spark, table, self.settings, condition)
+        them, and Spark would rebuild their state first (``SparkTable.where``)."""
+        return self.lake[table].where(condition)
 
     def _day(self, day: date) -> datetime:
         return datetime.combine(day, time(), self.settings.tz).astimezone(UTC)
@@ -226,13 +222,13 @@ class AlertStep:
             price_move_signals(moves, self.rules, self.tz),
             region_move_signals(changes, self.rules, self.tz),
         ]
-        if delta_io.exists(self.spark, GOLD_FORECASTS, self.settings):
+        if self.lake[GOLD_FORECASTS].exists():
             recent = self._read(GOLD_FORECASTS, f"t.origin_date >= DATE '{start_day}'")
             recent = touched.within(recent, series)
             signals.append(forecast_signals(recent, daily, self.rules, self.tz))
             rise = self.settings.ml.surge_rise
             signals.append(surge_signals(recent, self.rules, rise, self.tz))
-        if delta_io.exists(self.spark, GOLD_ANOMALIES, self.settings):
+        if self.lake[GOLD_ANOMALIES].exists():
             recent = self._read(GOLD_ANOMALIES, f"t.date >= DATE '{start_day}'")
             signals.append(anomaly_signals(touched.within(recent, series), self.rules, self.tz))
         return reduce(DataFrame.unionByName, signals)
@@ -334,7 +330,7 @@ class AlertStep:
             conf_of(self.settings),
             batch_clock(now),
         ).transform(pinned)
-        upsert_alerts(self.spark, rows, self.settings, now)
+        upsert_alerts(self.lake, rows, now)
         laps("merge")
         log.info(
             "alerts evaluated",
@@ -373,7 +369,7 @@ class AlertStep:
             rows = moves.unionByName(rows.join(moves.select("alert_id"), "alert_id", "left_anti"))
         rows = rows.transform(pinned)
         if not rows.isEmpty():
-            upsert_alerts(self.spark, rows, self.settings, now)
+            upsert_alerts(self.lake, rows, now)
 
     def _held_moves(
         self, touched: DataFrame, first: date, exists: Callable[[Table], bool]
