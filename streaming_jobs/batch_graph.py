@@ -6,20 +6,37 @@ handed to ``run`` as keyword arguments of those names —, the steps it merely f
 ``BatchGraph`` checks the declaration once (unique names, every name declared before it is
 used, so there is no cycle) and runs a batch with every step on a thread of its own that
 starts it as soon as what it waits for is done: the order and the parallelism follow from the
-declaration.
+declaration. A step computes; what it writes it returns as a ``Write`` (a table and the rows
+for it), which the graph hands to its writer — the steps that need the step's result get the
+rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from time import monotonic
+from typing import Any
+
+from pyspark.sql import DataFrame
+
+from lakehouse.catalog.tables import Table
 
 Wrap = Callable[[Callable[[], object]], Callable[[], object]]
 #: the result of a step that did not run: its ``when`` was false, or a step it needs did not run
 SKIPPED = object()
+
+
+@dataclass(frozen=True)
+class Write:
+    """A step's result to be written: ``rows`` MERGEd into ``table`` with ``options`` (those of
+    ``delta_io.SparkTable.upsert``: ``only_if``, ``matched``, ``within`` …)."""
+
+    table: Table
+    rows: DataFrame
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -36,9 +53,15 @@ class Step:
 
 class BatchGraph:
     """Steps over a batch's ``inputs``; a batch's ``gate()`` is called as each of its steps
-    starts (the gold query's steps wait there for a running silver batch)."""
+    starts (the gold query's steps wait there for a running silver batch). ``write`` writes
+    what a step returns as a ``Write``, on the step's thread."""
 
-    def __init__(self, inputs: Collection[str], steps: Sequence[Step]) -> None:
+    def __init__(
+        self,
+        inputs: Collection[str],
+        steps: Sequence[Step],
+        write: Callable[[Write], object] | None = None,
+    ) -> None:
         declared = set(inputs)
         for step in steps:
             used = (*step.needs, *step.after, *([step.when] if step.when else []))
@@ -47,6 +70,7 @@ class BatchGraph:
             declared.add(step.name)
         self.inputs = frozenset(inputs)
         self.steps = tuple(steps)
+        self.write = write
 
     def run(
         self,
@@ -86,7 +110,15 @@ class BatchGraph:
         gate()
         began = monotonic()
         try:
-            return step.run(**values)
+            result = step.run(**values)
+            if isinstance(result, Write):
+                if self.write is None:
+                    raise ValueError(
+                        f"step {step.name!r} returned a Write; the graph has no writer"
+                    )
+                self.write(result)
+                return result.rows
+            return result
         finally:
             seconds[step.name] = round(monotonic() - began, 3)
 

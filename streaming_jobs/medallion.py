@@ -71,7 +71,7 @@ from streaming_jobs.alerts.step import (
     AlertStep,
     Plan,
 )
-from streaming_jobs.batch_graph import BatchGraph, Step, Wrap
+from streaming_jobs.batch_graph import BatchGraph, Step, Wrap, Write
 from streaming_jobs.bronze import (
     BRONZE_COLUMNS,
     ensure_shared_tables,
@@ -263,7 +263,7 @@ class GoldBatch:
         self.commits = BatchCommits(f"{WRITER}:")
         self._schemas: dict[Table, StructType] = {}  # of the tables read, for an empty read
         self.priority = priority
-        self.graph = BatchGraph(GOLD_INPUTS, self._steps())
+        self.graph = BatchGraph(GOLD_INPUTS, self._steps(), self._write)
 
     def _of_batches(self, table: Table, batch_ids: list[int]) -> DataFrame:
         """The rows the silver batches ``batch_ids`` appended to ``table``: read by the versions
@@ -311,6 +311,10 @@ class GoldBatch:
         )
         rested = self.priority.gold_rest(batch_ids[-1], began)
         STEPS.record(GOLD_QUERY, seconds | {REST: rested})
+
+    def _write(self, write: Write) -> None:
+        """What a step of the batch returned to be written (``BatchGraph``)."""
+        self.lake[write.table].upsert(write.rows, **write.options)
 
     def _steps(self) -> tuple[Step, ...]:
         """The gold batch: the aggregates and the alert step's calls as soon as what each reads
@@ -364,25 +368,22 @@ class GoldBatch:
 
     def _combine(
         self, rows: DataFrame, table: Table, period: str, matched: Mapping[str, str | Column]
-    ) -> DataFrame:
-        """MERGE a batch's aggregate ``rows`` into ``table`` (``gold``: combined with the rows
-        there, once), reading only the files of the ``period`` span the rows cover; the rows,
-        computed once."""
+    ) -> Write | DataFrame:
+        """A batch's aggregate ``rows`` (computed once) to MERGE into ``table`` (``gold``:
+        combined with the rows there, once), reading only the files of the ``period`` span the
+        rows cover; no rows, nothing to write."""
         rows = rows.transform(pinned)
         low, high = rows.agg(F.min(period).cast("string"), F.max(period).cast("string")).first()
         if low is None:
             return rows
         kind = "DATE" if period == "date" else "TIMESTAMP"
-        self.lake[table].upsert(
-            rows,
-            only_if=gold.NEW_BATCHES,
-            matched=matched,
-            within=f"t.{period} BETWEEN {kind} '{low}' AND {kind} '{high}'",
+        within = f"t.{period} BETWEEN {kind} '{low}' AND {kind} '{high}'"
+        return Write(
+            table, rows, {"only_if": gold.NEW_BATCHES, "matched": matched, "within": within}
         )
-        return rows
 
-    def _price_daily(self, prices: DataFrame, through: int) -> DataFrame:
-        """``gold.price_daily`` of the accepted prices; the batch's daily rows."""
+    def _price_daily(self, prices: DataFrame, through: int) -> Write | DataFrame:
+        """``gold.price_daily`` of the accepted prices: the batch's daily rows."""
         return self._combine(
             gold.price_daily(prices, self.tz, through),
             GOLD_PRICE_DAILY,
@@ -390,45 +391,44 @@ class GoldBatch:
             gold.OHLC_COMBINED,
         )
 
-    def _region_daily(self, price_daily: DataFrame) -> None:
+    def _region_daily(self, price_daily: DataFrame) -> Write | None:
         """``gold.region_daily`` of the province × commodity × days of the batch's daily rows,
         from all of ``gold.price_daily`` there."""
         regions = price_daily.select("region", "commodity", "date").distinct().transform(pinned)
         days = ", ".join(f"DATE '{r[0]}'" for r in regions.select("date").distinct().collect())
         if not days:
-            return
+            return None
         all_daily = (
             self.lake[GOLD_PRICE_DAILY]
             .where(f"t.date IN ({days})")
             .join(F.broadcast(regions), ["region", "commodity", "date"])
         )
-        self.lake[GOLD_REGION_DAILY].upsert(gold.region_daily(all_daily))
+        return Write(GOLD_REGION_DAILY, gold.region_daily(all_daily))
 
-    def _price_hourly(self, prices: DataFrame, through: int) -> None:
-        self._combine(
+    def _price_hourly(self, prices: DataFrame, through: int) -> Write | DataFrame:
+        return self._combine(
             gold.price_hourly(prices, self.tz, through),
             GOLD_PRICE_HOURLY,
             "hour",
             gold.OHLC_COMBINED,
         )
 
-    def _price_latest(self, prices: DataFrame) -> None:
+    def _price_latest(self, prices: DataFrame) -> Write:
         """The newest price per series, where newer than gold's."""
-        self.lake[GOLD_PRICE_LATEST].upsert(
-            gold.price_latest(prices), only_if="s.observed_at >= t.observed_at"
-        )
+        newer = {"only_if": "s.observed_at >= t.observed_at"}
+        return Write(GOLD_PRICE_LATEST, gold.price_latest(prices), newer)
 
-    def _gold_sensors(self, sensors: DataFrame, through: int) -> None:
-        self._combine(
+    def _gold_sensors(self, sensors: DataFrame, through: int) -> Write | DataFrame:
+        return self._combine(
             gold.sensor_hourly(sensors, self.tz, through),
             GOLD_SENSOR_HOURLY,
             "hour",
             gold.SENSOR_COMBINED,
         )
 
-    def _quality_daily(self, quality: DataFrame, through: int) -> None:
-        """Add these batches' quality counts to the per-day counts."""
-        self._combine(
+    def _quality_daily(self, quality: DataFrame, through: int) -> Write | DataFrame:
+        """These batches' quality counts, to add to the per-day counts."""
+        return self._combine(
             gold.quality_daily(quality, through),
             GOLD_DATA_QUALITY_DAILY,
             "date",

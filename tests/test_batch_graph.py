@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from streaming_jobs.batch_graph import BatchGraph, Step
+from lakehouse.catalog.tables import GOLD_PRICE_DAILY
+from streaming_jobs.batch_graph import BatchGraph, Step, Write
 from streaming_jobs.medallion import inherit_properties
 
 
@@ -64,6 +65,30 @@ def test_a_false_when_skips_the_step_and_what_needs_it_but_not_what_follows_it()
     ran.clear()
     graph.run({"go": True})
     assert sorted(ran) == ["after_maybe", "maybe", "needs_maybe"]
+
+
+def test_what_a_step_returns_to_write_is_written_and_its_rows_passed_on():
+    """A step computes; its ``Write`` goes to the graph's writer (on the step's thread, before
+    the steps that need it start), and those steps get the rows."""
+    written: list[Write] = []
+    seen: dict[str, object] = {}
+
+    def region(daily: int) -> None:
+        seen.update(written=list(written), daily=daily)
+
+    graph = BatchGraph(
+        ["x"],
+        [
+            Step("daily", lambda x: Write(GOLD_PRICE_DAILY, x * 2, {"only_if": "true"}), ("x",)),
+            Step("region", region, ("daily",)),
+        ],
+        written.append,
+    )
+    graph.run({"x": 21})
+    assert seen == {"written": [Write(GOLD_PRICE_DAILY, 42, {"only_if": "true"})], "daily": 42}
+    unwritten = BatchGraph([], [Step("daily", lambda: Write(GOLD_PRICE_DAILY, 1))])
+    with pytest.raises(ValueError, match="no writer"):
+        unwritten.run({})
 
 
 def test_every_step_passes_the_gate_as_it_starts():
