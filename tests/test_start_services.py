@@ -4,8 +4,12 @@ the other starts are done. Stand-in services (no processes) record what happened
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
+import psutil
 import pytest
 
 from lakehouse.config.settings import ConfigError, Settings
@@ -112,3 +116,27 @@ def test_the_default_stack_looks_like_a_real_day(conf_settings: Settings) -> Non
     for name in ("prices", "supply", "news_feeds"):
         assert type(stack[name]).needs == (KafkaBroker,)
     assert type(stack["forecasts"]).needs == (Pipeline, MlflowServer)
+
+
+def test_a_stepped_clock_leaves_a_running_service_running(
+    conf_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A service's pid file names its process by when it started since the machine booted: a
+    step of the wall clock after the start (NTP, a VM's time sync; 29 s once, in CI) leaves it
+    running for ``status`` and ``down``, where every service of a stack once looked stopped."""
+    paths = conf_settings.paths.model_copy(update={"data_dir": tmp_path})
+    service = Pipeline(conf_settings.model_copy(update={"paths": paths}))
+    service.settings.paths.run_dir.mkdir(parents=True)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        service.record(psutil.Process(sleeper.pid))
+        assert service.process().pid == sleeper.pid
+        created = psutil.Process(sleeper.pid).create_time()
+        boot_time = psutil._pslinux.boot_time  # what create_time adds to the start since boot
+        monkeypatch.setattr(psutil._pslinux, "boot_time", lambda: boot_time() + 29)
+        assert psutil.Process(sleeper.pid).create_time() - created == pytest.approx(29, abs=1)
+        assert service.process().pid == sleeper.pid
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert service.process() is None

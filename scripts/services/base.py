@@ -61,6 +61,13 @@ def tcp_open(host: str, port: int) -> Health:
         return Health(False, f"{host}:{port}: {exc.strerror or exc}")
 
 
+def since_boot(proc: psutil.Process) -> float:
+    """When ``proc`` started, in seconds since the machine booted. Its ``create_time`` is the
+    wall clock's, which moves when the clock is stepped (NTP, a VM's time sync): a step of 29 s
+    once made every service of a running stack look stopped, and ``down`` left them running."""
+    return proc.create_time() - psutil.boot_time()
+
+
 class Service:
     """One supervised process. Subclasses say how to prepare, run and check it."""
 
@@ -160,15 +167,25 @@ class Service:
 
     # --- process control --------------------------------------------------------------
     def process(self) -> psutil.Process | None:
-        """The running process of this service, if its pid file names a live one."""
+        """The running process of this service, if its pid file names a live one: the pid,
+        started when the file says (``since_boot``; a file of an earlier version has the wall
+        clock's ``created``)."""
         try:
-            pid, created = json.loads(self.pid_file.read_text()).values()
-            proc = psutil.Process(pid)
-            if abs(proc.create_time() - created) < 1 and proc.status() != psutil.STATUS_ZOMBIE:
+            record = json.loads(self.pid_file.read_text())
+            proc = psutil.Process(record["pid"])
+            if "started" in record:
+                same = abs(since_boot(proc) - record["started"]) < 1
+            else:
+                same = abs(proc.create_time() - record["created"]) < 1
+            if same and proc.status() != psutil.STATUS_ZOMBIE:
                 return proc
-        except (OSError, ValueError, psutil.Error):
+        except (OSError, ValueError, KeyError, psutil.Error):
             pass
         return None
+
+    def record(self, proc: psutil.Process) -> None:
+        """Name ``proc`` as this service's process in its pid file (``process`` reads it)."""
+        self.pid_file.write_text(json.dumps({"pid": proc.pid, "started": since_boot(proc)}))
 
     def check_ports(self) -> None:
         """Fail before starting when a port the service would listen on is taken."""
@@ -210,7 +227,7 @@ class Service:
                 start_new_session=True,
             )
         proc = psutil.Process(popen.pid)
-        self.pid_file.write_text(json.dumps({"pid": proc.pid, "created": proc.create_time()}))
+        self.record(proc)
         log.info("service started", extra={"service": self.name, "pid": proc.pid})
         if self.waits_at_start():
             try:
