@@ -174,8 +174,8 @@ class LakeTable:
     def open_for_write(self) -> DeltaTable | None:
         """The table at its newest version, or None when it does not exist yet."""
         try:
-            return DeltaTable(self.location, storage_options=self.storage_options)
-        except TableNotFoundError:
+            return self.open()
+        except TableMissing:
             return None
 
     def _existing(self) -> DeltaTable:
@@ -350,13 +350,13 @@ class Lakehouse:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._options = delta_options(settings)
-        self._tables: dict[str, LakeTable] = {}
+        self._tables: dict[Table, LakeTable] = {}
 
     def __getitem__(self, table: Table) -> LakeTable:
-        bound = self._tables.get(table.qualified_name)
-        if bound is None or bound.table is not table:
+        bound = self._tables.get(table)
+        if bound is None:
             bound = LakeTable(table, table.path(self.settings), self._options, self.settings)
-            self._tables[table.qualified_name] = bound
+            self._tables[table] = bound
         return bound
 
 
