@@ -1,7 +1,8 @@
 """Cost of the alert step in the gold micro-batch: the real PIHPS file (a window of it, fanned
 out to markets) through bronze → silver → gold → alerts, a week of days per micro-batch, timing
-each gold micro-batch, when in it its alerts were written, and the seconds the alert step's
-calls (``plan``, ``signals``, ``write``) took, which overlap the aggregates. The baseline,
+each gold micro-batch, when in it its alerts were written (its last MERGE into ``gold.alerts``),
+and the seconds the alert step's calls (``plan``, ``signals``, ``alerts``) and its MERGEs took,
+which overlap the aggregates. The baseline,
 measured in the same run, is the whole gold micro-batch. Runs its own Kafka and the Spark
 application in this process.
 
@@ -26,6 +27,7 @@ from deltalake import DeltaTable
 from lakehouse.catalog.tables import GOLD_ALERTS
 from lakehouse.config.settings import SAMPLE_PRICES
 from lakehouse.domain.intake.time_text import parse_time
+from lakehouse.io.delta_io import Write
 from lakehouse.io.kafka_io import EventProducer, ensure_topics
 from lakehouse.io.spark import get_spark
 from producers.replay import replay
@@ -38,33 +40,44 @@ CHUNK = timedelta(days=7)
 
 class AlertClock:
     """Per gold batch: its seconds, the seconds from its start until its alerts were written,
-    and the seconds its alert step's calls took (they run in threads, beside the aggregates)."""
+    and the seconds its alert step's calls and MERGEs took (they run in threads, beside the
+    aggregates)."""
 
     def __init__(self) -> None:
         self.batches: list[float] = []
         self.written: list[float] = []
         self.calls: list[float] = []
         self._began = 0.0
+        self._written_at: float | None = None
         self._lock = threading.Lock()
 
     def install(self) -> None:
         GoldBatch.__call__ = self._batch(GoldBatch.__call__)
-        for name in ("plan", "signals", "write"):
-            setattr(AlertStep, name, self._call(getattr(AlertStep, name), name == "write"))
+        GoldBatch._write = self._call(GoldBatch._write, alerts_only=True)
+        for name in ("plan", "signals", "alerts"):
+            setattr(AlertStep, name, self._call(getattr(AlertStep, name)))
 
     def _batch(self, method: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            self._began = time.monotonic()
+            self._began, self._written_at = time.monotonic(), None
             self.calls.append(0.0)
             try:
                 return method(*args, **kwargs)
             finally:
                 self.batches.append(time.monotonic() - self._began)
+                if self._written_at is not None:
+                    self.written.append(self._written_at - self._began)
 
         return wrapper
 
-    def _call(self, method: Callable[..., Any], last: bool) -> Callable[..., Any]:
+    def _call(self, method: Callable[..., Any], alerts_only: bool = False) -> Callable[..., Any]:
+        """``method`` timed; ``alerts_only``: a batch's writer (its first argument after
+        ``self`` a ``Write``), timed when it writes ``gold.alerts``."""
+
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            write = args[1] if alerts_only else None
+            if isinstance(write, Write) and write.table != GOLD_ALERTS:
+                return method(*args, **kwargs)
             began = time.monotonic()
             try:
                 return method(*args, **kwargs)
@@ -72,8 +85,8 @@ class AlertClock:
                 ended = time.monotonic()
                 with self._lock:
                     self.calls[-1] += ended - began
-                if last:
-                    self.written.append(ended - self._began)
+                    if alerts_only:
+                        self._written_at = ended
 
         return wrapper
 

@@ -46,10 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     daily, absent = None, {}
     if args.gold:
+        from lakehouse.io.lake import Lakehouse
         from ml.retrain import gold_daily_closes, optional_gold
 
-        daily, _ = gold_daily_closes(settings)
-        gold, absent = optional_gold([NEWS_SIGNAL, SUPPLY_REGION_DAILY], settings)
+        lake = Lakehouse(settings)
+        daily, _ = gold_daily_closes(lake)
+        gold, absent = optional_gold([NEWS_SIGNAL, SUPPLY_REGION_DAILY], lake)
     inputs = load_inputs(settings.impact.data_dir, conf_of(settings), daily, gold, absent)
     full = fit_impact_model(inputs, settings)
     overall = full.metrics.get("overall", {})

@@ -35,19 +35,19 @@ CHECK_SECONDS = 5.0  # how often gold.price_daily is looked at while waiting
 QUIET = "ignore::UserWarning,ignore::FutureWarning"
 
 
-def history_days(settings: Settings) -> int:
+def history_days(lake: Lakehouse) -> int:
     """How many local days gold.price_daily holds (0 before its first row)."""
     try:
-        dates = Lakehouse(settings)[GOLD_PRICE_DAILY].read(["date"])
+        dates = lake[GOLD_PRICE_DAILY].read(["date"])
     except TableMissing:
         return 0
     return len(pc.unique(dates["date"]))
 
 
-def has_forecasts(settings: Settings) -> bool:
+def has_forecasts(lake: Lakehouse) -> bool:
     """Whether gold.forecasts exists and holds rows (from the Delta log alone)."""
     try:
-        files = pa.table(Lakehouse(settings)[GOLD_FORECASTS].open().get_add_actions(flatten=True))
+        files = pa.table(lake[GOLD_FORECASTS].open().get_add_actions(flatten=True))
     except TableMissing:
         return False
     return bool(pc.sum(files["num_records"]).as_py())
@@ -62,10 +62,11 @@ def run(settings: Settings, stop: threading.Event) -> None:
 
     wanted = settings.price_simulator.seed_days
     began = time.monotonic()
-    if has_forecasts(settings):
+    lake = Lakehouse(settings)
+    if has_forecasts(lake):
         detail = "gold.forecasts present: nothing to fit at start"
     else:
-        while (days := history_days(settings)) < wanted and not stop.is_set():
+        while (days := history_days(lake)) < wanted and not stop.is_set():
             if days and time.monotonic() - began > WAIT_SECONDS:
                 break
             status(f"waiting for the history: {days} of {wanted} days in gold.price_daily")

@@ -36,13 +36,12 @@ from lakehouse.catalog.tables import (
     GOLD_REGION_DAILY,
     SILVER_PRICES,
     TABLES,
-    Table,
     arrow_schema,
 )
 from lakehouse.config.settings import ConfigError, MlSettings, Settings
 from lakehouse.domain.metrics import DAILY_COLUMNS
 from lakehouse.io.fast_read import TableMissing
-from lakehouse.io.lake import Lakehouse
+from lakehouse.io.lake import Lakehouse, LakeTable
 from ml.backtest import (
     SELECTED,
     GlobalPoints,
@@ -143,39 +142,37 @@ def _missing(exc: TableMissing) -> ConfigError:
     return ConfigError(f"{exc}: run the pipeline first (./run.sh up) so that gold has prices")
 
 
-def silver_size(settings: Settings) -> tuple[int | None, int | None]:
+def silver_size(lake: Lakehouse) -> tuple[int | None, int | None]:
     """silver.prices' newest version and row count, from the Delta log only (no data read)."""
     try:
-        delta = Lakehouse(settings)[SILVER_PRICES].open()
+        delta = lake[SILVER_PRICES].open()
     except TableMissing:
         return None, None
     actions = pa.table(delta.get_add_actions(flatten=True))
     return delta.version(), int(pa.compute.sum(actions["num_records"]).as_py() or 0)
 
 
-def read_gold(
-    table: Table, settings: Settings, columns: list[str] | None = None
-) -> tuple[pd.DataFrame, int]:
+def read_gold(table: LakeTable, columns: list[str] | None = None) -> tuple[pd.DataFrame, int]:
     """A gold table as pandas with the version read; ConfigError when it does not exist yet.
     (The anomaly pass reads gold.price_daily the same way.)"""
     try:
-        delta = Lakehouse(settings)[table].open()
+        delta = table.open()
     except TableMissing as exc:
         raise _missing(exc) from None
     return delta.to_pandas(columns=columns), delta.version()
 
 
-def load_series(settings: Settings) -> tuple[pd.DataFrame, DataVersions]:
+def load_series(lake: Lakehouse) -> tuple[pd.DataFrame, DataVersions]:
     """Every series from gold.price_daily (market closes) and gold.region_daily (region
     medians), with the versions read."""
-    daily, daily_version = read_gold(GOLD_PRICE_DAILY, settings, list(DAILY_COLUMNS))
+    daily, daily_version = read_gold(lake[GOLD_PRICE_DAILY], list(DAILY_COLUMNS))
     daily["region"] = daily["region"].fillna("")
     region_version: int | None = None
-    if Lakehouse(settings)[GOLD_REGION_DAILY].version() is None:
+    if lake[GOLD_REGION_DAILY].version() is None:
         regions = pd.DataFrame(columns=REGION_COLUMNS)
     else:
-        regions, region_version = read_gold(GOLD_REGION_DAILY, settings, REGION_COLUMNS)
-    versions = DataVersions(daily_version, region_version, *silver_size(settings))
+        regions, region_version = read_gold(lake[GOLD_REGION_DAILY], REGION_COLUMNS)
+    versions = DataVersions(daily_version, region_version, *silver_size(lake))
     return series_frame(daily, regions), versions
 
 
@@ -353,16 +350,16 @@ def forecast_rows(
 
 
 def write_gold(
-    frame: pd.DataFrame, table: Table, settings: Settings, replace_when: str | None = None
+    frame: pd.DataFrame, table: LakeTable, replace_when: str | None = None
 ) -> dict[str, int]:
     """Idempotent write of ``frame`` to a gold table with a declared schema: MERGE on the
     table's keys (``LakeTable.merge``: retried on a concurrent commit), inserting new keys;
     an existing row is replaced only where ``replace_when`` (a predicate over ``s.`` source and
     ``t.`` target columns) holds — never if it is None. A table written before a column was
     declared gets it (its earlier rows read null). Returns the rows inserted and replaced."""
-    schema = arrow_schema(table)
+    schema = arrow_schema(table.table)
     data = pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
-    merged = Lakehouse(settings)[table].merge(data, replace_when, merge_schema=True)
+    merged = table.merge(data, replace_when, merge_schema=True)
     return {"inserted": merged.inserted, "replaced": merged.replaced}
 
 
@@ -371,7 +368,7 @@ def should_retrain(settings: Settings) -> tuple[bool, str]:
     recorded in MLflow (needs ``tracking.connect`` first), and why."""
     from ml.tracking import last_run
 
-    _, rows = silver_size(settings)
+    _, rows = silver_size(Lakehouse(settings))
     if rows is None:
         return False, f"{SILVER_PRICES.qualified_name} does not exist yet: nothing to train on"
     last = last_run(settings, RETRAIN)
@@ -406,11 +403,11 @@ class RetrainResult:
         )
 
 
-def gold_daily_closes(settings: Settings) -> tuple[pd.DataFrame, int]:
+def gold_daily_closes(lake: Lakehouse) -> tuple[pd.DataFrame, int]:
     """gold.price_daily as the daily-closes frame of ``ml.daily`` (one close per market ×
     commodity × day: a market reported under two region spellings keeps the later one), with
     the version read."""
-    daily, version = read_gold(GOLD_PRICE_DAILY, settings, list(DAILY_COLUMNS))
+    daily, version = read_gold(lake[GOLD_PRICE_DAILY], list(DAILY_COLUMNS))
     daily = daily.rename(columns={"close": "price"}).sort_values(["date", "region"])
     return daily.drop_duplicates(["market_id", "commodity", "date"], keep="last"), version
 
@@ -439,7 +436,8 @@ def score_anomalies(settings: Settings) -> dict[str, int]:
     from ml import tracking
     from ml.anomalies import model_params
 
-    daily, version = gold_daily_closes(settings)
+    lake = Lakehouse(settings)
+    daily, version = gold_daily_closes(lake)
     params = model_params(settings)
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
     flat = {f"{model}.{k}": v for model, ps in params.items() for k, v in ps.items()}
@@ -451,7 +449,7 @@ def score_anomalies(settings: Settings) -> dict[str, int]:
             {"anomalies": ("anomalies", digest)},
         )
         rows = anomaly_rows(daily, settings, ctx)
-        written = write_gold(rows, GOLD_ANOMALIES, settings, replace_when="s.score <> t.score")
+        written = write_gold(rows, lake[GOLD_ANOMALIES], replace_when="s.score <> t.score")
         counts = rows["kind"].value_counts()
         mlflow.log_metrics({f"anomalies.{kind}": int(n) for kind, n in counts.items()})
         mlflow.log_metrics({f"gold.anomalies.{k}": v for k, v in written.items()})
@@ -459,7 +457,7 @@ def score_anomalies(settings: Settings) -> dict[str, int]:
 
 
 def optional_gold(
-    names: list[str], settings: Settings
+    names: list[str], lake: Lakehouse
 ) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
     """The gold tables of ``names`` (registry names) that exist and hold rows, and for each of
     the others why not — absent from the registry, not written yet, or empty."""
@@ -470,7 +468,7 @@ def optional_gold(
             absent[name] = f"{name} is not a table of this lakehouse"
             continue
         try:
-            frame = Lakehouse(settings)[table].read().to_pandas()
+            frame = lake[table].read().to_pandas()
         except TableMissing:
             absent[name] = f"{name} does not exist yet"
             continue
@@ -481,7 +479,9 @@ def optional_gold(
     return frames, absent
 
 
-def exog_sources(settings: Settings) -> tuple[ExogSources, dict[str, str]]:
+def exog_sources(
+    settings: Settings, lake: Lakehouse | None = None
+) -> tuple[ExogSources, dict[str, str]]:
     """The sources of the global model's exogenous features (``ml.exogenous``) of the
     families of ``ml.global_exogenous``: the rice panel's weather (``impact.data_dir``) and the
     gold tables that exist and hold rows; and why the other gold tables are not used."""
@@ -492,7 +492,7 @@ def exog_sources(settings: Settings) -> tuple[ExogSources, dict[str, str]]:
     families = settings.ml.global_exogenous
     panel = read_input(settings.impact.data_dir, "panel") if "weather" in families else None
     names = sorted(EXOG_SOURCES[f] for f in families if f in EXOG_SOURCES)
-    gold, absent = optional_gold(names, settings)
+    gold, absent = optional_gold(names, lake or Lakehouse(settings))
     return ExogSources(panel, gold, conf_of(settings).markets), absent
 
 
@@ -509,8 +509,9 @@ def fit_impact(settings: Settings) -> str:
     from ml.impact_design import SOURCES
     from ml.impact_result import model_path
 
-    daily, version = gold_daily_closes(settings)
-    gold, absent = optional_gold(sorted(set(SOURCES.values())), settings)
+    lake = Lakehouse(settings)
+    daily, version = gold_daily_closes(lake)
+    gold, absent = optional_gold(sorted(set(SOURCES.values())), lake)
     tags = {"gold.price_daily.version": version}
     with tracking.tracked_run("impact", impact_params(settings), tags):
         inputs = load_inputs(settings.impact.data_dir, conf_of(settings), daily, gold, absent)
@@ -530,7 +531,8 @@ def retrain(settings: Settings) -> RetrainResult:
 
     ml = settings.ml
     models = configured_models(ml)
-    series, versions = load_series(settings)
+    lake = Lakehouse(settings)
+    series, versions = load_series(lake)
     if series.empty:
         raise ConfigError("gold.price_daily has no rows yet: nothing to train on")
     params = {
@@ -542,7 +544,7 @@ def retrain(settings: Settings) -> RetrainResult:
         "series": series["series_id"].nunique(),
         "global_exogenous": ",".join(ml.global_exogenous),
     }
-    sources, absent = exog_sources(settings)
+    sources, absent = exog_sources(settings, lake)
     with tracking.tracked_run(RETRAIN, params, versions.tags()) as run:
         mlflow.set_tags({f"exogenous.absent.{name}": why for name, why in absent.items()})
         trained = train_all(series, models, ml, sources, province_centroids(conf_of(settings)))
@@ -566,7 +568,7 @@ def retrain(settings: Settings) -> RetrainResult:
         rows = forecast_rows(series, trained, ctx)
         tracking.log_plots(series, rows, "forecast")
         written = write_gold(
-            rows, GOLD_FORECASTS, settings, replace_when="s.data_version > t.data_version"
+            rows, lake[GOLD_FORECASTS], replace_when="s.data_version > t.data_version"
         )
         mlflow.log_metrics({f"gold.forecasts.{k}": v for k, v in written.items()})
     short = sum("too short" in t.backtest.note for t in trained)

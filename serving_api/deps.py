@@ -25,6 +25,7 @@ from lakehouse.config.settings import Settings
 from lakehouse.domain.accounts.registry import Registry
 from lakehouse.domain.accounts.subscriptions import SubscriptionStore
 from lakehouse.domain.supply_chain.supply_registry import SupplyRegistry
+from lakehouse.io.lake import Lakehouse
 from serving_api.auth import HEADER, Keyring, Permission, Principal, presented
 from serving_api.cache import GoldCache
 from serving_api.impact import ImpactExplainer
@@ -78,6 +79,7 @@ SettingsDep = Annotated[Settings, _part(lambda r: r.settings)]
 ConfDep = Annotated[Conf, _part(lambda r: r.conf)]
 MetricsDep = Annotated[ApiMetrics, _part(lambda r: r.metrics)]
 GoldDep = Annotated[GoldCache, _part(lambda r: r.cache)]
+LakeDep = Annotated[Lakehouse, _part(lambda r: r.cache.lake)]  # the tables, bound once
 ImpactDep = Annotated[ImpactExplainer, _part(lambda r: r.impact)]
 KeyringDep = Annotated[Keyring, _part(lambda r: r.keyring)]
 PublisherDep = Annotated[PricePublisher, _part(lambda r: r.publisher)]

@@ -53,7 +53,7 @@ def _markets(conf: Conf, province: str) -> list[str]:
     return [m.market_id for m in conf.markets.values() if m.province == province]
 
 
-def read_history(settings: Settings, conf: Conf, window: Window) -> pd.DataFrame:
+def read_history(lake: Lakehouse, conf: Conf, window: Window) -> pd.DataFrame:
     """The history of ``window`` read from ``silver.prices`` and ``silver.holds`` with delta-rs
     (a table not written yet holds none)."""
     series = [
@@ -65,7 +65,7 @@ def read_history(settings: Settings, conf: Conf, window: Window) -> pd.DataFrame
         return _frame(pa.table({}))
     bounds = window_bounds(window)
     start, end = (at.strftime("%Y-%m-%d %H:%M:%S") for at in bounds)
-    first, last = (at.astimezone(settings.tz).date() for at in bounds)
+    first, last = (at.astimezone(lake.settings.tz).date() for at in bounds)
     where = (
         f"t.observed_at BETWEEN TIMESTAMP '{start}' AND TIMESTAMP '{end}'"
         f" AND ({' OR '.join(series)})"
@@ -76,7 +76,7 @@ def read_history(settings: Settings, conf: Conf, window: Window) -> pd.DataFrame
         (SILVER_HOLDS, ""),
     ):
         try:
-            frames.append(Lakehouse(settings)[table].where(where + extra))
+            frames.append(lake[table].where(where + extra))
         except TableMissing:
             continue
     return _frame(*frames)
@@ -237,9 +237,9 @@ PRICE_HISTORY = ViewSpec(
 
 
 def price_history(
-    settings: Settings, conf: Conf, recent: RecentHistory, window: Window
+    lake: Lakehouse, conf: Conf, recent: RecentHistory, window: Window
 ) -> pd.DataFrame:
     """The history of ``window``: from memory when it holds the whole window, else read."""
     if recent.covers(window):
         return recent.rows(window, conf)
-    return read_history(settings, conf, window)
+    return read_history(lake, conf, window)

@@ -15,28 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from time import monotonic
-from typing import Any
 
-from pyspark.sql import DataFrame
-
-from lakehouse.catalog.tables import Table
+from lakehouse.io.delta_io import Write
 
 Wrap = Callable[[Callable[[], object]], Callable[[], object]]
 #: the result of a step that did not run: its ``when`` was false, or a step it needs did not run
 SKIPPED = object()
-
-
-@dataclass(frozen=True)
-class Write:
-    """A step's result to be written: ``rows`` MERGEd into ``table`` with ``options`` (those of
-    ``delta_io.SparkTable.upsert``: ``only_if``, ``matched``, ``within`` …)."""
-
-    table: Table
-    rows: DataFrame
-    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ from lakehouse.catalog.tables import (
 )
 from lakehouse.config.logs import Laps
 from lakehouse.config.settings import Settings
-from lakehouse.io.delta_io import BatchCommits, SparkLake
+from lakehouse.io.delta_io import BatchCommits, SparkLake, Write
 from lakehouse.io.history_staging import Staging
 from lakehouse.io.spark import GOLD_POOL, SILVER_POOL, local_frame, pinned
 from streaming_jobs import gold, silver
@@ -71,7 +71,7 @@ from streaming_jobs.alerts.step import (
     AlertStep,
     Plan,
 )
-from streaming_jobs.batch_graph import BatchGraph, Step, Wrap, Write
+from streaming_jobs.batch_graph import BatchGraph, Step, Wrap
 from streaming_jobs.bronze import (
     BRONZE_COLUMNS,
     ensure_shared_tables,
@@ -314,7 +314,7 @@ class GoldBatch:
 
     def _write(self, write: Write) -> None:
         """What a step of the batch returned to be written (``BatchGraph``)."""
-        self.lake[write.table].upsert(write.rows, **write.options)
+        self.lake.write(write)
 
     def _steps(self) -> tuple[Step, ...]:
         """The gold batch: the aggregates and the alert step's calls as soon as what each reads
@@ -347,16 +347,16 @@ class GoldBatch:
         price_signals: DataFrame | None,
         sensor_signals: DataFrame | None,
         quality_signals: DataFrame | None,
-    ) -> None:
-        self.alerts.write(
+    ) -> Write | None:
+        return self.alerts.alerts(
             gold_batch_id, plan, [price_signals, sensor_signals, quality_signals], now
         )
 
-    def _held_move_alerts(self, batch_ids: list[int], now: datetime) -> None:
+    def _held_move_alerts(self, batch_ids: list[int], now: datetime) -> Write | None:
         """The alerts of the prices these silver batches held or decided on
         (``AlertStep.held_moves``)."""
         if not self._exists(SILVER_HOLDS):
-            return
+            return None
         held_in = ", ".join(map(str, batch_ids))
         fresh = self.lake[SILVER_HOLDS].where(f"t.held_batch_id IN ({held_in})")
         decisions = (
@@ -364,7 +364,7 @@ class GoldBatch:
             if self._exists(SILVER_HOLD_DECISIONS)
             else None
         )
-        self.alerts.held_moves(fresh, decisions, now, self._exists)
+        return self.alerts.held_moves(fresh, decisions, now, self._exists)
 
     def _combine(
         self, rows: DataFrame, table: Table, period: str, matched: Mapping[str, str | Column]

@@ -39,7 +39,7 @@ from lakehouse.catalog.events import HoldStatus
 from lakehouse.catalog.tables import SILVER_HOLDS
 from lakehouse.config.settings import Settings
 from lakehouse.io.fast_read import TableMissing
-from lakehouse.io.lake import Lakehouse
+from lakehouse.io.lake import Lakehouse, LakeTable
 
 log = logging.getLogger(__name__)
 
@@ -232,11 +232,10 @@ class PipelineMetrics:
         self.holds_open.set_function(holds)
 
 
-def open_holds(settings: Settings) -> Callable[[], int | None]:
-    """How many holds of ``silver.holds`` are still reviewable, re-counted when the table
-    has a new version."""
+def open_holds(holds_table: LakeTable) -> Callable[[], int | None]:
+    """How many holds of ``holds_table`` (``silver.holds``) are still reviewable, re-counted
+    when the table has a new version."""
     counted: tuple[int, int] | None = None  # version, count
-    holds_table = Lakehouse(settings)[SILVER_HOLDS]
 
     def count() -> int | None:
         nonlocal counted
@@ -285,7 +284,8 @@ class MetricsEndpoint:
         config = settings.pipeline_metrics
         self.spark = spark
         self.metrics = PipelineMetrics()
-        self.metrics.watch_holds(open_holds(settings), config.holds_seconds)
+        holds = Lakehouse(settings)[SILVER_HOLDS]
+        self.metrics.watch_holds(open_holds(holds), config.holds_seconds)
         self.listener = ProgressListener(self.metrics)
         spark.streams.addListener(self.listener)
         self.server, _ = start_http_server(config.port, config.host, registry=self.metrics.registry)

@@ -8,7 +8,8 @@ import time
 import pytest
 
 from lakehouse.catalog.tables import GOLD_PRICE_DAILY
-from streaming_jobs.batch_graph import BatchGraph, Step, Write
+from lakehouse.io.delta_io import Write
+from streaming_jobs.batch_graph import BatchGraph, Step
 from streaming_jobs.medallion import inherit_properties
 
 

@@ -12,6 +12,7 @@ from lakehouse.catalog.tables import TABLES, Layer, Table, Typed, arrow_schema
 from lakehouse.cli.analyst import DICTIONARY_DOC
 from lakehouse.config.settings import Settings
 from lakehouse.io.dictionary import describe, doc_section, markdown
+from lakehouse.io.lake import Lakehouse
 from scripts.cli import main
 
 
@@ -40,7 +41,7 @@ def test_a_schema_needs_every_column_typed() -> None:
 def test_written_tables_are_documented(replayed: Settings) -> None:
     """Every column the pipeline writes has a meaning, and every meaning a column."""
     for table in TABLES.values():
-        info = describe(table, replayed)
+        info = describe(Lakehouse(replayed)[table])
         if info.version is None:
             continue
         undocumented = [c.name for c in info.columns if not c.meaning]
@@ -54,7 +55,7 @@ def test_tables_command(replayed: Settings, monkeypatch: pytest.MonkeyPatch, cap
     assert main(["tables"]) == 0
     out = capsys.readouterr().out
     for table in TABLES.values():
-        info = describe(table, replayed)
+        info = describe(Lakehouse(replayed)[table])
         header = next(line for line in out.splitlines() if line.startswith(table.qualified_name))
         assert f"[{table.layer}]" in header
         if info.version is None:

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from lakehouse.config.errors import InputError
 from lakehouse.config.settings import Settings
+from lakehouse.io.lake import Lakehouse
 from ml.impact import (
     FAMILIES,
     ImpactInputs,
@@ -428,7 +429,7 @@ def test_an_absent_gold_table_leaves_its_family_unavailable_not_an_error(
     from ml.retrain import optional_gold
 
     frames, absent = optional_gold(
-        [NEWS_SIGNAL, SUPPLY_REGION_DAILY], _with_data_dir(conf_settings, tmp_path)
+        [NEWS_SIGNAL, SUPPLY_REGION_DAILY], Lakehouse(_with_data_dir(conf_settings, tmp_path))
     )
     assert frames == {}
     assert set(absent) == {NEWS_SIGNAL, SUPPLY_REGION_DAILY}

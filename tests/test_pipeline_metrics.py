@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from lakehouse.catalog import ops_metrics as m
 from lakehouse.catalog.tables import SILVER_HOLDS
+from lakehouse.io.lake import Lakehouse
 from streaming_jobs.progress_metrics import (
     QUALITY_OBSERVATION,
     REST,
@@ -160,7 +161,7 @@ def test_open_holds_counts_the_reviewable_rows_of_the_holds_table(settings, tmp_
     own = settings.model_copy(
         update={"paths": settings.paths.model_copy(update={"lakehouse_root": tmp_path})}
     )
-    count = open_holds(own)
+    count = open_holds(Lakehouse(own)[SILVER_HOLDS])
     assert count() is None  # no table yet
 
     def write(statuses: list[str]) -> None:

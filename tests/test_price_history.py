@@ -30,6 +30,7 @@ from lakehouse.domain.validation.price_check import (
     check,
     history_window,
 )
+from lakehouse.io.lake import Lakehouse
 from serving_api.app import create_app
 from serving_api.auth import HEADER, mint_key
 from serving_api.price_history import PRICE_HISTORY, SeriesIndex, read_history
@@ -148,7 +149,7 @@ def test_memory_answers_what_the_tables_answer(lake: tuple[Settings, str]) -> No
             assert answer.status_code == 200, answer.text
             prices = judged(body)
             window = history_window(prices, conf, conf.quality)
-            read = read_history(settings, conf, window)
+            read = read_history(Lakehouse(settings), conf, window)
             recent = c.app.state.resources.cache.current(PRICE_HISTORY)
             if recent.covers(window):
                 from_memory += 1
@@ -177,7 +178,7 @@ def test_memory_answers_what_the_tables_answer(lake: tuple[Settings, str]) -> No
     assert recent.covers(window)
     rows = recent.rows(window, conf)
     assert {first["event_id"], last["event_id"]} <= set(rows["event_id"])
-    same_rows(rows, read_history(settings, conf, window))
+    same_rows(rows, read_history(Lakehouse(settings), conf, window))
 
 
 def test_new_commits_are_seen(lake: tuple[Settings, str]) -> None:

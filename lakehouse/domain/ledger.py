@@ -93,16 +93,16 @@ def extend(
     return entries
 
 
-def _ledger(settings: Settings) -> pa.Table:
+def _ledger(lake: Lakehouse) -> pa.Table:
     try:
-        return Lakehouse(settings)[GOLD_PRICE_LEDGER].read()
+        return lake[GOLD_PRICE_LEDGER].read()
     except TableMissing:
         return arrow_schema(GOLD_PRICE_LEDGER).empty_table()
 
 
-def _silver(settings: Settings, columns: list[str], where: Sequence[Condition] = ()) -> pa.Table:
+def _silver(lake: Lakehouse, columns: list[str], where: Sequence[Condition] = ()) -> pa.Table:
     try:
-        return Lakehouse(settings)[SILVER_PRICES].read(columns, where)
+        return lake[SILVER_PRICES].read(columns, where)
     except TableMissing:
         return pa.table({c: [] for c in columns})
 
@@ -114,9 +114,8 @@ def build(settings: Settings) -> int:
     with lock_path.open("a") as lock, contextlib.ExitStack() as stack:
         fcntl.flock(lock, fcntl.LOCK_EX)
         stack.callback(fcntl.flock, lock, fcntl.LOCK_UN)
-        ledger = _ledger(settings).select(
-            ["chain", "seq", "entry_hash", "event_id", "silver_batch_id"]
-        )
+        lake = Lakehouse(settings)
+        ledger = _ledger(lake).select(["chain", "seq", "entry_hash", "event_id", "silver_batch_id"])
         heads: dict[str, tuple[int, str]] = {}
         for row in ledger.select(["chain", "seq", "entry_hash"]).to_pylist():
             if row["seq"] > heads.get(row["chain"], (-1, ""))[0]:
@@ -124,13 +123,13 @@ def build(settings: Settings) -> int:
         newest = pc.max(ledger["silver_batch_id"]).as_py() if len(ledger) else None
         # batches commit atomically: everything before the newest chained batch is chained
         where = [] if newest is None else [("silver_batch_id", ">=", newest)]
-        silver = _silver(settings, [*FIELDS, "silver_batch_id"], where)
+        silver = _silver(lake, [*FIELDS, "silver_batch_id"], where)
         chained = set(ledger["event_id"].to_pylist())
         fresh = [r for r in silver.to_pylist() if r["event_id"] not in chained]
         if not fresh:
             return 0
         entries = extend(heads, fresh, datetime.now(UTC))
-        Lakehouse(settings)[GOLD_PRICE_LEDGER].append(
+        lake[GOLD_PRICE_LEDGER].append(
             pa.Table.from_pylist(entries, schema=arrow_schema(GOLD_PRICE_LEDGER)),
         )
         return len(entries)
@@ -192,10 +191,11 @@ def check_chain(entries: list[dict[str, Any]], silver: dict[str, dict[str, Any]]
 def verify(settings: Settings, on: date | None = None) -> Verdict:
     """Recompute every chain against itself and against silver.prices; ``on`` reports only the
     entries observed on that local date (the chains are still walked from their start)."""
-    ledger = _ledger(settings).to_pylist()
+    lake = Lakehouse(settings)
+    ledger = _ledger(lake).to_pylist()
     if not ledger:  # nothing chained yet: no need to read silver (~1 s for 450 day partitions)
         return Verdict(True, 0, 0, 0, [])
-    silver = {r["event_id"]: r for r in _silver(settings, list(FIELDS)).to_pylist()}
+    silver = {r["event_id"]: r for r in _silver(lake, list(FIELDS)).to_pylist()}
     chains: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for entry in ledger:
         chains[entry["chain"]].append(entry)
@@ -214,7 +214,7 @@ def verify(settings: Settings, on: date | None = None) -> Verdict:
 def proof(settings: Settings, event_id: str) -> dict[str, Any] | None:
     """What an outsider needs to check one price: its entry, the canonical content that hashes
     to ``content_hash``, and the chain's head (later entries are linked up to it)."""
-    ledger = _ledger(settings)
+    ledger = _ledger(Lakehouse(settings))
     found = ledger.filter(pc.field("event_id") == event_id).to_pylist()
     if not found:
         return None

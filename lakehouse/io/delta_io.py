@@ -5,7 +5,8 @@ replayed after a crash writes nothing twice.
 session: ``lake[GOLD_PRICE_DAILY]`` is a ``SparkTable`` — ``read``, ``where``, ``exists``,
 ``ensure``, ``commits`` (the rows of some commits), ``append_once``, ``upsert`` — over the same
 ``LakeTable`` (``lakehouse.io.lake``) the delta-rs side uses, which does the small reads and the
-commits after a table's first write.
+commits after a table's first write. A job's computation hands what it writes back as a
+``Write`` (a table, the rows, the MERGE's options); ``lake.write`` MERGEs it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from delta.tables import DeltaTable
@@ -374,6 +375,16 @@ def _column(expression: str | Column) -> Column:
     return F.expr(expression) if isinstance(expression, str) else expression
 
 
+@dataclass(frozen=True)
+class Write:
+    """Rows to write: ``rows`` MERGEd into ``table`` with ``options`` (those of
+    ``SparkTable.upsert``: ``only_if``, ``matched``, ``within``, ``insert_when`` …)."""
+
+    table: Table
+    rows: DataFrame
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
 class SparkLake:
     """Every registered table of the lakehouse of ``settings`` as the Spark session ``spark``
     reads and writes it: ``lake[T]`` (a ``SparkTable``); ``lake.delta`` is the same lakehouse
@@ -386,3 +397,7 @@ class SparkLake:
 
     def __getitem__(self, table: Table) -> SparkTable:
         return SparkTable(self.spark, self.delta[table])
+
+    def write(self, write: Write) -> None:
+        """MERGE what a computation returned to be written (``SparkTable.upsert``)."""
+        self[write.table].upsert(write.rows, **write.options)

@@ -15,7 +15,7 @@ from pathlib import Path
 from lakehouse.catalog.tables import TABLES, Table, arrow_schema
 from lakehouse.config.settings import Settings
 from lakehouse.io.fast_read import TableMissing
-from lakehouse.io.lake import Lakehouse
+from lakehouse.io.lake import Lakehouse, LakeTable
 
 DOC_START = "<!-- data-dictionary:start (generated: ./run.sh tables --docs) -->"
 DOC_END = "<!-- data-dictionary:end -->"
@@ -55,10 +55,11 @@ def _declared_types(table: Table) -> dict[str, str]:
     return {f.name: str(f.type) for f in arrow_schema(table)} if table.schema else {}
 
 
-def describe(table: Table, settings: Settings) -> TableInfo:
+def describe(bound: LakeTable) -> TableInfo:
     """What the dictionary says about one table, live."""
+    table = bound.table
     try:
-        delta = Lakehouse(settings)[table].open()
+        delta = bound.open()
     except TableMissing:
         types = _declared_types(table)
         columns = tuple(Column(n, types.get(n, ""), m) for n, m in table.meanings.items())
@@ -79,7 +80,8 @@ def describe(table: Table, settings: Settings) -> TableInfo:
 
 
 def describe_all(settings: Settings) -> list[TableInfo]:
-    return [describe(table, settings) for table in TABLES.values()]
+    lake = Lakehouse(settings)
+    return [describe(lake[table]) for table in TABLES.values()]
 
 
 def text(infos: list[TableInfo]) -> str:

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from lakehouse.catalog.tables import Table
 from lakehouse.config.settings import ConfigError, Settings
 from lakehouse.config.storage import files
-from lakehouse.io.lake import Lakehouse
+from lakehouse.io.lake import Lakehouse, LakeTable
 
 #: columns analysts filter by; each table is Z-ordered on those it has (partition columns aside)
 FILTER_COLUMNS = ("commodity", "market_id", "date", "hour")
@@ -68,9 +68,9 @@ def check_retention(hours: float, settings: Settings) -> None:
         )
 
 
-def _files(settings: Settings, table: Table) -> tuple[int, int]:
+def _files(table: LakeTable) -> tuple[int, int]:
     """(data files, log files) of a table in its store."""
-    found = files(settings, table.path(settings))
+    found = files(table.settings, table.location)
     logs = sum(1 for f in found if f.startswith("_delta_log/"))
     data = sum(1 for f in found if f.endswith(".parquet") and not f.startswith("_delta_log/"))
     return data, logs
@@ -80,13 +80,12 @@ def _most_files_in_a_partition(live_files: list[str]) -> int:
     return max(Counter(uri.rsplit("/", 1)[0] for uri in live_files).values(), default=0)
 
 
-def maintain_table(table: Table, settings: Settings, retention_hours: float) -> Upkeep:
+def maintain_table(bound: LakeTable, retention_hours: float) -> Upkeep:
     """OPTIMIZE (Z-ORDER), VACUUM and log cleanup of one existing table."""
-    bound = Lakehouse(settings)[table]
     before = bound.open()
     live_before = before.file_uris()
-    data_before, log_before = _files(settings, table)
-    zorder = zorder_columns(table, [field.name for field in before.schema().fields])
+    data_before, log_before = _files(bound)
+    zorder = zorder_columns(bound.table, [field.name for field in before.schema().fields])
     # a partition (or unpartitioned table) of one file has nothing to compact or cluster across
     # files, and Z-ORDER is not incremental: skip rewriting tables where that holds everywhere
     optimized = _most_files_in_a_partition(live_before) > 1
@@ -94,10 +93,10 @@ def maintain_table(table: Table, settings: Settings, retention_hours: float) -> 
         bound.optimize(zorder)
     bound.vacuum(retention_hours)
     bound.tidy_log()
-    data_after, log_after = _files(settings, table)
+    data_after, log_after = _files(bound)
     after = bound.open()
     return Upkeep(
-        table=table.qualified_name,
+        table=bound.name,
         optimized=optimized,
         zorder_by=zorder,
         live_files=(len(live_before), len(after.file_uris())),
@@ -111,8 +110,8 @@ def maintain(tables: list[Table], settings: Settings, retention_hours: float) ->
     """Maintain each of ``tables`` that exists (a progress bar on a terminal)."""
     check_retention(retention_hours, settings)
     lake = Lakehouse(settings)
-    existing = [t for t in tables if lake[t].version() is not None]
+    existing = [lake[t] for t in tables if lake[t].version() is not None]
     return [
-        maintain_table(table, settings, retention_hours)
-        for table in tqdm(existing, desc="maintain", unit="table", disable=None)
+        maintain_table(bound, retention_hours)
+        for bound in tqdm(existing, desc="maintain", unit="table", disable=None)
     ]

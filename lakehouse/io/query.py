@@ -84,12 +84,13 @@ def referenced_tables(sql: str) -> list[Table]:
 
 
 def _opened(table: Table, settings: Settings, as_of: AsOf | None) -> DeltaTable:
+    bound = Lakehouse(settings)[table]
     try:
         if isinstance(as_of, int):
-            newest = Lakehouse(settings)[table].open().version()
+            newest = bound.open().version()
             if as_of > newest:
                 raise QueryError(f"{table.qualified_name} has no version {as_of}; newest {newest}")
-        return Lakehouse(settings)[table].open(as_of)
+        return bound.open(as_of)
     except TableMissing as exc:
         raise QueryError(str(exc)) from None
     except QueryError:

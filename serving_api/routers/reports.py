@@ -28,7 +28,7 @@ from lakehouse.config.settings import Settings
 from lakehouse.domain.briefs.brief import Inputs, Week, make_brief
 from lakehouse.io.fast_read import TableMissing, sql_strings
 from lakehouse.io.lake import Lakehouse
-from serving_api.deps import ConfDep, SettingsDep
+from serving_api.deps import ConfDep, LakeDep, SettingsDep
 from serving_api.errors import ApiError, resolve_province
 from serving_api.models import Error
 from serving_api.routers import API_PREFIX, READ_ERRORS
@@ -52,10 +52,9 @@ def _rows(lake: Lakehouse, table: Table, columns: list[str], where: str) -> pd.D
     return rows.reindex(columns=columns)
 
 
-def load_inputs(settings: Settings, conf: Conf, province: str, week: Week) -> Inputs:
+def load_inputs(lake: Lakehouse, conf: Conf, province: str, week: Week) -> Inputs:
     """What the brief of ``province`` and ``week`` is made of
     (lakehouse.domain.briefs.brief.Inputs)."""
-    lake = Lakehouse(settings)
     markets = sql_strings([m.market_id for m in conf.markets.values() if m.province == province])
     in_province = f"t.market_id IN ({markets})"
     this_week = f"BETWEEN DATE '{week.start}' AND DATE '{week.end}'"
@@ -64,7 +63,7 @@ def load_inputs(settings: Settings, conf: Conf, province: str, week: Week) -> In
         for w in (week, week.before(), week.year_before())
     )
     start, end = (
-        at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") for at in week.bounds(settings.tz)
+        at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") for at in week.bounds(lake.settings.tz)
     )
     during = f"BETWEEN TIMESTAMP '{start}' AND TIMESTAMP '{end}'"
     named = sql_strings([province])
@@ -127,14 +126,12 @@ def _week(text: str | None, settings: Settings) -> Week:
     return week
 
 
-def _render(
-    settings: Settings, conf: Conf, province: str, week: Week, fmt: str, lang: str
-) -> bytes:
+def _render(lake: Lakehouse, conf: Conf, province: str, week: Week, fmt: str, lang: str) -> bytes:
     """The brief's file. Its renderers (matplotlib, fpdf2, openpyxl: ~1 s of imports) load in
     the background once the API has started (``warm_up_briefs``), not before it answers."""
     from lakehouse.domain.briefs.brief_files import RENDERERS
 
-    inputs = load_inputs(settings, conf, province, week)
+    inputs = load_inputs(lake, conf, province, week)
     return RENDERERS[fmt](make_brief(inputs, province, week, lang, conf))
 
 
@@ -169,6 +166,7 @@ def warm_up_briefs() -> threading.Thread:
 )
 async def brief(
     settings: SettingsDep,
+    lake: LakeDep,
     conf: ConfDep,
     province: Annotated[
         str, Query(max_length=128, description="name, alias or BPS code", examples=["Jawa Barat"])
@@ -180,7 +178,7 @@ async def brief(
     name = resolve_province(conf, province)
     assert name is not None
     wanted = _week(week, settings)
-    body = await run_in_threadpool(_render, settings, conf, name, wanted, format, lang)
+    body = await run_in_threadpool(_render, lake, conf, name, wanted, format, lang)
     filename = f"brief-{name.replace(' ', '_')}-{wanted}.{format}"
     return Response(
         body,

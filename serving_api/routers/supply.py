@@ -18,17 +18,15 @@ from lakehouse.catalog.tables import (
     GOLD_SHIPMENTS,
     GOLD_STOCK_DAILY,
     GOLD_SUPPLY_REGION_DAILY,
-    Table,
 )
-from lakehouse.config.settings import Settings
 from lakehouse.domain.accounts.registry import NotFound
 from lakehouse.domain.supply_chain.supply import ROUTE_SEPARATOR, Entity
 from lakehouse.domain.supply_chain.supply_registry import SupplyRegistry
 from lakehouse.domain.supply_chain.supply_routes import PastShipment, analyze
 from lakehouse.io.fast_read import Condition, TableMissing
-from lakehouse.io.lake import Lakehouse
+from lakehouse.io.lake import LakeTable
 from serving_api.auth import Permission
-from serving_api.deps import ConfDep, SettingsDep, SupplyRegistryDep, require
+from serving_api.deps import ConfDep, LakeDep, SettingsDep, SupplyRegistryDep, require
 from serving_api.errors import ApiError, resolve_commodity, resolve_province
 from serving_api.ingest import PricePublisher
 from serving_api.models import Accepted, Error
@@ -208,11 +206,11 @@ async def post_events(
 # ---- stock views ------------------------------------------------------------------------------
 
 
-def _rows(table: Table, settings: Settings, where: Sequence[Condition] = ()) -> pd.DataFrame:
+def _rows(table: LakeTable, where: Sequence[Condition] = ()) -> pd.DataFrame:
     try:
-        return Lakehouse(settings)[table].read(where=where).to_pandas()
+        return table.read(where=where).to_pandas()
     except TableMissing:
-        return pd.DataFrame(columns=list(table.columns))
+        return pd.DataFrame(columns=list(table.table.columns))
 
 
 class CommodityStock(BaseModel):
@@ -252,16 +250,12 @@ def _trend(series: pd.DataFrame) -> tuple[str, float | None]:
     summary="An entity's latest stock per commodity, days of cover and trend",
     responses={**READ_ERRORS, 404: {"model": Error, "description": "no such supply entity"}},
 )
-async def entity_stock(
-    settings: SettingsDep, registry: SupplyRegistryDep, entity_id: str
-) -> EntityStock:
+async def entity_stock(lake: LakeDep, registry: SupplyRegistryDep, entity_id: str) -> EntityStock:
     try:
         entity = registry.entity(entity_id)
     except NotFound as exc:
         raise ApiError(404, str(exc)) from None
-    rows = await asyncio.to_thread(
-        _rows, GOLD_STOCK_DAILY, settings, [("entity_id", "=", entity_id)]
-    )
+    rows = await asyncio.to_thread(_rows, lake[GOLD_STOCK_DAILY], [("entity_id", "=", entity_id)])
     found = []
     for commodity, series in rows.sort_values("date").groupby("commodity"):
         latest = series.iloc[-1]
@@ -298,14 +292,14 @@ class ProvinceStock(BaseModel):
     responses=READ_ERRORS,
 )
 async def province_stock(
-    conf: ConfDep, settings: SettingsDep, commodity: str | None = None, region: str | None = None
+    conf: ConfDep, lake: LakeDep, commodity: str | None = None, region: str | None = None
 ) -> list[ProvinceStock]:
     filters = []
     if commodity := resolve_commodity(conf, commodity):
         filters.append(("commodity", "=", commodity))
     if province := resolve_province(conf, region):
         filters.append(("province", "=", province))
-    rows = await asyncio.to_thread(_rows, GOLD_SUPPLY_REGION_DAILY, settings, filters)
+    rows = await asyncio.to_thread(_rows, lake[GOLD_SUPPLY_REGION_DAILY], filters)
     latest = rows.sort_values("date").groupby(["province", "commodity"]).tail(1)
     return [
         ProvinceStock(
@@ -343,12 +337,12 @@ class ShipmentOut(BaseModel):
     responses=READ_ERRORS,
 )
 async def shipments(
-    settings: SettingsDep,
+    lake: LakeDep,
     state: Literal["in_transit", "arrived"] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[ShipmentOut]:
     filters = [("state", "=", state)] if state else []
-    rows = await asyncio.to_thread(_rows, GOLD_SHIPMENTS, settings, filters)
+    rows = await asyncio.to_thread(_rows, lake[GOLD_SHIPMENTS], filters)
     rows = rows.sort_values("departed_at", ascending=False).head(limit)
     return [
         ShipmentOut(
@@ -411,8 +405,8 @@ def _place(registry: SupplyRegistry, name: str) -> Regency:
         ) from None
 
 
-def _history(settings: Settings) -> list[PastShipment]:
-    rows = _rows(GOLD_SHIPMENTS, settings, [("state", "=", "arrived")])
+def _history(shipped: LakeTable) -> list[PastShipment]:
+    rows = _rows(shipped, [("state", "=", "arrived")])
     return [
         PastShipment(r.route_id, r.departed_at.date(), float(r.planned_hours), float(r.delay_hours))
         for r in rows.itertuples()
@@ -436,6 +430,7 @@ def _history(settings: Settings) -> list[PastShipment]:
 async def route_analyze(
     conf: ConfDep,
     settings: SettingsDep,
+    lake: LakeDep,
     registry: SupplyRegistryDep,
     origin: str | None = None,
     destination: str | None = None,
@@ -460,7 +455,7 @@ async def route_analyze(
     if not origin or not destination:
         raise ApiError(422, "give origin and destination, or route_id")
     start, end = _place(registry, origin), _place(registry, destination)
-    history = await asyncio.to_thread(_history, settings)
+    history = await asyncio.to_thread(_history, lake[GOLD_SHIPMENTS])
     return await asyncio.to_thread(
         analyze, start, end, departure or date.today(), history, settings.supply, distance_km
     )

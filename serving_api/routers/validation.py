@@ -15,8 +15,8 @@ from pydantic import BaseModel, Field
 
 from lakehouse.catalog.conf import Conf
 from lakehouse.catalog.events import PriceEvent
-from lakehouse.config.settings import Settings
 from lakehouse.domain.validation.price_check import PRICE_FIELDS, check, history_window
+from lakehouse.io.lake import Lakehouse
 from serving_api.auth import Permission
 from serving_api.deps import ConfDep, GoldDep, SettingsDep, require
 from serving_api.errors import ApiError
@@ -56,7 +56,7 @@ CHECKABLE = (datetime(1678, 1, 1, tzinfo=UTC), datetime(2261, 12, 31, tzinfo=UTC
 
 
 def _verdicts(
-    settings: Settings,
+    lake: Lakehouse,
     conf: Conf,
     recent: RecentHistory,
     events: list[PriceEvent],
@@ -68,8 +68,8 @@ def _verdicts(
     prices["event_id"] = prices["event_id"].astype(str)
     prices["observed_at"] = pd.to_datetime(prices["observed_at"], utc=True)
     rules = conf.quality
-    history = price_history(settings, conf, recent, history_window(prices, conf, rules))
-    verdicts = check(prices, history, conf, rules, now, settings.tz)
+    history = price_history(lake, conf, recent, history_window(prices, conf, rules))
+    verdicts = check(prices, history, conf, rules, now, lake.settings.tz)
     return [PriceVerdict.model_validate(v, from_attributes=True) for v in verdicts]
 
 
@@ -106,5 +106,5 @@ async def check_prices(
         )
     now = datetime.now(UTC)
     recent = await cache.get(PRICE_HISTORY)
-    verdicts = await run_in_threadpool(_verdicts, settings, conf, recent, events, now)
+    verdicts = await run_in_threadpool(_verdicts, cache.lake, conf, recent, events, now)
     return CheckOut(checked_at=now, verdicts=verdicts)

@@ -1,12 +1,14 @@
-"""The alert step of the gold micro-batch: reads what the rules need, MERGEs ``gold.alerts``.
+"""The alert step of the gold micro-batch: reads what the rules need, computes the rows to
+MERGE into ``gold.alerts``.
 
 It runs beside the gold aggregates, in three calls: ``plan`` (what the batch touched, from
 ``gold.alerts``), ``signals`` of each family of rules once its gold table holds the batch, and
-``write``. For the keys the batch touched it re-evaluates the rules from ``lookback_days``
+``alerts``. For the keys the batch touched it re-evaluates the rules from ``lookback_days``
 before the batch's oldest event (or from the start of a still-live alert of those keys, so an
-episode is always seen whole) and MERGEs the resulting alerts on their deterministic id,
-changing a row only when something in it changed. A batch replayed after a crash reads the same
-silver/gold state and so writes the same alerts: exactly once, like the other gold tables.
+episode is always seen whole) and returns the resulting alerts as a ``Write`` (``alert_write``:
+MERGEd on their deterministic id, changing a row only when something in it changed). A batch
+replayed after a crash reads the same silver/gold state and so writes the same alerts: exactly
+once, like the other gold tables.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from lakehouse.catalog.tables import (
 )
 from lakehouse.config.logs import Laps
 from lakehouse.config.settings import Settings
-from lakehouse.io.delta_io import SparkLake
+from lakehouse.io.delta_io import SparkLake, Write
 from lakehouse.io.spark import literal_map, pinned
 from streaming_jobs.alerts.episodes import episodes
 from streaming_jobs.alerts.held import (
@@ -82,14 +84,19 @@ def news_since(settings: Settings, now: datetime) -> datetime:
     return now - timedelta(hours=settings.alerts.max_age_hours)
 
 
+def alert_write(rows: DataFrame, settings: Settings, now: datetime) -> Write:
+    """Alert rows (``alert_rows``, ``held_move_alerts`` …) to MERGE into ``gold.alerts`` (which
+    must exist): a stored alert takes each change (``CHANGED``); a new one is stored only when
+    its last firing point is news (``news_since`` ``now``)."""
+    since = _sql_time(news_since(settings, now))
+    news = f"s.last_firing_at >= TIMESTAMP '{since}'"
+    return Write(GOLD_ALERTS, rows, {"only_if": CHANGED, "insert_when": news})
+
+
 def upsert_alerts(lake: SparkLake, rows: DataFrame, now: datetime) -> None:
-    """MERGE alert rows (``alert_rows``, ``held_move_alerts`` …) into ``gold.alerts``: a stored
-    alert takes each change (``CHANGED``); a new one is stored only when its last firing point
-    is news (``news_since`` ``now``)."""
-    alerts = lake[GOLD_ALERTS]
-    alerts.ensure()
-    since = _sql_time(news_since(lake.settings, now))
-    alerts.upsert(rows, only_if=CHANGED, insert_when=f"s.last_firing_at >= TIMESTAMP '{since}'")
+    """MERGE alert rows into ``gold.alerts`` (``alert_write``), created first if need be."""
+    lake[GOLD_ALERTS].ensure()
+    lake.write(alert_write(rows, lake.settings, now))
 
 
 @dataclass(frozen=True)
@@ -315,14 +322,14 @@ class AlertStep:
         plan.seconds.update(laps.seconds)
         return rows
 
-    def write(
+    def alerts(
         self, batch_id: int, plan: Plan, signals: list[DataFrame | None], now: datetime
-    ) -> None:
-        """MERGE the alerts of the families' ``signals`` into ``gold.alerts``; ``batch_id`` is
+    ) -> Write | None:
+        """The alerts of the families' ``signals``, to MERGE into ``gold.alerts``; ``batch_id`` is
         the gold batch's."""
         computed = [s for s in signals if s is not None]
         if not computed:
-            return
+            return None
         laps = Laps()
         rows = alert_rows(
             episodes(reduce(DataFrame.unionByName, computed), self.rules.cooldown_hours()),
@@ -330,12 +337,12 @@ class AlertStep:
             conf_of(self.settings),
             batch_clock(now),
         ).transform(pinned)
-        upsert_alerts(self.lake, rows, now)
-        laps("merge")
+        laps("alerts")
         log.info(
             "alerts evaluated",
             extra={"batch_id": batch_id, "seconds": plan.seconds | laps.seconds},
         )
+        return alert_write(rows, self.settings, now)
 
     # ---- held prices (silver's holds and decisions) -------------------------------------------
     def held_moves(
@@ -344,11 +351,11 @@ class AlertStep:
         decisions: DataFrame | None,
         now: datetime,
         exists: Callable[[Table], bool],
-    ) -> None:
-        """MERGE the alerts of the ``fresh`` holds and of the ``decisions`` on holds of a gold
-        batch's silver batches that matter (``held.held_move_alerts``); a confirmed one
-        resolves ``price_move.cooldown_hours`` after its confirmation. ``exists``: whether a
-        table is written yet."""
+    ) -> Write | None:
+        """The alerts of the ``fresh`` holds and of the ``decisions`` on holds of a gold batch's
+        silver batches that matter (``held.held_move_alerts``), to MERGE into ``gold.alerts``; a
+        confirmed one resolves ``price_move.cooldown_hours`` after its confirmation. ``exists``:
+        whether a table is written yet."""
         rules = self.rules
         cooldown = timedelta(hours=rules.price_move.cooldown_hours)
         rows = (
@@ -368,8 +375,7 @@ class AlertStep:
             moves = self._held_rows(self._held_moves(touched, first, exists), first, now)
             rows = moves.unionByName(rows.join(moves.select("alert_id"), "alert_id", "left_anti"))
         rows = rows.transform(pinned)
-        if not rows.isEmpty():
-            upsert_alerts(self.lake, rows, now)
+        return None if rows.isEmpty() else alert_write(rows, self.settings, now)
 
     def _held_moves(
         self, touched: DataFrame, first: date, exists: Callable[[Table], bool]
