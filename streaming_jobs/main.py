@@ -11,6 +11,8 @@ import logging
 import os
 import sys
 import threading
+from collections import Counter
+from collections.abc import Callable
 from functools import partial
 
 from pyspark.sql.streaming import StreamingQuery
@@ -28,7 +30,7 @@ from streaming_jobs.medallion import (
     silver_query,
 )
 from streaming_jobs.news import NEWS_QUERY, news_query
-from streaming_jobs.progress_metrics import MetricsEndpoint, serve_metrics
+from streaming_jobs.progress_metrics import MetricsEndpoint, PipelineMetrics, serve_metrics
 from streaming_jobs.query_priority import SilverFirst
 from streaming_jobs.supply_query import SUPPLY_QUERY, supply_query
 
@@ -36,6 +38,14 @@ log = logging.getLogger(__name__)
 
 STATUS_INTERVAL_SECONDS = 2.0
 STATUS_NAME = "pipeline"
+#: the failures of a query the pipeline recovers from itself, by starting the query again from
+#: its checkpoint (its batch is replayed whole, as after a restart of the process, without a new
+#: driver): a batch's pinned blocks (``lakehouse.io.spark.pinned``, a local checkpoint) lost
+#: with the executor that held them — on a cluster, a worker lost mid-batch
+RECOVERABLE = ("CHECKPOINT_RDD_BLOCK_ID_NOT_FOUND",)
+#: how many times one query is started again so in a process's life; then the process fails
+#: and its keeper restarts it
+QUERY_RESTARTS = 3
 #: the driver's loggers that report the work of a batch a stop interrupts: quiet once the
 #: pipeline stops (``./run.sh down`` otherwise left, now and then, "ERROR TorrentBroadcast: Store
 #: broadcast … fail", "ERROR ShuffleBlockFetcherIterator: Error occurred while fetching local
@@ -61,10 +71,50 @@ def queries_of(settings: Settings, priority: SilverFirst) -> list[QueryFactory]:
     return [factory for name, factory in factories.items() if name in settings.spark.queries]
 
 
+def recovered_from(error: str, restarts: int) -> str | None:
+    """The failure of ``RECOVERABLE`` that ``error`` (a stopped query's exception, as text)
+    names when the query, started again ``restarts`` times already, is started again in this
+    process; None when the process fails."""
+    if restarts >= QUERY_RESTARTS:
+        return None
+    return next((code for code in RECOVERABLE if code in error), None)
+
+
+def restart_recoverable(
+    queries: list[StreamingQuery],
+    start: Callable[[int], StreamingQuery],
+    restarts: Counter[str],
+    metrics: PipelineMetrics | None = None,
+) -> bool:
+    """Start again (``start(i)``, in place) each stopped query of ``queries`` whose failure the
+    pipeline recovers from (``recovered_from``), counting it in ``restarts`` and ``metrics``;
+    whether none stopped otherwise."""
+    ok = True
+    for i, q in enumerate(queries):
+        if q.isActive:
+            continue
+        error = str(q.exception())
+        reason = recovered_from(error, restarts[q.name])
+        if reason is None:
+            log.error("query stopped", extra={"query": q.name, "error": error})
+            ok = False
+            continue
+        restarts[q.name] += 1
+        log.warning(
+            "query started again from its checkpoint",
+            extra={"query": q.name, "restarts": restarts[q.name], "reason": reason},
+        )
+        if metrics is not None:
+            metrics.restarts.labels(q.name).inc()
+        queries[i] = start(i)
+    return ok
+
+
 def _report(
     settings: Settings,
     state: str,
     queries: list[StreamingQuery],
+    restarts: Counter[str],
     endpoint: MetricsEndpoint | None = None,
 ) -> None:
     write_status(
@@ -77,6 +127,7 @@ def _report(
                 "id": str(q.id),
                 "active": q.isActive,
                 "batch": (q.lastProgress or {}).get("batchId"),
+                "restarts": restarts[q.name],
                 **(endpoint.metrics.summary(q.name) if endpoint else {}),
             }
             for q in queries
@@ -90,22 +141,26 @@ def run(settings: Settings, stop: threading.Event) -> int:
     spark = get_spark(settings)
     endpoint = serve_metrics(spark, settings)  # before the queries: it sees them start
     priority = SilverFirst(gold_interval=settings.spark.gold_interval_seconds)
-    queries = [factory(spark, settings) for factory in queries_of(settings, priority)]
+    factories = queries_of(settings, priority)
+    queries = [factory(spark, settings) for factory in factories]
+    restarts: Counter[str] = Counter()
     # started: now the whole session (the JVM with it) yields to the API; the start itself,
     # a JVM's most CPU-hungry minute, ran at the session's default weight (on a busy box it
     # otherwise waited past the service's start timeout)
     cpu = lower_session(settings.spark.niceness)
     log.info("pipeline running", extra={"queries": [q.name for q in queries], "cpu": cpu})
+    metrics = endpoint.metrics if endpoint else None
+
+    def start(i: int) -> StreamingQuery:  # the i-th query again, from its checkpoint
+        return factories[i](spark, settings)
+
     code = 0
     try:
         while not stop.wait(STATUS_INTERVAL_SECONDS):
-            failed = [q for q in queries if not q.isActive]
-            if failed:
-                for q in failed:
-                    log.error("query stopped", extra={"query": q.name, "error": str(q.exception())})
+            if not restart_recoverable(queries, start, restarts, metrics):
                 code = 1
                 break
-            _report(settings, "running", queries, endpoint)
+            _report(settings, "running", queries, restarts, endpoint)
     finally:
         # a batch that stop interrupts is replayed from the checkpoint at the next start; py4j
         # would log its InterruptedException as an error of the foreachBatch callback, and the
@@ -115,7 +170,7 @@ def run(settings: Settings, stop: threading.Event) -> int:
         priority.release()  # a gold batch resting ends now, not after its interval
         for q in queries:
             q.stop()
-        _report(settings, "failed" if code else "stopped", queries)
+        _report(settings, "failed" if code else "stopped", queries, restarts)
         if endpoint is not None:
             endpoint.close()
         spark.stop()

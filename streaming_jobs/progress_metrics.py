@@ -151,6 +151,7 @@ class PipelineMetrics:
         self.last_batch = gauge(m.LAST_BATCH)
         self.last_batch_age = gauge(m.LAST_BATCH_AGE)
         self.active = gauge(m.QUERY_ACTIVE)
+        self.restarts = counter(m.QUERY_RESTARTS)
         r.register(_StepCollector(steps))
         self.steps = steps
         self._names: dict[str, str] = {}  # query id → name
@@ -160,6 +161,7 @@ class PipelineMetrics:
     def started(self, query_id: str, name: str) -> None:
         self._names[query_id] = name
         self.active.labels(name).set(1)
+        self.restarts.labels(name)  # 0 from the start: an increase is seen from the first
         self.last_batch_age.labels(name).set_function(lambda n=name: self._age(n))
 
     def terminated(self, query_id: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -17,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from lakehouse.catalog import ops_metrics as m
 from lakehouse.catalog.tables import SILVER_HOLDS
 from lakehouse.io.lake import Lakehouse
+from streaming_jobs.main import QUERY_RESTARTS, recovered_from, restart_recoverable
 from streaming_jobs.progress_metrics import (
     QUALITY_OBSERVATION,
     REST,
@@ -175,3 +177,53 @@ def test_open_holds_counts_the_reviewable_rows_of_the_holds_table(settings, tmp_
     metrics = PipelineMetrics(steps=StepTimes())
     metrics.watch_holds(count, every=0)
     assert value(families(metrics)[m.HOLDS_OPEN.name], m.HOLDS_OPEN.name) == 1
+
+
+def test_a_query_whose_pinned_blocks_were_lost_starts_again_a_few_times_then_the_process_fails():
+    """A batch's pinned blocks lost with an executor (a worker lost mid-batch on a cluster):
+    the query starts again from its checkpoint in the same driver, ``QUERY_RESTARTS`` times;
+    any other failure, or one more, ends the process (its keeper restarts it)."""
+    lost = (
+        "[FOREACH_BATCH_USER_FUNCTION_ERROR] … org.apache.spark.SparkException: "
+        "[CHECKPOINT_RDD_BLOCK_ID_NOT_FOUND] Checkpoint block rdd_242_0 not found!"
+    )
+    assert [recovered_from(lost, n) for n in range(QUERY_RESTARTS)] == [
+        "CHECKPOINT_RDD_BLOCK_ID_NOT_FOUND"
+    ] * QUERY_RESTARTS
+    assert recovered_from(lost, QUERY_RESTARTS) is None
+    assert recovered_from("[DELTA_CONCURRENT_APPEND] Files were added", 0) is None
+    assert recovered_from("None", 0) is None  # stopped without an exception
+
+    metrics = PipelineMetrics(steps=StepTimes())
+    metrics.started(SILVER_PROGRESS["id"], "silver")
+    metrics.started(GOLD_PROGRESS["id"], "gold")
+    restarts = families(metrics)[m.QUERY_RESTARTS.name]
+    assert value(restarts, m.QUERY_RESTARTS.series, query="silver") == 0  # there from the start
+
+    # the supervisor's round: the gold query lost its blocks, the silver query runs
+    queries = [FakeQuery("silver"), FakeQuery("gold", lost)]
+    started: list[int] = []
+
+    def start(i: int) -> FakeQuery:
+        started.append(i)
+        return FakeQuery(queries[i].name)
+
+    counts: Counter[str] = Counter()
+    assert restart_recoverable(queries, start, counts, metrics)
+    assert started == [1] and counts == {"gold": 1} and all(q.isActive for q in queries)
+    restarts = families(metrics)[m.QUERY_RESTARTS.name]
+    assert value(restarts, m.QUERY_RESTARTS.series, query="gold") == 1
+    queries[0] = FakeQuery("silver", "[DELTA_CONCURRENT_APPEND] Files were added")
+    assert not restart_recoverable(queries, start, counts, metrics)  # the process fails
+    assert started == [1]
+
+
+class FakeQuery:
+    """What the supervisor asks of a ``StreamingQuery``: stopped when it has an error."""
+
+    def __init__(self, name: str, error: str | None = None) -> None:
+        self.name, self.error = name, error
+        self.isActive = error is None
+
+    def exception(self) -> str | None:
+        return self.error

@@ -116,6 +116,13 @@ QUERY_ACTIVE = Metric(
     "1 while a streaming query runs, 0 once it stopped or failed",
     ("query",),
 )
+QUERY_RESTARTS = Metric(
+    "smartmarket_pipeline_query_restarts",
+    "counter",
+    "Streaming queries started again in the pipeline's process, from their checkpoints, after "
+    "a failure it recovers from (a batch's pinned blocks lost with an executor)",
+    ("query",),
+)
 SERVICE_RESTARTS = Metric(
     "smartmarket_service_restarts",
     "counter",
@@ -137,6 +144,7 @@ PIPELINE_METRICS: tuple[Metric, ...] = (
     LAST_BATCH,
     LAST_BATCH_AGE,
     QUERY_ACTIVE,
+    QUERY_RESTARTS,
 )
 
 BRIDGE_FORWARDED = Metric(
