@@ -43,8 +43,8 @@ STATUS_NAME = "pipeline"
 #: driver): a batch's pinned blocks (``lakehouse.io.spark.pinned``, a local checkpoint) lost
 #: with the executor that held them — on a cluster, a worker lost mid-batch
 RECOVERABLE = ("CHECKPOINT_RDD_BLOCK_ID_NOT_FOUND",)
-#: how many times one query is started again so in a process's life; then the process fails
-#: and its keeper restarts it
+#: how many times a query is started again in one process's life; its next failure ends the
+#: process (its keeper restarts it)
 QUERY_RESTARTS = 3
 #: the driver's loggers that report the work of a batch a stop interrupts: quiet once the
 #: pipeline stops (``./run.sh down`` otherwise left, now and then, "ERROR TorrentBroadcast: Store
