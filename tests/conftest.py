@@ -43,8 +43,12 @@ SHORT_LIVED_JIT = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
 #: the journey's, which runs the default settings): each test's plans run once or twice on a
 #: few rows, where compiling them (whole-stage code, then the JIT's work on the classes) and
 #: re-planning every stage (adaptive execution) cost more than they save — tests/test_alerts.py
-#: took 158 s with them and 96 s without; the results are Spark's either way
+#: took 158 s with them and 96 s without; the results are Spark's either way. No web UI: no test
+#: reads one, and a pipeline a test started found the UI port of the session's own driver taken,
+#: took the next one (Spark tries 16) and with it, once, the session's pipeline metrics port —
+#: the pipeline could not serve its metrics and exited (CI of 961b9f9)
 TEST_SPARK_CONF = {
+    "spark.ui.enabled": "false",
     "spark.sql.codegen.wholeStage": "false",
     "spark.sql.codegen.factoryMode": "NO_CODEGEN",
     "spark.sql.adaptive.enabled": "false",
