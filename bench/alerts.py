@@ -57,7 +57,7 @@ class AlertClock:
 
     def install(self) -> None:
         GoldBatch.__call__ = self._batch(GoldBatch.__call__)
-        GoldBatch._write = self._call(GoldBatch._write, alerts_only=True)
+        GoldBatch._write = self._writer(GoldBatch._write)
         for name in ("plan", "signals", "alerts"):
             setattr(AlertStep, name, self._call(getattr(AlertStep, name)))
 
@@ -74,23 +74,31 @@ class AlertClock:
 
         return wrapper
 
-    def _call(self, method: Callable[..., Any], alerts_only: bool = False) -> Callable[..., Any]:
-        """``method`` timed; ``alerts_only``: a batch's writer (its first argument after
-        ``self`` a ``Write``), timed when it writes ``gold.alerts``."""
+    def _call(self, method: Callable[..., Any]) -> Callable[..., Any]:
+        """``method`` timed, its seconds added to the batch's calls."""
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            write = args[1] if alerts_only else None
-            if isinstance(write, Write) and write.table != GOLD_ALERTS:
-                return method(*args, **kwargs)
             began = time.monotonic()
             try:
                 return method(*args, **kwargs)
             finally:
-                ended = time.monotonic()
                 with self._lock:
-                    self.calls[-1] += ended - began
-                    if alerts_only:
-                        self._written_at = ended
+                    self.calls[-1] += time.monotonic() - began
+
+        return wrapper
+
+    def _writer(self, method: Callable[[GoldBatch, Write], None]) -> Callable[..., None]:
+        """The gold batch's writer: its MERGEs into ``gold.alerts`` timed as calls of the alert
+        step, the end of the last one as when the batch's alerts were written."""
+        timed = self._call(method)
+
+        def wrapper(batch: GoldBatch, write: Write) -> None:
+            if write.table != GOLD_ALERTS:
+                return method(batch, write)
+            try:
+                return timed(batch, write)
+            finally:
+                self._written_at = time.monotonic()
 
         return wrapper
 
